@@ -1,0 +1,37 @@
+#include "cli.hpp"
+
+#include <cstdio>
+#include <exception>
+
+#include "core/error_table.hpp"
+#include "core/version.hpp"
+
+namespace radguard::cli {
+
+int report_error(const Error& error) {
+  std::fprintf(stderr, "radguard: error: %s\n", error.message.c_str());
+  return statuses_for(error.code).exit_code;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"radguard: keep medical images private and trustworthy once they leave clinical care"};
+  app.set_version_flag("--version", std::string(kVersion));
+  app.require_subcommand(1);
+  Action action;
+  add_keygen(app, action);
+  add_deid(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitSuccess : kExitUsage;
+  }
+  try {
+    return action ? action() : kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "radguard: internal error: %s\n", e.what());
+    return kExitSomeFailed;
+  }
+}
+
+}  // namespace radguard::cli

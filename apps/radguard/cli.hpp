@@ -1,0 +1,23 @@
+#pragma once
+// The radguard command line: parses options and calls the library. Each command lives in
+// its own cmd_*.cpp and registers itself here.
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "core/result.hpp"
+
+namespace radguard::cli {
+
+// Runs the command line; returns the process exit status. Catches every exception.
+int run(int argc, char** argv);
+
+// What a parsed command does; set by the command's registration.
+using Action = std::function<int()>;
+
+void add_keygen(CLI::App& app, Action& action);
+void add_deid(CLI::App& app, Action& action);
+
+// Prints "radguard: <message>" on stderr and returns the error's exit status.
+int report_error(const Error& error);
+
+}  // namespace radguard::cli

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs radguard's build, test and benchmark dependencies from Debian 12.
+# Idempotent: packages already present are not downloaded again, and the
+# apt index is refreshed only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libdcmtk-dev dcmtk            # DICOM parsing, codecs, networking, signatures
+  libssl-dev                    # HMAC-SHA256, SHA-256, random keys
+  libsqlite3-dev                # embedded state (consent registry, ledger)
+  libcli11-dev nlohmann-json3-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  dicom3tools                   # dciodvfy: output validity checks in tests
+  libgdcm-tools                 # gdcmanon: the benchmark's baseline
+  python3-pydicom               # real-world DICOM sample files used by tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,122 @@
+#include "batch/batch.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <set>
+#include <thread>
+
+namespace radguard::batch {
+
+namespace fs = std::filesystem;
+
+InputSet find_files(std::span<const fs::path> inputs) {
+  InputSet set;
+  std::set<fs::path> seen;
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    const auto status = fs::status(input, ec);
+    if (ec || !fs::exists(status)) {
+      set.missing.push_back({input, "does not exist"});
+      continue;
+    }
+    if (fs::is_regular_file(status)) {
+      seen.insert(fs::weakly_canonical(input, ec));
+      continue;
+    }
+    if (!fs::is_directory(status)) {
+      set.missing.push_back({input, "is neither a file nor a folder"});
+      continue;
+    }
+    fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec);
+    if (ec) {
+      set.missing.push_back({input, "cannot be listed: " + ec.message()});
+      continue;
+    }
+    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) {
+        set.missing.push_back({input, "cannot be listed completely: " + ec.message()});
+        break;
+      }
+      std::error_code file_ec;
+      if (it->is_regular_file(file_ec)) seen.insert(fs::weakly_canonical(it->path(), file_ec));
+    }
+  }
+  set.files.assign(seen.begin(), seen.end());
+  return set;
+}
+
+Progress::Progress(std::string label, std::size_t total, ProgressDisplay display)
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(display == ProgressDisplay::automatic && ::isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+Progress::~Progress() { finish(); }
+
+void Progress::advance(std::uint64_t bytes) {
+  done_.fetch_add(1, std::memory_order_relaxed);
+  bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::unique_lock lock(draw_mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  draw(false);
+}
+
+void Progress::finish() {
+  if (!enabled_) return;
+  std::lock_guard lock(draw_mutex_);
+  if (finished_) return;
+  finished_ = true;
+  draw(true);
+}
+
+void Progress::draw(bool final) {
+  const std::size_t done = done_.load();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const int width = 30;
+  const int filled = total_ == 0 ? width : static_cast<int>(width * done / total_);
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.resize(width, '.');
+  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+  const double mb = static_cast<double>(bytes_.load()) / 1e6;
+  std::fprintf(stderr, "\r%s [%s] %zu/%zu files, %.0f files/s, %.1f MB%s", label_.c_str(),
+               bar.c_str(), done, total_, rate, mb, final ? "\n" : "");
+  std::fflush(stderr);
+}
+
+void run_parallel(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& work,
+                  const std::function<void(std::size_t, const std::string&)>& on_error) {
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (;;) {
+      const std::size_t i = next.fetch_add(1);
+      if (i >= count) return;
+      try {
+        work(i);
+      } catch (const std::exception& e) {
+        on_error(i, e.what());
+      } catch (...) {
+        on_error(i, "unknown exception");
+      }
+    }
+  };
+  const unsigned n = std::max(1U, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(count, 1))));
+  std::vector<std::jthread> pool;
+  pool.reserve(n - 1);
+  for (unsigned t = 1; t < n; ++t) pool.emplace_back(worker);
+  worker();
+}
+
+unsigned default_threads(unsigned requested) {
+  if (requested > 0) return requested;
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+}  // namespace radguard::batch

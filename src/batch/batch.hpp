@@ -1,0 +1,64 @@
+#pragma once
+// Generic batch machinery shared by every command that walks many files: finding inputs,
+// running work on a fixed number of threads, and showing progress on a terminal.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace radguard::batch {
+
+struct MissingInput {
+  std::filesystem::path path;
+  std::string reason;
+};
+
+struct InputSet {
+  std::vector<std::filesystem::path> files;  // sorted, each file once
+  std::vector<MissingInput> missing;         // inputs that do not exist or cannot be listed
+};
+
+// Every regular file under `inputs` (files, or folders walked recursively without following
+// symbolic links to folders), in a stable order that does not depend on the file system.
+InputSet find_files(std::span<const std::filesystem::path> inputs);
+
+enum class ProgressDisplay : std::uint8_t { automatic, never };
+
+// A one-line progress bar on stderr, shown only when stderr is a terminal. Thread-safe.
+class Progress {
+ public:
+  Progress(std::string label, std::size_t total, ProgressDisplay display);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void advance(std::uint64_t bytes);
+  void finish();
+
+ private:
+  void draw(bool final);
+  std::string label_;
+  std::size_t total_;
+  bool enabled_;
+  std::atomic<std::size_t> done_{0};
+  std::atomic<std::uint64_t> bytes_{0};
+  std::mutex draw_mutex_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+  bool finished_ = false;
+};
+
+// Calls work(i) for every i in [0, count) on `threads` threads (at least one). Each index
+// is handed out once; work must not throw (exceptions are caught and passed to on_error).
+void run_parallel(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& work,
+                  const std::function<void(std::size_t, const std::string&)>& on_error);
+
+// The number of threads to use when the user gave none (0): the hardware's.
+unsigned default_threads(unsigned requested);
+
+}  // namespace radguard::batch

@@ -1,0 +1,243 @@
+#include "deid/deid_run.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/atomic_file.hpp"
+#include "core/error_table.hpp"
+#include "dicom/dicom_file.hpp"
+#include "standard/tables.hpp"
+#include "core/version.hpp"
+
+namespace radguard::deid {
+
+namespace fs = std::filesystem;
+
+std::string_view file_status_name(FileStatus status) {
+  switch (status) {
+    case FileStatus::written: return "written";
+    case FileStatus::failed: return "failed";
+    case FileStatus::skipped_not_dicom: return "skipped_not_dicom";
+    case FileStatus::dicomdir_dropped: return "dicomdir_dropped";
+    case FileStatus::duplicate: return "duplicate";
+  }
+  return "failed";
+}
+
+std::size_t DeidRunReport::count(FileStatus status) const {
+  return static_cast<std::size_t>(std::count_if(outcomes.begin(), outcomes.end(),
+                                                [&](const FileOutcome& o) { return o.status == status; }));
+}
+
+int DeidRunReport::exit_code() const {
+  const bool any_failed = count(FileStatus::failed) > 0 || count(FileStatus::duplicate) > 0 ||
+                          !missing_inputs.empty();
+  return any_failed ? kExitSomeFailed : kExitSuccess;
+}
+
+Result<fs::path> output_name(const InstanceIdentity& identity) {
+  if (identity.sop_instance_uid.empty())
+    return fail(ErrorCode::malformed_dicom, "no SOP Instance UID");
+  auto component = [](const std::string& uid) { return uid.empty() ? std::string("unknown") : uid; };
+  return fs::path(component(identity.study_uid)) / component(identity.series_uid) /
+         (identity.sop_instance_uid + ".dcm");
+}
+
+namespace {
+
+struct Prepared {
+  FileOutcome outcome;
+  std::optional<PendingFile> pending;  // the finished output, not yet published
+};
+
+Prepared prepare(const fs::path& input, const fs::path& output_root, const HeaderStage& stage) {
+  Prepared result;
+  FileOutcome& outcome = result.outcome;
+  outcome.input = input;
+  std::error_code ec;
+  outcome.bytes = fs::file_size(input, ec);
+  auto failed = [&](const Error& error, FileStatus status = FileStatus::failed) {
+    outcome.status = status;
+    outcome.error = error.code;
+    outcome.reason = error.message;
+    return std::move(result);
+  };
+
+  auto file = dicom::DicomFile::open(input);
+  if (!file) {
+    return failed(file.error(), file.error().code == ErrorCode::not_dicom ? FileStatus::skipped_not_dicom
+                                                                          : FileStatus::failed);
+  }
+  if (file->is_dicomdir())
+    return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
+                  FileStatus::dicomdir_dropped);
+  auto identity = stage.apply(*file);
+  if (!identity) return failed(identity.error());
+  auto name = output_name(*identity);
+  if (!name) return failed(name.error());
+  auto pending = PendingFile::create(output_root / *name);
+  if (!pending) return failed(pending.error());
+  if (auto saved = file->save(pending->temp_path(), {std::string(kImplementationClassUid),
+                                                      std::string(kImplementationVersionName)});
+      !saved)
+    return failed(saved.error());
+  outcome.status = FileStatus::written;
+  outcome.output = *name;
+  result.pending.emplace(std::move(*pending));
+  return result;
+}
+
+}  // namespace
+
+FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root, const HeaderStage& stage) {
+  Prepared prepared = prepare(input, output_root, stage);
+  if (prepared.pending) {
+    if (auto committed = prepared.pending->commit(); !committed) {
+      prepared.outcome.status = FileStatus::failed;
+      prepared.outcome.error = committed.error().code;
+      prepared.outcome.reason = committed.error().message;
+      prepared.outcome.output.clear();
+    }
+  }
+  return prepared.outcome;
+}
+
+Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage& stage) {
+  const auto start = std::chrono::steady_clock::now();
+  std::error_code ec;
+  const fs::path output = fs::weakly_canonical(options.output, ec);
+  for (const auto& input : options.inputs) {
+    const fs::path in = fs::weakly_canonical(input, ec);
+    if (fs::is_directory(in, ec)) {
+      const auto rel = output.lexically_relative(in);
+      if (!rel.empty() && *rel.begin() != "..")
+        return fail(ErrorCode::usage, "the output folder " + options.output.string() +
+                                          " lies inside the input " + input.string());
+    }
+  }
+  fs::create_directories(options.output, ec);
+  if (ec) return fail(ErrorCode::io, "cannot create " + options.output.string() + ": " + ec.message());
+
+  const batch::InputSet inputs = batch::find_files(options.inputs);
+  DeidRunReport report;
+  report.missing_inputs = inputs.missing;
+  report.outcomes.resize(inputs.files.size());
+
+  // The lowest input index claiming an output name wins, whatever order threads finish in.
+  std::mutex claims_mutex;
+  std::map<fs::path, std::size_t> claims;
+  std::vector<std::size_t> superseded;
+
+  batch::Progress progress("deid", inputs.files.size(), options.progress);
+  batch::run_parallel(
+      inputs.files.size(), batch::default_threads(options.threads),
+      [&](std::size_t i) {
+        Prepared prepared = prepare(inputs.files[i], options.output, stage);
+        if (prepared.pending) {
+          std::lock_guard lock(claims_mutex);
+          const auto [it, inserted] = claims.try_emplace(prepared.outcome.output, i);
+          if (!inserted && it->second < i) {
+            prepared.outcome.status = FileStatus::duplicate;
+            prepared.outcome.error = ErrorCode::conflict;
+            prepared.outcome.reason = "same SOP Instance UID as " + inputs.files[it->second].string();
+            prepared.outcome.output.clear();
+            prepared.pending.reset();
+          } else {
+            if (!inserted) {
+              superseded.push_back(it->second);
+              it->second = i;
+            }
+            if (auto committed = prepared.pending->commit(); !committed) {
+              prepared.outcome.status = FileStatus::failed;
+              prepared.outcome.error = committed.error().code;
+              prepared.outcome.reason = committed.error().message;
+              prepared.outcome.output.clear();
+            }
+          }
+        }
+        progress.advance(prepared.outcome.bytes);
+        report.outcomes[i] = std::move(prepared.outcome);
+      },
+      [&](std::size_t i, const std::string& what) {
+        FileOutcome& outcome = report.outcomes[i];
+        outcome.input = inputs.files[i];
+        outcome.status = FileStatus::failed;
+        outcome.error = ErrorCode::internal;
+        outcome.reason = "internal error: " + what;
+        progress.advance(0);
+      });
+  progress.finish();
+  for (const std::size_t j : superseded) {
+    FileOutcome& outcome = report.outcomes[j];
+    const auto winner = claims.at(outcome.output);
+    outcome.status = FileStatus::duplicate;
+    outcome.error = ErrorCode::conflict;
+    outcome.reason = "same SOP Instance UID as " + inputs.files[winner].string();
+    outcome.output.clear();
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+std::string report_json(const DeidRunReport& report, const HeaderStage& stage, const DeidRunOptions& options) {
+  using nlohmann::json;
+  json failures = json::array(), skipped = json::array();
+  std::uint64_t bytes = 0;
+  for (const auto& o : report.outcomes) {
+    bytes += o.bytes;
+    if (o.status == FileStatus::written) continue;
+    json entry = {{"input", o.input.string()},
+                  {"status", file_status_name(o.status)},
+                  {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
+                  {"reason", o.reason}};
+    (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped).push_back(entry);
+  }
+  for (const auto& m : report.missing_inputs)
+    failures.push_back({{"input", m.path.string()}, {"status", "missing_input"}, {"error", "io"}, {"reason", m.reason}});
+  const json doc = {
+      {"tool", "radguard"},
+      {"version", std::string(kVersion)},
+      {"command", "deid"},
+      {"profile", {{"preset", stage.policy().preset()},
+                   {"options", stage.policy().option_names()},
+                   {"recipe_overrides", stage.policy().override_count()},
+                   {"table", standard::kProfileEdition},
+                   {"method", stage.method_description()}}},
+      {"key_fingerprint", stage.pseudonymizer().key().fingerprint()},
+      {"output", options.output.string()},
+      {"counts", {{"files_seen", report.outcomes.size()},
+                  {"written", report.count(FileStatus::written)},
+                  {"failed", report.count(FileStatus::failed)},
+                  {"duplicates", report.count(FileStatus::duplicate)},
+                  {"skipped_not_dicom", report.count(FileStatus::skipped_not_dicom)},
+                  {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
+                  {"missing_inputs", report.missing_inputs.size()}}},
+      {"bytes_read", bytes},
+      {"seconds", report.seconds},
+      {"failures", failures},
+      {"skipped", skipped},
+      {"exit_code", report.exit_code()},
+  };
+  return doc.dump(2) + "\n";
+}
+
+std::string report_text(const DeidRunReport& report) {
+  std::ostringstream out;
+  out << "de-identified " << report.count(FileStatus::written) << " of " << report.outcomes.size()
+      << " files in " << report.seconds << " s";
+  out << "; failed " << report.count(FileStatus::failed) << ", duplicates "
+      << report.count(FileStatus::duplicate) << ", not DICOM " << report.count(FileStatus::skipped_not_dicom)
+      << ", DICOMDIR dropped " << report.count(FileStatus::dicomdir_dropped) << "\n";
+  for (const auto& o : report.outcomes) {
+    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
+      out << "error: " << o.input.string() << ": " << o.reason << "\n";
+  }
+  for (const auto& m : report.missing_inputs) out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  return out.str();
+}
+
+}  // namespace radguard::deid

@@ -1,0 +1,72 @@
+#pragma once
+// A de-identification run over files and folders: every DICOM input is read, passed through
+// the header stage and published into the output folder under names made of pseudonymous
+// UIDs only (input paths often hold patient names).
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "batch/batch.hpp"
+#include "core/result.hpp"
+#include "deid/header_stage.hpp"
+
+namespace radguard::deid {
+
+enum class FileStatus : std::uint8_t {
+  written,           // de-identified and published
+  failed,            // a DICOM input that could not be read or processed; nothing written
+  skipped_not_dicom, // not DICOM: ignored and reported
+  dicomdir_dropped,  // a DICOMDIR: never copied (it lists patient names)
+  duplicate,         // another input of this run has the same output name; nothing written
+};
+
+std::string_view file_status_name(FileStatus status);
+
+struct FileOutcome {
+  std::filesystem::path input;
+  FileStatus status = FileStatus::failed;
+  std::optional<ErrorCode> error;
+  std::string reason;             // why it failed or was skipped; names no attribute value
+  std::filesystem::path output;   // relative to the output folder, when written
+  std::uint64_t bytes = 0;        // input size
+};
+
+struct DeidRunOptions {
+  std::vector<std::filesystem::path> inputs;
+  std::filesystem::path output;
+  unsigned threads = 0;  // 0: one per core
+  batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+};
+
+struct DeidRunReport {
+  std::vector<FileOutcome> outcomes;  // in input order
+  std::vector<batch::MissingInput> missing_inputs;
+  double seconds = 0;
+
+  std::size_t count(FileStatus status) const;
+  // 0 when every DICOM input was written, 1 otherwise.
+  int exit_code() const;
+};
+
+// The output name of an object: <study>/<series>/<instance>.dcm, from pseudonymous UIDs.
+// Fails with ErrorCode::malformed_dicom when the object has no SOP Instance UID.
+Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
+
+// De-identifies one file into `output_root`, publishing atomically. Never throws; the
+// outcome says what happened. `publish` decides under the caller's rules whether the
+// finished temporary file may be renamed into place (used for duplicate detection).
+FileOutcome deidentify_file(const std::filesystem::path& input, const std::filesystem::path& output_root,
+                            const HeaderStage& stage);
+
+// Runs over every input. Thread-safe stage use; outputs are byte-identical whatever the
+// thread count. Fails (ErrorCode::usage) only when the output folder lies inside an input.
+Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage& stage);
+
+// The machine-readable report: counts, failures with reasons, options, key fingerprint.
+std::string report_json(const DeidRunReport& report, const HeaderStage& stage, const DeidRunOptions& options);
+
+// A short summary for people.
+std::string report_text(const DeidRunReport& report);
+
+}  // namespace radguard::deid

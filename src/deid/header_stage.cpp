@@ -1,0 +1,356 @@
+#include "deid/header_stage.hpp"
+
+#include <algorithm>
+
+#include "deid/dates.hpp"
+#include "deid/text_scrubber.hpp"
+#include "standard/tables.hpp"
+
+namespace radguard::deid {
+
+namespace {
+
+using standard::ProfileOption;
+using Kind = dicom::Decision::Kind;
+
+constexpr Tag kPatientName{0x0010, 0x0010};
+constexpr Tag kPatientId{0x0010, 0x0020};
+constexpr Tag kIssuerOfPatientId{0x0010, 0x0021};
+constexpr Tag kPatientBirthDate{0x0010, 0x0030};
+constexpr Tag kStudyInstanceUid{0x0020, 0x000D};
+constexpr Tag kSeriesInstanceUid{0x0020, 0x000E};
+constexpr Tag kSopInstanceUid{0x0008, 0x0018};
+constexpr Tag kBurnedInAnnotation{0x0028, 0x0301};
+constexpr Tag kPatientIdentityRemoved{0x0012, 0x0062};
+constexpr Tag kDeidentificationMethod{0x0012, 0x0063};
+constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
+constexpr Tag kLongitudinalTemporalInfo{0x0028, 0x0303};
+constexpr Tag kContentSequence{0x0040, 0xA730};
+constexpr Tag kAcquisitionContextSequence{0x0040, 0x0555};
+constexpr Tag kConceptNameCodeSequence{0x0040, 0xA043};
+constexpr Tag kCodeValue{0x0008, 0x0100};
+constexpr Tag kCodingSchemeDesignator{0x0008, 0x0102};
+constexpr Tag kTextValue{0x0040, 0xA160};
+constexpr Tag kPersonName{0x0040, 0xA123};
+constexpr Tag kDateTime{0x0040, 0xA120};
+constexpr Tag kDate{0x0040, 0xA121};
+constexpr Tag kTime{0x0040, 0xA122};
+constexpr Tag kUid{0x0040, 0xA124};
+constexpr Tag kUnformattedTextValue{0x0070, 0x0006};
+
+// How the items of a kept sequence are treated (Decision::child_mode).
+enum Mode : std::uint8_t {
+  normal = 0,
+  dummy_content = 1,       // inside a D sequence: unlisted free text becomes dummy values
+  structured_content = 2,  // Clean Structured Content: SR values follow Table E.3.4-1
+  graphics = 3,            // Clean Graphics: annotation text is cleaned
+};
+
+bool is_text_vr(std::string_view vr) {
+  return vr == "LO" || vr == "SH" || vr == "ST" || vr == "LT" || vr == "UT" || vr == "UC";
+}
+bool is_temporal_vr(std::string_view vr) { return vr == "DA" || vr == "DT" || vr == "TM"; }
+
+std::string dummy_for(std::string_view vr) {
+  if (vr == "DA") return "19000101";
+  if (vr == "TM") return "000000";
+  if (vr == "DT") return "19000101000000";
+  if (vr == "AS") return "000Y";
+  if (vr == "DS" || vr == "IS" || vr == "US" || vr == "SS" || vr == "UL" || vr == "SL" ||
+      vr == "FL" || vr == "FD" || vr == "SV" || vr == "UV")
+    return "0";
+  if (vr == "UR") return "urn:radguard:removed";
+  return "ANONYMIZED";
+}
+
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return std::string(s);
+}
+
+bool is_code_sequence(Tag tag) {
+  const auto* entry = standard::find_dictionary_entry(tag);
+  if (entry == nullptr) return false;
+  return std::string_view(entry->keyword).ends_with("CodeSequence");
+}
+
+// Everything the policy needs to know about the object being changed.
+struct ObjectContext {
+  pseudonym::DateOffset offset;
+  std::string patient_id;
+  std::string patient_name;
+  PhiValues phi;
+};
+
+class HeaderPolicy final : public dicom::ElementPolicy {
+ public:
+  HeaderPolicy(const Policy& policy, const pseudonym::Pseudonymizer& pseudonymizer,
+               const ObjectContext& object)
+      : policy_(policy), pseudonymizer_(pseudonymizer), object_(object) {}
+
+  dicom::Decision decide(const dicom::ElementView& view, const dicom::ItemView& item) const override {
+    const Tag tag = view.tag;
+    if (tag.is_group_length() || tag.group == 0x0002) return remove();
+    if (tag.is_private()) return decide_private(view, item);
+    // Marks of an earlier de-identification are rewritten at the top level afterwards.
+    if (view.path.empty() && (tag == kPatientIdentityRemoved || tag == kDeidentificationMethod ||
+                              tag == kDeidentificationMethodCodes || tag == kLongitudinalTemporalInfo))
+      return remove();
+
+    const auto* entry = standard::find_dictionary_entry(tag);
+    const std::string_view vr = (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
+    const std::optional<Action> override = policy_.override_for(tag);
+    if (override) return apply(*override, view, vr, item, /*explicit_keep=*/true);
+
+    // Overlay and curve groups: their bitmaps and text cannot be cleaned, so the whole
+    // repeating group goes with them.
+    if ((tag.group & 0xFF00) == 0x6000 || (tag.group & 0xFF00) == 0x5000) return remove();
+
+    if (view.inherited_mode == structured_content && is_sr_value(tag))
+      return apply(structured_action(item), view, vr, item, false);
+    if (view.inherited_mode == graphics && tag == kUnformattedTextValue)
+      return apply(Action::clean, view, vr, item, false);
+
+    if (view.path.empty() && tag == kPatientId) return replace(object_.patient_id);
+    if (view.path.empty() && tag == kPatientName) return replace(object_.patient_name);
+
+    if (auto listed = policy_.listed_action(tag)) return apply(*listed, view, vr, item, false);
+    if (entry == nullptr) return remove();  // unknown to the dictionary: fail closed
+    if (view.inherited_mode == dummy_content &&
+        (is_text_vr(vr) || vr == "PN" || is_temporal_vr(vr) || vr == "AS" || vr == "UR"))
+      return apply(Action::dummy, view, vr, item, false);
+    return apply(Action::keep, view, vr, item, false);
+  }
+
+ private:
+  static dicom::Decision remove() { return {Kind::remove, {}, 0}; }
+  static dicom::Decision keep(std::uint8_t child_mode = normal) { return {Kind::keep, {}, child_mode}; }
+  static dicom::Decision replace(std::string value) { return {Kind::replace, std::move(value), 0}; }
+
+  static bool is_sr_value(Tag tag) {
+    return tag == kTextValue || tag == kPersonName || tag == kDateTime || tag == kDate ||
+           tag == kTime || tag == kUid;
+  }
+
+  Action structured_action(const dicom::ItemView& item) const {
+    const auto code = item.nested_string_of(kConceptNameCodeSequence, kCodeValue);
+    const auto scheme = item.nested_string_of(kConceptNameCodeSequence, kCodingSchemeDesignator);
+    if (code && scheme) {
+      if (const auto* row = standard::find_structured_content(trimmed(*code), trimmed(*scheme)))
+        return policy_.structured_content_action(*row);
+    }
+    return Action::clean;  // a concept the table does not list: its value is cleaned
+  }
+
+  dicom::Decision decide_private(const dicom::ElementView& view, const dicom::ItemView& item) const {
+    const Tag tag = view.tag;
+    if (const auto override = policy_.override_for(tag)) {
+      return *override == Action::keep ? keep() : remove();
+    }
+    if (!policy_.has(ProfileOption::retain_safe_private)) return remove();
+    if (tag.is_private_creator()) {
+      // Keep a creator only while some element of its block survives.
+      const std::string creator = trimmed(view.value);
+      for (const Tag sibling : item.tags()) {
+        const auto slot = sibling.private_creator_slot();
+        if (slot && *slot == tag && standard::is_safe_private(sibling, creator)) return keep();
+      }
+      return remove();
+    }
+    if (view.private_creator.empty() || !standard::is_safe_private(tag, view.private_creator))
+      return remove();
+    return view.is_sequence ? keep(normal) : keep();
+  }
+
+  std::string map_uids(std::string_view value) const {
+    std::string out;
+    std::size_t start = 0;
+    for (;;) {
+      const auto end = value.find('\\', start);
+      const std::string uid = trimmed(value.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+      if (!uid.empty()) {
+        // Standard UIDs (transfer syntaxes, SOP classes, coding schemes) identify nobody.
+        out += uid.starts_with("1.2.840.10008.") ? uid : pseudonymizer_.uid(uid);
+      }
+      if (end == std::string_view::npos) break;
+      out += '\\';
+      start = end + 1;
+    }
+    return out;
+  }
+
+  // Shift or dummy for DA/DT/TM, depending on Retain Longitudinal Modified Dates.
+  dicom::Decision temporal(const dicom::ElementView& view, std::string_view vr,
+                           const dicom::ItemView& item) const {
+    if (!policy_.has(ProfileOption::retain_long_modified_dates)) return replace(dummy_for(vr));
+    std::optional<std::string> shifted;
+    if (vr == "DA") {
+      int carry = 0;
+      if (const auto partner = standard::time_partner_of(view.tag)) {
+        if (const auto time = item.string_of(*partner)) carry = time_carry_days(*time, object_.offset);
+      }
+      shifted = shift_date(view.value, object_.offset, carry);
+    } else if (vr == "TM") {
+      shifted = shift_time(view.value, object_.offset);
+    } else {
+      shifted = shift_datetime(view.value, object_.offset);
+    }
+    // A value that cannot be parsed cannot be shifted safely: it goes.
+    if (!shifted) return replace(dummy_for(vr));
+    return replace(*shifted);
+  }
+
+  std::uint8_t child_mode_for(Tag tag, Action action, std::uint8_t current) const {
+    if (action == Action::clean) {
+      if (policy_.has(ProfileOption::clean_structured_content) &&
+          (tag == kContentSequence || tag == kAcquisitionContextSequence))
+        return structured_content;
+      if (policy_.has(ProfileOption::clean_graphics)) return graphics;
+      return normal;
+    }
+    if (action == Action::dummy) return dummy_content;
+    // Unlisted sequences inherit their parent's treatment, except coded concepts.
+    if (current != normal && !is_code_sequence(tag)) return current;
+    return normal;
+  }
+
+  dicom::Decision apply(Action action, const dicom::ElementView& view, std::string_view vr,
+                        const dicom::ItemView& item, bool explicit_keep) const {
+    if (view.is_sequence) {
+      switch (action) {
+        case Action::remove: return remove();
+        case Action::empty: return {Kind::empty, {}, 0};
+        default: return keep(child_mode_for(view.tag, action, view.inherited_mode));
+      }
+    }
+    switch (action) {
+      case Action::remove: return remove();
+      case Action::empty: return {Kind::empty, {}, 0};
+      case Action::keep:
+        if (explicit_keep) return keep();
+        if (vr == "AS") return replace(cap_age(view.value));
+        if (is_temporal_vr(vr) && policy_.has(ProfileOption::retain_long_modified_dates) &&
+            !view.value.empty())
+          return temporal(view, vr, item);
+        return keep();
+      case Action::uid:
+        if (vr == "UI") return replace(map_uids(view.value));
+        return replace(dummy_for(vr));
+      case Action::dummy:
+        if (vr == "UI") return replace(map_uids(view.value));
+        if (is_temporal_vr(vr)) return temporal(view, vr, item);
+        if (vr == "AT") return {Kind::empty, {}, 0};
+        return replace(dummy_for(vr));
+      case Action::clean:
+        if (vr == "UI") return replace(map_uids(view.value));
+        if (is_temporal_vr(vr)) return temporal(view, vr, item);
+        if (vr == "AS") return replace(cap_age(view.value));
+        if (vr == "PN") return replace(dummy_for(vr));
+        if (is_text_vr(vr)) return replace(scrub_text(view.value, object_.phi));
+        if (vr == "OB" || vr == "OW" || vr == "UN") return remove();
+        return keep();
+    }
+    return remove();
+  }
+
+  const Policy& policy_;
+  const pseudonym::Pseudonymizer& pseudonymizer_;
+  const ObjectContext& object_;
+};
+
+bool needs_phi(const Policy& policy) {
+  return policy.has(ProfileOption::clean_descriptors) ||
+         policy.has(ProfileOption::clean_structured_content) ||
+         policy.has(ProfileOption::clean_graphics);
+}
+
+// Gathers, from the whole object, the values the Basic Profile would remove (names, IDs,
+// addresses, institutions): any of them appearing inside kept free text is removed too.
+PhiValues collect_phi(const dicom::DicomFile& file) {
+  PhiValues phi;
+  file.visit([&](const dicom::ElementView& view) {
+    if (view.value.empty() || view.tag.is_private()) return;
+    if (view.vr == "PN") {
+      phi.add_person_name(view.value);
+      return;
+    }
+    if (!is_text_vr(view.vr)) return;
+    const auto* row = standard::find_profile_row(view.tag);
+    if (row == nullptr || row->private_attributes) return;
+    const auto clean_cell = row->options[static_cast<std::size_t>(ProfileOption::clean_descriptors)];
+    if (clean_cell != standard::ActionCode::none) return;  // a descriptor, not an identifier
+    const Action basic = resolve(row->basic);
+    if (basic == Action::keep || basic == Action::uid || basic == Action::clean) return;
+    const auto* entry = standard::find_dictionary_entry(view.tag);
+    const std::string_view keyword = entry ? entry->keyword : "";
+    if (keyword.find("ID") != std::string_view::npos || keyword.find("Number") != std::string_view::npos)
+      phi.add_identifier(view.value);
+    else
+      phi.add_text(view.value);
+  });
+  return phi;
+}
+
+}  // namespace
+
+HeaderStage::HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer,
+                         BurnedInPolicy burned_in)
+    : policy_(std::move(policy)), pseudonymizer_(std::move(pseudonymizer)), burned_in_(burned_in) {}
+
+std::string HeaderStage::method_description() const {
+  std::string text = "radguard PS3.15 2026d Basic Profile";
+  for (const auto& name : policy_.option_names()) text += "\\" + name;
+  if (policy_.override_count() > 0) text += "\\recipe overrides: " + std::to_string(policy_.override_count());
+  return text;
+}
+
+Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
+  if (burned_in_ == BurnedInPolicy::reject) {
+    if (const auto burned = file.string_of(kBurnedInAnnotation); burned && trimmed(*burned) == "YES")
+      return fail(ErrorCode::policy,
+                  "Burned In Annotation is YES and no pixel stage cleans it (use "
+                  "--allow-burned-in-annotation only after checking the pixels)");
+  }
+  const std::string key = pseudonym::patient_key(
+      file.string_of(kPatientId).value_or(""), file.string_of(kIssuerOfPatientId).value_or(""),
+      file.string_of(kPatientName).value_or(""), file.string_of(kPatientBirthDate).value_or(""));
+
+  ObjectContext object;
+  object.offset = pseudonymizer_.date_offset(key);
+  object.patient_id = pseudonymizer_.patient_id(key);
+  object.patient_name = pseudonymizer_.patient_name(key);
+  if (needs_phi(policy_)) object.phi = collect_phi(file);
+
+  const HeaderPolicy element_policy(policy_, pseudonymizer_, object);
+  if (auto stats = file.transform(element_policy); !stats) return std::unexpected(stats.error());
+
+  // Patient identity is always present afterwards, as keyed pseudonyms, unless a recipe
+  // keeps the originals.
+  if (policy_.override_for(kPatientId) != Action::keep) {
+    if (auto s = file.set_string(kPatientId, object.patient_id); !s) return std::unexpected(s.error());
+  }
+  if (policy_.override_for(kPatientName) != Action::keep) {
+    if (auto s = file.set_string(kPatientName, object.patient_name); !s) return std::unexpected(s.error());
+  }
+  std::vector<dicom::CodeItem> codes;
+  for (const auto* code : policy_.method_codes()) codes.push_back({code->value, code->scheme, code->meaning});
+  const char* longitudinal = policy_.has(ProfileOption::retain_long_full_dates)       ? "UNMODIFIED"
+                             : policy_.has(ProfileOption::retain_long_modified_dates) ? "MODIFIED"
+                                                                                       : "REMOVED";
+  for (auto status : {file.set_string(kPatientIdentityRemoved, "YES"),
+                      file.set_string(kDeidentificationMethod, method_description()),
+                      file.set_code_sequence(kDeidentificationMethodCodes, codes),
+                      file.set_string(kLongitudinalTemporalInfo, longitudinal)}) {
+    if (!status) return std::unexpected(status.error());
+  }
+
+  InstanceIdentity identity;
+  identity.study_uid = file.string_of(kStudyInstanceUid).value_or("");
+  identity.series_uid = file.string_of(kSeriesInstanceUid).value_or("");
+  identity.sop_instance_uid = file.string_of(kSopInstanceUid).value_or("");
+  identity.patient_pseudonym = object.patient_id;
+  return identity;
+}
+
+}  // namespace radguard::deid

@@ -1,0 +1,88 @@
+#pragma once
+// The de-identification policy: a profile (Basic), its options and a recipe of per-attribute
+// overrides, resolved once per run into the action the header stage takes for each tag.
+#include <array>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/tag.hpp"
+#include "standard/tables.hpp"
+
+namespace radguard::deid {
+
+// A resolved action: what Table E.1-1's codes mean once a combined code is resolved so the
+// output stays valid whatever the attribute's type in its IOD.
+enum class Action : std::uint8_t {
+  keep,    // K
+  remove,  // X
+  empty,   // Z
+  dummy,   // D: a non-empty value consistent with the VR
+  clean,   // C: a value of similar meaning without identifying content
+  uid,     // U: a keyed pseudonymous UID
+};
+
+std::string_view action_name(Action action);
+// Parses "X", "Z", "D", "K", "C" or "U".
+std::optional<Action> parse_action(std::string_view code);
+
+// Resolves a Table E.1-1 code. Combined codes take the branch that keeps any IOD valid:
+// Z/D -> D, X/Z -> Z, X/D -> D, X/Z/D -> D, X/Z/U* -> U (sequences: kept, UIDs replaced).
+Action resolve(standard::ActionCode code);
+
+// Options beyond the Table E.1-1 columns (they act on pixel data, in other stages).
+enum class PixelOption : std::uint8_t { clean_pixel_data, clean_recognizable_visual_features };
+
+struct OptionInfo {
+  std::string_view cli_name;  // e.g. "retain-safe-private"
+  std::string_view code;      // CID 7050 code value
+};
+
+// CLI name and CID 7050 code of each table option, in table order.
+std::span<const OptionInfo> table_option_info();
+
+class Policy {
+ public:
+  // Builds a policy from a preset ("basic", "research"), extra option names (as on the
+  // command line) and an optional recipe file. Fails with ErrorCode::usage naming the bad
+  // preset, option or recipe line.
+  static Result<Policy> create(std::string_view preset, std::span<const std::string> options,
+                               const std::optional<std::filesystem::path>& recipe);
+
+  // Parses recipe text ("(0008,1030) K" or "StudyDescription K" per line, '#' comments).
+  Status add_recipe(std::string_view text, std::string_view source_name);
+
+  bool has(standard::ProfileOption option) const {
+    return options_[static_cast<std::size_t>(option)];
+  }
+
+  // The action for a public tag listed in Table E.1-1 (or overridden by the recipe);
+  // nullopt when neither lists it.
+  std::optional<Action> listed_action(Tag tag) const;
+  // A recipe override for any tag, public or private.
+  std::optional<Action> override_for(Tag tag) const;
+  // The action for a Table E.3.4-1 row under this policy's options.
+  Action structured_content_action(const standard::StructuredContentRow& row) const;
+
+  const std::string& preset() const { return preset_; }
+  // CLI names of the options in effect, in table order.
+  std::vector<std::string> option_names() const;
+  // CID 7050 codes: 113100 then one per option in effect.
+  std::vector<const standard::CodedConcept*> method_codes() const;
+  std::size_t override_count() const { return overrides_.size(); }
+
+ private:
+  Action resolve_row(const standard::ProfileRow& row) const;
+  Status set_option(std::string_view cli_name);
+
+  std::string preset_;
+  std::array<bool, standard::kProfileOptionCount> options_{};
+  std::unordered_map<Tag, Action> overrides_;
+};
+
+}  // namespace radguard::deid

@@ -1,0 +1,380 @@
+#include "dicom/dicom_file.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcdicent.h>
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcvrobow.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <mutex>
+
+#include "standard/tables.hpp"
+
+namespace radguard::dicom {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Values longer than this stay in the input file until written out.
+constexpr Uint32 kMaxInMemoryValue = 4096;
+
+Tag tag_of(const DcmObject& object) {
+  const DcmTag& t = object.getTag();
+  return Tag{t.getGTag(), t.getETag()};
+}
+
+DcmTagKey key_of(Tag tag) { return DcmTagKey(tag.group, tag.element); }
+
+bool is_binary_filler_vr(std::string_view vr) {
+  return vr == "OB" || vr == "OW" || vr == "OF" || vr == "OD" || vr == "OL" || vr == "OV" ||
+         vr == "UN";
+}
+
+// Reads the first bytes to tell DICOM from anything else before DCMTK guesses: DCMTK will
+// happily read arbitrary bytes as an implicit-VR dataset.
+enum class Sniff { part10, raw_dataset, not_dicom };
+
+Sniff sniff(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::array<unsigned char, 132> head{};
+  in.read(reinterpret_cast<char*>(head.data()), head.size());
+  const auto got = static_cast<std::size_t>(in.gcount());
+  if (got >= 132 && head[128] == 'D' && head[129] == 'I' && head[130] == 'C' && head[131] == 'M')
+    return Sniff::part10;
+  if (got < 8) return Sniff::not_dicom;
+  // A dataset without preamble: the first tag is a low group (0002, 0008 or a command /
+  // identifying group) with a small element number, in either byte order.
+  const unsigned little_group = head[0] | (head[1] << 8);
+  const unsigned little_element = head[2] | (head[3] << 8);
+  const unsigned big_group = (head[0] << 8) | head[1];
+  const unsigned big_element = (head[2] << 8) | head[3];
+  auto plausible = [](unsigned group, unsigned element) {
+    return (group == 0x0002 || group == 0x0008) && element <= 0x0100;
+  };
+  if (plausible(little_group, little_element) || plausible(big_group, big_element))
+    return Sniff::raw_dataset;
+  return Sniff::not_dicom;
+}
+
+// The creators of private blocks in one item: (gggg,00xx) -> value.
+std::string creator_for(DcmItem& item, Tag tag) {
+  const auto slot = tag.private_creator_slot();
+  if (!slot) return {};
+  OFString value;
+  if (item.findAndGetOFString(key_of(*slot), value).bad()) return {};
+  std::string out(value.c_str());
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+  return out;
+}
+
+class DcmItemView final : public ItemView {
+ public:
+  explicit DcmItemView(DcmItem& item) : item_(item) {
+    DcmObject* object = nullptr;
+    while ((object = item_.nextInContainer(object)) != nullptr) tags_.push_back(tag_of(*object));
+  }
+  std::optional<std::string> string_of(Tag tag) const override {
+    OFString value;
+    if (item_.findAndGetOFStringArray(key_of(tag), value, OFFalse).bad()) return std::nullopt;
+    return std::string(value.c_str(), value.length());
+  }
+  std::optional<std::string> nested_string_of(Tag sequence, Tag inner) const override {
+    DcmItem* first = nullptr;
+    if (item_.findAndGetSequenceItem(key_of(sequence), first, 0, OFFalse).bad() || !first)
+      return std::nullopt;
+    OFString value;
+    if (first->findAndGetOFStringArray(key_of(inner), value, OFFalse).bad()) return std::nullopt;
+    return std::string(value.c_str(), value.length());
+  }
+  std::span<const Tag> tags() const override { return tags_; }
+
+ private:
+  DcmItem& item_;
+  std::vector<Tag> tags_;
+};
+
+std::string raw_string(DcmElement& element) {
+  if (!element.isaString()) return {};
+  OFString value;
+  if (element.getOFStringArray(value).bad()) return {};
+  return std::string(value.c_str(), value.length());
+}
+
+ElementView make_view(DcmElement& element, DcmItem& item, std::span<const Tag> path,
+                      std::uint8_t mode, std::string& value_storage, std::string& creator_storage,
+                      std::string& vr_storage) {
+  ElementView view;
+  view.tag = tag_of(element);
+  vr_storage = element.getTag().getVR().getValidVRName();
+  view.vr = vr_storage;
+  if (view.tag.is_private() && !view.tag.is_private_creator()) {
+    creator_storage = creator_for(item, view.tag);
+    view.private_creator = creator_storage;
+  }
+  view.path = path;
+  view.inherited_mode = mode;
+  view.is_sequence = element.ident() == EVR_SQ;
+  view.length = element.getLengthField();
+  value_storage = raw_string(element);
+  view.value = value_storage;
+  return view;
+}
+
+struct Walker {
+  const ElementPolicy& policy;
+  TransformStats stats;
+  std::vector<Tag> path;
+
+  Status walk_item(DcmItem& item, std::uint8_t mode) {
+    struct Pending {
+      DcmElement* element;
+      Decision decision;
+    };
+    std::vector<Pending> pending;
+    {
+      const DcmItemView item_view(item);
+      std::string value, creator, vr;
+      DcmObject* object = nullptr;
+      while ((object = item.nextInContainer(object)) != nullptr) {
+        auto* element = dynamic_cast<DcmElement*>(object);
+        if (element == nullptr) continue;
+        const ElementView view = make_view(*element, item, path, mode, value, creator, vr);
+        pending.push_back({element, policy.decide(view, item_view)});
+      }
+    }
+    for (auto& [element, decision] : pending) {
+      if (auto status = apply(item, *element, decision); !status) return status;
+    }
+    return {};
+  }
+
+  Status apply(DcmItem& item, DcmElement& element, const Decision& decision) {
+    const Tag tag = tag_of(element);
+    switch (decision.kind) {
+      case Decision::Kind::keep: {
+        ++stats.kept;
+        if (element.ident() != EVR_SQ) return {};
+        auto& sequence = static_cast<DcmSequenceOfItems&>(element);
+        path.push_back(tag);
+        for (unsigned long i = 0; i < sequence.card(); ++i) {
+          if (auto status = walk_item(*sequence.getItem(i), decision.child_mode); !status) {
+            path.pop_back();
+            return status;
+          }
+        }
+        path.pop_back();
+        return {};
+      }
+      case Decision::Kind::remove: {
+        ++stats.removed;
+        std::unique_ptr<DcmObject> removed(item.remove(&element));
+        return {};
+      }
+      case Decision::Kind::empty: {
+        ++stats.emptied;
+        if (element.ident() == EVR_SQ) {
+          static_cast<DcmSequenceOfItems&>(element).clear();
+        } else if (element.clear().bad()) {
+          return fail(ErrorCode::internal, "cannot empty " + tag.to_string());
+        }
+        return {};
+      }
+      case Decision::Kind::replace:
+        ++stats.replaced;
+        return replace(item, element, decision.value);
+    }
+    return {};
+  }
+
+  static Status replace(DcmItem& item, DcmElement& element, const std::string& value) {
+    const Tag tag = tag_of(element);
+    if (element.ident() == EVR_SQ) return {};  // sequences are cleaned, never replaced
+    const std::string vr = element.getTag().getVR().getValidVRName();
+    if (vr == "UN") {
+      // Encoded without a VR: re-create the element with the dictionary's VR.
+      const auto* entry = standard::find_dictionary_entry(tag);
+      if (entry == nullptr || is_binary_filler_vr(entry->vr)) {
+        std::unique_ptr<DcmObject> removed(item.remove(&element));
+        return {};
+      }
+      std::unique_ptr<DcmObject> removed(item.remove(&element));
+      DcmTag new_tag(key_of(tag), DcmVR(entry->vr));
+      if (item.putAndInsertString(new_tag, value.c_str(), OFTrue).bad())
+        return fail(ErrorCode::internal, "cannot replace " + tag.to_string());
+      return {};
+    }
+    if (is_binary_filler_vr(vr)) {
+      static constexpr Uint8 kZeros[8] = {};
+      auto& binary = static_cast<DcmOtherByteOtherWord&>(element);
+      const OFCondition status =
+          vr == "OB" ? binary.putUint8Array(kZeros, 2) : binary.putUint16Array(
+                                                              reinterpret_cast<const Uint16*>(kZeros), 1);
+      if (status.bad()) return fail(ErrorCode::internal, "cannot replace " + tag.to_string());
+      return {};
+    }
+    if (element.putString(value.c_str(), static_cast<Uint32>(value.size())).bad())
+      return fail(ErrorCode::internal, "cannot replace " + tag.to_string());
+    return {};
+  }
+};
+
+void visit_item(DcmItem& item, std::vector<Tag>& path,
+                const std::function<void(const ElementView&)>& visit) {
+  std::string value, creator, vr;
+  DcmObject* object = nullptr;
+  while ((object = item.nextInContainer(object)) != nullptr) {
+    auto* element = dynamic_cast<DcmElement*>(object);
+    if (element == nullptr) continue;
+    visit(make_view(*element, item, path, 0, value, creator, vr));
+    if (element->ident() == EVR_SQ) {
+      auto& sequence = static_cast<DcmSequenceOfItems&>(*element);
+      path.push_back(tag_of(*element));
+      for (unsigned long i = 0; i < sequence.card(); ++i) visit_item(*sequence.getItem(i), path, visit);
+      path.pop_back();
+    }
+  }
+}
+
+}  // namespace
+
+struct DicomFile::Impl {
+  DcmFileFormat file;
+};
+
+void initialise() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    DcmDataDictionary& dictionary = dcmDataDict.wrlock();
+    for (const auto& row : standard::dictionary_rows()) {
+      if (row.group_lo != row.group_hi || row.element_lo != row.element_hi) continue;
+      const DcmTagKey key(row.group_lo, row.element_lo);
+      if (dictionary.findEntry(key, nullptr) != nullptr) continue;
+      const DcmVR vr(row.vr);
+      if (vr.getEVR() == EVR_UNKNOWN || vr.getEVR() == EVR_UNKNOWN2B) continue;
+      // The dictionary takes ownership of entries it is given.
+      dictionary.addEntry(new DcmDictEntry(row.group_lo, row.element_lo, vr, row.keyword, 1, -1,
+                                           "radguard", OFTrue, nullptr));
+    }
+    dcmDataDict.wrunlock();
+  });
+}
+
+DicomFile::DicomFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DicomFile::DicomFile(DicomFile&&) noexcept = default;
+DicomFile& DicomFile::operator=(DicomFile&&) noexcept = default;
+DicomFile::~DicomFile() = default;
+
+Result<DicomFile> DicomFile::open(const fs::path& path) {
+  initialise();
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
+  const Sniff kind = sniff(path);
+  if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM file");
+  auto impl = std::make_unique<Impl>();
+  const OFCondition status =
+      impl->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
+                          kind == Sniff::part10 ? ERM_autoDetect : ERM_dataset);
+  if (status.bad()) return fail(ErrorCode::malformed_dicom, std::string("cannot parse: ") + status.text());
+  DcmDataset* dataset = impl->file.getDataset();
+  if (dataset == nullptr || dataset->card() == 0)
+    return fail(ErrorCode::malformed_dicom, "the file holds no data set");
+  return DicomFile(std::move(impl));
+}
+
+bool DicomFile::is_dicomdir() const {
+  OFString sop_class;
+  impl_->file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop_class);
+  if (sop_class == UID_MediaStorageDirectoryStorage) return true;
+  return impl_->file.getDataset()->tagExists(DCM_DirectoryRecordSequence);
+}
+
+std::string DicomFile::transfer_syntax_uid() const {
+  const DcmXfer xfer(impl_->file.getDataset()->getOriginalXfer());
+  return xfer.getXferID();
+}
+
+std::optional<std::string> DicomFile::string_of(Tag tag) const {
+  OFString value;
+  if (impl_->file.getDataset()->findAndGetOFStringArray(key_of(tag), value, OFFalse).bad())
+    return std::nullopt;
+  if (value.empty()) return std::nullopt;
+  return std::string(value.c_str(), value.length());
+}
+
+void DicomFile::visit(const std::function<void(const ElementView&)>& visit) const {
+  std::vector<Tag> path;
+  visit_item(*impl_->file.getDataset(), path, visit);
+}
+
+Result<TransformStats> DicomFile::transform(const ElementPolicy& policy) {
+  Walker walker{policy, {}, {}};
+  if (auto status = walker.walk_item(*impl_->file.getDataset(), 0); !status)
+    return std::unexpected(status.error());
+  return walker.stats;
+}
+
+Status DicomFile::set_string(Tag tag, std::string_view value) {
+  const std::string text(value);
+  if (impl_->file.getDataset()->putAndInsertString(key_of(tag), text.c_str(), OFTrue).bad())
+    return fail(ErrorCode::internal, "cannot set " + tag.to_string());
+  return {};
+}
+
+Status DicomFile::set_code_sequence(Tag tag, std::span<const CodeItem> codes) {
+  DcmDataset& dataset = *impl_->file.getDataset();
+  std::unique_ptr<DcmObject> old(dataset.remove(key_of(tag)));
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    DcmItem* item = nullptr;
+    if (dataset.findOrCreateSequenceItem(key_of(tag), item, static_cast<long>(i)).bad() || !item)
+      return fail(ErrorCode::internal, "cannot create " + tag.to_string());
+    if (item->putAndInsertString(DCM_CodeValue, codes[i].value.c_str()).bad() ||
+        item->putAndInsertString(DCM_CodingSchemeDesignator, codes[i].scheme.c_str()).bad() ||
+        item->putAndInsertString(DCM_CodeMeaning, codes[i].meaning.c_str()).bad())
+      return fail(ErrorCode::internal, "cannot fill " + tag.to_string());
+  }
+  return {};
+}
+
+Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
+  DcmDataset& dataset = *impl_->file.getDataset();
+  E_TransferSyntax xfer = dataset.getOriginalXfer();
+  if (xfer == EXS_Unknown) xfer = EXS_LittleEndianImplicit;
+  OFString sop_class, sop_instance;
+  dataset.findAndGetOFString(DCM_SOPClassUID, sop_class);
+  dataset.findAndGetOFString(DCM_SOPInstanceUID, sop_instance);
+
+  // A fresh meta header: nothing of the input's survives (it may name the source system).
+  DcmMetaInfo& meta = *impl_->file.getMetaInfo();
+  meta.clear();
+  static constexpr Uint8 kVersion[2] = {0x00, 0x01};
+  meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, kVersion, 2);
+  meta.putAndInsertString(DCM_MediaStorageSOPClassUID, sop_class.c_str());
+  meta.putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop_instance.c_str());
+  meta.putAndInsertString(DCM_TransferSyntaxUID, DcmXfer(xfer).getXferID());
+  meta.putAndInsertString(DCM_ImplementationClassUID, identity.implementation_class_uid.c_str());
+  meta.putAndInsertString(DCM_ImplementationVersionName,
+                          identity.implementation_version_name.c_str());
+  meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0);
+  meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, EXS_LittleEndianExplicit,
+                                    EET_ExplicitLength);
+
+  const OFCondition status =
+      impl_->file.saveFile(OFFilename(path.c_str()), xfer, EET_UndefinedLength, EGL_recalcGL,
+                           EPD_noChange, 0, 0, EWM_dontUpdateMeta);
+  if (status.bad()) return fail(ErrorCode::io, std::string("cannot write: ") + status.text());
+  return {};
+}
+
+}  // namespace radguard::dicom
