@@ -136,6 +136,9 @@ TEST_F(DeidEngine, OptionsRetainWhatTheyName) {
   EXPECT_EQ(value(*out, "SOPInstanceUID"), "1.2.826.0.1.3680043.2.1125.1.1");
   EXPECT_EQ(value(*out, "DeviceSerialNumber"), "SN-4455");
   EXPECT_EQ(value(*out, "StationName"), "CTSTATION7");
+  // Station AE Title is C under Retain Device Identity: a keyed token, the same for the same title.
+  EXPECT_TRUE(std::regex_match(value(*out, "StationAETitle"), std::regex("RG[A-Z2-9]{14}")))
+      << value(*out, "StationAETitle");
   EXPECT_EQ(value(*out, "InstitutionName"), "St Elsewhere Hospital");
   EXPECT_EQ(value(*out, "PatientSex"), "M");
   EXPECT_EQ(value(*out, "PatientAge"), "090Y");  // capped
@@ -153,6 +156,7 @@ TEST_F(DeidEngine, ModifiedDatesShiftEveryDateByThePatientsOffset) {
   EXPECT_EQ(value(*out, "SeriesDate"), *deid::shift_date("20190315", offset));
   EXPECT_EQ(value(*out, "AcquisitionDateTime"), *deid::shift_datetime("20190315231502.123456+0100", offset));
   EXPECT_NE(value(*out, "StudyDate"), "20190315");
+  EXPECT_EQ(value(*out, "TimezoneOffsetFromUTC"), "-0500");
   EXPECT_EQ(value(*out, "LongitudinalTemporalInformationModified"), "MODIFIED");
 }
 

@@ -53,6 +53,8 @@ std::unique_ptr<DcmFileFormat> make_ct(const std::string& patient_id, const std:
   d.putAndInsertString(DCM_InstitutionAddress, "1 Harbour Road, Springfield");
   d.putAndInsertString(DCM_ReferringPhysicianName, "HOUSE^GREGORY");
   d.putAndInsertString(DCM_StationName, "CTSTATION7");
+  d.putAndInsertString(DCM_StationAETitle, "ELSEWHERE_CT1");
+  d.putAndInsertString(DCM_TimezoneOffsetFromUTC, "-0500");
   d.putAndInsertString(DCM_StudyDescription, "CT HEAD for John Doe PID12345 on 15/03/2019");
   d.putAndInsertString(DCM_SeriesDescription, "Axial 5mm");
   d.putAndInsertString(DCM_PatientName, "DOE^JOHN");
