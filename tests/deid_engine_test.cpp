@@ -299,3 +299,31 @@ TEST(DeidConsistency, ReferencesBetweenFilesStayConsistent) {
 
 }  // namespace
 }  // namespace radguard
+
+namespace radguard {
+namespace {
+
+TEST(DeidUnknownVr, TextEncodedAsUnIsCleanedLikeItsDictionaryVr) {
+  TempDir dir;
+  auto ct = make_ct();
+  DcmDataset& d = *ct->getDataset();
+  std::unique_ptr<DcmElement> old(d.remove(DCM_SeriesDate));
+  auto un_date = std::make_unique<DcmOtherByteOtherWord>(DcmTag(DCM_SeriesDate, EVR_UN));
+  un_date->putUint8Array(reinterpret_cast<const Uint8*>("20190315"), 8);
+  d.insert(un_date.release());
+  auto un_name = std::make_unique<DcmOtherByteOtherWord>(DcmTag(DCM_OperatorsName, EVR_UN));
+  un_name->putUint8Array(reinterpret_cast<const Uint8*>("NURSE^JANE"), 10);
+  d.insert(un_name.release());
+  save(*ct, dir / "in.dcm");
+  const auto result = deidentify(dir / "in.dcm", dir / "out", "basic", {"retain-long-modified-dates"});
+  ASSERT_TRUE(result.output) << result.error;
+  auto out = load(*result.output);
+  const pseudonym::Pseudonymizer p(testing::test_key());
+  const auto offset = p.date_offset(pseudonym::patient_key("PID12345", "", "", ""));
+  EXPECT_EQ(value(*out, "SeriesDate"), *deid::shift_date("20190315", offset));
+  const std::string operators = value(*out, "OperatorsName");
+  EXPECT_EQ(operators.find("JANE"), std::string::npos) << operators;
+}
+
+}  // namespace
+}  // namespace radguard

@@ -37,6 +37,8 @@ constexpr Tag kTime{0x0040, 0xA122};
 constexpr Tag kUid{0x0040, 0xA124};
 constexpr Tag kUnformattedTextValue{0x0070, 0x0006};
 constexpr Tag kTimezoneOffsetFromUtc{0x0008, 0x0201};
+constexpr Tag kDataSetTrailingPadding{0xFFFC, 0xFFFC};
+constexpr Tag kMediaStorageSopInstanceUid{0x0002, 0x0003};
 
 // How the items of a kept sequence are treated (Decision::child_mode).
 enum Mode : std::uint8_t {
@@ -91,7 +93,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
 
   dicom::Decision decide(const dicom::ElementView& view, const dicom::ItemView& item) const override {
     const Tag tag = view.tag;
-    if (tag.is_group_length() || tag.group == 0x0002) return remove();
+    // Group lengths are recomputed on writing; trailing padding may hold stale bytes.
+    if (tag.is_group_length() || tag.group == 0x0002 || tag == kDataSetTrailingPadding) return remove();
     if (tag.is_private()) return decide_private(view, item);
     // Marks of an earlier de-identification are rewritten at the top level afterwards.
     if (view.path.empty() && (tag == kPatientIdentityRemoved || tag == kDeidentificationMethod ||
@@ -359,6 +362,13 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   identity.study_uid = file.string_of(kStudyInstanceUid).value_or("");
   identity.series_uid = file.string_of(kSeriesInstanceUid).value_or("");
   identity.sop_instance_uid = file.string_of(kSopInstanceUid).value_or("");
+  if (identity.sop_instance_uid.empty()) {
+    // Some writers put the instance UID only in the meta header: name the output after it.
+    if (const auto meta_uid = file.string_of(kMediaStorageSopInstanceUid)) {
+      identity.sop_instance_uid =
+          policy_.has(ProfileOption::retain_uids) ? trimmed(*meta_uid) : pseudonymizer_.uid(*meta_uid);
+    }
+  }
   identity.patient_pseudonym = object.patient_id;
   return identity;
 }
