@@ -442,17 +442,21 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
 }
 
 std::string report_text(const ExportReport& report) {
+  auto count = [](std::uint64_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
   std::ostringstream out;
   if (report.status == ledger::EntryStatus::released) {
-    out << "released " << report.instances_included << " instances in " << report.studies_included
-        << " studies to " << report.release.string() << " (ledger entry " << report.ledger_sequence << ")\n";
+    out << "released " << count(report.instances_included, "instance", "instances") << " in "
+        << count(report.studies_included, "study", "studies") << " to " << report.release.string()
+        << " (ledger entry " << report.ledger_sequence << ")\n";
   } else {
     out << "export FAILED, nothing released: " << report.error << " (ledger entry " << report.ledger_sequence
         << ")\n";
   }
-  out << "excluded " << report.excluded_studies() << " studies (" << report.excluded_instances() << " instances)";
-  for (const auto& [reason, count] : report.excluded)
-    out << "; " << exclusion_name(reason) << ": " << count.studies;
+  out << "excluded " << count(report.excluded_studies(), "study", "studies") << " ("
+      << count(report.excluded_instances(), "instance", "instances") << ")";
+  for (const auto& [reason, n] : report.excluded) out << "; " << exclusion_name(reason) << ": " << n.studies;
   out << "; not DICOM " << report.not_dicom << ", DICOMDIR dropped " << report.dicomdir_dropped << "\n";
   for (const auto& o : report.failures) out << "error: " << o.input.string() << ": " << o.reason << "\n";
   for (const auto& m : report.missing_inputs) out << "error: " << m.path.string() << ": " << m.reason << "\n";
