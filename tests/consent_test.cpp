@@ -1,8 +1,9 @@
+#include "consent/consent.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
-#include "consent/consent.hpp"
 #include "core/iso_time.hpp"
 #include "test_util.hpp"
 
@@ -13,7 +14,8 @@ using radguard::testing::ScratchDir;
 
 constexpr std::string_view kNow = "2026-06-01T12:00:00Z";
 
-Record make(std::string patient, Purpose purpose, Decision decision, std::string date, std::string expires = "") {
+Record make(std::string patient, Purpose purpose, Decision decision, std::string date,
+            std::string expires = "") {
   Record r;
   r.patient_id = std::move(patient);
   r.purpose = purpose;
@@ -99,14 +101,16 @@ TEST(Consent, ExpiredAndFutureDecisionsAreIgnored) {
   ScratchDir dir;
   auto registry = Registry::open((dir / "consent.db").string());
   ASSERT_TRUE(registry);
-  ASSERT_TRUE(registry->record(make("P1", Purpose::research, Decision::permit, "2024-01-01", "2025-12-31")));
+  ASSERT_TRUE(registry->record(
+      make("P1", Purpose::research, Decision::permit, "2024-01-01", "2025-12-31")));
   EXPECT_FALSE(registry->decide("P1", Purpose::research, kNow)->permitted());
   EXPECT_EQ(registry->decide("P1", Purpose::research, kNow)->basis, Basis::default_policy);
   // The expiry day itself is still covered.
   EXPECT_TRUE(registry->decide("P1", Purpose::research, "2025-12-31T23:00:00Z")->permitted());
   // An older permit without expiry is in force again once the newer one expired.
   ASSERT_TRUE(registry->record(make("P2", Purpose::research, Decision::permit, "2020-01-01")));
-  ASSERT_TRUE(registry->record(make("P2", Purpose::research, Decision::deny, "2024-01-01", "2025-01-01")));
+  ASSERT_TRUE(
+      registry->record(make("P2", Purpose::research, Decision::deny, "2024-01-01", "2025-01-01")));
   EXPECT_TRUE(registry->decide("P2", Purpose::research, kNow)->permitted());
   // A decision dated in the future is not yet in force.
   ASSERT_TRUE(registry->record(make("P3", Purpose::research, Decision::permit, "2030-01-01")));
@@ -194,14 +198,16 @@ TEST(ConsentImport, BadCsvRowIsNamedAndNothingIsImported) {
   EXPECT_EQ(result.error().code, ErrorCode::usage);
   EXPECT_NE(result.error().message.find("line 3"), std::string::npos) << result.error().message;
   EXPECT_NE(result.error().message.find("decision"), std::string::npos);
-  EXPECT_EQ(result.error().message.find("SECRET-ID"), std::string::npos) << "errors must not echo patient IDs";
+  EXPECT_EQ(result.error().message.find("SECRET-ID"), std::string::npos)
+      << "errors must not echo patient IDs";
   EXPECT_TRUE(registry->history("SECRET-ID-1")->empty());
 
-  for (const std::string& bad : {std::string("patient_id,purpose,decision\nP1,research,permit\n"),
-                                 std::string("patient_id,purpose,decision,date\nP1,tourism,permit,2025-01-01\n"),
-                                 std::string("patient_id,purpose,decision,date\nP1,research,permit,2025-13-01\n"),
-                                 std::string("patient_id,purpose,decision,date\nP1,research,permit\n"),
-                                 std::string("patient_id,purpose,decision,date,colour\n")}) {
+  for (const std::string& bad :
+       {std::string("patient_id,purpose,decision\nP1,research,permit\n"),
+        std::string("patient_id,purpose,decision,date\nP1,tourism,permit,2025-01-01\n"),
+        std::string("patient_id,purpose,decision,date\nP1,research,permit,2025-13-01\n"),
+        std::string("patient_id,purpose,decision,date\nP1,research,permit\n"),
+        std::string("patient_id,purpose,decision,date,colour\n")}) {
     EXPECT_FALSE(registry->import_text(bad, "bad.csv")) << bad;
   }
   EXPECT_TRUE(registry->history("P1")->empty());

@@ -1,3 +1,5 @@
+#include "export/export.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,7 +10,6 @@
 #include "core/iso_time.hpp"
 #include "core/version.hpp"
 #include "dicom/dicom_file.hpp"
-#include "export/export.hpp"
 #include "test_util.hpp"
 
 namespace radguard::exporter {
@@ -27,8 +28,8 @@ std::string slurp(const fs::path& path) {
 }
 
 // Writes `count` instances of one study for a patient, made from the CT sample.
-void make_study(const fs::path& folder, const std::string& patient_id, const std::string& patient_name, int study,
-                int count, bool burned_in = false) {
+void make_study(const fs::path& folder, const std::string& patient_id,
+                const std::string& patient_name, int study, int count, bool burned_in = false) {
   fs::create_directories(folder);
   for (int i = 1; i <= count; ++i) {
     auto file = dicom::DicomFile::open(kSample);
@@ -42,8 +43,9 @@ void make_study(const fs::path& folder, const std::string& patient_id, const std
     if (burned_in) {
       ASSERT_TRUE(file->set_string(Tag{0x0028, 0x0301}, "YES"));
     }
-    ASSERT_TRUE(file->save(folder / (patient_name + "_" + std::to_string(study) + "_" + std::to_string(i) + ".dcm"),
-                           {std::string(kImplementationClassUid), std::string(kImplementationVersionName)}));
+    ASSERT_TRUE(file->save(
+        folder / (patient_name + "_" + std::to_string(study) + "_" + std::to_string(i) + ".dcm"),
+        {std::string(kImplementationClassUid), std::string(kImplementationVersionName)}));
   }
 }
 
@@ -52,10 +54,12 @@ crypto::SecretKey test_key() { return crypto::SecretKey::generate().value(); }
 deid::HeaderStage make_stage(const crypto::SecretKey& key) {
   auto policy = deid::Policy::create("basic", {}, std::nullopt);
   EXPECT_TRUE(policy);
-  return deid::HeaderStage(std::move(*policy), pseudonym::Pseudonymizer(key), deid::BurnedInPolicy::reject);
+  return deid::HeaderStage(std::move(*policy), pseudonym::Pseudonymizer(key),
+                           deid::BurnedInPolicy::reject);
 }
 
-consent::Record permit(const std::string& patient, consent::Purpose purpose, consent::Decision d = consent::Decision::permit) {
+consent::Record permit(const std::string& patient, consent::Purpose purpose,
+                       consent::Decision d = consent::Decision::permit) {
   consent::Record r;
   r.patient_id = patient;
   r.purpose = purpose;
@@ -73,9 +77,12 @@ struct Fixture {
   std::string ledger_path = (dir / "ledger.db").string();
 
   consent::Registry registry() { return consent::Registry::open(registry_path).value(); }
-  ledger::Ledger ledger() { return ledger::Ledger::open(ledger_path, ledger::LedgerAccess::create_if_missing).value(); }
+  ledger::Ledger ledger() {
+    return ledger::Ledger::open(ledger_path, ledger::LedgerAccess::create_if_missing).value();
+  }
 
-  ExportOptions options(std::vector<fs::path> inputs, consent::Purpose purpose, std::string recipient) {
+  ExportOptions options(std::vector<fs::path> inputs, consent::Purpose purpose,
+                        std::string recipient) {
     ExportOptions o;
     o.inputs = std::move(inputs);
     o.output = dir / "out";
@@ -108,14 +115,14 @@ TEST(Export, ReleasesPermittedStudiesAndWithholdsTheRest) {
   make_study(in / "alice", "ALICE-ID-1001", "Liddell^Alice", 1, 2);
   make_study(in / "bob", "BOB-ID-2002", "Builder^Bob", 2, 3);
   make_study(in / "carol", "CAROL-ID-3003", "Singer^Carol", 3, 1);
-  {
-    std::ofstream(in / "notes.txt") << "not DICOM";
-  }
+  { std::ofstream(in / "notes.txt") << "not DICOM"; }
   {
     auto reg = f.registry();
     ASSERT_TRUE(reg.record(permit("ALICE-ID-1001", consent::Purpose::ai_training)));
-    ASSERT_TRUE(reg.record(permit("BOB-ID-2002", consent::Purpose::ai_training, consent::Decision::deny)));
-    ASSERT_TRUE(reg.record(permit("CAROL-ID-3003", consent::Purpose::research)));  // another purpose
+    ASSERT_TRUE(
+        reg.record(permit("BOB-ID-2002", consent::Purpose::ai_training, consent::Decision::deny)));
+    ASSERT_TRUE(
+        reg.record(permit("CAROL-ID-3003", consent::Purpose::research)));  // another purpose
   }
   const auto options = f.options({in}, consent::Purpose::ai_training, "Acme AI Lab");
   const ExportReport report = f.run(options);
@@ -162,7 +169,8 @@ TEST(Export, ReleasesPermittedStudiesAndWithholdsTheRest) {
 
   // Nothing written anywhere names a patient: not the ledger file, manifest or report.
   const std::string report_text_json = report_json(report, f.stage, options);
-  for (const std::string secret : {"ALICE-ID-1001", "Liddell", "BOB-ID-2002", "Builder", "CAROL-ID-3003", "Singer"}) {
+  for (const std::string secret :
+       {"ALICE-ID-1001", "Liddell", "BOB-ID-2002", "Builder", "CAROL-ID-3003", "Singer"}) {
     EXPECT_EQ(slurp(f.ledger_path).find(secret), std::string::npos) << secret;
     EXPECT_EQ(manifest_text.find(secret), std::string::npos) << secret;
     EXPECT_EQ(report_text_json.find(secret), std::string::npos) << secret;
@@ -234,7 +242,8 @@ TEST(Export, AccountingAcrossSeveralExports) {
     ASSERT_TRUE(reg.record(permit("PAT-A", consent::Purpose::ai_training)));
     ASSERT_TRUE(reg.record(permit("PAT-B", consent::Purpose::research)));
   }
-  ASSERT_EQ(f.run(f.options({in}, consent::Purpose::research, "University A")).status, ledger::EntryStatus::released);
+  ASSERT_EQ(f.run(f.options({in}, consent::Purpose::research, "University A")).status,
+            ledger::EntryStatus::released);
   ASSERT_EQ(f.run(f.options({in / "a"}, consent::Purpose::ai_training, "AI Lab")).status,
             ledger::EntryStatus::released);
   ASSERT_EQ(f.run(f.options({in / "b"}, consent::Purpose::research, "University B")).status,
@@ -260,11 +269,13 @@ TEST(Export, AccountingAcrossSeveralExports) {
   EXPECT_EQ(a[1].recipient, "AI Lab");
   EXPECT_EQ(a[1].purpose, "ai-training");
   const std::string description = ledger::describe(a[0], a[0].patients[0]);
-  EXPECT_NE(description.find("3 DICOM instances in 2 studies (CT)"), std::string::npos) << description;
+  EXPECT_NE(description.find("3 DICOM instances in 2 studies (CT)"), std::string::npos)
+      << description;
   auto b = led.entries_for(ledger::patient_hash(f.key, "PAT-B"), std::nullopt).value();
   ASSERT_EQ(b.size(), 3u);
   EXPECT_EQ(b[2].recipient, "University C");
-  EXPECT_TRUE(led.entries_for(ledger::patient_hash(f.key, "PAT-B"), std::string("2999-01-01"))->empty());
+  EXPECT_TRUE(
+      led.entries_for(ledger::patient_hash(f.key, "PAT-B"), std::string("2999-01-01"))->empty());
   EXPECT_TRUE(led.verify()->intact());
 }
 
@@ -289,8 +300,9 @@ TEST(Export, TwoConcurrentExportsOnOneLedgerAndRegistryLoseNothing) {
         auto reg = consent::Registry::open(f.registry_path);
         auto led = ledger::Ledger::open(f.ledger_path, ledger::LedgerAccess::create_if_missing);
         if (!reg || !led) return;
-        auto options = f.options({in / ("PAT-" + std::to_string(2 * t)), in / ("PAT-" + std::to_string(2 * t + 1))},
-                                 consent::Purpose::research, "Recipient " + std::to_string(t));
+        auto options = f.options(
+            {in / ("PAT-" + std::to_string(2 * t)), in / ("PAT-" + std::to_string(2 * t + 1))},
+            consent::Purpose::research, "Recipient " + std::to_string(t));
         options.threads = 1;
         auto report = run_export(options, f.stage, *reg, *led);
         if (report) reports[static_cast<std::size_t>(t * kRounds + r)] = *report;
@@ -306,7 +318,8 @@ TEST(Export, TwoConcurrentExportsOnOneLedgerAndRegistryLoseNothing) {
   EXPECT_EQ(verify->entries, static_cast<std::uint64_t>(2 * kRounds));
   EXPECT_EQ(releases_in(f.dir / "out").size(), static_cast<std::size_t>(2 * kRounds));
   for (int p = 0; p < 4; ++p)
-    EXPECT_EQ(led.entries_for(ledger::patient_hash(f.key, "PAT-" + std::to_string(p)), std::nullopt)->size(),
+    EXPECT_EQ(led.entries_for(ledger::patient_hash(f.key, "PAT-" + std::to_string(p)), std::nullopt)
+                  ->size(),
               static_cast<std::size_t>(kRounds));
 }
 

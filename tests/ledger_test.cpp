@@ -1,10 +1,11 @@
+#include "ledger/ledger.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "ledger/ledger.hpp"
 #include "test_util.hpp"
 
 namespace radguard::ledger {
@@ -13,10 +14,12 @@ namespace {
 using radguard::testing::ScratchDir;
 
 crypto::SecretKey test_key() {
-  return crypto::SecretKey::parse(std::string(64, 'a')).value_or(crypto::SecretKey::generate().value());
+  return crypto::SecretKey::parse(std::string(64, 'a'))
+      .value_or(crypto::SecretKey::generate().value());
 }
 
-Entry make_entry(const crypto::SecretKey& key, const std::string& recipient, std::vector<std::string> patient_ids) {
+Entry make_entry(const crypto::SecretKey& key, const std::string& recipient,
+                 std::vector<std::string> patient_ids) {
   Entry e;
   e.recipient = recipient;
   e.purpose = "research";
@@ -40,7 +43,8 @@ std::string three_entries(const ScratchDir& dir, const crypto::SecretKey& key) {
   const std::string path = (dir / "ledger.db").string();
   auto ledger = Ledger::open(path, LedgerAccess::create_if_missing);
   EXPECT_TRUE(ledger) << ledger.error().message;
-  for (int i = 1; i <= 3; ++i) EXPECT_TRUE(ledger->append(make_entry(key, "Lab " + std::to_string(i), {"P1"})));
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_TRUE(ledger->append(make_entry(key, "Lab " + std::to_string(i), {"P1"})));
   return path;
 }
 
@@ -48,8 +52,9 @@ std::string three_entries(const ScratchDir& dir, const crypto::SecretKey& key) {
 void tamper(const std::string& path, const std::string& sql) {
   auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
   ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec("DROP TRIGGER disclosure_no_update; DROP TRIGGER disclosure_no_delete;"
-                       "DROP TRIGGER disclosure_patient_no_update; DROP TRIGGER disclosure_patient_no_delete;"));
+  ASSERT_TRUE(db->exec(
+      "DROP TRIGGER disclosure_no_update; DROP TRIGGER disclosure_no_delete;"
+      "DROP TRIGGER disclosure_patient_no_update; DROP TRIGGER disclosure_patient_no_delete;"));
   auto s = db->exec(sql);
   ASSERT_TRUE(s) << s.error().message;
 }
@@ -128,8 +133,8 @@ TEST(Ledger, DetectsARecomputedHashThroughTheNextLink) {
   edited.recipient = "Nobody";
   const std::string body = canonical_body(edited);
   const std::string hash = chain_hash(edited.prev_hash, body);
-  tamper(path, "UPDATE disclosure SET recipient = 'Nobody', body = '" + body + "', entry_hash = '" + hash +
-                   "' WHERE sequence = 1");
+  tamper(path, "UPDATE disclosure SET recipient = 'Nobody', body = '" + body + "', entry_hash = '" +
+                   hash + "' WHERE sequence = 1");
   const auto report = verify(path);
   EXPECT_EQ(report.first_bad_sequence, 2) << report.problem;
 }
@@ -146,8 +151,10 @@ TEST(Ledger, DetectsADeletedEntry) {
 TEST(Ledger, DetectsADeletedEntryRenumbered) {
   ScratchDir dir;
   const std::string path = three_entries(dir, test_key());
-  tamper(path, "DELETE FROM disclosure WHERE sequence = 2; UPDATE disclosure SET sequence = 2 WHERE sequence = 3;"
-               "DELETE FROM disclosure_patient WHERE sequence = 3");
+  tamper(path,
+         "DELETE FROM disclosure WHERE sequence = 2; UPDATE disclosure SET sequence = 2 WHERE "
+         "sequence = 3;"
+         "DELETE FROM disclosure_patient WHERE sequence = 3");
   EXPECT_EQ(verify(path).first_bad_sequence, 2);
 }
 
@@ -166,7 +173,9 @@ TEST(Ledger, DetectsATruncatedTailOnlyAgainstAKnownHead) {
   ScratchDir dir;
   const std::string path = three_entries(dir, test_key());
   const auto before = verify(path);
-  tamper(path, "DELETE FROM disclosure WHERE sequence = 3; DELETE FROM disclosure_patient WHERE sequence = 3");
+  tamper(path,
+         "DELETE FROM disclosure WHERE sequence = 3; DELETE FROM disclosure_patient WHERE sequence "
+         "= 3");
   const auto after = verify(path);
   // The remaining chain is self-consistent; the head hash kept elsewhere tells the difference.
   EXPECT_TRUE(after.intact());
@@ -202,8 +211,11 @@ TEST(Ledger, FindsAPatientsEntriesByKeyedHashOnly) {
   ASSERT_EQ((*one)[0].patients.size(), 1u) << "only the asked-for patient is returned";
   auto two = ledger->entries_for(patient_hash(key, " PATIENT-TWO "), std::nullopt);
   ASSERT_EQ(two->size(), 2u);
-  EXPECT_EQ(ledger->entries_for(patient_hash(key, "PATIENT-ONE"), std::nullopt, EntryStatus::failed)->size(), 1u);
-  EXPECT_TRUE(ledger->entries_for(patient_hash(key, "PATIENT-TWO"), std::string("2999-01-01"))->empty());
+  EXPECT_EQ(ledger->entries_for(patient_hash(key, "PATIENT-ONE"), std::nullopt, EntryStatus::failed)
+                ->size(),
+            1u);
+  EXPECT_TRUE(
+      ledger->entries_for(patient_hash(key, "PATIENT-TWO"), std::string("2999-01-01"))->empty());
   const auto other_key = crypto::SecretKey::generate().value();
   EXPECT_TRUE(ledger->entries_for(patient_hash(other_key, "PATIENT-ONE"), std::nullopt)->empty());
 
@@ -219,7 +231,8 @@ TEST(Ledger, AFailingPublishStepRollsTheEntryBack) {
   const auto key = test_key();
   auto ledger = Ledger::open((dir / "ledger.db").string(), LedgerAccess::create_if_missing);
   ASSERT_TRUE(ledger);
-  auto result = ledger->append(make_entry(key, "A", {"P"}), [] { return Status(fail(ErrorCode::io, "rename failed")); });
+  auto result = ledger->append(make_entry(key, "A", {"P"}),
+                               [] { return Status(fail(ErrorCode::io, "rename failed")); });
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().message, "rename failed");
   EXPECT_TRUE(ledger->all()->empty());

@@ -50,7 +50,8 @@ Result<consent::Decision> decision_arg(const std::string& text) {
 Result<std::string> time_arg(const std::string& text, const char* option) {
   if (text.empty()) return utc_now_iso8601();
   auto normalized = normalize_iso8601(text);
-  if (!normalized) return fail(ErrorCode::usage, std::string(option) + ": " + normalized.error().message);
+  if (!normalized)
+    return fail(ErrorCode::usage, std::string(option) + ": " + normalized.error().message);
   return *normalized;
 }
 
@@ -76,7 +77,8 @@ int run_set(const ConsentArgs& a) {
   if (!registry) return report_error(registry.error());
   if (auto s = registry->record(record); !s) return report_error(s.error());
   if (a.json) {
-    std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(2) << "\n";
+    std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(2)
+              << "\n";
   } else {
     std::cout << "recorded " << consent::decision_name(record.decision) << " for "
               << consent::purpose_name(record.purpose) << " dated " << record.date << "\n";
@@ -94,10 +96,11 @@ int run_show(const ConsentArgs& a) {
   for (const consent::Purpose p : consent::all_purposes()) {
     auto verdict = registry->decide(a.patient, p, *at);
     if (!verdict) return report_error(verdict.error());
-    current.push_back({{"purpose", consent::purpose_name(p)},
-                       {"decision", consent::decision_name(verdict->decision)},
-                       {"basis", consent::basis_name(verdict->basis)},
-                       {"record", verdict->record ? record_json(*verdict->record) : json(nullptr)}});
+    current.push_back(
+        {{"purpose", consent::purpose_name(p)},
+         {"decision", consent::decision_name(verdict->decision)},
+         {"basis", consent::basis_name(verdict->basis)},
+         {"record", verdict->record ? record_json(*verdict->record) : json(nullptr)}});
     verdicts.emplace_back(p, *verdict);
   }
   auto history = registry->history(a.patient);
@@ -105,7 +108,9 @@ int run_show(const ConsentArgs& a) {
   if (a.json) {
     json h = json::array();
     for (const auto& r : *history) h.push_back(record_json(r));
-    std::cout << json{{"patient_id", a.patient}, {"at", *at}, {"current", current}, {"history", h}}.dump(2) << "\n";
+    std::cout << json{{"patient_id", a.patient}, {"at", *at}, {"current", current}, {"history", h}}
+                     .dump(2)
+              << "\n";
     return kExitSuccess;
   }
   std::cout << "decisions in force at " << *at << ":\n";
@@ -122,8 +127,8 @@ int run_show(const ConsentArgs& a) {
   }
   std::cout << "history (" << history->size() << " decisions, oldest first):\n";
   for (const auto& r : *history) {
-    std::cout << "  #" << r.sequence << " " << r.date << " " << consent::purpose_name(r.purpose) << " "
-              << consent::decision_name(r.decision) << " source=" << r.source;
+    std::cout << "  #" << r.sequence << " " << r.date << " " << consent::purpose_name(r.purpose)
+              << " " << consent::decision_name(r.decision) << " source=" << r.source;
     if (!r.expires.empty()) std::cout << " expires=" << r.expires;
     std::cout << " recorded " << r.recorded_at << "\n";
   }
@@ -150,8 +155,9 @@ int run_list(const ConsentArgs& a) {
     return kExitSuccess;
   }
   for (const auto& r : *current) {
-    std::cout << r.patient_id << "\t" << consent::purpose_name(r.purpose) << "\t" << consent::decision_name(r.decision)
-              << "\t" << r.date << "\t" << r.source << "\t" << (r.expires.empty() ? "-" : r.expires) << "\n";
+    std::cout << r.patient_id << "\t" << consent::purpose_name(r.purpose) << "\t"
+              << consent::decision_name(r.decision) << "\t" << r.date << "\t" << r.source << "\t"
+              << (r.expires.empty() ? "-" : r.expires) << "\n";
   }
   return kExitSuccess;
 }
@@ -170,8 +176,10 @@ int run_import(const ConsentArgs& a) {
                      .dump(2)
               << "\n";
   } else {
-    std::cout << "imported " << summary->imported << " decisions from " << a.file << " (" << summary->format << ")";
-    if (summary->skipped > 0) std::cout << "; skipped " << summary->skipped << " resources not in force or not Consent";
+    std::cout << "imported " << summary->imported << " decisions from " << a.file << " ("
+              << summary->format << ")";
+    if (summary->skipped > 0)
+      std::cout << "; skipped " << summary->skipped << " resources not in force or not Consent";
     std::cout << "\n";
   }
   return kExitSuccess;
@@ -179,7 +187,9 @@ int run_import(const ConsentArgs& a) {
 
 int run_default(const ConsentArgs& a) {
   if (a.purpose.empty() != a.decision.empty())
-    return report_error(Error{ErrorCode::usage, "give both --purpose and --decision to change a default, or neither to show them"});
+    return report_error(
+        Error{ErrorCode::usage,
+              "give both --purpose and --decision to change a default, or neither to show them"});
   auto registry = consent::Registry::open(a.registry);
   if (!registry) return report_error(registry.error());
   if (!a.purpose.empty()) {
@@ -207,17 +217,20 @@ int run_default(const ConsentArgs& a) {
 }  // namespace
 
 void add_consent(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("consent", "the consent registry: patients' decisions per purpose of use");
+  auto* cmd =
+      app.add_subcommand("consent", "the consent registry: patients' decisions per purpose of use");
   cmd->require_subcommand(1);
   auto args = std::make_shared<ConsentArgs>();
   const std::string purposes = "purpose: " + consent::purpose_names();
   auto registry_option = [&](CLI::App* sub) {
-    sub->add_option("--registry", args->registry, "consent registry (SQLite file or file: URI; created if missing)")
+    sub->add_option("--registry", args->registry,
+                    "consent registry (SQLite file or file: URI; created if missing)")
         ->required();
     sub->add_flag("--json", args->json, "print JSON on stdout");
   };
 
-  auto* set = cmd->add_subcommand("set", "record one decision (history is kept; the latest by date is in force)");
+  auto* set = cmd->add_subcommand(
+      "set", "record one decision (history is kept; the latest by date is in force)");
   set->add_option("--patient", args->patient, "patient ID")->required();
   set->add_option("--purpose", args->purpose, purposes)->required();
   set->add_option("--decision", args->decision, "permit or deny")->required();
@@ -233,24 +246,32 @@ void add_consent(CLI::App& app, Action& action) {
   registry_option(show);
   show->callback([&action, args] { action = [args] { return run_show(*args); }; });
 
-  auto* list = cmd->add_subcommand("list", "every recorded decision in force (internal: prints patient IDs)");
+  auto* list = cmd->add_subcommand(
+      "list", "every recorded decision in force (internal: prints patient IDs)");
   list->add_option("--purpose", args->purpose, "only this " + purposes);
   list->add_option("--at", args->at, "evaluate at this time instead of now (ISO 8601)");
   registry_option(list);
   list->callback([&action, args] { action = [args] { return run_list(*args); }; });
 
   auto* import = cmd->add_subcommand(
-      "import", "import decisions from CSV (patient_id,purpose,decision,date[,source,expires]) or FHIR R4 Consent JSON; "
-                "all or nothing");
-  import->add_option("FILE", args->file, "CSV file, or a FHIR Consent resource or Bundle (JSON)")->required();
+      "import",
+      "import decisions from CSV (patient_id,purpose,decision,date[,source,expires]) or FHIR R4 "
+      "Consent JSON; "
+      "all or nothing");
+  import->add_option("FILE", args->file, "CSV file, or a FHIR Consent resource or Bundle (JSON)")
+      ->required();
   registry_option(import);
-  import->callback([&action, args] { action = [args] { return run_import(*args); }; });
+  import->callback([&action, args] { action = [args] { return run_import(*args);
+};
+}  // namespace radguard::cli
+);
 
-  auto* defaults = cmd->add_subcommand("default", "show or change the decision used when a patient has none in force");
-  defaults->add_option("--purpose", args->purpose, purposes);
-  defaults->add_option("--decision", args->decision, "permit or deny");
-  registry_option(defaults);
-  defaults->callback([&action, args] { action = [args] { return run_default(*args); }; });
+auto* defaults = cmd->add_subcommand(
+    "default", "show or change the decision used when a patient has none in force");
+defaults->add_option("--purpose", args->purpose, purposes);
+defaults->add_option("--decision", args->decision, "permit or deny");
+registry_option(defaults);
+defaults->callback([&action, args] { action = [args] { return run_default(*args); }; });
 }
 
 }  // namespace radguard::cli

@@ -26,12 +26,23 @@ std::string html_escape(std::string_view text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -43,7 +54,8 @@ int run_disclosures(const DisclosuresArgs& a) {
   std::optional<std::string> since;
   if (!a.since.empty()) {
     auto normalized = normalize_iso8601(a.since);
-    if (!normalized) return report_error(Error{ErrorCode::usage, "--since: " + normalized.error().message});
+    if (!normalized)
+      return report_error(Error{ErrorCode::usage, "--since: " + normalized.error().message});
     since = *normalized;
   }
   auto key = crypto::SecretKey::load(a.key);
@@ -61,7 +73,8 @@ int run_disclosures(const DisclosuresArgs& a) {
     const auto& p = e.patients.front();
     json studies = json::array();
     for (const auto& s : p.studies)
-      studies.push_back({{"study_uid", s.study_uid}, {"instances", s.instances}, {"modalities", s.modalities}});
+      studies.push_back(
+          {{"study_uid", s.study_uid}, {"instances", s.instances}, {"modalities", s.modalities}});
     list.push_back({{"date", e.recorded_at},
                     {"recipient", e.recipient},
                     {"purpose", e.purpose},
@@ -73,8 +86,9 @@ int run_disclosures(const DisclosuresArgs& a) {
                     {"ledger_entry", e.sequence},
                     {"entry_hash", e.entry_hash}});
   }
-  const std::string integrity = verified->intact() ? "verified intact (" + std::to_string(verified->entries) + " entries)"
-                                                   : "ALTERED: " + verified->problem;
+  const std::string integrity =
+      verified->intact() ? "verified intact (" + std::to_string(verified->entries) + " entries)"
+                         : "ALTERED: " + verified->problem;
   if (a.format == "json") {
     const json doc = {{"command", "disclosures"},
                       {"ledger", a.ledger},
@@ -87,15 +101,19 @@ int run_disclosures(const DisclosuresArgs& a) {
     std::cout << doc.dump(2) << "\n";
   } else if (a.format == "html") {
     std::ostringstream out;
-    out << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Accounting of disclosures</title>"
-        << "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
+    out << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Accounting of "
+           "disclosures</title>"
+        << "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px "
+           "solid #999;"
            "padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>\n"
-        << "<h1>Accounting of disclosures</h1>\n<p>Ledger " << html_escape(a.ledger) << ": " << html_escape(integrity)
+        << "<h1>Accounting of disclosures</h1>\n<p>Ledger " << html_escape(a.ledger) << ": "
+        << html_escape(integrity)
         << (since ? ". Disclosures since " + html_escape(*since) : std::string()) << ".</p>\n";
     if (list.empty()) {
       out << "<p>No disclosures recorded.</p>\n";
     } else {
-      out << "<table><thead><tr><th>Date</th><th>Recipient</th><th>Purpose</th><th>What was disclosed</th></tr>"
+      out << "<table><thead><tr><th>Date</th><th>Recipient</th><th>Purpose</th><th>What was "
+             "disclosed</th></tr>"
              "</thead><tbody>\n";
       for (const auto& d : list) {
         out << "<tr><td>" << html_escape(d["date"].get<std::string>()) << "</td><td>"
@@ -112,25 +130,31 @@ int run_disclosures(const DisclosuresArgs& a) {
     if (since) std::cout << " since " << *since;
     std::cout << ": " << list.size() << (list.size() == 1 ? " disclosure\n" : " disclosures\n");
     for (const auto& d : list) {
-      std::cout << d["date"].get<std::string>() << "  to " << d["recipient"].get<std::string>() << "  for "
-                << d["purpose"].get<std::string>() << "\n    " << d["description"].get<std::string>() << "\n";
+      std::cout << d["date"].get<std::string>() << "  to " << d["recipient"].get<std::string>()
+                << "  for " << d["purpose"].get<std::string>() << "\n    "
+                << d["description"].get<std::string>() << "\n";
     }
   }
   if (!verified->intact())
-    return report_error(Error{ErrorCode::integrity, a.ledger + ": " + verified->problem +
-                                                        " (run radguard ledger verify; this accounting may be incomplete)"});
+    return report_error(
+        Error{ErrorCode::integrity,
+              a.ledger + ": " + verified->problem +
+                  " (run radguard ledger verify; this accounting may be incomplete)"});
   return kExitSuccess;
 }
 
 }  // namespace
 
 void add_disclosures(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("disclosures", "the accounting of disclosures for one patient, from the ledger");
+  auto* cmd = app.add_subcommand("disclosures",
+                                 "the accounting of disclosures for one patient, from the ledger");
   auto args = std::make_shared<DisclosuresArgs>();
-  cmd->add_option("--patient", args->patient, "patient ID (looked up by its keyed hash)")->required();
+  cmd->add_option("--patient", args->patient, "patient ID (looked up by its keyed hash)")
+      ->required();
   cmd->add_option("--ledger", args->ledger, "ledger (SQLite file or file: URI)")->required();
   cmd->add_option("-k,--key", args->key, "the secret key the exports used")->required();
-  cmd->add_option("--since", args->since, "only disclosures recorded at or after this date (ISO 8601)");
+  cmd->add_option("--since", args->since,
+                  "only disclosures recorded at or after this date (ISO 8601)");
   cmd->add_option("--format", args->format, "text, json or html")->capture_default_str();
   cmd->callback([&action, args] { action = [args] { return run_disclosures(*args); }; });
 }

@@ -12,8 +12,9 @@ namespace radguard::consent {
 
 namespace {
 
-constexpr std::array kPurposes = {Purpose::clinical_care,  Purpose::research,         Purpose::ai_training,
-                                  Purpose::commercial_ai, Purpose::cloud_processing, Purpose::cross_border};
+constexpr std::array kPurposes = {Purpose::clinical_care,    Purpose::research,
+                                  Purpose::ai_training,      Purpose::commercial_ai,
+                                  Purpose::cloud_processing, Purpose::cross_border};
 
 constexpr int kSchemaVersion = 1;
 
@@ -44,13 +45,15 @@ CREATE TABLE IF NOT EXISTS default_policy(
 )sql";
 
 std::string trim(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   return std::string(s);
 }
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -108,7 +111,9 @@ Result<std::vector<CsvRow>> split_csv(std::string_view text) {
       cell += c;
     }
   }
-  if (quoted) return fail(ErrorCode::usage, "line " + std::to_string(row.line) + ": unterminated quoted field");
+  if (quoted)
+    return fail(ErrorCode::usage,
+                "line " + std::to_string(row.line) + ": unterminated quoted field");
   if (!cell.empty() || !row.cells.empty()) end_row();
   return rows;
 }
@@ -117,13 +122,15 @@ Status check_record(const Record& r) {
   if (r.patient_id.empty()) return fail(ErrorCode::usage, "patient ID is empty");
   if (r.date.empty()) return fail(ErrorCode::usage, "date is empty");
   if (!normalize_iso8601(r.date)) return fail(ErrorCode::usage, "date is not ISO 8601");
-  if (!r.expires.empty() && !normalize_iso8601(r.expires)) return fail(ErrorCode::usage, "expiry is not ISO 8601");
+  if (!r.expires.empty() && !normalize_iso8601(r.expires))
+    return fail(ErrorCode::usage, "expiry is not ISO 8601");
   return {};
 }
 
 std::optional<Purpose> purpose_from_code(const std::string& system, const std::string& code) {
   if (auto p = parse_purpose(code)) return p;
-  if (system.empty() || system.find("v3-ActReason") != std::string::npos || system == "urn:oid:2.16.840.1.113883.5.8") {
+  if (system.empty() || system.find("v3-ActReason") != std::string::npos ||
+      system == "urn:oid:2.16.840.1.113883.5.8") {
     if (code == "TREAT" || code == "ETREAT") return Purpose::clinical_care;
     if (code == "HRESCH" || code == "CLINTRCH" || code == "BIORCH") return Purpose::research;
   }
@@ -136,12 +143,18 @@ std::span<const Purpose> all_purposes() { return kPurposes; }
 
 std::string_view purpose_name(Purpose purpose) {
   switch (purpose) {
-    case Purpose::clinical_care: return "clinical-care";
-    case Purpose::research: return "research";
-    case Purpose::ai_training: return "ai-training";
-    case Purpose::commercial_ai: return "commercial-ai";
-    case Purpose::cloud_processing: return "cloud-processing";
-    case Purpose::cross_border: return "cross-border";
+    case Purpose::clinical_care:
+      return "clinical-care";
+    case Purpose::research:
+      return "research";
+    case Purpose::ai_training:
+      return "ai-training";
+    case Purpose::commercial_ai:
+      return "commercial-ai";
+    case Purpose::cloud_processing:
+      return "cloud-processing";
+    case Purpose::cross_border:
+      return "cross-border";
   }
   return "research";
 }
@@ -163,7 +176,9 @@ std::string purpose_names() {
   return out;
 }
 
-std::string_view decision_name(Decision decision) { return decision == Decision::permit ? "permit" : "deny"; }
+std::string_view decision_name(Decision decision) {
+  return decision == Decision::permit ? "permit" : "deny";
+}
 
 std::optional<Decision> parse_decision(std::string_view name) {
   const std::string n = lower(trim(name));
@@ -172,36 +187,46 @@ std::optional<Decision> parse_decision(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view basis_name(Basis basis) { return basis == Basis::recorded ? "recorded" : "default-policy"; }
+std::string_view basis_name(Basis basis) {
+  return basis == Basis::recorded ? "recorded" : "default-policy";
+}
 
 Result<std::vector<Record>> parse_csv(std::string_view text, std::string_view source_name) {
-  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a byte-order mark from spreadsheets
+  if (text.starts_with("\xEF\xBB\xBF"))
+    text.remove_prefix(3);  // a byte-order mark from spreadsheets
   auto rows = split_csv(text);
   if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return fail(ErrorCode::usage, "the CSV file is empty (expected the header "
-                                                   "patient_id,purpose,decision,date)");
+  if (rows->empty())
+    return fail(ErrorCode::usage,
+                "the CSV file is empty (expected the header "
+                "patient_id,purpose,decision,date)");
   std::map<std::string, std::size_t> column;
   const auto& header = rows->front();
   for (std::size_t i = 0; i < header.cells.size(); ++i) {
     const std::string name = lower(trim(header.cells[i]));
     if (name != "patient_id" && name != "purpose" && name != "decision" && name != "date" &&
         name != "source" && name != "expires")
-      return fail(ErrorCode::usage, "line " + std::to_string(header.line) + ": unknown column '" + name +
-                                        "' (expected patient_id,purpose,decision,date[,source,expires])");
+      return fail(ErrorCode::usage,
+                  "line " + std::to_string(header.line) + ": unknown column '" + name +
+                      "' (expected patient_id,purpose,decision,date[,source,expires])");
     if (!column.emplace(name, i).second)
-      return fail(ErrorCode::usage, "line " + std::to_string(header.line) + ": column '" + name + "' appears twice");
+      return fail(ErrorCode::usage,
+                  "line " + std::to_string(header.line) + ": column '" + name + "' appears twice");
   }
   for (const char* required : {"patient_id", "purpose", "decision", "date"}) {
     if (!column.contains(required))
-      return fail(ErrorCode::usage, "line " + std::to_string(header.line) + ": the header lacks the column '" +
-                                        required + "' (expected patient_id,purpose,decision,date[,source,expires])");
+      return fail(ErrorCode::usage,
+                  "line " + std::to_string(header.line) + ": the header lacks the column '" +
+                      required + "' (expected patient_id,purpose,decision,date[,source,expires])");
   }
   std::vector<Record> records;
   for (std::size_t r = 1; r < rows->size(); ++r) {
     const CsvRow& row = (*rows)[r];
-    const std::string where = "line " + std::to_string(row.line) + " (row " + std::to_string(r) + ")";
+    const std::string where =
+        "line " + std::to_string(row.line) + " (row " + std::to_string(r) + ")";
     if (row.cells.size() != header.cells.size())
-      return fail(ErrorCode::usage, where + ": " + std::to_string(row.cells.size()) + " fields, the header has " +
+      return fail(ErrorCode::usage, where + ": " + std::to_string(row.cells.size()) +
+                                        " fields, the header has " +
                                         std::to_string(header.cells.size()));
     auto cell = [&](const char* name) -> std::string {
       const auto it = column.find(name);
@@ -211,7 +236,8 @@ Result<std::vector<Record>> parse_csv(std::string_view text, std::string_view so
     record.patient_id = cell("patient_id");
     if (record.patient_id.empty()) return fail(ErrorCode::usage, where + ": patient_id is empty");
     const auto purpose = parse_purpose(cell("purpose"));
-    if (!purpose) return fail(ErrorCode::usage, where + ": purpose is not one of " + purpose_names());
+    if (!purpose)
+      return fail(ErrorCode::usage, where + ": purpose is not one of " + purpose_names());
     record.purpose = *purpose;
     const auto decision = parse_decision(cell("decision"));
     if (!decision) return fail(ErrorCode::usage, where + ": decision is neither permit nor deny");
@@ -221,11 +247,13 @@ Result<std::vector<Record>> parse_csv(std::string_view text, std::string_view so
     record.date = *date;
     if (const std::string expires = cell("expires"); !expires.empty()) {
       auto normalized = normalize_iso8601(expires);
-      if (!normalized) return fail(ErrorCode::usage, where + ": expires: " + normalized.error().message);
+      if (!normalized)
+        return fail(ErrorCode::usage, where + ": expires: " + normalized.error().message);
       record.expires = *normalized;
     }
     record.source = cell("source");
-    if (record.source.empty()) record.source = "csv:" + std::string(source_name) + " line " + std::to_string(row.line);
+    if (record.source.empty())
+      record.source = "csv:" + std::string(source_name) + " line " + std::to_string(row.line);
     records.push_back(std::move(record));
   }
   return records;
@@ -255,12 +283,15 @@ Status consent_records(const json& resource, const std::string& where, std::vect
     if (const auto id = it->find("identifier"); id != it->end()) patient = string_at(*id, "value");
     if (patient.empty()) {
       const std::string reference = string_at(*it, "reference");
-      if (const auto slash = reference.rfind('/'); reference.starts_with("Patient/") && slash != std::string::npos)
+      if (const auto slash = reference.rfind('/');
+          reference.starts_with("Patient/") && slash != std::string::npos)
         patient = reference.substr(slash + 1);
     }
   }
   if (patient.empty())
-    return fail(ErrorCode::usage, where + ": Consent.patient has neither identifier.value nor a Patient/<id> reference");
+    return fail(
+        ErrorCode::usage,
+        where + ": Consent.patient has neither identifier.value nor a Patient/<id> reference");
   const std::string date_text = string_at(resource, "dateTime");
   if (date_text.empty()) return fail(ErrorCode::usage, where + ": Consent.dateTime is missing");
   auto date = normalize_iso8601(date_text);
@@ -270,33 +301,41 @@ Status consent_records(const json& resource, const std::string& where, std::vect
 
   const auto provision = resource.find("provision");
   if (provision == resource.end() || !provision->is_object())
-    return fail(ErrorCode::usage, where + ": Consent.provision is missing (it carries the decision and purpose)");
+    return fail(ErrorCode::usage,
+                where + ": Consent.provision is missing (it carries the decision and purpose)");
 
   std::size_t produced = 0;
   // Walks a provision and its nested provisions; an inner type overrides the outer one.
-  auto walk = [&](auto&& self, const json& p, std::optional<Decision> inherited, std::string expires,
-                  const std::string& path) -> Status {
+  auto walk = [&](auto&& self, const json& p, std::optional<Decision> inherited,
+                  std::string expires, const std::string& path) -> Status {
     std::optional<Decision> type = inherited;
     if (const std::string t = string_at(p, "type"); !t.empty()) {
       type = parse_decision(t);
-      if (!type) return fail(ErrorCode::usage, where + ": " + path + ".type is neither permit nor deny");
+      if (!type)
+        return fail(ErrorCode::usage, where + ": " + path + ".type is neither permit nor deny");
     }
     if (const auto period = p.find("period"); period != p.end()) {
       if (const std::string end = string_at(*period, "end"); !end.empty()) {
         auto normalized = normalize_iso8601(end);
-        if (!normalized) return fail(ErrorCode::usage, where + ": " + path + ".period.end: " + normalized.error().message);
+        if (!normalized)
+          return fail(ErrorCode::usage,
+                      where + ": " + path + ".period.end: " + normalized.error().message);
         expires = *normalized;
       }
     }
     if (const auto purposes = p.find("purpose"); purposes != p.end() && purposes->is_array()) {
       for (std::size_t i = 0; i < purposes->size(); ++i) {
         const json& coding = (*purposes)[i];
-        const auto purpose = purpose_from_code(string_at(coding, "system"), string_at(coding, "code"));
+        const auto purpose =
+            purpose_from_code(string_at(coding, "system"), string_at(coding, "code"));
         const std::string at = path + ".purpose[" + std::to_string(i) + "]";
         if (!purpose)
-          return fail(ErrorCode::usage, where + ": " + at + " is not a purpose radguard knows (" + purpose_names() +
+          return fail(ErrorCode::usage, where + ": " + at + " is not a purpose radguard knows (" +
+                                            purpose_names() +
                                             ", or v3-ActReason TREAT, HRESCH, CLINTRCH)");
-        if (!type) return fail(ErrorCode::usage, where + ": " + path + " has a purpose but no type (permit or deny)");
+        if (!type)
+          return fail(ErrorCode::usage,
+                      where + ": " + path + " has a purpose but no type (permit or deny)");
         Record record;
         record.patient_id = patient;
         record.purpose = *purpose;
@@ -310,7 +349,9 @@ Status consent_records(const json& resource, const std::string& where, std::vect
     }
     if (const auto nested = p.find("provision"); nested != p.end() && nested->is_array()) {
       for (std::size_t i = 0; i < nested->size(); ++i) {
-        if (auto s = self(self, (*nested)[i], type, expires, path + ".provision[" + std::to_string(i) + "]"); !s)
+        if (auto s = self(self, (*nested)[i], type, expires,
+                          path + ".provision[" + std::to_string(i) + "]");
+            !s)
           return s;
       }
     }
@@ -318,7 +359,8 @@ Status consent_records(const json& resource, const std::string& where, std::vect
   };
   if (auto s = walk(walk, *provision, std::nullopt, std::string(), "provision"); !s) return s;
   if (produced == 0)
-    return fail(ErrorCode::usage, where + ": no provision names a purpose, so the consent decides nothing");
+    return fail(ErrorCode::usage,
+                where + ": no provision names a purpose, so the consent decides nothing");
   return {};
 }
 
@@ -330,11 +372,13 @@ Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipp
   const std::string type = string_at(doc, "resourceType");
   std::vector<Record> records;
   if (type == "Consent") {
-    if (auto s = consent_records(doc, "Consent", records, skipped); !s) return std::unexpected(s.error());
+    if (auto s = consent_records(doc, "Consent", records, skipped); !s)
+      return std::unexpected(s.error());
     return records;
   }
   if (type != "Bundle")
-    return fail(ErrorCode::usage, "the JSON is neither a FHIR Consent resource nor a Bundle (resourceType)");
+    return fail(ErrorCode::usage,
+                "the JSON is neither a FHIR Consent resource nor a Bundle (resourceType)");
   const auto entries = doc.find("entry");
   if (entries == doc.end() || !entries->is_array()) return records;
   for (std::size_t i = 0; i < entries->size(); ++i) {
@@ -347,8 +391,10 @@ Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipp
       ++skipped;  // Patients, Provenance and the like travel in the same bundles
       continue;
     }
-    if (const std::string id = string_at(*resource, "id"); !id.empty()) where += " (Consent/" + id + ")";
-    if (auto s = consent_records(*resource, where, records, skipped); !s) return std::unexpected(s.error());
+    if (const std::string id = string_at(*resource, "id"); !id.empty())
+      where += " (Consent/" + id + ")";
+    if (auto s = consent_records(*resource, where, records, skipped); !s)
+      return std::unexpected(s.error());
   }
   return records;
 }
@@ -360,32 +406,38 @@ Result<Registry> Registry::open(const std::string& path_or_uri) {
   auto tx = sqlite::Transaction::begin(registry.db_, sqlite::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   if (auto s = registry.db_.exec(kSchema); !s) {
-    return fail(ErrorCode::integrity, path_or_uri + " is not a radguard consent registry: " + s.error().message);
+    return fail(ErrorCode::integrity,
+                path_or_uri + " is not a radguard consent registry: " + s.error().message);
   }
   {
-    auto version = registry.db_.prepare("SELECT value FROM registry_meta WHERE key = 'schema_version'");
+    auto version =
+        registry.db_.prepare("SELECT value FROM registry_meta WHERE key = 'schema_version'");
     if (!version) return std::unexpected(version.error());
     auto row = version->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) {
       const std::string now = utc_now_iso8601();
-      auto insert = registry.db_.prepare("INSERT INTO registry_meta(key, value) VALUES ('schema_version', ?1)");
+      auto insert = registry.db_.prepare(
+          "INSERT INTO registry_meta(key, value) VALUES ('schema_version', ?1)");
       if (!insert) return std::unexpected(insert.error());
       (void)insert->bind(1, std::to_string(kSchemaVersion));
       if (auto s = insert->run(); !s) return std::unexpected(s.error());
       // Fail closed: only clinical care is assumed; every other use needs a recorded permit.
       auto policy = registry.db_.prepare(
-          "INSERT OR IGNORE INTO default_policy(purpose, decision, changed_at) VALUES (?1, ?2, ?3)");
+          "INSERT OR IGNORE INTO default_policy(purpose, decision, changed_at) VALUES (?1, ?2, "
+          "?3)");
       if (!policy) return std::unexpected(policy.error());
       for (const Purpose p : kPurposes) {
         (void)policy->bind(1, purpose_name(p));
-        (void)policy->bind(2, decision_name(p == Purpose::clinical_care ? Decision::permit : Decision::deny));
+        (void)policy->bind(
+            2, decision_name(p == Purpose::clinical_care ? Decision::permit : Decision::deny));
         (void)policy->bind(3, now);
         if (auto s = policy->run(); !s) return std::unexpected(s.error());
       }
     } else if (version->text(0) != std::to_string(kSchemaVersion)) {
-      return fail(ErrorCode::unsupported, path_or_uri + " has consent registry schema version " + version->text(0) +
-                                              "; this radguard reads version " + std::to_string(kSchemaVersion));
+      return fail(ErrorCode::unsupported, path_or_uri + " has consent registry schema version " +
+                                              version->text(0) + "; this radguard reads version " +
+                                              std::to_string(kSchemaVersion));
     }
   }
   if (auto s = tx->commit(); !s) return std::unexpected(s.error());
@@ -398,7 +450,8 @@ Status Registry::insert(const Record& r, const std::string& recorded_at) {
   std::optional<std::string> expires;
   if (!r.expires.empty()) expires = *normalize_iso8601(r.expires);
   auto statement = db_.prepare(
-      "INSERT INTO consent_decision(patient_id, purpose, decision, decided_at, source, expires, recorded_at) "
+      "INSERT INTO consent_decision(patient_id, purpose, decision, decided_at, source, expires, "
+      "recorded_at) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!statement) return std::unexpected(statement.error());
   (void)statement->bind(1, r.patient_id);
@@ -411,7 +464,9 @@ Status Registry::insert(const Record& r, const std::string& recorded_at) {
   return statement->run();
 }
 
-Status Registry::record(const Record& record) { return record_all(std::span<const Record>(&record, 1)); }
+Status Registry::record(const Record& record) {
+  return record_all(std::span<const Record>(&record, 1));
+}
 
 Status Registry::record_all(std::span<const Record> records) {
   auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::immediate);
@@ -420,8 +475,8 @@ Status Registry::record_all(std::span<const Record> records) {
   for (std::size_t i = 0; i < records.size(); ++i) {
     if (auto s = insert(records[i], now); !s) {
       if (records.size() == 1) return s;
-      return fail(s.error().code, "record " + std::to_string(i + 1) + " (" + records[i].source + "): " +
-                                      s.error().message + "; nothing was stored");
+      return fail(s.error().code, "record " + std::to_string(i + 1) + " (" + records[i].source +
+                                      "): " + s.error().message + "; nothing was stored");
     }
   }
   return tx->commit();
@@ -441,7 +496,8 @@ Result<ImportSummary> Registry::import_text(std::string_view text, std::string_v
     records = parse_csv(text, source_name);
   }
   if (!records)
-    return fail(records.error().code, std::string(source_name) + ": " + records.error().message + "; nothing was imported");
+    return fail(records.error().code, std::string(source_name) + ": " + records.error().message +
+                                          "; nothing was imported");
   if (auto s = record_all(*records); !s) return std::unexpected(s.error());
   summary.imported = records->size();
   return summary;
@@ -483,7 +539,9 @@ const Record* latest_in_force(const std::vector<const Record*>& records, std::st
   const Record* best = nullptr;
   for (const Record* r : records) {
     if (!in_force(*r, now)) continue;
-    if (best == nullptr || r->date > best->date || (r->date == best->date && r->sequence > best->sequence)) best = r;
+    if (best == nullptr || r->date > best->date ||
+        (r->date == best->date && r->sequence > best->sequence))
+      best = r;
   }
   return best;
 }
@@ -505,7 +563,8 @@ Result<std::vector<Record>> Registry::history(std::string_view patient_id) {
   return out;
 }
 
-Result<Verdict> Registry::decide(std::string_view patient_id, Purpose purpose, std::string_view now) {
+Result<Verdict> Registry::decide(std::string_view patient_id, Purpose purpose,
+                                 std::string_view now) {
   auto records = history(patient_id);
   if (!records) return std::unexpected(records.error());
   std::vector<const Record*> candidates;
@@ -520,7 +579,8 @@ Result<Verdict> Registry::decide(std::string_view patient_id, Purpose purpose, s
   return Verdict{*fallback, Basis::default_policy, std::nullopt};
 }
 
-Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose, std::string_view now) {
+Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose,
+                                              std::string_view now) {
   auto s = db_.prepare(std::string("SELECT ") + std::string(kColumns) +
                        " FROM consent_decision ORDER BY patient_id, purpose, sequence");
   if (!s) return std::unexpected(s.error());
@@ -535,7 +595,8 @@ Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose, st
   for (std::size_t i = 0; i < all.size();) {
     std::size_t j = i;
     std::vector<const Record*> group;
-    while (j < all.size() && all[j].patient_id == all[i].patient_id && all[j].purpose == all[i].purpose)
+    while (j < all.size() && all[j].patient_id == all[i].patient_id &&
+           all[j].purpose == all[i].purpose)
       group.push_back(&all[j++]);
     if (!purpose || all[i].purpose == *purpose) {
       if (const Record* best = latest_in_force(group, now)) out.push_back(*best);
@@ -559,7 +620,8 @@ Result<Decision> Registry::default_for(Purpose purpose) {
 Status Registry::set_default(Purpose purpose, Decision decision) {
   auto s = db_.prepare(
       "INSERT INTO default_policy(purpose, decision, changed_at) VALUES (?1, ?2, ?3) "
-      "ON CONFLICT(purpose) DO UPDATE SET decision = excluded.decision, changed_at = excluded.changed_at");
+      "ON CONFLICT(purpose) DO UPDATE SET decision = excluded.decision, changed_at = "
+      "excluded.changed_at");
   if (!s) return std::unexpected(s.error());
   (void)s->bind(1, purpose_name(purpose));
   (void)s->bind(2, decision_name(decision));

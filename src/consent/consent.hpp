@@ -68,8 +68,8 @@ struct Verdict {
 
 struct ImportSummary {
   std::size_t imported = 0;  // decisions stored
-  std::size_t skipped = 0;   // FHIR resources not in force (status other than active) or not Consent
-  std::string format;        // "csv" or "fhir"
+  std::size_t skipped = 0;  // FHIR resources not in force (status other than active) or not Consent
+  std::string format;       // "csv" or "fhir"
 };
 
 // Parses a CSV export (header patient_id,purpose,decision,date with optional source,expires,

@@ -40,7 +40,8 @@ std::string format_time(chr::sys_seconds t) {
 
 Result<std::string> normalize_iso8601(std::string_view text) {
   auto bad = [] {
-    return fail(ErrorCode::usage, "not an ISO 8601 date (YYYY-MM-DD) or date-time (YYYY-MM-DDThh:mm:ssZ)");
+    return fail(ErrorCode::usage,
+                "not an ISO 8601 date (YYYY-MM-DD) or date-time (YYYY-MM-DDThh:mm:ssZ)");
   };
   while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
   while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
@@ -49,7 +50,8 @@ Result<std::string> normalize_iso8601(std::string_view text) {
   if (text.size() >= 10 && text[4] == '-' && text[7] == '-') {
     if (!digits(text, 0, 4, y) || !digits(text, 5, 2, m) || !digits(text, 8, 2, d)) return bad();
     pos = 10;
-  } else if (text.size() >= 8 && digits(text, 0, 4, y) && digits(text, 4, 2, m) && digits(text, 6, 2, d)) {
+  } else if (text.size() >= 8 && digits(text, 0, 4, y) && digits(text, 4, 2, m) &&
+             digits(text, 6, 2, d)) {
     pos = 8;
   } else {
     return bad();

@@ -48,7 +48,8 @@ Scanned scan(const fs::path& path) {
   s.bytes = fs::file_size(path, ec);
   auto file = dicom::DicomFile::open(path);
   if (!file) {
-    s.kind = file.error().code == ErrorCode::not_dicom ? Scanned::Kind::not_dicom : Scanned::Kind::failed;
+    s.kind = file.error().code == ErrorCode::not_dicom ? Scanned::Kind::not_dicom
+                                                       : Scanned::Kind::failed;
     s.error = file.error();
     return s;
   }
@@ -115,7 +116,8 @@ json profile_json(const deid::HeaderStage& stage) {
 json counts_json(const ExportReport& r) {
   json by_reason = json::object();
   for (const auto& [reason, count] : r.excluded)
-    by_reason[std::string(exclusion_name(reason))] = {{"studies", count.studies}, {"instances", count.instances}};
+    by_reason[std::string(exclusion_name(reason))] = {{"studies", count.studies},
+                                                      {"instances", count.instances}};
   return {{"instances", r.instances_included},
           {"studies", r.studies_included},
           {"patients", r.patients_included},
@@ -128,11 +130,16 @@ json counts_json(const ExportReport& r) {
 
 std::string_view exclusion_name(Exclusion reason) {
   switch (reason) {
-    case Exclusion::consent_denied: return "consent_denied";
-    case Exclusion::no_consent: return "no_consent_default_deny";
-    case Exclusion::no_patient_id: return "no_patient_id";
-    case Exclusion::conflicting_patient: return "conflicting_patient_ids";
-    case Exclusion::no_study_uid: return "no_study_uid";
+    case Exclusion::consent_denied:
+      return "consent_denied";
+    case Exclusion::no_consent:
+      return "no_consent_default_deny";
+    case Exclusion::no_patient_id:
+      return "no_patient_id";
+    case Exclusion::conflicting_patient:
+      return "conflicting_patient_ids";
+    case Exclusion::no_study_uid:
+      return "no_study_uid";
   }
   return "consent_denied";
 }
@@ -156,7 +163,8 @@ int ExportReport::exit_code() const {
 Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
                                 consent::Registry& registry, ledger::Ledger& ledger) {
   const auto start = std::chrono::steady_clock::now();
-  if (trimmed(options.recipient).empty()) return fail(ErrorCode::usage, "the recipient must be named");
+  if (trimmed(options.recipient).empty())
+    return fail(ErrorCode::usage, "the recipient must be named");
   if (options.output.empty()) return fail(ErrorCode::usage, "the output folder must be given");
   std::error_code ec;
   const fs::path output = fs::weakly_canonical(options.output, ec);
@@ -165,8 +173,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     if (fs::is_directory(in, ec)) {
       const auto rel = output.lexically_relative(in);
       if (!rel.empty() && *rel.begin() != "..")
-        return fail(ErrorCode::usage, "the output folder " + options.output.string() + " lies inside the input " +
-                                          input.string() + " (a later export would re-read this release)");
+        return fail(ErrorCode::usage, "the output folder " + options.output.string() +
+                                          " lies inside the input " + input.string() +
+                                          " (a later export would re-read this release)");
     }
   }
 
@@ -196,11 +205,13 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     entry.excluded_studies = report.excluded_studies();
     auto stored = ledger.append(entry);
     if (!stored)
-      return fail(stored.error().code, "the export failed (" + report.error +
-                                           ") and the ledger could not record it: " + stored.error().message);
+      return fail(stored.error().code,
+                  "the export failed (" + report.error +
+                      ") and the ledger could not record it: " + stored.error().message);
     report.ledger_sequence = stored->sequence;
     report.ledger_entry_hash = stored->entry_hash;
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
   };
 
@@ -221,8 +232,12 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   for (std::size_t i = 0; i < scanned.size(); ++i) {
     const Scanned& s = scanned[i];
     switch (s.kind) {
-      case Scanned::Kind::not_dicom: ++report.not_dicom; break;
-      case Scanned::Kind::dicomdir: ++report.dicomdir_dropped; break;
+      case Scanned::Kind::not_dicom:
+        ++report.not_dicom;
+        break;
+      case Scanned::Kind::dicomdir:
+        ++report.dicomdir_dropped;
+        break;
       case Scanned::Kind::failed: {
         deid::FileOutcome outcome;
         outcome.input = inputs.files[i];
@@ -263,9 +278,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     } else {
       const std::string& patient = *study.patients.begin();
       auto verdict = registry.decide(patient, options.purpose, report.consent_time);
-      if (!verdict) return failed("the consent registry could not be read: " + verdict.error().message);
+      if (!verdict)
+        return failed("the consent registry could not be read: " + verdict.error().message);
       if (!verdict->permitted())
-        exclusion = verdict->basis == consent::Basis::recorded ? Exclusion::consent_denied : Exclusion::no_consent;
+        exclusion = verdict->basis == consent::Basis::recorded ? Exclusion::consent_denied
+                                                               : Exclusion::no_consent;
       permitted[patient] = verdict->permitted();
     }
     if (exclusion) {
@@ -285,12 +302,13 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       std::count_if(permitted.begin(), permitted.end(), [](const auto& p) { return p.second; }));
 
   if (!report.missing_inputs.empty())
-    return failed(std::to_string(report.missing_inputs.size()) + " input path(s) missing or unreadable");
+    return failed(std::to_string(report.missing_inputs.size()) +
+                  " input path(s) missing or unreadable");
   if (!report.failures.empty())
     return failed(std::to_string(report.failures.size()) + " DICOM input(s) could not be read");
   if (included.empty())
-    return failed("no study may be released for " + entry.purpose + ": " + std::to_string(report.excluded_studies()) +
-                  " excluded, none permitted");
+    return failed("no study may be released for " + entry.purpose + ": " +
+                  std::to_string(report.excluded_studies()) + " excluded, none permitted");
 
   // 3. De-identify the permitted studies into a staging folder that is never a release.
   fs::create_directories(options.output, ec);
@@ -302,13 +320,15 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   deid_options.threads = options.threads;
   deid_options.progress = options.progress;
   auto deid_report = deid::run_deid(deid_options, stage);
-  if (!deid_report) return failed("de-identification could not start: " + deid_report.error().message);
+  if (!deid_report)
+    return failed("de-identification could not start: " + deid_report.error().message);
   for (const auto& outcome : deid_report->outcomes) {
     if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
   }
   for (const auto& missing : deid_report->missing_inputs) report.missing_inputs.push_back(missing);
   if (!report.failures.empty() || !deid_report->missing_inputs.empty())
-    return failed(std::to_string(report.failures.size()) + " of " + std::to_string(included.size()) +
+    return failed(std::to_string(report.failures.size()) + " of " +
+                  std::to_string(included.size()) +
                   " DICOM input(s) failed de-identification; nothing was released");
 
   // 4. The manifest, and the ledger entry's account of who is in the release.
@@ -316,22 +336,28 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
   std::vector<const deid::FileOutcome*> written;
   for (const auto& outcome : deid_report->outcomes) written.push_back(&outcome);
-  std::sort(written.begin(), written.end(), [](const auto* a, const auto* b) { return a->output < b->output; });
+  std::sort(written.begin(), written.end(),
+            [](const auto* a, const auto* b) { return a->output < b->output; });
   std::map<std::string, std::string> modality_of;
   for (const std::size_t i : included) modality_of[inputs.files[i].string()] = scanned[i].modality;
   for (const auto* outcome : written) {
     auto digest = crypto::sha256_file(staging.path() / outcome->output);
     if (!digest) return failed("cannot hash a released file: " + digest.error().message);
     const auto bytes = fs::file_size(staging.path() / outcome->output, ec);
-    files.push_back({{"path", outcome->output.generic_string()}, {"sha256", crypto::to_hex(*digest)}, {"bytes", bytes}});
+    files.push_back({{"path", outcome->output.generic_string()},
+                     {"sha256", crypto::to_hex(*digest)},
+                     {"bytes", bytes}});
     const auto patient = patient_of_file.find(outcome->input.string());
-    if (patient == patient_of_file.end()) return failed("internal error: a released file has no consent record");
+    if (patient == patient_of_file.end())
+      return failed("internal error: a released file has no consent record");
     const std::string study_uid = outcome->output.begin()->string();
-    auto& study = by_patient[ledger::patient_hash(stage.pseudonymizer().key(), patient->second)][study_uid];
+    auto& study =
+        by_patient[ledger::patient_hash(stage.pseudonymizer().key(), patient->second)][study_uid];
     study.study_uid = study_uid;
     study.instances += 1;
     if (const std::string& m = modality_of[outcome->input.string()];
-        !m.empty() && std::find(study.modalities.begin(), study.modalities.end(), m) == study.modalities.end())
+        !m.empty() &&
+        std::find(study.modalities.begin(), study.modalities.end(), m) == study.modalities.end())
       study.modalities.push_back(m);
   }
   const json manifest = {
@@ -350,8 +376,8 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   };
   const std::string manifest_text = manifest.dump(2) + "\n";
   if (auto s = write_file_atomically(staging.path() / "manifest.json", manifest_text,
-                                     fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                         fs::perms::others_read);
+                                     fs::perms::owner_read | fs::perms::owner_write |
+                                         fs::perms::group_read | fs::perms::others_read);
       !s)
     return failed("cannot write the manifest: " + s.error().message);
   report.manifest_digest = crypto::to_hex(crypto::sha256(manifest_text));
@@ -375,7 +401,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   auto stored = ledger.append(entry, [&]() -> Status {
     std::error_code rename_ec;
     fs::rename(staging.path(), final_path, rename_ec);
-    if (rename_ec) return fail(ErrorCode::io, "cannot publish " + final_path.string() + ": " + rename_ec.message());
+    if (rename_ec)
+      return fail(ErrorCode::io,
+                  "cannot publish " + final_path.string() + ": " + rename_ec.message());
     renamed = true;
     return {};
   });
@@ -386,8 +414,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       if (back) {
         fs::remove_all(final_path, back);
         if (back)
-          return fail(ErrorCode::io, "the ledger entry could not be committed (" + stored.error().message + ") and " +
-                                         final_path.string() + " could not be withdrawn: delete it, it is not released");
+          return fail(ErrorCode::io, "the ledger entry could not be committed (" +
+                                         stored.error().message + ") and " + final_path.string() +
+                                         " could not be withdrawn: delete it, it is not released");
       }
     }
     return failed("the release could not be published and recorded: " + stored.error().message);
@@ -401,7 +430,8 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   return report;
 }
 
-std::string report_json(const ExportReport& report, const deid::HeaderStage& stage, const ExportOptions& options) {
+std::string report_json(const ExportReport& report, const deid::HeaderStage& stage,
+                        const ExportOptions& options) {
   json failures = json::array();
   for (const auto& o : report.failures) {
     failures.push_back({{"input", o.input.string()},
@@ -410,7 +440,10 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
                         {"reason", o.reason}});
   }
   for (const auto& m : report.missing_inputs)
-    failures.push_back({{"input", m.path.string()}, {"status", "missing_input"}, {"error", "io"}, {"reason", m.reason}});
+    failures.push_back({{"input", m.path.string()},
+                        {"status", "missing_input"},
+                        {"error", "io"},
+                        {"reason", m.reason}});
   json counts = counts_json(report);
   counts["files_seen"] = report.files_seen;
   counts["studies_seen"] = report.studies_seen;
@@ -451,15 +484,19 @@ std::string report_text(const ExportReport& report) {
         << count(report.studies_included, "study", "studies") << " to " << report.release.string()
         << " (ledger entry " << report.ledger_sequence << ")\n";
   } else {
-    out << "export FAILED, nothing released: " << report.error << " (ledger entry " << report.ledger_sequence
-        << ")\n";
+    out << "export FAILED, nothing released: " << report.error << " (ledger entry "
+        << report.ledger_sequence << ")\n";
   }
   out << "excluded " << count(report.excluded_studies(), "study", "studies") << " ("
       << count(report.excluded_instances(), "instance", "instances") << ")";
-  for (const auto& [reason, n] : report.excluded) out << "; " << exclusion_name(reason) << ": " << n.studies;
-  out << "; not DICOM " << report.not_dicom << ", DICOMDIR dropped " << report.dicomdir_dropped << "\n";
-  for (const auto& o : report.failures) out << "error: " << o.input.string() << ": " << o.reason << "\n";
-  for (const auto& m : report.missing_inputs) out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  for (const auto& [reason, n] : report.excluded)
+    out << "; " << exclusion_name(reason) << ": " << n.studies;
+  out << "; not DICOM " << report.not_dicom << ", DICOMDIR dropped " << report.dicomdir_dropped
+      << "\n";
+  for (const auto& o : report.failures)
+    out << "error: " << o.input.string() << ": " << o.reason << "\n";
+  for (const auto& m : report.missing_inputs)
+    out << "error: " << m.path.string() << ": " << m.reason << "\n";
   return out.str();
 }
 

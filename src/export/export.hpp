@@ -25,11 +25,11 @@ namespace radguard::exporter {
 
 // Why a study was withheld. Reported as counts only: the release never names patients.
 enum class Exclusion : std::uint8_t {
-  consent_denied,      // the patient's decision in force denies the purpose
-  no_consent,          // no decision in force; the default policy denies the purpose
-  no_patient_id,       // consent cannot be checked without a Patient ID (fail closed)
-  conflicting_patient, // the study's files name different patients (fail closed)
-  no_study_uid,        // the file has no Study Instance UID to group it by (fail closed)
+  consent_denied,       // the patient's decision in force denies the purpose
+  no_consent,           // no decision in force; the default policy denies the purpose
+  no_patient_id,        // consent cannot be checked without a Patient ID (fail closed)
+  conflicting_patient,  // the study's files name different patients (fail closed)
+  no_study_uid,         // the file has no Study Instance UID to group it by (fail closed)
 };
 std::string_view exclusion_name(Exclusion reason);
 
@@ -90,7 +90,8 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
 
 // The operator's JSON report (counts, exclusions by reason, failures with input paths,
 // the ledger entry). Names no patient.
-std::string report_json(const ExportReport& report, const deid::HeaderStage& stage, const ExportOptions& options);
+std::string report_json(const ExportReport& report, const deid::HeaderStage& stage,
+                        const ExportOptions& options);
 // A short summary for people.
 std::string report_text(const ExportReport& report);
 

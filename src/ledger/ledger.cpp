@@ -55,7 +55,8 @@ json to_json(const Entry& e) {
   for (const auto& p : e.patients) {
     json studies = json::array();
     for (const auto& s : p.studies)
-      studies.push_back({{"study_uid", s.study_uid}, {"instances", s.instances}, {"modalities", s.modalities}});
+      studies.push_back(
+          {{"study_uid", s.study_uid}, {"instances", s.instances}, {"modalities", s.modalities}});
     patients.push_back({{"patient_hash", p.patient_hash}, {"studies", studies}});
   }
   return {
@@ -65,14 +66,18 @@ json to_json(const Entry& e) {
       {"recipient", e.recipient},
       {"purpose", e.purpose},
       {"status", status_name(e.status)},
-      {"profile", {{"preset", e.profile.preset},
-                   {"options", e.profile.options},
-                   {"recipe_overrides", e.profile.recipe_overrides},
-                   {"method", e.profile.method},
-                   {"key_fingerprint", e.profile.key_fingerprint}}},
+      {"profile",
+       {{"preset", e.profile.preset},
+        {"options", e.profile.options},
+        {"recipe_overrides", e.profile.recipe_overrides},
+        {"method", e.profile.method},
+        {"key_fingerprint", e.profile.key_fingerprint}}},
       {"release", e.release},
       {"output_digest", e.output_digest},
-      {"counts", {{"instances", e.instances}, {"studies", e.studies}, {"excluded_studies", e.excluded_studies}}},
+      {"counts",
+       {{"instances", e.instances},
+        {"studies", e.studies},
+        {"excluded_studies", e.excluded_studies}}},
       {"error", e.error},
       {"patients", patients},
   };
@@ -116,7 +121,8 @@ std::optional<Entry> from_json(const json& j) {
     PatientDisclosure patient;
     patient.patient_hash = value_or<std::string>(p, "patient_hash", "");
     for (const json& s : value_or<json>(p, "studies", json::array())) {
-      patient.studies.push_back({value_or<std::string>(s, "study_uid", ""), value_or<std::uint64_t>(s, "instances", 0),
+      patient.studies.push_back({value_or<std::string>(s, "study_uid", ""),
+                                 value_or<std::uint64_t>(s, "instances", 0),
                                  value_or<std::vector<std::string>>(s, "modalities", {})});
     }
     e.patients.push_back(std::move(patient));
@@ -133,14 +139,16 @@ constexpr std::string_view kRowColumns =
     "sequence, recorded_at, recipient, purpose, status, body, prev_hash, entry_hash";
 
 Row read_row(const sqlite::Statement& s) {
-  return Row{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7)};
+  return Row{s.integer(0), s.text(1), s.text(2), s.text(3),
+             s.text(4),    s.text(5), s.text(6), s.text(7)};
 }
 
 Result<Entry> entry_from_row(const Row& row) {
   const json j = json::parse(row.body, nullptr, /*allow_exceptions=*/false);
   auto entry = j.is_discarded() ? std::nullopt : from_json(j);
   if (!entry)
-    return fail(ErrorCode::integrity, "ledger entry " + std::to_string(row.sequence) + " has an unreadable body");
+    return fail(ErrorCode::integrity,
+                "ledger entry " + std::to_string(row.sequence) + " has an unreadable body");
   entry->prev_hash = row.prev_hash;
   entry->entry_hash = row.entry_hash;
   return *entry;
@@ -201,9 +209,11 @@ std::string describe(const Entry& entry, const PatientDisclosure& patient) {
     for (const auto& o : entry.profile.options) out << " " << o;
     out << ")";
   }
-  if (entry.profile.recipe_overrides > 0) out << " and " << plural(entry.profile.recipe_overrides, "recipe override", "recipe overrides");
-  out << "; part of release " << entry.release << " (" << plural(entry.instances, "instance", "instances")
-      << " in all, manifest SHA-256 " << entry.output_digest << ")";
+  if (entry.profile.recipe_overrides > 0)
+    out << " and " << plural(entry.profile.recipe_overrides, "recipe override", "recipe overrides");
+  out << "; part of release " << entry.release << " ("
+      << plural(entry.instances, "instance", "instances") << " in all, manifest SHA-256 "
+      << entry.output_digest << ")";
   if (entry.status == EntryStatus::failed) out << "; FAILED, nothing was released: " << entry.error;
   return out.str();
 }
@@ -217,7 +227,8 @@ Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access)
   auto tx = sqlite::Transaction::begin(ledger.db_, sqlite::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   if (auto s = ledger.db_.exec(kSchema); !s)
-    return fail(ErrorCode::integrity, path_or_uri + " is not a radguard disclosure ledger: " + s.error().message);
+    return fail(ErrorCode::integrity,
+                path_or_uri + " is not a radguard disclosure ledger: " + s.error().message);
   {
     auto meta = ledger.db_.prepare("SELECT value FROM ledger_meta WHERE key = 'format'");
     if (!meta) return std::unexpected(meta.error());
@@ -230,7 +241,8 @@ Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access)
       if (auto s = insert->run(); !s) return std::unexpected(s.error());
     } else if (meta->text(0) != std::to_string(kFormatVersion)) {
       return fail(ErrorCode::unsupported, path_or_uri + " has ledger format " + meta->text(0) +
-                                              "; this radguard reads format " + std::to_string(kFormatVersion));
+                                              "; this radguard reads format " +
+                                              std::to_string(kFormatVersion));
     }
   }
   if (auto s = tx->commit(); !s) return std::unexpected(s.error());
@@ -241,7 +253,8 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
   std::sort(entry.patients.begin(), entry.patients.end(),
             [](const auto& a, const auto& b) { return a.patient_hash < b.patient_hash; });
   for (auto& p : entry.patients) {
-    std::sort(p.studies.begin(), p.studies.end(), [](const auto& a, const auto& b) { return a.study_uid < b.study_uid; });
+    std::sort(p.studies.begin(), p.studies.end(),
+              [](const auto& a, const auto& b) { return a.study_uid < b.study_uid; });
     for (auto& s : p.studies) std::sort(s.modalities.begin(), s.modalities.end());
   }
   // The write lock is taken before reading the head, so two appenders cannot both link to
@@ -249,7 +262,8 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
   auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::immediate);
   if (!tx) return std::unexpected(with_context(tx.error(), "appending to the ledger"));
   {
-    auto head = db_.prepare("SELECT sequence, entry_hash FROM disclosure ORDER BY sequence DESC LIMIT 1");
+    auto head =
+        db_.prepare("SELECT sequence, entry_hash FROM disclosure ORDER BY sequence DESC LIMIT 1");
     if (!head) return std::unexpected(head.error());
     auto row = head->step();
     if (!row) return std::unexpected(row.error());
@@ -272,7 +286,8 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
     (void)insert->bind(7, entry.prev_hash);
     (void)insert->bind(8, entry.entry_hash);
     if (auto s = insert->run(); !s) return std::unexpected(s.error());
-    auto index = db_.prepare("INSERT OR IGNORE INTO disclosure_patient(patient_hash, sequence) VALUES (?1, ?2)");
+    auto index = db_.prepare(
+        "INSERT OR IGNORE INTO disclosure_patient(patient_hash, sequence) VALUES (?1, ?2)");
     if (!index) return std::unexpected(index.error());
     for (const auto& p : entry.patients) {
       (void)index->bind(1, p.patient_hash);
@@ -283,7 +298,8 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
   if (before_commit) {
     if (auto s = before_commit(); !s) return std::unexpected(s.error());
   }
-  if (auto s = tx->commit(); !s) return std::unexpected(with_context(s.error(), "committing the ledger entry"));
+  if (auto s = tx->commit(); !s)
+    return std::unexpected(with_context(s.error(), "committing the ledger entry"));
   return entry;
 }
 
@@ -321,25 +337,31 @@ Result<VerifyReport> Ledger::verify() {
     const std::string label = "entry " + std::to_string(row.sequence);
     if (row.sequence != expected) {
       if (row.sequence > expected)
-        return bad(expected, "entry " + std::to_string(expected) + " is missing (deleted): the next entry is " +
+        return bad(expected, "entry " + std::to_string(expected) +
+                                 " is missing (deleted): the next entry is " +
                                  std::to_string(row.sequence));
       return bad(row.sequence, label + " is out of place");
     }
     if (row.prev_hash != prev)
-      return bad(row.sequence, label + " does not link to the entry before it (deleted, inserted or reordered entry)");
+      return bad(
+          row.sequence,
+          label + " does not link to the entry before it (deleted, inserted or reordered entry)");
     if (chain_hash(row.prev_hash, row.body) != row.entry_hash)
       return bad(row.sequence, label + " was altered: its hash does not match its content");
     auto entry = entry_from_row(row);
     if (!entry) return bad(row.sequence, label + " has an unreadable body");
-    if (entry->sequence != row.sequence) return bad(row.sequence, label + " was moved from position " +
-                                                                 std::to_string(entry->sequence) + " (reordered)");
-    if (entry->recorded_at != row.recorded_at || entry->recipient != row.recipient || entry->purpose != row.purpose ||
-        status_name(entry->status) != row.status)
-      return bad(row.sequence, label + " was altered: its columns disagree with its hashed content");
+    if (entry->sequence != row.sequence)
+      return bad(row.sequence, label + " was moved from position " +
+                                   std::to_string(entry->sequence) + " (reordered)");
+    if (entry->recorded_at != row.recorded_at || entry->recipient != row.recipient ||
+        entry->purpose != row.purpose || status_name(entry->status) != row.status)
+      return bad(row.sequence,
+                 label + " was altered: its columns disagree with its hashed content");
     std::set<std::string> hashes;
     for (const auto& p : entry->patients) hashes.insert(p.patient_hash);
     if (index[row.sequence] != hashes)
-      return bad(row.sequence, label + " was altered: the patient index disagrees with its hashed content");
+      return bad(row.sequence,
+                 label + " was altered: the patient index disagrees with its hashed content");
     index.erase(row.sequence);
     prev = row.entry_hash;
     ++expected;
@@ -347,13 +369,14 @@ Result<VerifyReport> Ledger::verify() {
   }
   report.head_hash = prev;
   if (!index.empty())
-    return bad(index.begin()->first, "the patient index names entry " + std::to_string(index.begin()->first) +
+    return bad(index.begin()->first, "the patient index names entry " +
+                                         std::to_string(index.begin()->first) +
                                          ", which does not exist (deleted)");
   return report;
 }
 
-Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash, std::optional<std::string> since,
-                                               EntryStatus only) {
+Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash,
+                                               std::optional<std::string> since, EntryStatus only) {
   auto s = db_.prepare("SELECT " + std::string(kRowColumns) +
                        " FROM disclosure WHERE sequence IN "
                        "(SELECT sequence FROM disclosure_patient WHERE patient_hash = ?1) "

@@ -33,7 +33,7 @@ enum class EntryStatus : std::uint8_t {
 std::string_view status_name(EntryStatus status);
 
 struct StudyDisclosure {
-  std::string study_uid;                // pseudonymous Study Instance UID, as released
+  std::string study_uid;  // pseudonymous Study Instance UID, as released
   std::uint64_t instances = 0;
   std::vector<std::string> modalities;  // e.g. "CT", sorted
 };
@@ -64,11 +64,11 @@ struct Entry {
   std::string output_digest;  // hex SHA-256 of the release manifest (released entries)
   std::uint64_t instances = 0;
   std::uint64_t studies = 0;
-  std::uint64_t excluded_studies = 0;  // studies withheld for lack of consent
-  std::string error;                   // why a failed release failed (no PHI)
+  std::uint64_t excluded_studies = 0;       // studies withheld for lack of consent
+  std::string error;                        // why a failed release failed (no PHI)
   std::vector<PatientDisclosure> patients;  // sorted by patient_hash
-  std::string prev_hash;   // assigned by append()
-  std::string entry_hash;  // assigned by append()
+  std::string prev_hash;                    // assigned by append()
+  std::string entry_hash;                   // assigned by append()
 };
 
 // The canonical serialisation hashed into the chain (the stored body).
@@ -117,7 +117,8 @@ class Ledger {
 
   // The entries naming `patient_hash`, oldest first, optionally only those recorded at or
   // after `since` (normalised ISO 8601). Each entry's `patients` holds only that patient.
-  Result<std::vector<Entry>> entries_for(std::string_view patient_hash, std::optional<std::string> since,
+  Result<std::vector<Entry>> entries_for(std::string_view patient_hash,
+                                         std::optional<std::string> since,
                                          EntryStatus only = EntryStatus::released);
 
   // Every entry, oldest first.

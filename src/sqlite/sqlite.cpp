@@ -12,7 +12,8 @@ namespace {
 Error error_from(sqlite3* db, int rc, std::string_view what) {
   const int primary = rc & 0xFF;
   const ErrorCode code = primary == SQLITE_CONSTRAINT ? ErrorCode::integrity
-                         : primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB ? ErrorCode::integrity
+                         : primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB
+                             ? ErrorCode::integrity
                          : primary == SQLITE_MISUSE || primary == SQLITE_RANGE ? ErrorCode::internal
                                                                                : ErrorCode::io;
   // sqlite3_errmsg names tables, columns and trigger messages, never bound values.
@@ -23,11 +24,13 @@ Error error_from(sqlite3* db, int rc, std::string_view what) {
 }  // namespace
 
 void DatabaseCloser::operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-void StatementFinalizer::operator()(sqlite3_stmt* statement) const noexcept { sqlite3_finalize(statement); }
+void StatementFinalizer::operator()(sqlite3_stmt* statement) const noexcept {
+  sqlite3_finalize(statement);
+}
 
 Status Statement::bind(int index, std::string_view text) {
-  const int rc = sqlite3_bind_text64(statement_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8);
+  const int rc = sqlite3_bind_text64(statement_.get(), index, text.data(), text.size(),
+                                     SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) return std::unexpected(error_from(db_, rc, "binding a parameter"));
   return {};
 }
@@ -75,9 +78,13 @@ std::string Statement::text(int column) const {
                      static_cast<std::size_t>(sqlite3_column_bytes(statement_.get(), column)));
 }
 
-std::int64_t Statement::integer(int column) const { return sqlite3_column_int64(statement_.get(), column); }
+std::int64_t Statement::integer(int column) const {
+  return sqlite3_column_int64(statement_.get(), column);
+}
 
-bool Statement::is_null(int column) const { return sqlite3_column_type(statement_.get(), column) == SQLITE_NULL; }
+bool Statement::is_null(int column) const {
+  return sqlite3_column_type(statement_.get(), column) == SQLITE_NULL;
+}
 
 Result<Database> Database::open(const std::string& path_or_uri, OpenMode mode,
                                 std::chrono::milliseconds busy_timeout) {
@@ -95,7 +102,8 @@ Result<Database> Database::open(const std::string& path_or_uri, OpenMode mode,
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path_or_uri.c_str(), &raw, flags, nullptr);
   std::unique_ptr<sqlite3, DatabaseCloser> db(raw);
-  if (rc != SQLITE_OK) return std::unexpected(error_from(db.get(), rc, "cannot open " + path_or_uri));
+  if (rc != SQLITE_OK)
+    return std::unexpected(error_from(db.get(), rc, "cannot open " + path_or_uri));
   // Registry and ledger hold personal data (consents) and the record of releases: new files
   // are readable by their owner only (SQLite gives its journals the same mode). chmod rather
   // than umask, which is process-wide and would race with other threads.
@@ -107,7 +115,8 @@ Result<Database> Database::open(const std::string& path_or_uri, OpenMode mode,
   Database database(std::move(db), path_or_uri);
   // Fail now, with a clear message, on a file that is not SQLite at all.
   if (auto probe = database.exec("SELECT count(*) FROM sqlite_schema"); !probe)
-    return fail(probe.error().code, "cannot read " + path_or_uri + " as a database: " + probe.error().message);
+    return fail(probe.error().code,
+                "cannot read " + path_or_uri + " as a database: " + probe.error().message);
   return database;
 }
 
@@ -120,7 +129,8 @@ Status Database::exec(std::string_view sql) {
 
 Result<Statement> Database::prepare(std::string_view sql) {
   sqlite3_stmt* raw = nullptr;
-  const int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+  const int rc =
+      sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
   std::unique_ptr<sqlite3_stmt, StatementFinalizer> statement(raw);
   if (rc != SQLITE_OK) return std::unexpected(error_from(db_.get(), rc, name_));
   return Statement(db_.get(), std::move(statement));
@@ -129,7 +139,8 @@ Result<Statement> Database::prepare(std::string_view sql) {
 std::int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_.get()); }
 
 Result<Transaction> Transaction::begin(Database& db, TransactionKind kind) {
-  if (auto s = db.exec(kind == TransactionKind::immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"); !s)
+  if (auto s = db.exec(kind == TransactionKind::immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+      !s)
     return std::unexpected(s.error());
   return Transaction(&db);
 }
