@@ -80,6 +80,13 @@ for secret in MRN-ALPHA MRN-BRAVO MRN-CHARLIE Alpha Bravo Charlie; do
   if grep -rq "$secret" "$work/out" "$work/out2"; then fail "$secret appears in a release"; fi
 done
 
+# Every published folder is a recorded release; an unrecorded one is flagged.
+"$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/out2" >/dev/null || fail "releases unrecorded"
+mkdir "$work/out2/release-unrecorded" && touch "$work/out2/release-unrecorded/manifest.json"
+if "$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/out2" 2>/dev/null; then
+  fail "an unrecorded release folder passed"
+fi
+
 # Tampering: an edited entry is named, with a non-zero exit.
 sqlite3 "$work/ledger.db" "DROP TRIGGER disclosure_no_update; UPDATE disclosure SET recipient = 'Nobody' WHERE sequence = 2"
 if "$radguard" ledger verify --ledger "$work/ledger.db" 2>"$work/err"; then fail "tampered ledger verified"; fi
