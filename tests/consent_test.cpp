@@ -130,6 +130,19 @@ TEST(Consent, HistoryCannotBeRewritten) {
   EXPECT_TRUE(registry->decide("P1", Purpose::research, kNow)->permitted());
 }
 
+TEST(Consent, RefusesADatabaseThatIsNotARegistry) {
+  ScratchDir dir;
+  const std::string path = (dir / "ledger.db").string();
+  {
+    auto db = sqlite::Database::open(path, sqlite::OpenMode::create);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec("CREATE TABLE ledger_meta(key TEXT)"));
+  }
+  auto registry = Registry::open(path);
+  ASSERT_FALSE(registry);
+  EXPECT_EQ(registry.error().code, ErrorCode::integrity);
+}
+
 TEST(Consent, RejectsMalformedRecords) {
   ScratchDir dir;
   auto registry = Registry::open((dir / "consent.db").string());

@@ -94,6 +94,27 @@ TEST(Ledger, ExistingOnlyRefusesAMissingLedger) {
   EXPECT_EQ(ledger.error().code, ErrorCode::not_found);
 }
 
+TEST(Ledger, RefusesADatabaseThatIsNotALedger) {
+  ScratchDir dir;
+  const std::string path = (dir / "other.db").string();
+  {
+    auto db = sqlite::Database::open(path, sqlite::OpenMode::create);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec("CREATE TABLE registry_meta(key TEXT)"));
+  }
+  for (const auto access : {LedgerAccess::existing_only, LedgerAccess::create_if_missing}) {
+    auto ledger = Ledger::open(path, access);
+    ASSERT_FALSE(ledger);
+    EXPECT_EQ(ledger.error().code, ErrorCode::integrity);
+  }
+  {
+    std::ofstream(dir / "text.db") << "not a database at all, just some text that is long enough";
+  }
+  EXPECT_FALSE(Ledger::open((dir / "text.db").string(), LedgerAccess::existing_only));
+  auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
+  EXPECT_EQ(db->table_names()->size(), 1u) << "nothing was added to the foreign database";
+}
+
 TEST(Ledger, RefusesUpdatesAndDeletesThroughSql) {
   ScratchDir dir;
   const std::string path = three_entries(dir, test_key());

@@ -405,6 +405,13 @@ Result<Registry> Registry::open(const std::string& path_or_uri) {
   Registry registry(std::move(*db));
   auto tx = sqlite::Transaction::begin(registry.db_, sqlite::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
+  // Never add registry tables to some other database (a ledger given by mistake).
+  auto tables = registry.db_.table_names();
+  if (!tables) return std::unexpected(tables.error());
+  if (!tables->empty() &&
+      std::find(tables->begin(), tables->end(), "registry_meta") == tables->end())
+    return fail(ErrorCode::integrity,
+                path_or_uri + " is a database but not a radguard consent registry");
   if (auto s = registry.db_.exec(kSchema); !s) {
     return fail(ErrorCode::integrity,
                 path_or_uri + " is not a radguard consent registry: " + s.error().message);

@@ -226,6 +226,13 @@ Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access)
   Ledger ledger(std::move(*db));
   auto tx = sqlite::Transaction::begin(ledger.db_, sqlite::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
+  // Never add ledger tables to some other database (a consent registry given by mistake),
+  // and never let a reader turn an empty file into a ledger.
+  auto tables = ledger.db_.table_names();
+  if (!tables) return std::unexpected(tables.error());
+  const bool is_ledger = std::find(tables->begin(), tables->end(), "ledger_meta") != tables->end();
+  if (!is_ledger && (!tables->empty() || access == LedgerAccess::existing_only))
+    return fail(ErrorCode::integrity, path_or_uri + " is not a radguard disclosure ledger");
   if (auto s = ledger.db_.exec(kSchema); !s)
     return fail(ErrorCode::integrity,
                 path_or_uri + " is not a radguard disclosure ledger: " + s.error().message);

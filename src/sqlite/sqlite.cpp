@@ -136,6 +136,21 @@ Result<Statement> Database::prepare(std::string_view sql) {
   return Statement(db_.get(), std::move(statement));
 }
 
+Result<std::vector<std::string>> Database::table_names() {
+  auto s = prepare(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY "
+      "name");
+  if (!s) return std::unexpected(s.error());
+  std::vector<std::string> names;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    names.push_back(s->text(0));
+  }
+  return names;
+}
+
 std::int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_.get()); }
 
 Result<Transaction> Transaction::begin(Database& db, TransactionKind kind) {

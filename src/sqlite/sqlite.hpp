@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.hpp"
 
@@ -39,6 +40,7 @@ class Statement {
   Result<bool> step();
   // Runs a statement that returns no rows.
   Status run();
+  // Makes the statement ready to run again and clears its bindings. Never fails.
   Status reset();
 
   // Column accessors for the current row (0-based); NULL reads as "" / 0.
@@ -73,6 +75,9 @@ class Database {
   Status exec(std::string_view sql);
   Result<Statement> prepare(std::string_view sql);
   std::int64_t last_insert_rowid() const;
+  // The names of the database's tables (so a store can refuse a file that belongs to
+  // another store instead of adding its tables to it).
+  Result<std::vector<std::string>> table_names();
   const std::string& name() const { return name_; }
 
  private:
