@@ -74,7 +74,11 @@ TEST(Consent, LatestDecisionByDateWinsAndHistoryIsKept) {
   ScratchDir dir;
   auto registry = Registry::open((dir / "consent.db").string());
   ASSERT_TRUE(registry);
-  ASSERT_TRUE(registry->record(make("P1", Purpose::ai_training, Decision::permit, "2025-03-01")));
+  auto first = registry->record(make("P1", Purpose::ai_training, Decision::permit, "20250301"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->sequence, 1);
+  EXPECT_EQ(first->date, "2025-03-01");
+  EXPECT_FALSE(first->recorded_at.empty());
   // Recorded later but dated earlier: an old paper form entered late does not override.
   ASSERT_TRUE(registry->record(make("P1", Purpose::ai_training, Decision::deny, "2025-01-01")));
   auto verdict = registry->decide("P1", Purpose::ai_training, kNow);

@@ -75,7 +75,9 @@ int run_set(const ConsentArgs& a) {
   }
   auto registry = consent::Registry::open(a.registry);
   if (!registry) return report_error(registry.error());
-  if (auto s = registry->record(record); !s) return report_error(s.error());
+  auto stored = registry->record(record);
+  if (!stored) return report_error(stored.error());
+  record = *stored;
   if (a.json) {
     std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(2)
               << "\n";

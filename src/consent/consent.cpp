@@ -471,8 +471,20 @@ Status Registry::insert(const Record& r, const std::string& recorded_at) {
   return statement->run();
 }
 
-Status Registry::record(const Record& record) {
-  return record_all(std::span<const Record>(&record, 1));
+Result<Record> Registry::record(const Record& record) {
+  if (auto s = record_all(std::span<const Record>(&record, 1)); !s)
+    return std::unexpected(s.error());
+  Record stored = record;
+  stored.sequence = db_.last_insert_rowid();
+  stored.date = *normalize_iso8601(record.date);
+  if (!record.expires.empty()) stored.expires = *normalize_iso8601(record.expires);
+  auto recorded = db_.prepare("SELECT recorded_at FROM consent_decision WHERE sequence = ?1");
+  if (!recorded) return std::unexpected(recorded.error());
+  (void)recorded->bind(1, stored.sequence);
+  auto row = recorded->step();
+  if (!row) return std::unexpected(row.error());
+  if (*row) stored.recorded_at = recorded->text(0);
+  return stored;
 }
 
 Status Registry::record_all(std::span<const Record> records) {

@@ -92,10 +92,11 @@ class Registry {
   // with ErrorCode::io, or ErrorCode::integrity when the file is not a radguard registry.
   static Result<Registry> open(const std::string& path_or_uri);
 
-  // Appends one decision (history is never overwritten). The record's patient_id, date and
-  // decision must be set; sequence and recorded_at are assigned. Fails with ErrorCode::usage
-  // for a malformed record, ErrorCode::io on storage errors.
-  Status record(const Record& record);
+  // Appends one decision (history is never overwritten) and returns it as stored, with its
+  // sequence and recorded_at assigned and its dates normalised. The record's patient_id,
+  // date and decision must be set. Fails with ErrorCode::usage for a malformed record,
+  // ErrorCode::io on storage errors.
+  Result<Record> record(const Record& record);
 
   // Parses FILE (CSV or FHIR JSON, told apart by content) and stores every decision in one
   // transaction: on any error nothing is stored. Fails with ErrorCode::usage naming the
