@@ -20,6 +20,10 @@ int run(int argc, char** argv) {
   Action action;
   add_keygen(app, action);
   add_deid(app, action);
+  add_keys(app, action);
+  add_sign(app, action);
+  add_verify(app, action);
+  add_manifest(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
