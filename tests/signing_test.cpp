@@ -171,9 +171,10 @@ TEST_F(Signing, SignThenVerifyPasses) {
   const auto path = signed_fixture("a.dcm");
   const auto result = verify(path);
   EXPECT_EQ(result.verdict, Verdict::valid);
-  ASSERT_EQ(result.signatures.size(), 2U);  // full + header
+  ASSERT_EQ(result.signatures.size(), 2U);  // full + pixel data
   EXPECT_TRUE(result.signatures[0].covers_pixel_data);
-  EXPECT_FALSE(result.signatures[1].covers_pixel_data);
+  EXPECT_FALSE(result.signatures[0].pixel_data_only);
+  EXPECT_TRUE(result.signatures[1].pixel_data_only);
   EXPECT_EQ(result.signatures[0].mac_algorithm, "SHA256");
   EXPECT_TRUE(result.changes.empty());
 }

@@ -46,7 +46,7 @@ void initialise_signing() {
 
 Tag tag_of(const DcmTagKey& key) { return Tag{key.getGroup(), key.getElement()}; }
 
-// Elements PS3.15 C.12.1.1.3 excludes from every MAC: they cannot appear in a header list.
+// Elements PS3.15 C.12.1.1.3 excludes from every MAC.
 bool signable(const DcmTagKey& key) {
   return key.getElement() != 0x0000 && key != DCM_DigitalSignaturesSequence &&
          key != DCM_MACParametersSequence && key != DCM_DataSetTrailingPadding &&
@@ -117,6 +117,44 @@ Status load_key_pair(const fs::path& key_path, const fs::path& cert_path, KeyPai
   return {};
 }
 
+// Borrowed objects go back to their pool when the lease ends, ready for the next call.
+template <typename T>
+class Pool {
+ public:
+  class Lease {
+   public:
+    Lease(Pool& pool, std::unique_ptr<T> object) : pool_(&pool), object_(std::move(object)) {}
+    Lease(Lease&&) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (object_) pool_->give_back(std::move(object_));
+    }
+    T& operator*() const { return *object_; }
+    T* operator->() const { return object_.get(); }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<T> object_;
+  };
+
+  // An idle object, or nullptr when the caller must make one.
+  std::unique_ptr<T> take() {
+    const std::lock_guard lock(mutex_);
+    if (idle_.empty()) return nullptr;
+    auto object = std::move(idle_.back());
+    idle_.pop_back();
+    return object;
+  }
+  void give_back(std::unique_ptr<T> object) {
+    const std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(object));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<T>> idle_;
+};
+
 std::string subject_of(SiCertificate& cert) {
   OFString subject;
   cert.getCertSubjectName(subject);
@@ -124,6 +162,9 @@ std::string subject_of(SiCertificate& cert) {
 }
 
 }  // namespace
+
+struct KeyPool : Pool<KeyPair> {};
+struct VerifierPool : Pool<SiCertificateVerifier> {};
 
 Result<SignatureProfile> parse_signature_profile(std::string_view name) {
   if (name == "none") return SignatureProfile::none;
@@ -166,12 +207,16 @@ std::string_view to_string(Verdict verdict) {
 
 Result<Signer> Signer::load(const fs::path& key, const fs::path& cert, SignatureProfile profile) {
   initialise_signing();
-  KeyPair pair;
-  if (auto loaded = load_key_pair(key, cert, pair); !loaded) return std::unexpected(loaded.error());
-  if (!make_profile(profile)->isAllowableAlgorithmType(pair.key.getKeyType()))
+  auto pair = std::make_unique<KeyPair>();
+  if (auto loaded = load_key_pair(key, cert, *pair); !loaded)
+    return std::unexpected(loaded.error());
+  if (!make_profile(profile)->isAllowableAlgorithmType(pair->key.getKeyType()))
     return fail(ErrorCode::usage, "the " + std::string(to_string(profile)) +
                                       " profile needs an RSA key; use --profile none for ECDSA");
-  return Signer(key, cert, profile, subject_of(pair.cert));
+  std::string subject = subject_of(pair->cert);
+  auto pool = std::make_shared<KeyPool>();
+  pool->give_back(std::move(pair));
+  return Signer(key, cert, profile, std::move(subject), std::move(pool));
 }
 
 Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, const Signer& signer) {
@@ -179,20 +224,17 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
   auto file = load(input);
   if (!file) return std::unexpected(file.error());
   DcmDataset& dataset = *(*file)->getDataset();
-  KeyPair pair;
-  if (auto loaded = load_key_pair(signer.key_path(), signer.cert_path(), pair); !loaded)
-    return std::unexpected(loaded.error());
+  auto idle = signer.pool_->take();
+  if (!idle) {
+    idle = std::make_unique<KeyPair>();
+    if (auto loaded = load_key_pair(signer.key_path(), signer.cert_path(), *idle); !loaded)
+      return std::unexpected(loaded.error());
+  }
+  const Pool<KeyPair>::Lease lease(*signer.pool_, std::move(idle));
+  KeyPair& pair = *lease;
   const E_TransferSyntax mac_xfer = mac_transfer_syntax(dataset);
 
-  // The header list is taken before signing: the signature sequences are unsignable anyway.
-  DcmAttributeTag header_tags(DCM_DataElementsSigned);
-  unsigned long position = 0;
-  for (DcmObject* object = dataset.nextInContainer(nullptr); object != nullptr;
-       object = dataset.nextInContainer(object)) {
-    const DcmTagKey key = object->getTag();
-    if (!signable(key) || key == DCM_PixelData) continue;
-    header_tags.putTagVal(key, position++);
-  }
+  const bool has_pixel_data = dataset.tagExists(DCM_PixelData);
 
   DcmSignature signature;
   signature.attach(&dataset);
@@ -209,13 +251,15 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
     signature.getCurrentSignatureUID(uid);
     result.signature_uid = uid.c_str();
   }
-  if (position > 0) {
-    SiMDMAC header_mac(EMT_SHA256);
-    SiNullProfile header_profile;
-    status = signature.createSignature(pair.key, pair.cert, header_mac, header_profile, mac_xfer,
-                                       &header_tags);
+  if (has_pixel_data) {
+    DcmAttributeTag pixel_only(DCM_DataElementsSigned);
+    pixel_only.putTagVal(DCM_PixelData, 0);
+    SiMDMAC pixel_mac(EMT_SHA256);
+    SiNullProfile pixel_profile;
+    status = signature.createSignature(pair.key, pair.cert, pixel_mac, pixel_profile, mac_xfer,
+                                       &pixel_only);
     if (status.bad())
-      return fail(ErrorCode::crypto, std::string("cannot sign the header: ") + status.text());
+      return fail(ErrorCode::crypto, std::string("cannot sign the pixel data: ") + status.text());
   }
   signature.detach();
 
@@ -242,7 +286,8 @@ Result<TrustStore> TrustStore::load(std::span<const fs::path> pem_files) {
     if (cert.loadCertificate(path.c_str(), X509_FILETYPE_PEM).bad())
       return fail(ErrorCode::key, "cannot read trusted certificate " + path.string() + " (PEM)");
   }
-  return TrustStore(std::vector<fs::path>(pem_files.begin(), pem_files.end()));
+  return TrustStore(std::vector<fs::path>(pem_files.begin(), pem_files.end()),
+                    std::make_shared<VerifierPool>());
 }
 
 namespace {
@@ -286,18 +331,23 @@ Result<FileVerification> verify_file(const fs::path& path, const TrustStore& tru
   if (!file) return std::unexpected(file.error());
   DcmDataset& dataset = *(*file)->getDataset();
 
-  SiCertificateVerifier verifier;
-  for (const auto& anchor : trust.files()) {
-    if (verifier.addTrustedCertificateFile(anchor.c_str(), X509_FILETYPE_PEM).bad())
-      return fail(ErrorCode::key, "cannot read trusted certificate " + anchor.string());
+  auto idle = trust.pool_->take();
+  if (!idle) {
+    idle = std::make_unique<SiCertificateVerifier>();
+    for (const auto& anchor : trust.files()) {
+      if (idle->addTrustedCertificateFile(anchor.c_str(), X509_FILETYPE_PEM).bad())
+        return fail(ErrorCode::key, "cannot read trusted certificate " + anchor.string());
+    }
   }
+  const Pool<SiCertificateVerifier>::Lease lease(*trust.pool_, std::move(idle));
+  SiCertificateVerifier& verifier = *lease;
 
   FileVerification result;
   result.verdict = Verdict::valid;
-  // Main data set signatures: the attributes each covers, and radguard's header signature.
+  // Main data set signatures: the attributes each covers, and radguard's pixel signature.
   std::set<DcmTagKey> covered;
   bool full_failed = false;
-  std::optional<std::size_t> header_index;
+  std::optional<std::size_t> pixel_index;
 
   DcmStack stack;
   for (DcmItem* item = DcmSignature::findFirstSignatureItem(dataset, stack); item != nullptr;
@@ -321,6 +371,8 @@ Result<FileVerification> verify_file(const fs::path& path, const TrustStore& tru
       const SignedList list = data_elements_signed(signature);
       report.covers_pixel_data = !list.present || std::find(list.tags.begin(), list.tags.end(),
                                                             DCM_PixelData) != list.tags.end();
+      report.pixel_data_only =
+          list.present && list.tags.size() == 1 && list.tags.front() == DCM_PixelData;
       SiCertificate* cert = signature.getCurrentCertificate();
       if (cert != nullptr) report.signer = subject_of(*cert);
 
@@ -347,8 +399,8 @@ Result<FileVerification> verify_file(const fs::path& path, const TrustStore& tru
       }
 
       if (main) {
-        if (list.present && !report.covers_pixel_data) {
-          header_index = result.signatures.size();
+        if (report.pixel_data_only) {
+          pixel_index = result.signatures.size();
         } else if (report.verdict == Verdict::invalid) {
           full_failed = true;
         }
@@ -379,18 +431,14 @@ Result<FileVerification> verify_file(const fs::path& path, const TrustStore& tru
     }
   }
   if (full_failed) {
-    const bool header_intact =
-        header_index && result.signatures[*header_index].verdict != Verdict::invalid;
-    std::vector<std::string> removed;
-    for (const auto& key : covered)
-      if (!now.contains(key)) removed.push_back("removed " + tag_of(key).to_string());
-    if (!header_index)
-      result.changes.emplace_back("attributes or pixel data (no header signature to tell which)");
-    else if (!header_intact)
-      result.changes.emplace_back("attributes");
-    else if (removed.empty())
+    if (!pixel_index)
+      result.changes.emplace_back("attributes or pixel data (no pixel signature to tell which)");
+    else if (result.signatures[*pixel_index].verdict == Verdict::invalid)
       result.changes.emplace_back("pixel data");
-    result.changes.insert(result.changes.end(), removed.begin(), removed.end());
+    else
+      result.changes.emplace_back("attributes");
+    for (const auto& key : covered)
+      if (!now.contains(key)) result.changes.push_back("removed " + tag_of(key).to_string());
   }
   return result;
 }

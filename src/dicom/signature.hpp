@@ -5,10 +5,12 @@
 // radguard writes two signatures per file, both SHA-256 MACs signed with the same key:
 //   - a full signature over every signable attribute of the data set including pixel data
 //     (DCMTK records them all in Data Elements Signed), under the chosen security profile;
-//   - a header signature whose Data Elements Signed lists every top-level attribute present
-//     at signing time except Pixel Data.
+//   - a pixel signature whose Data Elements Signed is Pixel Data alone (files with pixels).
 // The second one lets a verifier say *what* changed: when the full signature fails but the
-// header one holds, the change lies in the pixel data. Both verify with `dcmsign --verify`.
+// pixel one holds, the change lies in the attributes; when both fail, in the pixel data
+// (whether attributes changed as well cannot then be told). Both verify with
+// `dcmsign --verify`. (A header-only signature would tell the same apart, but DCMTK checks
+// signature tag lists linearly per attribute, which made signing a third slower.)
 //
 // A signature covers only the attributes it lists, so an attribute added after signing
 // leaves it intact (dcmsign reports such a file as OK); radguard reports it as invalid and
@@ -33,8 +35,14 @@ enum class SignatureProfile : std::uint8_t { none, base, creator, authorization 
 Result<SignatureProfile> parse_signature_profile(std::string_view name);
 std::string_view to_string(SignatureProfile profile);
 
-// A private key and its certificate, checked to match. Immutable once loaded. Thread-safe:
-// every signing call reads the key material into its own DCMTK objects.
+// Parsed key material kept between calls: decoding PEM costs more than signing an image.
+struct KeyPool;
+struct VerifierPool;
+struct SignedFile;
+struct FileVerification;
+
+// A private key and its certificate, checked to match. Immutable once loaded; copies share
+// the parsed key material. Thread-safe: each concurrent call borrows its own parsed copy.
 class Signer {
  public:
   // Loads a PEM private key (unencrypted: radguard never prompts) and a PEM certificate.
@@ -51,14 +59,18 @@ class Signer {
 
  private:
   Signer(std::filesystem::path key, std::filesystem::path cert, SignatureProfile profile,
-         std::string subject)
+         std::string subject, std::shared_ptr<KeyPool> pool)
       : key_(std::move(key)),
         cert_(std::move(cert)),
         profile_(profile),
-        subject_(std::move(subject)) {}
+        subject_(std::move(subject)),
+        pool_(std::move(pool)) {}
+  friend Result<SignedFile> sign_file(const std::filesystem::path&, const std::filesystem::path&,
+                                      const Signer&);
   std::filesystem::path key_, cert_;
   SignatureProfile profile_;
   std::string subject_;
+  std::shared_ptr<KeyPool> pool_;
 };
 
 struct SignedFile {
@@ -76,7 +88,7 @@ Result<SignedFile> sign_file(const std::filesystem::path& input,
                              const std::filesystem::path& output, const Signer& signer);
 
 // Certificates trusted as signers or as their issuing authorities. Immutable once loaded;
-// thread-safe for verification.
+// copies share parsed state; thread-safe for verification.
 class TrustStore {
  public:
   // Reads every PEM certificate file given. An empty list is allowed: nothing is trusted.
@@ -85,8 +97,11 @@ class TrustStore {
   std::span<const std::filesystem::path> files() const { return files_; }
 
  private:
-  explicit TrustStore(std::vector<std::filesystem::path> files) : files_(std::move(files)) {}
+  TrustStore(std::vector<std::filesystem::path> files, std::shared_ptr<VerifierPool> pool)
+      : files_(std::move(files)), pool_(std::move(pool)) {}
+  friend Result<FileVerification> verify_file(const std::filesystem::path&, const TrustStore&);
   std::vector<std::filesystem::path> files_;
+  std::shared_ptr<VerifierPool> pool_;
 };
 
 // The verdict on one signature or one file, worst last: a file's verdict is the worst of its
@@ -107,7 +122,8 @@ struct SignatureReport {
   std::string signer;              // certificate subject
   std::string signed_at;           // Signature DateTime as written
   std::string mac_algorithm;       // e.g. "SHA256"
-  bool covers_pixel_data = false;  // false for a header signature (Data Elements Signed w/o pixels)
+  bool covers_pixel_data = false;  // Pixel Data is among the signed elements
+  bool pixel_data_only = false;    // radguard's pixel signature: Pixel Data alone
   Verdict verdict = Verdict::invalid;
   std::string reason;  // why, for anything but valid
 };

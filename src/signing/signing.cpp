@@ -203,6 +203,7 @@ std::string verify_report_json(const VerifyBatchReport& report) {
         json sig = {{"uid", s.uid},           {"verdict", dicom::to_string(s.verdict)},
                     {"signer", s.signer},     {"signed_at", s.signed_at},
                     {"mac", s.mac_algorithm}, {"covers_pixel_data", s.covers_pixel_data}};
+        sig["pixel_data_only"] = s.pixel_data_only;
         if (!s.location.empty()) sig["location"] = s.location;
         if (!s.reason.empty()) sig["reason"] = s.reason;
         signatures.push_back(sig);
