@@ -3,6 +3,7 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcstack.h>
 #include <dcmtk/dcmdata/dcvrat.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -26,6 +27,7 @@
 #include <set>
 
 #include "core/atomic_file.hpp"
+#include "core/version.hpp"
 #include "dicom/dicom_file.hpp"
 
 namespace radguard::dicom {
@@ -263,10 +265,22 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
   }
   signature.detach();
 
+  // The meta header is kept (signing is not de-identification), except that it names the
+  // implementation that wrote this file and the transfer syntax it is written in.
+  const E_TransferSyntax xfer = dataset.getOriginalXfer();
+  DcmMetaInfo& meta = *(*file)->getMetaInfo();
+  meta.putAndInsertString(DCM_TransferSyntaxUID, DcmXfer(xfer).getXferID());
+  meta.putAndInsertString(DCM_ImplementationClassUID, std::string(kImplementationClassUid).c_str());
+  meta.putAndInsertString(DCM_ImplementationVersionName,
+                          std::string(kImplementationVersionName).c_str());
+  meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0);
+  meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, EXS_LittleEndianExplicit,
+                                    EET_ExplicitLength);
+
   auto pending = PendingFile::create(output);
   if (!pending) return std::unexpected(pending.error());
-  status = (*file)->saveFile(OFFilename(pending->temp_path().c_str()), EXS_Unknown,
-                             EET_UndefinedLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_updateMeta);
+  status = (*file)->saveFile(OFFilename(pending->temp_path().c_str()), xfer, EET_UndefinedLength,
+                             EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta);
   if (status.bad())
     return fail(ErrorCode::io, "cannot write " + output.string() + ": " + status.text());
   std::error_code ec;
