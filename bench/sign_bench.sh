@@ -19,6 +19,9 @@ TEMPLATE=${TEMPLATE:-/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_s
 [[ -f $TEMPLATE ]] || { echo "no template $TEMPLATE (apt-get install python3-pydicom)" >&2; exit 2; }
 command -v dcmodify >/dev/null || { echo "dcmodify missing (apt-get install dcmtk)" >&2; exit 2; }
 
+calc() { awk "BEGIN { printf \"%.6f\", $* }"; }  # awk, not bc: present on every Debian
+less() { awk "BEGIN { exit !($1 < $2) }"; }
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/radguard-sign-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/corpus"
@@ -33,7 +36,7 @@ done
 # Distinct instances, as in a real series (one dcmodify call for all files).
 dcmodify -nb -q -gin "$WORK"/corpus/*.dcm
 BYTES=$(du -cb "$WORK"/corpus/*.dcm | tail -1 | cut -f1)
-MB=$(echo "$BYTES / 1000000" | bc -l)
+MB=$(calc "$BYTES / 1000000")
 
 # Warm the page cache so every measurement reads from memory alike.
 cat "$WORK"/corpus/*.dcm > /dev/null
@@ -48,9 +51,9 @@ measure() {  # command... (may use $RUN, the repetition number); sets WALL and C
     rm -rf "$WORK/signed-$RUN"
     t=$( { time eval "$@" >/dev/null 2>&1; } 2>&1 | tail -1)
     read -r wall user sys <<<"$t"
-    cpu=$(echo "$user + $sys" | bc -l)
-    if [[ -z $WALL ]] || (( $(echo "$wall < $WALL" | bc -l) )); then WALL=$wall; fi
-    if [[ $RUN == 1 ]] || (( $(echo "$cpu < $CPU" | bc -l) )); then CPU=$cpu; fi
+    cpu=$(calc "$user + $sys")
+    if [[ -z $WALL ]] || less "$wall" "$WALL"; then WALL=$wall; fi
+    if [[ $RUN == 1 ]] || less "$cpu" "$CPU"; then CPU=$cpu; fi
   done
 }
 
@@ -60,8 +63,8 @@ SHA_CPU=$CPU
 
 report() {  # label
   printf "| %-22s | %7.2f | %7.2f | %8.1f | %8.1f | %6.2fx | %6.2fx |\n" "$1" "$WALL" "$CPU" \
-    "$(echo "$MB / $WALL" | bc -l)" "$(echo "$FILES / $WALL" | bc -l)" \
-    "$(echo "$WALL / $SHA_WALL" | bc -l)" "$(echo "$CPU / $SHA_CPU" | bc -l)"
+    "$(calc "$MB / $WALL")" "$(calc "$FILES / $WALL")" \
+    "$(calc "$WALL / $SHA_WALL")" "$(calc "$CPU / $SHA_CPU")"
 }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1); load average $(cut -d' ' -f1-3 /proc/loadavg)"
