@@ -375,6 +375,7 @@ Result<FileVerification> verify_file(const fs::path& path, const TrustStore& tru
       report.location = location;
       if (signature.selectSignature(i).bad()) {
         report.reason = "unreadable signature item";
+        result.verdict = Verdict::invalid;
         result.signatures.push_back(std::move(report));
         continue;
       }
