@@ -269,6 +269,21 @@ TEST_F(Signing, RemovedSignatureMeansUnsigned) {
   EXPECT_EQ(verify(path).verdict, Verdict::unsigned_file);
 }
 
+TEST_F(Signing, DamagedSignatureValueIsInvalid) {
+  const auto path = signed_fixture("a.dcm");
+  edit_file(path, [](DcmDataset& ds) {
+    DcmItem* item = nullptr;
+    ASSERT_TRUE(ds.findAndGetSequenceItem(DCM_DigitalSignaturesSequence, item, 0).good());
+    const Uint8* value = nullptr;
+    unsigned long size = 0;
+    ASSERT_TRUE(item->findAndGetUint8Array(DCM_Signature, value, &size).good());
+    std::vector<Uint8> copy(value, value + size);
+    copy[size / 2] ^= 0x01;
+    item->putAndInsertUint8Array(DCM_Signature, copy.data(), size);
+  });
+  EXPECT_EQ(verify(path).verdict, Verdict::invalid);
+}
+
 TEST_F(Signing, SignatureTransplantedOntoAnotherFileIsInvalid) {
   const auto a = signed_fixture("a.dcm", "Doe^Jane", 0);
   const fs::path b = dir_ / "b.dcm";
