@@ -24,6 +24,10 @@ int run(int argc, char** argv) {
   add_ledger(app, action);
   add_disclosures(app, action);
   add_export(app, action);
+  add_keys(app, action);
+  add_sign(app, action);
+  add_verify(app, action);
+  add_manifest(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
