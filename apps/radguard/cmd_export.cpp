@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "signer_options.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
 #include "core/iso_time.hpp"
@@ -29,6 +30,7 @@ struct ExportArgs {
   bool allow_burned_in = false;
   bool no_progress = false;
   bool json = false;
+  SignerArgs signer;
 };
 
 int run_export_command(const ExportArgs& args) {
@@ -74,6 +76,9 @@ int run_export_command(const ExportArgs& args) {
   options.progress =
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   options.consent_time = consent_time;
+  auto finish = signing_finisher(args.signer);
+  if (!finish) return report_error(finish.error());
+  options.finish = std::move(*finish);
   auto report = exporter::run_export(options, stage, *registry, *ledger);
   if (!report) return report_error(report.error());
   const std::string json = exporter::report_json(*report, stage, options);
@@ -127,6 +132,7 @@ void add_export(CLI::App& app, Action& action) {
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
+  add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_export_command(*args); }; });
 }
 

@@ -2,6 +2,7 @@
 
 #include "cli.hpp"
 #include "core/error_table.hpp"
+#include "signer_options.hpp"
 #include "signing/signing.hpp"
 
 namespace radguard::cli {
@@ -20,17 +21,7 @@ int run_sign(const SignArgs& args) {
   if (args.output.empty() == !args.in_place)
     return report_error(
         Error{ErrorCode::usage, "give exactly one of --output FOLDER and --in-place"});
-  Result<signing::Signer> signer = fail(ErrorCode::internal, "no signer");
-  if (args.profile.empty()) {
-    // The base RSA profile when the key allows it, else none (ECDSA keys).
-    signer = signing::Signer::load(args.key, args.cert, signing::SignatureProfile::base);
-    if (!signer && signer.error().code == ErrorCode::usage)
-      signer = signing::Signer::load(args.key, args.cert, signing::SignatureProfile::none);
-  } else {
-    auto profile = dicom::parse_signature_profile(args.profile);
-    if (!profile) return report_error(profile.error());
-    signer = signing::Signer::load(args.key, args.cert, *profile);
-  }
+  auto signer = load_signer({args.key, args.cert, args.profile});
   if (!signer) return report_error(signer.error());
   signing::SignBatchOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());

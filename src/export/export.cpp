@@ -319,6 +319,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   deid_options.output = staging.path();
   deid_options.threads = options.threads;
   deid_options.progress = options.progress;
+  deid_options.finish = options.finish;
   auto deid_report = deid::run_deid(deid_options, stage);
   if (!deid_report)
     return failed("de-identification could not start: " + deid_report.error().message);

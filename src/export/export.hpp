@@ -47,6 +47,8 @@ struct ExportOptions {
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
   // The instant at which consent is evaluated (normalised ISO 8601); empty: now.
   std::string consent_time;
+  // Optional last step on each released file before the manifest is made (e.g. signing).
+  deid::OutputFinisher finish;
 };
 
 struct ExportReport {
