@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 InputSet find_files(std::span<const fs::path> inputs) {
   InputSet set;
-  std::set<fs::path> seen;
+  std::set<std::string> seen;
   for (const auto& input : inputs) {
     std::error_code ec;
     const auto status = fs::status(input, ec);
@@ -23,14 +23,17 @@ InputSet find_files(std::span<const fs::path> inputs) {
       continue;
     }
     if (fs::is_regular_file(status)) {
-      seen.insert(fs::weakly_canonical(input, ec));
+      seen.insert(fs::weakly_canonical(input, ec).string());
       continue;
     }
     if (!fs::is_directory(status)) {
       set.missing.push_back({input, "is neither a file nor a folder"});
       continue;
     }
-    fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec);
+    // Canonicalise the folder once: paths found under it are then canonical too (folder
+    // links are not followed), without a round of lstat calls per file.
+    const fs::path root = fs::weakly_canonical(input, ec);
+    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
     if (ec) {
       set.missing.push_back({input, "cannot be listed: " + ec.message()});
       continue;
@@ -41,7 +44,7 @@ InputSet find_files(std::span<const fs::path> inputs) {
         break;
       }
       std::error_code file_ec;
-      if (it->is_regular_file(file_ec)) seen.insert(fs::weakly_canonical(it->path(), file_ec));
+      if (it->is_regular_file(file_ec)) seen.insert(it->path().string());
     }
   }
   set.files.assign(seen.begin(), seen.end());

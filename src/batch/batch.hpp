@@ -19,7 +19,9 @@ struct MissingInput {
 };
 
 struct InputSet {
-  std::vector<std::filesystem::path> files;  // sorted, each file once
+  // Sorted, each file once. Plain strings: std::filesystem::path keeps every component as a
+  // separate path, several times the memory on runs of millions of files.
+  std::vector<std::string> files;
   std::vector<MissingInput> missing;         // inputs that do not exist or cannot be listed
 };
 

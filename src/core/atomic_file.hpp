@@ -3,6 +3,7 @@
 // destination folder, then renamed into place. A crash, an error or an exception
 // leaves either the old file or the new one, never half of one.
 #include <filesystem>
+#include <optional>
 #include <string_view>
 
 #include "core/result.hpp"
@@ -13,8 +14,10 @@ namespace radguard {
 // objects may be used from distinct threads.
 class PendingFile {
  public:
-  // Reserves a new, empty temporary file (mode 0600) in destination's folder, creating
-  // the folder if needed. Fails with ErrorCode::io.
+  // Reserves a unique temporary name in destination's folder (creating the folder if
+  // needed); the caller creates the file under that name. The file is not created here: a
+  // file created, closed and then reopened with O_TRUNC makes ext4 flush it on close, which
+  // costs more than the write. Fails with ErrorCode::io.
   static Result<PendingFile> create(const std::filesystem::path& destination);
 
   PendingFile(PendingFile&& other) noexcept;
@@ -27,12 +30,10 @@ class PendingFile {
   const std::filesystem::path& temp_path() const { return temp_; }
   const std::filesystem::path& destination() const { return destination_; }
 
-  // Sets the final permission bits (default 0644) and renames the temporary file over the
-  // destination. After success the object owns nothing. Fails with ErrorCode::io.
-  Status commit(std::filesystem::perms perms = std::filesystem::perms::owner_read |
-                                                std::filesystem::perms::owner_write |
-                                                std::filesystem::perms::group_read |
-                                                std::filesystem::perms::others_read);
+  // Sets the permission bits when given (otherwise the file keeps those it was created
+  // with) and renames the temporary file over the destination. After success the object
+  // owns nothing. Fails with ErrorCode::io.
+  Status commit(std::optional<std::filesystem::perms> perms = std::nullopt);
 
  private:
   PendingFile(std::filesystem::path temp, std::filesystem::path destination)
@@ -41,7 +42,8 @@ class PendingFile {
   std::filesystem::path destination_;
 };
 
-// Writes `bytes` to `destination` atomically with the given permissions.
+// Writes `bytes` to `destination` atomically; the file is created with the given permissions
+// (never wider: the umask may narrow them).
 Status write_file_atomically(const std::filesystem::path& destination, std::string_view bytes,
                              std::filesystem::perms perms);
 

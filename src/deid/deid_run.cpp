@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
+#include <unordered_map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
 #include "standard/tables.hpp"
 #include "core/version.hpp"
@@ -26,11 +27,6 @@ std::string_view file_status_name(FileStatus status) {
     case FileStatus::duplicate: return "duplicate";
   }
   return "failed";
-}
-
-std::size_t DeidRunReport::count(FileStatus status) const {
-  return static_cast<std::size_t>(std::count_if(outcomes.begin(), outcomes.end(),
-                                                [&](const FileOutcome& o) { return o.status == status; }));
 }
 
 int DeidRunReport::exit_code() const {
@@ -130,12 +126,27 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   const batch::InputSet inputs = batch::find_files(options.inputs);
   DeidRunReport report;
   report.missing_inputs = inputs.missing;
-  report.outcomes.resize(inputs.files.size());
+  report.files_seen = inputs.files.size();
 
   // The lowest input index claiming an output name wins, whatever order threads finish in.
-  std::mutex claims_mutex;
-  std::map<fs::path, std::size_t> claims;
+  // Names are held as 128-bit digests so the index stays small on huge runs.
+  std::mutex mutex;
+  std::unordered_map<std::string, std::size_t> claims;
   std::vector<std::size_t> superseded;
+  std::vector<std::pair<std::size_t, FileOutcome>> problems, written;
+  std::array<std::atomic<std::size_t>, 5> counts{};
+  std::atomic<std::uint64_t> bytes{0};
+  auto claim_key = [](const fs::path& name) {
+    const auto digest = crypto::sha256(name.native());
+    return std::string(reinterpret_cast<const char*>(digest.data()), 16);
+  };
+  auto record = [&](std::size_t i, FileOutcome outcome) {
+    counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
+    bytes.fetch_add(outcome.bytes);
+    if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only) return;
+    std::lock_guard lock(mutex);
+    (outcome.status == FileStatus::written ? written : problems).emplace_back(i, std::move(outcome));
+  };
 
   batch::Progress progress("deid", inputs.files.size(), options.progress);
   batch::run_parallel(
@@ -143,12 +154,12 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       [&](std::size_t i) {
         Prepared prepared = prepare(inputs.files[i], options.output, stage, options.finish);
         if (prepared.pending) {
-          std::lock_guard lock(claims_mutex);
-          const auto [it, inserted] = claims.try_emplace(prepared.outcome.output, i);
+          std::lock_guard lock(mutex);
+          const auto [it, inserted] = claims.try_emplace(claim_key(prepared.outcome.output), i);
           if (!inserted && it->second < i) {
             prepared.outcome.status = FileStatus::duplicate;
             prepared.outcome.error = ErrorCode::conflict;
-            prepared.outcome.reason = "same SOP Instance UID as " + inputs.files[it->second].string();
+            prepared.outcome.reason = "same SOP Instance UID as " + inputs.files[it->second];
             prepared.outcome.output.clear();
             prepared.pending.reset();
           } else {
@@ -165,25 +176,38 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
           }
         }
         progress.advance(prepared.outcome.bytes);
-        report.outcomes[i] = std::move(prepared.outcome);
+        record(i, std::move(prepared.outcome));
       },
       [&](std::size_t i, const std::string& what) {
-        FileOutcome& outcome = report.outcomes[i];
+        FileOutcome outcome;
         outcome.input = inputs.files[i];
         outcome.status = FileStatus::failed;
         outcome.error = ErrorCode::internal;
         outcome.reason = "internal error: " + what;
         progress.advance(0);
+        record(i, std::move(outcome));
       });
   progress.finish();
+  // An input whose output a lower-indexed input replaced was written, then superseded.
   for (const std::size_t j : superseded) {
-    FileOutcome& outcome = report.outcomes[j];
-    const auto winner = claims.at(outcome.output);
+    FileOutcome outcome;
+    outcome.input = inputs.files[j];
     outcome.status = FileStatus::duplicate;
     outcome.error = ErrorCode::conflict;
-    outcome.reason = "same SOP Instance UID as " + inputs.files[winner].string();
-    outcome.output.clear();
+    outcome.reason = "another input with the same SOP Instance UID came first in path order";
+    counts[static_cast<std::size_t>(FileStatus::written)].fetch_sub(1);
+    record(j, std::move(outcome));
   }
+  const auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::sort(problems.begin(), problems.end(), by_index);
+  std::sort(written.begin(), written.end(), by_index);
+  for (auto& [index, outcome] : problems) report.problems.push_back(std::move(outcome));
+  for (auto& [index, outcome] : written) {
+    if (std::find(superseded.begin(), superseded.end(), index) == superseded.end())
+      report.written.push_back(std::move(outcome));
+  }
+  for (std::size_t k = 0; k < counts.size(); ++k) report.counts[k] = counts[k].load();
+  report.bytes_read = bytes.load();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
@@ -191,10 +215,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage, const DeidRunOptions& options) {
   using nlohmann::json;
   json failures = json::array(), skipped = json::array();
-  std::uint64_t bytes = 0;
-  for (const auto& o : report.outcomes) {
-    bytes += o.bytes;
-    if (o.status == FileStatus::written) continue;
+  for (const auto& o : report.problems) {
     json entry = {{"input", o.input.string()},
                   {"status", file_status_name(o.status)},
                   {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
@@ -214,14 +235,14 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage, c
                    {"method", stage.method_description()}}},
       {"key_fingerprint", stage.pseudonymizer().key().fingerprint()},
       {"output", options.output.string()},
-      {"counts", {{"files_seen", report.outcomes.size()},
+      {"counts", {{"files_seen", report.files_seen},
                   {"written", report.count(FileStatus::written)},
                   {"failed", report.count(FileStatus::failed)},
                   {"duplicates", report.count(FileStatus::duplicate)},
                   {"skipped_not_dicom", report.count(FileStatus::skipped_not_dicom)},
                   {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
                   {"missing_inputs", report.missing_inputs.size()}}},
-      {"bytes_read", bytes},
+      {"bytes_read", report.bytes_read},
       {"seconds", report.seconds},
       {"failures", failures},
       {"skipped", skipped},
@@ -232,12 +253,12 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage, c
 
 std::string report_text(const DeidRunReport& report) {
   std::ostringstream out;
-  out << "de-identified " << report.count(FileStatus::written) << " of " << report.outcomes.size()
+  out << "de-identified " << report.count(FileStatus::written) << " of " << report.files_seen
       << " files in " << report.seconds << " s";
   out << "; failed " << report.count(FileStatus::failed) << ", duplicates "
       << report.count(FileStatus::duplicate) << ", not DICOM " << report.count(FileStatus::skipped_not_dicom)
       << ", DICOMDIR dropped " << report.count(FileStatus::dicomdir_dropped) << "\n";
-  for (const auto& o : report.outcomes) {
+  for (const auto& o : report.problems) {
     if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
       out << "error: " << o.input.string() << ": " << o.reason << "\n";
   }

@@ -2,6 +2,7 @@
 // A de-identification run over files and folders: every DICOM input is read, passed through
 // the header stage and published into the output folder under names made of pseudonymous
 // UIDs only (input paths often hold patient names).
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -38,20 +39,31 @@ struct FileOutcome {
 // Called from worker threads concurrently: must be thread-safe.
 using OutputFinisher = std::function<Status(const std::filesystem::path& temporary_output)>;
 
+// Whether a run keeps an outcome for every written file (for callers that list the release,
+// such as export) or only counts them (flat memory on runs of any size).
+enum class WrittenOutcomes : std::uint8_t { count_only, keep };
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
   unsigned threads = 0;  // 0: one per core
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
   OutputFinisher finish;  // optional
+  WrittenOutcomes written = WrittenOutcomes::count_only;
 };
 
+// What a run did. Memory is per problem, not per file: written files are only counted, so a
+// run over millions of files keeps a small report.
 struct DeidRunReport {
-  std::vector<FileOutcome> outcomes;  // in input order
+  std::vector<FileOutcome> problems;  // every input not written, in input order
+  std::vector<FileOutcome> written;   // with WrittenOutcomes::keep: every input written, in order
   std::vector<batch::MissingInput> missing_inputs;
+  std::array<std::size_t, 5> counts{};  // by FileStatus
+  std::size_t files_seen = 0;
+  std::uint64_t bytes_read = 0;
   double seconds = 0;
 
-  std::size_t count(FileStatus status) const;
+  std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
   // 0 when every DICOM input was written, 1 otherwise.
   int exit_code() const;
 };

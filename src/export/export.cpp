@@ -294,7 +294,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     report.instances_included += study.files.size();
     for (const std::size_t i : study.files) {
       included.push_back(i);
-      patient_of_file[inputs.files[i].string()] = *study.patients.begin();
+      patient_of_file[inputs.files[i]] = *study.patients.begin();
     }
   }
   std::sort(included.begin(), included.end());
@@ -320,10 +320,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   deid_options.threads = options.threads;
   deid_options.progress = options.progress;
   deid_options.finish = options.finish;
+  deid_options.written = deid::WrittenOutcomes::keep;
   auto deid_report = deid::run_deid(deid_options, stage);
   if (!deid_report)
     return failed("de-identification could not start: " + deid_report.error().message);
-  for (const auto& outcome : deid_report->outcomes) {
+  for (const auto& outcome : deid_report->problems) {
     if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
   }
   for (const auto& missing : deid_report->missing_inputs) report.missing_inputs.push_back(missing);
@@ -336,11 +337,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   json files = json::array();
   std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
   std::vector<const deid::FileOutcome*> written;
-  for (const auto& outcome : deid_report->outcomes) written.push_back(&outcome);
+  for (const auto& outcome : deid_report->written) written.push_back(&outcome);
   std::sort(written.begin(), written.end(),
             [](const auto* a, const auto* b) { return a->output < b->output; });
   std::map<std::string, std::string> modality_of;
-  for (const std::size_t i : included) modality_of[inputs.files[i].string()] = scanned[i].modality;
+  for (const std::size_t i : included) modality_of[inputs.files[i]] = scanned[i].modality;
   for (const auto* outcome : written) {
     auto digest = crypto::sha256_file(staging.path() / outcome->output);
     if (!digest) return failed("cannot hash a released file: " + digest.error().message);
