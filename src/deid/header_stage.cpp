@@ -26,7 +26,6 @@ constexpr Tag kDeidentificationMethod{0x0012, 0x0063};
 constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
 constexpr Tag kLongitudinalTemporalInfo{0x0028, 0x0303};
 constexpr Tag kContentSequence{0x0040, 0xA730};
-constexpr Tag kAcquisitionContextSequence{0x0040, 0x0555};
 constexpr Tag kConceptNameCodeSequence{0x0040, 0xA043};
 constexpr Tag kCodeValue{0x0008, 0x0100};
 constexpr Tag kCodingSchemeDesignator{0x0008, 0x0102};
@@ -37,6 +36,9 @@ constexpr Tag kDate{0x0040, 0xA121};
 constexpr Tag kTime{0x0040, 0xA122};
 constexpr Tag kUid{0x0040, 0xA124};
 constexpr Tag kUnformattedTextValue{0x0070, 0x0006};
+constexpr Tag kTimezoneOffsetFromUtc{0x0008, 0x0201};
+constexpr Tag kDataSetTrailingPadding{0xFFFC, 0xFFFC};
+constexpr Tag kMediaStorageSopInstanceUid{0x0002, 0x0003};
 
 // How the items of a kept sequence are treated (Decision::child_mode).
 enum Mode : std::uint8_t {
@@ -91,7 +93,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
 
   dicom::Decision decide(const dicom::ElementView& view, const dicom::ItemView& item) const override {
     const Tag tag = view.tag;
-    if (tag.is_group_length() || tag.group == 0x0002) return remove();
+    // Group lengths are recomputed on writing; trailing padding may hold stale bytes.
+    if (tag.is_group_length() || tag.group == 0x0002 || tag == kDataSetTrailingPadding) return remove();
     if (tag.is_private()) return decide_private(view, item);
     // Marks of an earlier de-identification are rewritten at the top level afterwards.
     if (view.path.empty() && (tag == kPatientIdentityRemoved || tag == kDeidentificationMethod ||
@@ -201,13 +204,18 @@ class HeaderPolicy final : public dicom::ElementPolicy {
     return replace(*shifted);
   }
 
+  // Whether the table's cell for `option` on this attribute is C and the option is in use.
+  bool cleaned_by(Tag tag, ProfileOption option) const {
+    if (!policy_.has(option)) return false;
+    const auto* row = standard::find_profile_row(tag);
+    return row != nullptr && row->options[static_cast<std::size_t>(option)] == standard::ActionCode::C;
+  }
+
   std::uint8_t child_mode_for(Tag tag, Action action, std::uint8_t current) const {
     if (action == Action::clean) {
-      if (policy_.has(ProfileOption::clean_structured_content) &&
-          (tag == kContentSequence || tag == kAcquisitionContextSequence))
-        return structured_content;
-      if (policy_.has(ProfileOption::clean_graphics)) return graphics;
-      return normal;
+      if (cleaned_by(tag, ProfileOption::clean_structured_content)) return structured_content;
+      if (cleaned_by(tag, ProfileOption::clean_graphics)) return graphics;
+      return current == dummy_content ? dummy_content : normal;
     }
     if (action == Action::dummy) return dummy_content;
     // Unlisted sequences inherit their parent's treatment, except coded concepts.
@@ -243,6 +251,11 @@ class HeaderPolicy final : public dicom::ElementPolicy {
         if (vr == "AT") return {Kind::empty, {}, 0};
         return replace(dummy_for(vr));
       case Action::clean:
+        // The offset of local time from UTC is kept, as the zones of shifted DT values are.
+        if (view.tag == kTimezoneOffsetFromUtc) return keep();
+        // AE titles name devices and places: a keyed token keeps them linkable, not readable.
+        if (vr == "AE") return replace("RG" + pseudonymizer_.token("ae-title", trimmed(view.value), 14));
+        if (vr == "CS") return keep();
         if (vr == "UI") return replace(map_uids(view.value));
         if (is_temporal_vr(vr)) return temporal(view, vr, item);
         if (vr == "AS") return replace(cap_age(view.value));
@@ -349,6 +362,13 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   identity.study_uid = file.string_of(kStudyInstanceUid).value_or("");
   identity.series_uid = file.string_of(kSeriesInstanceUid).value_or("");
   identity.sop_instance_uid = file.string_of(kSopInstanceUid).value_or("");
+  if (identity.sop_instance_uid.empty()) {
+    // Some writers put the instance UID only in the meta header: name the output after it.
+    if (const auto meta_uid = file.string_of(kMediaStorageSopInstanceUid)) {
+      identity.sop_instance_uid =
+          policy_.has(ProfileOption::retain_uids) ? trimmed(*meta_uid) : pseudonymizer_.uid(*meta_uid);
+    }
+  }
   identity.patient_pseudonym = object.patient_id;
   return identity;
 }

@@ -104,7 +104,25 @@ class DcmItemView final : public ItemView {
   std::vector<Tag> tags_;
 };
 
+bool is_string_vr(std::string_view vr) {
+  static constexpr std::string_view kStringVrs[] = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT",
+                                                    "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"};
+  return std::find(std::begin(kStringVrs), std::end(kStringVrs), vr) != std::end(kStringVrs);
+}
+
 std::string raw_string(DcmElement& element) {
+  if (element.ident() == EVR_UN) {
+    // Some writers encode standard text attributes as UN: read their bytes as the text they
+    // are, so a policy cleans them like any other (a value kept stays byte-identical).
+    const DcmTag& t = element.getTag();
+    const auto* entry = standard::find_dictionary_entry(Tag{t.getGTag(), t.getETag()});
+    if (entry == nullptr || !is_string_vr(entry->vr)) return {};
+    Uint8* data = nullptr;
+    if (element.getUint8Array(data).bad() || data == nullptr) return {};
+    std::string text(reinterpret_cast<const char*>(data), element.getLength());
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+    return text;
+  }
   if (!element.isaString()) return {};
   OFString value;
   if (element.getOFStringArray(value).bad()) return {};
@@ -307,8 +325,9 @@ std::string DicomFile::transfer_syntax_uid() const {
 
 std::optional<std::string> DicomFile::string_of(Tag tag) const {
   OFString value;
-  if (impl_->file.getDataset()->findAndGetOFStringArray(key_of(tag), value, OFFalse).bad())
-    return std::nullopt;
+  DcmItem* item = impl_->file.getDataset();
+  if (tag.group == 0x0002) item = impl_->file.getMetaInfo();
+  if (item->findAndGetOFStringArray(key_of(tag), value, OFFalse).bad()) return std::nullopt;
   if (value.empty()) return std::nullopt;
   return std::string(value.c_str(), value.length());
 }

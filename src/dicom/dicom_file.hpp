@@ -98,7 +98,8 @@ class DicomFile {
   bool is_dicomdir() const;
   std::string transfer_syntax_uid() const;
 
-  // A top-level string attribute's raw value; nullopt when absent or empty.
+  // A top-level string attribute's raw value (group 0002: from the file meta header);
+  // nullopt when absent or empty.
   std::optional<std::string> string_of(Tag tag) const;
 
   // Calls `visit` for every element at every nesting level (read-only).

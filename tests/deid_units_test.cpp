@@ -1,0 +1,201 @@
+// Unit tests of the pure parts of de-identification: pseudonyms, date arithmetic, free-text
+// scrubbing, policy resolution and the generated standard tables.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "deid/dates.hpp"
+#include "deid/policy.hpp"
+#include "deid/text_scrubber.hpp"
+#include "pseudonym/pseudonymizer.hpp"
+#include "standard/tables.hpp"
+#include "support/fixtures.hpp"
+
+namespace radguard {
+namespace {
+
+using deid::Action;
+using standard::ActionCode;
+using standard::ProfileOption;
+
+TEST(Pseudonymizer, UidsAreValidRepeatableAndKeyed) {
+  const pseudonym::Pseudonymizer a(testing::test_key());
+  const auto other_key = crypto::SecretKey::generate();
+  ASSERT_TRUE(other_key);
+  const pseudonym::Pseudonymizer b(*other_key);
+  const std::string uid = a.uid("1.2.3.4.5");
+  EXPECT_EQ(uid, a.uid("1.2.3.4.5"));
+  EXPECT_EQ(uid, a.uid("1.2.3.4.5 "));  // trailing padding is not part of a UID
+  EXPECT_NE(uid, a.uid("1.2.3.4.6"));
+  EXPECT_NE(uid, b.uid("1.2.3.4.5"));
+  EXPECT_LE(uid.size(), 64U);
+  EXPECT_TRUE(std::regex_match(uid, std::regex("2\\.25\\.[1-9][0-9]*"))) << uid;
+}
+
+TEST(Pseudonymizer, PatientPseudonymsAndOffsetsFollowThePatient) {
+  const pseudonym::Pseudonymizer p(testing::test_key());
+  const auto key = pseudonym::patient_key("PID1", "HOSP", "DOE^JOHN", "19300102");
+  EXPECT_EQ(key, pseudonym::patient_key("PID1 ", "HOSP", "OTHER^NAME", ""));
+  EXPECT_NE(key, pseudonym::patient_key("PID1", "OTHERHOSP", "DOE^JOHN", ""));
+  EXPECT_EQ(p.patient_id(key), p.patient_id(key));
+  EXPECT_LE(p.patient_id(key).size(), 64U);
+  const auto offset = p.date_offset(key);
+  EXPECT_LT(offset.days, 0);
+  EXPECT_EQ(offset.days % 7, 0);  // weekdays are kept
+  EXPECT_GE(offset.seconds, 0);
+  EXPECT_LT(offset.seconds, 86400);
+}
+
+TEST(Dates, ShiftKeepsPrecisionZoneAndIntervals) {
+  const pseudonym::DateOffset offset{-14, 3600};
+  EXPECT_EQ(deid::shift_date("20190315", offset), "20190301");
+  EXPECT_EQ(deid::shift_date("20190315\\20190316", offset), "20190301\\20190302");
+  EXPECT_EQ(deid::shift_date("20190101-20190131", offset), "20181218-20190117");
+  EXPECT_EQ(deid::shift_date("2019.03.15", offset), "20190301");
+  EXPECT_EQ(deid::shift_date("20190315", offset, 1), "20190302");
+  EXPECT_EQ(deid::shift_date("not a date", offset), std::nullopt);
+  EXPECT_EQ(deid::shift_time("231500", offset), "001500");
+  EXPECT_EQ(deid::shift_time("2315", offset), "0015");
+  EXPECT_EQ(deid::shift_time("101010.123", offset), "111010.123");
+  EXPECT_EQ(deid::time_carry_days("231500", offset), 1);
+  EXPECT_EQ(deid::time_carry_days("101500", offset), 0);
+  EXPECT_EQ(deid::shift_datetime("20190315231502.123456+0100", offset), "20190302001502.123456+0100");
+  // Coarser precision: the first moment of the period moves, written at the same precision.
+  EXPECT_EQ(deid::shift_datetime("201903", offset), "201902");
+  EXPECT_EQ(deid::shift_datetime("2019", offset), "2018");
+  EXPECT_EQ(deid::shift_datetime("20190315", offset), "20190301");
+}
+
+TEST(Dates, AgesOver89AreCapped) {
+  EXPECT_EQ(deid::cap_age("095Y"), "090Y");
+  EXPECT_EQ(deid::cap_age("089Y"), "089Y");
+  EXPECT_EQ(deid::cap_age("120Y"), "090Y");
+  EXPECT_EQ(deid::cap_age("999M"), "999M");  // 83 years
+  EXPECT_EQ(deid::cap_age("030D"), "030D");
+}
+
+TEST(TextScrubber, RemovesKnownValuesInAnyCaseOrderAndSeparators) {
+  deid::PhiValues phi;
+  phi.add_person_name("DOE^JOHN");
+  phi.add_identifier("PID-12345");
+  phi.add_text("St Elsewhere Hospital");
+  const std::string out = deid::scrub_text("Head CT for john Doe (pid 12345) at ST ELSEWHERE", phi);
+  EXPECT_EQ(out.find("john"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Doe"), std::string::npos) << out;
+  EXPECT_EQ(out.find("12345"), std::string::npos) << out;
+  EXPECT_EQ(out.find("ELSEWHERE"), std::string::npos) << out;
+  EXPECT_NE(out.find("Head CT"), std::string::npos) << out;
+}
+
+TEST(TextScrubber, RemovesGenericIdentifiers) {
+  const deid::PhiValues none;
+  const std::string out = deid::scrub_text(
+      "seen by Dr. Gregory House on 15/03/2019 at 14:32, call +1 555 123 4567, "
+      "MRN 8812345, mail j.doe@example.org, March 3, 2019, 2019-03-15, DOE^JANE",
+      none);
+  for (const char* leak : {"Gregory", "House", "15/03/2019", "14:32", "555", "8812345", "example.org",
+                           "March 3", "2019-03-15", "JANE"}) {
+    EXPECT_EQ(out.find(leak), std::string::npos) << leak << " survived in: " << out;
+  }
+  EXPECT_NE(out.find("seen by"), std::string::npos) << out;
+  EXPECT_EQ(deid::scrub_text("T1 MPRAGE SAG 1mm", none), "T1 MPRAGE SAG 1mm");
+}
+
+TEST(TextScrubber, NeverLengthens) {
+  deid::PhiValues phi;
+  phi.add_person_name("A^B");
+  const std::string text = "AB 12:00 1/2/2020 x";
+  EXPECT_LE(deid::scrub_text(text, phi).size(), text.size());
+}
+
+TEST(Policy, CombinedCodesResolveToValidOutputs) {
+  EXPECT_EQ(deid::resolve(ActionCode::X), Action::remove);
+  EXPECT_EQ(deid::resolve(ActionCode::Z), Action::empty);
+  EXPECT_EQ(deid::resolve(ActionCode::D), Action::dummy);
+  EXPECT_EQ(deid::resolve(ActionCode::K), Action::keep);
+  EXPECT_EQ(deid::resolve(ActionCode::C), Action::clean);
+  EXPECT_EQ(deid::resolve(ActionCode::U), Action::uid);
+  EXPECT_EQ(deid::resolve(ActionCode::Z_D), Action::dummy);
+  EXPECT_EQ(deid::resolve(ActionCode::X_Z), Action::empty);
+  EXPECT_EQ(deid::resolve(ActionCode::X_D), Action::dummy);
+  EXPECT_EQ(deid::resolve(ActionCode::X_Z_D), Action::dummy);
+  EXPECT_EQ(deid::resolve(ActionCode::X_Z_U), Action::uid);
+}
+
+TEST(Policy, OptionsOverrideTheBasicProfile) {
+  const Tag study_date{0x0008, 0x0020}, serial{0x0018, 0x1000}, study_uid{0x0020, 0x000D},
+      institution{0x0008, 0x0080}, sex{0x0010, 0x0040}, description{0x0008, 0x1030};
+  auto basic = deid::Policy::create("basic", {}, std::nullopt);
+  ASSERT_TRUE(basic);
+  EXPECT_EQ(basic->listed_action(study_date), Action::empty);
+  EXPECT_EQ(basic->listed_action(serial), Action::dummy);
+  EXPECT_EQ(basic->listed_action(study_uid), Action::uid);
+  EXPECT_EQ(basic->listed_action(institution), Action::dummy);
+  EXPECT_EQ(basic->listed_action(sex), Action::empty);
+  EXPECT_EQ(basic->listed_action(description), Action::remove);
+  EXPECT_EQ(basic->listed_action(Tag{0x0028, 0x0010}), std::nullopt);  // Rows: not listed
+
+  const std::vector<std::string> all = {"retain-long-full-dates", "retain-device-identity", "retain-uids",
+                                        "retain-institution-identity", "retain-patient-characteristics",
+                                        "clean-descriptors"};
+  auto rich = deid::Policy::create("basic", all, std::nullopt);
+  ASSERT_TRUE(rich);
+  EXPECT_EQ(rich->listed_action(study_date), Action::keep);
+  EXPECT_EQ(rich->listed_action(serial), Action::keep);
+  EXPECT_EQ(rich->listed_action(study_uid), Action::keep);
+  EXPECT_EQ(rich->listed_action(institution), Action::keep);
+  EXPECT_EQ(rich->listed_action(sex), Action::keep);
+  EXPECT_EQ(rich->listed_action(description), Action::clean);
+
+  auto modified = deid::Policy::create("basic", std::vector<std::string>{"retain-long-modified-dates"}, std::nullopt);
+  ASSERT_TRUE(modified);
+  EXPECT_EQ(modified->listed_action(study_date), Action::clean);
+}
+
+TEST(Policy, PresetsAndMethodCodes) {
+  auto research = deid::Policy::create("research", {}, std::nullopt);
+  ASSERT_TRUE(research);
+  EXPECT_TRUE(research->has(ProfileOption::retain_safe_private));
+  EXPECT_TRUE(research->has(ProfileOption::retain_patient_characteristics));
+  EXPECT_TRUE(research->has(ProfileOption::retain_long_modified_dates));
+  EXPECT_TRUE(research->has(ProfileOption::clean_descriptors));
+  std::vector<std::string> codes;
+  for (const auto* c : research->method_codes()) codes.push_back(c->value);
+  EXPECT_EQ(codes, (std::vector<std::string>{"113100", "113111", "113108", "113107", "113105"}));
+}
+
+TEST(Policy, BadInputIsAUsageError) {
+  EXPECT_EQ(deid::Policy::create("nope", {}, std::nullopt).error().code, ErrorCode::usage);
+  EXPECT_EQ(deid::Policy::create("basic", std::vector<std::string>{"retain-nothing"}, std::nullopt).error().code,
+            ErrorCode::usage);
+  EXPECT_FALSE(deid::Policy::create(
+      "basic", std::vector<std::string>{"retain-long-full-dates", "retain-long-modified-dates"}, std::nullopt));
+  auto policy = deid::Policy::create("basic", {}, std::nullopt);
+  ASSERT_TRUE(policy);
+  const auto bad = policy->add_recipe("(0008,1030) K\nNoSuchKeyword X\n", "r.txt");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("r.txt line 2"), std::string::npos);
+  ASSERT_TRUE(policy->add_recipe("StudyDescription K # keep it\n(0008,103E) C\n", "r.txt"));
+  EXPECT_EQ(policy->listed_action(Tag{0x0008, 0x1030}), Action::keep);
+  EXPECT_EQ(policy->listed_action(Tag{0x0008, 0x103E}), Action::clean);
+}
+
+TEST(StandardTables, GeneratedFromTheStandard) {
+  EXPECT_EQ(standard::profile_rows().size(), 657U);
+  EXPECT_EQ(standard::safe_private_rows().size(), 479U);
+  EXPECT_EQ(standard::cid7050().size(), 13U);
+  ASSERT_NE(standard::find_profile_row(Tag{0x6002, 0x3000}), nullptr);  // overlay data, any plane
+  ASSERT_NE(standard::find_profile_row(Tag{0x0009, 0x1001}), nullptr);  // private row
+  EXPECT_TRUE(standard::find_profile_row(Tag{0x0009, 0x1001})->private_attributes);
+  ASSERT_NE(standard::find_dictionary_entry(Tag{0x0010, 0x0010}), nullptr);
+  EXPECT_STREQ(standard::find_dictionary_entry(Tag{0x0010, 0x0010})->vr, "PN");
+  EXPECT_NE(standard::find_dictionary_entry(Tag{0x6004, 0x3000}), nullptr);
+  EXPECT_EQ(standard::find_dictionary_entry(Tag{0x0018, 0xFFF0}), nullptr);
+  EXPECT_TRUE(standard::is_safe_private(Tag{0x7053, 0x1000}, "Philips PET Private Group"));
+  EXPECT_TRUE(standard::is_safe_private(Tag{0x7053, 0x1200}, "Philips PET Private Group"));
+  EXPECT_FALSE(standard::is_safe_private(Tag{0x7053, 0x1000}, "Someone Else"));
+  EXPECT_EQ(standard::time_partner_of(Tag{0x0008, 0x0020}), (Tag{0x0008, 0x0030}));
+}
+
+}  // namespace
+}  // namespace radguard
