@@ -9,10 +9,13 @@
 # gdcmanon) and GDCM's `gdcmanon -e` (PS3.15 Basic Profile) on the whole corpus and on its
 # well-formed files alone; then radguard's peak RSS on a corpus twice as large.
 # For each: wall seconds, files/s, MB/s, peak RSS (GNU time) and the ratio to `cp -r` of the
-# same files in the same run. Prints a table and writes the figures as JSON.
+# same files in the same run. Prints a table and writes the figures as JSON. "gdcmanon" on the
+# whole corpus is the run that gets through it (see gdcmanon_resumed.sh below); gdcmanon_folder
+# is the plain folder run, which a malformed file aborts.
 #
-# Environment: BENCH_FILES (3000), BENCH_MEGABYTES (400), BENCH_SEED (1), BENCH_THREADS (2),
-# BENCH_REPEATS (3: each figure is the median wall time of that many runs), BENCH_WORK
+# Environment: BENCH_FILES (3000), BENCH_MEGABYTES (500), BENCH_SEED (1), BENCH_THREADS (2),
+# BENCH_REPEATS (3: each figure is the median of that many interleaved runs), BENCH_SLOW_REPEATS
+# (1: runs of gdcmanon on the whole corpus, which take a minute each), BENCH_WORK
 # (scratch folder for outputs, default a fresh folder under /tmp), BENCH_JSON (where to write
 # the JSON; default bench/results/deid_bench-<UTC time>.json), BENCH_SKIP_GDCM=1 to skip gdcmanon.
 # No file names or header values are printed: tool logs go to the scratch folder.
@@ -26,10 +29,11 @@ build=$(realpath "$1")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 files=${BENCH_FILES:-3000}
-megabytes=${BENCH_MEGABYTES:-400}
+megabytes=${BENCH_MEGABYTES:-500}
 seed=${BENCH_SEED:-1}
 threads=${BENCH_THREADS:-2}
 repeats=${BENCH_REPEATS:-3}
+slow_repeats=${BENCH_SLOW_REPEATS:-1}
 corpus_dir=${2:-/tmp/radguard-bench-corpus-s${seed}-${files}f-${megabytes}mb}
 double_dir=${corpus_dir}-twin
 radguard="$build/apps/radguard/radguard"
@@ -44,6 +48,7 @@ done
 
 work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-bench.XXXXXX)}
 mkdir -p "$work"
+trap 'rm -rf "$work/trash" "$work/cp" "$work/rg" "$work/gd"' EXIT
 results_json=${BENCH_JSON:-$here/results/deid_bench-$(date -u +%Y%m%dT%H%M%SZ).json}
 mkdir -p "$(dirname "$results_json")"
 
@@ -73,35 +78,39 @@ find "$corpus_dir/corpus" "$double_dir/corpus" -type f -exec cat {} + >/dev/null
 rows="$work/rows.tsv"
 : >"$rows"
 
-# measure NAME SET OUTDIR -- COMMAND...: median wall time of $repeats runs, max peak RSS.
+# measure NAME SET OUTDIR -- COMMAND...: one timed run, appended to $rows (wall s, peak RSS KB,
+# user+sys CPU s, exit status, files written). Runs are interleaved (every tool once, then again)
+# so that load from elsewhere on the machine spreads over all tools; the table takes medians.
 measure() {
   local name=$1 set=$2 out=$3
   shift 4
-  local walls=() cpus=() rss=0 rc=0 i
-  for ((i = 1; i <= repeats; i++)); do
-    rm -rf "$out"
-    sync
-    local t0 t1 r
-    t0=$(date +%s.%N)
-    set +e
-    /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1
-    rc=$?
-    set -e
-    t1=$(date +%s.%N)
-    walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
-    r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
-    cpus+=("$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$work/$name.time")")
-    if [ "${r:-0}" -gt "$rss" ]; then rss=$r; fi
-  done
-  local median written
-  median=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+  set_aside "$out"
+  sync
+  local t0 t1 rc wall rss cpu written
+  t0=$(date +%s.%N)
+  set +e
+  /usr/bin/time -v -o "$work/$name.$set.time" "$@" >"$work/$name.$set.log" 2>&1
+  rc=$?
+  set -e
+  t1=$(date +%s.%N)
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.$set.time")
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$work/$name.$set.time")
   written=$( [ -d "$out" ] && count_files "$out" || echo 0)
-  local cpu
-  cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$set" "$median" "$rss" "$rc" "$written" \
-    "$(printf '%s,' "${walls[@]}")" "$cpu" >>"$rows"
-  printf '   %-24s %-10s %8.2f s  cpu %7.2f s  rss %7d KB  exit %3d  outputs %d\n' "$name" "$set" "$median" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$set" "$wall" "$rss" "$cpu" "$rc" "$written" >>"$rows"
+  printf '   %-24s %-10s %8.2f s  cpu %7.2f s  rss %7d KB  exit %3d  outputs %d\n' "$name" "$set" "$wall" \
     "$cpu" "$rss" "$rc" "$written"
+  set_aside "$out"
+}
+
+# Outputs are renamed aside, not deleted, until the end: ext4 will not reuse an inode for about
+# 30 s after it is freed, and creating thousands of files just after deleting thousands makes
+# every tool (cp -r most of all) spend most of its time skipping recently freed inodes.
+set_aside() {
+  if [ -e "$1" ]; then
+    mkdir -p "$work/trash"
+    mv "$1" "$(mktemp -d "$work/trash/XXXXXX")/"
+  fi
 }
 
 rg_args() {  # PROFILE THREADS: the options after the inputs
@@ -129,37 +138,38 @@ echo "gdcmanon aborted on $aborted files" >&2
 exit 0
 EOF
 
-echo "== measuring ($repeats runs each; median wall time)"
-for set in whole wellformed; do
-  src=$whole
-  if [ "$set" = wellformed ]; then src=$good; fi
-  measure "cp_r" "$set" "$work/cp" -- cp -r "$src" "$work/cp"
-  # shellcheck disable=SC2046  # rg_args prints plain words (paths under /tmp without spaces)
-  measure "radguard_basic_${threads}t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args basic "$threads")
-  cp "$work/rg.report.json" "$work/radguard_report_$set.json"
-  # shellcheck disable=SC2046
-  measure "radguard_research_${threads}t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args research "$threads")
-  # shellcheck disable=SC2046
-  measure "radguard_basic_1t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args basic 1)
-  if [ "${BENCH_SKIP_GDCM:-0}" != 1 ]; then
-    if [ "$set" = whole ]; then
+echo "== measuring: $repeats interleaved rounds (gdcmanon on the whole corpus: $slow_repeats)"
+for ((round = 1; round <= repeats; round++)); do
+  echo "-- round $round"
+  for set in whole wellformed; do
+    src=$whole
+    if [ "$set" = wellformed ]; then src=$good; fi
+    measure "cp_r" "$set" "$work/cp" -- cp -r "$src" "$work/cp"
+    # shellcheck disable=SC2046  # rg_args prints plain words (paths under /tmp without spaces)
+    measure "radguard_basic_${threads}t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args basic "$threads")
+    cp "$work/rg.report.json" "$work/radguard_report_$set.json"
+    # shellcheck disable=SC2046
+    measure "radguard_research_${threads}t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args research "$threads")
+    # shellcheck disable=SC2046
+    measure "radguard_basic_1t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args basic 1)
+    if [ "${BENCH_SKIP_GDCM:-0}" = 1 ]; then continue; fi
+    if [ "$set" = wellformed ]; then
+      measure "gdcmanon" "$set" "$work/gd" -- gdcmanon -e -c "$work/gdcm.pem" -r --continue -i "$src" -o "$work/gd"
+    elif [ "$round" -le "$slow_repeats" ]; then
       measure "gdcmanon_folder" "$set" "$work/gd" -- \
         gdcmanon -e -c "$work/gdcm.pem" -r --continue -i "$src" -o "$work/gd"
-      measure "gdcmanon_resumed" "$set" "$work/gd" -- \
-        bash "$work/gdcmanon_resumed.sh" "$work/gdcm.pem" "$src" "$work/gd"
-      grep -h 'aborted on' "$work/gdcmanon_resumed.log" | sed 's/^/   /' || true
-    else
-      measure "gdcmanon_folder" "$set" "$work/gd" -- \
-        gdcmanon -e -c "$work/gdcm.pem" -r --continue -i "$src" -o "$work/gd"
+      measure "gdcmanon" "$set" "$work/gd" -- bash "$work/gdcmanon_resumed.sh" "$work/gdcm.pem" "$src" "$work/gd"
+      grep -h 'aborted on' "$work/gdcmanon.whole.log" | sed 's/^/   /' || true
     fi
-  fi
+  done
 done
 echo "== memory on a corpus twice as large (two corpora, different seeds, one run)"
 # shellcheck disable=SC2046
 measure "radguard_basic_${threads}t" "double" "$work/rg" -- \
   "$radguard" deid "$whole" "$double_dir/corpus" $(rg_args basic "$threads")
 cp "$work/rg.report.json" "$work/radguard_report_double.json"
-rm -rf "$work/cp" "$work/rg" "$work/gd"
+set_aside "$work/cp"; set_aside "$work/rg"; set_aside "$work/gd"
+rm -rf "$work/trash"
 
 # Set sizes, then the table and the JSON.
 declare -A nfiles nbytes
@@ -179,16 +189,23 @@ rows_path, out_path, work, corpus_dir = sys.argv[1:5]
 sizes = {"whole": ($((nfiles[whole])), $((nbytes[whole]))),
          "wellformed": ($((nfiles[wellformed])), $((nbytes[wellformed]))),
          "double": ($((nfiles[double])), $((nbytes[double])))}
-rows = []
+runs = {}
 for line in open(rows_path):
-    name, set_, wall, rss, rc, written, walls, cpu = line.rstrip("\n").split("\t")
+    name, set_, wall, rss, cpu, rc, written = line.rstrip("\n").split("\t")
+    runs.setdefault((name, set_), []).append((float(wall), int(rss), float(cpu), int(rc), int(written)))
+rows = []
+for (name, set_), rs in runs.items():
     files, size = sizes[set_]
-    rows.append({"tool": name, "set": set_, "wall_s": float(wall), "peak_rss_mb": int(rss) / 1024,
-                 "cpu_s": float(cpu), "exit_status": int(rc), "outputs": int(written), "files": files, "bytes": size,
-                 "files_per_s": files / float(wall), "mb_per_s": size / 1e6 / float(wall),
-                 "runs_s": [float(w) for w in walls.strip(",").split(",")]})
+    wall = statistics.median(r[0] for r in rs)
+    rows.append({"tool": name, "set": set_, "wall_s": wall, "peak_rss_mb": max(r[1] for r in rs) / 1024,
+                 "cpu_s": statistics.median(r[2] for r in rs), "exit_status": max(r[3] for r in rs),
+                 "outputs": min(r[4] for r in rs), "files": files, "bytes": size,
+                 "files_per_s": files / wall, "mb_per_s": size / 1e6 / wall,
+                 "runs_wall_s": [r[0] for r in rs], "runs_cpu_s": [r[2] for r in rs]})
+order = {"whole": 0, "wellformed": 1, "double": 2}
+rows.sort(key=lambda r: order[r["set"]])
 cp = {r["set"]: r["wall_s"] for r in rows if r["tool"] == "cp_r"}
-gd = {r["set"]: r["wall_s"] for r in rows if r["tool"] == ("gdcmanon_resumed" if r["set"] == "whole" else "gdcmanon_folder")}
+gd = {r["set"]: r["wall_s"] for r in rows if r["tool"] == "gdcmanon"}
 for r in rows:
     r["ratio_to_cp"] = r["wall_s"] / cp[r["set"]] if r["set"] in cp else None
     r["gdcmanon_over_this"] = gd[r["set"]] / r["wall_s"] if r["set"] in gd else None

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Builds a synthetic, deterministic DICOM corpus for radguard's de-identification benchmark.
 
-    bench/make_corpus.py OUTDIR [--files 3000] [--megabytes 400] [--seed 1]
+    bench/make_corpus.py OUTDIR [--files 3000] [--megabytes 500] [--seed 1]
 
 Layout (a hospital export: one folder per patient, study and series, files IMG0001...):
 
@@ -242,20 +242,19 @@ def plan(files, megabytes):
     n_good = files - n_bad
     n_enc = max(len(ENCAPSULATED_SAMPLES), n_good // 10)
     n_sc = max(4, n_good // 25)
-    n_mf = max(4, n_good // 30)
+    n_mf = max(4, n_good // 100)
     n_img = n_good - n_enc - n_sc - n_mf
     budget = megabytes * 1_000_000
     mr_b, ct_b = 256 * 256 * 2 + 3000, 512 * 512 * 2 + 3000
-    fixed = n_enc * 20_000 + n_sc * (256 * 256 * 3 + 3000) + n_mf * 2 * 512 * 512
-    # Split single-frame images between CT (512x512) and MR (256x256) to fit the budget.
+    # Multi-frame: half US cine (480x640 RGB), half XA (512x512 8-bit), a quarter of the bytes.
+    avg_frame = (480 * 640 * 3 + 512 * 512) / 2
+    frames = int(min(max(2, budget * 0.25 / (n_mf * avg_frame)), 120))
+    fixed = n_enc * 20_000 + n_sc * (256 * 256 * 3 + 3000) + n_mf * frames * avg_frame
+    # Split single-frame images between CT (512x512) and MR (256x256) to fit the rest.
     n_ct = int((budget - fixed - n_img * mr_b) / (ct_b - mr_b))
     n_ct = min(max(n_ct, n_img // 20), n_img * 9 // 10)
     n_mr = n_img - n_ct
-    left = budget - fixed - n_ct * ct_b - n_mr * mr_b + n_mf * 2 * 512 * 512
-    # Multi-frame: half US (480x640 RGB), half XA (512x512 8-bit); frames absorb what is left.
-    per_file = max(left / n_mf, 2 * 512 * 512)
-    us_frames = int(min(max(per_file / (480 * 640 * 3), 2), 80))
-    xa_frames = int(min(max(per_file / (512 * 512), 2), 200))
+    us_frames = xa_frames = frames
     return {"bad": n_bad, "enc": n_enc, "sc": n_sc, "mf": n_mf, "ct": n_ct, "mr": n_mr,
             "us_frames": us_frames, "xa_frames": xa_frames}
 
@@ -274,7 +273,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("outdir")
     ap.add_argument("--files", type=int, default=3000)
-    ap.add_argument("--megabytes", type=int, default=400)
+    ap.add_argument("--megabytes", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
