@@ -168,8 +168,7 @@ echo "== memory on a corpus twice as large (two corpora, different seeds, one ru
 measure "radguard_basic_${threads}t" "double" "$work/rg" -- \
   "$radguard" deid "$whole" "$double_dir/corpus" $(rg_args basic "$threads")
 cp "$work/rg.report.json" "$work/radguard_report_double.json"
-set_aside "$work/cp"; set_aside "$work/rg"; set_aside "$work/gd"
-rm -rf "$work/trash"
+set_aside "$work/cp"; set_aside "$work/rg"; set_aside "$work/gd"  # deleted on exit
 
 # Set sizes, then the table and the JSON.
 declare -A nfiles nbytes
