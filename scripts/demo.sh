@@ -21,3 +21,26 @@ first=$(find "$work/release" -name '*.dcm' | sort | head -n 1)
 dcmdump "$first" | sed -n '1,60p'
 echo "== report: $work/report.json"
 head -c 1200 "$work/report.json"; echo
+
+# Consent and disclosure accounting: a release that honours each patient's choices.
+echo
+echo "== consent: importing data/demo/consents.csv into $work/consent.db"
+demo_dir=$(cd "$(dirname "$0")/.." && pwd)/data/demo
+cat "$demo_dir/consents.csv"
+"$radguard" consent import "$demo_dir/consents.csv" --registry "$work/consent.db"
+"$radguard" consent show --patient 4MR1 --registry "$work/consent.db"
+mkdir -p "$work/export-in"
+cp "$samples/CT_small.dcm" "$samples/MR_small.dcm" "$samples/JPEG2000.dcm" "$work/export-in/"
+echo "== export for ai-training: 1CT1 permitted, 4MR1 opted out, 8NM1 never asked (default: deny)"
+"$radguard" export "$work/export-in" --output "$work/releases" --purpose ai-training --recipient "Acme AI Lab" \
+  --key "$work/demo.key" --registry "$work/consent.db" --ledger "$work/ledger.db" --report "$work/export.json"
+echo "== export for research: 1CT1 and 4MR1 permitted"
+"$radguard" export "$work/export-in" --output "$work/releases" --purpose research --recipient "University Hospital Study" \
+  --key "$work/demo.key" --registry "$work/consent.db" --ledger "$work/ledger.db"
+echo "== releases:"
+find "$work/releases" -maxdepth 1 -mindepth 1 | sort
+"$radguard" ledger verify --ledger "$work/ledger.db"
+echo "== accounting of disclosures for patient 1CT1:"
+"$radguard" disclosures --patient 1CT1 --ledger "$work/ledger.db" --key "$work/demo.key"
+echo "== accounting of disclosures for patient 4MR1 (JSON):"
+"$radguard" disclosures --patient 4MR1 --ledger "$work/ledger.db" --key "$work/demo.key" --format json

@@ -9,6 +9,7 @@ packages=(
   libdcmtk-dev dcmtk            # DICOM parsing, codecs, networking, signatures
   libssl-dev                    # HMAC-SHA256, SHA-256, random keys
   libsqlite3-dev                # embedded state (consent registry, ledger)
+  sqlite3                       # tests tamper with the ledger as an attacker would
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev
   dicom3tools                   # dciodvfy: output validity checks in tests

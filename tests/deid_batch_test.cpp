@@ -193,3 +193,21 @@ TEST_F(DeidBatch, OutputsIntroduceNoNewDciodvfyErrors) {
 
 }  // namespace
 }  // namespace radguard
+
+namespace radguard {
+namespace {
+
+TEST_F(DeidBatch, SignsWhatItReleasesSoTamperingIsDetected) {
+  const std::string key = (dir_ / "sign.pem").string(), cert = (dir_ / "cert.pem").string();
+  ASSERT_EQ(run_command("keys new --key " + key + " --cert " + cert).exit_code, 0);
+  const CommandRun run = run_command(deid(dir_ / "signed", "--sign-key " + key + " --sign-cert " + cert));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const CommandRun verified = run_command("verify " + (dir_ / "signed").string() + " --trust " + cert);
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
+  // Half a signing pair is a usage error, and nothing is written.
+  EXPECT_EQ(run_command(deid(dir_ / "half", "--sign-key " + key)).exit_code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "half") && !std::filesystem::is_empty(dir_ / "half"));
+}
+
+}  // namespace
+}  // namespace radguard

@@ -20,6 +20,14 @@ int run(int argc, char** argv) {
   Action action;
   add_keygen(app, action);
   add_deid(app, action);
+  add_consent(app, action);
+  add_ledger(app, action);
+  add_disclosures(app, action);
+  add_export(app, action);
+  add_keys(app, action);
+  add_sign(app, action);
+  add_verify(app, action);
+  add_manifest(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,6 +16,14 @@ using Action = std::function<int()>;
 
 void add_keygen(CLI::App& app, Action& action);
 void add_deid(CLI::App& app, Action& action);
+void add_consent(CLI::App& app, Action& action);
+void add_ledger(CLI::App& app, Action& action);
+void add_disclosures(CLI::App& app, Action& action);
+void add_export(CLI::App& app, Action& action);
+void add_keys(CLI::App& app, Action& action);
+void add_sign(CLI::App& app, Action& action);
+void add_verify(CLI::App& app, Action& action);
+void add_manifest(CLI::App& app, Action& action);
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);

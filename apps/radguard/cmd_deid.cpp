@@ -6,6 +6,7 @@
 #include "core/error_table.hpp"
 #include "crypto/crypto.hpp"
 #include "deid/deid_run.hpp"
+#include "signer_options.hpp"
 
 namespace radguard::cli {
 
@@ -23,6 +24,7 @@ struct DeidArgs {
   bool allow_burned_in = false;
   bool no_progress = false;
   bool json = false;
+  SignerArgs signer;
 };
 
 int run_deid_command(const DeidArgs& args) {
@@ -34,7 +36,10 @@ int run_deid_command(const DeidArgs& args) {
   if (!policy) return report_error(policy.error());
   const deid::HeaderStage stage(std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
                                 args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
+  auto finish = signing_finisher(args.signer);
+  if (!finish) return report_error(finish.error());
   deid::DeidRunOptions options;
+  options.finish = std::move(*finish);
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
   options.output = args.output;
   options.threads = args.threads;
@@ -76,6 +81,7 @@ void add_deid(CLI::App& app, Action& action) {
                 "release images whose header says text is burned into the pixels");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json, "print the JSON report on stdout instead of the text summary");
+  add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });
 }
 

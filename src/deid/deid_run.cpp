@@ -54,7 +54,8 @@ struct Prepared {
   std::optional<PendingFile> pending;  // the finished output, not yet published
 };
 
-Prepared prepare(const fs::path& input, const fs::path& output_root, const HeaderStage& stage) {
+Prepared prepare(const fs::path& input, const fs::path& output_root, const HeaderStage& stage,
+                 const OutputFinisher& finish) {
   Prepared result;
   FileOutcome& outcome = result.outcome;
   outcome.input = input;
@@ -85,6 +86,9 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
                                                       std::string(kImplementationVersionName)});
       !saved)
     return failed(saved.error());
+  if (finish) {
+    if (auto finished = finish(pending->temp_path()); !finished) return failed(finished.error());
+  }
   outcome.status = FileStatus::written;
   outcome.output = *name;
   result.pending.emplace(std::move(*pending));
@@ -93,8 +97,9 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
 
 }  // namespace
 
-FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root, const HeaderStage& stage) {
-  Prepared prepared = prepare(input, output_root, stage);
+FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root, const HeaderStage& stage,
+                            const OutputFinisher& finish) {
+  Prepared prepared = prepare(input, output_root, stage, finish);
   if (prepared.pending) {
     if (auto committed = prepared.pending->commit(); !committed) {
       prepared.outcome.status = FileStatus::failed;
@@ -136,7 +141,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   batch::run_parallel(
       inputs.files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
-        Prepared prepared = prepare(inputs.files[i], options.output, stage);
+        Prepared prepared = prepare(inputs.files[i], options.output, stage, options.finish);
         if (prepared.pending) {
           std::lock_guard lock(claims_mutex);
           const auto [it, inserted] = claims.try_emplace(prepared.outcome.output, i);

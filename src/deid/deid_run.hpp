@@ -3,6 +3,7 @@
 // the header stage and published into the output folder under names made of pseudonymous
 // UIDs only (input paths often hold patient names).
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,11 +33,17 @@ struct FileOutcome {
   std::uint64_t bytes = 0;        // input size
 };
 
+// A last step on each finished output before it is published (e.g. signing it); it works on
+// the temporary file in place. A failure fails that file, which is then never published.
+// Called from worker threads concurrently: must be thread-safe.
+using OutputFinisher = std::function<Status(const std::filesystem::path& temporary_output)>;
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
   unsigned threads = 0;  // 0: one per core
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+  OutputFinisher finish;  // optional
 };
 
 struct DeidRunReport {
@@ -57,7 +64,7 @@ Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
 // outcome says what happened. `publish` decides under the caller's rules whether the
 // finished temporary file may be renamed into place (used for duplicate detection).
 FileOutcome deidentify_file(const std::filesystem::path& input, const std::filesystem::path& output_root,
-                            const HeaderStage& stage);
+                            const HeaderStage& stage, const OutputFinisher& finish = {});
 
 // Runs over every input. Thread-safe stage use; outputs are byte-identical whatever the
 // thread count. Fails (ErrorCode::usage) only when the output folder lies inside an input.

@@ -185,8 +185,13 @@ struct Walker {
         if (element.ident() != EVR_SQ) return {};
         auto& sequence = static_cast<DcmSequenceOfItems&>(element);
         path.push_back(tag);
-        for (unsigned long i = 0; i < sequence.card(); ++i) {
-          if (auto status = walk_item(*sequence.getItem(i), decision.child_mode); !status) {
+        // Items are visited by iteration: indexed access is linear in DCMTK's lists, and
+        // enhanced multi-frame objects carry thousands of items.
+        DcmObject* object = nullptr;
+        while ((object = sequence.nextInContainer(object)) != nullptr) {
+          auto* child = dynamic_cast<DcmItem*>(object);
+          if (child == nullptr) continue;
+          if (auto status = walk_item(*child, decision.child_mode); !status) {
             path.pop_back();
             return status;
           }
@@ -258,7 +263,10 @@ void visit_item(DcmItem& item, std::vector<Tag>& path,
     if (element->ident() == EVR_SQ) {
       auto& sequence = static_cast<DcmSequenceOfItems&>(*element);
       path.push_back(tag_of(*element));
-      for (unsigned long i = 0; i < sequence.card(); ++i) visit_item(*sequence.getItem(i), path, visit);
+      DcmObject* child = nullptr;
+      while ((child = sequence.nextInContainer(child)) != nullptr) {
+        if (auto* nested = dynamic_cast<DcmItem*>(child)) visit_item(*nested, path, visit);
+      }
       path.pop_back();
     }
   }

@@ -1,0 +1,139 @@
+#include <filesystem>
+#include <iostream>
+
+#include "cli.hpp"
+#include "signer_options.hpp"
+#include "core/atomic_file.hpp"
+#include "core/error_table.hpp"
+#include "core/iso_time.hpp"
+#include "crypto/crypto.hpp"
+#include "export/export.hpp"
+
+namespace radguard::cli {
+
+namespace {
+
+struct ExportArgs {
+  std::vector<std::string> inputs;
+  std::string output;
+  std::string purpose;
+  std::string recipient;
+  std::string key;
+  std::string registry;
+  std::string ledger;
+  std::string profile = "basic";
+  std::vector<std::string> options;
+  std::string recipe;
+  std::string report;
+  std::string consent_at;
+  unsigned threads = 0;
+  bool allow_burned_in = false;
+  bool no_progress = false;
+  bool json = false;
+  SignerArgs signer;
+};
+
+int run_export_command(const ExportArgs& args) {
+  const auto purpose = consent::parse_purpose(args.purpose);
+  if (!purpose)
+    return report_error(
+        Error{ErrorCode::usage, "--purpose must be one of " + consent::purpose_names()});
+  std::string consent_time;
+  if (!args.consent_at.empty()) {
+    auto normalized = normalize_iso8601(args.consent_at);
+    if (!normalized)
+      return report_error(Error{ErrorCode::usage, "--consent-at: " + normalized.error().message});
+    consent_time = *normalized;
+  }
+  auto key = crypto::SecretKey::load(args.key);
+  if (!key) return report_error(key.error());
+  auto policy = deid::Policy::create(
+      args.profile, args.options,
+      args.recipe.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.recipe));
+  if (!policy) return report_error(policy.error());
+  const deid::HeaderStage stage(
+      std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
+      args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
+  // A mistyped registry path must not become a fresh, empty registry that withholds
+  // everything without saying why.
+  std::error_code ec;
+  if (!args.registry.starts_with("file:") && !std::filesystem::exists(args.registry, ec))
+    return report_error(
+        Error{ErrorCode::not_found,
+              "the consent registry " + args.registry +
+                  " does not exist (create it with radguard consent import or set)"});
+  auto registry = consent::Registry::open(args.registry);
+  if (!registry) return report_error(registry.error());
+  auto ledger = ledger::Ledger::open(args.ledger, ledger::LedgerAccess::create_if_missing);
+  if (!ledger) return report_error(ledger.error());
+
+  exporter::ExportOptions options;
+  options.inputs.assign(args.inputs.begin(), args.inputs.end());
+  options.output = args.output;
+  options.purpose = *purpose;
+  options.recipient = args.recipient;
+  options.threads = args.threads;
+  options.progress =
+      args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
+  options.consent_time = consent_time;
+  auto finish = signing_finisher(args.signer);
+  if (!finish) return report_error(finish.error());
+  options.finish = std::move(*finish);
+  auto report = exporter::run_export(options, stage, *registry, *ledger);
+  if (!report) return report_error(report.error());
+  const std::string json = exporter::report_json(*report, stage, options);
+  if (!args.report.empty()) {
+    if (auto written = write_file_atomically(
+            args.report, json,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+        !written)
+      return report_error(written.error());
+  }
+  if (args.json) {
+    std::cout << json;
+  } else {
+    std::cerr << exporter::report_text(*report);
+  }
+  return report->exit_code();
+}
+
+}  // namespace
+
+void add_export(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("export",
+                                 "release a dataset: only consented studies, de-identified, with a "
+                                 "manifest and a ledger entry");
+  auto args = std::make_shared<ExportArgs>();
+  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
+      ->required();
+  cmd->add_option("-o,--output", args->output,
+                  "folder in which the release folder (release-<time>-<id>) is created")
+      ->required();
+  cmd->add_option("--purpose", args->purpose, "purpose of use: " + consent::purpose_names())
+      ->required();
+  cmd->add_option("--recipient", args->recipient,
+                  "who receives the release (recorded in the ledger)")
+      ->required();
+  cmd->add_option("-k,--key", args->key, "secret key file (radguard keygen)")->required();
+  cmd->add_option("--registry", args->registry, "consent registry (radguard consent ...)")
+      ->required();
+  cmd->add_option("--ledger", args->ledger, "disclosure ledger (created if missing)")->required();
+  cmd->add_option("-p,--profile", args->profile, "preset: basic or research")
+      ->capture_default_str();
+  cmd->add_option("--option", args->options, "add a PS3.15 option, as for radguard deid");
+  cmd->add_option("--recipe", args->recipe, "per-attribute overrides, as for radguard deid");
+  cmd->add_option("--report", args->report,
+                  "write the JSON report to this file (names no patient)");
+  cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
+  cmd->add_option("--consent-at", args->consent_at,
+                  "evaluate consent at this time instead of now (ISO 8601)");
+  cmd->add_flag("--allow-burned-in-annotation", args->allow_burned_in,
+                "release images whose header says text is burned into the pixels");
+  cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
+  cmd->add_flag("--json", args->json,
+                "print the JSON report on stdout instead of the text summary");
+  add_signer_options(*cmd, args->signer);
+  cmd->callback([&action, args] { action = [args] { return run_export_command(*args); }; });
+}
+
+}  // namespace radguard::cli

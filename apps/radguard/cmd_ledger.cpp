@@ -1,0 +1,124 @@
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "core/error_table.hpp"
+#include "crypto/crypto.hpp"
+#include "ledger/ledger.hpp"
+
+namespace radguard::cli {
+
+namespace {
+
+struct LedgerArgs {
+  std::string ledger;
+  std::string expect_head;
+  std::string releases;
+  bool json = false;
+};
+
+// Every release-* folder under `folder` must be a committed `released` entry whose
+// manifest digest matches: this catches a folder published by a run that crashed before
+// its ledger entry committed, and a manifest changed after release. Returns the problems.
+Result<std::vector<std::string>> check_releases(ledger::Ledger& ledger,
+                                                const std::filesystem::path& folder) {
+  auto entries = ledger.all();
+  if (!entries) return std::unexpected(entries.error());
+  std::map<std::string, std::string> recorded;  // release name -> manifest digest
+  for (const auto& e : *entries) {
+    if (e.status == ledger::EntryStatus::released) recorded[e.release] = e.output_digest;
+  }
+  std::error_code ec;
+  std::vector<std::filesystem::path> releases;
+  for (const auto& item : std::filesystem::directory_iterator(folder, ec)) {
+    const std::string name = item.path().filename().string();
+    if (item.is_directory(ec) && name.starts_with("release-")) releases.push_back(item.path());
+  }
+  if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
+  std::sort(releases.begin(), releases.end());
+  std::vector<std::string> problems;
+  for (const auto& release : releases) {
+    const std::string name = release.filename().string();
+    const auto it = recorded.find(name);
+    if (it == recorded.end()) {
+      problems.push_back(release.string() +
+                         " has no released entry in the ledger: it must not be delivered");
+      continue;
+    }
+    auto digest = crypto::sha256_file(release / "manifest.json");
+    if (!digest) {
+      problems.push_back(release.string() + ": " + digest.error().message);
+    } else if (crypto::to_hex(*digest) != it->second) {
+      problems.push_back(release.string() +
+                         ": manifest.json differs from the one recorded in the ledger");
+    }
+  }
+  return problems;
+}
+
+int run_verify(const LedgerArgs& a) {
+  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
+  if (!ledger) return report_error(ledger.error());
+  auto report = ledger->verify();
+  if (!report) return report_error(report.error());
+  std::optional<Error> problem;
+  if (!report->intact()) {
+    problem = Error{ErrorCode::integrity, a.ledger + ": " + report->problem};
+  } else if (!a.expect_head.empty() && a.expect_head != report->head_hash) {
+    // The chain cannot show entries cut off its end; the head recorded elsewhere can.
+    problem = Error{ErrorCode::integrity,
+                    a.ledger +
+                        ": the last entry's hash is not the expected head (entries were "
+                        "removed from the end, or the ledger was replaced)"};
+  }
+  std::vector<std::string> release_problems;
+  if (!problem && !a.releases.empty()) {
+    auto checked = check_releases(*ledger, a.releases);
+    if (!checked) return report_error(checked.error());
+    release_problems = std::move(*checked);
+    if (!release_problems.empty()) problem = Error{ErrorCode::integrity, release_problems.front()};
+  }
+  if (a.json) {
+    nlohmann::json doc = {
+        {"ledger", a.ledger},
+        {"intact", !problem.has_value()},
+        {"entries", report->entries},
+        {"head_hash", report->head_hash},
+        {"first_bad_entry", report->first_bad_sequence ? nlohmann::json(*report->first_bad_sequence)
+                                                       : nlohmann::json(nullptr)},
+        {"problem", problem ? problem->message : ""},
+        {"release_problems", release_problems}};
+    std::cout << doc.dump(2) << "\n";
+  }
+  if (problem) return report_error(*problem);
+  if (!a.json)
+    std::cout << a.ledger << ": intact, " << report->entries << " entries, head "
+              << report->head_hash << "\n";
+  return kExitSuccess;
+}
+
+}  // namespace
+
+void add_ledger(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "ledger", "the disclosure ledger: an append-only, hash-chained record of releases");
+  cmd->require_subcommand(1);
+  auto args = std::make_shared<LedgerArgs>();
+  auto* verify = cmd->add_subcommand(
+      "verify",
+      "check every entry's hash and link; exit 0 when intact, non-zero naming the first bad entry");
+  verify->add_option("--ledger", args->ledger, "ledger (SQLite file or file: URI)")->required();
+  verify->add_option(
+      "--expect-head", args->expect_head,
+      "the head hash printed by an earlier verify: also detects entries removed from the end");
+  verify->add_option(
+      "--releases", args->releases,
+      "also check that every release-* folder in this folder is recorded with its manifest digest");
+  verify->add_flag("--json", args->json, "print JSON on stdout");
+  verify->callback([&action, args] { action = [args] { return run_verify(*args); }; });
+}
+
+}  // namespace radguard::cli

@@ -1,0 +1,504 @@
+#include "export/export.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/atomic_file.hpp"
+#include "core/error_table.hpp"
+#include "core/iso_time.hpp"
+#include "core/version.hpp"
+#include "crypto/crypto.hpp"
+#include "dicom/dicom_file.hpp"
+
+namespace radguard::exporter {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr Tag kPatientId{0x0010, 0x0020};
+constexpr Tag kStudyInstanceUid{0x0020, 0x000D};
+constexpr Tag kModality{0x0008, 0x0060};
+
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return std::string(s);
+}
+
+// What the consent check needs from one input, read before anything is de-identified.
+struct Scanned {
+  enum class Kind : std::uint8_t { dicom, not_dicom, dicomdir, failed };
+  Kind kind = Kind::failed;
+  std::string patient_id;
+  std::string study_uid;
+  std::string modality;
+  Error error;
+  std::uint64_t bytes = 0;
+};
+
+Scanned scan(const fs::path& path) {
+  Scanned s;
+  std::error_code ec;
+  s.bytes = fs::file_size(path, ec);
+  auto file = dicom::DicomFile::open(path);
+  if (!file) {
+    s.kind = file.error().code == ErrorCode::not_dicom ? Scanned::Kind::not_dicom
+                                                       : Scanned::Kind::failed;
+    s.error = file.error();
+    return s;
+  }
+  if (file->is_dicomdir()) {
+    s.kind = Scanned::Kind::dicomdir;
+    return s;
+  }
+  s.kind = Scanned::Kind::dicom;
+  s.patient_id = trimmed(file->string_of(kPatientId).value_or(""));
+  s.study_uid = trimmed(file->string_of(kStudyInstanceUid).value_or(""));
+  s.modality = trimmed(file->string_of(kModality).value_or(""));
+  return s;
+}
+
+struct Study {
+  std::set<std::string> patients;
+  std::vector<std::size_t> files;
+};
+
+// "release-20261123T050102Z-1a2b3c4d": sortable by time, unique across concurrent exports.
+Result<std::string> new_release_name(const std::string& now) {
+  auto random = crypto::random_bytes(4);
+  if (!random) return std::unexpected(random.error());
+  std::string compact;
+  for (const char c : now) {
+    if (c != '-' && c != ':') compact += c;
+  }
+  return "release-" + compact + "-" +
+         crypto::to_hex(reinterpret_cast<const std::uint8_t*>(random->data()), random->size());
+}
+
+// Removes a staging folder unless the release it holds was published.
+class StagingFolder {
+ public:
+  explicit StagingFolder(fs::path path) : path_(std::move(path)) {}
+  StagingFolder(const StagingFolder&) = delete;
+  StagingFolder& operator=(const StagingFolder&) = delete;
+  ~StagingFolder() {
+    if (!published_) {
+      std::error_code ignored;
+      fs::remove_all(path_, ignored);
+    }
+  }
+  const fs::path& path() const { return path_; }
+  void mark_published() { published_ = true; }
+
+ private:
+  fs::path path_;
+  bool published_ = false;
+};
+
+ledger::ProfileSummary profile_of(const deid::HeaderStage& stage) {
+  return {stage.policy().preset(), stage.policy().option_names(), stage.policy().override_count(),
+          stage.method_description(), stage.pseudonymizer().key().fingerprint()};
+}
+
+json profile_json(const deid::HeaderStage& stage) {
+  return {{"preset", stage.policy().preset()},
+          {"options", stage.policy().option_names()},
+          {"recipe_overrides", stage.policy().override_count()},
+          {"method", stage.method_description()}};
+}
+
+json counts_json(const ExportReport& r) {
+  json by_reason = json::object();
+  for (const auto& [reason, count] : r.excluded)
+    by_reason[std::string(exclusion_name(reason))] = {{"studies", count.studies},
+                                                      {"instances", count.instances}};
+  return {{"instances", r.instances_included},
+          {"studies", r.studies_included},
+          {"patients", r.patients_included},
+          {"excluded_studies", r.excluded_studies()},
+          {"excluded_instances", r.excluded_instances()},
+          {"excluded_by_reason", by_reason}};
+}
+
+}  // namespace
+
+std::string_view exclusion_name(Exclusion reason) {
+  switch (reason) {
+    case Exclusion::consent_denied:
+      return "consent_denied";
+    case Exclusion::no_consent:
+      return "no_consent_default_deny";
+    case Exclusion::no_patient_id:
+      return "no_patient_id";
+    case Exclusion::conflicting_patient:
+      return "conflicting_patient_ids";
+    case Exclusion::no_study_uid:
+      return "no_study_uid";
+  }
+  return "consent_denied";
+}
+
+std::uint64_t ExportReport::excluded_studies() const {
+  std::uint64_t n = 0;
+  for (const auto& [reason, count] : excluded) n += count.studies;
+  return n;
+}
+
+std::uint64_t ExportReport::excluded_instances() const {
+  std::uint64_t n = 0;
+  for (const auto& [reason, count] : excluded) n += count.instances;
+  return n;
+}
+
+int ExportReport::exit_code() const {
+  return status == ledger::EntryStatus::released ? kExitSuccess : kExitSomeFailed;
+}
+
+Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
+                                consent::Registry& registry, ledger::Ledger& ledger) {
+  const auto start = std::chrono::steady_clock::now();
+  if (trimmed(options.recipient).empty())
+    return fail(ErrorCode::usage, "the recipient must be named");
+  if (options.output.empty()) return fail(ErrorCode::usage, "the output folder must be given");
+  std::error_code ec;
+  const fs::path output = fs::weakly_canonical(options.output, ec);
+  for (const auto& input : options.inputs) {
+    const fs::path in = fs::weakly_canonical(input, ec);
+    if (fs::is_directory(in, ec)) {
+      const auto rel = output.lexically_relative(in);
+      if (!rel.empty() && *rel.begin() != "..")
+        return fail(ErrorCode::usage, "the output folder " + options.output.string() +
+                                          " lies inside the input " + input.string() +
+                                          " (a later export would re-read this release)");
+    }
+  }
+
+  ExportReport report;
+  const std::string now = utc_now_iso8601();
+  report.consent_time = options.consent_time.empty() ? now : options.consent_time;
+  auto name = new_release_name(now);
+  if (!name) return std::unexpected(name.error());
+  report.release_name = *name;
+
+  ledger::Entry entry;
+  entry.recipient = trimmed(options.recipient);
+  entry.purpose = std::string(consent::purpose_name(options.purpose));
+  entry.profile = profile_of(stage);
+  entry.release = report.release_name;
+
+  // Records the failure in the ledger; only a ledger that cannot be written is an Error.
+  auto failed = [&](std::string why) -> Result<ExportReport> {
+    report.status = ledger::EntryStatus::failed;
+    report.error = std::move(why);
+    entry.status = ledger::EntryStatus::failed;
+    entry.error = report.error;
+    entry.patients.clear();
+    entry.output_digest.clear();
+    entry.instances = report.instances_included;
+    entry.studies = report.studies_included;
+    entry.excluded_studies = report.excluded_studies();
+    auto stored = ledger.append(entry);
+    if (!stored)
+      return fail(stored.error().code,
+                  "the export failed (" + report.error +
+                      ") and the ledger could not record it: " + stored.error().message);
+    report.ledger_sequence = stored->sequence;
+    report.ledger_entry_hash = stored->entry_hash;
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  };
+
+  // 1. Read each input's patient and study, before anything is de-identified.
+  const batch::InputSet inputs = batch::find_files(options.inputs);
+  report.files_seen = inputs.files.size();
+  report.missing_inputs = inputs.missing;
+  std::vector<Scanned> scanned(inputs.files.size());
+  batch::run_parallel(
+      inputs.files.size(), batch::default_threads(options.threads),
+      [&](std::size_t i) { scanned[i] = scan(inputs.files[i]); },
+      [&](std::size_t i, const std::string& what) {
+        scanned[i].kind = Scanned::Kind::failed;
+        scanned[i].error = Error{ErrorCode::internal, "internal error: " + what};
+      });
+  std::map<std::string, Study> studies;
+  std::vector<std::size_t> without_study;
+  for (std::size_t i = 0; i < scanned.size(); ++i) {
+    const Scanned& s = scanned[i];
+    switch (s.kind) {
+      case Scanned::Kind::not_dicom:
+        ++report.not_dicom;
+        break;
+      case Scanned::Kind::dicomdir:
+        ++report.dicomdir_dropped;
+        break;
+      case Scanned::Kind::failed: {
+        deid::FileOutcome outcome;
+        outcome.input = inputs.files[i];
+        outcome.status = deid::FileStatus::failed;
+        outcome.error = s.error.code;
+        outcome.reason = s.error.message;
+        outcome.bytes = s.bytes;
+        report.failures.push_back(std::move(outcome));
+        break;
+      }
+      case Scanned::Kind::dicom:
+        if (s.study_uid.empty()) {
+          without_study.push_back(i);
+        } else {
+          Study& study = studies[s.study_uid];
+          study.patients.insert(s.patient_id);
+          study.files.push_back(i);
+        }
+        break;
+    }
+  }
+  report.studies_seen = studies.size() + without_study.size();
+  if (!without_study.empty()) {
+    report.excluded[Exclusion::no_study_uid].studies += without_study.size();
+    report.excluded[Exclusion::no_study_uid].instances += without_study.size();
+  }
+
+  // 2. Consent: a study goes only if its one patient permits the purpose now.
+  std::map<std::string, bool> permitted;  // by patient ID; never leaves this function
+  std::vector<std::size_t> included;
+  std::map<std::string, std::string> patient_of_file;  // canonical input path -> patient ID
+  for (const auto& [uid, study] : studies) {
+    std::optional<Exclusion> exclusion;
+    if (study.patients.size() > 1) {
+      exclusion = Exclusion::conflicting_patient;
+    } else if (study.patients.begin()->empty()) {
+      exclusion = Exclusion::no_patient_id;
+    } else {
+      const std::string& patient = *study.patients.begin();
+      auto verdict = registry.decide(patient, options.purpose, report.consent_time);
+      if (!verdict)
+        return failed("the consent registry could not be read: " + verdict.error().message);
+      if (!verdict->permitted())
+        exclusion = verdict->basis == consent::Basis::recorded ? Exclusion::consent_denied
+                                                               : Exclusion::no_consent;
+      permitted[patient] = verdict->permitted();
+    }
+    if (exclusion) {
+      report.excluded[*exclusion].studies += 1;
+      report.excluded[*exclusion].instances += study.files.size();
+      continue;
+    }
+    ++report.studies_included;
+    report.instances_included += study.files.size();
+    for (const std::size_t i : study.files) {
+      included.push_back(i);
+      patient_of_file[inputs.files[i].string()] = *study.patients.begin();
+    }
+  }
+  std::sort(included.begin(), included.end());
+  report.patients_included = static_cast<std::uint64_t>(
+      std::count_if(permitted.begin(), permitted.end(), [](const auto& p) { return p.second; }));
+
+  if (!report.missing_inputs.empty())
+    return failed(std::to_string(report.missing_inputs.size()) +
+                  " input path(s) missing or unreadable");
+  if (!report.failures.empty())
+    return failed(std::to_string(report.failures.size()) + " DICOM input(s) could not be read");
+  if (included.empty())
+    return failed("no study may be released for " + entry.purpose + ": " +
+                  std::to_string(report.excluded_studies()) + " excluded, none permitted");
+
+  // 3. De-identify the permitted studies into a staging folder that is never a release.
+  fs::create_directories(options.output, ec);
+  if (ec) return failed("cannot create the output folder: " + ec.message());
+  StagingFolder staging(options.output / (".staging-" + report.release_name));
+  deid::DeidRunOptions deid_options;
+  for (const std::size_t i : included) deid_options.inputs.push_back(inputs.files[i]);
+  deid_options.output = staging.path();
+  deid_options.threads = options.threads;
+  deid_options.progress = options.progress;
+  deid_options.finish = options.finish;
+  auto deid_report = deid::run_deid(deid_options, stage);
+  if (!deid_report)
+    return failed("de-identification could not start: " + deid_report.error().message);
+  for (const auto& outcome : deid_report->outcomes) {
+    if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
+  }
+  for (const auto& missing : deid_report->missing_inputs) report.missing_inputs.push_back(missing);
+  if (!report.failures.empty() || !deid_report->missing_inputs.empty())
+    return failed(std::to_string(report.failures.size()) + " of " +
+                  std::to_string(included.size()) +
+                  " DICOM input(s) failed de-identification; nothing was released");
+
+  // 4. The manifest, and the ledger entry's account of who is in the release.
+  json files = json::array();
+  std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
+  std::vector<const deid::FileOutcome*> written;
+  for (const auto& outcome : deid_report->outcomes) written.push_back(&outcome);
+  std::sort(written.begin(), written.end(),
+            [](const auto* a, const auto* b) { return a->output < b->output; });
+  std::map<std::string, std::string> modality_of;
+  for (const std::size_t i : included) modality_of[inputs.files[i].string()] = scanned[i].modality;
+  for (const auto* outcome : written) {
+    auto digest = crypto::sha256_file(staging.path() / outcome->output);
+    if (!digest) return failed("cannot hash a released file: " + digest.error().message);
+    const auto bytes = fs::file_size(staging.path() / outcome->output, ec);
+    files.push_back({{"path", outcome->output.generic_string()},
+                     {"sha256", crypto::to_hex(*digest)},
+                     {"bytes", bytes}});
+    const auto patient = patient_of_file.find(outcome->input.string());
+    if (patient == patient_of_file.end())
+      return failed("internal error: a released file has no consent record");
+    const std::string study_uid = outcome->output.begin()->string();
+    auto& study =
+        by_patient[ledger::patient_hash(stage.pseudonymizer().key(), patient->second)][study_uid];
+    study.study_uid = study_uid;
+    study.instances += 1;
+    if (const std::string& m = modality_of[outcome->input.string()];
+        !m.empty() &&
+        std::find(study.modalities.begin(), study.modalities.end(), m) == study.modalities.end())
+      study.modalities.push_back(m);
+  }
+  const json manifest = {
+      {"format", "radguard-release-manifest/1"},
+      {"tool", "radguard"},
+      {"version", std::string(kVersion)},
+      {"release", report.release_name},
+      {"created", now},
+      {"complete", true},
+      {"recipient", entry.recipient},
+      {"purpose", entry.purpose},
+      {"profile", profile_json(stage)},
+      {"key_fingerprint", entry.profile.key_fingerprint},
+      {"counts", counts_json(report)},
+      {"files", files},
+  };
+  const std::string manifest_text = manifest.dump(2) + "\n";
+  if (auto s = write_file_atomically(staging.path() / "manifest.json", manifest_text,
+                                     fs::perms::owner_read | fs::perms::owner_write |
+                                         fs::perms::group_read | fs::perms::others_read);
+      !s)
+    return failed("cannot write the manifest: " + s.error().message);
+  report.manifest_digest = crypto::to_hex(crypto::sha256(manifest_text));
+
+  entry.status = ledger::EntryStatus::released;
+  entry.output_digest = report.manifest_digest;
+  entry.instances = report.instances_included;
+  entry.studies = report.studies_included;
+  entry.excluded_studies = report.excluded_studies();
+  for (auto& [hash, patient_studies] : by_patient) {
+    ledger::PatientDisclosure p;
+    p.patient_hash = hash;
+    for (auto& [uid, study] : patient_studies) p.studies.push_back(std::move(study));
+    entry.patients.push_back(std::move(p));
+  }
+
+  // 5. Publish and record together: the rename happens under the ledger's write lock,
+  // before the entry commits; a failed commit withdraws the release again.
+  const fs::path final_path = options.output / report.release_name;
+  bool renamed = false;
+  auto stored = ledger.append(entry, [&]() -> Status {
+    std::error_code rename_ec;
+    fs::rename(staging.path(), final_path, rename_ec);
+    if (rename_ec)
+      return fail(ErrorCode::io,
+                  "cannot publish " + final_path.string() + ": " + rename_ec.message());
+    renamed = true;
+    return {};
+  });
+  if (!stored) {
+    if (renamed) {
+      std::error_code back;
+      fs::rename(final_path, staging.path(), back);
+      if (back) {
+        fs::remove_all(final_path, back);
+        if (back)
+          return fail(ErrorCode::io, "the ledger entry could not be committed (" +
+                                         stored.error().message + ") and " + final_path.string() +
+                                         " could not be withdrawn: delete it, it is not released");
+      }
+    }
+    return failed("the release could not be published and recorded: " + stored.error().message);
+  }
+  staging.mark_published();
+  report.status = ledger::EntryStatus::released;
+  report.release = final_path;
+  report.ledger_sequence = stored->sequence;
+  report.ledger_entry_hash = stored->entry_hash;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+std::string report_json(const ExportReport& report, const deid::HeaderStage& stage,
+                        const ExportOptions& options) {
+  json failures = json::array();
+  for (const auto& o : report.failures) {
+    failures.push_back({{"input", o.input.string()},
+                        {"status", deid::file_status_name(o.status)},
+                        {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
+                        {"reason", o.reason}});
+  }
+  for (const auto& m : report.missing_inputs)
+    failures.push_back({{"input", m.path.string()},
+                        {"status", "missing_input"},
+                        {"error", "io"},
+                        {"reason", m.reason}});
+  json counts = counts_json(report);
+  counts["files_seen"] = report.files_seen;
+  counts["studies_seen"] = report.studies_seen;
+  counts["skipped_not_dicom"] = report.not_dicom;
+  counts["dicomdir_dropped"] = report.dicomdir_dropped;
+  counts["failed"] = report.failures.size() + report.missing_inputs.size();
+  const json doc = {
+      {"tool", "radguard"},
+      {"version", std::string(kVersion)},
+      {"command", "export"},
+      {"status", ledger::status_name(report.status)},
+      {"error", report.error},
+      {"purpose", std::string(consent::purpose_name(options.purpose))},
+      {"recipient", trimmed(options.recipient)},
+      {"consent_evaluated_at", report.consent_time},
+      {"profile", profile_json(stage)},
+      {"key_fingerprint", stage.pseudonymizer().key().fingerprint()},
+      {"output", options.output.string()},
+      {"release_name", report.release_name},
+      {"release", report.release.empty() ? json(nullptr) : json(report.release.string())},
+      {"manifest_sha256", report.manifest_digest},
+      {"ledger", {{"sequence", report.ledger_sequence}, {"entry_hash", report.ledger_entry_hash}}},
+      {"counts", counts},
+      {"failures", failures},
+      {"seconds", report.seconds},
+      {"exit_code", report.exit_code()},
+  };
+  return doc.dump(2) + "\n";
+}
+
+std::string report_text(const ExportReport& report) {
+  auto count = [](std::uint64_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  std::ostringstream out;
+  if (report.status == ledger::EntryStatus::released) {
+    out << "released " << count(report.instances_included, "instance", "instances") << " in "
+        << count(report.studies_included, "study", "studies") << " to " << report.release.string()
+        << " (ledger entry " << report.ledger_sequence << ")\n";
+  } else {
+    out << "export FAILED, nothing released: " << report.error << " (ledger entry "
+        << report.ledger_sequence << ")\n";
+  }
+  out << "excluded " << count(report.excluded_studies(), "study", "studies") << " ("
+      << count(report.excluded_instances(), "instance", "instances") << ")";
+  for (const auto& [reason, n] : report.excluded)
+    out << "; " << exclusion_name(reason) << ": " << n.studies;
+  out << "; not DICOM " << report.not_dicom << ", DICOMDIR dropped " << report.dicomdir_dropped
+      << "\n";
+  for (const auto& o : report.failures)
+    out << "error: " << o.input.string() << ": " << o.reason << "\n";
+  for (const auto& m : report.missing_inputs)
+    out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  return out.str();
+}
+
+}  // namespace radguard::exporter

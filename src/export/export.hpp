@@ -1,0 +1,100 @@
+#pragma once
+// A release done the right way: only studies whose patient permitted the purpose are
+// de-identified, the release is published as a whole or not at all, and every attempt is
+// recorded in the disclosure ledger.
+//
+// Publication protocol (see docs/consent-and-ledger.md): everything is written into
+// OUTDIR/.staging-<release>/, the manifest last; then, inside the ledger's write
+// transaction, the staging folder is renamed to OUTDIR/<release>/ and the entry committed.
+// On any failure the staging folder is deleted and a `failed` entry is appended, so a
+// folder named release-* exists only for a committed `released` entry.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "batch/batch.hpp"
+#include "consent/consent.hpp"
+#include "core/result.hpp"
+#include "deid/deid_run.hpp"
+#include "deid/header_stage.hpp"
+#include "ledger/ledger.hpp"
+
+namespace radguard::exporter {
+
+// Why a study was withheld. Reported as counts only: the release never names patients.
+enum class Exclusion : std::uint8_t {
+  consent_denied,       // the patient's decision in force denies the purpose
+  no_consent,           // no decision in force; the default policy denies the purpose
+  no_patient_id,        // consent cannot be checked without a Patient ID (fail closed)
+  conflicting_patient,  // the study's files name different patients (fail closed)
+  no_study_uid,         // the file has no Study Instance UID to group it by (fail closed)
+};
+std::string_view exclusion_name(Exclusion reason);
+
+struct ExclusionCount {
+  std::uint64_t studies = 0;
+  std::uint64_t instances = 0;
+};
+
+struct ExportOptions {
+  std::vector<std::filesystem::path> inputs;
+  std::filesystem::path output;  // OUTDIR: the release folder is created inside it
+  consent::Purpose purpose = consent::Purpose::research;
+  std::string recipient;
+  unsigned threads = 0;  // 0: one per core
+  batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+  // The instant at which consent is evaluated (normalised ISO 8601); empty: now.
+  std::string consent_time;
+  // Optional last step on each released file before the manifest is made (e.g. signing).
+  deid::OutputFinisher finish;
+};
+
+struct ExportReport {
+  ledger::EntryStatus status = ledger::EntryStatus::failed;
+  std::string error;              // why it failed (no PHI); empty when released
+  std::string release_name;       // "release-<UTC time>-<random>"
+  std::filesystem::path release;  // OUTDIR/<release_name>, only when released
+  std::string manifest_digest;    // hex SHA-256 of manifest.json (released)
+  std::int64_t ledger_sequence = 0;
+  std::string ledger_entry_hash;
+  std::string consent_time;
+
+  std::uint64_t files_seen = 0;
+  std::uint64_t not_dicom = 0;
+  std::uint64_t dicomdir_dropped = 0;
+  std::uint64_t studies_seen = 0;
+  std::uint64_t studies_included = 0;
+  std::uint64_t instances_included = 0;  // released (or meant to be, on failure)
+  std::uint64_t patients_included = 0;
+  std::map<Exclusion, ExclusionCount> excluded;
+  // Inputs that could not be used: missing paths, unreadable or malformed files, and the
+  // de-identification failures. Names input paths (the operator's own), never attribute
+  // values; kept out of the manifest and the ledger.
+  std::vector<deid::FileOutcome> failures;
+  std::vector<batch::MissingInput> missing_inputs;
+  double seconds = 0;
+
+  std::uint64_t excluded_studies() const;
+  std::uint64_t excluded_instances() const;
+  // kExitSuccess when released, kExitSomeFailed otherwise.
+  int exit_code() const;
+};
+
+// Runs an export. `registry` and `ledger` are used from this thread only. Returns a report
+// whether the release succeeded or failed (the ledger has an entry either way); fails
+// (Error) only when nothing could be attempted or recorded: a bad option (ErrorCode::usage),
+// or a ledger that cannot be written (the error then says whether a release folder was
+// left behind). Never throws.
+Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
+                                consent::Registry& registry, ledger::Ledger& ledger);
+
+// The operator's JSON report (counts, exclusions by reason, failures with input paths,
+// the ledger entry). Names no patient.
+std::string report_json(const ExportReport& report, const deid::HeaderStage& stage,
+                        const ExportOptions& options);
+// A short summary for people.
+std::string report_text(const ExportReport& report);
+
+}  // namespace radguard::exporter

@@ -1,0 +1,423 @@
+#include "ledger/ledger.hpp"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/iso_time.hpp"
+
+namespace radguard::ledger {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kFormatVersion = 1;
+const std::string kGenesis(64, '0');
+
+// Append-only by construction: triggers refuse updates and deletes, so only someone
+// deliberately dropping them can change history, and verify() then detects it.
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS ledger_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS disclosure(
+  sequence    INTEGER PRIMARY KEY,
+  recorded_at TEXT NOT NULL,
+  recipient   TEXT NOT NULL,
+  purpose     TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  body        TEXT NOT NULL,
+  prev_hash   TEXT NOT NULL,
+  entry_hash  TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS disclosure_patient(
+  patient_hash TEXT NOT NULL,
+  sequence     INTEGER NOT NULL,
+  PRIMARY KEY (patient_hash, sequence)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS disclosure_no_update BEFORE UPDATE ON disclosure
+  BEGIN SELECT RAISE(ABORT, 'the disclosure ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS disclosure_no_delete BEFORE DELETE ON disclosure
+  BEGIN SELECT RAISE(ABORT, 'the disclosure ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS disclosure_patient_no_update BEFORE UPDATE ON disclosure_patient
+  BEGIN SELECT RAISE(ABORT, 'the disclosure ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS disclosure_patient_no_delete BEFORE DELETE ON disclosure_patient
+  BEGIN SELECT RAISE(ABORT, 'the disclosure ledger is append-only'); END;
+)sql";
+
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return std::string(s);
+}
+
+json to_json(const Entry& e) {
+  json patients = json::array();
+  for (const auto& p : e.patients) {
+    json studies = json::array();
+    for (const auto& s : p.studies)
+      studies.push_back(
+          {{"study_uid", s.study_uid}, {"instances", s.instances}, {"modalities", s.modalities}});
+    patients.push_back({{"patient_hash", p.patient_hash}, {"studies", studies}});
+  }
+  return {
+      {"format", kFormatVersion},
+      {"sequence", e.sequence},
+      {"recorded_at", e.recorded_at},
+      {"recipient", e.recipient},
+      {"purpose", e.purpose},
+      {"status", status_name(e.status)},
+      {"profile",
+       {{"preset", e.profile.preset},
+        {"options", e.profile.options},
+        {"recipe_overrides", e.profile.recipe_overrides},
+        {"method", e.profile.method},
+        {"key_fingerprint", e.profile.key_fingerprint}}},
+      {"release", e.release},
+      {"output_digest", e.output_digest},
+      {"counts",
+       {{"instances", e.instances},
+        {"studies", e.studies},
+        {"excluded_studies", e.excluded_studies}}},
+      {"error", e.error},
+      {"patients", patients},
+  };
+}
+
+template <typename T>
+T value_or(const json& j, const char* key, T fallback) {
+  if (!j.is_object()) return fallback;
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    return fallback;
+  }
+}
+
+std::optional<Entry> from_json(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  Entry e;
+  e.sequence = value_or<std::int64_t>(j, "sequence", 0);
+  e.recorded_at = value_or<std::string>(j, "recorded_at", "");
+  e.recipient = value_or<std::string>(j, "recipient", "");
+  e.purpose = value_or<std::string>(j, "purpose", "");
+  const std::string status = value_or<std::string>(j, "status", "");
+  e.status = status == "released" ? EntryStatus::released : EntryStatus::failed;
+  const json profile = value_or<json>(j, "profile", json::object());
+  e.profile.preset = value_or<std::string>(profile, "preset", "");
+  e.profile.options = value_or<std::vector<std::string>>(profile, "options", {});
+  e.profile.recipe_overrides = value_or<std::uint64_t>(profile, "recipe_overrides", 0);
+  e.profile.method = value_or<std::string>(profile, "method", "");
+  e.profile.key_fingerprint = value_or<std::string>(profile, "key_fingerprint", "");
+  e.release = value_or<std::string>(j, "release", "");
+  e.output_digest = value_or<std::string>(j, "output_digest", "");
+  const json counts = value_or<json>(j, "counts", json::object());
+  e.instances = value_or<std::uint64_t>(counts, "instances", 0);
+  e.studies = value_or<std::uint64_t>(counts, "studies", 0);
+  e.excluded_studies = value_or<std::uint64_t>(counts, "excluded_studies", 0);
+  e.error = value_or<std::string>(j, "error", "");
+  for (const json& p : value_or<json>(j, "patients", json::array())) {
+    PatientDisclosure patient;
+    patient.patient_hash = value_or<std::string>(p, "patient_hash", "");
+    for (const json& s : value_or<json>(p, "studies", json::array())) {
+      patient.studies.push_back({value_or<std::string>(s, "study_uid", ""),
+                                 value_or<std::uint64_t>(s, "instances", 0),
+                                 value_or<std::vector<std::string>>(s, "modalities", {})});
+    }
+    e.patients.push_back(std::move(patient));
+  }
+  return e;
+}
+
+struct Row {
+  std::int64_t sequence = 0;
+  std::string recorded_at, recipient, purpose, status, body, prev_hash, entry_hash;
+};
+
+constexpr std::string_view kRowColumns =
+    "sequence, recorded_at, recipient, purpose, status, body, prev_hash, entry_hash";
+
+Row read_row(const sqlite::Statement& s) {
+  return Row{s.integer(0), s.text(1), s.text(2), s.text(3),
+             s.text(4),    s.text(5), s.text(6), s.text(7)};
+}
+
+Result<Entry> entry_from_row(const Row& row) {
+  const json j = json::parse(row.body, nullptr, /*allow_exceptions=*/false);
+  auto entry = j.is_discarded() ? std::nullopt : from_json(j);
+  if (!entry)
+    return fail(ErrorCode::integrity,
+                "ledger entry " + std::to_string(row.sequence) + " has an unreadable body");
+  entry->prev_hash = row.prev_hash;
+  entry->entry_hash = row.entry_hash;
+  return *entry;
+}
+
+std::string plural(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+}  // namespace
+
+std::string patient_hash(const crypto::SecretKey& key, std::string_view patient_id) {
+  return crypto::to_hex(key.derive("radguard-ledger-patient-v1", trimmed(patient_id)));
+}
+
+std::string_view status_name(EntryStatus status) {
+  return status == EntryStatus::released ? "released" : "failed";
+}
+
+std::uint64_t PatientDisclosure::instances() const {
+  std::uint64_t n = 0;
+  for (const auto& s : studies) n += s.instances;
+  return n;
+}
+
+std::string canonical_body(const Entry& entry) {
+  // Sorted keys (nlohmann's default object), no whitespace, \u escapes for anything beyond
+  // ASCII, invalid UTF-8 replaced: one byte sequence per entry, whatever wrote it.
+  return to_json(entry).dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
+}
+
+std::string chain_hash(std::string_view prev_hash, std::string_view body) {
+  std::string input = "radguard-ledger-v1\n";
+  input.append(prev_hash);
+  input.push_back('\n');
+  input.append(body);
+  return crypto::to_hex(crypto::sha256(input));
+}
+
+std::string describe(const Entry& entry, const PatientDisclosure& patient) {
+  std::set<std::string> modalities;
+  for (const auto& s : patient.studies) modalities.insert(s.modalities.begin(), s.modalities.end());
+  std::ostringstream out;
+  out << plural(patient.instances(), "DICOM instance", "DICOM instances") << " in "
+      << plural(patient.studies.size(), "study", "studies");
+  if (!modalities.empty()) {
+    out << " (";
+    bool first = true;
+    for (const auto& m : modalities) {
+      out << (first ? "" : ", ") << m;
+      first = false;
+    }
+    out << ")";
+  }
+  out << ", de-identified with the " << entry.profile.preset << " profile";
+  if (!entry.profile.options.empty()) {
+    out << " (options:";
+    for (const auto& o : entry.profile.options) out << " " << o;
+    out << ")";
+  }
+  if (entry.profile.recipe_overrides > 0)
+    out << " and " << plural(entry.profile.recipe_overrides, "recipe override", "recipe overrides");
+  out << "; part of release " << entry.release << " ("
+      << plural(entry.instances, "instance", "instances") << " in all, manifest SHA-256 "
+      << entry.output_digest << ")";
+  if (entry.status == EntryStatus::failed) out << "; FAILED, nothing was released: " << entry.error;
+  return out.str();
+}
+
+Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access) {
+  auto db = sqlite::Database::open(path_or_uri, access == LedgerAccess::create_if_missing
+                                                    ? sqlite::OpenMode::create
+                                                    : sqlite::OpenMode::existing);
+  if (!db) return std::unexpected(db.error());
+  Ledger ledger(std::move(*db));
+  auto tx = sqlite::Transaction::begin(ledger.db_, sqlite::TransactionKind::immediate);
+  if (!tx) return std::unexpected(tx.error());
+  // Never add ledger tables to some other database (a consent registry given by mistake),
+  // and never let a reader turn an empty file into a ledger.
+  auto tables = ledger.db_.table_names();
+  if (!tables) return std::unexpected(tables.error());
+  const bool is_ledger = std::find(tables->begin(), tables->end(), "ledger_meta") != tables->end();
+  if (!is_ledger && (!tables->empty() || access == LedgerAccess::existing_only))
+    return fail(ErrorCode::integrity, path_or_uri + " is not a radguard disclosure ledger");
+  if (auto s = ledger.db_.exec(kSchema); !s)
+    return fail(ErrorCode::integrity,
+                path_or_uri + " is not a radguard disclosure ledger: " + s.error().message);
+  {
+    auto meta = ledger.db_.prepare("SELECT value FROM ledger_meta WHERE key = 'format'");
+    if (!meta) return std::unexpected(meta.error());
+    auto row = meta->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) {
+      auto insert = ledger.db_.prepare("INSERT INTO ledger_meta(key, value) VALUES ('format', ?1)");
+      if (!insert) return std::unexpected(insert.error());
+      (void)insert->bind(1, std::to_string(kFormatVersion));
+      if (auto s = insert->run(); !s) return std::unexpected(s.error());
+    } else if (meta->text(0) != std::to_string(kFormatVersion)) {
+      return fail(ErrorCode::unsupported, path_or_uri + " has ledger format " + meta->text(0) +
+                                              "; this radguard reads format " +
+                                              std::to_string(kFormatVersion));
+    }
+  }
+  if (auto s = tx->commit(); !s) return std::unexpected(s.error());
+  return ledger;
+}
+
+Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_commit) {
+  std::sort(entry.patients.begin(), entry.patients.end(),
+            [](const auto& a, const auto& b) { return a.patient_hash < b.patient_hash; });
+  for (auto& p : entry.patients) {
+    std::sort(p.studies.begin(), p.studies.end(),
+              [](const auto& a, const auto& b) { return a.study_uid < b.study_uid; });
+    for (auto& s : p.studies) std::sort(s.modalities.begin(), s.modalities.end());
+  }
+  // The write lock is taken before reading the head, so two appenders cannot both link to
+  // the same predecessor.
+  auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::immediate);
+  if (!tx) return std::unexpected(with_context(tx.error(), "appending to the ledger"));
+  {
+    auto head =
+        db_.prepare("SELECT sequence, entry_hash FROM disclosure ORDER BY sequence DESC LIMIT 1");
+    if (!head) return std::unexpected(head.error());
+    auto row = head->step();
+    if (!row) return std::unexpected(row.error());
+    entry.sequence = *row ? head->integer(0) + 1 : 1;
+    entry.prev_hash = *row ? head->text(1) : kGenesis;
+  }
+  entry.recorded_at = utc_now_iso8601();
+  const std::string body = canonical_body(entry);
+  entry.entry_hash = chain_hash(entry.prev_hash, body);
+  {
+    auto insert = db_.prepare("INSERT INTO disclosure(" + std::string(kRowColumns) +
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!insert) return std::unexpected(insert.error());
+    (void)insert->bind(1, entry.sequence);
+    (void)insert->bind(2, entry.recorded_at);
+    (void)insert->bind(3, entry.recipient);
+    (void)insert->bind(4, entry.purpose);
+    (void)insert->bind(5, status_name(entry.status));
+    (void)insert->bind(6, body);
+    (void)insert->bind(7, entry.prev_hash);
+    (void)insert->bind(8, entry.entry_hash);
+    if (auto s = insert->run(); !s) return std::unexpected(s.error());
+    auto index = db_.prepare(
+        "INSERT OR IGNORE INTO disclosure_patient(patient_hash, sequence) VALUES (?1, ?2)");
+    if (!index) return std::unexpected(index.error());
+    for (const auto& p : entry.patients) {
+      (void)index->bind(1, p.patient_hash);
+      (void)index->bind(2, entry.sequence);
+      if (auto s = index->run(); !s) return std::unexpected(s.error());
+    }
+  }
+  if (before_commit) {
+    if (auto s = before_commit(); !s) return std::unexpected(s.error());
+  }
+  if (auto s = tx->commit(); !s)
+    return std::unexpected(with_context(s.error(), "committing the ledger entry"));
+  return entry;
+}
+
+Result<VerifyReport> Ledger::verify() {
+  VerifyReport report;
+  report.head_hash = kGenesis;
+  // One read transaction: a consistent snapshot even while exports append.
+  auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::deferred);
+  if (!tx) return std::unexpected(tx.error());
+  std::map<std::int64_t, std::set<std::string>> index;
+  {
+    auto s = db_.prepare("SELECT patient_hash, sequence FROM disclosure_patient");
+    if (!s) return std::unexpected(s.error());
+    for (;;) {
+      auto row = s->step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      index[s->integer(1)].insert(s->text(0));
+    }
+  }
+  auto s = db_.prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
+  if (!s) return std::unexpected(s.error());
+  std::int64_t expected = 1;
+  std::string prev = kGenesis;
+  auto bad = [&](std::int64_t sequence, std::string why) {
+    report.first_bad_sequence = sequence;
+    report.problem = std::move(why);
+    return report;
+  };
+  for (;;) {
+    auto stepped = s->step();
+    if (!stepped) return std::unexpected(stepped.error());
+    if (!*stepped) break;
+    const Row row = read_row(*s);
+    const std::string label = "entry " + std::to_string(row.sequence);
+    if (row.sequence != expected) {
+      if (row.sequence > expected)
+        return bad(expected, "entry " + std::to_string(expected) +
+                                 " is missing (deleted): the next entry is " +
+                                 std::to_string(row.sequence));
+      return bad(row.sequence, label + " is out of place");
+    }
+    if (row.prev_hash != prev)
+      return bad(
+          row.sequence,
+          label + " does not link to the entry before it (deleted, inserted or reordered entry)");
+    if (chain_hash(row.prev_hash, row.body) != row.entry_hash)
+      return bad(row.sequence, label + " was altered: its hash does not match its content");
+    auto entry = entry_from_row(row);
+    if (!entry) return bad(row.sequence, label + " has an unreadable body");
+    if (entry->sequence != row.sequence)
+      return bad(row.sequence, label + " was moved from position " +
+                                   std::to_string(entry->sequence) + " (reordered)");
+    if (entry->recorded_at != row.recorded_at || entry->recipient != row.recipient ||
+        entry->purpose != row.purpose || status_name(entry->status) != row.status)
+      return bad(row.sequence,
+                 label + " was altered: its columns disagree with its hashed content");
+    std::set<std::string> hashes;
+    for (const auto& p : entry->patients) hashes.insert(p.patient_hash);
+    if (index[row.sequence] != hashes)
+      return bad(row.sequence,
+                 label + " was altered: the patient index disagrees with its hashed content");
+    index.erase(row.sequence);
+    prev = row.entry_hash;
+    ++expected;
+    ++report.entries;
+  }
+  report.head_hash = prev;
+  if (!index.empty())
+    return bad(index.begin()->first, "the patient index names entry " +
+                                         std::to_string(index.begin()->first) +
+                                         ", which does not exist (deleted)");
+  return report;
+}
+
+Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash,
+                                               std::optional<std::string> since, EntryStatus only) {
+  auto s = db_.prepare("SELECT " + std::string(kRowColumns) +
+                       " FROM disclosure WHERE sequence IN "
+                       "(SELECT sequence FROM disclosure_patient WHERE patient_hash = ?1) "
+                       "AND status = ?2 AND recorded_at >= ?3 ORDER BY sequence");
+  if (!s) return std::unexpected(s.error());
+  (void)s->bind(1, patient_hash);
+  (void)s->bind(2, status_name(only));
+  (void)s->bind(3, since.value_or(""));
+  std::vector<Entry> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto entry = entry_from_row(read_row(*s));
+    if (!entry) return std::unexpected(entry.error());
+    std::erase_if(entry->patients, [&](const auto& p) { return p.patient_hash != patient_hash; });
+    out.push_back(std::move(*entry));
+  }
+  return out;
+}
+
+Result<std::vector<Entry>> Ledger::all() {
+  auto s = db_.prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
+  if (!s) return std::unexpected(s.error());
+  std::vector<Entry> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto entry = entry_from_row(read_row(*s));
+    if (!entry) return std::unexpected(entry.error());
+    out.push_back(std::move(*entry));
+  }
+  return out;
+}
+
+}  // namespace radguard::ledger

@@ -1,0 +1,327 @@
+#include "export/export.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/iso_time.hpp"
+#include "core/version.hpp"
+#include "dicom/dicom_file.hpp"
+#include "test_util.hpp"
+
+namespace radguard::exporter {
+namespace {
+
+namespace fs = std::filesystem;
+using radguard::testing::ScratchDir;
+
+const fs::path kSample = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// Writes `count` instances of one study for a patient, made from the CT sample.
+void make_study(const fs::path& folder, const std::string& patient_id,
+                const std::string& patient_name, int study, int count, bool burned_in = false) {
+  fs::create_directories(folder);
+  for (int i = 1; i <= count; ++i) {
+    auto file = dicom::DicomFile::open(kSample);
+    ASSERT_TRUE(file) << file.error().message;
+    const std::string base = "1.2.826.0.1.3680043.10.1137." + std::to_string(study);
+    ASSERT_TRUE(file->set_string(Tag{0x0010, 0x0020}, patient_id));
+    ASSERT_TRUE(file->set_string(Tag{0x0010, 0x0010}, patient_name));
+    ASSERT_TRUE(file->set_string(Tag{0x0020, 0x000D}, base));
+    ASSERT_TRUE(file->set_string(Tag{0x0020, 0x000E}, base + ".1"));
+    ASSERT_TRUE(file->set_string(Tag{0x0008, 0x0018}, base + ".1." + std::to_string(i)));
+    if (burned_in) {
+      ASSERT_TRUE(file->set_string(Tag{0x0028, 0x0301}, "YES"));
+    }
+    ASSERT_TRUE(file->save(
+        folder / (patient_name + "_" + std::to_string(study) + "_" + std::to_string(i) + ".dcm"),
+        {std::string(kImplementationClassUid), std::string(kImplementationVersionName)}));
+  }
+}
+
+crypto::SecretKey test_key() { return crypto::SecretKey::generate().value(); }
+
+deid::HeaderStage make_stage(const crypto::SecretKey& key) {
+  auto policy = deid::Policy::create("basic", {}, std::nullopt);
+  EXPECT_TRUE(policy);
+  return deid::HeaderStage(std::move(*policy), pseudonym::Pseudonymizer(key),
+                           deid::BurnedInPolicy::reject);
+}
+
+consent::Record permit(const std::string& patient, consent::Purpose purpose,
+                       consent::Decision d = consent::Decision::permit) {
+  consent::Record r;
+  r.patient_id = patient;
+  r.purpose = purpose;
+  r.decision = d;
+  r.date = "2025-01-01";
+  r.source = "test";
+  return r;
+}
+
+struct Fixture {
+  ScratchDir dir;
+  crypto::SecretKey key = test_key();
+  deid::HeaderStage stage = make_stage(key);
+  std::string registry_path = (dir / "consent.db").string();
+  std::string ledger_path = (dir / "ledger.db").string();
+
+  consent::Registry registry() { return consent::Registry::open(registry_path).value(); }
+  ledger::Ledger ledger() {
+    return ledger::Ledger::open(ledger_path, ledger::LedgerAccess::create_if_missing).value();
+  }
+
+  ExportOptions options(std::vector<fs::path> inputs, consent::Purpose purpose,
+                        std::string recipient) {
+    ExportOptions o;
+    o.inputs = std::move(inputs);
+    o.output = dir / "out";
+    o.purpose = purpose;
+    o.recipient = std::move(recipient);
+    o.threads = 2;
+    o.progress = batch::ProgressDisplay::never;
+    return o;
+  }
+
+  ExportReport run(const ExportOptions& o) {
+    auto reg = registry();
+    auto led = ledger();
+    auto report = run_export(o, stage, reg, led);
+    EXPECT_TRUE(report) << report.error().message;
+    return report ? *report : ExportReport{};
+  }
+};
+
+std::vector<fs::path> releases_in(const fs::path& out) {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(out, ec)) found.push_back(e.path().filename());
+  return found;
+}
+
+TEST(Export, ReleasesPermittedStudiesAndWithholdsTheRest) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in / "alice", "ALICE-ID-1001", "Liddell^Alice", 1, 2);
+  make_study(in / "bob", "BOB-ID-2002", "Builder^Bob", 2, 3);
+  make_study(in / "carol", "CAROL-ID-3003", "Singer^Carol", 3, 1);
+  { std::ofstream(in / "notes.txt") << "not DICOM"; }
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("ALICE-ID-1001", consent::Purpose::ai_training)));
+    ASSERT_TRUE(
+        reg.record(permit("BOB-ID-2002", consent::Purpose::ai_training, consent::Decision::deny)));
+    ASSERT_TRUE(
+        reg.record(permit("CAROL-ID-3003", consent::Purpose::research)));  // another purpose
+  }
+  const auto options = f.options({in}, consent::Purpose::ai_training, "Acme AI Lab");
+  const ExportReport report = f.run(options);
+  ASSERT_EQ(report.status, ledger::EntryStatus::released) << report.error;
+  EXPECT_EQ(report.exit_code(), 0);
+  EXPECT_EQ(report.instances_included, 2u);
+  EXPECT_EQ(report.studies_included, 1u);
+  EXPECT_EQ(report.patients_included, 1u);
+  EXPECT_EQ(report.not_dicom, 1u);
+  EXPECT_EQ(report.excluded.at(Exclusion::consent_denied).studies, 1u);
+  EXPECT_EQ(report.excluded.at(Exclusion::consent_denied).instances, 3u);
+  EXPECT_EQ(report.excluded.at(Exclusion::no_consent).studies, 1u);
+
+  // Exactly one published folder, no staging left behind, holding the 2 files and a manifest.
+  ASSERT_EQ(releases_in(options.output), std::vector<fs::path>{report.release_name});
+  const std::string manifest_text = slurp(report.release / "manifest.json");
+  const auto manifest = nlohmann::json::parse(manifest_text);
+  EXPECT_TRUE(manifest["complete"].get<bool>());
+  ASSERT_EQ(manifest["files"].size(), 2u);
+  for (const auto& file : manifest["files"]) {
+    const fs::path path = report.release / file["path"].get<std::string>();
+    ASSERT_TRUE(fs::exists(path));
+    EXPECT_EQ(crypto::to_hex(crypto::sha256_file(path).value()), file["sha256"].get<std::string>());
+  }
+  EXPECT_EQ(manifest["counts"]["excluded_studies"], 2);
+  EXPECT_EQ(crypto::to_hex(crypto::sha256(manifest_text)), report.manifest_digest);
+
+  // The ledger has one intact entry naming only Alice, by keyed hash.
+  auto led = f.ledger();
+  auto verify = led.verify();
+  ASSERT_TRUE(verify);
+  EXPECT_TRUE(verify->intact());
+  EXPECT_EQ(verify->entries, 1u);
+  auto alice = led.entries_for(ledger::patient_hash(f.key, "ALICE-ID-1001"), std::nullopt);
+  ASSERT_EQ(alice->size(), 1u);
+  EXPECT_EQ((*alice)[0].recipient, "Acme AI Lab");
+  EXPECT_EQ((*alice)[0].output_digest, report.manifest_digest);
+  ASSERT_EQ((*alice)[0].patients.size(), 1u);
+  ASSERT_EQ((*alice)[0].patients[0].studies.size(), 1u);
+  EXPECT_EQ((*alice)[0].patients[0].studies[0].instances, 2u);
+  EXPECT_TRUE((*alice)[0].patients[0].studies[0].study_uid.starts_with("2.25."));
+  EXPECT_EQ((*alice)[0].patients[0].studies[0].modalities, std::vector<std::string>{"CT"});
+  EXPECT_TRUE(led.entries_for(ledger::patient_hash(f.key, "BOB-ID-2002"), std::nullopt)->empty());
+
+  // Nothing written anywhere names a patient: not the ledger file, manifest or report.
+  const std::string report_text_json = report_json(report, f.stage, options);
+  for (const std::string secret :
+       {"ALICE-ID-1001", "Liddell", "BOB-ID-2002", "Builder", "CAROL-ID-3003", "Singer"}) {
+    EXPECT_EQ(slurp(f.ledger_path).find(secret), std::string::npos) << secret;
+    EXPECT_EQ(manifest_text.find(secret), std::string::npos) << secret;
+    EXPECT_EQ(report_text_json.find(secret), std::string::npos) << secret;
+    for (const auto& e : fs::recursive_directory_iterator(report.release))
+      EXPECT_EQ(slurp(e.path()).find(secret), std::string::npos) << secret << " in " << e.path();
+  }
+}
+
+TEST(Export, AFailedReleasePublishesNothingAndIsRecordedAsFailed) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-OK", "Ok^Patient", 1, 2);
+  make_study(in, "P-BURNED", "Burned^Patient", 2, 1, /*burned_in=*/true);
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("P-OK", consent::Purpose::research)));
+    ASSERT_TRUE(reg.record(permit("P-BURNED", consent::Purpose::research)));
+  }
+  const auto options = f.options({in}, consent::Purpose::research, "University");
+  const ExportReport report = f.run(options);
+  EXPECT_EQ(report.status, ledger::EntryStatus::failed);
+  EXPECT_EQ(report.exit_code(), 1);
+  EXPECT_EQ(report.failures.size(), 1u);
+  EXPECT_TRUE(releases_in(options.output).empty()) << "no release and no staging folder is left";
+  auto led = f.ledger();
+  auto all = led.all();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].status, ledger::EntryStatus::failed);
+  EXPECT_FALSE((*all)[0].error.empty());
+  EXPECT_TRUE((*all)[0].patients.empty());
+  EXPECT_TRUE(led.entries_for(ledger::patient_hash(f.key, "P-OK"), std::nullopt)->empty());
+  EXPECT_TRUE(led.verify()->intact());
+}
+
+TEST(Export, NothingPermittedIsAFailedExportWithNoFolder) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-1", "One^Patient", 1, 1);
+  const auto options = f.options({in}, consent::Purpose::commercial_ai, "Vendor");
+  const ExportReport report = f.run(options);
+  EXPECT_EQ(report.status, ledger::EntryStatus::failed);
+  EXPECT_EQ(report.excluded.at(Exclusion::no_consent).studies, 1u);
+  EXPECT_FALSE(fs::exists(options.output / report.release_name));
+  EXPECT_EQ(f.ledger().all()->size(), 1u);
+}
+
+TEST(Export, RefusesAnOutputFolderInsideAnInput) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-1", "One^Patient", 1, 1);
+  auto options = f.options({in}, consent::Purpose::research, "X");
+  options.output = in / "out";
+  auto reg = f.registry();
+  auto led = f.ledger();
+  auto report = run_export(options, f.stage, reg, led);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code, ErrorCode::usage);
+}
+
+TEST(Export, AccountingAcrossSeveralExports) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in / "a", "PAT-A", "Alpha^Ann", 1, 2);
+  make_study(in / "a2", "PAT-A", "Alpha^Ann", 4, 1);
+  make_study(in / "b", "PAT-B", "Beta^Ben", 2, 1);
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("PAT-A", consent::Purpose::research)));
+    ASSERT_TRUE(reg.record(permit("PAT-A", consent::Purpose::ai_training)));
+    ASSERT_TRUE(reg.record(permit("PAT-B", consent::Purpose::research)));
+  }
+  ASSERT_EQ(f.run(f.options({in}, consent::Purpose::research, "University A")).status,
+            ledger::EntryStatus::released);
+  ASSERT_EQ(f.run(f.options({in / "a"}, consent::Purpose::ai_training, "AI Lab")).status,
+            ledger::EntryStatus::released);
+  ASSERT_EQ(f.run(f.options({in / "b"}, consent::Purpose::research, "University B")).status,
+            ledger::EntryStatus::released);
+  // Patient A withdraws from research: the next research export leaves A out.
+  {
+    auto reg = f.registry();
+    auto withdrawal = permit("PAT-A", consent::Purpose::research, consent::Decision::deny);
+    withdrawal.date = utc_now_iso8601();
+    ASSERT_TRUE(reg.record(withdrawal));
+  }
+  const auto last = f.run(f.options({in}, consent::Purpose::research, "University C"));
+  ASSERT_EQ(last.status, ledger::EntryStatus::released);
+  EXPECT_EQ(last.instances_included, 1u);
+
+  auto led = f.ledger();
+  auto a = led.entries_for(ledger::patient_hash(f.key, "PAT-A"), std::nullopt).value();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].recipient, "University A");
+  EXPECT_EQ(a[0].purpose, "research");
+  EXPECT_EQ(a[0].patients[0].instances(), 3u);
+  EXPECT_EQ(a[0].patients[0].studies.size(), 2u);
+  EXPECT_EQ(a[1].recipient, "AI Lab");
+  EXPECT_EQ(a[1].purpose, "ai-training");
+  const std::string description = ledger::describe(a[0], a[0].patients[0]);
+  EXPECT_NE(description.find("3 DICOM instances in 2 studies (CT)"), std::string::npos)
+      << description;
+  auto b = led.entries_for(ledger::patient_hash(f.key, "PAT-B"), std::nullopt).value();
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b[2].recipient, "University C");
+  EXPECT_TRUE(
+      led.entries_for(ledger::patient_hash(f.key, "PAT-B"), std::string("2999-01-01"))->empty());
+  EXPECT_TRUE(led.verify()->intact());
+}
+
+TEST(Export, TwoConcurrentExportsOnOneLedgerAndRegistryLoseNothing) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  {
+    auto reg = f.registry();
+    for (int p = 0; p < 4; ++p) {
+      const std::string id = "PAT-" + std::to_string(p);
+      make_study(in / id, id, "Name^" + std::to_string(p), p + 1, 2);
+      ASSERT_TRUE(reg.record(permit(id, consent::Purpose::research)));
+    }
+  }
+  constexpr int kRounds = 3;
+  std::vector<ExportReport> reports(2 * kRounds);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        // Each thread has its own connections, as two processes would.
+        auto reg = consent::Registry::open(f.registry_path);
+        auto led = ledger::Ledger::open(f.ledger_path, ledger::LedgerAccess::create_if_missing);
+        if (!reg || !led) return;
+        auto options = f.options(
+            {in / ("PAT-" + std::to_string(2 * t)), in / ("PAT-" + std::to_string(2 * t + 1))},
+            consent::Purpose::research, "Recipient " + std::to_string(t));
+        options.threads = 1;
+        auto report = run_export(options, f.stage, *reg, *led);
+        if (report) reports[static_cast<std::size_t>(t * kRounds + r)] = *report;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : reports) EXPECT_EQ(r.status, ledger::EntryStatus::released) << r.error;
+  auto led = f.ledger();
+  auto verify = led.verify();
+  ASSERT_TRUE(verify);
+  EXPECT_TRUE(verify->intact()) << verify->problem;
+  EXPECT_EQ(verify->entries, static_cast<std::uint64_t>(2 * kRounds));
+  EXPECT_EQ(releases_in(f.dir / "out").size(), static_cast<std::size_t>(2 * kRounds));
+  for (int p = 0; p < 4; ++p)
+    EXPECT_EQ(led.entries_for(ledger::patient_hash(f.key, "PAT-" + std::to_string(p)), std::nullopt)
+                  ->size(),
+              static_cast<std::size_t>(kRounds));
+}
+
+}  // namespace
+}  // namespace radguard::exporter
