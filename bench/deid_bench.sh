@@ -27,7 +27,6 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 fi
 build=$(realpath "$1")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
 files=${BENCH_FILES:-3000}
 megabytes=${BENCH_MEGABYTES:-500}
 seed=${BENCH_SEED:-1}
@@ -171,11 +170,10 @@ cp "$work/rg.report.json" "$work/radguard_report_double.json"
 set_aside "$work/cp"; set_aside "$work/rg"; set_aside "$work/gd"  # deleted on exit
 
 # Set sizes, then the table and the JSON.
-declare -A nfiles nbytes
-nfiles[whole]=$(count_files "$whole"); nbytes[whole]=$(count_bytes "$whole")
-nfiles[wellformed]=$(count_files "$good"); nbytes[wellformed]=$(count_bytes "$good")
-nfiles[double]=$((nfiles[whole] + $(count_files "$double_dir/corpus")))
-nbytes[double]=$((nbytes[whole] + $(count_bytes "$double_dir/corpus")))
+whole_files=$(count_files "$whole"); whole_bytes=$(count_bytes "$whole")
+good_files=$(count_files "$good"); good_bytes=$(count_bytes "$good")
+double_files=$((whole_files + $(count_files "$double_dir/corpus")))
+double_bytes=$((whole_bytes + $(count_bytes "$double_dir/corpus")))
 
 machine_cpu=$(lscpu | awk -F': *' '/^Model name/ {print $2; exit}')
 machine_cores=$(nproc)
@@ -185,9 +183,9 @@ machine_disk=$(df -hT "$work" | awk 'NR == 2 {print $2 " " $3 " on " $7}')
 "$py" - "$rows" "$results_json" "$work" "$corpus_dir" <<EOF
 import json, statistics, sys
 rows_path, out_path, work, corpus_dir = sys.argv[1:5]
-sizes = {"whole": ($((nfiles[whole])), $((nbytes[whole]))),
-         "wellformed": ($((nfiles[wellformed])), $((nbytes[wellformed]))),
-         "double": ($((nfiles[double])), $((nbytes[double])))}
+sizes = {"whole": ($whole_files, $whole_bytes),
+         "wellformed": ($good_files, $good_bytes),
+         "double": ($double_files, $double_bytes)}
 runs = {}
 for line in open(rows_path):
     name, set_, wall, rss, cpu, rc, written = line.rstrip("\n").split("\t")
