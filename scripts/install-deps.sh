@@ -15,6 +15,8 @@ packages=(
   dicom3tools                   # dciodvfy: output validity checks in tests
   libgdcm-tools                 # gdcmanon: the benchmark's baseline
   python3-pydicom               # real-world DICOM sample files used by tests
+  python3-numpy                 # bench/make_corpus.py: synthetic pixel data
+  time                          # GNU time: the benchmark's peak RSS
 )
 
 missing=()
