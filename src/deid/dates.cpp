@@ -198,7 +198,7 @@ std::optional<std::string> shift_datetime(std::string_view value, pseudonym::Dat
     const chr::sys_days shifted = *day + chr::days{offset.days + extra_days};
     std::string out = format_ymd(shifted, std::min<std::size_t>(body.size(), 8));
     if (has_time) {
-      char buf[16];
+      char buf[32];  // room for what -Wformat-truncation assumes secs could be
       std::snprintf(buf, sizeof buf, "%02lld%02lld%02lld", secs / 3600, (secs / 60) % 60, secs % 60);
       out += std::string(buf, body.size() - 8);
       if (body.size() == 14) out += fraction;
