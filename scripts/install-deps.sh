@@ -14,6 +14,8 @@ packages=(
   dicom3tools                   # dciodvfy: output validity checks in tests
   libgdcm-tools                 # gdcmanon: the benchmark's baseline
   python3-pydicom               # real-world DICOM sample files used by tests
+  libopencv-dev                 # redact: image preparation, boxes, preview PNGs
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng  # redact: OCR of burned-in text
 )
 
 missing=()
