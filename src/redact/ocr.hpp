@@ -1,0 +1,34 @@
+#pragma once
+// Internal to src/redact/: rendering frames to 8-bit grey and reading words with Tesseract.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "dicom/pixels.hpp"
+#include "redact/redact.hpp"
+
+namespace radguard::redact {
+
+struct Gray8 {
+  unsigned width = 0, height = 0;
+  std::vector<std::uint8_t> pixels;  // row-major
+};
+
+// A frame windowed to its full value range (MONOCHROME1 inverted, colour as luminance,
+// palette through its lookup table). Never fails.
+Gray8 render_gray8(const dicom::PixelImage& image, std::size_t frame);
+
+struct Word {
+  Box box;  // in image pixels
+  std::string text;
+  float confidence = 0;
+};
+
+// Reads every word of an image, in both polarities (light-on-dark and dark-on-light), with
+// small text scaled up and the edges padded so text touching the border is read. Uses this
+// thread's Tesseract engine (created on first use). Fails with ErrorCode::internal when
+// Tesseract cannot start (no eng.traineddata) or throws.
+Result<std::vector<Word>> read_words(const Gray8& image);
+
+}  // namespace radguard::redact
