@@ -17,6 +17,10 @@ namespace radguard::redact {
 
 namespace {
 
+// Neighbourhood (in scaled pixels) and offset (grey levels) of the local threshold.
+constexpr int kThresholdBlock = 51;
+constexpr double kThresholdOffset = 12;
+
 struct TessEnd {
   void operator()(tesseract::TessBaseAPI* api) const {
     api->End();
@@ -42,6 +46,17 @@ Result<tesseract::TessBaseAPI*> thread_engine() {
   return engine.get();
 }
 
+// Immerkaer's fast estimate of Gaussian noise: text edges inflate it a little, which only
+// makes the threshold more cautious.
+double noise_sigma(const cv::Mat& grey) {
+  if (grey.rows < 3 || grey.cols < 3) return 0;
+  const cv::Mat kernel = (cv::Mat_<float>(3, 3) << 1, -2, 1, -2, 4, -2, 1, -2, 1);
+  cv::Mat response;
+  cv::filter2D(grey, response, CV_32F, kernel);
+  const double total = cv::sum(cv::abs(response))[0];
+  return std::sqrt(CV_PI / 2.0) * total / (6.0 * (grey.cols - 2) * (grey.rows - 2));
+}
+
 std::uint8_t luminance(std::uint32_t r, std::uint32_t g, std::uint32_t b) {
   return static_cast<std::uint8_t>(std::min<std::uint32_t>(255, (299 * r + 587 * g + 114 * b) / 1000));
 }
@@ -64,6 +79,11 @@ void read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, double scal
     Word word;
     word.text = text.get();
     word.confidence = it->Confidence(tesseract::RIL_WORD);
+    {
+      const cv::Rect area = cv::Rect(left, top, right - left, bottom - top) &
+                            cv::Rect(0, 0, prepared.cols, prepared.rows);
+      word.dark_on_light = !area.empty() && cv::mean(prepared(area))[0] >= 128;
+    }
     const auto unscale = [&](int v, unsigned limit, bool upper) {
       const double original = (v - pad) / scale;
       const int rounded = static_cast<int>(upper ? std::ceil(original) : std::floor(original));
@@ -145,6 +165,10 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
     } else {
       scaled = source.clone();
     }
+    // Noise would pass a fixed threshold as speckle (slow to segment, read as junk): smooth a
+    // little and keep the offset well above the noise level.
+    cv::GaussianBlur(scaled, scaled, cv::Size(5, 5), 1.2);
+    const double offset = std::max(kThresholdOffset, 3.0 * noise_sigma(source));
     // Text touching the border is lost by the segmenter unless there is background around it.
     const int pad = 24;
     std::vector<Word> words;
@@ -155,21 +179,55 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
       } else {
         polarity = scaled;
       }
-      // Pad with the dominant (background) level of this polarity.
-      cv::Mat hist;
-      const int channels[] = {0};
-      const int bins[] = {256};
-      float range[] = {0, 256};
-      const float* ranges[] = {range};
-      cv::calcHist(&polarity, 1, channels, cv::Mat(), hist, 1, bins, ranges);
-      cv::Point peak;
-      cv::minMaxLoc(hist, nullptr, nullptr, nullptr, &peak);
+      // A local threshold: text darker than its surroundings turns black, everything else
+      // white. A global threshold (Tesseract's own) loses dim text when bright text shares
+      // the image, and the other polarity's text vanishes instead of being read as garbage.
+      cv::Mat binary;
+      cv::adaptiveThreshold(polarity, binary, 255, cv::ADAPTIVE_THRESH_MEAN_C, cv::THRESH_BINARY,
+                            kThresholdBlock, offset);
       cv::Mat padded;
-      cv::copyMakeBorder(polarity, padded, pad, pad, pad, pad, cv::BORDER_CONSTANT, cv::Scalar(peak.y));
+      cv::copyMakeBorder(binary, padded, pad, pad, pad, pad, cv::BORDER_CONSTANT, cv::Scalar(255));
       read_pass(**engine, padded, scale, pad, image.width, image.height, words);
     }
     (*engine)->Clear();
     return words;
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());
+  }
+}
+
+Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
+  try {
+    auto engine = thread_engine();
+    if (!engine) return std::unexpected(engine.error());
+    const cv::Mat source(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
+                         const_cast<std::uint8_t*>(image.pixels.data()));
+    const cv::Rect area = cv::Rect(box.x - 2, box.y - 2, box.width + 4, box.height + 4) &
+                          cv::Rect(0, 0, source.cols, source.rows);
+    if (area.empty()) return std::vector<std::string>{};
+    cv::Mat crop = source(area).clone();
+    // Dark text on light ground, as Tesseract's models were trained.
+    if (cv::mean(crop)[0] < 128) cv::bitwise_not(crop, crop);
+    std::vector<std::string> readings;
+    (*engine)->SetPageSegMode(tesseract::PSM_SINGLE_LINE);
+    for (const double scale : {2.0, 4.0}) {
+      cv::Mat scaled, padded, binary;
+      cv::resize(crop, scaled, cv::Size(), scale, scale, cv::INTER_CUBIC);
+      for (const bool threshold : {false, true}) {
+        if (threshold) {
+          cv::threshold(scaled, binary, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+        } else {
+          binary = scaled;
+        }
+        cv::copyMakeBorder(binary, padded, 16, 16, 16, 16, cv::BORDER_CONSTANT, cv::Scalar(255));
+        (*engine)->SetImage(padded.data, padded.cols, padded.rows, 1, static_cast<int>(padded.step));
+        std::unique_ptr<char[]> text((*engine)->GetUTF8Text());
+        if (text) readings.emplace_back(text.get());
+      }
+    }
+    (*engine)->SetPageSegMode(tesseract::PSM_SPARSE_TEXT);
+    (*engine)->Clear();
+    return readings;
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());
   }

@@ -23,6 +23,9 @@ struct Word {
   Box box;  // in image pixels
   std::string text;
   float confidence = 0;
+  // Read from the polarity Tesseract is trained on (dark text, light ground): readings of
+  // the other polarity are mostly garbage and not worth a second look.
+  bool dark_on_light = true;
 };
 
 // Reads every word of an image, in both polarities (light-on-dark and dark-on-light), with
@@ -30,5 +33,9 @@ struct Word {
 // thread's Tesseract engine (created on first use). Fails with ErrorCode::internal when
 // Tesseract cannot start (no eng.traineddata) or throws.
 Result<std::vector<Word>> read_words(const Gray8& image);
+
+// Second opinions on one uncertain word: the region read again as a single line, at other
+// scales and binarised. Fails like read_words.
+Result<std::vector<std::string>> reread(const Gray8& image, const Box& box);
 
 }  // namespace radguard::redact

@@ -13,7 +13,20 @@ namespace {
 
 std::string upper_trimmed(std::string_view in) {
   std::string out;
-  for (const char c : in) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c == 0xE2 && i + 2 < in.size() && static_cast<unsigned char>(in[i + 1]) == 0x80) {
+      // UTF-8 dashes (U+2010..U+2015) that OCR reads for '-'.
+      const auto third = static_cast<unsigned char>(in[i + 2]);
+      if (third >= 0x90 && third <= 0x95) {
+        out += '-';
+        i += 2;
+        continue;
+      }
+    }
+    if (c >= 0x80) continue;
+    out += static_cast<char>(std::toupper(c));
+  }
   const auto keep = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
   const auto first = std::find_if(out.begin(), out.end(), keep);
   const auto last = std::find_if(out.rbegin(), out.rend(), keep).base();
@@ -208,12 +221,63 @@ std::optional<Category> PhiMatcher::match(std::string_view raw) const {
       if (token.folded.size() >= 4 && similar(fold, token.folded)) return token.category;
       // An identifier glued to a label ("MRN123456").
       if (token.folded.size() >= 5 && fold.find(token.folded) != std::string::npos) return token.category;
+      // A piece of a long identifier or date the OCR split in two ("PID1" "2345").
+      if (token.folded.size() >= 6 && fold.size() >= 4 && token.folded.find(fold) != std::string::npos)
+        return token.category;
     }
   }
   if (looks_like_date(word)) return Category::date_pattern;
   for (const auto& candidate : candidates) {
     if (looks_like_date(candidate)) return Category::date_pattern;
     if (looks_like_id(candidate)) return Category::id_pattern;
+  }
+  return std::nullopt;
+}
+
+std::optional<Category> PhiMatcher::match_whole(std::string_view raw) const {
+  const std::string word = upper_trimmed(raw);
+  const std::string fold = folded(alnum_only(word));
+  if (fold.size() < 4) return std::nullopt;
+  for (const Token& token : tokens_) {
+    if (token.text.size() < 4) continue;
+    if (similar(word, token.text) || (token.folded.size() >= 4 && similar(fold, token.folded))) return token.category;
+  }
+  return std::nullopt;
+}
+
+std::optional<Category> PhiMatcher::match_across(std::string_view left, std::string_view right) const {
+  if (auto whole = match_whole(std::string(left) + std::string(right))) return whole;
+  const std::string a = folded(alnum_only(upper_trimmed(left)));
+  const std::string joined = a + folded(alnum_only(upper_trimmed(right)));
+  for (const Token& token : tokens_) {
+    if (token.folded.size() < 5) continue;
+    for (auto pos = joined.find(token.folded); pos != std::string::npos; pos = joined.find(token.folded, pos + 1))
+      if (pos < a.size() && pos + token.folded.size() > a.size()) return token.category;
+  }
+  return std::nullopt;
+}
+
+double PhiMatcher::fragment_ratio(std::string_view raw) const {
+  const std::string word = upper_trimmed(raw);
+  const std::string fold = folded(alnum_only(word));
+  if (fold.size() < 4) return 1.0;
+  double ratio = 1.0;
+  for (const Token& token : tokens_) {
+    if (token.folded.size() < 6 || token.folded.size() <= fold.size()) continue;
+    if (token.folded.find(fold) == std::string::npos) continue;
+    // Full text length (separators included) over what was read.
+    ratio = std::max(ratio, static_cast<double>(token.text.size()) / static_cast<double>(word.size()));
+  }
+  return ratio;
+}
+
+std::optional<Category> PhiMatcher::match_loosely(std::string_view raw) const {
+  const std::string word = folded(alnum_only(upper_trimmed(raw)));
+  if (word.size() < 5) return std::nullopt;
+  for (const Token& token : tokens_) {
+    if (token.folded.size() < 6) continue;
+    const std::size_t limit = token.folded.size() / 3;
+    if (edit_distance(word, token.folded, limit) <= limit) return token.category;
   }
   return std::nullopt;
 }

@@ -110,6 +110,17 @@ class PhiMatcher {
   // errors (edit distance 1 for tokens of 4+ characters, 2 for 8+, common glyph
   // confusions); nullopt when it matches none.
   std::optional<Category> match(std::string_view word) const;
+  // For readings the OCR engine itself doubts: header values of 6+ characters match with
+  // up to a third of their characters wrong.
+  std::optional<Category> match_loosely(std::string_view word) const;
+  // When `word` matches only as a piece of a longer value: the value's length over the
+  // word's (how much wider the value is on screen); 1 otherwise.
+  double fragment_ratio(std::string_view word) const;
+  // Only a whole header value, allowing OCR errors: no patterns, pieces or labels.
+  std::optional<Category> match_whole(std::string_view word) const;
+  // Two neighbouring words read apart: whole-value match of their join, or a value that
+  // straddles the two.
+  std::optional<Category> match_across(std::string_view left, std::string_view right) const;
 
  private:
   struct Token {

@@ -1,6 +1,8 @@
 // One file through the pixel stage: triage, decode, OCR, fill, verify, re-encode, record.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 
 #include "redact/ocr.hpp"
 #include "redact/redact.hpp"
@@ -15,8 +17,49 @@ constexpr Tag kCodeValue{0x0008, 0x0100};
 constexpr Tag kCodingSchemeDesignator{0x0008, 0x0102};
 constexpr Tag kCodeMeaning{0x0008, 0x0104};
 
+// Tesseract word confidences: above kCertain a reading is taken as is; below kUnreliable
+// a looser comparison is allowed.
+constexpr float kCertain = 85;
+constexpr float kUnreliable = 60;
+
 bool has_alnum(std::string_view text) {
   return std::any_of(text.begin(), text.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+}
+
+// A re-read box may hold several words: each, and each pair of neighbours, is tried.
+std::optional<Category> match_any_piece(const PhiMatcher& matcher, const std::string& reading) {
+  std::vector<std::string> pieces;
+  std::string current;
+  for (const char c : reading) {
+    if (c == ' ' || c == '\n' || c == '\t') {
+      if (!current.empty()) pieces.push_back(std::move(current));
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  if (!current.empty()) pieces.push_back(std::move(current));
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (auto category = matcher.match(pieces[i])) return category;
+    if (i + 1 < pieces.size())
+      if (auto category = matcher.match_across(pieces[i], pieces[i + 1])) return category;
+  }
+  return std::nullopt;
+}
+
+// A fragment of a longer value ("PID1" of "PID12345") was matched: widen its box to where
+// the rest of the value must be, on both sides, since OCR did not say which part it saw.
+Box widened(Box box, double ratio) {
+  if (ratio <= 1.05) return box;
+  const int extra = static_cast<int>(std::ceil(box.width * (ratio - 1.0)));
+  return Box{box.x - extra, box.y, box.width + 2 * extra, box.height};
+}
+
+// A word box, widened by the margin, and sideways by a third of the text height: OCR boxes
+// often cut off a thin first or last glyph ('1', '-', '.').
+Box around_word(Box box, int margin) {
+  const int side = std::max(0, box.height / 3 - margin);
+  return Box{box.x - side, box.y, box.width + 2 * side, box.height};
 }
 
 Box clipped(Box box, int margin, const dicom::PixelImage& image) {
@@ -177,11 +220,38 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     auto words = read_words(before[f]);
     if (!words) return std::unexpected(words.error());
     ++result.frames_ocred;
+    // OCR splits some identifiers in two ("PID1 2345", "15/03/ 2019"): try neighbours joined.
+    for (const Word& a : *words) {
+      for (const Word& b : *words) {
+        if (&a == &b) continue;
+        const int height = std::max(a.box.height, b.box.height);
+        const int gap = b.box.x - (a.box.x + a.box.width);
+        const int centre_offset = std::abs((a.box.y * 2 + a.box.height) - (b.box.y * 2 + b.box.height)) / 2;
+        if (gap < -2 || gap > height || centre_offset * 2 > height) continue;
+        const auto category = matcher.match_across(a.text, b.text);
+        if (!category) continue;
+        for (const Word* w : {&a, &b}) {
+          const Box box = clipped(around_word(w->box, options.margin), options.margin, image);
+          if (!box.empty()) result.redactions.push_back({f, box, *category});
+        }
+      }
+    }
     for (const Word& word : *words) {
       std::optional<Category> category = matcher.match(word.text);
       if (!category && options.mode == Mode::all_text && has_alnum(word.text)) category = Category::text;
+      if (!category && word.confidence < kCertain && word.dark_on_light) {
+        // An uncertain reading may be a misread identifier: read it again, differently.
+        auto readings = reread(before[f], word.box);
+        if (!readings) return std::unexpected(readings.error());
+        for (const auto& reading : *readings) {
+          category = match_any_piece(matcher, reading);
+          if (category) break;
+        }
+        if (!category && word.confidence < kUnreliable) category = matcher.match_loosely(word.text);
+      }
       if (!category) continue;
-      const Box box = clipped(word.box, options.margin, image);
+      const Box box = clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
+                              options.margin, image);
       if (!box.empty()) result.redactions.push_back({f, box, *category});
     }
   }
