@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   const double ct_seconds = seconds_since(start);
 
   std::size_t phi_words = 0, phi_covered = 0, safe_words = 0, safe_redacted = 0, boxes = 0, boxes_on_phi = 0;
-  std::size_t residual = 0, cleaned = 0;
+  std::size_t residual = 0, cleaned = 0, released_phi = 0, leaked_phi = 0;
   for (std::size_t i = 0; i < us_count; ++i) {
     if (!results[i]) continue;
     const auto& r = *results[i];
@@ -140,6 +140,10 @@ int main(int argc, char** argv) {
       const double covered = testing::covered_fraction(frames[i], t, r.redactions, 0);
       if (t.phi) {
         ++phi_words;
+        if (r.verdict != redact::FileVerdict::residual_phi) {
+          ++released_phi;
+          if (covered < 0.99) ++leaked_phi;
+        }
         if (covered >= 0.99) {
           ++phi_covered;
         } else if (std::getenv("REDACT_BENCH_VERBOSE") != nullptr) {
@@ -187,6 +191,8 @@ int main(int argc, char** argv) {
               safe_words ? 100.0 * d(safe_redacted) / d(safe_words) : 0);
   std::printf("boxes                           %zu, on a PHI word %zu: box precision %.2f%%\n", boxes, boxes_on_phi,
               precision);
+  std::printf("released files: PHI words %zu, left uncovered %zu: recall after fail-closed %.2f%%\n", released_phi,
+              leaked_phi, released_phi ? 100.0 * d(released_phi - leaked_phi) / d(released_phi) : 0);
   std::printf("files cleaned %zu, fail-closed (residual PHI) %zu, errors %zu\n", cleaned, residual, failures.load());
   return failures.load() == 0 ? 0 : 1;
 }

@@ -1,6 +1,9 @@
 // The pixel stage: burned-in identifying text is found and covered in every colour model,
 // transfer syntax and frame, text that identifies no one survives in phi-text mode, and
 // everything outside the boxes comes out unchanged and decodable.
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -326,6 +329,36 @@ TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
 
   run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out3").string() + " --mode bogus", code);
   EXPECT_EQ(code, 2);
+}
+
+TEST(RedactCli, UndecodablePixelsAreQuarantinedNotReleased) {
+  TempDir dir;
+  auto us = make_burned_in({screen(0, 255)}, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.9");
+  DcmDataset& d = *us->getDataset();
+  // JPEG 2000 pixel data (radguard has no decoder for it): an offset table and one fragment.
+  auto* sequence = new DcmPixelSequence(DCM_PixelSequenceTag);
+  sequence->insert(new DcmPixelItem(DCM_PixelItemTag));
+  auto* fragment = new DcmPixelItem(DCM_PixelItemTag);
+  const Uint8 bytes[8] = {0xFF, 0x4F, 0xFF, 0x51, 0, 0, 0, 0};
+  fragment->putUint8Array(bytes, 8);
+  sequence->insert(fragment);
+  auto* pixel = new DcmPixelData(DCM_PixelData);
+  pixel->putOriginalRepresentation(EXS_JPEG2000LosslessOnly, nullptr, sequence);
+  d.findAndDeleteElement(DCM_PixelData);
+  d.insert(pixel);
+  const auto input = dir / "in" / "j2k.dcm";
+  std::filesystem::create_directories(input.parent_path());
+  ASSERT_TRUE(us->saveFile(OFFilename(input.c_str()), EXS_JPEG2000LosslessOnly).good());
+  int code = -1;
+  const std::string json_text = run_cli(
+      "redact " + input.string() + " --output " + (dir / "out").string() + " --json --no-progress", code);
+  EXPECT_EQ(code, 1);
+  const auto report = nlohmann::json::parse(json_text, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << json_text;
+  EXPECT_EQ(report["files"][0]["status"], "quarantined");
+  EXPECT_EQ(report["files"][0]["error"], "unsupported");
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "out-quarantine" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
 }
 
 }  // namespace
