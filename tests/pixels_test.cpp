@@ -1,11 +1,12 @@
 // Pixel decoding and lossless write-back across transfer syntaxes and photometric
 // interpretations: decoded values match what was encoded, a changed frame comes back changed
 // and every other pixel comes back unchanged.
+#include "dicom/pixels.hpp"
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 
-#include "dicom/pixels.hpp"
 #include "support/fixtures.hpp"
 
 namespace radguard {
@@ -47,7 +48,8 @@ TEST_P(PixelSyntaxes, DecodesEditsAndWritesBackLosslessly) {
   EXPECT_EQ(image->height, 24u);
   for (std::size_t f = 0; f < 3; ++f)
     for (std::size_t i = 0; i < image->frames[f].size(); ++i)
-      ASSERT_EQ(image->frames[f][i], ((f * 480 + i) * 7) % 4096) << "frame " << f << " sample " << i;
+      ASSERT_EQ(image->frames[f][i], ((f * 480 + i) * 7) % 4096)
+          << "frame " << f << " sample " << i;
 
   dicom::PixelImage edited = *image;
   for (unsigned y = 2; y < 6; ++y)
@@ -69,16 +71,16 @@ TEST_P(PixelSyntaxes, DecodesEditsAndWritesBackLosslessly) {
   EXPECT_EQ(back->frames, edited.frames);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Generated, PixelSyntaxes,
-    ::testing::Values(Syntax{"ImplicitLittle", EXS_LittleEndianImplicit, true},
-                      Syntax{"ExplicitLittle", EXS_LittleEndianExplicit, true},
-                      Syntax{"ExplicitBig", EXS_BigEndianExplicit, true},
-                      Syntax{"Deflated", EXS_DeflatedLittleEndianExplicit, true},
-                      Syntax{"Rle", EXS_RLELossless, true},
-                      Syntax{"JpegLossless", EXS_JPEGProcess14SV1, true},
-                      Syntax{"JpegLs", EXS_JPEGLSLossless, true}),
-    [](const auto& param_info) { return std::string(param_info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Generated, PixelSyntaxes,
+                         ::testing::Values(Syntax{"ImplicitLittle", EXS_LittleEndianImplicit, true},
+                                           Syntax{"ExplicitLittle", EXS_LittleEndianExplicit, true},
+                                           Syntax{"ExplicitBig", EXS_BigEndianExplicit, true},
+                                           Syntax{"Deflated", EXS_DeflatedLittleEndianExplicit,
+                                                  true},
+                                           Syntax{"Rle", EXS_RLELossless, true},
+                                           Syntax{"JpegLossless", EXS_JPEGProcess14SV1, true},
+                                           Syntax{"JpegLs", EXS_JPEGLSLossless, true}),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(Pixels, UnchangedFramesOfNativeDataStayBitIdentical) {
   TempDir dir;
@@ -119,9 +121,12 @@ std::unique_ptr<DcmFileFormat> make_colour(const char* photometric, unsigned pla
   d.findAndDeleteElement(DCM_PixelData);
   d.putAndInsertUint8Array(DCM_PixelData, bytes.data(), static_cast<unsigned long>(bytes.size()));
   if (palette) {
-    for (const auto& [descriptor, data] : {std::pair{DCM_RedPaletteColorLookupTableDescriptor, DCM_RedPaletteColorLookupTableData},
-                                           std::pair{DCM_GreenPaletteColorLookupTableDescriptor, DCM_GreenPaletteColorLookupTableData},
-                                           std::pair{DCM_BluePaletteColorLookupTableDescriptor, DCM_BluePaletteColorLookupTableData}}) {
+    for (const auto& [descriptor, data] :
+         {std::pair{DCM_RedPaletteColorLookupTableDescriptor, DCM_RedPaletteColorLookupTableData},
+          std::pair{DCM_GreenPaletteColorLookupTableDescriptor,
+                    DCM_GreenPaletteColorLookupTableData},
+          std::pair{DCM_BluePaletteColorLookupTableDescriptor,
+                    DCM_BluePaletteColorLookupTableData}}) {
       const Uint16 desc[3] = {256, 0, 16};
       d.putAndInsertUint16Array(descriptor, desc, 3);
       std::vector<Uint16> lut(256);
@@ -155,7 +160,8 @@ TEST_P(PixelColours, RoundTripThroughDecodeAndEncode) {
 INSTANTIATE_TEST_SUITE_P(Generated, PixelColours,
                          ::testing::Values(std::pair{"RGB", 0u}, std::pair{"RGB", 1u},
                                            std::pair{"YBR_FULL", 0u}, std::pair{"YBR_FULL_422", 0u},
-                                           std::pair{"PALETTE COLOR", 0u}, std::pair{"MONOCHROME1", 0u}),
+                                           std::pair{"PALETTE COLOR", 0u},
+                                           std::pair{"MONOCHROME1", 0u}),
                          [](const auto& param_info) {
                            std::string name = param_info.param.first;
                            std::erase(name, ' ');

@@ -1,18 +1,19 @@
 // The pixel stage: burned-in identifying text is found and covered in every colour model,
 // transfer syntax and frame, text that identifies no one survives in phi-text mode, and
 // everything outside the boxes comes out unchanged and decodable.
+#include "redact/redact.hpp"
+
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
-#include <fstream>
 #include <stdexcept>
 
 #include "dicom/pixels.hpp"
-#include "redact/redact.hpp"
 #include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
 
@@ -54,7 +55,8 @@ BurnedFrame screen(int background, int ink, int noise = 0) {
   return f;
 }
 
-void expect_phi_covered_and_rest_kept(const BurnedFrame& frame, const std::vector<redact::Redaction>& boxes,
+void expect_phi_covered_and_rest_kept(const BurnedFrame& frame,
+                                      const std::vector<redact::Redaction>& boxes,
                                       std::size_t index, redact::Mode mode) {
   for (const auto& text : frame.texts) {
     const double covered = covered_fraction(frame, text, boxes, index);
@@ -76,8 +78,8 @@ TEST(PhiMatcher, MatchesHeaderValuesDespiteOcrErrors) {
   EXPECT_EQ(matcher.match("John,"), redact::Category::name);
   EXPECT_EQ(matcher.match("DOE^JOHN"), redact::Category::name);
   EXPECT_EQ(matcher.match("PID12345"), redact::Category::id);
-  EXPECT_EQ(matcher.match("P1D12345"), redact::Category::id);   // 1 for I
-  EXPECT_EQ(matcher.match("PID1234S"), redact::Category::id);   // S for 5
+  EXPECT_EQ(matcher.match("P1D12345"), redact::Category::id);  // 1 for I
+  EXPECT_EQ(matcher.match("PID1234S"), redact::Category::id);  // S for 5
   EXPECT_EQ(matcher.match("ID:PID12345"), redact::Category::id);
   EXPECT_EQ(matcher.match("ACC998877"), redact::Category::id);
   EXPECT_EQ(matcher.match("15/03/2019"), redact::Category::date);
@@ -87,7 +89,8 @@ TEST(PhiMatcher, MatchesHeaderValuesDespiteOcrErrors) {
   EXPECT_EQ(matcher.match("ELSEWHERE"), redact::Category::institution);
   EXPECT_EQ(matcher.match("07/11/2021"), redact::Category::date_pattern);
   EXPECT_EQ(matcher.match("MRN0048213"), redact::Category::id_pattern);
-  for (const char* safe : {"LIVER", "DEPTH", "12.5MHz", "16cm", "GAIN", "FR", "32Hz", "TIS0.4", "Hospital", "DOES"})
+  for (const char* safe :
+       {"LIVER", "DEPTH", "12.5MHz", "16cm", "GAIN", "FR", "32Hz", "TIS0.4", "Hospital", "DOES"})
     EXPECT_FALSE(matcher.match(safe).has_value()) << safe;
 }
 
@@ -131,7 +134,8 @@ TEST(Rules, ParsesMatchesAndRejectsMalformedFiles) {
   EXPECT_TRUE(rules->regions_for(facts).empty());
   EXPECT_FALSE(redact::RuleSet::parse("{").has_value());
   EXPECT_FALSE(redact::RuleSet::parse(R"({"rules": []})").has_value());
-  EXPECT_FALSE(redact::RuleSet::parse(R"({"radguard_redaction_rules": 1, "rules": [{"regions": [{"x": 1}]}]})")
+  EXPECT_FALSE(redact::RuleSet::parse(
+                   R"({"radguard_redaction_rules": 1, "rules": [{"regions": [{"x": 1}]}]})")
                    .has_value());
 }
 
@@ -185,7 +189,8 @@ TEST_P(RedactCases, CoversPhiKeepsTheRestAndWritesLosslessly) {
   ASSERT_TRUE(before.has_value() && after.has_value());
   ASSERT_EQ(before->frames.size(), after->frames.size());
   for (std::size_t f = 0; f < before->frames.size(); ++f) {
-    cv::Mat inside(static_cast<int>(before->height), static_cast<int>(before->width), CV_8UC1, cv::Scalar(0));
+    cv::Mat inside(static_cast<int>(before->height), static_cast<int>(before->width), CV_8UC1,
+                   cv::Scalar(0));
     for (const auto& r : result->redactions)
       if (r.frame == f) inside(cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height)).setTo(1);
     std::size_t differences = 0;
@@ -193,7 +198,8 @@ TEST_P(RedactCases, CoversPhiKeepsTheRestAndWritesLosslessly) {
       for (unsigned x = 0; x < before->width; ++x) {
         if (inside.at<std::uint8_t>(static_cast<int>(y), static_cast<int>(x)) != 0) continue;
         for (unsigned s = 0; s < before->samples; ++s) {
-          const std::size_t i = (static_cast<std::size_t>(y) * before->width + x) * before->samples + s;
+          const std::size_t i =
+              (static_cast<std::size_t>(y) * before->width + x) * before->samples + s;
           if (before->frames[f][i] != after->frames[f][i]) ++differences;
         }
       }
@@ -206,16 +212,18 @@ TEST_P(RedactCases, CoversPhiKeepsTheRestAndWritesLosslessly) {
 
 INSTANTIATE_TEST_SUITE_P(
     Generated, RedactCases,
-    ::testing::Values(Case{"LightOnDark", Colour::monochrome2, EXS_LittleEndianExplicit, 0, 255, 0, 1},
-                      Case{"DarkOnLight", Colour::monochrome2, EXS_LittleEndianImplicit, 230, 10, 0, 1},
-                      Case{"LowContrastNoisy", Colour::monochrome2, EXS_LittleEndianExplicit, 40, 140, 8, 1},
-                      Case{"Monochrome1Rle", Colour::monochrome1, EXS_RLELossless, 0, 255, 0, 1},
-                      Case{"RgbJpegLs", Colour::rgb, EXS_JPEGLSLossless, 0, 220, 0, 1},
-                      Case{"YbrFullBigEndian", Colour::ybr_full, EXS_BigEndianExplicit, 0, 255, 0, 1},
-                      Case{"Palette", Colour::palette, EXS_LittleEndianExplicit, 0, 255, 0, 1},
-                      Case{"SixteenBitJpegLossless", Colour::monochrome2_16bit, EXS_JPEGProcess14SV1, 0, 255, 4, 1},
-                      Case{"MultiFrameRle", Colour::monochrome2, EXS_RLELossless, 10, 200, 3, 3},
-                      Case{"MultiFrameDeflated", Colour::rgb, EXS_DeflatedLittleEndianExplicit, 0, 255, 0, 3}),
+    ::testing::Values(
+        Case{"LightOnDark", Colour::monochrome2, EXS_LittleEndianExplicit, 0, 255, 0, 1},
+        Case{"DarkOnLight", Colour::monochrome2, EXS_LittleEndianImplicit, 230, 10, 0, 1},
+        Case{"LowContrastNoisy", Colour::monochrome2, EXS_LittleEndianExplicit, 40, 140, 8, 1},
+        Case{"Monochrome1Rle", Colour::monochrome1, EXS_RLELossless, 0, 255, 0, 1},
+        Case{"RgbJpegLs", Colour::rgb, EXS_JPEGLSLossless, 0, 220, 0, 1},
+        Case{"YbrFullBigEndian", Colour::ybr_full, EXS_BigEndianExplicit, 0, 255, 0, 1},
+        Case{"Palette", Colour::palette, EXS_LittleEndianExplicit, 0, 255, 0, 1},
+        Case{"SixteenBitJpegLossless", Colour::monochrome2_16bit, EXS_JPEGProcess14SV1, 0, 255, 4,
+             1},
+        Case{"MultiFrameRle", Colour::monochrome2, EXS_RLELossless, 10, 200, 3, 3},
+        Case{"MultiFrameDeflated", Colour::rgb, EXS_DeflatedLittleEndianExplicit, 0, 255, 0, 3}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(Redact, FindsTextAtTheVeryEdgesAndInOtherFonts) {
@@ -299,8 +307,8 @@ TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
   std::ofstream(dir / "in" / "notes.txt") << "not dicom";
   int code = -1;
   const std::string json_text =
-      run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out").string() + " --preview " +
-                  (dir / "preview").string() + " --json --threads 2 --no-progress",
+      run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out").string() +
+                  " --preview " + (dir / "preview").string() + " --json --threads 2 --no-progress",
               code);
   EXPECT_EQ(code, 0) << json_text;
   const auto report = nlohmann::json::parse(json_text, nullptr, false);
@@ -312,22 +320,29 @@ TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
   std::string without_paths = json_text;
   for (const auto& entry : report["files"]) {
     const std::string input = entry["input"];
-    for (auto pos = without_paths.find(input); pos != std::string::npos; pos = without_paths.find(input))
+    for (auto pos = without_paths.find(input); pos != std::string::npos;
+         pos = without_paths.find(input))
       without_paths.erase(pos, input.size());
   }
   for (const char* phi : {"DOE", "JOHN", "PID12345", "2019"})
     EXPECT_EQ(without_paths.find(phi), std::string::npos) << phi;
   EXPECT_TRUE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.7.dcm"));
   EXPECT_TRUE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.8.dcm"));
-  EXPECT_TRUE(std::filesystem::exists(dir / "preview" / "1.2.826.0.1.3680043.2.1125.9.7_f0_before.png"));
-  EXPECT_TRUE(std::filesystem::exists(dir / "preview" / "1.2.826.0.1.3680043.2.1125.9.7_f0_after.png"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir / "preview" / "1.2.826.0.1.3680043.2.1125.9.7_f0_before.png"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir / "preview" / "1.2.826.0.1.3680043.2.1125.9.7_f0_after.png"));
 
   // Report mode writes no DICOM.
-  run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out2").string() + " --mode report --json", code);
+  run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out2").string() +
+              " --mode report --json",
+          code);
   EXPECT_EQ(code, 0);
   EXPECT_FALSE(std::filesystem::exists(dir / "out2" / "1.2.826.0.1.3680043.2.1125.9.7.dcm"));
 
-  run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out3").string() + " --mode bogus", code);
+  run_cli(
+      "redact " + (dir / "in").string() + " --output " + (dir / "out3").string() + " --mode bogus",
+      code);
   EXPECT_EQ(code, 2);
 }
 
@@ -351,14 +366,16 @@ TEST(RedactCli, UndecodablePixelsAreQuarantinedNotReleased) {
   ASSERT_TRUE(us->saveFile(OFFilename(input.c_str()), EXS_JPEG2000LosslessOnly).good());
   int code = -1;
   const std::string json_text = run_cli(
-      "redact " + input.string() + " --output " + (dir / "out").string() + " --json --no-progress", code);
+      "redact " + input.string() + " --output " + (dir / "out").string() + " --json --no-progress",
+      code);
   EXPECT_EQ(code, 1);
   const auto report = nlohmann::json::parse(json_text, nullptr, false);
   ASSERT_FALSE(report.is_discarded()) << json_text;
   EXPECT_EQ(report["files"][0]["status"], "quarantined");
   EXPECT_EQ(report["files"][0]["error"], "unsupported");
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
-  EXPECT_TRUE(std::filesystem::exists(dir / "out-quarantine" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir / "out-quarantine" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
 }
 
 }  // namespace

@@ -40,13 +40,15 @@ int run_redact_command(const RedactArgs& args) {
     options.redact.rules = std::move(*rules);
   }
   options.threads = args.threads;
-  options.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
+  options.progress =
+      args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = redact::run_redact(options);
   if (!report) return report_error(report.error());
   const std::string json = redact::report_json(*report, options);
   if (!args.report.empty()) {
-    if (auto written = write_file_atomically(args.report, json,
-                                             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    if (auto written = write_file_atomically(
+            args.report, json,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
         !written)
       return report_error(written.error());
   }
@@ -61,9 +63,11 @@ int run_redact_command(const RedactArgs& args) {
 }  // namespace
 
 void add_redact(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("redact", "find and black out text burned into pixel data (PS3.15 Clean Pixel Data)");
+  auto* cmd = app.add_subcommand(
+      "redact", "find and black out text burned into pixel data (PS3.15 Clean Pixel Data)");
   auto args = std::make_shared<RedactArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")->required();
+  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
+      ->required();
   cmd->add_option("-o,--output", args->output, "release folder for cleaned files")->required();
   cmd->add_option("--quarantine", args->quarantine,
                   "folder for files that fail closed (default: <output>-quarantine)");
@@ -71,12 +75,15 @@ void add_redact(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"all-text", "phi-text", "report"}))
       ->capture_default_str();
   cmd->add_option("--rules", args->rules, "rule file (JSON) with regions of known screen layouts");
-  cmd->add_option("--preview", args->preview, "write before/after PNGs with the boxes drawn to this folder");
+  cmd->add_option("--preview", args->preview,
+                  "write before/after PNGs with the boxes drawn to this folder");
   cmd->add_option("--report", args->report, "write the JSON report to this file");
-  cmd->add_option("--margin", args->margin, "pixels added around every word box")->capture_default_str();
+  cmd->add_option("--margin", args->margin, "pixels added around every word box")
+      ->capture_default_str();
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
-  cmd->add_flag("--json", args->json, "print the JSON report on stdout instead of the text summary");
+  cmd->add_flag("--json", args->json,
+                "print the JSON report on stdout instead of the text summary");
   cmd->callback([&action, args] { action = [args] { return run_redact_command(*args); }; });
 }
 

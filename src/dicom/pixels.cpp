@@ -112,7 +112,8 @@ Result<Geometry> read_geometry(DcmDataset& dataset) {
   const auto parsed = parse_photometric(photometric.c_str());
   if (!parsed) return fail(ErrorCode::unsupported, "unsupported photometric interpretation");
   g.photometric = *parsed;
-  if (g.width == 0 || g.height == 0) return fail(ErrorCode::malformed_dicom, "image has no rows or columns");
+  if (g.width == 0 || g.height == 0)
+    return fail(ErrorCode::malformed_dicom, "image has no rows or columns");
   if (g.bits_allocated != 8 && g.bits_allocated != 16)
     return fail(ErrorCode::unsupported, "unsupported bits allocated (only 8 and 16)");
   if (g.bits_stored == 0 || g.bits_stored > g.bits_allocated)
@@ -120,7 +121,8 @@ Result<Geometry> read_geometry(DcmDataset& dataset) {
   const bool colour = g.photometric == Photometric::rgb || g.photometric == Photometric::ybr_full ||
                       g.photometric == Photometric::ybr_full_422;
   if ((colour && g.samples != 3) || (!colour && g.samples != 1))
-    return fail(ErrorCode::malformed_dicom, "samples per pixel do not fit the photometric interpretation");
+    return fail(ErrorCode::malformed_dicom,
+                "samples per pixel do not fit the photometric interpretation");
   if (g.photometric == Photometric::ybr_full_422 && (g.bits_allocated != 8 || g.width % 2 != 0))
     return fail(ErrorCode::unsupported, "YBR_FULL_422 needs 8 bits and an even width");
   return g;
@@ -131,7 +133,8 @@ Result<Palette> read_palette(DcmDataset& dataset) {
   const DcmTagKey descriptors[3] = {DCM_RedPaletteColorLookupTableDescriptor,
                                     DCM_GreenPaletteColorLookupTableDescriptor,
                                     DCM_BluePaletteColorLookupTableDescriptor};
-  const DcmTagKey data[3] = {DCM_RedPaletteColorLookupTableData, DCM_GreenPaletteColorLookupTableData,
+  const DcmTagKey data[3] = {DCM_RedPaletteColorLookupTableData,
+                             DCM_GreenPaletteColorLookupTableData,
                              DCM_BluePaletteColorLookupTableData};
   std::vector<std::uint16_t>* out[3] = {&palette.red, &palette.green, &palette.blue};
   for (int c = 0; c < 3; ++c) {
@@ -167,7 +170,8 @@ DcmPixelData* pixel_element(DcmDataset& dataset) {
 }
 
 // The native bytes of all frames, each sample in little-endian order.
-Result<std::span<const std::uint8_t>> native_bytes(DcmPixelData& pixel, std::vector<std::uint8_t>& scratch) {
+Result<std::span<const std::uint8_t>> native_bytes(DcmPixelData& pixel,
+                                                   std::vector<std::uint8_t>& scratch) {
   if (pixel.getTag().getEVR() == EVR_OW || pixel.ident() == EVR_OW) {
     Uint16* words = nullptr;
     if (pixel.getUint16Array(words).bad() || words == nullptr)
@@ -194,12 +198,18 @@ Result<std::span<const std::uint8_t>> native_bytes(DcmPixelData& pixel, std::vec
 
 std::string_view photometric_name(Photometric photometric) {
   switch (photometric) {
-    case Photometric::monochrome1: return "MONOCHROME1";
-    case Photometric::monochrome2: return "MONOCHROME2";
-    case Photometric::rgb: return "RGB";
-    case Photometric::ybr_full: return "YBR_FULL";
-    case Photometric::ybr_full_422: return "YBR_FULL_422";
-    case Photometric::palette_color: return "PALETTE COLOR";
+    case Photometric::monochrome1:
+      return "MONOCHROME1";
+    case Photometric::monochrome2:
+      return "MONOCHROME2";
+    case Photometric::rgb:
+      return "RGB";
+    case Photometric::ybr_full:
+      return "YBR_FULL";
+    case Photometric::ybr_full_422:
+      return "YBR_FULL_422";
+    case Photometric::palette_color:
+      return "PALETTE COLOR";
   }
   return "";
 }
@@ -222,13 +232,15 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   DcmDataset& dataset = *PixelAccess::impl(file).file.getDataset();
   const E_TransferSyntax original = dataset.getOriginalXfer();
   if (!is_decodable(original))
-    return fail(ErrorCode::unsupported, std::string("no decoder for transfer syntax ") +
-                                            DcmXfer(original).getXferName());
+    return fail(ErrorCode::unsupported,
+                std::string("no decoder for transfer syntax ") + DcmXfer(original).getXferName());
   DcmPixelData* pixel = pixel_element(dataset);
   if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
   if (!is_native(original)) {
     const OFCondition status = dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
-    if (status.bad()) return fail(ErrorCode::malformed_dicom, std::string("cannot decode pixel data: ") + status.text());
+    if (status.bad())
+      return fail(ErrorCode::malformed_dicom,
+                  std::string("cannot decode pixel data: ") + status.text());
     pixel = pixel_element(dataset);
     if (pixel == nullptr) return fail(ErrorCode::internal, "pixel data lost while decoding");
   }
@@ -280,9 +292,11 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
       }
     } else if (g.samples == 3 && g.planar == 1) {
       for (std::size_t p = 0; p < pixels; ++p)
-        for (unsigned s = 0; s < 3; ++s) out[3 * p + s] = static_cast<std::uint16_t>(sample_at(s * pixels + p) & mask);
+        for (unsigned s = 0; s < 3; ++s)
+          out[3 * p + s] = static_cast<std::uint16_t>(sample_at(s * pixels + p) & mask);
     } else {
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint16_t>(sample_at(i) & mask);
+      for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = static_cast<std::uint16_t>(sample_at(i) & mask);
     }
   }
   return image;
@@ -309,7 +323,8 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   std::vector<std::uint8_t> bytes(frame_bytes * g.frames + (frame_bytes * g.frames) % 2);
   for (std::size_t f = 0; f < g.frames; ++f) {
     const std::vector<std::uint16_t>& in = image.frames[f];
-    if (in.size() != image.samples_per_frame()) return fail(ErrorCode::usage, "frame size mismatch");
+    if (in.size() != image.samples_per_frame())
+      return fail(ErrorCode::usage, "frame size mismatch");
     std::uint8_t* out = bytes.data() + f * frame_bytes;
     auto put = [&](std::size_t index, std::uint16_t value) {
       if (g.bits_allocated == 8) {
@@ -352,7 +367,8 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   } else {
     status = pixel->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
   }
-  if (status.bad()) return fail(ErrorCode::internal, std::string("cannot replace pixel data: ") + status.text());
+  if (status.bad())
+    return fail(ErrorCode::internal, std::string("cannot replace pixel data: ") + status.text());
 
   PixelWriteOutcome outcome;
   if (is_native(original)) {

@@ -13,8 +13,8 @@
 namespace radguard::dicom {
 
 enum class Photometric : std::uint8_t {
-  monochrome1,   // 0 is white
-  monochrome2,   // 0 is black
+  monochrome1,  // 0 is white
+  monochrome2,  // 0 is black
   rgb,
   ybr_full,
   ybr_full_422,  // uncompressed only; decoded to one Y, Cb, Cr triple per pixel
@@ -64,8 +64,8 @@ struct PixelImage {
 Result<PixelImage> decode_pixels(DicomFile& file);
 
 enum class WrittenSyntax : std::uint8_t {
-  original,                 // the file keeps its transfer syntax
-  explicit_little_fallback, // no lossless encoder for the original: written Explicit VR LE
+  original,                  // the file keeps its transfer syntax
+  explicit_little_fallback,  // no lossless encoder for the original: written Explicit VR LE
 };
 
 struct PixelWriteOutcome {

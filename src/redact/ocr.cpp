@@ -58,7 +58,8 @@ double noise_sigma(const cv::Mat& grey) {
 }
 
 std::uint8_t luminance(std::uint32_t r, std::uint32_t g, std::uint32_t b) {
-  return static_cast<std::uint8_t>(std::min<std::uint32_t>(255, (299 * r + 587 * g + 114 * b) / 1000));
+  return static_cast<std::uint8_t>(
+      std::min<std::uint32_t>(255, (299 * r + 587 * g + 114 * b) / 1000));
 }
 
 std::uint32_t to8(std::uint32_t value, unsigned bits) {
@@ -124,8 +125,9 @@ Gray8 render_gray8(const dicom::PixelImage& image, std::size_t frame) {
     }
     case dicom::Photometric::rgb:
       for (std::size_t p = 0; p < pixels; ++p)
-        out.pixels[p] = luminance(to8(in[3 * p], image.bits_stored), to8(in[3 * p + 1], image.bits_stored),
-                                  to8(in[3 * p + 2], image.bits_stored));
+        out.pixels[p] =
+            luminance(to8(in[3 * p], image.bits_stored), to8(in[3 * p + 1], image.bits_stored),
+                      to8(in[3 * p + 2], image.bits_stored));
       break;
     case dicom::Photometric::ybr_full:
     case dicom::Photometric::ybr_full_422:
@@ -137,10 +139,11 @@ Gray8 render_gray8(const dicom::PixelImage& image, std::size_t frame) {
       const std::int64_t size = static_cast<std::int64_t>(lut.red.size());
       for (std::size_t p = 0; p < pixels; ++p) {
         if (size == 0) break;
-        const std::int64_t index =
-            std::clamp<std::int64_t>(static_cast<std::int64_t>(in[p]) - lut.first_mapped, 0, size - 1);
+        const std::int64_t index = std::clamp<std::int64_t>(
+            static_cast<std::int64_t>(in[p]) - lut.first_mapped, 0, size - 1);
         const auto i = static_cast<std::size_t>(index);
-        out.pixels[p] = luminance(to8(lut.red[i], lut.bits), to8(lut.green[i], lut.bits), to8(lut.blue[i], lut.bits));
+        out.pixels[p] = luminance(to8(lut.red[i], lut.bits), to8(lut.green[i], lut.bits),
+                                  to8(lut.blue[i], lut.bits));
       }
       break;
     }
@@ -220,7 +223,8 @@ Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
           binary = scaled;
         }
         cv::copyMakeBorder(binary, padded, 16, 16, 16, 16, cv::BORDER_CONSTANT, cv::Scalar(255));
-        (*engine)->SetImage(padded.data, padded.cols, padded.rows, 1, static_cast<int>(padded.step));
+        (*engine)->SetImage(padded.data, padded.cols, padded.rows, 1,
+                            static_cast<int>(padded.step));
         std::unique_ptr<char[]> text((*engine)->GetUTF8Text());
         if (text) readings.emplace_back(text.get());
       }

@@ -39,13 +39,31 @@ std::string folded(std::string_view in) {
   std::string out(in);
   for (char& c : out) {
     switch (c) {
-      case 'O': case 'Q': case 'D': c = '0'; break;
-      case 'I': case 'L': case '|': case '!': c = '1'; break;
-      case 'S': c = '5'; break;
-      case 'B': c = '8'; break;
-      case 'Z': c = '2'; break;
-      case 'G': c = '6'; break;
-      default: break;
+      case 'O':
+      case 'Q':
+      case 'D':
+        c = '0';
+        break;
+      case 'I':
+      case 'L':
+      case '|':
+      case '!':
+        c = '1';
+        break;
+      case 'S':
+        c = '5';
+        break;
+      case 'B':
+        c = '8';
+        break;
+      case 'Z':
+        c = '2';
+        break;
+      case 'G':
+        c = '6';
+        break;
+      default:
+        break;
     }
   }
   return out;
@@ -93,11 +111,14 @@ std::vector<std::string> date_spellings(std::string_view da) {
   std::string digits = alnum_only(da);
   if (digits.size() < 8) return {};
   digits.resize(8);
-  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+  if (!std::all_of(digits.begin(), digits.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
     return {};
-  const std::string y = digits.substr(0, 4), m = digits.substr(4, 2), d = digits.substr(6, 2), yy = y.substr(2);
+  const std::string y = digits.substr(0, 4), m = digits.substr(4, 2), d = digits.substr(6, 2),
+                    yy = y.substr(2);
   const int month = std::stoi(m);
-  const std::string mon = month >= 1 && month <= 12 ? std::string(kMonths[static_cast<std::size_t>(month - 1)]) : "";
+  const std::string mon =
+      month >= 1 && month <= 12 ? std::string(kMonths[static_cast<std::size_t>(month - 1)]) : "";
   std::vector<std::string> out = {y + m + d, d + m + y, m + d + y, d + m + yy, m + d + yy};
   for (const char* sep : {"-", "/", "."}) {
     out.push_back(y + sep + m + sep + d);
@@ -113,24 +134,28 @@ std::vector<std::string> date_spellings(std::string_view da) {
 
 bool looks_like_date(const std::string& word) {
   static const std::regex numeric(R"(\d{1,4}[/.\-]\d{1,2}[/.\-]\d{2,4})");
-  static const std::regex named(R"(\d{1,2}[/.\-]?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[/.\-]?\d{2,4})");
+  static const std::regex named(
+      R"(\d{1,2}[/.\-]?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[A-Z]*[/.\-]?\d{2,4})");
   static const std::regex compact(R"((19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01]))");
-  return std::regex_match(word, numeric) || std::regex_match(word, named) || std::regex_match(word, compact);
+  return std::regex_match(word, numeric) || std::regex_match(word, named) ||
+         std::regex_match(word, compact);
 }
 
 bool looks_like_id(const std::string& word) {
   const std::string core = alnum_only(word);
-  const auto digits = std::count_if(core.begin(), core.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  const auto digits = std::count_if(
+      core.begin(), core.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   // Measurements (12.5MHZ, 16CM, 1024X768) have few digits or units; MRNs and accession
   // numbers are long runs of digits, often behind a short prefix.
-  return (core.size() >= 6 && digits >= 5) || (core.size() >= 7 && digits >= 4 && digits * 2 >= static_cast<long>(core.size()));
+  return (core.size() >= 6 && digits >= 5) ||
+         (core.size() >= 7 && digits >= 4 && digits * 2 >= static_cast<long>(core.size()));
 }
 
 // Institution words too common to identify anyone.
 bool is_generic_word(std::string_view word) {
-  static constexpr std::string_view kGeneric[] = {"THE", "OF", "AND", "ST", "SAINT", "HOSPITAL", "CLINIC",
-                                                  "MEDICAL", "CENTER", "CENTRE", "UNIVERSITY", "ROAD",
-                                                  "STREET", "HEALTH", "DEPARTMENT", "RADIOLOGY"};
+  static constexpr std::string_view kGeneric[] = {
+      "THE",    "OF",     "AND",        "ST",   "SAINT",  "HOSPITAL", "CLINIC",     "MEDICAL",
+      "CENTER", "CENTRE", "UNIVERSITY", "ROAD", "STREET", "HEALTH",   "DEPARTMENT", "RADIOLOGY"};
   return std::find(std::begin(kGeneric), std::end(kGeneric), word) != std::end(kGeneric);
 }
 
@@ -149,21 +174,23 @@ std::vector<std::string> split_words(std::string_view value) {
   return out;
 }
 
-constexpr Tag kNames[] = {{0x0010, 0x0010}, {0x0010, 0x1001}, {0x0010, 0x1005}, {0x0010, 0x1060},
-                          {0x0008, 0x0090}, {0x0008, 0x1050}, {0x0008, 0x1070}, {0x0008, 0x1060},
-                          {0x0032, 0x1032}};
+constexpr Tag kNames[] = {{0x0010, 0x0010}, {0x0010, 0x1001}, {0x0010, 0x1005},
+                          {0x0010, 0x1060}, {0x0008, 0x0090}, {0x0008, 0x1050},
+                          {0x0008, 0x1070}, {0x0008, 0x1060}, {0x0032, 0x1032}};
 constexpr Tag kIds[] = {{0x0010, 0x0020}, {0x0010, 0x1000}, {0x0008, 0x0050}, {0x0020, 0x0010},
                         {0x0010, 0x1002}, {0x0038, 0x0010}, {0x0010, 0x2154}};
-constexpr Tag kDates[] = {{0x0010, 0x0030}, {0x0008, 0x0020}, {0x0008, 0x0021}, {0x0008, 0x0022},
-                          {0x0008, 0x0023}, {0x0008, 0x0012}};
-constexpr Tag kInstitution[] = {{0x0008, 0x0080}, {0x0008, 0x0081}, {0x0008, 0x1040}, {0x0010, 0x1040}};
+constexpr Tag kDates[] = {{0x0010, 0x0030}, {0x0008, 0x0020}, {0x0008, 0x0021},
+                          {0x0008, 0x0022}, {0x0008, 0x0023}, {0x0008, 0x0012}};
+constexpr Tag kInstitution[] = {
+    {0x0008, 0x0080}, {0x0008, 0x0081}, {0x0008, 0x1040}, {0x0010, 0x1040}};
 
 }  // namespace
 
 void PhiMatcher::add(std::string_view value, Category category) {
   const std::string text = upper_trimmed(value);
   if (text.empty()) return;
-  if (std::any_of(tokens_.begin(), tokens_.end(), [&](const Token& t) { return t.text == text; })) return;
+  if (std::any_of(tokens_.begin(), tokens_.end(), [&](const Token& t) { return t.text == text; }))
+    return;
   tokens_.push_back({text, folded(alnum_only(text)), category});
 }
 
@@ -220,9 +247,11 @@ std::optional<Category> PhiMatcher::match(std::string_view raw) const {
       const std::string fold = folded(compact);
       if (token.folded.size() >= 4 && similar(fold, token.folded)) return token.category;
       // An identifier glued to a label ("MRN123456").
-      if (token.folded.size() >= 5 && fold.find(token.folded) != std::string::npos) return token.category;
+      if (token.folded.size() >= 5 && fold.find(token.folded) != std::string::npos)
+        return token.category;
       // A piece of a long identifier or date the OCR split in two ("PID1" "2345").
-      if (token.folded.size() >= 6 && fold.size() >= 4 && token.folded.find(fold) != std::string::npos)
+      if (token.folded.size() >= 6 && fold.size() >= 4 &&
+          token.folded.find(fold) != std::string::npos)
         return token.category;
     }
   }
@@ -240,18 +269,21 @@ std::optional<Category> PhiMatcher::match_whole(std::string_view raw) const {
   if (fold.size() < 4) return std::nullopt;
   for (const Token& token : tokens_) {
     if (token.text.size() < 4) continue;
-    if (similar(word, token.text) || (token.folded.size() >= 4 && similar(fold, token.folded))) return token.category;
+    if (similar(word, token.text) || (token.folded.size() >= 4 && similar(fold, token.folded)))
+      return token.category;
   }
   return std::nullopt;
 }
 
-std::optional<Category> PhiMatcher::match_across(std::string_view left, std::string_view right) const {
+std::optional<Category> PhiMatcher::match_across(std::string_view left,
+                                                 std::string_view right) const {
   if (auto whole = match_whole(std::string(left) + std::string(right))) return whole;
   const std::string a = folded(alnum_only(upper_trimmed(left)));
   const std::string joined = a + folded(alnum_only(upper_trimmed(right)));
   for (const Token& token : tokens_) {
     if (token.folded.size() < 5) continue;
-    for (auto pos = joined.find(token.folded); pos != std::string::npos; pos = joined.find(token.folded, pos + 1))
+    for (auto pos = joined.find(token.folded); pos != std::string::npos;
+         pos = joined.find(token.folded, pos + 1))
       if (pos < a.size() && pos + token.folded.size() > a.size()) return token.category;
   }
   return std::nullopt;
@@ -266,7 +298,8 @@ double PhiMatcher::fragment_ratio(std::string_view raw) const {
     if (token.folded.size() < 6 || token.folded.size() <= fold.size()) continue;
     if (token.folded.find(fold) == std::string::npos) continue;
     // Full text length (separators included) over what was read.
-    ratio = std::max(ratio, static_cast<double>(token.text.size()) / static_cast<double>(word.size()));
+    ratio =
+        std::max(ratio, static_cast<double>(token.text.size()) / static_cast<double>(word.size()));
   }
   return ratio;
 }

@@ -153,7 +153,7 @@ struct FileRedaction {
   Triage triage;
   std::size_t frames = 0, frames_ocred = 0;
   std::vector<Redaction> redactions;
-  std::size_t residual_phi_words = 0;  // found by the verification pass
+  std::size_t residual_phi_words = 0;               // found by the verification pass
   std::optional<dicom::PixelWriteOutcome> written;  // set when pixel data was replaced
   // For previews: the frames before and after, rendered 8-bit (only when asked for).
   struct Preview {
@@ -200,7 +200,7 @@ struct RedactOutcome {
 struct RedactRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
-  std::filesystem::path quarantine;          // default: "<output>-quarantine"
+  std::filesystem::path quarantine;              // default: "<output>-quarantine"
   std::optional<std::filesystem::path> preview;  // before/after PNGs
   RedactOptions redact;
   unsigned threads = 0;

@@ -23,7 +23,8 @@ constexpr float kCertain = 85;
 constexpr float kUnreliable = 60;
 
 bool has_alnum(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
 }
 
 // A re-read box may hold several words: each, and each pair of neighbours, is tried.
@@ -87,7 +88,8 @@ std::vector<std::uint16_t> black_of(const dicom::PixelImage& image, std::size_t 
       const bool max_is_black = image.photometric == dicom::Photometric::monochrome1;
       std::uint16_t best = in.empty() ? 0 : in[0];
       for (const auto s : in) {
-        const bool darker = max_is_black ? image.value_of(s) > image.value_of(best) : image.value_of(s) < image.value_of(best);
+        const bool darker = max_is_black ? image.value_of(s) > image.value_of(best)
+                                         : image.value_of(s) < image.value_of(best);
         if (darker) best = s;
       }
       return {best};
@@ -116,12 +118,15 @@ std::vector<std::uint16_t> black_of(const dicom::PixelImage& image, std::size_t 
   return {0};
 }
 
-void fill(dicom::PixelImage& image, std::size_t frame, const Box& box, const std::vector<std::uint16_t>& black) {
+void fill(dicom::PixelImage& image, std::size_t frame, const Box& box,
+          const std::vector<std::uint16_t>& black) {
   auto& samples = image.frames[frame];
   for (int y = box.y; y < box.y + box.height; ++y) {
     for (int x = box.x; x < box.x + box.width; ++x) {
-      const std::size_t pixel = static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x);
-      for (unsigned s = 0; s < image.samples; ++s) samples[pixel * image.samples + s] = black[s % black.size()];
+      const std::size_t pixel =
+          static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x);
+      for (unsigned s = 0; s < image.samples; ++s)
+        samples[pixel * image.samples + s] = black[s % black.size()];
     }
   }
 }
@@ -160,39 +165,56 @@ Result<Mode> parse_mode(std::string_view text) {
 
 std::string_view mode_name(Mode mode) {
   switch (mode) {
-    case Mode::all_text: return "all-text";
-    case Mode::phi_text: return "phi-text";
-    case Mode::report: return "report";
+    case Mode::all_text:
+      return "all-text";
+    case Mode::phi_text:
+      return "phi-text";
+    case Mode::report:
+      return "report";
   }
   return "";
 }
 
 std::string_view category_name(Category category) {
   switch (category) {
-    case Category::rule: return "rule";
-    case Category::name: return "name";
-    case Category::id: return "id";
-    case Category::date: return "date";
-    case Category::institution: return "institution";
-    case Category::date_pattern: return "date_pattern";
-    case Category::id_pattern: return "id_pattern";
-    case Category::text: return "text";
+    case Category::rule:
+      return "rule";
+    case Category::name:
+      return "name";
+    case Category::id:
+      return "id";
+    case Category::date:
+      return "date";
+    case Category::institution:
+      return "institution";
+    case Category::date_pattern:
+      return "date_pattern";
+    case Category::id_pattern:
+      return "id_pattern";
+    case Category::text:
+      return "text";
   }
   return "";
 }
 
 std::string_view verdict_name(FileVerdict verdict) {
   switch (verdict) {
-    case FileVerdict::cleaned: return "cleaned";
-    case FileVerdict::no_text_found: return "no_text_found";
-    case FileVerdict::not_needed: return "not_needed";
-    case FileVerdict::residual_phi: return "residual_phi";
-    case FileVerdict::reported: return "reported";
+    case FileVerdict::cleaned:
+      return "cleaned";
+    case FileVerdict::no_text_found:
+      return "no_text_found";
+    case FileVerdict::not_needed:
+      return "not_needed";
+    case FileVerdict::residual_phi:
+      return "residual_phi";
+    case FileVerdict::reported:
+      return "reported";
   }
   return "";
 }
 
-Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& options, PreviewImages previews) {
+Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& options,
+                                  PreviewImages previews) {
   FileRedaction result;
   const HeaderFacts facts = header_facts(file);
   result.triage = triage(facts);
@@ -226,7 +248,8 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         if (&a == &b) continue;
         const int height = std::max(a.box.height, b.box.height);
         const int gap = b.box.x - (a.box.x + a.box.width);
-        const int centre_offset = std::abs((a.box.y * 2 + a.box.height) - (b.box.y * 2 + b.box.height)) / 2;
+        const int centre_offset =
+            std::abs((a.box.y * 2 + a.box.height) - (b.box.y * 2 + b.box.height)) / 2;
         if (gap < -2 || gap > height || centre_offset * 2 > height) continue;
         const auto category = matcher.match_across(a.text, b.text);
         if (!category) continue;
@@ -238,7 +261,8 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     }
     for (const Word& word : *words) {
       std::optional<Category> category = matcher.match(word.text);
-      if (!category && options.mode == Mode::all_text && has_alnum(word.text)) category = Category::text;
+      if (!category && options.mode == Mode::all_text && has_alnum(word.text))
+        category = Category::text;
       if (!category && word.confidence < kCertain && word.dark_on_light) {
         // An uncertain reading may be a misread identifier: read it again, differently.
         auto readings = reread(before[f], word.box);
@@ -250,8 +274,9 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         if (!category && word.confidence < kUnreliable) category = matcher.match_loosely(word.text);
       }
       if (!category) continue;
-      const Box box = clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
-                              options.margin, image);
+      const Box box =
+          clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
+                  options.margin, image);
       if (!box.empty()) result.redactions.push_back({f, box, *category});
     }
   }

@@ -1,8 +1,7 @@
 // Rule files: regions of known screen layouts, redacted whatever OCR finds.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 #include "core/atomic_file.hpp"
 #include "redact/redact.hpp"
@@ -13,9 +12,11 @@ namespace {
 
 bool contains_ignoring_case(std::string_view haystack, std::string_view needle) {
   if (needle.empty()) return true;
-  const auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b));
-  });
+  const auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                              [](char a, char b) {
+                                return std::toupper(static_cast<unsigned char>(a)) ==
+                                       std::toupper(static_cast<unsigned char>(b));
+                              });
   return it != haystack.end();
 }
 
@@ -24,10 +25,12 @@ bool contains_ignoring_case(std::string_view haystack, std::string_view needle) 
 Result<RuleSet> RuleSet::parse(std::string_view json_text) {
   using nlohmann::json;
   const json doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return fail(ErrorCode::usage, "rule file: not a JSON object");
+  if (doc.is_discarded() || !doc.is_object())
+    return fail(ErrorCode::usage, "rule file: not a JSON object");
   if (!doc.contains("radguard_redaction_rules") || doc["radguard_redaction_rules"] != 1)
     return fail(ErrorCode::usage, "rule file: \"radguard_redaction_rules\": 1 is missing");
-  if (!doc.contains("rules") || !doc["rules"].is_array()) return fail(ErrorCode::usage, "rule file: \"rules\" must be an array");
+  if (!doc.contains("rules") || !doc["rules"].is_array())
+    return fail(ErrorCode::usage, "rule file: \"rules\" must be an array");
   RuleSet set;
   std::size_t index = 0;
   for (const json& entry : doc["rules"]) {
@@ -37,7 +40,8 @@ Result<RuleSet> RuleSet::parse(std::string_view json_text) {
     rule.name = entry.value("name", "");
     if (entry.contains("match")) {
       const json& match = entry["match"];
-      if (!match.is_object()) return fail(ErrorCode::usage, where + ": \"match\" must be an object");
+      if (!match.is_object())
+        return fail(ErrorCode::usage, where + ": \"match\" must be an object");
       try {
         rule.manufacturer = match.value("manufacturer", "");
         rule.model = match.value("model", "");
@@ -53,12 +57,13 @@ Result<RuleSet> RuleSet::parse(std::string_view json_text) {
     for (const json& region : entry["regions"]) {
       Box box;
       try {
-        box = Box{region.at("x").get<int>(), region.at("y").get<int>(), region.at("width").get<int>(),
-                  region.at("height").get<int>()};
+        box = Box{region.at("x").get<int>(), region.at("y").get<int>(),
+                  region.at("width").get<int>(), region.at("height").get<int>()};
       } catch (const json::exception&) {
         return fail(ErrorCode::usage, where + ": a region needs integer x, y, width, height");
       }
-      if (box.empty() || box.x < 0 || box.y < 0) return fail(ErrorCode::usage, where + ": a region is empty or negative");
+      if (box.empty() || box.x < 0 || box.y < 0)
+        return fail(ErrorCode::usage, where + ": a region is empty or negative");
       rule.regions.push_back(box);
     }
     set.rules.push_back(std::move(rule));

@@ -1,10 +1,9 @@
 // The batch behind `radguard redact`: every input through redact_file, published atomically
 // into the output folder, or into the quarantine folder when it fails closed.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -37,8 +36,9 @@ Result<std::string> output_stem(const dicom::DicomFile& file) {
   if (!uid) return fail(ErrorCode::malformed_dicom, "no SOP Instance UID to name the output");
   std::string text = *uid;
   while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
-  if (text.empty() || text.size() > 64 ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; }))
+  if (text.empty() || text.size() > 64 || !std::all_of(text.begin(), text.end(), [](char c) {
+        return (c >= '0' && c <= '9') || c == '.';
+      }))
     return fail(ErrorCode::malformed_dicom, "SOP Instance UID is not a valid UID");
   return text;
 }
@@ -50,13 +50,14 @@ Status save_atomically(dicom::DicomFile& file, const fs::path& destination) {
   return pending->commit();
 }
 
-Status write_previews(const FileRedaction& redaction, const fs::path& folder, const std::string& stem) {
+Status write_previews(const FileRedaction& redaction, const fs::path& folder,
+                      const std::string& stem) {
   try {
     for (const auto& preview : redaction.previews) {
       for (const bool after : {false, true}) {
         const auto& pixels = after ? preview.after : preview.before;
-        const cv::Mat grey(static_cast<int>(preview.height), static_cast<int>(preview.width), CV_8UC1,
-                           const_cast<std::uint8_t*>(pixels.data()));
+        const cv::Mat grey(static_cast<int>(preview.height), static_cast<int>(preview.width),
+                           CV_8UC1, const_cast<std::uint8_t*>(pixels.data()));
         cv::Mat colour;
         cv::cvtColor(grey, colour, cv::COLOR_GRAY2BGR);
         const cv::Scalar outline = after ? cv::Scalar(0, 200, 0) : cv::Scalar(0, 0, 255);
@@ -65,12 +66,15 @@ Status write_previews(const FileRedaction& redaction, const fs::path& folder, co
           cv::rectangle(colour, cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height), outline, 1);
         }
         std::vector<unsigned char> png;
-        if (!cv::imencode(".png", colour, png)) return fail(ErrorCode::io, "cannot encode preview PNG");
-        const std::string name = stem + "_f" + std::to_string(preview.frame) + (after ? "_after.png" : "_before.png");
+        if (!cv::imencode(".png", colour, png))
+          return fail(ErrorCode::io, "cannot encode preview PNG");
+        const std::string name =
+            stem + "_f" + std::to_string(preview.frame) + (after ? "_after.png" : "_before.png");
         // The "before" image shows the identifying text: owner-only, like the report.
-        if (auto written = write_file_atomically(folder / name,
-                                                 std::string_view(reinterpret_cast<const char*>(png.data()), png.size()),
-                                                 fs::perms::owner_read | fs::perms::owner_write);
+        if (auto written = write_file_atomically(
+                folder / name,
+                std::string_view(reinterpret_cast<const char*>(png.data()), png.size()),
+                fs::perms::owner_read | fs::perms::owner_write);
             !written)
           return written;
       }
@@ -92,8 +96,9 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
   };
   auto file = dicom::DicomFile::open(input);
   if (!file)
-    return failed(file.error(), file.error().code == ErrorCode::not_dicom ? OutcomeStatus::skipped_not_dicom
-                                                                          : OutcomeStatus::failed);
+    return failed(file.error(), file.error().code == ErrorCode::not_dicom
+                                    ? OutcomeStatus::skipped_not_dicom
+                                    : OutcomeStatus::failed);
   if (file->is_dicomdir()) return failed(Error{ErrorCode::policy, "DICOMDIR not processed"});
   auto stem = output_stem(*file);
   if (!stem) return failed(stem.error());
@@ -109,7 +114,9 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
       const fs::path target = options.quarantine / name;
       auto bytes = read_small_file(input);
       if (bytes) {
-        if (auto written = write_file_atomically(target, *bytes, fs::perms::owner_read | fs::perms::owner_write); written)
+        if (auto written = write_file_atomically(target, *bytes,
+                                                 fs::perms::owner_read | fs::perms::owner_write);
+            written)
           outcome.output = target;
       }
       return failed(redaction.error(), OutcomeStatus::quarantined);
@@ -117,7 +124,8 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
     return failed(redaction.error());
   }
   if (options.preview) {
-    if (auto written = write_previews(*redaction, *options.preview, *stem); !written) return failed(written.error());
+    if (auto written = write_previews(*redaction, *options.preview, *stem); !written)
+      return failed(written.error());
     redaction->previews.clear();
   }
   outcome.redaction = std::move(*redaction);
@@ -154,18 +162,24 @@ bool inside(const fs::path& child, const fs::path& parent) {
 
 std::string_view outcome_status_name(OutcomeStatus status) {
   switch (status) {
-    case OutcomeStatus::written: return "written";
-    case OutcomeStatus::quarantined: return "quarantined";
-    case OutcomeStatus::reported: return "reported";
-    case OutcomeStatus::skipped_not_dicom: return "skipped_not_dicom";
-    case OutcomeStatus::failed: return "failed";
+    case OutcomeStatus::written:
+      return "written";
+    case OutcomeStatus::quarantined:
+      return "quarantined";
+    case OutcomeStatus::reported:
+      return "reported";
+    case OutcomeStatus::skipped_not_dicom:
+      return "skipped_not_dicom";
+    case OutcomeStatus::failed:
+      return "failed";
   }
   return "";
 }
 
 std::size_t RedactRunReport::count(OutcomeStatus status) const {
   return static_cast<std::size_t>(
-      std::count_if(outcomes.begin(), outcomes.end(), [&](const RedactOutcome& o) { return o.status == status; }));
+      std::count_if(outcomes.begin(), outcomes.end(),
+                    [&](const RedactOutcome& o) { return o.status == status; }));
 }
 
 int RedactRunReport::exit_code() const {
@@ -186,7 +200,8 @@ Result<RedactRunReport> run_redact(const RedactRunOptions& given) {
   for (const auto& input : options.inputs) {
     for (const fs::path* folder : {&options.output, &options.quarantine}) {
       if (inside(*folder, input) && fs::is_directory(input))
-        return fail(ErrorCode::usage, "the output folder " + folder->string() + " lies inside the input " + input.string());
+        return fail(ErrorCode::usage, "the output folder " + folder->string() +
+                                          " lies inside the input " + input.string());
     }
   }
   if (inside(options.quarantine, options.output))
@@ -229,7 +244,8 @@ std::string report_json(const RedactRunReport& report, const RedactRunOptions& o
     if (o.redaction) {
       const FileRedaction& r = *o.redaction;
       entry["verdict"] = verdict_name(r.verdict);
-      entry["triage"] = {{"ocr", r.triage.verdict == TriageVerdict::ocr}, {"reason", r.triage.reason}};
+      entry["triage"] = {{"ocr", r.triage.verdict == TriageVerdict::ocr},
+                         {"reason", r.triage.reason}};
       entry["frames"] = r.frames;
       entry["frames_ocr"] = r.frames_ocred;
       entry["residual_phi_words"] = r.residual_phi_words;
@@ -252,7 +268,10 @@ std::string report_json(const RedactRunReport& report, const RedactRunOptions& o
     files.push_back(std::move(entry));
   }
   for (const auto& m : report.missing_inputs)
-    files.push_back({{"input", m.path.string()}, {"status", "missing_input"}, {"error", "io"}, {"reason", m.reason}});
+    files.push_back({{"input", m.path.string()},
+                     {"status", "missing_input"},
+                     {"error", "io"},
+                     {"reason", m.reason}});
   const json doc = {{"radguard", kVersion},
                     {"command", "redact"},
                     {"mode", mode_name(options.redact.mode)},
@@ -275,16 +294,18 @@ std::string report_text(const RedactRunReport& report) {
   std::size_t boxes = 0;
   for (const auto& o : report.outcomes)
     if (o.redaction) boxes += o.redaction->redactions.size();
-  out << "redact: " << report.outcomes.size() << " files, " << report.count(OutcomeStatus::written) << " written, "
-      << report.count(OutcomeStatus::quarantined) << " quarantined, " << report.count(OutcomeStatus::reported)
-      << " reported, " << report.count(OutcomeStatus::failed) << " failed, " << boxes << " boxes";
+  out << "redact: " << report.outcomes.size() << " files, " << report.count(OutcomeStatus::written)
+      << " written, " << report.count(OutcomeStatus::quarantined) << " quarantined, "
+      << report.count(OutcomeStatus::reported) << " reported, "
+      << report.count(OutcomeStatus::failed) << " failed, " << boxes << " boxes";
   out << " (" << report.seconds << " s)\n";
   for (const auto& o : report.outcomes) {
     if (o.status == OutcomeStatus::failed || o.status == OutcomeStatus::quarantined)
-      out << (o.status == OutcomeStatus::failed ? "error: " : "quarantined: ") << o.input.string() << ": " << o.reason
-          << "\n";
+      out << (o.status == OutcomeStatus::failed ? "error: " : "quarantined: ") << o.input.string()
+          << ": " << o.reason << "\n";
   }
-  for (const auto& m : report.missing_inputs) out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  for (const auto& m : report.missing_inputs)
+    out << "error: " << m.path.string() << ": " << m.reason << "\n";
   return out.str();
 }
 

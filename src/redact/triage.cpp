@@ -68,8 +68,10 @@ HeaderFacts header_facts(const dicom::DicomFile& file) {
 
 Triage triage(const HeaderFacts& facts) {
   if (!facts.has_pixel_data) return {TriageVerdict::skip, "no pixel data"};
-  if (facts.burned_in_annotation == "YES") return {TriageVerdict::ocr, "Burned In Annotation is YES"};
-  if (std::find(kTextModalities.begin(), kTextModalities.end(), facts.modality) != kTextModalities.end())
+  if (facts.burned_in_annotation == "YES")
+    return {TriageVerdict::ocr, "Burned In Annotation is YES"};
+  if (std::find(kTextModalities.begin(), kTextModalities.end(), facts.modality) !=
+      kTextModalities.end())
     return {TriageVerdict::ocr, "modality " + facts.modality + " often carries burned-in text"};
   // Secondary Capture and its multi-frame variants (1.2.840.10008.5.1.4.1.1.7[.n]).
   if (facts.sop_class_uid == "1.2.840.10008.5.1.4.1.1.7" ||
@@ -81,10 +83,12 @@ Triage triage(const HeaderFacts& facts) {
   }
   if (facts.samples_per_pixel == 3)
     for (const auto& [rows, columns] : kScreenSizes)
-      if (facts.rows == rows && facts.columns == columns) return {TriageVerdict::ocr, "colour image of a screen size"};
+      if (facts.rows == rows && facts.columns == columns)
+        return {TriageVerdict::ocr, "colour image of a screen size"};
   if (facts.burned_in_annotation == "NO" || !facts.modality.empty())
-    return {TriageVerdict::skip, "modality " + (facts.modality.empty() ? std::string("unknown") : facts.modality) +
-                                     " without signs of burned-in text"};
+    return {TriageVerdict::skip,
+            "modality " + (facts.modality.empty() ? std::string("unknown") : facts.modality) +
+                " without signs of burned-in text"};
   return {TriageVerdict::ocr, "no modality: checked to be safe"};
 }
 

@@ -14,16 +14,19 @@ cv::Mat draw_frame(const BurnedFrame& frame) {
     std::normal_distribution<double> gauss(0.0, frame.noise);
     for (int y = 0; y < image.rows; ++y)
       for (int x = 0; x < image.cols; ++x)
-        image.at<std::uint8_t>(y, x) = cv::saturate_cast<std::uint8_t>(frame.background + gauss(random));
+        image.at<std::uint8_t>(y, x) =
+            cv::saturate_cast<std::uint8_t>(frame.background + gauss(random));
   }
   for (const auto& t : frame.texts)
-    cv::putText(image, t.text, t.origin, t.font, t.scale, cv::Scalar(t.value), t.thickness, cv::LINE_8);
+    cv::putText(image, t.text, t.origin, t.font, t.scale, cv::Scalar(t.value), t.thickness,
+                cv::LINE_8);
   return image;
 }
 
 cv::Mat ink_of(const BurnedFrame& frame, const BurnedText& text) {
   cv::Mat mask(frame.height, frame.width, CV_8UC1, cv::Scalar(0));
-  cv::putText(mask, text.text, text.origin, text.font, text.scale, cv::Scalar(255), text.thickness, cv::LINE_8);
+  cv::putText(mask, text.text, text.origin, text.font, text.scale, cv::Scalar(255), text.thickness,
+              cv::LINE_8);
   return mask;
 }
 
@@ -43,7 +46,8 @@ double covered_fraction(const BurnedFrame& frame, const BurnedText& text,
 std::unique_ptr<DcmFileFormat> make_burned_in(const std::vector<BurnedFrame>& frames, Colour colour,
                                               const std::string& sop_uid) {
   const int width = frames.at(0).width, height = frames.at(0).height;
-  auto file = make_ct("PID12345", sop_uid, static_cast<unsigned>(height), static_cast<unsigned>(width), 1);
+  auto file =
+      make_ct("PID12345", sop_uid, static_cast<unsigned>(height), static_cast<unsigned>(width), 1);
   DcmDataset& d = *file->getDataset();
   d.putAndInsertString(DCM_Modality, "US");
   d.putAndInsertString(DCM_SOPClassUID, frames.size() > 1 ? UID_UltrasoundMultiframeImageStorage
@@ -52,7 +56,8 @@ std::unique_ptr<DcmFileFormat> make_burned_in(const std::vector<BurnedFrame>& fr
   d.findAndDeleteElement(DCM_RescaleIntercept);
   d.findAndDeleteElement(DCM_RescaleSlope);
   d.findAndDeleteElement(DCM_PixelData);
-  if (frames.size() > 1) d.putAndInsertString(DCM_NumberOfFrames, std::to_string(frames.size()).c_str());
+  if (frames.size() > 1)
+    d.putAndInsertString(DCM_NumberOfFrames, std::to_string(frames.size()).c_str());
   const bool three = colour == Colour::rgb || colour == Colour::ybr_full;
   const bool sixteen = colour == Colour::monochrome2_16bit;
   d.putAndInsertUint16(DCM_SamplesPerPixel, three ? 3 : 1);
@@ -74,7 +79,9 @@ std::unique_ptr<DcmFileFormat> make_burned_in(const std::vector<BurnedFrame>& fr
       for (int x = 0; x < width; ++x) {
         const std::uint8_t v = grey.at<std::uint8_t>(y, x);
         switch (colour) {
-          case Colour::monochrome1: bytes.push_back(static_cast<Uint8>(255 - v)); break;
+          case Colour::monochrome1:
+            bytes.push_back(static_cast<Uint8>(255 - v));
+            break;
           case Colour::rgb:
             // Tinted text, as on ultrasound screens: luminance carries it.
             bytes.push_back(v);
@@ -86,15 +93,22 @@ std::unique_ptr<DcmFileFormat> make_burned_in(const std::vector<BurnedFrame>& fr
             bytes.push_back(128);
             bytes.push_back(128);
             break;
-          case Colour::palette: bytes.push_back(static_cast<Uint8>(255 - v)); break;  // reversed LUT
-          case Colour::monochrome2_16bit: words.push_back(static_cast<Uint16>(v * 16 + 8)); break;
-          case Colour::monochrome2: bytes.push_back(v); break;
+          case Colour::palette:
+            bytes.push_back(static_cast<Uint8>(255 - v));
+            break;  // reversed LUT
+          case Colour::monochrome2_16bit:
+            words.push_back(static_cast<Uint16>(v * 16 + 8));
+            break;
+          case Colour::monochrome2:
+            bytes.push_back(v);
+            break;
         }
       }
     }
   }
   if (sixteen) {
-    d.putAndInsertUint16Array(DCM_PixelData, words.data(), static_cast<unsigned long>(words.size()));
+    d.putAndInsertUint16Array(DCM_PixelData, words.data(),
+                              static_cast<unsigned long>(words.size()));
   } else {
     if (bytes.size() % 2 != 0) bytes.push_back(0);
     d.putAndInsertUint8Array(DCM_PixelData, bytes.data(), static_cast<unsigned long>(bytes.size()));
@@ -102,8 +116,10 @@ std::unique_ptr<DcmFileFormat> make_burned_in(const std::vector<BurnedFrame>& fr
   if (colour == Colour::palette) {
     for (const auto& [descriptor, data] :
          {std::pair{DCM_RedPaletteColorLookupTableDescriptor, DCM_RedPaletteColorLookupTableData},
-          std::pair{DCM_GreenPaletteColorLookupTableDescriptor, DCM_GreenPaletteColorLookupTableData},
-          std::pair{DCM_BluePaletteColorLookupTableDescriptor, DCM_BluePaletteColorLookupTableData}}) {
+          std::pair{DCM_GreenPaletteColorLookupTableDescriptor,
+                    DCM_GreenPaletteColorLookupTableData},
+          std::pair{DCM_BluePaletteColorLookupTableDescriptor,
+                    DCM_BluePaletteColorLookupTableData}}) {
       const Uint16 desc[3] = {256, 0, 16};
       d.putAndInsertUint16Array(descriptor, desc, 3);
       std::vector<Uint16> lut(256);

@@ -19,7 +19,7 @@ struct BurnedText {
   int font = 0;      // cv::HersheyFonts
   double scale = 0.6;
   int thickness = 1;
-  int value = 255;   // grey level of the ink
+  int value = 255;  // grey level of the ink
   bool phi = true;
 };
 
@@ -40,8 +40,9 @@ enum class Colour { monochrome2, monochrome1, rgb, ybr_full, palette, monochrome
 
 // An ultrasound object (patient DOE^JOHN, ID PID12345, born 1930-01-02, study 2019-03-15,
 // accession ACC998877) whose frames are the drawn frames, in the given colour model.
-std::unique_ptr<DcmFileFormat> make_burned_in(const std::vector<BurnedFrame>& frames, Colour colour,
-                                              const std::string& sop_uid = "1.2.826.0.1.3680043.2.1125.9.1");
+std::unique_ptr<DcmFileFormat> make_burned_in(
+    const std::vector<BurnedFrame>& frames, Colour colour,
+    const std::string& sop_uid = "1.2.826.0.1.3680043.2.1125.9.1");
 
 // The fraction of a text's ink pixels inside the union of `boxes` of frame `index`.
 double covered_fraction(const BurnedFrame& frame, const BurnedText& text,
