@@ -339,6 +339,7 @@ TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
           code);
   EXPECT_EQ(code, 0);
   EXPECT_FALSE(std::filesystem::exists(dir / "out2" / "1.2.826.0.1.3680043.2.1125.9.7.dcm"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out2" / "1.2.826.0.1.3680043.2.1125.9.8.dcm"));
 
   run_cli(
       "redact " + (dir / "in").string() + " --output " + (dir / "out3").string() + " --mode bogus",

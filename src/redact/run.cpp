@@ -130,7 +130,8 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
   }
   outcome.redaction = std::move(*redaction);
   const FileRedaction& r = *outcome.redaction;
-  if (r.verdict == FileVerdict::reported) {
+  // Report mode finds and tells; it never writes DICOM, whatever triage decided.
+  if (r.verdict == FileVerdict::reported || options.redact.mode == Mode::report) {
     outcome.status = OutcomeStatus::reported;
     return outcome;
   }
