@@ -186,6 +186,17 @@ TEST(Pixels, LossyJpegIsWrittenExplicitLittleEndian) {
   EXPECT_EQ(back->frames, image->frames);
 }
 
+TEST(Pixels, DecodingLeavesCompressedPixelDataAsItWas) {
+  TempDir dir;
+  auto ct = make_ct("PID1", "1.2.3.4.5.6", 16, 16, 2);
+  save(*ct, dir / "in.dcm", EXS_JPEGLSLossless);
+  const std::string before = pixel_bytes(*load(dir / "in.dcm"));
+  auto file = open_or_die(dir / "in.dcm");
+  ASSERT_TRUE(dicom::decode_pixels(file).has_value());
+  ASSERT_TRUE(file.save(dir / "out.dcm", {"1.2.3", "TEST"}).has_value());
+  EXPECT_EQ(pixel_bytes(*load(dir / "out.dcm")), before);
+}
+
 TEST(Pixels, Jpeg2000IsReportedUnsupported) {
   EXPECT_FALSE(dicom::can_decode_transfer_syntax("1.2.840.10008.1.2.4.90"));
   EXPECT_FALSE(dicom::can_decode_transfer_syntax("1.2.840.10008.1.2.4.91"));

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <memory>
 #include <mutex>
 
 #include "dicom/dicom_file_impl.hpp"
@@ -234,17 +235,21 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   if (!is_decodable(original))
     return fail(ErrorCode::unsupported,
                 std::string("no decoder for transfer syntax ") + DcmXfer(original).getXferName());
-  DcmPixelData* pixel = pixel_element(dataset);
-  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  // Compressed data is decoded in a copy: the file keeps its original encapsulated pixel
+  // data, so an image that needs no change is saved exactly as it came.
+  std::unique_ptr<DcmDataset> decoded;
+  DcmDataset* source = &dataset;
   if (!is_native(original)) {
-    const OFCondition status = dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    decoded = std::make_unique<DcmDataset>(dataset);
+    const OFCondition status = decoded->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     if (status.bad())
       return fail(ErrorCode::malformed_dicom,
                   std::string("cannot decode pixel data: ") + status.text());
-    pixel = pixel_element(dataset);
-    if (pixel == nullptr) return fail(ErrorCode::internal, "pixel data lost while decoding");
+    source = decoded.get();
   }
-  auto geometry = read_geometry(dataset);  // after decoding: codecs may change the colour model
+  DcmPixelData* pixel = pixel_element(*source);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  auto geometry = read_geometry(*source);  // after decoding: codecs may change the colour model
   if (!geometry) return std::unexpected(geometry.error());
   const Geometry& g = *geometry;
 
@@ -257,7 +262,7 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   image.sign = g.sign;
   image.photometric = g.photometric;
   if (g.photometric == Photometric::palette_color) {
-    auto palette = read_palette(dataset);
+    auto palette = read_palette(*source);
     if (!palette) return std::unexpected(palette.error());
     image.palette = std::move(*palette);
   }
@@ -308,6 +313,12 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   auto& impl = PixelAccess::impl(file);
   DcmDataset& dataset = *impl.file.getDataset();
   const E_TransferSyntax original = dataset.getOriginalXfer();
+  if (!is_native(original)) {
+    // The codec may have changed the colour model while decoding (YBR to RGB, interleaved).
+    const std::string name(photometric_name(image.photometric));
+    dataset.putAndInsertString(DCM_PhotometricInterpretation, name.c_str());
+    if (image.samples == 3) dataset.putAndInsertUint16(DCM_PlanarConfiguration, 0);
+  }
   auto geometry = read_geometry(dataset);
   if (!geometry) return std::unexpected(geometry.error());
   const Geometry& g = *geometry;

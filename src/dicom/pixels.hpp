@@ -59,8 +59,8 @@ struct PixelImage {
 // back as RGB (the codec converts them). Fails with ErrorCode::unsupported for JPEG 2000
 // and other syntaxes without a decoder, other bit depths or photometric interpretations;
 // ErrorCode::malformed_dicom when the pixel data is missing or shorter than its attributes
-// say. The file keeps its decoded pixel data in memory afterwards. Thread-safe on distinct
-// files (codec registration happens once, under std::call_once).
+// say. The file itself is not changed (compressed data is decoded in a copy). Thread-safe on
+// distinct files (codec registration happens once, under std::call_once).
 Result<PixelImage> decode_pixels(DicomFile& file);
 
 enum class WrittenSyntax : std::uint8_t {
