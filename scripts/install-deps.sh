@@ -17,6 +17,8 @@ packages=(
   python3-pydicom               # real-world DICOM sample files used by tests
   python3-numpy                 # bench/make_corpus.py: synthetic pixel data
   time                          # GNU time: the benchmark's peak RSS
+  libopencv-dev                 # redact: image preparation, boxes, preview PNGs
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng  # redact: OCR of burned-in text
 )
 
 missing=()

@@ -28,6 +28,7 @@ int run(int argc, char** argv) {
   add_sign(app, action);
   add_verify(app, action);
   add_manifest(app, action);
+  add_redact(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

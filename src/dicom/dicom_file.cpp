@@ -19,6 +19,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "dicom/dicom_file_impl.hpp"
 #include "standard/tables.hpp"
 
 namespace radguard::dicom {
@@ -275,9 +276,6 @@ void visit_item(DcmItem& item, std::vector<Tag>& path,
 
 }  // namespace
 
-struct DicomFile::Impl {
-  DcmFileFormat file;
-};
 
 void initialise() {
   static std::once_flag once;
@@ -380,7 +378,7 @@ Status DicomFile::set_code_sequence(Tag tag, std::span<const CodeItem> codes) {
 
 Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   DcmDataset& dataset = *impl_->file.getDataset();
-  E_TransferSyntax xfer = dataset.getOriginalXfer();
+  E_TransferSyntax xfer = impl_->output_xfer.value_or(dataset.getOriginalXfer());
   if (xfer == EXS_Unknown) xfer = EXS_LittleEndianImplicit;
   OFString sop_class, sop_instance;
   dataset.findAndGetOFString(DCM_SOPClassUID, sop_class);

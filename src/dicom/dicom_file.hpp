@@ -122,6 +122,8 @@ class DicomFile {
 
  private:
   struct Impl;
+  // The pixel module (dicom/pixels.cpp) works on the same DCMTK object.
+  friend struct PixelAccess;
   explicit DicomFile(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

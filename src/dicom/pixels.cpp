@@ -1,0 +1,411 @@
+#include "dicom/pixels.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcrleerg.h>
+#include <dcmtk/dcmimage/diregist.h>  // colour images for the codecs' cooked encoding
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpeg/djencode.h>
+#include <dcmtk/dcmjpeg/djrplol.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/dcmjpls/djencode.h>
+#include <dcmtk/dcmjpls/djrparam.h>
+
+#include <algorithm>
+#include <bit>
+#include <memory>
+#include <mutex>
+
+#include "dicom/dicom_file_impl.hpp"
+
+namespace radguard::dicom {
+
+namespace {
+
+void register_codecs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    DcmRLEDecoderRegistration::registerCodecs();
+    DcmRLEEncoderRegistration::registerCodecs();
+    DJDecoderRegistration::registerCodecs();
+    DJEncoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DJLSEncoderRegistration::registerCodecs();
+  });
+}
+
+bool is_native(E_TransferSyntax xfer) {
+  return xfer == EXS_LittleEndianImplicit || xfer == EXS_LittleEndianExplicit ||
+         xfer == EXS_BigEndianExplicit || xfer == EXS_DeflatedLittleEndianExplicit;
+}
+
+bool is_decodable(E_TransferSyntax xfer) {
+  if (is_native(xfer)) return true;
+  switch (xfer) {
+    case EXS_RLELossless:
+    case EXS_JPEGProcess1:
+    case EXS_JPEGProcess2_4:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+    case EXS_JPEGLSLossless:
+    case EXS_JPEGLSLossy:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Encapsulated syntaxes DCMTK can write losslessly.
+bool is_lossless_encodable(E_TransferSyntax xfer) {
+  return xfer == EXS_RLELossless || xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1 ||
+         xfer == EXS_JPEGLSLossless;
+}
+
+std::optional<Photometric> parse_photometric(std::string text) {
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  if (text == "MONOCHROME1") return Photometric::monochrome1;
+  if (text == "MONOCHROME2") return Photometric::monochrome2;
+  if (text == "RGB") return Photometric::rgb;
+  if (text == "YBR_FULL") return Photometric::ybr_full;
+  if (text == "YBR_FULL_422") return Photometric::ybr_full_422;
+  if (text == "PALETTE COLOR") return Photometric::palette_color;
+  return std::nullopt;
+}
+
+Uint16 uint16_of(DcmItem& item, const DcmTagKey& key, Uint16 fallback) {
+  Uint16 value = fallback;
+  if (item.findAndGetUint16(key, value).bad()) return fallback;
+  return value;
+}
+
+struct Geometry {
+  unsigned width = 0, height = 0, samples = 1, bits_allocated = 0, bits_stored = 0;
+  unsigned planar = 0;
+  std::size_t frames = 1;
+  PixelSign sign = PixelSign::unsigned_integer;
+  Photometric photometric = Photometric::monochrome2;
+
+  // Bytes of one frame as stored natively.
+  std::size_t frame_bytes() const {
+    const std::size_t pixels = static_cast<std::size_t>(width) * height;
+    if (photometric == Photometric::ybr_full_422) return pixels * 2;
+    return pixels * samples * (bits_allocated / 8);
+  }
+};
+
+Result<Geometry> read_geometry(DcmDataset& dataset) {
+  Geometry g;
+  g.height = uint16_of(dataset, DCM_Rows, 0);
+  g.width = uint16_of(dataset, DCM_Columns, 0);
+  g.samples = uint16_of(dataset, DCM_SamplesPerPixel, 1);
+  g.bits_allocated = uint16_of(dataset, DCM_BitsAllocated, 0);
+  g.bits_stored = uint16_of(dataset, DCM_BitsStored, static_cast<Uint16>(g.bits_allocated));
+  g.planar = uint16_of(dataset, DCM_PlanarConfiguration, 0);
+  g.sign = uint16_of(dataset, DCM_PixelRepresentation, 0) == 1 ? PixelSign::twos_complement
+                                                               : PixelSign::unsigned_integer;
+  Sint32 frames = 1;
+  if (dataset.findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
+  g.frames = static_cast<std::size_t>(frames);
+  OFString photometric;
+  dataset.findAndGetOFString(DCM_PhotometricInterpretation, photometric);
+  const auto parsed = parse_photometric(photometric.c_str());
+  if (!parsed) return fail(ErrorCode::unsupported, "unsupported photometric interpretation");
+  g.photometric = *parsed;
+  if (g.width == 0 || g.height == 0)
+    return fail(ErrorCode::malformed_dicom, "image has no rows or columns");
+  if (g.bits_allocated != 8 && g.bits_allocated != 16)
+    return fail(ErrorCode::unsupported, "unsupported bits allocated (only 8 and 16)");
+  if (g.bits_stored == 0 || g.bits_stored > g.bits_allocated)
+    return fail(ErrorCode::malformed_dicom, "bits stored exceeds bits allocated");
+  const bool colour = g.photometric == Photometric::rgb || g.photometric == Photometric::ybr_full ||
+                      g.photometric == Photometric::ybr_full_422;
+  if ((colour && g.samples != 3) || (!colour && g.samples != 1))
+    return fail(ErrorCode::malformed_dicom,
+                "samples per pixel do not fit the photometric interpretation");
+  if (g.photometric == Photometric::ybr_full_422 && (g.bits_allocated != 8 || g.width % 2 != 0))
+    return fail(ErrorCode::unsupported, "YBR_FULL_422 needs 8 bits and an even width");
+  return g;
+}
+
+Result<Palette> read_palette(DcmDataset& dataset) {
+  Palette palette;
+  const DcmTagKey descriptors[3] = {DCM_RedPaletteColorLookupTableDescriptor,
+                                    DCM_GreenPaletteColorLookupTableDescriptor,
+                                    DCM_BluePaletteColorLookupTableDescriptor};
+  const DcmTagKey data[3] = {DCM_RedPaletteColorLookupTableData,
+                             DCM_GreenPaletteColorLookupTableData,
+                             DCM_BluePaletteColorLookupTableData};
+  std::vector<std::uint16_t>* out[3] = {&palette.red, &palette.green, &palette.blue};
+  for (int c = 0; c < 3; ++c) {
+    Uint16 entries = 0, first = 0, bits = 0;
+    if (dataset.findAndGetUint16(descriptors[c], entries, 0).bad() ||
+        dataset.findAndGetUint16(descriptors[c], first, 1).bad() ||
+        dataset.findAndGetUint16(descriptors[c], bits, 2).bad())
+      return fail(ErrorCode::malformed_dicom, "palette descriptor missing");
+    const std::size_t count = entries == 0 ? 65536 : entries;
+    const Uint16* words = nullptr;
+    unsigned long length = 0;
+    if (dataset.findAndGetUint16Array(data[c], words, &length).bad() || words == nullptr)
+      return fail(ErrorCode::malformed_dicom, "palette data missing");
+    if (length >= count) {
+      out[c]->assign(words, words + count);
+    } else if (bits == 8 && length * 2 >= count) {
+      // Some writers pack two 8-bit entries into each word.
+      for (std::size_t i = 0; i < count; ++i)
+        out[c]->push_back(static_cast<std::uint16_t>((words[i / 2] >> ((i % 2) * 8)) & 0xFF));
+    } else {
+      return fail(ErrorCode::malformed_dicom, "palette data shorter than its descriptor");
+    }
+    palette.first_mapped = first;
+    palette.bits = bits == 8 ? 8 : 16;
+  }
+  return palette;
+}
+
+DcmPixelData* pixel_element(DcmDataset& dataset) {
+  DcmElement* element = nullptr;
+  if (dataset.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) return nullptr;
+  return dynamic_cast<DcmPixelData*>(element);
+}
+
+// The native bytes of all frames, each sample in little-endian order.
+Result<std::span<const std::uint8_t>> native_bytes(DcmPixelData& pixel,
+                                                   std::vector<std::uint8_t>& scratch) {
+  if (pixel.getTag().getEVR() == EVR_OW || pixel.ident() == EVR_OW) {
+    Uint16* words = nullptr;
+    if (pixel.getUint16Array(words).bad() || words == nullptr)
+      return fail(ErrorCode::malformed_dicom, "cannot read pixel data");
+    const std::size_t count = pixel.getLength() / 2;
+    if constexpr (std::endian::native == std::endian::little) {
+      return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(words), count * 2);
+    } else {
+      scratch.resize(count * 2);
+      for (std::size_t i = 0; i < count; ++i) {
+        scratch[2 * i] = static_cast<std::uint8_t>(words[i] & 0xFF);
+        scratch[2 * i + 1] = static_cast<std::uint8_t>(words[i] >> 8);
+      }
+      return std::span<const std::uint8_t>(scratch);
+    }
+  }
+  Uint8* bytes = nullptr;
+  if (pixel.getUint8Array(bytes).bad() || bytes == nullptr)
+    return fail(ErrorCode::malformed_dicom, "cannot read pixel data");
+  return std::span<const std::uint8_t>(bytes, pixel.getLength());
+}
+
+}  // namespace
+
+std::string_view photometric_name(Photometric photometric) {
+  switch (photometric) {
+    case Photometric::monochrome1:
+      return "MONOCHROME1";
+    case Photometric::monochrome2:
+      return "MONOCHROME2";
+    case Photometric::rgb:
+      return "RGB";
+    case Photometric::ybr_full:
+      return "YBR_FULL";
+    case Photometric::ybr_full_422:
+      return "YBR_FULL_422";
+    case Photometric::palette_color:
+      return "PALETTE COLOR";
+  }
+  return "";
+}
+
+std::int32_t PixelImage::value_of(std::uint16_t stored) const {
+  if (sign == PixelSign::unsigned_integer || bits_stored >= 32) return stored;
+  const std::uint32_t sign_bit = 1u << (bits_stored - 1);
+  const std::int32_t v = static_cast<std::int32_t>(stored);
+  return (stored & sign_bit) != 0 ? v - static_cast<std::int32_t>(1u << bits_stored) : v;
+}
+
+bool can_decode_transfer_syntax(std::string_view uid) {
+  const DcmXfer xfer(std::string(uid).c_str());
+  return is_decodable(xfer.getXfer());
+}
+
+Result<PixelImage> decode_pixels(DicomFile& file) {
+  initialise();
+  register_codecs();
+  DcmDataset& dataset = *PixelAccess::impl(file).file.getDataset();
+  const E_TransferSyntax original = dataset.getOriginalXfer();
+  if (!is_decodable(original))
+    return fail(ErrorCode::unsupported,
+                std::string("no decoder for transfer syntax ") + DcmXfer(original).getXferName());
+  // Compressed data is decoded in a copy: the file keeps its original encapsulated pixel
+  // data, so an image that needs no change is saved exactly as it came.
+  std::unique_ptr<DcmDataset> decoded;
+  DcmDataset* source = &dataset;
+  if (!is_native(original)) {
+    decoded = std::make_unique<DcmDataset>(dataset);
+    const OFCondition status = decoded->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    if (status.bad())
+      return fail(ErrorCode::malformed_dicom,
+                  std::string("cannot decode pixel data: ") + status.text());
+    source = decoded.get();
+  }
+  DcmPixelData* pixel = pixel_element(*source);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  auto geometry = read_geometry(*source);  // after decoding: codecs may change the colour model
+  if (!geometry) return std::unexpected(geometry.error());
+  const Geometry& g = *geometry;
+
+  PixelImage image;
+  image.width = g.width;
+  image.height = g.height;
+  image.samples = g.samples;
+  image.bits_allocated = g.bits_allocated;
+  image.bits_stored = g.bits_stored;
+  image.sign = g.sign;
+  image.photometric = g.photometric;
+  if (g.photometric == Photometric::palette_color) {
+    auto palette = read_palette(*source);
+    if (!palette) return std::unexpected(palette.error());
+    image.palette = std::move(*palette);
+  }
+
+  std::vector<std::uint8_t> scratch;
+  auto bytes = native_bytes(*pixel, scratch);
+  if (!bytes) return std::unexpected(bytes.error());
+  const std::size_t frame_bytes = g.frame_bytes();
+  if (bytes->size() < frame_bytes * g.frames)
+    return fail(ErrorCode::malformed_dicom, "pixel data shorter than rows x columns x frames");
+
+  const std::uint16_t mask = static_cast<std::uint16_t>((1u << g.bits_stored) - 1u);
+  const std::size_t pixels = static_cast<std::size_t>(g.width) * g.height;
+  image.frames.resize(g.frames);
+  for (std::size_t f = 0; f < g.frames; ++f) {
+    const std::uint8_t* in = bytes->data() + f * frame_bytes;
+    std::vector<std::uint16_t>& out = image.frames[f];
+    out.resize(pixels * g.samples);
+    auto sample_at = [&](std::size_t index) -> std::uint16_t {
+      if (g.bits_allocated == 8) return in[index];
+      return static_cast<std::uint16_t>(in[2 * index] | (in[2 * index + 1] << 8));
+    };
+    if (g.photometric == Photometric::ybr_full_422) {
+      for (std::size_t p = 0; p < pixels; p += 2) {
+        const std::uint8_t* q = in + p * 2;  // Y1 Y2 Cb Cr
+        out[3 * p] = q[0];
+        out[3 * p + 1] = q[2];
+        out[3 * p + 2] = q[3];
+        out[3 * p + 3] = q[1];
+        out[3 * p + 4] = q[2];
+        out[3 * p + 5] = q[3];
+      }
+    } else if (g.samples == 3 && g.planar == 1) {
+      for (std::size_t p = 0; p < pixels; ++p)
+        for (unsigned s = 0; s < 3; ++s)
+          out[3 * p + s] = static_cast<std::uint16_t>(sample_at(s * pixels + p) & mask);
+    } else {
+      for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = static_cast<std::uint16_t>(sample_at(i) & mask);
+    }
+  }
+  return image;
+}
+
+Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image) {
+  initialise();
+  register_codecs();
+  auto& impl = PixelAccess::impl(file);
+  DcmDataset& dataset = *impl.file.getDataset();
+  const E_TransferSyntax original = dataset.getOriginalXfer();
+  if (!is_native(original)) {
+    // The codec may have changed the colour model while decoding (YBR to RGB, interleaved).
+    const std::string name(photometric_name(image.photometric));
+    dataset.putAndInsertString(DCM_PhotometricInterpretation, name.c_str());
+    if (image.samples == 3) dataset.putAndInsertUint16(DCM_PlanarConfiguration, 0);
+  }
+  auto geometry = read_geometry(dataset);
+  if (!geometry) return std::unexpected(geometry.error());
+  const Geometry& g = *geometry;
+  if (g.width != image.width || g.height != image.height || g.samples != image.samples ||
+      g.bits_allocated != image.bits_allocated || g.frames != image.frames.size() ||
+      g.photometric != image.photometric)
+    return fail(ErrorCode::usage, "the image does not fit the file's pixel attributes");
+  DcmPixelData* pixel = pixel_element(dataset);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+
+  const std::size_t pixels = static_cast<std::size_t>(g.width) * g.height;
+  const std::size_t frame_bytes = g.frame_bytes();
+  std::vector<std::uint8_t> bytes(frame_bytes * g.frames + (frame_bytes * g.frames) % 2);
+  for (std::size_t f = 0; f < g.frames; ++f) {
+    const std::vector<std::uint16_t>& in = image.frames[f];
+    if (in.size() != image.samples_per_frame())
+      return fail(ErrorCode::usage, "frame size mismatch");
+    std::uint8_t* out = bytes.data() + f * frame_bytes;
+    auto put = [&](std::size_t index, std::uint16_t value) {
+      if (g.bits_allocated == 8) {
+        out[index] = static_cast<std::uint8_t>(value);
+      } else {
+        out[2 * index] = static_cast<std::uint8_t>(value & 0xFF);
+        out[2 * index + 1] = static_cast<std::uint8_t>(value >> 8);
+      }
+    };
+    if (g.photometric == Photometric::ybr_full_422) {
+      // Chroma is shared by each horizontal pair; the first pixel's is kept (redaction fills
+      // whole pairs, so both agree).
+      for (std::size_t p = 0; p < pixels; p += 2) {
+        std::uint8_t* q = out + p * 2;
+        q[0] = static_cast<std::uint8_t>(in[3 * p]);
+        q[1] = static_cast<std::uint8_t>(in[3 * p + 3]);
+        q[2] = static_cast<std::uint8_t>(in[3 * p + 1]);
+        q[3] = static_cast<std::uint8_t>(in[3 * p + 2]);
+      }
+    } else if (g.samples == 3 && g.planar == 1) {
+      for (std::size_t p = 0; p < pixels; ++p)
+        for (unsigned s = 0; s < 3; ++s) put(s * pixels + p, in[3 * p + s]);
+    } else {
+      for (std::size_t i = 0; i < in.size(); ++i) put(i, in[i]);
+    }
+  }
+
+  OFCondition status;
+  if (g.bits_allocated == 16) {
+    std::vector<Uint16> words(bytes.size() / 2);
+    for (std::size_t i = 0; i < words.size(); ++i)
+      words[i] = static_cast<Uint16>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    status = pixel->putUint16Array(words.data(), static_cast<unsigned long>(words.size()));
+  } else if (pixel->getTag().getEVR() == EVR_OW) {
+    // 8-bit samples in an OW element (implicit VR): words hold two samples, low byte first.
+    std::vector<Uint16> words(bytes.size() / 2);
+    for (std::size_t i = 0; i < words.size(); ++i)
+      words[i] = static_cast<Uint16>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    status = pixel->putUint16Array(words.data(), static_cast<unsigned long>(words.size()));
+  } else {
+    status = pixel->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
+  }
+  if (status.bad())
+    return fail(ErrorCode::internal, std::string("cannot replace pixel data: ") + status.text());
+
+  PixelWriteOutcome outcome;
+  if (is_native(original)) {
+    impl.output_xfer.reset();
+    outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
+    return outcome;
+  }
+  if (is_lossless_encodable(original)) {
+    DJ_RPLossless jpeg_lossless;
+    DJLSRepresentationParameter jpeg_ls(0, OFTrue);
+    const DcmRepresentationParameter* params = nullptr;
+    if (original == EXS_JPEGProcess14 || original == EXS_JPEGProcess14SV1) params = &jpeg_lossless;
+    if (original == EXS_JPEGLSLossless) params = &jpeg_ls;
+    if (dataset.chooseRepresentation(original, params).good() && dataset.canWriteXfer(original)) {
+      impl.output_xfer.reset();
+      outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
+      return outcome;
+    }
+    // The encoder refused (e.g. a bit depth it does not take): fall through to native.
+    if (dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad())
+      return fail(ErrorCode::internal, "cannot return to uncompressed pixel data");
+  }
+  impl.output_xfer = EXS_LittleEndianExplicit;
+  outcome.syntax = WrittenSyntax::explicit_little_fallback;
+  outcome.transfer_syntax_uid = DcmXfer(EXS_LittleEndianExplicit).getXferID();
+  return outcome;
+}
+
+}  // namespace radguard::dicom

@@ -1,0 +1,41 @@
+#pragma once
+// Internal to src/redact/: rendering frames to 8-bit grey and reading words with Tesseract.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "dicom/pixels.hpp"
+#include "redact/redact.hpp"
+
+namespace radguard::redact {
+
+struct Gray8 {
+  unsigned width = 0, height = 0;
+  std::vector<std::uint8_t> pixels;  // row-major
+};
+
+// A frame windowed to its full value range (MONOCHROME1 inverted, colour as luminance,
+// palette through its lookup table). Never fails.
+Gray8 render_gray8(const dicom::PixelImage& image, std::size_t frame);
+
+struct Word {
+  Box box;  // in image pixels
+  std::string text;
+  float confidence = 0;
+  // Read from the polarity Tesseract is trained on (dark text, light ground): readings of
+  // the other polarity are mostly garbage and not worth a second look.
+  bool dark_on_light = true;
+};
+
+// Reads every word of an image, in both polarities (light-on-dark and dark-on-light), with
+// small text scaled up and the edges padded so text touching the border is read. Uses this
+// thread's Tesseract engine (created on first use). Fails with ErrorCode::internal when
+// Tesseract cannot start (no eng.traineddata) or throws.
+Result<std::vector<Word>> read_words(const Gray8& image);
+
+// Second opinions on one uncertain word: the region read again as a single line, at other
+// scales and binarised. Fails like read_words.
+Result<std::vector<std::string>> reread(const Gray8& image, const Box& box);
+
+}  // namespace radguard::redact

@@ -1,0 +1,335 @@
+// One file through the pixel stage: triage, decode, OCR, fill, verify, re-encode, record.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include "redact/ocr.hpp"
+#include "redact/redact.hpp"
+
+namespace radguard::redact {
+
+namespace {
+
+constexpr Tag kBurnedInAnnotation{0x0028, 0x0301};
+constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
+constexpr Tag kCodeValue{0x0008, 0x0100};
+constexpr Tag kCodingSchemeDesignator{0x0008, 0x0102};
+constexpr Tag kCodeMeaning{0x0008, 0x0104};
+
+// Tesseract word confidences: above kCertain a reading is taken as is; below kUnreliable
+// a looser comparison is allowed.
+constexpr float kCertain = 85;
+constexpr float kUnreliable = 60;
+
+bool has_alnum(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+}
+
+// A re-read box may hold several words: each, and each pair of neighbours, is tried.
+std::optional<Category> match_any_piece(const PhiMatcher& matcher, const std::string& reading) {
+  std::vector<std::string> pieces;
+  std::string current;
+  for (const char c : reading) {
+    if (c == ' ' || c == '\n' || c == '\t') {
+      if (!current.empty()) pieces.push_back(std::move(current));
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  if (!current.empty()) pieces.push_back(std::move(current));
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (auto category = matcher.match(pieces[i])) return category;
+    if (i + 1 < pieces.size())
+      if (auto category = matcher.match_across(pieces[i], pieces[i + 1])) return category;
+  }
+  return std::nullopt;
+}
+
+// A fragment of a longer value ("PID1" of "PID12345") was matched: widen its box to where
+// the rest of the value must be, on both sides, since OCR did not say which part it saw.
+Box widened(Box box, double ratio) {
+  if (ratio <= 1.05) return box;
+  const int extra = static_cast<int>(std::ceil(box.width * (ratio - 1.0)));
+  return Box{box.x - extra, box.y, box.width + 2 * extra, box.height};
+}
+
+// A word box, widened by the margin, and sideways by a third of the text height: OCR boxes
+// often cut off a thin first or last glyph ('1', '-', '.').
+Box around_word(Box box, int margin) {
+  const int side = std::max(0, box.height / 3 - margin);
+  return Box{box.x - side, box.y, box.width + 2 * side, box.height};
+}
+
+Box clipped(Box box, int margin, const dicom::PixelImage& image) {
+  int x0 = box.x - margin, y0 = box.y - margin;
+  int x1 = box.x + box.width + margin, y1 = box.y + box.height + margin;
+  x0 = std::clamp(x0, 0, static_cast<int>(image.width));
+  y0 = std::clamp(y0, 0, static_cast<int>(image.height));
+  x1 = std::clamp(x1, 0, static_cast<int>(image.width));
+  y1 = std::clamp(y1, 0, static_cast<int>(image.height));
+  if (image.photometric == dicom::Photometric::ybr_full_422) {
+    // Chroma is shared by pixel pairs: fill whole pairs.
+    x0 -= x0 % 2;
+    x1 = std::min(static_cast<int>(image.width), x1 + x1 % 2);
+  }
+  return Box{x0, y0, x1 - x0, y1 - y0};
+}
+
+// The stored samples of black for this frame: the darkest value present for monochrome
+// (so the fill matches the image's own background), zero for RGB, the darkest palette entry.
+std::vector<std::uint16_t> black_of(const dicom::PixelImage& image, std::size_t frame) {
+  const auto& in = image.frames[frame];
+  switch (image.photometric) {
+    case dicom::Photometric::monochrome1:
+    case dicom::Photometric::monochrome2: {
+      const bool max_is_black = image.photometric == dicom::Photometric::monochrome1;
+      std::uint16_t best = in.empty() ? 0 : in[0];
+      for (const auto s : in) {
+        const bool darker = max_is_black ? image.value_of(s) > image.value_of(best)
+                                         : image.value_of(s) < image.value_of(best);
+        if (darker) best = s;
+      }
+      return {best};
+    }
+    case dicom::Photometric::rgb:
+      return {0, 0, 0};
+    case dicom::Photometric::ybr_full:
+    case dicom::Photometric::ybr_full_422: {
+      const auto mid = static_cast<std::uint16_t>(1u << (image.bits_stored - 1));
+      return {0, mid, mid};
+    }
+    case dicom::Photometric::palette_color: {
+      const auto& lut = image.palette;
+      std::size_t darkest = 0;
+      std::uint32_t darkest_sum = UINT32_MAX;
+      for (std::size_t i = 0; i < lut.red.size(); ++i) {
+        const std::uint32_t sum = std::uint32_t{lut.red[i]} + lut.green[i] + lut.blue[i];
+        if (sum < darkest_sum) {
+          darkest_sum = sum;
+          darkest = i;
+        }
+      }
+      return {static_cast<std::uint16_t>(static_cast<std::int64_t>(darkest) + lut.first_mapped)};
+    }
+  }
+  return {0};
+}
+
+void fill(dicom::PixelImage& image, std::size_t frame, const Box& box,
+          const std::vector<std::uint16_t>& black) {
+  auto& samples = image.frames[frame];
+  for (int y = box.y; y < box.y + box.height; ++y) {
+    for (int x = box.x; x < box.x + box.width; ++x) {
+      const std::size_t pixel =
+          static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x);
+      for (unsigned s = 0; s < image.samples; ++s)
+        samples[pixel * image.samples + s] = black[s % black.size()];
+    }
+  }
+}
+
+// The De-identification Method Code Sequence as it stands, so 113101 is added, not swapped in.
+std::vector<dicom::CodeItem> existing_codes(const dicom::DicomFile& file) {
+  std::vector<dicom::CodeItem> codes;
+  file.visit([&](const dicom::ElementView& element) {
+    if (element.path.size() != 1 || element.path[0] != kDeidentificationMethodCodes) return;
+    if (element.tag == kCodeValue) codes.push_back({std::string(element.value), "", ""});
+    if (codes.empty()) return;
+    if (element.tag == kCodingSchemeDesignator) codes.back().scheme = std::string(element.value);
+    if (element.tag == kCodeMeaning) codes.back().meaning = std::string(element.value);
+  });
+  return codes;
+}
+
+Status record_clean(dicom::DicomFile& file) {
+  auto codes = existing_codes(file);
+  const bool present = std::any_of(codes.begin(), codes.end(), [](const dicom::CodeItem& c) {
+    return c.value == "113101" && c.scheme == "DCM";
+  });
+  if (!present) codes.push_back({"113101", "DCM", "Clean Pixel Data Option"});
+  if (auto s = file.set_code_sequence(kDeidentificationMethodCodes, codes); !s) return s;
+  return file.set_string(kBurnedInAnnotation, "NO");
+}
+
+}  // namespace
+
+Result<Mode> parse_mode(std::string_view text) {
+  if (text == "all-text") return Mode::all_text;
+  if (text == "phi-text") return Mode::phi_text;
+  if (text == "report") return Mode::report;
+  return fail(ErrorCode::usage, "unknown mode (all-text, phi-text or report)");
+}
+
+std::string_view mode_name(Mode mode) {
+  switch (mode) {
+    case Mode::all_text:
+      return "all-text";
+    case Mode::phi_text:
+      return "phi-text";
+    case Mode::report:
+      return "report";
+  }
+  return "";
+}
+
+std::string_view category_name(Category category) {
+  switch (category) {
+    case Category::rule:
+      return "rule";
+    case Category::name:
+      return "name";
+    case Category::id:
+      return "id";
+    case Category::date:
+      return "date";
+    case Category::institution:
+      return "institution";
+    case Category::date_pattern:
+      return "date_pattern";
+    case Category::id_pattern:
+      return "id_pattern";
+    case Category::text:
+      return "text";
+  }
+  return "";
+}
+
+std::string_view verdict_name(FileVerdict verdict) {
+  switch (verdict) {
+    case FileVerdict::cleaned:
+      return "cleaned";
+    case FileVerdict::no_text_found:
+      return "no_text_found";
+    case FileVerdict::not_needed:
+      return "not_needed";
+    case FileVerdict::residual_phi:
+      return "residual_phi";
+    case FileVerdict::reported:
+      return "reported";
+  }
+  return "";
+}
+
+Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& options,
+                                  PreviewImages previews) {
+  FileRedaction result;
+  const HeaderFacts facts = header_facts(file);
+  result.triage = triage(facts);
+  const std::vector<Box> rule_regions = options.rules.regions_for(facts);
+  if (result.triage.verdict == TriageVerdict::skip && rule_regions.empty()) {
+    result.verdict = FileVerdict::not_needed;
+    return result;
+  }
+  auto decoded = dicom::decode_pixels(file);
+  if (!decoded) return std::unexpected(decoded.error());
+  dicom::PixelImage& image = *decoded;
+  result.frames = image.frames.size();
+  const PhiMatcher matcher = PhiMatcher::from_header(file);
+  const bool ocr = result.triage.verdict == TriageVerdict::ocr;
+
+  std::vector<bool> changed(image.frames.size(), false);
+  std::vector<Gray8> before(image.frames.size());
+  for (std::size_t f = 0; f < image.frames.size(); ++f) {
+    before[f] = render_gray8(image, f);
+    for (const Box& region : rule_regions) {
+      const Box box = clipped(region, 0, image);
+      if (!box.empty()) result.redactions.push_back({f, box, Category::rule});
+    }
+    if (!ocr) continue;
+    auto words = read_words(before[f]);
+    if (!words) return std::unexpected(words.error());
+    ++result.frames_ocred;
+    // OCR splits some identifiers in two ("PID1 2345", "15/03/ 2019"): try neighbours joined.
+    for (const Word& a : *words) {
+      for (const Word& b : *words) {
+        if (&a == &b) continue;
+        const int height = std::max(a.box.height, b.box.height);
+        const int gap = b.box.x - (a.box.x + a.box.width);
+        const int centre_offset =
+            std::abs((a.box.y * 2 + a.box.height) - (b.box.y * 2 + b.box.height)) / 2;
+        if (gap < -2 || gap > height || centre_offset * 2 > height) continue;
+        const auto category = matcher.match_across(a.text, b.text);
+        if (!category) continue;
+        for (const Word* w : {&a, &b}) {
+          const Box box = clipped(around_word(w->box, options.margin), options.margin, image);
+          if (!box.empty()) result.redactions.push_back({f, box, *category});
+        }
+      }
+    }
+    for (const Word& word : *words) {
+      std::optional<Category> category = matcher.match(word.text);
+      if (!category && options.mode == Mode::all_text && has_alnum(word.text))
+        category = Category::text;
+      if (!category && word.confidence < kCertain && word.dark_on_light) {
+        // An uncertain reading may be a misread identifier: read it again, differently.
+        auto readings = reread(before[f], word.box);
+        if (!readings) return std::unexpected(readings.error());
+        for (const auto& reading : *readings) {
+          category = match_any_piece(matcher, reading);
+          if (category) break;
+        }
+        if (!category && word.confidence < kUnreliable) category = matcher.match_loosely(word.text);
+      }
+      if (!category) continue;
+      const Box box =
+          clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
+                  options.margin, image);
+      if (!box.empty()) result.redactions.push_back({f, box, *category});
+    }
+  }
+
+  if (options.mode != Mode::report) {
+    for (std::size_t f = 0; f < image.frames.size(); ++f) {
+      const auto black = black_of(image, f);
+      for (const Redaction& r : result.redactions) {
+        if (r.frame != f) continue;
+        fill(image, f, r.box, black);
+        changed[f] = true;
+      }
+    }
+    // Verify: read the changed frames again; any identifying word left fails the file closed.
+    for (std::size_t f = 0; f < image.frames.size(); ++f) {
+      if (!changed[f] || !ocr) continue;
+      auto words = read_words(render_gray8(image, f));
+      if (!words) return std::unexpected(words.error());
+      for (const Word& word : *words)
+        if (matcher.match(word.text)) ++result.residual_phi_words;
+    }
+  }
+
+  if (previews == PreviewImages::keep) {
+    for (std::size_t f = 0; f < image.frames.size(); ++f) {
+      FileRedaction::Preview preview;
+      preview.frame = f;
+      preview.width = image.width;
+      preview.height = image.height;
+      preview.before = std::move(before[f].pixels);
+      preview.after = render_gray8(image, f).pixels;
+      result.previews.push_back(std::move(preview));
+    }
+  }
+
+  if (options.mode == Mode::report) {
+    result.verdict = FileVerdict::reported;
+    return result;
+  }
+  if (std::none_of(changed.begin(), changed.end(), [](bool c) { return c; })) {
+    result.verdict = FileVerdict::no_text_found;
+    return result;
+  }
+  auto written = dicom::encode_pixels(file, image);
+  if (!written) return std::unexpected(written.error());
+  result.written = *written;
+  if (result.residual_phi_words > 0) {
+    result.verdict = FileVerdict::residual_phi;
+    return result;
+  }
+  if (auto recorded = record_clean(file); !recorded) return std::unexpected(recorded.error());
+  result.verdict = FileVerdict::cleaned;
+  return result;
+}
+
+}  // namespace radguard::redact

@@ -1,0 +1,383 @@
+// The pixel stage: burned-in identifying text is found and covered in every colour model,
+// transfer syntax and frame, text that identifies no one survives in phi-text mode, and
+// everything outside the boxes comes out unchanged and decodable.
+#include "redact/redact.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <stdexcept>
+
+#include "dicom/pixels.hpp"
+#include "support/burned_in.hpp"
+#include "support/fixtures.hpp"
+
+namespace radguard {
+namespace {
+
+using testing::BurnedFrame;
+using testing::BurnedText;
+using testing::Colour;
+using testing::covered_fraction;
+using testing::load;
+using testing::make_burned_in;
+using testing::save;
+using testing::TempDir;
+using testing::value;
+
+dicom::DicomFile open_or_die(const std::filesystem::path& path) {
+  auto file = dicom::DicomFile::open(path);
+  if (!file) {
+    ADD_FAILURE() << path << ": " << file.error().message;
+    throw std::runtime_error("cannot open");
+  }
+  return std::move(*file);
+}
+
+// A typical ultrasound screen: identity top-left, date top-right, measurements below.
+BurnedFrame screen(int background, int ink, int noise = 0) {
+  BurnedFrame f;
+  f.background = background;
+  f.noise = noise;
+  f.texts = {
+      {"DOE", {8, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, ink, true},
+      {"JOHN", {62, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, ink, true},
+      {"PID12345", {8, 48}, cv::FONT_HERSHEY_DUPLEX, 0.55, 1, ink, true},
+      {"15/03/2019", {180, 22}, cv::FONT_HERSHEY_PLAIN, 1.2, 1, ink, true},
+      {"LIVER", {8, 200}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, ink, false},
+      {"DEPTH", {200, 200}, cv::FONT_HERSHEY_COMPLEX, 0.55, 1, ink, false},
+  };
+  return f;
+}
+
+void expect_phi_covered_and_rest_kept(const BurnedFrame& frame,
+                                      const std::vector<redact::Redaction>& boxes,
+                                      std::size_t index, redact::Mode mode) {
+  for (const auto& text : frame.texts) {
+    const double covered = covered_fraction(frame, text, boxes, index);
+    if (text.phi || mode == redact::Mode::all_text) {
+      EXPECT_GE(covered, 0.99) << "'" << text.text << "' in frame " << index << " is not covered";
+    } else {
+      EXPECT_LE(covered, 0.2) << "'" << text.text << "' in frame " << index << " was redacted";
+    }
+  }
+}
+
+TEST(PhiMatcher, MatchesHeaderValuesDespiteOcrErrors) {
+  TempDir dir;
+  auto file = make_burned_in({screen(0, 255)}, Colour::monochrome2);
+  save(*file, dir / "a.dcm");
+  auto dicom_file = open_or_die(dir / "a.dcm");
+  const auto matcher = redact::PhiMatcher::from_header(dicom_file);
+  EXPECT_EQ(matcher.match("DOE"), redact::Category::name);
+  EXPECT_EQ(matcher.match("John,"), redact::Category::name);
+  EXPECT_EQ(matcher.match("DOE^JOHN"), redact::Category::name);
+  EXPECT_EQ(matcher.match("PID12345"), redact::Category::id);
+  EXPECT_EQ(matcher.match("P1D12345"), redact::Category::id);  // 1 for I
+  EXPECT_EQ(matcher.match("PID1234S"), redact::Category::id);  // S for 5
+  EXPECT_EQ(matcher.match("ID:PID12345"), redact::Category::id);
+  EXPECT_EQ(matcher.match("ACC998877"), redact::Category::id);
+  EXPECT_EQ(matcher.match("15/03/2019"), redact::Category::date);
+  EXPECT_EQ(matcher.match("2019-03-15"), redact::Category::date);
+  EXPECT_EQ(matcher.match("02.01.1930"), redact::Category::date);
+  EXPECT_EQ(matcher.match("02-JAN-1930"), redact::Category::date);
+  EXPECT_EQ(matcher.match("ELSEWHERE"), redact::Category::institution);
+  EXPECT_EQ(matcher.match("07/11/2021"), redact::Category::date_pattern);
+  EXPECT_EQ(matcher.match("MRN0048213"), redact::Category::id_pattern);
+  for (const char* safe :
+       {"LIVER", "DEPTH", "12.5MHz", "16cm", "GAIN", "FR", "32Hz", "TIS0.4", "Hospital", "DOES"})
+    EXPECT_FALSE(matcher.match(safe).has_value()) << safe;
+}
+
+TEST(Triage, OcrsScreensAndSkipsCrossSections) {
+  redact::HeaderFacts ct;
+  ct.has_pixel_data = true;
+  ct.modality = "CT";
+  ct.image_type = "ORIGINAL\\PRIMARY\\AXIAL";
+  ct.rows = ct.columns = 512;
+  EXPECT_EQ(redact::triage(ct).verdict, redact::TriageVerdict::skip);
+  auto us = ct;
+  us.modality = "US";
+  EXPECT_EQ(redact::triage(us).verdict, redact::TriageVerdict::ocr);
+  auto dose = ct;
+  dose.image_type = "DERIVED\\SECONDARY\\SCREEN SAVE";
+  EXPECT_EQ(redact::triage(dose).verdict, redact::TriageVerdict::ocr);
+  auto burned = ct;
+  burned.burned_in_annotation = "YES";
+  EXPECT_EQ(redact::triage(burned).verdict, redact::TriageVerdict::ocr);
+  auto capture = ct;
+  capture.modality = "MR";
+  capture.samples_per_pixel = 3;
+  capture.rows = 768;
+  capture.columns = 1024;
+  EXPECT_EQ(redact::triage(capture).verdict, redact::TriageVerdict::ocr);
+  auto sc = ct;
+  sc.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7.2";
+  EXPECT_EQ(redact::triage(sc).verdict, redact::TriageVerdict::ocr);
+}
+
+TEST(Rules, ParsesMatchesAndRejectsMalformedFiles) {
+  auto rules = redact::RuleSet::parse(R"({"radguard_redaction_rules": 1, "rules": [
+      {"name": "acme", "match": {"manufacturer": "acme", "rows": 240},
+       "regions": [{"x": 0, "y": 0, "width": 320, "height": 30}]}]})");
+  ASSERT_TRUE(rules.has_value()) << rules.error().message;
+  redact::HeaderFacts facts;
+  facts.manufacturer = "ACME Medical";
+  facts.rows = 240;
+  EXPECT_EQ(rules->regions_for(facts).size(), 1u);
+  facts.rows = 480;
+  EXPECT_TRUE(rules->regions_for(facts).empty());
+  EXPECT_FALSE(redact::RuleSet::parse("{").has_value());
+  EXPECT_FALSE(redact::RuleSet::parse(R"({"rules": []})").has_value());
+  EXPECT_FALSE(redact::RuleSet::parse(
+                   R"({"radguard_redaction_rules": 1, "rules": [{"regions": [{"x": 1}]}]})")
+                   .has_value());
+}
+
+struct Case {
+  const char* name;
+  Colour colour;
+  E_TransferSyntax xfer;
+  int background, ink, noise;
+  unsigned frames;
+};
+
+class RedactCases : public ::testing::TestWithParam<Case> {};
+
+TEST_P(RedactCases, CoversPhiKeepsTheRestAndWritesLosslessly) {
+  const Case& c = GetParam();
+  TempDir dir;
+  std::vector<BurnedFrame> frames;
+  for (unsigned i = 0; i < c.frames; ++i) {
+    BurnedFrame f = screen(c.background, c.ink, c.noise);
+    f.seed = i + 1;
+    if (i == 1) f.texts.clear();  // a frame without text must come out bit-identical
+    frames.push_back(f);
+  }
+  auto source = make_burned_in(frames, c.colour);
+  const auto input = dir / "in.dcm";
+  save(*source, input, c.xfer);
+
+  auto file = open_or_die(input);
+  redact::RedactOptions options;
+  auto result = redact::redact_file(file, options);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+  EXPECT_EQ(result->frames_ocred, c.frames);
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    expect_phi_covered_and_rest_kept(frames[i], result->redactions, i, options.mode);
+  ASSERT_TRUE(result->written.has_value());
+  EXPECT_EQ(result->written->syntax, dicom::WrittenSyntax::original);
+  const auto output = dir / "out.dcm";
+  ASSERT_TRUE(file.save(output, {"1.2.3", "TEST"}).has_value());
+
+  auto saved = load(output);
+  EXPECT_EQ(value(*saved, "BurnedInAnnotation"), "NO");
+  EXPECT_EQ(value(*saved, "DeidentificationMethodCodeSequence[0].CodeValue"), "113101");
+  EXPECT_EQ(saved->getDataset()->getOriginalXfer(), c.xfer);
+
+  // Decodable, and unchanged outside the boxes.
+  auto original_file = open_or_die(input);
+  auto before = dicom::decode_pixels(original_file);
+  auto out_file = open_or_die(output);
+  auto after = dicom::decode_pixels(out_file);
+  ASSERT_TRUE(before.has_value() && after.has_value());
+  ASSERT_EQ(before->frames.size(), after->frames.size());
+  for (std::size_t f = 0; f < before->frames.size(); ++f) {
+    cv::Mat inside(static_cast<int>(before->height), static_cast<int>(before->width), CV_8UC1,
+                   cv::Scalar(0));
+    for (const auto& r : result->redactions)
+      if (r.frame == f) inside(cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height)).setTo(1);
+    std::size_t differences = 0;
+    for (unsigned y = 0; y < before->height; ++y)
+      for (unsigned x = 0; x < before->width; ++x) {
+        if (inside.at<std::uint8_t>(static_cast<int>(y), static_cast<int>(x)) != 0) continue;
+        for (unsigned s = 0; s < before->samples; ++s) {
+          const std::size_t i =
+              (static_cast<std::size_t>(y) * before->width + x) * before->samples + s;
+          if (before->frames[f][i] != after->frames[f][i]) ++differences;
+        }
+      }
+    EXPECT_EQ(differences, 0u) << "frame " << f;
+  }
+  if (c.frames > 1) {
+    EXPECT_EQ(before->frames[1], after->frames[1]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Generated, RedactCases,
+    ::testing::Values(
+        Case{"LightOnDark", Colour::monochrome2, EXS_LittleEndianExplicit, 0, 255, 0, 1},
+        Case{"DarkOnLight", Colour::monochrome2, EXS_LittleEndianImplicit, 230, 10, 0, 1},
+        Case{"LowContrastNoisy", Colour::monochrome2, EXS_LittleEndianExplicit, 40, 140, 8, 1},
+        Case{"Monochrome1Rle", Colour::monochrome1, EXS_RLELossless, 0, 255, 0, 1},
+        Case{"RgbJpegLs", Colour::rgb, EXS_JPEGLSLossless, 0, 220, 0, 1},
+        Case{"YbrFullBigEndian", Colour::ybr_full, EXS_BigEndianExplicit, 0, 255, 0, 1},
+        Case{"Palette", Colour::palette, EXS_LittleEndianExplicit, 0, 255, 0, 1},
+        Case{"SixteenBitJpegLossless", Colour::monochrome2_16bit, EXS_JPEGProcess14SV1, 0, 255, 4,
+             1},
+        Case{"MultiFrameRle", Colour::monochrome2, EXS_RLELossless, 10, 200, 3, 3},
+        Case{"MultiFrameDeflated", Colour::rgb, EXS_DeflatedLittleEndianExplicit, 0, 255, 0, 3}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Redact, FindsTextAtTheVeryEdgesAndInOtherFonts) {
+  TempDir dir;
+  BurnedFrame f;
+  f.texts = {
+      {"DOE", {0, 11}, cv::FONT_HERSHEY_SIMPLEX, 0.45, 1, 255, true},
+      {"PID12345", {232, 11}, cv::FONT_HERSHEY_TRIPLEX, 0.45, 1, 255, true},
+      {"JOHN", {0, 239}, cv::FONT_HERSHEY_COMPLEX_SMALL, 0.9, 1, 255, true},
+      {"ACC998877", {222, 238}, cv::FONT_HERSHEY_DUPLEX, 0.45, 1, 255, true},
+      {"02.01.1930", {110, 130}, cv::FONT_HERSHEY_SIMPLEX, 0.5, 2, 255, true},
+  };
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+}
+
+TEST(Redact, AllTextModeCoversEveryWord) {
+  TempDir dir;
+  const BurnedFrame f = screen(0, 255);
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  redact::RedactOptions options;
+  options.mode = redact::Mode::all_text;
+  auto result = redact::redact_file(file, options);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::all_text);
+}
+
+TEST(Redact, RuleRegionsAreRedactedWithoutOcrOnTriagedOutImages) {
+  TempDir dir;
+  auto ct = testing::make_ct("PID1", "1.2.3.4.5.6", 64, 64, 1);
+  save(*ct, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  redact::RedactOptions options;
+  auto rules = redact::RuleSet::parse(R"({"radguard_redaction_rules": 1, "rules": [
+      {"match": {"manufacturer": "ACME", "rows": 64}, "regions": [{"x": 0, "y": 0, "width": 64, "height": 8}]}]})");
+  ASSERT_TRUE(rules.has_value());
+  options.rules = *rules;
+  auto result = redact::redact_file(file, options);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->frames_ocred, 0u);
+  ASSERT_EQ(result->redactions.size(), 1u);
+  EXPECT_EQ(result->redactions[0].category, redact::Category::rule);
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+}
+
+TEST(Redact, CrossSectionalImagesAreTriagedOutUntouched) {
+  TempDir dir;
+  auto ct = testing::make_ct("PID1", "1.2.3.4.5.6", 64, 64, 1);
+  save(*ct, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->verdict, redact::FileVerdict::not_needed);
+  EXPECT_FALSE(result->written.has_value());
+}
+
+std::string run_cli(const std::string& args, int& exit_code) {
+  const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  const int status = pclose(pipe);
+  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
+  TempDir dir;
+  auto us = make_burned_in({screen(0, 255)}, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.7");
+  save(*us, dir / "in" / "DOE_JOHN.dcm");
+  auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9.8", 32, 32, 1);
+  save(*ct, dir / "in" / "ct.dcm");
+  std::ofstream(dir / "in" / "notes.txt") << "not dicom";
+  int code = -1;
+  const std::string json_text =
+      run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out").string() +
+                  " --preview " + (dir / "preview").string() + " --json --threads 2 --no-progress",
+              code);
+  EXPECT_EQ(code, 0) << json_text;
+  const auto report = nlohmann::json::parse(json_text, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << json_text;
+  EXPECT_EQ(report["summary"]["written"], 2);
+  EXPECT_EQ(report["summary"]["skipped_not_dicom"], 1);
+  EXPECT_GE(report["summary"]["boxes"].get<int>(), 4);
+  // The report names boxes and categories, never the words (the input path is the operator's).
+  std::string without_paths = json_text;
+  for (const auto& entry : report["files"]) {
+    const std::string input = entry["input"];
+    for (auto pos = without_paths.find(input); pos != std::string::npos;
+         pos = without_paths.find(input))
+      without_paths.erase(pos, input.size());
+  }
+  for (const char* phi : {"DOE", "JOHN", "PID12345", "2019"})
+    EXPECT_EQ(without_paths.find(phi), std::string::npos) << phi;
+  EXPECT_TRUE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.7.dcm"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.8.dcm"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir / "preview" / "1.2.826.0.1.3680043.2.1125.9.7_f0_before.png"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir / "preview" / "1.2.826.0.1.3680043.2.1125.9.7_f0_after.png"));
+
+  // Report mode writes no DICOM.
+  run_cli("redact " + (dir / "in").string() + " --output " + (dir / "out2").string() +
+              " --mode report --json",
+          code);
+  EXPECT_EQ(code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir / "out2" / "1.2.826.0.1.3680043.2.1125.9.7.dcm"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out2" / "1.2.826.0.1.3680043.2.1125.9.8.dcm"));
+
+  run_cli(
+      "redact " + (dir / "in").string() + " --output " + (dir / "out3").string() + " --mode bogus",
+      code);
+  EXPECT_EQ(code, 2);
+}
+
+TEST(RedactCli, UndecodablePixelsAreQuarantinedNotReleased) {
+  TempDir dir;
+  auto us = make_burned_in({screen(0, 255)}, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.9");
+  DcmDataset& d = *us->getDataset();
+  // JPEG 2000 pixel data (radguard has no decoder for it): an offset table and one fragment.
+  auto* sequence = new DcmPixelSequence(DCM_PixelSequenceTag);
+  sequence->insert(new DcmPixelItem(DCM_PixelItemTag));
+  auto* fragment = new DcmPixelItem(DCM_PixelItemTag);
+  const Uint8 bytes[8] = {0xFF, 0x4F, 0xFF, 0x51, 0, 0, 0, 0};
+  fragment->putUint8Array(bytes, 8);
+  sequence->insert(fragment);
+  auto* pixel = new DcmPixelData(DCM_PixelData);
+  pixel->putOriginalRepresentation(EXS_JPEG2000LosslessOnly, nullptr, sequence);
+  d.findAndDeleteElement(DCM_PixelData);
+  d.insert(pixel);
+  const auto input = dir / "in" / "j2k.dcm";
+  std::filesystem::create_directories(input.parent_path());
+  ASSERT_TRUE(us->saveFile(OFFilename(input.c_str()), EXS_JPEG2000LosslessOnly).good());
+  int code = -1;
+  const std::string json_text = run_cli(
+      "redact " + input.string() + " --output " + (dir / "out").string() + " --json --no-progress",
+      code);
+  EXPECT_EQ(code, 1);
+  const auto report = nlohmann::json::parse(json_text, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << json_text;
+  EXPECT_EQ(report["files"][0]["status"], "quarantined");
+  EXPECT_EQ(report["files"][0]["error"], "unsupported");
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir / "out-quarantine" / "1.2.826.0.1.3680043.2.1125.9.9.dcm"));
+}
+
+}  // namespace
+}  // namespace radguard
