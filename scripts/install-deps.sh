@@ -14,6 +14,10 @@ packages=(
   dicom3tools                   # dciodvfy: output validity checks in tests
   libgdcm-tools                 # gdcmanon: the benchmark's baseline
   python3-pydicom               # real-world DICOM sample files used by tests
+  zlib1g-dev                    # NIfTI .nii.gz volumes (radguard deface)
+  libopencv-dev opencv-data     # renderings' face detection (Haar cascades) for radguard deface
+  mricron-data                  # real head MR (ch2.nii.gz + ch2bet.nii.gz) for the deface tests
+  invesalius-examples           # real head CT (Cranium.inv3) for the deface tests
 )
 
 missing=()

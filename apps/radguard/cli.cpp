@@ -20,6 +20,7 @@ int run(int argc, char** argv) {
   Action action;
   add_keygen(app, action);
   add_deid(app, action);
+  add_deface(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

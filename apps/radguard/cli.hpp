@@ -16,6 +16,7 @@ using Action = std::function<int()>;
 
 void add_keygen(CLI::App& app, Action& action);
 void add_deid(CLI::App& app, Action& action);
+void add_deface(CLI::App& app, Action& action);
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);
