@@ -57,9 +57,9 @@ nlohmann::json check_json(const deface::FaceCheck& check) {
   return j;
 }
 
-Status write_previews(const fs::path& dir, const std::string& stem, const deface::DefaceReport& report) {
-  for (const auto& [phase, renderings] : {std::pair{"before", &report.renderings_before},
-                                          std::pair{"after", &report.renderings_after}}) {
+Status write_previews(const fs::path& dir, const std::string& stem, const std::vector<deface::Rendering>& before,
+                      const std::vector<deface::Rendering>& after) {
+  for (const auto& [phase, renderings] : {std::pair{"before", &before}, std::pair{"after", &after}}) {
     for (const auto& r : *renderings) {
       if (auto s = deface::write_png(dir / (stem + "_" + phase + "_" + r.view + ".png"), r.image); !s) return s;
     }
@@ -70,11 +70,17 @@ Status write_previews(const fs::path& dir, const std::string& stem, const deface
 Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args, const deface::DefaceOptions& options) {
   auto image = load(input);
   if (!image) return std::unexpected(image.error());
-  auto report = deface::deface(image->volume, options);
-  if (!report) return std::unexpected(with_context(report.error(), input.string()));
   const std::string stem = stem_of(input);
+  // Previews are written also for a refused volume: they show the operator why.
+  Status previews;
+  deface::DefaceOptions with_previews = options;
   if (!args.preview.empty())
-    if (auto s = write_previews(args.preview, stem, *report); !s) return std::unexpected(s.error());
+    with_previews.on_renderings = [&](const auto& before, const auto& after) {
+      previews = write_previews(args.preview, stem, before, after);
+    };
+  auto report = deface::deface(image->volume, with_previews);
+  if (!report) return std::unexpected(with_context(report.error(), input.string()));
+  if (!previews) return std::unexpected(previews.error());
   const fs::path out = fs::path(args.output) / (stem + ".nii.gz");
   if (auto s = volume::write_nifti(out, *image); !s) return std::unexpected(s.error());
   nlohmann::json j;
@@ -98,7 +104,6 @@ int run_deface_command(const DefaceArgs& args) {
                      : args.modality == "mr" ? deface::Modality::mr
                                              : deface::Modality::automatic;
   options.cascade_dir = args.cascades;
-  options.keep_renderings = !args.preview.empty();
   nlohmann::json results = nlohmann::json::array();
   bool any_failed = false;
   for (const auto& input : args.inputs) {

@@ -277,10 +277,18 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   }
   region.forehead_a = forehead_a;
   region.mask.assign(v.voxel_count(), 0);
+  double deepest = std::numeric_limits<double>::infinity();
+  for (double h = -400.0; h < kTop; h += 1.0) deepest = std::min(deepest, cut_front(h, tip_a, forehead_a));
+  deepest -= 1.0;
+  const double row_y[1] = {v.origin[1]};
+  const double step_y[1] = {v.axes[0][1] * v.spacing[0]};
   auto mark_slab = [&](int k0, int k1) {
     for (int k = k0; k < k1; ++k)
       for (int j = 0; j < v.dims[1]; ++j)
         for (int i = 0; i < v.dims[0]; ++i) {
+          // Cheap rejection first: most of a volume lies behind the deepest possible cut.
+          const double y = row_y[0] + step_y[0] * i + v.axes[1][1] * v.spacing[1] * j + v.axes[2][1] * v.spacing[2] * k;
+          if (-y <= deepest) continue;
           const auto p = v.to_patient(i, j, k);
           const double h = p[2] - region.nose_tip[2];
           const double front = cut_front(h, tip_a, forehead_a);
@@ -393,9 +401,12 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   if (!before) return std::unexpected(before.error());
   report.before = std::move(*before);
 
-  const std::vector<float> original = v.voxels;
-  const double min_raw = *std::min_element(v.voxels.begin(), v.voxels.end());
-  const double max_raw = *std::max_element(v.voxels.begin(), v.voxels.end());
+  // Only face voxels can change; keep their old values to count what did.
+  std::vector<float> saved;
+  for (std::size_t n = 0; n < v.voxels.size(); ++n)
+    if (region->mask[n]) saved.push_back(v.voxels[n]);
+  const auto [min_it, max_it] = std::minmax_element(v.voxels.begin(), v.voxels.end());
+  const double min_raw = *min_it, max_raw = *max_it;
   const float background = static_cast<float>(v.value_slope > 0 ? min_raw : max_raw);
   if (options.method == DefaceMethod::blur) {
     blur_region(v, region->mask, 12.0);
@@ -416,15 +427,17 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
     for (std::size_t n = 0; n < v.voxels.size(); ++n)
       if (region->mask[n]) v.voxels[n] = region->mask[n] == 2 ? cap : background;
   }
-  for (std::size_t n = 0; n < v.voxels.size(); ++n) {
-    report.face_region_voxels += region->mask[n];
-    report.voxels_changed += v.voxels[n] != original[n];
+  for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n) {
+    if (!region->mask[n]) continue;
+    ++report.face_region_voxels;
+    report.voxels_changed += v.voxels[n] != saved[m++];
   }
 
   auto after_views = render_head(v, region->threshold);
   auto after = detect_faces(after_views, options.cascade_dir);
   if (!after) return std::unexpected(after.error());
   report.after = std::move(*after);
+  if (options.on_renderings) options.on_renderings(before_views, after_views);
   if (options.keep_renderings) {
     report.renderings_before = std::move(before_views);
     report.renderings_after = std::move(after_views);

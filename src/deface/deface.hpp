@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,9 @@ struct DefaceOptions {
   // Folder with OpenCV's haarcascade_*.xml files.
   std::filesystem::path cascade_dir = "/usr/share/opencv4/haarcascades";
   bool keep_renderings = false;  // fill DefaceReport::renderings (for --preview)
+  // Called with the renderings before and after, also when deface() then refuses, so a
+  // caller can show why. May be empty.
+  std::function<void(const std::vector<Rendering>& before, const std::vector<Rendering>& after)> on_renderings;
 };
 
 struct DefaceReport {
