@@ -81,6 +81,8 @@ TEST_P(PhantomDeface, RemovesTheNoseAndKeepsTheBrainBitIdentical) {
   // release. The detector proof proper is asserted on the real heads below.
   if (!report) {
     EXPECT_EQ(report.error().code, ErrorCode::policy) << report.error().message;
+    // Never the intracranial guard: the phantom's cut stays in front of its cranium.
+    EXPECT_NE(report.error().message.find("face is still detected"), std::string::npos) << report.error().message;
   } else {
     EXPECT_FALSE(report->after.face_found);
     EXPECT_GT(report->voxels_changed, 0u);
@@ -159,6 +161,27 @@ TEST(Deface, RenderingShowsTheHeadUprightAndDetectionRuns) {
   auto check = deface::detect_faces(views, kCascades);
   ASSERT_TRUE(check) << check.error().message;
   EXPECT_EQ(check->detections.size(), 3u * 2u + 2u);  // two frontal cascades x 3 views + profile x 2
+}
+
+TEST(Deface, CtGuardRefusesWhenTheCutWouldReachEnclosedBrainTissue) {
+  HeadPhantom ph = phantom(PhantomContrast::ct, kAxial);
+  volume::Volume& v = ph.volume;
+  // A bone-walled pocket of brain-density tissue inside the nose, above the tip: to the guard
+  // it is intracranial space, so the cut must not be released.
+  for (int k = 0; k < v.dims[2]; ++k)
+    for (int j = 0; j < v.dims[1]; ++j)
+      for (int i = 0; i < v.dims[0]; ++i) {
+        const auto p = v.to_patient(i, j, k);
+        if (p[2] < -22 || p[2] > -8 || std::abs(p[0]) > 10 || p[1] < -116 || p[1] > -96) continue;
+        const bool inner = std::abs(p[0]) <= 5 && p[1] >= -111 && p[1] <= -101;
+        v.voxels[v.index(i, j, k)] = inner ? 30.0f : 1000.0f;
+      }
+  deface::DefaceOptions options;
+  options.cascade_dir = kCascades;
+  auto report = deface::deface(v, options);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code, ErrorCode::policy);
+  EXPECT_NE(report.error().message.find("intracranial"), std::string::npos) << report.error().message;
 }
 
 TEST(Deface, MissingCascadesFailClosed) {

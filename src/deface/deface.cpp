@@ -385,6 +385,68 @@ void blur_region(volume::Volume& v, const std::vector<std::uint8_t>& mask, doubl
       }
 }
 
+// CT only: voxels of the face region that lie in the intracranial space, estimated per axial
+// slice of a patient-aligned grid as brain-range tissue (0-100 HU) that the slice's border
+// cannot reach without crossing bone (> 300 HU). Checked from the nose tip upwards: lower
+// down the same test also catches the tongue inside the mandible. A guard, independent of
+// how the cut was placed; deface() refuses when it is not zero.
+std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& region) {
+  const double step = 2.0;  // coarse: a guard, not a segmentation
+  volume::Vec3 lo{1e300, 1e300, 1e300}, hi{-1e300, -1e300, -1e300};
+  for (int c = 0; c < 8; ++c) {
+    const auto p = v.to_patient((c & 1) ? v.dims[0] - 1 : 0, (c & 2) ? v.dims[1] - 1 : 0, (c & 4) ? v.dims[2] - 1 : 0);
+    for (int a = 0; a < 3; ++a) {
+      lo[a] = std::min(lo[a], p[a]);
+      hi[a] = std::max(hi[a], p[a]);
+    }
+  }
+  const int nx = static_cast<int>((hi[0] - lo[0]) / step) + 1, ny = static_cast<int>((hi[1] - lo[1]) / step) + 1;
+  const int z0 = std::max(0, static_cast<int>(std::ceil((region.nose_tip[2] - lo[2]) / step)));
+  const int nz = static_cast<int>((hi[2] - lo[2]) / step) + 1;
+  std::vector<std::uint8_t> cls(static_cast<std::size_t>(nx) * ny);  // 0 other, 1 bone, 2 brain range, 3 reached
+  std::vector<std::size_t> source(cls.size());
+  std::vector<int> stack;
+  std::size_t overlap = 0;
+  for (int z = z0; z < nz; ++z) {
+    std::fill(cls.begin(), cls.end(), 0);
+    for (int y = 0; y < ny; ++y)
+      for (int x = 0; x < nx; ++x) {
+        const auto idx = v.to_index({lo[0] + x * step, lo[1] + y * step, lo[2] + z * step});
+        const long i = std::lround(idx[0]), j = std::lround(idx[1]), k = std::lround(idx[2]);
+        if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2]) continue;
+        const std::size_t n = v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k));
+        const double hu = v.voxels[n] * v.value_slope + v.value_intercept;
+        const std::size_t c = static_cast<std::size_t>(x + nx * y);
+        cls[c] = hu > 300.0 ? 1 : (hu >= 0.0 && hu <= 100.0 ? 2 : 0);
+        source[c] = n;
+      }
+    stack.clear();
+    for (int x = 0; x < nx; ++x) {
+      stack.push_back(x);
+      stack.push_back(x + nx * (ny - 1));
+    }
+    for (int y = 0; y < ny; ++y) {
+      stack.push_back(nx * y);
+      stack.push_back(nx * y + nx - 1);
+    }
+    while (!stack.empty()) {
+      const int c = stack.back();
+      stack.pop_back();
+      auto& cell = cls[static_cast<std::size_t>(c)];
+      if (cell == 1 || cell == 3) continue;
+      cell = 3;
+      const int x = c % nx, y = c / nx;
+      if (x > 0) stack.push_back(c - 1);
+      if (x + 1 < nx) stack.push_back(c + 1);
+      if (y > 0) stack.push_back(c - nx);
+      if (y + 1 < ny) stack.push_back(c + nx);
+    }
+    for (std::size_t c = 0; c < cls.size(); ++c)
+      if (cls[c] == 2 && region.mask[source[c]]) ++overlap;
+  }
+  return overlap;
+}
+
 }  // namespace
 
 Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
@@ -395,6 +457,13 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   report.modality = region->modality;
   report.threshold = region->threshold;
   report.nose_tip = region->nose_tip;
+  if (region->modality == Modality::ct) {
+    report.intracranial_voxels_in_region = ct_intracranial_overlap(v, *region);
+    if (report.intracranial_voxels_in_region > 0)
+      return fail(ErrorCode::policy, "the face region reaches into the intracranial space (" +
+                                         std::to_string(report.intracranial_voxels_in_region) +
+                                         " guard cells); refusing rather than touching the brain");
+  }
 
   auto before_views = render_head(v, region->threshold);
   auto before = detect_faces(before_views, options.cascade_dir);

@@ -78,6 +78,9 @@ struct DefaceReport {
   volume::Vec3 nose_tip{};              // LPS millimetres
   std::size_t voxels_changed = 0;
   std::size_t face_region_voxels = 0;
+  // CT: 2 mm guard cells of the intracranial space (above the nose tip) inside the face
+  // region; always 0 in a returned report (deface() refuses otherwise). MR: not computed.
+  std::size_t intracranial_voxels_in_region = 0;
   FaceCheck before;
   FaceCheck after;
   std::vector<Rendering> renderings_before;
@@ -112,7 +115,8 @@ Status write_png(const std::filesystem::path& path, const Image& image);
 // Finds and removes/blurs the face of `volume` in place, and proves it by detection.
 // On success the volume is defaced (or, with Verdict::no_face_before, the face region was
 // still removed but no detector fired before). Fails closed with ErrorCode::policy when a
-// face is still detected after; ::unsupported when no head/face can be located; ::io when
+// face is still detected after, or (CT) when the face region reaches what looks like
+// intracranial space (brain-range tissue enclosed by bone, above the nose tip); ::unsupported when no head/face can be located; ::io when
 // the cascades cannot be loaded. On failure the volume may have been modified: callers must
 // not release it. Thread-safe for distinct volumes (cascades are loaded per call).
 Result<DefaceReport> deface(volume::Volume& volume, const DefaceOptions& options);

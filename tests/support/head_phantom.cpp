@@ -56,9 +56,10 @@ HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims,
                                 in(p, {0, -80, -60}, {25, 9, 8}) ||     // lips
                                 in(p, {0, -70, -88}, {22, 12, 12});     // chin
         if (head || neck || face_parts) value = soft;
-        if (in(p, {0, 0, 0}, {69, 89, 104}) && !in(p, {0, 0, 0}, {63, 83, 98})) value = bone;
-        if (in(p, {0, 0, 0}, {63, 83, 98})) value = csf;
-        const bool is_brain = in(p, {0, 5, 20}, {58, 75, 75});
+        // The cranium sits behind the face: its front is 20 mm behind the forehead skin.
+        if (in(p, {0, 8, 0}, {69, 82, 104}) && !in(p, {0, 8, 0}, {63, 76, 98})) value = bone;
+        if (in(p, {0, 8, 0}, {63, 76, 98})) value = csf;
+        const bool is_brain = in(p, {0, 12, 20}, {58, 70, 75});
         if (is_brain) value = brain;
         for (double side : {-32.0, 32.0}) {
           if (in(p, {side, -95, 2}, {16, 7, 12})) value = air;  // eye socket, in front of the eye
