@@ -184,6 +184,39 @@ TEST(Deface, CtGuardRefusesWhenTheCutWouldReachEnclosedBrainTissue) {
   EXPECT_NE(report.error().message.find("intracranial"), std::string::npos) << report.error().message;
 }
 
+TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
+  // A featureless ellipsoid: landmarks are found, but no detector fires on it, so removal
+  // cannot be proven.
+  volume::Volume v;
+  v.dims = {60, 72, 80};
+  v.spacing = {3.0, 3.0, 3.0};
+  v.origin = {-90.0, -108.0, -120.0};
+  v.voxels.assign(v.voxel_count(), -1000.0f);
+  for (int k = 0; k < v.dims[2]; ++k)
+    for (int j = 0; j < v.dims[1]; ++j)
+      for (int i = 0; i < v.dims[0]; ++i) {
+        const auto p = v.to_patient(i, j, k);
+        const double r = p[0] * p[0] / (70.0 * 70.0) + p[1] * p[1] / (90.0 * 90.0) + p[2] * p[2] / (110.0 * 110.0);
+        if (r <= 1.0) v.voxels[v.index(i, j, k)] = 40.0f;
+      }
+  volume::Volume copy = v;
+  deface::DefaceOptions options;
+  options.cascade_dir = kCascades;
+  auto refused = deface::deface(v, options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::policy);
+  EXPECT_NE(refused.error().message.find("no face was detected"), std::string::npos) << refused.error().message;
+  options.no_face_before = deface::NoFaceBefore::release;
+  auto released = deface::deface(copy, options);
+  // Allowed now; the egg's flat cut may still read as a visor to the cascade afterwards
+  // (docs/benchmarks-deface.md), which is refused on its own grounds.
+  if (released) {
+    EXPECT_EQ(released->verdict, deface::Verdict::no_face_before);
+  } else {
+    EXPECT_NE(released.error().message.find("still detected"), std::string::npos) << released.error().message;
+  }
+}
+
 TEST(Deface, MissingCascadesFailClosed) {
   HeadPhantom ph = phantom(PhantomContrast::ct, kAxial);
   deface::DefaceOptions options;

@@ -23,6 +23,7 @@ struct DefaceArgs {
   std::string preview;
   std::string cascades = "/usr/share/opencv4/haarcascades";
   bool json = false;
+  bool allow_no_face_before = false;
 };
 
 // "head.nii.gz" -> "head"; the output keeps the input's name so batches stay traceable.
@@ -104,6 +105,8 @@ int run_deface_command(const DefaceArgs& args) {
                      : args.modality == "mr" ? deface::Modality::mr
                                              : deface::Modality::automatic;
   options.cascade_dir = args.cascades;
+  options.no_face_before =
+      args.allow_no_face_before ? deface::NoFaceBefore::release : deface::NoFaceBefore::refuse;
   nlohmann::json results = nlohmann::json::array();
   bool any_failed = false;
   for (const auto& input : args.inputs) {
@@ -144,6 +147,8 @@ void add_deface(CLI::App& app, Action& action) {
   cmd->add_option("--preview", args->preview, "write the before/after renderings as PNG into this folder");
   cmd->add_option("--cascades", args->cascades, "folder with OpenCV's haarcascade_*.xml")->capture_default_str();
   cmd->add_flag("--json", args->json, "print a JSON report on stdout");
+  cmd->add_flag("--allow-no-face-before", args->allow_no_face_before,
+                "release a volume even when no face was detected on it before defacing (unproven)");
   cmd->callback([&action, args] { action = [args] { return run_deface_command(*args); }; });
 }
 

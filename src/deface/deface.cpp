@@ -513,6 +513,10 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   }
   report.verdict = report.before.face_found ? Verdict::defaced : Verdict::no_face_before;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!report.before.face_found && options.no_face_before == NoFaceBefore::refuse)
+    return fail(ErrorCode::policy,
+                "no face was detected on the intact head, so removal cannot be proven (the face may be "
+                "outside the field of view, or the head was not found); refusing to release");
   if (report.after.face_found)
     return fail(ErrorCode::policy, "a face is still detected after defacing (best score " +
                                        std::to_string(report.after.best_score()) + "); refusing to release");

@@ -60,8 +60,14 @@ enum class Verdict : std::uint8_t {
   no_face_before,        // nothing was detected even on the intact head: reported, not proven
 };
 
+// What to do when no detector fires even on the intact head: the face may be outside the
+// field of view, or the segmentation found something other than the head (see
+// docs/benchmarks-deface.md), in which case the cut may be misplaced.
+enum class NoFaceBefore : std::uint8_t { refuse, release };
+
 struct DefaceOptions {
   DefaceMethod method = DefaceMethod::remove;
+  NoFaceBefore no_face_before = NoFaceBefore::refuse;
   Modality modality = Modality::automatic;
   // Folder with OpenCV's haarcascade_*.xml files.
   std::filesystem::path cascade_dir = "/usr/share/opencv4/haarcascades";
@@ -115,7 +121,7 @@ Status write_png(const std::filesystem::path& path, const Image& image);
 // Finds and removes/blurs the face of `volume` in place, and proves it by detection.
 // On success the volume is defaced (or, with Verdict::no_face_before, the face region was
 // still removed but no detector fired before). Fails closed with ErrorCode::policy when a
-// face is still detected after, or (CT) when the face region reaches what looks like
+// face is still detected after, or none was detected before (unless options allow it), or (CT) when the face region reaches what looks like
 // intracranial space (brain-range tissue enclosed by bone, above the nose tip); ::unsupported when no head/face can be located; ::io when
 // the cascades cannot be loaded. On failure the volume may have been modified: callers must
 // not release it. Thread-safe for distinct volumes (cascades are loaded per call).
