@@ -30,26 +30,33 @@ void run(const char* name, volume::Volume v) {
   deface::DefaceOptions options;
   const auto start = std::chrono::steady_clock::now();
   auto report = deface::deface(v, options);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cpu = cpu_seconds() - cpu_start;
   if (report) {
-    std::printf("%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  %s  before %.2f after %.2f  changed %zu\n", name,
-                v.dims[0], v.dims[1], v.dims[2], seconds, cpu, std::string(deface::to_string(report->verdict)).c_str(),
-                report->before.best_score(), report->after.best_score(), report->voxels_changed);
+    std::printf(
+        "%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  %s  before %.2f after %.2f  changed %zu\n",
+        name, v.dims[0], v.dims[1], v.dims[2], seconds, cpu,
+        std::string(deface::to_string(report->verdict)).c_str(), report->before.best_score(),
+        report->after.best_score(), report->voxels_changed);
   } else {
-    std::printf("%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  refused: %s\n", name, v.dims[0], v.dims[1], v.dims[2],
-                seconds, cpu, report.error().message.c_str());
+    std::printf("%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  refused: %s\n", name, v.dims[0],
+                v.dims[1], v.dims[2], seconds, cpu, report.error().message.c_str());
   }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::array<volume::Vec3, 3> axial{volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0}, volume::Vec3{0, 0, 1}};
-  run("CT phantom 512x512x300", testing::make_head_phantom(testing::PhantomContrast::ct, {512, 512, 300},
-                                                           {0.49, 0.49, 0.8}, axial).volume);
+  const std::array<volume::Vec3, 3> axial{volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0},
+                                          volume::Vec3{0, 0, 1}};
+  run("CT phantom 512x512x300",
+      testing::make_head_phantom(testing::PhantomContrast::ct, {512, 512, 300}, {0.49, 0.49, 0.8},
+                                 axial)
+          .volume);
   run("MR phantom 256^3", testing::make_head_phantom(testing::PhantomContrast::mr, {256, 256, 256},
-                                                     {1.0, 1.0, 1.0}, axial).volume);
+                                                     {1.0, 1.0, 1.0}, axial)
+                              .volume);
   for (int n = 1; n < argc; ++n) {
     const std::string path = argv[n];
     if (path.ends_with(".inv3")) {

@@ -1,5 +1,7 @@
 // Defacing: volumes (NIfTI, InVesalius), face finding, removal, brain preservation and the
 // detector-based proof, on generated phantoms and on the real heads Debian packages.
+#include "deface/deface.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <string>
 
 #include "core/atomic_file.hpp"
-#include "deface/deface.hpp"
 #include "support/fixtures.hpp"
 #include "support/head_phantom.hpp"
 #include "volume/inv3.hpp"
@@ -52,7 +53,8 @@ HeadPhantom phantom(PhantomContrast contrast, const std::array<Vec3, 3>& axes) {
 }
 
 double distance(const Vec3& a, const Vec3& b) {
-  return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]));
+  return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) +
+                   (a[2] - b[2]) * (a[2] - b[2]));
 }
 
 struct PhantomCase {
@@ -68,7 +70,8 @@ TEST_P(PhantomDeface, RemovesTheNoseAndKeepsTheBrainBitIdentical) {
   HeadPhantom ph = phantom(param.contrast, param.axes);
   auto region = deface::find_face(ph.volume, deface::Modality::automatic);
   ASSERT_TRUE(region) << region.error().message;
-  EXPECT_EQ(region->modality, param.contrast == PhantomContrast::ct ? deface::Modality::ct : deface::Modality::mr);
+  EXPECT_EQ(region->modality,
+            param.contrast == PhantomContrast::ct ? deface::Modality::ct : deface::Modality::mr);
   EXPECT_LT(distance(region->nose_tip, testing::kPhantomNoseTip), 8.0)
       << region->nose_tip[0] << " " << region->nose_tip[1] << " " << region->nose_tip[2];
 
@@ -82,13 +85,15 @@ TEST_P(PhantomDeface, RemovesTheNoseAndKeepsTheBrainBitIdentical) {
   if (!report) {
     EXPECT_EQ(report.error().code, ErrorCode::policy) << report.error().message;
     // Never the intracranial guard: the phantom's cut stays in front of its cranium.
-    EXPECT_NE(report.error().message.find("face is still detected"), std::string::npos) << report.error().message;
+    EXPECT_NE(report.error().message.find("face is still detected"), std::string::npos)
+        << report.error().message;
   } else {
     EXPECT_FALSE(report->after.face_found);
     EXPECT_GT(report->voxels_changed, 0u);
   }
 
-  std::size_t nose = 0, nose_removed = 0, brain = 0, brain_changed = 0, scalp = 0, scalp_changed = 0;
+  std::size_t nose = 0, nose_removed = 0, brain = 0, brain_changed = 0, scalp = 0,
+              scalp_changed = 0;
   const float background = *std::min_element(original.begin(), original.end());
   for (std::size_t n = 0; n < original.size(); ++n) {
     if (ph.nose[n]) {
@@ -160,7 +165,8 @@ TEST(Deface, RenderingShowsTheHeadUprightAndDetectionRuns) {
   EXPECT_EQ(front.image.pixels.front(), 0);
   auto check = deface::detect_faces(views, kCascades);
   ASSERT_TRUE(check) << check.error().message;
-  EXPECT_EQ(check->detections.size(), 3u * 2u + 2u);  // two frontal cascades x 3 views + profile x 2
+  EXPECT_EQ(check->detections.size(),
+            3u * 2u + 2u);  // two frontal cascades x 3 views + profile x 2
 }
 
 TEST(Deface, CtGuardRefusesWhenTheCutWouldReachEnclosedBrainTissue) {
@@ -181,7 +187,8 @@ TEST(Deface, CtGuardRefusesWhenTheCutWouldReachEnclosedBrainTissue) {
   auto report = deface::deface(v, options);
   ASSERT_FALSE(report);
   EXPECT_EQ(report.error().code, ErrorCode::policy);
-  EXPECT_NE(report.error().message.find("intracranial"), std::string::npos) << report.error().message;
+  EXPECT_NE(report.error().message.find("intracranial"), std::string::npos)
+      << report.error().message;
 }
 
 TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
@@ -196,7 +203,8 @@ TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
     for (int j = 0; j < v.dims[1]; ++j)
       for (int i = 0; i < v.dims[0]; ++i) {
         const auto p = v.to_patient(i, j, k);
-        const double r = p[0] * p[0] / (70.0 * 70.0) + p[1] * p[1] / (90.0 * 90.0) + p[2] * p[2] / (110.0 * 110.0);
+        const double r = p[0] * p[0] / (70.0 * 70.0) + p[1] * p[1] / (90.0 * 90.0) +
+                         p[2] * p[2] / (110.0 * 110.0);
         if (r <= 1.0) v.voxels[v.index(i, j, k)] = 40.0f;
       }
   volume::Volume copy = v;
@@ -205,7 +213,8 @@ TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
   auto refused = deface::deface(v, options);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::policy);
-  EXPECT_NE(refused.error().message.find("no face was detected"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("no face was detected"), std::string::npos)
+      << refused.error().message;
   options.no_face_before = deface::NoFaceBefore::release;
   auto released = deface::deface(copy, options);
   // Allowed now; the egg's flat cut may still read as a visor to the cascade afterwards
@@ -213,7 +222,8 @@ TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
   if (released) {
     EXPECT_EQ(released->verdict, deface::Verdict::no_face_before);
   } else {
-    EXPECT_NE(released.error().message.find("still detected"), std::string::npos) << released.error().message;
+    EXPECT_NE(released.error().message.find("still detected"), std::string::npos)
+        << released.error().message;
   }
 }
 
@@ -237,7 +247,8 @@ TEST(Deface, EmptyVolumeIsRefused) {
 
 TEST(Nifti, RoundTripsVoxelsGeometryAndHeader) {
   testing::TempDir dir;
-  HeadPhantom ph = testing::make_head_phantom(PhantomContrast::ct, {20, 24, 22}, {10.0, 10.0, 11.0}, kFlipped);
+  HeadPhantom ph =
+      testing::make_head_phantom(PhantomContrast::ct, {20, 24, 22}, {10.0, 10.0, 11.0}, kFlipped);
   volume::NiftiImage image{ph.volume, volume::make_nifti_header(ph.volume)};
   for (const char* name : {"a.nii", "a.nii.gz"}) {
     ASSERT_TRUE(volume::write_nifti(dir / name, image));
@@ -310,10 +321,12 @@ TEST(RealHeads, CraniumCtIsDefaced) {
 TEST(DefaceCli, WritesOutputsAndPreviewsAndReportsBadInputs) {
   testing::TempDir dir;
   HeadPhantom ph = phantom(PhantomContrast::mr, kAxial);
-  ASSERT_TRUE(volume::write_nifti(dir / "head.nii.gz", {ph.volume, volume::make_nifti_header(ph.volume)}));
+  ASSERT_TRUE(
+      volume::write_nifti(dir / "head.nii.gz", {ph.volume, volume::make_nifti_header(ph.volume)}));
   ASSERT_TRUE(write_file_atomically(dir / "bad.nii", std::string(400, 'x'), fs::perms::owner_all));
-  const std::string cmd = std::string(RADGUARD_BINARY) + " deface " + (dir / "head.nii.gz").string() + " " +
-                          (dir / "bad.nii").string() + " --output " + (dir / "out").string() + " --preview " +
+  const std::string cmd = std::string(RADGUARD_BINARY) + " deface " +
+                          (dir / "head.nii.gz").string() + " " + (dir / "bad.nii").string() +
+                          " --output " + (dir / "out").string() + " --preview " +
                           (dir / "png").string() + " --json > " + (dir / "report.json").string();
   const int rc = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(rc));
@@ -343,8 +356,9 @@ TEST(DefaceCli, WritesOutputsAndPreviewsAndReportsBadInputs) {
   EXPECT_TRUE(fs::exists(dir / "png" / "head_before_front.png"));
   EXPECT_TRUE(fs::exists(dir / "png" / "head_after_yaw+30.png"));
 
-  const std::string usage = std::string(RADGUARD_BINARY) + " deface " + (dir / "head.nii.gz").string() +
-                            " --output " + (dir / "o2").string() + " --method smudge 2>/dev/null";
+  const std::string usage = std::string(RADGUARD_BINARY) + " deface " +
+                            (dir / "head.nii.gz").string() + " --output " + (dir / "o2").string() +
+                            " --method smudge 2>/dev/null";
   const int urc = std::system(usage.c_str());
   EXPECT_EQ(WEXITSTATUS(urc), 2);
 }

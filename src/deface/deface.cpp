@@ -50,9 +50,12 @@ HeadGrid build_head_grid(const volume::Volume& v, double threshold) {
           const long i = std::lround(base[0] + d[0] * x);
           const long j = std::lround(base[1] + d[1] * x);
           const long k = std::lround(base[2] + d[2] * x);
-          if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2]) continue;
-          const float value = v.voxels[v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k))];
-          if (positive_slope ? value > raw_threshold : value < raw_threshold) g.head[g.index(x, y, z)] = 1;
+          if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2])
+            continue;
+          const float value =
+              v.voxels[v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k))];
+          if (positive_slope ? value > raw_threshold : value < raw_threshold)
+            g.head[g.index(x, y, z)] = 1;
         }
       }
     }
@@ -69,7 +72,8 @@ HeadGrid build_head_grid(const volume::Volume& v, double threshold) {
     queue.clear();
     queue.push_back(static_cast<std::uint32_t>(seed));
     g.head[seed] = to;
-    const std::size_t sx = 1, sy = static_cast<std::size_t>(g.nx), sz = sy * static_cast<std::size_t>(g.ny);
+    const std::size_t sx = 1, sy = static_cast<std::size_t>(g.nx),
+                      sz = sy * static_cast<std::size_t>(g.ny);
     while (!queue.empty()) {
       const std::size_t n = queue.back();
       queue.pop_back();
@@ -96,7 +100,8 @@ HeadGrid build_head_grid(const volume::Volume& v, double threshold) {
   for (int z = 0; z < g.nz; ++z)
     for (int y = 0; y < g.ny; ++y)
       for (int x = 0; x < g.nx; ++x) {
-        const bool border = x == 0 || y == 0 || z == 0 || x == g.nx - 1 || y == g.ny - 1 || z == g.nz - 1;
+        const bool border =
+            x == 0 || y == 0 || z == 0 || x == g.nx - 1 || y == g.ny - 1 || z == g.nz - 1;
         const std::size_t n = g.index(x, y, z);
         if (border && g.head[n] == 0) flood(n, 0, 4);
       }
@@ -123,7 +128,8 @@ using detail::HeadGrid;
 
 double physical_min(const volume::Volume& v) {
   const auto [mn, mx] = std::minmax_element(v.voxels.begin(), v.voxels.end());
-  return v.value_slope > 0 ? *mn * v.value_slope + v.value_intercept : *mx * v.value_slope + v.value_intercept;
+  return v.value_slope > 0 ? *mn * v.value_slope + v.value_intercept
+                           : *mx * v.value_slope + v.value_intercept;
 }
 
 // Otsu's threshold on a 256-bin histogram of the physical values.
@@ -166,17 +172,22 @@ double FaceCheck::best_score() const {
 
 std::string_view to_string(Modality modality) {
   switch (modality) {
-    case Modality::automatic: return "automatic";
-    case Modality::ct: return "CT";
-    case Modality::mr: return "MR";
+    case Modality::automatic:
+      return "automatic";
+    case Modality::ct:
+      return "CT";
+    case Modality::mr:
+      return "MR";
   }
   return "?";
 }
 
 std::string_view to_string(Verdict verdict) {
   switch (verdict) {
-    case Verdict::defaced: return "defaced";
-    case Verdict::no_face_before: return "no_face_before";
+    case Verdict::defaced:
+      return "defaced";
+    case Verdict::no_face_before:
+      return "no_face_before";
   }
   return "?";
 }
@@ -220,7 +231,8 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   if (v.voxels.empty() || v.voxels.size() != v.voxel_count())
     return fail(ErrorCode::internal, "volume has no voxels");
   FaceRegion region;
-  if (modality == Modality::automatic) modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
+  if (modality == Modality::automatic)
+    modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
   region.modality = modality;
   region.threshold = modality == Modality::ct ? -300.0 : otsu(v);
   const HeadGrid g = detail::build_head_grid(v, region.threshold);
@@ -246,7 +258,8 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
           best_y = y;
           break;
         }
-  if (best_y >= g.ny || z_hi <= z_lo) return fail(ErrorCode::unsupported, "no face found: the head is too small or cut off");
+  if (best_y >= g.ny || z_hi <= z_lo)
+    return fail(ErrorCode::unsupported, "no face found: the head is too small or cut off");
   double sx = 0, sz = 0, count = 0;
   for (int z = z_lo; z <= z_hi; ++z)
     for (int x = 0; x < g.nx; ++x)
@@ -255,16 +268,21 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
         sz += z;
         count += 1;
       }
-  region.nose_tip = {g.origin[0] + sx / count * g.step, g.origin[1] + best_y * g.step, g.origin[2] + sz / count * g.step};
+  region.nose_tip = {g.origin[0] + sx / count * g.step, g.origin[1] + best_y * g.step,
+                     g.origin[2] + sz / count * g.step};
 
   // The forehead: the most anterior point 60-95 mm above the tip, near the midline.
   const double tip_a = -region.nose_tip[1];
   double forehead_a = tip_a - 22.0;  // typical, for scans that stop below the forehead
   {
-    const int z0 = static_cast<int>(std::lround((region.nose_tip[2] + 60.0 - g.origin[2]) / g.step));
-    const int z1 = static_cast<int>(std::lround((region.nose_tip[2] + 95.0 - g.origin[2]) / g.step));
-    const int x0 = static_cast<int>(std::lround((region.nose_tip[0] - 40.0 - g.origin[0]) / g.step));
-    const int x1 = static_cast<int>(std::lround((region.nose_tip[0] + 40.0 - g.origin[0]) / g.step));
+    const int z0 =
+        static_cast<int>(std::lround((region.nose_tip[2] + 60.0 - g.origin[2]) / g.step));
+    const int z1 =
+        static_cast<int>(std::lround((region.nose_tip[2] + 95.0 - g.origin[2]) / g.step));
+    const int x0 =
+        static_cast<int>(std::lround((region.nose_tip[0] - 40.0 - g.origin[0]) / g.step));
+    const int x1 =
+        static_cast<int>(std::lround((region.nose_tip[0] + 40.0 - g.origin[0]) / g.step));
     int best = g.ny;
     for (int z = std::max(0, z0); z <= std::min(g.nz - 1, z1); ++z)
       for (int x = std::max(0, x0); x <= std::min(g.nx - 1, x1); ++x)
@@ -278,7 +296,8 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   region.forehead_a = forehead_a;
   region.mask.assign(v.voxel_count(), 0);
   double deepest = std::numeric_limits<double>::infinity();
-  for (double h = -400.0; h < kTop; h += 1.0) deepest = std::min(deepest, cut_front(h, tip_a, forehead_a));
+  for (double h = -400.0; h < kTop; h += 1.0)
+    deepest = std::min(deepest, cut_front(h, tip_a, forehead_a));
   deepest -= 1.0;
   const double row_y[1] = {v.origin[1]};
   const double step_y[1] = {v.axes[0][1] * v.spacing[0]};
@@ -287,7 +306,8 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
       for (int j = 0; j < v.dims[1]; ++j)
         for (int i = 0; i < v.dims[0]; ++i) {
           // Cheap rejection first: most of a volume lies behind the deepest possible cut.
-          const double y = row_y[0] + step_y[0] * i + v.axes[1][1] * v.spacing[1] * j + v.axes[2][1] * v.spacing[2] * k;
+          const double y = row_y[0] + step_y[0] * i + v.axes[1][1] * v.spacing[1] * j +
+                           v.axes[2][1] * v.spacing[2] * k;
           if (-y <= deepest) continue;
           const auto p = v.to_patient(i, j, k);
           const double h = p[2] - region.nose_tip[2];
@@ -296,9 +316,11 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
           // The deepest few millimetres of the face that lie inside the head become a cap,
           // so the cut does not open the orbits and the nose's cavities to the outside: the
           // dark holes it would leave read as eyes to a detector and to a person.
-          const long gx = std::lround((p[0] - g.origin[0]) / g.step), gy = std::lround((p[1] - g.origin[1]) / g.step),
+          const long gx = std::lround((p[0] - g.origin[0]) / g.step),
+                     gy = std::lround((p[1] - g.origin[1]) / g.step),
                      gz = std::lround((p[2] - g.origin[2]) / g.step);
-          const bool inside = g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
+          const bool inside =
+              g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
           region.mask[v.index(i, j, k)] = (inside && -p[1] <= front + kCapMm) ? 2 : 1;
         }
   };
@@ -334,11 +356,15 @@ void blur_region(volume::Volume& v, const std::vector<std::uint8_t>& mask, doubl
   const int n[3] = {hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1};
   std::vector<float> box(static_cast<std::size_t>(n[0]) * n[1] * n[2]);
   auto at = [&](int i, int j, int k) -> float& {
-    return box[static_cast<std::size_t>(i) + static_cast<std::size_t>(n[0]) * (static_cast<std::size_t>(j) + static_cast<std::size_t>(n[1]) * static_cast<std::size_t>(k))];
+    return box[static_cast<std::size_t>(i) +
+               static_cast<std::size_t>(n[0]) *
+                   (static_cast<std::size_t>(j) +
+                    static_cast<std::size_t>(n[1]) * static_cast<std::size_t>(k))];
   };
   for (int k = 0; k < n[2]; ++k)
     for (int j = 0; j < n[1]; ++j)
-      for (int i = 0; i < n[0]; ++i) at(i, j, k) = v.voxels[v.index(lo[0] + i, lo[1] + j, lo[2] + k)];
+      for (int i = 0; i < n[0]; ++i)
+        at(i, j, k) = v.voxels[v.index(lo[0] + i, lo[1] + j, lo[2] + k)];
   std::vector<float> line, out;
   for (int pass = 0; pass < 3; ++pass) {
     for (int axis = 0; axis < 3; ++axis) {
@@ -357,7 +383,8 @@ void blur_region(volume::Volume& v, const std::vector<std::uint8_t>& mask, doubl
           }
           double sum = 0;
           int count = 0;
-          for (int t = 0; t <= std::min(r[axis], len - 1); ++t, ++count) sum += line[static_cast<std::size_t>(t)];
+          for (int t = 0; t <= std::min(r[axis], len - 1); ++t, ++count)
+            sum += line[static_cast<std::size_t>(t)];
           for (int t = 0; t < len; ++t) {
             out[static_cast<std::size_t>(t)] = static_cast<float>(sum / count);
             const int add = t + r[axis] + 1, drop = t - r[axis];
@@ -394,16 +421,19 @@ std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& r
   const double step = 2.0;  // coarse: a guard, not a segmentation
   volume::Vec3 lo{1e300, 1e300, 1e300}, hi{-1e300, -1e300, -1e300};
   for (int c = 0; c < 8; ++c) {
-    const auto p = v.to_patient((c & 1) ? v.dims[0] - 1 : 0, (c & 2) ? v.dims[1] - 1 : 0, (c & 4) ? v.dims[2] - 1 : 0);
+    const auto p = v.to_patient((c & 1) ? v.dims[0] - 1 : 0, (c & 2) ? v.dims[1] - 1 : 0,
+                                (c & 4) ? v.dims[2] - 1 : 0);
     for (int a = 0; a < 3; ++a) {
       lo[a] = std::min(lo[a], p[a]);
       hi[a] = std::max(hi[a], p[a]);
     }
   }
-  const int nx = static_cast<int>((hi[0] - lo[0]) / step) + 1, ny = static_cast<int>((hi[1] - lo[1]) / step) + 1;
+  const int nx = static_cast<int>((hi[0] - lo[0]) / step) + 1,
+            ny = static_cast<int>((hi[1] - lo[1]) / step) + 1;
   const int z0 = std::max(0, static_cast<int>(std::ceil((region.nose_tip[2] - lo[2]) / step)));
   const int nz = static_cast<int>((hi[2] - lo[2]) / step) + 1;
-  std::vector<std::uint8_t> cls(static_cast<std::size_t>(nx) * ny);  // 0 other, 1 bone, 2 brain range, 3 reached
+  std::vector<std::uint8_t> cls(static_cast<std::size_t>(nx) *
+                                ny);  // 0 other, 1 bone, 2 brain range, 3 reached
   std::vector<std::size_t> source(cls.size());
   std::vector<int> stack;
   std::size_t overlap = 0;
@@ -414,7 +444,8 @@ std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& r
         const auto idx = v.to_index({lo[0] + x * step, lo[1] + y * step, lo[2] + z * step});
         const long i = std::lround(idx[0]), j = std::lround(idx[1]), k = std::lround(idx[2]);
         if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2]) continue;
-        const std::size_t n = v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k));
+        const std::size_t n =
+            v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k));
         const double hu = v.voxels[n] * v.value_slope + v.value_intercept;
         const std::size_t c = static_cast<std::size_t>(x + nx * y);
         cls[c] = hu > 300.0 ? 1 : (hu >= 0.0 && hu <= 100.0 ? 2 : 0);
@@ -483,7 +514,8 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
     const auto raw_threshold = (region->threshold - v.value_intercept) / v.value_slope;
     float cap = 0;
     if (region->modality == Modality::ct) {
-      cap = static_cast<float>(std::nearbyint((40.0 - v.value_intercept) / v.value_slope));  // soft tissue
+      cap = static_cast<float>(
+          std::nearbyint((40.0 - v.value_intercept) / v.value_slope));  // soft tissue
     } else {
       double sum = 0, count = 0;
       for (float x : v.voxels)
@@ -514,12 +546,14 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   report.verdict = report.before.face_found ? Verdict::defaced : Verdict::no_face_before;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!report.before.face_found && options.no_face_before == NoFaceBefore::refuse)
-    return fail(ErrorCode::policy,
-                "no face was detected on the intact head, so removal cannot be proven (the face may be "
-                "outside the field of view, or the head was not found); refusing to release");
+    return fail(
+        ErrorCode::policy,
+        "no face was detected on the intact head, so removal cannot be proven (the face may be "
+        "outside the field of view, or the head was not found); refusing to release");
   if (report.after.face_found)
     return fail(ErrorCode::policy, "a face is still detected after defacing (best score " +
-                                       std::to_string(report.after.best_score()) + "); refusing to release");
+                                       std::to_string(report.after.best_score()) +
+                                       "); refusing to release");
   return report;
 }
 

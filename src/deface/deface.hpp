@@ -52,12 +52,12 @@ struct Detection {
 struct FaceCheck {
   bool face_found = false;
   std::vector<Detection> detections;  // every (view, cascade) pair tried
-  double best_score() const;  // highest best_score among counted detections; 0 when none
+  double best_score() const;          // highest best_score among counted detections; 0 when none
 };
 
 enum class Verdict : std::uint8_t {
-  defaced,               // face seen before, none after
-  no_face_before,        // nothing was detected even on the intact head: reported, not proven
+  defaced,         // face seen before, none after
+  no_face_before,  // nothing was detected even on the intact head: reported, not proven
 };
 
 // What to do when no detector fires even on the intact head: the face may be outside the
@@ -74,14 +74,15 @@ struct DefaceOptions {
   bool keep_renderings = false;  // fill DefaceReport::renderings (for --preview)
   // Called with the renderings before and after, also when deface() then refuses, so a
   // caller can show why. May be empty.
-  std::function<void(const std::vector<Rendering>& before, const std::vector<Rendering>& after)> on_renderings;
+  std::function<void(const std::vector<Rendering>& before, const std::vector<Rendering>& after)>
+      on_renderings;
 };
 
 struct DefaceReport {
   Modality modality = Modality::ct;
   Verdict verdict = Verdict::defaced;
-  double threshold = 0;                 // physical value separating head from background
-  volume::Vec3 nose_tip{};              // LPS millimetres
+  double threshold = 0;     // physical value separating head from background
+  volume::Vec3 nose_tip{};  // LPS millimetres
   std::size_t voxels_changed = 0;
   std::size_t face_region_voxels = 0;
   // CT: 2 mm guard cells of the intracranial space (above the nose tip) inside the face
@@ -121,10 +122,11 @@ Status write_png(const std::filesystem::path& path, const Image& image);
 // Finds and removes/blurs the face of `volume` in place, and proves it by detection.
 // On success the volume is defaced (or, with Verdict::no_face_before, the face region was
 // still removed but no detector fired before). Fails closed with ErrorCode::policy when a
-// face is still detected after, or none was detected before (unless options allow it), or (CT) when the face region reaches what looks like
-// intracranial space (brain-range tissue enclosed by bone, above the nose tip); ::unsupported when no head/face can be located; ::io when
-// the cascades cannot be loaded. On failure the volume may have been modified: callers must
-// not release it. Thread-safe for distinct volumes (cascades are loaded per call).
+// face is still detected after, or none was detected before (unless options allow it), or (CT) when
+// the face region reaches what looks like intracranial space (brain-range tissue enclosed by bone,
+// above the nose tip); ::unsupported when no head/face can be located; ::io when the cascades
+// cannot be loaded. On failure the volume may have been modified: callers must not release it.
+// Thread-safe for distinct volumes (cascades are loaded per call).
 Result<DefaceReport> deface(volume::Volume& volume, const DefaceOptions& options);
 
 std::string_view to_string(Modality modality);

@@ -1,10 +1,9 @@
 // The only file that sees OpenCV: its exceptions stop here and become Errors.
+#include <algorithm>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
-
-#include <algorithm>
 
 #include "core/atomic_file.hpp"
 #include "deface/deface.hpp"
@@ -30,8 +29,8 @@ constexpr Cascade kCascades[] = {
 
 constexpr int kMinNeighbours = 3;
 
-Detection run_cascade(cv::CascadeClassifier& classifier, const cv::Mat& gray, const std::string& view,
-                      const char* stem) {
+Detection run_cascade(cv::CascadeClassifier& classifier, const cv::Mat& gray,
+                      const std::string& view, const char* stem) {
   Detection d;
   d.view = view;
   d.cascade = stem;
@@ -41,27 +40,31 @@ Detection run_cascade(cv::CascadeClassifier& classifier, const cv::Mat& gray, co
   // Faces in the renderings are a large part of the picture; ignoring small windows avoids
   // texture false positives on the cut surface.
   const int min_side = std::max(24, std::min(gray.cols, gray.rows) / 5);
-  classifier.detectMultiScale(gray, faces, levels, weights, 1.05, kMinNeighbours, 0, cv::Size(min_side, min_side), cv::Size(),
-                              true);
+  classifier.detectMultiScale(gray, faces, levels, weights, 1.05, kMinNeighbours, 0,
+                              cv::Size(min_side, min_side), cv::Size(), true);
   d.faces = static_cast<int>(faces.size());
-  if (!weights.empty() && !faces.empty()) d.best_score = *std::max_element(weights.begin(), weights.end());
+  if (!weights.empty() && !faces.empty())
+    d.best_score = *std::max_element(weights.begin(), weights.end());
   return d;
 }
 
 }  // namespace
 
-Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings, const std::filesystem::path& cascade_dir) {
+Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings,
+                               const std::filesystem::path& cascade_dir) {
   try {
     FaceCheck check;
     for (const Cascade& c : kCascades) {
       const auto file = cascade_dir / (std::string(c.stem) + ".xml");
       cv::CascadeClassifier classifier;
       if (!classifier.load(file.string()))
-        return fail(ErrorCode::io, file.string() + ": cannot load the face cascade (is opencv-data installed?)");
+        return fail(ErrorCode::io,
+                    file.string() + ": cannot load the face cascade (is opencv-data installed?)");
       for (const Rendering& r : renderings) {
         const bool side = r.view.find("70") != std::string::npos;
         if (side != c.profile) continue;
-        cv::Mat gray(r.image.height, r.image.width, CV_8UC1, const_cast<std::uint8_t*>(r.image.pixels.data()));
+        cv::Mat gray(r.image.height, r.image.width, CV_8UC1,
+                     const_cast<std::uint8_t*>(r.image.pixels.data()));
         cv::Mat equalized;
         cv::equalizeHist(gray, equalized);
         // The profile cascade knows one facing direction only; the mirror covers the other.
@@ -80,12 +83,14 @@ Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings, const s
 
 Status write_png(const std::filesystem::path& path, const Image& image) {
   try {
-    cv::Mat gray(image.height, image.width, CV_8UC1, const_cast<std::uint8_t*>(image.pixels.data()));
+    cv::Mat gray(image.height, image.width, CV_8UC1,
+                 const_cast<std::uint8_t*>(image.pixels.data()));
     std::vector<uchar> bytes;
     if (!cv::imencode(".png", gray, bytes)) return fail(ErrorCode::internal, "PNG encoding failed");
     using std::filesystem::perms;
-    return write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                                 perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+    return write_file_atomically(
+        path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+        perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
   } catch (const cv::Exception& e) {
     return fail(ErrorCode::internal, std::string("OpenCV: ") + e.what());
   }

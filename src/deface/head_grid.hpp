@@ -10,13 +10,15 @@ namespace radguard::deface::detail {
 
 struct HeadGrid {
   int nx = 0, ny = 0, nz = 0;
-  double step = 1.0;          // millimetres
-  volume::Vec3 origin{};      // LPS of cell (0,0,0)
+  double step = 1.0;               // millimetres
+  volume::Vec3 origin{};           // LPS of cell (0,0,0)
   std::vector<std::uint8_t> head;  // 1 = head (largest connected part above threshold)
 
   std::size_t index(int x, int y, int z) const {
     return static_cast<std::size_t>(x) +
-           static_cast<std::size_t>(nx) * (static_cast<std::size_t>(y) + static_cast<std::size_t>(ny) * static_cast<std::size_t>(z));
+           static_cast<std::size_t>(nx) *
+               (static_cast<std::size_t>(y) +
+                static_cast<std::size_t>(ny) * static_cast<std::size_t>(z));
   }
   bool at(int x, int y, int z) const {
     return x >= 0 && y >= 0 && z >= 0 && x < nx && y < ny && z < nz && head[index(x, y, z)] != 0;

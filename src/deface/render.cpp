@@ -22,7 +22,8 @@ struct View {
 // the profile cascade takes over beyond.
 constexpr double kClosingMm = 5.0;
 
-constexpr View kViews[] = {{"front", 0.0}, {"yaw+30", 30.0}, {"yaw-30", -30.0}, {"yaw+70", 70.0}, {"yaw-70", -70.0}};
+constexpr View kViews[] = {
+    {"front", 0.0}, {"yaw+30", 30.0}, {"yaw-30", -30.0}, {"yaw+70", 70.0}, {"yaw-70", -70.0}};
 
 // Trilinear sample of the binary head mask, so the 0.5 level is a smooth surface.
 double sample(const HeadGrid& g, double x, double y, double z) {
@@ -45,7 +46,8 @@ Image render_view(const HeadGrid& g, double yaw_degrees) {
   const double d[3] = {std::sin(yaw), std::cos(yaw), 0.0};
   const double r[3] = {std::cos(yaw), -std::sin(yaw), 0.0};
   const double centre[3] = {(g.nx - 1) / 2.0, (g.ny - 1) / 2.0, (g.nz - 1) / 2.0};
-  const double radius = 0.5 * std::sqrt(double(g.nx) * g.nx + double(g.ny) * g.ny + double(g.nz) * g.nz);
+  const double radius =
+      0.5 * std::sqrt(double(g.nx) * g.nx + double(g.ny) * g.ny + double(g.nz) * g.nz);
   // Pixels of 0.75 grid cells: faces come out ~150-200 px wide, well above the cascades'
   // 20-24 px windows yet small enough to scan quickly.
   constexpr double kPixel = 0.75;
@@ -73,7 +75,8 @@ Image render_view(const HeadGrid& g, double yaw_degrees) {
       if (bb[1] < 0) continue;
       for (int col = 0; col < width; ++col) {
         const double u = (col - half_w) * kPixel;
-        const double ox = centre[0] + r[0] * u - d[0] * radius, oy = centre[1] + r[1] * u - d[1] * radius, oz = centre[2] + up;
+        const double ox = centre[0] + r[0] * u - d[0] * radius,
+                     oy = centre[1] + r[1] * u - d[1] * radius, oz = centre[2] + up;
         // Slab intersection of the ray with the slice's rectangle (one cell of slack).
         double t0 = 0, t1 = 2 * radius;
         const double lo[2] = {bb[0] - 1.0, bb[2] - 1.0}, hi[2] = {bb[1] + 1.0, bb[3] + 1.0};
@@ -92,7 +95,8 @@ Image render_view(const HeadGrid& g, double yaw_degrees) {
         double t = std::floor(t0), last = t;
         bool hit = false;
         for (; t <= t1 + 1; t += 1.0) {
-          const int x = static_cast<int>(std::lround(ox + d[0] * t)), y = static_cast<int>(std::lround(oy + d[1] * t));
+          const int x = static_cast<int>(std::lround(ox + d[0] * t)),
+                    y = static_cast<int>(std::lround(oy + d[1] * t));
           if (g.at(x, y, zi)) {
             hit = true;
             break;
@@ -154,7 +158,9 @@ Image render_view(const HeadGrid& g, double yaw_degrees) {
       auto at = [&](std::size_t m) { return smooth[m] < 0 ? smooth[n] + 3.0f : smooth[m]; };
       // Depth grows away from the viewer; height above the image plane is its negative.
       const double dhdx = -(at(n + 1) - at(n - 1)) / (2 * kPixel);
-      const double dhdy = (at(n - static_cast<std::size_t>(width)) - at(n + static_cast<std::size_t>(width))) / (2 * kPixel) * -1.0;
+      const double dhdy =
+          (at(n - static_cast<std::size_t>(width)) - at(n + static_cast<std::size_t>(width))) /
+          (2 * kPixel) * -1.0;
       double nx = -dhdx, ny = -dhdy, nz = 1.0;
       const double nl = std::sqrt(nx * nx + ny * ny + nz * nz);
       nx /= nl;
@@ -170,7 +176,8 @@ Image render_view(const HeadGrid& g, double yaw_degrees) {
 // are ignored so a head cut by the field of view keeps its edge.
 void cube_filter(HeadGrid& g, int r, bool dilate) {
   const int n[3] = {g.nx, g.ny, g.nz};
-  const std::size_t stride[3] = {1, static_cast<std::size_t>(g.nx), static_cast<std::size_t>(g.nx) * g.ny};
+  const std::size_t stride[3] = {1, static_cast<std::size_t>(g.nx),
+                                 static_cast<std::size_t>(g.nx) * g.ny};
   std::vector<std::uint8_t> line, out;
   for (int axis = 0; axis < 3; ++axis) {
     const int len = n[axis];
@@ -179,11 +186,15 @@ void cube_filter(HeadGrid& g, int r, bool dilate) {
     out.resize(static_cast<std::size_t>(len));
     for (int w = 0; w < n[wa]; ++w)
       for (int u = 0; u < n[ua]; ++u) {
-        const std::size_t base = static_cast<std::size_t>(u) * stride[ua] + static_cast<std::size_t>(w) * stride[wa];
-        for (int t = 0; t < len; ++t) line[static_cast<std::size_t>(t)] = g.head[base + static_cast<std::size_t>(t) * stride[axis]];
+        const std::size_t base =
+            static_cast<std::size_t>(u) * stride[ua] + static_cast<std::size_t>(w) * stride[wa];
+        for (int t = 0; t < len; ++t)
+          line[static_cast<std::size_t>(t)] =
+              g.head[base + static_cast<std::size_t>(t) * stride[axis]];
         // Running count of foreground cells in the window.
         int count = 0, size = 0;
-        for (int t = 0; t <= std::min(r, len - 1); ++t, ++size) count += line[static_cast<std::size_t>(t)];
+        for (int t = 0; t <= std::min(r, len - 1); ++t, ++size)
+          count += line[static_cast<std::size_t>(t)];
         for (int t = 0; t < len; ++t) {
           out[static_cast<std::size_t>(t)] = dilate ? (count > 0) : (count == size);
           const int add = t + r + 1, drop = t - r;
@@ -196,7 +207,9 @@ void cube_filter(HeadGrid& g, int r, bool dilate) {
             --size;
           }
         }
-        for (int t = 0; t < len; ++t) g.head[base + static_cast<std::size_t>(t) * stride[axis]] = out[static_cast<std::size_t>(t)];
+        for (int t = 0; t < len; ++t)
+          g.head[base + static_cast<std::size_t>(t) * stride[axis]] =
+              out[static_cast<std::size_t>(t)];
       }
   }
 }
@@ -211,7 +224,8 @@ std::vector<Rendering> render_head(const volume::Volume& volume, double threshol
   cube_filter(g, r, true);
   cube_filter(g, r, false);
   std::vector<Rendering> out;
-  for (const View& view : kViews) out.push_back(Rendering{view.name, render_view(g, view.yaw_degrees)});
+  for (const View& view : kViews)
+    out.push_back(Rendering{view.name, render_view(g, view.yaw_degrees)});
   return out;
 }
 

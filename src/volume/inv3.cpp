@@ -47,7 +47,8 @@ std::map<std::string, std::string_view> tar_members(const std::string& tar) {
     const char type = h[156];
     if (type == '0' || type == '\0') {
       const auto slash = name.rfind('/');
-      members[slash == std::string::npos ? name : name.substr(slash + 1)] = std::string_view(tar).substr(pos, size);
+      members[slash == std::string::npos ? name : name.substr(slash + 1)] =
+          std::string_view(tar).substr(pos, size);
     }
     pos += (size + 511) / 512 * 512;
   }
@@ -97,7 +98,8 @@ Result<Volume> read_inv3(const std::filesystem::path& path) {
   if (!tar) return std::unexpected(tar.error());
   const auto members = tar_members(*tar);
   const auto plist_it = members.find("main.plist");
-  if (plist_it == members.end()) return fail(ErrorCode::usage, name + ": not an InVesalius project (no main.plist)");
+  if (plist_it == members.end())
+    return fail(ErrorCode::usage, name + ": not an InVesalius project (no main.plist)");
   const std::string_view plist = plist_it->second;
   const std::string_view matrix = plist_value(plist, "matrix");
   if (plist_value(matrix, "dtype") != "int16")
@@ -108,14 +110,16 @@ Result<Volume> read_inv3(const std::filesystem::path& path) {
   if (shape.size() != 3 || spacing.size() != 3)
     return fail(ErrorCode::usage, name + ": main.plist lacks the matrix shape or spacing");
   const auto data_it = members.find(filename);
-  if (data_it == members.end()) return fail(ErrorCode::usage, name + ": the matrix file is missing");
+  if (data_it == members.end())
+    return fail(ErrorCode::usage, name + ": the matrix file is missing");
 
   Volume v;
   // numpy shape is (slices, rows, columns); our i is the fastest-varying (columns).
   v.dims = {static_cast<int>(shape[2]), static_cast<int>(shape[1]), static_cast<int>(shape[0])};
   v.spacing = {spacing[0], spacing[1], spacing[2]};
   for (int a = 0; a < 3; ++a)
-    if (v.dims[a] < 1 || !(v.spacing[a] > 0)) return fail(ErrorCode::usage, name + ": bad matrix geometry");
+    if (v.dims[a] < 1 || !(v.spacing[a] > 0))
+      return fail(ErrorCode::usage, name + ": bad matrix geometry");
   // Rows run posterior to anterior and columns left to right in the stored matrix (seen in
   // the packaged head: the nose is at high row numbers); keep the frame right-handed.
   v.axes = {Vec3{-1, 0, 0}, Vec3{0, -1, 0}, Vec3{0, 0, 1}};

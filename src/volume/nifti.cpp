@@ -62,11 +62,14 @@ Result<std::string> gzip(const std::string& bytes) {
 
 std::size_t bytes_per_voxel(VoxelType type) {
   switch (type) {
-    case VoxelType::uint8: return 1;
+    case VoxelType::uint8:
+      return 1;
     case VoxelType::int16:
-    case VoxelType::uint16: return 2;
+    case VoxelType::uint16:
+      return 2;
     case VoxelType::int32:
-    case VoxelType::float32: return 4;
+    case VoxelType::float32:
+      return 4;
   }
   return 0;
 }
@@ -101,7 +104,8 @@ Status set_geometry(Volume& v, const double m[3][4], const std::string& name) {
   for (int a = 0; a < 3; ++a) {
     Vec3 col{-m[0][a], -m[1][a], m[2][a]};
     const double len = std::sqrt(col[0] * col[0] + col[1] * col[1] + col[2] * col[2]);
-    if (!(len > 0)) return fail(ErrorCode::unsupported, name + ": degenerate voxel-to-world affine");
+    if (!(len > 0))
+      return fail(ErrorCode::unsupported, name + ": degenerate voxel-to-world affine");
     v.spacing[a] = len;
     v.axes[a] = Vec3{col[0] / len, col[1] / len, col[2] / len};
   }
@@ -116,7 +120,8 @@ Status set_geometry(Volume& v, const double m[3][4], const std::string& name) {
 bool is_nifti_name(const std::filesystem::path& path) {
   const std::string s = path.filename().string();
   auto ends = [&](std::string_view suffix) {
-    return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return s.size() > suffix.size() &&
+           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   return ends(".nii") || ends(".nii.gz");
 }
@@ -129,7 +134,8 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
   if (b.size() < kHeaderSize + 4) return fail(ErrorCode::usage, name + ": too short to be NIfTI-1");
   const auto sizeof_hdr = load<std::int32_t>(b, 0);
   if (sizeof_hdr != 348) {
-    if (sizeof_hdr == 0x5c010000) return fail(ErrorCode::unsupported, name + ": big-endian NIfTI is not supported");
+    if (sizeof_hdr == 0x5c010000)
+      return fail(ErrorCode::unsupported, name + ": big-endian NIfTI is not supported");
     return fail(ErrorCode::usage, name + ": not a NIfTI-1 file");
   }
   if (std::memcmp(b.data() + 344, "n+1\0", 4) != 0) {
@@ -142,18 +148,30 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
   if (dim[0] < 3 || dim[0] > 7) return fail(ErrorCode::unsupported, name + ": not a 3D volume");
   for (int n = 4; n <= dim[0]; ++n)
     if (dim[n] > 1) return fail(ErrorCode::unsupported, name + ": holds more than one volume");
-  if (dim[1] < 1 || dim[2] < 1 || dim[3] < 1) return fail(ErrorCode::usage, name + ": empty dimensions");
+  if (dim[1] < 1 || dim[2] < 1 || dim[3] < 1)
+    return fail(ErrorCode::usage, name + ": empty dimensions");
 
   NiftiImage image;
   Volume& v = image.volume;
   v.dims = {dim[1], dim[2], dim[3]};
   switch (load<std::int16_t>(b, 70)) {
-    case 2: v.stored_type = VoxelType::uint8; break;
-    case 4: v.stored_type = VoxelType::int16; break;
-    case 512: v.stored_type = VoxelType::uint16; break;
-    case 8: v.stored_type = VoxelType::int32; break;
-    case 16: v.stored_type = VoxelType::float32; break;
-    default: return fail(ErrorCode::unsupported, name + ": voxel type not supported");
+    case 2:
+      v.stored_type = VoxelType::uint8;
+      break;
+    case 4:
+      v.stored_type = VoxelType::int16;
+      break;
+    case 512:
+      v.stored_type = VoxelType::uint16;
+      break;
+    case 8:
+      v.stored_type = VoxelType::int32;
+      break;
+    case 16:
+      v.stored_type = VoxelType::float32;
+      break;
+    default:
+      return fail(ErrorCode::unsupported, name + ": voxel type not supported");
   }
   const float vox_offset = load<float>(b, 108);
   if (!(vox_offset >= 352.0f) || vox_offset > static_cast<float>(b.size()))
@@ -173,7 +191,9 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
   double m[3][4] = {};
   if (sform_code > 0) {
     for (int r = 0; r < 3; ++r)
-      for (int c = 0; c < 4; ++c) m[r][c] = load<float>(b, 280 + 16 * static_cast<std::size_t>(r) + 4 * static_cast<std::size_t>(c));
+      for (int c = 0; c < 4; ++c)
+        m[r][c] = load<float>(
+            b, 280 + 16 * static_cast<std::size_t>(r) + 4 * static_cast<std::size_t>(c));
   } else {
     double pix[4];
     for (int n = 0; n < 4; ++n) pix[n] = load<float>(b, 76 + 4 * static_cast<std::size_t>(n));
@@ -182,9 +202,11 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
     if (qform_code > 0) {
       const double qb = load<float>(b, 256), qc = load<float>(b, 260), qd = load<float>(b, 264);
       const double qa = std::sqrt(std::max(0.0, 1.0 - (qb * qb + qc * qc + qd * qd)));
-      const double R[3][3] = {{qa * qa + qb * qb - qc * qc - qd * qd, 2 * (qb * qc - qa * qd), 2 * (qb * qd + qa * qc)},
-                              {2 * (qb * qc + qa * qd), qa * qa + qc * qc - qb * qb - qd * qd, 2 * (qc * qd - qa * qb)},
-                              {2 * (qb * qd - qa * qc), 2 * (qc * qd + qa * qb), qa * qa + qd * qd - qc * qc - qb * qb}};
+      const double R[3][3] = {
+          {qa * qa + qb * qb - qc * qc - qd * qd, 2 * (qb * qc - qa * qd), 2 * (qb * qd + qa * qc)},
+          {2 * (qb * qc + qa * qd), qa * qa + qc * qc - qb * qb - qd * qd, 2 * (qc * qd - qa * qb)},
+          {2 * (qb * qd - qa * qc), 2 * (qc * qd + qa * qb),
+           qa * qa + qd * qd - qc * qc - qb * qb}};
       const double qfac = pix[0] < 0 ? -1.0 : 1.0;
       for (int r = 0; r < 3; ++r) {
         m[r][0] = R[r][0] * pix[1];
@@ -201,18 +223,27 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
   v.voxels.resize(v.voxel_count());
   const char* src = b.data() + data_start;
   switch (v.stored_type) {
-    case VoxelType::uint8: decode<std::uint8_t>(src, v.voxels); break;
-    case VoxelType::int16: decode<std::int16_t>(src, v.voxels); break;
-    case VoxelType::uint16: decode<std::uint16_t>(src, v.voxels); break;
+    case VoxelType::uint8:
+      decode<std::uint8_t>(src, v.voxels);
+      break;
+    case VoxelType::int16:
+      decode<std::int16_t>(src, v.voxels);
+      break;
+    case VoxelType::uint16:
+      decode<std::uint16_t>(src, v.voxels);
+      break;
     case VoxelType::int32:
       for (std::size_t n = 0; n < v.voxels.size(); ++n) {
         const auto x = load<std::int32_t>(b, data_start + 4 * n);
         if (x > (1 << 24) || x < -(1 << 24))
-          return fail(ErrorCode::unsupported, name + ": int32 voxels beyond +-2^24 are not supported");
+          return fail(ErrorCode::unsupported,
+                      name + ": int32 voxels beyond +-2^24 are not supported");
         v.voxels[n] = static_cast<float>(x);
       }
       break;
-    case VoxelType::float32: decode<float>(src, v.voxels); break;
+    case VoxelType::float32:
+      decode<float>(src, v.voxels);
+      break;
   }
   image.header.assign(b.data(), data_start);
   return image;
@@ -220,19 +251,42 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
 
 std::string make_nifti_header(const Volume& v) {
   std::string h(kHeaderSize + 4, '\0');
-  auto put = [&h](std::size_t offset, auto value) { std::memcpy(h.data() + offset, &value, sizeof value); };
+  auto put = [&h](std::size_t offset, auto value) {
+    std::memcpy(h.data() + offset, &value, sizeof value);
+  };
   put(0, std::int32_t{348});
-  const std::int16_t dim[8] = {3, static_cast<std::int16_t>(v.dims[0]), static_cast<std::int16_t>(v.dims[1]),
-                               static_cast<std::int16_t>(v.dims[2]), 1, 1, 1, 1};
+  const std::int16_t dim[8] = {3,
+                               static_cast<std::int16_t>(v.dims[0]),
+                               static_cast<std::int16_t>(v.dims[1]),
+                               static_cast<std::int16_t>(v.dims[2]),
+                               1,
+                               1,
+                               1,
+                               1};
   for (std::size_t n = 0; n < 8; ++n) put(40 + 2 * n, dim[n]);
   std::int16_t datatype = 4;
   std::int16_t bitpix = 16;
   switch (v.stored_type) {
-    case VoxelType::uint8: datatype = 2; bitpix = 8; break;
-    case VoxelType::int16: datatype = 4; bitpix = 16; break;
-    case VoxelType::uint16: datatype = 512; bitpix = 16; break;
-    case VoxelType::int32: datatype = 8; bitpix = 32; break;
-    case VoxelType::float32: datatype = 16; bitpix = 32; break;
+    case VoxelType::uint8:
+      datatype = 2;
+      bitpix = 8;
+      break;
+    case VoxelType::int16:
+      datatype = 4;
+      bitpix = 16;
+      break;
+    case VoxelType::uint16:
+      datatype = 512;
+      bitpix = 16;
+      break;
+    case VoxelType::int32:
+      datatype = 8;
+      bitpix = 32;
+      break;
+    case VoxelType::float32:
+      datatype = 16;
+      bitpix = 32;
+      break;
   }
   put(70, datatype);
   put(72, bitpix);
@@ -241,7 +295,7 @@ std::string make_nifti_header(const Volume& v) {
   put(108, 352.0f);
   put(112, static_cast<float>(v.value_slope));
   put(116, static_cast<float>(v.value_intercept));
-  h[123] = 2;  // xyzt_units: millimetres
+  h[123] = 2;                 // xyzt_units: millimetres
   put(254, std::int16_t{2});  // sform_code: aligned anatomical
   // LPS back to RAS: x and y change sign.
   const double sign[3] = {-1.0, -1.0, 1.0};
@@ -263,11 +317,21 @@ Status write_nifti(const std::filesystem::path& path, const NiftiImage& image) {
   bytes.resize(start + v.voxel_count() * bytes_per_voxel(v.stored_type));
   char* dst = bytes.data() + start;
   switch (v.stored_type) {
-    case VoxelType::uint8: encode<std::uint8_t>(v.voxels, dst); break;
-    case VoxelType::int16: encode<std::int16_t>(v.voxels, dst); break;
-    case VoxelType::uint16: encode<std::uint16_t>(v.voxels, dst); break;
-    case VoxelType::int32: encode<std::int32_t>(v.voxels, dst); break;
-    case VoxelType::float32: encode<float>(v.voxels, dst); break;
+    case VoxelType::uint8:
+      encode<std::uint8_t>(v.voxels, dst);
+      break;
+    case VoxelType::int16:
+      encode<std::int16_t>(v.voxels, dst);
+      break;
+    case VoxelType::uint16:
+      encode<std::uint16_t>(v.voxels, dst);
+      break;
+    case VoxelType::int32:
+      encode<std::int32_t>(v.voxels, dst);
+      break;
+    case VoxelType::float32:
+      encode<float>(v.voxels, dst);
+      break;
   }
   const std::string s = path.filename().string();
   const bool compressed = s.size() > 3 && s.compare(s.size() - 3, 3, ".gz") == 0;
@@ -277,7 +341,8 @@ Status write_nifti(const std::filesystem::path& path, const NiftiImage& image) {
     bytes = std::move(*packed);
   }
   using std::filesystem::perms;
-  return write_file_atomically(path, bytes, perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+  return write_file_atomically(
+      path, bytes, perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
 }
 
 }  // namespace radguard::volume

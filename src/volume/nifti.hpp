@@ -17,9 +17,10 @@ struct NiftiImage {
 
 // Reads a little-endian NIfTI-1 single file, gzip-compressed or not. Orientation comes from
 // the sform, else the qform, else pixdim; converted from NIfTI's RAS to LPS.
-// Fails with ErrorCode::io (unreadable or corrupt compression); ::unsupported for big-endian files, .hdr/.img pairs, more than one volume, sheared
-// affines or voxel types other than uint8/int16/uint16/int32/float32; ::usage when the
-// file is not NIfTI-1 at all. Thread-safe (no shared state).
+// Fails with ErrorCode::io (unreadable or corrupt compression); ::unsupported for big-endian files,
+// .hdr/.img pairs, more than one volume, sheared affines or voxel types other than
+// uint8/int16/uint16/int32/float32; ::usage when the file is not NIfTI-1 at all. Thread-safe (no
+// shared state).
 Result<NiftiImage> read_nifti(const std::filesystem::path& path);
 
 // Writes `image` to `path` (gzip-compressed when the name ends in .gz) atomically, voxel

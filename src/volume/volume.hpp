@@ -16,10 +16,11 @@ enum class VoxelType : std::uint8_t { uint8, int16, uint16, int32, float32 };
 using Vec3 = std::array<double, 3>;
 
 struct Volume {
-  std::array<int, 3> dims{0, 0, 0};      // voxels along i (fastest), j, k
-  Vec3 spacing{1.0, 1.0, 1.0};           // millimetres between voxel centres along i, j, k
-  std::array<Vec3, 3> axes{Vec3{1, 0, 0}, Vec3{0, 1, 0}, Vec3{0, 0, 1}};  // unit LPS direction of i, j, k
-  Vec3 origin{0.0, 0.0, 0.0};            // LPS position of voxel (0,0,0)'s centre
+  std::array<int, 3> dims{0, 0, 0};  // voxels along i (fastest), j, k
+  Vec3 spacing{1.0, 1.0, 1.0};       // millimetres between voxel centres along i, j, k
+  std::array<Vec3, 3> axes{Vec3{1, 0, 0}, Vec3{0, 1, 0},
+                           Vec3{0, 0, 1}};  // unit LPS direction of i, j, k
+  Vec3 origin{0.0, 0.0, 0.0};               // LPS position of voxel (0,0,0)'s centre
   VoxelType stored_type = VoxelType::int16;
   // Stored values; physical value = stored * value_slope + value_intercept (HU for CT).
   double value_slope = 1.0;
@@ -33,13 +34,15 @@ struct Volume {
   std::size_t index(int i, int j, int k) const {
     return static_cast<std::size_t>(i) +
            static_cast<std::size_t>(dims[0]) *
-               (static_cast<std::size_t>(j) + static_cast<std::size_t>(dims[1]) * static_cast<std::size_t>(k));
+               (static_cast<std::size_t>(j) +
+                static_cast<std::size_t>(dims[1]) * static_cast<std::size_t>(k));
   }
   // LPS position of a (possibly fractional) voxel index.
   Vec3 to_patient(double i, double j, double k) const {
     Vec3 p = origin;
     for (int c = 0; c < 3; ++c)
-      p[c] += axes[0][c] * spacing[0] * i + axes[1][c] * spacing[1] * j + axes[2][c] * spacing[2] * k;
+      p[c] +=
+          axes[0][c] * spacing[0] * i + axes[1][c] * spacing[1] * j + axes[2][c] * spacing[2] * k;
     return p;
   }
   // Fractional voxel index of an LPS position (inverse of to_patient). Assumes the axes are

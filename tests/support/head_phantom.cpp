@@ -18,8 +18,8 @@ bool in(const volume::Vec3& p, volume::Vec3 c, volume::Vec3 s) {
 
 }  // namespace
 
-HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims, volume::Vec3 spacing,
-                              std::array<volume::Vec3, 3> axes) {
+HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims,
+                              volume::Vec3 spacing, std::array<volume::Vec3, 3> axes) {
   HeadPhantom ph;
   volume::Volume& v = ph.volume;
   v.dims = dims;
@@ -65,7 +65,8 @@ HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims,
           if (in(p, {side, -95, 2}, {16, 7, 12})) value = air;  // eye socket, in front of the eye
           if (in(p, {side, -82, 0}, {11, 11, 11})) value = eye;
         }
-        if (ct) value += static_cast<float>(((i * 7 + j * 13 + k * 29) % 11) - 5);  // a little texture
+        if (ct)
+          value += static_cast<float>(((i * 7 + j * 13 + k * 29) % 11) - 5);  // a little texture
         v.voxels[n] = value;
         ph.brain[n] = is_brain;
         ph.nose[n] = in(p, {0, -100, -25}, {10, 17, 25}) && p[1] < -97;

@@ -14,8 +14,8 @@ enum class PhantomContrast : std::uint8_t { ct, mr };
 
 struct HeadPhantom {
   volume::Volume volume;
-  std::vector<std::uint8_t> brain;  // 1 where the voxel centre lies in the brain
-  std::vector<std::uint8_t> nose;   // 1 where the voxel centre lies in the nose
+  std::vector<std::uint8_t> brain;      // 1 where the voxel centre lies in the brain
+  std::vector<std::uint8_t> nose;       // 1 where the voxel centre lies in the nose
   std::vector<std::uint8_t> scalp_top;  // skin or skull 90 mm or more above the nose tip
 };
 
@@ -23,7 +23,7 @@ struct HeadPhantom {
 inline constexpr volume::Vec3 kPhantomNoseTip{0.0, -117.0, -25.0};
 
 // A phantom sampled on `dims` voxels of `spacing` mm along `axes`, centred on the head.
-HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims, volume::Vec3 spacing,
-                              std::array<volume::Vec3, 3> axes);
+HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims,
+                              volume::Vec3 spacing, std::array<volume::Vec3, 3> axes);
 
 }  // namespace radguard::testing
