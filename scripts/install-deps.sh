@@ -19,6 +19,10 @@ packages=(
   time                          # GNU time: the benchmark's peak RSS
   libopencv-dev                 # redact: image preparation, boxes, preview PNGs
   libtesseract-dev libleptonica-dev tesseract-ocr-eng  # redact: OCR of burned-in text
+  zlib1g-dev                    # NIfTI .nii.gz volumes (radguard deface)
+  opencv-data                   # Haar cascades: face detection on renderings (radguard deface)
+  mricron-data                  # real head MR (ch2.nii.gz + ch2bet.nii.gz) for the deface tests
+  invesalius-examples           # real head CT (Cranium.inv3) for the deface tests
 )
 
 missing=()

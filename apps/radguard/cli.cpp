@@ -29,6 +29,7 @@ int run(int argc, char** argv) {
   add_verify(app, action);
   add_manifest(app, action);
   add_redact(app, action);
+  add_deface(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

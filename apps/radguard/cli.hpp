@@ -25,6 +25,7 @@ void add_sign(CLI::App& app, Action& action);
 void add_verify(CLI::App& app, Action& action);
 void add_manifest(CLI::App& app, Action& action);
 void add_redact(CLI::App& app, Action& action);
+void add_deface(CLI::App& app, Action& action);
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);

@@ -1,0 +1,560 @@
+#include "deface/deface.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "deface/head_grid.hpp"
+
+namespace radguard::deface {
+
+namespace detail {
+
+HeadGrid build_head_grid(const volume::Volume& v, double threshold) {
+  HeadGrid g;
+  volume::Vec3 lo{std::numeric_limits<double>::max(), std::numeric_limits<double>::max(),
+                  std::numeric_limits<double>::max()};
+  volume::Vec3 hi{std::numeric_limits<double>::lowest(), std::numeric_limits<double>::lowest(),
+                  std::numeric_limits<double>::lowest()};
+  for (int c = 0; c < 8; ++c) {
+    const auto p = v.to_patient((c & 1) ? v.dims[0] - 1 : 0, (c & 2) ? v.dims[1] - 1 : 0,
+                                (c & 4) ? v.dims[2] - 1 : 0);
+    for (int a = 0; a < 3; ++a) {
+      lo[a] = std::min(lo[a], p[a]);
+      hi[a] = std::max(hi[a], p[a]);
+    }
+  }
+  // Coarser than the scan when the scan is fine: landmarks and renderings need ~1 mm, and
+  // this keeps a 512x512x300 CT fast.
+  g.step = std::max({1.0, std::min({v.spacing[0], v.spacing[1], v.spacing[2]})});
+  const double extent = std::max({hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]});
+  if (extent / g.step > 400) g.step = extent / 400;
+  g.origin = lo;
+  g.nx = static_cast<int>(std::floor((hi[0] - lo[0]) / g.step)) + 1;
+  g.ny = static_cast<int>(std::floor((hi[1] - lo[1]) / g.step)) + 1;
+  g.nz = static_cast<int>(std::floor((hi[2] - lo[2]) / g.step)) + 1;
+  g.head.assign(static_cast<std::size_t>(g.nx) * g.ny * g.nz, 0);
+  const auto raw_threshold = static_cast<float>((threshold - v.value_intercept) / v.value_slope);
+  const bool positive_slope = v.value_slope > 0;
+
+  auto sample_slab = [&](int z0, int z1) {
+    for (int z = z0; z < z1; ++z) {
+      for (int y = 0; y < g.ny; ++y) {
+        const volume::Vec3 row{g.origin[0], g.origin[1] + y * g.step, g.origin[2] + z * g.step};
+        const auto base = v.to_index(row);
+        const auto next = v.to_index({row[0] + g.step, row[1], row[2]});
+        const volume::Vec3 d{next[0] - base[0], next[1] - base[1], next[2] - base[2]};
+        for (int x = 0; x < g.nx; ++x) {
+          const long i = std::lround(base[0] + d[0] * x);
+          const long j = std::lround(base[1] + d[1] * x);
+          const long k = std::lround(base[2] + d[2] * x);
+          if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2])
+            continue;
+          const float value =
+              v.voxels[v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k))];
+          if (positive_slope ? value > raw_threshold : value < raw_threshold)
+            g.head[g.index(x, y, z)] = 1;
+        }
+      }
+    }
+  };
+  {
+    std::jthread second(sample_slab, g.nz / 2, g.nz);
+    sample_slab(0, g.nz / 2);
+  }
+
+  // Largest 6-connected part: 1 = candidate, 2 = visited, 3 = kept.
+  std::vector<std::uint32_t> queue;
+  auto flood = [&](std::size_t seed, std::uint8_t from, std::uint8_t to) {
+    std::size_t count = 0;
+    queue.clear();
+    queue.push_back(static_cast<std::uint32_t>(seed));
+    g.head[seed] = to;
+    const std::size_t sx = 1, sy = static_cast<std::size_t>(g.nx),
+                      sz = sy * static_cast<std::size_t>(g.ny);
+    while (!queue.empty()) {
+      const std::size_t n = queue.back();
+      queue.pop_back();
+      ++count;
+      const std::size_t x = n % sy, y = (n / sy) % static_cast<std::size_t>(g.ny), z = n / sz;
+      auto visit = [&](std::size_t m) {
+        if (g.head[m] == from) {
+          g.head[m] = to;
+          queue.push_back(static_cast<std::uint32_t>(m));
+        }
+      };
+      if (x > 0) visit(n - sx);
+      if (x + 1 < static_cast<std::size_t>(g.nx)) visit(n + sx);
+      if (y > 0) visit(n - sy);
+      if (y + 1 < static_cast<std::size_t>(g.ny)) visit(n + sy);
+      if (z > 0) visit(n - sz);
+      if (z + 1 < static_cast<std::size_t>(g.nz)) visit(n + sz);
+    }
+    return count;
+  };
+  // Make objects solid first: whatever the outside air cannot reach belongs to the object
+  // around it. In MR the scalp and the brain are separated by dark skull and CSF, and the
+  // brain alone would otherwise win the size contest below.
+  for (int z = 0; z < g.nz; ++z)
+    for (int y = 0; y < g.ny; ++y)
+      for (int x = 0; x < g.nx; ++x) {
+        const bool border =
+            x == 0 || y == 0 || z == 0 || x == g.nx - 1 || y == g.ny - 1 || z == g.nz - 1;
+        const std::size_t n = g.index(x, y, z);
+        if (border && g.head[n] == 0) flood(n, 0, 4);
+      }
+  for (auto& c : g.head) c = c == 4 ? 0 : 1;
+  std::size_t best = 0, best_seed = 0;
+  for (std::size_t n = 0; n < g.head.size(); ++n) {
+    if (g.head[n] != 1) continue;
+    const std::size_t size = flood(n, 1, 2);
+    if (size > best) {
+      best = size;
+      best_seed = n;
+    }
+  }
+  if (best > 0) flood(best_seed, 2, 3);
+  for (auto& c : g.head) c = c == 3 ? 1 : 0;
+  return g;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::HeadGrid;
+
+double physical_min(const volume::Volume& v) {
+  const auto [mn, mx] = std::minmax_element(v.voxels.begin(), v.voxels.end());
+  return v.value_slope > 0 ? *mn * v.value_slope + v.value_intercept
+                           : *mx * v.value_slope + v.value_intercept;
+}
+
+// Otsu's threshold on a 256-bin histogram of the physical values.
+double otsu(const volume::Volume& v) {
+  const auto [mn_it, mx_it] = std::minmax_element(v.voxels.begin(), v.voxels.end());
+  const double lo = *mn_it, hi = *mx_it;
+  if (!(hi > lo)) return lo * v.value_slope + v.value_intercept;
+  std::array<double, 256> hist{};
+  const double scale = 255.999 / (hi - lo);
+  for (float x : v.voxels) hist[static_cast<std::size_t>((x - lo) * scale)] += 1;
+  const double total = static_cast<double>(v.voxels.size());
+  double sum_all = 0;
+  for (std::size_t b = 0; b < 256; ++b) sum_all += static_cast<double>(b) * hist[b];
+  double w0 = 0, sum0 = 0, best = -1;
+  std::size_t best_bin = 0;
+  for (std::size_t b = 0; b < 255; ++b) {
+    w0 += hist[b];
+    sum0 += static_cast<double>(b) * hist[b];
+    const double w1 = total - w0;
+    if (w0 == 0 || w1 == 0) continue;
+    const double m0 = sum0 / w0, m1 = (sum_all - sum0) / w1;
+    const double between = w0 * w1 * (m0 - m1) * (m0 - m1);
+    if (between > best) {
+      best = between;
+      best_bin = b;
+    }
+  }
+  const double raw = lo + (static_cast<double>(best_bin) + 1.0) / scale;
+  return raw * v.value_slope + v.value_intercept;
+}
+
+}  // namespace
+
+double FaceCheck::best_score() const {
+  double best = 0;
+  for (const auto& d : detections)
+    if (d.counted) best = std::max(best, d.best_score);
+  return best;
+}
+
+std::string_view to_string(Modality modality) {
+  switch (modality) {
+    case Modality::automatic:
+      return "automatic";
+    case Modality::ct:
+      return "CT";
+    case Modality::mr:
+      return "MR";
+  }
+  return "?";
+}
+
+std::string_view to_string(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::defaced:
+      return "defaced";
+    case Verdict::no_face_before:
+      return "no_face_before";
+  }
+  return "?";
+}
+
+// The cut, in the sagittal plane: at height h (mm above the nose tip) everything more
+// anterior than cut_front(h) is face. Above the nose it hangs from the forehead's most
+// anterior point F (the brain is at least 18 mm behind F at brow level and 23 mm at eye
+// level in the packaged MR template); below, from the nose tip, deep enough to take the
+// nose, lips and chin. See docs/benchmarks-deface.md for the measurements behind the numbers.
+namespace {
+struct Knot {
+  double h;
+  double depth;
+};
+constexpr double kTop = 80.0;
+constexpr double kCapMm = 4.0;
+constexpr Knot kTipKnots[] = {{-200.0, 95.0}, {-60.0, 55.0}, {0.0, 40.0}, {30.0, 36.0}};
+
+double tip_depth(double h) {
+  if (h <= kTipKnots[0].h) return kTipKnots[0].depth;
+  for (std::size_t n = 1; n < std::size(kTipKnots); ++n) {
+    if (h <= kTipKnots[n].h) {
+      const double t = (h - kTipKnots[n - 1].h) / (kTipKnots[n].h - kTipKnots[n - 1].h);
+      return kTipKnots[n - 1].depth + t * (kTipKnots[n].depth - kTipKnots[n - 1].depth);
+    }
+  }
+  return kTipKnots[std::size(kTipKnots) - 1].depth;
+}
+
+// Anterior coordinate (mm, larger = more anterior) of the cut at height h; +inf above kTop.
+// Continuous in h: a step would leave a ledge whose shadow reads as a brow to a detector.
+double cut_front(double h, double tip_a, double forehead_a) {
+  if (h >= kTop) return std::numeric_limits<double>::infinity();
+  if (h >= 60.0) return forehead_a - 10.0 + (h - 60.0);  // tapers out through the forehead skin
+  if (h >= 30.0) return forehead_a - 16.0 + 6.0 * (h - 30.0) / 30.0;
+  return std::min(forehead_a - 16.0, tip_a - tip_depth(h));
+}
+}  // namespace
+
+Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
+  if (v.voxels.empty() || v.voxels.size() != v.voxel_count())
+    return fail(ErrorCode::internal, "volume has no voxels");
+  FaceRegion region;
+  if (modality == Modality::automatic)
+    modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
+  region.modality = modality;
+  region.threshold = modality == Modality::ct ? -300.0 : otsu(v);
+  const HeadGrid g = detail::build_head_grid(v, region.threshold);
+
+  int top = -1;
+  for (int z = g.nz - 1; z >= 0 && top < 0; --z)
+    for (int y = 0; y < g.ny && top < 0; ++y)
+      for (int x = 0; x < g.nx; ++x)
+        if (g.head[g.index(x, y, z)]) {
+          top = z;
+          break;
+        }
+  if (top < 0) return fail(ErrorCode::unsupported, "no head found above the threshold");
+  // The nose sits 60-170 mm below the vertex; looking only there keeps a chest or shoulders
+  // (more anterior than the nose in a neck scan) out of the search.
+  const int z_hi = top - static_cast<int>(50.0 / g.step);
+  const int z_lo = std::max(0, top - static_cast<int>(170.0 / g.step));
+  int best_y = g.ny;
+  for (int z = z_lo; z <= z_hi; ++z)
+    for (int y = 0; y < best_y; ++y)
+      for (int x = 0; x < g.nx; ++x)
+        if (g.head[g.index(x, y, z)]) {
+          best_y = y;
+          break;
+        }
+  if (best_y >= g.ny || z_hi <= z_lo)
+    return fail(ErrorCode::unsupported, "no face found: the head is too small or cut off");
+  double sx = 0, sz = 0, count = 0;
+  for (int z = z_lo; z <= z_hi; ++z)
+    for (int x = 0; x < g.nx; ++x)
+      if (g.head[g.index(x, best_y, z)]) {
+        sx += x;
+        sz += z;
+        count += 1;
+      }
+  region.nose_tip = {g.origin[0] + sx / count * g.step, g.origin[1] + best_y * g.step,
+                     g.origin[2] + sz / count * g.step};
+
+  // The forehead: the most anterior point 60-95 mm above the tip, near the midline.
+  const double tip_a = -region.nose_tip[1];
+  double forehead_a = tip_a - 22.0;  // typical, for scans that stop below the forehead
+  {
+    const int z0 =
+        static_cast<int>(std::lround((region.nose_tip[2] + 60.0 - g.origin[2]) / g.step));
+    const int z1 =
+        static_cast<int>(std::lround((region.nose_tip[2] + 95.0 - g.origin[2]) / g.step));
+    const int x0 =
+        static_cast<int>(std::lround((region.nose_tip[0] - 40.0 - g.origin[0]) / g.step));
+    const int x1 =
+        static_cast<int>(std::lround((region.nose_tip[0] + 40.0 - g.origin[0]) / g.step));
+    int best = g.ny;
+    for (int z = std::max(0, z0); z <= std::min(g.nz - 1, z1); ++z)
+      for (int x = std::max(0, x0); x <= std::min(g.nx - 1, x1); ++x)
+        for (int y = 0; y < best; ++y)
+          if (g.head[g.index(x, y, z)]) {
+            best = y;
+            break;
+          }
+    if (best < g.ny) forehead_a = std::min(tip_a, -(g.origin[1] + best * g.step));
+  }
+  region.forehead_a = forehead_a;
+  region.mask.assign(v.voxel_count(), 0);
+  double deepest = std::numeric_limits<double>::infinity();
+  for (double h = -400.0; h < kTop; h += 1.0)
+    deepest = std::min(deepest, cut_front(h, tip_a, forehead_a));
+  deepest -= 1.0;
+  const double row_y[1] = {v.origin[1]};
+  const double step_y[1] = {v.axes[0][1] * v.spacing[0]};
+  auto mark_slab = [&](int k0, int k1) {
+    for (int k = k0; k < k1; ++k)
+      for (int j = 0; j < v.dims[1]; ++j)
+        for (int i = 0; i < v.dims[0]; ++i) {
+          // Cheap rejection first: most of a volume lies behind the deepest possible cut.
+          const double y = row_y[0] + step_y[0] * i + v.axes[1][1] * v.spacing[1] * j +
+                           v.axes[2][1] * v.spacing[2] * k;
+          if (-y <= deepest) continue;
+          const auto p = v.to_patient(i, j, k);
+          const double h = p[2] - region.nose_tip[2];
+          const double front = cut_front(h, tip_a, forehead_a);
+          if (-p[1] <= front) continue;
+          // The deepest few millimetres of the face that lie inside the head become a cap,
+          // so the cut does not open the orbits and the nose's cavities to the outside: the
+          // dark holes it would leave read as eyes to a detector and to a person.
+          const long gx = std::lround((p[0] - g.origin[0]) / g.step),
+                     gy = std::lround((p[1] - g.origin[1]) / g.step),
+                     gz = std::lround((p[2] - g.origin[2]) / g.step);
+          const bool inside =
+              g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
+          region.mask[v.index(i, j, k)] = (inside && -p[1] <= front + kCapMm) ? 2 : 1;
+        }
+  };
+  {
+    std::jthread second(mark_slab, v.dims[2] / 2, v.dims[2]);
+    mark_slab(0, v.dims[2] / 2);
+  }
+  return region;
+}
+
+namespace {
+
+// Separable box blur (three passes approximate a Gaussian) of the region's bounding box.
+void blur_region(volume::Volume& v, const std::vector<std::uint8_t>& mask, double radius_mm) {
+  int lo[3] = {v.dims[0], v.dims[1], v.dims[2]}, hi[3] = {-1, -1, -1};
+  for (int k = 0; k < v.dims[2]; ++k)
+    for (int j = 0; j < v.dims[1]; ++j)
+      for (int i = 0; i < v.dims[0]; ++i)
+        if (mask[v.index(i, j, k)]) {
+          const int c[3] = {i, j, k};
+          for (int a = 0; a < 3; ++a) {
+            lo[a] = std::min(lo[a], c[a]);
+            hi[a] = std::max(hi[a], c[a]);
+          }
+        }
+  if (hi[0] < 0) return;
+  int r[3];
+  for (int a = 0; a < 3; ++a) {
+    r[a] = std::max(1, static_cast<int>(std::lround(radius_mm / v.spacing[a])));
+    lo[a] = std::max(0, lo[a] - 3 * r[a]);
+    hi[a] = std::min(v.dims[a] - 1, hi[a] + 3 * r[a]);
+  }
+  const int n[3] = {hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1};
+  std::vector<float> box(static_cast<std::size_t>(n[0]) * n[1] * n[2]);
+  auto at = [&](int i, int j, int k) -> float& {
+    return box[static_cast<std::size_t>(i) +
+               static_cast<std::size_t>(n[0]) *
+                   (static_cast<std::size_t>(j) +
+                    static_cast<std::size_t>(n[1]) * static_cast<std::size_t>(k))];
+  };
+  for (int k = 0; k < n[2]; ++k)
+    for (int j = 0; j < n[1]; ++j)
+      for (int i = 0; i < n[0]; ++i)
+        at(i, j, k) = v.voxels[v.index(lo[0] + i, lo[1] + j, lo[2] + k)];
+  std::vector<float> line, out;
+  for (int pass = 0; pass < 3; ++pass) {
+    for (int axis = 0; axis < 3; ++axis) {
+      const int len = n[axis];
+      const int u_axis = (axis + 1) % 3, w_axis = (axis + 2) % 3;
+      line.resize(static_cast<std::size_t>(len));
+      out.resize(static_cast<std::size_t>(len));
+      for (int w = 0; w < n[w_axis]; ++w)
+        for (int u = 0; u < n[u_axis]; ++u) {
+          int c[3];
+          c[u_axis] = u;
+          c[w_axis] = w;
+          for (int t = 0; t < len; ++t) {
+            c[axis] = t;
+            line[static_cast<std::size_t>(t)] = at(c[0], c[1], c[2]);
+          }
+          double sum = 0;
+          int count = 0;
+          for (int t = 0; t <= std::min(r[axis], len - 1); ++t, ++count)
+            sum += line[static_cast<std::size_t>(t)];
+          for (int t = 0; t < len; ++t) {
+            out[static_cast<std::size_t>(t)] = static_cast<float>(sum / count);
+            const int add = t + r[axis] + 1, drop = t - r[axis];
+            if (add < len) {
+              sum += line[static_cast<std::size_t>(add)];
+              ++count;
+            }
+            if (drop >= 0) {
+              sum -= line[static_cast<std::size_t>(drop)];
+              --count;
+            }
+          }
+          for (int t = 0; t < len; ++t) {
+            c[axis] = t;
+            at(c[0], c[1], c[2]) = out[static_cast<std::size_t>(t)];
+          }
+        }
+    }
+  }
+  for (int k = 0; k < n[2]; ++k)
+    for (int j = 0; j < n[1]; ++j)
+      for (int i = 0; i < n[0]; ++i) {
+        const std::size_t idx = v.index(lo[0] + i, lo[1] + j, lo[2] + k);
+        if (mask[idx]) v.voxels[idx] = std::nearbyint(at(i, j, k));
+      }
+}
+
+// CT only: voxels of the face region that lie in the intracranial space, estimated per axial
+// slice of a patient-aligned grid as brain-range tissue (0-100 HU) that the slice's border
+// cannot reach without crossing bone (> 300 HU). Checked from the nose tip upwards: lower
+// down the same test also catches the tongue inside the mandible. A guard, independent of
+// how the cut was placed; deface() refuses when it is not zero.
+std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& region) {
+  const double step = 2.0;  // coarse: a guard, not a segmentation
+  volume::Vec3 lo{1e300, 1e300, 1e300}, hi{-1e300, -1e300, -1e300};
+  for (int c = 0; c < 8; ++c) {
+    const auto p = v.to_patient((c & 1) ? v.dims[0] - 1 : 0, (c & 2) ? v.dims[1] - 1 : 0,
+                                (c & 4) ? v.dims[2] - 1 : 0);
+    for (int a = 0; a < 3; ++a) {
+      lo[a] = std::min(lo[a], p[a]);
+      hi[a] = std::max(hi[a], p[a]);
+    }
+  }
+  const int nx = static_cast<int>((hi[0] - lo[0]) / step) + 1,
+            ny = static_cast<int>((hi[1] - lo[1]) / step) + 1;
+  const int z0 = std::max(0, static_cast<int>(std::ceil((region.nose_tip[2] - lo[2]) / step)));
+  const int nz = static_cast<int>((hi[2] - lo[2]) / step) + 1;
+  std::vector<std::uint8_t> cls(static_cast<std::size_t>(nx) *
+                                ny);  // 0 other, 1 bone, 2 brain range, 3 reached
+  std::vector<std::size_t> source(cls.size());
+  std::vector<int> stack;
+  std::size_t overlap = 0;
+  for (int z = z0; z < nz; ++z) {
+    std::fill(cls.begin(), cls.end(), 0);
+    for (int y = 0; y < ny; ++y)
+      for (int x = 0; x < nx; ++x) {
+        const auto idx = v.to_index({lo[0] + x * step, lo[1] + y * step, lo[2] + z * step});
+        const long i = std::lround(idx[0]), j = std::lround(idx[1]), k = std::lround(idx[2]);
+        if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2]) continue;
+        const std::size_t n =
+            v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k));
+        const double hu = v.voxels[n] * v.value_slope + v.value_intercept;
+        const std::size_t c = static_cast<std::size_t>(x + nx * y);
+        cls[c] = hu > 300.0 ? 1 : (hu >= 0.0 && hu <= 100.0 ? 2 : 0);
+        source[c] = n;
+      }
+    stack.clear();
+    for (int x = 0; x < nx; ++x) {
+      stack.push_back(x);
+      stack.push_back(x + nx * (ny - 1));
+    }
+    for (int y = 0; y < ny; ++y) {
+      stack.push_back(nx * y);
+      stack.push_back(nx * y + nx - 1);
+    }
+    while (!stack.empty()) {
+      const int c = stack.back();
+      stack.pop_back();
+      auto& cell = cls[static_cast<std::size_t>(c)];
+      if (cell == 1 || cell == 3) continue;
+      cell = 3;
+      const int x = c % nx, y = c / nx;
+      if (x > 0) stack.push_back(c - 1);
+      if (x + 1 < nx) stack.push_back(c + 1);
+      if (y > 0) stack.push_back(c - nx);
+      if (y + 1 < ny) stack.push_back(c + nx);
+    }
+    for (std::size_t c = 0; c < cls.size(); ++c)
+      if (cls[c] == 2 && region.mask[source[c]]) ++overlap;
+  }
+  return overlap;
+}
+
+}  // namespace
+
+Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto region = find_face(v, options.modality);
+  if (!region) return std::unexpected(region.error());
+  DefaceReport report;
+  report.modality = region->modality;
+  report.threshold = region->threshold;
+  report.nose_tip = region->nose_tip;
+  if (region->modality == Modality::ct) {
+    report.intracranial_voxels_in_region = ct_intracranial_overlap(v, *region);
+    if (report.intracranial_voxels_in_region > 0)
+      return fail(ErrorCode::policy, "the face region reaches into the intracranial space (" +
+                                         std::to_string(report.intracranial_voxels_in_region) +
+                                         " guard cells); refusing rather than touching the brain");
+  }
+
+  auto before_views = render_head(v, region->threshold);
+  auto before = detect_faces(before_views, options.cascade_dir);
+  if (!before) return std::unexpected(before.error());
+  report.before = std::move(*before);
+
+  // Only face voxels can change; keep their old values to count what did.
+  std::vector<float> saved;
+  for (std::size_t n = 0; n < v.voxels.size(); ++n)
+    if (region->mask[n]) saved.push_back(v.voxels[n]);
+  const auto [min_it, max_it] = std::minmax_element(v.voxels.begin(), v.voxels.end());
+  const double min_raw = *min_it, max_raw = *max_it;
+  const float background = static_cast<float>(v.value_slope > 0 ? min_raw : max_raw);
+  if (options.method == DefaceMethod::blur) {
+    blur_region(v, region->mask, 12.0);
+  } else {
+    const auto raw_threshold = (region->threshold - v.value_intercept) / v.value_slope;
+    float cap = 0;
+    if (region->modality == Modality::ct) {
+      cap = static_cast<float>(
+          std::nearbyint((40.0 - v.value_intercept) / v.value_slope));  // soft tissue
+    } else {
+      double sum = 0, count = 0;
+      for (float x : v.voxels)
+        if (x > raw_threshold) {
+          sum += x;
+          count += 1;
+        }
+      cap = static_cast<float>(std::nearbyint(count > 0 ? sum / count : raw_threshold));
+    }
+    for (std::size_t n = 0; n < v.voxels.size(); ++n)
+      if (region->mask[n]) v.voxels[n] = region->mask[n] == 2 ? cap : background;
+  }
+  for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n) {
+    if (!region->mask[n]) continue;
+    ++report.face_region_voxels;
+    report.voxels_changed += v.voxels[n] != saved[m++];
+  }
+
+  auto after_views = render_head(v, region->threshold);
+  auto after = detect_faces(after_views, options.cascade_dir);
+  if (!after) return std::unexpected(after.error());
+  report.after = std::move(*after);
+  if (options.on_renderings) options.on_renderings(before_views, after_views);
+  if (options.keep_renderings) {
+    report.renderings_before = std::move(before_views);
+    report.renderings_after = std::move(after_views);
+  }
+  report.verdict = report.before.face_found ? Verdict::defaced : Verdict::no_face_before;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!report.before.face_found && options.no_face_before == NoFaceBefore::refuse)
+    return fail(
+        ErrorCode::policy,
+        "no face was detected on the intact head, so removal cannot be proven (the face may be "
+        "outside the field of view, or the head was not found); refusing to release");
+  if (report.after.face_found)
+    return fail(ErrorCode::policy, "a face is still detected after defacing (best score " +
+                                       std::to_string(report.after.best_score()) +
+                                       "); refusing to release");
+  return report;
+}
+
+}  // namespace radguard::deface

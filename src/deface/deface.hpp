@@ -1,0 +1,135 @@
+#pragma once
+// Defacing: removes (or blurs) the face of a head CT or MR volume so that a surface
+// rendering of it cannot be matched to a photograph (PS3.15 Clean Recognizable Visual
+// Features, CID 7050 code 113102), while the brain and the skull around it stay untouched.
+//
+// The face is found from the head itself, with no atlas: the head is segmented by
+// threshold (CT: skin above -300 HU; MR: Otsu), the largest connected part kept (drops a
+// head holder or table), and the nose tip taken as the most anterior skin point below the
+// vertex. Everything anterior to a cut surface hung from the nose tip (deep enough to take
+// the nose, lips, chin, eyelids and brow, and shaped to pass in front of the frontal and
+// temporal lobes) is the face. Proof is by rendering the skin surface before and after and
+// running OpenCV's Haar face cascades on the renderings: a volume counts as defaced only
+// when a face was seen before and none after; when one is still seen after, deface() fails
+// closed.
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "volume/volume.hpp"
+
+namespace radguard::deface {
+
+enum class DefaceMethod : std::uint8_t { remove, blur };
+enum class Modality : std::uint8_t { automatic, ct, mr };
+
+// A grey image, row 0 at the top (superior), the patient's left on the right as a viewer
+// facing the patient sees it.
+struct Image {
+  int width = 0;
+  int height = 0;
+  std::vector<std::uint8_t> pixels;  // row-major
+};
+
+struct Rendering {
+  std::string view;  // "front", "yaw+30" ...
+  Image image;
+};
+
+// One cascade's strongest finding on one rendering.
+struct Detection {
+  std::string view;
+  std::string cascade;    // cascade file stem, e.g. "haarcascade_frontalface_alt2"
+  int faces = 0;          // detections after grouping (3 neighbours or more)
+  double best_score = 0;  // highest levelWeight (last-stage margin) among them; 0 when none
+  bool counted = false;   // faces > 0 and best_score reached the cascade's decision threshold
+};
+
+struct FaceCheck {
+  bool face_found = false;
+  std::vector<Detection> detections;  // every (view, cascade) pair tried
+  double best_score() const;          // highest best_score among counted detections; 0 when none
+};
+
+enum class Verdict : std::uint8_t {
+  defaced,         // face seen before, none after
+  no_face_before,  // nothing was detected even on the intact head: reported, not proven
+};
+
+// What to do when no detector fires even on the intact head: the face may be outside the
+// field of view, or the segmentation found something other than the head (see
+// docs/benchmarks-deface.md), in which case the cut may be misplaced.
+enum class NoFaceBefore : std::uint8_t { refuse, release };
+
+struct DefaceOptions {
+  DefaceMethod method = DefaceMethod::remove;
+  NoFaceBefore no_face_before = NoFaceBefore::refuse;
+  Modality modality = Modality::automatic;
+  // Folder with OpenCV's haarcascade_*.xml files.
+  std::filesystem::path cascade_dir = "/usr/share/opencv4/haarcascades";
+  bool keep_renderings = false;  // fill DefaceReport::renderings (for --preview)
+  // Called with the renderings before and after, also when deface() then refuses, so a
+  // caller can show why. May be empty.
+  std::function<void(const std::vector<Rendering>& before, const std::vector<Rendering>& after)>
+      on_renderings;
+};
+
+struct DefaceReport {
+  Modality modality = Modality::ct;
+  Verdict verdict = Verdict::defaced;
+  double threshold = 0;     // physical value separating head from background
+  volume::Vec3 nose_tip{};  // LPS millimetres
+  std::size_t voxels_changed = 0;
+  std::size_t face_region_voxels = 0;
+  // CT: 2 mm guard cells of the intracranial space (above the nose tip) inside the face
+  // region; always 0 in a returned report (deface() refuses otherwise). MR: not computed.
+  std::size_t intracranial_voxels_in_region = 0;
+  FaceCheck before;
+  FaceCheck after;
+  std::vector<Rendering> renderings_before;
+  std::vector<Rendering> renderings_after;
+  double seconds = 0;
+};
+
+// The region that deface() changes, as a mask over the volume's voxels (1 = face), together
+// with the facts used to place it. Fails with ErrorCode::unsupported when no head or no
+// nose can be found. Thread-safe (no shared state).
+struct FaceRegion {
+  std::vector<std::uint8_t> mask;  // 0 = keep, 1 = face (to background), 2 = face, becomes the cap
+  Modality modality = Modality::ct;
+  double threshold = 0;
+  volume::Vec3 nose_tip{};
+  double forehead_a = 0;  // anterior coordinate (-y, mm) of the forehead's most anterior point
+};
+Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality);
+
+// Renders the skin surface (voxels above `threshold`, largest connected part) from the
+// front and from the sides. Never fails on a valid volume; an empty head renders black.
+std::vector<Rendering> render_head(const volume::Volume& volume, double threshold);
+
+// Runs the frontal and profile Haar cascades on the renderings. Fails with ErrorCode::io when
+// a cascade cannot be loaded, ::internal when OpenCV throws. Thread-safe.
+Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings,
+                               const std::filesystem::path& cascade_dir);
+
+// Writes an image as PNG (atomically). Fails with ErrorCode::io or ::internal.
+Status write_png(const std::filesystem::path& path, const Image& image);
+
+// Finds and removes/blurs the face of `volume` in place, and proves it by detection.
+// On success the volume is defaced (or, with Verdict::no_face_before, the face region was
+// still removed but no detector fired before). Fails closed with ErrorCode::policy when a
+// face is still detected after, or none was detected before (unless options allow it), or (CT) when
+// the face region reaches what looks like intracranial space (brain-range tissue enclosed by bone,
+// above the nose tip); ::unsupported when no head/face can be located; ::io when the cascades
+// cannot be loaded. On failure the volume may have been modified: callers must not release it.
+// Thread-safe for distinct volumes (cascades are loaded per call).
+Result<DefaceReport> deface(volume::Volume& volume, const DefaceOptions& options);
+
+std::string_view to_string(Modality modality);
+std::string_view to_string(Verdict verdict);
+
+}  // namespace radguard::deface

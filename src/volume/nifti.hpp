@@ -1,0 +1,38 @@
+#pragma once
+// NIfTI-1 single-file volumes (.nii, .nii.gz), read and written without a third-party NIfTI
+// library so that the header round-trips byte for byte: a defaced file differs from its
+// input only in the voxels the defacer changed.
+#include <filesystem>
+#include <string>
+
+#include "core/result.hpp"
+#include "volume/volume.hpp"
+
+namespace radguard::volume {
+
+struct NiftiImage {
+  Volume volume;
+  std::string header;  // the input's bytes before the voxel data (header and extensions)
+};
+
+// Reads a little-endian NIfTI-1 single file, gzip-compressed or not. Orientation comes from
+// the sform, else the qform, else pixdim; converted from NIfTI's RAS to LPS.
+// Fails with ErrorCode::io (unreadable or corrupt compression); ::unsupported for big-endian files,
+// .hdr/.img pairs, more than one volume, sheared affines or voxel types other than
+// uint8/int16/uint16/int32/float32; ::usage when the file is not NIfTI-1 at all. Thread-safe (no
+// shared state).
+Result<NiftiImage> read_nifti(const std::filesystem::path& path);
+
+// Writes `image` to `path` (gzip-compressed when the name ends in .gz) atomically, voxel
+// values converted back to the stored type (rounded and clamped). Fails with ErrorCode::io
+// or ::internal when the header does not match the volume. Thread-safe.
+Status write_nifti(const std::filesystem::path& path, const NiftiImage& image);
+
+// A fresh NIfTI-1 header (sform and qform from the volume's geometry, no scaling) for a
+// volume that did not come from a NIfTI file. Never fails.
+std::string make_nifti_header(const Volume& volume);
+
+// True when the file name ends in .nii or .nii.gz.
+bool is_nifti_name(const std::filesystem::path& path);
+
+}  // namespace radguard::volume
