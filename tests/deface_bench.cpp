@@ -1,4 +1,4 @@
-// Timing for docs/benchmarks-deface.md: defaces generated head phantoms of clinical sizes
+// Timing for docs/benchmarks.md (Defacing): defaces generated head phantoms of clinical sizes
 // (and any volumes named on the command line) and prints seconds per volume. Not a test;
 // build with -DCMAKE_BUILD_TYPE=Release for meaningful figures.
 #include <sys/resource.h>

@@ -218,7 +218,7 @@ TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
   options.no_face_before = deface::NoFaceBefore::release;
   auto released = deface::deface(copy, options);
   // Allowed now; the egg's flat cut may still read as a visor to the cascade afterwards
-  // (docs/benchmarks-deface.md), which is refused on its own grounds.
+  // (docs/benchmarks.md (Defacing)), which is refused on its own grounds.
   if (released) {
     EXPECT_EQ(released->verdict, deface::Verdict::no_face_before);
   } else {

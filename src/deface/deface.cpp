@@ -196,7 +196,7 @@ std::string_view to_string(Verdict verdict) {
 // anterior than cut_front(h) is face. Above the nose it hangs from the forehead's most
 // anterior point F (the brain is at least 18 mm behind F at brow level and 23 mm at eye
 // level in the packaged MR template); below, from the nose tip, deep enough to take the
-// nose, lips and chin. See docs/benchmarks-deface.md for the measurements behind the numbers.
+// nose, lips and chin. See docs/benchmarks.md (Defacing) for the measurements behind the numbers.
 namespace {
 struct Knot {
   double h;

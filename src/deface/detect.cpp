@@ -17,7 +17,7 @@ struct Cascade {
   bool profile;
   // Least last-stage margin (levelWeight) that counts as a face. The default cascade also
   // fires weakly (1-2) on the cut surface of a defaced head and on the field-of-view edge;
-  // intact heads score above 2.5 on it (see docs/benchmarks-deface.md).
+  // intact heads score above 2.5 on it (see docs/benchmarks.md (Defacing)).
   double min_score;
 };
 
