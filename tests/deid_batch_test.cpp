@@ -53,20 +53,21 @@ class DeidBatch : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(run_command("keygen " + (dir_ / "k.key").string()).exit_code, 0);
     for (int i = 0; i < 6; ++i) {
-      auto ct = make_ct(i < 3 ? "PID12345" : "PID777", "1.2.826.0.1.3680043.2.1125.1." + std::to_string(i + 1));
+      auto ct = make_ct(i < 3 ? "PID12345" : "PID777",
+                        "1.2.826.0.1.3680043.2.1125.1." + std::to_string(i + 1));
       save(*ct, dir_ / "in" / (i < 3 ? "DOE_JOHN" : "ROE_RICHARD") / ("IMG" + std::to_string(i)),
            i % 2 ? EXS_LittleEndianImplicit : EXS_LittleEndianExplicit);
     }
   }
   std::string deid(const fs::path& out, const std::string& extra = "") {
-    return "deid " + (dir_ / "in").string() + " --output " + out.string() + " --key " + (dir_ / "k.key").string() +
-           " --profile research --no-progress " + extra;
+    return "deid " + (dir_ / "in").string() + " --output " + out.string() + " --key " +
+           (dir_ / "k.key").string() + " --profile research --no-progress " + extra;
   }
   TempDir dir_;
 };
 
 TEST_F(DeidBatch, KeygenWritesAPrivateKeyAndNeverReplacesOne) {
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir_ / "k.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600);
   const CommandRun again = run_command("keygen " + (dir_ / "k.key").string());
@@ -79,8 +80,11 @@ TEST_F(DeidBatch, CleanBatchExitsZeroAndNamesCarryNoPhi) {
   const auto files = tree(dir_ / "out");
   EXPECT_EQ(files.size(), 6U);
   for (const auto& [name, bytes] : files) {
-    EXPECT_TRUE(std::regex_match(name, std::regex("2\\.25\\.\\d+/2\\.25\\.\\d+/2\\.25\\.\\d+\\.dcm"))) << name;
-    for (const char* phi : {"DOE", "JOHN", "PID12345", "PID777", "Elsewhere", "19300102", "Acacia", "HOUSE"})
+    EXPECT_TRUE(
+        std::regex_match(name, std::regex("2\\.25\\.\\d+/2\\.25\\.\\d+/2\\.25\\.\\d+\\.dcm")))
+        << name;
+    for (const char* phi :
+         {"DOE", "JOHN", "PID12345", "PID777", "Elsewhere", "19300102", "Acacia", "HOUSE"})
       EXPECT_EQ(bytes.find(phi), std::string::npos) << phi << " leaked into " << name;
   }
   const auto report = nlohmann::json::parse(read_all(dir_ / "r.json"));
@@ -90,17 +94,20 @@ TEST_F(DeidBatch, CleanBatchExitsZeroAndNamesCarryNoPhi) {
 }
 
 TEST_F(DeidBatch, BadInputsAreReportedAndTheRestIsDone) {
-  std::ofstream(dir_ / "in" / "DOE_JOHN" / "notes.txt") << "not dicom, just notes about the patient";
+  std::ofstream(dir_ / "in" / "DOE_JOHN" / "notes.txt")
+      << "not dicom, just notes about the patient";
   const std::string good = read_all(dir_ / "in" / "DOE_JOHN" / "IMG0");
-  std::ofstream(dir_ / "in" / "DOE_JOHN" / "broken.dcm", std::ios::binary) << good.substr(0, good.size() / 2);
+  std::ofstream(dir_ / "in" / "DOE_JOHN" / "broken.dcm", std::ios::binary)
+      << good.substr(0, good.size() / 2);
   auto dicomdir = make_ct();
-  dicomdir->getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPClassUID, UID_MediaStorageDirectoryStorage);
+  dicomdir->getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPClassUID,
+                                              UID_MediaStorageDirectoryStorage);
   dicomdir->getDataset()->putAndInsertString(DCM_SOPClassUID, UID_MediaStorageDirectoryStorage);
   DcmItem* record = nullptr;
   dicomdir->getDataset()->findOrCreateSequenceItem(DCM_DirectoryRecordSequence, record, 0);
   record->putAndInsertString(DCM_PatientName, "DOE^JOHN");
-  dicomdir->saveFile((dir_ / "in" / "DICOMDIR").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength,
-                     EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta);
+  dicomdir->saveFile((dir_ / "in" / "DICOMDIR").c_str(), EXS_LittleEndianExplicit,
+                     EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta);
   const CommandRun run = run_command(deid(dir_ / "out", "--json"));
   EXPECT_EQ(run.exit_code, 1) << run.output;
   const auto json_start = run.output.find('{');
@@ -111,7 +118,8 @@ TEST_F(DeidBatch, BadInputsAreReportedAndTheRestIsDone) {
   EXPECT_EQ(report["counts"]["skipped_not_dicom"], 1);
   EXPECT_EQ(report["counts"]["dicomdir_dropped"], 1);
   ASSERT_EQ(report["failures"].size(), 1U);
-  EXPECT_NE(report["failures"][0]["input"].get<std::string>().find("broken.dcm"), std::string::npos);
+  EXPECT_NE(report["failures"][0]["input"].get<std::string>().find("broken.dcm"),
+            std::string::npos);
   EXPECT_EQ(report["failures"][0]["error"], "malformed_dicom");
   EXPECT_EQ(tree(dir_ / "out").size(), 6U);  // the DICOMDIR and the broken file left nothing
 }
@@ -130,11 +138,13 @@ TEST_F(DeidBatch, OutputsAreByteIdenticalAcrossRunsAndThreadCounts) {
 }
 
 TEST_F(DeidBatch, UsageErrorsExitWithTwo) {
-  EXPECT_EQ(run_command("deid " + (dir_ / "in").string() + " --output " + (dir_ / "o").string()).exit_code, 2);
+  EXPECT_EQ(run_command("deid " + (dir_ / "in").string() + " --output " + (dir_ / "o").string())
+                .exit_code,
+            2);
   EXPECT_EQ(run_command(deid(dir_ / "o", "--option retain-everything")).exit_code, 2);
   EXPECT_EQ(run_command(deid(dir_ / "o", "--profile nonsense")).exit_code, 2);
-  EXPECT_EQ(run_command("deid " + (dir_ / "in").string() + " --output " + (dir_ / "in" / "o").string() +
-                        " --key " + (dir_ / "k.key").string())
+  EXPECT_EQ(run_command("deid " + (dir_ / "in").string() + " --output " +
+                        (dir_ / "in" / "o").string() + " --key " + (dir_ / "k.key").string())
                 .exit_code,
             2);
   EXPECT_EQ(run_command("frobnicate").exit_code, 2);
@@ -160,11 +170,12 @@ std::set<std::string> dciodvfy_errors(const fs::path& file) {
 }
 
 TEST_F(DeidBatch, OutputsIntroduceNoNewDciodvfyErrors) {
-  if (std::system("command -v dciodvfy >/dev/null 2>&1") != 0) GTEST_SKIP() << "dicom3tools not installed";
+  if (std::system("command -v dciodvfy >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "dicom3tools not installed";
   TempDir samples;
   std::vector<fs::path> inputs;
-  for (const char* name : {"CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm", "test-SR.dcm",
-                           "waveform_ecg.dcm"}) {
+  for (const char* name : {"CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm",
+                           "test-SR.dcm", "waveform_ecg.dcm"}) {
     const auto p = testing::pydicom_sample(name);
     if (!p.empty()) {
       fs::copy_file(p, samples / name);
@@ -175,9 +186,9 @@ TEST_F(DeidBatch, OutputsIntroduceNoNewDciodvfyErrors) {
   save(*ct, samples / "generated_ct.dcm");
   inputs.push_back(samples / "generated_ct.dcm");
   for (const char* preset : {"basic", "research"}) {
-    const CommandRun run = run_command("deid " + samples.path().string() + " --output " + (dir_ / preset).string() +
-                                " --key " + (dir_ / "k.key").string() + " --profile " + preset +
-                                " --no-progress --json");
+    const CommandRun run = run_command(
+        "deid " + samples.path().string() + " --output " + (dir_ / preset).string() + " --key " +
+        (dir_ / "k.key").string() + " --profile " + preset + " --no-progress --json");
     ASSERT_EQ(run.exit_code, 0) << run.output;
     const auto report = nlohmann::json::parse(run.output.substr(run.output.find('{')));
     ASSERT_EQ(report["counts"]["written"], inputs.size());
@@ -200,9 +211,11 @@ namespace {
 TEST_F(DeidBatch, SignsWhatItReleasesSoTamperingIsDetected) {
   const std::string key = (dir_ / "sign.pem").string(), cert = (dir_ / "cert.pem").string();
   ASSERT_EQ(run_command("keys new --key " + key + " --cert " + cert).exit_code, 0);
-  const CommandRun run = run_command(deid(dir_ / "signed", "--sign-key " + key + " --sign-cert " + cert));
+  const CommandRun run =
+      run_command(deid(dir_ / "signed", "--sign-key " + key + " --sign-cert " + cert));
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  const CommandRun verified = run_command("verify " + (dir_ / "signed").string() + " --trust " + cert);
+  const CommandRun verified =
+      run_command("verify " + (dir_ / "signed").string() + " --trust " + cert);
   EXPECT_EQ(verified.exit_code, 0) << verified.output;
   // Half a signing pair is a usage error, and nothing is written.
   EXPECT_EQ(run_command(deid(dir_ / "half", "--sign-key " + key)).exit_code, 2);

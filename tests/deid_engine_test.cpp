@@ -19,13 +19,15 @@ using testing::save;
 using testing::TempDir;
 using testing::value;
 
-bool is_keyed_uid(const std::string& uid) { return std::regex_match(uid, std::regex("2\\.25\\.[1-9][0-9]{0,38}")); }
+bool is_keyed_uid(const std::string& uid) {
+  return std::regex_match(uid, std::regex("2\\.25\\.[1-9][0-9]{0,38}"));
+}
 
 // Adds the odd things real files carry: private blocks, overlays, curves, unknown public
 // tags, group lengths, nested sequences with identifiers inside.
 void add_oddities(DcmDataset& d) {
   d.putAndInsertString(DcmTag(0x0019, 0x0010, EVR_LO), "GEMS_ACQU_01");
-  d.putAndInsertString(DcmTag(0x0019, 0x1023, EVR_DS), "0.5625");       // safe-listed for this creator
+  d.putAndInsertString(DcmTag(0x0019, 0x1023, EVR_DS), "0.5625");  // safe-listed for this creator
   d.putAndInsertString(DcmTag(0x0019, 0x1010, EVR_LO), "PATIENT DOE");  // not safe
   d.putAndInsertString(DcmTag(0x0031, 0x0010, EVR_LO), "UNKNOWN VENDOR");
   d.putAndInsertString(DcmTag(0x0031, 0x1001, EVR_LO), "DOE^JOHN");
@@ -44,7 +46,8 @@ void add_oddities(DcmDataset& d) {
   req->putAndInsertString(DCM_ScheduledProcedureStepID, "SPS1");
   DcmItem* nested = nullptr;
   req->findOrCreateSequenceItem(DCM_ReferencedStudySequence, nested, 0);
-  nested->putAndInsertString(DCM_ReferencedSOPClassUID, UID_RETIRED_StudyComponentManagementSOPClass);
+  nested->putAndInsertString(DCM_ReferencedSOPClassUID,
+                             UID_RETIRED_StudyComponentManagementSOPClass);
   nested->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.826.0.1.3680043.2.1125.9.9");
   DcmItem* other = nullptr;
   d.findOrCreateSequenceItem(DCM_OtherPatientIDsSequence, other, 0);
@@ -59,7 +62,8 @@ class DeidEngine : public ::testing::Test {
     input_ = dir_ / "in" / "DOE_JOHN" / "ct.dcm";
     save(*ct, input_);
   }
-  std::unique_ptr<DcmFileFormat> run(const std::string& preset, std::initializer_list<std::string> options = {},
+  std::unique_ptr<DcmFileFormat> run(const std::string& preset,
+                                     std::initializer_list<std::string> options = {},
                                      const std::string& recipe = "") {
     const auto result = deidentify(input_, dir_ / "out", preset, options, recipe);
     EXPECT_TRUE(result.output.has_value()) << result.error;
@@ -105,8 +109,9 @@ TEST_F(DeidEngine, BasicProfileActions) {
 
 TEST_F(DeidEngine, FailsClosedOnPrivateOverlaysCurvesAndUnknowns) {
   auto out = run("basic");
-  for (const char* gone : {"(0019,0010)", "(0019,1023)", "(0019,1010)", "(0031,0010)", "(0031,1001)",
-                           "(6000,0010)", "(6000,4000)", "(5000,0005)", "(0018,fff0)", "(0008,0000)"}) {
+  for (const char* gone :
+       {"(0019,0010)", "(0019,1023)", "(0019,1010)", "(0031,0010)", "(0031,1001)", "(6000,0010)",
+        "(6000,4000)", "(5000,0005)", "(0018,fff0)", "(0008,0000)"}) {
     EXPECT_FALSE(exists(*out, gone)) << gone;
   }
 }
@@ -154,7 +159,8 @@ TEST_F(DeidEngine, ModifiedDatesShiftEveryDateByThePatientsOffset) {
   EXPECT_EQ(value(*out, "StudyDate"), *deid::shift_date("20190315", offset, carry));
   EXPECT_EQ(value(*out, "StudyTime"), *deid::shift_time("231500", offset));
   EXPECT_EQ(value(*out, "SeriesDate"), *deid::shift_date("20190315", offset));
-  EXPECT_EQ(value(*out, "AcquisitionDateTime"), *deid::shift_datetime("20190315231502.123456+0100", offset));
+  EXPECT_EQ(value(*out, "AcquisitionDateTime"),
+            *deid::shift_datetime("20190315231502.123456+0100", offset));
   EXPECT_NE(value(*out, "StudyDate"), "20190315");
   EXPECT_EQ(value(*out, "TimezoneOffsetFromUTC"), "-0500");
   EXPECT_EQ(value(*out, "LongitudinalTemporalInformationModified"), "MODIFIED");
@@ -180,7 +186,9 @@ TEST_F(DeidEngine, MarksTheObjectAsDeidentified) {
   EXPECT_EQ(value(*out, "PatientIdentityRemoved"), "YES");
   EXPECT_NE(value(*out, "DeidentificationMethod").find("Basic Profile"), std::string::npos);
   std::vector<std::string> codes;
-  for (int i = 0; exists(*out, "DeidentificationMethodCodeSequence[" + std::to_string(i) + "].CodeValue"); ++i) {
+  for (int i = 0;
+       exists(*out, "DeidentificationMethodCodeSequence[" + std::to_string(i) + "].CodeValue");
+       ++i) {
     const std::string item = "DeidentificationMethodCodeSequence[" + std::to_string(i) + "].";
     codes.push_back(value(*out, item + "CodeValue"));
     EXPECT_EQ(value(*out, item + "CodingSchemeDesignator"), "DCM");
@@ -242,7 +250,8 @@ TEST(DeidStructuredContent, ContentSequenceTextIsDummiedUnderBasicAndCleanedUnde
   auto dummied = deidentify(input, dir / "structured", "basic", {"clean-structured-content"});
   ASSERT_TRUE(dummied.output) << dummied.error;
   EXPECT_EQ(value(*load(*dummied.output), "ContentSequence[0].TextValue"), "ANONYMIZED");
-  auto cleaned = deidentify(input, dir / "clean", "basic", {"clean-structured-content", "clean-descriptors"});
+  auto cleaned =
+      deidentify(input, dir / "clean", "basic", {"clean-structured-content", "clean-descriptors"});
   ASSERT_TRUE(cleaned.output) << cleaned.error;
   auto out2 = load(*cleaned.output);
   const std::string text = value(*out2, "ContentSequence[0].TextValue");
@@ -266,10 +275,13 @@ TEST(DeidGraphics, AnnotationTextIsCleaned) {
   auto result = deidentify(input, dir / "out", "basic", {"clean-graphics"});
   ASSERT_TRUE(result.output) << result.error;
   auto out = load(*result.output);
-  const std::string cleaned = value(*out, "GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue");
+  const std::string cleaned =
+      value(*out, "GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue");
   EXPECT_NE(cleaned.find("Lesion"), std::string::npos) << cleaned;
   EXPECT_EQ(cleaned.find("Doe"), std::string::npos) << cleaned;
-  EXPECT_EQ(value(*out, "GraphicAnnotationSequence[0].TextObjectSequence[0].BoundingBoxAnnotationUnits"), "PIXEL");
+  EXPECT_EQ(
+      value(*out, "GraphicAnnotationSequence[0].TextObjectSequence[0].BoundingBoxAnnotationUnits"),
+      "PIXEL");
 }
 
 TEST(DeidConsistency, ReferencesBetweenFilesStayConsistent) {
@@ -287,7 +299,8 @@ TEST(DeidConsistency, ReferencesBetweenFilesStayConsistent) {
   ASSERT_TRUE(ra.output && rb.output);
   auto oa = load(*ra.output);
   auto ob = load(*rb.output);
-  EXPECT_EQ(value(*ob, "SourceImageSequence[0].ReferencedSOPInstanceUID"), value(*oa, "SOPInstanceUID"));
+  EXPECT_EQ(value(*ob, "SourceImageSequence[0].ReferencedSOPInstanceUID"),
+            value(*oa, "SOPInstanceUID"));
   EXPECT_EQ(value(*oa, "FrameOfReferenceUID"), value(*ob, "FrameOfReferenceUID"));
   EXPECT_EQ(value(*oa, "StudyInstanceUID"), value(*ob, "StudyInstanceUID"));
   EXPECT_EQ(value(*oa, "PatientID"), value(*ob, "PatientID"));
@@ -315,7 +328,8 @@ TEST(DeidUnknownVr, TextEncodedAsUnIsCleanedLikeItsDictionaryVr) {
   un_name->putUint8Array(reinterpret_cast<const Uint8*>("NURSE^JANE"), 10);
   d.insert(un_name.release());
   save(*ct, dir / "in.dcm");
-  const auto result = deidentify(dir / "in.dcm", dir / "out", "basic", {"retain-long-modified-dates"});
+  const auto result =
+      deidentify(dir / "in.dcm", dir / "out", "basic", {"retain-long-modified-dates"});
   ASSERT_TRUE(result.output) << result.error;
   auto out = load(*result.output);
   const pseudonym::Pseudonymizer p(testing::test_key());

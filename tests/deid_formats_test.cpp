@@ -1,8 +1,7 @@
 // Encodings seen in practice pass through with their pixel data bit-identical, and broken
 // files fail with a clear reason, no output and no allocation of what they claim to hold.
-#include <sys/resource.h>
-
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <fstream>
 
@@ -20,7 +19,8 @@ using testing::save;
 using testing::TempDir;
 using testing::value;
 
-void expect_passes_through(const std::filesystem::path& input, const std::filesystem::path& out_root) {
+void expect_passes_through(const std::filesystem::path& input,
+                           const std::filesystem::path& out_root) {
   auto original = load(input);
   const E_TransferSyntax xfer = original->getDataset()->getOriginalXfer();
   const std::string pixels = pixel_bytes(*original);
@@ -58,19 +58,23 @@ INSTANTIATE_TEST_SUITE_P(
                       Encoding{"ExplicitLittle", EXS_LittleEndianExplicit, 1},
                       Encoding{"ExplicitBig", EXS_BigEndianExplicit, 1},
                       Encoding{"Deflated", EXS_DeflatedLittleEndianExplicit, 1},
-                      Encoding{"Rle", EXS_RLELossless, 1}, Encoding{"RleMultiFrame", EXS_RLELossless, 3},
+                      Encoding{"Rle", EXS_RLELossless, 1},
+                      Encoding{"RleMultiFrame", EXS_RLELossless, 3},
                       Encoding{"JpegLossless", EXS_JPEGProcess14SV1, 1},
                       Encoding{"JpegLsLossless", EXS_JPEGLSLossless, 2},
                       Encoding{"MultiFrameNative", EXS_LittleEndianExplicit, 4}),
-    [](const ::testing::TestParamInfo<Encoding>& param_info) { return std::string(param_info.param.name); });
+    [](const ::testing::TestParamInfo<Encoding>& param_info) {
+      return std::string(param_info.param.name);
+    });
 
 TEST(DeidRealFiles, VendorSamplesPassThrough) {
   // Real files from Debian's python3-pydicom (see tests/data/README.md).
   int tested = 0;
-  for (const char* name : {"JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                           "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm",
-                           "image_dfl.dcm", "SC_rgb_rle_2frame.dcm", "CT_small.dcm", "JPEG-lossy.dcm",
-                           "SC_ybr_full_422_uncompressed.dcm", "emri_small_jpeg_2k_lossless.dcm"}) {
+  for (const char* name :
+       {"JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "image_dfl.dcm",
+        "SC_rgb_rle_2frame.dcm", "CT_small.dcm", "JPEG-lossy.dcm",
+        "SC_ybr_full_422_uncompressed.dcm", "emri_small_jpeg_2k_lossless.dcm"}) {
     const auto sample = testing::pydicom_sample(name);
     if (sample.empty()) continue;
     TempDir dir;
@@ -97,8 +101,10 @@ TEST(DeidSequences, UndefinedAndExplicitLengthSequencesBothWork) {
     auto out = load(*result.output);
     const pseudonym::Pseudonymizer p(testing::test_key());
     EXPECT_EQ(value(*out, "ReferencedSeriesSequence[0].SeriesInstanceUID"), p.uid("1.2.3.99"));
-    EXPECT_EQ(value(*out, "ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID"),
-              p.uid("1.2.3.100"));
+    EXPECT_EQ(
+        value(*out,
+              "ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID"),
+        p.uid("1.2.3.100"));
   }
 }
 
@@ -168,7 +174,8 @@ TEST_F(DeidMalformed, ElementLongerThanTheFileIsRejectedWithoutAllocatingIt) {
   std::unique_ptr<DcmElement> pixels(ct->getDataset()->remove(DCM_PixelData));
   save(*ct, dir_ / "base.dcm");
   // 1.3 GB declared, 64 bytes present.
-  const std::string liar = read_all(dir_ / "base.dcm") + long_element(0x7FE0, 0x0010, "OB", 0x50000000U) +
+  const std::string liar = read_all(dir_ / "base.dcm") +
+                           long_element(0x7FE0, 0x0010, "OB", 0x50000000U) +
                            std::string(64, '\x01');
   write_all(dir_ / "liar.dcm", liar);
   const long before = peak_rss_kb();
@@ -181,12 +188,14 @@ TEST_F(DeidMalformed, WrongShortLengthIsRejected) {
   std::unique_ptr<DcmElement> pixels(ct->getDataset()->remove(DCM_PixelData));
   save(*ct, dir_ / "base.dcm");
   // (0040,A160) UT says 4000 bytes; the file ends after 10.
-  write_all(dir_ / "short.dcm", read_all(dir_ / "base.dcm") + long_element(0x0040, 0xA160, "UT", 4000) + "0123456789");
+  write_all(dir_ / "short.dcm",
+            read_all(dir_ / "base.dcm") + long_element(0x0040, 0xA160, "UT", 4000) + "0123456789");
   expect_rejected(dir_ / "short.dcm");
 }
 
 TEST_F(DeidMalformed, NotDicomIsSkippedNotFailed) {
-  write_all(dir_ / "notes.txt", "Patient John Doe, this is not DICOM at all, just some text for sure.");
+  write_all(dir_ / "notes.txt",
+            "Patient John Doe, this is not DICOM at all, just some text for sure.");
   const auto result = deidentify(dir_ / "notes.txt", dir_ / "out", "basic");
   EXPECT_EQ(result.status, deid::FileStatus::skipped_not_dicom);
 }

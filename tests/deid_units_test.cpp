@@ -59,7 +59,8 @@ TEST(Dates, ShiftKeepsPrecisionZoneAndIntervals) {
   EXPECT_EQ(deid::shift_time("101010.123", offset), "111010.123");
   EXPECT_EQ(deid::time_carry_days("231500", offset), 1);
   EXPECT_EQ(deid::time_carry_days("101500", offset), 0);
-  EXPECT_EQ(deid::shift_datetime("20190315231502.123456+0100", offset), "20190302001502.123456+0100");
+  EXPECT_EQ(deid::shift_datetime("20190315231502.123456+0100", offset),
+            "20190302001502.123456+0100");
   // Coarser precision: the first moment of the period moves, written at the same precision.
   EXPECT_EQ(deid::shift_datetime("201903", offset), "201902");
   EXPECT_EQ(deid::shift_datetime("2019", offset), "2018");
@@ -93,8 +94,8 @@ TEST(TextScrubber, RemovesGenericIdentifiers) {
       "seen by Dr. Gregory House on 15/03/2019 at 14:32, call +1 555 123 4567, "
       "MRN 8812345, mail j.doe@example.org, March 3, 2019, 2019-03-15, DOE^JANE",
       none);
-  for (const char* leak : {"Gregory", "House", "15/03/2019", "14:32", "555", "8812345", "example.org",
-                           "March 3", "2019-03-15", "JANE"}) {
+  for (const char* leak : {"Gregory", "House", "15/03/2019", "14:32", "555", "8812345",
+                           "example.org", "March 3", "2019-03-15", "JANE"}) {
     EXPECT_EQ(out.find(leak), std::string::npos) << leak << " survived in: " << out;
   }
   EXPECT_NE(out.find("seen by"), std::string::npos) << out;
@@ -135,9 +136,9 @@ TEST(Policy, OptionsOverrideTheBasicProfile) {
   EXPECT_EQ(basic->listed_action(description), Action::remove);
   EXPECT_EQ(basic->listed_action(Tag{0x0028, 0x0010}), std::nullopt);  // Rows: not listed
 
-  const std::vector<std::string> all = {"retain-long-full-dates", "retain-device-identity", "retain-uids",
-                                        "retain-institution-identity", "retain-patient-characteristics",
-                                        "clean-descriptors"};
+  const std::vector<std::string> all = {
+      "retain-long-full-dates",      "retain-device-identity",         "retain-uids",
+      "retain-institution-identity", "retain-patient-characteristics", "clean-descriptors"};
   auto rich = deid::Policy::create("basic", all, std::nullopt);
   ASSERT_TRUE(rich);
   EXPECT_EQ(rich->listed_action(study_date), Action::keep);
@@ -147,7 +148,8 @@ TEST(Policy, OptionsOverrideTheBasicProfile) {
   EXPECT_EQ(rich->listed_action(sex), Action::keep);
   EXPECT_EQ(rich->listed_action(description), Action::clean);
 
-  auto modified = deid::Policy::create("basic", std::vector<std::string>{"retain-long-modified-dates"}, std::nullopt);
+  auto modified = deid::Policy::create(
+      "basic", std::vector<std::string>{"retain-long-modified-dates"}, std::nullopt);
   ASSERT_TRUE(modified);
   EXPECT_EQ(modified->listed_action(study_date), Action::clean);
 }
@@ -166,10 +168,13 @@ TEST(Policy, PresetsAndMethodCodes) {
 
 TEST(Policy, BadInputIsAUsageError) {
   EXPECT_EQ(deid::Policy::create("nope", {}, std::nullopt).error().code, ErrorCode::usage);
-  EXPECT_EQ(deid::Policy::create("basic", std::vector<std::string>{"retain-nothing"}, std::nullopt).error().code,
+  EXPECT_EQ(deid::Policy::create("basic", std::vector<std::string>{"retain-nothing"}, std::nullopt)
+                .error()
+                .code,
             ErrorCode::usage);
   EXPECT_FALSE(deid::Policy::create(
-      "basic", std::vector<std::string>{"retain-long-full-dates", "retain-long-modified-dates"}, std::nullopt));
+      "basic", std::vector<std::string>{"retain-long-full-dates", "retain-long-modified-dates"},
+      std::nullopt));
   auto policy = deid::Policy::create("basic", {}, std::nullopt);
   ASSERT_TRUE(policy);
   const auto bad = policy->add_recipe("(0008,1030) K\nNoSuchKeyword X\n", "r.txt");

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "core/error_table.hpp"
+
+#include <gtest/gtest.h>
 
 namespace radguard {
 namespace {

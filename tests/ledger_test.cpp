@@ -107,9 +107,7 @@ TEST(Ledger, RefusesADatabaseThatIsNotALedger) {
     ASSERT_FALSE(ledger);
     EXPECT_EQ(ledger.error().code, ErrorCode::integrity);
   }
-  {
-    std::ofstream(dir / "text.db") << "not a database at all, just some text that is long enough";
-  }
+  { std::ofstream(dir / "text.db") << "not a database at all, just some text that is long enough"; }
   EXPECT_FALSE(Ledger::open((dir / "text.db").string(), LedgerAccess::existing_only));
   auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
   EXPECT_EQ(db->table_names()->size(), 1u) << "nothing was added to the foreign database";

@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <iostream>
 
+#include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
 #include "core/version.hpp"
 
@@ -13,8 +15,24 @@ int report_error(const Error& error) {
   return statuses_for(error.code).exit_code;
 }
 
+int emit_report(const std::string& json, const std::string& text, const std::string& report_path,
+                ReportFormat format, int exit_code) {
+  if (!report_path.empty()) {
+    const auto owner_only =
+        std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+    if (auto written = write_file_atomically(report_path, json, owner_only); !written)
+      return report_error(written.error());
+  }
+  if (format == ReportFormat::json)
+    std::cout << json;
+  else
+    std::cerr << text;
+  return exit_code;
+}
+
 int run(int argc, char** argv) {
-  CLI::App app{"radguard: keep medical images private and trustworthy once they leave clinical care"};
+  CLI::App app{
+      "radguard: keep medical images private and trustworthy once they leave clinical care"};
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
   Action action;

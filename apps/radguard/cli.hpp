@@ -2,7 +2,9 @@
 // The radguard command line: parses options and calls the library. Each command lives in
 // its own cmd_*.cpp and registers itself here.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
+#include <string>
 
 #include "core/result.hpp"
 
@@ -29,5 +31,13 @@ void add_deface(CLI::App& app, Action& action);
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);
+
+enum class ReportFormat : std::uint8_t { text, json };
+
+// Publishes a command's report: the JSON to `report_path` (owner-only, atomically) when one
+// is given, then the JSON on stdout or the text on stderr. Returns `exit_code`, or the
+// error's exit status when the report file cannot be written.
+int emit_report(const std::string& json, const std::string& text, const std::string& report_path,
+                ReportFormat format, int exit_code);
 
 }  // namespace radguard::cli

@@ -153,8 +153,7 @@ void add_deface(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("deface",
                                  "remove the face from head CT and MR volumes (NIfTI, InVesalius)");
   auto args = std::make_shared<DefaceArgs>();
-  cmd->add_option("INPUT", args->inputs, "volumes: .nii, .nii.gz, .inv3")
-      ->required();
+  cmd->add_option("INPUT", args->inputs, "volumes: .nii, .nii.gz, .inv3")->required();
   cmd->add_option("-o,--output", args->output, "output folder (NIfTI .nii.gz per input)")
       ->required();
   cmd->add_option("--method", args->method, "remove (set the face to background) or blur")

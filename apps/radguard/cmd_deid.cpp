@@ -30,12 +30,13 @@ struct DeidArgs {
 int run_deid_command(const DeidArgs& args) {
   auto key = crypto::SecretKey::load(args.key);
   if (!key) return report_error(key.error());
-  auto policy = deid::Policy::create(args.profile, args.options,
-                                     args.recipe.empty() ? std::nullopt
-                                                         : std::optional<std::filesystem::path>(args.recipe));
+  auto policy = deid::Policy::create(
+      args.profile, args.options,
+      args.recipe.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.recipe));
   if (!policy) return report_error(policy.error());
-  const deid::HeaderStage stage(std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
-                                args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
+  const deid::HeaderStage stage(
+      std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
+      args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
   auto finish = signing_finisher(args.signer);
   if (!finish) return report_error(finish.error());
   deid::DeidRunOptions options;
@@ -43,22 +44,13 @@ int run_deid_command(const DeidArgs& args) {
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
   options.output = args.output;
   options.threads = args.threads;
-  options.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
+  options.progress =
+      args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = deid::run_deid(options, stage);
   if (!report) return report_error(report.error());
-  const std::string json = deid::report_json(*report, stage, options);
-  if (!args.report.empty()) {
-    if (auto written = write_file_atomically(args.report, json,
-                                             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-        !written)
-      return report_error(written.error());
-  }
-  if (args.json) {
-    std::cout << json;
-  } else {
-    std::cerr << deid::report_text(*report);
-  }
-  return report->exit_code();
+  return emit_report(deid::report_json(*report, stage, options), deid::report_text(*report),
+                     args.report, args.json ? ReportFormat::json : ReportFormat::text,
+                     report->exit_code());
 }
 
 }  // namespace
@@ -66,21 +58,26 @@ int run_deid_command(const DeidArgs& args) {
 void add_deid(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("deid", "de-identify DICOM files and folders (PS3.15 Annex E)");
   auto args = std::make_shared<DeidArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")->required();
+  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
+      ->required();
   cmd->add_option("-o,--output", args->output, "output folder")->required();
   cmd->add_option("-k,--key", args->key, "secret key file (radguard keygen)")->required();
-  cmd->add_option("-p,--profile", args->profile, "preset: basic or research")->capture_default_str();
-  cmd->add_option("--option", args->options,
-                  "add a PS3.15 option: retain-safe-private, retain-uids, retain-device-identity, "
-                  "retain-institution-identity, retain-patient-characteristics, retain-long-full-dates, "
-                  "retain-long-modified-dates, clean-descriptors, clean-structured-content, clean-graphics");
-  cmd->add_option("--recipe", args->recipe, "per-attribute overrides: lines of '<tag or keyword> <X|Z|D|K|C|U>'");
+  cmd->add_option("-p,--profile", args->profile, "preset: basic or research")
+      ->capture_default_str();
+  cmd->add_option(
+      "--option", args->options,
+      "add a PS3.15 option: retain-safe-private, retain-uids, retain-device-identity, "
+      "retain-institution-identity, retain-patient-characteristics, retain-long-full-dates, "
+      "retain-long-modified-dates, clean-descriptors, clean-structured-content, clean-graphics");
+  cmd->add_option("--recipe", args->recipe,
+                  "per-attribute overrides: lines of '<tag or keyword> <X|Z|D|K|C|U>'");
   cmd->add_option("--report", args->report, "write the JSON report to this file");
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
   cmd->add_flag("--allow-burned-in-annotation", args->allow_burned_in,
                 "release images whose header says text is burned into the pixels");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
-  cmd->add_flag("--json", args->json, "print the JSON report on stdout instead of the text summary");
+  cmd->add_flag("--json", args->json,
+                "print the JSON report on stdout instead of the text summary");
   add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });
 }

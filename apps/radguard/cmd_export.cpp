@@ -2,12 +2,12 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "signer_options.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
 #include "core/iso_time.hpp"
 #include "crypto/crypto.hpp"
 #include "export/export.hpp"
+#include "signer_options.hpp"
 
 namespace radguard::cli {
 
@@ -81,20 +81,9 @@ int run_export_command(const ExportArgs& args) {
   options.finish = std::move(*finish);
   auto report = exporter::run_export(options, stage, *registry, *ledger);
   if (!report) return report_error(report.error());
-  const std::string json = exporter::report_json(*report, stage, options);
-  if (!args.report.empty()) {
-    if (auto written = write_file_atomically(
-            args.report, json,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-        !written)
-      return report_error(written.error());
-  }
-  if (args.json) {
-    std::cout << json;
-  } else {
-    std::cerr << exporter::report_text(*report);
-  }
-  return report->exit_code();
+  return emit_report(exporter::report_json(*report, stage, options), exporter::report_text(*report),
+                     args.report, args.json ? ReportFormat::json : ReportFormat::text,
+                     report->exit_code());
 }
 
 }  // namespace

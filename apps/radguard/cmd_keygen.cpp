@@ -7,9 +7,11 @@
 namespace radguard::cli {
 
 void add_keygen(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("keygen", "write a new secret key (mode 0600) for pseudonyms and date shifts");
+  auto* cmd = app.add_subcommand(
+      "keygen", "write a new secret key (mode 0600) for pseudonyms and date shifts");
   auto path = std::make_shared<std::string>();
-  cmd->add_option("KEYFILE", *path, "where to write the key; an existing file is never replaced")->required();
+  cmd->add_option("KEYFILE", *path, "where to write the key; an existing file is never replaced")
+      ->required();
   cmd->callback([&action, path] {
     action = [path] {
       auto key = crypto::SecretKey::generate();

@@ -44,20 +44,9 @@ int run_redact_command(const RedactArgs& args) {
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = redact::run_redact(options);
   if (!report) return report_error(report.error());
-  const std::string json = redact::report_json(*report, options);
-  if (!args.report.empty()) {
-    if (auto written = write_file_atomically(
-            args.report, json,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-        !written)
-      return report_error(written.error());
-  }
-  if (args.json) {
-    std::cout << json;
-  } else {
-    std::cerr << redact::report_text(*report);
-  }
-  return report->exit_code();
+  return emit_report(redact::report_json(*report, options), redact::report_text(*report),
+                     args.report, args.json ? ReportFormat::json : ReportFormat::text,
+                     report->exit_code());
 }
 
 }  // namespace

@@ -51,6 +51,20 @@ InputSet find_files(std::span<const fs::path> inputs) {
   return set;
 }
 
+Status require_outside_inputs(const fs::path& output, std::span<const fs::path> inputs) {
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(output, ec);
+  for (const auto& input : inputs) {
+    const fs::path in = fs::weakly_canonical(input, ec);
+    if (!fs::is_directory(in, ec)) continue;
+    const auto rel = out.lexically_relative(in);
+    if (!rel.empty() && *rel.begin() != "..")
+      return fail(ErrorCode::usage, "the output folder " + output.string() +
+                                        " lies inside the input " + input.string());
+  }
+  return {};
+}
+
 Progress::Progress(std::string label, std::size_t total, ProgressDisplay display)
     : label_(std::move(label)),
       total_(total),
@@ -110,7 +124,8 @@ void run_parallel(std::size_t count, unsigned threads, const std::function<void(
       }
     }
   };
-  const unsigned n = std::max(1U, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(count, 1))));
+  const unsigned n = std::max(
+      1U, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(count, 1))));
   std::vector<std::jthread> pool;
   pool.reserve(n - 1);
   for (unsigned t = 1; t < n; ++t) pool.emplace_back(worker);

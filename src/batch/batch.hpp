@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/result.hpp"
+
 namespace radguard::batch {
 
 struct MissingInput {
@@ -22,12 +24,17 @@ struct InputSet {
   // Sorted, each file once. Plain strings: std::filesystem::path keeps every component as a
   // separate path, several times the memory on runs of millions of files.
   std::vector<std::string> files;
-  std::vector<MissingInput> missing;         // inputs that do not exist or cannot be listed
+  std::vector<MissingInput> missing;  // inputs that do not exist or cannot be listed
 };
 
 // Every regular file under `inputs` (files, or folders walked recursively without following
 // symbolic links to folders), in a stable order that does not depend on the file system.
 InputSet find_files(std::span<const std::filesystem::path> inputs);
+
+// Refuses an output folder that lies inside one of the input folders (a later run over the
+// same inputs would read its own outputs). Fails with ErrorCode::usage naming both.
+Status require_outside_inputs(const std::filesystem::path& output,
+                              std::span<const std::filesystem::path> inputs);
 
 enum class ProgressDisplay : std::uint8_t { automatic, never };
 

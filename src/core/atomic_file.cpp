@@ -6,9 +6,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <random>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <vector>
 
@@ -37,7 +37,8 @@ Result<PendingFile> PendingFile::create(const fs::path& destination) {
   std::error_code ec;
   const fs::path folder = destination.has_parent_path() ? destination.parent_path() : fs::path(".");
   fs::create_directories(folder, ec);
-  if (ec) return fail(ErrorCode::io, "cannot create folder " + folder.string() + ": " + ec.message());
+  if (ec)
+    return fail(ErrorCode::io, "cannot create folder " + folder.string() + ": " + ec.message());
   return PendingFile(folder / (".radguard-tmp-" + unique_suffix()), destination);
 }
 
@@ -57,10 +58,13 @@ Status PendingFile::commit(std::optional<fs::perms> perms) {
   std::error_code ec;
   if (perms) {
     fs::permissions(temp_, *perms, fs::perm_options::replace, ec);
-    if (ec) return fail(ErrorCode::io, "cannot set permissions on " + temp_.string() + ": " + ec.message());
+    if (ec)
+      return fail(ErrorCode::io,
+                  "cannot set permissions on " + temp_.string() + ": " + ec.message());
   }
   fs::rename(temp_, destination_, ec);
-  if (ec) return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + ec.message());
+  if (ec)
+    return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + ec.message());
   temp_.clear();
   return {};
 }
@@ -70,14 +74,17 @@ Status write_file_atomically(const fs::path& destination, std::string_view bytes
   if (!pending) return std::unexpected(pending.error());
   const int fd = ::open(pending->temp_path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                         static_cast<mode_t>(perms));
-  if (fd < 0) return fail(ErrorCode::io, "cannot create " + destination.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    return fail(ErrorCode::io,
+                "cannot create " + destination.string() + ": " + std::strerror(errno));
   std::size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       ::close(fd);
-      return fail(ErrorCode::io, "cannot write " + destination.string() + ": " + std::strerror(errno));
+      return fail(ErrorCode::io,
+                  "cannot write " + destination.string() + ": " + std::strerror(errno));
     }
     written += static_cast<std::size_t>(n);
   }

@@ -9,10 +9,10 @@ namespace radguard {
 
 struct ErrorStatuses {
   ErrorCode code;
-  std::string_view name;        // stable machine-readable name, used in JSON reports
-  int exit_code;                // process exit status for the CLI
-  std::uint16_t dicom_status;   // DIMSE status for the network gateway
-  int http_status;              // HTTP status for the web front end
+  std::string_view name;       // stable machine-readable name, used in JSON reports
+  int exit_code;               // process exit status for the CLI
+  std::uint16_t dicom_status;  // DIMSE status for the network gateway
+  int http_status;             // HTTP status for the web front end
 };
 
 // The statuses for an error category. Never fails: every ErrorCode has a row.

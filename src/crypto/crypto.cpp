@@ -122,8 +122,8 @@ Status SecretKey::save_new(const std::filesystem::path& path) const {
       "# UID and date shift made with it: keep it private and backed up.\n" +
       std::string(kKeyHeader) +
       to_hex(reinterpret_cast<const std::uint8_t*>(bytes_.data()), bytes_.size()) + "\n";
-  return write_file_atomically(path, text,
-                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return write_file_atomically(
+      path, text, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 Digest SecretKey::derive(std::string_view domain, std::string_view message) const {

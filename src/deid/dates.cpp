@@ -34,7 +34,8 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   std::size_t start = 0;
   for (;;) {
     const auto pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+    out.push_back(
+        s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
     if (pos == std::string_view::npos) return out;
     start = pos + 1;
   }
@@ -199,7 +200,8 @@ std::optional<std::string> shift_datetime(std::string_view value, pseudonym::Dat
     std::string out = format_ymd(shifted, std::min<std::size_t>(body.size(), 8));
     if (has_time) {
       char buf[32];  // room for what -Wformat-truncation assumes secs could be
-      std::snprintf(buf, sizeof buf, "%02lld%02lld%02lld", secs / 3600, (secs / 60) % 60, secs % 60);
+      std::snprintf(buf, sizeof buf, "%02lld%02lld%02lld", secs / 3600, (secs / 60) % 60,
+                    secs % 60);
       out += std::string(buf, body.size() - 8);
       if (body.size() == 14) out += fraction;
     }
@@ -213,11 +215,20 @@ std::string cap_age(std::string_view value) {
   const int n = number(v.substr(0, 3));
   double years = 0;
   switch (v[3]) {
-    case 'Y': years = n; break;
-    case 'M': years = n / 12.0; break;
-    case 'W': years = n / 52.0; break;
-    case 'D': years = n / 365.0; break;
-    default: return v;
+    case 'Y':
+      years = n;
+      break;
+    case 'M':
+      years = n / 12.0;
+      break;
+    case 'W':
+      years = n / 52.0;
+      break;
+    case 'D':
+      years = n / 365.0;
+      break;
+    default:
+      return v;
   }
   return years > 89 ? "090Y" : v;
 }

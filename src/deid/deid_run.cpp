@@ -2,17 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
-#include <unordered_map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "core/version.hpp"
 #include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
 #include "standard/tables.hpp"
-#include "core/version.hpp"
 
 namespace radguard::deid {
 
@@ -20,25 +20,32 @@ namespace fs = std::filesystem;
 
 std::string_view file_status_name(FileStatus status) {
   switch (status) {
-    case FileStatus::written: return "written";
-    case FileStatus::failed: return "failed";
-    case FileStatus::skipped_not_dicom: return "skipped_not_dicom";
-    case FileStatus::dicomdir_dropped: return "dicomdir_dropped";
-    case FileStatus::duplicate: return "duplicate";
+    case FileStatus::written:
+      return "written";
+    case FileStatus::failed:
+      return "failed";
+    case FileStatus::skipped_not_dicom:
+      return "skipped_not_dicom";
+    case FileStatus::dicomdir_dropped:
+      return "dicomdir_dropped";
+    case FileStatus::duplicate:
+      return "duplicate";
   }
   return "failed";
 }
 
 int DeidRunReport::exit_code() const {
-  const bool any_failed = count(FileStatus::failed) > 0 || count(FileStatus::duplicate) > 0 ||
-                          !missing_inputs.empty();
+  const bool any_failed =
+      count(FileStatus::failed) > 0 || count(FileStatus::duplicate) > 0 || !missing_inputs.empty();
   return any_failed ? kExitSomeFailed : kExitSuccess;
 }
 
 Result<fs::path> output_name(const InstanceIdentity& identity) {
   if (identity.sop_instance_uid.empty())
     return fail(ErrorCode::malformed_dicom, "no SOP Instance UID");
-  auto component = [](const std::string& uid) { return uid.empty() ? std::string("unknown") : uid; };
+  auto component = [](const std::string& uid) {
+    return uid.empty() ? std::string("unknown") : uid;
+  };
   return fs::path(component(identity.study_uid)) / component(identity.series_uid) /
          (identity.sop_instance_uid + ".dcm");
 }
@@ -66,8 +73,9 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
 
   auto file = dicom::DicomFile::open(input);
   if (!file) {
-    return failed(file.error(), file.error().code == ErrorCode::not_dicom ? FileStatus::skipped_not_dicom
-                                                                          : FileStatus::failed);
+    return failed(file.error(), file.error().code == ErrorCode::not_dicom
+                                    ? FileStatus::skipped_not_dicom
+                                    : FileStatus::failed);
   }
   if (file->is_dicomdir())
     return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
@@ -79,7 +87,7 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
   auto pending = PendingFile::create(output_root / *name);
   if (!pending) return failed(pending.error());
   if (auto saved = file->save(pending->temp_path(), {std::string(kImplementationClassUid),
-                                                      std::string(kImplementationVersionName)});
+                                                     std::string(kImplementationVersionName)});
       !saved)
     return failed(saved.error());
   if (finish) {
@@ -93,8 +101,8 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
 
 }  // namespace
 
-FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root, const HeaderStage& stage,
-                            const OutputFinisher& finish) {
+FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
+                            const HeaderStage& stage, const OutputFinisher& finish) {
   Prepared prepared = prepare(input, output_root, stage, finish);
   if (prepared.pending) {
     if (auto committed = prepared.pending->commit(); !committed) {
@@ -109,19 +117,12 @@ FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root, 
 
 Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage& stage) {
   const auto start = std::chrono::steady_clock::now();
+  if (auto outside = batch::require_outside_inputs(options.output, options.inputs); !outside)
+    return std::unexpected(outside.error());
   std::error_code ec;
-  const fs::path output = fs::weakly_canonical(options.output, ec);
-  for (const auto& input : options.inputs) {
-    const fs::path in = fs::weakly_canonical(input, ec);
-    if (fs::is_directory(in, ec)) {
-      const auto rel = output.lexically_relative(in);
-      if (!rel.empty() && *rel.begin() != "..")
-        return fail(ErrorCode::usage, "the output folder " + options.output.string() +
-                                          " lies inside the input " + input.string());
-    }
-  }
   fs::create_directories(options.output, ec);
-  if (ec) return fail(ErrorCode::io, "cannot create " + options.output.string() + ": " + ec.message());
+  if (ec)
+    return fail(ErrorCode::io, "cannot create " + options.output.string() + ": " + ec.message());
 
   const batch::InputSet inputs = batch::find_files(options.inputs);
   DeidRunReport report;
@@ -143,9 +144,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   auto record = [&](std::size_t i, FileOutcome outcome) {
     counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
     bytes.fetch_add(outcome.bytes);
-    if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only) return;
+    if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only)
+      return;
     std::lock_guard lock(mutex);
-    (outcome.status == FileStatus::written ? written : problems).emplace_back(i, std::move(outcome));
+    (outcome.status == FileStatus::written ? written : problems)
+        .emplace_back(i, std::move(outcome));
   };
 
   batch::Progress progress("deid", inputs.files.size(), options.progress);
@@ -212,7 +215,8 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   return report;
 }
 
-std::string report_json(const DeidRunReport& report, const HeaderStage& stage, const DeidRunOptions& options) {
+std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
+                        const DeidRunOptions& options) {
   using nlohmann::json;
   json failures = json::array(), skipped = json::array();
   for (const auto& o : report.problems) {
@@ -220,28 +224,34 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage, c
                   {"status", file_status_name(o.status)},
                   {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
                   {"reason", o.reason}};
-    (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped).push_back(entry);
+    (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped)
+        .push_back(entry);
   }
   for (const auto& m : report.missing_inputs)
-    failures.push_back({{"input", m.path.string()}, {"status", "missing_input"}, {"error", "io"}, {"reason", m.reason}});
+    failures.push_back({{"input", m.path.string()},
+                        {"status", "missing_input"},
+                        {"error", "io"},
+                        {"reason", m.reason}});
   const json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"command", "deid"},
-      {"profile", {{"preset", stage.policy().preset()},
-                   {"options", stage.policy().option_names()},
-                   {"recipe_overrides", stage.policy().override_count()},
-                   {"table", standard::kProfileEdition},
-                   {"method", stage.method_description()}}},
+      {"profile",
+       {{"preset", stage.policy().preset()},
+        {"options", stage.policy().option_names()},
+        {"recipe_overrides", stage.policy().override_count()},
+        {"table", standard::kProfileEdition},
+        {"method", stage.method_description()}}},
       {"key_fingerprint", stage.pseudonymizer().key().fingerprint()},
       {"output", options.output.string()},
-      {"counts", {{"files_seen", report.files_seen},
-                  {"written", report.count(FileStatus::written)},
-                  {"failed", report.count(FileStatus::failed)},
-                  {"duplicates", report.count(FileStatus::duplicate)},
-                  {"skipped_not_dicom", report.count(FileStatus::skipped_not_dicom)},
-                  {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
-                  {"missing_inputs", report.missing_inputs.size()}}},
+      {"counts",
+       {{"files_seen", report.files_seen},
+        {"written", report.count(FileStatus::written)},
+        {"failed", report.count(FileStatus::failed)},
+        {"duplicates", report.count(FileStatus::duplicate)},
+        {"skipped_not_dicom", report.count(FileStatus::skipped_not_dicom)},
+        {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
+        {"missing_inputs", report.missing_inputs.size()}}},
       {"bytes_read", report.bytes_read},
       {"seconds", report.seconds},
       {"failures", failures},
@@ -256,13 +266,15 @@ std::string report_text(const DeidRunReport& report) {
   out << "de-identified " << report.count(FileStatus::written) << " of " << report.files_seen
       << " files in " << report.seconds << " s";
   out << "; failed " << report.count(FileStatus::failed) << ", duplicates "
-      << report.count(FileStatus::duplicate) << ", not DICOM " << report.count(FileStatus::skipped_not_dicom)
-      << ", DICOMDIR dropped " << report.count(FileStatus::dicomdir_dropped) << "\n";
+      << report.count(FileStatus::duplicate) << ", not DICOM "
+      << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
+      << report.count(FileStatus::dicomdir_dropped) << "\n";
   for (const auto& o : report.problems) {
     if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
       out << "error: " << o.input.string() << ": " << o.reason << "\n";
   }
-  for (const auto& m : report.missing_inputs) out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  for (const auto& m : report.missing_inputs)
+    out << "error: " << m.path.string() << ": " << m.reason << "\n";
   return out.str();
 }
 

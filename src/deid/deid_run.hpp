@@ -16,11 +16,11 @@
 namespace radguard::deid {
 
 enum class FileStatus : std::uint8_t {
-  written,           // de-identified and published
-  failed,            // a DICOM input that could not be read or processed; nothing written
-  skipped_not_dicom, // not DICOM: ignored and reported
-  dicomdir_dropped,  // a DICOMDIR: never copied (it lists patient names)
-  duplicate,         // another input of this run has the same output name; nothing written
+  written,            // de-identified and published
+  failed,             // a DICOM input that could not be read or processed; nothing written
+  skipped_not_dicom,  // not DICOM: ignored and reported
+  dicomdir_dropped,   // a DICOMDIR: never copied (it lists patient names)
+  duplicate,          // another input of this run has the same output name; nothing written
 };
 
 std::string_view file_status_name(FileStatus status);
@@ -29,9 +29,9 @@ struct FileOutcome {
   std::filesystem::path input;
   FileStatus status = FileStatus::failed;
   std::optional<ErrorCode> error;
-  std::string reason;             // why it failed or was skipped; names no attribute value
-  std::filesystem::path output;   // relative to the output folder, when written
-  std::uint64_t bytes = 0;        // input size
+  std::string reason;            // why it failed or was skipped; names no attribute value
+  std::filesystem::path output;  // relative to the output folder, when written
+  std::uint64_t bytes = 0;       // input size
 };
 
 // A last step on each finished output before it is published (e.g. signing it); it works on
@@ -75,15 +75,17 @@ Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
 // De-identifies one file into `output_root`, publishing atomically. Never throws; the
 // outcome says what happened. `publish` decides under the caller's rules whether the
 // finished temporary file may be renamed into place (used for duplicate detection).
-FileOutcome deidentify_file(const std::filesystem::path& input, const std::filesystem::path& output_root,
-                            const HeaderStage& stage, const OutputFinisher& finish = {});
+FileOutcome deidentify_file(const std::filesystem::path& input,
+                            const std::filesystem::path& output_root, const HeaderStage& stage,
+                            const OutputFinisher& finish = {});
 
 // Runs over every input. Thread-safe stage use; outputs are byte-identical whatever the
 // thread count. Fails (ErrorCode::usage) only when the output folder lies inside an input.
 Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage& stage);
 
 // The machine-readable report: counts, failures with reasons, options, key fingerprint.
-std::string report_json(const DeidRunReport& report, const HeaderStage& stage, const DeidRunOptions& options);
+std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
+                        const DeidRunOptions& options);
 
 // A short summary for people.
 std::string report_text(const DeidRunReport& report);

@@ -91,18 +91,22 @@ class HeaderPolicy final : public dicom::ElementPolicy {
                const ObjectContext& object)
       : policy_(policy), pseudonymizer_(pseudonymizer), object_(object) {}
 
-  dicom::Decision decide(const dicom::ElementView& view, const dicom::ItemView& item) const override {
+  dicom::Decision decide(const dicom::ElementView& view,
+                         const dicom::ItemView& item) const override {
     const Tag tag = view.tag;
     // Group lengths are recomputed on writing; trailing padding may hold stale bytes.
-    if (tag.is_group_length() || tag.group == 0x0002 || tag == kDataSetTrailingPadding) return remove();
+    if (tag.is_group_length() || tag.group == 0x0002 || tag == kDataSetTrailingPadding)
+      return remove();
     if (tag.is_private()) return decide_private(view, item);
     // Marks of an earlier de-identification are rewritten at the top level afterwards.
-    if (view.path.empty() && (tag == kPatientIdentityRemoved || tag == kDeidentificationMethod ||
-                              tag == kDeidentificationMethodCodes || tag == kLongitudinalTemporalInfo))
+    if (view.path.empty() &&
+        (tag == kPatientIdentityRemoved || tag == kDeidentificationMethod ||
+         tag == kDeidentificationMethodCodes || tag == kLongitudinalTemporalInfo))
       return remove();
 
     const auto* entry = standard::find_dictionary_entry(tag);
-    const std::string_view vr = (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
+    const std::string_view vr =
+        (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
     const std::optional<Action> override = policy_.override_for(tag);
     if (override) return apply(*override, view, vr, item, /*explicit_keep=*/true);
 
@@ -128,7 +132,9 @@ class HeaderPolicy final : public dicom::ElementPolicy {
 
  private:
   static dicom::Decision remove() { return {Kind::remove, {}, 0}; }
-  static dicom::Decision keep(std::uint8_t child_mode = normal) { return {Kind::keep, {}, child_mode}; }
+  static dicom::Decision keep(std::uint8_t child_mode = normal) {
+    return {Kind::keep, {}, child_mode};
+  }
   static dicom::Decision replace(std::string value) { return {Kind::replace, std::move(value), 0}; }
 
   static bool is_sr_value(Tag tag) {
@@ -146,7 +152,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
     return Action::clean;  // a concept the table does not list: its value is cleaned
   }
 
-  dicom::Decision decide_private(const dicom::ElementView& view, const dicom::ItemView& item) const {
+  dicom::Decision decide_private(const dicom::ElementView& view,
+                                 const dicom::ItemView& item) const {
     const Tag tag = view.tag;
     if (const auto override = policy_.override_for(tag)) {
       return *override == Action::keep ? keep() : remove();
@@ -171,7 +178,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
     std::size_t start = 0;
     for (;;) {
       const auto end = value.find('\\', start);
-      const std::string uid = trimmed(value.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+      const std::string uid = trimmed(value.substr(
+          start, end == std::string_view::npos ? std::string_view::npos : end - start));
       if (!uid.empty()) {
         // Standard UIDs (transfer syntaxes, SOP classes, coding schemes) identify nobody.
         out += uid.starts_with("1.2.840.10008.") ? uid : pseudonymizer_.uid(uid);
@@ -191,7 +199,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
     if (vr == "DA") {
       int carry = 0;
       if (const auto partner = standard::time_partner_of(view.tag)) {
-        if (const auto time = item.string_of(*partner)) carry = time_carry_days(*time, object_.offset);
+        if (const auto time = item.string_of(*partner))
+          carry = time_carry_days(*time, object_.offset);
       }
       shifted = shift_date(view.value, object_.offset, carry);
     } else if (vr == "TM") {
@@ -208,7 +217,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
   bool cleaned_by(Tag tag, ProfileOption option) const {
     if (!policy_.has(option)) return false;
     const auto* row = standard::find_profile_row(tag);
-    return row != nullptr && row->options[static_cast<std::size_t>(option)] == standard::ActionCode::C;
+    return row != nullptr &&
+           row->options[static_cast<std::size_t>(option)] == standard::ActionCode::C;
   }
 
   std::uint8_t child_mode_for(Tag tag, Action action, std::uint8_t current) const {
@@ -227,14 +237,19 @@ class HeaderPolicy final : public dicom::ElementPolicy {
                         const dicom::ItemView& item, bool explicit_keep) const {
     if (view.is_sequence) {
       switch (action) {
-        case Action::remove: return remove();
-        case Action::empty: return {Kind::empty, {}, 0};
-        default: return keep(child_mode_for(view.tag, action, view.inherited_mode));
+        case Action::remove:
+          return remove();
+        case Action::empty:
+          return {Kind::empty, {}, 0};
+        default:
+          return keep(child_mode_for(view.tag, action, view.inherited_mode));
       }
     }
     switch (action) {
-      case Action::remove: return remove();
-      case Action::empty: return {Kind::empty, {}, 0};
+      case Action::remove:
+        return remove();
+      case Action::empty:
+        return {Kind::empty, {}, 0};
       case Action::keep:
         if (explicit_keep) return keep();
         if (vr == "AS") return replace(cap_age(view.value));
@@ -254,7 +269,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
         // The offset of local time from UTC is kept, as the zones of shifted DT values are.
         if (view.tag == kTimezoneOffsetFromUtc) return keep();
         // AE titles name devices and places: a keyed token keeps them linkable, not readable.
-        if (vr == "AE") return replace("RG" + pseudonymizer_.token("ae-title", trimmed(view.value), 14));
+        if (vr == "AE")
+          return replace("RG" + pseudonymizer_.token("ae-title", trimmed(view.value), 14));
         if (vr == "CS") return keep();
         if (vr == "UI") return replace(map_uids(view.value));
         if (is_temporal_vr(vr)) return temporal(view, vr, item);
@@ -291,13 +307,15 @@ PhiValues collect_phi(const dicom::DicomFile& file) {
     if (!is_text_vr(view.vr)) return;
     const auto* row = standard::find_profile_row(view.tag);
     if (row == nullptr || row->private_attributes) return;
-    const auto clean_cell = row->options[static_cast<std::size_t>(ProfileOption::clean_descriptors)];
+    const auto clean_cell =
+        row->options[static_cast<std::size_t>(ProfileOption::clean_descriptors)];
     if (clean_cell != standard::ActionCode::none) return;  // a descriptor, not an identifier
     const Action basic = resolve(row->basic);
     if (basic == Action::keep || basic == Action::uid || basic == Action::clean) return;
     const auto* entry = standard::find_dictionary_entry(view.tag);
     const std::string_view keyword = entry ? entry->keyword : "";
-    if (keyword.find("ID") != std::string_view::npos || keyword.find("Number") != std::string_view::npos)
+    if (keyword.find("ID") != std::string_view::npos ||
+        keyword.find("Number") != std::string_view::npos)
       phi.add_identifier(view.value);
     else
       phi.add_text(view.value);
@@ -314,13 +332,15 @@ HeaderStage::HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer,
 std::string HeaderStage::method_description() const {
   std::string text = "radguard PS3.15 2026d Basic Profile";
   for (const auto& name : policy_.option_names()) text += "\\" + name;
-  if (policy_.override_count() > 0) text += "\\recipe overrides: " + std::to_string(policy_.override_count());
+  if (policy_.override_count() > 0)
+    text += "\\recipe overrides: " + std::to_string(policy_.override_count());
   return text;
 }
 
 Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   if (burned_in_ == BurnedInPolicy::reject) {
-    if (const auto burned = file.string_of(kBurnedInAnnotation); burned && trimmed(*burned) == "YES")
+    if (const auto burned = file.string_of(kBurnedInAnnotation);
+        burned && trimmed(*burned) == "YES")
       return fail(ErrorCode::policy,
                   "Burned In Annotation is YES and no pixel stage cleans it (use "
                   "--allow-burned-in-annotation only after checking the pixels)");
@@ -341,16 +361,19 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   // Patient identity is always present afterwards, as keyed pseudonyms, unless a recipe
   // keeps the originals.
   if (policy_.override_for(kPatientId) != Action::keep) {
-    if (auto s = file.set_string(kPatientId, object.patient_id); !s) return std::unexpected(s.error());
+    if (auto s = file.set_string(kPatientId, object.patient_id); !s)
+      return std::unexpected(s.error());
   }
   if (policy_.override_for(kPatientName) != Action::keep) {
-    if (auto s = file.set_string(kPatientName, object.patient_name); !s) return std::unexpected(s.error());
+    if (auto s = file.set_string(kPatientName, object.patient_name); !s)
+      return std::unexpected(s.error());
   }
   std::vector<dicom::CodeItem> codes;
-  for (const auto* code : policy_.method_codes()) codes.push_back({code->value, code->scheme, code->meaning});
+  for (const auto* code : policy_.method_codes())
+    codes.push_back({code->value, code->scheme, code->meaning});
   const char* longitudinal = policy_.has(ProfileOption::retain_long_full_dates)       ? "UNMODIFIED"
                              : policy_.has(ProfileOption::retain_long_modified_dates) ? "MODIFIED"
-                                                                                       : "REMOVED";
+                                                                                      : "REMOVED";
   for (auto status : {file.set_string(kPatientIdentityRemoved, "YES"),
                       file.set_string(kDeidentificationMethod, method_description()),
                       file.set_code_sequence(kDeidentificationMethodCodes, codes),
@@ -365,8 +388,9 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   if (identity.sop_instance_uid.empty()) {
     // Some writers put the instance UID only in the meta header: name the output after it.
     if (const auto meta_uid = file.string_of(kMediaStorageSopInstanceUid)) {
-      identity.sop_instance_uid =
-          policy_.has(ProfileOption::retain_uids) ? trimmed(*meta_uid) : pseudonymizer_.uid(*meta_uid);
+      identity.sop_instance_uid = policy_.has(ProfileOption::retain_uids)
+                                      ? trimmed(*meta_uid)
+                                      : pseudonymizer_.uid(*meta_uid);
     }
   }
   identity.patient_pseudonym = object.patient_id;

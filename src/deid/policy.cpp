@@ -47,12 +47,18 @@ const std::vector<Preset>& presets() {
 
 std::string_view action_name(Action action) {
   switch (action) {
-    case Action::keep: return "K";
-    case Action::remove: return "X";
-    case Action::empty: return "Z";
-    case Action::dummy: return "D";
-    case Action::clean: return "C";
-    case Action::uid: return "U";
+    case Action::keep:
+      return "K";
+    case Action::remove:
+      return "X";
+    case Action::empty:
+      return "Z";
+    case Action::dummy:
+      return "D";
+    case Action::clean:
+      return "C";
+    case Action::uid:
+      return "U";
   }
   return "X";
 }
@@ -69,18 +75,25 @@ std::optional<Action> parse_action(std::string_view code) {
 
 Action resolve(ActionCode code) {
   switch (code) {
-    case ActionCode::K: return Action::keep;
-    case ActionCode::X: return Action::remove;
+    case ActionCode::K:
+      return Action::keep;
+    case ActionCode::X:
+      return Action::remove;
     case ActionCode::Z:
-    case ActionCode::X_Z: return Action::empty;
+    case ActionCode::X_Z:
+      return Action::empty;
     case ActionCode::D:
     case ActionCode::Z_D:
     case ActionCode::X_D:
-    case ActionCode::X_Z_D: return Action::dummy;
-    case ActionCode::C: return Action::clean;
+    case ActionCode::X_Z_D:
+      return Action::dummy;
+    case ActionCode::C:
+      return Action::clean;
     case ActionCode::U:
-    case ActionCode::X_Z_U: return Action::uid;
-    case ActionCode::none: return Action::remove;
+    case ActionCode::X_Z_U:
+      return Action::uid;
+    case ActionCode::none:
+      return Action::remove;
   }
   return Action::remove;
 }
@@ -108,7 +121,8 @@ Result<Policy> Policy::create(std::string_view preset, std::span<const std::stri
   const auto it = std::find_if(presets().begin(), presets().end(),
                                [&](const Preset& p) { return p.name == preset; });
   if (it == presets().end())
-    return fail(ErrorCode::usage, "unknown profile '" + std::string(preset) + "'; known: basic research");
+    return fail(ErrorCode::usage,
+                "unknown profile '" + std::string(preset) + "'; known: basic research");
   policy.preset_ = std::string(preset);
   for (const auto option : it->options) policy.options_[static_cast<std::size_t>(option)] = true;
   for (const auto& name : options) {
@@ -141,11 +155,13 @@ Status Policy::add_recipe(std::string_view text, std::string_view source_name) {
     if (!(fields >> code) || (fields >> extra))
       return fail(ErrorCode::usage, where + ": expected '<tag or keyword> <action>'");
     const auto action = parse_action(code);
-    if (!action) return fail(ErrorCode::usage, where + ": unknown action '" + code + "' (use X Z D K C U)");
+    if (!action)
+      return fail(ErrorCode::usage, where + ": unknown action '" + code + "' (use X Z D K C U)");
     std::optional<Tag> tag = Tag::parse(target);
     if (!tag) {
       for (const auto& row : standard::dictionary_rows()) {
-        if (target == row.keyword && row.group_lo == row.group_hi && row.element_lo == row.element_hi) {
+        if (target == row.keyword && row.group_lo == row.group_hi &&
+            row.element_lo == row.element_hi) {
           tag = Tag{row.group_lo, row.element_lo};
           break;
         }

@@ -10,15 +10,16 @@ namespace {
 
 bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 char upper(char c) { return static_cast<char>(std::toupper(static_cast<unsigned char>(c))); }
-bool is_separator(char c) { return c == '-' || c == '_' || c == '.' || c == '/' || c == ' ' || c == ':'; }
+bool is_separator(char c) {
+  return c == '-' || c == '_' || c == '.' || c == '/' || c == ' ' || c == ':';
+}
 
 // Patterns for identifying content that needs no knowledge of the patient.
 const std::vector<std::regex>& generic_patterns() {
   static const std::vector<std::regex> patterns = [] {
     const auto icase = std::regex::ECMAScript | std::regex::icase | std::regex::optimize;
     const auto exact = std::regex::ECMAScript | std::regex::optimize;
-    const std::string month =
-        "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\\.?";
+    const std::string month = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\\.?";
     return std::vector<std::regex>{
         // Dates: 2019-03-15, 2019/3/15, 15.03.2019, 3/15/19, 20190315
         std::regex("\\b\\d{4}[-/.]\\d{1,2}[-/.]\\d{1,2}\\b", icase),
@@ -36,8 +37,9 @@ const std::vector<std::regex>& generic_patterns() {
         std::regex("[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}", icase),
         // ID-like tokens: five or more digits, or a code mixing letters with four digits
         std::regex("\\b[A-Za-z]{0,4}[-#]?\\d{5,}[A-Za-z]{0,2}\\b", icase),
-        std::regex("\\b(?=[A-Za-z0-9-]*\\d{4})(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9-]{5,}\\b",
-                   icase),
+        std::regex(
+            "\\b(?=[A-Za-z0-9-]*\\d{4})(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9-]{5,}\\b",
+            icase),
         // DICOM-style person names: DOE^JOHN
         std::regex("[A-Za-z'-]+\\^[A-Za-z'^ -]*", icase),
         // A title followed by up to three capitalised words: Dr. Smith, Mrs Jane Doe
@@ -125,7 +127,8 @@ void PhiValues::add_identifier(std::string_view value) {
     std::string id;
     for (const char c : value.substr(start, end - start))
       if (is_word_char(c)) id += upper(c);
-    if (id.size() >= 3 && std::find(identifiers_.begin(), identifiers_.end(), id) == identifiers_.end())
+    if (id.size() >= 3 &&
+        std::find(identifiers_.begin(), identifiers_.end(), id) == identifiers_.end())
       identifiers_.push_back(id);
     start = end + 1;
   }

@@ -107,8 +107,9 @@ class DcmItemView final : public ItemView {
 };
 
 bool is_string_vr(std::string_view vr) {
-  static constexpr std::string_view kStringVrs[] = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT",
-                                                    "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"};
+  static constexpr std::string_view kStringVrs[] = {"AE", "AS", "CS", "DA", "DS", "DT",
+                                                    "IS", "LO", "LT", "PN", "SH", "ST",
+                                                    "TM", "UC", "UI", "UR", "UT"};
   return std::find(std::begin(kStringVrs), std::end(kStringVrs), vr) != std::end(kStringVrs);
 }
 
@@ -243,8 +244,8 @@ struct Walker {
       static constexpr Uint8 kZeros[8] = {};
       auto& binary = static_cast<DcmOtherByteOtherWord&>(element);
       const OFCondition status =
-          vr == "OB" ? binary.putUint8Array(kZeros, 2) : binary.putUint16Array(
-                                                              reinterpret_cast<const Uint16*>(kZeros), 1);
+          vr == "OB" ? binary.putUint8Array(kZeros, 2)
+                     : binary.putUint16Array(reinterpret_cast<const Uint16*>(kZeros), 1);
       if (status.bad()) return fail(ErrorCode::internal, "cannot replace " + tag.to_string());
       return {};
     }
@@ -275,7 +276,6 @@ void visit_item(DcmItem& item, std::vector<Tag>& path,
 }
 
 }  // namespace
-
 
 void initialise() {
   static std::once_flag once;
@@ -314,7 +314,8 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
   const OFCondition status =
       impl->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
                           kind == Sniff::part10 ? ERM_autoDetect : ERM_dataset);
-  if (status.bad()) return fail(ErrorCode::malformed_dicom, std::string("cannot parse: ") + status.text());
+  if (status.bad())
+    return fail(ErrorCode::malformed_dicom, std::string("cannot parse: ") + status.text());
   DcmDataset* dataset = impl->file.getDataset();
   if (dataset == nullptr || dataset->card() == 0)
     return fail(ErrorCode::malformed_dicom, "the file holds no data set");

@@ -27,7 +27,7 @@ struct ElementView {
   std::span<const Tag> path;         // enclosing sequence tags, outermost first
   std::uint8_t inherited_mode = 0;   // the mode the policy gave the enclosing sequence
   bool is_sequence = false;
-  std::uint32_t length = 0;          // value length in bytes (0xFFFFFFFF: undefined)
+  std::uint32_t length = 0;  // value length in bytes (0xFFFFFFFF: undefined)
   // The raw value of string VRs (backslash-separated values), empty for other VRs.
   std::string_view value;
 };

@@ -166,18 +166,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   if (trimmed(options.recipient).empty())
     return fail(ErrorCode::usage, "the recipient must be named");
   if (options.output.empty()) return fail(ErrorCode::usage, "the output folder must be given");
+  if (auto outside = batch::require_outside_inputs(options.output, options.inputs); !outside)
+    return std::unexpected(outside.error());
   std::error_code ec;
-  const fs::path output = fs::weakly_canonical(options.output, ec);
-  for (const auto& input : options.inputs) {
-    const fs::path in = fs::weakly_canonical(input, ec);
-    if (fs::is_directory(in, ec)) {
-      const auto rel = output.lexically_relative(in);
-      if (!rel.empty() && *rel.begin() != "..")
-        return fail(ErrorCode::usage, "the output folder " + options.output.string() +
-                                          " lies inside the input " + input.string() +
-                                          " (a later export would re-read this release)");
-    }
-  }
 
   ExportReport report;
   const std::string now = utc_now_iso8601();

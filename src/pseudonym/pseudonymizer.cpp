@@ -31,8 +31,8 @@ std::string base32(const crypto::Digest& digest, std::size_t length) {
 
 }  // namespace
 
-std::string patient_key(std::string_view patient_id, std::string_view issuer,
-                        std::string_view name, std::string_view birth_date) {
+std::string patient_key(std::string_view patient_id, std::string_view issuer, std::string_view name,
+                        std::string_view birth_date) {
   const std::string id = trimmed(patient_id);
   if (!id.empty()) return "id:" + trimmed(issuer) + "\x1f" + id;
   return "name:" + trimmed(name) + "\x1f" + trimmed(birth_date);
@@ -70,10 +70,10 @@ std::string Pseudonymizer::patient_name(std::string_view key) const {
 
 DateOffset Pseudonymizer::date_offset(std::string_view key) const {
   const crypto::Digest d = key_.derive("date-offset", key);
-  const std::uint32_t a = (std::uint32_t{d[0]} << 24) | (std::uint32_t{d[1]} << 16) |
-                          (std::uint32_t{d[2]} << 8) | d[3];
-  const std::uint32_t b = (std::uint32_t{d[4]} << 24) | (std::uint32_t{d[5]} << 16) |
-                          (std::uint32_t{d[6]} << 8) | d[7];
+  const std::uint32_t a =
+      (std::uint32_t{d[0]} << 24) | (std::uint32_t{d[1]} << 16) | (std::uint32_t{d[2]} << 8) | d[3];
+  const std::uint32_t b =
+      (std::uint32_t{d[4]} << 24) | (std::uint32_t{d[5]} << 16) | (std::uint32_t{d[6]} << 8) | d[7];
   return DateOffset{-7 * static_cast<int>(1 + a % 520), static_cast<int>(b % 86400)};
 }
 

@@ -13,14 +13,14 @@ namespace radguard::pseudonym {
 
 // A per-patient shift applied to every date and time of that patient.
 struct DateOffset {
-  int days = 0;      // negative: dates move into the past
-  int seconds = 0;   // 0..86399, added to times (carrying into the date when paired)
+  int days = 0;     // negative: dates move into the past
+  int seconds = 0;  // 0..86399, added to times (carrying into the date when paired)
 };
 
 // Identifies a patient across files: issuer and ID when there is an ID, otherwise name and
 // birth date. Built from original (pre-de-identification) values.
-std::string patient_key(std::string_view patient_id, std::string_view issuer,
-                        std::string_view name, std::string_view birth_date);
+std::string patient_key(std::string_view patient_id, std::string_view issuer, std::string_view name,
+                        std::string_view birth_date);
 
 // Thread-safe; holds a copy of the key.
 class Pseudonymizer {

@@ -198,12 +198,9 @@ Result<RedactRunReport> run_redact(const RedactRunOptions& given) {
     if (!out.has_filename()) out = out.parent_path();
     options.quarantine = out.string() + "-quarantine";
   }
-  for (const auto& input : options.inputs) {
-    for (const fs::path* folder : {&options.output, &options.quarantine}) {
-      if (inside(*folder, input) && fs::is_directory(input))
-        return fail(ErrorCode::usage, "the output folder " + folder->string() +
-                                          " lies inside the input " + input.string());
-    }
+  for (const fs::path* folder : {&options.output, &options.quarantine}) {
+    if (auto outside = batch::require_outside_inputs(*folder, options.inputs); !outside)
+      return std::unexpected(outside.error());
   }
   if (inside(options.quarantine, options.output))
     return fail(ErrorCode::usage, "the quarantine folder must not lie inside the output folder");

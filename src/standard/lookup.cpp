@@ -44,7 +44,8 @@ const Indexed<DictionaryRow>& dictionary_index() {
 }
 
 std::string trim_creator(std::string_view creator) {
-  while (!creator.empty() && (creator.back() == ' ' || creator.back() == '\0')) creator.remove_suffix(1);
+  while (!creator.empty() && (creator.back() == ' ' || creator.back() == '\0'))
+    creator.remove_suffix(1);
   while (!creator.empty() && creator.front() == ' ') creator.remove_prefix(1);
   return std::string(creator);
 }

@@ -18,7 +18,8 @@ namespace radguard::testing {
 
 TempDir::TempDir() {
   std::random_device rd;
-  path_ = fs::temp_directory_path() / ("radguard-test-" + std::to_string(rd()) + std::to_string(rd()));
+  path_ =
+      fs::temp_directory_path() / ("radguard-test-" + std::to_string(rd()) + std::to_string(rd()));
   fs::create_directories(path_);
 }
 
@@ -40,7 +41,8 @@ std::unique_ptr<DcmFileFormat> make_ct(const std::string& patient_id, const std:
   DcmDataset& d = *file->getDataset();
   d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
   d.putAndInsertString(DCM_ImageType, "ORIGINAL\\PRIMARY\\AXIAL");
-  d.putAndInsertString(DCM_SOPClassUID, frames > 1 ? UID_EnhancedCTImageStorage : UID_CTImageStorage);
+  d.putAndInsertString(DCM_SOPClassUID,
+                       frames > 1 ? UID_EnhancedCTImageStorage : UID_CTImageStorage);
   d.putAndInsertString(DCM_SOPInstanceUID, sop_uid.c_str());
   d.putAndInsertString(DCM_StudyDate, "20190315");
   d.putAndInsertString(DCM_StudyTime, "231500");
@@ -84,11 +86,13 @@ std::unique_ptr<DcmFileFormat> make_ct(const std::string& patient_id, const std:
   d.putAndInsertString(DCM_RescaleSlope, "1");
   std::vector<Uint16> pixels(static_cast<std::size_t>(rows) * cols * frames);
   for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<Uint16>((i * 7) % 4096);
-  d.putAndInsertUint16Array(DCM_PixelData, pixels.data(), static_cast<unsigned long>(pixels.size()));
+  d.putAndInsertUint16Array(DCM_PixelData, pixels.data(),
+                            static_cast<unsigned long>(pixels.size()));
   return file;
 }
 
-void save(DcmFileFormat& file, const fs::path& path, E_TransferSyntax xfer, E_EncodingType sequences) {
+void save(DcmFileFormat& file, const fs::path& path, E_TransferSyntax xfer,
+          E_EncodingType sequences) {
   static const bool registered = [] {
     DcmRLEEncoderRegistration::registerCodecs();
     DJEncoderRegistration::registerCodecs();
@@ -163,8 +167,8 @@ std::string pixel_bytes(DcmFileFormat& file) {
   if (pixel == nullptr) return {};
   DcmPixelSequence* sequence = nullptr;
   const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
-  if (DcmXfer(xfer).isEncapsulated() && pixel->getEncapsulatedRepresentation(xfer, nullptr, sequence).good() &&
-      sequence != nullptr) {
+  if (DcmXfer(xfer).isEncapsulated() &&
+      pixel->getEncapsulatedRepresentation(xfer, nullptr, sequence).good() && sequence != nullptr) {
     std::string out;
     for (unsigned long i = 0; i < sequence->card(); ++i) {
       DcmPixelItem* item = nullptr;

@@ -36,12 +36,14 @@ crypto::SecretKey test_key();
 
 // A small valid-looking CT image: patient "DOE^JOHN", ID "PID12345", study on 2019-03-15,
 // `rows`x`cols` 16-bit monochrome pixels (value = index), `frames` frames.
-std::unique_ptr<DcmFileFormat> make_ct(const std::string& patient_id = "PID12345",
-                                       const std::string& sop_uid = "1.2.826.0.1.3680043.2.1125.1.1",
-                                       unsigned rows = 16, unsigned cols = 16, unsigned frames = 1);
+std::unique_ptr<DcmFileFormat> make_ct(
+    const std::string& patient_id = "PID12345",
+    const std::string& sop_uid = "1.2.826.0.1.3680043.2.1125.1.1", unsigned rows = 16,
+    unsigned cols = 16, unsigned frames = 1);
 
 // Saves with the given transfer syntax (compressing when it is a compressed one).
-void save(DcmFileFormat& file, const fs::path& path, E_TransferSyntax xfer = EXS_LittleEndianExplicit,
+void save(DcmFileFormat& file, const fs::path& path,
+          E_TransferSyntax xfer = EXS_LittleEndianExplicit,
           E_EncodingType sequences = EET_UndefinedLength);
 
 // Reads a file back for assertions (aborts the test on failure).

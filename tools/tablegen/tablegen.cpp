@@ -74,10 +74,9 @@ std::string quote(const std::string& s) {
 
 std::string action_enum(const std::string& code, const std::string& where) {
   static const std::map<std::string, std::string> names = {
-      {"", "none"},     {"X", "X"},     {"Z", "Z"},         {"D", "D"},
-      {"K", "K"},       {"C", "C"},     {"U", "U"},         {"Z/D", "Z_D"},
-      {"X/Z", "X_Z"},   {"X/D", "X_D"}, {"X/Z/D", "X_Z_D"}, {"X/Z/U*", "X_Z_U"},
-      {"X/Z/U", "X_Z_U"}};
+      {"", "none"},       {"X", "X"},          {"Z", "Z"},        {"D", "D"},     {"K", "K"},
+      {"C", "C"},         {"U", "U"},          {"Z/D", "Z_D"},    {"X/Z", "X_Z"}, {"X/D", "X_D"},
+      {"X/Z/D", "X_Z_D"}, {"X/Z/U*", "X_Z_U"}, {"X/Z/U", "X_Z_U"}};
   const auto it = names.find(code);
   if (it == names.end()) die("unknown action code '" + code + "' in " + where);
   return "ActionCode::" + it->second;
@@ -98,10 +97,14 @@ bool parse_pattern(const std::string& text, TagPattern& out) {
       mask <<= 4;
       if (c == 'x' || c == 'X') continue;
       mask |= 0xF;
-      if (c >= '0' && c <= '9') value |= unsigned(c - '0');
-      else if (c >= 'A' && c <= 'F') value |= unsigned(c - 'A' + 10);
-      else if (c >= 'a' && c <= 'f') value |= unsigned(c - 'a' + 10);
-      else return false;
+      if (c >= '0' && c <= '9')
+        value |= unsigned(c - '0');
+      else if (c >= 'A' && c <= 'F')
+        value |= unsigned(c - 'A' + 10);
+      else if (c >= 'a' && c <= 'f')
+        value |= unsigned(c - 'a' + 10);
+      else
+        return false;
     }
     return true;
   };
@@ -117,15 +120,27 @@ std::string hex4(unsigned v) {
 
 void generate_profile(const std::string& dir, std::ostream& out) {
   const auto rows = read_csv(dir + "/ps3.15-2026d-table-E.1-1.csv");
-  const std::vector<std::string> expected = {
-      "AttributeName", "Tag", "Retired", "InStdCompIOD", "BasicProfile", "RtnSafePrivOpt",
-      "RtnUIDsOpt", "RtnDevIdOpt", "RtnInstIdOpt", "RtnPatCharsOpt", "RtnLongFullDatesOpt",
-      "RtnLongModifDatesOpt", "CleanDescOpt", "CleanStructContOpt", "CleanGraphOpt"};
+  const std::vector<std::string> expected = {"AttributeName",
+                                             "Tag",
+                                             "Retired",
+                                             "InStdCompIOD",
+                                             "BasicProfile",
+                                             "RtnSafePrivOpt",
+                                             "RtnUIDsOpt",
+                                             "RtnDevIdOpt",
+                                             "RtnInstIdOpt",
+                                             "RtnPatCharsOpt",
+                                             "RtnLongFullDatesOpt",
+                                             "RtnLongModifDatesOpt",
+                                             "CleanDescOpt",
+                                             "CleanStructContOpt",
+                                             "CleanGraphOpt"};
   if (rows[0] != expected) die("unexpected header in Table E.1-1");
   out << "const std::array<ProfileRow, " << rows.size() - 1 << "> kProfileRows = {{\n";
   for (size_t i = 1; i < rows.size(); ++i) {
     const auto& r = rows[i];
-    if (r.size() != expected.size()) die("Table E.1-1 row " + std::to_string(i) + " has wrong cell count");
+    if (r.size() != expected.size())
+      die("Table E.1-1 row " + std::to_string(i) + " has wrong cell count");
     TagPattern p;
     bool private_row = false;
     if (!parse_pattern(r[1], p)) {
@@ -174,7 +189,8 @@ void generate_cid7050(const std::string& dir, std::ostream& out) {
 }
 
 void generate_structured_content(const std::string& dir, std::ostream& out) {
-  const auto rows = read_csv(dir + "/ps3.15-2026c-table-E.3.4-1-clean-structured-content-codes.csv");
+  const auto rows =
+      read_csv(dir + "/ps3.15-2026c-table-E.3.4-1-clean-structured-content-codes.csv");
   // CodeMeaning,CodeValue,CodingSchemeDesignator,ValueType,Retired,InStdTemplate,BasicProfile,
   // RtnUIDsOpt,RtnDevIdOpt,RtnInstIdOpt,RtnPatCharsOpt,RtnLongFullDatesOpt,RtnLongModifDatesOpt,CleanDescOpt
   out << "const std::array<StructuredContentRow, " << rows.size() - 1
@@ -228,7 +244,8 @@ void generate_dictionary(const std::string& dir, std::ostream& out) {
     };
     DictEntry e{};
     if (!parse_range(t.substr(1, comma - 1), e.group_lo, e.group_hi)) continue;
-    if (!parse_range(t.substr(comma + 1, t.size() - comma - 2), e.element_lo, e.element_hi)) continue;
+    if (!parse_range(t.substr(comma + 1, t.size() - comma - 2), e.element_lo, e.element_hi))
+      continue;
     e.vr = f[1];
     e.keyword = f[2];
     e.vm = f[3];
@@ -294,7 +311,8 @@ int main(int argc, char** argv) {
          "std::span<const ProfileRow> profile_rows() { return kProfileRows; }\n"
          "std::span<const SafePrivateRow> safe_private_rows() { return kSafePrivateRows; }\n"
          "std::span<const CodedConcept> cid7050() { return kCid7050; }\n"
-         "std::span<const StructuredContentRow> structured_content_rows() { return kStructuredContentRows; }\n"
+         "std::span<const StructuredContentRow> structured_content_rows() { return "
+         "kStructuredContentRows; }\n"
          "std::span<const DictionaryRow> dictionary_rows() { return kDictionaryRows; }\n"
          "std::span<const DateTimePair> date_time_pairs() { return kDateTimePairs; }\n\n"
          "}  // namespace radguard::standard\n";
