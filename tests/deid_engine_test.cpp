@@ -341,3 +341,44 @@ TEST(DeidUnknownVr, TextEncodedAsUnIsCleanedLikeItsDictionaryVr) {
 
 }  // namespace
 }  // namespace radguard
+
+namespace radguard {
+namespace {
+
+TEST(DeidUnknownVr, BurnedInAnnotationStoredAsUnStillFailsClosed) {
+  TempDir dir;
+  auto ct = make_ct();
+  auto burned = std::make_unique<DcmOtherByteOtherWord>(DcmTag(DCM_BurnedInAnnotation, EVR_UN));
+  burned->putUint8Array(reinterpret_cast<const Uint8*>("YES "), 4);
+  ct->getDataset()->insert(burned.release());
+  save(*ct, dir / "in.dcm");
+  const auto result = deidentify(dir / "in.dcm", dir / "out", "basic");
+  EXPECT_FALSE(result.output.has_value());
+  EXPECT_NE(result.error.find("Burned In Annotation"), std::string::npos) << result.error;
+}
+
+TEST(DeidUnknownVr, SequenceStoredAsOpaqueUnIsRemoved) {
+  TempDir dir;
+  auto ct = make_ct();
+  // A defined-length UN blob where the dictionary says SQ: its items cannot be walked.
+  auto opaque =
+      std::make_unique<DcmOtherByteOtherWord>(DcmTag(DCM_ReferencedStudySequence, EVR_UN));
+  const Uint8 bytes[8] = {0xFE, 0xFF, 0x00, 0xE0, 0x00, 0x00, 0x00, 0x00};
+  opaque->putUint8Array(bytes, 8);
+  ct->getDataset()->insert(opaque.release());
+  save(*ct, dir / "in.dcm");
+  const auto result =
+      deidentify(dir / "in.dcm", dir / "out", "basic", {}, "ReferencedStudySequence K\n");
+  ASSERT_TRUE(result.output) << result.error;
+  EXPECT_FALSE(exists(*load(*result.output), "(0008,1110)"));
+}
+
+TEST(DeidOutputNames, UidsThatAreNotUidsNeverBecomePaths) {
+  deid::InstanceIdentity identity{"1.2.3", "../../etc", "1.2.3.4", "RGX"};
+  EXPECT_FALSE(deid::output_name(identity).has_value());
+  identity.series_uid = "1.2.3.5";
+  EXPECT_TRUE(deid::output_name(identity).has_value());
+}
+
+}  // namespace
+}  // namespace radguard

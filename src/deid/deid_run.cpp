@@ -43,6 +43,18 @@ int DeidRunReport::exit_code() const {
 Result<fs::path> output_name(const InstanceIdentity& identity) {
   if (identity.sop_instance_uid.empty())
     return fail(ErrorCode::malformed_dicom, "no SOP Instance UID");
+  // UIDs become path components: anything but a well-formed UID (with Retain UIDs it is the
+  // input's own text) could name a place outside the output folder.
+  auto is_uid = [](const std::string& uid) {
+    return !uid.empty() && uid.size() <= 64 && uid.front() != '.' &&
+           uid.find_first_not_of("0123456789.") == std::string::npos;
+  };
+  for (const std::string* uid :
+       {&identity.study_uid, &identity.series_uid, &identity.sop_instance_uid}) {
+    if (!uid->empty() && !is_uid(*uid))
+      return fail(ErrorCode::malformed_dicom,
+                  "a Study, Series or SOP Instance UID is not a valid UID");
+  }
   auto component = [](const std::string& uid) {
     return uid.empty() ? std::string("unknown") : uid;
   };

@@ -107,6 +107,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
     const auto* entry = standard::find_dictionary_entry(tag);
     const std::string_view vr =
         (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
+    // A sequence stored as opaque UN bytes cannot be walked, so its items cannot be cleaned.
+    if (vr == "SQ" && !view.is_sequence) return remove();
     const std::optional<Action> override = policy_.override_for(tag);
     if (override) return apply(*override, view, vr, item, /*explicit_keep=*/true);
 
@@ -300,11 +302,14 @@ PhiValues collect_phi(const dicom::DicomFile& file) {
   PhiValues phi;
   file.visit([&](const dicom::ElementView& view) {
     if (view.value.empty() || view.tag.is_private()) return;
-    if (view.vr == "PN") {
+    const auto* entry = standard::find_dictionary_entry(view.tag);
+    const std::string_view vr =
+        (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
+    if (vr == "PN") {
       phi.add_person_name(view.value);
       return;
     }
-    if (!is_text_vr(view.vr)) return;
+    if (!is_text_vr(vr)) return;
     const auto* row = standard::find_profile_row(view.tag);
     if (row == nullptr || row->private_attributes) return;
     const auto clean_cell =
@@ -312,7 +317,6 @@ PhiValues collect_phi(const dicom::DicomFile& file) {
     if (clean_cell != standard::ActionCode::none) return;  // a descriptor, not an identifier
     const Action basic = resolve(row->basic);
     if (basic == Action::keep || basic == Action::uid || basic == Action::clean) return;
-    const auto* entry = standard::find_dictionary_entry(view.tag);
     const std::string_view keyword = entry ? entry->keyword : "";
     if (keyword.find("ID") != std::string_view::npos ||
         keyword.find("Number") != std::string_view::npos)

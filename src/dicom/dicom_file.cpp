@@ -335,12 +335,23 @@ std::string DicomFile::transfer_syntax_uid() const {
 }
 
 std::optional<std::string> DicomFile::string_of(Tag tag) const {
-  OFString value;
   DcmItem* item = impl_->file.getDataset();
   if (tag.group == 0x0002) item = impl_->file.getMetaInfo();
-  if (item->findAndGetOFStringArray(key_of(tag), value, OFFalse).bad()) return std::nullopt;
+  DcmElement* element = nullptr;
+  if (item->findAndGetElement(key_of(tag), element, OFFalse).bad() || element == nullptr)
+    return std::nullopt;
+  // raw_string reads text attributes stored as UN as the text they are (DCMTK would print
+  // their bytes in hex, and "59\\45\\53" is never "YES").
+  std::string value;
+  if (element->ident() == EVR_UN) {
+    value = raw_string(*element);
+  } else {
+    OFString text;  // also the decimal form of binary numbers (Rows, Columns...)
+    if (element->getOFStringArray(text).bad()) return std::nullopt;
+    value.assign(text.c_str(), text.length());
+  }
   if (value.empty()) return std::nullopt;
-  return std::string(value.c_str(), value.length());
+  return value;
 }
 
 void DicomFile::visit(const std::function<void(const ElementView&)>& visit) const {
