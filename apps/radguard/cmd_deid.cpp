@@ -7,6 +7,7 @@
 #include "crypto/crypto.hpp"
 #include "deid/deid_run.hpp"
 #include "signer_options.hpp"
+#include "stage_options.hpp"
 
 namespace radguard::cli {
 
@@ -15,28 +16,18 @@ namespace {
 struct DeidArgs {
   std::vector<std::string> inputs;
   std::string output;
-  std::string key;
-  std::string profile = "basic";
-  std::vector<std::string> options;
-  std::string recipe;
+  StageArgs stage;
   std::string report;
   unsigned threads = 0;
-  bool allow_burned_in = false;
   bool no_progress = false;
   bool json = false;
   SignerArgs signer;
 };
 
 int run_deid_command(const DeidArgs& args) {
-  auto key = crypto::SecretKey::load(args.key);
-  if (!key) return report_error(key.error());
-  auto policy = deid::Policy::create(
-      args.profile, args.options,
-      args.recipe.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.recipe));
-  if (!policy) return report_error(policy.error());
-  const deid::HeaderStage stage(
-      std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
-      args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
+  auto made = make_stage(args.stage);
+  if (!made) return report_error(made.error());
+  const deid::HeaderStage& stage = *made;
   auto finish = signing_finisher(args.signer);
   if (!finish) return report_error(finish.error());
   deid::DeidRunOptions options;
@@ -61,23 +52,12 @@ void add_deid(CLI::App& app, Action& action) {
   cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
       ->required();
   cmd->add_option("-o,--output", args->output, "output folder")->required();
-  cmd->add_option("-k,--key", args->key, "secret key file (radguard keygen)")->required();
-  cmd->add_option("-p,--profile", args->profile, "preset: basic or research")
-      ->capture_default_str();
-  cmd->add_option(
-      "--option", args->options,
-      "add a PS3.15 option: retain-safe-private, retain-uids, retain-device-identity, "
-      "retain-institution-identity, retain-patient-characteristics, retain-long-full-dates, "
-      "retain-long-modified-dates, clean-descriptors, clean-structured-content, clean-graphics");
-  cmd->add_option("--recipe", args->recipe,
-                  "per-attribute overrides: lines of '<tag or keyword> <X|Z|D|K|C|U>'");
   cmd->add_option("--report", args->report, "write the JSON report to this file");
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
-  cmd->add_flag("--allow-burned-in-annotation", args->allow_burned_in,
-                "release images whose header says text is burned into the pixels");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
+  add_stage_options(*cmd, args->stage);
   add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });
 }

@@ -8,6 +8,7 @@
 #include "crypto/crypto.hpp"
 #include "export/export.hpp"
 #include "signer_options.hpp"
+#include "stage_options.hpp"
 
 namespace radguard::cli {
 
@@ -18,16 +19,12 @@ struct ExportArgs {
   std::string output;
   std::string purpose;
   std::string recipient;
-  std::string key;
+  StageArgs stage;
   std::string registry;
   std::string ledger;
-  std::string profile = "basic";
-  std::vector<std::string> options;
-  std::string recipe;
   std::string report;
   std::string consent_at;
   unsigned threads = 0;
-  bool allow_burned_in = false;
   bool no_progress = false;
   bool json = false;
   SignerArgs signer;
@@ -45,15 +42,9 @@ int run_export_command(const ExportArgs& args) {
       return report_error(Error{ErrorCode::usage, "--consent-at: " + normalized.error().message});
     consent_time = *normalized;
   }
-  auto key = crypto::SecretKey::load(args.key);
-  if (!key) return report_error(key.error());
-  auto policy = deid::Policy::create(
-      args.profile, args.options,
-      args.recipe.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.recipe));
-  if (!policy) return report_error(policy.error());
-  const deid::HeaderStage stage(
-      std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
-      args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
+  auto made = make_stage(args.stage);
+  if (!made) return report_error(made.error());
+  const deid::HeaderStage& stage = *made;
   // A mistyped registry path must not become a fresh, empty registry that withholds
   // everything without saying why.
   std::error_code ec;
@@ -103,24 +94,18 @@ void add_export(CLI::App& app, Action& action) {
   cmd->add_option("--recipient", args->recipient,
                   "who receives the release (recorded in the ledger)")
       ->required();
-  cmd->add_option("-k,--key", args->key, "secret key file (radguard keygen)")->required();
   cmd->add_option("--registry", args->registry, "consent registry (radguard consent ...)")
       ->required();
   cmd->add_option("--ledger", args->ledger, "disclosure ledger (created if missing)")->required();
-  cmd->add_option("-p,--profile", args->profile, "preset: basic or research")
-      ->capture_default_str();
-  cmd->add_option("--option", args->options, "add a PS3.15 option, as for radguard deid");
-  cmd->add_option("--recipe", args->recipe, "per-attribute overrides, as for radguard deid");
   cmd->add_option("--report", args->report,
                   "write the JSON report to this file (names no patient)");
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
   cmd->add_option("--consent-at", args->consent_at,
                   "evaluate consent at this time instead of now (ISO 8601)");
-  cmd->add_flag("--allow-burned-in-annotation", args->allow_burned_in,
-                "release images whose header says text is burned into the pixels");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
+  add_stage_options(*cmd, args->stage);
   add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_export_command(*args); }; });
 }
