@@ -8,27 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "volume/gzip_file.hpp"
+
 namespace radguard::volume {
 
 namespace {
-
-struct GzCloser {
-  void operator()(gzFile_s* f) const { gzclose(f); }
-};
-
-Result<std::string> gunzip_file(const std::filesystem::path& path) {
-  std::unique_ptr<gzFile_s, GzCloser> file(gzopen(path.c_str(), "rb"));
-  if (!file) return fail(ErrorCode::io, path.string() + ": cannot open");
-  std::string bytes;
-  std::string chunk(1 << 20, '\0');
-  for (;;) {
-    const int n = gzread(file.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n < 0) return fail(ErrorCode::io, path.string() + ": corrupt gzip stream");
-    if (n == 0) break;
-    bytes.append(chunk.data(), static_cast<std::size_t>(n));
-  }
-  return bytes;
-}
 
 // Members of a ustar archive by base name (the project sits in one temporary folder).
 std::map<std::string, std::string_view> tar_members(const std::string& tar) {
@@ -94,7 +78,7 @@ std::vector<double> plist_numbers(std::string_view array) {
 
 Result<Volume> read_inv3(const std::filesystem::path& path) {
   const std::string name = path.string();
-  auto tar = gunzip_file(path);
+  auto tar = read_maybe_gzipped(path);
   if (!tar) return std::unexpected(tar.error());
   const auto members = tar_members(*tar);
   const auto plist_it = members.find("main.plist");

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "core/atomic_file.hpp"
+#include "volume/gzip_file.hpp"
 
 namespace radguard::volume {
 
@@ -22,25 +23,6 @@ T load(const std::string& bytes, std::size_t offset) {
   T value{};
   std::memcpy(&value, bytes.data() + offset, sizeof(T));
   return value;
-}
-
-struct GzCloser {
-  void operator()(gzFile_s* f) const { gzclose(f); }
-};
-
-Result<std::string> read_maybe_gzipped(const std::filesystem::path& path) {
-  // gzread passes uncompressed files through unchanged, so one path serves .nii and .nii.gz.
-  std::unique_ptr<gzFile_s, GzCloser> file(gzopen(path.c_str(), "rb"));
-  if (!file) return fail(ErrorCode::io, path.string() + ": cannot open");
-  std::string bytes;
-  std::string chunk(1 << 20, '\0');
-  for (;;) {
-    const int n = gzread(file.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n < 0) return fail(ErrorCode::io, path.string() + ": read error or corrupt gzip stream");
-    if (n == 0) break;
-    bytes.append(chunk.data(), static_cast<std::size_t>(n));
-  }
-  return bytes;
 }
 
 Result<std::string> gzip(const std::string& bytes) {
