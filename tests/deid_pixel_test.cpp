@@ -160,5 +160,23 @@ TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(options.output));
 }
 
+TEST(Triage, ColourAndScreenSizedImagesAreReadWhateverTheModality) {
+  redact::HeaderFacts rendering;
+  rendering.has_pixel_data = true;
+  rendering.modality = "CT";
+  rendering.image_type = "DERIVED\\PRIMARY\\VOLUME";
+  rendering.rows = rendering.columns = 512;
+  rendering.samples_per_pixel = 3;
+  EXPECT_EQ(redact::triage(rendering).verdict, redact::TriageVerdict::ocr);
+  auto grey_screen = rendering;
+  grey_screen.samples_per_pixel = 1;
+  grey_screen.rows = 768;
+  grey_screen.columns = 1024;
+  EXPECT_EQ(redact::triage(grey_screen).verdict, redact::TriageVerdict::ocr);
+  auto slice = grey_screen;
+  slice.rows = slice.columns = 512;
+  EXPECT_EQ(redact::triage(slice).verdict, redact::TriageVerdict::skip);
+}
+
 }  // namespace
 }  // namespace radguard
