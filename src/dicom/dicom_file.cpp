@@ -301,7 +301,6 @@ void initialise() {
 }
 
 std::string parse_failure(DcmFileFormat& file, const OFCondition& status) {
-  if (status != EC_StreamNotifyClient) return std::string("cannot parse: ") + status.text();
   std::string where;
   if (DcmDataset* dataset = file.getDataset(); dataset != nullptr && dataset->card() > 0) {
     if (DcmElement* last = dataset->getElement(dataset->card() - 1); last != nullptr) {
@@ -311,9 +310,15 @@ std::string parse_failure(DcmFileFormat& file, const OFCondition& status) {
       where = std::string(" (last element read: ") + tag + ")";
     }
   }
-  return "cannot parse: the file ends inside an element: truncated, or an element declares "
-         "more bytes than the file holds" +
-         where;
+  if (status == EC_StreamNotifyClient)
+    return "cannot parse: the file ends inside an element: truncated, or an element declares "
+           "more bytes than the file holds" +
+           where;
+  if (status == EC_InvalidStream)
+    return "cannot parse: invalid stream: a tag, VR or length that does not fit the bytes "
+           "around it" +
+           where;
+  return std::string("cannot parse: ") + status.text() + where;
 }
 
 DicomFile::DicomFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
