@@ -587,6 +587,76 @@ TEST(Jpeg2000, DecodesWhatGdcmWrites) {
   }
 }
 
+// A J2K codestream wrapped in a minimal JP2 file (signature, ftyp, jp2h with ihdr and colr,
+// jp2c), as some writers store it.
+std::vector<std::uint8_t> jp2_wrapped(const Layout& l,
+                                      const std::vector<std::uint8_t>& codestream) {
+  std::vector<std::uint8_t> out;
+  auto u32 = [&](std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back(static_cast<std::uint8_t>(v >> shift));
+  };
+  auto tag = [&](const char* t) { out.insert(out.end(), t, t + 4); };
+  u32(12);
+  tag("jP  ");
+  u32(0x0D0A870A);
+  u32(20);
+  tag("ftyp");
+  tag("jp2 ");
+  u32(0);
+  tag("jp2 ");
+  u32(8 + 22 + 15);
+  tag("jp2h");
+  u32(22);
+  tag("ihdr");
+  u32(l.height);
+  u32(l.width);
+  out.push_back(0);
+  out.push_back(static_cast<std::uint8_t>(l.samples));
+  out.push_back(static_cast<std::uint8_t>((l.bits_stored - 1) | (l.is_signed ? 0x80 : 0)));
+  out.push_back(7);  // compression: JPEG 2000
+  out.push_back(0);
+  out.push_back(0);
+  u32(15);
+  tag("colr");
+  out.push_back(1);  // enumerated colour space
+  out.push_back(0);
+  out.push_back(0);
+  u32(l.samples == 3 ? 16 : 17);  // sRGB or greyscale
+  u32(static_cast<std::uint32_t>(8 + codestream.size()));
+  tag("jp2c");
+  out.insert(out.end(), codestream.begin(), codestream.end());
+  return out;
+}
+
+TEST(Jpeg2000, DecodesJp2WrappedFramesAndRewritesThemAsCodestreams) {
+  TempDir dir;
+  const Layout l{40, 36, 1, 8, 8, false, "MONOCHROME2"};
+  const Frames source = pattern(l, 2);
+  auto object = make_image(l, source);
+  std::vector<std::vector<std::uint8_t>> streams;
+  for (const auto& frame : source)
+    streams.push_back(jp2_wrapped(l, j2k_frame(l, frame, dicom::j2k::Wavelet::reversible,
+                                               dicom::j2k::ColourTransform::none)));
+  encapsulate(*object, EXS_JPEG2000LosslessOnly, streams, OffsetTable::filled, Split::no);
+  save_as_is(*object, dir / "in.dcm", EXS_JPEG2000LosslessOnly);
+  auto file = open_or_die(dir / "in.dcm");
+  auto image = dicom::decode_pixels(file);
+  ASSERT_TRUE(image.has_value()) << image.error().message;
+  EXPECT_EQ(image->frames, source);
+  fill_box(*image, 1, Box{0, 0, 5, 5}, 0);
+  ASSERT_TRUE(dicom::encode_pixels(file, *image).has_value());
+  ASSERT_TRUE(file.save(dir / "out.dcm", {"1.2.3", "TEST"}).has_value());
+  auto reread = open_or_die(dir / "out.dcm");
+  auto back = dicom::decode_pixels(reread);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->frames, image->frames);
+  const auto after = fragments_of(dir / "out.dcm");
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0], fragments_of(dir / "in.dcm")[0]);
+  EXPECT_EQ(after[1].substr(0, 4), std::string("\xFF\x4F\xFF\x51", 4));  // a raw codestream
+}
+
 TEST(Jpeg2000, MalformedCodestreamsFailAsMalformedDicom) {
   const Layout l{40, 36, 1, 8, 8, false, "MONOCHROME2"};
   const Frames source = pattern(l, 2);
