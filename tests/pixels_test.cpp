@@ -868,6 +868,37 @@ INSTANTIATE_TEST_SUITE_P(
                  8}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
+TEST(JpegBlockBlanking, EightBitExtendedJpegKeepsItsSyntaxToo) {
+  TempDir dir;
+  const Layout l{48, 32, 1, 8, 8, false, "MONOCHROME2"};
+  auto object = make_image(l, pattern(l, 2));
+  save(*object, dir / "in.dcm", EXS_JPEGProcess2_4);
+  auto file = open_or_die(dir / "in.dcm");
+  auto image = dicom::decode_pixels(file);
+  ASSERT_TRUE(image.has_value()) << image.error().message;
+  const auto before = *image;
+  fill_box(*image, 0, Box{8, 8, 16, 16}, 0);  // exactly one block
+  auto outcome = dicom::encode_pixels(file, *image);
+  ASSERT_TRUE(outcome.has_value()) << outcome.error().message;
+  EXPECT_EQ(outcome->method, dicom::WriteMethod::blocks_blanked);
+  EXPECT_EQ(outcome->blocks_blanked, 1u);
+  ASSERT_TRUE(file.save(dir / "out.dcm", {"1.2.3", "TEST"}).has_value());
+  auto reread = open_or_die(dir / "out.dcm");
+  EXPECT_EQ(reread.transfer_syntax_uid(), "1.2.840.10008.1.2.4.51");
+  auto back = dicom::decode_pixels(reread);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  for (unsigned y = 0; y < l.height; ++y)
+    for (unsigned x = 0; x < l.width; ++x) {
+      const std::size_t i = static_cast<std::size_t>(y) * l.width + x;
+      if (Box{8, 8, 16, 16}.contains(x, y)) {
+        EXPECT_LE(back->frames[0][i], 2) << x << "," << y;
+      } else {
+        ASSERT_EQ(back->frames[0][i], before.frames[0][i]) << x << "," << y;
+      }
+    }
+  EXPECT_EQ(back->frames[1], before.frames[1]);
+}
+
 TEST(JpegBlockBlanking, CorruptJpegFallsBackInsteadOfExiting) {
   TempDir dir;
   const Layout l{32, 16, 1, 8, 8, false, "MONOCHROME2"};
