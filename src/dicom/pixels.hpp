@@ -1,7 +1,8 @@
 #pragma once
-// Pixel data as plain numbers: every frame of a DICOM image decoded (through DCMTK's codecs)
-// into a radguard type, and modified frames written back losslessly. No DCMTK type crosses
-// this interface.
+// Pixel data as plain numbers: every frame of a DICOM image decoded (through DCMTK's codecs,
+// and OpenJPEG for JPEG 2000) into a radguard type, and modified frames written back without
+// loss beyond the edit (lossless re-encoding; block blanking inside lossy JPEG). No DCMTK
+// type crosses this interface. docs/ARCHITECTURE.md, "Pixel codecs", has the table.
 #include <cstdint>
 #include <span>
 #include <string>
