@@ -229,12 +229,12 @@ int main(int argc, char** argv) {
   const auto d = [](std::size_t n) { return static_cast<double>(n); };
   const double recall = phi_words ? 100.0 * d(phi_covered) / d(phi_words) : 0;
   const double precision = boxes ? 100.0 * d(boxes_on_phi) / d(boxes) : 0;
-  const double us_rate = d(us_count) / us_seconds, ct_rate = d(ct_count) / ct_seconds;
+  const auto us_done = static_cast<std::size_t>(std::count(selected.begin(), selected.end(), true));
+  const double us_rate = d(us_done) / us_seconds, ct_rate = d(ct_count) / ct_seconds;
   std::printf("threads                         %u\n", threads);
-  std::printf("US frames (640x480, OCR)        %zu in %.2f s: %.2f images/s\n", us_count,
-              us_seconds, us_rate);
-  std::printf("US CPU time                      %.2f s per frame\n",
-              us_cpu / d(std::count(selected.begin(), selected.end(), true)));
+  std::printf("US frames (640x480, OCR)        %zu in %.2f s: %.2f images/s\n", us_done, us_seconds,
+              us_rate);
+  std::printf("US CPU time                      %.2f s per frame\n", us_cpu / d(us_done));
   std::printf("CT slices (512x512, triaged)    %zu in %.2f s: %.1f images/s\n", ct_count,
               ct_seconds, ct_rate);
   std::printf("triage speed ratio (CT/US)      %.0fx per image\n", ct_rate / us_rate);

@@ -245,8 +245,9 @@ TEST(Redact, FindsTextAtTheVeryEdgesAndInOtherFonts) {
   EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
 }
 
-// Bold text a few pixels tall merges its letters into blobs the full-frame pass finds no word
-// in (these three were missed before text candidates were read on their own).
+// Bold text a few pixels tall merges its letters into blobs the full-frame pass reads badly or
+// not at all (the benchmark's misses before text candidates were read on their own; without
+// them, 'DOE,JOHN' here is missed).
 TEST(Redact, ReadsSmallBoldTextOnItsOwn) {
   TempDir dir;
   BurnedFrame light;
