@@ -20,6 +20,13 @@ namespace {
 // Neighbourhood (in scaled pixels) and offset (grey levels) of the local threshold.
 constexpr int kThresholdBlock = 51;
 constexpr double kThresholdOffset = 12;
+// Text candidates found without OCR: local threshold neighbourhood and least contrast (grey
+// levels, raised with the noise), the gap joining letters into lines (pixels), and the
+// confidence above which a full-frame reading is taken to have covered its area.
+constexpr int kCandidateBlock = 31;
+constexpr double kCandidateOffset = 24;
+constexpr int kJoinGap = 6;
+constexpr float kCoveredConfidence = 85;
 
 struct TessEnd {
   void operator()(tesseract::TessBaseAPI* api) const {
@@ -66,8 +73,16 @@ std::uint32_t to8(std::uint32_t value, unsigned bits) {
   return bits > 8 ? value >> (bits - 8) : value;
 }
 
-void read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, double scale, int pad,
-               unsigned width, unsigned height, std::vector<Word>& words) {
+// Where a prepared (scaled, padded) image lies in the original: image = origin + (v - pad) / scale.
+struct Placement {
+  double scale = 1;
+  int pad = 0;
+  int origin_x = 0, origin_y = 0;
+  unsigned width = 0, height = 0;  // of the original image, for clamping
+};
+
+void read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, const Placement& at,
+               std::vector<Word>& words) {
   api.SetImage(prepared.data, prepared.cols, prepared.rows, 1, static_cast<int>(prepared.step));
   if (api.Recognize(nullptr) != 0) return;
   std::unique_ptr<tesseract::ResultIterator> it(api.GetIterator());
@@ -85,16 +100,23 @@ void read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, double scal
                             cv::Rect(0, 0, prepared.cols, prepared.rows);
       word.dark_on_light = !area.empty() && cv::mean(prepared(area))[0] >= 128;
     }
-    const auto unscale = [&](int v, unsigned limit, bool upper) {
-      const double original = (v - pad) / scale;
+    const auto unscale = [&](int v, int origin, unsigned limit, bool upper) {
+      const double original = origin + (v - at.pad) / at.scale;
       const int rounded = static_cast<int>(upper ? std::ceil(original) : std::floor(original));
       return std::clamp(rounded, 0, static_cast<int>(limit));
     };
-    const int x0 = unscale(left, width, false), y0 = unscale(top, height, false);
-    const int x1 = unscale(right, width, true), y1 = unscale(bottom, height, true);
+    const int x0 = unscale(left, at.origin_x, at.width, false);
+    const int y0 = unscale(top, at.origin_y, at.height, false);
+    const int x1 = unscale(right, at.origin_x, at.width, true);
+    const int y1 = unscale(bottom, at.origin_y, at.height, true);
     word.box = Box{x0, y0, x1 - x0, y1 - y0};
     if (!word.box.empty()) words.push_back(std::move(word));
   } while (it->Next(tesseract::RIL_WORD));
+}
+
+cv::Mat as_mat(const Gray8& image) {
+  return cv::Mat(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
+                 const_cast<std::uint8_t*>(image.pixels.data()));
 }
 
 }  // namespace
@@ -156,8 +178,7 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
     auto engine = thread_engine();
     if (!engine) return std::unexpected(engine.error());
     if (image.width == 0 || image.height == 0) return std::vector<Word>{};
-    const cv::Mat source(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
-                         const_cast<std::uint8_t*>(image.pixels.data()));
+    const cv::Mat source = as_mat(image);
     // Tesseract reads best with capitals 20-40 px tall: annotation text on a 640x480 screen
     // is often 8-12 px.
     const unsigned longest = std::max(image.width, image.height);
@@ -190,10 +211,204 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
                             kThresholdBlock, offset);
       cv::Mat padded;
       cv::copyMakeBorder(binary, padded, pad, pad, pad, pad, cv::BORDER_CONSTANT, cv::Scalar(255));
-      read_pass(**engine, padded, scale, pad, image.width, image.height, words);
+      read_pass(**engine, padded, Placement{scale, pad, 0, 0, image.width, image.height}, words);
     }
     (*engine)->Clear();
     return words;
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());
+  }
+}
+
+std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
+                                                 const std::vector<Box>& redacted,
+                                                 std::size_t limit) {
+  std::vector<Candidate> candidates;
+  if (image.width < 8 || image.height < 8 || limit == 0) return candidates;
+  const cv::Mat source = as_mat(image);
+  const double sigma = noise_sigma(source);
+  cv::Mat smooth;
+  if (sigma > 1.5) {
+    cv::GaussianBlur(source, smooth, cv::Size(3, 3), 0.8);
+  } else {
+    smooth = source;
+  }
+  // Marks must stand out well above the noise: OCR of a speck costs as much as of a word.
+  const double offset = std::max(kCandidateOffset, 4.0 * sigma);
+  // What the full-frame pass read with some confidence is not looked at again.
+  cv::Mat covered(source.size(), CV_8UC1, cv::Scalar(0));
+  for (const Word& w : found) {
+    // A confident reading of garbage ("cD" for a blob) covers nothing.
+    const auto letters = std::count_if(w.text.begin(), w.text.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0;
+    });
+    if (w.confidence < kCoveredConfidence || letters < 3) continue;
+    const cv::Rect r = cv::Rect(w.box.x, w.box.y, w.box.width, w.box.height) &
+                       cv::Rect(0, 0, covered.cols, covered.rows);
+    if (!r.empty()) covered(r).setTo(255);
+  }
+  for (const Box& b : redacted) {
+    const cv::Rect r =
+        cv::Rect(b.x, b.y, b.width, b.height) & cv::Rect(0, 0, covered.cols, covered.rows);
+    if (!r.empty()) covered(r).setTo(255);
+  }
+  // The background is the local median: unlike the mean, bold text does not pull it towards
+  // the ink, so the ground around heavy text does not turn into marks of the other polarity.
+  cv::Mat ground;
+  cv::medianBlur(smooth, ground, kCandidateBlock);
+  for (const bool dark : {false, true}) {
+    cv::Mat difference, ink;
+    if (dark) {
+      cv::subtract(ground, smooth, difference);
+    } else {
+      cv::subtract(smooth, ground, difference);
+    }
+    cv::threshold(difference, ink, offset, 255, cv::THRESH_BINARY);
+    cv::Mat labels, stats, centroids;
+    const int count = cv::connectedComponentsWithStats(ink, labels, stats, centroids, 8, CV_32S);
+    // Glyph-sized marks: 3-40 px tall, not specks.
+    std::vector<std::uint8_t> keep(static_cast<std::size_t>(count), 0);
+    std::vector<cv::Rect> marks;
+    for (int i = 1; i < count; ++i) {
+      const int w = stats.at<int>(i, cv::CC_STAT_WIDTH), h = stats.at<int>(i, cv::CC_STAT_HEIGHT);
+      const int area = stats.at<int>(i, cv::CC_STAT_AREA);
+      if (h < 3 || h > 40 || area < 6 || w > 40 * h) continue;
+      keep[static_cast<std::size_t>(i)] = 255;
+      marks.emplace_back(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP), w,
+                         h);
+    }
+    cv::Mat glyphs(labels.size(), CV_8UC1);
+    for (int y = 0; y < labels.rows; ++y) {
+      const int* in = labels.ptr<int>(y);
+      std::uint8_t* out = glyphs.ptr<std::uint8_t>(y);
+      for (int x = 0; x < labels.cols; ++x) out[x] = keep[static_cast<std::size_t>(in[x])];
+    }
+    // Letters of a word (and words of a line) are joined across small gaps.
+    cv::Mat joined;
+    cv::dilate(glyphs, joined,
+               cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * kJoinGap + 1, 3)));
+    cv::Mat line_labels, line_stats, line_centroids;
+    const int lines = cv::connectedComponentsWithStats(joined, line_labels, line_stats,
+                                                       line_centroids, 8, CV_32S);
+    for (int i = 1; i < lines; ++i) {
+      const cv::Rect outer(
+          line_stats.at<int>(i, cv::CC_STAT_LEFT), line_stats.at<int>(i, cv::CC_STAT_TOP),
+          line_stats.at<int>(i, cv::CC_STAT_WIDTH), line_stats.at<int>(i, cv::CC_STAT_HEIGHT));
+      cv::Rect tight;
+      int inside = 0;
+      for (const cv::Rect& m : marks) {
+        if ((m & outer) != m) continue;
+        tight = inside == 0 ? m : (tight | m);
+        ++inside;
+      }
+      if (inside == 0) continue;
+      if (tight.height < 5 || tight.height > 48 || tight.width < tight.height) continue;
+      // One merged blob is text only when word-shaped (small bold text merges its letters).
+      if (inside == 1 && tight.width < 2 * tight.height) continue;
+      if (cv::countNonZero(covered(tight)) * 2 > tight.area()) continue;
+      Candidate c;
+      c.box = Box{tight.x, tight.y, tight.width, tight.height};
+      c.dark_on_light = dark;
+      c.glyphs = inside;
+      candidates.push_back(c);
+    }
+  }
+  // Overlapping candidates (one line seen in both polarities, or in pieces) are read once.
+  for (bool merged = true; merged;) {
+    merged = false;
+    for (std::size_t i = 0; i < candidates.size() && !merged; ++i) {
+      for (std::size_t j = i + 1; j < candidates.size() && !merged; ++j) {
+        const cv::Rect a(candidates[i].box.x, candidates[i].box.y, candidates[i].box.width,
+                         candidates[i].box.height);
+        const cv::Rect c(candidates[j].box.x, candidates[j].box.y, candidates[j].box.width,
+                         candidates[j].box.height);
+        const int overlap = (a & c).area();
+        if (overlap * 3 < std::min(a.area(), c.area())) continue;
+        const cv::Rect u = a | c;
+        candidates[i].box = Box{u.x, u.y, u.width, u.height};
+        candidates[i].glyphs = std::max(candidates[i].glyphs, candidates[j].glyphs);
+        candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(j));
+        merged = true;
+      }
+    }
+  }
+  // Small text first: the full-frame pass misses it most.
+  std::stable_sort(
+      candidates.begin(), candidates.end(),
+      [](const Candidate& a, const Candidate& b) { return a.box.height < b.box.height; });
+  if (candidates.size() > limit) candidates.resize(limit);
+  return candidates;
+}
+
+Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& candidate) {
+  try {
+    auto engine = thread_engine();
+    if (!engine) return std::unexpected(engine.error());
+    CandidateReading reading;
+    reading.ink = candidate.box;
+    const cv::Mat source = as_mat(image);
+    const cv::Rect bounds(0, 0, source.cols, source.rows);
+    const auto around = [&](const cv::Rect& r, int pad_x, int pad_y) {
+      return cv::Rect(r.x - pad_x, r.y - pad_y, r.width + 2 * pad_x, r.height + 2 * pad_y) & bounds;
+    };
+    const Box& b = candidate.box;
+    const cv::Rect first = around(cv::Rect(b.x, b.y, b.width, b.height), std::max(4, b.height / 2),
+                                  std::max(3, b.height / 2));
+    if (first.empty()) return reading;
+    // Polarity from the pixels: ink is the minority class.
+    cv::Mat smooth, binary;
+    cv::GaussianBlur(source(first), smooth, cv::Size(3, 3), 0.8);
+    const double level = cv::threshold(smooth, binary, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+    const bool light_ink = cv::countNonZero(binary) * 2 < binary.rows * binary.cols;
+    // The ink's own bounding box sets the scale and, for redaction, the line's height.
+    cv::Mat ink_mask;
+    cv::threshold(smooth, ink_mask, level, 255,
+                  light_ink ? cv::THRESH_BINARY : cv::THRESH_BINARY_INV);
+    cv::Mat labels, stats, centroids;
+    const int marks =
+        cv::connectedComponentsWithStats(ink_mask, labels, stats, centroids, 8, CV_32S);
+    cv::Rect tight;
+    for (int i = 1; i < marks; ++i) {
+      if (stats.at<int>(i, cv::CC_STAT_AREA) < 4) continue;  // noise
+      const cv::Rect m(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
+                       stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
+      tight = tight.empty() ? m : (tight | m);
+    }
+    tight.x += first.x;
+    tight.y += first.y;
+    if (tight.height < 4) return reading;
+    reading.ink = Box{tight.x, tight.y, tight.width, tight.height};
+    const cv::Rect area =
+        around(tight, std::max(4, tight.height / 2), std::max(3, tight.height / 3));
+    cv::Mat crop = source(area).clone();
+    if (light_ink) cv::bitwise_not(crop, crop);
+    // The box holds capitals and descenders: ~40 px for it puts capitals near 30 px.
+    const double scale = std::clamp(40.0 / tight.height, 1.0, 6.0);
+    cv::Mat scaled;
+    cv::resize(crop, scaled, cv::Size(), scale, scale, cv::INTER_CUBIC);
+    cv::GaussianBlur(scaled, scaled, cv::Size(3, 3), 0.8);
+    cv::threshold(scaled, binary, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+    const int pad = 16;
+    const Placement at{scale, pad, area.x, area.y, image.width, image.height};
+    (*engine)->SetPageSegMode(tesseract::PSM_SINGLE_LINE);
+    // Plain, then with the strokes thinned by a quarter of the scale: bold glyphs drawn a few
+    // pixels tall fill their own counters and gaps.
+    const int thin = static_cast<int>(std::lround(scale / 2.0));
+    for (const int k : {0, thin}) {
+      cv::Mat prepared = binary;
+      if (k > 0)
+        cv::dilate(binary, prepared,
+                   cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(k + 1, k + 1)));
+      cv::Mat padded;
+      cv::copyMakeBorder(prepared, padded, pad, pad, pad, pad, cv::BORDER_CONSTANT,
+                         cv::Scalar(255));
+      read_pass(**engine, padded, at, reading.words);
+      if (thin == 0) break;
+    }
+    (*engine)->SetPageSegMode(tesseract::PSM_SPARSE_TEXT);
+    (*engine)->Clear();
+    for (Word& w : reading.words) w.from_candidate = true;
+    return reading;
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());
   }
@@ -203,8 +418,7 @@ Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
   try {
     auto engine = thread_engine();
     if (!engine) return std::unexpected(engine.error());
-    const cv::Mat source(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
-                         const_cast<std::uint8_t*>(image.pixels.data()));
+    const cv::Mat source = as_mat(image);
     const cv::Rect area = cv::Rect(box.x - 2, box.y - 2, box.width + 4, box.height + 4) &
                           cv::Rect(0, 0, source.cols, source.rows);
     if (area.empty()) return std::vector<std::string>{};

@@ -26,6 +26,8 @@ struct Word {
   // Read from the polarity Tesseract is trained on (dark text, light ground): readings of
   // the other polarity are mostly garbage and not worth a second look.
   bool dark_on_light = true;
+  // Read from a text candidate the full-frame pass had no word for (read_candidate).
+  bool from_candidate = false;
 };
 
 // Reads every word of an image, in both polarities (light-on-dark and dark-on-light), with
@@ -33,6 +35,30 @@ struct Word {
 // thread's Tesseract engine (created on first use). Fails with ErrorCode::internal when
 // Tesseract cannot start (no eng.traineddata) or throws.
 Result<std::vector<Word>> read_words(const Gray8& image);
+
+// A line of glyph-sized marks that may be text, found from the pixels alone (no OCR): where
+// the full-frame pass found no word, it is read again on its own (read_candidate).
+struct Candidate {
+  Box box;                     // the ink's bounding box, image pixels
+  bool dark_on_light = false;  // ink darker than its surroundings
+  int glyphs = 0;              // separate marks in it (bold small text merges them)
+};
+
+// Text-like lines of the image that neither a confident reading in `found` nor a box in
+// `redacted` covers: marks 3-40 px tall, joined across small gaps into lines wider than tall.
+// At most `limit` of them, the smallest text first.
+std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
+                                                 const std::vector<Box>& redacted,
+                                                 std::size_t limit);
+
+struct CandidateReading {
+  Box ink;                  // bounding box of the candidate's ink (its polarity from the pixels)
+  std::vector<Word> words;  // image coordinates; empty when nothing reads
+};
+
+// Reads one candidate alone as a single line, scaled so its capitals are ~30 px tall, plain
+// and with bold strokes thinned. Fails like read_words.
+Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& candidate);
 
 // Second opinions on one uncertain word: the region read again as a single line, at other
 // scales and binarised. Fails like read_words.

@@ -137,6 +137,8 @@ struct RedactOptions {
   Mode mode = Mode::phi_text;
   RuleSet rules;
   int margin = 3;  // pixels added around every word box
+  // Text-like lines the full-frame OCR pass found no word in, read again one by one (0: off).
+  std::size_t max_text_candidates = 64;
 };
 
 enum class FileVerdict : std::uint8_t {

@@ -154,6 +154,72 @@ Status record_clean(dicom::DicomFile& file) {
   return file.set_string(kBurnedInAnnotation, "NO");
 }
 
+// The words read from one text candidate, matched like full-frame words; a match covers the
+// candidate's whole height (its box comes from the ink, OCR's from a scaled crop).
+void redact_candidate(const CandidateReading& candidate, const PhiMatcher& matcher,
+                      const RedactOptions& options, const dicom::PixelImage& image,
+                      std::size_t frame, FileRedaction& result) {
+  const std::vector<Word>& words = candidate.words;
+  const Box& line = candidate.ink;
+  const auto in_line = [&](Box box) {
+    const int x0 = std::max(box.x, line.x);
+    const int x1 = std::min(box.x + box.width, line.x + line.width);
+    return Box{x0, line.y, std::max(0, x1 - x0), line.height};
+  };
+  // A fragment's box is widened to where the rest of its value must be, but not beyond the
+  // line's own ink (and a glyph's width of slack): neighbours are other lines or candidates.
+  const auto within_line = [&](Box box) {
+    const int x0 = std::max(box.x, line.x - line.height);
+    const int x1 = std::min(box.x + box.width, line.x + line.width + line.height);
+    return Box{x0, box.y, std::max(0, x1 - x0), box.height};
+  };
+  const auto add = [&](Box box, Category category, double ratio) {
+    const Box b = clipped(within_line(around_word(widened(in_line(box), ratio), options.margin)),
+                          options.margin, image);
+    if (!b.empty()) result.redactions.push_back({frame, b, category});
+  };
+  // All-text mode fails closed: a text-like line nobody can read is not known to be safe.
+  if (options.mode == Mode::all_text &&
+      std::none_of(words.begin(), words.end(), [](const Word& w) { return has_alnum(w.text); })) {
+    add(line, Category::text, 1.0);
+    return;
+  }
+  std::vector<std::optional<Category>> categories(words.size());
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    const Word& word = words[i];
+    std::optional<Category> category = matcher.match(word.text);
+    if (!category && options.mode == Mode::all_text && has_alnum(word.text))
+      category = Category::text;
+    if (!category && word.confidence < kUnreliable) category = matcher.match_loosely(word.text);
+    if (category) {
+      add(word.box, *category, matcher.fragment_ratio(word.text));
+      categories[i] = category;
+    }
+    if (i + 1 < words.size()) {
+      const Word& next = words[i + 1];
+      if (next.box.x < word.box.x) continue;  // the next reading of the line starts over
+      if (auto across = matcher.match_across(word.text, next.text)) {
+        add(word.box, *across, 1.0);
+        add(next.box, *across, 1.0);
+      }
+    }
+  }
+  // Fail closed next to a match: a word OCR could barely read, in the same small line as an
+  // identifying one ("DOE J0OBN"), is most likely the rest of it.
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (categories[i] || words[i].confidence >= kUnreliable) continue;
+    for (const std::size_t j : {i - 1, i + 1}) {
+      if (j >= words.size() || !categories[j]) continue;
+      const bool neighbours =
+          j < i ? words[j].box.x < words[i].box.x : words[i].box.x < words[j].box.x;
+      if (neighbours) {
+        add(words[i].box, *categories[j], 1.0);
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Result<Mode> parse_mode(std::string_view text) {
@@ -278,6 +344,18 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
           clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
                   options.margin, image);
       if (!box.empty()) result.redactions.push_back({f, box, *category});
+    }
+    // Text the full-frame pass found no word in (small bold glyphs merged into blobs): each
+    // text-like line of marks is read again on its own, at a scale fitted to its height.
+    std::vector<Box> redacted;
+    for (const Redaction& r : result.redactions)
+      if (r.frame == f) redacted.push_back(r.box);
+    const auto candidates =
+        uncovered_text_candidates(before[f], *words, redacted, options.max_text_candidates);
+    for (const Candidate& candidate : candidates) {
+      auto read = read_candidate(before[f], candidate);
+      if (!read) return std::unexpected(read.error());
+      redact_candidate(*read, matcher, options, image, f, result);
     }
   }
 
