@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <numbers>
 #include <random>
 #include <string>
@@ -463,6 +464,80 @@ TEST(DefaceSeries, CommandWritesDicomSeries) {
   auto first = testing::load(dir / "out" / spec.series_uid / (spec.series_uid + ".1.dcm"));
   EXPECT_EQ(testing::value(*first, "DeidentificationMethodCodeSequence[0].CodeValue"), "113102");
   EXPECT_EQ(testing::value(*first, "PatientID"), "PID12345");  // deface changes pixels only
+}
+
+// radguard deid --option clean-recognizable-visual-features: the head series is defaced and
+// written with the header stage's pseudonymous UIDs, the chest passes untouched, the thin head
+// series fails (nothing written for it, exit 1).
+TEST(DefaceSeries, DeidCleansRecognizableVisualFeatures) {
+  if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
+  auto head = volume::read_inv3(kCranium);
+  ASSERT_TRUE(head);
+  testing::TempDir dir;
+  SeriesSpec spec;
+  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.601";
+  auto files = write_series(*head, dir / "in" / "head", spec);
+  volume::Volume chest;
+  chest.dims = {16, 16, 12};
+  chest.spacing = {25, 25, 5};
+  chest.voxels.assign(chest.voxel_count(), 40.0f);
+  SeriesSpec chest_spec;
+  chest_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.602";
+  chest_spec.body_part = "CHEST";
+  chest_spec.description = "Thorax";
+  write_series(chest, dir / "in" / "chest", chest_spec);
+  volume::Volume thin = chest;
+  thin.dims = {16, 16, 4};
+  thin.spacing = {1, 1, 5};
+  thin.voxels.assign(thin.voxel_count(), 40.0f);
+  SeriesSpec thin_spec;
+  thin_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.603";
+  write_series(thin, dir / "in" / "thin", thin_spec);
+
+  const std::string bin(RADGUARD_BINARY);
+  ASSERT_EQ(std::system((bin + " keygen " + (dir / "k.key").string() + " >/dev/null").c_str()), 0);
+  const std::string cmd = bin + " deid " + (dir / "in").string() + " --output " +
+                          (dir / "out").string() + " --key " + (dir / "k.key").string() +
+                          " --option clean-recognizable-visual-features --no-progress --json > " +
+                          (dir / "report.json").string();
+  const int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  EXPECT_EQ(WEXITSTATUS(rc), 1);  // the thin head series failed
+  auto json = read_small_file(dir / "report.json");
+  ASSERT_TRUE(json);
+  EXPECT_NE(json->find("too few"), std::string::npos) << *json;
+
+  std::map<std::string, fs::path> input_by_number;
+  for (const auto& f : files)
+    input_by_number[testing::value(*testing::load(f), "InstanceNumber")] = f;
+  std::size_t heads = 0, chests = 0, identical = 0, changed = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir / "out")) {
+    if (!entry.is_regular_file()) continue;
+    auto out = testing::load(entry.path());
+    EXPECT_NE(testing::value(*out, "PatientID"), "PID12345");
+    bool has_113102 = false;
+    for (int i = 0; i < 8; ++i)
+      has_113102 =
+          has_113102 || testing::value(*out, "DeidentificationMethodCodeSequence[" +
+                                                 std::to_string(i) + "].CodeValue") == "113102";
+    EXPECT_TRUE(has_113102);
+    if (testing::value(*out, "Rows") != "256") {
+      ++chests;
+      continue;
+    }
+    ++heads;
+    EXPECT_NE(testing::value(*out, "SOPInstanceUID").rfind(spec.series_uid, 0), 0u);
+    const auto it = input_by_number.find(testing::value(*out, "InstanceNumber"));
+    ASSERT_NE(it, input_by_number.end());
+    const bool same =
+        testing::pixel_bytes(*testing::load(it->second)) == testing::pixel_bytes(*out);
+    identical += same;
+    changed += !same;
+  }
+  EXPECT_EQ(heads, 108u);
+  EXPECT_EQ(chests, 12u);
+  EXPECT_GT(changed, 10u);
+  EXPECT_GT(identical, 10u);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "core/error_table.hpp"
 #include "crypto/crypto.hpp"
 #include "deid/deid_run.hpp"
+#include "pixel_stages.hpp"
 #include "signer_options.hpp"
 #include "stage_options.hpp"
 
@@ -33,6 +34,9 @@ int run_deid_command(const DeidArgs& args) {
   deid::DeidRunOptions options;
   options.finish = std::move(*finish);
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
+  auto pixel_stages = make_pixel_stages(args.stage, stage, options.inputs);
+  if (!pixel_stages) return report_error(pixel_stages.error());
+  options.pixel_stages = std::move(*pixel_stages);
   options.output = args.output;
   options.threads = args.threads;
   options.progress =

@@ -8,6 +8,7 @@
 #include "crypto/crypto.hpp"
 #include "export/export.hpp"
 #include "signer_options.hpp"
+#include "pixel_stages.hpp"
 #include "stage_options.hpp"
 
 namespace radguard::cli {
@@ -60,6 +61,9 @@ int run_export_command(const ExportArgs& args) {
 
   exporter::ExportOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
+  auto pixel_stages = make_pixel_stages(args.stage, stage, options.inputs);
+  if (!pixel_stages) return report_error(pixel_stages.error());
+  options.pixel_stages = std::move(*pixel_stages);
   options.output = args.output;
   options.purpose = *purpose;
   options.recipient = args.recipient;

@@ -16,9 +16,12 @@ struct StageArgs {
   std::vector<std::string> options;
   std::string recipe;
   bool allow_burned_in = false;
+  std::string redact_mode = "phi-text";  // with clean-pixel-data
+  std::string redaction_rules;           // with clean-pixel-data: a rule file
 };
 
-// Adds --key, --profile, --option, --recipe and --allow-burned-in-annotation.
+// Adds --key, --profile, --option, --recipe, --allow-burned-in-annotation, --redact-mode
+// and --redaction-rules.
 void add_stage_options(CLI::App& command, StageArgs& args);
 
 // Loads the key and builds the header stage. Fails with ErrorCode::key or ErrorCode::usage.

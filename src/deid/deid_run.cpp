@@ -70,7 +70,7 @@ struct Prepared {
 };
 
 Prepared prepare(const fs::path& input, const fs::path& output_root, const HeaderStage& stage,
-                 const OutputFinisher& finish) {
+                 std::span<const PixelStage> pixel_stages, const OutputFinisher& finish) {
   Prepared result;
   FileOutcome& outcome = result.outcome;
   outcome.input = input;
@@ -92,6 +92,9 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
   if (file->is_dicomdir())
     return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
                   FileStatus::dicomdir_dropped);
+  for (const PixelStage& pixel_stage : pixel_stages) {
+    if (auto cleaned = pixel_stage(input, *file); !cleaned) return failed(cleaned.error());
+  }
   auto identity = stage.apply(*file);
   if (!identity) return failed(identity.error());
   auto name = output_name(*identity);
@@ -114,8 +117,9 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
 }  // namespace
 
 FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
-                            const HeaderStage& stage, const OutputFinisher& finish) {
-  Prepared prepared = prepare(input, output_root, stage, finish);
+                            const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
+                            const OutputFinisher& finish) {
+  Prepared prepared = prepare(input, output_root, stage, pixel_stages, finish);
   if (prepared.pending) {
     if (auto committed = prepared.pending->commit(); !committed) {
       prepared.outcome.status = FileStatus::failed;
@@ -167,7 +171,8 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   batch::run_parallel(
       inputs.files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
-        Prepared prepared = prepare(inputs.files[i], options.output, stage, options.finish);
+        Prepared prepared =
+            prepare(inputs.files[i], options.output, stage, options.pixel_stages, options.finish);
         if (prepared.pending) {
           std::lock_guard lock(mutex);
           const auto [it, inserted] = claims.try_emplace(claim_key(prepared.outcome.output), i);

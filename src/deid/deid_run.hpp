@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "batch/batch.hpp"
 #include "core/result.hpp"
 #include "deid/header_stage.hpp"
+#include "dicom/dicom_file.hpp"
 
 namespace radguard::deid {
 
@@ -39,6 +41,14 @@ struct FileOutcome {
 // Called from worker threads concurrently: must be thread-safe.
 using OutputFinisher = std::function<Status(const std::filesystem::path& temporary_output)>;
 
+// A step on each opened input before the header stage, while the header still holds the
+// original identifying values (PS3.15 Clean Pixel Data, Clean Recognizable Visual Features):
+// it changes the pixel data in place. A failure fails that file, which is then never
+// written: whatever a pixel stage cannot show to be clean is not released. Called from
+// worker threads concurrently: must be thread-safe.
+using PixelStage =
+    std::function<Status(const std::filesystem::path& input, dicom::DicomFile& file)>;
+
 // Whether a run keeps an outcome for every written file (for callers that list the release,
 // such as export) or only counts them (flat memory on runs of any size).
 enum class WrittenOutcomes : std::uint8_t { count_only, keep };
@@ -48,7 +58,8 @@ struct DeidRunOptions {
   std::filesystem::path output;
   unsigned threads = 0;  // 0: one per core
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
-  OutputFinisher finish;  // optional
+  std::vector<PixelStage> pixel_stages;  // in order, before the header stage
+  OutputFinisher finish;                 // optional
   WrittenOutcomes written = WrittenOutcomes::count_only;
 };
 
@@ -72,11 +83,11 @@ struct DeidRunReport {
 // Fails with ErrorCode::malformed_dicom when the object has no SOP Instance UID.
 Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
 
-// De-identifies one file into `output_root`, publishing atomically. Never throws; the
-// outcome says what happened. `publish` decides under the caller's rules whether the
-// finished temporary file may be renamed into place (used for duplicate detection).
+// De-identifies one file into `output_root` (pixel stages, header stage, finisher),
+// publishing atomically. Never throws; the outcome says what happened.
 FileOutcome deidentify_file(const std::filesystem::path& input,
                             const std::filesystem::path& output_root, const HeaderStage& stage,
+                            std::span<const PixelStage> pixel_stages = {},
                             const OutputFinisher& finish = {});
 
 // Runs over every input. Thread-safe stage use; outputs are byte-identical whatever the

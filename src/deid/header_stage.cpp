@@ -346,8 +346,9 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
     if (const auto burned = file.string_of(kBurnedInAnnotation);
         burned && trimmed(*burned) == "YES")
       return fail(ErrorCode::policy,
-                  "Burned In Annotation is YES and no pixel stage cleans it (use "
-                  "--allow-burned-in-annotation only after checking the pixels)");
+                  "Burned In Annotation is YES and no pixel stage cleaned the image (use "
+                  "--option clean-pixel-data, or --allow-burned-in-annotation only after "
+                  "checking the pixels)");
   }
   const std::string key = pseudonym::patient_key(
       file.string_of(kPatientId).value_or(""), file.string_of(kIssuerOfPatientId).value_or(""),

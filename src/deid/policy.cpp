@@ -26,6 +26,12 @@ constexpr std::array<OptionInfo, standard::kProfileOptionCount> kOptionInfo = {{
     {"clean-graphics", "113103"},
 }};
 
+// In PixelOption order.
+constexpr std::array<OptionInfo, kPixelOptionCount> kPixelOptionInfo = {{
+    {"clean-pixel-data", "113101"},
+    {"clean-recognizable-visual-features", "113102"},
+}};
+
 struct Preset {
   std::string_view name;
   std::vector<ProfileOption> options;
@@ -107,11 +113,15 @@ Status Policy::set_option(std::string_view cli_name) {
       return {};
     }
   }
-  if (cli_name == "clean-pixel-data" || cli_name == "clean-recognizable-visual-features")
-    return fail(ErrorCode::usage, "option '" + std::string(cli_name) +
-                                      "' needs a pixel stage that this build does not have");
+  for (std::size_t i = 0; i < kPixelOptionInfo.size(); ++i) {
+    if (kPixelOptionInfo[i].cli_name == cli_name) {
+      pixel_options_[i] = true;
+      return {};
+    }
+  }
   std::string known;
   for (const auto& info : kOptionInfo) known += " " + std::string(info.cli_name);
+  for (const auto& info : kPixelOptionInfo) known += " " + std::string(info.cli_name);
   return fail(ErrorCode::usage, "unknown option '" + std::string(cli_name) + "'; known:" + known);
 }
 
@@ -216,6 +226,8 @@ std::vector<std::string> Policy::option_names() const {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < kOptionInfo.size(); ++i)
     if (options_[i]) out.emplace_back(kOptionInfo[i].cli_name);
+  for (std::size_t i = 0; i < kPixelOptionInfo.size(); ++i)
+    if (pixel_options_[i]) out.emplace_back(kPixelOptionInfo[i].cli_name);
   return out;
 }
 
@@ -223,6 +235,8 @@ std::vector<const standard::CodedConcept*> Policy::method_codes() const {
   std::vector<const standard::CodedConcept*> out{standard::find_cid7050("113100")};
   for (std::size_t i = 0; i < kOptionInfo.size(); ++i)
     if (options_[i]) out.push_back(standard::find_cid7050(kOptionInfo[i].code));
+  for (std::size_t i = 0; i < kPixelOptionInfo.size(); ++i)
+    if (pixel_options_[i]) out.push_back(standard::find_cid7050(kPixelOptionInfo[i].code));
   return out;
 }
 

@@ -35,8 +35,10 @@ std::optional<Action> parse_action(std::string_view code);
 // Z/D -> D, X/Z -> Z, X/D -> D, X/Z/D -> D, X/Z/U* -> U (sequences: kept, UIDs replaced).
 Action resolve(standard::ActionCode code);
 
-// Options beyond the Table E.1-1 columns (they act on pixel data, in other stages).
+// Options beyond the Table E.1-1 columns (they act on pixel data, in other stages: the
+// header stage only records them in the De-identification Method Code Sequence).
 enum class PixelOption : std::uint8_t { clean_pixel_data, clean_recognizable_visual_features };
+inline constexpr std::size_t kPixelOptionCount = 2;
 
 struct OptionInfo {
   std::string_view cli_name;  // e.g. "retain-safe-private"
@@ -60,6 +62,7 @@ class Policy {
   bool has(standard::ProfileOption option) const {
     return options_[static_cast<std::size_t>(option)];
   }
+  bool has(PixelOption option) const { return pixel_options_[static_cast<std::size_t>(option)]; }
 
   // The action for a public tag listed in Table E.1-1 (or overridden by the recipe);
   // nullopt when neither lists it.
@@ -70,9 +73,9 @@ class Policy {
   Action structured_content_action(const standard::StructuredContentRow& row) const;
 
   const std::string& preset() const { return preset_; }
-  // CLI names of the options in effect, in table order.
+  // CLI names of the options in effect, in table order, then the pixel options.
   std::vector<std::string> option_names() const;
-  // CID 7050 codes: 113100 then one per option in effect.
+  // CID 7050 codes: 113100 then one per option in effect (pixel options last).
   std::vector<const standard::CodedConcept*> method_codes() const;
   std::size_t override_count() const { return overrides_.size(); }
 
@@ -82,6 +85,7 @@ class Policy {
 
   std::string preset_;
   std::array<bool, standard::kProfileOptionCount> options_{};
+  std::array<bool, kPixelOptionCount> pixel_options_{};
   std::unordered_map<Tag, Action> overrides_;
 };
 

@@ -310,6 +310,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   deid_options.output = staging.path();
   deid_options.threads = options.threads;
   deid_options.progress = options.progress;
+  deid_options.pixel_stages = options.pixel_stages;
   deid_options.finish = options.finish;
   deid_options.written = deid::WrittenOutcomes::keep;
   auto deid_report = deid::run_deid(deid_options, stage);

@@ -47,6 +47,8 @@ struct ExportOptions {
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
   // The instant at which consent is evaluated (normalised ISO 8601); empty: now.
   std::string consent_time;
+  // Pixel stages (deid::PixelStage) run on each permitted file before its header stage.
+  std::vector<deid::PixelStage> pixel_stages;
   // Optional last step on each released file before the manifest is made (e.g. signing).
   deid::OutputFinisher finish;
 };

@@ -177,6 +177,15 @@ enum class PreviewImages : std::uint8_t { skip, keep };
 Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& options,
                                   PreviewImages previews = PreviewImages::skip);
 
+// The pixel stage of `radguard deid --option clean-pixel-data`: redact_file() in `options`'
+// mode, judged for release. Succeeds when the image needs no OCR (triage), or every frame
+// was read and no identifying text remains (then Burned In Annotation becomes NO: the
+// image no longer carries annotation that identifies the patient). Fails with
+// ErrorCode::policy when identifying text is still found after redaction (the file must
+// not be released), ErrorCode::usage in report mode, or redact_file()'s errors.
+// Thread-safe on distinct files.
+Status clean_for_release(dicom::DicomFile& file, const RedactOptions& options);
+
 // ---- Batch ----------------------------------------------------------------------------------
 
 enum class OutcomeStatus : std::uint8_t {

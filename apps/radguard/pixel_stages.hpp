@@ -1,0 +1,22 @@
+#pragma once
+// The pixel stages of the commands that de-identify (deid, export), built from the PS3.15
+// options the policy holds: Clean Pixel Data (burned-in text, src/redact) and Clean
+// Recognizable Visual Features (faces in head CT/MR, src/deface).
+#include <filesystem>
+#include <vector>
+
+#include "core/result.hpp"
+#include "deid/deid_run.hpp"
+#include "stage_options.hpp"
+
+namespace radguard::cli {
+
+// One stage per pixel option in `stage`'s policy, in the order they must run; empty when
+// the policy has none. Fails with ErrorCode::usage (bad --redact-mode or rule file),
+// ErrorCode::io, or the defacing pre-pass's errors. `inputs` are the run's inputs: defacing
+// works on whole series, so it looks at them all before the run.
+Result<std::vector<deid::PixelStage>> make_pixel_stages(
+    const StageArgs& args, const deid::HeaderStage& stage,
+    const std::vector<std::filesystem::path>& inputs);
+
+}  // namespace radguard::cli

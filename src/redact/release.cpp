@@ -1,0 +1,34 @@
+#include "core/tag.hpp"
+#include "redact/redact.hpp"
+
+namespace radguard::redact {
+
+namespace {
+constexpr Tag kBurnedInAnnotation{0x0028, 0x0301};
+}  // namespace
+
+Status clean_for_release(dicom::DicomFile& file, const RedactOptions& options) {
+  if (options.mode == Mode::report)
+    return fail(ErrorCode::usage, "report mode finds text but cannot clean pixel data");
+  auto redaction = redact_file(file, options);
+  if (!redaction) return std::unexpected(redaction.error());
+  switch (redaction->verdict) {
+    case FileVerdict::not_needed:
+    case FileVerdict::cleaned:
+      return {};
+    case FileVerdict::no_text_found:
+      // Every frame was read and nothing called for redaction: the image was checked.
+      if (redaction->frames_ocred < redaction->frames)
+        return fail(ErrorCode::internal, "not every frame of the image was read");
+      return file.set_string(kBurnedInAnnotation, "NO");
+    case FileVerdict::residual_phi:
+      return fail(ErrorCode::policy,
+                  "identifying text is still found in the pixel data after redaction; not "
+                  "released (inspect with `radguard redact --preview`)");
+    case FileVerdict::reported:
+      break;
+  }
+  return fail(ErrorCode::internal, "unexpected redaction verdict");
+}
+
+}  // namespace radguard::redact

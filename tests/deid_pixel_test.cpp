@@ -1,0 +1,164 @@
+// `deid --option clean-pixel-data`: the pixel stage runs before the header stage, so burned-in
+// identifying text is covered in the released file, which records what was done; images that
+// need no OCR keep their pixels; and nothing is released that the stage cannot clean.
+#include <gtest/gtest.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include "deid/deid_run.hpp"
+#include "dicom/pixels.hpp"
+#include "redact/redact.hpp"
+#include "support/burned_in.hpp"
+#include "support/fixtures.hpp"
+
+namespace radguard {
+namespace {
+
+using testing::BurnedFrame;
+using testing::Colour;
+using testing::TempDir;
+
+deid::HeaderStage stage_with(std::vector<std::string> options,
+                             deid::BurnedInPolicy burned_in = deid::BurnedInPolicy::reject) {
+  auto policy = deid::Policy::create("basic", options, std::nullopt);
+  EXPECT_TRUE(policy.has_value()) << policy.error().message;
+  return deid::HeaderStage(std::move(*policy), pseudonym::Pseudonymizer(testing::test_key()),
+                           burned_in);
+}
+
+deid::PixelStage text_stage() {
+  return [](const std::filesystem::path&, dicom::DicomFile& file) -> Status {
+    redact::RedactOptions options;
+    options.mode = redact::Mode::phi_text;
+    return redact::clean_for_release(file, options);
+  };
+}
+
+BurnedFrame ultrasound_screen() {
+  BurnedFrame f;
+  f.width = 320;
+  f.height = 240;
+  f.texts = {
+      {"DOE", {8, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 230, true},
+      {"JOHN", {62, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 230, true},
+      {"PID12345", {8, 48}, cv::FONT_HERSHEY_DUPLEX, 0.55, 1, 230, true},
+      {"LIVER", {8, 200}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 230, false},
+  };
+  return f;
+}
+
+// The share of a text's ink pixels that are black in `pixels` (MONOCHROME2, 8-bit).
+double blackened(const BurnedFrame& frame, const testing::BurnedText& text,
+                 const std::vector<std::uint16_t>& pixels) {
+  const cv::Mat ink = testing::ink_of(frame, text);
+  std::size_t total = 0, black = 0;
+  for (int y = 0; y < ink.rows; ++y) {
+    for (int x = 0; x < ink.cols; ++x) {
+      if (ink.at<std::uint8_t>(y, x) == 0) continue;
+      ++total;
+      if (pixels[static_cast<std::size_t>(y) * frame.width + x] == 0) ++black;
+    }
+  }
+  return total == 0 ? 0.0 : static_cast<double>(black) / static_cast<double>(total);
+}
+
+TEST(DeidPixelStage, OptionIsRecordedInTheMethodCodes) {
+  auto policy =
+      deid::Policy::create("basic", std::vector<std::string>{"clean-pixel-data"}, std::nullopt);
+  ASSERT_TRUE(policy.has_value());
+  EXPECT_TRUE(policy->has(deid::PixelOption::clean_pixel_data));
+  EXPECT_FALSE(policy->has(deid::PixelOption::clean_recognizable_visual_features));
+  std::vector<std::string> codes;
+  for (const auto* code : policy->method_codes()) codes.emplace_back(code->value);
+  EXPECT_EQ(codes, (std::vector<std::string>{"113100", "113101"}));
+  EXPECT_EQ(policy->option_names(), std::vector<std::string>{"clean-pixel-data"});
+}
+
+TEST(DeidPixelStage, BurnedInIdentityIsCoveredBeforeRelease) {
+  const TempDir dir;
+  const BurnedFrame frame = ultrasound_screen();
+  auto input = testing::make_burned_in({frame}, Colour::monochrome2);
+  ASSERT_TRUE(input->getDataset()->putAndInsertString(DCM_BurnedInAnnotation, "YES").good());
+  testing::save(*input, dir / "us.dcm");
+
+  // Without the pixel stage, Burned In Annotation = YES is refused.
+  {
+    deid::DeidRunOptions options;
+    options.inputs = {dir / "us.dcm"};
+    options.output = dir / "plain";
+    options.progress = batch::ProgressDisplay::never;
+    auto report = deid::run_deid(options, stage_with({}));
+    ASSERT_TRUE(report.has_value());
+    EXPECT_EQ(report->count(deid::FileStatus::failed), 1u);
+  }
+
+  deid::DeidRunOptions options;
+  options.inputs = {dir / "us.dcm"};
+  options.output = dir / "out";
+  options.progress = batch::ProgressDisplay::never;
+  options.written = deid::WrittenOutcomes::keep;
+  options.pixel_stages = {text_stage()};
+  auto report = deid::run_deid(options, stage_with({"clean-pixel-data"}));
+  ASSERT_TRUE(report.has_value());
+  ASSERT_EQ(report->written.size(), 1u)
+      << (report->problems.empty() ? "" : report->problems.front().reason);
+  const auto output = options.output / report->written.front().output;
+
+  auto released = testing::load(output);
+  EXPECT_EQ(testing::value(*released, "BurnedInAnnotation"), "NO");
+  EXPECT_EQ(testing::value(*released, "DeidentificationMethodCodeSequence[0].CodeValue"), "113100");
+  EXPECT_EQ(testing::value(*released, "DeidentificationMethodCodeSequence[1].CodeValue"), "113101");
+  EXPECT_NE(testing::value(*released, "PatientName"), "DOE^JOHN");
+
+  auto file = dicom::DicomFile::open(output);
+  ASSERT_TRUE(file.has_value());
+  auto image = dicom::decode_pixels(*file);
+  ASSERT_TRUE(image.has_value()) << image.error().message;
+  for (const auto& text : frame.texts) {
+    const double share = blackened(frame, text, image->frames.front());
+    if (text.phi)
+      EXPECT_GE(share, 0.99) << text.text << " is not covered";
+    else
+      EXPECT_LE(share, 0.2) << text.text << " was redacted although it identifies no one";
+  }
+}
+
+TEST(DeidPixelStage, ImagesThatNeedNoOcrKeepTheirPixels) {
+  const TempDir dir;
+  auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.77", 64, 64, 2);
+  testing::save(*ct, dir / "ct.dcm");
+  deid::DeidRunOptions options;
+  options.inputs = {dir / "ct.dcm"};
+  options.output = dir / "out";
+  options.progress = batch::ProgressDisplay::never;
+  options.written = deid::WrittenOutcomes::keep;
+  options.pixel_stages = {text_stage()};
+  auto report = deid::run_deid(options, stage_with({"clean-pixel-data"}));
+  ASSERT_TRUE(report.has_value());
+  ASSERT_EQ(report->written.size(), 1u);
+  auto released = testing::load(options.output / report->written.front().output);
+  EXPECT_EQ(testing::pixel_bytes(*released), testing::pixel_bytes(*ct));
+}
+
+TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
+  const TempDir dir;
+  auto ct = testing::make_ct();
+  testing::save(*ct, dir / "ct.dcm");
+  deid::DeidRunOptions options;
+  options.inputs = {dir / "ct.dcm"};
+  options.output = dir / "out";
+  options.progress = batch::ProgressDisplay::never;
+  options.pixel_stages = {[](const std::filesystem::path&, dicom::DicomFile&) -> Status {
+    return fail(ErrorCode::policy, "still shows a face");
+  }};
+  auto report = deid::run_deid(options, stage_with({"clean-pixel-data"}));
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->count(deid::FileStatus::failed), 1u);
+  EXPECT_EQ(report->exit_code(), 1);
+  ASSERT_EQ(report->problems.size(), 1u);
+  EXPECT_EQ(report->problems.front().reason, "still shows a face");
+  EXPECT_TRUE(std::filesystem::is_empty(options.output));
+}
+
+}  // namespace
+}  // namespace radguard
