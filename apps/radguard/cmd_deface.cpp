@@ -210,6 +210,15 @@ bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
     return false;
   }
   bool ok = true;
+  for (const auto& missing : batch::find_files(inputs).missing) {
+    ok = false;
+    if (!args.json)
+      std::fprintf(stderr, "%s: failed (%s)\n", missing.path.c_str(), missing.reason.c_str());
+    results.push_back({{"input", missing.path.string()},
+                       {"status", "failed"},
+                       {"error", statuses_for(ErrorCode::io).name},
+                       {"message", missing.reason}});
+  }
   for (const auto& bad : defacing->unreadable()) {
     const bool not_dicom = bad.code == ErrorCode::not_dicom;
     ok = ok && not_dicom;

@@ -687,10 +687,8 @@ class SeriesWorker {
 Result<SeriesDefacing> deface_dicom_series(const std::vector<fs::path>& inputs,
                                            const DefaceOptions& options,
                                            const SeriesOptions& series_options) {
+  // Inputs that do not exist are the caller's to report (deid lists them in its report).
   const batch::InputSet found = batch::find_files(inputs);
-  if (found.files.empty() && !found.missing.empty())
-    return fail(ErrorCode::usage,
-                found.missing.front().path.string() + ": " + found.missing.front().reason);
   auto state = std::make_shared<SeriesDefacing::State>();
   auto work = make_work_dir(series_options.work_parent);
   if (!work) return std::unexpected(work.error());

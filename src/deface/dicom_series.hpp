@@ -117,8 +117,9 @@ class SeriesDefacing {
 
 // Groups the DICOM files among `inputs` (files and folders, walked with batch::find_files)
 // into series, defaces every head series and keeps the result for apply(). Never fails for a
-// single series or file (their outcomes say what happened); fails with ErrorCode::io when the
-// work folder cannot be made, ::usage when no input exists.
+// single series or file (their outcomes say what happened; inputs that do not exist are
+// ignored, for the caller to report); fails with ErrorCode::io when the work folder cannot be
+// made.
 Result<SeriesDefacing> deface_dicom_series(const std::vector<std::filesystem::path>& inputs,
                                            const DefaceOptions& options,
                                            const SeriesOptions& series_options = {});
