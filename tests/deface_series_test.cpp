@@ -204,6 +204,26 @@ TEST(DefaceSeries, GroupsAssemblesAndRecognisesHeads) {
   }
 }
 
+// An enhanced (multi-frame) head CT fails closed with a clear reason; every file of it fails.
+TEST(DefaceSeries, MultiFrameHeadIsRefused) {
+  testing::TempDir dir;
+  auto file = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.77", 32, 32, 20);
+  file->getDataset()->putAndInsertString(DCM_BodyPartExamined, "HEAD");
+  testing::save(*file, dir / "in" / "enhanced.dcm");
+  deface::SeriesOptions series_options;
+  series_options.work_parent = dir.path();
+  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  ASSERT_TRUE(result) << result.error().message;
+  ASSERT_EQ(result->series().size(), 1u);
+  EXPECT_EQ(result->series().front().outcome, deface::SeriesOutcome::refused);
+  EXPECT_NE(result->series().front().reason.find("multi-frame"), std::string::npos);
+  auto opened = dicom::DicomFile::open(dir / "in" / "enhanced.dcm");
+  ASSERT_TRUE(opened);
+  auto status = result->apply(dir / "in" / "enhanced.dcm", *opened);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().code, ErrorCode::policy);
+}
+
 // Gantry tilt: slices stepping along z while the image plane is tilted 15 degrees. The step
 // is not along the normal; the series is assembled on an orthogonal grid.
 TEST(DefaceSeries, TiltedGantryIsAssembled) {

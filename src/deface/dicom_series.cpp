@@ -370,10 +370,6 @@ class SeriesWorker {
   }
 
   Status check_supported(const Stack& stack, const FileInfo& f) const {
-    if (!f.has_geometry)
-      return fail(ErrorCode::unsupported,
-                  "head series without usable Image Position/Orientation (Patient) or Pixel "
-                  "Spacing: cannot be assembled into a volume");
     for (std::size_t m : stack.members) {
       const FileInfo& g = infos_[m];
       if (g.frames > 1)
@@ -384,6 +380,10 @@ class SeriesWorker {
         return fail(ErrorCode::unsupported, "head series that is not greyscale");
       if (g.bad_rescale) return fail(ErrorCode::unsupported, "unusable Rescale Slope/Intercept");
     }
+    if (!f.has_geometry)
+      return fail(ErrorCode::unsupported,
+                  "head series without usable Image Position/Orientation (Patient) or Pixel "
+                  "Spacing: cannot be assembled into a volume");
     if (stack.members.size() < series_options_.minimum_slices)
       return fail(ErrorCode::unsupported,
                   "head series with " + std::to_string(stack.members.size()) +
