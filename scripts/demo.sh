@@ -44,3 +44,21 @@ echo "== accounting of disclosures for patient 1CT1:"
 "$radguard" disclosures --patient 1CT1 --ledger "$work/ledger.db" --key "$work/demo.key"
 echo "== accounting of disclosures for patient 4MR1 (JSON):"
 "$radguard" disclosures --patient 4MR1 --ledger "$work/ledger.db" --key "$work/demo.key" --format json
+
+# Pixels: burned-in text and faces.
+echo
+echo "== burned-in text: deid --option clean-pixel-data on secondary captures and a CT"
+mkdir -p "$work/pixels-in"
+cp "$samples/SC_rgb_jpeg_dcmtk.dcm" "$samples/SC_rgb_rle.dcm" "$samples/CT_small.dcm" "$work/pixels-in/"
+set +e
+"$radguard" deid "$work/pixels-in" --output "$work/pixels-out" --key "$work/demo.key" \
+  --option clean-pixel-data --report "$work/pixels.json"
+echo "== exit status $?"
+set -e
+echo "== defacing the whole-head T1 MR template ch2 (mricron-data), renderings in $work/deface-preview"
+set +e
+"$radguard" deface /usr/share/mricron/templates/ch2.nii.gz --output "$work/defaced" \
+  --preview "$work/deface-preview"
+echo "== exit status $?"
+set -e
+ls "$work/deface-preview" 2>/dev/null | head -n 20

@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libdcmtk-dev dcmtk            # DICOM parsing, codecs, networking, signatures
+  libopenjp2-7-dev              # JPEG 2000 pixel data (decode, lossless re-encode)
+  libjpeg62-turbo-dev           # lossy JPEG: blanking DCT blocks without recompression
   libssl-dev                    # HMAC-SHA256, SHA-256, random keys
   libsqlite3-dev                # embedded state (consent registry, ledger)
   sqlite3                       # tests tamper with the ledger as an attacker would

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <numbers>
@@ -57,10 +58,16 @@ double distance(const Vec3& a, const Vec3& b) {
                    (a[2] - b[2]) * (a[2] - b[2]));
 }
 
+enum class Expect : std::uint8_t { released, refused_face_after };
+
 struct PhantomCase {
   const char* name;
   PhantomContrast contrast;
   std::array<Vec3, 3> axes;
+  // What the detector proof gives (docs/benchmarks.md (Defacing)): most orientations are
+  // released; on the MR phantom nodded by -10 degrees the default cascade still fires after
+  // (5.94), and deface() must then fail closed.
+  Expect expect = Expect::released;
 };
 
 class PhantomDeface : public ::testing::TestWithParam<PhantomCase> {};
@@ -79,17 +86,20 @@ TEST_P(PhantomDeface, RemovesTheNoseAndKeepsTheBrainBitIdentical) {
   deface::DefaceOptions options;
   options.cascade_dir = kCascades;
   auto report = deface::deface(ph.volume, options);
-  // At 3 mm the phantom's flat cut inside its oval outline can still excite the frontal
-  // cascade (a "visor"); then deface() must refuse, having changed the voxels it would
-  // release. The detector proof proper is asserted on the real heads below.
-  if (!report) {
-    EXPECT_EQ(report.error().code, ErrorCode::policy) << report.error().message;
-    // Never the intracranial guard: the phantom's cut stays in front of its cranium.
-    EXPECT_NE(report.error().message.find("face is still detected"), std::string::npos)
-        << report.error().message;
-  } else {
+  // The proof on the phantom itself: a face is detected on the intact rendering, none on the
+  // defaced one (the cap's dome keeps the cut from reading as a visor), so it is released.
+  if (param.expect == Expect::released) {
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->verdict, deface::Verdict::defaced);
+    EXPECT_TRUE(report->before.face_found);
+    EXPECT_GT(report->before.best_score(), 0.0);
     EXPECT_FALSE(report->after.face_found);
     EXPECT_GT(report->voxels_changed, 0u);
+  } else {
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().code, ErrorCode::policy);
+    EXPECT_NE(report.error().message.find("face is still detected"), std::string::npos)
+        << report.error().message;
   }
 
   std::size_t nose = 0, nose_removed = 0, brain = 0, brain_changed = 0, scalp = 0,
@@ -123,7 +133,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PhantomCase{"ct_oblique15", PhantomContrast::ct, oblique(15.0)},
                       PhantomCase{"mr_axial", PhantomContrast::mr, kAxial},
                       PhantomCase{"mr_sagittal", PhantomContrast::mr, kSagittal},
-                      PhantomCase{"mr_oblique_minus10", PhantomContrast::mr, oblique(-10.0)}),
+                      PhantomCase{"mr_oblique_minus10", PhantomContrast::mr, oblique(-10.0),
+                                  Expect::refused_face_after}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(Deface, BlurChangesTheFaceAndNotTheBrain) {
@@ -334,24 +345,18 @@ TEST(DefaceCli, WritesOutputsAndPreviewsAndReportsBadInputs) {
   auto json = read_small_file(dir / "report.json");
   ASSERT_TRUE(json);
   EXPECT_NE(json->find("bad.nii"), std::string::npos);
-  // The phantom is either released defaced, or refused (a detector still fired) with nothing
-  // written: the command fails closed.
-  const bool released = json->find("\"verdict\"") != std::string::npos;
-  if (!released) {
-    EXPECT_NE(json->find("\"policy\""), std::string::npos) << *json;
-    EXPECT_FALSE(fs::exists(dir / "out" / "head.nii.gz"));
-  } else {
-    auto out = volume::read_nifti(dir / "out" / "head.nii.gz");
-    ASSERT_TRUE(out) << out.error().message;
-    std::size_t changed = 0;
-    for (std::size_t n = 0; n < ph.volume.voxels.size(); ++n) {
-      if (ph.brain[n]) {
-        ASSERT_EQ(out->volume.voxels[n], ph.volume.voxels[n]);
-      }
-      changed += out->volume.voxels[n] != ph.volume.voxels[n];
+  // The phantom is released defaced (face before, none after), its brain untouched.
+  EXPECT_NE(json->find("\"verdict\""), std::string::npos) << *json;
+  auto out = volume::read_nifti(dir / "out" / "head.nii.gz");
+  ASSERT_TRUE(out) << out.error().message;
+  std::size_t changed = 0;
+  for (std::size_t n = 0; n < ph.volume.voxels.size(); ++n) {
+    if (ph.brain[n]) {
+      ASSERT_EQ(out->volume.voxels[n], ph.volume.voxels[n]);
     }
-    EXPECT_GT(changed, 0u);
+    changed += out->volume.voxels[n] != ph.volume.voxels[n];
   }
+  EXPECT_GT(changed, 0u);
   // Previews are written either way: they show why a volume was refused.
   EXPECT_TRUE(fs::exists(dir / "png" / "head_before_front.png"));
   EXPECT_TRUE(fs::exists(dir / "png" / "head_after_yaw+30.png"));

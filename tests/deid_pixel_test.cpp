@@ -34,6 +34,22 @@ deid::PixelStage text_stage() {
   };
 }
 
+// Runs deid on one file into `output` with the given pixel stages and options.
+deid::DeidRunReport deid_one(const std::filesystem::path& input,
+                             const std::filesystem::path& output,
+                             std::vector<deid::PixelStage> pixel_stages,
+                             std::vector<std::string> options) {
+  deid::DeidRunOptions run;
+  run.inputs = {input};
+  run.output = output;
+  run.progress = batch::ProgressDisplay::never;
+  run.written = deid::WrittenOutcomes::keep;
+  run.pixel_stages = std::move(pixel_stages);
+  auto report = deid::run_deid(run, stage_with(std::move(options)));
+  EXPECT_TRUE(report.has_value());
+  return report.value_or(deid::DeidRunReport{});
+}
+
 BurnedFrame ultrasound_screen() {
   BurnedFrame f;
   f.width = 320;
@@ -82,27 +98,12 @@ TEST(DeidPixelStage, BurnedInIdentityIsCoveredBeforeRelease) {
   testing::save(*input, dir / "us.dcm");
 
   // Without the pixel stage, Burned In Annotation = YES is refused.
-  {
-    deid::DeidRunOptions options;
-    options.inputs = {dir / "us.dcm"};
-    options.output = dir / "plain";
-    options.progress = batch::ProgressDisplay::never;
-    auto report = deid::run_deid(options, stage_with({}));
-    ASSERT_TRUE(report.has_value());
-    EXPECT_EQ(report->count(deid::FileStatus::failed), 1u);
-  }
+  EXPECT_EQ(deid_one(dir / "us.dcm", dir / "plain", {}, {}).count(deid::FileStatus::failed), 1u);
 
-  deid::DeidRunOptions options;
-  options.inputs = {dir / "us.dcm"};
-  options.output = dir / "out";
-  options.progress = batch::ProgressDisplay::never;
-  options.written = deid::WrittenOutcomes::keep;
-  options.pixel_stages = {text_stage()};
-  auto report = deid::run_deid(options, stage_with({"clean-pixel-data"}));
-  ASSERT_TRUE(report.has_value());
-  ASSERT_EQ(report->written.size(), 1u)
-      << (report->problems.empty() ? "" : report->problems.front().reason);
-  const auto output = options.output / report->written.front().output;
+  const auto report = deid_one(dir / "us.dcm", dir / "out", {text_stage()}, {"clean-pixel-data"});
+  ASSERT_EQ(report.written.size(), 1u)
+      << (report.problems.empty() ? "" : report.problems.front().reason);
+  const auto output = dir / "out" / report.written.front().output;
 
   auto released = testing::load(output);
   EXPECT_EQ(testing::value(*released, "BurnedInAnnotation"), "NO");
@@ -127,16 +128,9 @@ TEST(DeidPixelStage, ImagesThatNeedNoOcrKeepTheirPixels) {
   const TempDir dir;
   auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.77", 64, 64, 2);
   testing::save(*ct, dir / "ct.dcm");
-  deid::DeidRunOptions options;
-  options.inputs = {dir / "ct.dcm"};
-  options.output = dir / "out";
-  options.progress = batch::ProgressDisplay::never;
-  options.written = deid::WrittenOutcomes::keep;
-  options.pixel_stages = {text_stage()};
-  auto report = deid::run_deid(options, stage_with({"clean-pixel-data"}));
-  ASSERT_TRUE(report.has_value());
-  ASSERT_EQ(report->written.size(), 1u);
-  auto released = testing::load(options.output / report->written.front().output);
+  const auto report = deid_one(dir / "ct.dcm", dir / "out", {text_stage()}, {"clean-pixel-data"});
+  ASSERT_EQ(report.written.size(), 1u);
+  auto released = testing::load(dir / "out" / report.written.front().output);
   EXPECT_EQ(testing::pixel_bytes(*released), testing::pixel_bytes(*ct));
 }
 
@@ -144,20 +138,33 @@ TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
   const TempDir dir;
   auto ct = testing::make_ct();
   testing::save(*ct, dir / "ct.dcm");
-  deid::DeidRunOptions options;
-  options.inputs = {dir / "ct.dcm"};
-  options.output = dir / "out";
-  options.progress = batch::ProgressDisplay::never;
-  options.pixel_stages = {[](const std::filesystem::path&, dicom::DicomFile&) -> Status {
+  const deid::PixelStage refuse = [](const std::filesystem::path&, dicom::DicomFile&) -> Status {
     return fail(ErrorCode::policy, "still shows a face");
-  }};
-  auto report = deid::run_deid(options, stage_with({"clean-pixel-data"}));
-  ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(report->count(deid::FileStatus::failed), 1u);
-  EXPECT_EQ(report->exit_code(), 1);
-  ASSERT_EQ(report->problems.size(), 1u);
-  EXPECT_EQ(report->problems.front().reason, "still shows a face");
-  EXPECT_TRUE(std::filesystem::is_empty(options.output));
+  };
+  const auto report = deid_one(dir / "ct.dcm", dir / "out", {refuse}, {"clean-pixel-data"});
+  EXPECT_EQ(report.count(deid::FileStatus::failed), 1u);
+  EXPECT_EQ(report.exit_code(), 1);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems.front().reason, "still shows a face");
+  EXPECT_TRUE(std::filesystem::is_empty(dir / "out"));
+}
+
+TEST(Triage, ColourAndScreenSizedImagesAreReadWhateverTheModality) {
+  redact::HeaderFacts rendering;
+  rendering.has_pixel_data = true;
+  rendering.modality = "CT";
+  rendering.image_type = "DERIVED\\PRIMARY\\VOLUME";
+  rendering.rows = rendering.columns = 512;
+  rendering.samples_per_pixel = 3;
+  EXPECT_EQ(redact::triage(rendering).verdict, redact::TriageVerdict::ocr);
+  auto grey_screen = rendering;
+  grey_screen.samples_per_pixel = 1;
+  grey_screen.rows = 768;
+  grey_screen.columns = 1024;
+  EXPECT_EQ(redact::triage(grey_screen).verdict, redact::TriageVerdict::ocr);
+  auto slice = grey_screen;
+  slice.rows = slice.columns = 512;
+  EXPECT_EQ(redact::triage(slice).verdict, redact::TriageVerdict::skip);
 }
 
 }  // namespace

@@ -323,5 +323,38 @@ TEST(Export, TwoConcurrentExportsOnOneLedgerAndRegistryLoseNothing) {
               static_cast<std::size_t>(kRounds));
 }
 
+// A file swapped for another patient's between the consent check and de-identification must
+// not be released under the first file's consent.
+TEST(Export, AFileWhoseIdentityChangedAfterTheConsentCheckIsRefused) {
+  const ScratchDir dir;
+  make_study(dir.path() / "in", "P-ALLOWED", "ALLOWED", 1, 1);
+  make_study(dir.path() / "other", "P-DENIED", "DENIED", 2, 1);
+  const fs::path input = dir.path() / "in" / "ALLOWED_1_1.dcm";
+  const std::vector<fs::path> inputs{input};
+  const auto found = batch::find_files(inputs);
+  ASSERT_EQ(found.files.size(), 1u);
+
+  auto consented = std::make_shared<std::map<std::string, ConsentedIdentity>>();
+  (*consented)[found.files.front()] = {"P-ALLOWED", "1.2.826.0.1.3680043.10.1137.1"};
+  const deid::PixelStage check = consented_identity_check(consented);
+
+  auto same = dicom::DicomFile::open(found.files.front());
+  ASSERT_TRUE(same);
+  EXPECT_TRUE(check(found.files.front(), *same).has_value());
+
+  fs::copy_file(dir.path() / "other" / "DENIED_2_1.dcm", input,
+                fs::copy_options::overwrite_existing);
+  auto swapped = dicom::DicomFile::open(found.files.front());
+  ASSERT_TRUE(swapped);
+  const Status refused = check(found.files.front(), *swapped);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::conflict);
+  EXPECT_EQ(refused.error().message.find("DENIED"), std::string::npos);
+
+  auto unknown = dicom::DicomFile::open(dir.path() / "other" / "DENIED_2_1.dcm");
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(check(dir.path() / "other" / "DENIED_2_1.dcm", *unknown).has_value());
+}
+
 }  // namespace
 }  // namespace radguard::exporter

@@ -347,24 +347,75 @@ TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
   EXPECT_EQ(code, 2);
 }
 
+TEST(RedactJpeg, LossyJpegIsBlankedInItsCompressedDataAndStaysBaseline) {
+  TempDir dir;
+  std::vector<BurnedFrame> frames = {screen(0, 255), screen(0, 255)};
+  frames[1].texts.clear();  // an untouched frame keeps its compressed bytes
+  auto source = make_burned_in(frames, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.10");
+  const auto input = dir / "in.dcm";
+  save(*source, input, EXS_JPEGProcess1);
+  auto file = open_or_die(input);
+  auto result = redact::redact_file(file, redact::RedactOptions{});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+  expect_phi_covered_and_rest_kept(frames[0], result->redactions, 0, redact::Mode::phi_text);
+  ASSERT_TRUE(result->written.has_value());
+  EXPECT_EQ(result->written->syntax, dicom::WrittenSyntax::original);
+  EXPECT_EQ(result->written->method, dicom::WriteMethod::blocks_blanked);
+  const auto output = dir / "out.dcm";
+  ASSERT_TRUE(file.save(output, {"1.2.3", "TEST"}).has_value());
+
+  auto original_file = open_or_die(input);
+  auto out_file = open_or_die(output);
+  EXPECT_EQ(out_file.transfer_syntax_uid(), "1.2.840.10008.1.2.4.50");
+  auto before = dicom::decode_pixels(original_file);
+  auto after = dicom::decode_pixels(out_file);
+  ASSERT_TRUE(before.has_value() && after.has_value());
+  // Outside the boxes rounded out to whole 8x8 blocks nothing changed; inside the boxes is
+  // black.
+  cv::Mat blanked(static_cast<int>(before->height), static_cast<int>(before->width), CV_8UC1,
+                  cv::Scalar(0));
+  for (const auto& r : result->redactions) {
+    ASSERT_EQ(r.frame, 0u);
+    const int x0 = r.box.x / 8 * 8, y0 = r.box.y / 8 * 8;
+    const int x1 = std::min(blanked.cols, (r.box.x + r.box.width + 7) / 8 * 8);
+    const int y1 = std::min(blanked.rows, (r.box.y + r.box.height + 7) / 8 * 8);
+    blanked(cv::Rect(x0, y0, x1 - x0, y1 - y0)).setTo(1);
+  }
+  std::size_t outside = 0, inside = 0;
+  for (int y = 0; y < blanked.rows; ++y)
+    for (int x = 0; x < blanked.cols; ++x) {
+      const std::size_t i =
+          static_cast<std::size_t>(y) * before->width + static_cast<std::size_t>(x);
+      if (blanked.at<std::uint8_t>(y, x) != 0) {
+        if (after->frames[0][i] > 2) ++inside;
+      } else if (after->frames[0][i] != before->frames[0][i]) {
+        ++outside;
+      }
+    }
+  EXPECT_EQ(outside, 0u);
+  EXPECT_EQ(inside, 0u);
+  EXPECT_EQ(after->frames[1], before->frames[1]);
+}
+
 TEST(RedactCli, UndecodablePixelsAreQuarantinedNotReleased) {
   TempDir dir;
   auto us = make_burned_in({screen(0, 255)}, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.9");
   DcmDataset& d = *us->getDataset();
-  // JPEG 2000 pixel data (radguard has no decoder for it): an offset table and one fragment.
+  // MPEG-2 pixel data (radguard has no video decoder): an offset table and one fragment.
   auto* sequence = new DcmPixelSequence(DCM_PixelSequenceTag);
   sequence->insert(new DcmPixelItem(DCM_PixelItemTag));
   auto* fragment = new DcmPixelItem(DCM_PixelItemTag);
-  const Uint8 bytes[8] = {0xFF, 0x4F, 0xFF, 0x51, 0, 0, 0, 0};
+  const Uint8 bytes[8] = {0x00, 0x00, 0x01, 0xB3, 0, 0, 0, 0};
   fragment->putUint8Array(bytes, 8);
   sequence->insert(fragment);
   auto* pixel = new DcmPixelData(DCM_PixelData);
-  pixel->putOriginalRepresentation(EXS_JPEG2000LosslessOnly, nullptr, sequence);
+  pixel->putOriginalRepresentation(EXS_MPEG2MainProfileAtMainLevel, nullptr, sequence);
   d.findAndDeleteElement(DCM_PixelData);
   d.insert(pixel);
-  const auto input = dir / "in" / "j2k.dcm";
+  const auto input = dir / "in" / "mpeg2.dcm";
   std::filesystem::create_directories(input.parent_path());
-  ASSERT_TRUE(us->saveFile(OFFilename(input.c_str()), EXS_JPEG2000LosslessOnly).good());
+  ASSERT_TRUE(us->saveFile(OFFilename(input.c_str()), EXS_MPEG2MainProfileAtMainLevel).good());
   int code = -1;
   const std::string json_text = run_cli(
       "redact " + input.string() + " --output " + (dir / "out").string() + " --json --no-progress",

@@ -204,6 +204,11 @@ struct Knot {
 };
 constexpr double kTop = 80.0;
 constexpr double kCapMm = 4.0;
+// The cap's front is a dome across the head's width at the cut: kDomeFraction of the half-width,
+// at most kDomeMaxMm, in front of the flat cap (measured in docs/benchmarks.md (Defacing):
+// flatter or fuller domes let the frontal cascades fire on some heads after).
+constexpr double kDomeFraction = 0.2;
+constexpr double kDomeMaxMm = 12.0;
 constexpr Knot kTipKnots[] = {{-200.0, 95.0}, {-60.0, 55.0}, {0.0, 40.0}, {30.0, 36.0}};
 
 double tip_depth(double h) {
@@ -299,6 +304,34 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   for (double h = -400.0; h < kTop; h += 1.0)
     deepest = std::min(deepest, cut_front(h, tip_a, forehead_a));
   deepest -= 1.0;
+  // Per grid slice, the head's left-right extent on the cut surface: the cap is rounded
+  // across it (a smooth dome, like the front of a featureless egg) instead of flat, so its
+  // rendering shows no flat plate with straight edges inside the head's outline.
+  std::vector<std::array<double, 2>> span(static_cast<std::size_t>(g.nz), {1.0, -1.0});
+  for (int z = 0; z < g.nz; ++z) {
+    const double h = g.origin[2] + z * g.step - region.nose_tip[2];
+    const double front = cut_front(h, tip_a, forehead_a);
+    if (!std::isfinite(front)) continue;
+    const int y = static_cast<int>(std::lround((-(front + kCapMm) - g.origin[1]) / g.step));
+    int lo = g.nx, hi = -1;
+    for (int x = 0; x < g.nx; ++x)
+      if (g.at(x, y, z)) {
+        lo = std::min(lo, x);
+        hi = std::max(hi, x);
+      }
+    if (hi > lo)
+      span[static_cast<std::size_t>(z)] = {g.origin[0] + lo * g.step, g.origin[0] + hi * g.step};
+  }
+  auto dome = [&](double x, double z) {
+    const long gz = std::lround((z - g.origin[2]) / g.step);
+    if (gz < 0 || gz >= g.nz) return 0.0;
+    const auto& sp = span[static_cast<std::size_t>(gz)];
+    if (!(sp[1] > sp[0])) return 0.0;
+    const double c = 0.5 * (sp[0] + sp[1]), w = 0.5 * (sp[1] - sp[0]);
+    const double u = (x - c) / w;
+    if (std::abs(u) >= 1.0) return 0.0;
+    return std::min(kDomeMaxMm, kDomeFraction * w) * std::sqrt(1.0 - u * u);
+  };
   const double row_y[1] = {v.origin[1]};
   const double step_y[1] = {v.axes[0][1] * v.spacing[0]};
   auto mark_slab = [&](int k0, int k1) {
@@ -321,7 +354,11 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
                      gz = std::lround((p[2] - g.origin[2]) / g.step);
           const bool inside =
               g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
-          region.mask[v.index(i, j, k)] = (inside && -p[1] <= front + kCapMm) ? 2 : 1;
+          // The dome also fills air (orbits, under the nose, and in front of the sloping
+          // forehead where the cut tapers out): the cap's front is synthetic either way.
+          const double bulge = dome(p[0], p[2]);
+          const bool fill = inside || bulge > 0;
+          region.mask[v.index(i, j, k)] = (fill && -p[1] <= front + kCapMm + bulge) ? 2 : 1;
         }
   };
   {

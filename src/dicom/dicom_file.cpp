@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <fstream>
 #include <mutex>
 
@@ -299,6 +300,27 @@ void initialise() {
   });
 }
 
+std::string parse_failure(DcmFileFormat& file, const OFCondition& status) {
+  std::string where;
+  if (DcmDataset* dataset = file.getDataset(); dataset != nullptr && dataset->card() > 0) {
+    if (DcmElement* last = dataset->getElement(dataset->card() - 1); last != nullptr) {
+      const DcmTagKey key = last->getTag();
+      char tag[16];
+      std::snprintf(tag, sizeof tag, "(%04X,%04X)", key.getGroup(), key.getElement());
+      where = std::string(" (last element read: ") + tag + ")";
+    }
+  }
+  if (status == EC_StreamNotifyClient)
+    return "cannot parse: the file ends inside an element: truncated, or an element declares "
+           "more bytes than the file holds" +
+           where;
+  if (status == EC_InvalidStream)
+    return "cannot parse: invalid stream: a tag, VR or length that does not fit the bytes "
+           "around it" +
+           where;
+  return std::string("cannot parse: ") + status.text() + where;
+}
+
 DicomFile::DicomFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DicomFile::DicomFile(DicomFile&&) noexcept = default;
 DicomFile& DicomFile::operator=(DicomFile&&) noexcept = default;
@@ -314,8 +336,7 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
   const OFCondition status =
       impl->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
                           kind == Sniff::part10 ? ERM_autoDetect : ERM_dataset);
-  if (status.bad())
-    return fail(ErrorCode::malformed_dicom, std::string("cannot parse: ") + status.text());
+  if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(impl->file, status));
   DcmDataset* dataset = impl->file.getDataset();
   if (dataset == nullptr || dataset->card() == 0)
     return fail(ErrorCode::malformed_dicom, "the file holds no data set");

@@ -6,6 +6,7 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 
 #include <optional>
+#include <string>
 
 #include "dicom/dicom_file.hpp"
 
@@ -17,6 +18,11 @@ struct DicomFile::Impl {
   // save() writes in this one instead of the original.
   std::optional<E_TransferSyntax> output_xfer;
 };
+
+// Why loadFile() failed, in words an operator can act on: DCMTK's text, and for a stream
+// that ends early, that the file is truncated or an element claims more bytes than the file
+// holds, naming the last element read (a tag, never a value).
+std::string parse_failure(DcmFileFormat& file, const OFCondition& status);
 
 struct PixelAccess {
   static DicomFile::Impl& impl(DicomFile& file) { return *file.impl_; }

@@ -3,6 +3,8 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
 #include <dcmtk/dcmimage/diregist.h>  // colour images for the codecs' cooked encoding
@@ -17,8 +19,11 @@
 #include <bit>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "dicom/dicom_file_impl.hpp"
+#include "dicom/jpeg2000.hpp"
+#include "dicom/jpeg_blocks.hpp"
 
 namespace radguard::dicom {
 
@@ -41,8 +46,12 @@ bool is_native(E_TransferSyntax xfer) {
          xfer == EXS_BigEndianExplicit || xfer == EXS_DeflatedLittleEndianExplicit;
 }
 
+bool is_j2k(E_TransferSyntax xfer) {
+  return xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000;
+}
+
 bool is_decodable(E_TransferSyntax xfer) {
-  if (is_native(xfer)) return true;
+  if (is_native(xfer) || is_j2k(xfer)) return true;
   switch (xfer) {
     case EXS_RLELossless:
     case EXS_JPEGProcess1:
@@ -86,6 +95,9 @@ struct Geometry {
   std::size_t frames = 1;
   PixelSign sign = PixelSign::unsigned_integer;
   Photometric photometric = Photometric::monochrome2;
+  // JPEG 2000 YBR_RCT / YBR_ICT: the codestream's colour transform, undone by the decoder
+  // (photometric is then rgb).
+  enum class Transform : std::uint8_t { none, rct, ict } transform = Transform::none;
 
   // Bytes of one frame as stored natively.
   std::size_t frame_bytes() const {
@@ -95,7 +107,7 @@ struct Geometry {
   }
 };
 
-Result<Geometry> read_geometry(DcmDataset& dataset) {
+Result<Geometry> read_geometry(DcmDataset& dataset, E_TransferSyntax xfer) {
   Geometry g;
   g.height = uint16_of(dataset, DCM_Rows, 0);
   g.width = uint16_of(dataset, DCM_Columns, 0);
@@ -110,7 +122,15 @@ Result<Geometry> read_geometry(DcmDataset& dataset) {
   g.frames = static_cast<std::size_t>(frames);
   OFString photometric;
   dataset.findAndGetOFString(DCM_PhotometricInterpretation, photometric);
-  const auto parsed = parse_photometric(photometric.c_str());
+  auto parsed = parse_photometric(photometric.c_str());
+  if (!parsed && is_j2k(xfer)) {
+    std::string text = photometric.c_str();
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    if (text == "YBR_RCT" || text == "YBR_ICT") {
+      parsed = Photometric::rgb;
+      g.transform = text == "YBR_RCT" ? Geometry::Transform::rct : Geometry::Transform::ict;
+    }
+  }
   if (!parsed) return fail(ErrorCode::unsupported, "unsupported photometric interpretation");
   g.photometric = *parsed;
   if (g.width == 0 || g.height == 0)
@@ -195,6 +215,302 @@ Result<std::span<const std::uint8_t>> native_bytes(DcmPixelData& pixel,
   return std::span<const std::uint8_t>(bytes, pixel.getLength());
 }
 
+// The encapsulated pixel data of `xfer`, and which items (indices into the sequence; item 0 is
+// the Basic Offset Table) hold each frame.
+struct Fragments {
+  DcmPixelSequence* sequence = nullptr;  // owned by the pixel data element
+  bool has_offset_table = false;
+  std::vector<std::vector<unsigned long>> items;
+};
+
+Result<std::span<const std::uint8_t>> item_bytes(DcmPixelSequence& sequence, unsigned long index) {
+  DcmPixelItem* item = nullptr;
+  if (sequence.getItem(item, index).bad() || item == nullptr)
+    return fail(ErrorCode::malformed_dicom, "missing pixel data fragment");
+  const Uint32 length = item->getLength();
+  if (length == 0) return std::span<const std::uint8_t>();
+  Uint8* data = nullptr;
+  if (item->getUint8Array(data).bad() || data == nullptr)
+    return fail(ErrorCode::malformed_dicom, "unreadable pixel data fragment");
+  return std::span<const std::uint8_t>(data, length);
+}
+
+using StartTest = bool (*)(std::span<const std::uint8_t>);
+
+// Frames to fragments: the Basic Offset Table when it is present and consistent; otherwise
+// one frame per fragment when the counts agree; otherwise a new frame at each fragment that
+// starts with the codec's start marker (`starts`).
+Result<Fragments> map_fragments(DcmPixelData& pixel, E_TransferSyntax xfer, std::size_t frames,
+                                StartTest starts) {
+  Fragments result;
+  if (pixel.getEncapsulatedRepresentation(xfer, nullptr, result.sequence).bad() ||
+      result.sequence == nullptr)
+    return fail(ErrorCode::malformed_dicom, "pixel data is not encapsulated");
+  DcmPixelSequence& sequence = *result.sequence;
+  const unsigned long items = sequence.card();
+  if (items < 2) return fail(ErrorCode::malformed_dicom, "encapsulated pixel data has no fragment");
+  const unsigned long fragments = items - 1;
+  // Every frame has at least one fragment: a hostile Number of Frames allocates nothing.
+  if (frames > fragments)
+    return fail(ErrorCode::malformed_dicom, "fewer fragments than Number of Frames");
+  result.items.resize(frames);
+
+  auto table = item_bytes(sequence, 0);
+  if (!table) return std::unexpected(table.error());
+  result.has_offset_table = !table->empty();
+  if (table->size() >= 4 * frames && table->size() % 4 == 0 && !table->empty()) {
+    // Offsets of each fragment's item header, counted from the first fragment.
+    std::vector<std::uint64_t> starts_at(fragments);
+    std::uint64_t offset = 0;
+    for (unsigned long i = 0; i < fragments; ++i) {
+      starts_at[i] = offset;
+      DcmPixelItem* item = nullptr;
+      if (sequence.getItem(item, i + 1).bad() || item == nullptr)
+        return fail(ErrorCode::malformed_dicom, "missing pixel data fragment");
+      offset += 8 + static_cast<std::uint64_t>(item->getLength());
+    }
+    bool consistent = true;
+    std::vector<unsigned long> first(frames);
+    for (std::size_t f = 0; f < frames && consistent; ++f) {
+      const std::uint8_t* b = table->data() + 4 * f;
+      const std::uint64_t value = static_cast<std::uint64_t>(b[0]) | (b[1] << 8) | (b[2] << 16) |
+                                  (static_cast<std::uint64_t>(b[3]) << 24);
+      const auto at = std::lower_bound(starts_at.begin(), starts_at.end(), value);
+      consistent = at != starts_at.end() && *at == value &&
+                   (f == 0 ? at == starts_at.begin()
+                           : static_cast<unsigned long>(at - starts_at.begin()) > first[f - 1]);
+      if (consistent) first[f] = static_cast<unsigned long>(at - starts_at.begin());
+    }
+    if (consistent) {
+      for (std::size_t f = 0; f < frames; ++f) {
+        const unsigned long end = f + 1 < frames ? first[f + 1] : fragments;
+        for (unsigned long i = first[f]; i < end; ++i) result.items[f].push_back(i + 1);
+      }
+      return result;
+    }
+  }
+  if (fragments == frames) {
+    for (std::size_t f = 0; f < frames; ++f) result.items[f].push_back(f + 1);
+    return result;
+  }
+  if (frames == 1) {
+    for (unsigned long i = 1; i <= fragments; ++i) result.items[0].push_back(i);
+    return result;
+  }
+  std::size_t frame = 0;
+  for (unsigned long i = 1; i <= fragments; ++i) {
+    auto bytes = item_bytes(sequence, i);
+    if (!bytes) return std::unexpected(bytes.error());
+    const bool start = starts(*bytes);
+    if (i == 1 && !start)
+      return fail(ErrorCode::malformed_dicom, "first fragment does not start a frame");
+    if (start && i > 1) ++frame;
+    if (frame >= frames)
+      return fail(ErrorCode::malformed_dicom, "more frames in the fragments than Number of Frames");
+    result.items[frame].push_back(i);
+  }
+  if (frame + 1 != frames)
+    return fail(ErrorCode::malformed_dicom, "fewer frames in the fragments than Number of Frames");
+  return result;
+}
+
+// One frame's compressed bytes (its fragments joined).
+Result<std::vector<std::uint8_t>> frame_stream(const Fragments& fragments, std::size_t frame) {
+  std::vector<std::uint8_t> out;
+  for (const unsigned long index : fragments.items[frame]) {
+    auto bytes = item_bytes(*fragments.sequence, index);
+    if (!bytes) return std::unexpected(bytes.error());
+    out.insert(out.end(), bytes->begin(), bytes->end());
+  }
+  return out;
+}
+
+// Replaces the encapsulated pixel data: frames with a new stream get it as one fragment,
+// every other frame keeps its fragments byte for byte. The offset table is rebuilt when the
+// original had one; an Extended Offset Table would be stale and is removed.
+Status replace_frames(DcmDataset& dataset, DcmPixelData& pixel, E_TransferSyntax xfer,
+                      const Fragments& fragments,
+                      const std::vector<std::optional<std::vector<std::uint8_t>>>& streams) {
+  auto sequence = std::make_unique<DcmPixelSequence>(DCM_PixelSequenceTag);
+  std::vector<std::vector<std::uint8_t>> items;  // in order, without the offset table
+  std::vector<std::uint64_t> frame_offsets;
+  std::uint64_t offset = 0;
+  for (std::size_t f = 0; f < streams.size(); ++f) {
+    frame_offsets.push_back(offset);
+    if (streams[f]) {
+      std::vector<std::uint8_t> bytes = *streams[f];
+      if (bytes.size() % 2 != 0) bytes.push_back(0);
+      offset += 8 + bytes.size();
+      items.push_back(std::move(bytes));
+      continue;
+    }
+    for (const unsigned long index : fragments.items[f]) {
+      auto bytes = item_bytes(*fragments.sequence, index);
+      if (!bytes) return std::unexpected(bytes.error());
+      offset += 8 + bytes->size();
+      items.emplace_back(bytes->begin(), bytes->end());
+    }
+  }
+  auto table = std::make_unique<DcmPixelItem>(DCM_PixelItemTag);
+  if (fragments.has_offset_table && offset <= 0xFFFFFFFFu) {
+    std::vector<Uint8> bytes;
+    for (const std::uint64_t value : frame_offsets)
+      for (int shift = 0; shift < 32; shift += 8)
+        bytes.push_back(static_cast<Uint8>((value >> shift) & 0xFF));
+    table->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
+  }
+  if (sequence->insert(table.release()).bad())
+    return fail(ErrorCode::internal, "cannot build pixel data fragments");
+  for (const auto& bytes : items) {
+    auto item = std::make_unique<DcmPixelItem>(DCM_PixelItemTag);
+    if (item->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size())).bad() ||
+        sequence->insert(item.release()).bad())
+      return fail(ErrorCode::internal, "cannot build pixel data fragments");
+  }
+  pixel.putOriginalRepresentation(xfer, nullptr, sequence.release());
+  dataset.findAndDeleteElement(DCM_ExtendedOffsetTable);
+  dataset.findAndDeleteElement(DCM_ExtendedOffsetTableLengths);
+  return {};
+}
+
+Result<PixelImage> decode_j2k(DcmDataset& dataset, E_TransferSyntax xfer) {
+  auto geometry = read_geometry(dataset, xfer);
+  if (!geometry) return std::unexpected(geometry.error());
+  const Geometry& g = *geometry;
+  DcmPixelData* pixel = pixel_element(dataset);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  auto fragments = map_fragments(*pixel, xfer, g.frames, j2k::starts_codestream);
+  if (!fragments) return std::unexpected(fragments.error());
+  PixelImage image;
+  image.width = g.width;
+  image.height = g.height;
+  image.samples = g.samples;
+  image.bits_allocated = g.bits_allocated;
+  image.bits_stored = g.bits_stored;
+  image.sign = g.sign;
+  image.photometric = g.photometric;
+  if (g.photometric == Photometric::palette_color) {
+    auto palette = read_palette(dataset);
+    if (!palette) return std::unexpected(palette.error());
+    image.palette = std::move(*palette);
+  }
+  if (g.photometric == Photometric::ybr_full_422)
+    return fail(ErrorCode::unsupported, "JPEG 2000 with YBR_FULL_422 is not supported");
+  const j2k::Expected expected{g.width, g.height, g.samples, g.bits_allocated};
+  const std::uint32_t mask = (1u << g.bits_stored) - 1u;
+  image.frames.resize(g.frames);
+  for (std::size_t f = 0; f < g.frames; ++f) {
+    auto stream = frame_stream(*fragments, f);
+    if (!stream) return std::unexpected(stream.error());
+    auto decoded = j2k::decode(*stream, expected);
+    if (!decoded)
+      return fail(decoded.error().code,
+                  decoded.error().message + " (frame " + std::to_string(f + 1) + ")");
+    std::vector<std::uint16_t>& out = image.frames[f];
+    out.resize(decoded->samples.size());
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = static_cast<std::uint16_t>(static_cast<std::uint32_t>(decoded->samples[i]) & mask);
+  }
+  return image;
+}
+
+bool same_geometry(const PixelImage& a, const PixelImage& b) {
+  return a.width == b.width && a.height == b.height && a.samples == b.samples &&
+         a.bits_allocated == b.bits_allocated && a.bits_stored == b.bits_stored &&
+         a.sign == b.sign && a.photometric == b.photometric && a.frames.size() == b.frames.size();
+}
+
+// JPEG 2000: changed frames re-encoded reversibly, the others kept. nullopt when the image
+// cannot be re-encoded losslessly in its photometric interpretation (YBR_ICT).
+Result<std::optional<PixelWriteOutcome>> write_j2k(DcmDataset& dataset, E_TransferSyntax xfer,
+                                                   const PixelImage& image,
+                                                   const std::vector<bool>& changed) {
+  auto geometry = read_geometry(dataset, xfer);
+  if (!geometry) return std::unexpected(geometry.error());
+  const Geometry& g = *geometry;
+  if (g.transform == Geometry::Transform::ict) return std::nullopt;
+  DcmPixelData* pixel = pixel_element(dataset);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  auto fragments = map_fragments(*pixel, xfer, g.frames, j2k::starts_codestream);
+  if (!fragments) return std::unexpected(fragments.error());
+  std::vector<std::optional<std::vector<std::uint8_t>>> streams(g.frames);
+  j2k::EncodeSpec spec;
+  spec.width = g.width;
+  spec.height = g.height;
+  spec.components = g.samples;
+  spec.precision = g.bits_stored;
+  spec.is_signed = g.sign == PixelSign::twos_complement;
+  spec.wavelet = j2k::Wavelet::reversible;
+  spec.transform = g.transform == Geometry::Transform::rct ? j2k::ColourTransform::mct
+                                                           : j2k::ColourTransform::none;
+  PixelWriteOutcome outcome;
+  std::vector<std::int32_t> samples;
+  for (std::size_t f = 0; f < g.frames; ++f) {
+    if (!changed[f]) continue;
+    const std::vector<std::uint16_t>& in = image.frames[f];
+    samples.resize(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) samples[i] = image.value_of(in[i]);
+    auto stream = j2k::encode(spec, samples);
+    if (!stream) return std::unexpected(stream.error());
+    streams[f] = std::move(*stream);
+    ++outcome.frames_rewritten;
+  }
+  if (auto replaced = replace_frames(dataset, *pixel, xfer, *fragments, streams); !replaced)
+    return std::unexpected(replaced.error());
+  outcome.method = WriteMethod::frames_reencoded;
+  outcome.transfer_syntax_uid = DcmXfer(xfer).getXferID();
+  return outcome;
+}
+
+// Lossy 8-bit JPEG: blocks blanked in the compressed data of changed frames. nullopt when
+// libjpeg cannot transcode a frame (the caller falls back to uncompressed).
+Result<std::optional<PixelWriteOutcome>> write_jpeg_blocks(DcmDataset& dataset,
+                                                           E_TransferSyntax xfer,
+                                                           const PixelImage& before,
+                                                           const PixelImage& image,
+                                                           const std::vector<bool>& changed) {
+  auto geometry = read_geometry(dataset, xfer);  // the file's own photometric interpretation
+  if (!geometry) return std::nullopt;
+  const Geometry& g = *geometry;
+  if (g.bits_allocated != 8 || g.bits_stored != 8) return std::nullopt;
+  DcmPixelData* pixel = pixel_element(dataset);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  auto fragments = map_fragments(*pixel, xfer, g.frames, jpeg::starts_jpeg);
+  if (!fragments) return std::nullopt;
+  // DCMTK's decoder converts YBR JPEG to RGB and leaves RGB JPEG as it is.
+  const bool ybr =
+      g.photometric == Photometric::ybr_full || g.photometric == Photometric::ybr_full_422;
+  const jpeg::FillSpace space = ybr && image.photometric == Photometric::rgb
+                                    ? jpeg::FillSpace::ycbcr_from_rgb
+                                    : jpeg::FillSpace::as_decoded;
+  std::vector<std::optional<std::vector<std::uint8_t>>> streams(g.frames);
+  PixelWriteOutcome outcome;
+  for (std::size_t f = 0; f < g.frames; ++f) {
+    if (!changed[f]) continue;
+    auto stream = frame_stream(*fragments, f);
+    if (!stream) return std::unexpected(stream.error());
+    jpeg::BlankRequest request;
+    request.width = image.width;
+    request.height = image.height;
+    request.samples = image.samples;
+    request.before = before.frames[f];
+    request.after = image.frames[f];
+    request.space = space;
+    auto blanked = jpeg::blank_blocks(*stream, request);
+    if (!blanked) return std::nullopt;
+    outcome.blocks_blanked += blanked->mcus;
+    outcome.block_width = blanked->mcu_width;
+    outcome.block_height = blanked->mcu_height;
+    streams[f] = std::move(blanked->jpeg);
+    ++outcome.frames_rewritten;
+  }
+  if (auto replaced = replace_frames(dataset, *pixel, xfer, *fragments, streams); !replaced)
+    return std::unexpected(replaced.error());
+  outcome.method = WriteMethod::blocks_blanked;
+  outcome.transfer_syntax_uid = DcmXfer(xfer).getXferID();
+  return outcome;
+}
+
 }  // namespace
 
 std::string_view photometric_name(Photometric photometric) {
@@ -235,6 +551,7 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   if (!is_decodable(original))
     return fail(ErrorCode::unsupported,
                 std::string("no decoder for transfer syntax ") + DcmXfer(original).getXferName());
+  if (is_j2k(original)) return decode_j2k(dataset, original);
   // Compressed data is decoded in a copy: the file keeps its original encapsulated pixel
   // data, so an image that needs no change is saved exactly as it came.
   std::unique_ptr<DcmDataset> decoded;
@@ -249,7 +566,8 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   }
   DcmPixelData* pixel = pixel_element(*source);
   if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
-  auto geometry = read_geometry(*source);  // after decoding: codecs may change the colour model
+  auto geometry =
+      read_geometry(*source, original);  // after decoding: codecs may change the colour model
   if (!geometry) return std::unexpected(geometry.error());
   const Geometry& g = *geometry;
 
@@ -314,12 +632,46 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   DcmDataset& dataset = *impl.file.getDataset();
   const E_TransferSyntax original = dataset.getOriginalXfer();
   if (!is_native(original)) {
+    // Which frames changed: decode the file's own (still untouched) pixel data again.
+    auto before = decode_pixels(file);
+    if (!before) return std::unexpected(before.error());
+    if (!same_geometry(*before, image))
+      return fail(ErrorCode::usage, "the image does not fit the file's pixel attributes");
+    std::vector<bool> changed(image.frames.size(), false);
+    for (std::size_t f = 0; f < image.frames.size(); ++f) {
+      if (image.frames[f].size() != image.samples_per_frame())
+        return fail(ErrorCode::usage, "frame size mismatch");
+      changed[f] = image.frames[f] != before->frames[f];
+    }
+    if (std::none_of(changed.begin(), changed.end(), [](bool c) { return c; })) {
+      impl.output_xfer.reset();
+      PixelWriteOutcome outcome;
+      outcome.method = WriteMethod::unchanged;
+      outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
+      return outcome;
+    }
+    std::optional<PixelWriteOutcome> written;
+    if (is_j2k(original)) {
+      auto result = write_j2k(dataset, original, image, changed);
+      if (!result) return std::unexpected(result.error());
+      written = std::move(*result);
+    } else if (original == EXS_JPEGProcess1 || original == EXS_JPEGProcess2_4) {
+      auto result = write_jpeg_blocks(dataset, original, *before, image, changed);
+      if (!result) return std::unexpected(result.error());
+      written = std::move(*result);
+    }
+    if (written) {
+      impl.output_xfer.reset();
+      return *written;
+    }
+  }
+  if (!is_native(original)) {
     // The codec may have changed the colour model while decoding (YBR to RGB, interleaved).
     const std::string name(photometric_name(image.photometric));
     dataset.putAndInsertString(DCM_PhotometricInterpretation, name.c_str());
     if (image.samples == 3) dataset.putAndInsertUint16(DCM_PlanarConfiguration, 0);
   }
-  auto geometry = read_geometry(dataset);
+  auto geometry = read_geometry(dataset, original);
   if (!geometry) return std::unexpected(geometry.error());
   const Geometry& g = *geometry;
   if (g.width != image.width || g.height != image.height || g.samples != image.samples ||
@@ -384,9 +736,12 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   PixelWriteOutcome outcome;
   if (is_native(original)) {
     impl.output_xfer.reset();
+    outcome.method = WriteMethod::native;
+    outcome.frames_rewritten = g.frames;
     outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
     return outcome;
   }
+  outcome.frames_rewritten = g.frames;
   if (is_lossless_encodable(original)) {
     DJ_RPLossless jpeg_lossless;
     DJLSRepresentationParameter jpeg_ls(0, OFTrue);
@@ -395,6 +750,7 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
     if (original == EXS_JPEGLSLossless) params = &jpeg_ls;
     if (dataset.chooseRepresentation(original, params).good() && dataset.canWriteXfer(original)) {
       impl.output_xfer.reset();
+      outcome.method = WriteMethod::codec_reencoded;
       outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
       return outcome;
     }
@@ -404,6 +760,7 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   }
   impl.output_xfer = EXS_LittleEndianExplicit;
   outcome.syntax = WrittenSyntax::explicit_little_fallback;
+  outcome.method = WriteMethod::uncompressed;
   outcome.transfer_syntax_uid = DcmXfer(EXS_LittleEndianExplicit).getXferID();
   return outcome;
 }

@@ -1,7 +1,8 @@
 #pragma once
-// Pixel data as plain numbers: every frame of a DICOM image decoded (through DCMTK's codecs)
-// into a radguard type, and modified frames written back losslessly. No DCMTK type crosses
-// this interface.
+// Pixel data as plain numbers: every frame of a DICOM image decoded (through DCMTK's codecs,
+// and OpenJPEG for JPEG 2000) into a radguard type, and modified frames written back without
+// loss beyond the edit (lossless re-encoding; block blanking inside lossy JPEG). No DCMTK
+// type crosses this interface. docs/ARCHITECTURE.md, "Pixel codecs", has the table.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -54,13 +55,17 @@ struct PixelImage {
 };
 
 // Decodes every frame of `file`'s pixel data. Handles native little/big endian and deflated
-// data, RLE, JPEG baseline/extended/lossless and JPEG-LS; MONOCHROME1/2, RGB, YBR_FULL,
-// YBR_FULL_422 and PALETTE COLOR at 8 or 16 bits allocated. Lossy JPEG colour images come
-// back as RGB (the codec converts them). Fails with ErrorCode::unsupported for JPEG 2000
-// and other syntaxes without a decoder, other bit depths or photometric interpretations;
-// ErrorCode::malformed_dicom when the pixel data is missing or shorter than its attributes
-// say. The file itself is not changed (compressed data is decoded in a copy). Thread-safe on
-// distinct files (codec registration happens once, under std::call_once).
+// data, RLE, JPEG baseline/extended/lossless and JPEG-LS (DCMTK's codecs), and JPEG 2000
+// lossless and lossy (OpenJPEG; J2K codestreams or JP2-wrapped, one frame per item split over
+// any number of fragments); MONOCHROME1/2, RGB, YBR_FULL, YBR_FULL_422 and PALETTE COLOR at 8
+// or 16 bits allocated. Lossy JPEG colour images come back as RGB (the codec converts them),
+// and so do JPEG 2000 YBR_RCT / YBR_ICT images (OpenJPEG undoes the colour transform). Fails
+// with ErrorCode::unsupported for syntaxes without a decoder, other bit depths or photometric
+// interpretations; ErrorCode::malformed_dicom when the pixel data is missing, shorter than
+// its attributes say, or a codestream is corrupt or disagrees with Rows, Columns, Samples per
+// Pixel or Bits Allocated. The file itself is not changed (compressed data is decoded in a
+// copy). Thread-safe on distinct files (codec registration happens once, under
+// std::call_once).
 Result<PixelImage> decode_pixels(DicomFile& file);
 
 enum class WrittenSyntax : std::uint8_t {
@@ -68,18 +73,48 @@ enum class WrittenSyntax : std::uint8_t {
   explicit_little_fallback,  // no lossless encoder for the original: written Explicit VR LE
 };
 
+// How the pixel data was written.
+enum class WriteMethod : std::uint8_t {
+  unchanged,         // compressed data whose frames all equal the decode: left as it came
+  native,            // uncompressed data rewritten; unchanged frames bit-identical
+  codec_reencoded,   // RLE, JPEG lossless, JPEG-LS lossless: all frames re-encoded by DCMTK
+  frames_reencoded,  // JPEG 2000: changed frames re-encoded reversibly (5/3, lossless) as J2K
+                     // codestreams; every other frame's fragments kept byte for byte
+  blocks_blanked,    // lossy JPEG 8-bit: in changed frames the MCUs touching a change were
+                     // made uniform in the compressed data; other blocks and frames untouched
+  uncompressed,      // the Explicit VR Little Endian fallback
+};
+
 struct PixelWriteOutcome {
   WrittenSyntax syntax = WrittenSyntax::original;
   std::string transfer_syntax_uid;  // the syntax the file will be saved in
+  WriteMethod method = WriteMethod::native;
+  std::size_t frames_rewritten = 0;  // frames whose stored bytes changed
+  std::size_t blocks_blanked = 0;    // blocks_blanked: MCUs made uniform, all frames together
+  unsigned block_width = 0, block_height = 0;  // blocks_blanked: the MCU size in pixels
 };
 
 // Replaces `file`'s pixel data with `image` (as returned by decode_pixels on this file, with
-// some frames changed), ready for DicomFile::save. Native syntaxes keep their transfer
-// syntax and every unchanged frame is bit-identical; RLE, JPEG lossless and JPEG-LS lossless
-// are re-encoded in their own syntax (unchanged frames decode to identical pixels); lossy
-// JPEG, JPEG-LS near-lossless and anything else DCMTK cannot encode losslessly are written
-// Explicit VR Little Endian (the outcome says so). Fails with ErrorCode::usage when `image`
-// does not fit the file's geometry, ErrorCode::internal when DCMTK refuses the change.
+// some frames changed), ready for DicomFile::save. Which frames changed is found by decoding
+// the file again and comparing. Compressed data with no changed frame is left as it came.
+// Otherwise:
+// - native syntaxes keep their transfer syntax and every unchanged frame is bit-identical;
+// - RLE, JPEG lossless and JPEG-LS lossless are re-encoded in their own syntax (unchanged
+//   frames decode to identical pixels);
+// - JPEG 2000 (.90 and .91) keeps its syntax: changed frames are re-encoded losslessly (.91
+//   allows lossless codestreams, so a lossy file stays .91 and loses nothing more), unchanged
+//   frames keep their fragments; a YBR_ICT image (whose changed frames could only be
+//   re-encoded with the lossy ICT) is written Explicit VR LE as RGB instead;
+// - lossy 8-bit JPEG (baseline .50, and .51 with 8-bit data) keeps its syntax: the changed
+//   area, rounded out to whole MCUs, is set to the changed pixels' value in the compressed
+//   data (blank_blocks in jpeg_blocks.hpp); nothing else is recompressed, so every pixel
+//   outside those MCUs decodes as before (for chroma-subsampled colour, the decoder's
+//   upsampling blends chroma one pixel either side of their border), and unchanged frames
+//   keep their bytes. The caller's image is not updated to the blanked blocks.
+// - 12-bit lossy JPEG, JPEG-LS near-lossless and anything else DCMTK cannot encode
+//   losslessly are written Explicit VR Little Endian (the outcome says so).
+// Fails with ErrorCode::usage when `image` does not fit the file's geometry,
+// ErrorCode::internal when DCMTK refuses the change.
 Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image);
 
 // True for transfer syntaxes whose pixel data decode_pixels can read (by UID).

@@ -29,6 +29,7 @@
 #include "core/atomic_file.hpp"
 #include "core/version.hpp"
 #include "dicom/dicom_file.hpp"
+#include "dicom/dicom_file_impl.hpp"
 
 namespace radguard::dicom {
 
@@ -71,8 +72,7 @@ Result<std::unique_ptr<DcmFileFormat>> load(const fs::path& path) {
   auto file = std::make_unique<DcmFileFormat>();
   const OFCondition status = file->loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange,
                                             kMaxInMemoryValue, ERM_fileOnly);
-  if (status.bad())
-    return fail(ErrorCode::malformed_dicom, std::string("cannot parse: ") + status.text());
+  if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(*file, status));
   if (file->getDataset() == nullptr || file->getDataset()->card() == 0)
     return fail(ErrorCode::malformed_dicom, "the file holds no data set");
   return file;

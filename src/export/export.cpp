@@ -160,6 +160,21 @@ int ExportReport::exit_code() const {
   return status == ledger::EntryStatus::released ? kExitSuccess : kExitSomeFailed;
 }
 
+deid::PixelStage consented_identity_check(
+    std::shared_ptr<const std::map<std::string, ConsentedIdentity>> consented) {
+  return
+      [consented = std::move(consented)](const fs::path& input, dicom::DicomFile& file) -> Status {
+        const auto it = consented->find(input.string());
+        if (it == consented->end())
+          return fail(ErrorCode::conflict, "not among the files whose consent was checked");
+        if (trimmed(file.string_of(kPatientId).value_or("")) != it->second.patient_id ||
+            trimmed(file.string_of(kStudyInstanceUid).value_or("")) != it->second.study_uid)
+          return fail(ErrorCode::conflict,
+                      "the file's patient or study changed after its consent was checked");
+        return {};
+      };
+}
+
 Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
                                 consent::Registry& registry, ledger::Ledger& ledger) {
   const auto start = std::chrono::steady_clock::now();
@@ -260,6 +275,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   std::map<std::string, bool> permitted;  // by patient ID; never leaves this function
   std::vector<std::size_t> included;
   std::map<std::string, std::string> patient_of_file;  // canonical input path -> patient ID
+  auto consented = std::make_shared<std::map<std::string, ConsentedIdentity>>();
   for (const auto& [uid, study] : studies) {
     std::optional<Exclusion> exclusion;
     if (study.patients.size() > 1) {
@@ -286,6 +302,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     for (const std::size_t i : study.files) {
       included.push_back(i);
       patient_of_file[inputs.files[i]] = *study.patients.begin();
+      (*consented)[inputs.files[i]] = {*study.patients.begin(), uid};
     }
   }
   std::sort(included.begin(), included.end());
@@ -310,7 +327,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   deid_options.output = staging.path();
   deid_options.threads = options.threads;
   deid_options.progress = options.progress;
-  deid_options.pixel_stages = options.pixel_stages;
+  // The files are read again to de-identify them: each must still be what consent was
+  // decided on.
+  deid_options.pixel_stages.push_back(consented_identity_check(consented));
+  deid_options.pixel_stages.insert(deid_options.pixel_stages.end(), options.pixel_stages.begin(),
+                                   options.pixel_stages.end());
   deid_options.finish = options.finish;
   deid_options.written = deid::WrittenOutcomes::keep;
   auto deid_report = deid::run_deid(deid_options, stage);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,19 @@ struct ExportReport {
   // kExitSuccess when released, kExitSomeFailed otherwise.
   int exit_code() const;
 };
+
+// What consent was decided on for one input file: its Patient ID and Study Instance UID.
+struct ConsentedIdentity {
+  std::string patient_id;
+  std::string study_uid;
+};
+
+// A pixel stage (run first, before any other) that fails every file whose Patient ID or Study
+// Instance UID is not what consent was decided on when the inputs were scanned (a file
+// replaced between the consent check and de-identification), or that was not scanned at all
+// (ErrorCode::conflict). Keyed by input path as batch::find_files gives it. Thread-safe.
+deid::PixelStage consented_identity_check(
+    std::shared_ptr<const std::map<std::string, ConsentedIdentity>> consented);
 
 // Runs an export. `registry` and `ledger` are used from this thread only. Returns a report
 // whether the release succeeded or failed (the ledger has an entry either way); fails

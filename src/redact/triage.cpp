@@ -81,10 +81,12 @@ Triage triage(const HeaderFacts& facts) {
     if (facts.image_type.find(marker) != std::string::npos)
       return {TriageVerdict::ocr, "image type " + std::string(marker)};
   }
-  if (facts.samples_per_pixel == 3)
-    for (const auto& [rows, columns] : kScreenSizes)
-      if (facts.rows == rows && facts.columns == columns)
-        return {TriageVerdict::ocr, "colour image of a screen size"};
+  // Cross-sections are grey: a colour image is a rendering, a fused view or a screen, and
+  // those are labelled.
+  if (facts.samples_per_pixel == 3) return {TriageVerdict::ocr, "colour image"};
+  for (const auto& [rows, columns] : kScreenSizes)
+    if (facts.rows == rows && facts.columns == columns)
+      return {TriageVerdict::ocr, "image of a screen size"};
   if (facts.burned_in_annotation == "NO" || !facts.modality.empty())
     return {TriageVerdict::skip,
             "modality " + (facts.modality.empty() ? std::string("unknown") : facts.modality) +
