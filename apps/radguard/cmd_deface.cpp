@@ -1,10 +1,17 @@
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "batch/batch.hpp"
 #include "cli.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "core/version.hpp"
 #include "deface/deface.hpp"
+#include "deface/dicom_series.hpp"
+#include "dicom/dicom_file.hpp"
 #include "volume/inv3.hpp"
 #include "volume/nifti.hpp"
 
@@ -21,9 +28,20 @@ struct DefaceArgs {
   std::string modality = "auto";
   std::string preview;
   std::string cascades = "/usr/share/opencv4/haarcascades";
+  unsigned threads = 0;
   bool json = false;
   bool allow_no_face_before = false;
 };
+
+bool is_volume_file(const fs::path& path) {
+  return volume::is_nifti_name(path) || path.extension() == ".inv3";
+}
+
+// A UID that can name a file: digits and dots, at most 64 characters.
+bool is_safe_uid(const std::string& uid) {
+  return !uid.empty() && uid.size() <= 64 && uid.front() != '.' &&
+         uid.find_first_not_of("0123456789.") == std::string::npos;
+}
 
 // "head.nii.gz" -> "head"; the output keeps the input's name so batches stay traceable.
 std::string stem_of(const fs::path& path) {
@@ -110,6 +128,150 @@ Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args,
   return j;
 }
 
+// Writes every file of a defaced series as OUT/<Series Instance UID>/<SOP Instance UID>.dcm:
+// the original header, the defaced pixels, 113102 added. Returns the number written.
+Result<std::size_t> write_series(const deface::SeriesDefacing& defacing,
+                                 const deface::SeriesReport& report, const fs::path& output) {
+  static const dicom::MetaIdentity meta{std::string(kImplementationClassUid),
+                                        std::string(kImplementationVersionName)};
+  std::size_t written = 0;
+  for (const auto& input : report.files) {
+    auto file = dicom::DicomFile::open(input);
+    if (!file) return std::unexpected(with_context(file.error(), input.string()));
+    if (auto s = defacing.apply(input, *file); !s)
+      return std::unexpected(with_context(s.error(), input.string()));
+    const std::string series = file->string_of(Tag{0x0020, 0x000E}).value_or("");
+    const std::string instance = file->string_of(Tag{0x0008, 0x0018}).value_or("");
+    if (!is_safe_uid(series) || !is_safe_uid(instance))
+      return fail(
+          ErrorCode::malformed_dicom,
+          input.string() + ": malformed Series or SOP Instance UID, cannot name the output");
+    auto pending = PendingFile::create(output / series / (instance + ".dcm"));
+    if (!pending) return std::unexpected(pending.error());
+    if (auto s = file->save(pending->temp_path(), meta); !s)
+      return std::unexpected(with_context(s.error(), input.string()));
+    if (auto s = pending->commit(); !s) return std::unexpected(s.error());
+    ++written;
+  }
+  return written;
+}
+
+nlohmann::json series_json(const deface::SeriesReport& report) {
+  nlohmann::json j;
+  j["series"] = report.series_uid;
+  j["outcome"] = deface::to_string(report.outcome);
+  j["modality"] = report.modality;
+  j["files"] = report.files.size();
+  if (!report.reason.empty()) j["reason"] = report.reason;
+  if (report.outcome == deface::SeriesOutcome::not_head) return j;
+  j["slices"] = report.slices;
+  j["missing_slices"] = report.missing_slices;
+  j["slices_changed"] = report.slices_changed;
+  j["dims"] = report.dims;
+  j["spacing"] = report.spacing;
+  j["tilt_degrees"] = report.tilt_degrees;
+  j["warnings"] = report.warnings;
+  if (report.deface) {
+    j["verdict"] = deface::to_string(report.deface->verdict);
+    j["voxels_changed"] = report.deface->voxels_changed;
+    j["face_region_voxels"] = report.deface->face_region_voxels;
+    j["before"] = check_json(report.deface->before);
+    j["after"] = check_json(report.deface->after);
+  }
+  j["seconds"] = {{"read", report.read_seconds},
+                  {"deface", report.deface_seconds},
+                  {"prepare", report.prepare_seconds}};
+  return j;
+}
+
+// DICOM inputs: grouped into series, heads defaced and written, the rest skipped.
+bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
+                  const deface::DefaceOptions& options, nlohmann::json& results) {
+  const auto start = std::chrono::steady_clock::now();
+  deface::SeriesOptions series_options;
+  series_options.threads = batch::default_threads(args.threads);
+  std::error_code ec;
+  series_options.work_parent = fs::absolute(args.output, ec).parent_path();
+  std::string preview_error;
+  if (!args.preview.empty())
+    series_options.on_renderings = [&](const std::string& series, const auto& before,
+                                       const auto& after) {
+      std::string stem = series;
+      std::replace(stem.begin(), stem.end(), '#', '-');
+      if (auto s = write_previews(args.preview, stem, before, after); !s)
+        preview_error = s.error().message;
+    };
+  auto defacing = deface::deface_dicom_series(inputs, options, series_options);
+  if (!defacing) {
+    if (!args.json) report_error(defacing.error());
+    results.push_back({{"status", "failed"},
+                       {"error", statuses_for(defacing.error().code).name},
+                       {"message", defacing.error().message}});
+    return false;
+  }
+  bool ok = true;
+  for (const auto& missing : batch::find_files(inputs).missing) {
+    ok = false;
+    if (!args.json)
+      std::fprintf(stderr, "%s: failed (%s)\n", missing.path.c_str(), missing.reason.c_str());
+    results.push_back({{"input", missing.path.string()},
+                       {"status", "failed"},
+                       {"error", statuses_for(ErrorCode::io).name},
+                       {"message", missing.reason}});
+  }
+  for (const auto& bad : defacing->unreadable()) {
+    const bool not_dicom = bad.code == ErrorCode::not_dicom;
+    ok = ok && not_dicom;
+    if (!args.json)
+      std::fprintf(stderr, "%s: %s (%s)\n", bad.path.c_str(), not_dicom ? "skipped" : "failed",
+                   bad.reason.c_str());
+    results.push_back({{"input", bad.path.string()},
+                       {"status", not_dicom ? "skipped" : "failed"},
+                       {"error", statuses_for(bad.code).name},
+                       {"message", bad.reason}});
+  }
+  for (const auto& report : defacing->series()) {
+    nlohmann::json j = series_json(report);
+    if (report.outcome == deface::SeriesOutcome::defaced) {
+      auto written = write_series(*defacing, report, args.output);
+      if (written) {
+        j["status"] = "ok";
+        j["written"] = *written;
+      } else {
+        ok = false;
+        j["status"] = "failed";
+        j["error"] = statuses_for(written.error().code).name;
+        j["message"] = written.error().message;
+      }
+    } else if (report.outcome == deface::SeriesOutcome::refused) {
+      ok = false;
+      j["status"] = "failed";
+      j["error"] = statuses_for(ErrorCode::policy).name;
+    } else {
+      j["status"] = "skipped";
+    }
+    if (!args.json) {
+      std::fprintf(stderr, "series %s (%zu files): %s", report.series_uid.c_str(),
+                   report.files.size(), j["status"].get<std::string>().c_str());
+      if (!report.reason.empty()) std::fprintf(stderr, ", %s", report.reason.c_str());
+      if (report.outcome == deface::SeriesOutcome::defaced)
+        std::fprintf(stderr, ", %zu of %zu slices changed", report.slices_changed, report.slices);
+      std::fprintf(stderr, "\n");
+      for (const auto& w : report.warnings) std::fprintf(stderr, "  warning: %s\n", w.c_str());
+    }
+    results.push_back(std::move(j));
+  }
+  if (!preview_error.empty()) {
+    ok = false;
+    if (!args.json) std::fprintf(stderr, "previews: %s\n", preview_error.c_str());
+    results.push_back({{"status", "failed"}, {"error", "io"}, {"message", preview_error}});
+  }
+  if (!args.json)
+    std::fprintf(stderr, "DICOM: %.2f s\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return ok;
+}
+
 int run_deface_command(const DefaceArgs& args) {
   deface::DefaceOptions options;
   options.method =
@@ -122,7 +284,16 @@ int run_deface_command(const DefaceArgs& args) {
       args.allow_no_face_before ? deface::NoFaceBefore::release : deface::NoFaceBefore::refuse;
   nlohmann::json results = nlohmann::json::array();
   bool any_failed = false;
+  std::vector<fs::path> dicom_inputs;
+  for (const auto& input : args.inputs)
+    if (!is_volume_file(input)) dicom_inputs.emplace_back(input);
+  if (!dicom_inputs.empty()) {
+    if (auto s = batch::require_outside_inputs(args.output, dicom_inputs); !s)
+      return report_error(s.error());
+    any_failed = !deface_dicom(dicom_inputs, args, options, results);
+  }
   for (const auto& input : args.inputs) {
+    if (!is_volume_file(input)) continue;
     auto result = deface_one(input, args, options);
     if (result) {
       if (!args.json)
@@ -150,12 +321,18 @@ int run_deface_command(const DefaceArgs& args) {
 }  // namespace
 
 void add_deface(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("deface",
-                                 "remove the face from head CT and MR volumes (NIfTI, InVesalius)");
+  auto* cmd = app.add_subcommand(
+      "deface", "remove the face from head CT and MR volumes (DICOM series, NIfTI, InVesalius)");
   auto args = std::make_shared<DefaceArgs>();
-  cmd->add_option("INPUT", args->inputs, "volumes: .nii, .nii.gz, .inv3")->required();
-  cmd->add_option("-o,--output", args->output, "output folder (NIfTI .nii.gz per input)")
+  cmd->add_option("INPUT", args->inputs,
+                  "DICOM files or folders (grouped into series), or volumes: .nii, .nii.gz, .inv3")
       ->required();
+  cmd->add_option("-o,--output", args->output,
+                  "output folder: NIfTI .nii.gz per volume, <series UID>/<SOP Instance UID>.dcm "
+                  "per DICOM file of a defaced head series")
+      ->required();
+  cmd->add_option("--threads", args->threads, "threads for reading DICOM (0: one per core)")
+      ->capture_default_str();
   cmd->add_option("--method", args->method, "remove (set the face to background) or blur")
       ->check(CLI::IsMember({"remove", "blur"}))
       ->capture_default_str();

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "batch/batch.hpp"
+#include "deface/dicom_series.hpp"
 #include "redact/redact.hpp"
 
 namespace radguard::cli {
@@ -26,10 +28,20 @@ Result<deid::PixelStage> text_stage(const StageArgs& args) {
       });
 }
 
-Result<deid::PixelStage> face_stage(const std::vector<std::filesystem::path>&) {
-  return fail(ErrorCode::usage,
-              "option 'clean-recognizable-visual-features' is not available in deid yet; "
-              "use radguard deface");
+// Defacing works on whole series: every input is grouped and every head series defaced
+// (DefaceMethod::remove) before the run; the stage then brings each file its result. Files of
+// refused head series fail (nothing written), files of other series pass untouched.
+Result<deid::PixelStage> face_stage(const std::vector<std::filesystem::path>& inputs) {
+  deface::DefaceOptions options;
+  options.method = deface::DefaceMethod::remove;
+  deface::SeriesOptions series_options;
+  series_options.threads = batch::default_threads(0);
+  auto defacing = deface::deface_dicom_series(inputs, options, series_options);
+  if (!defacing) return std::unexpected(defacing.error());
+  return deid::PixelStage([defacing = std::move(*defacing)](const std::filesystem::path& input,
+                                                            dicom::DicomFile& file) -> Status {
+    return defacing.apply(input, file);
+  });
 }
 
 }  // namespace

@@ -375,6 +375,24 @@ std::optional<std::string> DicomFile::string_of(Tag tag) const {
   return value;
 }
 
+std::vector<CodeItem> DicomFile::code_sequence_of(Tag tag) const {
+  std::vector<CodeItem> codes;
+  DcmSequenceOfItems* sequence = nullptr;
+  if (impl_->file.getDataset()->findAndGetSequence(key_of(tag), sequence).bad() ||
+      sequence == nullptr)
+    return codes;
+  for (unsigned long i = 0; i < sequence->card(); ++i) {
+    DcmItem* item = sequence->getItem(i);
+    if (item == nullptr) continue;
+    OFString value, scheme, meaning;
+    item->findAndGetOFString(DCM_CodeValue, value);
+    item->findAndGetOFString(DCM_CodingSchemeDesignator, scheme);
+    item->findAndGetOFString(DCM_CodeMeaning, meaning);
+    codes.push_back({value.c_str(), scheme.c_str(), meaning.c_str()});
+  }
+  return codes;
+}
+
 void DicomFile::visit(const std::function<void(const ElementView&)>& visit) const {
   std::vector<Tag> path;
   visit_item(*impl_->file.getDataset(), path, visit);

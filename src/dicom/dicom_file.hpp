@@ -102,6 +102,10 @@ class DicomFile {
   // nullopt when absent or empty.
   std::optional<std::string> string_of(Tag tag) const;
 
+  // The codes of a top-level code sequence (Code Value, Coding Scheme Designator, Code
+  // Meaning of each item; "" for a missing one); empty when absent.
+  std::vector<CodeItem> code_sequence_of(Tag tag) const;
+
   // Calls `visit` for every element at every nesting level (read-only).
   void visit(const std::function<void(const ElementView&)>& visit) const;
 
