@@ -224,6 +224,26 @@ TEST(DefaceSeries, MultiFrameHeadIsRefused) {
   EXPECT_EQ(status.error().code, ErrorCode::policy);
 }
 
+// A multi-frame MR that names no body part could be a 3D head acquisition: its extent cannot
+// be measured from the top-level header, so it is refused, never passed as "not a head".
+TEST(DefaceSeries, UnmeasurableSeriesNamingNoBodyPartIsRefusedNotPassed) {
+  testing::TempDir dir;
+  auto file = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.78", 32, 32, 20);
+  file->getDataset()->putAndInsertString(DCM_Modality, "MR");
+  file->getDataset()->findAndDeleteElement(DCM_BodyPartExamined);
+  file->getDataset()->putAndInsertString(DCM_SeriesDescription, "T1 MPRAGE SAG");
+  testing::save(*file, dir / "in" / "enhanced.dcm");
+  deface::SeriesOptions series_options;
+  series_options.work_parent = dir.path();
+  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  ASSERT_TRUE(result) << result.error().message;
+  ASSERT_EQ(result->series().size(), 1u);
+  EXPECT_EQ(result->series().front().outcome, deface::SeriesOutcome::refused);
+  auto opened = dicom::DicomFile::open(dir / "in" / "enhanced.dcm");
+  ASSERT_TRUE(opened);
+  EXPECT_FALSE(result->apply(dir / "in" / "enhanced.dcm", *opened));
+}
+
 // Gantry tilt: slices stepping along z while the image plane is tilted 15 degrees. The step
 // is not along the normal; the series is assembled on an orthogonal grid.
 TEST(DefaceSeries, TiltedGantryIsAssembled) {

@@ -354,7 +354,12 @@ class SeriesWorker {
     }
     bool head = false;
     for (std::size_t m : stack.members) head = head || mentions_head(infos_[m].words);
-    if (!head && !f.has_body_part && f.has_geometry) {
+    // Fail closed: a CT/MR series that names no body part and whose extent cannot be measured
+    // (enhanced multi-frame images keep their geometry per frame; broken headers) may be a
+    // head, so it goes on as one and is refused by check_supported() below.
+    const bool measurable = f.has_geometry && f.frames <= 1;
+    if (!head && !f.has_body_part && !measurable) return true;
+    if (!head && !f.has_body_part) {
       const double across_x = f.columns * f.spacing_x, across_y = f.rows * f.spacing_y;
       head = across_x <= series_options_.head_field_of_view_mm &&
              across_y <= series_options_.head_field_of_view_mm;
