@@ -91,4 +91,18 @@ fi
 sqlite3 "$work/ledger.db" "DROP TRIGGER disclosure_no_update; UPDATE disclosure SET recipient = 'Nobody' WHERE sequence = 2"
 if "$radguard" ledger verify --ledger "$work/ledger.db" 2>"$work/err"; then fail "tampered ledger verified"; fi
 grep -q 'entry 2' "$work/err" || fail "verify does not name the bad entry"
+# Pixel options: a bad redaction mode is a usage error before anything is read or recorded;
+# with clean-pixel-data the CT images (triaged: no OCR needed) are released.
+if "$radguard" export "$work/in" --output "$work/out3" --purpose ai-training --recipient "Acme AI" \
+  --key "$work/k.key" --registry "$work/reg.db" --ledger "$work/ledger2.db" --no-progress \
+  --option clean-pixel-data --redact-mode report 2>/dev/null; then fail "report mode accepted for release"; fi
+[ ! -e "$work/ledger2.db" ] || [ "$(sqlite3 "$work/ledger2.db" 'SELECT count(*) FROM disclosure')" = 0 ] ||
+  fail "a usage error was recorded as an export"
+"$radguard" export "$work/in" --output "$work/out3" --purpose ai-training --recipient "Acme AI" \
+  --key "$work/k.key" --registry "$work/reg.db" --ledger "$work/ledger2.db" --no-progress \
+  --option clean-pixel-data --report "$work/report3.json" 2>/dev/null || fail "export with clean-pixel-data"
+grep -q '"instances": 2' "$work/report3.json" || fail "clean-pixel-data export did not release the permitted patients"
+dcmdump +P 0012,0064 -s "$(find "$work/out3" -name '*.dcm' | head -n 1)" | grep -q 113101 ||
+  fail "code 113101 not recorded"
+
 echo "cli export test passed"

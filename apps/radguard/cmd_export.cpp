@@ -7,8 +7,8 @@
 #include "core/iso_time.hpp"
 #include "crypto/crypto.hpp"
 #include "export/export.hpp"
-#include "signer_options.hpp"
 #include "pixel_stages.hpp"
+#include "signer_options.hpp"
 #include "stage_options.hpp"
 
 namespace radguard::cli {
@@ -61,9 +61,13 @@ int run_export_command(const ExportArgs& args) {
 
   exporter::ExportOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
-  auto pixel_stages = make_pixel_stages(args.stage, stage, options.inputs);
-  if (!pixel_stages) return report_error(pixel_stages.error());
-  options.pixel_stages = std::move(*pixel_stages);
+  // Options are checked now (no inputs: nothing is read); the stages are built for the
+  // permitted files only, after the consent gate.
+  if (auto checked = make_pixel_stages(args.stage, stage, {}); !checked)
+    return report_error(checked.error());
+  options.pixel_stages = [&args, &stage](const std::vector<std::filesystem::path>& permitted) {
+    return make_pixel_stages(args.stage, stage, permitted);
+  };
   options.output = args.output;
   options.purpose = *purpose;
   options.recipient = args.recipient;

@@ -330,8 +330,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   // The files are read again to de-identify them: each must still be what consent was
   // decided on.
   deid_options.pixel_stages.push_back(consented_identity_check(consented));
-  deid_options.pixel_stages.insert(deid_options.pixel_stages.end(), options.pixel_stages.begin(),
-                                   options.pixel_stages.end());
+  if (options.pixel_stages) {
+    auto stages = options.pixel_stages(deid_options.inputs);
+    if (!stages) return failed("the pixel stages could not start: " + stages.error().message);
+    for (auto& pixel_stage : *stages) deid_options.pixel_stages.push_back(std::move(pixel_stage));
+  }
   deid_options.finish = options.finish;
   deid_options.written = deid::WrittenOutcomes::keep;
   auto deid_report = deid::run_deid(deid_options, stage);

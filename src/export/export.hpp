@@ -10,6 +10,7 @@
 // folder named release-* exists only for a committed `released` entry.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,8 +49,12 @@ struct ExportOptions {
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
   // The instant at which consent is evaluated (normalised ISO 8601); empty: now.
   std::string consent_time;
-  // Pixel stages (deid::PixelStage) run on each permitted file before its header stage.
-  std::vector<deid::PixelStage> pixel_stages;
+  // Builds the pixel stages (deid::PixelStage) run on each permitted file before its header
+  // stage. Called after the consent gate with the permitted files only, so a stage that looks
+  // at whole series first (defacing) never reads a withheld patient's images. May be empty.
+  std::function<Result<std::vector<deid::PixelStage>>(
+      const std::vector<std::filesystem::path>& permitted)>
+      pixel_stages;
   // Optional last step on each released file before the manifest is made (e.g. signing).
   deid::OutputFinisher finish;
 };
