@@ -698,6 +698,127 @@ TEST(Jpeg2000, MalformedCodestreamsFailAsMalformedDicom) {
   EXPECT_EQ(decoded.error().code, ErrorCode::malformed_dicom);
 }
 
+// A 3-component codestream in a JP2 file whose palette (pclr, one column) and component map
+// (cmap) would turn it into ONE channel while decoding: the header says 3 components, the
+// decoded image would have 1.
+std::vector<std::uint8_t> jp2_with_palette(const Layout& l,
+                                           const std::vector<std::uint8_t>& codestream) {
+  std::vector<std::uint8_t> out;
+  auto u16 = [&](std::uint16_t v) {
+    out.push_back(static_cast<std::uint8_t>(v >> 8));
+    out.push_back(static_cast<std::uint8_t>(v));
+  };
+  auto u32 = [&](std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back(static_cast<std::uint8_t>(v >> shift));
+  };
+  auto tag = [&](const char* t) { out.insert(out.end(), t, t + 4); };
+  const std::uint32_t pclr = 8 + 2 + 1 + 1 + 256, cmap = 8 + 4;
+  u32(12);
+  tag("jP  ");
+  u32(0x0D0A870A);
+  u32(20);
+  tag("ftyp");
+  tag("jp2 ");
+  u32(0);
+  tag("jp2 ");
+  u32(8 + 22 + 15 + pclr + cmap);
+  tag("jp2h");
+  u32(22);
+  tag("ihdr");
+  u32(l.height);
+  u32(l.width);
+  u16(static_cast<std::uint16_t>(l.samples));
+  out.push_back(static_cast<std::uint8_t>(l.bits_stored - 1));
+  out.push_back(7);
+  out.push_back(0);
+  out.push_back(0);
+  u32(15);
+  tag("colr");
+  out.push_back(1);
+  out.push_back(0);
+  out.push_back(0);
+  u32(17);  // greyscale: what the palette would make of it
+  u32(pclr);
+  tag("pclr");
+  u16(256);          // entries
+  out.push_back(1);  // one column
+  out.push_back(7);  // 8-bit
+  for (int i = 0; i < 256; ++i) out.push_back(static_cast<std::uint8_t>(i));
+  u32(cmap);
+  tag("cmap");
+  u16(0);            // component 0
+  out.push_back(1);  // through the palette
+  out.push_back(0);  // column 0
+  u32(static_cast<std::uint32_t>(8 + codestream.size()));
+  tag("jp2c");
+  out.insert(out.end(), codestream.begin(), codestream.end());
+  return out;
+}
+
+TEST(Jpeg2000, Jp2PaletteBoxesCannotChangeTheComponentCount) {
+  const Layout l{24, 20, 3, 8, 8, false, "RGB"};
+  const Frames source = pattern(l, 1);
+  const auto stream = jp2_with_palette(l, j2k_frame(l, source[0], dicom::j2k::Wavelet::reversible,
+                                                    dicom::j2k::ColourTransform::none));
+  auto frame = dicom::j2k::decode(stream, dicom::j2k::Expected{l.width, l.height, 3, 8});
+  if (frame.has_value()) {
+    EXPECT_EQ(frame->components, 3u);
+    ASSERT_EQ(frame->samples.size(), std::size_t{l.width} * l.height * 3);
+  } else {
+    EXPECT_EQ(frame.error().code, ErrorCode::malformed_dicom);
+  }
+  TempDir dir;
+  auto object = make_image(l, source);
+  encapsulate(*object, EXS_JPEG2000LosslessOnly, {stream}, OffsetTable::empty, Split::no);
+  save_as_is(*object, dir / "palette.dcm", EXS_JPEG2000LosslessOnly);
+  auto file = open_or_die(dir / "palette.dcm");
+  auto image = dicom::decode_pixels(file);
+  if (image.has_value()) {
+    ASSERT_EQ(image->frames.size(), 1u);
+    EXPECT_EQ(image->frames[0].size(), image->samples_per_frame());
+    EXPECT_EQ(image->frames, source);  // the palette was ignored
+  } else {
+    EXPECT_EQ(image.error().code, ErrorCode::malformed_dicom);
+  }
+}
+
+TEST(Pixels, HugeDeclaredImagesAreRefusedBeforeDecoding) {
+  TempDir dir;
+  const Layout l{40, 36, 1, 8, 8, false, "MONOCHROME2"};
+  const Frames source = pattern(l, 1);
+  // A few bytes of JPEG 2000 declaring 65535 x 65535 x 3 per frame.
+  auto j2k = make_image(l, source);
+  encapsulate(
+      *j2k, EXS_JPEG2000LosslessOnly,
+      {j2k_frame(l, source[0], dicom::j2k::Wavelet::reversible, dicom::j2k::ColourTransform::none)},
+      OffsetTable::empty, Split::no);
+  DcmDataset& d = *j2k->getDataset();
+  d.putAndInsertUint16(DCM_Rows, 65535);
+  d.putAndInsertUint16(DCM_Columns, 65535);
+  d.putAndInsertUint16(DCM_SamplesPerPixel, 3);
+  d.putAndInsertString(DCM_PhotometricInterpretation, "RGB");
+  d.putAndInsertUint16(DCM_PlanarConfiguration, 0);
+  save_as_is(*j2k, dir / "j2k.dcm", EXS_JPEG2000LosslessOnly);
+  auto file = open_or_die(dir / "j2k.dcm");
+  auto image = dicom::decode_pixels(file);
+  ASSERT_FALSE(image.has_value());
+  EXPECT_EQ(image.error().code, ErrorCode::unsupported);
+  EXPECT_NE(image.error().message.find("too large"), std::string::npos) << image.error().message;
+  // Lossy JPEG (DCMTK's decoder): each frame fits, all frames together do not.
+  auto jpeg = make_image(l, source);
+  save(*jpeg, dir / "small.dcm", EXS_JPEGProcess1);
+  auto many = load(dir / "small.dcm");
+  many->getDataset()->putAndInsertUint16(DCM_Rows, 16384);
+  many->getDataset()->putAndInsertUint16(DCM_Columns, 16384);
+  many->getDataset()->putAndInsertString(DCM_NumberOfFrames, "9");
+  save_as_is(*many, dir / "many.dcm", EXS_JPEGProcess1);
+  auto frames = open_or_die(dir / "many.dcm");
+  auto decoded = dicom::decode_pixels(frames);
+  ASSERT_FALSE(decoded.has_value());
+  EXPECT_EQ(decoded.error().code, ErrorCode::unsupported);
+}
+
 // ---- lossy JPEG: block blanking
 
 // Baseline JPEG of one 8-bit frame with libjpeg; colour is stored YCbCr with the luma
@@ -918,6 +1039,79 @@ TEST(JpegBlockBlanking, CorruptJpegFallsBackInsteadOfExiting) {
   auto blanked = dicom::jpeg::blank_blocks(junk, request);
   ASSERT_FALSE(blanked.has_value());
   EXPECT_EQ(blanked.error().code, ErrorCode::malformed_dicom);
+}
+
+TEST(JpegBlockBlanking, TruncatedFrameIsAFailureNotAWarning) {
+  const Layout l{48, 32, 1, 8, 8, false, "MONOCHROME2"};
+  const Frames source = pattern(l, 1);
+  const auto whole = libjpeg_frame(l, source[0], 1, 1, 85);
+  const std::vector<std::uint8_t> truncated(
+      whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(whole.size() * 2 / 3));
+  std::vector<std::uint16_t> after = source[0];
+  for (std::size_t i = 0; i < 8; ++i) after[i] = 0;
+  dicom::jpeg::BlankRequest request;
+  request.width = l.width;
+  request.height = l.height;
+  request.before = source[0];
+  request.after = after;
+  EXPECT_TRUE(dicom::jpeg::blank_blocks(whole, request).has_value());
+  auto blanked = dicom::jpeg::blank_blocks(truncated, request);
+  ASSERT_FALSE(blanked.has_value());
+  EXPECT_EQ(blanked.error().code, ErrorCode::malformed_dicom);
+}
+
+// Two frames in three items; the offset table puts the second item (the rest of frame 1)
+// into frame 2. Blanking must not rewrite half a frame and copy the other half (the part with
+// the redacted pixels) unchanged.
+TEST(JpegBlockBlanking, OffsetTableSplittingAFrameFallsBackToUncompressed) {
+  TempDir dir;
+  const Layout l{48, 32, 1, 8, 8, false, "MONOCHROME2"};
+  const Frames source = pattern(l, 2);
+  auto object = make_image(l, source);
+  auto first = libjpeg_frame(l, source[0], 1, 1, 85);
+  auto second = libjpeg_frame(l, source[1], 1, 1, 85);
+  if (first.size() % 2 != 0) first.push_back(0);
+  if (second.size() % 2 != 0) second.push_back(0);
+  const std::size_t half = first.size() / 4 * 2;
+  const std::vector<std::vector<std::uint8_t>> items = {
+      {first.begin(), first.begin() + static_cast<std::ptrdiff_t>(half)},
+      {first.begin() + static_cast<std::ptrdiff_t>(half), first.end()},
+      second};
+  auto* sequence = new DcmPixelSequence(DCM_PixelSequenceTag);
+  const std::uint32_t offsets[2] = {0, static_cast<std::uint32_t>(8 + half)};
+  std::vector<Uint8> table;
+  for (const std::uint32_t offset : offsets)
+    for (int shift = 0; shift < 32; shift += 8)
+      table.push_back(static_cast<Uint8>((offset >> shift) & 0xFF));
+  auto* bot = new DcmPixelItem(DCM_PixelItemTag);
+  bot->putUint8Array(table.data(), static_cast<unsigned long>(table.size()));
+  sequence->insert(bot);
+  for (const auto& bytes : items) {
+    auto* item = new DcmPixelItem(DCM_PixelItemTag);
+    item->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
+    sequence->insert(item);
+  }
+  auto* pixel = new DcmPixelData(DCM_PixelData);
+  pixel->putOriginalRepresentation(EXS_JPEGProcess1, nullptr, sequence);
+  object->getDataset()->findAndDeleteElement(DCM_PixelData);
+  object->getDataset()->insert(pixel);
+  save_as_is(*object, dir / "in.dcm", EXS_JPEGProcess1);
+
+  auto file = open_or_die(dir / "in.dcm");
+  auto image = dicom::decode_pixels(file);
+  if (!image.has_value()) GTEST_SKIP() << "DCMTK does not decode it: " << image.error().message;
+  const Box box{0, 16, 48, 32};  // in the second half of frame 1's data
+  fill_box(*image, 0, box, 0);
+  auto outcome = dicom::encode_pixels(file, *image);
+  if (!outcome.has_value()) return;  // refusing is safe too
+  EXPECT_NE(outcome->method, dicom::WriteMethod::blocks_blanked);
+  ASSERT_TRUE(file.save(dir / "out.dcm", {"1.2.3", "TEST"}).has_value());
+  auto reread = open_or_die(dir / "out.dcm");
+  auto back = dicom::decode_pixels(reread);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  for (unsigned y = box.y0; y < box.y1; ++y)
+    for (unsigned x = box.x0; x < box.x1; ++x)
+      ASSERT_EQ(back->frames[0][static_cast<std::size_t>(y) * l.width + x], 0) << x << "," << y;
 }
 
 }  // namespace

@@ -104,6 +104,24 @@ Error malformed(const std::string& reason) {
   return Error{ErrorCode::malformed_dicom, "JPEG 2000: " + reason};
 }
 
+Status check_image(const opj_image_t& image, const Expected& expected) {
+  if (image.numcomps != expected.components)
+    return std::unexpected(malformed("component count differs from Samples per Pixel"));
+  if (image.x1 <= image.x0 || image.y1 <= image.y0 || image.x1 - image.x0 != expected.width ||
+      image.y1 - image.y0 != expected.height)
+    return std::unexpected(malformed("image size differs from Rows and Columns"));
+  for (OPJ_UINT32 c = 0; c < image.numcomps; ++c) {
+    const opj_image_comp_t& comp = image.comps[c];
+    if (comp.dx != 1 || comp.dy != 1)
+      return std::unexpected(malformed("subsampled components are not supported"));
+    if (comp.prec == 0 || comp.prec > expected.bits_allocated || comp.prec > 16)
+      return std::unexpected(malformed("component precision exceeds Bits Allocated"));
+    if (comp.prec != image.comps[0].prec || comp.sgnd != image.comps[0].sgnd)
+      return std::unexpected(malformed("components differ in precision or sign"));
+  }
+  return {};
+}
+
 }  // namespace
 
 bool starts_codestream(std::span<const std::uint8_t> bytes) {
@@ -129,6 +147,10 @@ Result<Frame> decode(std::span<const std::uint8_t> codestream, const Expected& e
   opj_set_info_handler(codec.get(), ignore, nullptr);
   opj_dparameters_t parameters;
   opj_set_default_decoder_parameters(&parameters);
+  // JP2 palette, component mapping and channel definition boxes (pclr, cmap, cdef) would let
+  // opj_decode change the number of components after the header was checked: the samples
+  // must stay what the codestream holds, matched against the DICOM attributes.
+  parameters.flags |= OPJ_DPARAMETERS_IGNORE_PCLR_CMAP_CDEF_FLAG;
   if (!opj_setup_decoder(codec.get(), &parameters))
     return std::unexpected(malformed("decoder setup refused: " + error));
   opj_decoder_set_strict_mode(codec.get(), OPJ_TRUE);  // a truncated codestream is an error
@@ -148,29 +170,21 @@ Result<Frame> decode(std::span<const std::uint8_t> codestream, const Expected& e
     return std::unexpected(malformed("unreadable header" + (error.empty() ? "" : ": " + error)));
   }
   Image image(raw);
-  // Check the header against the DICOM attributes before any tile is decoded.
-  if (image->numcomps != expected.components)
-    return std::unexpected(malformed("component count differs from Samples per Pixel"));
-  if (image->x1 <= image->x0 || image->y1 <= image->y0 || image->x1 - image->x0 != expected.width ||
-      image->y1 - image->y0 != expected.height)
-    return std::unexpected(malformed("image size differs from Rows and Columns"));
-  for (OPJ_UINT32 c = 0; c < image->numcomps; ++c) {
-    const opj_image_comp_t& comp = image->comps[c];
-    if (comp.dx != 1 || comp.dy != 1)
-      return std::unexpected(malformed("subsampled components are not supported"));
-    if (comp.prec == 0 || comp.prec > expected.bits_allocated || comp.prec > 16)
-      return std::unexpected(malformed("component precision exceeds Bits Allocated"));
-    if (comp.prec != image->comps[0].prec || comp.sgnd != image->comps[0].sgnd)
-      return std::unexpected(malformed("components differ in precision or sign"));
-  }
+  // Check the header against the DICOM attributes before any tile is decoded (so the decoder
+  // allocates no more than `expected` declares), and again after decoding.
+  if (auto checked = check_image(*image, expected); !checked)
+    return std::unexpected(checked.error());
   if (!opj_decode(codec.get(), stream.get(), image.get()) ||
       !opj_end_decompress(codec.get(), stream.get()))
     return std::unexpected(malformed("cannot decode" + (error.empty() ? "" : ": " + error)));
+  if (auto checked = check_image(*image, expected); !checked)
+    return std::unexpected(
+        Error{checked.error().code, checked.error().message + " after decoding"});
 
   Frame frame;
   frame.width = expected.width;
   frame.height = expected.height;
-  frame.components = image->numcomps;
+  frame.components = expected.components;  // checked equal to numcomps after decoding
   frame.precision = image->comps[0].prec;
   frame.is_signed = image->comps[0].sgnd != 0;
   const std::size_t pixels = static_cast<std::size_t>(frame.width) * frame.height;
@@ -182,6 +196,8 @@ Result<Frame> decode(std::span<const std::uint8_t> codestream, const Expected& e
       return std::unexpected(malformed("decoded component size differs from Rows and Columns"));
     for (std::size_t p = 0; p < pixels; ++p) frame.samples[p * frame.components + c] = comp.data[p];
   }
+  if (frame.samples.size() != pixels * expected.components)
+    return std::unexpected(malformed("decoded sample count differs from the image attributes"));
   return frame;
 }
 

@@ -12,7 +12,11 @@
 namespace radguard::dicom::j2k {
 
 // What the DICOM attributes promise about one frame; decode() refuses a codestream that
-// disagrees (before decoding any tile, so a hostile header cannot make it allocate).
+// disagrees, before decoding any tile and again after decoding. The decoder then allocates
+// about what `expected` declares (width x height x components 32-bit samples, plus OpenJPEG's
+// working memory): the CALLER must bound `expected` (pixels.cpp refuses frames and images
+// above its kMaxSamplesPerFrame / kMaxSamplesPerImage before decoding). JP2 palette and
+// channel boxes (pclr, cmap, cdef) are ignored: the samples are the codestream's components.
 struct Expected {
   unsigned width = 0, height = 0;
   unsigned components = 1;       // 1 or 3

@@ -93,6 +93,17 @@ JCOEF dc_for(int value, unsigned quantum) {
   return static_cast<JCOEF>(std::lround(dc));
 }
 
+// The buffer jpeg_mem_dest allocates (with malloc) and grows; libjpeg writes the pointer and
+// size through `data` and `size`, this object frees it.
+struct MemoryDestination {
+  unsigned char* data = nullptr;
+  unsigned long size = 0;
+  MemoryDestination() = default;
+  MemoryDestination(const MemoryDestination&) = delete;
+  MemoryDestination& operator=(const MemoryDestination&) = delete;
+  ~MemoryDestination() { std::free(data); }  // NOLINT(cppcoreguidelines-no-malloc): libjpeg's
+};
+
 // Everything libjpeg touches lives here, allocated before setjmp, so the jump skips no
 // destructor.
 struct Context {
@@ -100,17 +111,16 @@ struct Context {
   jpeg_decompress_struct source;
   jpeg_compress_struct target;
   bool source_created = false, target_created = false;
-  unsigned char* output = nullptr;
-  unsigned long output_size = 0;
+  MemoryDestination output;
   const BlankRequest* request = nullptr;
   Plan plan;
   std::string failure;  // set before any jump
   ErrorCode failure_code = ErrorCode::malformed_dicom;
+  unsigned largest_dc_quantum = 1;
 
   ~Context() {
     if (target_created) jpeg_destroy_compress(&target);
     if (source_created) jpeg_destroy_decompress(&source);
-    std::free(output);  // NOLINT: libjpeg's jpeg_mem_dest allocates with malloc
   }
 };
 
@@ -138,7 +148,15 @@ bool transcode(Context& context, std::span<const std::uint8_t> jpeg) {
     context.failure_code = ErrorCode::unsupported;
     return false;
   }
+  // The geometry equals the request's, whose buffers the caller already holds: the
+  // coefficient arrays allocated here are bounded by them.
   jvirt_barray_ptr* coefficients = jpeg_read_coefficients(&src);
+  // libjpeg only warns about corrupt or truncated entropy-coded data (it pads a truncated
+  // frame with a fake EOI); blanking such a frame could keep data the request removed.
+  if (context.error.pub.num_warnings > 0) {
+    context.failure = "JPEG: corrupt or truncated frame";
+    return false;
+  }
   const unsigned mcu_width = 8u * static_cast<unsigned>(src.max_h_samp_factor);
   const unsigned mcu_height = 8u * static_cast<unsigned>(src.max_v_samp_factor);
   context.plan =
@@ -153,6 +171,7 @@ bool transcode(Context& context, std::span<const std::uint8_t> jpeg) {
       context.failure = "JPEG: component without a quantisation table";
       return false;
     }
+    context.largest_dc_quantum = std::max(context.largest_dc_quantum, unsigned{table->quantval[0]});
     const auto h = static_cast<unsigned>(comp.h_samp_factor);
     const auto v = static_cast<unsigned>(comp.v_samp_factor);
     for (unsigned my = 0; my < plan.mcus_down; ++my) {
@@ -178,7 +197,7 @@ bool transcode(Context& context, std::span<const std::uint8_t> jpeg) {
   dst.optimize_coding = TRUE;
   dst.write_JFIF_header = src.saw_JFIF_marker;
   dst.write_Adobe_marker = src.saw_Adobe_marker;
-  jpeg_mem_dest(&dst, &context.output, &context.output_size);
+  jpeg_mem_dest(&dst, &context.output.data, &context.output.size);
   jpeg_write_coefficients(&dst, coefficients);
   for (jpeg_saved_marker_ptr m = src.marker_list; m != nullptr; m = m->next) {
     const bool jfif =
@@ -190,6 +209,10 @@ bool transcode(Context& context, std::span<const std::uint8_t> jpeg) {
   }
   jpeg_finish_compress(&dst);
   jpeg_finish_decompress(&src);
+  if (context.error.pub.num_warnings > 0) {
+    context.failure = "JPEG: corrupt or truncated frame";
+    return false;
+  }
   return true;
 }
 
@@ -214,11 +237,14 @@ Result<Blanked> blank_blocks(std::span<const std::uint8_t> jpeg, const BlankRequ
   context->target.err = &context->error.pub;
   if (!transcode(*context, jpeg)) return fail(context->failure_code, context->failure);
   Blanked result;
-  result.jpeg.assign(context->output, context->output + context->output_size);
+  result.jpeg.assign(context->output.data, context->output.data + context->output.size);
   if (result.jpeg.size() % 2 != 0) result.jpeg.push_back(0);
   result.mcus = context->plan.count;
   result.mcu_width = context->plan.mcu_width;
   result.mcu_height = context->plan.mcu_height;
+  // A uniform block's DC is off by at most half a quantum (quantum / 16 levels); colour
+  // conversion adds up to 1.772x the chroma error, and rounding (mean, IDCT, conversion) a few.
+  result.tolerance = 3 + (3 * context->largest_dc_quantum + 15) / 16;
   return result;
 }
 

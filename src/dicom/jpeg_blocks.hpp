@@ -27,6 +27,9 @@ struct Blanked {
   std::vector<std::uint8_t> jpeg;  // the new JPEG (even length, padded with a trailing 00)
   std::size_t mcus = 0;            // MCUs made uniform
   unsigned mcu_width = 8, mcu_height = 8;
+  // How far (in levels) a blanked pixel may decode from the filled value: DC quantisation,
+  // colour conversion and rounding. (pixels.cpp decodes the written data again and checks.)
+  unsigned tolerance = 4;
 };
 
 // Every MCU (the smallest group of blocks of all components, 8x8 pixels for grey and 4:4:4,
@@ -35,7 +38,8 @@ struct Blanked {
 // to the component space), AC = 0. Markers (APPn, COM) are copied; entropy coding is redone
 // with optimal Huffman tables. Fails with ErrorCode::unsupported for JPEG that libjpeg
 // (8-bit) cannot transcode or that does not match the request's geometry, and
-// ErrorCode::malformed_dicom for corrupt data; never exits or prints.
+// ErrorCode::malformed_dicom for corrupt data, including data libjpeg only warns about (a
+// truncated frame, which it would pad with a fake EOI); never exits or prints.
 Result<Blanked> blank_blocks(std::span<const std::uint8_t> jpeg, const BlankRequest& request);
 
 // True when `bytes` starts with a JPEG SOI marker.

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 
 #include "dicom/dicom_file_impl.hpp"
 #include "dicom/jpeg2000.hpp"
@@ -28,6 +29,25 @@
 namespace radguard::dicom {
 
 namespace {
+
+// Decoding allocates what the attributes declare, whatever the compressed data's size: a few
+// bytes declaring 65535 x 65535 x 3 would make a codec allocate tens of GB per frame. Images
+// above these limits are refused before any decoding.
+constexpr std::uint64_t kMaxSamplesPerFrame = std::uint64_t{256} << 20;  // 256 Mi samples
+constexpr std::uint64_t kMaxSamplesPerImage = std::uint64_t{2} << 30;    // 2 Gi samples, all frames
+
+Status check_decoded_size(std::uint64_t width, std::uint64_t height, std::uint64_t samples,
+                          std::uint64_t frames) {
+  const std::uint64_t per_frame = width * height * samples;  // at most 65535^2 x 65535
+  if (per_frame > kMaxSamplesPerFrame ||
+      (per_frame > 0 && frames > kMaxSamplesPerImage / per_frame))
+    return fail(ErrorCode::unsupported,
+                "image too large to decode: " + std::to_string(width * height * frames / 1000000) +
+                    " megapixels");
+  return {};
+}
+
+Result<PixelImage> decode_dataset(DcmDataset& dataset);
 
 void register_codecs() {
   static std::once_flag once;
@@ -359,13 +379,16 @@ Status replace_frames(DcmDataset& dataset, DcmPixelData& pixel, E_TransferSyntax
         bytes.push_back(static_cast<Uint8>((value >> shift) & 0xFF));
     table->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
   }
-  if (sequence->insert(table.release()).bad())
+  // The sequence owns an item only once insert() succeeded.
+  if (sequence->insert(table.get()).bad())
     return fail(ErrorCode::internal, "cannot build pixel data fragments");
+  static_cast<void>(table.release());  // now owned by the sequence
   for (const auto& bytes : items) {
     auto item = std::make_unique<DcmPixelItem>(DCM_PixelItemTag);
     if (item->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size())).bad() ||
-        sequence->insert(item.release()).bad())
+        sequence->insert(item.get()).bad())
       return fail(ErrorCode::internal, "cannot build pixel data fragments");
+    static_cast<void>(item.release());  // now owned by the sequence
   }
   pixel.putOriginalRepresentation(xfer, nullptr, sequence.release());
   dataset.findAndDeleteElement(DCM_ExtendedOffsetTable);
@@ -377,6 +400,8 @@ Result<PixelImage> decode_j2k(DcmDataset& dataset, E_TransferSyntax xfer) {
   auto geometry = read_geometry(dataset, xfer);
   if (!geometry) return std::unexpected(geometry.error());
   const Geometry& g = *geometry;
+  if (auto size = check_decoded_size(g.width, g.height, g.samples, g.frames); !size)
+    return std::unexpected(size.error());
   DcmPixelData* pixel = pixel_element(dataset);
   if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
   auto fragments = map_fragments(*pixel, xfer, g.frames, j2k::starts_codestream);
@@ -406,6 +431,10 @@ Result<PixelImage> decode_j2k(DcmDataset& dataset, E_TransferSyntax xfer) {
     if (!decoded)
       return fail(decoded.error().code,
                   decoded.error().message + " (frame " + std::to_string(f + 1) + ")");
+    // Later code (rendering, redaction) indexes the frame by the attributes' geometry.
+    if (decoded->samples.size() != image.samples_per_frame())
+      return fail(ErrorCode::malformed_dicom, "JPEG 2000: decoded frame " + std::to_string(f + 1) +
+                                                  " differs from Rows x Columns x Samples");
     std::vector<std::uint16_t>& out = image.frames[f];
     out.resize(decoded->samples.size());
     for (std::size_t i = 0; i < out.size(); ++i)
@@ -462,8 +491,86 @@ Result<std::optional<PixelWriteOutcome>> write_j2k(DcmDataset& dataset, E_Transf
   return outcome;
 }
 
+// One whole JPEG: SOI first and EOI last (after any 00 padding). A frame whose fragments, as
+// the offset table maps them, are not is not blanked (a frame split across items by a wrong
+// table would otherwise keep part of its data byte for byte).
+bool whole_jpeg(std::span<const std::uint8_t> bytes) {
+  std::size_t end = bytes.size();
+  while (end > 0 && bytes[end - 1] == 0x00) --end;
+  return end >= 4 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[end - 2] == 0xFF &&
+         bytes[end - 1] == 0xD9;
+}
+
+struct BlankedFrame {
+  unsigned mcu_width = 8, mcu_height = 8;
+  unsigned tolerance = 0;
+};
+
+// The written pixel data, decoded again (in a copy, the way every reader will): each pixel the
+// request changed must decode within `tolerance` of the range of the values requested in its
+// MCU (a blanked MCU is uniform at their mean). Where chroma is subsampled, the pixels next to
+// an MCU border are not checked: upsampling blends in the neighbouring MCU's chroma.
+Status verify_blanked(DcmDataset& dataset, const PixelImage& before, const PixelImage& image,
+                      const std::vector<std::optional<BlankedFrame>>& blanked) {
+  auto written = decode_dataset(dataset);
+  if (!written)
+    return fail(ErrorCode::internal,
+                "block blanking: the rewritten JPEG does not decode: " + written.error().message);
+  if (!same_geometry(*written, image))
+    return fail(ErrorCode::internal, "block blanking: the rewritten JPEG changed the geometry");
+  const unsigned s = image.samples;
+  for (std::size_t f = 0; f < blanked.size(); ++f) {
+    if (!blanked[f]) continue;
+    const BlankedFrame& b = *blanked[f];
+    const std::vector<std::uint16_t>& was = before.frames[f];
+    const std::vector<std::uint16_t>& want = image.frames[f];
+    const std::vector<std::uint16_t>& got = written->frames[f];
+    const unsigned across = (image.width + b.mcu_width - 1) / b.mcu_width;
+    const unsigned down = (image.height + b.mcu_height - 1) / b.mcu_height;
+    // Per MCU and sample: the lowest and highest requested value of the changed pixels.
+    std::vector<int> lo(static_cast<std::size_t>(across) * down * s, 65536);
+    std::vector<int> hi(lo.size(), -1);
+    auto changed_at = [&](std::size_t p) {
+      for (unsigned c = 0; c < s; ++c)
+        if (was[p * s + c] != want[p * s + c]) return true;
+      return false;
+    };
+    for (unsigned y = 0; y < image.height; ++y)
+      for (unsigned x = 0; x < image.width; ++x) {
+        const std::size_t p = static_cast<std::size_t>(y) * image.width + x;
+        if (!changed_at(p)) continue;
+        const std::size_t m = static_cast<std::size_t>(y / b.mcu_height) * across + x / b.mcu_width;
+        for (unsigned c = 0; c < s; ++c) {
+          lo[m * s + c] = std::min<int>(lo[m * s + c], want[p * s + c]);
+          hi[m * s + c] = std::max<int>(hi[m * s + c], want[p * s + c]);
+        }
+      }
+    const bool blend_x = s == 3 && b.mcu_width > 8;
+    const bool blend_y = s == 3 && b.mcu_height > 8;
+    const int tolerance = static_cast<int>(b.tolerance);
+    for (unsigned y = 0; y < image.height; ++y) {
+      if (blend_y && (y % b.mcu_height == 0 || y % b.mcu_height == b.mcu_height - 1)) continue;
+      for (unsigned x = 0; x < image.width; ++x) {
+        if (blend_x && (x % b.mcu_width == 0 || x % b.mcu_width == b.mcu_width - 1)) continue;
+        const std::size_t p = static_cast<std::size_t>(y) * image.width + x;
+        if (!changed_at(p)) continue;
+        const std::size_t m = static_cast<std::size_t>(y / b.mcu_height) * across + x / b.mcu_width;
+        for (unsigned c = 0; c < s; ++c) {
+          const int value = got[p * s + c];
+          if (value < lo[m * s + c] - tolerance || value > hi[m * s + c] + tolerance)
+            return fail(ErrorCode::internal, "block blanking: frame " + std::to_string(f + 1) +
+                                                 " does not decode to the redacted values");
+        }
+      }
+    }
+  }
+  return {};
+}
+
 // Lossy 8-bit JPEG: blocks blanked in the compressed data of changed frames. nullopt when
-// libjpeg cannot transcode a frame (the caller falls back to uncompressed).
+// libjpeg cannot transcode a frame cleanly (a warning counts) or a frame's fragments are not
+// one whole JPEG: the caller falls back to uncompressed. The result is decoded again and
+// checked; a mismatch fails with ErrorCode::internal.
 Result<std::optional<PixelWriteOutcome>> write_jpeg_blocks(DcmDataset& dataset,
                                                            E_TransferSyntax xfer,
                                                            const PixelImage& before,
@@ -484,11 +591,14 @@ Result<std::optional<PixelWriteOutcome>> write_jpeg_blocks(DcmDataset& dataset,
                                     ? jpeg::FillSpace::ycbcr_from_rgb
                                     : jpeg::FillSpace::as_decoded;
   std::vector<std::optional<std::vector<std::uint8_t>>> streams(g.frames);
+  std::vector<std::optional<BlankedFrame>> blanked_frames(g.frames);
   PixelWriteOutcome outcome;
   for (std::size_t f = 0; f < g.frames; ++f) {
-    if (!changed[f]) continue;
     auto stream = frame_stream(*fragments, f);
     if (!stream) return std::unexpected(stream.error());
+    // Every frame, kept ones included: a kept frame's items are copied byte for byte.
+    if (!whole_jpeg(*stream)) return std::nullopt;
+    if (!changed[f]) continue;
     jpeg::BlankRequest request;
     request.width = image.width;
     request.height = image.height;
@@ -501,11 +611,14 @@ Result<std::optional<PixelWriteOutcome>> write_jpeg_blocks(DcmDataset& dataset,
     outcome.blocks_blanked += blanked->mcus;
     outcome.block_width = blanked->mcu_width;
     outcome.block_height = blanked->mcu_height;
+    blanked_frames[f] = BlankedFrame{blanked->mcu_width, blanked->mcu_height, blanked->tolerance};
     streams[f] = std::move(blanked->jpeg);
     ++outcome.frames_rewritten;
   }
   if (auto replaced = replace_frames(dataset, *pixel, xfer, *fragments, streams); !replaced)
     return std::unexpected(replaced.error());
+  if (auto verified = verify_blanked(dataset, before, image, blanked_frames); !verified)
+    return std::unexpected(verified.error());
   outcome.method = WriteMethod::blocks_blanked;
   outcome.transfer_syntax_uid = DcmXfer(xfer).getXferID();
   return outcome;
@@ -546,7 +659,12 @@ bool can_decode_transfer_syntax(std::string_view uid) {
 Result<PixelImage> decode_pixels(DicomFile& file) {
   initialise();
   register_codecs();
-  DcmDataset& dataset = *PixelAccess::impl(file).file.getDataset();
+  return decode_dataset(*PixelAccess::impl(file).file.getDataset());
+}
+
+namespace {
+
+Result<PixelImage> decode_dataset(DcmDataset& dataset) {
   const E_TransferSyntax original = dataset.getOriginalXfer();
   if (!is_decodable(original))
     return fail(ErrorCode::unsupported,
@@ -557,6 +675,13 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   std::unique_ptr<DcmDataset> decoded;
   DcmDataset* source = &dataset;
   if (!is_native(original)) {
+    Sint32 frames = 1;
+    if (dataset.findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
+    if (auto size = check_decoded_size(
+            uint16_of(dataset, DCM_Columns, 0), uint16_of(dataset, DCM_Rows, 0),
+            uint16_of(dataset, DCM_SamplesPerPixel, 1), static_cast<std::uint64_t>(frames));
+        !size)
+      return std::unexpected(size.error());
     decoded = std::make_unique<DcmDataset>(dataset);
     const OFCondition status = decoded->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     if (status.bad())
@@ -624,6 +749,8 @@ Result<PixelImage> decode_pixels(DicomFile& file) {
   }
   return image;
 }
+
+}  // namespace
 
 Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image) {
   initialise();
