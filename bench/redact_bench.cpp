@@ -110,7 +110,8 @@ int main(int argc, char** argv) {
   }
 
   redact::RedactOptions options;
-  // REDACT_BENCH_CANDIDATES=0 measures the full-frame passes alone.
+  // REDACT_BENCH_CANDIDATES=N reads at most N text candidates per frame (the rest fail the
+  // file closed in phi-text mode; 0: the full-frame passes' recall, every file failed closed).
   if (const char* limit = std::getenv("REDACT_BENCH_CANDIDATES"); limit != nullptr)
     options.max_text_candidates = std::stoul(limit);
   // REDACT_BENCH_ONLY=3,17 processes and scores only those US images (while iterating).

@@ -165,6 +165,37 @@ TEST(Triage, ColourAndScreenSizedImagesAreReadWhateverTheModality) {
   auto slice = grey_screen;
   slice.rows = slice.columns = 512;
   EXPECT_EQ(redact::triage(slice).verdict, redact::TriageVerdict::skip);
+  // A radiograph is read: its label (name, ID) is often burned in.
+  auto radiograph = slice;
+  radiograph.modality = "DX";
+  radiograph.image_type = "ORIGINAL\\PRIMARY";
+  radiograph.rows = 2048;
+  radiograph.columns = 1536;
+  EXPECT_EQ(redact::triage(radiograph).verdict, redact::TriageVerdict::ocr);
+  radiograph.burned_in_annotation = "NO";
+  EXPECT_EQ(redact::triage(radiograph).verdict, redact::TriageVerdict::skip);
+}
+
+// A projection radiograph without Burned In Annotation is not released unread: its burned-in
+// identity is covered like an ultrasound screen's.
+TEST(DeidPixelStage, RadiographsAreReadNotWavedThrough) {
+  const TempDir dir;
+  const BurnedFrame frame = ultrasound_screen();
+  auto input = testing::make_burned_in({frame}, Colour::monochrome2);
+  ASSERT_TRUE(input->getDataset()->putAndInsertString(DCM_Modality, "CR").good());
+  testing::save(*input, dir / "cr.dcm");
+  const auto report = deid_one(dir / "cr.dcm", dir / "out", {text_stage()}, {"clean-pixel-data"});
+  ASSERT_EQ(report.written.size(), 1u)
+      << (report.problems.empty() ? "" : report.problems.front().reason);
+  auto file = dicom::DicomFile::open(dir / "out" / report.written.front().output);
+  ASSERT_TRUE(file.has_value());
+  auto image = dicom::decode_pixels(*file);
+  ASSERT_TRUE(image.has_value()) << image.error().message;
+  for (const auto& text : frame.texts) {
+    if (text.phi) {
+      EXPECT_GE(blackened(frame, text, image->frames.front()), 0.99) << text.text;
+    }
+  }
 }
 
 }  // namespace

@@ -119,6 +119,38 @@ TEST(Triage, OcrsScreensAndSkipsCrossSections) {
   auto sc = ct;
   sc.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7.2";
   EXPECT_EQ(redact::triage(sc).verdict, redact::TriageVerdict::ocr);
+  auto pet = ct;
+  pet.modality = "PT";
+  EXPECT_EQ(redact::triage(pet).verdict, redact::TriageVerdict::skip);
+  auto mr = ct;
+  mr.modality = "MR";
+  EXPECT_EQ(redact::triage(mr).verdict, redact::TriageVerdict::skip);
+}
+
+// Projection radiographs carry the patient's name or ID on the film often enough: without
+// Burned In Annotation = NO they are read, and so is any modality triage does not know.
+TEST(Triage, ProjectionAndUnknownModalitiesAreReadUnlessTheHeaderSaysNo) {
+  redact::HeaderFacts facts;
+  facts.has_pixel_data = true;
+  facts.image_type = "ORIGINAL\\PRIMARY";
+  facts.rows = 2048;
+  facts.columns = 1536;
+  for (const char* modality : {"CR", "DX", "MG", "PX", "IO", "RG", "NM", "XY", ""}) {
+    facts.modality = modality;
+    facts.burned_in_annotation.clear();
+    EXPECT_EQ(redact::triage(facts).verdict, redact::TriageVerdict::ocr) << modality;
+    facts.burned_in_annotation = "NO";
+    EXPECT_EQ(redact::triage(facts).verdict, redact::TriageVerdict::skip) << modality;
+    facts.burned_in_annotation = "YES";
+    EXPECT_EQ(redact::triage(facts).verdict, redact::TriageVerdict::ocr) << modality;
+  }
+  // Burned In Annotation = NO does not outweigh a sign of text.
+  facts.burned_in_annotation = "NO";
+  facts.modality = "US";
+  EXPECT_EQ(redact::triage(facts).verdict, redact::TriageVerdict::ocr);
+  facts.modality = "DX";
+  facts.samples_per_pixel = 3;
+  EXPECT_EQ(redact::triage(facts).verdict, redact::TriageVerdict::ocr);
 }
 
 TEST(Rules, ParsesMatchesAndRejectsMalformedFiles) {
@@ -315,6 +347,71 @@ TEST(Redact, CrossSectionalImagesAreTriagedOutUntouched) {
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(result->verdict, redact::FileVerdict::not_needed);
   EXPECT_FALSE(result->written.has_value());
+}
+
+// Float Pixel Data is pixel data: a radiograph carrying it is not waved through as having no
+// image; it cannot be decoded, so it fails closed.
+TEST(Redact, FloatPixelDataIsPixelDataAndFailsClosed) {
+  TempDir dir;
+  auto image = testing::make_ct("PID1", "1.2.3.4.5.7", 16, 16, 1);
+  DcmDataset& d = *image->getDataset();
+  ASSERT_TRUE(d.putAndInsertString(DCM_Modality, "DX").good());
+  delete d.remove(DCM_PixelData);
+  ASSERT_TRUE(d.putAndInsertUint16(DCM_BitsAllocated, 32).good());
+  ASSERT_TRUE(d.putAndInsertUint16(DCM_BitsStored, 32).good());
+  const std::vector<Float32> floats(16 * 16, 1.5F);
+  ASSERT_TRUE(d.putAndInsertFloat32Array(DCM_FloatPixelData, floats.data(),
+                                         static_cast<unsigned long>(floats.size()))
+                  .good());
+  save(*image, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  EXPECT_TRUE(redact::header_facts(file).has_pixel_data);
+  EXPECT_FALSE(redact::redact_file(file, {}).has_value());
+  EXPECT_FALSE(redact::clean_for_release(file, {}).has_value());
+}
+
+// Small bold lines the full-frame pass cannot read are read one by one, up to a limit. Lines
+// beyond it are not dropped: all-text mode covers them whole, and phi-text mode, which cannot
+// tell which of them identify the patient, fails the file closed.
+TEST(Redact, TextLinesBeyondTheReadingLimitAreCoveredOrFailClosed) {
+  TempDir dir;
+  BurnedFrame busy;
+  busy.background = 30;
+  busy.noise = 5;
+  const char* words[] = {"LIVER", "DEPTH", "GAIN", "FOCUS", "PROBE", "RIGHT", "LEFT", "AXIAL"};
+  for (int i = 0; i < 8; ++i)
+    busy.texts.push_back({words[i],
+                          {20 + (i % 2) * 150, 24 + (i / 2) * 50},
+                          cv::FONT_HERSHEY_TRIPLEX,
+                          0.44,
+                          2,
+                          223,
+                          false});
+  busy.texts.push_back({"DOE,JOHN", {20, 220}, cv::FONT_HERSHEY_TRIPLEX, 0.44, 2, 223, true});
+  auto source = make_burned_in({busy}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+
+  redact::RedactOptions options;
+  options.max_text_candidates = 1;
+  options.mode = redact::Mode::phi_text;
+  auto phi_file = open_or_die(dir / "in.dcm");
+  auto phi = redact::redact_file(phi_file, options);
+  ASSERT_TRUE(phi.has_value()) << phi.error().message;
+  EXPECT_GT(phi->unread_text_regions, 0u);
+  EXPECT_EQ(phi->verdict, redact::FileVerdict::residual_phi);
+  auto release_file = open_or_die(dir / "in.dcm");
+  const auto released = redact::clean_for_release(release_file, options);
+  ASSERT_FALSE(released.has_value());
+  EXPECT_EQ(released.error().code, ErrorCode::policy);
+  EXPECT_NE(released.error().message.find("too many text-like regions"), std::string::npos);
+
+  options.mode = redact::Mode::all_text;
+  auto all_file = open_or_die(dir / "in.dcm");
+  auto all = redact::redact_file(all_file, options);
+  ASSERT_TRUE(all.has_value()) << all.error().message;
+  EXPECT_EQ(all->unread_text_regions, 0u);
+  expect_phi_covered_and_rest_kept(busy, all->redactions, 0, redact::Mode::all_text);
+  EXPECT_EQ(all->verdict, redact::FileVerdict::cleaned);
 }
 
 std::string run_cli(const std::string& args, int& exit_code) {

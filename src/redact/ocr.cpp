@@ -81,12 +81,14 @@ struct Placement {
   unsigned width = 0, height = 0;  // of the original image, for clamping
 };
 
-void read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, const Placement& at,
-               std::vector<Word>& words) {
+// Fails when Tesseract cannot recognize the image: that is not "no text" (fail closed).
+Status read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, const Placement& at,
+                 std::vector<Word>& words) {
   api.SetImage(prepared.data, prepared.cols, prepared.rows, 1, static_cast<int>(prepared.step));
-  if (api.Recognize(nullptr) != 0) return;
+  if (api.Recognize(nullptr) != 0)
+    return fail(ErrorCode::internal, "Tesseract could not recognize the image");
   std::unique_ptr<tesseract::ResultIterator> it(api.GetIterator());
-  if (!it) return;
+  if (!it) return {};  // recognized, and nothing was found
   do {
     std::unique_ptr<char[]> text(it->GetUTF8Text(tesseract::RIL_WORD));
     if (!text) continue;
@@ -112,7 +114,30 @@ void read_pass(tesseract::TessBaseAPI& api, const cv::Mat& prepared, const Place
     word.box = Box{x0, y0, x1 - x0, y1 - y0};
     if (!word.box.empty()) words.push_back(std::move(word));
   } while (it->Next(tesseract::RIL_WORD));
+  return {};
 }
+
+// Sets the engine's page segmentation mode for one reading and, however the reading ends
+// (an exception included), puts back sparse text, the mode every reading starts from, and
+// clears the image.
+class SegmentationMode {
+ public:
+  SegmentationMode(tesseract::TessBaseAPI& api, tesseract::PageSegMode mode) : api_(api) {
+    api_.SetPageSegMode(mode);
+  }
+  SegmentationMode(const SegmentationMode&) = delete;
+  SegmentationMode& operator=(const SegmentationMode&) = delete;
+  ~SegmentationMode() {
+    try {
+      api_.SetPageSegMode(tesseract::PSM_SPARSE_TEXT);
+      api_.Clear();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+  }
+
+ private:
+  tesseract::TessBaseAPI& api_;
+};
 
 cv::Mat as_mat(const Gray8& image) {
   return cv::Mat(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
@@ -195,6 +220,7 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
     const double offset = std::max(kThresholdOffset, 3.0 * noise_sigma(source));
     // Text touching the border is lost by the segmenter unless there is background around it.
     const int pad = 24;
+    const SegmentationMode mode(**engine, tesseract::PSM_SPARSE_TEXT);
     std::vector<Word> words;
     for (const bool inverted : {false, true}) {
       cv::Mat polarity;
@@ -211,9 +237,11 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
                             kThresholdBlock, offset);
       cv::Mat padded;
       cv::copyMakeBorder(binary, padded, pad, pad, pad, pad, cv::BORDER_CONSTANT, cv::Scalar(255));
-      read_pass(**engine, padded, Placement{scale, pad, 0, 0, image.width, image.height}, words);
+      if (auto read = read_pass(**engine, padded,
+                                Placement{scale, pad, 0, 0, image.width, image.height}, words);
+          !read)
+        return std::unexpected(read.error());
     }
-    (*engine)->Clear();
     return words;
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());
@@ -221,10 +249,9 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
 }
 
 std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
-                                                 const std::vector<Box>& redacted,
-                                                 std::size_t limit) {
+                                                 const std::vector<Box>& redacted) {
   std::vector<Candidate> candidates;
-  if (image.width < 8 || image.height < 8 || limit == 0) return candidates;
+  if (image.width < 8 || image.height < 8) return candidates;
   const cv::Mat source = as_mat(image);
   const double sigma = noise_sigma(source);
   cv::Mat smooth;
@@ -336,7 +363,6 @@ std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::
   std::stable_sort(
       candidates.begin(), candidates.end(),
       [](const Candidate& a, const Candidate& b) { return a.box.height < b.box.height; });
-  if (candidates.size() > limit) candidates.resize(limit);
   return candidates;
 }
 
@@ -390,7 +416,7 @@ Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& can
     cv::threshold(scaled, binary, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
     const int pad = 16;
     const Placement at{scale, pad, area.x, area.y, image.width, image.height};
-    (*engine)->SetPageSegMode(tesseract::PSM_SINGLE_LINE);
+    const SegmentationMode mode(**engine, tesseract::PSM_SINGLE_LINE);
     // Plain, then with the strokes thinned by a quarter of the scale: bold glyphs drawn a few
     // pixels tall fill their own counters and gaps.
     const int thin = static_cast<int>(std::lround(scale / 2.0));
@@ -402,11 +428,10 @@ Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& can
       cv::Mat padded;
       cv::copyMakeBorder(prepared, padded, pad, pad, pad, pad, cv::BORDER_CONSTANT,
                          cv::Scalar(255));
-      read_pass(**engine, padded, at, reading.words);
+      if (auto read = read_pass(**engine, padded, at, reading.words); !read)
+        return std::unexpected(read.error());
       if (thin == 0) break;
     }
-    (*engine)->SetPageSegMode(tesseract::PSM_SPARSE_TEXT);
-    (*engine)->Clear();
     for (Word& w : reading.words) w.from_candidate = true;
     return reading;
   } catch (const std::exception& e) {
@@ -426,7 +451,7 @@ Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
     // Dark text on light ground, as Tesseract's models were trained.
     if (cv::mean(crop)[0] < 128) cv::bitwise_not(crop, crop);
     std::vector<std::string> readings;
-    (*engine)->SetPageSegMode(tesseract::PSM_SINGLE_LINE);
+    const SegmentationMode mode(**engine, tesseract::PSM_SINGLE_LINE);
     for (const double scale : {2.0, 4.0}) {
       cv::Mat scaled, padded, binary;
       cv::resize(crop, scaled, cv::Size(), scale, scale, cv::INTER_CUBIC);
@@ -440,11 +465,10 @@ Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
         (*engine)->SetImage(padded.data, padded.cols, padded.rows, 1,
                             static_cast<int>(padded.step));
         std::unique_ptr<char[]> text((*engine)->GetUTF8Text());
-        if (text) readings.emplace_back(text.get());
+        if (!text) return fail(ErrorCode::internal, "Tesseract could not recognize the image");
+        readings.emplace_back(text.get());
       }
     }
-    (*engine)->SetPageSegMode(tesseract::PSM_SPARSE_TEXT);
-    (*engine)->Clear();
     return readings;
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());

@@ -33,7 +33,7 @@ struct Word {
 // Reads every word of an image, in both polarities (light-on-dark and dark-on-light), with
 // small text scaled up and the edges padded so text touching the border is read. Uses this
 // thread's Tesseract engine (created on first use). Fails with ErrorCode::internal when
-// Tesseract cannot start (no eng.traineddata) or throws.
+// Tesseract cannot start (no eng.traineddata), cannot recognize the image, or throws.
 Result<std::vector<Word>> read_words(const Gray8& image);
 
 // A line of glyph-sized marks that may be text, found from the pixels alone (no OCR): where
@@ -46,10 +46,10 @@ struct Candidate {
 
 // Text-like lines of the image that neither a confident reading in `found` nor a box in
 // `redacted` covers: marks 3-40 px tall, joined across small gaps into lines wider than tall.
-// At most `limit` of them, the smallest text first.
+// All of them, the smallest text first: a caller that reads only some must not treat the
+// rest as checked.
 std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
-                                                 const std::vector<Box>& redacted,
-                                                 std::size_t limit);
+                                                 const std::vector<Box>& redacted);
 
 struct CandidateReading {
   Box ink;                  // bounding box of the candidate's ink (its polarity from the pixels)

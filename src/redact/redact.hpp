@@ -137,15 +137,17 @@ struct RedactOptions {
   Mode mode = Mode::phi_text;
   RuleSet rules;
   int margin = 3;  // pixels added around every word box
-  // Text-like lines the full-frame OCR pass found no word in, read again one by one (0: off).
-  std::size_t max_text_candidates = 64;
+  // Text-like lines the full-frame OCR pass found no word in, read again one by one: at most
+  // this many per frame. Lines beyond it are not skipped: all-text mode covers them whole,
+  // phi-text mode fails the file closed (residual_phi, unread_text_regions).
+  std::size_t max_text_candidates = 128;
 };
 
 enum class FileVerdict : std::uint8_t {
   cleaned,        // text was redacted and the second OCR pass found no PHI
   no_text_found,  // OCR'd, nothing to redact
   not_needed,     // triage: no OCR needed; pixels untouched
-  residual_phi,   // PHI still found after redaction: fail closed (quarantine)
+  residual_phi,   // PHI still found after redaction, or text left unread: fail closed
   reported,       // report mode: found, nothing changed
 };
 std::string_view verdict_name(FileVerdict verdict);
@@ -155,7 +157,10 @@ struct FileRedaction {
   Triage triage;
   std::size_t frames = 0, frames_ocred = 0;
   std::vector<Redaction> redactions;
-  std::size_t residual_phi_words = 0;               // found by the verification pass
+  std::size_t residual_phi_words = 0;  // found by the verification pass
+  // Text-like lines beyond max_text_candidates left unread (phi-text mode, or after
+  // redaction): nothing can say they are safe, so the verdict is residual_phi.
+  std::size_t unread_text_regions = 0;
   std::optional<dicom::PixelWriteOutcome> written;  // set when pixel data was replaced
   // For previews: the frames before and after, rendered 8-bit (only when asked for).
   struct Preview {

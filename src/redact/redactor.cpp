@@ -220,6 +220,13 @@ void redact_candidate(const CandidateReading& candidate, const PhiMatcher& match
   }
 }
 
+// An OCR failure is not "no text": the file fails, naming the frame.
+std::unexpected<Error> ocr_failed(const Error& error, std::size_t frame) {
+  return std::unexpected(
+      Error{ErrorCode::internal,
+            "OCR failed on frame " + std::to_string(frame + 1) + ": " + error.message});
+}
+
 }  // namespace
 
 Result<Mode> parse_mode(std::string_view text) {
@@ -306,7 +313,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     }
     if (!ocr) continue;
     auto words = read_words(before[f]);
-    if (!words) return std::unexpected(words.error());
+    if (!words) return ocr_failed(words.error(), f);
     ++result.frames_ocred;
     // OCR splits some identifiers in two ("PID1 2345", "15/03/ 2019"): try neighbours joined.
     for (const Word& a : *words) {
@@ -332,7 +339,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
       if (!category && word.confidence < kCertain && word.dark_on_light) {
         // An uncertain reading may be a misread identifier: read it again, differently.
         auto readings = reread(before[f], word.box);
-        if (!readings) return std::unexpected(readings.error());
+        if (!readings) return ocr_failed(readings.error(), f);
         for (const auto& reading : *readings) {
           category = match_any_piece(matcher, reading);
           if (category) break;
@@ -350,12 +357,22 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     std::vector<Box> redacted;
     for (const Redaction& r : result.redactions)
       if (r.frame == f) redacted.push_back(r.box);
-    const auto candidates =
-        uncovered_text_candidates(before[f], *words, redacted, options.max_text_candidates);
-    for (const Candidate& candidate : candidates) {
-      auto read = read_candidate(before[f], candidate);
-      if (!read) return std::unexpected(read.error());
+    const auto candidates = uncovered_text_candidates(before[f], *words, redacted);
+    const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
+    for (std::size_t c = 0; c < to_read; ++c) {
+      auto read = read_candidate(before[f], candidates[c]);
+      if (!read) return ocr_failed(read.error(), f);
       redact_candidate(*read, matcher, options, image, f, result);
+    }
+    // Lines beyond the limit are not read, so not known to be safe: all-text mode covers each
+    // whole; phi-text mode cannot tell which to cover and fails the file closed below.
+    for (std::size_t c = to_read; c < candidates.size(); ++c) {
+      if (options.mode == Mode::all_text) {
+        const Box box = clipped(candidates[c].box, options.margin, image);
+        if (!box.empty()) result.redactions.push_back({f, box, Category::text});
+      } else {
+        ++result.unread_text_regions;
+      }
     }
   }
 
@@ -368,13 +385,35 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         changed[f] = true;
       }
     }
-    // Verify: read the changed frames again; any identifying word left fails the file closed.
+    // Verify: read the changed frames again, full frame and text-like lines outside the boxes
+    // one by one (small bold text the full-frame pass cannot read); any identifying word left
+    // fails the file closed, and so does a line left unread.
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
       if (!changed[f] || !ocr) continue;
-      auto words = read_words(render_gray8(image, f));
-      if (!words) return std::unexpected(words.error());
+      const Gray8 after = render_gray8(image, f);
+      auto words = read_words(after);
+      if (!words) return ocr_failed(words.error(), f);
       for (const Word& word : *words)
         if (matcher.match(word.text)) ++result.residual_phi_words;
+      std::vector<Box> redacted;
+      for (const Redaction& r : result.redactions)
+        if (r.frame == f) redacted.push_back(r.box);
+      const auto candidates = uncovered_text_candidates(after, *words, redacted);
+      const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
+      for (std::size_t c = 0; c < to_read; ++c) {
+        auto read = read_candidate(after, candidates[c]);
+        if (!read) return ocr_failed(read.error(), f);
+        const std::vector<Word>& line = read->words;
+        for (std::size_t i = 0; i < line.size(); ++i) {
+          if (matcher.match(line[i].text)) {
+            ++result.residual_phi_words;
+          } else if (i + 1 < line.size() && line[i + 1].box.x > line[i].box.x &&
+                     matcher.match_across(line[i].text, line[i + 1].text)) {
+            ++result.residual_phi_words;
+          }
+        }
+      }
+      result.unread_text_regions += candidates.size() - to_read;
     }
   }
 
@@ -394,14 +433,17 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     result.verdict = FileVerdict::reported;
     return result;
   }
-  if (std::none_of(changed.begin(), changed.end(), [](bool c) { return c; })) {
+  const bool any_changed = std::any_of(changed.begin(), changed.end(), [](bool c) { return c; });
+  if (!any_changed && result.unread_text_regions == 0) {
     result.verdict = FileVerdict::no_text_found;
     return result;
   }
-  auto written = dicom::encode_pixels(file, image);
-  if (!written) return std::unexpected(written.error());
-  result.written = *written;
-  if (result.residual_phi_words > 0) {
+  if (any_changed) {
+    auto written = dicom::encode_pixels(file, image);
+    if (!written) return std::unexpected(written.error());
+    result.written = *written;
+  }
+  if (result.residual_phi_words > 0 || result.unread_text_regions > 0) {
     result.verdict = FileVerdict::residual_phi;
     return result;
   }

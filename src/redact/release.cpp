@@ -14,6 +14,8 @@ Status clean_for_release(dicom::DicomFile& file, const RedactOptions& options) {
   if (!redaction) return std::unexpected(redaction.error());
   switch (redaction->verdict) {
     case FileVerdict::not_needed:
+      // Triage skips only cross-sections and images whose header says they carry no
+      // burned-in annotation, and only without any other sign of text.
     case FileVerdict::cleaned:
       return {};
     case FileVerdict::no_text_found:
@@ -22,6 +24,10 @@ Status clean_for_release(dicom::DicomFile& file, const RedactOptions& options) {
         return fail(ErrorCode::internal, "not every frame of the image was read");
       return file.set_string(kBurnedInAnnotation, "NO");
     case FileVerdict::residual_phi:
+      if (redaction->unread_text_regions > 0)
+        return fail(ErrorCode::policy,
+                    "too many text-like regions in the pixel data to read them all; not "
+                    "released (inspect with `radguard redact --preview`)");
       return fail(ErrorCode::policy,
                   "identifying text is still found in the pixel data after redaction; not "
                   "released (inspect with `radguard redact --preview`)");

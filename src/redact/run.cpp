@@ -141,7 +141,10 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
     outcome.output = target;
     outcome.status = OutcomeStatus::quarantined;
     outcome.error = ErrorCode::policy;
-    outcome.reason = "identifying text still found after redaction";
+    outcome.reason = r.unread_text_regions > 0
+                         ? "too many text-like regions to read; not known to be free of "
+                           "identifying text"
+                         : "identifying text still found after redaction";
     return outcome;
   }
   const fs::path target = options.output / name;
@@ -247,6 +250,7 @@ std::string report_json(const RedactRunReport& report, const RedactRunOptions& o
       entry["frames"] = r.frames;
       entry["frames_ocr"] = r.frames_ocred;
       entry["residual_phi_words"] = r.residual_phi_words;
+      entry["unread_text_regions"] = r.unread_text_regions;
       if (r.written) {
         entry["transfer_syntax"] = r.written->transfer_syntax_uid;
         entry["transcoded"] = r.written->syntax == dicom::WrittenSyntax::explicit_little_fallback;

@@ -1,5 +1,8 @@
 // Which images need OCR, from the header alone: a CT or MR archive must not be OCR'd slice by
-// slice, while screens, captures, ultrasound and documents always are.
+// slice, while screens, captures, ultrasound and documents always are. Skipping is the
+// exception: only cross-sections, and images whose header says there is no burned-in
+// annotation, without any other sign of text; projection radiographs (CR, DX, MG, IO, ...),
+// nuclear medicine and unknown modalities are read.
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -32,6 +35,10 @@ unsigned number(const std::optional<std::string>& value) {
 constexpr std::array<std::string_view, 13> kTextModalities = {
     "US", "IVUS", "SC", "OT", "XC", "DOC", "ES", "GM", "OP", "SM", "XA", "RF", "ECG"};
 
+// Cross-sectional modalities: slices come by the hundred and their annotation is an overlay
+// drawn by the viewer, not pixels. Anything not listed is read.
+constexpr std::array<std::string_view, 3> kCrossSectionalModalities = {"CT", "MR", "PT"};
+
 // Display resolutions: an image of exactly this size is usually a screen capture.
 constexpr std::array<std::pair<unsigned, unsigned>, 10> kScreenSizes = {{{480, 640},
                                                                          {600, 800},
@@ -60,7 +67,12 @@ HeaderFacts header_facts(const dicom::DicomFile& file) {
   facts.samples_per_pixel = samples == 0 ? 1 : samples;
   bool pixels = false;
   file.visit([&](const dicom::ElementView& element) {
-    if (element.path.empty() && element.tag == Tag{0x7FE0, 0x0010}) pixels = true;
+    // Pixel Data, Float Pixel Data, Double Float Pixel Data: decoding the float forms fails
+    // closed as unsupported rather than letting them pass unread.
+    if (element.path.empty() && element.tag.group == 0x7FE0 &&
+        (element.tag.element == 0x0010 || element.tag.element == 0x0008 ||
+         element.tag.element == 0x0009))
+      pixels = true;
   });
   facts.has_pixel_data = pixels;
   return facts;
@@ -87,11 +99,14 @@ Triage triage(const HeaderFacts& facts) {
   for (const auto& [rows, columns] : kScreenSizes)
     if (facts.rows == rows && facts.columns == columns)
       return {TriageVerdict::ocr, "image of a screen size"};
-  if (facts.burned_in_annotation == "NO" || !facts.modality.empty())
+  if (facts.burned_in_annotation == "NO")
+    return {TriageVerdict::skip, "Burned In Annotation is NO, no other sign of burned-in text"};
+  if (std::find(kCrossSectionalModalities.begin(), kCrossSectionalModalities.end(),
+                facts.modality) != kCrossSectionalModalities.end())
     return {TriageVerdict::skip,
-            "modality " + (facts.modality.empty() ? std::string("unknown") : facts.modality) +
-                " without signs of burned-in text"};
-  return {TriageVerdict::ocr, "no modality: checked to be safe"};
+            "cross-sectional modality " + facts.modality + " without signs of burned-in text"};
+  if (facts.modality.empty()) return {TriageVerdict::ocr, "no modality: checked to be safe"};
+  return {TriageVerdict::ocr, "modality " + facts.modality + " is not known to be free of text"};
 }
 
 }  // namespace radguard::redact
