@@ -204,6 +204,24 @@ Result<Palette> read_palette(DcmDataset& dataset) {
   return palette;
 }
 
+// An image with `g`'s geometry and no frames yet (the palette read for PALETTE COLOR).
+Result<PixelImage> image_of(const Geometry& g, DcmDataset& dataset) {
+  PixelImage image;
+  image.width = g.width;
+  image.height = g.height;
+  image.samples = g.samples;
+  image.bits_allocated = g.bits_allocated;
+  image.bits_stored = g.bits_stored;
+  image.sign = g.sign;
+  image.photometric = g.photometric;
+  if (g.photometric == Photometric::palette_color) {
+    auto palette = read_palette(dataset);
+    if (!palette) return std::unexpected(palette.error());
+    image.palette = std::move(*palette);
+  }
+  return image;
+}
+
 DcmPixelData* pixel_element(DcmDataset& dataset) {
   DcmElement* element = nullptr;
   if (dataset.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) return nullptr;
@@ -406,19 +424,9 @@ Result<PixelImage> decode_j2k(DcmDataset& dataset, E_TransferSyntax xfer) {
   if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
   auto fragments = map_fragments(*pixel, xfer, g.frames, j2k::starts_codestream);
   if (!fragments) return std::unexpected(fragments.error());
-  PixelImage image;
-  image.width = g.width;
-  image.height = g.height;
-  image.samples = g.samples;
-  image.bits_allocated = g.bits_allocated;
-  image.bits_stored = g.bits_stored;
-  image.sign = g.sign;
-  image.photometric = g.photometric;
-  if (g.photometric == Photometric::palette_color) {
-    auto palette = read_palette(dataset);
-    if (!palette) return std::unexpected(palette.error());
-    image.palette = std::move(*palette);
-  }
+  auto shell = image_of(g, dataset);
+  if (!shell) return std::unexpected(shell.error());
+  PixelImage& image = *shell;
   if (g.photometric == Photometric::ybr_full_422)
     return fail(ErrorCode::unsupported, "JPEG 2000 with YBR_FULL_422 is not supported");
   const j2k::Expected expected{g.width, g.height, g.samples, g.bits_allocated};
@@ -440,7 +448,7 @@ Result<PixelImage> decode_j2k(DcmDataset& dataset, E_TransferSyntax xfer) {
     for (std::size_t i = 0; i < out.size(); ++i)
       out[i] = static_cast<std::uint16_t>(static_cast<std::uint32_t>(decoded->samples[i]) & mask);
   }
-  return image;
+  return std::move(image);
 }
 
 bool same_geometry(const PixelImage& a, const PixelImage& b) {
@@ -696,19 +704,9 @@ Result<PixelImage> decode_dataset(DcmDataset& dataset) {
   if (!geometry) return std::unexpected(geometry.error());
   const Geometry& g = *geometry;
 
-  PixelImage image;
-  image.width = g.width;
-  image.height = g.height;
-  image.samples = g.samples;
-  image.bits_allocated = g.bits_allocated;
-  image.bits_stored = g.bits_stored;
-  image.sign = g.sign;
-  image.photometric = g.photometric;
-  if (g.photometric == Photometric::palette_color) {
-    auto palette = read_palette(*source);
-    if (!palette) return std::unexpected(palette.error());
-    image.palette = std::move(*palette);
-  }
+  auto shell = image_of(g, *source);
+  if (!shell) return std::unexpected(shell.error());
+  PixelImage& image = *shell;
 
   std::vector<std::uint8_t> scratch;
   auto bytes = native_bytes(*pixel, scratch);
@@ -747,7 +745,7 @@ Result<PixelImage> decode_dataset(DcmDataset& dataset) {
         out[i] = static_cast<std::uint16_t>(sample_at(i) & mask);
     }
   }
-  return image;
+  return std::move(image);
 }
 
 }  // namespace
