@@ -67,10 +67,13 @@ void run(const Args& args, const std::string& name, volume::Volume v) {
   const double cpu = cpu_seconds() - cpu_start;
   if (report) {
     std::printf(
-        "%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  %s  before %.2f after %.2f  changed %zu\n",
+        "%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  %s  before %.2f after %.2f  changed %zu  "
+        "attempts",
         name.c_str(), v.dims[0], v.dims[1], v.dims[2], seconds, cpu,
         std::string(deface::to_string(report->verdict)).c_str(), report->before.best_score(),
         report->after.best_score(), report->voxels_changed);
+    for (const auto& a : report->attempts) std::printf(" %.2f", a.best_score);
+    std::printf("\n");
   } else {
     std::printf("%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  refused: %s\n", name.c_str(),
                 v.dims[0], v.dims[1], v.dims[2], seconds, cpu, report.error().message.c_str());

@@ -67,6 +67,16 @@ Result<volume::NiftiImage> load(const fs::path& path) {
               path.string() + ": not a NIfTI (.nii, .nii.gz) or InVesalius (.inv3) file");
 }
 
+// One entry per removal tried (deface() escalates when a face is still seen after).
+nlohmann::json attempts_json(const std::vector<deface::DefaceReport::Attempt>& attempts) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& a : attempts)
+    j.push_back({{"deepen_mm", a.cut.deepen_mm},
+                 {"dome_fraction", a.cut.dome_fraction},
+                 {"best_score_after", a.best_score}});
+  return j;
+}
+
 nlohmann::json check_json(const deface::FaceCheck& check) {
   nlohmann::json j;
   j["face_found"] = check.face_found;
@@ -124,6 +134,7 @@ Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args,
     j["intracranial_voxels_in_region"] = report->intracranial_voxels_in_region;
   j["before"] = check_json(report->before);
   j["after"] = check_json(report->after);
+  j["attempts"] = attempts_json(report->attempts);
   j["seconds"] = report->seconds;
   return j;
 }
@@ -177,6 +188,7 @@ nlohmann::json series_json(const deface::SeriesReport& report) {
     j["face_region_voxels"] = report.deface->face_region_voxels;
     j["before"] = check_json(report.deface->before);
     j["after"] = check_json(report.deface->after);
+    j["attempts"] = attempts_json(report.deface->attempts);
   }
   j["seconds"] = {{"read", report.read_seconds},
                   {"deface", report.deface_seconds},

@@ -204,10 +204,9 @@ struct Knot {
 };
 constexpr double kTop = 80.0;
 constexpr double kCapMm = 4.0;
-// The cap's front is a dome across the head's width at the cut: kDomeFraction of the half-width,
-// at most kDomeMaxMm, in front of the flat cap (measured in docs/benchmarks.md (Defacing):
-// flatter or fuller domes let the frontal cascades fire on some heads after).
-constexpr double kDomeFraction = 0.2;
+// The cap's front is a dome across the head's width at the cut: CutVariant::dome_fraction of the
+// half-width, at most kDomeMaxMm, in front of the flat cap (measured in docs/benchmarks.md
+// (Defacing): flatter or fuller domes let the frontal cascades fire on some heads after).
 constexpr double kDomeMaxMm = 12.0;
 constexpr Knot kTipKnots[] = {{-200.0, 95.0}, {-60.0, 55.0}, {0.0, 40.0}, {30.0, 36.0}};
 
@@ -224,15 +223,30 @@ double tip_depth(double h) {
 
 // Anterior coordinate (mm, larger = more anterior) of the cut at height h; +inf above kTop.
 // Continuous in h: a step would leave a ledge whose shadow reads as a brow to a detector.
-double cut_front(double h, double tip_a, double forehead_a) {
+// deepen_mm (escalation, see deface()) moves the cut that much further back at and below the
+// nose tip, ramping to nothing at kDeepenTop (below the eyes, in front of no brain).
+constexpr double kDeepenTop = 20.0;
+// What deface() tries, in order, after the standard cut still shows a face: the cut 6 mm
+// deeper below the eyes, then the standard cut under a fuller dome (measured in
+// docs/benchmarks.md (Defacing): each releases a phantom the standard cut does not).
+constexpr CutVariant kEscalations[] = {{.deepen_mm = 6.0, .dome_fraction = 0.2},
+                                       {.deepen_mm = 0.0, .dome_fraction = 0.3}};
+double cut_front(double h, double tip_a, double forehead_a, double deepen_mm) {
   if (h >= kTop) return std::numeric_limits<double>::infinity();
   if (h >= 60.0) return forehead_a - 10.0 + (h - 60.0);  // tapers out through the forehead skin
   if (h >= 30.0) return forehead_a - 16.0 + 6.0 * (h - 30.0) / 30.0;
-  return std::min(forehead_a - 16.0, tip_a - tip_depth(h));
+  const double deeper = deepen_mm * std::clamp((kDeepenTop - h) / kDeepenTop, 0.0, 1.0);
+  return std::min(forehead_a - 16.0, tip_a - tip_depth(h)) - deeper;
 }
 }  // namespace
 
 Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
+  return find_face(v, modality, CutVariant{});
+}
+
+Result<FaceRegion> find_face(const volume::Volume& v, Modality modality, const CutVariant& cut) {
+  const double deepen_mm = cut.deepen_mm;
+  const double dome_fraction = cut.dome_fraction;
   if (v.voxels.empty() || v.voxels.size() != v.voxel_count())
     return fail(ErrorCode::internal, "volume has no voxels");
   FaceRegion region;
@@ -302,7 +316,7 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   region.mask.assign(v.voxel_count(), 0);
   double deepest = std::numeric_limits<double>::infinity();
   for (double h = -400.0; h < kTop; h += 1.0)
-    deepest = std::min(deepest, cut_front(h, tip_a, forehead_a));
+    deepest = std::min(deepest, cut_front(h, tip_a, forehead_a, deepen_mm));
   deepest -= 1.0;
   // Per grid slice, the head's left-right extent on the cut surface: the cap is rounded
   // across it (a smooth dome, like the front of a featureless egg) instead of flat, so its
@@ -310,7 +324,7 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   std::vector<std::array<double, 2>> span(static_cast<std::size_t>(g.nz), {1.0, -1.0});
   for (int z = 0; z < g.nz; ++z) {
     const double h = g.origin[2] + z * g.step - region.nose_tip[2];
-    const double front = cut_front(h, tip_a, forehead_a);
+    const double front = cut_front(h, tip_a, forehead_a, deepen_mm);
     if (!std::isfinite(front)) continue;
     const int y = static_cast<int>(std::lround((-(front + kCapMm) - g.origin[1]) / g.step));
     int lo = g.nx, hi = -1;
@@ -330,7 +344,7 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
     const double c = 0.5 * (sp[0] + sp[1]), w = 0.5 * (sp[1] - sp[0]);
     const double u = (x - c) / w;
     if (std::abs(u) >= 1.0) return 0.0;
-    return std::min(kDomeMaxMm, kDomeFraction * w) * std::sqrt(1.0 - u * u);
+    return std::min(kDomeMaxMm, dome_fraction * w) * std::sqrt(1.0 - u * u);
   };
   const double row_y[1] = {v.origin[1]};
   const double step_y[1] = {v.axes[0][1] * v.spacing[0]};
@@ -344,7 +358,7 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
           if (-y <= deepest) continue;
           const auto p = v.to_patient(i, j, k);
           const double h = p[2] - region.nose_tip[2];
-          const double front = cut_front(h, tip_a, forehead_a);
+          const double front = cut_front(h, tip_a, forehead_a, deepen_mm);
           if (-p[1] <= front) continue;
           // The deepest few millimetres of the face that lie inside the head become a cap,
           // so the cut does not open the orbits and the nose's cavities to the outside: the
@@ -538,43 +552,76 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   if (!before) return std::unexpected(before.error());
   report.before = std::move(*before);
 
-  // Only face voxels can change; keep their old values to count what did.
-  std::vector<float> saved;
-  for (std::size_t n = 0; n < v.voxels.size(); ++n)
-    if (region->mask[n]) saved.push_back(v.voxels[n]);
   const auto [min_it, max_it] = std::minmax_element(v.voxels.begin(), v.voxels.end());
   const double min_raw = *min_it, max_raw = *max_it;
   const float background = static_cast<float>(v.value_slope > 0 ? min_raw : max_raw);
-  if (options.method == DefaceMethod::blur) {
-    blur_region(v, region->mask, 12.0);
+  float cap = 0;
+  if (region->modality == Modality::ct) {
+    cap = static_cast<float>(
+        std::nearbyint((40.0 - v.value_intercept) / v.value_slope));  // soft tissue
   } else {
     const auto raw_threshold = (region->threshold - v.value_intercept) / v.value_slope;
-    float cap = 0;
-    if (region->modality == Modality::ct) {
-      cap = static_cast<float>(
-          std::nearbyint((40.0 - v.value_intercept) / v.value_slope));  // soft tissue
-    } else {
-      double sum = 0, count = 0;
-      for (float x : v.voxels)
-        if (x > raw_threshold) {
-          sum += x;
-          count += 1;
-        }
-      cap = static_cast<float>(std::nearbyint(count > 0 ? sum / count : raw_threshold));
-    }
-    for (std::size_t n = 0; n < v.voxels.size(); ++n)
-      if (region->mask[n]) v.voxels[n] = region->mask[n] == 2 ? cap : background;
-  }
-  for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n) {
-    if (!region->mask[n]) continue;
-    ++report.face_region_voxels;
-    report.voxels_changed += v.voxels[n] != saved[m++];
+    double sum = 0, count = 0;
+    for (float x : v.voxels)
+      if (x > raw_threshold) {
+        sum += x;
+        count += 1;
+      }
+    cap = static_cast<float>(std::nearbyint(count > 0 ? sum / count : raw_threshold));
   }
 
+  // Only face voxels can change; keep their old values to count what did, and to undo an
+  // attempt before a deeper one.
+  std::vector<float> saved;
+  auto apply = [&](const FaceRegion& r) {
+    saved.clear();
+    for (std::size_t n = 0; n < v.voxels.size(); ++n)
+      if (r.mask[n]) saved.push_back(v.voxels[n]);
+    if (options.method == DefaceMethod::blur) {
+      blur_region(v, r.mask, 12.0);
+    } else {
+      for (std::size_t n = 0; n < v.voxels.size(); ++n)
+        if (r.mask[n]) v.voxels[n] = r.mask[n] == 2 ? cap : background;
+    }
+    report.face_region_voxels = 0;
+    report.voxels_changed = 0;
+    for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n) {
+      if (!r.mask[n]) continue;
+      ++report.face_region_voxels;
+      report.voxels_changed += v.voxels[n] != saved[m++];
+    }
+  };
+  auto undo = [&](const FaceRegion& r) {
+    for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n)
+      if (r.mask[n]) v.voxels[n] = saved[m++];
+  };
+
+  apply(*region);
   auto after_views = render_head(v, region->threshold);
   auto after = detect_faces(after_views, options.cascade_dir);
   if (!after) return std::unexpected(after.error());
   report.after = std::move(*after);
+  report.attempts.push_back({CutVariant{}, report.after.best_score()});
+  // Escalation: when a face is still seen after, undo, cut again with the next variant (deeper
+  // only below the eyes, where no brain lies in front of the cut; or a fuller dome), and prove
+  // again. The brow-level cut is never moved, and (CT) the intracranial guard is re-checked.
+  for (const CutVariant& variant : kEscalations) {
+    if (!report.after.face_found) break;
+    undo(*region);
+    auto deeper = find_face(v, region->modality, variant);
+    if (!deeper) return std::unexpected(deeper.error());
+    if (deeper->modality == Modality::ct && ct_intracranial_overlap(v, *deeper) > 0) {
+      apply(*region);  // back to the accepted region; the refusal below stands
+      break;
+    }
+    *region = std::move(*deeper);
+    apply(*region);
+    after_views = render_head(v, region->threshold);
+    after = detect_faces(after_views, options.cascade_dir);
+    if (!after) return std::unexpected(after.error());
+    report.after = std::move(*after);
+    report.attempts.push_back({variant, report.after.best_score()});
+  }
   if (options.on_renderings) options.on_renderings(before_views, after_views);
   if (options.keep_renderings) {
     report.renderings_before = std::move(before_views);
@@ -589,8 +636,9 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
         "outside the field of view, or the head was not found); refusing to release");
   if (report.after.face_found)
     return fail(ErrorCode::policy, "a face is still detected after defacing (best score " +
-                                       std::to_string(report.after.best_score()) +
-                                       "); refusing to release");
+                                       std::to_string(report.after.best_score()) + " after " +
+                                       std::to_string(report.attempts.size()) +
+                                       " attempts); refusing to release");
   return report;
 }
 

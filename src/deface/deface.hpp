@@ -10,8 +10,9 @@
 // the nose, lips, chin, eyelids and brow, and shaped to pass in front of the frontal and
 // temporal lobes) is the face. Proof is by rendering the skin surface before and after and
 // running OpenCV's Haar face cascades on the renderings: a volume counts as defaced only
-// when a face was seen before and none after; when one is still seen after, deface() fails
-// closed.
+// when a face was seen before and none after. When one is still seen after, deface() retries
+// up to twice with a stronger cut (CutVariant: deeper below the eyes, fuller dome), and fails
+// closed when the last attempt still shows a face.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -78,6 +79,16 @@ struct DefaceOptions {
       on_renderings;
 };
 
+// How the cut and its cap are shaped. The default is the standard cut; deface() escalates to
+// others only when a face is still detected after it.
+struct CutVariant {
+  // Moves the cut this much further back at and below the nose tip, ramping to nothing 20 mm
+  // above it (in front of no brain); the brow-level cut never moves.
+  double deepen_mm = 0;
+  // The cap's dome: this fraction of the head's half-width at the cut, at most 12 mm.
+  double dome_fraction = 0.2;
+};
+
 struct DefaceReport {
   Modality modality = Modality::ct;
   Verdict verdict = Verdict::defaced;
@@ -89,7 +100,14 @@ struct DefaceReport {
   // region; always 0 in a returned report (deface() refuses otherwise). MR: not computed.
   std::size_t intracranial_voxels_in_region = 0;
   FaceCheck before;
-  FaceCheck after;
+  FaceCheck after;  // of the last attempt
+  // One per removal tried: when a face is still seen after, deface() undoes it, cuts again
+  // with the next CutVariant and proves again, up to three attempts in all.
+  struct Attempt {
+    CutVariant cut;         // the first attempt uses the default (standard) cut
+    double best_score = 0;  // after.best_score() of that attempt; 0 when no face was counted
+  };
+  std::vector<Attempt> attempts;
   std::vector<Rendering> renderings_before;
   std::vector<Rendering> renderings_after;
   double seconds = 0;
@@ -106,6 +124,9 @@ struct FaceRegion {
   double forehead_a = 0;  // anterior coordinate (-y, mm) of the forehead's most anterior point
 };
 Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality);
+// The same with another cut shape: what deface() escalates to when a face is still seen after.
+Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality,
+                             const CutVariant& cut);
 
 // Renders the skin surface (voxels above `threshold`, largest connected part) from the
 // front and from the sides. Never fails on a valid volume; an empty head renders black.
