@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "core/atomic_file.hpp"
+#include "deface/head_grid.hpp"
 #include "support/fixtures.hpp"
 #include "support/head_phantom.hpp"
 #include "volume/inv3.hpp"
@@ -257,6 +259,54 @@ TEST(Deface, EmptyVolumeIsRefused) {
   auto region = deface::find_face(v, deface::Modality::ct);
   ASSERT_FALSE(region);
   EXPECT_EQ(region.error().code, ErrorCode::unsupported);
+}
+
+// The skin closing's fast path (row sweeps on the head's bounding box, two threads) against
+// the definition: max, then min, over the cube clipped to the grid, cell by cell.
+TEST(Deface, SkinClosingMatchesTheDefinition) {
+  deface::detail::HeadGrid g;
+  g.nx = 23;
+  g.ny = 19;
+  g.nz = 17;
+  g.head.assign(static_cast<std::size_t>(g.nx) * g.ny * g.nz, 0);
+  std::uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u; };
+  // Blobs, some touching the grid's faces, with holes and gaps narrower than the cube.
+  for (int z = 0; z < g.nz; ++z)
+    for (int y = 0; y < g.ny; ++y)
+      for (int x = 0; x < g.nx; ++x) {
+        const bool body = (x - 11) * (x - 11) + (y - 9) * (y - 9) + (z - 8) * (z - 8) < 40;
+        const bool edge = x < 4 && y > 12;
+        g.head[g.index(x, y, z)] = (body || edge) && (next() >> 28) != 0;
+      }
+  for (const int r : {1, 2, 3}) {
+    const deface::detail::HeadGrid original = g;
+    auto window = [&](const deface::detail::HeadGrid& in, int x, int y, int z, bool want_any) {
+      for (int c = z - r; c <= z + r; ++c)
+        for (int b = y - r; b <= y + r; ++b)
+          for (int a = x - r; a <= x + r; ++a) {
+            if (a < 0 || b < 0 || c < 0 || a >= in.nx || b >= in.ny || c >= in.nz) continue;
+            if (in.at(a, b, c) == want_any) return want_any;
+          }
+      return !want_any;
+    };
+    deface::detail::HeadGrid dilated = original, expected = original;
+    for (int z = 0; z < g.nz; ++z)
+      for (int y = 0; y < g.ny; ++y)
+        for (int x = 0; x < g.nx; ++x)
+          dilated.head[g.index(x, y, z)] = window(original, x, y, z, true);
+    for (int z = 0; z < g.nz; ++z)
+      for (int y = 0; y < g.ny; ++y)
+        for (int x = 0; x < g.nx; ++x)
+          expected.head[g.index(x, y, z)] = window(dilated, x, y, z, false);
+    deface::detail::HeadGrid fast = original;
+    deface::detail::close_head(fast, r);
+    EXPECT_EQ(fast.head, expected.head) << "radius " << r;
+  }
+  deface::detail::HeadGrid empty = g;
+  std::fill(empty.head.begin(), empty.head.end(), 0);
+  deface::detail::close_head(empty, 2);
+  EXPECT_EQ(std::count(empty.head.begin(), empty.head.end(), 1), 0);
 }
 
 TEST(Nifti, RoundTripsVoxelsGeometryAndHeader) {

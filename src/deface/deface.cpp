@@ -47,11 +47,13 @@ HeadGrid build_head_grid(const volume::Volume& v, double threshold) {
         const auto next = v.to_index({row[0] + g.step, row[1], row[2]});
         const volume::Vec3 d{next[0] - base[0], next[1] - base[1], next[2] - base[2]};
         for (int x = 0; x < g.nx; ++x) {
-          const long i = std::lround(base[0] + d[0] * x);
-          const long j = std::lround(base[1] + d[1] * x);
-          const long k = std::lround(base[2] + d[2] * x);
-          if (i < 0 || j < 0 || k < 0 || i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2])
-            continue;
+          // Nearest voxel, rounding halves up as std::lround does for the indices kept
+          // (a libm call per coordinate was a tenth of deface()'s time).
+          const double fi = base[0] + d[0] * x, fj = base[1] + d[1] * x, fk = base[2] + d[2] * x;
+          if (fi <= -0.5 || fj <= -0.5 || fk <= -0.5) continue;
+          const long i = static_cast<long>(fi + 0.5), j = static_cast<long>(fj + 0.5),
+                     k = static_cast<long>(fk + 0.5);
+          if (i >= v.dims[0] || j >= v.dims[1] || k >= v.dims[2]) continue;
           const float value =
               v.voxels[v.index(static_cast<int>(i), static_cast<int>(j), static_cast<int>(k))];
           if (positive_slope ? value > raw_threshold : value < raw_threshold)
@@ -78,7 +80,11 @@ HeadGrid build_head_grid(const volume::Volume& v, double threshold) {
       const std::size_t n = queue.back();
       queue.pop_back();
       ++count;
-      const std::size_t x = n % sy, y = (n / sy) % static_cast<std::size_t>(g.ny), z = n / sz;
+      // 32-bit divisions (the grid has fewer than 2^32 cells): this loop visits every cell.
+      const auto n32 = static_cast<std::uint32_t>(n), nx32 = static_cast<std::uint32_t>(g.nx),
+                 ny32 = static_cast<std::uint32_t>(g.ny);
+      const std::uint32_t column = n32 / nx32;
+      const std::size_t x = n32 - column * nx32, y = column % ny32, z = column / ny32;
       auto visit = [&](std::size_t m) {
         if (g.head[m] == from) {
           g.head[m] = to;
@@ -244,17 +250,28 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality) {
   return find_face(v, modality, CutVariant{});
 }
 
-Result<FaceRegion> find_face(const volume::Volume& v, Modality modality, const CutVariant& cut) {
-  const double deepen_mm = cut.deepen_mm;
-  const double dome_fraction = cut.dome_fraction;
+namespace {
+
+// What find_face() learns about the intact head before it places a cut: computed once per
+// volume, so deface()'s escalation and its first rendering do not segment the head again.
+struct HeadAnalysis {
+  Modality modality = Modality::ct;
+  double threshold = 0;
+  HeadGrid grid;
+  volume::Vec3 nose_tip{};
+  double forehead_a = 0;
+};
+
+Result<HeadAnalysis> analyse_head(const volume::Volume& v, Modality modality) {
   if (v.voxels.empty() || v.voxels.size() != v.voxel_count())
     return fail(ErrorCode::internal, "volume has no voxels");
-  FaceRegion region;
+  HeadAnalysis head;
   if (modality == Modality::automatic)
     modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
-  region.modality = modality;
-  region.threshold = modality == Modality::ct ? -300.0 : otsu(v);
-  const HeadGrid g = detail::build_head_grid(v, region.threshold);
+  head.modality = modality;
+  head.threshold = modality == Modality::ct ? -300.0 : otsu(v);
+  head.grid = detail::build_head_grid(v, head.threshold);
+  const HeadGrid& g = head.grid;
 
   int top = -1;
   for (int z = g.nz - 1; z >= 0 && top < 0; --z)
@@ -287,21 +304,17 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality, const C
         sz += z;
         count += 1;
       }
-  region.nose_tip = {g.origin[0] + sx / count * g.step, g.origin[1] + best_y * g.step,
-                     g.origin[2] + sz / count * g.step};
+  head.nose_tip = {g.origin[0] + sx / count * g.step, g.origin[1] + best_y * g.step,
+                   g.origin[2] + sz / count * g.step};
 
   // The forehead: the most anterior point 60-95 mm above the tip, near the midline.
-  const double tip_a = -region.nose_tip[1];
+  const double tip_a = -head.nose_tip[1];
   double forehead_a = tip_a - 22.0;  // typical, for scans that stop below the forehead
   {
-    const int z0 =
-        static_cast<int>(std::lround((region.nose_tip[2] + 60.0 - g.origin[2]) / g.step));
-    const int z1 =
-        static_cast<int>(std::lround((region.nose_tip[2] + 95.0 - g.origin[2]) / g.step));
-    const int x0 =
-        static_cast<int>(std::lround((region.nose_tip[0] - 40.0 - g.origin[0]) / g.step));
-    const int x1 =
-        static_cast<int>(std::lround((region.nose_tip[0] + 40.0 - g.origin[0]) / g.step));
+    const int z0 = static_cast<int>(std::lround((head.nose_tip[2] + 60.0 - g.origin[2]) / g.step));
+    const int z1 = static_cast<int>(std::lround((head.nose_tip[2] + 95.0 - g.origin[2]) / g.step));
+    const int x0 = static_cast<int>(std::lround((head.nose_tip[0] - 40.0 - g.origin[0]) / g.step));
+    const int x1 = static_cast<int>(std::lround((head.nose_tip[0] + 40.0 - g.origin[0]) / g.step));
     int best = g.ny;
     for (int z = std::max(0, z0); z <= std::min(g.nz - 1, z1); ++z)
       for (int x = std::max(0, x0); x <= std::min(g.nx - 1, x1); ++x)
@@ -312,7 +325,22 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality, const C
           }
     if (best < g.ny) forehead_a = std::min(tip_a, -(g.origin[1] + best * g.step));
   }
-  region.forehead_a = forehead_a;
+  head.forehead_a = forehead_a;
+  return head;
+}
+
+// The face region of an analysed head for one cut shape.
+FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const CutVariant& cut) {
+  const double deepen_mm = cut.deepen_mm;
+  const double dome_fraction = cut.dome_fraction;
+  const HeadGrid& g = head.grid;
+  FaceRegion region;
+  region.modality = head.modality;
+  region.threshold = head.threshold;
+  region.nose_tip = head.nose_tip;
+  region.forehead_a = head.forehead_a;
+  const double tip_a = -region.nose_tip[1];
+  const double forehead_a = head.forehead_a;
   region.mask.assign(v.voxel_count(), 0);
   double deepest = std::numeric_limits<double>::infinity();
   for (double h = -400.0; h < kTop; h += 1.0)
@@ -380,6 +408,14 @@ Result<FaceRegion> find_face(const volume::Volume& v, Modality modality, const C
     mark_slab(0, v.dims[2] / 2);
   }
   return region;
+}
+
+}  // namespace
+
+Result<FaceRegion> find_face(const volume::Volume& v, Modality modality, const CutVariant& cut) {
+  auto head = analyse_head(v, modality);
+  if (!head) return std::unexpected(head.error());
+  return mark_face(v, *head, cut);
 }
 
 namespace {
@@ -533,21 +569,23 @@ std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& r
 
 Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  auto region = find_face(v, options.modality);
-  if (!region) return std::unexpected(region.error());
+  auto head = analyse_head(v, options.modality);
+  if (!head) return std::unexpected(head.error());
+  FaceRegion region = mark_face(v, *head, CutVariant{});
   DefaceReport report;
-  report.modality = region->modality;
-  report.threshold = region->threshold;
-  report.nose_tip = region->nose_tip;
-  if (region->modality == Modality::ct) {
-    report.intracranial_voxels_in_region = ct_intracranial_overlap(v, *region);
+  report.modality = region.modality;
+  report.threshold = region.threshold;
+  report.nose_tip = region.nose_tip;
+  if (region.modality == Modality::ct) {
+    report.intracranial_voxels_in_region = ct_intracranial_overlap(v, region);
     if (report.intracranial_voxels_in_region > 0)
       return fail(ErrorCode::policy, "the face region reaches into the intracranial space (" +
                                          std::to_string(report.intracranial_voxels_in_region) +
                                          " guard cells); refusing rather than touching the brain");
   }
 
-  auto before_views = render_head(v, region->threshold);
+  // The analysis segmented this same intact volume at this threshold: render that grid.
+  auto before_views = detail::render_grid(head->grid);
   auto before = detect_faces(before_views, options.cascade_dir);
   if (!before) return std::unexpected(before.error());
   report.before = std::move(*before);
@@ -556,11 +594,11 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   const double min_raw = *min_it, max_raw = *max_it;
   const float background = static_cast<float>(v.value_slope > 0 ? min_raw : max_raw);
   float cap = 0;
-  if (region->modality == Modality::ct) {
+  if (region.modality == Modality::ct) {
     cap = static_cast<float>(
         std::nearbyint((40.0 - v.value_intercept) / v.value_slope));  // soft tissue
   } else {
-    const auto raw_threshold = (region->threshold - v.value_intercept) / v.value_slope;
+    const auto raw_threshold = (region.threshold - v.value_intercept) / v.value_slope;
     double sum = 0, count = 0;
     for (float x : v.voxels)
       if (x > raw_threshold) {
@@ -596,8 +634,8 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
       if (r.mask[n]) v.voxels[n] = saved[m++];
   };
 
-  apply(*region);
-  auto after_views = render_head(v, region->threshold);
+  apply(region);
+  auto after_views = render_head(v, region.threshold);
   auto after = detect_faces(after_views, options.cascade_dir);
   if (!after) return std::unexpected(after.error());
   report.after = std::move(*after);
@@ -607,16 +645,16 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   // again. The brow-level cut is never moved, and (CT) the intracranial guard is re-checked.
   for (const CutVariant& variant : kEscalations) {
     if (!report.after.face_found) break;
-    undo(*region);
-    auto deeper = find_face(v, region->modality, variant);
-    if (!deeper) return std::unexpected(deeper.error());
-    if (deeper->modality == Modality::ct && ct_intracranial_overlap(v, *deeper) > 0) {
-      apply(*region);  // back to the accepted region; the refusal below stands
+    undo(region);
+    // The undo restored the intact volume exactly, so its analysis still holds.
+    FaceRegion deeper = mark_face(v, *head, variant);
+    if (deeper.modality == Modality::ct && ct_intracranial_overlap(v, deeper) > 0) {
+      apply(region);  // back to the accepted region; the refusal below stands
       break;
     }
-    *region = std::move(*deeper);
-    apply(*region);
-    after_views = render_head(v, region->threshold);
+    region = std::move(deeper);
+    apply(region);
+    after_views = render_head(v, region.threshold);
     after = detect_faces(after_views, options.cascade_dir);
     if (!after) return std::unexpected(after.error());
     report.after = std::move(*after);

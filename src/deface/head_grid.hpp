@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "deface/deface.hpp"
 #include "volume/volume.hpp"
 
 namespace radguard::deface::detail {
@@ -28,5 +29,13 @@ struct HeadGrid {
 // Samples the volume (nearest neighbour) on a grid covering it, keeps voxels whose physical
 // value exceeds `threshold`, and reduces them to the largest 6-connected part.
 HeadGrid build_head_grid(const volume::Volume& volume, double threshold);
+
+// Morphological closing of the head by a cube of half-width `radius` cells (dilation, then
+// erosion); cells outside the grid are ignored, so a head cut by the field of view keeps its
+// edge there.
+void close_head(HeadGrid& grid, int radius);
+
+// render_head() on a grid already built (taken by value: the skin closing changes it).
+std::vector<Rendering> render_grid(HeadGrid grid);
 
 }  // namespace radguard::deface::detail
