@@ -204,6 +204,55 @@ TEST(DefaceSeries, GroupsAssemblesAndRecognisesHeads) {
   }
 }
 
+// Whole-body series (PET-CT's CT, whole-body MR) usually show the face without naming a head
+// part: they are refused, never passed as "not a head"; their files fail in apply().
+TEST(DefaceSeries, WholeBodySeriesAreRefusedNotPassed) {
+  testing::TempDir dir;
+  volume::Volume body;
+  body.dims = {16, 16, 12};
+  body.spacing = {31.25, 31.25, 5};
+  body.voxels.assign(body.voxel_count(), 40.0f);
+  SeriesSpec by_body_part;
+  by_body_part.series_uid = "1.2.826.0.1.3680043.2.1125.3.211";
+  by_body_part.body_part = "WHOLEBODY";
+  by_body_part.description = "CTAC 3.75";
+  const auto body_part_files = write_series(body, dir / "in" / "wb1", by_body_part);
+  SeriesSpec by_description;
+  by_description.series_uid = "1.2.826.0.1.3680043.2.1125.3.212";
+  by_description.body_part = "";
+  by_description.description = "PET/CT Whole-Body low dose";
+  write_series(body, dir / "in" / "wb2", by_description);
+  SeriesSpec by_short_word;
+  by_short_word.series_uid = "1.2.826.0.1.3680043.2.1125.3.213";
+  by_short_word.body_part = "";
+  by_short_word.description = "CT WB 3.0 B30f";
+  write_series(body, dir / "in" / "wb3", by_short_word);
+  // "WB" inside another word, and a chest, stay "not a head".
+  SeriesSpec chest;
+  chest.series_uid = "1.2.826.0.1.3680043.2.1125.3.214";
+  chest.body_part = "CHEST";
+  chest.description = "Thorax WBC follow-up";
+  write_series(body, dir / "in" / "chest", chest);
+
+  deface::SeriesOptions series_options;
+  series_options.work_parent = dir.path();
+  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  ASSERT_TRUE(result) << result.error().message;
+  for (const char* uid : {"1.2.826.0.1.3680043.2.1125.3.211", "1.2.826.0.1.3680043.2.1125.3.212",
+                          "1.2.826.0.1.3680043.2.1125.3.213"}) {
+    const auto* report = find_series(*result, uid);
+    ASSERT_NE(report, nullptr) << uid;
+    EXPECT_EQ(report->outcome, deface::SeriesOutcome::refused) << uid;
+    EXPECT_NE(report->reason.find("whole-body"), std::string::npos) << report->reason;
+  }
+  const auto* chest_report = find_series(*result, chest.series_uid);
+  ASSERT_NE(chest_report, nullptr);
+  EXPECT_EQ(chest_report->outcome, deface::SeriesOutcome::not_head) << chest_report->reason;
+  auto opened = dicom::DicomFile::open(body_part_files.front());
+  ASSERT_TRUE(opened);
+  EXPECT_FALSE(result->apply(body_part_files.front(), *opened));
+}
+
 // An enhanced (multi-frame) head CT fails closed with a clear reason; every file of it fails.
 TEST(DefaceSeries, MultiFrameHeadIsRefused) {
   testing::TempDir dir;

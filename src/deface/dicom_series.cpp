@@ -192,6 +192,32 @@ bool mentions_head(const std::string& words) {
   return false;
 }
 
+// Whole-body scans (PET-CT's CT, whole-body MR, trauma CT) usually include the face or part of
+// it, yet name no head part. Matched on the words with spaces and punctuation removed, so
+// "WHOLE BODY", "Whole-Body" and "WHOLEBODY" (the PS3.16 body part term) all count; "WB" and
+// "PET" (a CT series in a PET study) only as whole words.
+bool mentions_whole_body(const std::string& words) {
+  std::string joined;
+  for (char c : words)
+    if (std::isalnum(static_cast<unsigned char>(c))) joined += c;
+  static constexpr std::string_view kJoined[] = {"WHOLEBODY",   "TOTALBODY",   "GANZKOERPER",
+                                                 "GANZKORPER",  "CORPSENTIER", "CUERPOENTERO",
+                                                 "EYESTOTHIGH", "VERTEXTO",    "SKULLBASETO"};
+  for (std::string_view term : kJoined)
+    if (joined.find(term) != std::string::npos) return true;
+  std::size_t start = 0;
+  while (start < words.size()) {
+    while (start < words.size() && !std::isalnum(static_cast<unsigned char>(words[start]))) ++start;
+    std::size_t end = start;
+    while (end < words.size() && std::isalnum(static_cast<unsigned char>(words[end]))) ++end;
+    const std::string_view word(words.data() + start, end - start);
+    if (word == "WB" || word == "PET" || word == "PETCT" || word == "WBCT" || word == "WBMR")
+      return true;
+    start = end;
+  }
+  return false;
+}
+
 // A stack: files sharing series, frame of reference, orientation, size, echo and time.
 struct Stack {
   std::string key;
@@ -352,8 +378,19 @@ class SeriesWorker {
       report.reason = "no image pixel data";
       return false;
     }
-    bool head = false;
-    for (std::size_t m : stack.members) head = head || mentions_head(infos_[m].words);
+    bool head = false, whole_body = false;
+    for (std::size_t m : stack.members) {
+      head = head || mentions_head(infos_[m].words);
+      whole_body = whole_body || mentions_whole_body(infos_[m].words);
+    }
+    // Fail closed: a whole-body series may show the face, and finding a face in a body-length
+    // volume is not supported, so it is refused rather than passed as "not a head".
+    if (!head && whole_body) {
+      refuse(report,
+             "whole-body series: it may show the face, and defacing is supported for head "
+             "series only");
+      return false;
+    }
     // Fail closed: a CT/MR series that names no body part and whose extent cannot be measured
     // (enhanced multi-frame images keep their geometry per frame; broken headers) may be a
     // head, so it goes on as one and is refused by check_supported() below.
