@@ -386,6 +386,107 @@ TEST(DefaceSeries, CraniumSeriesIsWrittenBack) {
   EXPECT_EQ(identical, 108u - report.slices_changed);
 }
 
+// Cranium as ONE enhanced multi-frame CT (geometry and rescale in functional groups, frames
+// stored out of slice order): assembled from the per-frame Plane Positions, defaced exactly as
+// the volume itself, and written back frame by frame: changed frames hold the defaced values,
+// every other frame keeps its stored values, 113102 is added.
+TEST(DefaceSeries, EnhancedMultiFrameCraniumIsWrittenBack) {
+  if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
+  auto head = volume::read_inv3(kCranium);
+  ASSERT_TRUE(head) << head.error().message;
+  testing::TempDir dir;
+  SeriesSpec spec;
+  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.421";
+  std::vector<int> order;
+  for (int k = 0; k < head->dims[2]; ++k) order.push_back((k * 37) % head->dims[2]);
+  fs::create_directories(dir / "in");
+  const fs::path input = testing::write_enhanced(*head, dir / "in" / "enhanced.dcm", spec, order);
+
+  deface::SeriesOptions series_options;
+  series_options.work_parent = dir.path();
+  series_options.threads = 2;
+  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  ASSERT_TRUE(result) << result.error().message;
+  ASSERT_EQ(result->series().size(), 1u);
+  const auto& report = result->series().front();
+  ASSERT_EQ(report.outcome, deface::SeriesOutcome::defaced) << report.reason;
+  EXPECT_EQ(report.dims, head->dims);
+  EXPECT_EQ(report.slices, 108u);
+  EXPECT_EQ(report.missing_slices, 0u);
+  EXPECT_GT(report.slices_changed, 10u);
+  EXPECT_LT(report.slices_changed, 108u);
+
+  volume::Volume reference = *head;
+  ASSERT_TRUE(deface::deface(reference, options()));
+
+  const auto out = apply_all(*result, {input}, dir / "out");
+  ASSERT_EQ(out.size(), 1u);
+  auto before = dicom::DicomFile::open(input);
+  auto after = dicom::DicomFile::open(out[0]);
+  ASSERT_TRUE(before && after);
+  auto in_image = dicom::decode_pixels(*before);
+  auto out_image = dicom::decode_pixels(*after);
+  ASSERT_TRUE(in_image && out_image);
+  ASSERT_EQ(out_image->frames.size(), order.size());
+  const std::size_t plane = static_cast<std::size_t>(head->dims[0]) * head->dims[1];
+  std::size_t changed = 0;
+  for (std::size_t f = 0; f < order.size(); ++f) {
+    const int k = order[f];
+    const auto& frame = out_image->frames[f];
+    ASSERT_EQ(frame.size(), plane);
+    changed += frame != in_image->frames[f];
+    std::size_t differ = 0;
+    for (std::size_t p = 0; p < plane; ++p)
+      differ += out_image->value_of(frame[p]) - 1024.0 != reference.voxels[plane * k + p];
+    EXPECT_EQ(differ, 0u) << "frame " << f << " (slice " << k << ")";
+  }
+  EXPECT_EQ(changed, report.slices_changed);
+  EXPECT_EQ(after->code_sequence_of(Tag{0x0012, 0x0064}).size(), 1u);
+}
+
+// An enhanced image whose frames do not all carry a Plane Position, or whose frames disagree
+// in orientation, is not one volume: refused with the reason, never passed.
+TEST(DefaceSeries, EnhancedImageWithoutPerFrameGeometryIsRefused) {
+  HeadPhantom ph = phantom(PhantomContrast::mr, {Vec3{1, 0, 0}, Vec3{0, 1, 0}, Vec3{0, 0, 1}});
+  enum class Flaw { missing_position, orientation_differs };
+  for (const Flaw flaw : {Flaw::missing_position, Flaw::orientation_differs}) {
+    testing::TempDir dir;
+    fs::create_directories(dir / "in");
+    SeriesSpec spec;
+    spec.modality = "MR";
+    spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.422";
+    const fs::path path = testing::write_enhanced(ph.volume, dir / "in" / "mr.dcm", spec);
+    {
+      auto file = testing::load(path);
+      DcmItem* frame = nullptr;
+      ASSERT_TRUE(file->getDataset()
+                      ->findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, frame, 3)
+                      .good());
+      if (flaw == Flaw::missing_position) {
+        frame->findAndDeleteElement(DCM_PlanePositionSequence);
+      } else {
+        DcmItem* orientation = nullptr;
+        frame->findOrCreateSequenceItem(DCM_PlaneOrientationSequence, orientation, 0);
+        orientation->putAndInsertString(DCM_ImageOrientationPatient, "0\\1\\0\\0\\0\\-1");
+      }
+      testing::save(*file, path);
+    }
+    deface::SeriesOptions series_options;
+    series_options.work_parent = dir.path();
+    auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+    ASSERT_TRUE(result) << result.error().message;
+    ASSERT_EQ(result->series().size(), 1u);
+    const auto& report = result->series().front();
+    EXPECT_EQ(report.outcome, deface::SeriesOutcome::refused);
+    EXPECT_NE(report.reason.find(flaw == Flaw::missing_position ? "Plane Position" : "differ"),
+              std::string::npos)
+        << report.reason;
+    auto opened = dicom::DicomFile::open(path);
+    ASSERT_TRUE(opened);
+    EXPECT_FALSE(result->apply(path, *opened));
+  }
+}
+
 // Cranium scanned with a gantry tilt: the head resampled (nearest voxel) onto image planes
 // tilted 12 degrees about the left-right axis, the table stepping straight along z. The step
 // is not along the normal; the series is resampled back onto an orthogonal grid for defacing,

@@ -53,6 +53,13 @@ constexpr Tag kPixelSpacing{0x0028, 0x0030};
 constexpr Tag kRescaleIntercept{0x0028, 0x1052};
 constexpr Tag kRescaleSlope{0x0028, 0x1053};
 constexpr Tag kPixelData{0x7FE0, 0x0010};
+// Enhanced (multi-frame) images keep their geometry and rescale in functional groups.
+constexpr Tag kSharedFunctionalGroups{0x5200, 0x9229};
+constexpr Tag kPerFrameFunctionalGroups{0x5200, 0x9230};
+constexpr Tag kPlanePositionSequence{0x0020, 0x9113};
+constexpr Tag kPlaneOrientationSequence{0x0020, 0x9116};
+constexpr Tag kPixelMeasuresSequence{0x0028, 0x9110};
+constexpr Tag kPixelValueTransformationSequence{0x0028, 0x9145};
 constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -96,6 +103,8 @@ struct FileInfo {
   bool has_pixels = false;
   bool has_geometry = false;
   Vec3 row{}, col{}, position{};
+  std::vector<Vec3> frame_positions;    // enhanced multi-frame: one per frame, in frame order
+  bool frames_disagree = false;         // frames differ in orientation, spacing or rescale
   double spacing_x = 0, spacing_y = 0;  // between columns (along row) and between rows
   int rows = 0, columns = 0, frames = 1, samples = 1;
   std::string photometric;
@@ -108,6 +117,82 @@ struct FileInfo {
 std::string upper(std::string text) {
   for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return text;
+}
+
+// The geometry and rescale of an enhanced multi-frame image: Plane Position per frame; Plane
+// Orientation, Pixel Measures and Pixel Value Transformation from the shared groups or, when
+// given per frame, equal in every frame (a file whose frames differ there is not one volume:
+// `inconsistent`). Positions are empty unless every frame has exactly one.
+struct FunctionalGroups {
+  std::vector<Vec3> positions;
+  std::vector<double> orientation, spacing;
+  std::optional<std::string> slope, intercept;
+  bool inconsistent = false;
+};
+
+FunctionalGroups read_functional_groups(const dicom::DicomFile& file, int frames) {
+  FunctionalGroups out;
+  std::vector<Vec3> positions;
+  bool bad_position = false;
+  // A per-frame value must be the same in every frame; the shared one wins when both exist.
+  auto agree = [&](std::optional<std::string>& kept, std::string_view value) {
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\0')) value.remove_suffix(1);
+    if (!kept) {
+      kept = std::string(value);
+    } else if (*kept != value) {
+      out.inconsistent = true;
+    }
+  };
+  std::optional<std::string> shared_orientation, shared_spacing, shared_slope, shared_intercept;
+  std::optional<std::string> frame_orientation, frame_spacing, frame_slope, frame_intercept;
+  // How many frames carry each per-frame value: when it is not shared, every frame must.
+  int frame_orientations = 0, frame_spacings = 0, frame_slopes = 0, frame_intercepts = 0;
+  file.visit([&](const dicom::ElementView& e) {
+    if (e.path.size() != 2) return;
+    const bool shared = e.path[0] == kSharedFunctionalGroups;
+    if (!shared && e.path[0] != kPerFrameFunctionalGroups) return;
+    const Tag group = e.path[1];
+    if (group == kPlanePositionSequence && e.tag == kImagePosition && !shared) {
+      const auto p = numbers_of(std::string(e.value));
+      if (p.size() != 3) {
+        bad_position = true;
+        return;
+      }
+      positions.push_back({p[0], p[1], p[2]});
+    } else if (group == kPlaneOrientationSequence && e.tag == kImageOrientation) {
+      agree(shared ? shared_orientation : frame_orientation, e.value);
+      frame_orientations += !shared;
+    } else if (group == kPixelMeasuresSequence && e.tag == kPixelSpacing) {
+      agree(shared ? shared_spacing : frame_spacing, e.value);
+      frame_spacings += !shared;
+    } else if (group == kPixelValueTransformationSequence && e.tag == kRescaleSlope) {
+      agree(shared ? shared_slope : frame_slope, e.value);
+      frame_slopes += !shared;
+    } else if (group == kPixelValueTransformationSequence && e.tag == kRescaleIntercept) {
+      agree(shared ? shared_intercept : frame_intercept, e.value);
+      frame_intercepts += !shared;
+    }
+  });
+  // A value given both shared and per frame must be the same; given per frame only, in all.
+  auto settle = [&](const std::optional<std::string>& in_shared,
+                    const std::optional<std::string>& in_frames, int count) {
+    if (!in_frames) return;
+    if (in_shared ? *in_shared != *in_frames : count != frames) out.inconsistent = true;
+  };
+  settle(shared_orientation, frame_orientation, frame_orientations);
+  settle(shared_spacing, frame_spacing, frame_spacings);
+  settle(shared_slope, frame_slope, frame_slopes);
+  settle(shared_intercept, frame_intercept, frame_intercepts);
+  if (!bad_position && positions.size() == static_cast<std::size_t>(frames))
+    out.positions = std::move(positions);
+  auto pick = [](const std::optional<std::string>& a, const std::optional<std::string>& b) {
+    return a ? a : b;
+  };
+  out.orientation = numbers_of(pick(shared_orientation, frame_orientation));
+  out.spacing = numbers_of(pick(shared_spacing, frame_spacing));
+  out.slope = pick(shared_slope, frame_slope);
+  out.intercept = pick(shared_intercept, frame_intercept);
+  return out;
 }
 
 Result<FileInfo> read_info(const fs::path& path) {
@@ -132,9 +217,25 @@ Result<FileInfo> read_info(const fs::path& path) {
   info.frames = static_cast<int>(number_of(file->string_of(kNumberOfFrames)).value_or(1));
   info.samples = static_cast<int>(number_of(file->string_of(kSamplesPerPixel)).value_or(1));
   info.has_pixels = has_pixel_data && info.rows > 0 && info.columns > 0;
-  const auto orientation = numbers_of(file->string_of(kImageOrientation));
-  const auto position = numbers_of(file->string_of(kImagePosition));
-  const auto spacing = numbers_of(file->string_of(kPixelSpacing));
+  auto orientation = numbers_of(file->string_of(kImageOrientation));
+  auto position = numbers_of(file->string_of(kImagePosition));
+  auto spacing = numbers_of(file->string_of(kPixelSpacing));
+  std::optional<std::string> slope_text = file->string_of(kRescaleSlope),
+                             intercept_text = file->string_of(kRescaleIntercept);
+  if (info.frames > 1) {
+    const auto groups = read_functional_groups(*file, info.frames);
+    orientation = groups.orientation;
+    spacing = groups.spacing;
+    info.frame_positions = groups.positions;
+    position = info.frame_positions.empty() ? std::vector<double>{}
+                                            : std::vector<double>(info.frame_positions[0].begin(),
+                                                                  info.frame_positions[0].end());
+    if (groups.slope || groups.intercept) {
+      slope_text = groups.slope;
+      intercept_text = groups.intercept;
+    }
+    info.frames_disagree = groups.inconsistent;
+  }
   if (orientation.size() == 6 && position.size() == 3 && spacing.size() == 2 && spacing[0] > 0 &&
       spacing[1] > 0) {
     info.row = {orientation[0], orientation[1], orientation[2]};
@@ -151,13 +252,12 @@ Result<FileInfo> read_info(const fs::path& path) {
       info.has_geometry = std::abs(dot(info.row, info.col)) < 1e-3;
     }
   }
-  if (file->string_of(kRescaleSlope) || file->string_of(kRescaleIntercept)) {
-    const auto slope = number_of(file->string_of(kRescaleSlope));
-    const auto intercept = number_of(file->string_of(kRescaleIntercept));
+  if (slope_text || intercept_text) {
+    const auto slope = number_of(slope_text);
+    const auto intercept = number_of(intercept_text);
     info.slope = slope.value_or(1.0);
     info.intercept = intercept.value_or(0.0);
-    info.bad_rescale = (file->string_of(kRescaleSlope) && !slope) ||
-                       (file->string_of(kRescaleIntercept) && !intercept) || info.slope == 0;
+    info.bad_rescale = (slope_text && !slope) || (intercept_text && !intercept) || info.slope == 0;
   }
   const std::string body_part = get(kBodyPartExamined);
   info.has_body_part = !body_part.empty();
@@ -278,8 +378,10 @@ Result<std::unique_ptr<WorkDir>> make_work_dir(const fs::path& parent_in) {
 struct FilePlan {
   std::size_t series = 0;  // index into reports
   std::string sop_uid;
-  int rows = 0, columns = 0;
-  std::string pixel_file;  // replacement frame (raw uint16, native order); "" = unchanged
+  int rows = 0, columns = 0, frames = 1;
+  // Replacement frames, all of the file's in frame order (raw uint16, native order); "" when
+  // no frame changed.
+  std::string pixel_file;
 };
 
 struct SeriesDefacing::State {
@@ -313,6 +415,8 @@ namespace {
 // One slice of an assembled stack.
 struct Slice {
   std::size_t info = 0;               // index into infos
+  int frame = 0;                      // frame of that file (enhanced multi-frame images)
+  Vec3 position{};                    // Image Position (Patient) of that frame
   double along = 0;                   // position along the normal, mm
   int k = 0;                          // grid layer
   double shift_x = 0, shift_y = 0;    // in-plane offset from the first slice, pixels
@@ -394,7 +498,7 @@ class SeriesWorker {
     // Fail closed: a CT/MR series that names no body part and whose extent cannot be measured
     // (enhanced multi-frame images keep their geometry per frame; broken headers) may be a
     // head, so it goes on as one and is refused by check_supported() below.
-    const bool measurable = f.has_geometry && f.frames <= 1;
+    const bool measurable = f.has_geometry;
     if (!head && !f.has_body_part && !measurable) return true;
     if (!head && !f.has_body_part) {
       const double across_x = f.columns * f.spacing_x, across_y = f.rows * f.spacing_y;
@@ -412,12 +516,18 @@ class SeriesWorker {
   }
 
   Status check_supported(const Stack& stack, const FileInfo& f) const {
+    std::size_t slices = 0;
     for (std::size_t m : stack.members) {
       const FileInfo& g = infos_[m];
-      if (g.frames > 1)
+      slices += static_cast<std::size_t>(std::max(1, g.frames));
+      if (g.frames > 1 && g.frames_disagree)
         return fail(ErrorCode::unsupported,
-                    "multi-frame (enhanced) head image: per-frame geometry is not supported for "
-                    "defacing");
+                    "multi-frame head image whose frames differ in orientation, pixel spacing or "
+                    "rescale: not one volume");
+      if (g.frames > 1 && g.frame_positions.empty())
+        return fail(ErrorCode::unsupported,
+                    "multi-frame head image without a Plane Position for every frame: cannot be "
+                    "assembled into a volume");
       if (g.samples != 1 || (g.photometric != "MONOCHROME1" && g.photometric != "MONOCHROME2"))
         return fail(ErrorCode::unsupported, "head series that is not greyscale");
       if (g.bad_rescale) return fail(ErrorCode::unsupported, "unusable Rescale Slope/Intercept");
@@ -426,9 +536,9 @@ class SeriesWorker {
       return fail(ErrorCode::unsupported,
                   "head series without usable Image Position/Orientation (Patient) or Pixel "
                   "Spacing: cannot be assembled into a volume");
-    if (stack.members.size() < series_options_.minimum_slices)
+    if (slices < series_options_.minimum_slices)
       return fail(ErrorCode::unsupported,
-                  "head series with " + std::to_string(stack.members.size()) +
+                  "head series with " + std::to_string(slices) +
                       " slices, too few to assemble a volume (a thin stack can still show a "
                       "profile)");
     return {};
@@ -440,10 +550,16 @@ class SeriesWorker {
     const Vec3 r = f0.row, c = f0.col, n = cross(f0.row, f0.col);
     slices_.clear();
     for (std::size_t m : stack.members) {
-      Slice slice;
-      slice.info = m;
-      slice.along = dot(infos_[m].position, n);
-      slices_.push_back(std::move(slice));
+      const FileInfo& fi = infos_[m];
+      for (int frame = 0; frame < std::max(1, fi.frames); ++frame) {
+        Slice slice;
+        slice.info = m;
+        slice.frame = frame;
+        slice.position =
+            fi.frames > 1 ? fi.frame_positions[static_cast<std::size_t>(frame)] : fi.position;
+        slice.along = dot(slice.position, n);
+        slices_.push_back(std::move(slice));
+      }
     }
     std::sort(slices_.begin(), slices_.end(),
               [](const Slice& a, const Slice& b) { return a.along < b.along; });
@@ -483,10 +599,10 @@ class SeriesWorker {
       return fail(ErrorCode::unsupported, "more slices missing than present");
 
     // In-plane offsets (gantry tilt or any shift between slices).
-    const Vec3 p0 = infos_[slices_.front().info].position;
+    const Vec3 p0 = slices_.front().position;
     double min_x = 0, max_x = 0, min_y = 0, max_y = 0;
     for (auto& s : slices_) {
-      const Vec3& p = infos_[s.info].position;
+      const Vec3& p = s.position;
       const double along = s.along - slices_.front().along;
       Vec3 u{};
       for (int a = 0; a < 3; ++a) u[a] = p[a] - p0[a] - along * n[a];
@@ -505,7 +621,7 @@ class SeriesWorker {
     const int extra_x = static_cast<int>(std::ceil(max_x)) - off_x_;
     const int extra_y = static_cast<int>(std::ceil(max_y)) - off_y_;
     if (tilted_) {
-      const Vec3& pl = infos_[slices_.back().info].position;
+      const Vec3& pl = slices_.back().position;
       Vec3 u{};
       for (int a = 0; a < 3; ++a)
         u[a] = pl[a] - p0[a] - (slices_.back().along - slices_.front().along) * n[a];
@@ -516,30 +632,41 @@ class SeriesWorker {
                                 " degrees): resampled for defacing, changes mapped back");
     }
 
-    // Decode every slice.
+    // Decode every file once; its frames go to their slices.
+    std::map<std::size_t, std::vector<std::size_t>> slices_of;  // info -> indices into slices_
+    for (std::size_t index = 0; index < slices_.size(); ++index)
+      slices_of[slices_[index].info].push_back(index);
+    const std::vector<std::pair<const std::size_t, std::vector<std::size_t>>*> files = [&] {
+      std::vector<std::pair<const std::size_t, std::vector<std::size_t>>*> out;
+      for (auto& entry : slices_of) out.push_back(&entry);
+      return out;
+    }();
     std::atomic<bool> failed{false};
     std::mutex error_mutex;
     std::string error;
     batch::run_parallel(
-        slices_.size(), std::max(1u, series_options_.threads),
-        [&](std::size_t s) {
+        files.size(), std::max(1u, series_options_.threads),
+        [&](std::size_t f) {
           if (failed) return;
+          const FileInfo& fi = infos_[files[f]->first];
           auto fail_with = [&](const std::string& message) {
             std::lock_guard lock(error_mutex);
-            if (!failed.exchange(true))
-              error = files_[infos_[slices_[s].info].index] + ": " + message;
+            if (!failed.exchange(true)) error = files_[fi.index] + ": " + message;
           };
-          auto file = dicom::DicomFile::open(files_[infos_[slices_[s].info].index]);
+          auto file = dicom::DicomFile::open(files_[fi.index]);
           if (!file) return fail_with(file.error().message);
           auto image = dicom::decode_pixels(*file);
           if (!image) return fail_with(image.error().message);
-          if (image->frames.size() != 1 || image->samples != 1 ||
-              static_cast<int>(image->width) != f0.columns ||
+          if (image->frames.size() != static_cast<std::size_t>(std::max(1, fi.frames)) ||
+              image->samples != 1 || static_cast<int>(image->width) != f0.columns ||
               static_cast<int>(image->height) != f0.rows)
             return fail_with("image size differs from its header");
-          slices_[s].stored = std::move(image->frames[0]);
-          slices_[s].bits_stored = image->bits_stored;
-          slices_[s].sign = image->sign;
+          for (std::size_t index : files[f]->second) {
+            Slice& slice = slices_[index];
+            slice.stored = std::move(image->frames[static_cast<std::size_t>(slice.frame)]);
+            slice.bits_stored = image->bits_stored;
+            slice.sign = image->sign;
+          }
         },
         [&](std::size_t, const std::string& message) {
           std::lock_guard lock(error_mutex);
@@ -631,49 +758,65 @@ class SeriesWorker {
     report.deface->renderings_after.clear();
     start = std::chrono::steady_clock::now();
 
-    // Per slice: the new stored values, or none when nothing changed.
+    // Per file: the new stored values of all its frames, or none when nothing changed.
     const std::size_t series_index = &report - state_.reports.data();
-    std::vector<FilePlan> plans(slices_.size());
+    std::map<std::size_t, std::vector<std::size_t>> slices_of;  // info -> slices, frame order
+    for (std::size_t index = 0; index < slices_.size(); ++index)
+      slices_of[slices_[index].info].push_back(index);
+    std::vector<std::size_t> file_infos;
+    for (auto& [info, indices] : slices_of) {
+      std::sort(indices.begin(), indices.end(),
+                [&](std::size_t a, std::size_t b) { return slices_[a].frame < slices_[b].frame; });
+      file_infos.push_back(info);
+    }
+    std::vector<FilePlan> plans(file_infos.size());
     std::atomic<bool> failed{false};
     std::atomic<std::size_t> changed{0};
     batch::run_parallel(
-        slices_.size(), std::max(1u, series_options_.threads),
-        [&](std::size_t index) {
-          const Slice& s = slices_[index];
-          const FileInfo& fi = infos_[s.info];
-          FilePlan& plan = plans[index];
+        file_infos.size(), std::max(1u, series_options_.threads),
+        [&](std::size_t f) {
+          const FileInfo& fi = infos_[file_infos[f]];
+          FilePlan& plan = plans[f];
           plan.series = series_index;
           plan.sop_uid = fi.sop_uid;
           plan.rows = fi.rows;
           plan.columns = fi.columns;
-          std::vector<std::uint16_t> out = s.stored;
-          bool any = false;
-          for (int y = 0; y < fi.rows; ++y)
-            for (int x = 0; x < fi.columns; ++x) {
-              const std::size_t p = static_cast<std::size_t>(y) * fi.columns + x;
-              const auto now = new_value(s, x, y);
-              if (!now) continue;
-              const std::uint16_t q =
-                  pattern_of(*now, fi.slope, fi.intercept, s.bits_stored, s.sign);
-              if (q != out[p]) {
-                out[p] = q;
-                any = true;
+          plan.frames = std::max(1, fi.frames);
+          std::vector<std::uint16_t> all;
+          std::size_t frames_changed = 0;
+          for (std::size_t index : slices_of.at(file_infos[f])) {
+            const Slice& s = slices_[index];
+            std::vector<std::uint16_t> out = s.stored;
+            bool any = false;
+            for (int y = 0; y < fi.rows; ++y)
+              for (int x = 0; x < fi.columns; ++x) {
+                const std::size_t p = static_cast<std::size_t>(y) * fi.columns + x;
+                const auto now = new_value(s, x, y);
+                if (!now) continue;
+                const std::uint16_t q =
+                    pattern_of(*now, fi.slope, fi.intercept, s.bits_stored, s.sign);
+                if (q != out[p]) {
+                  out[p] = q;
+                  any = true;
+                }
               }
-            }
-          if (!any) return;
-          changed.fetch_add(1);
+            frames_changed += any;
+            all.insert(all.end(), out.begin(), out.end());
+          }
+          if (frames_changed == 0) return;
+          changed.fetch_add(frames_changed);
           plan.pixel_file = (state_.work->path / (std::to_string(fi.index) + ".px")).string();
           std::ofstream file(plan.pixel_file, std::ios::binary);
-          file.write(reinterpret_cast<const char*>(out.data()),
-                     static_cast<std::streamsize>(out.size() * sizeof(std::uint16_t)));
+          file.write(reinterpret_cast<const char*>(all.data()),
+                     static_cast<std::streamsize>(all.size() * sizeof(std::uint16_t)));
           if (!file.good()) failed = true;
         },
         [&](std::size_t, const std::string&) { failed = true; });
     volume_ = {};
     if (failed) return refuse(report, "cannot keep the defaced pixels in the work folder");
     std::lock_guard lock(plans_mutex_);
-    for (std::size_t index = 0; index < slices_.size(); ++index)
-      state_.plans[normal_key(files_[infos_[slices_[index].info].index])] = std::move(plans[index]);
+    for (std::size_t f = 0; f < file_infos.size(); ++f)
+      state_.plans[normal_key(files_[infos_[file_infos[f]].index])] = std::move(plans[f]);
     slices_.clear();
     report.slices_changed = changed;
     report.outcome = SeriesOutcome::defaced;
@@ -821,15 +964,17 @@ Status SeriesDefacing::apply(const fs::path& input, dicom::DicomFile& file) cons
   if (!plan.pixel_file.empty()) {
     auto image = dicom::decode_pixels(file);
     if (!image) return std::unexpected(image.error());
-    if (image->frames.size() != 1 || static_cast<int>(image->width) != plan.columns ||
+    if (image->frames.size() != static_cast<std::size_t>(plan.frames) ||
+        static_cast<int>(image->width) != plan.columns ||
         static_cast<int>(image->height) != plan.rows || image->samples != 1)
       return fail(ErrorCode::integrity, "not the image that was defaced (size differs)");
-    std::vector<std::uint16_t>& frame = image->frames[0];
     std::ifstream in(plan.pixel_file, std::ios::binary);
-    in.read(reinterpret_cast<char*>(frame.data()),
-            static_cast<std::streamsize>(frame.size() * sizeof(std::uint16_t)));
-    if (!in.good() || in.gcount() != static_cast<std::streamsize>(frame.size() * 2))
-      return fail(ErrorCode::io, "cannot read the defaced pixels from the work folder");
+    for (std::vector<std::uint16_t>& frame : image->frames) {
+      in.read(reinterpret_cast<char*>(frame.data()),
+              static_cast<std::streamsize>(frame.size() * sizeof(std::uint16_t)));
+      if (!in.good() || in.gcount() != static_cast<std::streamsize>(frame.size() * 2))
+        return fail(ErrorCode::io, "cannot read the defaced pixels from the work folder");
+    }
     auto written = dicom::encode_pixels(file, *image);
     if (!written) return std::unexpected(written.error());
   }

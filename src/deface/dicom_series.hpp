@@ -13,15 +13,20 @@
 // orthogonal grid with its own in-plane shift; changes are mapped back by the same shift, so
 // pixels whose neighbourhood the defacing did not touch keep their stored values exactly.
 // CT values are Hounsfield units (Rescale Slope/Intercept applied per slice); written values
-// are (physical - intercept) / slope, rounded and clamped to the stored range.
+// are (physical - intercept) / slope, rounded and clamped to the stored range. An enhanced
+// multi-frame image is a stack of its frames: Plane Position (Patient) per frame, Plane
+// Orientation, Pixel Measures and Pixel Value Transformation shared or equal in every frame
+// (otherwise, or when a frame has no position, the image is refused); its changed frames are
+// replaced, the others keep their stored values.
 //
 // Which series are heads: modality CT or MR, and a head word (HEAD, BRAIN, SKULL, CRANIUM,
 // FACE, ORBIT, SINUS, NECK ...) in Body Part Examined, Anatomic Region Sequence, Study or
 // Series Description or Protocol Name; when none of those says anything, a field of view of
 // at most 300 mm in both in-plane directions counts as a head. Other series are left alone.
-// A head series that cannot be defaced safely (fewer than `minimum_slices` slices, a
-// multi-frame image, colour, duplicate positions, a refusal by deface()) is refused: every
-// one of its files fails.
+// A CT/MR series that names no head part but calls itself whole-body (WHOLEBODY, WB, PET/CT
+// ...) is refused: it usually shows the face. A head series that cannot be defaced safely
+// (fewer than `minimum_slices` slices, a multi-frame image without per-frame geometry, colour,
+// duplicate positions, a refusal by deface()) is refused: every one of its files fails.
 #include <array>
 #include <cstdint>
 #include <filesystem>

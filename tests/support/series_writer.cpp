@@ -85,4 +85,76 @@ std::vector<fs::path> write_series(const volume::Volume& v, const fs::path& dir,
   return paths;
 }
 
+fs::path write_enhanced(const volume::Volume& v, const fs::path& path, const SeriesSpec& spec,
+                        const std::vector<int>& frame_order) {
+  std::vector<int> order = frame_order;
+  if (order.empty())
+    for (int k = 0; k < v.dims[2]; ++k) order.push_back(k);
+  const bool ct = spec.modality == "CT";
+  const std::string sop = spec.series_uid + ".1";
+  auto file = testing::make_ct("PID12345", sop, static_cast<unsigned>(v.dims[1]),
+                               static_cast<unsigned>(v.dims[0]));
+  DcmDataset& d = *file->getDataset();
+  d.putAndInsertString(DCM_SOPClassUID,
+                       ct ? UID_EnhancedCTImageStorage : UID_EnhancedMRImageStorage);
+  d.putAndInsertString(DCM_Modality, spec.modality.c_str());
+  d.putAndInsertString(DCM_SeriesInstanceUID, spec.series_uid.c_str());
+  d.putAndInsertString(DCM_StudyDescription, spec.description.c_str());
+  d.putAndInsertString(DCM_SeriesDescription, spec.description.c_str());
+  if (!spec.body_part.empty()) d.putAndInsertString(DCM_BodyPartExamined, spec.body_part.c_str());
+  d.putAndInsertString(DCM_BurnedInAnnotation, "NO");
+  for (const DcmTagKey& key :
+       {DCM_ImagePositionPatient, DCM_ImageOrientationPatient, DCM_PixelSpacing, DCM_SliceThickness,
+        DCM_RescaleIntercept, DCM_RescaleSlope, DCM_RescaleType})
+    delete d.remove(key);
+  d.putAndInsertString(DCM_NumberOfFrames, std::to_string(order.size()).c_str());
+  d.putAndInsertUint16(DCM_BitsStored, 16);
+  d.putAndInsertUint16(DCM_HighBit, 15);
+  d.putAndInsertUint16(DCM_PixelRepresentation, ct ? 1 : 0);
+
+  const auto& a = v.axes;
+  DcmItem* shared = nullptr;
+  d.findOrCreateSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0);
+  DcmItem* item = nullptr;
+  shared->findOrCreateSequenceItem(DCM_PixelMeasuresSequence, item, 0);
+  item->putAndInsertString(DCM_PixelSpacing, (ds(v.spacing[1]) + "\\" + ds(v.spacing[0])).c_str());
+  item->putAndInsertString(DCM_SliceThickness, ds(v.spacing[2]).c_str());
+  shared->findOrCreateSequenceItem(DCM_PlaneOrientationSequence, item, 0);
+  item->putAndInsertString(DCM_ImageOrientationPatient,
+                           (ds(a[0][0]) + "\\" + ds(a[0][1]) + "\\" + ds(a[0][2]) + "\\" +
+                            ds(a[1][0]) + "\\" + ds(a[1][1]) + "\\" + ds(a[1][2]))
+                               .c_str());
+  if (ct) {
+    shared->findOrCreateSequenceItem(DCM_PixelValueTransformationSequence, item, 0);
+    item->putAndInsertString(DCM_RescaleIntercept, "-1024");
+    item->putAndInsertString(DCM_RescaleSlope, "1");
+    item->putAndInsertString(DCM_RescaleType, "HU");
+  }
+  const std::size_t plane = static_cast<std::size_t>(v.dims[0]) * v.dims[1];
+  std::vector<Uint16> pixels;
+  pixels.reserve(plane * order.size());
+  for (std::size_t f = 0; f < order.size(); ++f) {
+    const int k = order[f];
+    DcmItem* frame = nullptr;
+    d.findOrCreateSequenceItem(DCM_PerFrameFunctionalGroupsSequence, frame,
+                               static_cast<signed long>(f));
+    frame->findOrCreateSequenceItem(DCM_PlanePositionSequence, item, 0);
+    const Vec3 p = v.to_patient(0, 0, k);
+    item->putAndInsertString(DCM_ImagePositionPatient,
+                             (ds(p[0]) + "\\" + ds(p[1]) + "\\" + ds(p[2])).c_str());
+    frame->findOrCreateSequenceItem(DCM_FrameContentSequence, item, 0);
+    item->putAndInsertUint32(DCM_InStackPositionNumber, static_cast<Uint32>(k + 1));
+    for (std::size_t n = 0; n < plane; ++n) {
+      const double physical = v.voxels[plane * k + n] * v.value_slope + v.value_intercept;
+      const double stored = ct ? physical + 1024 : std::max(0.0, physical);
+      pixels.push_back(
+          static_cast<Uint16>(static_cast<std::int32_t>(std::lround(stored)) & 0xFFFF));
+    }
+  }
+  d.putAndInsertUint16Array(DCM_PixelData, pixels.data(),
+                            static_cast<unsigned long>(pixels.size()));
+  testing::save(*file, path);
+  return path;
+}
+
 }  // namespace radguard::testing

@@ -27,4 +27,13 @@ std::vector<std::filesystem::path> write_series(const volume::Volume& v,
                                                 const std::filesystem::path& dir,
                                                 const SeriesSpec& spec);
 
+// The whole of `v` as ONE enhanced multi-frame file (Enhanced CT/MR Image Storage): geometry
+// and rescale in the functional groups (Pixel Measures, Plane Orientation and, for CT, Pixel
+// Value Transformation shared; Plane Position per frame), no top-level Image Position,
+// Orientation or Pixel Spacing. Frames are stored in `frame_order` (slice index per frame;
+// empty: 0, 1, 2 ...). Stored values as write_series.
+std::filesystem::path write_enhanced(const volume::Volume& v, const std::filesystem::path& path,
+                                     const SeriesSpec& spec,
+                                     const std::vector<int>& frame_order = {});
+
 }  // namespace radguard::testing
