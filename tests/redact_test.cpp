@@ -125,6 +125,16 @@ TEST(Triage, OcrsScreensAndSkipsCrossSections) {
   auto mr = ct;
   mr.modality = "MR";
   EXPECT_EQ(redact::triage(mr).verdict, redact::TriageVerdict::skip);
+  // Dose grids and segmentations are computed, not photographed: skipped (their 32-bit and
+  // 1-bit pixels could not be read anyway), unless something says there is text.
+  for (const char* modality : {"RTDOSE", "SEG"}) {
+    auto computed = ct;
+    computed.modality = modality;
+    computed.image_type.clear();
+    EXPECT_EQ(redact::triage(computed).verdict, redact::TriageVerdict::skip) << modality;
+    computed.burned_in_annotation = "YES";
+    EXPECT_EQ(redact::triage(computed).verdict, redact::TriageVerdict::ocr) << modality;
+  }
 }
 
 // Projection radiographs carry the patient's name or ID on the film often enough: without

@@ -1,8 +1,8 @@
 // Which images need OCR, from the header alone: a CT or MR archive must not be OCR'd slice by
 // slice, while screens, captures, ultrasound and documents always are. Skipping is the
-// exception: only cross-sections, and images whose header says there is no burned-in
-// annotation, without any other sign of text; projection radiographs (CR, DX, MG, IO, ...),
-// nuclear medicine and unknown modalities are read.
+// exception: only cross-sections, computed objects (dose grids, segmentations), and images
+// whose header says there is no burned-in annotation, without any other sign of text; projection
+// radiographs (CR, DX, MG, IO, ...), nuclear medicine and unknown modalities are read.
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -38,6 +38,10 @@ constexpr std::array<std::string_view, 13> kTextModalities = {
 // Cross-sectional modalities: slices come by the hundred and their annotation is an overlay
 // drawn by the viewer, not pixels. Anything not listed is read.
 constexpr std::array<std::string_view, 3> kCrossSectionalModalities = {"CT", "MR", "PT"};
+
+// Objects computed by software rather than acquired: a dose grid from the planning system, a
+// segmentation's label frames. No camera, screen or film ever wrote on them.
+constexpr std::array<std::string_view, 2> kComputedModalities = {"RTDOSE", "SEG"};
 
 // Display resolutions: an image of exactly this size is usually a screen capture.
 constexpr std::array<std::pair<unsigned, unsigned>, 10> kScreenSizes = {{{480, 640},
@@ -105,6 +109,10 @@ Triage triage(const HeaderFacts& facts) {
                 facts.modality) != kCrossSectionalModalities.end())
     return {TriageVerdict::skip,
             "cross-sectional modality " + facts.modality + " without signs of burned-in text"};
+  if (std::find(kComputedModalities.begin(), kComputedModalities.end(), facts.modality) !=
+      kComputedModalities.end())
+    return {TriageVerdict::skip,
+            "computed object (" + facts.modality + ") without signs of burned-in text"};
   if (facts.modality.empty()) return {TriageVerdict::ocr, "no modality: checked to be safe"};
   return {TriageVerdict::ocr, "modality " + facts.modality + " is not known to be free of text"};
 }
