@@ -633,14 +633,7 @@ class SeriesWorker {
     }
 
     // Decode every file once; its frames go to their slices.
-    std::map<std::size_t, std::vector<std::size_t>> slices_of;  // info -> indices into slices_
-    for (std::size_t index = 0; index < slices_.size(); ++index)
-      slices_of[slices_[index].info].push_back(index);
-    const std::vector<std::pair<const std::size_t, std::vector<std::size_t>>*> files = [&] {
-      std::vector<std::pair<const std::size_t, std::vector<std::size_t>>*> out;
-      for (auto& entry : slices_of) out.push_back(&entry);
-      return out;
-    }();
+    const auto files = slices_by_file();
     std::atomic<bool> failed{false};
     std::mutex error_mutex;
     std::string error;
@@ -648,7 +641,7 @@ class SeriesWorker {
         files.size(), std::max(1u, series_options_.threads),
         [&](std::size_t f) {
           if (failed) return;
-          const FileInfo& fi = infos_[files[f]->first];
+          const FileInfo& fi = infos_[files[f].info];
           auto fail_with = [&](const std::string& message) {
             std::lock_guard lock(error_mutex);
             if (!failed.exchange(true)) error = files_[fi.index] + ": " + message;
@@ -661,7 +654,7 @@ class SeriesWorker {
               image->samples != 1 || static_cast<int>(image->width) != f0.columns ||
               static_cast<int>(image->height) != f0.rows)
             return fail_with("image size differs from its header");
-          for (std::size_t index : files[f]->second) {
+          for (std::size_t index : files[f].slices) {
             Slice& slice = slices_[index];
             slice.stored = std::move(image->frames[static_cast<std::size_t>(slice.frame)]);
             slice.bits_stored = image->bits_stored;
@@ -718,6 +711,24 @@ class SeriesWorker {
     return {};
   }
 
+  // The slices of each input file (one, or an enhanced image's frames), in frame order.
+  struct FileSlices {
+    std::size_t info = 0;
+    std::vector<std::size_t> slices;  // indices into slices_
+  };
+  std::vector<FileSlices> slices_by_file() const {
+    std::map<std::size_t, std::vector<std::size_t>> by_info;
+    for (std::size_t index = 0; index < slices_.size(); ++index)
+      by_info[slices_[index].info].push_back(index);
+    std::vector<FileSlices> out;
+    for (auto& [info, indices] : by_info) {
+      std::sort(indices.begin(), indices.end(),
+                [&](std::size_t a, std::size_t b) { return slices_[a].frame < slices_[b].frame; });
+      out.push_back({info, std::move(indices)});
+    }
+    return out;
+  }
+
   // The physical value of an original pixel, background outside the image.
   double pixel(const Slice& s, int x, int y) const {
     const FileInfo& fi = infos_[s.info];
@@ -760,22 +771,14 @@ class SeriesWorker {
 
     // Per file: the new stored values of all its frames, or none when nothing changed.
     const std::size_t series_index = &report - state_.reports.data();
-    std::map<std::size_t, std::vector<std::size_t>> slices_of;  // info -> slices, frame order
-    for (std::size_t index = 0; index < slices_.size(); ++index)
-      slices_of[slices_[index].info].push_back(index);
-    std::vector<std::size_t> file_infos;
-    for (auto& [info, indices] : slices_of) {
-      std::sort(indices.begin(), indices.end(),
-                [&](std::size_t a, std::size_t b) { return slices_[a].frame < slices_[b].frame; });
-      file_infos.push_back(info);
-    }
-    std::vector<FilePlan> plans(file_infos.size());
+    const auto files = slices_by_file();
+    std::vector<FilePlan> plans(files.size());
     std::atomic<bool> failed{false};
     std::atomic<std::size_t> changed{0};
     batch::run_parallel(
-        file_infos.size(), std::max(1u, series_options_.threads),
+        files.size(), std::max(1u, series_options_.threads),
         [&](std::size_t f) {
-          const FileInfo& fi = infos_[file_infos[f]];
+          const FileInfo& fi = infos_[files[f].info];
           FilePlan& plan = plans[f];
           plan.series = series_index;
           plan.sop_uid = fi.sop_uid;
@@ -784,7 +787,7 @@ class SeriesWorker {
           plan.frames = std::max(1, fi.frames);
           std::vector<std::uint16_t> all;
           std::size_t frames_changed = 0;
-          for (std::size_t index : slices_of.at(file_infos[f])) {
+          for (std::size_t index : files[f].slices) {
             const Slice& s = slices_[index];
             std::vector<std::uint16_t> out = s.stored;
             bool any = false;
@@ -815,8 +818,8 @@ class SeriesWorker {
     volume_ = {};
     if (failed) return refuse(report, "cannot keep the defaced pixels in the work folder");
     std::lock_guard lock(plans_mutex_);
-    for (std::size_t f = 0; f < file_infos.size(); ++f)
-      state_.plans[normal_key(files_[infos_[file_infos[f]].index])] = std::move(plans[f]);
+    for (std::size_t f = 0; f < files.size(); ++f)
+      state_.plans[normal_key(files_[infos_[files[f].info].index])] = std::move(plans[f]);
     slices_.clear();
     report.slices_changed = changed;
     report.outcome = SeriesOutcome::defaced;
