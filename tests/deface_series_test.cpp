@@ -53,6 +53,14 @@ deface::DefaceOptions options() {
   return o;
 }
 
+// Defaces every series under dir/in, with the work folder inside dir.
+Result<deface::SeriesDefacing> deface_folder(const testing::TempDir& dir, unsigned threads = 1) {
+  deface::SeriesOptions series_options;
+  series_options.work_parent = dir.path();
+  series_options.threads = threads;
+  return deface::deface_dicom_series({dir / "in"}, options(), series_options);
+}
+
 const deface::SeriesReport* find_series(const deface::SeriesDefacing& d, const std::string& uid) {
   for (const auto& s : d.series())
     if (s.series_uid == uid) return &s;
@@ -134,10 +142,7 @@ TEST(DefaceSeries, GroupsAssemblesAndRecognisesHeads) {
   thin_spec.description = "Sag face";
   auto thin_files = write_series(thin, dir / "in" / "thin", thin_spec);
 
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  series_options.threads = 2;
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir, 2);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 4u);
   for (const auto& s : result->series())
@@ -234,9 +239,7 @@ TEST(DefaceSeries, WholeBodySeriesAreRefusedNotPassed) {
   chest.description = "Thorax WBC follow-up";
   write_series(body, dir / "in" / "chest", chest);
 
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir);
   ASSERT_TRUE(result) << result.error().message;
   for (const char* uid : {"1.2.826.0.1.3680043.2.1125.3.211", "1.2.826.0.1.3680043.2.1125.3.212",
                           "1.2.826.0.1.3680043.2.1125.3.213"}) {
@@ -259,9 +262,7 @@ TEST(DefaceSeries, MultiFrameHeadIsRefused) {
   auto file = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.77", 32, 32, 20);
   file->getDataset()->putAndInsertString(DCM_BodyPartExamined, "HEAD");
   testing::save(*file, dir / "in" / "enhanced.dcm");
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 1u);
   EXPECT_EQ(result->series().front().outcome, deface::SeriesOutcome::refused);
@@ -282,9 +283,7 @@ TEST(DefaceSeries, UnmeasurableSeriesNamingNoBodyPartIsRefusedNotPassed) {
   file->getDataset()->findAndDeleteElement(DCM_BodyPartExamined);
   file->getDataset()->putAndInsertString(DCM_SeriesDescription, "T1 MPRAGE SAG");
   testing::save(*file, dir / "in" / "enhanced.dcm");
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 1u);
   EXPECT_EQ(result->series().front().outcome, deface::SeriesOutcome::refused);
@@ -304,9 +303,7 @@ TEST(DefaceSeries, TiltedGantryIsAssembled) {
   SeriesSpec spec;
   spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.301";
   auto files = write_series(ct.volume, dir / "in", spec);
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 1u);
   const auto& report = result->series().front();
@@ -326,6 +323,17 @@ TEST(DefaceSeries, TiltedGantryIsAssembled) {
   }
 }
 
+// Cranium's series (108 slices, whole head in view) assembled to its own grid and defaced,
+// with some slices (the face) changed and others (the vertex) not.
+void expect_cranium_defaced(const deface::SeriesReport& report, const volume::Volume& head) {
+  ASSERT_EQ(report.outcome, deface::SeriesOutcome::defaced) << report.reason;
+  EXPECT_EQ(report.dims, head.dims);
+  EXPECT_EQ(report.slices, 108u);
+  EXPECT_EQ(report.missing_slices, 0u);
+  EXPECT_GT(report.slices_changed, 10u);
+  EXPECT_LT(report.slices_changed, 108u);
+}
+
 // The real head: Cranium.inv3 written as a CT series (108 slices, shuffled names). Its
 // defacing is released; the written files must hold exactly the defaced volume, untouched
 // slices must keep their pixel data bit-identical, and every file gets 113102.
@@ -340,18 +348,11 @@ TEST(DefaceSeries, CraniumSeriesIsWrittenBack) {
   auto files = write_series(*head, dir / "in", spec);
   ASSERT_EQ(files.size(), 108u);
 
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  series_options.threads = 2;
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir, 2);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 1u);
   const auto& report = result->series().front();
-  ASSERT_EQ(report.outcome, deface::SeriesOutcome::defaced) << report.reason;
-  EXPECT_EQ(report.dims, head->dims);
-  EXPECT_EQ(report.missing_slices, 0u);
-  EXPECT_GT(report.slices_changed, 10u);
-  EXPECT_LT(report.slices_changed, 108u);
+  ASSERT_NO_FATAL_FAILURE(expect_cranium_defaced(report, *head));
 
   // The same head defaced directly is the reference.
   volume::Volume reference = *head;
@@ -402,19 +403,11 @@ TEST(DefaceSeries, EnhancedMultiFrameCraniumIsWrittenBack) {
   fs::create_directories(dir / "in");
   const fs::path input = testing::write_enhanced(*head, dir / "in" / "enhanced.dcm", spec, order);
 
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  series_options.threads = 2;
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir, 2);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 1u);
   const auto& report = result->series().front();
-  ASSERT_EQ(report.outcome, deface::SeriesOutcome::defaced) << report.reason;
-  EXPECT_EQ(report.dims, head->dims);
-  EXPECT_EQ(report.slices, 108u);
-  EXPECT_EQ(report.missing_slices, 0u);
-  EXPECT_GT(report.slices_changed, 10u);
-  EXPECT_LT(report.slices_changed, 108u);
+  ASSERT_NO_FATAL_FAILURE(expect_cranium_defaced(report, *head));
 
   volume::Volume reference = *head;
   ASSERT_TRUE(deface::deface(reference, options()));
@@ -471,9 +464,7 @@ TEST(DefaceSeries, EnhancedImageWithoutPerFrameGeometryIsRefused) {
       }
       testing::save(*file, path);
     }
-    deface::SeriesOptions series_options;
-    series_options.work_parent = dir.path();
-    auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+    auto result = deface_folder(dir);
     ASSERT_TRUE(result) << result.error().message;
     ASSERT_EQ(result->series().size(), 1u);
     const auto& report = result->series().front();
@@ -515,10 +506,7 @@ TEST(DefaceSeries, TiltedCraniumSeriesIsWrittenBack) {
             inside ? head->voxels[head->index(x, y, z)] : -1024.0f;
       }
   auto files = write_series(tilted, dir / "in", spec);
-  deface::SeriesOptions series_options;
-  series_options.work_parent = dir.path();
-  series_options.threads = 2;
-  auto result = deface::deface_dicom_series({dir / "in"}, options(), series_options);
+  auto result = deface_folder(dir, 2);
   ASSERT_TRUE(result) << result.error().message;
   ASSERT_EQ(result->series().size(), 1u);
   const auto& report = result->series().front();

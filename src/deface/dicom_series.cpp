@@ -131,67 +131,56 @@ struct FunctionalGroups {
 };
 
 FunctionalGroups read_functional_groups(const dicom::DicomFile& file, int frames) {
+  // One value that may sit in the shared groups or in every frame's.
+  struct GroupValue {
+    Tag group, tag;
+    std::optional<std::string> shared, per_frame;
+    int frames_with_it = 0;
+  };
+  enum Field : std::size_t { orientation, spacing, slope, intercept };
+  std::array<GroupValue, 4> fields{
+      {{kPlaneOrientationSequence, kImageOrientation, {}, {}, 0},
+       {kPixelMeasuresSequence, kPixelSpacing, {}, {}, 0},
+       {kPixelValueTransformationSequence, kRescaleSlope, {}, {}, 0},
+       {kPixelValueTransformationSequence, kRescaleIntercept, {}, {}, 0}}};
   FunctionalGroups out;
   std::vector<Vec3> positions;
   bool bad_position = false;
-  // A per-frame value must be the same in every frame; the shared one wins when both exist.
-  auto agree = [&](std::optional<std::string>& kept, std::string_view value) {
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\0')) value.remove_suffix(1);
-    if (!kept) {
-      kept = std::string(value);
-    } else if (*kept != value) {
-      out.inconsistent = true;
-    }
-  };
-  std::optional<std::string> shared_orientation, shared_spacing, shared_slope, shared_intercept;
-  std::optional<std::string> frame_orientation, frame_spacing, frame_slope, frame_intercept;
-  // How many frames carry each per-frame value: when it is not shared, every frame must.
-  int frame_orientations = 0, frame_spacings = 0, frame_slopes = 0, frame_intercepts = 0;
   file.visit([&](const dicom::ElementView& e) {
     if (e.path.size() != 2) return;
     const bool shared = e.path[0] == kSharedFunctionalGroups;
     if (!shared && e.path[0] != kPerFrameFunctionalGroups) return;
-    const Tag group = e.path[1];
-    if (group == kPlanePositionSequence && e.tag == kImagePosition && !shared) {
+    if (!shared && e.path[1] == kPlanePositionSequence && e.tag == kImagePosition) {
       const auto p = numbers_of(std::string(e.value));
-      if (p.size() != 3) {
-        bad_position = true;
-        return;
-      }
-      positions.push_back({p[0], p[1], p[2]});
-    } else if (group == kPlaneOrientationSequence && e.tag == kImageOrientation) {
-      agree(shared ? shared_orientation : frame_orientation, e.value);
-      frame_orientations += !shared;
-    } else if (group == kPixelMeasuresSequence && e.tag == kPixelSpacing) {
-      agree(shared ? shared_spacing : frame_spacing, e.value);
-      frame_spacings += !shared;
-    } else if (group == kPixelValueTransformationSequence && e.tag == kRescaleSlope) {
-      agree(shared ? shared_slope : frame_slope, e.value);
-      frame_slopes += !shared;
-    } else if (group == kPixelValueTransformationSequence && e.tag == kRescaleIntercept) {
-      agree(shared ? shared_intercept : frame_intercept, e.value);
-      frame_intercepts += !shared;
+      if (p.size() != 3) bad_position = true;
+      if (p.size() == 3) positions.push_back({p[0], p[1], p[2]});
+      return;
+    }
+    for (GroupValue& field : fields) {
+      if (e.path[1] != field.group || e.tag != field.tag) continue;
+      std::string_view value = e.value;
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\0'))
+        value.remove_suffix(1);
+      std::optional<std::string>& kept = shared ? field.shared : field.per_frame;
+      // A per-frame value must be the same in every frame.
+      if (kept && *kept != value) out.inconsistent = true;
+      if (!kept) kept = std::string(value);
+      field.frames_with_it += !shared;
     }
   });
   // A value given both shared and per frame must be the same; given per frame only, in all.
-  auto settle = [&](const std::optional<std::string>& in_shared,
-                    const std::optional<std::string>& in_frames, int count) {
-    if (!in_frames) return;
-    if (in_shared ? *in_shared != *in_frames : count != frames) out.inconsistent = true;
-  };
-  settle(shared_orientation, frame_orientation, frame_orientations);
-  settle(shared_spacing, frame_spacing, frame_spacings);
-  settle(shared_slope, frame_slope, frame_slopes);
-  settle(shared_intercept, frame_intercept, frame_intercepts);
+  for (const GroupValue& field : fields) {
+    if (!field.per_frame) continue;
+    if (field.shared ? *field.shared != *field.per_frame : field.frames_with_it != frames)
+      out.inconsistent = true;
+  }
   if (!bad_position && positions.size() == static_cast<std::size_t>(frames))
     out.positions = std::move(positions);
-  auto pick = [](const std::optional<std::string>& a, const std::optional<std::string>& b) {
-    return a ? a : b;
-  };
-  out.orientation = numbers_of(pick(shared_orientation, frame_orientation));
-  out.spacing = numbers_of(pick(shared_spacing, frame_spacing));
-  out.slope = pick(shared_slope, frame_slope);
-  out.intercept = pick(shared_intercept, frame_intercept);
+  auto value = [&](Field f) { return fields[f].shared ? fields[f].shared : fields[f].per_frame; };
+  out.orientation = numbers_of(value(orientation));
+  out.spacing = numbers_of(value(spacing));
+  out.slope = value(slope);
+  out.intercept = value(intercept);
   return out;
 }
 
@@ -271,6 +260,20 @@ Result<FileInfo> read_info(const fs::path& path) {
   return info;
 }
 
+// True when `match` accepts one of the alphanumeric words of `words`.
+template <typename Match>
+bool any_word(const std::string& words, Match match) {
+  std::size_t start = 0;
+  while (start < words.size()) {
+    while (start < words.size() && !std::isalnum(static_cast<unsigned char>(words[start]))) ++start;
+    std::size_t end = start;
+    while (end < words.size() && std::isalnum(static_cast<unsigned char>(words[end]))) ++end;
+    if (end > start && match(std::string_view(words.data() + start, end - start))) return true;
+    start = end;
+  }
+  return false;
+}
+
 // Head words as prefixes of whole words ("CRANI" takes CRANIUM, CRANIAL). English, German,
 // French and Spanish forms seen in descriptions.
 bool mentions_head(const std::string& words) {
@@ -279,17 +282,10 @@ bool mentions_head(const std::string& words) {
       "SINUS",  "NECK",     "NASAL",   "MAXILL", "MANDIB", "DENTAL", "TEMPORALBONE", "IAC",
       "KOPF",   "SCHAD",    "SCHAED",  "HIRN",   "CRANE",  "CABEZA", "TETE",         "CTHEAD",
       "MRHEAD", "HEADNECK", "PETROUS", "PITUIT", "SELLA",  "STROKE"};
-  std::size_t start = 0;
-  while (start < words.size()) {
-    while (start < words.size() && !std::isalnum(static_cast<unsigned char>(words[start]))) ++start;
-    std::size_t end = start;
-    while (end < words.size() && std::isalnum(static_cast<unsigned char>(words[end]))) ++end;
-    const std::string_view word(words.data() + start, end - start);
-    for (std::string_view prefix : kPrefixes)
-      if (word.starts_with(prefix)) return true;
-    start = end;
-  }
-  return false;
+  return any_word(words, [](std::string_view word) {
+    return std::any_of(std::begin(kPrefixes), std::end(kPrefixes),
+                       [&](std::string_view prefix) { return word.starts_with(prefix); });
+  });
 }
 
 // Whole-body scans (PET-CT's CT, whole-body MR, trauma CT) usually include the face or part of
@@ -305,17 +301,9 @@ bool mentions_whole_body(const std::string& words) {
                                                  "EYESTOTHIGH", "VERTEXTO",    "SKULLBASETO"};
   for (std::string_view term : kJoined)
     if (joined.find(term) != std::string::npos) return true;
-  std::size_t start = 0;
-  while (start < words.size()) {
-    while (start < words.size() && !std::isalnum(static_cast<unsigned char>(words[start]))) ++start;
-    std::size_t end = start;
-    while (end < words.size() && std::isalnum(static_cast<unsigned char>(words[end]))) ++end;
-    const std::string_view word(words.data() + start, end - start);
-    if (word == "WB" || word == "PET" || word == "PETCT" || word == "WBCT" || word == "WBMR")
-      return true;
-    start = end;
-  }
-  return false;
+  return any_word(words, [](std::string_view word) {
+    return word == "WB" || word == "PET" || word == "PETCT" || word == "WBCT" || word == "WBMR";
+  });
 }
 
 // A stack: files sharing series, frame of reference, orientation, size, echo and time.
