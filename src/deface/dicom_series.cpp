@@ -306,6 +306,9 @@ bool mentions_whole_body(const std::string& words) {
   });
 }
 
+// Longer than a chest-abdomen-pelvis scan: such a series may run from the head.
+constexpr double kLongerThanATorsoMm = 800.0;
+
 // A stack: files sharing series, frame of reference, orientation, size, echo and time.
 struct Stack {
   std::string key;
@@ -492,6 +495,14 @@ class SeriesWorker {
       const double across_x = f.columns * f.spacing_x, across_y = f.rows * f.spacing_y;
       head = across_x <= series_options_.head_field_of_view_mm &&
              across_y <= series_options_.head_field_of_view_mm;
+      // Fail closed: a series longer than any torso scan that names no body part may run from
+      // the head (a whole-body scan without its words): refused, not passed.
+      if (!head && length_along_normal(stack) > kLongerThanATorsoMm) {
+        refuse(report,
+               "nothing names the body part and the series is longer than a torso scan: it may "
+               "include the face (whole body), and defacing is supported for head series only");
+        return false;
+      }
       if (!head) {
         report.reason = "nothing names a head and the field of view is wider than a head";
         return false;
@@ -501,6 +512,22 @@ class SeriesWorker {
       return false;
     }
     return true;
+  }
+
+  // Millimetres between the stack's first and last slice along the slice normal.
+  double length_along_normal(const Stack& stack) const {
+    const FileInfo& f = infos_[stack.members.front()];
+    const Vec3 n = cross(f.row, f.col);
+    double lo = std::numeric_limits<double>::max(), hi = std::numeric_limits<double>::lowest();
+    for (std::size_t m : stack.members) {
+      const FileInfo& g = infos_[m];
+      const auto& positions = g.frames > 1 ? g.frame_positions : std::vector<Vec3>{g.position};
+      for (const Vec3& p : positions) {
+        lo = std::min(lo, dot(p, n));
+        hi = std::max(hi, dot(p, n));
+      }
+    }
+    return hi > lo ? hi - lo : 0.0;
   }
 
   Status check_supported(const Stack& stack, const FileInfo& f) const {

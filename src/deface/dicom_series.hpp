@@ -24,7 +24,8 @@
 // Series Description or Protocol Name; when none of those says anything, a field of view of
 // at most 300 mm in both in-plane directions counts as a head. Other series are left alone.
 // A CT/MR series that names no head part but calls itself whole-body (WHOLEBODY, WB, PET/CT
-// ...) is refused: it usually shows the face. A head series that cannot be defaced safely
+// ...) is refused: it usually shows the face; so is one that names no body part and is longer
+// than 800 mm (longer than a chest-abdomen-pelvis scan). A head series that cannot be defaced safely
 // (fewer than `minimum_slices` slices, a multi-frame image without per-frame geometry, colour,
 // duplicate positions, a refusal by deface()) is refused: every one of its files fails.
 #include <array>
