@@ -431,9 +431,10 @@ Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   DcmDataset& dataset = *impl_->file.getDataset();
   E_TransferSyntax xfer = impl_->output_xfer.value_or(dataset.getOriginalXfer());
   if (xfer == EXS_Unknown) xfer = EXS_LittleEndianImplicit;
-  OFString sop_class, sop_instance;
-  dataset.findAndGetOFString(DCM_SOPClassUID, sop_class);
-  dataset.findAndGetOFString(DCM_SOPInstanceUID, sop_instance);
+  // Through string_of: a UID some writer stored as UN is read as the text it is, where
+  // DCMTK would print its bytes in hex ("31\\2e\\32..." read as the UID "31").
+  const std::string sop_class = string_of(Tag{0x0008, 0x0016}).value_or("");
+  const std::string sop_instance = string_of(Tag{0x0008, 0x0018}).value_or("");
 
   // A fresh meta header: nothing of the input's survives (it may name the source system).
   DcmMetaInfo& meta = *impl_->file.getMetaInfo();
