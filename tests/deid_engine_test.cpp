@@ -175,6 +175,25 @@ TEST_F(DeidEngine, CleanDescriptorsRemovesIdentifiersFromKeptText) {
   EXPECT_EQ(value(*out, "SeriesDescription"), "Axial 5mm");
 }
 
+TEST(DeidCharacterSets, CleanDescriptorsFindsANameInAnotherScript) {
+  // A UTF-8 object whose patient is Wang^XiaoDong=王^小東 (as pydicom's chrX1.dcm) with the
+  // Chinese name in its study description: the header stage must scrub by the data set's
+  // Specific Character Set, or the name's words are taken for punctuation and kept.
+  TempDir dir;
+  auto ct = make_ct();
+  DcmDataset& d = *ct->getDataset();
+  d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+  d.putAndInsertString(DCM_PatientName, "Wang^XiaoDong=\xE7\x8E\x8B^\xE5\xB0\x8F\xE6\x9D\xB1");
+  d.putAndInsertString(DCM_StudyDescription,
+                       "CT \xE7\x8E\x8B\xE5\xB0\x8F\xE6\x9D\xB1 \xE8\x83\xB8\xE9\x83\xA8");
+  save(*ct, dir / "in.dcm");
+  const auto result = deidentify(dir / "in.dcm", dir / "out", "research");
+  ASSERT_TRUE(result.output.has_value()) << result.error;
+  auto out = load(*result.output);
+  EXPECT_EQ(value(*out, "StudyDescription"), "CT * \xE8\x83\xB8\xE9\x83\xA8");  // 胸部 stays
+  EXPECT_EQ(value(*out, "SpecificCharacterSet"), "ISO_IR 192");
+}
+
 TEST_F(DeidEngine, RecipeOverridesWin) {
   auto out = run("basic", {}, "StudyDescription K\n(0008,0070) X\n");
   EXPECT_EQ(value(*out, "StudyDescription"), "CT HEAD for John Doe PID12345 on 15/03/2019");
