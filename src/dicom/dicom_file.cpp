@@ -81,24 +81,32 @@ std::string creator_for(DcmItem& item, Tag tag) {
   return out;
 }
 
+std::string raw_string(DcmElement& element);
+
+// A string value of one item (not searching deeper): text attributes stored as UN are read
+// as the text they are, as everywhere else (DCMTK would print their bytes in hex).
+std::optional<std::string> item_string(DcmItem& item, Tag tag) {
+  DcmElement* element = nullptr;
+  if (item.findAndGetElement(key_of(tag), element, OFFalse).bad() || element == nullptr)
+    return std::nullopt;
+  if (element->ident() == EVR_UN) return raw_string(*element);
+  OFString value;
+  if (element->getOFStringArray(value).bad()) return std::nullopt;
+  return std::string(value.c_str(), value.length());
+}
+
 class DcmItemView final : public ItemView {
  public:
   explicit DcmItemView(DcmItem& item) : item_(item) {
     DcmObject* object = nullptr;
     while ((object = item_.nextInContainer(object)) != nullptr) tags_.push_back(tag_of(*object));
   }
-  std::optional<std::string> string_of(Tag tag) const override {
-    OFString value;
-    if (item_.findAndGetOFStringArray(key_of(tag), value, OFFalse).bad()) return std::nullopt;
-    return std::string(value.c_str(), value.length());
-  }
+  std::optional<std::string> string_of(Tag tag) const override { return item_string(item_, tag); }
   std::optional<std::string> nested_string_of(Tag sequence, Tag inner) const override {
     DcmItem* first = nullptr;
     if (item_.findAndGetSequenceItem(key_of(sequence), first, 0, OFFalse).bad() || !first)
       return std::nullopt;
-    OFString value;
-    if (first->findAndGetOFStringArray(key_of(inner), value, OFFalse).bad()) return std::nullopt;
-    return std::string(value.c_str(), value.length());
+    return item_string(*first, inner);
   }
   std::span<const Tag> tags() const override { return tags_; }
 
