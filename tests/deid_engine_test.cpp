@@ -175,6 +175,54 @@ TEST_F(DeidEngine, CleanDescriptorsRemovesIdentifiersFromKeptText) {
   EXPECT_EQ(value(*out, "SeriesDescription"), "Axial 5mm");
 }
 
+TEST(DeidUnEncoded, ADateShiftsWithItsTimeWhenBothAreStoredAsUn) {
+  // Some writers store standard attributes as UN (pydicom's rtdose_rle.dcm: Study Date and
+  // Study Time). The date's paired time was read as DCMTK's hex printout ("32\33\35...")
+  // so a time shifted past midnight no longer moved its date.
+  const pseudonym::Pseudonymizer p(testing::test_key());
+  const auto offset = p.date_offset(pseudonym::patient_key("PID12345", "", "", ""));
+  for (const char* time : {"000001", "235959"}) {
+    TempDir dir;
+    auto ct = make_ct();
+    DcmDataset& d = *ct->getDataset();
+    auto put_un = [&](const DcmTagKey& key, const std::string& text) {
+      delete d.remove(key);
+      auto* element = new DcmOtherByteOtherWord(DcmTag(key, EVR_UN));
+      element->putUint8Array(reinterpret_cast<const Uint8*>(text.data()),
+                             static_cast<unsigned long>(text.size()));
+      ASSERT_TRUE(d.insert(element, OFTrue).good());
+    };
+    put_un(DCM_StudyDate, "20190315");
+    put_un(DCM_StudyTime, time);
+    save(*ct, dir / "in.dcm");
+    const auto result = deidentify(dir / "in.dcm", dir / "out", "research");
+    ASSERT_TRUE(result.output.has_value()) << result.error;
+    auto out = load(*result.output);
+    const int carry = deid::time_carry_days(time, offset);
+    EXPECT_EQ(value(*out, "StudyDate"), *deid::shift_date("20190315", offset, carry)) << time;
+    EXPECT_EQ(value(*out, "StudyTime"), *deid::shift_time(time, offset)) << time;
+  }
+}
+
+TEST(DeidCharacterSets, CleanDescriptorsFindsANameInAnotherScript) {
+  // A UTF-8 object whose patient is Wang^XiaoDong=王^小東 (as pydicom's chrX1.dcm) with the
+  // Chinese name in its study description: the header stage must scrub by the data set's
+  // Specific Character Set, or the name's words are taken for punctuation and kept.
+  TempDir dir;
+  auto ct = make_ct();
+  DcmDataset& d = *ct->getDataset();
+  d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+  d.putAndInsertString(DCM_PatientName, "Wang^XiaoDong=\xE7\x8E\x8B^\xE5\xB0\x8F\xE6\x9D\xB1");
+  d.putAndInsertString(DCM_StudyDescription,
+                       "CT \xE7\x8E\x8B\xE5\xB0\x8F\xE6\x9D\xB1 \xE8\x83\xB8\xE9\x83\xA8");
+  save(*ct, dir / "in.dcm");
+  const auto result = deidentify(dir / "in.dcm", dir / "out", "research");
+  ASSERT_TRUE(result.output.has_value()) << result.error;
+  auto out = load(*result.output);
+  EXPECT_EQ(value(*out, "StudyDescription"), "CT * \xE8\x83\xB8\xE9\x83\xA8");  // 胸部 stays
+  EXPECT_EQ(value(*out, "SpecificCharacterSet"), "ISO_IR 192");
+}
+
 TEST_F(DeidEngine, RecipeOverridesWin) {
   auto out = run("basic", {}, "StudyDescription K\n(0008,0070) X\n");
   EXPECT_EQ(value(*out, "StudyDescription"), "CT HEAD for John Doe PID12345 on 15/03/2019");

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <fstream>
+#include <regex>
 
 #include "dicom/dicom_file.hpp"
 #include "support/fixtures.hpp"
@@ -11,7 +12,9 @@
 namespace radguard {
 namespace {
 
+namespace fs = std::filesystem;
 using testing::deidentify;
+using testing::exists;
 using testing::load;
 using testing::make_ct;
 using testing::pixel_bytes;
@@ -82,6 +85,65 @@ TEST(DeidRealFiles, VendorSamplesPassThrough) {
     ++tested;
   }
   if (tested == 0) GTEST_SKIP() << "python3-pydicom samples not installed";
+}
+
+// Every escape sequence in a value is one of those PS3.3 C.12.1.1.2 defines, complete.
+bool escape_sequences_are_whole(const std::string& text) {
+  static const std::regex kKnown("^\x1b(\\(B|\\(J|\\)I|\\$B|\\$\\(D|\\$\\)C|\\$\\)A|-[A-Z])");
+  for (std::size_t pos = text.find('\x1b'); pos != std::string::npos;
+       pos = text.find('\x1b', pos + 1)) {
+    if (!std::regex_search(text.substr(pos, 4), kKnown)) return false;
+  }
+  return true;
+}
+
+TEST(DeidRealFiles, CleanedFreeTextStaysValidInEveryCharacterSet) {
+  // pydicom's character set samples, de-identified with Clean Descriptors: Additional
+  // Patient History holds the patient's name in Japanese (ISO 2022 IR 87) or Korean
+  // (ISO 2022 IR 149). The scrubber used to cut it inside its escape sequence ("ESC $ *"),
+  // which no reader can decode.
+  const fs::path folder = "/usr/lib/python3/dist-packages/pydicom/data/charset_files";
+  if (!fs::exists(folder)) GTEST_SKIP() << "python3-pydicom samples not installed";
+  for (const char* name :
+       {"chrJapMulti.dcm", "chrJapMultiExplicitIR6.dcm", "chrKoreanMulti.dcm", "chrH31.dcm",
+        "chrH32.dcm", "chrX1.dcm", "chrX2.dcm", "chrSQEncoding.dcm", "chrSQEncoding1.dcm",
+        "chrFrenMulti.dcm", "chrRuss.dcm", "chrArab.dcm"}) {
+    TempDir dir;
+    const auto result =
+        deidentify(folder / name, dir / "out", "research", {"clean-structured-content"});
+    ASSERT_TRUE(result.output.has_value()) << name << ": " << result.error;
+    auto out = load(*result.output);
+    auto in = load(folder / name);
+    EXPECT_EQ(value(*out, "SpecificCharacterSet"), value(*in, "SpecificCharacterSet")) << name;
+    if (exists(*in, "AdditionalPatientHistory")) {
+      EXPECT_EQ(value(*out, "AdditionalPatientHistory"), "*") << name;
+    }
+    DcmStack stack;
+    while (out->getDataset()->nextObject(stack, OFTrue).good()) {
+      auto* element = dynamic_cast<DcmElement*>(stack.top());
+      if (element == nullptr || !element->isaString()) continue;
+      OFString text;
+      element->getOFStringArray(text);
+      EXPECT_TRUE(escape_sequences_are_whole(text.c_str()))
+          << name << " " << element->getTag().toString() << " holds a broken escape sequence";
+    }
+  }
+}
+
+TEST(DeidRealFiles, MetaHeaderNamesTheSopClassOfAnAttributeStoredAsUn) {
+  // pydicom's rtdose_rle.dcm stores SOP Class UID and SOP Instance UID with VR UN. The meta
+  // header was filled from DCMTK's printout of the bytes ("31\2e\32...", read as "31").
+  const auto sample = testing::pydicom_sample("rtdose_rle.dcm");
+  if (sample.empty()) GTEST_SKIP() << "python3-pydicom samples not installed";
+  for (const char* option : {"retain-safe-private", "retain-uids"}) {
+    TempDir dir;
+    const auto result = deidentify(sample, dir / "out", "basic", {option});
+    ASSERT_TRUE(result.output.has_value()) << result.error;
+    auto file = dicom::DicomFile::open(*result.output);
+    ASSERT_TRUE(file.has_value());
+    EXPECT_EQ(file->string_of(Tag{0x0002, 0x0002}), "1.2.840.10008.5.1.4.1.1.481.2") << option;
+    EXPECT_EQ(file->string_of(Tag{0x0002, 0x0003}), file->string_of(Tag{0x0008, 0x0018})) << option;
+  }
 }
 
 TEST(DeidSequences, UndefinedAndExplicitLengthSequencesBothWork) {

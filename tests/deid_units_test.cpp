@@ -109,6 +109,68 @@ TEST(TextScrubber, NeverLengthens) {
   EXPECT_LE(deid::scrub_text(text, phi).size(), text.size());
 }
 
+TEST(TextScrubber, NamesInOtherScriptsAreRemovedFromUtf8Text) {
+  // Hong^Gildong=洪^吉洞=홍^길동 and Wang^XiaoDong=王^小東 in UTF-8 (ISO_IR 192): words of
+  // non-ASCII characters used to be trimmed away as punctuation and never matched.
+  const auto enc = deid::TextEncoding::utf8;
+  deid::PhiValues phi;
+  phi.add_person_name(
+      "Hong^Gildong=\xE6\xB4\xAA^\xE5\x90\x89\xE6\xB4\x9E=\xED\x99\x8D^\xEA\xB8\xB8\xEB\x8F\x99",
+      enc);
+  phi.add_person_name("Wang^XiaoDong=\xE7\x8E\x8B^\xE5\xB0\x8F\xE6\x9D\xB1", enc);
+  // "CT 홍길동 follow-up, 王小東先生" (no spaces between the Chinese words)
+  const std::string text =
+      "CT \xED\x99\x8D\xEA\xB8\xB8\xEB\x8F\x99 follow-up, \xE7\x8E\x8B\xE5\xB0\x8F\xE6\x9D\xB1"
+      "\xE5\x85\x88\xE7\x94\x9F";
+  const std::string out = deid::scrub_text(text, phi, enc);
+  for (const char* leak :
+       {"\xED\x99\x8D", "\xEA\xB8\xB8\xEB\x8F\x99", "\xE7\x8E\x8B", "\xE5\xB0\x8F\xE6\x9D\xB1"})
+    EXPECT_EQ(out.find(leak), std::string::npos) << out;
+  EXPECT_EQ(out, "CT * follow-up, *\xE5\x85\x88\xE7\x94\x9F");  // 先生 (a title) stays
+}
+
+TEST(TextScrubber, Gb18030CharactersAreRemovedWholeNeverSplit) {
+  // GB18030 trail bytes may be ASCII letters: 0x81 0x41 is one character, but the ID pattern
+  // sees "A12345". Removing only the trail byte left a lone lead byte that swallowed the
+  // '*' (invalid text).
+  const deid::PhiValues none;
+  const auto enc = deid::TextEncoding::gb18030;
+  EXPECT_EQ(deid::scrub_text("x \x81\x41"
+                             "12345 y",
+                             none, enc),
+            "x * y");
+  // A four-byte character (0x81 0x30 0x81 0x30) beside digits goes whole as well.
+  EXPECT_EQ(deid::scrub_text("\x81\x30\x81\x30"
+                             "99999",
+                             none, enc),
+            "*");
+  // '^' (0x5E) as a trail byte does not split a name: 0xB0 0x5E is one character.
+  deid::PhiValues phi;
+  phi.add_person_name("Wang^\xCD\xF5\xB0\x5E", enc);
+  EXPECT_EQ(deid::scrub_text("CT \xCD\xF5\xB0\x5E ok", phi, enc), "CT * ok");
+}
+
+TEST(TextScrubber, Iso2022TextIsRemovedWholeNotCutInsideEscapeSequences) {
+  // Japanese (ISO 2022 IR 87) and Korean (ISO 2022 IR 149) free text from pydicom's
+  // chrJapMulti.dcm / chrKoreanMulti.dcm: the scrubber cannot tell their characters apart,
+  // and used to leave "ESC $ *" (a broken escape sequence) behind.
+  deid::PhiValues phi;
+  phi.add_person_name("\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B", deid::TextEncoding::iso2022);
+  phi.add_person_name("Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B",
+                      deid::TextEncoding::iso2022);
+  const auto enc = deid::TextEncoding::iso2022;
+  EXPECT_EQ(deid::scrub_text("\x1b$B$?$m$&\x1b(B", phi, enc), "*");
+  EXPECT_EQ(deid::scrub_text("\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B", phi, enc), "*");
+  EXPECT_EQ(deid::scrub_text("\xB1\xE8 chest", phi, enc), "*");  // G1 bytes without escape
+  // ASCII text in such a file is scrubbed as usual; the readable name part is matched.
+  EXPECT_EQ(deid::scrub_text("Chest PA for Tarou Yamada", phi, enc), "Chest PA for * *");
+  EXPECT_EQ(deid::encoding_for("\\ISO 2022 IR 87"), enc);
+  EXPECT_EQ(deid::encoding_for("\\ISO 2022 IR 149"), enc);
+  EXPECT_EQ(deid::encoding_for("ISO_IR 192"), deid::TextEncoding::utf8);
+  EXPECT_EQ(deid::encoding_for("GB18030"), deid::TextEncoding::gb18030);
+  EXPECT_EQ(deid::encoding_for("ISO_IR 100"), deid::TextEncoding::single_byte);
+}
+
 TEST(Policy, CombinedCodesResolveToValidOutputs) {
   EXPECT_EQ(deid::resolve(ActionCode::X), Action::remove);
   EXPECT_EQ(deid::resolve(ActionCode::Z), Action::empty);

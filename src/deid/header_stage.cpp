@@ -13,6 +13,7 @@ namespace {
 using standard::ProfileOption;
 using Kind = dicom::Decision::Kind;
 
+constexpr Tag kSpecificCharacterSet{0x0008, 0x0005};
 constexpr Tag kPatientName{0x0010, 0x0010};
 constexpr Tag kPatientId{0x0010, 0x0020};
 constexpr Tag kIssuerOfPatientId{0x0010, 0x0021};
@@ -83,6 +84,7 @@ struct ObjectContext {
   std::string patient_id;
   std::string patient_name;
   PhiValues phi;
+  TextEncoding encoding = TextEncoding::single_byte;  // the data set's Specific Character Set
 };
 
 class HeaderPolicy final : public dicom::ElementPolicy {
@@ -278,11 +280,17 @@ class HeaderPolicy final : public dicom::ElementPolicy {
         if (is_temporal_vr(vr)) return temporal(view, vr, item);
         if (vr == "AS") return replace(cap_age(view.value));
         if (vr == "PN") return replace(dummy_for(vr));
-        if (is_text_vr(vr)) return replace(scrub_text(view.value, object_.phi));
+        if (is_text_vr(vr)) return replace(scrub_text(view.value, object_.phi, encoding_of(item)));
         if (vr == "OB" || vr == "OW" || vr == "UN") return remove();
         return keep();
     }
     return remove();
+  }
+
+  // An item may declare its own Specific Character Set; otherwise the data set's applies.
+  TextEncoding encoding_of(const dicom::ItemView& item) const {
+    if (const auto charset = item.string_of(kSpecificCharacterSet)) return encoding_for(*charset);
+    return object_.encoding;
   }
 
   const Policy& policy_;
@@ -298,7 +306,7 @@ bool needs_phi(const Policy& policy) {
 
 // Gathers, from the whole object, the values the Basic Profile would remove (names, IDs,
 // addresses, institutions): any of them appearing inside kept free text is removed too.
-PhiValues collect_phi(const dicom::DicomFile& file) {
+PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
   PhiValues phi;
   file.visit([&](const dicom::ElementView& view) {
     if (view.value.empty() || view.tag.is_private()) return;
@@ -306,7 +314,7 @@ PhiValues collect_phi(const dicom::DicomFile& file) {
     const std::string_view vr =
         (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
     if (vr == "PN") {
-      phi.add_person_name(view.value);
+      phi.add_person_name(view.value, encoding);
       return;
     }
     if (!is_text_vr(vr)) return;
@@ -320,9 +328,9 @@ PhiValues collect_phi(const dicom::DicomFile& file) {
     const std::string_view keyword = entry ? entry->keyword : "";
     if (keyword.find("ID") != std::string_view::npos ||
         keyword.find("Number") != std::string_view::npos)
-      phi.add_identifier(view.value);
+      phi.add_identifier(view.value, encoding);
     else
-      phi.add_text(view.value);
+      phi.add_text(view.value, encoding);
   });
   return phi;
 }
@@ -358,7 +366,8 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   object.offset = pseudonymizer_.date_offset(key);
   object.patient_id = pseudonymizer_.patient_id(key);
   object.patient_name = pseudonymizer_.patient_name(key);
-  if (needs_phi(policy_)) object.phi = collect_phi(file);
+  object.encoding = encoding_for(file.string_of(kSpecificCharacterSet).value_or(""));
+  if (needs_phi(policy_)) object.phi = collect_phi(file, object.encoding);
 
   const HeaderPolicy element_policy(policy_, pseudonymizer_, object);
   if (auto stats = file.transform(element_policy); !stats) return std::unexpected(stats.error());

@@ -81,24 +81,32 @@ std::string creator_for(DcmItem& item, Tag tag) {
   return out;
 }
 
+std::string raw_string(DcmElement& element);
+
+// A string value of one item (not searching deeper): text attributes stored as UN are read
+// as the text they are, as everywhere else (DCMTK would print their bytes in hex).
+std::optional<std::string> item_string(DcmItem& item, Tag tag) {
+  DcmElement* element = nullptr;
+  if (item.findAndGetElement(key_of(tag), element, OFFalse).bad() || element == nullptr)
+    return std::nullopt;
+  if (element->ident() == EVR_UN) return raw_string(*element);
+  OFString value;
+  if (element->getOFStringArray(value).bad()) return std::nullopt;
+  return std::string(value.c_str(), value.length());
+}
+
 class DcmItemView final : public ItemView {
  public:
   explicit DcmItemView(DcmItem& item) : item_(item) {
     DcmObject* object = nullptr;
     while ((object = item_.nextInContainer(object)) != nullptr) tags_.push_back(tag_of(*object));
   }
-  std::optional<std::string> string_of(Tag tag) const override {
-    OFString value;
-    if (item_.findAndGetOFStringArray(key_of(tag), value, OFFalse).bad()) return std::nullopt;
-    return std::string(value.c_str(), value.length());
-  }
+  std::optional<std::string> string_of(Tag tag) const override { return item_string(item_, tag); }
   std::optional<std::string> nested_string_of(Tag sequence, Tag inner) const override {
     DcmItem* first = nullptr;
     if (item_.findAndGetSequenceItem(key_of(sequence), first, 0, OFFalse).bad() || !first)
       return std::nullopt;
-    OFString value;
-    if (first->findAndGetOFStringArray(key_of(inner), value, OFFalse).bad()) return std::nullopt;
-    return std::string(value.c_str(), value.length());
+    return item_string(*first, inner);
   }
   std::span<const Tag> tags() const override { return tags_; }
 
@@ -431,9 +439,10 @@ Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   DcmDataset& dataset = *impl_->file.getDataset();
   E_TransferSyntax xfer = impl_->output_xfer.value_or(dataset.getOriginalXfer());
   if (xfer == EXS_Unknown) xfer = EXS_LittleEndianImplicit;
-  OFString sop_class, sop_instance;
-  dataset.findAndGetOFString(DCM_SOPClassUID, sop_class);
-  dataset.findAndGetOFString(DCM_SOPInstanceUID, sop_instance);
+  // Through string_of: a UID some writer stored as UN is read as the text it is, where
+  // DCMTK would print its bytes in hex ("31\\2e\\32..." read as the UID "31").
+  const std::string sop_class = string_of(Tag{0x0008, 0x0016}).value_or("");
+  const std::string sop_instance = string_of(Tag{0x0008, 0x0018}).value_or("");
 
   // A fresh meta header: nothing of the input's survives (it may name the source system).
   DcmMetaInfo& meta = *impl_->file.getMetaInfo();
