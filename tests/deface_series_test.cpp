@@ -267,6 +267,85 @@ TEST(DefaceSeries, WholeBodySeriesAreRefusedNotPassed) {
   EXPECT_FALSE(result->apply(body_part_files.front(), *opened));
 }
 
+// What decides "head or not" looks at the whole geometry: a sagittal reformat of a body that
+// is long in-plane, an enhanced survey whose frames lie in several planes, and an enhanced image
+// naming its anatomy only in the Frame Anatomy functional group.
+TEST(DefaceSeries, WholeGeometryAndFrameAnatomyDecideWhatIsAHead) {
+  testing::TempDir dir;
+  volume::Volume body;
+  body.dims = {16, 16, 12};
+  body.spacing = {31.25, 31.25, 5};
+  body.voxels.assign(body.voxel_count(), 40.0f);
+
+  volume::Volume reformat = body;  // 500 x 960 mm in plane, 60 mm across
+  reformat.spacing = {31.25, 60, 5};
+  SeriesSpec long_in_plane;
+  long_in_plane.series_uid = "1.2.826.0.1.3680043.2.1125.3.231";
+  long_in_plane.body_part = "";
+  long_in_plane.description = "SAG MPR";
+  write_series(reformat, dir / "in" / "sag", long_in_plane);
+
+  SeriesSpec survey;
+  survey.series_uid = "1.2.826.0.1.3680043.2.1125.3.232";
+  survey.modality = "MR";
+  survey.body_part = "";
+  survey.description = "SURVEY";
+  fs::create_directories(dir / "in" / "survey");
+  const fs::path survey_path =
+      testing::write_enhanced(body, dir / "in" / "survey" / "s.dcm", survey);
+  {
+    auto file = testing::load(survey_path);
+    DcmItem* frame = nullptr;
+    ASSERT_TRUE(file->getDataset()
+                    ->findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, frame, 2)
+                    .good());
+    DcmItem* orientation = nullptr;
+    frame->findOrCreateSequenceItem(DCM_PlaneOrientationSequence, orientation, 0);
+    orientation->putAndInsertString(DCM_ImageOrientationPatient, "0\\1\\0\\0\\0\\-1");
+    testing::save(*file, survey_path);
+  }
+
+  // Anatomy only in Frame Anatomy: "Head" makes it a head, "Chest" names a body part.
+  std::vector<std::pair<std::string, std::string>> anatomies = {
+      {"1.2.826.0.1.3680043.2.1125.3.233", "Head"}, {"1.2.826.0.1.3680043.2.1125.3.234", "Chest"}};
+  for (const auto& [uid, meaning] : anatomies) {
+    SeriesSpec spec;
+    spec.series_uid = uid;
+    spec.body_part = "";
+    spec.description = "";
+    fs::create_directories(dir / "in" / meaning);
+    const fs::path path = testing::write_enhanced(body, dir / "in" / meaning / "e.dcm", spec);
+    auto file = testing::load(path);
+    DcmItem* shared = nullptr;
+    file->getDataset()->findOrCreateSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0);
+    DcmItem* anatomy = nullptr;
+    shared->findOrCreateSequenceItem(DCM_FrameAnatomySequence, anatomy, 0);
+    anatomy->putAndInsertString(DCM_FrameLaterality, "U");
+    DcmItem* region = nullptr;
+    anatomy->findOrCreateSequenceItem(DCM_AnatomicRegionSequence, region, 0);
+    region->putAndInsertString(DCM_CodeValue, meaning == "Head" ? "69536005" : "51185008");
+    region->putAndInsertString(DCM_CodingSchemeDesignator, "SCT");
+    region->putAndInsertString(DCM_CodeMeaning, meaning.c_str());
+    testing::save(*file, path);
+  }
+
+  auto result = deface_folder(dir);
+  ASSERT_TRUE(result) << result.error().message;
+  const auto* sag = find_series(*result, long_in_plane.series_uid);
+  ASSERT_NE(sag, nullptr);
+  EXPECT_EQ(sag->outcome, deface::SeriesOutcome::refused) << sag->reason;
+  EXPECT_NE(sag->reason.find("whole body"), std::string::npos) << sag->reason;
+  const auto* surveyed = find_series(*result, survey.series_uid);
+  ASSERT_NE(surveyed, nullptr);
+  EXPECT_EQ(surveyed->outcome, deface::SeriesOutcome::refused) << surveyed->reason;
+  const auto* head = find_series(*result, "1.2.826.0.1.3680043.2.1125.3.233");
+  ASSERT_NE(head, nullptr);
+  EXPECT_NE(head->outcome, deface::SeriesOutcome::not_head) << head->reason;
+  const auto* chest = find_series(*result, "1.2.826.0.1.3680043.2.1125.3.234");
+  ASSERT_NE(chest, nullptr);
+  EXPECT_EQ(chest->outcome, deface::SeriesOutcome::not_head) << chest->reason;
+}
+
 // An enhanced (multi-frame) head CT fails closed with a clear reason; every file of it fails.
 TEST(DefaceSeries, MultiFrameHeadIsRefused) {
   testing::TempDir dir;

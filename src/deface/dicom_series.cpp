@@ -60,6 +60,8 @@ constexpr Tag kPlanePositionSequence{0x0020, 0x9113};
 constexpr Tag kPlaneOrientationSequence{0x0020, 0x9116};
 constexpr Tag kPixelMeasuresSequence{0x0028, 0x9110};
 constexpr Tag kPixelValueTransformationSequence{0x0028, 0x9145};
+constexpr Tag kFrameAnatomySequence{0x0020, 0x9071};
+constexpr Tag kCodeMeaning{0x0008, 0x0104};
 constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -127,6 +129,7 @@ struct FunctionalGroups {
   std::vector<Vec3> positions;
   std::vector<double> orientation, spacing;
   std::optional<std::string> slope, intercept;
+  std::vector<std::string> anatomy;  // Frame Anatomy's region code meanings
   bool inconsistent = false;
 };
 
@@ -147,6 +150,14 @@ FunctionalGroups read_functional_groups(const dicom::DicomFile& file, int frames
   std::vector<Vec3> positions;
   bool bad_position = false;
   file.visit([&](const dicom::ElementView& e) {
+    if (e.path.size() == 3 &&
+        (e.path[0] == kSharedFunctionalGroups || e.path[0] == kPerFrameFunctionalGroups) &&
+        e.path[1] == kFrameAnatomySequence && e.path[2] == kAnatomicRegionSequence &&
+        e.tag == kCodeMeaning && !e.value.empty()) {
+      if (std::find(out.anatomy.begin(), out.anatomy.end(), e.value) == out.anatomy.end())
+        out.anatomy.emplace_back(e.value);
+      return;
+    }
     if (e.path.size() != 2) return;
     const bool shared = e.path[0] == kSharedFunctionalGroups;
     if (!shared && e.path[0] != kPerFrameFunctionalGroups) return;
@@ -211,8 +222,11 @@ Result<FileInfo> read_info(const fs::path& path) {
   auto spacing = numbers_of(file->string_of(kPixelSpacing));
   std::optional<std::string> slope_text = file->string_of(kRescaleSlope),
                              intercept_text = file->string_of(kRescaleIntercept);
-  if (info.frames > 1) {
-    const auto groups = read_functional_groups(*file, info.frames);
+  // Enhanced images keep geometry (and anatomy) in functional groups, also with one frame.
+  std::vector<std::string> frame_anatomy;
+  if (info.frames > 1 || orientation.empty() || position.empty()) {
+    const auto groups = read_functional_groups(*file, std::max(1, info.frames));
+    frame_anatomy = groups.anatomy;
     orientation = groups.orientation;
     spacing = groups.spacing;
     info.frame_positions = groups.positions;
@@ -253,6 +267,10 @@ Result<FileInfo> read_info(const fs::path& path) {
   std::string words = body_part;
   for (const auto& code : file->code_sequence_of(kAnatomicRegionSequence)) {
     words += " " + code.meaning;
+    info.has_body_part = true;
+  }
+  for (const std::string& meaning : frame_anatomy) {
+    words += " " + meaning;
     info.has_body_part = true;
   }
   for (Tag tag : {kStudyDescription, kSeriesDescription, kProtocolName}) words += " " + get(tag);
@@ -296,9 +314,9 @@ bool mentions_whole_body(const std::string& words) {
   std::string joined;
   for (char c : words)
     if (std::isalnum(static_cast<unsigned char>(c))) joined += c;
-  static constexpr std::string_view kJoined[] = {"WHOLEBODY",   "TOTALBODY",   "GANZKOERPER",
-                                                 "GANZKORPER",  "CORPSENTIER", "CUERPOENTERO",
-                                                 "EYESTOTHIGH", "VERTEXTO",    "SKULLBASETO"};
+  // "GANZK": Ganzkoerper, Ganzkorper and Ganzkörper (whose ö is not alphanumeric ASCII).
+  static constexpr std::string_view kJoined[] = {
+      "WHOLEBODY", "TOTALBODY", "GANZK", "CORPSENTIER", "CUERPOENTERO", "EYESTOTHIGH", "VERTEXTO"};
   for (std::string_view term : kJoined)
     if (joined.find(term) != std::string::npos) return true;
   return any_word(words, [](std::string_view word) {
@@ -487,9 +505,10 @@ class SeriesWorker {
       return false;
     }
     // Fail closed: a CT/MR series that names no body part and whose extent cannot be measured
-    // (enhanced multi-frame images keep their geometry per frame; broken headers) may be a
-    // head, so it goes on as one and is refused by check_supported() below.
-    const bool measurable = f.has_geometry;
+    // (an enhanced image without a position per frame or whose frames lie in several planes,
+    // a broken header) may be a head, so it goes on as one and is refused by
+    // check_supported() below.
+    const bool measurable = f.has_geometry && !f.frames_disagree;
     if (!head && !f.has_body_part && !measurable) return true;
     if (!head && !f.has_body_part) {
       const double across_x = f.columns * f.spacing_x, across_y = f.rows * f.spacing_y;
@@ -497,7 +516,8 @@ class SeriesWorker {
              across_y <= series_options_.head_field_of_view_mm;
       // Fail closed: a series longer than any torso scan that names no body part may run from
       // the head (a whole-body scan without its words): refused, not passed.
-      if (!head && length_along_normal(stack) > kLongerThanATorsoMm) {
+      if (!head &&
+          std::max({across_x, across_y, length_along_normal(stack)}) > kLongerThanATorsoMm) {
         refuse(report,
                "nothing names the body part and the series is longer than a torso scan: it may "
                "include the face (whole body), and defacing is supported for head series only");

@@ -24,10 +24,11 @@
 // Series Description or Protocol Name; when none of those says anything, a field of view of
 // at most 300 mm in both in-plane directions counts as a head. Other series are left alone.
 // A CT/MR series that names no head part but calls itself whole-body (WHOLEBODY, WB, PET/CT
-// ...) is refused: it usually shows the face; so is one that names no body part and is longer
-// than 800 mm (longer than a chest-abdomen-pelvis scan). A head series that cannot be defaced safely
-// (fewer than `minimum_slices` slices, a multi-frame image without per-frame geometry, colour,
-// duplicate positions, a refusal by deface()) is refused: every one of its files fails.
+// ...) is refused: it usually shows the face; so is one that names no body part, is wider than
+// a head and longer than 800 mm in any direction (longer than a chest-abdomen-pelvis scan).
+// Enhanced images name their anatomy in Frame Anatomy too. A head series that cannot be defaced
+// safely (fewer than `minimum_slices` slices, a multi-frame image without per-frame geometry,
+// colour, duplicate positions, a refusal by deface()) is refused: every one of its files fails.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -63,7 +64,7 @@ struct SeriesReport {
   SeriesOutcome outcome = SeriesOutcome::not_head;
   std::string reason;  // why not_head or refused; never an attribute value
   std::vector<std::filesystem::path> files;
-  std::size_t slices = 0;          // slices assembled (files with an image)
+  std::size_t slices = 0;          // slices assembled (single-frame files and enhanced frames)
   std::size_t missing_slices = 0;  // positions filled by interpolation
   std::size_t slices_changed = 0;  // defaced: slices whose pixels changed
   std::array<int, 3> dims{0, 0, 0};
@@ -96,7 +97,9 @@ class SeriesDefacing {
  public:
   // Brings the defacing to an already-open `file` read from `input` (a path as given to
   // deface_dicom_series or found under one of its folders): replaces the pixel data of
-  // changed slices (unchanged slices keep their pixel data bit-identical) and adds code 113102
+  // changed slices (a single-frame file whose slice did not change keeps its pixel data
+  // bit-identical; in an enhanced file with a changed frame, the others keep their values,
+  // and their bytes where encode_pixels keeps them) and adds code 113102
   // to the De-identification Method Code Sequence of every file of a defaced series (existing
   // codes are kept). Files of series that are not heads are left untouched. Fails with
   // ErrorCode::policy for a file of a refused series (the reason says why), ::usage for a
