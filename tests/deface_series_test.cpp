@@ -4,6 +4,10 @@
 // as a DICOM series.
 #include <gtest/gtest.h>
 
+// Series specs are written with designated initializers naming only what differs from the
+// defaults; g++ 12 warns about the members left to their defaults, which is the point here.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -51,6 +55,15 @@ deface::DefaceOptions options() {
   deface::DefaceOptions o;
   o.cascade_dir = kCascades;
   return o;
+}
+
+// A block of soft tissue (40, as HU or MR value): a series that is not a head.
+volume::Volume uniform_volume(const std::array<int, 3>& dims, const Vec3& spacing) {
+  volume::Volume v;
+  v.dims = dims;
+  v.spacing = spacing;
+  v.voxels.assign(v.voxel_count(), 40.0f);
+  return v;
 }
 
 // Defaces every series under dir/in, with the work folder inside dir.
@@ -110,36 +123,26 @@ std::array<Vec3, 3> oblique(double degrees) {
 TEST(DefaceSeries, GroupsAssemblesAndRecognisesHeads) {
   testing::TempDir dir;
   HeadPhantom ct = phantom(PhantomContrast::ct, oblique(20));
-  SeriesSpec ct_spec;
-  ct_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.201";
+  const SeriesSpec ct_spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.201"};
   auto ct_files = write_series(ct.volume, dir / "in" / "ct", ct_spec);
 
   HeadPhantom mr = phantom(PhantomContrast::mr, {Vec3{1, 0, 0}, Vec3{0, 1, 0}, Vec3{0, 0, 1}});
-  SeriesSpec mr_spec;
-  mr_spec.modality = "MR";
-  mr_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.202";
-  mr_spec.body_part = "";
-  mr_spec.description = "T1 MPRAGE brain";
-  mr_spec.omit = {40};
+  const SeriesSpec mr_spec{.modality = "MR",
+                           .series_uid = "1.2.826.0.1.3680043.2.1125.3.202",
+                           .body_part = "",
+                           .description = "T1 MPRAGE brain",
+                           .omit = {40}};
   auto mr_files = write_series(mr.volume, dir / "in" / "mr", mr_spec);
 
-  volume::Volume chest;
-  chest.dims = {16, 16, 12};
-  chest.spacing = {25, 25, 5};
-  chest.voxels.assign(chest.voxel_count(), 40.0f);
-  SeriesSpec chest_spec;
-  chest_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.203";
-  chest_spec.body_part = "CHEST";
-  chest_spec.description = "Thorax";
+  const volume::Volume chest = uniform_volume({16, 16, 12}, {25, 25, 5});
+  const SeriesSpec chest_spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.203",
+                              .body_part = "CHEST",
+                              .description = "Thorax"};
   auto chest_files = write_series(chest, dir / "in" / "chest", chest_spec);
 
-  volume::Volume thin = chest;
-  thin.dims = {16, 16, 4};
-  thin.spacing = {1, 1, 5};
-  thin.voxels.assign(thin.voxel_count(), 40.0f);
-  SeriesSpec thin_spec;
-  thin_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.204";
-  thin_spec.description = "Sag face";
+  const volume::Volume thin = uniform_volume({16, 16, 4}, {1, 1, 5});
+  const SeriesSpec thin_spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.204",
+                             .description = "Sag face"};
   auto thin_files = write_series(thin, dir / "in" / "thin", thin_spec);
 
   auto result = deface_folder(dir, 2);
@@ -213,41 +216,29 @@ TEST(DefaceSeries, GroupsAssemblesAndRecognisesHeads) {
 // part: they are refused, never passed as "not a head"; their files fail in apply().
 TEST(DefaceSeries, WholeBodySeriesAreRefusedNotPassed) {
   testing::TempDir dir;
-  volume::Volume body;
-  body.dims = {16, 16, 12};
-  body.spacing = {31.25, 31.25, 5};
-  body.voxels.assign(body.voxel_count(), 40.0f);
-  SeriesSpec by_body_part;
-  by_body_part.series_uid = "1.2.826.0.1.3680043.2.1125.3.211";
-  by_body_part.body_part = "WHOLEBODY";
-  by_body_part.description = "CTAC 3.75";
+  const volume::Volume body = uniform_volume({16, 16, 12}, {31.25, 31.25, 5});
+  const SeriesSpec by_body_part{.series_uid = "1.2.826.0.1.3680043.2.1125.3.211",
+                                .body_part = "WHOLEBODY",
+                                .description = "CTAC 3.75"};
   const auto body_part_files = write_series(body, dir / "in" / "wb1", by_body_part);
-  SeriesSpec by_description;
-  by_description.series_uid = "1.2.826.0.1.3680043.2.1125.3.212";
-  by_description.body_part = "";
-  by_description.description = "PET/CT Whole-Body low dose";
+  const SeriesSpec by_description{.series_uid = "1.2.826.0.1.3680043.2.1125.3.212",
+                                  .body_part = "",
+                                  .description = "PET/CT Whole-Body low dose"};
   write_series(body, dir / "in" / "wb2", by_description);
-  SeriesSpec by_short_word;
-  by_short_word.series_uid = "1.2.826.0.1.3680043.2.1125.3.213";
-  by_short_word.body_part = "";
-  by_short_word.description = "CT WB 3.0 B30f";
+  const SeriesSpec by_short_word{.series_uid = "1.2.826.0.1.3680043.2.1125.3.213",
+                                 .body_part = "",
+                                 .description = "CT WB 3.0 B30f"};
   write_series(body, dir / "in" / "wb3", by_short_word);
   // Naming nothing, wider than a head and longer than any torso scan (1000 mm): may be a
   // whole body, refused.
-  volume::Volume long_body = body;
-  long_body.dims = {16, 16, 21};
-  long_body.spacing = {31.25, 31.25, 50};
-  long_body.voxels.assign(long_body.voxel_count(), 40.0f);
-  SeriesSpec unnamed;
-  unnamed.series_uid = "1.2.826.0.1.3680043.2.1125.3.215";
-  unnamed.body_part = "";
-  unnamed.description = "";
+  const volume::Volume long_body = uniform_volume({16, 16, 21}, {31.25, 31.25, 50});
+  const SeriesSpec unnamed{
+      .series_uid = "1.2.826.0.1.3680043.2.1125.3.215", .body_part = "", .description = ""};
   write_series(long_body, dir / "in" / "long", unnamed);
   // "WB" inside another word, and a chest, stay "not a head".
-  SeriesSpec chest;
-  chest.series_uid = "1.2.826.0.1.3680043.2.1125.3.214";
-  chest.body_part = "CHEST";
-  chest.description = "Thorax WBC follow-up";
+  const SeriesSpec chest{.series_uid = "1.2.826.0.1.3680043.2.1125.3.214",
+                         .body_part = "CHEST",
+                         .description = "Thorax WBC follow-up"};
   write_series(body, dir / "in" / "chest", chest);
 
   auto result = deface_folder(dir);
@@ -272,24 +263,18 @@ TEST(DefaceSeries, WholeBodySeriesAreRefusedNotPassed) {
 // naming its anatomy only in the Frame Anatomy functional group.
 TEST(DefaceSeries, WholeGeometryAndFrameAnatomyDecideWhatIsAHead) {
   testing::TempDir dir;
-  volume::Volume body;
-  body.dims = {16, 16, 12};
-  body.spacing = {31.25, 31.25, 5};
-  body.voxels.assign(body.voxel_count(), 40.0f);
+  const volume::Volume body = uniform_volume({16, 16, 12}, {31.25, 31.25, 5});
 
   volume::Volume reformat = body;  // 500 x 960 mm in plane, 60 mm across
   reformat.spacing = {31.25, 60, 5};
-  SeriesSpec long_in_plane;
-  long_in_plane.series_uid = "1.2.826.0.1.3680043.2.1125.3.231";
-  long_in_plane.body_part = "";
-  long_in_plane.description = "SAG MPR";
+  const SeriesSpec long_in_plane{
+      .series_uid = "1.2.826.0.1.3680043.2.1125.3.231", .body_part = "", .description = "SAG MPR"};
   write_series(reformat, dir / "in" / "sag", long_in_plane);
 
-  SeriesSpec survey;
-  survey.series_uid = "1.2.826.0.1.3680043.2.1125.3.232";
-  survey.modality = "MR";
-  survey.body_part = "";
-  survey.description = "SURVEY";
+  const SeriesSpec survey{.modality = "MR",
+                          .series_uid = "1.2.826.0.1.3680043.2.1125.3.232",
+                          .body_part = "",
+                          .description = "SURVEY"};
   fs::create_directories(dir / "in" / "survey");
   const fs::path survey_path =
       testing::write_enhanced(body, dir / "in" / "survey" / "s.dcm", survey);
@@ -390,8 +375,7 @@ TEST(DefaceSeries, TiltedGantryIsAssembled) {
   // A sheared grid: i left, j along the tilted row direction, k straight up.
   const std::array<Vec3, 3> axes{Vec3{1, 0, 0}, Vec3{0, std::cos(a), std::sin(a)}, Vec3{0, 0, 1}};
   HeadPhantom ct = testing::make_head_phantom(PhantomContrast::ct, {66, 80, 84}, {3, 3, 3}, axes);
-  SeriesSpec spec;
-  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.301";
+  const SeriesSpec spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.301"};
   auto files = write_series(ct.volume, dir / "in", spec);
   auto result = deface_folder(dir);
   ASSERT_TRUE(result) << result.error().message;
@@ -432,9 +416,8 @@ TEST(DefaceSeries, CraniumSeriesIsWrittenBack) {
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head) << head.error().message;
   testing::TempDir dir;
-  SeriesSpec spec;
-  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.401";
-  spec.existing_method_code = true;
+  const SeriesSpec spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.401",
+                        .existing_method_code = true};
   auto files = write_series(*head, dir / "in", spec);
   ASSERT_EQ(files.size(), 108u);
 
@@ -486,8 +469,7 @@ TEST(DefaceSeries, EnhancedMultiFrameCraniumIsWrittenBack) {
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head) << head.error().message;
   testing::TempDir dir;
-  SeriesSpec spec;
-  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.421";
+  const SeriesSpec spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.421"};
   std::vector<int> order;
   for (int k = 0; k < head->dims[2]; ++k) order.push_back((k * 37) % head->dims[2]);
   fs::create_directories(dir / "in");
@@ -535,9 +517,7 @@ TEST(DefaceSeries, EnhancedImageWithoutPerFrameGeometryIsRefused) {
   for (const Flaw flaw : {Flaw::missing_position, Flaw::orientation_differs}) {
     testing::TempDir dir;
     fs::create_directories(dir / "in");
-    SeriesSpec spec;
-    spec.modality = "MR";
-    spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.422";
+    const SeriesSpec spec{.modality = "MR", .series_uid = "1.2.826.0.1.3680043.2.1125.3.422"};
     const fs::path path = testing::write_enhanced(ph.volume, dir / "in" / "mr.dcm", spec);
     {
       auto file = testing::load(path);
@@ -578,8 +558,7 @@ TEST(DefaceSeries, TiltedCraniumSeriesIsWrittenBack) {
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head) << head.error().message;
   testing::TempDir dir;
-  SeriesSpec spec;
-  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.451";
+  const SeriesSpec spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.451"};
   const double tilt = 12 * std::numbers::pi / 180.0;
   volume::Volume tilted = *head;
   tilted.axes = {Vec3{-1, 0, 0}, Vec3{0, -std::cos(tilt), std::sin(tilt)}, Vec3{0, 0, 1}};
@@ -644,17 +623,12 @@ TEST(DefaceSeries, CommandWritesDicomSeries) {
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head);
   testing::TempDir dir;
-  SeriesSpec spec;
-  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.501";
+  const SeriesSpec spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.501"};
   auto files = write_series(*head, dir / "in" / "head", spec);
-  volume::Volume chest;
-  chest.dims = {16, 16, 12};
-  chest.spacing = {25, 25, 5};
-  chest.voxels.assign(chest.voxel_count(), 40.0f);
-  SeriesSpec chest_spec;
-  chest_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.502";
-  chest_spec.body_part = "CHEST";
-  chest_spec.description = "Thorax";
+  const volume::Volume chest = uniform_volume({16, 16, 12}, {25, 25, 5});
+  const SeriesSpec chest_spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.502",
+                              .body_part = "CHEST",
+                              .description = "Thorax"};
   write_series(chest, dir / "in" / "chest", chest_spec);
 
   const std::string cmd = std::string(RADGUARD_BINARY) + " deface " + (dir / "in").string() +
@@ -689,24 +663,15 @@ TEST(DefaceSeries, DeidCleansRecognizableVisualFeatures) {
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head);
   testing::TempDir dir;
-  SeriesSpec spec;
-  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.601";
+  const SeriesSpec spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.601"};
   auto files = write_series(*head, dir / "in" / "head", spec);
-  volume::Volume chest;
-  chest.dims = {16, 16, 12};
-  chest.spacing = {25, 25, 5};
-  chest.voxels.assign(chest.voxel_count(), 40.0f);
-  SeriesSpec chest_spec;
-  chest_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.602";
-  chest_spec.body_part = "CHEST";
-  chest_spec.description = "Thorax";
+  const volume::Volume chest = uniform_volume({16, 16, 12}, {25, 25, 5});
+  const SeriesSpec chest_spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.602",
+                              .body_part = "CHEST",
+                              .description = "Thorax"};
   write_series(chest, dir / "in" / "chest", chest_spec);
-  volume::Volume thin = chest;
-  thin.dims = {16, 16, 4};
-  thin.spacing = {1, 1, 5};
-  thin.voxels.assign(thin.voxel_count(), 40.0f);
-  SeriesSpec thin_spec;
-  thin_spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.603";
+  const volume::Volume thin = uniform_volume({16, 16, 4}, {1, 1, 5});
+  const SeriesSpec thin_spec{.series_uid = "1.2.826.0.1.3680043.2.1125.3.603"};
   write_series(thin, dir / "in" / "thin", thin_spec);
 
   const std::string bin(RADGUARD_BINARY);
