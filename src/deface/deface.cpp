@@ -233,10 +233,11 @@ double tip_depth(double h) {
 // deepen_mm (escalation, see deface()) moves the cut that much further back at and below the
 // nose tip, ramping to nothing at kDeepenTop (below the eyes, in front of no brain).
 constexpr double kDeepenTop = 20.0;
-// What deface() tries, in order, after the standard cut still shows a face: the cut 6 mm
-// deeper below the eyes, then the standard cut under a fuller dome (measured in
+// What deface() tries, in order: the standard cut; while a face is still seen after, the cut
+// 6 mm deeper below the eyes, then the standard cut under a fuller dome (measured in
 // docs/benchmarks.md (Defacing): each releases a phantom the standard cut does not).
-constexpr CutVariant kEscalations[] = {{.deepen_mm = 6.0, .dome_fraction = 0.2},
+constexpr CutVariant kCutsInOrder[] = {CutVariant{},
+                                       {.deepen_mm = 6.0, .dome_fraction = 0.2},
                                        {.deepen_mm = 0.0, .dome_fraction = 0.3}};
 double cut_front(double h, double tip_a, double forehead_a, double deepen_mm) {
   if (h >= kTop) return std::numeric_limits<double>::infinity();
@@ -614,52 +615,54 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   std::vector<float> saved;
   auto apply = [&](const FaceRegion& r) {
     saved.clear();
-    for (std::size_t n = 0; n < v.voxels.size(); ++n)
-      if (r.mask[n]) saved.push_back(v.voxels[n]);
-    if (options.method == DefaceMethod::blur) {
-      blur_region(v, r.mask, 12.0);
-    } else {
-      for (std::size_t n = 0; n < v.voxels.size(); ++n)
-        if (r.mask[n]) v.voxels[n] = r.mask[n] == 2 ? cap : background;
-    }
-    report.face_region_voxels = 0;
     report.voxels_changed = 0;
-    for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n) {
-      if (!r.mask[n]) continue;
-      ++report.face_region_voxels;
-      report.voxels_changed += v.voxels[n] != saved[m++];
+    if (options.method == DefaceMethod::blur) {
+      for (std::size_t n = 0; n < v.voxels.size(); ++n)
+        if (r.mask[n]) saved.push_back(v.voxels[n]);
+      blur_region(v, r.mask, 12.0);
+      for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n)
+        if (r.mask[n]) report.voxels_changed += v.voxels[n] != saved[m++];
+    } else {
+      // One pass over the volume: keep, replace, count.
+      for (std::size_t n = 0; n < v.voxels.size(); ++n) {
+        if (!r.mask[n]) continue;
+        const float now = r.mask[n] == 2 ? cap : background;
+        saved.push_back(v.voxels[n]);
+        report.voxels_changed += v.voxels[n] != now;
+        v.voxels[n] = now;
+      }
     }
+    report.face_region_voxels = saved.size();
   };
   auto undo = [&](const FaceRegion& r) {
     for (std::size_t n = 0, m = 0; n < v.voxels.size(); ++n)
       if (r.mask[n]) v.voxels[n] = saved[m++];
   };
 
-  apply(region);
-  auto after_views = render_head(v, region.threshold);
-  auto after = detect_faces(after_views, options.cascade_dir);
-  if (!after) return std::unexpected(after.error());
-  report.after = std::move(*after);
-  report.attempts.push_back({CutVariant{}, report.after.best_score()});
-  // Escalation: when a face is still seen after, undo, cut again with the next variant (deeper
-  // only below the eyes, where no brain lies in front of the cut; or a fuller dome), and prove
-  // again. The brow-level cut is never moved, and (CT) the intracranial guard is re-checked.
-  for (const CutVariant& variant : kEscalations) {
-    if (!report.after.face_found) break;
-    undo(region);
-    // The undo restored the intact volume exactly, so its analysis still holds.
-    FaceRegion deeper = mark_face(v, *head, variant);
-    if (deeper.modality == Modality::ct && ct_intracranial_overlap(v, deeper) > 0) {
-      apply(region);  // back to the accepted region; the refusal below stands
-      break;
+  // Each attempt removes, renders and looks for a face again. Escalation: when a face is still
+  // seen, undo and cut again with the next variant (deeper only below the eyes, where no brain
+  // lies in front of the cut; or a fuller dome). The brow-level cut never moves, and (CT) the
+  // intracranial guard is checked again.
+  std::vector<Rendering> after_views;
+  for (std::size_t attempt = 0; attempt < std::size(kCutsInOrder); ++attempt) {
+    const CutVariant& cut = kCutsInOrder[attempt];
+    if (attempt > 0) {
+      undo(region);
+      // The undo restored the intact volume exactly, so its analysis still holds.
+      FaceRegion next = mark_face(v, *head, cut);
+      if (next.modality == Modality::ct && ct_intracranial_overlap(v, next) > 0) {
+        apply(region);  // back to the accepted region; the refusal below stands
+        break;
+      }
+      region = std::move(next);
     }
-    region = std::move(deeper);
     apply(region);
     after_views = render_head(v, region.threshold);
-    after = detect_faces(after_views, options.cascade_dir);
+    auto after = detect_faces(after_views, options.cascade_dir);
     if (!after) return std::unexpected(after.error());
     report.after = std::move(*after);
-    report.attempts.push_back({variant, report.after.best_score()});
+    report.attempts.push_back({cut, report.after.best_score()});
+    if (!report.after.face_found) break;
   }
   if (options.on_renderings) options.on_renderings(before_views, after_views);
   if (options.keep_renderings) {
