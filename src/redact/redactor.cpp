@@ -388,13 +388,19 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     // Verify: read the changed frames again, full frame and text-like lines outside the boxes
     // one by one (small bold text the full-frame pass cannot read); any identifying word left
     // fails the file closed, and so does a line left unread.
+    // An identifying word left counts by the first pass's matching rules: a match, or a loose
+    // match of an uncertain reading.
+    const auto left_behind = [&](const Word& word) {
+      return matcher.match(word.text).has_value() ||
+             (word.confidence < kUnreliable && matcher.match_loosely(word.text).has_value());
+    };
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
       if (!changed[f] || !ocr) continue;
       const Gray8 after = render_gray8(image, f);
       auto words = read_words(after);
       if (!words) return ocr_failed(words.error(), f);
       for (const Word& word : *words)
-        if (matcher.match(word.text)) ++result.residual_phi_words;
+        if (left_behind(word)) ++result.residual_phi_words;
       std::vector<Box> redacted;
       for (const Redaction& r : result.redactions)
         if (r.frame == f) redacted.push_back(r.box);
@@ -405,7 +411,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         if (!read) return ocr_failed(read.error(), f);
         const std::vector<Word>& line = read->words;
         for (std::size_t i = 0; i < line.size(); ++i) {
-          if (matcher.match(line[i].text)) {
+          if (left_behind(line[i])) {
             ++result.residual_phi_words;
           } else if (i + 1 < line.size() && line[i + 1].box.x > line[i].box.x &&
                      matcher.match_across(line[i].text, line[i + 1].text)) {
