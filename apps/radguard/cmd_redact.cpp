@@ -15,6 +15,7 @@ struct RedactArgs {
   std::string output;
   std::string quarantine;
   std::string mode = "phi-text";
+  std::string finder = "detector";
   std::string rules;
   std::string preview;
   std::string report;
@@ -27,12 +28,15 @@ struct RedactArgs {
 int run_redact_command(const RedactArgs& args) {
   auto mode = redact::parse_mode(args.mode);
   if (!mode) return report_error(mode.error());
+  auto finder = redact::parse_text_finder(args.finder);
+  if (!finder) return report_error(finder.error());
   redact::RedactRunOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
   options.output = args.output;
   options.quarantine = args.quarantine;
   if (!args.preview.empty()) options.preview = args.preview;
   options.redact.mode = *mode;
+  options.redact.finder = *finder;
   options.redact.margin = args.margin;
   if (!args.rules.empty()) {
     auto rules = redact::RuleSet::load(args.rules);
@@ -62,6 +66,11 @@ void add_redact(CLI::App& app, Action& action) {
                   "folder for files that fail closed (default: <output>-quarantine)");
   cmd->add_option("-m,--mode", args->mode, "all-text, phi-text or report")
       ->check(CLI::IsMember({"all-text", "phi-text", "report"}))
+      ->capture_default_str();
+  cmd->add_option("--text-finder", args->finder,
+                  "detector (CNN text detector, then OCR per region) or ocr (the earlier "
+                  "whole-frame OCR engine, for comparison)")
+      ->check(CLI::IsMember({"detector", "ocr"}))
       ->capture_default_str();
   cmd->add_option("--rules", args->rules, "rule file (JSON) with regions of known screen layouts");
   cmd->add_option("--preview", args->preview,

@@ -476,3 +476,112 @@ Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
 }
 
 }  // namespace radguard::redact
+
+namespace radguard::redact {
+
+namespace {
+
+// The region's ground: the median of its outer ring (the detector's margin around the
+// text); a grid line along one side does not move it.
+double border_level(const cv::Mat& crop) {
+  std::vector<std::uint8_t> ring;
+  for (int x = 0; x < crop.cols; ++x) {
+    ring.push_back(crop.at<std::uint8_t>(0, x));
+    ring.push_back(crop.at<std::uint8_t>(crop.rows - 1, x));
+  }
+  for (int y = 1; y + 1 < crop.rows; ++y) {
+    ring.push_back(crop.at<std::uint8_t>(y, 0));
+    ring.push_back(crop.at<std::uint8_t>(y, crop.cols - 1));
+  }
+  if (ring.empty()) return 0;
+  std::nth_element(ring.begin(), ring.begin() + static_cast<long>(ring.size() / 2), ring.end());
+  return ring[ring.size() / 2];
+}
+
+// Dark text on a light ground, as Tesseract reads best: inverted when the ground is dark.
+cv::Mat dark_on_light(const cv::Mat& crop) {
+  cv::Mat out = crop.clone();
+  if (border_level(crop) < cv::mean(crop)[0]) cv::bitwise_not(out, out);
+  return out;
+}
+
+float mean_confidence(const std::vector<Word>& words) {
+  if (words.empty()) return 0;
+  float sum = 0;
+  for (const Word& w : words) sum += w.confidence;
+  return sum / static_cast<float>(words.size());
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region) {
+  const cv::Rect area = cv::Rect(region.x, region.y, region.width, region.height) &
+                        cv::Rect(0, 0, static_cast<int>(image.width), static_cast<int>(image.height));
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(region.width) * region.height, 0);
+  if (area.empty()) return mask;
+  const cv::Mat crop = dark_on_light(as_mat(image)(area));
+  cv::Mat ink;
+  cv::threshold(crop, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
+  // A region of one flat grey has no ink whatever Otsu says.
+  double lo = 0, hi = 0;
+  cv::minMaxLoc(crop, &lo, &hi);
+  if (hi - lo < 4) ink.setTo(0);
+  // Rules and frame edges are not text: strokes as long as the region is tall (vertical) or
+  // twice as long (horizontal) are removed.
+  cv::Mat rules, vertical;
+  cv::morphologyEx(ink, rules, cv::MORPH_OPEN,
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(std::max(8, 2 * area.height), 1)));
+  cv::morphologyEx(ink, vertical, cv::MORPH_OPEN,
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(1, std::max(8, area.height))));
+  ink -= rules;
+  ink -= vertical;
+  for (int y = 0; y < area.height; ++y)
+    for (int x = 0; x < area.width; ++x)
+      mask[static_cast<std::size_t>(y + area.y - region.y) * region.width +
+           static_cast<std::size_t>(x + area.x - region.x)] = ink.at<std::uint8_t>(y, x);
+  return mask;
+}
+
+Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical) {
+  try {
+    auto engine = thread_engine();
+    if (!engine) return std::unexpected(engine.error());
+    const cv::Mat source = as_mat(image);
+    const cv::Rect area = cv::Rect(region.x, region.y, region.width, region.height) &
+                          cv::Rect(0, 0, source.cols, source.rows);
+    if (area.width < 2 || area.height < 2) return std::vector<Word>{};
+    const cv::Mat upright = dark_on_light(source(area));
+    const SegmentationMode mode(**engine, tesseract::PSM_SINGLE_LINE);
+    const auto read = [&](const cv::Mat& crop, std::vector<Word>& words) -> Status {
+      const double scale = std::clamp(40.0 / crop.rows, 1.0, 8.0);
+      cv::Mat scaled;
+      cv::resize(crop, scaled, cv::Size(), scale, scale, cv::INTER_CUBIC);
+      const int pad = 12;
+      cv::Mat padded;
+      cv::copyMakeBorder(scaled, padded, pad, pad, pad, pad, cv::BORDER_REPLICATE);
+      const Placement at{scale, pad, area.x, area.y, image.width, image.height};
+      return read_pass(**engine, padded, at, words);
+    };
+    std::vector<Word> words;
+    if (!vertical) {
+      if (auto s = read(upright, words); !s) return std::unexpected(s.error());
+      return words;
+    }
+    // A vertical label: its words' boxes in the turned crop mean nothing here; each word
+    // stands for the whole region.
+    std::vector<Word> best;
+    for (const auto turn : {cv::ROTATE_90_CLOCKWISE, cv::ROTATE_90_COUNTERCLOCKWISE}) {
+      cv::Mat turned;
+      cv::rotate(upright, turned, turn);
+      std::vector<Word> reading;
+      if (auto s = read(turned, reading); !s) return std::unexpected(s.error());
+      if (mean_confidence(reading) > mean_confidence(best)) best = std::move(reading);
+    }
+    for (Word& w : best) w.box = Box{area.x, area.y, area.width, area.height};
+    return best;
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());
+  }
+}
+
+}  // namespace radguard::redact

@@ -60,6 +60,16 @@ struct CandidateReading {
 // and with bold strokes thinned. Fails like read_words.
 Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& candidate);
 
+// Reads one detected text region (text_detector.hpp) as a single line: polarity from the
+// region's border (its ground), scaled so the line is ~40 px tall; a vertical region is read
+// turned both ways, keeping the more confident reading (its words then span the region).
+// Fails like read_words.
+Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical);
+
+// The region's ink (pixels of the polarity opposite to its border), as a mask of the
+// region's size: 255 where ink is. Never fails.
+std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region);
+
 // Second opinions on one uncertain word: the region read again as a single line, at other
 // scales and binarised. Fails like read_words.
 Result<std::vector<std::string>> reread(const Gray8& image, const Box& box);

@@ -46,6 +46,7 @@ enum class Category : std::uint8_t {
   date_pattern,  // anything shaped like a date
   id_pattern,    // anything shaped like an identifier
   text,          // any text (all-text mode)
+  unread,        // text the detector found that could not be read with confidence (fail closed)
 };
 std::string_view category_name(Category category);
 
@@ -113,6 +114,8 @@ class PhiMatcher {
   // For readings the OCR engine itself doubts: header values of 6+ characters match with
   // up to a third of their characters wrong.
   std::optional<Category> match_loosely(std::string_view word) const;
+  // The same for short header values (3-5 characters, "DOE" read as "DOB"): one glyph wrong.
+  std::optional<Category> match_short_loosely(std::string_view word) const;
   // When `word` matches only as a piece of a longer value: the value's length over the
   // word's (how much wider the value is on screen); 1 otherwise.
   double fragment_ratio(std::string_view word) const;
@@ -133,8 +136,16 @@ class PhiMatcher {
 
 // ---- One file -------------------------------------------------------------------------------
 
+// How text is found. `detector` (the default) finds every text region with a CNN text
+// detector before reading it, so text OCR cannot read is still redacted (phi-text mode) and
+// the check after filling looks with the detector again. `ocr` is the earlier engine (text
+// found by Tesseract reading the whole frame), kept for comparison in bench/.
+enum class TextFinder : std::uint8_t { detector, ocr };
+Result<TextFinder> parse_text_finder(std::string_view text);
+
 struct RedactOptions {
   Mode mode = Mode::phi_text;
+  TextFinder finder = TextFinder::detector;
   RuleSet rules;
   int margin = 3;  // pixels added around every word box
   // Text-like lines the full-frame OCR pass found no word in, read again one by one: at most
@@ -177,7 +188,7 @@ enum class PreviewImages : std::uint8_t { skip, keep };
 // black, OCR again, re-encode (dicom::encode_pixels) and, when clean, set Burned In
 // Annotation to NO and add code 113101 to the De-identification Method Code Sequence. Call
 // it while the header still holds the original identifying values. Fails with
-// ErrorCode::unsupported (e.g. JPEG 2000: nothing can be checked, so fail closed),
+// ErrorCode::unsupported (e.g. the text detector's model is not installed),
 // ErrorCode::malformed_dicom, or ErrorCode::internal when OCR cannot start. A residual_phi
 // verdict is not an error: the caller must quarantine the file. Thread-safe on distinct
 // files: each thread uses its own OCR engine.

@@ -6,6 +6,8 @@
 
 #include "redact/ocr.hpp"
 #include "redact/redact.hpp"
+#include "redact/regions.hpp"
+#include "redact/text_detector.hpp"
 
 namespace radguard::redact {
 
@@ -227,6 +229,173 @@ std::unexpected<Error> ocr_failed(const Error& error, std::size_t frame) {
             "OCR failed on frame " + std::to_string(frame + 1) + ": " + error.message});
 }
 
+// The earlier engine, for comparison (TextFinder::ocr): Tesseract reads the whole frame, and
+// text-like lines it found no word in are read again one by one.
+Status find_by_ocr(const Gray8& gray, const PhiMatcher& matcher, const RedactOptions& options,
+                   const dicom::PixelImage& image, std::size_t f, FileRedaction& result) {
+  auto words = read_words(gray);
+  if (!words) return ocr_failed(words.error(), f);
+  // OCR splits some identifiers in two ("PID1 2345", "15/03/ 2019"): try neighbours joined.
+  for (const Word& a : *words) {
+    for (const Word& b : *words) {
+      if (&a == &b) continue;
+      const int height = std::max(a.box.height, b.box.height);
+      const int gap = b.box.x - (a.box.x + a.box.width);
+      const int centre_offset =
+          std::abs((a.box.y * 2 + a.box.height) - (b.box.y * 2 + b.box.height)) / 2;
+      if (gap < -2 || gap > height || centre_offset * 2 > height) continue;
+      const auto category = matcher.match_across(a.text, b.text);
+      if (!category) continue;
+      for (const Word* w : {&a, &b}) {
+        const Box box = clipped(around_word(w->box, options.margin), options.margin, image);
+        if (!box.empty()) result.redactions.push_back({f, box, *category});
+      }
+    }
+  }
+  for (const Word& word : *words) {
+    std::optional<Category> category = matcher.match(word.text);
+    if (!category && options.mode == Mode::all_text && has_alnum(word.text))
+      category = Category::text;
+    if (!category && word.confidence < kCertain && word.dark_on_light) {
+      // An uncertain reading may be a misread identifier: read it again, differently.
+      auto readings = reread(gray, word.box);
+      if (!readings) return ocr_failed(readings.error(), f);
+      for (const auto& reading : *readings) {
+        category = match_any_piece(matcher, reading);
+        if (category) break;
+      }
+      if (!category && word.confidence < kUnreliable) category = matcher.match_loosely(word.text);
+    }
+    if (!category) continue;
+    const Box box =
+        clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
+                options.margin, image);
+    if (!box.empty()) result.redactions.push_back({f, box, *category});
+  }
+  // Text the full-frame pass found no word in (small bold glyphs merged into blobs): each
+  // text-like line of marks is read again on its own, at a scale fitted to its height.
+  std::vector<Box> redacted;
+  for (const Redaction& r : result.redactions)
+    if (r.frame == f) redacted.push_back(r.box);
+  const auto candidates = uncovered_text_candidates(gray, *words, redacted);
+  const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
+  for (std::size_t c = 0; c < to_read; ++c) {
+    auto read = read_candidate(gray, candidates[c]);
+    if (!read) return ocr_failed(read.error(), f);
+    redact_candidate(*read, matcher, options, image, f, result);
+  }
+  // Lines beyond the limit are not read, so not known to be safe: all-text mode covers each
+  // whole; phi-text mode cannot tell which to cover and fails the file closed below.
+  for (std::size_t c = to_read; c < candidates.size(); ++c) {
+    if (options.mode == Mode::all_text) {
+      const Box box = clipped(candidates[c].box, options.margin, image);
+      if (!box.empty()) result.redactions.push_back({f, box, Category::text});
+    } else {
+      ++result.unread_text_regions;
+    }
+  }
+  return {};
+}
+
+// The earlier engine's check (TextFinder::ocr): the filled frame read again, full frame and
+// text-like lines outside the boxes one by one; an identifying word left counts by the first
+// pass's rules (a match, or a loose match of an uncertain reading).
+Status verify_by_ocr(const Gray8& after, const PhiMatcher& matcher, const RedactOptions& options,
+                     std::size_t f, FileRedaction& result) {
+  const auto left_behind = [&](const Word& word) {
+    return matcher.match(word.text).has_value() ||
+           (word.confidence < kUnreliable && matcher.match_loosely(word.text).has_value());
+  };
+  auto words = read_words(after);
+  if (!words) return ocr_failed(words.error(), f);
+  for (const Word& word : *words)
+    if (left_behind(word)) ++result.residual_phi_words;
+  std::vector<Box> redacted;
+  for (const Redaction& r : result.redactions)
+    if (r.frame == f) redacted.push_back(r.box);
+  const auto candidates = uncovered_text_candidates(after, *words, redacted);
+  const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
+  for (std::size_t c = 0; c < to_read; ++c) {
+    auto read = read_candidate(after, candidates[c]);
+    if (!read) return ocr_failed(read.error(), f);
+    const std::vector<Word>& line = read->words;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      if (left_behind(line[i])) {
+        ++result.residual_phi_words;
+      } else if (i + 1 < line.size() && line[i + 1].box.x > line[i].box.x &&
+                 matcher.match_across(line[i].text, line[i + 1].text)) {
+        ++result.residual_phi_words;
+      }
+    }
+  }
+  result.unread_text_regions += candidates.size() - to_read;
+  return {};
+}
+
+// A box decided on one frame (or on a clip's consensus), margin added, for frame f.
+void add_box(FileRedaction& result, std::size_t f, const Box& box, Category category,
+             const RedactOptions& options, const dicom::PixelImage& image) {
+  const Box b = clipped(box, options.margin, image);
+  if (!b.empty()) result.redactions.push_back({f, b, category});
+}
+
+std::vector<Box> boxes_of_frame(const FileRedaction& result, std::size_t f) {
+  std::vector<Box> boxes;
+  for (const Redaction& r : result.redactions)
+    if (r.frame == f) boxes.push_back(r.box);
+  return boxes;
+}
+
+// The default engine (TextFinder::detector). A clip's static text (overlays) is found once,
+// on the consensus of its frames, and redacted in every frame; then every frame is searched
+// for the rest (text that changes), regions seen before with the same pixels not read again.
+// Whether a frame shows, inside `box`, what the clip's consensus shows there (static text),
+// within a few grey levels on average.
+bool shows_consensus(const Gray8& frame, const Gray8& common, const Box& box) {
+  double difference = 0;
+  for (int y = box.y; y < box.y + box.height; ++y)
+    for (int x = box.x; x < box.x + box.width; ++x) {
+      const std::size_t i = static_cast<std::size_t>(y) * frame.width + static_cast<std::size_t>(x);
+      difference += std::abs(static_cast<int>(frame.pixels[i]) - static_cast<int>(common.pixels[i]));
+    }
+  const double area = static_cast<double>(box.width) * box.height;
+  return area > 0 && difference / area <= 6.0;
+}
+
+Status find_by_detection(const std::vector<Gray8>& frames, const PhiMatcher& matcher,
+                         const RedactOptions& options, const dicom::PixelImage& image,
+                         std::vector<std::vector<Box>>& kept, FileRedaction& result) {
+  RegionMemo memo;
+  // A clip's static text (3 frames or more, so that a median means something) is found once
+  // on the consensus and redacted in every frame that shows it; each frame is then searched
+  // for the rest.
+  Gray8 common;
+  FrameFindings found_in_common;
+  if (frames.size() >= 3) {
+    common = consensus(frames);
+    auto found = find_text(common, matcher, options.mode, {}, memo);
+    if (!found) return ocr_failed(found.error(), 0);
+    found_in_common = std::move(*found);
+  }
+  kept.assign(frames.size(), {});
+  for (std::size_t f = 0; f < frames.size(); ++f) {
+    std::vector<Box> static_boxes;
+    for (const auto& [box, category] : found_in_common.redact) {
+      const Box b = clipped(box, 0, image);
+      if (b.empty() || !shows_consensus(frames[f], common, b)) continue;
+      add_box(result, f, box, category, options, image);
+      static_boxes.push_back(box);
+    }
+    auto found = find_text(frames[f], matcher, options.mode, static_boxes, memo);
+    if (!found) return ocr_failed(found.error(), f);
+    for (const auto& [box, category] : found->redact)
+      add_box(result, f, box, category, options, image);
+    kept[f] = std::move(found->kept);
+    ++result.frames_ocred;
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Mode> parse_mode(std::string_view text) {
@@ -266,6 +435,8 @@ std::string_view category_name(Category category) {
       return "id_pattern";
     case Category::text:
       return "text";
+    case Category::unread:
+      return "unread";
   }
   return "";
 }
@@ -286,6 +457,12 @@ std::string_view verdict_name(FileVerdict verdict) {
   return "";
 }
 
+Result<TextFinder> parse_text_finder(std::string_view text) {
+  if (text == "detector") return TextFinder::detector;
+  if (text == "ocr") return TextFinder::ocr;
+  return fail(ErrorCode::usage, "unknown text finder (detector or ocr)");
+}
+
 Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& options,
                                   PreviewImages previews) {
   FileRedaction result;
@@ -296,12 +473,17 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     result.verdict = FileVerdict::not_needed;
     return result;
   }
+  const bool ocr = result.triage.verdict == TriageVerdict::ocr;
+  if (ocr && options.finder == TextFinder::detector) {
+    // Fail closed before decoding anything: without the detector nothing can be checked.
+    if (auto model = text_detector_model(); !model) return std::unexpected(model.error());
+  }
   auto decoded = dicom::decode_pixels(file);
   if (!decoded) return std::unexpected(decoded.error());
   dicom::PixelImage& image = *decoded;
   result.frames = image.frames.size();
   const PhiMatcher matcher = PhiMatcher::from_header(file);
-  const bool ocr = result.triage.verdict == TriageVerdict::ocr;
+  std::vector<std::vector<Box>> kept;  // per frame: words read and kept (detector)
 
   std::vector<bool> changed(image.frames.size(), false);
   std::vector<Gray8> before(image.frames.size());
@@ -311,68 +493,15 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
       const Box box = clipped(region, 0, image);
       if (!box.empty()) result.redactions.push_back({f, box, Category::rule});
     }
-    if (!ocr) continue;
-    auto words = read_words(before[f]);
-    if (!words) return ocr_failed(words.error(), f);
-    ++result.frames_ocred;
-    // OCR splits some identifiers in two ("PID1 2345", "15/03/ 2019"): try neighbours joined.
-    for (const Word& a : *words) {
-      for (const Word& b : *words) {
-        if (&a == &b) continue;
-        const int height = std::max(a.box.height, b.box.height);
-        const int gap = b.box.x - (a.box.x + a.box.width);
-        const int centre_offset =
-            std::abs((a.box.y * 2 + a.box.height) - (b.box.y * 2 + b.box.height)) / 2;
-        if (gap < -2 || gap > height || centre_offset * 2 > height) continue;
-        const auto category = matcher.match_across(a.text, b.text);
-        if (!category) continue;
-        for (const Word* w : {&a, &b}) {
-          const Box box = clipped(around_word(w->box, options.margin), options.margin, image);
-          if (!box.empty()) result.redactions.push_back({f, box, *category});
-        }
-      }
-    }
-    for (const Word& word : *words) {
-      std::optional<Category> category = matcher.match(word.text);
-      if (!category && options.mode == Mode::all_text && has_alnum(word.text))
-        category = Category::text;
-      if (!category && word.confidence < kCertain && word.dark_on_light) {
-        // An uncertain reading may be a misread identifier: read it again, differently.
-        auto readings = reread(before[f], word.box);
-        if (!readings) return ocr_failed(readings.error(), f);
-        for (const auto& reading : *readings) {
-          category = match_any_piece(matcher, reading);
-          if (category) break;
-        }
-        if (!category && word.confidence < kUnreliable) category = matcher.match_loosely(word.text);
-      }
-      if (!category) continue;
-      const Box box =
-          clipped(around_word(widened(word.box, matcher.fragment_ratio(word.text)), options.margin),
-                  options.margin, image);
-      if (!box.empty()) result.redactions.push_back({f, box, *category});
-    }
-    // Text the full-frame pass found no word in (small bold glyphs merged into blobs): each
-    // text-like line of marks is read again on its own, at a scale fitted to its height.
-    std::vector<Box> redacted;
-    for (const Redaction& r : result.redactions)
-      if (r.frame == f) redacted.push_back(r.box);
-    const auto candidates = uncovered_text_candidates(before[f], *words, redacted);
-    const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
-    for (std::size_t c = 0; c < to_read; ++c) {
-      auto read = read_candidate(before[f], candidates[c]);
-      if (!read) return ocr_failed(read.error(), f);
-      redact_candidate(*read, matcher, options, image, f, result);
-    }
-    // Lines beyond the limit are not read, so not known to be safe: all-text mode covers each
-    // whole; phi-text mode cannot tell which to cover and fails the file closed below.
-    for (std::size_t c = to_read; c < candidates.size(); ++c) {
-      if (options.mode == Mode::all_text) {
-        const Box box = clipped(candidates[c].box, options.margin, image);
-        if (!box.empty()) result.redactions.push_back({f, box, Category::text});
-      } else {
-        ++result.unread_text_regions;
-      }
+  }
+  if (ocr && options.finder == TextFinder::detector) {
+    if (auto s = find_by_detection(before, matcher, options, image, kept, result); !s)
+      return std::unexpected(s.error());
+  } else if (ocr) {
+    for (std::size_t f = 0; f < image.frames.size(); ++f) {
+      if (auto s = find_by_ocr(before[f], matcher, options, image, f, result); !s)
+        return std::unexpected(s.error());
+      ++result.frames_ocred;
     }
   }
 
@@ -385,41 +514,18 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         changed[f] = true;
       }
     }
-    // Verify: read the changed frames again, full frame and text-like lines outside the boxes
-    // one by one (small bold text the full-frame pass cannot read); any identifying word left
-    // fails the file closed, and so does a line left unread.
-    // An identifying word left counts by the first pass's matching rules: a match, or a loose
-    // match of an uncertain reading.
-    const auto left_behind = [&](const Word& word) {
-      return matcher.match(word.text).has_value() ||
-             (word.confidence < kUnreliable && matcher.match_loosely(word.text).has_value());
-    };
+    // Verify: look at every changed frame again; any identifying word left, or (phi-text
+    // mode) text left unread, fails the file closed.
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
       if (!changed[f] || !ocr) continue;
       const Gray8 after = render_gray8(image, f);
-      auto words = read_words(after);
-      if (!words) return ocr_failed(words.error(), f);
-      for (const Word& word : *words)
-        if (left_behind(word)) ++result.residual_phi_words;
-      std::vector<Box> redacted;
-      for (const Redaction& r : result.redactions)
-        if (r.frame == f) redacted.push_back(r.box);
-      const auto candidates = uncovered_text_candidates(after, *words, redacted);
-      const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
-      for (std::size_t c = 0; c < to_read; ++c) {
-        auto read = read_candidate(after, candidates[c]);
-        if (!read) return ocr_failed(read.error(), f);
-        const std::vector<Word>& line = read->words;
-        for (std::size_t i = 0; i < line.size(); ++i) {
-          if (left_behind(line[i])) {
-            ++result.residual_phi_words;
-          } else if (i + 1 < line.size() && line[i + 1].box.x > line[i].box.x &&
-                     matcher.match_across(line[i].text, line[i + 1].text)) {
-            ++result.residual_phi_words;
-          }
-        }
+      if (options.finder == TextFinder::detector) {
+        auto left = text_left_behind(after, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
+        if (!left) return ocr_failed(left.error(), f);
+        result.residual_phi_words += *left;
+      } else if (auto s = verify_by_ocr(after, matcher, options, f, result); !s) {
+        return std::unexpected(s.error());
       }
-      result.unread_text_regions += candidates.size() - to_read;
     }
   }
 

@@ -1,0 +1,228 @@
+#include "redact/regions.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <string_view>
+
+namespace radguard::redact {
+
+namespace {
+
+// A word is kept (phi-text mode) only when Tesseract reads it with at least kKeep confidence
+// and it matches nothing identifying; below kCertain it must not even loosely match a header
+// value. Numbers and short labels are often read right at 60-80.
+constexpr float kKeep = 55;
+constexpr float kCertain = 85;
+
+// A match (PhiMatcher splits glued words itself: "DOB:14/03/1961"), or for any reading not
+// certain, a loose match: a misread name must not be kept as a harmless word.
+std::optional<Category> identify(const PhiMatcher& matcher, const Word& word) {
+  if (auto category = matcher.match(word.text)) return category;
+  if (word.confidence >= kCertain) return std::nullopt;
+  if (auto category = matcher.match_loosely(word.text)) return category;
+  return matcher.match_short_loosely(word.text);
+}
+
+int overlap_area(const Box& a, const Box& b) {
+  const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+  const int x1 = std::min(a.x + a.width, b.x + b.width);
+  const int y1 = std::min(a.y + a.height, b.y + b.height);
+  return x1 > x0 && y1 > y0 ? (x1 - x0) * (y1 - y0) : 0;
+}
+
+bool mostly_inside(const Box& a, const Box& b) {
+  return a.width > 0 && a.height > 0 && overlap_area(a, b) * 10 >= a.width * a.height * 7;
+}
+
+bool inside(int x, int y, const Box& b) {
+  return x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height;
+}
+
+// The inked columns of a region outside `exclude`, as boxes of the region's height; gaps
+// narrower than a third of the height (letter and word spacing) do not split a span.
+std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vector<Box>& exclude) {
+  const std::vector<std::uint8_t> ink = ink_mask(image, region);
+  std::vector<int> column(static_cast<std::size_t>(region.width), 0);
+  for (int y = 0; y < region.height; ++y) {
+    for (int x = 0; x < region.width; ++x) {
+      if (ink[static_cast<std::size_t>(y) * region.width + x] == 0) continue;
+      const int ix = region.x + x, iy = region.y + y;
+      const bool excluded =
+          std::any_of(exclude.begin(), exclude.end(), [&](const Box& b) { return inside(ix, iy, b); });
+      if (!excluded) ++column[static_cast<std::size_t>(x)];
+    }
+  }
+  std::vector<Box> spans;
+  const int join = std::max(2, region.height / 3);
+  int start = -1, last = -1;
+  for (int x = 0; x <= region.width; ++x) {
+    const bool inked = x < region.width && column[static_cast<std::size_t>(x)] > 0;
+    if (inked) {
+      if (start < 0) start = x;
+      last = x;
+    } else if (start >= 0 && (x == region.width || x - last > join)) {
+      spans.push_back(Box{region.x + start, region.y, last - start + 1, region.height});
+      start = -1;
+    }
+  }
+  return spans;
+}
+
+std::vector<Box> grown_a_little(std::vector<Box> boxes) {
+  for (Box& b : boxes) b = Box{b.x - 2, b.y - 1, b.width + 4, b.height + 2};
+  return boxes;
+}
+
+}  // namespace
+
+Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
+                                   const PhiMatcher& matcher, Mode mode,
+                                   const std::vector<Box>& filled) {
+  RegionVerdict verdict;
+  if (mode == Mode::all_text) {
+    verdict.redact = ink_spans(image, region.box, filled);
+    return verdict;
+  }
+  auto words = read_region(image, region.box, region.vertical);
+  if (!words) return std::unexpected(words.error());
+  std::vector<bool> identified(words->size(), false);
+  for (std::size_t i = 0; i < words->size(); ++i) {
+    const Word& word = (*words)[i];
+    if (auto category = identify(matcher, word)) {
+      identified[i] = true;
+      if (!verdict.identified) verdict.identified = category;
+    }
+    if (i + 1 < words->size()) {
+      if (auto across = matcher.match_across(word.text, (*words)[i + 1].text)) {
+        identified[i] = identified[i + 1] = true;
+        if (!verdict.identified) verdict.identified = across;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < words->size(); ++i) {
+    const Word& word = (*words)[i];
+    if (!identified[i] && word.confidence >= kKeep) verdict.kept.push_back(word.box);
+  }
+  std::vector<Box> exclude = grown_a_little(verdict.kept);
+  exclude.insert(exclude.end(), filled.begin(), filled.end());
+  verdict.redact = ink_spans(image, region.box, exclude);
+  return verdict;
+}
+
+namespace {
+
+// Every region of a frame: the detector's at the image's scale, then small text it confirms
+// among the line-shaped marks outside those regions and `skip`.
+Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vector<Box>& skip,
+                                            DetectPasses passes) {
+  auto regions = detect_text(image, passes);
+  if (!regions) return std::unexpected(regions.error());
+  std::vector<Box> known = skip;
+  for (const TextRegion& r : *regions) known.push_back(r.box);
+  std::vector<Box> marks;
+  for (const Candidate& c : uncovered_text_candidates(image, {}, known)) marks.push_back(c.box);
+  auto small = confirm_small_text(image, marks);
+  if (!small) return std::unexpected(small.error());
+  regions->insert(regions->end(), small->begin(), small->end());
+  return regions;
+}
+
+}  // namespace
+
+Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, Mode mode,
+                                const std::vector<Box>& skip, RegionMemo& memo) {
+  auto regions = all_regions(image, skip, DetectPasses::with_stretched);
+  if (!regions) return std::unexpected(regions.error());
+  FrameFindings findings;
+  for (const TextRegion& region : *regions) {
+    if (std::any_of(skip.begin(), skip.end(),
+                    [&](const Box& s) { return mostly_inside(region.box, s); }))
+      continue;
+    const RegionVerdict* verdict = memo.find(image, region.box);
+    if (verdict == nullptr) {
+      auto judged = judge_region(image, region, matcher, mode, {});
+      if (!judged) return std::unexpected(judged.error());
+      memo.add(image, region.box, std::move(*judged));
+      verdict = memo.find(image, region.box);
+    }
+    const Category category = verdict->identified.value_or(
+        mode == Mode::all_text ? Category::text : Category::unread);
+    for (const Box& b : verdict->redact) findings.redact.emplace_back(b, category);
+    findings.kept.insert(findings.kept.end(), verdict->kept.begin(), verdict->kept.end());
+  }
+  return findings;
+}
+
+Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& matcher, Mode mode,
+                                     const std::vector<Box>& filled, const std::vector<Box>& kept) {
+  // The plain pass only: everything dim was judged before the fill, and its pixels are
+  // unchanged unless a box covers them.
+  auto regions = all_regions(after, filled, DetectPasses::plain);
+  if (!regions) return std::unexpected(regions.error());
+  std::vector<Box> known = filled;
+  known.insert(known.end(), kept.begin(), kept.end());
+  known = grown_a_little(std::move(known));
+  std::size_t left = 0;
+  for (const TextRegion& region : *regions) {
+    // Slivers beside a kept word or a fill are the boxes' imprecision, not text.
+    const auto spans = ink_spans(after, region.box, known);
+    if (std::none_of(spans.begin(), spans.end(),
+                     [&](const Box& b) { return b.width * 3 >= region.box.height; }))
+      continue;
+    auto judged = judge_region(after, region, matcher, mode, known);
+    if (!judged) return std::unexpected(judged.error());
+    if (!judged->redact.empty()) ++left;
+  }
+  return left;
+}
+
+Gray8 consensus(const std::vector<Gray8>& frames) {
+  Gray8 out;
+  if (frames.empty()) return out;
+  out.width = frames.front().width;
+  out.height = frames.front().height;
+  const std::size_t n = frames.size();
+  const std::size_t samples = std::min<std::size_t>(n, 15);
+  std::vector<const Gray8*> chosen;
+  for (std::size_t k = 0; k < samples; ++k) chosen.push_back(&frames[k * n / samples]);
+  const std::size_t pixels = frames.front().pixels.size();
+  out.pixels.resize(pixels);
+  std::vector<std::uint8_t> values(samples);
+  for (std::size_t p = 0; p < pixels; ++p) {
+    for (std::size_t k = 0; k < samples; ++k) values[k] = chosen[k]->pixels[p];
+    std::nth_element(values.begin(), values.begin() + static_cast<long>(samples / 2), values.end());
+    out.pixels[p] = values[samples / 2];
+  }
+  return out;
+}
+
+const RegionVerdict* RegionMemo::find(const Gray8& image, const Box& box) const {
+  for (const Entry& e : entries_) {
+    if (e.box.x != box.x || e.box.y != box.y || e.box.width != box.width ||
+        e.box.height != box.height)
+      continue;
+    bool same = true;
+    std::size_t i = 0;
+    for (int y = box.y; y < box.y + box.height && same; ++y)
+      for (int x = box.x; x < box.x + box.width && same; ++x)
+        same = e.pixels[i++] == image.pixels[static_cast<std::size_t>(y) * image.width +
+                                             static_cast<std::size_t>(x)];
+    if (same) return &e.verdict;
+  }
+  return nullptr;
+}
+
+void RegionMemo::add(const Gray8& image, const Box& box, RegionVerdict verdict) {
+  Entry e;
+  e.box = box;
+  e.pixels.reserve(static_cast<std::size_t>(box.width) * box.height);
+  for (int y = box.y; y < box.y + box.height; ++y)
+    for (int x = box.x; x < box.x + box.width; ++x)
+      e.pixels.push_back(
+          image.pixels[static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x)]);
+  e.verdict = std::move(verdict);
+  entries_.push_back(std::move(e));
+}
+
+}  // namespace radguard::redact

@@ -1,0 +1,69 @@
+#pragma once
+// Internal to src/redact/: what to do with each text region the detector finds.
+//
+// A region is read as a line; a word is kept only when it is read with confidence and is
+// not identifying. Every other inked part of the region is redacted: an identifying word,
+// a word read with doubt, and ink nobody read at all. Redaction thus follows the text, not
+// a guess of where text might be, and never depends on OCR having read it.
+#include <cstddef>
+#include <optional>
+#include <vector>
+
+#include "core/result.hpp"
+#include "redact/ocr.hpp"
+#include "redact/redact.hpp"
+#include "redact/text_detector.hpp"
+
+namespace radguard::redact {
+
+struct RegionVerdict {
+  std::vector<Box> redact;            // parts of the region to fill (no margin yet)
+  std::vector<Box> kept;              // words read with confidence and not identifying
+  std::optional<Category> identified;  // the first identifying category read in it
+};
+
+// Judges one region of `image`. Pixels inside `filled` (already redacted) count as no ink.
+// all-text mode redacts every inked part. Fails like read_region.
+Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
+                                   const PhiMatcher& matcher, Mode mode,
+                                   const std::vector<Box>& filled);
+
+// Regions of one frame and what was decided for them: the boxes to fill (margin added and
+// clipped to the image by the caller) with their categories.
+struct FrameFindings {
+  std::vector<std::pair<Box, Category>> redact;
+  std::vector<Box> kept;  // words read with confidence and not identifying
+};
+
+// Detects and judges every region of `image` not mostly inside `skip`. Results of regions
+// whose pixels were judged before (same box, same pixels: static text in a clip) come from
+// `memo` without reading again. Fails like detect_text or read_region.
+class RegionMemo;
+Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, Mode mode,
+                                const std::vector<Box>& skip, RegionMemo& memo);
+
+// After filling: every region still detected that shows ink outside the filled boxes and
+// the words kept before, and reads as identifying or unread. Each counts as text left
+// behind: the file fails closed.
+Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& matcher, Mode mode,
+                                     const std::vector<Box>& filled, const std::vector<Box>& kept);
+
+// Per-pixel median of up to 15 frames spread over a clip: static overlays stay sharp, moving
+// anatomy and text that changes fade out. The frames must share one size.
+Gray8 consensus(const std::vector<Gray8>& frames);
+
+class RegionMemo {
+ public:
+  const RegionVerdict* find(const Gray8& image, const Box& box) const;
+  void add(const Gray8& image, const Box& box, RegionVerdict verdict);
+
+ private:
+  struct Entry {
+    Box box;
+    std::vector<std::uint8_t> pixels;
+    RegionVerdict verdict;
+  };
+  std::vector<Entry> entries_;
+};
+
+}  // namespace radguard::redact

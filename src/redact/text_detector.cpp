@@ -1,0 +1,276 @@
+#include "redact/text_detector.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+#include <opencv2/imgproc.hpp>
+#include <string>
+
+#ifndef RADGUARD_MODEL_DIR
+#define RADGUARD_MODEL_DIR "/usr/local/share/radguard/models"
+#endif
+
+namespace radguard::redact {
+
+namespace {
+
+constexpr const char* kModelFile = "ppocrv4_det.onnx";
+
+// PP-OCR's DB post-processing, as PaddleOCR ships it: pixels above kPixelThreshold are text;
+// a region is kept when its mean probability reaches kRegionThreshold, and grown by
+// kUnclipRatio (DB shrinks its targets in training, so its raw regions hug the glyph cores).
+constexpr float kPixelThreshold = 0.3F;
+constexpr float kRegionThreshold = 0.5F;
+constexpr double kUnclipRatio = 1.6;
+// The network's input sides are multiples of 32; larger images are scaled down to this
+// longest side (scanned pages), smaller text than ~6 px there is not expected.
+constexpr int kStride = 32;
+constexpr int kMaxSide = 1600;
+
+cv::Mat as_mat(const Gray8& image) {
+  return cv::Mat(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
+                 const_cast<std::uint8_t*>(image.pixels.data()));
+}
+
+// The network of this thread for one input size. cv::dnn::Net is not safe to share between
+// threads, and OpenCV 4.6 keeps the shapes of the first input it ran (a later input of
+// another size gives an empty map): one network per size, the few most recent kept.
+Result<cv::dnn::Net*> thread_network(cv::Size size) {
+  struct Loaded {
+    cv::Size size;
+    cv::dnn::Net net;
+  };
+  thread_local std::vector<Loaded> networks;
+  for (Loaded& loaded : networks)
+    if (loaded.size == size) return &loaded.net;
+  auto path = text_detector_model();
+  if (!path) return std::unexpected(path.error());
+  cv::dnn::Net net;
+  try {
+    net = cv::dnn::readNetFromONNX(path->string());
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, "the text detector model cannot be loaded: " +
+                                         std::string(e.what()));
+  }
+  if (net.empty()) return fail(ErrorCode::internal, "the text detector model is empty");
+  constexpr std::size_t kKept = 4;
+  if (networks.size() == kKept) networks.erase(networks.begin());
+  networks.push_back(Loaded{size, std::move(net)});
+  return &networks.back().net;
+}
+
+// One forward pass: the probability map at the image's own size.
+Result<cv::Mat> probability(const cv::Mat& grey) {
+  const double scale =
+      std::min(1.0, static_cast<double>(kMaxSide) / std::max(grey.cols, grey.rows));
+  cv::Mat input = grey;
+  if (scale < 1.0) cv::resize(grey, input, cv::Size(), scale, scale, cv::INTER_AREA);
+  const int width = (input.cols + kStride - 1) / kStride * kStride;
+  const int height = (input.rows + kStride - 1) / kStride * kStride;
+  auto net = thread_network(cv::Size(width, height));
+  if (!net) return std::unexpected(net.error());
+  cv::Mat padded, colour;
+  // Replicated edges: a black border next to light ground would read as an edge of text.
+  cv::copyMakeBorder(input, padded, 0, height - input.rows, 0, width - input.cols,
+                     cv::BORDER_REPLICATE);
+  cv::cvtColor(padded, colour, cv::COLOR_GRAY2BGR);
+  // PP-OCR's normalisation: RGB, ImageNet mean, scale ~1/(255 * 0.226).
+  const cv::Mat blob = cv::dnn::blobFromImage(colour, 1.0 / 57.63, cv::Size(),
+                                              cv::Scalar(123.675, 116.28, 103.53), true, false);
+  (*net)->setInput(blob);
+  const cv::Mat out = (*net)->forward();
+  if (out.dims != 4 || out.size[2] != height || out.size[3] != width)
+    return fail(ErrorCode::internal, "the text detector gave a map of the wrong size");
+  const cv::Mat map(out.size[2], out.size[3], CV_32F, const_cast<float*>(out.ptr<float>()));
+  cv::Mat cropped = map(cv::Rect(0, 0, input.cols, input.rows)).clone();
+  if (scale < 1.0) cv::resize(cropped, cropped, grey.size(), 0, 0, cv::INTER_LINEAR);
+  return cropped;
+}
+
+// Dim text on a dark ground (grey 10 on 0) and pale text on a light ground (a stamp, a
+// form's light grey print) lie in a few grey levels: a gamma curve spreads the end of the
+// range the ground is at (dark grounds brightened, light grounds darkened).
+cv::Mat stretched(const cv::Mat& grey) {
+  std::vector<std::uint8_t> copy(grey.begin<std::uint8_t>(), grey.end<std::uint8_t>());
+  std::nth_element(copy.begin(), copy.begin() + static_cast<long>(copy.size() / 2), copy.end());
+  const double gamma = copy[copy.size() / 2] < 128 ? 0.4 : 3.0;
+  cv::Mat lut(1, 256, CV_8U);
+  for (int v = 0; v < 256; ++v)
+    lut.at<std::uint8_t>(v) = cv::saturate_cast<std::uint8_t>(255.0 * std::pow(v / 255.0, gamma));
+  cv::Mat out;
+  cv::LUT(grey, lut, out);
+  return out;
+}
+
+std::vector<TextRegion> regions_of(const cv::Mat& map) {
+  cv::Mat binary = map > kPixelThreshold;
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(binary, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  std::vector<TextRegion> regions;
+  const cv::Rect bounds(0, 0, map.cols, map.rows);
+  for (const auto& contour : contours) {
+    const cv::Rect r = cv::boundingRect(contour) & bounds;
+    if (r.width < 2 || r.height < 2) continue;
+    cv::Mat mask = cv::Mat::zeros(r.size(), CV_8U);
+    cv::drawContours(mask, std::vector<std::vector<cv::Point>>{contour}, 0, cv::Scalar(255),
+                     cv::FILLED, cv::LINE_8, cv::noArray(), 0, cv::Point(-r.x, -r.y));
+    const float score = static_cast<float>(cv::mean(map(r), mask)[0]);
+    if (score < kRegionThreshold) continue;
+    const double area = cv::contourArea(contour);
+    const double length = std::max(1.0, cv::arcLength(contour, true));
+    const int grow = static_cast<int>(std::ceil(std::max(area, 1.0) * kUnclipRatio / length)) + 1;
+    const cv::Rect grown =
+        cv::Rect(r.x - grow, r.y - grow, r.width + 2 * grow, r.height + 2 * grow) & bounds;
+    TextRegion region;
+    region.box = Box{grown.x, grown.y, grown.width, grown.height};
+    region.score = score;
+    region.vertical = grown.height > 2 * grown.width;
+    regions.push_back(region);
+  }
+  return regions;
+}
+
+bool mostly_inside(const Box& a, const Box& b) {  // most of a lies in b
+  const int x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+  const int x1 = std::min(a.x + a.width, b.x + b.width);
+  const int y1 = std::min(a.y + a.height, b.y + b.height);
+  if (x1 <= x0 || y1 <= y0) return false;
+  const double overlap = static_cast<double>(x1 - x0) * (y1 - y0);
+  return overlap >= 0.7 * static_cast<double>(a.width) * a.height;
+}
+
+// The second pass adds what the first missed; a region both found is kept once, the larger.
+std::vector<TextRegion> merged(std::vector<TextRegion> first, const std::vector<TextRegion>& more) {
+  for (const TextRegion& candidate : more) {
+    bool known = false;
+    for (TextRegion& existing : first) {
+      if (mostly_inside(candidate.box, existing.box)) {
+        known = true;
+        break;
+      }
+      if (mostly_inside(existing.box, candidate.box)) {
+        existing = candidate;
+        known = true;
+        break;
+      }
+    }
+    if (!known) first.push_back(candidate);
+  }
+  std::sort(first.begin(), first.end(), [](const TextRegion& a, const TextRegion& b) {
+    return a.box.y != b.box.y ? a.box.y < b.box.y : a.box.x < b.box.x;
+  });
+  return first;
+}
+
+}  // namespace
+
+Result<std::filesystem::path> text_detector_model() {
+  std::vector<std::filesystem::path> folders;
+  if (const char* env = std::getenv("RADGUARD_MODELS"); env != nullptr && *env != '\0')
+    folders.emplace_back(env);
+  folders.emplace_back(RADGUARD_MODEL_DIR);
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+    folders.push_back(std::filesystem::path(home) / ".local/share/radguard/models");
+  std::string searched;
+  for (const auto& folder : folders) {
+    std::error_code ec;
+    const auto candidate = folder / kModelFile;
+    if (std::filesystem::is_regular_file(candidate, ec)) return candidate;
+    searched += (searched.empty() ? "" : ", ") + folder.string();
+  }
+  return fail(ErrorCode::unsupported,
+              std::string("the text detector model (") + kModelFile + ") is not installed (looked in " +
+                  searched + "); run scripts/install-models.sh");
+}
+
+Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses passes) {
+  if (image.width < 8 || image.height < 8) return std::vector<TextRegion>{};
+  try {
+    const cv::Mat grey = as_mat(image);
+    auto plain = probability(grey);
+    if (!plain) return std::unexpected(plain.error());
+    if (passes == DetectPasses::plain) return merged(regions_of(*plain), {});
+    auto dim = probability(stretched(grey));
+    if (!dim) return std::unexpected(dim.error());
+    return merged(regions_of(*plain), regions_of(*dim));
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, std::string("text detection failed: ") + e.what());
+  }
+}
+
+Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
+                                                   const std::vector<Box>& candidates) {
+  std::vector<TextRegion> confirmed;
+  if (candidates.empty()) return confirmed;
+  // One canvas size, so one network serves every mosaic (see thread_network).
+  constexpr int kCanvasWidth = 960, kCanvasHeight = 480, kBorder = 8;
+  struct Tile {
+    std::size_t candidate;
+    cv::Rect at;  // in the canvas
+  };
+  try {
+    const cv::Mat grey = as_mat(image);
+    const cv::Rect bounds(0, 0, grey.cols, grey.rows);
+    cv::Mat canvas(kCanvasHeight, kCanvasWidth, CV_8U, cv::Scalar(0));
+    std::vector<Tile> tiles;
+    std::vector<bool> done(candidates.size(), false);
+    int x = 0, y = 0, row_height = 0;
+    const auto run = [&]() -> Status {
+      if (tiles.empty()) return {};
+      auto map = probability(canvas);
+      if (!map) return std::unexpected(map.error());
+      for (const TextRegion& region : regions_of(*map)) {
+        const cv::Point centre(region.box.x + region.box.width / 2,
+                               region.box.y + region.box.height / 2);
+        for (const Tile& tile : tiles) {
+          if (!tile.at.contains(centre) || done[tile.candidate]) continue;
+          done[tile.candidate] = true;
+          const Box& c = candidates[tile.candidate];
+          const int grow = std::max(2, c.height / 4);
+          const cv::Rect r =
+              cv::Rect(c.x - grow, c.y - grow, c.width + 2 * grow, c.height + 2 * grow) & bounds;
+          confirmed.push_back(TextRegion{Box{r.x, r.y, r.width, r.height}, region.score,
+                                         r.height > 2 * r.width});
+        }
+      }
+      canvas.setTo(0);
+      tiles.clear();
+      x = y = row_height = 0;
+      return {};
+    };
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      const Box& c = candidates[i];
+      const int pad = std::max(3, c.height / 2);
+      const cv::Rect area = cv::Rect(c.x - pad, c.y - pad, c.width + 2 * pad, c.height + 2 * pad) & bounds;
+      if (area.width < 2 || area.height < 2) continue;
+      double scale = std::clamp(30.0 / std::max(1, c.height), 2.0, 4.0);
+      scale = std::min(scale, static_cast<double>(kCanvasWidth - 2 * kBorder) / area.width);
+      scale = std::min(scale, static_cast<double>(kCanvasHeight - 2 * kBorder) / area.height);
+      cv::Mat tile;
+      cv::resize(grey(area), tile, cv::Size(), scale, scale, cv::INTER_CUBIC);
+      cv::copyMakeBorder(tile, tile, kBorder, kBorder, kBorder, kBorder, cv::BORDER_REPLICATE);
+      if (x + tile.cols > kCanvasWidth) {
+        x = 0;
+        y += row_height;
+        row_height = 0;
+      }
+      if (y + tile.rows > kCanvasHeight) {
+        if (auto s = run(); !s) return std::unexpected(s.error());
+      }
+      const cv::Rect at(x, y, tile.cols, tile.rows);
+      tile.copyTo(canvas(at));
+      tiles.push_back(Tile{i, at});
+      x += tile.cols;
+      row_height = std::max(row_height, tile.rows);
+    }
+    if (auto s = run(); !s) return std::unexpected(s.error());
+    return confirmed;
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, std::string("text detection failed: ") + e.what());
+  }
+}
+
+}  // namespace radguard::redact
