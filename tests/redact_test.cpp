@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "dicom/pixels.hpp"
+#include "redact/ocr.hpp"
 #include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
 
@@ -318,6 +319,44 @@ TEST(Redact, ReadsSmallBoldTextOnItsOwn) {
     ASSERT_TRUE(result.has_value()) << result.error().message;
     expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
   }
+}
+
+// Text is found before anyone reads it: identifying words Tesseract alone cannot read (a
+// script face, small dim print) are still redacted in phi-text mode, a word it reads stays,
+// and the anatomy beside the text is untouched.
+TEST(Redact, CoversIdentifyingTextOcrCannotReadAndLeavesAnatomyAlone) {
+  TempDir dir;
+  BurnedFrame f;
+  f.background = 20;
+  f.anatomy = cv::Rect(60, 60, 200, 130);
+  f.texts = {
+      {"DOE JOHN", {8, 20}, cv::FONT_HERSHEY_SCRIPT_SIMPLEX, 0.5, 1, 200, true},
+      {"PID12345", {205, 232}, cv::FONT_HERSHEY_PLAIN, 0.6, 1, 70, true},
+      {"LIVER", {8, 230}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 255, false},
+  };
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+
+  // The premise: OCR of the whole frame reads none of the identifying values whole.
+  const cv::Mat drawn = draw_frame(f);
+  redact::Gray8 grey{static_cast<unsigned>(drawn.cols), static_cast<unsigned>(drawn.rows),
+                     std::vector<std::uint8_t>(drawn.begin<std::uint8_t>(), drawn.end<std::uint8_t>())};
+  const auto read = redact::read_words(grey);
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  const auto matcher = redact::PhiMatcher::from_header(file);
+  for (const auto& word : *read)
+    ASSERT_FALSE(matcher.match_whole(word.text).has_value())
+        << "Tesseract reads '" << word.text << "': the fixture no longer tests unreadable text";
+
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
+  const cv::Rect deep_inside(f.anatomy.x + 8, f.anatomy.y + 8, f.anatomy.width - 16,
+                             f.anatomy.height - 16);
+  for (const auto& r : result->redactions)
+    EXPECT_TRUE((cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height) & deep_inside).empty())
+        << "a box reaches into the anatomy at " << r.box.x << "," << r.box.y;
 }
 
 TEST(Redact, AllTextModeCoversEveryWord) {

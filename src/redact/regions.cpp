@@ -10,18 +10,98 @@ namespace radguard::redact {
 namespace {
 
 // A word is kept (phi-text mode) only when Tesseract reads it with at least kKeep confidence
-// and it matches nothing identifying; below kCertain it must not even loosely match a header
-// value. Numbers and short labels are often read right at 60-80.
-constexpr float kKeep = 55;
+// (kFamiliar for known vocabulary and measurements) and it matches nothing identifying; below
+// kCertain it must not even loosely match a header value.
+constexpr float kKeep = 75;
 constexpr float kCertain = 85;
+constexpr float kFamiliar = 50;
 
-// A match (PhiMatcher splits glued words itself: "DOB:14/03/1961"), or for any reading not
-// certain, a loose match: a misread name must not be kept as a harmless word.
+// A match (PhiMatcher splits glued words itself: "DOB:14/03/1961"); a short value one glyph
+// off ("DOE" read as "BOE", however confident Tesseract is about small text); and for any
+// reading not certain, a loose match: a misread name must not be kept as a harmless word.
 std::optional<Category> identify(const PhiMatcher& matcher, const Word& word) {
   if (auto category = matcher.match(word.text)) return category;
+  if (auto category = matcher.match_short_loosely(word.text)) return category;
   if (word.confidence >= kCertain) return std::nullopt;
-  if (auto category = matcher.match_loosely(word.text)) return category;
-  return matcher.match_short_loosely(word.text);
+  return matcher.match_loosely(word.text);
+}
+
+std::string letters_of(std::string_view text) {
+  std::string out;
+  for (const char c : text)
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0)
+      out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Words of screens that identify nobody: anatomy, views, scanner settings and labels. A
+// reading of one of them is kept at a lower confidence than an unknown word.
+bool known_vocabulary(std::string_view letters) {
+  static constexpr std::string_view kWords[] = {
+      "ABD", "ABDOMEN", "ACC", "ACQ", "AORTA", "AP", "APEX", "AX", "AXIAL", "BLADDER", "BODY",
+      "BPM", "BREAST", "CAROTID", "CFM", "CHEST", "CINE", "CM", "COMPOUND", "COR", "CORONAL",
+      "CT", "CTDI", "CTDIVOL", "DB", "DEPTH", "DIST", "DLP", "DOB", "DOSE", "DYN", "ECHO", "EXAM",
+      "FOCUS", "FPS", "FR", "FREQ", "FRQ", "GAIN", "GALLBLADDER", "GEN", "GY", "HARM", "HEAD",
+      "HEART", "HELICAL", "HR", "HZ", "ID", "IMAGE", "IMG", "KHZ", "KIDNEY", "KV", "KVP", "LAT",
+      "LEFT", "LIVER", "LONG", "LT", "LUNG", "MA", "MAP", "MAS", "MED", "MGY", "MHZ", "MI", "MM",
+      "MR", "MRN", "MS", "NAME", "NECK", "OB", "OVARY", "PANCREAS", "PAT", "PATIENT", "PELVIS",
+      "PEN", "PHANTOM", "POST", "PRF", "PROBE", "PROSTATE", "PW", "RANGE", "RENAL", "RES",
+      "RIGHT", "RT", "SAG", "SAGITTAL", "SCAN", "SEC", "SER", "SERIES", "SLICE", "SPINE",
+      "SPLEEN", "STUDY", "SV", "TEN", "THI", "THYROID", "TI", "TIB", "TIC", "TILT", "TIS",
+      "TOPOGRAM", "TOTAL", "TRANS", "TRANSVERSE", "TYPE", "US", "UTERUS", "VEL", "VOL", "WALL",
+      "WL", "WW", "ZOOM"};
+  return std::find(std::begin(kWords), std::end(kWords), letters) != std::end(kWords);
+}
+
+// A measurement ("16cm", "4.0MHz", "0.4", "521.6"): a few digits and a unit, nothing that can
+// hold an identifier or a date.
+bool measurement(std::string_view text) {
+  int digits = 0;
+  std::size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0 ||
+                             text[i] == '.' || text[i] == ',' || text[i] == '-' || text[i] == '+')) {
+    digits += std::isdigit(static_cast<unsigned char>(text[i])) != 0 ? 1 : 0;
+    ++i;
+  }
+  if (digits == 0 || digits > 5) return false;
+  for (; i < text.size(); ++i)
+    if (std::isalpha(static_cast<unsigned char>(text[i])) == 0 && text[i] != '%') return false;
+  return text.size() - static_cast<std::size_t>(digits) <= 6;
+}
+
+// Whether a reading can be trusted enough to keep the word: known vocabulary or a measurement
+// read with some confidence, anything else read confidently; and as wide as its characters (a
+// short reading spanning a long stretch of ink is a misreading that would hide the rest). Text
+// under ~10 px is misread with high confidence: unknown words there must be certain.
+bool plausible_reading(const Word& word) {
+  const std::string letters = letters_of(word.text);
+  // A lone letter ("Map C", "R") carries no identity of its own.
+  const bool familiar =
+      known_vocabulary(letters) || measurement(word.text) || letters.size() == 1;
+  const float needed = familiar ? kFamiliar : word.box.height < 10 ? kCertain : kKeep;
+  if (word.confidence < needed) return false;
+  const auto glyphs = static_cast<int>(word.text.size());
+  return word.box.width <= (glyphs + 1) * std::max(word.box.height, 4);
+}
+
+// Marks the words of one reading that identify the patient (alone, or joined with the next
+// word), and records the first category found.
+std::vector<bool> identified_words(const PhiMatcher& matcher, const std::vector<Word>& words,
+                                   RegionVerdict& verdict) {
+  std::vector<bool> identified(words.size(), false);
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (auto category = identify(matcher, words[i])) {
+      identified[i] = true;
+      if (!verdict.identified) verdict.identified = category;
+    }
+    if (i + 1 < words.size()) {
+      if (auto across = matcher.match_across(words[i].text, words[i + 1].text)) {
+        identified[i] = identified[i + 1] = true;
+        if (!verdict.identified) verdict.identified = across;
+      }
+    }
+  }
+  return identified;
 }
 
 int overlap_area(const Box& a, const Box& b) {
@@ -39,30 +119,47 @@ bool inside(int x, int y, const Box& b) {
   return x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height;
 }
 
-// The inked columns of a region outside `exclude`, as boxes of the region's height; gaps
-// narrower than a third of the height (letter and word spacing) do not split a span.
+// The inked columns of a region outside `exclude`, each run of them boxed as tightly as its
+// ink (the region's own margin would reach into the next line); gaps narrower than a third of
+// the height (letter and word spacing) do not split a run.
 std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vector<Box>& exclude) {
-  const std::vector<std::uint8_t> ink = ink_mask(image, region);
-  std::vector<int> column(static_cast<std::size_t>(region.width), 0);
+  const std::vector<std::uint8_t> ink = ink_mask(image, region, region);
+  struct Column {
+    int count = 0, top = 0, bottom = 0;
+  };
+  std::vector<Column> column(static_cast<std::size_t>(region.width));
   for (int y = 0; y < region.height; ++y) {
     for (int x = 0; x < region.width; ++x) {
       if (ink[static_cast<std::size_t>(y) * region.width + x] == 0) continue;
       const int ix = region.x + x, iy = region.y + y;
       const bool excluded =
           std::any_of(exclude.begin(), exclude.end(), [&](const Box& b) { return inside(ix, iy, b); });
-      if (!excluded) ++column[static_cast<std::size_t>(x)];
+      if (excluded) continue;
+      Column& c = column[static_cast<std::size_t>(x)];
+      if (c.count++ == 0) c.top = y;
+      c.bottom = y;
     }
   }
   std::vector<Box> spans;
   const int join = std::max(2, region.height / 3);
-  int start = -1, last = -1;
+  int start = -1, last = -1, top = 0, bottom = 0;
   for (int x = 0; x <= region.width; ++x) {
-    const bool inked = x < region.width && column[static_cast<std::size_t>(x)] > 0;
-    if (inked) {
-      if (start < 0) start = x;
+    const Column* c = x < region.width ? &column[static_cast<std::size_t>(x)] : nullptr;
+    if (c != nullptr && c->count > 0) {
+      if (start < 0) {
+        start = x;
+        top = c->top;
+        bottom = c->bottom;
+      }
+      top = std::min(top, c->top);
+      bottom = std::max(bottom, c->bottom);
       last = x;
     } else if (start >= 0 && (x == region.width || x - last > join)) {
-      spans.push_back(Box{region.x + start, region.y, last - start + 1, region.height});
+      // Anti-aliased and faint edges of glyphs fall below the ink threshold: a quarter of the
+      // ink's height more above and below (the caller's margin comes on top).
+      const int pad = std::max(1, (bottom - top + 1) / 4);
+      const int y0 = std::max(0, top - pad), y1 = std::min(region.height - 1, bottom + pad);
+      spans.push_back(Box{region.x + start, region.y + y0, last - start + 1, y1 - y0 + 1});
       start = -1;
     }
   }
@@ -86,23 +183,10 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   }
   auto words = read_region(image, region.box, region.vertical);
   if (!words) return std::unexpected(words.error());
-  std::vector<bool> identified(words->size(), false);
+  const auto identified = identified_words(matcher, *words, verdict);
   for (std::size_t i = 0; i < words->size(); ++i) {
     const Word& word = (*words)[i];
-    if (auto category = identify(matcher, word)) {
-      identified[i] = true;
-      if (!verdict.identified) verdict.identified = category;
-    }
-    if (i + 1 < words->size()) {
-      if (auto across = matcher.match_across(word.text, (*words)[i + 1].text)) {
-        identified[i] = identified[i + 1] = true;
-        if (!verdict.identified) verdict.identified = across;
-      }
-    }
-  }
-  for (std::size_t i = 0; i < words->size(); ++i) {
-    const Word& word = (*words)[i];
-    if (!identified[i] && word.confidence >= kKeep) verdict.kept.push_back(word.box);
+    if (!identified[i] && plausible_reading(word)) verdict.kept.push_back(word.box);
   }
   std::vector<Box> exclude = grown_a_little(verdict.kept);
   exclude.insert(exclude.end(), filled.begin(), filled.end());

@@ -17,6 +17,12 @@ cv::Mat draw_frame(const BurnedFrame& frame) {
         image.at<std::uint8_t>(y, x) =
             cv::saturate_cast<std::uint8_t>(frame.background + gauss(random));
   }
+  if (!frame.anatomy.empty()) {
+    cv::Mat speckle(frame.anatomy.size(), CV_8UC1);
+    cv::randu(speckle, cv::Scalar(0), cv::Scalar(255));
+    cv::GaussianBlur(speckle, speckle, cv::Size(7, 7), 1.5);
+    speckle.copyTo(image(frame.anatomy & cv::Rect(0, 0, image.cols, image.rows)));
+  }
   for (const auto& t : frame.texts)
     cv::putText(image, t.text, t.origin, t.font, t.scale, cv::Scalar(t.value), t.thickness,
                 cv::LINE_8);

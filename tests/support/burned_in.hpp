@@ -28,6 +28,8 @@ struct BurnedFrame {
   int background = 0;
   int noise = 0;  // standard deviation of Gaussian noise added to the background
   unsigned seed = 1;
+  // An area of blurred speckle standing in for anatomy (empty: none); drawn under the text.
+  cv::Rect anatomy;
   std::vector<BurnedText> texts;
 };
 
