@@ -138,6 +138,28 @@ TEST(FreeTextNames, TextWordsOfAddressesInstitutionsAndIssuers) {
   EXPECT_NE(out.find("pt lives on"), std::string::npos) << out;
 }
 
+TEST(FreeTextNames, TranscriptionsAndNamesWrittenInPieces) {
+  const auto latin1 = deid::encoding_for("ISO_IR 100");
+  PhiValues phi;
+  phi.add_person_name("M\xDCLLER^S\xD8REN", latin1);  // MÜLLER^SØREN
+  phi.add_person_name("Wang^XiaoDong");
+  EXPECT_EQ(scrub_text("CT Mueller Soeren OK", phi, latin1), "CT * OK");
+  EXPECT_EQ(scrub_text("CT MULLER SOREN OK", phi, latin1), "CT * OK");
+  EXPECT_EQ(scrub_text("CT Xiao Dong Wang OK", phi), "CT * OK");
+  EXPECT_EQ(scrub_text("CT Xiao-Dong OK", phi), "CT * OK");
+  EXPECT_EQ(scrub_text("CT XIAO OK", phi), "CT XIAO OK");  // one piece alone is not the name
+}
+
+TEST(FreeTextGeneric, AgesOverEightyNineInTextGo) {
+  const PhiValues none;
+  for (const char* text : {"93 year old female", "91-year-old", "aged 97,", "102 yrs", "095Y",
+                           "97 y/o"}) {
+    const std::string out = scrub_text(std::string("CT ") + text, none);
+    EXPECT_EQ(out.find_first_of("0123456789"), std::string::npos) << text << " -> " << out;
+  }
+  EXPECT_EQ(scrub_text("CT 45 year old female", none), "CT 45 year old female");
+}
+
 // --- Identifiers --------------------------------------------------------------------------
 
 TEST(FreeTextIdentifiers, InsideCodesWithCheckDigitsSeparatorsAndLeadingZeros) {
@@ -215,14 +237,17 @@ TEST(FreeTextObjects, OtherPatientIdsStoredAsUnAreKnownToTheScrubber) {
   d.putAndInsertString(DCM_IssuerOfPatientID, "Harbourside Infirmary");
   d.putAndInsertString(DCM_AdditionalPatientHistory,
                        "old MRN ZX5518230 from Kestrel Valley; seen at harbourside clinic");
-  d.putAndInsertString(DCM_ImageComments, "transfer from KESTREL, id 5518230");
+  d.putAndInsertString(DCM_ImageComments, "transfer from KESTREL, id 5518230, Brannagh");
+  // A name some vendor keeps in a private element of VR PN is a name too.
+  d.putAndInsertString(DcmTag(0x0029, 0x0010, EVR_LO), "ACME PRIVATE");
+  d.putAndInsertString(DcmTag(0x0029, 0x1001, EVR_PN), "BRANNAGH^EILIS");
   save(*ct, dir / "in.dcm");
   const auto result = deidentify(dir / "in.dcm", dir / "out", "research");
   ASSERT_TRUE(result.output) << result.error;
   auto out = load(*result.output);
   const std::string history = value(*out, "AdditionalPatientHistory");
   const std::string comments = value(*out, "ImageComments");
-  for (const char* leak : {"5518230", "Kestrel", "KESTREL", "harbourside"}) {
+  for (const char* leak : {"5518230", "Kestrel", "KESTREL", "harbourside", "Brannagh"}) {
     EXPECT_EQ(history.find(leak), std::string::npos) << history;
     EXPECT_EQ(comments.find(leak), std::string::npos) << comments;
   }
@@ -334,6 +359,17 @@ TEST(FreeTextReports, InputPathsAreRelativeAndMaskedUnlessFullPathsAreAsked) {
     EXPECT_NE(shown.find("<patient>/IMAGES/IM0002"), std::string::npos) << shown;
     EXPECT_NE(shown.find("<patient>/IMAGES/<patient>"), std::string::npos) << shown;
   }
+  // A reason quoting another input's path (a series refused for one unreadable file).
+  deid::FileOutcome quoting;
+  quoting.input = folder / "IM0003";
+  quoting.status = deid::FileStatus::failed;
+  quoting.reason = "series refused: " + (folder / "IM0002").string() + " cannot be read";
+  report->problems.push_back(quoting);
+  const std::string quoted = deid::report_text(*report, options);
+  EXPECT_NE(quoted.find("series refused: <patient>/IMAGES/IM0002 cannot be read"),
+            std::string::npos)
+      << quoted;
+  EXPECT_EQ(quoted.find("DOE"), std::string::npos) << quoted;
   options.report_paths = deid::ReportPaths::full;
   const std::string full = deid::report_json(*report, stage, options);
   EXPECT_NE(full.find((folder / "IM0002").string()), std::string::npos) << full;

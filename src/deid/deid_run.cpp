@@ -295,6 +295,35 @@ std::string display_path(const fs::path& input, const DeidRunReport& report,
   return shown;
 }
 
+namespace {
+
+// A reason may quote paths (a series refused because another file of it could not be read):
+// they are shown as display_path shows inputs, and identifying components are masked.
+std::string display_reason(const std::string& reason, const DeidRunReport& report,
+                           const DeidRunOptions& options) {
+  if (options.report_paths == ReportPaths::full) return reason;
+  std::string out = reason;
+  for (const auto& input : options.inputs) {
+    std::string root = input.string();
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (root.empty()) continue;
+    for (auto pos = out.find(root); pos != std::string::npos; pos = out.find(root, pos + 1)) {
+      const auto end = std::min(out.find_first_of(" \t\n\"',;)", pos), out.size());
+      const std::string shown = display_path(out.substr(pos, end - pos), report, options);
+      out.replace(pos, end - pos, shown);
+    }
+  }
+  for (const auto& component : report.identifying_components) {
+    if (component.size() < 3) continue;
+    for (auto pos = out.find(component); pos != std::string::npos;
+         pos = out.find(component, pos + 9))
+      out.replace(pos, component.size(), "<patient>");
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         const DeidRunOptions& options) {
   using nlohmann::json;
@@ -303,7 +332,7 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
     json entry = {{"input", display_path(o.input, report, options)},
                   {"status", file_status_name(o.status)},
                   {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
-                  {"reason", o.reason}};
+                  {"reason", display_reason(o.reason, report, options)}};
     if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
     (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped)
         .push_back(entry);
@@ -312,7 +341,7 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
     failures.push_back({{"input", display_path(m.path, report, options)},
                         {"status", "missing_input"},
                         {"error", "io"},
-                        {"reason", m.reason}});
+                        {"reason", display_reason(m.reason, report, options)}});
   const json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
@@ -356,12 +385,14 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
       << report.count(FileStatus::dicomdir_dropped) << "\n";
   for (const auto& o : report.problems) {
     if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
-      out << "error: " << display_path(o.input, report, options) << ": " << o.reason
+      out << "error: " << display_path(o.input, report, options) << ": "
+          << display_reason(o.reason, report, options)
           << (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")")
           << "\n";
   }
   for (const auto& m : report.missing_inputs)
-    out << "error: " << display_path(m.path, report, options) << ": " << m.reason << "\n";
+    out << "error: " << display_path(m.path, report, options) << ": "
+        << display_reason(m.reason, report, options) << "\n";
   return out.str();
 }
 

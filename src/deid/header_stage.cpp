@@ -394,7 +394,12 @@ bool needs_phi(const Policy& policy) {
 PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
   PhiValues phi;
   file.visit([&](const dicom::ElementView& view) {
-    if (view.value.empty() || view.tag.is_private()) return;
+    if (view.value.empty()) return;
+    // A private element that says it holds a person name is one.
+    if (view.tag.is_private()) {
+      if (view.vr == "PN") phi.add_person_name(view.value, encoding);
+      return;
+    }
     const auto* entry = standard::find_dictionary_entry(view.tag);
     const std::string_view vr =
         (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;

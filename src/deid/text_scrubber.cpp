@@ -345,8 +345,23 @@ void fold_into(char32_t c, std::u32string& out) {
   out += c;
 }
 
+// Scripts written without spaces between words (Chinese, Japanese, Korean names with
+// particles, Thai): their name parts are matched anywhere.
+// The transcriptions people type for letters their keyboard lacks: Ä/Ö/Ü as AE/OE/UE,
+// Å as AA, Ø as OE. Used for name parts only, next to the plain folding.
+bool fold_transcribed(char32_t c, std::u32string& out) {
+  switch (c) {
+    case 0xC4: case 0xE4: out.append(U"AE"); return true;
+    case 0xD6: case 0xF6: out.append(U"OE"); return true;
+    case 0xDC: case 0xFC: out.append(U"UE"); return true;
+    case 0xC5: case 0xE5: out.append(U"AA"); return true;
+    case 0xD8: case 0xF8: out.append(U"OE"); return true;
+    default: return false;
+  }
+}
+
 bool is_cjk(char32_t c) {
-  return (c >= 0x1100 && c <= 0x11FF) || (c >= 0x2E80 && c <= 0x2FDF) ||
+  return (c >= 0x0E00 && c <= 0x0E7F) || (c >= 0x1100 && c <= 0x11FF) || (c >= 0x2E80 && c <= 0x2FDF) ||
          (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3130 && c <= 0x318F) ||
          (c >= 0x31F0 && c <= 0x31FF) || (c >= 0x3400 && c <= 0x4DBF) ||
          (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7AF) ||
@@ -555,6 +570,11 @@ const std::vector<std::regex>& generic_patterns() {
             icase),
         // DICOM-style person names: DOE^JOHN
         std::regex("[A-Za-z'-]+(?:\\^+[A-Za-z'-]*)+", icase),
+        // Ages over 89 (identifying under HIPAA Safe Harbor): 93 years, 91-year-old, 095Y,
+        // 97 y/o, aged 102
+        std::regex("\\b0?(?:9\\d|1\\d\\d)(?: ?- ?| )?(?:years?|yrs?|y/o|y\\.o\\.|yo|y)\\b(?:[ -]old)?",
+                   icase),
+        std::regex("\\baged? 0?(?:9\\d|1\\d\\d)\\b", icase),
     };
   }();
   return patterns;
@@ -639,6 +659,24 @@ void mark_names(Marker& m, const std::vector<Token>& tokens, const PhiValues& ph
     if (hit) {
       name_token[t] = true;
       m.units_range(tokens[t].first, tokens[t].last);
+    }
+  }
+  // A name part written in pieces: "Xiao Dong" or "Xiao-Dong" for XIAODONG.
+  for (std::size_t t = 0; t + 1 < tokens.size(); ++t) {
+    std::u32string joined = token_text(m.units, tokens[t]);
+    for (std::size_t n = t + 1; n < tokens.size() && n < t + 3; ++n) {
+      const std::size_t gap_first = m.units[tokens[n - 1].last - 1].ch + 1;
+      const std::size_t gap_last = m.units[tokens[n].first].ch;
+      if (gap_last - gap_first != 1) break;
+      const char32_t sep = m.chars[gap_first].cp;
+      if (sep != U' ' && sep != U'-') break;
+      joined += token_text(m.units, tokens[n]);
+      if (joined.size() >= 4 && phi.parts().contains(joined)) {
+        for (std::size_t k = t; k <= n; ++k) {
+          name_token[k] = true;
+          m.units_range(tokens[k].first, tokens[k].last);
+        }
+      }
     }
   }
   // Initials beside a name: "J. DOE", "DOE J", "J.Q. DOE".
@@ -804,9 +842,26 @@ void mark_titles(Marker& m, const std::vector<Token>& tokens) {
 }
 
 void mark_generic(Marker& m, std::string_view text) {
+  // Cheap tests first: every pattern needs digits, an '@' or a '^' (std::regex is slow, and
+  // most descriptions hold none of them in the amounts the patterns need).
+  const auto digits = std::count_if(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+  const bool at = text.find('@') != std::string_view::npos;
+  const bool caret = text.find('^') != std::string_view::npos;
+  if (digits < 2 && !at && !caret) return;
   const std::string subject(text);
   std::vector<bool> bytes(text.size(), false);
-  for (const auto& pattern : generic_patterns()) {
+  const auto& patterns = generic_patterns();
+  for (std::size_t index = 0; index < patterns.size(); ++index) {
+    const auto& pattern = patterns[index];
+    // Patterns 0-7 need three digits or more, 8 an '@', 9-10 four digits, 11 a '^', the age
+    // patterns two digits.
+    if (index <= 7 && digits < 3) continue;
+    if (index == 8 && !at) continue;
+    if ((index == 9 || index == 10) && digits < 4) continue;
+    if (index == 11 && !caret) continue;
+    if (index >= 12 && digits < 2) continue;
     for (auto it = std::sregex_iterator(subject.begin(), subject.end(), pattern);
          it != std::sregex_iterator(); ++it) {
       const auto begin = static_cast<std::size_t>(it->position(0));
@@ -973,17 +1028,25 @@ void PhiValues::add_part(std::u32string part, bool person) {
 void PhiValues::add_person_name(std::string_view value, TextEncoding encoding) {
   const auto d = decode(value, encoding);
   if (!d) return;
-  const auto units = fold_chars(d->chars);
-  std::u32string part;
-  for (const auto& u : units) {
-    if (u.c == U'^' || u.c == U'=' || u.c == U'\\' || !is_word(u.c) || u.c == 0xFFFD) {
-      add_part(std::move(part), true);
-      part.clear();
+  std::u32string part, transcribed, folded;
+  auto flush = [&] {
+    if (transcribed != part) add_part(transcribed, true);
+    add_part(std::move(part), true);
+    part.clear();
+    transcribed.clear();
+  };
+  for (const Char& c : d->chars) {
+    folded.clear();
+    fold_into(c.cp, folded);
+    if (c.cp == U'^' || c.cp == U'=' || c.cp == U'\\' || c.cp == kReplacement ||
+        (!folded.empty() && !is_word(folded[0]))) {
+      flush();
       continue;
     }
-    part += u.c;
+    part += folded;
+    if (!fold_transcribed(c.cp, transcribed)) transcribed += folded;
   }
-  add_part(std::move(part), true);
+  flush();
 }
 
 void PhiValues::add_identifier(std::string_view value, TextEncoding encoding) {
