@@ -160,6 +160,17 @@ TEST(FreeTextGeneric, AgesOverEightyNineInTextGo) {
   EXPECT_EQ(scrub_text("CT 45 year old female", none), "CT 45 year old female");
 }
 
+TEST(FreeTextNames, ClinicalWordsSurviveShortNamePartsAndInstitutionWords) {
+  PhiValues phi;
+  phi.add_person_name("RT");        // an operator written as initials
+  phi.add_person_name("AL^IX^XU");  // short parts whose letters spell clinical words
+  phi.add_person_name("LI^NA");
+  phi.add_text("BRAIN RESEARCH INSTITUTE OF EASTBURY");
+  EXPECT_EQ(scrub_text("RT SHOULDER AXIAL T1 BRAIN", phi), "RT SHOULDER AXIAL T1 BRAIN");
+  EXPECT_EQ(scrub_text("CT LINA NALI", phi), "CT *");   // two short parts glued
+  EXPECT_EQ(scrub_text("seen at eastbury", phi), "seen at *");
+}
+
 // --- Identifiers --------------------------------------------------------------------------
 
 TEST(FreeTextIdentifiers, InsideCodesWithCheckDigitsSeparatorsAndLeadingZeros) {

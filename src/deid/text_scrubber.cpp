@@ -526,7 +526,21 @@ const std::unordered_set<std::string>& clinical_words() {
         "COMPARISON", "TECHNIQUE", "CLINICAL", "PAIN", "MASS", "LESION", "LESIONS", "NODULE",
         "TUMOR", "TUMOUR", "CANCER", "FRACTURE", "INJURY", "INFECTION", "SCLEROSIS", "MULTIPLE",
         "EVAL", "EVALUATION", "ASSESSMENT", "RULEOUT", "NO", "AND", "OF", "THE", "FOR", "TO",
-        "ON", "AT", "BY", "OR", "AS", "PER", "SEE", "PROF", "DRS"};
+        "ON", "AT", "BY", "OR", "AS", "PER", "SEE", "PROF", "DRS", "DEMYELINATING", "PLAQUE",
+        "PLAQUES", "ISCHEMIA", "HEMORRHAGE", "HAEMORRHAGE", "BLEED", "SEIZURE", "EPILEPSY",
+        "HEADACHE", "DEMENTIA", "CONCUSSION", "ANEURYSM", "AVM", "STENOSIS", "DISSECTION",
+        "EMBOLISM", "THROMBOSIS", "DVT", "ABSCESS", "CYST", "METASTASIS", "METS", "PNEUMONIA",
+        "EFFUSION", "ASCITES", "OBSTRUCTION", "HERNIA", "STONE", "STONES", "CALCULUS",
+        "INFARCT", "INFARCTION", "ATROPHY", "EDEMA", "OEDEMA", "SWELLING", "TEAR", "RUPTURE",
+        "MENISCUS", "LIGAMENT", "ACL", "PCL", "MCL", "LCL", "ROTATOR", "CUFF", "LABRUM",
+        "CARTILAGE", "DISC", "DISK", "HERNIATION", "BASELINE", "CONTROL", "RESEARCH", "TRIAL",
+        "PHANTOM", "QA", "QC", "TEST", "CALIBRATION", "TRIPLANE", "3PLANE", "COIL", "SURFACE",
+        "NEURO", "MSK", "ONCO", "CARDIO", "VASC", "GI", "GU", "ENT", "HN", "IAC", "CSF", "FLOW",
+        "STUDY", "PART", "ONE", "TWO", "OUTSIDE", "FILMS", "READ", "OVER", "SECOND", "OPINION",
+        "VENTRICLE", "VENTRICLES", "WHITE", "MATTER", "GRAY", "GREY", "NERVE", "NERVES",
+        "OPTIC", "ARTERY", "ARTERIES", "VEIN", "VEINS", "SCAPHOID", "PATELLA", "ACHILLES",
+        "TENDON", "MUSCLE", "SMALL", "LARGE", "FIELD", "VIEW", "FOV", "MATRIX", "AVERAGE",
+        "NEX", "TE", "TR", "TI", "FA", "ETL", "BW", "ROI", "SUV", "HU", "CTDI", "DLP"};
     return std::unordered_set<std::string>(std::begin(list), std::end(list));
   }();
   return words;
@@ -624,22 +638,33 @@ std::u32string token_text(const std::vector<Unit>& units, const Token& t) {
   return s;
 }
 
-// Whether `word` is a sequence of name parts and initials holding at least one full part.
+// Whether `word` is a sequence of name parts and at most two initials, holding a part of
+// three or more letters or two parts (DOEJANE, JANEDOE, JDOE, JMDOE, LINA for LI^NA). Clinical words are never
+// taken apart this way (AXIAL is not A + X + IAL).
 bool composed_of_names(std::u32string_view word, const PhiValues& phi) {
-  if (word.empty()) return false;
-  // best[i]: 0 unreachable, 1 reachable with initials only, 2 reachable with a full part
-  std::vector<std::uint8_t> best(word.size() + 1, 0);
-  best[0] = 1;
+  if (word.size() < 3 || clinical_words().contains(to_utf8(word))) return false;
+  // reach[i][k]: flags for position i reached using k initials (k <= 2): reached, a part of
+  // three or more letters used, one part used, two parts used.
+  constexpr std::uint8_t kReached = 1, kLong = 2, kOne = 4, kTwo = 8;
+  std::vector<std::array<std::uint8_t, 3>> reach(word.size() + 1, {0, 0, 0});
+  reach[0][0] = kReached;
   std::size_t max_part = 0;
   for (const auto& p : phi.parts()) max_part = std::max(max_part, p.size());
   for (std::size_t i = 0; i < word.size(); ++i) {
-    if (best[i] == 0) continue;
-    if (phi.initials().contains(word[i])) best[i + 1] = std::max(best[i + 1], best[i]);
-    for (std::size_t n = 2; n <= max_part && i + n <= word.size(); ++n) {
-      if (phi.parts().contains(std::u32string(word.substr(i, n)))) best[i + n] = 2;
+    for (std::size_t k = 0; k < 3; ++k) {
+      const std::uint8_t here = reach[i][k];
+      if (here == 0) continue;
+      if (k < 2 && phi.initials().contains(word[i])) reach[i + 1][k + 1] |= here;
+      for (std::size_t n = 2; n <= max_part && i + n <= word.size(); ++n) {
+        if (phi.parts().contains(std::u32string(word.substr(i, n))))
+          reach[i + n][k] |= static_cast<std::uint8_t>(here | (n >= 3 ? kLong : 0) |
+                                                       ((here & kOne) ? kTwo : kOne));
+      }
     }
   }
-  return best[word.size()] == 2;
+  for (const std::uint8_t end : reach[word.size()])
+    if (end & (kLong | kTwo)) return true;
+  return false;
 }
 
 void mark_names(Marker& m, const std::vector<Token>& tokens, const PhiValues& phi) {
@@ -1014,6 +1039,10 @@ void PhiValues::add_part(std::u32string part, bool person) {
       anywhere_.push_back(part);
     return;
   }
+  // Clinical vocabulary is never a name part of an institution, address or issuer, nor a
+  // short name part (an operator written as "RT" or "MR" must not take those words from
+  // every description); a patient named Head still loses "HEAD".
+  if (clinical_words().contains(to_utf8(part)) && (!person || part.size() <= 3)) return;
   if (person) initials_.insert(part[0]);
   if (part.size() < 2) return;
   if (person && part.size() >= 5) person_parts_.push_back(part);
