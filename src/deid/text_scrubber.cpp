@@ -639,7 +639,8 @@ std::u32string token_text(const std::vector<Unit>& units, const Token& t) {
 }
 
 // Whether `word` is a sequence of name parts and at most two initials, holding a part of
-// three or more letters or two parts (DOEJANE, JANEDOE, JDOE, JMDOE, LINA for LI^NA). Clinical words are never
+// three or more letters, or two parts, or a part and an initial (DOEJANE, JANEDOE, JDOE,
+// JMDOE, LINA for LI^NA, XLI for X. LI). Clinical words are never
 // taken apart this way (AXIAL is not A + X + IAL).
 bool composed_of_names(std::u32string_view word, const PhiValues& phi) {
   if (word.size() < 3 || clinical_words().contains(to_utf8(word))) return false;
@@ -662,8 +663,10 @@ bool composed_of_names(std::u32string_view word, const PhiValues& phi) {
       }
     }
   }
-  for (const std::uint8_t end : reach[word.size()])
-    if (end & (kLong | kTwo)) return true;
+  for (std::size_t k = 0; k < 3; ++k) {
+    const std::uint8_t end = reach[word.size()][k];
+    if ((end & (kLong | kTwo)) || (k > 0 && (end & kOne))) return true;  // XLI for X. LI
+  }
   return false;
 }
 
