@@ -171,6 +171,24 @@ TEST(FreeTextNames, ClinicalWordsSurviveShortNamePartsAndInstitutionWords) {
   EXPECT_EQ(scrub_text("seen at eastbury", phi), "seen at *");
 }
 
+TEST(FreeTextNames, ThePatientsInitialsAloneGoUnlessTheySpellClinicalWords) {
+  PhiValues phi;
+  phi.add_patient_name("DOE^JANE^MARIE");
+  for (const char* text : {"pt JD stable", "pt J.D. stable", "pt J. M. D. stable", "pt DJM stable",
+                           "pt jd stable"}) {
+    EXPECT_EQ(scrub_text(text, phi), "pt * stable") << text;
+  }
+  PhiValues martin;
+  martin.add_patient_name("MARTIN^RICHARD");  // R.M. / M.R.: "MR" is a modality
+  EXPECT_EQ(scrub_text("MR BRAIN", martin), "MR BRAIN");
+  EXPECT_EQ(scrub_text("pt RM", martin), "pt *");
+  PhiValues ma;
+  ma.add_patient_name("MA^LI");  // the patient's own parts count even if they are clinical
+  EXPECT_EQ(scrub_text("CT MA LI", ma), "CT *");
+  const PhiValues none;
+  EXPECT_EQ(scrub_text("SSN 123-45-6789", none), "SSN *");
+}
+
 // --- Identifiers --------------------------------------------------------------------------
 
 TEST(FreeTextIdentifiers, InsideCodesWithCheckDigitsSeparatorsAndLeadingZeros) {

@@ -404,7 +404,10 @@ PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
     const std::string_view vr =
         (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
     if (vr == "PN") {
-      phi.add_person_name(view.value, encoding);
+      if (view.tag == kPatientName && view.path.empty())
+        phi.add_patient_name(view.value, encoding);
+      else
+        phi.add_person_name(view.value, encoding);
       return;
     }
     if (!is_text_vr(vr)) return;

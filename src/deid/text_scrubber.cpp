@@ -540,7 +540,9 @@ const std::unordered_set<std::string>& clinical_words() {
         "VENTRICLE", "VENTRICLES", "WHITE", "MATTER", "GRAY", "GREY", "NERVE", "NERVES",
         "OPTIC", "ARTERY", "ARTERIES", "VEIN", "VEINS", "SCAPHOID", "PATELLA", "ACHILLES",
         "TENDON", "MUSCLE", "SMALL", "LARGE", "FIELD", "VIEW", "FOV", "MATRIX", "AVERAGE",
-        "NEX", "TE", "TR", "TI", "FA", "ETL", "BW", "ROI", "SUV", "HU", "CTDI", "DLP"};
+        "NEX", "TE", "TR", "TI", "FA", "ETL", "BW", "ROI", "SUV", "HU", "CTDI", "DLP", "A", "I",
+        "AN", "AM", "BE", "DO", "GO", "HE", "IF", "IS", "IT", "ME", "MY", "OK", "SO", "UP", "WE",
+        "ID", "PM"};
     return std::unordered_set<std::string>(std::begin(list), std::end(list));
   }();
   return words;
@@ -589,6 +591,8 @@ const std::vector<std::regex>& generic_patterns() {
         std::regex("\\b0?(?:9\\d|1\\d\\d)(?: ?- ?| )?(?:years?|yrs?|y/o|y\\.o\\.|yo|y)\\b(?:[ -]old)?",
                    icase),
         std::regex("\\baged? 0?(?:9\\d|1\\d\\d)\\b", icase),
+        // US Social Security numbers: 123-45-6789
+        std::regex("\\b\\d{3}-\\d{2}-\\d{4}\\b", icase),
     };
   }();
   return patterns;
@@ -728,6 +732,35 @@ void mark_names(Marker& m, const std::vector<Token>& tokens, const PhiValues& ph
         name_token[t] = true;
         m.units_range(tokens[t].first, tokens[t].last);
         changed = true;
+      }
+    }
+  }
+  // The patient's initials alone: "JD", "J.D.", "J. M. D."
+  if (!phi.patient_initials().empty()) {
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      if (phi.patient_initials().contains(token_text(m.units, tokens[t]))) {
+        m.units_range(tokens[t].first, tokens[t].last);
+        continue;
+      }
+      std::u32string letters;
+      std::size_t n = t;
+      while (n < tokens.size() && tokens[n].last - tokens[n].first == 1 && letters.size() < 3) {
+        if (n > t) {
+          const std::size_t a = m.units[tokens[n - 1].last - 1].ch + 1;
+          const std::size_t b = m.units[tokens[n].first].ch;
+          bool dotted = b - a >= 1 && b - a <= 2;
+          for (std::size_t k = a; k < b; ++k)
+            dotted = dotted && (m.chars[k].cp == U'.' || m.chars[k].cp == U' ');
+          if (!dotted) break;
+        }
+        letters += m.units[tokens[n].first].c;
+        ++n;
+        if (letters.size() >= 2 && phi.patient_initials().contains(letters)) {
+          m.units_range(tokens[t].first, tokens[n - 1].last);
+          // the dot after the last initial goes with it
+          const std::size_t after = m.units[tokens[n - 1].last - 1].ch + 1;
+          if (after < m.chars.size() && m.chars[after].cp == U'.') m.marked[after] = true;
+        }
       }
     }
   }
@@ -1045,7 +1078,8 @@ void PhiValues::add_part(std::u32string part, bool person) {
   // Clinical vocabulary is never a name part of an institution, address or issuer, nor a
   // short name part (an operator written as "RT" or "MR" must not take those words from
   // every description); a patient named Head still loses "HEAD".
-  if (clinical_words().contains(to_utf8(part)) && (!person || part.size() <= 3)) return;
+  if (!patient_ && clinical_words().contains(to_utf8(part)) && (!person || part.size() <= 3))
+    return;
   if (person) initials_.insert(part[0]);
   if (part.size() < 2) return;
   if (person && part.size() >= 5) person_parts_.push_back(part);
@@ -1079,6 +1113,44 @@ void PhiValues::add_person_name(std::string_view value, TextEncoding encoding) {
     if (!fold_transcribed(c.cp, transcribed)) transcribed += folded;
   }
   flush();
+}
+
+void PhiValues::add_patient_name(std::string_view value, TextEncoding encoding) {
+  // The patient's own name parts count even when they are clinical words (MA, HE, LI).
+  patient_ = true;
+  add_person_name(value, encoding);
+  patient_ = false;
+  const auto d = decode(value, encoding);
+  if (!d) return;
+  // Initials of the first component group (family^given^middle), in the orders people
+  // write them: given middle family, family given middle, given family, family given.
+  std::vector<char32_t> first;  // first letter of family, given, middle
+  std::u32string folded;
+  bool at_start = true;
+  for (const Char& c : d->chars) {
+    if (c.cp == U'=') break;
+    if (c.cp == U'^') {
+      if (at_start) first.push_back(0);
+      at_start = true;
+      continue;
+    }
+    folded.clear();
+    fold_into(c.cp, folded);
+    if (at_start && !folded.empty() && folded[0] < 0x80 && std::isalpha(static_cast<int>(folded[0]))) {
+      first.push_back(folded[0]);
+      at_start = false;
+    } else if (at_start && !folded.empty()) {
+      at_start = false;
+      first.push_back(0);
+    }
+  }
+  first.resize(3, 0);
+  const char32_t f = first[0], g = first[1], m = first[2];
+  if (f == 0 || g == 0) return;
+  std::vector<std::u32string> forms = {{g, f}, {f, g}};
+  if (m != 0) forms.insert(forms.end(), {{g, m, f}, {f, g, m}});
+  for (auto& form : forms)
+    if (!clinical_words().contains(to_utf8(form))) patient_initials_.insert(form);
 }
 
 void PhiValues::add_identifier(std::string_view value, TextEncoding encoding) {

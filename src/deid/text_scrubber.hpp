@@ -76,6 +76,9 @@ class PhiValues {
   // Cyrillic, also in Latin transliteration. Parts in scripts without spaces (Chinese,
   // Japanese, Korean) are matched anywhere, also with spaces between their characters.
   void add_person_name(std::string_view value, TextEncoding encoding = TextEncoding::single_byte);
+  // The patient's own name: its initials alone are identifying too ("JD", "J.D.", "DJM"),
+  // unless they spell clinical vocabulary (MR for Richard Martin stays). Also a person name.
+  void add_patient_name(std::string_view value, TextEncoding encoding = TextEncoding::single_byte);
   // An identifier: matched ignoring case and separators (12-345/678 matches 12345678),
   // inside longer codes (MRN12345678) when at least five characters long, with leading
   // zeros dropped, and with a check digit appended (12345678-9).
@@ -100,6 +103,7 @@ class PhiValues {
   const std::vector<std::u32string>& person_parts() const { return person_parts_; }
   const std::vector<std::u32string>& identifiers() const { return identifiers_; }
   const std::vector<std::string>& dates() const { return dates_; }
+  const std::unordered_set<std::u32string>& patient_initials() const { return patient_initials_; }
 
  private:
   void add_part(std::u32string part, bool person);
@@ -109,6 +113,8 @@ class PhiValues {
   std::vector<std::u32string> person_parts_;  // person name parts of 5+ letters
   std::vector<std::u32string> identifiers_;   // folded alphanumerics only
   std::vector<std::string> dates_;            // YYYYMMDD
+  std::unordered_set<std::u32string> patient_initials_;  // JD, DJ, JMD... of the patient
+  bool patient_ = false;  // while adding the patient's own name
 };
 
 // The text with each identifying span replaced by "*". Never more characters than the input,
