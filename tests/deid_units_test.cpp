@@ -152,8 +152,9 @@ TEST(TextScrubber, Gb18030CharactersAreRemovedWholeNeverSplit) {
 
 TEST(TextScrubber, Iso2022TextIsRemovedWholeNotCutInsideEscapeSequences) {
   // Japanese (ISO 2022 IR 87) and Korean (ISO 2022 IR 149) free text from pydicom's
-  // chrJapMulti.dcm / chrKoreanMulti.dcm: the scrubber cannot tell their characters apart,
-  // and used to leave "ESC $ *" (a broken escape sequence) behind.
+  // chrJapMulti.dcm / chrKoreanMulti.dcm: the scrubber used to leave "ESC $ *" (a broken
+  // escape sequence) behind. It now decodes them: a name goes whole, never an escape cut;
+  // bytes it cannot read (G1 bytes with no set designated) make the value "*".
   deid::PhiValues phi;
   phi.add_person_name("\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B", deid::TextEncoding::iso2022);
   phi.add_person_name("Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B",
