@@ -152,18 +152,21 @@ TEST(TextScrubber, Gb18030CharactersAreRemovedWholeNeverSplit) {
 
 TEST(TextScrubber, Iso2022TextIsRemovedWholeNotCutInsideEscapeSequences) {
   // Japanese (ISO 2022 IR 87) and Korean (ISO 2022 IR 149) free text from pydicom's
-  // chrJapMulti.dcm / chrKoreanMulti.dcm: the scrubber cannot tell their characters apart,
-  // and used to leave "ESC $ *" (a broken escape sequence) behind.
+  // chrJapMulti.dcm / chrKoreanMulti.dcm: the scrubber used to leave "ESC $ *" (a broken
+  // escape sequence) behind. It now decodes them: a name goes whole, never an escape cut;
+  // bytes it cannot read (G1 bytes with no set designated) make the value "*".
   deid::PhiValues phi;
   phi.add_person_name("\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B", deid::TextEncoding::iso2022);
   phi.add_person_name("Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B",
                       deid::TextEncoding::iso2022);
   const auto enc = deid::TextEncoding::iso2022;
   EXPECT_EQ(deid::scrub_text("\x1b$B$?$m$&\x1b(B", phi, enc), "*");
-  EXPECT_EQ(deid::scrub_text("\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B", phi, enc), "*");
+  // Korean text (ISO 2022 IR 149) is now decoded: without a name in it, it stays as it was.
+  EXPECT_EQ(deid::scrub_text("\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B", phi, enc),
+            "\x1b$)C\xB1\xE8\xC8\xF1\xC1\xDF\x1b(B");
   EXPECT_EQ(deid::scrub_text("\xB1\xE8 chest", phi, enc), "*");  // G1 bytes without escape
   // ASCII text in such a file is scrubbed as usual; the readable name part is matched.
-  EXPECT_EQ(deid::scrub_text("Chest PA for Tarou Yamada", phi, enc), "Chest PA for * *");
+  EXPECT_EQ(deid::scrub_text("Chest PA for Tarou Yamada", phi, enc), "Chest PA for *");
   EXPECT_EQ(deid::encoding_for("\\ISO 2022 IR 87"), enc);
   EXPECT_EQ(deid::encoding_for("\\ISO 2022 IR 149"), enc);
   EXPECT_EQ(deid::encoding_for("ISO_IR 192"), deid::TextEncoding::utf8);

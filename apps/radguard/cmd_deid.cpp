@@ -22,6 +22,7 @@ struct DeidArgs {
   unsigned threads = 0;
   bool no_progress = false;
   bool json = false;
+  bool full_paths = false;
   SignerArgs signer;
 };
 
@@ -39,11 +40,12 @@ int run_deid_command(const DeidArgs& args) {
   options.pixel_stages = std::move(*pixel_stages);
   options.output = args.output;
   options.threads = args.threads;
+  options.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
   options.progress =
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = deid::run_deid(options, stage);
   if (!report) return report_error(report.error());
-  return emit_report(deid::report_json(*report, stage, options), deid::report_text(*report),
+  return emit_report(deid::report_json(*report, stage, options), deid::report_text(*report, options),
                      args.report, args.json ? ReportFormat::json : ReportFormat::text,
                      report->exit_code());
 }
@@ -61,6 +63,10 @@ void add_deid(CLI::App& app, Action& action) {
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
+  cmd->add_flag("--report-full-paths", args->full_paths,
+                "name inputs by their full paths in reports (default: relative to the input "
+                "given, with folder and file names that hold the patient's name, ID, birth "
+                "date or accession number masked as <patient>)");
   add_stage_options(*cmd, args->stage);
   add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });

@@ -64,13 +64,41 @@ Result<fs::path> output_name(const InstanceIdentity& identity) {
 
 namespace {
 
+// `file` relative to the input it was found under (the file's own name for a file input).
+std::string relative_to_inputs(const std::string& file, std::span<const fs::path> inputs) {
+  std::size_t best = 0;
+  for (const auto& input : inputs) {
+    std::string root = input.string();
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (file == root) return fs::path(file).filename().string();
+    if (root.size() > best && file.size() > root.size() + 1 && file.starts_with(root) &&
+        (file[root.size()] == '/' || root == "/"))
+      best = root.size();
+  }
+  if (best == 0) return file;
+  return file.substr(best + (file[best] == '/' ? 1 : 0));
+}
+
+std::vector<std::string> components_of(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (;;) {
+    const auto slash = path.find('/', start);
+    parts.push_back(path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
 struct Prepared {
   FileOutcome outcome;
   std::optional<PendingFile> pending;  // the finished output, not yet published
 };
 
-Prepared prepare(const fs::path& input, const fs::path& output_root, const HeaderStage& stage,
-                 std::span<const PixelStage> pixel_stages, const OutputFinisher& finish) {
+Prepared prepare(const fs::path& input, const std::string& relative, const fs::path& output_root,
+                 const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
+                 const OutputFinisher& finish) {
   Prepared result;
   FileOutcome& outcome = result.outcome;
   outcome.input = input;
@@ -88,6 +116,12 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
     return failed(file.error(), file.error().code == ErrorCode::not_dicom
                                     ? FileStatus::skipped_not_dicom
                                     : FileStatus::failed);
+  }
+  // Before anything changes the header: which parts of the path name the patient.
+  if (const PhiValues identifiers = path_identifiers(*file); !identifiers.empty()) {
+    for (const auto& component : components_of(relative))
+      if (!component.empty() && identifiers.names_in(component))
+        outcome.identifying_components.push_back(component);
   }
   if (file->is_dicomdir())
     return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
@@ -119,7 +153,8 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
 FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
                             const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
                             const OutputFinisher& finish) {
-  Prepared prepared = prepare(input, output_root, stage, pixel_stages, finish);
+  Prepared prepared = prepare(input, input.filename().string(), output_root, stage,
+                              pixel_stages, finish);
   if (prepared.pending) {
     if (auto committed = prepared.pending->commit(); !committed) {
       prepared.outcome.status = FileStatus::failed;
@@ -157,9 +192,17 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     const auto digest = crypto::sha256(name.native());
     return std::string(reinterpret_cast<const char*>(digest.data()), 16);
   };
+  std::vector<std::string> identifying;
   auto record = [&](std::size_t i, FileOutcome outcome) {
     counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
     bytes.fetch_add(outcome.bytes);
+    if (!outcome.identifying_components.empty()) {
+      std::lock_guard lock(mutex);
+      for (auto& component : outcome.identifying_components) {
+        if (std::find(identifying.begin(), identifying.end(), component) == identifying.end())
+          identifying.push_back(component);
+      }
+    }
     if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only)
       return;
     std::lock_guard lock(mutex);
@@ -172,14 +215,16 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       inputs.files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
         Prepared prepared =
-            prepare(inputs.files[i], options.output, stage, options.pixel_stages, options.finish);
+            prepare(inputs.files[i], relative_to_inputs(inputs.files[i], options.inputs),
+                    options.output, stage, options.pixel_stages, options.finish);
         if (prepared.pending) {
           std::lock_guard lock(mutex);
           const auto [it, inserted] = claims.try_emplace(claim_key(prepared.outcome.output), i);
           if (!inserted && it->second < i) {
             prepared.outcome.status = FileStatus::duplicate;
             prepared.outcome.error = ErrorCode::conflict;
-            prepared.outcome.reason = "same SOP Instance UID as " + inputs.files[it->second];
+            prepared.outcome.reason = "same SOP Instance UID as an input that came first";
+            prepared.outcome.other_input = inputs.files[it->second];
             prepared.outcome.output.clear();
             prepared.pending.reset();
           } else {
@@ -228,27 +273,75 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   }
   for (std::size_t k = 0; k < counts.size(); ++k) report.counts[k] = counts[k].load();
   report.bytes_read = bytes.load();
+  std::sort(identifying.begin(), identifying.end());
+  report.identifying_components = std::move(identifying);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
+
+std::string display_path(const fs::path& input, const DeidRunReport& report,
+                         const DeidRunOptions& options) {
+  if (options.report_paths == ReportPaths::full) return input.string();
+  std::string shown;
+  bool first = true;
+  for (const auto& component :
+       components_of(relative_to_inputs(input.string(), options.inputs))) {
+    if (!first) shown += '/';
+    first = false;
+    const bool identifying = std::binary_search(report.identifying_components.begin(),
+                                                report.identifying_components.end(), component);
+    shown += identifying && !component.empty() ? "<patient>" : component;
+  }
+  return shown;
+}
+
+namespace {
+
+// A reason may quote paths (a series refused because another file of it could not be read):
+// they are shown as display_path shows inputs, and identifying components are masked.
+std::string display_reason(const std::string& reason, const DeidRunReport& report,
+                           const DeidRunOptions& options) {
+  if (options.report_paths == ReportPaths::full) return reason;
+  std::string out = reason;
+  for (const auto& input : options.inputs) {
+    std::string root = input.string();
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (root.empty()) continue;
+    for (auto pos = out.find(root); pos != std::string::npos; pos = out.find(root, pos + 1)) {
+      const auto end = std::min(out.find_first_of(" \t\n\"',;)", pos), out.size());
+      const std::string shown = display_path(out.substr(pos, end - pos), report, options);
+      out.replace(pos, end - pos, shown);
+    }
+  }
+  for (const auto& component : report.identifying_components) {
+    if (component.size() < 3) continue;
+    for (auto pos = out.find(component); pos != std::string::npos;
+         pos = out.find(component, pos + 9))
+      out.replace(pos, component.size(), "<patient>");
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         const DeidRunOptions& options) {
   using nlohmann::json;
   json failures = json::array(), skipped = json::array();
   for (const auto& o : report.problems) {
-    json entry = {{"input", o.input.string()},
+    json entry = {{"input", display_path(o.input, report, options)},
                   {"status", file_status_name(o.status)},
                   {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
-                  {"reason", o.reason}};
+                  {"reason", display_reason(o.reason, report, options)}};
+    if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
     (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped)
         .push_back(entry);
   }
   for (const auto& m : report.missing_inputs)
-    failures.push_back({{"input", m.path.string()},
+    failures.push_back({{"input", display_path(m.path, report, options)},
                         {"status", "missing_input"},
                         {"error", "io"},
-                        {"reason", m.reason}});
+                        {"reason", display_reason(m.reason, report, options)}});
   const json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
@@ -261,6 +354,10 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
         {"method", stage.method_description()}}},
       {"key_fingerprint", stage.pseudonymizer().key().fingerprint()},
       {"output", options.output.string()},
+      {"input_paths", options.report_paths == ReportPaths::full
+                          ? "full"
+                          : "relative to the input given; components naming the patient "
+                            "masked as <patient>"},
       {"counts",
        {{"files_seen", report.files_seen},
         {"written", report.count(FileStatus::written)},
@@ -278,7 +375,7 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
   return doc.dump(2) + "\n";
 }
 
-std::string report_text(const DeidRunReport& report) {
+std::string report_text(const DeidRunReport& report, const DeidRunOptions& options) {
   std::ostringstream out;
   out << "de-identified " << report.count(FileStatus::written) << " of " << report.files_seen
       << " files in " << report.seconds << " s";
@@ -288,10 +385,14 @@ std::string report_text(const DeidRunReport& report) {
       << report.count(FileStatus::dicomdir_dropped) << "\n";
   for (const auto& o : report.problems) {
     if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
-      out << "error: " << o.input.string() << ": " << o.reason << "\n";
+      out << "error: " << display_path(o.input, report, options) << ": "
+          << display_reason(o.reason, report, options)
+          << (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")")
+          << "\n";
   }
   for (const auto& m : report.missing_inputs)
-    out << "error: " << m.path.string() << ": " << m.reason << "\n";
+    out << "error: " << display_path(m.path, report, options) << ": "
+        << display_reason(m.reason, report, options) << "\n";
   return out.str();
 }
 

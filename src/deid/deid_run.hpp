@@ -34,6 +34,10 @@ struct FileOutcome {
   std::string reason;            // why it failed or was skipped; names no attribute value
   std::filesystem::path output;  // relative to the output folder, when written
   std::uint64_t bytes = 0;       // input size
+  // Components of the input's path (relative to the input it was found under) that hold an
+  // identifying value of the file's own header; masked in reports.
+  std::vector<std::string> identifying_components;
+  std::filesystem::path other_input;  // for duplicates: the input that came first
 };
 
 // A last step on each finished output before it is published (e.g. signing it); it works on
@@ -53,6 +57,11 @@ using PixelStage =
 // such as export) or only counts them (flat memory on runs of any size).
 enum class WrittenOutcomes : std::uint8_t { count_only, keep };
 
+// How reports and messages name inputs: relative to the input given, with every component
+// that holds an identifying value of a file's header (name parts, IDs, birth date, accession)
+// masked as <patient>, so a report can travel; or as found (--report-full-paths).
+enum class ReportPaths : std::uint8_t { masked, full };
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
@@ -61,6 +70,7 @@ struct DeidRunOptions {
   std::vector<PixelStage> pixel_stages;  // in order, before the header stage
   OutputFinisher finish;                 // optional
   WrittenOutcomes written = WrittenOutcomes::count_only;
+  ReportPaths report_paths = ReportPaths::masked;
 };
 
 // What a run did. Memory is per problem, not per file: written files are only counted, so a
@@ -73,6 +83,10 @@ struct DeidRunReport {
   std::size_t files_seen = 0;
   std::uint64_t bytes_read = 0;
   double seconds = 0;
+  // Path components found to hold identifying values in any file of the run (sorted); a
+  // component is masked wherever it appears (a DICOMDIR or a non-DICOM file in a patient's
+  // folder is masked by its DICOM neighbours). Held in memory only, never written.
+  std::vector<std::string> identifying_components;
 
   std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
   // 0 when every DICOM input was written, 1 otherwise.
@@ -98,7 +112,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         const DeidRunOptions& options);
 
-// A short summary for people.
-std::string report_text(const DeidRunReport& report);
+// A short summary for people. `options` says how inputs are named (masked by default).
+std::string report_text(const DeidRunReport& report, const DeidRunOptions& options = {});
+
+// How a report names `input`: see ReportPaths.
+std::string display_path(const std::filesystem::path& input, const DeidRunReport& report,
+                         const DeidRunOptions& options);
 
 }  // namespace radguard::deid

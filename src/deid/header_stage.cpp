@@ -1,6 +1,8 @@
 #include "deid/header_stage.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 
 #include "deid/dates.hpp"
 #include "deid/text_scrubber.hpp"
@@ -37,6 +39,17 @@ constexpr Tag kDate{0x0040, 0xA121};
 constexpr Tag kTime{0x0040, 0xA122};
 constexpr Tag kUid{0x0040, 0xA124};
 constexpr Tag kUnformattedTextValue{0x0070, 0x0006};
+constexpr Tag kMeasuredValueSequence{0x0040, 0xA300};
+constexpr Tag kNumericValue{0x0040, 0xA30A};
+constexpr Tag kFloatingPointValue{0x0040, 0xA161};
+constexpr Tag kRationalNumeratorValue{0x0040, 0xA162};
+constexpr Tag kRationalDenominatorValue{0x0040, 0xA163};
+constexpr Tag kMeasurementUnitsCodeSequence{0x0040, 0x08EA};
+constexpr Tag kCodeMeaning{0x0008, 0x0104};
+constexpr Tag kAccessionNumber{0x0008, 0x0050};
+constexpr Tag kOtherPatientIds{0x0010, 0x1000};
+constexpr Tag kOtherPatientNames{0x0010, 0x1001};
+constexpr Tag kPatientBirthName{0x0010, 0x1005};
 constexpr Tag kTimezoneOffsetFromUtc{0x0008, 0x0201};
 constexpr Tag kDataSetTrailingPadding{0xFFFC, 0xFFFC};
 constexpr Tag kMediaStorageSopInstanceUid{0x0002, 0x0003};
@@ -47,7 +60,54 @@ enum Mode : std::uint8_t {
   dummy_content = 1,       // inside a D sequence: unlisted free text becomes dummy values
   structured_content = 2,  // Clean Structured Content: SR values follow Table E.3.4-1
   graphics = 3,            // Clean Graphics: annotation text is cleaned
+  age_value = 4,           // the measured value of an SR NUM item whose concept is an age
+  coded = 5,               // a code sequence inside structured content: meanings are scrubbed
 };
+
+// Whether an SR content item's concept is an age (Subject Age, Age, Age at ...).
+bool is_age_concept(const dicom::ItemView& item) {
+  static constexpr std::string_view kAgeCodes[] = {"121033", "30525-0", "397669002", "21612-7",
+                                                   "424144002", "445518008", "29553-5"};
+  const Tag name{0x0040, 0xA043};
+  if (const auto code = item.nested_string_of(name, Tag{0x0008, 0x0100})) {
+    std::string value(*code);
+    while (!value.empty() && value.back() == ' ') value.pop_back();
+    for (const auto known : kAgeCodes)
+      if (value == known) return true;
+  }
+  if (const auto meaning = item.nested_string_of(name, Tag{0x0008, 0x0104})) {
+    std::string upper;
+    for (const char c : *meaning) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    // "AGE" as a word: Subject Age, Age at death, Patient age (not "Image", "Stage").
+    for (std::size_t pos = upper.find("AGE"); pos != std::string::npos; pos = upper.find("AGE", pos + 1)) {
+      const bool start = pos == 0 || !std::isalpha(static_cast<unsigned char>(upper[pos - 1]));
+      const bool end = pos + 3 >= upper.size() || !std::isalpha(static_cast<unsigned char>(upper[pos + 3]));
+      if (start && end) return true;
+    }
+  }
+  return false;
+}
+
+// A numeric age over 89 years becomes 90 years in its own unit (UCUM a, mo, wk, d, h, min);
+// a value that cannot be read is replaced by 90 years' worth too (fail closed).
+std::string cap_numeric_age(std::string_view value, std::string_view units) {
+  std::string unit(units);
+  while (!unit.empty() && unit.back() == ' ') unit.pop_back();
+  double per_year = 1;
+  if (unit == "mo") per_year = 12;
+  else if (unit == "wk") per_year = 52.1775;
+  else if (unit == "d") per_year = 365.25;
+  else if (unit == "h") per_year = 8766;
+  else if (unit == "min") per_year = 525960;
+  std::string text(value);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+  while (!text.empty() && text.front() == ' ') text.erase(0, 1);
+  char* end = nullptr;
+  const double number = std::strtod(text.c_str(), &end);
+  const bool readable = !text.empty() && end == text.c_str() + text.size();
+  if (readable && number / per_year <= 89) return std::string(value);
+  return std::to_string(static_cast<long>(90 * per_year));
+}
 
 bool is_text_vr(std::string_view vr) {
   return vr == "LO" || vr == "SH" || vr == "ST" || vr == "LT" || vr == "UT" || vr == "UC";
@@ -120,6 +180,27 @@ class HeaderPolicy final : public dicom::ElementPolicy {
 
     if (view.inherited_mode == structured_content && is_sr_value(tag))
       return apply(structured_action(item), view, vr, item, false);
+    // SR NUM items whose concept is an age: the value is capped like Patient's Age.
+    if (view.inherited_mode == structured_content && tag == kMeasuredValueSequence &&
+        view.is_sequence) {
+      // A NUM item's value follows Table E.3.4-1 by its concept like the other value types.
+      const Action action = structured_action(item);
+      if (action == Action::remove) return remove();
+      if (action == Action::empty || action == Action::dummy) return {Kind::empty, {}, 0};
+      return keep(is_age_concept(item) ? age_value : structured_content);
+    }
+    if (view.inherited_mode == age_value) {
+      if (tag == kNumericValue) {
+        const auto unit = item.nested_string_of(kMeasurementUnitsCodeSequence, kCodeValue);
+        return replace(cap_numeric_age(view.value, unit.value_or("a")));
+      }
+      if (tag == kFloatingPointValue || tag == kRationalNumeratorValue ||
+          tag == kRationalDenominatorValue)
+        return remove();  // binary copies of the value; Numeric Value carries it
+    }
+    // Code meanings in structured content (CODE values, concept names) are free text.
+    if (view.inherited_mode == coded && tag == kCodeMeaning && !view.value.empty())
+      return replace(scrub_text(view.value, object_.phi, encoding_of(item)));
     if (view.inherited_mode == graphics && tag == kUnformattedTextValue)
       return apply(Action::clean, view, vr, item, false);
 
@@ -232,7 +313,11 @@ class HeaderPolicy final : public dicom::ElementPolicy {
       return current == dummy_content ? dummy_content : normal;
     }
     if (action == Action::dummy) return dummy_content;
-    // Unlisted sequences inherit their parent's treatment, except coded concepts.
+    // Unlisted sequences inherit their parent's treatment, except coded concepts, whose
+    // meanings are scrubbed inside structured content.
+    if ((current == structured_content || current == coded) && is_code_sequence(tag))
+      return coded;
+    if (current == age_value) return normal;
     if (current != normal && !is_code_sequence(tag)) return current;
     return normal;
   }
@@ -309,12 +394,20 @@ bool needs_phi(const Policy& policy) {
 PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
   PhiValues phi;
   file.visit([&](const dicom::ElementView& view) {
-    if (view.value.empty() || view.tag.is_private()) return;
+    if (view.value.empty()) return;
+    // A private element that says it holds a person name is one.
+    if (view.tag.is_private()) {
+      if (view.vr == "PN") phi.add_person_name(view.value, encoding);
+      return;
+    }
     const auto* entry = standard::find_dictionary_entry(view.tag);
     const std::string_view vr =
         (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
     if (vr == "PN") {
-      phi.add_person_name(view.value, encoding);
+      if (view.tag == kPatientName && view.path.empty())
+        phi.add_patient_name(view.value, encoding);
+      else
+        phi.add_person_name(view.value, encoding);
       return;
     }
     if (!is_text_vr(vr)) return;
@@ -326,6 +419,8 @@ PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
     const Action basic = resolve(row->basic);
     if (basic == Action::keep || basic == Action::uid || basic == Action::clean) return;
     const std::string_view keyword = entry ? entry->keyword : "";
+    // An issuer is both: quoted whole as a code, or word by word in a sentence.
+    if (keyword.find("Issuer") != std::string_view::npos) phi.add_text(view.value, encoding);
     if (keyword.find("ID") != std::string_view::npos ||
         keyword.find("Number") != std::string_view::npos)
       phi.add_identifier(view.value, encoding);
@@ -336,6 +431,37 @@ PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
 }
 
 }  // namespace
+
+PhiValues path_identifiers(const dicom::DicomFile& file) {
+  PhiValues phi;
+  const TextEncoding encoding =
+      encoding_for(file.string_of(kSpecificCharacterSet).value_or(""));
+  auto add = [&](Tag tag, std::string_view vr, const std::string& value) {
+    if (value.empty()) return;
+    if (vr == "PN") {
+      phi.add_person_name(value, encoding);
+    } else if (vr == "DA") {
+      phi.add_date(value);
+    } else {
+      phi.add_identifier(value, encoding);
+      if (tag == kIssuerOfPatientId) phi.add_text(value, encoding);
+    }
+  };
+  const std::pair<Tag, std::string_view> kTags[] = {
+      {kPatientName, "PN"},        {kOtherPatientNames, "PN"}, {kPatientBirthName, "PN"},
+      {kPatientId, "LO"},          {kOtherPatientIds, "LO"},   {kIssuerOfPatientId, "LO"},
+      {kPatientBirthDate, "DA"},   {kAccessionNumber, "SH"}};
+  if (!file.is_dicomdir()) {
+    for (const auto& [tag, vr] : kTags) add(tag, vr, file.string_of(tag).value_or(""));
+    return phi;
+  }
+  // A DICOMDIR lists every patient of the media in its records.
+  file.visit([&](const dicom::ElementView& view) {
+    for (const auto& [tag, vr] : kTags)
+      if (view.tag == tag) add(tag, vr, std::string(view.value));
+  });
+  return phi;
+}
 
 HeaderStage::HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer,
                          BurnedInPolicy burned_in)

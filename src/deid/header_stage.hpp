@@ -6,6 +6,7 @@
 
 #include "core/result.hpp"
 #include "deid/policy.hpp"
+#include "deid/text_scrubber.hpp"
 #include "dicom/dicom_file.hpp"
 #include "pseudonym/pseudonymizer.hpp"
 
@@ -46,5 +47,10 @@ class HeaderStage {
   pseudonym::Pseudonymizer pseudonymizer_;
   BurnedInPolicy burned_in_;
 };
+
+// The values of `file` that may name it in a folder or file name (patient names, IDs,
+// issuer, birth date, accession number; for a DICOMDIR those of every record), for masking
+// input paths in reports.
+PhiValues path_identifiers(const dicom::DicomFile& file);
 
 }  // namespace radguard::deid

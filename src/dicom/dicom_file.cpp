@@ -264,6 +264,111 @@ struct Walker {
   }
 };
 
+// A sequence some writer stored as UN holds its items in implicit VR little endian
+// (PS3.5 6.2.2). Reads them with the dictionary and calls `visit` for every element at every
+// level, so the values inside (other patient IDs, issuers, names) are known to a policy. Only
+// reads: anything that does not parse ends the walk quietly (the policy removes such
+// sequences whole). Returns the position after what was consumed, or npos when malformed.
+constexpr std::size_t kMalformed = static_cast<std::size_t>(-1);
+constexpr int kMaxUnDepth = 16;
+
+std::size_t visit_un_items(std::span<const Uint8> data, std::size_t pos, bool until_delimiter,
+                           std::vector<Tag>& path, int depth,
+                           const std::function<void(const ElementView&)>& visit);
+
+std::uint32_t le32(std::span<const Uint8> d, std::size_t p) {
+  return d[p] | (d[p + 1] << 8) | (d[p + 2] << 16) | (static_cast<std::uint32_t>(d[p + 3]) << 24);
+}
+std::uint16_t le16(std::span<const Uint8> d, std::size_t p) {
+  return static_cast<std::uint16_t>(d[p] | (d[p + 1] << 8));
+}
+
+// The elements of one item, from `pos` to `end` (or to an item delimiter when undefined).
+std::size_t visit_un_elements(std::span<const Uint8> data, std::size_t pos, std::size_t end,
+                              bool until_delimiter, std::vector<Tag>& path, int depth,
+                              const std::function<void(const ElementView&)>& visit) {
+  while (pos + 8 <= end) {
+    const Tag tag{le16(data, pos), le16(data, pos + 2)};
+    const std::uint32_t length = le32(data, pos + 4);
+    pos += 8;
+    if (tag.group == 0xFFFE && tag.element == 0xE00D) return until_delimiter ? pos : kMalformed;
+    if (tag.group == 0xFFFE) return kMalformed;
+    const auto* entry = standard::find_dictionary_entry(tag);
+    const std::string_view vr = entry != nullptr ? std::string_view(entry->vr) : "UN";
+    if (length == 0xFFFFFFFF) {  // a nested sequence of undefined length
+      ElementView view;
+      view.tag = tag;
+      view.vr = "SQ";
+      view.path = path;
+      view.is_sequence = true;
+      view.length = length;
+      visit(view);
+      path.push_back(tag);
+      pos = visit_un_items(data, pos, true, path, depth + 1, visit);
+      path.pop_back();
+      if (pos == kMalformed) return kMalformed;
+      continue;
+    }
+    if (length > end - pos) return kMalformed;
+    ElementView view;
+    view.tag = tag;
+    view.vr = vr;
+    view.path = path;
+    view.length = length;
+    view.is_sequence = vr == "SQ";
+    std::string text;
+    if (is_string_vr(vr)) {
+      text.assign(reinterpret_cast<const char*>(data.data() + pos), length);
+      while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+      view.value = text;
+    }
+    visit(view);
+    if (view.is_sequence) {
+      path.push_back(tag);
+      const std::size_t after =
+          visit_un_items(data.first(pos + length), pos, false, path, depth + 1, visit);
+      path.pop_back();
+      if (after == kMalformed) return kMalformed;
+    }
+    pos += length;
+  }
+  return until_delimiter ? kMalformed : end;
+}
+
+std::size_t visit_un_items(std::span<const Uint8> data, std::size_t pos, bool until_delimiter,
+                           std::vector<Tag>& path, int depth,
+                           const std::function<void(const ElementView&)>& visit) {
+  if (depth > kMaxUnDepth) return kMalformed;
+  while (pos + 8 <= data.size()) {
+    const std::uint16_t group = le16(data, pos), element = le16(data, pos + 2);
+    const std::uint32_t length = le32(data, pos + 4);
+    pos += 8;
+    if (group == 0xFFFE && element == 0xE0DD) return until_delimiter ? pos : kMalformed;
+    if (group != 0xFFFE || element != 0xE000) return kMalformed;
+    if (length == 0xFFFFFFFF) {
+      pos = visit_un_elements(data, pos, data.size(), true, path, depth, visit);
+    } else {
+      if (length > data.size() - pos) return kMalformed;
+      if (visit_un_elements(data, pos, pos + length, false, path, depth, visit) == kMalformed)
+        return kMalformed;
+      pos += length;
+    }
+    if (pos == kMalformed) return kMalformed;
+  }
+  return until_delimiter ? kMalformed : pos;
+}
+
+void visit_un_sequence(DcmElement& element, std::vector<Tag>& path,
+                       const std::function<void(const ElementView&)>& visit) {
+  const auto* entry = standard::find_dictionary_entry(tag_of(element));
+  if (entry == nullptr || std::string_view(entry->vr) != "SQ") return;
+  Uint8* data = nullptr;
+  if (element.getUint8Array(data).bad() || data == nullptr) return;
+  path.push_back(tag_of(element));
+  visit_un_items(std::span<const Uint8>(data, element.getLength()), 0, false, path, 0, visit);
+  path.pop_back();
+}
+
 void visit_item(DcmItem& item, std::vector<Tag>& path,
                 const std::function<void(const ElementView&)>& visit) {
   std::string value, creator, vr;
@@ -272,6 +377,7 @@ void visit_item(DcmItem& item, std::vector<Tag>& path,
     auto* element = dynamic_cast<DcmElement*>(object);
     if (element == nullptr) continue;
     visit(make_view(*element, item, path, 0, value, creator, vr));
+    if (element->ident() == EVR_UN) visit_un_sequence(*element, path, visit);
     if (element->ident() == EVR_SQ) {
       auto& sequence = static_cast<DcmSequenceOfItems&>(*element);
       path.push_back(tag_of(*element));

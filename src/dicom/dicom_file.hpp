@@ -106,7 +106,9 @@ class DicomFile {
   // Meaning of each item; "" for a missing one); empty when absent.
   std::vector<CodeItem> code_sequence_of(Tag tag) const;
 
-  // Calls `visit` for every element at every nesting level (read-only).
+  // Calls `visit` for every element at every nesting level (read-only). The items of a
+  // sequence stored as UN are read as implicit VR little endian with the dictionary, so
+  // their values are visited too (path includes the UN sequence's tag).
   void visit(const std::function<void(const ElementView&)>& visit) const;
 
   // Applies `policy` to every element of the dataset (not the meta header), recursively.
