@@ -54,10 +54,13 @@ int run_export_command(const ExportArgs& args) {
         Error{ErrorCode::not_found,
               "the consent registry " + args.registry +
                   " does not exist (create it with radguard consent import or set)"});
-  auto registry = consent::Registry::open(args.registry);
+  auto registry = consent::Registry::open(args.registry, consent::RegistryAccess::existing_only);
   if (!registry) return report_error(registry.error());
   auto ledger = ledger::Ledger::open(args.ledger, ledger::LedgerAccess::create_if_missing);
   if (!ledger) return report_error(ledger.error());
+  // Checked before any work: the ledger would refuse the entry at the end.
+  if (auto same = ledger->check_key(stage.pseudonymizer().key().fingerprint()); !same)
+    return report_error(same.error());
 
   exporter::ExportOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());

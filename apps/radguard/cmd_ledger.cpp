@@ -91,7 +91,7 @@ int run_verify(const LedgerArgs& a) {
                                                        : nlohmann::json(nullptr)},
         {"problem", problem ? problem->message : ""},
         {"release_problems", release_problems}};
-    std::cout << doc.dump(2) << "\n";
+    std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   if (problem) return report_error(*problem);
   if (!a.json)

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The safety nets of issue 13, as an operator meets them on the command line: images that
+# may show burned-in text refused unless cleaned or allowed, wrong keys and mistyped paths
+# refused, truthful de-identification markers, runs with no DICOM input failing.
+set -euo pipefail
+radguard=$1
+work=$(mktemp -d /tmp/radguard-safety-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
+fail() { echo "FAIL: $*" >&2; exit 1; }
+"$radguard" keygen "$work/k.key" >/dev/null
+
+# --- A. burned-in risk is refused unless cleaned or allowed ------------------------------
+mkdir -p "$work/mixed"
+cp "$samples/CT_small.dcm" "$samples/MR_small.dcm" "$work/mixed/"
+cp "$samples/ExplVR_BigEnd.dcm" "$work/mixed/us.dcm"      # ultrasound, no Burned In Annotation
+cp "$samples/SC_rgb_rle.dcm" "$work/mixed/capture.dcm"    # OT colour capture
+rc=0
+"$radguard" deid "$work/mixed" --output "$work/out-a" --key "$work/k.key" --no-progress \
+  --report "$work/a.json" >"$work/a.txt" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "A: burned-in risk not refused (exit $rc)"
+grep -q '3 refused: may show burned-in text' "$work/a.txt" || fail "A: summary does not count the refusals"
+grep -q '"refused_burned_in_text": 3' "$work/a.json" || fail "A: JSON report does not count the refusals"
+grep -q 'modality US' "$work/a.txt" || fail "A: the reason is not named"
+[ "$(find "$work/out-a" -name '*.dcm' | wc -l)" -eq 1 ] || fail "A: only the CT should be written (MR_small is DERIVED\\SECONDARY)"
+"$radguard" deid "$work/mixed" --output "$work/out-a2" --key "$work/k.key" --no-progress \
+  --allow-burned-in-annotation >/dev/null 2>&1 || fail "A: --allow-burned-in-annotation refused"
+[ "$(find "$work/out-a2" -name '*.dcm' | wc -l)" -eq 4 ] || fail "A: allowed run did not write all four"
+
+# --- B. no silent mistakes ------------------------------------------------------------------
+# A wrong key: the ledger knows its key, so an accounting cannot silently say "0 disclosures".
+mkdir -p "$work/in-b"
+cp "$samples/CT_small.dcm" "$work/in-b/ct.dcm"
+dcmodify -nb -m "(0010,0020)=MRN-B1" "$work/in-b/ct.dcm"
+printf 'patient_id,purpose,decision,date\nMRN-B1,research,permit,2025-01-01\n' >"$work/c.csv"
+"$radguard" consent import "$work/c.csv" --registry "$work/reg.db" >/dev/null
+"$radguard" export "$work/in-b" --output "$work/rel" --purpose research --recipient R --key "$work/k.key" \
+  --registry "$work/reg.db" --ledger "$work/ledger.db" --no-progress >/dev/null 2>&1 || fail "B: export"
+"$radguard" disclosures --patient MRN-B1 --ledger "$work/ledger.db" --key "$work/k.key" | grep -q '1 disclosure' ||
+  fail "B: accounting with the right key"
+"$radguard" keygen "$work/other.key" >/dev/null
+rc=0; "$radguard" disclosures --patient MRN-B1 --ledger "$work/ledger.db" --key "$work/other.key" \
+  >"$work/b.out" 2>"$work/b.err" || rc=$?
+[ "$rc" -eq 2 ] || fail "B: disclosures with another key exited $rc"
+grep -q 'is not the key of this ledger' "$work/b.err" || fail "B: wrong key not explained"
+grep -q '0 disclosures' "$work/b.out" && fail "B: wrong key still printed an accounting"
+rc=0; "$radguard" export "$work/in-b" --output "$work/rel" --purpose research --recipient R --key "$work/other.key" \
+  --registry "$work/reg.db" --ledger "$work/ledger.db" --no-progress >/dev/null 2>"$work/b.err" || rc=$?
+[ "$rc" -eq 2 ] || fail "B: export into another key's ledger exited $rc"
+"$radguard" ledger verify --ledger "$work/ledger.db" --json | grep -q '"entries": 1' || fail "B: refused export left an entry"
+
+# Readers never create: a mistyped registry or ledger path is refused and not created.
+for cmd in "consent show --patient MRN-B1" "consent list --purpose research" "consent default"; do
+  rc=0; "$radguard" $cmd --registry "$work/typo.db" >/dev/null 2>"$work/b.err" || rc=$?
+  [ "$rc" -ne 0 ] || fail "B: $cmd accepted a missing registry"
+  grep -q 'does not exist' "$work/b.err" || fail "B: $cmd did not say the registry is missing"
+  [ ! -e "$work/typo.db" ] || fail "B: $cmd created the registry"
+done
+rc=0; "$radguard" disclosures --patient X --ledger "$work/typo-ledger.db" --key "$work/k.key" 2>/dev/null || rc=$?
+[ "$rc" -ne 0 ] && [ ! -e "$work/typo-ledger.db" ] || fail "B: disclosures on a missing ledger"
+rc=0; "$radguard" export "$work/in-b" --output "$work/rel" --purpose research --recipient R --key "$work/k.key" \
+  --registry "$work/typo.db" --ledger "$work/ledger.db" --no-progress 2>/dev/null || rc=$?
+[ "$rc" -ne 0 ] && [ ! -e "$work/typo.db" ] || fail "B: export on a missing registry"
+
+# A secret key others can read is used, with a warning.
+cp "$work/k.key" "$work/open.key"; chmod 644 "$work/open.key"
+"$radguard" deid "$work/in-b" --output "$work/out-b" --key "$work/open.key" --no-progress 2>"$work/b.err" ||
+  fail "B: deid with a world-readable key"
+grep -q 'warning: the secret key .* can be read or changed by other users (mode 0644)' "$work/b.err" ||
+  fail "B: no warning for a world-readable key"
+"$radguard" deid "$work/in-b" --output "$work/out-b2" --key "$work/k.key" --no-progress 2>"$work/b.err"
+grep -q 'warning' "$work/b.err" && fail "B: warning for a 0600 key"
+
+# No DICOM input: exit 1 and say so.
+mkdir -p "$work/nodicom"; echo hello >"$work/nodicom/readme.txt"
+rc=0; "$radguard" deid "$work/nodicom" --output "$work/out-nd" --key "$work/k.key" --no-progress 2>"$work/b.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "B: a run with no DICOM input exited $rc"
+grep -q 'no DICOM input found' "$work/b.err" || fail "B: no message for a run without DICOM input"
+
+# Paths that are not valid UTF-8 (a Latin-1 folder name): reports survive, JSON stays valid.
+bad=$(printf 'M\xfcller-\xff')
+mkdir -p "$work/latin/$bad"
+cp "$samples/CT_small.dcm" "$work/latin/$bad/ok.dcm"
+head -c 300 "$samples/CT_small.dcm" >"$work/latin/$bad/truncated.dcm"
+rc=0; "$radguard" deid "$work/latin" --output "$work/out-latin" --key "$work/k.key" --no-progress --json \
+  >"$work/latin.json" 2>"$work/b.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "B: non-UTF-8 run exited $rc (expected 1 for the truncated file)"
+grep -q 'type_error' "$work/latin.json" "$work/b.err" && fail "B: type_error on a non-UTF-8 path"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["counts"]["written"]==1, d; assert len(d["failures"])==1' \
+  "$work/latin.json" || fail "B: the JSON report of a non-UTF-8 run is not valid"
+rc=0; "$radguard" deid "$work/latin" --output "$work/out-latin2" --key "$work/k.key" --no-progress \
+  2>"$work/b.err" || rc=$?
+grep -q 'de-identified 1 of 2' "$work/b.err" || fail "B: no text summary for a non-UTF-8 run"
+
+# --- C. truthful markers -----------------------------------------------------------------
+printf 'PatientName K\nPatientBirthDate K\nStudyDescription K\n' >"$work/keep.recipe"
+"$radguard" deid "$work/in-b" --output "$work/out-c" --key "$work/k.key" --recipe "$work/keep.recipe" \
+  --no-progress --report "$work/c.json" 2>"$work/c.err" || fail "C: deid with a keeping recipe"
+grep -q "warning: the recipe keeps 3 attribute(s) the Basic Profile removes or replaces: Study Description, Patient's Name, Patient's Birth Date" \
+  "$work/c.err" || fail "C: no warning naming the kept attributes: $(cat "$work/c.err")"
+grep -q 'Patient Identity Removed = NO' "$work/c.err" || fail "C: no warning about the marker"
+out=$(find "$work/out-c" -name '*.dcm' | head -1)
+dcmdump +P 0012,0062 "$out" | grep -q '\[NO\]' || fail "C: Patient Identity Removed is not NO while the name is kept"
+grep -q '"patient_identity_removed": false' "$work/c.json" || fail "C: report does not say identity was kept"
+# Without the recipe: YES and no warning; an option that keeps device identity is named.
+out=$(find "$work/out-b2" -name '*.dcm' | head -1)
+dcmdump +P 0012,0062 "$out" | grep -q '\[YES\]' || fail "C: Patient Identity Removed is not YES"
+"$radguard" deid "$work/in-b" --output "$work/out-c2" --key "$work/k.key" --option retain-device-identity \
+  --no-progress 2>"$work/c.err" || fail "C: deid with retain-device-identity"
+grep -q "warning: option retain-device-identity keeps .* Device Serial Number" "$work/c.err" ||
+  fail "C: the option's kept attributes are not named"
+grep -q 'Patient Identity Removed = NO' "$work/c.err" && fail "C: device identity is not a direct identifier"
+out=$(find "$work/out-c2" -name '*.dcm' | head -1)
+dcmdump +P 0012,0062 "$out" | grep -q '\[YES\]' || fail "C: Patient Identity Removed is not YES with device identity"
+
+echo "cli_safety_test: all passed"
