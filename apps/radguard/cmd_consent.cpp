@@ -79,7 +79,8 @@ int run_set(const ConsentArgs& a) {
   if (!stored) return report_error(stored.error());
   record = *stored;
   if (a.json) {
-    std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+    std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(
+                     2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
     std::cout << "recorded " << consent::decision_name(record.decision) << " for "
@@ -153,7 +154,9 @@ int run_list(const ConsentArgs& a) {
   if (a.json) {
     json list = json::array();
     for (const auto& r : *current) list.push_back(record_json(r));
-    std::cout << json{{"at", *at}, {"decisions", list}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << json{{"at", *at}, {"decisions", list}}.dump(
+                     2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
     return kExitSuccess;
   }
   for (const auto& r : *current) {
@@ -208,7 +211,9 @@ int run_default(const ConsentArgs& a) {
     defaults[std::string(consent::purpose_name(p))] = consent::decision_name(*d);
   }
   if (a.json) {
-    std::cout << json{{"defaults", defaults}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << json{{"defaults", defaults}}.dump(2, ' ', false,
+                                                   nlohmann::json::error_handler_t::replace)
+              << "\n";
   } else {
     for (const auto& [purpose, decision] : defaults.items())
       std::cout << purpose << ": " << decision.get<std::string>() << "\n";

@@ -26,8 +26,9 @@ void add_stage_options(CLI::App& command, StageArgs& args) {
                    "release images that may show burned-in text (ultrasound, screen captures, "
                    "documents, Burned In Annotation not NO ...) without --option "
                    "clean-pixel-data: only after checking the pixels by other means");
-  command.add_option("--redact-mode", args.redact_mode,
-                     "with clean-pixel-data: phi-text (identifying words) or all-text")
+  command
+      .add_option("--redact-mode", args.redact_mode,
+                  "with clean-pixel-data: phi-text (identifying words) or all-text")
       ->capture_default_str();
   command.add_option("--redaction-rules", args.redaction_rules,
                      "with clean-pixel-data: regions of known screen layouts (JSON rule file)");

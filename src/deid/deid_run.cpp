@@ -43,10 +43,11 @@ int DeidRunReport::exit_code() const {
 }
 
 std::size_t DeidRunReport::burned_in_refused() const {
-  return static_cast<std::size_t>(std::count_if(problems.begin(), problems.end(), [](const auto& o) {
-    return o.status == FileStatus::failed && o.error == ErrorCode::policy &&
-           o.reason.starts_with(kBurnedInRefusal);
-  }));
+  return static_cast<std::size_t>(
+      std::count_if(problems.begin(), problems.end(), [](const auto& o) {
+        return o.status == FileStatus::failed && o.error == ErrorCode::policy &&
+               o.reason.starts_with(kBurnedInRefusal);
+      }));
 }
 
 Result<fs::path> output_name(const InstanceIdentity& identity) {
@@ -304,8 +305,7 @@ std::string report_text(const DeidRunReport& report) {
   out << "; failed " << report.count(FileStatus::failed);
   if (const std::size_t refused = report.burned_in_refused(); refused > 0)
     out << " (" << refused << " refused: may show burned-in text)";
-  out << ", duplicates "
-      << report.count(FileStatus::duplicate) << ", not DICOM "
+  out << ", duplicates " << report.count(FileStatus::duplicate) << ", not DICOM "
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
   for (const auto& o : report.problems) {

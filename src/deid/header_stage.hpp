@@ -37,9 +37,10 @@ class HeaderStage {
   HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer, BurnedInPolicy burned_in);
 
   // De-identifies `file` in place. Marks it Patient Identity Removed = YES, or NO when the
-  // policy keeps a direct identifier (Policy::keeps_direct_identifier). Fails with ErrorCode::policy when the object must not be
-  // released (burned-in annotation), ErrorCode::internal if DCMTK refuses an edit. On
-  // failure the object is left half-changed and must be discarded.
+  // policy keeps a direct identifier (Policy::keeps_direct_identifier). Fails with
+  // ErrorCode::policy when the object must not be released (burned-in annotation),
+  // ErrorCode::internal if DCMTK refuses an edit. On failure the object is left half-changed and
+  // must be discarded.
   Result<InstanceIdentity> apply(dicom::DicomFile& file) const;
 
   const Policy& policy() const { return policy_; }

@@ -257,10 +257,9 @@ std::vector<KeptAttribute> Policy::kept_against_profile() const {
     // ones fall under its private-attributes row, X).
     if (row == nullptr && !tag.is_private()) continue;
     if (row != nullptr && resolve(row->basic) == Action::keep) continue;
-    kept.push_back({tag,
-                    row != nullptr && !row->private_attributes ? std::string(row->name)
-                                                               : tag.to_string(),
-                    "recipe", is_direct_identifier(tag)});
+    kept.push_back(
+        {tag, row != nullptr && !row->private_attributes ? std::string(row->name) : tag.to_string(),
+         "recipe", is_direct_identifier(tag)});
   }
   for (const standard::ProfileRow& row : standard::profile_rows()) {
     if (resolve(row.basic) == Action::keep) continue;

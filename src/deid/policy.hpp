@@ -52,8 +52,8 @@ std::span<const OptionInfo> table_option_info();
 // dummy, clean or replace it.
 struct KeptAttribute {
   Tag tag;
-  std::string name;    // the table's name ("Patient's Name"), or the tag for other rows
-  std::string source;  // "recipe", or the CLI name of the option whose column keeps it
+  std::string name;                // the table's name ("Patient's Name"), or the tag for other rows
+  std::string source;              // "recipe", or the CLI name of the option whose column keeps it
   bool direct_identifier = false;  // see is_direct_identifier()
 };
 

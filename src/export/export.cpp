@@ -392,7 +392,8 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       {"counts", counts_json(report)},
       {"files", files},
   };
-  const std::string manifest_text = manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const std::string manifest_text =
+      manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (auto s = write_file_atomically(staging.path() / "manifest.json", manifest_text,
                                      fs::perms::owner_read | fs::perms::owner_write |
                                          fs::perms::group_read | fs::perms::others_read);

@@ -57,8 +57,8 @@ std::string key_mismatch(std::string_view given, std::string_view recorded) {
 }
 
 Status remember_key(sqlite::Database& db, std::string_view fingerprint) {
-  auto insert = db.prepare(
-      "INSERT OR IGNORE INTO ledger_meta(key, value) VALUES ('key_fingerprint', ?1)");
+  auto insert =
+      db.prepare("INSERT OR IGNORE INTO ledger_meta(key, value) VALUES ('key_fingerprint', ?1)");
   if (!insert) return std::unexpected(insert.error());
   (void)insert->bind(1, fingerprint);
   return insert->run();

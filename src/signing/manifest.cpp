@@ -147,7 +147,9 @@ Result<std::string> create_manifest(const fs::path& folder, const std::optional<
   if (signer) {
     // The signature covers the compact dump of "manifest": nlohmann writes object keys in
     // sorted order, so the verifier can reproduce these exact bytes.
-    auto signature = sign_detached(manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), signer->key, signer->cert);
+    auto signature =
+        sign_detached(manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      signer->key, signer->cert);
     if (!signature) return std::unexpected(signature.error());
     document["signature"] = {{"algorithm", signature->algorithm},
                              {"certificate", signature->certificate_pem},
@@ -212,7 +214,9 @@ Result<ManifestVerification> verify_manifest(const fs::path& folder, std::string
       DetachedSignature detached{signature.at("algorithm").get<std::string>(),
                                  signature.at("certificate").get<std::string>(),
                                  signature.at("value").get<std::string>()};
-      auto checked = verify_detached(manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), detached, trusted);
+      auto checked =
+          verify_detached(manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                          detached, trusted);
       if (!checked) return std::unexpected(checked.error());
       result.signature = *checked;
     }
