@@ -25,6 +25,9 @@ packages=(
   opencv-data                   # Haar cascades: face detection on renderings (radguard deface)
   mricron-data                  # real head MR (ch2.nii.gz + ch2bet.nii.gz) for the deface tests
   invesalius-examples           # real head CT (Cranium.inv3) for the deface tests
+  libarchive-dev                # radguard share: zip files in and out
+  unzip                         # the share test opens the zip as a recipient would
+  chromium                      # docs: screenshots of share's report.html (headless)
 )
 
 missing=()

@@ -51,6 +51,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
   Action action;
+  add_share(app, action);  // first in --help: the one-step path for patients
   add_keygen(app, action);
   add_deid(app, action);
   add_consent(app, action);
