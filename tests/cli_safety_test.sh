@@ -113,4 +113,35 @@ grep -q 'Patient Identity Removed = NO' "$work/c.err" && fail "C: device identit
 out=$(find "$work/out-c2" -name '*.dcm' | head -1)
 dcmdump +P 0012,0062 "$out" | grep -q '\[YES\]' || fail "C: Patient Identity Removed is not YES with device identity"
 
+# --- E. checking a release, withdrawals --------------------------------------------------
+"$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/rel" >/dev/null || fail "E: fresh release"
+rel=$(find "$work/rel" -mindepth 1 -maxdepth 1 -name 'release-*' | head -1)
+dcm=$(find "$rel" -name '*.dcm' | head -1)
+cp "$dcm" "$work/saved.dcm"
+printf 'X' | dd of="$dcm" bs=1 seek=200 conv=notrunc 2>/dev/null
+rc=0; "$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/rel" 2>"$work/e.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "E: an altered DICOM file in a release still verifies"
+grep -q 'altered' "$work/e.err" || fail "E: the altered file is not named: $(cat "$work/e.err")"
+cp "$work/saved.dcm" "$dcm"; echo extra >"$rel/extra.txt"
+rc=0; "$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/rel" 2>"$work/e.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q 'extra.txt: added' "$work/e.err" || fail "E: an added file is not reported"
+rm "$rel/extra.txt"; rm "$dcm"
+rc=0; "$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/rel" 2>"$work/e.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q 'missing' "$work/e.err" || fail "E: a missing file is not reported"
+cp "$work/saved.dcm" "$dcm"
+"$radguard" ledger verify --ledger "$work/ledger.db" --releases "$work/rel" >/dev/null || fail "E: restored release"
+
+# ledger list: one line per entry, counts only.
+"$radguard" ledger list --ledger "$work/ledger.db" >"$work/list.txt" || fail "E: ledger list"
+grep -q 'released  R  research  1 patients, 1 studies, 1 instances' "$work/list.txt" || fail "E: ledger list: $(cat "$work/list.txt")"
+grep -q 'MRN-B1' "$work/list.txt" && fail "E: ledger list names a patient"
+
+# pseudonym: the released Patient ID and Study UID are what the key gives for the originals.
+study=$(dcmdump +P 0020,000d "$samples/CT_small.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
+"$radguard" pseudonym --patient MRN-B1 --uid "$study" --key "$work/k.key" --json >"$work/p.json" || fail "E: pseudonym"
+pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["patient_id"])' "$work/p.json")
+puid=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(list(d["uids"].values())[0])' "$work/p.json")
+dcmdump +P 0010,0020 "$dcm" | grep -q "\[$pid\]" || fail "E: pseudonym's Patient ID is not the released one"
+dcmdump +P 0020,000d "$dcm" | grep -q "\[$puid\]" || fail "E: pseudonym's Study UID is not the released one"
+
 echo "cli_safety_test: all passed"

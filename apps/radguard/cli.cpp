@@ -57,6 +57,7 @@ int run(int argc, char** argv) {
   add_consent(app, action);
   add_ledger(app, action);
   add_disclosures(app, action);
+  add_pseudonym(app, action);
   add_export(app, action);
   add_keys(app, action);
   add_sign(app, action);

@@ -128,6 +128,48 @@ json counts_json(const ExportReport& r) {
 
 }  // namespace
 
+Result<std::vector<std::string>> check_release_files(const fs::path& release) {
+  auto text = read_small_file(release / "manifest.json");
+  if (!text) return std::unexpected(text.error());
+  const json manifest = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_array())
+    return fail(ErrorCode::integrity,
+                (release / "manifest.json").string() + " is not a radguard release manifest");
+  std::vector<std::string> problems;
+  std::set<std::string> listed;
+  for (const json& f : manifest["files"]) {
+    const std::string path = f.value("path", "");
+    const std::string expected = f.value("sha256", "");
+    // A listed name must stay inside the release.
+    if (path.empty() || fs::path(path).is_absolute() || path.find("..") != std::string::npos) {
+      problems.push_back("the manifest lists an invalid path");
+      continue;
+    }
+    listed.insert(path);
+    std::error_code ec;
+    if (!fs::is_regular_file(release / path, ec)) {
+      problems.push_back(path + ": missing");
+      continue;
+    }
+    auto digest = crypto::sha256_file(release / path);
+    if (!digest) {
+      problems.push_back(path + ": " + digest.error().message);
+    } else if (crypto::to_hex(*digest) != expected) {
+      problems.push_back(path + ": altered (its SHA-256 is not the one recorded)");
+    }
+  }
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(release, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const std::string name = fs::relative(it->path(), release).generic_string();
+    if (name != "manifest.json" && !listed.contains(name))
+      problems.push_back(name + ": added (not in the manifest)");
+  }
+  if (ec) return fail(ErrorCode::io, "cannot list " + release.string() + ": " + ec.message());
+  return problems;
+}
+
 std::string_view exclusion_name(Exclusion reason) {
   switch (reason) {
     case Exclusion::consent_denied:

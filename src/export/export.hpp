@@ -111,6 +111,12 @@ deid::PixelStage consented_identity_check(
 Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
                                 consent::Registry& registry, ledger::Ledger& ledger);
 
+// Checks a published release folder against its manifest.json: every listed file present with
+// the SHA-256 the manifest records, no file that is not listed (manifest.json aside). Returns
+// one problem per altered, missing or added file (names relative to the release); fails
+// only when the manifest cannot be read (ErrorCode::io or ErrorCode::integrity).
+Result<std::vector<std::string>> check_release_files(const std::filesystem::path& release);
+
 // The operator's JSON report (counts, exclusions by reason, failures with input paths,
 // the ledger entry). Names no patient.
 std::string report_json(const ExportReport& report, const deid::HeaderStage& stage,
