@@ -144,4 +144,47 @@ puid=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(list(d
 dcmdump +P 0010,0020 "$dcm" | grep -q "\[$pid\]" || fail "E: pseudonym's Patient ID is not the released one"
 dcmdump +P 0020,000d "$dcm" | grep -q "\[$puid\]" || fail "E: pseudonym's Study UID is not the released one"
 
+# One line per refused series, not one per slice.
+mkdir -p "$work/series"
+for i in 1 2 3 4 5; do
+  cp "$samples/ExplVR_BigEnd.dcm" "$work/series/us$i.dcm"
+  dcmodify -nb -m "(0008,0018)=1.2.826.0.1.3680043.10.1137.77.$i" "$work/series/us$i.dcm"
+done
+rc=0; "$radguard" deid "$work/series" --output "$work/out-series" --key "$work/k.key" --no-progress 2>"$work/s.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "series: exit $rc"
+[ "$(grep -c '^error:' "$work/s.err")" -eq 2 ] || fail "series: expected 2 error lines: $(cat "$work/s.err")"
+grep -q 'and 4 more inputs for the same reason' "$work/s.err" || fail "series: repeats not counted"
+
+# verify knows a signed release: its manifest.json is checked, not reported as unsigned DICOM.
+"$radguard" keys new --key "$work/s.key.pem" --cert "$work/s.cert.pem" >/dev/null 2>&1 || fail "keys new"
+"$radguard" export "$work/in-b" --output "$work/rel-signed" --purpose research --recipient R --key "$work/k.key" \
+  --registry "$work/reg.db" --ledger "$work/ledger.db" --sign-key "$work/s.key.pem" --sign-cert "$work/s.cert.pem" \
+  --no-progress >/dev/null 2>&1 || fail "signed export"
+srel=$(find "$work/rel-signed" -mindepth 1 -maxdepth 1 -name 'release-*' | head -1)
+"$radguard" verify "$srel" --trust "$work/s.cert.pem" >"$work/v.out" 2>"$work/v.err" ||
+  fail "verify of a signed release: $(cat "$work/v.out" "$work/v.err")"
+grep -q 'every file matches the release' "$work/v.err" || fail "verify did not check the manifest"
+echo extra >"$srel/extra.txt"
+rc=0; "$radguard" verify "$srel" --trust "$work/s.cert.pem" >/dev/null 2>"$work/v.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q 'extra.txt: added' "$work/v.err" || fail "verify missed a file added to a release"
+
+# export --dry-run: per study what would be released or withheld; writes and appends nothing.
+mkdir -p "$work/in-dry"
+cp "$work/in-b/ct.dcm" "$work/in-dry/permitted.dcm"
+cp "$samples/CT_small.dcm" "$work/in-dry/denied.dcm"
+dcmodify -nb -m "(0010,0020)=MRN-NOBODY" -m "(0020,000d)=1.2.826.0.1.3680043.10.1137.55" "$work/in-dry/denied.dcm"
+entries=$("$radguard" ledger verify --ledger "$work/ledger.db" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
+"$radguard" export "$work/in-dry" --output "$work/rel-dry" --purpose research --recipient R --key "$work/k.key" \
+  --registry "$work/reg.db" --ledger "$work/ledger.db" --dry-run --no-progress 2>"$work/d.err" ||
+  fail "dry run: $(cat "$work/d.err")"
+grep -q 'dry run, nothing written or recorded: would release 1 instance in 1 study' "$work/d.err" || fail "dry run summary: $(cat "$work/d.err")"
+grep -q 'withhold (no_consent_default_deny)' "$work/d.err" || fail "dry run does not say why a study is withheld"
+grep -q 'MRN-' "$work/d.err" && fail "dry run names a patient"
+[ ! -e "$work/rel-dry" ] || fail "dry run wrote the output folder"
+after=$("$radguard" ledger verify --ledger "$work/ledger.db" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
+[ "$entries" = "$after" ] || fail "dry run appended to the ledger ($entries -> $after)"
+"$radguard" export "$work/in-dry" --output "$work/rel-dry" --purpose research --recipient R --key "$work/k.key" \
+  --registry "$work/reg.db" --ledger "$work/new-ledger.db" --dry-run --no-progress 2>/dev/null || fail "dry run without a ledger"
+[ ! -e "$work/new-ledger.db" ] || fail "dry run created a ledger"
+
 echo "cli_safety_test: all passed"

@@ -28,6 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kCranium = "/usr/share/doc/invesalius-examples/examples/Cranium.inv3";
+constexpr const char* kCh2 = "/usr/share/mricron/templates/ch2.nii.gz";
 
 int run(const std::string& command) {
   const int rc = std::system(command.c_str());
@@ -84,13 +85,23 @@ TEST(Share, CdIntoZipHoldsNoIdentifyingValueAndOpensThroughItsDicomdir) {
   ASSERT_NE(slurp(cd / "DICOMDIR").find("DOE^JOHN"), std::string::npos);
   std::ofstream(cd / "AUTORUN.INF") << "[autorun]\nopen=viewer.exe\n";
   std::ofstream(cd / "scan.nii") << "not really a volume, but named like one";
+  // A real head MR as NIfTI whose header description names the patient.
+  const bool with_nifti = fs::exists(kCh2);
+  if (with_nifti) {
+    fs::create_directories(cd / "MRI");
+    ASSERT_EQ(run("gzip -dc " + std::string(kCh2) + " > " + (cd / "MRI" / "head.nii").string()), 0);
+    std::fstream nii(cd / "MRI" / "head.nii", std::ios::in | std::ios::out | std::ios::binary);
+    nii.seekp(148);  // descrip, 80 bytes
+    nii.write("DOE^JOHN PID12345", 17);
+  }
 
   const fs::path zip = dir / "copy.zip";
   const int rc = run(std::string(RADGUARD_BINARY) + " share " + cd.string() + " --output " +
                      zip.string() + " --no-progress 2>" + (dir / "share.txt").string());
   const std::string summary = slurp(dir / "share.txt");
   EXPECT_EQ(rc, 1) << summary;  // the NIfTI file was left out
-  EXPECT_NE(summary.find("left out 1: a NIfTI volume"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("left out 1: a NIfTI volume that could not be read"), std::string::npos)
+      << summary;
   ASSERT_TRUE(fs::exists(zip)) << summary;
   for (const auto& entry : fs::directory_iterator(dir.path()))
     EXPECT_FALSE(entry.path().filename().string().starts_with(".radguard-share-"))
@@ -171,7 +182,18 @@ TEST(Share, CdIntoZipHoldsNoIdentifyingValueAndOpensThroughItsDicomdir) {
   const std::string html = slurp(out / "report.html");
   EXPECT_NE(html.find("face removed from the head scan"), std::string::npos);
   EXPECT_NE(html.find("text blacked out"), std::string::npos);
-  EXPECT_NE(html.find("a NIfTI volume"), std::string::npos);
+  EXPECT_NE(html.find("a NIfTI volume that could not be read"), std::string::npos);
+  if (with_nifti) {
+    // The volume: shared with a fresh header (no description) and its face removed.
+    ASSERT_TRUE(fs::exists(out / "NIFTI" / "VOL00001.nii.gz"));
+    ASSERT_EQ(run("gzip -dc " + (out / "NIFTI" / "VOL00001.nii.gz").string() + " > " +
+                  (dir / "vol.nii").string()),
+              0);
+    const std::string volume = slurp(dir / "vol.nii");
+    EXPECT_EQ(volume.find("DOE^JOHN"), std::string::npos);
+    EXPECT_EQ(volume.find("PID12345"), std::string::npos);
+    EXPECT_NE(html.find("NIFTI/VOL00001.nii.gz"), std::string::npos);
+  }
   EXPECT_NE(html.find("index of the disc"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "previews" / "p1.png"));
   if (const char* keep = std::getenv("RADGUARD_SHARE_TEST_KEEP"))

@@ -308,10 +308,26 @@ std::string report_text(const DeidRunReport& report) {
   out << ", duplicates " << report.count(FileStatus::duplicate) << ", not DICOM "
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
+  // Inputs failing for one reason in a row (the slices of a refused series) share one line.
+  const std::string* last_reason = nullptr;
+  std::size_t repeats = 0;
+  auto flush_repeats = [&] {
+    if (repeats > 0)
+      out << "error: ... and " << repeats << " more input" << (repeats == 1 ? "" : "s")
+          << " for the same reason\n";
+    repeats = 0;
+  };
   for (const auto& o : report.problems) {
-    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
-      out << "error: " << o.input.string() << ": " << o.reason << "\n";
+    if (o.status != FileStatus::failed && o.status != FileStatus::duplicate) continue;
+    if (last_reason != nullptr && *last_reason == o.reason) {
+      ++repeats;
+      continue;
+    }
+    flush_repeats();
+    out << "error: " << o.input.string() << ": " << o.reason << "\n";
+    last_reason = &o.reason;
   }
+  flush_repeats();
   for (const auto& m : report.missing_inputs)
     out << "error: " << m.path.string() << ": " << m.reason << "\n";
   if (report.dicom_inputs() == 0)

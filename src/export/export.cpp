@@ -199,6 +199,7 @@ std::uint64_t ExportReport::excluded_instances() const {
 }
 
 int ExportReport::exit_code() const {
+  if (mode == ExportMode::dry_run) return error.empty() ? kExitSuccess : kExitSomeFailed;
   return status == ledger::EntryStatus::released ? kExitSuccess : kExitSomeFailed;
 }
 
@@ -240,10 +241,17 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   entry.profile = profile_of(stage);
   entry.release = report.release_name;
 
-  // Records the failure in the ledger; only a ledger that cannot be written is an Error.
+  report.mode = options.mode;
+  // Records the failure in the ledger (a dry run records nothing); only a ledger that cannot
+  // be written is an Error.
   auto failed = [&](std::string why) -> Result<ExportReport> {
     report.status = ledger::EntryStatus::failed;
     report.error = std::move(why);
+    if (options.mode == ExportMode::dry_run) {
+      report.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return report;
+    }
     entry.status = ledger::EntryStatus::failed;
     entry.error = report.error;
     entry.patients.clear();
@@ -334,6 +342,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
                                                                : Exclusion::no_consent;
       permitted[patient] = verdict->permitted();
     }
+    const std::string released_uid = stage.policy().has(standard::ProfileOption::retain_uids)
+                                         ? uid
+                                         : stage.pseudonymizer().uid(uid);
+    report.plan.push_back({released_uid, study.files.size(),
+                           exclusion ? std::string(exclusion_name(*exclusion)) : "release"});
     if (exclusion) {
       report.excluded[*exclusion].studies += 1;
       report.excluded[*exclusion].instances += study.files.size();
@@ -359,6 +372,12 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   if (included.empty())
     return failed("no study may be released for " + entry.purpose + ": " +
                   std::to_string(report.excluded_studies()) + " excluded, none permitted");
+  if (options.mode == ExportMode::dry_run) {
+    // Nothing is de-identified, written or recorded.
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
 
   // 3. De-identify the permitted studies into a staging folder that is never a release.
   fs::create_directories(options.output, ec);
@@ -505,6 +524,10 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
                         {"status", "missing_input"},
                         {"error", "io"},
                         {"reason", m.reason}});
+  json plan = json::array();
+  for (const auto& p : report.plan)
+    plan.push_back(
+        {{"study_uid", p.study_uid}, {"instances", p.instances}, {"decision", p.decision}});
   json counts = counts_json(report);
   counts["files_seen"] = report.files_seen;
   counts["studies_seen"] = report.studies_seen;
@@ -515,7 +538,10 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"command", "export"},
-      {"status", ledger::status_name(report.status)},
+      {"status", report.mode == ExportMode::dry_run
+                     ? std::string("dry_run")
+                     : std::string(ledger::status_name(report.status))},
+      {"plan", plan},
       {"error", report.error},
       {"purpose", std::string(consent::purpose_name(options.purpose))},
       {"recipient", trimmed(options.recipient)},
@@ -540,7 +566,15 @@ std::string report_text(const ExportReport& report) {
     return std::to_string(n) + " " + (n == 1 ? one : many);
   };
   std::ostringstream out;
-  if (report.status == ledger::EntryStatus::released) {
+  if (report.mode == ExportMode::dry_run) {
+    out << "dry run, nothing written or recorded: would release "
+        << count(report.instances_included, "instance", "instances") << " in "
+        << count(report.studies_included, "study", "studies") << " (de-identification not "
+        << "attempted)" << (report.error.empty() ? "" : "; would FAIL: " + report.error) << "\n";
+    for (const auto& p : report.plan)
+      out << "study " << p.study_uid << ": " << count(p.instances, "instance", "instances") << ": "
+          << (p.decision == "release" ? "release" : "withhold (" + p.decision + ")") << "\n";
+  } else if (report.status == ledger::EntryStatus::released) {
     out << "released " << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " to " << report.release.string()
         << " (ledger entry " << report.ledger_sequence << ")\n";

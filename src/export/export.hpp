@@ -40,7 +40,21 @@ struct ExclusionCount {
   std::uint64_t instances = 0;
 };
 
+// Whether an export releases, or only says what it would do.
+enum class ExportMode : std::uint8_t {
+  release,  // de-identify, publish, record in the ledger
+  dry_run,  // scan and check consent only: nothing written, nothing appended to the ledger
+};
+
+// One study's fate in a dry run, named by the Study Instance UID it would be released under.
+struct StudyPlan {
+  std::string study_uid;  // as released (pseudonymous unless retain-uids)
+  std::uint64_t instances = 0;
+  std::string decision;  // "release", or an exclusion_name()
+};
+
 struct ExportOptions {
+  ExportMode mode = ExportMode::release;
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;  // OUTDIR: the release folder is created inside it
   consent::Purpose purpose = consent::Purpose::research;
@@ -83,10 +97,13 @@ struct ExportReport {
   std::vector<deid::FileOutcome> failures;
   std::vector<batch::MissingInput> missing_inputs;
   double seconds = 0;
+  ExportMode mode = ExportMode::release;
+  std::vector<StudyPlan> plan;  // dry run: every study, in Study UID order
 
   std::uint64_t excluded_studies() const;
   std::uint64_t excluded_instances() const;
-  // kExitSuccess when released, kExitSomeFailed otherwise.
+  // kExitSuccess when released (dry run: when every input could be read and some study would
+  // be released), kExitSomeFailed otherwise.
   int exit_code() const;
 };
 

@@ -91,8 +91,10 @@ figcaption{font-size:.85rem;color:#555}
 </style></head><body>
 <h1>What was removed before sharing</h1>
 )";
-  h << "<div class=\"box\"><strong>" << plural(r.files_shared, "image", "images") << " in "
-    << plural(r.studies.size(), "study", "studies")
+  h << "<div class=\"box\"><strong>" << plural(r.files_shared - r.volumes.size(), "image", "images")
+    << " in " << plural(r.studies.size(), "study", "studies")
+    << (r.volumes.empty() ? std::string()
+                          : " and " + plural(r.volumes.size(), "NIfTI volume", "NIfTI volumes"))
     << " are in this copy.</strong> Everything that names you was taken out of them first. "
        "Open the copy in any DICOM viewer through its <code>DICOMDIR</code> file.";
   if (r.files_left_out() > 0)
@@ -141,6 +143,17 @@ figcaption{font-size:.85rem;color:#555}
     h << "</table>\n";
   }
 
+  if (!r.volumes.empty()) {
+    h << "<h3>Volumes (NIfTI, " << plural(r.volumes.size(), "file", "files")
+      << ")</h3>\n<table><tr><th>File</th><th>What was done</th></tr>\n";
+    for (const auto& v : r.volumes)
+      h << "<tr><td><code>" << escaped(v.name)
+        << "</code></td><td>face removed; the file's header was replaced by a new one that "
+           "holds only the size and position of the volume (descriptions and notes in the "
+           "old one can name you)</td></tr>\n";
+    h << "</table>\n";
+  }
+
   if (!r.previews.empty()) {
     h << "<h2>Pictures that were changed</h2>\n<p>Look at these before you share the copy. "
          "Only the result is shown: the pictures from before would show what was removed.</p>\n";
@@ -180,9 +193,10 @@ figcaption{font-size:.85rem;color:#555}
 
 std::string report_text(const ShareReport& r) {
   std::ostringstream out;
-  out << "shared " << plural(r.files_shared, "image", "images") << " in "
-      << plural(r.studies.size(), "study", "studies") << " into " << r.output.string() << " in "
-      << r.seconds << " s; faces removed from "
+  out << "shared " << plural(r.files_shared - r.volumes.size(), "image", "images") << " in "
+      << plural(r.studies.size(), "study", "studies") << " and "
+      << plural(r.volumes.size(), "NIfTI volume", "NIfTI volumes") << " into " << r.output.string()
+      << " in " << r.seconds << " s; faces removed from "
       << plural(r.faces_removed, "head scan", "head scans") << ", text blacked out on "
       << plural(r.images_redacted, "image", "images") << "\n";
   for (const auto& [reason, count] : r.left_out)

@@ -16,6 +16,7 @@
 #include "dicom/dicomdir.hpp"
 #include "redact/redact.hpp"
 #include "share/archive.hpp"
+#include "volume/nifti.hpp"
 
 namespace radguard::share {
 
@@ -212,6 +213,20 @@ std::string left_out_reason(const deid::FileOutcome& o) {
   }
 }
 
+// The front view among renderings (the first one when none is called so).
+const deface::Image* front_view(const std::vector<deface::Rendering>& renderings) {
+  for (const auto& r : renderings)
+    if (r.view == "front") return &r.image;
+  return renderings.empty() ? nullptr : &renderings.front().image;
+}
+
+std::vector<std::uint8_t> rgb_of(const deface::Image& image) {
+  std::vector<std::uint8_t> rgb;
+  rgb.reserve(image.pixels.size() * 3);
+  for (const auto v : image.pixels) rgb.insert(rgb.end(), {v, v, v});
+  return rgb;
+}
+
 std::string numbered(const char* prefix, std::size_t n) {
   std::string digits = std::to_string(n);
   const std::size_t width = 8 - std::string_view(prefix).size();
@@ -268,6 +283,44 @@ Result<ShareReport> run_share(const ShareOptions& options) {
     }
   }
 
+  // NIfTI volumes: a fresh header (nothing of the input's but the geometry) and the face
+  // removed, or left out.
+  struct NiftiDone {
+    std::vector<std::uint8_t> rgb;
+    int width = 0, height = 0;
+    fs::path staged;
+  };
+  std::vector<NiftiDone> niftis;
+  std::set<std::string> nifti_inputs;
+  std::map<std::string, std::size_t> nifti_left_out;
+  for (const auto& path : batch::find_files(inputs).files) {
+    if (!is_nifti_name(path)) continue;
+    nifti_inputs.insert(path);
+    auto image = volume::read_nifti(path);
+    if (!image) {
+      ++nifti_left_out["a NIfTI volume that could not be read"];
+      continue;
+    }
+    deface::DefaceOptions volume_options;
+    volume_options.method = deface::DefaceMethod::remove;
+    volume_options.keep_renderings = true;
+    auto defaced = deface::deface(image->volume, volume_options);
+    if (!defaced || defaced->verdict != deface::Verdict::defaced) {
+      ++nifti_left_out["a NIfTI volume whose face could not be removed safely"];
+      continue;
+    }
+    image->header = volume::make_nifti_header(image->volume);
+    NiftiDone done;
+    done.staged = work->path() / ("vol" + std::to_string(niftis.size() + 1) + ".nii.gz");
+    if (auto s = volume::write_nifti(done.staged, *image); !s) return std::unexpected(s.error());
+    if (const auto* front = front_view(defaced->renderings_after)) {
+      done.rgb = rgb_of(*front);
+      done.width = front->width;
+      done.height = front->height;
+    }
+    niftis.push_back(std::move(done));
+  }
+
   // A random key for this run only: pseudonyms stay consistent inside the copy, and nobody,
   // the sender included, can recompute or reverse them.
   auto key = crypto::SecretKey::generate();
@@ -319,10 +372,7 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   for (const auto& o : result->problems) {
     switch (o.status) {
       case deid::FileStatus::skipped_not_dicom:
-        if (is_nifti_name(o.input))
-          ++report.left_out["a NIfTI volume (not shared: its header is not cleaned yet)"];
-        else
-          ++report.not_images;
+        if (!nifti_inputs.contains(o.input.string())) ++report.not_images;
         break;
       case deid::FileStatus::dicomdir_dropped:
         ++report.dicomdirs_replaced;
@@ -331,7 +381,8 @@ Result<ShareReport> run_share(const ShareOptions& options) {
         ++report.left_out[left_out_reason(o)];
     }
   }
-  if (result->written.empty()) {
+  for (const auto& [reason, count] : nifti_left_out) report.left_out[reason] += count;
+  if (result->written.empty() && niftis.empty()) {
     std::string why;
     for (const auto& [reason, count] : report.left_out)
       why += "; left out " + std::to_string(count) + ": " + reason;
@@ -415,8 +466,28 @@ Result<ShareReport> run_share(const ShareOptions& options) {
         {file, "a head scan (" + std::to_string(series.files.size()) +
                    " images) after its face was removed: the skin surface seen from the front"});
   }
-  if (auto s = dicom::write_dicomdir(release, names, "SHARED_SCANS"); !s)
-    return std::unexpected(s.error());
+  for (std::size_t i = 0; i < niftis.size(); ++i) {
+    const std::string name = "NIFTI/" + numbered("VOL", i + 1) + ".nii.gz";
+    fs::create_directories(release / "NIFTI", ec);
+    fs::rename(niftis[i].staged, release / name, ec);
+    if (ec) return fail(ErrorCode::io, "cannot arrange the copy: " + ec.message());
+    report.volumes.push_back({name});
+    ++report.faces_removed;
+    ++report.files_shared;
+    if (niftis[i].rgb.empty()) continue;
+    const std::string file = "previews/p" + std::to_string(report.previews.size() + 1) + ".png";
+    fs::create_directories(release / "previews", ec);
+    if (auto s = write_file_atomically(
+            release / file, encode_png(niftis[i].width, niftis[i].height, niftis[i].rgb), kShared);
+        !s)
+      return std::unexpected(s.error());
+    report.previews.push_back(
+        {file, name + " after its face was removed: the skin surface seen from the front"});
+  }
+  if (!names.empty()) {
+    if (auto s = dicom::write_dicomdir(release, names, "SHARED_SCANS"); !s)
+      return std::unexpected(s.error());
+  }
 
   report.output = output;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

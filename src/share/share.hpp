@@ -54,8 +54,15 @@ struct Preview {
   std::string caption;  // plain words
 };
 
+// A NIfTI volume: shared as NIFTI/VOLnnnnn.nii.gz with a fresh header (geometry only: no
+// description, intent name, auxiliary file or extension from the input) and its face removed.
+struct SharedVolume {
+  std::string name;  // "NIFTI/VOL00001.nii.gz"
+};
+
 struct ShareReport {
   std::vector<SharedStudy> studies;
+  std::vector<SharedVolume> volumes;
   std::size_t files_shared = 0;
   // Inputs not shared, by plain reason (never a path or a value).
   std::map<std::string, std::size_t> left_out;
