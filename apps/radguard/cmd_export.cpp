@@ -29,6 +29,7 @@ struct ExportArgs {
   bool no_progress = false;
   bool json = false;
   bool dry_run = false;
+  std::string on_failure = "withhold-study";
   SignerArgs signer;
 };
 
@@ -84,6 +85,10 @@ int run_export_command(const ExportArgs& args) {
   };
   options.output = args.output;
   options.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
+  if (args.on_failure != "withhold-study" && args.on_failure != "abort")
+    return report_error(Error{ErrorCode::usage, "--on-failure must be withhold-study or abort"});
+  options.on_failure =
+      args.on_failure == "abort" ? exporter::OnFailure::abort : exporter::OnFailure::withhold_study;
   options.purpose = *purpose;
   options.recipient = args.recipient;
   options.threads = args.threads;
@@ -126,6 +131,10 @@ void add_export(CLI::App& app, Action& action) {
   cmd->add_option("--consent-at", args->consent_at,
                   "evaluate consent at this time instead of now (ISO 8601)");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
+  cmd->add_option("--on-failure", args->on_failure,
+                  "an instance that fails de-identification: withhold-study (its study is "
+                  "withheld whole, the rest released) or abort (nothing released)")
+      ->capture_default_str();
   cmd->add_flag("--dry-run", args->dry_run,
                 "say per study what would be released or withheld (and why); write nothing, "
                 "append nothing to the ledger");

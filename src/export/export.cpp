@@ -182,6 +182,8 @@ std::string_view exclusion_name(Exclusion reason) {
       return "conflicting_patient_ids";
     case Exclusion::no_study_uid:
       return "no_study_uid";
+    case Exclusion::failed_instance:
+      return "failed_instance";
   }
   return "consent_denied";
 }
@@ -200,7 +202,8 @@ std::uint64_t ExportReport::excluded_instances() const {
 
 int ExportReport::exit_code() const {
   if (mode == ExportMode::dry_run) return error.empty() ? kExitSuccess : kExitSomeFailed;
-  return status == ledger::EntryStatus::released ? kExitSuccess : kExitSomeFailed;
+  return status == ledger::EntryStatus::released && failures.empty() ? kExitSuccess
+                                                                     : kExitSomeFailed;
 }
 
 deid::PixelStage consented_identity_check(
@@ -405,10 +408,44 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
   }
   for (const auto& missing : deid_report->missing_inputs) report.missing_inputs.push_back(missing);
-  if (!report.failures.empty() || !deid_report->missing_inputs.empty())
+  if (!deid_report->missing_inputs.empty() ||
+      (!report.failures.empty() && options.on_failure == OnFailure::abort))
     return failed(std::to_string(report.failures.size()) + " of " +
                   std::to_string(included.size()) +
                   " DICOM input(s) failed de-identification; nothing was released");
+  // A study with a failed instance is withheld whole (never released in part); the others go.
+  std::set<std::string> withheld;  // original Study Instance UIDs
+  for (const auto& outcome : report.failures)
+    if (const auto it = consented->find(outcome.input.string()); it != consented->end())
+      withheld.insert(it->second.study_uid);
+  if (!withheld.empty()) {
+    std::vector<deid::FileOutcome> kept;
+    for (auto& outcome : deid_report->written) {
+      const auto it = consented->find(outcome.input.string());
+      if (it != consented->end() && withheld.contains(it->second.study_uid)) {
+        fs::remove(staging.path() / outcome.output, ec);
+        continue;
+      }
+      kept.push_back(std::move(outcome));
+    }
+    deid_report->written = std::move(kept);
+    for (const auto& uid : withheld) {
+      const std::uint64_t instances = studies.at(uid).files.size();
+      report.excluded[Exclusion::failed_instance].studies += 1;
+      report.excluded[Exclusion::failed_instance].instances += instances;
+      report.studies_included -= 1;
+      report.instances_included -= instances;
+      for (auto& plan : report.plan)
+        if (plan.study_uid == (stage.policy().has(standard::ProfileOption::retain_uids)
+                                   ? uid
+                                   : stage.pseudonymizer().uid(uid)))
+          plan.decision = std::string(exclusion_name(Exclusion::failed_instance));
+    }
+    if (deid_report->written.empty())
+      return failed(
+          "every permitted study has an instance that failed de-identification; "
+          "nothing was released");
+  }
 
   // 4. The manifest, and the ledger entry's account of who is in the release.
   json files = json::array();
@@ -439,6 +476,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
         std::find(study.modalities.begin(), study.modalities.end(), m) == study.modalities.end())
       study.modalities.push_back(m);
   }
+  report.patients_included = by_patient.size();  // after withheld studies
   const json manifest = {
       {"format", "radguard-release-manifest/1"},
       {"tool", "radguard"},

@@ -32,6 +32,13 @@ enum class Exclusion : std::uint8_t {
   no_patient_id,        // consent cannot be checked without a Patient ID (fail closed)
   conflicting_patient,  // the study's files name different patients (fail closed)
   no_study_uid,         // the file has no Study Instance UID to group it by (fail closed)
+  failed_instance,  // an instance of the study failed de-identification (OnFailure::withhold_study)
+};
+
+// What a failed instance does to a release.
+enum class OnFailure : std::uint8_t {
+  withhold_study,  // its study is withheld whole, the other studies are released
+  abort,           // nothing is released (all or nothing)
 };
 std::string_view exclusion_name(Exclusion reason);
 
@@ -55,6 +62,7 @@ struct StudyPlan {
 
 struct ExportOptions {
   ExportMode mode = ExportMode::release;
+  OnFailure on_failure = OnFailure::withhold_study;
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;  // OUTDIR: the release folder is created inside it
   consent::Purpose purpose = consent::Purpose::research;
@@ -102,8 +110,9 @@ struct ExportReport {
 
   std::uint64_t excluded_studies() const;
   std::uint64_t excluded_instances() const;
-  // kExitSuccess when released (dry run: when every input could be read and some study would
-  // be released), kExitSomeFailed otherwise.
+  // kExitSuccess when released with no failure (dry run: when every input could be read and
+  // some study would be released), kExitSomeFailed otherwise (also a release with studies
+  // withheld for a failed instance).
   int exit_code() const;
 };
 
