@@ -33,10 +33,10 @@ mkdir -p "$work/export-in"
 cp "$samples/CT_small.dcm" "$samples/MR_small.dcm" "$samples/JPEG2000.dcm" "$work/export-in/"
 echo "== export for ai-training: 1CT1 permitted, 4MR1 opted out, 8NM1 never asked (default: deny)"
 "$radguard" export "$work/export-in" --output "$work/releases" --purpose ai-training --recipient "Acme AI Lab" \
-  --key "$work/demo.key" --registry "$work/consent.db" --ledger "$work/ledger.db" --report "$work/export.json"
+  --option clean-pixel-data --key "$work/demo.key" --registry "$work/consent.db" --ledger "$work/ledger.db" --report "$work/export.json"
 echo "== export for research: 1CT1 and 4MR1 permitted"
 "$radguard" export "$work/export-in" --output "$work/releases" --purpose research --recipient "University Hospital Study" \
-  --key "$work/demo.key" --registry "$work/consent.db" --ledger "$work/ledger.db"
+  --option clean-pixel-data --key "$work/demo.key" --registry "$work/consent.db" --ledger "$work/ledger.db"
 echo "== releases:"
 find "$work/releases" -maxdepth 1 -mindepth 1 | sort
 "$radguard" ledger verify --ledger "$work/ledger.db"

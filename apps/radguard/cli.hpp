@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "crypto/crypto.hpp"
 
 namespace radguard::cli {
 
@@ -28,6 +29,12 @@ void add_verify(CLI::App& app, Action& action);
 void add_manifest(CLI::App& app, Action& action);
 void add_redact(CLI::App& app, Action& action);
 void add_deface(CLI::App& app, Action& action);
+void add_share(CLI::App& app, Action& action);
+void add_pseudonym(CLI::App& app, Action& action);
+
+// Loads a secret key file (crypto::SecretKey::load), warning on stderr, as ssh does, when
+// the file is readable or writable by group or others.
+Result<crypto::SecretKey> load_secret_key(const std::string& path);
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);

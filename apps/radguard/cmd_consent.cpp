@@ -79,7 +79,8 @@ int run_set(const ConsentArgs& a) {
   if (!stored) return report_error(stored.error());
   record = *stored;
   if (a.json) {
-    std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(2)
+    std::cout << json{{"command", "consent set"}, {"recorded", record_json(record)}}.dump(
+                     2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
     std::cout << "recorded " << consent::decision_name(record.decision) << " for "
@@ -91,7 +92,7 @@ int run_set(const ConsentArgs& a) {
 int run_show(const ConsentArgs& a) {
   auto at = time_arg(a.at, "--at");
   if (!at) return report_error(at.error());
-  auto registry = consent::Registry::open(a.registry);
+  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::existing_only);
   if (!registry) return report_error(registry.error());
   json current = json::array();
   std::vector<std::pair<consent::Purpose, consent::Verdict>> verdicts;
@@ -111,7 +112,7 @@ int run_show(const ConsentArgs& a) {
     json h = json::array();
     for (const auto& r : *history) h.push_back(record_json(r));
     std::cout << json{{"patient_id", a.patient}, {"at", *at}, {"current", current}, {"history", h}}
-                     .dump(2)
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return kExitSuccess;
   }
@@ -146,14 +147,16 @@ int run_list(const ConsentArgs& a) {
   }
   auto at = time_arg(a.at, "--at");
   if (!at) return report_error(at.error());
-  auto registry = consent::Registry::open(a.registry);
+  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::existing_only);
   if (!registry) return report_error(registry.error());
   auto current = registry->current(purpose, *at);
   if (!current) return report_error(current.error());
   if (a.json) {
     json list = json::array();
     for (const auto& r : *current) list.push_back(record_json(r));
-    std::cout << json{{"at", *at}, {"decisions", list}}.dump(2) << "\n";
+    std::cout << json{{"at", *at}, {"decisions", list}}.dump(
+                     2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
     return kExitSuccess;
   }
   for (const auto& r : *current) {
@@ -175,7 +178,7 @@ int run_import(const ConsentArgs& a) {
                       {"format", summary->format},
                       {"imported", summary->imported},
                       {"skipped", summary->skipped}}
-                     .dump(2)
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
     std::cout << "imported " << summary->imported << " decisions from " << a.file << " ("
@@ -192,7 +195,7 @@ int run_default(const ConsentArgs& a) {
     return report_error(
         Error{ErrorCode::usage,
               "give both --purpose and --decision to change a default, or neither to show them"});
-  auto registry = consent::Registry::open(a.registry);
+  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::existing_only);
   if (!registry) return report_error(registry.error());
   if (!a.purpose.empty()) {
     auto purpose = purpose_arg(a.purpose);
@@ -208,7 +211,9 @@ int run_default(const ConsentArgs& a) {
     defaults[std::string(consent::purpose_name(p))] = consent::decision_name(*d);
   }
   if (a.json) {
-    std::cout << json{{"defaults", defaults}}.dump(2) << "\n";
+    std::cout << json{{"defaults", defaults}}.dump(2, ' ', false,
+                                                   nlohmann::json::error_handler_t::replace)
+              << "\n";
   } else {
     for (const auto& [purpose, decision] : defaults.items())
       std::cout << purpose << ": " << decision.get<std::string>() << "\n";

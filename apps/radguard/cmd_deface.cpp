@@ -326,7 +326,10 @@ int run_deface_command(const DefaceArgs& args) {
                          {"message", result.error().message}});
     }
   }
-  if (args.json) std::cout << nlohmann::json{{"results", results}}.dump(2) << "\n";
+  if (args.json)
+    std::cout << nlohmann::json{{"results", results}}.dump(2, ' ', false,
+                                                           nlohmann::json::error_handler_t::replace)
+              << "\n";
   return any_failed ? kExitSomeFailed : kExitSuccess;
 }
 

@@ -58,10 +58,12 @@ int run_disclosures(const DisclosuresArgs& a) {
       return report_error(Error{ErrorCode::usage, "--since: " + normalized.error().message});
     since = *normalized;
   }
-  auto key = crypto::SecretKey::load(a.key);
+  auto key = load_secret_key(a.key);
   if (!key) return report_error(key.error());
   auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
   if (!ledger) return report_error(ledger.error());
+  // With another key no patient is ever found: "0 disclosures" would be a false accounting.
+  if (auto same = ledger->check_key(key->fingerprint()); !same) return report_error(same.error());
   // An accounting from an altered ledger is still printed, but flagged and not a success.
   auto verified = ledger->verify();
   if (!verified) return report_error(verified.error());
@@ -98,7 +100,7 @@ int run_disclosures(const DisclosuresArgs& a) {
                       {"since", since ? json(*since) : json(nullptr)},
                       {"count", list.size()},
                       {"disclosures", list}};
-    std::cout << doc.dump(2) << "\n";
+    std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else if (a.format == "html") {
     std::ostringstream out;
     out << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Accounting of "

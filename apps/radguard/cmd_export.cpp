@@ -28,6 +28,8 @@ struct ExportArgs {
   unsigned threads = 0;
   bool no_progress = false;
   bool json = false;
+  bool dry_run = false;
+  std::string on_failure = "withhold-study";
   SignerArgs signer;
 };
 
@@ -54,10 +56,23 @@ int run_export_command(const ExportArgs& args) {
         Error{ErrorCode::not_found,
               "the consent registry " + args.registry +
                   " does not exist (create it with radguard consent import or set)"});
-  auto registry = consent::Registry::open(args.registry);
+  auto registry = consent::Registry::open(args.registry, consent::RegistryAccess::existing_only);
   if (!registry) return report_error(registry.error());
-  auto ledger = ledger::Ledger::open(args.ledger, ledger::LedgerAccess::create_if_missing);
+  // A dry run appends nothing: a ledger that does not exist yet is not created (an empty one
+  // in memory stands in for it).
+  std::error_code missing_ec;
+  const bool no_ledger_yet =
+      !args.ledger.starts_with("file:") && !std::filesystem::exists(args.ledger, missing_ec);
+  auto ledger = args.dry_run && no_ledger_yet
+                    ? ledger::Ledger::open("file:radguard-dry-run?mode=memory",
+                                           ledger::LedgerAccess::create_if_missing)
+                    : ledger::Ledger::open(args.ledger,
+                                           args.dry_run ? ledger::LedgerAccess::existing_only
+                                                        : ledger::LedgerAccess::create_if_missing);
   if (!ledger) return report_error(ledger.error());
+  // Checked before any work: the ledger would refuse the entry at the end.
+  if (auto same = ledger->check_key(stage.pseudonymizer().key().fingerprint()); !same)
+    return report_error(same.error());
 
   exporter::ExportOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
@@ -69,6 +84,11 @@ int run_export_command(const ExportArgs& args) {
     return make_pixel_stages(args.stage, stage, permitted);
   };
   options.output = args.output;
+  options.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
+  if (args.on_failure != "withhold-study" && args.on_failure != "abort")
+    return report_error(Error{ErrorCode::usage, "--on-failure must be withhold-study or abort"});
+  options.on_failure =
+      args.on_failure == "abort" ? exporter::OnFailure::abort : exporter::OnFailure::withhold_study;
   options.purpose = *purpose;
   options.recipient = args.recipient;
   options.threads = args.threads;
@@ -111,6 +131,13 @@ void add_export(CLI::App& app, Action& action) {
   cmd->add_option("--consent-at", args->consent_at,
                   "evaluate consent at this time instead of now (ISO 8601)");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
+  cmd->add_option("--on-failure", args->on_failure,
+                  "an instance that fails de-identification: withhold-study (its study is "
+                  "withheld whole, the rest released) or abort (nothing released)")
+      ->capture_default_str();
+  cmd->add_flag("--dry-run", args->dry_run,
+                "say per study what would be released or withheld (and why); write nothing, "
+                "append nothing to the ledger");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
   add_stage_options(*cmd, args->stage);

@@ -38,7 +38,7 @@ int run_keys_new(const KeysNewArgs& args) {
                                 {"subject", identity->subject},
                                 {"sha256_fingerprint", identity->fingerprint},
                                 {"test_only", true}};
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::printf("wrote %s (mode 0600) and %s\nsubject %s\nSHA-256 fingerprint %s\n",
                 args.key.c_str(), args.cert.c_str(), identity->subject.c_str(),

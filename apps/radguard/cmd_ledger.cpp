@@ -7,6 +7,7 @@
 #include "cli.hpp"
 #include "core/error_table.hpp"
 #include "crypto/crypto.hpp"
+#include "export/export.hpp"
 #include "ledger/ledger.hpp"
 
 namespace radguard::cli {
@@ -54,6 +55,11 @@ Result<std::vector<std::string>> check_releases(ledger::Ledger& ledger,
     } else if (crypto::to_hex(*digest) != it->second) {
       problems.push_back(release.string() +
                          ": manifest.json differs from the one recorded in the ledger");
+    } else {
+      // The manifest is the one recorded: every file must still be what it lists.
+      auto files = exporter::check_release_files(release);
+      if (!files) return std::unexpected(files.error());
+      for (const auto& problem : *files) problems.push_back(release.string() + ": " + problem);
     }
   }
   return problems;
@@ -91,12 +97,45 @@ int run_verify(const LedgerArgs& a) {
                                                        : nlohmann::json(nullptr)},
         {"problem", problem ? problem->message : ""},
         {"release_problems", release_problems}};
-    std::cout << doc.dump(2) << "\n";
+    std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   if (problem) return report_error(*problem);
   if (!a.json)
     std::cout << a.ledger << ": intact, " << report->entries << " entries, head "
               << report->head_hash << "\n";
+  return kExitSuccess;
+}
+
+// Every entry, oldest first: date, status, recipient, purpose, counts (no patient).
+int run_list(const LedgerArgs& a) {
+  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
+  if (!ledger) return report_error(ledger.error());
+  auto entries = ledger->all();
+  if (!entries) return report_error(entries.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& e : *entries) {
+    list.push_back({{"sequence", e.sequence},
+                    {"date", e.recorded_at},
+                    {"status", ledger::status_name(e.status)},
+                    {"recipient", e.recipient},
+                    {"purpose", e.purpose},
+                    {"release", e.release},
+                    {"patients", e.patients.size()},
+                    {"studies", e.studies},
+                    {"instances", e.instances},
+                    {"excluded_studies", e.excluded_studies},
+                    {"error", e.error}});
+    if (!a.json)
+      std::cout << e.sequence << "  " << e.recorded_at << "  " << ledger::status_name(e.status)
+                << "  " << e.recipient << "  " << e.purpose << "  " << e.patients.size()
+                << " patients, " << e.studies << " studies, " << e.instances << " instances, "
+                << e.excluded_studies << " studies withheld"
+                << (e.release.empty() ? "" : "  " + e.release) << "\n";
+  }
+  if (a.json)
+    std::cout << nlohmann::json{{"ledger", a.ledger}, {"entries", list}}.dump(
+                     2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
   return kExitSuccess;
 }
 
@@ -119,6 +158,11 @@ void add_ledger(CLI::App& app, Action& action) {
       "also check that every release-* folder in this folder is recorded with its manifest digest");
   verify->add_flag("--json", args->json, "print JSON on stdout");
   verify->callback([&action, args] { action = [args] { return run_verify(*args); }; });
+  auto* list = cmd->add_subcommand(
+      "list", "every release and failed attempt: date, recipient, purpose, counts (no patient)");
+  list->add_option("--ledger", args->ledger, "ledger (SQLite file or file: URI)")->required();
+  list->add_flag("--json", args->json, "print JSON on stdout");
+  list->callback([&action, args] { action = [args] { return run_list(*args); }; });
 }
 
 }  // namespace radguard::cli

@@ -45,7 +45,7 @@ int run_create(const ManifestArgs& args) {
                                 {"signed", signer.has_value()},
                                 {"file_count", manifest.at("file_count")},
                                 {"root", manifest.at("root")}};
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::cerr << "wrote " << output.string() << ": " << manifest.at("file_count").get<std::size_t>()
               << " files, root " << manifest.at("root").get<std::string>()

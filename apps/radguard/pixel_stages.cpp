@@ -5,6 +5,7 @@
 #include "batch/batch.hpp"
 #include "deface/dicom_series.hpp"
 #include "redact/redact.hpp"
+#include "share/gates.hpp"
 
 namespace radguard::cli {
 
@@ -61,6 +62,9 @@ Result<std::vector<deid::PixelStage>> make_pixel_stages(
     auto text = text_stage(args);
     if (!text) return std::unexpected(text.error());
     stages.push_back(std::move(*text));
+  } else if (!args.allow_burned_in) {
+    // Nothing cleans burned-in text: whatever may show it is refused, not released silently.
+    stages.push_back(share::burned_in_gate());
   }
   return stages;
 }

@@ -399,9 +399,16 @@ Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipp
   return records;
 }
 
-Result<Registry> Registry::open(const std::string& path_or_uri) {
-  auto db = sqlite::Database::open(path_or_uri, sqlite::OpenMode::create);
-  if (!db) return std::unexpected(db.error());
+Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess access) {
+  auto db = sqlite::Database::open(path_or_uri, access == RegistryAccess::create_if_missing
+                                                    ? sqlite::OpenMode::create
+                                                    : sqlite::OpenMode::existing);
+  if (!db)
+    return db.error().code == ErrorCode::not_found
+               ? fail(ErrorCode::not_found,
+                      "the consent registry " + path_or_uri +
+                          " does not exist (radguard consent import or consent set creates it)")
+               : std::unexpected(db.error());
   Registry registry(std::move(*db));
   auto tx = sqlite::Transaction::begin(registry.db_, sqlite::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());

@@ -83,6 +83,11 @@ Result<std::vector<Record>> parse_csv(std::string_view text, std::string_view so
 // ErrorCode::usage naming the Bundle entry. `skipped` counts resources not in force.
 Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipped);
 
+enum class RegistryAccess : std::uint8_t {
+  create_if_missing,  // consent import, consent set: the first decision creates it (0600)
+  existing_only,      // everything that only reads it, and export
+};
+
 // An open registry. Not thread-safe: open one per thread (SQLite serialises writers across
 // threads and processes; readers and writers wait up to the busy timeout).
 class Registry {
@@ -90,7 +95,10 @@ class Registry {
   // Opens (creating when missing) the registry at a path or "file:" URI, creating the schema
   // and the out-of-the-box default policy (every purpose denied but clinical care). Fails
   // with ErrorCode::io, or ErrorCode::integrity when the file is not a radguard registry.
-  static Result<Registry> open(const std::string& path_or_uri);
+  // With RegistryAccess::existing_only a missing registry fails with ErrorCode::not_found
+  // (readers: a mistyped path must not become a fresh registry that denies everything).
+  static Result<Registry> open(const std::string& path_or_uri,
+                               RegistryAccess access = RegistryAccess::create_if_missing);
 
   // Appends one decision (history is never overwritten) and returns it as stored, with its
   // sequence and recorded_at assigned and its dates normalised. The record's patient_id,

@@ -35,9 +35,19 @@ std::string_view file_status_name(FileStatus status) {
 }
 
 int DeidRunReport::exit_code() const {
-  const bool any_failed =
-      count(FileStatus::failed) > 0 || count(FileStatus::duplicate) > 0 || !missing_inputs.empty();
+  // A run that found nothing to de-identify did not do what was asked (a wrong folder, a
+  // CD whose images are all in an unsupported form): not a success.
+  const bool any_failed = count(FileStatus::failed) > 0 || count(FileStatus::duplicate) > 0 ||
+                          !missing_inputs.empty() || dicom_inputs() == 0;
   return any_failed ? kExitSomeFailed : kExitSuccess;
+}
+
+std::size_t DeidRunReport::burned_in_refused() const {
+  return static_cast<std::size_t>(
+      std::count_if(problems.begin(), problems.end(), [](const auto& o) {
+        return o.status == FileStatus::failed && o.error == ErrorCode::policy &&
+               o.reason.starts_with(kBurnedInRefusal);
+      }));
 }
 
 Result<fs::path> output_name(const InstanceIdentity& identity) {
@@ -342,10 +352,18 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         {"status", "missing_input"},
                         {"error", "io"},
                         {"reason", display_reason(m.reason, report, options)}});
+  json kept = json::array();
+  for (const auto& k : stage.policy().kept_against_profile())
+    kept.push_back({{"tag", k.tag.to_string()},
+                    {"name", k.name},
+                    {"kept_by", k.source},
+                    {"direct_identifier", k.direct_identifier}});
   const json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"command", "deid"},
+      {"kept_against_profile", kept},
+      {"patient_identity_removed", !stage.policy().keeps_direct_identifier()},
       {"profile",
        {{"preset", stage.policy().preset()},
         {"options", stage.policy().option_names()},
@@ -362,37 +380,60 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
        {{"files_seen", report.files_seen},
         {"written", report.count(FileStatus::written)},
         {"failed", report.count(FileStatus::failed)},
+        {"refused_burned_in_text", report.burned_in_refused()},
         {"duplicates", report.count(FileStatus::duplicate)},
         {"skipped_not_dicom", report.count(FileStatus::skipped_not_dicom)},
         {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
-        {"missing_inputs", report.missing_inputs.size()}}},
+        {"missing_inputs", report.missing_inputs.size()},
+        {"dicom_inputs", report.dicom_inputs()}}},
       {"bytes_read", report.bytes_read},
       {"seconds", report.seconds},
       {"failures", failures},
       {"skipped", skipped},
       {"exit_code", report.exit_code()},
   };
-  return doc.dump(2) + "\n";
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string report_text(const DeidRunReport& report, const DeidRunOptions& options) {
   std::ostringstream out;
   out << "de-identified " << report.count(FileStatus::written) << " of " << report.files_seen
       << " files in " << report.seconds << " s";
-  out << "; failed " << report.count(FileStatus::failed) << ", duplicates "
-      << report.count(FileStatus::duplicate) << ", not DICOM "
+  out << "; failed " << report.count(FileStatus::failed);
+  if (const std::size_t refused = report.burned_in_refused(); refused > 0)
+    out << " (" << refused << " refused: may show burned-in text)";
+  out << ", duplicates " << report.count(FileStatus::duplicate) << ", not DICOM "
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
+  // Inputs failing for one reason in a row (the slices of a refused series) share one line.
+  const std::string* last_reason = nullptr;
+  std::size_t repeats = 0;
+  auto flush_repeats = [&] {
+    if (repeats > 0)
+      out << "error: ... and " << repeats << " more input" << (repeats == 1 ? "" : "s")
+          << " for the same reason\n";
+    repeats = 0;
+  };
   for (const auto& o : report.problems) {
-    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate)
-      out << "error: " << display_path(o.input, report, options) << ": "
-          << display_reason(o.reason, report, options)
-          << (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")")
-          << "\n";
+    if (o.status != FileStatus::failed && o.status != FileStatus::duplicate) continue;
+    if (last_reason != nullptr && *last_reason == o.reason) {
+      ++repeats;
+      continue;
+    }
+    flush_repeats();
+    out << "error: " << display_path(o.input, report, options) << ": "
+        << display_reason(o.reason, report, options)
+        << (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")")
+        << "\n";
+    last_reason = &o.reason;
   }
+  flush_repeats();
   for (const auto& m : report.missing_inputs)
     out << "error: " << display_path(m.path, report, options) << ": "
         << display_reason(m.reason, report, options) << "\n";
+  if (report.dicom_inputs() == 0)
+    out << "error: no DICOM input found (" << report.files_seen
+        << " files looked at); nothing was de-identified\n";
   return out.str();
 }
 

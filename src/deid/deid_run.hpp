@@ -89,7 +89,13 @@ struct DeidRunReport {
   std::vector<std::string> identifying_components;
 
   std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
-  // 0 when every DICOM input was written, 1 otherwise.
+  // Failed inputs refused because their pixels may show burned-in text (kBurnedInRefusal).
+  std::size_t burned_in_refused() const;
+  // DICOM inputs found (written, failed or duplicate; not DICOMDIR files).
+  std::size_t dicom_inputs() const {
+    return count(FileStatus::written) + count(FileStatus::failed) + count(FileStatus::duplicate);
+  }
+  // 0 when every DICOM input was written and there was at least one, 1 otherwise.
   int exit_code() const;
 };
 

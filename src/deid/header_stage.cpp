@@ -465,7 +465,10 @@ PhiValues path_identifiers(const dicom::DicomFile& file) {
 
 HeaderStage::HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer,
                          BurnedInPolicy burned_in)
-    : policy_(std::move(policy)), pseudonymizer_(std::move(pseudonymizer)), burned_in_(burned_in) {}
+    : policy_(std::move(policy)),
+      pseudonymizer_(std::move(pseudonymizer)),
+      burned_in_(burned_in),
+      identity_removed_(!policy_.keeps_direct_identifier()) {}
 
 std::string HeaderStage::method_description() const {
   std::string text = "radguard PS3.15 2026d Basic Profile";
@@ -480,9 +483,10 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
     if (const auto burned = file.string_of(kBurnedInAnnotation);
         burned && trimmed(*burned) == "YES")
       return fail(ErrorCode::policy,
-                  "Burned In Annotation is YES and no pixel stage cleaned the image (use "
-                  "--option clean-pixel-data, or --allow-burned-in-annotation only after "
-                  "checking the pixels)");
+                  std::string(kBurnedInRefusal) +
+                      " (Burned In Annotation is YES) and no pixel stage cleaned the image (use "
+                      "--option clean-pixel-data, or --allow-burned-in-annotation only after "
+                      "checking the pixels)");
   }
   const std::string key = pseudonym::patient_key(
       file.string_of(kPatientId).value_or(""), file.string_of(kIssuerOfPatientId).value_or(""),
@@ -514,7 +518,7 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   const char* longitudinal = policy_.has(ProfileOption::retain_long_full_dates)       ? "UNMODIFIED"
                              : policy_.has(ProfileOption::retain_long_modified_dates) ? "MODIFIED"
                                                                                       : "REMOVED";
-  for (auto status : {file.set_string(kPatientIdentityRemoved, "YES"),
+  for (auto status : {file.set_string(kPatientIdentityRemoved, identity_removed_ ? "YES" : "NO"),
                       file.set_string(kDeidentificationMethod, method_description()),
                       file.set_code_sequence(kDeidentificationMethodCodes, codes),
                       file.set_string(kLongitudinalTemporalInfo, longitudinal)}) {

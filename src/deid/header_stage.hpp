@@ -3,6 +3,7 @@
 // nesting level, with keyed pseudonyms and per-patient date shifts, then marks the object
 // as de-identified (PS3.15 E.1.1 and CID 7050).
 #include <string>
+#include <string_view>
 
 #include "core/result.hpp"
 #include "deid/policy.hpp"
@@ -19,6 +20,10 @@ enum class BurnedInPolicy : std::uint8_t {
   allow,   // the operator has checked these images by other means
 };
 
+// How every refusal for burned-in text begins (the header stage's own for Burned In
+// Annotation = YES, and share::burned_in_gate's), so reports can count them.
+inline constexpr std::string_view kBurnedInRefusal = "may show burned-in text";
+
 // Identifiers of one output object, all after de-identification (no PHI).
 struct InstanceIdentity {
   std::string study_uid;
@@ -32,9 +37,11 @@ class HeaderStage {
  public:
   HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer, BurnedInPolicy burned_in);
 
-  // De-identifies `file` in place. Fails with ErrorCode::policy when the object must not be
-  // released (burned-in annotation), ErrorCode::internal if DCMTK refuses an edit. On
-  // failure the object is left half-changed and must be discarded.
+  // De-identifies `file` in place. Marks it Patient Identity Removed = YES, or NO when the
+  // policy keeps a direct identifier (Policy::keeps_direct_identifier). Fails with
+  // ErrorCode::policy when the object must not be released (burned-in annotation),
+  // ErrorCode::internal if DCMTK refuses an edit. On failure the object is left half-changed and
+  // must be discarded.
   Result<InstanceIdentity> apply(dicom::DicomFile& file) const;
 
   const Policy& policy() const { return policy_; }
@@ -46,6 +53,8 @@ class HeaderStage {
   Policy policy_;
   pseudonym::Pseudonymizer pseudonymizer_;
   BurnedInPolicy burned_in_;
+  // Patient Identity Removed is YES only when no direct identifier is kept.
+  bool identity_removed_ = true;
 };
 
 // The values of `file` that may name it in a folder or file name (patient names, IDs,

@@ -223,6 +223,66 @@ Action Policy::structured_content_action(const standard::StructuredContentRow& r
   return resolve(row.basic);
 }
 
+bool is_direct_identifier(Tag tag) {
+  if (tag.group != 0x0010) return false;
+  switch (tag.element) {
+    case 0x0010:  // Patient's Name
+    case 0x0020:  // Patient ID
+    case 0x0030:  // Patient's Birth Date
+    case 0x0032:  // Patient's Birth Time
+    case 0x1000:  // Other Patient IDs
+    case 0x1001:  // Other Patient Names
+    case 0x1002:  // Other Patient IDs Sequence
+    case 0x1005:  // Patient's Birth Name
+    case 0x1040:  // Patient's Address
+    case 0x1060:  // Patient's Mother's Birth Name
+    case 0x1090:  // Medical Record Locator
+    case 0x2154:  // Patient's Telephone Numbers
+    case 0x2155:  // Patient's Telecom Information
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<KeptAttribute> Policy::kept_against_profile() const {
+  std::vector<KeptAttribute> kept;
+  std::vector<std::pair<Tag, Action>> overrides(overrides_.begin(), overrides_.end());
+  std::sort(overrides.begin(), overrides.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [tag, action] : overrides) {
+    if (action != Action::keep) continue;
+    const standard::ProfileRow* row = standard::find_profile_row(tag);
+    // Not in Table E.1-1: the profile keeps public attributes it does not list (private
+    // ones fall under its private-attributes row, X).
+    if (row == nullptr && !tag.is_private()) continue;
+    if (row != nullptr && resolve(row->basic) == Action::keep) continue;
+    kept.push_back(
+        {tag, row != nullptr && !row->private_attributes ? std::string(row->name) : tag.to_string(),
+         "recipe", is_direct_identifier(tag)});
+  }
+  for (const standard::ProfileRow& row : standard::profile_rows()) {
+    if (resolve(row.basic) == Action::keep) continue;
+    const Tag tag{row.group, row.element};
+    if (!row.private_attributes && row.group_mask == 0xFFFF && row.element_mask == 0xFFFF &&
+        overrides_.contains(tag))
+      continue;  // the recipe decides this one
+    for (std::size_t i = 0; i < standard::kProfileOptionCount; ++i) {
+      if (!options_[i] || row.options[i] != ActionCode::K) continue;
+      kept.push_back({tag, row.name, std::string(kOptionInfo[i].cli_name),
+                      !row.private_attributes && is_direct_identifier(tag)});
+      break;
+    }
+  }
+  return kept;
+}
+
+bool Policy::keeps_direct_identifier() const {
+  const auto kept = kept_against_profile();
+  return std::any_of(kept.begin(), kept.end(),
+                     [](const KeptAttribute& k) { return k.direct_identifier; });
+}
+
 std::vector<std::string> Policy::option_names() const {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < kOptionInfo.size(); ++i)

@@ -48,6 +48,19 @@ struct OptionInfo {
 // CLI name and CID 7050 code of each table option, in table order.
 std::span<const OptionInfo> table_option_info();
 
+// An attribute this policy keeps although the Basic Profile alone would remove, empty,
+// dummy, clean or replace it.
+struct KeptAttribute {
+  Tag tag;
+  std::string name;                // the table's name ("Patient's Name"), or the tag for other rows
+  std::string source;              // "recipe", or the CLI name of the option whose column keeps it
+  bool direct_identifier = false;  // see is_direct_identifier()
+};
+
+// Patient's Name, ID, birth date and time, address, telephone and telecom, other IDs and
+// names, birth and mother's birth name, Medical Record Locator: what names the patient.
+bool is_direct_identifier(Tag tag);
+
 class Policy {
  public:
   // Builds a policy from a preset ("basic", "research"), extra option names (as on the
@@ -78,6 +91,13 @@ class Policy {
   // CID 7050 codes: 113100 then one per option in effect (pixel options last).
   std::vector<const standard::CodedConcept*> method_codes() const;
   std::size_t override_count() const { return overrides_.size(); }
+
+  // What this policy keeps that the Basic Profile would not (recipe overrides to K first,
+  // then the table rows a chosen option's column keeps), for warnings and reports.
+  std::vector<KeptAttribute> kept_against_profile() const;
+  // True when a direct identifier is kept: the output must not claim Patient Identity
+  // Removed = YES.
+  bool keeps_direct_identifier() const;
 
  private:
   Action resolve_row(const standard::ProfileRow& row) const;

@@ -128,6 +128,48 @@ json counts_json(const ExportReport& r) {
 
 }  // namespace
 
+Result<std::vector<std::string>> check_release_files(const fs::path& release) {
+  auto text = read_small_file(release / "manifest.json");
+  if (!text) return std::unexpected(text.error());
+  const json manifest = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_array())
+    return fail(ErrorCode::integrity,
+                (release / "manifest.json").string() + " is not a radguard release manifest");
+  std::vector<std::string> problems;
+  std::set<std::string> listed;
+  for (const json& f : manifest["files"]) {
+    const std::string path = f.value("path", "");
+    const std::string expected = f.value("sha256", "");
+    // A listed name must stay inside the release.
+    if (path.empty() || fs::path(path).is_absolute() || path.find("..") != std::string::npos) {
+      problems.push_back("the manifest lists an invalid path");
+      continue;
+    }
+    listed.insert(path);
+    std::error_code ec;
+    if (!fs::is_regular_file(release / path, ec)) {
+      problems.push_back(path + ": missing");
+      continue;
+    }
+    auto digest = crypto::sha256_file(release / path);
+    if (!digest) {
+      problems.push_back(path + ": " + digest.error().message);
+    } else if (crypto::to_hex(*digest) != expected) {
+      problems.push_back(path + ": altered (its SHA-256 is not the one recorded)");
+    }
+  }
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(release, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const std::string name = fs::relative(it->path(), release).generic_string();
+    if (name != "manifest.json" && !listed.contains(name))
+      problems.push_back(name + ": added (not in the manifest)");
+  }
+  if (ec) return fail(ErrorCode::io, "cannot list " + release.string() + ": " + ec.message());
+  return problems;
+}
+
 std::string_view exclusion_name(Exclusion reason) {
   switch (reason) {
     case Exclusion::consent_denied:
@@ -140,6 +182,8 @@ std::string_view exclusion_name(Exclusion reason) {
       return "conflicting_patient_ids";
     case Exclusion::no_study_uid:
       return "no_study_uid";
+    case Exclusion::failed_instance:
+      return "failed_instance";
   }
   return "consent_denied";
 }
@@ -157,7 +201,9 @@ std::uint64_t ExportReport::excluded_instances() const {
 }
 
 int ExportReport::exit_code() const {
-  return status == ledger::EntryStatus::released ? kExitSuccess : kExitSomeFailed;
+  if (mode == ExportMode::dry_run) return error.empty() ? kExitSuccess : kExitSomeFailed;
+  return status == ledger::EntryStatus::released && failures.empty() ? kExitSuccess
+                                                                     : kExitSomeFailed;
 }
 
 deid::PixelStage consented_identity_check(
@@ -198,10 +244,17 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   entry.profile = profile_of(stage);
   entry.release = report.release_name;
 
-  // Records the failure in the ledger; only a ledger that cannot be written is an Error.
+  report.mode = options.mode;
+  // Records the failure in the ledger (a dry run records nothing); only a ledger that cannot
+  // be written is an Error.
   auto failed = [&](std::string why) -> Result<ExportReport> {
     report.status = ledger::EntryStatus::failed;
     report.error = std::move(why);
+    if (options.mode == ExportMode::dry_run) {
+      report.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return report;
+    }
     entry.status = ledger::EntryStatus::failed;
     entry.error = report.error;
     entry.patients.clear();
@@ -292,6 +345,11 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
                                                                : Exclusion::no_consent;
       permitted[patient] = verdict->permitted();
     }
+    const std::string released_uid = stage.policy().has(standard::ProfileOption::retain_uids)
+                                         ? uid
+                                         : stage.pseudonymizer().uid(uid);
+    report.plan.push_back({released_uid, study.files.size(),
+                           exclusion ? std::string(exclusion_name(*exclusion)) : "release"});
     if (exclusion) {
       report.excluded[*exclusion].studies += 1;
       report.excluded[*exclusion].instances += study.files.size();
@@ -317,6 +375,12 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   if (included.empty())
     return failed("no study may be released for " + entry.purpose + ": " +
                   std::to_string(report.excluded_studies()) + " excluded, none permitted");
+  if (options.mode == ExportMode::dry_run) {
+    // Nothing is de-identified, written or recorded.
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
 
   // 3. De-identify the permitted studies into a staging folder that is never a release.
   fs::create_directories(options.output, ec);
@@ -344,10 +408,44 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
   }
   for (const auto& missing : deid_report->missing_inputs) report.missing_inputs.push_back(missing);
-  if (!report.failures.empty() || !deid_report->missing_inputs.empty())
+  if (!deid_report->missing_inputs.empty() ||
+      (!report.failures.empty() && options.on_failure == OnFailure::abort))
     return failed(std::to_string(report.failures.size()) + " of " +
                   std::to_string(included.size()) +
                   " DICOM input(s) failed de-identification; nothing was released");
+  // A study with a failed instance is withheld whole (never released in part); the others go.
+  std::set<std::string> withheld;  // original Study Instance UIDs
+  for (const auto& outcome : report.failures)
+    if (const auto it = consented->find(outcome.input.string()); it != consented->end())
+      withheld.insert(it->second.study_uid);
+  if (!withheld.empty()) {
+    std::vector<deid::FileOutcome> kept;
+    for (auto& outcome : deid_report->written) {
+      const auto it = consented->find(outcome.input.string());
+      if (it != consented->end() && withheld.contains(it->second.study_uid)) {
+        fs::remove(staging.path() / outcome.output, ec);
+        continue;
+      }
+      kept.push_back(std::move(outcome));
+    }
+    deid_report->written = std::move(kept);
+    for (const auto& uid : withheld) {
+      const std::uint64_t instances = studies.at(uid).files.size();
+      report.excluded[Exclusion::failed_instance].studies += 1;
+      report.excluded[Exclusion::failed_instance].instances += instances;
+      report.studies_included -= 1;
+      report.instances_included -= instances;
+      for (auto& plan : report.plan)
+        if (plan.study_uid == (stage.policy().has(standard::ProfileOption::retain_uids)
+                                   ? uid
+                                   : stage.pseudonymizer().uid(uid)))
+          plan.decision = std::string(exclusion_name(Exclusion::failed_instance));
+    }
+    if (deid_report->written.empty())
+      return failed(
+          "every permitted study has an instance that failed de-identification; "
+          "nothing was released");
+  }
 
   // 4. The manifest, and the ledger entry's account of who is in the release.
   json files = json::array();
@@ -378,6 +476,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
         std::find(study.modalities.begin(), study.modalities.end(), m) == study.modalities.end())
       study.modalities.push_back(m);
   }
+  report.patients_included = by_patient.size();  // after withheld studies
   const json manifest = {
       {"format", "radguard-release-manifest/1"},
       {"tool", "radguard"},
@@ -392,7 +491,8 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       {"counts", counts_json(report)},
       {"files", files},
   };
-  const std::string manifest_text = manifest.dump(2) + "\n";
+  const std::string manifest_text =
+      manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (auto s = write_file_atomically(staging.path() / "manifest.json", manifest_text,
                                      fs::perms::owner_read | fs::perms::owner_write |
                                          fs::perms::group_read | fs::perms::others_read);
@@ -462,6 +562,10 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
                         {"status", "missing_input"},
                         {"error", "io"},
                         {"reason", m.reason}});
+  json plan = json::array();
+  for (const auto& p : report.plan)
+    plan.push_back(
+        {{"study_uid", p.study_uid}, {"instances", p.instances}, {"decision", p.decision}});
   json counts = counts_json(report);
   counts["files_seen"] = report.files_seen;
   counts["studies_seen"] = report.studies_seen;
@@ -472,7 +576,10 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"command", "export"},
-      {"status", ledger::status_name(report.status)},
+      {"status", report.mode == ExportMode::dry_run
+                     ? std::string("dry_run")
+                     : std::string(ledger::status_name(report.status))},
+      {"plan", plan},
       {"error", report.error},
       {"purpose", std::string(consent::purpose_name(options.purpose))},
       {"recipient", trimmed(options.recipient)},
@@ -489,7 +596,7 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"seconds", report.seconds},
       {"exit_code", report.exit_code()},
   };
-  return doc.dump(2) + "\n";
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string report_text(const ExportReport& report) {
@@ -497,7 +604,15 @@ std::string report_text(const ExportReport& report) {
     return std::to_string(n) + " " + (n == 1 ? one : many);
   };
   std::ostringstream out;
-  if (report.status == ledger::EntryStatus::released) {
+  if (report.mode == ExportMode::dry_run) {
+    out << "dry run, nothing written or recorded: would release "
+        << count(report.instances_included, "instance", "instances") << " in "
+        << count(report.studies_included, "study", "studies") << " (de-identification not "
+        << "attempted)" << (report.error.empty() ? "" : "; would FAIL: " + report.error) << "\n";
+    for (const auto& p : report.plan)
+      out << "study " << p.study_uid << ": " << count(p.instances, "instance", "instances") << ": "
+          << (p.decision == "release" ? "release" : "withhold (" + p.decision + ")") << "\n";
+  } else if (report.status == ledger::EntryStatus::released) {
     out << "released " << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " to " << report.release.string()
         << " (ledger entry " << report.ledger_sequence << ")\n";

@@ -32,6 +32,13 @@ enum class Exclusion : std::uint8_t {
   no_patient_id,        // consent cannot be checked without a Patient ID (fail closed)
   conflicting_patient,  // the study's files name different patients (fail closed)
   no_study_uid,         // the file has no Study Instance UID to group it by (fail closed)
+  failed_instance,  // an instance of the study failed de-identification (OnFailure::withhold_study)
+};
+
+// What a failed instance does to a release.
+enum class OnFailure : std::uint8_t {
+  withhold_study,  // its study is withheld whole, the other studies are released
+  abort,           // nothing is released (all or nothing)
 };
 std::string_view exclusion_name(Exclusion reason);
 
@@ -40,7 +47,22 @@ struct ExclusionCount {
   std::uint64_t instances = 0;
 };
 
+// Whether an export releases, or only says what it would do.
+enum class ExportMode : std::uint8_t {
+  release,  // de-identify, publish, record in the ledger
+  dry_run,  // scan and check consent only: nothing written, nothing appended to the ledger
+};
+
+// One study's fate in a dry run, named by the Study Instance UID it would be released under.
+struct StudyPlan {
+  std::string study_uid;  // as released (pseudonymous unless retain-uids)
+  std::uint64_t instances = 0;
+  std::string decision;  // "release", or an exclusion_name()
+};
+
 struct ExportOptions {
+  ExportMode mode = ExportMode::release;
+  OnFailure on_failure = OnFailure::withhold_study;
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;  // OUTDIR: the release folder is created inside it
   consent::Purpose purpose = consent::Purpose::research;
@@ -83,10 +105,14 @@ struct ExportReport {
   std::vector<deid::FileOutcome> failures;
   std::vector<batch::MissingInput> missing_inputs;
   double seconds = 0;
+  ExportMode mode = ExportMode::release;
+  std::vector<StudyPlan> plan;  // dry run: every study, in Study UID order
 
   std::uint64_t excluded_studies() const;
   std::uint64_t excluded_instances() const;
-  // kExitSuccess when released, kExitSomeFailed otherwise.
+  // kExitSuccess when released with no failure (dry run: when every input could be read and
+  // some study would be released), kExitSomeFailed otherwise (also a release with studies
+  // withheld for a failed instance).
   int exit_code() const;
 };
 
@@ -110,6 +136,12 @@ deid::PixelStage consented_identity_check(
 // left behind). Never throws.
 Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
                                 consent::Registry& registry, ledger::Ledger& ledger);
+
+// Checks a published release folder against its manifest.json: every listed file present with
+// the SHA-256 the manifest records, no file that is not listed (manifest.json aside). Returns
+// one problem per altered, missing or added file (names relative to the release); fails
+// only when the manifest cannot be read (ErrorCode::io or ErrorCode::integrity).
+Result<std::vector<std::string>> check_release_files(const std::filesystem::path& release);
 
 // The operator's JSON report (counts, exclusions by reason, failures with input paths,
 // the ledger entry). Names no patient.

@@ -50,6 +50,20 @@ std::string trimmed(std::string_view s) {
   return std::string(s);
 }
 
+std::string key_mismatch(std::string_view given, std::string_view recorded) {
+  return "the key given (fingerprint " + std::string(given) +
+         ") is not the key of this ledger (fingerprint " + std::string(recorded) +
+         "): patients cannot be found with it; use the key the exports used";
+}
+
+Status remember_key(sqlite::Database& db, std::string_view fingerprint) {
+  auto insert =
+      db.prepare("INSERT OR IGNORE INTO ledger_meta(key, value) VALUES ('key_fingerprint', ?1)");
+  if (!insert) return std::unexpected(insert.error());
+  (void)insert->bind(1, fingerprint);
+  return insert->run();
+}
+
 json to_json(const Entry& e) {
   json patients = json::array();
   for (const auto& p : e.patients) {
@@ -277,6 +291,15 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
     entry.sequence = *row ? head->integer(0) + 1 : 1;
     entry.prev_hash = *row ? head->text(1) : kGenesis;
   }
+  // One ledger, one key: patient hashes under another key could never be found again.
+  if (!entry.profile.key_fingerprint.empty()) {
+    auto recorded = key_fingerprint();
+    if (!recorded) return std::unexpected(recorded.error());
+    if (*recorded && *recorded != entry.profile.key_fingerprint)
+      return fail(ErrorCode::key, key_mismatch(entry.profile.key_fingerprint, **recorded));
+    if (auto s = remember_key(db_, entry.profile.key_fingerprint); !s)
+      return std::unexpected(s.error());
+  }
   entry.recorded_at = utc_now_iso8601();
   const std::string body = canonical_body(entry);
   entry.entry_hash = chain_hash(entry.prev_hash, body);
@@ -403,6 +426,36 @@ Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash,
     out.push_back(std::move(*entry));
   }
   return out;
+}
+
+Result<std::optional<std::string>> Ledger::key_fingerprint() {
+  {
+    auto meta = db_.prepare("SELECT value FROM ledger_meta WHERE key = 'key_fingerprint'");
+    if (!meta) return std::unexpected(meta.error());
+    auto row = meta->step();
+    if (!row) return std::unexpected(row.error());
+    if (*row && !meta->text(0).empty()) return std::optional<std::string>(meta->text(0));
+  }
+  auto s = db_.prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
+  if (!s) return std::unexpected(s.error());
+  for (;;) {
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto entry = entry_from_row(read_row(*s));
+    if (!entry) return std::unexpected(entry.error());
+    if (!entry->profile.key_fingerprint.empty())
+      return std::optional<std::string>(entry->profile.key_fingerprint);
+  }
+  return std::optional<std::string>();
+}
+
+Status Ledger::check_key(std::string_view fingerprint) {
+  auto recorded = key_fingerprint();
+  if (!recorded) return std::unexpected(recorded.error());
+  if (*recorded && **recorded != fingerprint)
+    return fail(ErrorCode::key, key_mismatch(fingerprint, **recorded));
+  return {};
 }
 
 Result<std::vector<Entry>> Ledger::all() {

@@ -107,7 +107,9 @@ class Ledger {
   // stored. `before_commit`, when given, runs while the ledger's write lock is held and
   // the entry is written but not committed: if it fails the entry is rolled back and its
   // error returned, so an action (publishing a release) and its record stand or fall
-  // together. Fails with ErrorCode::io (busy beyond the timeout, storage errors).
+  // together. The first append records entry.profile.key_fingerprint as the ledger's key;
+  // an entry made with another key fails with ErrorCode::key (one ledger, one key). Fails
+  // with ErrorCode::io (busy beyond the timeout, storage errors).
   Result<Entry> append(Entry entry, const std::function<Status()>& before_commit = {});
 
   // Checks every entry's hash, its link to the previous entry, its position and that its
@@ -123,6 +125,16 @@ class Ledger {
 
   // Every entry, oldest first.
   Result<std::vector<Entry>> all();
+
+  // The fingerprint of the secret key this ledger's patient hashes are made with: recorded
+  // by the first append (ledger_meta), or, in a ledger written before it was recorded, the
+  // first entry's. nullopt for a ledger with no entry yet.
+  Result<std::optional<std::string>> key_fingerprint();
+
+  // Fails with ErrorCode::key when `fingerprint` is not the ledger's key's (a patient's
+  // disclosures cannot be found with another key: an accounting would wrongly say none).
+  // An empty ledger accepts any key.
+  Status check_key(std::string_view fingerprint);
 
  private:
   explicit Ledger(sqlite::Database db) : db_(std::move(db)) {}

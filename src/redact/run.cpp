@@ -288,7 +288,7 @@ std::string report_json(const RedactRunReport& report, const RedactRunOptions& o
                       {"missing_inputs", report.missing_inputs.size()},
                       {"boxes", boxes}}},
                     {"files", files}};
-  return doc.dump(2) + "\n";
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string report_text(const RedactRunReport& report) {

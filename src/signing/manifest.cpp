@@ -147,13 +147,15 @@ Result<std::string> create_manifest(const fs::path& folder, const std::optional<
   if (signer) {
     // The signature covers the compact dump of "manifest": nlohmann writes object keys in
     // sorted order, so the verifier can reproduce these exact bytes.
-    auto signature = sign_detached(manifest.dump(), signer->key, signer->cert);
+    auto signature =
+        sign_detached(manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      signer->key, signer->cert);
     if (!signature) return std::unexpected(signature.error());
     document["signature"] = {{"algorithm", signature->algorithm},
                              {"certificate", signature->certificate_pem},
                              {"value", signature->value}};
   }
-  return document.dump(2) + "\n";
+  return document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string_view to_string(FileChange change) {
@@ -212,7 +214,9 @@ Result<ManifestVerification> verify_manifest(const fs::path& folder, std::string
       DetachedSignature detached{signature.at("algorithm").get<std::string>(),
                                  signature.at("certificate").get<std::string>(),
                                  signature.at("value").get<std::string>()};
-      auto checked = verify_detached(manifest.dump(), detached, trusted);
+      auto checked =
+          verify_detached(manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                          detached, trusted);
       if (!checked) return std::unexpected(checked.error());
       result.signature = *checked;
     }
@@ -278,7 +282,7 @@ std::string verification_json(const ManifestVerification& v, UnsignedManifest un
                  {"signature", signature},         {"root_matches", v.root_matches},
                  {"files_listed", v.files_listed}, {"unchanged", v.unchanged},
                  {"differences", differences}};
-  return report.dump(2) + "\n";
+  return report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string verification_text(const ManifestVerification& v, UnsignedManifest unsigned_policy) {

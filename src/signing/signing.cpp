@@ -173,7 +173,7 @@ std::string sign_report_json(const SignBatchReport& report, const Signer& signer
               {"signed", report.files.size() - report.failed()},
               {"failed", report.failed()},
               {"files", files}};
-  return out.dump(2) + "\n";
+  return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string sign_report_text(const SignBatchReport& report) {
@@ -217,7 +217,7 @@ std::string verify_report_json(const VerifyBatchReport& report) {
               {"not_valid", report.not_valid()},
               {"counts", counts},
               {"files", files}};
-  return out.dump(2) + "\n";
+  return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string verify_report_text(const VerifyBatchReport& report) {

@@ -1,0 +1,24 @@
+#pragma once
+// Zip files in and out (libarchive), for `radguard share`.
+#include <filesystem>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace radguard::share {
+
+// True when `path` is a regular file starting with a zip signature.
+bool is_zip(const std::filesystem::path& path);
+
+// Extracts the regular files of a zip into `folder` (which must exist), refusing entries
+// that climb out of it (absolute paths, "..", links). Fails with ErrorCode::malformed_dicom
+// (sic: an unreadable archive is an unreadable input) or ErrorCode::io.
+Status extract_zip(const std::filesystem::path& zip, const std::filesystem::path& folder);
+
+// Writes every regular file under `folder` (relative names, sorted) into a new zip at `zip`.
+Status write_zip(const std::filesystem::path& folder, const std::filesystem::path& zip);
+
+// A PNG (8-bit RGB, rows top to bottom) as bytes.
+std::string encode_png(int width, int height, const std::vector<std::uint8_t>& rgb);
+
+}  // namespace radguard::share
