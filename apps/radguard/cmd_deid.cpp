@@ -22,6 +22,7 @@ struct DeidArgs {
   unsigned threads = 0;
   bool no_progress = false;
   bool json = false;
+  bool overwrite = false;
   SignerArgs signer;
 };
 
@@ -39,6 +40,7 @@ int run_deid_command(const DeidArgs& args) {
   options.pixel_stages = std::move(*pixel_stages);
   options.output = args.output;
   options.threads = args.threads;
+  options.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
   options.progress =
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = deid::run_deid(options, stage);
@@ -61,6 +63,9 @@ void add_deid(CLI::App& app, Action& action) {
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "replace output files an earlier run left with different content (default: "
+                "such an input fails and the file stays)");
   add_stage_options(*cmd, args->stage);
   add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });

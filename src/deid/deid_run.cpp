@@ -12,6 +12,7 @@
 #include "core/version.hpp"
 #include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
+#include "dicom/pixels.hpp"
 #include "standard/tables.hpp"
 
 namespace radguard::deid {
@@ -92,6 +93,9 @@ Prepared prepare(const fs::path& input, const fs::path& output_root, const Heade
   if (file->is_dicomdir())
     return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
                   FileStatus::dicomdir_dropped);
+  // A pixel header that disagrees with its pixel data is not released as it is.
+  if (auto consistent = dicom::check_pixel_consistency(*file); !consistent)
+    return failed(consistent.error());
   for (const PixelStage& pixel_stage : pixel_stages) {
     if (auto cleaned = pixel_stage(input, *file); !cleaned) return failed(cleaned.error());
   }
@@ -121,7 +125,9 @@ FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
                             const OutputFinisher& finish) {
   Prepared prepared = prepare(input, output_root, stage, pixel_stages, finish);
   if (prepared.pending) {
-    if (auto committed = prepared.pending->commit(); !committed) {
+    if (auto committed =
+            prepared.pending->commit(std::nullopt, PendingFile::Existing::keep_if_different);
+        !committed) {
       prepared.outcome.status = FileStatus::failed;
       prepared.outcome.error = committed.error().code;
       prepared.outcome.reason = committed.error().message;
@@ -140,15 +146,23 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   if (ec)
     return fail(ErrorCode::io, "cannot create " + options.output.string() + ": " + ec.message());
 
+  // Temporary files a killed run left in the output folder (see remove_stale_temporaries).
+  const std::size_t stale = remove_stale_temporaries(options.output);
+
   const batch::InputSet inputs = batch::find_files(options.inputs);
   DeidRunReport report;
+  report.stale_temporaries_removed = stale;
   report.missing_inputs = inputs.missing;
   report.files_seen = inputs.files.size();
 
   // The lowest input index claiming an output name wins, whatever order threads finish in.
   // Names are held as 128-bit digests so the index stays small on huge runs.
   std::mutex mutex;
-  std::unordered_map<std::string, std::size_t> claims;
+  struct Claim {
+    std::size_t index;
+    bool committed;  // this run published the file under that name
+  };
+  std::unordered_map<std::string, Claim> claims;
   std::vector<std::size_t> superseded;
   std::vector<std::pair<std::size_t, FileOutcome>> problems, written;
   std::array<std::atomic<std::size_t>, 5> counts{};
@@ -175,23 +189,32 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
             prepare(inputs.files[i], options.output, stage, options.pixel_stages, options.finish);
         if (prepared.pending) {
           std::lock_guard lock(mutex);
-          const auto [it, inserted] = claims.try_emplace(claim_key(prepared.outcome.output), i);
-          if (!inserted && it->second < i) {
+          const auto [it, inserted] =
+              claims.try_emplace(claim_key(prepared.outcome.output), Claim{i, false});
+          if (!inserted && it->second.index < i) {
             prepared.outcome.status = FileStatus::duplicate;
             prepared.outcome.error = ErrorCode::conflict;
-            prepared.outcome.reason = "same SOP Instance UID as " + inputs.files[it->second];
+            prepared.outcome.reason = "same SOP Instance UID as " + inputs.files[it->second.index];
             prepared.outcome.output.clear();
             prepared.pending.reset();
           } else {
+            // A file this run published under the name may be replaced by the input that
+            // comes first; a file of an earlier run only with --overwrite.
+            const bool ours = !inserted && it->second.committed;
             if (!inserted) {
-              superseded.push_back(it->second);
-              it->second = i;
+              superseded.push_back(it->second.index);
+              it->second = Claim{i, false};
             }
-            if (auto committed = prepared.pending->commit(); !committed) {
+            const auto existing = ours || options.existing == ExistingOutputs::replace
+                                      ? PendingFile::Existing::replace
+                                      : PendingFile::Existing::keep_if_different;
+            if (auto committed = prepared.pending->commit(std::nullopt, existing); !committed) {
               prepared.outcome.status = FileStatus::failed;
               prepared.outcome.error = committed.error().code;
               prepared.outcome.reason = committed.error().message;
               prepared.outcome.output.clear();
+            } else {
+              it->second.committed = true;
             }
           }
         }

@@ -53,6 +53,12 @@ using PixelStage =
 // such as export) or only counts them (flat memory on runs of any size).
 enum class WrittenOutcomes : std::uint8_t { count_only, keep };
 
+// What a run does with an output file that an earlier run left under the same name.
+enum class ExistingOutputs : std::uint8_t {
+  keep,     // identical: fine; different: that input fails (conflict), the file stays
+  replace,  // replaced (--overwrite)
+};
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
@@ -61,6 +67,7 @@ struct DeidRunOptions {
   std::vector<PixelStage> pixel_stages;  // in order, before the header stage
   OutputFinisher finish;                 // optional
   WrittenOutcomes written = WrittenOutcomes::count_only;
+  ExistingOutputs existing = ExistingOutputs::keep;
 };
 
 // What a run did. Memory is per problem, not per file: written files are only counted, so a
@@ -73,6 +80,7 @@ struct DeidRunReport {
   std::size_t files_seen = 0;
   std::uint64_t bytes_read = 0;
   double seconds = 0;
+  std::size_t stale_temporaries_removed = 0;  // left in the output folder by a killed run
 
   std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
   // 0 when every DICOM input was written, 1 otherwise.
