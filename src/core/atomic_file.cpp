@@ -129,7 +129,12 @@ PendingFile::~PendingFile() {
   }
 }
 
-Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing) {
+Status sync_folder(const fs::path& folder) {
+  return fsync_path(folder, O_RDONLY | O_DIRECTORY, "folder " + folder.string());
+}
+
+Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing,
+                           FolderSync folder_sync) {
   std::error_code ec;
   struct stat st{};
   if (::stat(temp_.c_str(), &st) != 0)
@@ -160,9 +165,8 @@ Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing) {
     fs::remove(temp_, ec);  // the same bytes are already published
   }
   temp_.clear();
-  const fs::path folder =
-      destination_.has_parent_path() ? destination_.parent_path() : fs::path(".");
-  return fsync_path(folder, O_RDONLY | O_DIRECTORY, "folder " + folder.string());
+  if (folder_sync == FolderSync::deferred) return {};
+  return sync_folder(destination_.has_parent_path() ? destination_.parent_path() : fs::path("."));
 }
 
 bool is_stale_temporary(const fs::path& path) {

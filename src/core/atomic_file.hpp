@@ -43,8 +43,11 @@ class PendingFile {
   // those it was created with), the rename, then fsync of the folder so the new name
   // survives a crash. After success the object owns nothing. Fails with ErrorCode::io, or
   // ErrorCode::conflict when `existing` is keep_if_different and a different file is there.
+  // With FolderSync::deferred the folder is not flushed here: the caller flushes it later
+  // (sync_folder), once for many files (a batch flushes each output folder at its end).
+  enum class FolderSync : std::uint8_t { now, deferred };
   Status commit(std::optional<std::filesystem::perms> perms = std::nullopt,
-                Existing existing = Existing::replace);
+                Existing existing = Existing::replace, FolderSync folder_sync = FolderSync::now);
 
  private:
   PendingFile(std::filesystem::path temp, std::filesystem::path destination)
@@ -52,6 +55,10 @@ class PendingFile {
   std::filesystem::path temp_;
   std::filesystem::path destination_;
 };
+
+// Flushes a folder's entries (fsync), so names renamed into it survive a crash. Fails with
+// ErrorCode::io.
+Status sync_folder(const std::filesystem::path& folder);
 
 // Temporary files are named ".radguard-tmp-<host>-<pid>-<random>-<n>" (host: 8 hex digits
 // of a hash of the host name). Removes those under `folder` (recursively) that a killed run

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
@@ -164,6 +165,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   };
   std::unordered_map<std::string, Claim> claims;
   std::vector<std::size_t> superseded;
+  std::set<std::string> written_folders;  // flushed once each at the end of the run
   std::vector<std::pair<std::size_t, FileOutcome>> problems, written;
   std::array<std::atomic<std::size_t>, 5> counts{};
   std::atomic<std::uint64_t> bytes{0};
@@ -208,13 +210,21 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
             const auto existing = ours || options.existing == ExistingOutputs::replace
                                       ? PendingFile::Existing::replace
                                       : PendingFile::Existing::keep_if_different;
-            if (auto committed = prepared.pending->commit(std::nullopt, existing); !committed) {
+            if (auto committed = prepared.pending->commit(std::nullopt, existing,
+                                                          PendingFile::FolderSync::deferred);
+                !committed) {
               prepared.outcome.status = FileStatus::failed;
               prepared.outcome.error = committed.error().code;
               prepared.outcome.reason = committed.error().message;
               prepared.outcome.output.clear();
             } else {
               it->second.committed = true;
+              // The series folder, and the study folder and output root that name new
+              // folders.
+              const fs::path series = prepared.pending->destination().parent_path();
+              written_folders.insert(series.string());
+              written_folders.insert(series.parent_path().string());
+              written_folders.insert(series.parent_path().parent_path().string());
             }
           }
         }
@@ -231,6 +241,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
         record(i, std::move(outcome));
       });
   progress.finish();
+  // The new names reach the disk before the run reports them written (each file's data was
+  // flushed before its rename). A folder that cannot be flushed fails the run.
+  for (const auto& folder : written_folders) {
+    if (auto synced = sync_folder(folder); !synced) return std::unexpected(synced.error());
+  }
   // An input whose output a lower-indexed input replaced was written, then superseded.
   for (const std::size_t j : superseded) {
     FileOutcome outcome;

@@ -23,7 +23,7 @@ const OFConditionConst kWriteFailed(OFM_dcmdata, 0x7F01, OF_error, "write failed
 class CheckedFileConsumer final : public DcmConsumer {
  public:
   explicit CheckedFileConsumer(const char* path)
-      : fd_(::open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) {
+      : fd_(::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) {
     if (fd_ < 0) error_ = errno;
     buffer_.reserve(kBuffer);
   }

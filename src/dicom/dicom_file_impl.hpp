@@ -25,7 +25,7 @@ struct DicomFile::Impl {
 // holds, naming the last element read (a tag, never a value).
 std::string parse_failure(DcmFileFormat& file, const OFCondition& status);
 
-// Writes `file` to `path` (created here, never replaced) in `xfer` with sequences of undefined
+// Writes `file` to `path` (created, or truncated when it exists) in `xfer` with sequences of undefined
 // length and recalculated group lengths, as saveFile() would, but with every write error
 // seen: buffered write(2) calls, then fsync and close, each checked. Fails with
 // ErrorCode::io (a full disk: "No space left on device"); the caller removes the file.
