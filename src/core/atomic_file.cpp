@@ -48,18 +48,19 @@ const std::string& host_tag() {
   return tag;
 }
 
-// A name no other process or thread will pick: the host, the process id, a per-process
-// random part and a counter.
+// A name no other process or thread will pick: the host, the process id (read at each call:
+// a forked child must not name its files after its parent), a per-process random part and a
+// counter.
 std::string unique_suffix() {
-  static const std::string prefix = [] {
+  static const std::string random_part = [] {
     std::random_device device;
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%s-%d-%08x%08x", host_tag().c_str(),
-                  static_cast<int>(::getpid()), device(), device());
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%08x%08x", device(), device());
     return std::string(buf);
   }();
   static std::atomic<unsigned long long> counter{0};
-  return prefix + "-" + std::to_string(counter.fetch_add(1));
+  return host_tag() + "-" + std::to_string(::getpid()) + "-" + random_part + "-" +
+         std::to_string(counter.fetch_add(1));
 }
 
 std::string errno_text() { return std::strerror(errno); }
