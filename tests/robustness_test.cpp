@@ -18,11 +18,14 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "core/atomic_file.hpp"
 #include "core/warning.hpp"
+#include "deid/deid_run.hpp"
 #include "dicom/dicom_file.hpp"
+#include "dicom/pixels.hpp"
 #include "dicom/signature.hpp"
 #include "dicom/structure_check.hpp"
 #include "export/export.hpp"
@@ -822,6 +825,90 @@ TEST(Signatures, PydicomSamplesWithPrivateElementsVerifyAfterSigning) {
     EXPECT_TRUE(verdict.changes.empty()) << name << ": " << changes_of(verdict);
   }
   if (checked == 0) GTEST_SKIP() << "python3-pydicom samples not installed";
+}
+
+
+// --- Mutation smoke test: a fixed-seed stand-in for fuzzing in the normal suite ------------
+
+// Bit flips, hostile lengths, truncation and duplicated ranges applied to well-formed files
+// in every native syntax, deflated and RLE: each mutant is opened, checked and de-identified.
+// Nothing may crash (under RADGUARD_SANITIZE, nothing may touch memory it should not), and a
+// refusal always carries a reason.
+TEST(MutationSmoke, MutatedFilesNeverCrashTheReaderOrTheHeaderStage) {
+  TempDir dir;
+  std::vector<std::string> seeds;
+  for (const E_TransferSyntax xfer : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit,
+                                      EXS_BigEndianExplicit, EXS_DeflatedLittleEndianExplicit,
+                                      EXS_RLELossless}) {
+    auto ct = make_ct("PID1", "1.2.3.4.5.6", 8, 8, 2);
+    DcmItem* item = nullptr;
+    ct->getDataset()->findOrCreateSequenceItem(DCM_ReferencedImageSequence, item, 0);
+    item->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.3.4.5.7");
+    save(*ct, dir / "seed.dcm", xfer);
+    seeds.push_back(read_all(dir / "seed.dcm"));
+  }
+  seeds.push_back(part10(kImplicitLittle, nested(20, false, false)));
+  seeds.push_back(part10(kExplicitLittle, nested(20, true, true)));
+
+  auto policy = deid::Policy::create("basic", {}, std::nullopt);
+  ASSERT_TRUE(policy.has_value());
+  const deid::HeaderStage stage(std::move(*policy), pseudonym::Pseudonymizer(testing::test_key()),
+                                deid::BurnedInPolicy::reject);
+  std::mt19937 random(14);
+  auto pick = [&](std::size_t n) {
+    return static_cast<std::size_t>(std::uniform_int_distribution<std::size_t>(0, n - 1)(random));
+  };
+  std::size_t opened = 0, written = 0;
+  constexpr int kMutants = 1500;
+  for (int i = 0; i < kMutants; ++i) {
+    std::string bytes = seeds[static_cast<std::size_t>(i) % seeds.size()];
+    const std::size_t start = std::min<std::size_t>(132, bytes.size() - 1);
+    const int edits = 1 + static_cast<int>(pick(4));
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = start + pick(bytes.size() - start);
+      switch (pick(5)) {
+        case 0:  // flip bits
+          bytes[at] = static_cast<char>(bytes[at] ^ static_cast<char>(1 << pick(8)));
+          break;
+        case 1:  // a hostile length or tag
+          for (std::size_t k = 0; k < 4 && at + k < bytes.size(); ++k)
+            bytes[at + k] = static_cast<char>(pick(2) ? 0xFF : pick(256));
+          break;
+        case 2:  // truncate
+          bytes.resize(std::max(at, start + 1));
+          break;
+        case 3: {  // duplicate a range
+          const std::size_t length = std::min<std::size_t>(1 + pick(64), bytes.size() - at);
+          bytes.insert(at, bytes.substr(at, length));
+          break;
+        }
+        default:  // undefined lengths where there were none
+          if (at + 4 <= bytes.size()) bytes.replace(at, 4, "\xFF\xFF\xFF\xFF");
+          break;
+      }
+    }
+    const auto input = dir / "mutant.dcm";
+    write_bytes(input, bytes);
+    auto file = dicom::DicomFile::open(input);
+    if (!file) {
+      EXPECT_FALSE(file.error().message.empty());
+      continue;
+    }
+    ++opened;
+    (void)dicom::check_pixel_consistency(*file);
+    const auto outcome = deid::deidentify_file(input, dir / "out", stage);
+    if (outcome.status == deid::FileStatus::written) {
+      ++written;
+      fs::remove_all(dir / "out");
+    } else {
+      EXPECT_FALSE(outcome.reason.empty());
+    }
+  }
+  // The mutants exercise both paths.
+  EXPECT_GT(opened, 100U);
+  EXPECT_GT(written, 50U);
+  RecordProperty("opened", static_cast<int>(opened));
+  RecordProperty("written", static_cast<int>(written));
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ struct StructureLimits {
   // Elements and items in the whole data set: at most max(min_elements, file bytes /
   // bytes_per_element), and never more than max_elements.
   std::uint64_t min_elements = 100'000;
-  std::uint64_t bytes_per_element = 4;
+  std::uint64_t bytes_per_element = 2;
   std::uint64_t max_elements = 2'000'000;
   // A deflated data set may inflate to max(min_inflated, max_inflate_ratio x file bytes),
   // never more than max_inflated (DCMTK holds a deflated data set in memory whole).
