@@ -26,6 +26,11 @@ packages=(
   mricron-data                  # real head MR (ch2.nii.gz + ch2bet.nii.gz) for the deface tests
   invesalius-examples           # real head CT (Cranium.inv3) for the deface tests
 )
+# `make fuzz` (FUZZ=1): libFuzzer needs clang; Debian 12's clang 14 cannot compile radguard
+# (no std::expected with libstdc++ 12), clang 16 can (docs/reliability.md).
+if [ "${FUZZ:-0}" = 1 ]; then
+  packages+=(clang-16 libclang-rt-16-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
