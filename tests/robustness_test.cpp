@@ -10,6 +10,8 @@
 #include <functional>
 #include <string>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -516,6 +518,67 @@ TEST(Staging, FoldersOfKilledExportsAreRemovedLiveOnesKept) {
   EXPECT_FALSE(fs::exists(dir / ".staging-release-20260101T000000Z-dead"));
   EXPECT_TRUE(fs::exists(dir / ".staging-release-20260101T000000Z-live"));
   EXPECT_TRUE(fs::exists(dir / "release-20260101T000000Z-done"));
+}
+
+// Starts radguard with `args` (no shell), its output discarded; returns its process id.
+pid_t spawn_radguard(const std::vector<std::string>& args) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    std::vector<char*> argv;
+    std::string binary = RADGUARD_BINARY;
+    argv.push_back(binary.data());
+    std::vector<std::string> copies(args);
+    for (auto& a : copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return child;
+}
+
+TEST_F(Cli, KillNineLeavesNoPartialOutputAndARerunCompletesIdentically) {
+  for (int i = 0; i < 300; ++i)
+    save(*make_ct("PID" + std::to_string(i % 7), "1.2.3." + std::to_string(i + 1), 64, 64),
+         dir_ / "in" / ("f" + std::to_string(i) + ".dcm"));
+  const std::vector<std::string> common = {"deid", (dir_ / "in").string(), "-k", key_.string(),
+                                           "--no-progress", "-j", "2", "-o"};
+  auto args_for = [&](const fs::path& out) {
+    auto args = common;
+    args.push_back(out.string());
+    return args;
+  };
+  ASSERT_EQ(radguard("deid " + q(dir_ / "in") + " -o " + q(dir_ / "reference") + " -k " +
+                     q(key_) + " --no-progress -j 2")
+                .exit_code,
+            0);
+  const auto reference = tree(dir_ / "reference");
+  ASSERT_EQ(reference.size(), 300U);
+  for (const int delay_ms : {20, 80, 200, 400}) {
+    const fs::path out = dir_ / ("out-" + std::to_string(delay_ms));
+    const pid_t child = spawn_radguard(args_for(out));
+    ASSERT_GT(child, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    // Whatever was published at the kill is complete: byte-identical to the reference.
+    if (fs::exists(out)) {
+      for (const auto& [name, bytes] : tree(out)) {
+        if (fs::path(name).filename().string().starts_with(".radguard-tmp-")) continue;
+        const auto expected = reference.find(name);
+        ASSERT_NE(expected, reference.end()) << delay_ms << " ms: unexpected " << name;
+        EXPECT_EQ(bytes, expected->second) << delay_ms << " ms: partial " << name;
+      }
+    }
+    // A rerun completes, identically, and leaves nothing of the killed run behind.
+    const auto rerun = radguard("deid " + q(dir_ / "in") + " -o " + q(out) + " -k " + q(key_) +
+                                " --no-progress -j 2");
+    EXPECT_EQ(rerun.exit_code, 0) << delay_ms << " ms: " << rerun.output;
+    EXPECT_EQ(tree(out), reference) << delay_ms << " ms";
+  }
 }
 
 // A tmpfs of a few pages, mounted for the test (root only).
