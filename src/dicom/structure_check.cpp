@@ -484,8 +484,9 @@ Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
         if (!file.read(head, 8)) break;
         length = u32(head + 4, false);
       }
-      if (length == kUndefined || length > 1024) break;  // DCMTK judges a broken meta header
+      if (length == kUndefined) break;  // DCMTK judges a broken meta header
       if (element == 0x0010) {
+        if (length > 1024) break;
         std::string value(static_cast<std::size_t>(length), '\0');
         if (!file.read(reinterpret_cast<std::uint8_t*>(value.data()), value.size())) break;
         syntax = trimmed(std::move(value));
