@@ -3,9 +3,13 @@
 #include <cstdint>
 #include <string_view>
 
-#include "consent/consent.hpp"
+#if FUZZ_FORMAT == 1
 #include "deid/policy.hpp"
+#elif FUZZ_FORMAT == 2 || FUZZ_FORMAT == 3
+#include "consent/consent.hpp"
+#elif FUZZ_FORMAT == 4
 #include "redact/redact.hpp"
+#endif
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
