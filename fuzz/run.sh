@@ -7,7 +7,7 @@
 # python3-pydicom sample files under 64 KB. What a run adds to the corpus stays in
 # BUILD_DIR/corpus/<target>/; a crash leaves BUILD_DIR/crash-* and fails the script.
 set -euo pipefail
-build=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
+build=$(realpath -m "${1:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}")
 seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
 shift 2
 targets=("$@")
@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t for ${seconds}s"
   (cd "$build" && ASAN_OPTIONS=detect_leaks=0 "./fuzz/fuzz_$t" "$corpus" "${seeds[@]}" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
-    -print_final_stats=1 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" || true)
+    -print_final_stats=1 2>&1 | grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|INFO: seed corpus)" || true)
   if ls "$build"/crash-* "$build"/leak-* "$build"/timeout-* >/dev/null 2>&1; then
     echo "fuzz_$t found a problem: $(ls "$build"/crash-* "$build"/leak-* "$build"/timeout-* 2>/dev/null)" >&2
     exit 1

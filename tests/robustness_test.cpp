@@ -277,6 +277,26 @@ TEST(DeflateBomb, FloodsOfTinyElementsAreRefused) {
       << file.error().message;
 }
 
+// Found by fuzz_dicom: DCMTK allocates a deflated element's declared length (here 3.5 GB)
+// before it finds the stream too short.
+TEST(DeflateBomb, ALengthBeyondTheInflatedDataIsRefusedBeforeDcmtkAllocatesIt) {
+  TempDir dir;
+  std::string dataset;
+  short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4.5.6.7.8.9");
+  tag(dataset, 0x7FE0, 0x0010);
+  dataset += "OB";
+  put16(dataset, 0);
+  put32(dataset, 0xD4D4D4D0U);
+  dataset += std::string(64, '\0');
+  const auto path = dir / "long.dcm";
+  write_bytes(path, part10(kDeflated, raw_deflate(dataset)));
+  auto file = dicom::DicomFile::open(path);
+  ASSERT_FALSE(file.has_value());
+  EXPECT_NE(file.error().message.find("declares more bytes than the inflated data set holds"),
+            std::string::npos)
+      << file.error().message;
+}
+
 TEST(DeflateBomb, OrdinaryDeflatedFilesOpen) {
   TempDir dir;
   auto ct = make_ct("PID1", "1.2.3.4.5.6", 64, 64, 2);

@@ -266,6 +266,8 @@ class Scanner {
     }
   }
   std::size_t max_depth() const { return max_depth_; }
+  // The furthest byte any defined length read so far reaches.
+  std::uint64_t furthest_declared_end() const { return furthest_end_; }
   std::size_t depth() const { return depth_; }
   std::uint64_t elements() const { return elements_; }
 
@@ -326,6 +328,7 @@ class Scanner {
       }
       if (element != 0xE000 || !in_sequence) return Step::lost;
       if (auto counted = count_element(); !counted) return std::unexpected(counted.error());
+      if (length != kUndefined) declared(length);
       if (frame.kind == Frame::Kind::pixel_sequence) {
         if (length == kUndefined) return Step::lost;
         if (!fits(length) || !in_.skip(length)) return Step::lost;
@@ -357,6 +360,7 @@ class Scanner {
       length = u32(head + 4, big);
     }
     if (auto counted = count_element(); !counted) return std::unexpected(counted.error());
+    if (length != kUndefined) declared(length);
     const bool un = !explicit_vr || (vr[0] == 'U' && vr[1] == 'N');
     const bool sq = explicit_vr && vr[0] == 'S' && vr[1] == 'Q';
     if (length == kUndefined) {
@@ -398,6 +402,10 @@ class Scanner {
     return Step::ok;
   }
 
+  void declared(std::uint64_t length) {
+    furthest_end_ = std::max(furthest_end_, in_.position() + length);
+  }
+
   bool fits(std::uint64_t length) const {
     for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
       if (it->end != kNoEnd) return in_.position() + length <= it->end;
@@ -411,6 +419,7 @@ class Scanner {
   std::vector<Frame> stack_;
   std::size_t depth_ = 0, max_depth_ = 0;
   std::uint64_t elements_ = 0;
+  std::uint64_t furthest_end_ = 0;
 };
 
 // The encoding a data set's first element shows: byte order from its group, explicit VR when
@@ -529,6 +538,12 @@ Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
     }
     if (inflated.over_cap()) return over();
     facts.inflated_bytes = inflated.produced();
+    // DCMTK allocates a declared length before reading the value; in a deflated stream it
+    // cannot compare it with the file's size, so a few bytes could make it ask for 4 GB.
+    if (scanner.furthest_declared_end() > facts.inflated_bytes)
+      return fail(ErrorCode::malformed_dicom,
+                  "cannot parse: an element declares more bytes than the inflated data set "
+                  "holds (truncated, or a hostile length)");
     facts.conclusive = *followed;
     if (!*followed && depth_left_unchecked(scanner.depth(), facts.inflated_bytes - stopped_at))
       return fail(ErrorCode::malformed_dicom,
