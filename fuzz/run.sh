@@ -23,7 +23,8 @@ samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
 for t in "${targets[@]}"; do
   corpus="$build/corpus/$t"
   mkdir -p "$corpus"
-  seeds=("$here/corpus/$t")
+  seeds=()
+  [ -d "$here/corpus/$t" ] && seeds+=("$here/corpus/$t")
   if [ "$t" = dicom ] && [ -d "$samples" ]; then
     mkdir -p "$build/seeds/dicom"
     find "$samples" -maxdepth 1 -name '*.dcm' -size -64k -exec cp -n {} "$build/seeds/dicom/" \;
