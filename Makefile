@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 RADGUARD_WERROR ?= OFF
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test bench format clean
+.PHONY: all deps build demo test bench format clean sanitize fuzz
 
 all: build
 
@@ -23,6 +23,21 @@ demo: build
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# The parsers and the robustness tests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (docs/reliability.md). Leak checking is off: DCMTK keeps process-wide tables to the end.
+SANITIZE_TESTS ?= NestingBomb|DeflateBomb|StructureCheck|PixelHeaders|MutationSmoke|Signatures|DicomFile|DeidMalformed|DeidEncodings|Staging
+sanitize: deps
+	cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADGUARD_SANITIZE=ON
+	cmake --build build-sanitize -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build-sanitize --output-on-failure -j $(JOBS) -R '$(SANITIZE_TESTS)'
+
+# libFuzzer targets (fuzz/), each run for FUZZ_SECONDS (CI: 30) from the seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ=1 bash scripts/install-deps.sh
+	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 bench: build
 	bash bench/deid_bench.sh $(BUILD_DIR)
 
@@ -30,4 +45,4 @@ format:
 	find src apps tests tools bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-sanitize build-fuzz

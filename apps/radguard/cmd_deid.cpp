@@ -23,6 +23,7 @@ struct DeidArgs {
   bool no_progress = false;
   bool json = false;
   bool full_paths = false;
+  bool overwrite = false;
   SignerArgs signer;
 };
 
@@ -41,6 +42,7 @@ int run_deid_command(const DeidArgs& args) {
   options.output = args.output;
   options.threads = args.threads;
   options.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
+  options.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
   options.progress =
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = deid::run_deid(options, stage);
@@ -67,6 +69,9 @@ void add_deid(CLI::App& app, Action& action) {
                 "name inputs by their full paths in reports (default: relative to the input "
                 "given, with folder and file names that hold the patient's name, ID, birth "
                 "date or accession number masked as <patient>)");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "replace output files an earlier run left with different content (default: "
+                "such an input fails and the file stays)");
   add_stage_options(*cmd, args->stage);
   add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });

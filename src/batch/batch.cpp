@@ -31,20 +31,31 @@ InputSet find_files(std::span<const fs::path> inputs) {
       continue;
     }
     // Canonicalise the folder once: paths found under it are then canonical too (folder
-    // links are not followed), without a round of lstat calls per file.
+    // links are not followed), without a round of lstat calls per file. A folder that
+    // cannot be listed (permissions) is reported, never skipped in silence.
     const fs::path root = fs::weakly_canonical(input, ec);
-    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
-    if (ec) {
-      set.missing.push_back({input, "cannot be listed: " + ec.message()});
-      continue;
-    }
-    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (ec) {
-        set.missing.push_back({input, "cannot be listed completely: " + ec.message()});
-        break;
+    std::vector<fs::path> pending{root};
+    while (!pending.empty()) {
+      const fs::path folder = std::move(pending.back());
+      pending.pop_back();
+      std::error_code list_ec;
+      fs::directory_iterator it(folder, list_ec);
+      if (list_ec) {
+        set.missing.push_back({folder, "cannot be listed: " + list_ec.message()});
+        continue;
       }
-      std::error_code file_ec;
-      if (it->is_regular_file(file_ec)) seen.insert(it->path().string());
+      for (; it != fs::directory_iterator(); it.increment(list_ec)) {
+        if (list_ec) break;
+        std::error_code file_ec;
+        const auto type = it->symlink_status(file_ec).type();
+        if (type == fs::file_type::directory) {
+          pending.push_back(it->path());
+        } else if (it->is_regular_file(file_ec)) {
+          seen.insert(it->path().string());
+        }
+      }
+      if (list_ec)
+        set.missing.push_back({folder, "cannot be listed completely: " + list_ec.message()});
     }
   }
   set.files.assign(seen.begin(), seen.end());

@@ -1,16 +1,26 @@
 #include "core/atomic_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <vector>
+
+#include "core/warning.hpp"
 
 namespace radguard {
 
@@ -18,17 +28,83 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A name no other process or thread will pick: a per-process random prefix, the process
-// id, and a counter.
+constexpr std::string_view kTempPrefix = ".radguard-tmp-";
+
+// 8 hex digits naming this host (FNV-1a of its name), so a run can tell its own host's
+// temporary files from those another machine writes into a shared folder.
+const std::string& host_tag() {
+  static const std::string tag = [] {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) std::strcpy(name, "unknown");
+    std::uint32_t hash = 2166136261U;
+    for (const char* p = name; *p != '\0'; ++p) {
+      hash ^= static_cast<unsigned char>(*p);
+      hash *= 16777619U;
+    }
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", hash);
+    return std::string(buf);
+  }();
+  return tag;
+}
+
+// A name no other process or thread will pick: the host, the process id (read at each call:
+// a forked child must not name its files after its parent), a per-process random part and a
+// counter.
 std::string unique_suffix() {
-  static const std::string prefix = [] {
+  static const std::string random_part = [] {
     std::random_device device;
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%08x%08x-%d", device(), device(), static_cast<int>(::getpid()));
+    std::snprintf(buf, sizeof buf, "%08x%08x", device(), device());
     return std::string(buf);
   }();
   static std::atomic<unsigned long long> counter{0};
-  return prefix + "-" + std::to_string(counter.fetch_add(1));
+  return host_tag() + "-" + std::to_string(::getpid()) + "-" + random_part + "-" +
+         std::to_string(counter.fetch_add(1));
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+Status fsync_path(const fs::path& path, int flags, const std::string& what) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::io, "cannot open " + what + ": " + errno_text());
+  const int synced = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  // Some file systems cannot fsync a folder (EINVAL): nothing more can be done there.
+  if (synced != 0 && !(saved == EINVAL && (flags & O_DIRECTORY) != 0))
+    return fail(ErrorCode::io, "cannot flush " + what + ": " + std::strerror(saved));
+  return {};
+}
+
+// Whether two files hold the same bytes.
+bool same_content(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  const auto size_a = fs::file_size(a, ec);
+  if (ec) return false;
+  const auto size_b = fs::file_size(b, ec);
+  if (ec || size_a != size_b) return false;
+  std::ifstream in_a(a, std::ios::binary), in_b(b, std::ios::binary);
+  if (!in_a || !in_b) return false;
+  std::vector<char> buf_a(1 << 16), buf_b(1 << 16);
+  while (in_a && in_b) {
+    in_a.read(buf_a.data(), static_cast<std::streamsize>(buf_a.size()));
+    in_b.read(buf_b.data(), static_cast<std::streamsize>(buf_b.size()));
+    if (in_a.gcount() != in_b.gcount()) return false;
+    if (std::memcmp(buf_a.data(), buf_b.data(), static_cast<std::size_t>(in_a.gcount())) != 0)
+      return false;
+  }
+  return in_a.eof() && in_b.eof();
+}
+
+// rename() that fails with EEXIST instead of replacing.
+int rename_no_replace(const fs::path& from, const fs::path& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return -1;
+  // A file system without RENAME_NOREPLACE: link() never replaces either.
+  if (::link(from.c_str(), to.c_str()) != 0) return -1;
+  ::unlink(from.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -39,7 +115,7 @@ Result<PendingFile> PendingFile::create(const fs::path& destination) {
   fs::create_directories(folder, ec);
   if (ec)
     return fail(ErrorCode::io, "cannot create folder " + folder.string() + ": " + ec.message());
-  return PendingFile(folder / (".radguard-tmp-" + unique_suffix()), destination);
+  return PendingFile(folder / (std::string(kTempPrefix) + unique_suffix()), destination);
 }
 
 PendingFile::PendingFile(PendingFile&& other) noexcept
@@ -54,19 +130,76 @@ PendingFile::~PendingFile() {
   }
 }
 
-Status PendingFile::commit(std::optional<fs::perms> perms) {
+Status sync_folder(const fs::path& folder) {
+  return fsync_path(folder, O_RDONLY | O_DIRECTORY, "folder " + folder.string());
+}
+
+Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing,
+                           FolderSync folder_sync) {
   std::error_code ec;
+  struct stat st{};
+  if (::stat(temp_.c_str(), &st) != 0)
+    return fail(ErrorCode::io, "cannot publish " + destination_.string() +
+                                   ": the written file is gone: " + errno_text());
+  if (st.st_size == 0)
+    return fail(ErrorCode::io,
+                "cannot publish " + destination_.string() + ": the written file is empty");
+  if (auto synced = fsync_path(temp_, O_RDONLY, destination_.string()); !synced) return synced;
   if (perms) {
     fs::permissions(temp_, *perms, fs::perm_options::replace, ec);
     if (ec)
       return fail(ErrorCode::io,
                   "cannot set permissions on " + temp_.string() + ": " + ec.message());
   }
-  fs::rename(temp_, destination_, ec);
-  if (ec)
-    return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + ec.message());
+  if (existing == Existing::replace) {
+    fs::rename(temp_, destination_, ec);
+    if (ec)
+      return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + ec.message());
+  } else if (rename_no_replace(temp_, destination_) != 0) {
+    if (errno != EEXIST)
+      return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + errno_text());
+    if (!same_content(temp_, destination_))
+      return fail(ErrorCode::conflict,
+                  destination_.string() +
+                      " already exists with different content; not replaced (give --overwrite "
+                      "to replace outputs of earlier runs)");
+    fs::remove(temp_, ec);  // the same bytes are already published
+  }
   temp_.clear();
-  return {};
+  if (folder_sync == FolderSync::deferred) return {};
+  return sync_folder(destination_.has_parent_path() ? destination_.parent_path() : fs::path("."));
+}
+
+bool is_stale_temporary(const fs::path& path) {
+  const std::string name = path.filename().string();
+  if (!name.starts_with(kTempPrefix)) return false;
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const auto age = std::chrono::system_clock::now() -
+                   std::chrono::system_clock::from_time_t(st.st_mtime);
+  if (age > std::chrono::hours(24)) return true;
+  // <host>-<pid>-...
+  const std::string_view rest = std::string_view(name).substr(kTempPrefix.size());
+  if (rest.size() < 10 || rest.substr(0, 8) != host_tag() || rest[8] != '-') return false;
+  const std::string_view pid_text = rest.substr(9, rest.find('-', 9) - 9);
+  int pid = 0;
+  const auto [end, error] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
+  if (error != std::errc() || end != pid_text.data() + pid_text.size() || pid <= 0) return false;
+  if (pid == ::getpid()) return false;
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+std::size_t remove_stale_temporaries(const fs::path& folder) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(folder, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(kTempPrefix) || !is_stale_temporary(it->path())) continue;
+    std::error_code ignored;
+    if (fs::remove(it->path(), ignored)) ++removed;
+  }
+  return removed;
 }
 
 Status write_file_atomically(const fs::path& destination, std::string_view bytes, fs::perms perms) {
@@ -82,23 +215,88 @@ Status write_file_atomically(const fs::path& destination, std::string_view bytes
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      const int saved = n < 0 ? errno : EIO;
       ::close(fd);
       return fail(ErrorCode::io,
-                  "cannot write " + destination.string() + ": " + std::strerror(errno));
+                  "cannot write " + destination.string() + ": " + std::strerror(saved));
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::close(fd) != 0) return fail(ErrorCode::io, "cannot write " + destination.string());
+  if (::fsync(fd) != 0) {
+    const int saved = errno;
+    ::close(fd);
+    return fail(ErrorCode::io, "cannot write " + destination.string() + ": " + std::strerror(saved));
+  }
+  if (::close(fd) != 0)
+    return fail(ErrorCode::io, "cannot write " + destination.string() + ": " + errno_text());
+  if (bytes.empty()) {
+    // commit() refuses empty files as failed writes; an intended empty file goes by rename.
+    std::error_code ec;
+    fs::rename(pending->temp_path(), destination, ec);
+    if (ec) return fail(ErrorCode::io, "cannot publish " + destination.string() + ": " + ec.message());
+    return {};
+  }
   return pending->commit();
 }
 
-Result<std::string> read_small_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(ErrorCode::io, "cannot open " + path.string() + ": " + std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return fail(ErrorCode::io, "cannot read " + path.string());
-  return buffer.str();
+Result<std::string> read_small_file(const fs::path& path, std::uint64_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return fail(ErrorCode::io, "cannot open " + path.string() + ": " + errno_text());
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(ErrorCode::io, "cannot read " + path.string() + ": not a regular file");
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    return fail(ErrorCode::io, "cannot read " + path.string() + ": larger than " +
+                                   std::to_string(max_bytes) + " bytes");
+  }
+  std::string out(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  for (;;) {
+    if (got == out.size()) out.resize(out.size() + 4096);  // it grew since fstat
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string why = errno_text();
+      ::close(fd);
+      return fail(ErrorCode::io, "cannot read " + path.string() + ": " + why);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got > max_bytes) {
+      ::close(fd);
+      return fail(ErrorCode::io, "cannot read " + path.string() + ": larger than " +
+                                     std::to_string(max_bytes) + " bytes");
+    }
+  }
+  ::close(fd);
+  out.resize(got);
+  return out;
+}
+
+Status check_secret_file(const fs::path& path, std::uint64_t max_bytes) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0)
+    return fail(ErrorCode::key, "cannot read key file " + path.string() + ": " + errno_text());
+  if (!S_ISREG(st.st_mode))
+    return fail(ErrorCode::key, "key file " + path.string() + " is not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
+    return fail(ErrorCode::key, "key file " + path.string() + " is larger than a key file can be (" +
+                                    std::to_string(st.st_size) + " bytes, at most " +
+                                    std::to_string(max_bytes) + ")");
+  static std::mutex mutex;
+  static std::set<std::string> warned;  // once per file and process, not per thread
+  const std::lock_guard lock(mutex);
+  if ((st.st_mode & 077) != 0 && warned.insert(path.string()).second) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    warn(std::string("UNPROTECTED KEY FILE: permissions ") + mode + " for '" + path.string() +
+         "' are too open; other users may read or change it. It is used, but restrict it: "
+         "chmod 600 '" + path.string() + "'");
+  }
+  return {};
 }
 
 }  // namespace radguard

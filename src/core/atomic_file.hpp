@@ -2,6 +2,7 @@
 // Outputs are published by an explicit commit: written under a temporary name in the
 // destination folder, then renamed into place. A crash, an error or an exception
 // leaves either the old file or the new one, never half of one.
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -30,10 +31,23 @@ class PendingFile {
   const std::filesystem::path& temp_path() const { return temp_; }
   const std::filesystem::path& destination() const { return destination_; }
 
-  // Sets the permission bits when given (otherwise the file keeps those it was created
-  // with) and renames the temporary file over the destination. After success the object
-  // owns nothing. Fails with ErrorCode::io.
-  Status commit(std::optional<std::filesystem::perms> perms = std::nullopt);
+  // What commit() does when the destination already exists.
+  enum class Existing : std::uint8_t {
+    replace,            // the new file replaces it (reports, manifests, a file signed in place)
+    keep_if_different,  // identical content: nothing to do; different: refused (conflict)
+  };
+
+  // Makes the temporary file durable and publishes it: fsync of the file (a write error
+  // the kernel saw late fails here), refusal of an empty file (no radguard output is empty:
+  // a writer that failed silently), the permission bits when given (otherwise the file keeps
+  // those it was created with), the rename, then fsync of the folder so the new name
+  // survives a crash. After success the object owns nothing. Fails with ErrorCode::io, or
+  // ErrorCode::conflict when `existing` is keep_if_different and a different file is there.
+  // With FolderSync::deferred the folder is not flushed here: the caller flushes it later
+  // (sync_folder), once for many files (a batch flushes each output folder at its end).
+  enum class FolderSync : std::uint8_t { now, deferred };
+  Status commit(std::optional<std::filesystem::perms> perms = std::nullopt,
+                Existing existing = Existing::replace, FolderSync folder_sync = FolderSync::now);
 
  private:
   PendingFile(std::filesystem::path temp, std::filesystem::path destination)
@@ -42,12 +56,34 @@ class PendingFile {
   std::filesystem::path destination_;
 };
 
+// Flushes a folder's entries (fsync), so names renamed into it survive a crash. Fails with
+// ErrorCode::io.
+Status sync_folder(const std::filesystem::path& folder);
+
+// Temporary files are named ".radguard-tmp-<host>-<pid>-<random>-<n>" (host: 8 hex digits
+// of a hash of the host name). Removes those under `folder` (recursively) that a killed run
+// left: made on this host by a process that no longer exists, or older than a day whatever
+// made them (another host's run never takes that long to publish a file). Files of live
+// processes and anything not of this naming are left alone. Returns how many were removed.
+std::size_t remove_stale_temporaries(const std::filesystem::path& folder);
+
+// Whether a temporary file name of the form above is stale (see remove_stale_temporaries).
+bool is_stale_temporary(const std::filesystem::path& path);
+
 // Writes `bytes` to `destination` atomically; the file is created with the given permissions
 // (never wider: the umask may narrow them).
 Status write_file_atomically(const std::filesystem::path& destination, std::string_view bytes,
                              std::filesystem::perms perms);
 
-// Reads a whole (small) file. Fails with ErrorCode::io naming the path.
-Result<std::string> read_small_file(const std::filesystem::path& path);
+// Reads a whole (small) file. It must be a regular file of at most `max_bytes` (a device such
+// as /dev/zero, a FIFO or a huge file is refused at once). Fails with ErrorCode::io naming
+// the path.
+Result<std::string> read_small_file(const std::filesystem::path& path,
+                                    std::uint64_t max_bytes = 256ULL << 20);
+
+// Checks a file holding a secret (a pseudonym key, a signing key) before it is read: it must
+// be a regular file of at most `max_bytes`; a file that users other than its owner may read
+// or write gets a warning (like ssh's). Fails with ErrorCode::key naming the path.
+Status check_secret_file(const std::filesystem::path& path, std::uint64_t max_bytes);
 
 }  // namespace radguard

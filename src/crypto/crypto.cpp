@@ -106,7 +106,12 @@ Result<SecretKey> SecretKey::parse(std::string_view text) {
 }
 
 Result<SecretKey> SecretKey::load(const std::filesystem::path& path) {
-  auto text = read_small_file(path);
+  // A key file is a few lines: anything else (a device such as /dev/zero, a huge file) is
+  // refused before it is read.
+  constexpr std::uint64_t kMaxKeyFile = 4096;
+  if (auto checked = check_secret_file(path, kMaxKeyFile); !checked)
+    return std::unexpected(checked.error());
+  auto text = read_small_file(path, kMaxKeyFile);
   if (!text) return std::unexpected(Error{ErrorCode::key, text.error().message});
   auto key = parse(*text);
   if (!key) return std::unexpected(with_context(key.error(), path.string()));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 #include "core/version.hpp"
 #include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
+#include "dicom/pixels.hpp"
 #include "standard/tables.hpp"
 
 namespace radguard::deid {
@@ -136,6 +138,9 @@ Prepared prepare(const fs::path& input, const std::string& relative, const fs::p
   if (file->is_dicomdir())
     return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
                   FileStatus::dicomdir_dropped);
+  // A pixel header that disagrees with its pixel data is not released as it is.
+  if (auto consistent = dicom::check_pixel_consistency(*file); !consistent)
+    return failed(consistent.error());
   for (const PixelStage& pixel_stage : pixel_stages) {
     if (auto cleaned = pixel_stage(input, *file); !cleaned) return failed(cleaned.error());
   }
@@ -166,7 +171,9 @@ FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
   Prepared prepared = prepare(input, input.filename().string(), output_root, stage,
                               pixel_stages, finish);
   if (prepared.pending) {
-    if (auto committed = prepared.pending->commit(); !committed) {
+    if (auto committed =
+            prepared.pending->commit(std::nullopt, PendingFile::Existing::keep_if_different);
+        !committed) {
       prepared.outcome.status = FileStatus::failed;
       prepared.outcome.error = committed.error().code;
       prepared.outcome.reason = committed.error().message;
@@ -185,16 +192,25 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   if (ec)
     return fail(ErrorCode::io, "cannot create " + options.output.string() + ": " + ec.message());
 
+  // Temporary files a killed run left in the output folder (see remove_stale_temporaries).
+  const std::size_t stale = remove_stale_temporaries(options.output);
+
   const batch::InputSet inputs = batch::find_files(options.inputs);
   DeidRunReport report;
+  report.stale_temporaries_removed = stale;
   report.missing_inputs = inputs.missing;
   report.files_seen = inputs.files.size();
 
   // The lowest input index claiming an output name wins, whatever order threads finish in.
   // Names are held as 128-bit digests so the index stays small on huge runs.
   std::mutex mutex;
-  std::unordered_map<std::string, std::size_t> claims;
+  struct Claim {
+    std::size_t index;
+    bool committed;  // this run published the file under that name
+  };
+  std::unordered_map<std::string, Claim> claims;
   std::vector<std::size_t> superseded;
+  std::set<std::string> written_folders;  // flushed once each at the end of the run
   std::vector<std::pair<std::size_t, FileOutcome>> problems, written;
   std::array<std::atomic<std::size_t>, 5> counts{};
   std::atomic<std::uint64_t> bytes{0};
@@ -229,24 +245,41 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
                     options.output, stage, options.pixel_stages, options.finish);
         if (prepared.pending) {
           std::lock_guard lock(mutex);
-          const auto [it, inserted] = claims.try_emplace(claim_key(prepared.outcome.output), i);
-          if (!inserted && it->second < i) {
+          const auto [it, inserted] =
+              claims.try_emplace(claim_key(prepared.outcome.output), Claim{i, false});
+          if (!inserted && it->second.index < i) {
             prepared.outcome.status = FileStatus::duplicate;
             prepared.outcome.error = ErrorCode::conflict;
             prepared.outcome.reason = "same SOP Instance UID as an input that came first";
-            prepared.outcome.other_input = inputs.files[it->second];
+            prepared.outcome.other_input = inputs.files[it->second.index];
             prepared.outcome.output.clear();
             prepared.pending.reset();
           } else {
+            // A file this run published under the name may be replaced by the input that
+            // comes first; a file of an earlier run only with --overwrite.
+            const bool ours = !inserted && it->second.committed;
             if (!inserted) {
-              superseded.push_back(it->second);
-              it->second = i;
+              superseded.push_back(it->second.index);
+              it->second = Claim{i, false};
             }
-            if (auto committed = prepared.pending->commit(); !committed) {
+            const auto existing = ours || options.existing == ExistingOutputs::replace
+                                      ? PendingFile::Existing::replace
+                                      : PendingFile::Existing::keep_if_different;
+            if (auto committed = prepared.pending->commit(std::nullopt, existing,
+                                                          PendingFile::FolderSync::deferred);
+                !committed) {
               prepared.outcome.status = FileStatus::failed;
               prepared.outcome.error = committed.error().code;
               prepared.outcome.reason = committed.error().message;
               prepared.outcome.output.clear();
+            } else {
+              it->second.committed = true;
+              // The series folder, and the study folder and output root that name new
+              // folders.
+              const fs::path series = prepared.pending->destination().parent_path();
+              written_folders.insert(series.string());
+              written_folders.insert(series.parent_path().string());
+              written_folders.insert(series.parent_path().parent_path().string());
             }
           }
         }
@@ -263,6 +296,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
         record(i, std::move(outcome));
       });
   progress.finish();
+  // The new names reach the disk before the run reports them written (each file's data was
+  // flushed before its rename). A folder that cannot be flushed fails the run.
+  for (const auto& folder : written_folders) {
+    if (auto synced = sync_folder(folder); !synced) return std::unexpected(synced.error());
+  }
   // An input whose output a lower-indexed input replaced was written, then superseded.
   for (const std::size_t j : superseded) {
     FileOutcome outcome;

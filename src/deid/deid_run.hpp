@@ -62,6 +62,12 @@ enum class WrittenOutcomes : std::uint8_t { count_only, keep };
 // masked as <patient>, so a report can travel; or as found (--report-full-paths).
 enum class ReportPaths : std::uint8_t { masked, full };
 
+// What a run does with an output file that an earlier run left under the same name.
+enum class ExistingOutputs : std::uint8_t {
+  keep,     // identical: fine; different: that input fails (conflict), the file stays
+  replace,  // replaced (--overwrite)
+};
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
@@ -71,6 +77,7 @@ struct DeidRunOptions {
   OutputFinisher finish;                 // optional
   WrittenOutcomes written = WrittenOutcomes::count_only;
   ReportPaths report_paths = ReportPaths::masked;
+  ExistingOutputs existing = ExistingOutputs::keep;
 };
 
 // What a run did. Memory is per problem, not per file: written files are only counted, so a
@@ -87,6 +94,7 @@ struct DeidRunReport {
   // component is masked wherever it appears (a DICOMDIR or a non-DICOM file in a patient's
   // folder is masked by its DICOM neighbours). Held in memory only, never written.
   std::vector<std::string> identifying_components;
+  std::size_t stale_temporaries_removed = 0;  // left in the output folder by a killed run
 
   std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
   // Failed inputs refused because their pixels may show burned-in text (kBurnedInRefusal).

@@ -16,11 +16,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 
 #include "dicom/dicom_file_impl.hpp"
+#include "dicom/structure_check.hpp"
 #include "standard/tables.hpp"
 
 namespace radguard::dicom {
@@ -46,10 +49,12 @@ bool is_binary_filler_vr(std::string_view vr) {
 
 // Reads the first bytes to tell DICOM from anything else before DCMTK guesses: DCMTK will
 // happily read arbitrary bytes as an implicit-VR dataset.
-enum class Sniff { part10, raw_dataset, not_dicom };
+enum class Sniff { part10, raw_dataset, not_dicom, unreadable };
 
 Sniff sniff(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
+  // A file that cannot be opened (permissions) is a failure to report, never "not DICOM".
+  if (!in) return Sniff::unreadable;
   std::array<unsigned char, 132> head{};
   in.read(reinterpret_cast<char*>(head.data()), head.size());
   const auto got = static_cast<std::size_t>(in.gcount());
@@ -445,7 +450,15 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
   const Sniff kind = sniff(path);
+  if (kind == Sniff::unreadable)
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
   if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM file");
+  // Hostile structure (nesting bombs, deflate bombs, floods of elements) is refused before
+  // DCMTK's recursive reader sees it.
+  if (auto checked = check_structure(
+          path, kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset);
+      !checked)
+    return std::unexpected(checked.error());
   auto impl = std::make_unique<Impl>();
   const OFCondition status =
       impl->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
@@ -565,11 +578,7 @@ Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, EXS_LittleEndianExplicit,
                                     EET_ExplicitLength);
 
-  const OFCondition status =
-      impl_->file.saveFile(OFFilename(path.c_str()), xfer, EET_UndefinedLength, EGL_recalcGL,
-                           EPD_noChange, 0, 0, EWM_dontUpdateMeta);
-  if (status.bad()) return fail(ErrorCode::io, std::string("cannot write: ") + status.text());
-  return {};
+  return save_checked(impl_->file, path, xfer, EWM_dontUpdateMeta);
 }
 
 }  // namespace radguard::dicom

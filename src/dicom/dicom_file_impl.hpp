@@ -5,6 +5,7 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -23,6 +24,13 @@ struct DicomFile::Impl {
 // that ends early, that the file is truncated or an element claims more bytes than the file
 // holds, naming the last element read (a tag, never a value).
 std::string parse_failure(DcmFileFormat& file, const OFCondition& status);
+
+// Writes `file` to `path` (created, or truncated when it exists) in `xfer` with sequences of undefined
+// length and recalculated group lengths, as saveFile() would, but with every write error
+// seen: buffered write(2) calls, then fsync and close, each checked. Fails with
+// ErrorCode::io (a full disk: "No space left on device"); the caller removes the file.
+Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
+                    E_TransferSyntax xfer, E_FileWriteMode mode);
 
 struct PixelAccess {
   static DicomFile::Impl& impl(DicomFile& file) { return *file.impl_; }

@@ -890,4 +890,114 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   return outcome;
 }
 
+Status check_pixel_consistency(DicomFile& file) {
+  DcmDataset& dataset = *PixelAccess::impl(file).file.getDataset();
+  DcmElement* element = nullptr;
+  if (dataset.findAndGetElement(DCM_PixelData, element, OFFalse).bad() || element == nullptr)
+    return {};
+  auto* pixel = dynamic_cast<DcmPixelData*>(element);
+  if (pixel == nullptr) return {};
+  const E_TransferSyntax xfer = dataset.getOriginalXfer();
+  const DcmXfer syntax(xfer);
+  DcmPixelSequence* sequence = nullptr;
+  const bool encapsulated =
+      pixel->getEncapsulatedRepresentation(xfer, nullptr, sequence).good() && sequence != nullptr;
+  const auto rows = uint16_of(dataset, DCM_Rows, 0);
+  const auto columns = uint16_of(dataset, DCM_Columns, 0);
+  const auto samples = uint16_of(dataset, DCM_SamplesPerPixel, 1);
+  const auto bits = uint16_of(dataset, DCM_BitsAllocated, 0);
+  Sint32 frames_value = 1;
+  if (dataset.tagExists(DCM_NumberOfFrames) &&
+      (dataset.findAndGetSint32(DCM_NumberOfFrames, frames_value).bad() || frames_value < 1))
+    return fail(ErrorCode::malformed_dicom, "inconsistent pixel header: Number of Frames is not "
+                                            "a positive number");
+  const auto frames = static_cast<std::uint64_t>(frames_value);
+  if (rows == 0 || columns == 0 || bits == 0)
+    return fail(ErrorCode::malformed_dicom,
+                "inconsistent pixel header: Pixel Data without Rows, Columns or Bits Allocated");
+
+  if (!syntax.isEncapsulated()) {
+    if (encapsulated || element->getLengthField() == DCM_UndefinedLength)
+      return fail(ErrorCode::malformed_dicom,
+                  "transfer syntax does not match the pixel data: the syntax is native but the "
+                  "pixel data is encapsulated (compressed)");
+    OFString photometric;
+    dataset.findAndGetOFString(DCM_PhotometricInterpretation, photometric);
+    std::string text = photometric.c_str();
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    // YBR_FULL_422 stores two luminance and two chrominance values per two pixels.
+    const std::uint64_t per_pixel = text == "YBR_FULL_422" && samples == 3 ? 2 : samples;
+    const std::uint64_t bits_total =
+        std::uint64_t{rows} * columns * per_pixel * frames * bits;
+    const std::uint64_t expected = (bits_total + 7) / 8;
+    const std::uint64_t length = element->getLengthField();
+    if (length < expected)
+      return fail(ErrorCode::malformed_dicom,
+                  "inconsistent pixel header: Rows x Columns x Samples per Pixel x Number of "
+                  "Frames x Bits Allocated needs " +
+                      std::to_string(expected) + " bytes, Pixel Data holds " +
+                      std::to_string(length));
+    if (length > expected + 1 + (expected % 2))
+      return fail(ErrorCode::malformed_dicom,
+                  "inconsistent pixel header: Pixel Data holds " + std::to_string(length) +
+                      " bytes, more than the " + std::to_string(expected) +
+                      " its Rows, Columns, Samples per Pixel, Number of Frames and Bits "
+                      "Allocated describe (bytes no viewer shows)");
+    return {};
+  }
+
+  if (!encapsulated)
+    return fail(ErrorCode::malformed_dicom,
+                std::string("transfer syntax does not match the pixel data: ") +
+                    syntax.getXferName() + " needs encapsulated pixel data, the file's is native");
+  const unsigned long items = sequence->card();
+  if (items < 2)
+    return fail(ErrorCode::malformed_dicom, "encapsulated pixel data has no fragment");
+  if (frames > items - 1)
+    return fail(ErrorCode::malformed_dicom,
+                "inconsistent pixel header: Number of Frames is larger than the number of "
+                "pixel data fragments");
+  DcmPixelItem* first = nullptr;
+  if (sequence->getItem(first, 1).bad() || first == nullptr)
+    return fail(ErrorCode::malformed_dicom, "missing pixel data fragment");
+  std::uint8_t head[12] = {};
+  const Uint32 available = std::min<Uint32>(first->getLength(), sizeof head);
+  if (available > 0 && first->getPartialValue(head, 0, available).bad())
+    return fail(ErrorCode::malformed_dicom, "unreadable pixel data fragment");
+  const bool jpeg = available >= 2 && head[0] == 0xFF && head[1] == 0xD8;
+  const bool j2k = (available >= 4 && head[0] == 0xFF && head[1] == 0x4F && head[2] == 0xFF &&
+                    head[3] == 0x51) ||
+                   (available >= 12 && head[0] == 0 && head[1] == 0 && head[2] == 0 &&
+                    head[3] == 0x0C && head[4] == 'j' && head[5] == 'P');
+  const std::uint32_t segments =
+      head[0] | (head[1] << 8) | (head[2] << 16) | (static_cast<std::uint32_t>(head[3]) << 24);
+  const bool rle = available >= 4 && segments >= 1 && segments <= 15;
+  std::optional<bool> matches;
+  switch (xfer) {
+    case EXS_JPEGProcess1:
+    case EXS_JPEGProcess2_4:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+    case EXS_JPEGLSLossless:
+    case EXS_JPEGLSLossy:
+      matches = jpeg;
+      break;
+    case EXS_JPEG2000LosslessOnly:
+    case EXS_JPEG2000:
+      matches = j2k;
+      break;
+    case EXS_RLELossless:
+      matches = rle;
+      break;
+    default:
+      break;  // other codecs: not checked here
+  }
+  if (matches && !*matches)
+    return fail(ErrorCode::malformed_dicom,
+                std::string("transfer syntax does not match the pixel data: the first fragment "
+                            "is not ") +
+                    syntax.getXferName() + " data");
+  return {};
+}
+
 }  // namespace radguard::dicom

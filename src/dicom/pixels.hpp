@@ -117,6 +117,16 @@ struct PixelWriteOutcome {
 // ErrorCode::internal when DCMTK refuses the change.
 Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image);
 
+// Checks, without decoding, that the top-level Pixel Data agrees with its attributes and the
+// transfer syntax: native data must be as long as Rows x Columns x Samples per Pixel x Number
+// of Frames x Bits Allocated says (one pad byte allowed), never shorter (a header promising
+// more than the data holds) nor longer (bytes no viewer shows); encapsulated syntaxes need
+// encapsulated data with at least one fragment per frame whose first fragment starts as the
+// syntax's codec says (JPEG, JPEG-LS, JPEG 2000, RLE); native syntaxes need native data.
+// Files without Pixel Data pass. Fails with ErrorCode::malformed_dicom and the reason (names
+// attributes, never values).
+Status check_pixel_consistency(DicomFile& file);
+
 // True for transfer syntaxes whose pixel data decode_pixels can read (by UID).
 bool can_decode_transfer_syntax(std::string_view uid);
 

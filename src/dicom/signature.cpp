@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <ctime>
 #include <array>
 #include <fstream>
 #include <mutex>
@@ -30,6 +31,7 @@
 #include "core/version.hpp"
 #include "dicom/dicom_file.hpp"
 #include "dicom/dicom_file_impl.hpp"
+#include "dicom/structure_check.hpp"
 
 namespace radguard::dicom {
 
@@ -68,7 +70,12 @@ Result<std::unique_ptr<DcmFileFormat>> load(const fs::path& path) {
   if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
   // A signature is only meaningful for a Part 10 file: a bare data set has no transfer
   // syntax that another reader would agree on.
+  if (std::ifstream probe(path, std::ios::binary); !probe)
+    return fail(ErrorCode::io, "cannot be read: permission denied or unreadable");
   if (!is_part10(path)) return fail(ErrorCode::not_dicom, "not a DICOM Part 10 file");
+  // Nesting and deflate bombs are refused before DCMTK's recursive reader sees them.
+  if (auto checked = check_structure(path, FileLayout::part10); !checked)
+    return std::unexpected(checked.error());
   auto file = std::make_unique<DcmFileFormat>();
   const OFCondition status = file->loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange,
                                             kMaxInMemoryValue, ERM_fileOnly);
@@ -104,7 +111,20 @@ struct KeyPair {
   SiCertificate cert;
 };
 
+// PEM keys and certificates are a few kilobytes; anything far larger is not one.
+constexpr std::uint64_t kMaxPemFile = 1 << 20;
+
+Status check_certificate_file(const fs::path& path) {
+  // DCMTK reads the file itself: refuse devices (/dev/zero would be read forever) and
+  // huge files first.
+  if (auto text = read_small_file(path, kMaxPemFile); !text)
+    return fail(ErrorCode::key, text.error().message);
+  return {};
+}
+
 Status load_key_pair(const fs::path& key_path, const fs::path& cert_path, KeyPair& pair) {
+  if (auto checked = check_secret_file(key_path, kMaxPemFile); !checked) return checked;
+  if (auto checked = check_certificate_file(cert_path); !checked) return checked;
   // An empty password makes an encrypted key fail to load instead of prompting on a terminal
   // in the middle of a batch.
   pair.key.setPrivateKeyPasswd("");
@@ -279,10 +299,8 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
 
   auto pending = PendingFile::create(output);
   if (!pending) return std::unexpected(pending.error());
-  status = (*file)->saveFile(OFFilename(pending->temp_path().c_str()), xfer, EET_UndefinedLength,
-                             EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta);
-  if (status.bad())
-    return fail(ErrorCode::io, "cannot write " + output.string() + ": " + status.text());
+  if (auto saved = save_checked(**file, pending->temp_path(), xfer, EWM_dontUpdateMeta); !saved)
+    return std::unexpected(with_context(saved.error(), output.string()));
   std::error_code ec;
   result.bytes_read = fs::file_size(input, ec);
   // Keep the input's permission bits: signing must not widen who can read an image.
@@ -296,6 +314,8 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
 Result<TrustStore> TrustStore::load(std::span<const fs::path> pem_files) {
   initialise_signing();
   for (const auto& path : pem_files) {
+    if (auto checked = check_certificate_file(path); !checked)
+      return std::unexpected(checked.error());
     SiCertificate cert;
     if (cert.loadCertificate(path.c_str(), X509_FILETYPE_PEM).bad())
       return fail(ErrorCode::key, "cannot read trusted certificate " + path.string() + " (PEM)");
@@ -323,12 +343,66 @@ SignedList data_elements_signed(DcmSignature& signature) {
   return list;
 }
 
+// The attributes of `item` a signature made now would cover. DCMTK leaves out elements whose
+// VR is uncertain (read in implicit VR without a dictionary entry, such as most private
+// elements): their encoding in the MAC's explicit VR syntax is not defined, so no signature
+// covers them, and their absence from Data Elements Signed does not mean they were added.
 std::set<DcmTagKey> signable_tags_of(DcmItem& item) {
   std::set<DcmTagKey> tags;
   for (DcmObject* object = item.nextInContainer(nullptr); object != nullptr;
        object = item.nextInContainer(object))
-    if (signable(object->getTag())) tags.insert(object->getTag());
+    if (signable(object->getTag()) && object->isSignable()) tags.insert(object->getTag());
   return tags;
+}
+
+// The signature's Digital Signature DateTime (YYYYMMDDHHMMSS[.FFFFFF][&ZZXX]) in seconds
+// since the epoch, UTC: the offset is applied (DCMTK's own check ignores it and reads a local
+// time as UTC); without one the time is taken as UTC.
+std::optional<std::int64_t> signature_time_utc(std::string text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+  if (text.size() < 14 ||
+      !std::all_of(text.begin(), text.begin() + 14, [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  auto number = [&](std::size_t at, std::size_t n) { return std::stoi(text.substr(at, n)); };
+  std::tm tm{};
+  tm.tm_year = number(0, 4) - 1900;
+  tm.tm_mon = number(4, 2) - 1;
+  tm.tm_mday = number(6, 2);
+  tm.tm_hour = number(8, 2);
+  tm.tm_min = number(10, 2);
+  tm.tm_sec = number(12, 2);
+  std::int64_t seconds = ::timegm(&tm);
+  const auto sign = text.find_first_of("+-", 14);
+  if (sign != std::string::npos && sign + 5 <= text.size()) {
+    const std::string offset = text.substr(sign + 1, 4);
+    if (!std::all_of(offset.begin(), offset.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return std::nullopt;
+    const std::int64_t minutes = std::stoi(offset.substr(0, 2)) * 60 + std::stoi(offset.substr(2, 2));
+    seconds += (text[sign] == '+' ? -60 : 60) * minutes;
+  }
+  return seconds;
+}
+
+std::optional<std::int64_t> asn1_seconds(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return std::nullopt;
+  return static_cast<std::int64_t>(::timegm(&tm));
+}
+
+// DCMTK reports "not yet valid at signature creation" when the certificate's notBefore is
+// after the signature's date and time as DCMTK reads it: ignoring the time zone, at whole
+// seconds. A signature made in the same second as its certificate (clocks read by different
+// routines can straddle a second boundary) or dated in a zone west of UTC was then called
+// expired. Judged again here with the offset applied and one second of tolerance.
+bool valid_at_signature_time(SiCertificate& cert, const std::string& signed_at) {
+  X509* x509 = cert.getRawCertificate();
+  const auto when = signature_time_utc(signed_at);
+  if (x509 == nullptr || !when) return false;
+  const auto not_before = asn1_seconds(X509_get0_notBefore(x509));
+  const auto not_after = asn1_seconds(X509_get0_notAfter(x509));
+  if (!not_before || !not_after) return false;
+  constexpr std::int64_t kToleranceSeconds = 1;
+  return *when + kToleranceSeconds >= *not_before && *when <= *not_after;
 }
 
 std::string location_of(DcmStack& stack) {
@@ -391,7 +465,11 @@ Result<FileVerification> verify_file(const fs::path& path, const TrustStore& tru
       SiCertificate* cert = signature.getCurrentCertificate();
       if (cert != nullptr) report.signer = subject_of(*cert);
 
-      const OFCondition status = signature.verifyCurrent();
+      OFCondition status = signature.verifyCurrent();
+      // verifyCurrent() checks the dates only after the MAC and the signature verified.
+      if (status == SI_EC_VerificationFailed_CertNotYetValidAtSig && cert != nullptr &&
+          valid_at_signature_time(*cert, report.signed_at))
+        status = EC_Normal;
       if (status == SI_EC_VerificationFailed_CertExpiredAtSignature ||
           status == SI_EC_VerificationFailed_CertNotYetValidAtSig) {
         report.verdict = Verdict::expired_certificate;

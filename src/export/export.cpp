@@ -1,5 +1,12 @@
 #include "export/export.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -81,7 +88,12 @@ Result<std::string> new_release_name(const std::string& now) {
          crypto::to_hex(reinterpret_cast<const std::uint8_t*>(random->data()), random->size());
 }
 
-// Removes a staging folder unless the release it holds was published.
+constexpr std::string_view kStagingPrefix = ".staging-release-";
+
+// The folder a release is written into before it is published: created here and held under
+// an exclusive flock(2) for as long as this object lives, so that another run can tell a
+// live staging folder from one a killed run left (see remove_stale_staging). Removed unless
+// the release it holds was published.
 class StagingFolder {
  public:
   explicit StagingFolder(fs::path path) : path_(std::move(path)) {}
@@ -92,14 +104,54 @@ class StagingFolder {
       std::error_code ignored;
       fs::remove_all(path_, ignored);
     }
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status create() {
+    std::error_code ec;
+    if (!fs::create_directory(path_, ec) || ec)
+      return fail(ErrorCode::io, "cannot create the staging folder: " +
+                                     (ec ? ec.message() : std::string("it exists")));
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0)
+      return fail(ErrorCode::io, std::string("cannot lock the staging folder: ") +
+                                     std::strerror(errno));
+    return {};
   }
   const fs::path& path() const { return path_; }
   void mark_published() { published_ = true; }
 
  private:
   fs::path path_;
+  int fd_ = -1;
   bool published_ = false;
 };
+
+}  // namespace
+
+std::size_t remove_stale_staging(const fs::path& output) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(output, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code type_ec;
+    if (!name.starts_with(kStagingPrefix) ||
+        it->symlink_status(type_ec).type() != fs::file_type::directory)
+      continue;
+    const int fd = ::open(it->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) continue;
+    // A live export holds its staging folder locked; one that is not locked was left by a
+    // run that died (kill -9, power loss) and is never published.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      std::error_code ignored;
+      if (fs::remove_all(it->path(), ignored) > 0) ++removed;
+    }
+    ::close(fd);
+  }
+  return removed;
+}
+
+namespace {
 
 ledger::ProfileSummary profile_of(const deid::HeaderStage& stage) {
   return {stage.policy().preset(), stage.policy().option_names(), stage.policy().override_count(),
@@ -385,7 +437,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   // 3. De-identify the permitted studies into a staging folder that is never a release.
   fs::create_directories(options.output, ec);
   if (ec) return failed("cannot create the output folder: " + ec.message());
+  report.stale_staging_removed = remove_stale_staging(options.output);
   StagingFolder staging(options.output / (".staging-" + report.release_name));
+  if (auto created = staging.create(); !created) return failed(created.error().message);
   deid::DeidRunOptions deid_options;
   for (const std::size_t i : included) deid_options.inputs.push_back(inputs.files[i]);
   deid_options.output = staging.path();

@@ -107,6 +107,7 @@ struct ExportReport {
   double seconds = 0;
   ExportMode mode = ExportMode::release;
   std::vector<StudyPlan> plan;  // dry run: every study, in Study UID order
+  std::size_t stale_staging_removed = 0;  // staging folders of killed runs, cleaned up
 
   std::uint64_t excluded_studies() const;
   std::uint64_t excluded_instances() const;
@@ -128,6 +129,10 @@ struct ConsentedIdentity {
 // (ErrorCode::conflict). Keyed by input path as batch::find_files gives it. Thread-safe.
 deid::PixelStage consented_identity_check(
     std::shared_ptr<const std::map<std::string, ConsentedIdentity>> consented);
+
+// Removes the staging folders (".staging-release-*") in `output` that no live export holds
+// locked: those a killed run left behind. Returns how many were removed.
+std::size_t remove_stale_staging(const std::filesystem::path& output);
 
 // Runs an export. `registry` and `ledger` are used from this thread only. Returns a report
 // whether the release succeeded or failed (the ledger has an entry either way); fails

@@ -21,6 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// PEM keys and certificates are a few kilobytes; anything far larger is not one.
+constexpr std::uint64_t kMaxPemFile = 1 << 20;
+
 template <typename T, void (*Free)(T*)>
 struct Deleter {
   void operator()(T* p) const { Free(p); }
@@ -74,13 +77,15 @@ Result<X509Ptr> parse_certificate(std::string_view pem, const std::string& what)
 }
 
 Result<X509Ptr> read_certificate(const fs::path& path) {
-  auto text = read_small_file(path);
+  auto text = read_small_file(path, kMaxPemFile);
   if (!text) return fail(ErrorCode::key, text.error().message);
   return parse_certificate(*text, path.string());
 }
 
 Result<PKey> read_private_key(const fs::path& path) {
-  auto text = read_small_file(path);
+  if (auto checked = check_secret_file(path, kMaxPemFile); !checked)
+    return std::unexpected(checked.error());
+  auto text = read_small_file(path, kMaxPemFile);
   if (!text) return fail(ErrorCode::key, text.error().message);
   Bio bio = memory_bio(*text);
   // An empty passphrase: an encrypted key fails instead of prompting in the middle of a run.
@@ -217,7 +222,7 @@ Result<DetachedSignature> sign_detached(std::string_view message, const fs::path
                                         const fs::path& cert_path) {
   auto key = read_private_key(key_path);
   if (!key) return std::unexpected(key.error());
-  auto cert_text = read_small_file(cert_path);
+  auto cert_text = read_small_file(cert_path, kMaxPemFile);
   if (!cert_text) return fail(ErrorCode::key, cert_text.error().message);
   auto cert = parse_certificate(*cert_text, cert_path.string());
   if (!cert) return std::unexpected(cert.error());

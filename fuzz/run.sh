@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang 16 and runs each for SECONDS from the seed corpus.
+#
+#   bash fuzz/run.sh BUILD_DIR SECONDS [TARGET...]
+#
+# Seeds: fuzz/corpus/<target>/ (small text files kept in the repository) and, for DICOM, the
+# python3-pydicom sample files under 64 KB. What a run adds to the corpus stays in
+# BUILD_DIR/corpus/<target>/; a crash leaves BUILD_DIR/crash-* and fails the script.
+set -euo pipefail
+build=$(realpath -m "${1:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}")
+seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
+shift 2
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(dicom recipe consent_csv consent_fhir redaction_rules)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADGUARD_FUZZ=ON \
+  -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 >/dev/null
+cmake --build "$build" -j "$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
+
+samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
+for t in "${targets[@]}"; do
+  corpus="$build/corpus/$t"
+  mkdir -p "$corpus"
+  seeds=()
+  [ -d "$here/corpus/$t" ] && seeds+=("$here/corpus/$t")
+  if [ "$t" = dicom ] && [ -d "$samples" ]; then
+    mkdir -p "$build/seeds/dicom"
+    find "$samples" -maxdepth 1 -name '*.dcm' -size -64k -exec cp -n {} "$build/seeds/dicom/" \;
+    seeds+=("$build/seeds/dicom")
+  fi
+  echo "== fuzz_$t for ${seconds}s"
+  (cd "$build" && ASAN_OPTIONS=detect_leaks=0 "./fuzz/fuzz_$t" "$corpus" "${seeds[@]}" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
+    -print_final_stats=1 2>&1 | grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|INFO: seed corpus)" || true)
+  if ls "$build"/crash-* "$build"/leak-* "$build"/timeout-* >/dev/null 2>&1; then
+    echo "fuzz_$t found a problem: $(ls "$build"/crash-* "$build"/leak-* "$build"/timeout-* 2>/dev/null)" >&2
+    exit 1
+  fi
+done

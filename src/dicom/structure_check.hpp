@@ -1,0 +1,50 @@
+#pragma once
+// A cheap pass over a DICOM file's bytes before DCMTK parses it, so that hostile structure is
+// refused before the recursive reader sees it: sequences nested deeper than DCMTK's reader
+// (and radguard's own walkers) can recurse on a thread's stack, more elements than memory
+// allows, and deflated data sets that inflate to far more than the file (deflate bombs).
+//
+// The pass reads tags and lengths only; values are skipped (seeked over), except in deflated
+// data sets, which are inflated as a stream and never held. It understands explicit and
+// implicit VR, both byte orders, defined and undefined lengths, UN values that hold
+// sequences, and encapsulated pixel data. Where it cannot follow the bytes (a structure
+// DCMTK may still accept), it leaves the verdict to DCMTK unless the bytes left could still
+// hold a nesting too deep, in which case the file is refused.
+#include <cstdint>
+#include <filesystem>
+
+#include "core/result.hpp"
+
+namespace radguard::dicom {
+
+struct StructureLimits {
+  // Sequences inside sequences: real objects nest a few levels (SR trees a few dozen).
+  std::size_t max_sequence_depth = 128;
+  // Elements and items in the whole data set: at most max(min_elements, file bytes /
+  // bytes_per_element), and never more than max_elements.
+  std::uint64_t min_elements = 100'000;
+  std::uint64_t bytes_per_element = 2;
+  std::uint64_t max_elements = 2'000'000;
+  // A deflated data set may inflate to max(min_inflated, max_inflate_ratio x file bytes),
+  // never more than max_inflated (DCMTK holds a deflated data set in memory whole).
+  std::uint64_t min_inflated = 64ULL << 20;
+  std::uint64_t max_inflate_ratio = 100;
+  std::uint64_t max_inflated = 512ULL << 20;
+};
+
+// What the pass saw (for tests and measurements).
+struct StructureFacts {
+  std::size_t max_sequence_depth = 0;
+  std::uint64_t elements = 0;
+  std::uint64_t inflated_bytes = 0;  // deflated data sets: bytes after inflation
+  bool conclusive = true;            // false: the pass stopped where it could not follow
+};
+
+enum class FileLayout : std::uint8_t { part10, raw_dataset };
+
+// Fails with ErrorCode::malformed_dicom naming the limit exceeded (never a value), or
+// ErrorCode::io when the file cannot be read.
+Result<StructureFacts> check_structure(const std::filesystem::path& path, FileLayout layout,
+                                       const StructureLimits& limits = {});
+
+}  // namespace radguard::dicom
