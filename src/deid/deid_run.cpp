@@ -209,7 +209,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     bool committed;  // this run published the file under that name
   };
   std::unordered_map<std::string, Claim> claims;
-  std::vector<std::size_t> superseded;
+  std::vector<std::pair<std::size_t, std::size_t>> superseded;  // (replaced, winner)
   std::set<std::string> written_folders;  // flushed once each at the end of the run
   std::vector<std::pair<std::size_t, FileOutcome>> problems, written;
   std::array<std::atomic<std::size_t>, 5> counts{};
@@ -259,7 +259,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
             // comes first; a file of an earlier run only with --overwrite.
             const bool ours = !inserted && it->second.committed;
             if (!inserted) {
-              superseded.push_back(it->second.index);
+              superseded.emplace_back(it->second.index, i);
               it->second = Claim{i, false};
             }
             const auto existing = ours || options.existing == ExistingOutputs::replace
@@ -302,12 +302,13 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     if (auto synced = sync_folder(folder); !synced) return std::unexpected(synced.error());
   }
   // An input whose output a lower-indexed input replaced was written, then superseded.
-  for (const std::size_t j : superseded) {
+  for (const auto& [j, winner] : superseded) {
     FileOutcome outcome;
     outcome.input = inputs.files[j];
     outcome.status = FileStatus::duplicate;
     outcome.error = ErrorCode::conflict;
-    outcome.reason = "another input with the same SOP Instance UID came first in path order";
+    outcome.reason = "same SOP Instance UID as an input that came first";
+    outcome.other_input = inputs.files[winner];
     counts[static_cast<std::size_t>(FileStatus::written)].fetch_sub(1);
     record(j, std::move(outcome));
   }
@@ -316,8 +317,9 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   std::sort(written.begin(), written.end(), by_index);
   for (auto& [index, outcome] : problems) report.problems.push_back(std::move(outcome));
   for (auto& [index, outcome] : written) {
-    if (std::find(superseded.begin(), superseded.end(), index) == superseded.end())
-      report.written.push_back(std::move(outcome));
+    const bool replaced = std::any_of(superseded.begin(), superseded.end(),
+                                      [&](const auto& s) { return s.first == index; });
+    if (!replaced) report.written.push_back(std::move(outcome));
   }
   for (std::size_t k = 0; k < counts.size(); ++k) report.counts[k] = counts[k].load();
   report.bytes_read = bytes.load();
