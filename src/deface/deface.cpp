@@ -433,7 +433,7 @@ Result<HeadAnalysis> analyse_head(const volume::Volume& v, Modality modality) {
 
 // The face region of an analysed head for one cut shape.
 // The whole-face cut, measured on the packaged MR template (ch2 against its brain mask ch2bet,
-// docs/benchmarks.md (Defacing)) and set with margins of 10 mm or more in front of its brain:
+// docs/benchmarks.md (Defacing)) and set with margins of 7.5 mm or more in front of its brain:
 // - below the nasion, the cut hung from the nose tip (cut_front): nose, lips, jaw and chin;
 // - through the orbits, 16-50 mm either side of the midline, from 34 mm below to 20 mm above
 //   the nasion: 42 mm behind the nasion at the eyes' level (behind the eyeballs, whose front
