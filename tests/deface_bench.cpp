@@ -42,6 +42,9 @@ double cpu_seconds() {
 }
 
 void print_check(const char* phase, const deface::FaceCheck& check) {
+  for (const auto& r : check.relief)
+    std::printf("    %-6s %-10s relief: nose %5.1f mm  eyes %5.1f mm  %s\n", phase, r.view.c_str(),
+                r.nose_mm, r.eyes_mm, r.face ? "FACE" : "-");
   for (const auto& d : check.detections) {
     if (d.faces == 0) continue;
     std::printf("    %-6s %-10s %-34s faces %2d  best %7.2f  %s\n", phase, d.view.c_str(),
@@ -50,7 +53,6 @@ void print_check(const char* phase, const deface::FaceCheck& check) {
 }
 
 void run(const Args& args, const std::string& name, volume::Volume v) {
-  const double cpu_start = cpu_seconds();
   deface::DefaceOptions options;
   options.method = args.method;
   options.keep_renderings = true;
@@ -60,6 +62,9 @@ void run(const Args& args, const std::string& name, volume::Volume v) {
     shown_before = b;
     shown_after = a;
   };
+  deface::FaceRegion intact;
+  if (auto region = deface::find_face(v, deface::Modality::automatic)) intact = std::move(*region);
+  const double cpu_start = cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   auto report = deface::deface(v, options);
   const double seconds =
@@ -67,25 +72,26 @@ void run(const Args& args, const std::string& name, volume::Volume v) {
   const double cpu = cpu_seconds() - cpu_start;
   if (report) {
     std::printf(
-        "%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  %s  before %.2f after %.2f  changed %zu  "
-        "attempts",
+        "%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  %s  nose %.1f->%.1f eyes %.1f->%.1f  "
+        "haar %.2f->%.2f  changed %zu  attempts",
         name.c_str(), v.dims[0], v.dims[1], v.dims[2], seconds, cpu,
-        std::string(deface::to_string(report->verdict)).c_str(), report->before.best_score(),
-        report->after.best_score(), report->voxels_changed);
+        std::string(deface::to_string(report->verdict)).c_str(), report->before.nose_mm(),
+        report->after.nose_mm(), report->before.eyes_mm(), report->after.eyes_mm(),
+        report->before.best_score(), report->after.best_score(), report->voxels_changed);
     for (const auto& a : report->attempts) std::printf(" %.2f", a.best_score);
-    std::printf("\n");
+    std::printf("\n    threshold %.1f  tip (%.0f %.0f %.0f)  nasion (%.0f %.0f %.0f)\n", report->threshold,
+                report->nose_tip[0], report->nose_tip[1], report->nose_tip[2], report->nasion[0],
+                report->nasion[1], report->nasion[2]);
   } else {
     std::printf("%-28s %4dx%4dx%4d  wall %6.2f s  cpu %6.2f s  refused: %s\n", name.c_str(),
                 v.dims[0], v.dims[1], v.dims[2], seconds, cpu, report.error().message.c_str());
+    std::printf("    threshold %.1f  tip (%.0f %.0f %.0f)  nasion (%.0f %.0f %.0f) (intact)\n",
+                intact.threshold, intact.nose_tip[0], intact.nose_tip[1], intact.nose_tip[2],
+                intact.nasion[0], intact.nasion[1], intact.nasion[2]);
   }
-  if (args.detail && !shown_before.empty()) {
-    // Recomputed from the renderings, so a refused volume shows its scores too.
-    const auto b = deface::detect_faces(shown_before, options.cascade_dir);
-    const auto a = deface::detect_faces(shown_after, options.cascade_dir);
-    if (b && a) {
-      print_check("before", *b);
-      print_check("after", *a);
-    }
+  if (args.detail && report) {
+    print_check("before", report->before);
+    print_check("after", report->after);
   }
   std::fflush(stdout);
   if (!args.png.empty()) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <numbers>
 #include <string>
@@ -89,32 +90,38 @@ TEST_P(PhantomDeface, RemovesTheNoseAndKeepsTheBrainBitIdentical) {
   deface::DefaceOptions options;
   options.cascade_dir = kCascades;
   auto report = deface::deface(ph.volume, options);
-  // The proof on the phantom itself: a face is detected on the intact rendering, none on the
-  // defaced one (the cap's dome keeps the cut from reading as a visor), so it is released.
+  // The proof on the phantom itself: the intact head shows a nose and a pair of orbits in
+  // relief, the defaced one neither, so it is released.
   if (param.expect == Expect::released) {
     ASSERT_TRUE(report) << report.error().message;
     EXPECT_EQ(report->verdict, deface::Verdict::defaced);
     EXPECT_TRUE(report->before.face_found);
-    EXPECT_GT(report->before.best_score(), 0.0);
-    EXPECT_FALSE(report->after.face_found);
+    EXPECT_GE(report->before.nose_mm(), deface::kNoseMm);
+    EXPECT_FALSE(report->after.face_found)
+        << "nose " << report->after.nose_mm() << " eyes " << report->after.eyes_mm();
+    EXPECT_LT(report->after.nose_mm(), deface::kNoseMm);
+    EXPECT_LT(report->after.eyes_mm(), deface::kEyesMm);
+    EXPECT_EQ(report->after.relief.size(), 3u);
     EXPECT_GT(report->voxels_changed, 0u);
     ASSERT_FALSE(report->attempts.empty());
     EXPECT_LE(report->attempts.size(), 3u);
-    EXPECT_EQ(report->attempts.back().best_score, 0.0);
   } else {
     ASSERT_FALSE(report);
     EXPECT_EQ(report.error().code, ErrorCode::policy);
-    EXPECT_NE(report.error().message.find("face is still detected"), std::string::npos)
-        << report.error().message;
   }
 
   std::size_t nose = 0, nose_removed = 0, brain = 0, brain_changed = 0, scalp = 0,
-              scalp_changed = 0;
+              scalp_changed = 0, eyes = 0, eyes_kept = 0;
   const float background = *std::min_element(original.begin(), original.end());
   for (std::size_t n = 0; n < original.size(); ++n) {
     if (ph.nose[n]) {
       ++nose;
       nose_removed += ph.volume.voxels[n] == background || ph.volume.voxels[n] != original[n];
+    }
+    // The whole eyeball goes: every voxel of it is background or cap now.
+    if (ph.eyes[n]) {
+      ++eyes;
+      eyes_kept += ph.volume.voxels[n] == original[n];
     }
     if (ph.brain[n]) {
       ++brain;
@@ -127,7 +134,9 @@ TEST_P(PhantomDeface, RemovesTheNoseAndKeepsTheBrainBitIdentical) {
   }
   ASSERT_GT(nose, 0u);
   ASSERT_GT(brain, 0u);
+  ASSERT_GT(eyes, 0u);
   EXPECT_EQ(nose_removed, nose);
+  EXPECT_EQ(eyes_kept, 0u) << "of " << eyes << " eyeball voxels";
   EXPECT_EQ(brain_changed, 0u);
   EXPECT_EQ(scalp_changed, 0u) << "of " << scalp;
 }
@@ -207,9 +216,7 @@ TEST(Deface, CtGuardRefusesWhenTheCutWouldReachEnclosedBrainTissue) {
       << report.error().message;
 }
 
-TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
-  // A featureless ellipsoid: landmarks are found, but no detector fires on it, so removal
-  // cannot be proven.
+volume::Volume featureless_egg() {
   volume::Volume v;
   v.dims = {60, 72, 80};
   v.spacing = {3.0, 3.0, 3.0};
@@ -223,24 +230,93 @@ TEST(Deface, NoFaceBeforeIsRefusedUnlessAllowed) {
                          p[2] * p[2] / (110.0 * 110.0);
         if (r <= 1.0) v.voxels[v.index(i, j, k)] = 40.0f;
       }
-  volume::Volume copy = v;
+  return v;
+}
+
+TEST(Deface, FaceFreeHeadIsReleasedUnchangedOnItsEvidence) {
+  // A featureless ellipsoid: landmarks are found, but it has no nose and no orbits, so there
+  // is nothing to remove: released unchanged with the evidence, or refused when asked.
+  volume::Volume v = featureless_egg();
+  const std::vector<float> original = v.voxels;
   deface::DefaceOptions options;
   options.cascade_dir = kCascades;
+  auto released = deface::deface(v, options);
+  ASSERT_TRUE(released) << released.error().message;
+  EXPECT_EQ(released->verdict, deface::Verdict::no_face_present);
+  EXPECT_FALSE(released->before.face_found);
+  EXPECT_EQ(released->before.relief.size(), 3u);
+  EXPECT_LT(released->before.nose_mm(), deface::kNoseMm);
+  EXPECT_LT(released->before.eyes_mm(), deface::kEyesMm);
+  EXPECT_EQ(released->voxels_changed, 0u);
+  EXPECT_EQ(v.voxels, original);
+  options.no_face_before = deface::NoFaceBefore::refuse;
   auto refused = deface::deface(v, options);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::policy);
-  EXPECT_NE(refused.error().message.find("no face was detected"), std::string::npos)
-      << refused.error().message;
-  options.no_face_before = deface::NoFaceBefore::release;
-  auto released = deface::deface(copy, options);
-  // Allowed now; the egg's flat cut may still read as a visor to the cascade afterwards
-  // (docs/benchmarks.md (Defacing)), which is refused on its own grounds.
-  if (released) {
-    EXPECT_EQ(released->verdict, deface::Verdict::no_face_before);
-  } else {
-    EXPECT_NE(released.error().message.find("still detected"), std::string::npos)
-        << released.error().message;
+}
+
+TEST(Deface, SkullStrippedPhantomIsReleasedUnchanged) {
+  // The phantom's brain alone (a skull-stripped MR): no face to remove, and no brain voxel
+  // may be touched.
+  for (PhantomContrast contrast : {PhantomContrast::mr, PhantomContrast::ct}) {
+    HeadPhantom ph = phantom(contrast, kAxial);
+    const float air = contrast == PhantomContrast::ct ? -1000.0f : 0.0f;
+    for (std::size_t n = 0; n < ph.volume.voxels.size(); ++n)
+      if (!ph.brain[n]) ph.volume.voxels[n] = air;
+    const std::vector<float> original = ph.volume.voxels;
+    deface::DefaceOptions options;
+    options.cascade_dir = kCascades;
+    auto report = deface::deface(ph.volume, options);
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->verdict, deface::Verdict::no_face_present)
+        << "nose " << report->before.nose_mm() << " eyes " << report->before.eyes_mm();
+    EXPECT_EQ(ph.volume.voxels, original);
   }
+}
+
+TEST(Deface, DefacedHeadIsFaceFreeTheSecondTime) {
+  // What deface() releases must itself read as face-free: defacing it again changes nothing.
+  for (PhantomContrast contrast : {PhantomContrast::mr, PhantomContrast::ct}) {
+    HeadPhantom ph = phantom(contrast, kAxial);
+    deface::DefaceOptions options;
+    options.cascade_dir = kCascades;
+    auto first = deface::deface(ph.volume, options);
+    ASSERT_TRUE(first) << first.error().message;
+    ASSERT_EQ(first->verdict, deface::Verdict::defaced);
+    const std::vector<float> once = ph.volume.voxels;
+    auto second = deface::deface(ph.volume, options);
+    ASSERT_TRUE(second) << second.error().message;
+    EXPECT_EQ(second->verdict, deface::Verdict::no_face_present)
+        << "nose " << second->before.nose_mm() << " eyes " << second->before.eyes_mm();
+    EXPECT_EQ(ph.volume.voxels, once);
+  }
+}
+
+TEST(Deface, ReversedSliceOrderTakesTheSameFace) {
+  // The same head stored with its slices in reverse order (k running foot to head or head to
+  // foot) must lose the same voxels.
+  HeadPhantom ph = phantom(PhantomContrast::ct, kAxial);
+  volume::Volume reversed = ph.volume;
+  reversed.axes[2] = {0, 0, -1};
+  reversed.origin[2] = ph.volume.to_patient(0, 0, ph.volume.dims[2] - 1)[2];
+  const int nk = ph.volume.dims[2];
+  for (int k = 0; k < nk; ++k)
+    for (int j = 0; j < ph.volume.dims[1]; ++j)
+      for (int i = 0; i < ph.volume.dims[0]; ++i)
+        reversed.voxels[reversed.index(i, j, nk - 1 - k)] = ph.volume.voxels[ph.volume.index(i, j, k)];
+  deface::DefaceOptions options;
+  options.cascade_dir = kCascades;
+  auto a = deface::deface(ph.volume, options);
+  auto b = deface::deface(reversed, options);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->voxels_changed, b->voxels_changed);
+  std::size_t differ = 0;
+  for (int k = 0; k < nk; ++k)
+    for (int j = 0; j < ph.volume.dims[1]; ++j)
+      for (int i = 0; i < ph.volume.dims[0]; ++i)
+        differ += reversed.voxels[reversed.index(i, j, nk - 1 - k)] !=
+                  ph.volume.voxels[ph.volume.index(i, j, k)];
+  EXPECT_EQ(differ, 0u);
 }
 
 TEST(Deface, MissingCascadesFailClosed) {
@@ -367,7 +443,10 @@ TEST(RealHeads, Ch2IsDefacedAndItsBrainUnchanged) {
   EXPECT_GT(report->voxels_changed, 10000u);
 }
 
-TEST(RealHeads, CraniumCtIsDefaced) {
+// Known gap (issue 12): on Cranium the cut takes the nose and the eyes, but the cap's upper
+// edge leaves a groove across the brow band whose two ends read as a pair of orbits on the
+// relief evidence (6-8 mm), so it is refused: fail closed, never released with a face.
+TEST(RealHeads, CraniumCtIsRefusedWhileItsCutLeavesAnOrbitLikeGroove) {
   if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head) << head.error().message;
@@ -375,11 +454,52 @@ TEST(RealHeads, CraniumCtIsDefaced) {
   deface::DefaceOptions options;
   options.cascade_dir = kCascades;
   auto report = deface::deface(*head, options);
-  ASSERT_TRUE(report) << report.error().message;
-  EXPECT_EQ(report->modality, deface::Modality::ct);
-  EXPECT_EQ(report->verdict, deface::Verdict::defaced);
-  EXPECT_FALSE(report->after.face_found);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code, ErrorCode::policy);
+  EXPECT_NE(report.error().message.find("still found"), std::string::npos)
+      << report.error().message;
 }
+
+// The public heads beside the checkout (../shared/heads): whole faces come out defaced with
+// no nose or eyes left in relief; a skull-stripped brain is released unchanged, as face-free.
+struct SharedHead {
+  const char* file;
+  deface::Verdict verdict;
+};
+
+class SharedHeads : public ::testing::TestWithParam<SharedHead> {};
+
+TEST_P(SharedHeads, AreReleasedOnTheirEvidence) {
+  const fs::path path = fs::path(RADGUARD_SHARED_HEADS) / GetParam().file;
+  if (!fs::exists(path)) GTEST_SKIP() << path << " is not here";
+  auto head = volume::read_nifti(path);
+  ASSERT_TRUE(head) << head.error().message;
+  const std::vector<float> original = head->volume.voxels;
+  deface::DefaceOptions options;
+  options.cascade_dir = kCascades;
+  auto report = deface::deface(head->volume, options);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->verdict, GetParam().verdict)
+      << "nose " << report->before.nose_mm() << " eyes " << report->before.eyes_mm();
+  EXPECT_FALSE(report->after.face_found)
+      << "nose " << report->after.nose_mm() << " eyes " << report->after.eyes_mm();
+  if (GetParam().verdict == deface::Verdict::no_face_present) {
+    EXPECT_EQ(head->volume.voxels, original);
+  } else {
+    EXPECT_TRUE(report->before.face_found);
+    EXPECT_GT(report->voxels_changed, 10000u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Public, SharedHeads,
+    ::testing::Values(SharedHead{"mr_t2w_face.nii.gz", deface::Verdict::defaced},
+                      SharedHead{"ct_pitch_face.nii.gz", deface::Verdict::defaced},
+                      SharedHead{"mr_gd_skullstripped.nii.gz", deface::Verdict::no_face_present}),
+    [](const auto& param_info) {
+      std::string name = param_info.param.file;
+      return name.substr(0, name.find('.'));
+    });
 
 // The command line: NIfTI in, NIfTI out, previews, a bad input does not stop the batch.
 TEST(DefaceCli, WritesOutputsAndPreviewsAndReportsBadInputs) {
@@ -400,7 +520,9 @@ TEST(DefaceCli, WritesOutputsAndPreviewsAndReportsBadInputs) {
   EXPECT_NE(json->find("bad.nii"), std::string::npos);
   // The phantom is released defaced (face before, none after), its brain untouched.
   EXPECT_NE(json->find("\"verdict\""), std::string::npos) << *json;
-  auto out = volume::read_nifti(dir / "out" / "head.nii.gz");
+  // Outputs get neutral names (input names often carry the patient's); the report maps them.
+  EXPECT_NE(json->find("volume-0001.nii.gz"), std::string::npos) << *json;
+  auto out = volume::read_nifti(dir / "out" / "volume-0001.nii.gz");
   ASSERT_TRUE(out) << out.error().message;
   std::size_t changed = 0;
   for (std::size_t n = 0; n < ph.volume.voxels.size(); ++n) {
@@ -411,14 +533,75 @@ TEST(DefaceCli, WritesOutputsAndPreviewsAndReportsBadInputs) {
   }
   EXPECT_GT(changed, 0u);
   // Previews are written either way: they show why a volume was refused.
-  EXPECT_TRUE(fs::exists(dir / "png" / "head_before_front.png"));
-  EXPECT_TRUE(fs::exists(dir / "png" / "head_after_yaw+30.png"));
+  EXPECT_TRUE(fs::exists(dir / "png" / "volume-0001_before_front.png"));
+  EXPECT_TRUE(fs::exists(dir / "png" / "volume-0001_after_yaw+30.png"));
+  EXPECT_FALSE(fs::exists(dir / "out" / "head.nii.gz"));
 
   const std::string usage = std::string(RADGUARD_BINARY) + " deface " +
                             (dir / "head.nii.gz").string() + " --output " + (dir / "o2").string() +
                             " --method smudge 2>/dev/null";
   const int urc = std::system(usage.c_str());
   EXPECT_EQ(WEXITSTATUS(urc), 2);
+}
+
+// NIfTI found in folders is read; what is written carries none of the input's header text,
+// no extension, and not the input's name.
+TEST(DefaceCli, NiftiInFoldersIsDefacedWithoutHeaderTextExtensionsOrName) {
+  testing::TempDir dir;
+  HeadPhantom ph = phantom(PhantomContrast::mr, kAxial);
+  std::string header = volume::make_nifti_header(ph.volume);
+  ASSERT_GE(header.size(), 352u);
+  auto put = [&](std::size_t offset, std::size_t length, const std::string& text) {
+    std::copy_n(text.begin(), std::min(length, text.size()), header.begin() + static_cast<std::ptrdiff_t>(offset));
+  };
+  put(4, 10, "DOE_JANE");
+  put(14, 18, "DOE_JANE_DB");
+  put(148, 80, "Jane Doe 1970-01-01 MRN 4711");
+  put(228, 24, "DOE_JANE_AUX");
+  put(328, 16, "DOE_JANE_INT");
+  // One extension (ecode 6, a comment) naming her too.
+  std::string extension(48, '\0');
+  const std::int32_t esize = 48, ecode = 6;
+  std::memcpy(extension.data(), &esize, 4);
+  std::memcpy(extension.data() + 4, &ecode, 4);
+  const std::string comment = "patient DOE_JANE born 1970";
+  std::copy(comment.begin(), comment.end(), extension.begin() + 8);
+  header.resize(348);
+  header += std::string("\1\0\0\0", 4) + extension;
+  const float vox_offset = static_cast<float>(header.size());
+  std::memcpy(header.data() + 108, &vox_offset, 4);
+  fs::create_directories(dir / "in" / "DOE_JANE");
+  ASSERT_TRUE(volume::write_nifti(dir / "in" / "DOE_JANE" / "DOE_JANE_t1.nii", {ph.volume, header}));
+  auto reread = volume::read_nifti(dir / "in" / "DOE_JANE" / "DOE_JANE_t1.nii");
+  ASSERT_TRUE(reread) << reread.error().message;
+  ASSERT_NE(reread->header.find("DOE_JANE born"), std::string::npos);
+
+  const std::string cmd = std::string(RADGUARD_BINARY) + " deface " + (dir / "in").string() +
+                          " --output " + (dir / "out").string() + " --json > " +
+                          (dir / "report.json").string() + " 2>/dev/null";
+  const int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  EXPECT_EQ(WEXITSTATUS(rc), 0);
+  auto json = read_small_file(dir / "report.json");
+  ASSERT_TRUE(json);
+  EXPECT_EQ(json->find("not a DICOM"), std::string::npos) << *json;
+  std::vector<fs::path> outputs;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "out")) {
+    if (!e.is_regular_file()) continue;
+    outputs.push_back(e.path());
+    EXPECT_EQ(e.path().string().find("DOE"), std::string::npos) << e.path();
+  }
+  ASSERT_EQ(outputs.size(), 1u);
+  auto out = volume::read_nifti(outputs.front());
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->header.size(), 352u);  // no extension
+  EXPECT_EQ(out->header[348], '\0');
+  EXPECT_EQ(out->header.find("DOE"), std::string::npos);
+  EXPECT_EQ(out->header.find("Jane"), std::string::npos);
+  EXPECT_EQ(out->header.find("1970"), std::string::npos);
+  // Geometry survives the cleaning.
+  EXPECT_EQ(out->volume.dims, ph.volume.dims);
+  for (int a = 0; a < 3; ++a) EXPECT_NEAR(out->volume.origin[a], ph.volume.origin[a], 1e-3);
 }
 
 }  // namespace

@@ -21,13 +21,12 @@
 #include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
 #include "support/series_writer.hpp"
-#include "volume/inv3.hpp"
+#include "volume/nifti.hpp"
 
 namespace radguard {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr const char* kCranium = "/usr/share/doc/invesalius-examples/examples/Cranium.inv3";
 constexpr const char* kCh2 = "/usr/share/mricron/templates/ch2.nii.gz";
 
 int run(const std::string& command) {
@@ -52,13 +51,17 @@ testing::BurnedFrame capture_frame() {
 }
 
 TEST(Share, CdIntoZipHoldsNoIdentifyingValueAndOpensThroughItsDicomdir) {
-  if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
+  if (!fs::exists(kCh2)) GTEST_SKIP() << "mricron-data is not installed";
   testing::TempDir dir;
   const fs::path cd = dir / "cd";
-  // The head series, under ISO 9660 names as on a disc.
-  auto head = volume::read_inv3(kCranium);
-  ASSERT_TRUE(head);
+  // The head series (a real head MR with its face, mricron-data's ch2 written as a DICOM
+  // series), under ISO 9660 names as on a disc.
+  auto ch2 = volume::read_nifti(kCh2);
+  ASSERT_TRUE(ch2);
+  const volume::Volume* head = &ch2->volume;
   testing::SeriesSpec spec;
+  spec.modality = "MR";
+  spec.description = "T1 head";
   spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.701";
   const auto slices = testing::write_series(*head, cd / "DICOM" / "S1", spec);
   std::vector<fs::path> listed;

@@ -30,7 +30,8 @@ struct DefaceArgs {
   std::string cascades = "/usr/share/opencv4/haarcascades";
   unsigned threads = 0;
   bool json = false;
-  bool allow_no_face_before = false;
+  bool refuse_no_face = false;
+  bool keep_headers = false;
 };
 
 bool is_volume_file(const fs::path& path) {
@@ -43,14 +44,36 @@ bool is_safe_uid(const std::string& uid) {
          uid.find_first_not_of("0123456789.") == std::string::npos;
 }
 
-// "head.nii.gz" -> "head"; the output keeps the input's name so batches stay traceable.
-std::string stem_of(const fs::path& path) {
-  std::string name = path.filename().string();
-  for (std::string_view suffix : {".nii.gz", ".nii", ".inv3"}) {
-    if (name.size() > suffix.size() && name.ends_with(suffix))
-      return name.substr(0, name.size() - suffix.size());
+// Input names often carry the patient's name: outputs and previews get a neutral one
+// ("volume-0001"), the first number whose output does not exist yet; the report maps each
+// input to its output for the operator.
+std::string neutral_stem(const fs::path& output, std::size_t& counter) {
+  for (;;) {
+    char name[32];
+    std::snprintf(name, sizeof name, "volume-%04zu", ++counter);
+    std::error_code ec;
+    if (!fs::exists(output / (std::string(name) + ".nii.gz"), ec)) return name;
   }
-  return path.stem().string();
+}
+
+// The inputs' volume files: named directly, or found in named folders (recursively, in path
+// order). Everything else is for the DICOM path.
+std::vector<fs::path> volume_files(const std::vector<std::string>& inputs) {
+  std::vector<fs::path> out;
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(input, ec)) {
+      std::vector<fs::path> found;
+      for (auto it = fs::recursive_directory_iterator(input, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_regular_file(ec) && is_volume_file(it->path())) found.push_back(it->path());
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else if (is_volume_file(input)) {
+      out.emplace_back(input);
+    }
+  }
+  return out;
 }
 
 Result<volume::NiftiImage> load(const fs::path& path) {
@@ -80,6 +103,12 @@ nlohmann::json attempts_json(const std::vector<deface::DefaceReport::Attempt>& a
 nlohmann::json check_json(const deface::FaceCheck& check) {
   nlohmann::json j;
   j["face_found"] = check.face_found;
+  j["nose_mm"] = check.nose_mm();
+  j["eyes_mm"] = check.eyes_mm();
+  j["relief"] = nlohmann::json::array();
+  for (const auto& r : check.relief)
+    j["relief"].push_back(
+        {{"view", r.view}, {"nose_mm", r.nose_mm}, {"eyes_mm", r.eyes_mm}, {"face", r.face}});
   j["best_score"] = check.best_score();
   j["detections"] = nlohmann::json::array();
   for (const auto& d : check.detections)
@@ -106,10 +135,10 @@ Status write_previews(const fs::path& dir, const std::string& stem,
 }
 
 Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args,
-                                  const deface::DefaceOptions& options) {
+                                  const deface::DefaceOptions& options, std::size_t& counter) {
   auto image = load(input);
   if (!image) return std::unexpected(image.error());
-  const std::string stem = stem_of(input);
+  const std::string stem = neutral_stem(args.output, counter);
   // Previews are written also for a refused volume: they show the operator why.
   Status previews;
   deface::DefaceOptions with_previews = options;
@@ -121,6 +150,9 @@ Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args,
   if (!report) return std::unexpected(with_context(report.error(), input.string()));
   if (!previews) return std::unexpected(previews.error());
   const fs::path out = fs::path(args.output) / (stem + ".nii.gz");
+  // No text of the input's header (descrip, aux_file, intent_name, db_name) and no extension
+  // travels: they can hold the patient's name, birth date or record number.
+  image->header = volume::clean_nifti_header(image->header);
   if (auto s = volume::write_nifti(out, *image); !s) return std::unexpected(s.error());
   nlohmann::json j;
   j["input"] = input.string();
@@ -232,6 +264,7 @@ bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
                        {"message", missing.reason}});
   }
   for (const auto& bad : defacing->unreadable()) {
+    if (is_volume_file(bad.path)) continue;  // NIfTI/InVesalius in a folder: defaced below
     const bool not_dicom = bad.code == ErrorCode::not_dicom;
     ok = ok && not_dicom;
     if (!args.json)
@@ -244,7 +277,16 @@ bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
   }
   for (const auto& report : defacing->series()) {
     nlohmann::json j = series_json(report);
-    if (report.outcome == deface::SeriesOutcome::defaced) {
+    if (report.outcome == deface::SeriesOutcome::defaced && !args.keep_headers) {
+      // The headers still name the patient: never written silently.
+      ok = false;
+      j["status"] = "failed";
+      j["error"] = statuses_for(ErrorCode::policy).name;
+      j["message"] =
+          "defaced but not written: its DICOM headers still identify the patient; give "
+          "--keep-headers to write them as they are, or de-identify headers and face together "
+          "with radguard deid --option clean-recognizable-visual-features";
+    } else if (report.outcome == deface::SeriesOutcome::defaced) {
       auto written = write_series(*defacing, report, args.output);
       if (written) {
         j["status"] = "ok";
@@ -266,6 +308,8 @@ bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
       std::fprintf(stderr, "series %s (%zu files): %s", report.series_uid.c_str(),
                    report.files.size(), j["status"].get<std::string>().c_str());
       if (!report.reason.empty()) std::fprintf(stderr, ", %s", report.reason.c_str());
+      if (j.contains("message"))
+        std::fprintf(stderr, ", %s", j["message"].get<std::string>().c_str());
       if (report.outcome == deface::SeriesOutcome::defaced)
         std::fprintf(stderr, ", %zu of %zu slices changed", report.slices_changed, report.slices);
       std::fprintf(stderr, "\n");
@@ -293,29 +337,35 @@ int run_deface_command(const DefaceArgs& args) {
                                              : deface::Modality::automatic;
   options.cascade_dir = args.cascades;
   options.no_face_before =
-      args.allow_no_face_before ? deface::NoFaceBefore::release : deface::NoFaceBefore::refuse;
+      args.refuse_no_face ? deface::NoFaceBefore::refuse : deface::NoFaceBefore::release;
   nlohmann::json results = nlohmann::json::array();
   bool any_failed = false;
   std::vector<fs::path> dicom_inputs;
   for (const auto& input : args.inputs)
     if (!is_volume_file(input)) dicom_inputs.emplace_back(input);
+  const std::vector<fs::path> volumes = volume_files(args.inputs);
   if (!dicom_inputs.empty()) {
     if (auto s = batch::require_outside_inputs(args.output, dicom_inputs); !s)
       return report_error(s.error());
     any_failed = !deface_dicom(dicom_inputs, args, options, results);
   }
-  for (const auto& input : args.inputs) {
-    if (!is_volume_file(input)) continue;
-    auto result = deface_one(input, args, options);
+  std::size_t counter = 0;
+  for (const auto& input : volumes) {
+    auto result = deface_one(input, args, options, counter);
     if (result) {
       if (!args.json)
-        std::fprintf(
-            stderr,
-            "%s: %s (best face score before %.2f, after %.2f), %zu voxels changed, %.2f s\n",
-            input.c_str(), (*result)["verdict"].get<std::string>().c_str(),
-            (*result)["before"]["best_score"].get<double>(),
-            (*result)["after"]["best_score"].get<double>(),
-            (*result)["voxels_changed"].get<std::size_t>(), (*result)["seconds"].get<double>());
+        std::fprintf(stderr,
+                     "%s -> %s: %s (nose relief %.1f -> %.1f mm, eye pits %.1f -> %.1f mm), %zu "
+                     "voxels changed, %.2f s\n",
+                     input.c_str(),
+                     fs::path((*result)["output"].get<std::string>()).filename().c_str(),
+                     (*result)["verdict"].get<std::string>().c_str(),
+                     (*result)["before"]["nose_mm"].get<double>(),
+                     (*result)["after"]["nose_mm"].get<double>(),
+                     (*result)["before"]["eyes_mm"].get<double>(),
+                     (*result)["after"]["eyes_mm"].get<double>(),
+                     (*result)["voxels_changed"].get<std::size_t>(),
+                     (*result)["seconds"].get<double>());
       results.push_back(std::move(*result));
     } else {
       any_failed = true;
@@ -359,8 +409,13 @@ void add_deface(CLI::App& app, Action& action) {
   cmd->add_option("--cascades", args->cascades, "folder with OpenCV's haarcascade_*.xml")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print a JSON report on stdout");
-  cmd->add_flag("--allow-no-face-before", args->allow_no_face_before,
-                "release a volume even when no face was detected on it before defacing (unproven)");
+  cmd->add_flag("--refuse-no-face", args->refuse_no_face,
+                "refuse a head that shows no face (no nose, no eyes) instead of releasing it "
+                "unchanged");
+  cmd->add_flag("--keep-headers", args->keep_headers,
+                "write defaced DICOM files with their original, identifying headers (without it "
+                "DICOM outputs are refused: use radguard deid --option "
+                "clean-recognizable-visual-features to de-identify headers and face together)");
   cmd->callback([&action, args] { action = [args] { return run_deface_command(*args); }; });
 }
 

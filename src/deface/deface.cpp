@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <thread>
@@ -168,6 +169,43 @@ double otsu(const volume::Volume& v) {
   return raw * v.value_slope + v.value_intercept;
 }
 
+// The skin's threshold for images not in Hounsfield units (MR, or CT rescaled to 0-255):
+// Otsu's, unless that lies above 12% of the robust range (2nd to 98th percentile; 3% over a
+// masked background), where it has split soft tissue from bone (a rescaled CT: the skull
+// would be taken for the skin) or from bright fat.
+double skin_threshold(const volume::Volume& v) {
+  const double by_otsu = otsu(v);
+  const auto [mn_it, mx_it] = std::minmax_element(v.voxels.begin(), v.voxels.end());
+  const double lo = *mn_it, hi = *mx_it;
+  if (!(hi > lo)) return by_otsu;
+  constexpr std::size_t kBins = 4096;
+  std::vector<std::size_t> hist(kBins, 0);
+  const double scale = (kBins - 0.001) / (hi - lo);
+  for (float x : v.voxels) ++hist[static_cast<std::size_t>((x - lo) * scale)];
+  auto percentile = [&](double q) {
+    const auto target = static_cast<std::size_t>(q * static_cast<double>(v.voxels.size()));
+    std::size_t sum = 0;
+    for (std::size_t b = 0; b < kBins; ++b) {
+      sum += hist[b];
+      if (sum > target) return lo + (static_cast<double>(b) + 0.5) / scale;
+    }
+    return hi;
+  };
+  // A background set to one value (masked, or a CT rescaled with air at 0) has no noise to
+  // stay above: the skin's faint partial-volume edge is kept with 3% of the range.
+  std::size_t at_min = 0;
+  for (float x : v.voxels) at_min += x == lo;
+  std::size_t near_min = 0;  // above the minimum, within 1% of the range
+  for (std::size_t b = 0; b <= kBins / 100; ++b) near_min += hist[b];
+  near_min -= std::min(near_min, at_min);
+  const double n = static_cast<double>(v.voxels.size());
+  const bool masked = static_cast<double>(at_min) >= 0.3 * n && static_cast<double>(near_min) < 0.01 * n;
+  const double fraction = masked ? 0.03 : 0.12;
+  const double raw = percentile(0.02) + fraction * (percentile(0.98) - percentile(0.02));
+  const double physical = raw * v.value_slope + v.value_intercept;
+  return v.value_slope > 0 ? std::min(by_otsu, physical) : std::max(by_otsu, physical);
+}
+
 }  // namespace
 
 double FaceCheck::best_score() const {
@@ -193,8 +231,8 @@ std::string_view to_string(Verdict verdict) {
   switch (verdict) {
     case Verdict::defaced:
       return "defaced";
-    case Verdict::no_face_before:
-      return "no_face_before";
+    case Verdict::no_face_present:
+      return "no_face_present";
   }
   return "?";
 }
@@ -262,6 +300,13 @@ struct HeadAnalysis {
   HeadGrid grid;
   volume::Vec3 nose_tip{};
   double forehead_a = 0;
+  // The nasion: the deepest point of the midline profile between the nose tip and the
+  // forehead (the eyes lie at about its height, either side).
+  double nasion_z = 0;
+  double nasion_a = 0;
+  // Per grid column (x, z): the anterior coordinate of the head's front (skin) there;
+  // -infinity where no head lies in that column.
+  std::vector<double> skin_a;
 };
 
 Result<HeadAnalysis> analyse_head(const volume::Volume& v, Modality modality) {
@@ -271,7 +316,7 @@ Result<HeadAnalysis> analyse_head(const volume::Volume& v, Modality modality) {
   if (modality == Modality::automatic)
     modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
   head.modality = modality;
-  head.threshold = modality == Modality::ct ? -300.0 : otsu(v);
+  head.threshold = modality == Modality::ct ? -300.0 : skin_threshold(v);
   head.grid = detail::build_head_grid(v, head.threshold);
   const HeadGrid& g = head.grid;
 
@@ -298,8 +343,19 @@ Result<HeadAnalysis> analyse_head(const volume::Volume& v, Modality modality) {
         }
   if (best_y >= g.ny || z_hi <= z_lo)
     return fail(ErrorCode::unsupported, "no face found: the head is too small or cut off");
+  // The tip: the lowest of the most anterior cells and those within 10 mm above it (a field
+  // of view that clips the face flat, as the packaged MR template's does, touches its front
+  // plane at the nose and again at the forehead: the nose is the lower).
+  int first_z = z_hi;
+  for (int z = z_lo; z <= z_hi && first_z == z_hi; ++z)
+    for (int x = 0; x < g.nx; ++x)
+      if (g.head[g.index(x, best_y, z)]) {
+        first_z = z;
+        break;
+      }
+  const int last_z = std::min(z_hi, first_z + static_cast<int>(std::lround(10.0 / g.step)));
   double sx = 0, sz = 0, count = 0;
-  for (int z = z_lo; z <= z_hi; ++z)
+  for (int z = first_z; z <= last_z; ++z)
     for (int x = 0; x < g.nx; ++x)
       if (g.head[g.index(x, best_y, z)]) {
         sx += x;
@@ -312,26 +368,113 @@ Result<HeadAnalysis> analyse_head(const volume::Volume& v, Modality modality) {
   // The forehead: the most anterior point 60-95 mm above the tip, near the midline.
   const double tip_a = -head.nose_tip[1];
   double forehead_a = tip_a - 22.0;  // typical, for scans that stop below the forehead
+  double forehead_z = head.nose_tip[2] + 65.0;
   {
     const int z0 = static_cast<int>(std::lround((head.nose_tip[2] + 60.0 - g.origin[2]) / g.step));
     const int z1 = static_cast<int>(std::lround((head.nose_tip[2] + 95.0 - g.origin[2]) / g.step));
     const int x0 = static_cast<int>(std::lround((head.nose_tip[0] - 40.0 - g.origin[0]) / g.step));
     const int x1 = static_cast<int>(std::lround((head.nose_tip[0] + 40.0 - g.origin[0]) / g.step));
-    int best = g.ny;
+    int best = g.ny, best_z = -1;
     for (int z = std::max(0, z0); z <= std::min(g.nz - 1, z1); ++z)
       for (int x = std::max(0, x0); x <= std::min(g.nx - 1, x1); ++x)
         for (int y = 0; y < best; ++y)
           if (g.head[g.index(x, y, z)]) {
             best = y;
+            best_z = z;
             break;
           }
-    if (best < g.ny) forehead_a = std::min(tip_a, -(g.origin[1] + best * g.step));
+    if (best < g.ny) {
+      forehead_a = std::min(tip_a, -(g.origin[1] + best * g.step));
+      forehead_z = g.origin[2] + best_z * g.step;
+    }
   }
   head.forehead_a = forehead_a;
+
+  head.skin_a.assign(static_cast<std::size_t>(g.nx) * g.nz,
+                     -std::numeric_limits<double>::infinity());
+  for (int z = 0; z < g.nz; ++z)
+    for (int x = 0; x < g.nx; ++x)
+      for (int y = 0; y < g.ny; ++y)
+        if (g.head[g.index(x, y, z)]) {
+          head.skin_a[static_cast<std::size_t>(z) * g.nx + x] = -(g.origin[1] + y * g.step);
+          break;
+        }
+  // The midline profile, 8 mm either side of the nose tip. The nasion is its point deepest
+  // under the chord from the nose tip to the forehead point, from 15 mm above the tip up to
+  // the forehead point (measured: it falls at the notch between the nasal dorsum and the
+  // glabella where there is one, and also finds a face whose forehead recedes).
+  head.nasion_z = head.nose_tip[2] + 45.0;
+  head.nasion_a = std::min(tip_a, forehead_a) - 10.0;
+  {
+    const int xm = static_cast<int>(std::lround((head.nose_tip[0] - g.origin[0]) / g.step));
+    const int half = std::max(1, static_cast<int>(std::lround(8.0 / g.step)));
+    const int z0 = static_cast<int>(std::lround((head.nose_tip[2] + 15.0 - g.origin[2]) / g.step));
+    const int z1 = static_cast<int>(
+        std::lround((std::min(forehead_z, head.nose_tip[2] + 75.0) - g.origin[2]) / g.step));
+    double best = -std::numeric_limits<double>::infinity();
+    for (int z = std::max(0, z0); z <= std::min(g.nz - 1, z1); ++z) {
+      double front = -std::numeric_limits<double>::infinity();
+      for (int x = std::max(0, xm - half); x <= std::min(g.nx - 1, xm + half); ++x)
+        front = std::max(front, head.skin_a[static_cast<std::size_t>(z) * g.nx + x]);
+      if (!std::isfinite(front)) continue;
+      const double zz = g.origin[2] + z * g.step;
+      const double t = std::clamp(
+          (zz - head.nose_tip[2]) / std::max(1.0, forehead_z - head.nose_tip[2]), 0.0, 1.0);
+      const double below = tip_a + t * (forehead_a - tip_a) - front;
+      if (below > best) {
+        best = below;
+        head.nasion_z = zz;
+        head.nasion_a = front;
+      }
+    }
+  }
   return head;
 }
 
 // The face region of an analysed head for one cut shape.
+// The whole-face cut, measured on the packaged MR template (ch2 against its brain mask ch2bet,
+// docs/benchmarks.md (Defacing)) and set with margins of 7.5 mm or more in front of its brain:
+// - below the nasion, the cut hung from the nose tip (cut_front): nose, lips, jaw and chin;
+// - through the orbits, 16-50 mm either side of the midline, from 34 mm below to 20 mm above
+//   the nasion: 42 mm behind the nasion at the eyes' level (behind the eyeballs, whose front
+//   lies 8-15 mm behind it; the temporal lobes start 60 mm behind it), rising to the eyelids;
+//   the frontal lobes sit above the orbital roofs, 25 mm behind the nasion 13 mm above it;
+// - on the midline between the orbits, 18 mm behind the nasion (the gyri recti lie 25-36 mm
+//   behind it), 8 mm at the top of the band;
+// - the brows and the forehead just above them: 10 mm under the skin, never deeper than 12 mm
+//   behind the forehead's most anterior point (the frontal lobes lie 18-20 mm behind it),
+//   tapering out through the skin 40 mm above the nasion.
+double orbit_weight(double u) {
+  if (u <= 8.0) return 0.0;
+  if (u < 16.0) return (u - 8.0) / 8.0;
+  if (u <= 50.0) return 1.0;
+  if (u < 62.0) return (62.0 - u) / 12.0;
+  return 0.0;
+}
+double orbit_depth(double hn) {
+  if (hn < -34.0 || hn > 20.0) return 0.0;
+  if (hn < -22.0) return 42.0 * (hn + 34.0) / 12.0;
+  if (hn <= 0.0) return 42.0;
+  if (hn <= 12.0) return 42.0 - 22.0 * hn / 12.0;
+  return 20.0 * (20.0 - hn) / 8.0;
+}
+double midline_depth(double hn) {
+  if (hn <= 10.0) return 18.0;
+  return 18.0 - 10.0 * (hn - 10.0) / 10.0;
+}
+constexpr double kOrbitBottom = -34.0, kOrbitTop = 20.0, kBrowBottom = 5.0, kBrowTop = 40.0;
+double brow_ramp(double hn) {
+  if (hn < kBrowBottom || hn > kBrowTop) return 0.0;
+  if (hn < 12.0) return (hn - kBrowBottom) / (12.0 - kBrowBottom);
+  if (hn <= 25.0) return 1.0;
+  return (kBrowTop - hn) / (kBrowTop - 25.0);
+}
+double brow_weight(double u) {
+  if (u <= 50.0) return 1.0;
+  if (u < 65.0) return (65.0 - u) / 15.0;
+  return 0.0;
+}
+
 FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const CutVariant& cut) {
   const double deepen_mm = cut.deepen_mm;
   const double dome_fraction = cut.dome_fraction;
@@ -341,22 +484,114 @@ FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const Cu
   region.threshold = head.threshold;
   region.nose_tip = head.nose_tip;
   region.forehead_a = head.forehead_a;
+  region.nasion = {head.nose_tip[0], -head.nasion_a, head.nasion_z};
   const double tip_a = -region.nose_tip[1];
   const double forehead_a = head.forehead_a;
-  region.mask.assign(v.voxel_count(), 0);
-  double deepest = std::numeric_limits<double>::infinity();
-  for (double h = -400.0; h < kTop; h += 1.0)
-    deepest = std::min(deepest, cut_front(h, tip_a, forehead_a, deepen_mm));
+  const double nasion_a = head.nasion_a;
+  const double nasion_z = head.nasion_z;
+  constexpr double kNone = std::numeric_limits<double>::infinity();
+  // Per grid column (x, z): `deep` is the cut (everything more anterior is face); `front`
+  // the front of the cap laid over it: the cut without the orbits' deepening (so the orbits
+  // are filled, not left as pits), the brows' band resurfaced 2 mm under the skin smoothed
+  // over 25 mm squares (the brows' and eyelids' shape does not come back), grooves narrower
+  // than 40 mm in height closed (no band across the face reads as a pair of orbits), and
+  // kCapMm in front.
+  const std::size_t cells = static_cast<std::size_t>(g.nx) * g.nz;
+  std::vector<double> deep(cells, kNone), front(cells, kNone);
+  std::vector<double> smooth = head.skin_a;
+  {
+    const int r = std::max(1, static_cast<int>(std::lround(12.5 / g.step)));
+    std::vector<double> sum(cells), count(cells);
+    auto box = [&](bool along_x) {
+      for (int z = 0; z < g.nz; ++z)
+        for (int x = 0; x < g.nx; ++x) {
+          double total = 0, n = 0;
+          const int centre = along_x ? x : z, len = along_x ? g.nx : g.nz;
+          for (int t = std::max(0, centre - r); t <= std::min(len - 1, centre + r); ++t) {
+            const std::size_t m = along_x ? static_cast<std::size_t>(z) * g.nx + t
+                                          : static_cast<std::size_t>(t) * g.nx + x;
+            if (std::isfinite(head.skin_a[m])) {
+              total += smooth[m];
+              n += 1;
+            }
+          }
+          const std::size_t c = static_cast<std::size_t>(z) * g.nx + x;
+          sum[c] = total;
+          count[c] = n;
+        }
+      for (std::size_t c = 0; c < cells; ++c)
+        if (std::isfinite(head.skin_a[c]) && count[c] > 0) smooth[c] = sum[c] / count[c];
+    };
+    box(true);
+    box(false);
+  }
+  for (int z = 0; z < g.nz; ++z) {
+    const double zz = g.origin[2] + z * g.step;
+    const double h = zz - region.nose_tip[2], hn = zz - nasion_z;
+    const double lower = hn <= 5.0 ? cut_front(h, tip_a, forehead_a, deepen_mm) : kNone;
+    for (int x = 0; x < g.nx; ++x) {
+      const std::size_t c = static_cast<std::size_t>(z) * g.nx + x;
+      const double u = std::abs(g.origin[0] + x * g.step - region.nose_tip[0]);
+      double d = lower, f = lower;
+      if (hn >= kOrbitBottom && hn <= kOrbitTop && u < 62.0) {
+        const double mid = midline_depth(hn);
+        d = std::min(d, nasion_a - std::max(mid, orbit_weight(u) * orbit_depth(hn)));
+        // Under the brows' band only: there the cap follows the smoothed skin instead, or it
+        // would be a recess under the brow.
+        if (brow_ramp(hn) <= 0) f = std::min(f, nasion_a - mid);
+      }
+      const double skin = head.skin_a[c];
+      const double ramp = brow_ramp(hn) * brow_weight(u);
+      if (ramp > 0 && std::isfinite(skin)) {
+        d = std::min(d, skin - ramp * std::max(10.0, skin - (forehead_a - 12.0)));
+        f = std::min(f, smooth[c] - ramp * (kCapMm + 2.0));
+      }
+      deep[c] = d;
+      front[c] = f;
+    }
+  }
+  {
+    const int r = std::max(1, static_cast<int>(std::lround(20.0 / g.step)));
+    std::vector<double> column(static_cast<std::size_t>(g.nz)), grown(column.size());
+    for (int x = 0; x < g.nx; ++x) {
+      for (int z = 0; z < g.nz; ++z)
+        column[static_cast<std::size_t>(z)] = front[static_cast<std::size_t>(z) * g.nx + x];
+      for (int z = 0; z < g.nz; ++z) {
+        double m = -kNone;
+        for (int t = std::max(0, z - r); t <= std::min(g.nz - 1, z + r); ++t)
+          m = std::max(m, column[static_cast<std::size_t>(t)]);
+        grown[static_cast<std::size_t>(z)] = m;
+      }
+      for (int z = 0; z < g.nz; ++z) {
+        const std::size_t c = static_cast<std::size_t>(z) * g.nx + x;
+        if (!std::isfinite(deep[c])) continue;
+        double m = kNone;
+        for (int t = std::max(0, z - r); t <= std::min(g.nz - 1, z + r); ++t)
+          m = std::min(m, grown[static_cast<std::size_t>(t)]);
+        front[c] = std::max(deep[c], std::max(column[static_cast<std::size_t>(z)], m)) + kCapMm;
+      }
+    }
+  }
+  region.cut_a = deep;
+  region.grid_origin = g.origin;
+  region.grid_step = g.step;
+  region.grid_nx = g.nx;
+  region.grid_nz = g.nz;
+  double deepest = kNone;
+  for (double d : deep) deepest = std::min(deepest, d);
   deepest -= 1.0;
-  // Per grid slice, the head's left-right extent on the cut surface: the cap is rounded
+  region.mask.assign(v.voxel_count(), 0);
+  if (!std::isfinite(deepest)) return region;
+  // Per grid slice, the head's left-right extent on the cap's surface: the cap is rounded
   // across it (a smooth dome, like the front of a featureless egg) instead of flat, so its
   // rendering shows no flat plate with straight edges inside the head's outline.
   std::vector<std::array<double, 2>> span(static_cast<std::size_t>(g.nz), {1.0, -1.0});
+  const int xm = std::clamp(static_cast<int>(std::lround((region.nose_tip[0] - g.origin[0]) / g.step)),
+                            0, g.nx - 1);
   for (int z = 0; z < g.nz; ++z) {
-    const double h = g.origin[2] + z * g.step - region.nose_tip[2];
-    const double front = cut_front(h, tip_a, forehead_a, deepen_mm);
-    if (!std::isfinite(front)) continue;
-    const int y = static_cast<int>(std::lround((-(front + kCapMm) - g.origin[1]) / g.step));
+    const double surface = front[static_cast<std::size_t>(z) * g.nx + xm];
+    if (!std::isfinite(surface)) continue;
+    const int y = static_cast<int>(std::lround((-surface - g.origin[1]) / g.step));
     int lo = g.nx, hi = -1;
     for (int x = 0; x < g.nx; ++x)
       if (g.at(x, y, z)) {
@@ -366,8 +601,7 @@ FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const Cu
     if (hi > lo)
       span[static_cast<std::size_t>(z)] = {g.origin[0] + lo * g.step, g.origin[0] + hi * g.step};
   }
-  auto dome = [&](double x, double z) {
-    const long gz = std::lround((z - g.origin[2]) / g.step);
+  auto dome = [&](double x, long gz) {
     if (gz < 0 || gz >= g.nz) return 0.0;
     const auto& sp = span[static_cast<std::size_t>(gz)];
     if (!(sp[1] > sp[0])) return 0.0;
@@ -387,22 +621,30 @@ FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const Cu
                            v.axes[2][1] * v.spacing[2] * k;
           if (-y <= deepest) continue;
           const auto p = v.to_patient(i, j, k);
-          const double h = p[2] - region.nose_tip[2];
-          const double front = cut_front(h, tip_a, forehead_a, deepen_mm);
-          if (-p[1] <= front) continue;
-          // The deepest few millimetres of the face that lie inside the head become a cap,
-          // so the cut does not open the orbits and the nose's cavities to the outside: the
-          // dark holes it would leave read as eyes to a detector and to a person.
           const long gx = std::lround((p[0] - g.origin[0]) / g.step),
                      gy = std::lround((p[1] - g.origin[1]) / g.step),
                      gz = std::lround((p[2] - g.origin[2]) / g.step);
+          const std::size_t c = static_cast<std::size_t>(std::clamp<long>(gz, 0, g.nz - 1)) * g.nx +
+                                static_cast<std::size_t>(std::clamp<long>(gx, 0, g.nx - 1));
+          if (-p[1] <= deep[c]) continue;
+          // The deepest part of the face that lies inside the head becomes a cap whose front
+          // is smooth (the cut without the orbits' pits, a few millimetres in front of it,
+          // domed): the cut does not open the orbits and the nose's cavities to the outside,
+          // and what was the eyes is filled, not left as holes that read as eyes.
           const bool inside =
               g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
           // The dome also fills air (orbits, under the nose, and in front of the sloping
           // forehead where the cut tapers out): the cap's front is synthetic either way.
-          const double bulge = dome(p[0], p[2]);
-          const bool fill = inside || bulge > 0;
-          region.mask[v.index(i, j, k)] = (fill && -p[1] <= front + kCapMm + bulge) ? 2 : 1;
+          // The dome fades out over the brows' band, which is resurfaced to its smoothed skin.
+          // The dome fades out over the brows' band, which is resurfaced to its smoothed skin;
+          // there the hollows (the eyelids' folds, under the brows) are filled up to it.
+          const double brow = brow_ramp(p[2] - nasion_z);
+          const double bulge = dome(p[0], gz) * (1.0 - brow);
+          const bool hollow = brow > 0 && head.skin_a[c] < smooth[c] - 1.0 &&
+                              -p[1] <= smooth[c] - 2.0 &&
+                              std::abs(p[0] - region.nose_tip[0]) <= 55.0;
+          const bool fill = inside || bulge > 0 || hollow;
+          region.mask[v.index(i, j, k)] = (fill && -p[1] <= front[c] + bulge) ? 2 : 1;
         }
   };
   {
@@ -525,6 +767,11 @@ std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& r
                                 ny);  // 0 other, 1 bone, 2 brain range, 3 reached
   std::vector<std::size_t> source(cls.size());
   std::vector<int> stack;
+  std::vector<std::uint32_t> part(cls.size());
+  std::vector<std::size_t> part_size;
+  // An orbit's cross-section is under 12 cm^2 (about 35 x 30 mm); a slice of brain enclosed
+  // there would be larger.
+  constexpr double kOrbitPartMm2 = 1200.0;
   std::size_t overlap = 0;
   for (int z = z0; z < nz; ++z) {
     std::fill(cls.begin(), cls.end(), 0);
@@ -561,10 +808,64 @@ std::size_t ct_intracranial_overlap(const volume::Volume& v, const FaceRegion& r
       if (y > 0) stack.push_back(c - nx);
       if (y + 1 < ny) stack.push_back(c + nx);
     }
+    // What stays enclosed, by connected part: the globes and orbital muscles behind the
+    // orbital rims are enclosed by bone in an axial slice too, but are small and lie in the
+    // orbits either side of the nasion, where the brain never is.
+    std::fill(part.begin(), part.end(), 0u);
+    part_size.assign(1, 0);
+    for (std::size_t c0 = 0; c0 < cls.size(); ++c0) {
+      if (cls[c0] == 1 || cls[c0] == 3 || part[c0] != 0) continue;
+      const auto id = static_cast<std::uint32_t>(part_size.size());
+      std::size_t size = 0;
+      stack.clear();
+      stack.push_back(static_cast<int>(c0));
+      part[c0] = id;
+      while (!stack.empty()) {
+        const int c = stack.back();
+        stack.pop_back();
+        ++size;
+        const int x = c % nx, y = c / nx;
+        auto visit = [&](int m) {
+          const auto mm = static_cast<std::size_t>(m);
+          if (cls[mm] != 1 && cls[mm] != 3 && part[mm] == 0) {
+            part[mm] = id;
+            stack.push_back(m);
+          }
+        };
+        if (x > 0) visit(c - 1);
+        if (x + 1 < nx) visit(c + 1);
+        if (y > 0) visit(c - nx);
+        if (y + 1 < ny) visit(c + nx);
+      }
+      part_size.push_back(size);
+    }
+    const double hn = lo[2] + z * step - region.nasion[2];
     for (std::size_t c = 0; c < cls.size(); ++c)
-      if (cls[c] == 2 && region.mask[source[c]]) ++overlap;
+      if (cls[c] == 2 && region.mask[source[c]]) {
+        const double u = std::abs(lo[0] + static_cast<double>(c % static_cast<std::size_t>(nx)) * step -
+                                  region.nasion[0]);
+        const bool in_orbit = u >= 12.0 && u <= 55.0 && hn >= -32.0 && hn <= 12.0;
+        if (in_orbit && static_cast<double>(part_size[part[c]]) * step * step < kOrbitPartMm2)
+          continue;
+        ++overlap;
+      }
   }
   return overlap;
+}
+
+}  // namespace
+
+namespace {
+
+// The geometric evidence (decides) with the Haar cascades' detections beside it (reported).
+Result<FaceCheck> check_views(const std::vector<Rendering>& views,
+                              const std::vector<detail::DepthMap>& maps,
+                              const std::filesystem::path& cascade_dir) {
+  FaceCheck check = detail::relief_of(maps);
+  auto haar = detect_faces(views, cascade_dir);
+  if (!haar) return std::unexpected(haar.error());
+  check.detections = std::move(haar->detections);
+  return check;
 }
 
 }  // namespace
@@ -573,11 +874,38 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   auto head = analyse_head(v, options.modality);
   if (!head) return std::unexpected(head.error());
-  FaceRegion region = mark_face(v, *head, CutVariant{});
   DefaceReport report;
-  report.modality = region.modality;
-  report.threshold = region.threshold;
-  report.nose_tip = region.nose_tip;
+  report.modality = head->modality;
+  report.threshold = head->threshold;
+  report.nose_tip = head->nose_tip;
+  report.nasion = {head->nose_tip[0], -head->nasion_a, head->nasion_z};
+
+  // The analysis segmented this same intact volume at this threshold: render that grid.
+  std::vector<detail::DepthMap> before_maps;
+  auto before_views = detail::render_grid(head->grid, &before_maps);
+  auto before = check_views(before_views, before_maps, options.cascade_dir);
+  if (!before) return std::unexpected(before.error());
+  report.before = std::move(*before);
+  if (!report.before.face_found) {
+    // No nose and no eyes on any view: nothing to remove (a skull-stripped brain, a head its
+    // publisher already defaced). Released unchanged, or refused when the caller asks.
+    report.verdict = Verdict::no_face_present;
+    report.after = report.before;
+    if (options.on_renderings) options.on_renderings(before_views, before_views);
+    if (options.keep_renderings) {
+      report.renderings_before = before_views;
+      report.renderings_after = std::move(before_views);
+    }
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.no_face_before == NoFaceBefore::refuse)
+      return fail(ErrorCode::policy,
+                  "no face was found on the intact head (no nose, no eyes on any view); "
+                  "refusing as asked");
+    return report;
+  }
+
+  FaceRegion region = mark_face(v, *head, CutVariant{});
   if (region.modality == Modality::ct) {
     report.intracranial_voxels_in_region = ct_intracranial_overlap(v, region);
     if (report.intracranial_voxels_in_region > 0)
@@ -585,12 +913,6 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
                                          std::to_string(report.intracranial_voxels_in_region) +
                                          " guard cells); refusing rather than touching the brain");
   }
-
-  // The analysis segmented this same intact volume at this threshold: render that grid.
-  auto before_views = detail::render_grid(head->grid);
-  auto before = detect_faces(before_views, options.cascade_dir);
-  if (!before) return std::unexpected(before.error());
-  report.before = std::move(*before);
 
   const auto [min_it, max_it] = std::minmax_element(v.voxels.begin(), v.voxels.end());
   const double min_raw = *min_it, max_raw = *max_it;
@@ -657,8 +979,9 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
       region = std::move(next);
     }
     apply(region);
-    after_views = render_head(v, region.threshold);
-    auto after = detect_faces(after_views, options.cascade_dir);
+    std::vector<detail::DepthMap> after_maps;
+    after_views = detail::render_grid(detail::build_head_grid(v, region.threshold), &after_maps);
+    auto after = check_views(after_views, after_maps, options.cascade_dir);
     if (!after) return std::unexpected(after.error());
     report.after = std::move(*after);
     report.attempts.push_back({cut, report.after.best_score()});
@@ -669,18 +992,17 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
     report.renderings_before = std::move(before_views);
     report.renderings_after = std::move(after_views);
   }
-  report.verdict = report.before.face_found ? Verdict::defaced : Verdict::no_face_before;
+  report.verdict = Verdict::defaced;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!report.before.face_found && options.no_face_before == NoFaceBefore::refuse)
-    return fail(
-        ErrorCode::policy,
-        "no face was detected on the intact head, so removal cannot be proven (the face may be "
-        "outside the field of view, or the head was not found); refusing to release");
-  if (report.after.face_found)
-    return fail(ErrorCode::policy, "a face is still detected after defacing (best score " +
-                                       std::to_string(report.after.best_score()) + " after " +
+  if (report.after.face_found) {
+    char figures[96];
+    std::snprintf(figures, sizeof figures, "nose relief %.1f mm, eye pits %.1f mm",
+                  report.after.nose_mm(), report.after.eyes_mm());
+    return fail(ErrorCode::policy, "a face is still found after defacing (" +
+                                       std::string(figures) + " after " +
                                        std::to_string(report.attempts.size()) +
                                        " attempts); refusing to release");
+  }
   return report;
 }
 

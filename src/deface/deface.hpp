@@ -50,25 +50,51 @@ struct Detection {
   bool counted = false;   // faces > 0 and best_score reached the cascade's decision threshold
 };
 
+// The geometric face evidence on one view (front, yaw+-30) of the skin surface, measured on
+// the rendering's depth buffer (millimetres): what a face has and a defaced or face-free head
+// has not.
+struct ReliefView {
+  std::string view;
+  // The nose: the strongest narrow protrusion, its tip in front of the surface 15 mm either
+  // side (at the same height) over 10 mm of height. A face: 12 mm or more (a clipped nose
+  // tip still 8+); a cap, a cut face, a brain or a neck: under 6 mm.
+  double nose_mm = 0;
+  // The eyes: two pits side by side (35-80 mm apart, within 12 mm in height), each deeper
+  // than the surface 16 mm above (brow) and below (cheek), less what the surface midway
+  // between them is a pit too (a nasal bridge is none; a groove across the face is).
+  double eyes_mm = 0;
+  bool face = false;  // nose_mm >= kNoseMm or eyes_mm >= kEyesMm
+};
+inline constexpr double kNoseMm = 8.0;
+inline constexpr double kEyesMm = 4.0;
+
+// What a check found. `face_found` is the geometric evidence (relief): a face is present when
+// any view shows a nose or a pair of eyes. The Haar cascades' detections are reported beside
+// it (they fire on defaced and face-free heads as strongly as on faces, docs/benchmarks.md
+// (Defacing)), but decide nothing.
 struct FaceCheck {
   bool face_found = false;
+  std::vector<ReliefView> relief;     // one per frontal view (front, yaw+30, yaw-30)
   std::vector<Detection> detections;  // every (view, cascade) pair tried
   double best_score() const;          // highest best_score among counted detections; 0 when none
+  double nose_mm() const;             // highest ReliefView::nose_mm
+  double eyes_mm() const;             // highest ReliefView::eyes_mm
 };
 
 enum class Verdict : std::uint8_t {
-  defaced,         // face seen before, none after
-  no_face_before,  // nothing was detected even on the intact head: reported, not proven
+  defaced,          // face seen before (relief), none after
+  no_face_present,  // the intact head shows no nose and no eyes (skull-stripped, already
+                    // defaced): released unchanged
 };
 
-// What to do when no detector fires even on the intact head: the face may be outside the
-// field of view, or the segmentation found something other than the head (see
-// docs/benchmarks-deface.md), in which case the cut may be misplaced.
+// What to do when the intact head shows no face (no nose, no eyes on any view): release it
+// unchanged (the default: a skull-stripped or already defaced head has nothing to remove), or
+// refuse it.
 enum class NoFaceBefore : std::uint8_t { refuse, release };
 
 struct DefaceOptions {
   DefaceMethod method = DefaceMethod::remove;
-  NoFaceBefore no_face_before = NoFaceBefore::refuse;
+  NoFaceBefore no_face_before = NoFaceBefore::release;
   Modality modality = Modality::automatic;
   // Folder with OpenCV's haarcascade_*.xml files.
   std::filesystem::path cascade_dir = "/usr/share/opencv4/haarcascades";
@@ -94,6 +120,7 @@ struct DefaceReport {
   Verdict verdict = Verdict::defaced;
   double threshold = 0;     // physical value separating head from background
   volume::Vec3 nose_tip{};  // LPS millimetres
+  volume::Vec3 nasion{};    // LPS millimetres (the eyes lie either side of it)
   std::size_t voxels_changed = 0;
   std::size_t face_region_voxels = 0;
   // CT: 2 mm guard cells of the intracranial space (above the nose tip) inside the face
@@ -122,6 +149,14 @@ struct FaceRegion {
   double threshold = 0;
   volume::Vec3 nose_tip{};
   double forehead_a = 0;  // anterior coordinate (-y, mm) of the forehead's most anterior point
+  volume::Vec3 nasion{};  // LPS millimetres: the midline profile's deepest point above the tip
+  // The cut surface on the head grid (patient-aligned, grid_step mm cells, x left, z superior):
+  // per column (x, z), the anterior coordinate (-y) in front of which everything is face;
+  // +infinity where nothing is cut. The geometric proof checks the defaced head against it.
+  std::vector<double> cut_a;
+  volume::Vec3 grid_origin{};
+  double grid_step = 1.0;
+  int grid_nx = 0, grid_nz = 0;
 };
 Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality);
 // The same with another cut shape: what deface() escalates to when a face is still seen after.
@@ -131,6 +166,10 @@ Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality,
 // Renders the skin surface (voxels above `threshold`, largest connected part) from the
 // front and from the sides. Never fails on a valid volume; an empty head renders black.
 std::vector<Rendering> render_head(const volume::Volume& volume, double threshold);
+
+// The geometric evidence: renders the skin surface (voxels above `threshold`) and measures
+// each frontal view's relief. Never fails on a valid volume.
+FaceCheck check_relief(const volume::Volume& volume, double threshold);
 
 // Runs the frontal and profile Haar cascades on the renderings. Fails with ErrorCode::io when
 // a cascade cannot be loaded, ::internal when OpenCV throws. Thread-safe.

@@ -2,6 +2,7 @@
 // Internal: the head resampled onto a patient-aligned grid (x left, y posterior, z superior,
 // isotropic), where landmarks and renderings are computed whatever the scan's orientation.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "deface/deface.hpp"
@@ -35,7 +36,26 @@ HeadGrid build_head_grid(const volume::Volume& volume, double threshold);
 // edge there.
 void close_head(HeadGrid& grid, int radius);
 
-// render_head() on a grid already built (taken by value: the skin closing changes it).
-std::vector<Rendering> render_grid(HeadGrid grid);
+// One view's depth buffer: per pixel (row 0 superior), the distance in mm from the camera
+// plane to the skin surface, -1 where the ray misses the head.
+struct DepthMap {
+  std::string view;
+  int width = 0, height = 0;
+  double pixel_mm = 1.0;
+  std::vector<float> depth_mm;
+  float at(int col, int row) const {
+    if (col < 0 || row < 0 || col >= width || row >= height) return -1.0f;
+    return depth_mm[static_cast<std::size_t>(row) * width + col];
+  }
+};
+
+// render_head() on a grid already built (taken by value: the skin closing changes it); fills
+// `depths` (when given) with each view's depth buffer.
+std::vector<Rendering> render_grid(HeadGrid grid, std::vector<DepthMap>* depths = nullptr);
+
+// The relief found on one view's depth buffer (the geometric face evidence), and on every
+// frontal view of a set (face_found set from it; no detections).
+ReliefView measure_relief(const DepthMap& map);
+FaceCheck relief_of(const std::vector<DepthMap>& maps);
 
 }  // namespace radguard::deface::detail

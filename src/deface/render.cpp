@@ -14,6 +14,7 @@ namespace radguard::deface {
 namespace {
 
 using detail::HeadGrid;
+using detail::DepthMap;
 
 struct View {
   const char* name;
@@ -57,7 +58,7 @@ SliceBoxes slice_boxes(const HeadGrid& g) {
   return box;
 }
 
-Image render_view(const HeadGrid& g, const SliceBoxes& box, double yaw_degrees) {
+DepthMap trace_depth(const HeadGrid& g, const SliceBoxes& box, double yaw_degrees) {
   const double yaw = yaw_degrees * std::numbers::pi / 180.0;
   // Grid units. The camera looks along d (towards posterior at yaw 0); right is the
   // patient's left, as a viewer facing the patient sees it; up is superior.
@@ -130,6 +131,23 @@ Image render_view(const HeadGrid& g, const SliceBoxes& box, double yaw_degrees) 
     std::jthread second(trace_rows, height / 2, height);
     trace_rows(0, height / 2);
   }
+  DepthMap map;
+  map.width = width;
+  map.height = height;
+  map.pixel_mm = kPixel * g.step;
+
+  map.depth_mm.resize(depth.size());
+  for (std::size_t n = 0; n < depth.size(); ++n)
+    map.depth_mm[n] = depth[n] < 0 ? -1.0f : static_cast<float>(depth[n] * g.step);
+  return map;
+}
+
+Image shade(const DepthMap& map, double step) {
+  constexpr double kPixel = 0.75;
+  const int width = map.width, height = map.height;
+  std::vector<float> depth(map.depth_mm.size());
+  for (std::size_t n = 0; n < depth.size(); ++n)
+    depth[n] = map.depth_mm[n] < 0 ? -1.0f : static_cast<float>(map.depth_mm[n] / step);
   // Lambert shading from depth gradients (after a light smoothing that hides the voxel
   // staircase); light from the viewer's upper left, as in a studio portrait, so that the
   // orbits and under the nose fall into shadow like in the photographs the cascades learnt.
@@ -274,14 +292,18 @@ void close_head(HeadGrid& g, int r) {
                   g.head.data() + g.index(lo[0], lo[1] + y, lo[2] + z));
 }
 
-std::vector<Rendering> render_grid(HeadGrid g) {
+std::vector<Rendering> render_grid(HeadGrid g, std::vector<DepthMap>* depths) {
   // The skin envelope: a closing bridges openings narrower than ~1 cm (nostrils, the
   // cavities a cut exposes), which are not part of what a face photograph shows.
   close_head(g, std::max(1, static_cast<int>(std::lround(kClosingMm / g.step))));
   const SliceBoxes boxes = slice_boxes(g);
   std::vector<Rendering> out;
-  for (const View& view : kViews)
-    out.push_back(Rendering{view.name, render_view(g, boxes, view.yaw_degrees)});
+  for (const View& view : kViews) {
+    DepthMap map = trace_depth(g, boxes, view.yaw_degrees);
+    map.view = view.name;
+    out.push_back(Rendering{view.name, shade(map, g.step)});
+    if (depths) depths->push_back(std::move(map));
+  }
   return out;
 }
 

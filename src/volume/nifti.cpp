@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <utility>
 
 #include "core/atomic_file.hpp"
 #include "volume/gzip_file.hpp"
@@ -288,6 +289,24 @@ std::string make_nifti_header(const Volume& v) {
   }
   std::memcpy(h.data() + 344, "n+1\0", 4);
   return h;
+}
+
+std::string clean_nifti_header(const std::string& header) {
+  std::string out = header.substr(0, std::min(header.size(), kHeaderSize));
+  out.resize(kHeaderSize, '\0');
+  // (offset, length) of each text field of the NIfTI-1 header.
+  constexpr std::pair<std::size_t, std::size_t> kText[] = {
+      {4, 10},    // data_type (unused ANALYZE field)
+      {14, 18},   // db_name (unused ANALYZE field)
+      {148, 80},  // descrip
+      {228, 24},  // aux_file
+      {328, 16},  // intent_name
+  };
+  for (const auto& [offset, length] : kText) std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(offset), length, '\0');
+  const float vox_offset = 352.0f;
+  std::memcpy(out.data() + 108, &vox_offset, sizeof vox_offset);
+  out.append(4, '\0');  // extension flag: none
+  return out;
 }
 
 Status write_nifti(const std::filesystem::path& path, const NiftiImage& image) {

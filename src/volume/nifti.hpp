@@ -32,6 +32,13 @@ Status write_nifti(const std::filesystem::path& path, const NiftiImage& image);
 // volume that did not come from a NIfTI file. Never fails.
 std::string make_nifti_header(const Volume& volume);
 
+// The header of `header` (a NIfTI-1 header as read) without anything that can carry text
+// about the patient: the free-text fields descrip, aux_file, intent_name, db_name and
+// data_type are zeroed and the extensions are dropped (extension flag 0, vox_offset 352).
+// Geometry, voxel type, scaling and intent codes are kept. Never fails on a header that
+// read_nifti() accepted.
+std::string clean_nifti_header(const std::string& header);
+
 // True when the file name ends in .nii or .nii.gz.
 bool is_nifti_name(const std::filesystem::path& path);
 

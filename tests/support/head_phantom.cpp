@@ -33,6 +33,7 @@ HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims,
   v.voxels.assign(v.voxel_count(), 0.0f);
   ph.brain.assign(v.voxel_count(), 0);
   ph.nose.assign(v.voxel_count(), 0);
+  ph.eyes.assign(v.voxel_count(), 0);
   ph.scalp_top.assign(v.voxel_count(), 0);
 
   const bool ct = contrast == PhantomContrast::ct;
@@ -57,18 +58,33 @@ HeadPhantom make_head_phantom(PhantomContrast contrast, std::array<int, 3> dims,
                                 in(p, {0, -70, -88}, {22, 12, 12});     // chin
         if (head || neck || face_parts) value = soft;
         // The cranium sits behind the face: its front is 20 mm behind the forehead skin.
-        if (in(p, {0, 8, 0}, {69, 82, 104}) && !in(p, {0, 8, 0}, {63, 76, 98})) value = bone;
-        if (in(p, {0, 8, 0}, {63, 76, 98})) value = csf;
-        const bool is_brain = in(p, {0, 12, 20}, {58, 70, 75});
+        // Below 14 mm and in front of y = -40 lie the orbits, not the cranial cavity: a bone
+        // roof (z 10-14) and a back wall (y -44 to -40) close it there, as the orbital roofs
+        // and the sphenoid do.
+        const bool outer = in(p, {0, 8, 0}, {69, 82, 104}), inner = in(p, {0, 8, 0}, {63, 76, 98});
+        const bool orbit_zone = p[2] < 14 && p[1] < -40;
+        if (!orbit_zone) {
+          if (outer && !inner) value = bone;
+          if (inner) value = csf;
+        } else if (outer && (p[1] > -44 || p[2] > 10)) {
+          value = bone;
+        }
+        // The frontal lobes sit above the orbital roofs: in front, below 14 mm, the brain
+        // stops 40 mm behind the nasion's plane (the orbits are there).
+        const bool is_brain = in(p, {0, 12, 20}, {58, 70, 75}) && !(p[2] < 14 && p[1] < -40);
         if (is_brain) value = brain;
         for (double side : {-32.0, 32.0}) {
           if (in(p, {side, -95, 2}, {16, 7, 12})) value = air;  // eye socket, in front of the eye
-          if (in(p, {side, -82, 0}, {11, 11, 11})) value = eye;
+          if (in(p, {side, -82, 0}, {11, 11, 11})) {
+            value = eye;
+            ph.eyes[n] = 1;
+          }
         }
         if (ct)
           value += static_cast<float>(((i * 7 + j * 13 + k * 29) % 11) - 5);  // a little texture
         v.voxels[n] = value;
         ph.brain[n] = is_brain;
+        if (is_brain) ph.eyes[n] = 0;
         ph.nose[n] = in(p, {0, -100, -25}, {10, 17, 25}) && p[1] < -97;
         ph.scalp_top[n] = p[2] > 65 && value != air && !is_brain;
       }

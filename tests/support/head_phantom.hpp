@@ -16,6 +16,7 @@ struct HeadPhantom {
   volume::Volume volume;
   std::vector<std::uint8_t> brain;      // 1 where the voxel centre lies in the brain
   std::vector<std::uint8_t> nose;       // 1 where the voxel centre lies in the nose
+  std::vector<std::uint8_t> eyes;       // 1 where the voxel centre lies in an eyeball
   std::vector<std::uint8_t> scalp_top;  // skin or skull 90 mm or more above the nose tip
 };
 
