@@ -514,40 +514,30 @@ float mean_confidence(const std::vector<Word>& words) {
 
 }  // namespace
 
-std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region, const Box& reach) {
-  const cv::Rect bounds(0, 0, static_cast<int>(image.width), static_cast<int>(image.height));
-  const cv::Rect judged = cv::Rect(region.x, region.y, region.width, region.height) & bounds;
-  const cv::Rect area = cv::Rect(reach.x, reach.y, reach.width, reach.height) & bounds;
-  std::vector<std::uint8_t> mask(static_cast<std::size_t>(reach.width) * reach.height, 0);
-  if (judged.empty() || area.empty()) return mask;
-  // Polarity and threshold from the region itself; applied to the wider reach, so a bright
-  // neighbour there does not move the threshold past the region's faint text.
-  const cv::Mat source = as_mat(image);
-  const bool light_ground = border_level(source(judged)) >= cv::mean(source(judged))[0];
-  cv::Mat region_crop = source(judged).clone();
-  if (!light_ground) cv::bitwise_not(region_crop, region_crop);
-  cv::Mat unused;
-  const double level = cv::threshold(region_crop, unused, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region) {
+  const cv::Rect area = cv::Rect(region.x, region.y, region.width, region.height) &
+                        cv::Rect(0, 0, static_cast<int>(image.width), static_cast<int>(image.height));
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(region.width) * region.height, 0);
+  if (area.empty()) return mask;
+  const cv::Mat crop = dark_on_light(as_mat(image)(area));
   double lo = 0, hi = 0;
-  cv::minMaxLoc(region_crop, &lo, &hi);
+  cv::minMaxLoc(crop, &lo, &hi);
   if (hi - lo < 4) return mask;  // a region of one flat grey has no ink whatever Otsu says
-  cv::Mat crop = source(area).clone();
-  if (!light_ground) cv::bitwise_not(crop, crop);
   cv::Mat ink;
-  cv::threshold(crop, ink, level, 255, cv::THRESH_BINARY_INV);
+  cv::threshold(crop, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
   // Rules and frame edges are not text: strokes as long as the region is tall (vertical) or
   // twice as long (horizontal) are removed.
   cv::Mat rules, vertical;
   cv::morphologyEx(ink, rules, cv::MORPH_OPEN,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(std::max(8, 2 * judged.height), 1)));
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(std::max(8, 2 * area.height), 1)));
   cv::morphologyEx(ink, vertical, cv::MORPH_OPEN,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(1, std::max(8, judged.height))));
+                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(1, std::max(8, area.height))));
   ink -= rules;
   ink -= vertical;
   for (int y = 0; y < area.height; ++y)
     for (int x = 0; x < area.width; ++x)
-      mask[static_cast<std::size_t>(y + area.y - reach.y) * reach.width +
-           static_cast<std::size_t>(x + area.x - reach.x)] = ink.at<std::uint8_t>(y, x);
+      mask[static_cast<std::size_t>(y + area.y - region.y) * region.width +
+           static_cast<std::size_t>(x + area.x - region.x)] = ink.at<std::uint8_t>(y, x);
   return mask;
 }
 

@@ -66,10 +66,10 @@ Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& can
 // Fails like read_words.
 Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical);
 
-// The ink of a region (pixels of the polarity opposite to its border, darker or lighter than
-// its Otsu level), marked over `reach` (the region and some room around it), as a mask of
-// reach's size: 255 where ink is. Never fails.
-std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region, const Box& reach);
+// The ink of a region (pixels of the polarity opposite to its border, beyond its Otsu level;
+// rules and frame edges removed), as a mask of the region's size: 255 where ink is. Never
+// fails.
+std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region);
 
 // Second opinions on one uncertain word: the region read again as a single line, at other
 // scales and binarised. Fails like read_words.

@@ -123,7 +123,7 @@ bool inside(int x, int y, const Box& b) {
 // ink (the region's own margin would reach into the next line); gaps narrower than a third of
 // the height (letter and word spacing) do not split a run.
 std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vector<Box>& exclude) {
-  const std::vector<std::uint8_t> ink = ink_mask(image, region, region);
+  const std::vector<std::uint8_t> ink = ink_mask(image, region);
   struct Column {
     int count = 0, top = 0, bottom = 0;
   };
