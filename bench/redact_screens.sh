@@ -6,6 +6,7 @@
 # (whole-frame OCR) in the same run, on the same files and threads.
 #
 #   bench/redact_screens.sh BUILD_DIR [COUNT=36] [SEED=7] [THREADS=2]
+#   FINDERS="detector" bench/redact_screens.sh ...   (one engine only; default: both)
 set -euo pipefail
 build=${1:?usage: redact_screens.sh BUILD_DIR [COUNT] [SEED] [THREADS]}
 count=${2:-36}
@@ -20,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 frames=$(/usr/bin/python3 -c "import json,sys; t=json.load(open(sys.argv[1])); print(sum(len(f['frames']) for f in t['files']))" "$work/set/truth.json")
 echo "set: $count files, $frames frames (make_screens.py seed $seed); $threads threads; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
-for finder in detector ocr; do
+for finder in ${FINDERS:-detector ocr}; do
   start=$(date +%s.%N)
   "$radguard" redact "$work/set/dicom" -o "$work/out-$finder" --text-finder "$finder" \
     -j "$threads" --no-progress >/dev/null 2>&1 || true

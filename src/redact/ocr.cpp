@@ -525,15 +525,12 @@ std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region) {
   if (hi - lo < 4) return mask;  // a region of one flat grey has no ink whatever Otsu says
   cv::Mat ink;
   cv::threshold(crop, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
-  // Rules and frame edges are not text: strokes as long as the region is tall (vertical) or
-  // twice as long (horizontal) are removed.
-  cv::Mat rules, vertical;
+  // Rules are not text: horizontal strokes twice as long as the region is tall are removed.
+  // Vertical ones are kept: inside a tight region they cannot be told from an I or an l.
+  cv::Mat rules;
   cv::morphologyEx(ink, rules, cv::MORPH_OPEN,
                    cv::getStructuringElement(cv::MORPH_RECT, cv::Size(std::max(8, 2 * area.height), 1)));
-  cv::morphologyEx(ink, vertical, cv::MORPH_OPEN,
-                   cv::getStructuringElement(cv::MORPH_RECT, cv::Size(1, std::max(8, area.height))));
   ink -= rules;
-  ink -= vertical;
   for (int y = 0; y < area.height; ++y)
     for (int x = 0; x < area.width; ++x)
       mask[static_cast<std::size_t>(y + area.y - region.y) * region.width +

@@ -67,7 +67,7 @@ Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& can
 Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical);
 
 // The ink of a region (pixels of the polarity opposite to its border, beyond its Otsu level;
-// rules and frame edges removed), as a mask of the region's size: 255 where ink is. Never
+// horizontal rules removed), as a mask of the region's size: 255 where ink is. Never
 // fails.
 std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region);
 

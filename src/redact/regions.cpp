@@ -75,9 +75,7 @@ bool measurement(std::string_view text) {
 // under ~10 px is misread with high confidence: unknown words there must be certain.
 bool plausible_reading(const Word& word) {
   const std::string letters = letters_of(word.text);
-  // A lone letter ("Map C", "R") carries no identity of its own.
-  const bool familiar =
-      known_vocabulary(letters) || measurement(word.text) || letters.size() == 1;
+  const bool familiar = known_vocabulary(letters) || measurement(word.text);
   const float needed = familiar ? kFamiliar : word.box.height < 10 ? kCertain : kKeep;
   if (word.confidence < needed) return false;
   const auto glyphs = static_cast<int>(word.text.size());
@@ -186,7 +184,11 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   const auto identified = identified_words(matcher, *words, verdict);
   for (std::size_t i = 0; i < words->size(); ++i) {
     const Word& word = (*words)[i];
-    if (!identified[i] && plausible_reading(word)) verdict.kept.push_back(word.box);
+    // Beside an identifying word, a reading that is not certain is most likely the rest of
+    // it ("DM" "|" "TRI" for DMITRI).
+    const bool beside = (i > 0 && identified[i - 1]) || (i + 1 < words->size() && identified[i + 1]);
+    if (identified[i] || (beside && word.confidence < kCertain)) continue;
+    if (plausible_reading(word)) verdict.kept.push_back(word.box);
   }
   std::vector<Box> exclude = grown_a_little(verdict.kept);
   exclude.insert(exclude.end(), filled.begin(), filled.end());
