@@ -142,6 +142,45 @@ bool mostly_inside(const Box& a, const Box& b) {  // most of a lies in b
   return overlap >= 0.7 * static_cast<double>(a.width) * a.height;
 }
 
+// A label written top-down (a rotated stamp) comes out of the detector, trained on lines, as
+// a stack of short pieces, one or two letters each: pieces no wider than twice their height,
+// sharing most of their columns, less than a piece apart, are joined into one vertical region
+// so it is read turned as a whole. `regions` is sorted top to bottom.
+std::vector<TextRegion> stacked_into_columns(std::vector<TextRegion> regions) {
+  const auto piece = [](const Box& b) { return b.width <= 2 * b.height; };
+  std::vector<bool> used(regions.size(), false);
+  std::vector<TextRegion> out;
+  for (std::size_t i = 0; i < regions.size(); ++i) {
+    if (used[i]) continue;
+    TextRegion column = regions[i];
+    std::vector<std::size_t> joined;
+    if (piece(column.box)) {
+      for (std::size_t j = i + 1; j < regions.size(); ++j) {
+        const Box& b = regions[j].box;
+        if (used[j] || !piece(b)) continue;
+        const int x0 = std::max(column.box.x, b.x);
+        const int x1 = std::min(column.box.x + column.box.width, b.x + b.width);
+        const int gap = b.y - (column.box.y + column.box.height);
+        if (x1 - x0 < std::min(column.box.width, b.width) * 7 / 10 || gap > b.height) continue;
+        const int y1 = std::max(column.box.y + column.box.height, b.y + b.height);
+        const int left = std::min(column.box.x, b.x);
+        const int right = std::max(column.box.x + column.box.width, b.x + b.width);
+        column.box = Box{left, column.box.y, right - left, y1 - column.box.y};
+        joined.push_back(j);
+      }
+    }
+    // Two short labels one above the other are not a column: three pieces or more, and tall.
+    if (joined.size() >= 2 && column.box.height * 2 > column.box.width * 5) {
+      for (const std::size_t j : joined) used[j] = true;
+      column.vertical = true;
+      out.push_back(column);
+    } else {
+      out.push_back(regions[i]);
+    }
+  }
+  return out;
+}
+
 // The second pass adds what the first missed; a region both found is kept once, the larger.
 std::vector<TextRegion> merged(std::vector<TextRegion> first, const std::vector<TextRegion>& more) {
   for (const TextRegion& candidate : more) {
@@ -162,7 +201,7 @@ std::vector<TextRegion> merged(std::vector<TextRegion> first, const std::vector<
   std::sort(first.begin(), first.end(), [](const TextRegion& a, const TextRegion& b) {
     return a.box.y != b.box.y ? a.box.y < b.box.y : a.box.x < b.box.x;
   });
-  return first;
+  return stacked_into_columns(std::move(first));
 }
 
 }  // namespace
