@@ -229,6 +229,13 @@ std::unexpected<Error> ocr_failed(const Error& error, std::size_t frame) {
             "OCR failed on frame " + std::to_string(frame + 1) + ": " + error.message});
 }
 
+std::vector<Box> boxes_of_frame(const FileRedaction& result, std::size_t f) {
+  std::vector<Box> boxes;
+  for (const Redaction& r : result.redactions)
+    if (r.frame == f) boxes.push_back(r.box);
+  return boxes;
+}
+
 // The earlier engine, for comparison (TextFinder::ocr): Tesseract reads the whole frame, and
 // text-like lines it found no word in are read again one by one.
 Status find_by_ocr(const Gray8& gray, const PhiMatcher& matcher, const RedactOptions& options,
@@ -274,10 +281,7 @@ Status find_by_ocr(const Gray8& gray, const PhiMatcher& matcher, const RedactOpt
   }
   // Text the full-frame pass found no word in (small bold glyphs merged into blobs): each
   // text-like line of marks is read again on its own, at a scale fitted to its height.
-  std::vector<Box> redacted;
-  for (const Redaction& r : result.redactions)
-    if (r.frame == f) redacted.push_back(r.box);
-  const auto candidates = uncovered_text_candidates(gray, *words, redacted);
+  const auto candidates = uncovered_text_candidates(gray, *words, boxes_of_frame(result, f));
   const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
   for (std::size_t c = 0; c < to_read; ++c) {
     auto read = read_candidate(gray, candidates[c]);
@@ -310,10 +314,7 @@ Status verify_by_ocr(const Gray8& after, const PhiMatcher& matcher, const Redact
   if (!words) return ocr_failed(words.error(), f);
   for (const Word& word : *words)
     if (left_behind(word)) ++result.residual_phi_words;
-  std::vector<Box> redacted;
-  for (const Redaction& r : result.redactions)
-    if (r.frame == f) redacted.push_back(r.box);
-  const auto candidates = uncovered_text_candidates(after, *words, redacted);
+  const auto candidates = uncovered_text_candidates(after, *words, boxes_of_frame(result, f));
   const std::size_t to_read = std::min(candidates.size(), options.max_text_candidates);
   for (std::size_t c = 0; c < to_read; ++c) {
     auto read = read_candidate(after, candidates[c]);
@@ -337,13 +338,6 @@ void add_box(FileRedaction& result, std::size_t f, const Box& box, Category cate
              const RedactOptions& options, const dicom::PixelImage& image) {
   const Box b = clipped(box, options.margin, image);
   if (!b.empty()) result.redactions.push_back({f, b, category});
-}
-
-std::vector<Box> boxes_of_frame(const FileRedaction& result, std::size_t f) {
-  std::vector<Box> boxes;
-  for (const Redaction& r : result.redactions)
-    if (r.frame == f) boxes.push_back(r.box);
-  return boxes;
 }
 
 // The default engine (TextFinder::detector). A clip's static text (overlays) is found once,
