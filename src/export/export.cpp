@@ -106,15 +106,27 @@ class StagingFolder {
     }
     if (fd_ >= 0) ::close(fd_);
   }
+  // Made and locked under a name remove_stale_staging() does not look at, then renamed (the
+  // lock stays with the folder): an export starting meanwhile must never find this folder
+  // unlocked and take it for a killed run's.
   Status create() {
+    const fs::path making = path_.parent_path() / (".making" + path_.filename().string());
     std::error_code ec;
-    if (!fs::create_directory(path_, ec) || ec)
+    if (!fs::create_directory(making, ec) || ec)
       return fail(ErrorCode::io, "cannot create the staging folder: " +
                                      (ec ? ec.message() : std::string("it exists")));
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0)
-      return fail(ErrorCode::io, std::string("cannot lock the staging folder: ") +
-                                     std::strerror(errno));
+    fd_ = ::open(making.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const std::string reason = std::strerror(errno);
+      fs::remove(making, ec);
+      return fail(ErrorCode::io, "cannot lock the staging folder: " + reason);
+    }
+    fs::rename(making, path_, ec);
+    if (ec) {
+      const std::string reason = ec.message();
+      fs::remove(making, ec);
+      return fail(ErrorCode::io, "cannot create the staging folder: " + reason);
+    }
     return {};
   }
   const fs::path& path() const { return path_; }
