@@ -4,6 +4,7 @@
 
 #include "cli.hpp"
 #include "core/error_table.hpp"
+#include "core/html.hpp"
 #include "core/iso_time.hpp"
 #include "crypto/crypto.hpp"
 #include "ledger/ledger.hpp"
@@ -21,32 +22,6 @@ struct DisclosuresArgs {
   std::string since;
   std::string format = "text";
 };
-
-std::string html_escape(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 int run_disclosures(const DisclosuresArgs& a) {
   if (a.format != "text" && a.format != "json" && a.format != "html")
@@ -108,9 +83,9 @@ int run_disclosures(const DisclosuresArgs& a) {
         << "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px "
            "solid #999;"
            "padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>\n"
-        << "<h1>Accounting of disclosures</h1>\n<p>Ledger " << html_escape(a.ledger) << ": "
-        << html_escape(integrity)
-        << (since ? ". Disclosures since " + html_escape(*since) : std::string()) << ".</p>\n";
+        << "<h1>Accounting of disclosures</h1>\n<p>Ledger " << html_escaped(a.ledger) << ": "
+        << html_escaped(integrity)
+        << (since ? ". Disclosures since " + html_escaped(*since) : std::string()) << ".</p>\n";
     if (list.empty()) {
       out << "<p>No disclosures recorded.</p>\n";
     } else {
@@ -118,10 +93,10 @@ int run_disclosures(const DisclosuresArgs& a) {
              "disclosed</th></tr>"
              "</thead><tbody>\n";
       for (const auto& d : list) {
-        out << "<tr><td>" << html_escape(d["date"].get<std::string>()) << "</td><td>"
-            << html_escape(d["recipient"].get<std::string>()) << "</td><td>"
-            << html_escape(d["purpose"].get<std::string>()) << "</td><td>"
-            << html_escape(d["description"].get<std::string>()) << "</td></tr>\n";
+        out << "<tr><td>" << html_escaped(d["date"].get<std::string>()) << "</td><td>"
+            << html_escaped(d["recipient"].get<std::string>()) << "</td><td>"
+            << html_escaped(d["purpose"].get<std::string>()) << "</td><td>"
+            << html_escaped(d["description"].get<std::string>()) << "</td></tr>\n";
       }
       out << "</tbody></table>\n";
     }

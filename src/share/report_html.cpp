@@ -2,34 +2,12 @@
 // It names no value from any header (no name, ID, date or UID), only kinds and counts.
 #include <sstream>
 
+#include "core/html.hpp"
 #include "share/share.hpp"
 
 namespace radguard::share {
 
 namespace {
-
-std::string escaped(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string plural(std::size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
@@ -119,7 +97,7 @@ figcaption{font-size:.85rem;color:#555}
 
   h << "<h2>Image by image</h2>\n";
   for (const auto& study : r.studies) {
-    h << "<h3>" << escaped(study.label) << " (" << plural(study.files.size(), "image", "images")
+    h << "<h3>" << html_escaped(study.label) << " (" << plural(study.files.size(), "image", "images")
       << ")</h3>\n<table><tr><th>File</th><th>What it is</th><th>What was done to the "
          "picture</th></tr>\n";
     // Consecutive files of one series with the same story share a row ("IM000001 to
@@ -132,12 +110,12 @@ figcaption{font-size:.85rem;color:#555}
              study.files[j].name.substr(0, study.files[j].name.rfind('/')) == series &&
              study.files[j].kind == first.kind && pixel_words(study.files[j]) == pixel_words(first))
         ++j;
-      h << "<tr><td><code>" << escaped(first.name) << "</code>";
+      h << "<tr><td><code>" << html_escaped(first.name) << "</code>";
       if (j - i > 1)
-        h << " to <code>" << escaped(study.files[j - 1].name.substr(series.size() + 1))
+        h << " to <code>" << html_escaped(study.files[j - 1].name.substr(series.size() + 1))
           << "</code> (" << (j - i) << " files)";
-      h << "</td><td>" << escaped(first.kind.empty() ? "image" : first.kind) << "</td><td>"
-        << escaped(pixel_words(first)) << "</td></tr>\n";
+      h << "</td><td>" << html_escaped(first.kind.empty() ? "image" : first.kind) << "</td><td>"
+        << html_escaped(pixel_words(first)) << "</td></tr>\n";
       i = j;
     }
     h << "</table>\n";
@@ -147,7 +125,7 @@ figcaption{font-size:.85rem;color:#555}
     h << "<h3>Volumes (NIfTI, " << plural(r.volumes.size(), "file", "files")
       << ")</h3>\n<table><tr><th>File</th><th>What was done</th></tr>\n";
     for (const auto& v : r.volumes)
-      h << "<tr><td><code>" << escaped(v.name)
+      h << "<tr><td><code>" << html_escaped(v.name)
         << "</code></td><td>face removed; the file's header was replaced by a new one that "
            "holds only the size and position of the volume (descriptions and notes in the "
            "old one can name you)</td></tr>\n";
@@ -158,8 +136,8 @@ figcaption{font-size:.85rem;color:#555}
     h << "<h2>Pictures that were changed</h2>\n<p>Look at these before you share the copy. "
          "Only the result is shown: the pictures from before would show what was removed.</p>\n";
     for (const auto& p : r.previews)
-      h << "<figure><img src=\"" << escaped(p.file) << "\" alt=\"" << escaped(p.caption)
-        << "\"><figcaption>" << escaped(p.caption) << "</figcaption></figure>\n";
+      h << "<figure><img src=\"" << html_escaped(p.file) << "\" alt=\"" << html_escaped(p.caption)
+        << "\"><figcaption>" << html_escaped(p.caption) << "</figcaption></figure>\n";
   }
 
   h << "<h2>What was left out, and why</h2>\n";
@@ -170,7 +148,7 @@ figcaption{font-size:.85rem;color:#555}
          "might still show who you are. Ask the hospital for another copy or share them in "
          "another way if they are needed.</div>\n<table><tr><th>Why</th><th>Files</th></tr>\n";
     for (const auto& [reason, count] : r.left_out)
-      h << "<tr><td>" << escaped(reason) << "</td><td>" << count << "</td></tr>\n";
+      h << "<tr><td>" << html_escaped(reason) << "</td><td>" << count << "</td></tr>\n";
     h << "</table>\n";
   }
   if (r.dicomdirs_replaced > 0)
