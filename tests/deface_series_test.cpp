@@ -44,8 +44,6 @@ constexpr const char* kCranium = "/usr/share/doc/invesalius-examples/examples/Cr
 // CraniumCtIsRefusedWhileItsCutLeavesAnOrbitLikeGroove), so the write-back tests built on a
 // released Cranium are skipped until it is released again; the tilted Cranium series still
 // covers write-back.
-#define CRANIUM_RELEASED_OR_SKIP() \
-  GTEST_SKIP() << "Cranium is refused by the relief evidence (issue 12, known gap)"
 
 // The physical values of one written slice.
 std::vector<double> physical_of(const fs::path& path) {
@@ -421,7 +419,6 @@ void expect_cranium_defaced(const deface::SeriesReport& report, const volume::Vo
 // slices must keep their pixel data bit-identical, and every file gets 113102.
 TEST(DefaceSeries, CraniumSeriesIsWrittenBack) {
   if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
-  CRANIUM_RELEASED_OR_SKIP();
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head) << head.error().message;
   testing::TempDir dir;
@@ -475,7 +472,6 @@ TEST(DefaceSeries, CraniumSeriesIsWrittenBack) {
 // every other frame keeps its stored values, 113102 is added.
 TEST(DefaceSeries, EnhancedMultiFrameCraniumIsWrittenBack) {
   if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
-  CRANIUM_RELEASED_OR_SKIP();
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head) << head.error().message;
   testing::TempDir dir;
@@ -630,7 +626,6 @@ TEST(DefaceSeries, TiltedCraniumSeriesIsWrittenBack) {
 // OUT/<series UID>/<SOP Instance UID>.dcm, the chest skipped and not copied.
 TEST(DefaceSeries, CommandWritesDicomSeries) {
   if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
-  CRANIUM_RELEASED_OR_SKIP();
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head);
   testing::TempDir dir;
@@ -724,7 +719,6 @@ TEST(DefaceSeries, CommandWritesDicomOnlyWithKeepHeaders) {
 // series fails (nothing written for it, exit 1).
 TEST(DefaceSeries, DeidCleansRecognizableVisualFeatures) {
   if (!fs::exists(kCranium)) GTEST_SKIP() << "invesalius-examples is not installed";
-  CRANIUM_RELEASED_OR_SKIP();
   auto head = volume::read_inv3(kCranium);
   ASSERT_TRUE(head);
   testing::TempDir dir;
@@ -783,6 +777,28 @@ TEST(DefaceSeries, DeidCleansRecognizableVisualFeatures) {
   EXPECT_EQ(chests, 12u);
   EXPECT_GT(changed, 10u);
   EXPECT_GT(identical, 10u);
+}
+
+// A real MR series its publisher (TCIA, Vestibular-Schwannoma-SEG) had already defaced, from
+// ../shared/heads: the notches at the edge of the publisher's cut read as a pair of orbits, and
+// the series was refused. It must be released, with nothing face-like on any view after.
+TEST(DefaceSeries, PublisherDefacedTciaSeriesIsReleased) {
+  const fs::path archive = fs::path(RADGUARD_SHARED_HEADS) / "mr_t1_tcia_predefaced_dicom.tar.xz";
+  if (!fs::exists(archive)) GTEST_SKIP() << archive << " is not here";
+  testing::TempDir dir;
+  fs::create_directories(dir / "in");
+  const std::string untar =
+      "tar -xJf '" + archive.string() + "' -C '" + (dir / "in").string() + "'";
+  ASSERT_EQ(std::system(untar.c_str()), 0);
+  auto result = deface_folder(dir, 2);
+  ASSERT_TRUE(result) << result.error().message;
+  ASSERT_EQ(result->series().size(), 1u);
+  const auto& report = result->series().front();
+  EXPECT_EQ(report.slices, 120u);
+  EXPECT_EQ(report.outcome, deface::SeriesOutcome::defaced) << report.reason;
+  ASSERT_TRUE(report.deface.has_value()) << report.reason;
+  EXPECT_FALSE(report.deface->after.face_found)
+      << "nose " << report.deface->after.nose_mm() << " eyes " << report.deface->after.eyes_mm();
 }
 
 }  // namespace

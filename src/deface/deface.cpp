@@ -475,6 +475,103 @@ double brow_weight(double u) {
   return 0.0;
 }
 
+// Hollows the cut leaves in the face's surface: a groove where the cap meets the brows, the
+// notches at the edge of a face its publisher already cut away. Seen from the front they read as
+// a pair of orbits, to a person and to the relief evidence, so the cap fills them: per grid
+// column of the face (the cut's columns within 62 mm of the midline, from below the chin to
+// the top of the brows' band), the surface after the cut is closed along the vertical over
+// kHollowMm (a pit whose surface 16 mm above and below is more anterior is filled at least to
+// the lower of the two; under a step, the ramp of no_steeper_than()), and what lies between the surface
+// and its closing becomes cap, no deeper than kHollowBehindCutMm behind the cut. Only air in
+// front of the head is filled: nothing inside moves.
+constexpr double kHollowMm = 20.0, kHollowBehindCutMm = 20.0;
+struct HollowFill {
+  std::vector<double> surface, closed;  // per grid column; -inf where nothing is filled
+  double deepest = std::numeric_limits<double>::infinity();
+  bool fills(std::size_t c, double anterior) const {
+    return !closed.empty() && anterior > surface[c] && anterior <= closed[c];
+  }
+};
+
+std::vector<double> closed_along_z(const std::vector<double>& field, int nx, int nz, int r) {
+  constexpr double kNo = -std::numeric_limits<double>::infinity();
+  auto sweep = [&](const std::vector<double>& in, bool dilate) {
+    std::vector<double> out(in.size(), kNo);
+    for (int x = 0; x < nx; ++x)
+      for (int z = 0; z < nz; ++z) {
+        double m = dilate ? kNo : -kNo;
+        for (int t = std::max(0, z - r); t <= std::min(nz - 1, z + r); ++t) {
+          const double f = in[static_cast<std::size_t>(t) * nx + x];
+          m = dilate ? std::max(m, f) : std::min(m, f);
+        }
+        out[static_cast<std::size_t>(z) * nx + x] = m;
+      }
+    return out;
+  };
+  return sweep(sweep(field, true), false);
+}
+
+// A ledge (the resurfaced brows over the cap, the forehead over a publisher's cut) is no pit,
+// but its overhang casts a dark line across the face where the eyes were: below a ledge the
+// surface is brought forward to fall back no faster than kLedgeSlope mm per mm of height.
+constexpr double kLedgeSlope = 1.0;
+std::vector<double> no_steeper_than(std::vector<double> field, int nx, int nz, double per_cell) {
+  for (int x = 0; x < nx; ++x) {
+    auto at = [&](int z) -> double& { return field[static_cast<std::size_t>(z) * nx + x]; };
+    for (int z = 1; z < nz; ++z)
+      if (std::isfinite(at(z)) && std::isfinite(at(z - 1))) at(z) = std::max(at(z), at(z - 1) - per_cell);
+    for (int z = nz - 2; z >= 0; --z)
+      if (std::isfinite(at(z)) && std::isfinite(at(z + 1))) at(z) = std::max(at(z), at(z + 1) - per_cell);
+  }
+  return field;
+}
+
+template <typename Classify>
+HollowFill fill_hollows(const HeadGrid& g, const FaceRegion& region,
+                        const std::vector<double>& deep, const Classify& classify) {
+  constexpr double kNo = -std::numeric_limits<double>::infinity();
+  const std::size_t cells = static_cast<std::size_t>(g.nx) * g.nz;
+  HollowFill out;
+  out.surface.assign(cells, kNo);
+  for (int z = 0; z < g.nz; ++z)
+    for (int x = 0; x < g.nx; ++x) {
+      const std::size_t c = static_cast<std::size_t>(z) * g.nx + x;
+      for (int y = 0; y < g.ny; ++y) {
+        const volume::Vec3 p{g.origin[0] + x * g.step, g.origin[1] + y * g.step,
+                             g.origin[2] + z * g.step};
+        const std::uint8_t cls = std::isfinite(deep[c]) ? classify(p, x, y, z, c) : std::uint8_t{0};
+        if (cls == 2 || (cls == 0 && g.at(x, y, z))) {
+          out.surface[c] = -p[1];
+          break;
+        }
+      }
+    }
+  const int r = std::max(1, static_cast<int>(std::lround(kHollowMm / g.step)));
+  out.closed = no_steeper_than(closed_along_z(out.surface, g.nx, g.nz, r), g.nx, g.nz,
+                               kLedgeSlope * g.step);
+  for (int z = 0; z < g.nz; ++z) {
+    const double hn = g.origin[2] + z * g.step - region.nasion[2];
+    for (int x = 0; x < g.nx; ++x) {
+      const std::size_t c = static_cast<std::size_t>(z) * g.nx + x;
+      const double u = std::abs(g.origin[0] + x * g.step - region.nose_tip[0]);
+      const bool face = std::isfinite(deep[c]) && u <= 62.0 && hn >= kOrbitBottom - 60.0 &&
+                        hn <= kBrowTop;
+      if (!face || !std::isfinite(out.surface[c]) || !(out.closed[c] > out.surface[c] + 1.0)) {
+        out.closed[c] = kNo;
+        continue;
+      }
+      // Only near the cut: a neck far behind the chin is not a hollow of the face.
+      out.surface[c] = std::max(out.surface[c], deep[c] - kHollowBehindCutMm);
+      if (!(out.closed[c] > out.surface[c] + 1.0)) {
+        out.closed[c] = kNo;
+        continue;
+      }
+      out.deepest = std::min(out.deepest, out.surface[c]);
+    }
+  }
+  return out;
+}
+
 FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const CutVariant& cut) {
   const double deepen_mm = cut.deepen_mm;
   const double dome_fraction = cut.dome_fraction;
@@ -610,6 +707,29 @@ FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const Cu
     if (std::abs(u) >= 1.0) return 0.0;
     return std::min(kDomeMaxMm, dome_fraction * w) * std::sqrt(1.0 - u * u);
   };
+  // What the cut makes of a point (LPS mm) in grid column c, slice gz: 0 = unchanged, 1 = face
+  // set to background, 2 = face that becomes the cap.
+  auto classify = [&](const volume::Vec3& p, long gx, long gy, long gz, std::size_t c) {
+    if (-p[1] <= deep[c]) return std::uint8_t{0};
+    // The deepest part of the face that lies inside the head becomes a cap whose front
+    // is smooth (the cut without the orbits' pits, a few millimetres in front of it,
+    // domed): the cut does not open the orbits and the nose's cavities to the outside,
+    // and what was the eyes is filled, not left as holes that read as eyes.
+    const bool inside = g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
+    // The dome also fills air (orbits, under the nose, and in front of the sloping
+    // forehead where the cut tapers out): the cap's front is synthetic either way.
+    // The dome fades out over the brows' band, which is resurfaced to its smoothed skin;
+    // there the hollows (the eyelids' folds, under the brows) are filled up to it.
+    const double brow = brow_ramp(p[2] - nasion_z);
+    const double bulge = dome(p[0], gz) * (1.0 - brow);
+    const bool hollow = brow > 0 && head.skin_a[c] < smooth[c] - 1.0 &&
+                        -p[1] <= smooth[c] - 2.0 &&
+                        std::abs(p[0] - region.nose_tip[0]) <= 55.0;
+    const bool fill = inside || bulge > 0 || hollow;
+    return (fill && -p[1] <= front[c] + bulge) ? std::uint8_t{2} : std::uint8_t{1};
+  };
+  const HollowFill hollows = fill_hollows(g, region, deep, classify);
+  deepest = std::min(deepest, hollows.deepest - 1.0);
   const double row_y[1] = {v.origin[1]};
   const double step_y[1] = {v.axes[0][1] * v.spacing[0]};
   auto mark_slab = [&](int k0, int k1) {
@@ -626,25 +746,9 @@ FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const Cu
                      gz = std::lround((p[2] - g.origin[2]) / g.step);
           const std::size_t c = static_cast<std::size_t>(std::clamp<long>(gz, 0, g.nz - 1)) * g.nx +
                                 static_cast<std::size_t>(std::clamp<long>(gx, 0, g.nx - 1));
-          if (-p[1] <= deep[c]) continue;
-          // The deepest part of the face that lies inside the head becomes a cap whose front
-          // is smooth (the cut without the orbits' pits, a few millimetres in front of it,
-          // domed): the cut does not open the orbits and the nose's cavities to the outside,
-          // and what was the eyes is filled, not left as holes that read as eyes.
-          const bool inside =
-              g.at(static_cast<int>(gx), static_cast<int>(gy), static_cast<int>(gz));
-          // The dome also fills air (orbits, under the nose, and in front of the sloping
-          // forehead where the cut tapers out): the cap's front is synthetic either way.
-          // The dome fades out over the brows' band, which is resurfaced to its smoothed skin.
-          // The dome fades out over the brows' band, which is resurfaced to its smoothed skin;
-          // there the hollows (the eyelids' folds, under the brows) are filled up to it.
-          const double brow = brow_ramp(p[2] - nasion_z);
-          const double bulge = dome(p[0], gz) * (1.0 - brow);
-          const bool hollow = brow > 0 && head.skin_a[c] < smooth[c] - 1.0 &&
-                              -p[1] <= smooth[c] - 2.0 &&
-                              std::abs(p[0] - region.nose_tip[0]) <= 55.0;
-          const bool fill = inside || bulge > 0 || hollow;
-          region.mask[v.index(i, j, k)] = (fill && -p[1] <= front[c] + bulge) ? 2 : 1;
+          const std::uint8_t cls =
+              hollows.fills(c, -p[1]) ? std::uint8_t{2} : classify(p, gx, gy, gz, c);
+          if (cls != 0) region.mask[v.index(i, j, k)] = cls;
         }
   };
   {
