@@ -132,6 +132,8 @@ class Canvas:
 
     def line(self, x, y, words, fnt, fill, phi_flags, stroke=0, stroke_fill=0, anchor_right=False):
         space = max(3, int(fnt.size * 0.33))
+        if str(getattr(fnt, "path", "")).endswith(".otb"):
+            stroke = 0  # FreeType cannot outline a bitmap font
         widths = [self.draw.textbbox((0, 0), w, font=fnt, stroke_width=stroke)[2] for w in words]
         if anchor_right:
             x -= sum(widths) + space * (len(words) - 1)
