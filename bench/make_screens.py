@@ -9,9 +9,10 @@ text, text touching the edges, rotated labels, CT dose-report tables, scanned re
 changing text. The answer key lists every word drawn, whether it identifies the patient, and
 its ink box per frame, so coverage is judged from the pixels, not from radguard's report.
 
-    make_screens.py OUTDIR [COUNT=60] [SEED=7]
+    make_screens.py OUTDIR [COUNT=60] [SEED=7] [--style classic|held-out]
 
-Writes OUTDIR/dicom/NNNN.dcm and OUTDIR/truth.json.
+Writes OUTDIR/dicom/NNNN.dcm and OUTDIR/truth.json. `--style held-out` (bench/heldout_screens.py)
+draws screens of other fonts, layouts, patients and vocabulary, never used while tuning.
 """
 import io
 import json
@@ -324,7 +325,8 @@ def dataset_for(patient, modality, image0, frames):
     ds.StudyDate = "%04d%02d%02d" % patient.study
     ds.Modality = modality
     ds.SOPClassUID = {"US": "1.2.840.10008.5.1.4.1.1.6.1",
-                      "CT": "1.2.840.10008.5.1.4.1.1.7", "OT": "1.2.840.10008.5.1.4.1.1.7"}[modality]
+                      "CT": "1.2.840.10008.5.1.4.1.1.7", "MR": "1.2.840.10008.5.1.4.1.1.7",
+                      "OT": "1.2.840.10008.5.1.4.1.1.7"}[modality]
     if frames > 1:
         ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
         ds.NumberOfFrames = frames
@@ -344,7 +346,7 @@ def dataset_for(patient, modality, image0, frames):
     return ds
 
 
-def write(path, ds, images, jpeg):
+def write(path, ds, images, jpeg, jpeg_options=None):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -353,7 +355,7 @@ def write(path, ds, images, jpeg):
         frames = []
         for im in images:
             buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=92, subsampling=0)
+            im.save(buf, format="JPEG", **(jpeg_options or dict(quality=92, subsampling=0)))
             frames.append(buf.getvalue())
         ds.PixelData = encapsulate(frames)
         ds["PixelData"].is_undefined_length = True
@@ -368,28 +370,42 @@ def write(path, ds, images, jpeg):
 
 
 def main():
-    out = sys.argv[1]
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 60
-    rng = random.Random(int(sys.argv[3]) if len(sys.argv) > 3 else 7)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    style = "classic"
+    if "--style" in sys.argv:
+        style = sys.argv[sys.argv.index("--style") + 1]
+        args.remove(style)
+    if style not in ("classic", "held-out"):
+        raise SystemExit("--style is classic or held-out")
+    out = args[0]
+    count = int(args[1]) if len(args) > 1 else 60
+    rng = random.Random(int(args[2]) if len(args) > 2 else 7)
     os.makedirs(os.path.join(out, "dicom"), exist_ok=True)
     truth = []
     kinds = [ultrasound, ultrasound, ultrasound, dose_report, request_form, clip]
+    make_patient, held = Patient, None
+    if style == "held-out":
+        import heldout_screens as held
+        kinds, make_patient = held.KINDS, held.Patient
     for i in range(count):
-        patient = Patient(rng)
+        patient = make_patient(rng)
         kind = kinds[i % len(kinds)]
         made = kind(rng, patient, i)
-        if kind is clip:
+        if kind.__name__ == "clip":
             images, words, modality = made
         else:
             images, words, modality = [made[0]], [made[1]], made[2]
-        jpeg = kind is not clip and rng.random() < 0.2
+        jpeg = kind.__name__ != "clip" and rng.random() < (0.3 if held else 0.2)
+        options = held.jpeg_options(rng, images[0].mode == "RGB") if held and jpeg else None
         name = f"{i:04d}.dcm"
         ds = dataset_for(patient, modality, images[0], len(images))
-        write(os.path.join(out, "dicom", name), ds, images, jpeg)
+        if held:
+            held.header_extras(ds, patient)
+        write(os.path.join(out, "dicom", name), ds, images, jpeg, options)
         truth.append({"file": name, "kind": kind.__name__, "jpeg": jpeg,
                       "frames": [{"words": w} for w in words]})
     with open(os.path.join(out, "truth.json"), "w") as f:
-        json.dump({"generator": "bench/make_screens.py", "files": truth}, f, indent=1)
+        json.dump({"generator": "bench/make_screens.py", "style": style, "files": truth}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Scores a redaction run against make_screens.py's answer key, from the pixels alone.
 
-    score_screens.py SETDIR OUTDIR [--tesseract] [--json]
+    score_screens.py SETDIR OUTDIR [--tesseract] [--lost]
 
 SETDIR holds dicom/ and truth.json (make_screens.py); OUTDIR is `radguard redact -o` (its
 quarantine folder OUTDIR-quarantine is read too). Files are matched by SOP Instance UID.
@@ -10,7 +10,8 @@ A word counts as covered when at least 95% of its ink box is the output's fill (
 grey levels of the frame's darkest value), and as kept when at least 95% of its box is
 unchanged. Neither reads radguard's report, and neither uses OCR. With --tesseract the
 Tesseract command line reads each original frame once, to split recall into words it can
-and cannot read (an outside reading, not radguard's own).
+and cannot read (an outside reading, not radguard's own). --lost lists the non-PHI words
+that were changed (up to 200), with how much of each box changed.
 """
 import json
 import os
@@ -69,6 +70,7 @@ def main():
              files=0, quarantined=0, missing=0, phi_unreadable=0, phi_unreadable_covered=0,
              away_pixels=0, away_changed=0)
     misses = []
+    lost = []  # non-PHI words changed: what over-redaction costs
     for entry in truth["files"]:
         s["files"] += 1
         uid, original = frames_of(os.path.join(setdir, "dicom", entry["file"]))
@@ -102,7 +104,11 @@ def main():
                         misses.append(f'{entry["file"]} f{f} {entry["kind"]} {word["text"]!r} h={h}')
                 else:
                     s["safe"] += 1
-                    s["safe_kept"] += np.mean(np.abs(box_after - box_before) <= 2) >= 0.95
+                    unchanged = np.mean(np.abs(box_after - box_before) <= 2)
+                    s["safe_kept"] += unchanged >= 0.95
+                    if unchanged < 0.95:
+                        lost.append(f'{entry["file"]} f{f} {entry["kind"]} {word["text"]!r} h={h} '
+                                    f'changed={100 * (1 - unchanged):.0f}%')
             away = ~near_text
             s["away_pixels"] += int(away.sum())
             s["away_changed"] += int((np.abs(after - before)[away] > 2).sum())
@@ -118,6 +124,7 @@ def main():
         summary["phi_unreadable_by_tesseract"] = s["phi_unreadable"]
         summary["phi_unreadable_recall_pct"] = round(pct(s["phi_unreadable_covered"], s["phi_unreadable"]), 2)
     summary["missed"] = misses[:40]
+    summary["lost"] = lost[:200] if "--lost" in sys.argv else lost[:0]
     print(json.dumps(summary, indent=1))
 
 

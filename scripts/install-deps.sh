@@ -29,6 +29,9 @@ packages=(
   python3-pil                   # tests/bench: burned-in screens drawn with TrueType fonts
   tesseract-ocr bc              # bench/redact_screens.sh: an outside reading of each screen
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-noto-mono
+  # bench/make_screens.py --fonts held-out: families the engine was never tuned on
+  fonts-urw-base35 fonts-croscore fonts-roboto-unhinted fonts-open-sans fonts-go fonts-hack
+  fonts-lato fonts-b612 fonts-terminus-otb fonts-cantarell fonts-inconsolata
   libarchive-dev                # radguard share: zip files in and out
   unzip                         # the share test opens the zip as a recipient would
 )

@@ -359,6 +359,63 @@ TEST(Redact, CoversIdentifyingTextOcrCannotReadAndLeavesAnatomyAlone) {
         << "a box reaches into the anatomy at " << r.box.x << "," << r.box.y;
 }
 
+// Small text that barely stands out from a flat margin (capitals 7-8 px tall, 15-18 grey
+// levels above a near-black ground) is what people still read on a released frame: it is
+// covered, also where it shares the detector's region with a bright line (Otsu's level put a
+// dim line under a bright one with the ground), and the speckle beside it is not taken for
+// text.
+TEST(Redact, CoversFaintSmallTextOnAFlatMarginAndLeavesTheSpeckleAlone) {
+  TempDir dir;
+  BurnedFrame f;
+  f.background = 12;
+  f.anatomy = cv::Rect(80, 60, 170, 140);
+  f.texts = {
+      {"ACC998877", {6, 14}, cv::FONT_HERSHEY_SIMPLEX, 0.4, 1, 255, true},
+      {"DOE JOHN", {6, 25}, cv::FONT_HERSHEY_PLAIN, 0.7, 1, 28, true},
+      {"PID12345", {6, 232}, cv::FONT_HERSHEY_PLAIN, 0.7, 1, 30, true},
+      {"15/03/2019", {256, 14}, cv::FONT_HERSHEY_PLAIN, 0.6, 1, 27, true},
+  };
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
+  const cv::Rect deep_inside(f.anatomy.x + 6, f.anatomy.y + 6, f.anatomy.width - 12,
+                             f.anatomy.height - 12);
+  for (const auto& r : result->redactions)
+    EXPECT_TRUE((cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height) & deep_inside).empty())
+        << "a box reaches into the speckle at " << r.box.x << "," << r.box.y;
+}
+
+// A label kept as read stays whole beside the identifier it names: the fill's margin gives
+// way to a kept word instead of eating its edge.
+TEST(Redact, TheMarginAroundAnIdentifierLeavesTheKeptLabelsBesideItWhole) {
+  TempDir dir;
+  BurnedFrame f;
+  int baseline = 0;
+  const cv::Size label = cv::getTextSize("LIVER", cv::FONT_HERSHEY_SIMPLEX, 0.5, 1, &baseline);
+  f.texts = {
+      {"DEPTH", {10, 90}, cv::FONT_HERSHEY_SIMPLEX, 0.5, 1, 255, false},
+      {"LIVER", {10, 40}, cv::FONT_HERSHEY_SIMPLEX, 0.5, 1, 255, false},
+      {"PID12345", {10 + label.width + 3, 40}, cv::FONT_HERSHEY_SIMPLEX, 0.5, 1, 255, true},
+  };
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+  EXPECT_GE(covered_fraction(f, f.texts[2], result->redactions, 0), 0.99);
+  for (std::size_t kept = 0; kept < 2; ++kept) {
+    const cv::Rect ink = cv::boundingRect(testing::ink_of(f, f.texts[kept]));
+    for (const auto& r : result->redactions)
+      EXPECT_TRUE((cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height) & ink).empty())
+          << "a box at " << r.box.x << "," << r.box.y << " reaches into '" << f.texts[kept].text
+          << "'";
+  }
+}
+
 TEST(Redact, AllTextModeCoversEveryWord) {
   TempDir dir;
   const BurnedFrame f = screen(0, 255);

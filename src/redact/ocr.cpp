@@ -249,7 +249,8 @@ Result<std::vector<Word>> read_words(const Gray8& image) {
 }
 
 std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
-                                                 const std::vector<Box>& redacted) {
+                                                 const std::vector<Box>& redacted,
+                                                 MarkContrast contrast) {
   std::vector<Candidate> candidates;
   if (image.width < 8 || image.height < 8) return candidates;
   const cv::Mat source = as_mat(image);
@@ -283,6 +284,22 @@ std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::
   // the ink, so the ground around heavy text does not turn into marks of the other polarity.
   cv::Mat ground;
   cv::medianBlur(smooth, ground, kCandidateBlock);
+  // The least contrast per pixel (MarkContrast::faint_on_flat_ground): the median of the
+  // deviation from the ground over a wide window is the texture there (speckle, anatomy,
+  // paper grain), which text covering less than half of the window does not move.
+  cv::Mat least;
+  if (contrast == MarkContrast::faint_on_flat_ground) {
+    cv::Mat deviation, spread;
+    cv::absdiff(smooth, ground, deviation);
+    cv::medianBlur(deviation, spread, kCandidateBlock);
+    // At the edge of a textured area the window is half flat: the texture's level reaches
+    // a window further, so the edge of speckle is not taken for faint marks.
+    cv::dilate(spread, spread,
+               cv::getStructuringElement(cv::MORPH_RECT, cv::Size(kCandidateBlock, kCandidateBlock)));
+    spread.convertTo(least, CV_8U, 4.0, 0);
+    cv::max(least, cv::Scalar(kFaintContrast), least);
+    cv::min(least, cv::Scalar(offset), least);  // never stricter than the standard bar
+  }
   for (const bool dark : {false, true}) {
     cv::Mat difference, ink;
     if (dark) {
@@ -290,7 +307,11 @@ std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::
     } else {
       cv::subtract(smooth, ground, difference);
     }
-    cv::threshold(difference, ink, offset, 255, cv::THRESH_BINARY);
+    if (least.empty()) {
+      cv::threshold(difference, ink, offset, 255, cv::THRESH_BINARY);
+    } else {
+      cv::compare(difference, least, ink, cv::CMP_GT);
+    }
     cv::Mat labels, stats, centroids;
     const int count = cv::connectedComponentsWithStats(ink, labels, stats, centroids, 8, CV_32S);
     // Glyph-sized marks: 3-40 px tall, not specks.
@@ -498,6 +519,24 @@ double border_level(const cv::Mat& crop) {
   return ring[ring.size() / 2];
 }
 
+// How much the region's outer ring strays from its level: the median absolute deviation
+// (paper grain, speckle under a label).
+double border_spread(const cv::Mat& crop, double level) {
+  std::vector<double> ring;
+  const auto add = [&](int y, int x) { ring.push_back(std::abs(crop.at<std::uint8_t>(y, x) - level)); };
+  for (int x = 0; x < crop.cols; ++x) {
+    add(0, x);
+    add(crop.rows - 1, x);
+  }
+  for (int y = 1; y + 1 < crop.rows; ++y) {
+    add(y, 0);
+    add(y, crop.cols - 1);
+  }
+  if (ring.empty()) return 0;
+  std::nth_element(ring.begin(), ring.begin() + static_cast<long>(ring.size() / 2), ring.end());
+  return ring[ring.size() / 2];
+}
+
 // Dark text on a light ground, as Tesseract reads best: inverted when the ground is dark.
 cv::Mat dark_on_light(const cv::Mat& crop) {
   cv::Mat out = crop.clone();
@@ -525,6 +564,27 @@ std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region) {
   if (hi - lo < 4) return mask;  // a region of one flat grey has no ink whatever Otsu says
   cv::Mat ink;
   cv::threshold(crop, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
+  // Otsu's level parts the strongest ink from the rest: a dim line sharing the region with a
+  // bright one (an institution under an accession number) would count as ground. Marks
+  // clearly darker than the ground (by kFaintContrast, and by 4x the ring's own spread), away
+  // from the strong ink (its halo and JPEG ringing are not text) and glyph-sized, are ink too.
+  const double ground = border_level(crop);
+  const double least = std::max(kFaintContrast, 4.0 * border_spread(crop, ground));
+  if (ground - least > lo) {
+    cv::Mat faint, near;
+    cv::threshold(crop, faint, ground - least, 255, cv::THRESH_BINARY_INV);
+    cv::dilate(ink, near, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(5, 5)));
+    faint.setTo(0, near);
+    cv::Mat labels, stats, centroids;
+    const int count = cv::connectedComponentsWithStats(faint, labels, stats, centroids, 8, CV_32S);
+    for (int y = 0; y < faint.rows; ++y)
+      for (int x = 0; x < faint.cols; ++x) {
+        const int label = labels.at<int>(y, x);
+        if (label <= 0 || label >= count) continue;
+        if (stats.at<int>(label, cv::CC_STAT_HEIGHT) >= 3 && stats.at<int>(label, cv::CC_STAT_AREA) >= 6)
+          ink.at<std::uint8_t>(y, x) = 255;
+      }
+  }
   // Rules are not text: horizontal strokes twice as long as the region is tall are removed.
   // Vertical ones are kept: inside a tight region they cannot be told from an I or an l.
   cv::Mat rules;

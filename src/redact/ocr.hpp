@@ -44,12 +44,20 @@ struct Candidate {
   int glyphs = 0;              // separate marks in it (bold small text merges them)
 };
 
+// How faint a mark may be. `standard`: 24 grey levels above its ground, more on a noisy
+// image. `faint_on_flat_ground`: the least contrast follows the texture around the mark (four
+// times the local median deviation from the ground, at least kFaintContrast), so faint text on
+// a flat margin, bar or page passes while speckle and anatomy still do not.
+enum class MarkContrast : std::uint8_t { standard, faint_on_flat_ground };
+inline constexpr double kFaintContrast = 8;
+
 // Text-like lines of the image that neither a confident reading in `found` nor a box in
 // `redacted` covers: marks 3-40 px tall, joined across small gaps into lines wider than tall.
 // All of them, the smallest text first: a caller that reads only some must not treat the
 // rest as checked.
 std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
-                                                 const std::vector<Box>& redacted);
+                                                 const std::vector<Box>& redacted,
+                                                 MarkContrast contrast = MarkContrast::standard);
 
 struct CandidateReading {
   Box ink;                  // bounding box of the candidate's ink (its polarity from the pixels)

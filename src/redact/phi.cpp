@@ -128,7 +128,16 @@ std::vector<std::string> date_spellings(std::string_view da) {
     out.push_back(m + sep + d + sep + yy);
     if (!mon.empty()) out.push_back(d + sep + mon + sep + y);
   }
-  if (!mon.empty()) out.push_back(d + mon + y);
+  if (!mon.empty()) {
+    out.push_back(d + mon + y);
+    // Month first, and days without their zero ("Dec 13, 1986", "5 Mar 1961"), as screens
+    // spell them in words (matched on their letters and digits, read apart or together).
+    const std::string day = d.front() == '0' ? d.substr(1) : d;
+    for (const std::string& one_day : {d, day}) {
+      out.push_back(mon + "-" + one_day + "-" + y);
+      out.push_back(one_day + "-" + mon + "-" + y);
+    }
+  }
   return out;
 }
 
@@ -225,7 +234,9 @@ PhiMatcher PhiMatcher::from_header(const dicom::DicomFile& file) {
     const auto value = file.string_of(tag);
     if (!value) continue;
     for (const auto& word : split_words(*value))
-      if (word.size() >= 3 && !is_generic_word(word)) matcher.add(word, Category::institution);
+      // Two letters too: "ST" of "St Barnabas" left beside a blacked-out name still points
+      // to the place (short tokens only match exactly).
+      if (word.size() >= 2 && !is_generic_word(word)) matcher.add(word, Category::institution);
   }
   return matcher;
 }
@@ -302,6 +313,15 @@ double PhiMatcher::fragment_ratio(std::string_view raw) const {
         std::max(ratio, static_cast<double>(token.text.size()) / static_cast<double>(word.size()));
   }
   return ratio;
+}
+
+bool PhiMatcher::piece_of_value(std::string_view raw) const {
+  const std::string word = alnum_only(upper_trimmed(raw));
+  if (word.size() < 3) return false;
+  return std::any_of(tokens_.begin(), tokens_.end(), [&](const Token& token) {
+    const std::string value = alnum_only(token.text);
+    return value.size() > word.size() && value.find(word) != std::string::npos;
+  });
 }
 
 std::optional<Category> PhiMatcher::match_loosely(std::string_view raw) const {

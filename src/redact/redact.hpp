@@ -119,6 +119,9 @@ class PhiMatcher {
   // When `word` matches only as a piece of a longer value: the value's length over the
   // word's (how much wider the value is on screen); 1 otherwise.
   double fragment_ratio(std::string_view word) const;
+  // Whether `word` (3+ letters or digits) is a piece of a header value ("LIN" of LINDQVIST):
+  // beside an identifying word such a reading is the rest of the value, not a label.
+  bool piece_of_value(std::string_view word) const;
   // Only a whole header value, allowing OCR errors: no patterns, pieces or labels.
   std::optional<Category> match_whole(std::string_view word) const;
   // Two neighbouring words read apart: whole-value match of their join, or a value that

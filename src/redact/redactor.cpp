@@ -333,10 +333,41 @@ Status verify_by_ocr(const Gray8& after, const PhiMatcher& matcher, const Redact
   return {};
 }
 
-// A box decided on one frame (or on a clip's consensus), margin added, for frame f.
+bool overlap(const Box& a, const Box& b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+// The margin gives way to words kept as read (phi-text mode): a fill reaching into the next
+// word or line would hide a word judged harmless. Only the margin does, and above and below
+// the padding of the ink's height (a sixth of `box` at each end, ink_spans): the result
+// still covers all of the ink.
+Box clear_of_kept(const Box& margined, const Box& box, const std::vector<Box>& kept) {
+  int x0 = margined.x, y0 = margined.y;
+  int x1 = margined.x + margined.width, y1 = margined.y + margined.height;
+  const int pad = box.height / 6;
+  for (const Box& k : kept) {
+    if (!overlap(Box{x0, y0, x1 - x0, y1 - y0}, k)) continue;
+    if (k.x >= box.x + box.width) {
+      x1 = std::min(x1, k.x);
+    } else if (k.x + k.width <= box.x) {
+      x0 = std::max(x0, k.x + k.width);
+    } else if (k.y >= box.y + box.height - pad) {
+      y1 = std::min(y1, k.y);
+    } else if (k.y + k.height <= box.y + pad) {
+      y0 = std::max(y0, k.y + k.height);
+    }
+  }
+  if (x1 <= x0 || y1 <= y0) return margined;
+  return Box{x0, y0, x1 - x0, y1 - y0};
+}
+
+// A box decided on one frame (or on a clip's consensus), margin added clear of the frame's
+// kept words, for frame f.
 void add_box(FileRedaction& result, std::size_t f, const Box& box, Category category,
-             const RedactOptions& options, const dicom::PixelImage& image) {
-  const Box b = clipped(box, options.margin, image);
+             const RedactOptions& options, const dicom::PixelImage& image,
+             const std::vector<Box>& kept) {
+  Box b = clear_of_kept(clipped(box, options.margin, image), box, kept);
+  if (image.photometric == dicom::Photometric::ybr_full_422) b = clipped(b, 0, image);
   if (!b.empty()) result.redactions.push_back({f, b, category});
 }
 
@@ -373,17 +404,25 @@ Status find_by_detection(const std::vector<Gray8>& frames, const PhiMatcher& mat
   }
   kept.assign(frames.size(), {});
   for (std::size_t f = 0; f < frames.size(); ++f) {
+    std::vector<std::pair<Box, Category>> static_found;
     std::vector<Box> static_boxes;
     for (const auto& [box, category] : found_in_common.redact) {
       const Box b = clipped(box, 0, image);
       if (b.empty() || !shows_consensus(frames[f], common, b)) continue;
-      add_box(result, f, box, category, options, image);
+      static_found.emplace_back(box, category);
       static_boxes.push_back(box);
     }
     auto found = find_text(frames[f], matcher, options.mode, static_boxes, memo);
     if (!found) return ocr_failed(found.error(), f);
+    // Words the consensus kept count for a frame that still shows them.
+    for (const Box& k : found_in_common.kept) {
+      const Box b = clipped(k, 0, image);
+      if (!b.empty() && shows_consensus(frames[f], common, b)) found->kept.push_back(k);
+    }
+    for (const auto& [box, category] : static_found)
+      add_box(result, f, box, category, options, image, found->kept);
     for (const auto& [box, category] : found->redact)
-      add_box(result, f, box, category, options, image);
+      add_box(result, f, box, category, options, image, found->kept);
     kept[f] = std::move(found->kept);
     ++result.frames_ocred;
   }

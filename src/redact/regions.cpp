@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,8 @@ namespace {
 // A word is kept (phi-text mode) only when Tesseract reads it with at least kKeep confidence
 // (kFamiliar for known vocabulary and measurements) and it matches nothing identifying; below
 // kCertain it must not even loosely match a header value.
+// (65/80 kept 1.5-2.5% more words on the tuning seeds at the same recall, but a name in a
+// script face Tesseract misreads at ~70 was then kept: not taken, docs/benchmarks.md.)
 constexpr float kKeep = 75;
 constexpr float kCertain = 85;
 constexpr float kFamiliar = 50;
@@ -98,6 +101,13 @@ std::vector<bool> identified_words(const PhiMatcher& matcher, const std::vector<
         if (!verdict.identified) verdict.identified = across;
       }
     }
+    // A value of three words ("16 Aug 2024", "Dec 13, 1986"): none of them alone says much.
+    if (i + 2 < words.size()) {
+      if (auto three = matcher.match_whole(words[i].text + words[i + 1].text + words[i + 2].text)) {
+        identified[i] = identified[i + 1] = identified[i + 2] = true;
+        if (!verdict.identified) verdict.identified = three;
+      }
+    }
   }
   return identified;
 }
@@ -120,8 +130,28 @@ bool inside(int x, int y, const Box& b) {
 // The inked columns of a region outside `exclude`, each run of them boxed as tightly as its
 // ink (the region's own margin would reach into the next line); gaps narrower than a third of
 // the height (letter and word spacing) do not split a run.
-std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vector<Box>& exclude) {
-  const std::vector<std::uint8_t> ink = ink_mask(image, region);
+std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vector<Box>& exclude,
+                           const Box& core = {}, const std::vector<Box>& other_cores = {}) {
+  std::vector<std::uint8_t> ink = ink_mask(image, region);
+  if (!other_cores.empty() && core.width > 0 && core.height > 0) {
+    // Marks of a neighbouring line: inside another region's core, not reaching this one's.
+    const cv::Mat mask(region.height, region.width, CV_8U, ink.data());
+    cv::Mat labels, stats, centroids;
+    const int count = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
+    std::vector<bool> drop(static_cast<std::size_t>(count), false);
+    for (int i = 1; i < count; ++i) {
+      const Box mark{region.x + stats.at<int>(i, cv::CC_STAT_LEFT),
+                     region.y + stats.at<int>(i, cv::CC_STAT_TOP), stats.at<int>(i, cv::CC_STAT_WIDTH),
+                     stats.at<int>(i, cv::CC_STAT_HEIGHT)};
+      if (overlap_area(mark, core) > 0) continue;
+      drop[static_cast<std::size_t>(i)] = std::any_of(
+          other_cores.begin(), other_cores.end(), [&](const Box& b) { return overlap_area(mark, b) > 0; });
+    }
+    for (int y = 0; y < region.height; ++y)
+      for (int x = 0; x < region.width; ++x)
+        if (drop[static_cast<std::size_t>(labels.at<int>(y, x))])
+          ink[static_cast<std::size_t>(y) * region.width + x] = 0;
+  }
   struct Column {
     int count = 0, top = 0, bottom = 0;
   };
@@ -173,10 +203,17 @@ std::vector<Box> grown_a_little(std::vector<Box> boxes) {
 
 Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const PhiMatcher& matcher, Mode mode,
-                                   const std::vector<Box>& filled) {
+                                   const std::vector<Box>& filled,
+                                   const std::vector<TextRegion>& neighbours) {
   RegionVerdict verdict;
+  const Box core = region.core.width > 0 ? region.core : region.box;
+  std::vector<Box> other_cores;
+  for (const TextRegion& n : neighbours) {
+    const Box c = n.core.width > 0 ? n.core : n.box;
+    if (overlap_area(c, region.box) > 0 && overlap_area(c, core) == 0) other_cores.push_back(c);
+  }
   if (mode == Mode::all_text) {
-    verdict.redact = ink_spans(image, region.box, filled);
+    verdict.redact = ink_spans(image, region.box, filled, core, other_cores);
     return verdict;
   }
   auto words = read_region(image, region.box, region.vertical);
@@ -187,12 +224,25 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
     // Beside an identifying word, a reading that is not certain is most likely the rest of
     // it ("DM" "|" "TRI" for DMITRI).
     const bool beside = (i > 0 && identified[i - 1]) || (i + 1 < words->size() && identified[i + 1]);
-    if (identified[i] || (beside && word.confidence < kCertain)) continue;
+    if (identified[i]) continue;
+    if (beside) {
+      const std::string letters = letters_of(word.text);
+      // A piece of a header value ("LIN" of LINDQVIST read apart) or a lone letter (an
+      // initial: "KAPOOR, FIONA J.") is part of the identifying text, however confident.
+      const bool label = letters.size() >= 3 && known_vocabulary(letters);
+      if (!label && matcher.piece_of_value(word.text)) continue;
+      if (letters.size() == 1 && std::isalpha(static_cast<unsigned char>(letters[0])) != 0)
+        continue;
+      // Otherwise a reading that is not certain is most likely the rest of it ("DM" "|"
+      // "TRI" for DMITRI), unless it is a label of 3+ letters of the screen's vocabulary
+      // ("DOB", "MRN"; two letters could be a piece of a name).
+      if (word.confidence < kCertain && !label) continue;
+    }
     if (plausible_reading(word)) verdict.kept.push_back(word.box);
   }
   std::vector<Box> exclude = grown_a_little(verdict.kept);
   exclude.insert(exclude.end(), filled.begin(), filled.end());
-  verdict.redact = ink_spans(image, region.box, exclude);
+  verdict.redact = ink_spans(image, region.box, exclude, core, other_cores);
   return verdict;
 }
 
@@ -207,7 +257,9 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
   std::vector<Box> known = skip;
   for (const TextRegion& r : *regions) known.push_back(r.box);
   std::vector<Box> marks;
-  for (const Candidate& c : uncovered_text_candidates(image, {}, known)) marks.push_back(c.box);
+  for (const Candidate& c :
+       uncovered_text_candidates(image, {}, known, MarkContrast::faint_on_flat_ground))
+    marks.push_back(c.box);
   auto small = confirm_small_text(image, marks);
   if (!small) return std::unexpected(small.error());
   regions->insert(regions->end(), small->begin(), small->end());
@@ -227,7 +279,7 @@ Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, M
       continue;
     const RegionVerdict* verdict = memo.find(image, region.box);
     if (verdict == nullptr) {
-      auto judged = judge_region(image, region, matcher, mode, {});
+      auto judged = judge_region(image, region, matcher, mode, {}, *regions);
       if (!judged) return std::unexpected(judged.error());
       memo.add(image, region.box, std::move(*judged));
       verdict = memo.find(image, region.box);

@@ -22,11 +22,14 @@ struct RegionVerdict {
   std::optional<Category> identified;  // the first identifying category read in it
 };
 
-// Judges one region of `image`. Pixels inside `filled` (already redacted) count as no ink.
-// all-text mode redacts every inked part. Fails like read_region.
+// Judges one region of `image`. Pixels inside `filled` (already redacted) count as no ink,
+// and so do marks inside the core of one of `neighbours` (other regions of the frame, judged
+// on their own) that do not reach this region's core: the line above or below inside this
+// region's margin. all-text mode redacts every inked part. Fails like read_region.
 Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const PhiMatcher& matcher, Mode mode,
-                                   const std::vector<Box>& filled);
+                                   const std::vector<Box>& filled,
+                                   const std::vector<TextRegion>& neighbours = {});
 
 // Regions of one frame and what was decided for them: the boxes to fill (margin added and
 // clipped to the image by the caller) with their categories.

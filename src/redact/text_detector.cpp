@@ -29,6 +29,8 @@ constexpr double kUnclipRatio = 1.6;
 // longest side (scanned pages), smaller text than ~6 px there is not expected.
 constexpr int kStride = 32;
 constexpr int kMaxSide = 1600;
+// Small-text tiles whose grey levels span less than this are stretched to the full range.
+constexpr double kStretchBelow = 64;
 
 cv::Mat as_mat(const Gray8& image) {
   return cv::Mat(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC1,
@@ -126,6 +128,7 @@ std::vector<TextRegion> regions_of(const cv::Mat& map) {
         cv::Rect(r.x - grow, r.y - grow, r.width + 2 * grow, r.height + 2 * grow) & bounds;
     TextRegion region;
     region.box = Box{grown.x, grown.y, grown.width, grown.height};
+    region.core = Box{r.x, r.y, r.width, r.height};
     region.score = score;
     region.vertical = grown.height > 2 * grown.width;
     regions.push_back(region);
@@ -173,6 +176,7 @@ std::vector<TextRegion> stacked_into_columns(std::vector<TextRegion> regions) {
     if (joined.size() >= 2 && column.box.height * 2 > column.box.width * 5) {
       for (const std::size_t j : joined) used[j] = true;
       column.vertical = true;
+      column.core = column.box;
       out.push_back(column);
     } else {
       out.push_back(regions[i]);
@@ -181,27 +185,88 @@ std::vector<TextRegion> stacked_into_columns(std::vector<TextRegion> regions) {
   return out;
 }
 
-// The second pass adds what the first missed; a region both found is kept once, the larger.
+// The second pass adds what the first missed; a region both found is kept once, the larger
+// (with every piece of it the first pass had).
 std::vector<TextRegion> merged(std::vector<TextRegion> first, const std::vector<TextRegion>& more) {
   for (const TextRegion& candidate : more) {
-    bool known = false;
-    for (TextRegion& existing : first) {
-      if (mostly_inside(candidate.box, existing.box)) {
-        known = true;
-        break;
-      }
-      if (mostly_inside(existing.box, candidate.box)) {
-        existing = candidate;
-        known = true;
-        break;
-      }
-    }
-    if (!known) first.push_back(candidate);
+    if (std::any_of(first.begin(), first.end(), [&](const TextRegion& existing) {
+          return mostly_inside(candidate.box, existing.box);
+        }))
+      continue;
+    // Every piece the larger region holds gives way to it.
+    std::erase_if(first, [&](const TextRegion& existing) {
+      return mostly_inside(existing.box, candidate.box);
+    });
+    first.push_back(candidate);
   }
   std::sort(first.begin(), first.end(), [](const TextRegion& a, const TextRegion& b) {
     return a.box.y != b.box.y ? a.box.y < b.box.y : a.box.x < b.box.x;
   });
   return stacked_into_columns(std::move(first));
+}
+
+// Labels written top-down or bottom-up (a pale stamp turned on a scanned page, a probe label
+// along the edge) reach the detector, trained on lines, as short upright pieces: where two or
+// more such pieces stand one above the other, the area around them is turned a quarter and
+// shown to the detector again, and the lines it finds there come back as vertical regions.
+bool upright_piece(const Box& b) { return b.height >= 12 && b.height * 5 >= b.width * 4; }
+
+Result<std::vector<TextRegion>> turned_labels(const cv::Mat& grey,
+                                              const std::vector<TextRegion>& regions) {
+  std::vector<TextRegion> found;
+  std::vector<cv::Rect> areas;
+  const cv::Rect bounds(0, 0, grey.cols, grey.rows);
+  for (std::size_t i = 0; i < regions.size(); ++i) {
+    const Box& a = regions[i].box;
+    if (!upright_piece(a)) continue;
+    for (std::size_t j = 0; j < regions.size(); ++j) {
+      const Box& b = regions[j].box;
+      if (i == j || !upright_piece(b)) continue;
+      const int shared = std::min(a.x + a.width, b.x + b.width) - std::max(a.x, b.x);
+      const int gap = std::max(a.y, b.y) - std::min(a.y + a.height, b.y + b.height);
+      if (shared * 2 < std::min(a.width, b.width) || gap > 2 * std::max(a.height, b.height)) continue;
+      const cv::Rect both = cv::Rect(a.x, a.y, a.width, a.height) | cv::Rect(b.x, b.y, b.width, b.height);
+      const int reach = std::max(both.height, 80);
+      const cv::Rect area =
+          cv::Rect(both.x - both.width / 2, both.y - reach, both.width * 2, both.height + 2 * reach) & bounds;
+      bool known = false;
+      for (cv::Rect& other : areas)
+        if ((other & area).area() > 0) {
+          other |= area;
+          known = true;
+        }
+      if (!known) areas.push_back(area);
+    }
+  }
+  constexpr int kCanvasWidth = 960, kCanvasHeight = 480;
+  for (const cv::Rect& area : areas) {
+    cv::Mat turned;
+    cv::rotate(grey(area), turned, cv::ROTATE_90_CLOCKWISE);  // bottom-up text reads left to right
+    const double scale = std::min({1.0, static_cast<double>(kCanvasWidth) / turned.cols,
+                                   static_cast<double>(kCanvasHeight) / turned.rows});
+    if (scale < 1.0) cv::resize(turned, turned, cv::Size(), scale, scale, cv::INTER_AREA);
+    std::vector<std::uint8_t> values(turned.begin<std::uint8_t>(), turned.end<std::uint8_t>());
+    std::nth_element(values.begin(), values.begin() + static_cast<long>(values.size() / 2), values.end());
+    cv::Mat canvas(kCanvasHeight, kCanvasWidth, CV_8U, cv::Scalar(values[values.size() / 2]));
+    turned.copyTo(canvas(cv::Rect(0, 0, turned.cols, turned.rows)));
+    for (const cv::Mat& shown : {canvas, stretched(canvas)}) {
+      auto map = probability(shown);
+      if (!map) return std::unexpected(map.error());
+      for (const TextRegion& r : regions_of(*map)) {
+        // Back from the turned canvas: x there is height here, counted from the area's bottom.
+        const int x0 = static_cast<int>(r.box.x / scale), y0 = static_cast<int>(r.box.y / scale);
+        const int w = static_cast<int>(std::ceil(r.box.width / scale));
+        const int h = static_cast<int>(std::ceil(r.box.height / scale));
+        if (x0 >= area.height || y0 >= area.width) continue;
+        const cv::Rect back =
+            cv::Rect(area.x + y0, area.y + area.height - x0 - w, h, w) & bounds;
+        if (back.height <= back.width) continue;  // a line across the turned view only
+        const Box turned_box{back.x, back.y, back.width, back.height};
+        found.push_back(TextRegion{turned_box, r.score, true, turned_box});
+      }
+    }
+  }
+  return found;
 }
 
 }  // namespace
@@ -232,9 +297,14 @@ Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses pas
     auto plain = probability(grey);
     if (!plain) return std::unexpected(plain.error());
     if (passes == DetectPasses::plain) return merged(regions_of(*plain), {});
+    // (A third pass on a CLAHE-equalised copy was measured: +0.1% recall on one seed, none
+    // on another, 12-15% slower; not kept.)
     auto dim = probability(stretched(grey));
     if (!dim) return std::unexpected(dim.error());
-    return merged(regions_of(*plain), regions_of(*dim));
+    std::vector<TextRegion> found = merged(regions_of(*plain), regions_of(*dim));
+    auto turned = turned_labels(grey, found);
+    if (!turned) return std::unexpected(turned.error());
+    return merged(std::move(found), *turned);
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, std::string("text detection failed: ") + e.what());
   }
@@ -272,7 +342,7 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
           const cv::Rect r =
               cv::Rect(c.x - grow, c.y - grow, c.width + 2 * grow, c.height + 2 * grow) & bounds;
           confirmed.push_back(TextRegion{Box{r.x, r.y, r.width, r.height}, region.score,
-                                         r.height > 2 * r.width});
+                                         r.height > 2 * r.width, c});
         }
       }
       canvas.setTo(0);
@@ -290,6 +360,12 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
       scale = std::min(scale, static_cast<double>(kCanvasHeight - 2 * kBorder) / area.height);
       cv::Mat tile;
       cv::resize(grey(area), tile, cv::Size(), scale, scale, cv::INTER_CUBIC);
+      // Faint marks (10-30 grey levels) are stretched to the full range: the detector was
+      // trained on text that stands out, and the candidate is line-shaped already.
+      double lo = 0, hi = 0;
+      cv::minMaxLoc(tile, &lo, &hi);
+      if (hi - lo >= 4 && hi - lo < kStretchBelow)
+        tile.convertTo(tile, CV_8U, 255.0 / (hi - lo), -lo * 255.0 / (hi - lo));
       cv::copyMakeBorder(tile, tile, kBorder, kBorder, kBorder, kBorder, cv::BORDER_REPLICATE);
       if (x + tile.cols > kCanvasWidth) {
         x = 0;

@@ -22,6 +22,9 @@ struct TextRegion {
   Box box;            // axis-aligned, image pixels, around the text with a small margin
   float score = 0;    // mean text probability inside the region
   bool vertical = false;  // taller than wide: a label written top-down or bottom-up
+  // The text itself, without the margin (the detector's raw region, a small-text mark): ink
+  // of a neighbouring line inside `box` lies outside it. Empty: the same as `box`.
+  Box core;
 };
 
 // Where the detector model is, or ErrorCode::unsupported naming the folders searched and
