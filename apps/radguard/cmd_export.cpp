@@ -98,6 +98,8 @@ int run_export_command(const ExportArgs& args) {
   auto finish = signing_finisher(args.signer);
   if (!finish) return report_error(finish.error());
   options.finish = std::move(*finish);
+  if (!args.signer.key.empty())
+    options.manifest_signer = signing::KeyFiles{args.signer.key, args.signer.cert};
   auto report = exporter::run_export(options, stage, *registry, *ledger);
   if (!report) return report_error(report.error());
   return emit_report(exporter::report_json(*report, stage, options), exporter::report_text(*report),

@@ -193,45 +193,9 @@ json counts_json(const ExportReport& r) {
 }  // namespace
 
 Result<std::vector<std::string>> check_release_files(const fs::path& release) {
-  auto text = read_small_file(release / "manifest.json");
-  if (!text) return std::unexpected(text.error());
-  const json manifest = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_array())
-    return fail(ErrorCode::integrity,
-                (release / "manifest.json").string() + " is not a radguard release manifest");
-  std::vector<std::string> problems;
-  std::set<std::string> listed;
-  for (const json& f : manifest["files"]) {
-    const std::string path = f.value("path", "");
-    const std::string expected = f.value("sha256", "");
-    // A listed name must stay inside the release.
-    if (path.empty() || fs::path(path).is_absolute() || path.find("..") != std::string::npos) {
-      problems.push_back("the manifest lists an invalid path");
-      continue;
-    }
-    listed.insert(path);
-    std::error_code ec;
-    if (!fs::is_regular_file(release / path, ec)) {
-      problems.push_back(path + ": missing");
-      continue;
-    }
-    auto digest = crypto::sha256_file(release / path);
-    if (!digest) {
-      problems.push_back(path + ": " + digest.error().message);
-    } else if (crypto::to_hex(*digest) != expected) {
-      problems.push_back(path + ": altered (its SHA-256 is not the one recorded)");
-    }
-  }
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(release, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    if (!it->is_regular_file()) continue;
-    const std::string name = fs::relative(it->path(), release).generic_string();
-    if (name != "manifest.json" && !listed.contains(name))
-      problems.push_back(name + ": added (not in the manifest)");
-  }
-  if (ec) return fail(ErrorCode::io, "cannot list " + release.string() + ": " + ec.message());
-  return problems;
+  auto check = check_release(release, release / kReleaseManifest, {}, DicomSignatures::skip, 0);
+  if (!check) return std::unexpected(check.error());
+  return problem_lines(*check);
 }
 
 std::string_view exclusion_name(Exclusion reason) {
@@ -309,6 +273,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   entry.release = report.release_name;
 
   report.mode = options.mode;
+  report.signing = options.manifest_signer.has_value();
   // Records the failure in the ledger (a dry run records nothing); only a ledger that cannot
   // be written is an Error.
   auto failed = [&](std::string why) -> Result<ExportReport> {
@@ -544,7 +509,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   }
   report.patients_included = by_patient.size();  // after withheld studies
   const json manifest = {
-      {"format", "radguard-release-manifest/1"},
+      {"format", std::string(kReleaseManifestFormat)},
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"release", report.release_name},
@@ -559,12 +524,24 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   };
   const std::string manifest_text =
       manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  if (auto s = write_file_atomically(staging.path() / "manifest.json", manifest_text,
+  if (auto s = write_file_atomically(staging.path() / kReleaseManifest, manifest_text,
                                      fs::perms::owner_read | fs::perms::owner_write |
                                          fs::perms::group_read | fs::perms::others_read);
       !s)
     return failed("cannot write the manifest: " + s.error().message);
   report.manifest_digest = crypto::to_hex(crypto::sha256(manifest_text));
+  // The recipient's proof of origin: a detached CMS signature over the manifest's bytes.
+  if (options.manifest_signer) {
+    auto signature = signing::sign_cms_detached(manifest_text, options.manifest_signer->key,
+                                                options.manifest_signer->cert);
+    if (!signature) return failed("cannot sign the manifest: " + signature.error().message);
+    if (auto s = write_file_atomically(staging.path() / kReleaseManifestSignature, *signature,
+                                       fs::perms::owner_read | fs::perms::owner_write |
+                                           fs::perms::group_read | fs::perms::others_read);
+        !s)
+      return failed("cannot write the manifest's signature: " + s.error().message);
+    report.manifest_signed = true;
+  }
 
   entry.status = ledger::EntryStatus::released;
   entry.output_digest = report.manifest_digest;
@@ -656,6 +633,9 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"release_name", report.release_name},
       {"release", report.release.empty() ? json(nullptr) : json(report.release.string())},
       {"manifest_sha256", report.manifest_digest},
+      {"manifest_signature",
+       report.manifest_signed ? json(std::string(kReleaseManifestSignature)) : json(nullptr)},
+      {"signed", report.signing},
       {"ledger", {{"sequence", report.ledger_sequence}, {"entry_hash", report.ledger_entry_hash}}},
       {"counts", counts},
       {"failures", failures},
@@ -675,13 +655,19 @@ std::string report_text(const ExportReport& report) {
         << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " (de-identification not "
         << "attempted)" << (report.error.empty() ? "" : "; would FAIL: " + report.error) << "\n";
+    out << (report.signing ? "every released file and the manifest would be signed\n"
+                           : "nothing would be signed (no --sign-key)\n");
     for (const auto& p : report.plan)
       out << "study " << p.study_uid << ": " << count(p.instances, "instance", "instances") << ": "
           << (p.decision == "release" ? "release" : "withhold (" + p.decision + ")") << "\n";
   } else if (report.status == ledger::EntryStatus::released) {
     out << "released " << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " to " << report.release.string()
-        << " (ledger entry " << report.ledger_sequence << ")\n";
+        << " (ledger entry " << report.ledger_sequence << ")"
+        << (report.manifest_signed ? "; files and manifest signed (check with radguard "
+                                     "verify-release)"
+                                   : "")
+        << "\n";
   } else {
     out << "export FAILED, nothing released: " << report.error << " (ledger entry "
         << report.ledger_sequence << ")\n";
