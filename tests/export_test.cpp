@@ -378,20 +378,21 @@ TEST(Export, AFileWhoseIdentityChangedAfterTheConsentCheckIsRefused) {
 
   auto same = dicom::DicomFile::open(found.files.front());
   ASSERT_TRUE(same);
-  EXPECT_TRUE(check(found.files.front(), *same).has_value());
+  deid::PixelWork work;
+  EXPECT_TRUE(check.run(found.files.front(), *same, work).has_value());
 
   fs::copy_file(dir.path() / "other" / "DENIED_2_1.dcm", input,
                 fs::copy_options::overwrite_existing);
   auto swapped = dicom::DicomFile::open(found.files.front());
   ASSERT_TRUE(swapped);
-  const Status refused = check(found.files.front(), *swapped);
+  const Status refused = check.run(found.files.front(), *swapped, work);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::conflict);
   EXPECT_EQ(refused.error().message.find("DENIED"), std::string::npos);
 
   auto unknown = dicom::DicomFile::open(dir.path() / "other" / "DENIED_2_1.dcm");
   ASSERT_TRUE(unknown);
-  EXPECT_FALSE(check(dir.path() / "other" / "DENIED_2_1.dcm", *unknown).has_value());
+  EXPECT_FALSE(check.run(dir.path() / "other" / "DENIED_2_1.dcm", *unknown, work).has_value());
 }
 
 // A release made with signing keys carries manifest.json.p7s; check_release says file by file
@@ -524,6 +525,60 @@ TEST(Export, ASignedReleaseIsCheckedFileByFile) {
     EXPECT_FALSE(c.manifest_signature);
     EXPECT_FALSE(c.passed(ManifestSignature::required));
   }
+}
+
+// The export's reports say per released file what the pixel stages did, name the stage that
+// refused an instance, and give the stages' times; a refused study's files are not listed.
+TEST(Export, ReportsSayPerFileWhatThePixelStagesDid) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-1", "One^Patient", 1, 2);
+  make_study(in, "P-2", "Two^Patient", 2, 3);
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("P-1", consent::Purpose::research)));
+    ASSERT_TRUE(reg.record(permit("P-2", consent::Purpose::research)));
+  }
+  auto options = f.options({in}, consent::Purpose::research, "University");
+  options.pixel_stages = [](const std::vector<fs::path>&) -> Result<std::vector<deid::PixelStage>> {
+    deid::PixelStage stage{
+        "test-stage",
+        [](const fs::path& input, dicom::DicomFile&, deid::PixelWork& work) -> Status {
+          if (input.filename().string().starts_with("Two^Patient_2_2"))
+            return fail(ErrorCode::policy, "the test stage refuses this one");
+          work.read_for_text = true;
+          work.frames = 1;
+          work.frames_redacted = 1;
+          work.text_boxes = 3;
+          return {};
+        },
+        {}};
+    return std::vector<deid::PixelStage>{stage};
+  };
+  const ExportReport report = f.run(options);
+  ASSERT_EQ(report.status, ledger::EntryStatus::released) << report.error;
+  ASSERT_EQ(report.pixel_work.size(), 2u) << "only the released study's files";
+  for (const auto& o : report.pixel_work) {
+    EXPECT_EQ(o.pixels.text_boxes, 3u);
+    EXPECT_TRUE(fs::is_regular_file(report.release / o.output));
+  }
+  ASSERT_EQ(report.failures.size(), 1u);
+  EXPECT_EQ(report.failures.front().pixels.refused_by, "test-stage");
+  ASSERT_EQ(report.stage_timings.size(), 2u);  // the consent check, then the test stage
+  EXPECT_EQ(report.stage_timings[1].name, "test-stage");
+  const auto json = nlohmann::json::parse(report_json(report, f.stage, options));
+  EXPECT_EQ(json["pixel_work"].size(), 2u);
+  EXPECT_EQ(json["pixel_work"][0]["frames_redacted"], 1);
+  EXPECT_EQ(json["failures"][0]["refused_by"], "test-stage");
+  EXPECT_EQ(json["pixels"]["text_boxes"], 6);
+  EXPECT_EQ(json["timings"]["pixel_stages"][1]["stage"], "test-stage");
+  const std::string text = report_text(report);
+  EXPECT_NE(text.find("pixels: text blacked out in 2 images (2 frames, 6 areas)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("redacted: " + (in / "One^Patient_1_1.dcm").string() + " -> "),
+            std::string::npos)
+      << text;
 }
 
 // Hostile manifests: a listed path that leaves the release folder is a problem, never read.

@@ -236,17 +236,19 @@ int ExportReport::exit_code() const {
 
 deid::PixelStage consented_identity_check(
     std::shared_ptr<const std::map<std::string, ConsentedIdentity>> consented) {
-  return
-      [consented = std::move(consented)](const fs::path& input, dicom::DicomFile& file) -> Status {
-        const auto it = consented->find(input.string());
-        if (it == consented->end())
-          return fail(ErrorCode::conflict, "not among the files whose consent was checked");
-        if (trimmed(file.string_of(kPatientId).value_or("")) != it->second.patient_id ||
-            trimmed(file.string_of(kStudyInstanceUid).value_or("")) != it->second.study_uid)
-          return fail(ErrorCode::conflict,
-                      "the file's patient or study changed after its consent was checked");
-        return {};
-      };
+  return {"consent-check",
+          [consented = std::move(consented)](const fs::path& input, dicom::DicomFile& file,
+                                             deid::PixelWork&) -> Status {
+            const auto it = consented->find(input.string());
+            if (it == consented->end())
+              return fail(ErrorCode::conflict, "not among the files whose consent was checked");
+            if (trimmed(file.string_of(kPatientId).value_or("")) != it->second.patient_id ||
+                trimmed(file.string_of(kStudyInstanceUid).value_or("")) != it->second.study_uid)
+              return fail(ErrorCode::conflict,
+                          "the file's patient or study changed after its consent was checked");
+            return {};
+          },
+          {}};
 }
 
 Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
@@ -478,6 +480,15 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
           "nothing was released");
   }
 
+  // What the pixel stages did to the released files (withheld studies' files are gone).
+  report.stage_timings = deid_report->stage_timings;
+  {
+    std::set<std::string> released;
+    for (const auto& outcome : deid_report->written) released.insert(outcome.input.string());
+    for (const auto& outcome : deid_report->pixel_work)
+      if (released.contains(outcome.input.string())) report.pixel_work.push_back(outcome);
+  }
+
   // 4. The manifest, and the ledger entry's account of who is in the release.
   json files = json::array();
   std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
@@ -599,12 +610,20 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
                         {"status", deid::file_status_name(o.status)},
                         {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
                         {"reason", o.reason}});
+    if (!o.pixels.refused_by.empty()) failures.back()["refused_by"] = o.pixels.refused_by;
   }
   for (const auto& m : report.missing_inputs)
     failures.push_back({{"input", m.path.string()},
                         {"status", "missing_input"},
                         {"error", "io"},
                         {"reason", m.reason}});
+  json pixel_work = json::array();
+  for (const auto& o : report.pixel_work) {
+    json entry = deid::pixel_work_json(o.pixels);
+    entry["input"] = o.input.string();
+    entry["output"] = o.output.generic_string();  // in the release folder
+    pixel_work.push_back(std::move(entry));
+  }
   json plan = json::array();
   for (const auto& p : report.plan)
     plan.push_back(
@@ -638,8 +657,11 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"signed", report.signing},
       {"ledger", {{"sequence", report.ledger_sequence}, {"entry_hash", report.ledger_entry_hash}}},
       {"counts", counts},
+      {"pixels", deid::pixel_counts_json(report.pixel_work, report.failures)},
+      {"pixel_work", pixel_work},
       {"failures", failures},
       {"seconds", report.seconds},
+      {"timings", deid::timings_json(report.stage_timings, report.seconds)},
       {"exit_code", report.exit_code()},
   };
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -678,10 +700,13 @@ std::string report_text(const ExportReport& report) {
     out << "; " << exclusion_name(reason) << ": " << n.studies;
   out << "; not DICOM " << report.not_dicom << ", DICOMDIR dropped " << report.dicomdir_dropped
       << "\n";
-  for (const auto& o : report.failures)
-    out << "error: " << o.input.string() << ": " << o.reason << "\n";
+  out << deid::failure_text(
+      report.failures, [](const deid::FileOutcome& o) { return o.input.string(); },
+      [](const std::string& reason) { return reason; });
   for (const auto& m : report.missing_inputs)
     out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  out << deid::pixel_work_text(report.pixel_work, report.stage_timings,
+                               [](const deid::FileOutcome& o) { return o.input.string(); });
   return out.str();
 }
 

@@ -112,6 +112,10 @@ struct ExportReport {
   // values; kept out of the manifest and the ledger.
   std::vector<deid::FileOutcome> failures;
   std::vector<batch::MissingInput> missing_inputs;
+  // Released files a pixel stage read or changed (output relative to the release), and the
+  // stages' times.
+  std::vector<deid::FileOutcome> pixel_work;
+  std::vector<deid::StageTiming> stage_timings;
   double seconds = 0;
   ExportMode mode = ExportMode::release;
   std::vector<StudyPlan> plan;  // dry run: every study, in Study UID order
