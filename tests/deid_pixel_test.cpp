@@ -3,6 +3,8 @@
 // need no OCR keep their pixels; and nothing is released that the stage cannot clean.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <opencv2/imgproc.hpp>
 
 #include "deid/deid_run.hpp"
@@ -27,11 +29,19 @@ deid::HeaderStage stage_with(std::vector<std::string> options,
 }
 
 deid::PixelStage text_stage() {
-  return [](const std::filesystem::path&, dicom::DicomFile& file) -> Status {
-    redact::RedactOptions options;
-    options.mode = redact::Mode::phi_text;
-    return redact::clean_for_release(file, options);
-  };
+  return {"clean-pixel-data",
+          [](const std::filesystem::path&, dicom::DicomFile& file, deid::PixelWork& work) -> Status {
+            redact::RedactOptions options;
+            options.mode = redact::Mode::phi_text;
+            auto redaction = redact::clean_for_release(file, options);
+            if (!redaction) return std::unexpected(redaction.error());
+            work.frames = static_cast<std::uint32_t>(redaction->frames);
+            work.read_for_text = redaction->frames_ocred > 0;
+            work.text_boxes = static_cast<std::uint32_t>(redaction->redactions.size());
+            work.frames_redacted = redaction->redactions.empty() ? 0 : 1;
+            return {};
+          },
+          {}};
 }
 
 // Runs deid on one file into `output` with the given pixel stages and options.
@@ -111,6 +121,31 @@ TEST(DeidPixelStage, BurnedInIdentityIsCoveredBeforeRelease) {
   EXPECT_EQ(testing::value(*released, "DeidentificationMethodCodeSequence[1].CodeValue"), "113101");
   EXPECT_NE(testing::value(*released, "PatientName"), "DOE^JOHN");
 
+  // The reports say per file what the pixel stage did (counts, never the words).
+  ASSERT_EQ(report.pixel_work.size(), 1u);
+  EXPECT_TRUE(report.pixel_work.front().pixels.read_for_text);
+  EXPECT_GT(report.pixel_work.front().pixels.text_boxes, 0u);
+  EXPECT_EQ(report.pixel_work.front().output, report.written.front().output);
+  ASSERT_EQ(report.stage_timings.size(), 1u);
+  EXPECT_EQ(report.stage_timings.front().name, "clean-pixel-data");
+  EXPECT_GT(report.stage_timings.front().seconds, 0.0);
+  deid::DeidRunOptions shown;
+  shown.inputs = {dir / "us.dcm"};
+  const std::string summary = deid::report_text(report, shown);
+  EXPECT_NE(summary.find("redacted: us.dcm -> " + report.written.front().output.generic_string() +
+                      ": 1 of 1 frame"),
+            std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("time in pixel stages: clean-pixel-data"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("DOE"), std::string::npos);
+  const auto json = nlohmann::json::parse(
+      deid::report_json(report, stage_with({"clean-pixel-data"}), shown));
+  ASSERT_EQ(json["pixel_work"].size(), 1u);
+  EXPECT_EQ(json["pixel_work"][0]["input"], "us.dcm");
+  EXPECT_EQ(json["pixel_work"][0]["frames_redacted"], 1);
+  EXPECT_EQ(json["pixels"]["images_redacted"], 1);
+  EXPECT_EQ(json["timings"]["pixel_stages"][0]["stage"], "clean-pixel-data");
+
   auto file = dicom::DicomFile::open(output);
   ASSERT_TRUE(file.has_value());
   auto image = dicom::decode_pixels(*file);
@@ -138,14 +173,24 @@ TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
   const TempDir dir;
   auto ct = testing::make_ct();
   testing::save(*ct, dir / "ct.dcm");
-  const deid::PixelStage refuse = [](const std::filesystem::path&, dicom::DicomFile&) -> Status {
-    return fail(ErrorCode::policy, "still shows a face");
-  };
+  const deid::PixelStage refuse{
+      "face-check",
+      [](const std::filesystem::path&, dicom::DicomFile&, deid::PixelWork&) -> Status {
+        return fail(ErrorCode::policy, "still shows a face");
+      },
+      {}};
   const auto report = deid_one(dir / "ct.dcm", dir / "out", {refuse}, {"clean-pixel-data"});
   EXPECT_EQ(report.count(deid::FileStatus::failed), 1u);
   EXPECT_EQ(report.exit_code(), 1);
   ASSERT_EQ(report.problems.size(), 1u);
   EXPECT_EQ(report.problems.front().reason, "still shows a face");
+  EXPECT_EQ(report.problems.front().pixels.refused_by, "face-check");
+  deid::DeidRunOptions shown;
+  shown.inputs = {dir / "ct.dcm"};
+  const auto json =
+      nlohmann::json::parse(deid::report_json(report, stage_with({"clean-pixel-data"}), shown));
+  EXPECT_EQ(json["failures"][0]["refused_by"], "face-check");
+  EXPECT_EQ(json["pixels"]["refused_by_stage"]["face-check"], 1);
   EXPECT_TRUE(std::filesystem::is_empty(dir / "out"));
 }
 

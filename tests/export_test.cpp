@@ -10,6 +10,8 @@
 #include "core/iso_time.hpp"
 #include "core/version.hpp"
 #include "dicom/dicom_file.hpp"
+#include "signing/keys.hpp"
+#include "signing/signing.hpp"
 #include "test_util.hpp"
 
 namespace radguard::exporter {
@@ -376,20 +378,235 @@ TEST(Export, AFileWhoseIdentityChangedAfterTheConsentCheckIsRefused) {
 
   auto same = dicom::DicomFile::open(found.files.front());
   ASSERT_TRUE(same);
-  EXPECT_TRUE(check(found.files.front(), *same).has_value());
+  deid::PixelWork work;
+  EXPECT_TRUE(check.run(found.files.front(), *same, work).has_value());
 
   fs::copy_file(dir.path() / "other" / "DENIED_2_1.dcm", input,
                 fs::copy_options::overwrite_existing);
   auto swapped = dicom::DicomFile::open(found.files.front());
   ASSERT_TRUE(swapped);
-  const Status refused = check(found.files.front(), *swapped);
+  const Status refused = check.run(found.files.front(), *swapped, work);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::conflict);
   EXPECT_EQ(refused.error().message.find("DENIED"), std::string::npos);
 
   auto unknown = dicom::DicomFile::open(dir.path() / "other" / "DENIED_2_1.dcm");
   ASSERT_TRUE(unknown);
-  EXPECT_FALSE(check(dir.path() / "other" / "DENIED_2_1.dcm", *unknown).has_value());
+  EXPECT_FALSE(check.run(dir.path() / "other" / "DENIED_2_1.dcm", *unknown, work).has_value());
+}
+
+// A release made with signing keys carries manifest.json.p7s; check_release says file by file
+// what is wrong: altered, added, missing, unsigned, bad signature, a tampered manifest, and a
+// signer the recipient does not trust.
+TEST(Export, ASignedReleaseIsCheckedFileByFile) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-1", "One^Patient", 1, 3);
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("P-1", consent::Purpose::research)));
+  }
+  const fs::path key = f.dir / "signer.key", cert = f.dir / "signer.pem";
+  const fs::path other_key = f.dir / "other.key", other_cert = f.dir / "other.pem";
+  ASSERT_TRUE(signing::write_test_identity(key, cert, {}));
+  ASSERT_TRUE(signing::write_test_identity(other_key, other_cert, {"someone else"}));
+  auto signer = signing::Signer::load(key, cert, signing::SignatureProfile::base);
+  ASSERT_TRUE(signer) << signer.error().message;
+  auto options = f.options({in}, consent::Purpose::research, "University");
+  options.finish = [shared = *signer](const fs::path& temporary) -> Status {
+    auto signed_file = signing::sign_file(temporary, temporary, shared);
+    if (!signed_file) return std::unexpected(signed_file.error());
+    return {};
+  };
+  options.manifest_signer = signing::KeyFiles{key, cert};
+  const ExportReport report = f.run(options);
+  ASSERT_EQ(report.status, ledger::EntryStatus::released) << report.error;
+  EXPECT_TRUE(report.manifest_signed);
+  const fs::path release = report.release;
+  ASSERT_TRUE(fs::is_regular_file(release / kReleaseManifestSignature));
+  // ledger verify --releases does not take the signature for an added file.
+  EXPECT_TRUE(check_release_files(release)->empty());
+
+  const std::vector<fs::path> trusted{cert};
+  auto check = [&](std::span<const fs::path> trust = {}) {
+    auto c = check_release(release, release / kReleaseManifest,
+                           trust.empty() ? std::span<const fs::path>(trusted) : trust,
+                           DicomSignatures::check, 2);
+    EXPECT_TRUE(c) << c.error().message;
+    return c ? *c : ReleaseCheck{};
+  };
+  auto state_of = [](const ReleaseCheck& c, const std::string& path) {
+    for (const auto& file : c.files)
+      if (file.path == path) return std::optional<ReleaseFile>(file);
+    return std::optional<ReleaseFile>();
+  };
+  {
+    const ReleaseCheck good = check();
+    EXPECT_TRUE(good.passed(ManifestSignature::required))
+        << release_check_text(good, ManifestSignature::required);
+    EXPECT_EQ(good.files.size(), 3u);
+    EXPECT_EQ(good.release, report.release_name);
+    ASSERT_TRUE(good.manifest_signature);
+    EXPECT_EQ(good.manifest_signature->check, signing::SignatureCheck::valid);
+  }
+  // The wrong CA: the manifest's signer and every file's are untrusted.
+  {
+    const std::vector<fs::path> wrong{other_cert};
+    const ReleaseCheck c = check(wrong);
+    EXPECT_FALSE(c.passed(ManifestSignature::required));
+    EXPECT_EQ(c.manifest_signature->check, signing::SignatureCheck::untrusted_signer);
+    EXPECT_EQ(c.problems(), 3u);
+    for (const auto& file : c.files) EXPECT_EQ(file.signature, dicom::Verdict::untrusted_signer);
+  }
+  std::vector<fs::path> dicoms;
+  for (const auto& e : fs::recursive_directory_iterator(release))
+    if (e.path().extension() == ".dcm") dicoms.push_back(e.path());
+  std::sort(dicoms.begin(), dicoms.end());
+  ASSERT_EQ(dicoms.size(), 3u);
+  const auto name = [&](const fs::path& p) { return fs::relative(p, release).generic_string(); };
+  const std::string saved = slurp(dicoms[0]);
+  // Altered (one byte in the pixel data), added, missing.
+  {
+    std::string changed = saved;
+    changed[changed.size() / 2] = static_cast<char>(changed[changed.size() / 2] ^ 0x55);
+    std::ofstream(dicoms[0], std::ios::binary | std::ios::trunc) << changed;
+  }
+  fs::copy_file(dicoms[1], release / "extra.dcm");
+  fs::rename(dicoms[2], f.dir / "moved-away.dcm");
+  {
+    const ReleaseCheck c = check();
+    EXPECT_FALSE(c.passed(ManifestSignature::required));
+    EXPECT_EQ(c.manifest_signature->check, signing::SignatureCheck::valid);
+    EXPECT_EQ(state_of(c, name(dicoms[0]))->state, ReleaseFileState::altered);
+    EXPECT_EQ(state_of(c, name(dicoms[0]))->signature, dicom::Verdict::invalid);
+    EXPECT_EQ(state_of(c, "extra.dcm")->state, ReleaseFileState::added);
+    EXPECT_EQ(state_of(c, name(dicoms[2]))->state, ReleaseFileState::missing);
+    EXPECT_EQ(state_of(c, name(dicoms[1]))->state, ReleaseFileState::intact);
+    EXPECT_EQ(c.problems(), 3u);
+    const std::string text = release_check_text(c, ManifestSignature::required);
+    EXPECT_NE(text.find(name(dicoms[0]) + ": altered"), std::string::npos) << text;
+    EXPECT_NE(text.find("extra.dcm: added"), std::string::npos) << text;
+    EXPECT_NE(text.find(name(dicoms[2]) + ": missing"), std::string::npos) << text;
+    EXPECT_NE(text.find("FAILED"), std::string::npos);
+    const auto json = nlohmann::json::parse(release_check_json(c, ManifestSignature::required));
+    EXPECT_FALSE(json["passed"].get<bool>());
+    EXPECT_EQ(json["counts"]["altered"], 1);
+    EXPECT_EQ(json["counts"]["added"], 1);
+    EXPECT_EQ(json["counts"]["missing"], 1);
+  }
+  std::ofstream(dicoms[0], std::ios::binary | std::ios::trunc) << saved;
+  fs::remove(release / "extra.dcm");
+  fs::rename(f.dir / "moved-away.dcm", dicoms[2]);
+  ASSERT_TRUE(check().passed(ManifestSignature::required));
+
+  // An unsigned file put in place of a listed one, with the manifest's hash edited to match:
+  // the manifest's signature no longer holds, and the file is reported as unsigned.
+  const std::string manifest_text = slurp(release / kReleaseManifest);
+  {
+    fs::copy_file(kSample, dicoms[1], fs::copy_options::overwrite_existing);
+    auto manifest = nlohmann::json::parse(manifest_text);
+    for (auto& entry : manifest["files"])
+      if (entry["path"] == name(dicoms[1]))
+        entry["sha256"] = crypto::to_hex(crypto::sha256_file(dicoms[1]).value());
+    std::ofstream(release / kReleaseManifest, std::ios::trunc) << manifest.dump(2) << "\n";
+    const ReleaseCheck c = check();
+    EXPECT_FALSE(c.passed(ManifestSignature::required));
+    EXPECT_EQ(c.manifest_signature->check, signing::SignatureCheck::invalid);
+    EXPECT_EQ(state_of(c, name(dicoms[1]))->state, ReleaseFileState::intact);
+    EXPECT_EQ(state_of(c, name(dicoms[1]))->signature, dicom::Verdict::unsigned_file);
+    const std::string text = release_check_text(c, ManifestSignature::required);
+    EXPECT_NE(text.find(name(dicoms[1]) + ": intact; unsigned"), std::string::npos) << text;
+  }
+  // No signature file: an unsigned manifest does not pass unless allowed.
+  std::ofstream(release / kReleaseManifest, std::ios::trunc) << manifest_text;
+  fs::remove(release / kReleaseManifestSignature);
+  {
+    const ReleaseCheck c = check();
+    EXPECT_FALSE(c.manifest_signature);
+    EXPECT_FALSE(c.passed(ManifestSignature::required));
+  }
+}
+
+// The export's reports say per released file what the pixel stages did, name the stage that
+// refused an instance, and give the stages' times; a refused study's files are not listed.
+TEST(Export, ReportsSayPerFileWhatThePixelStagesDid) {
+  Fixture f;
+  const fs::path in = f.dir / "in";
+  make_study(in, "P-1", "One^Patient", 1, 2);
+  make_study(in, "P-2", "Two^Patient", 2, 3);
+  {
+    auto reg = f.registry();
+    ASSERT_TRUE(reg.record(permit("P-1", consent::Purpose::research)));
+    ASSERT_TRUE(reg.record(permit("P-2", consent::Purpose::research)));
+  }
+  auto options = f.options({in}, consent::Purpose::research, "University");
+  options.pixel_stages = [](const std::vector<fs::path>&) -> Result<std::vector<deid::PixelStage>> {
+    deid::PixelStage stage{
+        "test-stage",
+        [](const fs::path& input, dicom::DicomFile&, deid::PixelWork& work) -> Status {
+          if (input.filename().string().starts_with("Two^Patient_2_2"))
+            return fail(ErrorCode::policy, "the test stage refuses this one");
+          work.read_for_text = true;
+          work.frames = 1;
+          work.frames_redacted = 1;
+          work.text_boxes = 3;
+          return {};
+        },
+        {}};
+    return std::vector<deid::PixelStage>{stage};
+  };
+  const ExportReport report = f.run(options);
+  ASSERT_EQ(report.status, ledger::EntryStatus::released) << report.error;
+  ASSERT_EQ(report.pixel_work.size(), 2u) << "only the released study's files";
+  for (const auto& o : report.pixel_work) {
+    EXPECT_EQ(o.pixels.text_boxes, 3u);
+    EXPECT_TRUE(fs::is_regular_file(report.release / o.output));
+  }
+  ASSERT_EQ(report.failures.size(), 1u);
+  EXPECT_EQ(report.failures.front().pixels.refused_by, "test-stage");
+  ASSERT_EQ(report.stage_timings.size(), 2u);  // the consent check, then the test stage
+  EXPECT_EQ(report.stage_timings[1].name, "test-stage");
+  const auto json = nlohmann::json::parse(report_json(report, f.stage, options));
+  EXPECT_EQ(json["pixel_work"].size(), 2u);
+  EXPECT_EQ(json["pixel_work"][0]["frames_redacted"], 1);
+  EXPECT_EQ(json["failures"][0]["refused_by"], "test-stage");
+  EXPECT_EQ(json["pixels"]["text_boxes"], 6);
+  EXPECT_EQ(json["timings"]["pixel_stages"][1]["stage"], "test-stage");
+  const std::string text = report_text(report);
+  EXPECT_NE(text.find("pixels: text blacked out in 2 images (2 frames, 6 areas)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("redacted: " + (in / "One^Patient_1_1.dcm").string() + " -> "),
+            std::string::npos)
+      << text;
+}
+
+// Hostile manifests: a listed path that leaves the release folder is a problem, never read.
+TEST(Export, AReleaseManifestCannotPointOutsideTheRelease) {
+  ScratchDir dir;
+  const fs::path release = dir / "release";
+  fs::create_directories(release);
+  { std::ofstream(dir / "secret.txt") << "outside"; }
+  const std::string digest = crypto::to_hex(crypto::sha256("outside"));
+  nlohmann::json manifest = {
+      {"format", std::string(kReleaseManifestFormat)},
+      {"files",
+       {{{"path", "../secret.txt"}, {"sha256", digest}},
+        {{"path", "/etc/passwd"}, {"sha256", digest}},
+        {{"path", "a//b"}, {"sha256", digest}},
+        {{"path", 7}, {"sha256", digest}}}}};
+  std::ofstream(release / kReleaseManifest) << manifest.dump();
+  auto c = check_release(release, release / kReleaseManifest, {}, DicomSignatures::skip, 1);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->manifest_problems.size(), 4u);
+  EXPECT_TRUE(c->files.empty());
+  EXPECT_FALSE(c->passed(ManifestSignature::optional));
+  // Not a release manifest at all.
+  std::ofstream(release / kReleaseManifest, std::ios::trunc) << R"({"format": "other"})";
+  EXPECT_EQ(check_release(release, release / kReleaseManifest, {}, DicomSignatures::skip, 1)
+                .error()
+                .code,
+            ErrorCode::integrity);
 }
 
 }  // namespace

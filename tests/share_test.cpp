@@ -8,6 +8,7 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -101,11 +102,26 @@ TEST(Share, CdIntoZipHoldsNoIdentifyingValueAndOpensThroughItsDicomdir) {
 
   const fs::path zip = dir / "copy.zip";
   const int rc = run(std::string(RADGUARD_BINARY) + " share " + cd.string() + " --output " +
-                     zip.string() + " --no-progress 2>" + (dir / "share.txt").string());
-  const std::string summary = slurp(dir / "share.txt");
+                     zip.string() + " --no-progress --json >" + (dir / "share.json").string());
+  const std::string summary = slurp(dir / "share.json");
   EXPECT_EQ(rc, 1) << summary;  // the NIfTI file was left out
-  EXPECT_NE(summary.find("left out 1: a NIfTI volume that could not be read"), std::string::npos)
-      << summary;
+  const auto report = nlohmann::json::parse(summary);
+  EXPECT_EQ(report["left_out"]["a NIfTI volume that could not be read"], 1) << summary;
+  // Per file of the copy, what was done to its pixels; the defacing's time among the timings.
+  std::size_t reported_defaced = 0, reported_redacted = 0, frames_defaced = 0;
+  for (const auto& f : report["files"]) {
+    reported_defaced += f["defaced"].get<bool>();
+    frames_defaced += f["frames_defaced"].get<std::size_t>();
+    if (f["frames_redacted"].get<int>() > 0) {
+      ++reported_redacted;
+      EXPECT_GT(f["text_boxes"].get<int>(), 0);
+      EXPECT_EQ(f["kind"], "screen capture");
+    }
+  }
+  EXPECT_EQ(reported_defaced, slices.size());
+  EXPECT_GT(frames_defaced, 0u);
+  EXPECT_EQ(reported_redacted, 1u);
+  EXPECT_GT(report["timings"]["defacing_seconds"].get<double>(), 0.0);
   ASSERT_TRUE(fs::exists(zip)) << summary;
   for (const auto& entry : fs::directory_iterator(dir.path()))
     EXPECT_FALSE(entry.path().filename().string().starts_with(".radguard-share-"))
@@ -215,6 +231,40 @@ TEST(Share, CdIntoZipHoldsNoIdentifyingValueAndOpensThroughItsDicomdir) {
   }
   EXPECT_NE(html.find("index of the disc"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "previews" / "p1.png"));
+  // deid on the same disc with both pixel options, on a terminal: the defacing shows its
+  // progress, the report names per file what the pixel stages did, one line per defaced
+  // series, and the defacing's time is among the run's timings.
+  ASSERT_EQ(run(std::string(RADGUARD_BINARY) + " keygen " + (dir / "k.key").string() +
+                " >/dev/null"),
+            0);
+  const std::string deid = std::string(RADGUARD_BINARY) + " deid " + cd.string() + " --output " +
+                           (dir / "deid").string() + " --key " + (dir / "k.key").string() +
+                           " --option clean-pixel-data --option "
+                           "clean-recognizable-visual-features --report " +
+                           (dir / "deid.json").string();
+  ASSERT_EQ(run("script -qec '" + deid + "' " + (dir / "deid.txt").string() + " >/dev/null"), 0)
+      << slurp(dir / "deid.txt");
+  const std::string terminal = slurp(dir / "deid.txt");
+  EXPECT_NE(terminal.find("defacing ["), std::string::npos) << terminal;
+  EXPECT_NE(terminal.find("2/2 series"), std::string::npos) << terminal;  // head, capture
+  EXPECT_NE(terminal.find("defaced: series "), std::string::npos) << terminal;
+  EXPECT_NE(terminal.find(": " + std::to_string(slices.size()) + " files"), std::string::npos)
+      << terminal;
+  EXPECT_NE(terminal.find("redacted: DICOM/S2/I1 -> "), std::string::npos) << terminal;
+  EXPECT_NE(terminal.find("time in pixel stages: clean-recognizable-visual-features"),
+            std::string::npos)
+      << terminal;
+  const auto deid_report = nlohmann::json::parse(slurp(dir / "deid.json"));
+  EXPECT_EQ(deid_report["pixels"]["files_defaced"], slices.size());
+  EXPECT_EQ(deid_report["pixels"]["images_redacted"], 1);
+  EXPECT_EQ(deid_report["timings"]["pixel_stages"][0]["stage"],
+            "clean-recognizable-visual-features");
+  EXPECT_GT(deid_report["timings"]["pixel_stages"][0]["prepare_seconds"].get<double>(), 0.0);
+  EXPECT_GE(deid_report["timings"]["total_seconds"].get<double>(),
+            deid_report["timings"]["pixel_stages"][0]["prepare_seconds"].get<double>());
+  std::size_t listed_defaced = 0;
+  for (const auto& w : deid_report["pixel_work"]) listed_defaced += w["defaced"].get<bool>();
+  EXPECT_EQ(listed_defaced, slices.size());
   if (const char* keep = std::getenv("RADGUARD_SHARE_TEST_KEEP"))
     fs::copy(out, keep, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
 }

@@ -62,6 +62,7 @@ int run(int argc, char** argv) {
   add_keys(app, action);
   add_sign(app, action);
   add_verify(app, action);
+  add_verify_release(app, action);
   add_manifest(app, action);
   add_redact(app, action);
   add_deface(app, action);

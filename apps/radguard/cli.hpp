@@ -26,6 +26,7 @@ void add_export(CLI::App& app, Action& action);
 void add_keys(CLI::App& app, Action& action);
 void add_sign(CLI::App& app, Action& action);
 void add_verify(CLI::App& app, Action& action);
+void add_verify_release(CLI::App& app, Action& action);
 void add_manifest(CLI::App& app, Action& action);
 void add_redact(CLI::App& app, Action& action);
 void add_deface(CLI::App& app, Action& action);

@@ -245,6 +245,7 @@ bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
       if (auto s = write_previews(args.preview, stem, before, after); !s)
         preview_error = s.error().message;
     };
+  series_options.progress = batch::ProgressDisplay::automatic;  // on a terminal only
   auto defacing = deface::deface_dicom_series(inputs, options, series_options);
   if (!defacing) {
     if (!args.json) report_error(defacing.error());

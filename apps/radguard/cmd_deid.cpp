@@ -36,7 +36,7 @@ int run_deid_command(const DeidArgs& args) {
   deid::DeidRunOptions options;
   options.finish = std::move(*finish);
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
-  auto pixel_stages = make_pixel_stages(args.stage, stage, options.inputs);
+  auto pixel_stages = make_pixel_stages(args.stage, stage);
   if (!pixel_stages) return report_error(pixel_stages.error());
   options.pixel_stages = std::move(*pixel_stages);
   options.output = args.output;

@@ -78,10 +78,12 @@ int run_export_command(const ExportArgs& args) {
   options.inputs.assign(args.inputs.begin(), args.inputs.end());
   // Options are checked now (no inputs: nothing is read); the stages are built for the
   // permitted files only, after the consent gate.
-  if (auto checked = make_pixel_stages(args.stage, stage, {}); !checked)
+  if (auto checked = make_pixel_stages(args.stage, stage); !checked)
     return report_error(checked.error());
-  options.pixel_stages = [&args, &stage](const std::vector<std::filesystem::path>& permitted) {
-    return make_pixel_stages(args.stage, stage, permitted);
+  // Built after the consent gate; the stages' preparation (defacing) sees the permitted
+  // files only, as run_deid's inputs.
+  options.pixel_stages = [&args, &stage](const std::vector<std::filesystem::path>&) {
+    return make_pixel_stages(args.stage, stage);
   };
   options.output = args.output;
   options.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
@@ -98,6 +100,8 @@ int run_export_command(const ExportArgs& args) {
   auto finish = signing_finisher(args.signer);
   if (!finish) return report_error(finish.error());
   options.finish = std::move(*finish);
+  if (!args.signer.key.empty())
+    options.manifest_signer = signing::KeyFiles{args.signer.key, args.signer.cert};
   auto report = exporter::run_export(options, stage, *registry, *ledger);
   if (!report) return report_error(report.error());
   return emit_report(exporter::report_json(*report, stage, options), exporter::report_text(*report),

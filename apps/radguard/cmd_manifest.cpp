@@ -4,6 +4,7 @@
 #include "cli.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "export/release_check.hpp"
 #include "signing/manifest.hpp"
 
 namespace radguard::cli {
@@ -58,11 +59,22 @@ int run_verify_manifest(const ManifestArgs& args) {
   auto text = read_small_file(args.manifest);
   if (!text) return report_error(text.error());
   const std::vector<std::filesystem::path> trust(args.trust.begin(), args.trust.end());
+  const auto policy =
+      args.allow_unsigned ? signing::UnsignedManifest::accept : signing::UnsignedManifest::reject;
+  // A release's manifest.json (radguard export): its signature is manifest.json.p7s.
+  if (exporter::is_release_manifest(*text)) {
+    const auto release_policy = args.allow_unsigned ? exporter::ManifestSignature::optional
+                                                    : exporter::ManifestSignature::required;
+    auto check = exporter::check_release(args.folder, args.manifest, trust,
+                                         exporter::DicomSignatures::skip, args.threads);
+    if (!check) return report_error(with_context(check.error(), args.manifest));
+    std::cout << (args.json ? exporter::release_check_json(*check, release_policy)
+                            : exporter::release_check_text(*check, release_policy));
+    return check->passed(release_policy) ? kExitSuccess : kExitSomeFailed;
+  }
   auto verification =
       signing::verify_manifest(args.folder, *text, trust, args.manifest, args.threads);
   if (!verification) return report_error(with_context(verification.error(), args.manifest));
-  const auto policy =
-      args.allow_unsigned ? signing::UnsignedManifest::accept : signing::UnsignedManifest::reject;
   if (args.json)
     std::cout << signing::verification_json(*verification, policy);
   else
@@ -91,7 +103,10 @@ void add_manifest(CLI::App& app, Action& action) {
   auto* verify = manifest->add_subcommand(
       "verify", "report files added, deleted, altered or renamed since the manifest");
   verify->add_option("DIR", args->folder, "the folder")->required();
-  verify->add_option("MANIFEST", args->manifest, "the manifest file")->required();
+  verify->add_option("MANIFEST", args->manifest,
+                     "the manifest file (radguard-manifest.json, or a release's manifest.json, "
+                     "whose signature is manifest.json.p7s beside it)")
+      ->required();
   verify->add_option("--trust", args->trust,
                      "trusted certificate (PEM) for the manifest's signer; repeatable");
   verify->add_flag("--allow-unsigned", args->allow_unsigned,

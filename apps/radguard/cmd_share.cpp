@@ -13,6 +13,7 @@ struct ShareArgs {
   std::string output;
   unsigned threads = 0;
   bool no_progress = false;
+  bool json = false;
 };
 
 int run_share_command(const ShareArgs& args) {
@@ -24,7 +25,10 @@ int run_share_command(const ShareArgs& args) {
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = share::run_share(options);
   if (!report) return report_error(report.error());
-  std::cerr << share::report_text(*report);
+  if (args.json)
+    std::cout << share::report_json(*report);
+  else
+    std::cerr << share::report_text(*report);
   return report->exit_code();
 }
 
@@ -42,6 +46,9 @@ void add_share(CLI::App& app, Action& action) {
       ->required();
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
+  cmd->add_flag("--json", args->json,
+                "print a JSON report on stdout (per file of the copy what was done to its "
+                "pixels; what was left out and why) instead of the text summary");
   cmd->callback([&action, args] { action = [args] { return run_share_command(*args); }; });
 }
 

@@ -1,12 +1,10 @@
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "batch/batch.hpp"
 #include "cli.hpp"
-#include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
-#include "export/export.hpp"
+#include "export/release_check.hpp"
 #include "signing/signing.hpp"
 
 namespace radguard::cli {
@@ -22,18 +20,6 @@ struct VerifyArgs {
 
 namespace fs = std::filesystem;
 
-// True when `folder` holds a release made by radguard export (its manifest.json).
-bool is_release(const fs::path& folder) {
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec) || !fs::is_regular_file(folder / "manifest.json", ec))
-    return false;
-  auto text = read_small_file(folder / "manifest.json");
-  if (!text) return false;
-  const auto manifest = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  return manifest.is_object() &&
-         manifest.value("format", "").starts_with("radguard-release-manifest/");
-}
-
 int run_verify(const VerifyArgs& args) {
   const std::vector<fs::path> anchors(args.trust.begin(), args.trust.end());
   auto trust = signing::TrustStore::load(anchors);
@@ -44,15 +30,28 @@ int run_verify(const VerifyArgs& args) {
   std::set<std::string> manifests;
   std::vector<std::string> release_problems;
   for (const auto& input : given) {
-    if (!is_release(input)) continue;
+    if (!exporter::is_release_folder(input)) continue;
     std::error_code ec;
-    manifests.insert(fs::weakly_canonical(input / "manifest.json", ec).string());
-    auto problems = exporter::check_release_files(input);
-    if (!problems) return report_error(problems.error());
-    for (const auto& p : *problems) release_problems.push_back(input.string() + ": " + p);
-    if (problems->empty())
+    manifests.insert(fs::weakly_canonical(input / exporter::kReleaseManifest, ec).string());
+    manifests.insert(
+        fs::weakly_canonical(input / exporter::kReleaseManifestSignature, ec).string());
+    auto check = exporter::check_release(input, input / exporter::kReleaseManifest, anchors,
+                                         exporter::DicomSignatures::skip, args.threads);
+    if (!check) return report_error(check.error());
+    auto problems = exporter::problem_lines(*check);
+    if (!check->manifest_signature)
+      problems.push_back(std::string(exporter::kReleaseManifest) + ": not signed (no " +
+                         std::string(exporter::kReleaseManifestSignature) + ")");
+    else if (check->manifest_signature->check != signing::SignatureCheck::valid)
+      problems.push_back(std::string(exporter::kReleaseManifest) + ": signature " +
+                         std::string(signing::to_string(check->manifest_signature->check)) +
+                         (check->manifest_signature->reason.empty()
+                              ? ""
+                              : " (" + check->manifest_signature->reason + ")"));
+    for (const auto& p : problems) release_problems.push_back(input.string() + ": " + p);
+    if (problems.empty())
       std::cerr << "radguard: " << input.string()
-                << ": every file matches the release's manifest.json\n";
+                << ": every file matches the release's signed manifest.json\n";
   }
   std::vector<fs::path> inputs;
   if (manifests.empty()) {
@@ -72,7 +71,42 @@ int run_verify(const VerifyArgs& args) {
   return release_problems.empty() ? report.exit_code() : kExitSomeFailed;
 }
 
+struct VerifyReleaseArgs {
+  std::string release;
+  std::vector<std::string> trust;
+  bool json = false;
+  unsigned threads = 0;
+};
+
+int run_verify_release(const VerifyReleaseArgs& args) {
+  const fs::path release(args.release);
+  const std::vector<fs::path> anchors(args.trust.begin(), args.trust.end());
+  auto check = exporter::check_release(release, release / exporter::kReleaseManifest, anchors,
+                                       exporter::DicomSignatures::check, args.threads);
+  if (!check) return report_error(check.error());
+  const auto policy = exporter::ManifestSignature::required;
+  std::cout << (args.json ? exporter::release_check_json(*check, policy)
+                          : exporter::release_check_text(*check, policy));
+  return check->passed(policy) ? kExitSuccess : kExitSomeFailed;
+}
+
 }  // namespace
+
+void add_verify_release(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "verify-release",
+      "check a release as its recipient: the manifest's signature, every file's hash and every "
+      "DICOM signature; says file by file what is wrong");
+  auto args = std::make_shared<VerifyReleaseArgs>();
+  cmd->add_option("DIR", args->release, "the release folder (holding manifest.json)")->required();
+  cmd->add_option("--trust", args->trust,
+                  "trusted certificate (PEM): the signer's own certificate or its CA; "
+                  "repeatable. Without one nothing is trusted")
+      ->required();
+  cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
+  cmd->add_flag("--json", args->json, "print a JSON report on stdout");
+  cmd->callback([&action, args] { action = [args] { return run_verify_release(*args); }; });
+}
 
 void add_verify(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(

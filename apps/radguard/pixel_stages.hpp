@@ -14,11 +14,10 @@ namespace radguard::cli {
 // One stage per pixel option in `stage`'s policy, in the order they must run. Without Clean
 // Pixel Data and without --allow-burned-in-annotation, share::burned_in_gate() takes its
 // place: images that may show burned-in text are refused, not released silently. Fails with
-// ErrorCode::usage (bad --redact-mode or rule file), ErrorCode::io, or the defacing pre-pass's
-// errors. `inputs` are the run's inputs: defacing works on whole series, so it looks at them all
-// before the run.
-Result<std::vector<deid::PixelStage>> make_pixel_stages(
-    const StageArgs& args, const deid::HeaderStage& stage,
-    const std::vector<std::filesystem::path>& inputs);
+// ErrorCode::usage (bad --redact-mode or rule file). Defacing works on whole series: its
+// stage's `prepare` looks at all the run's inputs (with progress) before the run, so its
+// time is in the run's timings.
+Result<std::vector<deid::PixelStage>> make_pixel_stages(const StageArgs& args,
+                                                        const deid::HeaderStage& stage);
 
 }  // namespace radguard::cli

@@ -76,8 +76,9 @@ Status require_outside_inputs(const fs::path& output, std::span<const fs::path> 
   return {};
 }
 
-Progress::Progress(std::string label, std::size_t total, ProgressDisplay display)
+Progress::Progress(std::string label, std::size_t total, ProgressDisplay display, std::string unit)
     : label_(std::move(label)),
+      unit_(std::move(unit)),
       total_(total),
       enabled_(display == ProgressDisplay::automatic && ::isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()),
@@ -114,8 +115,12 @@ void Progress::draw(bool final) {
   bar.resize(width, '.');
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
   const double mb = static_cast<double>(bytes_.load()) / 1e6;
-  std::fprintf(stderr, "\r%s [%s] %zu/%zu files, %.0f files/s, %.1f MB%s", label_.c_str(),
-               bar.c_str(), done, total_, rate, mb, final ? "\n" : "");
+  if (unit_ == "files")
+    std::fprintf(stderr, "\r%s [%s] %zu/%zu files, %.0f files/s, %.1f MB%s", label_.c_str(),
+                 bar.c_str(), done, total_, rate, mb, final ? "\n" : "");
+  else
+    std::fprintf(stderr, "\r%s [%s] %zu/%zu %s, %.0f s%s", label_.c_str(), bar.c_str(), done,
+                 total_, unit_.c_str(), seconds, final ? "\n" : "");
   std::fflush(stderr);
 }
 

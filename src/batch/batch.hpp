@@ -41,7 +41,9 @@ enum class ProgressDisplay : std::uint8_t { automatic, never };
 // A one-line progress bar on stderr, shown only when stderr is a terminal. Thread-safe.
 class Progress {
  public:
-  Progress(std::string label, std::size_t total, ProgressDisplay display);
+  // `unit`: what is counted ("files", "series").
+  Progress(std::string label, std::size_t total, ProgressDisplay display,
+           std::string unit = "files");
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -52,6 +54,7 @@ class Progress {
  private:
   void draw(bool final);
   std::string label_;
+  std::string unit_;
   std::size_t total_;
   bool enabled_;
   std::atomic<std::size_t> done_{0};

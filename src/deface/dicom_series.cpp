@@ -920,16 +920,21 @@ Result<SeriesDefacing> deface_dicom_series(const std::vector<fs::path>& inputs,
   // Headers, in parallel.
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::optional<Result<FileInfo>>> read(found.files.size());
-  batch::run_parallel(
-      found.files.size(), std::max(1u, series_options.threads),
-      [&](std::size_t i) {
-        auto info = read_info(found.files[i]);
-        if (info) info->index = i;
-        read[i] = std::move(info);
-      },
-      [&](std::size_t i, const std::string& message) {
-        read[i] = Result<FileInfo>(fail(ErrorCode::internal, message));
-      });
+  {
+    batch::Progress reading("defacing: reading", found.files.size(), series_options.progress);
+    batch::run_parallel(
+        found.files.size(), std::max(1u, series_options.threads),
+        [&](std::size_t i) {
+          auto info = read_info(found.files[i]);
+          if (info) info->index = i;
+          read[i] = std::move(info);
+          reading.advance(0);
+        },
+        [&](std::size_t i, const std::string& message) {
+          read[i] = Result<FileInfo>(fail(ErrorCode::internal, message));
+          reading.advance(0);
+        });
+  }
   std::vector<FileInfo> infos;
   for (std::size_t i = 0; i < read.size(); ++i) {
     if (read[i] && *read[i]) {
@@ -957,6 +962,7 @@ Result<SeriesDefacing> deface_dicom_series(const std::vector<fs::path>& inputs,
   std::map<std::string, int> parts;  // series UID -> stacks seen
   state->reports.resize(stacks.size());
   SeriesWorker worker(infos, found.files, options, series_options, *state);
+  batch::Progress defacing("defacing", stacks.size(), series_options.progress, "series");
   for (std::size_t s = 0; s < stacks.size(); ++s) {
     SeriesReport& report = state->reports[s];
     const FileInfo& first = infos[stacks[s].members.front()];
@@ -973,11 +979,14 @@ Result<SeriesDefacing> deface_dicom_series(const std::vector<fs::path>& inputs,
       for (std::size_t m : stacks[s].members)
         state->plans.emplace(normal_key(found.files[infos[m].index]), plan);
     }
+    defacing.advance(0);
   }
+  defacing.finish();
   return SeriesDefacing(std::move(state));
 }
 
-Status SeriesDefacing::apply(const fs::path& input, dicom::DicomFile& file) const {
+Result<AppliedDefacing> SeriesDefacing::apply(const fs::path& input,
+                                              dicom::DicomFile& file) const {
   const std::string key = normal_key(input);
   const auto it = state_->plans.find(key);
   if (it == state_->plans.end()) {
@@ -999,6 +1008,8 @@ Status SeriesDefacing::apply(const fs::path& input, dicom::DicomFile& file) cons
   }
   if (file.string_of(kSopInstanceUid).value_or("") != plan.sop_uid)
     return fail(ErrorCode::integrity, "not the file that was defaced (SOP Instance UID differs)");
+  AppliedDefacing applied;
+  applied.defaced = true;
   if (!plan.pixel_file.empty()) {
     auto image = dicom::decode_pixels(file);
     if (!image) return std::unexpected(image.error());
@@ -1007,11 +1018,15 @@ Status SeriesDefacing::apply(const fs::path& input, dicom::DicomFile& file) cons
         static_cast<int>(image->height) != plan.rows || image->samples != 1)
       return fail(ErrorCode::integrity, "not the image that was defaced (size differs)");
     std::ifstream in(plan.pixel_file, std::ios::binary);
+    std::vector<std::uint16_t> replacement;
     for (std::vector<std::uint16_t>& frame : image->frames) {
-      in.read(reinterpret_cast<char*>(frame.data()),
-              static_cast<std::streamsize>(frame.size() * sizeof(std::uint16_t)));
-      if (!in.good() || in.gcount() != static_cast<std::streamsize>(frame.size() * 2))
+      replacement.resize(frame.size());
+      in.read(reinterpret_cast<char*>(replacement.data()),
+              static_cast<std::streamsize>(replacement.size() * sizeof(std::uint16_t)));
+      if (!in.good() || in.gcount() != static_cast<std::streamsize>(replacement.size() * 2))
         return fail(ErrorCode::io, "cannot read the defaced pixels from the work folder");
+      if (replacement != frame) ++applied.frames_changed;
+      frame.swap(replacement);
     }
     auto written = dicom::encode_pixels(file, *image);
     if (!written) return std::unexpected(written.error());
@@ -1023,9 +1038,10 @@ Status SeriesDefacing::apply(const fs::path& input, dicom::DicomFile& file) cons
   if (!present) {
     codes.push_back(
         {kCleanRecognizableVisualFeatures, "DCM", "Clean Recognizable Visual Features Option"});
-    if (auto s = file.set_code_sequence(kDeidentificationMethodCodes, codes); !s) return s;
+    if (auto s = file.set_code_sequence(kDeidentificationMethodCodes, codes); !s)
+      return std::unexpected(s.error());
   }
-  return {};
+  return applied;
 }
 
 }  // namespace radguard::deface

@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "batch/batch.hpp"
 #include "core/result.hpp"
 #include "deface/deface.hpp"
 
@@ -84,11 +85,19 @@ struct SeriesOptions {
   // Where replacement pixels wait until apply(): a private folder (mode 0700) is made inside
   // it and removed with the SeriesDefacing. Empty: the system temporary folder.
   std::filesystem::path work_parent;
+  // A progress bar on stderr (on a terminal): headers read, then series defaced.
+  batch::ProgressDisplay progress = batch::ProgressDisplay::never;
   // Called per series with its renderings (also when refused); `series` is the label used in
   // reports (the Series Instance UID, with a suffix when a series was split).
   std::function<void(const std::string& series, const std::vector<Rendering>& before,
                      const std::vector<Rendering>& after)>
       on_renderings;
+};
+
+// What apply() did to one file.
+struct AppliedDefacing {
+  bool defaced = false;            // of a defaced head series (code 113102 added)
+  std::size_t frames_changed = 0;  // frames given new pixels
 };
 
 // The outcome of defacing every series among some inputs. Immutable once built; apply() is
@@ -105,7 +114,7 @@ class SeriesDefacing {
   // ErrorCode::policy for a file of a refused series (the reason says why), ::usage for a
   // file that was not among the inputs, ::integrity when the file is not the one read
   // (another SOP Instance UID or image size), ::io when the stored pixels cannot be read.
-  Status apply(const std::filesystem::path& input, dicom::DicomFile& file) const;
+  Result<AppliedDefacing> apply(const std::filesystem::path& input, dicom::DicomFile& file) const;
 
   const std::vector<SeriesReport>& series() const;
   // Inputs that could not be read as DICOM images while grouping (not DICOM, malformed):

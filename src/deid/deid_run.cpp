@@ -1,10 +1,13 @@
 #include "deid/deid_run.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <map>
 #include <chrono>
 #include <mutex>
 #include <set>
 #include <nlohmann/json.hpp>
+#include <iomanip>
 #include <sstream>
 #include <unordered_map>
 
@@ -110,7 +113,8 @@ struct Prepared {
 
 Prepared prepare(const fs::path& input, const std::string& relative, const fs::path& output_root,
                  const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
-                 const OutputFinisher& finish) {
+                 const OutputFinisher& finish,
+                 std::span<std::atomic<std::int64_t>> stage_nanoseconds = {}) {
   Prepared result;
   FileOutcome& outcome = result.outcome;
   outcome.input = input;
@@ -141,8 +145,18 @@ Prepared prepare(const fs::path& input, const std::string& relative, const fs::p
   // A pixel header that disagrees with its pixel data is not released as it is.
   if (auto consistent = dicom::check_pixel_consistency(*file); !consistent)
     return failed(consistent.error());
-  for (const PixelStage& pixel_stage : pixel_stages) {
-    if (auto cleaned = pixel_stage(input, *file); !cleaned) return failed(cleaned.error());
+  for (std::size_t k = 0; k < pixel_stages.size(); ++k) {
+    const PixelStage& pixel_stage = pixel_stages[k];
+    const auto stage_start = std::chrono::steady_clock::now();
+    auto cleaned = pixel_stage.run(input, *file, outcome.pixels);
+    if (k < stage_nanoseconds.size())
+      stage_nanoseconds[k].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - stage_start)
+                                         .count());
+    if (!cleaned) {
+      outcome.pixels.refused_by = pixel_stage.name;
+      return failed(cleaned.error());
+    }
   }
   auto identity = stage.apply(*file);
   if (!identity) return failed(identity.error());
@@ -195,8 +209,24 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // Temporary files a killed run left in the output folder (see remove_stale_temporaries).
   const std::size_t stale = remove_stale_temporaries(options.output);
 
-  const batch::InputSet inputs = batch::find_files(options.inputs);
   DeidRunReport report;
+  // Stages that look at every input first (defacing groups and defaces whole series).
+  for (const PixelStage& pixel_stage : options.pixel_stages) {
+    StageTiming timing{pixel_stage.name, 0, 0};
+    if (pixel_stage.prepare) {
+      const auto stage_start = std::chrono::steady_clock::now();
+      if (auto prepared = pixel_stage.prepare(
+              PixelStageContext{options.inputs, options.threads, options.progress});
+          !prepared)
+        return std::unexpected(with_context(prepared.error(), pixel_stage.name));
+      timing.prepare_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
+    }
+    report.stage_timings.push_back(std::move(timing));
+  }
+  std::vector<std::atomic<std::int64_t>> stage_nanoseconds(options.pixel_stages.size());
+
+  const batch::InputSet inputs = batch::find_files(options.inputs);
   report.stale_temporaries_removed = stale;
   report.missing_inputs = inputs.missing;
   report.files_seen = inputs.files.size();
@@ -211,7 +241,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   std::unordered_map<std::string, Claim> claims;
   std::vector<std::pair<std::size_t, std::size_t>> superseded;  // (replaced, winner)
   std::set<std::string> written_folders;  // flushed once each at the end of the run
-  std::vector<std::pair<std::size_t, FileOutcome>> problems, written;
+  std::vector<std::pair<std::size_t, FileOutcome>> problems, written, pixel_work;
   std::array<std::atomic<std::size_t>, 5> counts{};
   std::atomic<std::uint64_t> bytes{0};
   auto claim_key = [](const fs::path& name) {
@@ -229,6 +259,15 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
           identifying.push_back(component);
       }
     }
+    if (outcome.status == FileStatus::written && outcome.pixels.any()) {
+      FileOutcome brief;
+      brief.input = outcome.input;
+      brief.output = outcome.output;
+      brief.status = outcome.status;
+      brief.pixels = outcome.pixels;
+      std::lock_guard lock(mutex);
+      pixel_work.emplace_back(i, std::move(brief));
+    }
     if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only)
       return;
     std::lock_guard lock(mutex);
@@ -242,7 +281,8 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       [&](std::size_t i) {
         Prepared prepared =
             prepare(inputs.files[i], relative_to_inputs(inputs.files[i], options.inputs),
-                    options.output, stage, options.pixel_stages, options.finish);
+                    options.output, stage, options.pixel_stages, options.finish,
+                    stage_nanoseconds);
         if (prepared.pending) {
           std::lock_guard lock(mutex);
           const auto [it, inserted] =
@@ -321,6 +361,14 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
                                       [&](const auto& s) { return s.first == index; });
     if (!replaced) report.written.push_back(std::move(outcome));
   }
+  std::sort(pixel_work.begin(), pixel_work.end(), by_index);
+  for (auto& [index, outcome] : pixel_work) {
+    const bool replaced = std::any_of(superseded.begin(), superseded.end(),
+                                      [&](const auto& s) { return s.first == index; });
+    if (!replaced) report.pixel_work.push_back(std::move(outcome));
+  }
+  for (std::size_t k = 0; k < report.stage_timings.size(); ++k)
+    report.stage_timings[k].seconds = static_cast<double>(stage_nanoseconds[k].load()) / 1e9;
   for (std::size_t k = 0; k < counts.size(); ++k) report.counts[k] = counts[k].load();
   report.bytes_read = bytes.load();
   std::sort(identifying.begin(), identifying.end());
@@ -374,6 +422,46 @@ std::string display_reason(const std::string& reason, const DeidRunReport& repor
 
 }  // namespace
 
+nlohmann::json pixel_work_json(const PixelWork& p) {
+  nlohmann::json entry = {{"frames", p.frames},
+                          {"read_for_text", p.read_for_text},
+                          {"frames_redacted", p.frames_redacted},
+                          {"text_boxes", p.text_boxes},
+                          {"defaced", p.defaced},
+                          {"frames_defaced", p.frames_defaced}};
+  return entry;
+}
+
+nlohmann::json pixel_counts_json(std::span<const FileOutcome> work,
+                                 std::span<const FileOutcome> problems) {
+  std::size_t redacted = 0, read = 0, frames = 0, boxes = 0, defaced = 0, defaced_frames = 0;
+  for (const auto& o : work) {
+    read += o.pixels.read_for_text;
+    redacted += o.pixels.frames_redacted > 0;
+    frames += o.pixels.frames_redacted;
+    boxes += o.pixels.text_boxes;
+    defaced += o.pixels.defaced;
+    defaced_frames += o.pixels.frames_defaced;
+  }
+  nlohmann::json refused = nlohmann::json::object();
+  for (const auto& o : problems)
+    if (!o.pixels.refused_by.empty())
+      refused[o.pixels.refused_by] = refused.value(o.pixels.refused_by, 0) + 1;
+  return {{"images_read_for_text", read}, {"images_redacted", redacted},
+          {"frames_redacted", frames},    {"text_boxes", boxes},
+          {"files_defaced", defaced},     {"frames_defaced", defaced_frames},
+          {"refused_by_stage", refused}};
+}
+
+nlohmann::json timings_json(std::span<const StageTiming> timings, double seconds) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& t : timings)
+    stages.push_back({{"stage", t.name},
+                      {"prepare_seconds", t.prepare_seconds},
+                      {"file_seconds_summed_over_threads", t.seconds}});
+  return {{"total_seconds", seconds}, {"pixel_stages", stages}};
+}
+
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         const DeidRunOptions& options) {
   using nlohmann::json;
@@ -384,6 +472,7 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                   {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
                   {"reason", display_reason(o.reason, report, options)}};
     if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
+    if (!o.pixels.refused_by.empty()) entry["refused_by"] = o.pixels.refused_by;
     (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped)
         .push_back(entry);
   }
@@ -398,6 +487,13 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                     {"name", k.name},
                     {"kept_by", k.source},
                     {"direct_identifier", k.direct_identifier}});
+  json pixel_work = json::array();
+  for (const auto& o : report.pixel_work) {
+    json entry = pixel_work_json(o.pixels);
+    entry["input"] = display_path(o.input, report, options);
+    entry["output"] = o.output.generic_string();
+    pixel_work.push_back(std::move(entry));
+  }
   const json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
@@ -426,8 +522,11 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
         {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
         {"missing_inputs", report.missing_inputs.size()},
         {"dicom_inputs", report.dicom_inputs()}}},
+      {"pixels", pixel_counts_json(report.pixel_work, report.problems)},
       {"bytes_read", report.bytes_read},
       {"seconds", report.seconds},
+      {"timings", timings_json(report.stage_timings, report.seconds)},
+      {"pixel_work", pixel_work},
       {"failures", failures},
       {"skipped", skipped},
       {"exit_code", report.exit_code()},
@@ -445,35 +544,103 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
   out << ", duplicates " << report.count(FileStatus::duplicate) << ", not DICOM "
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
-  // Inputs failing for one reason in a row (the slices of a refused series) share one line.
-  const std::string* last_reason = nullptr;
-  std::size_t repeats = 0;
-  auto flush_repeats = [&] {
-    if (repeats > 0)
-      out << "error: ... and " << repeats << " more input" << (repeats == 1 ? "" : "s")
-          << " for the same reason\n";
-    repeats = 0;
-  };
-  for (const auto& o : report.problems) {
-    if (o.status != FileStatus::failed && o.status != FileStatus::duplicate) continue;
-    if (last_reason != nullptr && *last_reason == o.reason) {
-      ++repeats;
-      continue;
-    }
-    flush_repeats();
-    out << "error: " << display_path(o.input, report, options) << ": "
-        << display_reason(o.reason, report, options)
-        << (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")")
-        << "\n";
-    last_reason = &o.reason;
-  }
-  flush_repeats();
+  std::vector<FileOutcome> failures;
+  for (const auto& o : report.problems)
+    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) failures.push_back(o);
+  out << failure_text(
+      failures,
+      [&](const FileOutcome& o) {
+        return display_path(o.input, report, options) +
+               (o.other_input.empty() ? ""
+                                      : " (" + display_path(o.other_input, report, options) + ")");
+      },
+      [&](const std::string& reason) { return display_reason(reason, report, options); });
   for (const auto& m : report.missing_inputs)
     out << "error: " << display_path(m.path, report, options) << ": "
         << display_reason(m.reason, report, options) << "\n";
   if (report.dicom_inputs() == 0)
     out << "error: no DICOM input found (" << report.files_seen
         << " files looked at); nothing was de-identified\n";
+  out << pixel_work_text(report.pixel_work, report.stage_timings, [&](const FileOutcome& o) {
+    return display_path(o.input, report, options);
+  });
+  return out.str();
+}
+
+std::string failure_text(std::span<const FileOutcome> failures,
+                         const std::function<std::string(const FileOutcome&)>& name,
+                         const std::function<std::string(const std::string&)>& reason) {
+  std::ostringstream out;
+  for (std::size_t i = 0; i < failures.size();) {
+    std::size_t same = i + 1;
+    while (same < failures.size() && failures[same].reason == failures[i].reason) ++same;
+    const std::size_t more = same - i - 1;
+    out << "error: " << name(failures[i]) << ": " << reason(failures[i].reason);
+    if (more > 0)
+      out << " (and " << more << " more input" << (more == 1 ? "" : "s")
+          << " for the same reason)";
+    out << "\n";
+    i = same;
+  }
+  return out.str();
+}
+
+std::string pixel_work_text(std::span<const FileOutcome> work,
+                            std::span<const StageTiming> timings,
+                            const std::function<std::string(const FileOutcome&)>& name) {
+  std::ostringstream out;
+  std::size_t redacted = 0, read_only = 0, frames = 0, boxes = 0, defaced_files = 0,
+              defaced_frames = 0;
+  // A defaced series is reported once: its files share their output folder.
+  std::map<std::string, std::pair<std::size_t, std::size_t>> series;  // files, frames changed
+  for (const auto& o : work) {
+    const PixelWork& p = o.pixels;
+    if (p.frames_redacted > 0) {
+      ++redacted;
+      frames += p.frames_redacted;
+      boxes += p.text_boxes;
+    } else if (p.read_for_text) {
+      ++read_only;
+    }
+    if (p.defaced) {
+      ++defaced_files;
+      defaced_frames += p.frames_defaced;
+      auto& s = series[o.output.parent_path().generic_string()];
+      s.first += 1;
+      s.second += p.frames_defaced;
+    }
+  }
+  if (!work.empty())
+    out << "pixels: text blacked out in " << redacted << " image" << (redacted == 1 ? "" : "s")
+        << " (" << frames << " frame" << (frames == 1 ? "" : "s") << ", " << boxes << " area"
+        << (boxes == 1 ? "" : "s") << "), " << read_only
+        << " more read with no text to black out; faces removed from " << series.size()
+        << " head series (" << defaced_files << " file" << (defaced_files == 1 ? "" : "s")
+        << ", " << defaced_frames << " frame" << (defaced_frames == 1 ? "" : "s")
+        << " changed)\n";
+  for (const auto& o : work) {
+    const PixelWork& p = o.pixels;
+    if (p.frames_redacted == 0) continue;
+    out << "redacted: " << name(o) << " -> " << o.output.generic_string() << ": "
+        << p.frames_redacted << " of " << p.frames << " frame" << (p.frames == 1 ? "" : "s")
+        << ", " << p.text_boxes << " area" << (p.text_boxes == 1 ? "" : "s") << "\n";
+  }
+  for (const auto& [folder, counts] : series)
+    out << "defaced: series " << folder << "/: " << counts.first << " file"
+        << (counts.first == 1 ? "" : "s") << ", " << counts.second << " frame"
+        << (counts.second == 1 ? "" : "s") << " changed\n";
+  bool any_time = false;
+  for (const auto& t : timings) any_time = any_time || t.prepare_seconds > 0 || t.seconds > 0;
+  if (any_time) {
+    out << "time in pixel stages:";
+    for (const auto& t : timings) {
+      out << " " << t.name << " " << std::fixed << std::setprecision(1)
+          << t.prepare_seconds + t.seconds << " s";
+      if (t.prepare_seconds > 0) out << " (" << t.prepare_seconds << " s before the files)";
+      out << (&t == &timings.back() ? "" : ";");
+    }
+    out << " (file work summed over threads)\n";
+  }
   return out.str();
 }
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,6 +28,21 @@ enum class FileStatus : std::uint8_t {
 
 std::string_view file_status_name(FileStatus status);
 
+// What the pixel stages did to one file, for the reports: counts only, never a word read.
+struct PixelWork {
+  std::uint32_t frames = 0;           // frames in the image, when a stage decoded it
+  bool read_for_text = false;         // Clean Pixel Data decoded and read its frames
+  std::uint32_t frames_redacted = 0;  // frames with text blacked out
+  std::uint32_t text_boxes = 0;       // areas blacked out
+  bool defaced = false;               // of a head series whose face was removed (code 113102)
+  std::uint32_t frames_defaced = 0;   // frames given defaced pixels (0: below the face)
+  std::string refused_by;             // the stage that refused the file; "" when none did
+
+  bool changed() const { return frames_redacted > 0 || frames_defaced > 0; }
+  // Worth a line in a report: a stage read, changed or refused the file.
+  bool any() const { return read_for_text || defaced || changed() || !refused_by.empty(); }
+};
+
 struct FileOutcome {
   std::filesystem::path input;
   FileStatus status = FileStatus::failed;
@@ -38,6 +54,7 @@ struct FileOutcome {
   // identifying value of the file's own header; masked in reports.
   std::vector<std::string> identifying_components;
   std::filesystem::path other_input;  // for duplicates: the input that came first
+  PixelWork pixels;                   // what the pixel stages did (or which one refused it)
 };
 
 // A last step on each finished output before it is published (e.g. signing it); it works on
@@ -45,13 +62,35 @@ struct FileOutcome {
 // Called from worker threads concurrently: must be thread-safe.
 using OutputFinisher = std::function<Status(const std::filesystem::path& temporary_output)>;
 
+// What a pixel stage's preparation is given: the run's inputs as given (files, folders).
+struct PixelStageContext {
+  std::span<const std::filesystem::path> inputs;
+  unsigned threads = 0;  // 0: one per core
+  batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+};
+
 // A step on each opened input before the header stage, while the header still holds the
 // original identifying values (PS3.15 Clean Pixel Data, Clean Recognizable Visual Features):
-// it changes the pixel data in place. A failure fails that file, which is then never
-// written: whatever a pixel stage cannot show to be clean is not released. Called from
-// worker threads concurrently: must be thread-safe.
-using PixelStage =
-    std::function<Status(const std::filesystem::path& input, dicom::DicomFile& file)>;
+// `run` changes the pixel data in place and says what it did in `work`. A failure fails that
+// file, which is then never written: whatever a pixel stage cannot show to be clean is not
+// released; the report names the stage (`name`) as the one that refused it. `run` is called
+// from worker threads concurrently: it must be thread-safe. `prepare`, when set, is called
+// once by run_deid before any file (a stage that works on whole series looks at every input
+// first); its failure fails the run, and its time is reported as the stage's.
+struct PixelStage {
+  std::string name;  // "clean-pixel-data", "clean-recognizable-visual-features" ...
+  std::function<Status(const std::filesystem::path& input, dicom::DicomFile& file,
+                       PixelWork& work)>
+      run;
+  std::function<Status(const PixelStageContext& context)> prepare;
+};
+
+// Time a pixel stage took in a run: its preparation, and its work on files summed over threads.
+struct StageTiming {
+  std::string name;
+  double prepare_seconds = 0;
+  double seconds = 0;
+};
 
 // Whether a run keeps an outcome for every written file (for callers that list the release,
 // such as export) or only counts them (flat memory on runs of any size).
@@ -85,6 +124,10 @@ struct DeidRunOptions {
 struct DeidRunReport {
   std::vector<FileOutcome> problems;  // every input not written, in input order
   std::vector<FileOutcome> written;   // with WrittenOutcomes::keep: every input written, in order
+  // Every written input a pixel stage read or changed (PixelWork::any), in input order: kept
+  // in either WrittenOutcomes mode (a few hundred bytes per such file).
+  std::vector<FileOutcome> pixel_work;
+  std::vector<StageTiming> stage_timings;  // one per pixel stage, in order
   std::vector<batch::MissingInput> missing_inputs;
   std::array<std::size_t, 5> counts{};  // by FileStatus
   std::size_t files_seen = 0;
@@ -112,7 +155,8 @@ struct DeidRunReport {
 Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
 
 // De-identifies one file into `output_root` (pixel stages, header stage, finisher),
-// publishing atomically. Never throws; the outcome says what happened.
+// publishing atomically. Never throws; the outcome says what happened. The stages' `prepare`
+// is not called: the caller prepares them.
 FileOutcome deidentify_file(const std::filesystem::path& input,
                             const std::filesystem::path& output_root, const HeaderStage& stage,
                             std::span<const PixelStage> pixel_stages = {},
@@ -128,6 +172,28 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
 
 // A short summary for people. `options` says how inputs are named (masked by default).
 std::string report_text(const DeidRunReport& report, const DeidRunOptions& options = {});
+
+// Lines for people, shared by deid and export: what the pixel stages did (a summary, one line
+// per redacted file, one per defaced series: files grouped by their output folder) and their
+// times. `name` says how an input is named. Empty when no stage read or changed anything.
+std::string pixel_work_text(std::span<const FileOutcome> work,
+                            std::span<const StageTiming> timings,
+                            const std::function<std::string(const FileOutcome&)>& name);
+
+// The JSON of what the pixel stages did, shared by deid, export and share: one file's work;
+// counts over the files written (`work`) and the stages that refused inputs (`problems`); the
+// stages' times and the run's total.
+nlohmann::json pixel_work_json(const PixelWork& work);
+nlohmann::json pixel_counts_json(std::span<const FileOutcome> work,
+                                 std::span<const FileOutcome> problems);
+nlohmann::json timings_json(std::span<const StageTiming> timings, double seconds);
+
+// Error lines for people ("error: NAME: REASON"), shared by deid and export: inputs that fail
+// in a row for the same reason (the slices of a refused series) share one line, which says
+// how many more inputs it stands for.
+std::string failure_text(std::span<const FileOutcome> failures,
+                         const std::function<std::string(const FileOutcome&)>& name,
+                         const std::function<std::string(const std::string&)>& reason);
 
 // How a report names `input`: see ReportPaths.
 std::string display_path(const std::filesystem::path& input, const DeidRunReport& report,

@@ -193,45 +193,9 @@ json counts_json(const ExportReport& r) {
 }  // namespace
 
 Result<std::vector<std::string>> check_release_files(const fs::path& release) {
-  auto text = read_small_file(release / "manifest.json");
-  if (!text) return std::unexpected(text.error());
-  const json manifest = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_array())
-    return fail(ErrorCode::integrity,
-                (release / "manifest.json").string() + " is not a radguard release manifest");
-  std::vector<std::string> problems;
-  std::set<std::string> listed;
-  for (const json& f : manifest["files"]) {
-    const std::string path = f.value("path", "");
-    const std::string expected = f.value("sha256", "");
-    // A listed name must stay inside the release.
-    if (path.empty() || fs::path(path).is_absolute() || path.find("..") != std::string::npos) {
-      problems.push_back("the manifest lists an invalid path");
-      continue;
-    }
-    listed.insert(path);
-    std::error_code ec;
-    if (!fs::is_regular_file(release / path, ec)) {
-      problems.push_back(path + ": missing");
-      continue;
-    }
-    auto digest = crypto::sha256_file(release / path);
-    if (!digest) {
-      problems.push_back(path + ": " + digest.error().message);
-    } else if (crypto::to_hex(*digest) != expected) {
-      problems.push_back(path + ": altered (its SHA-256 is not the one recorded)");
-    }
-  }
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(release, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    if (!it->is_regular_file()) continue;
-    const std::string name = fs::relative(it->path(), release).generic_string();
-    if (name != "manifest.json" && !listed.contains(name))
-      problems.push_back(name + ": added (not in the manifest)");
-  }
-  if (ec) return fail(ErrorCode::io, "cannot list " + release.string() + ": " + ec.message());
-  return problems;
+  auto check = check_release(release, release / kReleaseManifest, {}, DicomSignatures::skip, 0);
+  if (!check) return std::unexpected(check.error());
+  return problem_lines(*check);
 }
 
 std::string_view exclusion_name(Exclusion reason) {
@@ -272,17 +236,19 @@ int ExportReport::exit_code() const {
 
 deid::PixelStage consented_identity_check(
     std::shared_ptr<const std::map<std::string, ConsentedIdentity>> consented) {
-  return
-      [consented = std::move(consented)](const fs::path& input, dicom::DicomFile& file) -> Status {
-        const auto it = consented->find(input.string());
-        if (it == consented->end())
-          return fail(ErrorCode::conflict, "not among the files whose consent was checked");
-        if (trimmed(file.string_of(kPatientId).value_or("")) != it->second.patient_id ||
-            trimmed(file.string_of(kStudyInstanceUid).value_or("")) != it->second.study_uid)
-          return fail(ErrorCode::conflict,
-                      "the file's patient or study changed after its consent was checked");
-        return {};
-      };
+  return {"consent-check",
+          [consented = std::move(consented)](const fs::path& input, dicom::DicomFile& file,
+                                             deid::PixelWork&) -> Status {
+            const auto it = consented->find(input.string());
+            if (it == consented->end())
+              return fail(ErrorCode::conflict, "not among the files whose consent was checked");
+            if (trimmed(file.string_of(kPatientId).value_or("")) != it->second.patient_id ||
+                trimmed(file.string_of(kStudyInstanceUid).value_or("")) != it->second.study_uid)
+              return fail(ErrorCode::conflict,
+                          "the file's patient or study changed after its consent was checked");
+            return {};
+          },
+          {}};
 }
 
 Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
@@ -309,6 +275,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   entry.release = report.release_name;
 
   report.mode = options.mode;
+  report.signing = options.manifest_signer.has_value();
   // Records the failure in the ledger (a dry run records nothing); only a ledger that cannot
   // be written is an Error.
   auto failed = [&](std::string why) -> Result<ExportReport> {
@@ -513,6 +480,15 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
           "nothing was released");
   }
 
+  // What the pixel stages did to the released files (withheld studies' files are gone).
+  report.stage_timings = deid_report->stage_timings;
+  {
+    std::set<std::string> released;
+    for (const auto& outcome : deid_report->written) released.insert(outcome.input.string());
+    for (const auto& outcome : deid_report->pixel_work)
+      if (released.contains(outcome.input.string())) report.pixel_work.push_back(outcome);
+  }
+
   // 4. The manifest, and the ledger entry's account of who is in the release.
   json files = json::array();
   std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
@@ -544,7 +520,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   }
   report.patients_included = by_patient.size();  // after withheld studies
   const json manifest = {
-      {"format", "radguard-release-manifest/1"},
+      {"format", std::string(kReleaseManifestFormat)},
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"release", report.release_name},
@@ -559,12 +535,24 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   };
   const std::string manifest_text =
       manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  if (auto s = write_file_atomically(staging.path() / "manifest.json", manifest_text,
+  if (auto s = write_file_atomically(staging.path() / kReleaseManifest, manifest_text,
                                      fs::perms::owner_read | fs::perms::owner_write |
                                          fs::perms::group_read | fs::perms::others_read);
       !s)
     return failed("cannot write the manifest: " + s.error().message);
   report.manifest_digest = crypto::to_hex(crypto::sha256(manifest_text));
+  // The recipient's proof of origin: a detached CMS signature over the manifest's bytes.
+  if (options.manifest_signer) {
+    auto signature = signing::sign_cms_detached(manifest_text, options.manifest_signer->key,
+                                                options.manifest_signer->cert);
+    if (!signature) return failed("cannot sign the manifest: " + signature.error().message);
+    if (auto s = write_file_atomically(staging.path() / kReleaseManifestSignature, *signature,
+                                       fs::perms::owner_read | fs::perms::owner_write |
+                                           fs::perms::group_read | fs::perms::others_read);
+        !s)
+      return failed("cannot write the manifest's signature: " + s.error().message);
+    report.manifest_signed = true;
+  }
 
   entry.status = ledger::EntryStatus::released;
   entry.output_digest = report.manifest_digest;
@@ -622,12 +610,20 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
                         {"status", deid::file_status_name(o.status)},
                         {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
                         {"reason", o.reason}});
+    if (!o.pixels.refused_by.empty()) failures.back()["refused_by"] = o.pixels.refused_by;
   }
   for (const auto& m : report.missing_inputs)
     failures.push_back({{"input", m.path.string()},
                         {"status", "missing_input"},
                         {"error", "io"},
                         {"reason", m.reason}});
+  json pixel_work = json::array();
+  for (const auto& o : report.pixel_work) {
+    json entry = deid::pixel_work_json(o.pixels);
+    entry["input"] = o.input.string();
+    entry["output"] = o.output.generic_string();  // in the release folder
+    pixel_work.push_back(std::move(entry));
+  }
   json plan = json::array();
   for (const auto& p : report.plan)
     plan.push_back(
@@ -656,10 +652,16 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"release_name", report.release_name},
       {"release", report.release.empty() ? json(nullptr) : json(report.release.string())},
       {"manifest_sha256", report.manifest_digest},
+      {"manifest_signature",
+       report.manifest_signed ? json(std::string(kReleaseManifestSignature)) : json(nullptr)},
+      {"signed", report.signing},
       {"ledger", {{"sequence", report.ledger_sequence}, {"entry_hash", report.ledger_entry_hash}}},
       {"counts", counts},
+      {"pixels", deid::pixel_counts_json(report.pixel_work, report.failures)},
+      {"pixel_work", pixel_work},
       {"failures", failures},
       {"seconds", report.seconds},
+      {"timings", deid::timings_json(report.stage_timings, report.seconds)},
       {"exit_code", report.exit_code()},
   };
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -675,13 +677,19 @@ std::string report_text(const ExportReport& report) {
         << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " (de-identification not "
         << "attempted)" << (report.error.empty() ? "" : "; would FAIL: " + report.error) << "\n";
+    out << (report.signing ? "every released file and the manifest would be signed\n"
+                           : "nothing would be signed (no --sign-key)\n");
     for (const auto& p : report.plan)
       out << "study " << p.study_uid << ": " << count(p.instances, "instance", "instances") << ": "
           << (p.decision == "release" ? "release" : "withhold (" + p.decision + ")") << "\n";
   } else if (report.status == ledger::EntryStatus::released) {
     out << "released " << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " to " << report.release.string()
-        << " (ledger entry " << report.ledger_sequence << ")\n";
+        << " (ledger entry " << report.ledger_sequence << ")"
+        << (report.manifest_signed ? "; files and manifest signed (check with radguard "
+                                     "verify-release)"
+                                   : "")
+        << "\n";
   } else {
     out << "export FAILED, nothing released: " << report.error << " (ledger entry "
         << report.ledger_sequence << ")\n";
@@ -692,10 +700,13 @@ std::string report_text(const ExportReport& report) {
     out << "; " << exclusion_name(reason) << ": " << n.studies;
   out << "; not DICOM " << report.not_dicom << ", DICOMDIR dropped " << report.dicomdir_dropped
       << "\n";
-  for (const auto& o : report.failures)
-    out << "error: " << o.input.string() << ": " << o.reason << "\n";
+  out << deid::failure_text(
+      report.failures, [](const deid::FileOutcome& o) { return o.input.string(); },
+      [](const std::string& reason) { return reason; });
   for (const auto& m : report.missing_inputs)
     out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  out << deid::pixel_work_text(report.pixel_work, report.stage_timings,
+                               [](const deid::FileOutcome& o) { return o.input.string(); });
   return out.str();
 }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,9 @@
 #include "core/result.hpp"
 #include "deid/deid_run.hpp"
 #include "deid/header_stage.hpp"
+#include "export/release_check.hpp"
 #include "ledger/ledger.hpp"
+#include "signing/manifest.hpp"
 
 namespace radguard::exporter {
 
@@ -79,6 +82,9 @@ struct ExportOptions {
       pixel_stages;
   // Optional last step on each released file before the manifest is made (e.g. signing).
   deid::OutputFinisher finish;
+  // When given, manifest.json is signed (a detached CMS signature, manifest.json.p7s; see
+  // release_check.hpp) so the recipient can check the release with verify-release.
+  std::optional<signing::KeyFiles> manifest_signer;
 };
 
 struct ExportReport {
@@ -87,6 +93,8 @@ struct ExportReport {
   std::string release_name;       // "release-<UTC time>-<random>"
   std::filesystem::path release;  // OUTDIR/<release_name>, only when released
   std::string manifest_digest;    // hex SHA-256 of manifest.json (released)
+  bool manifest_signed = false;   // manifest.json.p7s written (released)
+  bool signing = false;           // files and manifest are (or, in a dry run, would be) signed
   std::int64_t ledger_sequence = 0;
   std::string ledger_entry_hash;
   std::string consent_time;
@@ -104,6 +112,10 @@ struct ExportReport {
   // values; kept out of the manifest and the ledger.
   std::vector<deid::FileOutcome> failures;
   std::vector<batch::MissingInput> missing_inputs;
+  // Released files a pixel stage read or changed (output relative to the release), and the
+  // stages' times.
+  std::vector<deid::FileOutcome> pixel_work;
+  std::vector<deid::StageTiming> stage_timings;
   double seconds = 0;
   ExportMode mode = ExportMode::release;
   std::vector<StudyPlan> plan;  // dry run: every study, in Study UID order
@@ -143,9 +155,10 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
                                 consent::Registry& registry, ledger::Ledger& ledger);
 
 // Checks a published release folder against its manifest.json: every listed file present with
-// the SHA-256 the manifest records, no file that is not listed (manifest.json aside). Returns
-// one problem per altered, missing or added file (names relative to the release); fails
-// only when the manifest cannot be read (ErrorCode::io or ErrorCode::integrity).
+// the SHA-256 the manifest records, no file that is not listed (manifest.json and its
+// signature aside). Returns one problem per altered, missing or added file (names relative to
+// the release); fails only when the manifest cannot be read (ErrorCode::io or
+// ErrorCode::integrity). The signatures are not judged: see check_release.
 Result<std::vector<std::string>> check_release_files(const std::filesystem::path& release);
 
 // The operator's JSON report (counts, exclusions by reason, failures with input paths,

@@ -204,8 +204,9 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
 // image no longer carries annotation that identifies the patient). Fails with
 // ErrorCode::policy when identifying text is still found after redaction (the file must
 // not be released), ErrorCode::usage in report mode, or redact_file()'s errors.
-// Thread-safe on distinct files.
-Status clean_for_release(dicom::DicomFile& file, const RedactOptions& options);
+// Returns the redaction it judged (boxes, frames read). Thread-safe on distinct files.
+Result<FileRedaction> clean_for_release(dicom::DicomFile& file, const RedactOptions& options,
+                                        PreviewImages previews = PreviewImages::skip);
 
 // ---- Batch ----------------------------------------------------------------------------------
 

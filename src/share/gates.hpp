@@ -1,7 +1,10 @@
 #pragma once
 // Safety nets in front of a release: checks that refuse an input rather than let a risk
 // through silently.
+#include <memory>
+
 #include "deid/deid_run.hpp"
+#include "redact/redact.hpp"
 
 namespace radguard::share {
 
@@ -13,5 +16,17 @@ namespace radguard::share {
 // starts with deid::kBurnedInRefusal and names triage's reason (modality or image type,
 // never a value that identifies). Images triage clears pass untouched. Thread-safe.
 deid::PixelStage burned_in_gate();
+
+// Clean Pixel Data ("clean-pixel-data") as deid and export run it: redact::clean_for_release
+// in `options`' mode; the file's PixelWork says whether its frames were read and which were
+// redacted with how many boxes. Thread-safe.
+deid::PixelStage clean_pixel_data_stage(std::shared_ptr<const redact::RedactOptions> options);
+
+// Clean Recognizable Visual Features ("clean-recognizable-visual-features"): its `prepare`
+// groups the run's inputs into series and defaces every head CT/MR series (removal, with
+// progress as the run shows it); `run` brings each file its result and records it in the
+// file's PixelWork (defaced, frames changed). Files of refused head series fail, files of
+// other series pass untouched. Thread-safe once prepared.
+deid::PixelStage defacing_stage();
 
 }  // namespace radguard::share

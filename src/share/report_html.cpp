@@ -1,5 +1,6 @@
 // report.html: what `radguard share` did, in plain words, for someone who is not an expert.
 // It names no value from any header (no name, ID, date or UID), only kinds and counts.
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/html.hpp"
@@ -42,7 +43,7 @@ std::string pixel_words(const SharedFile& f) {
   if (f.pixels.text_boxes > 0) {
     if (!words.empty()) words += "; ";
     words += "text blacked out: " + plural(f.pixels.text_boxes, "area", "areas") + " on " +
-             plural(f.pixels.frames_changed, "frame", "frames");
+             plural(f.pixels.frames_redacted, "frame", "frames");
   } else if (f.pixels.read_for_text) {
     if (!words.empty()) words += "; ";
     words += "read for text: nothing identifying found";
@@ -174,15 +175,60 @@ std::string report_text(const ShareReport& r) {
   out << "shared " << plural(r.files_shared - r.volumes.size(), "image", "images") << " in "
       << plural(r.studies.size(), "study", "studies") << " and "
       << plural(r.volumes.size(), "NIfTI volume", "NIfTI volumes") << " into " << r.output.string()
-      << " in " << r.seconds << " s; faces removed from "
+      << " in " << r.seconds << " s (defacing " << r.defacing_seconds << " s); faces removed from "
       << plural(r.faces_removed, "head scan", "head scans") << ", text blacked out on "
       << plural(r.images_redacted, "image", "images") << "\n";
   for (const auto& [reason, count] : r.left_out)
     out << "left out " << count << ": " << reason << "\n";
   if (r.not_images > 0)
     out << "not copied: " << plural(r.not_images, "file", "files") << " that are not DICOM\n";
+  for (const auto& study : r.studies)
+    for (const auto& f : study.files)
+      if (f.pixels.frames_redacted > 0 || f.pixels.defaced)
+        out << f.name << ": " << pixel_words(f) << "\n";
   out << "read report.html in the copy before you share it\n";
   return out.str();
+}
+
+std::string report_json(const ShareReport& r) {
+  using nlohmann::json;
+  json files = json::array();
+  std::vector<deid::FileOutcome> work;
+  for (const auto& study : r.studies)
+    for (const auto& f : study.files) {
+      json entry = deid::pixel_work_json(f.pixels);
+      entry["file"] = f.name;
+      entry["study"] = study.label;
+      entry["kind"] = f.kind;
+      entry["modality"] = f.modality;
+      files.push_back(std::move(entry));
+      deid::FileOutcome o;
+      o.pixels = f.pixels;
+      work.push_back(std::move(o));
+    }
+  json volumes = json::array();
+  for (const auto& v : r.volumes) volumes.push_back({{"file", v.name}, {"defaced", true}});
+  json counts = deid::pixel_counts_json(work, {});
+  counts.erase("refused_by_stage");
+  const json doc = {
+      {"tool", "radguard"},
+      {"command", "share"},
+      {"output", r.output.string()},
+      {"files_shared", r.files_shared},
+      {"studies", r.studies.size()},
+      {"faces_removed", r.faces_removed},
+      {"images_redacted", r.images_redacted},
+      {"pixels", counts},
+      {"left_out", r.left_out},
+      {"files_left_out", r.files_left_out()},
+      {"not_images", r.not_images},
+      {"dicomdirs_replaced", r.dicomdirs_replaced},
+      {"files", files},
+      {"volumes", volumes},
+      {"timings", {{"total_seconds", r.seconds}, {"defacing_seconds", r.defacing_seconds}}},
+      {"exit_code", r.exit_code()},
+  };
+  return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace radguard::share

@@ -117,14 +117,15 @@ FileLog::Frame preview_frame(const redact::FileRedaction::Preview& p,
 // done for the report.
 deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
   auto options = std::make_shared<redact::RedactOptions>();
-  return [logs, options](const fs::path& input, dicom::DicomFile& file) -> Status {
+  return {"clean-pixel-data", [logs, options](const fs::path& input, dicom::DicomFile& file,
+                                              deid::PixelWork& work) -> Status {
     FileLog log;
     const redact::HeaderFacts facts = redact::header_facts(file);
     log.modality = facts.modality;
     log.kind = kind_of(facts);
     auto r = redact::redact_file(file, *options, redact::PreviewImages::keep);
     if (!r) return std::unexpected(r.error());
-    log.pixels.frames = r->frames;
+    log.pixels.frames = static_cast<std::uint32_t>(r->frames);
     switch (r->verdict) {
       case redact::FileVerdict::not_needed:
         break;
@@ -145,10 +146,14 @@ deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
       case redact::FileVerdict::reported:
         return fail(ErrorCode::internal, "unexpected redaction verdict");
     }
-    log.pixels.text_boxes = r->redactions.size();
+    log.pixels.text_boxes = static_cast<std::uint32_t>(r->redactions.size());
     std::set<std::size_t> frames;
     for (const auto& box : r->redactions) frames.insert(box.frame);
-    log.pixels.frames_changed = frames.size();
+    log.pixels.frames_redacted = static_cast<std::uint32_t>(frames.size());
+    work.frames = log.pixels.frames;
+    work.read_for_text = log.pixels.read_for_text;
+    work.text_boxes = log.pixels.text_boxes;
+    work.frames_redacted = log.pixels.frames_redacted;
     for (const auto& p : r->previews) {
       if (!frames.contains(p.frame) || log.redacted_frames.size() >= kMaxPreviewsPerFile) continue;
       if (logs->previews.fetch_add(1) >= kMaxPreviews) break;
@@ -157,7 +162,7 @@ deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
     std::lock_guard lock(logs->mutex);
     logs->by_input[input.string()] = std::move(log);
     return {};
-  };
+  }, {}};
 }
 
 // A private work folder beside the output, removed with everything in it.
@@ -338,6 +343,7 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   deface::SeriesOptions series_options;
   series_options.threads = batch::default_threads(options.threads);
   series_options.work_parent = work->path();
+  series_options.progress = options.progress;
   series_options.on_renderings = [&renderings, &renderings_mutex](
                                      const std::string& series,
                                      const std::vector<deface::Rendering>&,
@@ -346,8 +352,11 @@ Result<ShareReport> run_share(const ShareOptions& options) {
     for (const auto& r : after)
       if (r.view == "front" || !renderings.contains(series)) renderings[series] = r.image;
   };
+  const auto defacing_start = std::chrono::steady_clock::now();
   auto defacing = deface::deface_dicom_series(inputs, deface_options, series_options);
   if (!defacing) return std::unexpected(defacing.error());
+  const double defacing_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - defacing_start).count();
   auto logs = std::make_shared<Logs>();
   deid::DeidRunOptions run;
   run.inputs = inputs;
@@ -355,14 +364,25 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   run.threads = options.threads;
   run.progress = options.progress;
   run.written = deid::WrittenOutcomes::keep;
-  run.pixel_stages.push_back([faces = *defacing](const fs::path& input, dicom::DicomFile& file) {
-    return faces.apply(input, file);
-  });
+  run.pixel_stages.push_back(
+      {"clean-recognizable-visual-features",
+       [faces = *defacing](const fs::path& input, dicom::DicomFile& file,
+                           deid::PixelWork& pixel_work) -> Status {
+         auto applied = faces.apply(input, file);
+         if (!applied) return std::unexpected(applied.error());
+         pixel_work.defaced = applied->defaced;
+         pixel_work.frames_defaced = static_cast<std::uint32_t>(applied->frames_changed);
+         return {};
+       },
+       {}});
   run.pixel_stages.push_back(text_stage(logs));
   auto result = deid::run_deid(run, stage);
   if (!result) return std::unexpected(result.error());
 
   ShareReport report;
+  report.defacing_seconds = defacing_seconds;
+  std::map<std::string, deid::PixelWork> work_of;  // by input
+  for (const auto& o : result->pixel_work) work_of[o.input.string()] = o.pixels;
   std::set<std::string> defaced_inputs;
   for (const auto& series : defacing->series()) {
     if (series.outcome != deface::SeriesOutcome::defaced) continue;
@@ -444,7 +464,11 @@ Result<ShareReport> run_share(const ShareOptions& options) {
                        ": after blacking out (red frames mark what was covered)"});
       }
     }
-    shared.pixels.defaced = defaced_inputs.contains(o->input.string());
+    if (const auto w = work_of.find(o->input.string()); w != work_of.end()) {
+      shared.pixels.defaced = w->second.defaced;
+      shared.pixels.frames_defaced = w->second.frames_defaced;
+    }
+    shared.pixels.defaced = shared.pixels.defaced || defaced_inputs.contains(o->input.string());
     report.studies.back().files.push_back(std::move(shared));
     ++report.files_shared;
   }

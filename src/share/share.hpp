@@ -12,6 +12,7 @@
 
 #include "batch/batch.hpp"
 #include "core/result.hpp"
+#include "deid/deid_run.hpp"
 
 namespace radguard::share {
 
@@ -27,14 +28,8 @@ struct ShareOptions {
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
 };
 
-// What happened to the pixels of one shared file.
-struct PixelWork {
-  bool read_for_text = false;      // OCR'd (the image may show text)
-  std::size_t frames = 0;          // frames in the image
-  std::size_t text_boxes = 0;      // areas blacked out
-  std::size_t frames_changed = 0;  // frames with at least one box
-  bool defaced = false;            // part of a head series whose face was removed
-};
+// What happened to the pixels of one shared file (as deid and export report it).
+using PixelWork = deid::PixelWork;
 
 struct SharedFile {
   std::string name;      // "DICOM/ST000001/SE000001/IM000001"
@@ -73,6 +68,7 @@ struct ShareReport {
   std::vector<Preview> previews;
   std::filesystem::path output;
   double seconds = 0;
+  double defacing_seconds = 0;  // of `seconds`: grouping and defacing head series
 
   std::size_t files_left_out() const;
   // 0 when something was shared and nothing was left out, 1 otherwise.
@@ -87,5 +83,8 @@ Result<ShareReport> run_share(const ShareOptions& options);
 std::string report_html(const ShareReport& report);
 // A few lines for the terminal.
 std::string report_text(const ShareReport& report);
+// The same as JSON (--json): counts, per file of the copy what was done to its pixels, what
+// was left out and why (plain reasons, counted), timings. No path of the input, no value.
+std::string report_json(const ShareReport& report);
 
 }  // namespace radguard::share

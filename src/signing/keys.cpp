@@ -1,6 +1,7 @@
 #include "signing/keys.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -35,6 +36,13 @@ using Store = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free>>;
 using StoreCtx = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using Extension = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
+using Cms = std::unique_ptr<CMS_ContentInfo, Deleter<CMS_ContentInfo, CMS_ContentInfo_free>>;
+
+void free_certificates(STACK_OF(X509) * certs) { sk_X509_pop_free(certs, X509_free); }
+void free_stack(STACK_OF(X509) * certs) { sk_X509_free(certs); }
+using Certificates = std::unique_ptr<STACK_OF(X509), Deleter<STACK_OF(X509), free_certificates>>;
+// A stack whose certificates belong to someone else.
+using BorrowedCertificates = std::unique_ptr<STACK_OF(X509), Deleter<STACK_OF(X509), free_stack>>;
 
 std::string openssl_error() {
   const unsigned long code = ERR_get_error();
@@ -80,6 +88,35 @@ Result<X509Ptr> read_certificate(const fs::path& path) {
   auto text = read_small_file(path, kMaxPemFile);
   if (!text) return fail(ErrorCode::key, text.error().message);
   return parse_certificate(*text, path.string());
+}
+
+Result<Store> trust_store(std::span<const fs::path> trusted) {
+  Store store(X509_STORE_new());
+  if (!store) return fail(ErrorCode::crypto, "cannot make a trust store: " + openssl_error());
+  for (const auto& path : trusted) {
+    auto anchor = read_certificate(path);
+    if (!anchor) return fail(ErrorCode::key, "cannot read trusted certificate " + path.string());
+    X509_STORE_add_cert(store.get(), anchor->get());
+  }
+  return store;
+}
+
+// Whether `cert` chains to the store (`untrusted`: intermediates offered by the signature).
+// Fills `result` for anything but a valid chain and returns false then.
+Result<bool> check_chain(X509_STORE* store, X509* cert, STACK_OF(X509) * untrusted,
+                         bool no_anchors, DetachedVerification& result) {
+  StoreCtx verify(X509_STORE_CTX_new());
+  if (!verify || X509_STORE_CTX_init(verify.get(), store, cert, untrusted) != 1)
+    return fail(ErrorCode::crypto, "cannot check the certificate: " + openssl_error());
+  if (X509_verify_cert(verify.get()) == 1) return true;
+  const int error = X509_STORE_CTX_get_error(verify.get());
+  ERR_clear_error();
+  result.check = (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID)
+                     ? SignatureCheck::expired_certificate
+                     : SignatureCheck::untrusted_signer;
+  result.reason =
+      no_anchors ? "no trusted certificates given (--trust)" : X509_verify_cert_error_string(error);
+  return false;
 }
 
 Result<PKey> read_private_key(const fs::path& path) {
@@ -253,12 +290,8 @@ Result<DetachedSignature> sign_detached(std::string_view message, const fs::path
 Result<DetachedVerification> verify_detached(std::string_view message,
                                              const DetachedSignature& signature,
                                              std::span<const fs::path> trusted) {
-  Store store(X509_STORE_new());
-  for (const auto& path : trusted) {
-    auto anchor = read_certificate(path);
-    if (!anchor) return fail(ErrorCode::key, "cannot read trusted certificate " + path.string());
-    X509_STORE_add_cert(store.get(), anchor->get());
-  }
+  auto store = trust_store(trusted);
+  if (!store) return std::unexpected(store.error());
   DetachedVerification result;
   auto cert = parse_certificate(signature.certificate_pem, "in the manifest");
   if (!cert) {
@@ -278,19 +311,77 @@ Result<DetachedVerification> verify_detached(std::string_view message,
     result.reason = "the signature does not match the manifest: it was altered after signing";
     return result;
   }
-  StoreCtx verify(X509_STORE_CTX_new());
-  if (!verify || X509_STORE_CTX_init(verify.get(), store.get(), cert->get(), nullptr) != 1)
-    return fail(ErrorCode::crypto, "cannot check the certificate: " + openssl_error());
-  if (X509_verify_cert(verify.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(verify.get());
+  auto chained = check_chain(store->get(), cert->get(), nullptr, trusted.empty(), result);
+  if (!chained) return std::unexpected(chained.error());
+  if (*chained) result.check = SignatureCheck::valid;
+  return result;
+}
+
+Result<std::string> sign_cms_detached(std::string_view message, const fs::path& key_path,
+                                      const fs::path& cert_path) {
+  auto key = read_private_key(key_path);
+  if (!key) return std::unexpected(key.error());
+  auto cert = read_certificate(cert_path);
+  if (!cert) return std::unexpected(cert.error());
+  if (X509_check_private_key(cert->get(), key->get()) != 1) {
     ERR_clear_error();
-    result.check = (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID)
-                       ? SignatureCheck::expired_certificate
-                       : SignatureCheck::untrusted_signer;
-    result.reason = trusted.empty() ? "no trusted certificates given (--trust)"
-                                    : X509_verify_cert_error_string(error);
+    return fail(ErrorCode::key, "the private key " + key_path.string() +
+                                    " does not belong to the certificate " + cert_path.string());
+  }
+  constexpr unsigned flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
+  Cms cms(CMS_sign(nullptr, nullptr, nullptr, nullptr, flags));
+  Bio content = memory_bio(message);
+  Bio out(BIO_new(BIO_s_mem()));
+  if (!cms || !content || !out ||
+      CMS_add1_signer(cms.get(), cert->get(), key->get(), EVP_sha256(), flags) == nullptr ||
+      CMS_final(cms.get(), content.get(), nullptr, flags) != 1 ||
+      i2d_CMS_bio(out.get(), cms.get()) != 1)
+    return fail(ErrorCode::crypto, "cannot make the CMS signature: " + openssl_error());
+  return bio_text(out.get());
+}
+
+Result<DetachedVerification> verify_cms_detached(std::string_view message, std::string_view der,
+                                                 std::span<const fs::path> trusted) {
+  auto store = trust_store(trusted);
+  if (!store) return std::unexpected(store.error());
+  DetachedVerification result;
+  Bio in = memory_bio(der);
+  Cms cms(in ? d2i_CMS_bio(in.get(), nullptr) : nullptr);
+  if (!cms || OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
+    ERR_clear_error();
+    result.reason = "the signature file is not a CMS signature";
     return result;
   }
+  Bio content = memory_bio(message);
+  // The signatures and message digests first; the certificates are judged below, so an
+  // untrusted signer is told apart from an altered message.
+  if (!content || CMS_verify(cms.get(), nullptr, nullptr, content.get(), nullptr,
+                             CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+    ERR_clear_error();
+    result.reason = "the signature does not match the manifest: it was altered after signing";
+    return result;
+  }
+  STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
+  if (signers == nullptr || sk_X509_num(signers) == 0) {
+    ERR_clear_error();
+    result.reason = "the signature names no signer";
+    return result;
+  }
+  // CMS_get0_signers returns a new stack whose certificates belong to the CMS structure.
+  BorrowedCertificates owned(signers);
+  Certificates carried(CMS_get1_certs(cms.get()));
+  std::string subjects;
+  for (int i = 0; i < sk_X509_num(signers); ++i) {
+    X509* signer = sk_X509_value(signers, i);
+    subjects += (subjects.empty() ? "" : "; ") + subject_of(signer);
+    auto chained = check_chain(store->get(), signer, carried.get(), trusted.empty(), result);
+    if (!chained) return std::unexpected(chained.error());
+    if (!*chained) {
+      result.signer = subject_of(signer);
+      return result;
+    }
+  }
+  result.signer = subjects;
   result.check = SignatureCheck::valid;
   return result;
 }

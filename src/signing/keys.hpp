@@ -71,4 +71,21 @@ Result<DetachedVerification> verify_detached(std::string_view message,
                                              const DetachedSignature& signature,
                                              std::span<const std::filesystem::path> trusted);
 
+// A detached CMS (PKCS #7) SignedData over `message`, DER encoded, as
+// `openssl cms -sign -binary -outform DER` makes it: SHA-256, signed attributes, the signer's
+// certificate included, the content left out. It verifies with OpenSSL alone:
+//   openssl cms -verify -binary -inform DER -in SIG -content FILE -CAfile CA.pem -purpose any
+// Same errors as sign_detached. Thread-safe.
+Result<std::string> sign_cms_detached(std::string_view message,
+                                      const std::filesystem::path& key_path,
+                                      const std::filesystem::path& cert_path);
+
+// Checks a detached CMS signature (DER) over `message`: every signer's signature (invalid
+// when the message or the signature changed, or the bytes are not a CMS signature), then
+// each signer's certificate (with the certificates the signature carries as intermediates)
+// against the trusted PEM files; the worst verdict wins. Fails with ErrorCode::key when a
+// trust file cannot be read; every verdict is a successful result. Thread-safe.
+Result<DetachedVerification> verify_cms_detached(std::string_view message, std::string_view der,
+                                                 std::span<const std::filesystem::path> trusted);
+
 }  // namespace radguard::signing
