@@ -42,7 +42,7 @@ class HeaderStage {
   // ErrorCode::policy when the object must not be released (burned-in annotation),
   // ErrorCode::internal if DCMTK refuses an edit. On failure the object is left half-changed and
   // must be discarded.
-  Result<InstanceIdentity> apply(dicom::DicomFile& file) const;
+  [[nodiscard]] Result<InstanceIdentity> apply(dicom::DicomFile& file) const;
 
   const Policy& policy() const { return policy_; }
   const pseudonym::Pseudonymizer& pseudonymizer() const { return pseudonymizer_; }
