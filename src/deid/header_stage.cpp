@@ -342,10 +342,20 @@ class HeaderPolicy final : public dicom::ElementPolicy {
   const ObjectContext& object_;
 };
 
+// Whether this policy cleans (C) anything: cleaning free text removes the object's
+// identifying values from it, so they must be gathered first. Not only Clean Descriptors has
+// C cells: Retain Device Identity and Retain Patient Characteristics clean some attributes
+// (Allergies, Patient State, Special Needs...), and a recipe may ask for C on any attribute.
 bool needs_phi(const Policy& policy) {
-  return policy.has(ProfileOption::clean_descriptors) ||
-         policy.has(ProfileOption::clean_structured_content) ||
-         policy.has(ProfileOption::clean_graphics);
+  if (policy.has(ProfileOption::clean_descriptors) ||
+      policy.has(ProfileOption::clean_structured_content) ||
+      policy.has(ProfileOption::clean_graphics) || policy.overrides_with(Action::clean))
+    return true;
+  for (const standard::ProfileRow& row : standard::profile_rows()) {
+    if (row.private_attributes || row.group_mask != 0xFFFF || row.element_mask != 0xFFFF) continue;
+    if (policy.listed_action(Tag{row.group, row.element}) == Action::clean) return true;
+  }
+  return false;
 }
 
 // Gathers, from the whole object, the values the Basic Profile would remove (names, IDs,
@@ -431,7 +441,8 @@ HeaderStage::HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer,
     : policy_(std::move(policy)),
       pseudonymizer_(std::move(pseudonymizer)),
       burned_in_(burned_in),
-      identity_removed_(!policy_.keeps_direct_identifier()) {}
+      identity_removed_(!policy_.keeps_direct_identifier()),
+      needs_phi_(needs_phi(policy_)) {}
 
 std::string HeaderStage::method_description() const {
   std::string text = "radguard PS3.15 2026d Basic Profile";
@@ -462,7 +473,7 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   object.patient_id = pseudonymizer_.patient_id(key);
   object.patient_name = pseudonymizer_.patient_name(key);
   object.encoding = encoding_for(file.string_of(tags::SpecificCharacterSet).value_or(""));
-  if (needs_phi(policy_)) object.phi = collect_phi(file, object.encoding);
+  if (needs_phi_) object.phi = collect_phi(file, object.encoding);
 
   const HeaderPolicy element_policy(policy_, pseudonymizer_, object);
   if (auto stats = file.transform(element_policy); !stats) return std::unexpected(stats.error());

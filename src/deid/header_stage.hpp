@@ -55,6 +55,8 @@ class HeaderStage {
   BurnedInPolicy burned_in_;
   // Patient Identity Removed is YES only when no direct identifier is kept.
   bool identity_removed_ = true;
+  // Whether any attribute may be cleaned (C), so the object's identifying values are needed.
+  bool needs_phi_ = false;
 };
 
 // The values of `file` that may name it in a folder or file name (patient names, IDs,

@@ -92,6 +92,8 @@ class Policy {
   // CID 7050 codes: 113100 then one per option in effect (pixel options last).
   std::vector<const standard::CodedConcept*> method_codes() const;
   std::size_t override_count() const { return overrides_.size(); }
+  // Whether the recipe asks for `action` on any attribute.
+  bool overrides_with(Action action) const;
 
   // What this policy keeps that the Basic Profile would not (recipe overrides to K first,
   // then the table rows a chosen option's column keeps), for warnings and reports.
