@@ -5,12 +5,50 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <iterator>
 #include <set>
 #include <thread>
 
 namespace radguard::batch {
 
 namespace fs = std::filesystem;
+
+FolderListing list_files(const fs::path& folder, FileLinks links) {
+  FolderListing listing;
+  std::vector<fs::path> pending{folder};
+  while (!pending.empty()) {
+    const fs::path current = std::move(pending.back());
+    pending.pop_back();
+    std::error_code list_ec;
+    fs::directory_iterator it(current, list_ec);
+    if (list_ec) {
+      listing.unlisted.push_back({current, "cannot be listed: " + list_ec.message()});
+      continue;
+    }
+    for (; it != fs::directory_iterator(); it.increment(list_ec)) {
+      if (list_ec) break;
+      std::error_code file_ec;
+      const auto type = it->symlink_status(file_ec).type();
+      if (type == fs::file_type::directory) {
+        pending.push_back(it->path());
+      } else if (type == fs::file_type::symlink && links == FileLinks::skip) {
+        continue;
+      } else if (it->is_regular_file(file_ec)) {
+        listing.files.push_back(it->path().string());
+      }
+    }
+    if (list_ec)
+      listing.unlisted.push_back({current, "cannot be listed completely: " + list_ec.message()});
+  }
+  std::sort(listing.files.begin(), listing.files.end());
+  return listing;
+}
+
+Status require_complete(const FolderListing& listing) {
+  if (listing.unlisted.empty()) return {};
+  const auto& first = listing.unlisted.front();
+  return fail(ErrorCode::io, "cannot list " + first.path.string() + ": " + first.reason);
+}
 
 InputSet find_files(std::span<const fs::path> inputs) {
   InputSet set;
@@ -33,30 +71,10 @@ InputSet find_files(std::span<const fs::path> inputs) {
     // Canonicalise the folder once: paths found under it are then canonical too (folder
     // links are not followed), without a round of lstat calls per file. A folder that
     // cannot be listed (permissions) is reported, never skipped in silence.
-    const fs::path root = fs::weakly_canonical(input, ec);
-    std::vector<fs::path> pending{root};
-    while (!pending.empty()) {
-      const fs::path folder = std::move(pending.back());
-      pending.pop_back();
-      std::error_code list_ec;
-      fs::directory_iterator it(folder, list_ec);
-      if (list_ec) {
-        set.missing.push_back({folder, "cannot be listed: " + list_ec.message()});
-        continue;
-      }
-      for (; it != fs::directory_iterator(); it.increment(list_ec)) {
-        if (list_ec) break;
-        std::error_code file_ec;
-        const auto type = it->symlink_status(file_ec).type();
-        if (type == fs::file_type::directory) {
-          pending.push_back(it->path());
-        } else if (it->is_regular_file(file_ec)) {
-          seen.insert(it->path().string());
-        }
-      }
-      if (list_ec)
-        set.missing.push_back({folder, "cannot be listed completely: " + list_ec.message()});
-    }
+    auto listing = list_files(fs::weakly_canonical(input, ec));
+    seen.insert(std::make_move_iterator(listing.files.begin()),
+                std::make_move_iterator(listing.files.end()));
+    set.missing.insert(set.missing.end(), listing.unlisted.begin(), listing.unlisted.end());
   }
   set.files.assign(seen.begin(), seen.end());
   return set;

@@ -27,14 +27,35 @@ struct InputSet {
   std::vector<MissingInput> missing;  // inputs that do not exist or cannot be listed
 };
 
+// What a link to a file is when a folder is listed.
+enum class FileLinks : std::uint8_t {
+  include,  // listed like the file it names
+  skip,     // left out (a manifest records files, not links)
+};
+
+struct FolderListing {
+  std::vector<std::string> files;      // sorted (plain string order), each once
+  std::vector<MissingInput> unlisted;  // folders that could not be listed, or not completely
+};
+
+// The one folder walker: every regular file below `folder`, recursively, without following
+// links to folders. A folder that cannot be listed (permissions, I/O) is named in `unlisted`,
+// never skipped in silence; callers decide whether that fails them.
+[[nodiscard]] FolderListing list_files(const std::filesystem::path& folder,
+                                       FileLinks links = FileLinks::include);
+
+// Fails with ErrorCode::io naming the first folder `listing` could not list; for callers that
+// must see every file (manifests, archives, release checks).
+[[nodiscard]] Status require_complete(const FolderListing& listing);
+
 // Every regular file under `inputs` (files, or folders walked recursively without following
 // symbolic links to folders), in a stable order that does not depend on the file system.
-InputSet find_files(std::span<const std::filesystem::path> inputs);
+[[nodiscard]] InputSet find_files(std::span<const std::filesystem::path> inputs);
 
 // Refuses an output folder that lies inside one of the input folders (a later run over the
 // same inputs would read its own outputs). Fails with ErrorCode::usage naming both.
-Status require_outside_inputs(const std::filesystem::path& output,
-                              std::span<const std::filesystem::path> inputs);
+[[nodiscard]] Status require_outside_inputs(const std::filesystem::path& output,
+                                            std::span<const std::filesystem::path> inputs);
 
 enum class ProgressDisplay : std::uint8_t { automatic, never };
 

@@ -434,7 +434,8 @@ Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess a
       auto insert = registry.db_.prepare(
           "INSERT INTO registry_meta(key, value) VALUES ('schema_version', ?1)");
       if (!insert) return std::unexpected(insert.error());
-      (void)insert->bind(1, std::to_string(kSchemaVersion));
+      if (auto s = insert->bind_all(std::to_string(kSchemaVersion)); !s)
+        return std::unexpected(s.error());
       if (auto s = insert->run(); !s) return std::unexpected(s.error());
       // Fail closed: only clinical care is assumed; every other use needs a recorded permit.
       auto policy = registry.db_.prepare(
@@ -442,10 +443,9 @@ Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess a
           "?3)");
       if (!policy) return std::unexpected(policy.error());
       for (const Purpose p : kPurposes) {
-        (void)policy->bind(1, purpose_name(p));
-        (void)policy->bind(
-            2, decision_name(p == Purpose::clinical_care ? Decision::permit : Decision::deny));
-        (void)policy->bind(3, now);
+        const auto decision = p == Purpose::clinical_care ? Decision::permit : Decision::deny;
+        if (auto s = policy->bind_all(purpose_name(p), decision_name(decision), now); !s)
+          return std::unexpected(s.error());
         if (auto s = policy->run(); !s) return std::unexpected(s.error());
       }
     } else if (version->text(0) != std::to_string(kSchemaVersion)) {
@@ -468,13 +468,10 @@ Status Registry::insert(const Record& r, const std::string& recorded_at) {
       "recorded_at) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!statement) return std::unexpected(statement.error());
-  (void)statement->bind(1, r.patient_id);
-  (void)statement->bind(2, purpose_name(r.purpose));
-  (void)statement->bind(3, decision_name(r.decision));
-  (void)statement->bind(4, *date);
-  (void)statement->bind(5, r.source);
-  (void)statement->bind_optional(6, expires);
-  (void)statement->bind(7, recorded_at);
+  if (auto s = statement->bind_all(r.patient_id, purpose_name(r.purpose), decision_name(r.decision),
+                                   *date, r.source, expires, recorded_at);
+      !s)
+    return s;
   return statement->run();
 }
 
@@ -487,7 +484,7 @@ Result<Record> Registry::record(const Record& record) {
   if (!record.expires.empty()) stored.expires = *normalize_iso8601(record.expires);
   auto recorded = db_.prepare("SELECT recorded_at FROM consent_decision WHERE sequence = ?1");
   if (!recorded) return std::unexpected(recorded.error());
-  (void)recorded->bind(1, stored.sequence);
+  if (auto s = recorded->bind_all(stored.sequence); !s) return std::unexpected(s.error());
   auto row = recorded->step();
   if (!row) return std::unexpected(row.error());
   if (*row) stored.recorded_at = recorded->text(0);
@@ -578,7 +575,7 @@ Result<std::vector<Record>> Registry::history(std::string_view patient_id) {
   auto s = db_.prepare(std::string("SELECT ") + std::string(kColumns) +
                        " FROM consent_decision WHERE patient_id = ?1 ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
-  (void)s->bind(1, trim(patient_id));
+  if (auto b = s->bind_all(trim(patient_id)); !b) return std::unexpected(b.error());
   std::vector<Record> out;
   for (;;) {
     auto row = s->step();
@@ -635,7 +632,7 @@ Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose,
 Result<Decision> Registry::default_for(Purpose purpose) {
   auto s = db_.prepare("SELECT decision FROM default_policy WHERE purpose = ?1");
   if (!s) return std::unexpected(s.error());
-  (void)s->bind(1, purpose_name(purpose));
+  if (auto b = s->bind_all(purpose_name(purpose)); !b) return std::unexpected(b.error());
   auto row = s->step();
   if (!row) return std::unexpected(row.error());
   // A purpose without a row (a registry from before the purpose existed) fails closed.
@@ -649,9 +646,8 @@ Status Registry::set_default(Purpose purpose, Decision decision) {
       "ON CONFLICT(purpose) DO UPDATE SET decision = excluded.decision, changed_at = "
       "excluded.changed_at");
   if (!s) return std::unexpected(s.error());
-  (void)s->bind(1, purpose_name(purpose));
-  (void)s->bind(2, decision_name(decision));
-  (void)s->bind(3, utc_now_iso8601());
+  if (auto b = s->bind_all(purpose_name(purpose), decision_name(decision), utc_now_iso8601()); !b)
+    return b;
   return s->run();
 }
 

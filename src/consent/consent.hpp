@@ -75,13 +75,14 @@ struct ImportSummary {
 // Parses a CSV export (header patient_id,purpose,decision,date with optional source,expires,
 // in any order). Fails with ErrorCode::usage naming the line; messages never echo cell
 // values. `source_name` prefixes each record's source.
-Result<std::vector<Record>> parse_csv(std::string_view text, std::string_view source_name);
+[[nodiscard]] Result<std::vector<Record>> parse_csv(std::string_view text,
+                                                    std::string_view source_name);
 
 // Parses a FHIR R4 Consent resource or a Bundle of them (JSON). Each provision purpose
 // (v3-ActReason TREAT, HRESCH, CLINTRCH, or a radguard purpose name as code in any system)
 // becomes one record; nested provisions override the outer type. Fails with
 // ErrorCode::usage naming the Bundle entry. `skipped` counts resources not in force.
-Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipped);
+[[nodiscard]] Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipped);
 
 enum class RegistryAccess : std::uint8_t {
   create_if_missing,  // consent import, consent set: the first decision creates it (0600)
@@ -97,42 +98,45 @@ class Registry {
   // with ErrorCode::io, or ErrorCode::integrity when the file is not a radguard registry.
   // With RegistryAccess::existing_only a missing registry fails with ErrorCode::not_found
   // (readers: a mistyped path must not become a fresh registry that denies everything).
-  static Result<Registry> open(const std::string& path_or_uri,
-                               RegistryAccess access = RegistryAccess::create_if_missing);
+  [[nodiscard]] static Result<Registry> open(
+      const std::string& path_or_uri, RegistryAccess access = RegistryAccess::create_if_missing);
 
   // Appends one decision (history is never overwritten) and returns it as stored, with its
   // sequence and recorded_at assigned and its dates normalised. The record's patient_id,
   // date and decision must be set. Fails with ErrorCode::usage for a malformed record,
   // ErrorCode::io on storage errors.
-  Result<Record> record(const Record& record);
+  [[nodiscard]] Result<Record> record(const Record& record);
 
   // Parses FILE (CSV or FHIR JSON, told apart by content) and stores every decision in one
   // transaction: on any error nothing is stored. Fails with ErrorCode::usage naming the
   // bad row or entry, ErrorCode::io when the file cannot be read.
-  Result<ImportSummary> import_file(const std::filesystem::path& file);
+  [[nodiscard]] Result<ImportSummary> import_file(const std::filesystem::path& file);
   // The same for text already in memory.
-  Result<ImportSummary> import_text(std::string_view text, std::string_view source_name);
+  [[nodiscard]] Result<ImportSummary> import_text(std::string_view text,
+                                                  std::string_view source_name);
   // Stores records all-or-nothing.
-  Status record_all(std::span<const Record> records);
+  [[nodiscard]] Status record_all(std::span<const Record> records);
 
   // Every decision recorded for a patient, oldest insertion first.
-  Result<std::vector<Record>> history(std::string_view patient_id);
+  [[nodiscard]] Result<std::vector<Record>> history(std::string_view patient_id);
 
   // The decision in force for a patient and purpose at `now` (normalised ISO 8601): the
   // latest by date, then by insertion, among records dated no later than now and not
   // expired; the default policy otherwise.
-  Result<Verdict> decide(std::string_view patient_id, Purpose purpose, std::string_view now);
+  [[nodiscard]] Result<Verdict> decide(std::string_view patient_id, Purpose purpose,
+                                       std::string_view now);
 
   // The decisions in force at `now` for every patient with a record (for `consent list`),
   // optionally for one purpose, ordered by patient then purpose.
-  Result<std::vector<Record>> current(std::optional<Purpose> purpose, std::string_view now);
+  [[nodiscard]] Result<std::vector<Record>> current(std::optional<Purpose> purpose,
+                                                    std::string_view now);
 
-  Result<Decision> default_for(Purpose purpose);
-  Status set_default(Purpose purpose, Decision decision);
+  [[nodiscard]] Result<Decision> default_for(Purpose purpose);
+  [[nodiscard]] Status set_default(Purpose purpose, Decision decision);
 
  private:
   explicit Registry(sqlite::Database db) : db_(std::move(db)) {}
-  Status insert(const Record& record, const std::string& recorded_at);
+  [[nodiscard]] Status insert(const Record& record, const std::string& recorded_at);
   sqlite::Database db_;
 };
 

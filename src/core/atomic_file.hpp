@@ -19,7 +19,7 @@ class PendingFile {
   // needed); the caller creates the file under that name. The file is not created here: a
   // file created, closed and then reopened with O_TRUNC makes ext4 flush it on close, which
   // costs more than the write. Fails with ErrorCode::io.
-  static Result<PendingFile> create(const std::filesystem::path& destination);
+  [[nodiscard]] static Result<PendingFile> create(const std::filesystem::path& destination);
 
   PendingFile(PendingFile&& other) noexcept;
   PendingFile& operator=(PendingFile&&) = delete;
@@ -46,8 +46,9 @@ class PendingFile {
   // With FolderSync::deferred the folder is not flushed here: the caller flushes it later
   // (sync_folder), once for many files (a batch flushes each output folder at its end).
   enum class FolderSync : std::uint8_t { now, deferred };
-  Status commit(std::optional<std::filesystem::perms> perms = std::nullopt,
-                Existing existing = Existing::replace, FolderSync folder_sync = FolderSync::now);
+  [[nodiscard]] Status commit(std::optional<std::filesystem::perms> perms = std::nullopt,
+                              Existing existing = Existing::replace,
+                              FolderSync folder_sync = FolderSync::now);
 
  private:
   PendingFile(std::filesystem::path temp, std::filesystem::path destination)
@@ -58,7 +59,7 @@ class PendingFile {
 
 // Flushes a folder's entries (fsync), so names renamed into it survive a crash. Fails with
 // ErrorCode::io.
-Status sync_folder(const std::filesystem::path& folder);
+[[nodiscard]] Status sync_folder(const std::filesystem::path& folder);
 
 // Temporary files are named ".radguard-tmp-<host>-<pid>-<random>-<n>" (host: 8 hex digits
 // of a hash of the host name). Removes those under `folder` (recursively) that a killed run
@@ -72,18 +73,18 @@ bool is_stale_temporary(const std::filesystem::path& path);
 
 // Writes `bytes` to `destination` atomically; the file is created with the given permissions
 // (never wider: the umask may narrow them).
-Status write_file_atomically(const std::filesystem::path& destination, std::string_view bytes,
-                             std::filesystem::perms perms);
+[[nodiscard]] Status write_file_atomically(const std::filesystem::path& destination,
+                                           std::string_view bytes, std::filesystem::perms perms);
 
 // Reads a whole (small) file. It must be a regular file of at most `max_bytes` (a device such
 // as /dev/zero, a FIFO or a huge file is refused at once). Fails with ErrorCode::io naming
 // the path.
-Result<std::string> read_small_file(const std::filesystem::path& path,
-                                    std::uint64_t max_bytes = 256ULL << 20);
+[[nodiscard]] Result<std::string> read_small_file(const std::filesystem::path& path,
+                                                  std::uint64_t max_bytes = 256ULL << 20);
 
 // Checks a file holding a secret (a pseudonym key, a signing key) before it is read: it must
 // be a regular file of at most `max_bytes`; a file that users other than its owner may read
 // or write gets a warning (like ssh's). Fails with ErrorCode::key naming the path.
-Status check_secret_file(const std::filesystem::path& path, std::uint64_t max_bytes);
+[[nodiscard]] Status check_secret_file(const std::filesystem::path& path, std::uint64_t max_bytes);
 
 }  // namespace radguard

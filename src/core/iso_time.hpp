@@ -13,7 +13,7 @@ namespace radguard {
 // optional, no zone meaning UTC) to UTC "YYYY-MM-DDTHH:MM:SSZ". Both forms sort correctly
 // against each other as strings (a date sorts before every time on that day). Fails with
 // ErrorCode::usage; the message does not echo the input. Thread-safe.
-Result<std::string> normalize_iso8601(std::string_view text);
+[[nodiscard]] Result<std::string> normalize_iso8601(std::string_view text);
 
 // The current time as "YYYY-MM-DDTHH:MM:SSZ". Thread-safe.
 std::string utc_now_iso8601();

@@ -19,14 +19,14 @@ Digest hmac_sha256(std::string_view key, std::string_view message);
 Digest sha256(std::string_view data);
 
 // SHA-256 of a file's contents, streamed. Fails with ErrorCode::io.
-Result<Digest> sha256_file(const std::filesystem::path& path);
+[[nodiscard]] Result<Digest> sha256_file(const std::filesystem::path& path);
 
 // Lower-case hexadecimal.
 std::string to_hex(const std::uint8_t* data, std::size_t size);
 inline std::string to_hex(const Digest& d) { return to_hex(d.data(), d.size()); }
 
 // `count` bytes from the operating system's CSPRNG. Fails with ErrorCode::crypto.
-Result<std::string> random_bytes(std::size_t count);
+[[nodiscard]] Result<std::string> random_bytes(std::size_t count);
 
 // The secret that makes every pseudonym, UID and date shift repeatable for its holder and
 // impossible to recompute for anyone else. Immutable once loaded; safe to share between
@@ -36,16 +36,16 @@ class SecretKey {
   static constexpr std::size_t kBytes = 32;
 
   // Makes a new random key. Fails with ErrorCode::crypto.
-  static Result<SecretKey> generate();
+  [[nodiscard]] static Result<SecretKey> generate();
   // Parses the text of a key file. Fails with ErrorCode::key (the message never echoes
   // the key material).
-  static Result<SecretKey> parse(std::string_view file_text);
+  [[nodiscard]] static Result<SecretKey> parse(std::string_view file_text);
   // Reads a key file. Fails with ErrorCode::key or ErrorCode::io.
-  static Result<SecretKey> load(const std::filesystem::path& path);
+  [[nodiscard]] static Result<SecretKey> load(const std::filesystem::path& path);
 
   // Writes the key to a new file with mode 0600. Refuses to replace an existing file
   // (ErrorCode::conflict) so a key in use is never lost by accident.
-  Status save_new(const std::filesystem::path& path) const;
+  [[nodiscard]] Status save_new(const std::filesystem::path& path) const;
 
   // HMAC-SHA256 of `domain` + NUL + `message`: separate domains never collide.
   Digest derive(std::string_view domain, std::string_view message) const;

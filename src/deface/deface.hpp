@@ -158,10 +158,10 @@ struct FaceRegion {
   double grid_step = 1.0;
   int grid_nx = 0, grid_nz = 0;
 };
-Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality);
+[[nodiscard]] Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality);
 // The same with another cut shape: what deface() escalates to when a face is still seen after.
-Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality,
-                             const CutVariant& cut);
+[[nodiscard]] Result<FaceRegion> find_face(const volume::Volume& volume, Modality modality,
+                                           const CutVariant& cut);
 
 // Renders the skin surface (voxels above `threshold`, largest connected part) from the
 // front and from the sides. Never fails on a valid volume; an empty head renders black.
@@ -173,11 +173,11 @@ FaceCheck check_relief(const volume::Volume& volume, double threshold);
 
 // Runs the frontal and profile Haar cascades on the renderings. Fails with ErrorCode::io when
 // a cascade cannot be loaded, ::internal when OpenCV throws. Thread-safe.
-Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings,
-                               const std::filesystem::path& cascade_dir);
+[[nodiscard]] Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings,
+                                             const std::filesystem::path& cascade_dir);
 
 // Writes an image as PNG (atomically). Fails with ErrorCode::io or ::internal.
-Status write_png(const std::filesystem::path& path, const Image& image);
+[[nodiscard]] Status write_png(const std::filesystem::path& path, const Image& image);
 
 // Finds and removes/blurs the face of `volume` in place, and proves it by detection.
 // On success the volume is defaced (or, with Verdict::no_face_before, the face region was
@@ -187,7 +187,7 @@ Status write_png(const std::filesystem::path& path, const Image& image);
 // above the nose tip); ::unsupported when no head/face can be located; ::io when the cascades
 // cannot be loaded. On failure the volume may have been modified: callers must not release it.
 // Thread-safe for distinct volumes (cascades are loaded per call).
-Result<DefaceReport> deface(volume::Volume& volume, const DefaceOptions& options);
+[[nodiscard]] Result<DefaceReport> deface(volume::Volume& volume, const DefaceOptions& options);
 
 std::string_view to_string(Modality modality);
 std::string_view to_string(Verdict verdict);

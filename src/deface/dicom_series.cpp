@@ -23,6 +23,7 @@
 #include "batch/batch.hpp"
 #include "dicom/dicom_file.hpp"
 #include "dicom/pixels.hpp"
+#include "standard/tags.hpp"
 
 namespace radguard::deface {
 
@@ -31,38 +32,7 @@ using volume::Vec3;
 
 namespace {
 
-constexpr Tag kSopInstanceUid{0x0008, 0x0018};
-constexpr Tag kModality{0x0008, 0x0060};
-constexpr Tag kStudyDescription{0x0008, 0x1030};
-constexpr Tag kSeriesDescription{0x0008, 0x103E};
-constexpr Tag kAnatomicRegionSequence{0x0008, 0x2218};
-constexpr Tag kBodyPartExamined{0x0018, 0x0015};
-constexpr Tag kProtocolName{0x0018, 0x1030};
-constexpr Tag kEchoNumbers{0x0018, 0x0086};
-constexpr Tag kSeriesInstanceUid{0x0020, 0x000E};
-constexpr Tag kImagePosition{0x0020, 0x0032};
-constexpr Tag kImageOrientation{0x0020, 0x0037};
-constexpr Tag kFrameOfReferenceUid{0x0020, 0x0052};
-constexpr Tag kTemporalPositionIdentifier{0x0020, 0x0100};
-constexpr Tag kSamplesPerPixel{0x0028, 0x0002};
-constexpr Tag kPhotometric{0x0028, 0x0004};
-constexpr Tag kNumberOfFrames{0x0028, 0x0008};
-constexpr Tag kRows{0x0028, 0x0010};
-constexpr Tag kColumns{0x0028, 0x0011};
-constexpr Tag kPixelSpacing{0x0028, 0x0030};
-constexpr Tag kRescaleIntercept{0x0028, 0x1052};
-constexpr Tag kRescaleSlope{0x0028, 0x1053};
-constexpr Tag kPixelData{0x7FE0, 0x0010};
 // Enhanced (multi-frame) images keep their geometry and rescale in functional groups.
-constexpr Tag kSharedFunctionalGroups{0x5200, 0x9229};
-constexpr Tag kPerFrameFunctionalGroups{0x5200, 0x9230};
-constexpr Tag kPlanePositionSequence{0x0020, 0x9113};
-constexpr Tag kPlaneOrientationSequence{0x0020, 0x9116};
-constexpr Tag kPixelMeasuresSequence{0x0028, 0x9110};
-constexpr Tag kPixelValueTransformationSequence{0x0028, 0x9145};
-constexpr Tag kFrameAnatomySequence{0x0020, 0x9071};
-constexpr Tag kCodeMeaning{0x0008, 0x0104};
-constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -142,26 +112,28 @@ FunctionalGroups read_functional_groups(const dicom::DicomFile& file, int frames
   };
   enum Field : std::size_t { orientation, spacing, slope, intercept };
   std::array<GroupValue, 4> fields{
-      {{kPlaneOrientationSequence, kImageOrientation, {}, {}, 0},
-       {kPixelMeasuresSequence, kPixelSpacing, {}, {}, 0},
-       {kPixelValueTransformationSequence, kRescaleSlope, {}, {}, 0},
-       {kPixelValueTransformationSequence, kRescaleIntercept, {}, {}, 0}}};
+      {{tags::PlaneOrientationSequence, tags::ImageOrientationPatient, {}, {}, 0},
+       {tags::PixelMeasuresSequence, tags::PixelSpacing, {}, {}, 0},
+       {tags::PixelValueTransformationSequence, tags::RescaleSlope, {}, {}, 0},
+       {tags::PixelValueTransformationSequence, tags::RescaleIntercept, {}, {}, 0}}};
   FunctionalGroups out;
   std::vector<Vec3> positions;
   bool bad_position = false;
   file.visit([&](const dicom::ElementView& e) {
     if (e.path.size() == 3 &&
-        (e.path[0] == kSharedFunctionalGroups || e.path[0] == kPerFrameFunctionalGroups) &&
-        e.path[1] == kFrameAnatomySequence && e.path[2] == kAnatomicRegionSequence &&
-        e.tag == kCodeMeaning && !e.value.empty()) {
+        (e.path[0] == tags::SharedFunctionalGroupsSequence ||
+         e.path[0] == tags::PerFrameFunctionalGroupsSequence) &&
+        e.path[1] == tags::FrameAnatomySequence && e.path[2] == tags::AnatomicRegionSequence &&
+        e.tag == tags::CodeMeaning && !e.value.empty()) {
       if (std::find(out.anatomy.begin(), out.anatomy.end(), e.value) == out.anatomy.end())
         out.anatomy.emplace_back(e.value);
       return;
     }
     if (e.path.size() != 2) return;
-    const bool shared = e.path[0] == kSharedFunctionalGroups;
-    if (!shared && e.path[0] != kPerFrameFunctionalGroups) return;
-    if (!shared && e.path[1] == kPlanePositionSequence && e.tag == kImagePosition) {
+    const bool shared = e.path[0] == tags::SharedFunctionalGroupsSequence;
+    if (!shared && e.path[0] != tags::PerFrameFunctionalGroupsSequence) return;
+    if (!shared && e.path[1] == tags::PlanePositionSequence &&
+        e.tag == tags::ImagePositionPatient) {
       const auto p = numbers_of(std::string(e.value));
       if (p.size() != 3) bad_position = true;
       if (p.size() == 3) positions.push_back({p[0], p[1], p[2]});
@@ -201,27 +173,27 @@ Result<FileInfo> read_info(const fs::path& path) {
   if (file->is_dicomdir()) return fail(ErrorCode::not_dicom, "a DICOMDIR");
   FileInfo info;
   auto get = [&](Tag tag) { return file->string_of(tag).value_or(""); };
-  info.sop_uid = get(kSopInstanceUid);
-  info.series_uid = get(kSeriesInstanceUid);
-  info.frame_uid = get(kFrameOfReferenceUid);
-  info.modality = upper(get(kModality));
-  info.echo = get(kEchoNumbers);
-  info.temporal = get(kTemporalPositionIdentifier);
-  info.photometric = get(kPhotometric);
+  info.sop_uid = get(tags::SOPInstanceUID);
+  info.series_uid = get(tags::SeriesInstanceUID);
+  info.frame_uid = get(tags::FrameOfReferenceUID);
+  info.modality = upper(get(tags::Modality));
+  info.echo = get(tags::EchoNumbers);
+  info.temporal = get(tags::TemporalPositionIdentifier);
+  info.photometric = get(tags::PhotometricInterpretation);
   bool has_pixel_data = false;
   file->visit([&](const dicom::ElementView& e) {
-    if (e.path.empty() && e.tag == kPixelData) has_pixel_data = true;
+    if (e.path.empty() && e.tag == tags::PixelData) has_pixel_data = true;
   });
-  info.rows = static_cast<int>(number_of(file->string_of(kRows)).value_or(0));
-  info.columns = static_cast<int>(number_of(file->string_of(kColumns)).value_or(0));
-  info.frames = static_cast<int>(number_of(file->string_of(kNumberOfFrames)).value_or(1));
-  info.samples = static_cast<int>(number_of(file->string_of(kSamplesPerPixel)).value_or(1));
+  info.rows = static_cast<int>(number_of(file->string_of(tags::Rows)).value_or(0));
+  info.columns = static_cast<int>(number_of(file->string_of(tags::Columns)).value_or(0));
+  info.frames = static_cast<int>(number_of(file->string_of(tags::NumberOfFrames)).value_or(1));
+  info.samples = static_cast<int>(number_of(file->string_of(tags::SamplesPerPixel)).value_or(1));
   info.has_pixels = has_pixel_data && info.rows > 0 && info.columns > 0;
-  auto orientation = numbers_of(file->string_of(kImageOrientation));
-  auto position = numbers_of(file->string_of(kImagePosition));
-  auto spacing = numbers_of(file->string_of(kPixelSpacing));
-  std::optional<std::string> slope_text = file->string_of(kRescaleSlope),
-                             intercept_text = file->string_of(kRescaleIntercept);
+  auto orientation = numbers_of(file->string_of(tags::ImageOrientationPatient));
+  auto position = numbers_of(file->string_of(tags::ImagePositionPatient));
+  auto spacing = numbers_of(file->string_of(tags::PixelSpacing));
+  std::optional<std::string> slope_text = file->string_of(tags::RescaleSlope),
+                             intercept_text = file->string_of(tags::RescaleIntercept);
   // Enhanced images keep geometry (and anatomy) in functional groups, also with one frame.
   std::vector<std::string> frame_anatomy;
   if (info.frames > 1 || orientation.empty() || position.empty()) {
@@ -262,10 +234,10 @@ Result<FileInfo> read_info(const fs::path& path) {
     info.intercept = intercept.value_or(0.0);
     info.bad_rescale = (slope_text && !slope) || (intercept_text && !intercept) || info.slope == 0;
   }
-  const std::string body_part = get(kBodyPartExamined);
+  const std::string body_part = get(tags::BodyPartExamined);
   info.has_body_part = !body_part.empty();
   std::string words = body_part;
-  for (const auto& code : file->code_sequence_of(kAnatomicRegionSequence)) {
+  for (const auto& code : file->code_sequence_of(tags::AnatomicRegionSequence)) {
     words += " " + code.meaning;
     info.has_body_part = true;
   }
@@ -273,7 +245,8 @@ Result<FileInfo> read_info(const fs::path& path) {
     words += " " + meaning;
     info.has_body_part = true;
   }
-  for (Tag tag : {kStudyDescription, kSeriesDescription, kProtocolName}) words += " " + get(tag);
+  for (Tag tag : {tags::StudyDescription, tags::SeriesDescription, tags::ProtocolName})
+    words += " " + get(tag);
   info.words = upper(words);
   return info;
 }
@@ -1006,7 +979,7 @@ Result<AppliedDefacing> SeriesDefacing::apply(const fs::path& input,
     case SeriesOutcome::defaced:
       break;
   }
-  if (file.string_of(kSopInstanceUid).value_or("") != plan.sop_uid)
+  if (file.string_of(tags::SOPInstanceUID).value_or("") != plan.sop_uid)
     return fail(ErrorCode::integrity, "not the file that was defaced (SOP Instance UID differs)");
   AppliedDefacing applied;
   applied.defaced = true;
@@ -1031,14 +1004,14 @@ Result<AppliedDefacing> SeriesDefacing::apply(const fs::path& input,
     auto written = dicom::encode_pixels(file, *image);
     if (!written) return std::unexpected(written.error());
   }
-  auto codes = file.code_sequence_of(kDeidentificationMethodCodes);
+  auto codes = file.code_sequence_of(tags::DeidentificationMethodCodeSequence);
   const bool present = std::any_of(codes.begin(), codes.end(), [](const dicom::CodeItem& c) {
     return c.value == kCleanRecognizableVisualFeatures && c.scheme == "DCM";
   });
   if (!present) {
     codes.push_back(
         {kCleanRecognizableVisualFeatures, "DCM", "Clean Recognizable Visual Features Option"});
-    if (auto s = file.set_code_sequence(kDeidentificationMethodCodes, codes); !s)
+    if (auto s = file.set_code_sequence(tags::DeidentificationMethodCodeSequence, codes); !s)
       return std::unexpected(s.error());
   }
   return applied;

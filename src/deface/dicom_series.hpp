@@ -114,7 +114,7 @@ class SeriesDefacing {
   // ErrorCode::policy for a file of a refused series (the reason says why), ::usage for a
   // file that was not among the inputs, ::integrity when the file is not the one read
   // (another SOP Instance UID or image size), ::io when the stored pixels cannot be read.
-  Result<AppliedDefacing> apply(const std::filesystem::path& input, dicom::DicomFile& file) const;
+  [[nodiscard]] Result<AppliedDefacing> apply(const std::filesystem::path& input, dicom::DicomFile& file) const;
 
   const std::vector<SeriesReport>& series() const;
   // Inputs that could not be read as DICOM images while grouping (not DICOM, malformed):
@@ -138,9 +138,9 @@ class SeriesDefacing {
 // single series or file (their outcomes say what happened; inputs that do not exist are
 // ignored, for the caller to report); fails with ErrorCode::io when the work folder cannot be
 // made.
-Result<SeriesDefacing> deface_dicom_series(const std::vector<std::filesystem::path>& inputs,
-                                           const DefaceOptions& options,
-                                           const SeriesOptions& series_options = {});
+[[nodiscard]] Result<SeriesDefacing> deface_dicom_series(
+    const std::vector<std::filesystem::path>& inputs, const DefaceOptions& options,
+    const SeriesOptions& series_options = {});
 
 // The CID 7050 code added to every output of a defaced series.
 inline constexpr const char* kCleanRecognizableVisualFeatures = "113102";

@@ -5,17 +5,13 @@
 #include <cstdio>
 #include <vector>
 
+#include "core/text.hpp"
+
 namespace radguard::deid {
 
 namespace {
 
 namespace chr = std::chrono;
-
-std::string trim(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  return std::string(s);
-}
 
 bool all_digits(std::string_view s) {
   for (char c : s)
@@ -48,7 +44,7 @@ std::optional<std::string> each_value(std::string_view value, F&& shift_one) {
   for (const auto part : split(value, '\\')) {
     if (!first) out += '\\';
     first = false;
-    const std::string v = trim(part);
+    const std::string v = trimmed(part);
     if (v.empty()) continue;
     auto shifted = shift_one(v);
     if (!shifted) return std::nullopt;
@@ -157,7 +153,7 @@ std::optional<std::string> shift_time(std::string_view value, pseudonym::DateOff
 }
 
 int time_carry_days(std::string_view time_value, pseudonym::DateOffset offset) {
-  const std::string first = trim(split(time_value, '\\').front());
+  const std::string first = trimmed(split(time_value, '\\').front());
   const auto t = parse_time(first);
   if (!t) return 0;
   return (t->seconds + offset.seconds) >= 86400 ? 1 : 0;
@@ -210,7 +206,7 @@ std::optional<std::string> shift_datetime(std::string_view value, pseudonym::Dat
 }
 
 std::string cap_age(std::string_view value) {
-  const std::string v = trim(value);
+  const std::string v = trimmed(value);
   if (v.size() != 4 || !all_digits(v.substr(0, 3))) return v;
   const int n = number(v.substr(0, 3));
   double years = 0;

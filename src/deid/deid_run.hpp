@@ -152,7 +152,7 @@ struct DeidRunReport {
 
 // The output name of an object: <study>/<series>/<instance>.dcm, from pseudonymous UIDs.
 // Fails with ErrorCode::malformed_dicom when the object has no SOP Instance UID.
-Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
+[[nodiscard]] Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
 
 // De-identifies one file into `output_root` (pixel stages, header stage, finisher),
 // publishing atomically. Never throws; the outcome says what happened. The stages' `prepare`
@@ -164,7 +164,8 @@ FileOutcome deidentify_file(const std::filesystem::path& input,
 
 // Runs over every input. Thread-safe stage use; outputs are byte-identical whatever the
 // thread count. Fails (ErrorCode::usage) only when the output folder lies inside an input.
-Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage& stage);
+[[nodiscard]] Result<DeidRunReport> run_deid(const DeidRunOptions& options,
+                                             const HeaderStage& stage);
 
 // The machine-readable report: counts, failures with reasons, options, key fingerprint.
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,

@@ -4,9 +4,11 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "core/text.hpp"
 #include "deid/dates.hpp"
 #include "deid/text_scrubber.hpp"
 #include "standard/tables.hpp"
+#include "standard/tags.hpp"
 
 namespace radguard::deid {
 
@@ -14,45 +16,6 @@ namespace {
 
 using standard::ProfileOption;
 using Kind = dicom::Decision::Kind;
-
-constexpr Tag kSpecificCharacterSet{0x0008, 0x0005};
-constexpr Tag kPatientName{0x0010, 0x0010};
-constexpr Tag kPatientId{0x0010, 0x0020};
-constexpr Tag kIssuerOfPatientId{0x0010, 0x0021};
-constexpr Tag kPatientBirthDate{0x0010, 0x0030};
-constexpr Tag kStudyInstanceUid{0x0020, 0x000D};
-constexpr Tag kSeriesInstanceUid{0x0020, 0x000E};
-constexpr Tag kSopInstanceUid{0x0008, 0x0018};
-constexpr Tag kBurnedInAnnotation{0x0028, 0x0301};
-constexpr Tag kPatientIdentityRemoved{0x0012, 0x0062};
-constexpr Tag kDeidentificationMethod{0x0012, 0x0063};
-constexpr Tag kDeidentificationMethodCodes{0x0012, 0x0064};
-constexpr Tag kLongitudinalTemporalInfo{0x0028, 0x0303};
-constexpr Tag kContentSequence{0x0040, 0xA730};
-constexpr Tag kConceptNameCodeSequence{0x0040, 0xA043};
-constexpr Tag kCodeValue{0x0008, 0x0100};
-constexpr Tag kCodingSchemeDesignator{0x0008, 0x0102};
-constexpr Tag kTextValue{0x0040, 0xA160};
-constexpr Tag kPersonName{0x0040, 0xA123};
-constexpr Tag kDateTime{0x0040, 0xA120};
-constexpr Tag kDate{0x0040, 0xA121};
-constexpr Tag kTime{0x0040, 0xA122};
-constexpr Tag kUid{0x0040, 0xA124};
-constexpr Tag kUnformattedTextValue{0x0070, 0x0006};
-constexpr Tag kMeasuredValueSequence{0x0040, 0xA300};
-constexpr Tag kNumericValue{0x0040, 0xA30A};
-constexpr Tag kFloatingPointValue{0x0040, 0xA161};
-constexpr Tag kRationalNumeratorValue{0x0040, 0xA162};
-constexpr Tag kRationalDenominatorValue{0x0040, 0xA163};
-constexpr Tag kMeasurementUnitsCodeSequence{0x0040, 0x08EA};
-constexpr Tag kCodeMeaning{0x0008, 0x0104};
-constexpr Tag kAccessionNumber{0x0008, 0x0050};
-constexpr Tag kOtherPatientIds{0x0010, 0x1000};
-constexpr Tag kOtherPatientNames{0x0010, 0x1001};
-constexpr Tag kPatientBirthName{0x0010, 0x1005};
-constexpr Tag kTimezoneOffsetFromUtc{0x0008, 0x0201};
-constexpr Tag kDataSetTrailingPadding{0xFFFC, 0xFFFC};
-constexpr Tag kMediaStorageSopInstanceUid{0x0002, 0x0003};
 
 // How the items of a kept sequence are treated (Decision::child_mode).
 enum Mode : std::uint8_t {
@@ -99,9 +62,7 @@ std::string cap_numeric_age(std::string_view value, std::string_view units) {
   else if (unit == "d") per_year = 365.25;
   else if (unit == "h") per_year = 8766;
   else if (unit == "min") per_year = 525960;
-  std::string text(value);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
-  while (!text.empty() && text.front() == ' ') text.erase(0, 1);
+  const std::string text = trimmed(value);
   char* end = nullptr;
   const double number = std::strtod(text.c_str(), &end);
   const bool readable = !text.empty() && end == text.c_str() + text.size();
@@ -124,12 +85,6 @@ std::string dummy_for(std::string_view vr) {
     return "0";
   if (vr == "UR") return "urn:radguard:removed";
   return "ANONYMIZED";
-}
-
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  return std::string(s);
 }
 
 bool is_code_sequence(Tag tag) {
@@ -157,13 +112,14 @@ class HeaderPolicy final : public dicom::ElementPolicy {
                          const dicom::ItemView& item) const override {
     const Tag tag = view.tag;
     // Group lengths are recomputed on writing; trailing padding may hold stale bytes.
-    if (tag.is_group_length() || tag.group == 0x0002 || tag == kDataSetTrailingPadding)
+    if (tag.is_group_length() || tag.group == 0x0002 || tag == tags::DataSetTrailingPadding)
       return remove();
     if (tag.is_private()) return decide_private(view, item);
     // Marks of an earlier de-identification are rewritten at the top level afterwards.
     if (view.path.empty() &&
-        (tag == kPatientIdentityRemoved || tag == kDeidentificationMethod ||
-         tag == kDeidentificationMethodCodes || tag == kLongitudinalTemporalInfo))
+        (tag == tags::PatientIdentityRemoved || tag == tags::DeidentificationMethod ||
+         tag == tags::DeidentificationMethodCodeSequence ||
+         tag == tags::LongitudinalTemporalInformationModified))
       return remove();
 
     const auto* entry = standard::find_dictionary_entry(tag);
@@ -181,7 +137,7 @@ class HeaderPolicy final : public dicom::ElementPolicy {
     if (view.inherited_mode == structured_content && is_sr_value(tag))
       return apply(structured_action(item), view, vr, item, false);
     // SR NUM items whose concept is an age: the value is capped like Patient's Age.
-    if (view.inherited_mode == structured_content && tag == kMeasuredValueSequence &&
+    if (view.inherited_mode == structured_content && tag == tags::MeasuredValueSequence &&
         view.is_sequence) {
       // A NUM item's value follows Table E.3.4-1 by its concept like the other value types.
       const Action action = structured_action(item);
@@ -190,22 +146,23 @@ class HeaderPolicy final : public dicom::ElementPolicy {
       return keep(is_age_concept(item) ? age_value : structured_content);
     }
     if (view.inherited_mode == age_value) {
-      if (tag == kNumericValue) {
-        const auto unit = item.nested_string_of(kMeasurementUnitsCodeSequence, kCodeValue);
+      if (tag == tags::NumericValue) {
+        const auto unit =
+            item.nested_string_of(tags::MeasurementUnitsCodeSequence, tags::CodeValue);
         return replace(cap_numeric_age(view.value, unit.value_or("a")));
       }
-      if (tag == kFloatingPointValue || tag == kRationalNumeratorValue ||
-          tag == kRationalDenominatorValue)
+      if (tag == tags::FloatingPointValue || tag == tags::RationalNumeratorValue ||
+          tag == tags::RationalDenominatorValue)
         return remove();  // binary copies of the value; Numeric Value carries it
     }
     // Code meanings in structured content (CODE values, concept names) are free text.
-    if (view.inherited_mode == coded && tag == kCodeMeaning && !view.value.empty())
+    if (view.inherited_mode == coded && tag == tags::CodeMeaning && !view.value.empty())
       return replace(scrub_text(view.value, object_.phi, encoding_of(item)));
-    if (view.inherited_mode == graphics && tag == kUnformattedTextValue)
+    if (view.inherited_mode == graphics && tag == tags::UnformattedTextValue)
       return apply(Action::clean, view, vr, item, false);
 
-    if (view.path.empty() && tag == kPatientId) return replace(object_.patient_id);
-    if (view.path.empty() && tag == kPatientName) return replace(object_.patient_name);
+    if (view.path.empty() && tag == tags::PatientID) return replace(object_.patient_id);
+    if (view.path.empty() && tag == tags::PatientName) return replace(object_.patient_name);
 
     if (auto listed = policy_.listed_action(tag)) return apply(*listed, view, vr, item, false);
     if (entry == nullptr) return remove();  // unknown to the dictionary: fail closed
@@ -223,13 +180,14 @@ class HeaderPolicy final : public dicom::ElementPolicy {
   static dicom::Decision replace(std::string value) { return {Kind::replace, std::move(value), 0}; }
 
   static bool is_sr_value(Tag tag) {
-    return tag == kTextValue || tag == kPersonName || tag == kDateTime || tag == kDate ||
-           tag == kTime || tag == kUid;
+    return tag == tags::TextValue || tag == tags::PersonName || tag == tags::DateTime ||
+           tag == tags::Date || tag == tags::Time || tag == tags::UID;
   }
 
   Action structured_action(const dicom::ItemView& item) const {
-    const auto code = item.nested_string_of(kConceptNameCodeSequence, kCodeValue);
-    const auto scheme = item.nested_string_of(kConceptNameCodeSequence, kCodingSchemeDesignator);
+    const auto code = item.nested_string_of(tags::ConceptNameCodeSequence, tags::CodeValue);
+    const auto scheme =
+        item.nested_string_of(tags::ConceptNameCodeSequence, tags::CodingSchemeDesignator);
     if (code && scheme) {
       if (const auto* row = standard::find_structured_content(trimmed(*code), trimmed(*scheme)))
         return policy_.structured_content_action(*row);
@@ -356,7 +314,7 @@ class HeaderPolicy final : public dicom::ElementPolicy {
         return replace(dummy_for(vr));
       case Action::clean:
         // The offset of local time from UTC is kept, as the zones of shifted DT values are.
-        if (view.tag == kTimezoneOffsetFromUtc) return keep();
+        if (view.tag == tags::TimezoneOffsetFromUTC) return keep();
         // AE titles name devices and places: a keyed token keeps them linkable, not readable.
         if (vr == "AE")
           return replace("RG" + pseudonymizer_.token("ae-title", trimmed(view.value), 14));
@@ -374,7 +332,8 @@ class HeaderPolicy final : public dicom::ElementPolicy {
 
   // An item may declare its own Specific Character Set; otherwise the data set's applies.
   TextEncoding encoding_of(const dicom::ItemView& item) const {
-    if (const auto charset = item.string_of(kSpecificCharacterSet)) return encoding_for(*charset);
+    if (const auto charset = item.string_of(tags::SpecificCharacterSet))
+      return encoding_for(*charset);
     return object_.encoding;
   }
 
@@ -383,10 +342,20 @@ class HeaderPolicy final : public dicom::ElementPolicy {
   const ObjectContext& object_;
 };
 
+// Whether this policy cleans (C) anything: cleaning free text removes the object's
+// identifying values from it, so they must be gathered first. Not only Clean Descriptors has
+// C cells: Retain Device Identity and Retain Patient Characteristics clean some attributes
+// (Allergies, Patient State, Special Needs...), and a recipe may ask for C on any attribute.
 bool needs_phi(const Policy& policy) {
-  return policy.has(ProfileOption::clean_descriptors) ||
-         policy.has(ProfileOption::clean_structured_content) ||
-         policy.has(ProfileOption::clean_graphics);
+  if (policy.has(ProfileOption::clean_descriptors) ||
+      policy.has(ProfileOption::clean_structured_content) ||
+      policy.has(ProfileOption::clean_graphics) || policy.overrides_with(Action::clean))
+    return true;
+  for (const standard::ProfileRow& row : standard::profile_rows()) {
+    if (row.private_attributes || row.group_mask != 0xFFFF || row.element_mask != 0xFFFF) continue;
+    if (policy.listed_action(Tag{row.group, row.element}) == Action::clean) return true;
+  }
+  return false;
 }
 
 // Gathers, from the whole object, the values the Basic Profile would remove (names, IDs,
@@ -404,7 +373,7 @@ PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
     const std::string_view vr =
         (view.vr == "UN" && entry != nullptr) ? std::string_view(entry->vr) : view.vr;
     if (vr == "PN") {
-      if (view.tag == kPatientName && view.path.empty())
+      if (view.tag == tags::PatientName && view.path.empty())
         phi.add_patient_name(view.value, encoding);
       else
         phi.add_person_name(view.value, encoding);
@@ -435,7 +404,7 @@ PhiValues collect_phi(const dicom::DicomFile& file, TextEncoding encoding) {
 PhiValues path_identifiers(const dicom::DicomFile& file) {
   PhiValues phi;
   const TextEncoding encoding =
-      encoding_for(file.string_of(kSpecificCharacterSet).value_or(""));
+      encoding_for(file.string_of(tags::SpecificCharacterSet).value_or(""));
   auto add = [&](Tag tag, std::string_view vr, const std::string& value) {
     if (value.empty()) return;
     if (vr == "PN") {
@@ -444,13 +413,17 @@ PhiValues path_identifiers(const dicom::DicomFile& file) {
       phi.add_date(value);
     } else {
       phi.add_identifier(value, encoding);
-      if (tag == kIssuerOfPatientId) phi.add_text(value, encoding);
+      if (tag == tags::IssuerOfPatientID) phi.add_text(value, encoding);
     }
   };
-  const std::pair<Tag, std::string_view> kTags[] = {
-      {kPatientName, "PN"},        {kOtherPatientNames, "PN"}, {kPatientBirthName, "PN"},
-      {kPatientId, "LO"},          {kOtherPatientIds, "LO"},   {kIssuerOfPatientId, "LO"},
-      {kPatientBirthDate, "DA"},   {kAccessionNumber, "SH"}};
+  const std::pair<Tag, std::string_view> kTags[] = {{tags::PatientName, "PN"},
+                                                    {tags::OtherPatientNames, "PN"},
+                                                    {tags::PatientBirthName, "PN"},
+                                                    {tags::PatientID, "LO"},
+                                                    {tags::RETIRED_OtherPatientIDs, "LO"},
+                                                    {tags::IssuerOfPatientID, "LO"},
+                                                    {tags::PatientBirthDate, "DA"},
+                                                    {tags::AccessionNumber, "SH"}};
   if (!file.is_dicomdir()) {
     for (const auto& [tag, vr] : kTags) add(tag, vr, file.string_of(tag).value_or(""));
     return phi;
@@ -468,7 +441,8 @@ HeaderStage::HeaderStage(Policy policy, pseudonym::Pseudonymizer pseudonymizer,
     : policy_(std::move(policy)),
       pseudonymizer_(std::move(pseudonymizer)),
       burned_in_(burned_in),
-      identity_removed_(!policy_.keeps_direct_identifier()) {}
+      identity_removed_(!policy_.keeps_direct_identifier()),
+      needs_phi_(needs_phi(policy_)) {}
 
 std::string HeaderStage::method_description() const {
   std::string text = "radguard PS3.15 2026d Basic Profile";
@@ -480,7 +454,7 @@ std::string HeaderStage::method_description() const {
 
 Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   if (burned_in_ == BurnedInPolicy::reject) {
-    if (const auto burned = file.string_of(kBurnedInAnnotation);
+    if (const auto burned = file.string_of(tags::BurnedInAnnotation);
         burned && trimmed(*burned) == "YES")
       return fail(ErrorCode::policy,
                   std::string(kBurnedInRefusal) +
@@ -488,28 +462,30 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
                       "--option clean-pixel-data, or --allow-burned-in-annotation only after "
                       "checking the pixels)");
   }
-  const std::string key = pseudonym::patient_key(
-      file.string_of(kPatientId).value_or(""), file.string_of(kIssuerOfPatientId).value_or(""),
-      file.string_of(kPatientName).value_or(""), file.string_of(kPatientBirthDate).value_or(""));
+  const std::string key =
+      pseudonym::patient_key(file.string_of(tags::PatientID).value_or(""),
+                             file.string_of(tags::IssuerOfPatientID).value_or(""),
+                             file.string_of(tags::PatientName).value_or(""),
+                             file.string_of(tags::PatientBirthDate).value_or(""));
 
   ObjectContext object;
   object.offset = pseudonymizer_.date_offset(key);
   object.patient_id = pseudonymizer_.patient_id(key);
   object.patient_name = pseudonymizer_.patient_name(key);
-  object.encoding = encoding_for(file.string_of(kSpecificCharacterSet).value_or(""));
-  if (needs_phi(policy_)) object.phi = collect_phi(file, object.encoding);
+  object.encoding = encoding_for(file.string_of(tags::SpecificCharacterSet).value_or(""));
+  if (needs_phi_) object.phi = collect_phi(file, object.encoding);
 
   const HeaderPolicy element_policy(policy_, pseudonymizer_, object);
   if (auto stats = file.transform(element_policy); !stats) return std::unexpected(stats.error());
 
   // Patient identity is always present afterwards, as keyed pseudonyms, unless a recipe
   // keeps the originals.
-  if (policy_.override_for(kPatientId) != Action::keep) {
-    if (auto s = file.set_string(kPatientId, object.patient_id); !s)
+  if (policy_.override_for(tags::PatientID) != Action::keep) {
+    if (auto s = file.set_string(tags::PatientID, object.patient_id); !s)
       return std::unexpected(s.error());
   }
-  if (policy_.override_for(kPatientName) != Action::keep) {
-    if (auto s = file.set_string(kPatientName, object.patient_name); !s)
+  if (policy_.override_for(tags::PatientName) != Action::keep) {
+    if (auto s = file.set_string(tags::PatientName, object.patient_name); !s)
       return std::unexpected(s.error());
   }
   std::vector<dicom::CodeItem> codes;
@@ -518,20 +494,21 @@ Result<InstanceIdentity> HeaderStage::apply(dicom::DicomFile& file) const {
   const char* longitudinal = policy_.has(ProfileOption::retain_long_full_dates)       ? "UNMODIFIED"
                              : policy_.has(ProfileOption::retain_long_modified_dates) ? "MODIFIED"
                                                                                       : "REMOVED";
-  for (auto status : {file.set_string(kPatientIdentityRemoved, identity_removed_ ? "YES" : "NO"),
-                      file.set_string(kDeidentificationMethod, method_description()),
-                      file.set_code_sequence(kDeidentificationMethodCodes, codes),
-                      file.set_string(kLongitudinalTemporalInfo, longitudinal)}) {
+  for (auto status :
+       {file.set_string(tags::PatientIdentityRemoved, identity_removed_ ? "YES" : "NO"),
+        file.set_string(tags::DeidentificationMethod, method_description()),
+        file.set_code_sequence(tags::DeidentificationMethodCodeSequence, codes),
+        file.set_string(tags::LongitudinalTemporalInformationModified, longitudinal)}) {
     if (!status) return std::unexpected(status.error());
   }
 
   InstanceIdentity identity;
-  identity.study_uid = file.string_of(kStudyInstanceUid).value_or("");
-  identity.series_uid = file.string_of(kSeriesInstanceUid).value_or("");
-  identity.sop_instance_uid = file.string_of(kSopInstanceUid).value_or("");
+  identity.study_uid = file.string_of(tags::StudyInstanceUID).value_or("");
+  identity.series_uid = file.string_of(tags::SeriesInstanceUID).value_or("");
+  identity.sop_instance_uid = file.string_of(tags::SOPInstanceUID).value_or("");
   if (identity.sop_instance_uid.empty()) {
     // Some writers put the instance UID only in the meta header: name the output after it.
-    if (const auto meta_uid = file.string_of(kMediaStorageSopInstanceUid)) {
+    if (const auto meta_uid = file.string_of(tags::MediaStorageSOPInstanceUID)) {
       identity.sop_instance_uid = policy_.has(ProfileOption::retain_uids)
                                       ? trimmed(*meta_uid)
                                       : pseudonymizer_.uid(*meta_uid);

@@ -42,7 +42,7 @@ class HeaderStage {
   // ErrorCode::policy when the object must not be released (burned-in annotation),
   // ErrorCode::internal if DCMTK refuses an edit. On failure the object is left half-changed and
   // must be discarded.
-  Result<InstanceIdentity> apply(dicom::DicomFile& file) const;
+  [[nodiscard]] Result<InstanceIdentity> apply(dicom::DicomFile& file) const;
 
   const Policy& policy() const { return policy_; }
   const pseudonym::Pseudonymizer& pseudonymizer() const { return pseudonymizer_; }
@@ -55,6 +55,8 @@ class HeaderStage {
   BurnedInPolicy burned_in_;
   // Patient Identity Removed is YES only when no direct identifier is kept.
   bool identity_removed_ = true;
+  // Whether any attribute may be cleaned (C), so the object's identifying values are needed.
+  bool needs_phi_ = false;
 };
 
 // The values of `file` that may name it in a folder or file name (patient names, IDs,

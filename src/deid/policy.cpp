@@ -211,6 +211,11 @@ std::optional<Action> Policy::listed_action(Tag tag) const {
   return resolve_row(*row);
 }
 
+bool Policy::overrides_with(Action action) const {
+  return std::any_of(overrides_.begin(), overrides_.end(),
+                     [&](const auto& entry) { return entry.second == action; });
+}
+
 Action Policy::structured_content_action(const standard::StructuredContentRow& row) const {
   bool keep = false, clean = false;
   for (std::size_t i = 0; i < standard::kProfileOptionCount; ++i) {

@@ -66,11 +66,12 @@ class Policy {
   // Builds a policy from a preset ("basic", "research"), extra option names (as on the
   // command line) and an optional recipe file. Fails with ErrorCode::usage naming the bad
   // preset, option or recipe line.
-  static Result<Policy> create(std::string_view preset, std::span<const std::string> options,
-                               const std::optional<std::filesystem::path>& recipe);
+  [[nodiscard]] static Result<Policy> create(std::string_view preset,
+                                             std::span<const std::string> options,
+                                             const std::optional<std::filesystem::path>& recipe);
 
   // Parses recipe text ("(0008,1030) K" or "StudyDescription K" per line, '#' comments).
-  Status add_recipe(std::string_view text, std::string_view source_name);
+  [[nodiscard]] Status add_recipe(std::string_view text, std::string_view source_name);
 
   bool has(standard::ProfileOption option) const {
     return options_[static_cast<std::size_t>(option)];
@@ -91,6 +92,8 @@ class Policy {
   // CID 7050 codes: 113100 then one per option in effect (pixel options last).
   std::vector<const standard::CodedConcept*> method_codes() const;
   std::size_t override_count() const { return overrides_.size(); }
+  // Whether the recipe asks for `action` on any attribute.
+  bool overrides_with(Action action) const;
 
   // What this policy keeps that the Basic Profile would not (recipe overrides to K first,
   // then the table rows a chosen option's column keeps), for warnings and reports.
@@ -101,7 +104,7 @@ class Policy {
 
  private:
   Action resolve_row(const standard::ProfileRow& row) const;
-  Status set_option(std::string_view cli_name);
+  [[nodiscard]] Status set_option(std::string_view cli_name);
 
   std::string preset_;
   std::array<bool, standard::kProfileOptionCount> options_{};

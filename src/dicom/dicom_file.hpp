@@ -88,7 +88,7 @@ class DicomFile {
   // ErrorCode::malformed_dicom when it is but cannot be parsed safely (truncation, a length
   // beyond the end of the file, a broken sequence), ErrorCode::io when it cannot be read.
   // Never allocates memory for a declared length larger than the file.
-  static Result<DicomFile> open(const std::filesystem::path& path);
+  [[nodiscard]] static Result<DicomFile> open(const std::filesystem::path& path);
 
   DicomFile(DicomFile&&) noexcept;
   DicomFile& operator=(DicomFile&&) noexcept;
@@ -114,17 +114,17 @@ class DicomFile {
   // Applies `policy` to every element of the dataset (not the meta header), recursively.
   // Decisions for an item are all taken before any is applied, so a policy always sees
   // original values. Fails with ErrorCode::internal if DCMTK refuses a change.
-  Result<TransformStats> transform(const ElementPolicy& policy);
+  [[nodiscard]] Result<TransformStats> transform(const ElementPolicy& policy);
 
   // Sets or replaces a top-level attribute (the dictionary gives its VR).
-  Status set_string(Tag tag, std::string_view value);
+  [[nodiscard]] Status set_string(Tag tag, std::string_view value);
   // Replaces a top-level sequence with one item per code (Code Value, Coding Scheme
   // Designator, Code Meaning).
-  Status set_code_sequence(Tag tag, std::span<const CodeItem> codes);
+  [[nodiscard]] Status set_code_sequence(Tag tag, std::span<const CodeItem> codes);
 
   // Writes the dataset to `path` in its original transfer syntax (pixel data bytes as they
   // were), with a new file meta header. Fails with ErrorCode::io.
-  Status save(const std::filesystem::path& path, const MetaIdentity& meta);
+  [[nodiscard]] Status save(const std::filesystem::path& path, const MetaIdentity& meta);
 
  private:
   struct Impl;

@@ -29,8 +29,8 @@ std::string parse_failure(DcmFileFormat& file, const OFCondition& status);
 // length and recalculated group lengths, as saveFile() would, but with every write error
 // seen: buffered write(2) calls, then fsync and close, each checked. Fails with
 // ErrorCode::io (a full disk: "No space left on device"); the caller removes the file.
-Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
-                    E_TransferSyntax xfer, E_FileWriteMode mode);
+[[nodiscard]] Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
+                                  E_TransferSyntax xfer, E_FileWriteMode mode);
 
 struct PixelAccess {
   static DicomFile::Impl& impl(DicomFile& file) { return *file.impl_; }

@@ -15,9 +15,9 @@ namespace radguard::dicom {
 // uncompressed little endian, else STD-GEN-MIME; missing type 1 directory values are
 // invented (dcmmkdir --invent). Fails with ErrorCode::usage for a name that is not ISO 9660,
 // ErrorCode::malformed_dicom when DCMTK refuses a file (the message names it), ErrorCode::io.
-Status write_dicomdir(const std::filesystem::path& root,
-                      const std::vector<std::filesystem::path>& files,
-                      const std::string& file_set_id);
+[[nodiscard]] Status write_dicomdir(const std::filesystem::path& root,
+                                    const std::vector<std::filesystem::path>& files,
+                                    const std::string& file_set_id);
 
 // True for a relative path DICOMDIR can reference (see write_dicomdir).
 bool is_dicomdir_name(const std::filesystem::path& relative);

@@ -34,7 +34,8 @@ struct Frame {
 
 // Fails with ErrorCode::malformed_dicom (naming the reason, never a value) for anything that
 // is not a decodable JPEG 2000 codestream matching `expected`.
-Result<Frame> decode(std::span<const std::uint8_t> codestream, const Expected& expected);
+[[nodiscard]] Result<Frame> decode(std::span<const std::uint8_t> codestream,
+                                   const Expected& expected);
 
 enum class Wavelet : std::uint8_t {
   reversible,    // 5/3, lossless
@@ -52,8 +53,8 @@ struct EncodeSpec {
 };
 
 // A raw J2K codestream (starting FF4F FF51) of `samples` (interleaved, as Frame::samples).
-Result<std::vector<std::uint8_t>> encode(const EncodeSpec& spec,
-                                         std::span<const std::int32_t> samples);
+[[nodiscard]] Result<std::vector<std::uint8_t>> encode(const EncodeSpec& spec,
+                                                       std::span<const std::int32_t> samples);
 
 // True when `bytes` starts like a J2K codestream (FF4F FF51) or a JP2 file.
 bool starts_codestream(std::span<const std::uint8_t> bytes);

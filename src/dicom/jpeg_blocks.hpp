@@ -40,7 +40,8 @@ struct Blanked {
 // (8-bit) cannot transcode or that does not match the request's geometry, and
 // ErrorCode::malformed_dicom for corrupt data, including data libjpeg only warns about (a
 // truncated frame, which it would pad with a fake EOI); never exits or prints.
-Result<Blanked> blank_blocks(std::span<const std::uint8_t> jpeg, const BlankRequest& request);
+[[nodiscard]] Result<Blanked> blank_blocks(std::span<const std::uint8_t> jpeg,
+                                           const BlankRequest& request);
 
 // True when `bytes` starts with a JPEG SOI marker.
 bool starts_jpeg(std::span<const std::uint8_t> bytes);

@@ -66,7 +66,7 @@ struct PixelImage {
 // Pixel or Bits Allocated. The file itself is not changed (compressed data is decoded in a
 // copy). Thread-safe on distinct files (codec registration happens once, under
 // std::call_once).
-Result<PixelImage> decode_pixels(DicomFile& file);
+[[nodiscard]] Result<PixelImage> decode_pixels(DicomFile& file);
 
 enum class WrittenSyntax : std::uint8_t {
   original,                  // the file keeps its transfer syntax
@@ -115,7 +115,7 @@ struct PixelWriteOutcome {
 //   losslessly are written Explicit VR Little Endian (the outcome says so).
 // Fails with ErrorCode::usage when `image` does not fit the file's geometry,
 // ErrorCode::internal when DCMTK refuses the change.
-Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image);
+[[nodiscard]] Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image);
 
 // Checks, without decoding, that the top-level Pixel Data agrees with its attributes and the
 // transfer syntax: native data must be as long as Rows x Columns x Samples per Pixel x Number
@@ -125,7 +125,7 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
 // syntax's codec says (JPEG, JPEG-LS, JPEG 2000, RLE); native syntaxes need native data.
 // Files without Pixel Data pass. Fails with ErrorCode::malformed_dicom and the reason (names
 // attributes, never values).
-Status check_pixel_consistency(DicomFile& file);
+[[nodiscard]] Status check_pixel_consistency(DicomFile& file);
 
 // True for transfer syntaxes whose pixel data decode_pixels can read (by UID).
 bool can_decode_transfer_syntax(std::string_view uid);

@@ -32,7 +32,7 @@ namespace radguard::dicom {
 enum class SignatureProfile : std::uint8_t { none, base, creator, authorization };
 
 // Parses "none", "base", "creator", "authorization". Fails with ErrorCode::usage.
-Result<SignatureProfile> parse_signature_profile(std::string_view name);
+[[nodiscard]] Result<SignatureProfile> parse_signature_profile(std::string_view name);
 std::string_view to_string(SignatureProfile profile);
 
 // Parsed key material kept between calls: decoding PEM costs more than signing an image.
@@ -48,8 +48,9 @@ class Signer {
   // Loads a PEM private key (unencrypted: radguard never prompts) and a PEM certificate.
   // Fails with ErrorCode::key when either cannot be read or they do not belong together,
   // ErrorCode::usage when the profile does not allow the key's algorithm.
-  static Result<Signer> load(const std::filesystem::path& key, const std::filesystem::path& cert,
-                             SignatureProfile profile);
+  [[nodiscard]] static Result<Signer> load(const std::filesystem::path& key,
+                                           const std::filesystem::path& cert,
+                                           SignatureProfile profile);
 
   const std::filesystem::path& key_path() const { return key_; }
   const std::filesystem::path& cert_path() const { return cert_; }
@@ -84,8 +85,9 @@ struct SignedFile {
 // Fails with ErrorCode::not_dicom / malformed_dicom for bad input, ErrorCode::crypto when
 // DCMTK refuses to sign (e.g. the profile needs an attribute the file lacks), ErrorCode::io
 // when the output cannot be written; `output` is then untouched. Thread-safe.
-Result<SignedFile> sign_file(const std::filesystem::path& input,
-                             const std::filesystem::path& output, const Signer& signer);
+[[nodiscard]] Result<SignedFile> sign_file(const std::filesystem::path& input,
+                                           const std::filesystem::path& output,
+                                           const Signer& signer);
 
 // Certificates trusted as signers or as their issuing authorities. Immutable once loaded;
 // copies share parsed state; thread-safe for verification.
@@ -93,7 +95,7 @@ class TrustStore {
  public:
   // Reads every PEM certificate file given. An empty list is allowed: nothing is trusted.
   // Fails with ErrorCode::key naming the file that cannot be read.
-  static Result<TrustStore> load(std::span<const std::filesystem::path> pem_files);
+  [[nodiscard]] static Result<TrustStore> load(std::span<const std::filesystem::path> pem_files);
   std::span<const std::filesystem::path> files() const { return files_; }
 
  private:
@@ -139,6 +141,7 @@ struct FileVerification {
 // Checks every signature in `path` (main data set and nested items). Fails only when the
 // file cannot be examined at all (ErrorCode::io, not_dicom, malformed_dicom); every verdict,
 // including `invalid`, is a successful result. Thread-safe.
-Result<FileVerification> verify_file(const std::filesystem::path& path, const TrustStore& trust);
+[[nodiscard]] Result<FileVerification> verify_file(const std::filesystem::path& path,
+                                                   const TrustStore& trust);
 
 }  // namespace radguard::dicom

@@ -44,7 +44,8 @@ enum class FileLayout : std::uint8_t { part10, raw_dataset };
 
 // Fails with ErrorCode::malformed_dicom naming the limit exceeded (never a value), or
 // ErrorCode::io when the file cannot be read.
-Result<StructureFacts> check_structure(const std::filesystem::path& path, FileLayout layout,
-                                       const StructureLimits& limits = {});
+[[nodiscard]] Result<StructureFacts> check_structure(const std::filesystem::path& path,
+                                                     FileLayout layout,
+                                                     const StructureLimits& limits = {});
 
 }  // namespace radguard::dicom

@@ -4,22 +4,24 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "batch/batch.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
 #include "core/iso_time.hpp"
+#include "core/text.hpp"
 #include "core/version.hpp"
 #include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
+#include "standard/tags.hpp"
 
 namespace radguard::exporter {
 
@@ -27,16 +29,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-constexpr Tag kPatientId{0x0010, 0x0020};
-constexpr Tag kStudyInstanceUid{0x0020, 0x000D};
-constexpr Tag kModality{0x0008, 0x0060};
-
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  return std::string(s);
-}
 
 // What the consent check needs from one input, read before anything is de-identified.
 struct Scanned {
@@ -65,9 +57,9 @@ Scanned scan(const fs::path& path) {
     return s;
   }
   s.kind = Scanned::Kind::dicom;
-  s.patient_id = trimmed(file->string_of(kPatientId).value_or(""));
-  s.study_uid = trimmed(file->string_of(kStudyInstanceUid).value_or(""));
-  s.modality = trimmed(file->string_of(kModality).value_or(""));
+  s.patient_id = trimmed(file->string_of(tags::PatientID).value_or(""));
+  s.study_uid = trimmed(file->string_of(tags::StudyInstanceUID).value_or(""));
+  s.modality = trimmed(file->string_of(tags::Modality).value_or(""));
   return s;
 }
 
@@ -242,8 +234,8 @@ deid::PixelStage consented_identity_check(
             const auto it = consented->find(input.string());
             if (it == consented->end())
               return fail(ErrorCode::conflict, "not among the files whose consent was checked");
-            if (trimmed(file.string_of(kPatientId).value_or("")) != it->second.patient_id ||
-                trimmed(file.string_of(kStudyInstanceUid).value_or("")) != it->second.study_uid)
+            if (trimmed(file.string_of(tags::PatientID).value_or("")) != it->second.patient_id ||
+                trimmed(file.string_of(tags::StudyInstanceUID).value_or("")) != it->second.study_uid)
               return fail(ErrorCode::conflict,
                           "the file's patient or study changed after its consent was checked");
             return {};

@@ -151,15 +151,17 @@ std::size_t remove_stale_staging(const std::filesystem::path& output);
 // (Error) only when nothing could be attempted or recorded: a bad option (ErrorCode::usage),
 // or a ledger that cannot be written (the error then says whether a release folder was
 // left behind). Never throws.
-Result<ExportReport> run_export(const ExportOptions& options, const deid::HeaderStage& stage,
-                                consent::Registry& registry, ledger::Ledger& ledger);
+[[nodiscard]] Result<ExportReport> run_export(const ExportOptions& options,
+                                              const deid::HeaderStage& stage,
+                                              consent::Registry& registry, ledger::Ledger& ledger);
 
 // Checks a published release folder against its manifest.json: every listed file present with
 // the SHA-256 the manifest records, no file that is not listed (manifest.json and its
 // signature aside). Returns one problem per altered, missing or added file (names relative to
 // the release); fails only when the manifest cannot be read (ErrorCode::io or
 // ErrorCode::integrity). The signatures are not judged: see check_release.
-Result<std::vector<std::string>> check_release_files(const std::filesystem::path& release);
+[[nodiscard]] Result<std::vector<std::string>> check_release_files(
+    const std::filesystem::path& release);
 
 // The operator's JSON report (counts, exclusions by reason, failures with input paths,
 // the ledger entry). Names no patient.

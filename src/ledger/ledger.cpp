@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/iso_time.hpp"
+#include "core/text.hpp"
 
 namespace radguard::ledger {
 
@@ -44,12 +45,6 @@ CREATE TRIGGER IF NOT EXISTS disclosure_patient_no_delete BEFORE DELETE ON discl
   BEGIN SELECT RAISE(ABORT, 'the disclosure ledger is append-only'); END;
 )sql";
 
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  return std::string(s);
-}
-
 std::string key_mismatch(std::string_view given, std::string_view recorded) {
   return "the key given (fingerprint " + std::string(given) +
          ") is not the key of this ledger (fingerprint " + std::string(recorded) +
@@ -60,7 +55,7 @@ Status remember_key(sqlite::Database& db, std::string_view fingerprint) {
   auto insert =
       db.prepare("INSERT OR IGNORE INTO ledger_meta(key, value) VALUES ('key_fingerprint', ?1)");
   if (!insert) return std::unexpected(insert.error());
-  (void)insert->bind(1, fingerprint);
+  if (auto s = insert->bind_all(fingerprint); !s) return s;
   return insert->run();
 }
 
@@ -258,7 +253,8 @@ Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access)
     if (!*row) {
       auto insert = ledger.db_.prepare("INSERT INTO ledger_meta(key, value) VALUES ('format', ?1)");
       if (!insert) return std::unexpected(insert.error());
-      (void)insert->bind(1, std::to_string(kFormatVersion));
+      if (auto s = insert->bind_all(std::to_string(kFormatVersion)); !s)
+        return std::unexpected(s.error());
       if (auto s = insert->run(); !s) return std::unexpected(s.error());
     } else if (meta->text(0) != std::to_string(kFormatVersion)) {
       return fail(ErrorCode::unsupported, path_or_uri + " has ledger format " + meta->text(0) +
@@ -307,21 +303,18 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
     auto insert = db_.prepare("INSERT INTO disclosure(" + std::string(kRowColumns) +
                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!insert) return std::unexpected(insert.error());
-    (void)insert->bind(1, entry.sequence);
-    (void)insert->bind(2, entry.recorded_at);
-    (void)insert->bind(3, entry.recipient);
-    (void)insert->bind(4, entry.purpose);
-    (void)insert->bind(5, status_name(entry.status));
-    (void)insert->bind(6, body);
-    (void)insert->bind(7, entry.prev_hash);
-    (void)insert->bind(8, entry.entry_hash);
+    if (auto s =
+            insert->bind_all(entry.sequence, entry.recorded_at, entry.recipient, entry.purpose,
+                             status_name(entry.status), body, entry.prev_hash, entry.entry_hash);
+        !s)
+      return std::unexpected(s.error());
     if (auto s = insert->run(); !s) return std::unexpected(s.error());
     auto index = db_.prepare(
         "INSERT OR IGNORE INTO disclosure_patient(patient_hash, sequence) VALUES (?1, ?2)");
     if (!index) return std::unexpected(index.error());
     for (const auto& p : entry.patients) {
-      (void)index->bind(1, p.patient_hash);
-      (void)index->bind(2, entry.sequence);
+      if (auto s = index->bind_all(p.patient_hash, entry.sequence); !s)
+        return std::unexpected(s.error());
       if (auto s = index->run(); !s) return std::unexpected(s.error());
     }
   }
@@ -412,9 +405,8 @@ Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash,
                        "(SELECT sequence FROM disclosure_patient WHERE patient_hash = ?1) "
                        "AND status = ?2 AND recorded_at >= ?3 ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
-  (void)s->bind(1, patient_hash);
-  (void)s->bind(2, status_name(only));
-  (void)s->bind(3, since.value_or(""));
+  if (auto b = s->bind_all(patient_hash, status_name(only), since.value_or("")); !b)
+    return std::unexpected(b.error());
   std::vector<Entry> out;
   for (;;) {
     auto row = s->step();

@@ -101,7 +101,7 @@ class Ledger {
  public:
   // Opens a path or "file:" URI. Fails with ErrorCode::not_found (existing_only and
   // missing), ErrorCode::io, or ErrorCode::integrity when the file is not a radguard ledger.
-  static Result<Ledger> open(const std::string& path_or_uri, LedgerAccess access);
+  [[nodiscard]] static Result<Ledger> open(const std::string& path_or_uri, LedgerAccess access);
 
   // Appends `entry` (sequence, recorded_at and hashes are assigned) and returns it as
   // stored. `before_commit`, when given, runs while the ledger's write lock is held and
@@ -110,31 +110,32 @@ class Ledger {
   // together. The first append records entry.profile.key_fingerprint as the ledger's key;
   // an entry made with another key fails with ErrorCode::key (one ledger, one key). Fails
   // with ErrorCode::io (busy beyond the timeout, storage errors).
-  Result<Entry> append(Entry entry, const std::function<Status()>& before_commit = {});
+  [[nodiscard]] Result<Entry> append(Entry entry,
+                                     const std::function<Status()>& before_commit = {});
 
   // Checks every entry's hash, its link to the previous entry, its position and that its
   // indexed columns and patient index agree with the hashed body. Fails only when the
   // ledger cannot be read; tampering is reported in the VerifyReport.
-  Result<VerifyReport> verify();
+  [[nodiscard]] Result<VerifyReport> verify();
 
   // The entries naming `patient_hash`, oldest first, optionally only those recorded at or
   // after `since` (normalised ISO 8601). Each entry's `patients` holds only that patient.
-  Result<std::vector<Entry>> entries_for(std::string_view patient_hash,
-                                         std::optional<std::string> since,
-                                         EntryStatus only = EntryStatus::released);
+  [[nodiscard]] Result<std::vector<Entry>> entries_for(std::string_view patient_hash,
+                                                       std::optional<std::string> since,
+                                                       EntryStatus only = EntryStatus::released);
 
   // Every entry, oldest first.
-  Result<std::vector<Entry>> all();
+  [[nodiscard]] Result<std::vector<Entry>> all();
 
   // The fingerprint of the secret key this ledger's patient hashes are made with: recorded
   // by the first append (ledger_meta), or, in a ledger written before it was recorded, the
   // first entry's. nullopt for a ledger with no entry yet.
-  Result<std::optional<std::string>> key_fingerprint();
+  [[nodiscard]] Result<std::optional<std::string>> key_fingerprint();
 
   // Fails with ErrorCode::key when `fingerprint` is not the ledger's key's (a patient's
   // disclosures cannot be found with another key: an accounting would wrongly say none).
   // An empty ledger accepts any key.
-  Status check_key(std::string_view fingerprint);
+  [[nodiscard]] Status check_key(std::string_view fingerprint);
 
  private:
   explicit Ledger(sqlite::Database db) : db_(std::move(db)) {}

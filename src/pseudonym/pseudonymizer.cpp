@@ -3,15 +3,11 @@
 #include <algorithm>
 #include <array>
 
+#include "core/text.hpp"
+
 namespace radguard::pseudonym {
 
 namespace {
-
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  return std::string(s);
-}
 
 std::string base32(const crypto::Digest& digest, std::size_t length) {
   static constexpr char kAlphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";  // no I, O, 0, 1

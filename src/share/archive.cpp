@@ -9,6 +9,8 @@
 #include <fstream>
 #include <memory>
 
+#include "batch/batch.hpp"
+
 namespace radguard::share {
 
 namespace fs = std::filesystem;
@@ -65,12 +67,11 @@ Status extract_zip(const fs::path& zip, const fs::path& folder) {
 }
 
 Status write_zip(const fs::path& folder, const fs::path& zip) {
+  const auto listing = batch::list_files(folder);
+  if (auto complete = batch::require_complete(listing); !complete)
+    return std::unexpected(complete.error());
   std::vector<fs::path> files;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(folder, ec); !ec && it != fs::end(it);
-       it.increment(ec))
-    if (it->is_regular_file()) files.push_back(fs::relative(it->path(), folder));
-  if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
+  for (const auto& file : listing.files) files.push_back(fs::relative(file, folder));
   std::sort(files.begin(), files.end());
   std::unique_ptr<archive, WriteCloser> writer(archive_write_new());
   if (!writer) return fail(ErrorCode::internal, "libarchive cannot start");

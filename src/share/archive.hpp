@@ -13,10 +13,12 @@ bool is_zip(const std::filesystem::path& path);
 // Extracts the regular files of a zip into `folder` (which must exist), refusing entries
 // that climb out of it (absolute paths, "..", links). Fails with ErrorCode::malformed_dicom
 // (sic: an unreadable archive is an unreadable input) or ErrorCode::io.
-Status extract_zip(const std::filesystem::path& zip, const std::filesystem::path& folder);
+[[nodiscard]] Status extract_zip(const std::filesystem::path& zip,
+                                 const std::filesystem::path& folder);
 
 // Writes every regular file under `folder` (relative names, sorted) into a new zip at `zip`.
-Status write_zip(const std::filesystem::path& folder, const std::filesystem::path& zip);
+[[nodiscard]] Status write_zip(const std::filesystem::path& folder,
+                               const std::filesystem::path& zip);
 
 // A PNG (8-bit RGB, rows top to bottom) as bytes.
 std::string encode_png(int width, int height, const std::vector<std::uint8_t>& rgb);

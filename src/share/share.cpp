@@ -16,6 +16,7 @@
 #include "dicom/dicomdir.hpp"
 #include "redact/redact.hpp"
 #include "share/archive.hpp"
+#include "standard/tags.hpp"
 #include "volume/nifti.hpp"
 
 namespace radguard::share {
@@ -24,7 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr Tag kBurnedInAnnotation{0x0028, 0x0301};
 constexpr std::size_t kMaxPreviews = 40;        // in one report
 constexpr std::size_t kMaxPreviewsPerFile = 4;  // frames of one image
 constexpr unsigned kPreviewWidth = 480;         // pixels, at most
@@ -136,7 +136,7 @@ deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
         if (r->frames_ocred < r->frames)
           return fail(ErrorCode::internal, "not every frame of the image was read");
         log.pixels.read_for_text = true;
-        if (auto s = file.set_string(kBurnedInAnnotation, "NO"); !s) return s;
+        if (auto s = file.set_string(tags::BurnedInAnnotation, "NO"); !s) return s;
         break;
       case redact::FileVerdict::residual_phi:
         return fail(ErrorCode::policy,

@@ -77,7 +77,7 @@ struct ShareReport {
 
 // Runs a share. Fails (nothing written) with ErrorCode::usage for a bad output, ErrorCode::io,
 // or ErrorCode::policy when nothing at all could be shared.
-Result<ShareReport> run_share(const ShareOptions& options);
+[[nodiscard]] Result<ShareReport> run_share(const ShareOptions& options);
 
 // The report.html written into the release: plain words, no value from any header.
 std::string report_html(const ShareReport& report);

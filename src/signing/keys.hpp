@@ -15,7 +15,7 @@ namespace radguard::signing {
 enum class KeyAlgorithm : std::uint8_t { rsa2048, ecdsa_p256 };
 
 // Parses "rsa" / "rsa2048" and "ec" / "ecdsa" / "p256". Fails with ErrorCode::usage.
-Result<KeyAlgorithm> parse_key_algorithm(std::string_view name);
+[[nodiscard]] Result<KeyAlgorithm> parse_key_algorithm(std::string_view name);
 
 // The organisation every test certificate names, so nobody mistakes one for a real identity.
 inline constexpr std::string_view kTestOrganisation = "radguard TEST ONLY";
@@ -37,9 +37,9 @@ struct TestIdentity {
 // atomically: the key with mode 0600, the certificate 0644. Refuses to replace an existing
 // key file (ErrorCode::conflict). Fails with ErrorCode::usage for days < 1, ErrorCode::crypto
 // when OpenSSL fails, ErrorCode::io when a file cannot be written. Thread-safe.
-Result<TestIdentity> write_test_identity(const std::filesystem::path& key_path,
-                                         const std::filesystem::path& cert_path,
-                                         const TestIdentityRequest& request);
+[[nodiscard]] Result<TestIdentity> write_test_identity(const std::filesystem::path& key_path,
+                                                       const std::filesystem::path& cert_path,
+                                                       const TestIdentityRequest& request);
 
 // A detached signature over some bytes, with the certificate that checks it.
 struct DetachedSignature {
@@ -51,9 +51,9 @@ struct DetachedSignature {
 // Signs `message` (SHA-256) with the PEM key at `key_path`; `cert_path` must hold its
 // certificate. Fails with ErrorCode::key when the files cannot be read or do not match,
 // ErrorCode::crypto when signing fails. Thread-safe.
-Result<DetachedSignature> sign_detached(std::string_view message,
-                                        const std::filesystem::path& key_path,
-                                        const std::filesystem::path& cert_path);
+[[nodiscard]] Result<DetachedSignature> sign_detached(std::string_view message,
+                                                      const std::filesystem::path& key_path,
+                                                      const std::filesystem::path& cert_path);
 
 enum class SignatureCheck : std::uint8_t { valid, invalid, untrusted_signer, expired_certificate };
 std::string_view to_string(SignatureCheck check);
@@ -67,9 +67,9 @@ struct DetachedVerification {
 // Checks `signature` over `message`, then the certificate against the trusted PEM files (an
 // empty list trusts nothing). Fails with ErrorCode::key when a trust file cannot be read;
 // every verdict, including invalid, is a successful result. Thread-safe.
-Result<DetachedVerification> verify_detached(std::string_view message,
-                                             const DetachedSignature& signature,
-                                             std::span<const std::filesystem::path> trusted);
+[[nodiscard]] Result<DetachedVerification> verify_detached(
+    std::string_view message, const DetachedSignature& signature,
+    std::span<const std::filesystem::path> trusted);
 
 // A detached CMS (PKCS #7) SignedData over `message`, DER encoded, as
 // `openssl cms -sign -binary -outform DER` makes it: SHA-256, signed attributes, the signer's

@@ -93,16 +93,13 @@ Result<std::vector<ManifestEntry>> scan_folder(const fs::path& folder, const fs:
   std::error_code ec;
   if (!fs::is_directory(folder, ec))
     return fail(ErrorCode::io, folder.string() + " is not a folder");
+  // Links are not recorded: a manifest vouches for the bytes of files in the folder.
+  const auto listing = batch::list_files(folder, batch::FileLinks::skip);
+  if (auto complete = batch::require_complete(listing); !complete)
+    return std::unexpected(complete.error());
   std::vector<fs::path> files;
-  fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec);
-  if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
-  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
-    std::error_code file_ec;
-    if (!it->is_regular_file(file_ec) || it->is_symlink(file_ec)) continue;
-    if (is_excluded(it->path(), exclude)) continue;
-    files.push_back(it->path());
-  }
+  for (const auto& file : listing.files)
+    if (!is_excluded(file, exclude)) files.emplace_back(file);
   std::vector<ManifestEntry> entries(files.size());
   std::vector<std::optional<Error>> errors(files.size());
   batch::run_parallel(

@@ -37,15 +37,16 @@ struct KeyFiles {
 // Hashes every regular file under `folder` (recursively, symbolic links not followed,
 // `exclude` and radguard's temporary files skipped) on `threads` threads (0: one per core).
 // Fails with ErrorCode::io naming the first file that cannot be read.
-Result<std::vector<ManifestEntry>> scan_folder(const std::filesystem::path& folder,
-                                               const std::filesystem::path& exclude,
-                                               unsigned threads);
+[[nodiscard]] Result<std::vector<ManifestEntry>> scan_folder(const std::filesystem::path& folder,
+                                                             const std::filesystem::path& exclude,
+                                                             unsigned threads);
 
 // The manifest text (JSON) for `folder`, signed when `signer` is given. Fails with the
 // errors of scan_folder and sign_detached. Thread-safe.
-Result<std::string> create_manifest(const std::filesystem::path& folder,
-                                    const std::optional<KeyFiles>& signer,
-                                    const std::filesystem::path& exclude, unsigned threads);
+[[nodiscard]] Result<std::string> create_manifest(const std::filesystem::path& folder,
+                                                  const std::optional<KeyFiles>& signer,
+                                                  const std::filesystem::path& exclude,
+                                                  unsigned threads);
 
 enum class FileChange : std::uint8_t { added, deleted, altered, renamed };
 std::string_view to_string(FileChange change);
@@ -73,11 +74,10 @@ bool passed(const ManifestVerification& verification, UnsignedManifest unsigned_
 // Compares `folder` with the manifest text. Fails with ErrorCode::integrity when the text is
 // not a radguard manifest, ErrorCode::key when a trust file cannot be read, ErrorCode::io
 // when a file cannot be read. Thread-safe.
-Result<ManifestVerification> verify_manifest(const std::filesystem::path& folder,
-                                             std::string_view manifest_text,
-                                             std::span<const std::filesystem::path> trusted,
-                                             const std::filesystem::path& exclude,
-                                             unsigned threads);
+[[nodiscard]] Result<ManifestVerification> verify_manifest(
+    const std::filesystem::path& folder, std::string_view manifest_text,
+    std::span<const std::filesystem::path> trusted, const std::filesystem::path& exclude,
+    unsigned threads);
 
 // The JSON report of a verification (for --json), and a text one for people.
 std::string verification_json(const ManifestVerification& verification,

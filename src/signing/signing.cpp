@@ -44,13 +44,14 @@ std::vector<Job> expand(std::span<const fs::path> inputs,
       continue;
     }
     std::vector<Job> found;
-    fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, ec);
-    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    // A subfolder that cannot be listed is a failure, not a part of the input left unsigned.
+    const auto listing = batch::list_files(input);
+    for (const auto& unlisted : listing.unlisted)
+      missing.emplace_back(unlisted.path, Error{ErrorCode::io, unlisted.reason});
+    for (const auto& file : listing.files) {
       std::error_code file_ec;
-      if (!it->is_regular_file(file_ec) || is_temporary(it->path())) continue;
-      found.push_back({it->path(), fs::relative(it->path(), input, file_ec)});
+      if (!is_temporary(file)) found.push_back({file, fs::relative(file, input, file_ec)});
     }
-    if (ec) missing.emplace_back(input, Error{ErrorCode::io, "cannot be listed: " + ec.message()});
     std::sort(found.begin(), found.end(),
               [](const Job& a, const Job& b) { return a.input < b.input; });
     jobs.insert(jobs.end(), found.begin(), found.end());

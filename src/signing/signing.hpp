@@ -22,8 +22,9 @@ using dicom::Verdict;
 // Signs one file for callers that release files (deid, export): reads `input`, adds
 // radguard's signatures and publishes `output` atomically (output may equal input). Same
 // errors as dicom::sign_file. Thread-safe.
-Result<dicom::SignedFile> sign_file(const std::filesystem::path& input,
-                                    const std::filesystem::path& output, const Signer& signer);
+[[nodiscard]] Result<dicom::SignedFile> sign_file(const std::filesystem::path& input,
+                                                  const std::filesystem::path& output,
+                                                  const Signer& signer);
 
 enum class OutputMode : std::uint8_t { to_folder, in_place };
 
@@ -51,7 +52,8 @@ struct SignBatchReport {
 // on. In folder mode a file given directly lands at OUTPUT/name, a file found under a
 // folder argument at OUTPUT/<path below that folder>. Fails (as a whole) only with
 // ErrorCode::usage for an impossible request (no output folder, output inside... ).
-Result<SignBatchReport> sign_files(const SignBatchOptions& options, const Signer& signer);
+[[nodiscard]] Result<SignBatchReport> sign_files(const SignBatchOptions& options,
+                                                 const Signer& signer);
 
 struct VerifyOutcome {
   std::filesystem::path path;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/result.hpp"
@@ -28,20 +29,31 @@ struct StatementFinalizer {
 class Statement {
  public:
   // Binds a parameter (1-based). Fail with ErrorCode::internal (a bug: bad index).
-  Status bind(int index, std::string_view text);
-  Status bind(int index, std::int64_t value);
-  Status bind_null(int index);
+  [[nodiscard]] Status bind(int index, std::string_view text);
+  [[nodiscard]] Status bind(int index, std::int64_t value);
+  [[nodiscard]] Status bind_null(int index);
   // Binds text, or NULL when absent/empty.
-  Status bind_optional(int index, const std::optional<std::string>& text);
+  [[nodiscard]] Status bind_optional(int index, const std::optional<std::string>& text);
+
+  // Binds parameters 1..N in order: integers as integers, std::optional<std::string> as
+  // bind_optional, anything else as text. Stops at, and returns, the first failure, so a
+  // statement never runs with a parameter silently left unbound.
+  template <typename... Values>
+  [[nodiscard]] Status bind_all(const Values&... values) {
+    int index = 0;
+    Status status;
+    ((status = status ? bind_value(++index, values) : status), ...);
+    return status;
+  }
 
   // Advances: true when a row is available, false when done. Fails with ErrorCode::io
   // (busy after the timeout, disk errors) or ErrorCode::integrity (a constraint or trigger
   // refused the change).
-  Result<bool> step();
+  [[nodiscard]] Result<bool> step();
   // Runs a statement that returns no rows.
-  Status run();
+  [[nodiscard]] Status run();
   // Makes the statement ready to run again and clears its bindings. Never fails.
-  Status reset();
+  [[nodiscard]] Status reset();
 
   // Column accessors for the current row (0-based); NULL reads as "" / 0.
   std::string text(int column) const;
@@ -49,6 +61,15 @@ class Statement {
   bool is_null(int column) const;
 
  private:
+  template <typename Value>
+  [[nodiscard]] Status bind_value(int index, const Value& value) {
+    if constexpr (std::is_integral_v<Value>)
+      return bind(index, static_cast<std::int64_t>(value));
+    else if constexpr (std::is_same_v<Value, std::optional<std::string>>)
+      return bind_optional(index, value);
+    else
+      return bind(index, std::string_view(value));
+  }
   friend class Database;
   Statement(sqlite3* db, std::unique_ptr<sqlite3_stmt, StatementFinalizer> statement)
       : db_(db), statement_(std::move(statement)) {}
@@ -68,16 +89,17 @@ class Database {
  public:
   // Opens a path or a "file:" URI. Writers that find the database locked wait up to
   // `busy_timeout` before failing with ErrorCode::io.
-  static Result<Database> open(const std::string& path_or_uri, OpenMode mode,
-                               std::chrono::milliseconds busy_timeout = std::chrono::seconds(30));
+  [[nodiscard]] static Result<Database> open(
+      const std::string& path_or_uri, OpenMode mode,
+      std::chrono::milliseconds busy_timeout = std::chrono::seconds(30));
 
   // Runs one or more statements that return no rows.
-  Status exec(std::string_view sql);
-  Result<Statement> prepare(std::string_view sql);
+  [[nodiscard]] Status exec(std::string_view sql);
+  [[nodiscard]] Result<Statement> prepare(std::string_view sql);
   std::int64_t last_insert_rowid() const;
   // The names of the database's tables (so a store can refuse a file that belongs to
   // another store instead of adding its tables to it).
-  Result<std::vector<std::string>> table_names();
+  [[nodiscard]] Result<std::vector<std::string>> table_names();
   const std::string& name() const { return name_; }
 
  private:
@@ -95,15 +117,15 @@ enum class TransactionKind : std::uint8_t {
 // Rolls back on destruction unless commit() succeeded. Not thread-safe.
 class Transaction {
  public:
-  static Result<Transaction> begin(Database& db, TransactionKind kind);
+  [[nodiscard]] static Result<Transaction> begin(Database& db, TransactionKind kind);
   Transaction(Transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
   Transaction& operator=(Transaction&&) = delete;
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
   ~Transaction();
 
-  Status commit();
-  Status rollback();
+  [[nodiscard]] Status commit();
+  [[nodiscard]] Status rollback();
 
  private:
   explicit Transaction(Database* db) : db_(db) {}

@@ -9,6 +9,6 @@ namespace radguard::volume {
 
 // The file's bytes, decompressed when it is gzip (gzread passes other files through
 // unchanged). Fails with ErrorCode::io naming the file. Thread-safe.
-Result<std::string> read_maybe_gzipped(const std::filesystem::path& path);
+[[nodiscard]] Result<std::string> read_maybe_gzipped(const std::filesystem::path& path);
 
 }  // namespace radguard::volume

@@ -14,6 +14,6 @@ namespace radguard::volume {
 // patient's left, j posterior, k superior (checked against the packaged head).
 // Fails with ErrorCode::io (unreadable), ::usage (not an InVesalius project) or
 // ::unsupported (voxel type other than int16). Thread-safe.
-Result<Volume> read_inv3(const std::filesystem::path& path);
+[[nodiscard]] Result<Volume> read_inv3(const std::filesystem::path& path);
 
 }  // namespace radguard::volume

@@ -21,12 +21,12 @@ struct NiftiImage {
 // .hdr/.img pairs, more than one volume, sheared affines or voxel types other than
 // uint8/int16/uint16/int32/float32; ::usage when the file is not NIfTI-1 at all. Thread-safe (no
 // shared state).
-Result<NiftiImage> read_nifti(const std::filesystem::path& path);
+[[nodiscard]] Result<NiftiImage> read_nifti(const std::filesystem::path& path);
 
 // Writes `image` to `path` (gzip-compressed when the name ends in .gz) atomically, voxel
 // values converted back to the stored type (rounded and clamped). Fails with ErrorCode::io
 // or ::internal when the header does not match the volume. Thread-safe.
-Status write_nifti(const std::filesystem::path& path, const NiftiImage& image);
+[[nodiscard]] Status write_nifti(const std::filesystem::path& path, const NiftiImage& image);
 
 // A fresh NIfTI-1 header (sform and qform from the volume's geometry, no scaling) for a
 // volume that did not come from a NIfTI file. Never fails.
