@@ -479,6 +479,37 @@ std::string run_cli(const std::string& args, int& exit_code) {
   return out;
 }
 
+// An existing different output is never replaced silently (issue 14): that input fails and
+// names the conflict, the file stays; an identical one is a rerun; --overwrite replaces.
+TEST(RedactCli, AnExistingDifferentOutputIsKeptUnlessOverwriteIsGiven) {
+  TempDir dir;
+  auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9.18", 32, 32, 1);
+  save(*ct, dir / "in" / "ct.dcm");
+  const std::string run = "redact " + (dir / "in").string() + " --output " +
+                          (dir / "out").string() + " --json --no-progress";
+  int code = -1;
+  run_cli(run, code);
+  ASSERT_EQ(code, 0);
+  const auto output = dir / "out" / "1.2.826.0.1.3680043.2.1125.9.18.dcm";
+  std::ifstream in(output, std::ios::binary);
+  const std::string original{std::istreambuf_iterator<char>(in), {}};
+  ASSERT_FALSE(original.empty());
+  run_cli(run, code);
+  EXPECT_EQ(code, 0) << "an identical output is a rerun";
+  { std::ofstream(output, std::ios::binary | std::ios::trunc) << "another file"; }
+  const std::string refused = run_cli(run, code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(refused.find("already exists with different content"), std::string::npos) << refused;
+  auto read = [&] {
+    std::ifstream f(output, std::ios::binary);
+    return std::string{std::istreambuf_iterator<char>(f), {}};
+  };
+  EXPECT_EQ(read(), "another file");
+  run_cli(run + " --overwrite", code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(read(), original);
+}
+
 TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
   TempDir dir;
   auto us = make_burned_in({screen(0, 255)}, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.7");
