@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 RADGUARD_WERROR ?= OFF
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test bench format clean sanitize fuzz
+.PHONY: all deps build demo test bench format clean sanitize fuzz ci-robust
 
 all: build
 
@@ -25,10 +25,10 @@ test: build
 
 # The parsers and the robustness tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # (docs/reliability.md). Leak checking is off: DCMTK keeps process-wide tables to the end.
-SANITIZE_TESTS ?= NestingBomb|DeflateBomb|StructureCheck|PixelHeaders|MutationSmoke|Signatures|DicomFile|DeidMalformed|DeidEncodings|Staging
+SANITIZE_TESTS ?= NestingBomb|DecodeBudget|DeflateBomb|StructureCheck|PixelHeaders|MutationSmoke|Signatures|DicomFile|DeidMalformed|DeidEncodings|Staging
 sanitize: deps
 	cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADGUARD_SANITIZE=ON
-	cmake --build build-sanitize -j $(JOBS)
+	cmake --build build-sanitize -j $(JOBS) --target radguard_tests signing_tests
 	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir build-sanitize --output-on-failure -j $(JOBS) -R '$(SANITIZE_TESTS)'
 
@@ -37,6 +37,12 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ=1 bash scripts/install-deps.sh
 	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# CI's robustness stage (.ci/run; docs/reliability.md): the fast parser and robustness tests
+# under ASan + UBSan, then every fuzz target for CI_FUZZ_SECONDS from its seeds.
+CI_FUZZ_SECONDS ?= 20
+ci-robust: sanitize
+	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 bench: build
 	bash bench/deid_bench.sh $(BUILD_DIR)
