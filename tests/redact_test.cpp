@@ -179,6 +179,13 @@ TEST(Rules, ParsesMatchesAndRejectsMalformedFiles) {
   facts.rows = 480;
   EXPECT_TRUE(rules->regions_for(facts).empty());
   EXPECT_FALSE(redact::RuleSet::parse("{").has_value());
+  // Found by fuzz_redaction_rules: a name that is not a string threw out of parse (an
+  // uncaught nlohmann::json type_error ended the process).
+  const auto array_name = redact::RuleSet::parse(
+      R"({"radguard_redaction_rules": 1, "rules": [{"name": [{"width": 320}],
+          "regions": [{"x": 0, "y": 0, "width": 10, "height": 10}]}]})");
+  ASSERT_FALSE(array_name.has_value());
+  EXPECT_NE(array_name.error().message.find("\"name\" must be a string"), std::string::npos);
   EXPECT_FALSE(redact::RuleSet::parse(R"({"rules": []})").has_value());
   EXPECT_FALSE(redact::RuleSet::parse(
                    R"({"radguard_redaction_rules": 1, "rules": [{"regions": [{"x": 1}]}]})")
