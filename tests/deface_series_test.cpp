@@ -4,6 +4,8 @@
 // as a DICOM series.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 // Series specs are written with designated initializers naming only what differs from the
 // defaults; g++ 12 warns about the members left to their defaults, which is the point here.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -712,6 +714,31 @@ TEST(DefaceSeries, CommandWritesDicomOnlyWithKeepHeaders) {
   for (const auto& entry : fs::recursive_directory_iterator(dir / "out"))
     written += entry.is_regular_file();
   EXPECT_EQ(written, 83u);
+
+  // An existing different output is never replaced silently (issue 14): the run fails and
+  // names it, the file stays; --overwrite replaces it.
+  const fs::path first = dir / "out" / spec.series_uid / (spec.series_uid + ".1.dcm");
+  auto original = read_small_file(first);
+  ASSERT_TRUE(original);
+  const std::string changed = "not the defaced file";
+  {
+    std::ofstream(first, std::ios::binary | std::ios::trunc) << changed;
+  }
+  const std::string again = bin + " deface " + (dir / "in").string() + " --output " +
+                            (dir / "out").string() + " --keep-headers --json > " +
+                            (dir / "again.json").string();
+  const int again_rc = std::system(again.c_str());
+  ASSERT_TRUE(WIFEXITED(again_rc));
+  EXPECT_EQ(WEXITSTATUS(again_rc), 1);
+  auto again_json = read_small_file(dir / "again.json");
+  ASSERT_TRUE(again_json);
+  EXPECT_NE(again_json->find("already exists with different content"), std::string::npos)
+      << *again_json;
+  EXPECT_EQ(read_small_file(first).value_or(""), changed);
+  const int overwrite_rc = std::system((again + " --overwrite").c_str());
+  ASSERT_TRUE(WIFEXITED(overwrite_rc));
+  EXPECT_EQ(WEXITSTATUS(overwrite_rc), 0);
+  EXPECT_EQ(read_small_file(first).value_or(""), *original);
 }
 
 // radguard deid --option clean-recognizable-visual-features: the head series is defaced and

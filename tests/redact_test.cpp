@@ -179,6 +179,13 @@ TEST(Rules, ParsesMatchesAndRejectsMalformedFiles) {
   facts.rows = 480;
   EXPECT_TRUE(rules->regions_for(facts).empty());
   EXPECT_FALSE(redact::RuleSet::parse("{").has_value());
+  // Found by fuzz_redaction_rules: a name that is not a string threw out of parse (an
+  // uncaught nlohmann::json type_error ended the process).
+  const auto array_name = redact::RuleSet::parse(
+      R"({"radguard_redaction_rules": 1, "rules": [{"name": [{"width": 320}],
+          "regions": [{"x": 0, "y": 0, "width": 10, "height": 10}]}]})");
+  ASSERT_FALSE(array_name.has_value());
+  EXPECT_NE(array_name.error().message.find("\"name\" must be a string"), std::string::npos);
   EXPECT_FALSE(redact::RuleSet::parse(R"({"rules": []})").has_value());
   EXPECT_FALSE(redact::RuleSet::parse(
                    R"({"radguard_redaction_rules": 1, "rules": [{"regions": [{"x": 1}]}]})")
@@ -534,6 +541,37 @@ std::string run_cli(const std::string& args, int& exit_code) {
   const int status = pclose(pipe);
   exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return out;
+}
+
+// An existing different output is never replaced silently (issue 14): that input fails and
+// names the conflict, the file stays; an identical one is a rerun; --overwrite replaces.
+TEST(RedactCli, AnExistingDifferentOutputIsKeptUnlessOverwriteIsGiven) {
+  TempDir dir;
+  auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9.18", 32, 32, 1);
+  save(*ct, dir / "in" / "ct.dcm");
+  const std::string run = "redact " + (dir / "in").string() + " --output " +
+                          (dir / "out").string() + " --json --no-progress";
+  int code = -1;
+  run_cli(run, code);
+  ASSERT_EQ(code, 0);
+  const auto output = dir / "out" / "1.2.826.0.1.3680043.2.1125.9.18.dcm";
+  std::ifstream in(output, std::ios::binary);
+  const std::string original{std::istreambuf_iterator<char>(in), {}};
+  ASSERT_FALSE(original.empty());
+  run_cli(run, code);
+  EXPECT_EQ(code, 0) << "an identical output is a rerun";
+  { std::ofstream(output, std::ios::binary | std::ios::trunc) << "another file"; }
+  const std::string refused = run_cli(run, code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(refused.find("already exists with different content"), std::string::npos) << refused;
+  auto read = [&] {
+    std::ifstream f(output, std::ios::binary);
+    return std::string{std::istreambuf_iterator<char>(f), {}};
+  };
+  EXPECT_EQ(read(), "another file");
+  run_cli(run + " --overwrite", code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(read(), original);
 }
 
 TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {

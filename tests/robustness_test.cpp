@@ -5,7 +5,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -14,11 +16,13 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <iostream>
 #include <map>
 #include <random>
 #include <thread>
@@ -33,6 +37,8 @@
 #include "export/export.hpp"
 #include "signing/keys.hpp"
 #include "support/fixtures.hpp"
+#include "volume/inv3.hpp"
+#include "volume/nifti.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -601,6 +607,97 @@ TEST_F(Cli, KillNineLeavesNoPartialOutputAndARerunCompletesIdentically) {
   }
 }
 
+// The files of the single release-* folder under `out` (manifest.json aside: it names the
+// release and its time), keyed by path inside the release; empty when there is none.
+std::map<std::string, std::string> release_files(const fs::path& out, std::size_t& releases) {
+  std::map<std::string, std::string> files;
+  releases = 0;
+  if (!fs::exists(out)) return files;
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (!e.path().filename().string().starts_with("release-")) continue;
+    ++releases;
+    for (auto [name, bytes] : tree(e.path()))
+      if (name != "manifest.json") files[name] = std::move(bytes);
+  }
+  return files;
+}
+
+TEST_F(Cli, KillNineDuringExportLeavesNoPartialReleaseAndARerunCompletes) {
+  // One study of 240 images (make_ct gives every file the same study).
+  for (int i = 0; i < 240; ++i)
+    save(*make_ct("PID7", "1.2.3." + std::to_string(i + 1), 64, 64),
+         dir_ / "in" / ("f" + std::to_string(i) + ".dcm"));
+  std::ofstream(dir_ / "consents.csv") << "patient_id,purpose,decision,date\n"
+                                       << "PID7,ai-training,permit,2025-01-10\n";
+  ASSERT_EQ(radguard("consent import " + q(dir_ / "consents.csv") + " --registry " +
+                     q(dir_ / "reg.db"))
+                .exit_code,
+            0);
+  auto args_for = [&](const fs::path& out, const fs::path& ledger) {
+    return std::vector<std::string>{"export", (dir_ / "in").string(), "--output", out.string(),
+                                    "--purpose", "ai-training", "--recipient", "Lab",
+                                    "--key", key_.string(), "--registry",
+                                    (dir_ / "reg.db").string(), "--ledger", ledger.string(),
+                                    "--no-progress"};
+  };
+  auto command = [&](const fs::path& out, const fs::path& ledger) {
+    std::string line;
+    for (const auto& a : args_for(out, ledger)) line += q(a) + " ";
+    return line;
+  };
+  const auto first = radguard(command(dir_ / "reference", dir_ / "reference.db"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  std::size_t releases = 0;
+  const auto reference = release_files(dir_ / "reference", releases);
+  ASSERT_EQ(releases, 1U);
+  ASSERT_EQ(reference.size(), 240U);
+  for (const int delay_ms : {20, 50, 80, 110, 140, 170, 200, 240, 400}) {
+    const fs::path out = dir_ / ("out-" + std::to_string(delay_ms));
+    const fs::path ledger = dir_ / ("ledger-" + std::to_string(delay_ms) + ".db");
+    const pid_t child = spawn_radguard(args_for(out, ledger));
+    ASSERT_GT(child, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    // Visible at the kill: nothing, or the whole release (recorded in the ledger).
+    const auto killed = release_files(out, releases);
+    std::size_t hidden_at_kill = 0;
+    if (fs::exists(out))
+      for (const auto& e : fs::directory_iterator(out))
+        hidden_at_kill += e.path().filename().string().starts_with(".");
+    std::cout << "killed after " << delay_ms << " ms: " << releases << " release(s), "
+              << hidden_at_kill << " staging folder(s) left\n";
+    EXPECT_LE(releases, 1U) << delay_ms << " ms";
+    if (releases == 1) {
+      EXPECT_EQ(killed, reference) << delay_ms << " ms: a partial release";
+      EXPECT_EQ(radguard("ledger verify --ledger " + q(ledger) + " --releases " + q(out)).exit_code,
+                0)
+          << delay_ms << " ms: a release the ledger does not record";
+    }
+    // A rerun completes, releases the same files, leaves no staging folder, and every
+    // release folder is recorded.
+    const std::size_t before = releases;
+    const auto rerun = radguard(command(out, ledger));
+    EXPECT_EQ(rerun.exit_code, 0) << delay_ms << " ms: " << rerun.output;
+    std::size_t hidden = 0;
+    for (const auto& e : fs::directory_iterator(out)) {
+      const std::string name = e.path().filename().string();
+      if (name.starts_with(".")) ++hidden;
+      if (!name.starts_with("release-")) continue;
+      std::map<std::string, std::string> files;
+      for (auto [file, bytes] : tree(e.path()))
+        if (file != "manifest.json") files[file] = std::move(bytes);
+      EXPECT_EQ(files, reference) << delay_ms << " ms: " << name;
+    }
+    release_files(out, releases);
+    EXPECT_EQ(releases, before + 1) << delay_ms << " ms";
+    EXPECT_EQ(hidden, 0U) << delay_ms << " ms: a staging folder or temporary file stayed";
+    const auto verified = radguard("ledger verify --ledger " + q(ledger) + " --releases " + q(out));
+    EXPECT_EQ(verified.exit_code, 0) << delay_ms << " ms: " << verified.output;
+  }
+}
+
 // A tmpfs of a few pages, mounted for the test (root only).
 class SmallFileSystem {
  public:
@@ -654,6 +751,7 @@ struct PixelCase {
   std::uint16_t rows = 16;
   const char* frames = nullptr;
   const char* reason;
+  std::uint16_t columns = 16;
 };
 
 void PrintTo(const PixelCase& c, std::ostream* os) { *os << c.name; }
@@ -670,7 +768,8 @@ std::string image_file(const PixelCase& c) {
   short_element(d, 0x0028, 0x0004, "CS", "MONOCHROME2");
   if (c.frames != nullptr) short_element(d, 0x0028, 0x0008, "IS", c.frames);
   short_element(d, 0x0028, 0x0010, "US", std::string(reinterpret_cast<const char*>(&c.rows), 2));
-  short_element(d, 0x0028, 0x0011, "US", std::string("\x10\0", 2));
+  short_element(d, 0x0028, 0x0011, "US",
+                std::string(reinterpret_cast<const char*>(&c.columns), 2));
   short_element(d, 0x0028, 0x0100, "US", std::string("\x08\0", 2));
   short_element(d, 0x0028, 0x0101, "US", std::string("\x08\0", 2));
   short_element(d, 0x0028, 0x0102, "US", std::string("\x07\0", 2));
@@ -679,8 +778,9 @@ std::string image_file(const PixelCase& c) {
   d += "OB";
   put16(d, 0);
   if (!c.encapsulated) {
-    put32(d, static_cast<std::uint32_t>(c.first_data.size()));
+    put32(d, static_cast<std::uint32_t>(c.first_data.size() + c.first_data.size() % 2));
     d += c.first_data;
+    if (c.first_data.size() % 2) d += '\0';
   } else {
     put32(d, 0xFFFFFFFF);
     tag(d, 0xFFFE, 0xE000);
@@ -748,6 +848,166 @@ TEST(PixelHeaders, ConsistentOnesPass) {
                                           nullptr, ""}));
   const auto rle = testing::deidentify(input, dir / "out2", "basic");
   EXPECT_TRUE(rle.output.has_value()) << rle.error;
+}
+
+// --- Decoded sizes: pixel data and volumes ---------------------------------------------------
+
+// A JPEG baseline file declaring 65535 x 4096 samples (268 M: under the 256 Mi per frame and
+// 2 Gi per image allowed before, so DCMTK allocated it before finding the data corrupt).
+TEST(DecodeBudget, ImagesAbove128MiSamplesAreRefusedBeforeAnyDecoding) {
+  TempDir dir;
+  PixelCase c{"huge", "1.2.840.10008.1.2.4.50", true, kJpegStart, 65535, nullptr, ""};
+  c.columns = 4096;
+  const auto input = dir / "huge.dcm";
+  write_bytes(input, image_file(c));
+  auto file = dicom::DicomFile::open(input);
+  ASSERT_TRUE(file) << file.error().message;
+  auto decoded = dicom::decode_pixels(*file);
+  ASSERT_FALSE(decoded);
+  EXPECT_EQ(decoded.error().code, ErrorCode::unsupported);
+  EXPECT_NE(decoded.error().message.find("image too large to decode: 268 million samples"),
+            std::string::npos)
+      << decoded.error().message;
+  // Native data is held to the same limit (8 bits: 4096 x 4096 x 9 frames is 151 M samples).
+  PixelCase native{"native", kExplicitLittle, false, "", 4096, "9", ""};
+  native.columns = 4096;
+  native.first_data = std::string(std::size_t{4096} * 4096 * 9, '\1');
+  write_bytes(input, image_file(native));
+  auto big = dicom::DicomFile::open(input);
+  ASSERT_TRUE(big) << big.error().message;
+  auto refused = dicom::decode_pixels(*big);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("too large to decode"), std::string::npos)
+      << refused.error().message;
+}
+
+long peak_rss_mb() {
+  struct rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024;
+}
+
+// Writes `head` then `zeros` zero bytes through gzip (level 1: fast, still ~1000:1).
+void write_gz(const fs::path& path, const std::string& head, std::uint64_t zeros) {
+  gzFile out = gzopen(path.c_str(), "wb1");
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(gzwrite(out, head.data(), static_cast<unsigned>(head.size())),
+            static_cast<int>(head.size()));
+  const std::string block(1 << 20, '\0');
+  for (std::uint64_t left = zeros; left > 0;) {
+    const auto n = static_cast<unsigned>(std::min<std::uint64_t>(left, block.size()));
+    ASSERT_EQ(gzwrite(out, block.data(), n), static_cast<int>(n));
+    left -= n;
+  }
+  ASSERT_EQ(gzclose(out), Z_OK);
+}
+
+// A NIfTI-1 header (and empty extension flag) for uint8 voxels of `dims`.
+std::string nifti_header(std::int16_t x, std::int16_t y, std::int16_t z) {
+  std::string h(352, '\0');
+  auto put = [&h](std::size_t offset, auto value) {
+    std::memcpy(h.data() + offset, &value, sizeof value);
+  };
+  put(0, std::int32_t{348});
+  const std::int16_t dim[8] = {3, x, y, z, 1, 1, 1, 1};
+  for (std::size_t n = 0; n < 8; ++n) put(40 + 2 * n, dim[n]);
+  put(70, std::int16_t{2});  // uint8
+  put(72, std::int16_t{8});
+  for (std::size_t n = 0; n < 4; ++n) put(76 + 4 * n, 1.0f);
+  put(108, 352.0f);
+  std::memcpy(h.data() + 344, "n+1\0", 4);
+  return h;
+}
+
+TEST(DecodeBudget, ANiftiGzipBombStopsAtTheLimit) {
+  TempDir dir;
+  const auto input = dir / "bomb.nii.gz";
+  // 8 x 8 x 8 voxels, then 400 MiB of zeros the reader used to inflate and hold whole.
+  write_gz(input, nifti_header(8, 8, 8), std::uint64_t{400} << 20);
+  const auto started = std::chrono::steady_clock::now();
+  auto image = volume::read_nifti(input);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_FALSE(image);
+  EXPECT_EQ(image.error().code, ErrorCode::unsupported);
+  EXPECT_NE(image.error().message.find("decompresses to) more than 272 MiB"), std::string::npos)
+      << image.error().message;
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_LT(peak_rss_mb(), 1000);
+}
+
+TEST(DecodeBudget, VolumesOfMoreThan64MiVoxelsAreRefused) {
+  TempDir dir;
+  const auto input = dir / "large.nii.gz";
+  write_gz(input, nifti_header(1024, 512, 129), std::uint64_t{1024} * 512 * 129);
+  auto image = volume::read_nifti(input);
+  ASSERT_FALSE(image);
+  EXPECT_EQ(image.error().code, ErrorCode::unsupported);
+  EXPECT_NE(image.error().message.find("67633152 voxels, more than the 67108864"),
+            std::string::npos)
+      << image.error().message;
+  // Just under the limit still reads.
+  write_gz(input, nifti_header(1024, 512, 128), std::uint64_t{1024} * 512 * 128);
+  EXPECT_TRUE(volume::read_nifti(input));
+}
+
+// An InVesalius project (gzip-compressed ustar) of the given members.
+void write_inv3(const fs::path& path, const std::vector<std::pair<std::string, std::string>>& members,
+                std::uint64_t zero_member_bytes = 0) {
+  std::string tar;
+  auto header = [&tar](const std::string& name, std::uint64_t size) {
+    std::string h(512, '\0');
+    std::memcpy(h.data(), name.data(), std::min<std::size_t>(name.size(), 99));
+    std::snprintf(h.data() + 100, 8, "%07o", 0644);
+    std::snprintf(h.data() + 124, 12, "%011llo", static_cast<unsigned long long>(size));
+    h[156] = '0';
+    std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+    tar += h;
+  };
+  for (const auto& [name, data] : members) {
+    header("project/" + name, data.size());
+    tar += data;
+    tar.append((512 - data.size() % 512) % 512, '\0');
+  }
+  if (zero_member_bytes > 0) header("project/surface_0.vtp", zero_member_bytes);
+  // The zeros of that member, then the archive's end (zero blocks), come from write_gz.
+  write_gz(path, tar, zero_member_bytes + (zero_member_bytes % 512 ? 512 - zero_member_bytes % 512 : 0) + 1024);
+}
+
+std::string inv3_plist(int slices, int rows, int columns) {
+  return "<plist><dict><key>matrix</key><dict><key>dtype</key><string>int16</string>"
+         "<key>filename</key><string>matrix.dat</string><key>shape</key><array><integer>" +
+         std::to_string(slices) + "</integer><integer>" + std::to_string(rows) +
+         "</integer><integer>" + std::to_string(columns) +
+         "</integer></array></dict><key>spacing</key><array><real>1.0</real><real>1.0</real>"
+         "<real>1.0</real></array></dict></plist>";
+}
+
+TEST(DecodeBudget, InvesaliusShapesANiftiHeaderCannotHoldAreRefused) {
+  TempDir dir;
+  const auto input = dir / "long.inv3";
+  // 40000 slices of 10 x 10: read whole before, then written as a NIfTI header saying -25536.
+  write_inv3(input, {{"main.plist", inv3_plist(40000, 10, 10)},
+                     {"matrix.dat", std::string(std::size_t{40000} * 10 * 10 * 2, '\0')}});
+  auto v = volume::read_inv3(input);
+  ASSERT_FALSE(v);
+  EXPECT_NE(v.error().message.find("bad matrix geometry"), std::string::npos) << v.error().message;
+  write_inv3(input, {{"main.plist", inv3_plist(4, 10, 10)},
+                     {"matrix.dat", std::string(std::size_t{4} * 10 * 10 * 2, '\0')}});
+  EXPECT_TRUE(volume::read_inv3(input));
+}
+
+TEST(DecodeBudget, InvesaliusMembersItDoesNotNeedAreNotHeld) {
+  TempDir dir;
+  const auto input = dir / "surfaces.inv3";
+  // A small matrix next to 600 MiB of surface data: the project used to be held whole.
+  write_inv3(input, {{"main.plist", inv3_plist(4, 10, 10)},
+                     {"matrix.dat", std::string(std::size_t{4} * 10 * 10 * 2, '\1')}},
+             std::uint64_t{600} << 20);
+  auto v = volume::read_inv3(input);
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_EQ(v->voxels.size(), 400U);
+  EXPECT_LT(peak_rss_mb(), 300);
 }
 
 // --- Signatures -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ struct DefaceArgs {
   bool json = false;
   bool refuse_no_face = false;
   bool keep_headers = false;
+  bool overwrite = false;
 };
 
 bool is_volume_file(const fs::path& path) {
@@ -173,8 +174,10 @@ Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args,
 
 // Writes every file of a defaced series as OUT/<Series Instance UID>/<SOP Instance UID>.dcm:
 // the original header, the defaced pixels, 113102 added. Returns the number written.
+// A different file already under an output's name stays unless `existing` says replace.
 Result<std::size_t> write_series(const deface::SeriesDefacing& defacing,
-                                 const deface::SeriesReport& report, const fs::path& output) {
+                                 const deface::SeriesReport& report, const fs::path& output,
+                                 PendingFile::Existing existing) {
   static const dicom::MetaIdentity meta{std::string(kImplementationClassUid),
                                         std::string(kImplementationVersionName)};
   std::size_t written = 0;
@@ -193,7 +196,8 @@ Result<std::size_t> write_series(const deface::SeriesDefacing& defacing,
     if (!pending) return std::unexpected(pending.error());
     if (auto s = file->save(pending->temp_path(), meta); !s)
       return std::unexpected(with_context(s.error(), input.string()));
-    if (auto s = pending->commit(); !s) return std::unexpected(s.error());
+    if (auto s = pending->commit(std::nullopt, existing); !s)
+      return std::unexpected(with_context(s.error(), input.string()));
     ++written;
   }
   return written;
@@ -288,7 +292,9 @@ bool deface_dicom(const std::vector<fs::path>& inputs, const DefaceArgs& args,
           "--keep-headers to write them as they are, or de-identify headers and face together "
           "with radguard deid --option clean-recognizable-visual-features";
     } else if (report.outcome == deface::SeriesOutcome::defaced) {
-      auto written = write_series(*defacing, report, args.output);
+      auto written = write_series(*defacing, report, args.output,
+                                  args.overwrite ? PendingFile::Existing::replace
+                                                 : PendingFile::Existing::keep_if_different);
       if (written) {
         j["status"] = "ok";
         j["written"] = *written;
@@ -413,6 +419,9 @@ void add_deface(CLI::App& app, Action& action) {
   cmd->add_flag("--refuse-no-face", args->refuse_no_face,
                 "refuse a head that shows no face (no nose, no eyes) instead of releasing it "
                 "unchanged");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "replace DICOM output files that exist with different content (by default the "
+                "series fails and the existing file stays; NIfTI outputs always get a new name)");
   cmd->add_flag("--keep-headers", args->keep_headers,
                 "write defaced DICOM files with their original, identifying headers (without it "
                 "DICOM outputs are refused: use radguard deid --option "

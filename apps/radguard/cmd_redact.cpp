@@ -23,6 +23,7 @@ struct RedactArgs {
   int margin = 3;
   bool no_progress = false;
   bool json = false;
+  bool overwrite = false;
 };
 
 int run_redact_command(const RedactArgs& args) {
@@ -44,6 +45,8 @@ int run_redact_command(const RedactArgs& args) {
     options.redact.rules = std::move(*rules);
   }
   options.threads = args.threads;
+  options.existing = args.overwrite ? PendingFile::Existing::replace
+                                    : PendingFile::Existing::keep_if_different;
   options.progress =
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = redact::run_redact(options);
@@ -80,6 +83,9 @@ void add_redact(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "replace output files that exist with different content (by default such an "
+                "input fails and the existing file stays)");
   cmd->add_flag("--json", args->json,
                 "print the JSON report on stdout instead of the text summary");
   cmd->callback([&action, args] { action = [args] { return run_redact_command(*args); }; });

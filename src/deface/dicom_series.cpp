@@ -623,6 +623,14 @@ class SeriesWorker {
       min_y = std::min(min_y, s.shift_y);
       max_y = std::max(max_y, s.shift_y);
     }
+    // The grid, checked in floating point before any cast: hostile positions could ask for
+    // billions of voxels.
+    const double grid = (f0.columns + (max_x - min_x) + 2.0) * (f0.rows + (max_y - min_y) + 2.0) *
+                        static_cast<double>(layers);
+    if (!(grid <= static_cast<double>(volume::kMaxVoxels)))
+      return fail(ErrorCode::unsupported,
+                  "series too large to deface: its grid would exceed " +
+                      std::to_string(volume::kMaxVoxels) + " voxels");
     tilted_ = max_x > min_x || max_y > min_y;
     off_x_ = static_cast<int>(std::floor(min_x));
     off_y_ = static_cast<int>(std::floor(min_y));

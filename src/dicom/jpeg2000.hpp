@@ -15,7 +15,7 @@ namespace radguard::dicom::j2k {
 // disagrees, before decoding any tile and again after decoding. The decoder then allocates
 // about what `expected` declares (width x height x components 32-bit samples, plus OpenJPEG's
 // working memory): the CALLER must bound `expected` (pixels.cpp refuses frames and images
-// above its kMaxSamplesPerFrame / kMaxSamplesPerImage before decoding). JP2 palette and
+// above its kMaxSamplesPerImage before decoding). JP2 palette and
 // channel boxes (pclr, cmap, cdef) are ignored: the samples are the codestream's components.
 struct Expected {
   unsigned width = 0, height = 0;

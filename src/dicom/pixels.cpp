@@ -32,18 +32,24 @@ namespace {
 
 // Decoding allocates what the attributes declare, whatever the compressed data's size: a few
 // bytes declaring 65535 x 65535 x 3 would make a codec allocate tens of GB per frame. Images
-// above these limits are refused before any decoding.
-constexpr std::uint64_t kMaxSamplesPerFrame = std::uint64_t{256} << 20;  // 256 Mi samples
-constexpr std::uint64_t kMaxSamplesPerImage = std::uint64_t{2} << 30;    // 2 Gi samples, all frames
+// above this limit are refused before any decoding. A decoded image is held as 16-bit samples
+// next to the codec's own uncompressed copy (up to 16 bits a sample) and, when written back,
+// a second decode to compare: 128 Mi samples (256 MiB decoded; 512 x 512 x 512, or 4096 x
+// 4096 x 8 frames) keeps a run under 1 GB (docs/reliability.md).
+constexpr std::uint64_t kMaxSamplesPerImage = std::uint64_t{128} << 20;
 
 Status check_decoded_size(std::uint64_t width, std::uint64_t height, std::uint64_t samples,
                           std::uint64_t frames) {
   const std::uint64_t per_frame = width * height * samples;  // at most 65535^2 x 65535
-  if (per_frame > kMaxSamplesPerFrame ||
+  if (per_frame > kMaxSamplesPerImage ||
       (per_frame > 0 && frames > kMaxSamplesPerImage / per_frame))
     return fail(ErrorCode::unsupported,
-                "image too large to decode: " + std::to_string(width * height * frames / 1000000) +
-                    " megapixels");
+                "image too large to decode: " +
+                    std::to_string(static_cast<std::uint64_t>(
+                        static_cast<double>(per_frame) * static_cast<double>(frames) / 1e6)) +
+                    " million samples in " + std::to_string(frames) +
+                    " frame(s); radguard decodes at most " +
+                    std::to_string(kMaxSamplesPerImage / 1000000) + " million");
   return {};
 }
 
@@ -680,16 +686,17 @@ Result<PixelImage> decode_dataset(DcmDataset& dataset) {
   if (is_j2k(original)) return decode_j2k(dataset, original);
   // Compressed data is decoded in a copy: the file keeps its original encapsulated pixel
   // data, so an image that needs no change is saved exactly as it came.
+  // Native data is decoded too (into 16-bit samples): the same limit applies.
   std::unique_ptr<DcmDataset> decoded;
   DcmDataset* source = &dataset;
+  Sint32 frames = 1;
+  if (dataset.findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
+  if (auto size = check_decoded_size(
+          uint16_of(dataset, DCM_Columns, 0), uint16_of(dataset, DCM_Rows, 0),
+          uint16_of(dataset, DCM_SamplesPerPixel, 1), static_cast<std::uint64_t>(frames));
+      !size)
+    return std::unexpected(size.error());
   if (!is_native(original)) {
-    Sint32 frames = 1;
-    if (dataset.findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
-    if (auto size = check_decoded_size(
-            uint16_of(dataset, DCM_Columns, 0), uint16_of(dataset, DCM_Rows, 0),
-            uint16_of(dataset, DCM_SamplesPerPixel, 1), static_cast<std::uint64_t>(frames));
-        !size)
-      return std::unexpected(size.error());
     decoded = std::make_unique<DcmDataset>(dataset);
     const OFCondition status = decoded->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     if (status.bad())

@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <algorithm>
 #include <cerrno>
@@ -139,14 +142,21 @@ std::size_t remove_stale_staging(const fs::path& output) {
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
     std::error_code type_ec;
-    if (!name.starts_with(kStagingPrefix) ||
+    // ".making" + a staging name: a staging folder between its mkdir and its lock (a few
+    // microseconds), or one whose export was killed right there.
+    const bool making = name.starts_with(".making" + std::string(kStagingPrefix));
+    if ((!name.starts_with(kStagingPrefix) && !making) ||
         it->symlink_status(type_ec).type() != fs::file_type::directory)
       continue;
     const int fd = ::open(it->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) continue;
+    struct stat st{};
+    const bool old_enough =
+        !making || (::fstat(fd, &st) == 0 && ::time(nullptr) - st.st_mtime > 60);
     // A live export holds its staging folder locked; one that is not locked was left by a
-    // run that died (kill -9, power loss) and is never published.
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    // run that died (kill -9, power loss) and is never published. An unlocked ".making"
+    // folder may be one a live export has not locked yet: removed only when a minute old.
+    if (old_enough && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
       std::error_code ignored;
       if (fs::remove_all(it->path(), ignored) > 0) ++removed;
     }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "batch/batch.hpp"
+#include "core/atomic_file.hpp"
 #include "core/result.hpp"
 #include "dicom/dicom_file.hpp"
 #include "dicom/pixels.hpp"
@@ -236,6 +237,9 @@ struct RedactRunOptions {
   RedactOptions redact;
   unsigned threads = 0;
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+  // A different file already under an output's name: kept and that input fails (conflict),
+  // or replaced (--overwrite). An identical one is a rerun either way.
+  PendingFile::Existing existing = PendingFile::Existing::keep_if_different;
 };
 
 struct RedactRunReport {

@@ -37,6 +37,8 @@ Result<RuleSet> RuleSet::parse(std::string_view json_text) {
     const std::string where = "rule file: rule " + std::to_string(index++);
     if (!entry.is_object()) return fail(ErrorCode::usage, where + " is not an object");
     Rule rule;
+    if (entry.contains("name") && !entry["name"].is_string())
+      return fail(ErrorCode::usage, where + ": \"name\" must be a string");
     rule.name = entry.value("name", "");
     if (entry.contains("match")) {
       const json& match = entry["match"];

@@ -43,11 +43,14 @@ Result<std::string> output_stem(const dicom::DicomFile& file) {
   return text;
 }
 
-Status save_atomically(dicom::DicomFile& file, const fs::path& destination) {
+// An existing file of that name is kept when it differs (a conflict the outcome reports),
+// unless the run was told to overwrite; an identical one is a rerun.
+Status save_atomically(dicom::DicomFile& file, const fs::path& destination,
+                       PendingFile::Existing existing) {
   auto pending = PendingFile::create(destination);
   if (!pending) return std::unexpected(pending.error());
   if (auto saved = file.save(pending->temp_path(), meta_identity()); !saved) return saved;
-  return pending->commit();
+  return pending->commit(std::nullopt, existing);
 }
 
 Status write_previews(const FileRedaction& redaction, const fs::path& folder,
@@ -137,7 +140,8 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
   }
   if (r.verdict == FileVerdict::residual_phi) {
     const fs::path target = options.quarantine / name;
-    if (auto saved = save_atomically(*file, target); !saved) return failed(saved.error());
+    if (auto saved = save_atomically(*file, target, options.existing); !saved)
+      return failed(saved.error());
     outcome.output = target;
     outcome.status = OutcomeStatus::quarantined;
     outcome.error = ErrorCode::policy;
@@ -148,7 +152,8 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
     return outcome;
   }
   const fs::path target = options.output / name;
-  if (auto saved = save_atomically(*file, target); !saved) return failed(saved.error());
+  if (auto saved = save_atomically(*file, target, options.existing); !saved)
+      return failed(saved.error());
   outcome.output = target;
   outcome.status = OutcomeStatus::written;
   return outcome;

@@ -2,7 +2,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,30 +18,94 @@ namespace radguard::volume {
 
 namespace {
 
-// Members of a ustar archive by base name (the project sits in one temporary folder).
-std::map<std::string, std::string_view> tar_members(const std::string& tar) {
-  std::map<std::string, std::string_view> members;
-  std::size_t pos = 0;
-  while (pos + 512 <= tar.size()) {
-    const char* h = tar.data() + pos;
-    if (h[0] == '\0') break;
-    const std::string name(h, strnlen(h, 100));
-    const std::string size_field(h + 124, strnlen(h + 124, 12));
-    std::size_t size = 0;
-    for (char c : size_field)
-      if (c >= '0' && c <= '7') size = size * 8 + static_cast<std::size_t>(c - '0');
-    pos += 512;
-    if (pos + size > tar.size()) break;
-    const char type = h[156];
-    if (type == '0' || type == '\0') {
-      const auto slash = name.rfind('/');
-      members[slash == std::string::npos ? name : name.substr(slash + 1)] =
-          std::string_view(tar).substr(pos, size);
+constexpr std::uint64_t kMaxPlistBytes = std::uint64_t{1} << 20;
+// The whole project as it inflates, masks and surfaces included (only read past): a bound
+// on time, not on memory (Debian's example head is 44 MiB).
+constexpr std::uint64_t kMaxProjectBytes = std::uint64_t{2} << 30;
+
+// The members of a ustar archive that read_inv3 needs, kept by base name while the archive
+// streams past (the project sits in one temporary folder); everything else (masks, surfaces:
+// most of a project) is skipped without being held. A member cut short by the end of the
+// archive is dropped.
+class TarMembers {
+ public:
+  // `wanted` says whether a member (by base name, with the names kept so far) is kept, and
+  // how large it may be (0: not kept).
+  using Wanted = std::function<std::uint64_t(const std::string& name,
+                                             const std::map<std::string, std::string>& kept)>;
+  explicit TarMembers(Wanted wanted) : wanted_(std::move(wanted)) {}
+
+  // Takes the next bytes of the archive; false once the archive has ended or failed.
+  bool feed(std::string_view bytes) {
+    while (!bytes.empty() && !ended_) {
+      if (remaining_ > 0) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, bytes.size()));
+        if (current_) current_->append(bytes.substr(0, n));
+        remaining_ -= n;
+        bytes.remove_prefix(n);
+        if (remaining_ == 0) current_ = nullptr;
+      } else if (padding_ > 0) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(padding_, bytes.size()));
+        padding_ -= n;
+        bytes.remove_prefix(n);
+      } else {
+        const std::size_t n = std::min(std::size_t{512} - header_.size(), bytes.size());
+        header_.append(bytes.substr(0, n));
+        bytes.remove_prefix(n);
+        if (header_.size() == 512) start_member();
+      }
     }
-    pos += (size + 511) / 512 * 512;
+    return !ended_;
   }
-  return members;
-}
+
+  // The members kept; call once the archive has been fed.
+  std::map<std::string, std::string> finish() {
+    if (current_) kept_.erase(current_name_);  // cut short
+    return std::move(kept_);
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  void start_member() {
+    const char* h = header_.data();
+    if (h[0] == '\0') {
+      ended_ = true;  // the archive's end (two zero blocks; one is enough here)
+      return;
+    }
+    const std::string name(h, strnlen(h, 100));
+    std::uint64_t size = 0;
+    for (const char c : std::string_view(h + 124, strnlen(h + 124, 12)))
+      if (c >= '0' && c <= '7') size = size * 8 + static_cast<std::uint64_t>(c - '0');
+    const char type = h[156];
+    header_.clear();
+    remaining_ = size;
+    padding_ = (512 - size % 512) % 512;
+    current_ = nullptr;
+    if (type != '0' && type != '\0') return;
+    const auto slash = name.rfind('/');
+    current_name_ = slash == std::string::npos ? name : name.substr(slash + 1);
+    const std::uint64_t limit = wanted_(current_name_, kept_);
+    if (limit == 0) return;
+    if (size > limit) {
+      error_ = current_name_ + " is larger than radguard reads (" + std::to_string(size) + " bytes)";
+      ended_ = true;
+      return;
+    }
+    current_ = &kept_[current_name_];
+    current_->clear();
+    current_->reserve(static_cast<std::size_t>(size));
+    if (size == 0) current_ = nullptr;
+  }
+
+  Wanted wanted_;
+  std::map<std::string, std::string> kept_;
+  std::string header_;
+  std::string current_name_;
+  std::string* current_ = nullptr;
+  std::uint64_t remaining_ = 0, padding_ = 0;
+  bool ended_ = false;
+  std::string error_;
+};
 
 // The text after <key>name</key> up to the close of the value that follows.
 std::string_view plist_value(std::string_view plist, std::string_view key) {
@@ -78,9 +146,24 @@ std::vector<double> plist_numbers(std::string_view array) {
 
 Result<Volume> read_inv3(const std::filesystem::path& path) {
   const std::string name = path.string();
-  auto tar = read_maybe_gzipped(path);
-  if (!tar) return std::unexpected(tar.error());
-  const auto members = tar_members(*tar);
+  // InVesalius names the matrix matrix.dat; main.plist says so, and when it comes first
+  // another name it gives is kept too.
+  TarMembers tar([](const std::string& member, const std::map<std::string, std::string>& kept)
+                     -> std::uint64_t {
+    if (member == "main.plist") return kMaxPlistBytes;
+    if (member == "matrix.dat") return kMaxVoxels * 2;
+    if (const auto plist = kept.find("main.plist"); plist != kept.end()) {
+      const std::string_view matrix = plist_value(plist->second, "matrix");
+      if (!member.empty() && plist_value(matrix, "filename") == member) return kMaxVoxels * 2;
+    }
+    return 0;
+  });
+  auto streamed = stream_maybe_gzipped(path, kMaxProjectBytes, [&tar](std::string_view bytes) {
+    return tar.feed(bytes);
+  });
+  if (!streamed) return std::unexpected(streamed.error());
+  if (!tar.error().empty()) return fail(ErrorCode::unsupported, name + ": refused: " + tar.error());
+  const auto members = tar.finish();
   const auto plist_it = members.find("main.plist");
   if (plist_it == members.end())
     return fail(ErrorCode::usage, name + ": not an InVesalius project (no main.plist)");
@@ -96,14 +179,24 @@ Result<Volume> read_inv3(const std::filesystem::path& path) {
   const auto data_it = members.find(filename);
   if (data_it == members.end())
     return fail(ErrorCode::usage, name + ": the matrix file is missing");
+  // Whole numbers a NIfTI header can carry (deface writes one), and not more voxels than
+  // radguard reads; finite spacings.
+  std::uint64_t voxels = 1;
+  for (int a = 0; a < 3; ++a) {
+    if (!(shape[a] >= 1 && shape[a] <= 32767 && shape[a] == std::floor(shape[a])) ||
+        !(spacing[a] > 0 && std::isfinite(spacing[a])))
+      return fail(ErrorCode::usage, name + ": bad matrix geometry");
+    voxels *= static_cast<std::uint64_t>(shape[a]);
+  }
+  if (voxels > kMaxVoxels)
+    return fail(ErrorCode::unsupported, name + ": refused: " + std::to_string(voxels) +
+                                            " voxels, more than the " + std::to_string(kMaxVoxels) +
+                                            " radguard reads");
 
   Volume v;
   // numpy shape is (slices, rows, columns); our i is the fastest-varying (columns).
   v.dims = {static_cast<int>(shape[2]), static_cast<int>(shape[1]), static_cast<int>(shape[0])};
   v.spacing = {spacing[0], spacing[1], spacing[2]};
-  for (int a = 0; a < 3; ++a)
-    if (v.dims[a] < 1 || !(v.spacing[a] > 0))
-      return fail(ErrorCode::usage, name + ": bad matrix geometry");
   // Rows run posterior to anterior and columns left to right in the stored matrix (seen in
   // the packaged head: the nose is at high row numbers); keep the frame right-handed.
   v.axes = {Vec3{-1, 0, 0}, Vec3{0, -1, 0}, Vec3{0, 0, 1}};

@@ -84,6 +84,10 @@ void encode(const std::vector<float>& src, char* dst) {
 
 // Column a of the 4x4 affine (RAS) becomes axis a in LPS.
 Status set_geometry(Volume& v, const double m[3][4], const std::string& name) {
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c)
+      if (!std::isfinite(m[r][c]))
+        return fail(ErrorCode::unsupported, name + ": non-finite voxel-to-world affine");
   for (int a = 0; a < 3; ++a) {
     Vec3 col{-m[0][a], -m[1][a], m[2][a]};
     const double len = std::sqrt(col[0] * col[0] + col[1] * col[1] + col[2] * col[2]);
@@ -137,6 +141,10 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
   NiftiImage image;
   Volume& v = image.volume;
   v.dims = {dim[1], dim[2], dim[3]};
+  if (v.voxel_count() > kMaxVoxels)
+    return fail(ErrorCode::unsupported, name + ": refused: " + std::to_string(v.voxel_count()) +
+                                            " voxels, more than the " + std::to_string(kMaxVoxels) +
+                                            " radguard reads");
   switch (load<std::int16_t>(b, 70)) {
     case 2:
       v.stored_type = VoxelType::uint8;

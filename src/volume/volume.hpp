@@ -15,6 +15,12 @@ enum class VoxelType : std::uint8_t { uint8, int16, uint16, int32, float32 };
 
 using Vec3 = std::array<double, 3>;
 
+// The most voxels a volume may have: 64 Mi (a 512 x 512 x 256 CT). Defacing holds the
+// voxels as float plus masks and renderings, so this keeps a whole deface run under 1 GB
+// whatever a file declares (docs/reliability.md). The readers and the DICOM series assembly
+// refuse larger volumes.
+inline constexpr std::uint64_t kMaxVoxels = std::uint64_t{64} << 20;
+
 struct Volume {
   std::array<int, 3> dims{0, 0, 0};  // voxels along i (fastest), j, k
   Vec3 spacing{1.0, 1.0, 1.0};       // millimetres between voxel centres along i, j, k
