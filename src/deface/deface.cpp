@@ -478,8 +478,8 @@ double brow_weight(double u) {
 // Hollows the cut leaves in the face's surface: a groove where the cap meets the brows, the
 // notches at the edge of a face its publisher already cut away. Seen from the front they read as
 // a pair of orbits, to a person and to the relief evidence, so the cap fills them: per grid
-// column of the face (the cut's columns within 62 mm of the midline, from below the chin to
-// the top of the brows' band), the surface after the cut is closed along the vertical over
+// column of the face (the cut's columns within 62 mm of the midline, from 94 mm below the
+// nasion to the top of the brows' band), the surface after the cut is closed along the vertical over
 // kHollowMm (a pit whose surface 16 mm above and below is more anterior is filled at least to
 // the lower of the two; under a step, the ramp of no_steeper_than()), and what lies between the surface
 // and its closing becomes cap, no deeper than kHollowBehindCutMm behind the cut. Only air in
@@ -541,7 +541,9 @@ HollowFill fill_hollows(const HeadGrid& g, const FaceRegion& region,
                              g.origin[2] + z * g.step};
         const std::uint8_t cls = std::isfinite(deep[c]) ? classify(p, x, y, z, c) : std::uint8_t{0};
         if (cls == 2 || (cls == 0 && g.at(x, y, z))) {
-          out.surface[c] = -p[1];
+          // The front face of the surface cell: what mark_slab puts in this cell (nearest
+          // cell centre) is never in front of it, so the cell's own tissue is never filled.
+          out.surface[c] = -p[1] + 0.5 * g.step;
           break;
         }
       }
@@ -746,9 +748,13 @@ FaceRegion mark_face(const volume::Volume& v, const HeadAnalysis& head, const Cu
                      gz = std::lround((p[2] - g.origin[2]) / g.step);
           const std::size_t c = static_cast<std::size_t>(std::clamp<long>(gz, 0, g.nz - 1)) * g.nx +
                                 static_cast<std::size_t>(std::clamp<long>(gx, 0, g.nx - 1));
-          const std::uint8_t cls =
-              hollows.fills(c, -p[1]) ? std::uint8_t{2} : classify(p, gx, gy, gz, c);
-          if (cls != 0) region.mask[v.index(i, j, k)] = cls;
+          // The fill takes air and what the cut removes, never tissue the cut keeps (a voxel
+          // above the skin's threshold is tissue even where the coarser grid saw none).
+          const std::size_t n = v.index(i, j, k);
+          std::uint8_t cls = classify(p, gx, gy, gz, c);
+          const bool air = v.voxels[n] * v.value_slope + v.value_intercept <= region.threshold;
+          if (cls != 2 && (air || cls == 1) && hollows.fills(c, -p[1])) cls = 2;
+          if (cls != 0) region.mask[n] = cls;
         }
   };
   {
