@@ -64,12 +64,10 @@ std::vector<fs::path> volume_files(const std::vector<std::string>& inputs) {
   for (const auto& input : inputs) {
     std::error_code ec;
     if (fs::is_directory(input, ec)) {
-      std::vector<fs::path> found;
-      for (auto it = fs::recursive_directory_iterator(input, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-        if (it->is_regular_file(ec) && is_volume_file(it->path())) found.push_back(it->path());
-      std::sort(found.begin(), found.end());
-      out.insert(out.end(), found.begin(), found.end());
+      // The project's one walker; a folder it cannot list reaches the user through the DICOM
+      // path, which walks the same folder and fails that input.
+      for (const auto& file : batch::list_files(input).files)
+        if (is_volume_file(file)) out.emplace_back(file);
     } else if (is_volume_file(input)) {
       out.emplace_back(input);
     }
