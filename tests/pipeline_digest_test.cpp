@@ -1,0 +1,233 @@
+// Byte-identical outputs: a fixed corpus (made here, from fixed values) de-identified by the
+// radguard command with a fixed key gives outputs whose SHA-256 digests match the list kept in
+// tests/data/pipeline_digests.txt. The list was made on main before the pipeline moved from
+// apps/radguard into src/pipeline, so the move provably changes no output byte.
+//
+// A change that is meant to change outputs updates the list:
+//   RADGUARD_WRITE_DIGESTS=tests/data/pipeline_digests.txt build/tests/pipeline_tests
+//       --gtest_filter='PipelineDigests.DeidAndExport*'
+// and says why in its commit message.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "crypto/crypto.hpp"
+#include "support/burned_in.hpp"
+#include "support/fixtures.hpp"
+#include "support/head_phantom.hpp"
+#include "support/series_writer.hpp"
+
+namespace radguard {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::make_ct;
+using testing::save;
+using testing::TempDir;
+
+struct CommandRun {
+  int exit_code = -1;
+  std::string output;
+};
+
+CommandRun run_command(const std::string& args) {
+  const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>&1";
+  CommandRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  while (fgets(buffer, sizeof buffer, pipe) != nullptr) run.output += buffer;
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// "<run>/<path relative to root>" -> hex SHA-256, for every file under `root` whose name ends
+// in `suffix`.
+void add_digests(std::map<std::string, std::string>& digests, const std::string& run,
+                 const fs::path& root, const std::string& suffix = "") {
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().filename().string();
+    if (!suffix.empty() && !name.ends_with(suffix)) continue;
+    auto digest = crypto::sha256_file(entry.path());
+    ASSERT_TRUE(digest.has_value());
+    digests[run + "/" + fs::relative(entry.path(), root).generic_string()] =
+        crypto::to_hex(*digest);
+  }
+}
+
+std::map<std::string, std::string> read_list(const fs::path& path) {
+  std::map<std::string, std::string> list;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.front() == '#') continue;
+    std::istringstream fields(line);
+    std::string name, digest;
+    fields >> digest >> name;
+    list[name] = digest;
+  }
+  return list;
+}
+
+std::string list_text(const std::map<std::string, std::string>& digests) {
+  std::string text =
+      "# SHA-256 of every output of tests/pipeline_digest_test.cpp's fixed corpus (see there).\n";
+  for (const auto& [name, digest] : digests) text += digest + "  " + name + "\n";
+  return text;
+}
+
+testing::BurnedFrame ultrasound_screen() {
+  testing::BurnedFrame f;
+  f.texts = {
+      {"DOE", {8, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 230, true},
+      {"JOHN", {62, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 230, true},
+      {"PID12345", {8, 48}, cv::FONT_HERSHEY_DUPLEX, 0.55, 1, 230, true},
+      {"LIVER", {8, 200}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 230, false},
+  };
+  return f;
+}
+
+// The corpus: CT images of two patients in several transfer syntaxes, one with private and
+// nested content, and an ultrasound screen with burned-in name and ID. Everything from fixed
+// values, so the inputs are the same bytes on every run.
+void make_corpus(const fs::path& in) {
+  const std::vector<std::pair<E_TransferSyntax, std::string>> syntaxes = {
+      {EXS_LittleEndianExplicit, "explicit"}, {EXS_LittleEndianImplicit, "implicit"},
+      {EXS_BigEndianExplicit, "big"},         {EXS_JPEGProcess14SV1, "jpegll"},
+      {EXS_RLELossless, "rle"},               {EXS_DeflatedLittleEndianExplicit, "deflated"},
+  };
+  int index = 0;
+  for (const auto& [syntax, name] : syntaxes) {
+    ++index;
+    auto ct = make_ct(index % 2 ? "PID12345" : "PID777",
+                      "1.2.826.0.1.3680043.2.1125.1." + std::to_string(index), 16, 16,
+                      index == 3 ? 2u : 1u);
+    DcmDataset& data = *ct->getDataset();
+    if (index % 2 == 0) {  // the second patient's own study
+      ASSERT_TRUE(
+          data.putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1125.2.777").good());
+    }
+    if (index == 2) {
+      // Free text, a private block and a nested sequence that names the patient.
+      ASSERT_TRUE(data.putAndInsertString(DCM_StudyDescription, "CT HEAD DOE JOHN").good());
+      ASSERT_TRUE(data.putAndInsertString(DCM_ImageComments, "seen by Dr Roe on 2019-03-15").good());
+      ASSERT_TRUE(data.putAndInsertString(DcmTag(0x0009, 0x0010, EVR_LO), "ACME 1.0").good());
+      ASSERT_TRUE(data.putAndInsertString(DcmTag(0x0009, 0x1001, EVR_LO), "PID12345").good());
+      DcmItem* item = nullptr;
+      ASSERT_TRUE(data.findOrCreateSequenceItem(DCM_ReferencedPatientSequence, item, -2).good());
+      ASSERT_TRUE(item->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.3.4.5").good());
+      ASSERT_TRUE(item->putAndInsertString(DCM_ReferencedSOPClassUID, "1.2.840.10008.3.1.2.1.1")
+                      .good());
+    }
+    save(*ct, in / (index % 2 ? "DOE_JOHN" : "ROE_RICHARD") / (name + ".dcm"), syntax);
+  }
+  auto us = testing::make_burned_in({ultrasound_screen()}, testing::Colour::monochrome2);
+  ASSERT_TRUE(us->getDataset()->putAndInsertString(DCM_BurnedInAnnotation, "YES").good());
+  save(*us, in / "DOE_JOHN" / "us.dcm");
+}
+
+void make_head_series(const fs::path& in) {
+  const std::array<volume::Vec3, 3> axes{volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0},
+                                         volume::Vec3{0, 0, 1}};
+  testing::HeadPhantom ct =
+      testing::make_head_phantom(testing::PhantomContrast::ct, {66, 80, 84}, {3, 3, 3}, axes);
+  testing::SeriesSpec spec;
+  spec.series_uid = "1.2.826.0.1.3680043.2.1125.3.301";
+  testing::write_series(ct.volume, in, spec);
+}
+
+class PipelineDigests : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_text(dir_ / "k.key",
+               "radguard-key-v1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    fs::permissions(dir_ / "k.key", fs::perms::owner_read | fs::perms::owner_write);
+    make_corpus(dir_ / "in");
+  }
+
+  // Runs `radguard deid` with `flags` into dir/out/<run> and adds the outputs' digests.
+  void deid(const std::string& run, const std::string& inputs, const std::string& flags,
+            int expected_exit) {
+    const CommandRun result = run_command("deid " + inputs + " -o " + (dir_ / "out" / run).string() +
+                                          " -k " + (dir_ / "k.key").string() + " -j 2 --no-progress " +
+                                          flags);
+    EXPECT_EQ(result.exit_code, expected_exit) << run << ": " << result.output;
+    add_digests(digests_, run, dir_ / "out" / run);
+  }
+
+  TempDir dir_;
+  std::map<std::string, std::string> digests_;
+};
+
+TEST_F(PipelineDigests, DeidAndExportOutputsMatchTheKeptList) {
+  const std::string in = (dir_ / "in").string();
+  // The Basic Profile; the ultrasound is refused by the burned-in gate (exit 1).
+  deid("basic", in, "", 1);
+  // Research preset with options and a recipe, burned-in text allowed.
+  write_text(dir_ / "recipe.txt", "StudyDescription K\n(0008,1030) K\nImageComments C\n");
+  deid("options", in,
+       "-p research --option retain-safe-private --option retain-long-modified-dates "
+       "--option clean-descriptors --option retain-device-identity --recipe " +
+           (dir_ / "recipe.txt").string() + " --allow-burned-in-annotation",
+       0);
+  // Clean Pixel Data: the ultrasound's name and ID are redacted.
+  deid("pixels", in, "--option clean-pixel-data", 0);
+  deid("pixels-all-text", (dir_ / "in" / "DOE_JOHN" / "us.dcm").string(),
+       "--option clean-pixel-data --redact-mode all-text", 0);
+  // Clean Recognizable Visual Features on a head CT series.
+  make_head_series(dir_ / "head");
+  deid("deface", (dir_ / "head").string(),
+       "--option clean-recognizable-visual-features --option clean-pixel-data", 0);
+
+  // export: the consented patient's studies are released (DICOM files only: the manifest
+  // holds times and the release name is random).
+  write_text(dir_ / "consents.csv",
+             "patient_id,purpose,decision,date,source,expires\n"
+             "PID12345,research,permit,2025-01-10,portal,\n");
+  const CommandRun imported = run_command("consent import " + (dir_ / "consents.csv").string() +
+                                          " --registry " + (dir_ / "reg.db").string());
+  ASSERT_EQ(imported.exit_code, 0) << imported.output;
+  const CommandRun exported = run_command(
+      "export " + in + " -o " + (dir_ / "release").string() + " --purpose research --recipient lab" +
+      " --registry " + (dir_ / "reg.db").string() + " --ledger " + (dir_ / "ledger.db").string() +
+      " -k " + (dir_ / "k.key").string() +
+      " --consent-at 2026-01-01T00:00:00Z -j 2 --no-progress --allow-burned-in-annotation");
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  for (const auto& entry : fs::directory_iterator(dir_ / "release"))
+    if (entry.path().filename().string().starts_with("release-"))
+      add_digests(digests_, "export", entry.path(), ".dcm");
+
+  ASSERT_GT(digests_.size(), 50u);
+  if (const char* write = std::getenv("RADGUARD_WRITE_DIGESTS"); write != nullptr) {
+    write_text(write, list_text(digests_));
+    GTEST_SKIP() << "wrote " << digests_.size() << " digests to " << write;
+  }
+  const auto expected = read_list(RADGUARD_DIGEST_LIST);
+  ASSERT_FALSE(expected.empty()) << "no list at " << RADGUARD_DIGEST_LIST;
+  for (const auto& [name, digest] : expected) {
+    const auto found = digests_.find(name);
+    if (found == digests_.end())
+      ADD_FAILURE() << "missing output " << name;
+    else
+      EXPECT_EQ(found->second, digest) << "output changed: " << name;
+  }
+  for (const auto& [name, digest] : digests_)
+    EXPECT_TRUE(expected.contains(name)) << "new output " << name;
+}
+
+}  // namespace
+}  // namespace radguard
