@@ -85,7 +85,50 @@ class CheckedFileStream final : public DcmOutputStream {
   explicit CheckedFileStream(CheckedFileConsumer& consumer) : DcmOutputStream(&consumer) {}
 };
 
+// Collects what DCMTK writes in memory.
+class MemoryConsumer final : public DcmConsumer {
+ public:
+  explicit MemoryConsumer(std::vector<std::uint8_t>& out) : out_(out) {}
+  OFBool good() const override { return OFTrue; }
+  OFCondition status() const override { return EC_Normal; }
+  OFBool isFlushed() const override { return OFTrue; }
+  offile_off_t avail() const override { return OFstatic_cast(offile_off_t, 1 << 18); }
+  offile_off_t write(const void* buf, offile_off_t buflen) override {
+    if (buf == nullptr || buflen <= 0) return 0;
+    const auto* bytes = static_cast<const std::uint8_t*>(buf);
+    out_.insert(out_.end(), bytes, bytes + buflen);
+    return buflen;
+  }
+  void flush() override {}
+
+ private:
+  std::vector<std::uint8_t>& out_;
+};
+
+class MemoryStream final : public DcmOutputStream {
+ public:
+  explicit MemoryStream(MemoryConsumer& consumer) : DcmOutputStream(&consumer) {}
+};
+
 }  // namespace
+
+Result<std::vector<std::uint8_t>> write_to_memory(DcmFileFormat& file, E_TransferSyntax xfer,
+                                                  E_FileWriteMode mode) {
+  std::vector<std::uint8_t> bytes;
+  MemoryConsumer consumer(bytes);
+  OFCondition status = EC_Normal;
+  {
+    MemoryStream stream(consumer);
+    DcmWriteCache cache;
+    file.transferInit();
+    status = file.write(stream, xfer, EET_UndefinedLength, &cache, EGL_recalcGL, EPD_noChange, 0,
+                        0, 0, mode);
+    file.transferEnd();
+    stream.flush();
+  }
+  if (status.bad()) return fail(ErrorCode::io, std::string("cannot write: ") + status.text());
+  return bytes;
+}
 
 Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
                     E_TransferSyntax xfer, E_FileWriteMode mode) {

@@ -21,6 +21,9 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <span>
+
+#include <dcmtk/dcmdata/dcistrmb.h>
 
 #include "dicom/dicom_file_impl.hpp"
 #include "dicom/structure_check.hpp"
@@ -51,13 +54,9 @@ bool is_binary_filler_vr(std::string_view vr) {
 // happily read arbitrary bytes as an implicit-VR dataset.
 enum class Sniff { part10, raw_dataset, not_dicom, unreadable };
 
-Sniff sniff(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  // A file that cannot be opened (permissions) is a failure to report, never "not DICOM".
-  if (!in) return Sniff::unreadable;
-  std::array<unsigned char, 132> head{};
-  in.read(reinterpret_cast<char*>(head.data()), head.size());
-  const auto got = static_cast<std::size_t>(in.gcount());
+// What the first bytes (up to 132) say.
+Sniff sniff_head(std::span<const unsigned char> head) {
+  const std::size_t got = head.size();
   if (got >= 132 && head[128] == 'D' && head[129] == 'I' && head[130] == 'C' && head[131] == 'M')
     return Sniff::part10;
   if (got < 8) return Sniff::not_dicom;
@@ -73,6 +72,16 @@ Sniff sniff(const fs::path& path) {
   if (plausible(little_group, little_element) || plausible(big_group, big_element))
     return Sniff::raw_dataset;
   return Sniff::not_dicom;
+}
+
+Sniff sniff(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  // A file that cannot be opened (permissions) is a failure to report, never "not DICOM".
+  if (!in) return Sniff::unreadable;
+  std::array<unsigned char, 132> head{};
+  in.read(reinterpret_cast<char*>(head.data()), head.size());
+  const auto got = static_cast<std::size_t>(in.gcount());
+  return sniff_head(std::span<const unsigned char>(head.data(), got));
 }
 
 // The creators of private blocks in one item: (gggg,00xx) -> value.
@@ -470,6 +479,42 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
   return DicomFile(std::move(impl));
 }
 
+Result<DicomFile> DicomFile::open_bytes(std::span<const std::uint8_t> bytes) {
+  initialise();
+  const Sniff kind = sniff_head(std::span<const unsigned char>(
+      bytes.data(), std::min<std::size_t>(bytes.size(), 132)));
+  if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM object");
+  if (auto checked = check_structure(
+          bytes, kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset);
+      !checked)
+    return std::unexpected(checked.error());
+  auto impl = std::make_unique<Impl>();
+  // As loadFile reads a file, from a stream over the caller's bytes; every value is copied
+  // into DCMTK's object (a buffer stream cannot be re-read later), so the bytes need not
+  // outlive the call.
+  DcmInputBufferStream stream;
+  stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  stream.setEos();
+  OFCondition status = EC_Normal;
+  if (kind == Sniff::part10) {
+    impl->file.setReadMode(ERM_autoDetect);
+    impl->file.transferInit();
+    status = impl->file.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+    impl->file.transferEnd();
+  } else {
+    DcmDataset& dataset = *impl->file.getDataset();
+    dataset.transferInit();
+    status = dataset.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+    dataset.transferEnd();
+  }
+  stream.releaseBuffer();
+  if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(impl->file, status));
+  DcmDataset* dataset = impl->file.getDataset();
+  if (dataset == nullptr || dataset->card() == 0)
+    return fail(ErrorCode::malformed_dicom, "the object holds no data set");
+  return DicomFile(std::move(impl));
+}
+
 bool DicomFile::is_dicomdir() const {
   OFString sop_class;
   impl_->file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop_class);
@@ -554,17 +599,21 @@ Status DicomFile::set_code_sequence(Tag tag, std::span<const CodeItem> codes) {
   return {};
 }
 
-Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
-  DcmDataset& dataset = *impl_->file.getDataset();
-  E_TransferSyntax xfer = impl_->output_xfer.value_or(dataset.getOriginalXfer());
+namespace {
+
+// Gives `file` a fresh meta header for writing; returns the transfer syntax to write in.
+E_TransferSyntax new_meta_header(DicomFile& file, const MetaIdentity& identity) {
+  auto& impl = PixelAccess::impl(file);
+  DcmDataset& dataset = *impl.file.getDataset();
+  E_TransferSyntax xfer = impl.output_xfer.value_or(dataset.getOriginalXfer());
   if (xfer == EXS_Unknown) xfer = EXS_LittleEndianImplicit;
   // Through string_of: a UID some writer stored as UN is read as the text it is, where
   // DCMTK would print its bytes in hex ("31\\2e\\32..." read as the UID "31").
-  const std::string sop_class = string_of(Tag{0x0008, 0x0016}).value_or("");
-  const std::string sop_instance = string_of(Tag{0x0008, 0x0018}).value_or("");
+  const std::string sop_class = file.string_of(Tag{0x0008, 0x0016}).value_or("");
+  const std::string sop_instance = file.string_of(Tag{0x0008, 0x0018}).value_or("");
 
   // A fresh meta header: nothing of the input's survives (it may name the source system).
-  DcmMetaInfo& meta = *impl_->file.getMetaInfo();
+  DcmMetaInfo& meta = *impl.file.getMetaInfo();
   meta.clear();
   static constexpr Uint8 kVersion[2] = {0x00, 0x01};
   meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, kVersion, 2);
@@ -578,7 +627,19 @@ Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, EXS_LittleEndianExplicit,
                                     EET_ExplicitLength);
 
+  return xfer;
+}
+
+}  // namespace
+
+Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
+  const E_TransferSyntax xfer = new_meta_header(*this, identity);
   return save_checked(impl_->file, path, xfer, EWM_dontUpdateMeta);
+}
+
+Result<std::vector<std::uint8_t>> DicomFile::save_bytes(const MetaIdentity& identity) {
+  const E_TransferSyntax xfer = new_meta_header(*this, identity);
+  return write_to_memory(impl_->file, xfer, EWM_dontUpdateMeta);
 }
 
 }  // namespace radguard::dicom

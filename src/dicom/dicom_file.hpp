@@ -89,6 +89,11 @@ class DicomFile {
   // beyond the end of the file, a broken sequence), ErrorCode::io when it cannot be read.
   // Never allocates memory for a declared length larger than the file.
   [[nodiscard]] static Result<DicomFile> open(const std::filesystem::path& path);
+  // Parses a DICOM object held in memory (bytes received from the network or an upload: a
+  // Part 10 file, or a data set without a meta header), with the same sniff and structure
+  // checks and the same errors as open() (never ErrorCode::io). Every value is copied, so
+  // `bytes` need not outlive the call.
+  [[nodiscard]] static Result<DicomFile> open_bytes(std::span<const std::uint8_t> bytes);
 
   DicomFile(DicomFile&&) noexcept;
   DicomFile& operator=(DicomFile&&) noexcept;
@@ -125,6 +130,9 @@ class DicomFile {
   // Writes the dataset to `path` in its original transfer syntax (pixel data bytes as they
   // were), with a new file meta header. Fails with ErrorCode::io.
   [[nodiscard]] Status save(const std::filesystem::path& path, const MetaIdentity& meta);
+  // The bytes save() would write to a file, in memory. Fails with ErrorCode::io when DCMTK
+  // cannot encode the data set.
+  [[nodiscard]] Result<std::vector<std::uint8_t>> save_bytes(const MetaIdentity& meta);
 
  private:
   struct Impl;

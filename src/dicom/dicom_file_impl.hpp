@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dicom/dicom_file.hpp"
 
@@ -31,6 +32,12 @@ std::string parse_failure(DcmFileFormat& file, const OFCondition& status);
 // ErrorCode::io (a full disk: "No space left on device"); the caller removes the file.
 [[nodiscard]] Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
                                   E_TransferSyntax xfer, E_FileWriteMode mode);
+
+// Writes `file` into memory in `xfer`, as save_checked writes it to a file (the same bytes).
+// Fails with ErrorCode::io when DCMTK cannot encode it.
+[[nodiscard]] Result<std::vector<std::uint8_t>> write_to_memory(DcmFileFormat& file,
+                                                               E_TransferSyntax xfer,
+                                                               E_FileWriteMode mode);
 
 struct PixelAccess {
   static DicomFile::Impl& impl(DicomFile& file) { return *file.impl_; }

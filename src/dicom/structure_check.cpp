@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,30 @@ class FileSource final : public Source {
   std::uint64_t size_;
   std::uint64_t offset_ = 0;
   bool failed_ = false;
+};
+
+// Bytes already in memory (an instance received from the network or an upload).
+class MemorySource final : public Source {
+ public:
+  explicit MemorySource(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
+  bool failed() const { return false; }
+
+ protected:
+  std::size_t produce(std::uint8_t* out, std::size_t cap) override {
+    const std::size_t n = std::min(cap, bytes_.size() - offset_);
+    if (n > 0) std::memcpy(out, bytes_.data() + offset_, n);
+    offset_ += n;
+    return n;
+  }
+  bool discard(std::uint64_t n) override {
+    if (n > bytes_.size() - offset_) return false;
+    offset_ += static_cast<std::size_t>(n);
+    return true;
+  }
+
+ private:
+  std::span<const std::uint8_t> bytes_;
+  std::size_t offset_ = 0;
 };
 
 // The raw deflate stream of a deflated data set (transfer syntax 1.2.840.10008.1.2.1.99),
@@ -453,20 +478,16 @@ struct FdCloser {
 
 }  // namespace
 
-Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
-                                       const StructureLimits& limits) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
-  const FdCloser closer{fd};
-  struct stat st{};
-  if (::fstat(fd, &st) != 0)
-    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
-  const auto file_size = static_cast<std::uint64_t>(st.st_size);
+namespace {
+
+// The pass over `file` (`file_size` bytes), from a file or from memory.
+template <class Input>
+Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLayout layout,
+                                    const StructureLimits& limits) {
   const std::uint64_t max_elements =
       std::min(limits.max_elements,
                std::max(limits.min_elements, file_size / std::max<std::uint64_t>(
                                                              limits.bytes_per_element, 1)));
-  FileSource file(fd, file_size);
   StructureFacts facts;
 
   Encoding encoding;  // explicit VR little endian unless said otherwise
@@ -569,6 +590,27 @@ Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
                       std::to_string(file.position()) + ")");
   }
   return facts;
+}
+
+}  // namespace
+
+Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
+                                       const StructureLimits& limits) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  const FdCloser closer{fd};
+  struct stat st{};
+  if (::fstat(fd, &st) != 0)
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  const auto file_size = static_cast<std::uint64_t>(st.st_size);
+  FileSource file(fd, file_size);
+  return check_source(file, file_size, layout, limits);
+}
+
+Result<StructureFacts> check_structure(std::span<const std::uint8_t> bytes, FileLayout layout,
+                                       const StructureLimits& limits) {
+  MemorySource source(bytes);
+  return check_source(source, bytes.size(), layout, limits);
 }
 
 }  // namespace radguard::dicom

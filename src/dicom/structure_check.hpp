@@ -12,6 +12,7 @@
 // hold a nesting too deep, in which case the file is refused.
 #include <cstdint>
 #include <filesystem>
+#include <span>
 
 #include "core/result.hpp"
 
@@ -45,6 +46,10 @@ enum class FileLayout : std::uint8_t { part10, raw_dataset };
 // Fails with ErrorCode::malformed_dicom naming the limit exceeded (never a value), or
 // ErrorCode::io when the file cannot be read.
 [[nodiscard]] Result<StructureFacts> check_structure(const std::filesystem::path& path,
+                                                     FileLayout layout,
+                                                     const StructureLimits& limits = {});
+// The same pass over an object held in memory (never fails with ErrorCode::io).
+[[nodiscard]] Result<StructureFacts> check_structure(std::span<const std::uint8_t> bytes,
                                                      FileLayout layout,
                                                      const StructureLimits& limits = {});
 
