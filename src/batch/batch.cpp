@@ -143,10 +143,12 @@ void Progress::draw(bool final) {
 }
 
 void run_parallel(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& work,
-                  const std::function<void(std::size_t, const std::string&)>& on_error) {
+                  const std::function<void(std::size_t, const std::string&)>& on_error,
+                  const CancelToken* cancel) {
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
     for (;;) {
+      if (cancel != nullptr && cancel->cancelled()) return;
       const std::size_t i = next.fetch_add(1);
       if (i >= count) return;
       try {

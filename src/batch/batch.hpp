@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.hpp"
@@ -86,10 +88,71 @@ class Progress {
   bool finished_ = false;
 };
 
+// Stops a run from another thread (a web page's cancel button, a gateway's abort). Runs check
+// it between files: the files being worked on finish, no new one starts. Thread-safe.
+class CancelToken {
+ public:
+  void cancel() noexcept { cancelled_.store(true, std::memory_order_release); }
+  bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+// How a run ended.
+enum class RunEnd : std::uint8_t { completed, cancelled };
+
+// One file done, as a run's listener hears of it. Neutral by construction: the file is named
+// by its place in the run, never by its path (paths often hold patient names), and no
+// attribute value or message is carried.
+struct FileEvent {
+  std::size_t id = 0;              // the file's index in the run's sorted input list
+  std::size_t done = 0;            // files done so far, this one included
+  std::size_t total = 0;           // files the run looks at
+  std::string_view status;         // the outcome's name ("written", "failed", ...)
+  std::optional<ErrorCode> error;  // why it was not written, when it was not
+  std::uint64_t bytes = 0;         // the input's size
+};
+
+// A run's events, for a front end: the terminal's progress bar is one listener, a web page or
+// a gateway another. file_done is called from worker threads, concurrently: implementations
+// must be thread-safe and must not throw. started and finished come from the thread that
+// called the run, before the first and after the last file_done.
+class RunListener {
+ public:
+  virtual ~RunListener() = default;
+  virtual void started(std::size_t total) { (void)total; }
+  virtual void file_done(const FileEvent& event) { (void)event; }
+  virtual void finished(std::size_t done, std::size_t total, RunEnd end) {
+    (void)done, (void)total, (void)end;
+  }
+};
+
+// The terminal's progress bar (Progress) as a listener.
+class ProgressBarListener final : public RunListener {
+ public:
+  ProgressBarListener(std::string label, ProgressDisplay display)
+      : label_(std::move(label)), display_(display) {}
+  void started(std::size_t total) override { progress_.emplace(label_, total, display_); }
+  void file_done(const FileEvent& event) override {
+    if (progress_) progress_->advance(event.bytes);
+  }
+  void finished(std::size_t, std::size_t, RunEnd) override {
+    if (progress_) progress_->finish();
+  }
+
+ private:
+  std::string label_;
+  ProgressDisplay display_;
+  std::optional<Progress> progress_;
+};
+
 // Calls work(i) for every i in [0, count) on `threads` threads (at least one). Each index
 // is handed out once; work must not throw (exceptions are caught and passed to on_error).
+// With `cancel`, no index is handed out once it is cancelled (those already running finish).
 void run_parallel(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& work,
-                  const std::function<void(std::size_t, const std::string&)>& on_error);
+                  const std::function<void(std::size_t, const std::string&)>& on_error,
+                  const CancelToken* cancel = nullptr);
 
 // The number of threads to use when the user gave none (0): the hardware's.
 unsigned default_threads(unsigned requested);

@@ -43,7 +43,8 @@ int DeidRunReport::exit_code() const {
   // A run that found nothing to de-identify did not do what was asked (a wrong folder, a
   // CD whose images are all in an unsupported form): not a success.
   const bool any_failed = count(FileStatus::failed) > 0 || count(FileStatus::duplicate) > 0 ||
-                          !missing_inputs.empty() || dicom_inputs() == 0;
+                          !missing_inputs.empty() || dicom_inputs() == 0 ||
+                          end == batch::RunEnd::cancelled;
   return any_failed ? kExitSomeFailed : kExitSuccess;
 }
 
@@ -75,6 +76,31 @@ Result<fs::path> output_name(const InstanceIdentity& identity) {
   };
   return fs::path(component(identity.study_uid)) / component(identity.series_uid) /
          (identity.sop_instance_uid + ".dcm");
+}
+
+Result<fs::path> deidentify_instance(const fs::path& id, dicom::DicomFile& file,
+                                     const HeaderStage& stage,
+                                     std::span<const PixelStage> pixel_stages, PixelWork& work,
+                                     std::span<std::atomic<std::int64_t>> stage_nanoseconds) {
+  // A pixel header that disagrees with its pixel data is not released as it is.
+  if (auto consistent = dicom::check_pixel_consistency(file); !consistent)
+    return std::unexpected(consistent.error());
+  for (std::size_t k = 0; k < pixel_stages.size(); ++k) {
+    const PixelStage& pixel_stage = pixel_stages[k];
+    const auto stage_start = std::chrono::steady_clock::now();
+    auto cleaned = pixel_stage.run(id, file, work);
+    if (k < stage_nanoseconds.size())
+      stage_nanoseconds[k].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - stage_start)
+                                         .count());
+    if (!cleaned) {
+      work.refused_by = pixel_stage.name;
+      return std::unexpected(cleaned.error());
+    }
+  }
+  auto identity = stage.apply(file);
+  if (!identity) return std::unexpected(identity.error());
+  return output_name(*identity);
 }
 
 namespace {
@@ -142,25 +168,8 @@ Prepared prepare(const fs::path& input, const std::string& relative, const fs::p
   if (file->is_dicomdir())
     return failed(Error{ErrorCode::policy, "DICOMDIR not copied: it lists patient identities"},
                   FileStatus::dicomdir_dropped);
-  // A pixel header that disagrees with its pixel data is not released as it is.
-  if (auto consistent = dicom::check_pixel_consistency(*file); !consistent)
-    return failed(consistent.error());
-  for (std::size_t k = 0; k < pixel_stages.size(); ++k) {
-    const PixelStage& pixel_stage = pixel_stages[k];
-    const auto stage_start = std::chrono::steady_clock::now();
-    auto cleaned = pixel_stage.run(input, *file, outcome.pixels);
-    if (k < stage_nanoseconds.size())
-      stage_nanoseconds[k].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         std::chrono::steady_clock::now() - stage_start)
-                                         .count());
-    if (!cleaned) {
-      outcome.pixels.refused_by = pixel_stage.name;
-      return failed(cleaned.error());
-    }
-  }
-  auto identity = stage.apply(*file);
-  if (!identity) return failed(identity.error());
-  auto name = output_name(*identity);
+  auto name =
+      deidentify_instance(input, *file, stage, pixel_stages, outcome.pixels, stage_nanoseconds);
   if (!name) return failed(name.error());
   auto pending = PendingFile::create(output_root / *name);
   if (!pending) return failed(pending.error());
@@ -275,7 +284,23 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
         .emplace_back(i, std::move(outcome));
   };
 
-  batch::Progress progress("deid", inputs.files.size(), options.progress);
+  // Events: the terminal's progress bar is one listener, the caller's (if any) another.
+  batch::ProgressBarListener bar("deid", options.progress);
+  const std::size_t total = inputs.files.size();
+  std::atomic<std::size_t> done{0};
+  auto notify = [&](std::size_t i, const FileOutcome& outcome) {
+    const batch::FileEvent event{i,
+                                 done.fetch_add(1) + 1,
+                                 total,
+                                 file_status_name(outcome.status),
+                                 outcome.status == FileStatus::written ? std::nullopt
+                                                                       : outcome.error,
+                                 outcome.bytes};
+    bar.file_done(event);
+    if (options.listener != nullptr) options.listener->file_done(event);
+  };
+  bar.started(total);
+  if (options.listener != nullptr) options.listener->started(total);
   batch::run_parallel(
       inputs.files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
@@ -323,7 +348,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
             }
           }
         }
-        progress.advance(prepared.outcome.bytes);
+        notify(i, prepared.outcome);
         record(i, std::move(prepared.outcome));
       },
       [&](std::size_t i, const std::string& what) {
@@ -332,10 +357,16 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
         outcome.status = FileStatus::failed;
         outcome.error = ErrorCode::internal;
         outcome.reason = "internal error: " + what;
-        progress.advance(0);
+        notify(i, outcome);
         record(i, std::move(outcome));
-      });
-  progress.finish();
+      },
+      options.cancel);
+  // Cancelled between files: the files begun were finished (and published, each whole), no
+  // other was started.
+  report.end = done.load() < total ? batch::RunEnd::cancelled : batch::RunEnd::completed;
+  report.files_not_started = total - done.load();
+  bar.finished(done.load(), total, report.end);
+  if (options.listener != nullptr) options.listener->finished(done.load(), total, report.end);
   // The new names reach the disk before the run reports them written (each file's data was
   // flushed before its rename). A folder that cannot be flushed fails the run.
   for (const auto& folder : written_folders) {
@@ -531,6 +562,11 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
       {"skipped", skipped},
       {"exit_code", report.exit_code()},
   };
+  if (report.end == batch::RunEnd::cancelled) {
+    json cancelled = doc;
+    cancelled["cancelled"] = {{"files_not_started", report.files_not_started}};
+    return cancelled.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -561,6 +597,9 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
   if (report.dicom_inputs() == 0)
     out << "error: no DICOM input found (" << report.files_seen
         << " files looked at); nothing was de-identified\n";
+  if (report.end == batch::RunEnd::cancelled)
+    out << "error: cancelled: " << report.files_not_started
+        << " file(s) not started; every file written is whole\n";
   out << pixel_work_text(report.pixel_work, report.stage_timings, [&](const FileOutcome& o) {
     return display_path(o.input, report, options);
   });

@@ -3,6 +3,7 @@
 // the header stage and published into the output folder under names made of pseudonymous
 // UIDs only (input paths often hold patient names).
 #include <array>
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
@@ -117,6 +118,13 @@ struct DeidRunOptions {
   WrittenOutcomes written = WrittenOutcomes::count_only;
   ReportPaths report_paths = ReportPaths::masked;
   ExistingOutputs existing = ExistingOutputs::keep;
+  // Optional: told of the run's progress and of each file's outcome (batch::RunListener), in
+  // addition to the progress bar `progress` asks for. Must outlive the run.
+  batch::RunListener* listener = nullptr;
+  // Optional: checked between files; once cancelled no new file starts, the files begun are
+  // finished and published whole (no partial file is ever left), and the report says
+  // RunEnd::cancelled. Must outlive the run.
+  const batch::CancelToken* cancel = nullptr;
 };
 
 // What a run did. Memory is per problem, not per file: written files are only counted, so a
@@ -138,6 +146,8 @@ struct DeidRunReport {
   // folder is masked by its DICOM neighbours). Held in memory only, never written.
   std::vector<std::string> identifying_components;
   std::size_t stale_temporaries_removed = 0;  // left in the output folder by a killed run
+  batch::RunEnd end = batch::RunEnd::completed;
+  std::size_t files_not_started = 0;  // cancelled: files found but never started
 
   std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
   // Failed inputs refused because their pixels may show burned-in text (kBurnedInRefusal).
@@ -146,13 +156,25 @@ struct DeidRunReport {
   std::size_t dicom_inputs() const {
     return count(FileStatus::written) + count(FileStatus::failed) + count(FileStatus::duplicate);
   }
-  // 0 when every DICOM input was written and there was at least one, 1 otherwise.
+  // 0 when every DICOM input was written and there was at least one (and the run was not
+  // cancelled), 1 otherwise.
   int exit_code() const;
 };
 
 // The output name of an object: <study>/<series>/<instance>.dcm, from pseudonymous UIDs.
 // Fails with ErrorCode::malformed_dicom when the object has no SOP Instance UID.
 [[nodiscard]] Result<std::filesystem::path> output_name(const InstanceIdentity& identity);
+
+// The steps every instance goes through, wherever it came from (a file, memory): its pixel
+// attributes checked against its pixel data, the pixel stages in order, the header stage.
+// `id` names the instance to the stages (the input path; a neutral id for an instance held in
+// memory). Returns the output name (output_name). On failure `work.refused_by` names the
+// pixel stage that refused the instance, if one did. `stage_nanoseconds`, when given, adds
+// each pixel stage's time. Thread-safe as the stages are.
+[[nodiscard]] Result<std::filesystem::path> deidentify_instance(
+    const std::filesystem::path& id, dicom::DicomFile& file, const HeaderStage& stage,
+    std::span<const PixelStage> pixel_stages, PixelWork& work,
+    std::span<std::atomic<std::int64_t>> stage_nanoseconds = {});
 
 // De-identifies one file into `output_root` (pixel stages, header stage, finisher),
 // publishing atomically. Never throws; the outcome says what happened. The stages' `prepare`

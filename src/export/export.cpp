@@ -436,9 +436,16 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   }
   deid_options.finish = options.finish;
   deid_options.written = deid::WrittenOutcomes::keep;
+  deid_options.listener = options.listener;
+  deid_options.cancel = options.cancel;
   auto deid_report = deid::run_deid(deid_options, stage);
   if (!deid_report)
     return failed("de-identification could not start: " + deid_report.error().message);
+  // A cancelled release is never published in part: the staging folder goes.
+  if (deid_report->end == batch::RunEnd::cancelled)
+    return failed("cancelled after " +
+                  std::to_string(included.size() - deid_report->files_not_started) + " of " +
+                  std::to_string(included.size()) + " file(s); nothing was released");
   for (const auto& outcome : deid_report->problems) {
     if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
   }

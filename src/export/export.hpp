@@ -85,6 +85,11 @@ struct ExportOptions {
   // When given, manifest.json is signed (a detached CMS signature, manifest.json.p7s; see
   // release_check.hpp) so the recipient can check the release with verify-release.
   std::optional<signing::KeyFiles> manifest_signer;
+  // Optional: the de-identification's events (see deid::DeidRunOptions::listener).
+  batch::RunListener* listener = nullptr;
+  // Optional: cancels the de-identification between files; a cancelled export releases
+  // nothing (its staging folder is removed; the ledger records a failed entry).
+  const batch::CancelToken* cancel = nullptr;
 };
 
 struct ExportReport {
