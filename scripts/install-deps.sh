@@ -13,6 +13,7 @@ packages=(
   libsqlite3-dev                # embedded state (consent registry, ledger)
   sqlite3                       # tests tamper with the ledger as an attacker would
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  libtomlplusplus-dev           # pipeline files (radguard deid/export --config)
   libgtest-dev libgmock-dev
   dicom3tools                   # dciodvfy: output validity checks in tests
   libgdcm-tools                 # gdcmanon: the benchmark's baseline

@@ -229,5 +229,79 @@ TEST_F(PipelineDigests, DeidAndExportOutputsMatchTheKeptList) {
     EXPECT_TRUE(expected.contains(name)) << "new output " << name;
 }
 
+std::map<std::string, std::string> tree_digests(const fs::path& root) {
+  std::map<std::string, std::string> digests;
+  add_digests(digests, "", root);
+  return digests;
+}
+
+// A run given by a pipeline file equals the same run given by flags; flags override the file.
+TEST_F(PipelineDigests, ConfigRunEqualsFlagsRun) {
+  const std::string in = (dir_ / "in").string();
+  write_text(dir_ / "recipe.txt", "StudyDescription K\n");
+  const std::string flags = "-k " + (dir_ / "k.key").string() +
+                            " -p research --option clean-descriptors --option "
+                            "retain-device-identity --recipe " +
+                            (dir_ / "recipe.txt").string() +
+                            " --option clean-pixel-data --redact-mode all-text";
+  const std::string common = " -j 2 --no-progress";
+  const CommandRun by_flags =
+      run_command("deid " + in + " -o " + (dir_ / "flags").string() + " " + flags + common);
+  ASSERT_EQ(by_flags.exit_code, 0) << by_flags.output;
+
+  // Relative paths are relative to the file's folder.
+  write_text(dir_ / "conf" / "pipeline.toml",
+             "# the same run as a file\n"
+             "key = \"../k.key\"\n"
+             "profile = \"research\"\n"
+             "options = [\"clean-descriptors\", \"retain-device-identity\", "
+             "\"clean-pixel-data\"]\n"
+             "recipe = \"" + (dir_ / "recipe.txt").string() + "\"\n"
+             "[clean_pixel_data]\nredact_mode = \"all-text\"\n");
+  const std::string config = " --config " + (dir_ / "conf" / "pipeline.toml").string();
+  const CommandRun by_file =
+      run_command("deid " + in + " -o " + (dir_ / "file").string() + config + common);
+  ASSERT_EQ(by_file.exit_code, 0) << by_file.output;
+  const auto flag_outputs = tree_digests(dir_ / "flags");
+  EXPECT_GT(flag_outputs.size(), 5u);
+  EXPECT_EQ(tree_digests(dir_ / "file"), flag_outputs);
+
+  // Flags override the file: the file's research preset and options against -p basic and
+  // one --option, the same as those flags with the file's recipe (not overridden).
+  const CommandRun overridden =
+      run_command("deid " + in + " -o " + (dir_ / "overridden").string() + config +
+                  " -p basic --option clean-pixel-data --redact-mode phi-text" + common);
+  ASSERT_EQ(overridden.exit_code, 0) << overridden.output;
+  const CommandRun plain = run_command("deid " + in + " -o " + (dir_ / "plain").string() + " -k " +
+                                       (dir_ / "k.key").string() +
+                                       " -p basic --option clean-pixel-data --recipe " +
+                                       (dir_ / "recipe.txt").string() + common);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(tree_digests(dir_ / "overridden"), tree_digests(dir_ / "plain"));
+  EXPECT_NE(tree_digests(dir_ / "plain"), flag_outputs);
+
+  // A misspelt key is an error naming it, before anything is read or written.
+  write_text(dir_ / "conf" / "bad.toml", "key = \"../k.key\"\n[clean_pixel_data]\nredact_mod = \"all-text\"\n");
+  const CommandRun bad = run_command("deid " + in + " -o " + (dir_ / "bad").string() +
+                                     " --config " + (dir_ / "conf" / "bad.toml").string());
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("unknown key 'clean_pixel_data.redact_mod'"), std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(fs::exists(dir_ / "bad"));
+  // radguard config check: the resolved settings, or the error.
+  const CommandRun checked =
+      run_command("config check " + (dir_ / "conf" / "pipeline.toml").string() + " 2>/dev/null");
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_NE(checked.output.find("profile = \"research\""), std::string::npos) << checked.output;
+  EXPECT_NE(checked.output.find((dir_ / "k.key").string()), std::string::npos) << checked.output;
+  EXPECT_EQ(run_command("config check " + (dir_ / "conf" / "bad.toml").string()).exit_code, 2);
+  // No key from either.
+  write_text(dir_ / "conf" / "nokey.toml", "profile = \"basic\"\n");
+  const CommandRun nokey = run_command("deid " + in + " -o " + (dir_ / "nokey").string() +
+                                       " --config " + (dir_ / "conf" / "nokey.toml").string());
+  EXPECT_EQ(nokey.exit_code, 2) << nokey.output;
+  EXPECT_NE(nokey.output.find("no secret key"), std::string::npos) << nokey.output;
+}
+
 }  // namespace
 }  // namespace radguard

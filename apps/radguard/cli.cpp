@@ -66,6 +66,7 @@ int run(int argc, char** argv) {
   add_manifest(app, action);
   add_redact(app, action);
   add_deface(app, action);
+  add_config(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,13 +1,6 @@
-#include <cstdio>
-#include <iostream>
-
 #include "cli.hpp"
-#include "core/atomic_file.hpp"
-#include "core/error_table.hpp"
-#include "crypto/crypto.hpp"
 #include "deid/deid_run.hpp"
-#include "pixel_stages.hpp"
-#include "signer_options.hpp"
+#include "pipeline/pipeline.hpp"
 #include "stage_options.hpp"
 
 namespace radguard::cli {
@@ -24,32 +17,27 @@ struct DeidArgs {
   bool json = false;
   bool full_paths = false;
   bool overwrite = false;
-  SignerArgs signer;
 };
 
 int run_deid_command(const DeidArgs& args) {
-  auto made = make_stage(args.stage);
+  auto spec = stage_spec(args.stage);
+  if (!spec) return report_error(spec.error());
+  auto made = make_pipeline(*spec);
   if (!made) return report_error(made.error());
-  const deid::HeaderStage& stage = *made;
-  auto finish = signing_finisher(args.signer);
-  if (!finish) return report_error(finish.error());
-  deid::DeidRunOptions options;
-  options.finish = std::move(*finish);
-  options.inputs.assign(args.inputs.begin(), args.inputs.end());
-  auto pixel_stages = make_pixel_stages(args.stage, stage);
-  if (!pixel_stages) return report_error(pixel_stages.error());
-  options.pixel_stages = std::move(*pixel_stages);
-  options.output = args.output;
-  options.threads = args.threads;
-  options.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
-  options.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
-  options.progress =
-      args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
-  auto report = deid::run_deid(options, stage);
+  const pipeline::Pipeline& pipeline = *made;
+  pipeline::DeidRun run;
+  run.inputs.assign(args.inputs.begin(), args.inputs.end());
+  run.output = args.output;
+  run.threads = args.threads;
+  run.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
+  run.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
+  run.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
+  auto report = pipeline.run_deid(run);
   if (!report) return report_error(report.error());
-  return emit_report(deid::report_json(*report, stage, options), deid::report_text(*report, options),
-                     args.report, args.json ? ReportFormat::json : ReportFormat::text,
-                     report->exit_code());
+  const deid::DeidRunOptions options = pipeline.deid_options(run);
+  return emit_report(deid::report_json(*report, pipeline.header_stage(), options),
+                     deid::report_text(*report, options), args.report,
+                     args.json ? ReportFormat::json : ReportFormat::text, report->exit_code());
 }
 
 }  // namespace
@@ -73,7 +61,6 @@ void add_deid(CLI::App& app, Action& action) {
                 "replace output files an earlier run left with different content (default: "
                 "such an input fails and the file stays)");
   add_stage_options(*cmd, args->stage);
-  add_signer_options(*cmd, args->signer);
   cmd->callback([&action, args] { action = [args] { return run_deid_command(*args); }; });
 }
 

@@ -2,6 +2,7 @@
 
 #include "cli.hpp"
 #include "core/error_table.hpp"
+#include "pipeline/pipeline.hpp"
 #include "signer_options.hpp"
 #include "signing/signing.hpp"
 
@@ -21,7 +22,7 @@ int run_sign(const SignArgs& args) {
   if (args.output.empty() == !args.in_place)
     return report_error(
         Error{ErrorCode::usage, "give exactly one of --output FOLDER and --in-place"});
-  auto signer = load_signer({args.key, args.cert, args.profile});
+  auto signer = pipeline::load_signer({args.key, args.cert, args.profile});
   if (!signer) return report_error(signer.error());
   signing::SignBatchOptions options;
   options.inputs.assign(args.inputs.begin(), args.inputs.end());

@@ -1,17 +1,19 @@
 #include "stage_options.hpp"
 
 #include <cstdio>
-#include <filesystem>
-#include <map>
-#include <optional>
 
-#include "cli.hpp"
-#include "crypto/crypto.hpp"
+#include "pipeline/config.hpp"
 
 namespace radguard::cli {
 
 void add_stage_options(CLI::App& command, StageArgs& args) {
-  command.add_option("-k,--key", args.key, "secret key file (radguard keygen)")->required();
+  args.command = &command;
+  command.add_option("--config", args.config,
+                     "pipeline file (TOML; see docs/pipeline.example.toml): the settings below "
+                     "from a file; flags given override it");
+  command.add_option("-k,--key", args.key,
+                     "secret key file (radguard keygen); required unless the pipeline file "
+                     "names one");
   command.add_option("-p,--profile", args.profile, "preset: basic or research")
       ->capture_default_str();
   command.add_option(
@@ -32,50 +34,40 @@ void add_stage_options(CLI::App& command, StageArgs& args) {
       ->capture_default_str();
   command.add_option("--redaction-rules", args.redaction_rules,
                      "with clean-pixel-data: regions of known screen layouts (JSON rule file)");
+  add_signer_options(command, args.signer);
 }
 
-namespace {
-
-// Says, before the run, what the recipe and options keep that the Basic Profile would not,
-// so an output is never believed cleaner than it is.
-void warn_kept_attributes(const deid::Policy& policy) {
-  std::map<std::string, std::vector<std::string>> by_source;
-  std::vector<std::string> direct;
-  for (const auto& kept : policy.kept_against_profile()) {
-    by_source[kept.source].push_back(kept.name);
-    if (kept.direct_identifier) direct.push_back(kept.name);
+Result<pipeline::Spec> stage_spec(const StageArgs& args) {
+  pipeline::Spec spec;
+  if (!args.config.empty()) {
+    auto read = pipeline::read_spec(args.config);
+    if (!read) return std::unexpected(read.error());
+    spec = std::move(*read);
   }
-  auto joined = [](const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
-    return out;
-  };
-  for (const auto& [source, names] : by_source)
-    std::fprintf(stderr,
-                 "radguard: warning: %s%s keeps %zu attribute(s) the Basic Profile removes or "
-                 "replaces: %s\n",
-                 source == "recipe" ? "the " : "option ", source.c_str(), names.size(),
-                 joined(names).c_str());
-  if (!direct.empty())
-    std::fprintf(stderr,
-                 "radguard: warning: a direct identifier is kept (%s): outputs are marked "
-                 "Patient Identity Removed = NO\n",
-                 joined(direct).c_str());
+  auto given = [&](const char* flag) { return args.command == nullptr || args.command->count(flag) > 0; };
+  if (given("--key")) spec.key_file = args.key;
+  if (given("--profile")) spec.profile = args.profile;
+  if (given("--option")) spec.options = args.options;
+  if (given("--recipe")) spec.recipe = args.recipe;
+  if (given("--allow-burned-in-annotation") && args.allow_burned_in)
+    spec.burned_in = pipeline::BurnedIn::allow;
+  if (given("--redact-mode")) spec.redact_mode = args.redact_mode;
+  if (given("--redaction-rules")) spec.redaction_rules = args.redaction_rules;
+  if (given("--sign-key")) spec.signing.key = args.signer.key;
+  if (given("--sign-cert")) spec.signing.cert = args.signer.cert;
+  if (given("--sign-profile")) spec.signing.profile = args.signer.profile;
+  if (spec.key_file.empty())
+    return fail(ErrorCode::usage,
+                "no secret key: give --key or key in the pipeline file (--config)");
+  return spec;
 }
 
-}  // namespace
-
-Result<deid::HeaderStage> make_stage(const StageArgs& args) {
-  auto key = load_secret_key(args.key);
-  if (!key) return std::unexpected(key.error());
-  auto policy = deid::Policy::create(
-      args.profile, args.options,
-      args.recipe.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.recipe));
-  if (!policy) return std::unexpected(policy.error());
-  warn_kept_attributes(*policy);
-  return deid::HeaderStage(
-      std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
-      args.allow_burned_in ? deid::BurnedInPolicy::allow : deid::BurnedInPolicy::reject);
+Result<pipeline::Pipeline> make_pipeline(const pipeline::Spec& spec) {
+  auto made = pipeline::Pipeline::create(spec);
+  if (!made) return made;
+  for (const auto& warning : made->warnings())
+    std::fprintf(stderr, "radguard: warning: %s\n", warning.c_str());
+  return made;
 }
 
 }  // namespace radguard::cli

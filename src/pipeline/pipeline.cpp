@@ -1,0 +1,261 @@
+#include "pipeline/pipeline.hpp"
+
+#include <cstdio>
+#include <map>
+
+#include "consent/consent.hpp"
+#include "core/iso_time.hpp"
+#include "core/version.hpp"
+#include "dicom/dicom_file.hpp"
+#include "crypto/crypto.hpp"
+#include "ledger/ledger.hpp"
+#include "redact/redact.hpp"
+#include "share/gates.hpp"
+
+namespace radguard::pipeline {
+
+namespace fs = std::filesystem;
+
+Result<exporter::OnFailure> parse_on_failure(std::string_view text) {
+  if (text == "withhold-study") return exporter::OnFailure::withhold_study;
+  if (text == "abort") return exporter::OnFailure::abort;
+  return fail(ErrorCode::usage, "--on-failure must be withhold-study or abort");
+}
+
+Result<signing::Signer> load_signer(const SigningSpec& spec) {
+  if (spec.profile.empty()) {
+    auto signer = signing::Signer::load(spec.key, spec.cert, signing::SignatureProfile::base);
+    if (!signer && signer.error().code == ErrorCode::usage)
+      signer = signing::Signer::load(spec.key, spec.cert, signing::SignatureProfile::none);
+    return signer;
+  }
+  auto profile = dicom::parse_signature_profile(spec.profile);
+  if (!profile) return std::unexpected(profile.error());
+  return signing::Signer::load(spec.key, spec.cert, *profile);
+}
+
+namespace {
+
+// A key file that group or others may read or change: anyone who reads it can re-identify
+// the data (said as ssh says it of private keys).
+std::optional<std::string> key_permission_warning(const fs::path& path) {
+  std::error_code ec;
+  const fs::perms perms = fs::status(path, ec).permissions();
+  const fs::perms others = fs::perms::group_all | fs::perms::others_all;
+  if (ec || (perms & others) == fs::perms::none) return std::nullopt;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 0777U);
+  return "the secret key " + path.string() +
+         " can be read or changed by other users (mode " + mode +
+         "); anyone who reads it can re-identify the data: chmod 600 it";
+}
+
+// What the recipe and options keep that the Basic Profile would not, so an output is never
+// believed cleaner than it is.
+std::vector<std::string> kept_attribute_warnings(const deid::Policy& policy) {
+  std::map<std::string, std::vector<std::string>> by_source;
+  std::vector<std::string> direct;
+  for (const auto& kept : policy.kept_against_profile()) {
+    by_source[kept.source].push_back(kept.name);
+    if (kept.direct_identifier) direct.push_back(kept.name);
+  }
+  auto joined = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+    return out;
+  };
+  std::vector<std::string> warnings;
+  for (const auto& [source, names] : by_source)
+    warnings.push_back((source == "recipe" ? "the " : "option ") + source + " keeps " +
+                       std::to_string(names.size()) +
+                       " attribute(s) the Basic Profile removes or replaces: " + joined(names));
+  if (!direct.empty())
+    warnings.push_back("a direct identifier is kept (" + joined(direct) +
+                       "): outputs are marked Patient Identity Removed = NO");
+  return warnings;
+}
+
+// Clean Pixel Data's settings, checked: a mode that cleans, and the rule file read.
+Result<std::shared_ptr<const redact::RedactOptions>> redact_options(const Spec& spec) {
+  auto mode = redact::parse_mode(spec.redact_mode);
+  if (!mode) return std::unexpected(mode.error());
+  if (*mode == redact::Mode::report)
+    return fail(ErrorCode::usage, "--redact-mode report cannot clean pixel data for release");
+  auto options = std::make_shared<redact::RedactOptions>();
+  options->mode = *mode;
+  if (!spec.redaction_rules.empty()) {
+    auto rules = redact::RuleSet::load(spec.redaction_rules);
+    if (!rules) return std::unexpected(rules.error());
+    options->rules = std::move(*rules);
+  }
+  return std::shared_ptr<const redact::RedactOptions>(std::move(options));
+}
+
+}  // namespace
+
+Result<Pipeline> Pipeline::create(const Spec& spec) {
+  Pipeline made;
+  made.spec_ = std::make_shared<const Spec>(spec);
+  auto key = crypto::SecretKey::load(spec.key_file);
+  if (!key) return std::unexpected(key.error());
+  if (auto warning = key_permission_warning(spec.key_file)) made.warnings_.push_back(*warning);
+  auto policy = deid::Policy::create(
+      spec.profile, spec.options,
+      spec.recipe.empty() ? std::nullopt : std::optional<fs::path>(spec.recipe));
+  if (!policy) return std::unexpected(policy.error());
+  for (auto& warning : kept_attribute_warnings(*policy))
+    made.warnings_.push_back(std::move(warning));
+  made.header_stage_ = std::make_shared<const deid::HeaderStage>(
+      std::move(*policy), pseudonym::Pseudonymizer(std::move(*key)),
+      spec.burned_in == BurnedIn::allow ? deid::BurnedInPolicy::allow
+                                        : deid::BurnedInPolicy::reject);
+
+  const SigningSpec& sign = spec.signing;
+  if (!sign.key.empty() || !sign.cert.empty()) {
+    if (sign.key.empty() || sign.cert.empty())
+      return fail(ErrorCode::usage, "--sign-key and --sign-cert go together");
+    auto signer = load_signer(sign);
+    if (!signer) return std::unexpected(signer.error());
+    made.signer_ = std::make_shared<const signing::Signer>(std::move(*signer));
+  }
+
+  if (made.header_stage_->policy().has(deid::PixelOption::clean_pixel_data)) {
+    auto options = redact_options(spec);
+    if (!options) return std::unexpected(options.error());
+    made.redact_options_ = std::move(*options);
+  }
+  return made;
+}
+
+std::vector<deid::PixelStage> Pipeline::pixel_stages() const {
+  std::vector<deid::PixelStage> stages;
+  const deid::Policy& policy = header_stage_->policy();
+  // Faces first: defacing reads the original pixels of whole series, and a face removed
+  // before OCR cannot hide or create text.
+  if (policy.has(deid::PixelOption::clean_recognizable_visual_features))
+    stages.push_back(share::defacing_stage());
+  if (policy.has(deid::PixelOption::clean_pixel_data)) {
+    stages.push_back(share::clean_pixel_data_stage(redact_options_));
+  } else if (spec_->burned_in == BurnedIn::refuse) {
+    // Nothing cleans burned-in text: whatever may show it is refused, not released silently.
+    stages.push_back(share::burned_in_gate());
+  }
+  return stages;
+}
+
+deid::OutputFinisher Pipeline::finisher() const {
+  if (!signer_) return {};
+  return deid::OutputFinisher([signer = signer_](const fs::path& temporary) -> Status {
+    auto signed_file = signing::sign_file(temporary, temporary, *signer);
+    if (!signed_file) return std::unexpected(with_context(signed_file.error(), "signing"));
+    return {};
+  });
+}
+
+deid::DeidRunOptions Pipeline::deid_options(const DeidRun& run) const {
+  deid::DeidRunOptions options;
+  options.inputs = run.inputs;
+  options.output = run.output;
+  options.threads = run.threads;
+  options.progress = run.progress;
+  options.pixel_stages = pixel_stages();
+  options.finish = finisher();
+  options.written = run.written;
+  options.report_paths = run.report_paths;
+  options.existing = run.existing;
+  options.listener = run.listener;
+  options.cancel = run.cancel;
+  return options;
+}
+
+Result<deid::DeidRunReport> Pipeline::run_deid(const DeidRun& run) const {
+  return deid::run_deid(deid_options(run), *header_stage_);
+}
+
+Result<OutputInstance> Pipeline::process_instance(std::span<const std::uint8_t> bytes,
+                                                  std::string_view id) const {
+  if (header_stage_->policy().has(deid::PixelOption::clean_recognizable_visual_features))
+    return fail(ErrorCode::unsupported,
+                "defacing needs the whole series: an instance held in memory cannot be defaced "
+                "on its own");
+  if (signer_)
+    return fail(ErrorCode::unsupported, "signing an instance held in memory is not supported");
+  auto file = dicom::DicomFile::open_bytes(bytes);
+  if (!file) return std::unexpected(file.error());
+  if (file->is_dicomdir())
+    return fail(ErrorCode::policy, "DICOMDIR not copied: it lists patient identities");
+  OutputInstance out;
+  const std::vector<deid::PixelStage> stages = pixel_stages();
+  auto name = deid::deidentify_instance(fs::path(std::string(id)), *file, *header_stage_, stages,
+                                        out.pixels);
+  if (!name) return std::unexpected(name.error());
+  auto saved = file->save_bytes(
+      {std::string(kImplementationClassUid), std::string(kImplementationVersionName)});
+  if (!saved) return std::unexpected(saved.error());
+  out.name = std::move(*name);
+  out.bytes = std::move(*saved);
+  return out;
+}
+
+Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) const {
+  const auto purpose = consent::parse_purpose(run.purpose);
+  if (!purpose)
+    return fail(ErrorCode::usage, "--purpose must be one of " + consent::purpose_names());
+  std::string consent_time;
+  if (!run.consent_at.empty()) {
+    auto normalized = normalize_iso8601(run.consent_at);
+    if (!normalized)
+      return fail(ErrorCode::usage, "--consent-at: " + normalized.error().message);
+    consent_time = *normalized;
+  }
+  exporter::ExportOptions options;
+  options.mode = run.mode;
+  options.on_failure = run.on_failure;
+  options.inputs = run.inputs;
+  options.output = run.output;
+  options.purpose = *purpose;
+  options.recipient = run.recipient;
+  options.threads = run.threads;
+  options.progress = run.progress;
+  options.consent_time = consent_time;
+  options.listener = run.listener;
+  options.cancel = run.cancel;
+  // Built after the consent gate, for the permitted files only: the stages' preparation
+  // (defacing) never sees a withheld patient's images.
+  options.pixel_stages = [self = *this](const std::vector<fs::path>&)
+      -> Result<std::vector<deid::PixelStage>> { return self.pixel_stages(); };
+  options.finish = finisher();
+  if (signer_) options.manifest_signer = signing::KeyFiles{spec_->signing.key, spec_->signing.cert};
+  return options;
+}
+
+Result<exporter::ExportReport> Pipeline::run_export(const ExportRun& run) const {
+  auto options = export_options(run);
+  if (!options) return std::unexpected(options.error());
+  // A mistyped registry path must not become a fresh, empty registry that withholds
+  // everything without saying why.
+  std::error_code ec;
+  if (!run.registry.starts_with("file:") && !fs::exists(run.registry, ec))
+    return fail(ErrorCode::not_found,
+                "the consent registry " + run.registry +
+                    " does not exist (create it with radguard consent import or set)");
+  auto registry = consent::Registry::open(run.registry, consent::RegistryAccess::existing_only);
+  if (!registry) return std::unexpected(registry.error());
+  // A dry run appends nothing: a ledger that does not exist yet is not created (an empty one
+  // in memory stands in for it).
+  const bool dry_run = run.mode == exporter::ExportMode::dry_run;
+  const bool no_ledger_yet = !run.ledger.starts_with("file:") && !fs::exists(run.ledger, ec);
+  auto ledger = dry_run && no_ledger_yet
+                    ? ledger::Ledger::open("file:radguard-dry-run?mode=memory",
+                                           ledger::LedgerAccess::create_if_missing)
+                    : ledger::Ledger::open(run.ledger, dry_run
+                                                           ? ledger::LedgerAccess::existing_only
+                                                           : ledger::LedgerAccess::create_if_missing);
+  if (!ledger) return std::unexpected(ledger.error());
+  // Checked before any work: the ledger would refuse the entry at the end.
+  if (auto same = ledger->check_key(header_stage_->pseudonymizer().key().fingerprint()); !same)
+    return std::unexpected(same.error());
+  return exporter::run_export(*options, *header_stage_, *registry, *ledger);
+}
+
+}  // namespace radguard::pipeline
