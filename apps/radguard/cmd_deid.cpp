@@ -39,6 +39,7 @@ int run_deid_command(const DeidArgs& args) {
   auto pixel_stages = make_pixel_stages(args.stage, stage);
   if (!pixel_stages) return report_error(pixel_stages.error());
   options.pixel_stages = std::move(*pixel_stages);
+  options.volumes = deid::VolumeInputs::deidentify;
   options.output = args.output;
   options.threads = args.threads;
   options.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
@@ -57,7 +58,7 @@ int run_deid_command(const DeidArgs& args) {
 void add_deid(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("deid", "de-identify DICOM files and folders (PS3.15 Annex E)");
   auto args = std::make_shared<DeidArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
+  cmd->add_option("INPUT", args->inputs, "DICOM files, NIfTI volumes (.nii, .nii.gz) or folders (searched recursively)")
       ->required();
   cmd->add_option("-o,--output", args->output, "output folder")->required();
   cmd->add_option("--report", args->report, "write the JSON report to this file");
