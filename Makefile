@@ -40,11 +40,10 @@ fuzz:
 
 # CI's robustness stage (.ci/run; docs/reliability.md): the fast parser and robustness tests
 # under ASan + UBSan, then each fuzz target of CI_FUZZ_TARGETS for CI_FUZZ_SECONDS from its
-# seeds. fuzz_pixels_jpeg_baseline and _jpeg_lossless are left out until DCMTK's JPEG decoder
-# stops hanging on fuzz/findings/*-hang.bin (they find those within seconds; make fuzz runs them).
+# seeds.
 CI_FUZZ_SECONDS ?= 20
 CI_FUZZ_TARGETS ?= dicom recipe consent_csv consent_fhir redaction_rules nifti inv3 signature \
-  manifest pixels_jpeg_ls pixels_jpeg2000 pixels_rle
+  manifest pixels_jpeg_baseline pixels_jpeg_lossless pixels_jpeg_ls pixels_jpeg2000 pixels_rle
 ci-robust: sanitize
 	FUZZ=1 bash scripts/install-deps.sh
 	bash fuzz/run.sh build-fuzz $(CI_FUZZ_SECONDS) $(CI_FUZZ_TARGETS)

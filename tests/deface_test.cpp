@@ -410,7 +410,7 @@ TEST(Nifti, RejectsWhatItCannotRead) {
   ASSERT_TRUE(write_file_atomically(dir / "x.nii", std::string(400, 'x'), fs::perms::owner_all));
   auto bad = volume::read_nifti(dir / "x.nii");
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().code, ErrorCode::usage);
+  EXPECT_EQ(bad.error().code, ErrorCode::not_dicom);  // not NIfTI at all: a batch skips it
   EXPECT_NE(bad.error().message.find("x.nii"), std::string::npos);
   auto missing = volume::read_nifti(dir / "missing.nii.gz");
   ASSERT_FALSE(missing);
@@ -468,6 +468,46 @@ TEST(RealHeads, CraniumCtIsDefacedWithNoOrbitLikeGrooveLeft) {
 // of orbits, so deface() cuts again, and must leave nothing orbit-like rather than refuse the
 // head for a face it does not have (a guard: on this phantom the brows' resurfacing already
 // fills the notches; the real series needed the hollow fill).
+// A head lying turned in the scanner: the phantom's geometry (not its voxels) is turned 20
+// degrees either way about the superior axis, so in patient space the face looks 20 degrees
+// to the side. Real heads turned so (ch2, ct_pitch_face by their affines) kept their nose and
+// were refused before the turn was read from the head's outline; now the whole face goes.
+TEST(PhantomDeface, HeadsTurnedInTheScannerLoseTheWholeFace) {
+  for (const double degrees : {-20.0, 20.0}) {
+    for (const PhantomContrast contrast : {PhantomContrast::mr, PhantomContrast::ct}) {
+      HeadPhantom ph = phantom(contrast, kAxial);
+      const double a = degrees * std::numbers::pi / 180.0;
+      for (auto& axis : ph.volume.axes)
+        axis = Vec3{std::cos(a) * axis[0] - std::sin(a) * axis[1],
+                    std::sin(a) * axis[0] + std::cos(a) * axis[1], axis[2]};
+      const Vec3 o = ph.volume.origin;
+      ph.volume.origin = {std::cos(a) * o[0] - std::sin(a) * o[1],
+                          std::sin(a) * o[0] + std::cos(a) * o[1], o[2]};
+      const auto axes = ph.volume.axes;
+      const std::vector<float> original = ph.volume.voxels;
+      deface::DefaceOptions options;
+      options.cascade_dir = kCascades;
+      auto report = deface::deface(ph.volume, options);
+      ASSERT_TRUE(report) << degrees << ": " << report.error().message;
+      EXPECT_NEAR(report->turn_degrees, degrees, 4.0);
+      EXPECT_FALSE(report->after.face_found);
+      EXPECT_EQ(ph.volume.axes, axes);  // the geometry is given back as it came
+      std::size_t nose = 0, nose_kept = 0, eyes = 0, eyes_kept = 0, brain_changed = 0;
+      for (std::size_t n = 0; n < original.size(); ++n) {
+        const bool kept = ph.volume.voxels[n] == original[n];
+        if (ph.nose[n]) ++nose, nose_kept += kept;
+        if (ph.eyes[n]) ++eyes, eyes_kept += kept;
+        if (ph.brain[n]) brain_changed += !kept;
+      }
+      EXPECT_GT(nose, 0u);
+      EXPECT_EQ(nose_kept, 0u) << degrees;
+      EXPECT_GT(eyes, 0u);
+      EXPECT_EQ(eyes_kept, 0u) << degrees;
+      EXPECT_EQ(brain_changed, 0u) << degrees;
+    }
+  }
+}
+
 TEST(PhantomDeface, NotchesLeftByAnEarlierCutAreFilledNotRefused) {
   HeadPhantom ph = phantom(PhantomContrast::mr, kAxial);
   volume::Volume& v = ph.volume;

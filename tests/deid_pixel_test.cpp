@@ -2,6 +2,10 @@
 // identifying text is covered in the released file, which records what was done; images that
 // need no OCR keep their pixels; and nothing is released that the stage cannot clean.
 #include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +16,9 @@
 #include "redact/redact.hpp"
 #include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
+#include "support/head_phantom.hpp"
+#include "share/gates.hpp"
+#include "volume/nifti.hpp"
 
 namespace radguard {
 namespace {
@@ -41,6 +48,7 @@ deid::PixelStage text_stage() {
             work.frames_redacted = redaction->redactions.empty() ? 0 : 1;
             return {};
           },
+          {},
           {}};
 }
 
@@ -178,6 +186,7 @@ TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
       [](const std::filesystem::path&, dicom::DicomFile&, deid::PixelWork&) -> Status {
         return fail(ErrorCode::policy, "still shows a face");
       },
+      {},
       {}};
   const auto report = deid_one(dir / "ct.dcm", dir / "out", {refuse}, {"clean-pixel-data"});
   EXPECT_EQ(report.count(deid::FileStatus::failed), 1u);
@@ -245,3 +254,177 @@ TEST(DeidPixelStage, RadiographsAreReadNotWavedThrough) {
 
 }  // namespace
 }  // namespace radguard
+
+namespace radguard {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// A phantom head as a NIfTI file whose header text fields and extension carry identifying
+// values, as real ones do (scanner exports put the name, birth date or MRN in descrip).
+std::string identifying_nifti_bytes(const volume::Volume& v) {
+  std::string header = volume::make_nifti_header(v);
+  auto put = [&](std::size_t at, std::size_t size, std::string_view text) {
+    header.replace(at, size, std::string(text).append(size - text.size(), '\0'));
+  };
+  put(148, 80, "DOE^JANE DOB 19610412 MRN 99887766");  // descrip
+  put(228, 24, "MRN99887766");                           // aux_file
+  put(328, 16, "DOE JANE");                              // intent_name
+  put(14, 18, "DOEJANE");                                // db_name
+  // One extension (ecode 6, comment) holding the name; voxels move 32 bytes on.
+  const std::string extension = std::string("\x28\0\0\0\x06\0\0\0", 8) +
+                                std::string("Patient: Doe^Jane 99887766").append(6, '\0');
+  header.replace(348, 4, std::string("\x01\0\0\0", 4));
+  const float offset = static_cast<float>(352 + extension.size());
+  std::memcpy(header.data() + 108, &offset, sizeof offset);
+  header.resize(352);
+  header += extension;
+  volume::NiftiImage image{v, header};
+  auto bytes = volume::encode_nifti(image, volume::NiftiCompression::none);
+  EXPECT_TRUE(bytes.has_value());
+  return bytes.value_or("");
+}
+
+deid::DeidRunReport deid_volumes(const fs::path& input, const fs::path& output,
+                                 std::vector<deid::PixelStage> stages,
+                                 std::vector<std::string> options,
+                                 deid::VolumeInputs volumes = deid::VolumeInputs::deidentify) {
+  deid::DeidRunOptions run;
+  run.inputs = {input};
+  run.output = output;
+  run.progress = batch::ProgressDisplay::never;
+  run.written = deid::WrittenOutcomes::keep;
+  run.pixel_stages = std::move(stages);
+  run.volumes = volumes;
+  auto report = deid::run_deid(run, stage_with(std::move(options)));
+  EXPECT_TRUE(report.has_value());
+  return report.value_or(deid::DeidRunReport{});
+}
+
+testing::HeadPhantom mr_phantom() {
+  return testing::make_head_phantom(testing::PhantomContrast::mr, {66, 80, 83}, {3.0, 3.0, 3.0},
+                                    {volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0},
+                                     volume::Vec3{0, 0, 1}});
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_all(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+std::string gunzipped(const fs::path& path) {
+  const std::string packed = read_all(path);
+  std::string out;
+  z_stream z{};
+  EXPECT_EQ(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
+  z.avail_in = static_cast<uInt>(packed.size());
+  char buffer[1 << 16];
+  int status = Z_OK;
+  while (status == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buffer);
+    z.avail_out = sizeof buffer;
+    status = inflate(&z, Z_NO_FLUSH);
+    out.append(buffer, sizeof buffer - z.avail_out);
+  }
+  inflateEnd(&z);
+  EXPECT_EQ(status, Z_STREAM_END);
+  return out;
+}
+
+TEST(DeidVolumes, NiftiHeaderTextExtensionsAndNamesDoNotSurvive) {
+  TempDir dir;
+  const testing::HeadPhantom ph = mr_phantom();
+  const fs::path input = dir / "in" / "Doe_Jane" / "Doe_Jane_T1.nii";
+  fs::create_directories(input.parent_path());
+  write_all(input, identifying_nifti_bytes(ph.volume));
+
+  const auto report = deid_volumes(dir / "in", dir / "out", {}, {});
+  ASSERT_EQ(report.count(deid::FileStatus::written), 1u);
+  EXPECT_EQ(report.exit_code(), 0);
+  ASSERT_EQ(report.written.size(), 1u);
+  const fs::path output = report.written[0].output;
+  EXPECT_EQ(output.parent_path(), "volumes");
+  EXPECT_TRUE(output.string().ends_with(".nii.gz")) << output;
+  EXPECT_EQ(output.string().find("Doe"), std::string::npos) << output;
+
+  const std::string bytes = gunzipped(dir / "out" / output);
+  for (const char* value : {"DOE", "Doe", "99887766", "19610412", "JANE"})
+    EXPECT_EQ(bytes.find(value), std::string::npos) << value;
+  auto back = volume::read_nifti(dir / "out" / output);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->header.size(), 352u);  // no extension
+  EXPECT_EQ(back->volume.voxels, ph.volume.voxels);  // no defacing without the option
+
+  // The report names neither the file nor its folder.
+  deid::DeidRunOptions shown;
+  shown.inputs = {dir / "in"};
+  const std::string json = deid::report_json(report, stage_with({}), shown);
+  const std::string text = deid::report_text(report, shown);
+  EXPECT_EQ(json.find("Doe"), std::string::npos) << json;
+  EXPECT_EQ(text.find("Doe"), std::string::npos) << text;
+
+  // A second copy of the same volume is a duplicate, not a second release.
+  fs::copy_file(input, dir / "in" / "copy.nii");
+  const auto again = deid_volumes(dir / "in", dir / "out2", {}, {});
+  EXPECT_EQ(again.count(deid::FileStatus::written), 1u);
+  EXPECT_EQ(again.count(deid::FileStatus::duplicate), 1u);
+}
+
+TEST(DeidVolumes, RunsThatDoNotTakeVolumesSkipThem) {
+  TempDir dir;
+  const fs::path input = dir / "in" / "head.nii";
+  fs::create_directories(input.parent_path());
+  write_all(input, identifying_nifti_bytes(mr_phantom().volume));
+  const auto report = deid_volumes(dir / "in", dir / "out", {}, {}, deid::VolumeInputs::skip);
+  EXPECT_EQ(report.count(deid::FileStatus::written), 0u);
+  EXPECT_EQ(report.count(deid::FileStatus::skipped_not_dicom), 1u);
+  EXPECT_FALSE(fs::exists(dir / "out" / "volumes"));
+}
+
+TEST(DeidVolumes, CleanRecognizableVisualFeaturesDefacesVolumes) {
+  TempDir dir;
+  const testing::HeadPhantom ph = mr_phantom();
+  const fs::path input = dir / "in" / "head.nii.gz";
+  fs::create_directories(input.parent_path());
+  volume::NiftiImage image{ph.volume, volume::make_nifti_header(ph.volume)};
+  ASSERT_TRUE(volume::write_nifti(input, image));
+
+  const auto report = deid_volumes(dir / "in", dir / "out", {share::defacing_stage()},
+                                   {"clean-recognizable-visual-features"});
+  ASSERT_EQ(report.count(deid::FileStatus::written), 1u) << (report.problems.empty() ? "" : report.problems[0].reason);
+  ASSERT_EQ(report.pixel_work.size(), 1u);
+  EXPECT_TRUE(report.pixel_work[0].pixels.defaced);
+  auto back = volume::read_nifti(dir / "out" / report.written[0].output);
+  ASSERT_TRUE(back.has_value());
+  std::size_t nose_changed = 0, nose = 0, brain_changed = 0;
+  for (std::size_t i = 0; i < ph.volume.voxels.size(); ++i) {
+    const bool changed = back->volume.voxels[i] != ph.volume.voxels[i];
+    if (ph.nose[i]) ++nose, nose_changed += changed;
+    if (ph.brain[i]) brain_changed += changed;
+  }
+  EXPECT_EQ(nose_changed, nose);
+  EXPECT_EQ(brain_changed, 0u);
+
+  // Signed outputs cannot include a volume: it fails, it is not released unsigned.
+  deid::DeidRunOptions run;
+  run.inputs = {dir / "in"};
+  run.output = dir / "signed";
+  run.progress = batch::ProgressDisplay::never;
+  run.volumes = deid::VolumeInputs::deidentify;
+  run.finish = [](const fs::path&) -> Status { return {}; };
+  auto signed_run = deid::run_deid(run, stage_with({}));
+  ASSERT_TRUE(signed_run.has_value());
+  EXPECT_EQ(signed_run->count(deid::FileStatus::failed), 1u);
+  EXPECT_EQ(signed_run->exit_code(), 1);
+}
+
+}  // namespace
+}  // namespace radguard
+

@@ -552,6 +552,7 @@ TEST(Export, ReportsSayPerFileWhatThePixelStagesDid) {
           work.text_boxes = 3;
           return {};
         },
+        {},
         {}};
     return std::vector<deid::PixelStage>{stage};
   };

@@ -881,6 +881,34 @@ TEST(DecodeBudget, ImagesAbove128MiSamplesAreRefusedBeforeAnyDecoding) {
       << refused.error().message;
 }
 
+// Fuzzing found JPEG fragments on which DCMTK 3.6.7's decoder never returns: its walk for the
+// bit depth stops moving at a TEM marker (FF 01). fuzz/findings holds the two originals; these
+// are the same shape, made by hand: fill bytes, then FF 01, before any frame header. Each runs
+// in a child with an alarm, so a stall fails the test instead of hanging the suite.
+TEST(HostileJpeg, TemMarkerBeforeTheFrameHeaderIsRefusedNotDecodedForever) {
+  const std::string fragment = std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01"
+                                           "\x00\x01\x00\x00\xFF\xFF\xFF\xFF\xFF\x01\x20\x00",
+                                           28) +
+                               std::string(40, '\x11');
+  for (const char* syntax : {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70"}) {
+    TempDir dir;
+    const auto input = dir / "tem.dcm";
+    write_bytes(input, image_file(PixelCase{"tem", syntax, true, fragment, 16, nullptr, ""}));
+    EXPECT_EXIT(
+        {
+          ::alarm(10);
+          auto file = dicom::DicomFile::open(input);
+          if (!file) std::_Exit(2);
+          auto decoded = dicom::decode_pixels(*file);
+          const bool refused = !decoded && decoded.error().code == ErrorCode::malformed_dicom &&
+                               decoded.error().message.find("TEM marker") != std::string::npos;
+          std::_Exit(refused ? 0 : 3);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << syntax;
+  }
+}
+
 long peak_rss_mb() {
   struct rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);

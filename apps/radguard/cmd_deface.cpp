@@ -159,6 +159,7 @@ Result<nlohmann::json> deface_one(const fs::path& input, const DefaceArgs& args,
   j["status"] = "ok";
   j["modality"] = deface::to_string(report->modality);
   j["verdict"] = deface::to_string(report->verdict);
+  j["turn_degrees"] = report->turn_degrees;
   j["voxels_changed"] = report->voxels_changed;
   j["face_region_voxels"] = report->face_region_voxels;
   if (report->modality == deface::Modality::ct)

@@ -31,6 +31,7 @@ int run_deid_command(const DeidArgs& args) {
   run.threads = args.threads;
   run.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
   run.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
+  run.volumes = deid::VolumeInputs::deidentify;
   run.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = pipeline.run_deid(run);
   if (!report) return report_error(report.error());
@@ -45,7 +46,7 @@ int run_deid_command(const DeidArgs& args) {
 void add_deid(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("deid", "de-identify DICOM files and folders (PS3.15 Annex E)");
   auto args = std::make_shared<DeidArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
+  cmd->add_option("INPUT", args->inputs, "DICOM files, NIfTI volumes (.nii, .nii.gz) or folders (searched recursively)")
       ->required();
   cmd->add_option("-o,--output", args->output, "output folder")->required();
   cmd->add_option("--report", args->report, "write the JSON report to this file");

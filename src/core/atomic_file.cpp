@@ -202,14 +202,12 @@ std::size_t remove_stale_temporaries(const fs::path& folder) {
   return removed;
 }
 
-Status write_file_atomically(const fs::path& destination, std::string_view bytes, fs::perms perms) {
-  auto pending = PendingFile::create(destination);
-  if (!pending) return std::unexpected(pending.error());
-  const int fd = ::open(pending->temp_path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                        static_cast<mode_t>(perms));
+Status PendingFile::write_contents(std::string_view bytes, fs::perms perms) {
+  const int fd =
+      ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(perms));
   if (fd < 0)
     return fail(ErrorCode::io,
-                "cannot create " + destination.string() + ": " + std::strerror(errno));
+                "cannot create " + destination_.string() + ": " + std::strerror(errno));
   std::size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
@@ -218,17 +216,25 @@ Status write_file_atomically(const fs::path& destination, std::string_view bytes
       const int saved = n < 0 ? errno : EIO;
       ::close(fd);
       return fail(ErrorCode::io,
-                  "cannot write " + destination.string() + ": " + std::strerror(saved));
+                  "cannot write " + destination_.string() + ": " + std::strerror(saved));
     }
     written += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0) {
     const int saved = errno;
     ::close(fd);
-    return fail(ErrorCode::io, "cannot write " + destination.string() + ": " + std::strerror(saved));
+    return fail(ErrorCode::io,
+                "cannot write " + destination_.string() + ": " + std::strerror(saved));
   }
   if (::close(fd) != 0)
-    return fail(ErrorCode::io, "cannot write " + destination.string() + ": " + errno_text());
+    return fail(ErrorCode::io, "cannot write " + destination_.string() + ": " + errno_text());
+  return {};
+}
+
+Status write_file_atomically(const fs::path& destination, std::string_view bytes, fs::perms perms) {
+  auto pending = PendingFile::create(destination);
+  if (!pending) return std::unexpected(pending.error());
+  if (auto written = pending->write_contents(bytes, perms); !written) return written;
   if (bytes.empty()) {
     // commit() refuses empty files as failed writes; an intended empty file goes by rename.
     std::error_code ec;

@@ -31,6 +31,11 @@ class PendingFile {
   const std::filesystem::path& temp_path() const { return temp_; }
   const std::filesystem::path& destination() const { return destination_; }
 
+  // Creates the temporary file with `bytes` and the given permissions (never wider: the
+  // umask may narrow them), checking every write and the close. Fails with ErrorCode::io;
+  // the temporary file is then removed by the destructor. Call once, before commit().
+  [[nodiscard]] Status write_contents(std::string_view bytes, std::filesystem::perms perms);
+
   // What commit() does when the destination already exists.
   enum class Existing : std::uint8_t {
     replace,            // the new file replaces it (reports, manifests, a file signed in place)

@@ -15,7 +15,7 @@ namespace radguard {
 enum class ErrorCode {
   usage,            // the caller asked for something malformed (bad option, bad recipe)
   io,               // a file could not be read, written or renamed
-  not_dicom,        // the input is not a DICOM file at all
+  not_dicom,        // the input is not a DICOM file (or, read as a volume, not NIfTI) at all
   malformed_dicom,  // the input claims to be DICOM but cannot be parsed safely
   unsupported,      // valid, but something radguard does not handle (fails closed)
   key,              // missing, unreadable or malformed secret key

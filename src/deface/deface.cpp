@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cmath>
 #include <limits>
+#include <numbers>
+#include <optional>
 #include <thread>
 
 #include "deface/head_grid.hpp"
@@ -980,7 +982,122 @@ Result<FaceCheck> check_views(const std::vector<Rendering>& views,
 
 }  // namespace
 
+namespace {
+
+// A head lying turned in the scanner (yaw, about the superior axis). The analysis, the cut
+// and the renderings assume a face looking along -y (anterior); a face turned 20 degrees kept
+// its nose and was refused (ch2 and ct_pitch_face turned by their affines, 2026-12-05). The
+// turn is read from the head's axial outline 30-90 mm below its top, above the ears and the
+// face, where a head is longer front to back than it is wide: the angle of that outline's long
+// axis from the anterior-posterior axis. Unknown (nullopt) when the outline is too round or
+// too small to say.
+// Turns under this are left alone: the analysis copes with them (mr_t2w_face turned 10 degrees,
+// estimated 7.6, is defaced unturned), and the outline's estimate wanders by up to 6 degrees on
+// heads that are not turned but nodded or tilted 20 degrees, or carry a coil or marker beside
+// the head (the TCIA series: -3.5; turned by that, it was refused).
+constexpr double kLeastTurnDegrees = 8.0;
+
+struct Turn {
+  double degrees = 0;
+  volume::Vec3 centre{};
+};
+
+std::optional<Turn> head_turn(const volume::Volume& v, Modality modality) {
+  if (modality == Modality::automatic)
+    modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
+  const double threshold = modality == Modality::ct ? -300.0 : skin_threshold(v);
+  std::array<int, 3> stride{};
+  for (int a = 0; a < 3; ++a)
+    stride[a] = std::max(1, static_cast<int>(std::lround(2.0 / v.spacing[a])));
+  std::vector<volume::Vec3> points;
+  for (int k = 0; k < v.dims[2]; k += stride[2])
+    for (int j = 0; j < v.dims[1]; j += stride[1])
+      for (int i = 0; i < v.dims[0]; i += stride[0])
+        if (v.voxels[v.index(i, j, k)] * v.value_slope + v.value_intercept > threshold)
+          points.push_back(v.to_patient(i, j, k));
+  if (points.size() < 1000) return std::nullopt;
+  std::vector<double> heights;
+  heights.reserve(points.size());
+  for (const auto& p : points) heights.push_back(p[2]);
+  // The top: a high percentile, so a few bright voxels above the head do not move it.
+  const auto top_at = heights.begin() + static_cast<std::ptrdiff_t>(heights.size() * 995 / 1000);
+  std::nth_element(heights.begin(), top_at, heights.end());
+  const double top = *top_at;
+  double n = 0, mx = 0, my = 0, mz = 0;
+  for (const auto& p : points)
+    if (p[2] <= top - 30.0 && p[2] >= top - 90.0) n += 1, mx += p[0], my += p[1], mz += p[2];
+  if (n < 500) return std::nullopt;
+  mx /= n, my /= n, mz /= n;
+  double cxx = 0, cyy = 0, cxy = 0;
+  for (const auto& p : points)
+    if (p[2] <= top - 30.0 && p[2] >= top - 90.0) {
+      cxx += (p[0] - mx) * (p[0] - mx);
+      cyy += (p[1] - my) * (p[1] - my);
+      cxy += (p[0] - mx) * (p[1] - my);
+    }
+  const double mean = (cxx + cyy) / 2, spread = std::hypot((cxx - cyy) / 2, cxy);
+  // Long over short axis (variances): a head's outline is about 1.25 times longer than wide
+  // (1.56 in variance); under 1.15 the direction is noise.
+  if (mean - spread <= 0 || (mean + spread) / (mean - spread) < 1.15) return std::nullopt;
+  const double long_axis = 0.5 * std::atan2(2 * cxy, cxx - cyy);  // from +x, radians
+  double degrees = long_axis * 180.0 / std::numbers::pi - 90.0;    // from +y
+  while (degrees <= -90.0) degrees += 180.0;
+  while (degrees > 90.0) degrees -= 180.0;
+  if (std::abs(degrees) > 60.0) return std::nullopt;  // wider than long: not a head's outline
+  return Turn{degrees, {mx, my, mz}};
+}
+
+// `v`'s geometry turned by `degrees` about the superior axis through `centre`: the voxels are
+// not touched, only the map from voxel to patient position.
+void turn_geometry(volume::Volume& v, double degrees, const volume::Vec3& centre) {
+  const double a = degrees * std::numbers::pi / 180.0, c = std::cos(a), s = std::sin(a);
+  auto turn = [&](const volume::Vec3& d) {
+    return volume::Vec3{c * d[0] - s * d[1], s * d[0] + c * d[1], d[2]};
+  };
+  for (auto& axis : v.axes) axis = turn(axis);
+  const auto o = turn({v.origin[0] - centre[0], v.origin[1] - centre[1], v.origin[2] - centre[2]});
+  v.origin = {o[0] + centre[0], o[1] + centre[1], o[2] + centre[2]};
+}
+
+volume::Vec3 turned(const volume::Vec3& p, double degrees, const volume::Vec3& centre) {
+  const double a = degrees * std::numbers::pi / 180.0, c = std::cos(a), s = std::sin(a);
+  const volume::Vec3 d{p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]};
+  return {c * d[0] - s * d[1] + centre[0], s * d[0] + c * d[1] + centre[1], p[2]};
+}
+
+Result<DefaceReport> deface_facing_forward(volume::Volume& v, const DefaceOptions& options);
+
+}  // namespace
+
 Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::optional<Turn> turn = head_turn(v, options.modality);
+  if (!turn || std::abs(turn->degrees) < kLeastTurnDegrees) {
+    auto report = deface_facing_forward(v, options);
+    if (report)
+      report->seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
+  // Turned back so the face looks forward; restored whatever happens (the voxels the cut
+  // changes are the same either way: only their positions are described differently).
+  const auto axes = v.axes;
+  const auto origin = v.origin;
+  turn_geometry(v, -turn->degrees, turn->centre);
+  auto report = deface_facing_forward(v, options);
+  v.axes = axes;
+  v.origin = origin;
+  if (!report) return report;
+  report->turn_degrees = turn->degrees;
+  report->nose_tip = turned(report->nose_tip, turn->degrees, turn->centre);
+  report->nasion = turned(report->nasion, turn->degrees, turn->centre);
+  report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+namespace {
+
+Result<DefaceReport> deface_facing_forward(volume::Volume& v, const DefaceOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   auto head = analyse_head(v, options.modality);
   if (!head) return std::unexpected(head.error());
@@ -1115,5 +1232,7 @@ Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   }
   return report;
 }
+
+}  // namespace
 
 }  // namespace radguard::deface

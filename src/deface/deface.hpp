@@ -121,6 +121,9 @@ struct DefaceReport {
   double threshold = 0;     // physical value separating head from background
   volume::Vec3 nose_tip{};  // LPS millimetres
   volume::Vec3 nasion{};    // LPS millimetres (the eyes lie either side of it)
+  // How far the head was found turned about the superior axis (yaw, degrees; 0 when under 8
+  // or unknown): the face was analysed, cut and checked turned back to look forward.
+  double turn_degrees = 0;
   std::size_t voxels_changed = 0;
   std::size_t face_region_voxels = 0;
   // CT: 2 mm guard cells of the intracranial space (above the nose tip) inside the face

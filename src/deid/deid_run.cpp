@@ -18,6 +18,7 @@
 #include "dicom/dicom_file.hpp"
 #include "dicom/pixels.hpp"
 #include "standard/tables.hpp"
+#include "volume/nifti.hpp"
 
 namespace radguard::deid {
 
@@ -137,10 +138,80 @@ struct Prepared {
   std::optional<PendingFile> pending;  // the finished output, not yet published
 };
 
+void add_stage_time(std::span<std::atomic<std::int64_t>> stage_nanoseconds, std::size_t k,
+                    std::chrono::steady_clock::time_point start) {
+  if (k < stage_nanoseconds.size())
+    stage_nanoseconds[k].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
+}
+
+// A NIfTI volume (VolumeInputs::deidentify): no header text, the volume stages, a keyed name.
+Prepared prepare_volume(const fs::path& input, const std::string& relative,
+                        const fs::path& output_root,
+                        const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
+                        const OutputFinisher& finish,
+                        std::span<std::atomic<std::int64_t>> stage_nanoseconds) {
+  Prepared result;
+  FileOutcome& outcome = result.outcome;
+  outcome.input = input;
+  std::error_code ec;
+  outcome.bytes = fs::file_size(input, ec);
+  // No header says whether the names of the file and its folders are the patient's: below
+  // the input given, they are masked in reports always.
+  for (auto& component : components_of(relative))
+    if (!component.empty()) outcome.identifying_components.push_back(std::move(component));
+  auto failed = [&](const Error& error) {
+    // Named like a volume but not NIfTI at all: skipped, as a file that is not DICOM is.
+    outcome.status = error.code == ErrorCode::not_dicom ? FileStatus::skipped_not_dicom
+                                                        : FileStatus::failed;
+    outcome.error = error.code;
+    outcome.reason = error.message;
+    return std::move(result);
+  };
+  if (finish)
+    return failed(Error{ErrorCode::unsupported,
+                        "a NIfTI volume cannot carry a DICOM signature; not written"});
+  auto digest = crypto::sha256_file(input);
+  if (!digest) return failed(digest.error());
+  auto image = volume::read_nifti(input);
+  if (!image) return failed(image.error());
+  image->header = volume::clean_nifti_header(image->header);
+  for (std::size_t k = 0; k < pixel_stages.size(); ++k) {
+    if (!pixel_stages[k].run_volume) continue;
+    const auto stage_start = std::chrono::steady_clock::now();
+    auto cleaned = pixel_stages[k].run_volume(image->volume, outcome.pixels);
+    add_stage_time(stage_nanoseconds, k, stage_start);
+    if (!cleaned) {
+      outcome.pixels.refused_by = pixel_stages[k].name;
+      return failed(cleaned.error());
+    }
+  }
+  const fs::path name =
+      fs::path("volumes") /
+      (stage.pseudonymizer().token("nifti-volume", crypto::to_hex(*digest), 32) + ".nii.gz");
+  auto bytes = volume::encode_nifti(*image, volume::NiftiCompression::gzip);
+  if (!bytes) return failed(bytes.error());
+  auto pending = PendingFile::create(output_root / name);
+  if (!pending) return failed(pending.error());
+  using fs::perms;
+  if (auto written = pending->write_contents(
+          *bytes, perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+      !written)
+    return failed(written.error());
+  outcome.status = FileStatus::written;
+  outcome.output = name;
+  result.pending.emplace(std::move(*pending));
+  return result;
+}
+
 Prepared prepare(const fs::path& input, const std::string& relative, const fs::path& output_root,
                  const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
-                 const OutputFinisher& finish,
+                 const OutputFinisher& finish, VolumeInputs volumes,
                  std::span<std::atomic<std::int64_t>> stage_nanoseconds = {}) {
+  if (volumes == VolumeInputs::deidentify && volume::is_nifti_name(input))
+    return prepare_volume(input, relative, output_root, stage, pixel_stages, finish,
+                          stage_nanoseconds);
   Prepared result;
   FileOutcome& outcome = result.outcome;
   outcome.input = input;
@@ -186,13 +257,19 @@ Prepared prepare(const fs::path& input, const std::string& relative, const fs::p
   return result;
 }
 
+// Why an input's output is another's: a volume's name comes from its content.
+std::string duplicate_reason(const fs::path& path) {
+  return volume::is_nifti_name(path) ? "same volume as an input that came first"
+                                     : "same SOP Instance UID as an input that came first";
+}
+
 }  // namespace
 
 FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
                             const HeaderStage& stage, std::span<const PixelStage> pixel_stages,
                             const OutputFinisher& finish) {
   Prepared prepared = prepare(input, input.filename().string(), output_root, stage,
-                              pixel_stages, finish);
+                              pixel_stages, finish, VolumeInputs::skip);
   if (prepared.pending) {
     if (auto committed =
             prepared.pending->commit(std::nullopt, PendingFile::Existing::keep_if_different);
@@ -307,7 +384,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
         Prepared prepared =
             prepare(inputs.files[i], relative_to_inputs(inputs.files[i], options.inputs),
                     options.output, stage, options.pixel_stages, options.finish,
-                    stage_nanoseconds);
+                    options.volumes, stage_nanoseconds);
         if (prepared.pending) {
           std::lock_guard lock(mutex);
           const auto [it, inserted] =
@@ -315,7 +392,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
           if (!inserted && it->second.index < i) {
             prepared.outcome.status = FileStatus::duplicate;
             prepared.outcome.error = ErrorCode::conflict;
-            prepared.outcome.reason = "same SOP Instance UID as an input that came first";
+            prepared.outcome.reason = duplicate_reason(prepared.outcome.output);
             prepared.outcome.other_input = inputs.files[it->second.index];
             prepared.outcome.output.clear();
             prepared.pending.reset();
@@ -378,7 +455,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     outcome.input = inputs.files[j];
     outcome.status = FileStatus::duplicate;
     outcome.error = ErrorCode::conflict;
-    outcome.reason = "same SOP Instance UID as an input that came first";
+    outcome.reason = duplicate_reason(inputs.files[j]);
     outcome.other_input = inputs.files[winner];
     counts[static_cast<std::size_t>(FileStatus::written)].fetch_sub(1);
     record(j, std::move(outcome));
@@ -644,7 +721,9 @@ std::string pixel_work_text(std::span<const FileOutcome> work,
     if (p.defaced) {
       ++defaced_files;
       defaced_frames += p.frames_defaced;
-      auto& s = series[o.output.parent_path().generic_string()];
+      // A NIfTI volume is a head of its own; DICOM series share their output folder.
+      auto& s = series[volume::is_nifti_name(o.output) ? o.output.generic_string()
+                                                        : o.output.parent_path().generic_string() + "/"];
       s.first += 1;
       s.second += p.frames_defaced;
     }
@@ -654,7 +733,7 @@ std::string pixel_work_text(std::span<const FileOutcome> work,
         << " (" << frames << " frame" << (frames == 1 ? "" : "s") << ", " << boxes << " area"
         << (boxes == 1 ? "" : "s") << "), " << read_only
         << " more read with no text to black out; faces removed from " << series.size()
-        << " head series (" << defaced_files << " file" << (defaced_files == 1 ? "" : "s")
+        << " head series or volumes (" << defaced_files << " file" << (defaced_files == 1 ? "" : "s")
         << ", " << defaced_frames << " frame" << (defaced_frames == 1 ? "" : "s")
         << " changed)\n";
   for (const auto& o : work) {
@@ -664,10 +743,15 @@ std::string pixel_work_text(std::span<const FileOutcome> work,
         << p.frames_redacted << " of " << p.frames << " frame" << (p.frames == 1 ? "" : "s")
         << ", " << p.text_boxes << " area" << (p.text_boxes == 1 ? "" : "s") << "\n";
   }
-  for (const auto& [folder, counts] : series)
-    out << "defaced: series " << folder << "/: " << counts.first << " file"
+  for (const auto& [output, counts] : series) {
+    if (volume::is_nifti_name(output)) {
+      out << "defaced: volume " << output << "\n";
+      continue;
+    }
+    out << "defaced: series " << output << ": " << counts.first << " file"
         << (counts.first == 1 ? "" : "s") << ", " << counts.second << " frame"
         << (counts.second == 1 ? "" : "s") << " changed\n";
+  }
   bool any_time = false;
   for (const auto& t : timings) any_time = any_time || t.prepare_seconds > 0 || t.seconds > 0;
   if (any_time) {

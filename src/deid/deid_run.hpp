@@ -16,6 +16,7 @@
 #include "core/result.hpp"
 #include "deid/header_stage.hpp"
 #include "dicom/dicom_file.hpp"
+#include "volume/volume.hpp"
 
 namespace radguard::deid {
 
@@ -78,12 +79,15 @@ struct PixelStageContext {
 // from worker threads concurrently: it must be thread-safe. `prepare`, when set, is called
 // once by run_deid before any file (a stage that works on whole series looks at every input
 // first); its failure fails the run, and its time is reported as the stage's.
+// `run_volume`, when set, is the stage's work on a NIfTI volume (DeidRunOptions::volumes):
+// it changes the voxels in place; unset, the stage has nothing to do on volumes.
 struct PixelStage {
   std::string name;  // "clean-pixel-data", "clean-recognizable-visual-features" ...
   std::function<Status(const std::filesystem::path& input, dicom::DicomFile& file,
                        PixelWork& work)>
       run;
   std::function<Status(const PixelStageContext& context)> prepare;
+  std::function<Status(volume::Volume& volume, PixelWork& work)> run_volume;
 };
 
 // Time a pixel stage took in a run: its preparation, and its work on files summed over threads.
@@ -108,6 +112,14 @@ enum class ExistingOutputs : std::uint8_t {
   replace,  // replaced (--overwrite)
 };
 
+// What a run does with NIfTI volumes (.nii, .nii.gz) among its inputs: skips them as not
+// DICOM, or de-identifies them: the header's text fields and extensions are dropped
+// (volume::clean_nifti_header), the pixel stages that work on volumes run (defacing), and the
+// output is volumes/<keyed token of the file's content>.nii.gz, since the input's own name
+// often is the patient's. A volume has no patient identity to check consent against and
+// carries no DICOM signature: runs that need either skip volumes.
+enum class VolumeInputs : std::uint8_t { skip, deidentify };
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
@@ -125,6 +137,7 @@ struct DeidRunOptions {
   // finished and published whole (no partial file is ever left), and the report says
   // RunEnd::cancelled. Must outlive the run.
   const batch::CancelToken* cancel = nullptr;
+  VolumeInputs volumes = VolumeInputs::skip;
 };
 
 // What a run did. Memory is per problem, not per file: written files are only counted, so a

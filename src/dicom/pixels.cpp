@@ -420,6 +420,60 @@ Status replace_frames(DcmDataset& dataset, DcmPixelData& pixel, E_TransferSyntax
   return {};
 }
 
+bool is_dcmjpeg(E_TransferSyntax xfer) {
+  return xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 || xfer == EXS_JPEGProcess14 ||
+         xfer == EXS_JPEGProcess14SV1;
+}
+
+bool is_start_of_frame(unsigned marker) {
+  return marker >= 0xffc0 && marker <= 0xffcf && marker != 0xffc4 && marker != 0xffc8 &&
+         marker != 0xffcc;
+}
+
+// Before it decodes a frame, DCMTK's JPEG decoder (dcmjpeg 3.6.7,
+// DJCodecDecoder::scanJpegDataForBitDepth) walks the fragment's markers to find the bit depth,
+// and a TEM marker (FF 01) met on that walk never moves it on: one hostile fragment holds the
+// process at full CPU for ever. The same walk is made here first, by DCMTK's rules rather than
+// the standard's (only its path matters), and a fragment on which it would stall is refused.
+bool dcmjpeg_scan_stalls(std::span<const std::uint8_t> data) {
+  const auto u16 = [&](std::size_t at) { return unsigned{data[at]} << 8 | data[at + 1]; };
+  std::size_t offset = 0;
+  while (offset + 4 < data.size()) {
+    const unsigned marker = u16(offset);
+    if (marker == 0xff01) return true;
+    if (is_start_of_frame(marker)) return false;
+    if (marker == 0xffff) {
+      offset += 1;  // a fill byte
+    } else if (marker >= 0xffd0 && marker <= 0xffd9) {
+      offset += 2;  // RSTn, SOI, EOI: no length
+    } else if (marker == 0xffc4 || marker == 0xffc8 || marker == 0xffcc || marker >= 0xffda) {
+      offset += u16(offset + 2) + 2;
+    } else if (data[offset] == 0xff && data[offset + 1] > 2 && data[offset + 1] <= 0xbf) {
+      offset += 2;  // reserved markers
+    } else {
+      return false;  // DCMTK gives up at an invalid marker
+    }
+  }
+  return false;
+}
+
+Status check_dcmjpeg_fragments(DcmDataset& dataset, E_TransferSyntax xfer) {
+  DcmPixelData* pixel = pixel_element(dataset);
+  DcmPixelSequence* sequence = nullptr;
+  if (pixel == nullptr || pixel->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() ||
+      sequence == nullptr)
+    return {};  // nothing DCMTK's decoder would walk; decoding reports what is missing
+  for (unsigned long i = 1; i < sequence->card(); ++i) {
+    auto bytes = item_bytes(*sequence, i);
+    if (!bytes) return std::unexpected(bytes.error());
+    if (dcmjpeg_scan_stalls(*bytes))
+      return fail(ErrorCode::malformed_dicom,
+                  "malformed JPEG pixel data: a TEM marker (FF 01) before the frame header, "
+                  "on which DCMTK's JPEG decoder would never finish");
+  }
+  return {};
+}
+
 Result<PixelImage> decode_j2k(DcmDataset& dataset, E_TransferSyntax xfer) {
   auto geometry = read_geometry(dataset, xfer);
   if (!geometry) return std::unexpected(geometry.error());
@@ -697,6 +751,10 @@ Result<PixelImage> decode_dataset(DcmDataset& dataset) {
       !size)
     return std::unexpected(size.error());
   if (!is_native(original)) {
+    if (is_dcmjpeg(original)) {
+      if (auto walk = check_dcmjpeg_fragments(dataset, original); !walk)
+        return std::unexpected(walk.error());
+    }
     decoded = std::make_unique<DcmDataset>(dataset);
     const OFCondition status = decoded->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     if (status.bad())

@@ -250,6 +250,7 @@ deid::PixelStage consented_identity_check(
                           "the file's patient or study changed after its consent was checked");
             return {};
           },
+          {},
           {}};
 }
 

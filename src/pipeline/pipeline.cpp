@@ -163,6 +163,7 @@ deid::DeidRunOptions Pipeline::deid_options(const DeidRun& run) const {
   options.written = run.written;
   options.report_paths = run.report_paths;
   options.existing = run.existing;
+  options.volumes = run.volumes;
   options.listener = run.listener;
   options.cancel = run.cancel;
   return options;

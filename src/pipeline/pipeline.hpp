@@ -79,6 +79,7 @@ struct DeidRun {
   deid::ReportPaths report_paths = deid::ReportPaths::masked;
   deid::ExistingOutputs existing = deid::ExistingOutputs::keep;
   deid::WrittenOutcomes written = deid::WrittenOutcomes::count_only;
+  deid::VolumeInputs volumes = deid::VolumeInputs::skip;  // NIfTI volumes among the inputs
   batch::RunListener* listener = nullptr;     // optional; must outlive the run
   const batch::CancelToken* cancel = nullptr;  // optional; must outlive the run
 };

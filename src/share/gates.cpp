@@ -16,7 +16,7 @@ deid::PixelStage burned_in_gate() {
     return fail(ErrorCode::policy, std::string(deid::kBurnedInRefusal) + " (" + verdict.reason +
                                        "); not released without --option clean-pixel-data, or "
                                        "--allow-burned-in-annotation after checking the pixels");
-  }, {}};
+  }, {}, {}};
 }
 
 deid::PixelStage clean_pixel_data_stage(std::shared_ptr<const redact::RedactOptions> options) {
@@ -33,6 +33,7 @@ deid::PixelStage clean_pixel_data_stage(std::shared_ptr<const redact::RedactOpti
             work.frames_redacted = static_cast<std::uint32_t>(frames.size());
             return {};
           },
+          {},
           {}};
 }
 
@@ -60,6 +61,14 @@ deid::PixelStage defacing_stage() {
             auto done = deface::deface_dicom_series(inputs, options, series_options);
             if (!done) return std::unexpected(done.error());
             defacing->emplace(std::move(*done));
+            return {};
+          },
+          [](volume::Volume& volume, deid::PixelWork& work) -> Status {
+            deface::DefaceOptions options;
+            options.method = deface::DefaceMethod::remove;
+            auto report = deface::deface(volume, options);
+            if (!report) return std::unexpected(report.error());
+            work.defaced = report->verdict == deface::Verdict::defaced;
             return {};
           }};
 }

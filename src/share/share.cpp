@@ -162,7 +162,7 @@ deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
     std::lock_guard lock(logs->mutex);
     logs->by_input[input.string()] = std::move(log);
     return {};
-  }, {}};
+  }, {}, {}};
 }
 
 // A private work folder beside the output, removed with everything in it.
@@ -374,6 +374,7 @@ Result<ShareReport> run_share(const ShareOptions& options) {
          pixel_work.frames_defaced = static_cast<std::uint32_t>(applied->frames_changed);
          return {};
        },
+       {},
        {}});
   run.pixel_stages.push_back(text_stage(logs));
   auto result = deid::run_deid(run, stage);

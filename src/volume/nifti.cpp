@@ -118,17 +118,17 @@ Result<NiftiImage> read_nifti(const std::filesystem::path& path) {
   auto bytes = read_maybe_gzipped(path);
   if (!bytes) return std::unexpected(bytes.error());
   const std::string& b = *bytes;
-  if (b.size() < kHeaderSize + 4) return fail(ErrorCode::usage, name + ": too short to be NIfTI-1");
+  if (b.size() < kHeaderSize + 4) return fail(ErrorCode::not_dicom, name + ": too short to be NIfTI-1");
   const auto sizeof_hdr = load<std::int32_t>(b, 0);
   if (sizeof_hdr != 348) {
     if (sizeof_hdr == 0x5c010000)
       return fail(ErrorCode::unsupported, name + ": big-endian NIfTI is not supported");
-    return fail(ErrorCode::usage, name + ": not a NIfTI-1 file");
+    return fail(ErrorCode::not_dicom, name + ": not a NIfTI-1 file");
   }
   if (std::memcmp(b.data() + 344, "n+1\0", 4) != 0) {
     if (std::memcmp(b.data() + 344, "ni1\0", 4) == 0)
       return fail(ErrorCode::unsupported, name + ": .hdr/.img pairs are not supported");
-    return fail(ErrorCode::usage, name + ": not a NIfTI-1 file (bad magic)");
+    return fail(ErrorCode::not_dicom, name + ": not a NIfTI-1 file (bad magic)");
   }
   std::int16_t dim[8];
   for (int n = 0; n < 8; ++n) dim[n] = load<std::int16_t>(b, 40 + 2 * static_cast<std::size_t>(n));
@@ -317,7 +317,7 @@ std::string clean_nifti_header(const std::string& header) {
   return out;
 }
 
-Status write_nifti(const std::filesystem::path& path, const NiftiImage& image) {
+Result<std::string> encode_nifti(const NiftiImage& image, NiftiCompression compression) {
   const Volume& v = image.volume;
   if (image.header.size() < kHeaderSize + 4 || v.voxels.size() != v.voxel_count())
     return fail(ErrorCode::internal, "NIfTI header and volume do not match");
@@ -342,16 +342,20 @@ Status write_nifti(const std::filesystem::path& path, const NiftiImage& image) {
       encode<float>(v.voxels, dst);
       break;
   }
+  if (compression == NiftiCompression::gzip) return gzip(bytes);
+  return bytes;
+}
+
+Status write_nifti(const std::filesystem::path& path, const NiftiImage& image) {
   const std::string s = path.filename().string();
   const bool compressed = s.size() > 3 && s.compare(s.size() - 3, 3, ".gz") == 0;
-  if (compressed) {
-    auto packed = gzip(bytes);
-    if (!packed) return std::unexpected(packed.error());
-    bytes = std::move(*packed);
-  }
+  auto bytes =
+      encode_nifti(image, compressed ? NiftiCompression::gzip : NiftiCompression::none);
+  if (!bytes) return std::unexpected(bytes.error());
   using std::filesystem::perms;
-  return write_file_atomically(
-      path, bytes, perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+  return write_file_atomically(path, *bytes,
+                               perms::owner_read | perms::owner_write | perms::group_read |
+                                   perms::others_read);
 }
 
 }  // namespace radguard::volume

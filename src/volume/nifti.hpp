@@ -2,6 +2,7 @@
 // NIfTI-1 single-file volumes (.nii, .nii.gz), read and written without a third-party NIfTI
 // library so that the header round-trips byte for byte: a defaced file differs from its
 // input only in the voxels the defacer changed.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -19,9 +20,17 @@ struct NiftiImage {
 // the sform, else the qform, else pixdim; converted from NIfTI's RAS to LPS.
 // Fails with ErrorCode::io (unreadable or corrupt compression); ::unsupported for big-endian files,
 // .hdr/.img pairs, more than one volume, sheared affines or voxel types other than
-// uint8/int16/uint16/int32/float32; ::usage when the file is not NIfTI-1 at all. Thread-safe (no
+// uint8/int16/uint16/int32/float32; ::not_dicom when the file is not NIfTI-1 at all (too short,
+// no 348-byte header, no n+1 magic), ::usage when it is NIfTI-1 but malformed. Thread-safe (no
 // shared state).
 [[nodiscard]] Result<NiftiImage> read_nifti(const std::filesystem::path& path);
+
+// The bytes of `image` as a NIfTI-1 single file: its header as it is, then the voxel values
+// converted back to the stored type (rounded and clamped), gzip-compressed when asked. Fails
+// with ErrorCode::internal when the header does not match the volume. Thread-safe.
+enum class NiftiCompression : std::uint8_t { none, gzip };
+[[nodiscard]] Result<std::string> encode_nifti(const NiftiImage& image,
+                                               NiftiCompression compression);
 
 // Writes `image` to `path` (gzip-compressed when the name ends in .gz) atomically, voxel
 // values converted back to the stored type (rounded and clamped). Fails with ErrorCode::io
