@@ -160,13 +160,14 @@ class PipelineDigests : public ::testing::Test {
   }
 
   // Runs `radguard deid` with `flags` into dir/out/<run> and adds the outputs' digests.
-  void deid(const std::string& run, const std::string& inputs, const std::string& flags,
-            int expected_exit) {
+  CommandRun deid(const std::string& run, const std::string& inputs, const std::string& flags,
+                  int expected_exit) {
     const CommandRun result = run_command("deid " + inputs + " -o " + (dir_ / "out" / run).string() +
                                           " -k " + (dir_ / "k.key").string() + " -j 2 --no-progress " +
                                           flags);
     EXPECT_EQ(result.exit_code, expected_exit) << run << ": " << result.output;
     add_digests(digests_, run, dir_ / "out" / run);
+    return result;
   }
 
   TempDir dir_;
@@ -190,8 +191,13 @@ TEST_F(PipelineDigests, DeidAndExportOutputsMatchTheKeptList) {
        "--option clean-pixel-data --redact-mode all-text", 0);
   // Clean Recognizable Visual Features on a head CT series.
   make_head_series(dir_ / "head");
-  deid("deface", (dir_ / "head").string(),
-       "--option clean-recognizable-visual-features --option clean-pixel-data", 0);
+  const CommandRun defaced = deid("deface", (dir_ / "head").string(),
+                                  "--option clean-recognizable-visual-features --option "
+                                  "clean-pixel-data",
+                                  0);
+  // The face was removed: the digests guard defacing, not a pass-through.
+  EXPECT_NE(defaced.output.find("faces removed from 1 head series"), std::string::npos)
+      << defaced.output;
 
   // export: the consented patient's studies are released (DICOM files only: the manifest
   // holds times and the release name is random).
