@@ -324,9 +324,7 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
   constexpr int kCanvasWidth = 960, kCanvasHeight = 480, kBorder = 8;
   struct Tile {
     std::size_t candidate;
-    cv::Rect at;      // in the canvas, border included
-    cv::Rect area;    // in the image
-    double scale = 1;
+    cv::Rect at;  // in the canvas
   };
   try {
     const cv::Mat grey = as_mat(image);
@@ -339,45 +337,21 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
       if (tiles.empty()) return {};
       auto map = probability(canvas);
       if (!map) return std::unexpected(map.error());
-      // Per tile: the union of what the detector saw as text there, back in image pixels.
-      // The region is that part of the candidate (grown a little), not the whole candidate:
-      // over speckle a candidate can be a long band of marks with text-like spots in it.
-      std::vector<cv::Rect> seen(tiles.size());
-      std::vector<float> score(tiles.size(), 0.0F);
       for (const TextRegion& region : regions_of(*map)) {
         const cv::Point centre(region.box.x + region.box.width / 2,
                                region.box.y + region.box.height / 2);
-        for (std::size_t t = 0; t < tiles.size(); ++t) {
-          const Tile& tile = tiles[t];
-          if (!tile.at.contains(centre)) continue;
-          const double x0 = (region.box.x - tile.at.x - kBorder) / tile.scale;
-          const double y0 = (region.box.y - tile.at.y - kBorder) / tile.scale;
-          const cv::Rect back(tile.area.x + static_cast<int>(std::floor(x0)),
-                              tile.area.y + static_cast<int>(std::floor(y0)),
-                              static_cast<int>(std::ceil(region.box.width / tile.scale)) + 1,
-                              static_cast<int>(std::ceil(region.box.height / tile.scale)) + 1);
-          seen[t] = seen[t].empty() ? back : (seen[t] | back);
-          score[t] = std::max(score[t], region.score);
+        for (const Tile& tile : tiles) {
+          if (!tile.at.contains(centre) || done[tile.candidate]) continue;
+          done[tile.candidate] = true;
+          // The whole candidate, grown a little (fail closed: a region cut to the part of the
+          // tile the detector marked left the rest of an 8 px number showing).
+          const Box& c = candidates[tile.candidate];
+          const int grow = std::max(2, c.height / 4);
+          const cv::Rect r =
+              cv::Rect(c.x - grow, c.y - grow, c.width + 2 * grow, c.height + 2 * grow) & bounds;
+          confirmed.push_back(TextRegion{Box{r.x, r.y, r.width, r.height}, region.score,
+                                         r.height > 2 * r.width, c});
         }
-      }
-      for (std::size_t t = 0; t < tiles.size(); ++t) {
-        const Tile& tile = tiles[t];
-        if (seen[t].empty() || done[tile.candidate]) continue;
-        done[tile.candidate] = true;
-        const Box& c = candidates[tile.candidate];
-        const int grow = std::max(2, c.height / 4);
-        const cv::Rect grown =
-            cv::Rect(c.x - grow, c.y - grow, c.width + 2 * grow, c.height + 2 * grow) & bounds;
-        // Whole candidate columns the detector covered, and a glyph's width more each side
-        // (its regions may stop short of a faint first or last letter).
-        const int reach = std::max(2, c.height);
-        cv::Rect r = cv::Rect(seen[t].x - reach, grown.y, seen[t].width + 2 * reach, grown.height) & grown;
-        if (r.width * 10 >= grown.width * 7) r = grown;  // most of it: all of it
-        if (r.width < 2 || r.height < 2) continue;
-        const cv::Rect core = cv::Rect(c.x, c.y, c.width, c.height) & r;
-        confirmed.push_back(TextRegion{Box{r.x, r.y, r.width, r.height}, score[t],
-                                       r.height > 2 * r.width,
-                                       Box{core.x, core.y, core.width, core.height}});
       }
       canvas.setTo(0);
       tiles.clear();
@@ -411,7 +385,7 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
       }
       const cv::Rect at(x, y, tile.cols, tile.rows);
       tile.copyTo(canvas(at));
-      tiles.push_back(Tile{i, at, area, scale});
+      tiles.push_back(Tile{i, at});
       x += tile.cols;
       row_height = std::max(row_height, tile.rows);
     }

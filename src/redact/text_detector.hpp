@@ -43,9 +43,8 @@ Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses pas
 
 // Small text (under ~10 px) escapes the detector at the image's own scale. Line-shaped marks
 // found from the pixels alone (`candidates`, ocr.hpp) are scaled up 2-4x into mosaics and
-// shown to the detector; those it sees text in are returned as regions: the part of the
-// candidate the detector's regions span (a glyph more each side; all of it when that is most
-// of it), grown a little. Fails like detect_text. Thread-safe.
+// shown to the detector; those it sees text in are returned as regions (the candidate's box,
+// grown a little). Fails like detect_text. Thread-safe.
 Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
                                                    const std::vector<Box>& candidates);
 
