@@ -29,8 +29,6 @@ constexpr double kUnclipRatio = 1.6;
 // longest side (scanned pages), smaller text than ~6 px there is not expected.
 constexpr int kStride = 32;
 constexpr int kMaxSide = 1600;
-// The least border (pixels) the network sees around the image (see probability).
-constexpr int kEdge = 8;
 // Small-text tiles whose grey levels span less than this are stretched to the full range.
 constexpr double kStretchBelow = 64;
 
@@ -72,18 +70,14 @@ Result<cv::Mat> probability(const cv::Mat& grey) {
       std::min(1.0, static_cast<double>(kMaxSide) / std::max(grey.cols, grey.rows));
   cv::Mat input = grey;
   if (scale < 1.0) cv::resize(grey, input, cv::Size(), scale, scale, cv::INTER_AREA);
-  // Text touching the image's edge (a date on the last rows, a name from column 0) scored
-  // low in a map that ends at the edge: the network sees the image inside a border of at
-  // least kEdge on every side, then the map is cropped back.
-  const int width = (input.cols + 2 * kEdge + kStride - 1) / kStride * kStride;
-  const int height = (input.rows + 2 * kEdge + kStride - 1) / kStride * kStride;
-  const int left = (width - input.cols) / 2, top = (height - input.rows) / 2;
+  const int width = (input.cols + kStride - 1) / kStride * kStride;
+  const int height = (input.rows + kStride - 1) / kStride * kStride;
   auto net = thread_network(cv::Size(width, height));
   if (!net) return std::unexpected(net.error());
   cv::Mat padded, colour;
   // Replicated edges: a black border next to light ground would read as an edge of text.
-  cv::copyMakeBorder(input, padded, top, height - input.rows - top, left,
-                     width - input.cols - left, cv::BORDER_REPLICATE);
+  cv::copyMakeBorder(input, padded, 0, height - input.rows, 0, width - input.cols,
+                     cv::BORDER_REPLICATE);
   cv::cvtColor(padded, colour, cv::COLOR_GRAY2BGR);
   // PP-OCR's normalisation: RGB, ImageNet mean, scale ~1/(255 * 0.226).
   const cv::Mat blob = cv::dnn::blobFromImage(colour, 1.0 / 57.63, cv::Size(),
@@ -93,7 +87,7 @@ Result<cv::Mat> probability(const cv::Mat& grey) {
   if (out.dims != 4 || out.size[2] != height || out.size[3] != width)
     return fail(ErrorCode::internal, "the text detector gave a map of the wrong size");
   const cv::Mat map(out.size[2], out.size[3], CV_32F, const_cast<float*>(out.ptr<float>()));
-  cv::Mat cropped = map(cv::Rect(left, top, input.cols, input.rows)).clone();
+  cv::Mat cropped = map(cv::Rect(0, 0, input.cols, input.rows)).clone();
   if (scale < 1.0) cv::resize(cropped, cropped, grey.size(), 0, 0, cv::INTER_LINEAR);
   return cropped;
 }
@@ -343,8 +337,6 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
         for (const Tile& tile : tiles) {
           if (!tile.at.contains(centre) || done[tile.candidate]) continue;
           done[tile.candidate] = true;
-          // The whole candidate, grown a little (fail closed: a region cut to the part of the
-          // tile the detector marked left the rest of an 8 px number showing).
           const Box& c = candidates[tile.candidate];
           const int grow = std::max(2, c.height / 4);
           const cv::Rect r =
