@@ -9,10 +9,12 @@ text, text touching the edges, rotated labels, CT dose-report tables, scanned re
 changing text. The answer key lists every word drawn, whether it identifies the patient, and
 its ink box per frame, so coverage is judged from the pixels, not from radguard's report.
 
-    make_screens.py OUTDIR [COUNT=60] [SEED=7] [--style classic|held-out]
+    make_screens.py OUTDIR [COUNT=60] [SEED=7] [--style classic|held-out|third]
 
 Writes OUTDIR/dicom/NNNN.dcm and OUTDIR/truth.json. `--style held-out` (bench/heldout_screens.py)
 draws screens of other fonts, layouts, patients and vocabulary, never used while tuning.
+`--style third` (bench/third_screens.py) draws its glyphs with cairo and X11 bitmap fonts,
+not Pillow, in layouts of a third kind.
 """
 import io
 import json
@@ -375,18 +377,21 @@ def main():
     if "--style" in sys.argv:
         style = sys.argv[sys.argv.index("--style") + 1]
         args.remove(style)
-    if style not in ("classic", "held-out"):
-        raise SystemExit("--style is classic or held-out")
+    if style not in ("classic", "held-out", "third"):
+        raise SystemExit("--style is classic, held-out or third")
     out = args[0]
     count = int(args[1]) if len(args) > 1 else 60
     rng = random.Random(int(args[2]) if len(args) > 2 else 7)
     os.makedirs(os.path.join(out, "dicom"), exist_ok=True)
     truth = []
     kinds = [ultrasound, ultrasound, ultrasound, dose_report, request_form, clip]
-    make_patient, held = Patient, None
+    make_patient, held, third = Patient, None, None
     if style == "held-out":
         import heldout_screens as held
         kinds, make_patient = held.KINDS, held.Patient
+    elif style == "third":
+        import third_screens as third
+        kinds, make_patient = third.KINDS, third.Patient
     for i in range(count):
         patient = make_patient(rng)
         kind = kinds[i % len(kinds)]
@@ -395,12 +400,15 @@ def main():
             images, words, modality = made
         else:
             images, words, modality = [made[0]], [made[1]], made[2]
-        jpeg = kind.__name__ != "clip" and rng.random() < (0.3 if held else 0.2)
-        options = held.jpeg_options(rng, images[0].mode == "RGB") if held and jpeg else None
+        if third:
+            jpeg, options = third.jpeg(rng, kind.__name__)
+        else:
+            jpeg = kind.__name__ != "clip" and rng.random() < (0.3 if held else 0.2)
+            options = held.jpeg_options(rng, images[0].mode == "RGB") if held and jpeg else None
         name = f"{i:04d}.dcm"
         ds = dataset_for(patient, modality, images[0], len(images))
-        if held:
-            held.header_extras(ds, patient)
+        if held or third:
+            (held or third).header_extras(ds, patient)
         write(os.path.join(out, "dicom", name), ds, images, jpeg, options)
         truth.append({"file": name, "kind": kind.__name__, "jpeg": jpeg,
                       "frames": [{"words": w} for w in words]})

@@ -33,6 +33,8 @@ packages=(
   # bench/make_screens.py --fonts held-out: families the engine was never tuned on
   fonts-urw-base35 fonts-croscore fonts-roboto-unhinted fonts-open-sans fonts-go fonts-hack
   fonts-lato fonts-b612 fonts-terminus-otb fonts-cantarell fonts-inconsolata
+  # bench/make_screens.py --style third: glyphs drawn by cairo and X11 bitmap fonts
+  python3-cairo xfonts-base xfonts-75dpi xfonts-100dpi
   libarchive-dev                # radguard share: zip files in and out
   unzip                         # the share test opens the zip as a recipient would
 )

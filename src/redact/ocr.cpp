@@ -26,6 +26,8 @@ constexpr double kThresholdOffset = 12;
 constexpr int kCandidateBlock = 31;
 constexpr double kCandidateOffset = 24;
 constexpr int kJoinGap = 6;
+// A candidate line is at most this tall (marks of 3-40 px and their joins).
+constexpr int kMaxLineHeight = 48;
 constexpr float kCoveredConfidence = 85;
 
 struct TessEnd {
@@ -350,7 +352,7 @@ std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::
         ++inside;
       }
       if (inside == 0) continue;
-      if (tight.height < 5 || tight.height > 48 || tight.width < tight.height) continue;
+      if (tight.height < 5 || tight.height > kMaxLineHeight || tight.width < tight.height) continue;
       // One merged blob is text only when word-shaped (small bold text merges its letters).
       if (inside == 1 && tight.width < 2 * tight.height) continue;
       if (cv::countNonZero(covered(tight)) * 2 > tight.area()) continue;
@@ -373,6 +375,9 @@ std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::
         const int overlap = (a & c).area();
         if (overlap * 3 < std::min(a.area(), c.area())) continue;
         const cv::Rect u = a | c;
+        // Pieces of one line only: over speckle, overlapping marks merged again and again grew
+        // into areas hundreds of pixels tall, each then shown (and filled) as one text line.
+        if (u.height > kMaxLineHeight) continue;
         candidates[i].box = Box{u.x, u.y, u.width, u.height};
         candidates[i].glyphs = std::max(candidates[i].glyphs, candidates[j].glyphs);
         candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(j));
@@ -598,6 +603,20 @@ std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region) {
   return mask;
 }
 
+namespace {
+
+// A box in a crop turned a quarter (cv::rotate) back to image pixels, in `area`.
+Box turned_back(const Box& b, cv::RotateFlags turn, const cv::Rect& area) {
+  if (turn == cv::ROTATE_90_CLOCKWISE) {
+    // Turned clockwise, the crop's row r, column c lands at column H-1-r, row c.
+    return Box{area.x + b.y, area.y + area.height - (b.x + b.width), b.height, b.width};
+  }
+  // Counter-clockwise: row r, column c lands at column r, row W-1-c.
+  return Box{area.x + area.width - (b.y + b.height), area.y + b.x, b.height, b.width};
+}
+
+}  // namespace
+
 Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical) {
   try {
     auto engine = thread_engine();
@@ -608,32 +627,40 @@ Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, boo
     if (area.width < 2 || area.height < 2) return std::vector<Word>{};
     const cv::Mat upright = dark_on_light(source(area));
     const SegmentationMode mode(**engine, tesseract::PSM_SINGLE_LINE);
-    const auto read = [&](const cv::Mat& crop, std::vector<Word>& words) -> Status {
+    // `placed`: boxes in image pixels; otherwise in the crop's own pixels (a turned crop).
+    const auto read = [&](const cv::Mat& crop, std::vector<Word>& words, bool placed) -> Status {
       const double scale = std::clamp(40.0 / crop.rows, 1.0, 8.0);
       cv::Mat scaled;
       cv::resize(crop, scaled, cv::Size(), scale, scale, cv::INTER_CUBIC);
       const int pad = 12;
       cv::Mat padded;
       cv::copyMakeBorder(scaled, padded, pad, pad, pad, pad, cv::BORDER_REPLICATE);
-      const Placement at{scale, pad, area.x, area.y, image.width, image.height};
+      const Placement at = placed ? Placement{scale, pad, area.x, area.y, image.width, image.height}
+                                  : Placement{scale, pad, 0, 0, static_cast<unsigned>(crop.cols),
+                                              static_cast<unsigned>(crop.rows)};
       return read_pass(**engine, padded, at, words);
     };
     std::vector<Word> words;
     if (!vertical) {
-      if (auto s = read(upright, words); !s) return std::unexpected(s.error());
+      if (auto s = read(upright, words, true); !s) return std::unexpected(s.error());
       return words;
     }
-    // A vertical label: its words' boxes in the turned crop mean nothing here; each word
-    // stands for the whole region.
+    // A vertical label, read turned both ways; each word's box is turned back into the
+    // region (a box standing for the whole region let a kept "Dr" beside a name keep the
+    // name's ink too).
     std::vector<Word> best;
+    cv::RotateFlags best_turn = cv::ROTATE_90_CLOCKWISE;
     for (const auto turn : {cv::ROTATE_90_CLOCKWISE, cv::ROTATE_90_COUNTERCLOCKWISE}) {
       cv::Mat turned;
       cv::rotate(upright, turned, turn);
       std::vector<Word> reading;
-      if (auto s = read(turned, reading); !s) return std::unexpected(s.error());
-      if (mean_confidence(reading) > mean_confidence(best)) best = std::move(reading);
+      if (auto s = read(turned, reading, false); !s) return std::unexpected(s.error());
+      if (mean_confidence(reading) > mean_confidence(best)) {
+        best = std::move(reading);
+        best_turn = turn;
+      }
     }
-    for (Word& w : best) w.box = Box{area.x, area.y, area.width, area.height};
+    for (Word& w : best) w.box = turned_back(w.box, best_turn, area);
     return best;
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, std::string("OCR failed: ") + e.what());

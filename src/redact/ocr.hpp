@@ -70,7 +70,7 @@ Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& can
 
 // Reads one detected text region (text_detector.hpp) as a single line: polarity from the
 // region's border (its ground), scaled so the line is ~40 px tall; a vertical region is read
-// turned both ways, keeping the more confident reading (its words then span the region).
+// turned both ways, keeping the more confident reading, each word's box turned back.
 // Fails like read_words.
 Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical);
 

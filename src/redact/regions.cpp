@@ -248,6 +248,37 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
 
 namespace {
 
+// The mosaic of line-shaped marks is there for small text (and faint text on a flat ground),
+// which the detector misses at the image's scale. A taller mark whose surroundings vary as
+// much as speckle does is a band of speckle: shown scaled up, the detector found text-like
+// spots in it, and the band was filled whole (blocks of 70 x 200-400 px over an ultrasound
+// sector of bench/third_screens.py). Text that tall over texture is the detector's own job.
+constexpr int kSmallTextHeight = 24;
+constexpr double kTexturedRing = 12;  // grey levels: standard deviation around a mark
+
+bool small_or_on_flat_ground(const Gray8& image, const Box& mark) {
+  if (mark.height <= kSmallTextHeight) return true;
+  // The ring just outside the mark's box: the ground it stands on.
+  const int ring = std::max(3, mark.height / 4);
+  double sum = 0, squares = 0;
+  std::size_t n = 0;
+  const int x0 = std::max(0, mark.x - ring), y0 = std::max(0, mark.y - ring);
+  const int x1 = std::min(static_cast<int>(image.width), mark.x + mark.width + ring);
+  const int y1 = std::min(static_cast<int>(image.height), mark.y + mark.height + ring);
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      if (inside(x, y, mark)) continue;
+      const double v = image.pixels[static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x)];
+      sum += v;
+      squares += v * v;
+      ++n;
+    }
+  if (n == 0) return true;
+  const double mean = sum / static_cast<double>(n);
+  const double variance = squares / static_cast<double>(n) - mean * mean;
+  return variance <= kTexturedRing * kTexturedRing;
+}
+
 // Every region of a frame: the detector's at the image's scale, then small text it confirms
 // among the line-shaped marks outside those regions and `skip`.
 Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vector<Box>& skip,
@@ -259,7 +290,7 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
   std::vector<Box> marks;
   for (const Candidate& c :
        uncovered_text_candidates(image, {}, known, MarkContrast::faint_on_flat_ground))
-    marks.push_back(c.box);
+    if (small_or_on_flat_ground(image, c.box)) marks.push_back(c.box);
   auto small = confirm_small_text(image, marks);
   if (!small) return std::unexpected(small.error());
   regions->insert(regions->end(), small->begin(), small->end());
