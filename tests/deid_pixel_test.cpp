@@ -377,6 +377,26 @@ TEST(DeidVolumes, NiftiHeaderTextExtensionsAndNamesDoNotSurvive) {
   EXPECT_EQ(again.count(deid::FileStatus::duplicate), 1u);
 }
 
+// An output folder named relatively with no parent ("out"): a volume's folder is one level
+// shallower than a series', and the run once tried to flush the empty name above "out" and
+// failed after publishing.
+TEST(DeidVolumes, ARelativeOutputFolderIsFlushedNotItsEmptyParent) {
+  TempDir dir;
+  fs::create_directories(dir / "in");
+  write_all(dir / "in" / "head.nii", identifying_nifti_bytes(mr_phantom().volume));
+  const fs::path before = fs::current_path();
+  fs::current_path(dir.path());
+  deid::DeidRunOptions run;
+  run.inputs = {"in"};
+  run.output = "out";
+  run.progress = batch::ProgressDisplay::never;
+  run.volumes = deid::VolumeInputs::deidentify;
+  auto report = deid::run_deid(run, stage_with({}));
+  fs::current_path(before);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->count(deid::FileStatus::written), 1u);
+}
+
 TEST(DeidVolumes, RunsThatDoNotTakeVolumesSkipThem) {
   TempDir dir;
   const fs::path input = dir / "in" / "head.nii";

@@ -416,12 +416,14 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
               prepared.outcome.output.clear();
             } else {
               it->second.committed = true;
-              // The series folder, and the study folder and output root that name new
-              // folders.
-              const fs::path series = prepared.pending->destination().parent_path();
-              written_folders.insert(series.string());
-              written_folders.insert(series.parent_path().string());
-              written_folders.insert(series.parent_path().parent_path().string());
+              // The output root and every folder below it on the way to the file (study
+              // and series, or volumes/) may name something new.
+              fs::path folder = options.output;
+              written_folders.insert(folder.string());
+              for (const auto& part : prepared.outcome.output.parent_path()) {
+                folder /= part;
+                written_folders.insert(folder.string());
+              }
             }
           }
         }
