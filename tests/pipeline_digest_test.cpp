@@ -6,7 +6,8 @@
 // A change that is meant to change outputs updates the list:
 //   RADGUARD_WRITE_DIGESTS=tests/data/pipeline_digests.txt build/tests/pipeline_tests
 //       --gtest_filter='PipelineDigests.DeidAndExport*'
-// and says why in its commit message.
+// and says why in its commit message. Outputs of commands added to the corpus later are listed
+// from the build before the change (RADGUARD_DIGEST_BINARY=<that build's radguard>).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -38,7 +39,10 @@ struct CommandRun {
 };
 
 CommandRun run_command(const std::string& args) {
-  const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>&1";
+  // RADGUARD_DIGEST_BINARY runs another build (an older one, to make the list before a move).
+  const char* other = std::getenv("RADGUARD_DIGEST_BINARY");
+  const std::string command =
+      std::string(other != nullptr ? other : RADGUARD_BINARY) + " " + args + " 2>&1";
   CommandRun run;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
@@ -198,6 +202,19 @@ TEST_F(PipelineDigests, DeidAndExportOutputsMatchTheKeptList) {
   // The face was removed: the digests guard defacing, not a pass-through.
   EXPECT_NE(defaced.output.find("faces removed from 1 head series"), std::string::npos)
       << defaced.output;
+
+  // The redact and deface commands on their own (their library calls moved out of
+  // apps/radguard after these digests were first kept).
+  const CommandRun redacted =
+      run_command("redact " + (dir_ / "in" / "DOE_JOHN" / "us.dcm").string() + " -o " +
+                  (dir_ / "out" / "redact-cmd").string() + " -j 2 --no-progress");
+  EXPECT_EQ(redacted.exit_code, 0) << redacted.output;
+  add_digests(digests_, "redact-cmd", dir_ / "out" / "redact-cmd", ".dcm");
+  const CommandRun deface_cmd = run_command("deface " + (dir_ / "head").string() + " -o " +
+                                            (dir_ / "out" / "deface-cmd").string() +
+                                            " --keep-headers --threads 2");
+  EXPECT_EQ(deface_cmd.exit_code, 0) << deface_cmd.output;
+  add_digests(digests_, "deface-cmd", dir_ / "out" / "deface-cmd", ".dcm");
 
   // export: the consented patient's studies are released (DICOM files only: the manifest
   // holds times and the release name is random).

@@ -173,28 +173,40 @@ Result<deid::DeidRunReport> Pipeline::run_deid(const DeidRun& run) const {
   return deid::run_deid(deid_options(run), *header_stage_);
 }
 
+bool Pipeline::needs_whole_series() const {
+  return header_stage_->policy().has(deid::PixelOption::clean_recognizable_visual_features);
+}
+
 Result<OutputInstance> Pipeline::process_instance(std::span<const std::uint8_t> bytes,
                                                   std::string_view id) const {
-  if (header_stage_->policy().has(deid::PixelOption::clean_recognizable_visual_features))
+  if (needs_whole_series())
     return fail(ErrorCode::unsupported,
                 "defacing needs the whole series: an instance held in memory cannot be defaced "
-                "on its own");
-  if (signer_)
-    return fail(ErrorCode::unsupported, "signing an instance held in memory is not supported");
+                "on its own (give the series to a SeriesAssembler)");
   auto file = dicom::DicomFile::open_bytes(bytes);
   if (!file) return std::unexpected(file.error());
   if (file->is_dicomdir())
     return fail(ErrorCode::policy, "DICOMDIR not copied: it lists patient identities");
-  OutputInstance out;
   const std::vector<deid::PixelStage> stages = pixel_stages();
-  auto name = deid::deidentify_instance(fs::path(std::string(id)), *file, *header_stage_, stages,
-                                        out.pixels);
+  return process_opened(fs::path(std::string(id)), *file, stages);
+}
+
+Result<OutputInstance> Pipeline::process_opened(const fs::path& id, dicom::DicomFile& file,
+                                                std::span<const deid::PixelStage> stages) const {
+  OutputInstance out;
+  auto name = deid::deidentify_instance(id, file, *header_stage_, stages, out.pixels);
   if (!name) return std::unexpected(name.error());
-  auto saved = file->save_bytes(
+  auto saved = file.save_bytes(
       {std::string(kImplementationClassUid), std::string(kImplementationVersionName)});
   if (!saved) return std::unexpected(saved.error());
   out.name = std::move(*name);
-  out.bytes = std::move(*saved);
+  if (signer_) {
+    auto signed_bytes = dicom::sign_bytes(*saved, *signer_);
+    if (!signed_bytes) return std::unexpected(with_context(signed_bytes.error(), "signing"));
+    out.bytes = std::move(signed_bytes->bytes);
+  } else {
+    out.bytes = std::move(*saved);
+  }
   return out;
 }
 

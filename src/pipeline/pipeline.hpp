@@ -131,6 +131,9 @@ class Pipeline {
   // would not.
   const std::vector<std::string>& warnings() const { return warnings_; }
   bool signs() const { return static_cast<bool>(signer_); }
+  // Whether a stage needs every instance of a series before any is processed (defacing):
+  // instances that arrive one at a time then go through a SeriesAssembler.
+  bool needs_whole_series() const;
 
   // The pixel stages the options ask for, in the order they run (defacing, then Clean Pixel
   // Data or the burned-in gate), new for each run: defacing's stage keeps per-run state.
@@ -151,8 +154,8 @@ class Pipeline {
   // no file. `id` names the instance to the stages and nowhere else; give a neutral id, never
   // a value read from the instance. Fails as a run fails a file (ErrorCode::not_dicom,
   // malformed_dicom, policy: a pixel stage or the header stage refused it, ...), and with
-  // ErrorCode::unsupported when the spec asks for what needs more than one instance or a
-  // file: defacing (needs the whole series) or signing. Thread-safe.
+  // ErrorCode::unsupported when a stage needs the whole series (needs_whole_series(): give
+  // the instances to a SeriesAssembler). Signed when the spec signs. Thread-safe.
   [[nodiscard]] Result<OutputInstance> process_instance(std::span<const std::uint8_t> bytes,
                                                         std::string_view id = "instance") const;
 
@@ -164,7 +167,13 @@ class Pipeline {
   [[nodiscard]] Result<exporter::ExportOptions> export_options(const ExportRun& run) const;
 
  private:
+  friend class SeriesAssembler;
   Pipeline() = default;
+  // The steps after parsing, for an instance opened by the caller, with stages the caller
+  // built (and prepared): deid::deidentify_instance, written to memory, signed.
+  [[nodiscard]] Result<OutputInstance> process_opened(const std::filesystem::path& id,
+                                                      dicom::DicomFile& file,
+                                                      std::span<const deid::PixelStage> stages) const;
   std::shared_ptr<const Spec> spec_;
   std::shared_ptr<const deid::HeaderStage> header_stage_;
   std::shared_ptr<const redact::RedactOptions> redact_options_;  // with clean-pixel-data
