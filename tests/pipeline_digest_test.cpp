@@ -326,5 +326,52 @@ TEST_F(PipelineDigests, ConfigRunEqualsFlagsRun) {
   EXPECT_NE(nokey.output.find("no secret key"), std::string::npos) << nokey.output;
 }
 
+// An export given by a pipeline file's [release] releases the same files as the same export
+// given by flags (the kept "export" digests), and a required setting missing from both is a
+// usage error naming the flag and the key.
+TEST_F(PipelineDigests, ExportByConfigEqualsExportByFlags) {
+  write_text(dir_ / "consents.csv",
+             "patient_id,purpose,decision,date,source,expires\n"
+             "PID12345,research,permit,2025-01-10,portal,\n");
+  ASSERT_EQ(run_command("consent import " + (dir_ / "consents.csv").string() + " --registry " +
+                        (dir_ / "reg.db").string())
+                .exit_code,
+            0);
+  write_text(dir_ / "conf" / "release.toml",
+             "key = \"../k.key\"\n"
+             "allow_burned_in_annotation = true\n"
+             "[release]\npurpose = \"research\"\nrecipient = \"lab\"\n"
+             "registry = \"../reg.db\"\nledger = \"../ledger.db\"\n"
+             "consent_at = \"2026-01-01T00:00:00Z\"\n");
+  const std::string config = " --config " + (dir_ / "conf" / "release.toml").string();
+  const CommandRun exported = run_command("export " + (dir_ / "in").string() + " -o " +
+                                          (dir_ / "release").string() + config +
+                                          " -j 2 --no-progress");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  std::map<std::string, std::string> released;
+  for (const auto& entry : fs::directory_iterator(dir_ / "release"))
+    if (entry.path().filename().string().starts_with("release-"))
+      add_digests(released, "export", entry.path(), ".dcm");
+  std::size_t matched = 0;
+  for (const auto& [name, digest] : read_list(RADGUARD_DIGEST_LIST)) {
+    if (!name.starts_with("export/")) continue;
+    EXPECT_EQ(released[name], digest) << name;
+    ++matched;
+  }
+  EXPECT_GT(matched, 0u);
+  EXPECT_EQ(released.size(), matched);
+
+  write_text(dir_ / "conf" / "norecipient.toml",
+             "key = \"../k.key\"\n[release]\npurpose = \"research\"\n");
+  const CommandRun missing = run_command(
+      "export " + (dir_ / "in").string() + " -o " + (dir_ / "release2").string() + " --config " +
+      (dir_ / "conf" / "norecipient.toml").string() + " --registry " +
+      (dir_ / "reg.db").string() + " --ledger " + (dir_ / "ledger.db").string());
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("no recipient: give --recipient"), std::string::npos)
+      << missing.output;
+  EXPECT_FALSE(fs::exists(dir_ / "release2"));
+}
+
 }  // namespace
 }  // namespace radguard

@@ -36,20 +36,6 @@ Result<signing::Signer> load_signer(const SigningSpec& spec) {
 
 namespace {
 
-// A key file that group or others may read or change: anyone who reads it can re-identify
-// the data (said as ssh says it of private keys).
-std::optional<std::string> key_permission_warning(const fs::path& path) {
-  std::error_code ec;
-  const fs::perms perms = fs::status(path, ec).permissions();
-  const fs::perms others = fs::perms::group_all | fs::perms::others_all;
-  if (ec || (perms & others) == fs::perms::none) return std::nullopt;
-  char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 0777U);
-  return "the secret key " + path.string() +
-         " can be read or changed by other users (mode " + mode +
-         "); anyone who reads it can re-identify the data: chmod 600 it";
-}
-
 // What the recipe and options keep that the Basic Profile would not, so an output is never
 // believed cleaner than it is.
 std::vector<std::string> kept_attribute_warnings(const deid::Policy& policy) {
@@ -98,7 +84,7 @@ Result<Pipeline> Pipeline::create(const Spec& spec) {
   made.spec_ = std::make_shared<const Spec>(spec);
   auto key = crypto::SecretKey::load(spec.key_file);
   if (!key) return std::unexpected(key.error());
-  if (auto warning = key_permission_warning(spec.key_file)) made.warnings_.push_back(*warning);
+  if (auto warning = crypto::SecretKey::permission_warning(spec.key_file)) made.warnings_.push_back(*warning);
   auto policy = deid::Policy::create(
       spec.profile, spec.options,
       spec.recipe.empty() ? std::nullopt : std::optional<fs::path>(spec.recipe));

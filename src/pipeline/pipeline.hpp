@@ -58,6 +58,17 @@ struct SigningSpec {
   std::string profile;
 };
 
+// The settings of a release (radguard export) that a pipeline file may hold; empty: not set
+// (the command line must then give them). Checked when an export runs (Pipeline::run_export).
+struct ReleaseSpec {
+  std::string purpose;     // consent::purpose_names()
+  std::string recipient;   // recorded in the ledger
+  std::string registry;    // consent registry: a path or an SQLite file: URI
+  std::string ledger;      // disclosure ledger: a path or an SQLite file: URI
+  std::string consent_at;  // ISO 8601
+  std::string on_failure;  // withhold-study or abort
+};
+
 // Everything a de-identification run is, as plain values. Checked only by Pipeline::create.
 struct Spec {
   std::filesystem::path key_file;  // radguard keygen's secret key
@@ -68,6 +79,7 @@ struct Spec {
   std::string redact_mode = "phi-text";    // with clean-pixel-data: phi-text or all-text
   std::filesystem::path redaction_rules;   // with clean-pixel-data: a rule file; empty: none
   SigningSpec signing;
+  ReleaseSpec release;  // used by export only
 };
 
 // A de-identification run over files and folders into an output folder (radguard deid).
