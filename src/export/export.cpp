@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -135,8 +136,36 @@ class StagingFolder {
 
 }  // namespace
 
-std::size_t remove_stale_staging(const fs::path& output) {
-  std::size_t removed = 0;
+namespace {
+
+// Publishes a stale staging folder whose release the ledger records as released, with the
+// manifest the ledger names: the run that made it committed its entry and was killed before
+// the rename. Returns whether it did.
+bool roll_forward(const fs::path& staging, const std::string& name,
+                  const std::map<std::string, std::string>& released) {
+  const std::string release = name.substr(std::string_view(".staging-").size());
+  const auto recorded = released.find(release);
+  if (recorded == released.end()) return false;
+  auto digest = crypto::sha256_file(staging / "manifest.json");
+  if (!digest || crypto::to_hex(*digest) != recorded->second) return false;
+  std::error_code ec;
+  const fs::path final_path = staging.parent_path() / release;
+  if (fs::exists(final_path, ec)) return false;
+  fs::rename(staging, final_path, ec);
+  if (ec) return false;
+  (void)sync_folder(staging.parent_path());
+  return true;
+}
+
+}  // namespace
+
+StaleStaging remove_stale_staging(const fs::path& output, ledger::Ledger* ledger) {
+  StaleStaging done;
+  std::map<std::string, std::string> released;  // release name -> manifest digest
+  if (ledger != nullptr)
+    if (auto entries = ledger->all(); entries)
+      for (const auto& e : *entries)
+        if (e.status == ledger::EntryStatus::released) released[e.release] = e.output_digest;
   std::error_code ec;
   for (fs::directory_iterator it(output, ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
@@ -154,15 +183,21 @@ std::size_t remove_stale_staging(const fs::path& output) {
     const bool old_enough =
         !making || (::fstat(fd, &st) == 0 && ::time(nullptr) - st.st_mtime > 60);
     // A live export holds its staging folder locked; one that is not locked was left by a
-    // run that died (kill -9, power loss) and is never published. An unlocked ".making"
-    // folder may be one a live export has not locked yet: removed only when a minute old.
+    // run that died (kill -9, power loss). An unlocked ".making" folder may be one a live
+    // export has not locked yet: removed only when a minute old. A dead run's release that
+    // its ledger entry records is published (the entry is committed before the rename);
+    // any other is never published.
     if (old_enough && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      std::error_code ignored;
-      if (fs::remove_all(it->path(), ignored) > 0) ++removed;
+      if (!making && roll_forward(it->path(), name, released)) {
+        ++done.published;
+      } else {
+        std::error_code ignored;
+        if (fs::remove_all(it->path(), ignored) > 0) ++done.removed;
+      }
     }
     ::close(fd);
   }
-  return removed;
+  return done;
 }
 
 namespace {
@@ -419,7 +454,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   // 3. De-identify the permitted studies into a staging folder that is never a release.
   fs::create_directories(options.output, ec);
   if (ec) return failed("cannot create the output folder: " + ec.message());
-  report.stale_staging_removed = remove_stale_staging(options.output);
+  const StaleStaging stale = remove_stale_staging(options.output, &ledger);
+  report.stale_staging_removed = stale.removed;
+  report.stale_staging_published = stale.published;
   StagingFolder staging(options.output / (".staging-" + report.release_name));
   if (auto created = staging.create(); !created) return failed(created.error().message);
   deid::DeidRunOptions deid_options;
@@ -576,32 +613,26 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     entry.patients.push_back(std::move(p));
   }
 
-  // 5. Publish and record together: the rename happens under the ledger's write lock,
-  // before the entry commits; a failed commit withdraws the release again.
+  // 5. Record, then publish: the entry commits first, naming the release and its manifest's
+  // digest, and only then is the staging folder renamed into place. A run killed between
+  // the two leaves a staging folder its entry records; the next export on this output
+  // publishes it (remove_stale_staging). Never the other way round: a release folder
+  // visible to the recipient without its entry is an unaccounted disclosure.
   const fs::path final_path = options.output / report.release_name;
-  bool renamed = false;
-  auto stored = ledger.append(entry, [&]() -> Status {
-    std::error_code rename_ec;
-    fs::rename(staging.path(), final_path, rename_ec);
-    if (rename_ec)
-      return fail(ErrorCode::io,
-                  "cannot publish " + final_path.string() + ": " + rename_ec.message());
-    renamed = true;
-    return {};
-  });
-  if (!stored) {
-    if (renamed) {
-      std::error_code back;
-      fs::rename(final_path, staging.path(), back);
-      if (back) {
-        fs::remove_all(final_path, back);
-        if (back)
-          return fail(ErrorCode::io, "the ledger entry could not be committed (" +
-                                         stored.error().message + ") and " + final_path.string() +
-                                         " could not be withdrawn: delete it, it is not released");
-      }
-    }
-    return failed("the release could not be published and recorded: " + stored.error().message);
+  auto stored = ledger.append(entry);
+  if (!stored)
+    return failed("the release could not be recorded, so it was not published: " +
+                  stored.error().message);
+  std::error_code rename_ec;
+  fs::rename(staging.path(), final_path, rename_ec);
+  if (!rename_ec) (void)sync_folder(options.output);
+  if (rename_ec) {
+    staging.mark_published();  // kept for the next run to publish, as recorded
+    return fail(ErrorCode::io, "the release is recorded (ledger entry " +
+                                   std::to_string(stored->sequence) + ") but could not be "
+                                   "published: " + rename_ec.message() +
+                                   "; the next export into " + options.output.string() +
+                                   " publishes it");
   }
   staging.mark_published();
   report.status = ledger::EntryStatus::released;
@@ -666,6 +697,8 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
        report.manifest_signed ? json(std::string(kReleaseManifestSignature)) : json(nullptr)},
       {"signed", report.signing},
       {"ledger", {{"sequence", report.ledger_sequence}, {"entry_hash", report.ledger_entry_hash}}},
+      {"stale_staging",
+       {{"removed", report.stale_staging_removed}, {"published", report.stale_staging_published}}},
       {"counts", counts},
       {"pixels", deid::pixel_counts_json(report.pixel_work, report.failures)},
       {"pixel_work", pixel_work},
@@ -704,6 +737,9 @@ std::string report_text(const ExportReport& report) {
     out << "export FAILED, nothing released: " << report.error << " (ledger entry "
         << report.ledger_sequence << ")\n";
   }
+  if (report.stale_staging_published > 0)
+    out << "published " << count(report.stale_staging_published, "release", "releases")
+        << " that a killed export had already recorded in the ledger\n";
   out << "excluded " << count(report.excluded_studies(), "study", "studies") << " ("
       << count(report.excluded_instances(), "instance", "instances") << ")";
   for (const auto& [reason, n] : report.excluded)

@@ -124,7 +124,8 @@ struct ExportReport {
   double seconds = 0;
   ExportMode mode = ExportMode::release;
   std::vector<StudyPlan> plan;  // dry run: every study, in Study UID order
-  std::size_t stale_staging_removed = 0;  // staging folders of killed runs, cleaned up
+  std::size_t stale_staging_removed = 0;    // staging folders of killed runs, cleaned up
+  std::size_t stale_staging_published = 0;  // releases of killed runs, recorded, now published
 
   std::uint64_t excluded_studies() const;
   std::uint64_t excluded_instances() const;
@@ -147,9 +148,18 @@ struct ConsentedIdentity {
 deid::PixelStage consented_identity_check(
     std::shared_ptr<const std::map<std::string, ConsentedIdentity>> consented);
 
-// Removes the staging folders (".staging-release-*") in `output` that no live export holds
-// locked: those a killed run left behind. Returns how many were removed.
-std::size_t remove_stale_staging(const std::filesystem::path& output);
+// What remove_stale_staging did with the staging folders killed runs left.
+struct StaleStaging {
+  std::size_t removed = 0;    // never recorded as released: removed, never published
+  std::size_t published = 0;  // recorded as released with this manifest: published now
+};
+
+// The staging folders (".staging-release-*") in `output` that no live export holds locked:
+// those a killed run left behind. One whose release `ledger` records as released, with the
+// same manifest digest, is published (renamed into place: its run committed the entry and
+// died before the rename); every other is removed. Without a ledger every one is removed.
+StaleStaging remove_stale_staging(const std::filesystem::path& output,
+                                  ledger::Ledger* ledger = nullptr);
 
 // Runs an export. `registry` and `ledger` are used from this thread only. Returns a report
 // whether the release succeeded or failed (the ledger has an entry either way); fails
