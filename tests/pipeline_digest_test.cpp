@@ -373,5 +373,58 @@ TEST_F(PipelineDigests, ExportByConfigEqualsExportByFlags) {
   EXPECT_FALSE(fs::exists(dir_ / "release2"));
 }
 
+// A release cut into shards by radguard plan and run shard by shard into one output folder
+// (radguard deid --files-from) gives exactly the outputs of one run over all inputs, also
+// with defacing, which needs each head series whole in one shard.
+TEST_F(PipelineDigests, ShardsRunSeparatelyEqualOneRun) {
+  make_head_series(dir_ / "in" / "head");
+  const std::string in = (dir_ / "in").string();
+  const std::string flags = " -k " + (dir_ / "k.key").string() +
+                            " --option clean-recognizable-visual-features --option "
+                            "clean-pixel-data -j 2 --no-progress";
+  // The corpus's small multi-frame and single CTs count as heads that cannot be defaced: they
+  // fail in the single run (exit 1) and must fail the same way in the shards.
+  const auto failed_count = [](const std::string& output) {
+    const auto at = output.find("; failed ");
+    return at == std::string::npos ? -1 : std::stoi(output.substr(at + 9));
+  };
+  const CommandRun single = run_command("deid " + in + " -o " + (dir_ / "single").string() + flags);
+  ASSERT_EQ(single.exit_code, 1) << single.output;
+  int failed_in_shards = 0;
+
+  const CommandRun planned = run_command("plan " + in + " --shards 3 -o " +
+                                         (dir_ / "plan").string() + " --json --no-progress");
+  ASSERT_EQ(planned.exit_code, 0) << planned.output;
+  EXPECT_NE(planned.output.find("\"shards\""), std::string::npos) << planned.output;
+  std::size_t listed = 0;
+  for (int s = 0; s < 3; ++s) {
+    const fs::path list = dir_ / "plan" / ("shard-000" + std::to_string(s) + ".txt");
+    ASSERT_TRUE(fs::exists(list)) << list;
+    std::ifstream lines(list);
+    for (std::string line; std::getline(lines, line);) ++listed;
+    if (fs::file_size(list) == 0) continue;
+    const CommandRun shard = run_command("deid --files-from " + list.string() + " -o " +
+                                         (dir_ / "shards").string() + flags);
+    EXPECT_LE(shard.exit_code, 1) << list << ": " << shard.output;
+    failed_in_shards += failed_count(shard.output);
+  }
+  EXPECT_EQ(failed_in_shards, failed_count(single.output));
+  // The corpus's files and the head series, each in exactly one shard.
+  std::size_t inputs = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "in")) inputs += e.is_regular_file();
+  EXPECT_EQ(listed, inputs);
+  const auto expected = tree_digests(dir_ / "single");
+  EXPECT_GT(expected.size(), 80u);
+  EXPECT_EQ(tree_digests(dir_ / "shards"), expected);
+
+  // A list that names nothing, or no input at all, is a usage error.
+  write_text(dir_ / "empty.txt", "\n\n");
+  EXPECT_EQ(run_command("deid --files-from " + (dir_ / "empty.txt").string() + " -o " +
+                        (dir_ / "x").string() + flags)
+                .exit_code,
+            2);
+  EXPECT_EQ(run_command("deid -o " + (dir_ / "x").string() + flags).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace radguard

@@ -40,6 +40,24 @@ const batch::CancelToken& interrupt_token() {
   return interrupted;
 }
 
+void add_files_from(CLI::App& command, std::string& list) {
+  command.add_option("--files-from", list,
+                     "also the files (or folders) this list names, one per line (e.g. a shard "
+                     "list of radguard plan)");
+}
+
+Result<std::vector<std::filesystem::path>> command_inputs(const std::vector<std::string>& named,
+                                                          const std::string& list) {
+  std::vector<std::filesystem::path> inputs(named.begin(), named.end());
+  if (!list.empty()) {
+    auto listed = batch::read_file_list(list);
+    if (!listed) return std::unexpected(listed.error());
+    inputs.insert(inputs.end(), listed->begin(), listed->end());
+  }
+  if (inputs.empty()) return fail(ErrorCode::usage, "no input: name files or folders, or give --files-from");
+  return inputs;
+}
+
 int report_error(const Error& error) {
   std::fprintf(stderr, "radguard: error: %s\n", error.message.c_str());
   return statuses_for(error.code).exit_code;
@@ -82,6 +100,7 @@ int run(int argc, char** argv) {
   add_redact(app, action);
   add_deface(app, action);
   add_config(app, action);
+  add_plan(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

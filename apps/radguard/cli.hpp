@@ -3,8 +3,10 @@
 // its own cmd_*.cpp and registers itself here.
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "batch/batch.hpp"
 #include "core/result.hpp"
@@ -34,6 +36,7 @@ void add_deface(CLI::App& app, Action& action);
 void add_share(CLI::App& app, Action& action);
 void add_pseudonym(CLI::App& app, Action& action);
 void add_config(CLI::App& app, Action& action);
+void add_plan(CLI::App& app, Action& action);
 
 // Loads a secret key file (crypto::SecretKey::load), warning on stderr, as ssh does, when
 // the file is readable or writable by group or others.
@@ -44,6 +47,14 @@ Result<crypto::SecretKey> load_secret_key(const std::string& path);
 // nothing). The handlers are installed on the first call; a second signal kills the process
 // as usual.
 const batch::CancelToken& interrupt_token();
+
+// Adds --files-from LIST (batch::read_file_list: one path per line, such as a shard list of
+// radguard plan) to a command that takes inputs.
+void add_files_from(CLI::App& command, std::string& list);
+// The command's inputs: those named on the command line, then those the list names. Fails
+// with ErrorCode::usage when there are none, or as read_file_list.
+[[nodiscard]] Result<std::vector<std::filesystem::path>> command_inputs(
+    const std::vector<std::string>& named, const std::string& list);
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 
 struct DefaceArgs {
   std::vector<std::string> inputs;
+  std::string files_from;
   std::string output;
   std::string method = "remove";
   std::string modality = "auto";
@@ -34,7 +35,9 @@ struct DefaceArgs {
 
 int run_deface_command(const DefaceArgs& args) {
   deface::DefaceRunOptions options;
-  options.inputs.assign(args.inputs.begin(), args.inputs.end());
+  auto inputs = command_inputs(args.inputs, args.files_from);
+  if (!inputs) return report_error(inputs.error());
+  options.inputs = std::move(*inputs);
   options.output = args.output;
   options.preview = args.preview;
   options.threads = args.threads;
@@ -71,8 +74,8 @@ void add_deface(CLI::App& app, Action& action) {
       "deface", "remove the face from head CT and MR volumes (DICOM series, NIfTI, InVesalius)");
   auto args = std::make_shared<DefaceArgs>();
   cmd->add_option("INPUT", args->inputs,
-                  "DICOM files or folders (grouped into series), or volumes: .nii, .nii.gz, .inv3")
-      ->required();
+                  "DICOM files or folders (grouped into series), or volumes: .nii, .nii.gz, .inv3");
+  add_files_from(*cmd, args->files_from);
   cmd->add_option("-o,--output", args->output,
                   "output folder: NIfTI .nii.gz per volume, <series UID>/<SOP Instance UID>.dcm "
                   "per DICOM file of a defaced head series")

@@ -9,6 +9,7 @@ namespace {
 
 struct DeidArgs {
   std::vector<std::string> inputs;
+  std::string files_from;
   std::string output;
   StageArgs stage;
   std::string report;
@@ -20,13 +21,15 @@ struct DeidArgs {
 };
 
 int run_deid_command(const DeidArgs& args) {
+  auto inputs = command_inputs(args.inputs, args.files_from);
+  if (!inputs) return report_error(inputs.error());
   auto spec = stage_spec(args.stage);
   if (!spec) return report_error(spec.error());
   auto made = make_pipeline(*spec);
   if (!made) return report_error(made.error());
   const pipeline::Pipeline& pipeline = *made;
   pipeline::DeidRun run;
-  run.inputs.assign(args.inputs.begin(), args.inputs.end());
+  run.inputs = std::move(*inputs);
   run.output = args.output;
   run.threads = args.threads;
   run.cancel = &interrupt_token();
@@ -47,8 +50,9 @@ int run_deid_command(const DeidArgs& args) {
 void add_deid(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("deid", "de-identify DICOM files and folders (PS3.15 Annex E)");
   auto args = std::make_shared<DeidArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files, NIfTI volumes (.nii, .nii.gz) or folders (searched recursively)")
-      ->required();
+  cmd->add_option("INPUT", args->inputs,
+                  "DICOM files, NIfTI volumes (.nii, .nii.gz) or folders (searched recursively)");
+  add_files_from(*cmd, args->files_from);
   cmd->add_option("-o,--output", args->output, "output folder")->required();
   cmd->add_option("--report", args->report, "write the JSON report to this file");
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");

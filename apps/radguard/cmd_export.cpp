@@ -11,6 +11,7 @@ namespace {
 
 struct ExportArgs {
   std::vector<std::string> inputs;
+  std::string files_from;
   std::string output;
   std::string purpose;
   std::string recipient;
@@ -63,7 +64,9 @@ int run_export_command(const ExportArgs& args) {
   if (!made) return report_error(made.error());
   const pipeline::Pipeline& pipeline = *made;
   pipeline::ExportRun run;
-  run.inputs.assign(args.inputs.begin(), args.inputs.end());
+  auto inputs = command_inputs(args.inputs, args.files_from);
+  if (!inputs) return report_error(inputs.error());
+  run.inputs = std::move(*inputs);
   run.output = args.output;
   run.purpose = release->purpose;
   run.recipient = release->recipient;
@@ -91,8 +94,8 @@ void add_export(CLI::App& app, Action& action) {
                                  "release a dataset: only consented studies, de-identified, with a "
                                  "manifest and a ledger entry");
   auto args = std::make_shared<ExportArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
-      ->required();
+  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)");
+  add_files_from(*cmd, args->files_from);
   cmd->add_option("-o,--output", args->output,
                   "folder in which the release folder (release-<time>-<id>) is created")
       ->required();

@@ -12,6 +12,7 @@ namespace {
 
 struct RedactArgs {
   std::vector<std::string> inputs;
+  std::string files_from;
   std::string output;
   std::string quarantine;
   std::string mode = "phi-text";
@@ -32,7 +33,9 @@ int run_redact_command(const RedactArgs& args) {
   auto finder = redact::parse_text_finder(args.finder);
   if (!finder) return report_error(finder.error());
   redact::RedactRunOptions options;
-  options.inputs.assign(args.inputs.begin(), args.inputs.end());
+  auto inputs = command_inputs(args.inputs, args.files_from);
+  if (!inputs) return report_error(inputs.error());
+  options.inputs = std::move(*inputs);
   options.output = args.output;
   options.quarantine = args.quarantine;
   if (!args.preview.empty()) options.preview = args.preview;
@@ -62,8 +65,8 @@ void add_redact(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(
       "redact", "find and black out text burned into pixel data (PS3.15 Clean Pixel Data)");
   auto args = std::make_shared<RedactArgs>();
-  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)")
-      ->required();
+  cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)");
+  add_files_from(*cmd, args->files_from);
   cmd->add_option("-o,--output", args->output, "release folder for cleaned files")->required();
   cmd->add_option("--quarantine", args->quarantine,
                   "folder for files that fail closed (default: <output>-quarantine)");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iterator>
 #include <set>
 #include <thread>
@@ -48,6 +49,23 @@ Status require_complete(const FolderListing& listing) {
   if (listing.unlisted.empty()) return {};
   const auto& first = listing.unlisted.front();
   return fail(ErrorCode::io, "cannot list " + first.path.string() + ": " + first.reason);
+}
+
+Result<std::vector<fs::path>> read_file_list(const fs::path& list) {
+  std::ifstream in(list, std::ios::binary);
+  if (!in) return fail(ErrorCode::io, "cannot read the list of files " + list.string());
+  std::vector<fs::path> files;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (line.find('\0') != std::string::npos)
+      return fail(ErrorCode::usage, list.string() + ": a line holds a NUL byte: not a list of files");
+    files.emplace_back(line);
+  }
+  if (in.bad()) return fail(ErrorCode::io, "cannot read the list of files " + list.string());
+  if (files.empty()) return fail(ErrorCode::usage, list.string() + " names no file");
+  return files;
 }
 
 InputSet find_files(std::span<const fs::path> inputs) {

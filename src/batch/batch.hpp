@@ -54,6 +54,13 @@ struct FolderListing {
 // symbolic links to folders), in a stable order that does not depend on the file system.
 [[nodiscard]] InputSet find_files(std::span<const std::filesystem::path> inputs);
 
+// The inputs a list file names (--files-from; a shard list of radguard plan): one path per
+// line, relative paths from the current folder, a trailing CR removed, blank lines skipped.
+// Fails with ErrorCode::io when the list cannot be read, ErrorCode::usage when it names
+// nothing or holds a NUL byte.
+[[nodiscard]] Result<std::vector<std::filesystem::path>> read_file_list(
+    const std::filesystem::path& list);
+
 // Refuses an output folder that lies inside one of the input folders (a later run over the
 // same inputs would read its own outputs). Fails with ErrorCode::usage naming both.
 [[nodiscard]] Status require_outside_inputs(const std::filesystem::path& output,

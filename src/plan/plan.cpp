@@ -1,0 +1,199 @@
+#include "plan/plan.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/atomic_file.hpp"
+#include "core/text.hpp"
+#include "dicom/dicom_file.hpp"
+#include "standard/tags.hpp"
+
+namespace radguard::plan {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Input paths often hold patient names: the lists are for the operator's account only.
+constexpr fs::perms kListPerms = fs::perms::owner_read | fs::perms::owner_write;
+
+struct Header {
+  std::string study_uid, sop_uid;
+  std::uint64_t bytes = 0;
+  std::optional<LeftOut> left_out;
+};
+
+Header read_header(const std::string& path) {
+  Header h;
+  std::error_code ec;
+  h.bytes = fs::file_size(path, ec);
+  auto file = dicom::DicomFile::open(path);
+  if (!file) {
+    h.left_out = LeftOut{path, file.error().message};
+    return h;
+  }
+  h.study_uid = trimmed(file->string_of(tags::StudyInstanceUID).value_or(""));
+  h.sop_uid = trimmed(file->string_of(tags::SOPInstanceUID).value_or(""));
+  return h;
+}
+
+// Union-find over study groups.
+struct Groups {
+  std::vector<std::size_t> parent;
+  std::size_t add() {
+    parent.push_back(parent.size());
+    return parent.size() - 1;
+  }
+  std::size_t find(std::size_t g) {
+    while (parent[g] != g) g = parent[g] = parent[parent[g]];
+    return g;
+  }
+  void join(std::size_t a, std::size_t b) {
+    a = find(a);
+    b = find(b);
+    if (a != b) parent[std::max(a, b)] = std::min(a, b);
+  }
+};
+
+}  // namespace
+
+Result<Plan> make_plan(const PlanOptions& options) {
+  if (options.shards == 0) return fail(ErrorCode::usage, "--shards must be at least 1");
+  const auto start = std::chrono::steady_clock::now();
+  const batch::InputSet found = batch::find_files(options.inputs);
+  std::vector<Header> headers(found.files.size());
+  {
+    batch::Progress progress("planning: reading headers", found.files.size(), options.progress);
+    batch::run_parallel(
+        found.files.size(), batch::default_threads(options.threads),
+        [&](std::size_t i) {
+          headers[i] = read_header(found.files[i]);
+          progress.advance(headers[i].bytes);
+        },
+        [&](std::size_t i, const std::string& what) {
+          headers[i].left_out = LeftOut{found.files[i], "cannot be read: " + what};
+        });
+    progress.finish();
+  }
+
+  Plan plan;
+  plan.missing = found.missing;
+  Groups groups;
+  std::unordered_map<std::string, std::size_t> group_of_study, group_of_sop;
+  std::vector<std::size_t> group_of_file(found.files.size(), 0);
+  for (std::size_t i = 0; i < found.files.size(); ++i) {
+    const Header& h = headers[i];
+    if (h.left_out) {
+      plan.left_out.push_back(*h.left_out);
+      continue;
+    }
+    auto [study, new_study] = group_of_study.try_emplace(h.study_uid, 0);
+    if (new_study) study->second = groups.add();
+    group_of_file[i] = study->second;
+    if (h.sop_uid.empty()) continue;
+    auto [sop, new_sop] = group_of_sop.try_emplace(h.sop_uid, study->second);
+    if (!new_sop) groups.join(sop->second, study->second);
+  }
+  plan.studies = group_of_study.size();
+
+  // Each group's files (in input order) and bytes, dealt out largest first.
+  std::map<std::size_t, std::vector<std::size_t>> members;
+  std::map<std::size_t, std::uint64_t> group_bytes;
+  std::map<std::size_t, std::size_t> group_studies;
+  for (std::size_t i = 0; i < found.files.size(); ++i) {
+    if (headers[i].left_out) continue;
+    const std::size_t g = groups.find(group_of_file[i]);
+    members[g].push_back(i);
+    group_bytes[g] += headers[i].bytes;
+    plan.bytes += headers[i].bytes;
+    ++plan.files;
+  }
+  for (const auto& [study, g] : group_of_study) ++group_studies[groups.find(g)];
+  std::vector<std::size_t> order;
+  for (const auto& [g, files] : members) order.push_back(g);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return group_bytes[a] > group_bytes[b];
+  });
+  plan.shards.resize(options.shards);
+  std::vector<std::vector<std::size_t>> shard_files(options.shards);
+  for (const std::size_t g : order) {
+    const auto lightest = std::min_element(
+        plan.shards.begin(), plan.shards.end(),
+        [](const Shard& a, const Shard& b) { return a.bytes < b.bytes; });
+    const auto s = static_cast<std::size_t>(lightest - plan.shards.begin());
+    lightest->bytes += group_bytes[g];
+    lightest->studies += group_studies[g];
+    shard_files[s].insert(shard_files[s].end(), members[g].begin(), members[g].end());
+  }
+  for (std::size_t s = 0; s < shard_files.size(); ++s) {
+    std::sort(shard_files[s].begin(), shard_files[s].end());
+    for (const std::size_t i : shard_files[s]) plan.shards[s].files.push_back(found.files[i]);
+  }
+  plan.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return plan;
+}
+
+Status write_plan(const Plan& plan, const fs::path& folder) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) return fail(ErrorCode::io, "cannot create " + folder.string() + ": " + ec.message());
+  for (std::size_t s = 0; s < plan.shards.size(); ++s) {
+    std::string text;
+    for (const auto& file : plan.shards[s].files) {
+      const fs::path absolute = fs::absolute(file, ec);
+      text += (ec ? fs::path(file) : absolute).string() + "\n";
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "shard-%04zu.txt", s);
+    if (auto written = write_file_atomically(folder / name, text, kListPerms); !written) return written;
+  }
+  std::string left;
+  for (const auto& l : plan.left_out) left += l.path + "\t" + l.reason + "\n";
+  if (auto written = write_file_atomically(folder / "left-out.txt", left, kListPerms); !written)
+    return written;
+  return write_file_atomically(folder / "plan.json", plan_json(plan), kListPerms);
+}
+
+std::string plan_json(const Plan& plan) {
+  nlohmann::json shards = nlohmann::json::array();
+  for (std::size_t s = 0; s < plan.shards.size(); ++s) {
+    char name[32];
+    std::snprintf(name, sizeof name, "shard-%04zu.txt", s);
+    shards.push_back({{"list", name},
+                      {"files", plan.shards[s].files.size()},
+                      {"studies", plan.shards[s].studies},
+                      {"bytes", plan.shards[s].bytes}});
+  }
+  nlohmann::json missing = nlohmann::json::array();
+  for (const auto& m : plan.missing) missing.push_back({{"input", m.path.string()}, {"reason", m.reason}});
+  const nlohmann::json doc = {{"command", "plan"},
+                              {"files", plan.files},
+                              {"studies", plan.studies},
+                              {"bytes", plan.bytes},
+                              {"left_out", plan.left_out.size()},
+                              {"missing_inputs", missing},
+                              {"shards", shards},
+                              {"seconds", plan.seconds}};
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string plan_text(const Plan& plan) {
+  std::ostringstream out;
+  out << "planned " << plan.files << " files in " << plan.studies << " studies ("
+      << plan.bytes / 1'000'000 << " MB) into " << plan.shards.size() << " shards, "
+      << plan.left_out.size() << " left out (not DICOM or unreadable: left-out.txt)\n";
+  for (std::size_t s = 0; s < plan.shards.size(); ++s)
+    out << "  shard " << s << ": " << plan.shards[s].files.size() << " files, "
+        << plan.shards[s].studies << " studies, " << plan.shards[s].bytes / 1'000'000 << " MB\n";
+  for (const auto& m : plan.missing) out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  return out.str();
+}
+
+}  // namespace radguard::plan

@@ -1,0 +1,60 @@
+#pragma once
+// Cutting one release into shards for many machines (radguard plan): each input's header is
+// read once and whole studies are kept together (series-level stages such as defacing see
+// whole series), so that running every shard (radguard deid --files-from shard-NNNN.txt) into
+// one output folder gives exactly the outputs of one run over all inputs: outputs are named by
+// keyed pseudonymous UIDs, never by shard. Files that share a SOP Instance UID go to one shard
+// (with their studies), where the run settles the duplicate as a single run would.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "batch/batch.hpp"
+#include "core/result.hpp"
+
+namespace radguard::plan {
+
+struct PlanOptions {
+  std::vector<std::filesystem::path> inputs;  // files and folders
+  unsigned shards = 1;                        // at least 1
+  unsigned threads = 0;                       // for reading headers; 0: one per core
+  batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+};
+
+struct Shard {
+  std::vector<std::string> files;  // in the order find_files gives them
+  std::uint64_t bytes = 0;
+  std::size_t studies = 0;
+};
+
+// An input no shard gets: not DICOM, or DICOM that cannot be read (reason: never a value).
+struct LeftOut {
+  std::string path;
+  std::string reason;
+};
+
+struct Plan {
+  std::vector<Shard> shards;  // options.shards of them; some may be empty
+  std::vector<LeftOut> left_out;
+  std::vector<batch::MissingInput> missing;
+  std::size_t files = 0, studies = 0;
+  std::uint64_t bytes = 0;
+  double seconds = 0;
+};
+
+// Reads every input's Study and SOP Instance UIDs and size, groups files into studies
+// (studies that share a SOP Instance UID into one group), and deals the groups out, largest
+// first, each to the shard with the fewest bytes so far (ties: the lowest shard number), so
+// the plan is the same for the same inputs. Fails with ErrorCode::usage for no shards.
+[[nodiscard]] Result<Plan> make_plan(const PlanOptions& options);
+
+// Writes the plan into `folder` (created): shard-NNNN.txt (one absolute path per line, for
+// --files-from), left-out.txt (path, tab, reason) and plan.json; each file atomically.
+// Fails with ErrorCode::io.
+[[nodiscard]] Status write_plan(const Plan& plan, const std::filesystem::path& folder);
+
+std::string plan_json(const Plan& plan);
+std::string plan_text(const Plan& plan);
+
+}  // namespace radguard::plan
