@@ -34,7 +34,7 @@ rc=0; "$radguard" audit "$work/in" --fail-on never >/dev/null || rc=$?
 for v in SMITH GARCIA MRN HOUSE Mercy 555-; do
   grep -q "$v" "$work/masked.json" && fail "a value ($v) is in the report without --show-values"
 done
-grep -q '<masked>/study1/IMG0001.dcm' "$work/masked.json" || fail "identifying folder not masked"
+grep -q '<masked-1>/study1/IMG0001.dcm' "$work/masked.json" || fail "identifying folder not masked"
 
 # --- dcmodify: a short tag-list erasure ---------------------------------------------------------
 cp -r "$work/in" "$work/dcmodify"
@@ -78,7 +78,9 @@ done
 grep -q '<h1>radguard audit</h1>' "$work/r.html" || fail "html report"
 grep -Eq 'src=|href=' "$work/r.html" && fail "html report refers to external assets"
 [ "$(stat -c %a "$work/r.html")" = 600 ] || fail "report file is not owner-only"
-"$radguard" audit "$work/in" --fail-on never | grep -q '^audit: 12 files' || fail "text summary"
+"$radguard" audit "$work/in" --fail-on never >"$work/r.txt"
+grep -q '^audit: 12 files' "$work/r.txt" || fail "text summary"
+grep -q '<masked-6>/study1/IMG0002.dcm' "$work/r.txt" || fail "masked folders are not told apart"
 rc=0; "$radguard" audit "$work/in" --format xml >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "bad --format should be a usage error (got $rc)"
 echo "audit cli: ok"

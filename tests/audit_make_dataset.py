@@ -102,7 +102,9 @@ def main():
             ds.file_meta = meta
             path = out / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            ds.save_as(path, enforce_file_format=True)
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.preamble = b"\0" * 128
+            ds.save_as(str(path), write_like_original=False)
             planted[rel] = {
                 "(0010,0010)": name, "(0010,0020)": mrn, "(0010,0030)": birth,
                 "(0008,0050)": accession, "(0008,0080)": "Mercy General Hospital",

@@ -299,7 +299,15 @@ bool is_identifying_name(Tag tag) {
   return false;
 }
 
+// A text value shaped like a DICOM person name ("FAMILY^GIVEN"), as a private block or a
+// free-text field may hold one.
+bool pn_shaped(std::string_view value) {
+  static const std::regex re("^ *[A-Za-z'-]{2,}\\^[A-Za-z'-]{2,}(\\^[A-Za-z'. -]*)* *$");
+  return value.find('^') != std::string_view::npos && std::regex_match(value.begin(), value.end(), re);
+}
+
 PhiKind phi_kind(const Element& e) {
+  if (e.vr != "PN" && is_text_vr(e.vr) && pn_shaped(e.value)) return PhiKind::person_name;
   if (e.tag.is_private()) return e.vr == "PN" ? PhiKind::person_name : PhiKind::none;
   if (e.vr == "PN") return e.tag == tags::PatientName && !e.nested ? PhiKind::patient_name
                                                                    : PhiKind::person_name;
@@ -724,12 +732,21 @@ std::vector<bool> check_file_name(FileFacts& f, const Context& ctx) {
   return masked;
 }
 
-std::string masked_name(const std::string& relative, const std::vector<bool>& masked) {
+// The relative name with each identifying component replaced by "<masked-N>", N numbering
+// the distinct masked components in the order they are met (files are sorted), so files of
+// different patients stay apart in a report without naming anyone.
+std::string masked_name(const std::string& relative, const std::vector<bool>& masked,
+                        std::map<std::string, std::size_t>& numbers) {
   std::string out;
   std::size_t i = 0;
   for (const auto& component : fs::path(relative)) {
     if (!out.empty()) out += "/";
-    out += (i < masked.size() && masked[i]) ? "<masked>" : component.string();
+    if (i < masked.size() && masked[i]) {
+      const auto [it, added] = numbers.try_emplace(component.string(), numbers.size() + 1);
+      out += "<masked-" + std::to_string(it->second) + ">";
+    } else {
+      out += component.string();
+    }
     ++i;
   }
   return out;
@@ -1073,10 +1090,12 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
   }
 
   report.against_files = originals.files;
+  std::map<std::string, std::size_t> mask_numbers;
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& f = files[i];
     const std::string name =
-        options.show_values == ShowValues::yes ? f.relative : masked_name(f.relative, masks[i]);
+        options.show_values == ShowValues::yes ? f.relative
+                                               : masked_name(f.relative, masks[i], mask_numbers);
     FileSummary summary;
     summary.file = name;
     summary.error = f.error;

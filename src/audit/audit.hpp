@@ -25,7 +25,7 @@
 //
 // Values are never part of a finding unless ShowValues::yes: reports can travel. File names
 // in findings are relative to the input they were found under, with every component that
-// holds an identifying value masked as "<masked>" (unless ShowValues::yes).
+// holds an identifying value masked as "<masked-N>" (unless ShowValues::yes).
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
