@@ -704,10 +704,18 @@ std::vector<bool> check_file_name(FileFacts& f, const Context& ctx) {
   static const std::regex date_re(
       "(^|[^0-9])(19[0-9]{2}|20[0-9]{2})[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12][0-9]|3[01])([^0-9]|$)");
   static const std::regex uid_re("^[0-9]+(\\.[0-9]+){4,}");
+  // The file's own identifying values (a name the dataset holds for another patient says
+  // nothing about this file's folder); a file that is not DICOM is judged by the dataset's.
+  deid::PhiValues own;
+  for (const auto& e : f.elements) {
+    const PhiKind kind = phi_kind(e);
+    if (kind != PhiKind::none && !looks_like_dummy(e.vr, e.value)) add_phi(own, kind, e.value, f.encoding);
+  }
+  const deid::PhiValues& phi = f.dicom ? own : ctx.dataset_phi;
   for (const auto& component : rel) {
     const std::string c = component.string();
     bool mask = false;
-    if (ctx.dataset_phi.names_in(c) || (ctx.has_against && ctx.original_phi.names_in(c))) {
+    if (phi.names_in(c) || (ctx.has_against && ctx.original_phi.names_in(c))) {
       add(f, ctx, Category::filename, "", Severity::high,
           "a file or folder name holds a name, ID or date of the patient", c);
       mask = true;
