@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -402,15 +403,21 @@ void read_quasi(FileFacts& f) {
 // SHA-256 of the bytes after the last Pixel Data tag (native or encapsulated, either byte
 // order); "" when none is found or the data are constant (blank images say nothing).
 std::string pixel_hash(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return {};
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto size = static_cast<std::streamoff>(in.tellg());
+  if (size <= 0) return {};
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), size)) return {};
   static const std::string le("\xE0\x7F\x10\x00", 4), be("\x7F\xE0\x00\x10", 4);
-  std::size_t pos = bytes.rfind(le);
-  if (pos == std::string::npos) pos = bytes.rfind(be);
+  // The first Pixel Data tag (an icon's, if any, comes first: hashed along with the image).
+  // Searched forwards: the header before it is small, the pixel data after it large.
+  std::size_t pos = bytes.find(le);
+  if (pos == std::string::npos) pos = bytes.find(be);
   if (pos == std::string::npos || bytes.size() - pos < 16) return {};
   const std::string_view data = std::string_view(bytes).substr(pos + 12);
-  if (std::all_of(data.begin(), data.end(), [&](char c) { return c == data.front(); })) return {};
+  if (std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0) return {};  // constant
   return crypto::to_hex(crypto::sha256(data));
 }
 
@@ -498,7 +505,33 @@ void read_file(FileFacts& f, const dicom::TrustStore& trust) {
 
 // ---- Checks over one file ----------------------------------------------------------------------
 
+// What the scrubber says of a text value, which depends only on the value, its encoding and
+// the (fixed) identifying values of a run: kept once per distinct value, since descriptions,
+// names of devices and the like repeat in every file.
+struct TextVerdict {
+  bool original = false, dataset = false, pattern = false;
+};
+class VerdictCache {
+ public:
+  std::optional<TextVerdict> get(const std::string& key) const {
+    std::lock_guard lock(mutex_);
+    const auto it = map_.find(key);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(std::string key, TextVerdict verdict) {
+    std::lock_guard lock(mutex_);
+    if (map_.size() > 200000) map_.clear();
+    map_.emplace(std::move(key), verdict);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, TextVerdict> map_;
+};
+
 struct Context {
+  VerdictCache& cache;
   const Options& options;
   const deid::PhiValues& dataset_phi;  // identifying values of the dataset's own headers
   const deid::PhiValues& original_phi;  // of --against originals
@@ -530,12 +563,21 @@ bool under_releaser_root(const std::string& uid, const Options& options) {
   return false;
 }
 
-// Whether `phi` (not the scrubber's patterns alone) marks something in `value`.
-bool scrub_changes(const std::string& value, const deid::PhiValues& phi, deid::TextEncoding enc) {
-  if (phi.empty()) return false;
-  static const deid::PhiValues none;
-  return deid::scrub_text(value, phi, enc) != deid::scrub_text(value, none, enc);
-}
+// A text value and what the scrubber's patterns alone make of it (computed once).
+struct Text {
+  const std::string& value;
+  deid::TextEncoding encoding;
+  std::string patterns_only;
+  Text(const std::string& v, deid::TextEncoding enc) : value(v), encoding(enc) {
+    static const deid::PhiValues none;
+    patterns_only = deid::scrub_text(v, none, enc);
+  }
+  // Whether `phi` (not the patterns alone) marks something.
+  bool holds(const deid::PhiValues& phi) const {
+    return !phi.empty() && deid::scrub_text(value, phi, encoding) != patterns_only;
+  }
+  bool looks_identifying() const { return patterns_only != value; }
+};
 
 // Attributes that are free text by nature but written by software, not people.
 bool machine_text(Tag tag) {
@@ -550,20 +592,31 @@ bool machine_text(Tag tag) {
 
 void check_text(FileFacts& f, const Context& ctx, const Element& e, bool patterns,
                 std::string_view what) {
-  if (ctx.has_against && scrub_changes(e.value, ctx.original_phi, f.encoding)) {
+  const std::string key = std::string(1, static_cast<char>(f.encoding.form)) +
+                          static_cast<char>(f.encoding.g1) + e.value;
+  TextVerdict verdict;
+  if (const auto cached = ctx.cache.get(key)) {
+    verdict = *cached;
+  } else {
+    const Text text(e.value, f.encoding);
+    verdict.original = ctx.has_against && text.holds(ctx.original_phi);
+    verdict.dataset = text.holds(ctx.dataset_phi);
+    verdict.pattern = text.looks_identifying();
+    ctx.cache.put(key, verdict);
+  }
+  if (verdict.original) {
     add(f, ctx, Category::free_text, e.path, Severity::high,
         std::string(what) + " holds an identifying value of the original files", e.value);
     return;
   }
-  if (scrub_changes(e.value, ctx.dataset_phi, f.encoding)) {
+  if (verdict.dataset) {
     add(f, ctx, Category::free_text, e.path, Severity::high,
         std::string(what) + " holds a name, ID, address or date found in the dataset's own headers",
         e.value);
     return;
   }
   if (!patterns) return;
-  static const deid::PhiValues none;
-  if (deid::scrub_text(e.value, none, f.encoding) != e.value)
+  if (verdict.pattern)
     add(f, ctx, Category::free_text, e.path, Severity::medium,
         std::string(what) +
             " holds text that looks identifying (a date, time, phone number, e-mail, ID-like "
@@ -632,12 +685,14 @@ void check_element(FileFacts& f, const Context& ctx, const Element& e) {
       if (is_text_vr(e.vr) || e.vr == "PN") check_text(f, ctx, e, false, "safe private attribute");
       return;
     }
-    const bool text = is_text_vr(e.vr) || e.vr == "PN" || e.vr == "UN";
+    const bool textual = is_text_vr(e.vr) || e.vr == "PN" || e.vr == "UN";
     Severity sev = Severity::medium;
     std::string reason = "private attribute not safe-listed for its creator";
-    if (text && (scrub_changes(e.value, ctx.dataset_phi, f.encoding) ||
-                 (ctx.has_against && scrub_changes(e.value, ctx.original_phi, f.encoding)) ||
-                 (e.vr == "PN" && !looks_like_dummy("PN", e.value)))) {
+    const auto holds_phi = [&] {
+      const Text text(e.value, f.encoding);
+      return text.holds(ctx.dataset_phi) || (ctx.has_against && text.holds(ctx.original_phi));
+    };
+    if (textual && ((e.vr == "PN" && !looks_like_dummy("PN", e.value)) || holds_phi())) {
       sev = Severity::high;
       reason += ", holding a name, ID or date";
     }
@@ -1024,7 +1079,8 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
       if (kind == PhiKind::none || looks_like_dummy(e.vr, e.value)) continue;
       add_phi(dataset_phi, kind, e.value, f.encoding);
     }
-  const Context ctx{options, dataset_phi, originals.phi, originals.uids, originals.dates,
+  VerdictCache cache;
+  const Context ctx{cache, options, dataset_phi, originals.phi, originals.uids, originals.dates,
                     !options.against.empty()};
   std::vector<std::vector<bool>> masks(files.size());
   batch::run_parallel(
