@@ -900,6 +900,8 @@ const std::vector<Generalisation>& generalisations() {
       {"drop the manufacturer", [](Record& r) { r[scanner].clear(); }},
       {"drop height and weight", [](Record& r) { r[height].clear(); r[weight].clear(); }},
       {"drop the age", [](Record& r) { r[age].clear(); }},
+      {"drop the sex", [](Record& r) { r[sex].clear(); }},
+      {"drop the modality", [](Record& r) { r[modality].clear(); }},
   };
   return list;
 }
@@ -961,19 +963,30 @@ KAnonymity k_anonymity(const std::vector<Record>& records, std::size_t k,
   std::vector<Record> current = records;
   std::vector<bool> used(generalisations().size(), false);
   std::size_t now = out.below_k;
+  const auto classes = [](const std::vector<Record>& rs) {
+    std::unordered_set<std::string> keys;
+    for (const auto& r : rs) keys.insert(class_key(r));
+    return keys.size();
+  };
+  std::size_t now_classes = classes(current);
   while (now > 0) {
-    std::size_t best = generalisations().size(), best_below = now;
+    // The step leaving the fewest patients below k; when none lowers that count (merging
+    // may take several steps), the one that merges the most classes.
+    std::size_t best = generalisations().size(), best_below = now, best_classes = now_classes;
     for (std::size_t g = 0; g < generalisations().size(); ++g) {
       if (used[g]) continue;
       auto trial = current;
       for (auto& r : trial) generalisations()[g].apply(r);
       if (trial == current) continue;
       const std::size_t b = below(class_sizes(trial), k);
-      if (b < best_below) {
+      const std::size_t c = classes(trial);
+      if (b < best_below || (b == best_below && c < best_classes)) {
         best_below = b;
+        best_classes = c;
         best = g;
       }
     }
+    now_classes = best_classes;
     if (best == generalisations().size()) break;
     used[best] = true;
     for (auto& r : current) generalisations()[best].apply(r);
@@ -1154,6 +1167,7 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
   }
 
   report.against_files = originals.files;
+  report.show_values = options.show_values;
   std::map<std::string, std::size_t> mask_numbers;
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& f = files[i];
@@ -1292,10 +1306,14 @@ std::string report_html(const Report& report) {
        ".medium{color:#000;background:#f4b400;padding:0 .4em;border-radius:3px}"
        ".low{color:#fff;background:#607d8b;padding:0 .4em;border-radius:3px}"
        ".cards{display:flex;gap:1em}.card{border:1px solid #ccc;border-radius:6px;padding:.6em 1.2em}"
-       ".card b{display:block;font-size:1.6em}code{font-size:.95em}</style></head><body>\n";
+       ".card b{display:block;font-size:1.6em}code{font-size:.95em;white-space:nowrap}</style></head><body>\n";
   h << "<h1>radguard audit</h1>\n<p>" << report.files.size() << " files read ("
     << report.dicom_files << " DICOM, " << report.other_files
-    << " other). Values are not shown in this report.</p>\n";
+    << " other). "
+    << (report.show_values == ShowValues::yes
+            ? "<b>This report shows identifying values: keep it private.</b>"
+            : "Values are not shown in this report.")
+    << "</p>\n";
   h << "<div class=cards><div class=card><b>" << report.count(Severity::high)
     << "</b><span class=high>high</span></div><div class=card><b>" << report.count(Severity::medium)
     << "</b><span class=medium>medium</span></div><div class=card><b>" << report.count(Severity::low)

@@ -114,6 +114,7 @@ struct Report {
   std::size_t dicom_files = 0;
   std::size_t other_files = 0;  // not DICOM (listed in `files` with an error)
   std::size_t against_files = 0;
+  ShowValues show_values = ShowValues::no;  // whether findings carry values
   std::size_t count(Severity severity) const;
   std::size_t count(Category category) const;
 };
