@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev
   dicom3tools                   # dciodvfy: output validity checks in tests
   libgdcm-tools                 # gdcmanon: the benchmark's baseline
+  openssl                       # tests/audit_cli_test.sh: a certificate for gdcmanon -e
   python3-pydicom               # real-world DICOM sample files used by tests
   python3-numpy                 # bench/make_corpus.py: synthetic pixel data
   time                          # GNU time: the benchmark's peak RSS

@@ -101,6 +101,7 @@ int run(int argc, char** argv) {
   add_deface(app, action);
   add_config(app, action);
   add_plan(app, action);
+  add_audit(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
