@@ -67,6 +67,7 @@ int run(int argc, char** argv) {
   add_redact(app, action);
   add_deface(app, action);
   add_config(app, action);
+  add_gateway(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -33,6 +33,7 @@ void add_deface(CLI::App& app, Action& action);
 void add_share(CLI::App& app, Action& action);
 void add_pseudonym(CLI::App& app, Action& action);
 void add_config(CLI::App& app, Action& action);
+void add_gateway(CLI::App& app, Action& action);
 
 // Loads a secret key file (crypto::SecretKey::load), warning on stderr, as ssh does, when
 // the file is readable or writable by group or others.
