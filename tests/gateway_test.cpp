@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/scu.h>
 
 #include <fstream>
 #include <sstream>
@@ -190,6 +192,26 @@ std::uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
+// A gateway running in a thread of the test; stopped and joined however the test ends.
+class Running {
+ public:
+  Running(const gateway::GatewayConfig& config, const pipeline::Pipeline& pipeline)
+      : thread_([this, config, &pipeline] {
+          result = gateway::run_gateway(config, pipeline, stop_, log);
+        }) {}
+  ~Running() { finish(); }
+  void finish() {
+    stop_.cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::ostringstream log;
+  Result<gateway::GatewayTotals> result = fail(ErrorCode::internal, "not run");
+
+ private:
+  batch::CancelToken stop_;
+  std::thread thread_;
+};
+
 class GatewayRun : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -248,10 +270,7 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   auto c = config();
   c.allowed_calling = {"SENDER"};
   c.max_associations = 2;
-  batch::CancelToken stop;
-  std::ostringstream log;
-  Result<gateway::GatewayTotals> ran = fail(ErrorCode::internal, "not run");
-  std::thread runner([&] { ran = gateway::run_gateway(c, pipeline, stop, log); });
+  Running running(c, pipeline);
   const net::Peer me{c.ae_title, "127.0.0.1", c.port};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
@@ -296,15 +315,18 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   ASSERT_TRUE(wait_until([&] { return gateway::Spool::open(c.spool, 0)->incoming().empty(); }));
   EXPECT_EQ(count_files(c.output), 2u);
 
-  stop.cancel();
-  runner.join();
+  running.finish();
+  const auto& ran = running.result;
   ASSERT_TRUE(ran) << ran.error().message;
   EXPECT_EQ(ran->received, 4u);
   EXPECT_EQ(ran->processed, 3u);
   EXPECT_EQ(ran->quarantined, 1u);
   // The log names no patient value.
-  EXPECT_EQ(log.str().find("PID12345"), std::string::npos);
-  EXPECT_EQ(log.str().find("DOE"), std::string::npos);
+  const std::string log = running.log.str();
+  EXPECT_NE(log.find("STRANGER is not allowed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("PID12345"), std::string::npos);
+  EXPECT_EQ(log.find("DOE"), std::string::npos);
+  EXPECT_EQ(log.find("1.2.826.0.1.3680043.2.1125"), std::string::npos);
 }
 
 TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
@@ -318,9 +340,7 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   c.output.clear();
   c.forward = net::Peer{"DEST", "127.0.0.1", dest.port};
   c.retry = {std::chrono::seconds(1), std::chrono::seconds(1)};
-  batch::CancelToken stop;
-  std::ostringstream log;
-  std::thread runner([&] { (void)gateway::run_gateway(c, pipeline, stop, log); });
+  Running running(c, pipeline);
   const net::Peer me{c.ae_title, "127.0.0.1", c.port};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
@@ -332,15 +352,60 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   }));
   // Up: the queue drains. The destination de-identifies again (same key: UIDs are mapped
   // once more), so compare counts.
-  batch::CancelToken stop_dest;
-  std::ostringstream dest_log;
-  std::thread dest_runner([&] { (void)gateway::run_gateway(dest, pipeline, stop_dest, dest_log); });
-  ASSERT_TRUE(wait_until([&] { return count_files(dest.output) == 1; })) << log.str();
+  Running destination(dest, pipeline);
+  ASSERT_TRUE(wait_until([&] { return count_files(dest.output) == 1; })) << running.log.str();
   ASSERT_TRUE(wait_until([&] { return gateway::Spool::open(c.spool, 0)->status().outbox == 0; }));
-  stop.cancel();
-  stop_dest.cancel();
-  runner.join();
-  dest_runner.join();
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->forwarded, 1u);
+  EXPECT_GE(running.result->forward_failures, 1u);
+}
+
+TEST_F(GatewayRun, AFullSpoolAnswersOutOfResourcesAndKeepsNothing) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.min_free_bytes = std::uint64_t{1} << 62;  // more than any disk: the spool is "full"
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  auto ct = testing::make_ct();
+  testing::save(*ct, dir_ / "ct.dcm");
+  // Two in one association: the second is still answered (the association goes on).
+  auto statuses = net::store_files(me, "SENDER", {dir_ / "ct.dcm", dir_ / "ct.dcm"}, 10);
+  ASSERT_TRUE(statuses) << statuses.error().message;
+  EXPECT_EQ(*statuses, (std::vector<std::uint16_t>{net::kStatusOutOfResources,
+                                                   net::kStatusOutOfResources}));
+  EXPECT_EQ(count_files(c.spool / "incoming"), 0u);
+  running.finish();
+  ASSERT_TRUE(running.result);
+  EXPECT_EQ(running.result->refused, 2u);
+  EXPECT_EQ(running.result->received, 0u);
+}
+
+TEST_F(GatewayRun, AFullAssociationPoolRefusesAtOnceAndServesAgainOnceFree) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.max_associations = 1;
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  // One association held open fills the pool.
+  DcmSCU holder;
+  holder.setAETitle("HOLDER");
+  holder.setPeerAETitle(c.ae_title.c_str());
+  holder.setPeerHostName("127.0.0.1");
+  holder.setPeerPort(c.port);
+  OFList<OFString> syntaxes;
+  syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+  holder.addPresentationContext(UID_VerificationSOPClass, syntaxes);
+  ASSERT_TRUE(holder.initNetwork().good());
+  ASSERT_TRUE(holder.negotiateAssociation().good());
+  const auto started = std::chrono::steady_clock::now();
+  const auto refused = net::echo(me, "SENDER", 5);
+  EXPECT_FALSE(refused);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));  // no hang
+  ASSERT_TRUE(holder.releaseAssociation().good());
+  EXPECT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 }
 
 }  // namespace
