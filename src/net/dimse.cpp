@@ -56,6 +56,14 @@ std::string trimmed(std::string text) {
   return text;
 }
 
+// An AE title as a log line may show it: the peer chose the bytes, so anything but printable
+// ASCII becomes '?'.
+std::string printable(std::string text) {
+  for (char& c : text)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return text;
+}
+
 struct Shared {
   StoreHandler handler;
   std::vector<std::string> allowed_calling;
@@ -84,7 +92,7 @@ class GatewaySCP : public DcmThreadSCP {
     if (std::ranges::find(shared_.allowed_calling, name) != shared_.allowed_calling.end())
       return OFTrue;
     shared_.note("refused an association from " + std::string(getPeerIP().c_str()) +
-                 ": calling AE title " + name + " is not allowed");
+                 ": calling AE title " + printable(name) + " is not allowed");
     return OFFalse;
   }
 
@@ -141,7 +149,8 @@ class GatewaySCP : public DcmThreadSCP {
       return DcmThreadSCP::handleIncomingCommand(message, info);
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
     const T_ASC_PresentationContextID pres = info.presentationContextID;
-    StoreRequest seen{trimmed(getPeerAETitle().c_str()), trimmed(request.AffectedSOPClassUID)};
+    StoreRequest seen{printable(trimmed(getPeerAETitle().c_str())),
+                      trimmed(request.AffectedSOPClassUID)};
     bool received = false;
     OFCondition receive_condition = EC_Normal;
     const ReceiveInto receive = [&](const fs::path& path) -> Status {

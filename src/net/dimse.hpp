@@ -39,7 +39,7 @@ void disable_nagle();
 
 // One C-STORE request as a handler sees it.
 struct StoreRequest {
-  std::string calling_ae;
+  std::string calling_ae;  // printable ASCII only (other bytes shown as '?')
   std::string sop_class_uid;
 };
 
