@@ -229,4 +229,30 @@ after=$("$radguard" ledger verify --ledger "$work/ledger.db" --json | python3 -c
   --registry "$work/reg.db" --ledger "$work/new-ledger.db" --dry-run --no-progress 2>/dev/null || fail "dry run without a ledger"
 [ ! -e "$work/new-ledger.db" ] || fail "dry run created a ledger"
 
+# --- Ctrl-C: a run stops between files, publishes only whole files and says so --------------
+mkdir -p "$work/many"
+/usr/bin/python3 - "$samples/CT_small.dcm" "$work/many" <<'PY'
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+for i in range(3000):
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.1137.77.%d" % i
+    ds.save_as("%s/ct%04d.dcm" % (sys.argv[2], i))
+PY
+"$radguard" deid "$work/many" --output "$work/out-int" --key "$work/k.key" --no-progress -j 1 \
+  >"$work/int.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do
+  [ -n "$(find "$work/out-int" -name '*.dcm' -print -quit 2>/dev/null)" ] && break
+  sleep 0.05
+done
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 1 ] || fail "Ctrl-C: exit $rc, expected 1 (cancelled): $(tail -3 "$work/int.txt")"
+grep -q 'cancelled' "$work/int.txt" || fail "Ctrl-C: the summary does not say the run was cancelled"
+written=$(find "$work/out-int" -name '*.dcm' | wc -l)
+[ "$written" -gt 0 ] && [ "$written" -lt 3000 ] || fail "Ctrl-C: $written of 3000 written"
+[ -z "$(find "$work/out-int" -name '.*' -type f)" ] || fail "Ctrl-C: temporary files left behind"
+find "$work/out-int" -name '*.dcm' -size -1k | grep -q . && fail "Ctrl-C: a short output file"
+
 echo "cli_safety_test: all passed"

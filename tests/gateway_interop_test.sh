@@ -158,4 +158,15 @@ while read -r f; do cp "$f" "$work/acked/"; done <"$work/acked.txt"
 [ "$(find "$work/out" -type f | wc -l)" = "$(wc -l <"$work/got.txt")" ] || fail "B: a stray file in the output"
 # (Bytes are not compared: storescu re-encodes what it sends; gateway_tests compare the bytes
 # with process_instance's for the same received object.)
-echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written)"
+# --- C. signing: each instance signed before it is published -------------------------------
+rm -rf "$work/spool"
+"$radguard" keys new --key "$work/s.pem" --cert "$work/s.crt" >/dev/null 2>&1 || fail "C: keys new"
+start_gateway "$work/gw-c.log" --output "$work/signed" --sign-key "$work/s.pem" --sign-cert "$work/s.crt"
+storescu -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/in/plain/ct1.dcm" "$work/in/plain/ct2.dcm" \
+  >"$work/send-c.log" 2>&1 || fail "C: storescu failed"
+wait_for 30 bash -c "[ \$(find '$work/signed' -name '*.dcm' | wc -l) -ge 2 ]" || fail "C: not published"
+kill -TERM "$gw"; wait "$gw" || fail "C: SIGTERM exit status"
+"$radguard" verify "$work/signed" --trust "$work/s.crt" >"$work/verify-c.log" 2>&1 ||
+  fail "C: the published instances do not verify"
+
+echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed)"

@@ -248,7 +248,7 @@ class GatewayRun : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(GatewayRun, RefusesWhatNeedsAWholeSeriesOrSigningAndBadRoutes) {
+TEST_F(GatewayRun, RefusesWhatNeedsAWholeSeriesAndBadRoutes) {
   auto c = config();
   EXPECT_TRUE(gateway::check_route(c, make_pipeline()));
   const auto deface = gateway::check_route(c, make_pipeline({"clean-recognizable-visual-features"}));

@@ -6,7 +6,8 @@
 // A change that is meant to change outputs updates the list:
 //   RADGUARD_WRITE_DIGESTS=tests/data/pipeline_digests.txt build/tests/pipeline_tests
 //       --gtest_filter='PipelineDigests.DeidAndExport*'
-// and says why in its commit message.
+// and says why in its commit message. Outputs of commands added to the corpus later are listed
+// from the build before the change (RADGUARD_DIGEST_BINARY=<that build's radguard>).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -38,7 +39,10 @@ struct CommandRun {
 };
 
 CommandRun run_command(const std::string& args) {
-  const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>&1";
+  // RADGUARD_DIGEST_BINARY runs another build (an older one, to make the list before a move).
+  const char* other = std::getenv("RADGUARD_DIGEST_BINARY");
+  const std::string command =
+      std::string(other != nullptr ? other : RADGUARD_BINARY) + " " + args + " 2>&1";
   CommandRun run;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
@@ -199,6 +203,19 @@ TEST_F(PipelineDigests, DeidAndExportOutputsMatchTheKeptList) {
   EXPECT_NE(defaced.output.find("faces removed from 1 head series"), std::string::npos)
       << defaced.output;
 
+  // The redact and deface commands on their own (their library calls moved out of
+  // apps/radguard after these digests were first kept).
+  const CommandRun redacted =
+      run_command("redact " + (dir_ / "in" / "DOE_JOHN" / "us.dcm").string() + " -o " +
+                  (dir_ / "out" / "redact-cmd").string() + " -j 2 --no-progress");
+  EXPECT_EQ(redacted.exit_code, 0) << redacted.output;
+  add_digests(digests_, "redact-cmd", dir_ / "out" / "redact-cmd", ".dcm");
+  const CommandRun deface_cmd = run_command("deface " + (dir_ / "head").string() + " -o " +
+                                            (dir_ / "out" / "deface-cmd").string() +
+                                            " --keep-headers --threads 2");
+  EXPECT_EQ(deface_cmd.exit_code, 0) << deface_cmd.output;
+  add_digests(digests_, "deface-cmd", dir_ / "out" / "deface-cmd", ".dcm");
+
   // export: the consented patient's studies are released (DICOM files only: the manifest
   // holds times and the release name is random).
   write_text(dir_ / "consents.csv",
@@ -307,6 +324,53 @@ TEST_F(PipelineDigests, ConfigRunEqualsFlagsRun) {
                                        " --config " + (dir_ / "conf" / "nokey.toml").string());
   EXPECT_EQ(nokey.exit_code, 2) << nokey.output;
   EXPECT_NE(nokey.output.find("no secret key"), std::string::npos) << nokey.output;
+}
+
+// An export given by a pipeline file's [release] releases the same files as the same export
+// given by flags (the kept "export" digests), and a required setting missing from both is a
+// usage error naming the flag and the key.
+TEST_F(PipelineDigests, ExportByConfigEqualsExportByFlags) {
+  write_text(dir_ / "consents.csv",
+             "patient_id,purpose,decision,date,source,expires\n"
+             "PID12345,research,permit,2025-01-10,portal,\n");
+  ASSERT_EQ(run_command("consent import " + (dir_ / "consents.csv").string() + " --registry " +
+                        (dir_ / "reg.db").string())
+                .exit_code,
+            0);
+  write_text(dir_ / "conf" / "release.toml",
+             "key = \"../k.key\"\n"
+             "allow_burned_in_annotation = true\n"
+             "[release]\npurpose = \"research\"\nrecipient = \"lab\"\n"
+             "registry = \"../reg.db\"\nledger = \"../ledger.db\"\n"
+             "consent_at = \"2026-01-01T00:00:00Z\"\n");
+  const std::string config = " --config " + (dir_ / "conf" / "release.toml").string();
+  const CommandRun exported = run_command("export " + (dir_ / "in").string() + " -o " +
+                                          (dir_ / "release").string() + config +
+                                          " -j 2 --no-progress");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  std::map<std::string, std::string> released;
+  for (const auto& entry : fs::directory_iterator(dir_ / "release"))
+    if (entry.path().filename().string().starts_with("release-"))
+      add_digests(released, "export", entry.path(), ".dcm");
+  std::size_t matched = 0;
+  for (const auto& [name, digest] : read_list(RADGUARD_DIGEST_LIST)) {
+    if (!name.starts_with("export/")) continue;
+    EXPECT_EQ(released[name], digest) << name;
+    ++matched;
+  }
+  EXPECT_GT(matched, 0u);
+  EXPECT_EQ(released.size(), matched);
+
+  write_text(dir_ / "conf" / "norecipient.toml",
+             "key = \"../k.key\"\n[release]\npurpose = \"research\"\n");
+  const CommandRun missing = run_command(
+      "export " + (dir_ / "in").string() + " -o " + (dir_ / "release2").string() + " --config " +
+      (dir_ / "conf" / "norecipient.toml").string() + " --registry " +
+      (dir_ / "reg.db").string() + " --ledger " + (dir_ / "ledger.db").string());
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("no recipient: give --recipient"), std::string::npos)
+      << missing.output;
+  EXPECT_FALSE(fs::exists(dir_ / "release2"));
 }
 
 }  // namespace

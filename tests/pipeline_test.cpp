@@ -316,7 +316,9 @@ TEST(PipelineFile, ReadsEverySetting) {
       "\"clean-pixel-data\"]\nrecipe = \"/etc/recipe.txt\"\n"
       "allow_burned_in_annotation = true\n"
       "[clean_pixel_data]\nredact_mode = \"all-text\"\nredaction_rules = \"r.json\"\n"
-      "[signing]\nkey = \"s.pem\"\ncert = \"s.crt\"\nprofile = \"none\"\n",
+      "[signing]\nkey = \"s.pem\"\ncert = \"s.crt\"\nprofile = \"none\"\n"
+      "[release]\npurpose = \"research\"\nrecipient = \"lab\"\nregistry = \"c.db\"\n"
+      "ledger = \"file:l.db?mode=rw\"\nconsent_at = \"2026-01-01\"\non_failure = \"abort\"\n",
       "/srv/conf", "p.toml");
   ASSERT_TRUE(spec) << spec.error().message;
   EXPECT_EQ(spec->key_file, fs::path("/srv/conf/k.key"));
@@ -329,6 +331,12 @@ TEST(PipelineFile, ReadsEverySetting) {
   EXPECT_EQ(spec->signing.key, fs::path("/srv/conf/s.pem"));
   EXPECT_EQ(spec->signing.cert, fs::path("/srv/conf/s.crt"));
   EXPECT_EQ(spec->signing.profile, "none");
+  EXPECT_EQ(spec->release.purpose, "research");
+  EXPECT_EQ(spec->release.recipient, "lab");
+  EXPECT_EQ(spec->release.registry, "/srv/conf/c.db");      // a path: from the file's folder
+  EXPECT_EQ(spec->release.ledger, "file:l.db?mode=rw");     // a URI: as written
+  EXPECT_EQ(spec->release.consent_at, "2026-01-01");
+  EXPECT_EQ(spec->release.on_failure, "abort");
   // Nothing given: the defaults of the flags.
   const auto empty = pipeline::parse_spec("", "/srv", "empty.toml");
   ASSERT_TRUE(empty);
@@ -343,6 +351,8 @@ TEST(PipelineFile, ReadsEverySetting) {
   EXPECT_EQ(again->redaction_rules, spec->redaction_rules);
   EXPECT_EQ(again->signing.profile, spec->signing.profile);
   EXPECT_EQ(again->burned_in, spec->burned_in);
+  EXPECT_EQ(again->release.registry, spec->release.registry);
+  EXPECT_EQ(again->release.on_failure, spec->release.on_failure);
   auto odd = *spec;
   odd.recipe = "/etc/a \"b\" \\c\t.txt";
   const auto odd_again = pipeline::parse_spec(pipeline::spec_text(odd), "/", "odd");

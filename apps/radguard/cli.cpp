@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -12,17 +13,31 @@ namespace radguard::cli {
 
 Result<crypto::SecretKey> load_secret_key(const std::string& path) {
   auto key = crypto::SecretKey::load(path);
-  if (!key) return key;
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::perms perms = fs::status(path, ec).permissions();
-  const fs::perms others = fs::perms::group_all | fs::perms::others_all;
-  if (!ec && (perms & others) != fs::perms::none)
-    std::fprintf(stderr,
-                 "radguard: warning: the secret key %s can be read or changed by other users "
-                 "(mode %04o); anyone who reads it can re-identify the data: chmod 600 it\n",
-                 path.c_str(), static_cast<unsigned>(perms) & 0777U);
+  if (key)
+    if (auto warning = crypto::SecretKey::permission_warning(path))
+      std::fprintf(stderr, "radguard: warning: %s\n", warning->c_str());
   return key;
+}
+
+namespace {
+
+batch::CancelToken interrupted;
+
+extern "C" void on_interrupt(int signal_number) {
+  interrupted.cancel();  // a lock-free atomic store: safe in a signal handler
+  std::signal(signal_number, SIG_DFL);
+}
+
+}  // namespace
+
+const batch::CancelToken& interrupt_token() {
+  static const bool installed = [] {
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+    return true;
+  }();
+  (void)installed;
+  return interrupted;
 }
 
 int report_error(const Error& error) {

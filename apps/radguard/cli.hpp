@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "batch/batch.hpp"
 #include "core/result.hpp"
 #include "crypto/crypto.hpp"
 
@@ -38,6 +39,12 @@ void add_gateway(CLI::App& app, Action& action);
 // Loads a secret key file (crypto::SecretKey::load), warning on stderr, as ssh does, when
 // the file is readable or writable by group or others.
 Result<crypto::SecretKey> load_secret_key(const std::string& path);
+
+// A token cancelled by the first SIGINT or SIGTERM (Ctrl-C): long runs stop between files,
+// finish and publish whole the files begun, and say they were cancelled (an export publishes
+// nothing). The handlers are installed on the first call; a second signal kills the process
+// as usual.
+const batch::CancelToken& interrupt_token();
 
 // Prints "radguard: <message>" on stderr and returns the error's exit status.
 int report_error(const Error& error);

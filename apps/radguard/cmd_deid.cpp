@@ -29,6 +29,7 @@ int run_deid_command(const DeidArgs& args) {
   run.inputs.assign(args.inputs.begin(), args.inputs.end());
   run.output = args.output;
   run.threads = args.threads;
+  run.cancel = &interrupt_token();
   run.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
   run.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
   run.volumes = deid::VolumeInputs::deidentify;

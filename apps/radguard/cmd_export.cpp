@@ -1,3 +1,5 @@
+#include <tuple>
+
 #include "cli.hpp"
 #include "export/export.hpp"
 #include "pipeline/pipeline.hpp"
@@ -24,25 +26,54 @@ struct ExportArgs {
   std::string on_failure = "withhold-study";
 };
 
+// The release settings: the pipeline file's [release], with the flags given over it; each
+// required one must come from one of them.
+Result<pipeline::ReleaseSpec> release_settings(const ExportArgs& args,
+                                               const pipeline::ReleaseSpec& from_file) {
+  pipeline::ReleaseSpec release = from_file;
+  const auto given = [&](const char* flag) {
+    return args.stage.command == nullptr || args.stage.command->count(flag) > 0;
+  };
+  const std::tuple<const char*, const std::string*, std::string*, bool> settings[] = {
+      {"--purpose", &args.purpose, &release.purpose, true},
+      {"--recipient", &args.recipient, &release.recipient, true},
+      {"--registry", &args.registry, &release.registry, true},
+      {"--ledger", &args.ledger, &release.ledger, true},
+      {"--consent-at", &args.consent_at, &release.consent_at, false},
+      {"--on-failure", &args.on_failure, &release.on_failure, false}};
+  for (const auto& [flag, value, setting, required] : settings) {
+    if (given(flag)) *setting = *value;
+    if (required && setting->empty())
+      return fail(ErrorCode::usage, std::string("no ") + (flag + 2) + ": give " + flag +
+                                        " or " + (flag + 2) +
+                                        " in the pipeline file's [release] (--config)");
+  }
+  if (release.on_failure.empty()) release.on_failure = "withhold-study";
+  return release;
+}
+
 int run_export_command(const ExportArgs& args) {
-  auto on_failure = pipeline::parse_on_failure(args.on_failure);
-  if (!on_failure) return report_error(on_failure.error());
   auto spec = stage_spec(args.stage);
   if (!spec) return report_error(spec.error());
+  auto release = release_settings(args, spec->release);
+  if (!release) return report_error(release.error());
+  auto on_failure = pipeline::parse_on_failure(release->on_failure);
+  if (!on_failure) return report_error(on_failure.error());
   auto made = make_pipeline(*spec);
   if (!made) return report_error(made.error());
   const pipeline::Pipeline& pipeline = *made;
   pipeline::ExportRun run;
   run.inputs.assign(args.inputs.begin(), args.inputs.end());
   run.output = args.output;
-  run.purpose = args.purpose;
-  run.recipient = args.recipient;
-  run.registry = args.registry;
-  run.ledger = args.ledger;
-  run.consent_at = args.consent_at;
+  run.purpose = release->purpose;
+  run.recipient = release->recipient;
+  run.registry = release->registry;
+  run.ledger = release->ledger;
+  run.consent_at = release->consent_at;
   run.on_failure = *on_failure;
   run.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
   run.threads = args.threads;
+  run.cancel = &interrupt_token();
   run.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = pipeline.run_export(run);
   if (!report) return report_error(report.error());
@@ -65,14 +96,14 @@ void add_export(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", args->output,
                   "folder in which the release folder (release-<time>-<id>) is created")
       ->required();
-  cmd->add_option("--purpose", args->purpose, "purpose of use: " + consent::purpose_names())
-      ->required();
+  // Required, from here or from the pipeline file's [release] (checked when the run starts).
+  cmd->add_option("--purpose", args->purpose,
+                  "purpose of use (required): " + consent::purpose_names());
   cmd->add_option("--recipient", args->recipient,
-                  "who receives the release (recorded in the ledger)")
-      ->required();
-  cmd->add_option("--registry", args->registry, "consent registry (radguard consent ...)")
-      ->required();
-  cmd->add_option("--ledger", args->ledger, "disclosure ledger (created if missing)")->required();
+                  "who receives the release, recorded in the ledger (required)");
+  cmd->add_option("--registry", args->registry,
+                  "consent registry, from radguard consent ... (required)");
+  cmd->add_option("--ledger", args->ledger, "disclosure ledger, created if missing (required)");
   cmd->add_option("--report", args->report,
                   "write the JSON report to this file (names no patient)");
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");

@@ -1,10 +1,6 @@
 // radguard gateway: flags -> GatewayConfig and pipeline Spec -> gateway::run_gateway;
 // radguard gateway status: the spool's counts and last failures.
-#include <pthread.h>
-#include <signal.h>
-
 #include <iostream>
-#include <thread>
 
 #include "cli.hpp"
 #include "core/error_table.hpp"
@@ -62,24 +58,8 @@ int run_gateway_command(const GatewayArgs& args) {
   if (auto checked = gateway::check_route(config, *made); !checked)
     return report_error(checked.error());
 
-  // SIGTERM and SIGINT stop the gateway gracefully: blocked in every thread, taken by one
-  // thread with sigwait, which cancels the run (SIGUSR1 ends that thread after a failed run).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  batch::CancelToken stop;
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != SIGUSR1) std::cerr << "radguard gateway: stopping (signal " << sig << ")\n";
-    stop.cancel();
-  });
-  auto ran = gateway::run_gateway(config, *made, stop, std::cerr);
-  if (!stop.cancelled()) pthread_kill(waiter.native_handle(), SIGUSR1);
-  waiter.join();
+  // The first SIGTERM or SIGINT stops the gateway gracefully (exit 0); a second one kills it.
+  auto ran = gateway::run_gateway(config, *made, interrupt_token(), std::cerr);
   if (!ran) return report_error(ran.error());
   return kExitSuccess;
 }

@@ -7,7 +7,7 @@
 #include "cli.hpp"
 #include "core/error_table.hpp"
 #include "crypto/crypto.hpp"
-#include "export/export.hpp"
+#include "export/release_check.hpp"
 #include "ledger/ledger.hpp"
 
 namespace radguard::cli {
@@ -20,50 +20,6 @@ struct LedgerArgs {
   std::string releases;
   bool json = false;
 };
-
-// Every release-* folder under `folder` must be a committed `released` entry whose
-// manifest digest matches: this catches a folder published by a run that crashed before
-// its ledger entry committed, and a manifest changed after release. Returns the problems.
-Result<std::vector<std::string>> check_releases(ledger::Ledger& ledger,
-                                                const std::filesystem::path& folder) {
-  auto entries = ledger.all();
-  if (!entries) return std::unexpected(entries.error());
-  std::map<std::string, std::string> recorded;  // release name -> manifest digest
-  for (const auto& e : *entries) {
-    if (e.status == ledger::EntryStatus::released) recorded[e.release] = e.output_digest;
-  }
-  std::error_code ec;
-  std::vector<std::filesystem::path> releases;
-  for (const auto& item : std::filesystem::directory_iterator(folder, ec)) {
-    const std::string name = item.path().filename().string();
-    if (item.is_directory(ec) && name.starts_with("release-")) releases.push_back(item.path());
-  }
-  if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
-  std::sort(releases.begin(), releases.end());
-  std::vector<std::string> problems;
-  for (const auto& release : releases) {
-    const std::string name = release.filename().string();
-    const auto it = recorded.find(name);
-    if (it == recorded.end()) {
-      problems.push_back(release.string() +
-                         " has no released entry in the ledger: it must not be delivered");
-      continue;
-    }
-    auto digest = crypto::sha256_file(release / "manifest.json");
-    if (!digest) {
-      problems.push_back(release.string() + ": " + digest.error().message);
-    } else if (crypto::to_hex(*digest) != it->second) {
-      problems.push_back(release.string() +
-                         ": manifest.json differs from the one recorded in the ledger");
-    } else {
-      // The manifest is the one recorded: every file must still be what it lists.
-      auto files = exporter::check_release_files(release);
-      if (!files) return std::unexpected(files.error());
-      for (const auto& problem : *files) problems.push_back(release.string() + ": " + problem);
-    }
-  }
-  return problems;
-}
 
 int run_verify(const LedgerArgs& a) {
   auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
@@ -82,7 +38,7 @@ int run_verify(const LedgerArgs& a) {
   }
   std::vector<std::string> release_problems;
   if (!problem && !a.releases.empty()) {
-    auto checked = check_releases(*ledger, a.releases);
+    auto checked = exporter::check_releases_against_ledger(*ledger, a.releases);
     if (!checked) return report_error(checked.error());
     release_problems = std::move(*checked);
     if (!release_problems.empty()) problem = Error{ErrorCode::integrity, release_problems.front()};

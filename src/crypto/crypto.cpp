@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <cstdio>
 #include <fstream>
 #include <memory>
 
@@ -103,6 +104,18 @@ Result<SecretKey> SecretKey::parse(std::string_view text) {
     return SecretKey(std::move(bytes));
   }
   return fail(ErrorCode::key, "key file holds no key");
+}
+
+std::optional<std::string> SecretKey::permission_warning(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::perms perms = fs::status(path, ec).permissions();
+  const fs::perms others = fs::perms::group_all | fs::perms::others_all;
+  if (ec || (perms & others) == fs::perms::none) return std::nullopt;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 0777U);
+  return "the secret key " + path.string() + " can be read or changed by other users (mode " +
+         mode + "); anyone who reads it can re-identify the data: chmod 600 it";
 }
 
 Result<SecretKey> SecretKey::load(const std::filesystem::path& path) {

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,10 @@ class SecretKey {
   [[nodiscard]] static Result<SecretKey> parse(std::string_view file_text);
   // Reads a key file. Fails with ErrorCode::key or ErrorCode::io.
   [[nodiscard]] static Result<SecretKey> load(const std::filesystem::path& path);
+  // A warning for the operator when group or others may read or change the key file at
+  // `path` (anyone who reads it can re-identify the data; said as ssh says it of private
+  // keys); nullopt otherwise or when the file cannot be examined.
+  static std::optional<std::string> permission_warning(const std::filesystem::path& path);
 
   // Writes the key to a new file with mode 0600. Refuses to replace an existing file
   // (ErrorCode::conflict) so a key in use is never lost by accident.

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "core/private_folder.hpp"
 #include "batch/batch.hpp"
 #include "dicom/dicom_file.hpp"
 #include "dicom/pixels.hpp"
@@ -332,28 +333,6 @@ std::string normal_key(const fs::path& path) {
   return canonical.string();
 }
 
-// A private folder that disappears with the run's state.
-struct WorkDir {
-  fs::path path;
-  ~WorkDir() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-};
-
-Result<std::unique_ptr<WorkDir>> make_work_dir(const fs::path& parent_in) {
-  std::error_code ec;
-  fs::path parent = parent_in.empty() ? fs::temp_directory_path(ec) : parent_in;
-  if (ec) return fail(ErrorCode::io, "no temporary folder");
-  fs::create_directories(parent, ec);
-  std::string pattern = (parent / "radguard-deface-XXXXXX").string();
-  if (::mkdtemp(pattern.data()) == nullptr)  // mode 0700
-    return fail(ErrorCode::io, "cannot create a work folder in " + parent.string());
-  auto dir = std::make_unique<WorkDir>();
-  dir->path = pattern;
-  return dir;
-}
-
 }  // namespace
 
 // Per input file: what apply() does.
@@ -371,7 +350,7 @@ struct SeriesDefacing::State {
   std::vector<Unreadable> unreadable;
   std::unordered_map<std::string, FilePlan> plans;  // by normal_key
   std::unordered_map<std::string, std::size_t> unreadable_by_key;
-  std::unique_ptr<WorkDir> work;
+  std::optional<PrivateFolder> work;
 };
 
 SeriesDefacing::SeriesDefacing(std::shared_ptr<const State> state) : state_(std::move(state)) {}
@@ -824,7 +803,7 @@ class SeriesWorker {
           }
           if (frames_changed == 0) return;
           changed.fetch_add(frames_changed);
-          plan.pixel_file = (state_.work->path / (std::to_string(fi.index) + ".px")).string();
+          plan.pixel_file = (state_.work->path() / (std::to_string(fi.index) + ".px")).string();
           std::ofstream file(plan.pixel_file, std::ios::binary);
           file.write(reinterpret_cast<const char*>(all.data()),
                      static_cast<std::streamsize>(all.size() * sizeof(std::uint16_t)));
@@ -894,7 +873,7 @@ Result<SeriesDefacing> deface_dicom_series(const std::vector<fs::path>& inputs,
   // Inputs that do not exist are the caller's to report (deid lists them in its report).
   const batch::InputSet found = batch::find_files(inputs);
   auto state = std::make_shared<SeriesDefacing::State>();
-  auto work = make_work_dir(series_options.work_parent);
+  auto work = PrivateFolder::create(series_options.work_parent, "radguard-deface-");
   if (!work) return std::unexpected(work.error());
   state->work = std::move(*work);
 

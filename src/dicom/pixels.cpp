@@ -815,62 +815,51 @@ Result<PixelImage> decode_dataset(DcmDataset& dataset) {
 
 }  // namespace
 
-Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image) {
-  initialise();
-  register_codecs();
+namespace {
+
+// Compressed pixel data written back without decoding the frames that did not change: JPEG
+// 2000 frame by frame, baseline JPEG block by block. nullopt when the syntax has no such
+// writer (the caller re-encodes the whole image).
+Result<std::optional<PixelWriteOutcome>> write_changed_frames_only(DicomFile& file,
+                                                                   const PixelImage& image) {
   auto& impl = PixelAccess::impl(file);
   DcmDataset& dataset = *impl.file.getDataset();
   const E_TransferSyntax original = dataset.getOriginalXfer();
-  if (!is_native(original)) {
-    // Which frames changed: decode the file's own (still untouched) pixel data again.
-    auto before = decode_pixels(file);
-    if (!before) return std::unexpected(before.error());
-    if (!same_geometry(*before, image))
-      return fail(ErrorCode::usage, "the image does not fit the file's pixel attributes");
-    std::vector<bool> changed(image.frames.size(), false);
-    for (std::size_t f = 0; f < image.frames.size(); ++f) {
-      if (image.frames[f].size() != image.samples_per_frame())
-        return fail(ErrorCode::usage, "frame size mismatch");
-      changed[f] = image.frames[f] != before->frames[f];
-    }
-    if (std::none_of(changed.begin(), changed.end(), [](bool c) { return c; })) {
-      impl.output_xfer.reset();
-      PixelWriteOutcome outcome;
-      outcome.method = WriteMethod::unchanged;
-      outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
-      return outcome;
-    }
-    std::optional<PixelWriteOutcome> written;
-    if (is_j2k(original)) {
-      auto result = write_j2k(dataset, original, image, changed);
-      if (!result) return std::unexpected(result.error());
-      written = std::move(*result);
-    } else if (original == EXS_JPEGProcess1 || original == EXS_JPEGProcess2_4) {
-      auto result = write_jpeg_blocks(dataset, original, *before, image, changed);
-      if (!result) return std::unexpected(result.error());
-      written = std::move(*result);
-    }
-    if (written) {
-      impl.output_xfer.reset();
-      return *written;
-    }
-  }
-  if (!is_native(original)) {
-    // The codec may have changed the colour model while decoding (YBR to RGB, interleaved).
-    const std::string name(photometric_name(image.photometric));
-    dataset.putAndInsertString(DCM_PhotometricInterpretation, name.c_str());
-    if (image.samples == 3) dataset.putAndInsertUint16(DCM_PlanarConfiguration, 0);
-  }
-  auto geometry = read_geometry(dataset, original);
-  if (!geometry) return std::unexpected(geometry.error());
-  const Geometry& g = *geometry;
-  if (g.width != image.width || g.height != image.height || g.samples != image.samples ||
-      g.bits_allocated != image.bits_allocated || g.frames != image.frames.size() ||
-      g.photometric != image.photometric)
+  // Which frames changed: decode the file's own (still untouched) pixel data again.
+  auto before = decode_pixels(file);
+  if (!before) return std::unexpected(before.error());
+  if (!same_geometry(*before, image))
     return fail(ErrorCode::usage, "the image does not fit the file's pixel attributes");
-  DcmPixelData* pixel = pixel_element(dataset);
-  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  std::vector<bool> changed(image.frames.size(), false);
+  for (std::size_t f = 0; f < image.frames.size(); ++f) {
+    if (image.frames[f].size() != image.samples_per_frame())
+      return fail(ErrorCode::usage, "frame size mismatch");
+    changed[f] = image.frames[f] != before->frames[f];
+  }
+  if (std::none_of(changed.begin(), changed.end(), [](bool c) { return c; })) {
+    impl.output_xfer.reset();
+    PixelWriteOutcome outcome;
+    outcome.method = WriteMethod::unchanged;
+    outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
+    return outcome;
+  }
+  std::optional<PixelWriteOutcome> written;
+  if (is_j2k(original)) {
+    auto result = write_j2k(dataset, original, image, changed);
+    if (!result) return std::unexpected(result.error());
+    written = std::move(*result);
+  } else if (original == EXS_JPEGProcess1 || original == EXS_JPEGProcess2_4) {
+    auto result = write_jpeg_blocks(dataset, original, *before, image, changed);
+    if (!result) return std::unexpected(result.error());
+    written = std::move(*result);
+  }
+  if (written) impl.output_xfer.reset();
+  return written;
+}
 
+// The frames as the stored layout holds them: 8 or 16 bits little endian, colour by pixel or
+// by plane, YBR_FULL_422 as pairs sharing chroma; padded to an even length.
+Result<std::vector<std::uint8_t>> pack_frames(const Geometry& g, const PixelImage& image) {
   const std::size_t pixels = static_cast<std::size_t>(g.width) * g.height;
   const std::size_t frame_bytes = g.frame_bytes();
   std::vector<std::uint8_t> bytes(frame_bytes * g.frames + (frame_bytes * g.frames) % 2);
@@ -904,34 +893,42 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
       for (std::size_t i = 0; i < in.size(); ++i) put(i, in[i]);
     }
   }
+  return bytes;
+}
 
+// Replaces the Pixel Data element's value with `bytes` (as words where the element is OW).
+Status put_pixel_bytes(DcmPixelData& pixel, const Geometry& g,
+                       const std::vector<std::uint8_t>& bytes) {
   OFCondition status;
-  if (g.bits_allocated == 16) {
+  if (g.bits_allocated == 16 || pixel.getTag().getEVR() == EVR_OW) {
+    // 16-bit samples, or 8-bit samples in an OW element (implicit VR): words hold two
+    // samples, low byte first.
     std::vector<Uint16> words(bytes.size() / 2);
     for (std::size_t i = 0; i < words.size(); ++i)
       words[i] = static_cast<Uint16>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
-    status = pixel->putUint16Array(words.data(), static_cast<unsigned long>(words.size()));
-  } else if (pixel->getTag().getEVR() == EVR_OW) {
-    // 8-bit samples in an OW element (implicit VR): words hold two samples, low byte first.
-    std::vector<Uint16> words(bytes.size() / 2);
-    for (std::size_t i = 0; i < words.size(); ++i)
-      words[i] = static_cast<Uint16>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
-    status = pixel->putUint16Array(words.data(), static_cast<unsigned long>(words.size()));
+    status = pixel.putUint16Array(words.data(), static_cast<unsigned long>(words.size()));
   } else {
-    status = pixel->putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
+    status = pixel.putUint8Array(bytes.data(), static_cast<unsigned long>(bytes.size()));
   }
   if (status.bad())
     return fail(ErrorCode::internal, std::string("cannot replace pixel data: ") + status.text());
+  return {};
+}
 
+// The syntax the new pixel data is written in: the original when native or when its lossless
+// encoder takes the image; explicit little endian otherwise.
+Result<PixelWriteOutcome> choose_output_syntax(DicomFile& file, E_TransferSyntax original,
+                                               std::size_t frames) {
+  auto& impl = PixelAccess::impl(file);
+  DcmDataset& dataset = *impl.file.getDataset();
   PixelWriteOutcome outcome;
+  outcome.frames_rewritten = frames;
   if (is_native(original)) {
     impl.output_xfer.reset();
     outcome.method = WriteMethod::native;
-    outcome.frames_rewritten = g.frames;
     outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
     return outcome;
   }
-  outcome.frames_rewritten = g.frames;
   if (is_lossless_encodable(original)) {
     DJ_RPLossless jpeg_lossless;
     DJLSRepresentationParameter jpeg_ls(0, OFTrue);
@@ -953,6 +950,38 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   outcome.method = WriteMethod::uncompressed;
   outcome.transfer_syntax_uid = DcmXfer(EXS_LittleEndianExplicit).getXferID();
   return outcome;
+}
+
+}  // namespace
+
+Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image) {
+  initialise();
+  register_codecs();
+  auto& impl = PixelAccess::impl(file);
+  DcmDataset& dataset = *impl.file.getDataset();
+  const E_TransferSyntax original = dataset.getOriginalXfer();
+  if (!is_native(original)) {
+    auto in_place = write_changed_frames_only(file, image);
+    if (!in_place) return std::unexpected(in_place.error());
+    if (*in_place) return **in_place;
+    // The codec may have changed the colour model while decoding (YBR to RGB, interleaved).
+    const std::string name(photometric_name(image.photometric));
+    dataset.putAndInsertString(DCM_PhotometricInterpretation, name.c_str());
+    if (image.samples == 3) dataset.putAndInsertUint16(DCM_PlanarConfiguration, 0);
+  }
+  auto geometry = read_geometry(dataset, original);
+  if (!geometry) return std::unexpected(geometry.error());
+  const Geometry& g = *geometry;
+  if (g.width != image.width || g.height != image.height || g.samples != image.samples ||
+      g.bits_allocated != image.bits_allocated || g.frames != image.frames.size() ||
+      g.photometric != image.photometric)
+    return fail(ErrorCode::usage, "the image does not fit the file's pixel attributes");
+  DcmPixelData* pixel = pixel_element(dataset);
+  if (pixel == nullptr) return fail(ErrorCode::malformed_dicom, "no pixel data");
+  auto bytes = pack_frames(g, image);
+  if (!bytes) return std::unexpected(bytes.error());
+  if (auto put = put_pixel_bytes(*pixel, g, *bytes); !put) return std::unexpected(put.error());
+  return choose_output_syntax(file, original, g.frames);
 }
 
 Status check_pixel_consistency(DicomFile& file) {

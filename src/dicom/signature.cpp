@@ -241,18 +241,22 @@ Result<Signer> Signer::load(const fs::path& key, const fs::path& cert, Signature
   return Signer(key, cert, profile, std::move(subject), std::move(pool));
 }
 
-Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, const Signer& signer) {
-  initialise_signing();
-  auto file = load(input);
-  if (!file) return std::unexpected(file.error());
-  DcmDataset& dataset = *(*file)->getDataset();
-  auto idle = signer.pool_->take();
+struct SignerAccess {
+  static KeyPool& pool(const Signer& signer) { return *signer.pool_; }
+};
+
+// Adds the two signatures to a loaded file and brings its meta header up to date. Returns the
+// signature's UID; the caller writes the file in its data set's original transfer syntax.
+Result<SignedFile> sign_loaded(DcmFileFormat& file, const Signer& signer) {
+  DcmDataset& dataset = *file.getDataset();
+  KeyPool& pool = SignerAccess::pool(signer);
+  auto idle = pool.take();
   if (!idle) {
     idle = std::make_unique<KeyPair>();
     if (auto loaded = load_key_pair(signer.key_path(), signer.cert_path(), *idle); !loaded)
       return std::unexpected(loaded.error());
   }
-  const Pool<KeyPair>::Lease lease(*signer.pool_, std::move(idle));
+  const Pool<KeyPair>::Lease lease(pool, std::move(idle));
   KeyPair& pair = *lease;
   const E_TransferSyntax mac_xfer = mac_transfer_syntax(dataset);
 
@@ -288,7 +292,7 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
   // The meta header is kept (signing is not de-identification), except that it names the
   // implementation that wrote this file and the transfer syntax it is written in.
   const E_TransferSyntax xfer = dataset.getOriginalXfer();
-  DcmMetaInfo& meta = *(*file)->getMetaInfo();
+  DcmMetaInfo& meta = *file.getMetaInfo();
   meta.putAndInsertString(DCM_TransferSyntaxUID, DcmXfer(xfer).getXferID());
   meta.putAndInsertString(DCM_ImplementationClassUID, std::string(kImplementationClassUid).c_str());
   meta.putAndInsertString(DCM_ImplementationVersionName,
@@ -296,19 +300,46 @@ Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, cons
   meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0);
   meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, EXS_LittleEndianExplicit,
                                     EET_ExplicitLength);
+  return result;
+}
 
+Result<SignedFile> sign_file(const fs::path& input, const fs::path& output, const Signer& signer) {
+  initialise_signing();
+  auto file = load(input);
+  if (!file) return std::unexpected(file.error());
+  auto result = sign_loaded(**file, signer);
+  if (!result) return std::unexpected(result.error());
+  const E_TransferSyntax xfer = (*file)->getDataset()->getOriginalXfer();
   auto pending = PendingFile::create(output);
   if (!pending) return std::unexpected(pending.error());
   if (auto saved = save_checked(**file, pending->temp_path(), xfer, EWM_dontUpdateMeta); !saved)
     return std::unexpected(with_context(saved.error(), output.string()));
   std::error_code ec;
-  result.bytes_read = fs::file_size(input, ec);
+  result->bytes_read = fs::file_size(input, ec);
   // Keep the input's permission bits: signing must not widen who can read an image.
   const fs::perms perms = fs::status(input, ec).permissions();
   if (auto committed = ec ? pending->commit() : pending->commit(perms & fs::perms::mask);
       !committed)
     return std::unexpected(committed.error());
   return result;
+}
+
+Result<SignedBytes> sign_bytes(std::span<const std::uint8_t> part10, const Signer& signer) {
+  initialise_signing();
+  // As load() requires of a file: only a Part 10 object has a transfer syntax every reader
+  // agrees on.
+  if (part10.size() < 132 ||
+      std::string_view(reinterpret_cast<const char*>(part10.data()) + 128, 4) != "DICM")
+    return fail(ErrorCode::not_dicom, "not a DICOM Part 10 object");
+  auto file = DicomFile::open_bytes(part10);
+  if (!file) return std::unexpected(file.error());
+  DcmFileFormat& format = PixelAccess::impl(*file).file;
+  auto result = sign_loaded(format, signer);
+  if (!result) return std::unexpected(result.error());
+  auto written =
+      write_to_memory(format, format.getDataset()->getOriginalXfer(), EWM_dontUpdateMeta);
+  if (!written) return std::unexpected(written.error());
+  return SignedBytes{std::move(*written), std::move(result->signature_uid)};
 }
 
 Result<TrustStore> TrustStore::load(std::span<const fs::path> pem_files) {

@@ -66,8 +66,7 @@ class Signer {
         profile_(profile),
         subject_(std::move(subject)),
         pool_(std::move(pool)) {}
-  friend Result<SignedFile> sign_file(const std::filesystem::path&, const std::filesystem::path&,
-                                      const Signer&);
+  friend struct SignerAccess;  // signature.cpp: the parsed key material
   std::filesystem::path key_, cert_;
   SignatureProfile profile_;
   std::string subject_;
@@ -88,6 +87,18 @@ struct SignedFile {
 [[nodiscard]] Result<SignedFile> sign_file(const std::filesystem::path& input,
                                            const std::filesystem::path& output,
                                            const Signer& signer);
+
+// A signed object held in memory.
+struct SignedBytes {
+  std::vector<std::uint8_t> bytes;  // the Part 10 object with radguard's two signatures added
+  std::string signature_uid;        // Digital Signature UID of the full signature
+};
+
+// sign_file for an object held in memory (a pipeline's output on its way to the network or a
+// download): the same signatures and meta header, written to memory. `part10` must be a Part
+// 10 object (ErrorCode::not_dicom otherwise); the other errors are sign_file's. Thread-safe.
+[[nodiscard]] Result<SignedBytes> sign_bytes(std::span<const std::uint8_t> part10,
+                                             const Signer& signer);
 
 // Certificates trusted as signers or as their issuing authorities. Immutable once loaded;
 // copies share parsed state; thread-safe for verification.

@@ -9,6 +9,7 @@
 #include "batch/batch.hpp"
 #include "core/atomic_file.hpp"
 #include "crypto/crypto.hpp"
+#include "export/export.hpp"
 
 namespace radguard::exporter {
 
@@ -308,6 +309,47 @@ std::string release_check_text(const ReleaseCheck& check, ManifestSignature poli
       << (check.problems() == 1 ? " problem" : " problems") << ": "
       << (check.passed(policy) ? "PASSED" : "FAILED") << "\n";
   return out.str();
+}
+
+Result<std::vector<std::string>> check_releases_against_ledger(ledger::Ledger& ledger,
+                                                               const std::filesystem::path& folder) {
+  auto entries = ledger.all();
+  if (!entries) return std::unexpected(entries.error());
+  std::map<std::string, std::string> recorded;  // release name -> manifest digest
+  for (const auto& e : *entries) {
+    if (e.status == ledger::EntryStatus::released) recorded[e.release] = e.output_digest;
+  }
+  std::error_code ec;
+  std::vector<std::filesystem::path> releases;
+  for (const auto& item : std::filesystem::directory_iterator(folder, ec)) {
+    const std::string name = item.path().filename().string();
+    if (item.is_directory(ec) && name.starts_with("release-")) releases.push_back(item.path());
+  }
+  if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
+  std::sort(releases.begin(), releases.end());
+  std::vector<std::string> problems;
+  for (const auto& release : releases) {
+    const std::string name = release.filename().string();
+    const auto it = recorded.find(name);
+    if (it == recorded.end()) {
+      problems.push_back(release.string() +
+                         " has no released entry in the ledger: it must not be delivered");
+      continue;
+    }
+    auto digest = crypto::sha256_file(release / "manifest.json");
+    if (!digest) {
+      problems.push_back(release.string() + ": " + digest.error().message);
+    } else if (crypto::to_hex(*digest) != it->second) {
+      problems.push_back(release.string() +
+                         ": manifest.json differs from the one recorded in the ledger");
+    } else {
+      // The manifest is the one recorded: every file must still be what it lists.
+      auto files = check_release_files(release);
+      if (!files) return std::unexpected(files.error());
+      for (const auto& problem : *files) problems.push_back(release.string() + ": " + problem);
+    }
+  }
+  return problems;
 }
 
 }  // namespace radguard::exporter

@@ -19,6 +19,7 @@
 
 #include "core/result.hpp"
 #include "dicom/signature.hpp"
+#include "ledger/ledger.hpp"
 #include "signing/keys.hpp"
 
 namespace radguard::exporter {
@@ -90,5 +91,14 @@ std::vector<std::string> problem_lines(const ReleaseCheck& check);
 // The reports of verify-release: JSON (every file) and text (every problem, then a verdict).
 std::string release_check_json(const ReleaseCheck& check, ManifestSignature policy);
 std::string release_check_text(const ReleaseCheck& check, ManifestSignature policy);
+
+// Every release-* folder under `folder` against the ledger (radguard ledger verify
+// --releases): each must be a committed `released` entry whose manifest digest matches (this
+// catches a folder published by a run that crashed before its ledger entry committed, and a
+// manifest changed after release), and every file must still be what its manifest lists.
+// Returns one problem per finding, naming the release folder; fails only when the ledger or
+// the folder cannot be read (ErrorCode::io).
+[[nodiscard]] Result<std::vector<std::string>> check_releases_against_ledger(
+    ledger::Ledger& ledger, const std::filesystem::path& folder);
 
 }  // namespace radguard::exporter

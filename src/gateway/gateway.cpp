@@ -268,14 +268,10 @@ class Gateway {
 }  // namespace
 
 Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline) {
-  const auto& options = pipeline.spec().options;
-  if (std::ranges::find(options, "clean-recognizable-visual-features") != options.end())
+  if (pipeline.needs_whole_series())
     return fail(ErrorCode::usage,
                 "the gateway does not run clean-recognizable-visual-features yet (defacing "
                 "needs whole series); deface with radguard deid");
-  if (pipeline.signs())
-    return fail(ErrorCode::usage,
-                "the gateway does not sign yet; sign the output with radguard sign");
   if (config.forward.has_value() == !config.output.empty())
     return fail(ErrorCode::usage, "give exactly one of --forward AET@HOST:PORT and --output DIR");
   if (config.spool.empty()) return fail(ErrorCode::usage, "the gateway needs --spool DIR");
@@ -342,6 +338,9 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& config, const pipeline::P
   std::thread watcher([&] {
     while (!stop.cancelled() && !listener_done.load())
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (stop.cancelled())
+      gateway.log().line("stopping: no new association; those under way and the instances "
+                         "being processed finish");
     (*server)->stop();
   });
   listener.join();

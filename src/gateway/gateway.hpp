@@ -49,8 +49,10 @@ struct GatewayConfig {
 };
 
 // Checks a configuration and that the pipeline can run instance by instance: refuses (with
-// ErrorCode::usage) what needs a whole series or a file (clean-recognizable-visual-features,
-// signing), both routes or none, a bad AE title, port or worker count.
+// ErrorCode::usage) what needs a whole series (clean-recognizable-visual-features: the
+// pipeline's SeriesAssembler is not wired in yet), both routes or none, a spool and an output
+// folder inside one another, a bad port or worker count. Signing is done per instance (the
+// pipeline signs what process_instance returns when its spec signs).
 [[nodiscard]] Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline);
 
 // Counts of one run, for its last log line.

@@ -126,7 +126,7 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
   Spec spec;
   if (auto ok = read.only(root,
                           {"key", "profile", "options", "recipe", "allow_burned_in_annotation",
-                           "clean_pixel_data", "signing"},
+                           "clean_pixel_data", "signing", "release"},
                           "");
       !ok)
     return std::unexpected(ok.error());
@@ -160,6 +160,28 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
                                read.string(t, "profile", "signing.", spec.signing.profile)}) {
       if (!step) return std::unexpected(step.error());
     }
+  }
+  auto release = read.table(root, "release");
+  if (!release) return std::unexpected(release.error());
+  if (*release != nullptr) {
+    const toml::table& t = **release;
+    ReleaseSpec& r = spec.release;
+    fs::path registry, ledger;
+    for (const Status& step :
+         {read.only(t, {"purpose", "recipient", "registry", "ledger", "consent_at", "on_failure"},
+                    "release."),
+          read.string(t, "purpose", "release.", r.purpose),
+          read.string(t, "recipient", "release.", r.recipient),
+          read.string(t, "registry", "release.", r.registry),
+          read.string(t, "ledger", "release.", r.ledger),
+          read.string(t, "consent_at", "release.", r.consent_at),
+          read.string(t, "on_failure", "release.", r.on_failure)}) {
+      if (!step) return std::unexpected(step.error());
+    }
+    // Stores are paths relative to the file's folder, or SQLite URIs taken as written.
+    for (std::string* store : {&r.registry, &r.ledger})
+      if (!store->empty() && !store->starts_with("file:") && fs::path(*store).is_relative())
+        *store = (base / *store).lexically_normal().string();
   }
   return spec;
 }
@@ -200,6 +222,17 @@ std::string spec_text(const Spec& spec) {
     if (!spec.signing.key.empty()) out << "key = " << absolute(spec.signing.key) << "\n";
     if (!spec.signing.cert.empty()) out << "cert = " << absolute(spec.signing.cert) << "\n";
     if (!spec.signing.profile.empty()) out << "profile = " << quoted(spec.signing.profile) << "\n";
+  }
+  const ReleaseSpec& r = spec.release;
+  const std::pair<const char*, const std::string*> release[] = {
+      {"purpose", &r.purpose}, {"recipient", &r.recipient},   {"registry", &r.registry},
+      {"ledger", &r.ledger},   {"consent_at", &r.consent_at}, {"on_failure", &r.on_failure}};
+  bool any = false;
+  for (const auto& [key, value] : release) {
+    if (value->empty()) continue;
+    if (!any) out << "\n[release]\n";
+    any = true;
+    out << key << " = " << quoted(*value) << "\n";
   }
   return out.str();
 }

@@ -15,6 +15,13 @@
 //   key = "signer.pem"                 #                                   (--sign-key)
 //   cert = "signer.crt"                #                                   (--sign-cert)
 //   profile = "base"                   # base, creator, authorization, none (--sign-profile)
+//   [release]                          # radguard export only
+//   purpose = "research"               #                                   (--purpose)
+//   recipient = "Example lab"          #                                   (--recipient)
+//   registry = "consent.db"            # consent registry                  (--registry)
+//   ledger = "ledger.db"               # disclosure ledger                 (--ledger)
+//   consent_at = "2026-01-01"          # decide consent at this time       (--consent-at)
+//   on_failure = "withhold-study"      # withhold-study or abort           (--on-failure)
 //
 // Relative paths are relative to the folder that holds the pipeline file. Every key is
 // optional (a key file must come from the file or the command line). A key radguard does not

@@ -36,20 +36,6 @@ Result<signing::Signer> load_signer(const SigningSpec& spec) {
 
 namespace {
 
-// A key file that group or others may read or change: anyone who reads it can re-identify
-// the data (said as ssh says it of private keys).
-std::optional<std::string> key_permission_warning(const fs::path& path) {
-  std::error_code ec;
-  const fs::perms perms = fs::status(path, ec).permissions();
-  const fs::perms others = fs::perms::group_all | fs::perms::others_all;
-  if (ec || (perms & others) == fs::perms::none) return std::nullopt;
-  char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 0777U);
-  return "the secret key " + path.string() +
-         " can be read or changed by other users (mode " + mode +
-         "); anyone who reads it can re-identify the data: chmod 600 it";
-}
-
 // What the recipe and options keep that the Basic Profile would not, so an output is never
 // believed cleaner than it is.
 std::vector<std::string> kept_attribute_warnings(const deid::Policy& policy) {
@@ -98,7 +84,7 @@ Result<Pipeline> Pipeline::create(const Spec& spec) {
   made.spec_ = std::make_shared<const Spec>(spec);
   auto key = crypto::SecretKey::load(spec.key_file);
   if (!key) return std::unexpected(key.error());
-  if (auto warning = key_permission_warning(spec.key_file)) made.warnings_.push_back(*warning);
+  if (auto warning = crypto::SecretKey::permission_warning(spec.key_file)) made.warnings_.push_back(*warning);
   auto policy = deid::Policy::create(
       spec.profile, spec.options,
       spec.recipe.empty() ? std::nullopt : std::optional<fs::path>(spec.recipe));
@@ -173,28 +159,40 @@ Result<deid::DeidRunReport> Pipeline::run_deid(const DeidRun& run) const {
   return deid::run_deid(deid_options(run), *header_stage_);
 }
 
+bool Pipeline::needs_whole_series() const {
+  return header_stage_->policy().has(deid::PixelOption::clean_recognizable_visual_features);
+}
+
 Result<OutputInstance> Pipeline::process_instance(std::span<const std::uint8_t> bytes,
                                                   std::string_view id) const {
-  if (header_stage_->policy().has(deid::PixelOption::clean_recognizable_visual_features))
+  if (needs_whole_series())
     return fail(ErrorCode::unsupported,
                 "defacing needs the whole series: an instance held in memory cannot be defaced "
-                "on its own");
-  if (signer_)
-    return fail(ErrorCode::unsupported, "signing an instance held in memory is not supported");
+                "on its own (give the series to a SeriesAssembler)");
   auto file = dicom::DicomFile::open_bytes(bytes);
   if (!file) return std::unexpected(file.error());
   if (file->is_dicomdir())
     return fail(ErrorCode::policy, "DICOMDIR not copied: it lists patient identities");
-  OutputInstance out;
   const std::vector<deid::PixelStage> stages = pixel_stages();
-  auto name = deid::deidentify_instance(fs::path(std::string(id)), *file, *header_stage_, stages,
-                                        out.pixels);
+  return process_opened(fs::path(std::string(id)), *file, stages);
+}
+
+Result<OutputInstance> Pipeline::process_opened(const fs::path& id, dicom::DicomFile& file,
+                                                std::span<const deid::PixelStage> stages) const {
+  OutputInstance out;
+  auto name = deid::deidentify_instance(id, file, *header_stage_, stages, out.pixels);
   if (!name) return std::unexpected(name.error());
-  auto saved = file->save_bytes(
+  auto saved = file.save_bytes(
       {std::string(kImplementationClassUid), std::string(kImplementationVersionName)});
   if (!saved) return std::unexpected(saved.error());
   out.name = std::move(*name);
-  out.bytes = std::move(*saved);
+  if (signer_) {
+    auto signed_bytes = dicom::sign_bytes(*saved, *signer_);
+    if (!signed_bytes) return std::unexpected(with_context(signed_bytes.error(), "signing"));
+    out.bytes = std::move(signed_bytes->bytes);
+  } else {
+    out.bytes = std::move(*saved);
+  }
   return out;
 }
 

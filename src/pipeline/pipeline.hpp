@@ -58,6 +58,17 @@ struct SigningSpec {
   std::string profile;
 };
 
+// The settings of a release (radguard export) that a pipeline file may hold; empty: not set
+// (the command line must then give them). Checked when an export runs (Pipeline::run_export).
+struct ReleaseSpec {
+  std::string purpose;     // consent::purpose_names()
+  std::string recipient;   // recorded in the ledger
+  std::string registry;    // consent registry: a path or an SQLite file: URI
+  std::string ledger;      // disclosure ledger: a path or an SQLite file: URI
+  std::string consent_at;  // ISO 8601
+  std::string on_failure;  // withhold-study or abort
+};
+
 // Everything a de-identification run is, as plain values. Checked only by Pipeline::create.
 struct Spec {
   std::filesystem::path key_file;  // radguard keygen's secret key
@@ -68,6 +79,7 @@ struct Spec {
   std::string redact_mode = "phi-text";    // with clean-pixel-data: phi-text or all-text
   std::filesystem::path redaction_rules;   // with clean-pixel-data: a rule file; empty: none
   SigningSpec signing;
+  ReleaseSpec release;  // used by export only
 };
 
 // A de-identification run over files and folders into an output folder (radguard deid).
@@ -131,6 +143,9 @@ class Pipeline {
   // would not.
   const std::vector<std::string>& warnings() const { return warnings_; }
   bool signs() const { return static_cast<bool>(signer_); }
+  // Whether a stage needs every instance of a series before any is processed (defacing):
+  // instances that arrive one at a time then go through a SeriesAssembler.
+  bool needs_whole_series() const;
 
   // The pixel stages the options ask for, in the order they run (defacing, then Clean Pixel
   // Data or the burned-in gate), new for each run: defacing's stage keeps per-run state.
@@ -151,8 +166,8 @@ class Pipeline {
   // no file. `id` names the instance to the stages and nowhere else; give a neutral id, never
   // a value read from the instance. Fails as a run fails a file (ErrorCode::not_dicom,
   // malformed_dicom, policy: a pixel stage or the header stage refused it, ...), and with
-  // ErrorCode::unsupported when the spec asks for what needs more than one instance or a
-  // file: defacing (needs the whole series) or signing. Thread-safe.
+  // ErrorCode::unsupported when a stage needs the whole series (needs_whole_series(): give
+  // the instances to a SeriesAssembler). Signed when the spec signs. Thread-safe.
   [[nodiscard]] Result<OutputInstance> process_instance(std::span<const std::uint8_t> bytes,
                                                         std::string_view id = "instance") const;
 
@@ -164,7 +179,13 @@ class Pipeline {
   [[nodiscard]] Result<exporter::ExportOptions> export_options(const ExportRun& run) const;
 
  private:
+  friend class SeriesAssembler;
   Pipeline() = default;
+  // The steps after parsing, for an instance opened by the caller, with stages the caller
+  // built (and prepared): deid::deidentify_instance, written to memory, signed.
+  [[nodiscard]] Result<OutputInstance> process_opened(const std::filesystem::path& id,
+                                                      dicom::DicomFile& file,
+                                                      std::span<const deid::PixelStage> stages) const;
   std::shared_ptr<const Spec> spec_;
   std::shared_ptr<const deid::HeaderStage> header_stage_;
   std::shared_ptr<const redact::RedactOptions> redact_options_;  // with clean-pixel-data

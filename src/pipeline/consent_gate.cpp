@@ -1,0 +1,60 @@
+#include "pipeline/consent_gate.hpp"
+
+#include <filesystem>
+#include <mutex>
+
+#include "core/iso_time.hpp"
+#include "core/text.hpp"
+#include "dicom/dicom_file.hpp"
+#include "standard/tags.hpp"
+
+namespace radguard::pipeline {
+
+struct ConsentGate::State {
+  std::mutex mutex;
+  consent::Registry registry;
+  consent::Purpose purpose;
+  std::string consent_at;  // normalised; empty: now, per instance
+};
+
+Result<ConsentGate> ConsentGate::open(const ConsentSpec& spec) {
+  const auto purpose = consent::parse_purpose(spec.purpose);
+  if (!purpose)
+    return fail(ErrorCode::usage, "--purpose must be one of " + consent::purpose_names());
+  std::string at;
+  if (!spec.consent_at.empty()) {
+    auto normalized = normalize_iso8601(spec.consent_at);
+    if (!normalized) return fail(ErrorCode::usage, "--consent-at: " + normalized.error().message);
+    at = *normalized;
+  }
+  std::error_code ec;
+  if (!spec.registry.starts_with("file:") && !std::filesystem::exists(spec.registry, ec))
+    return fail(ErrorCode::not_found,
+                "the consent registry " + spec.registry +
+                    " does not exist (create it with radguard consent import or set)");
+  auto registry = consent::Registry::open(spec.registry, consent::RegistryAccess::existing_only);
+  if (!registry) return std::unexpected(registry.error());
+  return ConsentGate(
+      std::shared_ptr<State>(new State{{}, std::move(*registry), *purpose, std::move(at)}));
+}
+
+consent::Purpose ConsentGate::purpose() const { return state_->purpose; }
+
+Status ConsentGate::admit(const dicom::DicomFile& instance) const {
+  const std::string patient = trimmed(instance.string_of(tags::PatientID).value_or(""));
+  if (patient.empty())
+    return fail(ErrorCode::policy, "withheld: no Patient ID to look consent up by");
+  const std::lock_guard lock(state_->mutex);
+  const std::string now = state_->consent_at.empty() ? utc_now_iso8601() : state_->consent_at;
+  auto verdict = state_->registry.decide(patient, state_->purpose, now);
+  if (!verdict)
+    return fail(ErrorCode::io,
+                "the consent registry could not be read: " + verdict.error().message);
+  if (verdict->permitted()) return {};
+  return fail(ErrorCode::policy, verdict->basis == consent::Basis::recorded
+                                     ? "withheld: the patient declined this purpose"
+                                     : "withheld: no consent recorded for this purpose, and "
+                                       "the registry's default denies it");
+}
+
+}  // namespace radguard::pipeline
