@@ -102,6 +102,7 @@ int run(int argc, char** argv) {
   add_config(app, action);
   add_plan(app, action);
   add_audit(app, action);
+  add_gateway(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

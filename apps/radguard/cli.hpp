@@ -38,6 +38,7 @@ void add_pseudonym(CLI::App& app, Action& action);
 void add_config(CLI::App& app, Action& action);
 void add_plan(CLI::App& app, Action& action);
 void add_audit(CLI::App& app, Action& action);
+void add_gateway(CLI::App& app, Action& action);
 
 // Loads a secret key file (crypto::SecretKey::load), warning on stderr, as ssh does, when
 // the file is readable or writable by group or others.

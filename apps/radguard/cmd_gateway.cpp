@@ -1,0 +1,114 @@
+// radguard gateway: flags -> GatewayConfig and pipeline Spec -> gateway::run_gateway;
+// radguard gateway status: the spool's counts and last failures.
+#include <iostream>
+
+#include "cli.hpp"
+#include "core/error_table.hpp"
+#include "gateway/gateway.hpp"
+#include "stage_options.hpp"
+
+namespace radguard::cli {
+
+namespace {
+
+struct GatewayArgs {
+  StageArgs stage;
+  unsigned port = 0;
+  std::string ae_title;
+  std::string spool;
+  std::string forward;
+  std::string output;
+  std::vector<std::string> allowed_calling;
+  unsigned max_associations = 8;
+  unsigned workers = 1;
+  unsigned series_quiet = 30;
+  unsigned retry_max = 300;
+  unsigned min_free_mb = 64;
+  // status
+  std::string status_spool;
+  bool json = false;
+};
+
+int run_gateway_command(const GatewayArgs& args) {
+  if (args.port == 0 || args.port > 65535)
+    return report_error({ErrorCode::usage, "--listen PORT (1 to 65535) is required"});
+  if (args.ae_title.empty()) return report_error({ErrorCode::usage, "--ae-title is required"});
+  if (args.spool.empty()) return report_error({ErrorCode::usage, "--spool DIR is required"});
+  gateway::GatewayConfig config;
+  config.port = static_cast<std::uint16_t>(args.port);
+  config.ae_title = args.ae_title;
+  config.spool = args.spool;
+  config.output = args.output;
+  if (!args.forward.empty()) {
+    auto peer = net::parse_peer(args.forward);
+    if (!peer) return report_error(with_context(peer.error(), "--forward"));
+    config.forward = *peer;
+  }
+  config.allowed_calling = args.allowed_calling;
+  config.max_associations = args.max_associations;
+  config.workers = args.workers;
+  config.series_quiet = std::chrono::seconds(args.series_quiet);
+  config.retry.max = std::chrono::seconds(args.retry_max);
+  config.min_free_bytes = static_cast<std::uint64_t>(args.min_free_mb) << 20;
+
+  auto spec = stage_spec(args.stage);
+  if (!spec) return report_error(spec.error());
+  auto made = make_pipeline(*spec);
+  if (!made) return report_error(made.error());
+  if (auto checked = gateway::check_route(config, *made); !checked)
+    return report_error(checked.error());
+
+  // The first SIGTERM or SIGINT stops the gateway gracefully (exit 0); a second one kills it.
+  auto ran = gateway::run_gateway(config, *made, interrupt_token(), std::cerr);
+  if (!ran) return report_error(ran.error());
+  return kExitSuccess;
+}
+
+int run_status_command(const GatewayArgs& args) {
+  auto status = gateway::read_status(args.status_spool);
+  if (!status) return report_error(status.error());
+  std::cout << (args.json ? gateway::status_json(*status) : gateway::status_text(*status));
+  return kExitSuccess;
+}
+
+}  // namespace
+
+void add_gateway(CLI::App& app, Action& action) {
+  auto args = std::make_shared<GatewayArgs>();
+  auto* cmd = app.add_subcommand(
+      "gateway", "de-identifying DICOM node: receive (C-STORE), de-identify, forward or write");
+  cmd->add_option("--listen", args->port, "TCP port to listen on");
+  cmd->add_option("--ae-title", args->ae_title, "the gateway's AE title (called AE title)");
+  cmd->add_option("--spool", args->spool,
+                  "spool folder: received, to forward, quarantined (holds patient data)");
+  cmd->add_option("--forward", args->forward, "forward de-identified instances to AET@HOST:PORT");
+  cmd->add_option("--output", args->output,
+                  "or write them into this folder, laid out as radguard deid lays it out");
+  cmd->add_option("--allow-calling", args->allowed_calling,
+                  "calling AE title allowed to send (repeatable; none given: any)");
+  cmd->add_option("--max-associations", args->max_associations,
+                  "associations served at once; more are refused (default 8)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--workers", args->workers, "de-identification threads (default 1)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--series-quiet", args->series_quiet,
+                  "seconds a series must be quiet before series-level stages (none yet)");
+  cmd->add_option("--retry-max", args->retry_max,
+                  "longest wait between forward attempts, seconds (default 300)")
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--min-free-mb", args->min_free_mb,
+                  "refuse instances (out of resources) below this free space (default 64)");
+  add_stage_options(*cmd, args->stage);
+
+  auto* status = cmd->add_subcommand("status", "a gateway spool's queues and last failures");
+  status->add_option("--spool", args->status_spool, "the gateway's spool folder")->required();
+  status->add_flag("--json", args->json, "JSON on stdout");
+  status->callback([&action, args] { action = [args] { return run_status_command(*args); }; });
+
+  cmd->callback([&action, args, status] {
+    if (*status) return;
+    action = [args] { return run_gateway_command(*args); };
+  });
+}
+
+}  // namespace radguard::cli

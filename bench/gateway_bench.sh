@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# radguard gateway on loopback: instances/s and MB/s through the gateway, against
+# storescu -> storescp (the floor) in the same run. Usage:
+#   bash bench/gateway_bench.sh BUILD_DIR [FILES] [ASSOCIATIONS]
+# The corpus is FILES copies (default 1000) of pydicom's CT_small.dcm (a 128x128 CT, 39 KB)
+# with new instance UIDs, sent by ASSOCIATIONS storescu processes at once (default 2).
+# Runs, each timed from the first send to the last file durable at its end:
+#   floor-nagle    storescu -> storescp, TCP_NODELAY=0 (DCMTK 3.6.7 as shipped)
+#   floor          storescu -> storescp, TCP_NODELAY=1
+#   gateway-output storescu -> radguard gateway --output (ack after fsync, de-identify, publish)
+#   gateway-ack    storescu -> radguard gateway: until the last instance is acknowledged
+#   gateway-fwd    storescu -> radguard gateway --forward -> storescp (all durable)
+set -euo pipefail
+# DCMTK's tools (storescu, storescp, echoscu) read TCP_NODELAY too: Nagle off for every peer
+# but the first floor run, so that the figures measure the nodes, not Nagle's delays.
+export TCP_NODELAY=1
+build=${1:?BUILD_DIR}
+files=${2:-1000}
+assocs=${3:-2}
+radguard=$build/apps/radguard/radguard
+work=$(mktemp -d /tmp/radguard-gateway-bench.XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+
+mkdir -p "$work/corpus"
+for ((a = 0; a < assocs; a++)); do mkdir -p "$work/corpus/$a"; done
+for ((i = 0; i < files; i++)); do
+  cp /usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm "$work/corpus/$((i % assocs))/ct$i.dcm"
+done
+find "$work/corpus" -name '*.dcm' -print0 | xargs -0 -n 200 dcmodify -nb -gin
+bytes=$(du -sb "$work/corpus" | cut -f1)
+"$radguard" keygen "$work/k.key" >/dev/null
+cat "$work"/corpus/*/*.dcm >/dev/null
+
+send_all() {  # send_all PORT AET
+  local p=()
+  for ((a = 0; a < assocs; a++)); do
+    storescu -aet BENCH -aec "$2" 127.0.0.1 "$1" "$work/corpus/$a"/*.dcm >"$work/send-$a.log" 2>&1 &
+    p+=("$!")
+  done
+  for q in "${p[@]}"; do wait "$q" || { echo "storescu failed" >&2; cat "$work"/send-*.log >&2; exit 1; }; done
+}
+wait_count() {  # wait_count DIR N
+  until [ "$(find "$1" -type f -name "${3:-*}" | wc -l)" -ge "$2" ]; do sleep 0.05; done
+}
+report() {  # report NAME SECONDS
+  python3 -c "import sys; n,t,f,b=sys.argv[1],float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f'{n:16s} {t:7.2f} s {f/t:8.1f} instances/s {b/t/1e6:7.1f} MB/s')" "$1" "$2" "$files" "$bytes"
+}
+
+floor() {  # floor NAME NODELAY
+  local port; port=$(free_port)
+  rm -rf "$work/dest"; mkdir -p "$work/dest"
+  TCP_NODELAY=$2 storescp --fork -aet DEST -od "$work/dest" "$port" >/dev/null 2>&1 &
+  local scp=$!; pids+=("$scp")
+  sleep 0.5
+  local t0; t0=$(now)
+  TCP_NODELAY=$2 send_all "$port" DEST
+  sync "$work/dest"
+  report "$1" "$(echo "$(now) - $t0" | bc)"
+  kill "$scp"; wait "$scp" 2>/dev/null || true
+}
+
+gateway_output() {
+  local port; port=$(free_port)
+  rm -rf "$work/spool" "$work/out"
+  "$radguard" gateway --listen "$port" --ae-title RG --spool "$work/spool" --key "$work/k.key" \
+    --output "$work/out" --workers "${BENCH_WORKERS:-2}" --max-associations 16 2>"$work/gw.log" &
+  local gw=$!; pids+=("$gw")
+  until echoscu -aec RG 127.0.0.1 "$port" 2>/dev/null; do sleep 0.1; done
+  local t0; t0=$(now)
+  send_all "$port" RG
+  local acked; acked=$(echo "$(now) - $t0" | bc)
+  wait_count "$work/out" "$files" '*.dcm'
+  report "gateway-ack" "$acked"
+  report "gateway-output" "$(echo "$(now) - $t0" | bc)"
+  kill -TERM "$gw"; wait "$gw"
+}
+
+gateway_forward() {
+  local port dport; port=$(free_port); dport=$(free_port)
+  rm -rf "$work/spool" "$work/dest"; mkdir -p "$work/dest"
+  storescp --fork -aet DEST -od "$work/dest" "$dport" >/dev/null 2>&1 &
+  local scp=$!; pids+=("$scp")
+  "$radguard" gateway --listen "$port" --ae-title RG --spool "$work/spool" --key "$work/k.key" \
+    --forward "DEST@127.0.0.1:$dport" --workers "${BENCH_WORKERS:-2}" --max-associations 16 2>"$work/gw-fwd.log" &
+  local gw=$!; pids+=("$gw")
+  until echoscu -aec RG 127.0.0.1 "$port" 2>/dev/null; do sleep 0.1; done
+  local t0; t0=$(now)
+  send_all "$port" RG
+  wait_count "$work/dest" "$files"
+  sync "$work/dest"
+  report "gateway-fwd" "$(echo "$(now) - $t0" | bc)"
+  kill -TERM "$gw"; wait "$gw"
+  kill "$scp"; wait "$scp" 2>/dev/null || true
+}
+
+echo "corpus: $files files, $((bytes / 1000000)) MB, $assocs associations; $(nproc) CPUs; workers ${BENCH_WORKERS:-2}"
+floor floor-nagle 0
+floor floor 1
+gateway_output
+gateway_forward

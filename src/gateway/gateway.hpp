@@ -1,0 +1,78 @@
+#pragma once
+// radguard gateway: a de-identifying DICOM node. It receives instances (C-STORE), answers
+// success only once each is durably in the spool (gateway/spool.hpp), de-identifies each
+// with the pipeline (pipeline::Pipeline::process_instance: the bytes and name radguard deid
+// publishes), and writes the result to an output folder laid out as deid lays it out, or
+// forwards it (C-STORE) from a persistent outbox with retries and backoff. Instances the
+// pipeline refuses go to quarantine with the reason and are never forwarded.
+//
+// After a kill at any moment, a restart on the same spool processes every acknowledged
+// instance; an instance processed twice gets the same pseudonymous name, so none arrives
+// twice under different names.
+//
+// Logs name spool ids (arrival time, process, counter), AE titles, counts and error
+// categories; never an attribute value, a patient's name or an input path.
+//
+// DICOM networking lives in src/net; this header holds no DCMTK type.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "batch/batch.hpp"
+#include "core/result.hpp"
+#include "gateway/spool.hpp"
+#include "net/dimse.hpp"
+#include "pipeline/pipeline.hpp"
+
+namespace radguard::gateway {
+
+struct GatewayConfig {
+  std::uint16_t port = 0;
+  std::string ae_title;
+  std::filesystem::path spool;
+  // Exactly one of the two routes.
+  std::optional<net::Peer> forward;  // C-STORE to this node
+  std::filesystem::path output;      // or publish into this folder, as radguard deid does
+  std::vector<std::string> allowed_calling;  // empty: every calling AE title
+  unsigned max_associations = 8;
+  unsigned workers = 1;  // de-identification threads
+  // Series-level stages run once a series has been quiet this long (none yet: defacing is
+  // refused by check_route).
+  std::chrono::seconds series_quiet{30};
+  RetryPolicy retry;
+  std::uint64_t min_free_bytes = 64ULL << 20;  // refuse instances below this free space
+  std::size_t forward_batch = 64;              // instances per outgoing association
+};
+
+// Checks a configuration and that the pipeline can run instance by instance: refuses (with
+// ErrorCode::usage) what needs a whole series (clean-recognizable-visual-features: the
+// pipeline's SeriesAssembler is not wired in yet), both routes or none, a spool and an output
+// folder inside one another, a bad port or worker count. Signing is done per instance (the
+// pipeline signs what process_instance returns when its spec signs).
+[[nodiscard]] Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline);
+
+// Counts of one run, for its last log line.
+struct GatewayTotals {
+  std::uint64_t received = 0, refused = 0, processed = 0, quarantined = 0, forwarded = 0,
+                forward_failures = 0;
+};
+
+// Runs the gateway in the calling thread until `stop` is cancelled (the command cancels it on
+// SIGTERM or SIGINT): then no association is accepted, those under way end, each worker
+// finishes the instance it holds, and the function returns (what is still spooled is taken
+// up by the next run). Log lines go to `log`. Fails with ErrorCode::usage (check_route),
+// ErrorCode::io (the spool, the output folder, the port).
+[[nodiscard]] Result<GatewayTotals> run_gateway(const GatewayConfig& config,
+                                                const pipeline::Pipeline& pipeline,
+                                                const batch::CancelToken& stop, std::ostream& log);
+
+// The spool's state as `radguard gateway status` prints it.
+[[nodiscard]] Result<SpoolStatus> read_status(const std::filesystem::path& spool);
+std::string status_text(const SpoolStatus& status);
+std::string status_json(const SpoolStatus& status);
+
+}  // namespace radguard::gateway

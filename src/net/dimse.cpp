@@ -1,0 +1,410 @@
+#include "net/dimse.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/scppool.h>
+#include <dcmtk/dcmnet/scpthrd.h>
+#include <dcmtk/dcmnet/scu.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "dicom/dicom_file.hpp"
+
+namespace radguard::net {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The transfer syntaxes accepted as they come: uncompressed first (preferred), then deflated,
+// JPEG, JPEG-LS, JPEG 2000, RLE and video.
+constexpr const char* kTransferSyntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax,
+    UID_LittleEndianImplicitTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,
+    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+    UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,
+    UID_JPEGProcess14TransferSyntax,
+    UID_JPEGProcess14SV1TransferSyntax,
+    UID_JPEGLSLosslessTransferSyntax,
+    UID_JPEGLSLossyTransferSyntax,
+    UID_JPEG2000LosslessOnlyTransferSyntax,
+    UID_JPEG2000TransferSyntax,
+    UID_RLELosslessTransferSyntax,
+    UID_MPEG2MainProfileAtMainLevelTransferSyntax,
+    UID_MPEG2MainProfileAtHighLevelTransferSyntax,
+    UID_MPEG4HighProfileLevel4_1TransferSyntax,
+    UID_MPEG4BDcompatibleHighProfileLevel4_1TransferSyntax,
+    UID_HEVCMainProfileLevel5_1TransferSyntax,
+    UID_HEVCMain10ProfileLevel5_1TransferSyntax,
+};
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+  while (!text.empty() && text.front() == ' ') text.erase(text.begin());
+  return text;
+}
+
+// An AE title as a log line may show it: the peer chose the bytes, so anything but printable
+// ASCII becomes '?'.
+std::string printable(std::string text) {
+  for (char& c : text)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return text;
+}
+
+struct Shared {
+  StoreHandler handler;
+  std::vector<std::string> allowed_calling;
+  std::string ae_title;
+  std::function<void(const std::string&)> log;
+  void note(const std::string& line) const {
+    if (log) log(line);
+  }
+};
+
+// One association's SCP, run by a pool thread.
+class GatewaySCP : public DcmThreadSCP {
+ public:
+  explicit GatewaySCP(const Shared& shared) : shared_(shared) {}
+
+ protected:
+  OFBool checkCalledAETitleAccepted(const OFString& called) override {
+    if (trimmed(called.c_str()) == shared_.ae_title) return OFTrue;
+    shared_.note("refused an association from " + std::string(getPeerIP().c_str()) +
+                 ": called AE title is not " + shared_.ae_title);
+    return OFFalse;
+  }
+  OFBool checkCallingAETitleAccepted(const OFString& calling) override {
+    if (shared_.allowed_calling.empty()) return OFTrue;
+    const std::string name = trimmed(calling.c_str());
+    if (std::ranges::find(shared_.allowed_calling, name) != shared_.allowed_calling.end())
+      return OFTrue;
+    shared_.note("refused an association from " + std::string(getPeerIP().c_str()) +
+                 ": calling AE title " + printable(name) + " is not allowed");
+    return OFFalse;
+  }
+
+  // Accepts each proposed context of Verification (uncompressed) or of a storage SOP class
+  // (any transfer syntax of kTransferSyntaxes), with the first transfer syntax the peer
+  // proposes that is supported: data is kept as it comes; other contexts are refused.
+  OFCondition negotiateAssociation() override {
+    if (assoc_ == nullptr || assoc_->params == nullptr) return DIMSE_ILLEGALASSOCIATION;
+    T_ASC_Parameters* params = assoc_->params;
+    const int count = ASC_countPresentationContexts(params);
+    for (int i = 0; i < count; ++i) {
+      T_ASC_PresentationContext pc;
+      OFCondition cond = ASC_getPresentationContext(params, i, &pc);
+      if (cond.bad()) return cond;
+      const bool verification = std::string_view(pc.abstractSyntax) == UID_VerificationSOPClass;
+      if (!verification && !dcmIsaStorageSOPClassUID(pc.abstractSyntax, ESSC_All)) {
+        cond = ASC_refusePresentationContext(params, pc.presentationContextID,
+                                             ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
+        if (cond.bad()) return cond;
+        continue;
+      }
+      const auto supported = [&](std::string_view syntax) {
+        const std::size_t n = verification ? 3 : std::size(kTransferSyntaxes);
+        for (std::size_t k = 0; k < n; ++k)
+          if (syntax == kTransferSyntaxes[k]) return true;
+        return false;
+      };
+      bool accepted = false;
+      for (int j = 0; j < pc.transferSyntaxCount; ++j) {
+        if (!supported(pc.proposedTransferSyntaxes[j])) continue;
+        cond = ASC_acceptPresentationContext(params, pc.presentationContextID,
+                                             pc.proposedTransferSyntaxes[j]);
+        if (cond.bad()) return cond;
+        accepted = true;
+        break;
+      }
+      if (!accepted) {
+        cond = ASC_refusePresentationContext(params, pc.presentationContextID,
+                                             ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+        if (cond.bad()) return cond;
+      }
+    }
+    return EC_Normal;
+  }
+
+ public:
+  // The association DcmThreadSCP::run is about to serve (DcmSCP keeps its own pointer private).
+  void set_association(T_ASC_Association* assoc) { assoc_ = assoc; }
+
+ protected:
+  OFCondition handleIncomingCommand(T_DIMSE_Message* message,
+                                    const DcmPresentationContextInfo& info) override {
+    if (message->CommandField != DIMSE_C_STORE_RQ)
+      return DcmThreadSCP::handleIncomingCommand(message, info);
+    T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
+    const T_ASC_PresentationContextID pres = info.presentationContextID;
+    StoreRequest seen{printable(trimmed(getPeerAETitle().c_str())),
+                      trimmed(request.AffectedSOPClassUID)};
+    bool received = false;
+    OFCondition receive_condition = EC_Normal;
+    const ReceiveInto receive = [&](const fs::path& path) -> Status {
+      if (received) return fail(ErrorCode::internal, "a data set can be received only once");
+      received = true;
+      receive_condition = receiveSTORERequest(request, pres, OFString(path.c_str()));
+      if (receive_condition.bad()) {
+        std::error_code ec;
+        fs::remove(path, ec);
+        return fail(ErrorCode::malformed_dicom,
+                    std::string("receiving the data set failed: ") + receive_condition.text());
+      }
+      return {};
+    };
+    std::uint16_t status = kStatusProcessingFailure;
+    try {
+      status = shared_.handler(seen, receive);
+    } catch (const std::exception&) {
+      status = kStatusProcessingFailure;
+    }
+    if (!received) {
+      DcmDataset* dropped = nullptr;
+      receive_condition = receiveSTORERequest(request, pres, dropped);
+      delete dropped;
+    }
+    // A data set that did not arrive whole leaves nothing to answer on this association.
+    if (receive_condition.bad()) return receive_condition;
+    return sendSTOREResponse(pres, request, status);
+  }
+
+ private:
+  const Shared& shared_;
+  T_ASC_Association* assoc_ = nullptr;
+};
+
+class Pool : public DcmBaseSCPPool {
+ public:
+  explicit Pool(const Shared& shared) : shared_(shared) {}
+
+ protected:
+  struct Worker : public DcmBaseSCPPool::DcmBaseSCPWorker, private GatewaySCP {
+    Worker(Pool& pool, const Shared& shared)
+        : DcmBaseSCPPool::DcmBaseSCPWorker(pool), GatewaySCP(shared) {}
+    OFCondition setSharedConfig(const DcmSharedSCPConfig& config) override {
+      return GatewaySCP::setSharedConfig(config);
+    }
+    OFBool busy() override { return GatewaySCP::isConnected(); }
+    OFCondition workerListen(T_ASC_Association* const assoc) override {
+      GatewaySCP::set_association(assoc);
+      const OFCondition result = GatewaySCP::run(assoc);
+      GatewaySCP::set_association(nullptr);
+      return result;
+    }
+  };
+  DcmBaseSCPWorker* createSCPWorker() override { return new Worker(*this, shared_); }
+
+ private:
+  const Shared& shared_;
+};
+
+bool valid_ae_title(const std::string& title) {
+  if (title.empty() || title.size() > 16) return false;
+  return std::ranges::all_of(title, [](char c) { return c >= 0x20 && c < 0x7f && c != '\\'; }) &&
+         trimmed(title) == title;
+}
+
+}  // namespace
+
+bool store_succeeded(std::uint16_t status) {
+  return status == 0x0000 || status == 0x0001 || status == 0xB000 || status == 0xB006 ||
+         status == 0xB007;
+}
+
+void disable_nagle() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ::setenv("TCP_NODELAY", "1", 1);
+    // DCMTK's logging off (it can print attribute values), its dictionary completed.
+    dicom::initialise();
+  });
+}
+
+struct StoreServer::Impl {
+  ServerConfig config;
+  Shared shared;
+  std::unique_ptr<Pool> pool;
+};
+
+StoreServer::StoreServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StoreServer::~StoreServer() = default;
+
+Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
+                                                         StoreHandler handler) {
+  if (!valid_ae_title(config.ae_title))
+    return fail(ErrorCode::usage, "the AE title must be 1 to 16 characters, no backslash");
+  for (const auto& calling : config.allowed_calling)
+    if (!valid_ae_title(calling))
+      return fail(ErrorCode::usage, "an allowed calling AE title must be 1 to 16 characters");
+  if (config.port == 0) return fail(ErrorCode::usage, "the listening port must be 1 to 65535");
+  if (config.max_associations == 0 || config.max_associations > 1000)
+    return fail(ErrorCode::usage, "the association pool must hold 1 to 1000 associations");
+  if (!handler) return fail(ErrorCode::internal, "no C-STORE handler");
+  disable_nagle();
+  auto impl = std::make_unique<Impl>();
+  impl->shared = Shared{std::move(handler), config.allowed_calling, config.ae_title, config.log};
+  impl->config = std::move(config);
+  impl->pool = std::make_unique<Pool>(impl->shared);
+  Pool& pool = *impl->pool;
+  pool.setMaxThreads(static_cast<Uint16>(impl->config.max_associations));
+  DcmSCPConfig& cfg = pool.getConfig();
+  cfg.setAETitle(impl->config.ae_title.c_str());
+  cfg.setPort(impl->config.port);
+  cfg.setHostLookupEnabled(OFFalse);
+  // Wake up each second to see whether stop() was called.
+  cfg.setConnectionBlockingMode(DUL_NOBLOCK);
+  cfg.setConnectionTimeout(1);
+  cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+  cfg.setDIMSETimeout(impl->config.dimse_timeout_s);
+  cfg.setACSETimeout(30);
+  OFList<OFString> plain;
+  plain.push_back(UID_LittleEndianExplicitTransferSyntax);
+  plain.push_back(UID_LittleEndianImplicitTransferSyntax);
+  plain.push_back(UID_BigEndianExplicitTransferSyntax);
+  if (cfg.addPresentationContext(UID_VerificationSOPClass, plain).bad())
+    return fail(ErrorCode::internal, "cannot offer the Verification SOP class");
+  // Storage SOP classes are negotiated by GatewaySCP::negotiateAssociation (DCMTK's profiles
+  // hold at most 128 presentation contexts; there are more storage SOP classes).
+  return std::unique_ptr<StoreServer>(new StoreServer(std::move(impl)));
+}
+
+Status StoreServer::run() {
+  const OFCondition cond = impl_->pool->listen();
+  if (cond.bad())
+    return fail(ErrorCode::io, "cannot listen on port " + std::to_string(impl_->config.port) +
+                                   ": " + cond.text());
+  return {};
+}
+
+void StoreServer::stop() { impl_->pool->stopAfterCurrentAssociations(); }
+
+Result<Peer> parse_peer(const std::string& text) {
+  const auto at = text.find('@');
+  const auto colon = text.rfind(':');
+  if (at == std::string::npos || colon == std::string::npos || colon < at)
+    return fail(ErrorCode::usage, "a DICOM node is written AET@HOST:PORT");
+  Peer peer;
+  peer.ae_title = text.substr(0, at);
+  peer.host = text.substr(at + 1, colon - at - 1);
+  const std::string port = text.substr(colon + 1);
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535)
+    return fail(ErrorCode::usage, "the port of a DICOM node must be 1 to 65535");
+  peer.port = static_cast<std::uint16_t>(value);
+  if (!valid_ae_title(peer.ae_title))
+    return fail(ErrorCode::usage, "the AE title of a DICOM node must be 1 to 16 characters");
+  if (peer.host.empty()) return fail(ErrorCode::usage, "a DICOM node needs a host");
+  return peer;
+}
+
+namespace {
+
+std::string peer_name(const Peer& peer) {
+  return peer.ae_title + "@" + peer.host + ":" + std::to_string(peer.port);
+}
+
+void configure(DcmSCU& scu, const Peer& peer, const std::string& calling_ae,
+               std::uint32_t timeout_s) {
+  scu.setAETitle(calling_ae.c_str());
+  scu.setPeerAETitle(peer.ae_title.c_str());
+  scu.setPeerHostName(peer.host.c_str());
+  scu.setPeerPort(peer.port);
+  scu.setACSETimeout(timeout_s);
+  scu.setConnectionTimeout(static_cast<Sint32>(timeout_s));
+  scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+  scu.setDIMSETimeout(timeout_s);
+  scu.setVerbosePCMode(OFFalse);
+}
+
+}  // namespace
+
+Status echo(const Peer& peer, const std::string& calling_ae, std::uint32_t timeout_s) {
+  disable_nagle();
+  DcmSCU scu;
+  configure(scu, peer, calling_ae, timeout_s);
+  OFList<OFString> syntaxes;
+  syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+  scu.addPresentationContext(UID_VerificationSOPClass, syntaxes);
+  OFCondition cond = scu.initNetwork();
+  if (cond.good()) cond = scu.negotiateAssociation();
+  if (cond.good()) cond = scu.sendECHORequest(0);
+  if (cond.bad()) {
+    scu.abortAssociation();
+    return fail(ErrorCode::io, "C-ECHO to " + peer_name(peer) + " failed: " + cond.text());
+  }
+  scu.releaseAssociation();
+  return {};
+}
+
+Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::string& calling_ae,
+                                               const std::vector<fs::path>& files,
+                                               std::uint32_t timeout_s) {
+  disable_nagle();
+  std::vector<std::uint16_t> statuses(files.size(), kStatusProcessingFailure);
+  if (files.empty()) return statuses;
+  // Each file's SOP class and transfer syntax, from its meta header.
+  std::vector<std::pair<std::string, std::string>> kinds(files.size());
+  std::map<std::pair<std::string, std::string>, bool> contexts;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    DcmFileFormat meta;
+    if (meta.loadFile(files[i].c_str(), EXS_Unknown, EGL_noChange, 0, ERM_metaOnly).bad())
+      continue;
+    OFString sop_class, syntax;
+    meta.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop_class);
+    meta.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, syntax);
+    if (sop_class.empty() || syntax.empty()) continue;
+    kinds[i] = {sop_class.c_str(), syntax.c_str()};
+    contexts[kinds[i]] = true;
+  }
+  DcmSCU scu;
+  configure(scu, peer, calling_ae, timeout_s);
+  for (const auto& [kind, unused] : contexts) {
+    OFList<OFString> syntaxes;
+    syntaxes.push_back(kind.second.c_str());
+    scu.addPresentationContext(kind.first.c_str(), syntaxes);
+  }
+  if (contexts.empty()) return statuses;
+  OFCondition cond = scu.initNetwork();
+  if (cond.good()) cond = scu.negotiateAssociation();
+  if (cond.bad()) {
+    scu.abortAssociation();
+    return fail(ErrorCode::io, "no association with " + peer_name(peer) + ": " + cond.text());
+  }
+  bool any_answer = false;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (kinds[i].first.empty()) continue;
+    const T_ASC_PresentationContextID pres =
+        scu.findPresentationContextID(kinds[i].first.c_str(), kinds[i].second.c_str());
+    if (pres == 0) continue;  // not accepted by the peer
+    Uint16 status = kStatusProcessingFailure;
+    cond = scu.sendSTORERequest(pres, files[i].c_str(), nullptr, status);
+    if (cond.bad()) {
+      if (!scu.isConnected()) break;
+      continue;
+    }
+    statuses[i] = status;
+    any_answer = true;
+  }
+  if (scu.isConnected()) {
+    if (scu.releaseAssociation().bad()) scu.abortAssociation();
+  }
+  if (!any_answer && cond.bad())
+    return fail(ErrorCode::io, "the association with " + peer_name(peer) + " broke: " + cond.text());
+  return statuses;
+}
+
+}  // namespace radguard::net

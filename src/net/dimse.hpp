@@ -1,0 +1,116 @@
+#pragma once
+// DICOM networking for radguard (the gateway): a C-ECHO and C-STORE service class provider
+// with a pool of associations, and a C-STORE/C-ECHO user. The one place that speaks DCMTK's
+// dcmnet; this header holds no DCMTK type.
+//
+// Every socket made here has Nagle's algorithm off (TCP_NODELAY): DCMTK 3.6.7 leaves it on
+// unless the environment variable TCP_NODELAY says otherwise, which costs tens of
+// milliseconds per small message on loopback.
+//
+// Nothing here logs an attribute value: requests are named to handlers by SOP class and
+// instance UIDs only so that the handler can answer them; log lines name AE titles, peers'
+// addresses and DIMSE statuses.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace radguard::net {
+
+// DIMSE statuses (PS3.7 Annex C) the gateway answers with.
+inline constexpr std::uint16_t kStatusSuccess = 0x0000;
+inline constexpr std::uint16_t kStatusOutOfResources = 0xA700;
+inline constexpr std::uint16_t kStatusCannotUnderstand = 0xC000;
+inline constexpr std::uint16_t kStatusProcessingFailure = 0x0110;
+
+// Whether a C-STORE response status means the peer holds the instance (success, or a
+// warning: 0x0001, 0xB000, 0xB007, 0xB006).
+bool store_succeeded(std::uint16_t status);
+
+// Turns Nagle's algorithm off for every DICOM socket this process opens afterwards (sets
+// DCMTK's TCP_NODELAY environment variable to 1, which DCMTK 3.6.7 reads when it opens a
+// socket) and configures DCMTK once (dicom::initialise: its logging off, since it can print
+// attribute values). Called by StoreServer::create and the user functions below; idempotent.
+void disable_nagle();
+
+// One C-STORE request as a handler sees it.
+struct StoreRequest {
+  std::string calling_ae;  // printable ASCII only (other bytes shown as '?')
+  std::string sop_class_uid;
+};
+
+// Receives the request's data set into a new Part 10 file at `path` (the data set exactly as
+// it came, with a meta header); at most once per request. Fails with ErrorCode::io (the file)
+// or ErrorCode::malformed_dicom (the data set could not be received).
+using ReceiveInto = std::function<Status(const std::filesystem::path& path)>;
+
+// Handles one C-STORE request and returns the DIMSE status to answer. It must call `receive`
+// to take the data set; if it does not (it refuses before reading), the data set is read and
+// dropped before the answer. Called from pool threads at once: must be thread-safe.
+using StoreHandler = std::function<std::uint16_t(const StoreRequest&, const ReceiveInto& receive)>;
+
+struct ServerConfig {
+  std::uint16_t port = 0;
+  std::string ae_title;
+  unsigned max_associations = 8;  // more at once are refused (local limit exceeded)
+  std::vector<std::string> allowed_calling;  // empty: any calling AE title
+  std::uint32_t dimse_timeout_s = 60;        // a peer silent this long loses its association
+  // Hears one neutral line per refused association (AE titles, the peer's address, why).
+  // Optional; called from pool threads at once.
+  std::function<void(const std::string&)> log;
+};
+
+// A C-ECHO and C-STORE SCP for every storage SOP class DCMTK knows, accepting the common
+// transfer syntaxes (uncompressed, deflated, JPEG, JPEG-LS, JPEG 2000, RLE, MPEG and HEVC
+// video) as they come.
+class StoreServer {
+ public:
+  // Checks the settings; opens nothing yet. Fails with ErrorCode::usage.
+  [[nodiscard]] static Result<std::unique_ptr<StoreServer>> create(ServerConfig config,
+                                                                   StoreHandler handler);
+  ~StoreServer();
+  StoreServer(const StoreServer&) = delete;
+  StoreServer& operator=(const StoreServer&) = delete;
+
+  // Listens and serves until stop() is called; returns once the associations under way have
+  // ended. Fails with ErrorCode::io when the port cannot be opened.
+  [[nodiscard]] Status run();
+  // Asks run() to return: no new association is accepted, those under way finish. Safe from
+  // any thread (not from a signal handler).
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit StoreServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A DICOM node to send to.
+struct Peer {
+  std::string ae_title;
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// Parses AET@HOST:PORT. Fails with ErrorCode::usage.
+[[nodiscard]] Result<Peer> parse_peer(const std::string& text);
+
+// Sends C-ECHO. Fails with ErrorCode::io (no association, no answer) naming the peer.
+[[nodiscard]] Status echo(const Peer& peer, const std::string& calling_ae,
+                          std::uint32_t timeout_s = 30);
+
+// Sends Part 10 files with C-STORE over one association (presentation contexts for each
+// file's SOP class and transfer syntax). Returns a DIMSE status per file, in order (a file
+// that could not be read or had no accepted context gets 0x0110 and the association goes on).
+// Fails with ErrorCode::io when no association could be made or it broke before any answer:
+// then nothing is known to have arrived.
+[[nodiscard]] Result<std::vector<std::uint16_t>> store_files(
+    const Peer& peer, const std::string& calling_ae,
+    const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60);
+
+}  // namespace radguard::net

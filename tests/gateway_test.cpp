@@ -1,0 +1,412 @@
+// radguard gateway: the spool (durable receive, quarantine, outbox with retries that survive
+// a restart, a crash between write and rename) and the gateway in process over loopback
+// (C-STORE to it, output laid out as deid lays it out, refused instances quarantined).
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/scu.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "gateway/gateway.hpp"
+#include "gateway/spool.hpp"
+#include "net/dimse.hpp"
+#include "pipeline/pipeline.hpp"
+#include "support/fixtures.hpp"
+
+namespace radguard {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::vector<std::uint8_t> bytes_of(std::string_view text) {
+  return {text.begin(), text.end()};
+}
+
+std::vector<std::uint8_t> read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::size_t count_files(const fs::path& root) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(root, ec))
+    if (e.is_regular_file()) ++n;
+  return n;
+}
+
+TEST(GatewaySpool, AcceptedInstancesAreDurableOwnerOnlyAndListedInArrivalOrder) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool) << spool.error().message;
+  auto first = spool->accept(bytes_of("first"));
+  auto second = spool->accept(bytes_of("second"));
+  ASSERT_TRUE(first && second);
+  EXPECT_LT(*first, *second);
+  EXPECT_EQ(spool->incoming(), (std::vector<std::string>{*first, *second}));
+  const auto perms = fs::status(spool->incoming_path(*first)).permissions();
+  EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+  EXPECT_EQ(read_bytes(spool->incoming_path(*second)), bytes_of("second"));
+  ASSERT_TRUE(spool->finish_incoming(*first));
+  EXPECT_EQ(spool->incoming(), std::vector<std::string>{*second});
+  // A second object on the same folder (a restart) sees the same state.
+  auto reopened = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->incoming(), std::vector<std::string>{*second});
+}
+
+TEST(GatewaySpool, ACrashBetweenWriteAndRenameLeavesNothingAcknowledgedAndIsCleanedUp) {
+  TempDir dir;
+  ASSERT_TRUE(gateway::Spool::open(dir / "spool"));
+  // A child process receives an instance into its temporary file and dies before the rename
+  // (as kill -9 would: no destructor runs).
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto spool = gateway::Spool::open(dir / "spool");
+    if (!spool) _exit(2);
+    auto pending = spool->reserve_incoming();
+    if (!pending) _exit(3);
+    std::ofstream(pending->temp_path(), std::ios::binary) << "half an instance";
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(count_files(dir / "spool" / "incoming"), 1u);  // the temporary file
+  auto spool = gateway::Spool::open(dir / "spool");       // the restart
+  ASSERT_TRUE(spool);
+  EXPECT_TRUE(spool->incoming().empty());
+  EXPECT_EQ(count_files(dir / "spool" / "incoming"), 0u);
+  // A temporary of a live process (this one) is never listed either, nor removed.
+  auto pending = spool->reserve_incoming();
+  ASSERT_TRUE(pending);
+  std::ofstream(pending->temp_path(), std::ios::binary) << "arriving";
+  EXPECT_TRUE(spool->incoming().empty());
+  EXPECT_TRUE(gateway::Spool::open(dir / "spool"));
+  EXPECT_TRUE(fs::exists(pending->temp_path()));
+  auto id = spool->commit_incoming(*pending);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(spool->incoming(), std::vector<std::string>{*id});
+}
+
+TEST(GatewaySpool, QuarantineKeepsTheInstanceAndItsReasonAndStatusShowsThem) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool);
+  auto id = spool->accept(bytes_of("not dicom"));
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(spool->quarantine(*id, Error{ErrorCode::not_dicom, "no DICOM preamble\nsecond"}));
+  EXPECT_TRUE(spool->incoming().empty());
+  EXPECT_EQ(read_bytes(dir / "spool" / "quarantine" / (*id + ".dcm")), bytes_of("not dicom"));
+  const auto status = spool->status();
+  EXPECT_EQ(status.quarantined, 1u);
+  ASSERT_EQ(status.last_quarantined.size(), 1u);
+  EXPECT_EQ(status.last_quarantined[0].id, *id);
+  EXPECT_EQ(status.last_quarantined[0].reason, "not_dicom: no DICOM preamble second");
+  const std::string json = gateway::status_json(status);
+  EXPECT_NE(json.find("\"quarantined\": 1"), std::string::npos) << json;
+  EXPECT_NE(gateway::status_text(status).find("quarantined: 1"), std::string::npos);
+}
+
+TEST(GatewaySpool, OutboxRetriesBackOffAndSurviveARestart) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool);
+  const fs::path name = fs::path("2.25.1") / "2.25.2" / "2.25.3.dcm";
+  ASSERT_TRUE(spool->put_outbox(name, bytes_of("deidentified")));
+  EXPECT_FALSE(spool->put_outbox("../escape.dcm", bytes_of("x")));
+  EXPECT_FALSE(spool->put_outbox("/abs.dcm", bytes_of("x")));
+  auto due = spool->outbox_due(1000, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].name, name);
+  EXPECT_EQ(due[0].attempts, 0u);
+  const gateway::RetryPolicy policy{std::chrono::seconds(2), std::chrono::seconds(5)};
+  ASSERT_TRUE(spool->forward_failed(due[0], "no association", 1000, policy));
+  EXPECT_TRUE(spool->outbox_due(1001, 10).empty());  // not before 1002
+  auto reopened = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(reopened);
+  auto again = reopened->outbox_due(1002, 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempts, 1u);
+  EXPECT_EQ(again[0].last_error, "no association");
+  EXPECT_EQ(reopened->status().outbox_retrying, 1u);
+  ASSERT_TRUE(reopened->forward_failed(again[0], "no association", 1002, policy));
+  EXPECT_TRUE(reopened->outbox_due(1005, 10).empty());  // 4 s after the second failure
+  ASSERT_EQ(reopened->outbox_due(1006, 10).size(), 1u);
+  EXPECT_EQ(gateway::retry_delay(1, policy).count(), 2);
+  EXPECT_EQ(gateway::retry_delay(2, policy).count(), 4);
+  EXPECT_EQ(gateway::retry_delay(3, policy).count(), 5);  // capped
+  EXPECT_EQ(gateway::retry_delay(60, policy).count(), 5);
+  ASSERT_TRUE(reopened->forwarded(reopened->outbox_due(1006, 10)[0]));
+  const auto status = reopened->status();
+  EXPECT_EQ(status.outbox, 0u);
+  EXPECT_EQ(status.outbox_retrying, 0u);
+  EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
+}
+
+TEST(GatewaySpool, AFullFileSystemRefusesNewInstances) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool", std::uint64_t{1} << 62);
+  ASSERT_TRUE(spool);
+  auto refused = spool->accept(bytes_of("x"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::io);
+  EXPECT_TRUE(spool->incoming().empty());
+}
+
+TEST(GatewayNet, ParsesPeers) {
+  auto peer = net::parse_peer("DEST@127.0.0.1:11112");
+  ASSERT_TRUE(peer);
+  EXPECT_EQ(peer->ae_title, "DEST");
+  EXPECT_EQ(peer->host, "127.0.0.1");
+  EXPECT_EQ(peer->port, 11112);
+  EXPECT_FALSE(net::parse_peer("DEST@host"));
+  EXPECT_FALSE(net::parse_peer("host:104"));
+  EXPECT_FALSE(net::parse_peer("DEST@host:0"));
+  EXPECT_FALSE(net::parse_peer("DEST@host:70000"));
+  EXPECT_FALSE(net::parse_peer("WAY-TOO-LONG-AE-TITLE@host:104"));
+}
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A gateway running in a thread of the test; stopped and joined however the test ends.
+class Running {
+ public:
+  Running(const gateway::GatewayConfig& config, const pipeline::Pipeline& pipeline)
+      : thread_([this, config, &pipeline] {
+          result = gateway::run_gateway(config, pipeline, stop_, log);
+        }) {}
+  ~Running() { finish(); }
+  void finish() {
+    stop_.cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::ostringstream log;
+  Result<gateway::GatewayTotals> result = fail(ErrorCode::internal, "not run");
+
+ private:
+  batch::CancelToken stop_;
+  std::thread thread_;
+};
+
+class GatewayRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_ / "k.key") << "radguard-key-v1:"
+                                     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+    fs::permissions(dir_ / "k.key", fs::perms::owner_read | fs::perms::owner_write);
+  }
+  pipeline::Pipeline make_pipeline(std::vector<std::string> options = {}) {
+    pipeline::Spec spec;
+    spec.key_file = dir_ / "k.key";
+    spec.options = std::move(options);
+    auto made = pipeline::Pipeline::create(spec);
+    EXPECT_TRUE(made) << made.error().message;
+    return std::move(*made);
+  }
+  gateway::GatewayConfig config() {
+    gateway::GatewayConfig c;
+    c.port = free_port();
+    c.ae_title = "RGTEST";
+    c.spool = dir_ / "spool";
+    c.output = dir_ / "out";
+    c.min_free_bytes = 0;
+    return c;
+  }
+  // Waits until `done` holds, at most 20 s.
+  template <typename F>
+  static bool wait_until(F done) {
+    for (int i = 0; i < 200; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+  }
+  TempDir dir_;
+};
+
+TEST_F(GatewayRun, RefusesWhatNeedsAWholeSeriesAndBadRoutes) {
+  auto c = config();
+  EXPECT_TRUE(gateway::check_route(c, make_pipeline()));
+  const auto deface = gateway::check_route(c, make_pipeline({"clean-recognizable-visual-features"}));
+  ASSERT_FALSE(deface);
+  EXPECT_EQ(deface.error().code, ErrorCode::usage);
+  auto both = c;
+  both.forward = net::Peer{"DEST", "127.0.0.1", 104};
+  EXPECT_FALSE(gateway::check_route(both, make_pipeline()));
+  auto none = c;
+  none.output.clear();
+  EXPECT_FALSE(gateway::check_route(none, make_pipeline()));
+  auto inside = c;
+  inside.output = c.spool / "out";
+  EXPECT_FALSE(gateway::check_route(inside, make_pipeline()));
+}
+
+TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstances) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.allowed_calling = {"SENDER"};
+  c.max_associations = 2;
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+
+  // Two CTs and an instance the pipeline refuses (ultrasound: may show burned-in text).
+  std::vector<fs::path> files;
+  for (int i = 0; i < 2; ++i) {
+    auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9." + std::to_string(i));
+    files.push_back(dir_ / ("ct" + std::to_string(i) + ".dcm"));
+    testing::save(*ct, files.back());
+  }
+  auto us = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9.7");
+  us->getDataset()->putAndInsertString(DCM_Modality, "US");
+  files.push_back(dir_ / "us.dcm");
+  testing::save(*us, files.back());
+
+  // A calling AE title not on the list is refused: nothing sent.
+  EXPECT_FALSE(net::store_files(me, "STRANGER", files, 5));
+  EXPECT_FALSE(net::echo(me, "STRANGER", 5));
+
+  auto statuses = net::store_files(me, "SENDER", files, 10);
+  ASSERT_TRUE(statuses) << statuses.error().message;
+  for (auto s : *statuses) EXPECT_EQ(s, net::kStatusSuccess);  // all durably spooled
+
+  ASSERT_TRUE(wait_until([&] {
+    const auto st = gateway::Spool::open(c.spool, 0)->status();
+    return st.incoming == 0 && st.quarantined == 1;
+  }));
+  // Exactly what process_instance gives, under the name deid gives.
+  for (int i = 0; i < 2; ++i) {
+    auto expected = pipeline.process_instance(read_bytes(files[static_cast<std::size_t>(i)]));
+    ASSERT_TRUE(expected) << expected.error().message;
+    EXPECT_EQ(read_bytes(c.output / expected->name), expected->bytes);
+  }
+  EXPECT_EQ(count_files(c.output), 2u);
+  const auto status = gateway::Spool::open(c.spool, 0)->status();
+  ASSERT_EQ(status.last_quarantined.size(), 1u);
+  EXPECT_NE(status.last_quarantined[0].reason.find("policy"), std::string::npos)
+      << status.last_quarantined[0].reason;
+
+  // The same instance again: processed to the same name, nothing new.
+  ASSERT_TRUE(net::store_files(me, "SENDER", {files[0]}, 10));
+  ASSERT_TRUE(wait_until([&] { return gateway::Spool::open(c.spool, 0)->incoming().empty(); }));
+  EXPECT_EQ(count_files(c.output), 2u);
+
+  running.finish();
+  const auto& ran = running.result;
+  ASSERT_TRUE(ran) << ran.error().message;
+  EXPECT_EQ(ran->received, 4u);
+  EXPECT_EQ(ran->processed, 3u);
+  EXPECT_EQ(ran->quarantined, 1u);
+  // The log names no patient value.
+  const std::string log = running.log.str();
+  EXPECT_NE(log.find("STRANGER is not allowed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("PID12345"), std::string::npos);
+  EXPECT_EQ(log.find("DOE"), std::string::npos);
+  EXPECT_EQ(log.find("1.2.826.0.1.3680043.2.1125"), std::string::npos);
+}
+
+TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
+  const auto pipeline = make_pipeline();
+  // The destination: a second gateway writing to a folder, not started yet.
+  auto dest = config();
+  dest.spool = dir_ / "dest-spool";
+  dest.output = dir_ / "dest-out";
+  dest.ae_title = "DEST";
+  auto c = config();
+  c.output.clear();
+  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port};
+  c.retry = {std::chrono::seconds(1), std::chrono::seconds(1)};
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  auto ct = testing::make_ct();
+  testing::save(*ct, dir_ / "ct.dcm");
+  ASSERT_TRUE(net::store_files(me, "SENDER", {dir_ / "ct.dcm"}, 10));
+  // Destination down: the instance waits in the outbox with a failed attempt.
+  ASSERT_TRUE(wait_until([&] {
+    return gateway::Spool::open(c.spool, 0)->status().outbox_retrying == 1;
+  }));
+  // Up: the queue drains. The destination de-identifies again (same key: UIDs are mapped
+  // once more), so compare counts.
+  Running destination(dest, pipeline);
+  ASSERT_TRUE(wait_until([&] { return count_files(dest.output) == 1; })) << running.log.str();
+  ASSERT_TRUE(wait_until([&] { return gateway::Spool::open(c.spool, 0)->status().outbox == 0; }));
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->forwarded, 1u);
+  EXPECT_GE(running.result->forward_failures, 1u);
+}
+
+TEST_F(GatewayRun, AFullSpoolAnswersOutOfResourcesAndKeepsNothing) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.min_free_bytes = std::uint64_t{1} << 62;  // more than any disk: the spool is "full"
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  auto ct = testing::make_ct();
+  testing::save(*ct, dir_ / "ct.dcm");
+  // Two in one association: the second is still answered (the association goes on).
+  auto statuses = net::store_files(me, "SENDER", {dir_ / "ct.dcm", dir_ / "ct.dcm"}, 10);
+  ASSERT_TRUE(statuses) << statuses.error().message;
+  EXPECT_EQ(*statuses, (std::vector<std::uint16_t>{net::kStatusOutOfResources,
+                                                   net::kStatusOutOfResources}));
+  EXPECT_EQ(count_files(c.spool / "incoming"), 0u);
+  running.finish();
+  ASSERT_TRUE(running.result);
+  EXPECT_EQ(running.result->refused, 2u);
+  EXPECT_EQ(running.result->received, 0u);
+}
+
+TEST_F(GatewayRun, AFullAssociationPoolRefusesAtOnceAndServesAgainOnceFree) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.max_associations = 1;
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  // One association held open fills the pool.
+  DcmSCU holder;
+  holder.setAETitle("HOLDER");
+  holder.setPeerAETitle(c.ae_title.c_str());
+  holder.setPeerHostName("127.0.0.1");
+  holder.setPeerPort(c.port);
+  OFList<OFString> syntaxes;
+  syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+  holder.addPresentationContext(UID_VerificationSOPClass, syntaxes);
+  ASSERT_TRUE(holder.initNetwork().good());
+  ASSERT_TRUE(holder.negotiateAssociation().good());
+  const auto started = std::chrono::steady_clock::now();
+  const auto refused = net::echo(me, "SENDER", 5);
+  EXPECT_FALSE(refused);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));  // no hang
+  ASSERT_TRUE(holder.releaseAssociation().good());
+  EXPECT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+}
+
+}  // namespace
+}  // namespace radguard
