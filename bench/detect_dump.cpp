@@ -43,5 +43,19 @@ int main(int argc, char** argv) {
                   v ? v->redact.size() : 0, v ? v->kept.size() : 0, read.c_str());
     }
   }
+  // The line-shaped marks outside `plain`'s regions and which of them the small-text mosaic
+  // confirms (the engine also drops marks that are a region's own line).
+  const auto marks = redact::uncovered_text_candidates(grey, {}, {}, redact::MarkContrast::faint_on_flat_ground);
+  std::vector<redact::Box> boxes;
+  for (const auto& c : marks) boxes.push_back(c.box);
+  auto small = redact::confirm_small_text(grey, boxes);
+  if (!small) return std::fprintf(stderr, "%s\n", small.error().message.c_str()), 1;
+  std::printf("marks: %zu, confirmed small text: %zu\n", marks.size(), small->size());
+  for (const auto& c : marks) {
+    bool confirmed = false;
+    for (const auto& r : *small) confirmed = confirmed || (r.core.x == c.box.x && r.core.y == c.box.y);
+    std::printf("  %4d,%4d %4dx%-4d mark %s\n", c.box.x, c.box.y, c.box.width, c.box.height,
+                confirmed ? "confirmed" : "");
+  }
   return 0;
 }

@@ -7,7 +7,8 @@ SETDIR holds dicom/ and truth.json (make_screens.py); OUTDIR is `radguard redact
 quarantine folder OUTDIR-quarantine is read too). Files are matched by SOP Instance UID.
 
 A word counts as covered when at least 95% of its ink box is the output's fill (within 8
-grey levels of the frame's darkest value), and as kept when at least 95% of its box is
+grey levels of the frame's darkest value) and was not before (text within 8 levels of a black
+ground: when its ink, brighter than the fill before, is fill now), and as kept when at least 95% of its box is
 unchanged. Neither reads radguard's report, and neither uses OCR. With --tesseract the
 Tesseract command line reads each original frame once, to split recall into words it can
 and cannot read (an outside reading, not radguard's own). --lost lists the non-PHI words
@@ -90,7 +91,12 @@ def main():
                 near_text[max(0, y - 6):y + h + 6, max(0, x - 6):x + w + 6] = True
                 box_after = after[y:y + h, x:x + w]
                 box_before = before[y:y + h, x:x + w]
-                covered = np.mean(box_after <= fill + 8) >= 0.95 and np.mean(box_before <= fill + 8) < 0.95
+                # Text within 8 grey levels of a ground as dark as the fill (dim text on
+                # black) is covered when its ink, brighter than the fill before, is fill now.
+                ink = box_before > fill + 2
+                covered = np.mean(box_after <= fill + 8) >= 0.95 and (
+                    np.mean(box_before <= fill + 8) < 0.95
+                    or (ink.sum() > 0 and np.mean(box_after[ink] <= fill + 2) >= 0.95))
                 if word["phi"]:
                     s["phi"] += 1
                     s["phi_covered"] += covered

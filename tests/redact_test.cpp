@@ -627,6 +627,38 @@ TEST(Redact, LeavesCoarseSpeckleAloneAndStillCoversTheNameAboveIt) {
   EXPECT_LE(covered(inside, result->redactions), 0.02) << "boxes cover the speckle";
 }
 
+// A dim name of thin strokes (24 grey levels over a mid-grey ground) 4 px from the image's
+// left edge, and another 2 px above its last row, is covered. A guard for text at the edges:
+// a replicated border of one whole stride around the detector's input was tried for such
+// names (bench/heldout_screens.py's title bars) and taken out (docs/benchmarks.md).
+TEST(Redact, CoversADimNameTouchingTheImagesEdges) {
+  TempDir dir;
+  cv::Mat frame(240, 320, CV_8UC1, cv::Scalar(50));
+  cv::Mat ink(frame.size(), CV_8UC1, cv::Scalar(0)), low = ink.clone();
+  int baseline = 0;
+  const cv::Size size = cv::getTextSize("DOE JOHN", cv::FONT_HERSHEY_SIMPLEX, 0.45, 1, &baseline);
+  cv::putText(ink, "DOE JOHN", {4, size.height + 6}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
+              cv::Scalar(255), 1, cv::LINE_AA);
+  cv::putText(low, "JOHN DOE", {320 - size.width - 1, 240 - 3}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
+              cv::Scalar(255), 1, cv::LINE_AA);
+  cv::Mat both;
+  cv::max(ink, low, both);
+  cv::Mat scaled;
+  both.convertTo(scaled, CV_8U, 24.0 / 255.0);
+  frame += scaled;
+  cv::putText(frame, "DEPTH 16cm", {120, 120}, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(220), 1,
+              cv::LINE_8);
+  save(*object_of(frame), dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  cv::Mat seen_top, seen_bottom;
+  cv::threshold(ink, seen_top, 100, 255, cv::THRESH_BINARY);
+  cv::threshold(low, seen_bottom, 100, 255, cv::THRESH_BINARY);
+  EXPECT_GE(covered(seen_top, result->redactions), 0.99) << "the name at the top left shows";
+  EXPECT_GE(covered(seen_bottom, result->redactions), 0.99) << "the name at the bottom right shows";
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");

@@ -352,7 +352,11 @@ std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::
         ++inside;
       }
       if (inside == 0) continue;
-      if (tight.height < 5 || tight.height > kMaxLineHeight || tight.width < tight.height) continue;
+      // Lines 4 px tall (a date in a 4x6 bitmap face) count where the least contrast follows
+      // the texture; the standard bar keeps 5 px (the earlier engine reads what it finds).
+      const int shortest = contrast == MarkContrast::faint_on_flat_ground ? 4 : 5;
+      if (tight.height < shortest || tight.height > kMaxLineHeight || tight.width < tight.height)
+        continue;
       // One merged blob is text only when word-shaped (small bold text merges its letters).
       if (inside == 1 && tight.width < 2 * tight.height) continue;
       if (cv::countNonZero(covered(tight)) * 2 > tight.area()) continue;

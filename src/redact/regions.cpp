@@ -52,7 +52,11 @@ bool known_vocabulary(std::string_view letters) {
       "RIGHT", "RT", "SAG", "SAGITTAL", "SCAN", "SEC", "SER", "SERIES", "SLICE", "SPINE",
       "SPLEEN", "STUDY", "SV", "TEN", "THI", "THYROID", "TI", "TIB", "TIC", "TILT", "TIS",
       "TOPOGRAM", "TOTAL", "TRANS", "TRANSVERSE", "TYPE", "US", "UTERUS", "VEL", "VOL", "WALL",
-      "WL", "WW", "ZOOM"};
+      "WL", "WW", "ZOOM",
+      // Labels of screens and forms (4 letters or more: "No", "Dr", "Age" were tried and let
+      // a name in a script face, misread as short words, keep part of its ink).
+      "BASELINE", "DATE", "EDGE", "FOCAL", "GATE", "PAGE", "SCALE", "SECTOR", "STORE", "VALUE",
+      "WIDTH"};
   return std::find(std::begin(kWords), std::end(kWords), letters) != std::end(kWords);
 }
 
@@ -233,6 +237,9 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
       if (!label && matcher.piece_of_value(word.text)) continue;
       if (letters.size() == 1 && std::isalpha(static_cast<unsigned char>(letters[0])) != 0)
         continue;
+      // A short unknown reading beside it is a misread piece or suffix ("Uc" for the LLC of
+      // "Pine Ridge Imaging LLC"), however confident: only labels and measurements stay.
+      if (letters.size() <= 3 && !known_vocabulary(letters) && !measurement(word.text)) continue;
       // Otherwise a reading that is not certain is most likely the rest of it ("DM" "|"
       // "TRI" for DMITRI), unless it is a label of 3+ letters of the screen's vocabulary
       // ("DOB", "MRN"; two letters could be a piece of a name).
@@ -279,18 +286,31 @@ bool small_or_on_flat_ground(const Gray8& image, const Box& mark) {
   return variance <= kTexturedRing * kTexturedRing;
 }
 
+// Whether a line-shaped mark is a line the detector found already: its middle row lies in a
+// region's text (its core) and most of its width under the region. A mark in a region's
+// margin only is another line: a faint 4-6 px date between two bright lines lay in their
+// margins, was never shown to the detector, and was filled only where their ink reached.
+bool line_of_a_region(const Box& mark, const std::vector<TextRegion>& regions) {
+  const int middle = mark.y + mark.height / 2;
+  return std::any_of(regions.begin(), regions.end(), [&](const TextRegion& r) {
+    const Box& core = r.core.width > 0 ? r.core : r.box;
+    if (middle < core.y - 1 || middle > core.y + core.height) return false;
+    const int shared = std::min(mark.x + mark.width, r.box.x + r.box.width) - std::max(mark.x, r.box.x);
+    return shared * 2 >= mark.width;
+  });
+}
+
 // Every region of a frame: the detector's at the image's scale, then small text it confirms
 // among the line-shaped marks outside those regions and `skip`.
 Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vector<Box>& skip,
                                             DetectPasses passes) {
   auto regions = detect_text(image, passes);
   if (!regions) return std::unexpected(regions.error());
-  std::vector<Box> known = skip;
-  for (const TextRegion& r : *regions) known.push_back(r.box);
   std::vector<Box> marks;
   for (const Candidate& c :
-       uncovered_text_candidates(image, {}, known, MarkContrast::faint_on_flat_ground))
-    if (small_or_on_flat_ground(image, c.box)) marks.push_back(c.box);
+       uncovered_text_candidates(image, {}, skip, MarkContrast::faint_on_flat_ground))
+    if (small_or_on_flat_ground(image, c.box) && !line_of_a_region(c.box, *regions))
+      marks.push_back(c.box);
   auto small = confirm_small_text(image, marks);
   if (!small) return std::unexpected(small.error());
   regions->insert(regions->end(), small->begin(), small->end());
