@@ -186,6 +186,10 @@ TEST(Export, AFailedReleasePublishesNothingAndIsRecordedAsFailed) {
   const fs::path in = f.dir / "in";
   make_study(in, "P-OK", "Ok^Patient", 1, 2);
   make_study(in, "P-BURNED", "Burned^Patient", 2, 1, /*burned_in=*/true);
+  // A second instance of that study that de-identifies well: written into staging, then
+  // withdrawn with its study.
+  make_study(in / "more", "P-BURNED", "Burned^Patient", 2, 2);
+  fs::remove(in / "more" / "Burned^Patient_2_1.dcm");
   {
     auto reg = f.registry();
     ASSERT_TRUE(reg.record(permit("P-OK", consent::Purpose::research)));
@@ -233,6 +237,10 @@ TEST(Export, AFailedInstanceWithholdsItsStudyAndReleasesTheRest) {
   for (const auto& e : fs::recursive_directory_iterator(report.release))
     files += e.path().extension() == ".dcm";
   EXPECT_EQ(files, 2u);
+  // Nothing of the withheld study, not even an empty folder named by its pseudonymous UID.
+  std::size_t studies = 0;
+  for (const auto& e : fs::directory_iterator(report.release)) studies += e.is_directory();
+  EXPECT_EQ(studies, 1u);
   auto led = f.ledger();
   auto all = led.all();
   ASSERT_EQ(all->size(), 1u);

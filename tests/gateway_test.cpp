@@ -17,11 +17,14 @@
 #include <sstream>
 #include <thread>
 
+#include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/spool.hpp"
 #include "net/dimse.hpp"
 #include "pipeline/pipeline.hpp"
 #include "support/fixtures.hpp"
+#include "support/head_phantom.hpp"
+#include "support/series_writer.hpp"
 
 namespace radguard {
 namespace {
@@ -248,10 +251,14 @@ class GatewayRun : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(GatewayRun, RefusesWhatNeedsAWholeSeriesAndBadRoutes) {
+TEST_F(GatewayRun, RefusesBadRoutes) {
   auto c = config();
   EXPECT_TRUE(gateway::check_route(c, make_pipeline()));
-  const auto deface = gateway::check_route(c, make_pipeline({"clean-recognizable-visual-features"}));
+  EXPECT_TRUE(gateway::check_route(c, make_pipeline({"clean-recognizable-visual-features"})));
+  auto no_quiet = c;
+  no_quiet.series_quiet = std::chrono::seconds(0);
+  const auto deface =
+      gateway::check_route(no_quiet, make_pipeline({"clean-recognizable-visual-features"}));
   ASSERT_FALSE(deface);
   EXPECT_EQ(deface.error().code, ErrorCode::usage);
   auto both = c;
@@ -327,6 +334,43 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   EXPECT_EQ(log.find("PID12345"), std::string::npos);
   EXPECT_EQ(log.find("DOE"), std::string::npos);
   EXPECT_EQ(log.find("1.2.826.0.1.3680043.2.1125"), std::string::npos);
+}
+
+// Defacing over the network: a head series sent instance by instance is held until it has
+// been quiet, defaced whole, and written as radguard deid writes the same files.
+TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
+  const auto pipeline = make_pipeline({"clean-recognizable-visual-features"});
+  const auto head = testing::make_head_phantom(
+      testing::PhantomContrast::ct, {66, 80, 84}, {3.0, 3.0, 3.0},
+      {volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0}, volume::Vec3{0, 0, 1}});
+  const auto files = testing::write_series(head.volume, dir_ / "head", {});
+  pipeline::DeidRun run;
+  run.inputs = {dir_ / "head"};
+  run.output = dir_ / "deid";
+  run.progress = batch::ProgressDisplay::never;
+  const auto expected = pipeline.run_deid(run);
+  ASSERT_TRUE(expected) << expected.error().message;
+  ASSERT_EQ(expected->count(deid::FileStatus::written), files.size());
+
+  auto c = config();
+  c.series_quiet = std::chrono::seconds(1);
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  auto statuses = net::store_files(me, "SENDER", files, 30);
+  ASSERT_TRUE(statuses) << statuses.error().message;
+  for (auto st : *statuses) EXPECT_EQ(st, net::kStatusSuccess);
+  ASSERT_TRUE(wait_until([&] { return count_files(c.output) == files.size(); }))
+      << running.log.str();
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "deid")) {
+    if (!e.is_regular_file()) continue;
+    const fs::path name = fs::relative(e.path(), dir_ / "deid");
+    EXPECT_EQ(read_bytes(c.output / name), read_bytes(e.path())) << name;
+  }
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, files.size());
+  EXPECT_TRUE(gateway::Spool::open(c.spool, 0)->incoming().empty());
 }
 
 TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {

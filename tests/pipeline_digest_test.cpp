@@ -341,12 +341,11 @@ TEST_F(PipelineDigests, ExportByConfigEqualsExportByFlags) {
              "key = \"../k.key\"\n"
              "allow_burned_in_annotation = true\n"
              "[release]\npurpose = \"research\"\nrecipient = \"lab\"\n"
-             "registry = \"../reg.db\"\nledger = \"../ledger.db\"\n"
-             "consent_at = \"2026-01-01T00:00:00Z\"\n");
+             "registry = \"../reg.db\"\nledger = \"../ledger.db\"\n");
   const std::string config = " --config " + (dir_ / "conf" / "release.toml").string();
   const CommandRun exported = run_command("export " + (dir_ / "in").string() + " -o " +
                                           (dir_ / "release").string() + config +
-                                          " -j 2 --no-progress");
+                                          " --consent-at 2026-01-01T00:00:00Z -j 2 --no-progress");
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   std::map<std::string, std::string> released;
   for (const auto& entry : fs::directory_iterator(dir_ / "release"))
@@ -371,6 +370,14 @@ TEST_F(PipelineDigests, ExportByConfigEqualsExportByFlags) {
   EXPECT_NE(missing.output.find("no recipient: give --recipient"), std::string::npos)
       << missing.output;
   EXPECT_FALSE(fs::exists(dir_ / "release2"));
+
+  // A consent time in the file is refused, naming the key.
+  write_text(dir_ / "conf" / "standing.toml",
+             "key = \"../k.key\"\n[release]\nconsent_at = \"2026-01-01\"\n");
+  const CommandRun standing = run_command(
+      "config check " + (dir_ / "conf" / "standing.toml").string());
+  EXPECT_EQ(standing.exit_code, 2) << standing.output;
+  EXPECT_NE(standing.output.find("release.consent_at"), std::string::npos) << standing.output;
 }
 
 // A release cut into shards by radguard plan and run shard by shard into one output folder

@@ -4,6 +4,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -170,6 +171,35 @@ TEST_F(PipelineTest, InstanceFromMemoryGivesTheBytesTheRunPublishes) {
   }
 }
 
+// The 128-byte preamble of a Part 10 file can hold anything (a TIFF header, text naming the
+// patient): DCMTK writes back the one it read; an output's is always zeros.
+TEST_F(PipelineTest, ThePreambleOfAnInputIsNeverCopied) {
+  auto ct = make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.55");
+  save(*ct, dir_ / "in" / "ct.dcm");
+  auto bytes = read_bytes(dir_ / "in" / "ct.dcm");
+  const std::string text = "PATIENT DOE^JANE MRN 12345678";
+  std::copy(text.begin(), text.end(), bytes.begin());
+  std::ofstream(dir_ / "in" / "ct.dcm", std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  const pipeline::Pipeline p = make(spec());
+  pipeline::DeidRun run;
+  run.inputs = {dir_ / "in"};
+  run.output = dir_ / "out";
+  run.progress = batch::ProgressDisplay::never;
+  run.written = deid::WrittenOutcomes::keep;
+  const auto report = p.run_deid(run);
+  ASSERT_TRUE(report);
+  ASSERT_EQ(report->written.size(), 1u);
+  const auto published = read_bytes(dir_ / "out" / report->written[0].output);
+  const auto instance = p.process_instance(bytes);
+  ASSERT_TRUE(instance);
+  for (const auto* out : {&published, &instance->bytes}) {
+    ASSERT_GT(out->size(), 132u);
+    EXPECT_TRUE(std::all_of(out->begin(), out->begin() + 128, [](std::uint8_t b) { return b == 0; }));
+    EXPECT_EQ(std::string(out->begin() + 128, out->begin() + 132), "DICM");
+  }
+}
+
 TEST_F(PipelineTest, InstanceFromMemoryFailsClosed) {
   const pipeline::Pipeline p = make(spec());
   const std::string text = "not a DICOM object at all, just text";
@@ -318,7 +348,7 @@ TEST(PipelineFile, ReadsEverySetting) {
       "[clean_pixel_data]\nredact_mode = \"all-text\"\nredaction_rules = \"r.json\"\n"
       "[signing]\nkey = \"s.pem\"\ncert = \"s.crt\"\nprofile = \"none\"\n"
       "[release]\npurpose = \"research\"\nrecipient = \"lab\"\nregistry = \"c.db\"\n"
-      "ledger = \"file:l.db?mode=rw\"\nconsent_at = \"2026-01-01\"\non_failure = \"abort\"\n",
+      "ledger = \"file:l.db?mode=rw\"\non_failure = \"abort\"\n",
       "/srv/conf", "p.toml");
   ASSERT_TRUE(spec) << spec.error().message;
   EXPECT_EQ(spec->key_file, fs::path("/srv/conf/k.key"));
@@ -335,7 +365,7 @@ TEST(PipelineFile, ReadsEverySetting) {
   EXPECT_EQ(spec->release.recipient, "lab");
   EXPECT_EQ(spec->release.registry, "/srv/conf/c.db");      // a path: from the file's folder
   EXPECT_EQ(spec->release.ledger, "file:l.db?mode=rw");     // a URI: as written
-  EXPECT_EQ(spec->release.consent_at, "2026-01-01");
+  EXPECT_TRUE(spec->release.consent_at.empty());
   EXPECT_EQ(spec->release.on_failure, "abort");
   // Nothing given: the defaults of the flags.
   const auto empty = pipeline::parse_spec("", "/srv", "empty.toml");

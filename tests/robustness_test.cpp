@@ -554,11 +554,17 @@ TEST(Staging, ARecordedReleaseOfAKilledExportIsPublishedOthersRemoved) {
   auto ledger = ledger::Ledger::open((dir / "ledger.db").string(),
                                      ledger::LedgerAccess::create_if_missing);
   ASSERT_TRUE(ledger) << ledger.error().message;
-  auto stage = [&](const std::string& release, const std::string& manifest) {
+  // A staging folder with one file and a manifest listing it; returns the manifest's text.
+  auto stage = [&](const std::string& release) {
     const fs::path staging = dir / "out" / (".staging-" + release);
     fs::create_directories(staging / "1.2");
     std::ofstream(staging / "1.2" / "x.dcm") << "whole";
+    const std::string manifest =
+        "{\"format\": \"radguard-release-manifest/1\", \"release\": \"" + release +
+        "\", \"files\": [{\"path\": \"1.2/x.dcm\", \"sha256\": \"" +
+        crypto::to_hex(crypto::sha256("whole")) + "\", \"bytes\": 5}]}\n";
     std::ofstream(staging / "manifest.json") << manifest;
+    return manifest;
   };
   auto record = [&](const std::string& release, const std::string& manifest) {
     ledger::Entry entry;
@@ -569,18 +575,24 @@ TEST(Staging, ARecordedReleaseOfAKilledExportIsPublishedOthersRemoved) {
     entry.output_digest = crypto::to_hex(crypto::sha256(manifest));
     ASSERT_TRUE(ledger->append(entry));
   };
-  stage("release-20260101T000000Z-recorded", "{\"files\": 1}");
-  record("release-20260101T000000Z-recorded", "{\"files\": 1}");
-  stage("release-20260101T000000Z-altered", "{\"files\": 2}");
-  record("release-20260101T000000Z-altered", "{\"files\": 1}");
-  stage("release-20260101T000000Z-unrecorded", "{\"files\": 1}");
+  record("release-20260101T000000Z-recorded", stage("release-20260101T000000Z-recorded"));
+  // Recorded, but a file that its manifest does not list came back: not published, kept.
+  record("release-20260101T000000Z-extra", stage("release-20260101T000000Z-extra"));
+  std::ofstream(dir / "out" / ".staging-release-20260101T000000Z-extra" / "1.2" / "y.dcm")
+      << "withheld";
+  // Recorded with another manifest: not published, kept.
+  stage("release-20260101T000000Z-altered");
+  record("release-20260101T000000Z-altered", "{}");
+  stage("release-20260101T000000Z-unrecorded");
   const auto done = exporter::remove_stale_staging(dir / "out", &*ledger);
   EXPECT_EQ(done.published, 1U);
-  EXPECT_EQ(done.removed, 2U);
+  EXPECT_EQ(done.kept, 2U);
+  EXPECT_EQ(done.removed, 1U);
   EXPECT_TRUE(fs::exists(dir / "out" / "release-20260101T000000Z-recorded" / "1.2" / "x.dcm"));
+  EXPECT_FALSE(fs::exists(dir / "out" / "release-20260101T000000Z-extra"));
   EXPECT_FALSE(fs::exists(dir / "out" / "release-20260101T000000Z-altered"));
-  EXPECT_FALSE(fs::exists(dir / "out" / "release-20260101T000000Z-unrecorded"));
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator()), 1);
+  EXPECT_FALSE(fs::exists(dir / "out" / ".staging-release-20260101T000000Z-unrecorded"));
+  EXPECT_TRUE(fs::exists(dir / "out" / ".staging-release-20260101T000000Z-altered"));
 }
 
 // Starts radguard with `args` (no shell), its output discarded; returns its process id.
@@ -715,12 +727,16 @@ TEST_F(Cli, KillNineDuringExportLeavesNoPartialReleaseAndARerunCompletes) {
     // A rerun completes, releases the same files, leaves no staging folder, and every
     // release folder is recorded.
     const std::size_t before = releases;
+    std::string hidden_names;
     const auto rerun = radguard(command(out, ledger));
     EXPECT_EQ(rerun.exit_code, 0) << delay_ms << " ms: " << rerun.output;
     std::size_t hidden = 0;
     for (const auto& e : fs::directory_iterator(out)) {
       const std::string name = e.path().filename().string();
-      if (name.starts_with(".")) ++hidden;
+      if (name.starts_with(".")) {
+        ++hidden;
+        hidden_names += " " + name;
+      }
       if (!name.starts_with("release-")) continue;
       std::map<std::string, std::string> files;
       for (auto [file, bytes] : tree(e.path()))
@@ -732,7 +748,8 @@ TEST_F(Cli, KillNineDuringExportLeavesNoPartialReleaseAndARerunCompletes) {
     // rename (the rerun publishes it, as the ledger records it).
     EXPECT_GE(releases, before + 1) << delay_ms << " ms";
     EXPECT_LE(releases, before + 1 + hidden_at_kill) << delay_ms << " ms";
-    EXPECT_EQ(hidden, 0U) << delay_ms << " ms: a staging folder or temporary file stayed";
+    EXPECT_EQ(hidden, 0U) << delay_ms << " ms: a staging folder or temporary file stayed:"
+                          << hidden_names << "\n" << rerun.output;
     const auto verified = radguard("ledger verify --ledger " + q(ledger) + " --releases " + q(out));
     EXPECT_EQ(verified.exit_code, 0) << delay_ms << " ms: " << verified.output;
   }

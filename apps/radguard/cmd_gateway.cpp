@@ -92,7 +92,7 @@ void add_gateway(CLI::App& app, Action& action) {
   cmd->add_option("--workers", args->workers, "de-identification threads (default 1)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--series-quiet", args->series_quiet,
-                  "seconds a series must be quiet before series-level stages (none yet)");
+                  "with defacing: seconds a series must receive nothing before it is defaced whole (default 30)");
   cmd->add_option("--retry-max", args->retry_max,
                   "longest wait between forward attempts, seconds (default 300)")
       ->check(CLI::Range(1, 86400));

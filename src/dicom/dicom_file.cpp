@@ -612,8 +612,12 @@ E_TransferSyntax new_meta_header(DicomFile& file, const MetaIdentity& identity) 
   const std::string sop_class = file.string_of(Tag{0x0008, 0x0016}).value_or("");
   const std::string sop_instance = file.string_of(Tag{0x0008, 0x0018}).value_or("");
 
-  // A fresh meta header: nothing of the input's survives (it may name the source system).
+  // A fresh meta header: nothing of the input's survives (it may name the source system),
+  // its 128-byte preamble included: DCMTK keeps the input's and writes it back, and a
+  // preamble can hold anything (a TIFF header, text naming the patient). Assigning a new
+  // DcmMetaInfo zeroes it.
   DcmMetaInfo& meta = *impl.file.getMetaInfo();
+  meta = DcmMetaInfo();
   meta.clear();
   static constexpr Uint8 kVersion[2] = {0x00, 0x01};
   meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, kVersion, 2);

@@ -148,6 +148,10 @@ bool roll_forward(const fs::path& staging, const std::string& name,
   if (recorded == released.end()) return false;
   auto digest = crypto::sha256_file(staging / "manifest.json");
   if (!digest || crypto::to_hex(*digest) != recorded->second) return false;
+  // Every file as the manifest lists it, and nothing else (a withheld study's file that a
+  // power loss brought back is not published).
+  auto problems = check_release_files(staging);
+  if (!problems || !problems->empty()) return false;
   std::error_code ec;
   const fs::path final_path = staging.parent_path() / release;
   if (fs::exists(final_path, ec)) return false;
@@ -162,10 +166,15 @@ bool roll_forward(const fs::path& staging, const std::string& name,
 StaleStaging remove_stale_staging(const fs::path& output, ledger::Ledger* ledger) {
   StaleStaging done;
   std::map<std::string, std::string> released;  // release name -> manifest digest
-  if (ledger != nullptr)
-    if (auto entries = ledger->all(); entries)
+  bool ledger_read = ledger != nullptr;
+  if (ledger != nullptr) {
+    if (auto entries = ledger->all(); entries) {
       for (const auto& e : *entries)
         if (e.status == ledger::EntryStatus::released) released[e.release] = e.output_digest;
+    } else {
+      ledger_read = false;
+    }
+  }
   std::error_code ec;
   for (fs::directory_iterator it(output, ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
@@ -190,6 +199,13 @@ StaleStaging remove_stale_staging(const fs::path& output, ledger::Ledger* ledger
     if (old_enough && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
       if (!making && roll_forward(it->path(), name, released)) {
         ++done.published;
+      } else if (!making && ledger != nullptr && !ledger_read) {
+        // The ledger could not be read: it may record this release. Kept for a later run.
+      } else if (!making && released.contains(name.substr(std::string_view(".staging-").size()))) {
+        // Recorded, but not as it stands (its manifest or files differ, or the name is
+        // taken): neither published nor destroyed; `ledger verify --releases` and the
+        // operator decide.
+        ++done.kept;
       } else {
         std::error_code ignored;
         if (fs::remove_all(it->path(), ignored) > 0) ++done.removed;
@@ -503,12 +519,22 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     for (auto& outcome : deid_report->written) {
       const auto it = consented->find(outcome.input.string());
       if (it != consented->end() && withheld.contains(it->second.study_uid)) {
-        fs::remove(staging.path() / outcome.output, ec);
+        // Fails the export rather than release a withheld study's file.
+        if (!fs::remove(staging.path() / outcome.output, ec) || ec)
+          return failed("cannot withhold a study: a file of it cannot be removed from staging");
+        // Its folders too: an empty folder named by the study's pseudonymous UID would tell
+        // the recipient that a withheld study exists.
+        for (fs::path folder = (staging.path() / outcome.output).parent_path();
+             folder != staging.path() && fs::is_empty(folder, ec) && !ec;
+             folder = folder.parent_path())
+          fs::remove(folder, ec);
         continue;
       }
       kept.push_back(std::move(outcome));
     }
     deid_report->written = std::move(kept);
+    if (auto synced = sync_folder(staging.path()); !synced)
+      return failed("cannot withhold a study: " + synced.error().message);
     for (const auto& uid : withheld) {
       const std::uint64_t instances = studies.at(uid).files.size();
       report.excluded[Exclusion::failed_instance].studies += 1;

@@ -152,12 +152,15 @@ deid::PixelStage consented_identity_check(
 struct StaleStaging {
   std::size_t removed = 0;    // never recorded as released: removed, never published
   std::size_t published = 0;  // recorded as released with this manifest: published now
+  std::size_t kept = 0;       // recorded as released, but its files differ: left for the operator
 };
 
 // The staging folders (".staging-release-*") in `output` that no live export holds locked:
 // those a killed run left behind. One whose release `ledger` records as released, with the
-// same manifest digest, is published (renamed into place: its run committed the entry and
-// died before the rename); every other is removed. Without a ledger every one is removed.
+// same manifest digest and every file as that manifest lists it, is published (renamed into
+// place: its run committed the entry and died before the rename); one recorded but not as
+// it stands is kept (counted), and every other is removed. When `ledger` cannot be read no
+// staging folder is removed. Without a ledger every one is removed.
 StaleStaging remove_stale_staging(const std::filesystem::path& output,
                                   ledger::Ledger* ledger = nullptr);
 

@@ -15,6 +15,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "pipeline/assembler.hpp"
 
 namespace radguard::gateway {
 
@@ -29,6 +30,17 @@ std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// An absolute, normal path with no trailing separator ("out/" and "out" are one folder), so
+// that paths compare as the folders they name.
+fs::path folder_path(const fs::path& path) {
+  std::error_code ec;
+  fs::path normal = fs::weakly_canonical(path, ec);
+  if (ec) normal = fs::absolute(path, ec);
+  normal = normal.lexically_normal();
+  if (!normal.has_filename() && normal.has_relative_path()) normal = normal.parent_path();
+  return normal;
 }
 
 std::string status_hex(std::uint16_t status) {
@@ -78,8 +90,12 @@ class Signal {
 class Gateway {
  public:
   Gateway(const GatewayConfig& config, const pipeline::Pipeline& pipeline, Spool spool,
-          std::ostream& log)
-      : config_(config), pipeline_(pipeline), spool_(std::move(spool)), log_(log) {}
+          std::ostream& log, pipeline::SeriesAssembler* assembler)
+      : config_(config),
+        pipeline_(pipeline),
+        spool_(std::move(spool)),
+        log_(log),
+        assembler_(assembler) {}
 
   std::uint16_t on_store(const net::StoreRequest& request, const net::ReceiveInto& receive) {
     auto pending = spool_.reserve_incoming();
@@ -125,8 +141,38 @@ class Gateway {
     claimed_.erase(id);
   }
 
-  void process(const std::string& id) {
-    auto outcome = process_one(id);
+  // With a stage that needs whole series (defacing): the instance joins its series in the
+  // assembler and stays in incoming/, claimed, until its series is closed and settled, so a
+  // gateway killed meanwhile assembles it again after a restart.
+  void hold(const std::string& id) {
+    auto bytes = read_small_file(spool_.incoming_path(id), 4ULL << 30);
+    Status held;
+    if (!bytes) {
+      held = std::unexpected(bytes.error());
+    } else {
+      const std::span<const std::uint8_t> view(
+          reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size());
+      auto added = assembler_->add(view, id);
+      if (added) return;
+      held = std::unexpected(added.error());
+    }
+    settle(id, held);
+    release(id);
+  }
+
+  // Series that have been quiet for --series-quiet: defaced whole, each instance delivered or
+  // quarantined, then taken out of incoming/.
+  void close_quiet_series() {
+    for (const std::string& key : assembler_->quiet_series()) {
+      for (auto& outcome : assembler_->close(key)) {
+        settle(outcome.id, outcome.output ? deliver(*outcome.output)
+                                          : Status(std::unexpected(outcome.output.error())));
+        release(outcome.id);
+      }
+    }
+  }
+
+  void settle(const std::string& id, const Status& outcome) {
     if (outcome) {
       ++counters_.processed;
       if (auto done = spool_.finish_incoming(id); !done)
@@ -149,12 +195,17 @@ class Gateway {
 
   void worker_loop(const batch::CancelToken& stop) {
     while (!stop.cancelled()) {
+      if (assembler_ != nullptr) close_quiet_series();
       auto id = claim();
       if (!id) {
         work_.wait_for(std::chrono::milliseconds(500));
         continue;
       }
-      process(*id);
+      if (assembler_ != nullptr) {
+        hold(*id);
+        continue;
+      }
+      settle(*id, process_one(*id));
       release(*id);
       if (io_trouble_.exchange(false)) work_.wait_for(std::chrono::milliseconds(1000));
     }
@@ -226,6 +277,12 @@ class Gateway {
                                              bytes->size());
     auto output = pipeline_.process_instance(view, id);
     if (!output) return std::unexpected(output.error());
+    return deliver(*output);
+  }
+
+  // Publishes one de-identified instance: into the outbox (--forward) or the output folder.
+  Status deliver(const pipeline::OutputInstance& instance) {
+    const pipeline::OutputInstance* output = &instance;
     if (output->name.empty() || output->name.is_absolute())
       return fail(ErrorCode::internal, "the pipeline gave no output name");
     if (config_.forward) return spool_.put_outbox(output->name, output->bytes);
@@ -263,15 +320,14 @@ class Gateway {
   std::deque<std::string> backlog_;
   std::atomic<bool> io_trouble_{false};
   std::string last_trouble_;  // the forwarder thread's only
+  pipeline::SeriesAssembler* assembler_;  // with a whole-series stage (defacing); else null
 };
 
 }  // namespace
 
 Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline) {
-  if (pipeline.needs_whole_series())
-    return fail(ErrorCode::usage,
-                "the gateway does not run clean-recognizable-visual-features yet (defacing "
-                "needs whole series); deface with radguard deid");
+  if (pipeline.needs_whole_series() && config.series_quiet.count() <= 0)
+    return fail(ErrorCode::usage, "--series-quiet must be at least 1 second with defacing");
   if (config.forward.has_value() == !config.output.empty())
     return fail(ErrorCode::usage, "give exactly one of --forward AET@HOST:PORT and --output DIR");
   if (config.spool.empty()) return fail(ErrorCode::usage, "the gateway needs --spool DIR");
@@ -282,9 +338,8 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
   if (config.retry.first.count() <= 0 || config.retry.max < config.retry.first)
     return fail(ErrorCode::usage, "the retry delays must be positive, the longest not shorter");
   if (!config.output.empty()) {
-    std::error_code ec;
-    const auto spool = fs::weakly_canonical(config.spool, ec);
-    const auto output = fs::weakly_canonical(config.output, ec);
+    const fs::path spool = folder_path(config.spool);
+    const fs::path output = folder_path(config.output);
     const auto [a, b] = std::mismatch(spool.begin(), spool.end(), output.begin(), output.end());
     if (a == spool.end() || b == output.end())
       return fail(ErrorCode::usage, "the spool and the output folder must not hold one another");
@@ -292,10 +347,13 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
   return {};
 }
 
-Result<GatewayTotals> run_gateway(const GatewayConfig& config, const pipeline::Pipeline& pipeline,
+Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pipeline& pipeline,
                                   const batch::CancelToken& stop, std::ostream& log_stream) {
-  if (auto checked = check_route(config, pipeline); !checked)
+  if (auto checked = check_route(given, pipeline); !checked)
     return std::unexpected(checked.error());
+  GatewayConfig config = given;
+  config.spool = folder_path(given.spool);
+  if (!given.output.empty()) config.output = folder_path(given.output);
   if (!config.output.empty()) {
     std::error_code ec;
     fs::create_directories(config.output, ec);
@@ -305,7 +363,22 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& config, const pipeline::P
   }
   auto spool = Spool::open(config.spool, config.min_free_bytes);
   if (!spool) return std::unexpected(spool.error());
-  Gateway gateway(config, pipeline, std::move(*spool), log_stream);
+  // Defacing needs whole series: instances wait, grouped by series, until theirs has been
+  // quiet for --series-quiet. Their spill folder lives in the spool; a killed run's is
+  // removed here (its instances are still in incoming/ and are assembled again).
+  std::optional<pipeline::SeriesAssembler> assembler;
+  if (pipeline.needs_whole_series()) {
+    std::error_code ec;
+    fs::remove_all(config.spool / "assembling", ec);
+    pipeline::AssemblerSettings settings;
+    settings.quiet = config.series_quiet;
+    settings.work_parent = config.spool / "assembling";
+    auto made = pipeline::SeriesAssembler::create(pipeline, settings);
+    if (!made) return std::unexpected(made.error());
+    assembler = std::move(*made);
+  }
+  Gateway gateway(config, pipeline, std::move(*spool), log_stream,
+                  assembler ? &*assembler : nullptr);
 
   net::ServerConfig server_config;
   server_config.port = config.port;

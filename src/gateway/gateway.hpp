@@ -2,8 +2,9 @@
 // radguard gateway: a de-identifying DICOM node. It receives instances (C-STORE), answers
 // success only once each is durably in the spool (gateway/spool.hpp), de-identifies each
 // with the pipeline (pipeline::Pipeline::process_instance: the bytes and name radguard deid
-// publishes), and writes the result to an output folder laid out as deid lays it out, or
-// forwards it (C-STORE) from a persistent outbox with retries and backoff. Instances the
+// publishes; with defacing, series by series through a pipeline::SeriesAssembler once each has
+// been quiet for --series-quiet), and writes the result to an output folder laid out as deid lays
+// it out, or forwards it (C-STORE) from a persistent outbox with retries and backoff. Instances the
 // pipeline refuses go to quarantine with the reason and are never forwarded.
 //
 // After a kill at any moment, a restart on the same spool processes every acknowledged
@@ -35,24 +36,24 @@ struct GatewayConfig {
   std::string ae_title;
   std::filesystem::path spool;
   // Exactly one of the two routes.
-  std::optional<net::Peer> forward;  // C-STORE to this node
-  std::filesystem::path output;      // or publish into this folder, as radguard deid does
+  std::optional<net::Peer> forward;          // C-STORE to this node
+  std::filesystem::path output;              // or publish into this folder, as radguard deid does
   std::vector<std::string> allowed_calling;  // empty: every calling AE title
   unsigned max_associations = 8;
   unsigned workers = 1;  // de-identification threads
-  // Series-level stages run once a series has been quiet this long (none yet: defacing is
-  // refused by check_route).
+  // With defacing (a stage that needs whole series), a series is processed once it has
+  // received nothing for this long (pipeline::SeriesAssembler); its instances wait in
+  // incoming/ until then.
   std::chrono::seconds series_quiet{30};
   RetryPolicy retry;
   std::uint64_t min_free_bytes = 64ULL << 20;  // refuse instances below this free space
   std::size_t forward_batch = 64;              // instances per outgoing association
 };
 
-// Checks a configuration and that the pipeline can run instance by instance: refuses (with
-// ErrorCode::usage) what needs a whole series (clean-recognizable-visual-features: the
-// pipeline's SeriesAssembler is not wired in yet), both routes or none, a spool and an output
-// folder inside one another, a bad port or worker count. Signing is done per instance (the
-// pipeline signs what process_instance returns when its spec signs).
+// Checks a configuration: refuses (with ErrorCode::usage) both routes or none, a spool and an
+// output folder inside one another, a bad port or worker count, and defacing without a quiet
+// time (a series is defaced whole once it has been quiet for series_quiet). Signing is done per
+// instance (the pipeline signs what process_instance returns when its spec signs).
 [[nodiscard]] Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline);
 
 // Counts of one run, for its last log line.

@@ -108,6 +108,8 @@ std::chrono::seconds retry_delay(unsigned attempts, const RetryPolicy& policy) {
 
 Result<Spool> Spool::open(const fs::path& root, std::uint64_t min_free_bytes) {
   if (root.empty()) return fail(ErrorCode::usage, "the spool needs a folder");
+  // The spool holds identifiable instances: the root too is the owner's alone.
+  if (auto made = make_folder(root); !made) return std::unexpected(made.error());
   for (const char* sub : {"incoming", "outbox", "quarantine"})
     if (auto made = make_folder(root / sub); !made) return std::unexpected(made.error());
   remove_stale_temporaries(root);

@@ -167,14 +167,19 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
     const toml::table& t = **release;
     ReleaseSpec& r = spec.release;
     fs::path registry, ledger;
+    // A consent time kept in a file would decide consent as of that day on every later
+    // export, releasing patients who withdrew since: it is given per run, by flag only.
+    if (const toml::node* at = t.get("consent_at"); at != nullptr)
+      return std::unexpected(
+          read.error(*at, "'release.consent_at' is not read from a file (it would decide "
+                          "consent as of that day on every later export): give --consent-at")
+              .error());
     for (const Status& step :
-         {read.only(t, {"purpose", "recipient", "registry", "ledger", "consent_at", "on_failure"},
-                    "release."),
+         {read.only(t, {"purpose", "recipient", "registry", "ledger", "on_failure"}, "release."),
           read.string(t, "purpose", "release.", r.purpose),
           read.string(t, "recipient", "release.", r.recipient),
           read.string(t, "registry", "release.", r.registry),
           read.string(t, "ledger", "release.", r.ledger),
-          read.string(t, "consent_at", "release.", r.consent_at),
           read.string(t, "on_failure", "release.", r.on_failure)}) {
       if (!step) return std::unexpected(step.error());
     }
@@ -225,8 +230,8 @@ std::string spec_text(const Spec& spec) {
   }
   const ReleaseSpec& r = spec.release;
   const std::pair<const char*, const std::string*> release[] = {
-      {"purpose", &r.purpose}, {"recipient", &r.recipient},   {"registry", &r.registry},
-      {"ledger", &r.ledger},   {"consent_at", &r.consent_at}, {"on_failure", &r.on_failure}};
+      {"purpose", &r.purpose}, {"recipient", &r.recipient}, {"registry", &r.registry},
+      {"ledger", &r.ledger},   {"on_failure", &r.on_failure}};
   bool any = false;
   for (const auto& [key, value] : release) {
     if (value->empty()) continue;

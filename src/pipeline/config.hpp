@@ -20,7 +20,7 @@
 //   recipient = "Example lab"          #                                   (--recipient)
 //   registry = "consent.db"            # consent registry                  (--registry)
 //   ledger = "ledger.db"               # disclosure ledger                 (--ledger)
-//   consent_at = "2026-01-01"          # decide consent at this time       (--consent-at)
+//   (consent_at is refused here: a standing date would outlive withdrawals; --consent-at only)
 //   on_failure = "withhold-study"      # withhold-study or abort           (--on-failure)
 //
 // Relative paths are relative to the folder that holds the pipeline file. Every key is

@@ -65,7 +65,7 @@ struct ReleaseSpec {
   std::string recipient;   // recorded in the ledger
   std::string registry;    // consent registry: a path or an SQLite file: URI
   std::string ledger;      // disclosure ledger: a path or an SQLite file: URI
-  std::string consent_at;  // ISO 8601
+  std::string consent_at;  // ISO 8601; from --consent-at only, never from a pipeline file
   std::string on_failure;  // withhold-study or abort
 };
 
@@ -105,7 +105,7 @@ struct ExportRun {
   std::string recipient;
   std::string registry;  // consent registry (a path or an SQLite file: URI); must exist
   std::string ledger;    // disclosure ledger; created if missing (not in a dry run)
-  std::string consent_at;  // ISO 8601; empty: now
+  std::string consent_at;  // ISO 8601; from --consent-at only, never from a pipeline file; empty: now
   exporter::OnFailure on_failure = exporter::OnFailure::withhold_study;
   exporter::ExportMode mode = exporter::ExportMode::release;
   unsigned threads = 0;
