@@ -288,6 +288,17 @@ TEST(AuditReport, FormatsAndOddInputs) {
   EXPECT_NE(html.find("<!DOCTYPE html>"), std::string::npos);
   EXPECT_EQ(html.find("src="), std::string::npos);
   EXPECT_EQ(html.find("http"), std::string::npos);
+  // A file that claims to be DICOM but cannot be parsed is a high finding, never a pass.
+  {
+    TempDir cut;
+    testing::save(*testing::make_ct(), cut / "ct.dcm");
+    fs::resize_file(cut / "ct.dcm", fs::file_size(cut / "ct.dcm") - 200);
+    const auto truncated = run(cut.path());
+    const Finding* unreadable = find(truncated, "ct.dcm", "", Category::integrity);
+    ASSERT_NE(unreadable, nullptr);
+    EXPECT_EQ(unreadable->severity, Severity::high);
+    EXPECT_EQ(audit::exit_status(truncated, audit::FailOn::high), 1);
+  }
   const fs::path none[] = {dir / "missing"};
   EXPECT_FALSE(audit::audit(none, {}).has_value());
   EXPECT_FALSE(audit::audit({}, {}).has_value());

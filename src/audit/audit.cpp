@@ -816,6 +816,11 @@ std::string masked_name(const std::string& relative, const std::vector<bool>& ma
 }
 
 void check_file(FileFacts& f, const Context& ctx) {
+  // A file that claims to be DICOM but could not be audited is not a clean file: a more
+  // lenient reader may still show what it holds.
+  if (!f.dicom && !f.error.empty() && f.error != "not DICOM")
+    add(f, ctx, Category::integrity, "", Severity::high,
+        "the file " + f.error + " and could not be audited");
   if (!f.dicom) return;
   for (const auto& e : f.elements) check_element(f, ctx, e);
   if (f.burned_in_yes && !f.declared.contains("113101"))
