@@ -25,12 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
+using testing::read_bytes;
 using testing::TempDir;
-
-Bytes read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 void write_bytes(const fs::path& path, const Bytes& bytes) {
   fs::create_directories(path.parent_path());
@@ -65,10 +61,7 @@ std::vector<fs::path> write_inputs(const fs::path& in) {
 class AssemblerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::ofstream(dir_ / "k.key")
-        << "radguard-key-v1:"
-           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-    fs::permissions(dir_ / "k.key", fs::perms::owner_read | fs::perms::owner_write);
+    testing::write_key_file(dir_ / "k.key");
     auto registry = consent::Registry::open((dir_ / "consent.db").string());
     ASSERT_TRUE(registry);
     consent::Record permit;

@@ -30,15 +30,11 @@ namespace radguard {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_bytes;
 using testing::TempDir;
 
 std::vector<std::uint8_t> bytes_of(std::string_view text) {
   return {text.begin(), text.end()};
-}
-
-std::vector<std::uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 std::size_t count_files(const fs::path& root) {
@@ -218,9 +214,7 @@ class Running {
 class GatewayRun : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::ofstream(dir_ / "k.key") << "radguard-key-v1:"
-                                     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-    fs::permissions(dir_ / "k.key", fs::perms::owner_read | fs::perms::owner_write);
+    testing::write_key_file(dir_ / "k.key");
   }
   pipeline::Pipeline make_pipeline(std::vector<std::string> options = {}) {
     pipeline::Spec spec;

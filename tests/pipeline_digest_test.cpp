@@ -157,9 +157,7 @@ void make_head_series(const fs::path& in) {
 class PipelineDigests : public ::testing::Test {
  protected:
   void SetUp() override {
-    write_text(dir_ / "k.key",
-               "radguard-key-v1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
-    fs::permissions(dir_ / "k.key", fs::perms::owner_read | fs::perms::owner_write);
+    testing::write_key_file(dir_ / "k.key");
     make_corpus(dir_ / "in");
   }
 
@@ -423,6 +421,14 @@ TEST_F(PipelineDigests, ShardsRunSeparatelyEqualOneRun) {
   const auto expected = tree_digests(dir_ / "single");
   EXPECT_GT(expected.size(), 80u);
   EXPECT_EQ(tree_digests(dir_ / "shards"), expected);
+
+  // Planned again with fewer shards: no list of the earlier plan is left to run twice.
+  ASSERT_EQ(run_command("plan " + in + " --shards 2 -o " + (dir_ / "plan").string() +
+                        " --no-progress")
+                .exit_code,
+            0);
+  EXPECT_TRUE(fs::exists(dir_ / "plan" / "shard-0001.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "plan" / "shard-0002.txt"));
 
   // A list that names nothing, or no input at all, is a usage error.
   write_text(dir_ / "empty.txt", "\n\n");

@@ -22,18 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::make_ct;
 using testing::save;
+using testing::read_bytes;
 using testing::TempDir;
-
-std::vector<std::uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-void write_key(const fs::path& path) {
-  std::ofstream(path) << "radguard-key-v1:"
-                         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
-}
+using testing::write_key_file;
 
 // Every regular file under `root`, relative.
 std::set<std::string> files_under(const fs::path& root) {
@@ -46,7 +37,7 @@ std::set<std::string> files_under(const fs::path& root) {
 
 class PipelineTest : public ::testing::Test {
  protected:
-  void SetUp() override { write_key(dir_ / "k.key"); }
+  void SetUp() override { write_key_file(dir_ / "k.key"); }
   pipeline::Spec spec() const {
     pipeline::Spec s;
     s.key_file = dir_ / "k.key";

@@ -17,16 +17,23 @@ struct ConsentGate::State {
   std::string consent_at;  // normalised; empty: now, per instance
 };
 
-Result<ConsentGate> ConsentGate::open(const ConsentSpec& spec) {
-  const auto purpose = consent::parse_purpose(spec.purpose);
+Result<ConsentSettings> check_consent_settings(std::string_view purpose_name,
+                                               std::string_view consent_at) {
+  const auto purpose = consent::parse_purpose(purpose_name);
   if (!purpose)
     return fail(ErrorCode::usage, "--purpose must be one of " + consent::purpose_names());
-  std::string at;
-  if (!spec.consent_at.empty()) {
-    auto normalized = normalize_iso8601(spec.consent_at);
+  ConsentSettings settings{*purpose, {}};
+  if (!consent_at.empty()) {
+    auto normalized = normalize_iso8601(consent_at);
     if (!normalized) return fail(ErrorCode::usage, "--consent-at: " + normalized.error().message);
-    at = *normalized;
+    settings.consent_at = *normalized;
   }
+  return settings;
+}
+
+Result<ConsentGate> ConsentGate::open(const ConsentSpec& spec) {
+  auto settings = check_consent_settings(spec.purpose, spec.consent_at);
+  if (!settings) return std::unexpected(settings.error());
   std::error_code ec;
   if (!spec.registry.starts_with("file:") && !std::filesystem::exists(spec.registry, ec))
     return fail(ErrorCode::not_found,
@@ -34,8 +41,8 @@ Result<ConsentGate> ConsentGate::open(const ConsentSpec& spec) {
                     " does not exist (create it with radguard consent import or set)");
   auto registry = consent::Registry::open(spec.registry, consent::RegistryAccess::existing_only);
   if (!registry) return std::unexpected(registry.error());
-  return ConsentGate(
-      std::shared_ptr<State>(new State{{}, std::move(*registry), *purpose, std::move(at)}));
+  return ConsentGate(std::shared_ptr<State>(
+      new State{{}, std::move(*registry), settings->purpose, std::move(settings->consent_at)}));
 }
 
 consent::Purpose ConsentGate::purpose() const { return state_->purpose; }

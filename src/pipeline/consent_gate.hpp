@@ -4,6 +4,7 @@
 // instance as it arrives, so that a withheld patient's images never reach a stage.
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "consent/consent.hpp"
 #include "core/result.hpp"
@@ -20,6 +21,16 @@ struct ConsentSpec {
   std::string purpose;     // consent::purpose_names()
   std::string consent_at;  // ISO 8601; empty: the time each instance arrives
 };
+
+// A purpose and a consent time checked: the purpose parsed, the time normalised (empty: now).
+struct ConsentSettings {
+  consent::Purpose purpose;
+  std::string consent_at;
+};
+// The one check of --purpose and --consent-at, for export and for a gate. Fails with
+// ErrorCode::usage naming the flag.
+[[nodiscard]] Result<ConsentSettings> check_consent_settings(std::string_view purpose,
+                                                             std::string_view consent_at);
 
 // Thread-safe: admit() may be called from any thread (calls are serialised on the registry,
 // which is not thread-safe).

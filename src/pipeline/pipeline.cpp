@@ -9,6 +9,7 @@
 #include "dicom/dicom_file.hpp"
 #include "crypto/crypto.hpp"
 #include "ledger/ledger.hpp"
+#include "pipeline/consent_gate.hpp"
 #include "redact/redact.hpp"
 #include "share/gates.hpp"
 
@@ -197,26 +198,18 @@ Result<OutputInstance> Pipeline::process_opened(const fs::path& id, dicom::Dicom
 }
 
 Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) const {
-  const auto purpose = consent::parse_purpose(run.purpose);
-  if (!purpose)
-    return fail(ErrorCode::usage, "--purpose must be one of " + consent::purpose_names());
-  std::string consent_time;
-  if (!run.consent_at.empty()) {
-    auto normalized = normalize_iso8601(run.consent_at);
-    if (!normalized)
-      return fail(ErrorCode::usage, "--consent-at: " + normalized.error().message);
-    consent_time = *normalized;
-  }
+  auto consent_settings = check_consent_settings(run.purpose, run.consent_at);
+  if (!consent_settings) return std::unexpected(consent_settings.error());
   exporter::ExportOptions options;
   options.mode = run.mode;
   options.on_failure = run.on_failure;
   options.inputs = run.inputs;
   options.output = run.output;
-  options.purpose = *purpose;
+  options.purpose = consent_settings->purpose;
   options.recipient = run.recipient;
   options.threads = run.threads;
   options.progress = run.progress;
-  options.consent_time = consent_time;
+  options.consent_time = consent_settings->consent_at;
   options.listener = run.listener;
   options.cancel = run.cancel;
   // Built after the consent gate, for the permitted files only: the stages' preparation

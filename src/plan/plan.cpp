@@ -144,6 +144,13 @@ Status write_plan(const Plan& plan, const fs::path& folder) {
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) return fail(ErrorCode::io, "cannot create " + folder.string() + ": " + ec.message());
+  // Lists of an earlier plan with more shards would run their files a second time.
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("shard-") && name.ends_with(".txt") && !fs::remove(entry.path(), ec))
+      return fail(ErrorCode::io, "cannot remove the earlier " + name + " in " + folder.string());
+  }
+  if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
   for (std::size_t s = 0; s < plan.shards.size(); ++s) {
     std::string text;
     for (const auto& file : plan.shards[s].files) {

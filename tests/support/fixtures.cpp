@@ -1,5 +1,8 @@
 #include "support/fixtures.hpp"
 
+#include <fstream>
+#include <iterator>
+
 #include <dcmtk/dcmdata/dcpath.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
@@ -182,6 +185,17 @@ std::string pixel_bytes(DcmFileFormat& file) {
   Uint8* data = nullptr;
   if (pixel->getUint8Array(data).bad() || data == nullptr) return {};
   return std::string(reinterpret_cast<const char*>(data), pixel->getLength());
+}
+
+std::vector<std::uint8_t> read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_key_file(const fs::path& path) {
+  std::ofstream(path) << "radguard-key-v1:"
+                         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
 }
 
 fs::path pydicom_sample(const std::string& name) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "crypto/crypto.hpp"
 #include "deid/deid_run.hpp"
@@ -66,6 +67,12 @@ DeidResult deidentify(const fs::path& input, const fs::path& output_root, const 
 
 // The pixel data bytes as stored (encapsulated: every fragment concatenated).
 std::string pixel_bytes(DcmFileFormat& file);
+
+// A whole file's bytes (empty when it cannot be read).
+std::vector<std::uint8_t> read_bytes(const fs::path& path);
+
+// Writes the fixed test key as a key file (mode 0600), as radguard keygen would.
+void write_key_file(const fs::path& path);
 
 // Real-world samples from Debian's python3-pydicom; empty path when not installed.
 fs::path pydicom_sample(const std::string& name);
