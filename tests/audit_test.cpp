@@ -6,11 +6,17 @@
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "audit/audit.hpp"
+#include "deface/dicom_series.hpp"
+#include "dicom/dicom_file.hpp"
 #include "dicom/signature.hpp"
 #include "signing/keys.hpp"
+#include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
+#include "support/head_phantom.hpp"
+#include "support/series_writer.hpp"
 
 namespace radguard {
 namespace {
@@ -271,6 +277,100 @@ TEST(AuditIntegrity, SignaturePresentButInvalid) {
   ASSERT_NE(find(r, "bad.dcm", "(FFFA,FFFA)", Category::integrity), nullptr);
   EXPECT_EQ(find(r, "bad.dcm", "(FFFA,FFFA)")->severity, Severity::high);
   EXPECT_EQ(find(r, "good.dcm", "(FFFA,FFFA)"), nullptr);
+}
+
+// ---- Pixels: faces and burned-in text (Depth::full) --------------------------------------------
+
+std::vector<const Finding*> of(const audit::Report& r, Category c) {
+  std::vector<const Finding*> out;
+  for (const auto& f : r.findings)
+    if (f.category == c) out.push_back(&f);
+  return out;
+}
+
+testing::HeadPhantom ct_head() {
+  return testing::make_head_phantom(testing::PhantomContrast::ct, {66, 80, 84}, {3.0, 3.0, 3.0},
+                                    {volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0}, volume::Vec3{0, 0, 1}});
+}
+
+// A face is looked for on the head itself, not in what the header declares: an intact head is
+// a high finding whether or not it claims defacing (a weak defacer's code 113102 is checked,
+// not trusted), and a head radguard defaced shows none.
+TEST(AuditFaces, AFaceIsSeenOnTheHeadWhateverTheHeaderDeclares) {
+  TempDir dir;
+  const auto head = ct_head();
+  testing::write_series(head.volume, dir / "plain", {});
+  testing::SeriesSpec lying;
+  lying.existing_method_code = true;
+  lying.method_code = "113102";
+  testing::write_series(head.volume, dir / "lying", lying);
+
+  for (const char* folder : {"plain", "lying"}) {
+    const auto r = run(dir / folder);
+    const auto faces = of(r, Category::face);
+    ASSERT_EQ(faces.size(), 1U) << folder << "\n" << audit::report_text(r);
+    EXPECT_EQ(faces[0]->severity, Severity::high) << faces[0]->reason;
+    EXPECT_NE(faces[0]->reason.find(std::string(folder) == "lying" ? "declared but did not remove"
+                                                                   : "no defacing declared"),
+              std::string::npos)
+        << faces[0]->reason;
+  }
+
+  // Defaced by radguard: no face finding at all.
+  const auto input = std::vector<fs::path>{dir / "plain"};
+  const auto defaced = deface::deface_dicom_series(input, {});
+  ASSERT_TRUE(defaced) << defaced.error().message;
+  fs::create_directories(dir / "defaced");
+  for (const auto& entry : fs::directory_iterator(dir / "plain")) {
+    auto file = dicom::DicomFile::open(entry.path());
+    ASSERT_TRUE(file);
+    ASSERT_TRUE(defaced->apply(entry.path(), *file));
+    ASSERT_TRUE(file->save(dir / "defaced" / entry.path().filename(), {"1.2.3", "TEST"}));
+  }
+  const auto after = run(dir / "defaced");
+  EXPECT_TRUE(of(after, Category::face).empty()) << audit::report_text(after);
+
+  // Headers only: what the header says, as before (a medium "may be recognisable").
+  audit::Options headers;
+  headers.depth = audit::Depth::headers;
+  const auto quick = run(dir / "plain", headers);
+  const auto faces = of(quick, Category::face);
+  ASSERT_EQ(faces.size(), 1U);
+  EXPECT_EQ(faces[0]->severity, Severity::medium);
+}
+
+// Burned-in text is read, not guessed from the header: a name and a date in the pixels are a
+// high finding; after radguard's redaction the same image has none.
+TEST(AuditPixels, BurnedInNameIsReadAndRedactedImageIsClean) {
+  TempDir dir;
+  testing::BurnedFrame frame;
+  frame.width = 480;
+  frame.height = 360;
+  frame.anatomy = {120, 120, 240, 200};
+  frame.texts = {{"DOE", {10, 26}, cv::FONT_HERSHEY_SIMPLEX, 0.7, 2, 230, true},
+                 {"JOHN", {70, 26}, cv::FONT_HERSHEY_SIMPLEX, 0.7, 2, 230, true},
+                 {"15/03/2019", {300, 26}, cv::FONT_HERSHEY_SIMPLEX, 0.7, 2, 230, true}};
+  auto us = testing::make_burned_in({frame}, testing::Colour::monochrome2);
+  fs::create_directories(dir / "raw");
+  testing::save(*us, dir / "raw" / "us.dcm");
+  const auto raw = run(dir / "raw");
+  const auto found = of(raw, Category::pixels);
+  ASSERT_FALSE(found.empty()) << audit::report_text(raw);
+  EXPECT_TRUE(std::any_of(found.begin(), found.end(), [](const Finding* f) {
+    return f->severity == Severity::high && f->reason.find("read as a name") != std::string::npos;
+  })) << audit::report_text(raw);
+  for (const auto* f : found) EXPECT_EQ(f->value, "");
+
+  auto file = dicom::DicomFile::open(dir / "raw" / "us.dcm");
+  ASSERT_TRUE(file);
+  redact::RedactOptions phi;
+  const auto cleaned = redact::clean_for_release(*file, phi);
+  ASSERT_TRUE(cleaned) << cleaned.error().message;
+  fs::create_directories(dir / "clean");
+  ASSERT_TRUE(file->save(dir / "clean" / "us.dcm", {"1.2.3", "TEST"}));
+  const auto clean = run(dir / "clean");
+  for (const auto* f : of(clean, Category::pixels))
+    EXPECT_NE(f->severity, Severity::high) << f->reason;
 }
 
 TEST(AuditReport, FormatsAndOddInputs) {

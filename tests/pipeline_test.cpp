@@ -15,6 +15,8 @@
 #include "pipeline/pipeline.hpp"
 #include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
+#include "support/head_phantom.hpp"
+#include "support/series_writer.hpp"
 
 namespace radguard {
 namespace {
@@ -329,6 +331,52 @@ TEST_F(PipelineTest, CancelledExportReleasesNothing) {
   EXPECT_NE(report->error.find("cancelled"), std::string::npos) << report->error;
   EXPECT_TRUE(files_under(dir_ / "out").empty());  // no release, no staging folder
   EXPECT_EQ(recorder.end_, batch::RunEnd::cancelled);
+}
+
+// --audit-gate: the staged release is audited as a recipient would audit it; a head whose face
+// is still there is refused (nothing published, a failed ledger entry), the same head defaced
+// passes.
+TEST_F(PipelineTest, AuditGateRefusesAFaceAndPassesItDefaced) {
+  const auto head = testing::make_head_phantom(
+      testing::PhantomContrast::ct, {66, 80, 84}, {3.0, 3.0, 3.0},
+      {volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0}, volume::Vec3{0, 0, 1}});
+  testing::write_series(head.volume, dir_ / "in", {});
+  {
+    auto registry = consent::Registry::open((dir_ / "consent.db").string());
+    ASSERT_TRUE(registry);
+    consent::Record r;
+    r.patient_id = "PID12345";
+    r.purpose = consent::Purpose::research;
+    r.decision = consent::Decision::permit;
+    r.date = "2025-01-01";
+    r.source = "test";
+    ASSERT_TRUE(registry->record(r));
+  }
+  pipeline::ExportRun run;
+  run.inputs = {dir_ / "in"};
+  run.purpose = "research";
+  run.recipient = "lab";
+  run.registry = (dir_ / "consent.db").string();
+  run.ledger = (dir_ / "ledger.db").string();
+  run.threads = 2;
+  run.progress = batch::ProgressDisplay::never;
+  run.audit_gate = audit::FailOn::high;
+
+  run.output = dir_ / "face";
+  const auto refused = make(spec()).run_export(run);
+  ASSERT_TRUE(refused) << refused.error().message;
+  EXPECT_EQ(refused->status, ledger::EntryStatus::failed);
+  EXPECT_NE(refused->error.find("release gate refused"), std::string::npos) << refused->error;
+  EXPECT_NE(refused->error.find("face 1"), std::string::npos) << refused->error;
+  EXPECT_TRUE(files_under(dir_ / "face").empty());
+
+  pipeline::Spec defacing = spec();
+  defacing.options = {"clean-recognizable-visual-features"};
+  run.output = dir_ / "defaced";
+  const auto released = make(defacing).run_export(run);
+  ASSERT_TRUE(released) << released.error().message;
+  EXPECT_EQ(released->status, ledger::EntryStatus::released) << released->error;
+  EXPECT_EQ(released->instances_included, 84U);
 }
 
 TEST(PipelineFile, ReadsEverySetting) {

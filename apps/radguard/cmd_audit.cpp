@@ -17,6 +17,7 @@ struct AuditArgs {
   std::string format = "text";
   std::string report;
   std::string fail_on = "high";
+  std::string depth = "full";
   std::size_t k = 5;
   bool show_values = false;
   unsigned threads = 0;
@@ -25,11 +26,14 @@ struct AuditArgs {
 int run_audit(const AuditArgs& a) {
   const auto fail_on = audit::parse_fail_on(a.fail_on);
   if (!fail_on) return report_error(fail_on.error());
+  const auto depth = audit::parse_depth(a.depth);
+  if (!depth) return report_error(depth.error());
   if (a.format != "text" && a.format != "json" && a.format != "html")
     return report_error(Error{ErrorCode::usage, "--format must be text, json or html"});
   if (a.k < 1) return report_error(Error{ErrorCode::usage, "--k must be at least 1"});
   audit::Options options;
   options.k = a.k;
+  options.depth = *depth;
   options.show_values = a.show_values ? audit::ShowValues::yes : audit::ShowValues::no;
   options.uid_roots = a.uid_roots;
   options.against.assign(a.against.begin(), a.against.end());
@@ -74,6 +78,9 @@ void add_audit(CLI::App& app, Action& action) {
   cmd->add_option("--fail-on", args->fail_on,
                   "exit 1 when a finding of this severity or above is found: high (default), "
                   "medium or never");
+  cmd->add_option("--depth", args->depth,
+                  "full (default): also look at the pixels (burned-in text with the text "
+                  "detector, a face on every head series); headers: headers only, fast");
   cmd->add_option("--k", args->k, "the k of k-anonymity (default 5)");
   cmd->add_option("--uid-root", args->uid_roots,
                   "a UID root the releaser writes pseudonymous UIDs under, besides 2.25 "

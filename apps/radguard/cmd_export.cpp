@@ -1,6 +1,7 @@
 #include <tuple>
 
 #include "cli.hpp"
+#include "audit/audit.hpp"
 #include "export/export.hpp"
 #include "pipeline/pipeline.hpp"
 #include "stage_options.hpp"
@@ -25,6 +26,7 @@ struct ExportArgs {
   bool json = false;
   bool dry_run = false;
   std::string on_failure = "withhold-study";
+  std::string audit_gate = "never";
 };
 
 // The release settings: the pipeline file's [release], with the flags given over it; each
@@ -41,7 +43,8 @@ Result<pipeline::ReleaseSpec> release_settings(const ExportArgs& args,
       {"--registry", &args.registry, &release.registry, true},
       {"--ledger", &args.ledger, &release.ledger, true},
       {"--consent-at", &args.consent_at, &release.consent_at, false},
-      {"--on-failure", &args.on_failure, &release.on_failure, false}};
+      {"--on-failure", &args.on_failure, &release.on_failure, false},
+      {"--audit-gate", &args.audit_gate, &release.audit_gate, false}};
   for (const auto& [flag, value, setting, required] : settings) {
     if (given(flag)) *setting = *value;
     if (required && setting->empty())
@@ -50,6 +53,7 @@ Result<pipeline::ReleaseSpec> release_settings(const ExportArgs& args,
                                         " in the pipeline file's [release] (--config)");
   }
   if (release.on_failure.empty()) release.on_failure = "withhold-study";
+  if (release.audit_gate.empty()) release.audit_gate = "never";
   return release;
 }
 
@@ -60,6 +64,9 @@ int run_export_command(const ExportArgs& args) {
   if (!release) return report_error(release.error());
   auto on_failure = pipeline::parse_on_failure(release->on_failure);
   if (!on_failure) return report_error(on_failure.error());
+  auto audit_gate = audit::parse_fail_on(release->audit_gate);
+  if (!audit_gate)
+    return report_error(Error{ErrorCode::usage, "--audit-gate must be high, medium or never"});
   auto made = make_pipeline(*spec);
   if (!made) return report_error(made.error());
   const pipeline::Pipeline& pipeline = *made;
@@ -74,6 +81,7 @@ int run_export_command(const ExportArgs& args) {
   run.ledger = release->ledger;
   run.consent_at = release->consent_at;
   run.on_failure = *on_failure;
+  run.audit_gate = *audit_gate;
   run.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
   run.threads = args.threads;
   run.cancel = &interrupt_token();
@@ -116,6 +124,11 @@ void add_export(CLI::App& app, Action& action) {
   cmd->add_option("--on-failure", args->on_failure,
                   "an instance that fails de-identification: withhold-study (its study is "
                   "withheld whole, the rest released) or abort (nothing released)")
+      ->capture_default_str();
+  cmd->add_option("--audit-gate", args->audit_gate,
+                  "audit the staged release as a recipient would (radguard audit, headers and "
+                  "pixels) and refuse to publish it when a finding of this severity or above is "
+                  "found: high, medium or never")
       ->capture_default_str();
   cmd->add_flag("--dry-run", args->dry_run,
                 "say per study what would be released or withheld (and why); write nothing, "

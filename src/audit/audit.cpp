@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -20,11 +21,13 @@
 #include "core/version.hpp"
 #include "core/html.hpp"
 #include "crypto/crypto.hpp"
+#include "deface/dicom_series.hpp"
 #include "deid/text_scrubber.hpp"
 #include "dicom/dicom_file.hpp"
 #include "dicom/signature.hpp"
 #include "redact/redact.hpp"
 #include "standard/tables.hpp"
+#include "volume/nifti.hpp"
 #include "standard/tags.hpp"
 
 namespace radguard::audit {
@@ -63,6 +66,12 @@ Result<FailOn> parse_fail_on(std::string_view text) {
   if (text == "medium") return FailOn::medium;
   if (text == "never") return FailOn::never;
   return fail(ErrorCode::usage, "--fail-on must be high, medium or never");
+}
+
+Result<Depth> parse_depth(std::string_view text) {
+  if (text == "headers") return Depth::headers;
+  if (text == "full") return Depth::full;
+  return fail(ErrorCode::usage, "--depth must be headers or full");
 }
 
 std::size_t Report::count(Severity severity) const {
@@ -215,8 +224,21 @@ struct FileFacts {
   std::vector<std::string> content_dates;
   bool burned_in_yes = false;
   std::optional<std::string> triage_reason;  // set when triage says OCR would be needed
+  // What the text detector found (Depth::full, images triage picks).
+  struct PixelText {
+    bool examined = false;
+    std::string error;               // a fixed phrase when the detector could not run
+    std::size_t identifying = 0;     // regions read as a name, ID, date or institution
+    std::size_t unread = 0;          // text regions that could not be read with confidence
+    std::set<std::size_t> frames;    // frames holding either
+  } pixel_text;
   bool head_series = false;
   std::optional<std::string> signature_problem;
+  // NIfTI volumes: the header's free-text fields and extensions, and the face evidence.
+  bool nifti = false;
+  std::vector<std::pair<std::string, std::string>> nifti_text;  // field name, value
+  std::vector<int> nifti_extensions;                             // extension codes
+  std::optional<deface::FaceCheck> nifti_face;
   std::vector<Finding> findings;
 };
 
@@ -450,8 +472,73 @@ constexpr EditingTool kEditingTools[] = {
 
 // ---- Reading the inputs ------------------------------------------------------------------------
 
-void read_file(FileFacts& f, const dicom::TrustStore& trust) {
+// Burned-in text as `radguard redact --mode report` finds it: the detector proposes every text
+// region, the reader matches what it reads against this file's header values and the shapes
+// of dates and IDs, and regions it cannot read are counted (fail closed).
+void examine_pixels(FileFacts& f, dicom::DicomFile& file) {
+  redact::RedactOptions options;
+  options.mode = redact::Mode::report;
+  auto found = redact::redact_file(file, options);
+  f.pixel_text.examined = true;
+  if (!found) {
+    f.pixel_text.error = found.error().code == ErrorCode::unsupported
+                             ? "the text detector is not installed or cannot read this image"
+                             : "the pixels could not be examined";
+    return;
+  }
+  for (const auto& r : found->redactions) {
+    if (r.category == redact::Category::unread) ++f.pixel_text.unread;
+    else if (r.category != redact::Category::text && r.category != redact::Category::rule)
+      ++f.pixel_text.identifying;
+    else continue;
+    f.pixel_text.frames.insert(r.frame);
+  }
+  f.pixel_text.unread += found->unread_text_regions;
+}
+
+// A NIfTI-1 header's free-text fields (offset, length) and its extensions (code per
+// extension: 2 a DICOM header, 4 AFNI, 6 a comment ...), which can carry what the patient's
+// DICOM header held.
+void read_nifti_header(FileFacts& f, const std::string& header) {
+  constexpr std::array<std::tuple<std::string_view, std::size_t, std::size_t>, 5> kFields = {
+      {{"db_name", 4, 18}, {"data_type", 14, 10}, {"descrip", 148, 80}, {"aux_file", 228, 24},
+       {"intent_name", 328, 16}}};
+  for (const auto& [name, offset, length] : kFields) {
+    if (header.size() < offset + length) continue;
+    std::string value = header.substr(offset, length);
+    value = value.substr(0, value.find('\0'));
+    if (!trimmed(value).empty()) f.nifti_text.emplace_back(name, value);
+  }
+  if (header.size() < 352 || header[348] == 0) return;
+  std::size_t at = 352;
+  while (at + 8 <= header.size()) {
+    std::int32_t size = 0, code = 0;
+    std::memcpy(&size, header.data() + at, 4);
+    std::memcpy(&code, header.data() + at + 4, 4);
+    if (size < 8) break;
+    f.nifti_extensions.push_back(code);
+    at += static_cast<std::size_t>(size);
+  }
+}
+
+void read_nifti_file(FileFacts& f, Depth depth) {
+  auto image = volume::read_nifti(f.input);
+  if (!image) {
+    f.error = image.error().code == ErrorCode::unsupported ? "a NIfTI form radguard cannot read"
+                                                           : "malformed NIfTI";
+    return;
+  }
+  f.nifti = true;
+  f.error.clear();
+  read_nifti_header(f, image->header);
+  if (depth == Depth::full)
+    f.nifti_face = deface::face_evidence(image->volume, deface::Modality::automatic);
+}
+
+void read_file(FileFacts& f, const dicom::TrustStore& trust, Depth depth) {
   auto opened = dicom::DicomFile::open(f.input);
+  if (!opened && opened.error().code == ErrorCode::not_dicom && volume::is_nifti_name(f.input))
+    return read_nifti_file(f, depth);
   if (!opened) {
     f.error = opened.error().code == ErrorCode::not_dicom ? "not DICOM"
               : opened.error().code == ErrorCode::io      ? "cannot be read"
@@ -487,7 +574,10 @@ void read_file(FileFacts& f, const dicom::TrustStore& trust) {
     f.pixel_hash = pixel_hash(f.input);
     f.burned_in_yes = upper(first_value(f.elements, tags::BurnedInAnnotation)) == "YES";
     const redact::Triage t = redact::triage(redact::header_facts(file));
-    if (t.verdict == redact::TriageVerdict::ocr) f.triage_reason = t.reason;
+    if (t.verdict == redact::TriageVerdict::ocr) {
+      f.triage_reason = t.reason;
+      if (depth == Depth::full) examine_pixels(f, file);
+    }
     const std::string mod = f.quasi[modality];
     if (mod == "CT" || mod == "MR") {
       for (const Tag t2 : {tags::BodyPartExamined, tags::StudyDescription, tags::SeriesDescription,
@@ -815,7 +905,70 @@ std::string masked_name(const std::string& relative, const std::vector<bool>& ma
   return out;
 }
 
+std::string frame_list(const std::set<std::size_t>& frames) {
+  std::string out;
+  std::size_t shown = 0;
+  for (const auto frame : frames) {
+    if (++shown > 5) return out + ", ...";
+    out += (out.empty() ? "" : ", ") + std::to_string(frame + 1);
+  }
+  return out;
+}
+
+void check_pixels(FileFacts& f, const Context& ctx) {
+  const bool cleaned = f.declared.contains("113101");
+  if (f.burned_in_yes && !cleaned)
+    add(f, ctx, Category::pixels, tags::BurnedInAnnotation.to_string(), Severity::high,
+        "Burned In Annotation is YES and no pixel cleaning is declared");
+  if (!f.triage_reason) return;
+  const auto& text = f.pixel_text;
+  const std::string where = " (frame " + frame_list(text.frames) + ")";
+  if (text.examined && text.error.empty()) {
+    if (text.identifying > 0)
+      add(f, ctx, Category::pixels, "", Severity::high,
+          std::to_string(text.identifying) +
+              " burned-in text region(s) read as a name, ID, date or institution" + where +
+              (cleaned ? " though pixel cleaning is declared" : ""));
+    if (text.unread > 0)
+      add(f, ctx, Category::pixels, "", Severity::medium,
+          std::to_string(text.unread) + " burned-in text region(s) that could not be read" +
+              where + (cleaned ? " though pixel cleaning is declared" : ""));
+    return;
+  }
+  if (cleaned || f.burned_in_yes) return;
+  add(f, ctx, Category::pixels, "", Severity::medium,
+      "the image may carry burned-in text (" + *f.triage_reason +
+          ") and no pixel cleaning is declared" +
+          (text.error.empty() ? "" : "; " + text.error));
+}
+
+void check_nifti(FileFacts& f, const Context& ctx) {
+  for (const auto& [name, value] : f.nifti_text) {
+    Element e;
+    e.path = "NIfTI " + name;
+    e.vr = "LO";
+    e.value = value;
+    check_text(f, ctx, e, true, "the NIfTI header's " + name);
+  }
+  for (const int code : f.nifti_extensions)
+    if (code == 2 || code == 6)
+      add(f, ctx, Category::header, "NIfTI extension", Severity::high,
+          code == 2 ? "a NIfTI extension holds a DICOM header (the patient's attributes)"
+                    : "a NIfTI extension holds a free-text comment");
+    else
+      add(f, ctx, Category::header, "NIfTI extension", Severity::medium,
+          "a NIfTI extension (code " + std::to_string(code) + ") may carry text about the patient");
+  if (f.nifti_face && f.nifti_face->face_found) {
+    char relief[96];
+    std::snprintf(relief, sizeof relief, "nose %.0f mm, eyes %.0f mm", f.nifti_face->nose_mm(),
+                  f.nifti_face->eyes_mm());
+    add(f, ctx, Category::face, "", Severity::high,
+        std::string("a face is visible on a rendering of the volume's surface: ") + relief);
+  }
+}
+
 void check_file(FileFacts& f, const Context& ctx) {
+  if (f.nifti) return check_nifti(f, ctx);
   // A file that claims to be DICOM but could not be audited is not a clean file: a more
   // lenient reader may still show what it holds.
   if (!f.dicom && !f.error.empty() && f.error != "not DICOM")
@@ -823,12 +976,7 @@ void check_file(FileFacts& f, const Context& ctx) {
         "the file " + f.error + " and could not be audited");
   if (!f.dicom) return;
   for (const auto& e : f.elements) check_element(f, ctx, e);
-  if (f.burned_in_yes && !f.declared.contains("113101"))
-    add(f, ctx, Category::pixels, tags::BurnedInAnnotation.to_string(), Severity::high,
-        "Burned In Annotation is YES and no pixel cleaning is declared");
-  else if (f.triage_reason && !f.declared.contains("113101"))
-    add(f, ctx, Category::pixels, "", Severity::medium,
-        "the image may carry burned-in text (" + *f.triage_reason + ") and no pixel cleaning is declared");
+  check_pixels(f, ctx);
   // Integrity: the writer.
   if (!f.manufacturer.empty() && f.impl_uid != kImplementationClassUid) {
     bool scanner = false;
@@ -871,6 +1019,75 @@ void check_file(FileFacts& f, const Context& ctx) {
         "suspect: " + *f.signature_problem);
 }
 
+
+// ---- Faces -------------------------------------------------------------------------------------
+
+bool declares_defacing(const std::vector<FileFacts>& files, const std::vector<std::size_t>& members) {
+  return std::all_of(members.begin(), members.end(),
+                     [&](std::size_t i) { return files[i].declared.contains("113102"); });
+}
+
+// Depth::headers: what the headers say (a head series and no defacing declared).
+void declared_faces(std::vector<FileFacts>& files, const Context& ctx) {
+  std::map<std::string, std::vector<std::size_t>> series;
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (files[i].head_series) series[files[i].series_uid].push_back(i);
+  for (const auto& [uid, members] : series) {
+    if (declares_defacing(files, members)) continue;
+    add(files[members.front()], ctx, Category::face, "", Severity::medium,
+        "head CT/MR series (" + std::to_string(members.size()) +
+            " files): a face may be recognisable and no defacing is declared");
+  }
+}
+
+// Depth::full: every CT/MR image series assembled as `radguard deface` assembles it; each head
+// is rendered and its surface measured for a nose and a pair of eyes (deface::face_evidence),
+// whatever the headers declare: a defacing someone else did is checked, not trusted.
+void examine_faces(std::vector<FileFacts>& files, const Context& ctx, unsigned threads) {
+  std::vector<fs::path> candidates;
+  std::map<std::string, std::size_t> index_of;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& mod = files[i].quasi[modality];
+    if (!files[i].dicom || files[i].pixel_hash.empty() || (mod != "CT" && mod != "MR")) continue;
+    candidates.emplace_back(files[i].input);
+    index_of[fs::path(files[i].input).lexically_normal().string()] = i;
+  }
+  if (candidates.empty()) return;
+  deface::SeriesOptions series_options;
+  series_options.work = deface::SeriesWork::examine;
+  series_options.threads = threads;
+  const auto examined = deface::deface_dicom_series(candidates, {}, series_options);
+  if (!examined) {
+    declared_faces(files, ctx);
+    return;
+  }
+  for (const auto& series : examined->series()) {
+    std::vector<std::size_t> members;
+    for (const auto& path : series.files)
+      if (const auto it = index_of.find(path.lexically_normal().string()); it != index_of.end())
+        members.push_back(it->second);
+    if (members.empty()) continue;
+    const bool declared = declares_defacing(files, members);
+    const std::string count = " (" + std::to_string(members.size()) + " files)";
+    if (series.outcome == deface::SeriesOutcome::examined && series.evidence &&
+        series.evidence->face_found) {
+      char relief[96];
+      std::snprintf(relief, sizeof relief, "nose %.0f mm, eyes %.0f mm",
+                    series.evidence->nose_mm(), series.evidence->eyes_mm());
+      add(files[members.front()], ctx, Category::face, "", Severity::high,
+          "a face is visible on a rendering of the head's surface" + count + ": " + relief +
+              (declared ? "; defacing is declared but did not remove it" : "; no defacing declared"));
+    } else if (series.outcome == deface::SeriesOutcome::refused && !declared) {
+      add(files[members.front()], ctx, Category::face, "", Severity::medium,
+          "CT/MR series" + count + " that may show a face and could not be examined (" +
+              series.reason + "); no defacing declared");
+    } else if (series.outcome == deface::SeriesOutcome::examined && !declared) {
+      add(files[members.front()], ctx, Category::face, "", Severity::low,
+          "head CT/MR series" + count +
+              ": no nose or eyes on a rendering of its surface; no defacing declared");
+    }
+  }
+}
 
 // ---- Quasi-identifiers -------------------------------------------------------------------------
 
@@ -1086,7 +1303,7 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
   }
   const unsigned threads = batch::default_threads(options.threads);
   batch::run_parallel(
-      files.size(), threads, [&](std::size_t i) { read_file(files[i], *trust); },
+      files.size(), threads, [&](std::size_t i) { read_file(files[i], *trust, options.depth); },
       [&](std::size_t i, const std::string&) { files[i].error = "cannot be read"; });
 
   // The dataset's own identifying values (real ones only).
@@ -1110,19 +1327,8 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
       [&](std::size_t i, const std::string&) { files[i].error = "cannot be checked"; });
 
   // Dataset-level: faces, identical pixel data, quasi-identifiers.
-  {
-    std::map<std::string, std::vector<std::size_t>> series;
-    for (std::size_t i = 0; i < files.size(); ++i)
-      if (files[i].head_series) series[files[i].series_uid].push_back(i);
-    for (const auto& [uid, members] : series) {
-      bool defaced = true;
-      for (const auto i : members) defaced = defaced && files[i].declared.contains("113102");
-      if (defaced) continue;
-      add(files[members.front()], ctx, Category::face, "", Severity::medium,
-          "head CT/MR series (" + std::to_string(members.size()) +
-              " files): a face may be recognisable and no defacing is declared");
-    }
-  }
+  if (options.depth == Depth::full) examine_faces(files, ctx, threads);
+  else declared_faces(files, ctx);
   {
     std::map<std::string, std::vector<std::size_t>> by_hash;
     for (std::size_t i = 0; i < files.size(); ++i)
@@ -1183,6 +1389,7 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
     summary.file = name;
     summary.error = f.error;
     if (f.dicom) ++report.dicom_files;
+    else if (f.nifti) ++report.nifti_files;
     else ++report.other_files;
     for (auto& finding : f.findings) {
       finding.file = name;
@@ -1228,6 +1435,7 @@ std::string report_json(const Report& report) {
   j["radguard_version"] = std::string(kVersion);
   nlohmann::json summary{{"files", report.files.size()},
                          {"dicom_files", report.dicom_files},
+                         {"nifti_files", report.nifti_files},
                          {"other_files", report.other_files},
                          {"against_files", report.against_files},
                          {"findings", report.findings.size()},
@@ -1262,6 +1470,7 @@ std::string report_json(const Report& report) {
 std::string report_text(const Report& report) {
   std::ostringstream out;
   out << "audit: " << report.files.size() << " files (" << report.dicom_files << " DICOM, "
+      << report.nifti_files << " NIfTI, "
       << report.other_files << " other): " << report.count(Severity::high) << " high, "
       << report.count(Severity::medium) << " medium, " << report.count(Severity::low)
       << " low findings\n";
@@ -1313,7 +1522,7 @@ std::string report_html(const Report& report) {
        ".cards{display:flex;gap:1em}.card{border:1px solid #ccc;border-radius:6px;padding:.6em 1.2em}"
        ".card b{display:block;font-size:1.6em}code{font-size:.95em;white-space:nowrap}</style></head><body>\n";
   h << "<h1>radguard audit</h1>\n<p>" << report.files.size() << " files read ("
-    << report.dicom_files << " DICOM, " << report.other_files
+    << report.dicom_files << " DICOM, " << report.nifti_files << " NIfTI, " << report.other_files
     << " other). "
     << (report.show_values == ShowValues::yes
             ? "<b>This report shows identifying values: keep it private.</b>"

@@ -14,14 +14,23 @@
 //                     UIDs that embed a date or time, original UIDs (--against)
 //   date              dates equal to the originals' (--against), ages over 89
 //   filename          file or folder names holding identifying values or dates
-//   pixels            images that may carry burned-in text (header triage of src/redact)
-//   face              head CT/MR series that declare no defacing
+//   pixels            images that may carry burned-in text: header triage of src/redact, then
+//                     (Depth::full) its text detector and reader, as `radguard redact --mode
+//                     report` sees them: text that reads as a name, ID or date, text that
+//                     cannot be read
+//   face              head CT/MR series: (Depth::full) a face on a rendering of the head's
+//                     surface (the geometric evidence of src/deface: a nose, a pair of eyes),
+//                     whether or not defacing is declared; (Depth::headers) no defacing declared
 //   quasi-identifier  patients whose combination of age, sex, study month, modality,
 //                     scanner, station, institution, body part, height and weight is shared
 //                     by fewer than k patients
 //   integrity         "suspect" flags: an editing tool's meta header on a scanner's image,
 //                     UID timestamps disagreeing with content dates, identical pixel data
 //                     under different patients or studies, signatures present but invalid
+//
+// NIfTI-1 volumes (.nii, .nii.gz) are audited too: the header's free-text fields (descrip,
+// aux_file, intent_name, db_name, data_type) as free text, extensions (a DICOM header or a
+// comment: high), and (Depth::full) a face on the volume's surface.
 //
 // Values are never part of a finding unless ShowValues::yes: reports can travel. File names
 // in findings are relative to the input they were found under, with every component that
@@ -61,6 +70,12 @@ std::string_view to_string(Severity severity);
 
 enum class ShowValues : std::uint8_t { no, yes };
 
+// How far the audit looks. `headers` reads headers only (the speed of `radguard deid`); `full`
+// (the default) also examines the pixels: burned-in text with the text detector on images the
+// header triage picks, and a face on every head CT/MR series.
+enum class Depth : std::uint8_t { headers, full };
+[[nodiscard]] Result<Depth> parse_depth(std::string_view text);
+
 // When the audit's exit status says "failed".
 enum class FailOn : std::uint8_t { high, medium, never };
 [[nodiscard]] Result<FailOn> parse_fail_on(std::string_view text);
@@ -76,6 +91,7 @@ struct Finding {
 
 struct Options {
   std::size_t k = 5;
+  Depth depth = Depth::full;
   ShowValues show_values = ShowValues::no;
   // UID roots a releaser writes under besides 2.25 (e.g. "1.2.826.0.1.3680043.10.999").
   std::vector<std::string> uid_roots;
@@ -112,7 +128,8 @@ struct Report {
   std::vector<FileSummary> files;
   KAnonymity k_anonymity;
   std::size_t dicom_files = 0;
-  std::size_t other_files = 0;  // not DICOM (listed in `files` with an error)
+  std::size_t nifti_files = 0;  // NIfTI-1 volumes (header text fields, extensions, face)
+  std::size_t other_files = 0;  // neither (listed in `files` with an error)
   std::size_t against_files = 0;
   ShowValues show_values = ShowValues::no;  // whether findings carry values
   std::size_t count(Severity severity) const;

@@ -1069,6 +1069,12 @@ Result<DefaceReport> deface_facing_forward(volume::Volume& v, const DefaceOption
 
 }  // namespace
 
+FaceCheck face_evidence(const volume::Volume& v, Modality modality) {
+  if (modality == Modality::automatic)
+    modality = physical_min(v) < -500.0 ? Modality::ct : Modality::mr;
+  return check_relief(v, modality == Modality::ct ? -300.0 : skin_threshold(v));
+}
+
 Result<DefaceReport> deface(volume::Volume& v, const DefaceOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const std::optional<Turn> turn = head_turn(v, options.modality);

@@ -174,6 +174,12 @@ std::vector<Rendering> render_head(const volume::Volume& volume, double threshol
 // each frontal view's relief. Never fails on a valid volume.
 FaceCheck check_relief(const volume::Volume& volume, double threshold);
 
+// The face evidence of an intact head, changing nothing: check_relief() at the skin threshold
+// of the volume's modality (CT -300 HU; MR from the histogram; `automatic` tells them apart by
+// the lowest value). What `radguard audit` asks of a head someone else released. Never fails
+// on a valid volume (an empty one shows no face). Thread-safe.
+FaceCheck face_evidence(const volume::Volume& volume, Modality modality);
+
 // Runs the frontal and profile Haar cascades on the renderings. Fails with ErrorCode::io when
 // a cascade cannot be loaded, ::internal when OpenCV throws. Thread-safe.
 [[nodiscard]] Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings,

@@ -367,6 +367,8 @@ std::string_view to_string(SeriesOutcome outcome) {
       return "not_head";
     case SeriesOutcome::refused:
       return "refused";
+    case SeriesOutcome::examined:
+      return "examined";
   }
   return "?";
 }
@@ -423,10 +425,19 @@ class SeriesWorker {
     if (auto s = check_supported(stack, first); !s) return refuse(report, s.error().message);
     auto assembled = assemble(stack, report);
     if (!assembled) return refuse(report, assembled.error().message);
+    if (series_options_.work == SeriesWork::examine) return examine(report);
     deface_and_plan(report);
   }
 
  private:
+  void examine(SeriesReport& report) {
+    const auto start = std::chrono::steady_clock::now();
+    report.evidence = face_evidence(volume_, options_.modality);
+    report.outcome = SeriesOutcome::examined;
+    report.deface_seconds = seconds_since(start);
+    volume_ = {};
+  }
+
   static void refuse(SeriesReport& report, std::string reason) {
     report.outcome = SeriesOutcome::refused;
     report.reason = std::move(reason);
@@ -963,6 +974,8 @@ Result<AppliedDefacing> SeriesDefacing::apply(const fs::path& input,
       return {};
     case SeriesOutcome::refused:
       return fail(ErrorCode::policy, "Clean Recognizable Visual Features: " + report.reason);
+    case SeriesOutcome::examined:
+      return fail(ErrorCode::usage, "the series was examined for a face, not defaced");
     case SeriesOutcome::defaced:
       break;
   }

@@ -53,6 +53,13 @@ enum class SeriesOutcome : std::uint8_t {
   defaced,   // head series, defaced: changed slices get new pixels, every file gets 113102
   not_head,  // not a head CT/MR image series: untouched
   refused,   // a head series that could not be defaced safely: every file fails
+  examined,  // SeriesWork::examine: a head series looked at for a face, nothing changed
+};
+
+// What is done to a head series once assembled.
+enum class SeriesWork : std::uint8_t {
+  deface,   // defaced, for apply() to write back
+  examine,  // only face_evidence(): SeriesReport::evidence (radguard audit); apply() refuses
 };
 
 std::string_view to_string(SeriesOutcome outcome);
@@ -75,10 +82,12 @@ struct SeriesReport {
   double tilt_degrees = 0;             // angle between the slice step and the normal
   std::vector<std::string> warnings;   // missing slices, uneven spacing, tilt
   std::optional<DefaceReport> deface;  // when deface() ran (defaced, or refused by it)
+  std::optional<FaceCheck> evidence;   // SeriesWork::examine: what face_evidence() found
   double read_seconds = 0, deface_seconds = 0, prepare_seconds = 0;
 };
 
 struct SeriesOptions {
+  SeriesWork work = SeriesWork::deface;
   unsigned threads = 1;  // header reading and pixel decoding
   std::size_t minimum_slices = 10;
   double head_field_of_view_mm = 300;  // in-plane extent that counts as a head, when nothing says

@@ -562,7 +562,13 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       if (released.contains(outcome.input.string())) report.pixel_work.push_back(outcome);
   }
 
-  // 4. The manifest, and the ledger entry's account of who is in the release.
+  // 4. The gate (an audit of what is about to leave), the manifest, and the ledger entry's
+  // account of who is in the release.
+  if (options.release_gate) {
+    auto verdict = options.release_gate(staging.path());
+    if (!verdict) return failed("the release gate could not run: " + verdict.error().message);
+    if (*verdict) return failed("the release gate refused the release: " + **verdict);
+  }
   json files = json::array();
   std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
   std::vector<const deid::FileOutcome*> written;

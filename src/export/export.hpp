@@ -80,6 +80,12 @@ struct ExportOptions {
   std::function<Result<std::vector<deid::PixelStage>>(
       const std::vector<std::filesystem::path>& permitted)>
       pixel_stages;
+  // Optional: looks at the staged release (the released DICOM files, before the manifest) and
+  // may refuse it: a reason (fixed phrases, no patient value) refuses, nullopt lets it go on,
+  // an error fails the export too. A refused release is never published; the ledger records
+  // a failed entry. `radguard export --audit-gate` runs `radguard audit` here.
+  std::function<Result<std::optional<std::string>>(const std::filesystem::path& staging)>
+      release_gate;
   // Optional last step on each released file before the manifest is made (e.g. signing).
   deid::OutputFinisher finish;
   // When given, manifest.json is signed (a detached CMS signature, manifest.json.p7s; see

@@ -175,12 +175,14 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
                           "consent as of that day on every later export): give --consent-at")
               .error());
     for (const Status& step :
-         {read.only(t, {"purpose", "recipient", "registry", "ledger", "on_failure"}, "release."),
+         {read.only(t, {"purpose", "recipient", "registry", "ledger", "on_failure", "audit_gate"},
+                    "release."),
           read.string(t, "purpose", "release.", r.purpose),
           read.string(t, "recipient", "release.", r.recipient),
           read.string(t, "registry", "release.", r.registry),
           read.string(t, "ledger", "release.", r.ledger),
-          read.string(t, "on_failure", "release.", r.on_failure)}) {
+          read.string(t, "on_failure", "release.", r.on_failure),
+          read.string(t, "audit_gate", "release.", r.audit_gate)}) {
       if (!step) return std::unexpected(step.error());
     }
     // Stores are paths relative to the file's folder, or SQLite URIs taken as written.

@@ -197,6 +197,33 @@ Result<OutputInstance> Pipeline::process_opened(const fs::path& id, dicom::Dicom
   return out;
 }
 
+namespace {
+
+// The audit gate: what the release holds, audited as a recipient would (full depth, values
+// never shown); refused with the findings' counts by category, which name no patient.
+Result<std::optional<std::string>> audit_release(const fs::path& staging, audit::FailOn gate,
+                                                 unsigned threads) {
+  audit::Options options;
+  options.threads = threads;
+  const fs::path inputs[] = {staging};
+  const auto report = audit::audit(inputs, options);
+  if (!report) return std::unexpected(report.error());
+  if (audit::exit_status(*report, gate) == 0) return std::nullopt;
+  const auto least = gate == audit::FailOn::high ? audit::Severity::high : audit::Severity::medium;
+  std::map<std::string, std::size_t> by_category;
+  for (const auto& f : report->findings)
+    if (f.severity >= least) ++by_category[std::string(audit::to_string(f.category))];
+  std::string counts;
+  for (const auto& [category, n] : by_category)
+    counts += (counts.empty() ? "" : ", ") + category + " " + std::to_string(n);
+  return std::string("the audit found problems of ") + std::string(audit::to_string(least)) +
+         " severity or above (" + counts +
+         "); to see each one, run radguard deid with the same settings and radguard audit on "
+         "its output";
+}
+
+}  // namespace
+
 Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) const {
   auto consent_settings = check_consent_settings(run.purpose, run.consent_at);
   if (!consent_settings) return std::unexpected(consent_settings.error());
@@ -217,6 +244,9 @@ Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) c
   options.pixel_stages = [self = *this](const std::vector<fs::path>&)
       -> Result<std::vector<deid::PixelStage>> { return self.pixel_stages(); };
   options.finish = finisher();
+  if (run.audit_gate != audit::FailOn::never)
+    options.release_gate = [gate = run.audit_gate, threads = run.threads](const fs::path& staging)
+        -> Result<std::optional<std::string>> { return audit_release(staging, gate, threads); };
   if (signer_) options.manifest_signer = signing::KeyFiles{spec_->signing.key, spec_->signing.cert};
   return options;
 }

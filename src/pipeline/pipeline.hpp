@@ -34,6 +34,7 @@
 #include "core/result.hpp"
 #include "deid/deid_run.hpp"
 #include "deid/header_stage.hpp"
+#include "audit/audit.hpp"
 #include "export/export.hpp"
 #include "signing/manifest.hpp"
 #include "signing/signing.hpp"
@@ -67,6 +68,7 @@ struct ReleaseSpec {
   std::string ledger;      // disclosure ledger: a path or an SQLite file: URI
   std::string consent_at;  // ISO 8601; from --consent-at only, never from a pipeline file
   std::string on_failure;  // withhold-study or abort
+  std::string audit_gate;  // high, medium or never (radguard audit on the staged release)
 };
 
 // Everything a de-identification run is, as plain values. Checked only by Pipeline::create.
@@ -108,6 +110,9 @@ struct ExportRun {
   std::string consent_at;  // ISO 8601; from --consent-at only, never from a pipeline file; empty: now
   exporter::OnFailure on_failure = exporter::OnFailure::withhold_study;
   exporter::ExportMode mode = exporter::ExportMode::release;
+  // `radguard audit` (full depth) on the staged release: a finding at or above this severity
+  // refuses it. FailOn::never: no audit.
+  audit::FailOn audit_gate = audit::FailOn::never;
   unsigned threads = 0;
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
   batch::RunListener* listener = nullptr;     // optional; must outlive the run

@@ -66,9 +66,11 @@ std::vector<fs::path> write_series(const volume::Volume& v, const fs::path& dir,
     if (spec.existing_method_code) {
       DcmItem* item = nullptr;
       d.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, item, 0);
-      item->putAndInsertString(DCM_CodeValue, "113101");
+      item->putAndInsertString(DCM_CodeValue, spec.method_code.c_str());
       item->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
-      item->putAndInsertString(DCM_CodeMeaning, "Clean Pixel Data Option");
+      item->putAndInsertString(DCM_CodeMeaning, spec.method_code == "113102"
+                                                    ? "Clean Recognizable Visual Features Option"
+                                                    : "Clean Pixel Data Option");
     }
     const std::size_t plane = static_cast<std::size_t>(v.dims[0]) * v.dims[1];
     std::vector<Uint16> pixels(plane);

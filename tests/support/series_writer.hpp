@@ -16,7 +16,8 @@ struct SeriesSpec {
   std::string description = "Head routine";
   std::vector<int> omit;      // slice indices not written
   bool shuffle_names = true;  // file names in no particular slice order
-  bool existing_method_code = false;
+  bool existing_method_code = false;  // a De-identification Method Code Sequence item...
+  std::string method_code = "113101";  // ...with this code (113102: claims defacing)
   double shift_per_slice_mm = 0;  // in-plane shift along the column direction (gantry tilt)
 };
 
