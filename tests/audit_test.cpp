@@ -171,6 +171,25 @@ TEST(AuditHeaders, RadguardDeidOutputHasNoHighFinding) {
   }
 }
 
+// Structured reports name their concepts in standard vocabularies ("Recording Observer's
+// Name", "Text Code"): such a Code Meaning is not free text, even when the originals' names
+// are placeholders made of the same words (pydicom's reportsi.dcm: "Last Name^First Name").
+TEST(AuditHeaders, StandardConceptNamesAreNotIdentifyingValues) {
+  const fs::path sample = testing::pydicom_sample("reportsi.dcm");
+  if (sample.empty()) GTEST_SKIP() << "python3-pydicom is not installed";
+  TempDir in, out;
+  fs::copy_file(sample, in / "sr.dcm");
+  const auto result = testing::deidentify(in / "sr.dcm", out.path(), "basic");
+  ASSERT_TRUE(result.output) << result.error;
+  audit::Options options;
+  options.against = {in.path()};
+  const auto r = run(out.path(), options);
+  for (const auto& f : r.findings) {
+    EXPECT_NE(f.severity, Severity::high) << f.path << " " << f.reason;
+    EXPECT_EQ(f.path.find("(0008,0104)"), std::string::npos) << f.path << " " << f.reason;
+  }
+}
+
 // ---- k-anonymity -------------------------------------------------------------------------------
 
 TEST(AuditQuasi, KnownEquivalenceClasses) {
@@ -371,6 +390,27 @@ TEST(AuditPixels, BurnedInNameIsReadAndRedactedImageIsClean) {
   const auto clean = run(dir / "clean");
   for (const auto* f : of(clean, Category::pixels))
     EXPECT_NE(f->severity, Severity::high) << f->reason;
+}
+
+// One slice of another acquisition spliced into a series (another pixel spacing) is flagged;
+// the untouched series is not.
+TEST(AuditIntegrity, GeometryInconsistentWithinASeries) {
+  TempDir dir;
+  const auto head = ct_head();
+  const auto files = testing::write_series(head.volume, dir / "s", {});
+  const auto clean = run(dir / "s");
+  EXPECT_EQ(count(clean, Category::integrity), 0U) << audit::report_text(clean);
+
+  DcmFileFormat spliced;
+  ASSERT_TRUE(spliced.loadFile(files[40].c_str()).good());
+  ASSERT_TRUE(spliced.getDataset()->putAndInsertString(DCM_PixelSpacing, "0.5\\0.5").good());
+  ASSERT_TRUE(spliced.saveFile(files[40].c_str(), EXS_LittleEndianExplicit).good());
+  audit::Options headers;
+  headers.depth = audit::Depth::headers;
+  const auto r = run(dir / "s", headers);
+  ASSERT_EQ(count(r, Category::integrity), 1U) << audit::report_text(r);
+  EXPECT_NE(find(r, files[40].filename().string(), "", Category::integrity), nullptr)
+      << audit::report_text(r);
 }
 
 TEST(AuditReport, FormatsAndOddInputs) {

@@ -452,6 +452,16 @@ TEST(PipelineFile, RefusesWhatItDoesNotKnow) {
   EXPECT_EQ(error_of("signing = 1\n"), "p.toml:1: 'signing' must be a table ([signing])");
   EXPECT_NE(error_of("key = \n").find("p.toml:1: "), std::string::npos);  // not TOML
   EXPECT_EQ(pipeline::read_spec("/no/such/pipeline.toml").error().code, ErrorCode::io);
+  // Values are checked here, naming the key and its line (not later, by the flag a run blames).
+  EXPECT_EQ(error_of("[release]\npurpose = \"reserch\"\n"),
+            "p.toml:2: 'release.purpose' must be one of clinical-care, research, ai-training, "
+            "commercial-ai, cloud-processing, cross-border");
+  EXPECT_EQ(error_of("[release]\non_failure = \"skip\"\n"),
+            "p.toml:2: 'release.on_failure' must be one of withhold-study, abort");
+  EXPECT_EQ(error_of("[release]\naudit_gate = \"low\"\n"),
+            "p.toml:2: 'release.audit_gate' must be one of high, medium, never");
+  EXPECT_EQ(error_of("[clean_pixel_data]\nredact_mode = \"phi\"\n"),
+            "p.toml:2: 'clean_pixel_data.redact_mode' must be one of phi-text, all-text");
 }
 
 TEST(PipelineFile, TheShippedExampleIsValid) {

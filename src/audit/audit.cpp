@@ -234,6 +234,12 @@ struct FileFacts {
   } pixel_text;
   bool head_series = false;
   std::optional<std::string> signature_problem;
+  // Code items (their paths, "" at the top level) coded in a standard scheme: their Code
+  // Meanings are the scheme's vocabulary ("Recording Observer's Name"), not free text.
+  std::unordered_set<std::string> standard_code_items;
+  // Image size, pixel spacing, orientation and frame of reference, rounded: what every image
+  // of one acquisition shares ("" for none, localizers, multi-frame images).
+  std::string geometry;
   // NIfTI volumes: the header's free-text fields and extensions, and the face evidence.
   bool nifti = false;
   std::vector<std::pair<std::string, std::string>> nifti_text;  // field name, value
@@ -535,6 +541,35 @@ void read_nifti_file(FileFacts& f, Depth depth) {
     f.nifti_face = deface::face_evidence(image->volume, deface::Modality::automatic);
 }
 
+// Numbers of a multi-valued DS attribute, rounded to `step`, as text.
+std::string rounded_values(const std::optional<std::string>& raw, double step) {
+  if (!raw) return "";
+  std::string out;
+  std::size_t start = 0;
+  while (start <= raw->size()) {
+    std::size_t end = raw->find('\\', start);
+    if (end == std::string::npos) end = raw->size();
+    const std::string one = trimmed(std::string_view(*raw).substr(start, end - start));
+    char* stop = nullptr;
+    const double v = std::strtod(one.c_str(), &stop);
+    out += (out.empty() ? "" : "/") + std::to_string(std::llround(v / step));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string geometry_of(const dicom::DicomFile& file) {
+  const std::string type = upper(file.string_of(tags::ImageType).value_or(""));
+  const std::string frames = file.string_of(Tag{0x0028, 0x0008}).value_or("1");
+  if (type.find("LOCALIZER") != std::string::npos || trimmed(frames) != "1") return "";
+  const auto orientation = file.string_of(Tag{0x0020, 0x0037});
+  if (!orientation) return "";
+  return file.string_of(Tag{0x0028, 0x0010}).value_or("") + "x" +
+         file.string_of(Tag{0x0028, 0x0011}).value_or("") + "|" +
+         rounded_values(file.string_of(Tag{0x0028, 0x0030}), 0.001) + "|" +
+         rounded_values(orientation, 0.01) + "|" + trimmed(file.string_of(Tag{0x0020, 0x0052}).value_or(""));
+}
+
 void read_file(FileFacts& f, const dicom::TrustStore& trust, Depth depth) {
   auto opened = dicom::DicomFile::open(f.input);
   if (!opened && opened.error().code == ErrorCode::not_dicom && volume::is_nifti_name(f.input))
@@ -571,6 +606,7 @@ void read_file(FileFacts& f, const dicom::TrustStore& trust, Depth depth) {
     if (!e.nested && e.tag == tags::DigitalSignaturesSequence) signed_file = true;
   }
   if (has_pixels) {
+    f.geometry = geometry_of(file);
     f.pixel_hash = pixel_hash(f.input);
     f.burned_in_yes = upper(first_value(f.elements, tags::BurnedInAnnotation)) == "YES";
     const redact::Triage t = redact::triage(redact::header_facts(file));
@@ -677,7 +713,8 @@ bool machine_text(Tag tag) {
          tag == tags::CodeValue || tag == tags::CodingSchemeDesignator ||
          tag == tags::LongCodeValue || tag == tags::URNCodeValue || tag == tags::ContextIdentifier ||
          tag == tags::TemplateIdentifier || tag == tags::ManufacturerModelName ||
-         tag == tags::Manufacturer || tag == tags::ContentLabel;
+         tag == tags::Manufacturer || tag == tags::ContentLabel ||
+         tag == Tag{0x0008, 0x0115} || tag == Tag{0x0008, 0x0116};  // coding scheme name, owner
 }
 
 void check_text(FileFacts& f, const Context& ctx, const Element& e, bool patterns,
@@ -751,8 +788,35 @@ void check_age(FileFacts& f, const Context& ctx, const Element& e) {
         named(e.tag) + " is over 89 years (not capped)", e.value);
 }
 
+std::string item_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+bool standard_scheme(std::string_view designator) {
+  static const std::set<std::string, std::less<>> kSchemes = {
+      "DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "UMLS", "RADLEX", "NCIT", "FMA", "MDC",
+      "I10", "I9C", "ICD10", "HL7", "ACR", "NEU", "CD2", "NDC", "ITIS_TSN", "PUBCHEM_CID", "RXNORM"};
+  return kSchemes.contains(upper(trimmed(designator)));
+}
+
+// Code items whose meaning is vocabulary, not a value: coded in a standard scheme, or naming
+// an SR content item's concept (Concept Name Code Sequence, whatever its scheme: the value is
+// in the content item beside it, checked on its own).
+void find_standard_codes(FileFacts& f) {
+  for (const auto& e : f.elements) {
+    if (e.tag != Tag{0x0008, 0x0102}) continue;
+    const std::string item = item_of(e.path);
+    const auto last = item.rfind('/');
+    const bool concept_name =
+        std::string_view(item).substr(last == std::string::npos ? 0 : last + 1).starts_with("(0040,A043)[");
+    if (concept_name || standard_scheme(e.value)) f.standard_code_items.insert(item);
+  }
+}
+
 void check_element(FileFacts& f, const Context& ctx, const Element& e) {
   const Tag tag = e.tag;
+  if (tag == Tag{0x0008, 0x0104} && f.standard_code_items.contains(item_of(e.path))) return;
   if (tag.group == 0x0002 || tag.is_group_length() || tag == tags::PixelData ||
       tag == tags::DataSetTrailingPadding)
     return;
@@ -975,6 +1039,7 @@ void check_file(FileFacts& f, const Context& ctx) {
     add(f, ctx, Category::integrity, "", Severity::high,
         "the file " + f.error + " and could not be audited");
   if (!f.dicom) return;
+  find_standard_codes(f);
   for (const auto& e : f.elements) check_element(f, ctx, e);
   check_pixels(f, ctx);
   // Integrity: the writer.
@@ -1019,6 +1084,35 @@ void check_file(FileFacts& f, const Context& ctx) {
         "suspect: " + *f.signature_problem);
 }
 
+
+// ---- Series geometry ---------------------------------------------------------------------------
+
+// A few images of a series whose size, spacing, orientation or frame of reference differ from
+// all the others': an image spliced in from another acquisition. Only a clear minority (at
+// most a fifth of a series of 5 or more) is flagged, so series that mix planes by design are
+// left alone (localizers are not compared at all).
+void check_series_geometry(std::vector<FileFacts>& files, const Context& ctx) {
+  std::map<std::string, std::vector<std::size_t>> series;
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (!files[i].geometry.empty() && !files[i].series_uid.empty())
+      series[files[i].series_uid].push_back(i);
+  for (const auto& [uid, members] : series) {
+    if (members.size() < 5) continue;
+    std::map<std::string, std::size_t> counts;
+    for (const auto i : members) ++counts[files[i].geometry];
+    if (counts.size() < 2) continue;
+    const auto usual = std::max_element(counts.begin(), counts.end(), [](const auto& a, const auto& b) {
+      return a.second < b.second;
+    });
+    for (const auto i : members) {
+      const std::size_t n = counts[files[i].geometry];
+      if (files[i].geometry == usual->first || n * 5 > members.size()) continue;
+      add(files[i], ctx, Category::integrity, "", Severity::low,
+          "suspect: its image size, pixel spacing, orientation or frame of reference differs "
+          "from the other " + std::to_string(usual->second) + " images of its series");
+    }
+  }
+}
 
 // ---- Faces -------------------------------------------------------------------------------------
 
@@ -1329,6 +1423,7 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
   // Dataset-level: faces, identical pixel data, quasi-identifiers.
   if (options.depth == Depth::full) examine_faces(files, ctx, threads);
   else declared_faces(files, ctx);
+  check_series_geometry(files, ctx);
   {
     std::map<std::string, std::vector<std::size_t>> by_hash;
     for (std::size_t i = 0; i < files.size(); ++i)

@@ -1,10 +1,13 @@
 #include "pipeline/config.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
+
+#include "consent/consent.hpp"
 
 namespace radguard::pipeline {
 
@@ -35,6 +38,19 @@ class Reader {
       return error(*node, "'" + prefix + std::string(key) + "' must be a string");
     out = value->get();
     return {};
+  }
+
+  // A string that must be one of `allowed` (a wrong value is named with its key and line here,
+  // not later by the flag a run would blame).
+  Status choice(const toml::table& table, std::string_view key, const std::string& prefix,
+                const std::vector<std::string>& allowed, std::string& out) const {
+    if (auto read = string(table, key, prefix, out); !read) return read;
+    const toml::node* node = table.get(key);
+    if (node == nullptr || std::find(allowed.begin(), allowed.end(), out) != allowed.end())
+      return {};
+    std::string names;
+    for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
+    return error(*node, "'" + prefix + std::string(key) + "' must be one of " + names);
   }
 
   Status path(const toml::table& table, std::string_view key, const std::string& prefix,
@@ -111,6 +127,12 @@ std::string quoted(const std::string& text) {
   return out + "\"";
 }
 
+std::vector<std::string> purposes() {
+  std::vector<std::string> out;
+  for (const auto purpose : consent::all_purposes()) out.emplace_back(consent::purpose_name(purpose));
+  return out;
+}
+
 }  // namespace
 
 Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string_view name) {
@@ -145,7 +167,8 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
     const toml::table& t = **pixels;
     for (const Status& step :
          {read.only(t, {"redact_mode", "redaction_rules"}, "clean_pixel_data."),
-          read.string(t, "redact_mode", "clean_pixel_data.", spec.redact_mode),
+          read.choice(t, "redact_mode", "clean_pixel_data.", {"phi-text", "all-text"},
+                      spec.redact_mode),
           read.path(t, "redaction_rules", "clean_pixel_data.", spec.redaction_rules)}) {
       if (!step) return std::unexpected(step.error());
     }
@@ -177,12 +200,12 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
     for (const Status& step :
          {read.only(t, {"purpose", "recipient", "registry", "ledger", "on_failure", "audit_gate"},
                     "release."),
-          read.string(t, "purpose", "release.", r.purpose),
+          read.choice(t, "purpose", "release.", purposes(), r.purpose),
           read.string(t, "recipient", "release.", r.recipient),
           read.string(t, "registry", "release.", r.registry),
           read.string(t, "ledger", "release.", r.ledger),
-          read.string(t, "on_failure", "release.", r.on_failure),
-          read.string(t, "audit_gate", "release.", r.audit_gate)}) {
+          read.choice(t, "on_failure", "release.", {"withhold-study", "abort"}, r.on_failure),
+          read.choice(t, "audit_gate", "release.", {"high", "medium", "never"}, r.audit_gate)}) {
       if (!step) return std::unexpected(step.error());
     }
     // Stores are paths relative to the file's folder, or SQLite URIs taken as written.
