@@ -104,19 +104,19 @@ Status check_zip(const std::filesystem::path& zip, std::uint64_t max_bytes) {
     const char* name = archive_entry_pathname(entry);
     if (name == nullptr || !upload_name_allowed(name))
       return fail(ErrorCode::policy,
-                  "the zip file holds a name that points outside it (an absolute path or ..): "
-                  "refused");
+                  "the zip file holds a file whose name points outside the zip (a trick used "
+                  "to overwrite files on a computer): it was refused and nothing was done");
     const auto type = archive_entry_filetype(entry);
     if (type != AE_IFREG && type != AE_IFDIR)
-      return fail(ErrorCode::policy, "the zip file holds a link or a special file: refused");
+      return fail(ErrorCode::policy, "the zip file holds a link to another place on the computer: it was refused");
     if (archive_entry_hardlink(entry) != nullptr)
-      return fail(ErrorCode::policy, "the zip file holds a link: refused");
+      return fail(ErrorCode::policy, "the zip file holds a link to another file: it was refused");
     if (type == AE_IFREG) {
       const la_int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : -1;
       if (size < 0) return fail(ErrorCode::policy, "the zip file does not say how large it is");
       total += static_cast<std::uint64_t>(size);
       if (total > max_bytes)
-        return fail(ErrorCode::policy, "the zip file unpacks to more than this server accepts");
+        return fail(ErrorCode::policy, "the zip file unpacks to more than this page accepts: it was refused");
     }
     archive_read_data_skip(reader.get());
   }

@@ -248,6 +248,9 @@ struct Server::Impl {
         res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
       });
     }
+    http.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 204;  // no icon: browsers ask for one anyway
+    });
     http.Post("/api/jobs", [this](const httplib::Request& req, httplib::Response& res,
                                   const httplib::ContentReader& reader) {
       upload(req, res, reader);

@@ -99,7 +99,9 @@
   }
 
   function failed(message) {
-    $('error').textContent = message;
+    const text = String(message || 'Something went wrong.');
+    const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+    $('error').textContent = /[.?!]$/.test(sentence) ? sentence : sentence + '.';
     show('failed');
     $('failed-title').focus();
   }
@@ -137,18 +139,45 @@
       byStudy.get(f.study).push(f);
     }
     for (const [label, files] of byStudy) {
+      // One row per series (the images of one scan), the files themselves on request.
+      const series = new Map();
+      for (const f of files) {
+        const key = f.file.split('/').slice(0, 3).join('/');
+        if (!series.has(key)) series.set(key, []);
+        series.get(key).push(f);
+      }
       const table = document.createElement('table');
       const caption = document.createElement('caption');
-      caption.textContent = label + ': ' + plural(files.length, 'file');
+      caption.textContent = label + ': ' + plural(files.length, 'file') + ' in ' + plural(series.size, 'series', 'series');
       table.appendChild(caption);
       const head = table.createTHead().insertRow();
-      cell(head, 'File in the copy', true); cell(head, 'What it is', true); cell(head, 'What was done', true);
+      cell(head, 'Series (one scan)', true); cell(head, 'What it holds', true); cell(head, 'What was done', true);
       const body = table.createTBody();
-      for (const f of files) {
+      let n = 0;
+      for (const [, list] of series) {
         const row = body.insertRow();
-        cell(row, f.file); cell(row, f.kind || 'image'); cell(row, whatWasDone(f));
+        const kinds = [...new Set(list.map((f) => f.kind || 'image'))].join(', ');
+        const dones = [...new Set(list.map(whatWasDone))];
+        cell(row, 'Series ' + (++n));
+        cell(row, plural(list.length, kinds));
+        cell(row, dones.length === 1 ? dones[0] + (list.length > 1 ? ' (every image)' : '')
+          : dones.join(' / ') + ' (depending on the image)');
       }
       studies.appendChild(table);
+      const details = document.createElement('details');
+      const summaryEl = document.createElement('summary');
+      summaryEl.textContent = 'Show every file of ' + label + ' (' + files.length + ')';
+      details.appendChild(summaryEl);
+      const list = document.createElement('table');
+      const lhead = list.createTHead().insertRow();
+      cell(lhead, 'File in the copy', true); cell(lhead, 'What it is', true); cell(lhead, 'What was done', true);
+      const lbody = list.createTBody();
+      for (const f of files) {
+        const row = lbody.insertRow();
+        cell(row, f.file); cell(row, f.kind || 'image'); cell(row, whatWasDone(f));
+      }
+      details.appendChild(list);
+      studies.appendChild(details);
     }
     for (const v of r.volumes || []) {
       const p = document.createElement('p');
