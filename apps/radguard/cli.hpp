@@ -34,6 +34,7 @@ void add_manifest(CLI::App& app, Action& action);
 void add_redact(CLI::App& app, Action& action);
 void add_deface(CLI::App& app, Action& action);
 void add_share(CLI::App& app, Action& action);
+void add_serve(CLI::App& app, Action& action);
 void add_pseudonym(CLI::App& app, Action& action);
 void add_config(CLI::App& app, Action& action);
 void add_plan(CLI::App& app, Action& action);

@@ -364,6 +364,8 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   run.threads = options.threads;
   run.progress = options.progress;
   run.written = deid::WrittenOutcomes::keep;
+  run.listener = options.listener;
+  run.cancel = options.cancel;
   run.pixel_stages.push_back(
       {"clean-recognizable-visual-features",
        [faces = *defacing](const fs::path& input, dicom::DicomFile& file,

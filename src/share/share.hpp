@@ -26,6 +26,11 @@ struct ShareOptions {
   std::filesystem::path output;
   unsigned threads = 0;
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+  // Optional, for a front end that shows progress or stops a run (radguard serve): handed to
+  // the de-identification run (its events and cancel, see deid::DeidRunOptions). Must
+  // outlive the run.
+  batch::RunListener* listener = nullptr;
+  const batch::CancelToken* cancel = nullptr;
 };
 
 // What happened to the pixels of one shared file (as deid and export report it).

@@ -1,0 +1,69 @@
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <iostream>
+
+#include "cli.hpp"
+#include "serve/serve.hpp"
+
+extern char** environ;
+
+namespace radguard::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::uint16_t port = 0;
+  bool open = false;
+  std::uint64_t max_upload_mb = 4096;
+  unsigned threads = 0;
+};
+
+// Asks the desktop to open the address (xdg-open, no shell); failing is not an error.
+void open_in_browser(const std::string& url) {
+  pid_t pid = 0;
+  std::string program = "xdg-open";
+  std::vector<char*> argv = {program.data(), const_cast<char*>(url.c_str()), nullptr};
+  if (posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+    std::cerr << "radguard: could not open a browser; open the address above yourself\n";
+  }
+}
+
+int run_serve_command(const ServeArgs& args) {
+  serve::ServeOptions options;
+  options.port = args.port;
+  options.max_upload_bytes = args.max_upload_mb << 20;
+  options.max_unpacked_bytes = options.max_upload_bytes * 4;
+  options.threads = args.threads;
+  serve::block_stop_signals();  // before any thread starts: Ctrl-C is waited for below
+  auto server = serve::Server::create(options);
+  if (!server) return report_error(server.error());
+  std::cout << "radguard serve: open this address in your browser (on this computer only):\n  "
+            << (*server)->url() << "\nPress Ctrl-C to stop; the files you gave are then removed."
+            << std::endl;
+  if (args.open) open_in_browser((*server)->url());
+  const auto served = serve::run_until_signal(**server);
+  server->reset();  // removes every upload and copy
+  if (!served) return report_error(served.error());
+  std::cerr << "radguard serve: stopped; its files are removed\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "serve",
+      "a page in your browser, on this computer only, where you drop a CD, folders or a zip "
+      "and get a copy that is safe to share (as `radguard share`)");
+  auto args = std::make_shared<ServeArgs>();
+  cmd->add_option("--port", args->port, "the port on 127.0.0.1 (default: a free one)");
+  cmd->add_flag("--open", args->open, "open the page in the desktop's browser");
+  cmd->add_option("--max-upload-mb", args->max_upload_mb,
+                  "the largest upload accepted, in MiB (default 4096)")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
+  cmd->callback([&action, args] { action = [args] { return run_serve_command(*args); }; });
+}
+
+}  // namespace radguard::cli

@@ -1,0 +1,393 @@
+// The HTTP side of `radguard serve` (cpp-httplib lives only in this file).
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "crypto/crypto.hpp"
+#include "serve/assets.hpp"
+#include "serve/guard.hpp"
+#include "serve/jobs.hpp"
+#include "serve/serve.hpp"
+#include "share/archive.hpp"
+
+namespace radguard::serve {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kCookie = "radguard_token";
+constexpr const char* kJson = "application/json";
+// Nothing from elsewhere, no inline script or style, no framing, no form posting elsewhere.
+constexpr const char* kPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+constexpr const char* kJobPattern = "/api/jobs/([0-9a-f]{32})";
+
+std::string error_json(std::string_view message) {
+  return nlohmann::json{{"error", message}}.dump();
+}
+
+void refuse(httplib::Response& res, int status, std::string_view message) {
+  res.status = status;
+  res.set_content(error_json(message), kJson);
+}
+
+// The extension a stored upload keeps (share recognises NIfTI volumes by name); everything
+// else of the name is dropped.
+std::string kept_extension(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.ends_with(".nii.gz")) return ".nii.gz";
+  if (lower.ends_with(".nii")) return ".nii";
+  return "";
+}
+
+std::string numbered(std::size_t n) {
+  std::string digits = std::to_string(n);
+  return "f" + std::string(digits.size() < 6 ? 6 - digits.size() : 0, '0') + digits;
+}
+
+// Streams one upload into a job's input folder under neutral names.
+class UploadWriter {
+ public:
+  UploadWriter(fs::path folder, std::uint64_t max_bytes)
+      : folder_(std::move(folder)), max_bytes_(max_bytes) {}
+
+  bool begin(std::string_view name) {
+    out_.close();
+    if (!upload_name_allowed(name)) return fail_with(400, "a file name points outside its folder");
+    path_ = folder_ / (numbered(++files_) + kept_extension(name));
+    out_.open(path_, std::ios::binary);
+    if (!out_) return fail_with(500, "the upload could not be written on this computer");
+    paths_.push_back(path_);
+    return true;
+  }
+  void skip_field() {
+    out_.close();
+    writing_ = false;
+  }
+  bool write(const char* data, std::size_t size) {
+    bytes_ += size;
+    if (bytes_ > max_bytes_) return fail_with(413, "the upload is larger than this server accepts");
+    if (!writing_) return true;
+    out_.write(data, static_cast<std::streamsize>(size));
+    if (!out_) return fail_with(500, "the upload could not be written on this computer");
+    return true;
+  }
+  bool finish() {
+    out_.close();
+    if (out_.fail() && status_ == 0) return fail_with(500, "the upload could not be written");
+    return status_ == 0;
+  }
+  void start_file() { writing_ = true; }
+
+  std::size_t files() const { return files_; }
+  const std::vector<fs::path>& paths() const { return paths_; }
+  int status() const { return status_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  bool fail_with(int status, std::string message) {
+    if (status_ == 0) {
+      status_ = status;
+      message_ = std::move(message);
+    }
+    return false;
+  }
+  fs::path folder_;
+  std::uint64_t max_bytes_;
+  std::uint64_t bytes_ = 0;
+  std::size_t files_ = 0;
+  bool writing_ = false;
+  std::ofstream out_;
+  fs::path path_;
+  std::vector<fs::path> paths_;
+  int status_ = 0;
+  std::string message_;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ServeOptions options;
+  std::unique_ptr<JobStore> jobs;
+  httplib::Server http;
+  std::uint16_t port = 0;
+  std::string token;
+
+  // Host, Origin and token, in that order; then the declared body size.
+  httplib::Server::HandlerResponse guard(const httplib::Request& req, httplib::Response& res) {
+    if (!host_allowed(req.get_header_value("Host"), port)) {
+      refuse(res, 403, "this page answers only at 127.0.0.1 or localhost on its own port");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!origin_allowed(req.get_header_value("Origin"), port) ||
+        !fetch_site_allowed(req.get_header_value("Sec-Fetch-Site"))) {
+      refuse(res, 403, "requests from other sites are refused");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const bool authorised =
+        same_token(bearer_token(req.get_header_value("Authorization")), token) ||
+        same_token(cookie_value(req.get_header_value("Cookie"), kCookie), token) ||
+        (req.method == "GET" && req.path == "/" && same_token(req.get_param_value("token"), token));
+    if (!authorised) {
+      refuse(res, 401,
+             "open the address radguard serve printed (it carries a one-time token), or send "
+             "Authorization: Bearer TOKEN");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.has_header("Content-Length")) {
+      const std::string length = req.get_header_value("Content-Length");
+      std::uint64_t n = 0;
+      for (const char c : length) {
+        if (c < '0' || c > '9' || n > (options.max_upload_bytes + 1) / 10 + 1) {
+          n = options.max_upload_bytes + 1;
+          break;
+        }
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (n > options.max_upload_bytes) {
+        refuse(res, 413, "the upload is larger than this server accepts");
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+
+  void upload(const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) {
+    auto id = jobs->create_job();
+    if (!id) return refuse(res, 503, id.error().message);
+    const auto folder = jobs->input_folder(*id);
+    if (!folder) return refuse(res, 500, "the job went away");
+    UploadWriter writer(*folder, options.max_upload_bytes);
+    const std::string type = req.get_header_value("Content-Type");
+    bool read = false;
+    if (req.is_multipart_form_data()) {
+      read = reader(
+          [&](const httplib::MultipartFormData& part) {
+            if (part.name != "files" || part.filename.empty()) {
+              writer.skip_field();
+              return true;
+            }
+            writer.start_file();
+            return writer.begin(part.filename);
+          },
+          [&](const char* data, std::size_t size) { return writer.write(data, size); });
+    } else if (type == "application/zip" || type == "application/octet-stream") {
+      read = writer.begin("upload.zip");
+      writer.start_file();
+      read = read && reader([&](const char* data, std::size_t size) {
+        return writer.write(data, size);
+      });
+    } else {
+      jobs->remove(*id);
+      return refuse(res, 415, "send multipart/form-data (field \"files\") or one zip file");
+    }
+    const bool finished = writer.finish();
+    if (!read || !finished) {
+      jobs->remove(*id);
+      const int status = writer.status() != 0 ? writer.status() : res.status == 413 ? 413 : 400;
+      res.set_header("Connection", "close");
+      return refuse(res, status,
+                    writer.status() != 0 ? writer.message() : "the upload could not be read");
+    }
+    if (writer.files() == 0) {
+      jobs->remove(*id);
+      return refuse(res, 400, "no file was sent");
+    }
+    // Zip files are looked into before anything else: a name that climbs out of the zip, a
+    // link, or more than the server accepts refuses the whole upload.
+    for (const auto& path : writer.paths()) {
+      if (!share::is_zip(path)) continue;
+      if (auto s = check_zip(path, options.max_unpacked_bytes); !s) {
+        jobs->remove(*id);
+        return refuse(res, s.error().code == ErrorCode::policy ? 400 : 422, s.error().message);
+      }
+    }
+    if (auto s = jobs->start(*id); !s) return refuse(res, 500, "the job could not be started");
+    res.status = 202;
+    res.set_content(nlohmann::json{{"id", *id}}.dump(), kJson);
+  }
+
+  void routes() {
+    http.set_pre_routing_handler(
+        [this](const httplib::Request& req, httplib::Response& res) { return guard(req, res); });
+    http.set_default_headers({{"Content-Security-Policy", kPolicy},
+                              {"X-Content-Type-Options", "nosniff"},
+                              {"X-Frame-Options", "DENY"},
+                              {"Referrer-Policy", "no-referrer"},
+                              {"Cache-Control", "no-store"},
+                              {"Cross-Origin-Opener-Policy", "same-origin"},
+                              {"Cross-Origin-Resource-Policy", "same-origin"}});
+    http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.body.empty()) res.set_content(error_json("refused (HTTP " + std::to_string(res.status) + ")"), kJson);
+    });
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+          refuse(res, 500, "an error inside radguard");
+        });
+    for (const auto& asset : assets()) {
+      http.Get(std::string(asset.path), [this, asset](const httplib::Request& req,
+                                                      httplib::Response& res) {
+        if (asset.path == "/" && req.has_param("token")) {
+          // The token moves from the address into a cookie only this page's requests carry,
+          // and the address loses it (history, screenshots).
+          res.set_header("Set-Cookie", std::string(kCookie) + "=" + token +
+                                           "; Path=/; HttpOnly; SameSite=Strict");
+          res.set_redirect("/", 303);
+          return;
+        }
+        res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
+      });
+    }
+    http.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 204;  // no icon: browsers ask for one anyway
+    });
+    http.Post("/api/jobs", [this](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) {
+      upload(req, res, reader);
+    });
+    http.Get(kJobPattern, [this](const httplib::Request& req, httplib::Response& res) {
+      const auto status = jobs->status_json(req.matches[1].str());
+      if (!status) return refuse(res, 404, "no such job (deleted?)");
+      res.set_content(*status, kJson);
+    });
+    http.Delete(kJobPattern, [this](const httplib::Request& req, httplib::Response& res) {
+      if (!jobs->remove(req.matches[1].str())) return refuse(res, 404, "no such job");
+      res.set_content(nlohmann::json{{"deleted", true}}.dump(), kJson);
+    });
+    http.Get(std::string(kJobPattern) + "/result.zip",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               const auto zip = jobs->result_zip(req.matches[1].str());
+               if (!zip) return refuse(res, 404, "no copy (not done yet, or deleted)");
+               send_file(res, *zip, "application/zip");
+               res.set_header("Content-Disposition", "attachment; filename=\"safe-copy.zip\"");
+             });
+    http.Get(std::string(kJobPattern) + R"(/previews/(p[0-9]{1,5}\.png))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               const auto png = jobs->preview(req.matches[1].str(), req.matches[2].str());
+               if (!png) return refuse(res, 404, "no such picture");
+               send_file(res, *png, "image/png");
+             });
+  }
+
+  // Streams a file; the open stream keeps it readable even when the job is deleted meanwhile.
+  static void send_file(httplib::Response& res, const fs::path& path, const char* type) {
+    auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (!*in || ec) return refuse(res, 404, "the file is gone");
+    res.set_content_provider(
+        static_cast<std::size_t>(size), type,
+        [in](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          std::array<char, 1 << 16> buffer{};
+          in->seekg(static_cast<std::streamoff>(offset));
+          const std::size_t n = std::min(length, buffer.size());
+          in->read(buffer.data(), static_cast<std::streamsize>(n));
+          const auto got = in->gcount();
+          if (got <= 0) return false;
+          return sink.write(buffer.data(), static_cast<std::size_t>(got));
+        });
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  impl_->http.stop();
+  impl_->jobs.reset();  // every job folder and the private folder
+}
+
+Result<std::unique_ptr<Server>> Server::create(const ServeOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  auto token = crypto::random_bytes(16);
+  if (!token) return std::unexpected(token.error());
+  impl->token = crypto::to_hex(reinterpret_cast<const std::uint8_t*>(token->data()), token->size());
+  JobStoreOptions job_options;
+  job_options.parent = options.work_parent;
+  job_options.threads = options.threads;
+  auto jobs = JobStore::create(job_options);
+  if (!jobs) return std::unexpected(jobs.error());
+  impl->jobs = std::move(*jobs);
+  // Limits of our own: the library accepts bodies of any size by default.
+  impl->http.set_payload_max_length(static_cast<std::size_t>(options.max_upload_bytes));
+  impl->http.set_read_timeout(60, 0);
+  impl->http.set_write_timeout(60, 0);
+  impl->http.set_keep_alive_max_count(20);
+  impl->http.set_keep_alive_timeout(5);
+  impl->routes();
+  if (options.port == 0) {
+    const int port = impl->http.bind_to_any_port("127.0.0.1");
+    if (port <= 0) return fail(ErrorCode::io, "cannot listen on 127.0.0.1");
+    impl->port = static_cast<std::uint16_t>(port);
+  } else {
+    if (!impl->http.bind_to_port("127.0.0.1", options.port))
+      return fail(ErrorCode::io,
+                  "cannot listen on 127.0.0.1:" + std::to_string(options.port) + " (taken?)");
+    impl->port = options.port;
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+std::uint16_t Server::port() const { return impl_->port; }
+
+std::string Server::url() const {
+  return "http://127.0.0.1:" + std::to_string(impl_->port) + "/?token=" + impl_->token;
+}
+
+const fs::path& Server::work_folder() const { return impl_->jobs->root(); }
+
+Status Server::run() {
+  if (!impl_->http.listen_after_bind()) return fail(ErrorCode::io, "the server stopped listening");
+  return {};
+}
+
+void Server::stop() { impl_->http.stop(); }
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+Status run_until_signal(Server& server) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  const pthread_t waiter = pthread_self();
+  Status result;
+  std::atomic<bool> serving{true};
+  std::thread serving_thread([&] {
+    result = server.run();
+    serving = false;
+    pthread_kill(waiter, SIGUSR1);  // wakes the sigwait below when listening failed
+  });
+  int signal_number = 0;
+  bool signalled = false;
+  while (serving) {
+    if (sigwait(&set, &signal_number) != 0) break;
+    if (signal_number == SIGINT || signal_number == SIGTERM) {
+      signalled = true;
+      break;
+    }
+  }
+  server.stop();
+  serving_thread.join();
+  return signalled ? Status{} : result;
+}
+
+}  // namespace radguard::serve
