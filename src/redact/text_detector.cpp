@@ -298,8 +298,26 @@ cv::Mat flat_ground_gain(const cv::Mat& grey) {
   cv::Mat difference;
   ground.convertTo(ground, CV_32F);
   cv::subtract(values, ground, difference);
+  // Noise on the flat ground (a frame with grain, JPEG) would be spread as much as print: the
+  // gain falls with the square of the median step between neighbouring flat pixels.
+  cv::Mat step;
+  cv::absdiff(grey(cv::Rect(1, 0, grey.cols - 1, grey.rows)), grey(cv::Rect(0, 0, grey.cols - 1, grey.rows)), step);
+  std::vector<std::size_t> histogram(256, 0);
+  std::size_t counted = 0;
+  for (int y = 0; y < step.rows; ++y)
+    for (int x = 0; x < step.cols; ++x)
+      if (flat.at<std::uint8_t>(y, x) != 0) {
+        ++histogram[step.at<std::uint8_t>(y, x)];
+        ++counted;
+      }
+  int median_step = 0;
+  for (std::size_t seen = 0; median_step < 255 && seen + histogram[static_cast<std::size_t>(median_step)] <= counted / 2;
+       ++median_step)
+    seen += histogram[static_cast<std::size_t>(median_step)];
+  const double noise = std::max(1, median_step);
+  const double flat_gain = std::max(1.0, kFlatGain / (noise * noise));
   cv::Mat gain(grey.size(), CV_32F, cv::Scalar(1.0));
-  gain.setTo(kFlatGain, flat);
+  gain.setTo(flat_gain, flat);
   cv::Mat out;
   cv::Mat(difference.mul(gain) + 128.0).convertTo(out, CV_8U);
   return out;
@@ -325,6 +343,15 @@ Result<std::vector<TextRegion>> small_text_at_twice(const cv::Mat& grey) {
     region.box = back(r.box);
     region.core = back(r.core.width > 0 ? r.core : r.box);
     if (region.box.width < 2 || region.box.height < 2 || region.core.width < 1) continue;
+    // The replicated border drawn streaks of the first row and column: a region lying mostly
+    // in it is the streaks, not text.
+    const Box& raw = r.core.width > 0 ? r.core : r.box;
+    const long inside = static_cast<long>(std::max(0, std::min(raw.x + raw.width, bordered.cols) - std::max(raw.x, kStride))) *
+                        std::max(0, std::min(raw.y + raw.height, bordered.rows) - std::max(raw.y, kStride));
+    if (inside * 2 < static_cast<long>(raw.width) * raw.height) continue;
+    // Grain scaled up makes glyph-sized blobs: only lines (wider than 1.5 their height, 10 px
+    // or more) are taken from this pass; lone glyphs are the image's own scale's to find.
+    if (region.core.width < std::max(10, region.core.height * 3 / 2)) continue;
     const bool small = region.core.height <= kSmallLine;
     const bool at_edge = region.box.x <= kNearEdge || region.box.y <= kNearEdge ||
                          region.box.x + region.box.width >= grey.cols - kNearEdge ||
