@@ -205,6 +205,8 @@ std::vector<Box> grown_a_little(std::vector<Box> boxes) {
 
 }  // namespace
 
+constexpr float kSureText = 0.9F;
+
 Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const PhiMatcher& matcher, Mode mode,
                                    const std::vector<Box>& filled,
@@ -250,6 +252,12 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   std::vector<Box> exclude = grown_a_little(verdict.kept);
   exclude.insert(exclude.end(), filled.begin(), filled.end());
   verdict.redact = ink_spans(image, region.box, exclude, core, other_cores);
+  // Text the detector is sure of, where no word was read with confidence and no ink stands
+  // out from the ground (print a few grey levels above it, next to a bright line that sets
+  // the ink level): unread text, covered where the detector saw it (fail closed).
+  if (filled.empty() && verdict.redact.empty() && verdict.kept.empty() &&
+      region.score >= kSureText)
+    verdict.redact.push_back(core);
   return verdict;
 }
 

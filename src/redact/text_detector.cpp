@@ -65,9 +65,9 @@ Result<cv::dnn::Net*> thread_network(cv::Size size) {
 }
 
 // One forward pass: the probability map at the image's own size.
-Result<cv::Mat> probability(const cv::Mat& grey) {
+Result<cv::Mat> probability(const cv::Mat& grey, int max_side = kMaxSide) {
   const double scale =
-      std::min(1.0, static_cast<double>(kMaxSide) / std::max(grey.cols, grey.rows));
+      std::min(1.0, static_cast<double>(max_side) / std::max(grey.cols, grey.rows));
   cv::Mat input = grey;
   if (scale < 1.0) cv::resize(grey, input, cv::Size(), scale, scale, cv::INTER_AREA);
   const int width = (input.cols + kStride - 1) / kStride * kStride;
@@ -269,6 +269,100 @@ Result<std::vector<TextRegion>> turned_labels(const cv::Mat& grey,
   return found;
 }
 
+// Text 5-10 px tall lies under the scale the network was trained at: at the image's own size
+// its map stays under the thresholds (a 7 px name, a 4-6 px date in a clip). Frames up to
+// kTwiceUpTo px are shown again at twice their size, inside a replicated border of one
+// stride at the top and left (kept on the network's grid; text from column 0 or row 0 scores
+// low at the map's edge otherwise). Only what the image's own scale did not see is taken:
+// lines up to kSmallLine px tall, and regions within kNearEdge px of the image's edge.
+constexpr int kTwiceUpTo = 1024;
+constexpr int kSmallLine = 14;
+constexpr int kNearEdge = 3;
+
+// Faint print on a flat ground (6-10 grey levels above it, the date line of an ultrasound
+// bar) is spread kFlatGain times around mid-grey, measured from the ground's local median;
+// where the ground varies (speckle, anatomy, bright text) the image keeps its own contrast,
+// so texture is not made into text.
+constexpr double kFlatGain = 6;
+constexpr double kFlatBelow = 6;  // standard deviation over 15 x 15 px, grey levels
+constexpr int kGroundWindow = 21;
+
+cv::Mat flat_ground_gain(const cv::Mat& grey) {
+  cv::Mat ground, values, mean, squares;
+  cv::medianBlur(grey, ground, kGroundWindow);
+  grey.convertTo(values, CV_32F);
+  cv::boxFilter(values, mean, CV_32F, cv::Size(15, 15));
+  cv::boxFilter(values.mul(values), squares, CV_32F, cv::Size(15, 15));
+  cv::Mat spread = squares - mean.mul(mean);
+  cv::Mat flat = spread < kFlatBelow * kFlatBelow;
+  cv::Mat difference;
+  ground.convertTo(ground, CV_32F);
+  cv::subtract(values, ground, difference);
+  // Noise on the flat ground (a frame with grain, JPEG) would be spread as much as print: the
+  // gain falls with the square of the median step between neighbouring flat pixels.
+  cv::Mat step;
+  cv::absdiff(grey(cv::Rect(1, 0, grey.cols - 1, grey.rows)), grey(cv::Rect(0, 0, grey.cols - 1, grey.rows)), step);
+  std::vector<std::size_t> histogram(256, 0);
+  std::size_t counted = 0;
+  for (int y = 0; y < step.rows; ++y)
+    for (int x = 0; x < step.cols; ++x)
+      if (flat.at<std::uint8_t>(y, x) != 0) {
+        ++histogram[step.at<std::uint8_t>(y, x)];
+        ++counted;
+      }
+  int median_step = 0;
+  for (std::size_t seen = 0; median_step < 255 && seen + histogram[static_cast<std::size_t>(median_step)] <= counted / 2;
+       ++median_step)
+    seen += histogram[static_cast<std::size_t>(median_step)];
+  const double noise = std::max(1, median_step);
+  const double flat_gain = std::max(1.0, kFlatGain / (noise * noise));
+  cv::Mat gain(grey.size(), CV_32F, cv::Scalar(1.0));
+  gain.setTo(flat_gain, flat);
+  cv::Mat out;
+  cv::Mat(difference.mul(gain) + 128.0).convertTo(out, CV_8U);
+  return out;
+}
+
+Result<std::vector<TextRegion>> small_text_at_twice(const cv::Mat& grey) {
+  std::vector<TextRegion> found;
+  if (std::max(grey.cols, grey.rows) > kTwiceUpTo) return found;
+  cv::Mat twice, bordered;
+  cv::resize(flat_ground_gain(grey), twice, cv::Size(), 2, 2, cv::INTER_CUBIC);
+  cv::copyMakeBorder(twice, bordered, kStride, 0, kStride, 0, cv::BORDER_REPLICATE);
+  auto map = probability(bordered, 2 * kTwiceUpTo + kStride);
+  if (!map) return std::unexpected(map.error());
+  const cv::Rect bounds(0, 0, grey.cols, grey.rows);
+  const auto back = [&](const Box& b) {
+    const int x0 = (b.x - kStride) / 2, y0 = (b.y - kStride) / 2;  // may be negative: clipped
+    const int x1 = (b.x + b.width - kStride + 1) / 2, y1 = (b.y + b.height - kStride + 1) / 2;
+    const cv::Rect r = cv::Rect(x0, y0, x1 - x0, y1 - y0) & bounds;
+    return Box{r.x, r.y, r.width, r.height};
+  };
+  for (const TextRegion& r : regions_of(*map)) {
+    TextRegion region = r;
+    region.box = back(r.box);
+    region.core = back(r.core.width > 0 ? r.core : r.box);
+    if (region.box.width < 2 || region.box.height < 2 || region.core.width < 1) continue;
+    // The replicated border drawn streaks of the first row and column: a region lying mostly
+    // in it is the streaks, not text.
+    const Box& raw = r.core.width > 0 ? r.core : r.box;
+    const long inside = static_cast<long>(std::max(0, std::min(raw.x + raw.width, bordered.cols) - std::max(raw.x, kStride))) *
+                        std::max(0, std::min(raw.y + raw.height, bordered.rows) - std::max(raw.y, kStride));
+    if (inside * 2 < static_cast<long>(raw.width) * raw.height) continue;
+    // Grain scaled up makes glyph-sized blobs: only lines (wider than 1.5 their height, 10 px
+    // or more) are taken from this pass; lone glyphs are the image's own scale's to find.
+    if (region.core.width < std::max(10, region.core.height * 3 / 2)) continue;
+    const bool small = region.core.height <= kSmallLine;
+    const bool at_edge = region.box.x <= kNearEdge || region.box.y <= kNearEdge ||
+                         region.box.x + region.box.width >= grey.cols - kNearEdge ||
+                         region.box.y + region.box.height >= grey.rows - kNearEdge;
+    if (!small && !at_edge) continue;
+    region.vertical = region.box.height > 2 * region.box.width;
+    found.push_back(region);
+  }
+  return found;
+}
+
 }  // namespace
 
 Result<std::filesystem::path> text_detector_model() {
@@ -302,6 +396,9 @@ Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses pas
     auto dim = probability(stretched(grey));
     if (!dim) return std::unexpected(dim.error());
     std::vector<TextRegion> found = merged(regions_of(*plain), regions_of(*dim));
+    auto small = small_text_at_twice(grey);
+    if (!small) return std::unexpected(small.error());
+    found = merged(std::move(found), *small);
     auto turned = turned_labels(grey, found);
     if (!turned) return std::unexpected(turned.error());
     return merged(std::move(found), *turned);

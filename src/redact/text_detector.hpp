@@ -32,7 +32,9 @@ struct TextRegion {
 Result<std::filesystem::path> text_detector_model();
 
 // Which images the detector looks at: the image as it is, and (`with_stretched`) also a
-// contrast-stretched copy for dim text on a dark ground and pale text on a light ground.
+// contrast-stretched copy for dim text on a dark ground and pale text on a light ground, and
+// for frames up to 1024 px a copy at twice the size with faint print on flat ground spread
+// out (lines up to 14 px tall and text at the image's edge are taken from it).
 enum class DetectPasses : std::uint8_t { plain, with_stretched };
 
 // Every text region of `image` (lines or words), found by the passes asked for, merged.
