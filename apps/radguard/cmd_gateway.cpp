@@ -24,6 +24,8 @@ struct GatewayArgs {
   unsigned series_quiet = 30;
   unsigned retry_max = 300;
   unsigned min_free_mb = 64;
+  // release route (consent gate and ledger), as radguard export takes it
+  std::string purpose, recipient, registry, ledger;
   // status
   std::string status_spool;
   bool json = false;
@@ -53,6 +55,23 @@ int run_gateway_command(const GatewayArgs& args) {
 
   auto spec = stage_spec(args.stage);
   if (!spec) return report_error(spec.error());
+  // The release settings: each flag given overrides the pipeline file's [release] table.
+  // Any of them makes a release route, which needs all four (check_route): a [release] table
+  // is never silently ignored.
+  gateway::ReleaseRoute release{spec->release.purpose, spec->release.recipient,
+                                spec->release.registry, spec->release.ledger, {}};
+  if (!args.purpose.empty()) release.purpose = args.purpose;
+  if (!args.recipient.empty()) release.recipient = args.recipient;
+  if (!args.registry.empty()) release.registry = args.registry;
+  if (!args.ledger.empty()) release.ledger = args.ledger;
+  if (!release.purpose.empty() || !release.recipient.empty() || !release.registry.empty() ||
+      !release.ledger.empty())
+    config.release = release;
+  if (!spec->release.on_failure.empty() && spec->release.on_failure != "withhold-study")
+    return report_error({ErrorCode::usage,
+                         "[release] on_failure = \"" + spec->release.on_failure +
+                             "\" does not apply to the gateway: it withholds (quarantines) the "
+                             "instances of a patient without consent and goes on"});
   auto made = make_pipeline(*spec);
   if (!made) return report_error(made.error());
   if (auto checked = gateway::check_route(config, *made); !checked)
@@ -98,6 +117,14 @@ void add_gateway(CLI::App& app, Action& action) {
       ->check(CLI::Range(1, 86400));
   cmd->add_option("--min-free-mb", args->min_free_mb,
                   "refuse instances (out of resources) below this free space (default 64)");
+  cmd->add_option("--purpose", args->purpose,
+                  "release route: the purpose each patient must have consented to");
+  cmd->add_option("--recipient", args->recipient,
+                  "release route: who receives the data (recorded in the ledger)");
+  cmd->add_option("--registry", args->registry,
+                  "release route: consent registry (radguard consent); must exist");
+  cmd->add_option("--ledger", args->ledger,
+                  "release route: disclosure ledger; one entry per released study batch");
   add_stage_options(*cmd, args->stage);
 
   auto* status = cmd->add_subcommand("status", "a gateway spool's queues and last failures");
