@@ -14,6 +14,7 @@
 #include <dcmtk/dcmnet/scu.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -155,6 +156,65 @@ TEST(GatewaySpool, OutboxRetriesBackOffAndSurviveARestart) {
   EXPECT_EQ(status.outbox, 0u);
   EXPECT_EQ(status.outbox_retrying, 0u);
   EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
+}
+
+// A forward the destination keeps refusing, or one past the attempt limit, is given up: kept
+// in failed/ with its record, no longer retried, shown by status.
+TEST(GatewaySpool, ForwardsPastTheirLimitsAreGivenUpAndKeptInFailed) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool);
+  const fs::path refused = fs::path("2.25.1") / "2.25.2" / "2.25.3.dcm";
+  const fs::path unreachable = fs::path("2.25.1") / "2.25.2" / "2.25.4.dcm";
+  ASSERT_TRUE(spool->put_outbox(refused, bytes_of("a")));
+  ASSERT_TRUE(spool->put_outbox(unreachable, bytes_of("b")));
+  gateway::RetryPolicy policy{std::chrono::seconds(1), std::chrono::seconds(1)};
+  policy.max_refusals = 2;
+  policy.max_attempts = 3;
+  std::int64_t now = 1000;
+  std::map<fs::path, gateway::ForwardFate> fate;
+  for (int round = 0; round < 3; ++round, now += 10) {
+    for (const auto& item : spool->outbox_due(now, 10)) {
+      auto noted = spool->forward_failed(item,
+                                         item.name == refused ? "destination answered 0xA900"
+                                                              : "no association",
+                                         now, policy,
+                                         item.name == refused ? gateway::ForwardFailure::refused
+                                                              : gateway::ForwardFailure::unreachable);
+      ASSERT_TRUE(noted) << noted.error().message;
+      fate[item.name] = *noted;
+    }
+    // The refused one goes after its second refusal, the unreachable one after 3 attempts.
+    if (round == 0) {
+      EXPECT_EQ(spool->status().failed, 0u);
+    }
+    if (round == 1) {
+      EXPECT_EQ(spool->status().failed, 1u);
+    }
+  }
+  EXPECT_EQ(fate[refused], gateway::ForwardFate::given_up);
+  EXPECT_EQ(fate[unreachable], gateway::ForwardFate::given_up);
+  EXPECT_TRUE(spool->outbox_due(now + 100, 10).empty());
+  EXPECT_EQ(read_bytes(dir / "spool" / "failed" / refused), bytes_of("a"));
+  EXPECT_EQ(read_bytes(dir / "spool" / "failed" / unreachable), bytes_of("b"));
+  const auto status = gateway::Spool::open(dir / "spool")->status();
+  EXPECT_EQ(status.outbox, 0u);
+  EXPECT_EQ(status.outbox_retrying, 0u);
+  EXPECT_EQ(status.failed, 2u);
+  ASSERT_EQ(status.last_failed.size(), 2u);
+  const std::string text = gateway::status_text(status);
+  EXPECT_NE(text.find("given up, kept in failed/): 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("after 2 attempts: destination answered 0xA900"), std::string::npos) << text;
+  EXPECT_NE(gateway::status_json(status).find("\"failed\": 2"), std::string::npos);
+  // Without limits (the default for a destination that is down), never given up.
+  const gateway::RetryPolicy patient{std::chrono::seconds(1), std::chrono::seconds(1)};
+  ASSERT_TRUE(spool->put_outbox("2.25.9/2.25.9/2.25.9.dcm", bytes_of("c")));
+  for (int i = 0; i < 20; ++i, now += 10) {
+    auto due = spool->outbox_due(now, 10);
+    ASSERT_EQ(due.size(), 1u);
+    EXPECT_EQ(*spool->forward_failed(due[0], "no association", now, patient),
+              gateway::ForwardFate::retrying);
+  }
 }
 
 TEST(GatewaySpool, AFullFileSystemRefusesNewInstances) {

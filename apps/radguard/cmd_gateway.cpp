@@ -23,6 +23,8 @@ struct GatewayArgs {
   unsigned workers = 1;
   unsigned series_quiet = 30;
   unsigned retry_max = 300;
+  unsigned forward_attempts = 0;
+  unsigned forward_refusals = 3;
   unsigned min_free_mb = 64;
   // release route (consent gate and ledger), as radguard export takes it
   std::string purpose, recipient, registry, ledger;
@@ -51,6 +53,8 @@ int run_gateway_command(const GatewayArgs& args) {
   config.workers = args.workers;
   config.series_quiet = std::chrono::seconds(args.series_quiet);
   config.retry.max = std::chrono::seconds(args.retry_max);
+  config.retry.max_attempts = args.forward_attempts;
+  config.retry.max_refusals = args.forward_refusals;
   config.min_free_bytes = static_cast<std::uint64_t>(args.min_free_mb) << 20;
 
   auto spec = stage_spec(args.stage);
@@ -115,6 +119,12 @@ void add_gateway(CLI::App& app, Action& action) {
   cmd->add_option("--retry-max", args->retry_max,
                   "longest wait between forward attempts, seconds (default 300)")
       ->check(CLI::Range(1, 86400));
+  cmd->add_option("--forward-attempts", args->forward_attempts,
+                  "give a forward up (keep it in SPOOL/failed) after this many failed attempts "
+                  "of any kind (default 0: never; a destination down is waited for)");
+  cmd->add_option("--forward-refusals", args->forward_refusals,
+                  "give a forward up after the destination answered a failure status this many "
+                  "times (default 3; 0: never)");
   cmd->add_option("--min-free-mb", args->min_free_mb,
                   "refuse instances (out of resources) below this free space (default 64)");
   cmd->add_option("--purpose", args->purpose,

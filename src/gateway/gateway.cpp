@@ -74,7 +74,7 @@ class Log {
 
 struct Counters {
   std::atomic<std::uint64_t> received{0}, refused{0}, processed{0}, quarantined{0}, forwarded{0},
-      forward_failures{0}, ledger_entries{0};
+      forward_failures{0}, ledger_entries{0}, forward_given_up{0};
 };
 
 // The consent gate and the ledger of a release route, opened for a run.
@@ -327,8 +327,16 @@ class Gateway {
         ++counters_.forward_failures;
         const std::string error = statuses ? "destination answered " + status_hex((*statuses)[i])
                                            : statuses.error().message;
-        if (auto noted = spool_.forward_failed(due[i], error, now, config_.retry); !noted)
+        auto noted = spool_.forward_failed(
+            due[i], error, now, config_.retry,
+            statuses ? ForwardFailure::refused : ForwardFailure::unreachable);
+        if (!noted) {
           log_.line(noted.error().message);
+        } else if (*noted == ForwardFate::given_up) {
+          ++counters_.forward_given_up;
+          log_.line("an instance was given up after " + std::to_string(due[i].attempts + 1) +
+                    " failed forwards (" + error + "); it is kept in failed/");
+        }
       }
       if (failed > 0) {
         // One line when the trouble starts or changes, not one per retry.
@@ -352,7 +360,8 @@ class Gateway {
   GatewayTotals totals() const {
     return {counters_.received.load(),  counters_.refused.load(),   counters_.processed.load(),
             counters_.quarantined.load(), counters_.forwarded.load(),
-            counters_.forward_failures.load(), counters_.ledger_entries.load()};
+            counters_.forward_failures.load(), counters_.ledger_entries.load(),
+            counters_.forward_given_up.load()};
   }
 
   Log& log() { return log_; }
@@ -671,6 +680,8 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
                      std::to_string(totals.processed) + ", quarantined " +
                      std::to_string(totals.quarantined) + ", forwarded " +
                      std::to_string(totals.forwarded) +
+                     (config.forward ? ", given up " + std::to_string(totals.forward_given_up)
+                                     : std::string()) +
                      (config.release ? ", ledger entries " + std::to_string(totals.ledger_entries)
                                      : std::string()));
   return totals;
@@ -691,6 +702,11 @@ std::string status_text(const SpoolStatus& status) {
       << "outbox (de-identified, to forward): " << status.outbox;
   if (status.outbox_retrying > 0) out << " (" << status.outbox_retrying << " after a failed try)";
   out << '\n' << "quarantined: " << status.quarantined << '\n';
+  out << "failed (forwards given up, kept in failed/): " << status.failed << '\n';
+  if (!status.last_failed.empty()) {
+    out << "last given up:\n";
+    for (const auto& entry : status.last_failed) out << "  " << entry << '\n';
+  }
   if (!status.last_quarantined.empty()) {
     out << "last quarantined:\n";
     for (const auto& entry : status.last_quarantined)
@@ -709,6 +725,8 @@ std::string status_json(const SpoolStatus& status) {
   json["outbox"] = status.outbox;
   json["outbox_retrying"] = status.outbox_retrying;
   json["quarantined"] = status.quarantined;
+  json["failed"] = status.failed;
+  json["last_failed"] = status.last_failed;
   json["last_quarantined"] = nlohmann::ordered_json::array();
   for (const auto& entry : status.last_quarantined)
     json["last_quarantined"].push_back({{"id", entry.id}, {"reason", entry.reason}});

@@ -81,7 +81,7 @@ struct GatewayConfig {
 // Counts of one run, for its last log line.
 struct GatewayTotals {
   std::uint64_t received = 0, refused = 0, processed = 0, quarantined = 0, forwarded = 0,
-                forward_failures = 0, ledger_entries = 0;
+                forward_failures = 0, ledger_entries = 0, forward_given_up = 0;
 };
 
 // Runs the gateway in the calling thread until `stop` is cancelled (the command cancels it on
