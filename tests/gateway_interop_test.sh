@@ -3,7 +3,8 @@
 # what the gateway forwards. Faults: a calling AE not allowed (refused), an instance the
 # pipeline refuses (quarantined, the association goes on), the destination down then up (the
 # outbox drains), kill -9 during a load and a restart (every acknowledged instance arrives,
-# none twice under different names), SIGTERM (exit 0). Ports are chosen at run time.
+# none twice under different names), SIGTERM (exit 0); a release route from a pipeline file
+# (consent gate, ledger entry per study batch). Ports are chosen at run time.
 set -euo pipefail
 radguard=$1
 work=$(mktemp -d /tmp/radguard-gateway-test.XXXXXX)
@@ -169,4 +170,42 @@ kill -TERM "$gw"; wait "$gw" || fail "C: SIGTERM exit status"
 "$radguard" verify "$work/signed" --trust "$work/s.crt" >"$work/verify-c.log" 2>&1 ||
   fail "C: the published instances do not verify"
 
-echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed)"
+# --- D. release route from a pipeline file: consent gate, one ledger entry per study --------
+rm -rf "$work/spool"
+# A [release] table the gateway cannot honour whole is refused, never ignored.
+printf 'key = "%s"\n[release]\npurpose = "research"\n' "$work/k.key" >"$work/partial.toml"
+if "$radguard" gateway --listen "$gport" --ae-title RG --spool "$work/spool" --output "$work/rel" \
+    --config "$work/partial.toml" >"$work/partial.log" 2>&1; then
+  fail "D: an incomplete [release] table was accepted"
+fi
+grep -q -- '--recipient' "$work/partial.log" || fail "D: the refusal does not name what is missing"
+"$radguard" consent set --registry "$work/consent.db" --patient 1CT1 --purpose research \
+  --decision permit --date 2020-01-01 >/dev/null || fail "D: consent set"
+printf 'key = "%s"\n[release]\npurpose = "research"\nrecipient = "Example lab"\nregistry = "%s"\nledger = "%s"\n' \
+  "$work/k.key" "$work/consent.db" "$work/ledger.db" >"$work/release.toml"
+"$radguard" gateway --listen "$gport" --ae-title RG --spool "$work/spool" --output "$work/rel" \
+  --config "$work/release.toml" --series-quiet 1 --allow-calling SENDER >>"$work/gw-d.log" 2>&1 &
+gw=$!
+pids+=("$gw")
+wait_for 20 echoscu -aet SENDER -aec RG 127.0.0.1 "$gport" || fail "D: gateway did not answer C-ECHO"
+# Two CTs of the consenting patient (one study) and an MR of a patient with no consent.
+storescu -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/in/plain/ct1.dcm" "$work/in/plain/ct2.dcm" \
+  "$samples/MR_small.dcm" >"$work/send-d.log" 2>&1 || fail "D: storescu failed"
+wait_for 30 field_is "$work/spool" incoming 0 || fail "D: instances not released"
+[ "$(count "$work/rel" '*.dcm')" = 2 ] || fail "D: the consenting patient's two instances should be released"
+[ "$(status_field "$work/spool" quarantined)" = 1 ] || fail "D: the MR without consent should be quarantined"
+"$radguard" gateway status --spool "$work/spool" | grep -q 'withheld' || fail "D: no consent reason in status"
+kill -TERM "$gw"; wait "$gw" || fail "D: SIGTERM exit status"
+"$radguard" ledger verify --ledger "$work/ledger.db" >/dev/null 2>&1 || fail "D: ledger verify"
+"$radguard" ledger list --ledger "$work/ledger.db" --json >"$work/ledger.json" 2>&1 || fail "D: ledger list"
+python3 - "$work/ledger.json" <<'PY' || fail "D: ledger entries"
+import json, sys
+entries = json.load(open(sys.argv[1]))
+entries = entries.get("entries", entries) if isinstance(entries, dict) else entries
+assert len(entries) == 1, entries
+e = entries[0]
+assert e["instances"] == 2 and e["studies"] == 1 and e["recipient"] == "Example lab", e
+PY
+grep -q -e '1CT1' -e '4MR1' "$work/gw-d.log" && fail "D: a patient ID in the log"
+
+echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger)"

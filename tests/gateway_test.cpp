@@ -14,12 +14,15 @@
 #include <dcmtk/dcmnet/scu.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
+#include "consent/consent.hpp"
 #include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/spool.hpp"
+#include "ledger/ledger.hpp"
 #include "net/dimse.hpp"
 #include "pipeline/pipeline.hpp"
 #include "support/fixtures.hpp"
@@ -155,6 +158,65 @@ TEST(GatewaySpool, OutboxRetriesBackOffAndSurviveARestart) {
   EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
 }
 
+// A forward the destination keeps refusing, or one past the attempt limit, is given up: kept
+// in failed/ with its record, no longer retried, shown by status.
+TEST(GatewaySpool, ForwardsPastTheirLimitsAreGivenUpAndKeptInFailed) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool);
+  const fs::path refused = fs::path("2.25.1") / "2.25.2" / "2.25.3.dcm";
+  const fs::path unreachable = fs::path("2.25.1") / "2.25.2" / "2.25.4.dcm";
+  ASSERT_TRUE(spool->put_outbox(refused, bytes_of("a")));
+  ASSERT_TRUE(spool->put_outbox(unreachable, bytes_of("b")));
+  gateway::RetryPolicy policy{std::chrono::seconds(1), std::chrono::seconds(1)};
+  policy.max_refusals = 2;
+  policy.max_attempts = 3;
+  std::int64_t now = 1000;
+  std::map<fs::path, gateway::ForwardFate> fate;
+  for (int round = 0; round < 3; ++round, now += 10) {
+    for (const auto& item : spool->outbox_due(now, 10)) {
+      auto noted = spool->forward_failed(item,
+                                         item.name == refused ? "destination answered 0xA900"
+                                                              : "no association",
+                                         now, policy,
+                                         item.name == refused ? gateway::ForwardFailure::refused
+                                                              : gateway::ForwardFailure::unreachable);
+      ASSERT_TRUE(noted) << noted.error().message;
+      fate[item.name] = *noted;
+    }
+    // The refused one goes after its second refusal, the unreachable one after 3 attempts.
+    if (round == 0) {
+      EXPECT_EQ(spool->status().failed, 0u);
+    }
+    if (round == 1) {
+      EXPECT_EQ(spool->status().failed, 1u);
+    }
+  }
+  EXPECT_EQ(fate[refused], gateway::ForwardFate::given_up);
+  EXPECT_EQ(fate[unreachable], gateway::ForwardFate::given_up);
+  EXPECT_TRUE(spool->outbox_due(now + 100, 10).empty());
+  EXPECT_EQ(read_bytes(dir / "spool" / "failed" / refused), bytes_of("a"));
+  EXPECT_EQ(read_bytes(dir / "spool" / "failed" / unreachable), bytes_of("b"));
+  const auto status = gateway::Spool::open(dir / "spool")->status();
+  EXPECT_EQ(status.outbox, 0u);
+  EXPECT_EQ(status.outbox_retrying, 0u);
+  EXPECT_EQ(status.failed, 2u);
+  ASSERT_EQ(status.last_failed.size(), 2u);
+  const std::string text = gateway::status_text(status);
+  EXPECT_NE(text.find("given up, kept in failed/): 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("after 2 attempts: destination answered 0xA900"), std::string::npos) << text;
+  EXPECT_NE(gateway::status_json(status).find("\"failed\": 2"), std::string::npos);
+  // Without limits (the default for a destination that is down), never given up.
+  const gateway::RetryPolicy patient{std::chrono::seconds(1), std::chrono::seconds(1)};
+  ASSERT_TRUE(spool->put_outbox("2.25.9/2.25.9/2.25.9.dcm", bytes_of("c")));
+  for (int i = 0; i < 20; ++i, now += 10) {
+    auto due = spool->outbox_due(now, 10);
+    ASSERT_EQ(due.size(), 1u);
+    EXPECT_EQ(*spool->forward_failed(due[0], "no association", now, patient),
+              gateway::ForwardFate::retrying);
+  }
+}
+
 TEST(GatewaySpool, AFullFileSystemRefusesNewInstances) {
   TempDir dir;
   auto spool = gateway::Spool::open(dir / "spool", std::uint64_t{1} << 62);
@@ -264,6 +326,150 @@ TEST_F(GatewayRun, RefusesBadRoutes) {
   auto inside = c;
   inside.output = c.spool / "out";
   EXPECT_FALSE(gateway::check_route(inside, make_pipeline()));
+  // A release route needs all four settings, a purpose radguard knows.
+  auto partial = c;
+  partial.release = gateway::ReleaseRoute{"research", "Lab", "consent.db", "", ""};
+  const auto no_ledger = gateway::check_route(partial, make_pipeline());
+  ASSERT_FALSE(no_ledger);
+  EXPECT_EQ(no_ledger.error().code, ErrorCode::usage);
+  EXPECT_NE(no_ledger.error().message.find("--ledger"), std::string::npos);
+  auto bad_purpose = c;
+  bad_purpose.release = gateway::ReleaseRoute{"gossip", "Lab", "consent.db", "l.db", ""};
+  EXPECT_FALSE(gateway::check_route(bad_purpose, make_pipeline()));
+  auto full = c;
+  full.release = gateway::ReleaseRoute{"research", "Lab", "consent.db", "l.db", ""};
+  EXPECT_TRUE(gateway::check_route(full, make_pipeline()));
+}
+
+// The consent gate and the ledger: a patient without consent for the purpose is quarantined
+// before any stage (a reason naming no one); a consenting patient's instances are held per
+// study until it is quiet, recorded as one ledger entry per study batch, and only then
+// written.
+TEST_F(GatewayRun, ReleasesOnlyConsentingPatientsAndRecordsEachStudyBatchBeforeDelivery) {
+  const auto pipeline = make_pipeline();
+  const fs::path registry_path = dir_ / "consent.db";
+  {
+    auto registry = consent::Registry::open(registry_path.string());
+    ASSERT_TRUE(registry) << registry.error().message;
+    consent::Record permit;
+    permit.patient_id = "PCONSENT1";
+    permit.purpose = consent::Purpose::research;
+    permit.decision = consent::Decision::permit;
+    permit.date = "2020-01-01";
+    permit.source = "test";
+    ASSERT_TRUE(registry->record(permit));
+  }  // the registry's default denies research: PNOCONSENT2 is withheld
+  auto c = config();
+  c.series_quiet = std::chrono::seconds(3);
+  c.release = gateway::ReleaseRoute{"research", "Example lab", registry_path.string(),
+                                    (dir_ / "ledger.db").string(), ""};
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+
+  // The consenting patient: two instances of one study and one of another; the other
+  // patient: one instance.
+  std::vector<fs::path> files;
+  auto add = [&](const std::string& patient, const std::string& study, int n) {
+    auto ct = testing::make_ct(patient, "1.2.826.0.1.3680043.2.1125.9." + std::to_string(n));
+    ct->getDataset()->putAndInsertString(DCM_StudyInstanceUID, study.c_str());
+    files.push_back(dir_ / ("ct" + std::to_string(n) + ".dcm"));
+    testing::save(*ct, files.back());
+  };
+  add("PCONSENT1", "1.2.826.0.1.3680043.2.1125.2.1", 1);
+  add("PCONSENT1", "1.2.826.0.1.3680043.2.1125.2.1", 2);
+  add("PCONSENT1", "1.2.826.0.1.3680043.2.1125.2.2", 3);
+  add("PNOCONSENT2", "1.2.826.0.1.3680043.2.1125.2.3", 4);
+  auto statuses = net::store_files(me, "SENDER", files, 10);
+  ASSERT_TRUE(statuses) << statuses.error().message;
+  for (auto s : *statuses) EXPECT_EQ(s, net::kStatusSuccess);
+
+  // Held, not yet recorded: nothing delivered, nothing in the ledger.
+  ASSERT_TRUE(wait_until([&] {
+    return count_files(c.spool / "held") == 3 &&
+           gateway::Spool::open(c.spool, 0)->status().quarantined == 1;
+  })) << running.log.str();
+  EXPECT_EQ(count_files(c.output), 0u);
+  {
+    auto ledger = ledger::Ledger::open((dir_ / "ledger.db").string(),
+                                       ledger::LedgerAccess::existing_only);
+    ASSERT_TRUE(ledger) << ledger.error().message;
+    EXPECT_TRUE(ledger->all()->empty());
+  }
+  // Quiet: one entry per study, then the files.
+  ASSERT_TRUE(wait_until([&] { return count_files(c.output) == 3; })) << running.log.str();
+  ASSERT_TRUE(wait_until([&] { return gateway::Spool::open(c.spool, 0)->incoming().empty(); }));
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->ledger_entries, 2u);
+  EXPECT_EQ(running.result->quarantined, 1u);
+
+  auto ledger =
+      ledger::Ledger::open((dir_ / "ledger.db").string(), ledger::LedgerAccess::existing_only);
+  ASSERT_TRUE(ledger);
+  auto entries = ledger->all();
+  ASSERT_TRUE(entries);
+  ASSERT_EQ(entries->size(), 2u);
+  ASSERT_TRUE(ledger->verify()->intact());
+  const auto key = crypto::SecretKey::load(dir_ / "k.key");
+  ASSERT_TRUE(key);
+  std::set<std::string> studies;
+  std::uint64_t instances = 0;
+  for (const auto& entry : *entries) {
+    EXPECT_EQ(entry.status, ledger::EntryStatus::released);
+    EXPECT_EQ(entry.purpose, "research");
+    EXPECT_EQ(entry.recipient, "Example lab");
+    EXPECT_EQ(entry.studies, 1u);
+    ASSERT_EQ(entry.patients.size(), 1u);
+    EXPECT_EQ(entry.patients[0].patient_hash, ledger::patient_hash(*key, "PCONSENT1"));
+    ASSERT_EQ(entry.patients[0].studies.size(), 1u);
+    EXPECT_EQ(entry.patients[0].studies[0].modalities, std::vector<std::string>{"CT"});
+    // The recorded study is the released (pseudonymous) one.
+    EXPECT_TRUE(fs::is_directory(c.output / entry.patients[0].studies[0].study_uid));
+    studies.insert(entry.patients[0].studies[0].study_uid);
+    instances += entry.instances;
+  }
+  EXPECT_EQ(studies.size(), 2u);
+  EXPECT_EQ(instances, 3u);
+  // The withheld patient's instance is in quarantine, with a reason that names no one.
+  const auto status = gateway::Spool::open(c.spool, 0)->status();
+  ASSERT_EQ(status.last_quarantined.size(), 1u);
+  EXPECT_NE(status.last_quarantined[0].reason.find("withheld"), std::string::npos)
+      << status.last_quarantined[0].reason;
+  EXPECT_EQ(status.last_quarantined[0].reason.find("PNOCONSENT2"), std::string::npos);
+  const std::string log = running.log.str();
+  EXPECT_EQ(log.find("PCONSENT1"), std::string::npos) << log;
+  EXPECT_EQ(log.find("PNOCONSENT2"), std::string::npos) << log;
+}
+
+TEST_F(GatewayRun, AReleaseRouteRefusesAMissingRegistryAndALedgerOfAnotherKey) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.release = gateway::ReleaseRoute{"research", "Lab", (dir_ / "missing.db").string(),
+                                    (dir_ / "ledger.db").string(), ""};
+  batch::CancelToken stop;
+  stop.cancel();
+  std::ostringstream log;
+  const auto no_registry = gateway::run_gateway(c, pipeline, stop, log);
+  ASSERT_FALSE(no_registry);
+  EXPECT_EQ(no_registry.error().code, ErrorCode::not_found);
+
+  ASSERT_TRUE(consent::Registry::open((dir_ / "consent.db").string()));
+  {
+    auto ledger = ledger::Ledger::open((dir_ / "ledger.db").string(),
+                                       ledger::LedgerAccess::create_if_missing);
+    ASSERT_TRUE(ledger);
+    ledger::Entry other;
+    other.recipient = "Someone";
+    other.purpose = "research";
+    other.profile.key_fingerprint = "0123456789abcdef";
+    other.error = "test";
+    ASSERT_TRUE(ledger->append(other));
+  }
+  c.release->registry = (dir_ / "consent.db").string();
+  const auto other_key = gateway::run_gateway(c, pipeline, stop, log);
+  ASSERT_FALSE(other_key);
+  EXPECT_EQ(other_key.error().code, ErrorCode::key);
 }
 
 TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstances) {

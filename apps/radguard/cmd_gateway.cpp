@@ -23,7 +23,11 @@ struct GatewayArgs {
   unsigned workers = 1;
   unsigned series_quiet = 30;
   unsigned retry_max = 300;
+  unsigned forward_attempts = 0;
+  unsigned forward_refusals = 3;
   unsigned min_free_mb = 64;
+  // release route (consent gate and ledger), as radguard export takes it
+  std::string purpose, recipient, registry, ledger;
   // status
   std::string status_spool;
   bool json = false;
@@ -49,10 +53,29 @@ int run_gateway_command(const GatewayArgs& args) {
   config.workers = args.workers;
   config.series_quiet = std::chrono::seconds(args.series_quiet);
   config.retry.max = std::chrono::seconds(args.retry_max);
+  config.retry.max_attempts = args.forward_attempts;
+  config.retry.max_refusals = args.forward_refusals;
   config.min_free_bytes = static_cast<std::uint64_t>(args.min_free_mb) << 20;
 
   auto spec = stage_spec(args.stage);
   if (!spec) return report_error(spec.error());
+  // The release settings: each flag given overrides the pipeline file's [release] table.
+  // Any of them makes a release route, which needs all four (check_route): a [release] table
+  // is never silently ignored.
+  gateway::ReleaseRoute release{spec->release.purpose, spec->release.recipient,
+                                spec->release.registry, spec->release.ledger, {}};
+  if (!args.purpose.empty()) release.purpose = args.purpose;
+  if (!args.recipient.empty()) release.recipient = args.recipient;
+  if (!args.registry.empty()) release.registry = args.registry;
+  if (!args.ledger.empty()) release.ledger = args.ledger;
+  if (!release.purpose.empty() || !release.recipient.empty() || !release.registry.empty() ||
+      !release.ledger.empty())
+    config.release = release;
+  if (!spec->release.on_failure.empty() && spec->release.on_failure != "withhold-study")
+    return report_error({ErrorCode::usage,
+                         "[release] on_failure = \"" + spec->release.on_failure +
+                             "\" does not apply to the gateway: it withholds (quarantines) the "
+                             "instances of a patient without consent and goes on"});
   auto made = make_pipeline(*spec);
   if (!made) return report_error(made.error());
   if (auto checked = gateway::check_route(config, *made); !checked)
@@ -96,8 +119,22 @@ void add_gateway(CLI::App& app, Action& action) {
   cmd->add_option("--retry-max", args->retry_max,
                   "longest wait between forward attempts, seconds (default 300)")
       ->check(CLI::Range(1, 86400));
+  cmd->add_option("--forward-attempts", args->forward_attempts,
+                  "give a forward up (keep it in SPOOL/failed) after this many failed attempts "
+                  "of any kind (default 0: never; a destination down is waited for)");
+  cmd->add_option("--forward-refusals", args->forward_refusals,
+                  "give a forward up after the destination answered a failure status this many "
+                  "times (default 3; 0: never)");
   cmd->add_option("--min-free-mb", args->min_free_mb,
                   "refuse instances (out of resources) below this free space (default 64)");
+  cmd->add_option("--purpose", args->purpose,
+                  "release route: the purpose each patient must have consented to");
+  cmd->add_option("--recipient", args->recipient,
+                  "release route: who receives the data (recorded in the ledger)");
+  cmd->add_option("--registry", args->registry,
+                  "release route: consent registry (radguard consent); must exist");
+  cmd->add_option("--ledger", args->ledger,
+                  "release route: disclosure ledger; one entry per released study batch");
   add_stage_options(*cmd, args->stage);
 
   auto* status = cmd->add_subcommand("status", "a gateway spool's queues and last failures");

@@ -7,15 +7,24 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "consent/consent.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "core/text.hpp"
+#include "crypto/crypto.hpp"
+#include "dicom/dicom_file.hpp"
+#include "ledger/ledger.hpp"
 #include "pipeline/assembler.hpp"
+#include "pipeline/consent_gate.hpp"
+#include "standard/tags.hpp"
 
 namespace radguard::gateway {
 
@@ -65,7 +74,38 @@ class Log {
 
 struct Counters {
   std::atomic<std::uint64_t> received{0}, refused{0}, processed{0}, quarantined{0}, forwarded{0},
-      forward_failures{0};
+      forward_failures{0}, ledger_entries{0}, forward_given_up{0};
+};
+
+// The consent gate and the ledger of a release route, opened for a run.
+struct Release {
+  pipeline::ConsentGate gate;
+  ledger::Ledger ledger;  // not thread-safe: used under Gateway::ledger_mutex_
+  std::string purpose;    // the purpose's name, as recorded
+  std::string recipient;
+};
+
+// What the ledger needs of an instance that is not in its de-identified bytes, kept from the
+// received instance: the patient's keyed hash (never the ID) and the modality.
+struct ReleaseMeta {
+  std::string patient_hash;
+  std::string modality;
+};
+
+// A de-identified instance waiting for its study batch's ledger entry; its bytes are in a
+// spill file (the instance itself stays in incoming/ until delivered).
+struct HeldInstance {
+  std::string id;
+  fs::path name;
+  fs::path spill;
+  std::string sha256;
+};
+
+struct StudyBatch {
+  std::string patient_hash;
+  std::set<std::string> modalities;
+  std::vector<HeldInstance> held;
+  std::chrono::steady_clock::time_point last_added;
 };
 
 // Wakes the workers when an instance arrives, and everyone when the run stops.
@@ -90,12 +130,13 @@ class Signal {
 class Gateway {
  public:
   Gateway(const GatewayConfig& config, const pipeline::Pipeline& pipeline, Spool spool,
-          std::ostream& log, pipeline::SeriesAssembler* assembler)
+          std::ostream& log, pipeline::SeriesAssembler* assembler, Release* release)
       : config_(config),
         pipeline_(pipeline),
         spool_(std::move(spool)),
         log_(log),
-        assembler_(assembler) {}
+        assembler_(assembler),
+        release_(release) {}
 
   std::uint16_t on_store(const net::StoreRequest& request, const net::ReceiveInto& receive) {
     auto pending = spool_.reserve_incoming();
@@ -152,9 +193,13 @@ class Gateway {
     } else {
       const std::span<const std::uint8_t> view(
           reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size());
-      auto added = assembler_->add(view, id);
-      if (added) return;
-      held = std::unexpected(added.error());
+      if (auto admitted = admit(id, view); !admitted) {
+        held = admitted;
+      } else {
+        auto added = assembler_->add(view, id);
+        if (added) return;
+        held = std::unexpected(added.error());
+      }
     }
     settle(id, held);
     release(id);
@@ -165,9 +210,12 @@ class Gateway {
   void close_quiet_series() {
     for (const std::string& key : assembler_->quiet_series()) {
       for (auto& outcome : assembler_->close(key)) {
-        settle(outcome.id, outcome.output ? deliver(*outcome.output)
-                                          : Status(std::unexpected(outcome.output.error())));
-        release(outcome.id);
+        if (!outcome.output) {
+          settle(outcome.id, std::unexpected(outcome.output.error()));
+          release(outcome.id);
+        } else {
+          handle_output(outcome.id, *outcome.output);
+        }
       }
     }
   }
@@ -193,8 +241,44 @@ class Gateway {
       log_.line("instance " + id + ": " + moved.error().message);
   }
 
+  // A de-identified instance: delivered at once, or, with a ledger, held for its study's
+  // batch (settled and released when the batch is recorded and delivered).
+  void handle_output(const std::string& id, const pipeline::OutputInstance& output) {
+    if (release_ == nullptr) {
+      settle(id, deliver(output.name, output.bytes));
+      release(id);
+      return;
+    }
+    if (auto held = hold_for_release(id, output); !held) {
+      settle(id, held);
+      release(id);
+    }
+  }
+
+  // Records and delivers the study batches that are due: quiet for series_quiet, full, or
+  // every one when `all_batches` (a graceful stop).
+  void record_due_batches(bool all_batches) {
+    if (release_ == nullptr) return;
+    std::vector<StudyBatch> due;
+    {
+      std::lock_guard lock(batch_mutex_);
+      const auto now = std::chrono::steady_clock::now();
+      for (auto it = batches_.begin(); it != batches_.end();) {
+        if (all_batches || it->second.held.size() >= config_.release_batch_max ||
+            now - it->second.last_added >= config_.series_quiet) {
+          due.push_back(std::move(it->second));
+          it = batches_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& batch : due) record_and_deliver(batch);
+  }
+
   void worker_loop(const batch::CancelToken& stop) {
     while (!stop.cancelled()) {
+      record_due_batches(false);
       if (assembler_ != nullptr) close_quiet_series();
       auto id = claim();
       if (!id) {
@@ -205,8 +289,13 @@ class Gateway {
         hold(*id);
         continue;
       }
-      settle(*id, process_one(*id));
-      release(*id);
+      auto output = process_one(*id);
+      if (output) {
+        handle_output(*id, *output);
+      } else {
+        settle(*id, std::unexpected(output.error()));
+        release(*id);
+      }
       if (io_trouble_.exchange(false)) work_.wait_for(std::chrono::milliseconds(1000));
     }
   }
@@ -238,8 +327,16 @@ class Gateway {
         ++counters_.forward_failures;
         const std::string error = statuses ? "destination answered " + status_hex((*statuses)[i])
                                            : statuses.error().message;
-        if (auto noted = spool_.forward_failed(due[i], error, now, config_.retry); !noted)
+        auto noted = spool_.forward_failed(
+            due[i], error, now, config_.retry,
+            statuses ? ForwardFailure::refused : ForwardFailure::unreachable);
+        if (!noted) {
           log_.line(noted.error().message);
+        } else if (*noted == ForwardFate::given_up) {
+          ++counters_.forward_given_up;
+          log_.line("an instance was given up after " + std::to_string(due[i].attempts + 1) +
+                    " failed forwards (" + error + "); it is kept in failed/");
+        }
       }
       if (failed > 0) {
         // One line when the trouble starts or changes, not one per retry.
@@ -263,34 +360,141 @@ class Gateway {
   GatewayTotals totals() const {
     return {counters_.received.load(),  counters_.refused.load(),   counters_.processed.load(),
             counters_.quarantined.load(), counters_.forwarded.load(),
-            counters_.forward_failures.load()};
+            counters_.forward_failures.load(), counters_.ledger_entries.load(),
+            counters_.forward_given_up.load()};
   }
 
   Log& log() { return log_; }
   const Spool& spool() const { return spool_; }
 
  private:
-  Status process_one(const std::string& id) {
+  Result<pipeline::OutputInstance> process_one(const std::string& id) {
     auto bytes = read_small_file(spool_.incoming_path(id), 4ULL << 30);
     if (!bytes) return std::unexpected(bytes.error());
     const std::span<const std::uint8_t> view(reinterpret_cast<const std::uint8_t*>(bytes->data()),
                                              bytes->size());
-    auto output = pipeline_.process_instance(view, id);
-    if (!output) return std::unexpected(output.error());
-    return deliver(*output);
+    if (auto admitted = admit(id, view); !admitted) return std::unexpected(admitted.error());
+    return pipeline_.process_instance(view, id);
+  }
+
+  // The consent gate, before any stage sees the instance; keeps what the ledger will need.
+  // Without a release route, admits everything.
+  Status admit(const std::string& id, std::span<const std::uint8_t> bytes) {
+    if (release_ == nullptr) return {};
+    auto file = dicom::DicomFile::open_bytes(bytes);
+    if (!file) return std::unexpected(file.error());
+    if (auto admitted = release_->gate.admit(*file); !admitted) return admitted;
+    ReleaseMeta meta;
+    meta.patient_hash = ledger::patient_hash(pipeline_.header_stage().pseudonymizer().key(),
+                                             trimmed(file->string_of(tags::PatientID).value_or("")));
+    meta.modality = trimmed(file->string_of(tags::Modality).value_or(""));
+    std::lock_guard lock(batch_mutex_);
+    meta_[id] = std::move(meta);
+    return {};
+  }
+
+  // Spills a de-identified instance and adds it to its study's batch.
+  Status hold_for_release(const std::string& id, const pipeline::OutputInstance& output) {
+    if (output.name.empty() || output.name.is_absolute())
+      return fail(ErrorCode::internal, "the pipeline gave no output name");
+    HeldInstance held{id, output.name, spool_.root() / "held" / (id + ".dcm"),
+                      crypto::to_hex(crypto::sha256(std::string_view(
+                          reinterpret_cast<const char*>(output.bytes.data()),
+                          output.bytes.size())))};
+    // A spill is made again after a crash (the instance is still in incoming/): written
+    // without fsync, in the owner-only spool.
+    {
+      std::ofstream out(held.spill, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(output.bytes.data()),
+                static_cast<std::streamsize>(output.bytes.size()));
+      out.close();
+      if (!out) return fail(ErrorCode::io, "cannot write a held instance in the spool");
+    }
+    std::lock_guard lock(batch_mutex_);
+    auto meta = meta_.find(id);
+    if (meta == meta_.end()) return fail(ErrorCode::internal, "no consent record for an instance");
+    StudyBatch& batch = batches_[output.name.begin()->string()];
+    batch.patient_hash = meta->second.patient_hash;
+    if (!meta->second.modality.empty()) batch.modalities.insert(meta->second.modality);
+    batch.held.push_back(std::move(held));
+    batch.last_added = std::chrono::steady_clock::now();
+    meta_.erase(meta);
+    return {};
+  }
+
+  // One ledger entry for the batch; once it has committed, each instance is delivered.
+  void record_and_deliver(StudyBatch& batch) {
+    const std::string study_uid = batch.held.front().name.begin()->string();
+    std::map<std::string, std::string> files;  // name -> sha256; a name sent twice counts once
+    for (const auto& held : batch.held) files[held.name.generic_string()] = held.sha256;
+    std::string manifest;
+    for (const auto& [name, sha] : files) manifest += sha + "  " + name + "\n";
+
+    ledger::Entry entry;
+    entry.recipient = release_->recipient;
+    entry.purpose = release_->purpose;
+    entry.status = ledger::EntryStatus::released;
+    const auto& stage = pipeline_.header_stage();
+    entry.profile = {stage.policy().preset(), stage.policy().option_names(),
+                     stage.policy().override_count(), stage.method_description(),
+                     stage.pseudonymizer().key().fingerprint()};
+    entry.release = "gateway " + config_.ae_title + " " + batch.held.front().id;
+    entry.output_digest = crypto::to_hex(crypto::sha256(manifest));
+    entry.instances = files.size();
+    entry.studies = 1;
+    ledger::PatientDisclosure patient;
+    patient.patient_hash = batch.patient_hash;
+    patient.studies.push_back(
+        {study_uid, files.size(), {batch.modalities.begin(), batch.modalities.end()}});
+    entry.patients.push_back(std::move(patient));
+
+    Result<ledger::Entry> recorded = fail(ErrorCode::internal, "not recorded");
+    {
+      std::lock_guard lock(ledger_mutex_);
+      recorded = release_->ledger.append(std::move(entry));
+    }
+    std::error_code ec;
+    if (!recorded) {
+      // Nothing delivered: the instances stay in incoming/ and are processed again.
+      log_.line("a study batch of " + std::to_string(files.size()) +
+                " instances could not be recorded in the ledger; kept for a later try: " +
+                recorded.error().message);
+      io_trouble_ = true;
+      for (const auto& held : batch.held) {
+        fs::remove(held.spill, ec);
+        release(held.id);
+      }
+      return;
+    }
+    ++counters_.ledger_entries;
+    log_.line("ledger entry " + std::to_string(recorded->sequence) + ": a study batch of " +
+              std::to_string(files.size()) + " instances");
+    for (const auto& held : batch.held) {
+      auto bytes = read_small_file(held.spill, 4ULL << 30);
+      Status delivered;
+      if (!bytes) {
+        delivered = std::unexpected(bytes.error());
+      } else {
+        delivered = deliver(held.name,
+                            std::span<const std::uint8_t>(
+                                reinterpret_cast<const std::uint8_t*>(bytes->data()),
+                                bytes->size()));
+      }
+      settle(held.id, delivered);
+      fs::remove(held.spill, ec);
+      release(held.id);
+    }
   }
 
   // Publishes one de-identified instance: into the outbox (--forward) or the output folder.
-  Status deliver(const pipeline::OutputInstance& instance) {
-    const pipeline::OutputInstance* output = &instance;
-    if (output->name.empty() || output->name.is_absolute())
+  Status deliver(const fs::path& name, std::span<const std::uint8_t> bytes) {
+    if (name.empty() || name.is_absolute())
       return fail(ErrorCode::internal, "the pipeline gave no output name");
-    if (config_.forward) return spool_.put_outbox(output->name, output->bytes);
-    auto pending = PendingFile::create(config_.output / output->name);
+    if (config_.forward) return spool_.put_outbox(name, bytes);
+    auto pending = PendingFile::create(config_.output / name);
     if (!pending) return std::unexpected(pending.error());
     if (auto written = pending->write_contents(
-            std::string_view(reinterpret_cast<const char*>(output->bytes.data()),
-                             output->bytes.size()),
+            std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
             kOutputPerms);
         !written)
       return written;
@@ -301,7 +505,7 @@ class Gateway {
         !committed)
       return committed;
     // The folders on the way to the file are new after a first instance of a series.
-    for (fs::path folder = (config_.output / output->name).parent_path();;
+    for (fs::path folder = (config_.output / name).parent_path();;
          folder = folder.parent_path()) {
       if (auto synced = sync_folder(folder); !synced) return synced;
       if (folder == config_.output || !folder.has_relative_path()) break;
@@ -321,6 +525,11 @@ class Gateway {
   std::atomic<bool> io_trouble_{false};
   std::string last_trouble_;  // the forwarder thread's only
   pipeline::SeriesAssembler* assembler_;  // with a whole-series stage (defacing); else null
+  Release* release_;                      // with a release route; else null
+  std::mutex batch_mutex_;                // meta_ and batches_
+  std::map<std::string, ReleaseMeta> meta_;   // by spool id, between admit and hold
+  std::map<std::string, StudyBatch> batches_;  // by pseudonymous Study Instance UID
+  std::mutex ledger_mutex_;
 };
 
 }  // namespace
@@ -337,6 +546,23 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
   if (config.forward_batch == 0) return fail(ErrorCode::usage, "the forward batch must be > 0");
   if (config.retry.first.count() <= 0 || config.retry.max < config.retry.first)
     return fail(ErrorCode::usage, "the retry delays must be positive, the longest not shorter");
+  if (config.release) {
+    const ReleaseRoute& r = *config.release;
+    std::string missing;
+    for (const auto& [value, flag] : {std::pair{&r.purpose, "--purpose"},
+                                      std::pair{&r.recipient, "--recipient"},
+                                      std::pair{&r.registry, "--registry"},
+                                      std::pair{&r.ledger, "--ledger"}})
+      if (trimmed(*value).empty()) missing += std::string(missing.empty() ? "" : ", ") + flag;
+    if (!missing.empty())
+      return fail(ErrorCode::usage,
+                  "a release route needs --purpose, --recipient, --registry and --ledger "
+                  "(or a [release] table with all four); missing: " + missing);
+    if (auto settings = pipeline::check_consent_settings(r.purpose, r.consent_at); !settings)
+      return std::unexpected(settings.error());
+    if (config.release_batch_max == 0)
+      return fail(ErrorCode::usage, "a study batch must hold at least one instance");
+  }
   if (!config.output.empty()) {
     const fs::path spool = folder_path(config.spool);
     const fs::path output = folder_path(config.output);
@@ -377,8 +603,29 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
     if (!made) return std::unexpected(made.error());
     assembler = std::move(*made);
   }
+  // A release route: the consent registry must exist; the ledger is created if missing and
+  // must be kept with this key. Spills of instances waiting for their batch's entry are
+  // made again from incoming/ (a killed run's are removed).
+  std::optional<Release> release;
+  if (config.release) {
+    const ReleaseRoute& r = *config.release;
+    auto gate = pipeline::ConsentGate::open({r.registry, r.purpose, r.consent_at});
+    if (!gate) return std::unexpected(gate.error());
+    auto opened = ledger::Ledger::open(r.ledger, ledger::LedgerAccess::create_if_missing);
+    if (!opened) return std::unexpected(opened.error());
+    if (auto same = opened->check_key(pipeline.header_stage().pseudonymizer().key().fingerprint());
+        !same)
+      return std::unexpected(same.error());
+    std::string purpose(consent::purpose_name(gate->purpose()));
+    release.emplace(
+        Release{std::move(*gate), std::move(*opened), std::move(purpose), trimmed(r.recipient)});
+    std::error_code ec;
+    fs::remove_all(config.spool / "held", ec);
+    fs::create_directories(config.spool / "held", ec);
+    if (ec) return fail(ErrorCode::io, "cannot create the spool's held folder: " + ec.message());
+  }
   Gateway gateway(config, pipeline, std::move(*spool), log_stream,
-                  assembler ? &*assembler : nullptr);
+                  assembler ? &*assembler : nullptr, release ? &*release : nullptr);
 
   net::ServerConfig server_config;
   server_config.port = config.port;
@@ -422,6 +669,9 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   stop_workers.cancel();
   gateway.wake_all();
   for (auto& thread : threads) thread.join();
+  // A graceful stop records and delivers the study batches still held (a killed run leaves
+  // them in incoming/ for the next).
+  gateway.record_due_batches(true);
   if (!served) return std::unexpected(served.error());
 
   const GatewayTotals totals = gateway.totals();
@@ -429,7 +679,11 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
                      std::to_string(totals.refused) + ", processed " +
                      std::to_string(totals.processed) + ", quarantined " +
                      std::to_string(totals.quarantined) + ", forwarded " +
-                     std::to_string(totals.forwarded));
+                     std::to_string(totals.forwarded) +
+                     (config.forward ? ", given up " + std::to_string(totals.forward_given_up)
+                                     : std::string()) +
+                     (config.release ? ", ledger entries " + std::to_string(totals.ledger_entries)
+                                     : std::string()));
   return totals;
 }
 
@@ -448,6 +702,11 @@ std::string status_text(const SpoolStatus& status) {
       << "outbox (de-identified, to forward): " << status.outbox;
   if (status.outbox_retrying > 0) out << " (" << status.outbox_retrying << " after a failed try)";
   out << '\n' << "quarantined: " << status.quarantined << '\n';
+  out << "failed (forwards given up, kept in failed/): " << status.failed << '\n';
+  if (!status.last_failed.empty()) {
+    out << "last given up:\n";
+    for (const auto& entry : status.last_failed) out << "  " << entry << '\n';
+  }
   if (!status.last_quarantined.empty()) {
     out << "last quarantined:\n";
     for (const auto& entry : status.last_quarantined)
@@ -466,6 +725,8 @@ std::string status_json(const SpoolStatus& status) {
   json["outbox"] = status.outbox;
   json["outbox_retrying"] = status.outbox_retrying;
   json["quarantined"] = status.quarantined;
+  json["failed"] = status.failed;
+  json["last_failed"] = status.last_failed;
   json["last_quarantined"] = nlohmann::ordered_json::array();
   for (const auto& entry : status.last_quarantined)
     json["last_quarantined"].push_back({{"id", entry.id}, {"reason", entry.reason}});

@@ -11,6 +11,15 @@
 // instance; an instance processed twice gets the same pseudonymous name, so none arrives
 // twice under different names.
 //
+// With release settings (GatewayConfig::release, as radguard export takes them), each
+// instance's patient must permit the route's purpose in the consent registry before any stage
+// sees it (pipeline::ConsentGate; otherwise the instance is quarantined with a reason that
+// names no one), and de-identified instances are held per study until the study has been
+// quiet for series_quiet (or holds release_batch_max instances): then one ledger entry records
+// the study batch, and only after it has committed are its instances delivered (outbox or
+// output). A kill between the two leaves the instances in incoming/: the next run records
+// them again and delivers them (a disclosure may be recorded twice, never not at all).
+//
 // Logs name spool ids (arrival time, process, counter), AE titles, counts and error
 // categories; never an attribute value, a patient's name or an input path.
 //
@@ -31,6 +40,16 @@
 
 namespace radguard::gateway {
 
+// A release route: consent gate and disclosure ledger, as radguard export takes them. All
+// four of purpose, recipient, registry and ledger are required (check_route).
+struct ReleaseRoute {
+  std::string purpose;     // consent::purpose_names()
+  std::string recipient;   // recorded in each ledger entry
+  std::string registry;    // consent registry: a path or SQLite file: URI; must exist
+  std::string ledger;      // disclosure ledger; created if missing
+  std::string consent_at;  // ISO 8601; empty: the time each instance is checked
+};
+
 struct GatewayConfig {
   std::uint16_t port = 0;
   std::string ae_title;
@@ -48,25 +67,29 @@ struct GatewayConfig {
   RetryPolicy retry;
   std::uint64_t min_free_bytes = 64ULL << 20;  // refuse instances below this free space
   std::size_t forward_batch = 64;              // instances per outgoing association
+  std::optional<ReleaseRoute> release;         // consent gate and ledger; none: neither
+  std::size_t release_batch_max = 1000;        // instances of a study per ledger entry, at most
 };
 
 // Checks a configuration: refuses (with ErrorCode::usage) both routes or none, a spool and an
-// output folder inside one another, a bad port or worker count, and defacing without a quiet
-// time (a series is defaced whole once it has been quiet for series_quiet). Signing is done per
-// instance (the pipeline signs what process_instance returns when its spec signs).
+// output folder inside one another, a bad port or worker count, defacing without a quiet
+// time (a series is defaced whole once it has been quiet for series_quiet), and release
+// settings that are incomplete or unreadable (purpose, consent time, recipient). Signing is
+// done per instance (the pipeline signs what process_instance returns when its spec signs).
 [[nodiscard]] Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline);
 
 // Counts of one run, for its last log line.
 struct GatewayTotals {
   std::uint64_t received = 0, refused = 0, processed = 0, quarantined = 0, forwarded = 0,
-                forward_failures = 0;
+                forward_failures = 0, ledger_entries = 0, forward_given_up = 0;
 };
 
 // Runs the gateway in the calling thread until `stop` is cancelled (the command cancels it on
 // SIGTERM or SIGINT): then no association is accepted, those under way end, each worker
 // finishes the instance it holds, and the function returns (what is still spooled is taken
 // up by the next run). Log lines go to `log`. Fails with ErrorCode::usage (check_route),
-// ErrorCode::io (the spool, the output folder, the port).
+// ErrorCode::io (the spool, the output folder, the port), ErrorCode::not_found (no consent
+// registry), ErrorCode::key (a ledger kept with another key).
 [[nodiscard]] Result<GatewayTotals> run_gateway(const GatewayConfig& config,
                                                 const pipeline::Pipeline& pipeline,
                                                 const batch::CancelToken& stop, std::ostream& log);

@@ -61,6 +61,7 @@ std::string one_line(std::string text) {
 
 struct RetryRecord {
   unsigned attempts = 0;
+  unsigned refusals = 0;
   std::int64_t next = 0;
   std::string last;
 };
@@ -77,6 +78,8 @@ RetryRecord read_retry(const fs::path& path) {
     const std::string key = line.substr(0, eq), value = line.substr(eq + 1);
     if (key == "attempts")
       (void)std::from_chars(value.data(), value.data() + value.size(), record.attempts);
+    else if (key == "refusals")
+      (void)std::from_chars(value.data(), value.data() + value.size(), record.refusals);
     else if (key == "next")
       (void)std::from_chars(value.data(), value.data() + value.size(), record.next);
     else if (key == "last")
@@ -110,7 +113,7 @@ Result<Spool> Spool::open(const fs::path& root, std::uint64_t min_free_bytes) {
   if (root.empty()) return fail(ErrorCode::usage, "the spool needs a folder");
   // The spool holds identifiable instances: the root too is the owner's alone.
   if (auto made = make_folder(root); !made) return std::unexpected(made.error());
-  for (const char* sub : {"incoming", "outbox", "quarantine"})
+  for (const char* sub : {"incoming", "outbox", "quarantine", "failed"})
     if (auto made = make_folder(root / sub); !made) return std::unexpected(made.error());
   remove_stale_temporaries(root);
   return Spool(fs::absolute(root), min_free_bytes);
@@ -199,12 +202,13 @@ std::vector<OutboxItem> Spool::outbox_due(std::int64_t now, std::size_t max) con
   const fs::path outbox = root_ / "outbox";
   for (const auto& path : files_under(outbox, ".dcm")) {
     if (due.size() >= max) break;
-    OutboxItem item{path, fs::relative(path, outbox), 0, 0, {}};
+    OutboxItem item{path, fs::relative(path, outbox), 0, 0, 0, {}};
     const fs::path retry = path.string() + std::string(kRetrySuffix);
     std::error_code ec;
     if (fs::exists(retry, ec)) {
       const RetryRecord record = read_retry(retry);
       item.attempts = record.attempts;
+      item.refusals = record.refusals;
       item.next_attempt = record.next;
       item.last_error = record.last;
       if (record.next > now) continue;
@@ -220,13 +224,42 @@ Status Spool::forwarded(const OutboxItem& item) const {
   return remove_durably(item.path);
 }
 
-Status Spool::forward_failed(const OutboxItem& item, const std::string& error, std::int64_t now,
-                             const RetryPolicy& policy) const {
+Result<ForwardFate> Spool::forward_failed(const OutboxItem& item, const std::string& error,
+                                          std::int64_t now, const RetryPolicy& policy,
+                                          ForwardFailure kind) const {
   const unsigned attempts = item.attempts + 1;
+  const unsigned refusals = item.refusals + (kind == ForwardFailure::refused ? 1 : 0);
   const std::int64_t next = now + retry_delay(attempts, policy).count();
-  const std::string text = "attempts=" + std::to_string(attempts) + "\nnext=" +
+  const std::string text = "attempts=" + std::to_string(attempts) +
+                           "\nrefusals=" + std::to_string(refusals) + "\nnext=" +
                            std::to_string(next) + "\nlast=" + one_line(error) + "\n";
-  return write_file_atomically(item.path.string() + std::string(kRetrySuffix), text, kOwnerOnly);
+  const fs::path record = item.path.string() + std::string(kRetrySuffix);
+  if (auto written = write_file_atomically(record, text, kOwnerOnly); !written)
+    return std::unexpected(written.error());
+  const bool give_up = (policy.max_attempts > 0 && attempts >= policy.max_attempts) ||
+                       (policy.max_refusals > 0 && refusals >= policy.max_refusals);
+  if (!give_up) return ForwardFate::retrying;
+  // The instance first, then its record: a crash between leaves an instance in failed/
+  // without a record (shown as given up) and a stray record in the outbox (never listed).
+  const fs::path destination = root_ / "failed" / item.name;
+  std::error_code ec;
+  fs::create_directories(destination.parent_path(), ec);
+  if (ec) return fail(ErrorCode::io, "cannot create a folder in failed/: " + ec.message());
+  for (fs::path folder = destination.parent_path(); folder != root_ / "failed";
+       folder = folder.parent_path())
+    if (auto synced = sync_folder(folder.parent_path()); !synced)
+      return std::unexpected(synced.error());
+  fs::rename(item.path, destination, ec);
+  if (ec) return fail(ErrorCode::io, "cannot move a forward to failed/: " + ec.message());
+  if (auto synced = sync_folder(destination.parent_path()); !synced)
+    return std::unexpected(synced.error());
+  if (auto synced = sync_folder(item.path.parent_path()); !synced)
+    return std::unexpected(synced.error());
+  fs::rename(record, destination.string() + std::string(kRetrySuffix), ec);
+  if (ec) return fail(ErrorCode::io, "cannot move a retry record to failed/: " + ec.message());
+  if (auto synced = sync_folder(destination.parent_path()); !synced)
+    return std::unexpected(synced.error());
+  return ForwardFate::given_up;
 }
 
 SpoolStatus Spool::status() const {
@@ -246,6 +279,19 @@ SpoolStatus Spool::status() const {
   std::ranges::sort(errors, std::greater<>{}, &decltype(errors)::value_type::first);
   for (std::size_t i = 0; i < errors.size() && i < 10; ++i)
     status.last_forward_errors.push_back(errors[i].second);
+  std::vector<std::pair<fs::file_time_type, std::string>> given_up;
+  for (const auto& path : files_under(root_ / "failed", ".dcm")) {
+    ++status.failed;
+    std::error_code ec;
+    const fs::path retry = path.string() + std::string(kRetrySuffix);
+    const RetryRecord record = read_retry(retry);
+    given_up.emplace_back(fs::last_write_time(path, ec),
+                          fs::relative(path, root_ / "failed").generic_string() + "  after " +
+                              std::to_string(record.attempts) + " attempts: " + record.last);
+  }
+  std::ranges::sort(given_up, std::greater<>{}, &decltype(given_up)::value_type::first);
+  for (std::size_t i = 0; i < given_up.size() && i < 10; ++i)
+    status.last_failed.push_back(given_up[i].second);
   auto reasons = files_under(root_ / "quarantine", ".txt");
   status.quarantined = reasons.size();
   std::ranges::reverse(reasons);  // ids sort by arrival: newest first

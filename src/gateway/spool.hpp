@@ -6,6 +6,11 @@
 //                                   de-identified, waiting to be forwarded (named as deid
 //                                   names outputs: keyed pseudonymous UIDs)
 //   SPOOL/outbox/....dcm.retry      when a forward failed: attempts, next attempt, last error
+//   SPOOL/failed/<study>/<series>/<instance>.dcm (and .retry)
+//                                   forwards given up (RetryPolicy: refused by the destination
+//                                   max_refusals times, or max_attempts failures): kept, never
+//                                   retried until moved back into outbox/ (with its .retry
+//                                   record removed)
 //   SPOOL/quarantine/<id>.dcm       refused by the pipeline (the received object, never
 //   SPOOL/quarantine/<id>.txt       forwarded) and the reason (error name and message)
 //
@@ -36,13 +41,28 @@ namespace radguard::gateway {
 struct RetryPolicy {
   std::chrono::seconds first{1};
   std::chrono::seconds max{300};
+  // When a forward is given up (moved to failed/): after this many failed attempts of any
+  // kind (0: never; a destination down for hours is waited for), or after this many answers
+  // of a failure status from the destination (it refused the instance; 0: never).
+  unsigned max_attempts = 0;
+  unsigned max_refusals = 3;
 };
+
+// Why a forward failed.
+enum class ForwardFailure : std::uint8_t {
+  unreachable,  // no association, or it broke: nothing is known to have arrived
+  refused,      // the destination answered a failure status for the instance
+};
+
+// What forward_failed did.
+enum class ForwardFate : std::uint8_t { retrying, given_up };
 
 // One de-identified instance waiting in the outbox.
 struct OutboxItem {
   std::filesystem::path path;  // absolute
   std::filesystem::path name;  // relative to the outbox: <study>/<series>/<instance>.dcm
   unsigned attempts = 0;       // failed forwards so far
+  unsigned refusals = 0;       // of them, answered with a failure status
   std::int64_t next_attempt = 0;  // Unix seconds; 0: at once
   std::string last_error;
 };
@@ -57,8 +77,10 @@ struct SpoolStatus {
   std::size_t outbox = 0;
   std::size_t outbox_retrying = 0;  // of the outbox, those that failed at least once
   std::size_t quarantined = 0;
+  std::size_t failed = 0;  // forwards given up (in failed/)
   std::vector<QuarantineEntry> last_quarantined;  // the newest, at most 10
   std::vector<std::string> last_forward_errors;   // the newest, at most 10
+  std::vector<std::string> last_failed;           // given up: name and last error, newest 10
 };
 
 class Spool {
@@ -103,9 +125,12 @@ class Spool {
   std::vector<OutboxItem> outbox_due(std::int64_t now, std::size_t max) const;
   // The item arrived: removes it and its retry record.
   [[nodiscard]] Status forwarded(const OutboxItem& item) const;
-  // The item did not arrive: records one more attempt and when to try again.
-  [[nodiscard]] Status forward_failed(const OutboxItem& item, const std::string& error,
-                                      std::int64_t now, const RetryPolicy& policy) const;
+  // The item did not arrive: records one more attempt and when to try again, or, past the
+  // policy's limits, moves it (and its record) to failed/.
+  [[nodiscard]] Result<ForwardFate> forward_failed(const OutboxItem& item,
+                                                   const std::string& error, std::int64_t now,
+                                                   const RetryPolicy& policy,
+                                                   ForwardFailure kind = ForwardFailure::unreachable) const;
 
   // Counts and the newest failures, read from the folders (a running gateway's spool too).
   SpoolStatus status() const;
