@@ -31,7 +31,7 @@ shard_counts=${BENCH_SHARDS:-1 2 4 8}
 work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-plan-bench.XXXXXX)}
 corpus=${2:-$work/corpus-data}
 if [ ! -d "$corpus/corpus" ]; then
-  python3 "$here/make_corpus.py" "$corpus" --files "${BENCH_FILES:-3000}" \
+  /usr/bin/python3 "$here/make_corpus.py" "$corpus" --files "${BENCH_FILES:-3000}" \
     --megabytes "${BENCH_MEGABYTES:-500}" --seed "${BENCH_SEED:-1}" >"$work/make_corpus.log"
 fi
 in=$corpus/corpus
@@ -45,7 +45,7 @@ timed() {
   local label=$1
   shift
   /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$@" >>"$work/tools.log" 2>&1 || true
-  read -r wall user sys <"$work/time.out"
+  read -r wall user sys < <(tail -n 1 "$work/time.out")
   echo "$label $wall $(echo "$user + $sys" | bc -l)" >>"$work/times"
 }
 
@@ -66,7 +66,7 @@ for round in $(seq "$repeats"); do
       /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$radguard" deid --files-from "$list" \
         -o "$work/shards-$n" -k "$work/k.key" -j "$threads" --no-progress --report-full-paths \
         --report "$(printf '%s/reports/shard-%04d.json' "$plan" "$s")" >>"$work/tools.log" 2>&1 || true
-      read -r wall user sys <"$work/time.out"
+      read -r wall user sys < <(tail -n 1 "$work/time.out")
       echo "$wall $(echo "$user + $sys" | bc -l)" >>"$work/shard-times"
     done
     # The shards' summed wall and CPU, and the slowest shard's wall (the cluster's wall time).

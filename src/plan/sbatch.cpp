@@ -1,6 +1,7 @@
 #include "plan/sbatch.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 
 #include "core/atomic_file.hpp"
