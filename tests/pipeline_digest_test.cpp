@@ -11,8 +11,10 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -56,6 +58,11 @@ CommandRun run_command(const std::string& args) {
 void write_text(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // "<run>/<path relative to root>" -> hex SHA-256, for every file under `root` whose name ends
@@ -380,36 +387,44 @@ TEST_F(PipelineDigests, ExportByConfigEqualsExportByFlags) {
 
 // A release cut into shards by radguard plan and run shard by shard into one output folder
 // (radguard deid --files-from) gives exactly the outputs of one run over all inputs, also
-// with defacing, which needs each head series whole in one shard.
+// with defacing, which needs each head series whole in one shard; radguard plan merge makes
+// of the shards' reports one equal to the single run's in counts and failures.
 TEST_F(PipelineDigests, ShardsRunSeparatelyEqualOneRun) {
   make_head_series(dir_ / "in" / "head");
+  // Not DICOM: left out of the plan's reading, yet run (and skipped) in a shard as in one run.
+  write_text(dir_ / "in" / "notes.txt", "not an image\n");
   const std::string in = (dir_ / "in").string();
   const std::string flags = " -k " + (dir_ / "k.key").string() +
                             " --option clean-recognizable-visual-features --option "
-                            "clean-pixel-data -j 2 --no-progress";
+                            "clean-pixel-data -j 2 --no-progress --report-full-paths";
   // The corpus's small multi-frame and single CTs count as heads that cannot be defaced: they
   // fail in the single run (exit 1) and must fail the same way in the shards.
   const auto failed_count = [](const std::string& output) {
     const auto at = output.find("; failed ");
     return at == std::string::npos ? -1 : std::stoi(output.substr(at + 9));
   };
-  const CommandRun single = run_command("deid " + in + " -o " + (dir_ / "single").string() + flags);
+  const CommandRun single = run_command("deid " + in + " -o " + (dir_ / "single").string() +
+                                        flags + " --report " + (dir_ / "single.json").string());
   ASSERT_EQ(single.exit_code, 1) << single.output;
   int failed_in_shards = 0;
 
-  const CommandRun planned = run_command("plan " + in + " --shards 3 -o " +
+  constexpr int kShards = 4;
+  const CommandRun planned = run_command("plan " + in + " --shards 4 -o " +
                                          (dir_ / "plan").string() + " --json --no-progress");
   ASSERT_EQ(planned.exit_code, 0) << planned.output;
   EXPECT_NE(planned.output.find("\"shards\""), std::string::npos) << planned.output;
   std::size_t listed = 0;
-  for (int s = 0; s < 3; ++s) {
-    const fs::path list = dir_ / "plan" / ("shard-000" + std::to_string(s) + ".txt");
+  fs::create_directories(dir_ / "plan" / "reports");
+  for (int s = 0; s < kShards; ++s) {
+    const std::string name = "shard-000" + std::to_string(s);
+    const fs::path list = dir_ / "plan" / (name + ".txt");
     ASSERT_TRUE(fs::exists(list)) << list;
     std::ifstream lines(list);
     for (std::string line; std::getline(lines, line);) ++listed;
     if (fs::file_size(list) == 0) continue;
-    const CommandRun shard = run_command("deid --files-from " + list.string() + " -o " +
-                                         (dir_ / "shards").string() + flags);
+    const CommandRun shard = run_command(
+        "deid --files-from " + list.string() + " -o " + (dir_ / "shards").string() + flags +
+        " --report " + (dir_ / "plan" / "reports" / (name + ".json")).string());
     EXPECT_LE(shard.exit_code, 1) << list << ": " << shard.output;
     failed_in_shards += failed_count(shard.output);
   }
@@ -422,13 +437,63 @@ TEST_F(PipelineDigests, ShardsRunSeparatelyEqualOneRun) {
   EXPECT_GT(expected.size(), 80u);
   EXPECT_EQ(tree_digests(dir_ / "shards"), expected);
 
-  // Planned again with fewer shards: no list of the earlier plan is left to run twice.
-  ASSERT_EQ(run_command("plan " + in + " --shards 2 -o " + (dir_ / "plan").string() +
-                        " --no-progress")
-                .exit_code,
-            0);
+  // Merged: the single run's counts and failures (in input order there, sorted by input in
+  // the merge), and its exit status.
+  const std::string plan_dir = (dir_ / "plan").string();
+  const CommandRun merged = run_command("plan merge " + plan_dir);
+  EXPECT_EQ(merged.exit_code, 1) << merged.output;
+  EXPECT_EQ(failed_count(merged.output), failed_count(single.output)) << merged.output;
+  const auto one = nlohmann::json::parse(read_text(dir_ / "single.json"));
+  const auto all = nlohmann::json::parse(read_text(dir_ / "plan" / "report.json"));
+  EXPECT_EQ(all["counts"], one["counts"]);
+  EXPECT_EQ(one["counts"]["skipped_not_dicom"], 1);
+  EXPECT_GT(one["counts"]["failed"].get<int>(), 0);
+  const auto sorted_problems = [](const nlohmann::json& report, const char* key) {
+    std::vector<std::string> rows;
+    for (const auto& e : report[key])
+      rows.push_back(e.value("input", "") + "|" + e.value("status", "") + "|" +
+                     e.value("error", "") + "|" + e.value("reason", "") + "|" +
+                     e.value("refused_by", ""));
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  };
+  EXPECT_EQ(sorted_problems(all, "failures"), sorted_problems(one, "failures"));
+  EXPECT_EQ(sorted_problems(all, "skipped"), sorted_problems(one, "skipped"));
+  EXPECT_EQ(all["pixels"], one["pixels"]);
+  EXPECT_EQ(all["exit_code"], one["exit_code"]);
+  EXPECT_EQ(all["key_fingerprint"], one["key_fingerprint"]);
+  EXPECT_EQ(all["merged"]["shards"], kShards);
+
+  // Fails closed: a shard's report missing, or one that does not account for its list.
+  const fs::path report0 = dir_ / "plan" / "reports" / "shard-0000.json";
+  const std::string kept = read_text(report0);
+  fs::remove(report0);
+  const CommandRun missing = run_command("plan merge " + plan_dir);
+  EXPECT_NE(missing.exit_code, 0) << missing.output;
+  EXPECT_FALSE(fs::exists(dir_ / "plan" / "report.json"));
+  EXPECT_NE(missing.output.find("shard 0"), std::string::npos) << missing.output;
+  auto altered = nlohmann::json::parse(kept);
+  altered["counts"]["files_seen"] = altered["counts"]["files_seen"].get<int>() - 1;
+  write_text(report0, altered.dump());
+  const CommandRun short_report = run_command("plan merge " + plan_dir);
+  EXPECT_NE(short_report.exit_code, 0) << short_report.output;
+  EXPECT_FALSE(fs::exists(dir_ / "plan" / "report.json"));
+  EXPECT_NE(short_report.output.find("accounts for"), std::string::npos) << short_report.output;
+  altered = nlohmann::json::parse(kept);
+  altered["key_fingerprint"] = "another key";
+  write_text(report0, altered.dump());
+  const CommandRun other_key = run_command("plan merge " + plan_dir);
+  EXPECT_NE(other_key.exit_code, 0) << other_key.output;
+  EXPECT_FALSE(fs::exists(dir_ / "plan" / "report.json"));
+  EXPECT_NE(other_key.output.find("key_fingerprint"), std::string::npos) << other_key.output;
+
+  // Planned again with fewer shards: no list or report of the earlier plan is left to run or
+  // merge twice.
+  ASSERT_EQ(run_command("plan " + in + " --shards 2 -o " + plan_dir + " --no-progress").exit_code, 0);
   EXPECT_TRUE(fs::exists(dir_ / "plan" / "shard-0001.txt"));
   EXPECT_FALSE(fs::exists(dir_ / "plan" / "shard-0002.txt"));
+  EXPECT_FALSE(fs::exists(report0));
+  EXPECT_FALSE(fs::exists(dir_ / "plan" / "report.json"));
 
   // A list that names nothing, or no input at all, is a usage error.
   write_text(dir_ / "empty.txt", "\n\n");
@@ -437,6 +502,70 @@ TEST_F(PipelineDigests, ShardsRunSeparatelyEqualOneRun) {
                 .exit_code,
             2);
   EXPECT_EQ(run_command("deid -o " + (dir_ / "x").string() + flags).exit_code, 2);
+}
+
+// radguard plan --sbatch writes a job array over the shards, a merge job and submit.sh, with
+// every path absolute and quoted (a folder name with a space and a quote), and refuses a
+// command other than deid or one that sets what each task sets.
+TEST_F(PipelineDigests, PlanSbatchWritesQuotedScripts) {
+  const fs::path plan = dir_ / "it's a plan";
+  const std::string quoted_plan = "'" + (dir_ / "it'\\''s a plan").string() + "'";
+  const CommandRun planned = run_command(
+      "plan " + (dir_ / "in").string() + " --shards 3 -o \"" + plan.string() +
+      "\" --no-progress --sbatch --cpus-per-task 4 --mem 2048 --partition batch -- deid -o "
+      "\"" + (dir_ / "out dir").string() + "\" -k " + (dir_ / "k.key").string());
+  ASSERT_EQ(planned.exit_code, 0) << planned.output;
+  const std::string run = read_text(plan / "run.sbatch");
+  EXPECT_NE(run.find("#SBATCH --array=0-2\n"), std::string::npos) << run;
+  EXPECT_NE(run.find("#SBATCH --cpus-per-task=4\n"), std::string::npos) << run;
+  EXPECT_NE(run.find("#SBATCH --mem=2048\n"), std::string::npos) << run;
+  EXPECT_NE(run.find("#SBATCH --partition=batch\n"), std::string::npos) << run;
+  EXPECT_NE(run.find("plan=" + quoted_plan + "\n"), std::string::npos) << run;
+  EXPECT_NE(run.find(" 'deid' '-o' '" + (dir_ / "out dir").string() + "'"), std::string::npos) << run;
+  EXPECT_NE(run.find("--files-from \"$list\" --report \"$report\""), std::string::npos) << run;
+  const std::string merge = read_text(plan / "merge.sbatch");
+  EXPECT_NE(merge.find(" plan merge " + quoted_plan), std::string::npos) << merge;
+  const std::string submit = read_text(plan / "submit.sh");
+  EXPECT_NE(submit.find("--dependency=\"afterok:$array\""), std::string::npos) << submit;
+  EXPECT_TRUE((fs::status(plan / "submit.sh").permissions() & fs::perms::owner_exec) != fs::perms::none);
+  // Each script is valid bash.
+  for (const char* script : {"run.sbatch", "merge.sbatch", "submit.sh"})
+    EXPECT_EQ(std::system(("bash -n \"" + (plan / script).string() + "\"").c_str()), 0) << script;
+
+  // Without a SLURM_ARRAY_TASK_ID the task script refuses to run.
+  EXPECT_NE(std::system(("env -u SLURM_ARRAY_TASK_ID bash \"" + (plan / "run.sbatch").string() +
+                         "\" >/dev/null 2>&1").c_str()),
+            0);
+  // Each task run by hand as Slurm would: a shard with files is de-identified and its report
+  // written; an empty shard succeeds with nothing to do.
+  std::size_t with_reports = 0;
+  for (int task = 0; task < 3; ++task) {
+    const std::string name = "shard-000" + std::to_string(task);
+    EXPECT_EQ(std::system(("cd \"" + dir_.path().string() + "\" && SLURM_ARRAY_TASK_ID=" +
+                           std::to_string(task) + " bash \"" + (plan / "run.sbatch").string() +
+                           "\" >/dev/null 2>&1").c_str()),
+              0)
+        << task;
+    const bool listed = fs::file_size(plan / (name + ".txt")) > 0;
+    EXPECT_EQ(fs::exists(plan / "reports" / (name + ".json")), listed) << task;
+    with_reports += listed;
+  }
+  EXPECT_GT(with_reports, 0u);
+  // The merge script merges them (the corpus has failures: exit 1).
+  EXPECT_EQ(WEXITSTATUS(std::system(("bash \"" + (plan / "merge.sbatch").string() + "\" >/dev/null 2>&1").c_str())), 1);
+  EXPECT_TRUE(fs::exists(plan / "report.json"));
+
+  for (const std::string bad : {"-- export -o x", "-- deid -o x --report r.json",
+                                "-- deid -o x --files-from l.txt", "", "--partition 'a b' -- deid -o x"}) {
+    const CommandRun refused = run_command("plan " + (dir_ / "in").string() + " --shards 2 -o " +
+                                           (dir_ / "p2").string() + " --no-progress --sbatch " + bad);
+    EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
+  }
+  // A command after -- without --sbatch is refused too.
+  EXPECT_EQ(run_command("plan " + (dir_ / "in").string() + " --shards 2 -o " +
+                        (dir_ / "p3").string() + " --no-progress -- deid -o x")
+                .exit_code,
+            2);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "cli.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <string_view>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -104,8 +106,19 @@ int run(int argc, char** argv) {
   add_plan(app, action);
   add_audit(app, action);
   add_gateway(app, action);
+  // radguard plan ... --sbatch -- deid ...: the words after "--" are the shards' command, not
+  // inputs of plan, so they never reach the parser.
+  std::vector<char*> words(argv, argv + argc);
+  if (argc > 1 && std::string_view(argv[1]) == "plan") {
+    const auto dashes = std::find_if(words.begin(), words.end(),
+                                     [](const char* w) { return std::string_view(w) == "--"; });
+    if (dashes != words.end()) {
+      plan_command_words().assign(dashes + 1, words.end());
+      words.erase(dashes, words.end());
+    }
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(words.size()), words.data());
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitSuccess : kExitUsage;

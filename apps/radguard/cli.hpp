@@ -38,6 +38,8 @@ void add_serve(CLI::App& app, Action& action);
 void add_pseudonym(CLI::App& app, Action& action);
 void add_config(CLI::App& app, Action& action);
 void add_plan(CLI::App& app, Action& action);
+// The words after "--" on a radguard plan command line (the command --sbatch runs per shard).
+std::vector<std::string>& plan_command_words();
 void add_audit(CLI::App& app, Action& action);
 void add_gateway(CLI::App& app, Action& action);
 

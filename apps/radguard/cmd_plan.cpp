@@ -1,10 +1,20 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "plan/merge.hpp"
 #include "plan/plan.hpp"
+#include "plan/sbatch.hpp"
 
 namespace radguard::cli {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string>& plan_command_words() {
+  static std::vector<std::string> words;
+  return words;
+}
 
 namespace {
 
@@ -16,9 +26,41 @@ struct PlanArgs {
   unsigned threads = 0;
   bool no_progress = false;
   bool json = false;
+  bool sbatch = false;
+  unsigned cpus_per_task = 1;
+  unsigned mem_mb = 0;
+  std::string partition;
+  std::string job_name = "radguard";
+};
+
+struct MergeArgs {
+  std::string plan;
+  std::string report;
+  bool json = false;
 };
 
 int run_plan_command(const PlanArgs& args) {
+  if (args.shards == 0 || args.output.empty())
+    return report_error(Error{ErrorCode::usage, "plan needs --shards and --output (or: plan merge PLANDIR)"});
+  const auto& words = plan_command_words();
+  if (!words.empty() && !args.sbatch)
+    return report_error(Error{ErrorCode::usage, "a command after -- is for --sbatch"});
+  plan::SbatchOptions sbatch;
+  if (args.sbatch) {
+    std::error_code ec;
+    sbatch.radguard = fs::read_symlink("/proc/self/exe", ec);
+    sbatch.plan_folder = fs::absolute(args.output, ec).lexically_normal();
+    sbatch.working_folder = fs::current_path(ec);
+    if (ec) return report_error(Error{ErrorCode::io, "cannot resolve paths: " + ec.message()});
+    sbatch.shards = args.shards;
+    sbatch.command = words;
+    sbatch.cpus_per_task = args.cpus_per_task;
+    if (args.mem_mb > 0) sbatch.mem_mb = args.mem_mb;
+    sbatch.partition = args.partition;
+    sbatch.job_name = args.job_name;
+    // Checked before any header is read: a wrong command fails at once.
+    if (auto checked = plan::check_sbatch_options(sbatch); !checked) return report_error(checked.error());
+  }
   auto inputs = command_inputs(args.inputs, args.files_from);
   if (!inputs) return report_error(inputs.error());
   plan::PlanOptions options;
@@ -31,11 +73,34 @@ int run_plan_command(const PlanArgs& args) {
   if (!made) return report_error(made.error());
   if (auto written = plan::write_plan(*made, args.output); !written)
     return report_error(written.error());
+  if (args.sbatch)
+    if (auto written = plan::write_sbatch(sbatch); !written) return report_error(written.error());
   if (args.json)
     std::cout << plan::plan_json(*made);
   else
-    std::cerr << plan::plan_text(*made);
+    std::cerr << plan::plan_text(*made)
+              << (args.sbatch ? "submit with: " + (sbatch.plan_folder / "submit.sh").string() + "\n"
+                              : std::string());
   return made->missing.empty() ? kExitSuccess : kExitSomeFailed;
+}
+
+int run_merge_command(const MergeArgs& args) {
+  const fs::path report = args.report.empty() ? fs::path(args.plan) / "report.json" : fs::path(args.report);
+  // A report of an earlier merge must not stand for this one if this one fails.
+  std::error_code ec;
+  fs::remove(report, ec);
+  auto merged = plan::merge_reports(args.plan);
+  if (!merged) return report_error(merged.error());
+  const std::string json =
+      merged->report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (auto written = write_file_atomically(report, json, fs::perms::owner_read | fs::perms::owner_write);
+      !written)
+    return report_error(written.error());
+  if (args.json)
+    std::cout << json;
+  else
+    std::cerr << plan::merged_text(*merged);
+  return merged->exit_code;
 }
 
 }  // namespace
@@ -44,18 +109,42 @@ void add_plan(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(
       "plan",
       "cut inputs into shards that keep whole studies together, for radguard deid --files-from "
-      "on many machines");
+      "on many machines (--sbatch: Slurm scripts); plan merge: one report from the shards'");
   auto args = std::make_shared<PlanArgs>();
   cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)");
   add_files_from(*cmd, args->files_from);
-  cmd->add_option("--shards", args->shards, "how many shards")->required()->check(CLI::Range(1, 100000));
+  cmd->add_option("--shards", args->shards, "how many shards")->check(CLI::Range(1, 100000));
   cmd->add_option("-o,--output", args->output,
-                  "plan folder: shard-NNNN.txt (one path per line), left-out.txt, plan.json")
-      ->required();
+                  "plan folder: shard-NNNN.txt (one path per line), left-out.txt, plan.json");
   cmd->add_option("-j,--threads", args->threads, "threads reading headers (default: one per core)");
   cmd->add_flag("--no-progress", args->no_progress, "never draw the progress bar");
   cmd->add_flag("--json", args->json, "print plan.json on stdout instead of the summary");
-  cmd->callback([&action, args] { action = [args] { return run_plan_command(*args); }; });
+  cmd->add_flag("--sbatch", args->sbatch,
+                "also write Slurm scripts into the plan folder: run.sbatch (a job array, one task "
+                "per shard running the command given after --, e.g. -- deid -o OUT -k KEY), "
+                "merge.sbatch (radguard plan merge) and submit.sh (queues both, the merge "
+                "after the array succeeded)");
+  cmd->add_option("--cpus-per-task", args->cpus_per_task, "--sbatch: cores per shard (default 1)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--mem", args->mem_mb, "--sbatch: memory per shard in MB (default: the partition's)")
+      ->check(CLI::Range(1, 1 << 30));
+  cmd->add_option("--partition", args->partition, "--sbatch: the Slurm partition");
+  cmd->add_option("--job-name", args->job_name, "--sbatch: job name prefix (default radguard)");
+
+  auto* merge = cmd->add_subcommand(
+      "merge",
+      "merge the shards' reports (PLANDIR/reports/shard-NNNN.json) into one, equal in counts and "
+      "failures to one run's report; exit 0 only when every input was written");
+  auto margs = std::make_shared<MergeArgs>();
+  merge->add_option("PLANDIR", margs->plan, "the plan folder")->required();
+  merge->add_option("--report", margs->report, "write the merged report here (default PLANDIR/report.json)");
+  merge->add_flag("--json", margs->json, "print the merged report on stdout instead of the summary");
+  merge->callback([&action, margs] { action = [margs] { return run_merge_command(*margs); }; });
+  // CLI11 calls plan's callback after merge's: plan's own action only when merge was not given.
+  cmd->callback([&action, args, merge] {
+    if (merge->parsed()) return;
+    action = [args] { return run_plan_command(*args); };
+  });
 }
 
 }  // namespace radguard::cli

@@ -25,7 +25,7 @@ namespace {
 constexpr fs::perms kListPerms = fs::perms::owner_read | fs::perms::owner_write;
 
 struct Header {
-  std::string study_uid, sop_uid;
+  std::string study_uid, series_uid, sop_uid;
   std::uint64_t bytes = 0;
   std::optional<LeftOut> left_out;
 };
@@ -40,6 +40,7 @@ Header read_header(const std::string& path) {
     return h;
   }
   h.study_uid = trimmed(file->string_of(tags::StudyInstanceUID).value_or(""));
+  h.series_uid = trimmed(file->string_of(tags::SeriesInstanceUID).value_or(""));
   h.sop_uid = trimmed(file->string_of(tags::SOPInstanceUID).value_or(""));
   return h;
 }
@@ -86,17 +87,26 @@ Result<Plan> make_plan(const PlanOptions& options) {
   Plan plan;
   plan.missing = found.missing;
   Groups groups;
-  std::unordered_map<std::string, std::size_t> group_of_study, group_of_sop;
+  std::unordered_map<std::string, std::size_t> group_of_study, group_of_series, group_of_sop;
   std::vector<std::size_t> group_of_file(found.files.size(), 0);
   for (std::size_t i = 0; i < found.files.size(); ++i) {
     const Header& h = headers[i];
     if (h.left_out) {
+      // Still dealt out, alone: its shard's run reports it (not DICOM, failed) as one run
+      // over all inputs would, so the merged report counts it the same.
       plan.left_out.push_back(*h.left_out);
+      group_of_file[i] = groups.add();
       continue;
     }
     auto [study, new_study] = group_of_study.try_emplace(h.study_uid, 0);
     if (new_study) study->second = groups.add();
     group_of_file[i] = study->second;
+    // A Series Instance UID that (wrongly) recurs in other studies: series-level stages
+    // group by it in one run, so its studies go to one shard.
+    if (!h.series_uid.empty()) {
+      auto [series, new_series] = group_of_series.try_emplace(h.series_uid, study->second);
+      if (!new_series) groups.join(series->second, study->second);
+    }
     if (h.sop_uid.empty()) continue;
     auto [sop, new_sop] = group_of_sop.try_emplace(h.sop_uid, study->second);
     if (!new_sop) groups.join(sop->second, study->second);
@@ -108,10 +118,10 @@ Result<Plan> make_plan(const PlanOptions& options) {
   std::map<std::size_t, std::uint64_t> group_bytes;
   std::map<std::size_t, std::size_t> group_studies;
   for (std::size_t i = 0; i < found.files.size(); ++i) {
-    if (headers[i].left_out) continue;
     const std::size_t g = groups.find(group_of_file[i]);
     members[g].push_back(i);
     group_bytes[g] += headers[i].bytes;
+    if (headers[i].left_out) continue;
     plan.bytes += headers[i].bytes;
     ++plan.files;
   }
@@ -130,6 +140,7 @@ Result<Plan> make_plan(const PlanOptions& options) {
     const auto s = static_cast<std::size_t>(lightest - plan.shards.begin());
     lightest->bytes += group_bytes[g];
     lightest->studies += group_studies[g];
+    for (const std::size_t i : members[g]) lightest->left_out += headers[i].left_out.has_value();
     shard_files[s].insert(shard_files[s].end(), members[g].begin(), members[g].end());
   }
   for (std::size_t s = 0; s < shard_files.size(); ++s) {
@@ -151,6 +162,14 @@ Status write_plan(const Plan& plan, const fs::path& folder) {
       return fail(ErrorCode::io, "cannot remove the earlier " + name + " in " + folder.string());
   }
   if (ec) return fail(ErrorCode::io, "cannot list " + folder.string() + ": " + ec.message());
+  // Nor may the shard reports of an earlier plan be merged as this plan's (radguard plan merge).
+  if (fs::is_directory(folder / "reports", ec)) {
+    for (const auto& entry : fs::directory_iterator(folder / "reports", ec))
+      if (entry.path().extension() == ".json" && !fs::remove(entry.path(), ec))
+        return fail(ErrorCode::io, "cannot remove the earlier report " + entry.path().string());
+    if (ec) return fail(ErrorCode::io, "cannot list " + (folder / "reports").string());
+  }
+  fs::remove(folder / "report.json", ec);
   for (std::size_t s = 0; s < plan.shards.size(); ++s) {
     std::string text;
     for (const auto& file : plan.shards[s].files) {
@@ -175,6 +194,7 @@ std::string plan_json(const Plan& plan) {
     std::snprintf(name, sizeof name, "shard-%04zu.txt", s);
     shards.push_back({{"list", name},
                       {"files", plan.shards[s].files.size()},
+                      {"left_out", plan.shards[s].left_out},
                       {"studies", plan.shards[s].studies},
                       {"bytes", plan.shards[s].bytes}});
   }
@@ -195,7 +215,8 @@ std::string plan_text(const Plan& plan) {
   std::ostringstream out;
   out << "planned " << plan.files << " files in " << plan.studies << " studies ("
       << plan.bytes / 1'000'000 << " MB) into " << plan.shards.size() << " shards, "
-      << plan.left_out.size() << " left out (not DICOM or unreadable: left-out.txt)\n";
+      << plan.left_out.size()
+      << " not DICOM or unreadable (left-out.txt; each in a shard, whose run reports it)\n";
   for (std::size_t s = 0; s < plan.shards.size(); ++s)
     out << "  shard " << s << ": " << plan.shards[s].files.size() << " files, "
         << plan.shards[s].studies << " studies, " << plan.shards[s].bytes / 1'000'000 << " MB\n";

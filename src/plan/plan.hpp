@@ -4,7 +4,8 @@
 // whole series), so that running every shard (radguard deid --files-from shard-NNNN.txt) into
 // one output folder gives exactly the outputs of one run over all inputs: outputs are named by
 // keyed pseudonymous UIDs, never by shard. Files that share a SOP Instance UID go to one shard
-// (with their studies), where the run settles the duplicate as a single run would.
+// (with their studies), where the run settles the duplicate as a single run would; so do
+// studies that share a Series Instance UID (series-level stages group by it).
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -26,9 +27,12 @@ struct Shard {
   std::vector<std::string> files;  // in the order find_files gives them
   std::uint64_t bytes = 0;
   std::size_t studies = 0;
+  std::size_t left_out = 0;  // of `files`, those in Plan::left_out
 };
 
-// An input no shard gets: not DICOM, or DICOM that cannot be read (reason: never a value).
+// An input that is not DICOM, or DICOM that cannot be read (reason: never a value). It is
+// still listed in one shard, alone, so that the shard's run reports it (skipped as not DICOM,
+// failed) as one run over all inputs would, and the merged report counts it the same.
 struct LeftOut {
   std::string path;
   std::string reason;
@@ -38,13 +42,13 @@ struct Plan {
   std::vector<Shard> shards;  // options.shards of them; some may be empty
   std::vector<LeftOut> left_out;
   std::vector<batch::MissingInput> missing;
-  std::size_t files = 0, studies = 0;
+  std::size_t files = 0, studies = 0;  // DICOM files read (left_out not counted)
   std::uint64_t bytes = 0;
   double seconds = 0;
 };
 
-// Reads every input's Study and SOP Instance UIDs and size, groups files into studies
-// (studies that share a SOP Instance UID into one group), and deals the groups out, largest
+// Reads every input's Study, Series and SOP Instance UIDs and size, groups files into studies
+// (studies that share a Series or SOP Instance UID into one group), and deals the groups out, largest
 // first, each to the shard with the fewest bytes so far (ties: the lowest shard number), so
 // the plan is the same for the same inputs. Fails with ErrorCode::usage for no shards.
 [[nodiscard]] Result<Plan> make_plan(const PlanOptions& options);

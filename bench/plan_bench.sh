@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# radguard plan's benchmark (issue 19): what cutting a release into shards costs.
+#
+#   bash bench/plan_bench.sh BUILD_DIR [CORPUS_DIR]
+#
+# On the synthetic corpus of bench/make_corpus.py (built when missing; its whole corpus,
+# malformed files included, so that shards have failures to merge), warmed in the page cache:
+#   - one radguard deid run over everything (the baseline);
+#   - radguard plan --shards N for N = 1, 2, 4 (and 8): its wall and CPU time as a share of the
+#     baseline's;
+#   - the N shards run one after another (radguard deid --files-from, as N cluster tasks
+#     would, each with the same thread count as the baseline), and radguard plan merge: their
+#     summed CPU time against the baseline's (the overhead of sharding: N process starts, N
+#     key loads, the plan's header reads, the merge);
+#   - checks on every N that the shards' outputs are byte-identical to the baseline's and the
+#     merged report's counts equal the baseline report's.
+# Each figure is the median of BENCH_REPEATS (3) interleaved rounds. Environment: BENCH_FILES
+# (3000), BENCH_MEGABYTES (500), BENCH_SEED (1), BENCH_THREADS (2), BENCH_SHARDS ("1 2 4 8"),
+# BENCH_WORK (scratch folder). Prints a Markdown table; writes no file names or header values.
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  echo "usage: bash bench/plan_bench.sh BUILD_DIR [CORPUS_DIR]" >&2
+  exit 2
+fi
+radguard=$(realpath "$1")/apps/radguard/radguard
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+threads=${BENCH_THREADS:-2}
+repeats=${BENCH_REPEATS:-3}
+shard_counts=${BENCH_SHARDS:-1 2 4 8}
+work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-plan-bench.XXXXXX)}
+corpus=${2:-$work/corpus-data}
+if [ ! -d "$corpus/corpus" ]; then
+  /usr/bin/python3 "$here/make_corpus.py" "$corpus" --files "${BENCH_FILES:-3000}" \
+    --megabytes "${BENCH_MEGABYTES:-500}" --seed "${BENCH_SEED:-1}" >"$work/make_corpus.log"
+fi
+in=$corpus/corpus
+"$radguard" keygen "$work/k.key" >/dev/null 2>&1 || true
+cat $(find "$in" -type f) >/dev/null  # warm the page cache
+files=$(find "$in" -type f | wc -l)
+mb=$(du -sm "$in" | cut -f1)
+
+# timed LABEL COMMAND...: appends "LABEL wall cpu" (seconds) to $work/times.
+timed() {
+  local label=$1
+  shift
+  /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$@" >>"$work/tools.log" 2>&1 || true
+  read -r wall user sys < <(tail -n 1 "$work/time.out")
+  echo "$label $wall $(echo "$user + $sys" | bc -l)" >>"$work/times"
+}
+
+: >"$work/times"
+for round in $(seq "$repeats"); do
+  rm -rf "$work/single"
+  timed single "$radguard" deid "$in" -o "$work/single" -k "$work/k.key" -j "$threads" \
+    --no-progress --report-full-paths --report "$work/single.json"
+  for n in $shard_counts; do
+    plan=$work/plan-$n
+    rm -rf "$work/shards-$n"
+    timed "plan$n" "$radguard" plan "$in" --shards "$n" -o "$plan" -j "$threads" --no-progress
+    mkdir -p "$plan/reports"
+    : >"$work/shard-times"
+    for ((s = 0; s < n; s++)); do
+      list=$(printf '%s/shard-%04d.txt' "$plan" "$s")
+      [ -s "$list" ] || continue
+      /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$radguard" deid --files-from "$list" \
+        -o "$work/shards-$n" -k "$work/k.key" -j "$threads" --no-progress --report-full-paths \
+        --report "$(printf '%s/reports/shard-%04d.json' "$plan" "$s")" >>"$work/tools.log" 2>&1 || true
+      read -r wall user sys < <(tail -n 1 "$work/time.out")
+      echo "$wall $(echo "$user + $sys" | bc -l)" >>"$work/shard-times"
+    done
+    # The shards' summed wall and CPU, and the slowest shard's wall (the cluster's wall time).
+    awk -v label="shards$n" '{w += $1; c += $2; if ($1 > m) m = $1} END {print label, w, c, m}' \
+      "$work/shard-times" >>"$work/times"
+    timed "merge$n" "$radguard" plan merge "$plan"
+    if [ "$round" = 1 ]; then
+      (cd "$work/single" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/a.sums"
+      (cd "$work/shards-$n" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/b.sums"
+      cmp -s "$work/a.sums" "$work/b.sums" || { echo "plan_bench: outputs differ for $n shards" >&2; exit 1; }
+      python3 -c 'import json,sys; a,b=(json.load(open(p)) for p in sys.argv[1:]); sys.exit(a["counts"]!=b["counts"])' \
+        "$work/single.json" "$plan/report.json" || { echo "plan_bench: merged counts differ for $n shards" >&2; exit 1; }
+    fi
+  done
+done
+
+median() {  # LABEL FIELD
+  awk -v l="$1" -v f="$2" '$1 == l {print $f}' "$work/times" | sort -g |
+    awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+s_wall=$(median single 2)
+s_cpu=$(median single 3)
+echo "corpus: $files files, $mb MB; $threads threads per run; medians of $repeats rounds"
+echo
+echo "| run | wall s | CPU s | plan wall ÷ deid wall | plan CPU ÷ deid CPU | shards CPU s | merge s | (plan + shards + merge) CPU ÷ one run's CPU | slowest shard wall s |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '| one run (deid) | %.2f | %.2f | | | | | 1.00 | |\n' "$s_wall" "$s_cpu"
+for n in $shard_counts; do
+  p_wall=$(median "plan$n" 2)
+  p_cpu=$(median "plan$n" 3)
+  sh_cpu=$(median "shards$n" 3)
+  sh_max=$(median "shards$n" 4)
+  m_wall=$(median "merge$n" 2)
+  m_cpu=$(median "merge$n" 3)
+  printf '| %s shards | %.2f | %.2f | %.1f%% | %.1f%% | %.2f | %.3f | %.3f | %.2f |\n' "$n" "$p_wall" "$p_cpu" \
+    "$(echo "100 * $p_wall / $s_wall" | bc -l)" "$(echo "100 * $p_cpu / $s_cpu" | bc -l)" "$sh_cpu" "$m_wall" \
+    "$(echo "($p_cpu + $sh_cpu + $m_cpu) / $s_cpu" | bc -l)" "$sh_max"
+done
+echo
+echo "(plan columns: radguard plan --shards N; outputs and merged counts checked equal to the one run's)"
