@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -356,6 +357,31 @@ TEST(AuditFaces, AFaceIsSeenOnTheHeadWhateverTheHeaderDeclares) {
   const auto faces = of(quick, Category::face);
   ASSERT_EQ(faces.size(), 1U);
   EXPECT_EQ(faces[0]->severity, Severity::medium);
+}
+
+// Real heads (../shared/heads, niivue-demo-images, BSD-2): the two with faces are high, the
+// skull-stripped brain shows none, and the MR series TCIA defaced before publication (eye-like
+// notches, no nose) is not called a visible face.
+TEST(AuditFaces, RealHeadsAreJudgedOnTheirSurface) {
+  const fs::path heads = RADGUARD_SHARED_HEADS;
+  const fs::path archive = heads / "mr_t1_tcia_predefaced_dicom.tar.xz";
+  if (!fs::exists(archive)) GTEST_SKIP() << heads << " is not here";
+  TempDir dir;
+  fs::create_directories(dir / "nifti");
+  for (const std::string name : {"ct_pitch_face", "mr_t2w_face", "mr_gd_skullstripped"})
+    fs::copy_file(heads / (name + ".nii.gz"), dir / "nifti" / (name + ".nii.gz"));
+  const auto volumes = run(dir / "nifti");
+  std::map<std::string, Severity> face_of;
+  for (const auto* f : of(volumes, Category::face)) face_of[f->file] = f->severity;
+  EXPECT_EQ(face_of["ct_pitch_face.nii.gz"], Severity::high) << audit::report_text(volumes);
+  EXPECT_EQ(face_of["mr_t2w_face.nii.gz"], Severity::high) << audit::report_text(volumes);
+  EXPECT_FALSE(face_of.contains("mr_gd_skullstripped.nii.gz")) << audit::report_text(volumes);
+
+  fs::create_directories(dir / "tcia");
+  const std::string untar = "tar -xJf '" + archive.string() + "' -C '" + (dir / "tcia").string() + "'";
+  ASSERT_EQ(std::system(untar.c_str()), 0);
+  const auto tcia = run(dir / "tcia");
+  for (const auto* f : of(tcia, Category::face)) EXPECT_NE(f->severity, Severity::high) << f->reason;
 }
 
 // Burned-in text is read, not guessed from the header: a name and a date in the pixels are a

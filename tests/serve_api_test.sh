@@ -150,6 +150,30 @@ job_dir=$(ls -d "$root"/job-*)
 [ "$(code "${auth[@]}" "$base/api/jobs/$id")" = 404 ] || fail "deleted job still answers"
 [ "$(code "${auth[@]}" "$base/api/jobs/$id/result.zip")" = 404 ] || fail "deleted zip still served"
 
+# --- the same CD as one zip, as a body and as a multipart file: unpacked and shared ----------
+(cd "$work/cd" && python3 -c 'import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for d, _, fs in os.walk("."):
+        for f in fs: z.write(os.path.join(d, f))' "$work/cd.zip")
+for how in body multipart; do
+  if [ "$how" = body ]; then
+    st=$(code "${auth[@]}" -X POST -H 'Content-Type: application/zip' --data-binary "@$work/cd.zip" "$base/api/jobs")
+  else
+    st=$(code "${auth[@]}" -X POST -F "files=@$work/cd.zip" "$base/api/jobs")
+  fi
+  [ "$st" = 202 ] || fail "zip $how upload: $(cat "$work/body")"
+  zid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/body")
+  for _ in $(seq 600); do
+    code "${auth[@]}" "$base/api/jobs/$zid" >/dev/null
+    grep -q '"state": "\(done\|failed\)"' "$work/body" && break
+    sleep 0.2
+  done
+  grep -q '"state": "done"' "$work/body" || fail "zip $how job: $(cat "$work/body")"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["report"]; assert r["files_shared"] >= 1, r' \
+    "$work/body" || fail "zip $how: nothing shared"
+  [ "$(code "${auth[@]}" -X DELETE "$base/api/jobs/$zid")" = 200 ] || fail "zip $how DELETE"
+done
+
 # --- SIGTERM removes everything ----------------------------------------------------------------
 [ "$(code "${auth[@]}" -X POST "${args[@]}" "$base/api/jobs")" = 202 ] || fail "second upload"
 kill -TERM "$pid"

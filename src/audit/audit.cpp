@@ -999,11 +999,34 @@ void check_pixels(FileFacts& f, const Context& ctx) {
               where + (cleaned ? " though pixel cleaning is declared" : ""));
     return;
   }
-  if (cleaned || f.burned_in_yes) return;
+  if (cleaned || f.burned_in_yes) {
+    if (!text.error.empty())  // a declaration that could not be checked is not trusted
+      add(f, ctx, Category::pixels, "", Severity::medium,
+          std::string(cleaned ? "pixel cleaning is declared" : "Burned In Annotation is YES") +
+              " but the pixels could not be examined: " + text.error);
+    return;
+  }
   add(f, ctx, Category::pixels, "", Severity::medium,
       "the image may carry burned-in text (" + *f.triage_reason +
           ") and no pixel cleaning is declared" +
           (text.error.empty() ? "" : "; " + text.error));
+}
+
+// A face has a nose: a rendering with one is a visible face (high). Eye-like pits without a
+// nose are what a publisher's cut often leaves (TCIA's defaced series): worth a look, not
+// proof of a face (medium).
+void add_face(FileFacts& f, const Context& ctx, const deface::FaceCheck& check,
+              const std::string& what, const std::string& declared) {
+  char relief[96];
+  std::snprintf(relief, sizeof relief, "nose %.0f mm, eyes %.0f mm", check.nose_mm(), check.eyes_mm());
+  if (check.nose_mm() >= deface::kNoseMm)
+    add(f, ctx, Category::face, "", Severity::high,
+        "a face is visible on a rendering of " + what + ": " + relief + declared);
+  else
+    add(f, ctx, Category::face, "", Severity::medium,
+        "eye-like pits but no nose on a rendering of " + what + " (" + relief +
+            "): the face looks cut away; look at its rendering (radguard deface --preview)" +
+            declared);
 }
 
 void check_nifti(FileFacts& f, const Context& ctx) {
@@ -1022,13 +1045,8 @@ void check_nifti(FileFacts& f, const Context& ctx) {
     else
       add(f, ctx, Category::header, "NIfTI extension", Severity::medium,
           "a NIfTI extension (code " + std::to_string(code) + ") may carry text about the patient");
-  if (f.nifti_face && f.nifti_face->face_found) {
-    char relief[96];
-    std::snprintf(relief, sizeof relief, "nose %.0f mm, eyes %.0f mm", f.nifti_face->nose_mm(),
-                  f.nifti_face->eyes_mm());
-    add(f, ctx, Category::face, "", Severity::high,
-        std::string("a face is visible on a rendering of the volume's surface: ") + relief);
-  }
+  if (f.nifti_face && f.nifti_face->face_found)
+    add_face(f, ctx, *f.nifti_face, "the volume's surface", "");
 }
 
 void check_file(FileFacts& f, const Context& ctx) {
@@ -1037,7 +1055,7 @@ void check_file(FileFacts& f, const Context& ctx) {
   // lenient reader may still show what it holds.
   if (!f.dicom && !f.error.empty() && f.error != "not DICOM")
     add(f, ctx, Category::integrity, "", Severity::high,
-        "the file " + f.error + " and could not be audited");
+        "the file could not be audited: " + f.error);
   if (!f.dicom) return;
   find_standard_codes(f);
   for (const auto& e : f.elements) check_element(f, ctx, e);
@@ -1121,18 +1139,23 @@ bool declares_defacing(const std::vector<FileFacts>& files, const std::vector<st
                      [&](std::size_t i) { return files[i].declared.contains("113102"); });
 }
 
-// Depth::headers: what the headers say (a head series and no defacing declared).
-void declared_faces(std::vector<FileFacts>& files, const Context& ctx) {
+// What the headers say (a head series and no defacing declared): Depth::headers, and, not
+// trusting a declaration, when the series could not be examined at full depth.
+enum class Declarations : std::uint8_t { trusted, unverified };
+void declared_faces(std::vector<FileFacts>& files, const Context& ctx, Declarations declarations) {
   std::map<std::string, std::vector<std::size_t>> series;
   for (std::size_t i = 0; i < files.size(); ++i)
     if (files[i].head_series) series[files[i].series_uid].push_back(i);
   for (const auto& [uid, members] : series) {
-    if (declares_defacing(files, members)) continue;
+    const bool declared = declares_defacing(files, members);
+    if (declared && declarations == Declarations::trusted) continue;
     add(files[members.front()], ctx, Category::face, "", Severity::medium,
-        "head CT/MR series (" + std::to_string(members.size()) +
-            " files): a face may be recognisable and no defacing is declared");
+        "head CT/MR series (" + std::to_string(members.size()) + " files): " +
+            (declared ? "defacing is declared but the head could not be examined"
+                      : "a face may be recognisable and no defacing is declared"));
   }
 }
+
 
 // Depth::full: every CT/MR image series assembled as `radguard deface` assembles it; each head
 // is rendered and its surface measured for a nose and a pair of eyes (deface::face_evidence),
@@ -1152,7 +1175,7 @@ void examine_faces(std::vector<FileFacts>& files, const Context& ctx, unsigned t
   series_options.threads = threads;
   const auto examined = deface::deface_dicom_series(candidates, {}, series_options);
   if (!examined) {
-    declared_faces(files, ctx);
+    declared_faces(files, ctx, Declarations::unverified);
     return;
   }
   for (const auto& series : examined->series()) {
@@ -1165,16 +1188,14 @@ void examine_faces(std::vector<FileFacts>& files, const Context& ctx, unsigned t
     const std::string count = " (" + std::to_string(members.size()) + " files)";
     if (series.outcome == deface::SeriesOutcome::examined && series.evidence &&
         series.evidence->face_found) {
-      char relief[96];
-      std::snprintf(relief, sizeof relief, "nose %.0f mm, eyes %.0f mm",
-                    series.evidence->nose_mm(), series.evidence->eyes_mm());
-      add(files[members.front()], ctx, Category::face, "", Severity::high,
-          "a face is visible on a rendering of the head's surface" + count + ": " + relief +
-              (declared ? "; defacing is declared but did not remove it" : "; no defacing declared"));
-    } else if (series.outcome == deface::SeriesOutcome::refused && !declared) {
+      add_face(files[members.front()], ctx, *series.evidence, "the head's surface" + count,
+               declared ? "; defacing is declared but did not remove it" : "; no defacing declared");
+    } else if (series.outcome == deface::SeriesOutcome::refused) {
       add(files[members.front()], ctx, Category::face, "", Severity::medium,
           "CT/MR series" + count + " that may show a face and could not be examined (" +
-              series.reason + "); no defacing declared");
+              series.reason + ")" +
+              (declared ? "; the defacing it declares could not be verified"
+                        : "; no defacing declared"));
     } else if (series.outcome == deface::SeriesOutcome::examined && !declared) {
       add(files[members.front()], ctx, Category::face, "", Severity::low,
           "head CT/MR series" + count +
@@ -1395,6 +1416,8 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
       files.push_back(std::move(f));
     }
   }
+  // Nothing to audit is not a clean dataset: a mistyped folder must not pass a release check.
+  if (files.empty()) return fail(ErrorCode::not_found, "no file to audit under the inputs given");
   const unsigned threads = batch::default_threads(options.threads);
   batch::run_parallel(
       files.size(), threads, [&](std::size_t i) { read_file(files[i], *trust, options.depth); },
@@ -1422,7 +1445,7 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
 
   // Dataset-level: faces, identical pixel data, quasi-identifiers.
   if (options.depth == Depth::full) examine_faces(files, ctx, threads);
-  else declared_faces(files, ctx);
+  else declared_faces(files, ctx, Declarations::trusted);
   check_series_geometry(files, ctx);
   {
     std::map<std::string, std::vector<std::size_t>> by_hash;
@@ -1473,6 +1496,7 @@ Result<Report> audit(std::span<const fs::path> inputs, const Options& options) {
   }
 
   report.against_files = originals.files;
+  report.depth = options.depth;
   report.show_values = options.show_values;
   std::map<std::string, std::size_t> mask_numbers;
   for (std::size_t i = 0; i < files.size(); ++i) {
@@ -1529,6 +1553,7 @@ std::string report_json(const Report& report) {
   j["radguard_audit"] = 1;
   j["radguard_version"] = std::string(kVersion);
   nlohmann::json summary{{"files", report.files.size()},
+                         {"depth", report.depth == Depth::headers ? "headers" : "full"},
                          {"dicom_files", report.dicom_files},
                          {"nifti_files", report.nifti_files},
                          {"other_files", report.other_files},
@@ -1569,6 +1594,8 @@ std::string report_text(const Report& report) {
       << report.other_files << " other): " << report.count(Severity::high) << " high, "
       << report.count(Severity::medium) << " medium, " << report.count(Severity::low)
       << " low findings\n";
+  if (report.depth == Depth::headers)
+    out << "headers only (--depth headers): faces and burned-in text were not examined\n";
   for (std::size_t c = 0; c < kCategoryCount; ++c) {
     const auto n = report.count(static_cast<Category>(c));
     if (n > 0) out << "  " << to_string(static_cast<Category>(c)) << ": " << n << "\n";
@@ -1619,6 +1646,9 @@ std::string report_html(const Report& report) {
   h << "<h1>radguard audit</h1>\n<p>" << report.files.size() << " files read ("
     << report.dicom_files << " DICOM, " << report.nifti_files << " NIfTI, " << report.other_files
     << " other). "
+    << (report.depth == Depth::headers
+            ? "<b>Headers only: faces and burned-in text were not examined.</b> "
+            : "")
     << (report.show_values == ShowValues::yes
             ? "<b>This report shows identifying values: keep it private.</b>"
             : "Values are not shown in this report.")

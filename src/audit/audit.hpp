@@ -132,6 +132,7 @@ struct Report {
   std::size_t other_files = 0;  // neither (listed in `files` with an error)
   std::size_t against_files = 0;
   ShowValues show_values = ShowValues::no;  // whether findings carry values
+  Depth depth = Depth::full;  // Depth::headers: faces and burned-in text were not examined
   std::size_t count(Severity severity) const;
   std::size_t count(Category category) const;
 };

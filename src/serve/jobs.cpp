@@ -128,7 +128,12 @@ struct JobStore::State {
     job.state = JobState::working;
     JobListener listener(job);
     share::ShareOptions share_options;
-    share_options.inputs = {job.input()};
+    // Each upload on its own: share opens a zip given as an input, not one inside a folder.
+    std::error_code listed;
+    for (const auto& entry : fs::directory_iterator(job.input(), listed))
+      share_options.inputs.push_back(entry.path());
+    std::sort(share_options.inputs.begin(), share_options.inputs.end());
+    share_options.max_unpacked_bytes = options.max_unpacked_bytes;
     share_options.output = job.copy();
     share_options.threads = options.threads;
     share_options.progress = batch::ProgressDisplay::never;

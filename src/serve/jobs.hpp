@@ -17,6 +17,7 @@ struct JobStoreOptions {
   std::filesystem::path parent;  // where the server's private folder goes ("" = system temp)
   unsigned threads = 0;          // share's worker threads (0 = one per core)
   std::size_t max_jobs = 16;     // jobs kept at once; more are refused until one is deleted
+  std::uint64_t max_unpacked_bytes = 16ULL << 30;  // what one job's zips may unpack to
 };
 
 class JobStore {

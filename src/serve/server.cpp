@@ -315,6 +315,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& options) {
   JobStoreOptions job_options;
   job_options.parent = options.work_parent;
   job_options.threads = options.threads;
+  job_options.max_unpacked_bytes = options.max_unpacked_bytes;
   auto jobs = JobStore::create(job_options);
   if (!jobs) return std::unexpected(jobs.error());
   impl->jobs = std::move(*jobs);

@@ -35,7 +35,8 @@ struct WriteCloser {
 
 }  // namespace
 
-Status extract_zip(const fs::path& zip, const fs::path& folder) {
+Status extract_zip(const fs::path& zip, const fs::path& folder, std::uint64_t max_bytes) {
+  std::uint64_t written = 0;
   std::unique_ptr<archive, ReadCloser> reader(archive_read_new());
   if (!reader) return fail(ErrorCode::internal, "libarchive cannot start");
   archive_read_support_format_zip(reader.get());
@@ -59,6 +60,11 @@ Status extract_zip(const fs::path& zip, const fs::path& folder) {
       const la_ssize_t n = archive_read_data(reader.get(), buffer.data(), buffer.size());
       if (n < 0) return fail(ErrorCode::malformed_dicom, zip.string() + ": damaged zip entry");
       if (n == 0) break;
+      written += static_cast<std::uint64_t>(n);
+      if (written > max_bytes)
+        return fail(ErrorCode::unsupported,
+                    zip.string() + ": unpacks to more than " + std::to_string(max_bytes >> 20) +
+                        " MB; refused");
       out.write(buffer.data(), n);
     }
     if (!out.flush()) return fail(ErrorCode::io, "cannot write " + target.string());

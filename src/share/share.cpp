@@ -277,11 +277,16 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   // Zip files are unpacked into the private work folder and read from there.
   std::vector<fs::path> inputs;
   std::size_t zips = 0;
+  std::uint64_t unpacked = 0;
   for (const auto& input : options.inputs) {
     if (is_zip(input)) {
       const fs::path folder = work->path() / ("zip" + std::to_string(++zips));
       fs::create_directory(folder, ec);
-      if (auto s = extract_zip(input, folder); !s) return std::unexpected(s.error());
+      const std::uint64_t budget =
+          options.max_unpacked_bytes > unpacked ? options.max_unpacked_bytes - unpacked : 0;
+      if (auto s = extract_zip(input, folder, budget); !s) return std::unexpected(s.error());
+      for (const auto& e : fs::recursive_directory_iterator(folder, ec))
+        if (e.is_regular_file(ec)) unpacked += e.file_size(ec);
       inputs.push_back(folder);
     } else {
       inputs.push_back(input);

@@ -26,6 +26,8 @@ struct ShareOptions {
   std::filesystem::path output;
   unsigned threads = 0;
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
+  // What the zips among the inputs may unpack to, all together (bytes actually written).
+  std::uint64_t max_unpacked_bytes = 64ULL << 30;
   // Optional, for a front end that shows progress or stops a run (radguard serve): handed to
   // the de-identification run (its events and cancel, see deid::DeidRunOptions). Must
   // outlive the run.
