@@ -86,9 +86,10 @@ int run_plan_command(const PlanArgs& args) {
 
 int run_merge_command(const MergeArgs& args) {
   const fs::path report = args.report.empty() ? fs::path(args.plan) / "report.json" : fs::path(args.report);
-  // A report of an earlier merge must not stand for this one if this one fails.
+  // A report of an earlier merge must not stand for this one if this one fails (only the
+  // default one: a --report path may be any file, the plan's own included).
   std::error_code ec;
-  fs::remove(report, ec);
+  if (args.report.empty()) fs::remove(report, ec);
   auto merged = plan::merge_reports(args.plan);
   if (!merged) return report_error(merged.error());
   const std::string json =

@@ -228,6 +228,7 @@ class Gateway {
       if (config_.forward) forward_.notify();
       return;
     }
+    forget_release_meta(id);  // admitted, then failed: admitted again if it is tried again
     if (outcome.error().code == ErrorCode::io) {
       // The spool or the output could not be written: leave the instance for a later try.
       log_.line("instance " + id + " kept for a later try: " + outcome.error().message);
@@ -393,6 +394,12 @@ class Gateway {
     return {};
   }
 
+  void forget_release_meta(const std::string& id) {
+    if (release_ == nullptr) return;
+    std::lock_guard lock(batch_mutex_);
+    meta_.erase(id);
+  }
+
   // Spills a de-identified instance and adds it to its study's batch.
   Status hold_for_release(const std::string& id, const pipeline::OutputInstance& output) {
     if (output.name.empty() || output.name.is_absolute())
@@ -413,7 +420,9 @@ class Gateway {
     std::lock_guard lock(batch_mutex_);
     auto meta = meta_.find(id);
     if (meta == meta_.end()) return fail(ErrorCode::internal, "no consent record for an instance");
-    StudyBatch& batch = batches_[output.name.begin()->string()];
+    // One batch per study and patient: a study UID two patients share (a misfiled instance)
+    // gives each patient an entry of their own, never one disclosure recorded for both.
+    StudyBatch& batch = batches_[output.name.begin()->string() + "|" + meta->second.patient_hash];
     batch.patient_hash = meta->second.patient_hash;
     if (!meta->second.modality.empty()) batch.modalities.insert(meta->second.modality);
     batch.held.push_back(std::move(held));
@@ -528,7 +537,7 @@ class Gateway {
   Release* release_;                      // with a release route; else null
   std::mutex batch_mutex_;                // meta_ and batches_
   std::map<std::string, ReleaseMeta> meta_;   // by spool id, between admit and hold
-  std::map<std::string, StudyBatch> batches_;  // by pseudonymous Study Instance UID
+  std::map<std::string, StudyBatch> batches_;  // by pseudonymous Study Instance UID | patient hash
   std::mutex ledger_mutex_;
 };
 

@@ -70,7 +70,25 @@ fs::path shard_report_path(std::size_t shard) {
   return name;
 }
 
+namespace {
+Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder);
+}  // namespace
+
 Result<MergedReport> merge_reports(const fs::path& plan_folder) {
+  // A value of the wrong type anywhere (a hand-edited or damaged report) names the plan
+  // instead of escaping as an exception.
+  try {
+    return merge_checked_shapes(plan_folder);
+  } catch (const json::exception& e) {
+    return std::unexpected(bad(plan_folder.string() +
+                               ": a plan or shard report holds a value of the wrong type (" +
+                               e.what() + ")"));
+  }
+}
+
+namespace {
+
+Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
   auto plan = read_json(plan_folder / "plan.json");
   if (!plan) return std::unexpected(plan.error());
   if (!plan->contains("shards") || !(*plan)["shards"].is_array() ||
@@ -166,6 +184,8 @@ Result<MergedReport> merge_reports(const fs::path& plan_folder) {
   merged.report = std::move(out);
   return merged;
 }
+
+}  // namespace
 
 std::string merged_text(const MergedReport& merged) {
   const json& r = merged.report;
