@@ -1,9 +1,12 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "cli.hpp"
+#include "core/atomic_file.hpp"
 #include "serve/serve.hpp"
 
 extern char** environ;
@@ -19,14 +22,24 @@ struct ServeArgs {
   unsigned threads = 0;
 };
 
-// Asks the desktop to open the address (xdg-open, no shell); failing is not an error.
-void open_in_browser(const std::string& url) {
+// Asks the desktop to open the address (xdg-open, no shell); failing is not an error. The
+// token never goes on a command line (any local user can read another's argv in /proc): the
+// browser is given an owner-only page in the server's private folder that forwards to it.
+void open_in_browser(const std::string& url, const std::filesystem::path& private_folder) {
+  const std::filesystem::path page = private_folder / "open.html";
+  const auto written = write_file_atomically(
+      page, "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url=" + url + "\">",
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   pid_t pid = 0;
   std::string program = "xdg-open";
-  std::vector<char*> argv = {program.data(), const_cast<char*>(url.c_str()), nullptr};
-  if (posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+  std::string target = "file://" + page.string();
+  std::vector<char*> argv = {program.data(), target.data(), nullptr};
+  if (!written ||
+      posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
     std::cerr << "radguard: could not open a browser; open the address above yourself\n";
+    return;
   }
+  std::thread([pid] { waitpid(pid, nullptr, 0); }).detach();  // no zombie left behind
 }
 
 int run_serve_command(const ServeArgs& args) {
@@ -41,7 +54,7 @@ int run_serve_command(const ServeArgs& args) {
   std::cout << "radguard serve: open this address in your browser (on this computer only):\n  "
             << (*server)->url() << "\nPress Ctrl-C to stop; the files you gave are then removed."
             << std::endl;
-  if (args.open) open_in_browser((*server)->url());
+  if (args.open) open_in_browser((*server)->url(), (*server)->work_folder());
   const auto served = serve::run_until_signal(**server);
   server->reset();  // removes every upload and copy
   if (!served) return report_error(served.error());

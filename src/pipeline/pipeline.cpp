@@ -210,16 +210,26 @@ Result<std::optional<std::string>> audit_release(const fs::path& staging, audit:
   if (!report) return std::unexpected(report.error());
   if (audit::exit_status(*report, gate) == 0) return std::nullopt;
   const auto least = gate == audit::FailOn::high ? audit::Severity::high : audit::Severity::medium;
+  // The staged names are pseudonymous UIDs and the reasons fixed phrases: the first few
+  // findings can be named without naming anyone.
   std::map<std::string, std::size_t> by_category;
-  for (const auto& f : report->findings)
-    if (f.severity >= least) ++by_category[std::string(audit::to_string(f.category))];
+  std::string first;
+  std::size_t listed = 0;
+  for (const auto& f : report->findings) {
+    if (f.severity < least) continue;
+    ++by_category[std::string(audit::to_string(f.category))];
+    if (++listed <= 5)
+      first += "\n  " + f.file + ": " + std::string(audit::to_string(f.severity)) + " " +
+               std::string(audit::to_string(f.category)) + ": " + f.reason;
+  }
   std::string counts;
   for (const auto& [category, n] : by_category)
     counts += (counts.empty() ? "" : ", ") + category + " " + std::to_string(n);
   return std::string("the audit found problems of ") + std::string(audit::to_string(least)) +
-         " severity or above (" + counts +
-         "); to see each one, run radguard deid with the same settings and radguard audit on "
-         "its output";
+         " severity or above (" + counts + ")" + first +
+         (listed > 5 ? "\n  ... (radguard deid with the same settings, then radguard audit on "
+                       "its output, lists them all)"
+                     : "");
 }
 
 }  // namespace
