@@ -556,11 +556,19 @@ TEST_F(PipelineDigests, PlanSbatchWritesQuotedScripts) {
   EXPECT_TRUE(fs::exists(plan / "report.json"));
 
   for (const std::string bad : {"-- export -o x", "-- deid -o x --report r.json",
-                                "-- deid -o x --files-from l.txt", "", "--partition 'a b' -- deid -o x"}) {
+                                "-- deid -o x --files-from l.txt", "", "--partition 'a b' -- deid -o x",
+                                "-- deid -k k.key"}) {
     const CommandRun refused = run_command("plan " + (dir_ / "in").string() + " --shards 2 -o " +
                                            (dir_ / "p2").string() + " --no-progress --sbatch " + bad);
     EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
   }
+  // A plan without --sbatch into the folder leaves no script of the earlier one behind.
+  ASSERT_EQ(run_command("plan " + (dir_ / "in").string() + " --shards 3 -o \"" + plan.string() +
+                        "\" --no-progress")
+                .exit_code,
+            0);
+  EXPECT_FALSE(fs::exists(plan / "run.sbatch"));
+  EXPECT_FALSE(fs::exists(plan / "submit.sh"));
   // A command after -- without --sbatch is refused too.
   EXPECT_EQ(run_command("plan " + (dir_ / "in").string() + " --shards 2 -o " +
                         (dir_ / "p3").string() + " --no-progress -- deid -o x")

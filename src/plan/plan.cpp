@@ -170,6 +170,9 @@ Status write_plan(const Plan& plan, const fs::path& folder) {
     if (ec) return fail(ErrorCode::io, "cannot list " + (folder / "reports").string());
   }
   fs::remove(folder / "report.json", ec);
+  // Nor the Slurm scripts of an earlier plan (their array is of the old shard count); --sbatch
+  // writes them anew after this.
+  for (const char* script : {"run.sbatch", "merge.sbatch", "submit.sh"}) fs::remove(folder / script, ec);
   for (std::size_t s = 0; s < plan.shards.size(); ++s) {
     std::string text;
     for (const auto& file : plan.shards[s].files) {

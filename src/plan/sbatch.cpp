@@ -53,6 +53,9 @@ Status check_sbatch_options(const SbatchOptions& o) {
   if (o.command.front() != "deid")
     return fail(ErrorCode::usage, "--sbatch runs deid on each shard (only deid reports merge); got '" +
                                       o.command.front() + "'");
+  if (!names_option(o.command, {"-o", "--output"}))
+    return fail(ErrorCode::usage,
+                "the shard command must name the output folder (-o OUT): every task writes into it");
   if (names_option(o.command, {"--files-from", "--report", "--json"}))
     return fail(ErrorCode::usage,
                 "the shard command must not give --files-from, --report or --json: each task "
