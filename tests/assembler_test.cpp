@@ -62,15 +62,7 @@ class AssemblerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     testing::write_key_file(dir_ / "k.key");
-    auto registry = consent::Registry::open((dir_ / "consent.db").string());
-    ASSERT_TRUE(registry);
-    consent::Record permit;
-    permit.patient_id = "PID12345";
-    permit.purpose = consent::Purpose::research;
-    permit.decision = consent::Decision::permit;
-    permit.date = "2020-01-01";
-    permit.source = "test";
-    ASSERT_TRUE(registry->record(permit));
+    testing::permit_research(dir_ / "consent.db", "PID12345");
   }
   pipeline::Spec spec() const {
     pipeline::Spec s;

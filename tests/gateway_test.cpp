@@ -348,17 +348,8 @@ TEST_F(GatewayRun, RefusesBadRoutes) {
 TEST_F(GatewayRun, ReleasesOnlyConsentingPatientsAndRecordsEachStudyBatchBeforeDelivery) {
   const auto pipeline = make_pipeline();
   const fs::path registry_path = dir_ / "consent.db";
-  {
-    auto registry = consent::Registry::open(registry_path.string());
-    ASSERT_TRUE(registry) << registry.error().message;
-    consent::Record permit;
-    permit.patient_id = "PCONSENT1";
-    permit.purpose = consent::Purpose::research;
-    permit.decision = consent::Decision::permit;
-    permit.date = "2020-01-01";
-    permit.source = "test";
-    ASSERT_TRUE(registry->record(permit));
-  }  // the registry's default denies research: PNOCONSENT2 is withheld
+  // The registry's default denies research: PNOCONSENT2 is withheld.
+  testing::permit_research(registry_path, "PCONSENT1");
   auto c = config();
   c.series_quiet = std::chrono::seconds(3);
   c.release = gateway::ReleaseRoute{"research", "Example lab", registry_path.string(),

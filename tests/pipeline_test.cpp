@@ -300,17 +300,7 @@ TEST_F(PipelineTest, CancelStopsBetweenFilesAndLeavesOnlyWholeOutputs) {
 
 TEST_F(PipelineTest, CancelledExportReleasesNothing) {
   make_cts(dir_ / "in", 6);
-  {
-    auto registry = consent::Registry::open((dir_ / "consent.db").string());
-    ASSERT_TRUE(registry);
-    consent::Record r;
-    r.patient_id = "PID12345";
-    r.purpose = consent::Purpose::research;
-    r.decision = consent::Decision::permit;
-    r.date = "2025-01-01";
-    r.source = "test";
-    ASSERT_TRUE(registry->record(r));
-  }
+  testing::permit_research(dir_ / "consent.db", "PID12345", "2025-01-01");
   const pipeline::Pipeline p = make(spec());
   batch::CancelToken token;
   Recorder recorder(token, 2);
@@ -341,17 +331,7 @@ TEST_F(PipelineTest, AuditGateRefusesAFaceAndPassesItDefaced) {
       testing::PhantomContrast::ct, {66, 80, 84}, {3.0, 3.0, 3.0},
       {volume::Vec3{1, 0, 0}, volume::Vec3{0, 1, 0}, volume::Vec3{0, 0, 1}});
   testing::write_series(head.volume, dir_ / "in", {});
-  {
-    auto registry = consent::Registry::open((dir_ / "consent.db").string());
-    ASSERT_TRUE(registry);
-    consent::Record r;
-    r.patient_id = "PID12345";
-    r.purpose = consent::Purpose::research;
-    r.decision = consent::Decision::permit;
-    r.date = "2025-01-01";
-    r.source = "test";
-    ASSERT_TRUE(registry->record(r));
-  }
+  testing::permit_research(dir_ / "consent.db", "PID12345", "2025-01-01");
   pipeline::ExportRun run;
   run.inputs = {dir_ / "in"};
   run.purpose = "research";

@@ -1,5 +1,7 @@
 #include "support/fixtures.hpp"
 
+#include "consent/consent.hpp"
+
 #include <fstream>
 #include <iterator>
 
@@ -201,6 +203,23 @@ void write_key_file(const fs::path& path) {
 fs::path pydicom_sample(const std::string& name) {
   const fs::path p = fs::path("/usr/lib/python3/dist-packages/pydicom/data/test_files") / name;
   return fs::exists(p) ? p : fs::path();
+}
+
+void permit_research(const fs::path& registry, const std::string& patient_id,
+                     const std::string& date) {
+  auto opened = consent::Registry::open(registry.string());
+  if (!opened) {
+    ADD_FAILURE() << "cannot open the registry: " << opened.error().message;
+    return;
+  }
+  consent::Record permit;
+  permit.patient_id = patient_id;
+  permit.purpose = consent::Purpose::research;
+  permit.decision = consent::Decision::permit;
+  permit.date = date;
+  permit.source = "test";
+  if (auto recorded = opened->record(permit); !recorded)
+    ADD_FAILURE() << "cannot record consent: " << recorded.error().message;
 }
 
 }  // namespace radguard::testing

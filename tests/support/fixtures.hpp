@@ -74,6 +74,11 @@ std::vector<std::uint8_t> read_bytes(const fs::path& path);
 // Writes the fixed test key as a key file (mode 0600), as radguard keygen would.
 void write_key_file(const fs::path& path);
 
+// Records in the consent registry at `registry` (created if missing) that `patient_id`
+// permits research use from `date`. Fails the calling test (ADD_FAILURE) when it cannot.
+void permit_research(const fs::path& registry, const std::string& patient_id,
+                     const std::string& date = "2020-01-01");
+
 // Real-world samples from Debian's python3-pydicom; empty path when not installed.
 fs::path pydicom_sample(const std::string& name);
 
