@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -330,6 +331,75 @@ TEST(StructureCheck, EveryPydicomSampleThatOpenedStillOpens) {
     }
   }
   EXPECT_GT(checked, 50U);
+}
+
+// --- Reading only the leading attributes (what a planner reads of millions of files) -------
+
+constexpr std::array<Tag, 3> kPlanTags{Tag{0x0008, 0x0018}, Tag{0x0020, 0x000D},
+                                       Tag{0x0020, 0x000E}};
+
+// The simple reference: the whole file opened, the same attributes read.
+TEST(LeadingStrings, AgreeWithTheWholeFileOnEveryPydicomSample) {
+  const auto any = testing::pydicom_sample("CT_small.dcm");
+  if (any.empty()) GTEST_SKIP() << "python3-pydicom samples not installed";
+  std::size_t compared = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(any.parent_path())) {
+    if (!entry.is_regular_file()) continue;
+    auto whole = dicom::DicomFile::open(entry.path());
+    auto leading = dicom::DicomFile::read_leading_strings(entry.path(), kPlanTags);
+    if (!whole) continue;  // damaged anywhere: the leading part may still read
+    ASSERT_TRUE(leading.has_value()) << entry.path() << ": " << leading.error().message;
+    for (std::size_t i = 0; i < kPlanTags.size(); ++i)
+      EXPECT_EQ((*leading)[i], whole->string_of(kPlanTags[i])) << entry.path() << " #" << i;
+    ++compared;
+  }
+  EXPECT_GT(compared, 50U);
+}
+
+TEST(LeadingStrings, ADeflatedFileIsInflatedOnlyUpToTheLastTagWanted) {
+  TempDir dir;
+  auto ct = make_ct("PID1", "1.2.3.4.5.6", 512, 512, 2);
+  const auto path = dir / "deflated.dcm";
+  save(*ct, path, EXS_DeflatedLittleEndianExplicit);
+  dicom::StructureLimits limits;
+  limits.stop_at = Tag{0x0020, 0x000F}.key();
+  auto head = dicom::check_structure(path, dicom::FileLayout::part10, limits);
+  auto whole = dicom::check_structure(path, dicom::FileLayout::part10);
+  ASSERT_TRUE(head.has_value() && whole.has_value());
+  EXPECT_TRUE(head->stopped_at_limit);
+  EXPECT_FALSE(whole->stopped_at_limit);
+  // Inflation runs ahead by a buffer (64 KiB), never through 1 MiB of pixel data.
+  EXPECT_GT(whole->inflated_bytes, 1U << 20);
+  EXPECT_LT(head->inflated_bytes, whole->inflated_bytes / 4) << "the pixel data was inflated";
+  auto leading = dicom::DicomFile::read_leading_strings(path, kPlanTags);
+  ASSERT_TRUE(leading.has_value()) << leading.error().message;
+  EXPECT_EQ((*leading)[1], dicom::DicomFile::open(path)->string_of(kPlanTags[1]));
+}
+
+TEST(LeadingStrings, HostileStructureBeforeTheLastTagWantedIsStillRefused) {
+  TempDir dir;
+  const auto path = dir / "deep.dcm";
+  write_bytes(path, part10(kExplicitLittle, nested(10'000, true, false)));
+  // The bomb sits in (0040,A730): asking for a later tag reads through it.
+  auto through = dicom::DicomFile::read_leading_strings(path, std::array{Tag{0x0040, 0xA731}});
+  ASSERT_FALSE(through.has_value());
+  EXPECT_NE(through.error().message.find("nested more than 128 levels"), std::string::npos)
+      << through.error().message;
+  // Asking only for the UIDs before it stops short of it (the whole-file run refuses it).
+  auto before = dicom::DicomFile::read_leading_strings(path, std::array{Tag{0x0008, 0x0018}});
+  ASSERT_TRUE(before.has_value()) << before.error().message;
+  EXPECT_EQ((*before)[0], std::optional<std::string>("1.2.3.4.5.6.7.8.9"));
+}
+
+TEST(LeadingStrings, NotDicomAndMissingFilesFailAsOpenDoes) {
+  TempDir dir;
+  write_bytes(dir / "notes.txt", "not an image at all, just some text of a fair length....");
+  auto text = dicom::DicomFile::read_leading_strings(dir / "notes.txt", kPlanTags);
+  ASSERT_FALSE(text.has_value());
+  EXPECT_EQ(text.error().code, ErrorCode::not_dicom);
+  auto missing = dicom::DicomFile::read_leading_strings(dir / "gone.dcm", kPlanTags);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, ErrorCode::io);
 }
 
 

@@ -479,6 +479,42 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
   return DicomFile(std::move(impl));
 }
 
+Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
+    const fs::path& path, std::span<const Tag> tags) {
+  initialise();
+  if (tags.empty()) return std::vector<std::optional<std::string>>{};
+  const Tag last = *std::max_element(tags.begin(), tags.end(),
+                                     [](Tag a, Tag b) { return a.key() < b.key(); });
+  // The first tag after the last one wanted (both readers stop there); a wanted (FFFF,FFFF)
+  // would leave nothing to stop at, so the whole data set is read.
+  const std::uint32_t stop = last.key() == 0xFFFFFFFFU ? 0 : last.key() + 1;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
+  const Sniff kind = sniff(path);
+  if (kind == Sniff::unreadable)
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM file");
+  StructureLimits limits;
+  limits.stop_at = stop;
+  const FileLayout layout = kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset;
+  if (auto checked = check_structure(path, layout, limits); !checked)
+    return std::unexpected(checked.error());
+  auto impl = std::make_unique<Impl>();
+  const DcmTagKey stop_key = stop == 0 ? DCM_UndefinedTagKey
+                                       : DcmTagKey(static_cast<Uint16>(stop >> 16),
+                                                   static_cast<Uint16>(stop & 0xFFFF));
+  const OFCondition status = impl->file.loadFileUntilTag(
+      OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
+      kind == Sniff::part10 ? ERM_autoDetect : ERM_dataset, stop_key);
+  if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(impl->file, status));
+  // Read through string_of, as a whole-file reader would; the partial object never leaves.
+  const DicomFile partial(std::move(impl));
+  std::vector<std::optional<std::string>> values;
+  values.reserve(tags.size());
+  for (const Tag tag : tags) values.push_back(partial.string_of(tag));
+  return values;
+}
+
 Result<DicomFile> DicomFile::open_bytes(std::span<const std::uint8_t> bytes) {
   initialise();
   const Sniff kind = sniff_head(std::span<const unsigned char>(

@@ -94,6 +94,13 @@ class DicomFile {
   // checks and the same errors as open() (never ErrorCode::io). Every value is copied, so
   // `bytes` need not outlive the call.
   [[nodiscard]] static Result<DicomFile> open_bytes(std::span<const std::uint8_t> bytes);
+  // The values of a few top-level string attributes (each as string_of gives it), read from
+  // the start of `path` only up to the last of `tags`: the rest of the file (the pixel data)
+  // is never read. For a planner that needs a few UIDs of millions of files. The same sniff,
+  // structure checks (over the part read) and errors as open(); a file damaged only after
+  // that part is not noticed here (the run that opens it whole reports it).
+  [[nodiscard]] static Result<std::vector<std::optional<std::string>>> read_leading_strings(
+      const std::filesystem::path& path, std::span<const Tag> tags);
 
   DicomFile(DicomFile&&) noexcept;
   DicomFile& operator=(DicomFile&&) noexcept;

@@ -295,6 +295,7 @@ class Scanner {
   std::uint64_t furthest_declared_end() const { return furthest_end_; }
   std::size_t depth() const { return depth_; }
   std::uint64_t elements() const { return elements_; }
+  bool stopped_early() const { return stopped_early_; }
 
  private:
   Status push(Frame frame) {
@@ -337,6 +338,11 @@ class Scanner {
     if (!in_.read(head, 4)) return Step::lost;
     const std::uint16_t group = u16(head, big);
     const std::uint16_t element = u16(head + 2, big);
+    if (frame.kind == Frame::Kind::dataset && limits_.stop_at != 0 &&
+        ((std::uint32_t{group} << 16) | element) >= limits_.stop_at) {
+      stopped_early_ = true;
+      return Step::done;
+    }
 
     if (group == 0xFFFE) {
       if (!in_.read(head + 4, 4)) return Step::lost;
@@ -443,6 +449,7 @@ class Scanner {
   std::uint64_t max_elements_;
   std::vector<Frame> stack_;
   std::size_t depth_ = 0, max_depth_ = 0;
+  bool stopped_early_ = false;
   std::uint64_t elements_ = 0;
   std::uint64_t furthest_end_ = 0;
 };
@@ -553,6 +560,13 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
     if (!followed) return std::unexpected(followed.error());
     facts.max_sequence_depth = scanner.max_depth();
     facts.elements = scanner.elements();
+    if (scanner.stopped_early()) {
+      // Every value before the stop was inflated and fits; the rest is never read.
+      facts.stopped_at_limit = true;
+      facts.inflated_bytes = inflated.produced();
+      if (file.failed()) return fail(ErrorCode::io, "cannot be read: read error");
+      return facts;
+    }
     const std::uint64_t stopped_at = inflated.position();
     // Inflate the rest, if any, to learn the whole size (never held).
     while (!inflated.over_cap() && inflated.skip(1 << 20)) {
@@ -581,6 +595,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
   facts.max_sequence_depth = scanner.max_depth();
   facts.elements = scanner.elements();
   facts.conclusive = *followed;
+  facts.stopped_at_limit = scanner.stopped_early();
   if (!*followed) {
     const std::uint64_t left = file_size > file.position() ? file_size - file.position() : 0;
     if (depth_left_unchecked(scanner.depth(), left))

@@ -31,6 +31,10 @@ struct StructureLimits {
   std::uint64_t min_inflated = 64ULL << 20;
   std::uint64_t max_inflate_ratio = 100;
   std::uint64_t max_inflated = 512ULL << 20;
+  // A top-level tag ((group << 16) | element) at which the pass stops, for a reader that
+  // stops there too (DCMTK's loadFileUntilTag stops at this tag or any higher one); 0: the
+  // whole data set. What lies beyond is neither checked nor, in a deflated file, inflated.
+  std::uint32_t stop_at = 0;
 };
 
 // What the pass saw (for tests and measurements).
@@ -39,6 +43,7 @@ struct StructureFacts {
   std::uint64_t elements = 0;
   std::uint64_t inflated_bytes = 0;  // deflated data sets: bytes after inflation
   bool conclusive = true;            // false: the pass stopped where it could not follow
+  bool stopped_at_limit = false;     // the pass ended at StructureLimits::stop_at
 };
 
 enum class FileLayout : std::uint8_t { part10, raw_dataset };

@@ -1,6 +1,7 @@
 #include "plan/plan.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -34,14 +35,18 @@ Header read_header(const std::string& path) {
   Header h;
   std::error_code ec;
   h.bytes = fs::file_size(path, ec);
-  auto file = dicom::DicomFile::open(path);
-  if (!file) {
-    h.left_out = LeftOut{path, file.error().message};
+  // Only the leading attributes up to the three UIDs are read, never the pixel data: a file
+  // damaged further on is still dealt out, and its shard's run reports it as one run would.
+  static constexpr std::array<Tag, 3> kWanted{tags::SOPInstanceUID, tags::StudyInstanceUID,
+                                              tags::SeriesInstanceUID};
+  auto values = dicom::DicomFile::read_leading_strings(path, kWanted);
+  if (!values) {
+    h.left_out = LeftOut{path, values.error().message};
     return h;
   }
-  h.study_uid = trimmed(file->string_of(tags::StudyInstanceUID).value_or(""));
-  h.series_uid = trimmed(file->string_of(tags::SeriesInstanceUID).value_or(""));
-  h.sop_uid = trimmed(file->string_of(tags::SOPInstanceUID).value_or(""));
+  h.sop_uid = trimmed((*values)[0].value_or(""));
+  h.study_uid = trimmed((*values)[1].value_or(""));
+  h.series_uid = trimmed((*values)[2].value_or(""));
   return h;
 }
 
