@@ -391,6 +391,36 @@ TEST(LeadingStrings, HostileStructureBeforeTheLastTagWantedIsStillRefused) {
   EXPECT_EQ((*before)[0], std::optional<std::string>("1.2.3.4.5.6.7.8.9"));
 }
 
+// A large value before the UIDs (a vendor's private blob): past the first read of the file,
+// so the file itself is read up to the stop.
+TEST(LeadingStrings, ALargeValueBeforeTheUidsIsReadPast) {
+  TempDir dir;
+  std::string dataset;
+  short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4.5.6.7.8.9");
+  short_element(dataset, 0x0009, 0x0010, "LO", "VENDOR BLOB");
+  tag(dataset, 0x0009, 0x1001);
+  dataset += "OB";
+  put16(dataset, 0);
+  const std::string blob(600'000, 'x');
+  put32(dataset, static_cast<std::uint32_t>(blob.size()));
+  dataset += blob;
+  short_element(dataset, 0x0020, 0x000D, "UI", "1.2.3.4.5.6.7.8.10");
+  short_element(dataset, 0x0020, 0x000E, "UI", "1.2.3.4.5.6.7.8.11");
+  short_element(dataset, 0x7FE0, 0x0010, "OB", std::string(1000, '\1'));
+  const auto path = dir / "blob.dcm";
+  write_bytes(path, part10(kExplicitLittle, dataset));
+  auto leading = dicom::DicomFile::read_leading_strings(path, kPlanTags);
+  ASSERT_TRUE(leading.has_value()) << leading.error().message;
+  EXPECT_EQ((*leading)[0], std::optional<std::string>("1.2.3.4.5.6.7.8.9"));
+  EXPECT_EQ((*leading)[1], std::optional<std::string>("1.2.3.4.5.6.7.8.10"));
+  EXPECT_EQ((*leading)[2], std::optional<std::string>("1.2.3.4.5.6.7.8.11"));
+  // Cut inside the blob: truncated where the UIDs should be, as the whole-file read says.
+  write_bytes(path, part10(kExplicitLittle, dataset).substr(0, 400'000));
+  auto cut = dicom::DicomFile::read_leading_strings(path, kPlanTags);
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_EQ(cut.error().code, dicom::DicomFile::open(path).error().code);
+}
+
 TEST(LeadingStrings, NotDicomAndMissingFilesFailAsOpenDoes) {
   TempDir dir;
   write_bytes(dir / "notes.txt", "not an image at all, just some text of a fair length....");

@@ -14,6 +14,9 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -479,6 +482,29 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
   return DicomFile(std::move(impl));
 }
 
+namespace {
+
+// A plan reads the start of every file: one open, one read of this much, covers the leading
+// attributes of all but files with large values early on (those take the slower path).
+constexpr std::size_t kLeadingBytes = 256 * 1024;
+
+// Up to `limit` bytes from the start of an open file; nullopt on a read error.
+std::optional<std::vector<std::uint8_t>> read_start(int fd, std::size_t limit) {
+  std::vector<std::uint8_t> bytes(limit);
+  std::size_t got = 0;
+  while (got < limit) {
+    const ssize_t n = ::read(fd, bytes.data() + got, limit - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  bytes.resize(got);
+  return bytes;
+}
+
+}  // namespace
+
 Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
     const fs::path& path, std::span<const Tag> tags) {
   initialise();
@@ -488,31 +514,74 @@ Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
   // The first tag after the last one wanted (both readers stop there); a wanted (FFFF,FFFF)
   // would leave nothing to stop at, so the whole data set is read.
   const std::uint32_t stop = last.key() == 0xFFFFFFFFU ? 0 : last.key() + 1;
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
-  const Sniff kind = sniff(path);
-  if (kind == Sniff::unreadable)
-    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
-  if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM file");
-  StructureLimits limits;
-  limits.stop_at = stop;
-  const FileLayout layout = kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset;
-  if (auto checked = check_structure(path, layout, limits); !checked)
-    return std::unexpected(checked.error());
-  auto impl = std::make_unique<Impl>();
   const DcmTagKey stop_key = stop == 0 ? DCM_UndefinedTagKey
                                        : DcmTagKey(static_cast<Uint16>(stop >> 16),
                                                    static_cast<Uint16>(stop & 0xFFFF));
+  StructureLimits limits;
+  limits.stop_at = stop;
+  auto values_of = [&](std::unique_ptr<Impl> impl) {
+    // Read through string_of, as a whole-file reader would; the partial object never leaves.
+    const DicomFile partial(std::move(impl));
+    std::vector<std::optional<std::string>> values;
+    values.reserve(tags.size());
+    for (const Tag tag : tags) values.push_back(partial.string_of(tag));
+    return values;
+  };
+
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  struct stat st{};
+  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  const auto size = static_cast<std::uint64_t>(regular ? st.st_size : 0);
+  auto start = regular ? read_start(fd, static_cast<std::size_t>(std::min<std::uint64_t>(
+                                            size, kLeadingBytes)))
+                       : std::nullopt;
+  const int read_errno = errno;
+  ::close(fd);
+  if (!regular) return fail(ErrorCode::io, "not a readable file");
+  if (!start) return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(read_errno));
+  const Sniff kind = sniff_head(std::span<const unsigned char>(
+      start->data(), std::min<std::size_t>(start->size(), 132)));
+  if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM file");
+  const FileLayout layout = kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset;
+  const bool whole = start->size() == size;
+
+  // The common case: the leading attributes lie in the bytes already read.
+  auto checked = check_structure(*start, layout, limits);
+  if (whole && !checked) return std::unexpected(checked.error());
+  if (checked && (whole || checked->stopped_at_limit)) {
+    auto impl = std::make_unique<Impl>();
+    DcmInputBufferStream stream;
+    stream.setBuffer(start->data(), static_cast<offile_off_t>(start->size()));
+    stream.setEos();
+    OFCondition status = EC_Normal;
+    if (kind == Sniff::part10) {
+      impl->file.setReadMode(ERM_autoDetect);
+      impl->file.transferInit();
+      status = impl->file.readUntilTag(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                       stop_key);
+      impl->file.transferEnd();
+    } else {
+      DcmDataset& dataset = *impl->file.getDataset();
+      dataset.transferInit();
+      status = dataset.readUntilTag(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                    stop_key);
+      dataset.transferEnd();
+    }
+    stream.releaseBuffer();
+    if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(impl->file, status));
+    return values_of(std::move(impl));
+  }
+
+  // Large values before the last tag wanted: the file itself, checked and read up to the stop.
+  if (auto on_disk = check_structure(path, layout, limits); !on_disk)
+    return std::unexpected(on_disk.error());
+  auto impl = std::make_unique<Impl>();
   const OFCondition status = impl->file.loadFileUntilTag(
       OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
       kind == Sniff::part10 ? ERM_autoDetect : ERM_dataset, stop_key);
   if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(impl->file, status));
-  // Read through string_of, as a whole-file reader would; the partial object never leaves.
-  const DicomFile partial(std::move(impl));
-  std::vector<std::optional<std::string>> values;
-  values.reserve(tags.size());
-  for (const Tag tag : tags) values.push_back(partial.string_of(tag));
-  return values;
+  return values_of(std::move(impl));
 }
 
 Result<DicomFile> DicomFile::open_bytes(std::span<const std::uint8_t> bytes) {
