@@ -189,7 +189,7 @@ PSF_CACHE = {}
 
 
 def psf(rng, min_height=0, max_height=99):
-    names = [n for n in PSF_FILES if True]
+    names = list(PSF_FILES)
     rng.shuffle(names)
     for name in names:
         if name not in PSF_CACHE:
