@@ -9,12 +9,15 @@ text, text touching the edges, rotated labels, CT dose-report tables, scanned re
 changing text. The answer key lists every word drawn, whether it identifies the patient, and
 its ink box per frame, so coverage is judged from the pixels, not from radguard's report.
 
-    make_screens.py OUTDIR [COUNT=60] [SEED=7] [--style classic|held-out|third]
+    make_screens.py OUTDIR [COUNT=60] [SEED=7] [--style classic|held-out|third|fourth]
 
 Writes OUTDIR/dicom/NNNN.dcm and OUTDIR/truth.json. `--style held-out` (bench/heldout_screens.py)
 draws screens of other fonts, layouts, patients and vocabulary, never used while tuning.
 `--style third` (bench/third_screens.py) draws its glyphs with cairo and X11 bitmap fonts,
-not Pillow, in layouts of a third kind.
+not Pillow, in layouts of a third kind. `--style fourth` (bench/fourth_screens.py) adds
+Linux console fonts, faces none of the others use, coloured text on RGB frames saved as
+4:2:2 JPEG, table cells with grid lines, letter-spaced text and words half over anatomy;
+its answer key tags every word with its drawing category.
 """
 import io
 import json
@@ -362,7 +365,8 @@ def write(path, ds, images, jpeg, jpeg_options=None):
         ds.PixelData = encapsulate(frames)
         ds["PixelData"].is_undefined_length = True
         if ds.SamplesPerPixel == 3:
-            ds.PhotometricInterpretation = "YBR_FULL"
+            subsampled = (jpeg_options or {}).get("subsampling", 0) == 1
+            ds.PhotometricInterpretation = "YBR_FULL_422" if subsampled else "YBR_FULL"
     else:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.PixelData = b"".join(np.asarray(im).tobytes() for im in images)
@@ -377,8 +381,8 @@ def main():
     if "--style" in sys.argv:
         style = sys.argv[sys.argv.index("--style") + 1]
         args.remove(style)
-    if style not in ("classic", "held-out", "third"):
-        raise SystemExit("--style is classic, held-out or third")
+    if style not in ("classic", "held-out", "third", "fourth"):
+        raise SystemExit("--style is classic, held-out, third or fourth")
     out = args[0]
     count = int(args[1]) if len(args) > 1 else 60
     rng = random.Random(int(args[2]) if len(args) > 2 else 7)
@@ -391,6 +395,9 @@ def main():
         kinds, make_patient = held.KINDS, held.Patient
     elif style == "third":
         import third_screens as third
+        kinds, make_patient = third.KINDS, third.Patient
+    elif style == "fourth":
+        import fourth_screens as third  # the same hooks as the third style's
         kinds, make_patient = third.KINDS, third.Patient
     for i in range(count):
         patient = make_patient(rng)

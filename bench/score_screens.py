@@ -11,7 +11,8 @@ grey levels of the frame's darkest value) and was not before (text within 8 leve
 ground: when its ink, brighter than the fill before, is fill now), and as kept when at least 95% of its box is
 unchanged. Neither reads radguard's report, and neither uses OCR. With --tesseract the
 Tesseract command line reads each original frame once, to split recall into words it can
-and cannot read (an outside reading, not radguard's own). --lost lists the non-PHI words
+and cannot read (an outside reading, not radguard's own). "by_tag" gives PHI words covered and
+non-PHI words kept per drawing category (a word's "tag" in the answer key, else its file's kind). --lost lists the non-PHI words
 that were changed (up to 200), with how much of each box changed.
 """
 import json
@@ -71,6 +72,7 @@ def main():
              files=0, quarantined=0, missing=0, phi_unreadable=0, phi_unreadable_covered=0,
              away_pixels=0, away_changed=0)
     misses = []
+    tags = {}  # per drawing category (words of bench/fourth_screens.py carry a "tag")
     lost = []  # non-PHI words changed: what over-redaction costs
     for entry in truth["files"]:
         s["files"] += 1
@@ -97,7 +99,11 @@ def main():
                 covered = np.mean(box_after <= fill + 8) >= 0.95 and (
                     np.mean(box_before <= fill + 8) < 0.95
                     or (ink.sum() > 0 and np.mean(box_after[ink] <= fill + 2) >= 0.95))
+                tag = tags.setdefault(word.get("tag", entry["kind"]),
+                                      dict(phi=0, phi_covered=0, safe=0, safe_kept=0))
                 if word["phi"]:
+                    tag["phi"] += 1
+                    tag["phi_covered"] += covered
                     s["phi"] += 1
                     s["phi_covered"] += covered
                     if not quarantined:
@@ -112,6 +118,8 @@ def main():
                     s["safe"] += 1
                     unchanged = np.mean(np.abs(box_after - box_before) <= 2)
                     s["safe_kept"] += unchanged >= 0.95
+                    tag["safe"] += 1
+                    tag["safe_kept"] += unchanged >= 0.95
                     if unchanged < 0.95:
                         lost.append(f'{entry["file"]} f{f} {entry["kind"]} {word["text"]!r} h={h} '
                                     f'changed={100 * (1 - unchanged):.0f}%')
@@ -129,6 +137,8 @@ def main():
     if use_tesseract:
         summary["phi_unreadable_by_tesseract"] = s["phi_unreadable"]
         summary["phi_unreadable_recall_pct"] = round(pct(s["phi_unreadable_covered"], s["phi_unreadable"]), 2)
+    summary["by_tag"] = {k: f'PHI {v["phi_covered"]}/{v["phi"]}, non-PHI kept {v["safe_kept"]}/{v["safe"]}'
+                         for k, v in sorted(tags.items())}
     summary["missed"] = misses[:40]
     summary["lost"] = lost[:200] if "--lost" in sys.argv else lost[:0]
     print(json.dumps(summary, indent=1))

@@ -36,6 +36,8 @@ packages=(
   fonts-lato fonts-b612 fonts-terminus-otb fonts-cantarell fonts-inconsolata
   # bench/make_screens.py --style third: glyphs drawn by cairo and X11 bitmap fonts
   python3-cairo xfonts-base xfonts-75dpi xfonts-100dpi
+  # bench/make_screens.py --style fourth: Linux console fonts (PSF), DejaVu's extra faces
+  console-setup-linux fonts-dejavu-extra
   libarchive-dev                # radguard share: zip files in and out
   unzip                         # the share test opens the zip as a recipient would
   libcpp-httplib-dev            # radguard serve: the local web page's HTTP server
