@@ -13,6 +13,17 @@
 # whole corpus is the run that gets through it (see gdcmanon_resumed.sh below); gdcmanon_folder
 # is the plain folder run, which a malformed file aborts.
 #
+# Phases (BENCH_PHASES, default "startup real synthetic"; issue 21 added the first two):
+#   startup    `radguard --version` and a one-file deid, BENCH_STARTUP_RUNS (20) times each: median
+#              wall and CPU, peak RSS, the shared libraries loaded; and the pixel plugin's load
+#   real       real third-party files (bench/real_corpus.py: a TCIA MR series, pydicom's and
+#              GDCM/dicom3tools' samples) replicated with distinct UIDs: a small corpus
+#              (BENCH_REAL_SMALL replicas, 2: ~580 files, ~130 MB) and a large one
+#              (BENCH_REAL_LARGE, 20: ~5,800 files, ~1.3 GB), BENCH_REAL_REPEATS (3) interleaved
+#              rounds of cp -r and radguard deid (basic, BENCH_THREADS), gdcmanon once on each
+#   synthetic  the bench/make_corpus.py corpus below (gdcmanon on it takes minutes)
+# Ratios to cp -r are of wall time and of CPU time (user + system) of the same files.
+#
 # Environment: BENCH_FILES (3000), BENCH_MEGABYTES (500), BENCH_SEED (1), BENCH_THREADS (2),
 # BENCH_REPEATS (3: each figure is the median of that many interleaved runs), BENCH_SLOW_REPEATS
 # (1: runs of gdcmanon on the whole corpus, which take a minute each), BENCH_WORK
@@ -45,6 +56,8 @@ for tool in "$radguard" /usr/bin/time gdcmanon openssl; do
   fi
 done
 
+phases=" ${BENCH_PHASES:-startup real synthetic} "
+has_phase() { [[ "$phases" == *" $1 "* ]]; }
 work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-bench.XXXXXX)}
 mkdir -p "$work"
 trap 'rm -rf "$work/trash" "$work/cp" "$work/rg" "$work/gd"' EXIT
@@ -57,8 +70,27 @@ make_corpus() {  # DIR SEED
   rm -rf "$1"
   "$py" "$here/make_corpus.py" "$1" --files "$files" --megabytes "$megabytes" --seed "$2"
 }
-make_corpus "$corpus_dir" "$seed"
-make_corpus "$double_dir" "$((seed + 1000))"
+if has_phase synthetic; then
+  make_corpus "$corpus_dir" "$seed"
+  make_corpus "$double_dir" "$((seed + 1000))"
+fi
+real_small=${BENCH_REAL_SMALL:-2}
+real_large=${BENCH_REAL_LARGE:-20}
+real_base=${BENCH_REAL_DIR:-/tmp/radguard-bench-real}
+make_real() {  # REPLICAS: prints the corpus folder
+  local dir="$real_base-r$1"
+  if [ ! -f "$dir/manifest.json" ]; then
+    rm -rf "$dir"
+    "$py" "$here/real_corpus.py" "$dir" --replicas "$1" >&2
+  fi
+  echo "$dir/corpus"
+}
+if has_phase real || has_phase startup; then
+  real_small_dir=$(make_real "$real_small")
+fi
+if has_phase real; then
+  real_large_dir=$(make_real "$real_large")
+fi
 
 whole="$corpus_dir/corpus"
 good="$corpus_dir/corpus/wellformed"
@@ -71,11 +103,12 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/gdcm.key" -out "$work/g
 count_files() { find "$1" -type f | wc -l; }
 count_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}'; }
 
-echo "== warming the page cache"
-find "$corpus_dir/corpus" "$double_dir/corpus" -type f -exec cat {} + >/dev/null
-
 rows="$work/rows.tsv"
 : >"$rows"
+sizes="$work/sizes.tsv"
+: >"$sizes"
+startup="$work/startup.tsv"
+: >"$startup"
 
 # measure NAME SET OUTDIR -- COMMAND...: one timed run, appended to $rows (wall s, peak RSS KB,
 # user+sys CPU s, exit status, files written). Runs are interleaved (every tool once, then again)
@@ -137,6 +170,58 @@ echo "gdcmanon aborted on $aborted files" >&2
 exit 0
 EOF
 
+if has_phase startup; then
+  echo "== start-up: radguard --version and a one-file deid, ${BENCH_STARTUP_RUNS:-20} runs each"
+  one=$(find "$real_small_dir/r000" -name 'tcia-*.dcm' | sort | head -n 1)
+  startup_run() {  # NAME COMMAND...: one run under GNU time, appended to $startup
+    local name=$1
+    shift
+    /usr/bin/time -f '%e %U %S %M' -o "$work/startup.time" "$@" >/dev/null 2>&1 || true
+    read -r wall user sys rss <"$work/startup.time"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" \
+      "$rss" >>"$startup"
+  }
+  for ((i = 0; i < ${BENCH_STARTUP_RUNS:-20}; i++)); do
+    startup_run version "$radguard" --version
+    set_aside "$work/one"
+    startup_run deid_one_file "$radguard" deid "$one" --output "$work/one" --key "$work/bench.key" \
+      --threads 1 --no-progress
+  done
+  set_aside "$work/one"
+  printf 'libraries\t%s\n' "$(ldd "$radguard" | wc -l)" >"$work/startup.facts"
+  printf 'libraries_with_plugin\t%s\n' \
+    "$(ldd "$(dirname "$radguard")/radguard-pixels.so" 2>/dev/null | wc -l)" >>"$work/startup.facts"
+  loader=$(LD_DEBUG=statistics "$radguard" --version 2>&1 >/dev/null |
+    awk '/total startup time in dynamic loader/ {print $(NF - 1); exit}')
+  printf 'loader_cycles\t%s\n' "${loader:-0}" >>"$work/startup.facts"
+fi
+
+if has_phase real; then
+  echo "== warming the page cache (real corpora)"
+  find "$real_small_dir" "$real_large_dir" -type f -exec cat {} + >/dev/null
+  printf 'real_small\t%s\t%s\n' "$(count_files "$real_small_dir")" "$(count_bytes "$real_small_dir")" >>"$sizes"
+  printf 'real_large\t%s\t%s\n' "$(count_files "$real_large_dir")" "$(count_bytes "$real_large_dir")" >>"$sizes"
+  real_repeats=${BENCH_REAL_REPEATS:-3}
+  echo "== real corpora: $real_repeats interleaved rounds (gdcmanon once on each)"
+  for ((round = 1; round <= real_repeats; round++)); do
+    echo "-- round $round"
+    for set in real_small real_large; do
+      src=$real_small_dir
+      if [ "$set" = real_large ]; then src=$real_large_dir; fi
+      measure "cp_r" "$set" "$work/cp" -- cp -r "$src" "$work/cp"
+      # shellcheck disable=SC2046
+      measure "radguard_basic_${threads}t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args basic "$threads")
+      cp "$work/rg.report.json" "$work/radguard_report_$set.json"
+      if [ "${BENCH_SKIP_GDCM:-0}" != 1 ] && [ "$round" = 1 ]; then
+        measure "gdcmanon" "$set" "$work/gd" -- gdcmanon -e -c "$work/gdcm.pem" -r --continue -i "$src" -o "$work/gd"
+      fi
+    done
+  done
+fi
+
+if has_phase synthetic; then
+echo "== warming the page cache"
+find "$corpus_dir/corpus" "$double_dir/corpus" -type f -exec cat {} + >/dev/null
 echo "== measuring: $repeats interleaved rounds (gdcmanon on the whole corpus: $slow_repeats)"
 for ((round = 1; round <= repeats; round++)); do
   echo "-- round $round"
@@ -170,10 +255,11 @@ cp "$work/rg.report.json" "$work/radguard_report_double.json"
 set_aside "$work/cp"; set_aside "$work/rg"; set_aside "$work/gd"  # deleted on exit
 
 # Set sizes, then the table and the JSON.
-whole_files=$(count_files "$whole"); whole_bytes=$(count_bytes "$whole")
-good_files=$(count_files "$good"); good_bytes=$(count_bytes "$good")
-double_files=$((whole_files + $(count_files "$double_dir/corpus")))
-double_bytes=$((whole_bytes + $(count_bytes "$double_dir/corpus")))
+printf 'whole\t%s\t%s\n' "$(count_files "$whole")" "$(count_bytes "$whole")" >>"$sizes"
+printf 'wellformed\t%s\t%s\n' "$(count_files "$good")" "$(count_bytes "$good")" >>"$sizes"
+printf 'double\t%s\t%s\n' "$(($(count_files "$whole") + $(count_files "$double_dir/corpus")))" \
+  "$(($(count_bytes "$whole") + $(count_bytes "$double_dir/corpus")))" >>"$sizes"
+fi  # synthetic
 
 machine_cpu=$(lscpu | awk -F': *' '/^Model name/ {print $2; exit}')
 machine_cores=$(nproc)
@@ -181,11 +267,12 @@ machine_mem=$(free -b | awk '/^Mem:/ {print $2}')
 machine_disk=$(df -hT "$work" | awk 'NR == 2 {print $2 " " $3 " on " $7}')
 
 "$py" - "$rows" "$results_json" "$work" "$corpus_dir" <<EOF
-import json, statistics, sys
+import json, os, statistics, sys
 rows_path, out_path, work, corpus_dir = sys.argv[1:5]
-sizes = {"whole": ($whole_files, $whole_bytes),
-         "wellformed": ($good_files, $good_bytes),
-         "double": ($double_files, $double_bytes)}
+sizes = {}
+for line in open(f"{work}/sizes.tsv"):
+    name, files, size = line.split()
+    sizes[name] = (int(files), int(size))
 runs = {}
 for line in open(rows_path):
     name, set_, wall, rss, cpu, rc, written = line.rstrip("\n").split("\t")
@@ -199,15 +286,17 @@ for (name, set_), rs in runs.items():
                  "outputs": min(r[4] for r in rs), "files": files, "bytes": size,
                  "files_per_s": files / wall, "mb_per_s": size / 1e6 / wall,
                  "runs_wall_s": [r[0] for r in rs], "runs_cpu_s": [r[2] for r in rs]})
-order = {"whole": 0, "wellformed": 1, "double": 2}
+order = {"real_small": 0, "real_large": 1, "whole": 2, "wellformed": 3, "double": 4}
 rows.sort(key=lambda r: order[r["set"]])
 cp = {r["set"]: r["wall_s"] for r in rows if r["tool"] == "cp_r"}
+cp_cpu = {r["set"]: r["cpu_s"] for r in rows if r["tool"] == "cp_r"}
 gd = {r["set"]: r["wall_s"] for r in rows if r["tool"] == "gdcmanon"}
 for r in rows:
     r["ratio_to_cp"] = r["wall_s"] / cp[r["set"]] if r["set"] in cp else None
+    r["cpu_ratio_to_cp"] = r["cpu_s"] / cp_cpu[r["set"]] if cp_cpu.get(r["set"]) else None
     r["gdcmanon_over_this"] = gd[r["set"]] / r["wall_s"] if r["set"] in gd else None
 reports = {}
-for s in ("whole", "wellformed", "double"):
+for s in ("real_small", "real_large", "whole", "wellformed", "double"):
     try:
         rep = json.load(open(f"{work}/radguard_report_{s}.json"))
     except OSError:
@@ -217,21 +306,42 @@ for s in ("whole", "wellformed", "double"):
         key = f"{f['status']}: {f['reason']}"
         reasons[key] = reasons.get(key, 0) + 1
     reports[s] = {"counts": rep["counts"], "reasons": reasons}
-manifest = json.load(open(f"{corpus_dir}/manifest.json"))
+manifest = (json.load(open(f"{corpus_dir}/manifest.json"))
+            if os.path.exists(f"{corpus_dir}/manifest.json") else {"seed": None, "transfer_syntaxes": None, "malformed": []})
+startup = {}
+for line in open(f"{work}/startup.tsv"):
+    name, wall, cpu, rss = line.split()
+    startup.setdefault(name, []).append((float(wall), float(cpu), int(rss)))
+startup_doc = {name: {"runs": len(v), "wall_ms": 1000 * statistics.median(x[0] for x in v),
+                      "cpu_ms": 1000 * statistics.median(x[1] for x in v),
+                      "peak_rss_mb": max(x[2] for x in v) / 1024} for name, v in startup.items()}
+if os.path.exists(f"{work}/startup.facts"):
+    for line in open(f"{work}/startup.facts"):
+        key, value = line.split()
+        startup_doc[key] = int(value)
 doc = {"machine": {"cpu": "$machine_cpu", "cores": $machine_cores, "memory_bytes": $machine_mem,
                    "disk": "$machine_disk"},
        "corpus": {"dir": corpus_dir, "seed": manifest["seed"], "sets": {k: {"files": v[0], "bytes": v[1]} for k, v in sizes.items()},
                   "transfer_syntaxes": manifest["transfer_syntaxes"],
                   "malformed": [m["kind"] for m in manifest["malformed"]]},
-       "threads": $threads, "repeats": $repeats, "rows": rows, "radguard_reports": reports}
+       "threads": $threads, "repeats": $repeats, "startup": startup_doc, "rows": rows,
+       "radguard_reports": reports}
 json.dump(doc, open(out_path, "w"), indent=2)
 print()
-print("%-22s %-10s %6s %8s %7s %8s %7s %8s %6s %7s %4s" % ("tool", "set", "files", "wall s", "cpu s",
-      "files/s", "MB/s", "peak MB", "x cp", "gdcm/x", "exit"))
+for name in ("version", "deid_one_file"):
+    if name in startup_doc:
+        d = startup_doc[name]
+        print(f"start-up {name}: wall {d['wall_ms']:.1f} ms, cpu {d['cpu_ms']:.1f} ms, peak RSS {d['peak_rss_mb']:.1f} MB (median of {d['runs']})")
+for key in ("libraries", "libraries_with_plugin", "loader_cycles"):
+    if key in startup_doc:
+        print(f"start-up {key}: {startup_doc[key]}")
+print("%-22s %-10s %6s %8s %7s %8s %7s %8s %6s %6s %7s %4s" % ("tool", "set", "files", "wall s", "cpu s",
+      "files/s", "MB/s", "peak MB", "x cp", "cpu xcp", "gdcm/x", "exit"))
 for r in rows:
-    print("%-22s %-10s %6d %8.2f %7.2f %8.0f %7.1f %8.1f %6s %7s %4d" % (
+    print("%-22s %-10s %6d %8.2f %7.2f %8.0f %7.1f %8.1f %6s %6s %7s %4d" % (
         r["tool"], r["set"], r["files"], r["wall_s"], r["cpu_s"], r["files_per_s"], r["mb_per_s"], r["peak_rss_mb"],
         "%.2f" % r["ratio_to_cp"] if r["ratio_to_cp"] else "-",
+        "%.2f" % r["cpu_ratio_to_cp"] if r["cpu_ratio_to_cp"] else "-",
         "%.2f" % r["gdcmanon_over_this"] if r["gdcmanon_over_this"] else "-", r["exit_status"]))
 for s, rep in reports.items():
     print(f"radguard report ({s}): {rep['counts']}")

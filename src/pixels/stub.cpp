@@ -1,0 +1,215 @@
+// radguard's side of the pixel plugin: finds and loads radguard-pixels.so on first use, and
+// defines the functions of redact/ocr.hpp, redact/text_detector.hpp, redact/regions.hpp, the
+// batch of redact/redact.hpp and deface's detect_faces/write_png by forwarding them to it.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <system_error>
+
+#include "pixels/api.hpp"
+#include "pixels/pixels.hpp"
+#include "pixels_stamp.hpp"
+
+namespace radguard::pixels {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPluginName = "radguard-pixels.so";
+
+fs::path executable_dir() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : self.parent_path();
+}
+
+struct Loaded {
+  const Api* api = nullptr;
+  std::string error;  // when api is null: what went wrong (file names and loader text only)
+};
+
+Loaded load_once() {
+  std::string tried;
+  for (const fs::path& candidate : plugin_candidates()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(candidate, ec)) {
+      tried += (tried.empty() ? "" : ", ") + candidate.string();
+      continue;
+    }
+    // RTLD_NOW: a symbol the plugin needs and this executable lacks fails here, not mid-file.
+    void* handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+      const char* why = dlerror();
+      return {nullptr, "cannot load " + candidate.string() + ": " + (why ? why : "unknown error")};
+    }
+    using Entry = const Api* (*)(const char*);
+    auto* entry = reinterpret_cast<Entry>(dlsym(handle, kEntryPoint));
+    if (entry == nullptr) {
+      return {nullptr, candidate.string() + " is not a radguard pixel plugin (no " +
+                           std::string(kEntryPoint) + ")"};
+    }
+    const Api* api = entry(kPixelsStamp);
+    if (api == nullptr || api->version != 1 || api->size != sizeof(Api)) {
+      return {nullptr, candidate.string() +
+                           " comes from another build of radguard (rebuild or reinstall both)"};
+    }
+    return {api, {}};  // the handle stays open for the life of the process
+  }
+  return {nullptr, "not found (looked for " + tried + ")"};
+}
+
+const Loaded& loaded() {
+  static const Loaded once = load_once();
+  return once;
+}
+
+std::string missing_message() {
+  return "pixel support (" + std::string(kPluginName) + ") is not available: " + loaded().error +
+         "; OCR, burned-in text redaction and defacing need it";
+}
+
+// For the functions that return a Result: the error to return when the plugin is missing.
+std::unexpected<Error> missing() { return fail(ErrorCode::unsupported, missing_message()); }
+
+// For the few functions without a Result: they are only reached after one with a Result has
+// loaded the plugin; if not, the file fails (the batch catches this) rather than pass unchecked.
+const Api& api_or_throw() {
+  if (loaded().api == nullptr) throw std::runtime_error(missing_message());
+  return *loaded().api;
+}
+
+}  // namespace
+
+std::vector<fs::path> plugin_candidates() {
+  std::vector<fs::path> out;
+  if (const char* given = std::getenv("RADGUARD_PIXELS"); given != nullptr && *given != '\0') {
+    out.emplace_back(given);
+    return out;  // named explicitly: nothing else is tried
+  }
+  const fs::path dir = executable_dir();
+  if (!dir.empty()) {
+    out.push_back(dir / kPluginName);
+    out.push_back(dir.parent_path() / "lib" / "radguard" / kPluginName);
+  }
+  return out;
+}
+
+Status load() {
+  if (loaded().api == nullptr) return missing();
+  return {};
+}
+
+bool is_plugin_build() { return true; }
+
+}  // namespace radguard::pixels
+
+// The forwarding definitions (the declarations are the headers').
+namespace radguard::redact {
+
+using pixels::api_or_throw;
+using pixels::loaded;
+using pixels::missing;
+
+Gray8 render_gray8(const dicom::PixelImage& image, std::size_t frame) {
+  return api_or_throw().render_gray8(image, frame);
+}
+Result<std::vector<Word>> read_words(const Gray8& image) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->read_words(image);
+}
+std::vector<Candidate> uncovered_text_candidates(const Gray8& image, const std::vector<Word>& found,
+                                                 const std::vector<Box>& redacted,
+                                                 MarkContrast contrast) {
+  return api_or_throw().uncovered_text_candidates(image, found, redacted, contrast);
+}
+Result<CandidateReading> read_candidate(const Gray8& image, const Candidate& candidate) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->read_candidate(image, candidate);
+}
+Result<std::vector<Word>> read_region(const Gray8& image, const Box& region, bool vertical) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->read_region(image, region, vertical);
+}
+std::vector<std::uint8_t> ink_mask(const Gray8& image, const Box& region) {
+  return api_or_throw().ink_mask(image, region);
+}
+Result<std::vector<std::string>> reread(const Gray8& image, const Box& box) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->reread(image, box);
+}
+
+Result<std::filesystem::path> text_detector_model() {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->text_detector_model();
+}
+Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses passes) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->detect_text(image, passes);
+}
+Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
+                                                   const std::vector<Box>& candidates) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->confirm_small_text(image, candidates);
+}
+
+Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
+                                   const PhiMatcher& matcher, Mode mode,
+                                   const std::vector<Box>& filled,
+                                   const std::vector<TextRegion>& neighbours) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->judge_region(image, region, matcher, mode, filled, neighbours);
+}
+Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, Mode mode,
+                                const std::vector<Box>& skip, RegionMemo& memo) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->find_text(image, matcher, mode, skip, memo);
+}
+Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& matcher, Mode mode,
+                                     const std::vector<Box>& filled, const std::vector<Box>& kept) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->text_left_behind(after, matcher, mode, filled, kept);
+}
+Gray8 consensus(const std::vector<Gray8>& frames) { return api_or_throw().consensus(frames); }
+const RegionVerdict* RegionMemo::find(const Gray8& image, const Box& box) const {
+  return api_or_throw().memo_find(*this, image, box);
+}
+void RegionMemo::add(const Gray8& image, const Box& box, RegionVerdict verdict) {
+  api_or_throw().memo_add(*this, image, box, std::move(verdict));
+}
+
+std::string_view outcome_status_name(OutcomeStatus status) {
+  return api_or_throw().outcome_status_name(status);
+}
+std::size_t RedactRunReport::count(OutcomeStatus status) const {
+  return api_or_throw().report_count(*this, status);
+}
+int RedactRunReport::exit_code() const { return api_or_throw().report_exit_code(*this); }
+Result<RedactRunReport> run_redact(const RedactRunOptions& options) {
+  if (loaded().api == nullptr) return missing();
+  return loaded().api->run_redact(options);
+}
+std::string report_json(const RedactRunReport& report, const RedactRunOptions& options) {
+  return api_or_throw().report_json(report, options);
+}
+std::string report_text(const RedactRunReport& report) {
+  return api_or_throw().report_text(report);
+}
+
+}  // namespace radguard::redact
+
+namespace radguard::deface {
+
+Result<FaceCheck> detect_faces(const std::vector<Rendering>& renderings,
+                               const std::filesystem::path& cascade_dir) {
+  if (pixels::loaded().api == nullptr) return pixels::missing();
+  return pixels::loaded().api->detect_faces(renderings, cascade_dir);
+}
+Status write_png(const std::filesystem::path& path, const Image& image) {
+  if (pixels::loaded().api == nullptr) return pixels::missing();
+  return pixels::loaded().api->write_png(path, image);
+}
+
+}  // namespace radguard::deface
