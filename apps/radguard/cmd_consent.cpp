@@ -230,8 +230,9 @@ void add_consent(CLI::App& app, Action& action) {
   auto args = std::make_shared<ConsentArgs>();
   const std::string purposes = "purpose: " + consent::purpose_names();
   auto registry_option = [&](CLI::App* sub) {
-    sub->add_option("--registry", args->registry,
-                    "consent registry (SQLite file or file: URI; created if missing)")
+    sub->add_option(
+           "--registry", args->registry,
+           "consent registry (SQLite file, file: URI or postgresql:// URI; created if missing)")
         ->required();
     sub->add_flag("--json", args->json, "print JSON on stdout");
   };

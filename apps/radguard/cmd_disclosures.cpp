@@ -5,6 +5,7 @@
 #include "crypto/crypto.hpp"
 #include "ledger/accounting.hpp"
 #include "ledger/ledger.hpp"
+#include "store/database.hpp"
 
 namespace radguard::cli {
 
@@ -25,7 +26,8 @@ int run_disclosures(const DisclosuresArgs& a) {
   if (!key) return report_error(key.error());
   auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
   if (!ledger) return report_error(ledger.error());
-  auto accounting = ledger::account_for(*ledger, a.ledger, *key, a.patient, a.since);
+  auto accounting =
+      ledger::account_for(*ledger, store::display_name(a.ledger), *key, a.patient, a.since);
   if (!accounting) return report_error(accounting.error());
   // An accounting from an altered ledger is still printed, but flagged and not a success.
   std::cout << (a.format == "json"   ? ledger::accounting_json(*accounting)
@@ -34,7 +36,7 @@ int run_disclosures(const DisclosuresArgs& a) {
   if (!accounting->intact)
     return report_error(
         Error{ErrorCode::integrity,
-              a.ledger + ": " + accounting->problem +
+              store::display_name(a.ledger) + ": " + accounting->problem +
                   " (run radguard ledger verify; this accounting may be incomplete)"});
   return kExitSuccess;
 }
@@ -47,7 +49,8 @@ void add_disclosures(CLI::App& app, Action& action) {
   auto args = std::make_shared<DisclosuresArgs>();
   cmd->add_option("--patient", args->patient, "patient ID (looked up by its keyed hash)")
       ->required();
-  cmd->add_option("--ledger", args->ledger, "ledger (SQLite file or file: URI)")->required();
+  cmd->add_option("--ledger", args->ledger, "ledger (SQLite file, file: URI or postgresql:// URI)")
+      ->required();
   cmd->add_option("-k,--key", args->key, "the secret key the exports used")->required();
   cmd->add_option("--since", args->since,
                   "only disclosures recorded at or after this date (ISO 8601)");

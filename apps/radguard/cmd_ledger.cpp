@@ -9,6 +9,7 @@
 #include "crypto/crypto.hpp"
 #include "export/release_check.hpp"
 #include "ledger/ledger.hpp"
+#include "store/database.hpp"
 
 namespace radguard::cli {
 
@@ -28,11 +29,11 @@ int run_verify(const LedgerArgs& a) {
   if (!report) return report_error(report.error());
   std::optional<Error> problem;
   if (!report->intact()) {
-    problem = Error{ErrorCode::integrity, a.ledger + ": " + report->problem};
+    problem = Error{ErrorCode::integrity, store::display_name(a.ledger) + ": " + report->problem};
   } else if (!a.expect_head.empty() && a.expect_head != report->head_hash) {
     // The chain cannot show entries cut off its end; the head recorded elsewhere can.
     problem = Error{ErrorCode::integrity,
-                    a.ledger +
+                    store::display_name(a.ledger) +
                         ": the last entry's hash is not the expected head (entries were "
                         "removed from the end, or the ledger was replaced)"};
   }
@@ -45,7 +46,7 @@ int run_verify(const LedgerArgs& a) {
   }
   if (a.json) {
     nlohmann::json doc = {
-        {"ledger", a.ledger},
+        {"ledger", store::display_name(a.ledger)},
         {"intact", !problem.has_value()},
         {"entries", report->entries},
         {"head_hash", report->head_hash},
@@ -57,8 +58,8 @@ int run_verify(const LedgerArgs& a) {
   }
   if (problem) return report_error(*problem);
   if (!a.json)
-    std::cout << a.ledger << ": intact, " << report->entries << " entries, head "
-              << report->head_hash << "\n";
+    std::cout << store::display_name(a.ledger) << ": intact, " << report->entries
+              << " entries, head " << report->head_hash << "\n";
   return kExitSuccess;
 }
 
@@ -89,7 +90,7 @@ int run_list(const LedgerArgs& a) {
                 << (e.release.empty() ? "" : "  " + e.release) << "\n";
   }
   if (a.json)
-    std::cout << nlohmann::json{{"ledger", a.ledger}, {"entries", list}}.dump(
+    std::cout << nlohmann::json{{"ledger", store::display_name(a.ledger)}, {"entries", list}}.dump(
                      2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   return kExitSuccess;
@@ -105,7 +106,9 @@ void add_ledger(CLI::App& app, Action& action) {
   auto* verify = cmd->add_subcommand(
       "verify",
       "check every entry's hash and link; exit 0 when intact, non-zero naming the first bad entry");
-  verify->add_option("--ledger", args->ledger, "ledger (SQLite file or file: URI)")->required();
+  verify
+      ->add_option("--ledger", args->ledger, "ledger (SQLite file, file: URI or postgresql:// URI)")
+      ->required();
   verify->add_option(
       "--expect-head", args->expect_head,
       "the head hash printed by an earlier verify: also detects entries removed from the end");
@@ -116,7 +119,8 @@ void add_ledger(CLI::App& app, Action& action) {
   verify->callback([&action, args] { action = [args] { return run_verify(*args); }; });
   auto* list = cmd->add_subcommand(
       "list", "every release and failed attempt: date, recipient, purpose, counts (no patient)");
-  list->add_option("--ledger", args->ledger, "ledger (SQLite file or file: URI)")->required();
+  list->add_option("--ledger", args->ledger, "ledger (SQLite file, file: URI or postgresql:// URI)")
+      ->required();
   list->add_flag("--json", args->json, "print JSON on stdout");
   list->callback([&action, args] { action = [args] { return run_list(*args); }; });
 }

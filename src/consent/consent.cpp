@@ -21,7 +21,7 @@ constexpr int kSchemaVersion = 1;
 // Insert-only history: triggers refuse updates and deletes of decisions, so a mistaken
 // decision is corrected by recording a newer one, and the record of what was in force
 // when a release happened survives.
-constexpr std::string_view kSchema = R"sql(
+constexpr std::string_view kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS registry_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS consent_decision(
   sequence    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,6 +39,35 @@ CREATE TRIGGER IF NOT EXISTS consent_decision_no_update BEFORE UPDATE ON consent
 CREATE TRIGGER IF NOT EXISTS consent_decision_no_delete BEFORE DELETE ON consent_decision
   BEGIN SELECT RAISE(ABORT, 'consent history is insert-only'); END;
 CREATE TABLE IF NOT EXISTS default_policy(
+  purpose    TEXT PRIMARY KEY,
+  decision   TEXT NOT NULL CHECK (decision IN ('permit','deny')),
+  changed_at TEXT NOT NULL);
+)sql";
+
+// The same on PostgreSQL (TRUNCATE refused as well: it bypasses row triggers). Run once,
+// when the schema is created.
+constexpr std::string_view kPostgresSchema = R"sql(
+CREATE TABLE registry_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE consent_decision(
+  sequence    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  patient_id  TEXT NOT NULL,
+  purpose     TEXT NOT NULL CHECK (purpose IN ('clinical-care','research','ai-training','commercial-ai',
+                                              'cloud-processing','cross-border')),
+  decision    TEXT NOT NULL CHECK (decision IN ('permit','deny')),
+  decided_at  TEXT NOT NULL,
+  source      TEXT NOT NULL DEFAULT '',
+  expires     TEXT,
+  recorded_at TEXT NOT NULL);
+CREATE INDEX consent_by_patient ON consent_decision(patient_id, purpose);
+CREATE OR REPLACE FUNCTION radguard_consent_insert_only() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'consent history is insert-only'; END $$;
+CREATE TRIGGER consent_decision_no_update BEFORE UPDATE ON consent_decision
+  FOR EACH ROW EXECUTE FUNCTION radguard_consent_insert_only();
+CREATE TRIGGER consent_decision_no_delete BEFORE DELETE ON consent_decision
+  FOR EACH ROW EXECUTE FUNCTION radguard_consent_insert_only();
+CREATE TRIGGER consent_decision_no_truncate BEFORE TRUNCATE ON consent_decision
+  FOR EACH STATEMENT EXECUTE FUNCTION radguard_consent_insert_only();
+CREATE TABLE default_policy(
   purpose    TEXT PRIMARY KEY,
   decision   TEXT NOT NULL CHECK (decision IN ('permit','deny')),
   changed_at TEXT NOT NULL);
@@ -400,104 +429,115 @@ Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipp
 }
 
 Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess access) {
-  auto db = sqlite::Database::open(path_or_uri, access == RegistryAccess::create_if_missing
-                                                    ? sqlite::OpenMode::create
-                                                    : sqlite::OpenMode::existing);
-  if (!db)
-    return db.error().code == ErrorCode::not_found
-               ? fail(ErrorCode::not_found,
-                      "the consent registry " + path_or_uri +
-                          " does not exist (radguard consent import or consent set creates it)")
-               : std::unexpected(db.error());
+  auto db = store::open(path_or_uri, access == RegistryAccess::create_if_missing
+                                         ? store::OpenMode::create
+                                         : store::OpenMode::existing);
+  const auto missing = [&] {
+    return fail(ErrorCode::not_found,
+                "the consent registry " + store::display_name(path_or_uri) +
+                    " does not exist (radguard consent import or consent set creates it)");
+  };
+  if (!db) return db.error().code == ErrorCode::not_found ? missing() : std::unexpected(db.error());
   Registry registry(std::move(*db));
-  auto tx = sqlite::Transaction::begin(registry.db_, sqlite::TransactionKind::immediate);
+  const std::string& name = registry.db_->name();  // printable: no password
+  auto tx = store::Transaction::begin(*registry.db_, store::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   // Never add registry tables to some other database (a ledger given by mistake).
-  auto tables = registry.db_.table_names();
+  auto tables = registry.db_->table_names();
   if (!tables) return std::unexpected(tables.error());
-  if (!tables->empty() &&
-      std::find(tables->begin(), tables->end(), "registry_meta") == tables->end())
-    return fail(ErrorCode::integrity,
-                path_or_uri + " is a database but not a radguard consent registry");
-  if (auto s = registry.db_.exec(kSchema); !s) {
-    return fail(ErrorCode::integrity,
-                path_or_uri + " is not a radguard consent registry: " + s.error().message);
+  const bool is_registry =
+      std::find(tables->begin(), tables->end(), "registry_meta") != tables->end();
+  if (!tables->empty() && !is_registry)
+    return fail(ErrorCode::integrity, name + " is a database but not a radguard consent registry");
+  const bool postgresql = registry.db_->backend() == store::Backend::postgresql;
+  // A server database has no file to be missing: an empty schema is a registry not made yet.
+  if (postgresql && !is_registry && access == RegistryAccess::existing_only) return missing();
+  if (!postgresql || !is_registry) {
+    if (auto s = registry.db_->exec(postgresql ? kPostgresSchema : kSqliteSchema); !s)
+      return fail(ErrorCode::integrity,
+                  name + " is not a radguard consent registry: " + s.error().message);
   }
   {
     auto version =
-        registry.db_.prepare("SELECT value FROM registry_meta WHERE key = 'schema_version'");
+        registry.db_->prepare("SELECT value FROM registry_meta WHERE key = 'schema_version'");
     if (!version) return std::unexpected(version.error());
-    auto row = version->step();
+    auto row = (*version)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) {
       const std::string now = utc_now_iso8601();
-      auto insert = registry.db_.prepare(
+      auto insert = registry.db_->prepare(
           "INSERT INTO registry_meta(key, value) VALUES ('schema_version', ?1)");
       if (!insert) return std::unexpected(insert.error());
-      if (auto s = insert->bind_all(std::to_string(kSchemaVersion)); !s)
+      if (auto s = (*insert)->bind_all(std::to_string(kSchemaVersion)); !s)
         return std::unexpected(s.error());
-      if (auto s = insert->run(); !s) return std::unexpected(s.error());
+      if (auto s = (*insert)->run(); !s) return std::unexpected(s.error());
       // Fail closed: only clinical care is assumed; every other use needs a recorded permit.
-      auto policy = registry.db_.prepare(
-          "INSERT OR IGNORE INTO default_policy(purpose, decision, changed_at) VALUES (?1, ?2, "
-          "?3)");
+      auto policy = registry.db_->prepare(
+          "INSERT INTO default_policy(purpose, decision, changed_at) VALUES (?1, ?2, ?3) "
+          "ON CONFLICT DO NOTHING");
       if (!policy) return std::unexpected(policy.error());
       for (const Purpose p : kPurposes) {
         const auto decision = p == Purpose::clinical_care ? Decision::permit : Decision::deny;
-        if (auto s = policy->bind_all(purpose_name(p), decision_name(decision), now); !s)
+        if (auto s = (*policy)->bind_all(purpose_name(p), decision_name(decision), now); !s)
           return std::unexpected(s.error());
-        if (auto s = policy->run(); !s) return std::unexpected(s.error());
+        if (auto s = (*policy)->run(); !s) return std::unexpected(s.error());
       }
-    } else if (version->text(0) != std::to_string(kSchemaVersion)) {
-      return fail(ErrorCode::unsupported, path_or_uri + " has consent registry schema version " +
-                                              version->text(0) + "; this radguard reads version " +
-                                              std::to_string(kSchemaVersion));
+    } else if ((*version)->text(0) != std::to_string(kSchemaVersion)) {
+      return fail(ErrorCode::unsupported,
+                  name + " has consent registry schema version " + (*version)->text(0) +
+                      "; this radguard reads version " + std::to_string(kSchemaVersion));
     }
   }
   if (auto s = tx->commit(); !s) return std::unexpected(s.error());
   return registry;
 }
 
-Status Registry::insert(const Record& r, const std::string& recorded_at) {
-  if (auto s = check_record(r); !s) return s;
+Result<std::int64_t> Registry::insert(const Record& r, const std::string& recorded_at) {
+  if (auto s = check_record(r); !s) return std::unexpected(s.error());
   auto date = normalize_iso8601(r.date);
   std::optional<std::string> expires;
   if (!r.expires.empty()) expires = *normalize_iso8601(r.expires);
-  auto statement = db_.prepare(
+  // RETURNING rather than a last-insert id: the same on SQLite and PostgreSQL.
+  auto statement = db_->prepare(
       "INSERT INTO consent_decision(patient_id, purpose, decision, decided_at, source, expires, "
       "recorded_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING sequence");
   if (!statement) return std::unexpected(statement.error());
-  if (auto s = statement->bind_all(r.patient_id, purpose_name(r.purpose), decision_name(r.decision),
-                                   *date, r.source, expires, recorded_at);
+  if (auto s = (*statement)
+                   ->bind_all(r.patient_id, purpose_name(r.purpose), decision_name(r.decision),
+                              *date, r.source, expires, recorded_at);
       !s)
-    return s;
-  return statement->run();
+    return std::unexpected(s.error());
+  auto row = (*statement)->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return fail(ErrorCode::internal, "the registry returned no sequence number");
+  const std::int64_t sequence = (*statement)->integer(0);
+  if (auto s = (*statement)->reset(); !s) return std::unexpected(s.error());
+  return sequence;
 }
 
 Result<Record> Registry::record(const Record& record) {
-  if (auto s = record_all(std::span<const Record>(&record, 1)); !s)
-    return std::unexpected(s.error());
+  auto tx = store::Transaction::begin(*db_, store::TransactionKind::immediate);
+  if (!tx) return std::unexpected(tx.error());
+  const std::string now = utc_now_iso8601();
+  auto sequence = insert(record, now);
+  if (!sequence) return std::unexpected(sequence.error());
+  if (auto s = tx->commit(); !s) return std::unexpected(s.error());
   Record stored = record;
-  stored.sequence = db_.last_insert_rowid();
+  stored.sequence = *sequence;
+  stored.recorded_at = now;
   stored.date = *normalize_iso8601(record.date);
   if (!record.expires.empty()) stored.expires = *normalize_iso8601(record.expires);
-  auto recorded = db_.prepare("SELECT recorded_at FROM consent_decision WHERE sequence = ?1");
-  if (!recorded) return std::unexpected(recorded.error());
-  if (auto s = recorded->bind_all(stored.sequence); !s) return std::unexpected(s.error());
-  auto row = recorded->step();
-  if (!row) return std::unexpected(row.error());
-  if (*row) stored.recorded_at = recorded->text(0);
   return stored;
 }
 
 Status Registry::record_all(std::span<const Record> records) {
-  auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::immediate);
+  auto tx = store::Transaction::begin(*db_, store::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   const std::string now = utc_now_iso8601();
   for (std::size_t i = 0; i < records.size(); ++i) {
     if (auto s = insert(records[i], now); !s) {
-      if (records.size() == 1) return s;
+      if (records.size() == 1) return std::unexpected(s.error());
       return fail(s.error().code, "record " + std::to_string(i + 1) + " (" + records[i].source +
                                       "): " + s.error().message + "; nothing was stored");
     }
@@ -534,7 +574,7 @@ Result<ImportSummary> Registry::import_file(const std::filesystem::path& file) {
 
 namespace {
 
-Record read_record(const sqlite::Statement& s) {
+Record read_record(const store::Statement& s) {
   Record r;
   r.sequence = s.integer(0);
   r.patient_id = s.text(1);
@@ -572,16 +612,16 @@ const Record* latest_in_force(const std::vector<const Record*>& records, std::st
 }  // namespace
 
 Result<std::vector<Record>> Registry::history(std::string_view patient_id) {
-  auto s = db_.prepare(std::string("SELECT ") + std::string(kColumns) +
-                       " FROM consent_decision WHERE patient_id = ?1 ORDER BY sequence");
+  auto s = db_->prepare(std::string("SELECT ") + std::string(kColumns) +
+                        " FROM consent_decision WHERE patient_id = ?1 ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
-  if (auto b = s->bind_all(trim(patient_id)); !b) return std::unexpected(b.error());
+  if (auto b = (*s)->bind_all(trim(patient_id)); !b) return std::unexpected(b.error());
   std::vector<Record> out;
   for (;;) {
-    auto row = s->step();
+    auto row = (*s)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    out.push_back(read_record(*s));
+    out.push_back(read_record(**s));
   }
   return out;
 }
@@ -604,15 +644,15 @@ Result<Verdict> Registry::decide(std::string_view patient_id, Purpose purpose,
 
 Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose,
                                               std::string_view now) {
-  auto s = db_.prepare(std::string("SELECT ") + std::string(kColumns) +
-                       " FROM consent_decision ORDER BY patient_id, purpose, sequence");
+  auto s = db_->prepare(std::string("SELECT ") + std::string(kColumns) +
+                        " FROM consent_decision ORDER BY patient_id, purpose, sequence");
   if (!s) return std::unexpected(s.error());
   std::vector<Record> all;
   for (;;) {
-    auto row = s->step();
+    auto row = (*s)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    all.push_back(read_record(*s));
+    all.push_back(read_record(**s));
   }
   std::vector<Record> out;
   for (std::size_t i = 0; i < all.size();) {
@@ -630,25 +670,26 @@ Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose,
 }
 
 Result<Decision> Registry::default_for(Purpose purpose) {
-  auto s = db_.prepare("SELECT decision FROM default_policy WHERE purpose = ?1");
+  auto s = db_->prepare("SELECT decision FROM default_policy WHERE purpose = ?1");
   if (!s) return std::unexpected(s.error());
-  if (auto b = s->bind_all(purpose_name(purpose)); !b) return std::unexpected(b.error());
-  auto row = s->step();
+  if (auto b = (*s)->bind_all(purpose_name(purpose)); !b) return std::unexpected(b.error());
+  auto row = (*s)->step();
   if (!row) return std::unexpected(row.error());
   // A purpose without a row (a registry from before the purpose existed) fails closed.
   if (!*row) return Decision::deny;
-  return parse_decision(s->text(0)).value_or(Decision::deny);
+  return parse_decision((*s)->text(0)).value_or(Decision::deny);
 }
 
 Status Registry::set_default(Purpose purpose, Decision decision) {
-  auto s = db_.prepare(
+  auto s = db_->prepare(
       "INSERT INTO default_policy(purpose, decision, changed_at) VALUES (?1, ?2, ?3) "
       "ON CONFLICT(purpose) DO UPDATE SET decision = excluded.decision, changed_at = "
       "excluded.changed_at");
   if (!s) return std::unexpected(s.error());
-  if (auto b = s->bind_all(purpose_name(purpose), decision_name(decision), utc_now_iso8601()); !b)
+  if (auto b = (*s)->bind_all(purpose_name(purpose), decision_name(decision), utc_now_iso8601());
+      !b)
     return b;
-  return s->run();
+  return (*s)->run();
 }
 
 }  // namespace radguard::consent

@@ -1,6 +1,7 @@
 #pragma once
 // The consent registry: each patient's decisions, per purpose of use, kept as an insert-only
-// history in one SQLite database (the hospital's internal system of record).
+// history in one SQLite database or PostgreSQL schema (store/database.hpp; the hospital's
+// internal system of record).
 //
 // Patient IDs are stored as given (not hashed): the registry must answer "what did patient
 // X decide?" for staff without the de-identification key, and importing from the hospital's
@@ -15,7 +16,7 @@
 #include <vector>
 
 #include "core/result.hpp"
-#include "sqlite/sqlite.hpp"
+#include "store/database.hpp"
 
 namespace radguard::consent {
 
@@ -89,11 +90,13 @@ enum class RegistryAccess : std::uint8_t {
   existing_only,      // everything that only reads it, and export
 };
 
-// An open registry. Not thread-safe: open one per thread (SQLite serialises writers across
-// threads and processes; readers and writers wait up to the busy timeout).
+// An open registry. Not thread-safe: open one per thread (writers are serialised across
+// threads, processes and machines: SQLite's write lock, PostgreSQL's advisory lock; readers
+// and writers wait up to 30 s).
 class Registry {
  public:
-  // Opens (creating when missing) the registry at a path or "file:" URI, creating the schema
+  // Opens (creating when missing) the registry at a path, "file:" URI or PostgreSQL target
+  // (an empty PostgreSQL schema counts as missing), creating the schema
   // and the out-of-the-box default policy (every purpose denied but clinical care). Fails
   // with ErrorCode::io, or ErrorCode::integrity when the file is not a radguard registry.
   // With RegistryAccess::existing_only a missing registry fails with ErrorCode::not_found
@@ -135,9 +138,9 @@ class Registry {
   [[nodiscard]] Status set_default(Purpose purpose, Decision decision);
 
  private:
-  explicit Registry(sqlite::Database db) : db_(std::move(db)) {}
-  [[nodiscard]] Status insert(const Record& record, const std::string& recorded_at);
-  sqlite::Database db_;
+  explicit Registry(std::unique_ptr<store::Database> db) : db_(std::move(db)) {}
+  [[nodiscard]] Result<std::int64_t> insert(const Record& record, const std::string& recorded_at);
+  std::unique_ptr<store::Database> db_;
 };
 
 }  // namespace radguard::consent

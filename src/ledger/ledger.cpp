@@ -20,7 +20,7 @@ const std::string kGenesis(64, '0');
 
 // Append-only by construction: triggers refuse updates and deletes, so only someone
 // deliberately dropping them can change history, and verify() then detects it.
-constexpr std::string_view kSchema = R"sql(
+constexpr std::string_view kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS ledger_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS disclosure(
   sequence    INTEGER PRIMARY KEY,
@@ -45,18 +45,51 @@ CREATE TRIGGER IF NOT EXISTS disclosure_patient_no_delete BEFORE DELETE ON discl
   BEGIN SELECT RAISE(ABORT, 'the disclosure ledger is append-only'); END;
 )sql";
 
+// The same on PostgreSQL, with TRUNCATE refused as well (it bypasses row triggers). Run once,
+// when the schema is created, so a reader's role needs no CREATE privilege.
+constexpr std::string_view kPostgresSchema = R"sql(
+CREATE TABLE ledger_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE disclosure(
+  sequence    BIGINT PRIMARY KEY,
+  recorded_at TEXT NOT NULL,
+  recipient   TEXT NOT NULL,
+  purpose     TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  body        TEXT NOT NULL,
+  prev_hash   TEXT NOT NULL,
+  entry_hash  TEXT NOT NULL);
+CREATE TABLE disclosure_patient(
+  patient_hash TEXT NOT NULL,
+  sequence     BIGINT NOT NULL,
+  PRIMARY KEY (patient_hash, sequence));
+CREATE OR REPLACE FUNCTION radguard_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'the disclosure ledger is append-only'; END $$;
+CREATE TRIGGER disclosure_no_update BEFORE UPDATE ON disclosure
+  FOR EACH ROW EXECUTE FUNCTION radguard_ledger_append_only();
+CREATE TRIGGER disclosure_no_delete BEFORE DELETE ON disclosure
+  FOR EACH ROW EXECUTE FUNCTION radguard_ledger_append_only();
+CREATE TRIGGER disclosure_no_truncate BEFORE TRUNCATE ON disclosure
+  FOR EACH STATEMENT EXECUTE FUNCTION radguard_ledger_append_only();
+CREATE TRIGGER disclosure_patient_no_update BEFORE UPDATE ON disclosure_patient
+  FOR EACH ROW EXECUTE FUNCTION radguard_ledger_append_only();
+CREATE TRIGGER disclosure_patient_no_delete BEFORE DELETE ON disclosure_patient
+  FOR EACH ROW EXECUTE FUNCTION radguard_ledger_append_only();
+CREATE TRIGGER disclosure_patient_no_truncate BEFORE TRUNCATE ON disclosure_patient
+  FOR EACH STATEMENT EXECUTE FUNCTION radguard_ledger_append_only();
+)sql";
+
 std::string key_mismatch(std::string_view given, std::string_view recorded) {
   return "the key given (fingerprint " + std::string(given) +
          ") is not the key of this ledger (fingerprint " + std::string(recorded) +
          "): patients cannot be found with it; use the key the exports used";
 }
 
-Status remember_key(sqlite::Database& db, std::string_view fingerprint) {
-  auto insert =
-      db.prepare("INSERT OR IGNORE INTO ledger_meta(key, value) VALUES ('key_fingerprint', ?1)");
+Status remember_key(store::Database& db, std::string_view fingerprint) {
+  auto insert = db.prepare(
+      "INSERT INTO ledger_meta(key, value) VALUES ('key_fingerprint', ?1) ON CONFLICT DO NOTHING");
   if (!insert) return std::unexpected(insert.error());
-  if (auto s = insert->bind_all(fingerprint); !s) return s;
-  return insert->run();
+  if (auto s = (*insert)->bind_all(fingerprint); !s) return s;
+  return (*insert)->run();
 }
 
 json to_json(const Entry& e) {
@@ -147,7 +180,7 @@ struct Row {
 constexpr std::string_view kRowColumns =
     "sequence, recorded_at, recipient, purpose, status, body, prev_hash, entry_hash";
 
-Row read_row(const sqlite::Statement& s) {
+Row read_row(const store::Statement& s) {
   return Row{s.integer(0), s.text(1), s.text(2), s.text(3),
              s.text(4),    s.text(5), s.text(6), s.text(7)};
 }
@@ -228,36 +261,44 @@ std::string describe(const Entry& entry, const PatientDisclosure& patient) {
 }
 
 Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access) {
-  auto db = sqlite::Database::open(path_or_uri, access == LedgerAccess::create_if_missing
-                                                    ? sqlite::OpenMode::create
-                                                    : sqlite::OpenMode::existing);
+  auto db = store::open(path_or_uri, access == LedgerAccess::create_if_missing
+                                         ? store::OpenMode::create
+                                         : store::OpenMode::existing);
   if (!db) return std::unexpected(db.error());
   Ledger ledger(std::move(*db));
-  auto tx = sqlite::Transaction::begin(ledger.db_, sqlite::TransactionKind::immediate);
+  const std::string& name = ledger.db_->name();  // printable: no password
+  auto tx = store::Transaction::begin(*ledger.db_, store::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   // Never add ledger tables to some other database (a consent registry given by mistake),
   // and never let a reader turn an empty file into a ledger.
-  auto tables = ledger.db_.table_names();
+  auto tables = ledger.db_->table_names();
   if (!tables) return std::unexpected(tables.error());
   const bool is_ledger = std::find(tables->begin(), tables->end(), "ledger_meta") != tables->end();
+  const bool postgresql = ledger.db_->backend() == store::Backend::postgresql;
+  // A server database has no file to be missing: an empty schema is a ledger not made yet.
+  if (postgresql && tables->empty() && access == LedgerAccess::existing_only)
+    return fail(ErrorCode::not_found, "the disclosure ledger " + name + " does not exist yet");
   if (!is_ledger && (!tables->empty() || access == LedgerAccess::existing_only))
-    return fail(ErrorCode::integrity, path_or_uri + " is not a radguard disclosure ledger");
-  if (auto s = ledger.db_.exec(kSchema); !s)
-    return fail(ErrorCode::integrity,
-                path_or_uri + " is not a radguard disclosure ledger: " + s.error().message);
+    return fail(ErrorCode::integrity, name + " is not a radguard disclosure ledger");
+  if (!postgresql || !is_ledger) {
+    if (auto s = ledger.db_->exec(postgresql ? kPostgresSchema : kSqliteSchema); !s)
+      return fail(ErrorCode::integrity,
+                  name + " is not a radguard disclosure ledger: " + s.error().message);
+  }
   {
-    auto meta = ledger.db_.prepare("SELECT value FROM ledger_meta WHERE key = 'format'");
+    auto meta = ledger.db_->prepare("SELECT value FROM ledger_meta WHERE key = 'format'");
     if (!meta) return std::unexpected(meta.error());
-    auto row = meta->step();
+    auto row = (*meta)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) {
-      auto insert = ledger.db_.prepare("INSERT INTO ledger_meta(key, value) VALUES ('format', ?1)");
+      auto insert =
+          ledger.db_->prepare("INSERT INTO ledger_meta(key, value) VALUES ('format', ?1)");
       if (!insert) return std::unexpected(insert.error());
-      if (auto s = insert->bind_all(std::to_string(kFormatVersion)); !s)
+      if (auto s = (*insert)->bind_all(std::to_string(kFormatVersion)); !s)
         return std::unexpected(s.error());
-      if (auto s = insert->run(); !s) return std::unexpected(s.error());
-    } else if (meta->text(0) != std::to_string(kFormatVersion)) {
-      return fail(ErrorCode::unsupported, path_or_uri + " has ledger format " + meta->text(0) +
+      if (auto s = (*insert)->run(); !s) return std::unexpected(s.error());
+    } else if ((*meta)->text(0) != std::to_string(kFormatVersion)) {
+      return fail(ErrorCode::unsupported, name + " has ledger format " + (*meta)->text(0) +
                                               "; this radguard reads format " +
                                               std::to_string(kFormatVersion));
     }
@@ -276,16 +317,16 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
   }
   // The write lock is taken before reading the head, so two appenders cannot both link to
   // the same predecessor.
-  auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::immediate);
+  auto tx = store::Transaction::begin(*db_, store::TransactionKind::immediate);
   if (!tx) return std::unexpected(with_context(tx.error(), "appending to the ledger"));
   {
     auto head =
-        db_.prepare("SELECT sequence, entry_hash FROM disclosure ORDER BY sequence DESC LIMIT 1");
+        db_->prepare("SELECT sequence, entry_hash FROM disclosure ORDER BY sequence DESC LIMIT 1");
     if (!head) return std::unexpected(head.error());
-    auto row = head->step();
+    auto row = (*head)->step();
     if (!row) return std::unexpected(row.error());
-    entry.sequence = *row ? head->integer(0) + 1 : 1;
-    entry.prev_hash = *row ? head->text(1) : kGenesis;
+    entry.sequence = *row ? (*head)->integer(0) + 1 : 1;
+    entry.prev_hash = *row ? (*head)->text(1) : kGenesis;
   }
   // One ledger, one key: patient hashes under another key could never be found again.
   if (!entry.profile.key_fingerprint.empty()) {
@@ -293,29 +334,30 @@ Result<Entry> Ledger::append(Entry entry, const std::function<Status()>& before_
     if (!recorded) return std::unexpected(recorded.error());
     if (*recorded && *recorded != entry.profile.key_fingerprint)
       return fail(ErrorCode::key, key_mismatch(entry.profile.key_fingerprint, **recorded));
-    if (auto s = remember_key(db_, entry.profile.key_fingerprint); !s)
+    if (auto s = remember_key(*db_, entry.profile.key_fingerprint); !s)
       return std::unexpected(s.error());
   }
   entry.recorded_at = utc_now_iso8601();
   const std::string body = canonical_body(entry);
   entry.entry_hash = chain_hash(entry.prev_hash, body);
   {
-    auto insert = db_.prepare("INSERT INTO disclosure(" + std::string(kRowColumns) +
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    auto insert = db_->prepare("INSERT INTO disclosure(" + std::string(kRowColumns) +
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!insert) return std::unexpected(insert.error());
     if (auto s =
-            insert->bind_all(entry.sequence, entry.recorded_at, entry.recipient, entry.purpose,
-                             status_name(entry.status), body, entry.prev_hash, entry.entry_hash);
+            (*insert)->bind_all(entry.sequence, entry.recorded_at, entry.recipient, entry.purpose,
+                                status_name(entry.status), body, entry.prev_hash, entry.entry_hash);
         !s)
       return std::unexpected(s.error());
-    if (auto s = insert->run(); !s) return std::unexpected(s.error());
-    auto index = db_.prepare(
-        "INSERT OR IGNORE INTO disclosure_patient(patient_hash, sequence) VALUES (?1, ?2)");
+    if (auto s = (*insert)->run(); !s) return std::unexpected(s.error());
+    auto index = db_->prepare(
+        "INSERT INTO disclosure_patient(patient_hash, sequence) VALUES (?1, ?2) ON CONFLICT DO "
+        "NOTHING");
     if (!index) return std::unexpected(index.error());
     for (const auto& p : entry.patients) {
-      if (auto s = index->bind_all(p.patient_hash, entry.sequence); !s)
+      if (auto s = (*index)->bind_all(p.patient_hash, entry.sequence); !s)
         return std::unexpected(s.error());
-      if (auto s = index->run(); !s) return std::unexpected(s.error());
+      if (auto s = (*index)->run(); !s) return std::unexpected(s.error());
     }
   }
   if (before_commit) {
@@ -330,20 +372,21 @@ Result<VerifyReport> Ledger::verify() {
   VerifyReport report;
   report.head_hash = kGenesis;
   // One read transaction: a consistent snapshot even while exports append.
-  auto tx = sqlite::Transaction::begin(db_, sqlite::TransactionKind::deferred);
+  auto tx = store::Transaction::begin(*db_, store::TransactionKind::deferred);
   if (!tx) return std::unexpected(tx.error());
   std::map<std::int64_t, std::set<std::string>> index;
   {
-    auto s = db_.prepare("SELECT patient_hash, sequence FROM disclosure_patient");
+    auto s = db_->prepare("SELECT patient_hash, sequence FROM disclosure_patient");
     if (!s) return std::unexpected(s.error());
     for (;;) {
-      auto row = s->step();
+      auto row = (*s)->step();
       if (!row) return std::unexpected(row.error());
       if (!*row) break;
-      index[s->integer(1)].insert(s->text(0));
+      index[(*s)->integer(1)].insert((*s)->text(0));
     }
   }
-  auto s = db_.prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
+  auto s =
+      db_->prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
   std::int64_t expected = 1;
   std::string prev = kGenesis;
@@ -353,10 +396,10 @@ Result<VerifyReport> Ledger::verify() {
     return report;
   };
   for (;;) {
-    auto stepped = s->step();
+    auto stepped = (*s)->step();
     if (!stepped) return std::unexpected(stepped.error());
     if (!*stepped) break;
-    const Row row = read_row(*s);
+    const Row row = read_row(**s);
     const std::string label = "entry " + std::to_string(row.sequence);
     if (row.sequence != expected) {
       if (row.sequence > expected)
@@ -400,19 +443,19 @@ Result<VerifyReport> Ledger::verify() {
 
 Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash,
                                                std::optional<std::string> since, EntryStatus only) {
-  auto s = db_.prepare("SELECT " + std::string(kRowColumns) +
-                       " FROM disclosure WHERE sequence IN "
-                       "(SELECT sequence FROM disclosure_patient WHERE patient_hash = ?1) "
-                       "AND status = ?2 AND recorded_at >= ?3 ORDER BY sequence");
+  auto s = db_->prepare("SELECT " + std::string(kRowColumns) +
+                        " FROM disclosure WHERE sequence IN "
+                        "(SELECT sequence FROM disclosure_patient WHERE patient_hash = ?1) "
+                        "AND status = ?2 AND recorded_at >= ?3 ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
-  if (auto b = s->bind_all(patient_hash, status_name(only), since.value_or("")); !b)
+  if (auto b = (*s)->bind_all(patient_hash, status_name(only), since.value_or("")); !b)
     return std::unexpected(b.error());
   std::vector<Entry> out;
   for (;;) {
-    auto row = s->step();
+    auto row = (*s)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    auto entry = entry_from_row(read_row(*s));
+    auto entry = entry_from_row(read_row(**s));
     if (!entry) return std::unexpected(entry.error());
     std::erase_if(entry->patients, [&](const auto& p) { return p.patient_hash != patient_hash; });
     out.push_back(std::move(*entry));
@@ -422,19 +465,20 @@ Result<std::vector<Entry>> Ledger::entries_for(std::string_view patient_hash,
 
 Result<std::optional<std::string>> Ledger::key_fingerprint() {
   {
-    auto meta = db_.prepare("SELECT value FROM ledger_meta WHERE key = 'key_fingerprint'");
+    auto meta = db_->prepare("SELECT value FROM ledger_meta WHERE key = 'key_fingerprint'");
     if (!meta) return std::unexpected(meta.error());
-    auto row = meta->step();
+    auto row = (*meta)->step();
     if (!row) return std::unexpected(row.error());
-    if (*row && !meta->text(0).empty()) return std::optional<std::string>(meta->text(0));
+    if (*row && !(*meta)->text(0).empty()) return std::optional<std::string>((*meta)->text(0));
   }
-  auto s = db_.prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
+  auto s =
+      db_->prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
   for (;;) {
-    auto row = s->step();
+    auto row = (*s)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    auto entry = entry_from_row(read_row(*s));
+    auto entry = entry_from_row(read_row(**s));
     if (!entry) return std::unexpected(entry.error());
     if (!entry->profile.key_fingerprint.empty())
       return std::optional<std::string>(entry->profile.key_fingerprint);
@@ -451,14 +495,15 @@ Status Ledger::check_key(std::string_view fingerprint) {
 }
 
 Result<std::vector<Entry>> Ledger::all() {
-  auto s = db_.prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
+  auto s =
+      db_->prepare("SELECT " + std::string(kRowColumns) + " FROM disclosure ORDER BY sequence");
   if (!s) return std::unexpected(s.error());
   std::vector<Entry> out;
   for (;;) {
-    auto row = s->step();
+    auto row = (*s)->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    auto entry = entry_from_row(read_row(*s));
+    auto entry = entry_from_row(read_row(**s));
     if (!entry) return std::unexpected(entry.error());
     out.push_back(std::move(*entry));
   }

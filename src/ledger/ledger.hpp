@@ -1,5 +1,6 @@
 #pragma once
-// The disclosure ledger: an append-only, hash-chained record of every release, in SQLite.
+// The disclosure ledger: an append-only, hash-chained record of every release, in a SQLite
+// file or a PostgreSQL database (store/database.hpp).
 //
 // Each entry is stored as one canonical JSON text (sorted keys, no whitespace, ASCII only);
 // entry_hash = SHA-256("radguard-ledger-v1\n" + prev_hash + "\n" + body), and prev_hash is
@@ -17,7 +18,7 @@
 
 #include "core/result.hpp"
 #include "crypto/crypto.hpp"
-#include "sqlite/sqlite.hpp"
+#include "store/database.hpp"
 
 namespace radguard::ledger {
 
@@ -95,12 +96,16 @@ enum class LedgerAccess : std::uint8_t {
 };
 
 // An open ledger. Not thread-safe: open one per thread or process. Appends from any number
-// of connections are serialised by SQLite (BEGIN IMMEDIATE, waiting up to the busy timeout),
-// so concurrent exports lose no entry.
+// of connections are serialised (SQLite's BEGIN IMMEDIATE; PostgreSQL's advisory lock on the
+// ledger's schema, taken before the chain head is read; either waits up to 30 s), so
+// concurrent exports lose no entry and each entry links to the one committed before it.
 class Ledger {
  public:
-  // Opens a path or "file:" URI. Fails with ErrorCode::not_found (existing_only and
-  // missing), ErrorCode::io, or ErrorCode::integrity when the file is not a radguard ledger.
+  // Opens a path, a "file:" URI or a PostgreSQL target (store/database.hpp). Fails with
+  // ErrorCode::not_found (existing_only and missing: no file, or an empty PostgreSQL
+  // schema), ErrorCode::io (including a server that cannot be reached: fail closed), or
+  // ErrorCode::integrity when the database is not a radguard ledger. Messages never carry
+  // a password.
   [[nodiscard]] static Result<Ledger> open(const std::string& path_or_uri, LedgerAccess access);
 
   // Appends `entry` (sequence, recorded_at and hashes are assigned) and returns it as
@@ -138,8 +143,8 @@ class Ledger {
   [[nodiscard]] Status check_key(std::string_view fingerprint);
 
  private:
-  explicit Ledger(sqlite::Database db) : db_(std::move(db)) {}
-  sqlite::Database db_;
+  explicit Ledger(std::unique_ptr<store::Database> db) : db_(std::move(db)) {}
+  std::unique_ptr<store::Database> db_;
 };
 
 }  // namespace radguard::ledger

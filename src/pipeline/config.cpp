@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "consent/consent.hpp"
+#include "store/database.hpp"
 
 namespace radguard::pipeline {
 
@@ -208,10 +209,11 @@ Result<Spec> parse_spec(std::string_view text, const fs::path& base, std::string
           read.choice(t, "audit_gate", "release.", {"high", "medium", "never"}, r.audit_gate)}) {
       if (!step) return std::unexpected(step.error());
     }
-    // Stores are paths relative to the file's folder, or SQLite URIs taken as written.
-    for (std::string* store : {&r.registry, &r.ledger})
-      if (!store->empty() && !store->starts_with("file:") && fs::path(*store).is_relative())
-        *store = (base / *store).lexically_normal().string();
+    // Stores are paths relative to the file's folder, or SQLite and PostgreSQL URIs taken
+    // as written.
+    for (std::string* target : {&r.registry, &r.ledger})
+      if (store::names_a_file(*target) && fs::path(*target).is_relative())
+        *target = (base / *target).lexically_normal().string();
   }
   return spec;
 }

@@ -7,6 +7,7 @@
 #include "core/text.hpp"
 #include "dicom/dicom_file.hpp"
 #include "standard/tags.hpp"
+#include "store/database.hpp"
 
 namespace radguard::pipeline {
 
@@ -35,7 +36,7 @@ Result<ConsentGate> ConsentGate::open(const ConsentSpec& spec) {
   auto settings = check_consent_settings(spec.purpose, spec.consent_at);
   if (!settings) return std::unexpected(settings.error());
   std::error_code ec;
-  if (!spec.registry.starts_with("file:") && !std::filesystem::exists(spec.registry, ec))
+  if (store::names_a_file(spec.registry) && !std::filesystem::exists(spec.registry, ec))
     return fail(ErrorCode::not_found,
                 "the consent registry " + spec.registry +
                     " does not exist (create it with radguard consent import or set)");

@@ -12,6 +12,7 @@
 #include "pipeline/consent_gate.hpp"
 #include "redact/redact.hpp"
 #include "share/gates.hpp"
+#include "store/database.hpp"
 
 namespace radguard::pipeline {
 
@@ -267,7 +268,7 @@ Result<exporter::ExportReport> Pipeline::run_export(const ExportRun& run) const 
   // A mistyped registry path must not become a fresh, empty registry that withholds
   // everything without saying why.
   std::error_code ec;
-  if (!run.registry.starts_with("file:") && !fs::exists(run.registry, ec))
+  if (store::names_a_file(run.registry) && !fs::exists(run.registry, ec))
     return fail(ErrorCode::not_found,
                 "the consent registry " + run.registry +
                     " does not exist (create it with radguard consent import or set)");
@@ -276,7 +277,7 @@ Result<exporter::ExportReport> Pipeline::run_export(const ExportRun& run) const 
   // A dry run appends nothing: a ledger that does not exist yet is not created (an empty one
   // in memory stands in for it).
   const bool dry_run = run.mode == exporter::ExportMode::dry_run;
-  const bool no_ledger_yet = !run.ledger.starts_with("file:") && !fs::exists(run.ledger, ec);
+  const bool no_ledger_yet = store::names_a_file(run.ledger) && !fs::exists(run.ledger, ec);
   auto ledger = dry_run && no_ledger_yet
                     ? ledger::Ledger::open("file:radguard-dry-run?mode=memory",
                                            ledger::LedgerAccess::create_if_missing)

@@ -1,0 +1,28 @@
+#pragma once
+// PostgreSQL behind the store interface (store/database.hpp), through libpq. libpq's types
+// stay in this folder.
+//
+// Targets: "postgresql://..." and "postgres://..." URIs, or "postgres:" followed by a libpq
+// key=value connection string ("postgres:host=db port=5432 dbname=radguard"). Passwords
+// may come from the target, PGPASSWORD or ~/.pgpass; none is ever printed.
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+#include "store/database.hpp"
+
+namespace radguard::postgres {
+
+// "postgresql://user@host:port/dbname" (password left out), rebuilt from the parsed target
+// so that no spelling of a password survives; "postgresql://(unreadable connection string)"
+// when libpq cannot parse it.
+std::string display_name(std::string_view target);
+
+// Connects (10 s connect timeout unless the target sets one; lock waits up to 30 s, as
+// SQLite's busy timeout). Fails closed with ErrorCode::io when the server cannot be
+// reached or refuses the connection, ErrorCode::usage for an unreadable target; messages
+// carry display_name() and libpq's reason with any password removed.
+[[nodiscard]] Result<std::unique_ptr<store::Database>> connect(const std::string& target);
+
+}  // namespace radguard::postgres
