@@ -278,12 +278,18 @@ Result<exporter::ExportReport> Pipeline::run_export(const ExportRun& run) const 
   // in memory stands in for it).
   const bool dry_run = run.mode == exporter::ExportMode::dry_run;
   const bool no_ledger_yet = store::names_a_file(run.ledger) && !fs::exists(run.ledger, ec);
+  auto in_memory = [] {
+    return ledger::Ledger::open("file:radguard-dry-run?mode=memory",
+                                ledger::LedgerAccess::create_if_missing);
+  };
   auto ledger = dry_run && no_ledger_yet
-                    ? ledger::Ledger::open("file:radguard-dry-run?mode=memory",
-                                           ledger::LedgerAccess::create_if_missing)
+                    ? in_memory()
                     : ledger::Ledger::open(run.ledger, dry_run
                                                            ? ledger::LedgerAccess::existing_only
                                                            : ledger::LedgerAccess::create_if_missing);
+  // A database server's ledger whose tables are not made yet is, for a dry run, a ledger
+  // that does not exist yet.
+  if (!ledger && dry_run && ledger.error().code == ErrorCode::not_found) ledger = in_memory();
   if (!ledger) return std::unexpected(ledger.error());
   // Checked before any work: the ledger would refuse the entry at the end.
   if (auto same = ledger->check_key(header_stage_->pseudonymizer().key().fingerprint()); !same)

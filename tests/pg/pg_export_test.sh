@@ -54,6 +54,15 @@ fi
 "$radguard" consent show --patient MRN-CHARLIE --registry "$registry" --json >"$work/show.json"
 grep -q '"decision": "permit"' "$work/show.json" || fail "consent show from PostgreSQL"
 
+# A dry run before the ledger's tables exist runs (against an empty ledger) and makes nothing.
+"$radguard" export "$work/in/a" --output "$work/dry" --purpose ai-training --recipient "Dry" \
+  --key "$work/k.key" --registry "$registry" --ledger "$ledger" --dry-run \
+  --no-progress >"$work/dry.log" 2>&1 || fail "dry run on a new PostgreSQL ledger: $(cat "$work/dry.log")"
+[ ! -e "$work/dry" ] || fail "the dry run wrote an output folder"
+if "$radguard" ledger verify --ledger "$ledger" >"$work/dry-verify.log" 2>&1; then
+  fail "the dry run created the ledger"
+fi
+
 # Two exports at once (two processes, as two Slurm shards would) into one ledger.
 "$radguard" export "$work/in/a" --output "$work/out" --purpose ai-training --recipient "Shard 0" \
   --key "$work/k.key" --registry "$registry" --ledger "$ledger" --report "$work/r1.json" \
