@@ -5,9 +5,10 @@
 #   bash bench/gateway_bench.sh BUILD_DIR [FILES] [ASSOCIATIONS] [CORPUS]
 # CORPUS ct (default): FILES copies (default 1000) of pydicom's CT_small.dcm (a 128x128 CT,
 # 39 KB) with new instance UIDs; CORPUS varied: the well-formed files of bench/make_corpus.py
-# --files FILES (CT, MR, US, secondary captures, multi-frame, JPEG/JPEG-LS/RLE/JPEG 2000
-# samples, every transfer syntax it makes; some are quarantined by the gateway, as they would
-# be in service). Sent by ASSOCIATIONS storescu processes at once (default 2).
+# --files FILES in uncompressed and deflated transfer syntaxes (CT, MR, US, secondary
+# captures, multi-frame...; the encapsulated samples are left out, storescu would not send
+# them without a flag per syntax; some files are quarantined by the gateway, as they would be
+# in service). Sent by ASSOCIATIONS storescu processes at once (default 2).
 # Runs, each timed from the first send to the last file durable at its end:
 #   floor-nagle    storescu -> storescp, TCP_NODELAY=0 (DCMTK 3.6.7 as shipped)
 #   floor          storescu -> storescp, TCP_NODELAY=1
@@ -35,12 +36,22 @@ corpus=${4:-ct}
 mkdir -p "$work/corpus"
 for ((a = 0; a < assocs; a++)); do mkdir -p "$work/corpus/$a"; done
 if [ "$corpus" = varied ]; then
-  python3 "$(dirname "$0")/make_corpus.py" "$work/gen" --files "$files" \
+  /usr/bin/python3 "$(dirname "$0")/make_corpus.py" "$work/gen" --files "$files" \
     --megabytes $((files * 500 / 3000 + 1)) >/dev/null
+  # storescu proposes the uncompressed transfer syntaxes (and deflated) unless told one
+  # compressed syntax per run: the encapsulated samples are left out.
   i=0
-  while IFS= read -r -d '' f; do
+  while IFS= read -r f; do
     cp "$f" "$work/corpus/$((i % assocs))/f$i.dcm"; i=$((i + 1))
-  done < <(find "$work/gen/corpus/wellformed" -type f -print0 | sort -z)
+  done < <(/usr/bin/python3 - "$work/gen/corpus/wellformed" <<'PY'
+import pathlib, sys, pydicom
+keep = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+for f in sorted(p for p in pathlib.Path(sys.argv[1]).rglob("*") if p.is_file()):
+    meta = pydicom.filereader.read_file_meta_info(f)
+    if str(meta.get("TransferSyntaxUID", "")) in keep:
+        print(f)
+PY
+)
   files=$i
   rm -rf "$work/gen"
 else
