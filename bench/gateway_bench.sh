@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # radguard gateway on loopback: instances/s and MB/s through the gateway, against
-# storescu -> storescp (the floor) in the same run. Usage:
-#   bash bench/gateway_bench.sh BUILD_DIR [FILES] [ASSOCIATIONS]
-# The corpus is FILES copies (default 1000) of pydicom's CT_small.dcm (a 128x128 CT, 39 KB)
-# with new instance UIDs, sent by ASSOCIATIONS storescu processes at once (default 2).
+# storescu -> storescp (the floor) and storescu -> Orthanc (its default storage) in the same
+# run. Usage:
+#   bash bench/gateway_bench.sh BUILD_DIR [FILES] [ASSOCIATIONS] [CORPUS]
+# CORPUS ct (default): FILES copies (default 1000) of pydicom's CT_small.dcm (a 128x128 CT,
+# 39 KB) with new instance UIDs; CORPUS varied: the well-formed files of bench/make_corpus.py
+# --files FILES in uncompressed and deflated transfer syntaxes (CT, MR, US, secondary
+# captures, multi-frame...; the encapsulated samples are left out, storescu would not send
+# them without a flag per syntax; some files are quarantined by the gateway, as they would be
+# in service). Sent by ASSOCIATIONS storescu processes at once (default 2).
 # Runs, each timed from the first send to the last file durable at its end:
 #   floor-nagle    storescu -> storescp, TCP_NODELAY=0 (DCMTK 3.6.7 as shipped)
 #   floor          storescu -> storescp, TCP_NODELAY=1
 #   gateway-output storescu -> radguard gateway --output (ack after fsync, de-identify, publish)
 #   gateway-ack    storescu -> radguard gateway: until the last instance is acknowledged
+#   orthanc        storescu -> Orthanc (Debian's package, default storage, its own config in
+#                  the work folder), until its REST API counts every instance
 #   gateway-fwd    storescu -> radguard gateway --forward -> storescp (all durable)
+# The gateway runs end when its spool has nothing left to process or forward (gateway status).
 set -euo pipefail
 # DCMTK's tools (storescu, storescp, echoscu) read TCP_NODELAY too: Nagle off for every peer
 # but the first floor run, so that the figures measure the nodes, not Nagle's delays.
@@ -24,12 +32,34 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$wo
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 
+corpus=${4:-ct}
 mkdir -p "$work/corpus"
 for ((a = 0; a < assocs; a++)); do mkdir -p "$work/corpus/$a"; done
-for ((i = 0; i < files; i++)); do
-  cp /usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm "$work/corpus/$((i % assocs))/ct$i.dcm"
-done
-find "$work/corpus" -name '*.dcm' -print0 | xargs -0 -n 200 dcmodify -nb -gin
+if [ "$corpus" = varied ]; then
+  /usr/bin/python3 "$(dirname "$0")/make_corpus.py" "$work/gen" --files "$files" \
+    --megabytes $((files * 500 / 3000 + 1)) >/dev/null
+  # storescu proposes the uncompressed transfer syntaxes (and deflated) unless told one
+  # compressed syntax per run: the encapsulated samples are left out.
+  i=0
+  while IFS= read -r f; do
+    cp "$f" "$work/corpus/$((i % assocs))/f$i.dcm"; i=$((i + 1))
+  done < <(/usr/bin/python3 - "$work/gen/corpus/wellformed" <<'PY'
+import pathlib, sys, pydicom
+keep = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+for f in sorted(p for p in pathlib.Path(sys.argv[1]).rglob("*") if p.is_file()):
+    meta = pydicom.filereader.read_file_meta_info(f)
+    if str(meta.get("TransferSyntaxUID", "")) in keep:
+        print(f)
+PY
+)
+  files=$i
+  rm -rf "$work/gen"
+else
+  for ((i = 0; i < files; i++)); do
+    cp /usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm "$work/corpus/$((i % assocs))/ct$i.dcm"
+  done
+  find "$work/corpus" -name '*.dcm' -print0 | xargs -0 -n 200 dcmodify -nb -gin
+fi
 bytes=$(du -sb "$work/corpus" | cut -f1)
 "$radguard" keygen "$work/k.key" >/dev/null
 cat "$work"/corpus/*/*.dcm >/dev/null
@@ -45,6 +75,12 @@ send_all() {  # send_all PORT AET
 wait_count() {  # wait_count DIR N
   until [ "$(find "$1" -type f -name "${3:-*}" | wc -l)" -ge "$2" ]; do sleep 0.05; done
 }
+spool_empty() {  # spool_empty SPOOL: nothing left to process or forward
+  "$radguard" gateway status --spool "$1" --json |
+    python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if s['incoming'] == 0 and s['outbox'] == 0 else 1)"
+}
+wait_spool() { until spool_empty "$1"; do sleep 0.1; done; }
+quarantined() { "$radguard" gateway status --spool "$1" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['quarantined'])"; }
 report() {  # report NAME SECONDS
   python3 -c "import sys; n,t,f,b=sys.argv[1],float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f'{n:16s} {t:7.2f} s {f/t:8.1f} instances/s {b/t/1e6:7.1f} MB/s')" "$1" "$2" "$files" "$bytes"
 }
@@ -72,9 +108,10 @@ gateway_output() {
   local t0; t0=$(now)
   send_all "$port" RG
   local acked; acked=$(echo "$(now) - $t0" | bc)
-  wait_count "$work/out" "$files" '*.dcm'
+  wait_spool "$work/spool"
   report "gateway-ack" "$acked"
   report "gateway-output" "$(echo "$(now) - $t0" | bc)"
+  echo "                 (published $(find "$work/out" -type f -name '*.dcm' | wc -l), quarantined $(quarantined "$work/spool"))"
   kill -TERM "$gw"; wait "$gw"
 }
 
@@ -89,15 +126,41 @@ gateway_forward() {
   until echoscu -aec RG 127.0.0.1 "$port" 2>/dev/null; do sleep 0.1; done
   local t0; t0=$(now)
   send_all "$port" RG
-  wait_count "$work/dest" "$files"
+  wait_spool "$work/spool"
   sync "$work/dest"
   report "gateway-fwd" "$(echo "$(now) - $t0" | bc)"
+  echo "                 (forwarded $(find "$work/dest" -type f | wc -l), quarantined $(quarantined "$work/spool"))"
   kill -TERM "$gw"; wait "$gw"
   kill "$scp"; wait "$scp" 2>/dev/null || true
 }
 
-echo "corpus: $files files, $((bytes / 1000000)) MB, $assocs associations; $(nproc) CPUs; workers ${BENCH_WORKERS:-2}"
-floor floor-nagle 0
+orthanc() {
+  local port hport; port=$(free_port); hport=$(free_port)
+  rm -rf "$work/orthanc"; mkdir -p "$work/orthanc"
+  cat >"$work/orthanc.json" <<CONFIG
+{ "Name" : "radguard-bench", "StorageDirectory" : "$work/orthanc/db",
+  "IndexDirectory" : "$work/orthanc/db", "Plugins" : [ ], "HttpPort" : $hport,
+  "RemoteAccessAllowed" : false, "AuthenticationEnabled" : false, "DicomAet" : "ORTHANC",
+  "DicomPort" : $port, "SaveJobs" : false }
+CONFIG
+  Orthanc "$work/orthanc.json" >"$work/orthanc.log" 2>&1 &
+  local o=$!; pids+=("$o")
+  local count="import sys, json, urllib.request; print(json.load(urllib.request.urlopen('http://127.0.0.1:$hport/statistics'))['CountInstances'])"
+  until python3 -c "$count" >/dev/null 2>&1; do sleep 0.2; done
+  local t0; t0=$(now)
+  send_all "$port" ORTHANC
+  local stored=0 waited=0
+  until stored=$(python3 -c "$count"); [ "$stored" -ge "$files" ] || [ "$waited" -ge 1200 ]; do
+    sleep 0.05; waited=$((waited + 1))
+  done
+  report orthanc "$(echo "$(now) - $t0" | bc)"
+  [ "$stored" -ge "$files" ] || echo "                 (Orthanc stored only $stored of $files after a minute's wait)"
+  kill "$o"; wait "$o" 2>/dev/null || true
+}
+
+echo "corpus: $corpus, $files files, $((bytes / 1000000)) MB, $assocs associations; $(nproc) CPUs; workers ${BENCH_WORKERS:-2}"
+[ "${BENCH_NAGLE:-1}" = 1 ] && floor floor-nagle 0
 floor floor 1
+orthanc
 gateway_output
 gateway_forward

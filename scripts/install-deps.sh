@@ -17,7 +17,9 @@ packages=(
   libgtest-dev libgmock-dev
   dicom3tools                   # dciodvfy: output validity checks in tests
   libgdcm-tools                 # gdcmanon: the benchmark's baseline
-  openssl                       # tests/audit_cli_test.sh: a certificate for gdcmanon -e
+  openssl                       # tests/audit_cli_test.sh: a certificate for gdcmanon -e;
+                                # tests/gateway_tls_test.sh: a CA and certificates for DICOM TLS
+  orthanc                       # tests/gateway_orthanc_test.sh, bench/gateway_bench.sh: a real PACS
   python3-pydicom               # real-world DICOM sample files used by tests
   python3-numpy                 # bench/make_corpus.py: synthetic pixel data
   time                          # GNU time: the benchmark's peak RSS

@@ -240,6 +240,65 @@ TEST(GatewayNet, ParsesPeers) {
   EXPECT_FALSE(net::parse_peer("WAY-TOO-LONG-AE-TITLE@host:104"));
 }
 
+TEST(GatewayNet, HostRulesMatchAddressesAndNetworks) {
+  const auto one = net::parse_host_rule("127.0.0.1");
+  ASSERT_TRUE(one);
+  EXPECT_TRUE(net::host_matches(*one, "127.0.0.1"));
+  EXPECT_FALSE(net::host_matches(*one, "127.0.0.2"));
+  const auto lan = net::parse_host_rule("10.1.0.0/16");
+  ASSERT_TRUE(lan);
+  EXPECT_TRUE(net::host_matches(*lan, "10.1.255.7"));
+  EXPECT_FALSE(net::host_matches(*lan, "10.2.0.1"));
+  EXPECT_FALSE(net::host_matches(*lan, "::1"));
+  const auto odd = net::parse_host_rule("10.1.2.3/21");  // a prefix not on a byte boundary
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(net::host_matches(*odd, "10.1.7.200"));
+  EXPECT_FALSE(net::host_matches(*odd, "10.1.8.1"));
+  const auto v6 = net::parse_host_rule("fd00:1::/32");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(net::host_matches(*v6, "fd00:1:2::9"));
+  EXPECT_FALSE(net::host_matches(*v6, "fd00:2::9"));
+  EXPECT_FALSE(net::host_matches(*v6, "10.1.2.3"));
+  const auto any = net::parse_host_rule("0.0.0.0/0");
+  ASSERT_TRUE(any);
+  EXPECT_TRUE(net::host_matches(*any, "192.0.2.9"));
+  EXPECT_FALSE(net::host_matches(*one, "not an address"));
+  // Names are refused (the list is checked against addresses, never a lookup); so are bad
+  // prefixes.
+  for (const char* bad : {"localhost", "", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::1/129",
+                          "10.0.0.256"}) {
+    const auto refused = net::parse_host_rule(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().code, ErrorCode::usage);
+  }
+}
+
+TEST(GatewayNet, TlsFilesThatDoNotLoadAreRefusedByName) {
+  TempDir dir;
+  {
+    std::ofstream(dir / "not-a-cert.pem") << "not PEM\n";
+  }
+  const net::TlsFiles missing{dir / "cert.pem", dir / "key.pem", dir / "ca.pem"};
+  const auto a = net::check_tls(missing);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, ErrorCode::usage);
+  EXPECT_NE(a.error().message.find("cert.pem"), std::string::npos) << a.error().message;
+  const net::TlsFiles garbage{dir / "not-a-cert.pem", dir / "not-a-cert.pem",
+                              dir / "not-a-cert.pem"};
+  const auto b = net::check_tls(garbage);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, ErrorCode::usage);
+  // The server refuses them at creation, before it listens.
+  net::ServerConfig config;
+  config.port = 104;
+  config.ae_title = "RG";
+  config.tls = garbage;
+  const auto server = net::StoreServer::create(
+      config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
+  ASSERT_FALSE(server);
+  EXPECT_EQ(server.error().code, ErrorCode::usage);
+}
+
 std::uint16_t free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -318,7 +377,7 @@ TEST_F(GatewayRun, RefusesBadRoutes) {
   ASSERT_FALSE(deface);
   EXPECT_EQ(deface.error().code, ErrorCode::usage);
   auto both = c;
-  both.forward = net::Peer{"DEST", "127.0.0.1", 104};
+  both.forward = net::Peer{"DEST", "127.0.0.1", 104, {}};
   EXPECT_FALSE(gateway::check_route(both, make_pipeline()));
   auto none = c;
   none.output.clear();
@@ -355,7 +414,7 @@ TEST_F(GatewayRun, ReleasesOnlyConsentingPatientsAndRecordsEachStudyBatchBeforeD
   c.release = gateway::ReleaseRoute{"research", "Example lab", registry_path.string(),
                                     (dir_ / "ledger.db").string(), ""};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
   // The consenting patient: two instances of one study and one of another; the other
@@ -469,7 +528,7 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   c.allowed_calling = {"SENDER"};
   c.max_associations = 2;
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
   // Two CTs and an instance the pipeline refuses (ultrasound: may show burned-in text).
@@ -546,7 +605,7 @@ TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
   auto c = config();
   c.series_quiet = std::chrono::seconds(1);
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto statuses = net::store_files(me, "SENDER", files, 30);
   ASSERT_TRUE(statuses) << statuses.error().message;
@@ -573,10 +632,10 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   dest.ae_title = "DEST";
   auto c = config();
   c.output.clear();
-  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port};
+  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}};
   c.retry = {std::chrono::seconds(1), std::chrono::seconds(1)};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -596,12 +655,74 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   EXPECT_GE(running.result->forward_failures, 1u);
 }
 
+// A peer address not on the allow-list is refused at association, whatever its AE title;
+// a listed network is served. The address is read from the connection (loopback here).
+TEST_F(GatewayRun, RefusesPeersWhoseAddressIsNotAllowed) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.allowed_hosts = {*net::parse_host_rule("192.0.2.0/24")};
+  {
+    Running running(c, pipeline);
+    const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+    // Up (listening) and refusing: the association is rejected, not the connection.
+    std::string why;
+    EXPECT_TRUE(wait_until([&] {
+      const auto echoed = net::echo(me, "SENDER", 5);
+      why = echoed ? "served" : echoed.error().message;
+      return why.find("ejected") != std::string::npos;
+    })) << why;
+    auto ct = testing::make_ct();
+    testing::save(*ct, dir_ / "ct.dcm");
+    EXPECT_FALSE(net::store_files(me, "SENDER", {dir_ / "ct.dcm"}, 5));
+    running.finish();
+    ASSERT_TRUE(running.result) << running.result.error().message;
+    EXPECT_EQ(running.result->received, 0u);
+    EXPECT_NE(running.log.str().find("refused an association from 127.0.0.1: the address is "
+                                     "not allowed"),
+              std::string::npos)
+        << running.log.str();
+  }
+  c.allowed_hosts = {*net::parse_host_rule("192.0.2.0/24"), *net::parse_host_rule("127.0.0.0/8")};
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+}
+
+// An output name already published with other bytes is a conflict: the instance is
+// quarantined, the file is not replaced, and the reason does not offer an --overwrite the
+// gateway does not have.
+TEST_F(GatewayRun, AConflictingOutputIsQuarantinedWithAReasonTheGatewayCanHonour) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  Running running(c, pipeline);
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+  auto ct = testing::make_ct();
+  testing::save(*ct, dir_ / "ct.dcm");
+  const auto expected = pipeline.process_instance(read_bytes(dir_ / "ct.dcm"));
+  ASSERT_TRUE(expected) << expected.error().message;
+  fs::create_directories((c.output / expected->name).parent_path());
+  {
+    std::ofstream(c.output / expected->name, std::ios::binary) << "another object";
+  }
+  ASSERT_TRUE(net::store_files(me, "SENDER", {dir_ / "ct.dcm"}, 10));
+  ASSERT_TRUE(wait_until([&] {
+    return gateway::Spool::open(c.spool, 0)->status().quarantined == 1;
+  })) << running.log.str();
+  const auto status = gateway::Spool::open(c.spool, 0)->status();
+  ASSERT_EQ(status.last_quarantined.size(), 1u);
+  const std::string& reason = status.last_quarantined[0].reason;
+  EXPECT_EQ(reason.find("--overwrite"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("not replaced"), std::string::npos) << reason;
+  EXPECT_EQ(read_bytes(c.output / expected->name), bytes_of("another object"));
+}
+
 TEST_F(GatewayRun, AFullSpoolAnswersOutOfResourcesAndKeepsNothing) {
   const auto pipeline = make_pipeline();
   auto c = config();
   c.min_free_bytes = std::uint64_t{1} << 62;  // more than any disk: the spool is "full"
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -622,7 +743,7 @@ TEST_F(GatewayRun, AFullAssociationPoolRefusesAtOnceAndServesAgainOnceFree) {
   auto c = config();
   c.max_associations = 1;
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   // One association held open fills the pool.
   DcmSCU holder;

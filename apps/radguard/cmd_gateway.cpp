@@ -19,6 +19,9 @@ struct GatewayArgs {
   std::string forward;
   std::string output;
   std::vector<std::string> allowed_calling;
+  std::vector<std::string> allowed_hosts;
+  std::string tls_cert, tls_key, tls_trust;
+  std::string tls_for = "both";
   unsigned max_associations = 8;
   unsigned workers = 1;
   unsigned series_quiet = 30;
@@ -49,6 +52,26 @@ int run_gateway_command(const GatewayArgs& args) {
     config.forward = *peer;
   }
   config.allowed_calling = args.allowed_calling;
+  for (const auto& host : args.allowed_hosts) {
+    auto rule = net::parse_host_rule(host);
+    if (!rule) return report_error(with_context(rule.error(), "--allow-host"));
+    config.allowed_hosts.push_back(*rule);
+  }
+  const bool any_tls = !args.tls_cert.empty() || !args.tls_key.empty() || !args.tls_trust.empty();
+  if (any_tls) {
+    if (args.tls_cert.empty() || args.tls_key.empty() || args.tls_trust.empty())
+      return report_error({ErrorCode::usage,
+                           "TLS needs all three of --tls-cert, --tls-key and --tls-trust"});
+    const net::TlsFiles files{args.tls_cert, args.tls_key, args.tls_trust};
+    if (args.tls_for != "forward") config.tls = files;
+    if (args.tls_for != "listen") {
+      if (!config.forward)
+        return report_error({ErrorCode::usage,
+                             "--tls-for " + args.tls_for + " needs --forward (use --tls-for "
+                             "listen with --output)"});
+      config.forward->tls = files;
+    }
+  }
   config.max_associations = args.max_associations;
   config.workers = args.workers;
   config.series_quiet = std::chrono::seconds(args.series_quiet);
@@ -109,6 +132,18 @@ void add_gateway(CLI::App& app, Action& action) {
                   "or write them into this folder, laid out as radguard deid lays it out");
   cmd->add_option("--allow-calling", args->allowed_calling,
                   "calling AE title allowed to send (repeatable; none given: any)");
+  cmd->add_option("--allow-host", args->allowed_hosts,
+                  "peer address or network (10.1.0.0/16) allowed to connect (repeatable; none "
+                  "given: any)");
+  cmd->add_option("--tls-cert", args->tls_cert, "DICOM TLS: this node's certificate (PEM)");
+  cmd->add_option("--tls-key", args->tls_key,
+                  "DICOM TLS: this node's private key (PEM, not encrypted; keep it owner-only)");
+  cmd->add_option("--tls-trust,--tls-ca", args->tls_trust,
+                  "DICOM TLS: certificates trusted to sign peers' certificates (PEM)");
+  cmd->add_option("--tls-for", args->tls_for,
+                  "with the TLS files: both (default: listen with TLS only, forward with TLS), "
+                  "listen, or forward")
+      ->check(CLI::IsMember({"both", "listen", "forward"}));
   cmd->add_option("--max-associations", args->max_associations,
                   "associations served at once; more are refused (default 8)")
       ->check(CLI::Range(1, 1000));

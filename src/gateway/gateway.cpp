@@ -511,8 +511,16 @@ class Gateway {
     // Different bytes under the same name (another object with the same instance UID) are a
     // conflict: quarantined, never replaced silently.
     if (auto committed = pending->commit(std::nullopt, PendingFile::Existing::keep_if_different);
-        !committed)
+        !committed) {
+      // (PendingFile's own message offers --overwrite, which the gateway does not have: it
+      // never replaces a published file.)
+      if (committed.error().code == ErrorCode::conflict)
+        return fail(ErrorCode::conflict,
+                    "the output folder already holds " + name.string() +
+                        " with different content (another object with the same instance UID, "
+                        "or an earlier run with another key or options); not replaced");
       return committed;
+    }
     // The folders on the way to the file are new after a first instance of a series.
     for (fs::path folder = (config_.output / name).parent_path();;
          folder = folder.parent_path()) {
@@ -555,6 +563,12 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
   if (config.forward_batch == 0) return fail(ErrorCode::usage, "the forward batch must be > 0");
   if (config.retry.first.count() <= 0 || config.retry.max < config.retry.first)
     return fail(ErrorCode::usage, "the retry delays must be positive, the longest not shorter");
+  if (config.tls)
+    if (auto tls = net::check_tls(*config.tls); !tls)
+      return std::unexpected(with_context(tls.error(), "--tls-cert/--tls-key/--tls-trust"));
+  if (config.forward && config.forward->tls)
+    if (auto tls = net::check_tls(*config.forward->tls); !tls)
+      return std::unexpected(with_context(tls.error(), "forward over TLS"));
   if (config.release) {
     const ReleaseRoute& r = *config.release;
     std::string missing;
@@ -641,6 +655,8 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   server_config.ae_title = config.ae_title;
   server_config.max_associations = config.max_associations;
   server_config.allowed_calling = config.allowed_calling;
+  server_config.allowed_hosts = config.allowed_hosts;
+  server_config.tls = config.tls;
   server_config.log = [&gateway](const std::string& line) { gateway.log().line(line); };
   auto server = net::StoreServer::create(
       server_config, [&gateway](const net::StoreRequest& request, const net::ReceiveInto& receive) {
@@ -649,8 +665,8 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   if (!server) return std::unexpected(server.error());
 
   const auto waiting = gateway.spool().status();
-  gateway.log().line("listening on port " + std::to_string(config.port) + " as " +
-                     config.ae_title + "; " + std::to_string(waiting.incoming) +
+  gateway.log().line("listening on port " + std::to_string(config.port) +
+                     (config.tls ? " (TLS only)" : "") + " as " + config.ae_title + "; " + std::to_string(waiting.incoming) +
                      " instances to process and " + std::to_string(waiting.outbox) +
                      " to forward from an earlier run");
 

@@ -58,6 +58,10 @@ struct GatewayConfig {
   std::optional<net::Peer> forward;          // C-STORE to this node
   std::filesystem::path output;              // or publish into this folder, as radguard deid does
   std::vector<std::string> allowed_calling;  // empty: every calling AE title
+  std::vector<net::HostRule> allowed_hosts;  // empty: every peer address
+  // Set: the listener speaks DICOM TLS only (plain associations are refused). Forwarding
+  // over TLS is forward->tls.
+  std::optional<net::TlsFiles> tls;
   unsigned max_associations = 8;
   unsigned workers = 1;  // de-identification threads
   // With defacing (a stage that needs whole series), a series is processed once it has
@@ -74,7 +78,8 @@ struct GatewayConfig {
 // Checks a configuration: refuses (with ErrorCode::usage) both routes or none, a spool and an
 // output folder inside one another, a bad port or worker count, defacing without a quiet
 // time (a series is defaced whole once it has been quiet for series_quiet), and release
-// settings that are incomplete or unreadable (purpose, consent time, recipient). Signing is
+// settings that are incomplete or unreadable (purpose, consent time, recipient), and TLS
+// files that do not load (net::check_tls). Signing is
 // done per instance (the pipeline signs what process_instance returns when its spec signs).
 [[nodiscard]] Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline);
 

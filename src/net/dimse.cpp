@@ -9,10 +9,18 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/scppool.h>
 #include <dcmtk/dcmnet/scpthrd.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
+#include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmnet/scu.h>
+#include <dcmtk/dcmtls/tlslayer.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -64,9 +72,92 @@ std::string printable(std::string text) {
   return text;
 }
 
+// The address of the peer at the other end of an association's connection, as text ("" when
+// it cannot be read). Read from the socket itself: DCMTK's calling presentation address is a
+// looked-up name, or empty, depending on global settings.
+// DcmTransportConnection::getSocket is protected in DCMTK 3.6.7: reached through a pointer to
+// the member taken in a derived class (no object of it is made).
+struct SocketOf : DcmTransportConnection {
+  static DcmNativeSocketType of(DcmTransportConnection& connection) {
+    return (connection.*(&SocketOf::getSocket))();
+  }
+};
+
+std::string peer_address(T_ASC_Association* assoc) {
+  if (assoc == nullptr || assoc->DULassociation == nullptr) return {};
+  DcmTransportConnection* connection = DUL_getTransportConnection(assoc->DULassociation);
+  if (connection == nullptr) return {};
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getpeername(SocketOf::of(*connection), reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    if (::inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text) == nullptr) return {};
+  } else if (address.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    if (::inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text) == nullptr) return {};
+  } else {
+    return {};
+  }
+  return text;
+}
+
+// 16 bytes of an IPv4 (mapped: ::ffff:a.b.c.d) or IPv6 address; false if it is neither.
+bool address_bytes(const std::string& text, std::uint8_t out[16], bool& v4) {
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+    std::memset(out, 0, 16);
+    out[10] = out[11] = 0xff;
+    std::memcpy(out + 12, &a4, 4);
+    v4 = true;
+    return true;
+  }
+  if (::inet_pton(AF_INET6, text.c_str(), &a6) == 1) {
+    std::memcpy(out, &a6, 16);
+    v4 = false;
+    return true;
+  }
+  return false;
+}
+
+// A TLS transport layer for one role, configured from PEM files: the non-downgrading BCP 195
+// profile, the node's certificate and key, the trusted certificates, and a peer certificate
+// required and verified.
+Result<std::unique_ptr<DcmTLSTransportLayer>> make_tls_layer(const TlsFiles& files,
+                                                             T_ASC_NetworkRole role) {
+  auto layer = std::make_unique<DcmTLSTransportLayer>(role, nullptr, OFFalse);
+  if (!*layer) return fail(ErrorCode::internal, "cannot set up TLS (OpenSSL)");
+  const auto bad = [](const std::string& what) { return fail(ErrorCode::usage, what); };
+  if (layer->setTLSProfile(TSP_Profile_BCP195_ND).bad() || layer->activateCipherSuites().bad())
+    return bad("cannot set the BCP 195 TLS profile");
+  if (!fs::is_regular_file(files.certificate))
+    return bad("TLS certificate " + files.certificate.string() + " is not a file");
+  if (!fs::is_regular_file(files.private_key))
+    return bad("TLS private key " + files.private_key.string() + " is not a file");
+  if (!fs::is_regular_file(files.trusted))
+    return bad("TLS trusted certificate " + files.trusted.string() + " is not a file");
+  if (layer->setPrivateKeyFile(files.private_key.c_str(), DCF_Filetype_PEM).bad())
+    return bad("cannot read the TLS private key " + files.private_key.string() +
+               " (PEM, not encrypted)");
+  if (layer->setCertificateFile(files.certificate.c_str(), DCF_Filetype_PEM).bad())
+    return bad("cannot read the TLS certificate " + files.certificate.string() + " (PEM)");
+  if (!layer->checkPrivateKeyMatchesCertificate())
+    return bad("the TLS private key " + files.private_key.string() +
+               " does not match the certificate " + files.certificate.string());
+  if (layer->addTrustedCertificateFile(files.trusted.c_str(), DCF_Filetype_PEM).bad())
+    return bad("cannot read the TLS trusted certificate " + files.trusted.string() + " (PEM)");
+  if (role == NET_ACCEPTOR) (void)layer->setBuiltInDHParameters();
+  layer->setCertificateVerification(DCV_requireCertificate);
+  return layer;
+}
+
 struct Shared {
   StoreHandler handler;
   std::vector<std::string> allowed_calling;
+  std::vector<HostRule> allowed_hosts;
   std::string ae_title;
   std::function<void(const std::string&)> log;
   void note(const std::string& line) const {
@@ -80,9 +171,25 @@ class GatewaySCP : public DcmThreadSCP {
   explicit GatewaySCP(const Shared& shared) : shared_(shared) {}
 
  protected:
+  // A peer whose address is not on the allow-list is refused before anything else is looked
+  // at (the address is read from the socket, never looked up).
+  void notifyAssociationRequest(const T_ASC_Parameters& params,
+                                DcmSCPActionType& action) override {
+    (void)params;
+    if (shared_.allowed_hosts.empty()) return;
+    const std::string address = peer_address(assoc_);
+    if (!address.empty() &&
+        std::ranges::any_of(shared_.allowed_hosts,
+                            [&](const HostRule& rule) { return host_matches(rule, address); }))
+      return;
+    shared_.note("refused an association from " + (address.empty() ? "an unknown address" : address) +
+                 ": the address is not allowed");
+    action = DCMSCP_ACTION_REFUSE_ASSOCIATION;
+  }
+
   OFBool checkCalledAETitleAccepted(const OFString& called) override {
     if (trimmed(called.c_str()) == shared_.ae_title) return OFTrue;
-    shared_.note("refused an association from " + std::string(getPeerIP().c_str()) +
+    shared_.note("refused an association from " + peer_address(assoc_) +
                  ": called AE title is not " + shared_.ae_title);
     return OFFalse;
   }
@@ -91,7 +198,7 @@ class GatewaySCP : public DcmThreadSCP {
     const std::string name = trimmed(calling.c_str());
     if (std::ranges::find(shared_.allowed_calling, name) != shared_.allowed_calling.end())
       return OFTrue;
-    shared_.note("refused an association from " + std::string(getPeerIP().c_str()) +
+    shared_.note("refused an association from " + peer_address(assoc_) +
                  ": calling AE title " + printable(name) + " is not allowed");
     return OFFalse;
   }
@@ -228,14 +335,62 @@ void disable_nagle() {
   static std::once_flag once;
   std::call_once(once, [] {
     ::setenv("TCP_NODELAY", "1", 1);
+    // A peer's address is never looked up by name (a slow resolver would hold the listener;
+    // the allow-list compares addresses).
+    dcmDisableGethostbyaddr.set(OFTrue);
+    DcmTLSTransportLayer::initializeOpenSSL();
     // DCMTK's logging off (it can print attribute values), its dictionary completed.
     dicom::initialise();
   });
 }
 
+Status check_tls(const TlsFiles& files) {
+  disable_nagle();
+  auto layer = make_tls_layer(files, NET_REQUESTOR);
+  if (!layer) return std::unexpected(layer.error());
+  return {};
+}
+
+Result<HostRule> parse_host_rule(const std::string& text) {
+  const auto slash = text.find('/');
+  const std::string address = text.substr(0, slash);
+  HostRule rule;
+  bool v4 = false;
+  if (!address_bytes(address, rule.address, v4))
+    return fail(ErrorCode::usage, "an allowed host must be an IPv4 or IPv6 address or a network "
+                                  "(address/prefix), not \"" + printable(text) + "\"");
+  rule.prefix = 128;
+  if (slash != std::string::npos) {
+    const std::string bits = text.substr(slash + 1);
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), value);
+    const unsigned most = v4 ? 32 : 128;
+    if (bits.empty() || ec != std::errc{} || end != bits.data() + bits.size() || value > most)
+      return fail(ErrorCode::usage, "the prefix of an allowed network must be 0 to " +
+                                        std::to_string(most) + ": \"" + printable(text) + "\"");
+    rule.prefix = v4 ? value + 96 : value;
+  }
+  return rule;
+}
+
+bool host_matches(const HostRule& rule, const std::string& address) {
+  std::uint8_t bytes[16];
+  bool v4 = false;
+  if (!address_bytes(address, bytes, v4)) return false;
+  unsigned left = rule.prefix;
+  for (std::size_t i = 0; i < 16 && left > 0; ++i) {
+    const unsigned take = std::min(left, 8u);
+    const auto mask = static_cast<std::uint8_t>(0xff00u >> take);
+    if ((bytes[i] & mask) != (rule.address[i] & mask)) return false;
+    left -= take;
+  }
+  return true;
+}
+
 struct StoreServer::Impl {
   ServerConfig config;
   Shared shared;
+  std::unique_ptr<DcmTLSTransportLayer> tls;  // outlives the pool (which does not own it)
   std::unique_ptr<Pool> pool;
 };
 
@@ -255,7 +410,13 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
   if (!handler) return fail(ErrorCode::internal, "no C-STORE handler");
   disable_nagle();
   auto impl = std::make_unique<Impl>();
-  impl->shared = Shared{std::move(handler), config.allowed_calling, config.ae_title, config.log};
+  if (config.tls) {
+    auto layer = make_tls_layer(*config.tls, NET_ACCEPTOR);
+    if (!layer) return std::unexpected(layer.error());
+    impl->tls = std::move(*layer);
+  }
+  impl->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
+                        config.ae_title, config.log};
   impl->config = std::move(config);
   impl->pool = std::make_unique<Pool>(impl->shared);
   Pool& pool = *impl->pool;
@@ -263,7 +424,10 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
   DcmSCPConfig& cfg = pool.getConfig();
   cfg.setAETitle(impl->config.ae_title.c_str());
   cfg.setPort(impl->config.port);
-  cfg.setHostLookupEnabled(OFFalse);
+  cfg.setHostLookupEnabled(OFFalse);  // (DcmSCP's setting; the pool reads the global below)
+  // With TLS, every association is TLS: the handshake comes before any PDU, and a plain
+  // association request fails it.
+  if (impl->tls) cfg.setTransportLayer(impl->tls.get());
   // Wake up each second to see whether stop() was called.
   cfg.setConnectionBlockingMode(DUL_NOBLOCK);
   cfg.setConnectionTimeout(1);
@@ -317,8 +481,22 @@ std::string peer_name(const Peer& peer) {
   return peer.ae_title + "@" + peer.host + ":" + std::to_string(peer.port);
 }
 
-void configure(DcmSCU& scu, const Peer& peer, const std::string& calling_ae,
-               std::uint32_t timeout_s) {
+// DcmSCU with its TLS switch reachable (protected in DCMTK 3.6.7).
+class Scu : public DcmSCU {
+ public:
+  using DcmSCU::useSecureConnection;
+};
+
+// Configures an SCU for the peer; with TLS, `layer` receives the transport layer the SCU
+// will use (open_network; it must outlive the association). Fails with ErrorCode::usage
+// (TLS files).
+Status configure(Scu& scu, const Peer& peer, const std::string& calling_ae,
+                 std::uint32_t timeout_s, std::unique_ptr<DcmTLSTransportLayer>& layer) {
+  if (peer.tls) {
+    auto made = make_tls_layer(*peer.tls, NET_REQUESTOR);
+    if (!made) return std::unexpected(made.error());
+    layer = std::move(*made);
+  }
   scu.setAETitle(calling_ae.c_str());
   scu.setPeerAETitle(peer.ae_title.c_str());
   scu.setPeerHostName(peer.host.c_str());
@@ -328,18 +506,29 @@ void configure(DcmSCU& scu, const Peer& peer, const std::string& calling_ae,
   scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
   scu.setDIMSETimeout(timeout_s);
   scu.setVerbosePCMode(OFFalse);
+  return {};
+}
+
+// Initialises the SCU's network, with TLS when `layer` is set (DcmSCU takes a transport
+// layer only once its network exists).
+OFCondition open_network(Scu& scu, DcmTLSTransportLayer* layer) {
+  OFCondition cond = scu.initNetwork();
+  if (cond.good() && layer != nullptr) cond = scu.useSecureConnection(layer);
+  return cond;
 }
 
 }  // namespace
 
 Status echo(const Peer& peer, const std::string& calling_ae, std::uint32_t timeout_s) {
   disable_nagle();
-  DcmSCU scu;
-  configure(scu, peer, calling_ae, timeout_s);
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
+  Scu scu;
+  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
+    return configured;
   OFList<OFString> syntaxes;
   syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
   scu.addPresentationContext(UID_VerificationSOPClass, syntaxes);
-  OFCondition cond = scu.initNetwork();
+  OFCondition cond = open_network(scu, layer.get());
   if (cond.good()) cond = scu.negotiateAssociation();
   if (cond.good()) cond = scu.sendECHORequest(0);
   if (cond.bad()) {
@@ -370,15 +559,17 @@ Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::stri
     kinds[i] = {sop_class.c_str(), syntax.c_str()};
     contexts[kinds[i]] = true;
   }
-  DcmSCU scu;
-  configure(scu, peer, calling_ae, timeout_s);
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
+  Scu scu;
+  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
+    return std::unexpected(configured.error());
   for (const auto& [kind, unused] : contexts) {
     OFList<OFString> syntaxes;
     syntaxes.push_back(kind.second.c_str());
     scu.addPresentationContext(kind.first.c_str(), syntaxes);
   }
   if (contexts.empty()) return statuses;
-  OFCondition cond = scu.initNetwork();
+  OFCondition cond = open_network(scu, layer.get());
   if (cond.good()) cond = scu.negotiateAssociation();
   if (cond.bad()) {
     scu.abortAssociation();

@@ -7,6 +7,12 @@
 // unless the environment variable TCP_NODELAY says otherwise, which costs tens of
 // milliseconds per small message on loopback.
 //
+// DICOM TLS (PS3.15 Annex B) goes through DCMTK's dcmtls with the non-downgrading BCP 195
+// profile (TLS 1.2 or later, DCMTK's default): both sides present a certificate that the
+// other's trusted certificates verify (mutual authentication); a node that listens with TLS
+// refuses plain associations, and one that sends with TLS refuses a peer whose certificate
+// it cannot verify.
+//
 // Nothing here logs an attribute value: requests are named to handlers by SOP class and
 // instance UIDs only so that the handler can answer them; log lines name AE titles, peers'
 // addresses and DIMSE statuses.
@@ -14,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +44,29 @@ bool store_succeeded(std::uint16_t status);
 // attribute values). Called by StoreServer::create and the user functions below; idempotent.
 void disable_nagle();
 
+// A node's TLS identity and trust, PEM files: its certificate and private key (unencrypted)
+// and the certificates it trusts to sign its peers' (a CA certificate, or a peer's own).
+struct TlsFiles {
+  std::filesystem::path certificate;
+  std::filesystem::path private_key;
+  std::filesystem::path trusted;
+};
+
+// Checks that the files load, the key matches the certificate and the trusted certificate
+// reads. Fails with ErrorCode::usage naming the file (never its contents).
+[[nodiscard]] Status check_tls(const TlsFiles& files);
+
+// An allow-list entry for peers' addresses: an IPv4 or IPv6 address, or a network
+// (address/prefix, e.g. 10.1.0.0/16). Fails with ErrorCode::usage (host names are not
+// accepted: the list is checked against the connection's address, never a name lookup).
+struct HostRule {
+  std::uint8_t address[16] = {};  // IPv4 as ::ffff:a.b.c.d
+  unsigned prefix = 128;
+};
+[[nodiscard]] Result<HostRule> parse_host_rule(const std::string& text);
+// Whether a textual address (IPv4 or IPv6) matches a rule.
+bool host_matches(const HostRule& rule, const std::string& address);
+
 // One C-STORE request as a handler sees it.
 struct StoreRequest {
   std::string calling_ae;  // printable ASCII only (other bytes shown as '?')
@@ -58,6 +88,8 @@ struct ServerConfig {
   std::string ae_title;
   unsigned max_associations = 8;  // more at once are refused (local limit exceeded)
   std::vector<std::string> allowed_calling;  // empty: any calling AE title
+  std::vector<HostRule> allowed_hosts;       // empty: any peer address
+  std::optional<TlsFiles> tls;               // set: TLS only, plain associations refused
   std::uint32_t dimse_timeout_s = 60;        // a peer silent this long loses its association
   // Hears one neutral line per refused association (AE titles, the peer's address, why).
   // Optional; called from pool threads at once.
@@ -69,7 +101,8 @@ struct ServerConfig {
 // video) as they come.
 class StoreServer {
  public:
-  // Checks the settings; opens nothing yet. Fails with ErrorCode::usage.
+  // Checks the settings (the TLS files load: check_tls); opens nothing yet. Fails with
+  // ErrorCode::usage.
   [[nodiscard]] static Result<std::unique_ptr<StoreServer>> create(ServerConfig config,
                                                                    StoreHandler handler);
   ~StoreServer();
@@ -95,9 +128,10 @@ struct Peer {
   std::string ae_title;
   std::string host;
   std::uint16_t port = 0;
+  std::optional<TlsFiles> tls;  // set: associations with this node use TLS
 };
 
-// Parses AET@HOST:PORT. Fails with ErrorCode::usage.
+// Parses AET@HOST:PORT (no TLS). Fails with ErrorCode::usage.
 [[nodiscard]] Result<Peer> parse_peer(const std::string& text);
 
 // Sends C-ECHO. Fails with ErrorCode::io (no association, no answer) naming the peer.
