@@ -131,11 +131,20 @@ preview=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["previ
 [ "$(code "${auth[@]}" "$base$preview")" = 200 ] || fail "preview"
 head -c 4 "$work/body" | grep -q PNG || fail "preview is not a PNG"
 [ "$(code "${auth[@]}" "$base/api/jobs/$id/previews/p999.png")" = 404 ] || fail "unknown preview"
+# The picture from before (the name still readable) is served to the page, kept outside the
+# copy (owner-only), and never in the zip.
+before=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["previews"][0]["before"])' "$work/job.json")
+[[ $before == /api/jobs/$id/previews/b1.png ]] || fail "no picture from before: $before"
+[ "$(code "${auth[@]}" "$base$before")" = 200 ] || fail "picture from before"
+head -c 4 "$work/body" | grep -q PNG || fail "the picture from before is not a PNG"
+[ "$(code "${auth[@]}" "$base/api/jobs/$id/previews/b999.png")" = 404 ] || fail "unknown before"
+[ "$(stat -c %a "$(find "$work/tmp" -name b1.png | head -1)")" = 600 ] || fail "before not 0600"
 [ "$(code "${auth[@]}" "$base/api/jobs/$id/../../../etc/passwd")" = 404 ] || fail "path climbing"
 [ "$(code "${auth[@]}" "$base/api/jobs/$id/result.zip")" = 200 ] || fail "result.zip"
 cp "$work/body" "$work/result.zip"
 mkdir "$work/unzipped" && (cd "$work/unzipped" && unzip -q ../result.zip)
 [ -f "$work/unzipped/DICOMDIR" ] || fail "no DICOMDIR in the copy"
+[ -z "$(find "$work/unzipped" -name 'b*.png')" ] || fail "a picture from before is in the copy"
 while IFS= read -r f; do
   for secret in DOE PID12345 19300102 Elsewhere; do
     grep -q "$secret" "$f" && fail "$secret in ${f#"$work/"}"

@@ -1,11 +1,13 @@
 // The patient's page of radguard serve in a real headless Chromium (Debian's), driven by
 // playwright-core (no browser download). Run by serve_e2e_test.sh:
-//   node serve_e2e.cjs PLAYWRIGHT_CORE_DIR URL CD_FOLDER CLIMBING_ZIP OUT_DIR SCREENSHOT_DIR
+//   node serve_e2e.cjs PLAYWRIGHT_CORE_DIR URL CD_FOLDER CLIMBING_ZIP OUT_DIR SCREENSHOT_DIR [BIG_CD]
 // Picks the CD folder with the folder button, waits for the result, checks the report,
 // downloads the zip into OUT_DIR/download.zip, deletes the job; then gives a zip whose entry
-// climbs out and checks the refusal. Screenshots of each page into SCREENSHOT_DIR.
+// climbs out and checks the refusal. With BIG_CD (a CD of 500 files and more): progress is
+// visible and rises while it is shared, and the page and the server answer within a second
+// meanwhile. Screenshots of each page into SCREENSHOT_DIR.
 'use strict';
-const [pwDir, url, cd, climbingZip, outDir, shots] = process.argv.slice(2);
+const [pwDir, url, cd, climbingZip, outDir, shots, bigCd] = process.argv.slice(2);
 const { chromium } = require(pwDir);
 const path = require('path');
 
@@ -70,6 +72,13 @@ function check(condition, message) {
       .map((i) => ({ w: i.naturalWidth, alt: i.alt })));
     check(images.every((i) => i.w > 0 && i.alt.length > 0), 'a preview did not load or has no alt text');
     if (headed) check(images.some((i) => /face was removed/.test(i.alt)), 'no defacing rendering');
+    // Before and after: the blacked-out frame and each head view, from the front and the side.
+    const befores = images.filter((i) => /^Before: /.test(i.alt)).length;
+    check(befores >= 1 && befores * 2 === images.length, 'before pictures: ' + befores + ' of ' + images.length);
+    if (headed) {
+      check(images.some((i) => /seen from the front/.test(i.alt)), 'no front rendering');
+      check(images.some((i) => /seen from the side/.test(i.alt)), 'no side rendering');
+    }
     const left = await page.locator('#leftout').textContent();
     check(/index file \(DICOMDIR\)/.test(left), 'left out: ' + left);
     const text = await page.locator('body').textContent();
@@ -95,6 +104,51 @@ function check(condition, message) {
     const error = await page.locator('#error').textContent();
     check(/points outside the zip/.test(error), 'refusal: ' + error);
     await page.screenshot({ path: path.join(shots, '5-refused.png') });
+
+    if (bigCd) {
+      // A large CD: the progress bar moves, and the page (its script) and the server (another
+      // request) answer within a second while the copy is made.
+      await page.getByRole('button', { name: 'Try again' }).click();
+      await page.setInputFiles('#pick-folder', bigCd);
+      const files = Number((await page.locator('#chosen').textContent()).match(/(\d+) files/)[1]);
+      check(files >= 500, 'the large CD has ' + files + ' files');
+      const begin = Date.now();
+      await page.getByRole('button', { name: 'Make the safe copy' }).click();
+      const seen = [];
+      let slowest = 0, shot = false, cleaning = 0;  // cleaning: files done, as the page said
+      while (!(await page.locator('#result').isVisible()) && !(await page.locator('#failed').isVisible())) {
+        check(Date.now() - begin < 300000, 'the large CD takes more than 5 minutes');
+        const t0 = Date.now();
+        const state = await page.evaluate(async () => {
+          const bar = document.getElementById('bar');
+          const answer = await fetch('/style.css', { cache: 'no-store' });
+          return { value: bar.hasAttribute('value') ? bar.value : -1, status: document.getElementById('status').textContent, http: answer.status };
+        });
+        const took = Date.now() - t0;
+        slowest = Math.max(slowest, took);
+        check(state.http === 200, 'a request meanwhile was answered ' + state.http);
+        // the bar: the upload up to 20, then the files cleaned
+        if (state.value >= 0 && (seen.length === 0 || seen[seen.length - 1] !== state.value)) seen.push(state.value);
+        const m = state.status.match(/Cleaning: (\d+) of (\d+)/);
+        if (m) {
+          cleaning = Math.max(cleaning, Number(m[1]));
+          if (!shot && Number(m[1]) > 0) { await page.screenshot({ path: path.join(shots, '6-large-cd-working.png') }); shot = true; }
+        }
+        await page.waitForTimeout(100);
+      }
+      check(await page.locator('#result').isVisible(), 'the large CD failed: ' + await page.locator('#error').textContent());
+      const seconds = (Date.now() - begin) / 1000;
+      console.log('large CD: ' + files + ' files in ' + seconds.toFixed(1) + ' s; progress seen ' + seen.join(',') +
+        '; slowest answer meanwhile ' + slowest + ' ms');
+      check(seen.length >= 4, 'progress seen only at ' + seen.join(','));
+      check(cleaning > 0, 'no file count seen while cleaning');
+      for (let i = 1; i < seen.length; ++i) check(seen[i] > seen[i - 1], 'progress went back: ' + seen.join(','));
+      check(slowest < 1000, 'the page or the server took ' + slowest + ' ms to answer');
+      const summary = await page.locator('#summary').textContent();
+      check(/^50\d files in .* made safe to share/.test(summary), 'large CD summary: ' + summary);
+      await page.getByRole('button', { name: 'Delete these files from this computer' }).click();
+      await page.locator('#deleted').filter({ hasText: 'Deleted' }).waitFor();
+    }
     check(problems.length === 0, 'browser errors (CSP?): ' + problems.join(' | '));
     console.log('serve e2e: ' + rows.length + ' files, ' + images.length + ' previews, headed=' + headed);
   } finally {

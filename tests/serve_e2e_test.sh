@@ -25,6 +25,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$make_cd" "$work/cd" --head
+"$make_cd" "$work/big" --many 500 >/dev/null  # a screen capture, 500 CT images of 256x256
 python3 - "$work" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1] + "/climbing.zip", "w") as z:
@@ -36,7 +37,8 @@ TMPDIR="$work/tmp" "$radguard" serve >"$work/server.out" 2>"$work/server.err" &
 pid=$!
 for _ in $(seq 100); do grep -q 'token=' "$work/server.out" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o 'http://127.0.0.1:[0-9]*/?token=[0-9a-f]*' "$work/server.out") || fail "no address printed"
-node "$(dirname "$0")/serve_e2e.cjs" "$pw/playwright-core" "$url" "$work/cd" "$work/climbing.zip" "$work" "$shots"
+node "$(dirname "$0")/serve_e2e.cjs" "$pw/playwright-core" "$url" "$work/cd" "$work/climbing.zip" \
+  "$work" "$shots" "$work/big"
 
 mkdir "$work/unzipped"
 (cd "$work/unzipped" && unzip -q ../download.zip)
@@ -56,6 +58,56 @@ while IFS= read -r f; do
   fi
 done < <(find "$work/unzipped" -type f)
 [ "$n" -ge 1 ] || fail "no DICOM file in the zip"
+
+# No burned-in text an outside reader (the tesseract program, not radguard's own OCR) can read:
+# the CD's screen capture is read first (the name must be readable there, or this check proves
+# nothing), then every image of the copy and every picture of its report.
+ocr_words() { tesseract "$1" - --psm 11 2>/dev/null | tr -d ' ' | tr '[:lower:]' '[:upper:]'; }
+dcmj2pnm --write-png "$work/cd/DICOM/S2/I1" "$work/before.png" >/dev/null 2>&1 \
+  || fail "dcmj2pnm cannot read the CD's screen capture"
+ocr_words "$work/before.png" | grep -q 'DOE' || fail "the check reads no name on the CD's screen capture"
+read_images=0
+mr=0
+while IFS= read -r f; do
+  png=$f
+  if [[ $f == */DICOM/* ]]; then
+    dcmdump +P 0028,0010 "$f" | grep -q Rows || continue  # no pixels
+    # the head's slices hold no text (one in ten is read); every other image is read
+    if dcmdump +P 0008,0060 "$f" | grep -q '\[MR\]'; then
+      mr=$((mr + 1))
+      [ $((mr % 10)) -eq 1 ] || continue
+    fi
+    dcmj2pnm --write-png --frame 1 "$f" "$work/page.png" >/dev/null 2>&1 || fail "dcmj2pnm cannot read ${f#"$work/unzipped/"}"
+    png=$work/page.png
+  fi
+  words=$(ocr_words "$png")
+  for secret in DOE JOHN PID12345 1930; do
+    [[ $words == *"$secret"* ]] && fail "tesseract reads $secret in ${f#"$work/unzipped/"}"
+  done
+  read_images=$((read_images + 1))
+done < <(find "$work/unzipped/DICOM" "$work/unzipped/previews" -type f | sort)
+echo "tesseract read $read_images images of the copy: no name, ID or birth date"
+
+# No face: radguard audit at full depth (a face looked for on every head series, burned-in
+# text with the text detector). On the CD it finds the face and the burned-in name (or this
+# check proves nothing); on the unzipped copy, against the CD, no high finding at all.
+"$radguard" audit "$work/cd/DICOM" --format json --report "$work/audit-cd.json" --fail-on never \
+  2>/dev/null || fail "audit of the CD failed"
+"$radguard" audit "$work/unzipped/DICOM" --against "$work/cd" --format json \
+  --report "$work/audit.json" --fail-on high 2>"$work/audit.err" \
+  || { cat "$work/audit.err" >&2; fail "audit --depth full finds something high in the copy"; }
+python3 - "$work/audit-cd.json" "$work/audit.json" "$work/cd/DICOM/S1/I1" <<'PY' || fail "audit"
+import json, os, sys
+cd, copy = (json.load(open(p))["summary"] for p in sys.argv[1:3])
+head = os.path.exists(sys.argv[3])
+assert copy["depth"] == "full", copy
+assert cd["by_category"]["pixels"] >= 1, "audit finds no burned-in text on the CD: %s" % cd
+assert not head or cd["by_category"]["face"] >= 1, "audit finds no face on the CD's head: %s" % cd
+assert copy["high"] == 0 and copy["by_category"]["face"] == 0 and copy["by_category"]["pixels"] == 0, copy
+assert copy["dicom_files"] >= (182 if head else 1), copy
+print("audit at full depth: the CD shows %d face and %d burned-in text findings, the copy none "
+      "(%d DICOM files)" % (cd["by_category"]["face"], cd["by_category"]["pixels"], copy["dicom_files"]))
+PY
 kill -TERM "$pid"; wait "$pid"; pid=
 [ -z "$(ls -A "$work/tmp")" ] || fail "files left after the server stopped"
 echo "serve e2e passed: $n DICOM files in the downloaded zip hold no identifying value"

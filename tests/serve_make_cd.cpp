@@ -1,10 +1,12 @@
 // Writes a CD-like folder for the radguard serve tests (tests/serve_*.sh):
-//   serve_make_cd FOLDER [--head]
+//   serve_make_cd FOLDER [--head] [--many N]
 // A screen capture with the patient's name, ID and birth date burned into its pixels and no
 // Burned In Annotation attribute; with --head, a real head MR with its face (mricron-data's
 // ch2 written as a DICOM series; skipped with a note when mricron-data is absent); the
 // disc's own DICOMDIR (it lists the patient's name) and viewer files. Every header carries
 // the fixture's identifying values (DOE^JOHN, PID12345, 19300102, St Elsewhere Hospital ...).
+// With --many N, N more small CT images (ten series, not of the head): a large CD for the
+// progress and responsiveness test.
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -29,7 +31,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path cd = argv[1];
-  const bool head = argc > 2 && std::string(argv[2]) == "--head";
+  bool head = false;
+  std::size_t many = 0;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--head") head = true;
+    else if (arg == "--many" && i + 1 < argc) many = std::stoul(argv[++i]);
+    else {
+      std::cerr << "serve_make_cd: unknown argument " << arg << "\n";
+      return 2;
+    }
+  }
   std::vector<fs::path> listed;
   constexpr const char* kCh2 = "/usr/share/mricron/templates/ch2.nii.gz";
   if (head && fs::exists(kCh2)) {
@@ -66,6 +78,23 @@ int main(int argc, char** argv) {
   fs::create_directories(cd / "DICOM" / "S2");
   testing::save(*capture, cd / "DICOM" / "S2" / "I1");
   listed.push_back(fs::path("DICOM") / "S2" / "I1");
+  for (std::size_t i = 0; i < many; ++i) {
+    const std::size_t series = i % 10;
+    auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.8." + std::to_string(i + 1),
+                               256, 256);
+    DcmDataset& c = *ct->getDataset();
+    c.putAndInsertString(DCM_SeriesInstanceUID,
+                         ("1.2.826.0.1.3680043.2.1125.3.8" + std::to_string(series)).c_str());
+    c.putAndInsertString(DCM_InstanceNumber, std::to_string(i / 10 + 1).c_str());
+    c.putAndInsertString(DCM_BodyPartExamined, "CHEST");  // not a head: nothing to deface
+    c.putAndInsertString(DCM_StudyDescription, "CT CHEST for John Doe PID12345");
+    c.putAndInsertString(DCM_PixelSpacing, "1.5\\1.5");
+    const fs::path name =
+        fs::path("DICOM") / ("M" + std::to_string(series)) / ("I" + std::to_string(i / 10 + 1));
+    fs::create_directories(cd / name.parent_path());
+    testing::save(*ct, cd / name);
+    listed.push_back(name);
+  }
   if (!dicom::write_dicomdir(cd, listed, "HOSPITAL_CD")) return 1;
   std::ofstream(cd / "AUTORUN.INF") << "[autorun]\nopen=viewer.exe\n";
   std::ofstream(cd / "README.TXT") << "Images of DOE^JOHN, PID12345\n";

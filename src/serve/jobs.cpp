@@ -52,6 +52,8 @@ struct Job {
   fs::path input() const { return folder.path() / "input"; }
   fs::path copy() const { return folder.path() / "copy"; }
   fs::path zip() const { return folder.path() / "result.zip"; }
+  // Pictures from before (they show what was removed): this page only, never in the copy.
+  fs::path before() const { return folder.path() / "before"; }
 };
 
 class JobListener final : public batch::RunListener {
@@ -139,6 +141,7 @@ struct JobStore::State {
     share_options.progress = batch::ProgressDisplay::never;
     share_options.listener = &listener;
     share_options.cancel = &job.cancel;
+    share_options.before_previews = job.before();
     auto report = share::run_share(share_options);
     std::error_code ec;
     fs::remove_all(job.input(), ec);  // the originals are not needed any more
@@ -249,8 +252,11 @@ std::optional<std::string> JobStore::status_json(std::string_view id) const {
   if (state == JobState::done) {
     doc["report"] = job->report;
     json previews = json::array();
-    for (const auto& p : job->previews)
-      previews.push_back({{"url", "/api/jobs/" + job->id + "/" + p.file}, {"caption", p.caption}});
+    for (const auto& p : job->previews) {
+      json preview = {{"url", "/api/jobs/" + job->id + "/" + p.file}, {"caption", p.caption}};
+      if (!p.before.empty()) preview["before"] = "/api/jobs/" + job->id + "/previews/" + p.before;
+      previews.push_back(std::move(preview));
+    }
     doc["previews"] = std::move(previews);
     doc["download"] = "/api/jobs/" + job->id + "/result.zip";
   }
@@ -267,8 +273,10 @@ std::optional<fs::path> JobStore::preview(std::string_view id, std::string_view 
   const auto job = state_->find(id);
   if (!job || job->state != JobState::done) return std::nullopt;
   std::lock_guard lock(job->mutex);
-  for (const auto& p : job->previews)
+  for (const auto& p : job->previews) {
     if (p.file == "previews/" + std::string(name)) return job->copy() / p.file;
+    if (!p.before.empty() && p.before == name) return job->before() / p.before;
+  }
   return std::nullopt;
 }
 

@@ -46,7 +46,8 @@ class JobStore {
   std::optional<std::string> status_json(std::string_view id) const;
   // The finished job's copy as one zip; nullopt until it is done.
   std::optional<std::filesystem::path> result_zip(std::string_view id) const;
-  // A preview PNG of a finished job ("p12.png"); nullopt for any other name.
+  // A preview PNG of a finished job: in the copy ("p12.png") or from before, kept outside the
+  // copy ("b12.png"); nullopt for any other name.
   std::optional<std::filesystem::path> preview(std::string_view id, std::string_view name) const;
   // Cancels and forgets a job; its folder is removed now, or as soon as the worker lets go of
   // it when it is being shared. False for an unknown id.

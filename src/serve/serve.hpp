@@ -5,7 +5,8 @@
 //   POST   /api/jobs                  multipart files (or one application/zip body) -> {"id"}
 //   GET    /api/jobs/{id}             state, progress; when done share's report (no values)
 //   GET    /api/jobs/{id}/result.zip  the copy, one zip
-//   GET    /api/jobs/{id}/previews/pN.png
+//   GET    /api/jobs/{id}/previews/pN.png   a picture in the copy; bN.png the same before
+//                                            (kept outside the copy, for this page only)
 //   DELETE /api/jobs/{id}             the job's files removed
 // Bound to 127.0.0.1 only. Every request must carry the server's one-time token (cookie set
 // when the page is opened with ?token=, or "Authorization: Bearer TOKEN"): 401 without it;

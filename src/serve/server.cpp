@@ -271,7 +271,7 @@ struct Server::Impl {
                send_file(res, *zip, "application/zip");
                res.set_header("Content-Disposition", "attachment; filename=\"safe-copy.zip\"");
              });
-    http.Get(std::string(kJobPattern) + R"(/previews/(p[0-9]{1,5}\.png))",
+    http.Get(std::string(kJobPattern) + R"(/previews/([pb][0-9]{1,5}\.png))",
              [this](const httplib::Request& req, httplib::Response& res) {
                const auto png = jobs->preview(req.matches[1].str(), req.matches[2].str());
                if (!png) return refuse(res, 404, "no such picture");

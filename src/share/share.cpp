@@ -70,6 +70,7 @@ struct FileLog {
     std::size_t frame = 0;
     int width = 0, height = 0;
     std::vector<std::uint8_t> rgb;
+    std::vector<std::uint8_t> rgb_before;  // only when pictures from before are wanted
   };
   std::vector<Frame> redacted_frames;  // after redaction, boxes outlined
 };
@@ -80,24 +81,22 @@ struct Logs {
   std::atomic<std::size_t> previews{0};
 };
 
-// Grey frame -> RGB no wider than kPreviewWidth, the redacted boxes outlined in red.
-FileLog::Frame preview_frame(const redact::FileRedaction::Preview& p,
-                             const std::vector<redact::Redaction>& boxes) {
-  const unsigned step = std::max(1U, (p.width + kPreviewWidth - 1) / kPreviewWidth);
-  FileLog::Frame out;
-  out.frame = p.frame;
-  out.width = static_cast<int>(p.width / step);
-  out.height = static_cast<int>(p.height / step);
-  out.rgb.resize(static_cast<std::size_t>(out.width) * out.height * 3);
-  for (int y = 0; y < out.height; ++y)
-    for (int x = 0; x < out.width; ++x) {
-      const std::uint8_t v = p.after[static_cast<std::size_t>(y) * step * p.width + x * step];
-      for (int c = 0; c < 3; ++c)
-        out.rgb[(static_cast<std::size_t>(y) * out.width + x) * 3 + c] = v;
+enum class BeforePictures : std::uint8_t { skip, keep };
+
+// One grey frame subsampled by `step` into RGB, the boxes outlined in red.
+std::vector<std::uint8_t> outlined(const std::vector<std::uint8_t>& grey,
+                                   const redact::FileRedaction::Preview& p, unsigned step,
+                                   int width, int height,
+                                   const std::vector<redact::Redaction>& boxes) {
+  std::vector<std::uint8_t> rgb(static_cast<std::size_t>(width) * height * 3);
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      const std::uint8_t v = grey[static_cast<std::size_t>(y) * step * p.width + x * step];
+      for (int c = 0; c < 3; ++c) rgb[(static_cast<std::size_t>(y) * width + x) * 3 + c] = v;
     }
   auto paint = [&](int x, int y) {
-    if (x < 0 || y < 0 || x >= out.width || y >= out.height) return;
-    auto* px = &out.rgb[(static_cast<std::size_t>(y) * out.width + x) * 3];
+    if (x < 0 || y < 0 || x >= width || y >= height) return;
+    auto* px = &rgb[(static_cast<std::size_t>(y) * width + x) * 3];
     px[0] = 255;
     px[1] = 40;
     px[2] = 40;
@@ -110,15 +109,31 @@ FileLog::Frame preview_frame(const redact::FileRedaction::Preview& p,
     for (int x = x0 - 1; x <= x1 + 1; ++x) paint(x, y0 - 1), paint(x, y1 + 1);
     for (int y = y0 - 1; y <= y1 + 1; ++y) paint(x0 - 1, y), paint(x1 + 1, y);
   }
+  return rgb;
+}
+
+// Grey frame (after, and before when asked) -> RGB no wider than kPreviewWidth, the redacted
+// boxes outlined in red.
+FileLog::Frame preview_frame(const redact::FileRedaction::Preview& p,
+                             const std::vector<redact::Redaction>& boxes, BeforePictures before) {
+  const unsigned step = std::max(1U, (p.width + kPreviewWidth - 1) / kPreviewWidth);
+  FileLog::Frame out;
+  out.frame = p.frame;
+  out.width = static_cast<int>(p.width / step);
+  out.height = static_cast<int>(p.height / step);
+  out.rgb = outlined(p.after, p, step, out.width, out.height, boxes);
+  if (before == BeforePictures::keep && p.before.size() == p.after.size())
+    out.rgb_before = outlined(p.before, p, step, out.width, out.height, boxes);
   return out;
 }
 
 // Clean Pixel Data as deid runs it (redact::clean_for_release's judgement), keeping what was
 // done for the report.
-deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
+deid::PixelStage text_stage(std::shared_ptr<Logs> logs, BeforePictures before) {
   auto options = std::make_shared<redact::RedactOptions>();
-  return {"clean-pixel-data", [logs, options](const fs::path& input, dicom::DicomFile& file,
-                                              deid::PixelWork& work) -> Status {
+  return {"clean-pixel-data", [logs, options, before](const fs::path& input,
+                                                      dicom::DicomFile& file,
+                                                      deid::PixelWork& work) -> Status {
     FileLog log;
     const redact::HeaderFacts facts = redact::header_facts(file);
     log.modality = facts.modality;
@@ -157,7 +172,7 @@ deid::PixelStage text_stage(std::shared_ptr<Logs> logs) {
     for (const auto& p : r->previews) {
       if (!frames.contains(p.frame) || log.redacted_frames.size() >= kMaxPreviewsPerFile) continue;
       if (logs->previews.fetch_add(1) >= kMaxPreviews) break;
-      log.redacted_frames.push_back(preview_frame(p, r->redactions));
+      log.redacted_frames.push_back(preview_frame(p, r->redactions, before));
     }
     std::lock_guard lock(logs->mutex);
     logs->by_input[input.string()] = std::move(log);
@@ -218,11 +233,35 @@ std::string left_out_reason(const deid::FileOutcome& o) {
   }
 }
 
-// The front view among renderings (the first one when none is called so).
-const deface::Image* front_view(const std::vector<deface::Rendering>& renderings) {
+// A view among renderings ("front", "yaw+70": the side); nullptr when absent.
+const deface::Image* view_of(const std::vector<deface::Rendering>& renderings,
+                             std::string_view view) {
   for (const auto& r : renderings)
-    if (r.view == "front") return &r.image;
-  return renderings.empty() ? nullptr : &renderings.front().image;
+    if (r.view == view && !r.image.pixels.empty()) return &r.image;
+  return nullptr;
+}
+
+// A head's renderings shown in the report: front and side, after (and before, for a page on
+// this computer only).
+struct HeadViews {
+  struct View {
+    const char* words;  // "from the front"
+    deface::Image after, before;
+  };
+  std::vector<View> views;
+};
+
+HeadViews head_views(const std::vector<deface::Rendering>& before,
+                     const std::vector<deface::Rendering>& after) {
+  HeadViews out;
+  for (const auto& [view, words] : {std::pair{"front", "from the front"},
+                                    std::pair{"yaw+70", "from the side"}}) {
+    const auto* a = view_of(after, view);
+    if (!a) continue;
+    const auto* b = view_of(before, view);
+    out.views.push_back({words, *a, b ? *b : deface::Image{}});
+  }
+  return out;
 }
 
 std::vector<std::uint8_t> rgb_of(const deface::Image& image) {
@@ -296,8 +335,7 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   // NIfTI volumes: a fresh header (nothing of the input's but the geometry) and the face
   // removed, or left out.
   struct NiftiDone {
-    std::vector<std::uint8_t> rgb;
-    int width = 0, height = 0;
+    HeadViews views;
     fs::path staged;
   };
   std::vector<NiftiDone> niftis;
@@ -323,11 +361,7 @@ Result<ShareReport> run_share(const ShareOptions& options) {
     NiftiDone done;
     done.staged = work->path() / ("vol" + std::to_string(niftis.size() + 1) + ".nii.gz");
     if (auto s = volume::write_nifti(done.staged, *image); !s) return std::unexpected(s.error());
-    if (const auto* front = front_view(defaced->renderings_after)) {
-      done.rgb = rgb_of(*front);
-      done.width = front->width;
-      done.height = front->height;
-    }
+    done.views = head_views(defaced->renderings_before, defaced->renderings_after);
     niftis.push_back(std::move(done));
   }
 
@@ -341,8 +375,8 @@ Result<ShareReport> run_share(const ShareOptions& options) {
                                 deid::BurnedInPolicy::reject);
 
   // Faces first (whole series), then text, as deid orders them.
-  std::map<std::string, deface::Image> renderings;  // by series: the front view after
-  std::mutex renderings_mutex;                      // series may be defaced in parallel
+  std::map<std::string, HeadViews> renderings;  // by series
+  std::mutex renderings_mutex;                  // series may be defaced in parallel
   deface::DefaceOptions deface_options;
   deface_options.method = deface::DefaceMethod::remove;
   deface::SeriesOptions series_options;
@@ -351,11 +385,10 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   series_options.progress = options.progress;
   series_options.on_renderings = [&renderings, &renderings_mutex](
                                      const std::string& series,
-                                     const std::vector<deface::Rendering>&,
+                                     const std::vector<deface::Rendering>& before,
                                      const std::vector<deface::Rendering>& after) {
     std::lock_guard lock(renderings_mutex);
-    for (const auto& r : after)
-      if (r.view == "front" || !renderings.contains(series)) renderings[series] = r.image;
+    renderings[series] = head_views(before, after);
   };
   const auto defacing_start = std::chrono::steady_clock::now();
   auto defacing = deface::deface_dicom_series(inputs, deface_options, series_options);
@@ -383,7 +416,8 @@ Result<ShareReport> run_share(const ShareOptions& options) {
        },
        {},
        {}});
-  run.pixel_stages.push_back(text_stage(logs));
+  run.pixel_stages.push_back(text_stage(
+      logs, options.before_previews.empty() ? BeforePictures::skip : BeforePictures::keep));
   auto result = deid::run_deid(run, stage);
   if (!result) return std::unexpected(result.error());
 
@@ -425,6 +459,37 @@ Result<ShareReport> run_share(const ShareOptions& options) {
   std::sort(written.begin(), written.end(),
             [](const auto* a, const auto* b) { return a->output < b->output; });
   const fs::path release = work->path() / "release";
+  // A picture of the report: into the copy's previews/, and the same picture from before, when
+  // asked for, into the folder outside the copy (owner-only: it shows what was removed).
+  auto add_preview = [&](int width, int height, const std::vector<std::uint8_t>& rgb,
+                         const std::vector<std::uint8_t>& rgb_before,
+                         std::string caption) -> Status {
+    const std::string n = std::to_string(report.previews.size() + 1);
+    Preview preview{"previews/p" + n + ".png", std::move(caption), {}};
+    fs::create_directories(release / "previews", ec);
+    if (auto s = write_file_atomically(release / preview.file, encode_png(width, height, rgb),
+                                       kShared);
+        !s)
+      return s;
+    if (!options.before_previews.empty() && rgb_before.size() == rgb.size()) {
+      preview.before = "b" + n + ".png";
+      fs::create_directories(options.before_previews, ec);
+      if (auto s = write_file_atomically(options.before_previews / preview.before,
+                                         encode_png(width, height, rgb_before),
+                                         fs::perms::owner_read | fs::perms::owner_write);
+          !s)
+        return s;
+    }
+    report.previews.push_back(std::move(preview));
+    return {};
+  };
+  auto add_head_preview = [&](const HeadViews::View& view, const std::string& what) -> Status {
+    return add_preview(view.after.width, view.after.height, rgb_of(view.after),
+                       view.before.pixels.size() == view.after.pixels.size()
+                           ? rgb_of(view.before)
+                           : std::vector<std::uint8_t>{},
+                       what + " after its face was removed: the skin surface seen " + view.words);
+  };
   std::vector<fs::path> names;
   std::string last_study, last_series;
   std::size_t study_n = 0, series_n = 0, image_n = 0;
@@ -459,17 +524,14 @@ Result<ShareReport> run_share(const ShareOptions& options) {
       shared.pixels = log->second.pixels;
       if (shared.pixels.text_boxes > 0) ++report.images_redacted;
       for (const auto& frame : log->second.redacted_frames) {
-        const std::string file = "previews/p" + std::to_string(report.previews.size() + 1) + ".png";
-        fs::create_directories(release / "previews", ec);
-        if (auto s = write_file_atomically(
-                release / file, encode_png(frame.width, frame.height, frame.rgb), kShared);
+        if (auto s = add_preview(frame.width, frame.height, frame.rgb, frame.rgb_before,
+                                 shared.name +
+                                     (shared.pixels.frames > 1
+                                          ? ", frame " + std::to_string(frame.frame + 1)
+                                          : std::string()) +
+                                     ": after blacking out (red frames mark what was covered)");
             !s)
           return std::unexpected(s.error());
-        report.previews.push_back(
-            {file, shared.name +
-                       (shared.pixels.frames > 1 ? ", frame " + std::to_string(frame.frame + 1)
-                                                 : std::string()) +
-                       ": after blacking out (red frames mark what was covered)"});
       }
     }
     if (const auto w = work_of.find(o->input.string()); w != work_of.end()) {
@@ -480,23 +542,17 @@ Result<ShareReport> run_share(const ShareOptions& options) {
     report.studies.back().files.push_back(std::move(shared));
     ++report.files_shared;
   }
-  // A rendering of each defaced head's skin surface after the face was removed.
+  // Renderings of each defaced head's skin surface after the face was removed, from the front
+  // and from the side.
   for (const auto& series : defacing->series()) {
     if (series.outcome != deface::SeriesOutcome::defaced) continue;
     const auto r = renderings.find(series.series_uid);
-    if (r == renderings.end() || r->second.pixels.empty()) continue;
-    std::vector<std::uint8_t> rgb;
-    rgb.reserve(r->second.pixels.size() * 3);
-    for (const auto v : r->second.pixels) rgb.insert(rgb.end(), {v, v, v});
-    const std::string file = "previews/p" + std::to_string(report.previews.size() + 1) + ".png";
-    fs::create_directories(release / "previews", ec);
-    if (auto s = write_file_atomically(release / file,
-                                       encode_png(r->second.width, r->second.height, rgb), kShared);
-        !s)
-      return std::unexpected(s.error());
-    report.previews.push_back(
-        {file, "a head scan (" + std::to_string(series.files.size()) +
-                   " images) after its face was removed: the skin surface seen from the front"});
+    if (r == renderings.end()) continue;
+    for (const auto& view : r->second.views)
+      if (auto s = add_head_preview(view, "a head scan (" + std::to_string(series.files.size()) +
+                                              " images)");
+          !s)
+        return std::unexpected(s.error());
   }
   for (std::size_t i = 0; i < niftis.size(); ++i) {
     const std::string name = "NIFTI/" + numbered("VOL", i + 1) + ".nii.gz";
@@ -506,15 +562,8 @@ Result<ShareReport> run_share(const ShareOptions& options) {
     report.volumes.push_back({name});
     ++report.faces_removed;
     ++report.files_shared;
-    if (niftis[i].rgb.empty()) continue;
-    const std::string file = "previews/p" + std::to_string(report.previews.size() + 1) + ".png";
-    fs::create_directories(release / "previews", ec);
-    if (auto s = write_file_atomically(
-            release / file, encode_png(niftis[i].width, niftis[i].height, niftis[i].rgb), kShared);
-        !s)
-      return std::unexpected(s.error());
-    report.previews.push_back(
-        {file, name + " after its face was removed: the skin surface seen from the front"});
+    for (const auto& view : niftis[i].views.views)
+      if (auto s = add_head_preview(view, name); !s) return std::unexpected(s.error());
   }
   if (!names.empty()) {
     if (auto s = dicom::write_dicomdir(release, names, "SHARED_SCANS"); !s)

@@ -33,6 +33,11 @@ struct ShareOptions {
   // outlive the run.
   batch::RunListener* listener = nullptr;
   const batch::CancelToken* cancel = nullptr;
+  // Optional, for a page on this computer only (radguard serve): a folder, outside the copy,
+  // that receives the pictures from before (each blacked-out frame before, with the boxes
+  // outlined; each head's front and side renderings before its face was removed). They show
+  // what was removed, so they never go into the copy or its report. Empty: none made.
+  std::filesystem::path before_previews;
 };
 
 // What happened to the pixels of one shared file (as deid and export report it).
@@ -54,6 +59,8 @@ struct SharedStudy {
 struct Preview {
   std::string file;     // "previews/p001.png", relative to the release
   std::string caption;  // plain words
+  // The same picture before ("b3.png" in ShareOptions::before_previews); "" when none.
+  std::string before;
 };
 
 // A NIfTI volume: shared as NIFTI/VOLnnnnn.nii.gz with a fresh header (geometry only: no

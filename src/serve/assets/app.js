@@ -211,14 +211,29 @@
       p.textContent = 'No picture had to be changed, so there is nothing to show.';
       previews.appendChild(p);
     }
+    // Before and after side by side. The pictures from before stay on this computer: they
+    // are not in the copy.
     for (const pv of job.previews) {
       const fig = document.createElement('figure');
-      const img = document.createElement('img');
-      img.src = pv.url;
-      img.alt = pv.caption;
+      const pair = document.createElement('div');
+      pair.className = 'pair';
+      const picture = (src, label, alt) => {
+        const box = document.createElement('div');
+        const tag = document.createElement('p');
+        tag.className = 'tag';
+        tag.textContent = label;
+        const img = document.createElement('img');
+        img.src = src;
+        img.alt = alt;
+        box.appendChild(tag);
+        box.appendChild(img);
+        pair.appendChild(box);
+      };
+      if (pv.before) picture(pv.before, 'Before (only here)', 'Before: ' + pv.caption.replace(/: .*$/, ''));
+      picture(pv.url, pv.before ? 'After (in the copy)' : 'In the copy', pv.caption);
       const cap = document.createElement('figcaption');
       cap.textContent = pv.caption;
-      fig.appendChild(img);
+      fig.appendChild(pair);
       fig.appendChild(cap);
       previews.appendChild(fig);
     }
