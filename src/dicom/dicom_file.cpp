@@ -484,9 +484,10 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
 
 namespace {
 
-// A plan reads the start of every file: one open, one read of this much, covers the leading
-// attributes of all but files with large values early on (those take the slower path).
-constexpr std::size_t kLeadingBytes = 256 * 1024;
+// A plan reads the start of every file: one open and one read of this much covers the
+// leading attributes of most files (a header is a few KB; reading more costs a copy of the
+// pixel data). Files with large values early on (icons, vendor blobs) take the slower path.
+constexpr std::size_t kLeadingBytes = 16 * 1024;
 
 // Up to `limit` bytes from the start of an open file; nullopt on a read error.
 std::optional<std::vector<std::uint8_t>> read_start(int fd, std::size_t limit) {
