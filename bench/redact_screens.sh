@@ -11,6 +11,7 @@
 #   FINDERS="baseline detector" BASELINE=old/radguard  (another build's engine, same files)
 #   TESSERACT=0 ...                                    (skip the outside reading: faster)
 #   GENERATOR_ARGS="--style held-out" ...             (make_screens.py's other style)
+#   ONLY_KIND=clip ...                                 (score only the files of one kind)
 set -euo pipefail
 build=${1:?usage: redact_screens.sh BUILD_DIR [COUNT] [SEED] [THREADS]}
 count=${2:-36}
@@ -28,6 +29,18 @@ else
 fi
 
 /usr/bin/python3 "$here/make_screens.py" "$work/set" "$count" "$seed" ${GENERATOR_ARGS:-}
+if [ -n "${ONLY_KIND:-}" ]; then  # the set as generated, then all but one kind's files dropped
+  /usr/bin/python3 - "$work/set" "$ONLY_KIND" <<'EOF'
+import json, os, sys
+root, kind = sys.argv[1], sys.argv[2]
+truth = json.load(open(f"{root}/truth.json"))
+for f in truth["files"]:
+    if f["kind"] != kind:
+        os.remove(f"{root}/dicom/{f['file']}")
+truth["files"] = [f for f in truth["files"] if f["kind"] == kind]
+json.dump(truth, open(f"{root}/truth.json", "w"))
+EOF
+fi
 frames=$(/usr/bin/python3 -c "import json,sys; t=json.load(open(sys.argv[1])); print(sum(len(f['frames']) for f in t['files']))" "$work/set/truth.json")
 echo "set: $count files, $frames frames (make_screens.py seed $seed ${GENERATOR_ARGS:-}); $threads threads; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 

@@ -429,6 +429,56 @@ Status find_by_detection(const std::vector<Gray8>& frames, const PhiMatcher& mat
   return {};
 }
 
+// Text found in one frame of a clip protects every frame (fail closed). The detector can miss
+// a word in one frame that it finds in another (a name over moving speckle, bench/
+// fourth_screens.py's clips: proposed in frame 0, never in frames 2 and 4, not even by the
+// check after the fill), so every box decided on any frame (not the rule regions, which are
+// in every frame already) is filled in every other frame too, unless that frame's stored
+// samples are one constant value inside the box: a flat area shows no text, and a frame left
+// whole keeps its bytes (and its compressed stream). The price is a little anatomy under a
+// caption box in the frames where the text was not.
+bool flat_in(const dicom::PixelImage& image, std::size_t f, const Box& box) {
+  const auto& samples = image.frames[f];
+  const std::size_t n = image.samples;
+  const std::size_t first = (static_cast<std::size_t>(box.y) * image.width + static_cast<std::size_t>(box.x)) * n;
+  for (int y = box.y; y < box.y + box.height; ++y)
+    for (int x = box.x; x < box.x + box.width; ++x) {
+      const std::size_t i = (static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x)) * n;
+      for (std::size_t s = 0; s < n; ++s)
+        if (samples[i + s] != samples[first + s]) return false;
+    }
+  return true;
+}
+
+bool contains(const Box& outer, const Box& inner) {
+  return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.width <= outer.x + outer.width &&
+         inner.y + inner.height <= outer.y + outer.height;
+}
+
+void protect_every_frame(const dicom::PixelImage& image, FileRedaction& result) {
+  if (image.frames.size() < 2) return;
+  std::vector<std::pair<Box, Category>> found;
+  for (const Redaction& r : result.redactions) {
+    if (r.category == Category::rule) continue;
+    const bool seen = std::any_of(found.begin(), found.end(), [&](const auto& b) {
+      return b.first.x == r.box.x && b.first.y == r.box.y && b.first.width == r.box.width &&
+             b.first.height == r.box.height;
+    });
+    if (!seen) found.emplace_back(r.box, r.category);
+  }
+  std::vector<std::vector<Box>> per_frame(image.frames.size());
+  for (const Redaction& r : result.redactions) per_frame[r.frame].push_back(r.box);
+  for (std::size_t f = 0; f < image.frames.size(); ++f) {
+    for (const auto& [box, category] : found) {
+      const auto& own = per_frame[f];
+      if (std::any_of(own.begin(), own.end(), [&](const Box& b) { return contains(b, box); }))
+        continue;
+      if (flat_in(image, f, box)) continue;
+      result.redactions.push_back({f, box, category});
+    }
+  }
+}
+
 }  // namespace
 
 Result<Mode> parse_mode(std::string_view text) {
@@ -537,6 +587,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
       ++result.frames_ocred;
     }
   }
+  if (ocr) protect_every_frame(image, result);
 
   if (options.mode != Mode::report) {
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
