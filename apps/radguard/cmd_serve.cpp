@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <thread>
+#include <utility>
 
 #include "cli.hpp"
 #include "core/atomic_file.hpp"
@@ -20,6 +21,7 @@ struct ServeArgs {
   bool open = false;
   std::uint64_t max_upload_mb = 4096;
   unsigned threads = 0;
+  std::string registry, ledger, key;  // the privacy officer's part: all three or none
 };
 
 // Asks the desktop to open the address (xdg-open, no shell); failing is not an error. The
@@ -48,6 +50,21 @@ int run_serve_command(const ServeArgs& args) {
   options.max_upload_bytes = args.max_upload_mb << 20;
   options.max_unpacked_bytes = options.max_upload_bytes * 4;
   options.threads = args.threads;
+  const int given = int(!args.registry.empty()) + int(!args.ledger.empty()) + int(!args.key.empty());
+  if (given != 0 && given != 3) {
+    std::string missing;
+    for (const auto& [value, name] : {std::pair{&args.registry, "--registry"},
+                                      std::pair{&args.ledger, "--ledger"}, std::pair{&args.key, "--key"}})
+      if (value->empty()) missing += std::string(missing.empty() ? "" : " and ") + name;
+    return report_error(Error{ErrorCode::usage,
+                              "the privacy officer's page needs --registry, --ledger and --key "
+                              "together; missing: " + missing});
+  }
+  if (given == 3) {
+    auto key = load_secret_key(args.key);
+    if (!key) return report_error(key.error());
+    options.officer.emplace(serve::OfficerOptions{args.registry, args.ledger, std::move(*key)});
+  }
   serve::block_stop_signals();  // before any thread starts: Ctrl-C is waited for below
   auto server = serve::Server::create(options);
   if (!server) return report_error(server.error());
@@ -76,6 +93,12 @@ void add_serve(CLI::App& app, Action& action) {
                   "the largest upload accepted, in MiB (default 4096)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("-j,--threads", args->threads, "worker threads (default: one per core)");
+  cmd->add_option("--registry", args->registry,
+                  "privacy officer's page: the consent registry (with --ledger and --key)");
+  cmd->add_option("--ledger", args->ledger,
+                  "privacy officer's page: the ledger of disclosures (with --registry and --key)");
+  cmd->add_option("-k,--key", args->key,
+                  "privacy officer's page: the secret key the exports used");
   cmd->callback([&action, args] { action = [args] { return run_serve_command(*args); }; });
 }
 

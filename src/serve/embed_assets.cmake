@@ -1,6 +1,7 @@
 # Writes OUT, a C++ file defining radguard::serve::assets() with the bytes of the page's files.
 # Run as: cmake -DOUT=file.cpp -DDIR=assets -P embed_assets.cmake
 set(entries "index.html|/|text/html\\; charset=utf-8" "app.js|/app.js|text/javascript\\; charset=utf-8"
+            "officer.js|/officer.js|text/javascript\\; charset=utf-8"
             "style.css|/style.css|text/css\\; charset=utf-8")
 set(arrays "")
 set(table "")

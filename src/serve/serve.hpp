@@ -8,6 +8,15 @@
 //   GET    /api/jobs/{id}/previews/pN.png   a picture in the copy; bN.png the same before
 //                                            (kept outside the copy, for this page only)
 //   DELETE /api/jobs/{id}             the job's files removed
+//   GET    /api/officer               {"officer": false}, or true with the ledger's and the
+//                                      registry's display names when the part below is on
+// and, only when the server is given a consent registry, a ledger and the key (the privacy
+// officer's part; 404 otherwise), read-only routes:
+//   GET    /api/officer/disclosures?patient=ID[&since=DATE]  the accounting of disclosures
+//                                              (ledger/accounting.hpp, JSON)
+//   GET    /api/officer/consent?patient=ID     the patient's consent history, oldest first
+//   GET    /api/officer/verify                 the ledger's hash chain verified
+// Nothing is changed through them.
 // Bound to 127.0.0.1 only. Every request must carry the server's one-time token (cookie set
 // when the page is opened with ?token=, or "Authorization: Bearer TOKEN"): 401 without it;
 // a Host other than 127.0.0.1:PORT / localhost:PORT (DNS rebinding) or a foreign Origin
@@ -18,11 +27,21 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/result.hpp"
+#include "crypto/crypto.hpp"
 
 namespace radguard::serve {
+
+// The privacy officer's part: read-only look-ups in these (paths, file: URIs or PostgreSQL
+// targets, as for radguard disclosures and radguard consent show).
+struct OfficerOptions {
+  std::string registry;
+  std::string ledger;
+  crypto::SecretKey key;  // the key the exports used (patients are found by keyed hash)
+};
 
 struct ServeOptions {
   std::uint16_t port = 0;                         // 0: a free port chosen by the system
@@ -30,11 +49,13 @@ struct ServeOptions {
   std::uint64_t max_unpacked_bytes = 16ULL << 30; // what the zips of one upload declare
   unsigned threads = 0;                           // share's worker threads (0: one per core)
   std::filesystem::path work_parent;              // "" = the system's temporary folder
+  std::optional<OfficerOptions> officer;          // nullopt: no officer routes (404)
 };
 
 class Server {
  public:
-  // Binds 127.0.0.1:port and makes the private folder. ErrorCode::io when the port is taken.
+  // Binds 127.0.0.1:port and makes the private folder. ErrorCode::io when the port is taken;
+  // with officer options, the registry and the ledger must exist and open (their errors).
   [[nodiscard]] static Result<std::unique_ptr<Server>> create(const ServeOptions& options);
   ~Server();  // stops, removes every job and the private folder
   Server(const Server&) = delete;

@@ -8,12 +8,16 @@
 #include <fstream>
 #include <thread>
 
+#include "consent/consent.hpp"
 #include "crypto/crypto.hpp"
+#include "ledger/accounting.hpp"
+#include "ledger/ledger.hpp"
 #include "serve/assets.hpp"
 #include "serve/guard.hpp"
 #include "serve/jobs.hpp"
 #include "serve/serve.hpp"
 #include "share/archive.hpp"
+#include "store/database.hpp"
 
 namespace radguard::serve {
 
@@ -111,6 +115,27 @@ class UploadWriter {
   int status_ = 0;
   std::string message_;
 };
+
+// The HTTP status for an error of the officer's look-ups. Messages come from the library and
+// name no patient (ledger and registry messages name the store by its display name).
+int officer_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::usage: return 400;
+    case ErrorCode::not_found: return 404;
+    case ErrorCode::key: return 409;
+    default: return 500;
+  }
+}
+
+// A patient ID from the query: present, not too long, no control characters.
+std::optional<std::string> patient_param(const httplib::Request& req) {
+  if (!req.has_param("patient")) return std::nullopt;
+  std::string id = req.get_param_value("patient");
+  if (id.empty() || id.size() > 256) return std::nullopt;
+  for (const char c : id)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
+  return id;
+}
 
 }  // namespace
 
@@ -217,6 +242,69 @@ struct Server::Impl {
     res.set_content(nlohmann::json{{"id", *id}}.dump(), kJson);
   }
 
+  // The privacy officer's read-only routes: a connection of its own per request (the ledger
+  // and registry are not thread-safe; requests run on several threads).
+  void officer_routes() {
+    http.Get("/api/officer/disclosures", [this](const httplib::Request& req,
+                                                         httplib::Response& res) {
+      const OfficerOptions& officer = *options.officer;
+      const auto patient = patient_param(req);
+      if (!patient) return refuse(res, 400, "give ?patient=ID (1 to 256 characters)");
+      auto ledger = ledger::Ledger::open(officer.ledger, ledger::LedgerAccess::existing_only);
+      if (!ledger) return refuse(res, officer_status(ledger.error().code), ledger.error().message);
+      auto accounting = ledger::account_for(*ledger, store::display_name(officer.ledger),
+                                            officer.key, *patient, req.get_param_value("since"));
+      if (!accounting)
+        return refuse(res, officer_status(accounting.error().code), accounting.error().message);
+      // An altered ledger still gives its accounting, flagged (intact false, problem).
+      res.set_content(ledger::accounting_json(*accounting), kJson);
+    });
+    http.Get("/api/officer/consent", [this](const httplib::Request& req,
+                                                     httplib::Response& res) {
+      const OfficerOptions& officer = *options.officer;
+      const auto patient = patient_param(req);
+      if (!patient) return refuse(res, 400, "give ?patient=ID (1 to 256 characters)");
+      auto registry =
+          consent::Registry::open(officer.registry, consent::RegistryAccess::existing_only);
+      if (!registry)
+        return refuse(res, officer_status(registry.error().code), registry.error().message);
+      auto history = registry->history(*patient);
+      if (!history) return refuse(res, officer_status(history.error().code), history.error().message);
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& r : *history)
+        list.push_back({{"purpose", consent::purpose_name(r.purpose)},
+                        {"decision", consent::decision_name(r.decision)},
+                        {"date", r.date},
+                        {"source", r.source},
+                        {"expires", r.expires.empty() ? nlohmann::json(nullptr)
+                                                      : nlohmann::json(r.expires)},
+                        {"sequence", r.sequence},
+                        {"recorded_at", r.recorded_at}});
+      res.set_content(nlohmann::json{{"patient_id", *patient}, {"history", list}}.dump(
+                          -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      kJson);
+    });
+    http.Get("/api/officer/verify", [this](const httplib::Request&,
+                                                    httplib::Response& res) {
+      const OfficerOptions& officer = *options.officer;
+      auto ledger = ledger::Ledger::open(officer.ledger, ledger::LedgerAccess::existing_only);
+      if (!ledger) return refuse(res, officer_status(ledger.error().code), ledger.error().message);
+      auto report = ledger->verify();
+      if (!report) return refuse(res, officer_status(report.error().code), report.error().message);
+      res.set_content(
+          nlohmann::json{{"ledger", store::display_name(officer.ledger)},
+                         {"intact", report->intact()},
+                         {"entries", report->entries},
+                         {"head_hash", report->head_hash},
+                         {"first_bad_sequence", report->first_bad_sequence
+                                                    ? nlohmann::json(*report->first_bad_sequence)
+                                                    : nlohmann::json(nullptr)},
+                         {"problem", report->problem}}
+              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+          kJson);
+    });
+  }
+
   void routes() {
     http.set_pre_routing_handler(
         [this](const httplib::Request& req, httplib::Response& res) { return guard(req, res); });
@@ -277,6 +365,18 @@ struct Server::Impl {
                if (!png) return refuse(res, 404, "no such picture");
                send_file(res, *png, "image/png");
              });
+    // Always answers (the page asks it first; a 404 would be an error in the browser's
+    // console): whether the officer's part is on, and over which ledger and registry.
+    http.Get("/api/officer", [this](const httplib::Request&, httplib::Response& res) {
+      nlohmann::json info{{"officer", options.officer.has_value()}};
+      if (options.officer) {
+        info["ledger"] = store::display_name(options.officer->ledger);
+        info["registry"] = store::display_name(options.officer->registry);
+        info["key_fingerprint"] = options.officer->key.fingerprint();
+      }
+      res.set_content(info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
+    });
+    if (options.officer) officer_routes();
   }
 
   // Streams a file; the open stream keeps it readable even when the job is deleted meanwhile.
@@ -316,6 +416,14 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& options) {
   job_options.parent = options.work_parent;
   job_options.threads = options.threads;
   job_options.max_unpacked_bytes = options.max_unpacked_bytes;
+  if (options.officer) {
+    // Fail at start, not at the first look-up: a mistyped path must not look like "nothing".
+    auto ledger = ledger::Ledger::open(options.officer->ledger, ledger::LedgerAccess::existing_only);
+    if (!ledger) return std::unexpected(ledger.error());
+    auto registry =
+        consent::Registry::open(options.officer->registry, consent::RegistryAccess::existing_only);
+    if (!registry) return std::unexpected(registry.error());
+  }
   auto jobs = JobStore::create(job_options);
   if (!jobs) return std::unexpected(jobs.error());
   impl->jobs = std::move(*jobs);
