@@ -109,8 +109,9 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["intact"] 
   fail "a 300-character patient ID"
 [ "$(code "${auth[@]}" "$base/api/officer/disclosures?$q&since=not-a-date")" = 400 ] || fail "bad since"
 # Read only: nothing answers a write.
-[ "$(code "${auth[@]}" -X POST "$base/api/officer/consent?$q")" = 404 ] || fail "POST consent answered"
-[ "$(code "${auth[@]}" -X DELETE "$base/api/officer/verify")" = 404 ] || fail "DELETE verify answered"
+# (any 4xx: httplib answers an unrouted method as it sees fit, 400 or 404)
+c=$(code "${auth[@]}" -X POST "$base/api/officer/consent?$q"); [[ $c == 4?? ]] || fail "POST consent answered $c"
+c=$(code "${auth[@]}" -X DELETE "$base/api/officer/verify"); [[ $c == 4?? ]] || fail "DELETE verify answered $c"
 # The page offers the section (its script asks /api/officer).
 [ "$(code "${auth[@]}" "$base/")" = 200 ] && grep -q 'id="officer"' "$work/body" || fail "page without the section"
 [ "$(code "${auth[@]}" "$base/officer.js")" = 200 ] || fail "officer.js"
