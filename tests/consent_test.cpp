@@ -78,6 +78,23 @@ TEST_P(Consent, DefaultPolicyIsConfigurableAndStoredInTheDatabase) {
   EXPECT_TRUE(reopened->decide("P2", Purpose::research, kNow)->permitted());
 }
 
+// A patient ID with a NUL in it (read whole from a file) must never be taken for the ID
+// before the NUL: PostgreSQL, which cannot store it, refuses it; SQLite keeps it whole.
+TEST_P(Consent, AnIdWithANulIsNeverTheIdBeforeIt) {
+  auto registry = Registry::open(target("consent.db"));
+  ASSERT_TRUE(registry);
+  ASSERT_TRUE(registry->record(make("123", Purpose::ai_training, Decision::permit, "20250301")));
+  const std::string odd("123\0X", 5);
+  auto verdict = registry->decide(odd, Purpose::ai_training, kNow);
+  if (postgresql()) {
+    ASSERT_FALSE(verdict.has_value());
+    EXPECT_EQ(verdict.error().code, ErrorCode::integrity);
+  } else {
+    ASSERT_TRUE(verdict.has_value()) << verdict.error().message;
+    EXPECT_FALSE(verdict->permitted());
+  }
+}
+
 TEST_P(Consent, LatestDecisionByDateWinsAndHistoryIsKept) {
   auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);

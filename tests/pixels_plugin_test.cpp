@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <opencv2/imgproc.hpp>
 #include <string>
 
@@ -98,6 +99,51 @@ TEST(PixelPlugin, MissingPluginFailsClosed) {
   EXPECT_NE(code, 0) << redact;
   EXPECT_NE(redact.find("radguard-pixels.so"), std::string::npos) << redact;
   EXPECT_FALSE(fs::exists(dir / "redacted" / "1.2.826.0.1.3680043.2.1125.9.62.dcm"));
+}
+
+// The gateway, whose workers have no batch around them: an image that needs pixel work is
+// quarantined with the plugin's reason and the gateway goes on (an exception from deep inside
+// the redactor once ended it, and again at every restart, the instance still in its spool).
+TEST(PixelPlugin, MissingPluginQuarantinesInTheGatewayWhichGoesOn) {
+  TempDir dir;
+  auto us = testing::make_burned_in({screen_with_a_name()}, Colour::monochrome2,
+                                    "1.2.826.0.1.3680043.2.1125.9.65");
+  testing::save(*us, dir / "in" / "us.dcm");
+  auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9.66", 16, 16, 1);
+  testing::save(*ct, dir / "in" / "ct.dcm");
+  testing::write_key_file(dir / "key");
+  const std::string d = dir.path().string();
+  const std::string script =
+      "cd " + d + " && port=$(python3 -c 'import socket; s=socket.socket(); "
+      "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])') && "
+      "(RADGUARD_PIXELS=" + d + "/nowhere.so " + RADGUARD_BINARY +
+      " gateway --listen $port --ae-title RGTEST --spool spool --output out -k key "
+      "--option clean-pixel-data >gw.log 2>&1 & echo $! >gw.pid) && "
+      "for i in $(seq 100); do echoscu -aec RGTEST 127.0.0.1 $port >/dev/null 2>&1 && break; "
+      "sleep 0.2; done; TCP_NODELAY=1 storescu -aec RGTEST 127.0.0.1 $port in/us.dcm in/ct.dcm; "
+      "for i in $(seq 300); do [ -n \"$(find out -name '*.dcm' 2>/dev/null)\" ] && "
+      "[ -n \"$(find spool/quarantine -name '*.txt' 2>/dev/null)\" ] && break; sleep 0.2; done; "
+      "sleep 1; kill -0 $(cat gw.pid) && echo GATEWAY-ALIVE; kill $(cat gw.pid); "
+      "cat spool/quarantine/*.txt";
+  {
+    std::ofstream(dir / "run.sh") << script << "\n";
+  }
+  FILE* pipe = popen(("bash " + (dir / "run.sh").string() + " 2>&1").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string log;
+  char buffer[4096];
+  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) log.append(buffer, n);
+  pclose(pipe);
+  EXPECT_NE(log.find("GATEWAY-ALIVE"), std::string::npos) << log;
+  EXPECT_NE(log.find("pixel support (radguard-pixels.so) is not available"), std::string::npos)
+      << log;
+  std::size_t released = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir / "out")) {
+    if (!entry.is_regular_file() || entry.path().extension() != ".dcm") continue;
+    ++released;
+    EXPECT_NE(testing::value(*testing::load(entry.path()), "Modality"), "US") << log;
+  }
+  EXPECT_EQ(released, 1U) << log;
 }
 
 // A file that is not a radguard plugin (or one of another build) is refused the same way.

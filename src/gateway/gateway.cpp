@@ -290,7 +290,14 @@ class Gateway {
         hold(*id);
         continue;
       }
-      auto output = process_one(*id);
+      Result<pipeline::OutputInstance> output = fail(ErrorCode::internal, "not processed");
+      try {
+        output = process_one(*id);
+      } catch (const std::exception& e) {
+        // A worker has no batch around it: an exception would end the gateway, and the
+        // instance, still in the spool, would end it again at every restart.
+        output = fail(ErrorCode::internal, std::string("internal error: ") + e.what());
+      }
       if (output) {
         handle_output(*id, *output);
       } else {

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <charconv>
+#include <string_view>
 #include <vector>
 
 namespace radguard::postgres {
@@ -122,6 +123,11 @@ class PgStatement final : public store::Statement {
   Status bind(int index, std::string_view text) override {
     if (index < 1 || index > 999)
       return fail(ErrorCode::internal, "binding a parameter: bad index");
+    // Parameters travel as C strings, and PostgreSQL's text holds no NUL: a value with one
+    // (a patient ID "123\0X" from a file) would be cut to "123" and match another patient's
+    // consent. Refused, where SQLite would have stored the whole value.
+    if (text.find('\0') != std::string_view::npos)
+      return fail(ErrorCode::integrity, "a value holds a NUL character (PostgreSQL cannot store it)");
     if (params_.size() < static_cast<std::size_t>(index)) params_.resize(index);
     params_[index - 1] = std::string(text);
     return {};
@@ -204,6 +210,9 @@ class PgDatabase final : public store::Database {
     const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
       return std::unexpected(error_from(result.get(), conn_.get(), name_, password_));
+    // COMMIT of a transaction that failed earlier succeeds as a command but rolls back.
+    if (sql == "COMMIT" && std::string_view(PQcmdStatus(result.get())) == "ROLLBACK")
+      return fail(ErrorCode::integrity, name_ + ": the transaction was rolled back, not committed");
     return {};
   }
 
@@ -236,9 +245,14 @@ class PgDatabase final : public store::Database {
     // writer committed, exactly as under SQLite's BEGIN IMMEDIATE. Read committed is right
     // under the lock (each statement sees every commit made before it); SERIALIZABLE would
     // instead abort one of two appenders, and its retry cannot repeat a publish step.
-    return exec(
+    auto begun = exec(
         "BEGIN ISOLATION LEVEL READ COMMITTED; "
         "SELECT pg_advisory_xact_lock(1919378276, hashtext(coalesce(current_schema(), '')))");
+    // A lock wait that timed out leaves the transaction open and aborted: without a rollback
+    // every later command on this connection (a gateway's, for its whole life) would fail.
+    if (!begun && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE)
+      PQclear(PQexec(conn_.get(), "ROLLBACK"));
+    return begun;
   }
 
   const std::string& name() const override { return name_; }

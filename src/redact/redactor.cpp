@@ -3,7 +3,10 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <set>
+#include <tuple>
 
+#include "pixels/pixels.hpp"
 #include "redact/ocr.hpp"
 #include "redact/redact.hpp"
 #include "redact/regions.hpp"
@@ -455,17 +458,25 @@ bool contains(const Box& outer, const Box& inner) {
          inner.y + inner.height <= outer.y + outer.height;
 }
 
-void protect_every_frame(const dicom::PixelImage& image, FileRedaction& result) {
-  if (image.frames.size() < 2) return;
+// A clip whose text moves (or was made to) defeats the de-duplication: every box of every
+// frame is carried into every other frame. Past this many carried boxes the file is refused
+// (fail closed) rather than take unbounded time and memory.
+constexpr std::size_t kMaxCarriedBoxes = 4'000'000;
+
+Status protect_every_frame(const dicom::PixelImage& image, FileRedaction& result) {
+  if (image.frames.size() < 2) return {};
   std::vector<std::pair<Box, Category>> found;
+  std::set<std::tuple<int, int, int, int>> seen;
   for (const Redaction& r : result.redactions) {
     if (r.category == Category::rule) continue;
-    const bool seen = std::any_of(found.begin(), found.end(), [&](const auto& b) {
-      return b.first.x == r.box.x && b.first.y == r.box.y && b.first.width == r.box.width &&
-             b.first.height == r.box.height;
-    });
-    if (!seen) found.emplace_back(r.box, r.category);
+    if (seen.emplace(r.box.x, r.box.y, r.box.width, r.box.height).second)
+      found.emplace_back(r.box, r.category);
   }
+  if (found.size() * (image.frames.size() - 1) > kMaxCarriedBoxes)
+    return fail(ErrorCode::unsupported,
+                "refused: " + std::to_string(found.size()) + " distinct text boxes in a clip of " +
+                    std::to_string(image.frames.size()) +
+                    " frames are too many to cover in every frame (radguard's limit)");
   std::vector<std::vector<Box>> per_frame(image.frames.size());
   for (const Redaction& r : result.redactions) per_frame[r.frame].push_back(r.box);
   for (std::size_t f = 0; f < image.frames.size(); ++f) {
@@ -477,6 +488,7 @@ void protect_every_frame(const dicom::PixelImage& image, FileRedaction& result) 
       result.redactions.push_back({f, box, category});
     }
   }
+  return {};
 }
 
 }  // namespace
@@ -556,6 +568,10 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     result.verdict = FileVerdict::not_needed;
     return result;
   }
+  // Every path below renders pixels: without the pixel plugin the file fails here, with the
+  // plugin's reason, rather than by an exception from deep inside (a gateway worker has no
+  // batch around it to catch one).
+  if (auto ready = pixels::load(); !ready) return std::unexpected(ready.error());
   const bool ocr = result.triage.verdict == TriageVerdict::ocr;
   if (ocr && options.finder == TextFinder::detector) {
     // Fail closed before decoding anything: without the detector nothing can be checked.
@@ -587,16 +603,19 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
       ++result.frames_ocred;
     }
   }
-  if (ocr) protect_every_frame(image, result);
+  if (ocr) {
+    if (auto s = protect_every_frame(image, result); !s) return std::unexpected(s.error());
+  }
 
   if (options.mode != Mode::report) {
+    // By frame, once: a clip's redactions are many (every box in every frame).
+    std::vector<std::vector<Box>> to_fill(image.frames.size());
+    for (const Redaction& r : result.redactions) to_fill[r.frame].push_back(r.box);
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
+      if (to_fill[f].empty()) continue;
       const auto black = black_of(image, f);
-      for (const Redaction& r : result.redactions) {
-        if (r.frame != f) continue;
-        fill(image, f, r.box, black);
-        changed[f] = true;
-      }
+      for (const Box& box : to_fill[f]) fill(image, f, box, black);
+      changed[f] = true;
     }
     // Verify: look at every changed frame again; any identifying word left, or (phi-text
     // mode) text left unread, fails the file closed.
