@@ -316,6 +316,34 @@ TEST(DeflateBomb, OrdinaryDeflatedFilesOpen) {
   EXPECT_TRUE(dicom::DicomFile::open(path).has_value());
 }
 
+// Found by fuzz_dicom: a meta header whose group length also covers an element of another
+// group. DCMTK ends the meta header by the group length, radguard's check ended it at the
+// other group, so the two inflated the deflated data set from different bytes and DCMTK
+// asked for 3.5 GB. The file is refused before DCMTK reads it.
+TEST(StructureCheck, AMetaGroupLengthThatDisagreesWithItsElementsIsRefused) {
+  TempDir dir;
+  std::string meta;
+  short_element(meta, 0x0002, 0x0010, "UI", kDeflated);
+  short_element(meta, 0x0702, 0x0013, "SH", "DCTOOL100");
+  short_element(meta, 0x0002, 0x0016, "AE", "CLUNIE1");
+  std::string bytes(128, '\0');
+  bytes += "DICM";
+  tag(bytes, 0x0002, 0x0000);
+  bytes += "UL";
+  put16(bytes, 4);
+  put32(bytes, static_cast<std::uint32_t>(meta.size()));
+  bytes += meta;
+  std::string dataset;
+  short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4");
+  bytes += raw_deflate(dataset);
+  const auto path = dir / "meta.dcm";
+  write_bytes(path, bytes);
+  auto file = dicom::DicomFile::open(path);
+  ASSERT_FALSE(file.has_value());
+  EXPECT_EQ(file.error().code, ErrorCode::malformed_dicom);
+  EXPECT_NE(file.error().message.find("group length"), std::string::npos) << file.error().message;
+}
+
 TEST(StructureCheck, EveryPydicomSampleThatOpenedStillOpens) {
   // The check must not refuse what DCMTK reads: every sample shipped with python3-pydicom.
   const auto any = testing::pydicom_sample("CT_small.dcm");
