@@ -317,31 +317,55 @@ TEST(DeflateBomb, OrdinaryDeflatedFilesOpen) {
 }
 
 // Found by fuzz_dicom: a meta header whose group length also covers an element of another
-// group. DCMTK ends the meta header by the group length, radguard's check ended it at the
-// other group, so the two inflated the deflated data set from different bytes and DCMTK
-// asked for 3.5 GB. The file is refused before DCMTK reads it.
-TEST(StructureCheck, AMetaGroupLengthThatDisagreesWithItsElementsIsRefused) {
-  TempDir dir;
+// group. DCMTK ended the meta header by the group length, radguard's check at the other group,
+// so the two inflated the deflated data set from different bytes and DCMTK asked for 3.5 GB.
+// Both now end the meta header where group 0002 ends, so the stream that is not deflate is
+// refused by both.
+namespace {
+std::string meta_file(std::string_view syntax, std::int64_t length_error, std::string_view extra,
+                      std::string_view dataset) {
   std::string meta;
-  short_element(meta, 0x0002, 0x0010, "UI", kDeflated);
-  short_element(meta, 0x0702, 0x0013, "SH", "DCTOOL100");
+  short_element(meta, 0x0002, 0x0010, "UI", std::string(syntax));
+  meta += extra;
   short_element(meta, 0x0002, 0x0016, "AE", "CLUNIE1");
   std::string bytes(128, '\0');
   bytes += "DICM";
   tag(bytes, 0x0002, 0x0000);
   bytes += "UL";
   put16(bytes, 4);
-  put32(bytes, static_cast<std::uint32_t>(meta.size()));
-  bytes += meta;
+  put32(bytes, static_cast<std::uint32_t>(static_cast<std::int64_t>(meta.size()) + length_error));
+  return bytes + meta + std::string(dataset);
+}
+}  // namespace
+
+TEST(StructureCheck, AMetaGroupLengthCoveringAnotherGroupDoesNotShiftTheDeflatedStream) {
+  TempDir dir;
+  std::string foreign;
+  short_element(foreign, 0x0702, 0x0013, "SH", "DCTOOL100");
   std::string dataset;
   short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4");
-  bytes += raw_deflate(dataset);
   const auto path = dir / "meta.dcm";
-  write_bytes(path, bytes);
+  // The group length covers the foreign element too; the data set is what follows group 0002.
+  write_bytes(path, meta_file(kDeflated, 0, foreign, raw_deflate(dataset)));
   auto file = dicom::DicomFile::open(path);
   ASSERT_FALSE(file.has_value());
   EXPECT_EQ(file.error().code, ErrorCode::malformed_dicom);
-  EXPECT_NE(file.error().message.find("group length"), std::string::npos) << file.error().message;
+}
+
+// Editing tools leave stale meta group lengths in real files; the data set is still read from
+// where group 0002 ends, whether the stale length is short or long.
+TEST(StructureCheck, AStaleMetaGroupLengthIsReadByItsElements) {
+  TempDir dir;
+  std::string dataset;
+  short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4");
+  short_element(dataset, 0x0010, 0x0020, "LO", "ID42");
+  for (const std::int64_t error : {-6, 10}) {
+    const auto path = dir / ("stale" + std::to_string(error) + ".dcm");
+    write_bytes(path, meta_file("1.2.840.10008.1.2.1", error, "", dataset));
+    auto file = dicom::DicomFile::open(path);
+    ASSERT_TRUE(file.has_value()) << error << ": " << file.error().message;
+    EXPECT_EQ(file->string_of(Tag{0x0010, 0x0020}), std::optional<std::string>("ID42")) << error;
+  }
 }
 
 TEST(StructureCheck, EveryPydicomSampleThatOpenedStillOpens) {

@@ -416,6 +416,11 @@ void initialise() {
     // Deflated outputs are re-compressed: the fastest level costs a few percent in size and
     // saves most of the time zlib takes at its default level.
     dcmZlibCompressionLevel.set(1);
+    // Real files carry stale meta group lengths (tools that edit the meta header without
+    // recounting). The meta header ends where group 0002 ends, as the structure check reads
+    // it: two readers that disagreed on where the data set starts once let a crafted deflated
+    // file make DCMTK allocate gigabytes.
+    dcmIgnoreFileMetaInformationGroupLength.set(OFTrue);
     DcmDataDictionary& dictionary = dcmDataDict.wrlock();
     for (const auto& row : standard::dictionary_rows()) {
       if (row.group_lo != row.group_hi || row.element_lo != row.element_hi) continue;

@@ -501,14 +501,9 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
   bool known = false, deflated = false;
   if (layout == FileLayout::part10) {
     if (!file.skip(132)) return facts;  // DCMTK reports the truncation
-    // The meta header: group 0002, explicit VR little endian. DCMTK ends it where its group
-    // length says; where that is not where the group's elements end, the two readers would
-    // start the data set (and a deflated stream) at different bytes, so the file is refused.
-    std::optional<std::uint64_t> meta_end;
-    if (const std::uint8_t* g = file.peek(12);
-        g != nullptr && u16(g, false) == 0x0002 && u16(g + 2, false) == 0x0000 && g[4] == 'U' &&
-        g[5] == 'L' && u16(g + 6, false) == 4)
-      meta_end = file.position() + 12 + u32(g + 8, false);
+    // The meta header: group 0002, explicit VR little endian. It ends at the first element of
+    // another group, whatever its group length says: initialise() tells DCMTK to do the same,
+    // so both readers start the data set (and a deflated stream) at the same byte.
     std::string syntax;
     for (;;) {
       const std::uint8_t* p = file.peek(8);
@@ -538,10 +533,6 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
         break;
       }
     }
-    if (meta_end && file.position() != *meta_end && file.peek(1) != nullptr)
-      return fail(ErrorCode::malformed_dicom,
-                  "cannot parse: the file meta information's group length does not match its "
-                  "elements");
     if (!syntax.empty()) {
       known = true;
       if (syntax == "1.2.840.10008.1.2") encoding = {false, false};
