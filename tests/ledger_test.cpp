@@ -359,5 +359,28 @@ TEST(LedgerPostgres, AnUnreachableServerFailsClosedWithoutThePassword) {
   EXPECT_TRUE(store::names_a_file("ledger.db"));
 }
 
+// A PostgreSQL target that names no sslmode gets sslmode=require, not libpq's `prefer` (which
+// falls back to plain text without a word): the test server has no TLS, so such a target is
+// refused, with a message that says why and how to accept a plain connection; the same server
+// with sslmode=disable named in the target is reached.
+TEST_P(LedgerStore, APostgresTargetWithoutSslmodeRequiresTls) {
+  if (!postgresql()) GTEST_SKIP() << "PostgreSQL only";
+  const std::string explicit_target = target("ledger");
+  std::string plain = explicit_target;
+  const std::string disable = "sslmode=disable";
+  const auto at = plain.find(disable);
+  ASSERT_NE(at, std::string::npos) << "the test server's connection string names sslmode=disable";
+  plain.erase(at, disable.size());
+  auto refused = Ledger::open(plain, LedgerAccess::create_if_missing);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::io);
+  EXPECT_NE(refused.error().message.find("sslmode=require"), std::string::npos)
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("offers no TLS"), std::string::npos)
+      << refused.error().message;
+  auto reached = Ledger::open(explicit_target, LedgerAccess::create_if_missing);
+  EXPECT_TRUE(reached) << reached.error().message;
+}
+
 }  // namespace
 }  // namespace radguard::ledger

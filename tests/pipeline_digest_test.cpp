@@ -555,7 +555,10 @@ TEST_F(PipelineDigests, PlanSbatchWritesQuotedScripts) {
   EXPECT_EQ(WEXITSTATUS(std::system(("bash \"" + (plan / "merge.sbatch").string() + "\" >/dev/null 2>&1").c_str())), 1);
   EXPECT_TRUE(fs::exists(plan / "report.json"));
 
-  for (const std::string bad : {"-- export -o x", "-- deid -o x --report r.json",
+  // export is accepted (its shards stage one release: tests/shard_export_test.sh), but not
+  // with --shard or --dry-run; commands other than deid and export are refused.
+  for (const std::string bad : {"-- redact -o x", "-- export -o x --dry-run",
+                                "-- export -o x --shard s.txt", "-- deid -o x --report r.json",
                                 "-- deid -o x --files-from l.txt", "", "--partition 'a b' -- deid -o x",
                                 "-- deid -k k.key"}) {
     const CommandRun refused = run_command("plan " + (dir_ / "in").string() + " --shards 2 -o " +

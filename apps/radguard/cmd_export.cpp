@@ -3,16 +3,21 @@
 #include "cli.hpp"
 #include "audit/audit.hpp"
 #include "export/export.hpp"
+#include "plan/plan.hpp"
+#include "store/database.hpp"
 #include "pipeline/pipeline.hpp"
 #include "stage_options.hpp"
 
 namespace radguard::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 
 struct ExportArgs {
   std::vector<std::string> inputs;
   std::string files_from;
+  std::string shard;
   std::string output;
   std::string purpose;
   std::string recipient;
@@ -71,7 +76,30 @@ int run_export_command(const ExportArgs& args) {
   if (!made) return report_error(made.error());
   const pipeline::Pipeline& pipeline = *made;
   pipeline::ExportRun run;
-  auto inputs = command_inputs(args.inputs, args.files_from);
+  if (!args.shard.empty()) {
+    // One shard of a plan: its list is the input, the plan folder is the list's.
+    if (!args.inputs.empty() || !args.files_from.empty() || args.dry_run)
+      return report_error(Error{ErrorCode::usage,
+                                "--shard takes its inputs from the shard list: no INPUT, "
+                                "--files-from or --dry-run with it"});
+    const fs::path list = fs::absolute(args.shard).lexically_normal();
+    const auto index = plan::shard_index_of(list.filename().string());
+    if (!index)
+      return report_error(Error{ErrorCode::usage, "--shard names a list of radguard plan "
+                                                  "(PLANDIR/shard-NNNN.txt)"});
+    auto summary = plan::read_plan_summary(list.parent_path());
+    if (!summary) return report_error(summary.error());
+    if (*index >= summary->shard_files.size())
+      return report_error(Error{ErrorCode::usage, "--shard: the plan has no shard " +
+                                                      std::to_string(*index)});
+    std::error_code ec;
+    run.shard = exporter::ShardStaging{
+        list.parent_path(), *index, summary->id,
+        store::names_a_file(release->ledger) ? fs::absolute(release->ledger, ec).string()
+                                             : release->ledger};
+    run.mode = exporter::ExportMode::stage_shard;
+  }
+  auto inputs = command_inputs(args.inputs, args.shard.empty() ? args.files_from : args.shard);
   if (!inputs) return report_error(inputs.error());
   run.inputs = std::move(*inputs);
   run.output = args.output;
@@ -82,7 +110,8 @@ int run_export_command(const ExportArgs& args) {
   run.consent_at = release->consent_at;
   run.on_failure = *on_failure;
   run.audit_gate = *audit_gate;
-  run.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
+  if (!run.shard)
+    run.mode = args.dry_run ? exporter::ExportMode::dry_run : exporter::ExportMode::release;
   run.threads = args.threads;
   run.cancel = &interrupt_token();
   run.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
@@ -104,6 +133,10 @@ void add_export(CLI::App& app, Action& action) {
   auto args = std::make_shared<ExportArgs>();
   cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)");
   add_files_from(*cmd, args->files_from);
+  cmd->add_option("--shard", args->shard,
+                  "run one shard of a release cut by radguard plan (PLANDIR/shard-NNNN.txt): "
+                  "stage its part, publish nothing, record nothing; radguard plan publish "
+                  "PLANDIR then publishes the release once, with one ledger entry");
   cmd->add_option("-o,--output", args->output,
                   "folder in which the release folder (release-<time>-<id>) is created")
       ->required();

@@ -3,6 +3,8 @@
 #include "cli.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "export/export.hpp"
+#include "ledger/ledger.hpp"
 #include "plan/merge.hpp"
 #include "plan/plan.hpp"
 #include "plan/sbatch.hpp"
@@ -31,6 +33,13 @@ struct PlanArgs {
   unsigned mem_mb = 0;
   std::string partition;
   std::string job_name = "radguard";
+};
+
+struct PublishArgs {
+  std::string plan;
+  std::string report;
+  unsigned threads = 0;
+  bool json = false;
 };
 
 struct MergeArgs {
@@ -104,6 +113,23 @@ int run_merge_command(const MergeArgs& args) {
   return merged->exit_code;
 }
 
+// Publishes the release an export's shards staged: once, with one ledger entry.
+int run_publish_command(const PublishArgs& args) {
+  auto staged = exporter::read_staged(args.plan);
+  if (!staged) return report_error(staged.error());
+  auto ledger = ledger::Ledger::open(staged->ledger, ledger::LedgerAccess::create_if_missing);
+  if (!ledger) return report_error(ledger.error());
+  // Before anything is touched: the ledger would refuse the entry at the end.
+  if (auto same = ledger->check_key(staged->parts.front().value("key_fingerprint", "")); !same)
+    return report_error(same.error());
+  auto published = exporter::publish_staged(*staged, *ledger, args.threads);
+  if (!published) return report_error(published.error());
+  return emit_report(
+      published->report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+      exporter::publish_text(*published), args.report,
+      args.json ? ReportFormat::json : ReportFormat::text, published->exit_code);
+}
+
 }  // namespace
 
 void add_plan(CLI::App& app, Action& action) {
@@ -141,9 +167,21 @@ void add_plan(CLI::App& app, Action& action) {
   merge->add_option("--report", margs->report, "write the merged report here (default PLANDIR/report.json)");
   merge->add_flag("--json", margs->json, "print the merged report on stdout instead of the summary");
   merge->callback([&action, margs] { action = [margs] { return run_merge_command(*margs); }; });
+
+  auto* publish = cmd->add_subcommand(
+      "publish",
+      "publish the release the shards of an export staged (radguard export --shard "
+      "PLANDIR/shard-NNNN.txt): once, as one release folder with one manifest and one ledger "
+      "entry; nothing is published or recorded when a shard failed or did not run");
+  auto pargs = std::make_shared<PublishArgs>();
+  publish->add_option("PLANDIR", pargs->plan, "the plan folder")->required();
+  publish->add_option("--report", pargs->report, "write the JSON report to this file");
+  publish->add_option("-j,--threads", pargs->threads, "threads checking the staged files' hashes");
+  publish->add_flag("--json", pargs->json, "print the JSON report on stdout instead of the summary");
+  publish->callback([&action, pargs] { action = [pargs] { return run_publish_command(*pargs); }; });
   // CLI11 calls plan's callback after merge's: plan's own action only when merge was not given.
-  cmd->callback([&action, args, merge] {
-    if (merge->parsed()) return;
+  cmd->callback([&action, args, merge, publish] {
+    if (merge->parsed() || publish->parsed()) return;
     action = [args] { return run_plan_command(*args); };
   });
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include "core/version.hpp"
 #include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
+#include "plan/plan.hpp"
 #include "standard/tags.hpp"
 
 namespace radguard::exporter {
@@ -330,11 +332,71 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
 
   report.mode = options.mode;
   report.signing = options.manifest_signer.has_value();
-  // Records the failure in the ledger (a dry run records nothing); only a ledger that cannot
-  // be written is an Error.
+  const bool shard_mode = options.mode == ExportMode::stage_shard;
+  if (shard_mode != options.shard.has_value())
+    return fail(ErrorCode::usage, "a shard's export needs its plan (and only a shard's has one)");
+  if (shard_mode && options.release_gate)
+    return fail(ErrorCode::usage,
+                "--audit-gate is not available for a sharded export yet (the gate would see one "
+                "shard, not the release)");
+  fs::path part_path;
+  if (shard_mode) {
+    report.release_name.clear();
+    part_path = options.shard->plan_folder / shard_part_path(options.shard->index);
+    // A part left by an earlier run of this shard must never stand for this one.
+    fs::remove(part_path, ec);
+    fs::create_directories(part_path.parent_path(), ec);
+    if (!ec) fs::permissions(part_path.parent_path(), fs::perms::owner_all, ec);
+    if (ec) return fail(ErrorCode::io, "cannot create " + part_path.parent_path().string() + ": " +
+                                           ec.message());
+  }
+  // A shard's record of what it staged (or why it failed), for publish_staged.
+  auto write_part = [&](const json& files) -> Status {
+    json part = json::parse(report_json(report, stage, options));
+    part["format"] = "radguard-staged-shard-v1";
+    part["plan_id"] = options.shard->plan_id;
+    part["shard"] = options.shard->index;
+    part["part_status"] = report.error.empty() ? "staged" : "failed";
+    part["ledger"] = options.shard->ledger;
+    part["on_failure"] = options.on_failure == OnFailure::abort ? "abort" : "withhold-study";
+    // Paths as the publishing step, run elsewhere, finds them.
+    std::error_code abs_ec;
+    part["output"] = fs::absolute(options.output, abs_ec).lexically_normal().string();
+    part["manifest_signer"] =
+        options.manifest_signer
+            ? json{{"key", fs::absolute(options.manifest_signer->key, abs_ec).string()},
+                   {"cert", fs::absolute(options.manifest_signer->cert, abs_ec).string()}}
+            : json(nullptr);
+    const ledger::ProfileSummary summary = profile_of(stage);
+    part["profile_summary"] = {{"preset", summary.preset},
+                               {"options", summary.options},
+                               {"recipe_overrides", summary.recipe_overrides},
+                               {"method", summary.method},
+                               {"key_fingerprint", summary.key_fingerprint}};
+    part["missing_inputs"] = report.missing_inputs.size();
+    json studies = json::array();
+    for (const auto& p : report.plan) studies.push_back(p.study_uid);
+    part["studies"] = studies;
+    part["files"] = files;
+    return write_file_atomically(part_path,
+                                 part.dump(2, ' ', false, json::error_handler_t::replace) + "\n",
+                                 fs::perms::owner_read | fs::perms::owner_write);
+  };
+  // Records the failure in the ledger (a dry run records nothing; a shard records it in its
+  // part, and publish_staged then refuses the release); only a ledger that cannot be written
+  // is an Error.
   auto failed = [&](std::string why) -> Result<ExportReport> {
     report.status = ledger::EntryStatus::failed;
     report.error = std::move(why);
+    if (shard_mode) {
+      report.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (auto written = write_part(json::array()); !written)
+        return fail(written.error().code, "the shard failed (" + report.error +
+                                              ") and its part could not be recorded: " +
+                                              written.error().message);
+      return report;
+    }
     if (options.mode == ExportMode::dry_run) {
       report.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -457,6 +519,16 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
                   " input path(s) missing or unreadable");
   if (!report.failures.empty())
     return failed(std::to_string(report.failures.size()) + " DICOM input(s) could not be read");
+  // A shard stages what it may: none of its studies permitted is not a failure of the
+  // release (publish_staged refuses a release in which no shard staged anything).
+  auto staged_nothing = [&]() -> Result<ExportReport> {
+    report.status = ledger::EntryStatus::released;
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (auto written = write_part(json::array()); !written) return std::unexpected(written.error());
+    return report;
+  };
+  if (included.empty() && shard_mode) return staged_nothing();
   if (included.empty())
     return failed("no study may be released for " + entry.purpose + ": " +
                   std::to_string(report.excluded_studies()) + " excluded, none permitted");
@@ -470,14 +542,25 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   // 3. De-identify the permitted studies into a staging folder that is never a release.
   fs::create_directories(options.output, ec);
   if (ec) return failed("cannot create the output folder: " + ec.message());
-  const StaleStaging stale = remove_stale_staging(options.output, &ledger);
-  report.stale_staging_removed = stale.removed;
-  report.stale_staging_published = stale.published;
-  StagingFolder staging(options.output / (".staging-" + report.release_name));
-  if (auto created = staging.create(); !created) return failed(created.error().message);
+  // A shard writes into the folder all shards of its plan share (never another export's
+  // clean-up's business), and never removes it: the other shards' files are there too.
+  std::optional<StagingFolder> staging_folder;
+  fs::path staging_path;
+  if (shard_mode) {
+    staging_path = shard_staging_folder(options.output, options.shard->plan_id);
+    fs::create_directories(staging_path, ec);
+    if (ec) return failed("cannot create the shards' staging folder: " + ec.message());
+  } else {
+    const StaleStaging stale = remove_stale_staging(options.output, &ledger);
+    report.stale_staging_removed = stale.removed;
+    report.stale_staging_published = stale.published;
+    staging_folder.emplace(options.output / (".staging-" + report.release_name));
+    if (auto created = staging_folder->create(); !created) return failed(created.error().message);
+    staging_path = staging_folder->path();
+  }
   deid::DeidRunOptions deid_options;
   for (const std::size_t i : included) deid_options.inputs.push_back(inputs.files[i]);
-  deid_options.output = staging.path();
+  deid_options.output = staging_path;
   deid_options.threads = options.threads;
   deid_options.progress = options.progress;
   // The files are read again to de-identify them: each must still be what consent was
@@ -520,12 +603,12 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       const auto it = consented->find(outcome.input.string());
       if (it != consented->end() && withheld.contains(it->second.study_uid)) {
         // Fails the export rather than release a withheld study's file.
-        if (!fs::remove(staging.path() / outcome.output, ec) || ec)
+        if (!fs::remove(staging_path / outcome.output, ec) || ec)
           return failed("cannot withhold a study: a file of it cannot be removed from staging");
         // Its folders too: an empty folder named by the study's pseudonymous UID would tell
         // the recipient that a withheld study exists.
-        for (fs::path folder = (staging.path() / outcome.output).parent_path();
-             folder != staging.path() && fs::is_empty(folder, ec) && !ec;
+        for (fs::path folder = (staging_path / outcome.output).parent_path();
+             folder != staging_path && fs::is_empty(folder, ec) && !ec;
              folder = folder.parent_path())
           fs::remove(folder, ec);
         continue;
@@ -533,7 +616,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       kept.push_back(std::move(outcome));
     }
     deid_report->written = std::move(kept);
-    if (auto synced = sync_folder(staging.path()); !synced)
+    if (auto synced = sync_folder(staging_path); !synced)
       return failed("cannot withhold a study: " + synced.error().message);
     for (const auto& uid : withheld) {
       const std::uint64_t instances = studies.at(uid).files.size();
@@ -547,6 +630,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
                                    : stage.pseudonymizer().uid(uid)))
           plan.decision = std::string(exclusion_name(Exclusion::failed_instance));
     }
+    if (deid_report->written.empty() && shard_mode) return staged_nothing();
     if (deid_report->written.empty())
       return failed(
           "every permitted study has an instance that failed de-identification; "
@@ -562,6 +646,42 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
       if (released.contains(outcome.input.string())) report.pixel_work.push_back(outcome);
   }
 
+  // A shard's part: every file it staged, with its hash, size, patient (keyed hash) and
+  // modality, for the one manifest and the one ledger entry publish_staged makes.
+  if (shard_mode) {
+    std::vector<const deid::FileOutcome*> staged;
+    for (const auto& outcome : deid_report->written) staged.push_back(&outcome);
+    std::sort(staged.begin(), staged.end(),
+              [](const auto* a, const auto* b) { return a->output < b->output; });
+    std::map<std::string, std::string> modality_of_input;
+    for (const std::size_t i : included) modality_of_input[inputs.files[i]] = scanned[i].modality;
+    json files = json::array();
+    std::set<std::string> patients;
+    for (const auto* outcome : staged) {
+      auto digest = crypto::sha256_file(staging_path / outcome->output);
+      if (!digest) return failed("cannot hash a staged file: " + digest.error().message);
+      const auto bytes = fs::file_size(staging_path / outcome->output, ec);
+      if (ec) return failed("cannot read a staged file's size: " + ec.message());
+      const auto patient = patient_of_file.find(outcome->input.string());
+      if (patient == patient_of_file.end())
+        return failed("internal error: a staged file has no consent record");
+      const std::string hash = ledger::patient_hash(stage.pseudonymizer().key(), patient->second);
+      patients.insert(hash);
+      files.push_back({{"path", outcome->output.generic_string()},
+                       {"sha256", crypto::to_hex(*digest)},
+                       {"bytes", bytes},
+                       {"patient_hash", hash},
+                       {"modality", modality_of_input[outcome->input.string()]}});
+    }
+    report.patients_included = patients.size();
+    report.status = ledger::EntryStatus::released;  // staged
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (auto written = write_part(files); !written) return std::unexpected(written.error());
+    return report;
+  }
+
+  StagingFolder& staging = *staging_folder;
   // 4. The gate (an audit of what is about to leave), the manifest, and the ledger entry's
   // account of who is in the release.
   if (options.release_gate) {
@@ -711,8 +831,9 @@ std::string report_json(const ExportReport& report, const deid::HeaderStage& sta
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"command", "export"},
-      {"status", report.mode == ExportMode::dry_run
-                     ? std::string("dry_run")
+      {"status", report.mode == ExportMode::dry_run ? std::string("dry_run")
+                 : report.mode == ExportMode::stage_shard
+                     ? std::string(report.error.empty() ? "staged" : "failed")
                      : std::string(ledger::status_name(report.status))},
       {"plan", plan},
       {"error", report.error},
@@ -757,6 +878,12 @@ std::string report_text(const ExportReport& report) {
     for (const auto& p : report.plan)
       out << "study " << p.study_uid << ": " << count(p.instances, "instance", "instances") << ": "
           << (p.decision == "release" ? "release" : "withhold (" + p.decision + ")") << "\n";
+  } else if (report.mode == ExportMode::stage_shard && report.error.empty()) {
+    out << "staged " << count(report.instances_included, "instance", "instances") << " in "
+        << count(report.studies_included, "study", "studies")
+        << " for the release (nothing is published before radguard plan publish)\n";
+  } else if (report.mode == ExportMode::stage_shard) {
+    out << "shard FAILED, the release will not be published: " << report.error << "\n";
   } else if (report.status == ledger::EntryStatus::released) {
     out << "released " << count(report.instances_included, "instance", "instances") << " in "
         << count(report.studies_included, "study", "studies") << " to " << report.release.string()
@@ -785,6 +912,433 @@ std::string report_text(const ExportReport& report) {
     out << "error: " << m.path.string() << ": " << m.reason << "\n";
   out << deid::pixel_work_text(report.pixel_work, report.stage_timings,
                                [](const deid::FileOutcome& o) { return o.input.string(); });
+  return out.str();
+}
+
+
+// ---- A release cut into shards: each shard stages, publish_staged publishes once. ----
+
+fs::path shard_staging_folder(const fs::path& output, std::string_view plan_id) {
+  return output / (".shards-" + std::string(plan_id));
+}
+
+fs::path shard_part_path(std::size_t shard) {
+  char name[48];
+  std::snprintf(name, sizeof name, "staged/shard-%04zu.json", shard);
+  return name;
+}
+
+namespace {
+
+Error refused(const std::string& why) {
+  return Error{ErrorCode::integrity, "the release is not published, and nothing is recorded: " + why};
+}
+
+// What every part of one release must agree on.
+constexpr const char* kSharedByParts[] = {"version", "output",          "purpose",
+                                          "recipient", "profile",       "key_fingerprint",
+                                          "signed",  "ledger",          "on_failure",
+                                          "manifest_signer", "profile_summary", "plan_id"};
+
+std::optional<Exclusion> exclusion_named(std::string_view name) {
+  for (const Exclusion e : {Exclusion::consent_denied, Exclusion::no_consent,
+                            Exclusion::no_patient_id, Exclusion::conflicting_patient,
+                            Exclusion::no_study_uid, Exclusion::failed_instance})
+    if (exclusion_name(e) == name) return e;
+  return std::nullopt;
+}
+
+Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
+  auto planned = plan::read_plan_summary(plan_folder);
+  if (!planned) return std::unexpected(planned.error());
+  StagedRelease staged;
+  staged.plan_folder = plan_folder;
+  staged.shards = planned->shard_files.size();
+  std::set<std::string> paths, studies;
+  for (std::size_t s = 0; s < planned->shard_files.size(); ++s) {
+    if (planned->shard_files[s] == 0) continue;  // an empty list runs nothing
+    const fs::path path = plan_folder / shard_part_path(s);
+    const std::string shard = "shard " + std::to_string(s);
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+      return std::unexpected(refused(shard + " staged nothing (no " + shard_part_path(s).string() +
+                                     "): it did not run, or did not finish"));
+    auto text = read_small_file(path, 1ULL << 30);
+    if (!text) return std::unexpected(text.error());
+    json part = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (part.is_discarded() || !part.is_object() ||
+        part.value("format", "") != "radguard-staged-shard-v1")
+      return std::unexpected(refused(path.string() + " is not a shard's part record"));
+    if (part.value("plan_id", "") != planned->id || part.value("shard", SIZE_MAX) != s)
+      return std::unexpected(refused(shard + "'s part belongs to another plan or shard"));
+    if (part.value("part_status", "") != "staged")
+      return std::unexpected(refused(shard + " failed: " + part.value("error", std::string("?"))));
+    const auto& counts = part.at("counts");
+    if (counts.value("files_seen", std::uint64_t{0}) + part.value("missing_inputs", std::uint64_t{0}) !=
+        planned->shard_files[s])
+      return std::unexpected(refused(shard + "'s part does not account for exactly the " +
+                                     std::to_string(planned->shard_files[s]) + " file(s) of its list"));
+    if (!staged.parts.empty()) {
+      const json& first = staged.parts.front();
+      const auto field = [](const json& doc, const char* key) {
+        return doc.contains(key) ? doc.at(key) : json();
+      };
+      for (const char* key : kSharedByParts)
+        if (field(part, key) != field(first, key))
+          return std::unexpected(refused(shard + " differs from shard " +
+                                         std::to_string(first.value("shard", 0)) + " in " + key +
+                                         ": they are not one release"));
+    }
+    // Every value publish_staged reads, read once here: a damaged part fails now (json
+    // exceptions become a refusal in read_staged), never halfway through publishing.
+    for (const char* key : {"recipient", "purpose", "output", "ledger", "key_fingerprint"})
+      (void)part.at(key).get<std::string>();
+    for (const char* key : {"preset", "method", "key_fingerprint"})
+      (void)part.at("profile_summary").at(key).get<std::string>();
+    (void)part.at("profile_summary").at("options").get<std::vector<std::string>>();
+    (void)part.at("profile_summary").at("recipe_overrides").get<std::uint64_t>();
+    for (const auto& [name, n] : counts.at("excluded_by_reason").items())
+      if (!exclusion_named(name) || !n.is_object())
+        return std::unexpected(refused(shard + "'s part names an unknown exclusion"));
+    if (!part.at("failures").is_array() || !part.at("profile").is_object())
+      return std::unexpected(refused(shard + "'s part is damaged"));
+    for (const auto& file : part.at("files")) {
+      (void)file.at("sha256").get<std::string>();
+      (void)file.at("patient_hash").get<std::string>();
+      (void)file.at("bytes").get<std::uint64_t>();
+      const std::string p = file.at("path").get<std::string>();
+      const fs::path relative(p);
+      if (relative.is_absolute() || relative.lexically_normal() != relative ||
+          p.starts_with("..") || p.find("/../") != std::string::npos)
+        return std::unexpected(refused(shard + "'s part names a file outside the release"));
+      if (!paths.insert(p).second)
+        return std::unexpected(refused("two shards staged the same file: the plan was not one plan"));
+    }
+    for (const auto& uid : part.at("studies"))
+      if (!studies.insert(uid.get<std::string>()).second)
+        return std::unexpected(refused("a study was decided in two shards (its files were split "
+                                       "between shards): cut the inputs with radguard plan"));
+    staged.parts.push_back(std::move(part));
+  }
+  if (staged.parts.empty()) return std::unexpected(refused("the plan has no shard with files"));
+  const json& first = staged.parts.front();
+  staged.output = first.at("output").get<std::string>();
+  staged.staging = shard_staging_folder(staged.output, planned->id);
+  staged.ledger = first.at("ledger").get<std::string>();
+  if (first.at("manifest_signer").is_object())
+    staged.manifest_signer = signing::KeyFiles{first["manifest_signer"].at("key").get<std::string>(),
+                                               first["manifest_signer"].at("cert").get<std::string>()};
+  return staged;
+}
+
+}  // namespace
+
+Result<StagedRelease> read_staged(const fs::path& plan_folder) {
+  try {
+    return read_staged_checked(plan_folder);
+  } catch (const json::exception&) {
+    return std::unexpected(refused("a part record under " + (plan_folder / "staged").string() +
+                                   " is damaged"));
+  }
+}
+
+namespace {
+
+// Holds a folder under an exclusive flock(2) (the lock follows the folder through renames).
+class FolderLock {
+ public:
+  FolderLock() = default;
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+  ~FolderLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status lock(const fs::path& folder) {
+    fd_ = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd_ < 0) return fail(ErrorCode::io, std::string("cannot open it: ") + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0)
+      return fail(ErrorCode::conflict, "another radguard holds it (a publish under way?)");
+    return {};
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Removes from `folder` every entry that is not a listed regular file or a folder on the way
+// to one (a killed run's temporaries, a withheld study's file a crash left, an earlier
+// manifest), then every folder left empty. Returns how many files were removed.
+Result<std::size_t> keep_only_listed(const fs::path& folder, const std::set<std::string>& listed) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> unlisted, folders;
+  for (fs::recursive_directory_iterator it(folder, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto type = it->symlink_status(ec).type();
+    if (ec) break;
+    const std::string relative = it->path().lexically_relative(folder).generic_string();
+    if (type == fs::file_type::directory) {
+      folders.push_back(it->path());
+    } else if (type != fs::file_type::regular || !listed.contains(relative)) {
+      unlisted.push_back(it->path());
+    }
+  }
+  if (ec) return fail(ErrorCode::io, "cannot list the staging folder: " + ec.message());
+  for (const auto& path : unlisted) {
+    if (!fs::remove(path, ec) || ec)
+      return fail(ErrorCode::io, "cannot remove a file no shard staged: " + ec.message());
+    ++removed;
+  }
+  std::sort(folders.begin(), folders.end(), std::greater<>());  // deepest first
+  for (const auto& f : folders)
+    if (fs::is_empty(f, ec) && !ec) fs::remove(f, ec);
+  return removed;
+}
+
+}  // namespace
+
+Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger& ledger,
+                                     unsigned threads) {
+  const auto start = std::chrono::steady_clock::now();
+  PublishReport out;
+  std::error_code ec;
+  if (!fs::is_directory(staged.staging, ec))
+    return std::unexpected(refused("no staging folder " + staged.staging.string() +
+                                   " (published already, or never staged)"));
+  FolderLock lock;
+  if (auto locked = lock.lock(staged.staging); !locked)
+    return std::unexpected(refused("the staging folder " + staged.staging.string() + ": " +
+                                   locked.error().message));
+  const json& first = staged.parts.front();
+
+  // The parts together: counts, exclusions, files, patients.
+  ExportReport counts;
+  std::uint64_t failures = 0;
+  std::string earliest_consent, latest_consent;
+  json failure_list = json::array();
+  struct Listed {
+    std::string sha256, patient_hash, modality;
+    std::uint64_t bytes = 0;
+  };
+  std::map<std::string, Listed> files;  // by path in the release, sorted
+  for (const auto& part : staged.parts) {
+    const json& c = part.at("counts");
+    counts.files_seen += c.value("files_seen", std::uint64_t{0});
+    counts.not_dicom += c.value("skipped_not_dicom", std::uint64_t{0});
+    counts.dicomdir_dropped += c.value("dicomdir_dropped", std::uint64_t{0});
+    counts.studies_seen += c.value("studies_seen", std::uint64_t{0});
+    counts.studies_included += c.value("studies", std::uint64_t{0});
+    counts.instances_included += c.value("instances", std::uint64_t{0});
+    for (const auto& [name, n] : c.at("excluded_by_reason").items()) {
+      const auto reason = exclusion_named(name);
+      if (!reason) return std::unexpected(refused("a part names an unknown exclusion " + name));
+      counts.excluded[*reason].studies += n.value("studies", std::uint64_t{0});
+      counts.excluded[*reason].instances += n.value("instances", std::uint64_t{0});
+    }
+    failures += c.value("failed", std::uint64_t{0});
+    for (const auto& f : part.at("failures")) failure_list.push_back(f);
+    const std::string consent = part.value("consent_evaluated_at", "");
+    if (earliest_consent.empty() || consent < earliest_consent) earliest_consent = consent;
+    if (consent > latest_consent) latest_consent = consent;
+    for (const auto& f : part.at("files"))
+      files[f.at("path").get<std::string>()] = {f.at("sha256").get<std::string>(),
+                                                f.at("patient_hash").get<std::string>(),
+                                                f.value("modality", ""), f.at("bytes").get<std::uint64_t>()};
+  }
+  if (files.empty())
+    return std::unexpected(refused("no shard staged a file: no study may be released for " +
+                                   first.value("purpose", std::string())));
+
+  // Nothing in the release that no shard accounted for; everything as its shard left it.
+  std::set<std::string> listed;
+  for (const auto& [path, f] : files) listed.insert(path);
+  auto removed = keep_only_listed(staged.staging, listed);
+  if (!removed) return std::unexpected(removed.error());
+  out.unlisted_removed = *removed;
+  std::vector<const std::pair<const std::string, Listed>*> ordered;
+  for (const auto& entry : files) ordered.push_back(&entry);
+  // The manifest's order, as run_export's (paths compared element by element).
+  std::sort(ordered.begin(), ordered.end(),
+            [](const auto* a, const auto* b) { return fs::path(a->first) < fs::path(b->first); });
+  std::vector<std::string> problems(ordered.size());
+  batch::run_parallel(
+      ordered.size(), batch::default_threads(threads),
+      [&](std::size_t i) {
+        const fs::path path = staged.staging / ordered[i]->first;
+        std::error_code size_ec;
+        const auto bytes = fs::file_size(path, size_ec);
+        if (size_ec) {
+          problems[i] = "missing";
+          return;
+        }
+        auto digest = crypto::sha256_file(path);
+        if (bytes != ordered[i]->second.bytes || !digest ||
+            crypto::to_hex(*digest) != ordered[i]->second.sha256)
+          problems[i] = "altered";
+      },
+      [&](std::size_t i, const std::string&) { problems[i] = "unreadable"; });
+  for (std::size_t i = 0; i < problems.size(); ++i)
+    if (!problems[i].empty())
+      return std::unexpected(refused("a staged file is " + problems[i] + " since its shard staged it (" +
+                                     ordered[i]->first + ")"));
+
+  // The manifest, as run_export writes it, and the ledger entry's account of who is in it.
+  const std::string now = utc_now_iso8601();
+  auto name = new_release_name(now);
+  if (!name) return std::unexpected(name.error());
+  out.release_name = *name;
+  json manifest_files = json::array();
+  std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
+  for (const auto* entry : ordered) {
+    const auto& [path, f] = *entry;
+    manifest_files.push_back({{"path", path}, {"sha256", f.sha256}, {"bytes", f.bytes}});
+    const std::string study_uid = fs::path(path).begin()->string();
+    auto& study = by_patient[f.patient_hash][study_uid];
+    study.study_uid = study_uid;
+    study.instances += 1;
+    if (!f.modality.empty() &&
+        std::find(study.modalities.begin(), study.modalities.end(), f.modality) ==
+            study.modalities.end())
+      study.modalities.push_back(f.modality);
+  }
+  counts.patients_included = by_patient.size();
+  if (counts.instances_included != files.size())
+    return std::unexpected(refused("the parts' counts do not agree with their files"));
+  const json manifest = {
+      {"format", std::string(kReleaseManifestFormat)},
+      {"tool", "radguard"},
+      {"version", std::string(kVersion)},
+      {"release", out.release_name},
+      {"created", now},
+      {"complete", true},
+      {"recipient", first.at("recipient")},
+      {"purpose", first.at("purpose")},
+      {"profile", first.at("profile")},
+      {"key_fingerprint", first.at("key_fingerprint")},
+      {"counts", counts_json(counts)},
+      {"files", manifest_files},
+  };
+  const std::string manifest_text =
+      manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const auto readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                        fs::perms::others_read;
+  if (auto s = write_file_atomically(staged.staging / kReleaseManifest, manifest_text, readable); !s)
+    return std::unexpected(s.error());
+  out.manifest_digest = crypto::to_hex(crypto::sha256(manifest_text));
+  if (staged.manifest_signer) {
+    auto signature = signing::sign_cms_detached(manifest_text, staged.manifest_signer->key,
+                                                staged.manifest_signer->cert);
+    if (!signature) return std::unexpected(signature.error());
+    if (auto s = write_file_atomically(staged.staging / kReleaseManifestSignature, *signature,
+                                       readable);
+        !s)
+      return std::unexpected(s.error());
+    out.manifest_signed = true;
+  }
+
+  ledger::Entry entry;
+  entry.recipient = first.at("recipient").get<std::string>();
+  entry.purpose = first.at("purpose").get<std::string>();
+  const json& summary = first.at("profile_summary");
+  entry.profile = {summary.at("preset").get<std::string>(),
+                   summary.at("options").get<std::vector<std::string>>(),
+                   summary.at("recipe_overrides").get<std::uint64_t>(),
+                   summary.at("method").get<std::string>(),
+                   summary.at("key_fingerprint").get<std::string>()};
+  entry.release = out.release_name;
+  entry.status = ledger::EntryStatus::released;
+  entry.output_digest = out.manifest_digest;
+  entry.instances = counts.instances_included;
+  entry.studies = counts.studies_included;
+  entry.excluded_studies = counts.excluded_studies();
+  for (auto& [hash, patient_studies] : by_patient) {
+    ledger::PatientDisclosure p;
+    p.patient_hash = hash;
+    for (auto& [uid, study] : patient_studies) p.studies.push_back(std::move(study));
+    entry.patients.push_back(std::move(p));
+  }
+
+  // Record, then publish, as run_export does. The folder first takes a staging name of its
+  // release (the lock goes with it): a publish killed after the entry committed leaves it
+  // for the next export into OUTDIR to publish (remove_stale_staging), as run_export's.
+  const fs::path staging_name = staged.output / (".staging-" + out.release_name);
+  const fs::path final_path = staged.output / out.release_name;
+  fs::rename(staged.staging, staging_name, ec);
+  if (ec) return std::unexpected(refused("cannot rename the staging folder: " + ec.message()));
+  auto stored = ledger.append(entry);
+  if (!stored) {
+    // Back under its shards' name, so that publishing can be tried again.
+    std::error_code back;
+    fs::rename(staging_name, staged.staging, back);
+    return std::unexpected(Error{stored.error().code,
+                                 "the release could not be recorded, so it was not published: " +
+                                     stored.error().message});
+  }
+  fs::rename(staging_name, final_path, ec);
+  if (ec)
+    return fail(ErrorCode::io, "the release is recorded (ledger entry " +
+                                   std::to_string(stored->sequence) +
+                                   ") but could not be published: " + ec.message() +
+                                   "; the next export into " + staged.output.string() +
+                                   " publishes it");
+  (void)sync_folder(staged.output);
+  out.release = final_path;
+  out.ledger_sequence = stored->sequence;
+  out.ledger_entry_hash = stored->entry_hash;
+  out.exit_code = failures == 0 ? kExitSuccess : kExitSomeFailed;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  json shard_seconds = json::array();
+  for (const auto& part : staged.parts) shard_seconds.push_back(part.value("seconds", 0.0));
+  json report_counts = counts_json(counts);
+  report_counts["files_seen"] = counts.files_seen;
+  report_counts["studies_seen"] = counts.studies_seen;
+  report_counts["skipped_not_dicom"] = counts.not_dicom;
+  report_counts["dicomdir_dropped"] = counts.dicomdir_dropped;
+  report_counts["failed"] = failures;
+  out.report = {
+      {"tool", "radguard"},
+      {"version", std::string(kVersion)},
+      {"command", "plan publish"},
+      {"status", "released"},
+      {"purpose", first.at("purpose")},
+      {"recipient", first.at("recipient")},
+      {"consent_evaluated_at", {{"earliest", earliest_consent}, {"latest", latest_consent}}},
+      {"profile", first.at("profile")},
+      {"key_fingerprint", first.at("key_fingerprint")},
+      {"output", staged.output.string()},
+      {"release_name", out.release_name},
+      {"release", final_path.string()},
+      {"manifest_sha256", out.manifest_digest},
+      {"manifest_signature",
+       out.manifest_signed ? json(std::string(kReleaseManifestSignature)) : json(nullptr)},
+      {"ledger", {{"sequence", out.ledger_sequence}, {"entry_hash", out.ledger_entry_hash}}},
+      {"shards", {{"plan", staged.shards}, {"parts", staged.parts.size()}, {"seconds", shard_seconds}}},
+      {"unlisted_removed", out.unlisted_removed},
+      {"counts", report_counts},
+      {"failures", failure_list},
+      {"seconds", seconds},
+      {"exit_code", out.exit_code},
+  };
+  return out;
+}
+
+std::string publish_text(const PublishReport& report) {
+  const auto& c = report.report.at("counts");
+  std::ostringstream out;
+  out << "released " << c.value("instances", std::uint64_t{0}) << " instance(s) in "
+      << c.value("studies", std::uint64_t{0}) << " study(ies) from "
+      << report.report.at("shards").value("parts", std::size_t{0}) << " shard(s) to "
+      << report.release.string() << " (one ledger entry: " << report.ledger_sequence << ")"
+      << (report.manifest_signed ? "; files and manifest signed" : "") << "\n";
+  out << "excluded " << c.value("excluded_studies", std::uint64_t{0}) << " study(ies); failed "
+      << c.value("failed", std::uint64_t{0}) << " input(s)";
+  if (report.unlisted_removed > 0)
+    out << "; removed " << report.unlisted_removed << " file(s) no shard staged";
+  out << "\n";
+  for (const auto& f : report.report.at("failures"))
+    out << "error: " << f.value("input", std::string()) << ": " << f.value("reason", std::string())
+        << "\n";
   return out.str();
 }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,7 +55,28 @@ struct ExclusionCount {
 enum class ExportMode : std::uint8_t {
   release,  // de-identify, publish, record in the ledger
   dry_run,  // scan and check consent only: nothing written, nothing appended to the ledger
+  // One shard of a release cut by radguard plan (ExportOptions::shard): consent, then
+  // de-identification into the plan's shared staging folder; what it staged is recorded in
+  // PLANDIR/staged/shard-NNNN.json. Nothing is published, nothing appended to the ledger:
+  // publish_staged does both once, for every shard together.
+  stage_shard,
 };
+
+// Where a shard of a sharded export stages and records its part.
+struct ShardStaging {
+  std::filesystem::path plan_folder;  // the plan's folder (radguard plan -o)
+  std::size_t index = 0;              // the shard's number (shard-NNNN.txt)
+  std::string plan_id;                // plan.json's id: names the shared staging folder
+  std::string ledger;                 // the ledger publish appends to (recorded in the part)
+};
+
+// The folder every shard of plan `plan_id` stages into: OUTDIR/.shards-<plan id>. It is not a
+// ".staging-release-" folder, so no export's clean-up of killed runs' staging touches it
+// between shards; publish_staged renames it to one, under its lock, right before recording.
+std::filesystem::path shard_staging_folder(const std::filesystem::path& output,
+                                           std::string_view plan_id);
+// "staged/shard-0003.json": a shard's part record, relative to the plan folder.
+std::filesystem::path shard_part_path(std::size_t shard);
 
 // One study's fate in a dry run, named by the Study Instance UID it would be released under.
 struct StudyPlan {
@@ -96,6 +118,8 @@ struct ExportOptions {
   // Optional: cancels the de-identification between files; a cancelled export releases
   // nothing (its staging folder is removed; the ledger records a failed entry).
   const batch::CancelToken* cancel = nullptr;
+  // Set with ExportMode::stage_shard.
+  std::optional<ShardStaging> shard;
 };
 
 struct ExportReport {
@@ -178,6 +202,51 @@ StaleStaging remove_stale_staging(const std::filesystem::path& output,
 [[nodiscard]] Result<ExportReport> run_export(const ExportOptions& options,
                                               const deid::HeaderStage& stage,
                                               consent::Registry& registry, ledger::Ledger& ledger);
+
+// A release its shards staged (ExportMode::stage_shard), read and checked by read_staged.
+struct StagedRelease {
+  std::filesystem::path plan_folder;
+  std::filesystem::path output;   // OUTDIR
+  std::filesystem::path staging;  // OUTDIR/.shards-<plan id>
+  std::string ledger;             // the ledger target the shards name
+  std::optional<signing::KeyFiles> manifest_signer;
+  nlohmann::json parts = nlohmann::json::array();  // every shard's part record, by shard
+  std::size_t shards = 0;                          // in the plan
+};
+
+// Reads the plan and every part record of a sharded export and checks that they are one
+// release: a part for every shard with files, each `staged` (a `failed` one refuses the
+// whole release, naming its shard and why), of this plan, accounting for exactly its list,
+// and all agreeing on output, purpose, recipient, profile, key, signing, ledger and on-failure;
+// no output file or study claimed by two shards. Fails with ErrorCode::integrity (a part
+// missing, failed or inconsistent), or ErrorCode::io. Touches nothing.
+[[nodiscard]] Result<StagedRelease> read_staged(const std::filesystem::path& plan_folder);
+
+// What publish_staged did.
+struct PublishReport {
+  std::string release_name;
+  std::filesystem::path release;  // OUTDIR/<release_name>
+  std::string manifest_digest;
+  bool manifest_signed = false;
+  std::int64_t ledger_sequence = 0;
+  std::string ledger_entry_hash;
+  std::size_t unlisted_removed = 0;  // files in staging no part lists (a killed run's), removed
+  nlohmann::json report;             // the operator's JSON report (names no patient)
+  int exit_code = 0;                 // 0, or 1 when a shard had failures (studies withheld)
+};
+
+// Publishes a staged release once, for all its shards: under an exclusive lock on the staging
+// folder, files no part lists are removed, every listed file is checked against the SHA-256
+// and size its shard recorded, the manifest is written (and signed), then, as run_export
+// does, one ledger entry for the whole release is committed and the folder renamed into
+// place as OUTDIR/release-<time>-<id>. Fails closed, with nothing published and nothing
+// appended to the ledger, when the staging folder is missing (never staged, or published
+// already), locked by another publish, a file is missing or altered, nothing may be released,
+// or the ledger refuses the entry (the staging folder is then kept for another try). Uses
+// `threads` for hashing (0: one per core).
+[[nodiscard]] Result<PublishReport> publish_staged(const StagedRelease& staged,
+                                                   ledger::Ledger& ledger, unsigned threads);
+std::string publish_text(const PublishReport& report);
 
 // Checks a published release folder against its manifest.json: every listed file present with
 // the SHA-256 the manifest records, no file that is not listed (manifest.json and its

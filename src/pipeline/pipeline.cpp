@@ -250,6 +250,7 @@ Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) c
   options.consent_time = consent_settings->consent_at;
   options.listener = run.listener;
   options.cancel = run.cancel;
+  options.shard = run.shard;
   // Built after the consent gate, for the permitted files only: the stages' preparation
   // (defacing) never sees a withheld patient's images.
   options.pixel_stages = [self = *this](const std::vector<fs::path>&)
@@ -282,7 +283,10 @@ Result<exporter::ExportReport> Pipeline::run_export(const ExportRun& run) const 
     return ledger::Ledger::open("file:radguard-dry-run?mode=memory",
                                 ledger::LedgerAccess::create_if_missing);
   };
-  auto ledger = dry_run && no_ledger_yet
+  // A shard appends nothing either, and does not open the ledger (it is recorded in the
+  // shard's part; radguard plan publish appends once for all shards and checks its key).
+  const bool shard = run.mode == exporter::ExportMode::stage_shard;
+  auto ledger = (dry_run && no_ledger_yet) || shard
                     ? in_memory()
                     : ledger::Ledger::open(run.ledger, dry_run
                                                            ? ledger::LedgerAccess::existing_only

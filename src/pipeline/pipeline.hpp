@@ -117,6 +117,9 @@ struct ExportRun {
   batch::ProgressDisplay progress = batch::ProgressDisplay::automatic;
   batch::RunListener* listener = nullptr;     // optional; must outlive the run
   const batch::CancelToken* cancel = nullptr;  // optional: a cancelled export releases nothing
+  // With ExportMode::stage_shard: the plan and shard this run stages (the ledger is then not
+  // opened: it is recorded in the shard's part for radguard plan publish).
+  std::optional<exporter::ShardStaging> shard;
 };
 
 // One de-identified instance, in memory.

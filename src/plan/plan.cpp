@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/text.hpp"
+#include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
 #include "standard/tags.hpp"
 
@@ -90,6 +92,9 @@ Result<Plan> make_plan(const PlanOptions& options) {
   }
 
   Plan plan;
+  auto random = crypto::random_bytes(8);
+  if (!random) return std::unexpected(random.error());
+  plan.id = crypto::to_hex(reinterpret_cast<const std::uint8_t*>(random->data()), random->size());
   plan.missing = found.missing;
   Groups groups;
   std::unordered_map<std::string, std::size_t> group_of_study, group_of_series, group_of_sop;
@@ -175,6 +180,13 @@ Status write_plan(const Plan& plan, const fs::path& folder) {
     if (ec) return fail(ErrorCode::io, "cannot list " + (folder / "reports").string());
   }
   fs::remove(folder / "report.json", ec);
+  // Nor the staged shards of an earlier plan's export be published with this one's.
+  if (fs::is_directory(folder / "staged", ec)) {
+    for (const auto& entry : fs::directory_iterator(folder / "staged", ec))
+      if (entry.path().extension() == ".json" && !fs::remove(entry.path(), ec))
+        return fail(ErrorCode::io, "cannot remove the earlier part " + entry.path().string());
+    if (ec) return fail(ErrorCode::io, "cannot list " + (folder / "staged").string());
+  }
   // Nor the Slurm scripts of an earlier plan (their array is of the old shard count); --sbatch
   // writes them anew after this.
   for (const char* script : {"run.sbatch", "merge.sbatch", "submit.sh"}) fs::remove(folder / script, ec);
@@ -209,6 +221,7 @@ std::string plan_json(const Plan& plan) {
   nlohmann::json missing = nlohmann::json::array();
   for (const auto& m : plan.missing) missing.push_back({{"input", m.path.string()}, {"reason", m.reason}});
   const nlohmann::json doc = {{"command", "plan"},
+                              {"id", plan.id},
                               {"files", plan.files},
                               {"studies", plan.studies},
                               {"bytes", plan.bytes},
@@ -217,6 +230,45 @@ std::string plan_json(const Plan& plan) {
                               {"shards", shards},
                               {"seconds", plan.seconds}};
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string shard_list_name(std::size_t shard) {
+  char name[32];
+  std::snprintf(name, sizeof name, "shard-%04zu.txt", shard);
+  return name;
+}
+
+std::optional<std::size_t> shard_index_of(const std::string& list_name) {
+  if (!list_name.starts_with("shard-") || !list_name.ends_with(".txt")) return std::nullopt;
+  const std::string digits = list_name.substr(6, list_name.size() - 10);
+  if (digits.size() < 4 || digits.size() > 6 ||
+      !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return std::nullopt;
+  return static_cast<std::size_t>(std::stoul(digits));
+}
+
+Result<PlanSummary> read_plan_summary(const fs::path& folder) {
+  auto text = read_small_file(folder / "plan.json");
+  if (!text) return std::unexpected(text.error());
+  const auto doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  PlanSummary summary;
+  const auto bad = [&] {
+    return fail(ErrorCode::integrity, (folder / "plan.json").string() +
+                                          " is not a plan with an id (plan again with this "
+                                          "version of radguard plan)");
+  };
+  if (doc.is_discarded() || !doc.is_object() || doc.value("command", "") != "plan" ||
+      !doc.contains("id") || !doc["id"].is_string() || !doc.contains("shards") ||
+      !doc["shards"].is_array())
+    return bad();
+  summary.id = doc["id"].get<std::string>();
+  if (summary.id.empty()) return bad();
+  for (const auto& shard : doc["shards"]) {
+    if (!shard.is_object() || !shard.contains("files") || !shard["files"].is_number_unsigned())
+      return bad();
+    summary.shard_files.push_back(shard["files"].get<std::size_t>());
+  }
+  return summary;
 }
 
 std::string plan_text(const Plan& plan) {

@@ -8,6 +8,7 @@
 // studies that share a Series Instance UID (series-level stages group by it).
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct LeftOut {
 };
 
 struct Plan {
+  // Random, made by make_plan: names this plan (plan.json "id"), so the shards of an export
+  // across it stage into one folder of their own (exporter::shard_staging_folder).
+  std::string id;
   std::vector<Shard> shards;  // options.shards of them; some may be empty
   std::vector<LeftOut> left_out;
   std::vector<batch::MissingInput> missing;
@@ -59,6 +63,19 @@ struct Plan {
 [[nodiscard]] Status write_plan(const Plan& plan, const std::filesystem::path& folder);
 
 std::string plan_json(const Plan& plan);
+
+// What a shard's run needs from a written plan: its id and each shard's file count.
+struct PlanSummary {
+  std::string id;
+  std::vector<std::size_t> shard_files;  // per shard, the lines of shard-NNNN.txt
+};
+// Reads plan.json in `folder`. Fails with ErrorCode::io (unreadable) or ErrorCode::integrity
+// (not a plan, or one written before plans had an id: plan again).
+[[nodiscard]] Result<PlanSummary> read_plan_summary(const std::filesystem::path& folder);
+// "shard-0003.txt" for shard 3; shard_index_of("shard-0003.txt") is 3, nullopt for a name of
+// another shape.
+std::string shard_list_name(std::size_t shard);
+std::optional<std::size_t> shard_index_of(const std::string& list_name);
 std::string plan_text(const Plan& plan);
 
 }  // namespace radguard::plan

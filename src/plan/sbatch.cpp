@@ -50,9 +50,14 @@ Status check_sbatch_options(const SbatchOptions& o) {
   if (o.command.empty())
     return fail(ErrorCode::usage,
                 "--sbatch needs the command each shard runs after --, e.g. -- deid -o OUT -k KEY");
-  if (o.command.front() != "deid")
-    return fail(ErrorCode::usage, "--sbatch runs deid on each shard (only deid reports merge); got '" +
-                                      o.command.front() + "'");
+  if (o.command.front() != "deid" && o.command.front() != "export")
+    return fail(ErrorCode::usage,
+                "--sbatch runs deid or export on each shard (deid's reports merge; export's "
+                "shards stage one release that is published once); got '" +
+                    o.command.front() + "'");
+  if (o.command.front() == "export" && names_option(o.command, {"--shard", "--dry-run"}))
+    return fail(ErrorCode::usage,
+                "the shard command must not give --shard (each task sets it) or --dry-run");
   if (!names_option(o.command, {"-o", "--output"}))
     return fail(ErrorCode::usage,
                 "the shard command must name the output folder (-o OUT): every task writes into it");
@@ -92,7 +97,9 @@ std::string run_script(const SbatchOptions& o) {
       << "cd " << shell_quote(o.working_folder.string()) << " || exit 2\n"
       << shell_quote(o.radguard.string());
   for (const auto& word : o.command) out << " " << shell_quote(word);
-  out << " \\\n  --files-from \"$list\" --report \"$report\"";
+  // An export's shard stages its part of the release (--shard); a deid's runs its list.
+  out << " \\\n  " << (o.command.front() == "export" ? "--shard" : "--files-from")
+      << " \"$list\" --report \"$report\"";
   if (!names_option(o.command, {"--no-progress"})) out << " --no-progress";
   if (!names_option(o.command, {"-j", "--threads"})) out << " -j \"${SLURM_CPUS_PER_TASK:-1}\"";
   out << "\nrc=$?\n"
@@ -106,11 +113,18 @@ std::string merge_script(const SbatchOptions& o) {
   std::ostringstream out;
   out << header(o, "merge");
   out << "#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=1\n";
-  out << "# Written by radguard plan --sbatch: merges the shards' reports once every task of\n"
-         "# the array succeeded (submit.sh queues it with --dependency=afterok).\n"
+  const bool publish = o.command.front() == "export";
+  out << (publish ? "# Written by radguard plan --sbatch: publishes the release the shards staged, once,\n"
+                    "# with one ledger entry, once every task of the array succeeded (submit.sh\n"
+                    "# queues it with --dependency=afterok). A shard that failed publishes nothing.\n"
+                  : "# Written by radguard plan --sbatch: merges the shards' reports once every task of\n"
+                    "# the array succeeded (submit.sh queues it with --dependency=afterok).\n")
       << "set -uo pipefail\n"
-      << "exec " << shell_quote(o.radguard.string()) << " plan merge "
-      << shell_quote(o.plan_folder.string()) << "\n";
+      << "cd " << shell_quote(o.working_folder.string()) << " || exit 2\n"
+      << "exec " << shell_quote(o.radguard.string()) << (publish ? " plan publish " : " plan merge ")
+      << shell_quote(o.plan_folder.string())
+      << (publish ? " --report " + shell_quote((o.plan_folder / "report.json").string()) : "")
+      << "\n";
   return out.str();
 }
 

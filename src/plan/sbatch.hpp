@@ -16,9 +16,11 @@ struct SbatchOptions {
   std::filesystem::path plan_folder;    // absolute
   std::filesystem::path working_folder; // absolute: relative paths in `command` resolve here
   std::size_t shards = 1;
-  // The radguard command each task runs, without inputs: "deid", then its options
-  // (e.g. -o OUT -k KEY, or --config PIPELINE.toml). The task adds --files-from, --report,
-  // --no-progress and, unless given, -j from the CPUs Slurm gave it.
+  // The radguard command each task runs, without inputs: "deid" or "export", then its
+  // options (e.g. -o OUT -k KEY, or --config PIPELINE.toml). The task adds --files-from
+  // (export: --shard), --report, --no-progress and, unless given, -j from the CPUs Slurm gave
+  // it. For export, the final job publishes the release (radguard plan publish) instead of
+  // merging reports.
   std::vector<std::string> command;
   unsigned cpus_per_task = 1;
   std::optional<unsigned> mem_mb;        // per task; unset: the partition's default
@@ -26,8 +28,9 @@ struct SbatchOptions {
   std::string job_name = "radguard";
 };
 
-// Checks the options: the command must be deid (the only command whose reports merge) and
-// must not name --files-from, --report or --json (the task sets them); a partition or job
+// Checks the options: the command must be deid (whose reports merge) or export (whose shards
+// stage one release), must name -o, and must not name --files-from, --report or --json (the
+// task sets them; export: nor --shard or --dry-run); a partition or job
 // name holds only letters, digits and "._-". Fails with ErrorCode::usage.
 [[nodiscard]] Status check_sbatch_options(const SbatchOptions& options);
 

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <string_view>
 #include <vector>
 
@@ -48,6 +49,8 @@ std::string scrub(std::string text, const std::string& secret) {
 struct Parsed {
   std::string display;
   std::string password;
+  std::string sslmode;      // as the target says it; empty: not said
+  std::string sslrootcert;  // as the target says it
   bool ok = false;
 };
 
@@ -71,6 +74,8 @@ Parsed parse(std::string_view target) {
     if (key == "port") port = o->val;
     if (key == "dbname") dbname = o->val;
     if (key == "password") out.password = o->val;
+    if (key == "sslmode") out.sslmode = o->val;
+    if (key == "sslrootcert") out.sslrootcert = o->val;
   }
   out.display = "postgresql://" + (user.empty() ? "" : user + "@") + host +
                 (port.empty() ? "" : ":" + port) + "/" + dbname;
@@ -265,6 +270,22 @@ class PgDatabase final : public store::Database {
 
 void ignore_notice(void*, const char*) {}
 
+// The sslmode a connection uses: the target's own when it names one; otherwise PGSSLMODE
+// when it asks for at least `require`; otherwise verify-full when a root certificate is named
+// (the target's sslrootcert or PGSSLROOTCERT), else require. libpq's own default, `prefer`,
+// falls back to an unencrypted connection without a word, as would a weaker PGSSLMODE: a
+// ledger's patient hashes and a registry's patient IDs would cross the network in the clear.
+std::string effective_sslmode(const Parsed& parsed) {
+  if (!parsed.sslmode.empty()) return parsed.sslmode;
+  const char* env = std::getenv("PGSSLMODE");
+  const std::string_view from_env = env != nullptr ? env : "";
+  if (from_env == "require" || from_env == "verify-ca" || from_env == "verify-full")
+    return std::string(from_env);
+  const char* root = std::getenv("PGSSLROOTCERT");
+  if (!parsed.sslrootcert.empty() || (root != nullptr && *root != 0)) return "verify-full";
+  return "require";
+}
+
 }  // namespace
 
 std::string display_name(std::string_view target) { return parse(target).display; }
@@ -274,15 +295,23 @@ Result<std::unique_ptr<store::Database>> connect(const std::string& target) {
   if (!parsed.ok)
     return fail(ErrorCode::usage, "cannot read the PostgreSQL connection string " + parsed.display);
   const std::string conninfo = conninfo_of(target);
-  // Earlier keywords are defaults: the expanded target overrides them.
-  const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"10", "radguard", conninfo.c_str(), nullptr};
+  const std::string sslmode = effective_sslmode(parsed);
+  // Earlier keywords are defaults: the expanded target overrides them (an sslmode it names
+  // included).
+  const char* keywords[] = {"connect_timeout", "application_name", "sslmode", "dbname", nullptr};
+  const char* values[] = {"10", "radguard", sslmode.c_str(), conninfo.c_str(), nullptr};
   ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (!conn) return fail(ErrorCode::io, "cannot connect to " + parsed.display + ": out of memory");
-  if (PQstatus(conn.get()) != CONNECTION_OK)
-    return fail(ErrorCode::io,
-                "cannot connect to " + parsed.display + ": " +
-                    scrub(trim_message(PQerrorMessage(conn.get())), parsed.password));
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string reason = scrub(trim_message(PQerrorMessage(conn.get())), parsed.password);
+    // A server without TLS, met with the default: say what to do instead of libpq's words alone.
+    if (parsed.sslmode.empty() && reason.find("SSL") != std::string::npos)
+      reason += " (radguard connects with sslmode=" + sslmode +
+                " unless the target names an sslmode; the server offers no TLS: enable TLS on "
+                "it, or, only for a server on this machine or a trusted network, add "
+                "sslmode=disable to the target)";
+    return fail(ErrorCode::io, "cannot connect to " + parsed.display + ": " + reason);
+  }
   PQsetNoticeProcessor(conn.get(), ignore_notice, nullptr);
   auto db = std::make_unique<PgDatabase>(std::move(conn), parsed.display, parsed.password);
   if (auto s = db->exec("SET client_encoding = 'UTF8'; SET lock_timeout = '30s'; "

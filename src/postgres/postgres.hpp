@@ -5,6 +5,12 @@
 // Targets: "postgresql://..." and "postgres://..." URIs, or "postgres:" followed by a libpq
 // key=value connection string ("postgres:host=db port=5432 dbname=radguard"). Passwords
 // may come from the target, PGPASSWORD or ~/.pgpass; none is ever printed.
+//
+// Encryption: a target that names no sslmode connects with sslmode=require (verify-full
+// when it names an sslrootcert or PGSSLROOTCERT is set; PGSSLMODE only when it asks for
+// require, verify-ca or verify-full), never libpq's default `prefer`, which falls back to
+// an unencrypted connection without a word. A server without TLS is then refused with a
+// message that says so; sslmode=disable in the target is the explicit way to accept one.
 #include <memory>
 #include <string>
 #include <string_view>

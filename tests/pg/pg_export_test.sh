@@ -24,8 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 psql "$conninfo" -qAt -c "CREATE DATABASE $ledger_db" -c "CREATE DATABASE $registry_db" >/dev/null
-ledger="postgresql://$user:$password@$host:$port/$ledger_db"
-registry="postgresql://$user:$password@$host:$port/$registry_db"
+# The test server has no TLS: without sslmode=disable radguard would refuse it (below).
+ledger="postgresql://$user:$password@$host:$port/$ledger_db?sslmode=disable"
+registry="postgresql://$user:$password@$host:$port/$registry_db?sslmode=disable"
 
 samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
 mkdir -p "$work/in/a" "$work/in/b" "$work/in/c"
@@ -99,17 +100,26 @@ for sql in "UPDATE disclosure SET recipient = 'x'" "DELETE FROM disclosure" "TRU
 done
 
 # Fail closed: a wrong password and a closed port stop the export before anything is released.
-bad="postgresql://$user:Wrong-Secret-123@$host:$port/$ledger_db"
+bad="postgresql://$user:Wrong-Secret-123@$host:$port/$ledger_db?sslmode=disable"
 if "$radguard" export "$work/in/a" --output "$work/bad" --purpose ai-training --recipient X \
   --key "$work/k.key" --registry "$registry" --ledger "$bad" --no-progress >"$work/bad.log" 2>&1; then
   fail "export ran with a wrong ledger password"
 fi
-closed="postgresql://$user:$password@127.0.0.1:1/$ledger_db"
+closed="postgresql://$user:$password@127.0.0.1:1/$ledger_db?sslmode=disable"
 if "$radguard" ledger verify --ledger "$closed" >>"$work/bad.log" 2>&1; then
   fail "ledger verify succeeded against a closed port"
 fi
 [ ! -e "$work/bad" ] || [ -z "$(ls -A "$work/bad")" ] || fail "a release was published without a ledger"
 grep -q "postgresql://$user@" "$work/bad.log" || fail "the error does not name the server: $(cat "$work/bad.log")"
+
+# A target that names no sslmode is encrypted or refused: this server has no TLS, so the
+# connection is refused (never libpq's silent fallback to plain text), and the message says why.
+plain="postgresql://$user:$password@$host:$port/$ledger_db"
+if "$radguard" ledger verify --ledger "$plain" >"$work/nossl.log" 2>&1; then
+  fail "a URL without sslmode connected to a server without TLS"
+fi
+grep -q "sslmode=require" "$work/nossl.log" && grep -q "offers no TLS" "$work/nossl.log" ||
+  fail "the refusal does not say why: $(cat "$work/nossl.log")"
 
 # No password and no patient identity in anything radguard printed or wrote.
 for f in "$work"/*.log "$work"/*.json; do

@@ -58,5 +58,5 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 conninfo="host=127.0.0.1 port=$port user=radguard password=$password"
 psql "$conninfo dbname=postgres" -qAt -c "CREATE DATABASE radguard_test" >/dev/null ||
   fail "cannot create the test database"
-(umask 077 && printf '%s dbname=radguard_test\n' "$conninfo" >"$state/conninfo")
+(umask 077 && printf '%s dbname=radguard_test sslmode=disable\n' "$conninfo" >"$state/conninfo")
 echo "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $data"

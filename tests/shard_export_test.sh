@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# An export cut into shards (issue 19): radguard plan --sbatch -- export ... writes the job
+# array and the final job; here each array task is run as Slurm would run it (bash run.sbatch
+# with SLURM_ARRAY_TASK_ID), without a cluster, then the final job (merge.sbatch: radguard plan
+# publish). The release must be published ONCE (one release folder, one manifest) with ONE
+# ledger entry, its files byte-identical to a single export's and its manifest listing the
+# same files and counts; a failed shard, or one that did not run, publishes nothing and
+# appends nothing to the ledger. A second publish of the same plan is refused.
+#   shard_export_test.sh RADGUARD            SQLite registry and ledger
+#   shard_export_test.sh RADGUARD PGSTATE    PostgreSQL (the folder tests/pg/start_server.sh wrote)
+set -uo pipefail
+radguard=$(readlink -f "${1:?usage: shard_export_test.sh RADGUARD [PGSTATE]}")
+state=${2:-}
+work=$(mktemp -d /tmp/radguard-shard-export.XXXXXX)
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$work"/*.log "$work"/plan*/logs/*.out; do
+    [ -f "$f" ] && { echo "----- $f" >&2; tail -n 20 "$f" >&2; }
+  done
+  exit 1
+}
+
+databases=()
+if [ -n "$state" ]; then
+  if [ -f "$state/skip" ]; then echo "SKIP: $(cat "$state/skip")"; rm -rf "$work"; exit 77; fi
+  [ -s "$state/conninfo" ] || fail "no test server ($state/conninfo): did pg.start fail?"
+  conninfo=$(cat "$state/conninfo")
+  field() { tr ' ' '\n' <<<"$conninfo" | sed -n "s/^$1=//p"; }
+  host=$(field host) port=$(field port) user=$(field user) password=$(field password)
+  store() {  # a fresh database; prints its URL (the test server has no TLS: sslmode=disable)
+    local db="rg_shard_$1_$$"
+    psql "$conninfo" -qAt -c "CREATE DATABASE $db" >/dev/null || return 1
+    databases+=("$db")
+    echo "postgresql://$user:$password@$host:$port/$db?sslmode=disable"
+  }
+  entries() {  # the ledger's entry count (0 when its tables were never made)
+    local db=${1##*/}
+    db=${db%%\?*}
+    psql "$conninfo dbname=$db" -qAt -c "SELECT count(*) FROM disclosure" 2>/dev/null || echo 0
+  }
+else
+  store() { echo "$work/$1.db"; }
+  entries() {
+    if [ ! -e "$1" ]; then echo 0; return; fi
+    "$radguard" ledger verify --ledger "$1" --json | sed -n 's/.*"entries": \([0-9]*\).*/\1/p'
+  }
+fi
+cleanup() {
+  for db in "${databases[@]}"; do
+    psql "$conninfo" -qAt -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Six studies of five patients (one permitted patient with two studies), one patient who
+# denied the purpose, one with no decision (default deny).
+samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
+[ -d "$samples" ] || fail "pydicom's sample files are missing (python3-pydicom)"
+in="$work/in"
+make() {  # folder patient-id name study: two CT slices (MR_small is a SECONDARY image,
+  # which export refuses without Clean Pixel Data: not what this test is about)
+  mkdir -p "$in/$1"
+  for s in ct1 ct2; do
+    f="$in/$1/$s.dcm"
+    cp "$samples/CT_small.dcm" "$f"
+    dcmodify -nb -m "(0010,0020)=$2" -m "(0010,0010)=$3" \
+      -m "(0020,000d)=1.2.826.0.1.3680043.10.1137.19.$4" \
+      -m "(0020,000e)=1.2.826.0.1.3680043.10.1137.19.$4.$s" \
+      -m "(0008,0018)=1.2.826.0.1.3680043.10.1137.19.$4.$s.1" "$f" || fail "dcmodify"
+  done
+}
+make a1 MRN-A "Alpha^Anna" 1
+make a2 MRN-A "Alpha^Anna" 2
+make b MRN-B "Bravo^Bert" 3
+make c MRN-C "Charlie^Cleo" 4
+make d MRN-D "Delta^Dora" 5
+make e MRN-E "Echo^Emil" 6
+"$radguard" keygen "$work/k.key" >/dev/null || fail "keygen"
+cat >"$work/consents.csv" <<'CSV'
+patient_id,purpose,decision,date
+MRN-A,research,permit,2025-01-10
+MRN-B,research,deny,2025-02-01
+MRN-C,research,permit,2025-03-01
+MRN-D,research,permit,2025-03-02
+CSV
+registry=$(store registry) || fail "cannot make the registry"
+"$radguard" consent import "$work/consents.csv" --registry "$registry" >"$work/consent.log" 2>&1 ||
+  fail "consent import"
+common=(--purpose research --recipient "Shard Lab" -k "$work/k.key" --registry "$registry")
+
+# One export over everything.
+ledger1=$(store ledger1) || fail "cannot make a ledger"
+"$radguard" export "$in" -o "$work/single" "${common[@]}" --ledger "$ledger1" --no-progress \
+  --report "$work/single.json" >"$work/single.log" 2>&1 || fail "the single export failed"
+single=$(ls -d "$work"/single/release-*) || fail "the single export published no release"
+
+# The same release cut into 3 shards, each staged by its array task, published once.
+ledger2=$(store ledger2) || fail "cannot make a ledger"
+cd "$work" || fail "cd"
+"$radguard" plan "$in" --shards 3 -o plan --no-progress --sbatch -- export -o sharded \
+  "${common[@]}" --ledger "$ledger2" >"$work/plan.log" 2>&1 || fail "plan --sbatch -- export"
+grep -q -- "--shard" plan/run.sbatch || fail "run.sbatch does not stage shards"
+grep -q "plan' 'publish\|plan publish" plan/merge.sbatch || fail "merge.sbatch does not publish"
+for t in 0 1 2; do
+  SLURM_ARRAY_TASK_ID=$t SLURM_CPUS_PER_TASK=1 bash plan/run.sbatch >"plan/logs/shard-$t.out" 2>&1 ||
+    fail "shard $t failed"
+  grep -q "exit 0" "plan/logs/shard-$t.out" || fail "shard $t did not end with exit 0"
+  [ -z "$(ls "$work/sharded" | grep '^release-')" ] || fail "shard $t published something"
+done
+[ "$(entries "$ledger2")" = 0 ] || fail "a shard appended to the ledger"
+bash plan/merge.sbatch >"$work/publish.log" 2>&1 || fail "publish failed"
+releases=$(ls -d "$work"/sharded/release-* 2>/dev/null | wc -l)
+[ "$releases" = 1 ] || fail "$releases release folders, not one"
+sharded=$(ls -d "$work"/sharded/release-*)
+[ -z "$(ls -A "$work/sharded" | grep -v '^release-')" ] || fail "staging left in the output: $(ls -A "$work/sharded")"
+[ "$(entries "$ledger2")" = 1 ] || fail "not exactly one ledger entry: $(entries "$ledger2")"
+"$radguard" ledger verify --ledger "$ledger2" --releases "$work/sharded" >"$work/verify.log" 2>&1 ||
+  fail "ledger verify --releases on the sharded release"
+
+# The same files, byte for byte, and the same manifest apart from its name and time.
+diff -r -x manifest.json "$single" "$sharded" >"$work/diff.log" 2>&1 ||
+  fail "the sharded release differs from the single export's"
+python3 - "$single/manifest.json" "$sharded/manifest.json" "$work/single.json" plan/report.json <<'PY' ||
+import json, sys
+a, b, ra, rb = (json.load(open(p)) for p in sys.argv[1:])
+for k in ("files", "counts", "profile", "key_fingerprint", "recipient", "purpose", "format"):
+    assert a[k] == b[k], (k, a[k], b[k])
+assert rb["status"] == "released" and rb["exit_code"] == ra["exit_code"] == 0, (ra["exit_code"], rb)
+for k in ("instances", "studies", "patients", "excluded_studies", "excluded_by_reason", "files_seen"):
+    assert ra["counts"][k] == rb["counts"][k], (k, ra["counts"][k], rb["counts"][k])
+assert rb["counts"]["instances"] == 8 and rb["counts"]["excluded_studies"] == 2, rb["counts"]
+PY
+  fail "manifests or counts differ"
+"$radguard" disclosures --patient MRN-A --ledger "$ledger2" --key "$work/k.key" --format json \
+  | grep -q '"count": 1' || fail "MRN-A's two studies are not one disclosure"
+
+# Publishing again is refused: the release is out, and recorded once.
+if "$radguard" plan publish plan >"$work/again.log" 2>&1; then fail "a second publish succeeded"; fi
+[ "$(entries "$ledger2")" = 1 ] || fail "a second publish appended to the ledger"
+
+# A failed shard: nothing published, nothing recorded. One input vanishes after planning (a
+# single export fails on a missing input too).
+ledger3=$(store ledger3) || fail "cannot make a ledger"
+"$radguard" plan "$in" --shards 3 -o plan3 --no-progress --sbatch -- export -o failing \
+  "${common[@]}" --ledger "$ledger3" >"$work/plan3.log" 2>&1 || fail "plan 3"
+victim=$(head -n 1 plan3/shard-0001.txt)
+mv "$victim" "$work/moved.dcm"
+for t in 0 1 2; do
+  SLURM_ARRAY_TASK_ID=$t SLURM_CPUS_PER_TASK=1 bash plan3/run.sbatch >"plan3/logs/shard-$t.out" 2>&1
+done
+mv "$work/moved.dcm" "$victim"
+grep -q '"part_status": "failed"' plan3/staged/shard-0001.json || fail "shard 1 did not record its failure"
+if bash plan3/merge.sbatch >"$work/publish3.log" 2>&1; then fail "a release with a failed shard was published"; fi
+grep -q "shard 1 failed" "$work/publish3.log" || fail "the refusal does not name the shard: $(cat "$work/publish3.log")"
+[ -z "$(ls "$work/failing" | grep '^release-')" ] || fail "a release with a failed shard is visible"
+[ "$(entries "$ledger3")" = 0 ] || fail "a release with a failed shard was recorded"
+
+# Shard 1 run again (it succeeds now); shard 2's part lost: still nothing. Then all: published.
+SLURM_ARRAY_TASK_ID=1 bash plan3/run.sbatch >plan3/logs/shard-1b.out 2>&1 || fail "shard 1 again"
+mv plan3/staged/shard-0002.json "$work/part2.json"
+if "$radguard" plan publish plan3 >"$work/publish3b.log" 2>&1; then fail "published without shard 2"; fi
+grep -q "shard 2 staged nothing" "$work/publish3b.log" || fail "the refusal does not name shard 2"
+[ "$(entries "$ledger3")" = 0 ] || fail "a release without shard 2 was recorded"
+mv "$work/part2.json" plan3/staged/shard-0002.json
+"$radguard" plan publish plan3 >"$work/publish3c.log" 2>&1 || fail "publish after the rerun"
+[ "$(entries "$ledger3")" = 1 ] || fail "the rerun release is not recorded once"
+diff -r -x manifest.json "$single" "$(ls -d "$work"/failing/release-*)" >"$work/diff3.log" 2>&1 ||
+  fail "the release after a rerun differs from the single export's"
+echo "PASS: an export cut into 3 shards published once, with one ledger entry ($([ -n "$state" ] && echo PostgreSQL || echo SQLite))"
