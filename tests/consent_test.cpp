@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -142,6 +144,39 @@ TEST_P(Consent, ExpiredAndFutureDecisionsAreIgnored) {
   // A decision dated in the future is not yet in force.
   ASSERT_TRUE(registry->record(make("P3", Purpose::research, Decision::permit, "2030-01-01")));
   EXPECT_FALSE(registry->decide("P3", Purpose::research, kNow)->permitted());
+}
+
+// A reader's open (RegistryAccess::read_only): it answers while a writer holds the lock and
+// with the file at mode 0444, and refuses every write; a missing registry stays not_found.
+TEST_P(Consent, AReadOnlyOpenAnswersAndRefusesWrites) {
+  const std::string path = target("consent.db");
+  EXPECT_EQ(Registry::open(path, RegistryAccess::read_only).error().code, ErrorCode::not_found);
+  {
+    auto registry = Registry::open(path);
+    ASSERT_TRUE(registry);
+    ASSERT_TRUE(registry->record(make("P1", Purpose::research, Decision::permit, "2025-01-01")));
+  }
+  if (!postgresql())
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::group_read |
+                                           std::filesystem::perms::others_read);
+  auto writer = raw("consent.db");
+  ASSERT_TRUE(writer);
+  auto held = store::Transaction::begin(*writer, store::TransactionKind::immediate);
+  ASSERT_TRUE(held) << held.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  auto registry = Registry::open(path, RegistryAccess::read_only);
+  ASSERT_TRUE(registry) << registry.error().message;
+  auto history = registry->history("P1");
+  ASSERT_TRUE(history) << history.error().message;
+  EXPECT_EQ(history->size(), 1u);
+  EXPECT_TRUE(registry->decide("P1", Purpose::research, kNow)->permitted());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_FALSE(registry->record(make("P1", Purpose::research, Decision::deny, "2025-02-01")));
+  EXPECT_FALSE(registry->set_default(Purpose::research, Decision::permit));
+  ASSERT_TRUE(held->commit());
+  EXPECT_FALSE(registry->record(make("P1", Purpose::research, Decision::deny, "2025-02-01")));
+  EXPECT_EQ(registry->history("P1")->size(), 1u);
 }
 
 TEST_P(Consent, HistoryCannotBeRewritten) {

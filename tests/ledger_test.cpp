@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -12,6 +13,11 @@
 
 namespace radguard::ledger {
 namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 crypto::SecretKey test_key() {
   return crypto::SecretKey::parse(std::string(64, 'a'))
@@ -330,6 +336,83 @@ TEST_P(LedgerStore, AnAppendWaitsForTheWriterBeforeItAndLinksToIt) {
   EXPECT_EQ(second->sequence, 2);
   EXPECT_EQ(second->prev_hash, first->entry_hash);
   EXPECT_TRUE(verify(path).intact());
+}
+
+// A reader's open (LedgerAccess::read_only): it reads and verifies a ledger whose file is
+// mode 0444, changes nothing (the file's bytes stay the same, no journal is left), refuses
+// every write (an append, SQL through a read-only store connection, a writers' transaction)
+// and does not queue behind a writer that holds the lock: SQLite's reserved lock, or
+// PostgreSQL's advisory lock (the existing_only open took that lock and waited up to 30 s).
+TEST_P(LedgerStore, AReadOnlyOpenReadsAndRefusesEveryWrite) {
+  const auto key = test_key();
+  const std::string path = three_entries(key);
+  std::string before;
+  if (!postgresql()) {
+    before = read_file(path);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::group_read |
+                                           std::filesystem::perms::others_read);
+  }
+  {
+    auto ledger = Ledger::open(path, LedgerAccess::read_only);
+    ASSERT_TRUE(ledger) << ledger.error().message;
+    auto report = ledger->verify();
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_TRUE(report->intact()) << report->problem;
+    EXPECT_EQ(report->entries, 3u);
+    auto mine = ledger->entries_for(patient_hash(key, "P1"), std::nullopt);
+    ASSERT_TRUE(mine) << mine.error().message;
+    EXPECT_EQ(mine->size(), 3u);
+    EXPECT_TRUE(ledger->check_key(key.fingerprint()));
+    EXPECT_FALSE(ledger->append(make_entry(key, "Lab 4", {"P1"})));
+  }
+  {
+    auto db = store::open(path, store::OpenMode::read_only);
+    ASSERT_TRUE(db) << db.error().message;
+    EXPECT_EQ((*db)->mode(), store::OpenMode::read_only);
+    auto immediate = store::Transaction::begin(**db, store::TransactionKind::immediate);
+    ASSERT_FALSE(immediate);
+    EXPECT_EQ(immediate.error().code, ErrorCode::usage);
+    EXPECT_NE(immediate.error().message.find("read-only"), std::string::npos);
+    auto insert = (*db)->exec("INSERT INTO ledger_meta(key, value) VALUES ('x', 'y')");
+    ASSERT_FALSE(insert);
+    EXPECT_EQ(insert.error().code, ErrorCode::io) << insert.error().message;
+    EXPECT_FALSE((*db)->exec("CREATE TABLE intruder(x TEXT)"));
+  }
+  if (!postgresql()) {
+    EXPECT_EQ(read_file(path), before);
+    EXPECT_FALSE(std::filesystem::exists(path + "-journal"));
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
+  }
+  // A writer holds the lock; a reader opens, verifies and looks up meanwhile, at once.
+  auto writer = raw("ledger.db");
+  ASSERT_TRUE(writer);
+  auto held = store::Transaction::begin(*writer, store::TransactionKind::immediate);
+  ASSERT_TRUE(held) << held.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  auto ledger = Ledger::open(path, LedgerAccess::read_only);
+  ASSERT_TRUE(ledger) << ledger.error().message;
+  auto report = ledger->verify();
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->entries, 3u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_P(LedgerStore, AReadOnlyOpenRefusesWhatIsNotALedger) {
+  auto missing = Ledger::open(target("nope.db"), LedgerAccess::read_only);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::not_found);
+  auto other = raw("other.db");
+  ASSERT_TRUE(other);
+  ASSERT_TRUE(other->exec("CREATE TABLE something(x TEXT)"));
+  auto refused = Ledger::open(target("other.db"), LedgerAccess::read_only);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::integrity);
+  // Nothing was added to it.
+  auto tables = other->table_names();
+  ASSERT_TRUE(tables);
+  EXPECT_EQ(*tables, std::vector<std::string>{"something"});
 }
 
 // A PostgreSQL target that cannot be reached fails closed, and no message names its password.

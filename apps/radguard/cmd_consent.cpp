@@ -92,7 +92,7 @@ int run_set(const ConsentArgs& a) {
 int run_show(const ConsentArgs& a) {
   auto at = time_arg(a.at, "--at");
   if (!at) return report_error(at.error());
-  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::existing_only);
+  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::read_only);
   if (!registry) return report_error(registry.error());
   json current = json::array();
   std::vector<std::pair<consent::Purpose, consent::Verdict>> verdicts;
@@ -147,7 +147,7 @@ int run_list(const ConsentArgs& a) {
   }
   auto at = time_arg(a.at, "--at");
   if (!at) return report_error(at.error());
-  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::existing_only);
+  auto registry = consent::Registry::open(a.registry, consent::RegistryAccess::read_only);
   if (!registry) return report_error(registry.error());
   auto current = registry->current(purpose, *at);
   if (!current) return report_error(current.error());

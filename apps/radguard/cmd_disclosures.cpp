@@ -24,7 +24,7 @@ int run_disclosures(const DisclosuresArgs& a) {
     return report_error(Error{ErrorCode::usage, "--format must be text, json or html"});
   auto key = load_secret_key(a.key);
   if (!key) return report_error(key.error());
-  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
+  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::read_only);
   if (!ledger) return report_error(ledger.error());
   auto accounting =
       ledger::account_for(*ledger, store::display_name(a.ledger), *key, a.patient, a.since);

@@ -23,7 +23,7 @@ struct LedgerArgs {
 };
 
 int run_verify(const LedgerArgs& a) {
-  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
+  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::read_only);
   if (!ledger) return report_error(ledger.error());
   auto report = ledger->verify();
   if (!report) return report_error(report.error());
@@ -65,7 +65,7 @@ int run_verify(const LedgerArgs& a) {
 
 // Every entry, oldest first: date, status, recipient, purpose, counts (no patient).
 int run_list(const LedgerArgs& a) {
-  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::existing_only);
+  auto ledger = ledger::Ledger::open(a.ledger, ledger::LedgerAccess::read_only);
   if (!ledger) return report_error(ledger.error());
   auto entries = ledger->all();
   if (!entries) return report_error(entries.error());

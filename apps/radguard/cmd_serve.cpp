@@ -22,6 +22,7 @@ struct ServeArgs {
   std::uint64_t max_upload_mb = 4096;
   unsigned threads = 0;
   std::string registry, ledger, key;  // the privacy officer's part: all three or none
+  std::vector<std::string> trust;     // its release check's certificates
 };
 
 // Asks the desktop to open the address (xdg-open, no shell); failing is not an error. The
@@ -60,10 +61,16 @@ int run_serve_command(const ServeArgs& args) {
                               "the privacy officer's page needs --registry, --ledger and --key "
                               "together; missing: " + missing});
   }
+  if (given == 0 && !args.trust.empty())
+    return report_error(Error{ErrorCode::usage,
+                              "--trust is for the privacy officer's page: give --registry, "
+                              "--ledger and --key too"});
   if (given == 3) {
     auto key = load_secret_key(args.key);
     if (!key) return report_error(key.error());
-    options.officer.emplace(serve::OfficerOptions{args.registry, args.ledger, std::move(*key)});
+    options.officer.emplace(serve::OfficerOptions{
+        args.registry, args.ledger, std::move(*key),
+        std::vector<std::filesystem::path>(args.trust.begin(), args.trust.end())});
   }
   serve::block_stop_signals();  // before any thread starts: Ctrl-C is waited for below
   auto server = serve::Server::create(options);
@@ -99,6 +106,9 @@ void add_serve(CLI::App& app, Action& action) {
                   "privacy officer's page: the ledger of disclosures (with --registry and --key)");
   cmd->add_option("-k,--key", args->key,
                   "privacy officer's page: the secret key the exports used");
+  cmd->add_option("--trust", args->trust,
+                  "privacy officer's page: a certificate (PEM) release signatures are checked "
+                  "against when a release folder is verified; repeatable");
   cmd->callback([&action, args] { action = [args] { return run_serve_command(*args); }; });
 }
 

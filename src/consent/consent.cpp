@@ -429,9 +429,11 @@ Result<std::vector<Record>> parse_fhir(std::string_view text, std::size_t& skipp
 }
 
 Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess access) {
+  const bool read_only = access == RegistryAccess::read_only;
   auto db = store::open(path_or_uri, access == RegistryAccess::create_if_missing
                                          ? store::OpenMode::create
-                                         : store::OpenMode::existing);
+                                     : read_only ? store::OpenMode::read_only
+                                                 : store::OpenMode::existing);
   const auto missing = [&] {
     return fail(ErrorCode::not_found,
                 "the consent registry " + store::display_name(path_or_uri) +
@@ -440,7 +442,9 @@ Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess a
   if (!db) return db.error().code == ErrorCode::not_found ? missing() : std::unexpected(db.error());
   Registry registry(std::move(*db));
   const std::string& name = registry.db_->name();  // printable: no password
-  auto tx = store::Transaction::begin(*registry.db_, store::TransactionKind::immediate);
+  // A reader takes no writers' lock and runs no schema statement: it checks only.
+  auto tx = store::Transaction::begin(*registry.db_, read_only ? store::TransactionKind::deferred
+                                                               : store::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   // Never add registry tables to some other database (a ledger given by mistake).
   auto tables = registry.db_->table_names();
@@ -451,8 +455,10 @@ Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess a
     return fail(ErrorCode::integrity, name + " is a database but not a radguard consent registry");
   const bool postgresql = registry.db_->backend() == store::Backend::postgresql;
   // A server database has no file to be missing: an empty schema is a registry not made yet.
-  if (postgresql && !is_registry && access == RegistryAccess::existing_only) return missing();
-  if (!postgresql || !is_registry) {
+  if (postgresql && !is_registry && access != RegistryAccess::create_if_missing) return missing();
+  if (read_only && !is_registry)
+    return fail(ErrorCode::integrity, name + " is not a radguard consent registry");
+  if (!read_only && (!postgresql || !is_registry)) {
     if (auto s = registry.db_->exec(postgresql ? kPostgresSchema : kSqliteSchema); !s)
       return fail(ErrorCode::integrity,
                   name + " is not a radguard consent registry: " + s.error().message);
@@ -463,7 +469,10 @@ Result<Registry> Registry::open(const std::string& path_or_uri, RegistryAccess a
     if (!version) return std::unexpected(version.error());
     auto row = (*version)->step();
     if (!row) return std::unexpected(row.error());
-    if (!*row) {
+    if (!*row && read_only) {
+      return fail(ErrorCode::integrity,
+                  name + " is not a radguard consent registry (no schema version)");
+    } else if (!*row) {
       const std::string now = utc_now_iso8601();
       auto insert = registry.db_->prepare(
           "INSERT INTO registry_meta(key, value) VALUES ('schema_version', ?1)");

@@ -88,6 +88,10 @@ struct ImportSummary {
 enum class RegistryAccess : std::uint8_t {
   create_if_missing,  // consent import, consent set: the first decision creates it (0600)
   existing_only,      // everything that only reads it, and export
+  read_only,          // readers that must change nothing (the officer's page): as
+                      // existing_only, but the store is opened read-only
+                      // (store::OpenMode::read_only: a 0444 file opens, no writers' lock, no
+                      // schema statement); record(), import and set_default fail
 };
 
 // An open registry. Not thread-safe: open one per thread (writers are serialised across

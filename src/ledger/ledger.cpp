@@ -261,13 +261,17 @@ std::string describe(const Entry& entry, const PatientDisclosure& patient) {
 }
 
 Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access) {
+  const bool read_only = access == LedgerAccess::read_only;
   auto db = store::open(path_or_uri, access == LedgerAccess::create_if_missing
                                          ? store::OpenMode::create
-                                         : store::OpenMode::existing);
+                                     : read_only ? store::OpenMode::read_only
+                                                 : store::OpenMode::existing);
   if (!db) return std::unexpected(db.error());
   Ledger ledger(std::move(*db));
   const std::string& name = ledger.db_->name();  // printable: no password
-  auto tx = store::Transaction::begin(*ledger.db_, store::TransactionKind::immediate);
+  // A reader takes no writers' lock and runs no schema statement: it checks only.
+  auto tx = store::Transaction::begin(*ledger.db_, read_only ? store::TransactionKind::deferred
+                                                             : store::TransactionKind::immediate);
   if (!tx) return std::unexpected(tx.error());
   // Never add ledger tables to some other database (a consent registry given by mistake),
   // and never let a reader turn an empty file into a ledger.
@@ -276,11 +280,12 @@ Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access)
   const bool is_ledger = std::find(tables->begin(), tables->end(), "ledger_meta") != tables->end();
   const bool postgresql = ledger.db_->backend() == store::Backend::postgresql;
   // A server database has no file to be missing: an empty schema is a ledger not made yet.
-  if (postgresql && tables->empty() && access == LedgerAccess::existing_only)
+  const bool create = access == LedgerAccess::create_if_missing;
+  if (postgresql && tables->empty() && !create)
     return fail(ErrorCode::not_found, "the disclosure ledger " + name + " does not exist yet");
-  if (!is_ledger && (!tables->empty() || access == LedgerAccess::existing_only))
+  if (!is_ledger && (!tables->empty() || !create))
     return fail(ErrorCode::integrity, name + " is not a radguard disclosure ledger");
-  if (!postgresql || !is_ledger) {
+  if (!read_only && (!postgresql || !is_ledger)) {
     if (auto s = ledger.db_->exec(postgresql ? kPostgresSchema : kSqliteSchema); !s)
       return fail(ErrorCode::integrity,
                   name + " is not a radguard disclosure ledger: " + s.error().message);
@@ -290,7 +295,9 @@ Result<Ledger> Ledger::open(const std::string& path_or_uri, LedgerAccess access)
     if (!meta) return std::unexpected(meta.error());
     auto row = (*meta)->step();
     if (!row) return std::unexpected(row.error());
-    if (!*row) {
+    if (!*row && read_only) {
+      return fail(ErrorCode::integrity, name + " is not a radguard disclosure ledger (no format)");
+    } else if (!*row) {
       auto insert =
           ledger.db_->prepare("INSERT INTO ledger_meta(key, value) VALUES ('format', ?1)");
       if (!insert) return std::unexpected(insert.error());

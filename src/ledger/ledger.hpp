@@ -93,6 +93,10 @@ struct VerifyReport {
 enum class LedgerAccess : std::uint8_t {
   create_if_missing,  // exporters: the first release creates the ledger (mode 0600)
   existing_only,      // readers: a mistyped path fails instead of reading an empty ledger
+  read_only,          // readers that must change nothing (ledger verify, disclosures, the
+                      // officer's page): as existing_only, but the store is opened read-only
+                      // (store::OpenMode::read_only: a 0444 file opens, no writers' lock,
+                      // no schema statement); append() fails
 };
 
 // An open ledger. Not thread-safe: open one per thread or process. Appends from any number

@@ -205,8 +205,9 @@ class PgStatement final : public store::Statement {
 
 class PgDatabase final : public store::Database {
  public:
-  PgDatabase(ConnPtr conn, std::string name, std::string password)
-      : conn_(std::move(conn)), name_(std::move(name)), password_(std::move(password)) {}
+  PgDatabase(ConnPtr conn, std::string name, std::string password, store::OpenMode mode)
+      : conn_(std::move(conn)), name_(std::move(name)), password_(std::move(password)),
+        mode_(mode) {}
 
   store::Backend backend() const override { return store::Backend::postgresql; }
 
@@ -244,7 +245,12 @@ class PgDatabase final : public store::Database {
 
   Status begin(store::TransactionKind kind) override {
     if (kind == store::TransactionKind::deferred)
-      return exec("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      return exec(mode_ == store::OpenMode::read_only
+                      ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                      : "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    // A reader never queues behind writers, nor makes them queue behind it.
+    if (mode_ == store::OpenMode::read_only)
+      return fail(ErrorCode::usage, name_ + " is open read-only: no write transaction");
     // Writers of one store (one schema) queue on a transaction-scoped advisory lock, taken
     // before anything is read: a ledger append then reads the chain head that the previous
     // writer committed, exactly as under SQLite's BEGIN IMMEDIATE. Read committed is right
@@ -261,11 +267,13 @@ class PgDatabase final : public store::Database {
   }
 
   const std::string& name() const override { return name_; }
+  store::OpenMode mode() const override { return mode_; }
 
  private:
   ConnPtr conn_;
   std::string name_;
   std::string password_;
+  store::OpenMode mode_;
 };
 
 void ignore_notice(void*, const char*) {}
@@ -290,7 +298,8 @@ std::string effective_sslmode(const Parsed& parsed) {
 
 std::string display_name(std::string_view target) { return parse(target).display; }
 
-Result<std::unique_ptr<store::Database>> connect(const std::string& target) {
+Result<std::unique_ptr<store::Database>> connect(const std::string& target,
+                                                 store::OpenMode mode) {
   const Parsed parsed = parse(target);
   if (!parsed.ok)
     return fail(ErrorCode::usage, "cannot read the PostgreSQL connection string " + parsed.display);
@@ -313,11 +322,16 @@ Result<std::unique_ptr<store::Database>> connect(const std::string& target) {
     return fail(ErrorCode::io, "cannot connect to " + parsed.display + ": " + reason);
   }
   PQsetNoticeProcessor(conn.get(), ignore_notice, nullptr);
-  auto db = std::make_unique<PgDatabase>(std::move(conn), parsed.display, parsed.password);
+  auto db =
+      std::make_unique<PgDatabase>(std::move(conn), parsed.display, parsed.password, mode);
   if (auto s = db->exec("SET client_encoding = 'UTF8'; SET lock_timeout = '30s'; "
                         "SET client_min_messages = warning");
       !s)
     return std::unexpected(s.error());
+  // Every transaction READ ONLY, those begun implicitly by a single statement included.
+  if (mode == store::OpenMode::read_only)
+    if (auto s = db->exec("SET default_transaction_read_only = on"); !s)
+      return std::unexpected(s.error());
   return std::unique_ptr<store::Database>(std::move(db));
 }
 

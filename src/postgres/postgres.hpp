@@ -28,7 +28,10 @@ std::string display_name(std::string_view target);
 // Connects (10 s connect timeout unless the target sets one; lock waits up to 30 s, as
 // SQLite's busy timeout). Fails closed with ErrorCode::io when the server cannot be
 // reached or refuses the connection, ErrorCode::usage for an unreadable target; messages
-// carry display_name() and libpq's reason with any password removed.
-[[nodiscard]] Result<std::unique_ptr<store::Database>> connect(const std::string& target);
+// carry display_name() and libpq's reason with any password removed. With
+// store::OpenMode::read_only every transaction of the session is READ ONLY (the server
+// refuses writes) and no writers' lock can be taken (store/database.hpp).
+[[nodiscard]] Result<std::unique_ptr<store::Database>> connect(
+    const std::string& target, store::OpenMode mode = store::OpenMode::existing);
 
 }  // namespace radguard::postgres

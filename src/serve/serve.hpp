@@ -16,7 +16,14 @@
 //                                              (ledger/accounting.hpp, JSON)
 //   GET    /api/officer/consent?patient=ID     the patient's consent history, oldest first
 //   GET    /api/officer/verify                 the ledger's hash chain verified
-// Nothing is changed through them.
+//   GET    /api/officer/release?folder=PATH    a release folder on this computer checked as its
+//                                              recipient would (radguard verify-release:
+//                                              exporter::check_release, the manifest's signature,
+//                                              every file's hash and DICOM signatures against
+//                                              the certificates given with --trust), per file
+// Nothing is changed through them: the ledger and the registry are opened read-only
+// (LedgerAccess::read_only, RegistryAccess::read_only: no writers' lock, no schema
+// statement; they answer while an export holds the writers' lock, and from a 0444 file).
 // Bound to 127.0.0.1 only. Every request must carry the server's one-time token (cookie set
 // when the page is opened with ?token=, or "Authorization: Bearer TOKEN"): 401 without it;
 // a Host other than 127.0.0.1:PORT / localhost:PORT (DNS rebinding) or a foreign Origin
@@ -29,6 +36,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.hpp"
 #include "crypto/crypto.hpp"
@@ -41,6 +49,9 @@ struct OfficerOptions {
   std::string registry;
   std::string ledger;
   crypto::SecretKey key;  // the key the exports used (patients are found by keyed hash)
+  // Certificates (PEM) a release's signatures are checked against (verify-release --trust);
+  // none: every signature is reported as from a signer not trusted.
+  std::vector<std::filesystem::path> trust;
 };
 
 struct ServeOptions {

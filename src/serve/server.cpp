@@ -10,6 +10,8 @@
 
 #include "consent/consent.hpp"
 #include "crypto/crypto.hpp"
+#include "dicom/signature.hpp"
+#include "export/release_check.hpp"
 #include "ledger/accounting.hpp"
 #include "ledger/ledger.hpp"
 #include "serve/assets.hpp"
@@ -137,6 +139,16 @@ std::optional<std::string> patient_param(const httplib::Request& req) {
   return id;
 }
 
+// A folder from the query: an absolute path of at most 4096 bytes, no control characters.
+std::optional<fs::path> folder_param(const httplib::Request& req) {
+  if (!req.has_param("folder")) return std::nullopt;
+  std::string folder = req.get_param_value("folder");
+  if (folder.empty() || folder.size() > 4096 || folder.front() != '/') return std::nullopt;
+  for (const char c : folder)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
+  return fs::path(folder);
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -250,7 +262,7 @@ struct Server::Impl {
       const OfficerOptions& officer = *options.officer;
       const auto patient = patient_param(req);
       if (!patient) return refuse(res, 400, "give ?patient=ID (1 to 256 characters)");
-      auto ledger = ledger::Ledger::open(officer.ledger, ledger::LedgerAccess::existing_only);
+      auto ledger = ledger::Ledger::open(officer.ledger, ledger::LedgerAccess::read_only);
       if (!ledger) return refuse(res, officer_status(ledger.error().code), ledger.error().message);
       auto accounting = ledger::account_for(*ledger, store::display_name(officer.ledger),
                                             officer.key, *patient, req.get_param_value("since"));
@@ -265,7 +277,7 @@ struct Server::Impl {
       const auto patient = patient_param(req);
       if (!patient) return refuse(res, 400, "give ?patient=ID (1 to 256 characters)");
       auto registry =
-          consent::Registry::open(officer.registry, consent::RegistryAccess::existing_only);
+          consent::Registry::open(officer.registry, consent::RegistryAccess::read_only);
       if (!registry)
         return refuse(res, officer_status(registry.error().code), registry.error().message);
       auto history = registry->history(*patient);
@@ -287,7 +299,7 @@ struct Server::Impl {
     http.Get("/api/officer/verify", [this](const httplib::Request&,
                                                     httplib::Response& res) {
       const OfficerOptions& officer = *options.officer;
-      auto ledger = ledger::Ledger::open(officer.ledger, ledger::LedgerAccess::existing_only);
+      auto ledger = ledger::Ledger::open(officer.ledger, ledger::LedgerAccess::read_only);
       if (!ledger) return refuse(res, officer_status(ledger.error().code), ledger.error().message);
       auto report = ledger->verify();
       if (!report) return refuse(res, officer_status(report.error().code), report.error().message);
@@ -302,6 +314,34 @@ struct Server::Impl {
                          {"problem", report->problem}}
               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
           kJson);
+    });
+  }
+
+  // A release folder checked as its recipient would (verify-release): the library's
+  // check_release, its JSON report (paths inside the release, states, signature verdicts,
+  // tags that changed: no value), and the number of certificates it was checked against.
+  void release_route() {
+    http.Get("/api/officer/release", [this](const httplib::Request& req,
+                                            httplib::Response& res) {
+      const OfficerOptions& officer = *options.officer;
+      const auto folder = folder_param(req);
+      if (!folder)
+        return refuse(res, 400,
+                      "give ?folder=PATH, the full path of a release folder on this computer");
+      std::error_code ec;
+      if (!fs::is_directory(*folder, ec)) return refuse(res, 404, "there is no folder at that path");
+      if (!exporter::is_release_folder(*folder))
+        return refuse(res, 422,
+                      "this folder is not a radguard release: it holds no release manifest "
+                      "(manifest.json), so there is nothing to verify it against");
+      auto check = exporter::check_release(*folder, *folder / exporter::kReleaseManifest,
+                                           officer.trust, exporter::DicomSignatures::check,
+                                           options.threads);
+      if (!check) return refuse(res, officer_status(check.error().code), check.error().message);
+      auto report = nlohmann::json::parse(
+          exporter::release_check_json(*check, exporter::ManifestSignature::required));
+      report["trusted_certificates"] = officer.trust.size();
+      res.set_content(report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
     });
   }
 
@@ -373,10 +413,14 @@ struct Server::Impl {
         info["ledger"] = store::display_name(options.officer->ledger);
         info["registry"] = store::display_name(options.officer->registry);
         info["key_fingerprint"] = options.officer->key.fingerprint();
+        info["trusted_certificates"] = options.officer->trust.size();
       }
       res.set_content(info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
     });
-    if (options.officer) officer_routes();
+    if (options.officer) {
+      officer_routes();
+      release_route();
+    }
   }
 
   // Streams a file; the open stream keeps it readable even when the job is deleted meanwhile.
@@ -418,11 +462,13 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& options) {
   job_options.max_unpacked_bytes = options.max_unpacked_bytes;
   if (options.officer) {
     // Fail at start, not at the first look-up: a mistyped path must not look like "nothing".
-    auto ledger = ledger::Ledger::open(options.officer->ledger, ledger::LedgerAccess::existing_only);
+    auto ledger = ledger::Ledger::open(options.officer->ledger, ledger::LedgerAccess::read_only);
     if (!ledger) return std::unexpected(ledger.error());
     auto registry =
-        consent::Registry::open(options.officer->registry, consent::RegistryAccess::existing_only);
+        consent::Registry::open(options.officer->registry, consent::RegistryAccess::read_only);
     if (!registry) return std::unexpected(registry.error());
+    if (auto trust = dicom::TrustStore::load(options.officer->trust); !trust)
+      return std::unexpected(trust.error());
   }
   auto jobs = JobStore::create(job_options);
   if (!jobs) return std::unexpected(jobs.error());

@@ -26,7 +26,13 @@ enum class Backend : std::uint8_t { sqlite, postgresql };
 enum class OpenMode : std::uint8_t {
   create,     // read-write; a SQLite file is created (mode 0600) when missing
   existing,   // read-write; a missing SQLite file fails with ErrorCode::not_found
-  read_only,  // SQLite only opens read-only; PostgreSQL as existing
+  read_only,  // a reader's connection that cannot change anything and takes no writer's
+              // lock: SQLite opens the file with SQLITE_OPEN_READONLY (a file of mode 0444
+              // opens; a missing one fails with ErrorCode::not_found); on PostgreSQL every
+              // transaction of the session is READ ONLY (default_transaction_read_only), so
+              // the server refuses any write. Either way a write statement fails
+              // (ErrorCode::io), and begin(TransactionKind::immediate) fails with
+              // ErrorCode::usage before asking the server for the writers' lock.
 };
 
 enum class TransactionKind : std::uint8_t {
@@ -99,8 +105,11 @@ class Database {
   // The tables of the store (SQLite: the file; PostgreSQL: the current schema), so a store
   // can refuse a database that belongs to another store instead of adding its tables.
   [[nodiscard]] virtual Result<std::vector<std::string>> table_names() = 0;
-  // Starts a transaction (see TransactionKind); Transaction ends it.
+  // Starts a transaction (see TransactionKind); Transaction ends it. On a read_only
+  // connection, TransactionKind::immediate fails with ErrorCode::usage.
   [[nodiscard]] virtual Status begin(TransactionKind kind) = 0;
+  // How the connection was opened (read_only: see OpenMode).
+  virtual OpenMode mode() const = 0;
   // The target as it may be printed (no password).
   virtual const std::string& name() const = 0;
 };
@@ -141,6 +150,7 @@ std::string display_name(std::string_view target);
 
 // Opens a store target. PostgreSQL connections that fail, time out or are refused fail
 // closed with ErrorCode::io (the message names display_name(), never the password).
+// OpenMode::create and existing are the same on PostgreSQL (a server database always exists).
 [[nodiscard]] Result<std::unique_ptr<Database>> open(const std::string& target, OpenMode mode);
 
 }  // namespace radguard::store

@@ -25,7 +25,7 @@ class SqliteStatement final : public Statement {
 
 class SqliteDatabase final : public Database {
  public:
-  explicit SqliteDatabase(sqlite::Database db) : db_(std::move(db)) {}
+  SqliteDatabase(sqlite::Database db, OpenMode mode) : db_(std::move(db)), mode_(mode) {}
   Backend backend() const override { return Backend::sqlite; }
   Status exec(std::string_view sql) override { return db_.exec(sql); }
   Result<std::unique_ptr<Statement>> prepare(std::string_view sql) override {
@@ -35,12 +35,16 @@ class SqliteDatabase final : public Database {
   }
   Result<std::vector<std::string>> table_names() override { return db_.table_names(); }
   Status begin(TransactionKind kind) override {
+    if (kind == TransactionKind::immediate && mode_ == OpenMode::read_only)
+      return fail(ErrorCode::usage, db_.name() + " is open read-only: no write transaction");
     return db_.exec(kind == TransactionKind::immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   }
+  OpenMode mode() const override { return mode_; }
   const std::string& name() const override { return db_.name(); }
 
  private:
   sqlite::Database db_;
+  OpenMode mode_;
 };
 
 }  // namespace
@@ -60,13 +64,13 @@ std::string display_name(std::string_view target) {
 }
 
 Result<std::unique_ptr<Database>> open(const std::string& target, OpenMode mode) {
-  if (is_postgresql(target)) return postgres::connect(target);
+  if (is_postgresql(target)) return postgres::connect(target, mode);
   auto db =
       sqlite::Database::open(target, mode == OpenMode::create     ? sqlite::OpenMode::create
                                      : mode == OpenMode::existing ? sqlite::OpenMode::existing
                                                                   : sqlite::OpenMode::read_only);
   if (!db) return std::unexpected(db.error());
-  return std::make_unique<SqliteDatabase>(std::move(*db));
+  return std::make_unique<SqliteDatabase>(std::move(*db), mode);
 }
 
 }  // namespace radguard::store
