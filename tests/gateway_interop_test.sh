@@ -180,4 +180,88 @@ assert e["instances"] == 2 and e["studies"] == 1 and e["recipient"] == "Example 
 PY
 grep -q -e '1CT1' -e '4MR1' "$work/gw-d.log" && fail "D: a patient ID in the log"
 
-echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger)"
+# --- E. a malformed data set from a sender, on one association between good ones -----------
+# storescu parses what it sends (it refuses a malformed file), so a raw sender sends the data
+# sets' bytes as they are: one cut inside Pixel Data (its length runs past the end), one cut
+# in the middle of an element's header. Each is answered with a failure status or quarantined
+# with a reason that names no value; the association goes on and the good ones are published.
+rm -rf "$work/spool"
+mkdir -p "$work/bad"
+ct_size=$(stat -c %s "$work/in/plain/ct4.dcm")
+head -c $((ct_size - 1000)) "$work/in/plain/ct4.dcm" >"$work/bad/past-end.dcm"
+head -c 1001 "$work/in/plain/ct5.dcm" >"$work/bad/mid-element.dcm"
+start_gateway "$work/gw-e.log" --output "$work/out-e"
+python3 "$(dirname "$0")/gateway_raw_scu.py" SENDER RG 127.0.0.1 "$gport" "$work/in/plain/ct1.dcm" \
+  "$work/bad/past-end.dcm" "$work/in/plain/ct2.dcm" "$work/bad/mid-element.dcm" \
+  "$work/in/plain/ct3.dcm" >"$work/send-e.log" 2>&1 || fail "E: the raw sender got no association"
+for f in ct1 ct2 ct3; do
+  grep -q "^0x0000 .*/$f.dcm\$" "$work/send-e.log" || fail "E: $f not acknowledged on the association"
+done
+grep -q '^released$' "$work/send-e.log" || fail "E: the association did not end with a release"
+bad_failed=$(grep -c -e '^0x[ABC].*/bad/' "$work/send-e.log" || true)
+bad_acked=$(grep -c -e '^0x0000 .*/bad/' "$work/send-e.log" || true)
+[ $((bad_failed + bad_acked)) = 2 ] || fail "E: a malformed data set got no answer"
+wait_for 30 field_is "$work/spool" incoming 0 || fail "E: instances not processed"
+[ "$(status_field "$work/spool" quarantined)" = "$bad_acked" ] ||
+  fail "E: each acknowledged malformed data set must be quarantined"
+mkdir -p "$work/good-e"
+cp "$work/in/plain"/ct[123].dcm "$work/good-e/"
+"$radguard" deid "$work/good-e" --output "$work/ref-e" --key "$work/k.key" --no-progress >/dev/null 2>&1 ||
+  fail "E: deid of the good files"
+[ "$(cd "$work/out-e" && find . -type f | sort)" = "$(cd "$work/ref-e" && find . -type f -name '*.dcm' | sort)" ] ||
+  fail "E: the good instances of the association were not all published"
+"$radguard" gateway status --spool "$work/spool" --json >"$work/status-e.json"
+if [ "$bad_acked" -gt 0 ]; then
+  python3 - "$work/status-e.json" <<'PY' || fail "E: no quarantine reason"
+import json, sys
+s = json.load(open(sys.argv[1]))
+reasons = [q["reason"] for q in s["last_quarantined"]]
+assert reasons and all(r.strip() for r in reasons), reasons
+PY
+fi
+kill -TERM "$gw"; wait "$gw" || fail "E: SIGTERM exit status"
+grep -q -e 'CompressedSamples' -e '1CT1' -e '1\.3\.6\.1\.4\.1\.5962' "$work/status-e.json" "$work/gw-e.log" \
+  "$work/spool/quarantine"/*.txt 2>/dev/null && fail "E: a value in a quarantine reason or the log"
+
+# --- F. kill -9 during a load in --forward mode, restart: every acknowledged instance arrives
+# at the destination, none twice. storescp keeps every file it receives under its own name
+# (+uf), so an instance sent twice shows as two files with one SOP Instance UID. C-STORE cannot
+# make this exactly-once (the destination may hold an instance whose answer the gateway had not
+# recorded when it was killed), so at most the one instance in flight may arrive again, never
+# a batch.
+rm -rf "$work/spool"
+mkdir -p "$work/dest-f"
+storescp +uf -aet DEST -od "$work/dest-f" "$dport" >"$work/storescp-f.log" 2>&1 &
+pids+=("$!")
+start_gateway "$work/gw-f.log" --forward "DEST@127.0.0.1:$dport" --retry-max 1
+storescu -v -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/load"/*.dcm >"$work/send-f.log" 2>&1 &
+sender=$!
+pids+=("$sender")
+wait_for 60 bash -c "[ \$(find '$work/dest-f' -type f | wc -l) -ge 20 ]" || fail "F: forwarding did not start"
+kill -9 "$gw"; wait "$gw" 2>/dev/null || true
+wait "$sender" 2>/dev/null || true
+awk '/Sending file/ {f=$NF} /Received Store Response \(Success\)/ {if (f != "") print f; f=""}' \
+  "$work/send-f.log" | sort -u >"$work/acked-f.txt"
+acked_f=$(wc -l <"$work/acked-f.txt")
+[ "$acked_f" -ge 20 ] || fail "F: too little acknowledged before the kill"
+start_gateway "$work/gw-f2.log" --forward "DEST@127.0.0.1:$dport" --retry-max 1
+wait_for 60 bash -c "[ \"\$('$radguard' gateway status --spool '$work/spool' --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[\"incoming\"] + s[\"outbox\"])')\" = 0 ]" ||
+  fail "F: the spool did not drain after the restart"
+kill -TERM "$gw"; wait "$gw" || fail "F: SIGTERM exit status"
+mkdir -p "$work/acked-f"
+while read -r f; do cp "$f" "$work/acked-f/"; done <"$work/acked-f.txt"
+"$radguard" deid "$work/acked-f" --output "$work/ref-acked-f" --key "$work/k.key" --no-progress >/dev/null 2>&1 ||
+  fail "F: deid of the acknowledged files"
+find "$work/ref-acked-f" -name '*.dcm' -printf '%f\n' | sed 's/\.dcm$//' | sort >"$work/want-f.txt"
+find "$work/ref-all" -name '*.dcm' -printf '%f\n' | sed 's/\.dcm$//' | sort >"$work/possible-f.txt"
+for f in "$work/dest-f"/*; do dcmdump -q +P 0008,0018 "$f" | sed 's/.*\[\(.*\)\].*/\1/'; done |
+  sort >"$work/got-f.txt"
+sort -u "$work/got-f.txt" >"$work/got-f-unique.txt"
+[ -z "$(comm -23 "$work/want-f.txt" "$work/got-f-unique.txt")" ] ||
+  fail "F: an acknowledged instance did not arrive at the destination"
+[ -z "$(comm -23 "$work/got-f-unique.txt" "$work/possible-f.txt")" ] ||
+  fail "F: the destination got an instance under a name deid does not give"
+twice=$(uniq -d "$work/got-f.txt" | wc -l)
+[ "$twice" -le 1 ] || fail "F: $twice instances arrived twice at the destination"
+
+echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger), E ok ($bad_failed malformed refused, $bad_acked quarantined, the association went on), F ok ($acked_f acknowledged before kill -9, $(wc -l <"$work/got-f.txt") arrived, $twice twice)"

@@ -541,7 +541,8 @@ Status echo(const Peer& peer, const std::string& calling_ae, std::uint32_t timeo
 
 Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::string& calling_ae,
                                                const std::vector<fs::path>& files,
-                                               std::uint32_t timeout_s) {
+                                               std::uint32_t timeout_s,
+                                               const StoreAnswer& on_answer) {
   disable_nagle();
   std::vector<std::uint16_t> statuses(files.size(), kStatusProcessingFailure);
   if (files.empty()) return statuses;
@@ -589,6 +590,7 @@ Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::stri
     }
     statuses[i] = status;
     any_answer = true;
+    if (on_answer) on_answer(i, status);
   }
   if (scu.isConnected()) {
     if (scu.releaseAssociation().bad()) scu.abortAssociation();

@@ -142,9 +142,13 @@ struct Peer {
 // file's SOP class and transfer syntax). Returns a DIMSE status per file, in order (a file
 // that could not be read or had no accepted context gets 0x0110 and the association goes on).
 // Fails with ErrorCode::io when no association could be made or it broke before any answer:
-// then nothing is known to have arrived.
+// then nothing is known to have arrived. `on_answer`, when set, hears each answer (the file's
+// index and status) as soon as it comes, before the next file is sent: a caller that records
+// each success at once re-sends at most the one instance in flight after a crash, not a batch.
+using StoreAnswer = std::function<void(std::size_t index, std::uint16_t status)>;
 [[nodiscard]] Result<std::vector<std::uint16_t>> store_files(
     const Peer& peer, const std::string& calling_ae,
-    const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60);
+    const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60,
+    const StoreAnswer& on_answer = {});
 
 }  // namespace radguard::net
