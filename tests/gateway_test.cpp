@@ -377,7 +377,7 @@ TEST_F(GatewayRun, RefusesBadRoutes) {
   ASSERT_FALSE(deface);
   EXPECT_EQ(deface.error().code, ErrorCode::usage);
   auto both = c;
-  both.forward = net::Peer{"DEST", "127.0.0.1", 104, {}};
+  both.forward = net::Peer{"DEST", "127.0.0.1", 104, {}, {}};
   EXPECT_FALSE(gateway::check_route(both, make_pipeline()));
   auto none = c;
   none.output.clear();
@@ -414,7 +414,7 @@ TEST_F(GatewayRun, ReleasesOnlyConsentingPatientsAndRecordsEachStudyBatchBeforeD
   c.release = gateway::ReleaseRoute{"research", "Example lab", registry_path.string(),
                                     (dir_ / "ledger.db").string(), ""};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
   // The consenting patient: two instances of one study and one of another; the other
@@ -528,7 +528,7 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   c.allowed_calling = {"SENDER"};
   c.max_associations = 2;
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
   // Two CTs and an instance the pipeline refuses (ultrasound: may show burned-in text).
@@ -605,7 +605,7 @@ TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
   auto c = config();
   c.series_quiet = std::chrono::seconds(1);
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto statuses = net::store_files(me, "SENDER", files, 30);
   ASSERT_TRUE(statuses) << statuses.error().message;
@@ -632,10 +632,10 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   dest.ae_title = "DEST";
   auto c = config();
   c.output.clear();
-  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}};
+  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}, {}};
   c.retry = {std::chrono::seconds(1), std::chrono::seconds(1)};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -663,7 +663,7 @@ TEST_F(GatewayRun, RefusesPeersWhoseAddressIsNotAllowed) {
   c.allowed_hosts = {*net::parse_host_rule("192.0.2.0/24")};
   {
     Running running(c, pipeline);
-    const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+    const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
     // Up (listening) and refusing: the association is rejected, not the connection.
     std::string why;
     EXPECT_TRUE(wait_until([&] {
@@ -684,7 +684,7 @@ TEST_F(GatewayRun, RefusesPeersWhoseAddressIsNotAllowed) {
   }
   c.allowed_hosts = {*net::parse_host_rule("192.0.2.0/24"), *net::parse_host_rule("127.0.0.0/8")};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 }
 
@@ -695,7 +695,7 @@ TEST_F(GatewayRun, AConflictingOutputIsQuarantinedWithAReasonTheGatewayCanHonour
   const auto pipeline = make_pipeline();
   auto c = config();
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -722,7 +722,7 @@ TEST_F(GatewayRun, AFullSpoolAnswersOutOfResourcesAndKeepsNothing) {
   auto c = config();
   c.min_free_bytes = std::uint64_t{1} << 62;  // more than any disk: the spool is "full"
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -743,7 +743,7 @@ TEST_F(GatewayRun, AFullAssociationPoolRefusesAtOnceAndServesAgainOnceFree) {
   auto c = config();
   c.max_associations = 1;
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   // One association held open fills the pool.
   DcmSCU holder;

@@ -22,6 +22,7 @@ struct GatewayArgs {
   std::vector<std::string> allowed_hosts;
   std::string tls_cert, tls_key, tls_trust;
   std::string tls_for = "both";
+  std::string tls_forward_name;
   unsigned max_associations = 8;
   unsigned workers = 1;
   unsigned series_quiet = 30;
@@ -70,8 +71,11 @@ int run_gateway_command(const GatewayArgs& args) {
                              "--tls-for " + args.tls_for + " needs --forward (use --tls-for "
                              "listen with --output)"});
       config.forward->tls = files;
+      config.forward->tls_name = args.tls_forward_name;
     }
   }
+  if (!args.tls_forward_name.empty() && !(config.forward && config.forward->tls))
+    return report_error({ErrorCode::usage, "--tls-forward-name needs TLS for --forward"});
   config.max_associations = args.max_associations;
   config.workers = args.workers;
   config.series_quiet = std::chrono::seconds(args.series_quiet);
@@ -144,6 +148,9 @@ void add_gateway(CLI::App& app, Action& action) {
                   "with the TLS files: both (default: listen with TLS only, forward with TLS), "
                   "listen, or forward")
       ->check(CLI::IsMember({"both", "listen", "forward"}));
+  cmd->add_option("--tls-forward-name", args->tls_forward_name,
+                  "DICOM TLS: the name the destination's certificate must carry (default: the "
+                  "host of --forward; a certificate for another name is refused)");
   cmd->add_option("--max-associations", args->max_associations,
                   "associations served at once; more are refused (default 8)")
       ->check(CLI::Range(1, 1000));

@@ -148,6 +148,11 @@ class Gateway {
     }
     if (auto received = receive(pending->temp_path()); !received) {
       ++counters_.refused;
+      if (received.error().code == ErrorCode::io) {
+        log_.line("refused an instance from " + request.calling_ae +
+                  " (out of resources): " + received.error().message);
+        return net::kStatusOutOfResources;
+      }
       log_.line("an instance from " + request.calling_ae + " did not arrive whole");
       return net::kStatusCannotUnderstand;
     }

@@ -4,8 +4,10 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/scppool.h>
 #include <dcmtk/dcmnet/scpthrd.h>
@@ -13,6 +15,9 @@
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmnet/scu.h>
 #include <dcmtk/dcmtls/tlslayer.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -154,6 +159,28 @@ Result<std::unique_ptr<DcmTLSTransportLayer>> make_tls_layer(const TlsFiles& fil
   return layer;
 }
 
+// Makes a requestor's layer refuse a peer whose certificate was not issued for `name` (the
+// chain alone proves only that the trusted CA issued it, maybe to another node): an IP
+// address must be among its IP subject alternative names, a DNS name among its DNS ones
+// (or its common name when it has none), without partial wildcards ("a*.example.org").
+Status expect_peer_name(DcmTLSTransportLayer& layer, const std::string& name) {
+  if (name.empty() || name.find('\0') != std::string::npos)
+    return fail(ErrorCode::usage, "a TLS peer needs a name to check its certificate against");
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(layer.getNativeHandle());
+  if (param == nullptr) return fail(ErrorCode::internal, "cannot set up TLS (OpenSSL)");
+  std::uint8_t bytes[16];
+  bool v4 = false;
+  if (address_bytes(name, bytes, v4)) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1)
+      return fail(ErrorCode::usage, "cannot check a TLS certificate against " + printable(name));
+    return {};
+  }
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) != 1)
+    return fail(ErrorCode::usage, "cannot check a TLS certificate against " + printable(name));
+  return {};
+}
+
 struct Shared {
   StoreHandler handler;
   std::vector<std::string> allowed_calling;
@@ -256,21 +283,24 @@ class GatewaySCP : public DcmThreadSCP {
       return DcmThreadSCP::handleIncomingCommand(message, info);
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
     const T_ASC_PresentationContextID pres = info.presentationContextID;
+    // A request that announces no data set has none to read: it is answered, the association
+    // goes on.
+    if (request.DataSetType == DIMSE_DATASET_NULL)
+      return sendSTOREResponse(pres, request, kStatusCannotUnderstand);
     StoreRequest seen{printable(trimmed(getPeerAETitle().c_str())),
                       trimmed(request.AffectedSOPClassUID)};
     bool received = false;
-    OFCondition receive_condition = EC_Normal;
+    Arrival arrival{};
     const ReceiveInto receive = [&](const fs::path& path) -> Status {
       if (received) return fail(ErrorCode::internal, "a data set can be received only once");
       received = true;
-      receive_condition = receiveSTORERequest(request, pres, OFString(path.c_str()));
-      if (receive_condition.bad()) {
-        std::error_code ec;
-        fs::remove(path, ec);
-        return fail(ErrorCode::malformed_dicom,
-                    std::string("receiving the data set failed: ") + receive_condition.text());
-      }
-      return {};
+      arrival = receive_data_set(request, pres, &path);
+      if (arrival.outcome == Outcome::whole) return {};
+      std::error_code ec;
+      fs::remove(path, ec);
+      if (arrival.outcome == Outcome::not_written)
+        return fail(ErrorCode::io, "writing the data set failed: " + arrival.problem);
+      return fail(ErrorCode::malformed_dicom, "receiving the data set failed: " + arrival.problem);
     };
     std::uint16_t status = kStatusProcessingFailure;
     try {
@@ -278,14 +308,106 @@ class GatewaySCP : public DcmThreadSCP {
     } catch (const std::exception&) {
       status = kStatusProcessingFailure;
     }
-    if (!received) {
-      DcmDataset* dropped = nullptr;
-      receive_condition = receiveSTORERequest(request, pres, dropped);
-      delete dropped;
-    }
-    // A data set that did not arrive whole leaves nothing to answer on this association.
-    if (receive_condition.bad()) return receive_condition;
+    if (!received) arrival = receive_data_set(request, pres, nullptr);
+    // Only a broken association ends it: a data set that arrived whole as P-DATA, however
+    // malformed its contents, is answered and the next request is served.
+    if (arrival.outcome == Outcome::broken) return arrival.condition;
+    if (arrival.outcome == Outcome::not_understood && store_succeeded(status))
+      status = kStatusCannotUnderstand;
     return sendSTOREResponse(pres, request, status);
+  }
+
+ private:
+  enum class Outcome {
+    whole,           // every fragment, up to the last, written
+    not_written,     // every fragment read, but the file could not be written
+    not_understood,  // every fragment read, but on another presentation context
+    broken,          // the association broke (or a command came instead): it cannot go on
+  };
+  struct Arrival {
+    Outcome outcome = Outcome::broken;
+    std::string problem;     // neutral: no byte of the data set
+    OFCondition condition;   // with Outcome::broken: what ends the association
+  };
+
+  // The next PDV of the association: one already read, or the first of the next P-DATA PDU
+  // (waiting at most the DIMSE timeout). DCMTK's own reader is private to its DIMSE layer.
+  OFCondition next_pdv(DUL_PDV& pdv) {
+    OFCondition cond = DUL_NextPDV(&assoc_->DULassociation, &pdv);
+    if (cond.good()) return cond;
+    const bool blocking = getDIMSEBlockingMode() == DIMSE_BLOCKING;
+    const int timeout = static_cast<int>(getDIMSETimeout());
+    if (!blocking && !ASC_dataWaiting(assoc_, timeout)) return DIMSE_NODATAAVAILABLE;
+    cond = DUL_ReadPDVs(&assoc_->DULassociation, nullptr, blocking ? DUL_BLOCK : DUL_NOBLOCK,
+                        timeout);
+    if (cond != DUL_PDATAPDUARRIVED) return cond.bad() ? cond : DIMSE_READPDVFAILED;
+    return DUL_NextPDV(&assoc_->DULassociation, &pdv);
+  }
+
+  // Reads the data set of a C-STORE request: its P-DATA fragments, as bytes, up to the one
+  // marked last, written after a meta header into a new file at `*path` (nullptr: dropped).
+  // Nothing here parses the bytes: a data set cut inside an element, of odd length or with a
+  // length running past its end arrives as it came and is judged by whoever reads the file,
+  // while the association stays in step (the next PDU is the next request's command).
+  Arrival receive_data_set(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID pres,
+                           const fs::path* path) {
+    Arrival arrival;
+    DcmOutputFileStream* raw_stream = nullptr;
+    if (path != nullptr) {
+      const OFCondition made = DIMSE_createFilestream(OFFilename(path->c_str()), &request,
+                                                      assoc_, pres, OFTrue, &raw_stream);
+      if (made.bad()) {
+        delete raw_stream;
+        raw_stream = nullptr;
+        arrival.problem = "cannot create the file";
+      }
+    }
+    std::unique_ptr<DcmOutputFileStream> stream(raw_stream);
+    bool written = stream != nullptr;
+    bool same_context = true;
+    for (;;) {
+      DUL_PDV pdv{};
+      const OFCondition cond = next_pdv(pdv);
+      if (cond.bad()) {
+        arrival.outcome = Outcome::broken;
+        arrival.problem = "the association broke";
+        arrival.condition = cond;
+        return arrival;
+      }
+      if (pdv.pdvType != DUL_DATASETPDV) {
+        // A command where the data set should go on: the peer and this node are out of step.
+        arrival.outcome = Outcome::broken;
+        arrival.problem = "a command came inside a data set";
+        arrival.condition = DIMSE_UNEXPECTEDPDVTYPE;
+        return arrival;
+      }
+      if (pdv.presentationContextID != pres) same_context = false;
+      if (written && pdv.fragmentLength > 0) {
+        const auto length = static_cast<offile_off_t>(pdv.fragmentLength);
+        if (stream->write(pdv.data, length) != length || !stream->good()) {
+          written = false;
+          arrival.problem = "the file could not be written";
+        }
+      }
+      if (pdv.lastPDV) break;
+    }
+    if (stream) {
+      stream->flush();
+      if (!stream->good() && written) {
+        written = false;
+        arrival.problem = "the file could not be written";
+      }
+      stream.reset();  // closes the file
+    }
+    if (!same_context) {
+      arrival.outcome = Outcome::not_understood;
+      arrival.problem = "the data set came on another presentation context than its command";
+    } else if (path != nullptr && !written) {
+      arrival.outcome = Outcome::not_written;
+    } else {
+      arrival.outcome = Outcome::whole;
+    }
+    return arrival;
   }
 
  private:
@@ -495,6 +617,9 @@ Status configure(Scu& scu, const Peer& peer, const std::string& calling_ae,
   if (peer.tls) {
     auto made = make_tls_layer(*peer.tls, NET_REQUESTOR);
     if (!made) return std::unexpected(made.error());
+    if (auto named = expect_peer_name(**made, peer.tls_name.empty() ? peer.host : peer.tls_name);
+        !named)
+      return named;
     layer = std::move(*made);
   }
   scu.setAETitle(calling_ae.c_str());

@@ -11,7 +11,8 @@
 // profile (TLS 1.2 or later, DCMTK's default): both sides present a certificate that the
 // other's trusted certificates verify (mutual authentication); a node that listens with TLS
 // refuses plain associations, and one that sends with TLS refuses a peer whose certificate
-// it cannot verify.
+// it cannot verify or that was issued for another name than the one it called (Peer::tls_name,
+// by default the host: OpenSSL's host-name check, X509_VERIFY_PARAM_set1_host/_ip).
 //
 // Nothing here logs an attribute value: requests are named to handlers by SOP class and
 // instance UIDs only so that the handler can answer them; log lines name AE titles, peers'
@@ -73,9 +74,13 @@ struct StoreRequest {
   std::string sop_class_uid;
 };
 
-// Receives the request's data set into a new Part 10 file at `path` (the data set exactly as
-// it came, with a meta header); at most once per request. Fails with ErrorCode::io (the file)
-// or ErrorCode::malformed_dicom (the data set could not be received).
+// Receives the request's data set into a new Part 10 file at `path` (the data set's bytes
+// exactly as they came, with a meta header); at most once per request. The bytes are not
+// parsed here: a data set cut inside an element or of odd length arrives as it came, and the
+// association goes on (whoever reads the file judges it). Fails with ErrorCode::io (the file
+// could not be written: the data set was read and dropped) or ErrorCode::malformed_dicom (the
+// data set came on another presentation context than its command, or the association broke).
+// Only a broken association ends it; after any other failure the request is answered.
 using ReceiveInto = std::function<Status(const std::filesystem::path& path)>;
 
 // Handles one C-STORE request and returns the DIMSE status to answer. It must call `receive`
@@ -129,6 +134,11 @@ struct Peer {
   std::string host;
   std::uint16_t port = 0;
   std::optional<TlsFiles> tls;  // set: associations with this node use TLS
+  // With TLS, the name the node's certificate must carry besides a trusted chain: a DNS name
+  // (subject alternative names, or the common name when it has none; no partial wildcards)
+  // or an IP address (its IP subject alternative names). Empty: `host` itself, so a
+  // certificate that the trusted CA issued for another node is refused.
+  std::string tls_name;
 };
 
 // Parses AET@HOST:PORT (no TLS). Fails with ErrorCode::usage.
