@@ -231,9 +231,10 @@ grep -q -e 'CompressedSamples' -e '1CT1' -e '1\.3\.6\.1\.4\.1\.5962' "$work/stat
 # a batch.
 rm -rf "$work/spool"
 mkdir -p "$work/dest-f"
-storescp +uf -aet DEST -od "$work/dest-f" "$dport" >"$work/storescp-f.log" 2>&1 &
+fport=$(free_port)  # A's storescp still holds $dport
+storescp +uf -aet DEST -od "$work/dest-f" "$fport" >"$work/storescp-f.log" 2>&1 &
 pids+=("$!")
-start_gateway "$work/gw-f.log" --forward "DEST@127.0.0.1:$dport" --retry-max 1
+start_gateway "$work/gw-f.log" --forward "DEST@127.0.0.1:$fport" --retry-max 1
 storescu -v -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/load"/*.dcm >"$work/send-f.log" 2>&1 &
 sender=$!
 pids+=("$sender")
@@ -244,7 +245,7 @@ awk '/Sending file/ {f=$NF} /Received Store Response \(Success\)/ {if (f != "") 
   "$work/send-f.log" | sort -u >"$work/acked-f.txt"
 acked_f=$(wc -l <"$work/acked-f.txt")
 [ "$acked_f" -ge 20 ] || fail "F: too little acknowledged before the kill"
-start_gateway "$work/gw-f2.log" --forward "DEST@127.0.0.1:$dport" --retry-max 1
+start_gateway "$work/gw-f2.log" --forward "DEST@127.0.0.1:$fport" --retry-max 1
 wait_for 60 bash -c "[ \"\$('$radguard' gateway status --spool '$work/spool' --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[\"incoming\"] + s[\"outbox\"])')\" = 0 ]" ||
   fail "F: the spool did not drain after the restart"
 kill -TERM "$gw"; wait "$gw" || fail "F: SIGTERM exit status"
