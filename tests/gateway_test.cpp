@@ -21,6 +21,7 @@
 #include "consent/consent.hpp"
 #include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/pull.hpp"
 #include "gateway/spool.hpp"
 #include "ledger/ledger.hpp"
 #include "net/dimse.hpp"
@@ -238,6 +239,33 @@ TEST(GatewayNet, ParsesPeers) {
   EXPECT_FALSE(net::parse_peer("DEST@host:0"));
   EXPECT_FALSE(net::parse_peer("DEST@host:70000"));
   EXPECT_FALSE(net::parse_peer("WAY-TOO-LONG-AE-TITLE@host:104"));
+}
+
+// A value that names studies to pull must match them exactly: C-FIND's wildcards and value
+// separator would make it match other patients' studies.
+TEST(GatewayNet, StudyKeysWithWildcardsAreRefused) {
+  using net::StudyKey;
+  EXPECT_TRUE(net::check_study_key(StudyKey::patient_id, "4MR1"));
+  EXPECT_TRUE(net::check_study_key(StudyKey::accession_number, "A 123"));
+  EXPECT_TRUE(net::check_study_key(StudyKey::study_uid, "1.2.840.113619.2.1"));
+  for (const char* bad : {"4MR*", "*", "4MR?", "4MR1\\5CT2", ""})
+    EXPECT_FALSE(net::check_study_key(StudyKey::patient_id, bad)) << bad;
+  EXPECT_FALSE(net::check_study_key(StudyKey::accession_number, std::string(65, 'A')));
+  EXPECT_FALSE(net::check_study_key(StudyKey::accession_number, std::string("A\n1")));
+  EXPECT_FALSE(net::check_study_key(StudyKey::study_uid, "1.2.*"));
+  EXPECT_FALSE(net::check_study_key(StudyKey::study_uid, "1.2.abc"));
+  gateway::PullConfig config;
+  config.ae_title = "RG";
+  config.move_to = "RG";
+  config.by = StudyKey::patient_id;
+  config.values = {"4MR1", "4MR*"};
+  const auto refused = gateway::check_pull(config);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::usage);
+  EXPECT_NE(refused.error().message.find("item 2"), std::string::npos);
+  EXPECT_EQ(refused.error().message.find("4MR"), std::string::npos);  // the value is not shown
+  config.values.clear();
+  EXPECT_FALSE(gateway::check_pull(config));
 }
 
 TEST(GatewayNet, HostRulesMatchAddressesAndNetworks) {

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <map>
@@ -723,6 +724,143 @@ Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::stri
   if (!any_answer && cond.bad())
     return fail(ErrorCode::io, "the association with " + peer_name(peer) + " broke: " + cond.text());
   return statuses;
+}
+
+
+Status check_study_key(StudyKey key, const std::string& value) {
+  const char* what = key == StudyKey::study_uid          ? "a Study Instance UID"
+                     : key == StudyKey::accession_number ? "an accession number"
+                                                         : "a patient ID";
+  if (value.empty() || value.size() > 64)
+    return fail(ErrorCode::usage, std::string(what) + " must be 1 to 64 characters");
+  for (const char c : value)
+    if (c < 0x20 || c > 0x7e || c == '*' || c == '?' || c == '\\')
+      return fail(ErrorCode::usage,
+                  std::string(what) + " must be printable, without '*', '?' or '\\' (they "
+                                      "would match other studies)");
+  if (key == StudyKey::study_uid &&
+      !std::ranges::all_of(value, [](char c) { return c == '.' || (c >= '0' && c <= '9'); }))
+    return fail(ErrorCode::usage, "a Study Instance UID is digits and dots");
+  return {};
+}
+
+namespace {
+
+// Opens an association with `peer` offering one query/retrieve SOP class; returns its
+// presentation context ID. Fails with ErrorCode::io.
+Result<T_ASC_PresentationContextID> open_query(Scu& scu, DcmTLSTransportLayer* layer,
+                                               const Peer& peer, const char* sop_class) {
+  OFList<OFString> syntaxes;
+  syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
+  syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+  scu.addPresentationContext(sop_class, syntaxes);
+  OFCondition cond = open_network(scu, layer);
+  if (cond.good()) cond = scu.negotiateAssociation();
+  if (cond.bad()) {
+    scu.abortAssociation();
+    return fail(ErrorCode::io, "no association with " + peer_name(peer) + ": " + cond.text());
+  }
+  const T_ASC_PresentationContextID pres = scu.findAnyPresentationContextID(sop_class, "");
+  if (pres == 0) {
+    scu.releaseAssociation();
+    return fail(ErrorCode::io, peer_name(peer) + " does not offer " +
+                                   (std::strcmp(sop_class, UID_FINDStudyRootQueryRetrieveInformationModel) == 0
+                                        ? "Study Root C-FIND"
+                                        : "Study Root C-MOVE"));
+  }
+  return pres;
+}
+
+void end_association(Scu& scu) {
+  if (scu.isConnected() && scu.releaseAssociation().bad()) scu.abortAssociation();
+}
+
+std::string hex(std::uint16_t status) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%04X", status);
+  return text;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> find_studies(const Peer& peer, const std::string& calling_ae,
+                                              StudyKey key, const std::string& value,
+                                              std::uint32_t timeout_s) {
+  if (auto checked = check_study_key(key, value); !checked) return std::unexpected(checked.error());
+  disable_nagle();
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
+  Scu scu;
+  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
+    return std::unexpected(configured.error());
+  auto pres = open_query(scu, layer.get(), peer, UID_FINDStudyRootQueryRetrieveInformationModel);
+  if (!pres) return std::unexpected(pres.error());
+  DcmDataset query;
+  query.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, "STUDY");
+  query.putAndInsertOFStringArray(DCM_StudyInstanceUID, "");
+  const DcmTagKey tag = key == StudyKey::accession_number ? DCM_AccessionNumber
+                        : key == StudyKey::patient_id     ? DCM_PatientID
+                                                          : DCM_StudyInstanceUID;
+  query.putAndInsertOFStringArray(tag, value.c_str());
+  OFList<QRResponse*> responses;
+  const OFCondition cond = scu.sendFINDRequest(*pres, &query, &responses);
+  std::vector<std::string> studies;
+  std::uint16_t last = kStatusProcessingFailure;
+  for (QRResponse* response : responses) {
+    last = response->m_status;
+    OFString uid;
+    if (response->m_dataset != nullptr &&
+        response->m_dataset->findAndGetOFString(DCM_StudyInstanceUID, uid).good()) {
+      std::string text = trimmed(uid.c_str());
+      if (!text.empty() && std::ranges::find(studies, text) == studies.end())
+        studies.push_back(std::move(text));
+    }
+    delete response;
+  }
+  end_association(scu);
+  if (cond.bad())
+    return fail(ErrorCode::io, "C-FIND with " + peer_name(peer) + " failed: " + cond.text());
+  if (last != kStatusSuccess)
+    return fail(ErrorCode::io, peer_name(peer) + " answered C-FIND with " + hex(last));
+  return studies;
+}
+
+Result<MoveResult> move_study(const Peer& peer, const std::string& calling_ae,
+                              const std::string& destination, const std::string& study_uid,
+                              std::uint32_t timeout_s) {
+  if (auto checked = check_study_key(StudyKey::study_uid, study_uid); !checked)
+    return std::unexpected(checked.error());
+  if (!valid_ae_title(destination))
+    return fail(ErrorCode::usage, "the C-MOVE destination must be an AE title of 1 to 16 characters");
+  disable_nagle();
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
+  Scu scu;
+  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
+    return std::unexpected(configured.error());
+  auto pres = open_query(scu, layer.get(), peer, UID_MOVEStudyRootQueryRetrieveInformationModel);
+  if (!pres) return std::unexpected(pres.error());
+  DcmDataset keys;
+  keys.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, "STUDY");
+  keys.putAndInsertOFStringArray(DCM_StudyInstanceUID, study_uid.c_str());
+  OFList<RetrieveResponse*> responses;
+  const OFCondition cond = scu.sendMOVERequest(*pres, destination.c_str(), &keys, &responses);
+  MoveResult result;
+  bool answered = false;
+  for (RetrieveResponse* response : responses) {
+    // The last answer (not pending) carries the final status and counts.
+    if (response->m_status != 0xFF00 && response->m_status != 0xFF01) {
+      answered = true;
+      result.status = response->m_status;
+      result.completed = response->m_numberOfCompletedSubops;
+      result.failed = response->m_numberOfFailedSubops;
+      result.warnings = response->m_numberOfWarningSubops;
+    }
+    delete response;
+  }
+  end_association(scu);
+  if (!answered)
+    return fail(ErrorCode::io, "C-MOVE with " + peer_name(peer) + " ended without a last answer" +
+                                   (cond.bad() ? std::string(": ") + cond.text() : std::string()));
+  return result;
 }
 
 }  // namespace radguard::net

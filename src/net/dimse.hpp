@@ -161,4 +161,38 @@ using StoreAnswer = std::function<void(std::size_t index, std::uint16_t status)>
     const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60,
     const StoreAnswer& on_answer = {});
 
+
+// --- retrieving from a PACS (Study Root Query/Retrieve Information Model)
+
+// The attribute that names the studies to retrieve.
+enum class StudyKey { study_uid, accession_number, patient_id };
+
+// Whether a value can name studies exactly: not empty, at most 64 characters, printable, and
+// none of C-FIND's wildcards or value separator ('*', '?', '\'), which would make it match
+// other patients' studies. Fails with ErrorCode::usage (the value is not shown).
+[[nodiscard]] Status check_study_key(StudyKey key, const std::string& value);
+
+// Asks `peer` (C-FIND, Study Root, STUDY level) for the Study Instance UIDs of the studies
+// whose key attribute equals `value` exactly (check_study_key first). Fails with ErrorCode::io
+// (no association, it broke, or a failure status) naming the peer, never the value.
+[[nodiscard]] Result<std::vector<std::string>> find_studies(const Peer& peer,
+                                                            const std::string& calling_ae,
+                                                            StudyKey key, const std::string& value,
+                                                            std::uint32_t timeout_s = 60);
+
+// The last answer of a C-MOVE: its status and sub-operation counts.
+struct MoveResult {
+  std::uint16_t status = kStatusProcessingFailure;
+  unsigned completed = 0, failed = 0, warnings = 0;
+};
+
+// Asks `peer` (C-MOVE, Study Root, STUDY level) to send the study with this Study Instance
+// UID to the node it knows as `destination` (an AE title the PACS maps to an address: the
+// gateway's own), and waits for the last answer (up to `timeout_s` between answers). Fails
+// with ErrorCode::io (no association, or it broke before the last answer).
+[[nodiscard]] Result<MoveResult> move_study(const Peer& peer, const std::string& calling_ae,
+                                            const std::string& destination,
+                                            const std::string& study_uid,
+                                            std::uint32_t timeout_s = 600);
+
 }  // namespace radguard::net
