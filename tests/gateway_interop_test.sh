@@ -4,7 +4,10 @@
 # pipeline refuses (quarantined, the association goes on), the destination down then up (the
 # outbox drains), kill -9 during a load and a restart (every acknowledged instance arrives,
 # none twice under different names), SIGTERM (exit 0); a release route from a pipeline file
-# (consent gate, ledger entry per study batch). Ports are chosen at run time.
+# (consent gate, ledger entry per study batch); malformed data sets from a raw sender on one
+# association (E); kill -9 during a forward load (F) and in the middle of a forward batch (G):
+# every acknowledged instance arrives, at most the one in flight twice. Ports are chosen at
+# run time.
 set -euo pipefail
 radguard=$1
 source "$(dirname "${BASH_SOURCE[0]}")/gateway_common.sh" test
@@ -265,4 +268,32 @@ sort -u "$work/got-f.txt" >"$work/got-f-unique.txt"
 twice=$(uniq -d "$work/got-f.txt" | wc -l)
 [ "$twice" -le 1 ] || fail "F: $twice instances arrived twice at the destination"
 
-echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger), E ok ($bad_failed malformed refused, $bad_acked quarantined, the association went on), F ok ($acked_f acknowledged before kill -9, $(wc -l <"$work/got-f.txt") arrived, $twice twice)"
+# --- G. kill -9 in the middle of a forward batch: the outbox fills while the destination is
+# down (150 instances: batches of 64), the destination comes up, the gateway is killed once 10
+# have arrived, then restarted. Each instance leaves the outbox as its answer comes, so at most
+# the one in flight arrives twice; an outbox cleared per batch would send the batch's first
+# ones again (F's load forwards as it arrives, in batches of one or two, and cannot tell).
+rm -rf "$work/spool"
+mkdir -p "$work/dest-g"
+gdport=$(free_port)
+start_gateway "$work/gw-g.log" --forward "DEST@127.0.0.1:$gdport" --retry-max 1
+storescu -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/load"/*.dcm >"$work/send-g.log" 2>&1 ||
+  fail "G: storescu failed"
+wait_for 60 field_is "$work/spool" incoming 0 || fail "G: instances not processed"
+queued_g=$(status_field "$work/spool" outbox)
+[ "$queued_g" = 150 ] || fail "G: $queued_g instances in the outbox, not 150"
+storescp +uf -aet DEST -od "$work/dest-g" "$gdport" >"$work/storescp-g.log" 2>&1 &
+pids+=("$!")
+wait_for 60 bash -c "[ \$(find '$work/dest-g' -type f | wc -l) -ge 10 ]" || fail "G: forwarding did not start"
+kill -9 "$gw"; wait "$gw" 2>/dev/null || true
+at_kill_g=$(find "$work/dest-g" -type f | wc -l)
+start_gateway "$work/gw-g2.log" --forward "DEST@127.0.0.1:$gdport" --retry-max 1
+wait_for 60 field_is "$work/spool" outbox 0 || fail "G: the outbox did not drain after the restart"
+kill -TERM "$gw"; wait "$gw" || fail "G: SIGTERM exit status"
+for f in "$work/dest-g"/*; do dcmdump -q +P 0008,0018 "$f" | sed 's/.*\[\(.*\)\].*/\1/'; done |
+  sort >"$work/got-g.txt"
+[ "$(sort -u "$work/got-g.txt" | wc -l)" = 150 ] || fail "G: not every queued instance arrived"
+twice_g=$(uniq -d "$work/got-g.txt" | wc -l)
+[ "$twice_g" -le 1 ] || fail "G: $twice_g instances arrived twice at the destination ($at_kill_g had arrived at the kill)"
+
+echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger), E ok ($bad_failed malformed refused, $bad_acked quarantined, the association went on), F ok ($acked_f acknowledged before kill -9, $(wc -l <"$work/got-f.txt") arrived, $twice twice), G ok ($at_kill_g of 150 arrived at kill -9 mid-batch, $(wc -l <"$work/got-g.txt") arrived, $twice_g twice)"
