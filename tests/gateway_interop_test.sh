@@ -4,7 +4,10 @@
 # pipeline refuses (quarantined, the association goes on), the destination down then up (the
 # outbox drains), kill -9 during a load and a restart (every acknowledged instance arrives,
 # none twice under different names), SIGTERM (exit 0); a release route from a pipeline file
-# (consent gate, ledger entry per study batch). Ports are chosen at run time.
+# (consent gate, ledger entry per study batch); malformed data sets from a raw sender on one
+# association (E); kill -9 during a forward load (F) and in the middle of a forward batch (G):
+# every acknowledged instance arrives, at most the one in flight twice. Ports are chosen at
+# run time.
 set -euo pipefail
 radguard=$1
 source "$(dirname "${BASH_SOURCE[0]}")/gateway_common.sh" test
@@ -180,4 +183,117 @@ assert e["instances"] == 2 and e["studies"] == 1 and e["recipient"] == "Example 
 PY
 grep -q -e '1CT1' -e '4MR1' "$work/gw-d.log" && fail "D: a patient ID in the log"
 
-echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger)"
+# --- E. a malformed data set from a sender, on one association between good ones -----------
+# storescu parses what it sends (it refuses a malformed file), so a raw sender sends the data
+# sets' bytes as they are: one cut inside Pixel Data (its length runs past the end), one cut
+# in the middle of an element's header. Each is answered with a failure status or quarantined
+# with a reason that names no value; the association goes on and the good ones are published.
+rm -rf "$work/spool"
+mkdir -p "$work/bad"
+ct_size=$(stat -c %s "$work/in/plain/ct4.dcm")
+head -c $((ct_size - 1000)) "$work/in/plain/ct4.dcm" >"$work/bad/past-end.dcm"
+head -c 1001 "$work/in/plain/ct5.dcm" >"$work/bad/mid-element.dcm"
+start_gateway "$work/gw-e.log" --output "$work/out-e"
+python3 "$(dirname "$0")/gateway_raw_scu.py" SENDER RG 127.0.0.1 "$gport" "$work/in/plain/ct1.dcm" \
+  "$work/bad/past-end.dcm" "$work/in/plain/ct2.dcm" "$work/bad/mid-element.dcm" \
+  "$work/in/plain/ct3.dcm" >"$work/send-e.log" 2>&1 || fail "E: the raw sender got no association"
+for f in ct1 ct2 ct3; do
+  grep -q "^0x0000 .*/$f.dcm\$" "$work/send-e.log" || fail "E: $f not acknowledged on the association"
+done
+grep -q '^released$' "$work/send-e.log" || fail "E: the association did not end with a release"
+bad_failed=$(grep -c -e '^0x[ABC].*/bad/' "$work/send-e.log" || true)
+bad_acked=$(grep -c -e '^0x0000 .*/bad/' "$work/send-e.log" || true)
+[ $((bad_failed + bad_acked)) = 2 ] || fail "E: a malformed data set got no answer"
+wait_for 30 field_is "$work/spool" incoming 0 || fail "E: instances not processed"
+[ "$(status_field "$work/spool" quarantined)" = "$bad_acked" ] ||
+  fail "E: each acknowledged malformed data set must be quarantined"
+mkdir -p "$work/good-e"
+cp "$work/in/plain"/ct[123].dcm "$work/good-e/"
+"$radguard" deid "$work/good-e" --output "$work/ref-e" --key "$work/k.key" --no-progress >/dev/null 2>&1 ||
+  fail "E: deid of the good files"
+[ "$(cd "$work/out-e" && find . -type f | sort)" = "$(cd "$work/ref-e" && find . -type f -name '*.dcm' | sort)" ] ||
+  fail "E: the good instances of the association were not all published"
+"$radguard" gateway status --spool "$work/spool" --json >"$work/status-e.json"
+if [ "$bad_acked" -gt 0 ]; then
+  python3 - "$work/status-e.json" <<'PY' || fail "E: no quarantine reason"
+import json, sys
+s = json.load(open(sys.argv[1]))
+reasons = [q["reason"] for q in s["last_quarantined"]]
+assert reasons and all(r.strip() for r in reasons), reasons
+PY
+fi
+kill -TERM "$gw"; wait "$gw" || fail "E: SIGTERM exit status"
+grep -q -e 'CompressedSamples' -e '1CT1' -e '1\.3\.6\.1\.4\.1\.5962' "$work/status-e.json" "$work/gw-e.log" \
+  "$work/spool/quarantine"/*.txt 2>/dev/null && fail "E: a value in a quarantine reason or the log"
+
+# --- F. kill -9 during a load in --forward mode, restart: every acknowledged instance arrives
+# at the destination, none twice. storescp keeps every file it receives under its own name
+# (+uf), so an instance sent twice shows as two files with one SOP Instance UID. C-STORE cannot
+# make this exactly-once (the destination may hold an instance whose answer the gateway had not
+# recorded when it was killed), so at most the one instance in flight may arrive again, never
+# a batch.
+rm -rf "$work/spool"
+mkdir -p "$work/dest-f"
+fport=$(free_port)  # A's storescp still holds $dport
+storescp +uf -aet DEST -od "$work/dest-f" "$fport" >"$work/storescp-f.log" 2>&1 &
+pids+=("$!")
+start_gateway "$work/gw-f.log" --forward "DEST@127.0.0.1:$fport" --retry-max 1
+storescu -v -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/load"/*.dcm >"$work/send-f.log" 2>&1 &
+sender=$!
+pids+=("$sender")
+wait_for 60 bash -c "[ \$(find '$work/dest-f' -type f | wc -l) -ge 20 ]" || fail "F: forwarding did not start"
+kill -9 "$gw"; wait "$gw" 2>/dev/null || true
+wait "$sender" 2>/dev/null || true
+awk '/Sending file/ {f=$NF} /Received Store Response \(Success\)/ {if (f != "") print f; f=""}' \
+  "$work/send-f.log" | sort -u >"$work/acked-f.txt"
+acked_f=$(wc -l <"$work/acked-f.txt")
+[ "$acked_f" -ge 20 ] || fail "F: too little acknowledged before the kill"
+start_gateway "$work/gw-f2.log" --forward "DEST@127.0.0.1:$fport" --retry-max 1
+wait_for 60 bash -c "[ \"\$('$radguard' gateway status --spool '$work/spool' --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[\"incoming\"] + s[\"outbox\"])')\" = 0 ]" ||
+  fail "F: the spool did not drain after the restart"
+kill -TERM "$gw"; wait "$gw" || fail "F: SIGTERM exit status"
+mkdir -p "$work/acked-f"
+while read -r f; do cp "$f" "$work/acked-f/"; done <"$work/acked-f.txt"
+"$radguard" deid "$work/acked-f" --output "$work/ref-acked-f" --key "$work/k.key" --no-progress >/dev/null 2>&1 ||
+  fail "F: deid of the acknowledged files"
+find "$work/ref-acked-f" -name '*.dcm' -printf '%f\n' | sed 's/\.dcm$//' | sort >"$work/want-f.txt"
+find "$work/ref-all" -name '*.dcm' -printf '%f\n' | sed 's/\.dcm$//' | sort >"$work/possible-f.txt"
+for f in "$work/dest-f"/*; do dcmdump -q +P 0008,0018 "$f" | sed 's/.*\[\(.*\)\].*/\1/'; done |
+  sort >"$work/got-f.txt"
+sort -u "$work/got-f.txt" >"$work/got-f-unique.txt"
+[ -z "$(comm -23 "$work/want-f.txt" "$work/got-f-unique.txt")" ] ||
+  fail "F: an acknowledged instance did not arrive at the destination"
+[ -z "$(comm -23 "$work/got-f-unique.txt" "$work/possible-f.txt")" ] ||
+  fail "F: the destination got an instance under a name deid does not give"
+twice=$(uniq -d "$work/got-f.txt" | wc -l)
+[ "$twice" -le 1 ] || fail "F: $twice instances arrived twice at the destination"
+
+# --- G. kill -9 in the middle of a forward batch: the outbox fills while the destination is
+# down (150 instances: batches of 64), the destination comes up, the gateway is killed once 10
+# have arrived, then restarted. Each instance leaves the outbox as its answer comes, so at most
+# the one in flight arrives twice; an outbox cleared per batch would send the batch's first
+# ones again (F's load forwards as it arrives, in batches of one or two, and cannot tell).
+rm -rf "$work/spool"
+mkdir -p "$work/dest-g"
+gdport=$(free_port)
+start_gateway "$work/gw-g.log" --forward "DEST@127.0.0.1:$gdport" --retry-max 1
+storescu -aet SENDER -aec RG 127.0.0.1 "$gport" "$work/load"/*.dcm >"$work/send-g.log" 2>&1 ||
+  fail "G: storescu failed"
+wait_for 60 field_is "$work/spool" incoming 0 || fail "G: instances not processed"
+queued_g=$(status_field "$work/spool" outbox)
+[ "$queued_g" = 150 ] || fail "G: $queued_g instances in the outbox, not 150"
+storescp +uf -aet DEST -od "$work/dest-g" "$gdport" >"$work/storescp-g.log" 2>&1 &
+pids+=("$!")
+wait_for 60 bash -c "[ \$(find '$work/dest-g' -type f | wc -l) -ge 10 ]" || fail "G: forwarding did not start"
+kill -9 "$gw"; wait "$gw" 2>/dev/null || true
+at_kill_g=$(find "$work/dest-g" -type f | wc -l)
+start_gateway "$work/gw-g2.log" --forward "DEST@127.0.0.1:$gdport" --retry-max 1
+wait_for 60 field_is "$work/spool" outbox 0 || fail "G: the outbox did not drain after the restart"
+kill -TERM "$gw"; wait "$gw" || fail "G: SIGTERM exit status"
+for f in "$work/dest-g"/*; do dcmdump -q +P 0008,0018 "$f" | sed 's/.*\[\(.*\)\].*/\1/'; done |
+  sort >"$work/got-g.txt"
+[ "$(sort -u "$work/got-g.txt" | wc -l)" = 150 ] || fail "G: not every queued instance arrived"
+twice_g=$(uniq -d "$work/got-g.txt" | wc -l)
+[ "$twice_g" -le 1 ] || fail "G: $twice_g instances arrived twice at the destination ($at_kill_g had arrived at the kill)"
+
+echo "gateway interop: A ok ($sent sent), B ok ($acked acknowledged before kill -9, $(wc -l <"$work/got.txt") written), C ok (signed), D ok (consent gate, ledger), E ok ($bad_failed malformed refused, $bad_acked quarantined, the association went on), F ok ($acked_f acknowledged before kill -9, $(wc -l <"$work/got-f.txt") arrived, $twice twice), G ok ($at_kill_g of 150 arrived at kill -9 mid-batch, $(wc -l <"$work/got-g.txt") arrived, $twice_g twice)"

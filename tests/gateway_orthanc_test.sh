@@ -3,7 +3,8 @@
 # ports with its own configuration in a temporary folder (no systemd, HTTP for localhost
 # only, C-STORE accepted only from the gateway's AE title at 127.0.0.1). Checked through
 # Orthanc's REST API: every instance sent arrived once, de-identified (no original patient
-# name, ID or UID), compressed ones as they came.
+# name, ID or UID), compressed ones as they came. Then Orthanc as the PACS for radguard gateway
+# pull (C-FIND, C-MOVE to the gateway).
 set -euo pipefail
 radguard=$1
 command -v Orthanc >/dev/null || { echo "Orthanc is not installed (scripts/install-deps.sh)" >&2; exit 1; }
@@ -90,4 +91,50 @@ assert "1.2.840.10008.1.2.4.80" in syntaxes, syntaxes  # JPEG-LS lossless, as it
 print(f"{len(ids)} instances in Orthanc, de-identified; transfer syntaxes {sorted(syntaxes)}")
 PY
 grep -q -e 'CompressedSamples' -e '1CT1' -e '4MR1' "$work/gw.log" && fail "a value in the log"
-echo "gateway -> Orthanc: $expected of $sent instances forwarded ($quarantined quarantined) and found de-identified through its REST API"
+
+# --- pull: Orthanc as the PACS. The originals are uploaded through its REST API; radguard
+# gateway pull has it send (C-FIND, then C-MOVE to the gateway's AE title, which its
+# configuration maps to the gateway's port) the CT study named by its Study Instance UID and
+# the MR patient's studies named by patient ID (from a list file) to a gateway that writes to
+# a folder: what arrives is exactly what radguard deid makes of the same originals.
+for f in ct1 ct2 ct3 ct4 mr; do
+  python3 -c "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:$hport/instances', data=open(sys.argv[1], 'rb').read(), method='POST'), timeout=10).read()" \
+    "$work/in/$f.dcm" || fail "upload to Orthanc"
+done
+mkdir -p "$work/pull-in"
+cp "$work/in"/ct[1-4].dcm "$work/in/mr.dcm" "$work/pull-in/"
+# (deid exits 1 when it refuses a file, as the gateway quarantines it)
+rc=0
+"$radguard" deid "$work/pull-in" --output "$work/ref-pull" --key "$work/k.key" --no-progress \
+  >"$work/deid-pull.txt" 2>&1 || rc=$?
+[ "$rc" -le 1 ] || fail "deid of the originals (exit $rc)"
+"$radguard" gateway --listen "$gport" --ae-title RG --spool "$work/spool-pull" --key "$work/k.key" \
+  --output "$work/out-pull" --allow-calling ORTHANC >"$work/gw-pull.log" 2>&1 &
+gw=$!
+pids+=("$gw")
+wait_for 20 echoscu -aet ORTHANC -aec RG 127.0.0.1 "$gport" || fail "the pull gateway did not start"
+pull=("$radguard" gateway pull --from "ORTHANC@127.0.0.1:$oport" --ae-title RG --move-to RG)
+# Refused before anything is asked: a wildcard would match other patients' studies.
+rc=0; "${pull[@]}" --by patient-id '4MR*' >"$work/pull-bad.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "pull: a wildcard was not refused (exit $rc)"
+# A patient the PACS does not know: reported, exit 1, nothing moved.
+rc=0; "${pull[@]}" --by patient-id NOBODY >"$work/pull-none.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q 'no study found' "$work/pull-none.log" || fail "pull: an unknown patient (exit $rc)"
+"${pull[@]}" 1.3.6.1.4.1.5962.1.2.1.20040119072730.12322 >"$work/pull-study.log" 2>&1 ||
+  fail "pull by Study Instance UID failed"
+grep -q '1 study, 4 instances sent to RG, 0 failed' "$work/pull-study.log" || fail "pull: the CT study's counts"
+printf '# the MR patient\n4MR1\n' >"$work/pull-list.txt"
+"${pull[@]}" --by patient-id --list "$work/pull-list.txt" >"$work/pull-patient.log" 2>&1 ||
+  fail "pull by patient ID failed"
+grep -q '1 study, 1 instance sent to RG, 0 failed' "$work/pull-patient.log" || fail "pull: the MR patient's counts"
+wait_for 30 field_is "$work/spool-pull" incoming 0 || fail "pull: instances not processed"
+kill -TERM "$gw"; wait "$gw" || fail "SIGTERM exit status (pull)"
+[ "$(cd "$work/out-pull" && find . -type f | sort)" = "$(cd "$work/ref-pull" && find . -type f -name '*.dcm' | sort)" ] ||
+  fail "pull: the gateway did not publish what deid makes of the studies pulled"
+pulled=$(find "$work/out-pull" -type f | wc -l)
+[ $((pulled + $(status_field "$work/spool-pull" quarantined))) = 5 ] ||
+  fail "pull: not every instance of the two studies was received"
+grep -q -e 'CompressedSamples' -e '1CT1' -e '4MR1' -e '1\.3\.6\.1\.4\.1\.5962' "$work/gw-pull.log" \
+  "$work"/pull-*.log && fail "pull: a value in a log"
+
+echo "gateway -> Orthanc: $expected of $sent instances forwarded ($quarantined quarantined) and found de-identified through its REST API; pull from Orthanc (C-FIND, C-MOVE) by study and by patient: $pulled published as deid publishes them"

@@ -21,6 +21,7 @@
 #include "consent/consent.hpp"
 #include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/pull.hpp"
 #include "gateway/spool.hpp"
 #include "ledger/ledger.hpp"
 #include "net/dimse.hpp"
@@ -240,6 +241,33 @@ TEST(GatewayNet, ParsesPeers) {
   EXPECT_FALSE(net::parse_peer("WAY-TOO-LONG-AE-TITLE@host:104"));
 }
 
+// A value that names studies to pull must match them exactly: C-FIND's wildcards and value
+// separator would make it match other patients' studies.
+TEST(GatewayNet, StudyKeysWithWildcardsAreRefused) {
+  using net::StudyKey;
+  EXPECT_TRUE(net::check_study_key(StudyKey::patient_id, "4MR1"));
+  EXPECT_TRUE(net::check_study_key(StudyKey::accession_number, "A 123"));
+  EXPECT_TRUE(net::check_study_key(StudyKey::study_uid, "1.2.840.113619.2.1"));
+  for (const char* bad : {"4MR*", "*", "4MR?", "4MR1\\5CT2", ""})
+    EXPECT_FALSE(net::check_study_key(StudyKey::patient_id, bad)) << bad;
+  EXPECT_FALSE(net::check_study_key(StudyKey::accession_number, std::string(65, 'A')));
+  EXPECT_FALSE(net::check_study_key(StudyKey::accession_number, std::string("A\n1")));
+  EXPECT_FALSE(net::check_study_key(StudyKey::study_uid, "1.2.*"));
+  EXPECT_FALSE(net::check_study_key(StudyKey::study_uid, "1.2.abc"));
+  gateway::PullConfig config;
+  config.ae_title = "RG";
+  config.move_to = "RG";
+  config.by = StudyKey::patient_id;
+  config.values = {"4MR1", "4MR*"};
+  const auto refused = gateway::check_pull(config);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::usage);
+  EXPECT_NE(refused.error().message.find("item 2"), std::string::npos);
+  EXPECT_EQ(refused.error().message.find("4MR"), std::string::npos);  // the value is not shown
+  config.values.clear();
+  EXPECT_FALSE(gateway::check_pull(config));
+}
+
 TEST(GatewayNet, HostRulesMatchAddressesAndNetworks) {
   const auto one = net::parse_host_rule("127.0.0.1");
   ASSERT_TRUE(one);
@@ -377,7 +405,7 @@ TEST_F(GatewayRun, RefusesBadRoutes) {
   ASSERT_FALSE(deface);
   EXPECT_EQ(deface.error().code, ErrorCode::usage);
   auto both = c;
-  both.forward = net::Peer{"DEST", "127.0.0.1", 104, {}};
+  both.forward = net::Peer{"DEST", "127.0.0.1", 104, {}, {}};
   EXPECT_FALSE(gateway::check_route(both, make_pipeline()));
   auto none = c;
   none.output.clear();
@@ -414,7 +442,7 @@ TEST_F(GatewayRun, ReleasesOnlyConsentingPatientsAndRecordsEachStudyBatchBeforeD
   c.release = gateway::ReleaseRoute{"research", "Example lab", registry_path.string(),
                                     (dir_ / "ledger.db").string(), ""};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
   // The consenting patient: two instances of one study and one of another; the other
@@ -528,7 +556,7 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   c.allowed_calling = {"SENDER"};
   c.max_associations = 2;
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 
   // Two CTs and an instance the pipeline refuses (ultrasound: may show burned-in text).
@@ -605,7 +633,7 @@ TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
   auto c = config();
   c.series_quiet = std::chrono::seconds(1);
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto statuses = net::store_files(me, "SENDER", files, 30);
   ASSERT_TRUE(statuses) << statuses.error().message;
@@ -632,10 +660,10 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   dest.ae_title = "DEST";
   auto c = config();
   c.output.clear();
-  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}};
+  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}, {}};
   c.retry = {std::chrono::seconds(1), std::chrono::seconds(1)};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -663,7 +691,7 @@ TEST_F(GatewayRun, RefusesPeersWhoseAddressIsNotAllowed) {
   c.allowed_hosts = {*net::parse_host_rule("192.0.2.0/24")};
   {
     Running running(c, pipeline);
-    const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+    const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
     // Up (listening) and refusing: the association is rejected, not the connection.
     std::string why;
     EXPECT_TRUE(wait_until([&] {
@@ -684,7 +712,7 @@ TEST_F(GatewayRun, RefusesPeersWhoseAddressIsNotAllowed) {
   }
   c.allowed_hosts = {*net::parse_host_rule("192.0.2.0/24"), *net::parse_host_rule("127.0.0.0/8")};
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 }
 
@@ -695,7 +723,7 @@ TEST_F(GatewayRun, AConflictingOutputIsQuarantinedWithAReasonTheGatewayCanHonour
   const auto pipeline = make_pipeline();
   auto c = config();
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -722,7 +750,7 @@ TEST_F(GatewayRun, AFullSpoolAnswersOutOfResourcesAndKeepsNothing) {
   auto c = config();
   c.min_free_bytes = std::uint64_t{1} << 62;  // more than any disk: the spool is "full"
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   auto ct = testing::make_ct();
   testing::save(*ct, dir_ / "ct.dcm");
@@ -743,7 +771,7 @@ TEST_F(GatewayRun, AFullAssociationPoolRefusesAtOnceAndServesAgainOnceFree) {
   auto c = config();
   c.max_associations = 1;
   Running running(c, pipeline);
-  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}};
+  const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
   // One association held open fills the pool.
   DcmSCU holder;

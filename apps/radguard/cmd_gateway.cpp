@@ -1,10 +1,12 @@
 // radguard gateway: flags -> GatewayConfig and pipeline Spec -> gateway::run_gateway;
 // radguard gateway status: the spool's counts and last failures.
+#include <fstream>
 #include <iostream>
 
 #include "cli.hpp"
 #include "core/error_table.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/pull.hpp"
 #include "stage_options.hpp"
 
 namespace radguard::cli {
@@ -22,6 +24,7 @@ struct GatewayArgs {
   std::vector<std::string> allowed_hosts;
   std::string tls_cert, tls_key, tls_trust;
   std::string tls_for = "both";
+  std::string tls_forward_name;
   unsigned max_associations = 8;
   unsigned workers = 1;
   unsigned series_quiet = 30;
@@ -34,6 +37,10 @@ struct GatewayArgs {
   // status
   std::string status_spool;
   bool json = false;
+  // pull
+  std::string pull_from, pull_ae_title, pull_move_to, pull_by = "study", pull_list;
+  unsigned pull_timeout = 600;
+  std::vector<std::string> pull_values;
 };
 
 int run_gateway_command(const GatewayArgs& args) {
@@ -70,8 +77,11 @@ int run_gateway_command(const GatewayArgs& args) {
                              "--tls-for " + args.tls_for + " needs --forward (use --tls-for "
                              "listen with --output)"});
       config.forward->tls = files;
+      config.forward->tls_name = args.tls_forward_name;
     }
   }
+  if (!args.tls_forward_name.empty() && !(config.forward && config.forward->tls))
+    return report_error({ErrorCode::usage, "--tls-forward-name needs TLS for --forward"});
   config.max_associations = args.max_associations;
   config.workers = args.workers;
   config.series_quiet = std::chrono::seconds(args.series_quiet);
@@ -117,6 +127,38 @@ int run_status_command(const GatewayArgs& args) {
   return kExitSuccess;
 }
 
+int run_pull_command(const GatewayArgs& args) {
+  gateway::PullConfig config;
+  auto peer = net::parse_peer(args.pull_from);
+  if (!peer) return report_error(with_context(peer.error(), "--from"));
+  config.from = *peer;
+  config.ae_title = args.pull_ae_title;
+  config.move_to = args.pull_move_to;
+  config.by = args.pull_by == "accession"    ? net::StudyKey::accession_number
+              : args.pull_by == "patient-id" ? net::StudyKey::patient_id
+                                             : net::StudyKey::study_uid;
+  config.timeout_s = args.pull_timeout;
+  config.values = args.pull_values;
+  if (!args.pull_list.empty()) {
+    std::ifstream list(args.pull_list);
+    if (!list) return report_error({ErrorCode::io, "cannot read the list " + args.pull_list});
+    for (std::string line; std::getline(list, line);) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+        line.pop_back();
+      const auto start = line.find_first_not_of(" \t");
+      if (start == std::string::npos || line[start] == '#') continue;
+      config.values.push_back(line.substr(start));
+    }
+  }
+  if (auto checked = gateway::check_pull(config); !checked) return report_error(checked.error());
+  auto totals = gateway::pull(config, std::cerr);
+  if (!totals) return report_error(totals.error());
+  std::cerr << "radguard pull: " << totals->items << " asked, " << totals->not_found
+            << " not found, " << totals->studies << " studies moved, " << totals->completed
+            << " instances sent, " << totals->failed << " failed\n";
+  return totals->not_found == 0 && totals->failed_studies == 0 ? kExitSuccess : kExitSomeFailed;
+}
+
 }  // namespace
 
 void add_gateway(CLI::App& app, Action& action) {
@@ -144,6 +186,9 @@ void add_gateway(CLI::App& app, Action& action) {
                   "with the TLS files: both (default: listen with TLS only, forward with TLS), "
                   "listen, or forward")
       ->check(CLI::IsMember({"both", "listen", "forward"}));
+  cmd->add_option("--tls-forward-name", args->tls_forward_name,
+                  "DICOM TLS: the name the destination's certificate must carry (default: the "
+                  "host of --forward; a certificate for another name is refused)");
   cmd->add_option("--max-associations", args->max_associations,
                   "associations served at once; more are refused (default 8)")
       ->check(CLI::Range(1, 1000));
@@ -177,8 +222,29 @@ void add_gateway(CLI::App& app, Action& action) {
   status->add_flag("--json", args->json, "JSON on stdout");
   status->callback([&action, args] { action = [args] { return run_status_command(*args); }; });
 
-  cmd->callback([&action, args, status] {
-    if (*status) return;
+  auto* pull = cmd->add_subcommand(
+      "pull", "have a PACS send studies (C-FIND, C-MOVE) to a running gateway, which "
+              "de-identifies them on its route");
+  pull->add_option("--from", args->pull_from, "the PACS, AET@HOST:PORT")->required();
+  pull->add_option("--ae-title", args->pull_ae_title,
+                   "this node's calling AE title (the PACS must allow it to query and move)")
+      ->required();
+  pull->add_option("--move-to", args->pull_move_to,
+                   "the AE title the PACS knows the gateway by (C-MOVE destination)")
+      ->required();
+  pull->add_option("--by", args->pull_by,
+                   "what the values are: study (Study Instance UID, default), accession or "
+                   "patient-id")
+      ->check(CLI::IsMember({"study", "accession", "patient-id"}));
+  pull->add_option("--list", args->pull_list, "a file with one value per line (# comments)");
+  pull->add_option("--timeout", args->pull_timeout,
+                   "longest wait for the PACS's next answer, seconds (default 600)")
+      ->check(CLI::Range(1, 86400));
+  pull->add_option("values", args->pull_values, "Study Instance UIDs (or --by values)");
+  pull->callback([&action, args] { action = [args] { return run_pull_command(*args); }; });
+
+  cmd->callback([&action, args, status, pull] {
+    if (*status || *pull) return;
     action = [args] { return run_gateway_command(*args); };
   });
 }

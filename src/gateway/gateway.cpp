@@ -148,6 +148,11 @@ class Gateway {
     }
     if (auto received = receive(pending->temp_path()); !received) {
       ++counters_.refused;
+      if (received.error().code == ErrorCode::io) {
+        log_.line("refused an instance from " + request.calling_ae +
+                  " (out of resources): " + received.error().message);
+        return net::kStatusOutOfResources;
+      }
       log_.line("an instance from " + request.calling_ae + " did not arrive whole");
       return net::kStatusCannotUnderstand;
     }
@@ -317,7 +322,17 @@ class Gateway {
       }
       std::vector<fs::path> files;
       for (const auto& item : due) files.push_back(item.path);
-      auto statuses = net::store_files(*config_.forward, config_.ae_title, files);
+      // Each instance the destination holds leaves the outbox as soon as its answer comes, so
+      // that a crash during a batch re-sends at most the one in flight, not the whole batch.
+      std::vector<bool> settled(due.size(), false);
+      auto statuses = net::store_files(
+          *config_.forward, config_.ae_title, files, 60,
+          [&](std::size_t i, std::uint16_t status) {
+            if (!net::store_succeeded(status)) return;
+            settled[i] = true;
+            ++counters_.forwarded;
+            if (auto done = spool_.forwarded(due[i]); !done) log_.line(done.error().message);
+          });
       const std::int64_t now = unix_now();
       std::size_t failed = 0;
       if (statuses && !last_trouble_.empty()) {
@@ -325,12 +340,7 @@ class Gateway {
         last_trouble_.clear();
       }
       for (std::size_t i = 0; i < due.size(); ++i) {
-        const bool ok = statuses && net::store_succeeded((*statuses)[i]);
-        if (ok) {
-          ++counters_.forwarded;
-          if (auto done = spool_.forwarded(due[i]); !done) log_.line(done.error().message);
-          continue;
-        }
+        if (settled[i]) continue;  // the destination holds it: left the outbox as it answered
         ++failed;
         ++counters_.forward_failures;
         const std::string error = statuses ? "destination answered " + status_hex((*statuses)[i])

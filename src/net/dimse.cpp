@@ -4,8 +4,10 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/scppool.h>
 #include <dcmtk/dcmnet/scpthrd.h>
@@ -14,12 +16,16 @@
 #include <dcmtk/dcmnet/scu.h>
 #include <dcmtk/dcmtls/tlslayer.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <map>
@@ -154,6 +160,28 @@ Result<std::unique_ptr<DcmTLSTransportLayer>> make_tls_layer(const TlsFiles& fil
   return layer;
 }
 
+// Makes a requestor's layer refuse a peer whose certificate was not issued for `name` (the
+// chain alone proves only that the trusted CA issued it, maybe to another node): an IP
+// address must be among its IP subject alternative names, a DNS name among its DNS ones
+// (or its common name when it has none), without partial wildcards ("a*.example.org").
+Status expect_peer_name(DcmTLSTransportLayer& layer, const std::string& name) {
+  if (name.empty() || name.find('\0') != std::string::npos)
+    return fail(ErrorCode::usage, "a TLS peer needs a name to check its certificate against");
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(layer.getNativeHandle());
+  if (param == nullptr) return fail(ErrorCode::internal, "cannot set up TLS (OpenSSL)");
+  std::uint8_t bytes[16];
+  bool v4 = false;
+  if (address_bytes(name, bytes, v4)) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1)
+      return fail(ErrorCode::usage, "cannot check a TLS certificate against " + printable(name));
+    return {};
+  }
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) != 1)
+    return fail(ErrorCode::usage, "cannot check a TLS certificate against " + printable(name));
+  return {};
+}
+
 struct Shared {
   StoreHandler handler;
   std::vector<std::string> allowed_calling;
@@ -256,21 +284,24 @@ class GatewaySCP : public DcmThreadSCP {
       return DcmThreadSCP::handleIncomingCommand(message, info);
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
     const T_ASC_PresentationContextID pres = info.presentationContextID;
+    // A request that announces no data set has none to read: it is answered, the association
+    // goes on.
+    if (request.DataSetType == DIMSE_DATASET_NULL)
+      return sendSTOREResponse(pres, request, kStatusCannotUnderstand);
     StoreRequest seen{printable(trimmed(getPeerAETitle().c_str())),
                       trimmed(request.AffectedSOPClassUID)};
     bool received = false;
-    OFCondition receive_condition = EC_Normal;
+    Arrival arrival{};
     const ReceiveInto receive = [&](const fs::path& path) -> Status {
       if (received) return fail(ErrorCode::internal, "a data set can be received only once");
       received = true;
-      receive_condition = receiveSTORERequest(request, pres, OFString(path.c_str()));
-      if (receive_condition.bad()) {
-        std::error_code ec;
-        fs::remove(path, ec);
-        return fail(ErrorCode::malformed_dicom,
-                    std::string("receiving the data set failed: ") + receive_condition.text());
-      }
-      return {};
+      arrival = receive_data_set(request, pres, &path);
+      if (arrival.outcome == Outcome::whole) return {};
+      std::error_code ec;
+      fs::remove(path, ec);
+      if (arrival.outcome == Outcome::not_written)
+        return fail(ErrorCode::io, "writing the data set failed: " + arrival.problem);
+      return fail(ErrorCode::malformed_dicom, "receiving the data set failed: " + arrival.problem);
     };
     std::uint16_t status = kStatusProcessingFailure;
     try {
@@ -278,14 +309,106 @@ class GatewaySCP : public DcmThreadSCP {
     } catch (const std::exception&) {
       status = kStatusProcessingFailure;
     }
-    if (!received) {
-      DcmDataset* dropped = nullptr;
-      receive_condition = receiveSTORERequest(request, pres, dropped);
-      delete dropped;
-    }
-    // A data set that did not arrive whole leaves nothing to answer on this association.
-    if (receive_condition.bad()) return receive_condition;
+    if (!received) arrival = receive_data_set(request, pres, nullptr);
+    // Only a broken association ends it: a data set that arrived whole as P-DATA, however
+    // malformed its contents, is answered and the next request is served.
+    if (arrival.outcome == Outcome::broken) return arrival.condition;
+    if (arrival.outcome == Outcome::not_understood && store_succeeded(status))
+      status = kStatusCannotUnderstand;
     return sendSTOREResponse(pres, request, status);
+  }
+
+ private:
+  enum class Outcome {
+    whole,           // every fragment, up to the last, written
+    not_written,     // every fragment read, but the file could not be written
+    not_understood,  // every fragment read, but on another presentation context
+    broken,          // the association broke (or a command came instead): it cannot go on
+  };
+  struct Arrival {
+    Outcome outcome = Outcome::broken;
+    std::string problem;     // neutral: no byte of the data set
+    OFCondition condition;   // with Outcome::broken: what ends the association
+  };
+
+  // The next PDV of the association: one already read, or the first of the next P-DATA PDU
+  // (waiting at most the DIMSE timeout). DCMTK's own reader is private to its DIMSE layer.
+  OFCondition next_pdv(DUL_PDV& pdv) {
+    OFCondition cond = DUL_NextPDV(&assoc_->DULassociation, &pdv);
+    if (cond.good()) return cond;
+    const bool blocking = getDIMSEBlockingMode() == DIMSE_BLOCKING;
+    const int timeout = static_cast<int>(getDIMSETimeout());
+    if (!blocking && !ASC_dataWaiting(assoc_, timeout)) return DIMSE_NODATAAVAILABLE;
+    cond = DUL_ReadPDVs(&assoc_->DULassociation, nullptr, blocking ? DUL_BLOCK : DUL_NOBLOCK,
+                        timeout);
+    if (cond != DUL_PDATAPDUARRIVED) return cond.bad() ? cond : DIMSE_READPDVFAILED;
+    return DUL_NextPDV(&assoc_->DULassociation, &pdv);
+  }
+
+  // Reads the data set of a C-STORE request: its P-DATA fragments, as bytes, up to the one
+  // marked last, written after a meta header into a new file at `*path` (nullptr: dropped).
+  // Nothing here parses the bytes: a data set cut inside an element, of odd length or with a
+  // length running past its end arrives as it came and is judged by whoever reads the file,
+  // while the association stays in step (the next PDU is the next request's command).
+  Arrival receive_data_set(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID pres,
+                           const fs::path* path) {
+    Arrival arrival;
+    DcmOutputFileStream* raw_stream = nullptr;
+    if (path != nullptr) {
+      const OFCondition made = DIMSE_createFilestream(OFFilename(path->c_str()), &request,
+                                                      assoc_, pres, OFTrue, &raw_stream);
+      if (made.bad()) {
+        delete raw_stream;
+        raw_stream = nullptr;
+        arrival.problem = "cannot create the file";
+      }
+    }
+    std::unique_ptr<DcmOutputFileStream> stream(raw_stream);
+    bool written = stream != nullptr;
+    bool same_context = true;
+    for (;;) {
+      DUL_PDV pdv{};
+      const OFCondition cond = next_pdv(pdv);
+      if (cond.bad()) {
+        arrival.outcome = Outcome::broken;
+        arrival.problem = "the association broke";
+        arrival.condition = cond;
+        return arrival;
+      }
+      if (pdv.pdvType != DUL_DATASETPDV) {
+        // A command where the data set should go on: the peer and this node are out of step.
+        arrival.outcome = Outcome::broken;
+        arrival.problem = "a command came inside a data set";
+        arrival.condition = DIMSE_UNEXPECTEDPDVTYPE;
+        return arrival;
+      }
+      if (pdv.presentationContextID != pres) same_context = false;
+      if (written && pdv.fragmentLength > 0) {
+        const auto length = static_cast<offile_off_t>(pdv.fragmentLength);
+        if (stream->write(pdv.data, length) != length || !stream->good()) {
+          written = false;
+          arrival.problem = "the file could not be written";
+        }
+      }
+      if (pdv.lastPDV) break;
+    }
+    if (stream) {
+      stream->flush();
+      if (!stream->good() && written) {
+        written = false;
+        arrival.problem = "the file could not be written";
+      }
+      stream.reset();  // closes the file
+    }
+    if (!same_context) {
+      arrival.outcome = Outcome::not_understood;
+      arrival.problem = "the data set came on another presentation context than its command";
+    } else if (path != nullptr && !written) {
+      arrival.outcome = Outcome::not_written;
+    } else {
+      arrival.outcome = Outcome::whole;
+    }
+    return arrival;
   }
 
  private:
@@ -495,6 +618,9 @@ Status configure(Scu& scu, const Peer& peer, const std::string& calling_ae,
   if (peer.tls) {
     auto made = make_tls_layer(*peer.tls, NET_REQUESTOR);
     if (!made) return std::unexpected(made.error());
+    if (auto named = expect_peer_name(**made, peer.tls_name.empty() ? peer.host : peer.tls_name);
+        !named)
+      return named;
     layer = std::move(*made);
   }
   scu.setAETitle(calling_ae.c_str());
@@ -541,7 +667,8 @@ Status echo(const Peer& peer, const std::string& calling_ae, std::uint32_t timeo
 
 Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::string& calling_ae,
                                                const std::vector<fs::path>& files,
-                                               std::uint32_t timeout_s) {
+                                               std::uint32_t timeout_s,
+                                               const StoreAnswer& on_answer) {
   disable_nagle();
   std::vector<std::uint16_t> statuses(files.size(), kStatusProcessingFailure);
   if (files.empty()) return statuses;
@@ -589,6 +716,7 @@ Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::stri
     }
     statuses[i] = status;
     any_answer = true;
+    if (on_answer) on_answer(i, status);
   }
   if (scu.isConnected()) {
     if (scu.releaseAssociation().bad()) scu.abortAssociation();
@@ -596,6 +724,143 @@ Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::stri
   if (!any_answer && cond.bad())
     return fail(ErrorCode::io, "the association with " + peer_name(peer) + " broke: " + cond.text());
   return statuses;
+}
+
+
+Status check_study_key(StudyKey key, const std::string& value) {
+  const char* what = key == StudyKey::study_uid          ? "a Study Instance UID"
+                     : key == StudyKey::accession_number ? "an accession number"
+                                                         : "a patient ID";
+  if (value.empty() || value.size() > 64)
+    return fail(ErrorCode::usage, std::string(what) + " must be 1 to 64 characters");
+  for (const char c : value)
+    if (c < 0x20 || c > 0x7e || c == '*' || c == '?' || c == '\\')
+      return fail(ErrorCode::usage,
+                  std::string(what) + " must be printable, without '*', '?' or '\\' (they "
+                                      "would match other studies)");
+  if (key == StudyKey::study_uid &&
+      !std::ranges::all_of(value, [](char c) { return c == '.' || (c >= '0' && c <= '9'); }))
+    return fail(ErrorCode::usage, "a Study Instance UID is digits and dots");
+  return {};
+}
+
+namespace {
+
+// Opens an association with `peer` offering one query/retrieve SOP class; returns its
+// presentation context ID. Fails with ErrorCode::io.
+Result<T_ASC_PresentationContextID> open_query(Scu& scu, DcmTLSTransportLayer* layer,
+                                               const Peer& peer, const char* sop_class) {
+  OFList<OFString> syntaxes;
+  syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
+  syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+  scu.addPresentationContext(sop_class, syntaxes);
+  OFCondition cond = open_network(scu, layer);
+  if (cond.good()) cond = scu.negotiateAssociation();
+  if (cond.bad()) {
+    scu.abortAssociation();
+    return fail(ErrorCode::io, "no association with " + peer_name(peer) + ": " + cond.text());
+  }
+  const T_ASC_PresentationContextID pres = scu.findAnyPresentationContextID(sop_class, "");
+  if (pres == 0) {
+    scu.releaseAssociation();
+    return fail(ErrorCode::io, peer_name(peer) + " does not offer " +
+                                   (std::strcmp(sop_class, UID_FINDStudyRootQueryRetrieveInformationModel) == 0
+                                        ? "Study Root C-FIND"
+                                        : "Study Root C-MOVE"));
+  }
+  return pres;
+}
+
+void end_association(Scu& scu) {
+  if (scu.isConnected() && scu.releaseAssociation().bad()) scu.abortAssociation();
+}
+
+std::string hex(std::uint16_t status) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%04X", status);
+  return text;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> find_studies(const Peer& peer, const std::string& calling_ae,
+                                              StudyKey key, const std::string& value,
+                                              std::uint32_t timeout_s) {
+  if (auto checked = check_study_key(key, value); !checked) return std::unexpected(checked.error());
+  disable_nagle();
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
+  Scu scu;
+  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
+    return std::unexpected(configured.error());
+  auto pres = open_query(scu, layer.get(), peer, UID_FINDStudyRootQueryRetrieveInformationModel);
+  if (!pres) return std::unexpected(pres.error());
+  DcmDataset query;
+  query.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, "STUDY");
+  query.putAndInsertOFStringArray(DCM_StudyInstanceUID, "");
+  const DcmTagKey tag = key == StudyKey::accession_number ? DCM_AccessionNumber
+                        : key == StudyKey::patient_id     ? DCM_PatientID
+                                                          : DCM_StudyInstanceUID;
+  query.putAndInsertOFStringArray(tag, value.c_str());
+  OFList<QRResponse*> responses;
+  const OFCondition cond = scu.sendFINDRequest(*pres, &query, &responses);
+  std::vector<std::string> studies;
+  std::uint16_t last = kStatusProcessingFailure;
+  for (QRResponse* response : responses) {
+    last = response->m_status;
+    OFString uid;
+    if (response->m_dataset != nullptr &&
+        response->m_dataset->findAndGetOFString(DCM_StudyInstanceUID, uid).good()) {
+      std::string text = trimmed(uid.c_str());
+      if (!text.empty() && std::ranges::find(studies, text) == studies.end())
+        studies.push_back(std::move(text));
+    }
+    delete response;
+  }
+  end_association(scu);
+  if (cond.bad())
+    return fail(ErrorCode::io, "C-FIND with " + peer_name(peer) + " failed: " + cond.text());
+  if (last != kStatusSuccess)
+    return fail(ErrorCode::io, peer_name(peer) + " answered C-FIND with " + hex(last));
+  return studies;
+}
+
+Result<MoveResult> move_study(const Peer& peer, const std::string& calling_ae,
+                              const std::string& destination, const std::string& study_uid,
+                              std::uint32_t timeout_s) {
+  if (auto checked = check_study_key(StudyKey::study_uid, study_uid); !checked)
+    return std::unexpected(checked.error());
+  if (!valid_ae_title(destination))
+    return fail(ErrorCode::usage, "the C-MOVE destination must be an AE title of 1 to 16 characters");
+  disable_nagle();
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
+  Scu scu;
+  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
+    return std::unexpected(configured.error());
+  auto pres = open_query(scu, layer.get(), peer, UID_MOVEStudyRootQueryRetrieveInformationModel);
+  if (!pres) return std::unexpected(pres.error());
+  DcmDataset keys;
+  keys.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, "STUDY");
+  keys.putAndInsertOFStringArray(DCM_StudyInstanceUID, study_uid.c_str());
+  OFList<RetrieveResponse*> responses;
+  const OFCondition cond = scu.sendMOVERequest(*pres, destination.c_str(), &keys, &responses);
+  MoveResult result;
+  bool answered = false;
+  for (RetrieveResponse* response : responses) {
+    // The last answer (not pending) carries the final status and counts.
+    if (response->m_status != 0xFF00 && response->m_status != 0xFF01) {
+      answered = true;
+      result.status = response->m_status;
+      result.completed = response->m_numberOfCompletedSubops;
+      result.failed = response->m_numberOfFailedSubops;
+      result.warnings = response->m_numberOfWarningSubops;
+    }
+    delete response;
+  }
+  end_association(scu);
+  if (!answered)
+    return fail(ErrorCode::io, "C-MOVE with " + peer_name(peer) + " ended without a last answer" +
+                                   (cond.bad() ? std::string(": ") + cond.text() : std::string()));
+  return result;
 }
 
 }  // namespace radguard::net

@@ -11,7 +11,8 @@
 // profile (TLS 1.2 or later, DCMTK's default): both sides present a certificate that the
 // other's trusted certificates verify (mutual authentication); a node that listens with TLS
 // refuses plain associations, and one that sends with TLS refuses a peer whose certificate
-// it cannot verify.
+// it cannot verify or that was issued for another name than the one it called (Peer::tls_name,
+// by default the host: OpenSSL's host-name check, X509_VERIFY_PARAM_set1_host/_ip).
 //
 // Nothing here logs an attribute value: requests are named to handlers by SOP class and
 // instance UIDs only so that the handler can answer them; log lines name AE titles, peers'
@@ -73,9 +74,13 @@ struct StoreRequest {
   std::string sop_class_uid;
 };
 
-// Receives the request's data set into a new Part 10 file at `path` (the data set exactly as
-// it came, with a meta header); at most once per request. Fails with ErrorCode::io (the file)
-// or ErrorCode::malformed_dicom (the data set could not be received).
+// Receives the request's data set into a new Part 10 file at `path` (the data set's bytes
+// exactly as they came, with a meta header); at most once per request. The bytes are not
+// parsed here: a data set cut inside an element or of odd length arrives as it came, and the
+// association goes on (whoever reads the file judges it). Fails with ErrorCode::io (the file
+// could not be written: the data set was read and dropped) or ErrorCode::malformed_dicom (the
+// data set came on another presentation context than its command, or the association broke).
+// Only a broken association ends it; after any other failure the request is answered.
 using ReceiveInto = std::function<Status(const std::filesystem::path& path)>;
 
 // Handles one C-STORE request and returns the DIMSE status to answer. It must call `receive`
@@ -129,6 +134,11 @@ struct Peer {
   std::string host;
   std::uint16_t port = 0;
   std::optional<TlsFiles> tls;  // set: associations with this node use TLS
+  // With TLS, the name the node's certificate must carry besides a trusted chain: a DNS name
+  // (subject alternative names, or the common name when it has none; no partial wildcards)
+  // or an IP address (its IP subject alternative names). Empty: `host` itself, so a
+  // certificate that the trusted CA issued for another node is refused.
+  std::string tls_name;
 };
 
 // Parses AET@HOST:PORT (no TLS). Fails with ErrorCode::usage.
@@ -142,9 +152,47 @@ struct Peer {
 // file's SOP class and transfer syntax). Returns a DIMSE status per file, in order (a file
 // that could not be read or had no accepted context gets 0x0110 and the association goes on).
 // Fails with ErrorCode::io when no association could be made or it broke before any answer:
-// then nothing is known to have arrived.
+// then nothing is known to have arrived. `on_answer`, when set, hears each answer (the file's
+// index and status) as soon as it comes, before the next file is sent: a caller that records
+// each success at once re-sends at most the one instance in flight after a crash, not a batch.
+using StoreAnswer = std::function<void(std::size_t index, std::uint16_t status)>;
 [[nodiscard]] Result<std::vector<std::uint16_t>> store_files(
     const Peer& peer, const std::string& calling_ae,
-    const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60);
+    const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60,
+    const StoreAnswer& on_answer = {});
+
+
+// --- retrieving from a PACS (Study Root Query/Retrieve Information Model)
+
+// The attribute that names the studies to retrieve.
+enum class StudyKey { study_uid, accession_number, patient_id };
+
+// Whether a value can name studies exactly: not empty, at most 64 characters, printable, and
+// none of C-FIND's wildcards or value separator ('*', '?', '\'), which would make it match
+// other patients' studies. Fails with ErrorCode::usage (the value is not shown).
+[[nodiscard]] Status check_study_key(StudyKey key, const std::string& value);
+
+// Asks `peer` (C-FIND, Study Root, STUDY level) for the Study Instance UIDs of the studies
+// whose key attribute equals `value` exactly (check_study_key first). Fails with ErrorCode::io
+// (no association, it broke, or a failure status) naming the peer, never the value.
+[[nodiscard]] Result<std::vector<std::string>> find_studies(const Peer& peer,
+                                                            const std::string& calling_ae,
+                                                            StudyKey key, const std::string& value,
+                                                            std::uint32_t timeout_s = 60);
+
+// The last answer of a C-MOVE: its status and sub-operation counts.
+struct MoveResult {
+  std::uint16_t status = kStatusProcessingFailure;
+  unsigned completed = 0, failed = 0, warnings = 0;
+};
+
+// Asks `peer` (C-MOVE, Study Root, STUDY level) to send the study with this Study Instance
+// UID to the node it knows as `destination` (an AE title the PACS maps to an address: the
+// gateway's own), and waits for the last answer (up to `timeout_s` between answers). Fails
+// with ErrorCode::io (no association, or it broke before the last answer).
+[[nodiscard]] Result<MoveResult> move_study(const Peer& peer, const std::string& calling_ae,
+                                            const std::string& destination,
+                                            const std::string& study_uid,
+                                            std::uint32_t timeout_s = 600);
 
 }  // namespace radguard::net
