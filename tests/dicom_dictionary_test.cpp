@@ -93,8 +93,9 @@ std::vector<std::string> dcmtk_default_files() {
   return files;
 }
 
-TEST(DcmtkDictionary, IsLoadedFromTheCompiledInRowsBeforeMain) {
-  // Nothing in this test program used DCMTK before radguard's loader ran.
+TEST(DcmtkDictionary, IsLoadedFromTheCompiledInRowsOnFirstUse) {
+  // Nothing in this test process used DCMTK's dictionary before radguard's first initialise().
+  radguard::dicom::initialise();
   EXPECT_EQ(radguard::dicom::dictionary_source(), DictionarySource::compiled_in);
   EXPECT_TRUE(dcmDataDict.isDictionaryLoaded());
   // The loader put DCMDICTPATH back as the test runner set it.
@@ -132,6 +133,7 @@ TEST(DcmtkDictionary, IsWhatDcmtksOwnLoaderMakesOfTheSameFiles) {
 }
 
 TEST(DcmtkDictionary, LosesNoEntryOfDcmtksInstalledDictionary) {
+  radguard::dicom::initialise();
   // What DCMTK reads at start-up when left alone: its installed dicom.dic and private.dic.
   const auto files = dcmtk_default_files();
   ASSERT_FALSE(files.empty());
@@ -163,6 +165,27 @@ TEST(DcmtkDictionary, LosesNoEntryOfDcmtksInstalledDictionary) {
     EXPECT_TRUE(found) << value.name;
   }
   EXPECT_GT(ours.normal.size(), installed.normal.size());  // the newer edition adds attributes
+}
+
+// In a fresh process (a death test re-runs this program for this test alone), since the
+// dictionary is loaded once per process.
+void use_dcmtk_first_then_initialise() {
+  // A DCMTK lookup first: DCMTK reads its installed text files (DCMDICTPATH unset, as for a
+  // program that used DCMTK on its own), then radguard's rows go over them.
+  ::unsetenv("DCMDICTPATH");
+  const bool dcmtk_read_files = DcmTag(DCM_PatientID).getEVR() == EVR_LO;
+  radguard::dicom::initialise();
+  const bool over = radguard::dicom::dictionary_source() == DictionarySource::over_text_files;
+  const Snapshot ours = global_snapshot();
+  const Snapshot theirs = parsed_by_dcmtk({(kData / "dcmtk-dicom-2026b.dic").string(),
+                                           (kData / "dcmtk-3.6.7-private.dic").string()});
+  const bool same = ours.normal == theirs.normal && ours.repeating == theirs.repeating;
+  std::exit(dcmtk_read_files && over && same ? 0 : 1);
+}
+
+TEST(DcmtkDictionary, UsingDcmtkBeforeInitialiseGivesTheSameEntries) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(use_dcmtk_first_then_initialise(), testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -30,13 +30,15 @@ DcmDictRangeRestriction range_of(char code) {
 void add_rows(DcmDataDictionary& dictionary) {
   std::vector<DcmVR> vrs;
   for (const char* name : detail::dcmtk_dictionary_vr_names()) vrs.emplace_back(name);
+  const char* strings = detail::dcmtk_dictionary_strings();
   for (const auto& row : detail::dcmtk_dictionary_rows()) {
     const DcmVR& vr = vrs[row.vr];
     if (vr.getEVR() == EVR_UNKNOWN) continue;  // DCMTK's loader skips such a line too
     // The strings are the tables' own (static storage): not copied, never freed.
+    const char* creator = row.creator == detail::kNoCreator ? nullptr : strings + row.creator;
     auto* entry = new DcmDictEntry(row.group, row.element, row.upper_group, row.upper_element, vr,
-                                   row.name, row.vm_min, row.vm_max, row.version, OFFalse,
-                                   row.creator);
+                                   strings + row.name, row.vm_min, row.vm_max,
+                                   strings + row.version, OFFalse, creator);
     entry->setGroupRangeRestriction(range_of(row.group_range));
     entry->setElementRangeRestriction(range_of(row.element_range));
     dictionary.addEntry(entry);  // takes ownership; replaces an equal entry, as the loader does
@@ -48,8 +50,9 @@ void load_once() {
   std::call_once(once, [] {
     // DCMTK creates its dictionary on first use and then parses the files DCMDICTPATH names
     // (its defaults when unset or empty). For that moment it names /dev/null, which parses to
-    // nothing; the caller's value is put back at once. Before main no other thread can read
-    // the environment meanwhile.
+    // nothing; the caller's value is put back at once. This runs once per process, from the
+    // first initialise(): radguard's front ends reach it from one thread (the others wait in
+    // call_once), so nothing reads the environment meanwhile.
     static constexpr const char* kVariable = "DCMDICTPATH";
     std::optional<std::string> previous;
     if (const char* value = std::getenv(kVariable); value != nullptr) previous = value;
@@ -70,9 +73,6 @@ void load_once() {
     dcmDataDict.wrunlock();
   });
 }
-
-// Before main, while the process has one thread.
-[[maybe_unused]] const bool g_loaded_before_main = (load_once(), true);
 
 }  // namespace
 

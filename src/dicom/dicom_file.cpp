@@ -422,7 +422,7 @@ void initialise() {
     // it: two readers that disagreed on where the data set starts once let a crafted deflated
     // file make DCMTK allocate gigabytes.
     dcmIgnoreFileMetaInformationGroupLength.set(OFTrue);
-    // Normally done before main already (dcmtk_dictionary.hpp).
+    // After logging is off: DCMTK's dictionary from radguard's rows (dcmtk_dictionary.hpp).
     load_dictionary();
   });
 }

@@ -151,8 +151,8 @@ class DicomFile {
 
 // Configures DCMTK once per process: silences its logging (it could print attribute
 // values) and makes sure its dictionary holds radguard's compiled-in rows (the PS3.6 edition
-// radguard ships and DCMTK's private dictionary; see dcmtk_dictionary.hpp, normally loaded
-// before main). Called by DicomFile::open; safe to call from several threads.
+// radguard ships and DCMTK's private dictionary; see dcmtk_dictionary.hpp). Called by
+// DicomFile::open and every other entry point; safe to call from several threads.
 void initialise();
 
 }  // namespace radguard::dicom
