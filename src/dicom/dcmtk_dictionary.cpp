@@ -50,9 +50,11 @@ void load_once() {
   std::call_once(once, [] {
     // DCMTK creates its dictionary on first use and then parses the files DCMDICTPATH names
     // (its defaults when unset or empty). For that moment it names /dev/null, which parses to
-    // nothing; the caller's value is put back at once. This runs once per process, from the
-    // first initialise(): radguard's front ends reach it from one thread (the others wait in
-    // call_once), so nothing reads the environment meanwhile.
+    // nothing; the caller's value is put back at once. setenv is unsafe while another thread
+    // reads the environment: radguard reaches this once per process, from the first file a
+    // worker opens (the other workers wait in call_once) or from the main thread before any
+    // worker starts; a program embedding radguard should call initialise() before it starts
+    // threads of its own.
     static constexpr const char* kVariable = "DCMDICTPATH";
     std::optional<std::string> previous;
     if (const char* value = std::getenv(kVariable); value != nullptr) previous = value;

@@ -28,7 +28,8 @@ enum class DictionarySource {
 };
 
 // Loads the rows into DCMTK's dictionary once per process; called by initialise().
-// Thread-safe (std::call_once).
+// Thread-safe (std::call_once), but the first call briefly sets DCMDICTPATH: a program with
+// threads of its own that read the environment calls dicom::initialise() before starting them.
 void load_dictionary();
 [[nodiscard]] DictionarySource dictionary_source();
 
