@@ -15,7 +15,8 @@
 #
 # Phases (BENCH_PHASES, default "startup real synthetic"; issue 21 added the first two):
 #   startup    `radguard --version` and a one-file deid, BENCH_STARTUP_RUNS (20) times each: median
-#              wall and CPU, peak RSS, the shared libraries loaded; and the pixel plugin's load
+#              wall and CPU, peak RSS, the shared libraries loaded; and the pixel plugin's load;
+#              with perf, their mean task-clock in microseconds (perf stat -r)
 #   real       real third-party files (bench/real_corpus.py: a TCIA MR series, pydicom's and
 #              GDCM/dicom3tools' samples) replicated with distinct UIDs: a small corpus
 #              (BENCH_REAL_SMALL replicas, 2: ~580 files, ~130 MB) and a large one
@@ -194,6 +195,18 @@ if has_phase startup; then
   loader=$(LD_DEBUG=statistics "$radguard" --version 2>&1 >/dev/null |
     awk '/total startup time in dynamic loader/ {print $(NF - 1); exit}')
   printf 'loader_cycles\t%s\n' "${loader:-0}" >>"$work/startup.facts"
+  # CPU to the microsecond (GNU time counts 10 ms steps), when perf can count task-clock: the
+  # one-file deid runs as sh -c 'rm -rf OUT; exec radguard deid ...', so sh + rm alone too.
+  task_clock_us() {  # COMMAND...: mean task-clock of BENCH_STARTUP_RUNS runs, in microseconds
+    perf stat -r "${BENCH_STARTUP_RUNS:-20}" -x, -e task-clock "$@" 2>&1 >/dev/null |
+      awk -F, '$3 ~ /task-clock/ {printf "%d", $1 * 1000; exit}'
+  }
+  if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+    printf 'version_task_clock_us\t%s\n' "$(task_clock_us "$radguard" --version)" >>"$work/startup.facts"
+    printf 'deid_one_file_task_clock_us\t%s\n' "$(task_clock_us sh -c "rm -rf '$work/one'; exec '$radguard' deid '$one' --output '$work/one' --key '$work/bench.key' --threads 1 --no-progress")" >>"$work/startup.facts"
+    printf 'sh_rm_task_clock_us\t%s\n' "$(task_clock_us sh -c "rm -rf '$work/one'; exec true")" >>"$work/startup.facts"
+    set_aside "$work/one"
+  fi
 fi
 
 if has_phase real; then
@@ -332,7 +345,8 @@ for name in ("version", "deid_one_file"):
     if name in startup_doc:
         d = startup_doc[name]
         print(f"start-up {name}: wall {d['wall_ms']:.1f} ms, cpu {d['cpu_ms']:.1f} ms, peak RSS {d['peak_rss_mb']:.1f} MB (median of {d['runs']})")
-for key in ("libraries", "libraries_with_plugin", "loader_cycles"):
+for key in ("libraries", "libraries_with_plugin", "loader_cycles", "version_task_clock_us",
+            "deid_one_file_task_clock_us", "sh_rm_task_clock_us"):
     if key in startup_doc:
         print(f"start-up {key}: {startup_doc[key]}")
 print("%-22s %-10s %6s %8s %7s %8s %7s %8s %6s %6s %7s %4s" % ("tool", "set", "files", "wall s", "cpu s",

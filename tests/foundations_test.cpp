@@ -907,5 +907,59 @@ TEST_F(Tablegen, ABadSafePrivateTagFails) {
   EXPECT_NE(messages.find("unexpected safe private tag"), std::string::npos) << messages;
 }
 
+
+// --dcmtk-dictionary: DCMTK's text format read as DCMTK reads it; a line DCMTK would skip
+// stops the build instead.
+int run_dcmtk_dictionary(const fs::path& dir, const std::string& text, std::string& output,
+                         std::string& messages) {
+  spit(dir / "in.dic", text);
+  const fs::path out = dir / "rows.cpp";
+  const std::string command = std::string(RADGUARD_TABLEGEN) + " --dcmtk-dictionary '" +
+                              out.string() + "' '" + (dir / "in.dic").string() + "' 2>'" +
+                              (dir / "stderr").string() + "'";
+  const int status = std::system(command.c_str());
+  output = fs::exists(out) ? slurp(out) : "";
+  messages = slurp(dir / "stderr");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(TablegenDcmtkDictionary, ReadsRangesCreatorsAndVmsAsDcmtkDoes) {
+  ScratchDir dir;
+  std::string output, messages;
+  ASSERT_EQ(run_dcmtk_dictionary(dir.path(),
+                                 "# comment\n"
+                                 "\n"
+                                 "(0010,0010)\tPN\tPatientName\t1\tDICOM\n"
+                                 "(0000-u-FFFF,0000)\tUL\tGenericGroupLength\t1\tGENERIC\n"
+                                 "(6000-60FF,3000)\tox\tOverlayData\t1\tDICOM\n"
+                                 "(7001-o-70ff,\"DLX_ANNOT_01\",04)\tSQ\tX\t2-2n\tPrivateTag\n"
+                                 "(0028,0106)\txs\tSmallest \n",
+                                 output, messages),
+            0)
+      << messages;
+  EXPECT_NE(output.find("{0x0010, 0x0010, 0x0010, 0x0010, 'u', 'u', 0, 1, 1,"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("{0x0000, 0x0000, 0xFFFF, 0x0000, 'u', 'u', 1, 1, 1,"), std::string::npos);
+  // A plain range is even-only; "-o-" odd; "2-2n" is 2-n; three fields: VM 1, version DICOM.
+  EXPECT_NE(output.find("{0x6000, 0x3000, 0x60FF, 0x3000, 'e', 'u', 2, 1, 1,"), std::string::npos);
+  EXPECT_NE(output.find("{0x7001, 0x0004, 0x70FF, 0x0004, 'o', 'u', 3, 2, -1,"), std::string::npos);
+  EXPECT_NE(output.find("{0x0028, 0x0106, 0x0028, 0x0106, 'u', 'u', 4, 1, 1,"), std::string::npos);
+  EXPECT_NE(output.find("\"DLX_ANNOT_01\\0\""), std::string::npos);
+  EXPECT_EQ(output.find("nullptr"), std::string::npos);  // strings are offsets, never pointers
+}
+
+TEST(TablegenDcmtkDictionary, ALineDcmtkWouldSkipFailsTheBuild) {
+  for (const char* line :
+       {"(0010,0010)\tPN\n", "(0010,0010\tPN\tPatientName\n", "(0010,0010)\tPN\tName\tx\n",
+        "(0010-q-0011,0010)\tPN\tName\n", "(0010,\"OPEN,10)\tPN\tName\n",
+        "(0010,0010)\tPN\tName\t1\tDICOM\textra\n", "(10010,0010)\tPN\tName\n",
+        "(0010,0010)\t\tName\n"}) {
+    ScratchDir dir;
+    std::string output, messages;
+    EXPECT_EQ(run_dcmtk_dictionary(dir.path(), line, output, messages), 1) << line;
+    EXPECT_FALSE(fs::exists(dir.path() / "rows.cpp")) << line;
+  }
+}
+
 }  // namespace
 }  // namespace radguard

@@ -28,6 +28,7 @@
 
 #include <dcmtk/dcmdata/dcistrmb.h>
 
+#include "dicom/dcmtk_dictionary.hpp"
 #include "dicom/dicom_file_impl.hpp"
 #include "dicom/structure_check.hpp"
 #include "standard/tables.hpp"
@@ -421,18 +422,8 @@ void initialise() {
     // it: two readers that disagreed on where the data set starts once let a crafted deflated
     // file make DCMTK allocate gigabytes.
     dcmIgnoreFileMetaInformationGroupLength.set(OFTrue);
-    DcmDataDictionary& dictionary = dcmDataDict.wrlock();
-    for (const auto& row : standard::dictionary_rows()) {
-      if (row.group_lo != row.group_hi || row.element_lo != row.element_hi) continue;
-      const DcmTagKey key(row.group_lo, row.element_lo);
-      if (dictionary.findEntry(key, nullptr) != nullptr) continue;
-      const DcmVR vr(row.vr);
-      if (vr.getEVR() == EVR_UNKNOWN || vr.getEVR() == EVR_UNKNOWN2B) continue;
-      // The dictionary takes ownership of entries it is given.
-      dictionary.addEntry(new DcmDictEntry(row.group_lo, row.element_lo, vr, row.keyword, 1, -1,
-                                           "radguard", OFTrue, nullptr));
-    }
-    dcmDataDict.wrunlock();
+    // After logging is off: DCMTK's dictionary from radguard's rows (dcmtk_dictionary.hpp).
+    load_dictionary();
   });
 }
 

@@ -150,8 +150,9 @@ class DicomFile {
 };
 
 // Configures DCMTK once per process: silences its logging (it could print attribute
-// values) and teaches its dictionary the attributes of the newer PS3.6 edition radguard
-// ships. Called by DicomFile::open; safe to call from several threads.
+// values) and makes sure its dictionary holds radguard's compiled-in rows (the PS3.6 edition
+// radguard ships and DCMTK's private dictionary; see dcmtk_dictionary.hpp). Called by
+// DicomFile::open and every other entry point; safe to call from several threads.
 void initialise();
 
 }  // namespace radguard::dicom

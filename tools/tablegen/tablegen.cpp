@@ -2,7 +2,14 @@
 // into C++ tables, so no attribute action is ever hand-typed.
 //
 // usage: tablegen DATA_DIR OUTPUT.cpp [TAGS.hpp]
+//        tablegen --dcmtk-dictionary OUTPUT.cpp FILE.dic...
+//
+// The second form turns data dictionaries in DCMTK's text format into the rows radguard gives
+// DCMTK at start-up (src/dicom/dcmtk_dictionary.hpp), read the way DCMTK's own loader
+// (DcmDataDictionary::loadDictionary) reads them, in file order, so that DCMTK never parses
+// a text dictionary at run time.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -308,6 +315,233 @@ std::string generate_tag_names(const std::vector<DictEntry>& entries) {
   return out.str();
 }
 
+// ---------------------------------------------------------------------------------------
+// DCMTK's data dictionary, read as DcmDataDictionary::loadDictionary reads it: tab-separated
+// "tag VR name [VM [version]]", comment lines starting with '#', tags (gggg,eeee) with ranges
+// (gggg-GGGG: even only; gggg-o-GGGG odd, -e- even, -u- any) and private creators
+// (gggg,"CREATOR",ee). A line DCMTK would reject stops the build instead of being skipped.
+
+std::string strip_all_space(const std::string& s) {
+  std::string out;
+  for (const char c : s)
+    if (!std::isspace(static_cast<unsigned char>(c))) out += c;
+  return out;
+}
+
+std::string strip_outer_space(const std::string& s) {
+  std::size_t begin = 0, end = s.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
+  return s.substr(begin, end - begin);
+}
+
+struct TagPart {
+  unsigned lo = 0, hi = 0;
+  char range = 'u';  // 'u' unspecified, 'o' odd, 'e' even (DcmDictRangeRestriction)
+};
+
+bool parse_tag_part(const std::string& s, TagPart& part) {
+  char restrictor = ' ';
+  if (std::sscanf(s.c_str(), "%x-%c-%x", &part.lo, &restrictor, &part.hi) == 3) {
+    switch (restrictor) {
+      case 'o': case 'O': part.range = 'o'; return true;
+      case 'e': case 'E': part.range = 'e'; return true;
+      case 'u': case 'U': part.range = 'u'; return true;
+      default: return false;
+    }
+  }
+  if (std::sscanf(s.c_str(), "%x-%x", &part.lo, &part.hi) == 2) {
+    part.range = 'e';  // a plain range is even-only, as DCMTK reads it
+    return true;
+  }
+  if (std::sscanf(s.c_str(), "%x", &part.lo) == 1) {
+    part.hi = part.lo;
+    part.range = 'u';
+    return true;
+  }
+  return false;
+}
+
+bool parse_vm(const std::string& field, int& vm_min, int& vm_max) {
+  const std::string s = strip_all_space(field);
+  const char* v = s.c_str();
+  char c = 0;
+  int ignored = 0;
+  if (std::sscanf(v, "%d-%d%c", &vm_min, &ignored, &c) == 3) {
+    vm_max = -1;  // "2-2n" is read as "2-n"
+    return c == 'n' || c == 'N';
+  }
+  if (std::sscanf(v, "%d-%d", &vm_min, &vm_max) == 2) return true;
+  if (std::sscanf(v, "%d-%c", &vm_min, &c) == 2) {
+    vm_max = -1;
+    return c == 'n' || c == 'N';
+  }
+  if (std::sscanf(v, "%d%c", &vm_min, &c) == 2) {
+    vm_max = -1;
+    return c == 'n' || c == 'N';
+  }
+  if (std::sscanf(v, "%d", &vm_min) == 1) {
+    vm_max = vm_min;
+    return true;
+  }
+  if (std::sscanf(v, "%c", &c) == 1 && (c == 'n' || c == 'N')) {
+    vm_min = 1;
+    vm_max = -1;
+    return true;
+  }
+  return false;
+}
+
+struct DcmtkRow {
+  TagPart group, element;
+  std::string vr, name, version, creator;
+  bool has_creator = false;
+  int vm_min = 1, vm_max = 1;
+};
+
+bool parse_dcmtk_tag(const std::string& field, DcmtkRow& row) {
+  const std::string s = strip_outer_space(field);
+  if (s.size() < 2 || s.front() != '(' || s.back() != ')' || s.find(',') == std::string::npos)
+    return false;
+  std::size_t i = 1;
+  std::string group;
+  for (; i < s.size() && s[i] != ','; ++i) group += s[i];
+  if (i == s.size()) return false;
+  ++i;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  if (i < s.size() && s[i] == '"') {
+    ++i;
+    for (; i < s.size() && s[i] != '"'; ++i) row.creator += s[i];
+    if (i == s.size()) return false;
+    ++i;
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (i == s.size() || s[i] != ',') return false;
+    ++i;
+    row.has_creator = !row.creator.empty();
+  }
+  std::string element;
+  for (; i < s.size() && s[i] != ')'; ++i) element += s[i];
+  return parse_tag_part(strip_all_space(group), row.group) &&
+         parse_tag_part(strip_all_space(element), row.element);
+}
+
+std::vector<DcmtkRow> read_dcmtk_dictionary(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) die("cannot open " + path);
+  std::vector<DcmtkRow> rows;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string where = path + ":" + std::to_string(number);
+    if (line.size() > 2000) die(where + ": line longer than DCMTK reads at once");
+    const std::string text = strip_outer_space(line);
+    if (text.empty() || text.front() == '#') continue;
+    // Trailing white space goes first (DCMTK strips the line's end before splitting).
+    std::string trimmed = line;
+    while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back())))
+      trimmed.pop_back();
+    std::vector<std::string> f;
+    std::size_t start = 0;
+    while (true) {
+      const auto tab = trimmed.find('\t', start);
+      f.push_back(trimmed.substr(start, tab == std::string::npos ? tab : tab - start));
+      if (tab == std::string::npos) break;
+      start = tab + 1;
+    }
+    if (f.size() < 3 || f.size() > 5) die(where + ": expected 3 to 5 tab-separated fields");
+    DcmtkRow row;
+    row.version = f.size() == 5 ? strip_all_space(f[4]) : "DICOM";
+    if (f.size() >= 4 && !parse_vm(f[3], row.vm_min, row.vm_max)) die(where + ": bad VM");
+    if (!parse_dcmtk_tag(f[0], row)) die(where + ": bad tag");
+    if (row.group.lo > 0xFFFF || row.group.hi > 0xFFFF || row.element.lo > 0xFFFF ||
+        row.element.hi > 0xFFFF)
+      die(where + ": tag out of range");
+    row.vr = strip_all_space(f[1]);
+    row.name = strip_all_space(f[2]);
+    if (row.vr.empty()) die(where + ": empty VR");
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string generate_dcmtk_dictionary(const std::vector<std::string>& files) {
+  std::vector<DcmtkRow> rows;
+  std::string sources;
+  for (const auto& file : files) {
+    auto more = read_dcmtk_dictionary(file);
+    rows.insert(rows.end(), std::make_move_iterator(more.begin()),
+                std::make_move_iterator(more.end()));
+    const auto slash = file.find_last_of('/');
+    sources += (sources.empty() ? "" : ", ") +
+               (slash == std::string::npos ? file : file.substr(slash + 1));
+  }
+  std::vector<std::string> vr_names;
+  std::map<std::string, std::size_t> vr_index;
+  for (const auto& row : rows) {
+    if (vr_index.emplace(row.vr, vr_names.size()).second) vr_names.push_back(row.vr);
+  }
+  if (vr_names.size() > 255) die("more VR names than a row can index");
+  // Names, versions and creators live in one character pool that rows index (no pointers:
+  // the table needs no relocation at load time and stays untouched until DICOM is read).
+  std::string pool;
+  std::map<std::string, std::size_t> pooled;
+  auto offset_of = [&](const std::string& text) {
+    const auto [it, inserted] = pooled.emplace(text, pool.size());
+    if (inserted) {
+      pool += text;
+      pool += '\0';
+    }
+    return it->second;
+  };
+  std::ostringstream table;
+  for (const auto& r : rows) {
+    if (r.vm_min < -1 || r.vm_min > 32767 || r.vm_max < -1 || r.vm_max > 32767)
+      die("VM out of range for " + r.name);
+    table << "  {" << hex4(r.group.lo) << ", " << hex4(r.element.lo) << ", " << hex4(r.group.hi)
+          << ", " << hex4(r.element.hi) << ", '" << r.group.range << "', '" << r.element.range
+          << "', " << vr_index[r.vr] << ", " << r.vm_min << ", " << r.vm_max << ", "
+          << offset_of(r.name) << ", " << offset_of(r.version) << ", "
+          << (r.has_creator ? std::to_string(offset_of(r.creator)) : std::string("kNoCreator"))
+          << "},\n";
+  }
+  if (pool.size() >= 0xFFFFFFFFU) die("string pool too large");
+  std::ostringstream out;
+  out << "// Generated by tools/tablegen --dcmtk-dictionary from " << sources
+      << ". Do not edit.\n"
+         "#include \"dicom/dcmtk_dictionary.hpp\"\n\n"
+         "#include <array>\n\n"
+         "namespace radguard::dicom::detail {\n\n"
+         "namespace {\n\n"
+         "constexpr std::array<const char*, "
+      << vr_names.size() << "> kVrNames = {{";
+  for (std::size_t i = 0; i < vr_names.size(); ++i) out << (i ? ", " : "") << quote(vr_names[i]);
+  out << "}};\n\n"
+         "constexpr char kStrings[] =\n";
+  // One literal per string, each ending in an explicit NUL.
+  for (std::size_t begin = 0; begin < pool.size();) {
+    const std::size_t end = pool.find('\0', begin);
+    std::string literal = quote(pool.substr(begin, end - begin));
+    literal.insert(literal.size() - 1, "\\0");
+    out << "    " << literal << "\n";
+    begin = end + 1;
+  }
+  out << "    ;\n\n"
+         "constexpr std::array<DcmtkDictionaryRow, "
+      << rows.size() << "> kRows = {{\n"
+      << table.str()
+      << "}};\n\n"
+         "}  // namespace\n\n"
+         "const char* const kDcmtkDictionarySources = "
+      << quote(sources)
+      << ";\n\n"
+         "std::span<const char* const> dcmtk_dictionary_vr_names() { return kVrNames; }\n"
+         "std::span<const DcmtkDictionaryRow> dcmtk_dictionary_rows() { return kRows; }\n"
+         "const char* dcmtk_dictionary_strings() { return kStrings; }\n\n"
+         "}  // namespace radguard::dicom::detail\n";
+  return out.str();
+}
+
 // Write then rename, so an interrupted build never leaves a half file.
 void write_atomically(const std::string& target, const std::string& text) {
   const std::string temp = target + ".tmp";
@@ -322,6 +556,11 @@ void write_atomically(const std::string& target, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "--dcmtk-dictionary") {
+    if (argc < 4) die("usage: tablegen --dcmtk-dictionary OUTPUT.cpp FILE.dic...");
+    write_atomically(argv[2], generate_dcmtk_dictionary(std::vector<std::string>(argv + 3, argv + argc)));
+    return 0;
+  }
   if (argc != 3 && argc != 4) die("usage: tablegen DATA_DIR OUTPUT.cpp [TAGS.hpp]");
   const std::string dir = argv[1];
   std::ostringstream out;
