@@ -6,7 +6,7 @@
 # `radguard redact --mode all-text`. Scored from the pixels against an outside reading: the
 # words the `tesseract` command line reads in the original with confidence >= 80 and at
 # least 3 letters; a word is covered when 95% of its box is fill. The photograph reports the
-# share of its pixels changed.
+# share of its pixels changed. Each word not covered is listed (text, box, share filled).
 #
 #   bench/third_party_screens.sh RADGUARD [WORKDIR]
 set -euo pipefail
@@ -98,9 +98,13 @@ for name in sorted(os.listdir(os.path.join(work, "in"))):
         if len(f) < 12 or not f[11].strip():
             continue
         if float(f[10]) >= 80 and sum(c.isalnum() for c in f[11]) >= 3:
-            words.append(tuple(int(v) for v in f[6:10]))
+            words.append((tuple(int(v) for v in f[6:10]), f[11].strip()))
     fill = after.min()
-    covered = sum(np.mean(after[y:y + h, x:x + w] <= fill + 8) >= 0.95 for x, y, w, h in words)
+    shares = [np.mean(after[y:y + h, x:x + w] <= fill + 8) for (x, y, w, h), _ in words]
+    covered = sum(share >= 0.95 for share in shares)
+    for ((x, y, w, h), text), share in zip(words, shares):
+        if share < 0.95:  # what was missed, for a look (the bench's own files: no PHI)
+            print(f"   missed {text!r} at {x},{y} {w}x{h}: {100 * share:.0f}% filled")
     total += len(words)
     covered_all += covered
     print(f"{label}: {before.shape[1]}x{before.shape[0]}, {folder}, words read by tesseract {len(words)}, "

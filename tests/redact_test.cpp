@@ -762,6 +762,71 @@ TEST(Redact, AnUnreadLineTheDetectorIsSureOfIsCoveredEvenWithoutVisibleInk) {
   EXPECT_TRUE(after->redact.empty());
 }
 
+// Words read and kept keep their whole ink, anti-aliased edges included. Tesseract's word
+// boxes end a pixel or two inside a smooth glyph's faint edge; that edge used to be redacted as
+// unread ink (with the margin and the padding of the ink's height on top), hiding a third to
+// all of a kept word, and beside an identifier the sliver joined the identifier's run, so the
+// label in front of it ("Req#", "Hosp#" on bench/fourth_screens.py's bars) was filled too.
+TEST(Redact, KeptWordsKeepTheirAntiAliasedEdgesAndTheLabelBesideAnIdentifier) {
+  TempDir dir;
+  cv::Mat frame(240, 320, CV_8UC1, cv::Scalar(0));
+  struct Drawn {
+    std::string text;
+    cv::Point at;
+    bool phi;
+    cv::Mat ink;
+  };
+  std::vector<Drawn> words = {{"Req#", {8, 30}, false, {}},     {"PID12345", {0, 30}, true, {}},
+                              {"Gain", {8, 120}, false, {}},    {"58%", {0, 120}, false, {}},
+                              {"Frame", {8, 160}, false, {}},   {"DEPTH", {180, 160}, false, {}},
+                              {"Contrast", {8, 200}, false, {}}, {"16cm", {180, 200}, false, {}}};
+  int baseline = 0;
+  const cv::Size label = cv::getTextSize("Req#", cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, &baseline);
+  words[1].at.x = 8 + label.width + 6;
+  const cv::Size gain = cv::getTextSize("Gain", cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, &baseline);
+  words[3].at.x = 8 + gain.width + 8;
+  for (Drawn& w : words) {
+    w.ink = cv::Mat(frame.size(), CV_8UC1, cv::Scalar(0));
+    cv::putText(w.ink, w.text, w.at, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(230), 1, cv::LINE_AA);
+    cv::max(frame, w.ink, frame);
+  }
+  save(*object_of(frame), dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+  for (const Drawn& w : words) {
+    if (w.phi) {
+      EXPECT_GE(covered(w.ink > 0, result->redactions), 0.99) << "'" << w.text << "' shows";
+    } else {
+      // The word's ink as a reader sees it (its faintest edge pixels aside).
+      EXPECT_LE(covered(w.ink > 60, result->redactions), 0.05) << "'" << w.text << "' was redacted";
+    }
+  }
+}
+
+// A label in front of an identifier is not part of it. "ID" "PID12345" read apart matches
+// the ID joined ("IDPID12345" is two edits from PID12345), and the label used to be filled
+// with the value (bench/fourth_screens.py's clips: "ID K-2527771", every frame).
+TEST(Redact, TheLabelInFrontOfAnIdentifierIsKept) {
+  TempDir dir;
+  BurnedFrame f;
+  int baseline = 0;
+  const cv::Size label = cv::getTextSize("ID", cv::FONT_HERSHEY_SIMPLEX, 0.8, 2, &baseline);
+  f.texts = {
+      {"ID", {10, 40}, cv::FONT_HERSHEY_SIMPLEX, 0.8, 2, 255, false},
+      {"PID12345", {10 + label.width + 12, 40}, cv::FONT_HERSHEY_SIMPLEX, 0.8, 2, 255, true},
+      {"DEPTH", {10, 200}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 255, false},
+  };
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+  expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");

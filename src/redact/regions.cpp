@@ -56,7 +56,13 @@ bool known_vocabulary(std::string_view letters) {
       // Labels of screens and forms (4 letters or more: "No", "Dr", "Age" were tried and let
       // a name in a script face, misread as short words, keep part of its ink).
       "BASELINE", "DATE", "EDGE", "FOCAL", "GATE", "PAGE", "SCALE", "SECTOR", "STORE", "VALUE",
-      "WIDTH"};
+      "WIDTH",
+      // Labels in front of identifiers on ultrasound bars and dose screens ("Req#", "Ref.Phys",
+      // "Hosp#", German "Geb." for the birth date) and words of those screens. Three letters
+      // or more; a label that is a piece of a header value is still kept as a label, as
+      // "LIVER" is for OLIVER.
+      "COLOR", "COLOUR", "CONTRAST", "FRAME", "GEB", "HOSP", "PHYS", "REF", "REFPHYS", "REQ",
+      "ROTATION", "ROUTINE", "SUMMARY", "VMAX"};
   return std::find(std::begin(kWords), std::end(kWords), letters) != std::end(kWords);
 }
 
@@ -94,14 +100,25 @@ bool plausible_reading(const Word& word) {
 std::vector<bool> identified_words(const PhiMatcher& matcher, const std::vector<Word>& words,
                                    RegionVerdict& verdict) {
   std::vector<bool> identified(words.size(), false);
+  std::vector<std::optional<Category>> alone(words.size());  // identifying on its own
+  for (std::size_t i = 0; i < words.size(); ++i) alone[i] = identify(matcher, words[i]);
+  // A label of the screen's vocabulary in front of (or after) a value that identifies on its
+  // own is not part of the value: "ID" "K-2527771" matches joined ("IDK2527771" is close to
+  // the ID), and the label was filled with it. Only where the other word matches alone (a
+  // value split in two pieces, neither matching alone, keeps both) and the label is known
+  // vocabulary ("PID" of "PID12345" read apart is no label and stays marked).
+  const auto label_beside_value = [&](std::size_t label, std::size_t value) {
+    return !alone[label] && alone[value] && known_vocabulary(letters_of(words[label].text));
+  };
   for (std::size_t i = 0; i < words.size(); ++i) {
-    if (auto category = identify(matcher, words[i])) {
+    if (alone[i]) {
       identified[i] = true;
-      if (!verdict.identified) verdict.identified = category;
+      if (!verdict.identified) verdict.identified = alone[i];
     }
     if (i + 1 < words.size()) {
       if (auto across = matcher.match_across(words[i].text, words[i + 1].text)) {
-        identified[i] = identified[i + 1] = true;
+        if (!label_beside_value(i, i + 1)) identified[i] = true;
+        if (!label_beside_value(i + 1, i)) identified[i + 1] = true;
         if (!verdict.identified) verdict.identified = across;
       }
     }
@@ -131,13 +148,32 @@ bool inside(int x, int y, const Box& b) {
   return x >= b.x && x < b.x + b.width && y >= b.y && y < b.y + b.height;
 }
 
+// Whether a mark (a connected piece of ink) is a glyph of a word read and kept: most of it
+// lies in the word's box and none of it reaches further than the anti-aliased edge a reader's
+// box leaves out (a quarter of the word's height, at least 2 px, sideways; a quarter above and
+// below). Tesseract's word boxes end a pixel or two inside a glyph's faint edge; those edges
+// were redacted as unread ink, with the margin and the padding of the ink's height on top,
+// and hid a third to all of a kept label beside them ("Hosp#" beside its number: the sliver
+// joined the number's run). A glyph of another word is not mostly inside a kept word's box.
+bool glyph_of_kept_word(const Box& mark, const std::vector<Box>& kept) {
+  return std::any_of(kept.begin(), kept.end(), [&](const Box& k) {
+    if (overlap_area(mark, k) * 2 < mark.width * mark.height) return false;
+    const int side = std::max(2, k.height / 4), edge = std::max(1, k.height / 4);
+    return mark.x >= k.x - side && mark.x + mark.width <= k.x + k.width + side &&
+           mark.y >= k.y - edge && mark.y + mark.height <= k.y + k.height + edge;
+  });
+}
+
 // The inked columns of a region outside `exclude`, each run of them boxed as tightly as its
 // ink (the region's own margin would reach into the next line); gaps narrower than a third of
-// the height (letter and word spacing) do not split a run.
+// the height (letter and word spacing) do not split a run. Marks that are glyphs of `kept`
+// words (glyph_of_kept_word) are no ink to redact.
 std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vector<Box>& exclude,
-                           const Box& core = {}, const std::vector<Box>& other_cores = {}) {
+                           const Box& core = {}, const std::vector<Box>& other_cores = {},
+                           const std::vector<Box>& kept = {}) {
   std::vector<std::uint8_t> ink = ink_mask(image, region);
-  if (!other_cores.empty() && core.width > 0 && core.height > 0) {
+  const bool neighbours = !other_cores.empty() && core.width > 0 && core.height > 0;
+  if (neighbours || !kept.empty()) {
     // Marks of a neighbouring line: inside another region's core, not reaching this one's.
     const cv::Mat mask(region.height, region.width, CV_8U, ink.data());
     cv::Mat labels, stats, centroids;
@@ -147,7 +183,11 @@ std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vec
       const Box mark{region.x + stats.at<int>(i, cv::CC_STAT_LEFT),
                      region.y + stats.at<int>(i, cv::CC_STAT_TOP), stats.at<int>(i, cv::CC_STAT_WIDTH),
                      stats.at<int>(i, cv::CC_STAT_HEIGHT)};
-      if (overlap_area(mark, core) > 0) continue;
+      if (glyph_of_kept_word(mark, kept)) {
+        drop[static_cast<std::size_t>(i)] = true;
+        continue;
+      }
+      if (!neighbours || overlap_area(mark, core) > 0) continue;
       drop[static_cast<std::size_t>(i)] = std::any_of(
           other_cores.begin(), other_cores.end(), [&](const Box& b) { return overlap_area(mark, b) > 0; });
     }
@@ -251,7 +291,7 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   }
   std::vector<Box> exclude = grown_a_little(verdict.kept);
   exclude.insert(exclude.end(), filled.begin(), filled.end());
-  verdict.redact = ink_spans(image, region.box, exclude, core, other_cores);
+  verdict.redact = ink_spans(image, region.box, exclude, core, other_cores, verdict.kept);
   // Text the detector is sure of, where no word was read with confidence and no ink stands
   // out from the ground (print a few grey levels above it, next to a bright line that sets
   // the ink level): unread text, covered where the detector saw it (fail closed).
@@ -363,7 +403,7 @@ Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& match
   std::size_t left = 0;
   for (const TextRegion& region : *regions) {
     // Slivers beside a kept word or a fill are the boxes' imprecision, not text.
-    const auto spans = ink_spans(after, region.box, known);
+    const auto spans = ink_spans(after, region.box, known, {}, {}, kept);
     if (std::none_of(spans.begin(), spans.end(),
                      [&](const Box& b) { return b.width * 3 >= region.box.height; }))
       continue;
