@@ -827,6 +827,49 @@ TEST(Redact, TheLabelInFrontOfAnIdentifierIsKept) {
   expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
 }
 
+// Coloured text with the luminance of the speckle under it: magenta "JOHN DOE" over grey
+// anatomy on an RGB ultrasound frame. Every reader sees luminance, where the name is all but
+// invisible, so it was released readable (bench/fourth_screens.py, seed 1313). The search
+// runs on the frame's chroma too.
+TEST(Redact, ColouredTextAsBrightAsTheAnatomyUnderItIsCovered) {
+  TempDir dir;
+  cv::Mat grey(240, 320, CV_8UC1);
+  cv::RNG rng(7);
+  rng.fill(grey, cv::RNG::UNIFORM, 80, 140);
+  cv::GaussianBlur(grey, grey, {3, 3}, 0);
+  cv::Mat ink(grey.size(), CV_8UC1, cv::Scalar(0));
+  cv::putText(ink, "JOHN DOE", {60, 130}, cv::FONT_HERSHEY_SIMPLEX, 0.7, cv::Scalar(255), 1,
+              cv::LINE_AA);
+  // Magenta (150, 85, 150) has luminance 112, the speckle's mean.
+  cv::Mat rgb(grey.size(), CV_8UC3);
+  for (int y = 0; y < rgb.rows; ++y)
+    for (int x = 0; x < rgb.cols; ++x) {
+      const double a = ink.at<std::uint8_t>(y, x) / 255.0;
+      const double g = grey.at<std::uint8_t>(y, x);
+      rgb.at<cv::Vec3b>(y, x) = cv::Vec3b(cv::saturate_cast<std::uint8_t>(g + a * (150 - g)),
+                                          cv::saturate_cast<std::uint8_t>(g + a * (85 - g)),
+                                          cv::saturate_cast<std::uint8_t>(g + a * (150 - g)));
+    }
+  BurnedFrame blank;
+  blank.width = rgb.cols;
+  blank.height = rgb.rows;
+  auto source = make_burned_in({blank}, Colour::rgb);
+  ASSERT_TRUE(source->getDataset()
+                  ->putAndInsertUint8Array(DCM_PixelData, rgb.data,
+                                           static_cast<unsigned long>(rgb.total() * 3))
+                  .good());
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, {});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_NE(result->verdict, redact::FileVerdict::no_text_found);
+  EXPECT_GE(covered(ink > 60, result->redactions), 0.99) << "the name shows";
+  // Anatomy away from the name is kept.
+  const cv::Rect far(0, 180, 320, 60);
+  for (const auto& r : result->redactions)
+    EXPECT_TRUE((cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height) & far).empty());
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");

@@ -491,6 +491,84 @@ Status protect_every_frame(const dicom::PixelImage& image, FileRedaction& result
   return {};
 }
 
+
+// Coloured text can have the luminance of what lies under it (magenta captions over grey
+// speckle on an ultrasound frame: bench/fourth_screens.py seed 1313 released a readable name
+// so), and every reader here sees luminance only. The chroma of a pixel (its distance from the
+// grey axis) shows such text bright on a dark ground, since anatomy and grey text have none.
+// A frame of a colour model with fewer than kColourPixels coloured pixels gets no chroma
+// render (an empty Gray8): grey screens stored as RGB cost nothing more.
+constexpr int kColourfulChroma = 40;
+constexpr std::size_t kColourPixels = 16;
+
+std::uint8_t eight_bits(std::uint16_t v, unsigned bits) {
+  return static_cast<std::uint8_t>(bits > 8 ? v >> (bits - 8) : v);
+}
+
+std::uint8_t chroma_of(int r, int g, int b) {
+  return static_cast<std::uint8_t>(std::max({r, g, b}) - std::min({r, g, b}));
+}
+
+Gray8 render_chroma8(const dicom::PixelImage& image, std::size_t frame) {
+  Gray8 out;
+  const std::size_t pixels = static_cast<std::size_t>(image.width) * image.height;
+  const std::vector<std::uint16_t>& in = image.frames.at(frame);
+  const unsigned bits = image.bits_stored;
+  std::vector<std::uint8_t> chroma(pixels);
+  switch (image.photometric) {
+    case dicom::Photometric::rgb:
+      for (std::size_t p = 0; p < pixels; ++p)
+        chroma[p] = chroma_of(eight_bits(in[3 * p], bits), eight_bits(in[3 * p + 1], bits),
+                              eight_bits(in[3 * p + 2], bits));
+      break;
+    case dicom::Photometric::ybr_full:
+    case dicom::Photometric::ybr_full_422:
+      for (std::size_t p = 0; p < pixels; ++p) {
+        const int cb = eight_bits(in[3 * p + 1], bits) - 128;
+        const int cr = eight_bits(in[3 * p + 2], bits) - 128;
+        chroma[p] = static_cast<std::uint8_t>(std::min(255, 2 * std::max(std::abs(cb), std::abs(cr))));
+      }
+      break;
+    case dicom::Photometric::palette_color: {
+      const auto& lut = image.palette;
+      const auto size = static_cast<std::int64_t>(lut.red.size());
+      if (size == 0) return out;
+      for (std::size_t p = 0; p < pixels; ++p) {
+        const auto i = static_cast<std::size_t>(std::clamp<std::int64_t>(
+            static_cast<std::int64_t>(in[p]) - lut.first_mapped, 0, size - 1));
+        chroma[p] = chroma_of(eight_bits(lut.red[i], lut.bits), eight_bits(lut.green[i], lut.bits),
+                              eight_bits(lut.blue[i], lut.bits));
+      }
+      break;
+    }
+    default:
+      return out;
+  }
+  const auto colourful = static_cast<std::size_t>(std::count_if(
+      chroma.begin(), chroma.end(), [](std::uint8_t c) { return c >= kColourfulChroma; }));
+  if (colourful < kColourPixels) return out;
+  out.width = image.width;
+  out.height = image.height;
+  out.pixels = std::move(chroma);
+  return out;
+}
+
+// The chroma renders of every frame, or none when no frame has colour in it.
+std::vector<Gray8> chroma_frames(const dicom::PixelImage& image) {
+  std::vector<Gray8> frames(image.frames.size());
+  bool any = false;
+  for (std::size_t f = 0; f < frames.size(); ++f) {
+    frames[f] = render_chroma8(image, f);
+    any = any || frames[f].width != 0;
+  }
+  if (!any) return {};
+  // A frame without colour is searched as the black frame it is in chroma.
+  for (Gray8& frame : frames)
+    if (frame.width == 0) frame = Gray8{image.width, image.height,
+                                        std::vector<std::uint8_t>(static_cast<std::size_t>(image.width) * image.height, 0)};
+  return frames;
+}
+
 }  // namespace
 
 Result<Mode> parse_mode(std::string_view text) {
@@ -596,6 +674,17 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
   if (ocr && options.finder == TextFinder::detector) {
     if (auto s = find_by_detection(before, matcher, options, image, kept, result); !s)
       return std::unexpected(s.error());
+    // The same search on the frames' chroma: what it decides is filled like the rest, what it
+    // reads and keeps counts as kept for the check after the fill.
+    if (const auto colour = chroma_frames(image); !colour.empty()) {
+      std::vector<std::vector<Box>> kept_in_colour;
+      const std::size_t searched = result.frames_ocred;
+      if (auto s = find_by_detection(colour, matcher, options, image, kept_in_colour, result); !s)
+        return std::unexpected(s.error());
+      result.frames_ocred = searched;
+      for (std::size_t f = 0; f < kept.size(); ++f)
+        kept[f].insert(kept[f].end(), kept_in_colour[f].begin(), kept_in_colour[f].end());
+    }
   } else if (ocr) {
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
       if (auto s = find_by_ocr(before[f], matcher, options, image, f, result); !s)
@@ -626,6 +715,12 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         auto left = text_left_behind(after, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
         if (!left) return ocr_failed(left.error(), f);
         result.residual_phi_words += *left;
+        if (const Gray8 colour = render_chroma8(image, f); colour.width != 0) {
+          auto left_in_colour =
+              text_left_behind(colour, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
+          if (!left_in_colour) return ocr_failed(left_in_colour.error(), f);
+          result.residual_phi_words += *left_in_colour;
+        }
       } else if (auto s = verify_by_ocr(after, matcher, options, f, result); !s) {
         return std::unexpected(s.error());
       }
