@@ -248,7 +248,7 @@ TEST(GatewayNet, StudyKeysWithWildcardsAreRefused) {
   EXPECT_TRUE(net::check_study_key(StudyKey::patient_id, "4MR1"));
   EXPECT_TRUE(net::check_study_key(StudyKey::accession_number, "A 123"));
   EXPECT_TRUE(net::check_study_key(StudyKey::study_uid, "1.2.840.113619.2.1"));
-  for (const char* bad : {"4MR*", "*", "4MR?", "4MR1\\5CT2", ""})
+  for (const char* bad : {"4MR*", "*", "4MR?", "4MR1\\5CT2", "", " ", "   ", " 4MR1", "4MR1 "})
     EXPECT_FALSE(net::check_study_key(StudyKey::patient_id, bad)) << bad;
   EXPECT_FALSE(net::check_study_key(StudyKey::accession_number, std::string(65, 'A')));
   EXPECT_FALSE(net::check_study_key(StudyKey::accession_number, std::string("A\n1")));

@@ -177,6 +177,22 @@ INSTANTIATE_TEST_SUITE_P(Generated, PixelColours,
                            return name + "_planar" + std::to_string(param_info.param.second);
                          });
 
+// Every reader of a palette indexes the red, green and blue tables alike: tables of different
+// sizes (or first values) would be read past their ends, so such a file is malformed.
+TEST(Pixels, PaletteTablesThatDifferAreMalformed) {
+  TempDir dir;
+  auto source = make_colour("PALETTE COLOR", 0);
+  const Uint16 shorter[3] = {16, 0, 16};
+  std::vector<Uint16> lut(16, 0);
+  source->getDataset()->putAndInsertUint16Array(DCM_GreenPaletteColorLookupTableDescriptor, shorter, 3);
+  source->getDataset()->putAndInsertUint16Array(DCM_GreenPaletteColorLookupTableData, lut.data(), 16);
+  save(*source, dir / "in.dcm", EXS_LittleEndianExplicit);
+  auto file = open_or_die(dir / "in.dcm");
+  auto image = dicom::decode_pixels(file);
+  ASSERT_FALSE(image.has_value());
+  EXPECT_EQ(image.error().code, ErrorCode::malformed_dicom);
+}
+
 TEST(Pixels, TwelveBitLossyJpegIsWrittenExplicitLittleEndian) {
   TempDir dir;
   auto ct = make_ct("PID1", "1.2.3.4.5.6", 24, 20, 2);

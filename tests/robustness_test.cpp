@@ -352,6 +352,46 @@ TEST(StructureCheck, AMetaGroupLengthCoveringAnotherGroupDoesNotShiftTheDeflated
   EXPECT_EQ(file.error().code, ErrorCode::malformed_dicom);
 }
 
+// Where DCMTK and the structure check could still start the data set at different bytes, the
+// file is refused: an element of group 0200 (bytes 00 02, which DCMTK reads as meta), a transfer
+// syntax given twice (DCMTK keeps the first), a meta element cut short.
+TEST(StructureCheck, AMetaHeaderTheTwoReadersCouldReadApartIsRefused) {
+  TempDir dir;
+  std::string dataset;
+  short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4");
+  std::string group0200;
+  short_element(group0200, 0x0200, 0x0010, "UI", kDeflated);
+  std::string twice;
+  short_element(twice, 0x0002, 0x0010, "UI", kDeflated);
+  const std::string cut = meta_file("1.2.840.10008.1.2.1", 0, "", "").substr(0, 150);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"group0200", meta_file("1.2.840.10008.1.2.1", 0, "", group0200 + dataset)},
+      {"twice", meta_file("1.2.840.10008.1.2.1", 0, twice, raw_deflate(dataset))},
+      {"cut", cut}};
+  for (const auto& [name, bytes] : cases) {
+    const auto path = dir / (name + ".dcm");
+    write_bytes(path, bytes);
+    auto file = dicom::DicomFile::open(path);
+    ASSERT_FALSE(file.has_value()) << name;
+    EXPECT_EQ(file.error().code, ErrorCode::malformed_dicom) << name;
+  }
+}
+
+// A deflated stream that does not inflate cleanly was never checked, so DCMTK never parses it.
+TEST(StructureCheck, ACorruptDeflatedStreamIsRefused) {
+  TempDir dir;
+  std::string dataset;
+  short_element(dataset, 0x0008, 0x0018, "UI", "1.2.3.4");
+  short_element(dataset, 0x0010, 0x0020, "LO", "ID42");
+  std::string corrupt = raw_deflate(dataset);
+  corrupt[0] = static_cast<char>(0xff);  // block type 3: invalid
+  const auto path = dir / "corrupt.dcm";
+  write_bytes(path, meta_file(kDeflated, 0, "", corrupt));
+  auto file = dicom::DicomFile::open(path);
+  ASSERT_FALSE(file.has_value());
+  EXPECT_EQ(file.error().code, ErrorCode::malformed_dicom);
+}
+
 // Editing tools leave stale meta group lengths in real files; the data set is still read from
 // where group 0002 ends, whether the stale length is short or long.
 TEST(StructureCheck, AStaleMetaGroupLengthIsReadByItsElements) {

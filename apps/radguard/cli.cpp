@@ -10,6 +10,7 @@
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
 #include "core/version.hpp"
+#include "dicom/dicom_file.hpp"
 
 namespace radguard::cli {
 
@@ -123,6 +124,9 @@ int run(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitSuccess : kExitUsage;
   }
+  // Before any command starts a thread: the first initialise() sets DCMDICTPATH for a moment
+  // (dicom_file.hpp), which must not race a thread reading the environment.
+  if (action) dicom::initialise();
   try {
     return action ? action() : kExitUsage;
   } catch (const std::exception& e) {

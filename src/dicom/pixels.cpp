@@ -204,6 +204,11 @@ Result<Palette> read_palette(DcmDataset& dataset) {
     } else {
       return fail(ErrorCode::malformed_dicom, "palette data shorter than its descriptor");
     }
+    // PS3.3 C.7.6.3.1.5: the three descriptors are the same. Every reader of the palette
+    // indexes the three tables alike, so tables that differ are refused, never read past.
+    if (c > 0 && (out[c]->size() != palette.red.size() || first != palette.first_mapped ||
+                  (bits == 8 ? 8U : 16U) != palette.bits))
+      return fail(ErrorCode::malformed_dicom, "palette descriptors differ between colours");
     palette.first_mapped = first;
     palette.bits = bits == 8 ? 8 : 16;
   }

@@ -503,34 +503,47 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
     if (!file.skip(132)) return facts;  // DCMTK reports the truncation
     // The meta header: group 0002, explicit VR little endian. It ends at the first element of
     // another group, whatever its group length says: initialise() tells DCMTK to do the same,
-    // so both readers start the data set (and a deflated stream) at the same byte.
+    // so both readers start the data set (and a deflated stream) at the same byte. Wherever the
+    // two could still part (DCMTK reads on at bytes 00 02 too, keeps the first of two transfer
+    // syntaxes, and judges a header it cannot follow in its own way), the file is refused.
+    auto broken = [] {
+      return fail(ErrorCode::malformed_dicom,
+                  "cannot parse: the file meta information is broken or ambiguous");
+    };
     std::string syntax;
+    bool syntax_seen = false;
     for (;;) {
+      const std::uint8_t* g = file.peek(2);
+      if (g == nullptr) break;  // nothing after the meta header
+      if (u16(g, false) == 0x0200) return broken();  // DCMTK's nextTagIsMeta reads on
+      if (u16(g, false) != 0x0002) break;
       const std::uint8_t* p = file.peek(8);
-      if (p == nullptr || u16(p, false) != 0x0002) break;
+      if (p == nullptr) return broken();
       const std::uint16_t element = u16(p + 2, false);
       std::uint8_t head[12];
       std::uint64_t length = 0;
       if (is_upper(p[4]) && is_upper(p[5])) {
         if (extended_length(p + 4)) {
-          if (!file.read(head, 12)) break;
+          if (!file.read(head, 12)) return broken();
           length = u32(head + 8, false);
         } else {
-          if (!file.read(head, 8)) break;
+          if (!file.read(head, 8)) return broken();
           length = u16(head + 6, false);
         }
       } else {
-        if (!file.read(head, 8)) break;
+        if (!file.read(head, 8)) return broken();
         length = u32(head + 4, false);
       }
-      if (length == kUndefined) break;  // DCMTK judges a broken meta header
+      if (length == kUndefined) return broken();
       if (element == 0x0010) {
-        if (length > 1024) break;
+        if (syntax_seen || length > 1024) return broken();
+        syntax_seen = true;
         std::string value(static_cast<std::size_t>(length), '\0');
-        if (!file.read(reinterpret_cast<std::uint8_t*>(value.data()), value.size())) break;
+        if (!file.read(reinterpret_cast<std::uint8_t*>(value.data()), value.size()))
+          return broken();
         syntax = trimmed(std::move(value));
       } else if (!file.skip(length)) {
-        break;
+        return broken();
       }
     }
     if (!syntax.empty()) {
@@ -574,6 +587,9 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
     while (!inflated.over_cap() && inflated.skip(1 << 20)) {
     }
     if (inflated.over_cap()) return over();
+    // What does not inflate cleanly was not checked: DCMTK must not parse it either.
+    if (inflated.corrupt())
+      return fail(ErrorCode::malformed_dicom, "cannot parse: the deflated data set is corrupt");
     facts.inflated_bytes = inflated.produced();
     // DCMTK allocates a declared length before reading the value; in a deflated stream it
     // cannot compare it with the file's size, so a few bytes could make it ask for 4 GB.

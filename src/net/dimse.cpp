@@ -733,6 +733,9 @@ Status check_study_key(StudyKey key, const std::string& value) {
                                                          : "a patient ID";
   if (value.empty() || value.size() > 64)
     return fail(ErrorCode::usage, std::string(what) + " must be 1 to 64 characters");
+  // DICOM ignores padding: a value of spaces alone would match every study.
+  if (value.front() == ' ' || value.back() == ' ')
+    return fail(ErrorCode::usage, std::string(what) + " must not begin or end with a space");
   for (const char c : value)
     if (c < 0x20 || c > 0x7e || c == '*' || c == '?' || c == '\\')
       return fail(ErrorCode::usage,
@@ -807,8 +810,12 @@ Result<std::vector<std::string>> find_studies(const Peer& peer, const std::strin
   std::uint16_t last = kStatusProcessingFailure;
   for (QRResponse* response : responses) {
     last = response->m_status;
-    OFString uid;
+    OFString uid, matched;
+    // Only studies whose key is the value asked for, exactly: a PACS that matches without
+    // regard to case, or fuzzily, would otherwise have other patients' studies moved.
     if (response->m_dataset != nullptr &&
+        response->m_dataset->findAndGetOFString(tag, matched).good() &&
+        trimmed(matched.c_str()) == value &&
         response->m_dataset->findAndGetOFString(DCM_StudyInstanceUID, uid).good()) {
       std::string text = trimmed(uid.c_str());
       if (!text.empty() && std::ranges::find(studies, text) == studies.end())

@@ -661,6 +661,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
   result.frames = image.frames.size();
   const PhiMatcher matcher = PhiMatcher::from_header(file);
   std::vector<std::vector<Box>> kept;  // per frame: words read and kept (detector)
+  std::vector<std::vector<Box>> kept_in_colour;  // the same, read on the frames' chroma
 
   std::vector<bool> changed(image.frames.size(), false);
   std::vector<Gray8> before(image.frames.size());
@@ -674,16 +675,14 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
   if (ocr && options.finder == TextFinder::detector) {
     if (auto s = find_by_detection(before, matcher, options, image, kept, result); !s)
       return std::unexpected(s.error());
-    // The same search on the frames' chroma: what it decides is filled like the rest, what it
-    // reads and keeps counts as kept for the check after the fill.
+    // The same search on the frames' chroma: what it decides is filled like the rest. What
+    // it reads and keeps counts only for the chroma's own check after the fill: a word kept
+    // there must not hide grey ink from the luminance check, nor the reverse.
     if (const auto colour = chroma_frames(image); !colour.empty()) {
-      std::vector<std::vector<Box>> kept_in_colour;
       const std::size_t searched = result.frames_ocred;
       if (auto s = find_by_detection(colour, matcher, options, image, kept_in_colour, result); !s)
         return std::unexpected(s.error());
       result.frames_ocred = searched;
-      for (std::size_t f = 0; f < kept.size(); ++f)
-        kept[f].insert(kept[f].end(), kept_in_colour[f].begin(), kept_in_colour[f].end());
     }
   } else if (ocr) {
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
@@ -716,8 +715,10 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         if (!left) return ocr_failed(left.error(), f);
         result.residual_phi_words += *left;
         if (const Gray8 colour = render_chroma8(image, f); colour.width != 0) {
+          const std::vector<Box> none;
+          const std::vector<Box>& kept_there = f < kept_in_colour.size() ? kept_in_colour[f] : none;
           auto left_in_colour =
-              text_left_behind(colour, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
+              text_left_behind(colour, matcher, options.mode, boxes_of_frame(result, f), kept_there);
           if (!left_in_colour) return ocr_failed(left_in_colour.error(), f);
           result.residual_phi_words += *left_in_colour;
         }
