@@ -36,6 +36,18 @@ using nlohmann::json;
 
 namespace {
 
+// Studies disclosed, by patient hash then Study Instance UID: what a ledger entry lists.
+using PatientStudies = std::map<std::string, std::map<std::string, ledger::StudyDisclosure>>;
+
+void add_patients(ledger::Entry& entry, PatientStudies&& by_patient) {
+  for (auto& [hash, patient_studies] : by_patient) {
+    ledger::PatientDisclosure p;
+    p.patient_hash = hash;
+    for (auto& [uid, study] : patient_studies) p.studies.push_back(std::move(study));
+    entry.patients.push_back(std::move(p));
+  }
+}
+
 // What the consent check needs from one input, read before anything is de-identified.
 struct Scanned {
   enum class Kind : std::uint8_t { dicom, not_dicom, dicomdir, failed };
@@ -690,7 +702,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     if (*verdict) return failed("the release gate refused the release: " + **verdict);
   }
   json files = json::array();
-  std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
+  PatientStudies by_patient;
   std::vector<const deid::FileOutcome*> written;
   for (const auto& outcome : deid_report->written) written.push_back(&outcome);
   std::sort(written.begin(), written.end(),
@@ -758,12 +770,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   entry.instances = report.instances_included;
   entry.studies = report.studies_included;
   entry.excluded_studies = report.excluded_studies();
-  for (auto& [hash, patient_studies] : by_patient) {
-    ledger::PatientDisclosure p;
-    p.patient_hash = hash;
-    for (auto& [uid, study] : patient_studies) p.studies.push_back(std::move(study));
-    entry.patients.push_back(std::move(p));
-  }
+  add_patients(entry, std::move(by_patient));
 
   // 5. Record, then publish: the entry commits first, naming the release and its manifest's
   // digest, and only then is the staging folder renamed into place. A run killed between
@@ -1188,7 +1195,7 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
   if (!name) return std::unexpected(name.error());
   out.release_name = *name;
   json manifest_files = json::array();
-  std::map<std::string, std::map<std::string, ledger::StudyDisclosure>> by_patient;
+  PatientStudies by_patient;
   for (const auto* entry : ordered) {
     const auto& [path, f] = *entry;
     manifest_files.push_back({{"path", path}, {"sha256", f.sha256}, {"bytes", f.bytes}});
@@ -1251,12 +1258,7 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
   entry.instances = counts.instances_included;
   entry.studies = counts.studies_included;
   entry.excluded_studies = counts.excluded_studies();
-  for (auto& [hash, patient_studies] : by_patient) {
-    ledger::PatientDisclosure p;
-    p.patient_hash = hash;
-    for (auto& [uid, study] : patient_studies) p.studies.push_back(std::move(study));
-    entry.patients.push_back(std::move(p));
-  }
+  add_patients(entry, std::move(by_patient));
 
   // Record, then publish, as run_export does. The folder first takes a staging name of its
   // release (the lock goes with it): a publish killed after the entry committed leaves it
