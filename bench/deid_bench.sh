@@ -23,6 +23,11 @@
 #              (BENCH_REAL_LARGE, 20: ~5,800 files, ~1.3 GB), BENCH_REAL_REPEATS (3) interleaved
 #              rounds of cp -r and radguard deid (basic, BENCH_THREADS), gdcmanon once on each
 #   synthetic  the bench/make_corpus.py corpus below (gdcmanon on it takes minutes)
+#   memory     peak RSS of `radguard deid` (basic, BENCH_THREADS, --report) on 1, 5 and 20
+#              replicas of the real corpus (BENCH_MEMORY_REPLICAS) given as that many input
+#              folders, and with BENCH_BASELINE=OTHER_RADGUARD the same runs of that binary,
+#              interleaved: whether memory stays flat in corpus size, before and after a change
+#              (BENCH_BASELINE also adds its task-clock to the startup phase)
 # Ratios to cp -r are of wall time and of CPU time (user + system) of the same files.
 #
 # Environment: BENCH_FILES (3000), BENCH_MEGABYTES (500), BENCH_SEED (1), BENCH_THREADS (2),
@@ -58,6 +63,7 @@ for tool in "$radguard" /usr/bin/time gdcmanon openssl; do
 done
 
 phases=" ${BENCH_PHASES:-startup real synthetic} "
+memory_replicas=${BENCH_MEMORY_REPLICAS:-1 5 20}
 has_phase() { [[ "$phases" == *" $1 "* ]]; }
 work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-bench.XXXXXX)}
 mkdir -p "$work"
@@ -91,6 +97,11 @@ if has_phase real || has_phase startup; then
 fi
 if has_phase real; then
   real_large_dir=$(make_real "$real_large")
+fi
+if has_phase memory; then
+  memory_most=0
+  for n in $memory_replicas; do [ "$n" -gt "$memory_most" ] && memory_most=$n; done
+  memory_dir=$(make_real "$memory_most")
 fi
 
 whole="$corpus_dir/corpus"
@@ -205,6 +216,10 @@ if has_phase startup; then
     printf 'version_task_clock_us\t%s\n' "$(task_clock_us "$radguard" --version)" >>"$work/startup.facts"
     printf 'deid_one_file_task_clock_us\t%s\n' "$(task_clock_us sh -c "rm -rf '$work/one'; exec '$radguard' deid '$one' --output '$work/one' --key '$work/bench.key' --threads 1 --no-progress")" >>"$work/startup.facts"
     printf 'sh_rm_task_clock_us\t%s\n' "$(task_clock_us sh -c "rm -rf '$work/one'; exec true")" >>"$work/startup.facts"
+    if [ -n "${BENCH_BASELINE:-}" ]; then  # the same two, of the baseline binary, in this run
+      printf 'baseline_version_task_clock_us\t%s\n' "$(task_clock_us "$BENCH_BASELINE" --version)" >>"$work/startup.facts"
+      printf 'baseline_deid_one_file_task_clock_us\t%s\n' "$(task_clock_us sh -c "rm -rf '$work/one'; exec '$BENCH_BASELINE' deid '$one' --output '$work/one' --key '$work/bench.key' --threads 1 --no-progress")" >>"$work/startup.facts"
+    fi
     set_aside "$work/one"
   fi
 fi
@@ -230,6 +245,32 @@ if has_phase real; then
       fi
     done
   done
+fi
+
+: >"$work/memory.tsv"
+if has_phase memory; then
+  echo "== memory in corpus size: replicas $memory_replicas of $memory_dir"
+  find "$memory_dir" -type f -exec cat {} + >/dev/null
+  for n in $memory_replicas; do
+    # shellcheck disable=SC2207  # replica folders are rNNN, no spaces
+    replicas=($(find "$memory_dir" -mindepth 1 -maxdepth 1 -type d -name 'r*' | sort | head -n "$n"))
+    for binary in "$radguard" ${BENCH_BASELINE:+"$BENCH_BASELINE"}; do
+      label=after
+      if [ "$binary" != "$radguard" ]; then label=baseline; fi
+      set_aside "$work/rg"
+      /usr/bin/time -f '%M %e %U %S' -o "$work/memory.time" "$binary" deid "${replicas[@]}" \
+        --output "$work/rg" --key "$work/bench.key" --profile basic --threads "$threads" \
+        --no-progress --report "$work/rg.report.json" >/dev/null 2>&1 || true
+      # the last line: GNU time writes "Command exited with non-zero status" first when a
+      # file fails, as some of the real corpus's files do
+      read -r rss wall user sys < <(tail -n 1 "$work/memory.time")
+      inputs=$(find "${replicas[@]}" -type f | wc -l)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$inputs" "$rss" "$wall" \
+        "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" >>"$work/memory.tsv"
+      printf '   %-8s %3s replicas %6s files  peak RSS %7d KB  wall %6.2f s\n' "$label" "$n" "$inputs" "$rss" "$wall"
+    done
+  done
+  set_aside "$work/rg"
 fi
 
 if has_phase synthetic; then
@@ -328,6 +369,11 @@ for line in open(f"{work}/startup.tsv"):
 startup_doc = {name: {"runs": len(v), "wall_ms": 1000 * statistics.median(x[0] for x in v),
                       "cpu_ms": 1000 * statistics.median(x[1] for x in v),
                       "peak_rss_mb": max(x[2] for x in v) / 1024} for name, v in startup.items()}
+memory = []
+for line in open(f"{work}/memory.tsv"):
+    label, replicas, inputs, rss, wall, cpu = line.split()
+    memory.append({"binary": label, "replicas": int(replicas), "files": int(inputs),
+                   "peak_rss_mb": int(rss) / 1024, "wall_s": float(wall), "cpu_s": float(cpu)})
 if os.path.exists(f"{work}/startup.facts"):
     for line in open(f"{work}/startup.facts"):
         key, value = line.split()
@@ -337,7 +383,7 @@ doc = {"machine": {"cpu": "$machine_cpu", "cores": $machine_cores, "memory_bytes
        "corpus": {"dir": corpus_dir, "seed": manifest["seed"], "sets": {k: {"files": v[0], "bytes": v[1]} for k, v in sizes.items()},
                   "transfer_syntaxes": manifest["transfer_syntaxes"],
                   "malformed": [m["kind"] for m in manifest["malformed"]]},
-       "threads": $threads, "repeats": $repeats, "startup": startup_doc, "rows": rows,
+       "threads": $threads, "repeats": $repeats, "startup": startup_doc, "memory": memory, "rows": rows,
        "radguard_reports": reports}
 json.dump(doc, open(out_path, "w"), indent=2)
 print()
@@ -346,9 +392,12 @@ for name in ("version", "deid_one_file"):
         d = startup_doc[name]
         print(f"start-up {name}: wall {d['wall_ms']:.1f} ms, cpu {d['cpu_ms']:.1f} ms, peak RSS {d['peak_rss_mb']:.1f} MB (median of {d['runs']})")
 for key in ("libraries", "libraries_with_plugin", "loader_cycles", "version_task_clock_us",
-            "deid_one_file_task_clock_us", "sh_rm_task_clock_us"):
+            "deid_one_file_task_clock_us", "sh_rm_task_clock_us", "baseline_version_task_clock_us",
+            "baseline_deid_one_file_task_clock_us"):
     if key in startup_doc:
         print(f"start-up {key}: {startup_doc[key]}")
+for m in memory:
+    print(f"memory {m['binary']}: {m['replicas']} replicas, {m['files']} files: peak RSS {m['peak_rss_mb']:.1f} MB, wall {m['wall_s']:.2f} s")
 print("%-22s %-10s %6s %8s %7s %8s %7s %8s %6s %6s %7s %4s" % ("tool", "set", "files", "wall s", "cpu s",
       "files/s", "MB/s", "peak MB", "x cp", "cpu xcp", "gdcm/x", "exit"))
 for r in rows:

@@ -445,6 +445,69 @@ TEST(DeidVolumes, CleanRecognizableVisualFeaturesDefacesVolumes) {
   EXPECT_EQ(signed_run->exit_code(), 1);
 }
 
+
+// report_json writes its per-file arrays entry by entry (no tree of every entry): the text is
+// exactly what nlohmann's dump(2) writes for the same document, with arrays empty and full,
+// quotes, newlines and invalid UTF-8 in a reason, and a cancelled run's extra key.
+TEST(DeidReportJson, PerFileArraysAreWhatDumpWrites) {
+  using nlohmann::json;
+  const auto redump = [](const std::string& text) {
+    return json::parse(text).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  };
+  deid::DeidRunOptions shown;
+  shown.inputs = {"/in"};
+  shown.output = "/out";
+  deid::DeidRunReport empty;
+  const std::string none = deid::report_json(empty, stage_with({}), shown);
+  EXPECT_EQ(none, redump(none));
+  EXPECT_NE(none.find("\n  \"failures\": [],\n"), std::string::npos) << none;
+
+  deid::DeidRunReport report;
+  report.files_seen = 5;
+  deid::FileOutcome failed;
+  failed.input = "/in/a/1.dcm";
+  failed.status = deid::FileStatus::failed;
+  failed.error = ErrorCode::malformed_dicom;
+  failed.reason = "bad \"value\"\nnext line \xff\xfe tab\t";
+  failed.pixels.refused_by = "clean-pixel-data";
+  deid::FileOutcome duplicate;
+  duplicate.input = "/in/a/2.dcm";
+  duplicate.status = deid::FileStatus::duplicate;
+  duplicate.error = ErrorCode::conflict;
+  duplicate.reason = "same SOP Instance UID as an input that came first";
+  duplicate.other_input = "/in/a/1.dcm";
+  deid::FileOutcome skipped;
+  skipped.input = "/in/notes.txt";
+  skipped.status = deid::FileStatus::skipped_not_dicom;
+  skipped.error = ErrorCode::not_dicom;
+  skipped.reason = "not DICOM";
+  report.problems = {failed, skipped, duplicate};
+  report.missing_inputs.push_back({"/in/gone", "does not exist"});
+  deid::FileOutcome worked;
+  worked.input = "/in/b/3.dcm";
+  worked.status = deid::FileStatus::written;
+  worked.output = "1.2/3.4/5.6.dcm";
+  worked.pixels.read_for_text = true;
+  worked.pixels.frames = 2;
+  report.pixel_work = {worked, worked};
+  report.counts[static_cast<std::size_t>(deid::FileStatus::failed)] = 1;
+  report.end = batch::RunEnd::cancelled;
+  report.files_not_started = 1;
+  const std::string text = deid::report_json(report, stage_with({}), shown);
+  EXPECT_EQ(text, redump(text));
+  const json doc = json::parse(text);
+  ASSERT_EQ(doc["failures"].size(), 3u);
+  EXPECT_EQ(doc["failures"][0]["input"], "a/1.dcm");
+  EXPECT_EQ(doc["failures"][0]["refused_by"], "clean-pixel-data");
+  EXPECT_EQ(doc["failures"][1]["first_input"], "a/1.dcm");
+  EXPECT_EQ(doc["failures"][2]["status"], "missing_input");
+  ASSERT_EQ(doc["skipped"].size(), 1u);
+  EXPECT_EQ(doc["skipped"][0]["input"], "notes.txt");
+  ASSERT_EQ(doc["pixel_work"].size(), 2u);
+  EXPECT_EQ(doc["pixel_work"][1]["output"], "1.2/3.4/5.6.dcm");
+  EXPECT_EQ(doc["cancelled"]["files_not_started"], 1);
+}
+
 }  // namespace
 }  // namespace radguard
 

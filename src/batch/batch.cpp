@@ -7,7 +7,6 @@
 #include <exception>
 #include <fstream>
 #include <iterator>
-#include <set>
 #include <thread>
 
 namespace radguard::batch {
@@ -70,7 +69,6 @@ Result<std::vector<fs::path>> read_file_list(const fs::path& list) {
 
 InputSet find_files(std::span<const fs::path> inputs) {
   InputSet set;
-  std::set<std::string> seen;
   for (const auto& input : inputs) {
     std::error_code ec;
     const auto status = fs::status(input, ec);
@@ -79,7 +77,7 @@ InputSet find_files(std::span<const fs::path> inputs) {
       continue;
     }
     if (fs::is_regular_file(status)) {
-      seen.insert(fs::weakly_canonical(input, ec).string());
+      set.files.push_back(fs::weakly_canonical(input, ec).string());
       continue;
     }
     if (!fs::is_directory(status)) {
@@ -90,11 +88,15 @@ InputSet find_files(std::span<const fs::path> inputs) {
     // links are not followed), without a round of lstat calls per file. A folder that
     // cannot be listed (permissions) is reported, never skipped in silence.
     auto listing = list_files(fs::weakly_canonical(input, ec));
-    seen.insert(std::make_move_iterator(listing.files.begin()),
-                std::make_move_iterator(listing.files.end()));
+    set.files.insert(set.files.end(), std::make_move_iterator(listing.files.begin()),
+                     std::make_move_iterator(listing.files.end()));
     set.missing.insert(set.missing.end(), listing.unlisted.begin(), listing.unlisted.end());
   }
-  set.files.assign(seen.begin(), seen.end());
+  // Sorted and each once, as a std::set would give them, without holding every path twice
+  // (a tree node per path, then the list copied from it) at the largest moment of a run.
+  std::sort(set.files.begin(), set.files.end());
+  set.files.erase(std::unique(set.files.begin(), set.files.end()), set.files.end());
+  set.files.shrink_to_fit();
   return set;
 }
 

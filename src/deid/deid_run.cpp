@@ -4,11 +4,14 @@
 #include <atomic>
 #include <map>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <iomanip>
 #include <sstream>
+#include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include "core/atomic_file.hpp"
@@ -132,6 +135,16 @@ std::vector<std::string> components_of(const std::string& path) {
   }
   return parts;
 }
+
+// An output name as the run's claims hold it: 128 bits of its SHA-256, in place (a 16-byte
+// std::string is one heap block more per file than a short string holds).
+struct NameDigest {
+  std::array<std::uint64_t, 2> words{};
+  bool operator==(const NameDigest&) const = default;
+};
+struct NameDigestHash {
+  std::size_t operator()(const NameDigest& digest) const noexcept { return digest.words[0]; }
+};
 
 struct Prepared {
   FileOutcome outcome;
@@ -324,7 +337,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     std::size_t index;
     bool committed;  // this run published the file under that name
   };
-  std::unordered_map<std::string, Claim> claims;
+  std::unordered_map<NameDigest, Claim, NameDigestHash> claims;
   std::vector<std::pair<std::size_t, std::size_t>> superseded;  // (replaced, winner)
   std::set<std::string> written_folders;  // flushed once each at the end of the run
   std::vector<std::pair<std::size_t, FileOutcome>> problems, written, pixel_work;
@@ -332,7 +345,9 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   std::atomic<std::uint64_t> bytes{0};
   auto claim_key = [](const fs::path& name) {
     const auto digest = crypto::sha256(name.native());
-    return std::string(reinterpret_cast<const char*>(digest.data()), 16);
+    NameDigest key;
+    std::memcpy(key.words.data(), digest.data(), sizeof key.words);
+    return key;
   };
   std::vector<std::string> identifying;
   auto record = [&](std::size_t i, FileOutcome outcome) {
@@ -465,7 +480,9 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   const auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
   std::sort(problems.begin(), problems.end(), by_index);
   std::sort(written.begin(), written.end(), by_index);
+  report.problems.reserve(problems.size());
   for (auto& [index, outcome] : problems) report.problems.push_back(std::move(outcome));
+  problems = {};  // the moved-from outcomes' blocks, before the report is built from these
   for (auto& [index, outcome] : written) {
     const bool replaced = std::any_of(superseded.begin(), superseded.end(),
                                       [&](const auto& s) { return s.first == index; });
@@ -572,10 +589,72 @@ nlohmann::json timings_json(std::span<const StageTiming> timings, double seconds
   return {{"total_seconds", seconds}, {"pixel_stages", stages}};
 }
 
+namespace {
+
+constexpr auto kReplaceInvalid = nlohmann::json::error_handler_t::replace;
+
+// One array of per-file entries of report_json's document, written as the document's dump(2)
+// writes it, entry by entry: these arrays are the bulk of a large run's report, and held as
+// one tree (nested objects per entry) beside the text they cost more than the text itself.
+class ReportArray {
+ public:
+  void add(const nlohmann::json& entry) {
+    text_ += text_.empty() ? "[\n" : ",\n";
+    // An element of a top-level key's array sits 4 spaces in. dump escapes control
+    // characters inside strings, so each newline it writes starts a line of the entry.
+    const std::string dumped = entry.dump(2, ' ', false, kReplaceInvalid);
+    text_ += "    ";
+    for (const char c : dumped) {
+      text_ += c;
+      if (c == '\n') text_ += "    ";
+    }
+  }
+  // The array's text, as dump(2) writes it at the top level ("[]" when empty).
+  [[nodiscard]] std::string take() && {
+    if (text_.empty()) return "[]";
+    text_ += "\n  ]";
+    return std::move(text_);
+  }
+
+ private:
+  std::string text_;
+};
+
+// Puts `text` in place of the empty array of the top-level `key` of `document` (a dump(2) of
+// an object). The marker starts with a newline and two spaces: no string value holds a raw
+// newline, so only the top-level key matches.
+void splice_array(std::string& document, std::string_view key, std::string text) {
+  const std::string marker = "\n  \"" + std::string(key) + "\": []";
+  const auto at = document.find(marker);
+  if (at == std::string::npos) throw std::logic_error("report_json: no array for " + marker);
+  document.replace(at + marker.size() - 2, 2, text);
+}
+
+// failure_text over outcomes held elsewhere (a report's problems, without copying them).
+std::string failure_lines(std::span<const FileOutcome* const> failures,
+                          const std::function<std::string(const FileOutcome&)>& name,
+                          const std::function<std::string(const std::string&)>& reason) {
+  std::ostringstream out;
+  for (std::size_t i = 0; i < failures.size();) {
+    std::size_t same = i + 1;
+    while (same < failures.size() && failures[same]->reason == failures[i]->reason) ++same;
+    const std::size_t more = same - i - 1;
+    out << "error: " << name(*failures[i]) << ": " << reason(failures[i]->reason);
+    if (more > 0)
+      out << " (and " << more << " more input" << (more == 1 ? "" : "s")
+          << " for the same reason)";
+    out << "\n";
+    i = same;
+  }
+  return out.str();
+}
+
+}  // namespace
+
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         const DeidRunOptions& options) {
   using nlohmann::json;
-  json failures = json::array(), skipped = json::array();
+  ReportArray failures, skipped;
   for (const auto& o : report.problems) {
     json entry = {{"input", display_path(o.input, report, options)},
                   {"status", file_status_name(o.status)},
@@ -584,31 +663,31 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
     if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
     if (!o.pixels.refused_by.empty()) entry["refused_by"] = o.pixels.refused_by;
     (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped)
-        .push_back(entry);
+        .add(entry);
   }
   for (const auto& m : report.missing_inputs)
-    failures.push_back({{"input", display_path(m.path, report, options)},
-                        {"status", "missing_input"},
-                        {"error", "io"},
-                        {"reason", display_reason(m.reason, report, options)}});
+    failures.add({{"input", display_path(m.path, report, options)},
+                  {"status", "missing_input"},
+                  {"error", "io"},
+                  {"reason", display_reason(m.reason, report, options)}});
   json kept = json::array();
   for (const auto& k : stage.policy().kept_against_profile())
     kept.push_back({{"tag", k.tag.to_string()},
                     {"name", k.name},
                     {"kept_by", k.source},
                     {"direct_identifier", k.direct_identifier}});
-  json pixel_work = json::array();
+  ReportArray pixel_work;
   for (const auto& o : report.pixel_work) {
     json entry = pixel_work_json(o.pixels);
     entry["input"] = display_path(o.input, report, options);
     entry["output"] = o.output.generic_string();
-    pixel_work.push_back(std::move(entry));
+    pixel_work.add(entry);
   }
-  const json doc = {
+  json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
       {"command", "deid"},
-      {"kept_against_profile", kept},
+      {"kept_against_profile", std::move(kept)},
       {"patient_identity_removed", !stage.policy().keeps_direct_identifier()},
       {"profile",
        {{"preset", stage.policy().preset()},
@@ -636,17 +715,20 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
       {"bytes_read", report.bytes_read},
       {"seconds", report.seconds},
       {"timings", timings_json(report.stage_timings, report.seconds)},
-      {"pixel_work", pixel_work},
-      {"failures", failures},
-      {"skipped", skipped},
+      {"pixel_work", json::array()},  // spliced in below, as are failures and skipped
+      {"failures", json::array()},
+      {"skipped", json::array()},
       {"exit_code", report.exit_code()},
   };
-  if (report.end == batch::RunEnd::cancelled) {
-    json cancelled = doc;
-    cancelled["cancelled"] = {{"files_not_started", report.files_not_started}};
-    return cancelled.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  }
-  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (report.end == batch::RunEnd::cancelled)
+    doc["cancelled"] = {{"files_not_started", report.files_not_started}};
+  std::string text = doc.dump(2, ' ', false, kReplaceInvalid);
+  doc = nullptr;
+  splice_array(text, "pixel_work", std::move(pixel_work).take());
+  splice_array(text, "failures", std::move(failures).take());
+  splice_array(text, "skipped", std::move(skipped).take());
+  text += '\n';
+  return text;
 }
 
 std::string report_text(const DeidRunReport& report, const DeidRunOptions& options) {
@@ -659,10 +741,10 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
   out << ", duplicates " << report.count(FileStatus::duplicate) << ", not DICOM "
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
-  std::vector<FileOutcome> failures;
+  std::vector<const FileOutcome*> failures;
   for (const auto& o : report.problems)
-    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) failures.push_back(o);
-  out << failure_text(
+    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) failures.push_back(&o);
+  out << failure_lines(
       failures,
       [&](const FileOutcome& o) {
         return display_path(o.input, report, options) +
@@ -688,19 +770,10 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
 std::string failure_text(std::span<const FileOutcome> failures,
                          const std::function<std::string(const FileOutcome&)>& name,
                          const std::function<std::string(const std::string&)>& reason) {
-  std::ostringstream out;
-  for (std::size_t i = 0; i < failures.size();) {
-    std::size_t same = i + 1;
-    while (same < failures.size() && failures[same].reason == failures[i].reason) ++same;
-    const std::size_t more = same - i - 1;
-    out << "error: " << name(failures[i]) << ": " << reason(failures[i].reason);
-    if (more > 0)
-      out << " (and " << more << " more input" << (more == 1 ? "" : "s")
-          << " for the same reason)";
-    out << "\n";
-    i = same;
-  }
-  return out.str();
+  std::vector<const FileOutcome*> pointers;
+  pointers.reserve(failures.size());
+  for (const auto& o : failures) pointers.push_back(&o);
+  return failure_lines(pointers, name, reason);
 }
 
 std::string pixel_work_text(std::span<const FileOutcome> work,
