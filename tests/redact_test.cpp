@@ -827,6 +827,22 @@ TEST(Redact, TheLabelInFrontOfAnIdentifierIsKept) {
   expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
 }
 
+// An RGB frame (`rgb`'s bytes in R, G, B order) stored as a secondary capture in `dir` and
+// redacted with the defaults.
+Result<redact::FileRedaction> redact_rgb(const cv::Mat& rgb, const TempDir& dir) {
+  BurnedFrame blank;
+  blank.width = rgb.cols;
+  blank.height = rgb.rows;
+  auto source = make_burned_in({blank}, Colour::rgb);
+  EXPECT_TRUE(source->getDataset()
+                  ->putAndInsertUint8Array(DCM_PixelData, rgb.data,
+                                           static_cast<unsigned long>(rgb.total() * 3))
+                  .good());
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  return redact::redact_file(file, {});
+}
+
 // Coloured text with the luminance of the speckle under it: magenta "JOHN DOE" over grey
 // anatomy on an RGB ultrasound frame. Every reader sees luminance, where the name is all but
 // invisible, so it was released readable (bench/fourth_screens.py, seed 1313). The search
@@ -850,17 +866,7 @@ TEST(Redact, ColouredTextAsBrightAsTheAnatomyUnderItIsCovered) {
                                           cv::saturate_cast<std::uint8_t>(g + a * (85 - g)),
                                           cv::saturate_cast<std::uint8_t>(g + a * (150 - g)));
     }
-  BurnedFrame blank;
-  blank.width = rgb.cols;
-  blank.height = rgb.rows;
-  auto source = make_burned_in({blank}, Colour::rgb);
-  ASSERT_TRUE(source->getDataset()
-                  ->putAndInsertUint8Array(DCM_PixelData, rgb.data,
-                                           static_cast<unsigned long>(rgb.total() * 3))
-                  .good());
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  auto result = redact::redact_file(file, {});
+  auto result = redact_rgb(rgb, dir);
   ASSERT_TRUE(result.has_value()) << result.error().message;
   EXPECT_NE(result->verdict, redact::FileVerdict::no_text_found);
   EXPECT_GE(covered(ink > 60, result->redactions), 0.99) << "the name shows";
@@ -902,17 +908,7 @@ TEST(Redact, ColouredLabelsReadInGreyAreKeptAndTheNameInColourIsCovered) {
           p[c] = cv::saturate_cast<std::uint8_t>(p[c] + a * (w.colour[c] - p[c]));
       }
   }
-  BurnedFrame blank;
-  blank.width = rgb.cols;
-  blank.height = rgb.rows;
-  auto source = make_burned_in({blank}, Colour::rgb);
-  ASSERT_TRUE(source->getDataset()
-                  ->putAndInsertUint8Array(DCM_PixelData, rgb.data,
-                                           static_cast<unsigned long>(rgb.total() * 3))
-                  .good());
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  auto result = redact::redact_file(file, {});
+  auto result = redact_rgb(rgb, dir);
   ASSERT_TRUE(result.has_value()) << result.error().message;
   EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
   for (const Drawn& w : words) {
