@@ -877,10 +877,10 @@ TEST(Redact, ColouredTextAsBrightAsTheAnatomyUnderItIsCovered) {
 }
 
 // Coloured labels on a dark ground, which the luminance search reads and keeps, are not
-// judged again on the chroma render: there they show thinner and dimmer, were read with doubt
-// or not at all, and were redacted as unread, and the chroma check after the fill quarantined
-// the file for them (bench/fourth_screens.py seed 1313, velocity and gain labels). The
-// identifier in colour above them is still covered.
+// judged again by the chroma search: there they show thinner and dimmer, were read with doubt
+// or not at all, and were redacted as unread (bench/fourth_screens.py seed 1313, a clip's
+// labels in every frame). The identifier in colour above them is still covered, and the check
+// after the fill (which still sees them in chroma) passes the file.
 TEST(Redact, ColouredLabelsReadInGreyAreKeptAndTheNameInColourIsCovered) {
   TempDir dir;
   cv::Mat rgb(240, 320, CV_8UC3, cv::Scalar(20, 20, 20));

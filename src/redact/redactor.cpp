@@ -570,13 +570,16 @@ std::vector<Gray8> chroma_frames(const dicom::PixelImage& image) {
 }
 
 // Coloured words the luminance search read and kept, taken out of a frame's chroma render
-// (`chroma`, the same size as `grey`): the chroma pixels at and next to their ink in `grey`
-// (ink_mask of each kept box, with its anti-aliased edge) become ground. The chroma search
-// read such a word a second time, on a render where it shows thinner and dimmer, and redacted
-// it as unread (velocity labels, coloured parameters: bench/fourth_screens.py seed 1313), and
-// its check after the fill quarantined the file for it. Only pixels that are the kept word's
-// own ink in luminance go: coloured text of the ground's luminance (what the chroma search
-// is for) is no ink there and stays, even where it crosses a kept word's box.
+// before the chroma search (`chroma`, the same size as `grey`): the chroma pixels at and next
+// to their ink in `grey` (ink_mask of each kept box, with its anti-aliased edge) become
+// ground. The chroma search read such a word a second time, on a render where it shows
+// thinner and dimmer, and redacted it as unread (a clip's coloured labels, every frame:
+// bench/fourth_screens.py seed 1313). Only pixels that are the kept word's own ink in
+// luminance go: coloured text of the ground's luminance (what the chroma search is for) is no
+// ink there and stays, even where it crosses a kept word's box. The chroma check after the
+// fill still sees the whole render, kept words too: it is the last look at coloured ink (with
+// it taken out there as well, seed 2718's file with an 8 px name and date no search covered
+// was released instead of quarantined).
 void without_kept_words(Gray8& chroma, const Gray8& grey, const std::vector<Box>& kept) {
   if (chroma.width != grey.width || chroma.height != grey.height) return;
   const int width = static_cast<int>(grey.width), height = static_cast<int>(grey.height);
@@ -756,8 +759,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         auto left = text_left_behind(after, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
         if (!left) return ocr_failed(left.error(), f);
         result.residual_phi_words += *left;
-        if (Gray8 colour = render_chroma8(image, f); colour.width != 0) {
-          without_kept_words(colour, after, kept[f]);
+        if (const Gray8 colour = render_chroma8(image, f); colour.width != 0) {
           const std::vector<Box> none;
           const std::vector<Box>& kept_there = f < kept_in_colour.size() ? kept_in_colour[f] : none;
           auto left_in_colour =
