@@ -827,6 +827,22 @@ TEST(Redact, TheLabelInFrontOfAnIdentifierIsKept) {
   expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
 }
 
+// An RGB frame (`rgb`'s bytes in R, G, B order) stored as a secondary capture in `dir` and
+// redacted with the defaults.
+Result<redact::FileRedaction> redact_rgb(const cv::Mat& rgb, const TempDir& dir) {
+  BurnedFrame blank;
+  blank.width = rgb.cols;
+  blank.height = rgb.rows;
+  auto source = make_burned_in({blank}, Colour::rgb);
+  EXPECT_TRUE(source->getDataset()
+                  ->putAndInsertUint8Array(DCM_PixelData, rgb.data,
+                                           static_cast<unsigned long>(rgb.total() * 3))
+                  .good());
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  return redact::redact_file(file, {});
+}
+
 // Coloured text with the luminance of the speckle under it: magenta "JOHN DOE" over grey
 // anatomy on an RGB ultrasound frame. Every reader sees luminance, where the name is all but
 // invisible, so it was released readable (bench/fourth_screens.py, seed 1313). The search
@@ -850,17 +866,7 @@ TEST(Redact, ColouredTextAsBrightAsTheAnatomyUnderItIsCovered) {
                                           cv::saturate_cast<std::uint8_t>(g + a * (85 - g)),
                                           cv::saturate_cast<std::uint8_t>(g + a * (150 - g)));
     }
-  BurnedFrame blank;
-  blank.width = rgb.cols;
-  blank.height = rgb.rows;
-  auto source = make_burned_in({blank}, Colour::rgb);
-  ASSERT_TRUE(source->getDataset()
-                  ->putAndInsertUint8Array(DCM_PixelData, rgb.data,
-                                           static_cast<unsigned long>(rgb.total() * 3))
-                  .good());
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  auto result = redact::redact_file(file, {});
+  auto result = redact_rgb(rgb, dir);
   ASSERT_TRUE(result.has_value()) << result.error().message;
   EXPECT_NE(result->verdict, redact::FileVerdict::no_text_found);
   EXPECT_GE(covered(ink > 60, result->redactions), 0.99) << "the name shows";
@@ -868,6 +874,50 @@ TEST(Redact, ColouredTextAsBrightAsTheAnatomyUnderItIsCovered) {
   const cv::Rect far(0, 180, 320, 60);
   for (const auto& r : result->redactions)
     EXPECT_TRUE((cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height) & far).empty());
+}
+
+// Coloured labels on a dark ground, which the luminance search reads and keeps, are not
+// judged again by the chroma search: there they show thinner and dimmer, were read with doubt
+// or not at all, and were redacted as unread (bench/fourth_screens.py seed 1313, a clip's
+// labels in every frame). The identifier in colour above them is still covered, and the check
+// after the fill (which still sees them in chroma) passes the file.
+TEST(Redact, ColouredLabelsReadInGreyAreKeptAndTheNameInColourIsCovered) {
+  TempDir dir;
+  cv::Mat rgb(240, 320, CV_8UC3, cv::Scalar(20, 20, 20));
+  struct Drawn {
+    std::string text;
+    cv::Point at;
+    cv::Vec3b colour;  // R, G, B
+    bool phi;
+    cv::Mat ink;
+  };
+  std::vector<Drawn> words = {{"PID12345", {8, 30}, {255, 160, 60}, true, {}},
+                              {"Gain", {8, 120}, {255, 170, 40}, false, {}},
+                              {"DEPTH", {8, 160}, {250, 240, 80}, false, {}},
+                              {"Contrast", {8, 200}, {90, 255, 90}, false, {}},
+                              {"Velocity", {170, 120}, {255, 90, 90}, false, {}}};
+  for (Drawn& w : words) {
+    w.ink = cv::Mat(rgb.size(), CV_8UC1, cv::Scalar(0));
+    cv::putText(w.ink, w.text, w.at, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(255), 1, cv::LINE_AA);
+    for (int y = 0; y < rgb.rows; ++y)
+      for (int x = 0; x < rgb.cols; ++x) {
+        const double a = w.ink.at<std::uint8_t>(y, x) / 255.0;
+        if (a == 0) continue;
+        cv::Vec3b& p = rgb.at<cv::Vec3b>(y, x);
+        for (int c = 0; c < 3; ++c)
+          p[c] = cv::saturate_cast<std::uint8_t>(p[c] + a * (w.colour[c] - p[c]));
+      }
+  }
+  auto result = redact_rgb(rgb, dir);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->verdict, redact::FileVerdict::cleaned);
+  for (const Drawn& w : words) {
+    if (w.phi) {
+      EXPECT_GE(covered(w.ink > 0, result->redactions), 0.99) << "'" << w.text << "' shows";
+    } else {
+      EXPECT_LE(covered(w.ink > 60, result->redactions), 0.05) << "'" << w.text << "' was redacted";
+    }
+  }
 }
 
 std::string run_cli(const std::string& args, int& exit_code) {

@@ -569,6 +569,49 @@ std::vector<Gray8> chroma_frames(const dicom::PixelImage& image) {
   return frames;
 }
 
+// Coloured words the luminance search read and kept, taken out of a frame's chroma render
+// before the chroma search (`chroma`, the same size as `grey`): the chroma pixels at and next
+// to their ink in `grey` (ink_mask of each kept box, with its anti-aliased edge) become
+// ground. The chroma search read such a word a second time, on a render where it shows
+// thinner and dimmer, and redacted it as unread (a clip's coloured labels, every frame:
+// bench/fourth_screens.py seed 1313). Only pixels that are the kept word's own ink in
+// luminance go: coloured text of the ground's luminance (what the chroma search is for) is no
+// ink there and stays, even where it crosses a kept word's box. The chroma check after the
+// fill still sees the whole render, kept words too: it is the last look at coloured ink (with
+// it taken out there as well, seed 2718's file with an 8 px name and date no search covered
+// was released instead of quarantined).
+void without_kept_words(Gray8& chroma, const Gray8& grey, const std::vector<Box>& kept) {
+  if (chroma.width != grey.width || chroma.height != grey.height) return;
+  const int width = static_cast<int>(grey.width), height = static_cast<int>(grey.height);
+  for (const Box& k : kept) {
+    // The reader's box ends inside a glyph's faint edge (glyph_of_kept_word, regions.cpp): a
+    // quarter of the height more, so that the ground around the word sets the ink level.
+    const int edge = std::max(2, k.height / 4);
+    const int x0 = std::max(k.x - edge, 0), y0 = std::max(k.y - edge, 0);
+    const int x1 = std::min(k.x + k.width + edge, width);
+    const int y1 = std::min(k.y + k.height + edge, height);
+    if (x1 <= x0 || y1 <= y0) continue;
+    const Box area{x0, y0, x1 - x0, y1 - y0};
+    const std::vector<std::uint8_t> ink = ink_mask(grey, area);
+    const auto inked = [&](int x, int y) {
+      return x >= 0 && y >= 0 && x < area.width && y < area.height &&
+             ink[static_cast<std::size_t>(y) * static_cast<std::size_t>(area.width) +
+                 static_cast<std::size_t>(x)] != 0;
+    };
+    // The ink and one pixel around it: the glyph's anti-aliased rim, coloured too but under
+    // the ink level.
+    for (int y = 0; y < area.height; ++y)
+      for (int x = 0; x < area.width; ++x) {
+        bool near = false;
+        for (int dy = -1; dy <= 1 && !near; ++dy)
+          for (int dx = -1; dx <= 1 && !near; ++dx) near = inked(x + dx, y + dy);
+        if (near)
+          chroma.pixels[static_cast<std::size_t>(area.y + y) * chroma.width +
+                        static_cast<std::size_t>(area.x + x)] = 0;
+      }
+  }
+}
+
 }  // namespace
 
 Result<Mode> parse_mode(std::string_view text) {
@@ -678,7 +721,9 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     // The same search on the frames' chroma: what it decides is filled like the rest. What
     // it reads and keeps counts only for the chroma's own check after the fill: a word kept
     // there must not hide grey ink from the luminance check, nor the reverse.
-    if (const auto colour = chroma_frames(image); !colour.empty()) {
+    if (auto colour = chroma_frames(image); !colour.empty()) {
+      for (std::size_t f = 0; f < colour.size(); ++f)
+        without_kept_words(colour[f], before[f], kept[f]);
       const std::size_t searched = result.frames_ocred;
       if (auto s = find_by_detection(colour, matcher, options, image, kept_in_colour, result); !s)
         return std::unexpected(s.error());
