@@ -94,5 +94,34 @@ if ! grep -qs "\"version\": \"$pw_version\"" "$pw_root/node_modules/playwright-c
   echo "install-deps: playwright-core $pw_version installed in $pw_root"
 fi
 
+# The serve end-to-end test's independent face check (tests/serve_face_check.py) scores head
+# renderings with face-api's SSD-MobileNetV1 detector (tools/deface/face_ssd_probe.py, numpy):
+# a test-only model, never used by radguard itself, pinned like playwright-core (the package
+# and the weights file by sha256), installed beside it in $pw_root/face-api-ssd.
+fa_version=1.7.15
+fa_sha256=0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031
+fa_bin_sha256=2835640602d53718aa6ae9a42896327eaa21beefed056c218d32ca7d79e1e2f8
+fa_manifest_sha256=888f744dffbc84f5f060d1f8427d9742341943a2dfaaf9205d10029b7e7a2955
+fa_dir=$pw_root/face-api-ssd
+if [ "$(sha256sum "$fa_dir/ssd_mobilenetv1_model.bin" 2>/dev/null | cut -d' ' -f1)" != "$fa_bin_sha256" ]; then
+  fa_work=$(mktemp -d)
+  (cd "$fa_work" && npm pack --silent "@vladmandic/face-api@$fa_version" >/dev/null)
+  fa_model=$fa_work/package/model
+  if [ "$(sha256sum "$fa_work/vladmandic-face-api-$fa_version.tgz" | cut -d' ' -f1)" != "$fa_sha256" ] ||
+     ! tar -xzf "$fa_work/vladmandic-face-api-$fa_version.tgz" -C "$fa_work" package/LICENSE \
+       package/model/ssd_mobilenetv1_model.bin package/model/ssd_mobilenetv1_model-weights_manifest.json ||
+     [ "$(sha256sum "$fa_model/ssd_mobilenetv1_model.bin" | cut -d' ' -f1)" != "$fa_bin_sha256" ] ||
+     [ "$(sha256sum "$fa_model/ssd_mobilenetv1_model-weights_manifest.json" | cut -d' ' -f1)" != "$fa_manifest_sha256" ]; then
+    echo "install-deps: @vladmandic/face-api@$fa_version does not match its pinned sha256; refusing it" >&2
+    rm -rf "$fa_work"; exit 1
+  fi
+  mkdir -p "$fa_dir"
+  install -m 0644 "$fa_work/package/LICENSE" "$fa_model/ssd_mobilenetv1_model-weights_manifest.json" "$fa_dir/"
+  install -m 0644 "$fa_model/ssd_mobilenetv1_model.bin" "$fa_dir/ssd_mobilenetv1_model.bin.tmp"
+  mv -f "$fa_dir/ssd_mobilenetv1_model.bin.tmp" "$fa_dir/ssd_mobilenetv1_model.bin"  # written last: the check above
+  rm -rf "$fa_work"
+  echo "install-deps: face-api $fa_version SSD-MobileNetV1 (test only) installed in $fa_dir"
+fi
+
 # Models (pinned npm packages, sha256-checked); a no-op when they are already in place.
 bash "$(dirname "$0")/install-models.sh"

@@ -4,7 +4,10 @@
 # in, the disc's DICOMDIR, viewer files) picked in the page, the result checked, the zip
 # downloaded and searched for every identifying value (bytes, and dcmdump of each file).
 # Screenshots of each page into SCREENSHOT_DIR (docs/serve). Exit 77 (skipped) when
-# chromium, node or the pinned playwright-core (scripts/install-deps.sh) are absent.
+# chromium, node or the pinned playwright-core (scripts/install-deps.sh) are absent; with
+# them, a missing face-api model (the independent face check's, installed beside them) fails.
+# A third-party head MR with a face (../shared/heads/mr_t2w_face.nii.gz, or
+# $RADGUARD_SHARED_HEADS) goes on the CD as a NIfTI file when it is there.
 #   serve_e2e_test.sh RADGUARD SERVE_MAKE_CD SCREENSHOT_DIR
 set -euo pipefail
 radguard=$1
@@ -18,6 +21,12 @@ if [ ! -x /usr/bin/chromium ] || ! command -v node >/dev/null || [ -z "$pw" ]; t
   echo "SKIPPED: needs /usr/bin/chromium, node and playwright-core (scripts/install-deps.sh)"
   exit 77
 fi
+face_model=${RADGUARD_TEST_FACE_MODEL:-$pw/../face-api-ssd}
+[ -f "$face_model/ssd_mobilenetv1_model.bin" ] || {
+  echo "FAIL: no face-api model in $face_model for the independent face check (scripts/install-deps.sh)" >&2
+  exit 1
+}
+shared_heads=${RADGUARD_SHARED_HEADS:-$(dirname "$0")/../../shared/heads}
 work=$(mktemp -d /tmp/radguard-serve-e2e.XXXXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
@@ -25,6 +34,11 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$make_cd" "$work/cd" --head
+if [ -f "$shared_heads/mr_t2w_face.nii.gz" ]; then
+  cp "$shared_heads/mr_t2w_face.nii.gz" "$work/cd/"
+else
+  echo "note: no $shared_heads/mr_t2w_face.nii.gz: the CD holds no NIfTI head"
+fi
 "$make_cd" "$work/big" --many 500 >/dev/null  # a screen capture, 500 CT images of 256x256
 python3 - "$work" <<'PY'
 import sys, zipfile
@@ -108,6 +122,12 @@ assert copy["dicom_files"] >= (182 if head else 1), copy
 print("audit at full depth: the CD shows %d face and %d burned-in text findings, the copy none "
       "(%d DICOM files)" % (cd["by_category"]["face"], cd["by_category"]["pixels"], copy["dicom_files"]))
 PY
+# No face, by a method that shares nothing with radguard's (tests/serve_face_check.py: its own
+# pydicom assembly and numpy renderer, face-api's SSD-MobileNetV1 CNN instead of the Haar
+# cascades and depth test): every head on the CD scores 0.5 or more (the control: else the
+# check is blind and fails), every head in the copy less, on every view.
+/usr/bin/python3 "$(dirname "$0")/serve_face_check.py" "$face_model" "$work/cd" "$work/unzipped" \
+  || fail "the independent face check"
 kill -TERM "$pid"; wait "$pid"; pid=
 [ -z "$(ls -A "$work/tmp")" ] || fail "files left after the server stopped"
 echo "serve e2e passed: $n DICOM files in the downloaded zip hold no identifying value"

@@ -8,11 +8,16 @@ docs/benchmarks.md (Defacing, "The SSD-MobileNetV1 face detector ... was tried n
   face_ssd_probe.py MODEL_DIR nifti [--threshold T] VOLUME.nii[.gz]...
                                                          photo-like renderings (front, yaw+-30)
                                                          of the head surface, scored
+  face_ssd_probe.py MODEL_DIR dicom [--threshold T] FOLDER...
+                                                         the same for every DICOM series of 20
+                                                         images or more under each folder
+                                                         (assembled with pydicom)
 
 MODEL_DIR holds ssd_mobilenetv1_model-weights_manifest.json and ssd_mobilenetv1_model.bin from
 the npm tarball (npm pack @vladmandic/face-api@1.7.15, sha256
 0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031, folder package/model).
-Needs numpy and PIL (Debian: python3-numpy, python3-pil).
+Needs numpy and PIL (Debian: python3-numpy, python3-pil); dicom mode pydicom (python3-pydicom).
+The serve end-to-end test (tests/serve_face_check.py) uses it as its independent face check.
 """
 import gzip, json, struct, sys
 import numpy as np
@@ -128,6 +133,58 @@ def read_nifti(path):
     return np.ascontiguousarray(a)
 
 
+def read_dicom_series(paths):
+    """Voxels of one DICOM series (files of one Series Instance UID) as float32 [x, y, z], laid
+    out as read_nifti lays out a NIfTI volume: each array axis mapped to the patient axis it
+    runs nearest to (axis-aligned series; an oblique one is read as its nearest axes), flipped
+    from DICOM's L, P, S to R, A, S, repeated to about 1 mm cells. Rescale slope and intercept
+    applied. pydicom only: nothing of radguard's reading or assembly is used."""
+    import pydicom  # Debian python3-pydicom; only this mode needs it
+    slices = [pydicom.dcmread(p) for p in paths]
+    iop = np.array([float(v) for v in slices[0].ImageOrientationPatient])
+    row, col = iop[:3], iop[3:]  # directions of increasing column and increasing row index
+    normal = np.cross(row, col)
+    slices.sort(key=lambda d: float(np.dot(normal, [float(v) for v in d.ImagePositionPatient])))
+    pos = [np.dot(normal, [float(v) for v in d.ImagePositionPatient]) for d in slices]
+    dz = float(np.median(np.diff(pos))) if len(pos) > 1 else float(slices[0].get('SliceThickness', 1))
+    a = np.stack([d.pixel_array.astype(np.float32) * float(d.get('RescaleSlope', 1) or 1) +
+                  float(d.get('RescaleIntercept', 0) or 0) for d in slices])  # [k, i, j]
+    dy, dx = (float(v) for v in slices[0].PixelSpacing)  # row spacing, column spacing
+    dirs, spacing = [normal, col, row], [dz, dy, dx]
+    order = [int(np.argmax(np.abs(d))) for d in dirs]  # the patient axis of each array axis
+    if sorted(order) != [0, 1, 2]:
+        raise ValueError('the series is too oblique to lay out along the patient axes')
+    a = a.transpose([order.index(axis) for axis in range(3)])
+    for axis in range(3):
+        d = dirs[order.index(axis)]
+        if (d[axis] > 0) == (axis < 2):  # DICOM x grows to the left, y to the back
+            a = np.flip(a, axis)
+        a = a.repeat(max(1, int(round(spacing[order.index(axis)]))), axis)
+    return np.ascontiguousarray(a)
+
+
+def dicom_series(folder, min_slices=20):
+    """Series of at least min_slices images under folder: {series uid: [paths]}."""
+    import os, pydicom
+    series = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                d = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:  # not DICOM (DICOMDIR reads, but has no rows)
+                continue
+            if 'Rows' in d and 'ImagePositionPatient' in d and 'ImageOrientationPatient' in d:
+                series.setdefault(str(d.SeriesInstanceUID), []).append(path)
+    return {uid: sorted(p) for uid, p in series.items() if len(p) >= min_slices}
+
+
+def score_head(W, vol, threshold=None, yaws=(0, 30, -30)):
+    """Best face score of each view of vol's surface (Otsu threshold unless given)."""
+    t = otsu(vol) if threshold is None else threshold
+    return t, {yaw: float(detect(W, render(vol, t, yaw))[0].max()) for yaw in yaws}
+
+
 def otsu(v):
     h, e = np.histogram(v[v > 0], 256)
     c = (e[:-1] + e[1:]) / 2
@@ -181,7 +238,7 @@ def render(vol, threshold, yaw, size=320, dist=600.0, fov=34.0):
 
 
 def main(argv):
-    if len(argv) < 3 or argv[1] not in ('photo', 'nifti'):
+    if len(argv) < 3 or argv[1] not in ('photo', 'nifti', 'dicom'):
         sys.exit(__doc__)
     W = load(argv[0])
     args = argv[2:]
@@ -194,10 +251,13 @@ def main(argv):
             i = int(np.argmax(s))
             print(f'{path}: best {s[i]:.3f} box (y0 x0 y1 x1) {[int(v) for v in b[i]]}')
             continue
-        vol = read_nifti(path)
-        t = otsu(vol) if threshold is None else threshold
-        views = [f'yaw{yaw:+d} {detect(W, render(vol, t, yaw))[0].max():.2f}' for yaw in (0, 30, -30)]
-        print(f'{path}: threshold {t:.0f}  ' + '  '.join(views))
+        heads = {path: read_nifti(path)} if argv[1] == 'nifti' else {
+            f'{path} series {uid}': read_dicom_series(files)
+            for uid, files in dicom_series(path).items()}
+        for name, vol in heads.items():
+            t, views = score_head(W, vol, threshold)
+            print(f'{name}: threshold {t:.0f}  ' +
+                  '  '.join(f'yaw{yaw:+d} {s:.2f}' for yaw, s in views.items()))
 
 
 if __name__ == '__main__':
