@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
 
-#include <fstream>
+#include <string_view>
+#include <tuple>
 
 #include "gateway/gateway.hpp"
 #include "gateway/query_scp.hpp"
