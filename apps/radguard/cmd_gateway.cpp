@@ -32,6 +32,9 @@ struct GatewayArgs {
   unsigned forward_attempts = 0;
   unsigned forward_refusals = 3;
   unsigned min_free_mb = 64;
+  // query/retrieve over the output folder
+  bool query_retrieve = false;
+  std::vector<std::string> move_destinations;
   // release route (consent gate and ledger), as radguard export takes it
   std::string purpose, recipient, registry, ledger;
   // status
@@ -89,6 +92,12 @@ int run_gateway_command(const GatewayArgs& args) {
   config.retry.max_attempts = args.forward_attempts;
   config.retry.max_refusals = args.forward_refusals;
   config.min_free_bytes = static_cast<std::uint64_t>(args.min_free_mb) << 20;
+  if (args.query_retrieve) config.query_retrieve = gateway::QueryRetrieve::over_output;
+  for (const auto& destination : args.move_destinations) {
+    auto peer = net::parse_peer(destination);
+    if (!peer) return report_error(with_context(peer.error(), "--move-destination"));
+    config.move_destinations.push_back(*peer);
+  }
 
   auto spec = stage_spec(args.stage);
   if (!spec) return report_error(spec.error());
@@ -207,6 +216,11 @@ void add_gateway(CLI::App& app, Action& action) {
                   "times (default 3; 0: never)");
   cmd->add_option("--min-free-mb", args->min_free_mb,
                   "refuse instances (out of resources) below this free space (default 64)");
+  cmd->add_flag("--query-retrieve", args->query_retrieve,
+                "answer C-FIND and C-MOVE over the de-identified instances of --output (never "
+                "the spool)");
+  cmd->add_option("--move-destination", args->move_destinations,
+                  "a C-MOVE destination, AET@HOST:PORT (repeatable; other AE titles refused)");
   cmd->add_option("--purpose", args->purpose,
                   "release route: the purpose each patient must have consented to");
   cmd->add_option("--recipient", args->recipient,

@@ -24,6 +24,7 @@
 #include "ledger/ledger.hpp"
 #include "pipeline/assembler.hpp"
 #include "pipeline/consent_gate.hpp"
+#include "gateway/query_scp.hpp"
 #include "standard/tags.hpp"
 
 namespace radguard::gateway {
@@ -566,6 +567,26 @@ class Gateway {
   std::mutex ledger_mutex_;
 };
 
+// Query/retrieve answers over the output folder only, and moves nothing past a ledger.
+Status check_query_retrieve(const GatewayConfig& config) {
+  if (config.query_retrieve == QueryRetrieve::off) {
+    if (!config.move_destinations.empty())
+      return fail(ErrorCode::usage, "--move-destination needs --query-retrieve");
+    return {};
+  }
+  if (config.output.empty())
+    return fail(ErrorCode::usage,
+                "--query-retrieve answers over the output folder: it needs --output DIR");
+  if (config.release && !config.move_destinations.empty())
+    return fail(ErrorCode::usage,
+                "--move-destination with a release route would disclose instances to a "
+                "recipient no ledger entry names; query only, or release to each recipient");
+  for (const auto& peer : config.move_destinations)
+    if (std::ranges::count(config.move_destinations, peer.ae_title, &net::Peer::ae_title) > 1)
+      return fail(ErrorCode::usage, "--move-destination names an AE title twice");
+  return {};
+}
+
 }  // namespace
 
 Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline) {
@@ -603,6 +624,7 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
     if (config.release_batch_max == 0)
       return fail(ErrorCode::usage, "a study batch must hold at least one instance");
   }
+  if (auto qr = check_query_retrieve(config); !qr) return qr;
   if (!config.output.empty()) {
     const fs::path spool = folder_path(config.spool);
     const fs::path output = folder_path(config.output);
@@ -675,6 +697,10 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   server_config.allowed_hosts = config.allowed_hosts;
   server_config.tls = config.tls;
   server_config.log = [&gateway](const std::string& line) { gateway.log().line(line); };
+  if (config.query_retrieve == QueryRetrieve::over_output)
+    server_config.query = make_query_service(
+        {config.output, config.ae_title, config.move_destinations, config.tls},
+        [&gateway](const std::string& line) { gateway.log().line(line); });
   auto server = net::StoreServer::create(
       server_config, [&gateway](const net::StoreRequest& request, const net::ReceiveInto& receive) {
         return gateway.on_store(request, receive);

@@ -50,6 +50,12 @@ struct ReleaseRoute {
   std::string consent_at;  // ISO 8601; empty: the time each instance is checked
 };
 
+// Whether the gateway answers C-FIND and C-MOVE (gateway/query_scp.hpp).
+enum class QueryRetrieve : std::uint8_t {
+  off,
+  over_output,  // over the de-identified instances of the output folder (--output only)
+};
+
 struct GatewayConfig {
   std::uint16_t port = 0;
   std::string ae_title;
@@ -73,13 +79,17 @@ struct GatewayConfig {
   std::size_t forward_batch = 64;              // instances per outgoing association
   std::optional<ReleaseRoute> release;         // consent gate and ledger; none: neither
   std::size_t release_batch_max = 1000;        // instances of a study per ledger entry, at most
+  QueryRetrieve query_retrieve = QueryRetrieve::off;
+  std::vector<net::Peer> move_destinations;  // where a C-MOVE may send, by AE title
 };
 
 // Checks a configuration: refuses (with ErrorCode::usage) both routes or none, a spool and an
 // output folder inside one another, a bad port or worker count, defacing without a quiet
 // time (a series is defaced whole once it has been quiet for series_quiet), and release
 // settings that are incomplete or unreadable (purpose, consent time, recipient), and TLS
-// files that do not load (net::check_tls). Signing is
+// files that do not load (net::check_tls), query/retrieve without --output, move destinations
+// without query/retrieve or with a release route (a C-MOVE would disclose instances to a
+// recipient no ledger entry names). Signing is
 // done per instance (the pipeline signs what process_instance returns when its spec signs).
 [[nodiscard]] Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeline);
 

@@ -33,6 +33,7 @@
 #include <utility>
 
 #include "dicom/dicom_file.hpp"
+#include "net/query_service.hpp"
 
 namespace radguard::net {
 
@@ -188,6 +189,7 @@ struct Shared {
   std::vector<HostRule> allowed_hosts;
   std::string ae_title;
   std::function<void(const std::string&)> log;
+  std::shared_ptr<const QueryService> query;  // null: C-FIND and C-MOVE refused
   void note(const std::string& line) const {
     if (log) log(line);
   }
@@ -242,7 +244,9 @@ class GatewaySCP : public DcmThreadSCP {
       T_ASC_PresentationContext pc;
       OFCondition cond = ASC_getPresentationContext(params, i, &pc);
       if (cond.bad()) return cond;
-      const bool verification = std::string_view(pc.abstractSyntax) == UID_VerificationSOPClass;
+      // Verification and Query/Retrieve take uncompressed syntaxes only.
+      const bool verification = std::string_view(pc.abstractSyntax) == UID_VerificationSOPClass ||
+                                offers_query(pc.abstractSyntax);
       if (!verification && !dcmIsaStorageSOPClassUID(pc.abstractSyntax, ESSC_All)) {
         cond = ASC_refusePresentationContext(params, pc.presentationContextID,
                                              ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
@@ -273,6 +277,12 @@ class GatewaySCP : public DcmThreadSCP {
     return EC_Normal;
   }
 
+  bool offers_query(const char* sop_class) const {
+    return shared_.query != nullptr &&
+           std::ranges::find(query_sop_classes(), std::string_view(sop_class)) !=
+               query_sop_classes().end();
+  }
+
  public:
   // The association DcmThreadSCP::run is about to serve (DcmSCP keeps its own pointer private).
   void set_association(T_ASC_Association* assoc) { assoc_ = assoc; }
@@ -280,6 +290,15 @@ class GatewaySCP : public DcmThreadSCP {
  protected:
   OFCondition handleIncomingCommand(T_DIMSE_Message* message,
                                     const DcmPresentationContextInfo& info) override {
+    if (shared_.query && (message->CommandField == DIMSE_C_FIND_RQ ||
+                          message->CommandField == DIMSE_C_MOVE_RQ)) {
+      const detail::Channel channel{assoc_, info.presentationContextID, getDIMSEBlockingMode(),
+                                    static_cast<int>(getDIMSETimeout()),
+                                    printable(trimmed(getPeerAETitle().c_str()))};
+      return message->CommandField == DIMSE_C_FIND_RQ
+                 ? detail::serve_find(channel, message->msg.CFindRQ, *shared_.query)
+                 : detail::serve_move(channel, message->msg.CMoveRQ, *shared_.query);
+    }
     if (message->CommandField != DIMSE_C_STORE_RQ)
       return DcmThreadSCP::handleIncomingCommand(message, info);
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
@@ -539,7 +558,7 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
     impl->tls = std::move(*layer);
   }
   impl->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
-                        config.ae_title, config.log};
+                        config.ae_title, config.log, config.query};
   impl->config = std::move(config);
   impl->pool = std::make_unique<Pool>(impl->shared);
   Pool& pool = *impl->pool;

@@ -68,6 +68,8 @@ struct HostRule {
 // Whether a textual address (IPv4 or IPv6) matches a rule.
 bool host_matches(const HostRule& rule, const std::string& address);
 
+struct QueryService;  // net/query.hpp
+
 // One C-STORE request as a handler sees it.
 struct StoreRequest {
   std::string calling_ae;  // printable ASCII only (other bytes shown as '?')
@@ -96,6 +98,8 @@ struct ServerConfig {
   std::vector<HostRule> allowed_hosts;       // empty: any peer address
   std::optional<TlsFiles> tls;               // set: TLS only, plain associations refused
   std::uint32_t dimse_timeout_s = 60;        // a peer silent this long loses its association
+  // Set: C-FIND and C-MOVE are answered too (net/query.hpp), on the same associations.
+  std::shared_ptr<const QueryService> query;
   // Hears one neutral line per refused association (AE titles, the peer's address, why).
   // Optional; called from pool threads at once.
   std::function<void(const std::string&)> log;

@@ -1,0 +1,246 @@
+#include "net/query_service.hpp"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcelem.h>
+#include <dcmtk/ofstd/ofstd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+namespace radguard::net {
+
+const std::vector<std::string>& query_sop_classes() {
+  static const std::vector<std::string> classes = {
+      UID_FINDPatientRootQueryRetrieveInformationModel,
+      UID_FINDStudyRootQueryRetrieveInformationModel,
+      UID_MOVEPatientRootQueryRetrieveInformationModel,
+      UID_MOVEStudyRootQueryRetrieveInformationModel,
+  };
+  return classes;
+}
+
+const char* level_name(QueryLevel level) {
+  switch (level) {
+    case QueryLevel::patient: return "PATIENT";
+    case QueryLevel::study: return "STUDY";
+    case QueryLevel::series: return "SERIES";
+    case QueryLevel::image: return "IMAGE";
+  }
+  return "STUDY";
+}
+
+namespace detail {
+
+namespace {
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+  while (!text.empty() && text.front() == ' ') text.erase(text.begin());
+  return text;
+}
+
+QueryModel model_of(const char* sop_class) {
+  const std::string_view uid(sop_class);
+  return uid == UID_FINDPatientRootQueryRetrieveInformationModel ||
+                 uid == UID_MOVEPatientRootQueryRetrieveInformationModel
+             ? QueryModel::patient_root
+             : QueryModel::study_root;
+}
+
+// The identifier as plain keys. Fails with ErrorCode::usage: no level, or one the model does
+// not have (Study Root has no PATIENT level).
+Result<QueryRequest> read_request(DcmDataset* identifier, QueryModel model,
+                                  const std::string& calling_ae) {
+  if (identifier == nullptr) return fail(ErrorCode::usage, "the request has no identifier");
+  QueryRequest request;
+  request.calling_ae = calling_ae;
+  request.model = model;
+  bool has_level = false;
+  for (unsigned long i = 0; i < identifier->card(); ++i) {
+    DcmElement* element = identifier->getElement(i);
+    if (element == nullptr) continue;
+    const DcmTagKey key = element->getTag();
+    OFString value;
+    if (key == DCM_QueryRetrieveLevel) {
+      (void)element->getOFStringArray(value);
+      const std::string level = trimmed(value.c_str());
+      has_level = true;
+      if (level == "PATIENT" && model == QueryModel::patient_root) {
+        request.level = QueryLevel::patient;
+      } else if (level == "STUDY") {
+        request.level = QueryLevel::study;
+      } else if (level == "SERIES") {
+        request.level = QueryLevel::series;
+      } else if (level == "IMAGE") {
+        request.level = QueryLevel::image;
+      } else {
+        return fail(ErrorCode::usage, "the Query/Retrieve Level is not one of the model's");
+      }
+      continue;
+    }
+    // Sequence matching is not offered: a sequence key is neither matched nor returned.
+    if (element->ident() == EVR_SQ || key.getGroup() == 0x0002) continue;
+    if (element->getLength() > 0 && element->getOFStringArray(value).bad()) continue;
+    request.keys.push_back(
+        {(std::uint32_t{key.getGroup()} << 16) | key.getElement(), value.c_str()});
+  }
+  if (!has_level) return fail(ErrorCode::usage, "the identifier has no Query/Retrieve Level");
+  return request;
+}
+
+// A match as an answer's identifier: the level, then each key whose VR the dictionary knows.
+std::unique_ptr<DcmDataset> answer_identifier(const QueryMatch& match, QueryLevel level) {
+  auto identifier = std::make_unique<DcmDataset>();
+  (void)identifier->putAndInsertOFStringArray(DCM_QueryRetrieveLevel, level_name(level));
+  for (const QueryKey& key : match) {
+    const DcmTag tag(static_cast<Uint16>(key.tag >> 16), static_cast<Uint16>(key.tag & 0xFFFF));
+    const DcmEVR vr = tag.getEVR();
+    if (vr == EVR_UNKNOWN || vr == EVR_UN || vr == EVR_SQ) continue;
+    (void)identifier->putAndInsertOFStringArray(tag, key.value.c_str());
+  }
+  return identifier;
+}
+
+std::uint16_t status_for(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::usage: return kStatusIdentifierMismatch;
+    case ErrorCode::not_found: return kStatusMoveDestinationUnknown;
+    default: return kStatusUnableToProcess;
+  }
+}
+
+// Reads the identifier that follows a request (when it announced one).
+OFCondition read_identifier(const Channel& channel, bool announced,
+                            std::unique_ptr<DcmDataset>& identifier) {
+  if (!announced) return EC_Normal;
+  DcmDataset* raw = nullptr;
+  T_ASC_PresentationContextID pres = 0;
+  const OFCondition cond = DIMSE_receiveDataSetInMemory(channel.assoc, channel.blocking,
+                                                        channel.timeout_s, &pres, &raw,
+                                                        nullptr, nullptr);
+  identifier.reset(raw);
+  return cond;
+}
+
+OFCondition send_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
+                      std::uint16_t status, DcmDataset* identifier) {
+  T_DIMSE_C_FindRSP response{};
+  response.MessageIDBeingRespondedTo = request.MessageID;
+  OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
+                      sizeof response.AffectedSOPClassUID);
+  response.opts = O_FIND_AFFECTEDSOPCLASSUID;
+  response.DimseStatus = status;
+  response.DataSetType = identifier != nullptr ? DIMSE_DATASET_PRESENT : DIMSE_DATASET_NULL;
+  return DIMSE_sendFindResponse(channel.assoc, channel.pres, &request, &response, identifier,
+                                nullptr);
+}
+
+struct MoveCounts {
+  std::size_t remaining = 0, completed = 0, failed = 0, warnings = 0;
+};
+
+Uint16 clamp16(std::size_t n) { return static_cast<Uint16>(std::min<std::size_t>(n, 0xFFFF)); }
+
+OFCondition send_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
+                      std::uint16_t status, const MoveCounts& counts) {
+  T_DIMSE_C_MoveRSP response{};
+  response.MessageIDBeingRespondedTo = request.MessageID;
+  OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
+                      sizeof response.AffectedSOPClassUID);
+  response.DimseStatus = status;
+  response.DataSetType = DIMSE_DATASET_NULL;
+  response.NumberOfRemainingSubOperations = clamp16(counts.remaining);
+  response.NumberOfCompletedSubOperations = clamp16(counts.completed);
+  response.NumberOfFailedSubOperations = clamp16(counts.failed);
+  response.NumberOfWarningSubOperations = clamp16(counts.warnings);
+  response.opts = O_MOVE_AFFECTEDSOPCLASSUID | O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS |
+                  O_MOVE_NUMBEROFFAILEDSUBOPERATIONS | O_MOVE_NUMBEROFWARNINGSUBOPERATIONS;
+  // Remaining sub-operations are given with pending answers only (PS3.4 C.4.2.1.5).
+  if (status == kStatusPending) response.opts |= O_MOVE_NUMBEROFREMAININGSUBOPERATIONS;
+  return DIMSE_sendMoveResponse(channel.assoc, channel.pres, &request, &response, nullptr,
+                                nullptr);
+}
+
+}  // namespace
+
+OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
+                       const QueryService& service) {
+  std::unique_ptr<DcmDataset> identifier;
+  if (OFCondition cond = read_identifier(channel, request.DataSetType != DIMSE_DATASET_NULL,
+                                         identifier);
+      cond.bad())
+    return cond;
+  auto parsed = read_request(identifier.get(), model_of(request.AffectedSOPClassUID),
+                             channel.calling_ae);
+  if (!parsed) return send_find(channel, request, status_for(parsed.error()), nullptr);
+  Result<std::vector<QueryMatch>> matches = fail(ErrorCode::internal, "no find handler");
+  try {
+    if (service.find) matches = service.find(*parsed);
+  } catch (const std::exception&) {
+    matches = fail(ErrorCode::internal, "the find handler failed");
+  }
+  if (!matches) return send_find(channel, request, status_for(matches.error()), nullptr);
+  for (const QueryMatch& match : *matches) {
+    const auto answer = answer_identifier(match, parsed->level);
+    if (OFCondition cond = send_find(channel, request, kStatusPending, answer.get()); cond.bad())
+      return cond;
+  }
+  return send_find(channel, request, kStatusSuccess, nullptr);
+}
+
+OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
+                       const QueryService& service) {
+  std::unique_ptr<DcmDataset> identifier;
+  if (OFCondition cond = read_identifier(channel, request.DataSetType != DIMSE_DATASET_NULL,
+                                         identifier);
+      cond.bad())
+    return cond;
+  MoveCounts counts;
+  auto parsed = read_request(identifier.get(), model_of(request.AffectedSOPClassUID),
+                             channel.calling_ae);
+  if (!parsed) return send_move(channel, request, status_for(parsed.error()), counts);
+  Result<MovePlan> plan = fail(ErrorCode::internal, "no move handler");
+  try {
+    if (service.move) plan = service.move(*parsed, trimmed(request.MoveDestination));
+  } catch (const std::exception&) {
+    plan = fail(ErrorCode::internal, "the move handler failed");
+  }
+  if (!plan) return send_move(channel, request, status_for(plan.error()), counts);
+  if (plan->files.empty()) return send_move(channel, request, kStatusSuccess, counts);
+  counts.remaining = plan->files.size();
+  // A pending answer after each sub-operation; a broken association with the mover ends the
+  // sends too (the answer could not be given).
+  OFCondition broken = EC_Normal;
+  auto statuses = store_files(
+      plan->destination, service.ae_title, plan->files, service.store_timeout_s,
+      [&](std::size_t, std::uint16_t status) {
+        --counts.remaining;
+        if (status == kStatusSuccess) {
+          ++counts.completed;
+        } else if (store_succeeded(status)) {
+          ++counts.warnings;
+        } else {
+          ++counts.failed;
+        }
+        if (broken.good() && counts.remaining > 0)
+          broken = send_move(channel, request, kStatusPending, counts);
+      });
+  if (broken.bad()) return broken;
+  if (!statuses) {
+    // No association with the destination: nothing was sent.
+    counts = MoveCounts{0, 0, plan->files.size(), 0};
+    return send_move(channel, request, kStatusSubOperationsRefused, counts);
+  }
+  // Files the destination never answered for (no accepted context, or the association broke).
+  counts.failed += counts.remaining;
+  counts.remaining = 0;
+  const std::uint16_t last =
+      counts.failed > 0 || counts.warnings > 0 ? kStatusSubOperationsFailed : kStatusSuccess;
+  return send_move(channel, request, last, counts);
+}
+
+}  // namespace detail
+}  // namespace radguard::net
