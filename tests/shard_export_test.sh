@@ -167,4 +167,79 @@ mv "$work/part2.json" plan3/staged/shard-0002.json
 [ "$(entries "$ledger3")" = 1 ] || fail "the rerun release is not recorded once"
 diff -r -x manifest.json "$single" "$(ls -d "$work"/failing/release-*)" >"$work/diff3.log" 2>&1 ||
   fail "the release after a rerun differs from the single export's"
+# Consent withdrawn between the shards and the publish (issue 19: publish decides consent
+# again). MRN-C permitted research when the shards ran and denies it at publish: her study is
+# left out (its files not in the release, her not in the ledger entry), the rest is published,
+# and the exit status is 1. A registry that cannot be read refuses the publish (SQLite: moved).
+ledger4=$(store ledger4) || fail "cannot make a ledger"
+"$radguard" plan "$in" --shards 3 -o plan4 --no-progress --sbatch -- export -o withdrawn \
+  "${common[@]}" --ledger "$ledger4" --audit-gate high >"$work/plan4.log" 2>&1 || fail "plan 4"
+for t in 0 1 2; do
+  SLURM_ARRAY_TASK_ID=$t SLURM_CPUS_PER_TASK=1 bash plan4/run.sbatch >"plan4/logs/shard-$t.out" 2>&1 ||
+    fail "plan 4: shard $t failed"
+done
+"$radguard" consent set --patient MRN-C --purpose research --decision deny --registry "$registry" \
+  >"$work/withdraw.log" 2>&1 || fail "consent set (withdrawal)"
+if [ -z "$state" ]; then
+  mv "$registry" "$work/registry-away.db"
+  if "$radguard" plan publish plan4 >"$work/publish4a.log" 2>&1; then
+    fail "published without a readable consent registry"
+  fi
+  [ "$(entries "$ledger4")" = 0 ] || fail "a release was recorded without a readable registry"
+  [ -z "$(ls "$work/withdrawn" | grep '^release-')" ] || fail "a release without a registry is visible"
+  mv "$work/registry-away.db" "$registry"
+fi
+"$radguard" plan publish plan4 --report "$work/publish4.json" >"$work/publish4.log" 2>&1
+status=$?
+[ "$status" = 1 ] || fail "publish with a withdrawn patient exited $status, not 1"
+grep -q "LEFT OUT at publish" "$work/publish4.log" || fail "the publish does not say a patient was left out"
+[ "$(entries "$ledger4")" = 1 ] || fail "the release with a withdrawn patient is not recorded once"
+release4=$(ls -d "$work"/withdrawn/release-*) || fail "the rest of the release was not published"
+[ -z "$(ls -A "$work/withdrawn" | grep -v '^release-')" ] || fail "staging left: $(ls -A "$work/withdrawn")"
+"$radguard" disclosures --patient MRN-C --ledger "$ledger1" --key "$work/k.key" --format json \
+  >"$work/c-single.json" || fail "disclosures of MRN-C (single export)"
+"$radguard" disclosures --patient MRN-C --ledger "$ledger4" --key "$work/k.key" --format json \
+  >"$work/c-withdrawn.json" || fail "disclosures of MRN-C (withdrawn)"
+"$radguard" disclosures --patient MRN-A --ledger "$ledger4" --key "$work/k.key" --format json \
+  | grep -q '"count": 1' || fail "MRN-A is not in the release after MRN-C withdrew"
+c_study=$(python3 - "$work/c-single.json" "$work/c-withdrawn.json" "$work/publish4.json" \
+  "$release4/manifest.json" <<'PY'
+import json, sys
+single, withdrawn, report, manifest = (json.load(open(p)) for p in sys.argv[1:])
+assert withdrawn["count"] == 0, ("MRN-C is in the ledger entry", withdrawn)
+studies = [s["study_uid"] for d in single["disclosures"] for s in d["studies"]]
+assert len(studies) == 1, single
+assert report["withdrawn_at_publish"] == {"patients": 1, "studies": 1, "instances": 2}, report
+assert report["exit_code"] == 1 and report["status"] == "released", report
+c = manifest["counts"]
+assert c["instances"] == 6 and c["studies"] == 3 and c["excluded_studies"] == 3, c
+assert c["excluded_by_reason"]["consent_denied"]["studies"] == 2, c
+assert not any(f["path"].startswith(studies[0] + "/") for f in manifest["files"]), "MRN-C's file listed"
+print(studies[0])
+PY
+) || fail "the publish with a withdrawn patient reports or records the wrong thing"
+[ ! -e "$release4/$c_study" ] || fail "MRN-C's study is in the release"
+diff -r -x manifest.json -x "$c_study" "$single" "$release4" >"$work/diff4.log" 2>&1 ||
+  fail "the rest of the release differs from the single export's"
+"$radguard" ledger verify --ledger "$ledger4" --releases "$work/withdrawn" >"$work/verify4.log" 2>&1 ||
+  fail "ledger verify --releases after a withdrawal"
+
+grep -q '"audit_gate": "high"' plan4/staged/shard-0000.json || fail "the part does not record the gate"
+
+# --audit-gate runs at publish, over the whole release (it passed above): a release that keeps
+# the patients' names is refused, nothing published, nothing recorded.
+printf 'PatientName K\n' >"$work/keep-name.recipe"
+ledger5=$(store ledger5) || fail "cannot make a ledger"
+"$radguard" plan "$in" --shards 3 -o plan5 --no-progress --sbatch -- export -o gated \
+  "${common[@]}" --ledger "$ledger5" --audit-gate high --recipe "$work/keep-name.recipe" \
+  >"$work/plan5.log" 2>&1 || fail "plan 5"
+for t in 0 1 2; do
+  SLURM_ARRAY_TASK_ID=$t SLURM_CPUS_PER_TASK=1 bash plan5/run.sbatch >"plan5/logs/shard-$t.out" 2>&1 ||
+    fail "plan 5: shard $t failed (a shard must stage, the gate is the publish's)"
+done
+if "$radguard" plan publish plan5 >"$work/publish5.log" 2>&1; then fail "the audit gate let names out"; fi
+grep -q "release gate refused" "$work/publish5.log" || fail "the refusal is not the gate's: $(cat "$work/publish5.log")"
+[ "$(entries "$ledger5")" = 0 ] || fail "a release the gate refused was recorded"
+[ -z "$(ls "$work/gated" | grep '^release-')" ] || fail "a release the gate refused is visible"
+
 echo "PASS: an export cut into 3 shards published once, with one ledger entry ($([ -n "$state" ] && echo PostgreSQL || echo SQLite))"

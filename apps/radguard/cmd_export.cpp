@@ -93,10 +93,13 @@ int run_export_command(const ExportArgs& args) {
       return report_error(Error{ErrorCode::usage, "--shard: the plan has no shard " +
                                                       std::to_string(*index)});
     std::error_code ec;
-    run.shard = exporter::ShardStaging{
-        list.parent_path(), *index, summary->id,
-        store::names_a_file(release->ledger) ? fs::absolute(release->ledger, ec).string()
-                                             : release->ledger};
+    // Paths as the publishing step, run elsewhere, finds them.
+    const auto where = [&ec](const std::string& target) {
+      return store::names_a_file(target) ? fs::absolute(target, ec).string() : target;
+    };
+    run.shard = exporter::ShardStaging{list.parent_path(), *index, summary->id,
+                                       where(release->ledger), where(release->registry),
+                                       fs::absolute(spec->key_file, ec), release->audit_gate};
     run.mode = exporter::ExportMode::stage_shard;
   }
   auto inputs = command_inputs(args.inputs, args.shard.empty() ? args.files_from : args.shard);

@@ -1,12 +1,16 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "audit/audit.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "consent/consent.hpp"
+#include "crypto/crypto.hpp"
 #include "export/export.hpp"
 #include "ledger/ledger.hpp"
 #include "plan/merge.hpp"
 #include "plan/plan.hpp"
+#include "pipeline/pipeline.hpp"
 #include "plan/sbatch.hpp"
 
 namespace radguard::cli {
@@ -117,12 +121,23 @@ int run_merge_command(const MergeArgs& args) {
 int run_publish_command(const PublishArgs& args) {
   auto staged = exporter::read_staged(args.plan);
   if (!staged) return report_error(staged.error());
+  // Consent is decided again at publish, with the registry and key the shards used: read
+  // only (the registry is not changed here, and no writer waits on this).
+  auto registry = consent::Registry::open(staged->registry, consent::RegistryAccess::read_only);
+  if (!registry) return report_error(registry.error());
+  auto key = crypto::SecretKey::load(staged->key_file);
+  if (!key) return report_error(key.error());
   auto ledger = ledger::Ledger::open(staged->ledger, ledger::LedgerAccess::create_if_missing);
   if (!ledger) return report_error(ledger.error());
   // Before anything is touched: the ledger would refuse the entry at the end.
   if (auto same = ledger->check_key(staged->parts.front().value("key_fingerprint", "")); !same)
     return report_error(same.error());
-  auto published = exporter::publish_staged(*staged, *ledger, args.threads);
+  // The shards' --audit-gate, over the whole release.
+  const auto gate = audit::parse_fail_on(staged->audit_gate);
+  if (!gate)
+    return report_error(Error{ErrorCode::integrity, "the parts name an unknown --audit-gate"});
+  auto published = exporter::publish_staged(*staged, *registry, *key, *ledger, args.threads,
+                                            pipeline::audit_gate(*gate, args.threads));
   if (!published) return report_error(published.error());
   return emit_report(
       published->report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",

@@ -653,9 +653,14 @@ Result<Verdict> Registry::decide(std::string_view patient_id, Purpose purpose,
 
 Result<std::vector<Record>> Registry::current(std::optional<Purpose> purpose,
                                               std::string_view now) {
-  auto s = db_->prepare(std::string("SELECT ") + std::string(kColumns) +
-                        " FROM consent_decision ORDER BY patient_id, purpose, sequence");
+  // One purpose's rows only when one is asked for (publish re-checks a whole release's
+  // patients against one purpose: the other purposes' history need not be read).
+  auto s = db_->prepare(std::string("SELECT ") + std::string(kColumns) + " FROM consent_decision" +
+                        (purpose ? " WHERE purpose = ?1" : "") +
+                        " ORDER BY patient_id, purpose, sequence");
   if (!s) return std::unexpected(s.error());
+  if (purpose)
+    if (auto b = (*s)->bind_all(purpose_name(*purpose)); !b) return std::unexpected(b.error());
   std::vector<Record> all;
   for (;;) {
     auto row = (*s)->step();

@@ -349,8 +349,8 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     return fail(ErrorCode::usage, "a shard's export needs its plan (and only a shard's has one)");
   if (shard_mode && options.release_gate)
     return fail(ErrorCode::usage,
-                "--audit-gate is not available for a sharded export yet (the gate would see one "
-                "shard, not the release)");
+                "a shard runs no release gate (it would see one shard, not the release): "
+                "radguard plan publish runs the shards' --audit-gate over the whole release");
   fs::path part_path;
   if (shard_mode) {
     report.release_name.clear();
@@ -370,6 +370,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     part["shard"] = options.shard->index;
     part["part_status"] = report.error.empty() ? "staged" : "failed";
     part["ledger"] = options.shard->ledger;
+    part["registry"] = options.shard->registry;
+    part["key_file"] = options.shard->key_file.string();
+    part["audit_gate"] = options.shard->audit_gate;
     part["on_failure"] = options.on_failure == OnFailure::abort ? "abort" : "withhold-study";
     // Paths as the publishing step, run elsewhere, finds them.
     std::error_code abs_ec;
@@ -945,7 +948,8 @@ Error refused(const std::string& why) {
 constexpr const char* kSharedByParts[] = {"version", "output",          "purpose",
                                           "recipient", "profile",       "key_fingerprint",
                                           "signed",  "ledger",          "on_failure",
-                                          "manifest_signer", "profile_summary", "plan_id"};
+                                          "manifest_signer", "profile_summary", "plan_id",
+                                          "registry", "key_file", "audit_gate"};
 
 std::optional<Exclusion> exclusion_named(std::string_view name) {
   for (const Exclusion e : {Exclusion::consent_denied, Exclusion::no_consent,
@@ -978,6 +982,11 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
       return std::unexpected(refused(path.string() + " is not a shard's part record"));
     if (part.value("plan_id", "") != planned->id || part.value("shard", SIZE_MAX) != s)
       return std::unexpected(refused(shard + "'s part belongs to another plan or shard"));
+    // Publish decides consent again with these; a part without them (an older radguard's)
+    // cannot be re-checked, so it cannot be published.
+    if (!part.contains("registry") || !part.contains("key_file") || !part.contains("audit_gate"))
+      return std::unexpected(refused(shard + "'s part does not name its consent registry and key "
+                                             "(staged by an older radguard): run the shards again"));
     if (part.value("part_status", "") != "staged")
       return std::unexpected(refused(shard + " failed: " + part.value("error", std::string("?"))));
     const auto& counts = part.at("counts");
@@ -998,7 +1007,9 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
     }
     // Every value publish_staged reads, read once here: a damaged part fails now (json
     // exceptions become a refusal in read_staged), never halfway through publishing.
-    for (const char* key : {"recipient", "purpose", "output", "ledger", "key_fingerprint"})
+    for (const char* key :
+         {"recipient", "purpose", "output", "ledger", "key_fingerprint", "registry", "key_file",
+          "audit_gate"})
       (void)part.at(key).get<std::string>();
     for (const char* key : {"preset", "method", "key_fingerprint"})
       (void)part.at("profile_summary").at(key).get<std::string>();
@@ -1032,6 +1043,9 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
   staged.output = first.at("output").get<std::string>();
   staged.staging = shard_staging_folder(staged.output, planned->id);
   staged.ledger = first.at("ledger").get<std::string>();
+  staged.registry = first.at("registry").get<std::string>();
+  staged.key_file = first.at("key_file").get<std::string>();
+  staged.audit_gate = first.at("audit_gate").get<std::string>();
   if (first.at("manifest_signer").is_object())
     staged.manifest_signer = signing::KeyFiles{first["manifest_signer"].at("key").get<std::string>(),
                                                first["manifest_signer"].at("cert").get<std::string>()};
@@ -1102,10 +1116,40 @@ Result<std::size_t> keep_only_listed(const fs::path& folder, const std::set<std:
   return removed;
 }
 
+// The staged patients (keyed hashes) whose consent does not permit `purpose` at `now`, each
+// with why, decided as Registry::decide decides: the patient's decision in force, else the
+// default policy. The registry names patients by ID and the parts by keyed hash only, so the
+// registry's decisions in force for the purpose are read and their IDs hashed here.
+Result<std::map<std::string, Exclusion>> not_permitted_now(consent::Registry& registry,
+                                                           const crypto::SecretKey& key,
+                                                           consent::Purpose purpose,
+                                                           std::string_view now,
+                                                           const std::set<std::string>& patients) {
+  auto in_force = registry.current(purpose, now);
+  if (!in_force) return std::unexpected(in_force.error());
+  auto fallback = registry.default_for(purpose);
+  if (!fallback) return std::unexpected(fallback.error());
+  std::map<std::string, consent::Decision> recorded;
+  for (const auto& record : *in_force)
+    if (std::string hash = ledger::patient_hash(key, record.patient_id); patients.contains(hash))
+      recorded[std::move(hash)] = record.decision;
+  std::map<std::string, Exclusion> out;
+  for (const auto& hash : patients) {
+    const auto decided = recorded.find(hash);
+    if (decided == recorded.end()) {
+      if (*fallback != consent::Decision::permit) out[hash] = Exclusion::no_consent;
+    } else if (decided->second != consent::Decision::permit) {
+      out[hash] = Exclusion::consent_denied;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger& ledger,
-                                     unsigned threads) {
+Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Registry& registry,
+                                     const crypto::SecretKey& key, ledger::Ledger& ledger,
+                                     unsigned threads, const ReleaseGate& gate) {
   const auto start = std::chrono::steady_clock::now();
   PublishReport out;
   std::error_code ec;
@@ -1117,6 +1161,11 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
     return std::unexpected(refused("the staging folder " + staged.staging.string() + ": " +
                                    locked.error().message));
   const json& first = staged.parts.front();
+  if (key.fingerprint() != first.at("key_fingerprint").get<std::string>())
+    return std::unexpected(refused("the key " + staged.key_file.string() +
+                                   " is not the key the shards used"));
+  const auto purpose = consent::parse_purpose(first.at("purpose").get<std::string>());
+  if (!purpose) return std::unexpected(refused("the parts name an unknown purpose"));
 
   // The parts together: counts, exclusions, files, patients.
   ExportReport counts;
@@ -1189,8 +1238,49 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
       return std::unexpected(refused("a staged file is " + problems[i] + " since its shard staged it (" +
                                      ordered[i]->first + ")"));
 
-  // The manifest, as run_export writes it, and the ledger entry's account of who is in it.
+  // Consent again, now, as late as possible before the release is recorded: a patient who
+  // withdrew (or whose consent expired) since her shard ran is left out, her files removed.
   const std::string now = utc_now_iso8601();
+  std::set<std::string> patients;
+  for (const auto& [path, f] : files) patients.insert(f.patient_hash);
+  auto not_permitted = not_permitted_now(registry, key, *purpose, now, patients);
+  if (!not_permitted)
+    return std::unexpected(refused("the consent registry could not be read to decide consent "
+                                   "again: " + not_permitted.error().message));
+  if (!not_permitted->empty()) {
+    std::map<Exclusion, std::map<std::string, std::uint64_t>> left_out;  // instances by study
+    std::erase_if(ordered, [&](const auto* entry) {
+      const auto why = not_permitted->find(entry->second.patient_hash);
+      if (why == not_permitted->end()) return false;
+      ++left_out[why->second][fs::path(entry->first).begin()->string()];
+      listed.erase(entry->first);
+      return true;
+    });
+    for (const auto& [why, studies] : left_out)
+      for (const auto& [study, instances] : studies) {
+        counts.excluded[why].studies += 1;
+        counts.excluded[why].instances += instances;
+        out.withdrawn.studies += 1;
+        out.withdrawn.instances += instances;
+      }
+    out.withdrawn_patients = not_permitted->size();
+    counts.studies_included -= std::min(counts.studies_included, out.withdrawn.studies);
+    counts.instances_included -= std::min(counts.instances_included, out.withdrawn.instances);
+    if (auto gone = keep_only_listed(staged.staging, listed); !gone)
+      return std::unexpected(gone.error());
+  }
+  if (ordered.empty())
+    return std::unexpected(refused("no patient's consent permits " + first.at("purpose").get<std::string>() +
+                                   " any more: nothing may be released"));
+  // The gate sees the whole release as it will leave, never one shard's part of it.
+  if (gate) {
+    auto verdict = gate(staged.staging);
+    if (!verdict)
+      return std::unexpected(refused("the release gate could not run: " + verdict.error().message));
+    if (*verdict) return std::unexpected(refused("the release gate refused the release: " + **verdict));
+  }
+
+  // The manifest, as run_export writes it, and the ledger entry's account of who is in it.
   auto name = new_release_name(now);
   if (!name) return std::unexpected(name.error());
   out.release_name = *name;
@@ -1209,7 +1299,7 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
       study.modalities.push_back(f.modality);
   }
   counts.patients_included = by_patient.size();
-  if (counts.instances_included != files.size())
+  if (counts.instances_included != ordered.size())
     return std::unexpected(refused("the parts' counts do not agree with their files"));
   const json manifest = {
       {"format", std::string(kReleaseManifestFormat)},
@@ -1287,7 +1377,7 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
   out.release = final_path;
   out.ledger_sequence = stored->sequence;
   out.ledger_entry_hash = stored->entry_hash;
-  out.exit_code = failures == 0 ? kExitSuccess : kExitSomeFailed;
+  out.exit_code = failures == 0 && out.withdrawn.studies == 0 ? kExitSuccess : kExitSomeFailed;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json shard_seconds = json::array();
@@ -1305,7 +1395,12 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, ledger::Ledger
       {"status", "released"},
       {"purpose", first.at("purpose")},
       {"recipient", first.at("recipient")},
-      {"consent_evaluated_at", {{"earliest", earliest_consent}, {"latest", latest_consent}}},
+      {"consent_evaluated_at",
+       {{"earliest", earliest_consent}, {"latest", latest_consent}, {"publish", now}}},
+      {"withdrawn_at_publish",
+       {{"patients", out.withdrawn_patients},
+        {"studies", out.withdrawn.studies},
+        {"instances", out.withdrawn.instances}}},
       {"profile", first.at("profile")},
       {"key_fingerprint", first.at("key_fingerprint")},
       {"output", staged.output.string()},
@@ -1338,6 +1433,11 @@ std::string publish_text(const PublishReport& report) {
   if (report.unlisted_removed > 0)
     out << "; removed " << report.unlisted_removed << " file(s) no shard staged";
   out << "\n";
+  if (report.withdrawn.studies > 0)
+    out << "LEFT OUT at publish: " << report.withdrawn.studies << " study(ies), "
+        << report.withdrawn.instances << " instance(s) of " << report.withdrawn_patients
+        << " patient(s) whose consent no longer permits the purpose (not released, not in the "
+           "ledger entry)\n";
   for (const auto& f : report.report.at("failures"))
     out << "error: " << f.value("input", std::string()) << ": " << f.value("reason", std::string())
         << "\n";

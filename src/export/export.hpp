@@ -21,6 +21,7 @@
 #include "batch/batch.hpp"
 #include "consent/consent.hpp"
 #include "core/result.hpp"
+#include "crypto/crypto.hpp"
 #include "deid/deid_run.hpp"
 #include "deid/header_stage.hpp"
 #include "export/release_check.hpp"
@@ -68,6 +69,14 @@ struct ShardStaging {
   std::size_t index = 0;              // the shard's number (shard-NNNN.txt)
   std::string plan_id;                // plan.json's id: names the shared staging folder
   std::string ledger;                 // the ledger publish appends to (recorded in the part)
+  // What publish re-checks consent with (recorded in the part): the registry's target and
+  // the key file, whose patient hashes name the staged patients. Consent can be withdrawn
+  // between the shards and the publish; the publish must see that.
+  std::string registry;
+  std::filesystem::path key_file;
+  // The audit gate (audit::parse_fail_on's words): run by publish over the whole release,
+  // never by a shard (one shard's files are not what leaves).
+  std::string audit_gate = "never";
 };
 
 // The folder every shard of plan `plan_id` stages into: OUTDIR/.shards-<plan id>. It is not a
@@ -84,6 +93,12 @@ struct StudyPlan {
   std::uint64_t instances = 0;
   std::string decision;  // "release", or an exclusion_name()
 };
+
+// Looks at a staged release (the released DICOM files, before the manifest) and may refuse
+// it: a reason (fixed phrases, no patient value) refuses, nullopt lets it go on, an error
+// fails the release too.
+using ReleaseGate =
+    std::function<Result<std::optional<std::string>>(const std::filesystem::path& staging)>;
 
 struct ExportOptions {
   ExportMode mode = ExportMode::release;
@@ -106,8 +121,7 @@ struct ExportOptions {
   // may refuse it: a reason (fixed phrases, no patient value) refuses, nullopt lets it go on,
   // an error fails the export too. A refused release is never published; the ledger records
   // a failed entry. `radguard export --audit-gate` runs `radguard audit` here.
-  std::function<Result<std::optional<std::string>>(const std::filesystem::path& staging)>
-      release_gate;
+  ReleaseGate release_gate;
   // Optional last step on each released file before the manifest is made (e.g. signing).
   deid::OutputFinisher finish;
   // When given, manifest.json is signed (a detached CMS signature, manifest.json.p7s; see
@@ -209,6 +223,9 @@ struct StagedRelease {
   std::filesystem::path output;   // OUTDIR
   std::filesystem::path staging;  // OUTDIR/.shards-<plan id>
   std::string ledger;             // the ledger target the shards name
+  std::string registry;           // the consent registry the shards decided with
+  std::filesystem::path key_file; // the shards' key file (its fingerprint is checked)
+  std::string audit_gate;         // the shards' --audit-gate, run at publish
   std::optional<signing::KeyFiles> manifest_signer;
   nlohmann::json parts = nlohmann::json::array();  // every shard's part record, by shard
   std::size_t shards = 0;                          // in the plan
@@ -231,12 +248,21 @@ struct PublishReport {
   std::int64_t ledger_sequence = 0;
   std::string ledger_entry_hash;
   std::size_t unlisted_removed = 0;  // files in staging no part lists (a killed run's), removed
+  // Left out at publish: patients whose consent no longer permits the purpose (withdrawn,
+  // expired, or the default policy changed since their shard ran), with their studies and
+  // files (removed from the staging folder, not in the manifest, not in the ledger entry).
+  ExclusionCount withdrawn;
+  std::size_t withdrawn_patients = 0;
   nlohmann::json report;             // the operator's JSON report (names no patient)
-  int exit_code = 0;                 // 0, or 1 when a shard had failures (studies withheld)
+  int exit_code = 0;  // 0, or 1 when a shard had failures or a patient was left out at publish
 };
 
 // Publishes a staged release once, for all its shards: under an exclusive lock on the staging
-// folder, files no part lists are removed, every listed file is checked against the SHA-256
+// folder, consent is decided again, now, for every staged patient (from `registry`, the
+// patients named by their keyed hash under `key`, which must be the shards' key): a patient
+// whose consent no longer permits the purpose is left out, the files of her studies removed
+// from the staging folder and counted as excluded (consent_denied or no_consent), and the
+// exit code says so; then files no part lists are removed, every listed file is checked against the SHA-256
 // and size its shard recorded, the manifest is written (and signed), then, as run_export
 // does, one ledger entry for the whole release is committed and the folder renamed into
 // place as OUTDIR/release-<time>-<id>. Fails closed, with nothing published and nothing
@@ -244,8 +270,15 @@ struct PublishReport {
 // already), locked by another publish, a file is missing or altered, nothing may be released,
 // or the ledger refuses the entry (the staging folder is then kept for another try). Uses
 // `threads` for hashing (0: one per core).
+// A registry that cannot be read refuses the release (nothing published, nothing recorded).
+// `gate`, when given, then looks at the release as it will leave (the consenting patients'
+// files, before the manifest), as run_export's release_gate does; a refusal or an error
+// refuses the release, with nothing recorded.
 [[nodiscard]] Result<PublishReport> publish_staged(const StagedRelease& staged,
-                                                   ledger::Ledger& ledger, unsigned threads);
+                                                   consent::Registry& registry,
+                                                   const crypto::SecretKey& key,
+                                                   ledger::Ledger& ledger, unsigned threads,
+                                                   const ReleaseGate& gate = {});
 std::string publish_text(const PublishReport& report);
 
 // Checks a published release folder against its manifest.json: every listed file present with

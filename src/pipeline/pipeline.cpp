@@ -235,6 +235,11 @@ Result<std::optional<std::string>> audit_release(const fs::path& staging, audit:
 
 }  // namespace
 
+exporter::ReleaseGate audit_gate(audit::FailOn gate, unsigned threads) {
+  if (gate == audit::FailOn::never) return {};
+  return [gate, threads](const fs::path& staging) { return audit_release(staging, gate, threads); };
+}
+
 Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) const {
   auto consent_settings = check_consent_settings(run.purpose, run.consent_at);
   if (!consent_settings) return std::unexpected(consent_settings.error());
@@ -256,9 +261,9 @@ Result<exporter::ExportOptions> Pipeline::export_options(const ExportRun& run) c
   options.pixel_stages = [self = *this](const std::vector<fs::path>&)
       -> Result<std::vector<deid::PixelStage>> { return self.pixel_stages(); };
   options.finish = finisher();
-  if (run.audit_gate != audit::FailOn::never)
-    options.release_gate = [gate = run.audit_gate, threads = run.threads](const fs::path& staging)
-        -> Result<std::optional<std::string>> { return audit_release(staging, gate, threads); };
+  // A shard's gate is run by radguard plan publish, over the whole release (recorded in the
+  // shard's part: ShardStaging::audit_gate).
+  if (!run.shard) options.release_gate = audit_gate(run.audit_gate, run.threads);
   if (signer_) options.manifest_signer = signing::KeyFiles{spec_->signing.key, spec_->signing.cert};
   return options;
 }

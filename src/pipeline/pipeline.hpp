@@ -132,6 +132,10 @@ struct OutputInstance {
 // Parses --on-failure's words (withhold-study, abort). Fails with ErrorCode::usage.
 [[nodiscard]] Result<exporter::OnFailure> parse_on_failure(std::string_view text);
 
+// The release gate of --audit-gate: `radguard audit` (full depth) over a staged release; a
+// finding at or above `gate` refuses it. Empty for FailOn::never.
+exporter::ReleaseGate audit_gate(audit::FailOn gate, unsigned threads);
+
 // Loads a signer; an empty profile means base for RSA keys and none for ECDSA keys. Fails
 // with ErrorCode::key or ErrorCode::usage.
 [[nodiscard]] Result<signing::Signer> load_signer(const SigningSpec& spec);

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <string_view>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct Parsed {
   std::string password;
   std::string sslmode;      // as the target says it; empty: not said
   std::string sslrootcert;  // as the target says it
+  std::string service;      // the pg_service.conf section the target names, if any
   bool ok = false;
 };
 
@@ -76,6 +78,7 @@ Parsed parse(std::string_view target) {
     if (key == "password") out.password = o->val;
     if (key == "sslmode") out.sslmode = o->val;
     if (key == "sslrootcert") out.sslrootcert = o->val;
+    if (key == "service") out.service = o->val;
   }
   out.display = "postgresql://" + (user.empty() ? "" : user + "@") + host +
                 (port.empty() ? "" : ":" + port) + "/" + dbname;
@@ -278,20 +281,83 @@ class PgDatabase final : public store::Database {
 
 void ignore_notice(void*, const char*) {}
 
-// The sslmode a connection uses: the target's own when it names one; otherwise PGSSLMODE
-// when it asks for at least `require`; otherwise verify-full when a root certificate is named
-// (the target's sslrootcert or PGSSLROOTCERT), else require. libpq's own default, `prefer`,
-// falls back to an unencrypted connection without a word, as would a weaker PGSSLMODE: a
-// ledger's patient hashes and a registry's patient IDs would cross the network in the clear.
-std::string effective_sslmode(const Parsed& parsed) {
-  if (!parsed.sslmode.empty()) return parsed.sslmode;
+bool at_least_require(std::string_view sslmode) {
+  return sslmode == "require" || sslmode == "verify-ca" || sslmode == "verify-full";
+}
+
+std::string trim_blanks(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  return std::string(text.substr(first, text.find_last_not_of(" \t\r") - first + 1));
+}
+
+// What a section of a pg_service.conf says about TLS.
+struct ServiceTls {
+  bool found = false;  // the file has the section
+  std::string sslmode, sslrootcert;
+};
+
+ServiceTls service_tls_in(const std::string& file, const std::string& service) {
+  ServiceTls out;
+  std::ifstream in(file);
+  std::string line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    const std::string text = trim_blanks(line);
+    if (text.empty() || text.front() == '#') continue;
+    if (text.front() == '[') {
+      inside = text == "[" + service + "]";
+      out.found = out.found || inside;
+      continue;
+    }
+    const auto equals = text.find('=');
+    if (!inside || equals == std::string::npos) continue;
+    const std::string key = trim_blanks(std::string_view(text).substr(0, equals));
+    const std::string value = trim_blanks(std::string_view(text).substr(equals + 1));
+    if (key == "sslmode") out.sslmode = value;
+    if (key == "sslrootcert") out.sslrootcert = value;
+  }
+  return out;
+}
+
+// The service's TLS settings, found as libpq finds the service: in PGSERVICEFILE (else
+// ~/.pg_service.conf), then, when the section is not there, in PGSYSCONFDIR's
+// pg_service.conf (else Debian's libpq's, /etc/postgresql-common).
+ServiceTls service_tls(const std::string& service) {
+  const char* user_file = std::getenv("PGSERVICEFILE");
+  const char* home = std::getenv("HOME");
+  const std::string user = user_file != nullptr && *user_file != 0 ? user_file
+                           : home != nullptr                      ? std::string(home) + "/.pg_service.conf"
+                                                                  : std::string();
+  if (!user.empty())
+    if (ServiceTls found = service_tls_in(user, service); found.found) return found;
+  const char* sysconf = std::getenv("PGSYSCONFDIR");
+  return service_tls_in(
+      std::string(sysconf != nullptr && *sysconf != 0 ? sysconf : "/etc/postgresql-common") +
+          "/pg_service.conf",
+      service);
+}
+
+// The sslmode a connection uses, and where it comes from: the target's own when it names one;
+// otherwise its service's (pg_service.conf) when that asks for at least `require`; otherwise
+// PGSSLMODE when it does; otherwise verify-full when a root certificate is named (the target's
+// or its service's sslrootcert, or PGSSLROOTCERT), else require. radguard passes the sslmode
+// to libpq itself, so libpq never applies a service file's: a service's verify-full would
+// silently become require. A service file's or PGSSLMODE's weaker mode is not taken: they are
+// often shared by other users and programs, and libpq's `prefer` falls back to an unencrypted
+// connection without a word (a ledger's patient hashes and a registry's patient IDs would
+// cross the network in the clear); sslmode=disable in the target is the explicit way.
+std::pair<std::string, std::string> effective_sslmode(const Parsed& parsed) {
+  if (!parsed.sslmode.empty()) return {parsed.sslmode, "the target"};
+  const ServiceTls service = parsed.service.empty() ? ServiceTls{} : service_tls(parsed.service);
+  if (at_least_require(service.sslmode)) return {service.sslmode, "its service's pg_service.conf"};
   const char* env = std::getenv("PGSSLMODE");
   const std::string_view from_env = env != nullptr ? env : "";
-  if (from_env == "require" || from_env == "verify-ca" || from_env == "verify-full")
-    return std::string(from_env);
+  if (at_least_require(from_env)) return {std::string(from_env), "PGSSLMODE"};
   const char* root = std::getenv("PGSSLROOTCERT");
-  if (!parsed.sslrootcert.empty() || (root != nullptr && *root != 0)) return "verify-full";
-  return "require";
+  if (!parsed.sslrootcert.empty() || !service.sslrootcert.empty() || (root != nullptr && *root != 0))
+    return {"verify-full", "radguard's default with a root certificate"};
+  return {"require", "radguard's default"};
 }
 
 }  // namespace
@@ -304,7 +370,7 @@ Result<std::unique_ptr<store::Database>> connect(const std::string& target,
   if (!parsed.ok)
     return fail(ErrorCode::usage, "cannot read the PostgreSQL connection string " + parsed.display);
   const std::string conninfo = conninfo_of(target);
-  const std::string sslmode = effective_sslmode(parsed);
+  const auto [sslmode, sslmode_from] = effective_sslmode(parsed);
   // Earlier keywords are defaults: the expanded target overrides them (an sslmode it names
   // included).
   const char* keywords[] = {"connect_timeout", "application_name", "sslmode", "dbname", nullptr};
@@ -315,8 +381,8 @@ Result<std::unique_ptr<store::Database>> connect(const std::string& target,
     std::string reason = scrub(trim_message(PQerrorMessage(conn.get())), parsed.password);
     // A server without TLS, met with the default: say what to do instead of libpq's words alone.
     if (parsed.sslmode.empty() && reason.find("SSL") != std::string::npos)
-      reason += " (radguard connects with sslmode=" + sslmode +
-                " unless the target names an sslmode; the server offers no TLS: enable TLS on "
+      reason += " (radguard connects with sslmode=" + sslmode + ", from " + sslmode_from +
+                ", unless the target names an sslmode; the server offers no TLS: enable TLS on "
                 "it, or, only for a server on this machine or a trusted network, add "
                 "sslmode=disable to the target)";
     return fail(ErrorCode::io, "cannot connect to " + parsed.display + ": " + reason);

@@ -8,7 +8,8 @@
 //
 // Encryption: a target that names no sslmode connects with sslmode=require (verify-full
 // when it names an sslrootcert or PGSSLROOTCERT is set; PGSSLMODE only when it asks for
-// require, verify-ca or verify-full), never libpq's default `prefer`, which falls back to
+// require, verify-ca or verify-full; a pg_service.conf section the target names, likewise,
+// and its sslrootcert as the target's), never libpq's default `prefer`, which falls back to
 // an unencrypted connection without a word. A server without TLS is then refused with a
 // message that says so; sslmode=disable in the target is the explicit way to accept one.
 #include <memory>

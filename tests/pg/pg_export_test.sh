@@ -121,6 +121,28 @@ fi
 grep -q "sslmode=require" "$work/nossl.log" && grep -q "offers no TLS" "$work/nossl.log" ||
   fail "the refusal does not say why: $(cat "$work/nossl.log")"
 
+# A pg_service.conf section: its sslmode=disable is not taken (a shared file is no explicit
+# choice; the target's sslmode=disable is), and its verify-full is not weakened to require
+# (radguard passes libpq an sslmode, so libpq would never apply the service's).
+services="$work/pg_service.conf"
+for mode in disable verify-full; do
+  printf '[rg_%s]\nhost=%s\nport=%s\nuser=%s\npassword=%s\ndbname=%s\nsslmode=%s\n' \
+    "$mode" "$host" "$port" "$user" "$password" "$ledger_db" "$mode" >>"$services"
+done
+chmod 600 "$services"
+if PGSERVICEFILE="$services" "$radguard" ledger verify --ledger "postgres:service=rg_disable" \
+  >"$work/svc-disable.log" 2>&1; then
+  fail "a service's sslmode=disable connected without TLS"
+fi
+grep -q "sslmode=require, from radguard's default" "$work/svc-disable.log" ||
+  fail "the service's disable was not overridden: $(cat "$work/svc-disable.log")"
+if PGSERVICEFILE="$services" "$radguard" ledger verify --ledger "postgres:service=rg_verify-full" \
+  >"$work/svc-full.log" 2>&1; then
+  fail "a service's sslmode=verify-full connected without TLS"
+fi
+grep -q "sslmode=verify-full, from its service's pg_service.conf" "$work/svc-full.log" ||
+  fail "the service's verify-full was weakened: $(cat "$work/svc-full.log")"
+
 # No password and no patient identity in anything radguard printed or wrote.
 for f in "$work"/*.log "$work"/*.json; do
   if grep -q -e "$password" -e "Wrong-Secret-123" "$f"; then fail "a password appears in $(basename "$f")"; fi
