@@ -920,6 +920,38 @@ TEST(Redact, ColouredLabelsReadInGreyAreKeptAndTheNameInColourIsCovered) {
   }
 }
 
+// A frame whose only readable text is coloured labels the luminance search keeps, with a
+// small coloured name set against one of them. The chroma search runs with the labels' ink
+// taken out, so ink of the name next to a label can go with it; nothing may then be filled in
+// the frame, and the chroma check after the fill must still look at it (review of the ninth
+// pass). Whatever the readers make of the name, it is covered or the file is refused.
+TEST(Redact, AColouredNameBesideAKeptLabelIsCoveredOrTheFileRefused) {
+  TempDir dir;
+  cv::Mat rgb(240, 320, CV_8UC3, cv::Scalar(20, 20, 20));
+  const auto draw = [&rgb](const std::string& text, cv::Point at, int font, double scale,
+                           cv::Vec3b colour) {
+    cv::Mat ink(rgb.size(), CV_8UC1, cv::Scalar(0));
+    cv::putText(ink, text, at, font, scale, cv::Scalar(255), 1, cv::LINE_AA);
+    for (int y = 0; y < rgb.rows; ++y)
+      for (int x = 0; x < rgb.cols; ++x) {
+        const double a = ink.at<std::uint8_t>(y, x) / 255.0;
+        cv::Vec3b& p = rgb.at<cv::Vec3b>(y, x);
+        for (int c = 0; c < 3; ++c)
+          p[c] = cv::saturate_cast<std::uint8_t>(p[c] + a * (colour[c] - p[c]));
+      }
+    return ink;
+  };
+  draw("Gain", {8, 120}, cv::FONT_HERSHEY_SIMPLEX, 0.6, {255, 170, 40});
+  draw("DEPTH", {8, 160}, cv::FONT_HERSHEY_SIMPLEX, 0.6, {250, 240, 80});
+  const cv::Mat name = draw("DOE", {52, 120}, cv::FONT_HERSHEY_PLAIN, 0.6, {255, 90, 200});
+  auto result = redact_rgb(rgb, dir);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  if (result->verdict != redact::FileVerdict::residual_phi) {
+    EXPECT_GE(covered(name > 60, result->redactions), 0.99)
+        << "the name shows in a file judged " << redact::verdict_name(result->verdict);
+  }
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");

@@ -579,9 +579,13 @@ std::vector<Gray8> chroma_frames(const dicom::PixelImage& image) {
 // ink there and stays, even where it crosses a kept word's box. The chroma check after the
 // fill still sees the whole render, kept words too: it is the last look at coloured ink (with
 // it taken out there as well, seed 2718's file with an 8 px name and date no search covered
-// was released instead of quarantined).
-void without_kept_words(Gray8& chroma, const Gray8& grey, const std::vector<Box>& kept) {
-  if (chroma.width != grey.width || chroma.height != grey.height) return;
+// was released instead of quarantined). Returns whether any chroma pixel was taken out: such a
+// frame gets the chroma check after the fill even when nothing in it was filled, since ink
+// taken out here could belong to a coloured word next to the kept one that no search read.
+[[nodiscard]] bool without_kept_words(Gray8& chroma, const Gray8& grey,
+                                      const std::vector<Box>& kept) {
+  if (chroma.width != grey.width || chroma.height != grey.height) return false;
+  bool erased = false;
   const int width = static_cast<int>(grey.width), height = static_cast<int>(grey.height);
   for (const Box& k : kept) {
     // The reader's box ends inside a glyph's faint edge (glyph_of_kept_word, regions.cpp): a
@@ -605,11 +609,14 @@ void without_kept_words(Gray8& chroma, const Gray8& grey, const std::vector<Box>
         bool near = false;
         for (int dy = -1; dy <= 1 && !near; ++dy)
           for (int dx = -1; dx <= 1 && !near; ++dx) near = inked(x + dx, y + dy);
-        if (near)
-          chroma.pixels[static_cast<std::size_t>(area.y + y) * chroma.width +
-                        static_cast<std::size_t>(area.x + x)] = 0;
+        if (!near) continue;
+        auto& pixel = chroma.pixels[static_cast<std::size_t>(area.y + y) * chroma.width +
+                                    static_cast<std::size_t>(area.x + x)];
+        erased = erased || pixel != 0;
+        pixel = 0;
       }
   }
+  return erased;
 }
 
 }  // namespace
@@ -707,6 +714,9 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
   std::vector<std::vector<Box>> kept_in_colour;  // the same, read on the frames' chroma
 
   std::vector<bool> changed(image.frames.size(), false);
+  // Frames whose chroma search ran with kept words' ink taken out: checked after the fill
+  // whether or not anything in them was filled.
+  std::vector<bool> kept_ink_hidden(image.frames.size(), false);
   std::vector<Gray8> before(image.frames.size());
   for (std::size_t f = 0; f < image.frames.size(); ++f) {
     before[f] = render_gray8(image, f);
@@ -723,7 +733,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     // there must not hide grey ink from the luminance check, nor the reverse.
     if (auto colour = chroma_frames(image); !colour.empty()) {
       for (std::size_t f = 0; f < colour.size(); ++f)
-        without_kept_words(colour[f], before[f], kept[f]);
+        kept_ink_hidden[f] = without_kept_words(colour[f], before[f], kept[f]);
       const std::size_t searched = result.frames_ocred;
       if (auto s = find_by_detection(colour, matcher, options, image, kept_in_colour, result); !s)
         return std::unexpected(s.error());
@@ -753,7 +763,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     // Verify: look at every changed frame again; any identifying word left, or (phi-text
     // mode) text left unread, fails the file closed.
     for (std::size_t f = 0; f < image.frames.size(); ++f) {
-      if (!changed[f] || !ocr) continue;
+      if (!(changed[f] || kept_ink_hidden[f]) || !ocr) continue;
       const Gray8 after = render_gray8(image, f);
       if (options.finder == TextFinder::detector) {
         auto left = text_left_behind(after, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
