@@ -6,7 +6,15 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
 #include <string_view>
+#include <thread>
 #include <tuple>
 
 #include "gateway/gateway.hpp"
@@ -23,7 +31,8 @@ using testing::TempDir;
 constexpr std::uint32_t kPatientID = 0x00100020, kPatientName = 0x00100010,
                         kStudyDate = 0x00080020, kStudyUID = 0x0020000D, kSopUID = 0x00080018,
                         kModality = 0x00080060, kStudyInstances = 0x00201208,
-                        kModalitiesInStudy = 0x00080061;
+                        kModalitiesInStudy = 0x00080061, kPatientStudies = 0x00201200,
+                        kPatientInstances = 0x00201204;
 
 std::string value_of(const net::QueryMatch& match, std::uint32_t tag) {
   for (const auto& key : match)
@@ -106,6 +115,47 @@ TEST_F(GatewayQueryFolder, LevelsWildcardsRangesAndNoMatch) {
   EXPECT_TRUE(none->empty());
 }
 
+TEST_F(GatewayQueryFolder, APatientWithTwoStudiesIsOneAnswerCountingBoth) {
+  auto second = testing::make_ct("PID1", "1.2.826.0.1.3680043.2.1125.1.4");
+  second->getDataset()->putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1125.2.3");
+  fs::create_directories(dir_ / "out/a/t");
+  testing::save(*second, dir_ / "out/a/t/4.dcm");
+  auto found = gateway::find_released(
+      dir_ / "out",
+      {"QUERIER", net::QueryModel::patient_root, net::QueryLevel::patient,
+       {{kPatientID, ""}, {kPatientStudies, ""}, {kPatientInstances, ""}}},
+      "RG");
+  ASSERT_TRUE(found) << found.error().message;
+  ASSERT_EQ(found->size(), 2u);  // PID1 and PID2, each once
+  EXPECT_EQ(value_of((*found)[0], kPatientID), "PID1");
+  EXPECT_EQ(value_of((*found)[0], kPatientStudies), "2");
+  EXPECT_EQ(value_of((*found)[0], kPatientInstances), "3");
+  EXPECT_EQ(value_of((*found)[1], kPatientID), "PID2");
+  EXPECT_EQ(value_of((*found)[1], kPatientStudies), "1");
+  // At study level the two studies stay two answers.
+  auto studies = gateway::find_released(
+      dir_ / "out", request(net::QueryLevel::study, {{kPatientID, "PID1"}}), "RG");
+  ASSERT_TRUE(studies);
+  EXPECT_EQ(studies->size(), 2u);
+}
+
+TEST_F(GatewayQueryFolder, HiddenFoldersAndSymbolicLinksAreNotAnswered) {
+  // An instance outside the released folder (as the spool's would be), reached by a link to
+  // the file and by a link to its folder; and one in a dot-named folder.
+  auto outside = testing::make_ct("PID9", "1.2.826.0.1.3680043.2.1125.1.9");
+  fs::create_directories(dir_ / "spool/incoming");
+  testing::save(*outside, dir_ / "spool/incoming/9.dcm");
+  fs::create_symlink(dir_ / "spool/incoming/9.dcm", dir_ / "out/a/s/9.dcm");
+  fs::create_directory_symlink(dir_ / "spool/incoming", dir_ / "out/linked");
+  fs::create_directories(dir_ / "out/.hidden");
+  testing::save(*outside, dir_ / "out/.hidden/9.dcm");
+  auto found = gateway::find_released(
+      dir_ / "out", request(net::QueryLevel::image, {{kPatientID, "*"}, {kSopUID, ""}}), "RG");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->size(), 3u);
+  for (const auto& match : *found) EXPECT_NE(value_of(match, kPatientID), "PID9");
+}
+
 TEST_F(GatewayQueryFolder, AMoveSendsTheMatchingInstancesOnly) {
   auto files = gateway::released_files(
       dir_ / "out",
@@ -118,7 +168,7 @@ TEST_F(GatewayQueryFolder, AMoveSendsTheMatchingInstancesOnly) {
 
 TEST_F(GatewayQueryFolder, AnUnknownMoveDestinationIsRefusedAsNotFound) {
   auto service = gateway::make_query_service(
-      {dir_ / "out", "RG", {{"DEST", "127.0.0.1", 104, std::nullopt, {}}}, std::nullopt}, {});
+      {dir_ / "out", "RG", {{"DEST", "127.0.0.1", 104, std::nullopt, {}}}, std::nullopt, 1}, {});
   auto refused = service->move(request(net::QueryLevel::study, {{kPatientID, "PID1"}}), "OTHER");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::not_found);  // answered 0xA801
@@ -126,6 +176,83 @@ TEST_F(GatewayQueryFolder, AnUnknownMoveDestinationIsRefusedAsNotFound) {
   ASSERT_TRUE(planned);
   EXPECT_EQ(planned->files.size(), 2u);
   EXPECT_EQ(planned->destination.port, 104);
+}
+
+TEST_F(GatewayQueryFolder, MovesUseTlsExactlyWhenTheListenerDoes) {
+  const net::TlsFiles own{dir_ / "dest.pem", dir_ / "dest.key", dir_ / "ca.pem"};
+  const net::TlsFiles listener{dir_ / "gw.pem", dir_ / "gw.key", dir_ / "ca.pem"};
+  const net::Peer dest{"DEST", "127.0.0.1", 104, own, {}};
+  const net::QueryRequest all = request(net::QueryLevel::study, {{kPatientID, "PID1"}});
+  auto plain = gateway::make_query_service({dir_ / "out", "RG", {dest}, std::nullopt, 1}, {});
+  auto planned = plain->move(all, "DEST");
+  ASSERT_TRUE(planned);
+  EXPECT_FALSE(planned->destination.tls);  // a plain listener moves in plain
+  auto tls = gateway::make_query_service({dir_ / "out", "RG", {dest}, listener, 1}, {});
+  planned = tls->move(all, "DEST");
+  ASSERT_TRUE(planned);
+  ASSERT_TRUE(planned->destination.tls);
+  EXPECT_EQ(planned->destination.tls->certificate, listener.certificate);
+}
+
+std::uint16_t unused_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// More queries at once than the service's bound are refused as out of resources (0xA700)
+// while the first is served; once it ends, a query is answered again.
+TEST(GatewayQueryNet, QueriesBeyondTheBoundAreRefusedOutOfResources) {
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto service = std::make_shared<net::QueryService>();
+  service->ae_title = "RG";
+  service->max_concurrent = 1;
+  std::atomic<int> calls{0};
+  service->find = [&](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
+    if (calls.fetch_add(1) == 0) {
+      entered.set_value();
+      released.wait();
+    }
+    return std::vector<net::QueryMatch>{};
+  };
+  net::ServerConfig config;
+  config.port = unused_port();
+  config.ae_title = "RG";
+  config.max_associations = 4;
+  config.query = service;
+  auto server = net::StoreServer::create(
+      config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
+  ASSERT_TRUE(server) << server.error().message;
+  std::thread serving([&] { (void)(*server)->run(); });
+  const net::Peer peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
+  Result<std::vector<std::string>> first = fail(ErrorCode::internal, "not run");
+  std::thread querying([&] {
+    for (int i = 0; i < 100 && calls.load() == 0; ++i) {
+      first = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "A", 20);
+      if (calls.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  auto waited = entered.get_future().wait_for(std::chrono::seconds(20));
+  const bool in_flight = waited == std::future_status::ready;
+  Result<std::vector<std::string>> second = fail(ErrorCode::internal, "not run");
+  if (in_flight) second = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "B", 20);
+  release.set_value();
+  querying.join();
+  auto third = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "C", 20);
+  (*server)->stop();
+  serving.join();
+  ASSERT_TRUE(in_flight);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("0xA700"), std::string::npos) << second.error().message;
+  EXPECT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(third) << third.error().message;
 }
 
 TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRefused) {
@@ -140,8 +267,30 @@ TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRef
   c.spool = dir_ / "spool";
   c.output = dir_ / "out";
   c.query_retrieve = gateway::QueryRetrieve::over_output;
+  c.allowed_calling = {"QUERIER"};
   c.move_destinations.push_back({"DEST", "127.0.0.1", 104, std::nullopt, {}});
   EXPECT_TRUE(gateway::check_route(c, *pipeline));
+  // Q/R answers only peers an allow-list names: an empty one (anyone) is refused.
+  auto anyone = c;
+  anyone.allowed_calling.clear();
+  const auto unlisted = gateway::check_route(anyone, *pipeline);
+  ASSERT_FALSE(unlisted);
+  EXPECT_NE(unlisted.error().message.find("--allow-calling"), std::string::npos);
+  auto by_host = anyone;
+  auto rule = net::parse_host_rule("127.0.0.1");
+  ASSERT_TRUE(rule);
+  by_host.allowed_hosts.push_back(*rule);
+  EXPECT_TRUE(gateway::check_route(by_host, *pipeline));
+  // The output folder inside the spool (or the spool inside it): the spool's originals would
+  // be answered.
+  auto inside = c;
+  inside.output = dir_ / "spool" / "out";
+  const auto spooled = gateway::check_route(inside, *pipeline);
+  ASSERT_FALSE(spooled);
+  EXPECT_NE(spooled.error().message.find("spool"), std::string::npos);
+  auto around = c;
+  around.spool = dir_ / "out" / "spool";
+  EXPECT_FALSE(gateway::check_route(around, *pipeline));
   auto forward = c;
   forward.output.clear();
   forward.forward = net::Peer{"FWD", "127.0.0.1", 105, std::nullopt, {}};
@@ -152,11 +301,16 @@ TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRef
   auto twice = c;
   twice.move_destinations.push_back({"DEST", "127.0.0.2", 104, std::nullopt, {}});
   EXPECT_FALSE(gateway::check_route(twice, *pipeline));
+  // A release route, with or without move destinations: released for one recipient only.
   auto released = c;
   released.release = gateway::ReleaseRoute{"research", "lab", "reg.db", "ledger.db", ""};
   const auto past_ledger = gateway::check_route(released, *pipeline);
   ASSERT_FALSE(past_ledger);
   EXPECT_NE(past_ledger.error().message.find("ledger"), std::string::npos);
+  released.move_destinations.clear();
+  const auto queried = gateway::check_route(released, *pipeline);
+  ASSERT_FALSE(queried);
+  EXPECT_NE(queried.error().message.find("--query-retrieve"), std::string::npos);
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 # (pseudonymous) Study Instance UID, at study, series and image level; a query for the original
 # patient name or ID finds nothing; an instance the pipeline quarantined is never found; a
 # C-MOVE brings the de-identified instances to storescp; a C-MOVE to an AE title not configured
-# is refused (0xA801) and sends nothing; a calling AE title not on the allow-list is refused.
+# is refused (0xA801) and sends nothing; a calling AE title not on the allow-list is refused;
+# PATIENT level answers the patient once; hostile keys (pixel data, too many values) get 0xA900;
+# --query-retrieve without an allow-list is refused at start.
 # Ports are chosen at run time.
 set -euo pipefail
 radguard=$1
@@ -79,7 +81,28 @@ for key in "PatientID=ZQ-4711" "PatientName=ZEBRA^QUOKKA" "PatientName=ZEBRA*"; 
   n=$(find_count "$work/f6" -k QueryRetrieveLevel=STUDY -k "$key" -k StudyInstanceUID)
   [ "$n" = 0 ] || fail "a query for the original ($key) found $n studies"
 done
-if grep -rqa -e ZQ-4711 -e ZEBRA "$work"/f[1-5]; then fail "an answer holds an original value"; fi
+# Patient Root, PATIENT level: the patient once, with the counts of what was released.
+rm -rf "$work/f7"; mkdir -p "$work/f7"
+findscu -P -X -od "$work/f7" -aet QUERIER -aec RG -k QueryRetrieveLevel=PATIENT -k "PatientID=*" \
+  -k PatientName -k NumberOfPatientRelatedStudies -k NumberOfPatientRelatedInstances \
+  127.0.0.1 "$gport" >>"$work/find.log" 2>&1 || fail "findscu -P failed"
+[ "$(count "$work/f7" 'rsp*.dcm')" = 1 ] || fail "PATIENT level: $(count "$work/f7" 'rsp*.dcm') answers, not 1"
+[ "$(tag_of "$work/f7/rsp0001.dcm" PatientID)" = "$pseudo_id" ] || fail "PATIENT level: patient ID"
+[ "$(tag_of "$work/f7/rsp0001.dcm" NumberOfPatientRelatedStudies)" = 1 ] || fail "PATIENT level: study count"
+[ "$(tag_of "$work/f7/rsp0001.dcm" NumberOfPatientRelatedInstances)" = 3 ] || fail "PATIENT level: instance count"
+if grep -rqa -e ZQ-4711 -e ZEBRA "$work"/f[1-7]; then fail "an answer holds an original value"; fi
+
+# Hostile identifiers are refused (0xA900) and answered with nothing: a key beyond the query
+# attributes (pixel data), and a list of more values than a key may hold.
+many=$(printf 'A%.0s\\' $(seq 200))A
+for key in "PixelData=AAAA" "PatientID=$many"; do
+  rm -rf "$work/f8"; mkdir -p "$work/f8"
+  findscu -v -S -X -od "$work/f8" -aet QUERIER -aec RG -k QueryRetrieveLevel=STUDY -k "$key" \
+    -k StudyInstanceUID 127.0.0.1 "$gport" >"$work/hostile.log" 2>&1 || true
+  grep -qi "a900\|DoesNotMatchSOPClass" "$work/hostile.log" ||
+    fail "a hostile key (${key%%=*}) was not refused with 0xA900"
+  [ "$(count "$work/f8" 'rsp*.dcm')" = 0 ] || fail "a hostile key (${key%%=*}) was answered"
+done
 
 # C-MOVE of the study to storescp: the three de-identified instances arrive.
 storescp -aet DEST -od "$work/dest" "$dport" >"$work/storescp.log" 2>&1 &
@@ -120,6 +143,13 @@ if movescu -S -aet STRANGER -aec RG -aem DEST -k QueryRetrieveLevel=STUDY \
   fail "C-MOVE from a calling AE title not on the list was answered"
 fi
 [ "$(find "$work/dest" -type f | wc -l)" = 0 ] || fail "a refused AE title had instances moved"
+
+# Without an allow-list, or with a release route, --query-retrieve is refused at start.
+if "$radguard" gateway --listen "$(free_port)" --ae-title RG --spool "$work/spool2" \
+  --key "$work/k.key" --output "$work/out2" --query-retrieve >"$work/open.log" 2>&1; then
+  fail "--query-retrieve without --allow-calling/--allow-host was accepted"
+fi
+grep -q -- "--allow-calling" "$work/open.log" || fail "the refusal does not name --allow-calling"
 
 # The log names AE titles and counts, never a value asked for.
 if grep -q -e "$pseudo_id" -e "$pseudo_study" -e ZQ-4711 -e ZEBRA "$work/gw.log"; then fail "the log holds a key's value"; fi

@@ -218,9 +218,11 @@ void add_gateway(CLI::App& app, Action& action) {
                   "refuse instances (out of resources) below this free space (default 64)");
   cmd->add_flag("--query-retrieve", args->query_retrieve,
                 "answer C-FIND and C-MOVE over the de-identified instances of --output (never "
-                "the spool)");
+                "the spool); needs --allow-calling or --allow-host, not with a release route");
   cmd->add_option("--move-destination", args->move_destinations,
-                  "a C-MOVE destination, AET@HOST:PORT (repeatable; other AE titles refused)");
+                  "a C-MOVE destination, AET@HOST:PORT (repeatable; other AE titles refused); "
+                  "moves use TLS, with --tls-cert/--tls-key/--tls-trust, exactly when the "
+                  "listener does");
   cmd->add_option("--purpose", args->purpose,
                   "release route: the purpose each patient must have consented to");
   cmd->add_option("--recipient", args->recipient,

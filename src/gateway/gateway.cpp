@@ -577,10 +577,15 @@ Status check_query_retrieve(const GatewayConfig& config) {
   if (config.output.empty())
     return fail(ErrorCode::usage,
                 "--query-retrieve answers over the output folder: it needs --output DIR");
-  if (config.release && !config.move_destinations.empty())
+  // A release is for the one recipient its ledger names: no one else may query it.
+  if (config.release)
     return fail(ErrorCode::usage,
-                "--move-destination with a release route would disclose instances to a "
-                "recipient no ledger entry names; query only, or release to each recipient");
+                "--query-retrieve with a release route would disclose instances to peers no "
+                "ledger entry names; release to each recipient instead");
+  // Empty allow-lists admit anyone to C-STORE; a query discloses, so it fails closed.
+  if (config.allowed_calling.empty() && config.allowed_hosts.empty())
+    return fail(ErrorCode::usage,
+                "--query-retrieve needs --allow-calling or --allow-host: it would answer anyone");
   for (const auto& peer : config.move_destinations)
     if (std::ranges::count(config.move_destinations, peer.ae_title, &net::Peer::ae_title) > 1)
       return fail(ErrorCode::usage, "--move-destination names an AE title twice");
@@ -699,7 +704,8 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   server_config.log = [&gateway](const std::string& line) { gateway.log().line(line); };
   if (config.query_retrieve == QueryRetrieve::over_output)
     server_config.query = make_query_service(
-        {config.output, config.ae_title, config.move_destinations, config.tls},
+        {config.output, config.ae_title, config.move_destinations, config.tls,
+         std::max<std::size_t>(1, config.max_associations / 2)},
         [&gateway](const std::string& line) { gateway.log().line(line); });
   auto server = net::StoreServer::create(
       server_config, [&gateway](const net::StoreRequest& request, const net::ReceiveInto& receive) {

@@ -116,8 +116,15 @@ Result<std::vector<Instance>> read_released(const fs::path& released, const std:
   if (ec) return fail(ErrorCode::io, "cannot list the released instances: " + ec.message());
   for (fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
     if (ec) return fail(ErrorCode::io, "cannot list the released instances: " + ec.message());
+    // Dot-named entries are temporary files or hidden folders, never published instances;
+    // symbolic links could lead out of the released folder (into the spool): both passed over.
     const std::string name = it->path().filename().string();
-    if (name.starts_with('.') || !it->is_regular_file(ec)) continue;
+    const bool link = it->is_symlink(ec);
+    if (name.starts_with('.') || link) {
+      if (it->is_directory(ec) || link) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(ec)) continue;
     auto values = dicom::DicomFile::read_leading_strings(it->path(), wanted);
     if (!values) continue;
     Instance instance{it->path(), {}};
@@ -154,10 +161,13 @@ Result<std::pair<std::vector<Instance>, std::vector<Record>>> select_records(
     const auto key = instance.values.find(key_tag);
     if (key == instance.values.end() || !instance_matches(instance, request)) continue;
     // A series or instance is named by its own UID and its study's (UIDs are unique, but the
-    // record must not merge what a malformed input made collide).
-    const auto study = instance.values.find(tags::StudyInstanceUID);
-    const std::string record_key =
-        key->second + '|' + (study == instance.values.end() ? "" : study->second);
+    // record must not merge what a malformed input made collide). A patient or a study is one
+    // record whatever else differs: a patient with two studies is one answer.
+    std::string record_key = key->second;
+    if (request.level == net::QueryLevel::series || request.level == net::QueryLevel::image) {
+      const auto study = instance.values.find(tags::StudyInstanceUID);
+      record_key += '|' + (study == instance.values.end() ? std::string() : study->second);
+    }
     auto [at, added] = index.emplace(record_key, result.second.size());
     if (added) result.second.emplace_back();
     Record& record = result.second[at->second];
@@ -266,6 +276,7 @@ std::shared_ptr<const net::QueryService> make_query_service(
   };
   auto service = std::make_shared<net::QueryService>();
   service->ae_title = config->ae_title;
+  service->max_concurrent = config->max_concurrent;
   service->find = [config, note](const net::QueryRequest& request)
       -> Result<std::vector<net::QueryMatch>> {
     auto found = find_released(config->released, request, config->ae_title);
@@ -286,8 +297,10 @@ std::shared_ptr<const net::QueryService> make_query_service(
       note("C-MOVE from " + request.calling_ae + " failed: " + files.error().message);
       return std::unexpected(files.error());
     }
+    // Moves use TLS exactly when the listener does, with the listener's files (documented at
+    // --move-destination): a destination's own TLS settings are never used.
     net::MovePlan plan{*known, std::move(*files)};
-    if (config->tls) plan.destination.tls = config->tls;
+    plan.destination.tls = config->tls;
     note("C-MOVE from " + request.calling_ae + " to " + destination + " at " +
          net::level_name(request.level) + " level: " + std::to_string(plan.files.size()) +
          " instances");

@@ -14,7 +14,8 @@
 // (Number of ... Related Instances/Series) and Modalities in Study when asked for.
 //
 // A C-MOVE sends the matching instances to a destination the configuration names by AE title
-// (unknown titles are refused: 0xA801), with the listener's TLS files when it listens with TLS.
+// (unknown titles are refused: 0xA801), over TLS with the listener's files exactly when the
+// listener uses TLS (a destination's own TLS settings are not used).
 // Each request reads the output folder afresh (the headers only, up to the keys asked for).
 // Log lines name AE titles, levels and counts, never a key's value.
 #include <cstdint>
@@ -34,7 +35,8 @@ struct QueryRetrieveConfig {
   std::filesystem::path released;      // the output folder: de-identified instances only
   std::string ae_title;                // the gateway's (Retrieve AE Title, C-MOVE's calling AE)
   std::vector<net::Peer> destinations;  // C-MOVE destinations, by AE title
-  std::optional<net::TlsFiles> tls;    // set: C-MOVE sends over TLS
+  std::optional<net::TlsFiles> tls;    // set: C-MOVE sends over TLS (the listener's files)
+  std::size_t max_concurrent = 1;      // C-FINDs and C-MOVEs served at once (0xA700 beyond)
 };
 
 // Whether `value` (an instance's, padding removed) matches the key `key` of attribute `tag`.

@@ -8,9 +8,12 @@
 // association (store_files), with a pending answer after each.
 //
 // Nothing here logs a key's value: log lines name AE titles, levels and counts.
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,17 @@ inline constexpr std::uint16_t kStatusSubOperationsRefused = 0xA702;  // out of 
 inline constexpr std::uint16_t kStatusIdentifierMismatch = 0xA900;
 inline constexpr std::uint16_t kStatusUnableToProcess = 0xC000;
 inline constexpr std::uint16_t kStatusSubOperationsFailed = 0xB000;  // warning: some failed
+inline constexpr std::uint16_t kStatusFindOutOfResources = 0xA700;
+inline constexpr std::uint16_t kStatusMoveOutOfResources = 0xA701;  // no count of matches
+
+// Bounds on what a peer may ask (a hostile identifier must not cost unbounded memory or time):
+// keys beyond these are answered 0xA900; more matches than kMaxFindMatches end the C-FIND with
+// 0xA700 after that many answers.
+inline constexpr std::size_t kMaxIdentifierBytes = 64 * 1024;
+inline constexpr std::size_t kMaxQueryKeys = 256;
+inline constexpr std::size_t kMaxKeyValueBytes = 1024;
+inline constexpr std::size_t kMaxKeyValues = 64;  // values of one key ('\'-separated)
+inline constexpr std::size_t kMaxFindMatches = 10000;
 
 enum class QueryModel : std::uint8_t { patient_root, study_root };
 enum class QueryLevel : std::uint8_t { patient, study, series, image };
@@ -73,6 +87,10 @@ struct QueryService {
   MoveHandler move;
   std::string ae_title;  // the calling AE title of the C-MOVE sub-associations
   std::uint32_t store_timeout_s = 60;
+  // C-FINDs and C-MOVEs served at once; beyond, refused as out of resources (0xA700, 0xA701)
+  // so that queries cannot hold every association the pool has for C-STORE. 0: no bound.
+  std::size_t max_concurrent = 0;
+  std::shared_ptr<std::atomic<std::size_t>> active = std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 // The SOP class UIDs the service answers (C-FIND and C-MOVE, Patient and Study Root), for

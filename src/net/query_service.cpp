@@ -50,11 +50,46 @@ QueryModel model_of(const char* sop_class) {
              : QueryModel::study_root;
 }
 
+// A key a query may hold: an attribute below the pixel data (group 7FE0 and beyond are bulk
+// data, never matched), with a bounded value and number of values.
+Status check_key(DcmElement& element) {
+  if (element.getTag().getGroup() >= 0x7FE0)
+    return fail(ErrorCode::usage, "the identifier holds a key that is not a query attribute");
+  if (element.getLength() > kMaxKeyValueBytes || element.getVM() > kMaxKeyValues)
+    return fail(ErrorCode::usage, "a key's value is too long or has too many values");
+  return {};
+}
+
+// Counts one Q/R operation in flight while it lives; `admitted` is false when the service's
+// bound was already reached (nothing is counted then).
+class InFlight {
+ public:
+  explicit InFlight(const QueryService& service) : active_(service.active) {
+    const std::size_t before = active_->fetch_add(1);
+    admitted_ = service.max_concurrent == 0 || before < service.max_concurrent;
+    if (!admitted_) active_->fetch_sub(1);
+  }
+  ~InFlight() {
+    if (admitted_) active_->fetch_sub(1);
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  [[nodiscard]] bool admitted() const { return admitted_; }
+
+ private:
+  std::shared_ptr<std::atomic<std::size_t>> active_;
+  bool admitted_ = false;
+};
+
 // The identifier as plain keys. Fails with ErrorCode::usage: no level, or one the model does
 // not have (Study Root has no PATIENT level).
 Result<QueryRequest> read_request(DcmDataset* identifier, QueryModel model,
                                   const std::string& calling_ae) {
   if (identifier == nullptr) return fail(ErrorCode::usage, "the request has no identifier");
+  if (identifier->card() > kMaxQueryKeys ||
+      identifier->calcElementLength(EXS_LittleEndianExplicit, EET_ExplicitLength) >
+          kMaxIdentifierBytes)
+    return fail(ErrorCode::usage, "the identifier is too large");
   QueryRequest request;
   request.calling_ae = calling_ae;
   request.model = model;
@@ -83,6 +118,7 @@ Result<QueryRequest> read_request(DcmDataset* identifier, QueryModel model,
     }
     // Sequence matching is not offered: a sequence key is neither matched nor returned.
     if (element->ident() == EVR_SQ || key.getGroup() == 0x0002) continue;
+    if (auto bounded = check_key(*element); !bounded) return std::unexpected(bounded.error());
     if (element->getLength() > 0 && element->getOFStringArray(value).bad()) continue;
     request.keys.push_back(
         {(std::uint32_t{key.getGroup()} << 16) | key.getElement(), value.c_str()});
@@ -173,6 +209,9 @@ OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
                                          identifier);
       cond.bad())
     return cond;
+  const InFlight in_flight(service);
+  if (!in_flight.admitted())
+    return send_find(channel, request, kStatusFindOutOfResources, nullptr);
   auto parsed = read_request(identifier.get(), model_of(request.AffectedSOPClassUID),
                              channel.calling_ae);
   if (!parsed) return send_find(channel, request, status_for(parsed.error()), nullptr);
@@ -183,12 +222,16 @@ OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
     matches = fail(ErrorCode::internal, "the find handler failed");
   }
   if (!matches) return send_find(channel, request, status_for(matches.error()), nullptr);
-  for (const QueryMatch& match : *matches) {
-    const auto answer = answer_identifier(match, parsed->level);
+  const std::size_t answered = std::min(matches->size(), kMaxFindMatches);
+  for (std::size_t i = 0; i < answered; ++i) {
+    const auto answer = answer_identifier((*matches)[i], parsed->level);
     if (OFCondition cond = send_find(channel, request, kStatusPending, answer.get()); cond.bad())
       return cond;
   }
-  return send_find(channel, request, kStatusSuccess, nullptr);
+  // More matches than answered: the querier learns the list is incomplete (narrow the keys).
+  return send_find(channel, request,
+                   matches->size() > answered ? kStatusFindOutOfResources : kStatusSuccess,
+                   nullptr);
 }
 
 OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
@@ -199,6 +242,9 @@ OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
       cond.bad())
     return cond;
   MoveCounts counts;
+  const InFlight in_flight(service);
+  if (!in_flight.admitted())
+    return send_move(channel, request, kStatusMoveOutOfResources, counts);
   auto parsed = read_request(identifier.get(), model_of(request.AffectedSOPClassUID),
                              channel.calling_ae);
   if (!parsed) return send_move(channel, request, status_for(parsed.error()), counts);
