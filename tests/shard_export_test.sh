@@ -287,7 +287,7 @@ for p in t u; do
     -m "(0020,000e)=1.2.826.0.1.3680043.10.1137.19.6$p.1" \
     -m "(0008,0018)=1.2.826.0.1.3680043.10.1137.19.6$p.1.1" "$in6/$p/ct.dcm" || fail "dcmodify 6"
 done
-dcmdump +P 0010,0020 "$in6/t/ct.dcm" | grep -q $'\[MRN-T\t\]' ||
+[[ "$(dcmdump +P 0010,0020 "$in6/t/ct.dcm")" == *$'[MRN-T\t]'* ]] ||
   fail "the fixture's PatientID has no trailing tab"
 registry6=$(store registry6) || fail "cannot make a registry"
 printf 'patient_id,purpose,decision,date\nMRN-T,research,permit,2025-01-10\n' >"$work/consents6.csv"
