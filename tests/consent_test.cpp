@@ -97,6 +97,18 @@ TEST_P(Consent, AnIdWithANulIsNeverTheIdBeforeIt) {
   }
 }
 
+// A PatientID read with a trailing tab is the registry's ID (export and the ledger's patient
+// hash normalise it the same way: core/text.hpp).
+TEST_P(Consent, AnIdWithATrailingTabIsTheRegistrysId) {
+  auto registry = Registry::open(target("consent.db"));
+  ASSERT_TRUE(registry);
+  ASSERT_TRUE(registry->record(make("MRN", Purpose::ai_training, Decision::permit, "20250301")));
+  auto verdict = registry->decide("MRN\t", Purpose::ai_training, kNow);
+  ASSERT_TRUE(verdict.has_value()) << verdict.error().message;
+  EXPECT_TRUE(verdict->permitted());
+  EXPECT_EQ(verdict->basis, Basis::recorded);
+}
+
 TEST_P(Consent, LatestDecisionByDateWinsAndHistoryIsKept) {
   auto registry = Registry::open(target("consent.db"));
   ASSERT_TRUE(registry);

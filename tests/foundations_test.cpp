@@ -341,6 +341,14 @@ TEST(Text, TrimmedRemovesDicomPaddingOnly) {
   EXPECT_EQ(trimmed(""), "");
 }
 
+TEST(Text, APatientIdIsNormalisedOneWayEverywhere) {
+  EXPECT_EQ(normalised_patient_id("MRN\t"), "MRN");  // a tab is no part of the ID
+  EXPECT_EQ(normalised_patient_id(std::string_view(" \tMRN\r\n \0", 9)), "MRN");
+  EXPECT_EQ(normalised_patient_id("M R\tN"), "M R\tN");  // inner blanks are content
+  EXPECT_EQ(normalised_patient_id(std::string_view("1\0X", 3)), std::string_view("1\0X", 3));
+  EXPECT_EQ(normalised_patient_id(" \t "), "");
+}
+
 TEST(TagNames, GeneratedFromTheDictionaryByKeyword) {
   static_assert(tags::PatientName == Tag{0x0010, 0x0010});
   static_assert(tags::SOPInstanceUID == Tag{0x0008, 0x0018});

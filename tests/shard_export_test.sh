@@ -45,6 +45,22 @@ else
     "$radguard" ledger verify --ledger "$1" --json | sed -n 's/.*"entries": \([0-9]*\).*/\1/p'
   }
 fi
+# A trigger that makes the ledger refuse every entry, and its removal.
+if [ -n "$state" ]; then
+  ledger_sql() { local db=${1##*/}; db=${db%%\?*}; psql "$conninfo dbname=$db" -qAt -c "$2" >/dev/null; }
+  block_ledger() {
+    ledger_sql "$1" "CREATE FUNCTION rg_block() RETURNS trigger LANGUAGE plpgsql AS
+      \$\$ BEGIN RAISE EXCEPTION 'blocked by the test'; END \$\$;
+      CREATE TRIGGER rg_block BEFORE INSERT ON disclosure FOR EACH ROW EXECUTE FUNCTION rg_block()"
+  }
+  unblock_ledger() { ledger_sql "$1" "DROP TRIGGER rg_block ON disclosure; DROP FUNCTION rg_block()"; }
+else
+  ledger_sql() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.close()' "$1" "$2"; }
+  block_ledger() {
+    ledger_sql "$1" "CREATE TRIGGER rg_block BEFORE INSERT ON disclosure BEGIN SELECT RAISE(ABORT, 'blocked by the test'); END;"
+  }
+  unblock_ledger() { ledger_sql "$1" "DROP TRIGGER rg_block;"; }
+fi
 cleanup() {
   for db in "${databases[@]}"; do
     psql "$conninfo" -qAt -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
@@ -189,6 +205,22 @@ if [ -z "$state" ]; then
   [ -z "$(ls "$work/withdrawn" | grep '^release-')" ] || fail "a release without a registry is visible"
   mv "$work/registry-away.db" "$registry"
 fi
+# A staged file altered since its shard: refused before anything is removed or recorded (the
+# ledger is made by then); restored, it passes the check again.
+cp -a "$work/withdrawn" "$work/withdrawn-copy" || fail "cannot copy the staging"
+find "$work/withdrawn" -name '*.dcm' -exec sh -c 'printf x >>"$1"' _ {} \;
+if "$radguard" plan publish plan4 >"$work/publish4c.log" 2>&1; then fail "published altered files"; fi
+grep -q "is altered since its shard staged it" "$work/publish4c.log" || fail "not the integrity refusal: $(cat "$work/publish4c.log")"
+rm -rf "$work/withdrawn" && mv "$work/withdrawn-copy" "$work/withdrawn" || fail "cannot restore the staging"
+# A publish that fails after consent was decided again (the ledger refuses the entry: a
+# trigger) records nothing, publishes nothing and keeps the staging; once the cause is gone,
+# publishing again succeeds, still without MRN-C (her files left the staging at the first try).
+block_ledger "$ledger4" || fail "cannot block the ledger"
+if "$radguard" plan publish plan4 >"$work/publish4b.log" 2>&1; then fail "published past a failing ledger"; fi
+grep -q "could not be recorded" "$work/publish4b.log" || fail "not the ledger's refusal: $(cat "$work/publish4b.log")"
+[ "$(entries "$ledger4")" = 0 ] || fail "a release was recorded past a failing ledger"
+[ -z "$(ls "$work/withdrawn" | grep '^release-')" ] || fail "a release whose entry failed is visible"
+unblock_ledger "$ledger4" || fail "cannot unblock the ledger"
 "$radguard" plan publish plan4 --report "$work/publish4.json" >"$work/publish4.log" 2>&1
 status=$?
 [ "$status" = 1 ] || fail "publish with a withdrawn patient exited $status, not 1"
@@ -241,5 +273,49 @@ if "$radguard" plan publish plan5 >"$work/publish5.log" 2>&1; then fail "the aud
 grep -q "release gate refused" "$work/publish5.log" || fail "the refusal is not the gate's: $(cat "$work/publish5.log")"
 [ "$(entries "$ledger5")" = 0 ] || fail "a release the gate refused was recorded"
 [ -z "$(ls "$work/gated" | grep '^release-')" ] || fail "a release the gate refused is visible"
+
+# One normalisation of patient IDs (issue 19 review): a PatientID with a trailing tab is the
+# registry's "MRN-T" at the shards and at publish alike, so under a permit default her
+# withdrawal between the shards and the publish still leaves her out.
+in6="$work/in6"
+mkdir -p "$in6/t" "$in6/u"
+for p in t u; do
+  id=MRN-U
+  [ "$p" = t ] && id=$'MRN-T\t'
+  cp "$samples/CT_small.dcm" "$in6/$p/ct.dcm"
+  dcmodify -nb -m "(0010,0020)=$id" -m "(0020,000d)=1.2.826.0.1.3680043.10.1137.19.6$p" \
+    -m "(0020,000e)=1.2.826.0.1.3680043.10.1137.19.6$p.1" \
+    -m "(0008,0018)=1.2.826.0.1.3680043.10.1137.19.6$p.1.1" "$in6/$p/ct.dcm" || fail "dcmodify 6"
+done
+[[ "$(dcmdump +P 0010,0020 "$in6/t/ct.dcm")" == *$'[MRN-T\t]'* ]] ||
+  fail "the fixture's PatientID has no trailing tab"
+registry6=$(store registry6) || fail "cannot make a registry"
+printf 'patient_id,purpose,decision,date\nMRN-T,research,permit,2025-01-10\n' >"$work/consents6.csv"
+"$radguard" consent import "$work/consents6.csv" --registry "$registry6" >"$work/consent6.log" 2>&1 ||
+  fail "consent import 6"
+"$radguard" consent default --purpose research --decision permit --registry "$registry6" \
+  >>"$work/consent6.log" 2>&1 || fail "consent default permit"
+ledger6=$(store ledger6) || fail "cannot make a ledger"
+"$radguard" plan "$in6" --shards 2 -o plan6 --no-progress --sbatch -- export -o tabbed \
+  --purpose research --recipient "Shard Lab" -k "$work/k.key" --registry "$registry6" \
+  --ledger "$ledger6" >"$work/plan6.log" 2>&1 || fail "plan 6"
+for t in 0 1; do
+  SLURM_ARRAY_TASK_ID=$t SLURM_CPUS_PER_TASK=1 bash plan6/run.sbatch >"plan6/logs/shard-$t.out" 2>&1 ||
+    fail "plan 6: shard $t failed"
+done
+grep -q '"consent_basis": "recorded"' plan6/staged/shard-000*.json ||
+  fail "no part records that MRN-T's verdict came from her record"
+"$radguard" consent set --patient MRN-T --purpose research --decision deny --registry "$registry6" \
+  >"$work/withdraw6.log" 2>&1 || fail "consent set (withdrawal 6)"
+"$radguard" plan publish plan6 --report "$work/publish6.json" >"$work/publish6.log" 2>&1
+[ $? = 1 ] || fail "publish 6 did not leave a patient out: $(cat "$work/publish6.log")"
+python3 - "$work/publish6.json" <<'PY' || fail "MRN-T (trailing tab) was not left out at publish"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["withdrawn_at_publish"] == {"patients": 1, "studies": 1, "instances": 1}, r
+assert r["counts"]["instances"] == 1, r["counts"]
+PY
+"$radguard" disclosures --patient MRN-T --ledger "$ledger6" --key "$work/k.key" --format json \
+  | grep -q '"count": 0' || fail "MRN-T is in the ledger entry"
 
 echo "PASS: an export cut into 3 shards published once, with one ledger entry ($([ -n "$state" ] && echo PostgreSQL || echo SQLite))"

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/iso_time.hpp"
+#include "core/text.hpp"
 
 namespace radguard::consent {
 
@@ -73,12 +74,8 @@ CREATE TABLE default_policy(
   changed_at TEXT NOT NULL);
 )sql";
 
-std::string trim(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  return std::string(s);
-}
+// CSV cells and patient IDs alike: the one rule export and the ledger key patients by too.
+std::string trim(std::string_view s) { return normalised_patient_id(s); }
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -148,7 +145,8 @@ Result<std::vector<CsvRow>> split_csv(std::string_view text) {
 }
 
 Status check_record(const Record& r) {
-  if (r.patient_id.empty()) return fail(ErrorCode::usage, "patient ID is empty");
+  if (normalised_patient_id(r.patient_id).empty())
+    return fail(ErrorCode::usage, "patient ID is empty");
   if (r.date.empty()) return fail(ErrorCode::usage, "date is empty");
   if (!normalize_iso8601(r.date)) return fail(ErrorCode::usage, "date is not ISO 8601");
   if (!r.expires.empty() && !normalize_iso8601(r.expires))
@@ -513,7 +511,8 @@ Result<std::int64_t> Registry::insert(const Record& r, const std::string& record
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING sequence");
   if (!statement) return std::unexpected(statement.error());
   if (auto s = (*statement)
-                   ->bind_all(r.patient_id, purpose_name(r.purpose), decision_name(r.decision),
+                   ->bind_all(normalised_patient_id(r.patient_id), purpose_name(r.purpose),
+                              decision_name(r.decision),
                               *date, r.source, expires, recorded_at);
       !s)
     return std::unexpected(s.error());

@@ -8,4 +8,13 @@ std::string trimmed(std::string_view value) {
   return std::string(value);
 }
 
+std::string normalised_patient_id(std::string_view value) {
+  constexpr std::string_view kBlank(" \t\r\n\0", 5);
+  while (!value.empty() && kBlank.find(value.back()) != std::string_view::npos)
+    value.remove_suffix(1);
+  while (!value.empty() && kBlank.find(value.front()) != std::string_view::npos)
+    value.remove_prefix(1);
+  return std::string(value);
+}
+
 }  // namespace radguard

@@ -10,4 +10,9 @@ namespace radguard {
 // string VRs radguard compares (UIDs, IDs, codes, names).
 [[nodiscard]] std::string trimmed(std::string_view value);
 
+// A patient ID as the consent registry keys it and the ledger hashes it: spaces, tabs, CR, LF
+// and NULs stripped at both ends. One rule for the registry's IDs, the IDs read from files and
+// the keyed hashes of both, so that "MRN\t" in a file is the registry's "MRN" everywhere.
+[[nodiscard]] std::string normalised_patient_id(std::string_view value);
+
 }  // namespace radguard

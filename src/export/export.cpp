@@ -75,7 +75,7 @@ Scanned scan(const fs::path& path) {
     return s;
   }
   s.kind = Scanned::Kind::dicom;
-  s.patient_id = trimmed(file->string_of(tags::PatientID).value_or(""));
+  s.patient_id = normalised_patient_id(file->string_of(tags::PatientID).value_or(""));
   s.study_uid = trimmed(file->string_of(tags::StudyInstanceUID).value_or(""));
   s.modality = trimmed(file->string_of(tags::Modality).value_or(""));
   return s;
@@ -309,7 +309,8 @@ deid::PixelStage consented_identity_check(
             const auto it = consented->find(input.string());
             if (it == consented->end())
               return fail(ErrorCode::conflict, "not among the files whose consent was checked");
-            if (trimmed(file.string_of(tags::PatientID).value_or("")) != it->second.patient_id ||
+            if (normalised_patient_id(file.string_of(tags::PatientID).value_or("")) !=
+                    it->second.patient_id ||
                 trimmed(file.string_of(tags::StudyInstanceUID).value_or("")) != it->second.study_uid)
               return fail(ErrorCode::conflict,
                           "the file's patient or study changed after its consent was checked");
@@ -488,6 +489,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
 
   // 2. Consent: a study goes only if its one patient permits the purpose now.
   std::map<std::string, bool> permitted;  // by patient ID; never leaves this function
+  std::map<std::string, consent::Basis> basis;  // by patient ID: a shard's part records it
   std::vector<std::size_t> included;
   std::map<std::string, std::string> patient_of_file;  // canonical input path -> patient ID
   auto consented = std::make_shared<std::map<std::string, ConsentedIdentity>>();
@@ -506,6 +508,7 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
         exclusion = verdict->basis == consent::Basis::recorded ? Exclusion::consent_denied
                                                                : Exclusion::no_consent;
       permitted[patient] = verdict->permitted();
+      basis[patient] = verdict->basis;
     }
     const std::string released_uid = stage.policy().has(standard::ProfileOption::retain_uids)
                                          ? uid
@@ -686,6 +689,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
                        {"sha256", crypto::to_hex(*digest)},
                        {"bytes", bytes},
                        {"patient_hash", hash},
+                       {"consent_basis", basis[patient->second] == consent::Basis::recorded
+                                             ? "recorded"
+                                             : "default"},
                        {"modality", modality_of_input[outcome->input.string()]}});
     }
     report.patients_included = patients.size();
@@ -1024,6 +1030,9 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
       (void)file.at("sha256").get<std::string>();
       (void)file.at("patient_hash").get<std::string>();
       (void)file.at("bytes").get<std::uint64_t>();
+      if (const std::string basis = file.at("consent_basis").get<std::string>();
+          basis != "recorded" && basis != "default")
+        return std::unexpected(refused(shard + "'s part names an unknown consent basis"));
       const std::string p = file.at("path").get<std::string>();
       const fs::path relative(p);
       if (relative.is_absolute() || relative.lexically_normal() != relative ||
@@ -1119,12 +1128,15 @@ Result<std::size_t> keep_only_listed(const fs::path& folder, const std::set<std:
 // The staged patients (keyed hashes) whose consent does not permit `purpose` at `now`, each
 // with why, decided as Registry::decide decides: the patient's decision in force, else the
 // default policy. The registry names patients by ID and the parts by keyed hash only, so the
-// registry's decisions in force for the purpose are read and their IDs hashed here.
+// registry's decisions in force for the purpose are read and their IDs hashed here. Fail
+// closed: a patient whose shard found a decision of hers (`recorded`) and for whom none is in
+// force now is left out, never handed to the default policy.
 Result<std::map<std::string, Exclusion>> not_permitted_now(consent::Registry& registry,
                                                            const crypto::SecretKey& key,
                                                            consent::Purpose purpose,
                                                            std::string_view now,
-                                                           const std::set<std::string>& patients) {
+                                                           const std::set<std::string>& patients,
+                                                           const std::set<std::string>& recorded_at_shard) {
   auto in_force = registry.current(purpose, now);
   if (!in_force) return std::unexpected(in_force.error());
   auto fallback = registry.default_for(purpose);
@@ -1137,7 +1149,8 @@ Result<std::map<std::string, Exclusion>> not_permitted_now(consent::Registry& re
   for (const auto& hash : patients) {
     const auto decided = recorded.find(hash);
     if (decided == recorded.end()) {
-      if (*fallback != consent::Decision::permit) out[hash] = Exclusion::no_consent;
+      if (recorded_at_shard.contains(hash) || *fallback != consent::Decision::permit)
+        out[hash] = Exclusion::no_consent;
     } else if (decided->second != consent::Decision::permit) {
       out[hash] = Exclusion::consent_denied;
     }
@@ -1177,6 +1190,7 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Regis
     std::uint64_t bytes = 0;
   };
   std::map<std::string, Listed> files;  // by path in the release, sorted
+  std::set<std::string> recorded_at_shard;  // patients whose shard found a decision of theirs
   for (const auto& part : staged.parts) {
     const json& c = part.at("counts");
     counts.files_seen += c.value("files_seen", std::uint64_t{0});
@@ -1196,10 +1210,13 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Regis
     const std::string consent = part.value("consent_evaluated_at", "");
     if (earliest_consent.empty() || consent < earliest_consent) earliest_consent = consent;
     if (consent > latest_consent) latest_consent = consent;
-    for (const auto& f : part.at("files"))
+    for (const auto& f : part.at("files")) {
       files[f.at("path").get<std::string>()] = {f.at("sha256").get<std::string>(),
                                                 f.at("patient_hash").get<std::string>(),
                                                 f.value("modality", ""), f.at("bytes").get<std::uint64_t>()};
+      if (f.at("consent_basis").get<std::string>() == "recorded")
+        recorded_at_shard.insert(f.at("patient_hash").get<std::string>());
+    }
   }
   if (files.empty())
     return std::unexpected(refused("no shard staged a file: no study may be released for " +
@@ -1216,6 +1233,43 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Regis
   // The manifest's order, as run_export's (paths compared element by element).
   std::sort(ordered.begin(), ordered.end(),
             [](const auto* a, const auto* b) { return fs::path(a->first) < fs::path(b->first); });
+  // Consent again, now, before anything is checked or removed: a patient who withdrew (or
+  // whose consent expired) since her shard ran is left out, her files removed. Her files are
+  // not checked either: a publish that failed after removing them (gate, ledger) can be tried
+  // again, and she is left out again.
+  const std::string now = utc_now_iso8601();
+  std::set<std::string> patients;
+  for (const auto& [path, f] : files) patients.insert(f.patient_hash);
+  const auto decide_now = [&](std::string_view at) -> Result<std::map<std::string, Exclusion>> {
+    auto decided = not_permitted_now(registry, key, *purpose, at, patients, recorded_at_shard);
+    if (!decided)
+      return std::unexpected(refused("the consent registry could not be read to decide consent "
+                                     "again: " + decided.error().message));
+    return decided;
+  };
+  auto not_permitted = decide_now(now);
+  if (!not_permitted) return std::unexpected(not_permitted.error());
+  if (!not_permitted->empty()) {
+    // Instances by patient, then study: a study folder may hold more than one patient's files.
+    std::map<Exclusion, std::map<std::pair<std::string, std::string>, std::uint64_t>> left_out;
+    std::erase_if(ordered, [&](const auto* entry) {
+      const auto why = not_permitted->find(entry->second.patient_hash);
+      if (why == not_permitted->end()) return false;
+      ++left_out[why->second][{entry->second.patient_hash, fs::path(entry->first).begin()->string()}];
+      listed.erase(entry->first);
+      return true;
+    });
+    for (const auto& [why, studies] : left_out)
+      for (const auto& [study, instances] : studies) {
+        counts.excluded[why].studies += 1;
+        counts.excluded[why].instances += instances;
+        out.withdrawn.studies += 1;
+        out.withdrawn.instances += instances;
+      }
+    out.withdrawn_patients = not_permitted->size();
+    counts.studies_included -= std::min(counts.studies_included, out.withdrawn.studies);
+    counts.instances_included -= std::min(counts.instances_included, out.withdrawn.instances);
+  }
   std::vector<std::string> problems(ordered.size());
   batch::run_parallel(
       ordered.size(), batch::default_threads(threads),
@@ -1238,37 +1292,9 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Regis
       return std::unexpected(refused("a staged file is " + problems[i] + " since its shard staged it (" +
                                      ordered[i]->first + ")"));
 
-  // Consent again, now, as late as possible before the release is recorded: a patient who
-  // withdrew (or whose consent expired) since her shard ran is left out, her files removed.
-  const std::string now = utc_now_iso8601();
-  std::set<std::string> patients;
-  for (const auto& [path, f] : files) patients.insert(f.patient_hash);
-  auto not_permitted = not_permitted_now(registry, key, *purpose, now, patients);
-  if (!not_permitted)
-    return std::unexpected(refused("the consent registry could not be read to decide consent "
-                                   "again: " + not_permitted.error().message));
-  if (!not_permitted->empty()) {
-    std::map<Exclusion, std::map<std::string, std::uint64_t>> left_out;  // instances by study
-    std::erase_if(ordered, [&](const auto* entry) {
-      const auto why = not_permitted->find(entry->second.patient_hash);
-      if (why == not_permitted->end()) return false;
-      ++left_out[why->second][fs::path(entry->first).begin()->string()];
-      listed.erase(entry->first);
-      return true;
-    });
-    for (const auto& [why, studies] : left_out)
-      for (const auto& [study, instances] : studies) {
-        counts.excluded[why].studies += 1;
-        counts.excluded[why].instances += instances;
-        out.withdrawn.studies += 1;
-        out.withdrawn.instances += instances;
-      }
-    out.withdrawn_patients = not_permitted->size();
-    counts.studies_included -= std::min(counts.studies_included, out.withdrawn.studies);
-    counts.instances_included -= std::min(counts.instances_included, out.withdrawn.instances);
+  if (!not_permitted->empty())
     if (auto gone = keep_only_listed(staged.staging, listed); !gone)
       return std::unexpected(gone.error());
-  }
   if (ordered.empty())
     return std::unexpected(refused("no patient's consent permits " + first.at("purpose").get<std::string>() +
                                    " any more: nothing may be released"));
@@ -1279,6 +1305,15 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Regis
       return std::unexpected(refused("the release gate could not run: " + verdict.error().message));
     if (*verdict) return std::unexpected(refused("the release gate refused the release: " + **verdict));
   }
+  // The gate can take long: a patient who withdrew while it ran is not left out silently
+  // (the release it checked had her in it). Nothing is recorded; publishing again leaves her out.
+  auto withdrawn_since = decide_now(utc_now_iso8601());
+  if (!withdrawn_since) return std::unexpected(withdrawn_since.error());
+  for (const auto& [hash, why] : *withdrawn_since)
+    if (!not_permitted->contains(hash))
+      return std::unexpected(refused(
+          "a patient's consent was withdrawn while the release was checked: nothing was "
+          "published or recorded; run plan publish again to leave her out"));
 
   // The manifest, as run_export writes it, and the ledger entry's account of who is in it.
   auto name = new_release_name(now);
@@ -1362,6 +1397,9 @@ Result<PublishReport> publish_staged(const StagedRelease& staged, consent::Regis
     // Back under its shards' name, so that publishing can be tried again.
     std::error_code back;
     fs::rename(staging_name, staged.staging, back);
+    // The next try writes its own manifest; this one's is not a file a shard staged.
+    fs::remove(staged.staging / kReleaseManifest, back);
+    fs::remove(staged.staging / kReleaseManifestSignature, back);
     return std::unexpected(Error{stored.error().code,
                                  "the release could not be recorded, so it was not published: " +
                                      stored.error().message});

@@ -203,7 +203,7 @@ std::string plural(std::uint64_t n, const char* one, const char* many) {
 }  // namespace
 
 std::string patient_hash(const crypto::SecretKey& key, std::string_view patient_id) {
-  return crypto::to_hex(key.derive("radguard-ledger-patient-v1", trimmed(patient_id)));
+  return crypto::to_hex(key.derive("radguard-ledger-patient-v1", normalised_patient_id(patient_id)));
 }
 
 std::string_view status_name(EntryStatus status) {

@@ -53,6 +53,7 @@ struct Parsed {
   std::string sslmode;      // as the target says it; empty: not said
   std::string sslrootcert;  // as the target says it
   std::string service;      // the pg_service.conf section the target names, if any
+  std::string servicefile;  // the service file the target names (libpq 18's servicefile=)
   bool ok = false;
 };
 
@@ -79,6 +80,7 @@ Parsed parse(std::string_view target) {
     if (key == "sslmode") out.sslmode = o->val;
     if (key == "sslrootcert") out.sslrootcert = o->val;
     if (key == "service") out.service = o->val;
+    if (key == "servicefile") out.servicefile = o->val;
   }
   out.display = "postgresql://" + (user.empty() ? "" : user + "@") + host +
                 (port.empty() ? "" : ":" + port) + "/" + dbname;
@@ -320,44 +322,52 @@ ServiceTls service_tls_in(const std::string& file, const std::string& service) {
   return out;
 }
 
-// The service's TLS settings, found as libpq finds the service: in PGSERVICEFILE (else
-// ~/.pg_service.conf), then, when the section is not there, in PGSYSCONFDIR's
-// pg_service.conf (else Debian's libpq's, /etc/postgresql-common).
-ServiceTls service_tls(const std::string& service) {
-  const char* user_file = std::getenv("PGSERVICEFILE");
-  const char* home = std::getenv("HOME");
-  const std::string user = user_file != nullptr && *user_file != 0 ? user_file
-                           : home != nullptr                      ? std::string(home) + "/.pg_service.conf"
-                                                                  : std::string();
+std::string from_env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// The service's TLS settings, found as libpq finds the service: in the target's servicefile,
+// else PGSERVICEFILE, else ~/.pg_service.conf; then, when the section is not there, in
+// PGSYSCONFDIR's pg_service.conf (else Debian's libpq's, /etc/postgresql-common).
+ServiceTls service_tls(const std::string& service, const std::string& servicefile) {
+  const std::string home = from_env("HOME");
+  const std::string user = !servicefile.empty()               ? servicefile
+                           : !from_env("PGSERVICEFILE").empty() ? from_env("PGSERVICEFILE")
+                           : !home.empty()                     ? home + "/.pg_service.conf"
+                                                               : std::string();
   if (!user.empty())
     if (ServiceTls found = service_tls_in(user, service); found.found) return found;
-  const char* sysconf = std::getenv("PGSYSCONFDIR");
-  return service_tls_in(
-      std::string(sysconf != nullptr && *sysconf != 0 ? sysconf : "/etc/postgresql-common") +
-          "/pg_service.conf",
-      service);
+  const std::string sysconf = from_env("PGSYSCONFDIR");
+  return service_tls_in((sysconf.empty() ? "/etc/postgresql-common" : sysconf) + "/pg_service.conf",
+                        service);
 }
 
 // The sslmode a connection uses, and where it comes from: the target's own when it names one;
-// otherwise its service's (pg_service.conf) when that asks for at least `require`; otherwise
-// PGSSLMODE when it does; otherwise verify-full when a root certificate is named (the target's
-// or its service's sslrootcert, or PGSSLROOTCERT), else require. radguard passes the sslmode
-// to libpq itself, so libpq never applies a service file's: a service's verify-full would
-// silently become require. A service file's or PGSSLMODE's weaker mode is not taken: they are
-// often shared by other users and programs, and libpq's `prefer` falls back to an unencrypted
-// connection without a word (a ledger's patient hashes and a registry's patient IDs would
-// cross the network in the clear); sslmode=disable in the target is the explicit way.
-std::pair<std::string, std::string> effective_sslmode(const Parsed& parsed) {
-  if (!parsed.sslmode.empty()) return {parsed.sslmode, "the target"};
-  const ServiceTls service = parsed.service.empty() ? ServiceTls{} : service_tls(parsed.service);
-  if (at_least_require(service.sslmode)) return {service.sslmode, "its service's pg_service.conf"};
-  const char* env = std::getenv("PGSSLMODE");
-  const std::string_view from_env = env != nullptr ? env : "";
-  if (at_least_require(from_env)) return {std::string(from_env), "PGSSLMODE"};
-  const char* root = std::getenv("PGSSLROOTCERT");
-  if (!parsed.sslrootcert.empty() || !service.sslrootcert.empty() || (root != nullptr && *root != 0))
-    return {"verify-full", "radguard's default with a root certificate"};
-  return {"require", "radguard's default"};
+// otherwise its service's (the target's service=, else PGSERVICE, as libpq takes it) when that
+// asks for at least `require`; otherwise PGSSLMODE when it does; otherwise verify-full when a
+// root certificate is named (the target's or its service's sslrootcert, or PGSSLROOTCERT),
+// else require. radguard passes the sslmode to libpq itself, so libpq never applies a service
+// file's: it is read here, and a service that cannot be found is refused rather than its
+// verify-full silently becoming require. A service file's or PGSSLMODE's weaker mode is not
+// taken: they are often shared by other users and programs, and libpq's `prefer` falls back to
+// an unencrypted connection without a word (a ledger's patient hashes and a registry's patient
+// IDs would cross the network in the clear); sslmode=disable in the target is the explicit way.
+Result<std::pair<std::string, std::string>> effective_sslmode(const Parsed& parsed) {
+  if (!parsed.sslmode.empty()) return std::pair<std::string, std::string>{parsed.sslmode, "the target"};
+  const std::string name = !parsed.service.empty() ? parsed.service : from_env("PGSERVICE");
+  const ServiceTls service = name.empty() ? ServiceTls{} : service_tls(name, parsed.servicefile);
+  if (!name.empty() && !service.found)
+    return fail(ErrorCode::usage, "the PostgreSQL service named (service= or PGSERVICE) is in no "
+                                  "pg_service.conf radguard can read, so its TLS settings are not "
+                                  "known");
+  using Mode = std::pair<std::string, std::string>;
+  if (at_least_require(service.sslmode)) return Mode{service.sslmode, "its service's pg_service.conf"};
+  const std::string env = from_env("PGSSLMODE");
+  if (at_least_require(env)) return Mode{env, "PGSSLMODE"};
+  if (!parsed.sslrootcert.empty() || !service.sslrootcert.empty() || !from_env("PGSSLROOTCERT").empty())
+    return Mode{"verify-full", "radguard's default with a root certificate"};
+  return Mode{"require", "radguard's default"};
 }
 
 }  // namespace
@@ -370,7 +380,11 @@ Result<std::unique_ptr<store::Database>> connect(const std::string& target,
   if (!parsed.ok)
     return fail(ErrorCode::usage, "cannot read the PostgreSQL connection string " + parsed.display);
   const std::string conninfo = conninfo_of(target);
-  const auto [sslmode, sslmode_from] = effective_sslmode(parsed);
+  const auto mode_and_source = effective_sslmode(parsed);
+  if (!mode_and_source)
+    return fail(mode_and_source.error().code,
+                "cannot connect to " + parsed.display + ": " + mode_and_source.error().message);
+  const auto& [sslmode, sslmode_from] = *mode_and_source;
   // Earlier keywords are defaults: the expanded target overrides them (an sslmode it names
   // included).
   const char* keywords[] = {"connect_timeout", "application_name", "sslmode", "dbname", nullptr};

@@ -8,8 +8,10 @@
 //
 // Encryption: a target that names no sslmode connects with sslmode=require (verify-full
 // when it names an sslrootcert or PGSSLROOTCERT is set; PGSSLMODE only when it asks for
-// require, verify-ca or verify-full; a pg_service.conf section the target names, likewise,
-// and its sslrootcert as the target's), never libpq's default `prefer`, which falls back to
+// require, verify-ca or verify-full; the pg_service.conf section the target names, or else
+// PGSERVICE names, likewise, and its sslrootcert as the target's; the section is looked up as
+// libpq does (servicefile=, PGSERVICEFILE, ~/.pg_service.conf, PGSYSCONFDIR), and a service
+// found in none of them is refused), never libpq's default `prefer`, which falls back to
 // an unencrypted connection without a word. A server without TLS is then refused with a
 // message that says so; sslmode=disable in the target is the explicit way to accept one.
 #include <memory>

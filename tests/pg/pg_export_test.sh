@@ -142,6 +142,20 @@ if PGSERVICEFILE="$services" "$radguard" ledger verify --ledger "postgres:servic
 fi
 grep -q "sslmode=verify-full, from its service's pg_service.conf" "$work/svc-full.log" ||
   fail "the service's verify-full was weakened: $(cat "$work/svc-full.log")"
+# The same service named by PGSERVICE rather than the target: its verify-full still applies;
+# a service radguard cannot find is refused, not connected with require.
+if PGSERVICEFILE="$services" PGSERVICE=rg_verify-full "$radguard" ledger verify \
+  --ledger "postgres:application_name=radguard" >"$work/svc-env.log" 2>&1; then
+  fail "PGSERVICE's sslmode=verify-full connected without TLS"
+fi
+grep -q "sslmode=verify-full, from its service's pg_service.conf" "$work/svc-env.log" ||
+  fail "PGSERVICE's verify-full was weakened: $(cat "$work/svc-env.log")"
+if PGSERVICEFILE="$services" PGSERVICE=rg_nowhere "$radguard" ledger verify \
+  --ledger "postgres:application_name=radguard" >"$work/svc-missing.log" 2>&1; then
+  fail "a service no file defines was connected"
+fi
+grep -q "in no pg_service.conf radguard can read" "$work/svc-missing.log" ||
+  fail "the unknown service's refusal does not say why: $(cat "$work/svc-missing.log")"
 
 # No password and no patient identity in anything radguard printed or wrote.
 for f in "$work"/*.log "$work"/*.json; do
