@@ -92,6 +92,13 @@ rc=0; "$radguard" deid "$work/latin" --output "$work/out-latin2" --key "$work/k.
   2>"$work/b.err" || rc=$?
 grep -q 'de-identified 1 of 2' "$work/b.err" || fail "B: no text summary for a non-UTF-8 run"
 
+# A gateway told to listen on HOST:PORT says why it takes a port only, and does nothing.
+rc=0; "$radguard" gateway --listen 127.0.0.1:11112 --ae-title RG --spool "$work/gw-spool" \
+  --key "$work/k.key" --output "$work/gw-out" 2>"$work/b.err" || rc=$?
+[ "$rc" -eq 2 ] || fail "B: --listen HOST:PORT exited $rc (expected 2)"
+grep -q -- '--allow-host' "$work/b.err" || fail "B: --listen HOST:PORT does not say how to narrow peers"
+[ ! -e "$work/gw-spool" ] || fail "B: a refused gateway command made its spool"
+
 # --- C. truthful markers -----------------------------------------------------------------
 printf 'PatientName K\nPatientBirthDate K\nStudyDescription K\n' >"$work/keep.recipe"
 "$radguard" deid "$work/in-b" --output "$work/out-c" --key "$work/k.key" --recipe "$work/keep.recipe" \

@@ -255,6 +255,48 @@ TEST(GatewayQueryNet, QueriesBeyondTheBoundAreRefusedOutOfResources) {
   EXPECT_TRUE(third) << third.error().message;
 }
 
+// A query matching more than kMaxFindMatches is answered that many times and then ended with
+// 0xA700, so the querier learns the list is cut short instead of waiting on an unbounded
+// stream; exactly the bound is a complete answer.
+TEST(GatewayQueryNet, MatchesBeyondTheCapEndTheAnswerOutOfResources) {
+  auto service = std::make_shared<net::QueryService>();
+  service->ae_title = "RG";
+  std::atomic<std::size_t> how_many{0};
+  service->find = [&](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
+    std::vector<net::QueryMatch> matches(how_many.load());
+    for (std::size_t i = 0; i < matches.size(); ++i)
+      matches[i] = {{kPatientID, "A"},
+                    {kStudyUID, "1.2.826.0.1.3680043.10.1." + std::to_string(i + 1)}};
+    return matches;
+  };
+  net::ServerConfig config;
+  config.port = unused_port();
+  config.ae_title = "RG";
+  config.query = service;
+  auto server = net::StoreServer::create(
+      config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
+  ASSERT_TRUE(server) << server.error().message;
+  std::thread serving([&] { (void)(*server)->run(); });
+  const net::Peer peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
+  how_many = net::kMaxFindMatches;
+  auto at_cap = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "A", 60);
+  // The listener opens its port in run(), on the other thread.
+  for (int i = 0; i < 100 && !at_cap && at_cap.error().message.find("refused") != std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    at_cap = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "A", 60);
+  }
+  how_many = net::kMaxFindMatches + 1;
+  auto over_cap = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "A", 60);
+  (*server)->stop();
+  serving.join();
+  ASSERT_TRUE(at_cap) << at_cap.error().message;
+  EXPECT_EQ(at_cap->size(), net::kMaxFindMatches);
+  ASSERT_FALSE(over_cap);
+  EXPECT_NE(over_cap.error().message.find("0xA700"), std::string::npos)
+      << over_cap.error().message;
+}
+
 TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRefused) {
   testing::write_key_file(dir_ / "k.key");
   pipeline::Spec spec;

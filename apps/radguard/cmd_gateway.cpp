@@ -1,5 +1,6 @@
 // radguard gateway: flags -> GatewayConfig and pipeline Spec -> gateway::run_gateway;
 // radguard gateway status: the spool's counts and last failures.
+#include <charconv>
 #include <fstream>
 #include <iostream>
 
@@ -15,7 +16,7 @@ namespace {
 
 struct GatewayArgs {
   StageArgs stage;
-  unsigned port = 0;
+  std::string listen;
   std::string ae_title;
   std::string spool;
   std::string forward;
@@ -46,13 +47,28 @@ struct GatewayArgs {
   std::vector<std::string> pull_values;
 };
 
+// The port of --listen. A HOST:PORT is refused with the reason rather than CLI11's "could not
+// convert": the gateway listens on every address, and --allow-host narrows who may connect.
+Result<std::uint16_t> listen_port(const std::string& text) {
+  unsigned port = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, port);
+  if (!text.empty() && error == std::errc{} && stop == end && port >= 1 && port <= 65535)
+    return static_cast<std::uint16_t>(port);
+  if (text.find(':') != std::string::npos)
+    return fail(ErrorCode::usage,
+                "--listen takes a port number only (1 to 65535): the gateway listens on every "
+                "address; use --allow-host to say which peers may connect");
+  return fail(ErrorCode::usage, "--listen PORT (1 to 65535) is required");
+}
+
 int run_gateway_command(const GatewayArgs& args) {
-  if (args.port == 0 || args.port > 65535)
-    return report_error({ErrorCode::usage, "--listen PORT (1 to 65535) is required"});
+  const auto port = listen_port(args.listen);
+  if (!port) return report_error(port.error());
   if (args.ae_title.empty()) return report_error({ErrorCode::usage, "--ae-title is required"});
   if (args.spool.empty()) return report_error({ErrorCode::usage, "--spool DIR is required"});
   gateway::GatewayConfig config;
-  config.port = static_cast<std::uint16_t>(args.port);
+  config.port = *port;
   config.ae_title = args.ae_title;
   config.spool = args.spool;
   config.output = args.output;
@@ -174,7 +190,8 @@ void add_gateway(CLI::App& app, Action& action) {
   auto args = std::make_shared<GatewayArgs>();
   auto* cmd = app.add_subcommand(
       "gateway", "de-identifying DICOM node: receive (C-STORE), de-identify, forward or write");
-  cmd->add_option("--listen", args->port, "TCP port to listen on");
+  cmd->add_option("--listen", args->listen, "TCP port to listen on (every address)")
+      ->type_name("PORT");
   cmd->add_option("--ae-title", args->ae_title, "the gateway's AE title (called AE title)");
   cmd->add_option("--spool", args->spool,
                   "spool folder: received, to forward, quarantined (holds patient data)");

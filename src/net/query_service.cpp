@@ -1,9 +1,9 @@
 #include "net/query_service.hpp"
 
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcelem.h>
+#include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/ofstd/ofstd.h>
 
 #include <algorithm>
@@ -24,10 +24,14 @@ const std::vector<std::string>& query_sop_classes() {
 
 const char* level_name(QueryLevel level) {
   switch (level) {
-    case QueryLevel::patient: return "PATIENT";
-    case QueryLevel::study: return "STUDY";
-    case QueryLevel::series: return "SERIES";
-    case QueryLevel::image: return "IMAGE";
+    case QueryLevel::patient:
+      return "PATIENT";
+    case QueryLevel::study:
+      return "STUDY";
+    case QueryLevel::series:
+      return "SERIES";
+    case QueryLevel::image:
+      return "IMAGE";
   }
   return "STUDY";
 }
@@ -142,9 +146,12 @@ std::unique_ptr<DcmDataset> answer_identifier(const QueryMatch& match, QueryLeve
 
 std::uint16_t status_for(const Error& error) {
   switch (error.code) {
-    case ErrorCode::usage: return kStatusIdentifierMismatch;
-    case ErrorCode::not_found: return kStatusMoveDestinationUnknown;
-    default: return kStatusUnableToProcess;
+    case ErrorCode::usage:
+      return kStatusIdentifierMismatch;
+    case ErrorCode::not_found:
+      return kStatusMoveDestinationUnknown;
+    default:
+      return kStatusUnableToProcess;
   }
 }
 
@@ -154,15 +161,14 @@ OFCondition read_identifier(const Channel& channel, bool announced,
   if (!announced) return EC_Normal;
   DcmDataset* raw = nullptr;
   T_ASC_PresentationContextID pres = 0;
-  const OFCondition cond = DIMSE_receiveDataSetInMemory(channel.assoc, channel.blocking,
-                                                        channel.timeout_s, &pres, &raw,
-                                                        nullptr, nullptr);
+  const OFCondition cond = DIMSE_receiveDataSetInMemory(
+      channel.assoc, channel.blocking, channel.timeout_s, &pres, &raw, nullptr, nullptr);
   identifier.reset(raw);
   return cond;
 }
 
-OFCondition send_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
-                      std::uint16_t status, DcmDataset* identifier) {
+OFCondition send_find(const Channel& channel, const T_DIMSE_C_FindRQ& request, std::uint16_t status,
+                      DcmDataset* identifier) {
   T_DIMSE_C_FindRSP response{};
   response.MessageIDBeingRespondedTo = request.MessageID;
   OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
@@ -176,12 +182,24 @@ OFCondition send_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
 
 struct MoveCounts {
   std::size_t remaining = 0, completed = 0, failed = 0, warnings = 0;
+
+  // One sub-operation answered with `status`.
+  void record(std::uint16_t status) {
+    --remaining;
+    if (status == kStatusSuccess) {
+      ++completed;
+    } else if (store_succeeded(status)) {
+      ++warnings;
+    } else {
+      ++failed;
+    }
+  }
 };
 
 Uint16 clamp16(std::size_t n) { return static_cast<Uint16>(std::min<std::size_t>(n, 0xFFFF)); }
 
-OFCondition send_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
-                      std::uint16_t status, const MoveCounts& counts) {
+OFCondition send_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request, std::uint16_t status,
+                      const MoveCounts& counts) {
   T_DIMSE_C_MoveRSP response{};
   response.MessageIDBeingRespondedTo = request.MessageID;
   OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
@@ -196,35 +214,42 @@ OFCondition send_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
                   O_MOVE_NUMBEROFFAILEDSUBOPERATIONS | O_MOVE_NUMBEROFWARNINGSUBOPERATIONS;
   // Remaining sub-operations are given with pending answers only (PS3.4 C.4.2.1.5).
   if (status == kStatusPending) response.opts |= O_MOVE_NUMBEROFREMAININGSUBOPERATIONS;
-  return DIMSE_sendMoveResponse(channel.assoc, channel.pres, &request, &response, nullptr,
-                                nullptr);
+  return DIMSE_sendMoveResponse(channel.assoc, channel.pres, &request, &response, nullptr, nullptr);
 }
 
-}  // namespace
-
-OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
-                       const QueryService& service) {
+// What both services do before their handler runs: receive the identifier, admit the
+// request within the concurrency bound (held until `handle` returns) and parse the keys.
+// A request that is not admitted or not understood gets `refuse(status)`.
+template <typename Request, typename Refuse, typename Handle>
+OFCondition with_request(const Channel& channel, const Request& request,
+                         const QueryService& service, std::uint16_t busy_status,
+                         const Refuse& refuse, const Handle& handle) {
   std::unique_ptr<DcmDataset> identifier;
-  if (OFCondition cond = read_identifier(channel, request.DataSetType != DIMSE_DATASET_NULL,
-                                         identifier);
+  if (OFCondition cond =
+          read_identifier(channel, request.DataSetType != DIMSE_DATASET_NULL, identifier);
       cond.bad())
     return cond;
   const InFlight in_flight(service);
-  if (!in_flight.admitted())
-    return send_find(channel, request, kStatusFindOutOfResources, nullptr);
-  auto parsed = read_request(identifier.get(), model_of(request.AffectedSOPClassUID),
-                             channel.calling_ae);
-  if (!parsed) return send_find(channel, request, status_for(parsed.error()), nullptr);
+  if (!in_flight.admitted()) return refuse(busy_status);
+  const auto parsed =
+      read_request(identifier.get(), model_of(request.AffectedSOPClassUID), channel.calling_ae);
+  if (!parsed) return refuse(status_for(parsed.error()));
+  return handle(*parsed);
+}
+
+// The find handler's matches as pending answers, then the final status.
+OFCondition answer_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
+                        const QueryService& service, const QueryRequest& parsed) {
   Result<std::vector<QueryMatch>> matches = fail(ErrorCode::internal, "no find handler");
   try {
-    if (service.find) matches = service.find(*parsed);
+    if (service.find) matches = service.find(parsed);
   } catch (const std::exception&) {
     matches = fail(ErrorCode::internal, "the find handler failed");
   }
   if (!matches) return send_find(channel, request, status_for(matches.error()), nullptr);
   const std::size_t answered = std::min(matches->size(), kMaxFindMatches);
   for (std::size_t i = 0; i < answered; ++i) {
-    const auto answer = answer_identifier((*matches)[i], parsed->level);
+    const auto answer = answer_identifier((*matches)[i], parsed.level);
     if (OFCondition cond = send_find(channel, request, kStatusPending, answer.get()); cond.bad())
       return cond;
   }
@@ -234,23 +259,13 @@ OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
                    nullptr);
 }
 
-OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
-                       const QueryService& service) {
-  std::unique_ptr<DcmDataset> identifier;
-  if (OFCondition cond = read_identifier(channel, request.DataSetType != DIMSE_DATASET_NULL,
-                                         identifier);
-      cond.bad())
-    return cond;
+// Runs the move handler's plan as C-STORE sub-operations, answering pending counts.
+OFCondition answer_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
+                        const QueryService& service, const QueryRequest& parsed) {
   MoveCounts counts;
-  const InFlight in_flight(service);
-  if (!in_flight.admitted())
-    return send_move(channel, request, kStatusMoveOutOfResources, counts);
-  auto parsed = read_request(identifier.get(), model_of(request.AffectedSOPClassUID),
-                             channel.calling_ae);
-  if (!parsed) return send_move(channel, request, status_for(parsed.error()), counts);
   Result<MovePlan> plan = fail(ErrorCode::internal, "no move handler");
   try {
-    if (service.move) plan = service.move(*parsed, trimmed(request.MoveDestination));
+    if (service.move) plan = service.move(parsed, trimmed(request.MoveDestination));
   } catch (const std::exception&) {
     plan = fail(ErrorCode::internal, "the move handler failed");
   }
@@ -260,20 +275,12 @@ OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
   // A pending answer after each sub-operation; a broken association with the mover ends the
   // sends too (the answer could not be given).
   OFCondition broken = EC_Normal;
-  auto statuses = store_files(
-      plan->destination, service.ae_title, plan->files, service.store_timeout_s,
-      [&](std::size_t, std::uint16_t status) {
-        --counts.remaining;
-        if (status == kStatusSuccess) {
-          ++counts.completed;
-        } else if (store_succeeded(status)) {
-          ++counts.warnings;
-        } else {
-          ++counts.failed;
-        }
-        if (broken.good() && counts.remaining > 0)
-          broken = send_move(channel, request, kStatusPending, counts);
-      });
+  auto statuses = store_files(plan->destination, service.ae_title, plan->files,
+                              service.store_timeout_s, [&](std::size_t, std::uint16_t status) {
+                                counts.record(status);
+                                if (broken.good() && counts.remaining > 0)
+                                  broken = send_move(channel, request, kStatusPending, counts);
+                              });
   if (broken.bad()) return broken;
   if (!statuses) {
     // No association with the destination: nothing was sent.
@@ -286,6 +293,28 @@ OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
   const std::uint16_t last =
       counts.failed > 0 || counts.warnings > 0 ? kStatusSubOperationsFailed : kStatusSuccess;
   return send_move(channel, request, last, counts);
+}
+
+}  // namespace
+
+OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
+                       const QueryService& service) {
+  const auto refuse = [&](std::uint16_t status) {
+    return send_find(channel, request, status, nullptr);
+  };
+  return with_request(
+      channel, request, service, kStatusFindOutOfResources, refuse,
+      [&](const QueryRequest& parsed) { return answer_find(channel, request, service, parsed); });
+}
+
+OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
+                       const QueryService& service) {
+  const auto refuse = [&](std::uint16_t status) {
+    return send_move(channel, request, status, MoveCounts{});
+  };
+  return with_request(
+      channel, request, service, kStatusMoveOutOfResources, refuse,
+      [&](const QueryRequest& parsed) { return answer_move(channel, request, service, parsed); });
 }
 
 }  // namespace detail
