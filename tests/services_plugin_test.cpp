@@ -1,4 +1,5 @@
-// The services plugin (src/services/services.hpp, docs/ARCHITECTURE.md "Start-up: plugins"):
+// The services plugin (src/services/services.hpp; docs/ARCHITECTURE.md, "Start-up: the
+// services plugin"):
 // radguard starts without libpq or DCMTK's network and TLS libraries, loads them only for a
 // PostgreSQL store or DICOM networking, and fails closed when the plugin is missing.
 #include <gtest/gtest.h>

@@ -2,8 +2,9 @@
 // Finding and loading one of radguard's plugins (radguard-pixels.so, radguard-services.so):
 // shared objects built next to the radguard executable and loaded with dlopen the first time a
 // command needs what they hold, so that the commands that never do start without their
-// libraries (docs/ARCHITECTURE.md, "Start-up: plugins"). Each plugin exports one entry point
-// that hands its table of functions only to an executable of the same build (the stamp).
+// libraries (docs/ARCHITECTURE.md, "Start-up: the pixel plugin", "... the services plugin").
+// Each plugin exports one entry point that hands its table of functions only to an executable
+// of the same build (the stamp).
 #include <filesystem>
 #include <string>
 #include <utility>

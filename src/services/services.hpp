@@ -5,7 +5,8 @@
 // DCMTK's dcmnet and dcmtls, the gateway and query/retrieve). deid, sign, verify, manifest,
 // consent and ledger on SQLite, plan... start without them. Tests and tools link the same code
 // directly (radguard_services_direct); only an executable with the target property
-// RADGUARD_SERVICES_PLUGIN gets the loader (docs/ARCHITECTURE.md, "Start-up: plugins").
+// RADGUARD_SERVICES_PLUGIN gets the loader (docs/ARCHITECTURE.md, "Start-up: the services
+// plugin").
 //
 // Fail closed: when the plugin is missing, does not load or comes from another build, every
 // function of postgres.hpp and net/dimse.hpp that returns a Result fails with
