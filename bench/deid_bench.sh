@@ -16,7 +16,8 @@
 # Phases (BENCH_PHASES, default "startup real synthetic"; issue 21 added the first two):
 #   startup    `radguard --version` and a one-file deid, BENCH_STARTUP_RUNS (20) times each: median
 #              wall and CPU, peak RSS, the shared libraries loaded; and the pixel plugin's load;
-#              with perf, their mean task-clock in microseconds (perf stat -r)
+#              with perf, their mean task-clock in microseconds (perf stat -r); with
+#              BENCH_BASELINE, all of these of that binary too, interleaved
 #   real       real third-party files (bench/real_corpus.py: a TCIA MR series, pydicom's and
 #              GDCM/dicom3tools' samples) replicated with distinct UIDs: a small corpus
 #              (BENCH_REAL_SMALL replicas, 2: ~580 files, ~130 MB) and a large one
@@ -198,14 +199,30 @@ if has_phase startup; then
     set_aside "$work/one"
     startup_run deid_one_file "$radguard" deid "$one" --output "$work/one" --key "$work/bench.key" \
       --threads 1 --no-progress
+    if [ -n "${BENCH_BASELINE:-}" ]; then  # the baseline binary, interleaved
+      startup_run baseline_version "$BENCH_BASELINE" --version
+      set_aside "$work/one"
+      startup_run baseline_deid_one_file "$BENCH_BASELINE" deid "$one" --output "$work/one" \
+        --key "$work/bench.key" --threads 1 --no-progress
+    fi
   done
   set_aside "$work/one"
+  loader_cycles() {  # BINARY: the dynamic loader's cycles for BINARY --version
+    LD_DEBUG=statistics "$1" --version 2>&1 >/dev/null |
+      awk '/total startup time in dynamic loader/ {print $(NF - 1); exit}'
+  }
   printf 'libraries\t%s\n' "$(ldd "$radguard" | wc -l)" >"$work/startup.facts"
   printf 'libraries_with_plugin\t%s\n' \
     "$(ldd "$(dirname "$radguard")/radguard-pixels.so" 2>/dev/null | wc -l)" >>"$work/startup.facts"
-  loader=$(LD_DEBUG=statistics "$radguard" --version 2>&1 >/dev/null |
-    awk '/total startup time in dynamic loader/ {print $(NF - 1); exit}')
+  printf 'libraries_with_services\t%s\n' \
+    "$(ldd "$(dirname "$radguard")/radguard-services.so" 2>/dev/null | wc -l)" >>"$work/startup.facts"
+  loader=$(loader_cycles "$radguard")
   printf 'loader_cycles\t%s\n' "${loader:-0}" >>"$work/startup.facts"
+  if [ -n "${BENCH_BASELINE:-}" ]; then
+    printf 'baseline_libraries\t%s\n' "$(ldd "$BENCH_BASELINE" | wc -l)" >>"$work/startup.facts"
+    loader=$(loader_cycles "$BENCH_BASELINE")
+    printf 'baseline_loader_cycles\t%s\n' "${loader:-0}" >>"$work/startup.facts"
+  fi
   # CPU to the microsecond (GNU time counts 10 ms steps), when perf can count task-clock: the
   # one-file deid runs as sh -c 'rm -rf OUT; exec radguard deid ...', so sh + rm alone too.
   task_clock_us() {  # COMMAND...: mean task-clock of BENCH_STARTUP_RUNS runs, in microseconds
@@ -387,11 +404,12 @@ doc = {"machine": {"cpu": "$machine_cpu", "cores": $machine_cores, "memory_bytes
        "radguard_reports": reports}
 json.dump(doc, open(out_path, "w"), indent=2)
 print()
-for name in ("version", "deid_one_file"):
+for name in ("version", "deid_one_file", "baseline_version", "baseline_deid_one_file"):
     if name in startup_doc:
         d = startup_doc[name]
         print(f"start-up {name}: wall {d['wall_ms']:.1f} ms, cpu {d['cpu_ms']:.1f} ms, peak RSS {d['peak_rss_mb']:.1f} MB (median of {d['runs']})")
-for key in ("libraries", "libraries_with_plugin", "loader_cycles", "version_task_clock_us",
+for key in ("libraries", "libraries_with_plugin", "libraries_with_services", "loader_cycles",
+            "baseline_libraries", "baseline_loader_cycles", "version_task_clock_us",
             "deid_one_file_task_clock_us", "sh_rm_task_clock_us", "baseline_version_task_clock_us",
             "baseline_deid_one_file_task_clock_us"):
     if key in startup_doc:

@@ -114,16 +114,18 @@ class StoreServer {
   // ErrorCode::usage.
   [[nodiscard]] static Result<std::unique_ptr<StoreServer>> create(ServerConfig config,
                                                                    StoreHandler handler);
-  ~StoreServer();
+  // Virtual so that the radguard executable, which loads this code as a plugin
+  // (src/services), destroys, runs and stops a server through the plugin's own definitions.
+  virtual ~StoreServer();
   StoreServer(const StoreServer&) = delete;
   StoreServer& operator=(const StoreServer&) = delete;
 
   // Listens and serves until stop() is called; returns once the associations under way have
   // ended. Fails with ErrorCode::io when the port cannot be opened.
-  [[nodiscard]] Status run();
+  [[nodiscard]] virtual Status run();
   // Asks run() to return: no new association is accepted, those under way finish. Safe from
   // any thread (not from a signal handler).
-  void stop();
+  virtual void stop();
 
   struct Impl;
 

@@ -1,15 +1,11 @@
 // radguard's side of the pixel plugin: finds and loads radguard-pixels.so on first use, and
 // defines the functions of redact/ocr.hpp, redact/text_detector.hpp, redact/regions.hpp, the
 // batch of redact/redact.hpp and deface's detect_faces/write_png by forwarding them to it.
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <stdexcept>
-#include <system_error>
 
 #include "pixels/api.hpp"
 #include "pixels/pixels.hpp"
+#include "plugin/loader.hpp"
 #include "pixels_stamp.hpp"
 
 namespace radguard::pixels {
@@ -19,50 +15,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kPluginName = "radguard-pixels.so";
+constexpr plugin::Spec kSpec{"pixel", kPluginName, "RADGUARD_PIXELS", kEntryPoint, kPixelsStamp};
 
-fs::path executable_dir() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : self.parent_path();
-}
-
-struct Loaded {
-  const Api* api = nullptr;
-  std::string error;  // when api is null: what went wrong (file names and loader text only)
-};
-
-Loaded load_once() {
-  std::string tried;
-  for (const fs::path& candidate : plugin_candidates()) {
-    std::error_code ec;
-    if (!fs::is_regular_file(candidate, ec)) {
-      tried += (tried.empty() ? "" : ", ") + candidate.string();
-      continue;
-    }
-    // RTLD_NOW: a symbol the plugin needs and this executable lacks fails here, not mid-file.
-    void* handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      return {nullptr, "cannot load " + candidate.string() + ": " + (why ? why : "unknown error")};
-    }
-    using Entry = const Api* (*)(const char*);
-    auto* entry = reinterpret_cast<Entry>(dlsym(handle, kEntryPoint));
-    if (entry == nullptr) {
-      return {nullptr, candidate.string() + " is not a radguard pixel plugin (no " +
-                           std::string(kEntryPoint) + ")"};
-    }
-    const Api* api = entry(kPixelsStamp);
-    if (api == nullptr || api->version != 1 || api->size != sizeof(Api)) {
-      return {nullptr, candidate.string() +
-                           " comes from another build of radguard (rebuild or reinstall both)"};
-    }
-    return {api, {}};  // the handle stays open for the life of the process
-  }
-  return {nullptr, "not found (looked for " + tried + ")"};
-}
-
-const Loaded& loaded() {
-  static const Loaded once = load_once();
+const plugin::Table<Api>& loaded() {
+  static const plugin::Table<Api> once = plugin::load_table<Api>(kSpec);
   return once;
 }
 
@@ -83,19 +39,7 @@ const Api& api_or_throw() {
 
 }  // namespace
 
-std::vector<fs::path> plugin_candidates() {
-  std::vector<fs::path> out;
-  if (const char* given = std::getenv("RADGUARD_PIXELS"); given != nullptr && *given != '\0') {
-    out.emplace_back(given);
-    return out;  // named explicitly: nothing else is tried
-  }
-  const fs::path dir = executable_dir();
-  if (!dir.empty()) {
-    out.push_back(dir / kPluginName);
-    out.push_back(dir.parent_path() / "lib" / "radguard" / kPluginName);
-  }
-  return out;
-}
+std::vector<fs::path> plugin_candidates() { return plugin::candidates(kSpec); }
 
 Status load() {
   if (loaded().api == nullptr) return missing();
