@@ -629,6 +629,43 @@ TEST(ListFiles, TheOneWalkerListsFilesSortedAndNamesFoldersItCannotList) {
   }
 }
 
+// Files named one by one (a --files-from list) resolve as the whole path would: folders
+// resolved once per run of files, links in the folders and a file that is a link included.
+TEST(FindFiles, FilesNamedOneByOneAreCanonicalAsTheirWholePath) {
+  ScratchDir dir;
+  fs::create_directories(dir / "real" / "sub");
+  fs::create_directories(dir / "other");
+  for (const char* name : {"a", "b", "c"}) spit(dir / "real" / "sub" / name, "x");
+  spit(dir / "other" / "target", "x");
+  fs::create_directory_symlink(dir / "real", dir / "via");
+  fs::create_symlink(dir / "other" / "target", dir / "real" / "sub" / "link");
+  const std::vector<fs::path> inputs = {dir / "via" / "sub" / "a",
+                                        dir / "via" / "sub" / "b",
+                                        dir / "real" / "sub" / ".." / "sub" / "c",
+                                        dir / "real" / "sub" / "link",
+                                        dir / "real" / "sub" / "a",
+                                        dir / "via" / "sub" / "gone"};
+  const auto set = batch::find_files(inputs);
+  std::vector<std::string> expected;
+  for (const auto& input : inputs)
+    if (fs::exists(input)) expected.push_back(fs::weakly_canonical(input).string());
+  std::sort(expected.begin(), expected.end());
+  expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
+  EXPECT_EQ(set.files, expected);
+  EXPECT_EQ(set.files.size(), 4U);  // a, b, c and the link's target; a named twice
+  EXPECT_NE(std::find(set.files.begin(), set.files.end(), fs::canonical(dir / "other" / "target").string()),
+            set.files.end());
+  ASSERT_EQ(set.missing.size(), 1U);
+  EXPECT_EQ(set.missing[0].reason, "does not exist");
+  // A relative name resolves from the current folder.
+  const fs::path was = fs::current_path();
+  fs::current_path(dir / "via" / "sub");
+  const auto relative = batch::find_files(std::vector<fs::path>{"a", "./b"});
+  fs::current_path(was);
+  EXPECT_EQ(relative.files, (std::vector<std::string>{fs::canonical(dir / "real" / "sub" / "a").string(),
+                                                       fs::canonical(dir / "real" / "sub" / "b").string()}));
+}
+
 TEST(FindFiles, TheOrderDoesNotDependOnTheOrderOfInputs) {
   ScratchDir dir;
   for (const char* name : {"z", "m", "a"}) {

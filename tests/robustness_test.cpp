@@ -513,6 +513,148 @@ TEST(LeadingStrings, ALargeValueBeforeTheUidsIsReadPast) {
   EXPECT_EQ(cut.error().code, dicom::DicomFile::open(path).error().code);
 }
 
+// The structure walk reads plain UIDs itself (no DCMTK parse): where it does, the values are
+// DCMTK's, on every pydicom sample; and it does on most of them.
+TEST(LeadingStrings, TheWalkTakesPlainUidsItselfAndAgreesWithDcmtkOnEveryPydicomSample) {
+  const auto any = testing::pydicom_sample("CT_small.dcm");
+  if (any.empty()) GTEST_SKIP() << "python3-pydicom samples not installed";
+  dicom::StructureLimits limits;
+  limits.stop_at = Tag{0x0020, 0x000F}.key();
+  std::size_t taken = 0, left = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(any.parent_path())) {
+    if (!entry.is_regular_file()) continue;
+    auto whole = dicom::DicomFile::open(entry.path());
+    if (!whole) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::vector<std::uint8_t> head(16 * 1024);
+    in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(in.gcount()));
+    const bool part10 = head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0;
+    dicom::ValueCapture capture;
+    for (const Tag t : kPlanTags) capture.keys.push_back(t.key());
+    auto checked = dicom::check_structure(
+        head, part10 ? dicom::FileLayout::part10 : dicom::FileLayout::raw_dataset, limits,
+        &capture);
+    ASSERT_EQ(capture.values.size(), kPlanTags.size());
+    if (!checked || !checked->conclusive || capture.ambiguous) {
+      ++left;
+      continue;
+    }
+    for (std::size_t i = 0; i < kPlanTags.size(); ++i) {
+      if (!capture.values[i]) continue;
+      EXPECT_EQ(capture.values[i], whole->string_of(kPlanTags[i])) << entry.path() << " #" << i;
+    }
+    taken += std::all_of(capture.values.begin(), capture.values.end(),
+                         [](const auto& v) { return v.has_value(); });
+  }
+  EXPECT_GT(taken, 40U) << left << " left to DCMTK";
+}
+
+// UIDs that are not plain digits and dots, a wanted tag twice, with another VR, or only inside
+// an item: the walk leaves them to DCMTK, and the answer is DCMTK's.
+TEST(LeadingStrings, UnusualUidsAreLeftToDcmtk) {
+  TempDir dir;
+  const auto seq_with_series = [](std::string& out, const char* uid) {
+    tag(out, 0x0008, 0x1115);  // Referenced Series Sequence, undefined lengths
+    out += "SQ";
+    put16(out, 0);
+    put32(out, 0xFFFFFFFF);
+    tag(out, 0xFFFE, 0xE000);
+    put32(out, 0xFFFFFFFF);
+    short_element(out, 0x0020, 0x000E, "UI", uid);
+    tag(out, 0xFFFE, 0xE00D);
+    put32(out, 0);
+    tag(out, 0xFFFE, 0xE0DD);
+    put32(out, 0);
+  };
+  struct Case {
+    const char* name;
+    std::string dataset;
+    bool taken;  // the walk's own answer, without DCMTK
+  };
+  std::vector<Case> cases;
+  {
+    std::string d;
+    short_element(d, 0x0008, 0x0018, "UI", "1.2.3.4");
+    seq_with_series(d, "9.9.9");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3.5");
+    short_element(d, 0x0020, 0x000E, "UI", "1.2.3.6");
+    cases.push_back({"plain, with a nested series UID", d, true});
+  }
+  {
+    std::string d;
+    short_element(d, 0x0008, 0x0018, "UI", "1.2.3.4");
+    seq_with_series(d, "9.9.9");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3.5");
+    cases.push_back({"series UID only inside an item", d, false});
+  }
+  {
+    std::string d;
+    short_element(d, 0x0008, 0x0018, "UI", "1.2.3.4");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3 .5 ");
+    short_element(d, 0x0020, 0x000E, "UI", "1.2.3.6");
+    cases.push_back({"spaces in a UID", d, false});
+  }
+  {
+    std::string d;
+    short_element(d, 0x0008, 0x0018, "UI", "1.2.3.4\\1.2.3.7");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3.5");
+    short_element(d, 0x0020, 0x000E, "UI", "1.2.3.6");
+    cases.push_back({"two values", d, false});
+  }
+  {
+    std::string d;
+    short_element(d, 0x0008, 0x0018, "LO", "1.2.3.4");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3.5");
+    short_element(d, 0x0020, 0x000E, "UI", "1.2.3.6");
+    cases.push_back({"another VR", d, false});
+  }
+  {
+    std::string d;
+    short_element(d, 0x0008, 0x0018, "UI", "1.2.3.4");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3.5");
+    short_element(d, 0x0020, 0x000D, "UI", "1.2.3.8");
+    short_element(d, 0x0020, 0x000E, "UI", "1.2.3.6");
+    cases.push_back({"a UID twice", d, false});
+  }
+  {
+    std::string d;  // implicit VR little endian
+    for (const auto& [t, uid] : std::vector<std::pair<Tag, std::string>>{
+             {Tag{0x0008, 0x0018}, "1.2.3.44"}, {Tag{0x0020, 0x000D}, "1.2.3.55"},
+             {Tag{0x0020, 0x000E}, std::string("1.2.3.6\0", 8)}}) {
+      tag(d, t.group, t.element);
+      put32(d, static_cast<std::uint32_t>(uid.size()));
+      d += uid;
+    }
+    cases.push_back({"implicit VR", d, true});
+  }
+  dicom::StructureLimits limits;
+  limits.stop_at = Tag{0x0020, 0x000F}.key();
+  for (const auto& c : cases) {
+    const std::string bytes = part10(std::string(c.name) == "implicit VR" ? kImplicitLittle
+                                                                          : kExplicitLittle,
+                                     c.dataset);
+    dicom::ValueCapture capture;
+    for (const Tag t : kPlanTags) capture.keys.push_back(t.key());
+    auto checked = dicom::check_structure(
+        std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()),
+        dicom::FileLayout::part10, limits, &capture);
+    ASSERT_TRUE(checked.has_value()) << c.name << ": " << checked.error().message;
+    const bool taken = !capture.ambiguous &&
+                       std::all_of(capture.values.begin(), capture.values.end(),
+                                   [](const auto& v) { return v.has_value(); });
+    EXPECT_EQ(taken, c.taken) << c.name;
+    const auto path = dir / "case.dcm";
+    write_bytes(path, bytes);
+    auto leading = dicom::DicomFile::read_leading_strings(path, kPlanTags);
+    ASSERT_TRUE(leading.has_value()) << c.name << ": " << leading.error().message;
+    auto whole = dicom::DicomFile::open(path);
+    if (!whole) continue;  // refused further on; the leading part still reads
+    for (std::size_t i = 0; i < kPlanTags.size(); ++i)
+      EXPECT_EQ((*leading)[i], whole->string_of(kPlanTags[i])) << c.name << " #" << i;
+  }
+}
+
 TEST(LeadingStrings, NotDicomAndMissingFilesFailAsOpenDoes) {
   TempDir dir;
   write_bytes(dir / "notes.txt", "not an image at all, just some text of a fair length....");

@@ -67,17 +67,49 @@ Result<std::vector<fs::path>> read_file_list(const fs::path& list) {
   return files;
 }
 
+namespace {
+
+// Canonical paths of files named one by one (a --files-from list of thousands), with the
+// folder resolved once per run of files in the same folder rather than once per file:
+// resolving a path reads every component's link (a readlink each), which made a list of
+// 3,000 absolute paths cost more than walking the folder that holds them. A file that is
+// itself a link is resolved whole, as before (its target may lie anywhere).
+class FileCanonicaliser {
+ public:
+  std::string operator()(const fs::path& file, const fs::file_status& own_status) {
+    std::error_code ec;
+    if (fs::is_symlink(own_status) || !file.has_filename())
+      return fs::weakly_canonical(file, ec).string();
+    const fs::path parent = file.parent_path();
+    if (!resolved_ || parent != parent_) {
+      parent_ = parent;
+      canonical_parent_ = fs::weakly_canonical(parent.empty() ? fs::path(".") : parent, ec);
+      resolved_ = true;
+    }
+    return (canonical_parent_ / file.filename()).string();
+  }
+
+ private:
+  bool resolved_ = false;
+  fs::path parent_, canonical_parent_;
+};
+
+}  // namespace
+
 InputSet find_files(std::span<const fs::path> inputs) {
   InputSet set;
+  FileCanonicaliser canonical_file;
   for (const auto& input : inputs) {
     std::error_code ec;
-    const auto status = fs::status(input, ec);
+    // The entry itself first: one stat for a plain file, a second only for a link.
+    const auto own_status = fs::symlink_status(input, ec);
+    const auto status = !ec && fs::is_symlink(own_status) ? fs::status(input, ec) : own_status;
     if (ec || !fs::exists(status)) {
       set.missing.push_back({input, "does not exist"});
       continue;
     }
     if (fs::is_regular_file(status)) {
-      set.files.push_back(fs::weakly_canonical(input, ec).string());
+      set.files.push_back(canonical_file(input, own_status));
       continue;
     }
     if (!fs::is_directory(status)) {
@@ -104,8 +136,9 @@ Status require_outside_inputs(const fs::path& output, std::span<const fs::path> 
   std::error_code ec;
   const fs::path out = fs::weakly_canonical(output, ec);
   for (const auto& input : inputs) {
+    // Only folders can hold the output: a file input (thousands, from a list) is not resolved.
+    if (!fs::is_directory(input, ec)) continue;
     const fs::path in = fs::weakly_canonical(input, ec);
-    if (!fs::is_directory(in, ec)) continue;
     const auto rel = out.lexically_relative(in);
     if (!rel.empty() && *rel.begin() != "..")
       return fail(ErrorCode::usage, "the output folder " + output.string() +

@@ -500,11 +500,20 @@ std::optional<std::vector<std::uint8_t>> read_start(int fd, std::size_t limit) {
   return bytes;
 }
 
+// The tags a structure walk may read itself: those of the data set (the meta header is
+// read apart); with any other, nothing is captured and DCMTK reads them all.
+ValueCapture capture_for(std::span<const Tag> tags) {
+  ValueCapture capture;
+  for (const Tag tag : tags) capture.keys.push_back(tag.key());
+  if (std::any_of(tags.begin(), tags.end(), [](Tag t) { return t.group <= 0x0002; }))
+    capture.ambiguous = true;
+  return capture;
+}
+
 }  // namespace
 
 Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
     const fs::path& path, std::span<const Tag> tags) {
-  initialise();
   if (tags.empty()) return std::vector<std::optional<std::string>>{};
   const Tag last = *std::max_element(tags.begin(), tags.end(),
                                      [](Tag a, Tag b) { return a.key() < b.key(); });
@@ -544,9 +553,16 @@ Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
   const bool whole = start->size() == size;
 
   // The common case: the leading attributes lie in the bytes already read.
-  auto checked = check_structure(*start, layout, limits);
+  ValueCapture capture = capture_for(tags);
+  auto checked = check_structure(*start, layout, limits, &capture);
   if (whole && !checked) return std::unexpected(checked.error());
   if (checked && (whole || checked->stopped_at_limit)) {
+    // Plain UIDs, each once, in a walk that followed every byte: what DCMTK would return.
+    if (checked->conclusive && !capture.ambiguous &&
+        std::all_of(capture.values.begin(), capture.values.end(),
+                    [](const auto& value) { return value.has_value(); }))
+      return std::move(capture.values);
+    initialise();
     auto impl = std::make_unique<Impl>();
     DcmInputBufferStream stream;
     stream.setBuffer(start->data(), static_cast<offile_off_t>(start->size()));
@@ -571,6 +587,7 @@ Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
   }
 
   // Large values before the last tag wanted: the file itself, checked and read up to the stop.
+  initialise();
   if (auto on_disk = check_structure(path, layout, limits); !on_disk)
     return std::unexpected(on_disk.error());
   auto impl = std::make_unique<Impl>();

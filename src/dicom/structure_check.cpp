@@ -265,8 +265,9 @@ enum class Step : std::uint8_t { ok, done, lost };
 
 class Scanner {
  public:
-  Scanner(Source& in, const StructureLimits& limits, std::uint64_t max_elements)
-      : in_(in), limits_(limits), max_elements_(max_elements) {}
+  Scanner(Source& in, const StructureLimits& limits, std::uint64_t max_elements,
+          ValueCapture* capture)
+      : in_(in), limits_(limits), max_elements_(max_elements), capture_(capture) {}
 
   // Ok(true) when the whole data set was followed, Ok(false) when the scanner got lost.
   Result<bool> run(Encoding encoding) {
@@ -392,6 +393,9 @@ class Scanner {
     }
     if (auto counted = count_element(); !counted) return std::unexpected(counted.error());
     if (length != kUndefined) declared(length);
+    if (capture_ != nullptr && stack_.size() == 1 &&
+        captured((std::uint32_t{group} << 16) | element, explicit_vr ? vr : nullptr, length))
+      return Step::ok;
     const bool un = !explicit_vr || (vr[0] == 'U' && vr[1] == 'N');
     const bool sq = explicit_vr && vr[0] == 'S' && vr[1] == 'Q';
     if (length == kUndefined) {
@@ -433,6 +437,34 @@ class Scanner {
     return Step::ok;
   }
 
+  // Reads a wanted top-level value (true: consumed); anything unusual about it leaves the
+  // bytes to the walk and the capture to DCMTK.
+  bool captured(std::uint32_t key, const std::uint8_t* vr, std::uint64_t length) {
+    const auto wanted = std::find(capture_->keys.begin(), capture_->keys.end(), key);
+    if (wanted == capture_->keys.end()) return false;
+    auto& value = capture_->values[static_cast<std::size_t>(wanted - capture_->keys.begin())];
+    const bool ui = vr == nullptr || (vr[0] == 'U' && vr[1] == 'I');
+    const std::uint8_t* bytes = length <= ValueCapture::kMaxLength && fits(length)
+                                    ? in_.peek(static_cast<std::size_t>(length))
+                                    : nullptr;
+    if (value || !ui || length == 0 || bytes == nullptr) {
+      capture_->ambiguous = true;
+      return false;
+    }
+    std::string text(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(length));
+    if (text.back() == '\0') text.pop_back();  // UI's padding
+    // Digits and dots only: what DCMTK returns unchanged, and never the start of an item
+    // (so the walk past it is the one it would have been).
+    if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) {
+          return (c >= '0' && c <= '9') || c == '.';
+        })) {
+      capture_->ambiguous = true;
+      return false;
+    }
+    value = std::move(text);
+    return in_.skip(length);
+  }
+
   void declared(std::uint64_t length) {
     furthest_end_ = std::max(furthest_end_, in_.position() + length);
   }
@@ -447,6 +479,7 @@ class Scanner {
   Source& in_;
   const StructureLimits& limits_;
   std::uint64_t max_elements_;
+  ValueCapture* capture_;
   std::vector<Frame> stack_;
   std::size_t depth_ = 0, max_depth_ = 0;
   bool stopped_early_ = false;
@@ -490,7 +523,7 @@ namespace {
 // The pass over `file` (`file_size` bytes), from a file or from memory.
 template <class Input>
 Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLayout layout,
-                                    const StructureLimits& limits) {
+                                    const StructureLimits& limits, ValueCapture* capture) {
   const std::uint64_t max_elements =
       std::min(limits.max_elements,
                std::max(limits.min_elements, file_size / std::max<std::uint64_t>(
@@ -570,7 +603,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
                       std::to_string(cap >> 20) + " MiB (radguard's limit for a file of " +
                       std::to_string(file_size) + " bytes; a deflate bomb?)");
     };
-    Scanner scanner(inflated, limits, max_elements);
+    Scanner scanner(inflated, limits, max_elements, capture);
     auto followed = scanner.run(detect(inflated, encoding, known));
     if (!followed) return std::unexpected(followed.error());
     facts.max_sequence_depth = scanner.max_depth();
@@ -606,7 +639,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
     return facts;
   }
 
-  Scanner scanner(file, limits, max_elements);
+  Scanner scanner(file, limits, max_elements, capture);
   auto followed = scanner.run(detect(file, encoding, known));
   if (!followed) return std::unexpected(followed.error());
   if (file.failed()) return fail(ErrorCode::io, "cannot be read: read error");
@@ -637,13 +670,14 @@ Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
     return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
   const auto file_size = static_cast<std::uint64_t>(st.st_size);
   FileSource file(fd, file_size);
-  return check_source(file, file_size, layout, limits);
+  return check_source(file, file_size, layout, limits, nullptr);
 }
 
 Result<StructureFacts> check_structure(std::span<const std::uint8_t> bytes, FileLayout layout,
-                                       const StructureLimits& limits) {
+                                       const StructureLimits& limits, ValueCapture* capture) {
+  if (capture != nullptr) capture->values.assign(capture->keys.size(), std::nullopt);
   MemorySource source(bytes);
-  return check_source(source, bytes.size(), layout, limits);
+  return check_source(source, bytes.size(), layout, limits, capture);
 }
 
 }  // namespace radguard::dicom

@@ -12,7 +12,10 @@
 // hold a nesting too deep, in which case the file is refused.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "core/result.hpp"
 
@@ -48,14 +51,27 @@ struct StructureFacts {
 
 enum class FileLayout : std::uint8_t { part10, raw_dataset };
 
+// Values the pass reads on its way instead of skipping them, so that a reader that wants a
+// few UIDs of millions of files (radguard plan) need not parse them again with DCMTK. Only
+// short values of the data set itself (never of a nested item) with VR UI (or implicit VR)
+// are taken; anything else marks the capture ambiguous and the caller asks DCMTK.
+struct ValueCapture {
+  static constexpr std::size_t kMaxLength = 256;  // a UID is at most 64 bytes
+  std::vector<std::uint32_t> keys;                 // (group << 16) | element, group > 0002
+  std::vector<std::optional<std::string>> values;  // as keys: the value's bytes, unpadded
+  bool ambiguous = false;  // a wanted tag twice, with another VR, too long, or unreadable
+};
+
 // Fails with ErrorCode::malformed_dicom naming the limit exceeded (never a value), or
 // ErrorCode::io when the file cannot be read.
 [[nodiscard]] Result<StructureFacts> check_structure(const std::filesystem::path& path,
                                                      FileLayout layout,
                                                      const StructureLimits& limits = {});
 // The same pass over an object held in memory (never fails with ErrorCode::io).
+// `capture`, when given, collects the values of its keys (see ValueCapture).
 [[nodiscard]] Result<StructureFacts> check_structure(std::span<const std::uint8_t> bytes,
                                                      FileLayout layout,
-                                                     const StructureLimits& limits = {});
+                                                     const StructureLimits& limits = {},
+                                                     ValueCapture* capture = nullptr);
 
 }  // namespace radguard::dicom
