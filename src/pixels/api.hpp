@@ -59,10 +59,11 @@ struct Api {
                                                 const std::vector<redact::TextRegion>&) = nullptr;
   Result<redact::FrameFindings> (*find_text)(const redact::Gray8&, const redact::PhiMatcher&,
                                              redact::Mode, const std::vector<redact::Box>&,
-                                             redact::RegionMemo&) = nullptr;
+                                             redact::RegionMemo&, redact::Render) = nullptr;
   Result<std::size_t> (*text_left_behind)(const redact::Gray8&, const redact::PhiMatcher&,
                                           redact::Mode, const std::vector<redact::Box>&,
-                                          const std::vector<redact::Box>&) = nullptr;
+                                          const std::vector<redact::Box>&,
+                                          redact::Render) = nullptr;
   redact::Gray8 (*consensus)(const std::vector<redact::Gray8>&) = nullptr;
   const redact::RegionVerdict* (*memo_find)(const redact::RegionMemo&, const redact::Gray8&,
                                             const redact::Box&) = nullptr;

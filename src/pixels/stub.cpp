@@ -107,14 +107,15 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   return loaded().api->judge_region(image, region, matcher, mode, filled, neighbours);
 }
 Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, Mode mode,
-                                const std::vector<Box>& skip, RegionMemo& memo) {
+                                const std::vector<Box>& skip, RegionMemo& memo, Render render) {
   if (loaded().api == nullptr) return missing();
-  return loaded().api->find_text(image, matcher, mode, skip, memo);
+  return loaded().api->find_text(image, matcher, mode, skip, memo, render);
 }
 Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& matcher, Mode mode,
-                                     const std::vector<Box>& filled, const std::vector<Box>& kept) {
+                                     const std::vector<Box>& filled, const std::vector<Box>& kept,
+                                     Render render) {
   if (loaded().api == nullptr) return missing();
-  return loaded().api->text_left_behind(after, matcher, mode, filled, kept);
+  return loaded().api->text_left_behind(after, matcher, mode, filled, kept, render);
 }
 Gray8 consensus(const std::vector<Gray8>& frames) { return api_or_throw().consensus(frames); }
 const RegionVerdict* RegionMemo::find(const Gray8& image, const Box& box) const {

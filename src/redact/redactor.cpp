@@ -390,7 +390,7 @@ bool shows_consensus(const Gray8& frame, const Gray8& common, const Box& box) {
   return area > 0 && difference / area <= 6.0;
 }
 
-Status find_by_detection(const std::vector<Gray8>& frames, const PhiMatcher& matcher,
+Status find_by_detection(const std::vector<Gray8>& frames, Render render, const PhiMatcher& matcher,
                          const RedactOptions& options, const dicom::PixelImage& image,
                          std::vector<std::vector<Box>>& kept, FileRedaction& result) {
   RegionMemo memo;
@@ -401,7 +401,7 @@ Status find_by_detection(const std::vector<Gray8>& frames, const PhiMatcher& mat
   FrameFindings found_in_common;
   if (frames.size() >= 3) {
     common = consensus(frames);
-    auto found = find_text(common, matcher, options.mode, {}, memo);
+    auto found = find_text(common, matcher, options.mode, {}, memo, render);
     if (!found) return ocr_failed(found.error(), 0);
     found_in_common = std::move(*found);
   }
@@ -415,7 +415,7 @@ Status find_by_detection(const std::vector<Gray8>& frames, const PhiMatcher& mat
       static_found.emplace_back(box, category);
       static_boxes.push_back(box);
     }
-    auto found = find_text(frames[f], matcher, options.mode, static_boxes, memo);
+    auto found = find_text(frames[f], matcher, options.mode, static_boxes, memo, render);
     if (!found) return ocr_failed(found.error(), f);
     // Words the consensus kept count for a frame that still shows them.
     for (const Box& k : found_in_common.kept) {
@@ -726,7 +726,7 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     }
   }
   if (ocr && options.finder == TextFinder::detector) {
-    if (auto s = find_by_detection(before, matcher, options, image, kept, result); !s)
+    if (auto s = find_by_detection(before, Render::luminance, matcher, options, image, kept, result); !s)
       return std::unexpected(s.error());
     // The same search on the frames' chroma: what it decides is filled like the rest. What
     // it reads and keeps counts only for the chroma's own check after the fill: a word kept
@@ -735,7 +735,9 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
       for (std::size_t f = 0; f < colour.size(); ++f)
         kept_ink_hidden[f] = without_kept_words(colour[f], before[f], kept[f]);
       const std::size_t searched = result.frames_ocred;
-      if (auto s = find_by_detection(colour, matcher, options, image, kept_in_colour, result); !s)
+      if (auto s = find_by_detection(colour, Render::chroma, matcher, options, image, kept_in_colour,
+                                     result);
+          !s)
         return std::unexpected(s.error());
       result.frames_ocred = searched;
     }
@@ -773,7 +775,8 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
           const std::vector<Box> none;
           const std::vector<Box>& kept_there = f < kept_in_colour.size() ? kept_in_colour[f] : none;
           auto left_in_colour =
-              text_left_behind(colour, matcher, options.mode, boxes_of_frame(result, f), kept_there);
+              text_left_behind(colour, matcher, options.mode, boxes_of_frame(result, f), kept_there,
+                               Render::chroma);
           if (!left_in_colour) return ocr_failed(left_in_colour.error(), f);
           result.residual_phi_words += *left_in_colour;
         }

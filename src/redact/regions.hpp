@@ -6,6 +6,7 @@
 // a word read with doubt, and ink nobody read at all. Redaction thus follows the text, not
 // a guess of where text might be, and never depends on OCR having read it.
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -38,18 +39,26 @@ struct FrameFindings {
   std::vector<Box> kept;  // words read with confidence and not identifying
 };
 
+// Which render of a frame `image` is: its luminance, or its chroma (colour frames searched
+// again for coloured text as bright as the anatomy under it, redactor.cpp). In the chroma,
+// marks packed on every side by other coloured marks (a colour-Doppler box's flow) are not
+// shown to the small-text mosaic, nor counted as text left by the check after the fill.
+enum class Render : std::uint8_t { luminance, chroma };
+
 // Detects and judges every region of `image` not mostly inside `skip`. Results of regions
 // whose pixels were judged before (same box, same pixels: static text in a clip) come from
 // `memo` without reading again. Fails like detect_text or read_region.
 class RegionMemo;
 Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, Mode mode,
-                                const std::vector<Box>& skip, RegionMemo& memo);
+                                const std::vector<Box>& skip, RegionMemo& memo,
+                                Render render = Render::luminance);
 
 // After filling: every region still detected that shows ink outside the filled boxes and
 // the words kept before, and reads as identifying or unread. Each counts as text left
 // behind: the file fails closed.
 Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& matcher, Mode mode,
-                                     const std::vector<Box>& filled, const std::vector<Box>& kept);
+                                     const std::vector<Box>& filled, const std::vector<Box>& kept,
+                                     Render render = Render::luminance);
 
 // Per-pixel median of up to 15 frames spread over a clip: static overlays stay sharp, moving
 // anatomy and text that changes fade out. The frames must share one size.
