@@ -20,6 +20,7 @@
 #include "redact/regions.hpp"
 #include "support/burned_in.hpp"
 #include "support/fixtures.hpp"
+#include "support/process.hpp"
 
 namespace radguard {
 namespace {
@@ -1043,14 +1044,7 @@ TEST(Redact, AFillsSliverIsNoTextLeftButAGlyphBesideTheFillIs) {
 }
 
 std::string run_cli(const std::string& args, int& exit_code) {
-  const std::string command = std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  const int status = pclose(pipe);
-  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return testing::run_shell(std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null", exit_code);
 }
 
 // An existing different output is never replaced silently (issue 14): that input fails and

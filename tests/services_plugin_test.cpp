@@ -8,6 +8,7 @@
 #include <string>
 
 #include "support/fixtures.hpp"
+#include "support/process.hpp"
 
 namespace radguard {
 namespace {
@@ -16,14 +17,8 @@ using testing::TempDir;
 
 // Runs radguard with `env` before it (VAR=value ...); stdout and stderr together.
 std::string run(const std::string& env, const std::string& args, int& exit_code) {
-  const std::string command = env + " " + std::string(RADGUARD_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  const int status = pclose(pipe);
-  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return testing::run_shell(env + " " + std::string(RADGUARD_BINARY) + " " + args + " 2>&1",
+                            exit_code);
 }
 
 // What the dynamic loader's trace (LD_DEBUG=files) shows being opened, for the libraries

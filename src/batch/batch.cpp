@@ -82,8 +82,12 @@ class FileCanonicaliser {
       return fs::weakly_canonical(file, ec).string();
     const fs::path parent = file.parent_path();
     if (!resolved_ || parent != parent_) {
+      auto canonical = fs::weakly_canonical(parent.empty() ? fs::path(".") : parent, ec);
+      // A folder that cannot be resolved is not remembered: the file is resolved whole, as
+      // before (never a bare name, which would be looked up in the current folder).
+      if (ec) return fs::weakly_canonical(file, ec).string();
       parent_ = parent;
-      canonical_parent_ = fs::weakly_canonical(parent.empty() ? fs::path(".") : parent, ec);
+      canonical_parent_ = std::move(canonical);
       resolved_ = true;
     }
     return (canonical_parent_ / file.filename()).string();

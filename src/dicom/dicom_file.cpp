@@ -502,10 +502,18 @@ std::optional<std::vector<std::uint8_t>> read_start(int fd, std::size_t limit) {
 
 // The tags a structure walk may read itself: those of the data set (the meta header is
 // read apart); with any other, nothing is captured and DCMTK reads them all.
-ValueCapture capture_for(std::span<const Tag> tags) {
+// The structure walk captures values only of tags whose VR is UI in every edition (an
+// implicit-VR value has no VR of its own: a US of bytes "12" would read as the string "12").
+bool uid_tag(Tag tag) {
+  constexpr std::array<std::uint32_t, 5> kUidTags = {0x00080016, 0x00080018, 0x0020000D,
+                                                     0x0020000E, 0x00200052};
+  return std::find(kUidTags.begin(), kUidTags.end(), tag.key()) != kUidTags.end();
+}
+
+ValueCapture capture_for(std::span<const Tag> tags, FileLayout layout) {
   ValueCapture capture;
   for (const Tag tag : tags) capture.keys.push_back(tag.key());
-  if (std::any_of(tags.begin(), tags.end(), [](Tag t) { return t.group <= 0x0002; }))
+  if (layout != FileLayout::part10 || !std::all_of(tags.begin(), tags.end(), uid_tag))
     capture.ambiguous = true;
   return capture;
 }
@@ -553,7 +561,7 @@ Result<std::vector<std::optional<std::string>>> DicomFile::read_leading_strings(
   const bool whole = start->size() == size;
 
   // The common case: the leading attributes lie in the bytes already read.
-  ValueCapture capture = capture_for(tags);
+  ValueCapture capture = capture_for(tags, layout);
   auto checked = check_structure(*start, layout, limits, &capture);
   if (whole && !checked) return std::unexpected(checked.error());
   if (checked && (whole || checked->stopped_at_limit)) {

@@ -504,6 +504,18 @@ Encoding detect(Source& in, Encoding declared, bool declared_known) {
   return e;
 }
 
+// detect(), where values are captured: the capture trusts only an encoding the file declared
+// and its first element confirms. Elsewhere DCMTK guesses by rules of its own, and what plan
+// reads must be what deid will read (review of the UID capture).
+Encoding detect_for_capture(Source& in, Encoding declared, bool declared_known,
+                            ValueCapture* capture) {
+  const Encoding e = detect(in, declared, declared_known);
+  if (capture != nullptr && (!declared_known || e.explicit_vr != declared.explicit_vr ||
+                             e.big_endian != declared.big_endian))
+    capture->ambiguous = true;
+  return e;
+}
+
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
   return s;
@@ -604,7 +616,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
                       std::to_string(file_size) + " bytes; a deflate bomb?)");
     };
     Scanner scanner(inflated, limits, max_elements, capture);
-    auto followed = scanner.run(detect(inflated, encoding, known));
+    auto followed = scanner.run(detect_for_capture(inflated, encoding, known, capture));
     if (!followed) return std::unexpected(followed.error());
     facts.max_sequence_depth = scanner.max_depth();
     facts.elements = scanner.elements();
@@ -640,7 +652,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
   }
 
   Scanner scanner(file, limits, max_elements, capture);
-  auto followed = scanner.run(detect(file, encoding, known));
+  auto followed = scanner.run(detect_for_capture(file, encoding, known, capture));
   if (!followed) return std::unexpected(followed.error());
   if (file.failed()) return fail(ErrorCode::io, "cannot be read: read error");
   facts.max_sequence_depth = scanner.max_depth();

@@ -361,7 +361,15 @@ bool line_of_a_region(const Box& mark, const std::vector<TextRegion>& regions) {
 constexpr double kPackedShare = 0.15;  // of each side strip's pixels, off the ground
 constexpr int kPackedContrast = 24;    // grey levels (chroma) off the window's median
 
+// A speck is short and about as wide as tall; a line of text, even of two letters, is wider
+// (review of the tenth pass: a one-line coloured name over flow must not pass as flow).
+bool speck_shaped(const Box& mark) {
+  constexpr int kMaxSpeckHeight = 24;
+  return mark.height > 0 && mark.height <= kMaxSpeckHeight && mark.width <= 2 * mark.height;
+}
+
 bool packed_in_colour(const Gray8& chroma, const Box& mark) {
+  if (!speck_shaped(mark)) return false;
   const int g = std::max(4, mark.height);
   const int width = static_cast<int>(chroma.width), height = static_cast<int>(chroma.height);
   const auto at = [&](int x, int y) {
@@ -408,18 +416,36 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
   return regions;
 }
 
-// A span of ink under a quarter of its region's height that touches a filled box or a kept
-// word (within two pixels above or below, sharing columns with it) is what the fill or the
-// kept word's box left of the line: the rim of descenders, the last row of a table rule under
-// it (bench/fourth_screens.py seed 1313: spans 3 px tall, 1 px of ink with ink_spans'
-// padding, under "Event", "mAs" and a dose value, quarantined three files). No glyph is that
-// flat; a span that is the height of the glyphs, or lies away from every box, still counts.
+// A span of ink at most 4 px tall (1-2 px of ink with ink_spans' padding), under a quarter of
+// its region's height, lying within a filled box's or a kept word's columns and against its
+// top or bottom edge, is what the box left of the line: the rim of descenders, the last row
+// of a table rule under it (bench/fourth_screens.py seed 1313: spans 3 px tall, 1 px of ink,
+// under "Event", "mAs" and a dose value, quarantined three files). No glyph is that flat; a
+// taller span, one wider than the box, or one away from its edges still counts (review of the
+// tenth pass: the height alone grew loose in tall merged regions).
 bool sliver_of_a_fill(const Box& span, const Box& region, const std::vector<Box>& filled) {
-  if (span.height * 4 >= region.height) return false;
+  constexpr int kMaxSliverHeight = 4, kSlack = 2;
+  if (span.height > kMaxSliverHeight || span.height * 4 >= region.height) return false;
   return std::any_of(filled.begin(), filled.end(), [&](const Box& f) {
-    const bool columns = span.x < f.x + f.width && f.x < span.x + span.width;
-    const bool touching = span.y <= f.y + f.height + 2 && f.y <= span.y + span.height + 2;
-    return columns && touching;
+    const bool within_columns =
+        span.x >= f.x - kSlack && span.x + span.width <= f.x + f.width + kSlack;
+    const int top = span.y, bottom = span.y + span.height;
+    const bool below = top >= f.y + f.height - kSlack && top <= f.y + f.height + kSlack;
+    const bool above = bottom >= f.y - kSlack && bottom <= f.y + kSlack;
+    return within_columns && (below || above);
+  });
+}
+
+// Whether `region` may be a speck of colour-Doppler flow left out of the check after the fill:
+// speck-shaped with flow on every side, away from every fill and kept word, and nothing in it
+// read as identifying (flow reads as garbage, "Ae").
+bool flow_speck(const Gray8& chroma, const TextRegion& region, const std::vector<Box>& known,
+                const RegionVerdict& verdict) {
+  const Box& mark = region.core.width > 0 ? region.core : region.box;
+  if (verdict.identified.has_value() || !packed_in_colour(chroma, mark)) return false;
+  return std::none_of(known.begin(), known.end(), [&](const Box& k) {
+    return mark.x < k.x + k.width && k.x < mark.x + mark.width && mark.y < k.y + k.height &&
+           k.y < mark.y + mark.height;
   });
 }
 
@@ -467,13 +493,11 @@ Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& match
           return b.width * 3 >= region.box.height && !sliver_of_a_fill(b, region.box, known);
         }))
       continue;
-    // A speck of a colour-Doppler box's flow (packed_in_colour): the search before the fill
-    // did not propose it, and no text is left there (seed 1313's 0006.dcm: 43 such regions).
-    if (render == Render::chroma &&
-        packed_in_colour(after, region.core.width > 0 ? region.core : region.box))
-      continue;
     auto judged = judge_region(after, region, matcher, mode, known);
     if (!judged) return std::unexpected(judged.error());
+    // A speck of a colour-Doppler box's flow: the search before the fill did not propose it,
+    // and no text is left there (seed 1313's 0006.dcm: 43 such regions).
+    if (render == Render::chroma && flow_speck(after, region, known, *judged)) continue;
     if (!judged->redact.empty()) ++left;
   }
   return left;
