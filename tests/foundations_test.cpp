@@ -23,6 +23,7 @@
 
 #include "batch/batch.hpp"
 #include "core/atomic_file.hpp"
+#include "core/group_commit.hpp"
 #include "core/text.hpp"
 #include "core/warning.hpp"
 #include "crypto/crypto.hpp"
@@ -225,6 +226,56 @@ TEST(PendingFile, CreateFailsWhenTheFolderCannotBeMade) {
   const auto pending = PendingFile::create(dir / "file" / "out.bin");
   ASSERT_FALSE(pending);
   EXPECT_EQ(pending.error().code, ErrorCode::io);
+}
+
+// The group commit: every file of the group published whole (new folders included), each
+// judged on its own (an empty one, a conflict, a folder in the way fail alone), and nothing
+// temporary left behind.
+TEST(PendingFile, AGroupCommitPublishesEachFileAndFailsOnlyTheBadOnes) {
+  ScratchDir dir;
+  spit(dir / "same.bin", "same");
+  spit(dir / "other.bin", "before");
+  fs::create_directories(dir / "taken" / "child");
+  const std::vector<FileToWrite> files = {
+      {dir / "a" / "b" / "one.bin", "one"},
+      {dir / "a" / "c" / "two.bin", "two"},
+      {dir / "empty.bin", ""},
+      {dir / "same.bin", "same"},     // an identical rerun
+      {dir / "other.bin", "after"},   // a conflict
+      {dir / "taken", "in the way"},  // a folder cannot be replaced
+  };
+  const auto statuses = write_files_atomically(dir.path(), files, fs::perms::owner_read |
+                                                                      fs::perms::owner_write,
+                                               PendingFile::Existing::keep_if_different);
+  ASSERT_EQ(statuses.size(), files.size());
+  EXPECT_TRUE(statuses[0] && statuses[1] && statuses[3]);
+  EXPECT_EQ(slurp(dir / "a" / "b" / "one.bin"), "one");
+  EXPECT_EQ(slurp(dir / "a" / "c" / "two.bin"), "two");
+  EXPECT_EQ(mode_of(dir / "a" / "b" / "one.bin") & (fs::perms::group_all | fs::perms::others_all),
+            fs::perms::none);
+  ASSERT_FALSE(statuses[2]);
+  EXPECT_EQ(statuses[2].error().code, ErrorCode::io);
+  EXPECT_FALSE(fs::exists(dir / "empty.bin"));
+  ASSERT_FALSE(statuses[4]);
+  EXPECT_EQ(statuses[4].error().code, ErrorCode::conflict);
+  EXPECT_EQ(slurp(dir / "other.bin"), "before");
+  ASSERT_FALSE(statuses[5]);
+  EXPECT_TRUE(fs::is_directory(dir / "taken" / "child"));
+  for (const fs::path folder : {dir.path(), dir / "a" / "b", dir / "a" / "c", dir / "taken"})
+    EXPECT_TRUE(temporaries_in(folder).empty()) << folder;
+  // Replace: the new bytes win. A root that does not exist fails every file.
+  const std::vector<FileToWrite> again = {{dir / "other.bin", "after"}};
+  EXPECT_TRUE(write_files_atomically(dir.path(), again, fs::perms::owner_read |
+                                                            fs::perms::owner_write,
+                                     PendingFile::Existing::replace)
+                  .front());
+  EXPECT_EQ(slurp(dir / "other.bin"), "after");
+  const auto no_root = write_files_atomically(dir / "missing", again, fs::perms::owner_read,
+                                              PendingFile::Existing::replace);
+  ASSERT_FALSE(no_root.front());
+  EXPECT_EQ(no_root.front().error().code, ErrorCode::io);
+  EXPECT_TRUE(sync_file_system(dir.path()));
+  EXPECT_FALSE(sync_file_system(dir / "missing"));
 }
 
 TEST(StaleTemporaries, OnlyThoseOfDeadProcessesOnThisHostOrOlderThanADayAreStale) {

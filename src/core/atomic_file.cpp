@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -20,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/group_commit.hpp"
 #include "core/warning.hpp"
 
 namespace radguard {
@@ -107,6 +109,50 @@ int rename_no_replace(const fs::path& from, const fs::path& to) {
   return 0;
 }
 
+// Whether rename_into_place flushes the file itself, or a caller already flushed its whole
+// file system (write_files_atomically's group commit).
+enum class ContentSync : std::uint8_t { fsync, flushed_by_caller };
+
+// PendingFile::commit's work up to the folder's flush: refuses a missing or empty file,
+// flushes it, sets the permission bits when given, renames it onto `destination` (or, with
+// keep_if_different, finds the same bytes there and removes it). On failure `temp` is left
+// for its owner to remove.
+Status rename_into_place(const fs::path& temp, const fs::path& destination,
+                         std::optional<fs::perms> perms, PendingFile::Existing existing,
+                         ContentSync content_sync) {
+  std::error_code ec;
+  struct stat st{};
+  if (::stat(temp.c_str(), &st) != 0)
+    return fail(ErrorCode::io, "cannot publish " + destination.string() +
+                                   ": the written file is gone: " + errno_text());
+  if (st.st_size == 0)
+    return fail(ErrorCode::io,
+                "cannot publish " + destination.string() + ": the written file is empty");
+  if (content_sync == ContentSync::fsync)
+    if (auto synced = fsync_path(temp, O_RDONLY, destination.string()); !synced) return synced;
+  if (perms) {
+    fs::permissions(temp, *perms, fs::perm_options::replace, ec);
+    if (ec)
+      return fail(ErrorCode::io,
+                  "cannot set permissions on " + temp.string() + ": " + ec.message());
+  }
+  if (existing == PendingFile::Existing::replace) {
+    fs::rename(temp, destination, ec);
+    if (ec)
+      return fail(ErrorCode::io, "cannot publish " + destination.string() + ": " + ec.message());
+  } else if (rename_no_replace(temp, destination) != 0) {
+    if (errno != EEXIST)
+      return fail(ErrorCode::io, "cannot publish " + destination.string() + ": " + errno_text());
+    if (!same_content(temp, destination))
+      return fail(ErrorCode::conflict,
+                  destination.string() +
+                      " already exists with different content; not replaced (give --overwrite "
+                      "to replace outputs of earlier runs)");
+    fs::remove(temp, ec);  // the same bytes are already published
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<PendingFile> PendingFile::create(const fs::path& destination) {
@@ -136,35 +182,9 @@ Status sync_folder(const fs::path& folder) {
 
 Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing,
                            FolderSync folder_sync) {
-  std::error_code ec;
-  struct stat st{};
-  if (::stat(temp_.c_str(), &st) != 0)
-    return fail(ErrorCode::io, "cannot publish " + destination_.string() +
-                                   ": the written file is gone: " + errno_text());
-  if (st.st_size == 0)
-    return fail(ErrorCode::io,
-                "cannot publish " + destination_.string() + ": the written file is empty");
-  if (auto synced = fsync_path(temp_, O_RDONLY, destination_.string()); !synced) return synced;
-  if (perms) {
-    fs::permissions(temp_, *perms, fs::perm_options::replace, ec);
-    if (ec)
-      return fail(ErrorCode::io,
-                  "cannot set permissions on " + temp_.string() + ": " + ec.message());
-  }
-  if (existing == Existing::replace) {
-    fs::rename(temp_, destination_, ec);
-    if (ec)
-      return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + ec.message());
-  } else if (rename_no_replace(temp_, destination_) != 0) {
-    if (errno != EEXIST)
-      return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + errno_text());
-    if (!same_content(temp_, destination_))
-      return fail(ErrorCode::conflict,
-                  destination_.string() +
-                      " already exists with different content; not replaced (give --overwrite "
-                      "to replace outputs of earlier runs)");
-    fs::remove(temp_, ec);  // the same bytes are already published
-  }
+  if (auto placed = rename_into_place(temp_, destination_, perms, existing, ContentSync::fsync);
+      !placed)
+    return placed;
   temp_.clear();
   if (folder_sync == FolderSync::deferred) return {};
   return sync_folder(destination_.has_parent_path() ? destination_.parent_path() : fs::path("."));
@@ -243,6 +263,84 @@ Status write_file_atomically(const fs::path& destination, std::string_view bytes
     return {};
   }
   return pending->commit();
+}
+
+namespace {
+
+// syncfs on an open descriptor: it reports the write-back errors of the file system seen since
+// the descriptor was opened.
+Status flush_file_system(int fd, const fs::path& path) {
+  if (::syncfs(fd) != 0)
+    return fail(ErrorCode::io, "cannot flush the file system of " + path.string() + ": " +
+                                   errno_text());
+  return {};
+}
+
+}  // namespace
+
+Status sync_file_system(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::io, "cannot open " + path.string() + ": " + errno_text());
+  Status flushed = flush_file_system(fd, path);
+  ::close(fd);
+  return flushed;
+}
+
+std::vector<Status> write_files_atomically(const fs::path& root, std::span<const FileToWrite> files,
+                                           fs::perms perms, PendingFile::Existing existing) {
+  std::vector<Status> statuses(files.size());
+  // Opened before any write: the flush then reports a write-back error of any of them.
+  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct stat root_stat {};
+  if (root_fd < 0 || ::fstat(root_fd, &root_stat) != 0) {
+    const Status opened = fail(ErrorCode::io, "cannot open " + root.string() + ": " + errno_text());
+    if (root_fd >= 0) ::close(root_fd);
+    std::ranges::fill(statuses, opened);
+    return statuses;
+  }
+  std::vector<std::optional<PendingFile>> pending(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (files[i].bytes.empty()) {
+      statuses[i] = fail(ErrorCode::io, "cannot publish " + files[i].destination.string() +
+                                            ": nothing to write");
+      continue;
+    }
+    auto made = PendingFile::create(files[i].destination);
+    if (!made) {
+      statuses[i] = std::unexpected(made.error());
+      continue;
+    }
+    if (auto written = made->write_contents(files[i].bytes, perms); !written) {
+      statuses[i] = written;
+      continue;
+    }
+    struct stat folder {};
+    if (::stat(made->temp_path().parent_path().c_str(), &folder) != 0 ||
+        folder.st_dev != root_stat.st_dev) {
+      statuses[i] = made->commit(std::nullopt, existing);  // another file system: on its own
+      continue;
+    }
+    pending[i].emplace(std::move(*made));
+  }
+  const Status contents = flush_file_system(root_fd, root);
+  bool renamed = false;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!pending[i]) continue;
+    if (!contents) {
+      statuses[i] = contents;
+      continue;  // the temporary is removed with its PendingFile
+    }
+    // Once renamed, the PendingFile's destructor finds nothing left to remove.
+    statuses[i] = rename_into_place(pending[i]->temp_path(), pending[i]->destination(),
+                                    std::nullopt, existing, ContentSync::flushed_by_caller);
+    renamed = true;
+  }
+  if (renamed)
+    if (const Status names = flush_file_system(root_fd, root); !names)
+      for (std::size_t i = 0; i < files.size(); ++i)
+        if (pending[i] && statuses[i]) statuses[i] = names;
+  ::close(root_fd);
+  return statuses;
 }
 
 Result<std::string> read_small_file(const fs::path& path, std::uint64_t max_bytes) {
