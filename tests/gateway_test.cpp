@@ -159,6 +159,38 @@ TEST(GatewaySpool, OutboxRetriesBackOffAndSurviveARestart) {
   EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
 }
 
+// Batches: outbox entries written with one group commit (a bad name fails alone), instances
+// leaving incoming/ together, forwards removed as they arrive and flushed once.
+TEST(GatewaySpool, BatchesOfInstancesMoveTogetherAndABadNameFailsAlone) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool);
+  std::vector<std::string> ids;
+  for (const char* text : {"a", "b", "c"}) ids.push_back(*spool->accept(bytes_of(text)));
+  const auto one = bytes_of("one"), two = bytes_of("two");
+  const std::vector<gateway::OutboxEntry> entries = {
+      {fs::path("2.25.1") / "2.25.2" / "2.25.3.dcm", one},
+      {fs::path("..") / "escape.dcm", two},
+      {fs::path("2.25.4") / "2.25.5" / "2.25.6.dcm", two},
+  };
+  const auto put = spool->put_outbox(entries);
+  ASSERT_EQ(put.size(), 3u);
+  EXPECT_TRUE(put[0] && put[2]);
+  ASSERT_FALSE(put[1]);
+  EXPECT_EQ(put[1].error().code, ErrorCode::usage);
+  EXPECT_FALSE(fs::exists(dir / "spool" / "escape.dcm"));
+  EXPECT_EQ(read_bytes(dir / "spool" / "outbox" / entries[2].name), two);
+  ASSERT_TRUE(spool->finish_incoming(std::span<const std::string>(ids)));
+  EXPECT_TRUE(spool->incoming().empty());
+  auto due = spool->outbox_due(1000, 10);
+  ASSERT_EQ(due.size(), 2u);
+  for (const auto& item : due)
+    ASSERT_TRUE(spool->forwarded(item, PendingFile::FolderSync::deferred));
+  ASSERT_TRUE(spool->sync_outbox());
+  EXPECT_EQ(spool->status().outbox, 0u);
+  EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
+}
+
 // A forward the destination keeps refusing, or one past the attempt limit, is given up: kept
 // in failed/ with its record, no longer retried, shown by status.
 TEST(GatewaySpool, ForwardsPastTheirLimitsAreGivenUpAndKeptInFailed) {
@@ -616,6 +648,44 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
 
 // Defacing over the network: a head series sent instance by instance is held until it has
 // been quiet, defaced whole, and written as radguard deid writes the same files.
+// A backlog larger than a worker's batch (an earlier run's spool): the workers share it,
+// each batch published with one group commit; every output is what process_instance gives,
+// a refused instance in the middle of a batch is quarantined alone, incoming/ empties.
+TEST_F(GatewayRun, ABacklogIsProcessedInBatchesAsDeidWouldOneByOne) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.workers = 2;
+  std::vector<std::vector<std::uint8_t>> sent;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (int i = 0; i < 75; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.8." + std::to_string(i));
+      if (i == 40) ct->getDataset()->putAndInsertString(DCM_Modality, "US");  // refused
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      sent.push_back(read_bytes(file));
+      ASSERT_TRUE(spool->accept(sent.back()));
+    }
+  }
+  Running running(c, pipeline);
+  ASSERT_TRUE(wait_until([&] {
+    const auto st = gateway::Spool::open(c.spool, 0)->status();
+    return st.incoming == 0 && st.quarantined == 1;
+  })) << running.log.str();
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, 74u);
+  EXPECT_EQ(running.result->quarantined, 1u);
+  EXPECT_EQ(count_files(c.output), 74u);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    if (i == 40) continue;
+    auto expected = pipeline.process_instance(sent[i]);
+    ASSERT_TRUE(expected) << expected.error().message;
+    EXPECT_EQ(read_bytes(c.output / expected->name), expected->bytes) << i;
+  }
+}
+
 TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
   const auto pipeline = make_pipeline({"clean-recognizable-visual-features"});
   const auto head = testing::make_head_phantom(
