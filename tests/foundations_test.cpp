@@ -261,7 +261,7 @@ TEST(PendingFile, AGroupCommitPublishesEachFileAndFailsOnlyTheBadOnes) {
   EXPECT_EQ(slurp(dir / "other.bin"), "before");
   ASSERT_FALSE(statuses[5]);
   EXPECT_TRUE(fs::is_directory(dir / "taken" / "child"));
-  for (const fs::path folder : {dir.path(), dir / "a" / "b", dir / "a" / "c", dir / "taken"})
+  for (const fs::path& folder : {dir.path(), dir / "a" / "b", dir / "a" / "c", dir / "taken"})
     EXPECT_TRUE(temporaries_in(folder).empty()) << folder;
   // Replace: the new bytes win. A root that does not exist fails every file.
   const std::vector<FileToWrite> again = {{dir / "other.bin", "after"}};
