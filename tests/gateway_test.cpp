@@ -646,8 +646,6 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   EXPECT_EQ(log.find("1.2.826.0.1.3680043.2.1125"), std::string::npos);
 }
 
-// Defacing over the network: a head series sent instance by instance is held until it has
-// been quiet, defaced whole, and written as radguard deid writes the same files.
 // A backlog larger than a worker's batch (an earlier run's spool): the workers share it,
 // each batch published with one group commit; every output is what process_instance gives,
 // a refused instance in the middle of a batch is quarantined alone, incoming/ empties.
@@ -686,6 +684,77 @@ TEST_F(GatewayRun, ABacklogIsProcessedInBatchesAsDeidWouldOneByOne) {
   }
 }
 
+// The group commit's failure path: one output of a batch cannot be written (a file stands
+// where its series folder should be). The batch's others are published whole, the failed one
+// is neither published nor quarantined but kept in incoming/ and tried again, and published
+// once the obstacle is gone; no temporary file is left anywhere.
+TEST_F(GatewayRun, AnOutputThatCannotBeWrittenFailsAloneInItsBatchAndIsTriedAgain) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.workers = 1;  // one worker: the whole backlog is one batch
+  std::vector<std::vector<std::uint8_t>> sent;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (int i = 0; i < 10; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.6." + std::to_string(i));
+      if (i == 4) {  // a series (and study) of its own, whose folder is blocked below
+        ct->getDataset()->putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1125.6.100");
+        ct->getDataset()->putAndInsertString(DCM_SeriesInstanceUID, "1.2.826.0.1.3680043.2.1125.6.101");
+      }
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      sent.push_back(read_bytes(file));
+      ASSERT_TRUE(spool->accept(sent.back()));
+    }
+  }
+  std::vector<pipeline::OutputInstance> expected;
+  for (const auto& bytes : sent) {
+    auto output = pipeline.process_instance(bytes);
+    ASSERT_TRUE(output) << output.error().message;
+    expected.push_back(std::move(*output));
+  }
+  const fs::path blocked = (c.output / expected[4].name).parent_path();
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    if (i != 4) {
+      ASSERT_NE((c.output / expected[i].name).parent_path(), blocked);
+    }
+  }
+  fs::create_directories(blocked.parent_path());
+  { std::ofstream(blocked, std::ios::binary) << "in the way"; }
+
+  Running running(c, pipeline);
+  // The nine others published (and the file in the way), and only the failed one left in
+  // incoming/: the batch has been settled.
+  ASSERT_TRUE(wait_until([&] {
+    return count_files(c.output) == 10 &&
+           gateway::Spool::open(c.spool, 0)->status().incoming == 1;
+  }));
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    if (i != 4) {
+      EXPECT_EQ(read_bytes(c.output / expected[i].name), expected[i].bytes) << i;
+    }
+  }
+  auto status = gateway::Spool::open(c.spool, 0)->status();
+  EXPECT_EQ(status.incoming, 1u);  // the failed one only, kept
+  EXPECT_EQ(status.quarantined, 0u);
+
+  fs::remove(blocked);  // the obstacle is gone: the next try publishes it
+  ASSERT_TRUE(wait_until([&] {
+    return gateway::Spool::open(c.spool, 0)->status().incoming == 0;
+  }));
+  EXPECT_EQ(read_bytes(c.output / expected[4].name), expected[4].bytes);
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, 10u);
+  EXPECT_EQ(running.result->quarantined, 0u);
+  EXPECT_NE(running.log.str().find("kept for a later try"), std::string::npos) << running.log.str();
+  EXPECT_EQ(count_files(c.output), 10u);  // nothing else: no temporary file left over
+  EXPECT_EQ(count_files(c.spool / "quarantine"), 0u);
+}
+
+// Defacing over the network: a head series sent instance by instance is held until it has
+// been quiet, defaced whole, and written as radguard deid writes the same files.
 TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
   const auto pipeline = make_pipeline({"clean-recognizable-visual-features"});
   const auto head = testing::make_head_phantom(

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -276,6 +277,33 @@ Status flush_file_system(int fd, const fs::path& path) {
   return {};
 }
 
+// syncfs reports the file system's write-back errors only from Linux 5.8 on; before, it
+// returned 0 whatever happened, so a group commit could publish a file whose contents never
+// reached the disk. On an older kernel (or one whose version cannot be read) each file is
+// committed on its own instead: fail closed.
+bool syncfs_reports_errors() {
+  static const bool reports = [] {
+    struct utsname name {};
+    unsigned major = 0, minor = 0;
+    if (::uname(&name) != 0 || std::sscanf(name.release, "%u.%u", &major, &minor) != 2)
+      return false;
+    return major > 5 || (major == 5 && minor >= 8);
+  }();
+  return reports;
+}
+
+// A file of a group that cannot share its flushes (another file system than the root's, or a
+// kernel whose syncfs hides errors): committed with its own fsyncs, then each new folder on
+// the way up to `root`, since PendingFile::create may have made them.
+Status commit_alone(PendingFile& pending, const fs::path& root, PendingFile::Existing existing) {
+  if (auto committed = pending.commit(std::nullopt, existing); !committed) return committed;
+  for (fs::path folder = pending.destination().parent_path();
+       folder != root && folder.has_relative_path() && folder != folder.parent_path();
+       folder = folder.parent_path())
+    if (auto synced = sync_folder(folder.parent_path()); !synced) return synced;
+  return {};
+}
+
 }  // namespace
 
 Status sync_file_system(const fs::path& path) {
@@ -315,9 +343,10 @@ std::vector<Status> write_files_atomically(const fs::path& root, std::span<const
       continue;
     }
     struct stat folder {};
-    if (::stat(made->temp_path().parent_path().c_str(), &folder) != 0 ||
+    if (!syncfs_reports_errors() ||
+        ::stat(made->temp_path().parent_path().c_str(), &folder) != 0 ||
         folder.st_dev != root_stat.st_dev) {
-      statuses[i] = made->commit(std::nullopt, existing);  // another file system: on its own
+      statuses[i] = commit_alone(*made, root, existing);
       continue;
     }
     pending[i].emplace(std::move(*made));
