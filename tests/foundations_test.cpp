@@ -270,12 +270,41 @@ TEST(PendingFile, AGroupCommitPublishesEachFileAndFailsOnlyTheBadOnes) {
                                      PendingFile::Existing::replace)
                   .front());
   EXPECT_EQ(slurp(dir / "other.bin"), "after");
-  const auto no_root = write_files_atomically(dir / "missing", again, fs::perms::owner_read,
-                                              PendingFile::Existing::replace);
-  ASSERT_FALSE(no_root.front());
-  EXPECT_EQ(no_root.front().error().code, ErrorCode::io);
-  EXPECT_TRUE(sync_file_system(dir.path()));
-  EXPECT_FALSE(sync_file_system(dir / "missing"));
+}
+
+// A folder flush that fails fails every file that needed it (its own folder, or the parent of
+// a folder made for it) and no other; each distinct folder is flushed once.
+TEST(PendingFile, AFailedFolderFlushFailsTheFilesThatNeededIt) {
+  ScratchDir dir;
+  fs::create_directories(dir / "kept");
+  std::vector<fs::path> flushed;
+  set_folder_flush_fault_for_testing([&](const fs::path& folder) -> Status {
+    flushed.push_back(folder);
+    if (folder == dir / "bad") return fail(ErrorCode::io, "injected");
+    return {};
+  });
+  const std::vector<FileToWrite> files = {
+      {dir / "kept" / "one.bin", "one"},
+      {dir / "kept" / "two.bin", "two"},
+      {dir / "bad" / "three.bin", "three"},        // its folder's flush fails
+      {dir / "bad" / "new" / "four.bin", "four"},  // its new folder's parent is bad/
+  };
+  const auto statuses = write_files_atomically(dir.path(), files, fs::perms::owner_read |
+                                                                      fs::perms::owner_write,
+                                               PendingFile::Existing::replace);
+  set_folder_flush_fault_for_testing({});
+  ASSERT_EQ(statuses.size(), files.size());
+  EXPECT_TRUE(statuses[0] && statuses[1]);
+  ASSERT_FALSE(statuses[2]);
+  EXPECT_EQ(statuses[2].error().code, ErrorCode::io);
+  ASSERT_FALSE(statuses[3]);
+  EXPECT_EQ(statuses[3].error().code, ErrorCode::io);
+  std::ranges::sort(flushed);
+  const std::vector<fs::path> expected = {dir.path(), dir / "bad", dir / "bad" / "new",
+                                          dir / "kept"};
+  EXPECT_EQ(flushed, expected);  // once each: bad/ for three.bin and for new/; the root for bad/
+  for (const fs::path& folder : {dir.path(), dir / "kept", dir / "bad", dir / "bad" / "new"})
+    EXPECT_TRUE(temporaries_in(folder).empty()) << folder;
 }
 
 TEST(StaleTemporaries, OnlyThoseOfDeadProcessesOnThisHostOrOlderThanADayAreStale) {

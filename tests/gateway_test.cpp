@@ -186,7 +186,7 @@ TEST(GatewaySpool, BatchesOfInstancesMoveTogetherAndABadNameFailsAlone) {
   ASSERT_EQ(due.size(), 2u);
   for (const auto& item : due)
     ASSERT_TRUE(spool->forwarded(item, PendingFile::FolderSync::deferred));
-  ASSERT_TRUE(spool->sync_outbox());
+  ASSERT_TRUE(spool->sync_outbox(due));
   EXPECT_EQ(spool->status().outbox, 0u);
   EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
 }

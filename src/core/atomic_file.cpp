@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -110,8 +111,8 @@ int rename_no_replace(const fs::path& from, const fs::path& to) {
   return 0;
 }
 
-// Whether rename_into_place flushes the file itself, or a caller already flushed its whole
-// file system (write_files_atomically's group commit).
+// Whether rename_into_place flushes the file itself, or its caller already did
+// (write_files_atomically's group commit: write_contents fsyncs each file).
 enum class ContentSync : std::uint8_t { fsync, flushed_by_caller };
 
 // PendingFile::commit's work up to the folder's flush: refuses a missing or empty file,
@@ -268,107 +269,92 @@ Status write_file_atomically(const fs::path& destination, std::string_view bytes
 
 namespace {
 
-// syncfs on an open descriptor: it reports the write-back errors of the file system seen since
-// the descriptor was opened.
-Status flush_file_system(int fd, const fs::path& path) {
-  if (::syncfs(fd) != 0)
-    return fail(ErrorCode::io, "cannot flush the file system of " + path.string() + ": " +
-                                   errno_text());
-  return {};
+// The folders between `folder` and `root` (or, for a folder outside `root`, `folder` alone)
+// that do not exist yet: PendingFile::create will make them, and each one's name then lives in
+// its parent folder, which must be flushed too.
+std::vector<fs::path> missing_folders(const fs::path& folder, const fs::path& root) {
+  std::vector<fs::path> missing;
+  std::error_code ec;
+  for (fs::path f = folder; f != root && f.has_relative_path() && f != f.parent_path();
+       f = f.parent_path()) {
+    if (fs::exists(f, ec)) break;
+    missing.push_back(f);
+  }
+  return missing;
 }
 
-// syncfs reports the file system's write-back errors only from Linux 5.8 on; before, it
-// returned 0 whatever happened, so a group commit could publish a file whose contents never
-// reached the disk. On an older kernel (or one whose version cannot be read) each file is
-// committed on its own instead: fail closed.
-bool syncfs_reports_errors() {
-  static const bool reports = [] {
-    struct utsname name {};
-    unsigned major = 0, minor = 0;
-    if (::uname(&name) != 0 || std::sscanf(name.release, "%u.%u", &major, &minor) != 2)
-      return false;
-    return major > 5 || (major == 5 && minor >= 8);
-  }();
-  return reports;
+struct FolderFlushFault {
+  std::mutex mutex;  // a test sets it while the gateway's workers flush
+  std::function<Status(const fs::path&)> fault;
+};
+
+FolderFlushFault& folder_flush_fault() {
+  static FolderFlushFault hook;
+  return hook;
 }
 
-// A file of a group that cannot share its flushes (another file system than the root's, or a
-// kernel whose syncfs hides errors): committed with its own fsyncs, then each new folder on
-// the way up to `root`, since PendingFile::create may have made them.
-Status commit_alone(PendingFile& pending, const fs::path& root, PendingFile::Existing existing) {
-  if (auto committed = pending.commit(std::nullopt, existing); !committed) return committed;
-  for (fs::path folder = pending.destination().parent_path();
-       folder != root && folder.has_relative_path() && folder != folder.parent_path();
-       folder = folder.parent_path())
-    if (auto synced = sync_folder(folder.parent_path()); !synced) return synced;
-  return {};
+// A folder's flush (fsync: it reports the error on every kernel, where syncfs before Linux
+// 5.17 could hide the file system's own), or the fault a test set in its place.
+Status flush_folder(const fs::path& folder) {
+  std::function<Status(const fs::path&)> fault;
+  {
+    std::lock_guard lock(folder_flush_fault().mutex);
+    fault = folder_flush_fault().fault;
+  }
+  if (fault)
+    if (Status injected = fault(folder); !injected) return injected;
+  return sync_folder(folder);
 }
 
 }  // namespace
 
-Status sync_file_system(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(ErrorCode::io, "cannot open " + path.string() + ": " + errno_text());
-  Status flushed = flush_file_system(fd, path);
-  ::close(fd);
-  return flushed;
+void set_folder_flush_fault_for_testing(std::function<Status(const fs::path&)> fault) {
+  std::lock_guard lock(folder_flush_fault().mutex);
+  folder_flush_fault().fault = std::move(fault);
 }
 
 std::vector<Status> write_files_atomically(const fs::path& root, std::span<const FileToWrite> files,
                                            fs::perms perms, PendingFile::Existing existing) {
   std::vector<Status> statuses(files.size());
-  // Opened before any write: the flush then reports a write-back error of any of them.
-  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  struct stat root_stat {};
-  if (root_fd < 0 || ::fstat(root_fd, &root_stat) != 0) {
-    const Status opened = fail(ErrorCode::io, "cannot open " + root.string() + ": " + errno_text());
-    if (root_fd >= 0) ::close(root_fd);
-    std::ranges::fill(statuses, opened);
-    return statuses;
-  }
-  std::vector<std::optional<PendingFile>> pending(files.size());
+  // The folders each renamed file needs flushed: its own, and the parent of each folder made
+  // for it. Each distinct folder is flushed once, after every rename.
+  std::vector<std::vector<fs::path>> needs(files.size());
+  std::map<fs::path, Status> flushes;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (files[i].bytes.empty()) {
       statuses[i] = fail(ErrorCode::io, "cannot publish " + files[i].destination.string() +
                                             ": nothing to write");
       continue;
     }
+    const fs::path folder = files[i].destination.has_parent_path()
+                                ? files[i].destination.parent_path()
+                                : fs::path(".");
+    const auto made_folders = missing_folders(folder, root);
     auto made = PendingFile::create(files[i].destination);
     if (!made) {
       statuses[i] = std::unexpected(made.error());
       continue;
     }
+    // write_contents fsyncs the file and reports its error: no flush of the contents is left.
     if (auto written = made->write_contents(files[i].bytes, perms); !written) {
       statuses[i] = written;
       continue;
     }
-    struct stat folder {};
-    if (!syncfs_reports_errors() ||
-        ::stat(made->temp_path().parent_path().c_str(), &folder) != 0 ||
-        folder.st_dev != root_stat.st_dev) {
-      statuses[i] = commit_alone(*made, root, existing);
-      continue;
-    }
-    pending[i].emplace(std::move(*made));
+    statuses[i] = rename_into_place(made->temp_path(), made->destination(), std::nullopt,
+                                    existing, ContentSync::flushed_by_caller);
+    // On failure the PendingFile removes its temporary; once renamed, it finds nothing left.
+    if (!statuses[i]) continue;
+    needs[i].push_back(folder);
+    for (const auto& new_folder : made_folders) needs[i].push_back(new_folder.parent_path());
+    for (const auto& f : needs[i]) flushes.emplace(f, Status{});
   }
-  const Status contents = flush_file_system(root_fd, root);
-  bool renamed = false;
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    if (!pending[i]) continue;
-    if (!contents) {
-      statuses[i] = contents;
-      continue;  // the temporary is removed with its PendingFile
-    }
-    // Once renamed, the PendingFile's destructor finds nothing left to remove.
-    statuses[i] = rename_into_place(pending[i]->temp_path(), pending[i]->destination(),
-                                    std::nullopt, existing, ContentSync::flushed_by_caller);
-    renamed = true;
-  }
-  if (renamed)
-    if (const Status names = flush_file_system(root_fd, root); !names)
-      for (std::size_t i = 0; i < files.size(); ++i)
-        if (pending[i] && statuses[i]) statuses[i] = names;
-  ::close(root_fd);
+  for (auto& [folder, flushed] : flushes) flushed = flush_folder(folder);
+  for (std::size_t i = 0; i < files.size(); ++i)
+    for (const auto& f : needs[i])
+      if (const Status& flushed = flushes.at(f); !flushed) {
+        statuses[i] = flushed;
+        break;
+      }
   return statuses;
 }
 

@@ -348,8 +348,11 @@ class Gateway {
               log_.line(done.error().message);
           });
       // The removals of this association, flushed once (a kill -9 loses none of them).
-      if (std::ranges::find(settled, true) != settled.end())
-        if (auto synced = spool_.sync_outbox(); !synced) log_.line(synced.error().message);
+      std::vector<OutboxItem> arrived;
+      for (std::size_t i = 0; i < due.size(); ++i)
+        if (settled[i]) arrived.push_back(due[i]);
+      if (!arrived.empty())
+        if (auto synced = spool_.sync_outbox(arrived); !synced) log_.line(synced.error().message);
       const std::int64_t now = unix_now();
       std::size_t failed = 0;
       if (statuses && !last_trouble_.empty()) {
@@ -423,7 +426,15 @@ class Gateway {
       if (pending_ids.empty()) return;
       std::vector<OutboxEntry> named;
       for (const auto& output : outputs) named.push_back({output.name, output.bytes});
-      const auto delivered = deliver(named);
+      std::vector<Status> delivered;
+      try {
+        delivered = deliver(named);
+      } catch (const std::exception& e) {
+        // As for process_one: the worker holds these claims and must release them. Kept in
+        // incoming/ for a later try (an io failure), never acknowledged twice.
+        delivered.assign(pending_ids.size(),
+                         fail(ErrorCode::io, std::string("internal error: ") + e.what()));
+      }
       settle(pending_ids, delivered);
       for (const auto& id : pending_ids) release(id);
       pending_ids.clear();

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <set>
 #include <cstdio>
 #include <sstream>
 
@@ -173,12 +174,17 @@ Status Spool::finish_incoming(const std::string& id) const {
 }
 
 Status Spool::finish_incoming(std::span<const std::string> ids) const {
+  // Every removal is tried and the folder flushed whatever failed: the others are done.
+  std::string failures;
   for (const auto& id : ids) {
     std::error_code ec;
     fs::remove(incoming_path(id), ec);
-    if (ec) return fail(ErrorCode::io, "cannot remove instance " + id + ": " + ec.message());
+    if (ec) failures += "; cannot remove instance " + id + ": " + ec.message();
   }
-  return sync_folder(root_ / "incoming");
+  if (auto synced = sync_folder(root_ / "incoming"); !synced)
+    failures += "; " + synced.error().message;
+  if (failures.empty()) return {};
+  return fail(ErrorCode::io, failures.substr(2));
 }
 
 Status Spool::quarantine(const std::string& id, const Error& reason) const {
@@ -254,7 +260,15 @@ Status Spool::forwarded(const OutboxItem& item, PendingFile::FolderSync folder_s
   return {};
 }
 
-Status Spool::sync_outbox() const { return sync_file_system(root_ / "outbox"); }
+Status Spool::sync_outbox(std::span<const OutboxItem> forwarded) const {
+  std::set<fs::path> folders;
+  for (const auto& item : forwarded) folders.insert(item.path.parent_path());
+  std::string failures;
+  for (const auto& folder : folders)
+    if (auto synced = sync_folder(folder); !synced) failures += "; " + synced.error().message;
+  if (failures.empty()) return {};
+  return fail(ErrorCode::io, failures.substr(2));
+}
 
 Result<ForwardFate> Spool::forward_failed(const OutboxItem& item, const std::string& error,
                                           std::int64_t now, const RetryPolicy& policy,

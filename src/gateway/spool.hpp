@@ -15,8 +15,8 @@
 //   SPOOL/quarantine/<id>.txt       forwarded) and the reason (error name and message)
 //
 // Every state change is a durable rename (core/atomic_file.hpp: written, fsynced, renamed,
-// folder fsynced; or, for a batch of instances, written, the file system flushed once, renamed,
-// flushed once more: write_files_atomically), so after a crash at any moment each acknowledged instance is in exactly
+// folder fsynced; or, for a batch of instances, each written and fsynced, renamed, then each
+// distinct folder fsynced once: write_files_atomically), so after a crash at any moment each acknowledged instance is in exactly
 // one place: incoming (it is processed again: the same pseudonymous name, so a forward is
 // never duplicated under another name), the outbox, the output or quarantine. Temporary files
 // a crash leaves are never listed and are removed when the spool is opened.
@@ -119,7 +119,8 @@ class Spool {
   std::filesystem::path incoming_path(const std::string& id) const;
   // The instance is done (its outputs are durable): removes it from incoming, durably.
   [[nodiscard]] Status finish_incoming(const std::string& id) const;
-  // Several at once: removed, then the folder flushed once for all.
+  // Several at once: each removal tried, then the folder flushed once for all; a failure
+  // names every instance (and the flush) that failed.
   [[nodiscard]] Status finish_incoming(std::span<const std::string> ids) const;
   // Moves the instance to quarantine with its reason (the reason first, then the instance).
   [[nodiscard]] Status quarantine(const std::string& id, const Error& reason) const;
@@ -142,8 +143,9 @@ class Spool {
   // forwarded again, under the same name).
   [[nodiscard]] Status forwarded(const OutboxItem& item,
                                  PendingFile::FolderSync folder_sync = PendingFile::FolderSync::now) const;
-  // Flushes the outbox's removals (forwarded with FolderSync::deferred). Fails with ErrorCode::io.
-  [[nodiscard]] Status sync_outbox() const;
+  // Flushes the removals of these items (forwarded with FolderSync::deferred): each distinct
+  // folder once. Fails with ErrorCode::io, naming each folder that failed.
+  [[nodiscard]] Status sync_outbox(std::span<const OutboxItem> forwarded) const;
   // The item did not arrive: records one more attempt and when to try again, or, past the
   // policy's limits, moves it (and its record) to failed/.
   [[nodiscard]] Result<ForwardFate> forward_failed(const OutboxItem& item,
