@@ -13,12 +13,14 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/scu.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
 
 #include "consent/consent.hpp"
+#include "core/group_commit.hpp"
 #include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/pull.hpp"
@@ -751,6 +753,59 @@ TEST_F(GatewayRun, AnOutputThatCannotBeWrittenFailsAloneInItsBatchAndIsTriedAgai
   EXPECT_NE(running.log.str().find("kept for a later try"), std::string::npos) << running.log.str();
   EXPECT_EQ(count_files(c.output), 10u);  // nothing else: no temporary file left over
   EXPECT_EQ(count_files(c.spool / "quarantine"), 0u);
+}
+
+// A folder flush of the output that fails (a fault injected into the group commit): the
+// whole batch fails, nothing leaves incoming/, no temporary file is left, nothing is
+// quarantined; once flushes succeed again the batch is processed again and published.
+TEST_F(GatewayRun, AFailedFolderFlushFailsTheBatchAndItIsProcessedAgainLater) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.workers = 1;  // one worker: the whole backlog is one batch
+  std::vector<std::vector<std::uint8_t>> sent;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (int i = 0; i < 6; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.5." + std::to_string(i));
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      sent.push_back(read_bytes(file));
+      ASSERT_TRUE(spool->accept(sent.back()));
+    }
+  }
+  std::atomic<int> failed_flushes{0};
+  const fs::path output = c.output;
+  set_folder_flush_fault_for_testing([&failed_flushes, output](const fs::path& folder) -> Status {
+    const auto rel = folder.lexically_relative(output);
+    if (rel.empty() || *rel.begin() == "..") return {};
+    ++failed_flushes;
+    return fail(ErrorCode::io, "injected flush failure");
+  });
+  Running running(c, pipeline);
+  // Two failed rounds: the first batch has been settled (kept) before the second began.
+  const bool failed_twice = wait_until([&] { return failed_flushes.load() >= 2; });
+  auto status = gateway::Spool::open(c.spool, 0)->status();
+  set_folder_flush_fault_for_testing({});
+  ASSERT_TRUE(failed_twice);
+  EXPECT_EQ(status.incoming, 6u);
+  EXPECT_EQ(status.quarantined, 0u);
+  EXPECT_LE(count_files(c.output), 6u);  // names perhaps renamed, no temporary left
+
+  ASSERT_TRUE(wait_until([&] {
+    return gateway::Spool::open(c.spool, 0)->status().incoming == 0;
+  }));
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, 6u);
+  EXPECT_EQ(running.result->quarantined, 0u);
+  EXPECT_EQ(count_files(c.output), 6u);
+  for (const auto& bytes : sent) {
+    auto expected = pipeline.process_instance(bytes);
+    ASSERT_TRUE(expected) << expected.error().message;
+    EXPECT_EQ(read_bytes(c.output / expected->name), expected->bytes);
+  }
+  EXPECT_NE(running.log.str().find("kept for a later try"), std::string::npos) << running.log.str();
 }
 
 // Defacing over the network: a head series sent instance by instance is held until it has
