@@ -18,6 +18,9 @@
 #                  the work folder), until its REST API counts every instance
 #   gateway-fwd    storescu -> radguard gateway --forward -> storescp (all durable)
 # The gateway runs end when its spool has nothing left to process or forward (gateway status).
+# BENCH_BASELINE=BINARY: the gateway runs are made with that radguard binary too (an earlier
+# build, copied aside), each right before the same run of BUILD_DIR's, in the same script run;
+# its lines are marked "(baseline)". BENCH_ROUNDS=N (default 1): the gateway runs N times over.
 set -euo pipefail
 # DCMTK's tools (storescu, storescp, echoscu) read TCP_NODELAY too: Nagle off for every peer
 # but the first floor run, so that the figures measure the nodes, not Nagle's delays.
@@ -82,7 +85,7 @@ spool_empty() {  # spool_empty SPOOL: nothing left to process or forward
 wait_spool() { until spool_empty "$1"; do sleep 0.1; done; }
 quarantined() { "$radguard" gateway status --spool "$1" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['quarantined'])"; }
 report() {  # report NAME SECONDS
-  python3 -c "import sys; n,t,f,b=sys.argv[1],float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f'{n:16s} {t:7.2f} s {f/t:8.1f} instances/s {b/t/1e6:7.1f} MB/s')" "$1" "$2" "$files" "$bytes"
+  python3 -c "import sys; n,t,f,b=sys.argv[1],float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f'{n:27s} {t:7.2f} s {f/t:8.1f} instances/s {b/t/1e6:7.1f} MB/s')" "$1" "$2" "$files" "$bytes"
 }
 
 floor() {  # floor NAME NODELAY
@@ -98,7 +101,8 @@ floor() {  # floor NAME NODELAY
   kill "$scp"; wait "$scp" 2>/dev/null || true
 }
 
-gateway_output() {
+gateway_output() {  # gateway_output BINARY LABEL
+  local radguard=$1 tag=$2
   local port; port=$(free_port)
   rm -rf "$work/spool" "$work/out"
   "$radguard" gateway --listen "$port" --ae-title RG --spool "$work/spool" --key "$work/k.key" \
@@ -109,13 +113,14 @@ gateway_output() {
   send_all "$port" RG
   local acked; acked=$(echo "$(now) - $t0" | bc)
   wait_spool "$work/spool"
-  report "gateway-ack" "$acked"
-  report "gateway-output" "$(echo "$(now) - $t0" | bc)"
+  report "gateway-ack$tag" "$acked"
+  report "gateway-output$tag" "$(echo "$(now) - $t0" | bc)"
   echo "                 (published $(find "$work/out" -type f -name '*.dcm' | wc -l), quarantined $(quarantined "$work/spool"))"
   kill -TERM "$gw"; wait "$gw"
 }
 
-gateway_forward() {
+gateway_forward() {  # gateway_forward BINARY LABEL
+  local radguard=$1 tag=$2
   local port dport; port=$(free_port); dport=$(free_port)
   rm -rf "$work/spool" "$work/dest"; mkdir -p "$work/dest"
   storescp --fork -aet DEST -od "$work/dest" "$dport" >/dev/null 2>&1 &
@@ -128,7 +133,7 @@ gateway_forward() {
   send_all "$port" RG
   wait_spool "$work/spool"
   sync "$work/dest"
-  report "gateway-fwd" "$(echo "$(now) - $t0" | bc)"
+  report "gateway-fwd$tag" "$(echo "$(now) - $t0" | bc)"
   echo "                 (forwarded $(find "$work/dest" -type f | wc -l), quarantined $(quarantined "$work/spool"))"
   kill -TERM "$gw"; wait "$gw"
   kill "$scp"; wait "$scp" 2>/dev/null || true
@@ -162,5 +167,9 @@ echo "corpus: $corpus, $files files, $((bytes / 1000000)) MB, $assocs associatio
 [ "${BENCH_NAGLE:-1}" = 1 ] && floor floor-nagle 0
 floor floor 1
 orthanc
-gateway_output
-gateway_forward
+for ((round = 0; round < ${BENCH_ROUNDS:-1}; round++)); do
+  [ -n "${BENCH_BASELINE:-}" ] && gateway_output "$BENCH_BASELINE" " (baseline)"
+  gateway_output "$radguard" ""
+  [ -n "${BENCH_BASELINE:-}" ] && gateway_forward "$BENCH_BASELINE" " (baseline)"
+  gateway_forward "$radguard" ""
+done

@@ -23,6 +23,7 @@
 
 #include "batch/batch.hpp"
 #include "core/atomic_file.hpp"
+#include "core/group_commit.hpp"
 #include "core/text.hpp"
 #include "core/warning.hpp"
 #include "crypto/crypto.hpp"
@@ -225,6 +226,85 @@ TEST(PendingFile, CreateFailsWhenTheFolderCannotBeMade) {
   const auto pending = PendingFile::create(dir / "file" / "out.bin");
   ASSERT_FALSE(pending);
   EXPECT_EQ(pending.error().code, ErrorCode::io);
+}
+
+// The group commit: every file of the group published whole (new folders included), each
+// judged on its own (an empty one, a conflict, a folder in the way fail alone), and nothing
+// temporary left behind.
+TEST(PendingFile, AGroupCommitPublishesEachFileAndFailsOnlyTheBadOnes) {
+  ScratchDir dir;
+  spit(dir / "same.bin", "same");
+  spit(dir / "other.bin", "before");
+  fs::create_directories(dir / "taken" / "child");
+  const std::vector<FileToWrite> files = {
+      {dir / "a" / "b" / "one.bin", "one"},
+      {dir / "a" / "c" / "two.bin", "two"},
+      {dir / "empty.bin", ""},
+      {dir / "same.bin", "same"},     // an identical rerun
+      {dir / "other.bin", "after"},   // a conflict
+      {dir / "taken", "in the way"},  // a folder cannot be replaced
+  };
+  const auto statuses = write_files_atomically(dir.path(), files, fs::perms::owner_read |
+                                                                      fs::perms::owner_write,
+                                               PendingFile::Existing::keep_if_different);
+  ASSERT_EQ(statuses.size(), files.size());
+  EXPECT_TRUE(statuses[0] && statuses[1] && statuses[3]);
+  EXPECT_EQ(slurp(dir / "a" / "b" / "one.bin"), "one");
+  EXPECT_EQ(slurp(dir / "a" / "c" / "two.bin"), "two");
+  EXPECT_EQ(mode_of(dir / "a" / "b" / "one.bin") & (fs::perms::group_all | fs::perms::others_all),
+            fs::perms::none);
+  ASSERT_FALSE(statuses[2]);
+  EXPECT_EQ(statuses[2].error().code, ErrorCode::io);
+  EXPECT_FALSE(fs::exists(dir / "empty.bin"));
+  ASSERT_FALSE(statuses[4]);
+  EXPECT_EQ(statuses[4].error().code, ErrorCode::conflict);
+  EXPECT_EQ(slurp(dir / "other.bin"), "before");
+  ASSERT_FALSE(statuses[5]);
+  EXPECT_TRUE(fs::is_directory(dir / "taken" / "child"));
+  for (const fs::path& folder : {dir.path(), dir / "a" / "b", dir / "a" / "c", dir / "taken"})
+    EXPECT_TRUE(temporaries_in(folder).empty()) << folder;
+  // Replace: the new bytes win. A root that does not exist fails every file.
+  const std::vector<FileToWrite> again = {{dir / "other.bin", "after"}};
+  EXPECT_TRUE(write_files_atomically(dir.path(), again, fs::perms::owner_read |
+                                                            fs::perms::owner_write,
+                                     PendingFile::Existing::replace)
+                  .front());
+  EXPECT_EQ(slurp(dir / "other.bin"), "after");
+}
+
+// A folder flush that fails fails every file that needed it (its own folder, or the parent of
+// a folder made for it) and no other; each distinct folder is flushed once.
+TEST(PendingFile, AFailedFolderFlushFailsTheFilesThatNeededIt) {
+  ScratchDir dir;
+  fs::create_directories(dir / "kept");
+  std::vector<fs::path> flushed;
+  set_folder_flush_fault_for_testing([&](const fs::path& folder) -> Status {
+    flushed.push_back(folder);
+    if (folder == dir / "bad") return fail(ErrorCode::io, "injected");
+    return {};
+  });
+  const std::vector<FileToWrite> files = {
+      {dir / "kept" / "one.bin", "one"},
+      {dir / "kept" / "two.bin", "two"},
+      {dir / "bad" / "three.bin", "three"},        // its folder's flush fails
+      {dir / "bad" / "new" / "four.bin", "four"},  // its new folder's parent is bad/
+  };
+  const auto statuses = write_files_atomically(dir.path(), files, fs::perms::owner_read |
+                                                                      fs::perms::owner_write,
+                                               PendingFile::Existing::replace);
+  set_folder_flush_fault_for_testing({});
+  ASSERT_EQ(statuses.size(), files.size());
+  EXPECT_TRUE(statuses[0] && statuses[1]);
+  ASSERT_FALSE(statuses[2]);
+  EXPECT_EQ(statuses[2].error().code, ErrorCode::io);
+  ASSERT_FALSE(statuses[3]);
+  EXPECT_EQ(statuses[3].error().code, ErrorCode::io);
+  std::ranges::sort(flushed);
+  const std::vector<fs::path> expected = {dir.path(), dir / "bad", dir / "bad" / "new",
+                                          dir / "kept"};
+  EXPECT_EQ(flushed, expected);  // once each: bad/ for three.bin and for new/; the root for bad/
+  for (const fs::path& folder : {dir.path(), dir / "kept", dir / "bad", dir / "bad" / "new"})
+    EXPECT_TRUE(temporaries_in(folder).empty()) << folder;
 }
 
 TEST(StaleTemporaries, OnlyThoseOfDeadProcessesOnThisHostOrOlderThanADayAreStale) {

@@ -13,12 +13,14 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/scu.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
 
 #include "consent/consent.hpp"
+#include "core/group_commit.hpp"
 #include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/pull.hpp"
@@ -156,6 +158,38 @@ TEST(GatewaySpool, OutboxRetriesBackOffAndSurviveARestart) {
   const auto status = reopened->status();
   EXPECT_EQ(status.outbox, 0u);
   EXPECT_EQ(status.outbox_retrying, 0u);
+  EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
+}
+
+// Batches: outbox entries written with one group commit (a bad name fails alone), instances
+// leaving incoming/ together, forwards removed as they arrive and flushed once.
+TEST(GatewaySpool, BatchesOfInstancesMoveTogetherAndABadNameFailsAlone) {
+  TempDir dir;
+  auto spool = gateway::Spool::open(dir / "spool");
+  ASSERT_TRUE(spool);
+  std::vector<std::string> ids;
+  for (const char* text : {"a", "b", "c"}) ids.push_back(*spool->accept(bytes_of(text)));
+  const auto one = bytes_of("one"), two = bytes_of("two");
+  const std::vector<gateway::OutboxEntry> entries = {
+      {fs::path("2.25.1") / "2.25.2" / "2.25.3.dcm", one},
+      {fs::path("..") / "escape.dcm", two},
+      {fs::path("2.25.4") / "2.25.5" / "2.25.6.dcm", two},
+  };
+  const auto put = spool->put_outbox(entries);
+  ASSERT_EQ(put.size(), 3u);
+  EXPECT_TRUE(put[0] && put[2]);
+  ASSERT_FALSE(put[1]);
+  EXPECT_EQ(put[1].error().code, ErrorCode::usage);
+  EXPECT_FALSE(fs::exists(dir / "spool" / "escape.dcm"));
+  EXPECT_EQ(read_bytes(dir / "spool" / "outbox" / entries[2].name), two);
+  ASSERT_TRUE(spool->finish_incoming(std::span<const std::string>(ids)));
+  EXPECT_TRUE(spool->incoming().empty());
+  auto due = spool->outbox_due(1000, 10);
+  ASSERT_EQ(due.size(), 2u);
+  for (const auto& item : due)
+    ASSERT_TRUE(spool->forwarded(item, PendingFile::FolderSync::deferred));
+  ASSERT_TRUE(spool->sync_outbox(due));
+  EXPECT_EQ(spool->status().outbox, 0u);
   EXPECT_EQ(count_files(dir / "spool" / "outbox"), 0u);
 }
 
@@ -612,6 +646,166 @@ TEST_F(GatewayRun, ReceivesDeidentifiesWritesAsDeidAndQuarantinesRefusedInstance
   EXPECT_EQ(log.find("PID12345"), std::string::npos);
   EXPECT_EQ(log.find("DOE"), std::string::npos);
   EXPECT_EQ(log.find("1.2.826.0.1.3680043.2.1125"), std::string::npos);
+}
+
+// A backlog larger than a worker's batch (an earlier run's spool): the workers share it,
+// each batch published with one group commit; every output is what process_instance gives,
+// a refused instance in the middle of a batch is quarantined alone, incoming/ empties.
+TEST_F(GatewayRun, ABacklogIsProcessedInBatchesAsDeidWouldOneByOne) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.workers = 2;
+  std::vector<std::vector<std::uint8_t>> sent;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (int i = 0; i < 75; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.8." + std::to_string(i));
+      if (i == 40) ct->getDataset()->putAndInsertString(DCM_Modality, "US");  // refused
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      sent.push_back(read_bytes(file));
+      ASSERT_TRUE(spool->accept(sent.back()));
+    }
+  }
+  Running running(c, pipeline);
+  ASSERT_TRUE(wait_until([&] {
+    const auto st = gateway::Spool::open(c.spool, 0)->status();
+    return st.incoming == 0 && st.quarantined == 1;
+  })) << running.log.str();
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, 74u);
+  EXPECT_EQ(running.result->quarantined, 1u);
+  EXPECT_EQ(count_files(c.output), 74u);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    if (i == 40) continue;
+    auto expected = pipeline.process_instance(sent[i]);
+    ASSERT_TRUE(expected) << expected.error().message;
+    EXPECT_EQ(read_bytes(c.output / expected->name), expected->bytes) << i;
+  }
+}
+
+// The group commit's failure path: one output of a batch cannot be written (a file stands
+// where its series folder should be). The batch's others are published whole, the failed one
+// is neither published nor quarantined but kept in incoming/ and tried again, and published
+// once the obstacle is gone; no temporary file is left anywhere.
+TEST_F(GatewayRun, AnOutputThatCannotBeWrittenFailsAloneInItsBatchAndIsTriedAgain) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.workers = 1;  // one worker: the whole backlog is one batch
+  std::vector<std::vector<std::uint8_t>> sent;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (int i = 0; i < 10; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.6." + std::to_string(i));
+      if (i == 4) {  // a series (and study) of its own, whose folder is blocked below
+        ct->getDataset()->putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1125.6.100");
+        ct->getDataset()->putAndInsertString(DCM_SeriesInstanceUID, "1.2.826.0.1.3680043.2.1125.6.101");
+      }
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      sent.push_back(read_bytes(file));
+      ASSERT_TRUE(spool->accept(sent.back()));
+    }
+  }
+  std::vector<pipeline::OutputInstance> expected;
+  for (const auto& bytes : sent) {
+    auto output = pipeline.process_instance(bytes);
+    ASSERT_TRUE(output) << output.error().message;
+    expected.push_back(std::move(*output));
+  }
+  const fs::path blocked = (c.output / expected[4].name).parent_path();
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    if (i != 4) {
+      ASSERT_NE((c.output / expected[i].name).parent_path(), blocked);
+    }
+  }
+  fs::create_directories(blocked.parent_path());
+  { std::ofstream(blocked, std::ios::binary) << "in the way"; }
+
+  Running running(c, pipeline);
+  // The nine others published (and the file in the way), and only the failed one left in
+  // incoming/: the batch has been settled.
+  ASSERT_TRUE(wait_until([&] {
+    return count_files(c.output) == 10 &&
+           gateway::Spool::open(c.spool, 0)->status().incoming == 1;
+  }));
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    if (i != 4) {
+      EXPECT_EQ(read_bytes(c.output / expected[i].name), expected[i].bytes) << i;
+    }
+  }
+  auto status = gateway::Spool::open(c.spool, 0)->status();
+  EXPECT_EQ(status.incoming, 1u);  // the failed one only, kept
+  EXPECT_EQ(status.quarantined, 0u);
+
+  fs::remove(blocked);  // the obstacle is gone: the next try publishes it
+  ASSERT_TRUE(wait_until([&] {
+    return gateway::Spool::open(c.spool, 0)->status().incoming == 0;
+  }));
+  EXPECT_EQ(read_bytes(c.output / expected[4].name), expected[4].bytes);
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, 10u);
+  EXPECT_EQ(running.result->quarantined, 0u);
+  EXPECT_NE(running.log.str().find("kept for a later try"), std::string::npos) << running.log.str();
+  EXPECT_EQ(count_files(c.output), 10u);  // nothing else: no temporary file left over
+  EXPECT_EQ(count_files(c.spool / "quarantine"), 0u);
+}
+
+// A folder flush of the output that fails (a fault injected into the group commit): the
+// whole batch fails, nothing leaves incoming/, no temporary file is left, nothing is
+// quarantined; once flushes succeed again the batch is processed again and published.
+TEST_F(GatewayRun, AFailedFolderFlushFailsTheBatchAndItIsProcessedAgainLater) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.workers = 1;  // one worker: the whole backlog is one batch
+  std::vector<std::vector<std::uint8_t>> sent;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (int i = 0; i < 6; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.5." + std::to_string(i));
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      sent.push_back(read_bytes(file));
+      ASSERT_TRUE(spool->accept(sent.back()));
+    }
+  }
+  std::atomic<int> failed_flushes{0};
+  const fs::path output = c.output;
+  set_folder_flush_fault_for_testing([&failed_flushes, output](const fs::path& folder) -> Status {
+    const auto rel = folder.lexically_relative(output);
+    if (rel.empty() || *rel.begin() == "..") return {};
+    ++failed_flushes;
+    return fail(ErrorCode::io, "injected flush failure");
+  });
+  Running running(c, pipeline);
+  // Two failed rounds: the first batch has been settled (kept) before the second began.
+  const bool failed_twice = wait_until([&] { return failed_flushes.load() >= 2; });
+  auto status = gateway::Spool::open(c.spool, 0)->status();
+  set_folder_flush_fault_for_testing({});
+  ASSERT_TRUE(failed_twice);
+  EXPECT_EQ(status.incoming, 6u);
+  EXPECT_EQ(status.quarantined, 0u);
+  EXPECT_LE(count_files(c.output), 6u);  // names perhaps renamed, no temporary left
+
+  ASSERT_TRUE(wait_until([&] {
+    return gateway::Spool::open(c.spool, 0)->status().incoming == 0;
+  }));
+  running.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->processed, 6u);
+  EXPECT_EQ(running.result->quarantined, 0u);
+  EXPECT_EQ(count_files(c.output), 6u);
+  for (const auto& bytes : sent) {
+    auto expected = pipeline.process_instance(bytes);
+    ASSERT_TRUE(expected) << expected.error().message;
+    EXPECT_EQ(read_bytes(c.output / expected->name), expected->bytes);
+  }
+  EXPECT_NE(running.log.str().find("kept for a later try"), std::string::npos) << running.log.str();
 }
 
 // Defacing over the network: a head series sent instance by instance is held until it has

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -14,12 +15,15 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
 #include <vector>
 
+#include "core/group_commit.hpp"
 #include "core/warning.hpp"
 
 namespace radguard {
@@ -107,6 +111,50 @@ int rename_no_replace(const fs::path& from, const fs::path& to) {
   return 0;
 }
 
+// Whether rename_into_place flushes the file itself, or its caller already did
+// (write_files_atomically's group commit: write_contents fsyncs each file).
+enum class ContentSync : std::uint8_t { fsync, flushed_by_caller };
+
+// PendingFile::commit's work up to the folder's flush: refuses a missing or empty file,
+// flushes it, sets the permission bits when given, renames it onto `destination` (or, with
+// keep_if_different, finds the same bytes there and removes it). On failure `temp` is left
+// for its owner to remove.
+Status rename_into_place(const fs::path& temp, const fs::path& destination,
+                         std::optional<fs::perms> perms, PendingFile::Existing existing,
+                         ContentSync content_sync) {
+  std::error_code ec;
+  struct stat st{};
+  if (::stat(temp.c_str(), &st) != 0)
+    return fail(ErrorCode::io, "cannot publish " + destination.string() +
+                                   ": the written file is gone: " + errno_text());
+  if (st.st_size == 0)
+    return fail(ErrorCode::io,
+                "cannot publish " + destination.string() + ": the written file is empty");
+  if (content_sync == ContentSync::fsync)
+    if (auto synced = fsync_path(temp, O_RDONLY, destination.string()); !synced) return synced;
+  if (perms) {
+    fs::permissions(temp, *perms, fs::perm_options::replace, ec);
+    if (ec)
+      return fail(ErrorCode::io,
+                  "cannot set permissions on " + temp.string() + ": " + ec.message());
+  }
+  if (existing == PendingFile::Existing::replace) {
+    fs::rename(temp, destination, ec);
+    if (ec)
+      return fail(ErrorCode::io, "cannot publish " + destination.string() + ": " + ec.message());
+  } else if (rename_no_replace(temp, destination) != 0) {
+    if (errno != EEXIST)
+      return fail(ErrorCode::io, "cannot publish " + destination.string() + ": " + errno_text());
+    if (!same_content(temp, destination))
+      return fail(ErrorCode::conflict,
+                  destination.string() +
+                      " already exists with different content; not replaced (give --overwrite "
+                      "to replace outputs of earlier runs)");
+    fs::remove(temp, ec);  // the same bytes are already published
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<PendingFile> PendingFile::create(const fs::path& destination) {
@@ -136,35 +184,9 @@ Status sync_folder(const fs::path& folder) {
 
 Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing,
                            FolderSync folder_sync) {
-  std::error_code ec;
-  struct stat st{};
-  if (::stat(temp_.c_str(), &st) != 0)
-    return fail(ErrorCode::io, "cannot publish " + destination_.string() +
-                                   ": the written file is gone: " + errno_text());
-  if (st.st_size == 0)
-    return fail(ErrorCode::io,
-                "cannot publish " + destination_.string() + ": the written file is empty");
-  if (auto synced = fsync_path(temp_, O_RDONLY, destination_.string()); !synced) return synced;
-  if (perms) {
-    fs::permissions(temp_, *perms, fs::perm_options::replace, ec);
-    if (ec)
-      return fail(ErrorCode::io,
-                  "cannot set permissions on " + temp_.string() + ": " + ec.message());
-  }
-  if (existing == Existing::replace) {
-    fs::rename(temp_, destination_, ec);
-    if (ec)
-      return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + ec.message());
-  } else if (rename_no_replace(temp_, destination_) != 0) {
-    if (errno != EEXIST)
-      return fail(ErrorCode::io, "cannot publish " + destination_.string() + ": " + errno_text());
-    if (!same_content(temp_, destination_))
-      return fail(ErrorCode::conflict,
-                  destination_.string() +
-                      " already exists with different content; not replaced (give --overwrite "
-                      "to replace outputs of earlier runs)");
-    fs::remove(temp_, ec);  // the same bytes are already published
-  }
+  if (auto placed = rename_into_place(temp_, destination_, perms, existing, ContentSync::fsync);
+      !placed)
+    return placed;
   temp_.clear();
   if (folder_sync == FolderSync::deferred) return {};
   return sync_folder(destination_.has_parent_path() ? destination_.parent_path() : fs::path("."));
@@ -243,6 +265,97 @@ Status write_file_atomically(const fs::path& destination, std::string_view bytes
     return {};
   }
   return pending->commit();
+}
+
+namespace {
+
+// The folders between `folder` and `root` (or, for a folder outside `root`, `folder` alone)
+// that do not exist yet: PendingFile::create will make them, and each one's name then lives in
+// its parent folder, which must be flushed too.
+std::vector<fs::path> missing_folders(const fs::path& folder, const fs::path& root) {
+  std::vector<fs::path> missing;
+  std::error_code ec;
+  for (fs::path f = folder; f != root && f.has_relative_path() && f != f.parent_path();
+       f = f.parent_path()) {
+    if (fs::exists(f, ec)) break;
+    missing.push_back(f);
+  }
+  return missing;
+}
+
+struct FolderFlushFault {
+  std::mutex mutex;  // a test sets it while the gateway's workers flush
+  std::function<Status(const fs::path&)> fault;
+};
+
+FolderFlushFault& folder_flush_fault() {
+  static FolderFlushFault hook;
+  return hook;
+}
+
+// A folder's flush (fsync: it reports the error on every kernel, where syncfs before Linux
+// 5.17 could hide the file system's own), or the fault a test set in its place.
+Status flush_folder(const fs::path& folder) {
+  std::function<Status(const fs::path&)> fault;
+  {
+    std::lock_guard lock(folder_flush_fault().mutex);
+    fault = folder_flush_fault().fault;
+  }
+  if (fault)
+    if (Status injected = fault(folder); !injected) return injected;
+  return sync_folder(folder);
+}
+
+}  // namespace
+
+void set_folder_flush_fault_for_testing(std::function<Status(const fs::path&)> fault) {
+  std::lock_guard lock(folder_flush_fault().mutex);
+  folder_flush_fault().fault = std::move(fault);
+}
+
+std::vector<Status> write_files_atomically(const fs::path& root, std::span<const FileToWrite> files,
+                                           fs::perms perms, PendingFile::Existing existing) {
+  std::vector<Status> statuses(files.size());
+  // The folders each renamed file needs flushed: its own, and the parent of each folder made
+  // for it. Each distinct folder is flushed once, after every rename.
+  std::vector<std::vector<fs::path>> needs(files.size());
+  std::map<fs::path, Status> flushes;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (files[i].bytes.empty()) {
+      statuses[i] = fail(ErrorCode::io, "cannot publish " + files[i].destination.string() +
+                                            ": nothing to write");
+      continue;
+    }
+    const fs::path folder = files[i].destination.has_parent_path()
+                                ? files[i].destination.parent_path()
+                                : fs::path(".");
+    const auto made_folders = missing_folders(folder, root);
+    auto made = PendingFile::create(files[i].destination);
+    if (!made) {
+      statuses[i] = std::unexpected(made.error());
+      continue;
+    }
+    // write_contents fsyncs the file and reports its error: no flush of the contents is left.
+    if (auto written = made->write_contents(files[i].bytes, perms); !written) {
+      statuses[i] = written;
+      continue;
+    }
+    statuses[i] = rename_into_place(made->temp_path(), made->destination(), std::nullopt,
+                                    existing, ContentSync::flushed_by_caller);
+    // On failure the PendingFile removes its temporary; once renamed, it finds nothing left.
+    if (!statuses[i]) continue;
+    needs[i].push_back(folder);
+    for (const auto& new_folder : made_folders) needs[i].push_back(new_folder.parent_path());
+    for (const auto& f : needs[i]) flushes.emplace(f, Status{});
+  }
+  for (auto& [folder, flushed] : flushes) flushed = flush_folder(folder);
+  for (std::size_t i = 0; i < files.size(); ++i)
+    for (const auto& f : needs[i])
+      if (const Status& flushed = flushes.at(f); !flushed) {
+        statuses[i] = flushed;
+        break;
+      }
+  return statuses;
 }
 
 Result<std::string> read_small_file(const fs::path& path, std::uint64_t max_bytes) {

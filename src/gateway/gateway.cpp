@@ -18,6 +18,7 @@
 #include "consent/consent.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
+#include "core/group_commit.hpp"
 #include "core/text.hpp"
 #include "crypto/crypto.hpp"
 #include "dicom/dicom_file.hpp"
@@ -35,6 +36,11 @@ namespace {
 
 constexpr fs::perms kOutputPerms = fs::perms::owner_read | fs::perms::owner_write |
                                    fs::perms::group_read;
+// A worker claims up to this many instances at once and publishes their outputs with one group
+// commit (two flushes of the file system, one of incoming/) instead of an fsync per file and
+// folder; at most kWorkerBatchBytes of outputs wait in memory for it.
+constexpr std::size_t kWorkerBatch = 32;
+constexpr std::size_t kWorkerBatchBytes = 64ULL << 20;
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -169,19 +175,24 @@ class Gateway {
     return net::kStatusSuccess;
   }
 
-  // Takes the oldest unclaimed incoming instance; empty when none.
-  std::optional<std::string> claim() {
+  // Takes the oldest unclaimed incoming instances, at most `max`, and no more than this
+  // worker's share of what waits (so that the other workers are not left idle); empty when
+  // none.
+  std::vector<std::string> claim(std::size_t max) {
     std::lock_guard lock(claim_mutex_);
     // The folder is listed once for many instances, not once per instance.
     if (backlog_.empty())
       for (auto& id : spool_.incoming())
         if (!claimed_.contains(id)) backlog_.push_back(std::move(id));
-    while (!backlog_.empty()) {
+    const std::size_t share =
+        std::clamp<std::size_t>((backlog_.size() + config_.workers - 1) / config_.workers, 1, max);
+    std::vector<std::string> ids;
+    while (!backlog_.empty() && ids.size() < share) {
       std::string id = std::move(backlog_.front());
       backlog_.pop_front();
-      if (claimed_.insert(id).second) return id;
+      if (claimed_.insert(id).second) ids.push_back(std::move(id));
     }
-    return std::nullopt;
+    return ids;
   }
   void release(const std::string& id) {
     std::lock_guard lock(claim_mutex_);
@@ -227,24 +238,38 @@ class Gateway {
   }
 
   void settle(const std::string& id, const Status& outcome) {
-    if (outcome) {
-      ++counters_.processed;
-      if (auto done = spool_.finish_incoming(id); !done)
-        log_.line("instance " + id + ": " + done.error().message);
-      if (config_.forward) forward_.notify();
-      return;
+    settle(std::span<const std::string>(&id, 1), std::span<const Status>(&outcome, 1));
+  }
+
+  // Instances whose outputs are durable leave incoming/ together (one folder flush); the
+  // others are quarantined or kept for a later try, one by one.
+  void settle(std::span<const std::string> ids, std::span<const Status> outcomes) {
+    std::vector<std::string> done;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (outcomes[i])
+        done.push_back(ids[i]);
+      else
+        settle_failure(ids[i], outcomes[i].error());
     }
+    if (done.empty()) return;
+    counters_.processed += done.size();
+    if (auto finished = spool_.finish_incoming(done); !finished)
+      log_.line(std::to_string(done.size()) + " instances from " + done.front() + ": " +
+                finished.error().message);
+    if (config_.forward) forward_.notify();
+  }
+
+  void settle_failure(const std::string& id, const Error& error) {
     forget_release_meta(id);  // admitted, then failed: admitted again if it is tried again
-    if (outcome.error().code == ErrorCode::io) {
+    if (error.code == ErrorCode::io) {
       // The spool or the output could not be written: leave the instance for a later try.
-      log_.line("instance " + id + " kept for a later try: " + outcome.error().message);
+      log_.line("instance " + id + " kept for a later try: " + error.message);
       io_trouble_ = true;
       return;
     }
     ++counters_.quarantined;
-    log_.line("instance " + id + " quarantined: " +
-              std::string(statuses_for(outcome.error().code).name));
-    if (auto moved = spool_.quarantine(id, outcome.error()); !moved)
+    log_.line("instance " + id + " quarantined: " + std::string(statuses_for(error.code).name));
+    if (auto moved = spool_.quarantine(id, error); !moved)
       log_.line("instance " + id + ": " + moved.error().message);
   }
 
@@ -287,29 +312,16 @@ class Gateway {
     while (!stop.cancelled()) {
       record_due_batches(false);
       if (assembler_ != nullptr) close_quiet_series();
-      auto id = claim();
-      if (!id) {
+      const auto ids = claim(kWorkerBatch);
+      if (ids.empty()) {
         work_.wait_for(std::chrono::milliseconds(500));
         continue;
       }
       if (assembler_ != nullptr) {
-        hold(*id);
+        for (const auto& id : ids) hold(id);
         continue;
       }
-      Result<pipeline::OutputInstance> output = fail(ErrorCode::internal, "not processed");
-      try {
-        output = process_one(*id);
-      } catch (const std::exception& e) {
-        // A worker has no batch around it: an exception would end the gateway, and the
-        // instance, still in the spool, would end it again at every restart.
-        output = fail(ErrorCode::internal, std::string("internal error: ") + e.what());
-      }
-      if (output) {
-        handle_output(*id, *output);
-      } else {
-        settle(*id, std::unexpected(output.error()));
-        release(*id);
-      }
+      process_batch(ids);
       if (io_trouble_.exchange(false)) work_.wait_for(std::chrono::milliseconds(1000));
     }
   }
@@ -332,8 +344,15 @@ class Gateway {
             if (!net::store_succeeded(status)) return;
             settled[i] = true;
             ++counters_.forwarded;
-            if (auto done = spool_.forwarded(due[i]); !done) log_.line(done.error().message);
+            if (auto done = spool_.forwarded(due[i], PendingFile::FolderSync::deferred); !done)
+              log_.line(done.error().message);
           });
+      // The removals of this association, flushed once (a kill -9 loses none of them).
+      std::vector<OutboxItem> arrived;
+      for (std::size_t i = 0; i < due.size(); ++i)
+        if (settled[i]) arrived.push_back(due[i]);
+      if (!arrived.empty())
+        if (auto synced = spool_.sync_outbox(arrived); !synced) log_.line(synced.error().message);
       const std::int64_t now = unix_now();
       std::size_t failed = 0;
       if (statuses && !last_trouble_.empty()) {
@@ -394,6 +413,56 @@ class Gateway {
                                              bytes->size());
     if (auto admitted = admit(id, view); !admitted) return std::unexpected(admitted.error());
     return pipeline_.process_instance(view, id);
+  }
+
+  // De-identifies claimed instances one by one and delivers their outputs together (one group
+  // commit for up to kWorkerBatchBytes of outputs), then settles and releases them. With a
+  // release route each output is held for its study's batch instead.
+  void process_batch(const std::vector<std::string>& ids) {
+    std::vector<std::string> pending_ids;
+    std::vector<pipeline::OutputInstance> outputs;
+    std::size_t pending_bytes = 0;
+    const auto deliver_pending = [&] {
+      if (pending_ids.empty()) return;
+      std::vector<OutboxEntry> named;
+      for (const auto& output : outputs) named.push_back({output.name, output.bytes});
+      std::vector<Status> delivered;
+      try {
+        delivered = deliver(named);
+      } catch (const std::exception& e) {
+        // As for process_one: the worker holds these claims and must release them. Kept in
+        // incoming/ for a later try (an io failure), never acknowledged twice.
+        delivered.assign(pending_ids.size(),
+                         fail(ErrorCode::io, std::string("internal error: ") + e.what()));
+      }
+      settle(pending_ids, delivered);
+      for (const auto& id : pending_ids) release(id);
+      pending_ids.clear();
+      outputs.clear();
+      pending_bytes = 0;
+    };
+    for (const auto& id : ids) {
+      Result<pipeline::OutputInstance> output = fail(ErrorCode::internal, "not processed");
+      try {
+        output = process_one(id);
+      } catch (const std::exception& e) {
+        // A worker has no batch around it: an exception would end the gateway, and the
+        // instance, still in the spool, would end it again at every restart.
+        output = fail(ErrorCode::internal, std::string("internal error: ") + e.what());
+      }
+      if (!output) {
+        settle_failure(id, output.error());
+        release(id);
+      } else if (release_ != nullptr) {
+        handle_output(id, *output);
+      } else {
+        pending_bytes += output->bytes.size();
+        pending_ids.push_back(id);
+        outputs.push_back(std::move(*output));
+        if (pending_bytes >= kWorkerBatchBytes) deliver_pending();
+      }
+    }
+    deliver_pending();
   }
 
   // The consent gate, before any stage sees the instance; keeps what the ledger will need.
@@ -515,37 +584,49 @@ class Gateway {
 
   // Publishes one de-identified instance: into the outbox (--forward) or the output folder.
   Status deliver(const fs::path& name, std::span<const std::uint8_t> bytes) {
-    if (name.empty() || name.is_absolute())
-      return fail(ErrorCode::internal, "the pipeline gave no output name");
-    if (config_.forward) return spool_.put_outbox(name, bytes);
-    auto pending = PendingFile::create(config_.output / name);
-    if (!pending) return std::unexpected(pending.error());
-    if (auto written = pending->write_contents(
-            std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-            kOutputPerms);
-        !written)
-      return written;
-    // The same instance processed again (after a crash) gives the same bytes: nothing to do.
-    // Different bytes under the same name (another object with the same instance UID) are a
-    // conflict: quarantined, never replaced silently.
-    if (auto committed = pending->commit(std::nullopt, PendingFile::Existing::keep_if_different);
-        !committed) {
-      // (PendingFile's own message offers --overwrite, which the gateway does not have: it
-      // never replaces a published file.)
-      if (committed.error().code == ErrorCode::conflict)
-        return fail(ErrorCode::conflict,
-                    "the output folder already holds " + name.string() +
-                        " with different content (another object with the same instance UID, "
-                        "or an earlier run with another key or options); not replaced");
-      return committed;
+    const OutboxEntry output{name, bytes};
+    return deliver(std::span<const OutboxEntry>(&output, 1)).front();
+  }
+
+  // Publishes de-identified instances with one group commit (write_files_atomically): into the
+  // outbox (--forward) or the output folder. One status per instance, in order.
+  std::vector<Status> deliver(std::span<const OutboxEntry> outputs) {
+    std::vector<Status> statuses(outputs.size());
+    std::vector<std::size_t> index;  // of each named output, in outputs
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      if (outputs[i].name.empty() || outputs[i].name.is_absolute())
+        statuses[i] = fail(ErrorCode::internal, "the pipeline gave no output name");
+      else
+        index.push_back(i);
     }
-    // The folders on the way to the file are new after a first instance of a series.
-    for (fs::path folder = (config_.output / name).parent_path();;
-         folder = folder.parent_path()) {
-      if (auto synced = sync_folder(folder); !synced) return synced;
-      if (folder == config_.output || !folder.has_relative_path()) break;
+    std::vector<Status> written;
+    if (config_.forward) {
+      std::vector<OutboxEntry> entries;
+      for (const std::size_t i : index) entries.push_back(outputs[i]);
+      written = spool_.put_outbox(entries);
+    } else {
+      std::vector<FileToWrite> files;
+      for (const std::size_t i : index)
+        files.push_back({config_.output / outputs[i].name,
+                         std::string_view(reinterpret_cast<const char*>(outputs[i].bytes.data()),
+                                          outputs[i].bytes.size())});
+      // The same instance processed again (after a crash) gives the same bytes: nothing to do.
+      // Different bytes under the same name (another object with the same instance UID) are a
+      // conflict: quarantined, never replaced silently. The group commit's second flush also
+      // makes the folders on the way to each file durable (new after a series' first instance).
+      written = write_files_atomically(config_.output, files, kOutputPerms,
+                                       PendingFile::Existing::keep_if_different);
+      for (std::size_t j = 0; j < written.size(); ++j)
+        if (!written[j] && written[j].error().code == ErrorCode::conflict)
+          // (PendingFile's own message offers --overwrite, which the gateway does not have: it
+          // never replaces a published file.)
+          written[j] = fail(ErrorCode::conflict,
+                            "the output folder already holds " + outputs[index[j]].name.string() +
+                                " with different content (another object with the same instance "
+                                "UID, or an earlier run with another key or options); not replaced");
     }
-    return {};
+    for (std::size_t j = 0; j < written.size(); ++j) statuses[index[j]] = std::move(written[j]);
+    return statuses;
   }
 
   const GatewayConfig& config_;

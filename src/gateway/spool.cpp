@@ -1,6 +1,7 @@
 #include "gateway/spool.hpp"
 
 #include "core/error_table.hpp"
+#include "core/group_commit.hpp"
 
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <set>
 #include <cstdio>
 #include <sstream>
 
@@ -168,7 +170,21 @@ fs::path Spool::incoming_path(const std::string& id) const {
 }
 
 Status Spool::finish_incoming(const std::string& id) const {
-  return remove_durably(incoming_path(id));
+  return finish_incoming(std::span<const std::string>(&id, 1));
+}
+
+Status Spool::finish_incoming(std::span<const std::string> ids) const {
+  // Every removal is tried and the folder flushed whatever failed: the others are done.
+  std::string failures;
+  for (const auto& id : ids) {
+    std::error_code ec;
+    fs::remove(incoming_path(id), ec);
+    if (ec) failures += "; cannot remove instance " + id + ": " + ec.message();
+  }
+  if (auto synced = sync_folder(root_ / "incoming"); !synced)
+    failures += "; " + synced.error().message;
+  if (failures.empty()) return {};
+  return fail(ErrorCode::io, failures.substr(2));
 }
 
 Status Spool::quarantine(const std::string& id, const Error& reason) const {
@@ -185,16 +201,33 @@ Status Spool::quarantine(const std::string& id, const Error& reason) const {
 }
 
 Status Spool::put_outbox(const fs::path& name, std::span<const std::uint8_t> bytes) const {
-  if (name.empty() || name.is_absolute() ||
-      std::ranges::any_of(name, [](const fs::path& part) { return part == ".." || part == "."; }))
-    return fail(ErrorCode::usage, "an outbox name must be a plain relative path");
-  const fs::path destination = root_ / "outbox" / name;
-  // A retry record of an earlier copy of the same name is stale now.
-  std::error_code ec;
-  fs::remove(fs::path(destination.string() + std::string(kRetrySuffix)), ec);
-  return write_file_atomically(
-      destination, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-      kOwnerOnly);
+  const OutboxEntry entry{name, bytes};
+  return put_outbox(std::span<const OutboxEntry>(&entry, 1)).front();
+}
+
+std::vector<Status> Spool::put_outbox(std::span<const OutboxEntry> entries) const {
+  std::vector<Status> statuses(entries.size());
+  std::vector<FileToWrite> files;
+  std::vector<std::size_t> index;  // of each file, in entries
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const fs::path& name = entries[i].name;
+    if (name.empty() || name.is_absolute() ||
+        std::ranges::any_of(name, [](const fs::path& part) { return part == ".." || part == "."; })) {
+      statuses[i] = fail(ErrorCode::usage, "an outbox name must be a plain relative path");
+      continue;
+    }
+    const fs::path destination = root_ / "outbox" / name;
+    // A retry record of an earlier copy of the same name is stale now.
+    std::error_code ec;
+    fs::remove(fs::path(destination.string() + std::string(kRetrySuffix)), ec);
+    files.push_back({destination, std::string_view(reinterpret_cast<const char*>(entries[i].bytes.data()),
+                                                   entries[i].bytes.size())});
+    index.push_back(i);
+  }
+  const auto written = write_files_atomically(root_ / "outbox", files, kOwnerOnly,
+                                              PendingFile::Existing::replace);
+  for (std::size_t j = 0; j < written.size(); ++j) statuses[index[j]] = written[j];
+  return statuses;
 }
 
 std::vector<OutboxItem> Spool::outbox_due(std::int64_t now, std::size_t max) const {
@@ -218,10 +251,23 @@ std::vector<OutboxItem> Spool::outbox_due(std::int64_t now, std::size_t max) con
   return due;
 }
 
-Status Spool::forwarded(const OutboxItem& item) const {
+Status Spool::forwarded(const OutboxItem& item, PendingFile::FolderSync folder_sync) const {
   std::error_code ec;
   fs::remove(fs::path(item.path.string() + std::string(kRetrySuffix)), ec);
-  return remove_durably(item.path);
+  if (folder_sync == PendingFile::FolderSync::now) return remove_durably(item.path);
+  fs::remove(item.path, ec);
+  if (ec) return fail(ErrorCode::io, "cannot remove " + item.path.string() + ": " + ec.message());
+  return {};
+}
+
+Status Spool::sync_outbox(std::span<const OutboxItem> forwarded) const {
+  std::set<fs::path> folders;
+  for (const auto& item : forwarded) folders.insert(item.path.parent_path());
+  std::string failures;
+  for (const auto& folder : folders)
+    if (auto synced = sync_folder(folder); !synced) failures += "; " + synced.error().message;
+  if (failures.empty()) return {};
+  return fail(ErrorCode::io, failures.substr(2));
 }
 
 Result<ForwardFate> Spool::forward_failed(const OutboxItem& item, const std::string& error,

@@ -15,7 +15,8 @@
 //   SPOOL/quarantine/<id>.txt       forwarded) and the reason (error name and message)
 //
 // Every state change is a durable rename (core/atomic_file.hpp: written, fsynced, renamed,
-// folder fsynced), so after a crash at any moment each acknowledged instance is in exactly
+// folder fsynced; or, for a batch of instances, each written and fsynced, renamed, then each
+// distinct folder fsynced once: write_files_atomically), so after a crash at any moment each acknowledged instance is in exactly
 // one place: incoming (it is processed again: the same pseudonymous name, so a forward is
 // never duplicated under another name), the outbox, the output or quarantine. Temporary files
 // a crash leaves are never listed and are removed when the spool is opened.
@@ -67,6 +68,13 @@ struct OutboxItem {
   std::string last_error;
 };
 
+// A de-identified instance for the outbox: its name (a relative path of pseudonymous UIDs)
+// and its bytes.
+struct OutboxEntry {
+  std::filesystem::path name;
+  std::span<const std::uint8_t> bytes;
+};
+
 struct QuarantineEntry {
   std::string id;
   std::string reason;  // the error's name and message (no attribute value)
@@ -111,6 +119,9 @@ class Spool {
   std::filesystem::path incoming_path(const std::string& id) const;
   // The instance is done (its outputs are durable): removes it from incoming, durably.
   [[nodiscard]] Status finish_incoming(const std::string& id) const;
+  // Several at once: each removal tried, then the folder flushed once for all; a failure
+  // names every instance (and the flush) that failed.
+  [[nodiscard]] Status finish_incoming(std::span<const std::string> ids) const;
   // Moves the instance to quarantine with its reason (the reason first, then the instance).
   [[nodiscard]] Status quarantine(const std::string& id, const Error& reason) const;
 
@@ -120,11 +131,21 @@ class Spool {
   // ErrorCode::usage (a name that is absolute or climbs out).
   [[nodiscard]] Status put_outbox(const std::filesystem::path& name,
                                   std::span<const std::uint8_t> bytes) const;
+  // Several at once, with one group commit (write_files_atomically); one status per entry,
+  // in order.
+  [[nodiscard]] std::vector<Status> put_outbox(std::span<const OutboxEntry> entries) const;
   // Outbox items whose next attempt is due at `now` (Unix seconds), oldest name first, at
   // most `max`.
   std::vector<OutboxItem> outbox_due(std::int64_t now, std::size_t max) const;
-  // The item arrived: removes it and its retry record.
-  [[nodiscard]] Status forwarded(const OutboxItem& item) const;
+  // The item arrived: removes it and its retry record. With FolderSync::deferred the removal
+  // is not flushed here: the caller calls sync_outbox once for many (a process killed
+  // meanwhile loses nothing; after a power loss an item forwarded since the last flush may be
+  // forwarded again, under the same name).
+  [[nodiscard]] Status forwarded(const OutboxItem& item,
+                                 PendingFile::FolderSync folder_sync = PendingFile::FolderSync::now) const;
+  // Flushes the removals of these items (forwarded with FolderSync::deferred): each distinct
+  // folder once. Fails with ErrorCode::io, naming each folder that failed.
+  [[nodiscard]] Status sync_outbox(std::span<const OutboxItem> forwarded) const;
   // The item did not arrive: records one more attempt and when to try again, or, past the
   // policy's limits, moves it (and its record) to failed/.
   [[nodiscard]] Result<ForwardFate> forward_failed(const OutboxItem& item,
