@@ -417,22 +417,22 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
 }
 
 // A span of ink at most 4 px tall (1-2 px of ink with ink_spans' padding), under a quarter of
-// its region's height, lying within a filled box's or a kept word's columns and against its
+// its region's height, sharing columns with a filled box or a kept word and lying against its
 // top or bottom edge, is what the box left of the line: the rim of descenders, the last row
 // of a table rule under it (bench/fourth_screens.py seed 1313: spans 3 px tall, 1 px of ink,
-// under "Event", "mAs" and a dose value, quarantined three files). No glyph is that flat; a
-// taller span, one wider than the box, or one away from its edges still counts (review of the
-// tenth pass: the height alone grew loose in tall merged regions).
+// under "Event", "mAs" and a dose value, quarantined three files; some reach 5 px past the
+// box's end). No glyph is that flat; a taller span, or one away from every box's edge, still
+// counts (review of the tenth pass: a height relative to the region alone grew loose in tall
+// merged regions).
 bool sliver_of_a_fill(const Box& span, const Box& region, const std::vector<Box>& filled) {
   constexpr int kMaxSliverHeight = 4, kSlack = 2;
   if (span.height > kMaxSliverHeight || span.height * 4 >= region.height) return false;
   return std::any_of(filled.begin(), filled.end(), [&](const Box& f) {
-    const bool within_columns =
-        span.x >= f.x - kSlack && span.x + span.width <= f.x + f.width + kSlack;
+    const bool columns = span.x < f.x + f.width && f.x < span.x + span.width;
     const int top = span.y, bottom = span.y + span.height;
     const bool below = top >= f.y + f.height - kSlack && top <= f.y + f.height + kSlack;
     const bool above = bottom >= f.y - kSlack && bottom <= f.y + kSlack;
-    return within_columns && (below || above);
+    return columns && (below || above);
   });
 }
 
