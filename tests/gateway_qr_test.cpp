@@ -206,6 +206,36 @@ std::uint16_t unused_port() {
   return ntohs(addr.sin_port);
 }
 
+// A query service behind a listener on a free loopback port, served on its own thread until
+// the end of the scope.
+class ServedQueries {
+ public:
+  ServedQueries(std::shared_ptr<net::QueryService> service, unsigned max_associations) {
+    net::ServerConfig config;
+    config.port = unused_port();
+    config.ae_title = "RG";
+    config.max_associations = max_associations;
+    config.query = std::move(service);
+    peer_ = net::Peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
+    server_ = net::StoreServer::create(
+        config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
+    if (server_) serving_ = std::thread([this] { (void)(*server_)->run(); });
+  }
+  ~ServedQueries() {
+    if (server_) (*server_)->stop();
+    if (serving_.joinable()) serving_.join();
+  }
+  ServedQueries(const ServedQueries&) = delete;
+  ServedQueries& operator=(const ServedQueries&) = delete;
+  [[nodiscard]] const Result<std::unique_ptr<net::StoreServer>>& server() const { return server_; }
+  [[nodiscard]] const net::Peer& peer() const { return peer_; }
+
+ private:
+  Result<std::unique_ptr<net::StoreServer>> server_ = fail(ErrorCode::internal, "not created");
+  std::thread serving_;
+  net::Peer peer_;
+};
+
 // More queries at once than the service's bound are refused as out of resources (0xA700)
 // while the first is served; once it ends, a query is answered again.
 TEST(GatewayQueryNet, QueriesBeyondTheBoundAreRefusedOutOfResources) {
@@ -222,16 +252,9 @@ TEST(GatewayQueryNet, QueriesBeyondTheBoundAreRefusedOutOfResources) {
     }
     return std::vector<net::QueryMatch>{};
   };
-  net::ServerConfig config;
-  config.port = unused_port();
-  config.ae_title = "RG";
-  config.max_associations = 4;
-  config.query = service;
-  auto server = net::StoreServer::create(
-      config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
-  ASSERT_TRUE(server) << server.error().message;
-  std::thread serving([&] { (void)(*server)->run(); });
-  const net::Peer peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
+  const ServedQueries served(service, 4);
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  const net::Peer& peer = served.peer();
   Result<std::vector<std::string>> first = fail(ErrorCode::internal, "not run");
   std::thread querying([&] {
     for (int i = 0; i < 100 && calls.load() == 0; ++i) {
@@ -246,8 +269,6 @@ TEST(GatewayQueryNet, QueriesBeyondTheBoundAreRefusedOutOfResources) {
   release.set_value();
   querying.join();
   auto third = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "C", 20);
-  (*server)->stop();
-  serving.join();
   ASSERT_TRUE(in_flight);
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message.find("0xA700"), std::string::npos) << second.error().message;
@@ -269,15 +290,9 @@ TEST(GatewayQueryNet, MatchesBeyondTheCapEndTheAnswerOutOfResources) {
                     {kStudyUID, "1.2.826.0.1.3680043.10.1." + std::to_string(i + 1)}};
     return matches;
   };
-  net::ServerConfig config;
-  config.port = unused_port();
-  config.ae_title = "RG";
-  config.query = service;
-  auto server = net::StoreServer::create(
-      config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
-  ASSERT_TRUE(server) << server.error().message;
-  std::thread serving([&] { (void)(*server)->run(); });
-  const net::Peer peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
+  const ServedQueries served(service, net::ServerConfig{}.max_associations);
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  const net::Peer& peer = served.peer();
   how_many = net::kMaxFindMatches;
   auto at_cap = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "A", 60);
   // The listener opens its port in run(), on the other thread.
@@ -288,8 +303,6 @@ TEST(GatewayQueryNet, MatchesBeyondTheCapEndTheAnswerOutOfResources) {
   }
   how_many = net::kMaxFindMatches + 1;
   auto over_cap = net::find_studies(peer, "QUERIER", net::StudyKey::patient_id, "A", 60);
-  (*server)->stop();
-  serving.join();
   ASSERT_TRUE(at_cap) << at_cap.error().message;
   EXPECT_EQ(at_cap->size(), net::kMaxFindMatches);
   ASSERT_FALSE(over_cap);
