@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -616,6 +617,109 @@ TEST(Export, AReleaseManifestCannotPointOutsideTheRelease) {
                 .error()
                 .code,
             ErrorCode::integrity);
+}
+
+// Issue 19: a consent withdrawal recorded while a sharded export's publish is running its
+// release gate (the shards ran with her permission; publish decided consent again and still
+// found it; the gate then looks at a release that holds her files). The publish must not
+// release her: it fails closed naming why, publishes nothing, records nothing and keeps the
+// staging; published again, she is left out and the one ledger entry does not name her.
+TEST(Export, AWithdrawalWhileAShardedPublishIsGatedReleasesNothingOfHers) {
+  ScratchDir dir;
+  const fs::path in = dir / "in";
+  make_study(in / "a", "P-STAYS", "Stays^Anna", 1, 2);
+  make_study(in / "b", "P-LEAVES", "Leaves^Bert", 2, 2);
+  make_study(in / "c", "P-STAYS", "Stays^Anna", 3, 1);
+  const fs::path key_file = dir / "site.key";
+  const std::string registry_path = (dir / "consent.db").string();
+  const std::string ledger_path = (dir / "ledger.db").string();
+  {
+    auto key = crypto::SecretKey::generate();
+    ASSERT_TRUE(key && key->save_new(key_file));
+    auto reg = consent::Registry::open(registry_path).value();
+    ASSERT_TRUE(reg.record(permit("P-STAYS", consent::Purpose::research)));
+    ASSERT_TRUE(reg.record(permit("P-LEAVES", consent::Purpose::research)));
+  }
+  // Plan and stage as the Slurm scripts do (each array task run here, one after another).
+  const fs::path plan = dir / "plan";
+  const fs::path output = dir / "out";
+  const std::string radguard = RADGUARD_BINARY;
+  const std::string plan_command =
+      "'" + radguard + "' plan '" + in.string() + "' --shards 2 -o '" + plan.string() +
+      "' --no-progress --sbatch -- export -o '" + output.string() +
+      "' --purpose research --recipient Lab -k '" + key_file.string() + "' --registry '" +
+      registry_path + "' --ledger '" + ledger_path + "' >'" + (dir / "plan.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(plan_command.c_str()), 0) << slurp(dir / "plan.log");
+  for (int task = 0; task < 2; ++task) {
+    const std::string shard = "SLURM_ARRAY_TASK_ID=" + std::to_string(task) +
+                              " SLURM_CPUS_PER_TASK=1 bash '" + (plan / "run.sbatch").string() +
+                              "' >'" + (dir / "shard.log").string() + "' 2>&1";
+    ASSERT_EQ(std::system(shard.c_str()), 0) << slurp(dir / "shard.log");
+  }
+
+  auto staged = read_staged(plan);
+  ASSERT_TRUE(staged) << staged.error().message;
+  auto key = crypto::SecretKey::load(key_file).value();
+  auto registry = consent::Registry::open(registry_path, consent::RegistryAccess::read_only).value();
+  auto led = ledger::Ledger::open(ledger_path, ledger::LedgerAccess::create_if_missing).value();
+  // The gate records the withdrawal through its own connection (as `radguard consent set` in
+  // another process would) while it looks at the staged release, which still holds her files.
+  int gate_runs = 0;
+  bool saw_her_files = false;
+  const ReleaseGate withdrawing_gate =
+      [&](const fs::path& staging) -> Result<std::optional<std::string>> {
+    ++gate_runs;
+    std::size_t files = 0;
+    for (const auto& e : fs::recursive_directory_iterator(staging))
+      if (e.is_regular_file()) ++files;
+    saw_her_files = files == 5;
+    auto writer = consent::Registry::open(registry_path);
+    if (!writer) return std::unexpected(writer.error());
+    auto withdrawal = permit("P-LEAVES", consent::Purpose::research, consent::Decision::deny);
+    withdrawal.date = utc_now_iso8601();
+    if (auto stored = writer->record(withdrawal); !stored) return std::unexpected(stored.error());
+    return std::nullopt;  // the gate itself finds nothing wrong
+  };
+  auto refused = publish_staged(*staged, registry, key, led, 1, withdrawing_gate);
+  ASSERT_FALSE(refused) << "a release checked with her in it was published";
+  EXPECT_EQ(gate_runs, 1);
+  EXPECT_TRUE(saw_her_files) << "the gate ran before her withdrawal was known";
+  EXPECT_NE(refused.error().message.find("withdrawn while the release was checked"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(refused.error().message.find("P-LEAVES"), std::string::npos) << "no patient named";
+  for (const auto& name : releases_in(output))
+    EXPECT_FALSE(name.string().starts_with("release-")) << "published: " << name;
+  EXPECT_TRUE(led.all()->empty()) << "a refused publish recorded an entry";
+  EXPECT_TRUE(fs::is_directory(staged->staging)) << "the staging is kept for another try";
+
+  // Published again (the gate now passes without changing anything): she is left out.
+  auto published = publish_staged(*staged, registry, key, led, 1,
+                                  [](const fs::path&) -> Result<std::optional<std::string>> {
+                                    return std::nullopt;
+                                  });
+  ASSERT_TRUE(published) << published.error().message;
+  EXPECT_EQ(published->exit_code, 1) << "a patient left out at publish is not a clean release";
+  EXPECT_EQ(published->withdrawn_patients, 1u);
+  EXPECT_EQ(published->withdrawn.studies, 1u);
+  EXPECT_EQ(published->withdrawn.instances, 2u);
+  auto all = led.all();
+  ASSERT_EQ(all->size(), 1u) << "one ledger entry for the release";
+  EXPECT_EQ((*all)[0].status, ledger::EntryStatus::released);
+  EXPECT_EQ((*all)[0].instances, 3u);
+  ASSERT_EQ((*all)[0].patients.size(), 1u);
+  EXPECT_EQ((*all)[0].patients[0].patient_hash, ledger::patient_hash(key, "P-STAYS"));
+  EXPECT_TRUE(led.entries_for(ledger::patient_hash(key, "P-LEAVES"), std::nullopt)->empty());
+  const auto manifest = nlohmann::json::parse(slurp(published->release / kReleaseManifest));
+  EXPECT_EQ(manifest.at("files").size(), 3u);
+  std::size_t released = 0;
+  for (const auto& e : fs::recursive_directory_iterator(published->release))
+    if (e.is_regular_file() && e.path().filename() != kReleaseManifest) ++released;
+  EXPECT_EQ(released, 3u) << "her files are not in the release folder";
+  auto check = check_release_files(published->release);
+  ASSERT_TRUE(check) << check.error().message;
+  EXPECT_TRUE(check->empty());
+  EXPECT_TRUE(led.verify()->intact());
 }
 
 }  // namespace
