@@ -292,9 +292,7 @@ class GatewaySCP : public DcmThreadSCP {
                                     const DcmPresentationContextInfo& info) override {
     if (shared_.query && (message->CommandField == DIMSE_C_FIND_RQ ||
                           message->CommandField == DIMSE_C_MOVE_RQ)) {
-      const detail::Channel channel{assoc_, info.presentationContextID, getDIMSEBlockingMode(),
-                                    static_cast<int>(getDIMSETimeout()),
-                                    printable(trimmed(getPeerAETitle().c_str()))};
+      const detail::Channel channel = channel_for(info.presentationContextID);
       return message->CommandField == DIMSE_C_FIND_RQ
                  ? detail::serve_find(channel, message->msg.CFindRQ, *shared_.query)
                  : detail::serve_move(channel, message->msg.CMoveRQ, *shared_.query);
@@ -350,18 +348,14 @@ class GatewaySCP : public DcmThreadSCP {
     OFCondition condition;   // with Outcome::broken: what ends the association
   };
 
-  // The next PDV of the association: one already read, or the first of the next P-DATA PDU
-  // (waiting at most the DIMSE timeout). DCMTK's own reader is private to its DIMSE layer.
-  OFCondition next_pdv(DUL_PDV& pdv) {
-    OFCondition cond = DUL_NextPDV(&assoc_->DULassociation, &pdv);
-    if (cond.good()) return cond;
-    const bool blocking = getDIMSEBlockingMode() == DIMSE_BLOCKING;
-    const int timeout = static_cast<int>(getDIMSETimeout());
-    if (!blocking && !ASC_dataWaiting(assoc_, timeout)) return DIMSE_NODATAAVAILABLE;
-    cond = DUL_ReadPDVs(&assoc_->DULassociation, nullptr, blocking ? DUL_BLOCK : DUL_NOBLOCK,
-                        timeout);
-    if (cond != DUL_PDATAPDUARRIVED) return cond.bad() ? cond : DIMSE_READPDVFAILED;
-    return DUL_NextPDV(&assoc_->DULassociation, &pdv);
+  // How the Q/R services and the C-STORE receiver read this association.
+  detail::Channel channel_for(T_ASC_PresentationContextID pres) {
+    return {assoc_,
+            pres,
+            getDIMSEBlockingMode(),
+            static_cast<int>(getDIMSETimeout()),
+            printable(trimmed(getPeerAETitle().c_str())),
+            [this](const std::string& line) { shared_.note(line); }};
   }
 
   // Reads the data set of a C-STORE request: its P-DATA fragments, as bytes, up to the one
@@ -385,9 +379,10 @@ class GatewaySCP : public DcmThreadSCP {
     std::unique_ptr<DcmOutputFileStream> stream(raw_stream);
     bool written = stream != nullptr;
     bool same_context = true;
+    const detail::Channel channel = channel_for(pres);
     for (;;) {
       DUL_PDV pdv{};
-      const OFCondition cond = next_pdv(pdv);
+      const OFCondition cond = detail::next_pdv(channel, pdv);
       if (cond.bad()) {
         arrival.outcome = Outcome::broken;
         arrival.problem = "the association broke";
