@@ -524,15 +524,27 @@ bool host_matches(const HostRule& rule, const std::string& address) {
   return true;
 }
 
-struct StoreServer::Impl {
+namespace {
+
+// The DCMTK server behind StoreServer: the pool, its settings and the TLS layer it uses.
+class PoolServer final : public StoreServer {
+ public:
   ServerConfig config;
   Shared shared;
   std::unique_ptr<DcmTLSTransportLayer> tls;  // outlives the pool (which does not own it)
   std::unique_ptr<Pool> pool;
+
+  Status run() override {
+    const OFCondition cond = pool->listen();
+    if (cond.bad())
+      return fail(ErrorCode::io,
+                  "cannot listen on port " + std::to_string(config.port) + ": " + cond.text());
+    return {};
+  }
+  void stop() override { pool->stopAfterCurrentAssociations(); }
 };
 
-StoreServer::StoreServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-StoreServer::~StoreServer() = default;
+}  // namespace
 
 Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
                                                          StoreHandler handler) {
@@ -546,30 +558,30 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
     return fail(ErrorCode::usage, "the association pool must hold 1 to 1000 associations");
   if (!handler) return fail(ErrorCode::internal, "no C-STORE handler");
   disable_nagle();
-  auto impl = std::make_unique<Impl>();
+  auto server = std::make_unique<PoolServer>();
   if (config.tls) {
     auto layer = make_tls_layer(*config.tls, NET_ACCEPTOR);
     if (!layer) return std::unexpected(layer.error());
-    impl->tls = std::move(*layer);
+    server->tls = std::move(*layer);
   }
-  impl->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
+  server->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
                         config.ae_title, config.log, config.query};
-  impl->config = std::move(config);
-  impl->pool = std::make_unique<Pool>(impl->shared);
-  Pool& pool = *impl->pool;
-  pool.setMaxThreads(static_cast<Uint16>(impl->config.max_associations));
+  server->config = std::move(config);
+  server->pool = std::make_unique<Pool>(server->shared);
+  Pool& pool = *server->pool;
+  pool.setMaxThreads(static_cast<Uint16>(server->config.max_associations));
   DcmSCPConfig& cfg = pool.getConfig();
-  cfg.setAETitle(impl->config.ae_title.c_str());
-  cfg.setPort(impl->config.port);
+  cfg.setAETitle(server->config.ae_title.c_str());
+  cfg.setPort(server->config.port);
   cfg.setHostLookupEnabled(OFFalse);  // (DcmSCP's setting; the pool reads the global below)
   // With TLS, every association is TLS: the handshake comes before any PDU, and a plain
   // association request fails it.
-  if (impl->tls) cfg.setTransportLayer(impl->tls.get());
+  if (server->tls) cfg.setTransportLayer(server->tls.get());
   // Wake up each second to see whether stop() was called.
   cfg.setConnectionBlockingMode(DUL_NOBLOCK);
   cfg.setConnectionTimeout(1);
   cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-  cfg.setDIMSETimeout(impl->config.dimse_timeout_s);
+  cfg.setDIMSETimeout(server->config.dimse_timeout_s);
   cfg.setACSETimeout(30);
   OFList<OFString> plain;
   plain.push_back(UID_LittleEndianExplicitTransferSyntax);
@@ -579,18 +591,8 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
     return fail(ErrorCode::internal, "cannot offer the Verification SOP class");
   // Storage SOP classes are negotiated by GatewaySCP::negotiateAssociation (DCMTK's profiles
   // hold at most 128 presentation contexts; there are more storage SOP classes).
-  return std::unique_ptr<StoreServer>(new StoreServer(std::move(impl)));
+  return std::unique_ptr<StoreServer>(std::move(server));
 }
-
-Status StoreServer::run() {
-  const OFCondition cond = impl_->pool->listen();
-  if (cond.bad())
-    return fail(ErrorCode::io, "cannot listen on port " + std::to_string(impl_->config.port) +
-                                   ": " + cond.text());
-  return {};
-}
-
-void StoreServer::stop() { impl_->pool->stopAfterCurrentAssociations(); }
 
 Result<Peer> parse_peer(const std::string& text) {
   const auto at = text.find('@');
