@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <tuple>
@@ -210,12 +212,14 @@ std::uint16_t unused_port() {
 // the end of the scope.
 class ServedQueries {
  public:
-  ServedQueries(std::shared_ptr<net::QueryService> service, unsigned max_associations) {
+  ServedQueries(std::shared_ptr<net::QueryService> service, unsigned max_associations,
+                std::function<void(const std::string&)> log = {}) {
     net::ServerConfig config;
     config.port = unused_port();
     config.ae_title = "RG";
     config.max_associations = max_associations;
     config.query = std::move(service);
+    config.log = std::move(log);
     peer_ = net::Peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
     server_ = net::StoreServer::create(
         config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
@@ -308,6 +312,219 @@ TEST(GatewayQueryNet, MatchesBeyondTheCapEndTheAnswerOutOfResources) {
   ASSERT_FALSE(over_cap);
   EXPECT_NE(over_cap.error().message.find("0xA700"), std::string::npos)
       << over_cap.error().message;
+}
+
+// --- a hostile querier on a raw socket: the PDUs of PS3.8 written by hand, since DCMTK's SCU
+// parses what it sends and holds it whole.
+
+std::string be16(std::uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v)}; }
+std::string be32(std::uint32_t v) {
+  return be16(static_cast<std::uint16_t>(v >> 16)) + be16(static_cast<std::uint16_t>(v));
+}
+std::string le16(std::uint16_t v) { return {static_cast<char>(v), static_cast<char>(v >> 8)}; }
+std::string le32(std::uint32_t v) {
+  return le16(static_cast<std::uint16_t>(v)) + le16(static_cast<std::uint16_t>(v >> 16));
+}
+
+// An item of an A-ASSOCIATE-RQ (PS3.8 9.3.2).
+std::string item(std::uint8_t type, const std::string& body) {
+  return std::string{static_cast<char>(type), '\0'} +
+         be16(static_cast<std::uint16_t>(body.size())) + body;
+}
+std::string pdu(std::uint8_t type, const std::string& body) {
+  return std::string{static_cast<char>(type), '\0'} +
+         be32(static_cast<std::uint32_t>(body.size())) + body;
+}
+// A P-DATA-TF PDU of one PDV on presentation context 1; control: bit 0 command, bit 1 last.
+std::string p_data(std::uint8_t control, const std::string& fragment) {
+  return pdu(0x04, be32(static_cast<std::uint32_t>(fragment.size() + 2)) + '\1' +
+                       static_cast<char>(control) + fragment);
+}
+// An element in implicit VR little endian (commands always are; so is the context proposed).
+std::string element(std::uint16_t group, std::uint16_t number, const std::string& value) {
+  return le16(group) + le16(number) + le32(static_cast<std::uint32_t>(value.size())) + value;
+}
+
+constexpr const char* kStudyRootFind = "1.2.840.10008.5.1.4.1.2.2.1";
+
+std::string associate_rq(const std::string& called, const std::string& calling) {
+  const auto ae = [](std::string title) { return title.append(16 - title.size(), ' '); };
+  std::string body = be16(1) + be16(0) + ae(called) + ae(calling) + std::string(32, '\0');
+  body += item(0x10, "1.2.840.10008.3.1.1.1");
+  body += item(0x20, std::string{'\1', '\0', '\0', '\0'} + item(0x30, kStudyRootFind) +
+                         item(0x40, "1.2.840.10008.1.2"));
+  body += item(0x50, item(0x51, be32(16384)) + item(0x52, "1.2.826.0.1.3680043.9.9999"));
+  return pdu(0x01, body);
+}
+
+std::string find_rq_command() {
+  std::string uid = kStudyRootFind;
+  if (uid.size() % 2 != 0) uid += '\0';
+  const std::string rest = element(0, 0x0002, uid) + element(0, 0x0100, le16(0x0020)) +
+                           element(0, 0x0110, le16(1)) + element(0, 0x0700, le16(0)) +
+                           element(0, 0x0800, le16(0x0000));  // a data set follows
+  return element(0, 0x0000, le32(static_cast<std::uint32_t>(rest.size()))) + rest;
+}
+
+bool read_exactly(int fd, char* out, std::size_t n) {
+  while (n > 0) {
+    const ssize_t got = ::recv(fd, out, n, 0);
+    if (got <= 0) return false;
+    out += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+// The next PDU's type and body; nullopt when the connection ended.
+std::optional<std::pair<std::uint8_t, std::string>> read_pdu(int fd) {
+  char head[6];
+  if (!read_exactly(fd, head, 6)) return std::nullopt;
+  const std::uint32_t length = (std::uint32_t{static_cast<std::uint8_t>(head[2])} << 24) |
+                               (std::uint32_t{static_cast<std::uint8_t>(head[3])} << 16) |
+                               (std::uint32_t{static_cast<std::uint8_t>(head[4])} << 8) |
+                               std::uint32_t{static_cast<std::uint8_t>(head[5])};
+  if (length > (1u << 20)) return std::nullopt;
+  std::string body(length, '\0');
+  if (!read_exactly(fd, body.data(), length)) return std::nullopt;
+  return std::pair{static_cast<std::uint8_t>(head[0]), std::move(body)};
+}
+
+// The Status (0000,0900) of a P-DATA-TF body holding one command PDV; nullopt when absent.
+std::optional<std::uint16_t> status_of(const std::string& body) {
+  if (body.size() < 6) return std::nullopt;
+  const std::string command = body.substr(6);
+  for (std::size_t pos = 0; pos + 8 <= command.size();) {
+    const auto u8 = [&](std::size_t at) {
+      return std::uint32_t{static_cast<std::uint8_t>(command[at])};
+    };
+    const std::uint32_t tag = u8(pos) | u8(pos + 1) << 8 | u8(pos + 2) << 16 | u8(pos + 3) << 24;
+    const std::uint32_t length =
+        u8(pos + 4) | u8(pos + 5) << 8 | u8(pos + 6) << 16 | u8(pos + 7) << 24;
+    if (tag == 0x09000000 && length == 2 && pos + 10 <= command.size())
+      return static_cast<std::uint16_t>(u8(pos + 8) | u8(pos + 9) << 8);
+    pos += 8 + length;
+  }
+  return std::nullopt;
+}
+
+struct HostileQuery {
+  bool associated = false;
+  std::size_t identifier_sent = 0;  // bytes of identifier the socket took
+  std::optional<std::uint16_t> status;
+};
+
+// Associates with `port` as QUERIER, sends a C-FIND request and then an identifier of
+// `identifier_bytes` (its one element's value, 'A's) in fragments of 16,000 bytes, while
+// another thread reads the answers: the status of the first C-FIND answer, if any came.
+HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes) {
+  HostileQuery outcome;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval limit{30, 0};  // a test that fails, never one that hangs
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const auto send_all = [&](const std::string& bytes) {
+    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  };
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      !send_all(associate_rq("RG", "QUERIER"))) {
+    ::close(fd);
+    return outcome;
+  }
+  const auto accepted = read_pdu(fd);
+  outcome.associated = accepted && accepted->first == 0x02;
+  if (!outcome.associated) {
+    ::close(fd);
+    return outcome;
+  }
+  std::thread reader([&] {
+    while (auto next = read_pdu(fd)) {
+      if (next->first != 0x04) break;  // an A-ABORT or A-RELEASE: the association is over
+      if (!outcome.status) outcome.status = status_of(next->second);
+    }
+  });
+  if (send_all(p_data(0x03, find_rq_command()))) {
+    const std::string level = element(0x0008, 0x0052, "STUDY ");
+    std::string stream = level + element(0x0010, 0x0020, "");
+    const std::uint32_t value = static_cast<std::uint32_t>(identifier_bytes - stream.size());
+    stream.replace(stream.size() - 4, 4, le32(value));  // the value follows, fragment by fragment
+    std::size_t left = identifier_bytes;
+    std::string fragment = stream;
+    while (left > 0) {
+      if (fragment.empty()) fragment.assign(std::min<std::size_t>(16000, left), 'A');
+      const bool last = fragment.size() == left;
+      if (!send_all(p_data(last ? 0x02 : 0x00, fragment))) break;
+      outcome.identifier_sent += fragment.size();
+      left -= fragment.size();
+      fragment.clear();
+    }
+  }
+  ::shutdown(fd, SHUT_WR);
+  reader.join();
+  ::close(fd);
+  return outcome;
+}
+
+// A C-FIND whose identifier is 64 MiB is refused once kMaxIdentifierBytes of it have arrived:
+// answered 0xA900, the association aborted, most of the identifier never read (the peer
+// cannot send it) and the handler never asked; the next association is served as usual.
+TEST(GatewayQueryNet, AnIdentifierBeyondTheBoundIsRefusedBeforeItIsReceivedWhole) {
+  auto service = std::make_shared<net::QueryService>();
+  service->ae_title = "RG";
+  std::atomic<int> handled{0};
+  service->find = [&](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
+    ++handled;
+    return std::vector<net::QueryMatch>{};
+  };
+  std::mutex lines_mutex;
+  std::vector<std::string> lines;
+  const ServedQueries served(service, 4, [&](const std::string& line) {
+    const std::lock_guard lock(lines_mutex);
+    lines.push_back(line);
+  });
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  // The listener opens its port in run(), on the other thread.
+  auto ready = net::echo(served.peer(), "QUERIER", 5);
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ready = net::echo(served.peer(), "QUERIER", 5);
+  }
+  ASSERT_TRUE(ready) << ready.error().message;
+
+  constexpr std::size_t kHostile = 64u << 20;
+  const HostileQuery hostile = send_hostile_find(served.peer().port, kHostile);
+  ASSERT_TRUE(hostile.associated);
+  ASSERT_TRUE(hostile.status.has_value());
+  EXPECT_EQ(*hostile.status, net::kStatusIdentifierMismatch);
+  // The gateway stopped reading: what the socket took is the bound plus the kernel's buffers.
+  EXPECT_LT(hostile.identifier_sent, kHostile / 2);
+  EXPECT_EQ(handled.load(), 0);
+  {
+    const std::lock_guard lock(lines_mutex);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("identifier is over 65536 bytes; association aborted"),
+              std::string::npos)
+        << lines[0];
+    EXPECT_NE(lines[0].find("QUERIER"), std::string::npos) << lines[0];
+  }
+
+  // An identifier within the bound (and within a key's 1 KiB), sent the same way, is read,
+  // parsed and answered: the handler is asked ...
+  const HostileQuery small = send_hostile_find(served.peer().port, 1000);
+  ASSERT_TRUE(small.associated);
+  EXPECT_EQ(small.identifier_sent, 1000u);
+  ASSERT_TRUE(small.status.has_value());
+  EXPECT_EQ(*small.status, net::kStatusSuccess);
+  EXPECT_EQ(handled.load(), 1);
+  // ... and so is an ordinary query on the next association.
+  const auto next = net::find_studies(served.peer(), "QUERIER", net::StudyKey::patient_id, "A", 20);
+  EXPECT_TRUE(next) << next.error().message;
+  EXPECT_EQ(handled.load(), 2);
 }
 
 TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRefused) {

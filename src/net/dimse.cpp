@@ -292,9 +292,7 @@ class GatewaySCP : public DcmThreadSCP {
                                     const DcmPresentationContextInfo& info) override {
     if (shared_.query && (message->CommandField == DIMSE_C_FIND_RQ ||
                           message->CommandField == DIMSE_C_MOVE_RQ)) {
-      const detail::Channel channel{assoc_, info.presentationContextID, getDIMSEBlockingMode(),
-                                    static_cast<int>(getDIMSETimeout()),
-                                    printable(trimmed(getPeerAETitle().c_str()))};
+      const detail::Channel channel = channel_for(info.presentationContextID);
       return message->CommandField == DIMSE_C_FIND_RQ
                  ? detail::serve_find(channel, message->msg.CFindRQ, *shared_.query)
                  : detail::serve_move(channel, message->msg.CMoveRQ, *shared_.query);
@@ -350,18 +348,14 @@ class GatewaySCP : public DcmThreadSCP {
     OFCondition condition;   // with Outcome::broken: what ends the association
   };
 
-  // The next PDV of the association: one already read, or the first of the next P-DATA PDU
-  // (waiting at most the DIMSE timeout). DCMTK's own reader is private to its DIMSE layer.
-  OFCondition next_pdv(DUL_PDV& pdv) {
-    OFCondition cond = DUL_NextPDV(&assoc_->DULassociation, &pdv);
-    if (cond.good()) return cond;
-    const bool blocking = getDIMSEBlockingMode() == DIMSE_BLOCKING;
-    const int timeout = static_cast<int>(getDIMSETimeout());
-    if (!blocking && !ASC_dataWaiting(assoc_, timeout)) return DIMSE_NODATAAVAILABLE;
-    cond = DUL_ReadPDVs(&assoc_->DULassociation, nullptr, blocking ? DUL_BLOCK : DUL_NOBLOCK,
-                        timeout);
-    if (cond != DUL_PDATAPDUARRIVED) return cond.bad() ? cond : DIMSE_READPDVFAILED;
-    return DUL_NextPDV(&assoc_->DULassociation, &pdv);
+  // How the Q/R services and the C-STORE receiver read this association.
+  detail::Channel channel_for(T_ASC_PresentationContextID pres) {
+    return {assoc_,
+            pres,
+            getDIMSEBlockingMode(),
+            static_cast<int>(getDIMSETimeout()),
+            printable(trimmed(getPeerAETitle().c_str())),
+            [this](const std::string& line) { shared_.note(line); }};
   }
 
   // Reads the data set of a C-STORE request: its P-DATA fragments, as bytes, up to the one
@@ -385,9 +379,10 @@ class GatewaySCP : public DcmThreadSCP {
     std::unique_ptr<DcmOutputFileStream> stream(raw_stream);
     bool written = stream != nullptr;
     bool same_context = true;
+    const detail::Channel channel = channel_for(pres);
     for (;;) {
       DUL_PDV pdv{};
-      const OFCondition cond = next_pdv(pdv);
+      const OFCondition cond = detail::next_pdv(channel, pdv);
       if (cond.bad()) {
         arrival.outcome = Outcome::broken;
         arrival.problem = "the association broke";
@@ -529,15 +524,27 @@ bool host_matches(const HostRule& rule, const std::string& address) {
   return true;
 }
 
-struct StoreServer::Impl {
+namespace {
+
+// The DCMTK server behind StoreServer: the pool, its settings and the TLS layer it uses.
+class PoolServer final : public StoreServer {
+ public:
   ServerConfig config;
   Shared shared;
   std::unique_ptr<DcmTLSTransportLayer> tls;  // outlives the pool (which does not own it)
   std::unique_ptr<Pool> pool;
+
+  Status run() override {
+    const OFCondition cond = pool->listen();
+    if (cond.bad())
+      return fail(ErrorCode::io,
+                  "cannot listen on port " + std::to_string(config.port) + ": " + cond.text());
+    return {};
+  }
+  void stop() override { pool->stopAfterCurrentAssociations(); }
 };
 
-StoreServer::StoreServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-StoreServer::~StoreServer() = default;
+}  // namespace
 
 Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
                                                          StoreHandler handler) {
@@ -551,30 +558,30 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
     return fail(ErrorCode::usage, "the association pool must hold 1 to 1000 associations");
   if (!handler) return fail(ErrorCode::internal, "no C-STORE handler");
   disable_nagle();
-  auto impl = std::make_unique<Impl>();
+  auto server = std::make_unique<PoolServer>();
   if (config.tls) {
     auto layer = make_tls_layer(*config.tls, NET_ACCEPTOR);
     if (!layer) return std::unexpected(layer.error());
-    impl->tls = std::move(*layer);
+    server->tls = std::move(*layer);
   }
-  impl->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
+  server->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
                         config.ae_title, config.log, config.query};
-  impl->config = std::move(config);
-  impl->pool = std::make_unique<Pool>(impl->shared);
-  Pool& pool = *impl->pool;
-  pool.setMaxThreads(static_cast<Uint16>(impl->config.max_associations));
+  server->config = std::move(config);
+  server->pool = std::make_unique<Pool>(server->shared);
+  Pool& pool = *server->pool;
+  pool.setMaxThreads(static_cast<Uint16>(server->config.max_associations));
   DcmSCPConfig& cfg = pool.getConfig();
-  cfg.setAETitle(impl->config.ae_title.c_str());
-  cfg.setPort(impl->config.port);
+  cfg.setAETitle(server->config.ae_title.c_str());
+  cfg.setPort(server->config.port);
   cfg.setHostLookupEnabled(OFFalse);  // (DcmSCP's setting; the pool reads the global below)
   // With TLS, every association is TLS: the handshake comes before any PDU, and a plain
   // association request fails it.
-  if (impl->tls) cfg.setTransportLayer(impl->tls.get());
+  if (server->tls) cfg.setTransportLayer(server->tls.get());
   // Wake up each second to see whether stop() was called.
   cfg.setConnectionBlockingMode(DUL_NOBLOCK);
   cfg.setConnectionTimeout(1);
   cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-  cfg.setDIMSETimeout(impl->config.dimse_timeout_s);
+  cfg.setDIMSETimeout(server->config.dimse_timeout_s);
   cfg.setACSETimeout(30);
   OFList<OFString> plain;
   plain.push_back(UID_LittleEndianExplicitTransferSyntax);
@@ -584,18 +591,8 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
     return fail(ErrorCode::internal, "cannot offer the Verification SOP class");
   // Storage SOP classes are negotiated by GatewaySCP::negotiateAssociation (DCMTK's profiles
   // hold at most 128 presentation contexts; there are more storage SOP classes).
-  return std::unique_ptr<StoreServer>(new StoreServer(std::move(impl)));
+  return std::unique_ptr<StoreServer>(std::move(server));
 }
-
-Status StoreServer::run() {
-  const OFCondition cond = impl_->pool->listen();
-  if (cond.bad())
-    return fail(ErrorCode::io, "cannot listen on port " + std::to_string(impl_->config.port) +
-                                   ": " + cond.text());
-  return {};
-}
-
-void StoreServer::stop() { impl_->pool->stopAfterCurrentAssociations(); }
 
 Result<Peer> parse_peer(const std::string& text) {
   const auto at = text.find('@');

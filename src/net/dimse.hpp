@@ -108,30 +108,31 @@ struct ServerConfig {
 // A C-ECHO and C-STORE SCP for every storage SOP class DCMTK knows, accepting the common
 // transfer syntaxes (uncompressed, deflated, JPEG, JPEG-LS, JPEG 2000, RLE, MPEG and HEVC
 // video) as they come.
+//
+// A pure interface, defined whole in this header: the DCMTK server that implements it lives in
+// the services plugin (src/services), and the radguard executable destroys, runs and stops it
+// through its virtual functions. Nothing of it is defined out of line, so every program that
+// uses the interface has its own vtable and type information (UndefinedBehaviorSanitizer's
+// vptr check in the executable needs them there, not only in the plugin).
 class StoreServer {
  public:
   // Checks the settings (the TLS files load: check_tls); opens nothing yet. Fails with
   // ErrorCode::usage.
   [[nodiscard]] static Result<std::unique_ptr<StoreServer>> create(ServerConfig config,
                                                                    StoreHandler handler);
-  // Virtual so that the radguard executable, which loads this code as a plugin
-  // (src/services), destroys, runs and stops a server through the plugin's own definitions.
-  virtual ~StoreServer();
+  virtual ~StoreServer() = default;
   StoreServer(const StoreServer&) = delete;
   StoreServer& operator=(const StoreServer&) = delete;
 
   // Listens and serves until stop() is called; returns once the associations under way have
   // ended. Fails with ErrorCode::io when the port cannot be opened.
-  [[nodiscard]] virtual Status run();
+  [[nodiscard]] virtual Status run() = 0;
   // Asks run() to return: no new association is accepted, those under way finish. Safe from
   // any thread (not from a signal handler).
-  virtual void stop();
+  virtual void stop() = 0;
 
-  struct Impl;
-
- private:
-  explicit StoreServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+ protected:
+  StoreServer() = default;
 };
 
 // A DICOM node to send to.

@@ -3,12 +3,19 @@
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcelem.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/ofstd/ofstd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
+#include <vector>
+
+#include "dicom/structure_check.hpp"
 
 namespace radguard::net {
 
@@ -37,6 +44,17 @@ const char* level_name(QueryLevel level) {
 }
 
 namespace detail {
+
+OFCondition next_pdv(const Channel& channel, DUL_PDV& pdv) {
+  OFCondition cond = DUL_NextPDV(&channel.assoc->DULassociation, &pdv);
+  if (cond.good()) return cond;
+  const bool blocking = channel.blocking == DIMSE_BLOCKING;
+  if (!blocking && !ASC_dataWaiting(channel.assoc, channel.timeout_s)) return DIMSE_NODATAAVAILABLE;
+  cond = DUL_ReadPDVs(&channel.assoc->DULassociation, nullptr, blocking ? DUL_BLOCK : DUL_NOBLOCK,
+                      channel.timeout_s);
+  if (cond != DUL_PDATAPDUARRIVED) return cond.bad() ? cond : DIMSE_READPDVFAILED;
+  return DUL_NextPDV(&channel.assoc->DULassociation, &pdv);
+}
 
 namespace {
 
@@ -90,10 +108,9 @@ class InFlight {
 Result<QueryRequest> read_request(DcmDataset* identifier, QueryModel model,
                                   const std::string& calling_ae) {
   if (identifier == nullptr) return fail(ErrorCode::usage, "the request has no identifier");
-  if (identifier->card() > kMaxQueryKeys ||
-      identifier->calcElementLength(EXS_LittleEndianExplicit, EET_ExplicitLength) >
-          kMaxIdentifierBytes)
-    return fail(ErrorCode::usage, "the identifier is too large");
+  // (Its bytes were bounded as they arrived: receive_identifier.)
+  if (identifier->card() > kMaxQueryKeys)
+    return fail(ErrorCode::usage, "the identifier holds too many keys");
   QueryRequest request;
   request.calling_ae = calling_ae;
   request.model = model;
@@ -155,16 +172,57 @@ std::uint16_t status_for(const Error& error) {
   }
 }
 
-// Reads the identifier that follows a request (when it announced one).
-OFCondition read_identifier(const Channel& channel, bool announced,
-                            std::unique_ptr<DcmDataset>& identifier) {
-  if (!announced) return EC_Normal;
-  DcmDataset* raw = nullptr;
-  T_ASC_PresentationContextID pres = 0;
-  const OFCondition cond = DIMSE_receiveDataSetInMemory(
-      channel.assoc, channel.blocking, channel.timeout_s, &pres, &raw, nullptr, nullptr);
-  identifier.reset(raw);
-  return cond;
+// How an identifier's bytes arrived.
+enum class Arrival : std::uint8_t {
+  whole,          // up to the fragment marked last, within kMaxIdentifierBytes
+  too_large,      // more than kMaxIdentifierBytes: reading stopped there, the rest is unread
+  other_context,  // whole, but (partly) on another presentation context than its command
+};
+
+// Reads an identifier's fragments as bytes, holding at most kMaxIdentifierBytes. DCMTK's
+// DIMSE_receiveDataSetInMemory parses and holds whatever the peer sends until its last
+// fragment: a hostile identifier cost memory bounded only by the DIMSE timeout between
+// fragments. Returns a bad condition when the association broke (or a command came instead).
+OFCondition receive_identifier(const Channel& channel, std::vector<std::uint8_t>& bytes,
+                               Arrival& arrival) {
+  arrival = Arrival::whole;
+  for (;;) {
+    DUL_PDV pdv{};
+    if (const OFCondition cond = next_pdv(channel, pdv); cond.bad()) return cond;
+    if (pdv.pdvType != DUL_DATASETPDV) return DIMSE_UNEXPECTEDPDVTYPE;
+    if (pdv.presentationContextID != channel.pres) arrival = Arrival::other_context;
+    if (pdv.fragmentLength > kMaxIdentifierBytes - bytes.size()) {
+      arrival = Arrival::too_large;
+      return EC_Normal;
+    }
+    const auto* data = static_cast<const std::uint8_t*>(pdv.data);
+    bytes.insert(bytes.end(), data, data + pdv.fragmentLength);
+    if (pdv.lastPDV) return EC_Normal;
+  }
+}
+
+// The identifier's bytes as a data set, in the transfer syntax of the request's presentation
+// context, after the structure check every file gets before DCMTK reads it (nesting that
+// DCMTK's recursive reader would follow on the pool thread's stack). Fails with
+// ErrorCode::usage (answered 0xA900).
+Result<std::unique_ptr<DcmDataset>> parse_identifier(const Channel& channel,
+                                                     std::span<const std::uint8_t> bytes) {
+  if (!dicom::check_structure(bytes, dicom::FileLayout::raw_dataset))
+    return fail(ErrorCode::usage, "the identifier's structure is refused");
+  T_ASC_PresentationContext context{};
+  if (ASC_findAcceptedPresentationContext(channel.assoc->params, channel.pres, &context).bad())
+    return fail(ErrorCode::usage, "the request came on no accepted presentation context");
+  const E_TransferSyntax syntax = DcmXfer(context.acceptedTransferSyntax).getXfer();
+  auto identifier = std::make_unique<DcmDataset>();
+  DcmInputBufferStream stream;
+  stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  stream.setEos();
+  identifier->transferInit();
+  const OFCondition read = identifier->read(stream, syntax);
+  identifier->transferEnd();
+  stream.releaseBuffer();
+  if (read.bad()) return fail(ErrorCode::usage, "the identifier cannot be parsed");
+  return identifier;
 }
 
 OFCondition send_find(const Channel& channel, const T_DIMSE_C_FindRQ& request, std::uint16_t status,
@@ -220,17 +278,41 @@ OFCondition send_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request, s
 // What both services do before their handler runs: receive the identifier, admit the
 // request within the concurrency bound (held until `handle` returns) and parse the keys.
 // A request that is not admitted or not understood gets `refuse(status)`.
+// Ends an association whose request's identifier was too large: DcmSCP aborts on a bad
+// condition from the command handler.
+const OFConditionConst kIdentifierTooLarge = {
+    OFM_dcmnet, DIMSEC_RECEIVEFAILED, OF_error, "the identifier is larger than radguard accepts"};
+
+// What both services do before their handler runs: receive the identifier (bounded), admit the
+// request within the concurrency bound (held until `handle` returns) and parse the keys.
+// A request that is not admitted or not understood gets `refuse(status)`; one whose identifier
+// is too large gets it too, then the association is aborted.
 template <typename Request, typename Refuse, typename Handle>
 OFCondition with_request(const Channel& channel, const Request& request,
                          const QueryService& service, std::uint16_t busy_status,
                          const Refuse& refuse, const Handle& handle) {
-  std::unique_ptr<DcmDataset> identifier;
-  if (OFCondition cond =
-          read_identifier(channel, request.DataSetType != DIMSE_DATASET_NULL, identifier);
-      cond.bad())
-    return cond;
+  std::vector<std::uint8_t> bytes;
+  Arrival arrival = Arrival::whole;
+  if (request.DataSetType != DIMSE_DATASET_NULL) {
+    if (const OFCondition cond = receive_identifier(channel, bytes, arrival); cond.bad())
+      return cond;
+    if (arrival == Arrival::too_large) {
+      if (channel.note)
+        channel.note("refused a query from " + channel.calling_ae + ": its identifier is over " +
+                     std::to_string(kMaxIdentifierBytes) + " bytes; association aborted");
+      (void)refuse(kStatusIdentifierMismatch);
+      return kIdentifierTooLarge;
+    }
+  }
   const InFlight in_flight(service);
   if (!in_flight.admitted()) return refuse(busy_status);
+  if (arrival == Arrival::other_context) return refuse(kStatusUnableToProcess);
+  std::unique_ptr<DcmDataset> identifier;
+  if (request.DataSetType != DIMSE_DATASET_NULL) {
+    auto parsed = parse_identifier(channel, bytes);
+    if (!parsed) return refuse(status_for(parsed.error()));
+    identifier = std::move(*parsed);
+  }
   const auto parsed =
       read_request(identifier.get(), model_of(request.AffectedSOPClassUID), channel.calling_ae);
   if (!parsed) return refuse(status_for(parsed.error()));

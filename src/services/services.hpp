@@ -10,8 +10,10 @@
 //
 // Fail closed: when the plugin is missing, does not load or comes from another build, every
 // function of postgres.hpp and net/dimse.hpp that returns a Result fails with
-// ErrorCode::unsupported naming the plugin; the few others throw std::runtime_error (caught
-// once, in the command line), except postgres::display_name, which names no server then.
+// ErrorCode::unsupported naming the plugin; the few others answer as if nothing matched or
+// succeeded, never throwing: net::store_succeeded and net::host_matches false,
+// net::query_sop_classes empty, net::level_name "unknown", net::disable_nagle nothing, and
+// postgres::display_name a name that shows no part of the target.
 #include <filesystem>
 #include <vector>
 

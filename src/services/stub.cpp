@@ -1,8 +1,6 @@
 // radguard's side of the services plugin: finds and loads radguard-services.so on first use,
 // and defines the functions of postgres/postgres.hpp, net/dimse.hpp and net/query.hpp by
 // forwarding them to it (services.hpp).
-#include <stdexcept>
-
 #include "pixels_stamp.hpp"
 #include "plugin/loader.hpp"
 #include "postgres/postgres.hpp"
@@ -32,12 +30,6 @@ std::string missing_message() {
 }  // namespace
 
 std::unexpected<Error> missing() { return fail(ErrorCode::unsupported, missing_message()); }
-
-// For the few functions without a Result: the command fails (cli.cpp catches this).
-const Api& api_or_throw() {
-  if (loaded().api == nullptr) throw std::runtime_error(missing_message());
-  return *loaded().api;
-}
 
 // Loads the plugin on first use; nullptr when it is missing.
 const Api* api_or_null() { return loaded().api; }
@@ -76,11 +68,20 @@ Result<std::unique_ptr<store::Database>> connect(const std::string& target,
 namespace radguard::net {
 
 using services::api_or_null;
-using services::api_or_throw;
 using services::missing;
 
-bool store_succeeded(std::uint16_t status) { return api_or_throw().store_succeeded(status); }
-void disable_nagle() { api_or_throw().disable_nagle(); }
+// The functions without a Result fail closed when the plugin is missing, without throwing (a
+// caller may be a pool thread or a destructor): nothing succeeded, no host matches, no query
+// class is offered. The Result functions have failed first anyway (no server, no peer).
+bool store_succeeded(std::uint16_t status) {
+  const services::Api* api = api_or_null();
+  return api != nullptr && api->store_succeeded(status);
+}
+
+// Without the plugin no DICOM socket is ever opened: nothing to configure.
+void disable_nagle() {
+  if (const services::Api* api = api_or_null(); api != nullptr) api->disable_nagle();
+}
 
 Status check_tls(const TlsFiles& files) {
   if (api_or_null() == nullptr) return missing();
@@ -93,7 +94,8 @@ Result<HostRule> parse_host_rule(const std::string& text) {
 }
 
 bool host_matches(const HostRule& rule, const std::string& address) {
-  return api_or_throw().host_matches(rule, address);
+  const services::Api* api = api_or_null();
+  return api != nullptr && api->host_matches(rule, address);
 }
 
 Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
@@ -139,7 +141,15 @@ Result<MoveResult> move_study(const Peer& peer, const std::string& calling_ae,
   return api_or_null()->move_study(peer, calling_ae, destination, study_uid, timeout_s);
 }
 
-const char* level_name(QueryLevel level) { return api_or_throw().level_name(level); }
-const std::vector<std::string>& query_sop_classes() { return api_or_throw().query_sop_classes(); }
+const char* level_name(QueryLevel level) {
+  const services::Api* api = api_or_null();
+  return api == nullptr ? "unknown" : api->level_name(level);
+}
+
+const std::vector<std::string>& query_sop_classes() {
+  static const std::vector<std::string> none;
+  const services::Api* api = api_or_null();
+  return api == nullptr ? none : api->query_sop_classes();
+}
 
 }  // namespace radguard::net
