@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <span>
 #include <string>
 
 #include <fcntl.h>
@@ -406,6 +407,64 @@ TEST(StructureCheck, AStaleMetaGroupLengthIsReadByItsElements) {
     ASSERT_TRUE(file.has_value()) << error << ": " << file.error().message;
     EXPECT_EQ(file->string_of(Tag{0x0010, 0x0020}), std::optional<std::string>("ID42")) << error;
   }
+}
+
+// A DIMSE identifier's encoding is its presentation context's, and the check must read it in
+// that encoding: an implicit VR identifier whose first value begins with "OB" and two zero
+// bytes looks like one long explicit element to a guess, which would hide the deep nesting
+// that DCMTK (reading it as implicit VR, as it was sent) follows after it.
+TEST(StructureCheck, AnIdentifierIsCheckedInTheEncodingItWasSentIn) {
+  std::string ident;
+  tag(ident, 0x0008, 0x0052);  // implicit VR: tag, then a 4-byte length
+  const std::size_t value_at = ident.size() + 4;
+  constexpr int kLevels = 1000;  // far beyond the check's 128 levels, under 64 KiB
+  std::string nest;
+  for (int i = 0; i < kLevels; ++i) {
+    tag(nest, 0x0008, 0x1115);  // an SQ in the dictionary, undefined length
+    put32(nest, 0xFFFFFFFFu);
+    tag(nest, 0xFFFE, 0xE000);  // an item of undefined length
+    put32(nest, 0xFFFFFFFFu);
+  }
+  std::string value(0x424F, 'X');  // the length bytes read "OB\0\0"
+  put32(ident, 0x424F);
+  ident += value;
+  // As explicit VR, the guessed OB's own length (the value's first four bytes) runs to the end.
+  const std::uint32_t explicit_length =
+      static_cast<std::uint32_t>(value.size() - 4 + nest.size());
+  for (int b = 0; b < 4; ++b)
+    ident[value_at + static_cast<std::size_t>(b)] =
+        static_cast<char>((explicit_length >> (8 * b)) & 0xFF);
+  ident += nest;
+  const auto* data = reinterpret_cast<const std::uint8_t*>(ident.data());
+  const std::span<const std::uint8_t> bytes(data, ident.size());
+
+  // The guess reads one explicit element and sees no nesting at all ...
+  const auto guessed = dicom::check_structure(bytes, dicom::FileLayout::raw_dataset);
+  ASSERT_TRUE(guessed.has_value()) << guessed.error().message;
+  EXPECT_EQ(guessed->max_sequence_depth, 0U);
+  // ... read as sent, the nesting is refused.
+  const auto as_sent = dicom::check_structure(bytes, dicom::FileLayout::raw_implicit_little);
+  ASSERT_FALSE(as_sent.has_value());
+  EXPECT_EQ(as_sent.error().code, ErrorCode::malformed_dicom);
+  // A plain identifier in each encoding it can be sent in passes.
+  std::string plain;
+  tag(plain, 0x0008, 0x0052);
+  put32(plain, 6);
+  plain += "STUDY ";
+  const std::span<const std::uint8_t> plain_bytes(
+      reinterpret_cast<const std::uint8_t*>(plain.data()), plain.size());
+  EXPECT_TRUE(dicom::check_structure(plain_bytes, dicom::FileLayout::raw_implicit_little));
+  // The same implicit bytes sent on an explicit VR context (the first element shows no VR) are
+  // refused rather than read as implicit, since DCMTK reads them as the context says.
+  const auto contradicted =
+      dicom::check_structure(plain_bytes, dicom::FileLayout::raw_explicit_little);
+  ASSERT_FALSE(contradicted.has_value());
+  EXPECT_EQ(contradicted.error().code, ErrorCode::malformed_dicom);
+  std::string explicit_plain;
+  short_element(explicit_plain, 0x0008, 0x0052, "CS", "STUDY ");
+  const std::span<const std::uint8_t> explicit_bytes(
+      reinterpret_cast<const std::uint8_t*>(explicit_plain.data()), explicit_plain.size());
+  EXPECT_TRUE(dicom::check_structure(explicit_bytes, dicom::FileLayout::raw_explicit_little));
 }
 
 TEST(StructureCheck, EveryPydicomSampleThatOpenedStillOpens) {

@@ -544,6 +544,11 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
 
   Encoding encoding;  // explicit VR little endian unless said otherwise
   bool known = false, deflated = false;
+  const bool declared_raw = layout != FileLayout::part10 && layout != FileLayout::raw_dataset;
+  if (declared_raw) {
+    known = true;
+    encoding = {layout != FileLayout::raw_implicit_little, layout == FileLayout::raw_explicit_big};
+  }
   if (layout == FileLayout::part10) {
     if (!file.skip(132)) return facts;  // DCMTK reports the truncation
     // The meta header: group 0002, explicit VR little endian. It ends at the first element of
@@ -652,7 +657,12 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
   }
 
   Scanner scanner(file, limits, max_elements, capture);
-  auto followed = scanner.run(detect_for_capture(file, encoding, known, capture));
+  const Encoding seen = detect_for_capture(file, encoding, known, capture);
+  if (declared_raw && seen.explicit_vr != encoding.explicit_vr)
+    return fail(ErrorCode::malformed_dicom,
+                "cannot parse: the data set's first element is not in the encoding it was sent "
+                "in");
+  auto followed = scanner.run(seen);
   if (!followed) return std::unexpected(followed.error());
   if (file.failed()) return fail(ErrorCode::io, "cannot be read: read error");
   facts.max_sequence_depth = scanner.max_depth();

@@ -49,7 +49,19 @@ struct StructureFacts {
   bool stopped_at_limit = false;     // the pass ended at StructureLimits::stop_at
 };
 
-enum class FileLayout : std::uint8_t { part10, raw_dataset };
+// part10: a file with its meta header, whose transfer syntax says the encoding. raw_dataset: a
+// data set alone, its encoding guessed from its first element as DCMTK guesses it for a file.
+// raw_*: a data set alone whose encoding is known (a DIMSE identifier, read by DCMTK in the
+// transfer syntax of its presentation context): the pass reads it in that encoding, never its
+// own guess, and refuses a data set whose first element contradicts it, so that the structure
+// checked is the structure DCMTK will read.
+enum class FileLayout : std::uint8_t {
+  part10,
+  raw_dataset,
+  raw_implicit_little,
+  raw_explicit_little,
+  raw_explicit_big,
+};
 
 // Values the pass reads on its way instead of skipping them, so that a reader that wants a
 // few UIDs of millions of files (radguard plan) need not parse them again with DCMTK. Only

@@ -109,11 +109,12 @@ struct ServerConfig {
 // transfer syntaxes (uncompressed, deflated, JPEG, JPEG-LS, JPEG 2000, RLE, MPEG and HEVC
 // video) as they come.
 //
-// A pure interface, defined whole in this header: the DCMTK server that implements it lives in
-// the services plugin (src/services), and the radguard executable destroys, runs and stops it
-// through its virtual functions. Nothing of it is defined out of line, so every program that
-// uses the interface has its own vtable and type information (UndefinedBehaviorSanitizer's
-// vptr check in the executable needs them there, not only in the plugin).
+// A pure interface: the DCMTK server that implements it lives in the services plugin
+// (src/services), and the radguard executable destroys, runs and stops it through its virtual
+// functions. Every virtual member is inline here (only the factory `create` is out of line), so
+// every program that uses the interface has its own type information
+// (UndefinedBehaviorSanitizer's vptr check in the executable needs it there, not only in the
+// plugin).
 class StoreServer {
  public:
   // Checks the settings (the TLS files load: check_tls); opens nothing yet. Fails with

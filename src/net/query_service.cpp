@@ -9,6 +9,7 @@
 #include <dcmtk/ofstd/ofstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -172,10 +173,14 @@ std::uint16_t status_for(const Error& error) {
   }
 }
 
+// How many of the channel's timeouts a whole identifier may take to arrive.
+constexpr int kIdentifierTimeouts = 2;
+
 // How an identifier's bytes arrived.
 enum class Arrival : std::uint8_t {
   whole,          // up to the fragment marked last, within kMaxIdentifierBytes
   too_large,      // more than kMaxIdentifierBytes: reading stopped there, the rest is unread
+  too_slow,       // not whole within kIdentifierTimeouts of the channel's timeout: rest unread
   other_context,  // whole, but (partly) on another presentation context than its command
 };
 
@@ -186,7 +191,15 @@ enum class Arrival : std::uint8_t {
 OFCondition receive_identifier(const Channel& channel, std::vector<std::uint8_t>& bytes,
                                Arrival& arrival) {
   arrival = Arrival::whole;
+  // The timeout bounds each wait, not the whole: empty or one-byte fragments, one per timeout,
+  // would hold a pool thread for hours. A bounded identifier needs far less than this.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::seconds(kIdentifierTimeouts * std::max(channel.timeout_s, 1));
   for (;;) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      arrival = Arrival::too_slow;
+      return EC_Normal;
+    }
     DUL_PDV pdv{};
     if (const OFCondition cond = next_pdv(channel, pdv); cond.bad()) return cond;
     if (pdv.pdvType != DUL_DATASETPDV) return DIMSE_UNEXPECTEDPDVTYPE;
@@ -207,12 +220,20 @@ OFCondition receive_identifier(const Channel& channel, std::vector<std::uint8_t>
 // ErrorCode::usage (answered 0xA900).
 Result<std::unique_ptr<DcmDataset>> parse_identifier(const Channel& channel,
                                                      std::span<const std::uint8_t> bytes) {
-  if (!dicom::check_structure(bytes, dicom::FileLayout::raw_dataset))
-    return fail(ErrorCode::usage, "the identifier's structure is refused");
   T_ASC_PresentationContext context{};
   if (ASC_findAcceptedPresentationContext(channel.assoc->params, channel.pres, &context).bad())
     return fail(ErrorCode::usage, "the request came on no accepted presentation context");
-  const E_TransferSyntax syntax = DcmXfer(context.acceptedTransferSyntax).getXfer();
+  const DcmXfer xfer(context.acceptedTransferSyntax);
+  // Checked in the encoding DCMTK will read, never the check's own guess: a guess that differs
+  // would pass nesting the check never saw. A deflated identifier is not inflated here.
+  if (xfer.getStreamCompression() != ESC_none)
+    return fail(ErrorCode::usage, "a deflated identifier is not accepted");
+  const dicom::FileLayout layout = !xfer.isExplicitVR() ? dicom::FileLayout::raw_implicit_little
+                                   : xfer.isBigEndian() ? dicom::FileLayout::raw_explicit_big
+                                                        : dicom::FileLayout::raw_explicit_little;
+  if (!dicom::check_structure(bytes, layout))
+    return fail(ErrorCode::usage, "the identifier's structure is refused");
+  const E_TransferSyntax syntax = xfer.getXfer();
   auto identifier = std::make_unique<DcmDataset>();
   DcmInputBufferStream stream;
   stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
@@ -275,9 +296,6 @@ OFCondition send_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request, s
   return DIMSE_sendMoveResponse(channel.assoc, channel.pres, &request, &response, nullptr, nullptr);
 }
 
-// What both services do before their handler runs: receive the identifier, admit the
-// request within the concurrency bound (held until `handle` returns) and parse the keys.
-// A request that is not admitted or not understood gets `refuse(status)`.
 // Ends an association whose request's identifier was too large: DcmSCP aborts on a bad
 // condition from the command handler.
 const OFConditionConst kIdentifierTooLarge = {
@@ -296,10 +314,14 @@ OFCondition with_request(const Channel& channel, const Request& request,
   if (request.DataSetType != DIMSE_DATASET_NULL) {
     if (const OFCondition cond = receive_identifier(channel, bytes, arrival); cond.bad())
       return cond;
-    if (arrival == Arrival::too_large) {
+    if (arrival == Arrival::too_large || arrival == Arrival::too_slow) {
+      const std::string why = arrival == Arrival::too_large
+                                  ? "its identifier is over " +
+                                        std::to_string(kMaxIdentifierBytes) + " bytes"
+                                  : "its identifier did not arrive in time";
       if (channel.note)
-        channel.note("refused a query from " + channel.calling_ae + ": its identifier is over " +
-                     std::to_string(kMaxIdentifierBytes) + " bytes; association aborted");
+        channel.note("refused a query from " + channel.calling_ae + ": " + why +
+                     "; association aborted");
       (void)refuse(kStatusIdentifierMismatch);
       return kIdentifierTooLarge;
     }
