@@ -213,11 +213,13 @@ std::uint16_t unused_port() {
 class ServedQueries {
  public:
   ServedQueries(std::shared_ptr<net::QueryService> service, unsigned max_associations,
-                std::function<void(const std::string&)> log = {}) {
+                std::function<void(const std::string&)> log = {},
+                std::uint32_t dimse_timeout_s = 60) {
     net::ServerConfig config;
     config.port = unused_port();
     config.ae_title = "RG";
     config.max_associations = max_associations;
+    config.dimse_timeout_s = dimse_timeout_s;
     config.query = std::move(service);
     config.log = std::move(log);
     peer_ = net::Peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
@@ -415,9 +417,12 @@ struct HostileQuery {
 };
 
 // Associates with `port` as QUERIER, sends a C-FIND request and then an identifier of
-// `identifier_bytes` (its one element's value, 'A's) in fragments of 16,000 bytes, while
-// another thread reads the answers: the status of the first C-FIND answer, if any came.
-HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes) {
+// `identifier_bytes` (its one element's value, 'A's) in fragments of `fragment_bytes`, `pause`
+// apart, while another thread reads the answers: the status of the first C-FIND answer, if any
+// came.
+HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes,
+                               std::size_t fragment_bytes = 16000,
+                               std::chrono::milliseconds pause = std::chrono::milliseconds(0)) {
   HostileQuery outcome;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval limit{30, 0};  // a test that fails, never one that hangs
@@ -456,12 +461,13 @@ HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes)
     std::size_t left = identifier_bytes;
     std::string fragment = stream;
     while (left > 0) {
-      if (fragment.empty()) fragment.assign(std::min<std::size_t>(16000, left), 'A');
+      if (fragment.empty()) fragment.assign(std::min<std::size_t>(fragment_bytes, left), 'A');
       const bool last = fragment.size() == left;
       if (!send_all(p_data(last ? 0x02 : 0x00, fragment))) break;
       outcome.identifier_sent += fragment.size();
       left -= fragment.size();
       fragment.clear();
+      if (pause.count() > 0) std::this_thread::sleep_for(pause);
     }
   }
   ::shutdown(fd, SHUT_WR);
@@ -525,6 +531,49 @@ TEST(GatewayQueryNet, AnIdentifierBeyondTheBoundIsRefusedBeforeItIsReceivedWhole
   const auto next = net::find_studies(served.peer(), "QUERIER", net::StudyKey::patient_id, "A", 20);
   EXPECT_TRUE(next) << next.error().message;
   EXPECT_EQ(handled.load(), 2);
+}
+
+// An identifier that trickles in (a fragment within each DIMSE timeout, but never done) is
+// refused once two timeouts have passed: answered 0xA900, the association aborted, the
+// handler never asked. Before, each fragment restarted the wait, so a pool thread was held
+// for as long as the peer liked.
+TEST(GatewayQueryNet, AnIdentifierThatTricklesInIsRefusedAfterTwoTimeouts) {
+  auto service = std::make_shared<net::QueryService>();
+  service->ae_title = "RG";
+  std::atomic<int> handled{0};
+  service->find = [&](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
+    ++handled;
+    return std::vector<net::QueryMatch>{};
+  };
+  std::mutex lines_mutex;
+  std::vector<std::string> lines;
+  const ServedQueries served(
+      service, 4,
+      [&](const std::string& line) {
+        const std::lock_guard lock(lines_mutex);
+        lines.push_back(line);
+      },
+      1);
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  auto ready = net::echo(served.peer(), "QUERIER", 5);
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ready = net::echo(served.peer(), "QUERIER", 5);
+  }
+  ASSERT_TRUE(ready) << ready.error().message;
+
+  // 40 fragments 300 ms apart: 12 s in all, each well within the 1 s timeout.
+  constexpr std::size_t kBytes = 400;
+  const HostileQuery slow =
+      send_hostile_find(served.peer().port, kBytes, 10, std::chrono::milliseconds(300));
+  ASSERT_TRUE(slow.associated);
+  ASSERT_TRUE(slow.status.has_value());
+  EXPECT_EQ(*slow.status, net::kStatusIdentifierMismatch);
+  EXPECT_EQ(handled.load(), 0);
+  const std::lock_guard lock(lines_mutex);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("did not arrive in time; association aborted"), std::string::npos)
+      << lines[0];
 }
 
 TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRefused) {
