@@ -1215,6 +1215,31 @@ TEST(Redact, TheCheckAfterTheFillCountsATurnedNameBesideAFill) {
   EXPECT_EQ(*rim, 0U) << "a 1 px column beside the fill refused the file";
 }
 
+// A narrow stack of short lines, merged by the detector, is tall for its width but is not
+// turned text: a line of it left after the fill is counted as a line (review of the eleventh
+// pass: the check measured it as upright only and passed one line left of five).
+TEST(Redact, TheCheckAfterTheFillCountsALineLeftInANarrowStack) {
+  TempDir dir;
+  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  const auto matcher = redact::PhiMatcher::from_header(file);
+  cv::Mat frame(120, 120, CV_8UC1, cv::Scalar(40));
+  std::vector<redact::Box> kept;
+  for (int line = 0; line < 5; ++line) {
+    cv::Mat ink(frame.size(), CV_8UC1, cv::Scalar(0));
+    cv::putText(ink, "DOE", {40, 30 + 13 * line}, cv::FONT_HERSHEY_SIMPLEX, 0.3, cv::Scalar(255),
+                1, cv::LINE_8);
+    frame.setTo(230, ink);
+    const cv::Rect r = cv::boundingRect(ink);
+    if (line < 4) kept.push_back({r.x - 1, r.y - 1, r.width + 2, r.height + 2});
+  }
+  // Four lines kept (their words were judged), the last left standing.
+  auto left = redact::text_left_behind(gray_of(frame), matcher, redact::Mode::phi_text, {}, kept);
+  ASSERT_TRUE(left.has_value()) << left.error().message;
+  EXPECT_GE(*left, 1U) << "a line left in a narrow stack of lines was not counted";
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   return testing::run_shell(std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null", exit_code);
 }

@@ -601,9 +601,14 @@ Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& match
     const Upright upright = region.vertical || region.box.height > 2 * region.box.width
                                 ? Upright::yes
                                 : Upright::no;
+    // A span counts if it is glyph-sized either way: a narrow stack of short lines merged by
+    // the detector is tall for its width yet not turned text, and one line left after the fill
+    // there is a line's span (review of the eleventh pass).
+    const auto counts = [&](const Box& b, Upright u) {
+      return glyph_sized(b, region.box, u) && !sliver_of_a_fill(b, region.box, known, u);
+    };
     if (std::none_of(spans.begin(), spans.end(), [&](const Box& b) {
-          return glyph_sized(b, region.box, upright) &&
-                 !sliver_of_a_fill(b, region.box, known, upright);
+          return counts(b, Upright::no) || (upright == Upright::yes && counts(b, Upright::yes));
         }))
       continue;
     auto judged = judge_region(after, region, matcher, mode, known);
