@@ -517,13 +517,15 @@ Box turned(const Box& b) { return Box{b.y, b.x, b.height, b.width}; }
 // box's end). No glyph is that flat; a taller span, or one away from every box's edge, still
 // counts (review of the tenth pass: a height relative to the region alone grew loose in tall
 // merged regions). In an upright region (a label turned a quarter) the same holds across: a
-// span at most 4 px wide lying against a fill's left or right edge, sharing its rows.
+// span at most 2 px wide (its width has no padding: the same 2 px of ink) lying against a
+// fill's left or right edge, sharing its rows.
 bool sliver_of_a_fill(const Box& span, const Box& region, const std::vector<Box>& filled,
                       Upright upright) {
-  constexpr int kMaxSliverHeight = 4, kSlack = 2;
+  constexpr int kMaxSliverHeight = 4, kMaxSliverInk = 2, kSlack = 2;
   const auto across = [&](const Box& b) { return upright == Upright::yes ? turned(b) : b; };
   const Box s = across(span), r = across(region);
-  if (s.height > kMaxSliverHeight || s.height * 4 >= r.height) return false;
+  const int limit = upright == Upright::yes ? kMaxSliverInk : kMaxSliverHeight;
+  if (s.height > limit || s.height * 4 >= r.height) return false;
   return std::any_of(filled.begin(), filled.end(), [&](const Box& box) {
     const Box f = across(box);
     const bool columns = s.x < f.x + f.width && f.x < s.x + s.width;
