@@ -1240,6 +1240,22 @@ TEST(Redact, TheCheckAfterTheFillCountsALineLeftInANarrowStack) {
   EXPECT_GE(*left, 1U) << "a line left in a narrow stack of lines was not counted";
 }
 
+// Beside a reading nobody could trust, only a label, a certain measurement in a known unit
+// or a certain longer word stands alone: a bare number or digits with any letter after them
+// are most likely a piece of the unread identifier (review of the eleventh pass).
+TEST(Redact, BesideDoubtOnlyAKnownUnitMakesANumberStandAlone) {
+  const auto word = [](std::string text, float confidence) {
+    return redact::Word{{0, 0, 20, 8}, std::move(text), confidence};
+  };
+  EXPECT_FALSE(redact::stands_alone(word("7", 95)));
+  EXPECT_TRUE(redact::stands_alone(word("7cm", 95)));
+  EXPECT_TRUE(redact::stands_alone(word("4.0MHz", 90)));
+  EXPECT_FALSE(redact::stands_alone(word("957S", 95)));
+  EXPECT_FALSE(redact::stands_alone(word("45957x", 95)));
+  EXPECT_FALSE(redact::stands_alone(word("7cm", 60))) << "a unit read with doubt stood alone";
+  EXPECT_TRUE(redact::stands_alone(word("DEPTH", 60)));
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   return testing::run_shell(std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null", exit_code);
 }

@@ -95,22 +95,38 @@ bool plausible_reading(const Word& word) {
   return word.box.width <= (glyphs + 1) * std::max(word.box.height, 4);
 }
 
-// Whether a word beside a reading nobody could trust (ink redacted as unread) stands on its
-// own: a label of the screen's vocabulary (3 letters or more, or 2 read with certainty, as
-// "ID"), a measurement with a unit or a decimal point, or a reading of more than 3 characters
-// read with certainty. A short or bare
-// reading there is most likely a piece of what could not be read: seed 5151's 0003.dcm read a
-// 6 px accession number "RX445957" as "EADS" (10%) and "7" (83%, a bare number) and released
-// the 7.
+// Whether a measurement ends in a unit of the screens (case aside). A bare letter is no
+// unit here: "957S" is as likely a misread "9575".
+bool known_unit(std::string_view text) {
+  static constexpr std::string_view kUnits[] = {"%",   "BPM", "CM",  "DB",  "FPS", "GY",  "HZ",
+                                                "KHZ", "KV",  "KVP", "MA",  "MAS", "MGY", "MHZ",
+                                                "MM",  "MS",  "SEC"};
+  std::size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0 ||
+                             text[i] == '.' || text[i] == ',' || text[i] == '-' || text[i] == '+'))
+    ++i;
+  std::string unit;
+  for (; i < text.size(); ++i) unit += static_cast<char>(std::toupper(static_cast<unsigned char>(text[i])));
+  return std::find(std::begin(kUnits), std::end(kUnits), unit) != std::end(kUnits);
+}
+
+}  // namespace
+
+// A label of the screen's vocabulary (3 letters or more, or 2 read with certainty, as "ID"),
+// a measurement in a known unit read with certainty, or a reading of more than 3 letters read
+// with certainty. A short or bare reading there is most likely a piece of what could not be
+// read: seed 5151's 0003.dcm read a 6 px accession number "RX445957" as "EADS" (10%) and "7"
+// (83%, a bare number) and released the 7; any letters after digits ("957S", 50%) kept up to
+// 5 digits of an ID (review of the eleventh pass).
 bool stands_alone(const Word& word) {
   const std::string letters = letters_of(word.text);
   if (known_vocabulary(letters) && (letters.size() >= 3 || word.confidence >= kCertain)) return true;
-  const bool unit_or_point = std::any_of(word.text.begin(), word.text.end(), [](char c) {
-    return c == '.' || c == ',' || std::isalpha(static_cast<unsigned char>(c)) != 0;
-  });
-  if (measurement(word.text)) return unit_or_point;
-  return letters.size() > 3 && word.confidence >= kCertain;
+  if (word.confidence < kCertain) return false;
+  if (measurement(word.text)) return known_unit(word.text);
+  return letters.size() > 3;
 }
+
+namespace {
 
 // Marks the words of one reading that identify the patient (alone, or joined with the next
 // word), and records the first category found.

@@ -32,6 +32,10 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const std::vector<Box>& filled,
                                    const std::vector<TextRegion>& neighbours = {});
 
+// Whether a word beside a reading nobody could trust (ink redacted as unread) is kept on
+// its own rather than taken for a piece of that reading (regions.cpp says what qualifies).
+[[nodiscard]] bool stands_alone(const Word& word);
+
 // Regions of one frame and what was decided for them: the boxes to fill (margin added and
 // clipped to the image by the caller) with their categories.
 struct FrameFindings {
