@@ -1256,6 +1256,19 @@ TEST(Redact, BesideDoubtOnlyAKnownUnitMakesANumberStandAlone) {
   EXPECT_TRUE(redact::stands_alone(word("DEPTH", 60)));
 }
 
+// Doubt carries past one word: "EADS" (a misread, 10%) "9" "57" are one unread identifier,
+// and the 57 beside the doubtful 9 is no more trusted than the 9 (review of the eleventh
+// pass: the 57 was kept).
+TEST(Redact, DoubtCarriesAlongTheWordsThatDoNotStandAlone) {
+  const std::vector<redact::Word> words{{{0, 0, 30, 8}, "EADS", 10},
+                                        {{34, 0, 6, 8}, "9", 90},
+                                        {{44, 0, 12, 8}, "57", 90},
+                                        {{60, 0, 30, 8}, "DEPTH", 90},
+                                        {{94, 0, 12, 8}, "16", 90}};
+  const auto doubtful = redact::doubtful_words(words, std::vector<bool>(words.size(), false));
+  EXPECT_EQ(doubtful, (std::vector<bool>{true, true, true, false, false}));
+}
+
 std::string run_cli(const std::string& args, int& exit_code) {
   return testing::run_shell(std::string(RADGUARD_BINARY) + " " + args + " 2>/dev/null", exit_code);
 }

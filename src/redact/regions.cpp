@@ -126,6 +126,26 @@ bool stands_alone(const Word& word) {
   return letters.size() > 3;
 }
 
+// Readings that will be redacted as unread: neither identifying nor trusted, and the words
+// beside one that do not stand alone, as far as the doubt carries ("EADS" "9" "57": the 9
+// beside the doubtful reading is doubtful, and so the 57 beside it; review of the eleventh
+// pass).
+std::vector<bool> doubtful_words(const std::vector<Word>& words, const std::vector<bool>& identified) {
+  std::vector<bool> doubtful(words.size(), false);
+  for (std::size_t i = 0; i < words.size(); ++i)
+    doubtful[i] = !identified[i] && !plausible_reading(words[i]);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      const bool beside = (i > 0 && doubtful[i - 1]) || (i + 1 < words.size() && doubtful[i + 1]);
+      if (doubtful[i] || !beside || stands_alone(words[i])) continue;
+      doubtful[i] = true;
+      changed = true;
+    }
+  }
+  return doubtful;
+}
+
 namespace {
 
 // Marks the words of one reading that identify the patient (alone, or joined with the next
@@ -358,14 +378,10 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   auto words = read_region(image, region.box, region.vertical);
   if (!words) return std::unexpected(words.error());
   const auto identified = identified_words(matcher, *words, verdict);
-  // Readings that will be redacted as unread: neither identifying nor trusted.
-  std::vector<bool> doubtful(words->size(), false);
-  for (std::size_t i = 0; i < words->size(); ++i)
-    doubtful[i] = !identified[i] && !plausible_reading((*words)[i]);
+  const std::vector<bool> doubtful = doubtful_words(*words, identified);
   for (std::size_t i = 0; i < words->size(); ++i) {
     const Word& word = (*words)[i];
-    const bool beside_doubt = (i > 0 && doubtful[i - 1]) || (i + 1 < words->size() && doubtful[i + 1]);
-    if (beside_doubt && !stands_alone(word)) continue;
+    if (doubtful[i]) continue;
     // Beside an identifying word, a reading that is not certain is most likely the rest of
     // it ("DM" "|" "TRI" for DMITRI).
     const bool beside = (i > 0 && identified[i - 1]) || (i + 1 < words->size() && identified[i + 1]);
