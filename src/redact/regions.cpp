@@ -452,8 +452,10 @@ bool small_or_on_flat_ground(const Gray8& image, const Box& mark) {
 
 // Whether a line-shaped mark is a line the detector found already: its middle row lies in a
 // region's text (its core), most of its width under the region, and what reaches past the
-// region no longer than the region's spans are continued along their line (two of the mark's
-// heights; continued_along_line). A mark in a region's margin only is another line: a faint
+// region at most two of the mark's heights: within what continued_along_line redacts past a
+// horizontal region (kLineReach span heights, a span padded taller than its ink). A vertical
+// region is not continued along its line; what a turned label leaves past its region is left
+// to the check after the fill. A mark in a region's margin only is another line: a faint
 // 4-6 px date between two bright lines lay in their margins, was never shown to the
 // detector, and was filled only where their ink reached. A line reaching further past the
 // region than that is shown to the mosaic and judged whole.
