@@ -95,6 +95,59 @@ bool plausible_reading(const Word& word) {
   return word.box.width <= (glyphs + 1) * std::max(word.box.height, 4);
 }
 
+// Whether a measurement ends in a unit of the screens (case aside). A bare letter is no
+// unit here: "957S" is as likely a misread "9575".
+bool known_unit(std::string_view text) {
+  static constexpr std::string_view kUnits[] = {"%",   "BPM", "CM",  "DB",  "FPS", "GY",  "HZ",
+                                                "KHZ", "KV",  "KVP", "MA",  "MAS", "MGY", "MHZ",
+                                                "MM",  "MS",  "SEC"};
+  std::size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0 ||
+                             text[i] == '.' || text[i] == ',' || text[i] == '-' || text[i] == '+'))
+    ++i;
+  std::string unit;
+  for (; i < text.size(); ++i) unit += static_cast<char>(std::toupper(static_cast<unsigned char>(text[i])));
+  return std::find(std::begin(kUnits), std::end(kUnits), unit) != std::end(kUnits);
+}
+
+}  // namespace
+
+// A label of the screen's vocabulary (3 letters or more, or 2 read with certainty, as "ID"),
+// a measurement in a known unit read with certainty, or a reading of more than 3 letters read
+// with certainty. A short or bare reading there is most likely a piece of what could not be
+// read: seed 5151's 0003.dcm read a 6 px accession number "RX445957" as "EADS" (10%) and "7"
+// (83%, a bare number) and released the 7; any letters after digits ("957S", 50%) kept up to
+// 5 digits of an ID (review of the eleventh pass).
+bool stands_alone(const Word& word) {
+  const std::string letters = letters_of(word.text);
+  if (known_vocabulary(letters) && (letters.size() >= 3 || word.confidence >= kCertain)) return true;
+  if (word.confidence < kCertain) return false;
+  if (measurement(word.text)) return known_unit(word.text);
+  return letters.size() > 3;
+}
+
+// Readings that will be redacted as unread: neither identifying nor trusted, and the words
+// beside one that do not stand alone, as far as the doubt carries ("EADS" "9" "57": the 9
+// beside the doubtful reading is doubtful, and so the 57 beside it; review of the eleventh
+// pass).
+std::vector<bool> doubtful_words(const std::vector<Word>& words, const std::vector<bool>& identified) {
+  std::vector<bool> doubtful(words.size(), false);
+  for (std::size_t i = 0; i < words.size(); ++i)
+    doubtful[i] = !identified[i] && !plausible_reading(words[i]);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      const bool beside = (i > 0 && doubtful[i - 1]) || (i + 1 < words.size() && doubtful[i + 1]);
+      if (doubtful[i] || !beside || stands_alone(words[i])) continue;
+      doubtful[i] = true;
+      changed = true;
+    }
+  }
+  return doubtful;
+}
+
+namespace {
+
 // Marks the words of one reading that identify the patient (alone, or joined with the next
 // word), and records the first category found.
 std::vector<bool> identified_words(const PhiMatcher& matcher, const std::vector<Word>& words,
@@ -238,6 +291,55 @@ std::vector<Box> ink_spans(const Gray8& image, const Box& region, const std::vec
   return spans;
 }
 
+// The detector's box can end before its line does: on seed 5151's 0009.dcm the initial "L."
+// stood 6 px past the box of a faint 7 px name, no region held it (the mark finder leaves a
+// line to the region it mostly lies under) and it was released. Ink that continues a span
+// along its middle rows, past the region's end, no further than a word's gap from the last
+// ink, is redacted with the span: at most kLineReach span heights beyond the region (an
+// initial, a suffix, the last digits; over speckle no more than that is lost), and never into
+// a `barrier` (a word kept, a fill, another region's text, each judged on its own).
+constexpr int kLineReach = 3;
+
+bool blocked(int x, const Box& span, const std::vector<Box>& barriers) {
+  const int top = span.y + span.height / 4, bottom = span.y + span.height - span.height / 4;
+  return std::any_of(barriers.begin(), barriers.end(), [&](const Box& b) {
+    return x >= b.x && x < b.x + b.width && top < b.y + b.height && b.y < bottom;
+  });
+}
+
+Box continued_along_line(const Gray8& image, const Box& span, const Box& region,
+                         const std::vector<Box>& barriers) {
+  const int reach = kLineReach * span.height, gap = std::max(3, span.height);
+  const int x0 = std::max(0, region.x - reach);
+  const int x1 = std::min(static_cast<int>(image.width), region.x + region.width + reach);
+  if (x1 - x0 < 2 || span.height < 3) return span;
+  const Box window{x0, span.y, x1 - x0, span.height};
+  const std::vector<std::uint8_t> ink = ink_mask(image, window);
+  // A column continues the line when ink lies in its middle half (not a neighbouring line's
+  // descender or ascender reaching into the span's padding).
+  const auto inked = [&](int x) {
+    for (int y = span.height / 4; y < span.height - span.height / 4; ++y)
+      if (ink[static_cast<std::size_t>(y) * window.width + static_cast<std::size_t>(x - x0)] != 0)
+        return true;
+    return false;
+  };
+  const auto walk = [&](int from, int step) {
+    int last = from;
+    for (int x = from + step; x >= x0 && x < x1 && std::abs(x - last) <= gap; x += step) {
+      if (blocked(x, span, barriers)) break;
+      if (inked(x)) last = x;
+    }
+    return last;
+  };
+  const int right = walk(span.x + span.width - 1, 1);
+  const int left = walk(span.x, -1);
+  const int end = std::max(right + 1, span.x + span.width);
+  const int start = std::min(left, span.x);
+  // Only what lies past the region's own ends is new: inside it, ink_spans saw everything.
+  if (end <= region.x + region.width && start >= region.x) return span;
+  return Box{start, span.y, end - start, span.height};
+}
+
 std::vector<Box> grown_a_little(std::vector<Box> boxes) {
   for (Box& b : boxes) b = Box{b.x - 2, b.y - 1, b.width + 4, b.height + 2};
   return boxes;
@@ -258,15 +360,28 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
     const Box c = n.core.width > 0 ? n.core : n.box;
     if (overlap_area(c, region.box) > 0 && overlap_area(c, core) == 0) other_cores.push_back(c);
   }
+  // What stops a span continued past the region: fills, and other regions' text.
+  std::vector<Box> barriers = filled;
+  for (const TextRegion& n : neighbours) {
+    const Box c = n.core.width > 0 ? n.core : n.box;
+    if (overlap_area(c, core) == 0) barriers.push_back(c);
+  }
+  const auto along_lines = [&](std::vector<Box> spans) {
+    if (region.vertical) return spans;
+    for (Box& span : spans) span = continued_along_line(image, span, region.box, barriers);
+    return spans;
+  };
   if (mode == Mode::all_text) {
-    verdict.redact = ink_spans(image, region.box, filled, core, other_cores);
+    verdict.redact = along_lines(ink_spans(image, region.box, filled, core, other_cores));
     return verdict;
   }
   auto words = read_region(image, region.box, region.vertical);
   if (!words) return std::unexpected(words.error());
   const auto identified = identified_words(matcher, *words, verdict);
+  const std::vector<bool> doubtful = doubtful_words(*words, identified);
   for (std::size_t i = 0; i < words->size(); ++i) {
     const Word& word = (*words)[i];
+    if (doubtful[i]) continue;
     // Beside an identifying word, a reading that is not certain is most likely the rest of
     // it ("DM" "|" "TRI" for DMITRI).
     const bool beside = (i > 0 && identified[i - 1]) || (i + 1 < words->size() && identified[i + 1]);
@@ -291,7 +406,8 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   }
   std::vector<Box> exclude = grown_a_little(verdict.kept);
   exclude.insert(exclude.end(), filled.begin(), filled.end());
-  verdict.redact = ink_spans(image, region.box, exclude, core, other_cores, verdict.kept);
+  barriers.insert(barriers.end(), exclude.begin(), exclude.end());
+  verdict.redact = along_lines(ink_spans(image, region.box, exclude, core, other_cores, verdict.kept));
   // Text the detector is sure of, where no word was read with confidence and no ink stands
   // out from the ground (print a few grey levels above it, next to a bright line that sets
   // the ink level): unread text, covered where the detector saw it (fail closed).
@@ -335,16 +451,21 @@ bool small_or_on_flat_ground(const Gray8& image, const Box& mark) {
 }
 
 // Whether a line-shaped mark is a line the detector found already: its middle row lies in a
-// region's text (its core) and most of its width under the region. A mark in a region's
-// margin only is another line: a faint 4-6 px date between two bright lines lay in their
-// margins, was never shown to the detector, and was filled only where their ink reached.
+// region's text (its core), most of its width under the region, and what reaches past the
+// region at most two of the mark's heights: within what continued_along_line redacts past a
+// horizontal region (kLineReach span heights, a span padded taller than its ink). A vertical
+// region is not continued along its line; what a turned label leaves past its region is left
+// to the check after the fill. A mark in a region's margin only is another line: a faint
+// 4-6 px date between two bright lines lay in their margins, was never shown to the
+// detector, and was filled only where their ink reached. A line reaching further past the
+// region than that is shown to the mosaic and judged whole.
 bool line_of_a_region(const Box& mark, const std::vector<TextRegion>& regions) {
   const int middle = mark.y + mark.height / 2;
   return std::any_of(regions.begin(), regions.end(), [&](const TextRegion& r) {
     const Box& core = r.core.width > 0 ? r.core : r.box;
     if (middle < core.y - 1 || middle > core.y + core.height) return false;
     const int shared = std::min(mark.x + mark.width, r.box.x + r.box.width) - std::max(mark.x, r.box.x);
-    return shared * 2 >= mark.width;
+    return shared * 2 >= mark.width && mark.width - shared <= 2 * mark.height;
   });
 }
 
@@ -416,6 +537,12 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
   return regions;
 }
 
+// Whether a region's text runs top-down (a label turned a quarter): its spans are read across.
+enum class Upright : std::uint8_t { no, yes };
+
+// A box seen turned a quarter (x for y): an upright region's spans measured as a line's.
+Box turned(const Box& b) { return Box{b.y, b.x, b.height, b.width}; }
+
 // A span of ink at most 4 px tall (1-2 px of ink with ink_spans' padding), under a quarter of
 // its region's height, sharing columns with a filled box or a kept word and lying against its
 // top or bottom edge, is what the box left of the line: the rim of descenders, the last row
@@ -423,17 +550,35 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
 // under "Event", "mAs" and a dose value, quarantined three files; some reach 5 px past the
 // box's end). No glyph is that flat; a taller span, or one away from every box's edge, still
 // counts (review of the tenth pass: a height relative to the region alone grew loose in tall
-// merged regions).
-bool sliver_of_a_fill(const Box& span, const Box& region, const std::vector<Box>& filled) {
-  constexpr int kMaxSliverHeight = 4, kSlack = 2;
-  if (span.height > kMaxSliverHeight || span.height * 4 >= region.height) return false;
-  return std::any_of(filled.begin(), filled.end(), [&](const Box& f) {
-    const bool columns = span.x < f.x + f.width && f.x < span.x + span.width;
-    const int top = span.y, bottom = span.y + span.height;
+// merged regions). In an upright region (a label turned a quarter) the same holds across: a
+// span at most 2 px wide (its width has no padding: the same 2 px of ink) lying against a
+// fill's left or right edge, sharing its rows.
+bool sliver_of_a_fill(const Box& span, const Box& region, const std::vector<Box>& filled,
+                      Upright upright) {
+  constexpr int kMaxSliverHeight = 4, kMaxSliverInk = 2, kSlack = 2;
+  const auto across = [&](const Box& b) { return upright == Upright::yes ? turned(b) : b; };
+  const Box s = across(span), r = across(region);
+  const int limit = upright == Upright::yes ? kMaxSliverInk : kMaxSliverHeight;
+  if (s.height > limit || s.height * 4 >= r.height) return false;
+  return std::any_of(filled.begin(), filled.end(), [&](const Box& box) {
+    const Box f = across(box);
+    const bool columns = s.x < f.x + f.width && f.x < s.x + s.width;
+    const int top = s.y, bottom = s.y + s.height;
     const bool below = top >= f.y + f.height - kSlack && top <= f.y + f.height + kSlack;
     const bool above = bottom >= f.y - kSlack && bottom <= f.y + kSlack;
     return columns && (below || above);
   });
+}
+
+// Whether a span left after the fill is glyph-sized for its region: along the text at least a
+// third of the line's thickness (a horizontal line's height, an upright one's width), and
+// across it at least 3 px. The upright case was never counted before this pass: a span of a
+// turned label is narrow and tall, and `width * 3 >= region height` passed a whole turned name
+// left beside a fill.
+bool glyph_sized(const Box& span, const Box& region, Upright upright) {
+  const Box s = upright == Upright::yes ? turned(span) : span;
+  const Box r = upright == Upright::yes ? turned(region) : region;
+  return s.width * 3 >= r.height && (upright == Upright::no || s.height >= 3);
 }
 
 // Whether `region` may be a speck of colour-Doppler flow left out of the check after the fill:
@@ -489,8 +634,17 @@ Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& match
   for (const TextRegion& region : *regions) {
     // Slivers beside a kept word or a fill are the boxes' imprecision, not text.
     const auto spans = ink_spans(after, region.box, known, {}, {}, kept);
+    const Upright upright = region.vertical || region.box.height > 2 * region.box.width
+                                ? Upright::yes
+                                : Upright::no;
+    // A span counts if it is glyph-sized either way: a narrow stack of short lines merged by
+    // the detector is tall for its width yet not turned text, and one line left after the fill
+    // there is a line's span (review of the eleventh pass).
+    const auto counts = [&](const Box& b, Upright u) {
+      return glyph_sized(b, region.box, u) && !sliver_of_a_fill(b, region.box, known, u);
+    };
     if (std::none_of(spans.begin(), spans.end(), [&](const Box& b) {
-          return b.width * 3 >= region.box.height && !sliver_of_a_fill(b, region.box, known);
+          return counts(b, Upright::no) || (upright == Upright::yes && counts(b, Upright::yes));
         }))
       continue;
     auto judged = judge_region(after, region, matcher, mode, known);

@@ -32,6 +32,15 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const std::vector<Box>& filled,
                                    const std::vector<TextRegion>& neighbours = {});
 
+// Whether a word beside a reading nobody could trust (ink redacted as unread) is kept on
+// its own rather than taken for a piece of that reading (regions.cpp says what qualifies).
+[[nodiscard]] bool stands_alone(const Word& word);
+
+// Which of a region's words will be redacted as unread: neither `identified` nor trusted, or
+// beside such a word without standing alone, as far as the doubt carries.
+[[nodiscard]] std::vector<bool> doubtful_words(const std::vector<Word>& words,
+                                               const std::vector<bool>& identified);
+
 // Regions of one frame and what was decided for them: the boxes to fill (margin added and
 // clipped to the image by the caller) with their categories.
 struct FrameFindings {
