@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -563,6 +564,71 @@ TEST(DeidProblemLog, SpilledProblemsGiveTheSameReportsAndStayBounded) {
   EXPECT_EQ(doc["failures"][0]["first_input"], "<patient>/IM1");
   EXPECT_EQ(doc["skipped"].size(), static_cast<std::size_t>(kPatients));
   EXPECT_EQ(held.json.find("PID44"), std::string::npos);
+}
+
+// The spill lives in $TMPDIR, never in the output folder (a release's staging folder, a USB
+// stick): a run that spills every problem leaves there the same names as one that spills none.
+TEST(DeidProblemLog, SpillNeverTouchesTheOutputFolder) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  for (int k = 0; k < 3; ++k) {
+    auto ct = testing::make_ct("PID5500", "1.2.826.0.1.3680043.2.1125.8." + std::to_string(k));
+    testing::save(*ct, in / ("IM" + std::to_string(k)));
+    std::ofstream(in / ("notes" + std::to_string(k) + ".txt")) << "not DICOM";
+  }
+  const auto stage = stage_with({});
+  const auto names_after = [&](std::size_t held, const fs::path& out) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = out;
+    run.threads = 1;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    auto report = deid::run_deid(run, stage);
+    EXPECT_TRUE(report) << report.error().message;
+    if (report) {
+      EXPECT_EQ(report->problems.held_in_memory(), held == 0 ? 0u : 3u);
+    }
+    std::set<std::string> names;
+    for (const auto& entry : fs::recursive_directory_iterator(out))
+      names.insert(fs::relative(entry.path(), out).string());
+    return names;
+  };
+  const auto held = names_after(deid::ProblemLog::kHeldByDefault, dir.path() / "held");
+  const auto spilled = names_after(0, dir.path() / "spilled");
+  EXPECT_FALSE(held.empty());
+  EXPECT_EQ(spilled, held);
+}
+
+// Where the spill cannot be made ($TMPDIR missing), a run that must spill fails closed with
+// an I/O error (its report would be incomplete); one whose problems fit in memory is unaffected.
+TEST(DeidProblemLog, SpillThatCannotBeMadeFailsTheRun) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  auto ct = testing::make_ct("PID5600", "1.2.826.0.1.3680043.2.1125.9.1");
+  testing::save(*ct, in / "IM0");
+  std::ofstream(in / "notes.txt") << "not DICOM";
+  const auto stage = stage_with({});
+  const char* before = std::getenv("TMPDIR");
+  const std::string saved = before != nullptr ? before : "";
+  ::setenv("TMPDIR", (dir.path() / "missing").c_str(), 1);
+  const auto run_with = [&](std::size_t held, const char* out) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = dir.path() / out;
+    run.threads = 1;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    return deid::run_deid(run, stage);
+  };
+  const auto spilled = run_with(0, "spilled");
+  const auto held = run_with(deid::ProblemLog::kHeldByDefault, "held");
+  if (before != nullptr) ::setenv("TMPDIR", saved.c_str(), 1);
+  else ::unsetenv("TMPDIR");
+  ASSERT_FALSE(spilled);
+  EXPECT_EQ(spilled.error().code, ErrorCode::io);
+  EXPECT_NE(spilled.error().message.find("temporary file"), std::string::npos);
+  EXPECT_TRUE(held) << held.error().message;
 }
 
 }  // namespace

@@ -341,7 +341,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     return key;
   };
   std::vector<std::string> identifying;
-  report.problems = ProblemLog(options.problems_held, options.output);
+  report.problems = ProblemLog(options.problems_held);
   Status logged;  // the first failure to spill an outcome: the report would be incomplete
   // Outcomes reach the report in input order, as soon as every lower index is done: only the
   // outcomes of files finished ahead of a slower one wait (about the thread count), so memory

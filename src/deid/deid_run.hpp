@@ -63,13 +63,14 @@ struct FileOutcome {
 // The outcomes of a run's inputs that were not written, in input order, with memory flat in
 // their number: the first `held` stay in memory, the rest go to an unnamed temporary file
 // (O_TMPFILE, mode 0600: paths and reasons may name patients, and nothing is left behind when
-// the process dies) in the folder given, and are read back by for_each. Reports stream from
-// it; callers that need every outcome at once (export, share) take all(). Move-only.
+// the process dies) in $TMPDIR (default /tmp), never the output folder (a release's staging
+// folder, removable media), and are read back by for_each. Reports stream from it; callers
+// that need every outcome at once (export, share) take all(). Move-only.
 class ProblemLog {
  public:
   static constexpr std::size_t kHeldByDefault = 256;
-  ProblemLog() : ProblemLog(kHeldByDefault, {}) {}
-  ProblemLog(std::size_t held, std::filesystem::path spill_folder);
+  ProblemLog() : ProblemLog(kHeldByDefault) {}
+  explicit ProblemLog(std::size_t held);
   ProblemLog(ProblemLog&& other) noexcept;
   ProblemLog& operator=(ProblemLog&& other) noexcept;
   ProblemLog(const ProblemLog&) = delete;
@@ -94,7 +95,6 @@ class ProblemLog {
   [[nodiscard]] Status flush() const;
   std::vector<FileOutcome> held_;
   std::size_t limit_;
-  std::filesystem::path spill_folder_;
   int fd_ = -1;
   std::size_t spilled_ = 0;
   std::size_t burned_in_ = 0;
@@ -181,7 +181,7 @@ struct DeidRunOptions {
   const batch::CancelToken* cancel = nullptr;
   VolumeInputs volumes = VolumeInputs::skip;
   // Outcomes of inputs not written that the report holds in memory; the rest spill to an
-  // unnamed temporary file in `output` (ProblemLog), so memory stays flat in corpus size.
+  // unnamed temporary file in $TMPDIR (ProblemLog), so memory stays flat in corpus size.
   std::size_t problems_held = ProblemLog::kHeldByDefault;
 };
 

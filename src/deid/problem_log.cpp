@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -125,30 +126,40 @@ class Reader {
   std::uint64_t offset_ = 0;
 };
 
-// An unnamed file in `folder` (O_TMPFILE); where the file system has none, a named one removed
-// at once, so that nothing with paths in it outlives the process either way.
-Result<int> open_spill(const fs::path& folder) {
-  const fs::path where = folder.empty() ? fs::temp_directory_path() : folder;
+// The spill's private folder: $TMPDIR, else /tmp. Never the run's output folder: that is a
+// release's staging folder or removable media, and the outcomes' paths may name patients.
+fs::path spill_folder() {
+  const char* tmpdir = std::getenv("TMPDIR");
+  return tmpdir != nullptr && *tmpdir != '\0' ? fs::path(tmpdir) : fs::path("/tmp");
+}
+
+// An unnamed file in the private folder (O_TMPFILE); where the file system has none, a named
+// one removed at once (a failed removal fails: it would outlive the process).
+Result<int> open_spill() {
+  const fs::path where = spill_folder();
   int fd = ::open(where.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) return fd;
-  std::string name = (where / ".radguard-outcomes-XXXXXX").string();
+  std::string name = (where / ".radguard-tmp-XXXXXX").string();
   fd = ::mkostemp(name.data(), O_CLOEXEC);
   if (fd < 0)
     return fail(ErrorCode::io, "cannot make a temporary file for the run's outcomes in " +
                                    where.string() + ": " + std::strerror(errno));
-  ::unlink(name.c_str());
+  if (::unlink(name.c_str()) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return fail(ErrorCode::io, "cannot remove the run's temporary file in " + where.string() +
+                                   ": " + std::strerror(error));
+  }
   return fd;
 }
 
 }  // namespace
 
-ProblemLog::ProblemLog(std::size_t held, fs::path spill_folder)
-    : limit_(held), spill_folder_(std::move(spill_folder)) {}
+ProblemLog::ProblemLog(std::size_t held) : limit_(held) {}
 
 ProblemLog::ProblemLog(ProblemLog&& other) noexcept
     : held_(std::move(other.held_)),
       limit_(other.limit_),
-      spill_folder_(std::move(other.spill_folder_)),
       fd_(std::exchange(other.fd_, -1)),
       spilled_(std::exchange(other.spilled_, 0)),
       burned_in_(std::exchange(other.burned_in_, 0)),
@@ -159,7 +170,6 @@ ProblemLog& ProblemLog::operator=(ProblemLog&& other) noexcept {
   if (fd_ >= 0) ::close(fd_);
   held_ = std::move(other.held_);
   limit_ = other.limit_;
-  spill_folder_ = std::move(other.spill_folder_);
   fd_ = std::exchange(other.fd_, -1);
   spilled_ = std::exchange(other.spilled_, 0);
   burned_in_ = std::exchange(other.burned_in_, 0);
@@ -180,7 +190,7 @@ Status ProblemLog::add(FileOutcome outcome) {
     return {};
   }
   if (fd_ < 0) {
-    auto fd = open_spill(spill_folder_);
+    auto fd = open_spill();
     if (!fd) return std::unexpected(fd.error());
     fd_ = *fd;
   }
