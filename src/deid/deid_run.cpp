@@ -489,6 +489,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // Cancelled: the files after the first one not started wait still; they are final now.
   for (auto& [index, outcome] : waiting) pass_on(index, std::move(outcome));
   waiting.clear();
+  if (logged) logged = report.problems.finish();  // the last spilled outcomes reach the file
   if (!logged) return std::unexpected(logged.error());
   report.written = std::move(written);
   report.pixel_work = std::move(pixel_work);

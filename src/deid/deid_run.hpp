@@ -80,6 +80,9 @@ class ProblemLog {
   // Appends one outcome (the caller keeps input order). Fails with ErrorCode::io when the
   // temporary file cannot be made or written; the log is then incomplete and the run fails.
   [[nodiscard]] Status add(FileOutcome outcome);
+  // Writes what add() still buffers, so that a full disk fails the run, not its report.
+  // After any I/O error every later call returns that error (the file may be misaligned).
+  [[nodiscard]] Status finish();
   std::size_t size() const { return held_.size() + spilled_; }
   bool empty() const { return size() == 0; }
   // Outcomes held in memory now: at most `held`, whatever size() is.
@@ -99,6 +102,8 @@ class ProblemLog {
   std::size_t spilled_ = 0;
   std::size_t burned_in_ = 0;
   mutable std::string pending_;  // encoded outcomes not yet written to the file
+  mutable std::uint64_t written_ = 0;        // bytes in the file: caps what read-back accepts
+  mutable std::optional<Error> broken_;      // the first I/O error: the log is incomplete
 };
 
 // A last step on each finished output before it is published (e.g. signing it); it works on

@@ -53,7 +53,9 @@ void encode(std::string& out, const FileOutcome& o) {
 // Reads the file back from its start, in blocks, decoding one outcome at a time.
 class Reader {
  public:
-  explicit Reader(int fd) : fd_(fd) {}
+  // `size`: the bytes written; no record's length or count can exceed it (fail closed on
+  // misaligned or damaged data rather than allocate what it claims).
+  Reader(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
 
   [[nodiscard]] Result<FileOutcome> next() {
     FileOutcome o;
@@ -67,7 +69,7 @@ class Reader {
     if (value != 0) o.error = static_cast<ErrorCode>(value - 1);
     if (!text_of(o.reason) || !text_of(text)) return broken();
     o.output = std::move(text);
-    if (!u64(o.bytes) || !u64(value)) return broken();
+    if (!u64(o.bytes) || !u64(value) || value > size_ / sizeof value) return broken();
     o.identifying_components.resize(value);
     for (auto& component : o.identifying_components)
       if (!text_of(component)) return broken();
@@ -115,12 +117,13 @@ class Reader {
   bool u64(std::uint64_t& value) { return bytes(reinterpret_cast<char*>(&value), sizeof value); }
   bool text_of(std::string& text) {
     std::uint64_t size = 0;
-    if (!u64(size) || size > (std::uint64_t{1} << 32)) return false;
+    if (!u64(size) || size > size_) return false;
     text.resize(size);
     return bytes(text.data(), size);
   }
 
   int fd_;
+  std::uint64_t size_;
   std::string block_;
   std::size_t at_ = 0;
   std::uint64_t offset_ = 0;
@@ -163,7 +166,9 @@ ProblemLog::ProblemLog(ProblemLog&& other) noexcept
       fd_(std::exchange(other.fd_, -1)),
       spilled_(std::exchange(other.spilled_, 0)),
       burned_in_(std::exchange(other.burned_in_, 0)),
-      pending_(std::move(other.pending_)) {}
+      pending_(std::move(other.pending_)),
+      written_(std::exchange(other.written_, 0)),
+      broken_(std::move(other.broken_)) {}
 
 ProblemLog& ProblemLog::operator=(ProblemLog&& other) noexcept {
   if (this == &other) return *this;
@@ -174,6 +179,8 @@ ProblemLog& ProblemLog::operator=(ProblemLog&& other) noexcept {
   spilled_ = std::exchange(other.spilled_, 0);
   burned_in_ = std::exchange(other.burned_in_, 0);
   pending_ = std::move(other.pending_);
+  written_ = std::exchange(other.written_, 0);
+  broken_ = std::move(other.broken_);
   return *this;
 }
 
@@ -182,6 +189,7 @@ ProblemLog::~ProblemLog() {
 }
 
 Status ProblemLog::add(FileOutcome outcome) {
+  if (broken_) return std::unexpected(*broken_);
   if (outcome.status == FileStatus::failed && outcome.error == ErrorCode::policy &&
       outcome.reason.starts_with(kBurnedInRefusal))
     ++burned_in_;
@@ -191,7 +199,10 @@ Status ProblemLog::add(FileOutcome outcome) {
   }
   if (fd_ < 0) {
     auto fd = open_spill();
-    if (!fd) return std::unexpected(fd.error());
+    if (!fd) {
+      broken_ = fd.error();
+      return std::unexpected(fd.error());
+    }
     fd_ = *fd;
   }
   encode(pending_, outcome);
@@ -199,25 +210,36 @@ Status ProblemLog::add(FileOutcome outcome) {
   return pending_.size() >= kBlock ? flush() : Status{};
 }
 
+// After any I/O error the log is broken for good: what reached the file is trimmed from
+// pending_, but the file may hold part of a record, so nothing later could be read back right.
 Status ProblemLog::flush() const {
-  std::string_view rest = pending_;
-  while (!rest.empty()) {
-    const ssize_t wrote = ::write(fd_, rest.data(), rest.size());
+  if (broken_) return std::unexpected(*broken_);
+  std::size_t done = 0;
+  while (done < pending_.size()) {
+    const ssize_t wrote = ::write(fd_, pending_.data() + done, pending_.size() - done);
     if (wrote < 0 && errno == EINTR) continue;
-    if (wrote <= 0)
-      return fail(ErrorCode::io, std::string("cannot write the run's outcomes to its temporary "
-                                             "file: ") + std::strerror(errno));
-    rest.remove_prefix(static_cast<std::size_t>(wrote));
+    if (wrote <= 0) {
+      const int error = wrote < 0 ? errno : EIO;
+      pending_.erase(0, done);
+      written_ += done;
+      broken_ = Error{ErrorCode::io, std::string("cannot write the run's outcomes to its "
+                                                 "temporary file: ") + std::strerror(error)};
+      return std::unexpected(*broken_);
+    }
+    done += static_cast<std::size_t>(wrote);
   }
+  written_ += done;
   pending_.clear();
   return {};
 }
+
+Status ProblemLog::finish() { return flush(); }
 
 Status ProblemLog::for_each(const std::function<void(const FileOutcome&)>& visit) const {
   for (const auto& outcome : held_) visit(outcome);
   if (spilled_ == 0) return {};
   if (auto flushed = flush(); !flushed) return flushed;
-  Reader reader(fd_);
+  Reader reader(fd_, written_);
   for (std::size_t i = 0; i < spilled_; ++i) {
     auto outcome = reader.next();
     if (!outcome) return std::unexpected(outcome.error());
