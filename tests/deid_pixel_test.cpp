@@ -631,5 +631,36 @@ TEST(DeidProblemLog, SpillThatCannotBeMadeFailsTheRun) {
   EXPECT_TRUE(held) << held.error().message;
 }
 
+// Every problem spilled, over 64 KiB of them (long paths): add() writes whole blocks and the
+// read-back crosses block boundaries inside records; the report is the same bytes as when
+// every problem is held.
+TEST(DeidProblemLog, SpillPastOneBlockReadsBackTheSame) {
+  const TempDir dir;
+  const std::string long_name(200, 'n');
+  const fs::path in = dir.path() / "in" / long_name / long_name / long_name;
+  fs::create_directories(in);
+  constexpr int kNotes = 200;  // about 1 KB encoded each
+  for (int k = 0; k < kNotes; ++k)
+    std::ofstream(in / (std::to_string(k) + long_name)) << "not DICOM";
+  const auto stage = stage_with({});
+  const auto run_with = [&](std::size_t held) {
+    deid::DeidRunOptions run;
+    run.inputs = {dir.path() / "in"};
+    run.output = dir.path() / "out";  // nothing is written: every input is a problem
+    run.threads = 2;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    auto report = deid::run_deid(run, stage);
+    EXPECT_TRUE(report) << report.error().message;
+    if (!report) return std::string{};
+    EXPECT_EQ(report->problems.size(), static_cast<std::size_t>(kNotes));
+    report->seconds = 0;
+    return deid::report_json(*report, stage, run) + deid::report_text(*report, run);
+  };
+  const std::string held = run_with(deid::ProblemLog::kHeldByDefault);
+  EXPECT_GT(held.size(), 64u * 1024u);
+  EXPECT_EQ(run_with(0), held);
+}
+
 }  // namespace
 }  // namespace radguard
