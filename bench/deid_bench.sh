@@ -28,7 +28,9 @@
 #              replicas of the real corpus (BENCH_MEMORY_REPLICAS) given as that many input
 #              folders, and with BENCH_BASELINE=OTHER_RADGUARD the same runs of that binary,
 #              interleaved: whether memory stays flat in corpus size, before and after a change
-#              (BENCH_BASELINE also adds its task-clock to the startup phase)
+#              (BENCH_BASELINE also adds its task-clock to the startup phase); with a
+#              baseline, also whether both made the same outputs (SHA-256 of every file) and
+#              the same report but for its times
 # Ratios to cp -r are of wall time and of CPU time (user + system) of the same files.
 #
 # Environment: BENCH_FILES (3000), BENCH_MEGABYTES (500), BENCH_SEED (1), BENCH_THREADS (2),
@@ -285,7 +287,19 @@ if has_phase memory; then
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$inputs" "$rss" "$wall" \
         "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" >>"$work/memory.tsv"
       printf '   %-8s %3s replicas %6s files  peak RSS %7d KB  wall %6.2f s\n' "$label" "$n" "$inputs" "$rss" "$wall"
+      # what the run made, to compare with the baseline's: every output's SHA-256, and the
+      # report without its times
+      (cd "$work/rg" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) >"$work/memory.$label.outputs"
+      sed -E '/"(total_seconds|seconds|file_seconds_summed_over_threads|prepare_seconds)"/d' \
+        "$work/rg.report.json" >"$work/memory.$label.report"
     done
+    if [ -n "${BENCH_BASELINE:-}" ]; then
+      same_outputs=no same_report=no
+      cmp -s "$work/memory.after.outputs" "$work/memory.baseline.outputs" && same_outputs=yes
+      cmp -s "$work/memory.after.report" "$work/memory.baseline.report" && same_report=yes
+      printf '%s\t%s\t%s\n' "$n" "$same_outputs" "$same_report" >>"$work/memory.same"
+      echo "   $n replicas: outputs identical to the baseline's: $same_outputs; report (but its times): $same_report"
+    fi
   done
   set_aside "$work/rg"
 fi
@@ -391,6 +405,14 @@ for line in open(f"{work}/memory.tsv"):
     label, replicas, inputs, rss, wall, cpu = line.split()
     memory.append({"binary": label, "replicas": int(replicas), "files": int(inputs),
                    "peak_rss_mb": int(rss) / 1024, "wall_s": float(wall), "cpu_s": float(cpu)})
+same = {}
+if os.path.exists(f"{work}/memory.same"):
+    for line in open(f"{work}/memory.same"):
+        replicas, outputs, report = line.split()
+        same[int(replicas)] = {"outputs_identical": outputs == "yes", "report_identical_but_times": report == "yes"}
+for m in memory:
+    if m["replicas"] in same:
+        m.update(same[m["replicas"]])
 if os.path.exists(f"{work}/startup.facts"):
     for line in open(f"{work}/startup.facts"):
         key, value = line.split()

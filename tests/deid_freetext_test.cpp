@@ -393,7 +393,7 @@ TEST(FreeTextReports, InputPathsAreRelativeAndMaskedUnlessFullPathsAreAsked) {
   quoting.input = folder / "IM0003";
   quoting.status = deid::FileStatus::failed;
   quoting.reason = "series refused: " + (folder / "IM0002").string() + " cannot be read";
-  report->problems.push_back(quoting);
+  ASSERT_TRUE(report->problems.add(quoting));
   const std::string quoted = deid::report_text(*report, options);
   EXPECT_NE(quoted.find("series refused: <patient>/IMAGES/IM0002 cannot be read"),
             std::string::npos)

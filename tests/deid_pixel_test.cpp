@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -65,7 +66,7 @@ deid::DeidRunReport deid_one(const std::filesystem::path& input,
   run.pixel_stages = std::move(pixel_stages);
   auto report = deid::run_deid(run, stage_with(std::move(options)));
   EXPECT_TRUE(report.has_value());
-  return report.value_or(deid::DeidRunReport{});
+  return std::move(report).value_or(deid::DeidRunReport{});
 }
 
 BurnedFrame ultrasound_screen() {
@@ -120,7 +121,7 @@ TEST(DeidPixelStage, BurnedInIdentityIsCoveredBeforeRelease) {
 
   const auto report = deid_one(dir / "us.dcm", dir / "out", {text_stage()}, {"clean-pixel-data"});
   ASSERT_EQ(report.written.size(), 1u)
-      << (report.problems.empty() ? "" : report.problems.front().reason);
+      << (report.problems.empty() ? "" : report.problems.all().value().front().reason);
   const auto output = dir / "out" / report.written.front().output;
 
   auto released = testing::load(output);
@@ -192,8 +193,9 @@ TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
   EXPECT_EQ(report.count(deid::FileStatus::failed), 1u);
   EXPECT_EQ(report.exit_code(), 1);
   ASSERT_EQ(report.problems.size(), 1u);
-  EXPECT_EQ(report.problems.front().reason, "still shows a face");
-  EXPECT_EQ(report.problems.front().pixels.refused_by, "face-check");
+  const auto problems = report.problems.all().value();
+  EXPECT_EQ(problems.front().reason, "still shows a face");
+  EXPECT_EQ(problems.front().pixels.refused_by, "face-check");
   deid::DeidRunOptions shown;
   shown.inputs = {dir / "ct.dcm"};
   const auto json =
@@ -240,7 +242,7 @@ TEST(DeidPixelStage, RadiographsAreReadNotWavedThrough) {
   testing::save(*input, dir / "cr.dcm");
   const auto report = deid_one(dir / "cr.dcm", dir / "out", {text_stage()}, {"clean-pixel-data"});
   ASSERT_EQ(report.written.size(), 1u)
-      << (report.problems.empty() ? "" : report.problems.front().reason);
+      << (report.problems.empty() ? "" : report.problems.all().value().front().reason);
   auto file = dicom::DicomFile::open(dir / "out" / report.written.front().output);
   ASSERT_TRUE(file.has_value());
   auto image = dicom::decode_pixels(*file);
@@ -299,7 +301,7 @@ deid::DeidRunReport deid_volumes(const fs::path& input, const fs::path& output,
   run.volumes = volumes;
   auto report = deid::run_deid(run, stage_with(std::move(options)));
   EXPECT_TRUE(report.has_value());
-  return report.value_or(deid::DeidRunReport{});
+  return std::move(report).value_or(deid::DeidRunReport{});
 }
 
 testing::HeadPhantom mr_phantom() {
@@ -418,7 +420,7 @@ TEST(DeidVolumes, CleanRecognizableVisualFeaturesDefacesVolumes) {
 
   const auto report = deid_volumes(dir / "in", dir / "out", {share::defacing_stage()},
                                    {"clean-recognizable-visual-features"});
-  ASSERT_EQ(report.count(deid::FileStatus::written), 1u) << (report.problems.empty() ? "" : report.problems[0].reason);
+  ASSERT_EQ(report.count(deid::FileStatus::written), 1u) << (report.problems.empty() ? "" : report.problems.all().value().front().reason);
   ASSERT_EQ(report.pixel_work.size(), 1u);
   EXPECT_TRUE(report.pixel_work[0].pixels.defaced);
   auto back = volume::read_nifti(dir / "out" / report.written[0].output);
@@ -481,7 +483,7 @@ TEST(DeidReportJson, PerFileArraysAreWhatDumpWrites) {
   skipped.status = deid::FileStatus::skipped_not_dicom;
   skipped.error = ErrorCode::not_dicom;
   skipped.reason = "not DICOM";
-  report.problems = {failed, skipped, duplicate};
+  for (const auto& problem : {failed, skipped, duplicate}) ASSERT_TRUE(report.problems.add(problem));
   report.missing_inputs.push_back({"/in/gone", "does not exist"});
   deid::FileOutcome worked;
   worked.input = "/in/b/3.dcm";
@@ -508,6 +510,157 @@ TEST(DeidReportJson, PerFileArraysAreWhatDumpWrites) {
   EXPECT_EQ(doc["cancelled"]["files_not_started"], 1);
 }
 
+// Past ProblemLog's bound, the outcomes of inputs not written go to the run's temporary file
+// and are read back for the reports: the JSON and the text are the same bytes as when every
+// outcome is held (one thread or two), while what is held in memory stays at the bound.
+TEST(DeidProblemLog, SpilledProblemsGiveTheSameReportsAndStayBounded) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  // Per patient folder (named by the patient's ID): two images, one of them again under
+  // another name (a duplicate SOP Instance UID), and notes that are not DICOM.
+  constexpr int kPatients = 12;
+  for (int p = 0; p < kPatients; ++p) {
+    const std::string id = "PID" + std::to_string(4400 + p);
+    for (int k = 0; k < 2; ++k) {
+      auto ct = testing::make_ct(id, "1.2.826.0.1.3680043.2.1125.7." + std::to_string(p * 10 + k));
+      testing::save(*ct, in / id / ("IM" + std::to_string(k)));
+      if (k == 1) testing::save(*ct, in / id / "IM1-copy");
+    }
+    std::ofstream(in / id / "notes.txt") << "not DICOM, reason " << p % 3;
+  }
+  const auto stage = stage_with({});
+  struct Made {
+    std::string json, text;
+    std::size_t problems = 0, held = 0;
+  };
+  const auto run_with = [&](std::size_t held, unsigned threads) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = dir.path() / "out";
+    run.threads = threads;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    auto report = deid::run_deid(run, stage);
+    EXPECT_TRUE(report) << report.error().message;
+    if (!report) return Made{};
+    report->seconds = 0;  // the only figure that differs between runs
+    return Made{deid::report_json(*report, stage, run), deid::report_text(*report, run),
+                report->problems.size(), report->problems.held_in_memory()};
+  };
+  const Made held = run_with(deid::ProblemLog::kHeldByDefault, 1);
+  ASSERT_EQ(held.problems, 2u * kPatients);  // the notes and the copies
+  EXPECT_EQ(held.held, held.problems);
+  for (const unsigned threads : {1u, 2u}) {
+    const Made spilled = run_with(3, threads);
+    EXPECT_EQ(spilled.problems, held.problems);
+    EXPECT_LE(spilled.held, 3u) << "outcomes held in memory beyond the bound";
+    EXPECT_EQ(spilled.json, held.json) << threads << " thread(s)";
+    EXPECT_EQ(spilled.text, held.text) << threads << " thread(s)";
+  }
+  // The failures read back in input order, their paths masked.
+  const nlohmann::json doc = nlohmann::json::parse(held.json);
+  ASSERT_EQ(doc["failures"].size(), static_cast<std::size_t>(kPatients));
+  EXPECT_EQ(doc["failures"][0]["input"], "<patient>/IM1-copy");
+  EXPECT_EQ(doc["failures"][0]["first_input"], "<patient>/IM1");
+  EXPECT_EQ(doc["skipped"].size(), static_cast<std::size_t>(kPatients));
+  EXPECT_EQ(held.json.find("PID44"), std::string::npos);
+}
+
+// The spill lives in $TMPDIR, never in the output folder (a release's staging folder, a USB
+// stick): a run that spills every problem leaves there the same names as one that spills none.
+TEST(DeidProblemLog, SpillNeverTouchesTheOutputFolder) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  for (int k = 0; k < 3; ++k) {
+    auto ct = testing::make_ct("PID5500", "1.2.826.0.1.3680043.2.1125.8." + std::to_string(k));
+    testing::save(*ct, in / ("IM" + std::to_string(k)));
+    std::ofstream(in / ("notes" + std::to_string(k) + ".txt")) << "not DICOM";
+  }
+  const auto stage = stage_with({});
+  const auto names_after = [&](std::size_t held, const fs::path& out) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = out;
+    run.threads = 1;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    auto report = deid::run_deid(run, stage);
+    EXPECT_TRUE(report) << report.error().message;
+    if (report) {
+      EXPECT_EQ(report->problems.held_in_memory(), held == 0 ? 0u : 3u);
+    }
+    std::set<std::string> names;
+    for (const auto& entry : fs::recursive_directory_iterator(out))
+      names.insert(fs::relative(entry.path(), out).string());
+    return names;
+  };
+  const auto held = names_after(deid::ProblemLog::kHeldByDefault, dir.path() / "held");
+  const auto spilled = names_after(0, dir.path() / "spilled");
+  EXPECT_FALSE(held.empty());
+  EXPECT_EQ(spilled, held);
+}
+
+// Where the spill cannot be made ($TMPDIR missing), a run that must spill fails closed with
+// an I/O error (its report would be incomplete); one whose problems fit in memory is unaffected.
+TEST(DeidProblemLog, SpillThatCannotBeMadeFailsTheRun) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  auto ct = testing::make_ct("PID5600", "1.2.826.0.1.3680043.2.1125.9.1");
+  testing::save(*ct, in / "IM0");
+  std::ofstream(in / "notes.txt") << "not DICOM";
+  const auto stage = stage_with({});
+  const char* before = std::getenv("TMPDIR");
+  const std::string saved = before != nullptr ? before : "";
+  ::setenv("TMPDIR", (dir.path() / "missing").c_str(), 1);
+  const auto run_with = [&](std::size_t held, const char* out) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = dir.path() / out;
+    run.threads = 1;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    return deid::run_deid(run, stage);
+  };
+  const auto spilled = run_with(0, "spilled");
+  const auto held = run_with(deid::ProblemLog::kHeldByDefault, "held");
+  if (before != nullptr) ::setenv("TMPDIR", saved.c_str(), 1);
+  else ::unsetenv("TMPDIR");
+  ASSERT_FALSE(spilled);
+  EXPECT_EQ(spilled.error().code, ErrorCode::io);
+  EXPECT_NE(spilled.error().message.find("temporary file"), std::string::npos);
+  EXPECT_TRUE(held) << held.error().message;
+}
+
+// Every problem spilled, over 64 KiB of them (long paths): add() writes whole blocks and the
+// read-back crosses block boundaries inside records; the report is the same bytes as when
+// every problem is held.
+TEST(DeidProblemLog, SpillPastOneBlockReadsBackTheSame) {
+  const TempDir dir;
+  const std::string long_name(200, 'n');
+  const fs::path in = dir.path() / "in" / long_name / long_name / long_name;
+  fs::create_directories(in);
+  constexpr int kNotes = 200;  // about 1 KB encoded each
+  for (int k = 0; k < kNotes; ++k)
+    std::ofstream(in / (std::to_string(k) + long_name)) << "not DICOM";
+  const auto stage = stage_with({});
+  const auto run_with = [&](std::size_t held) {
+    deid::DeidRunOptions run;
+    run.inputs = {dir.path() / "in"};
+    run.output = dir.path() / "out";  // nothing is written: every input is a problem
+    run.threads = 2;
+    run.progress = batch::ProgressDisplay::never;
+    run.problems_held = held;
+    auto report = deid::run_deid(run, stage);
+    EXPECT_TRUE(report) << report.error().message;
+    if (!report) return std::string{};
+    EXPECT_EQ(report->problems.size(), static_cast<std::size_t>(kNotes));
+    report->seconds = 0;
+    return deid::report_json(*report, stage, run) + deid::report_text(*report, run);
+  };
+  const std::string held = run_with(deid::ProblemLog::kHeldByDefault);
+  EXPECT_GT(held.size(), 64u * 1024u);
+  EXPECT_EQ(run_with(0), held);
+}
+
 }  // namespace
 }  // namespace radguard
-

@@ -155,7 +155,8 @@ TEST_F(PipelineTest, InstanceFromMemoryGivesTheBytesTheRunPublishes) {
       ++compared;
     }
     // Refused in the run (the ultrasound, by the burned-in gate) is refused from memory too.
-    for (const auto& problem : report->problems) {
+    const auto problems = report->problems.all().value();
+    for (const auto& problem : problems) {
       const auto instance = p.process_instance(read_bytes(problem.input));
       ASSERT_FALSE(instance) << problem.input;
       EXPECT_EQ(instance.error().code, problem.error);

@@ -1,4 +1,12 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
 #include "cli.hpp"
+#include "core/atomic_file.hpp"
 #include "deid/deid_run.hpp"
 #include "pipeline/pipeline.hpp"
 #include "stage_options.hpp"
@@ -6,6 +14,39 @@
 namespace radguard::cli {
 
 namespace {
+
+// The JSON report written to `path` as write_report_json makes it (a run's report grows with
+// its problems; memory does not), then published as emit_report publishes: owner-only,
+// fsynced, renamed into place.
+Status write_report_file(const std::filesystem::path& path,
+                         const std::function<void(const std::function<void(std::string_view)>&)>&
+                             produce) {
+  auto pending = PendingFile::create(path);
+  if (!pending) return std::unexpected(pending.error());
+  const int fd = ::open(pending->temp_path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(ErrorCode::io, "cannot create " + path.string() + ": " + std::strerror(errno));
+  std::string buffer;
+  int error = 0;
+  const auto drain = [&] {
+    std::string_view rest = buffer;
+    while (!rest.empty() && error == 0) {
+      const ssize_t wrote = ::write(fd, rest.data(), rest.size());
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote <= 0) error = wrote < 0 ? errno : EIO;
+      else rest.remove_prefix(static_cast<std::size_t>(wrote));
+    }
+    buffer.clear();
+  };
+  produce([&](std::string_view piece) {
+    buffer += piece;
+    if (buffer.size() >= 64 * 1024) drain();
+  });
+  drain();
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0)
+    return fail(ErrorCode::io, "cannot write " + path.string() + ": " + std::strerror(error));
+  return pending->commit(std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
 
 struct DeidArgs {
   std::vector<std::string> inputs;
@@ -40,9 +81,18 @@ int run_deid_command(const DeidArgs& args) {
   auto report = pipeline.run_deid(run);
   if (!report) return report_error(report.error());
   const deid::DeidRunOptions options = pipeline.deid_options(run);
-  return emit_report(deid::report_json(*report, pipeline.header_stage(), options),
-                     deid::report_text(*report, options), args.report,
-                     args.json ? ReportFormat::json : ReportFormat::text, report->exit_code());
+  // The JSON is streamed, never held whole (emit_report's steps otherwise).
+  const auto produce = [&](const std::function<void(std::string_view)>& sink) {
+    deid::write_report_json(*report, pipeline.header_stage(), options, sink);
+  };
+  if (!args.report.empty())
+    if (auto written = write_report_file(args.report, produce); !written)
+      return report_error(written.error());
+  if (args.json)
+    produce([](std::string_view piece) { std::cout.write(piece.data(), static_cast<std::streamsize>(piece.size())); });
+  else
+    std::cerr << deid::report_text(*report, options);
+  return report->exit_code();
 }
 
 }  // namespace

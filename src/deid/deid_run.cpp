@@ -52,14 +52,6 @@ int DeidRunReport::exit_code() const {
   return any_failed ? kExitSomeFailed : kExitSuccess;
 }
 
-std::size_t DeidRunReport::burned_in_refused() const {
-  return static_cast<std::size_t>(
-      std::count_if(problems.begin(), problems.end(), [](const auto& o) {
-        return o.status == FileStatus::failed && o.error == ErrorCode::policy &&
-               o.reason.starts_with(kBurnedInRefusal);
-      }));
-}
-
 Result<fs::path> output_name(const InstanceIdentity& identity) {
   if (identity.sop_instance_uid.empty())
     return fail(ErrorCode::malformed_dicom, "no SOP Instance UID");
@@ -338,9 +330,8 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     bool committed;  // this run published the file under that name
   };
   std::unordered_map<NameDigest, Claim, NameDigestHash> claims;
-  std::vector<std::pair<std::size_t, std::size_t>> superseded;  // (replaced, winner)
   std::set<std::string> written_folders;  // flushed once each at the end of the run
-  std::vector<std::pair<std::size_t, FileOutcome>> problems, written, pixel_work;
+  std::vector<FileOutcome> written, pixel_work;
   std::array<std::atomic<std::size_t>, 5> counts{};
   std::atomic<std::uint64_t> bytes{0};
   auto claim_key = [](const fs::path& name) {
@@ -350,30 +341,59 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     return key;
   };
   std::vector<std::string> identifying;
-  auto record = [&](std::size_t i, FileOutcome outcome) {
-    counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
-    bytes.fetch_add(outcome.bytes);
-    if (!outcome.identifying_components.empty()) {
-      std::lock_guard lock(mutex);
-      for (auto& component : outcome.identifying_components) {
-        if (std::find(identifying.begin(), identifying.end(), component) == identifying.end())
-          identifying.push_back(component);
-      }
+  report.problems = ProblemLog(options.problems_held);
+  Status logged;  // the first failure to spill an outcome: the report would be incomplete
+  // Outcomes reach the report in input order, as soon as every lower index is done: only the
+  // outcomes of files finished ahead of a slower one wait (about the thread count), so memory
+  // does not grow with the run. An input is superseded (its output replaced by a duplicate's
+  // with a lower index) only while a lower index is still running, so by the time it is
+  // passed on, what it is is final.
+  std::map<std::size_t, FileOutcome> waiting;
+  std::unordered_map<std::size_t, std::size_t> replaced_by;  // superseded input -> winner
+  std::size_t next_in_order = 0;
+  auto pass_on = [&](std::size_t i, FileOutcome outcome) {  // under `mutex`, in input order
+    if (const auto it = replaced_by.find(i); it != replaced_by.end()) {
+      outcome = FileOutcome{};
+      outcome.input = inputs.files[i];
+      outcome.status = FileStatus::duplicate;
+      outcome.error = ErrorCode::conflict;
+      outcome.reason = duplicate_reason(inputs.files[i]);
+      outcome.other_input = inputs.files[it->second];
+      replaced_by.erase(it);
     }
+    counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
     if (outcome.status == FileStatus::written && outcome.pixels.any()) {
       FileOutcome brief;
       brief.input = outcome.input;
       brief.output = outcome.output;
       brief.status = outcome.status;
       brief.pixels = outcome.pixels;
-      std::lock_guard lock(mutex);
-      pixel_work.emplace_back(i, std::move(brief));
+      pixel_work.push_back(std::move(brief));
     }
-    if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only)
-      return;
+    if (outcome.status != FileStatus::written) {
+      if (auto added = report.problems.add(std::move(outcome)); !added && logged) logged = added;
+    } else if (options.written == WrittenOutcomes::keep) {
+      written.push_back(std::move(outcome));
+    }
+  };
+  auto record = [&](std::size_t i, FileOutcome outcome) {
+    bytes.fetch_add(outcome.bytes);
     std::lock_guard lock(mutex);
-    (outcome.status == FileStatus::written ? written : problems)
-        .emplace_back(i, std::move(outcome));
+    for (auto& component : outcome.identifying_components) {
+      if (std::find(identifying.begin(), identifying.end(), component) == identifying.end())
+        identifying.push_back(component);
+    }
+    if (outcome.status == FileStatus::written && options.written == WrittenOutcomes::count_only &&
+        !outcome.pixels.any()) {
+      outcome = FileOutcome{};  // only its status is needed from here on
+      outcome.status = FileStatus::written;
+    }
+    waiting.emplace(i, std::move(outcome));
+    while (!waiting.empty() && waiting.begin()->first == next_in_order) {
+      auto node = waiting.extract(waiting.begin());
+      pass_on(node.key(), std::move(node.mapped()));
+      ++next_in_order;
+    }
   };
 
   // Events: the terminal's progress bar is one listener, the caller's (if any) another.
@@ -416,7 +436,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
             // comes first; a file of an earlier run only with --overwrite.
             const bool ours = !inserted && it->second.committed;
             if (!inserted) {
-              superseded.emplace_back(it->second.index, i);
+              replaced_by[it->second.index] = i;
               it->second = Claim{i, false};
             }
             const auto existing = ours || options.existing == ExistingOutputs::replace
@@ -466,34 +486,13 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   for (const auto& folder : written_folders) {
     if (auto synced = sync_folder(folder); !synced) return std::unexpected(synced.error());
   }
-  // An input whose output a lower-indexed input replaced was written, then superseded.
-  for (const auto& [j, winner] : superseded) {
-    FileOutcome outcome;
-    outcome.input = inputs.files[j];
-    outcome.status = FileStatus::duplicate;
-    outcome.error = ErrorCode::conflict;
-    outcome.reason = duplicate_reason(inputs.files[j]);
-    outcome.other_input = inputs.files[winner];
-    counts[static_cast<std::size_t>(FileStatus::written)].fetch_sub(1);
-    record(j, std::move(outcome));
-  }
-  const auto by_index = [](const auto& a, const auto& b) { return a.first < b.first; };
-  std::sort(problems.begin(), problems.end(), by_index);
-  std::sort(written.begin(), written.end(), by_index);
-  report.problems.reserve(problems.size());
-  for (auto& [index, outcome] : problems) report.problems.push_back(std::move(outcome));
-  problems = {};  // the moved-from outcomes' blocks, before the report is built from these
-  for (auto& [index, outcome] : written) {
-    const bool replaced = std::any_of(superseded.begin(), superseded.end(),
-                                      [&](const auto& s) { return s.first == index; });
-    if (!replaced) report.written.push_back(std::move(outcome));
-  }
-  std::sort(pixel_work.begin(), pixel_work.end(), by_index);
-  for (auto& [index, outcome] : pixel_work) {
-    const bool replaced = std::any_of(superseded.begin(), superseded.end(),
-                                      [&](const auto& s) { return s.first == index; });
-    if (!replaced) report.pixel_work.push_back(std::move(outcome));
-  }
+  // Cancelled: the files after the first one not started wait still; they are final now.
+  for (auto& [index, outcome] : waiting) pass_on(index, std::move(outcome));
+  waiting.clear();
+  if (logged) logged = report.problems.finish();  // the last spilled outcomes reach the file
+  if (!logged) return std::unexpected(logged.error());
+  report.written = std::move(written);
+  report.pixel_work = std::move(pixel_work);
   for (std::size_t k = 0; k < report.stage_timings.size(); ++k)
     report.stage_timings[k].seconds = static_cast<double>(stage_nanoseconds[k].load()) / 1e9;
   for (std::size_t k = 0; k < counts.size(); ++k) report.counts[k] = counts[k].load();
@@ -559,8 +558,15 @@ nlohmann::json pixel_work_json(const PixelWork& p) {
   return entry;
 }
 
-nlohmann::json pixel_counts_json(std::span<const FileOutcome> work,
-                                 std::span<const FileOutcome> problems) {
+namespace {
+
+// A refusal by a pixel stage, counted by stage name for pixel_counts_json.
+void count_refusal(nlohmann::json& refused, const FileOutcome& o) {
+  if (!o.pixels.refused_by.empty())
+    refused[o.pixels.refused_by] = refused.value(o.pixels.refused_by, 0) + 1;
+}
+
+nlohmann::json pixel_counts_with(std::span<const FileOutcome> work, nlohmann::json refused) {
   std::size_t redacted = 0, read = 0, frames = 0, boxes = 0, defaced = 0, defaced_frames = 0;
   for (const auto& o : work) {
     read += o.pixels.read_for_text;
@@ -570,14 +576,27 @@ nlohmann::json pixel_counts_json(std::span<const FileOutcome> work,
     defaced += o.pixels.defaced;
     defaced_frames += o.pixels.frames_defaced;
   }
-  nlohmann::json refused = nlohmann::json::object();
-  for (const auto& o : problems)
-    if (!o.pixels.refused_by.empty())
-      refused[o.pixels.refused_by] = refused.value(o.pixels.refused_by, 0) + 1;
   return {{"images_read_for_text", read}, {"images_redacted", redacted},
           {"frames_redacted", frames},    {"text_boxes", boxes},
           {"files_defaced", defaced},     {"frames_defaced", defaced_frames},
-          {"refused_by_stage", refused}};
+          {"refused_by_stage", std::move(refused)}};
+}
+
+// The problems of a run, read back; a failure to read them is an I/O error on the run's own
+// temporary file, which no report can be made without.
+void read_problems(const DeidRunReport& report,
+                   const std::function<void(const FileOutcome&)>& visit) {
+  if (auto read = report.problems.for_each(visit); !read)
+    throw std::runtime_error(read.error().message);
+}
+
+}  // namespace
+
+nlohmann::json pixel_counts_json(std::span<const FileOutcome> work,
+                                 std::span<const FileOutcome> problems) {
+  nlohmann::json refused = nlohmann::json::object();
+  for (const auto& o : problems) count_refusal(refused, o);
+  return pixel_counts_with(work, std::move(refused));
 }
 
 nlohmann::json timings_json(std::span<const StageTiming> timings, double seconds) {
@@ -593,96 +612,90 @@ namespace {
 
 constexpr auto kReplaceInvalid = nlohmann::json::error_handler_t::replace;
 
-// One array of per-file entries of report_json's document, written as the document's dump(2)
-// writes it, entry by entry: these arrays are the bulk of a large run's report, and held as
-// one tree (nested objects per entry) beside the text they cost more than the text itself.
+// One array of per-file entries of report_json's document, written to the sink as the
+// document's dump(2) writes it, entry by entry: these arrays are the bulk of a large run's
+// report, and neither a tree of every entry nor their text is held.
 class ReportArray {
  public:
+  explicit ReportArray(const std::function<void(std::string_view)>& sink) : sink_(sink) {}
   void add(const nlohmann::json& entry) {
-    text_ += text_.empty() ? "[\n" : ",\n";
     // An element of a top-level key's array sits 4 spaces in. dump escapes control
     // characters inside strings, so each newline it writes starts a line of the entry.
     const std::string dumped = entry.dump(2, ' ', false, kReplaceInvalid);
-    text_ += "    ";
+    std::string text = any_ ? ",\n    " : "[\n    ";
+    any_ = true;
     for (const char c : dumped) {
-      text_ += c;
-      if (c == '\n') text_ += "    ";
+      text += c;
+      if (c == '\n') text += "    ";
     }
+    sink_(text);
   }
-  // The array's text, as dump(2) writes it at the top level ("[]" when empty).
-  [[nodiscard]] std::string take() && {
-    if (text_.empty()) return "[]";
-    text_ += "\n  ]";
-    return std::move(text_);
-  }
+  // Closes the array as dump(2) writes it at the top level ("[]" when empty).
+  void finish() { sink_(any_ ? "\n  ]" : "[]"); }
 
  private:
-  std::string text_;
+  const std::function<void(std::string_view)>& sink_;
+  bool any_ = false;
 };
 
-// Puts `text` in place of the empty array of the top-level `key` of `document` (a dump(2) of
-// an object). The marker starts with a newline and two spaces: no string value holds a raw
-// newline, so only the top-level key matches.
-void splice_array(std::string& document, std::string_view key, std::string text) {
+// Where the empty array of the top-level `key` of `document` (a dump(2) of an object) starts.
+// The marker starts with a newline and two spaces: no string value holds a raw newline, so
+// only the top-level key matches.
+std::size_t array_place(const std::string& document, std::string_view key) {
   const std::string marker = "\n  \"" + std::string(key) + "\": []";
   const auto at = document.find(marker);
   if (at == std::string::npos) throw std::logic_error("report_json: no array for " + marker);
-  document.replace(at + marker.size() - 2, 2, text);
+  return at + marker.size() - 2;
 }
 
-// failure_text over outcomes held elsewhere (a report's problems, without copying them).
-std::string failure_lines(std::span<const FileOutcome* const> failures,
-                          const std::function<std::string(const FileOutcome&)>& name,
-                          const std::function<std::string(const std::string&)>& reason) {
-  std::ostringstream out;
-  for (std::size_t i = 0; i < failures.size();) {
-    std::size_t same = i + 1;
-    while (same < failures.size() && failures[same]->reason == failures[i]->reason) ++same;
-    const std::size_t more = same - i - 1;
-    out << "error: " << name(*failures[i]) << ": " << reason(failures[i]->reason);
-    if (more > 0)
-      out << " (and " << more << " more input" << (more == 1 ? "" : "s")
-          << " for the same reason)";
-    out << "\n";
-    i = same;
+// Lines of failure_text, given one failure at a time: failures in a row with the same reason
+// share one line, so only the first of a run of them is held.
+class FailureLines {
+ public:
+  FailureLines(std::ostream& out, const std::function<std::string(const FileOutcome&)>& name,
+               const std::function<std::string(const std::string&)>& reason)
+      : out_(out), name_(name), reason_(reason) {}
+  void add(const FileOutcome& o) {
+    if (first_ && first_->reason == o.reason) {
+      ++more_;
+      return;
+    }
+    finish();
+    first_ = o;
   }
-  return out.str();
-}
+  void finish() {
+    if (!first_) return;
+    out_ << "error: " << name_(*first_) << ": " << reason_(first_->reason);
+    if (more_ > 0)
+      out_ << " (and " << more_ << " more input" << (more_ == 1 ? "" : "s")
+           << " for the same reason)";
+    out_ << "\n";
+    first_.reset();
+    more_ = 0;
+  }
+
+ private:
+  std::ostream& out_;
+  const std::function<std::string(const FileOutcome&)>& name_;
+  const std::function<std::string(const std::string&)>& reason_;
+  std::optional<FileOutcome> first_;
+  std::size_t more_ = 0;
+};
 
 }  // namespace
 
-std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
-                        const DeidRunOptions& options) {
+void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
+                       const DeidRunOptions& options,
+                       const std::function<void(std::string_view)>& sink) {
   using nlohmann::json;
-  ReportArray failures, skipped;
-  for (const auto& o : report.problems) {
-    json entry = {{"input", display_path(o.input, report, options)},
-                  {"status", file_status_name(o.status)},
-                  {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
-                  {"reason", display_reason(o.reason, report, options)}};
-    if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
-    if (!o.pixels.refused_by.empty()) entry["refused_by"] = o.pixels.refused_by;
-    (o.status == FileStatus::failed || o.status == FileStatus::duplicate ? failures : skipped)
-        .add(entry);
-  }
-  for (const auto& m : report.missing_inputs)
-    failures.add({{"input", display_path(m.path, report, options)},
-                  {"status", "missing_input"},
-                  {"error", "io"},
-                  {"reason", display_reason(m.reason, report, options)}});
   json kept = json::array();
   for (const auto& k : stage.policy().kept_against_profile())
     kept.push_back({{"tag", k.tag.to_string()},
                     {"name", k.name},
                     {"kept_by", k.source},
                     {"direct_identifier", k.direct_identifier}});
-  ReportArray pixel_work;
-  for (const auto& o : report.pixel_work) {
-    json entry = pixel_work_json(o.pixels);
-    entry["input"] = display_path(o.input, report, options);
-    entry["output"] = o.output.generic_string();
-    pixel_work.add(entry);
-  }
+  json refused = json::object();
+  read_problems(report, [&](const FileOutcome& o) { count_refusal(refused, o); });
   json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
@@ -711,23 +724,77 @@ std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
         {"dicomdir_dropped", report.count(FileStatus::dicomdir_dropped)},
         {"missing_inputs", report.missing_inputs.size()},
         {"dicom_inputs", report.dicom_inputs()}}},
-      {"pixels", pixel_counts_json(report.pixel_work, report.problems)},
+      {"pixels", pixel_counts_with(report.pixel_work, std::move(refused))},
       {"bytes_read", report.bytes_read},
       {"seconds", report.seconds},
       {"timings", timings_json(report.stage_timings, report.seconds)},
-      {"pixel_work", json::array()},  // spliced in below, as are failures and skipped
+      {"pixel_work", json::array()},  // streamed in their places below
       {"failures", json::array()},
       {"skipped", json::array()},
       {"exit_code", report.exit_code()},
   };
   if (report.end == batch::RunEnd::cancelled)
     doc["cancelled"] = {{"files_not_started", report.files_not_started}};
-  std::string text = doc.dump(2, ' ', false, kReplaceInvalid);
+  const std::string text = doc.dump(2, ' ', false, kReplaceInvalid);
   doc = nullptr;
-  splice_array(text, "pixel_work", std::move(pixel_work).take());
-  splice_array(text, "failures", std::move(failures).take());
-  splice_array(text, "skipped", std::move(skipped).take());
-  text += '\n';
+
+  const auto problem_entry = [&](const FileOutcome& o) {
+    json entry = {{"input", display_path(o.input, report, options)},
+                  {"status", file_status_name(o.status)},
+                  {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
+                  {"reason", display_reason(o.reason, report, options)}};
+    if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
+    if (!o.pixels.refused_by.empty()) entry["refused_by"] = o.pixels.refused_by;
+    return entry;
+  };
+  const auto is_failure = [](const FileOutcome& o) {
+    return o.status == FileStatus::failed || o.status == FileStatus::duplicate;
+  };
+  const std::function<void(ReportArray&)> write_failures = [&](ReportArray& array) {
+    read_problems(report, [&](const FileOutcome& o) {
+      if (is_failure(o)) array.add(problem_entry(o));
+    });
+    for (const auto& m : report.missing_inputs)
+      array.add({{"input", display_path(m.path, report, options)},
+                 {"status", "missing_input"},
+                 {"error", "io"},
+                 {"reason", display_reason(m.reason, report, options)}});
+  };
+  const std::function<void(ReportArray&)> write_skipped = [&](ReportArray& array) {
+    read_problems(report, [&](const FileOutcome& o) {
+      if (!is_failure(o)) array.add(problem_entry(o));
+    });
+  };
+  const std::function<void(ReportArray&)> write_pixel_work = [&](ReportArray& array) {
+    for (const auto& o : report.pixel_work) {
+      json entry = pixel_work_json(o.pixels);
+      entry["input"] = display_path(o.input, report, options);
+      entry["output"] = o.output.generic_string();
+      array.add(entry);
+    }
+  };
+  // The document's text up to each array's place, then the array, in the text's order.
+  std::vector<std::pair<std::size_t, const std::function<void(ReportArray&)>*>> places = {
+      {array_place(text, "pixel_work"), &write_pixel_work},
+      {array_place(text, "failures"), &write_failures},
+      {array_place(text, "skipped"), &write_skipped}};
+  std::sort(places.begin(), places.end());
+  std::size_t from = 0;
+  for (const auto& [at, write] : places) {
+    sink(std::string_view(text).substr(from, at - from));
+    ReportArray array(sink);
+    (*write)(array);
+    array.finish();
+    from = at + 2;  // past the "[]" the array replaces
+  }
+  sink(std::string_view(text).substr(from));
+  sink("\n");
+}
+
+std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
+                        const DeidRunOptions& options) {
+  std::string text;
+  write_report_json(report, stage, options, [&](std::string_view piece) { text += piece; });
   return text;
 }
 
@@ -741,17 +808,18 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
   out << ", duplicates " << report.count(FileStatus::duplicate) << ", not DICOM "
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
-  std::vector<const FileOutcome*> failures;
-  for (const auto& o : report.problems)
-    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) failures.push_back(&o);
-  out << failure_lines(
-      failures,
-      [&](const FileOutcome& o) {
-        return display_path(o.input, report, options) +
-               (o.other_input.empty() ? ""
-                                      : " (" + display_path(o.other_input, report, options) + ")");
-      },
-      [&](const std::string& reason) { return display_reason(reason, report, options); });
+  const std::function<std::string(const FileOutcome&)> name = [&](const FileOutcome& o) {
+    return display_path(o.input, report, options) +
+           (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")");
+  };
+  const std::function<std::string(const std::string&)> reason = [&](const std::string& text) {
+    return display_reason(text, report, options);
+  };
+  FailureLines lines(out, name, reason);
+  read_problems(report, [&](const FileOutcome& o) {
+    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) lines.add(o);
+  });
+  lines.finish();
   for (const auto& m : report.missing_inputs)
     out << "error: " << display_path(m.path, report, options) << ": "
         << display_reason(m.reason, report, options) << "\n";
@@ -770,10 +838,11 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
 std::string failure_text(std::span<const FileOutcome> failures,
                          const std::function<std::string(const FileOutcome&)>& name,
                          const std::function<std::string(const std::string&)>& reason) {
-  std::vector<const FileOutcome*> pointers;
-  pointers.reserve(failures.size());
-  for (const auto& o : failures) pointers.push_back(&o);
-  return failure_lines(pointers, name, reason);
+  std::ostringstream out;
+  FailureLines lines(out, name, reason);
+  for (const auto& o : failures) lines.add(o);
+  lines.finish();
+  return out.str();
 }
 
 std::string pixel_work_text(std::span<const FileOutcome> work,

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "batch/batch.hpp"
@@ -57,6 +58,52 @@ struct FileOutcome {
   std::vector<std::string> identifying_components;
   std::filesystem::path other_input;  // for duplicates: the input that came first
   PixelWork pixels;                   // what the pixel stages did (or which one refused it)
+};
+
+// The outcomes of a run's inputs that were not written, in input order, with memory flat in
+// their number: the first `held` stay in memory, the rest go to an unnamed temporary file
+// (O_TMPFILE, mode 0600: paths and reasons may name patients, and nothing is left behind when
+// the process dies) in $TMPDIR (default /tmp), never the output folder (a release's staging
+// folder, removable media), and are read back by for_each. Reports stream from it; callers
+// that need every outcome at once (export, share) take all(). Move-only.
+class ProblemLog {
+ public:
+  static constexpr std::size_t kHeldByDefault = 256;
+  ProblemLog() : ProblemLog(kHeldByDefault) {}
+  explicit ProblemLog(std::size_t held);
+  ProblemLog(ProblemLog&& other) noexcept;
+  ProblemLog& operator=(ProblemLog&& other) noexcept;
+  ProblemLog(const ProblemLog&) = delete;
+  ProblemLog& operator=(const ProblemLog&) = delete;
+  ~ProblemLog();
+
+  // Appends one outcome (the caller keeps input order). Fails with ErrorCode::io when the
+  // temporary file cannot be made or written; the log is then incomplete and the run fails.
+  [[nodiscard]] Status add(FileOutcome outcome);
+  // Writes what add() still buffers, so that a full disk fails the run, not its report.
+  // After any I/O error every later call returns that error (the file may be misaligned).
+  [[nodiscard]] Status finish();
+  std::size_t size() const { return held_.size() + spilled_; }
+  bool empty() const { return size() == 0; }
+  // Outcomes held in memory now: at most `held`, whatever size() is.
+  std::size_t held_in_memory() const { return held_.size(); }
+  // Failed inputs refused because their pixels may show burned-in text (kBurnedInRefusal).
+  std::size_t burned_in_refused() const { return burned_in_; }
+  // Calls `visit` on every outcome in order. Fails with ErrorCode::io when the temporary
+  // file cannot be read back.
+  [[nodiscard]] Status for_each(const std::function<void(const FileOutcome&)>& visit) const;
+  [[nodiscard]] Result<std::vector<FileOutcome>> all() const;
+
+ private:
+  [[nodiscard]] Status flush() const;
+  std::vector<FileOutcome> held_;
+  std::size_t limit_;
+  int fd_ = -1;
+  std::size_t spilled_ = 0;
+  std::size_t burned_in_ = 0;
+  mutable std::string pending_;  // encoded outcomes not yet written to the file
+  mutable std::uint64_t written_ = 0;        // bytes in the file: caps what read-back accepts
+  mutable std::optional<Error> broken_;      // the first I/O error: the log is incomplete
 };
 
 // A last step on each finished output before it is published (e.g. signing it); it works on
@@ -138,12 +185,17 @@ struct DeidRunOptions {
   // RunEnd::cancelled. Must outlive the run.
   const batch::CancelToken* cancel = nullptr;
   VolumeInputs volumes = VolumeInputs::skip;
+  // Outcomes of inputs not written that the report holds in memory; the rest spill to an
+  // unnamed temporary file in $TMPDIR (ProblemLog), so memory stays flat in corpus size.
+  std::size_t problems_held = ProblemLog::kHeldByDefault;
 };
 
-// What a run did. Memory is per problem, not per file: written files are only counted, so a
-// run over millions of files keeps a small report.
+// What a run did. Written files are only counted and the outcomes of inputs not written go
+// to a ProblemLog (a bounded number in memory, the rest in a temporary file), so a run over
+// millions of files keeps a small report. What still grows with the run: the sorted input
+// list and the output names' claims (duplicate detection), about 0.2 KB per input.
 struct DeidRunReport {
-  std::vector<FileOutcome> problems;  // every input not written, in input order
+  ProblemLog problems;                // every input not written, in input order
   std::vector<FileOutcome> written;   // with WrittenOutcomes::keep: every input written, in order
   // Every written input a pixel stage read or changed (PixelWork::any), in input order: kept
   // in either WrittenOutcomes mode (a few hundred bytes per such file).
@@ -164,7 +216,7 @@ struct DeidRunReport {
 
   std::size_t count(FileStatus status) const { return counts[static_cast<std::size_t>(status)]; }
   // Failed inputs refused because their pixels may show burned-in text (kBurnedInRefusal).
-  std::size_t burned_in_refused() const;
+  std::size_t burned_in_refused() const { return problems.burned_in_refused(); }
   // DICOM inputs found (written, failed or duplicate; not DICOMDIR files).
   std::size_t dicom_inputs() const {
     return count(FileStatus::written) + count(FileStatus::failed) + count(FileStatus::duplicate);
@@ -203,6 +255,13 @@ FileOutcome deidentify_file(const std::filesystem::path& input,
                                              const HeaderStage& stage);
 
 // The machine-readable report: counts, failures with reasons, options, key fingerprint.
+// write_report_json gives it to `sink` piece by piece (the per-file arrays entry by entry,
+// read back from the ProblemLog), so a run of any size writes it without holding it;
+// report_json returns the same text. Both throw std::runtime_error when the problems cannot
+// be read back (an I/O error on the run's own temporary file).
+void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
+                       const DeidRunOptions& options,
+                       const std::function<void(std::string_view)>& sink);
 std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
                         const DeidRunOptions& options);
 

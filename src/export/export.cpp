@@ -601,9 +601,12 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
     return failed("cancelled after " +
                   std::to_string(included.size() - deid_report->files_not_started) + " of " +
                   std::to_string(included.size()) + " file(s); nothing was released");
-  for (const auto& outcome : deid_report->problems) {
-    if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
-  }
+  if (auto read = deid_report->problems.for_each([&](const deid::FileOutcome& outcome) {
+        if (outcome.status != deid::FileStatus::written) report.failures.push_back(outcome);
+      });
+      !read)
+    return failed("the de-identification's outcomes could not be read back: " +
+                  read.error().message);
   for (const auto& missing : deid_report->missing_inputs) report.missing_inputs.push_back(missing);
   if (!deid_report->missing_inputs.empty() ||
       (!report.failures.empty() && options.on_failure == OnFailure::abort))

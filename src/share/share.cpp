@@ -431,18 +431,20 @@ Result<ShareReport> run_share(const ShareOptions& options) {
     ++report.faces_removed;
     for (const auto& f : series.files) defaced_inputs.insert(f.string());
   }
-  for (const auto& o : result->problems) {
-    switch (o.status) {
-      case deid::FileStatus::skipped_not_dicom:
-        if (!nifti_inputs.contains(o.input.string())) ++report.not_images;
-        break;
-      case deid::FileStatus::dicomdir_dropped:
-        ++report.dicomdirs_replaced;
-        break;
-      default:
-        ++report.left_out[left_out_reason(o)];
-    }
-  }
+  if (auto read = result->problems.for_each([&](const deid::FileOutcome& o) {
+        switch (o.status) {
+          case deid::FileStatus::skipped_not_dicom:
+            if (!nifti_inputs.contains(o.input.string())) ++report.not_images;
+            break;
+          case deid::FileStatus::dicomdir_dropped:
+            ++report.dicomdirs_replaced;
+            break;
+          default:
+            ++report.left_out[left_out_reason(o)];
+        }
+      });
+      !read)
+    return std::unexpected(read.error());
   for (const auto& [reason, count] : nifti_left_out) report.left_out[reason] += count;
   if (result->written.empty() && niftis.empty()) {
     std::string why;
