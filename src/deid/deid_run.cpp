@@ -344,8 +344,9 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   report.problems = ProblemLog(options.problems_held);
   Status logged;  // the first failure to spill an outcome: the report would be incomplete
   // Outcomes reach the report in input order, as soon as every lower index is done: only the
-  // outcomes of files finished ahead of a slower one wait (about the thread count), so memory
-  // does not grow with the run. An input is superseded (its output replaced by a duplicate's
+  // outcomes of files finished ahead of a slower one wait (every file finished while the
+  // slowest in flight runs: bounded by throughput times that file's time, not by the thread
+  // count), so memory does not grow with the run's length. An input is superseded (its output replaced by a duplicate's
   // with a lower index) only while a lower index is still running, so by the time it is
   // passed on, what it is is final.
   std::map<std::size_t, FileOutcome> waiting;

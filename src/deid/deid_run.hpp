@@ -64,8 +64,9 @@ struct FileOutcome {
 // their number: the first `held` stay in memory, the rest go to an unnamed temporary file
 // (O_TMPFILE, mode 0600: paths and reasons may name patients, and nothing is left behind when
 // the process dies) in $TMPDIR (default /tmp), never the output folder (a release's staging
-// folder, removable media), and are read back by for_each. Reports stream from it; callers
-// that need every outcome at once (export, share) take all(). Move-only.
+// folder, removable media), and are read back by for_each. Reports stream from it; export
+// and share read it back with for_each into reports of their own (which are not flat).
+// Move-only.
 class ProblemLog {
  public:
   static constexpr std::size_t kHeldByDefault = 256;
