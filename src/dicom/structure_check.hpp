@@ -50,7 +50,8 @@ struct StructureFacts {
 };
 
 // part10: a file with its meta header, whose transfer syntax says the encoding. raw_dataset: a
-// data set alone, its encoding guessed from its first element as DCMTK guesses it for a file.
+// data set alone, its encoding guessed from its first element (by rules of the check's own,
+// which are not exactly DCMTK's: see docs/reliability.md, "Limits of the structure check").
 // raw_*: a data set alone whose encoding is known (a DIMSE identifier, read by DCMTK in the
 // transfer syntax of its presentation context): the pass reads it in that encoding, never its
 // own guess, and refuses a data set whose first element contradicts it, so that the structure
