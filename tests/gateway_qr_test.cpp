@@ -476,31 +476,55 @@ HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes,
   return outcome;
 }
 
+// A find service that counts the requests its handler was asked and keeps the listener's log
+// lines, for the tests of identifiers refused before the handler.
+struct CountedFinds {
+  CountedFinds() {
+    service->ae_title = "RG";
+    service->find = [this](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
+      ++handled;
+      return std::vector<net::QueryMatch>{};
+    };
+  }
+  CountedFinds(const CountedFinds&) = delete;
+  CountedFinds& operator=(const CountedFinds&) = delete;
+  [[nodiscard]] std::function<void(const std::string&)> log() {
+    return [this](const std::string& line) {
+      const std::lock_guard lock(lines_mutex);
+      lines.push_back(line);
+    };
+  }
+  [[nodiscard]] std::vector<std::string> lines_seen() {
+    const std::lock_guard lock(lines_mutex);
+    return lines;
+  }
+
+  std::shared_ptr<net::QueryService> service = std::make_shared<net::QueryService>();
+  std::atomic<int> handled{0};
+  std::mutex lines_mutex;
+  std::vector<std::string> lines;
+};
+
+// Waits until the listener, which opens its port in run() on another thread, answers a C-ECHO.
+::testing::AssertionResult listening(const net::Peer& peer) {
+  auto ready = net::echo(peer, "QUERIER", 5);
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ready = net::echo(peer, "QUERIER", 5);
+  }
+  if (ready) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << ready.error().message;
+}
+
 // A C-FIND whose identifier is 64 MiB is refused once kMaxIdentifierBytes of it have arrived:
 // answered 0xA900, the association aborted, most of the identifier never read (the peer
 // cannot send it) and the handler never asked; the next association is served as usual.
 TEST(GatewayQueryNet, AnIdentifierBeyondTheBoundIsRefusedBeforeItIsReceivedWhole) {
-  auto service = std::make_shared<net::QueryService>();
-  service->ae_title = "RG";
-  std::atomic<int> handled{0};
-  service->find = [&](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
-    ++handled;
-    return std::vector<net::QueryMatch>{};
-  };
-  std::mutex lines_mutex;
-  std::vector<std::string> lines;
-  const ServedQueries served(service, 4, [&](const std::string& line) {
-    const std::lock_guard lock(lines_mutex);
-    lines.push_back(line);
-  });
+  CountedFinds finds;
+  std::atomic<int>& handled = finds.handled;
+  const ServedQueries served(finds.service, 4, finds.log());
   ASSERT_TRUE(served.server()) << served.server().error().message;
-  // The listener opens its port in run(), on the other thread.
-  auto ready = net::echo(served.peer(), "QUERIER", 5);
-  for (int i = 0; i < 100 && !ready; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ready = net::echo(served.peer(), "QUERIER", 5);
-  }
-  ASSERT_TRUE(ready) << ready.error().message;
+  ASSERT_TRUE(listening(served.peer()));
 
   constexpr std::size_t kHostile = 64u << 20;
   const HostileQuery hostile = send_hostile_find(served.peer().port, kHostile);
@@ -511,7 +535,7 @@ TEST(GatewayQueryNet, AnIdentifierBeyondTheBoundIsRefusedBeforeItIsReceivedWhole
   EXPECT_LT(hostile.identifier_sent, kHostile / 2);
   EXPECT_EQ(handled.load(), 0);
   {
-    const std::lock_guard lock(lines_mutex);
+    const std::vector<std::string> lines = finds.lines_seen();
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].find("identifier is over 65536 bytes; association aborted"),
               std::string::npos)
@@ -538,29 +562,11 @@ TEST(GatewayQueryNet, AnIdentifierBeyondTheBoundIsRefusedBeforeItIsReceivedWhole
 // handler never asked. Before, each fragment restarted the wait, so a pool thread was held
 // for as long as the peer liked.
 TEST(GatewayQueryNet, AnIdentifierThatTricklesInIsRefusedAfterTwoTimeouts) {
-  auto service = std::make_shared<net::QueryService>();
-  service->ae_title = "RG";
-  std::atomic<int> handled{0};
-  service->find = [&](const net::QueryRequest&) -> Result<std::vector<net::QueryMatch>> {
-    ++handled;
-    return std::vector<net::QueryMatch>{};
-  };
-  std::mutex lines_mutex;
-  std::vector<std::string> lines;
-  const ServedQueries served(
-      service, 4,
-      [&](const std::string& line) {
-        const std::lock_guard lock(lines_mutex);
-        lines.push_back(line);
-      },
-      1);
+  CountedFinds finds;
+  std::atomic<int>& handled = finds.handled;
+  const ServedQueries served(finds.service, 4, finds.log(), 1);
   ASSERT_TRUE(served.server()) << served.server().error().message;
-  auto ready = net::echo(served.peer(), "QUERIER", 5);
-  for (int i = 0; i < 100 && !ready; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ready = net::echo(served.peer(), "QUERIER", 5);
-  }
-  ASSERT_TRUE(ready) << ready.error().message;
+  ASSERT_TRUE(listening(served.peer()));
 
   // 40 fragments 300 ms apart: 12 s in all, each well within the 1 s timeout.
   constexpr std::size_t kBytes = 400;
@@ -570,7 +576,7 @@ TEST(GatewayQueryNet, AnIdentifierThatTricklesInIsRefusedAfterTwoTimeouts) {
   ASSERT_TRUE(slow.status.has_value());
   EXPECT_EQ(*slow.status, net::kStatusIdentifierMismatch);
   EXPECT_EQ(handled.load(), 0);
-  const std::lock_guard lock(lines_mutex);
+  const std::vector<std::string> lines = finds.lines_seen();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("did not arrive in time; association aborted"), std::string::npos)
       << lines[0];
