@@ -75,6 +75,12 @@ head -c $((3 * 1024 * 1024)) /dev/urandom >"$work/big.bin"
 [ "$(code "${auth[@]}" -X POST -F "files=@$work/big.bin" "$base/api/jobs")" = 413 ] || fail "oversized multipart"
 [ "$(code "${auth[@]}" -X POST -H 'Content-Type: application/zip' --data-binary "@$work/big.bin" "$base/api/jobs")" = 413 ] ||
   fail "oversized zip body"
+# The same without "Expect: 100-continue" (as a browser sends): the body is read and dropped,
+# and the answer is a 413, not a reset connection.
+[ "$(code "${auth[@]}" -H 'Expect:' -X POST -F "files=@$work/big.bin" "$base/api/jobs")" = 413 ] ||
+  fail "oversized multipart sent without waiting"
+[ "$(code "${auth[@]}" -H 'Expect:' -X POST -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/zip' --data-binary "@$work/big.bin" "$base/api/jobs")" = 413 ] ||
+  fail "oversized chunked body sent without waiting"
 # Chunked, no Content-Length: counted while it arrives.
 [ "$(code "${auth[@]}" -X POST -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/zip' --data-binary "@$work/big.bin" "$base/api/jobs")" = 413 ] ||
   fail "oversized chunked body"

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -39,6 +40,19 @@ std::string error_json(std::string_view message) {
   return nlohmann::json{{"error", message}}.dump();
 }
 
+// How far past the upload limit a body is still read (and dropped) before the 413 is sent.
+constexpr std::uint64_t kDrainAfterRefusal = 16ULL * 1024 * 1024;
+
+// A declared Content-Length; `cap` where it is larger or not a number, 0 where it is empty.
+std::uint64_t declared_length(std::string_view text, std::uint64_t cap) {
+  std::uint64_t n = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9' || n > cap / 10) return cap;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return std::min(n, cap);
+}
+
 void refuse(httplib::Response& res, int status, std::string_view message) {
   res.status = status;
   res.set_content(error_json(message), kJson);
@@ -66,7 +80,8 @@ class UploadWriter {
       : folder_(std::move(folder)), max_bytes_(max_bytes) {}
 
   bool begin(std::string_view name) {
-    out_.close();
+    close_file();
+    if (status_ != 0) return true;  // refused already: the rest is only drained
     if (!upload_name_allowed(name)) return fail_with(400, "a file name points outside its folder");
     path_ = folder_ / (numbered(++files_) + kept_extension(name));
     out_.open(path_, std::ios::binary);
@@ -75,20 +90,25 @@ class UploadWriter {
     return true;
   }
   void skip_field() {
-    out_.close();
+    close_file();
     writing_ = false;
   }
   bool write(const char* data, std::size_t size) {
     bytes_ += size;
-    if (bytes_ > max_bytes_) return fail_with(413, "the upload is larger than this server accepts");
-    if (!writing_) return true;
+    if (bytes_ > max_bytes_) {
+      fail_with(413, "the upload is larger than this server accepts");
+      close_file();
+      // Read on, dropping it, a little past the limit: the client then hears the 413 instead
+      // of a reset connection (a chunked body has no length to refuse it by in advance).
+      return bytes_ - max_bytes_ <= kDrainAfterRefusal;
+    }
+    if (!writing_ || status_ != 0) return true;
     out_.write(data, static_cast<std::streamsize>(size));
     if (!out_) return fail_with(500, "the upload could not be written on this computer");
     return true;
   }
   bool finish() {
-    out_.close();
-    if (out_.fail() && status_ == 0) return fail_with(500, "the upload could not be written");
+    close_file();
     return status_ == 0;
   }
   void start_file() { writing_ = true; }
@@ -99,6 +119,12 @@ class UploadWriter {
   const std::string& message() const { return message_; }
 
  private:
+  // Closing a file never opened sets its fail bit: only an open file's close is checked.
+  void close_file() {
+    if (!out_.is_open()) return;
+    out_.close();
+    if (out_.fail()) fail_with(500, "the upload could not be written on this computer");
+  }
   bool fail_with(int status, std::string message) {
     if (status_ == 0) {
       status_ = status;
@@ -180,16 +206,12 @@ struct Server::Impl {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (req.has_header("Content-Length")) {
-      const std::string length = req.get_header_value("Content-Length");
-      std::uint64_t n = 0;
-      for (const char c : length) {
-        if (c < '0' || c > '9' || n > (options.max_upload_bytes + 1) / 10 + 1) {
-          n = options.max_upload_bytes + 1;
-          break;
-        }
-        n = n * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      if (n > options.max_upload_bytes) {
+      const std::uint64_t drained = options.max_upload_bytes + kDrainAfterRefusal;
+      const std::uint64_t n = declared_length(req.get_header_value("Content-Length"), drained + 1);
+      // A body at most kDrainAfterRefusal past the limit is left to the library, which reads
+      // and discards it before answering 413: a client that sends without waiting for
+      // "100 Continue" (a browser) would otherwise see its connection reset, not the answer.
+      if (n > drained) {
         refuse(res, 413, "the upload is larger than this server accepts");
         res.set_header("Connection", "close");
         return httplib::Server::HandlerResponse::Handled;
@@ -348,6 +370,18 @@ struct Server::Impl {
   void routes() {
     http.set_pre_routing_handler(
         [this](const httplib::Request& req, httplib::Response& res) { return guard(req, res); });
+    // A client that asks before sending its body (curl does past 1 MiB) hears every refusal
+    // before sending a byte of it, and a refused upload then ends cleanly, not by a reset.
+    http.set_expect_100_continue_handler([this](const httplib::Request& req,
+                                                httplib::Response& res) {
+      if (guard(req, res) == httplib::Server::HandlerResponse::Handled) return res.status;
+      const std::uint64_t limit = options.max_upload_bytes;
+      if (declared_length(req.get_header_value("Content-Length"), limit + 1) > limit) {
+        refuse(res, 413, "the upload is larger than this server accepts");
+        return 413;
+      }
+      return 100;
+    });
     http.set_default_headers({{"Content-Security-Policy", kPolicy},
                               {"X-Content-Type-Options", "nosniff"},
                               {"X-Frame-Options", "DENY"},
