@@ -467,6 +467,102 @@ TEST(StructureCheck, AnIdentifierIsCheckedInTheEncodingItWasSentIn) {
   EXPECT_TRUE(dicom::check_structure(explicit_bytes, dicom::FileLayout::raw_explicit_little));
 }
 
+namespace {
+// A data set whose first element, (0008,0005), has "ZZ" where an explicit VR would stand. It is
+// no standard VR, so DCMTK reads the data set as implicit VR: a 4-byte length of 0x5A5A ("ZZ"
+// and two zero bytes). A reader that took any two capitals for a VR would read one long
+// explicit element to the end of the data instead, and never see the `levels` nested
+// sequences that DCMTK reaches after its short first value.
+std::string disguised_by_zz(int levels) {
+  std::string out;
+  tag(out, 0x0008, 0x0005);
+  out += "ZZ";
+  put16(out, 0);
+  const std::size_t explicit_length_at = out.size();
+  put32(out, 0);
+  out.resize(8 + 0x5A5A, ' ');
+  for (int i = 0; i < levels; ++i) {
+    tag(out, 0x0008, 0x1115);  // an SQ in the dictionary, undefined length
+    put32(out, 0xFFFFFFFFu);
+    tag(out, 0xFFFE, 0xE000);
+    put32(out, 0xFFFFFFFFu);
+  }
+  for (int i = 0; i < levels; ++i) {
+    tag(out, 0xFFFE, 0xE00D);
+    put32(out, 0);
+    tag(out, 0xFFFE, 0xE0DD);
+    put32(out, 0);
+  }
+  const auto length = static_cast<std::uint32_t>(out.size() - explicit_length_at - 4);
+  for (int b = 0; b < 4; ++b)
+    out[explicit_length_at + static_cast<std::size_t>(b)] =
+        static_cast<char>((length >> (8 * b)) & 0xFF);
+  return out;
+}
+
+void expect_refused_for_nesting(const fs::path& path) {
+  auto file = dicom::DicomFile::open(path);
+  ASSERT_FALSE(file.has_value()) << path.filename();
+  EXPECT_EQ(file.error().code, ErrorCode::malformed_dicom) << path.filename();
+  EXPECT_NE(file.error().message.find("nested more than 128 levels"), std::string::npos)
+      << file.error().message;
+}
+}  // namespace
+
+// Where a file declares no encoding DCMTK knows (no meta header, or a transfer syntax DCMTK
+// does not recognise), DCMTK guesses it from the first element; the check walks the data set
+// in DCMTK's own guess, so a first element that reads one way to a simpler guess and another
+// way to DCMTK hides nothing. Before, these files crashed DCMTK's recursive reader.
+TEST(StructureCheck, AnUndeclaredEncodingIsWalkedAsDcmtkWillReadIt) {
+  TempDir dir;
+  const std::string data = disguised_by_zz(1000);
+  write_bytes(dir / "raw.dcm", data);
+  expect_refused_for_nesting(dir / "raw.dcm");
+  write_bytes(dir / "unknown-syntax.dcm", part10("1.2.3.4.5", data));
+  expect_refused_for_nesting(dir / "unknown-syntax.dcm");
+  const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(data.data()),
+                                            data.size());
+  EXPECT_FALSE(dicom::check_structure(bytes, dicom::FileLayout::raw_dataset).has_value());
+  // A few levels behind the same first element open, read as implicit VR as DCMTK reads them.
+  write_bytes(dir / "modest.dcm", disguised_by_zz(3));
+  auto modest = dicom::DicomFile::open(dir / "modest.dcm");
+  EXPECT_TRUE(modest.has_value()) << modest.error().message;
+}
+
+// A declared explicit VR data set whose first element has no VR letters is still read as
+// explicit VR by DCMTK (an illegal VR, a 2-byte length): the check no longer switches to
+// implicit VR there, which would have walked bytes DCMTK reads differently.
+TEST(StructureCheck, ADeclaredEncodingIsWalkedAsDeclaredWhateverTheFirstElementShows) {
+  TempDir dir;
+  std::string data;
+  tag(data, 0x0008, 0x0005);
+  data += std::string("\xFF\xFF\0\0", 4);  // no VR; as explicit VR a value of 0 bytes
+  data += nested(1000, true, false);
+  write_bytes(dir / "declared.dcm", part10(kExplicitLittle, data));
+  expect_refused_for_nesting(dir / "declared.dcm");
+}
+
+// A transfer syntax with padding other than NULs may or may not be looked up by DCMTK as the
+// UID it pads; the file is read only where the UID's encoding and DCMTK's guess agree.
+TEST(StructureCheck, APaddedTransferSyntaxIsReadOnlyWhereBothReadingsAgree) {
+  TempDir dir;
+  std::string implicit_data;
+  tag(implicit_data, 0x0008, 0x0018);
+  put32(implicit_data, 8);
+  implicit_data += std::string("1.2.3.4\0", 8);
+  tag(implicit_data, 0x0010, 0x0020);
+  put32(implicit_data, 4);
+  implicit_data += "ID42";
+  write_bytes(dir / "agree.dcm", part10(std::string(kImplicitLittle) + " ", implicit_data));
+  auto agree = dicom::DicomFile::open(dir / "agree.dcm");
+  ASSERT_TRUE(agree.has_value()) << agree.error().message;
+  EXPECT_EQ(agree->string_of(Tag{0x0010, 0x0020}), std::optional<std::string>("ID42"));
+  write_bytes(dir / "apart.dcm", part10(std::string(" ") + kExplicitLittle, implicit_data));
+  auto apart = dicom::DicomFile::open(dir / "apart.dcm");
+  ASSERT_FALSE(apart.has_value());
+  EXPECT_EQ(apart.error().code, ErrorCode::malformed_dicom);
+}
+
 TEST(StructureCheck, EveryPydicomSampleThatOpenedStillOpens) {
   // The check must not refuse what DCMTK reads: every sample shipped with python3-pydicom.
   const auto any = testing::pydicom_sample("CT_small.dcm");

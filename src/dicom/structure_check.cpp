@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "dicom/dcmtk_encoding.hpp"
+
 namespace radguard::dicom {
 
 namespace fs = std::filesystem;
@@ -487,21 +489,22 @@ class Scanner {
   std::uint64_t furthest_end_ = 0;
 };
 
-// The encoding a data set's first element shows: byte order from its group, explicit VR when
-// two upper-case letters follow the tag.
+// The encoding DCMTK reads a data set in: the declared one where DCMTK knows it (DCMTK then
+// never looks at the bytes: a declared explicit VR data set whose first element has no VR is
+// read as explicit VR all the same), else DCMTK's own guess from the first element.
 Encoding detect(Source& in, Encoding declared, bool declared_known) {
+  if (declared_known) return declared;
   const std::uint8_t* p = in.peek(6);
-  if (p == nullptr) return declared;
-  Encoding e = declared;
-  if (!declared_known) {
-    const unsigned little = p[0] | (p[1] << 8);
-    const unsigned big = (p[0] << 8) | p[1];
-    e.big_endian = little > 0x00FF && big <= 0x00FF;
-  }
-  const bool letters = is_upper(p[4]) && is_upper(p[5]);
-  if (e.explicit_vr && !letters) e.explicit_vr = false;
-  if (!declared_known && letters) e.explicit_vr = true;
-  return e;
+  if (p == nullptr) return declared;  // DCMTK: explicit VR little endian, as `declared`
+  const DataSetEncoding guessed = dcmtk_guessed_encoding(std::span<const std::uint8_t>(p, 6));
+  return {guessed.explicit_vr, guessed.big_endian};
+}
+
+// A data set sent in a known encoding (a DIMSE identifier) whose first element says otherwise:
+// explicit VR declared, no VR letters after the first tag.
+bool contradicts(Source& in, Encoding declared) {
+  const std::uint8_t* p = in.peek(6);
+  return p != nullptr && declared.explicit_vr && !(is_upper(p[4]) && is_upper(p[5]));
 }
 
 // detect(), where values are captured: the capture trusts only an encoding the file declared
@@ -516,9 +519,39 @@ Encoding detect_for_capture(Source& in, Encoding declared, bool declared_known,
   return e;
 }
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
-  return s;
+struct Declared {
+  bool known = false;  // false: DCMTK guesses the data set's encoding from its first bytes
+  Encoding encoding;
+  bool deflated = false;
+};
+
+Declared declared_by(const DeclaredEncoding& d) {
+  return {d.known, {d.encoding.explicit_vr, d.encoding.big_endian}, d.encoding.deflated};
+}
+
+// How DCMTK reads the data set after a meta header whose transfer syntax value is `value`
+// (its bytes as stored; `in` at the data set). A UID of digits and dots (NUL padding aside)
+// means the same to both readers. Any other padding DCMTK may or may not strip before it
+// looks the UID up, so either the UID's encoding or DCMTK's guess could be used: such a file
+// is read only where both agree (nullopt: they do not, or the UID is a deflated one).
+std::optional<Declared> declared_syntax(std::string_view value, Source& in) {
+  while (!value.empty() && value.back() == '\0') value.remove_suffix(1);
+  const bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.';
+  });
+  if (plain || value.empty()) return declared_by(dcmtk_declared_encoding(value));
+  const auto first = value.find_first_not_of(std::string_view(" \0", 2));
+  const auto last = value.find_last_not_of(std::string_view(" \0", 2));
+  if (first == std::string_view::npos) return Declared{};
+  const Declared stripped =
+      declared_by(dcmtk_declared_encoding(value.substr(first, last - first + 1)));
+  if (!stripped.known) return Declared{};
+  if (stripped.deflated) return std::nullopt;
+  const Encoding guessed = detect(in, Encoding{}, false);
+  if (guessed.explicit_vr != stripped.encoding.explicit_vr ||
+      guessed.big_endian != stripped.encoding.big_endian)
+    return std::nullopt;
+  return stripped;
 }
 
 struct FdCloser {
@@ -591,17 +624,19 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
         std::string value(static_cast<std::size_t>(length), '\0');
         if (!file.read(reinterpret_cast<std::uint8_t*>(value.data()), value.size()))
           return broken();
-        syntax = trimmed(std::move(value));
+        syntax = std::move(value);
       } else if (!file.skip(length)) {
         return broken();
       }
     }
-    if (!syntax.empty()) {
-      known = true;
-      if (syntax == "1.2.840.10008.1.2") encoding = {false, false};
-      if (syntax == "1.2.840.10008.1.2.2") encoding = {true, true};
-      if (syntax == "1.2.840.10008.1.2.1.99") deflated = true;
-    }
+    const auto declared = declared_syntax(syntax, file);
+    if (!declared)
+      return fail(ErrorCode::malformed_dicom,
+                  "cannot parse: the transfer syntax is padded so that its data set could be "
+                  "read two ways");
+    known = declared->known;
+    encoding = declared->encoding;
+    deflated = declared->deflated;
   }
 
   auto depth_left_unchecked = [&](std::size_t depth, std::uint64_t bytes_left) {
@@ -658,7 +693,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
 
   Scanner scanner(file, limits, max_elements, capture);
   const Encoding seen = detect_for_capture(file, encoding, known, capture);
-  if (declared_raw && seen.explicit_vr != encoding.explicit_vr)
+  if (declared_raw && contradicts(file, encoding))
     return fail(ErrorCode::malformed_dicom,
                 "cannot parse: the data set's first element is not in the encoding it was sent "
                 "in");

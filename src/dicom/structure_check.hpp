@@ -50,8 +50,10 @@ struct StructureFacts {
 };
 
 // part10: a file with its meta header, whose transfer syntax says the encoding. raw_dataset: a
-// data set alone, its encoding guessed from its first element (by rules of the check's own,
-// which are not exactly DCMTK's: see docs/reliability.md, "Limits of the structure check").
+// data set alone. Where no encoding DCMTK knows is declared (raw_dataset, or a meta header
+// without a transfer syntax DCMTK recognises), the pass asks DCMTK's own guess from the first
+// element (dcmtk_encoding.hpp), so that it walks the bytes as DCMTK will read them; a
+// declared one is walked as declared, whatever the first element shows, as DCMTK does.
 // raw_*: a data set alone whose encoding is known (a DIMSE identifier, read by DCMTK in the
 // transfer syntax of its presentation context): the pass reads it in that encoding, never its
 // own guess, and refuses a data set whose first element contradicts it, so that the structure
