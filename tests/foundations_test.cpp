@@ -349,6 +349,24 @@ TEST(StaleTemporaries, OnlyThoseOfDeadProcessesOnThisHostOrOlderThanADayAreStale
   EXPECT_EQ(remove_stale_temporaries(dir / "no-such-folder"), 0U);
 }
 
+// A shard looks only in the folders its files go to (FolderScan::this_folder): not below them.
+TEST(StaleTemporaries, ThisFolderLooksInTheFolderAloneNotBelowIt) {
+  ScratchDir dir;
+  const fs::path old_here = dir / ".radguard-tmp-00000000-1-ab-0";
+  const fs::path old_below = dir / "sub" / old_here.filename();
+  fs::create_directories(dir / "sub");
+  for (const auto& path : {old_here, old_below}) {
+    spit(path, "x");
+    fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(48));
+  }
+  EXPECT_EQ(remove_stale_temporaries(dir.path(), FolderScan::this_folder), 1U);
+  EXPECT_FALSE(fs::exists(old_here));
+  EXPECT_TRUE(fs::exists(old_below));
+  EXPECT_EQ(remove_stale_temporaries(dir / "no-such-folder", FolderScan::this_folder), 0U);
+  EXPECT_EQ(remove_stale_temporaries(dir.path()), 1U);
+  EXPECT_FALSE(fs::exists(old_below));
+}
+
 TEST(AtomicWrite, WritesWithTheGivenPermissionsAndAllowsAnIntendedEmptyFile) {
   ScratchDir dir;
   ASSERT_TRUE(write_file_atomically(dir / "secret", "s3cret",

@@ -211,17 +211,34 @@ bool is_stale_temporary(const fs::path& path) {
   return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-std::size_t remove_stale_temporaries(const fs::path& folder) {
+namespace {
+
+// Removes the stale temporaries among the entries `it` lists (either iterator kind).
+template <typename Iterator>
+std::size_t remove_stale_listed(Iterator it) {
   std::size_t removed = 0;
   std::error_code ec;
-  fs::recursive_directory_iterator it(folder, fs::directory_options::skip_permission_denied, ec);
-  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (; it != Iterator(); it.increment(ec)) {
+    if (ec) break;
     const std::string name = it->path().filename().string();
     if (!name.starts_with(kTempPrefix) || !is_stale_temporary(it->path())) continue;
     std::error_code ignored;
     if (fs::remove(it->path(), ignored)) ++removed;
   }
   return removed;
+}
+
+}  // namespace
+
+std::size_t remove_stale_temporaries(const fs::path& folder, FolderScan scan) {
+  std::error_code ec;
+  constexpr auto options = fs::directory_options::skip_permission_denied;
+  if (scan == FolderScan::this_folder) {
+    fs::directory_iterator it(folder, options, ec);
+    return ec ? 0 : remove_stale_listed(std::move(it));
+  }
+  fs::recursive_directory_iterator it(folder, options, ec);
+  return ec ? 0 : remove_stale_listed(std::move(it));
 }
 
 Status PendingFile::write_contents(std::string_view bytes, fs::perms perms) {

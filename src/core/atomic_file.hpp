@@ -67,11 +67,17 @@ class PendingFile {
 [[nodiscard]] Status sync_folder(const std::filesystem::path& folder);
 
 // Temporary files are named ".radguard-tmp-<host>-<pid>-<random>-<n>" (host: 8 hex digits
-// of a hash of the host name). Removes those under `folder` (recursively) that a killed run
-// left: made on this host by a process that no longer exists, or older than a day whatever
-// made them (another host's run never takes that long to publish a file). Files of live
-// processes and anything not of this naming are left alone. Returns how many were removed.
-std::size_t remove_stale_temporaries(const std::filesystem::path& folder);
+// of a hash of the host name). Removes those under `folder` that a killed run left: made on
+// this host by a process that no longer exists, or older than a day whatever made them
+// (another host's run never takes that long to publish a file). Files of live processes and
+// anything not of this naming are left alone. Returns how many were removed.
+// A temporary lies in its destination's folder (PendingFile::create), so a run that knows
+// the folders its outputs go to may look in those alone (FolderScan::this_folder, one
+// listing each) instead of the whole tree below (FolderScan::recursive): a shard of a large
+// release does, and the whole tree is walked once when the shards are brought together.
+enum class FolderScan : std::uint8_t { recursive, this_folder };
+std::size_t remove_stale_temporaries(const std::filesystem::path& folder,
+                                     FolderScan scan = FolderScan::recursive);
 
 // Whether a temporary file name of the form above is stale (see remove_stale_temporaries).
 bool is_stale_temporary(const std::filesystem::path& path);

@@ -297,8 +297,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   if (ec)
     return fail(ErrorCode::io, "cannot create " + options.output.string() + ": " + ec.message());
 
-  // Temporary files a killed run left in the output folder (see remove_stale_temporaries).
-  const std::size_t stale = remove_stale_temporaries(options.output);
+  // Temporary files a killed run left in the output folder (see remove_stale_temporaries); a
+  // shard looks only where its own files went, after them (StaleTemporaries).
+  std::size_t stale = options.stale_temporaries == StaleTemporaries::whole_output
+                          ? remove_stale_temporaries(options.output)
+                          : 0;
 
   DeidRunReport report;
   // Stages that look at every input first (defacing groups and defaces whole series).
@@ -318,7 +321,6 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   std::vector<std::atomic<std::int64_t>> stage_nanoseconds(options.pixel_stages.size());
 
   const batch::InputSet inputs = batch::find_files(options.inputs);
-  report.stale_temporaries_removed = stale;
   report.missing_inputs = inputs.missing;
   report.files_seen = inputs.files.size();
 
@@ -331,6 +333,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   };
   std::unordered_map<NameDigest, Claim, NameDigestHash> claims;
   std::set<std::string> written_folders;  // flushed once each at the end of the run
+  std::set<std::string> file_folders;     // the folders written files are in (a subset)
   std::vector<FileOutcome> written, pixel_work;
   std::array<std::atomic<std::size_t>, 5> counts{};
   std::atomic<std::uint64_t> bytes{0};
@@ -460,6 +463,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
                 folder /= part;
                 written_folders.insert(folder.string());
               }
+              file_folders.insert(folder.string());
             }
           }
         }
@@ -482,6 +486,12 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   report.files_not_started = total - done.load();
   bar.finished(done.load(), total, report.end);
   if (options.listener != nullptr) options.listener->finished(done.load(), total, report.end);
+  // A temporary file lies beside its destination, so the folders this run's files went to
+  // hold whatever a killed run of the same list left there.
+  if (options.stale_temporaries == StaleTemporaries::written_folders)
+    for (const auto& folder : file_folders)
+      stale += remove_stale_temporaries(folder, FolderScan::this_folder);
+  report.stale_temporaries_removed = stale;
   // The new names reach the disk before the run reports them written (each file's data was
   // flushed before its rename). A folder that cannot be flushed fails the run.
   for (const auto& folder : written_folders) {

@@ -168,6 +168,16 @@ enum class ExistingOutputs : std::uint8_t {
 // carries no DICOM signature: runs that need either skip volumes.
 enum class VolumeInputs : std::uint8_t { skip, deidentify };
 
+// Where a run looks for the temporary files a killed run left in its output folder
+// (remove_stale_temporaries). A shard of a release (--files-from) shares the output tree with
+// every other shard: walking all of it would make N shards walk N times what the release
+// writes. It looks only in the folders its own files went to, which hold whatever a killed
+// run of the same list left; the whole tree is walked once, by radguard plan merge.
+enum class StaleTemporaries : std::uint8_t {
+  whole_output,     // the whole output tree, before the run
+  written_folders,  // the folders this run wrote files into, after its files
+};
+
 struct DeidRunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path output;
@@ -189,6 +199,7 @@ struct DeidRunOptions {
   // Outcomes of inputs not written that the report holds in memory; the rest spill to an
   // unnamed temporary file in $TMPDIR (ProblemLog), so memory stays flat in corpus size.
   std::size_t problems_held = ProblemLog::kHeldByDefault;
+  StaleTemporaries stale_temporaries = StaleTemporaries::whole_output;
 };
 
 // What a run did. Written files are only counted and the outcomes of inputs not written go

@@ -593,6 +593,9 @@ Result<ExportReport> run_export(const ExportOptions& options, const deid::Header
   deid_options.written = deid::WrittenOutcomes::keep;
   deid_options.listener = options.listener;
   deid_options.cancel = options.cancel;
+  // A shard leaves the staging folder all shards share to publish_staged, which removes all
+  // that no shard listed (killed runs' temporaries too) before anything leaves.
+  if (shard_mode) deid_options.stale_temporaries = deid::StaleTemporaries::written_folders;
   auto deid_report = deid::run_deid(deid_options, stage);
   if (!deid_report)
     return failed("de-identification could not start: " + deid_report.error().message);

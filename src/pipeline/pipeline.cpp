@@ -154,6 +154,7 @@ deid::DeidRunOptions Pipeline::deid_options(const DeidRun& run) const {
   options.volumes = run.volumes;
   options.listener = run.listener;
   options.cancel = run.cancel;
+  options.stale_temporaries = run.stale_temporaries;
   return options;
 }
 

@@ -96,6 +96,7 @@ struct DeidRun {
   deid::VolumeInputs volumes = deid::VolumeInputs::skip;  // NIfTI volumes among the inputs
   batch::RunListener* listener = nullptr;     // optional; must outlive the run
   const batch::CancelToken* cancel = nullptr;  // optional; must outlive the run
+  deid::StaleTemporaries stale_temporaries = deid::StaleTemporaries::whole_output;
 };
 
 // A release (radguard export): the consent gate, de-identification into staging, the

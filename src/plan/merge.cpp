@@ -177,10 +177,17 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
                           count_of(out, "dicom_inputs") == 0 || cancelled;
   merged.exit_code = any_failed ? 1 : 0;
   out["exit_code"] = merged.exit_code;
+  // Each shard looked for killed runs' temporaries only in the folders its own files went to
+  // (deid::StaleTemporaries::written_folders); one killed and not run again, or run again
+  // after its list changed, left them elsewhere. The shared output tree (as the shards named
+  // it, so relative to the same working folder) is walked here, once per release.
+  const std::string output = out.value("output", std::string());
+  merged.stale_temporaries_removed = output.empty() ? 0 : remove_stale_temporaries(output);
   out["merged"] = {{"shards", merged.shards},
                    {"shard_reports", merged.reports},
                    {"seconds", "summed over shards"},
-                   {"shard_seconds", shard_seconds}};
+                   {"shard_seconds", shard_seconds},
+                   {"stale_temporaries_removed", merged.stale_temporaries_removed}};
   merged.report = std::move(out);
   return merged;
 }

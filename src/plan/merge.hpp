@@ -18,6 +18,7 @@ struct MergedReport {
   std::size_t shards = 0;
   std::size_t reports = 0;  // shard reports read (shards with no files have none)
   int exit_code = 0;        // as the merged report's exit_code
+  std::size_t stale_temporaries_removed = 0;  // from the shards' output tree (below)
 };
 
 // Reads plan.json and every shard's report under `plan_folder` and merges them: counts,
@@ -28,6 +29,8 @@ struct MergedReport {
 // ErrorCode::integrity when a report is not JSON, is not a deid report, does not account for
 // exactly its shard's listed files, or differs from the first report in what must be shared
 // (tool version, profile, key fingerprint, output folder, how inputs are named).
+// Once merged, the shards' output folder is cleared of the temporary files killed runs left
+// anywhere in it (remove_stale_temporaries): each shard looked only in the folders it wrote.
 [[nodiscard]] Result<MergedReport> merge_reports(const std::filesystem::path& plan_folder);
 
 // A short summary for people, in the words of deid's summary.
