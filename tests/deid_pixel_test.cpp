@@ -658,6 +658,7 @@ class TmpdirFor {
 TEST(DeidProblemLog, SpillFailureStopsTheRunWhenItHappens) {
   const TempDir dir;
   const fs::path in = dir.path() / "in";
+  fs::create_directories(in);
   std::ofstream(in / "a0.txt") << "not DICOM";  // held (the bound is 1)
   std::ofstream(in / "a1.txt") << "not DICOM";  // must spill: the spill cannot be made
   for (int k = 0; k < 4; ++k) {
