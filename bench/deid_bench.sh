@@ -31,6 +31,7 @@
 #              (BENCH_BASELINE also adds its task-clock to the startup phase); with a
 #              baseline, also whether both made the same outputs (SHA-256 of every file) and
 #              the same report but for its times
+#              (BENCH_MEMORY_ROUNDS, default 1: that many interleaved rounds, each reported)
 # Ratios to cp -r are of wall time and of CPU time (user + system) of the same files.
 #
 # Environment: BENCH_FILES (3000), BENCH_MEGABYTES (500), BENCH_SEED (1), BENCH_THREADS (2),
@@ -67,6 +68,7 @@ done
 
 phases=" ${BENCH_PHASES:-startup real synthetic} "
 memory_replicas=${BENCH_MEMORY_REPLICAS:-1 5 20}
+memory_rounds=${BENCH_MEMORY_ROUNDS:-1}  # interleaved rounds of each memory run (one line each)
 has_phase() { [[ "$phases" == *" $1 "* ]]; }
 work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-bench.XXXXXX)}
 mkdir -p "$work"
@@ -273,6 +275,7 @@ if has_phase memory; then
   for n in $memory_replicas; do
     # shellcheck disable=SC2207  # replica folders are rNNN, no spaces
     replicas=($(find "$memory_dir" -mindepth 1 -maxdepth 1 -type d -name 'r*' | sort | head -n "$n"))
+    for _round in $(seq "$memory_rounds"); do
     for binary in "$radguard" ${BENCH_BASELINE:+"$BENCH_BASELINE"}; do
       label=after
       if [ "$binary" != "$radguard" ]; then label=baseline; fi
@@ -292,6 +295,7 @@ if has_phase memory; then
       (cd "$work/rg" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) >"$work/memory.$label.outputs"
       sed -E '/"(total_seconds|seconds|file_seconds_summed_over_threads|prepare_seconds)"/d' \
         "$work/rg.report.json" >"$work/memory.$label.report"
+    done
     done
     if [ -n "${BENCH_BASELINE:-}" ]; then
       same_outputs=no same_report=no

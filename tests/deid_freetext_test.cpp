@@ -380,8 +380,8 @@ TEST(FreeTextReports, InputPathsAreRelativeAndMaskedUnlessFullPathsAreAsked) {
   ASSERT_TRUE(report);
   ASSERT_EQ(report->count(deid::FileStatus::failed), 1u);
   ASSERT_EQ(report->count(deid::FileStatus::duplicate), 1u);
-  const std::string json = deid::report_json(*report, stage, options);
-  const std::string text = deid::report_text(*report, options);
+  const std::string json = deid::report_json(*report, stage, options).value();
+  const std::string text = deid::report_text(*report, options).value();
   for (const std::string& shown : {json, text}) {
     for (const char* leak : {"DOE", "JANE", "19510304", "4471902", "ACC99120"})
       EXPECT_EQ(shown.find(leak), std::string::npos) << leak << " in " << shown;
@@ -394,13 +394,13 @@ TEST(FreeTextReports, InputPathsAreRelativeAndMaskedUnlessFullPathsAreAsked) {
   quoting.status = deid::FileStatus::failed;
   quoting.reason = "series refused: " + (folder / "IM0002").string() + " cannot be read";
   ASSERT_TRUE(report->problems.add(quoting));
-  const std::string quoted = deid::report_text(*report, options);
+  const std::string quoted = deid::report_text(*report, options).value();
   EXPECT_NE(quoted.find("series refused: <patient>/IMAGES/IM0002 cannot be read"),
             std::string::npos)
       << quoted;
   EXPECT_EQ(quoted.find("DOE"), std::string::npos) << quoted;
   options.report_paths = deid::ReportPaths::full;
-  const std::string full = deid::report_json(*report, stage, options);
+  const std::string full = deid::report_json(*report, stage, options).value();
   EXPECT_NE(full.find((folder / "IM0002").string()), std::string::npos) << full;
 }
 

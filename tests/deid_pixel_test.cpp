@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -140,7 +141,7 @@ TEST(DeidPixelStage, BurnedInIdentityIsCoveredBeforeRelease) {
   EXPECT_GT(report.stage_timings.front().seconds, 0.0);
   deid::DeidRunOptions shown;
   shown.inputs = {dir / "us.dcm"};
-  const std::string summary = deid::report_text(report, shown);
+  const std::string summary = deid::report_text(report, shown).value();
   EXPECT_NE(summary.find("redacted: us.dcm -> " + report.written.front().output.generic_string() +
                       ": 1 of 1 frame"),
             std::string::npos)
@@ -148,7 +149,7 @@ TEST(DeidPixelStage, BurnedInIdentityIsCoveredBeforeRelease) {
   EXPECT_NE(summary.find("time in pixel stages: clean-pixel-data"), std::string::npos) << summary;
   EXPECT_EQ(summary.find("DOE"), std::string::npos);
   const auto json = nlohmann::json::parse(
-      deid::report_json(report, stage_with({"clean-pixel-data"}), shown));
+      deid::report_json(report, stage_with({"clean-pixel-data"}), shown).value());
   ASSERT_EQ(json["pixel_work"].size(), 1u);
   EXPECT_EQ(json["pixel_work"][0]["input"], "us.dcm");
   EXPECT_EQ(json["pixel_work"][0]["frames_redacted"], 1);
@@ -199,7 +200,7 @@ TEST(DeidPixelStage, AFailingPixelStageReleasesNothing) {
   deid::DeidRunOptions shown;
   shown.inputs = {dir / "ct.dcm"};
   const auto json =
-      nlohmann::json::parse(deid::report_json(report, stage_with({"clean-pixel-data"}), shown));
+      nlohmann::json::parse(deid::report_json(report, stage_with({"clean-pixel-data"}), shown).value());
   EXPECT_EQ(json["failures"][0]["refused_by"], "face-check");
   EXPECT_EQ(json["pixels"]["refused_by_stage"]["face-check"], 1);
   EXPECT_TRUE(std::filesystem::is_empty(dir / "out"));
@@ -367,8 +368,8 @@ TEST(DeidVolumes, NiftiHeaderTextExtensionsAndNamesDoNotSurvive) {
   // The report names neither the file nor its folder.
   deid::DeidRunOptions shown;
   shown.inputs = {dir / "in"};
-  const std::string json = deid::report_json(report, stage_with({}), shown);
-  const std::string text = deid::report_text(report, shown);
+  const std::string json = deid::report_json(report, stage_with({}), shown).value();
+  const std::string text = deid::report_text(report, shown).value();
   EXPECT_EQ(json.find("Doe"), std::string::npos) << json;
   EXPECT_EQ(text.find("Doe"), std::string::npos) << text;
 
@@ -460,7 +461,7 @@ TEST(DeidReportJson, PerFileArraysAreWhatDumpWrites) {
   shown.inputs = {"/in"};
   shown.output = "/out";
   deid::DeidRunReport empty;
-  const std::string none = deid::report_json(empty, stage_with({}), shown);
+  const std::string none = deid::report_json(empty, stage_with({}), shown).value();
   EXPECT_EQ(none, redump(none));
   EXPECT_NE(none.find("\n  \"failures\": [],\n"), std::string::npos) << none;
 
@@ -495,7 +496,7 @@ TEST(DeidReportJson, PerFileArraysAreWhatDumpWrites) {
   report.counts[static_cast<std::size_t>(deid::FileStatus::failed)] = 1;
   report.end = batch::RunEnd::cancelled;
   report.files_not_started = 1;
-  const std::string text = deid::report_json(report, stage_with({}), shown);
+  const std::string text = deid::report_json(report, stage_with({}), shown).value();
   EXPECT_EQ(text, redump(text));
   const json doc = json::parse(text);
   ASSERT_EQ(doc["failures"].size(), 3u);
@@ -544,7 +545,7 @@ TEST(DeidProblemLog, SpilledProblemsGiveTheSameReportsAndStayBounded) {
     EXPECT_TRUE(report) << report.error().message;
     if (!report) return Made{};
     report->seconds = 0;  // the only figure that differs between runs
-    return Made{deid::report_json(*report, stage, run), deid::report_text(*report, run),
+    return Made{deid::report_json(*report, stage, run).value(), deid::report_text(*report, run).value(),
                 report->problems.size(), report->problems.held_in_memory()};
   };
   const Made held = run_with(deid::ProblemLog::kHeldByDefault, 1);
@@ -631,6 +632,88 @@ TEST(DeidProblemLog, SpillThatCannotBeMadeFailsTheRun) {
   EXPECT_TRUE(held) << held.error().message;
 }
 
+// $TMPDIR set for one scope (fault injection: a spill folder that does not exist), restored
+// on every way out.
+class TmpdirFor {
+ public:
+  explicit TmpdirFor(const fs::path& folder) {
+    const char* before = std::getenv("TMPDIR");
+    if (before != nullptr) saved_ = before;
+    ::setenv("TMPDIR", folder.c_str(), 1);
+  }
+  TmpdirFor(const TmpdirFor&) = delete;
+  TmpdirFor& operator=(const TmpdirFor&) = delete;
+  ~TmpdirFor() {
+    if (saved_) ::setenv("TMPDIR", saved_->c_str(), 1);
+    else ::unsetenv("TMPDIR");
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+// A spill that fails stops the run when it happens, not at its end: no input after it is
+// started (the DICOM files sorted after the failing outcome are never written), and the
+// run's error says how far it got.
+TEST(DeidProblemLog, SpillFailureStopsTheRunWhenItHappens) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  fs::create_directories(in);
+  std::ofstream(in / "a0.txt") << "not DICOM";  // held (the bound is 1)
+  std::ofstream(in / "a1.txt") << "not DICOM";  // must spill: the spill cannot be made
+  for (int k = 0; k < 4; ++k) {
+    auto ct = testing::make_ct("PID5700", "1.2.826.0.1.3680043.2.1125.10." + std::to_string(k));
+    testing::save(*ct, in / ("b" + std::to_string(k)));
+  }
+  deid::DeidRunOptions run;
+  run.inputs = {in};
+  run.output = dir.path() / "out";
+  run.threads = 1;
+  run.progress = batch::ProgressDisplay::never;
+  run.problems_held = 1;
+  const auto stage = stage_with({});
+  const TmpdirFor missing(dir.path() / "missing");
+  const auto report = deid::run_deid(run, stage);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code, ErrorCode::io);
+  EXPECT_NE(report.error().message.find("stopped after 2 of 6 inputs"), std::string::npos)
+      << report.error().message;
+  std::size_t written = 0;
+  if (fs::exists(run.output))
+    for (const auto& entry : fs::recursive_directory_iterator(run.output))
+      written += entry.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(written, 0u) << "inputs after the failed spill were still de-identified";
+}
+
+// A log whose spill failed gives typed I/O errors to every report made from it, never an
+// exception, and never a report that leaves its problems out.
+TEST(DeidProblemLog, ReportsOfABrokenLogFailWithATypedError) {
+  const TempDir dir;
+  deid::DeidRunReport report;
+  report.problems = deid::ProblemLog(0);
+  {
+    const TmpdirFor missing(dir.path() / "missing");
+    deid::FileOutcome outcome;
+    outcome.input = dir.path() / "notes.txt";
+    outcome.status = deid::FileStatus::skipped_not_dicom;
+    ASSERT_FALSE(report.problems.add(std::move(outcome)));
+  }
+  const deid::DeidRunOptions options;
+  const auto stage = stage_with({});
+  const auto json = deid::report_json(report, stage, options);
+  ASSERT_FALSE(json);
+  EXPECT_EQ(json.error().code, ErrorCode::io);
+  const auto text = deid::report_text(report, options);
+  ASSERT_FALSE(text);
+  EXPECT_EQ(text.error().code, ErrorCode::io);
+  std::size_t pieces = 0;
+  const auto streamed =
+      deid::write_report_json(report, stage, options, [&](std::string_view) { ++pieces; });
+  ASSERT_FALSE(streamed);
+  EXPECT_EQ(streamed.error().code, ErrorCode::io);
+  EXPECT_EQ(pieces, 0u) << "part of a report given out before its problems were read back";
+}
+
 // Every problem spilled, over 64 KiB of them (long paths): add() writes whole blocks and the
 // read-back crosses block boundaries inside records; the report is the same bytes as when
 // every problem is held.
@@ -655,7 +738,7 @@ TEST(DeidProblemLog, SpillPastOneBlockReadsBackTheSame) {
     if (!report) return std::string{};
     EXPECT_EQ(report->problems.size(), static_cast<std::size_t>(kNotes));
     report->seconds = 0;
-    return deid::report_json(*report, stage, run) + deid::report_text(*report, run);
+    return deid::report_json(*report, stage, run).value() + deid::report_text(*report, run).value();
   };
   const std::string held = run_with(deid::ProblemLog::kHeldByDefault);
   EXPECT_GT(held.size(), 64u * 1024u);

@@ -4,7 +4,11 @@
 
 #include <regex>
 
+#include <fcntl.h>
+
+#include "core/unique_fd.hpp"
 #include "deid/dates.hpp"
+#include "deid/path_list.hpp"
 #include "deid/policy.hpp"
 #include "deid/text_scrubber.hpp"
 #include "pseudonym/pseudonymizer.hpp"
@@ -265,6 +269,63 @@ TEST(StandardTables, GeneratedFromTheStandard) {
   EXPECT_TRUE(standard::is_safe_private(Tag{0x7053, 0x1200}, "Philips PET Private Group"));
   EXPECT_FALSE(standard::is_safe_private(Tag{0x7053, 0x1000}, "Someone Else"));
   EXPECT_EQ(standard::time_partner_of(Tag{0x0008, 0x0020}), (Tag{0x0008, 0x0030}));
+}
+
+}  // namespace
+}  // namespace radguard
+
+namespace radguard {
+namespace {
+
+bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
+
+// The report writer's descriptor is closed on every way out of its scope, an exception
+// included (cmd_deid's write_report_file leaked it before).
+TEST(UniqueFd, ClosesOnEveryWayOut) {
+  int seen = -1;
+  try {
+    const UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    seen = fd.get();
+    ASSERT_TRUE(is_open(seen));
+    throw std::runtime_error("a producer that throws");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_FALSE(is_open(seen));
+  UniqueFd moved(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const int raw = moved.get();
+  UniqueFd owner = std::move(moved);
+  EXPECT_FALSE(moved.valid());
+  EXPECT_EQ(owner.close(), 0);
+  EXPECT_FALSE(is_open(raw));
+  EXPECT_EQ(owner.close(), 0) << "closing twice is harmless";
+}
+
+// The front-coded input list gives back every path as given, whatever the shared prefixes
+// (none, whole paths, a path that is a prefix of the next, empty paths, blocks' edges), and
+// holds a sorted folder's list in a fraction of its text.
+TEST(PathList, GivesBackEveryPathAsGiven) {
+  std::vector<std::string> paths = {"", "/", "/a", "/a", "/a/b", "/a/b/c.dcm", "/a/bc", "/b"};
+  for (int k = 0; k < 40; ++k)
+    paths.push_back("/tmp/corpus/r" + std::to_string(k / 10) + "/series/IM" + std::to_string(k));
+  paths.push_back(std::string(70000, 'x'));
+  paths.push_back(std::string(70000, 'x') + "y");
+  paths.push_back("z");
+  const std::vector<std::string> expected = paths;
+  const deid::PathList list(std::move(paths));
+  ASSERT_EQ(list.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(list[i], expected[i]) << i;
+
+  std::vector<std::string> folder;
+  std::size_t plain = 0;
+  for (int k = 0; k < 1000; ++k) {
+    folder.push_back("/data/release/patient-folder/study/series-" + std::to_string(k / 100) +
+                     "/IM" + std::to_string(1000 + k) + ".dcm");
+    plain += folder.back().size();
+  }
+  const deid::PathList held(std::move(folder));
+  EXPECT_LT(held.bytes_held(), plain / 2) << "front coding saves nothing on a sorted folder";
+  EXPECT_EQ(held[999], "/data/release/patient-folder/study/series-9/IM1999.dcm");
 }
 
 }  // namespace

@@ -280,7 +280,7 @@ TEST_F(PipelineTest, CancelStopsBetweenFilesAndLeavesOnlyWholeOutputs) {
   EXPECT_EQ(recorder.statuses_, (std::vector<std::string>{"written", "written", "written"}));
   EXPECT_EQ(recorder.finished_, (std::pair<std::size_t, std::size_t>{3, 8}));
   EXPECT_EQ(recorder.end_, batch::RunEnd::cancelled);
-  const std::string text = deid::report_text(*report, p.deid_options(run));
+  const std::string text = deid::report_text(*report, p.deid_options(run)).value();
   EXPECT_NE(text.find("cancelled"), std::string::npos);
   EXPECT_EQ(text.find("DOE_JOHN"), std::string::npos);
 

@@ -7,6 +7,7 @@
 
 #include "cli.hpp"
 #include "core/atomic_file.hpp"
+#include "core/unique_fd.hpp"
 #include "deid/deid_run.hpp"
 #include "pipeline/pipeline.hpp"
 #include "stage_options.hpp"
@@ -17,32 +18,34 @@ namespace {
 
 // The JSON report written to `path` as write_report_json makes it (a run's report grows with
 // its problems; memory does not), then published as emit_report publishes: owner-only,
-// fsynced, renamed into place.
-Status write_report_file(const std::filesystem::path& path,
-                         const std::function<void(const std::function<void(std::string_view)>&)>&
-                             produce) {
+// fsynced, renamed into place. A report that cannot be produced whole (its problems not read
+// back) is never published; the descriptor is closed on every way out.
+using ReportProducer = std::function<Status(const std::function<void(std::string_view)>&)>;
+
+Status write_report_file(const std::filesystem::path& path, const ReportProducer& produce) {
   auto pending = PendingFile::create(path);
   if (!pending) return std::unexpected(pending.error());
-  const int fd = ::open(pending->temp_path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(ErrorCode::io, "cannot create " + path.string() + ": " + std::strerror(errno));
+  UniqueFd fd(::open(pending->temp_path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return fail(ErrorCode::io, "cannot create " + path.string() + ": " + std::strerror(errno));
   std::string buffer;
   int error = 0;
   const auto drain = [&] {
     std::string_view rest = buffer;
     while (!rest.empty() && error == 0) {
-      const ssize_t wrote = ::write(fd, rest.data(), rest.size());
+      const ssize_t wrote = ::write(fd.get(), rest.data(), rest.size());
       if (wrote < 0 && errno == EINTR) continue;
       if (wrote <= 0) error = wrote < 0 ? errno : EIO;
       else rest.remove_prefix(static_cast<std::size_t>(wrote));
     }
     buffer.clear();
   };
-  produce([&](std::string_view piece) {
+  const Status produced = produce([&](std::string_view piece) {
     buffer += piece;
     if (buffer.size() >= 64 * 1024) drain();
   });
+  if (!produced) return std::unexpected(produced.error());
   drain();
-  if (::close(fd) != 0 && error == 0) error = errno;
+  if (const int closed = fd.close(); closed != 0 && error == 0) error = closed;
   if (error != 0)
     return fail(ErrorCode::io, "cannot write " + path.string() + ": " + std::strerror(error));
   return pending->commit(std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
@@ -84,16 +87,23 @@ int run_deid_command(const DeidArgs& args) {
   if (!report) return report_error(report.error());
   const deid::DeidRunOptions options = pipeline.deid_options(run);
   // The JSON is streamed, never held whole (emit_report's steps otherwise).
-  const auto produce = [&](const std::function<void(std::string_view)>& sink) {
-    deid::write_report_json(*report, pipeline.header_stage(), options, sink);
+  const ReportProducer produce = [&](const std::function<void(std::string_view)>& sink) {
+    return deid::write_report_json(*report, pipeline.header_stage(), options, sink);
   };
   if (!args.report.empty())
     if (auto written = write_report_file(args.report, produce); !written)
       return report_error(written.error());
-  if (args.json)
-    produce([](std::string_view piece) { std::cout.write(piece.data(), static_cast<std::streamsize>(piece.size())); });
-  else
-    std::cerr << deid::report_text(*report, options);
+  if (args.json) {
+    if (auto printed = produce([](std::string_view piece) {
+          std::cout.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+        });
+        !printed)
+      return report_error(printed.error());
+  } else {
+    auto text = deid::report_text(*report, options);
+    if (!text) return report_error(text.error());
+    std::cerr << *text;
+  }
   return report->exit_code();
 }
 

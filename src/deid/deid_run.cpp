@@ -1,5 +1,7 @@
 #include "deid/deid_run.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -18,6 +20,7 @@
 #include "core/error_table.hpp"
 #include "core/version.hpp"
 #include "crypto/crypto.hpp"
+#include "deid/path_list.hpp"
 #include "dicom/dicom_file.hpp"
 #include "dicom/pixels.hpp"
 #include "standard/tables.hpp"
@@ -320,9 +323,14 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   }
   std::vector<std::atomic<std::int64_t>> stage_nanoseconds(options.pixel_stages.size());
 
-  const batch::InputSet inputs = batch::find_files(options.inputs);
-  report.missing_inputs = inputs.missing;
-  report.files_seen = inputs.files.size();
+  // The sorted list is held front-coded for the run (PathList): the plain strings are
+  // released as they are copied in, and their pages handed back, so what stays per input is
+  // its file name and 12 bytes.
+  batch::InputSet found = batch::find_files(options.inputs);
+  report.missing_inputs = std::move(found.missing);
+  const PathList files(std::move(found.files));
+  ::malloc_trim(0);
+  report.files_seen = files.size();
 
   // The lowest input index claiming an output name wins, whatever order threads finish in.
   // Names are held as 128-bit digests so the index stays small on huge runs.
@@ -346,6 +354,9 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   std::vector<std::string> identifying;
   report.problems = ProblemLog(options.problems_held);
   Status logged;  // the first failure to spill an outcome: the report would be incomplete
+  // Set with `logged`: from then on no file is started (those in flight finish), so a run
+  // whose report can no longer be made whole stops at once rather than at its end.
+  std::atomic<bool> stopped{false};
   // Outcomes reach the report in input order, as soon as every lower index is done: only the
   // outcomes of files finished ahead of a slower one wait (every file finished while the
   // slowest in flight runs: bounded by throughput times that file's time, not by the thread
@@ -358,11 +369,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   auto pass_on = [&](std::size_t i, FileOutcome outcome) {  // under `mutex`, in input order
     if (const auto it = replaced_by.find(i); it != replaced_by.end()) {
       outcome = FileOutcome{};
-      outcome.input = inputs.files[i];
+      outcome.input = files[i];
       outcome.status = FileStatus::duplicate;
       outcome.error = ErrorCode::conflict;
-      outcome.reason = duplicate_reason(inputs.files[i]);
-      outcome.other_input = inputs.files[it->second];
+      outcome.reason = duplicate_reason(files[i]);
+      outcome.other_input = files[it->second];
       replaced_by.erase(it);
     }
     counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
@@ -375,7 +386,10 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       pixel_work.push_back(std::move(brief));
     }
     if (outcome.status != FileStatus::written) {
-      if (auto added = report.problems.add(std::move(outcome)); !added && logged) logged = added;
+      if (auto added = report.problems.add(std::move(outcome)); !added && logged) {
+        logged = added;
+        stopped.store(true);
+      }
     } else if (options.written == WrittenOutcomes::keep) {
       written.push_back(std::move(outcome));
     }
@@ -402,7 +416,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
 
   // Events: the terminal's progress bar is one listener, the caller's (if any) another.
   batch::ProgressBarListener bar("deid", options.progress);
-  const std::size_t total = inputs.files.size();
+  const std::size_t total = files.size();
   std::atomic<std::size_t> done{0};
   auto notify = [&](std::size_t i, const FileOutcome& outcome) {
     const batch::FileEvent event{i,
@@ -418,10 +432,12 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   bar.started(total);
   if (options.listener != nullptr) options.listener->started(total);
   batch::run_parallel(
-      inputs.files.size(), batch::default_threads(options.threads),
+      files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
+        if (stopped.load()) return;
+        const std::string input = files[i];
         Prepared prepared =
-            prepare(inputs.files[i], relative_to_inputs(inputs.files[i], options.inputs),
+            prepare(input, relative_to_inputs(input, options.inputs),
                     options.output, stage, options.pixel_stages, options.finish,
                     options.volumes, stage_nanoseconds);
         if (prepared.pending) {
@@ -432,7 +448,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
             prepared.outcome.status = FileStatus::duplicate;
             prepared.outcome.error = ErrorCode::conflict;
             prepared.outcome.reason = duplicate_reason(prepared.outcome.output);
-            prepared.outcome.other_input = inputs.files[it->second.index];
+            prepared.outcome.other_input = files[it->second.index];
             prepared.outcome.output.clear();
             prepared.pending.reset();
           } else {
@@ -472,7 +488,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       },
       [&](std::size_t i, const std::string& what) {
         FileOutcome outcome;
-        outcome.input = inputs.files[i];
+        outcome.input = files[i];
         outcome.status = FileStatus::failed;
         outcome.error = ErrorCode::internal;
         outcome.reason = "internal error: " + what;
@@ -501,7 +517,10 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   for (auto& [index, outcome] : waiting) pass_on(index, std::move(outcome));
   waiting.clear();
   if (logged) logged = report.problems.finish();  // the last spilled outcomes reach the file
-  if (!logged) return std::unexpected(logged.error());
+  if (!logged)
+    return std::unexpected(with_context(
+        logged.error(), "the run stopped after " + std::to_string(done.load()) + " of " +
+                            std::to_string(total) + " inputs (every file written is whole)"));
   report.written = std::move(written);
   report.pixel_work = std::move(pixel_work);
   for (std::size_t k = 0; k < report.stage_timings.size(); ++k)
@@ -594,11 +613,10 @@ nlohmann::json pixel_counts_with(std::span<const FileOutcome> work, nlohmann::js
 }
 
 // The problems of a run, read back; a failure to read them is an I/O error on the run's own
-// temporary file, which no report can be made without.
-void read_problems(const DeidRunReport& report,
-                   const std::function<void(const FileOutcome&)>& visit) {
-  if (auto read = report.problems.for_each(visit); !read)
-    throw std::runtime_error(read.error().message);
+// temporary file, which no report can be made without: the caller fails with it.
+[[nodiscard]] Status read_problems(const DeidRunReport& report,
+                                   const std::function<void(const FileOutcome&)>& visit) {
+  return report.problems.for_each(visit);
 }
 
 }  // namespace
@@ -695,9 +713,9 @@ class FailureLines {
 
 }  // namespace
 
-void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
-                       const DeidRunOptions& options,
-                       const std::function<void(std::string_view)>& sink) {
+Status write_report_json(const DeidRunReport& report, const HeaderStage& stage,
+                         const DeidRunOptions& options,
+                         const std::function<void(std::string_view)>& sink) {
   using nlohmann::json;
   json kept = json::array();
   for (const auto& k : stage.policy().kept_against_profile())
@@ -706,7 +724,9 @@ void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
                     {"kept_by", k.source},
                     {"direct_identifier", k.direct_identifier}});
   json refused = json::object();
-  read_problems(report, [&](const FileOutcome& o) { count_refusal(refused, o); });
+  if (auto read = read_problems(report, [&](const FileOutcome& o) { count_refusal(refused, o); });
+      !read)
+    return read;
   json doc = {
       {"tool", "radguard"},
       {"version", std::string(kVersion)},
@@ -761,31 +781,35 @@ void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
   const auto is_failure = [](const FileOutcome& o) {
     return o.status == FileStatus::failed || o.status == FileStatus::duplicate;
   };
-  const std::function<void(ReportArray&)> write_failures = [&](ReportArray& array) {
-    read_problems(report, [&](const FileOutcome& o) {
-      if (is_failure(o)) array.add(problem_entry(o));
-    });
+  const std::function<Status(ReportArray&)> write_failures = [&](ReportArray& array) {
+    if (auto read = read_problems(report, [&](const FileOutcome& o) {
+          if (is_failure(o)) array.add(problem_entry(o));
+        });
+        !read)
+      return read;
     for (const auto& m : report.missing_inputs)
       array.add({{"input", display_path(m.path, report, options)},
                  {"status", "missing_input"},
                  {"error", "io"},
                  {"reason", display_reason(m.reason, report, options)}});
+    return Status{};
   };
-  const std::function<void(ReportArray&)> write_skipped = [&](ReportArray& array) {
-    read_problems(report, [&](const FileOutcome& o) {
+  const std::function<Status(ReportArray&)> write_skipped = [&](ReportArray& array) {
+    return read_problems(report, [&](const FileOutcome& o) {
       if (!is_failure(o)) array.add(problem_entry(o));
     });
   };
-  const std::function<void(ReportArray&)> write_pixel_work = [&](ReportArray& array) {
+  const std::function<Status(ReportArray&)> write_pixel_work = [&](ReportArray& array) {
     for (const auto& o : report.pixel_work) {
       json entry = pixel_work_json(o.pixels);
       entry["input"] = display_path(o.input, report, options);
       entry["output"] = o.output.generic_string();
       array.add(entry);
     }
+    return Status{};
   };
   // The document's text up to each array's place, then the array, in the text's order.
-  std::vector<std::pair<std::size_t, const std::function<void(ReportArray&)>*>> places = {
+  std::vector<std::pair<std::size_t, const std::function<Status(ReportArray&)>*>> places = {
       {array_place(text, "pixel_work"), &write_pixel_work},
       {array_place(text, "failures"), &write_failures},
       {array_place(text, "skipped"), &write_skipped}};
@@ -794,22 +818,26 @@ void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
   for (const auto& [at, write] : places) {
     sink(std::string_view(text).substr(from, at - from));
     ReportArray array(sink);
-    (*write)(array);
+    if (auto written = (*write)(array); !written) return written;
     array.finish();
     from = at + 2;  // past the "[]" the array replaces
   }
   sink(std::string_view(text).substr(from));
   sink("\n");
+  return {};
 }
 
-std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
-                        const DeidRunOptions& options) {
+Result<std::string> report_json(const DeidRunReport& report, const HeaderStage& stage,
+                                const DeidRunOptions& options) {
   std::string text;
-  write_report_json(report, stage, options, [&](std::string_view piece) { text += piece; });
+  if (auto written =
+          write_report_json(report, stage, options, [&](std::string_view piece) { text += piece; });
+      !written)
+    return std::unexpected(written.error());
   return text;
 }
 
-std::string report_text(const DeidRunReport& report, const DeidRunOptions& options) {
+Result<std::string> report_text(const DeidRunReport& report, const DeidRunOptions& options) {
   std::ostringstream out;
   out << "de-identified " << report.count(FileStatus::written) << " of " << report.files_seen
       << " files in " << report.seconds << " s";
@@ -827,9 +855,11 @@ std::string report_text(const DeidRunReport& report, const DeidRunOptions& optio
     return display_reason(text, report, options);
   };
   FailureLines lines(out, name, reason);
-  read_problems(report, [&](const FileOutcome& o) {
-    if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) lines.add(o);
-  });
+  if (auto read = read_problems(report, [&](const FileOutcome& o) {
+        if (o.status == FileStatus::failed || o.status == FileStatus::duplicate) lines.add(o);
+      });
+      !read)
+    return std::unexpected(read.error());
   lines.finish();
   for (const auto& m : report.missing_inputs)
     out << "error: " << display_path(m.path, report, options) << ": "

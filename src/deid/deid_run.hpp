@@ -205,7 +205,8 @@ struct DeidRunOptions {
 // What a run did. Written files are only counted and the outcomes of inputs not written go
 // to a ProblemLog (a bounded number in memory, the rest in a temporary file), so a run over
 // millions of files keeps a small report. What still grows with the run: the sorted input
-// list and the output names' claims (duplicate detection), about 0.2 KB per input.
+// list (front-coded, PathList: a file name and 12 bytes per input) and the output names'
+// claims (duplicate detection: a 16-byte digest in a hash map per written file).
 struct DeidRunReport {
   ProblemLog problems;                // every input not written, in input order
   std::vector<FileOutcome> written;   // with WrittenOutcomes::keep: every input written, in order
@@ -269,16 +270,20 @@ FileOutcome deidentify_file(const std::filesystem::path& input,
 // The machine-readable report: counts, failures with reasons, options, key fingerprint.
 // write_report_json gives it to `sink` piece by piece (the per-file arrays entry by entry,
 // read back from the ProblemLog), so a run of any size writes it without holding it;
-// report_json returns the same text. Both throw std::runtime_error when the problems cannot
-// be read back (an I/O error on the run's own temporary file).
-void write_report_json(const DeidRunReport& report, const HeaderStage& stage,
-                       const DeidRunOptions& options,
-                       const std::function<void(std::string_view)>& sink);
-std::string report_json(const DeidRunReport& report, const HeaderStage& stage,
-                        const DeidRunOptions& options);
+// report_json returns the same text. Both fail with ErrorCode::io when the problems cannot be
+// read back (an I/O error on the run's own temporary file); write_report_json has then given
+// `sink` part of the report, which the caller must not publish.
+[[nodiscard]] Status write_report_json(const DeidRunReport& report, const HeaderStage& stage,
+                                       const DeidRunOptions& options,
+                                       const std::function<void(std::string_view)>& sink);
+[[nodiscard]] Result<std::string> report_json(const DeidRunReport& report,
+                                              const HeaderStage& stage,
+                                              const DeidRunOptions& options);
 
 // A short summary for people. `options` says how inputs are named (masked by default).
-std::string report_text(const DeidRunReport& report, const DeidRunOptions& options = {});
+// Fails as report_json does.
+[[nodiscard]] Result<std::string> report_text(const DeidRunReport& report,
+                                              const DeidRunOptions& options = {});
 
 // Lines for people, shared by deid and export: what the pixel stages did (a summary, one line
 // per redacted file, one per defaced series: files grouped by their output folder) and their

@@ -235,7 +235,10 @@ Status ProblemLog::flush() const {
 
 Status ProblemLog::finish() { return flush(); }
 
+// A broken log fails before visiting anything: some outcome never reached it, so no reader
+// may take what it holds for every problem of the run.
 Status ProblemLog::for_each(const std::function<void(const FileOutcome&)>& visit) const {
+  if (broken_) return std::unexpected(*broken_);
   for (const auto& outcome : held_) visit(outcome);
   if (spilled_ == 0) return {};
   if (auto flushed = flush(); !flushed) return flushed;
