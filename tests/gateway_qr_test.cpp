@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -214,17 +216,23 @@ class ServedQueries {
  public:
   ServedQueries(std::shared_ptr<net::QueryService> service, unsigned max_associations,
                 std::function<void(const std::string&)> log = {},
-                std::uint32_t dimse_timeout_s = 60) {
-    net::ServerConfig config;
+                std::uint32_t dimse_timeout_s = 60)
+      : ServedQueries(
+            [&] {
+              net::ServerConfig config;
+              config.max_associations = max_associations;
+              config.dimse_timeout_s = dimse_timeout_s;
+              config.query = std::move(service);
+              config.log = std::move(log);
+              return config;
+            }(),
+            [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; }) {}
+  // A listener with these settings (its port and AE title chosen here) and C-STORE handler.
+  ServedQueries(net::ServerConfig config, net::StoreHandler handler) {
     config.port = unused_port();
     config.ae_title = "RG";
-    config.max_associations = max_associations;
-    config.dimse_timeout_s = dimse_timeout_s;
-    config.query = std::move(service);
-    config.log = std::move(log);
     peer_ = net::Peer{"RG", "127.0.0.1", config.port, std::nullopt, {}};
-    server_ = net::StoreServer::create(
-        config, [](const net::StoreRequest&, const net::ReceiveInto&) { return net::kStatusSuccess; });
+    server_ = net::StoreServer::create(std::move(config), std::move(handler));
     if (server_) serving_ = std::thread([this] { (void)(*server_)->run(); });
   }
   ~ServedQueries() {
@@ -348,24 +356,43 @@ std::string element(std::uint16_t group, std::uint16_t number, const std::string
 }
 
 constexpr const char* kStudyRootFind = "1.2.840.10008.5.1.4.1.2.2.1";
+constexpr const char* kCtImageStorage = "1.2.840.10008.5.1.4.1.1.2";
+constexpr const char* kMrImageStorage = "1.2.840.10008.5.1.4.1.1.4";
 
-std::string associate_rq(const std::string& called, const std::string& calling) {
+// An A-ASSOCIATE-RQ proposing one presentation context (id 1, implicit VR little endian) for
+// `abstract_syntax`.
+std::string associate_rq(const std::string& called, const std::string& calling,
+                         const std::string& abstract_syntax = kStudyRootFind) {
   const auto ae = [](std::string title) { return title.append(16 - title.size(), ' '); };
   std::string body = be16(1) + be16(0) + ae(called) + ae(calling) + std::string(32, '\0');
   body += item(0x10, "1.2.840.10008.3.1.1.1");
-  body += item(0x20, std::string{'\1', '\0', '\0', '\0'} + item(0x30, kStudyRootFind) +
+  body += item(0x20, std::string{'\1', '\0', '\0', '\0'} + item(0x30, abstract_syntax) +
                          item(0x40, "1.2.840.10008.1.2"));
   body += item(0x50, item(0x51, be32(16384)) + item(0x52, "1.2.826.0.1.3680043.9.9999"));
   return pdu(0x01, body);
 }
 
-std::string find_rq_command() {
-  std::string uid = kStudyRootFind;
+std::string even(std::string uid) {
   if (uid.size() % 2 != 0) uid += '\0';
-  const std::string rest = element(0, 0x0002, uid) + element(0, 0x0100, le16(0x0020)) +
-                           element(0, 0x0110, le16(1)) + element(0, 0x0700, le16(0)) +
-                           element(0, 0x0800, le16(0x0000));  // a data set follows
+  return uid;
+}
+
+// A command set: its group length, then `rest` (elements in tag order after (0000,0000)).
+std::string command(const std::string& rest) {
   return element(0, 0x0000, le32(static_cast<std::uint32_t>(rest.size()))) + rest;
+}
+
+std::string find_rq_command(const std::string& sop_class = kStudyRootFind) {
+  return command(element(0, 0x0002, even(sop_class)) + element(0, 0x0100, le16(0x0020)) +
+                 element(0, 0x0110, le16(1)) + element(0, 0x0700, le16(0)) +
+                 element(0, 0x0800, le16(0x0000)));  // a data set follows
+}
+
+std::string store_rq_command(const std::string& sop_class) {
+  return command(element(0, 0x0002, even(sop_class)) + element(0, 0x0100, le16(0x0001)) +
+                 element(0, 0x0110, le16(1)) + element(0, 0x0700, le16(0)) +
+                 element(0, 0x0800, le16(0x0000)) +
+                 element(0, 0x1000, even("1.2.826.0.1.3680043.10.1.99")));
 }
 
 bool read_exactly(int fd, char* out, std::size_t n) {
@@ -410,20 +437,22 @@ std::optional<std::uint16_t> status_of(const std::string& body) {
   return std::nullopt;
 }
 
-struct HostileQuery {
+struct RawExchange {
   bool associated = false;
-  std::size_t identifier_sent = 0;  // bytes of identifier the socket took
+  std::size_t data_sent = 0;  // bytes of data set the socket took
   std::optional<std::uint16_t> status;
+  bool aborted = false;  // the node sent an A-ABORT
 };
 
-// Associates with `port` as QUERIER, sends a C-FIND request and then an identifier of
-// `identifier_bytes` (its one element's value, 'A's) in fragments of `fragment_bytes`, `pause`
-// apart, while another thread reads the answers: the status of the first C-FIND answer, if any
-// came.
-HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes,
-                               std::size_t fragment_bytes = 16000,
-                               std::chrono::milliseconds pause = std::chrono::milliseconds(0)) {
-  HostileQuery outcome;
+// Associates with `port` as QUERIER proposing `abstract_syntax`, sends `command_set` and then
+// a data set fragment by fragment (`next_fragment` gives each, and whether it is the last),
+// `pause` apart, while another thread reads the answers: the status of the first answer, if
+// any came, and whether the node aborted.
+using NextFragment = std::function<std::pair<std::string, bool>()>;
+RawExchange exchange(std::uint16_t port, const std::string& abstract_syntax,
+                     const std::string& command_set, const NextFragment& next_fragment,
+                     std::chrono::milliseconds pause = std::chrono::milliseconds(0)) {
+  RawExchange outcome;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval limit{30, 0};  // a test that fails, never one that hangs
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
@@ -437,7 +466,7 @@ HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes,
            static_cast<ssize_t>(bytes.size());
   };
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      !send_all(associate_rq("RG", "QUERIER"))) {
+      !send_all(associate_rq("RG", "QUERIER", abstract_syntax))) {
     ::close(fd);
     return outcome;
   }
@@ -447,33 +476,62 @@ HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes,
     ::close(fd);
     return outcome;
   }
+  std::atomic<bool> over{false}, answered{false};
   std::thread reader([&] {
     while (auto next = read_pdu(fd)) {
+      if (next->first == 0x07) outcome.aborted = true;
       if (next->first != 0x04) break;  // an A-ABORT or A-RELEASE: the association is over
       if (!outcome.status) outcome.status = status_of(next->second);
+      answered = true;
     }
+    over = true;
   });
-  if (send_all(p_data(0x03, find_rq_command()))) {
-    const std::string level = element(0x0008, 0x0052, "STUDY ");
-    std::string stream = level + element(0x0010, 0x0020, "");
-    const std::uint32_t value = static_cast<std::uint32_t>(identifier_bytes - stream.size());
-    stream.replace(stream.size() - 4, 4, le32(value));  // the value follows, fragment by fragment
-    std::size_t left = identifier_bytes;
-    std::string fragment = stream;
-    while (left > 0) {
-      if (fragment.empty()) fragment.assign(std::min<std::size_t>(fragment_bytes, left), 'A');
-      const bool last = fragment.size() == left;
+  if (send_all(p_data(0x03, command_set))) {
+    for (bool last = false; !last && !over;) {
+      auto [fragment, is_last] = next_fragment();
+      last = is_last;
       if (!send_all(p_data(last ? 0x02 : 0x00, fragment))) break;
-      outcome.identifier_sent += fragment.size();
-      left -= fragment.size();
-      fragment.clear();
-      if (pause.count() > 0) std::this_thread::sleep_for(pause);
+      outcome.data_sent += fragment.size();
+      if (pause.count() > 0 && !last) std::this_thread::sleep_for(pause);
     }
   }
+  // The answer to a whole data set, before the association is let go.
+  for (int i = 0; i < 100 && !answered && !over; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ::shutdown(fd, SHUT_WR);
   reader.join();
   ::close(fd);
   return outcome;
+}
+
+struct HostileQuery {
+  bool associated = false;
+  std::size_t identifier_sent = 0;  // bytes of identifier the socket took
+  std::optional<std::uint16_t> status;
+};
+
+// Sends a C-FIND request (on a context for `abstract_syntax`) and then an identifier of
+// `identifier_bytes` (its one element's value, 'A's) in fragments of `fragment_bytes`, `pause`
+// apart: exchange().
+HostileQuery send_hostile_find(std::uint16_t port, std::size_t identifier_bytes,
+                               std::size_t fragment_bytes = 16000,
+                               std::chrono::milliseconds pause = std::chrono::milliseconds(0),
+                               const std::string& abstract_syntax = kStudyRootFind) {
+  const std::string level = element(0x0008, 0x0052, "STUDY ");
+  std::string stream = level + element(0x0010, 0x0020, "");
+  const std::uint32_t value = static_cast<std::uint32_t>(identifier_bytes - stream.size());
+  stream.replace(stream.size() - 4, 4, le32(value));  // the value follows, fragment by fragment
+  std::size_t left = identifier_bytes;
+  std::string first = stream;
+  const NextFragment next = [&] {
+    std::string fragment = std::move(first);
+    first.clear();
+    if (fragment.empty()) fragment.assign(std::min<std::size_t>(fragment_bytes, left), 'A');
+    left -= fragment.size();
+    return std::pair{fragment, left == 0};
+  };
+  const RawExchange done = exchange(port, abstract_syntax, find_rq_command(), next, pause);
+  return {done.associated, done.data_sent, done.status};
 }
 
 // A find service that counts the requests its handler was asked and keeps the listener's log
@@ -580,6 +638,174 @@ TEST(GatewayQueryNet, AnIdentifierThatTricklesInIsRefusedAfterTwoTimeouts) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("did not arrive in time; association aborted"), std::string::npos)
       << lines[0];
+}
+
+// --- a C-STORE's whole-instance deadline and the contexts commands may use (issue 16)
+
+// A C-STORE handler that receives each data set into a folder and keeps the listener's log.
+struct Receiving {
+  explicit Receiving(fs::path into) : folder(std::move(into)) {}
+  Receiving(const Receiving&) = delete;
+  Receiving& operator=(const Receiving&) = delete;
+  [[nodiscard]] net::ServerConfig config(std::uint32_t floor_s, std::uint64_t min_rate) {
+    net::ServerConfig config;
+    config.max_associations = 2;
+    config.dimse_timeout_s = 1;
+    config.store_floor_s = floor_s;
+    config.store_min_bytes_per_s = min_rate;
+    config.log = [this](const std::string& line) {
+      const std::lock_guard lock(mutex);
+      lines.push_back(line);
+    };
+    return config;
+  }
+  [[nodiscard]] net::StoreHandler handler() {
+    return [this](const net::StoreRequest&, const net::ReceiveInto& receive) {
+      ++asked;
+      const Status got = receive(folder / ("instance-" + std::to_string(asked.load()) + ".dcm"));
+      if (got) ++received;
+      return got ? net::kStatusSuccess : net::kStatusProcessingFailure;
+    };
+  }
+  [[nodiscard]] std::vector<std::string> lines_seen() {
+    const std::lock_guard lock(mutex);
+    return lines;
+  }
+  [[nodiscard]] std::size_t files() const {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator(folder)) ++n;
+    return n;
+  }
+
+  fs::path folder;
+  std::atomic<int> asked{0}, received{0};
+  std::mutex mutex;
+  std::vector<std::string> lines;
+};
+
+// A CT data set of `bytes` (even, at least 16), implicit VR little endian, given `fragment`
+// bytes at a time: a Study Description (0008,1030) whose value fills the rest.
+NextFragment trickled_data_set(std::size_t bytes, std::size_t fragment, std::size_t& left) {
+  left = bytes;
+  return [bytes, fragment, &left] {
+    std::string piece;
+    if (left == bytes) piece = element(0x0008, 0x1030, "").substr(0, 4) + le32(
+        static_cast<std::uint32_t>(bytes - 8));
+    piece.append(std::min(fragment, left) - piece.size(), 'A');
+    left -= piece.size();
+    return std::pair{piece, left == 0};
+  };
+}
+
+// A data set that trickles in (a fragment well within each 1 s DIMSE timeout, but far below
+// the minimum rate) is cut off once its allowance (floor 2 s plus 1 s per 1000 bytes) has
+// passed: the association aborted, nothing answered, no file left where it was received.
+// Before, each fragment restarted the wait and the instance was acknowledged 12 s later.
+TEST(GatewayStoreNet, AnInstanceThatTricklesInIsAbortedWithNothingKept) {
+  TempDir dir;
+  Receiving receiving(dir.path());
+  const ServedQueries served(receiving.config(2, 1000), receiving.handler());
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  ASSERT_TRUE(listening(served.peer()));
+
+  std::size_t left = 0;  // 40 fragments of 10 bytes, 300 ms apart: 33 bytes/s
+  const RawExchange slow = exchange(served.peer().port, kCtImageStorage,
+                                    store_rq_command(kCtImageStorage),
+                                    trickled_data_set(400, 10, left), std::chrono::milliseconds(300));
+  ASSERT_TRUE(slow.associated);
+  EXPECT_FALSE(slow.status.has_value());  // nothing acknowledged
+  EXPECT_TRUE(slow.aborted);
+  EXPECT_GT(left, 0u);  // cut off before the last fragment
+  EXPECT_EQ(receiving.asked.load(), 1);
+  EXPECT_EQ(receiving.received.load(), 0);
+  EXPECT_EQ(receiving.files(), 0u);  // nothing half-written kept
+  const std::vector<std::string> lines = receiving.lines_seen();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("did not arrive in time"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("QUERIER"), std::string::npos) << lines[0];
+}
+
+// A larger instance on a slow link, past the floor but above the minimum rate (5000 bytes/s
+// against 1000), arrives whole and is acknowledged: the allowance grows with what arrives.
+TEST(GatewayStoreNet, ALargeInstanceOnASlowLinkAboveTheMinimumRateIsAcknowledged) {
+  TempDir dir;
+  Receiving receiving(dir.path());
+  const ServedQueries served(receiving.config(2, 1000), receiving.handler());
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  ASSERT_TRUE(listening(served.peer()));
+
+  std::size_t left = 0;  // 20 fragments of 1000 bytes, 200 ms apart: about 4 s in all
+  const RawExchange slow = exchange(served.peer().port, kCtImageStorage,
+                                    store_rq_command(kCtImageStorage),
+                                    trickled_data_set(20000, 1000, left),
+                                    std::chrono::milliseconds(200));
+  ASSERT_TRUE(slow.associated);
+  ASSERT_TRUE(slow.status.has_value());
+  EXPECT_EQ(*slow.status, net::kStatusSuccess);
+  EXPECT_FALSE(slow.aborted);
+  EXPECT_EQ(receiving.received.load(), 1);
+  EXPECT_EQ(receiving.files(), 1u);
+}
+
+// PS3.7 9.1: a C-FIND on a context negotiated for a storage SOP class is answered 0x0122
+// (SOP Class Not Supported) and its handler never asked; before, it was served. So is a
+// C-FIND whose context is a FIND model but whose Affected SOP Class is another.
+TEST(GatewayQueryNet, AQueryOnAStorageContextIsRefusedSopClassNotSupported) {
+  CountedFinds finds;
+  const ServedQueries served(finds.service, 4, finds.log());
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  ASSERT_TRUE(listening(served.peer()));
+
+  const HostileQuery on_storage = send_hostile_find(served.peer().port, 100, 16000,
+                                                    std::chrono::milliseconds(0), kCtImageStorage);
+  ASSERT_TRUE(on_storage.associated);
+  ASSERT_TRUE(on_storage.status.has_value());
+  EXPECT_EQ(*on_storage.status, net::kStatusSopClassNotSupported);
+  EXPECT_EQ(finds.handled.load(), 0);
+  const std::vector<std::string> lines = finds.lines_seen();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("presentation context of another SOP class"), std::string::npos)
+      << lines[0];
+  // On its own model's context the same query is served.
+  const HostileQuery own = send_hostile_find(served.peer().port, 100);
+  ASSERT_TRUE(own.status.has_value());
+  EXPECT_EQ(*own.status, net::kStatusSuccess);
+  EXPECT_EQ(finds.handled.load(), 1);
+}
+
+// And the reverse: a C-STORE on a Query/Retrieve context, or on a context of another storage
+// SOP class than its own, is read, dropped and answered 0x0122; the handler never sees it,
+// nothing is kept, and the association goes on.
+TEST(GatewayStoreNet, AStoreOnAnotherSopClassesContextIsRefusedSopClassNotSupported) {
+  TempDir dir;
+  Receiving receiving(dir.path());
+  net::ServerConfig config = receiving.config(120, 64 * 1024);
+  CountedFinds finds;
+  config.query = finds.service;
+  const ServedQueries served(std::move(config), receiving.handler());
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  ASSERT_TRUE(listening(served.peer()));
+
+  for (const char* context : {kStudyRootFind, kMrImageStorage}) {
+    std::size_t left = 0;
+    const RawExchange refused = exchange(served.peer().port, context,
+                                         store_rq_command(kCtImageStorage),
+                                         trickled_data_set(400, 400, left));
+    ASSERT_TRUE(refused.associated) << context;
+    ASSERT_TRUE(refused.status.has_value()) << context;
+    EXPECT_EQ(*refused.status, net::kStatusSopClassNotSupported) << context;
+    EXPECT_FALSE(refused.aborted) << context;
+  }
+  EXPECT_EQ(receiving.asked.load(), 0);
+  EXPECT_EQ(receiving.files(), 0u);
+  // On a context of its own SOP class the same request is received and acknowledged.
+  std::size_t left = 0;
+  const RawExchange own = exchange(served.peer().port, kCtImageStorage,
+                                   store_rq_command(kCtImageStorage),
+                                   trickled_data_set(400, 400, left));
+  ASSERT_TRUE(own.status.has_value());
+  EXPECT_EQ(*own.status, net::kStatusSuccess);
+  EXPECT_EQ(receiving.files(), 1u);
 }
 
 TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRefused) {

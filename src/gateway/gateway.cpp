@@ -779,6 +779,8 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   server_config.port = config.port;
   server_config.ae_title = config.ae_title;
   server_config.max_associations = config.max_associations;
+  server_config.store_floor_s = config.store_floor_s;
+  server_config.store_min_bytes_per_s = config.store_min_bytes_per_s;
   server_config.allowed_calling = config.allowed_calling;
   server_config.allowed_hosts = config.allowed_hosts;
   server_config.tls = config.tls;

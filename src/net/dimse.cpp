@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -190,10 +191,17 @@ struct Shared {
   std::string ae_title;
   std::function<void(const std::string&)> log;
   std::shared_ptr<const QueryService> query;  // null: C-FIND and C-MOVE refused
+  std::chrono::seconds store_floor{120};      // ServerConfig::store_floor_s
+  std::uint64_t store_min_bytes_per_s = 0;     // ServerConfig::store_min_bytes_per_s
   void note(const std::string& line) const {
     if (log) log(line);
   }
 };
+
+// Ends an association whose C-STORE data set did not arrive within its deadline: DcmSCP
+// aborts on a bad condition from the command handler.
+const OFConditionConst kDataSetTooSlow = {OFM_dcmnet, DIMSEC_RECEIVEFAILED, OF_error,
+                                          "the data set did not arrive in time"};
 
 // One association's SCP, run by a pool thread.
 class GatewaySCP : public DcmThreadSCP {
@@ -277,6 +285,13 @@ class GatewaySCP : public DcmThreadSCP {
     return EC_Normal;
   }
 
+  // Whether a C-STORE for `affected` may be served on the channel's context: one negotiated
+  // for that same storage SOP class.
+  static bool storage_context(const detail::Channel& channel, const char* affected) {
+    return trimmed(affected) == channel.abstract_syntax &&
+           dcmIsaStorageSOPClassUID(channel.abstract_syntax.c_str(), ESSC_All);
+  }
+
   bool offers_query(const char* sop_class) const {
     return shared_.query != nullptr &&
            std::ranges::find(query_sop_classes(), std::string_view(sop_class)) !=
@@ -292,7 +307,7 @@ class GatewaySCP : public DcmThreadSCP {
                                     const DcmPresentationContextInfo& info) override {
     if (shared_.query && (message->CommandField == DIMSE_C_FIND_RQ ||
                           message->CommandField == DIMSE_C_MOVE_RQ)) {
-      const detail::Channel channel = channel_for(info.presentationContextID);
+      const detail::Channel channel = channel_for(info);
       return message->CommandField == DIMSE_C_FIND_RQ
                  ? detail::serve_find(channel, message->msg.CFindRQ, *shared_.query)
                  : detail::serve_move(channel, message->msg.CMoveRQ, *shared_.query);
@@ -301,10 +316,21 @@ class GatewaySCP : public DcmThreadSCP {
       return DcmThreadSCP::handleIncomingCommand(message, info);
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
     const T_ASC_PresentationContextID pres = info.presentationContextID;
+    const detail::Channel channel = channel_for(info);
     // A request that announces no data set has none to read: it is answered, the association
     // goes on.
     if (request.DataSetType == DIMSE_DATASET_NULL)
       return sendSTOREResponse(pres, request, kStatusCannotUnderstand);
+    // PS3.7 9.1: a C-STORE goes on a context negotiated for its own storage SOP class. One on
+    // a Query/Retrieve or Verification context (or another class's) is read, dropped and
+    // answered 0x0122; the handler never sees it.
+    if (!storage_context(channel, request.AffectedSOPClassUID)) {
+      shared_.note("refused a C-STORE from " + channel.calling_ae +
+                   ": it came on a presentation context of another SOP class");
+      const Arrival dropped = receive_data_set(request, channel, nullptr);
+      if (dropped.outcome == Outcome::broken) return dropped.condition;
+      return sendSTOREResponse(pres, request, kStatusSopClassNotSupported);
+    }
     StoreRequest seen{printable(trimmed(getPeerAETitle().c_str())),
                       trimmed(request.AffectedSOPClassUID)};
     bool received = false;
@@ -312,7 +338,7 @@ class GatewaySCP : public DcmThreadSCP {
     const ReceiveInto receive = [&](const fs::path& path) -> Status {
       if (received) return fail(ErrorCode::internal, "a data set can be received only once");
       received = true;
-      arrival = receive_data_set(request, pres, &path);
+      arrival = receive_data_set(request, channel, &path);
       if (arrival.outcome == Outcome::whole) return {};
       std::error_code ec;
       fs::remove(path, ec);
@@ -326,7 +352,7 @@ class GatewaySCP : public DcmThreadSCP {
     } catch (const std::exception&) {
       status = kStatusProcessingFailure;
     }
-    if (!received) arrival = receive_data_set(request, pres, nullptr);
+    if (!received) arrival = receive_data_set(request, channel, nullptr);
     // Only a broken association ends it: a data set that arrived whole as P-DATA, however
     // malformed its contents, is answered and the next request is served.
     if (arrival.outcome == Outcome::broken) return arrival.condition;
@@ -349,11 +375,12 @@ class GatewaySCP : public DcmThreadSCP {
   };
 
   // How the Q/R services and the C-STORE receiver read this association.
-  detail::Channel channel_for(T_ASC_PresentationContextID pres) {
+  detail::Channel channel_for(const DcmPresentationContextInfo& info) {
     return {assoc_,
-            pres,
+            info.presentationContextID,
             getDIMSEBlockingMode(),
             static_cast<int>(getDIMSETimeout()),
+            trimmed(info.abstractSyntax.c_str()),
             printable(trimmed(getPeerAETitle().c_str())),
             [this](const std::string& line) { shared_.note(line); }};
   }
@@ -363,8 +390,15 @@ class GatewaySCP : public DcmThreadSCP {
   // Nothing here parses the bytes: a data set cut inside an element, of odd length or with a
   // length running past its end arrives as it came and is judged by whoever reads the file,
   // while the association stays in step (the next PDU is the next request's command).
-  Arrival receive_data_set(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID pres,
+  //
+  // The whole must arrive within the store deadline (detail::ArrivalDeadline, the bound the
+  // Q/R identifier has): past it the association is aborted (Outcome::broken, too slow), the
+  // file removed by the caller and nothing answered.
+  Arrival receive_data_set(T_DIMSE_C_StoreRQ& request, const detail::Channel& channel,
                            const fs::path* path) {
+    const T_ASC_PresentationContextID pres = channel.pres;
+    const detail::ArrivalDeadline deadline(shared_.store_floor, shared_.store_min_bytes_per_s);
+    std::uint64_t received = 0;
     Arrival arrival;
     DcmOutputFileStream* raw_stream = nullptr;
     if (path != nullptr) {
@@ -379,8 +413,15 @@ class GatewaySCP : public DcmThreadSCP {
     std::unique_ptr<DcmOutputFileStream> stream(raw_stream);
     bool written = stream != nullptr;
     bool same_context = true;
-    const detail::Channel channel = channel_for(pres);
     for (;;) {
+      if (deadline.passed(received)) {
+        shared_.note("aborted an association from " + channel.calling_ae +
+                     ": a C-STORE data set did not arrive in time");
+        arrival.outcome = Outcome::broken;
+        arrival.problem = "the data set did not arrive in time";
+        arrival.condition = kDataSetTooSlow;
+        return arrival;
+      }
       DUL_PDV pdv{};
       const OFCondition cond = detail::next_pdv(channel, pdv);
       if (cond.bad()) {
@@ -397,6 +438,7 @@ class GatewaySCP : public DcmThreadSCP {
         return arrival;
       }
       if (pdv.presentationContextID != pres) same_context = false;
+      received += pdv.fragmentLength;
       if (written && pdv.fragmentLength > 0) {
         const auto length = static_cast<offile_off_t>(pdv.fragmentLength);
         if (stream->write(pdv.data, length) != length || !stream->good()) {
@@ -557,6 +599,8 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
   if (config.max_associations == 0 || config.max_associations > 1000)
     return fail(ErrorCode::usage, "the association pool must hold 1 to 1000 associations");
   if (!handler) return fail(ErrorCode::internal, "no C-STORE handler");
+  if (config.store_floor_s == 0)
+    return fail(ErrorCode::usage, "a C-STORE's deadline needs a floor of at least one second");
   disable_nagle();
   auto server = std::make_unique<PoolServer>();
   if (config.tls) {
@@ -565,7 +609,8 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
     server->tls = std::move(*layer);
   }
   server->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
-                        config.ae_title, config.log, config.query};
+                        config.ae_title, config.log, config.query,
+                        std::chrono::seconds(config.store_floor_s), config.store_min_bytes_per_s};
   server->config = std::move(config);
   server->pool = std::make_unique<Pool>(server->shared);
   Pool& pool = *server->pool;

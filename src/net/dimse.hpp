@@ -34,6 +34,8 @@ inline constexpr std::uint16_t kStatusSuccess = 0x0000;
 inline constexpr std::uint16_t kStatusOutOfResources = 0xA700;
 inline constexpr std::uint16_t kStatusCannotUnderstand = 0xC000;
 inline constexpr std::uint16_t kStatusProcessingFailure = 0x0110;
+// A request on a presentation context negotiated for another SOP class than its own.
+inline constexpr std::uint16_t kStatusSopClassNotSupported = 0x0122;
 
 // Whether a C-STORE response status means the peer holds the instance (success, or a
 // warning: 0x0001, 0xB000, 0xB007, 0xB006).
@@ -98,6 +100,14 @@ struct ServerConfig {
   std::vector<HostRule> allowed_hosts;       // empty: any peer address
   std::optional<TlsFiles> tls;               // set: TLS only, plain associations refused
   std::uint32_t dimse_timeout_s = 60;        // a peer silent this long loses its association
+  // A C-STORE's data set must arrive whole within store_floor_s plus one second per
+  // store_min_bytes_per_s bytes received (checked between fragments); past that the
+  // association is aborted, nothing answered and nothing kept. dimse_timeout_s bounds each
+  // wait only, so without this a peer that trickles fragments holds a pool slot for ever.
+  // The defaults pass a 1 GB instance at 64 KiB/s (0.5 Mbit/s) and refuse a peer that sends
+  // a few bytes now and then after two minutes. store_min_bytes_per_s 0: the floor alone.
+  std::uint32_t store_floor_s = 120;
+  std::uint64_t store_min_bytes_per_s = 64 * 1024;
   // Set: C-FIND and C-MOVE are answered too (net/query.hpp), on the same associations.
   std::shared_ptr<const QueryService> query;
   // Hears one neutral line per refused association (AE titles, the peer's address, why).

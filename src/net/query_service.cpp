@@ -20,13 +20,33 @@
 
 namespace radguard::net {
 
-const std::vector<std::string>& query_sop_classes() {
+namespace {
+
+// The SOP classes of each command: a C-FIND is served on a FIND model's context only, a C-MOVE
+// on a MOVE model's.
+const std::vector<std::string>& find_sop_classes() {
   static const std::vector<std::string> classes = {
       UID_FINDPatientRootQueryRetrieveInformationModel,
       UID_FINDStudyRootQueryRetrieveInformationModel,
+  };
+  return classes;
+}
+const std::vector<std::string>& move_sop_classes() {
+  static const std::vector<std::string> classes = {
       UID_MOVEPatientRootQueryRetrieveInformationModel,
       UID_MOVEStudyRootQueryRetrieveInformationModel,
   };
+  return classes;
+}
+
+}  // namespace
+
+const std::vector<std::string>& query_sop_classes() {
+  static const std::vector<std::string> classes = [] {
+    std::vector<std::string> all = find_sop_classes();
+    all.insert(all.end(), move_sop_classes().begin(), move_sop_classes().end());
+    return all;
+  }();
   return classes;
 }
 
@@ -191,12 +211,11 @@ enum class Arrival : std::uint8_t {
 OFCondition receive_identifier(const Channel& channel, std::vector<std::uint8_t>& bytes,
                                Arrival& arrival) {
   arrival = Arrival::whole;
-  // The timeout bounds each wait, not the whole: empty or one-byte fragments, one per timeout,
-  // would hold a pool thread for hours. A bounded identifier needs far less than this.
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::seconds(kIdentifierTimeouts * std::max(channel.timeout_s, 1));
+  // A bounded identifier needs far less than this; no allowance grows with its size (the
+  // size is bounded).
+  const ArrivalDeadline deadline(std::chrono::seconds(kIdentifierTimeouts * std::max(channel.timeout_s, 1)), 0);
   for (;;) {
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (deadline.passed(bytes.size())) {
       arrival = Arrival::too_slow;
       return EC_Normal;
     }
@@ -307,6 +326,7 @@ const OFConditionConst kIdentifierTooLarge = {
 // is too large gets it too, then the association is aborted.
 template <typename Request, typename Refuse, typename Handle>
 OFCondition with_request(const Channel& channel, const Request& request,
+                         const std::vector<std::string>& allowed_classes,
                          const QueryService& service, std::uint16_t busy_status,
                          const Refuse& refuse, const Handle& handle) {
   std::vector<std::uint8_t> bytes;
@@ -325,6 +345,13 @@ OFCondition with_request(const Channel& channel, const Request& request,
       (void)refuse(kStatusIdentifierMismatch);
       return kIdentifierTooLarge;
     }
+  }
+  // PS3.7 9.1: a C-FIND on a storage context (or a C-MOVE on a FIND model's) is not served.
+  if (!context_serves(channel, request.AffectedSOPClassUID, allowed_classes)) {
+    if (channel.note)
+      channel.note("refused a query from " + channel.calling_ae +
+                   ": it came on a presentation context of another SOP class");
+    return refuse(kStatusSopClassNotSupported);
   }
   const InFlight in_flight(service);
   if (!in_flight.admitted()) return refuse(busy_status);
@@ -401,13 +428,19 @@ OFCondition answer_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
 
 }  // namespace
 
+bool context_serves(const Channel& channel, const char* affected_sop_class,
+                    const std::vector<std::string>& allowed) {
+  const std::string affected = trimmed(affected_sop_class);
+  return affected == channel.abstract_syntax && std::ranges::find(allowed, affected) != allowed.end();
+}
+
 OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,
                        const QueryService& service) {
   const auto refuse = [&](std::uint16_t status) {
     return send_find(channel, request, status, nullptr);
   };
   return with_request(
-      channel, request, service, kStatusFindOutOfResources, refuse,
+      channel, request, find_sop_classes(), service, kStatusFindOutOfResources, refuse,
       [&](const QueryRequest& parsed) { return answer_find(channel, request, service, parsed); });
 }
 
@@ -417,7 +450,7 @@ OFCondition serve_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
     return send_move(channel, request, status, MoveCounts{});
   };
   return with_request(
-      channel, request, service, kStatusMoveOutOfResources, refuse,
+      channel, request, move_sop_classes(), service, kStatusMoveOutOfResources, refuse,
       [&](const QueryRequest& parsed) { return answer_move(channel, request, service, parsed); });
 }
 

@@ -6,8 +6,11 @@
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "net/query.hpp"
 
@@ -19,6 +22,7 @@ struct Channel {
   T_ASC_PresentationContextID pres = 0;
   T_DIMSE_BlockingMode blocking = DIMSE_BLOCKING;
   int timeout_s = 60;
+  std::string abstract_syntax;  // of the presentation context `pres`
   std::string calling_ae;  // printable
   // Hears one neutral line per refused request (AE title, why; never a value). Optional.
   std::function<void(const std::string&)> note;
@@ -28,6 +32,36 @@ struct Channel {
 // of the next (waiting at most the channel's timeout). DCMTK's own reader is private to its
 // DIMSE layer.
 OFCondition next_pdv(const Channel& channel, DUL_PDV& pdv);
+
+// A bound on the whole arrival of a data set, checked between its fragments. The channel's
+// timeout bounds each wait only: fragments that each come just in time (or empty ones) would
+// hold a pool thread, and what was received so far, for as long as the peer liked. The
+// allowance is `floor` plus one second per `min_bytes_per_s` bytes received so far, so a large
+// data set on a slow link passes while a trickle does not; min_bytes_per_s 0: the floor alone.
+class ArrivalDeadline {
+ public:
+  ArrivalDeadline(std::chrono::seconds floor, std::uint64_t min_bytes_per_s)
+      : start_(std::chrono::steady_clock::now()), floor_(floor), rate_(min_bytes_per_s) {}
+  // Whether a data set of which `received` bytes have arrived is past its allowance.
+  [[nodiscard]] bool passed(std::uint64_t received) const {
+    auto allowed = std::chrono::duration_cast<std::chrono::steady_clock::duration>(floor_);
+    if (rate_ > 0)
+      allowed += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(static_cast<double>(received) / static_cast<double>(rate_)));
+    return std::chrono::steady_clock::now() - start_ > allowed;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::seconds floor_;
+  std::uint64_t rate_;
+};
+
+// Whether a request for `affected_sop_class` may be served on the channel's context: the
+// context was negotiated for that very SOP class, one of `allowed` (PS3.7 9.1: a command goes
+// on a context of its own SOP class; otherwise it is answered 0x0122, SOP Class Not Supported).
+[[nodiscard]] bool context_serves(const Channel& channel, const char* affected_sop_class,
+                                  const std::vector<std::string>& allowed);
 
 // Reads the request's identifier, asks the handler and answers: a pending answer per match,
 // then success (or the failure status). An identifier is read as bytes and at most
