@@ -46,7 +46,7 @@ struct Candidate {
 
 // How faint a mark may be. `standard`: 24 grey levels above its ground, more on a noisy
 // image. `faint_on_flat_ground`: the least contrast follows the texture around the mark (four
-// times the local median deviation from the ground, at least kFaintContrast), so faint text on
+// times the local median deviation from the ground, at least 4 levels), so faint text on
 // a flat margin, bar or page passes while speckle and anatomy still do not.
 enum class MarkContrast : std::uint8_t { standard, faint_on_flat_ground };
 inline constexpr double kFaintContrast = 8;

@@ -1,5 +1,6 @@
 // One file through the pixel stage: triage, decode, OCR, fill, verify, re-encode, record.
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -509,60 +510,138 @@ std::uint8_t chroma_of(int r, int g, int b) {
   return static_cast<std::uint8_t>(std::max({r, g, b}) - std::min({r, g, b}));
 }
 
-Gray8 render_chroma8(const dicom::PixelImage& image, std::size_t frame) {
-  Gray8 out;
+using Rgb8 = std::array<std::uint8_t, 3>;
+
+// A frame's pixels as 8-bit R, G, B, or nothing for a photometric without colour.
+std::vector<Rgb8> colours_of(const dicom::PixelImage& image, std::size_t frame) {
   const std::size_t pixels = static_cast<std::size_t>(image.width) * image.height;
   const std::vector<std::uint16_t>& in = image.frames.at(frame);
   const unsigned bits = image.bits_stored;
-  std::vector<std::uint8_t> chroma(pixels);
+  std::vector<Rgb8> out(pixels);
   switch (image.photometric) {
     case dicom::Photometric::rgb:
       for (std::size_t p = 0; p < pixels; ++p)
-        chroma[p] = chroma_of(eight_bits(in[3 * p], bits), eight_bits(in[3 * p + 1], bits),
-                              eight_bits(in[3 * p + 2], bits));
-      break;
+        out[p] = {eight_bits(in[3 * p], bits), eight_bits(in[3 * p + 1], bits),
+                  eight_bits(in[3 * p + 2], bits)};
+      return out;
     case dicom::Photometric::ybr_full:
     case dicom::Photometric::ybr_full_422:
       for (std::size_t p = 0; p < pixels; ++p) {
-        const int cb = eight_bits(in[3 * p + 1], bits) - 128;
-        const int cr = eight_bits(in[3 * p + 2], bits) - 128;
-        chroma[p] = static_cast<std::uint8_t>(std::min(255, 2 * std::max(std::abs(cb), std::abs(cr))));
+        const double y = eight_bits(in[3 * p], bits);
+        const double cb = eight_bits(in[3 * p + 1], bits) - 128.0;
+        const double cr = eight_bits(in[3 * p + 2], bits) - 128.0;
+        const auto level = [](double v) {
+          return static_cast<std::uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+        };
+        out[p] = {level(y + 1.402 * cr), level(y - 0.344136 * cb - 0.714136 * cr),
+                  level(y + 1.772 * cb)};
       }
-      break;
+      return out;
     case dicom::Photometric::palette_color: {
       const auto& lut = image.palette;
       const auto size = static_cast<std::int64_t>(lut.red.size());
-      if (size == 0) return out;
+      if (size == 0) return {};
       for (std::size_t p = 0; p < pixels; ++p) {
         const auto i = static_cast<std::size_t>(std::clamp<std::int64_t>(
             static_cast<std::int64_t>(in[p]) - lut.first_mapped, 0, size - 1));
-        chroma[p] = chroma_of(eight_bits(lut.red[i], lut.bits), eight_bits(lut.green[i], lut.bits),
-                              eight_bits(lut.blue[i], lut.bits));
+        out[p] = {eight_bits(lut.red[i], lut.bits), eight_bits(lut.green[i], lut.bits),
+                  eight_bits(lut.blue[i], lut.bits)};
       }
-      break;
+      return out;
     }
     default:
-      return out;
+      return {};
   }
-  const auto colourful = static_cast<std::size_t>(std::count_if(
-      chroma.begin(), chroma.end(), [](std::uint8_t c) { return c >= kColourfulChroma; }));
-  if (colourful < kColourPixels) return out;
-  out.width = image.width;
-  out.height = image.height;
-  out.pixels = std::move(chroma);
-  return out;
 }
 
-// The chroma renders of every frame, or none when no frame has colour in it.
-std::vector<Gray8> chroma_frames(const dicom::PixelImage& image) {
+// A colour render of a frame, or an empty Gray8 when the frame has too little colour.
+Gray8 coloured_render(const dicom::PixelImage& image, std::vector<std::uint8_t> pixels,
+                      std::size_t colourful) {
+  if (colourful < kColourPixels) return {};
+  return Gray8{image.width, image.height, std::move(pixels)};
+}
+
+Gray8 render_chroma8(const dicom::PixelImage& image, std::size_t frame) {
+  const std::vector<Rgb8> colours = colours_of(image, frame);
+  std::vector<std::uint8_t> chroma(colours.size());
+  std::size_t colourful = 0;
+  for (std::size_t p = 0; p < colours.size(); ++p) {
+    chroma[p] = chroma_of(colours[p][0], colours[p][1], colours[p][2]);
+    colourful += chroma[p] >= kColourfulChroma ? 1U : 0U;
+  }
+  return coloured_render(image, std::move(chroma), colourful);
+}
+
+// Hue in degrees, 0-359 (red 0, green 120, blue 240).
+int hue_of(const Rgb8& c) {
+  const int r = c[0], g = c[1], b = c[2];
+  const int high = std::max({r, g, b}), span = high - std::min({r, g, b});
+  if (span == 0) return 0;
+  double h = 0;
+  if (high == r) h = 60.0 * (g - b) / span;
+  else if (high == g) h = 60.0 * (b - r) / span + 120.0;
+  else h = 60.0 * (r - g) / span + 240.0;
+  return static_cast<int>(std::lround(h + 360.0)) % 360;
+}
+
+// Coloured text can match both the luminance and the chroma of the flow under it and of the
+// grey between the flow's blobs: green (30,118,30), blue (60,60,255) or magenta (181,11,181)
+// over red flow (200,30,30) on grey speckle, each of luminance 81, were released whole.
+// What still sets such text apart is its hue. The frame's commonest hue among its colourful
+// pixels (the flow's) renders dim (kFlowHue), every other hue brighter with its distance
+// round the colour circle (the full range at kHueApart), grey black: text of any other hue
+// is brighter than both the flow and the grey under it. Weak colour (compression noise on
+// grey anatomy) fades to black. Text of the flow's own hue differs from the flow in
+// luminance or chroma, or not at all (then it is the flow's colour, read by no one over it).
+constexpr int kFlowHue = 40;
+constexpr int kFullColour = 64;
+constexpr int kHueBins = 36;
+// Hues this far apart (degrees) render the full range apart: orange beside red flow shows.
+constexpr int kHueApart = 90;
+
+Gray8 render_hue8(const dicom::PixelImage& image, std::size_t frame) {
+  const std::vector<Rgb8> colours = colours_of(image, frame);
+  std::array<std::size_t, kHueBins> bins{};
+  std::size_t colourful = 0;
+  for (const Rgb8& c : colours) {
+    if (chroma_of(c[0], c[1], c[2]) < kColourfulChroma) continue;
+    ++bins[static_cast<std::size_t>(hue_of(c) * kHueBins / 360)];
+    ++colourful;
+  }
+  const int flow = static_cast<int>(std::max_element(bins.begin(), bins.end()) - bins.begin()) *
+                       (360 / kHueBins) + 180 / kHueBins;
+  std::vector<std::uint8_t> hue(colours.size(), 0);
+  for (std::size_t p = 0; p < colours.size(); ++p) {
+    const int chroma = chroma_of(colours[p][0], colours[p][1], colours[p][2]);
+    if (chroma < kFullColour / 4) continue;
+    const int turn = std::abs(hue_of(colours[p]) - flow);
+    const int distance = std::min({turn, 360 - turn, kHueApart});
+    const int level = kFlowHue + (255 - kFlowHue) * distance / kHueApart;
+    hue[p] = static_cast<std::uint8_t>(level * std::min(chroma, kFullColour) / kFullColour);
+  }
+  return coloured_render(image, std::move(hue), colourful);
+}
+
+using FrameRender = Gray8 (*)(const dicom::PixelImage&, std::size_t);
+
+// The colour renders searched after the luminance, and checked after the fill, in order.
+struct ColourRender {
+  Render render;
+  FrameRender draw;
+};
+constexpr std::array<ColourRender, 2> kColourRenders{
+    {{Render::chroma, render_chroma8}, {Render::hue, render_hue8}}};
+
+// One colour render of every frame, or none when no frame has colour in it.
+std::vector<Gray8> colour_frames(const dicom::PixelImage& image, FrameRender render) {
   std::vector<Gray8> frames(image.frames.size());
   bool any = false;
   for (std::size_t f = 0; f < frames.size(); ++f) {
-    frames[f] = render_chroma8(image, f);
+    frames[f] = render(image, f);
     any = any || frames[f].width != 0;
   }
   if (!any) return {};
-  // A frame without colour is searched as the black frame it is in chroma.
+  // A frame without colour is searched as the black frame it is in a colour render.
   for (Gray8& frame : frames)
     if (frame.width == 0) frame = Gray8{image.width, image.height,
                                         std::vector<std::uint8_t>(static_cast<std::size_t>(image.width) * image.height, 0)};
@@ -711,7 +790,8 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
   result.frames = image.frames.size();
   const PhiMatcher matcher = PhiMatcher::from_header(file);
   std::vector<std::vector<Box>> kept;  // per frame: words read and kept (detector)
-  std::vector<std::vector<Box>> kept_in_colour;  // the same, read on the frames' chroma
+  // The same, read on each colour render (kColourRenders' order).
+  std::array<std::vector<std::vector<Box>>, kColourRenders.size()> kept_in_colour;
 
   std::vector<bool> changed(image.frames.size(), false);
   // Frames whose chroma search ran with kept words' ink taken out: checked after the fill
@@ -728,15 +808,17 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
   if (ocr && options.finder == TextFinder::detector) {
     if (auto s = find_by_detection(before, Render::luminance, matcher, options, image, kept, result); !s)
       return std::unexpected(s.error());
-    // The same search on the frames' chroma: what it decides is filled like the rest. What
-    // it reads and keeps counts only for the chroma's own check after the fill: a word kept
-    // there must not hide grey ink from the luminance check, nor the reverse.
-    if (auto colour = chroma_frames(image); !colour.empty()) {
+    // The same search on each colour render of the frames: what it decides is filled like
+    // the rest. What it reads and keeps counts only for that render's own check after the
+    // fill: a word kept there must not hide grey ink from the luminance check, nor the reverse.
+    for (std::size_t c = 0; c < kColourRenders.size(); ++c) {
+      auto colour = colour_frames(image, kColourRenders[c].draw);
+      if (colour.empty()) continue;
       for (std::size_t f = 0; f < colour.size(); ++f)
-        kept_ink_hidden[f] = without_kept_words(colour[f], before[f], kept[f]);
+        if (without_kept_words(colour[f], before[f], kept[f])) kept_ink_hidden[f] = true;
       const std::size_t searched = result.frames_ocred;
-      if (auto s = find_by_detection(colour, Render::chroma, matcher, options, image, kept_in_colour,
-                                     result);
+      if (auto s = find_by_detection(colour, kColourRenders[c].render, matcher, options, image,
+                                     kept_in_colour[c], result);
           !s)
         return std::unexpected(s.error());
       result.frames_ocred = searched;
@@ -771,12 +853,14 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
         auto left = text_left_behind(after, matcher, options.mode, boxes_of_frame(result, f), kept[f]);
         if (!left) return ocr_failed(left.error(), f);
         result.residual_phi_words += *left;
-        if (const Gray8 colour = render_chroma8(image, f); colour.width != 0) {
+        for (std::size_t c = 0; c < kColourRenders.size(); ++c) {
+          const Gray8 colour = kColourRenders[c].draw(image, f);
+          if (colour.width == 0) continue;
           const std::vector<Box> none;
-          const std::vector<Box>& kept_there = f < kept_in_colour.size() ? kept_in_colour[f] : none;
-          auto left_in_colour =
-              text_left_behind(colour, matcher, options.mode, boxes_of_frame(result, f), kept_there,
-                               Render::chroma);
+          const auto& kept_there = f < kept_in_colour[c].size() ? kept_in_colour[c][f] : none;
+          auto left_in_colour = text_left_behind(colour, matcher, options.mode,
+                                                 boxes_of_frame(result, f), kept_there,
+                                                 kColourRenders[c].render);
           if (!left_in_colour) return ocr_failed(left_in_colour.error(), f);
           result.residual_phi_words += *left_in_colour;
         }

@@ -307,6 +307,58 @@ bool blocked(int x, const Box& span, const std::vector<Box>& barriers) {
   });
 }
 
+// The glyphs a continued span took in past the region, whole: their ink above or below the
+// span's rows goes with them. A capital initial after a lower-case name reaches above the
+// span the name's own ink set (seed 2718's 0003.dcm: "J." after "Clementine", 7 px at the
+// top edge; its top two rows and its dot were left beside the fill). Ink joined to the
+// continued columns' ink within half a span height above and below counts; a neighbouring
+// line's ink not touching it does not.
+Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& region) {
+  const int reach = std::max(2, continued.height / 2);
+  const int y0 = std::max(0, continued.y - reach);
+  const int y1 = std::min(static_cast<int>(image.height), continued.y + continued.height + reach);
+  const Box window{continued.x, y0, continued.width, y1 - y0};
+  if (window.width < 1 || window.height < 1) return continued;
+  const std::vector<std::uint8_t> ink = ink_mask(image, window);
+  const auto at = [&](int x, int y) {
+    return static_cast<std::size_t>(y) * static_cast<std::size_t>(window.width) +
+           static_cast<std::size_t>(x);
+  };
+  const auto past_region = [&](int x) {
+    const int column = window.x + x;
+    return column < region.x || column >= region.x + region.width;
+  };
+  // Flood from the continued columns' ink inside the span's rows.
+  std::vector<std::uint8_t> reached(ink.size(), 0);
+  std::vector<std::pair<int, int>> stack;
+  for (int y = continued.y - y0; y < continued.y - y0 + continued.height; ++y)
+    for (int x = 0; x < window.width; ++x)
+      if (past_region(x) && ink[at(x, y)] != 0) {
+        reached[at(x, y)] = 1;
+        stack.emplace_back(x, y);
+      }
+  int top = continued.y, bottom = continued.y + continued.height;
+  while (!stack.empty()) {
+    const auto [x, y] = stack.back();
+    stack.pop_back();
+    top = std::min(top, y0 + y);
+    bottom = std::max(bottom, y0 + y + 1);
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) {
+        const int nx = x + dx, ny = y + dy;
+        if (nx < 0 || ny < 0 || nx >= window.width || ny >= window.height || !past_region(nx))
+          continue;
+        if (ink[at(nx, ny)] == 0 || reached[at(nx, ny)] != 0) continue;
+        reached[at(nx, ny)] = 1;
+        stack.emplace_back(nx, ny);
+      }
+  }
+  // The faint rim of the glyphs, as ink_spans pads a span.
+  top = std::max(0, top - (top < continued.y ? 1 : 0));
+  bottom = std::min(static_cast<int>(image.height), bottom + (bottom > continued.y + continued.height ? 1 : 0));
+  return Box{continued.x, top, continued.width, bottom - top};
+}
+
 Box continued_along_line(const Gray8& image, const Box& span, const Box& region,
                          const std::vector<Box>& barriers) {
   const int reach = kLineReach * span.height, gap = std::max(3, span.height);
@@ -337,7 +389,7 @@ Box continued_along_line(const Gray8& image, const Box& span, const Box& region,
   const int start = std::min(left, span.x);
   // Only what lies past the region's own ends is new: inside it, ink_spans saw everything.
   if (end <= region.x + region.width && start >= region.x) return span;
-  return Box{start, span.y, end - start, span.height};
+  return with_the_glyphs_whole(image, Box{start, span.y, end - start, span.height}, region);
 }
 
 std::vector<Box> grown_a_little(std::vector<Box> boxes) {
@@ -529,7 +581,7 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
   for (const Candidate& c :
        uncovered_text_candidates(image, {}, skip, MarkContrast::faint_on_flat_ground))
     if (small_or_on_flat_ground(image, c.box) && !line_of_a_region(c.box, *regions) &&
-        !(render == Render::chroma && packed_in_colour(image, c.box)))
+        !(render != Render::luminance && packed_in_colour(image, c.box)))
       marks.push_back(c.box);
   auto small = confirm_small_text(image, marks);
   if (!small) return std::unexpected(small.error());
@@ -651,7 +703,7 @@ Result<std::size_t> text_left_behind(const Gray8& after, const PhiMatcher& match
     if (!judged) return std::unexpected(judged.error());
     // A speck of a colour-Doppler box's flow: the search before the fill did not propose it,
     // and no text is left there (seed 1313's 0006.dcm: 43 such regions).
-    if (render == Render::chroma && flow_speck(after, region, known, *judged)) continue;
+    if (render != Render::luminance && flow_speck(after, region, known, *judged)) continue;
     if (!judged->redact.empty()) ++left;
   }
   return left;

@@ -48,11 +48,13 @@ struct FrameFindings {
   std::vector<Box> kept;  // words read with confidence and not identifying
 };
 
-// Which render of a frame `image` is: its luminance, or its chroma (colour frames searched
-// again for coloured text as bright as the anatomy under it, redactor.cpp). In the chroma,
-// marks packed on every side by other coloured marks (a colour-Doppler box's flow) are not
-// shown to the small-text mosaic, nor counted as text left by the check after the fill.
-enum class Render : std::uint8_t { luminance, chroma };
+// Which render of a frame `image` is: its luminance, its chroma (colour frames searched
+// again for coloured text as bright as the anatomy under it, redactor.cpp), or its hue's
+// distance from the frame's commonest colour (coloured text as bright and as colourful as
+// the flow under it). In the two colour renders, marks packed on every side by other
+// coloured marks (a colour-Doppler box's flow) are not shown to the small-text mosaic, nor
+// counted as text left by the check after the fill.
+enum class Render : std::uint8_t { luminance, chroma, hue };
 
 // Detects and judges every region of `image` not mostly inside `skip`. Results of regions
 // whose pixels were judged before (same box, same pixels: static text in a clip) come from
