@@ -747,6 +747,33 @@ TEST(GatewayStoreNet, ALargeInstanceOnASlowLinkAboveTheMinimumRateIsAcknowledged
   EXPECT_EQ(receiving.files(), 1u);
 }
 
+// The deadline grows with the bytes received, so a data set has a size limit too: past it
+// the association is aborted at once, nothing acknowledged or kept (review: a peer streaming
+// an endless data set above the minimum rate held its slot and filled the spool).
+TEST(GatewayStoreNet, AnInstanceLargerThanTheLimitIsAbortedWithNothingKept) {
+  TempDir dir;
+  Receiving receiving(dir.path());
+  net::ServerConfig config = receiving.config(60, 1000);
+  config.store_max_bytes = 5000;
+  const ServedQueries served(std::move(config), receiving.handler());
+  ASSERT_TRUE(served.server()) << served.server().error().message;
+  ASSERT_TRUE(listening(served.peer()));
+
+  std::size_t left = 0;  // 20 fragments of 1000 bytes, at once: fast, but too many
+  const RawExchange big = exchange(served.peer().port, kCtImageStorage,
+                                   store_rq_command(kCtImageStorage),
+                                   trickled_data_set(20000, 1000, left),
+                                   std::chrono::milliseconds(0));
+  ASSERT_TRUE(big.associated);
+  EXPECT_FALSE(big.status.has_value());
+  EXPECT_TRUE(big.aborted);
+  EXPECT_EQ(receiving.received.load(), 0);
+  EXPECT_EQ(receiving.files(), 0u);
+  const std::vector<std::string> lines = receiving.lines_seen();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("larger than this node accepts"), std::string::npos) << lines[0];
+}
+
 // PS3.7 9.1: a C-FIND on a context negotiated for a storage SOP class is answered 0x0122
 // (SOP Class Not Supported) and its handler never asked; before, it was served. So is a
 // C-FIND whose context is a FIND model but whose Affected SOP Class is another.

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
@@ -1018,36 +1019,51 @@ TEST(Redact, AColourDopplerBoxIsNoTextAndANameOverItIsStillCovered) {
   }
 }
 
+// A flow colour and a name colour for the Doppler frame; `other_flow`, where given, recolours
+// the right half of the flow (real Doppler shows red and blue flow together).
+struct FlowAndName {
+  cv::Vec3b flow, name;
+  std::optional<cv::Vec3b> other_flow = std::nullopt;
+};
+
+// "JOHN DOE" blended over doppler_frame()'s flow in the case's colours: covered, or the file
+// refused.
+void expect_name_over_flow_covered(const FlowAndName& c) {
+  cv::Mat rgb = doppler_frame();
+  for (int y = 0; y < rgb.rows; ++y)
+    for (int x = 0; x < rgb.cols; ++x)
+      if (rgb.at<cv::Vec3b>(y, x) == cv::Vec3b(200, 30, 30))
+        rgb.at<cv::Vec3b>(y, x) = c.other_flow && x >= 160 ? *c.other_flow : c.flow;
+  cv::Mat ink(rgb.size(), CV_8UC1, cv::Scalar(0));
+  cv::putText(ink, "JOHN DOE", {108, 120}, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(255), 1,
+              cv::LINE_AA);
+  for (int y = 0; y < rgb.rows; ++y)
+    for (int x = 0; x < rgb.cols; ++x) {
+      const double a = ink.at<std::uint8_t>(y, x) / 255.0;
+      cv::Vec3b& p = rgb.at<cv::Vec3b>(y, x);
+      for (int k = 0; k < 3; ++k)
+        p[k] = cv::saturate_cast<std::uint8_t>(p[k] + a * (c.name[k] - p[k]));
+    }
+  TempDir dir;
+  auto result = redact_rgb(rgb, dir);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  if (result->verdict != redact::FileVerdict::residual_phi) {
+    EXPECT_GE(covered(ink > 60, result->redactions), 0.99)
+        << "the name in (" << int{c.name[0]} << ", " << int{c.name[1]} << ", " << int{c.name[2]}
+        << ") over flow (" << int{c.flow[0]} << ", " << int{c.flow[1]} << ", " << int{c.flow[2]}
+        << ") shows in a file judged " << redact::verdict_name(result->verdict);
+  }
+}
+
 // A name over a colour-Doppler box in colours as bright as the flow under it (red flow of
 // luminance 81; a green, a blue and a magenta name of luminance 81-82, the magenta one with
-// the flow's chroma too): it must be covered, or the file refused.
-// KNOWN LEAK, disabled so the suite stays green (issue 11, eleventh pass): all three names
-// are released, the file judged no_text_found. In luminance the name is the flow's grey; in
-// the chroma render (max - min of R, G, B) it is a middle level between the flow (170) and
-// the speckle between its blobs (0), so neither search sees a line. A render that tells hues
-// apart (opponent channels) is the next step; run with --gtest_also_run_disabled_tests.
+// the flow's chroma too): it must be covered, or the file refused. Released whole before the
+// hue render (issue 11, eleventh pass): in luminance the name is the flow's grey, in the
+// chroma render a middle level between the flow and the speckle between its blobs.
 TEST(Redact, ANameAsBrightAsTheFlowUnderItIsCoveredOrTheFileRefused) {
-  const std::vector<cv::Vec3b> colours = {{30, 118, 30}, {60, 60, 255}, {181, 11, 181}};
-  for (const cv::Vec3b& colour : colours) {
-    cv::Mat rgb = doppler_frame();
-    cv::Mat ink(rgb.size(), CV_8UC1, cv::Scalar(0));
-    cv::putText(ink, "JOHN DOE", {108, 120}, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(255), 1,
-                cv::LINE_AA);
-    for (int y = 0; y < rgb.rows; ++y)
-      for (int x = 0; x < rgb.cols; ++x) {
-        const double a = ink.at<std::uint8_t>(y, x) / 255.0;
-        cv::Vec3b& p = rgb.at<cv::Vec3b>(y, x);
-        for (int c = 0; c < 3; ++c) p[c] = cv::saturate_cast<std::uint8_t>(p[c] + a * (colour[c] - p[c]));
-      }
-    TempDir dir;
-    auto result = redact_rgb(rgb, dir);
-    ASSERT_TRUE(result.has_value()) << result.error().message;
-    if (result->verdict != redact::FileVerdict::residual_phi) {
-      EXPECT_GE(covered(ink > 60, result->redactions), 0.99)
-          << "the name in (" << int{colour[0]} << ", " << int{colour[1]} << ", " << int{colour[2]}
-          << ") shows in a file judged " << redact::verdict_name(result->verdict);
-    }
-  }
+  for (const cv::Vec3b& name :
+       {cv::Vec3b(30, 118, 30), cv::Vec3b(60, 60, 255), cv::Vec3b(181, 11, 181)})
+    expect_name_over_flow_covered({{200, 30, 30}, name});
 }
 
 // The check after the fill: what the fill left of a line (its lowest row of ink, a pixel tall,
@@ -1245,40 +1261,26 @@ TEST(Redact, TextAFewLevelsAboveABlackMarginIsCoveredOrTheFileRefused) {
 // Attacker's colours for the hue render: over red flow, a yellow name of the flow's
 // luminance, and over blue flow a red one and a green one: each covered, or the file
 // refused. The commonest hue is the flow's, so any other hue is brighter than it and the
-// grey between its blobs.
+// grey between its blobs. Last, red and blue flow together with a name in the red flow's
+// colour running over the blue half (review: it could render between that flow and grey).
 TEST(Redact, NamesInOtherHuesOverEitherFlowAreCoveredOrTheFileRefused) {
-  struct FlowAndName {
-    cv::Vec3b flow, name;
-  };
-  // Not here, a known leak: orange (140, 60, 0) over red flow, 26 degrees from it, was
-  // released with 70% of the name covered (in the hue render 89 against the flow's 52).
-  const std::vector<FlowAndName> cases = {{{200, 30, 30}, {90, 90, 0}},
-                                   {{30, 60, 220}, {230, 0, 0}},
-                                   {{30, 60, 220}, {0, 110, 30}}};
-  for (const FlowAndName& c : cases) {
-    cv::Mat rgb = doppler_frame();
-    for (int y = 0; y < rgb.rows; ++y)
-      for (int x = 0; x < rgb.cols; ++x)
-        if (rgb.at<cv::Vec3b>(y, x) == cv::Vec3b(200, 30, 30)) rgb.at<cv::Vec3b>(y, x) = c.flow;
-    cv::Mat ink(rgb.size(), CV_8UC1, cv::Scalar(0));
-    cv::putText(ink, "JOHN DOE", {108, 120}, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(255), 1,
-                cv::LINE_AA);
-    for (int y = 0; y < rgb.rows; ++y)
-      for (int x = 0; x < rgb.cols; ++x) {
-        const double a = ink.at<std::uint8_t>(y, x) / 255.0;
-        cv::Vec3b& p = rgb.at<cv::Vec3b>(y, x);
-        for (int k = 0; k < 3; ++k) p[k] = cv::saturate_cast<std::uint8_t>(p[k] + a * (c.name[k] - p[k]));
-      }
-    TempDir dir;
-    auto result = redact_rgb(rgb, dir);
-    ASSERT_TRUE(result.has_value()) << result.error().message;
-    if (result->verdict != redact::FileVerdict::residual_phi) {
-      EXPECT_GE(covered(ink > 60, result->redactions), 0.99)
-          << "the name in (" << int{c.name[0]} << ", " << int{c.name[1]} << ", " << int{c.name[2]}
-          << ") over flow (" << int{c.flow[0]} << ", " << int{c.flow[1]} << ", " << int{c.flow[2]}
-          << ") shows in a file judged " << redact::verdict_name(result->verdict);
-    }
-  }
+  for (const FlowAndName& c :
+       std::vector<FlowAndName>{{{200, 30, 30}, {90, 90, 0}},
+                                {{30, 60, 220}, {230, 0, 0}},
+                                {{30, 60, 220}, {0, 110, 30}},
+                                {{200, 30, 30}, {200, 30, 30}, cv::Vec3b(30, 60, 220)}})
+    expect_name_over_flow_covered(c);
+}
+
+// KNOWN LEAKS of the hue render (review of the twelfth pass), disabled so the suite stays
+// green; run with --gtest_also_run_disabled_tests. Orange (140, 60, 0) over red flow, 26
+// degrees from it, is released with 70% of the name covered (judged cleaned); a dull red
+// (130, 55, 55) has the flow's hue and a chroma between the flow's and grey's, so no render
+// sets it apart: released whole, judged no_text_found.
+TEST(Redact, DISABLED_ANameNearTheFlowsHueIsCoveredOrTheFileRefused) {
+  for (const FlowAndName& c :
+       std::vector<FlowAndName>{{{200, 30, 30}, {140, 60, 0}}, {{200, 30, 30}, {130, 55, 55}}})
+    expect_name_over_flow_covered(c);
 }
 
 // The check after the fill counts text that runs top-down. A name turned a quarter, left

@@ -80,8 +80,10 @@ int run_deid_command(const DeidArgs& args) {
   run.report_paths = args.full_paths ? deid::ReportPaths::full : deid::ReportPaths::masked;
   run.existing = args.overwrite ? deid::ExistingOutputs::replace : deid::ExistingOutputs::keep;
   run.volumes = deid::VolumeInputs::deidentify;
-  // A list run is a shard (radguard plan): plan merge walks the shared output tree once.
-  if (!args.files_from.empty()) run.stale_temporaries = deid::StaleTemporaries::written_folders;
+  // A run over a list alone is a shard (radguard plan): plan merge walks the shared output
+  // tree once. A run that also names folders on the command line walks it as any other.
+  if (!args.files_from.empty() && args.inputs.empty())
+    run.stale_temporaries = deid::StaleTemporaries::written_folders;
   run.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = pipeline.run_deid(run);
   if (!report) return report_error(report.error());

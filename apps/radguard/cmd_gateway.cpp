@@ -27,6 +27,9 @@ struct GatewayArgs {
   std::string tls_for = "both";
   std::string tls_forward_name;
   unsigned max_associations = 8;
+  unsigned store_floor = net::ServerConfig{}.store_floor_s;
+  std::uint64_t store_min_rate_kb = net::ServerConfig{}.store_min_bytes_per_s / 1024;
+  std::uint64_t store_max_mb = net::ServerConfig{}.store_max_bytes >> 20;
   unsigned workers = 1;
   unsigned series_quiet = 30;
   unsigned retry_max = 300;
@@ -102,6 +105,9 @@ int run_gateway_command(const GatewayArgs& args) {
   if (!args.tls_forward_name.empty() && !(config.forward && config.forward->tls))
     return report_error({ErrorCode::usage, "--tls-forward-name needs TLS for --forward"});
   config.max_associations = args.max_associations;
+  config.store_floor_s = args.store_floor;
+  config.store_min_bytes_per_s = args.store_min_rate_kb * 1024;
+  config.store_max_bytes = args.store_max_mb << 20;
   config.workers = args.workers;
   config.series_quiet = std::chrono::seconds(args.series_quiet);
   config.retry.max = std::chrono::seconds(args.retry_max);
@@ -218,6 +224,17 @@ void add_gateway(CLI::App& app, Action& action) {
   cmd->add_option("--max-associations", args->max_associations,
                   "associations served at once; more are refused (default 8)")
       ->check(CLI::Range(1, 1000));
+  cmd->add_option("--store-floor", args->store_floor,
+                  "seconds any C-STORE data set may take to arrive; a peer past its deadline is "
+                  "aborted, nothing kept (default 120)")
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--store-min-rate", args->store_min_rate_kb,
+                  "KiB/s: each KiB received adds 1/rate s to the deadline, so a large instance "
+                  "on a slow link still passes (default 64; 0: the floor alone)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--store-max-mb", args->store_max_mb,
+                  "largest C-STORE data set accepted, MiB; larger ones are aborted (default 8192)")
+      ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--workers", args->workers, "de-identification threads (default 1)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--series-quiet", args->series_quiet,

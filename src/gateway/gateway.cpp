@@ -781,6 +781,7 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   server_config.max_associations = config.max_associations;
   server_config.store_floor_s = config.store_floor_s;
   server_config.store_min_bytes_per_s = config.store_min_bytes_per_s;
+  server_config.store_max_bytes = config.store_max_bytes;
   server_config.allowed_calling = config.allowed_calling;
   server_config.allowed_hosts = config.allowed_hosts;
   server_config.tls = config.tls;

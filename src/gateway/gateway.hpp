@@ -73,6 +73,7 @@ struct GatewayConfig {
   // store_min_bytes_per_s bytes received (net::ServerConfig says why and the defaults).
   std::uint32_t store_floor_s = net::ServerConfig{}.store_floor_s;
   std::uint64_t store_min_bytes_per_s = net::ServerConfig{}.store_min_bytes_per_s;
+  std::uint64_t store_max_bytes = net::ServerConfig{}.store_max_bytes;
   unsigned workers = 1;  // de-identification threads
   // With defacing (a stage that needs whole series), a series is processed once it has
   // received nothing for this long (pipeline::SeriesAssembler); its instances wait in

@@ -193,6 +193,7 @@ struct Shared {
   std::shared_ptr<const QueryService> query;  // null: C-FIND and C-MOVE refused
   std::chrono::seconds store_floor{120};      // ServerConfig::store_floor_s
   std::uint64_t store_min_bytes_per_s = 0;     // ServerConfig::store_min_bytes_per_s
+  std::uint64_t store_max_bytes = 8ULL << 30;  // ServerConfig::store_max_bytes
   void note(const std::string& line) const {
     if (log) log(line);
   }
@@ -201,7 +202,7 @@ struct Shared {
 // Ends an association whose C-STORE data set did not arrive within its deadline: DcmSCP
 // aborts on a bad condition from the command handler.
 const OFConditionConst kDataSetTooSlow = {OFM_dcmnet, DIMSEC_RECEIVEFAILED, OF_error,
-                                          "the data set did not arrive in time"};
+                                          "the data set did not arrive in time or was too large"};
 
 // One association's SCP, run by a pool thread.
 class GatewaySCP : public DcmThreadSCP {
@@ -439,6 +440,14 @@ class GatewaySCP : public DcmThreadSCP {
       }
       if (pdv.presentationContextID != pres) same_context = false;
       received += pdv.fragmentLength;
+      if (received > shared_.store_max_bytes) {
+        shared_.note("aborted an association from " + channel.calling_ae +
+                     ": a C-STORE data set was larger than this node accepts");
+        arrival.outcome = Outcome::broken;
+        arrival.problem = "the data set was larger than this node accepts";
+        arrival.condition = kDataSetTooSlow;
+        return arrival;
+      }
       if (written && pdv.fragmentLength > 0) {
         const auto length = static_cast<offile_off_t>(pdv.fragmentLength);
         if (stream->write(pdv.data, length) != length || !stream->good()) {
@@ -601,6 +610,8 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
   if (!handler) return fail(ErrorCode::internal, "no C-STORE handler");
   if (config.store_floor_s == 0)
     return fail(ErrorCode::usage, "a C-STORE's deadline needs a floor of at least one second");
+  if (config.store_max_bytes == 0)
+    return fail(ErrorCode::usage, "a C-STORE's size limit must be at least one byte");
   disable_nagle();
   auto server = std::make_unique<PoolServer>();
   if (config.tls) {
@@ -610,7 +621,8 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
   }
   server->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
                         config.ae_title, config.log, config.query,
-                        std::chrono::seconds(config.store_floor_s), config.store_min_bytes_per_s};
+                        std::chrono::seconds(config.store_floor_s), config.store_min_bytes_per_s,
+                        config.store_max_bytes};
   server->config = std::move(config);
   server->pool = std::make_unique<Pool>(server->shared);
   Pool& pool = *server->pool;

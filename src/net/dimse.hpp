@@ -108,6 +108,10 @@ struct ServerConfig {
   // a few bytes now and then after two minutes. store_min_bytes_per_s 0: the floor alone.
   std::uint32_t store_floor_s = 120;
   std::uint64_t store_min_bytes_per_s = 64 * 1024;
+  // The deadline grows with the bytes received, so a data set also has a size limit: past
+  // it the association is aborted as above (a peer streaming an endless data set at the
+  // minimum rate would otherwise hold its slot and fill the spool for ever). 0 is refused.
+  std::uint64_t store_max_bytes = 8ULL << 30;
   // Set: C-FIND and C-MOVE are answered too (net/query.hpp), on the same associations.
   std::shared_ptr<const QueryService> query;
   // Hears one neutral line per refused association (AE titles, the peer's address, why).

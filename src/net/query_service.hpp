@@ -43,12 +43,12 @@ class ArrivalDeadline {
   ArrivalDeadline(std::chrono::seconds floor, std::uint64_t min_bytes_per_s)
       : start_(std::chrono::steady_clock::now()), floor_(floor), rate_(min_bytes_per_s) {}
   // Whether a data set of which `received` bytes have arrived is past its allowance.
+  // In double seconds: a tiny rate or a huge floor would overflow a nanosecond count.
   [[nodiscard]] bool passed(std::uint64_t received) const {
-    auto allowed = std::chrono::duration_cast<std::chrono::steady_clock::duration>(floor_);
-    if (rate_ > 0)
-      allowed += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::duration<double>(static_cast<double>(received) / static_cast<double>(rate_)));
-    return std::chrono::steady_clock::now() - start_ > allowed;
+    double allowed_s = static_cast<double>(floor_.count());
+    if (rate_ > 0) allowed_s += static_cast<double>(received) / static_cast<double>(rate_);
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+    return elapsed.count() > allowed_s;
   }
 
  private:

@@ -562,6 +562,23 @@ Gray8 coloured_render(const dicom::PixelImage& image, std::vector<std::uint8_t> 
 }
 
 Gray8 render_chroma8(const dicom::PixelImage& image, std::size_t frame) {
+  if (image.photometric == dicom::Photometric::ybr_full ||
+      image.photometric == dicom::Photometric::ybr_full_422) {
+    // Twice the larger colour difference, as kColourfulChroma and kPackedContrast were tuned
+    // on (most ultrasound is YBR); max - min of the RGB it converts to would read lower on
+    // dark and bright colour.
+    const std::size_t pixels = static_cast<std::size_t>(image.width) * image.height;
+    const std::vector<std::uint16_t>& in = image.frames.at(frame);
+    std::vector<std::uint8_t> chroma(pixels);
+    std::size_t colourful = 0;
+    for (std::size_t p = 0; p < pixels; ++p) {
+      const int cb = eight_bits(in[3 * p + 1], image.bits_stored) - 128;
+      const int cr = eight_bits(in[3 * p + 2], image.bits_stored) - 128;
+      chroma[p] = static_cast<std::uint8_t>(std::min(255, 2 * std::max(std::abs(cb), std::abs(cr))));
+      colourful += chroma[p] >= kColourfulChroma ? 1U : 0U;
+    }
+    return coloured_render(image, std::move(chroma), colourful);
+  }
   const std::vector<Rgb8> colours = colours_of(image, frame);
   std::vector<std::uint8_t> chroma(colours.size());
   std::size_t colourful = 0;
@@ -591,8 +608,11 @@ int hue_of(const Rgb8& c) {
 // pixels (the flow's) renders dim (kFlowHue), every other hue brighter with its distance
 // round the colour circle (the full range at kHueApart), grey black: text of any other hue
 // is brighter than both the flow and the grey under it. Weak colour (compression noise on
-// grey anatomy) fades to black. Text of the flow's own hue differs from the flow in
-// luminance or chroma, or not at all (then it is the flow's colour, read by no one over it).
+// grey anatomy) fades to black. Known blind spots (review; test
+// Redact.DISABLED_ANameNearTheFlowsHueIsCoveredOrTheFileRefused): text of the flow's own hue
+// with a chroma between the flow's and grey's, and a hue close to the flow's (orange over
+// red). A frame with flows of two hues could hide text of the commonest hue over the other
+// flow (review's reasoning); the test's case of it is found.
 constexpr int kFlowHue = 40;
 constexpr int kFullColour = 64;
 constexpr int kHueBins = 36;
