@@ -414,15 +414,17 @@ class GatewaySCP : public DcmThreadSCP {
     std::unique_ptr<DcmOutputFileStream> stream(raw_stream);
     bool written = stream != nullptr;
     bool same_context = true;
+    // Past the deadline or the size limit: the association is aborted, nothing answered.
+    const auto refused = [&](const std::string& problem) {
+      shared_.note("aborted an association from " + channel.calling_ae + ": a C-STORE " +
+                   problem);
+      arrival.outcome = Outcome::broken;
+      arrival.problem = "the " + problem;
+      arrival.condition = kDataSetTooSlow;
+      return arrival;
+    };
     for (;;) {
-      if (deadline.passed(received)) {
-        shared_.note("aborted an association from " + channel.calling_ae +
-                     ": a C-STORE data set did not arrive in time");
-        arrival.outcome = Outcome::broken;
-        arrival.problem = "the data set did not arrive in time";
-        arrival.condition = kDataSetTooSlow;
-        return arrival;
-      }
+      if (deadline.passed(received)) return refused("data set did not arrive in time");
       DUL_PDV pdv{};
       const OFCondition cond = detail::next_pdv(channel, pdv);
       if (cond.bad()) {
@@ -440,14 +442,8 @@ class GatewaySCP : public DcmThreadSCP {
       }
       if (pdv.presentationContextID != pres) same_context = false;
       received += pdv.fragmentLength;
-      if (received > shared_.store_max_bytes) {
-        shared_.note("aborted an association from " + channel.calling_ae +
-                     ": a C-STORE data set was larger than this node accepts");
-        arrival.outcome = Outcome::broken;
-        arrival.problem = "the data set was larger than this node accepts";
-        arrival.condition = kDataSetTooSlow;
-        return arrival;
-      }
+      if (received > shared_.store_max_bytes)
+        return refused("data set was larger than this node accepts");
       if (written && pdv.fragmentLength > 0) {
         const auto length = static_cast<offile_off_t>(pdv.fragmentLength);
         if (stream->write(pdv.data, length) != length || !stream->good()) {
