@@ -561,6 +561,52 @@ TEST(StructureCheck, APaddedTransferSyntaxIsReadOnlyWhereBothReadingsAgree) {
   auto apart = dicom::DicomFile::open(dir / "apart.dcm");
   ASSERT_FALSE(apart.has_value());
   EXPECT_EQ(apart.error().code, ErrorCode::malformed_dicom);
+  EXPECT_NE(apart.error().message.find("read two ways"), std::string::npos)
+      << apart.error().message;
+  // DCMTK removes white space inside the UID too (a tab, a space between its parts): the
+  // deflated UID so padded is refused, never walked as the compressed bytes.
+  write_bytes(dir / "deflated.dcm",
+              part10("1.2.840.10008.1.2.1\t.99", raw_deflate(implicit_data)));
+  auto deflated = dicom::DicomFile::open(dir / "deflated.dcm");
+  ASSERT_FALSE(deflated.has_value());
+  EXPECT_NE(deflated.error().message.find("read two ways"), std::string::npos)
+      << deflated.error().message;
+}
+
+// DCMTK guesses the data set's encoding where the meta header has no transfer syntax, or one
+// of no length (review: the empty UID was looked up as DCMTK's "virtual big endian implicit"
+// entry, and the data set walked in it). And it would read a sequence in the meta group,
+// which the check only skips: refused.
+TEST(StructureCheck, AMetaHeaderWithoutATransferSyntaxIsWalkedInDcmtksGuess) {
+  TempDir dir;
+  const std::string data = disguised_by_zz(1000);
+  write_bytes(dir / "empty.dcm", meta_file("", 0, "", data));
+  expect_refused_for_nesting(dir / "empty.dcm");
+  std::string meta;
+  short_element(meta, 0x0002, 0x0016, "AE", "CLUNIE1");
+  std::string absent(128, '\0');
+  absent += "DICM";
+  tag(absent, 0x0002, 0x0000);
+  absent += "UL";
+  put16(absent, 4);
+  put32(absent, static_cast<std::uint32_t>(meta.size()));
+  write_bytes(dir / "absent.dcm", absent + meta + data);
+  expect_refused_for_nesting(dir / "absent.dcm");
+  write_bytes(dir / "modest.dcm", absent + meta + disguised_by_zz(3));
+  auto modest = dicom::DicomFile::open(dir / "modest.dcm");
+  EXPECT_TRUE(modest.has_value()) << modest.error().message;
+
+  std::string sequence;
+  tag(sequence, 0x0002, 0x0017);
+  sequence += "SQ";
+  put16(sequence, 0);
+  put32(sequence, 0);
+  std::string plain;
+  short_element(plain, 0x0008, 0x0018, "UI", "1.2.3.4");
+  write_bytes(dir / "sequence.dcm", meta_file(kExplicitLittle, 0, sequence, plain));
+  auto in_meta = dicom::DicomFile::open(dir / "sequence.dcm");
+  ASSERT_FALSE(in_meta.has_value());
+  EXPECT_EQ(in_meta.error().code, ErrorCode::malformed_dicom);
 }
 
 TEST(StructureCheck, EveryPydicomSampleThatOpenedStillOpens) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -530,28 +531,31 @@ Declared declared_by(const DeclaredEncoding& d) {
 }
 
 // How DCMTK reads the data set after a meta header whose transfer syntax value is `value`
-// (its bytes as stored; `in` at the data set). A UID of digits and dots (NUL padding aside)
-// means the same to both readers. Any other padding DCMTK may or may not strip before it
-// looks the UID up, so either the UID's encoding or DCMTK's guess could be used: such a file
-// is read only where both agree (nullopt: they do not, or the UID is a deflated one).
-std::optional<Declared> declared_syntax(std::string_view value, Source& in) {
-  while (!value.empty() && value.back() == '\0') value.remove_suffix(1);
-  const bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '.';
-  });
-  if (plain || value.empty()) return declared_by(dcmtk_declared_encoding(value));
-  const auto first = value.find_first_not_of(std::string_view(" \0", 2));
-  const auto last = value.find_last_not_of(std::string_view(" \0", 2));
-  if (first == std::string_view::npos) return Declared{};
-  const Declared stripped =
-      declared_by(dcmtk_declared_encoding(value.substr(first, last - first + 1)));
-  if (!stripped.known) return Declared{};
-  if (stripped.deflated) return std::nullopt;
+// (its bytes as stored, `present` whether the element is there at all; `in` at the data set).
+// DCMTK (3.6.7, checked with dcmdump) guesses where there is no value; otherwise it removes
+// every white-space character, reads up to the first NUL and looks that up (an empty result
+// is its "virtual big endian implicit" entry). A value that this cleaning changes beyond its
+// trailing NULs is read only where the UID's encoding and DCMTK's guess agree, and never when
+// the UID is the deflated one: that DCMTK behaviour is observed, not promised (nullopt:
+// refuse).
+std::optional<Declared> declared_syntax(bool present, std::string_view value, Source& in) {
+  if (!present || value.empty()) return Declared{};
+  std::string cleaned;
+  for (const char c : value) {
+    if (c == '\0') break;
+    if (std::isspace(static_cast<unsigned char>(c)) == 0) cleaned += c;
+  }
+  std::string_view unpadded = value;
+  while (!unpadded.empty() && unpadded.back() == '\0') unpadded.remove_suffix(1);
+  const Declared declared = declared_by(dcmtk_declared_encoding(cleaned));
+  if (cleaned == unpadded) return declared;
+  if (!declared.known) return Declared{};
+  if (declared.deflated) return std::nullopt;
   const Encoding guessed = detect(in, Encoding{}, false);
-  if (guessed.explicit_vr != stripped.encoding.explicit_vr ||
-      guessed.big_endian != stripped.encoding.big_endian)
+  if (guessed.explicit_vr != declared.encoding.explicit_vr ||
+      guessed.big_endian != declared.encoding.big_endian)
     return std::nullopt;
-  return stripped;
+  return declared;
 }
 
 struct FdCloser {
@@ -595,6 +599,13 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
     };
     std::string syntax;
     bool syntax_seen = false;
+    // DCMTK reads the whole meta header in one encoding: its own guess from the first element
+    // after "DICM" (DcmMetaInfo, asked with EXS_Unknown). A big endian one is refused.
+    const std::uint8_t* first = file.peek(6);
+    const DataSetEncoding meta = first != nullptr
+                                     ? dcmtk_guessed_encoding(std::span<const std::uint8_t>(first, 6))
+                                     : DataSetEncoding{};
+    if (meta.big_endian) return broken();
     for (;;) {
       const std::uint8_t* g = file.peek(2);
       if (g == nullptr) break;  // nothing after the meta header
@@ -605,11 +616,15 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
       const std::uint16_t element = u16(p + 2, false);
       std::uint8_t head[12];
       std::uint64_t length = 0;
-      if (is_upper(p[4]) && is_upper(p[5])) {
+      if (meta.explicit_vr) {
+        // DCMTK would read a sequence here (the check only skips meta values), and take no
+        // transfer syntax from a value that is not a UI.
+        if (p[4] == 'S' && p[5] == 'Q') return broken();
+        if (element == 0x0010 && !(p[4] == 'U' && p[5] == 'I')) return broken();
         if (extended_length(p + 4)) {
           if (!file.read(head, 12)) return broken();
           length = u32(head + 8, false);
-        } else {
+        } else {  // a short VR, or an illegal one (DCMTK: a 2-byte length)
           if (!file.read(head, 8)) return broken();
           length = u16(head + 6, false);
         }
@@ -629,7 +644,7 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
         return broken();
       }
     }
-    const auto declared = declared_syntax(syntax, file);
+    const auto declared = declared_syntax(syntax_seen, syntax, file);
     if (!declared)
       return fail(ErrorCode::malformed_dicom,
                   "cannot parse: the transfer syntax is padded so that its data set could be "

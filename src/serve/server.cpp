@@ -205,6 +205,14 @@ struct Server::Impl {
              "Authorization: Bearer TOKEN");
       return httplib::Server::HandlerResponse::Handled;
     }
+    // Only an upload has a body: the library would read any other request's chunked body
+    // whole, with no limit (its payload limit counts declared lengths only).
+    const bool upload = req.method == "POST" && req.path == "/api/jobs";
+    if (!upload && (req.has_header("Transfer-Encoding") ||
+                    declared_length(req.get_header_value("Content-Length"), 1) > 0)) {
+      refuse(res, 413, "only an upload to /api/jobs may carry a body");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.has_header("Content-Length")) {
       const std::uint64_t drained = options.max_upload_bytes + kDrainAfterRefusal;
       const std::uint64_t n = declared_length(req.get_header_value("Content-Length"), drained + 1);
@@ -368,19 +376,25 @@ struct Server::Impl {
   }
 
   void routes() {
-    http.set_pre_routing_handler(
-        [this](const httplib::Request& req, httplib::Response& res) { return guard(req, res); });
+    // Every refusal closes the connection: a body it leaves unread must not be read as the
+    // next request.
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const auto handled = guard(req, res);
+      if (handled == httplib::Server::HandlerResponse::Handled)
+        res.set_header("Connection", "close");
+      return handled;
+    });
     // A client that asks before sending its body (curl does past 1 MiB) hears every refusal
     // before sending a byte of it, and a refused upload then ends cleanly, not by a reset.
     http.set_expect_100_continue_handler([this](const httplib::Request& req,
                                                 httplib::Response& res) {
-      if (guard(req, res) == httplib::Server::HandlerResponse::Handled) return res.status;
       const std::uint64_t limit = options.max_upload_bytes;
-      if (declared_length(req.get_header_value("Content-Length"), limit + 1) > limit) {
-        refuse(res, 413, "the upload is larger than this server accepts");
-        return 413;
-      }
-      return 100;
+      if (guard(req, res) != httplib::Server::HandlerResponse::Handled &&
+          declared_length(req.get_header_value("Content-Length"), limit + 1) <= limit)
+        return 100;
+      if (res.status < 400) refuse(res, 413, "the upload is larger than this server accepts");
+      res.set_header("Connection", "close");
+      return res.status;
     });
     http.set_default_headers({{"Content-Security-Policy", kPolicy},
                               {"X-Content-Type-Options", "nosniff"},
