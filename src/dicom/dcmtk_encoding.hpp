@@ -26,7 +26,10 @@ struct DataSetEncoding {
 [[nodiscard]] DataSetEncoding dcmtk_guessed_encoding(std::span<const std::uint8_t> first_bytes);
 
 // The encoding DCMTK reads for a transfer syntax UID exactly as given (no padding removed);
-// known is false for a UID DCMTK does not recognise, whose data set DCMTK then guesses.
+// known is false for a UID DCMTK does not recognise, whose data set DCMTK then guesses. An
+// empty UID is DCMTK's "virtual big endian implicit" entry, as DCMTK reads a value that
+// cleans to nothing; a transfer syntax that is absent or of no length is the caller's to
+// treat as undeclared (DCMTK then guesses).
 struct DeclaredEncoding {
   bool known = false;
   DataSetEncoding encoding;

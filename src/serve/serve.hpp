@@ -28,7 +28,10 @@
 // when the page is opened with ?token=, or "Authorization: Bearer TOKEN"): 401 without it;
 // a Host other than 127.0.0.1:PORT / localhost:PORT (DNS rebinding) or a foreign Origin
 // (another site's page) is refused with 403 before the token is looked at; a body larger
-// than the upload limit with 413. Uploads and results live in a private 0700 folder removed
+// than the upload limit with 413 (before the body is sent to a client that asks first with
+// "Expect: 100-continue"; after reading and dropping it when it is at most 16 MiB over, so a
+// browser hears the answer; closed unread past that), and a body on any request but an
+// upload with 413. Every refusal closes the connection. Uploads and results live in a private 0700 folder removed
 // when a job is deleted and when the server stops. Nothing is loaded from elsewhere (the page
 // is compiled in; strict Content-Security-Policy). Nothing about a request is logged.
 #include <cstdint>
