@@ -323,19 +323,24 @@ TEST(DeflateBomb, OrdinaryDeflatedFilesOpen) {
 // Both now end the meta header where group 0002 ends, so the stream that is not deflate is
 // refused by both.
 namespace {
-std::string meta_file(std::string_view syntax, std::int64_t length_error, std::string_view extra,
-                      std::string_view dataset) {
-  std::string meta;
-  short_element(meta, 0x0002, 0x0010, "UI", std::string(syntax));
-  meta += extra;
-  short_element(meta, 0x0002, 0x0016, "AE", "CLUNIE1");
+// Preamble, "DICM", a group length `length_error` bytes off the truth, the meta elements.
+std::string with_meta_group(const std::string& meta, std::int64_t length_error = 0) {
   std::string bytes(128, '\0');
   bytes += "DICM";
   tag(bytes, 0x0002, 0x0000);
   bytes += "UL";
   put16(bytes, 4);
   put32(bytes, static_cast<std::uint32_t>(static_cast<std::int64_t>(meta.size()) + length_error));
-  return bytes + meta + std::string(dataset);
+  return bytes + meta;
+}
+
+std::string meta_file(std::string_view syntax, std::int64_t length_error, std::string_view extra,
+                      std::string_view dataset) {
+  std::string meta;
+  short_element(meta, 0x0002, 0x0010, "UI", std::string(syntax));
+  meta += extra;
+  short_element(meta, 0x0002, 0x0016, "AE", "CLUNIE1");
+  return with_meta_group(meta, length_error) + std::string(dataset);
 }
 }  // namespace
 
@@ -584,15 +589,10 @@ TEST(StructureCheck, AMetaHeaderWithoutATransferSyntaxIsWalkedInDcmtksGuess) {
   expect_refused_for_nesting(dir / "empty.dcm");
   std::string meta;
   short_element(meta, 0x0002, 0x0016, "AE", "CLUNIE1");
-  std::string absent(128, '\0');
-  absent += "DICM";
-  tag(absent, 0x0002, 0x0000);
-  absent += "UL";
-  put16(absent, 4);
-  put32(absent, static_cast<std::uint32_t>(meta.size()));
-  write_bytes(dir / "absent.dcm", absent + meta + data);
+  const std::string absent = with_meta_group(meta);  // no (0002,0010) at all
+  write_bytes(dir / "absent.dcm", absent + data);
   expect_refused_for_nesting(dir / "absent.dcm");
-  write_bytes(dir / "modest.dcm", absent + meta + disguised_by_zz(3));
+  write_bytes(dir / "modest.dcm", absent + disguised_by_zz(3));
   auto modest = dicom::DicomFile::open(dir / "modest.dcm");
   EXPECT_TRUE(modest.has_value()) << modest.error().message;
 
