@@ -791,6 +791,31 @@ TEST(FindFiles, AnOutputInsideAnInputFolderIsAUsageError) {
   EXPECT_TRUE(batch::require_outside_inputs(dir / "out", file_input));
 }
 
+// The answers of a scan over every input (the rule the index replaced), on nested inputs, a
+// file named as an input, a trailing '/', "/" and a path under none.
+TEST(InputRoots, AFileIsShownRelativeToTheLongestInputItLiesUnder) {
+  const std::vector<fs::path> inputs = {"/data/in", "/data/in/PAT1/", "/data/one.dcm", "rel/a"};
+  const batch::InputRoots roots(inputs);
+  EXPECT_EQ(roots.relative("/data/in/PAT2/IM1"), "PAT2/IM1");
+  EXPECT_EQ(roots.relative("/data/in/PAT1/IM1"), "IM1");  // the longer input wins
+  EXPECT_EQ(roots.relative("/data/one.dcm"), "one.dcm");  // a file input: its own name
+  EXPECT_EQ(roots.relative("rel/a/b/c"), "b/c");
+  EXPECT_EQ(roots.relative("/data/input/IM1"), "/data/input/IM1");  // a prefix is not a folder
+  EXPECT_EQ(roots.relative("/data/in"), "in");
+  EXPECT_EQ(roots.relative("/data/in/"), "/data/in/");  // nothing after the '/': under none
+  EXPECT_TRUE(roots.covers("/data/in/PAT2/IM1"));
+  EXPECT_TRUE(roots.covers("/data/one.dcm"));
+  EXPECT_FALSE(roots.covers("/data/other/IM1"));
+  EXPECT_FALSE(roots.covers("IM1"));
+
+  const std::vector<fs::path> slash = {"/", "/data"};
+  const batch::InputRoots from_slash(slash);
+  EXPECT_EQ(from_slash.relative("/data/x/IM1"), "x/IM1");
+  EXPECT_EQ(from_slash.relative("/etc/IM1"), "etc/IM1");
+  EXPECT_TRUE(from_slash.covers("/etc/IM1"));
+  EXPECT_FALSE(batch::InputRoots(std::vector<fs::path>{}).covers("/etc/IM1"));
+}
+
 TEST(RunParallel, EveryIndexOnceAndExceptionsGoToTheErrorHandler) {
   for (const unsigned threads : {0U, 1U, 4U, 64U}) {
     std::vector<std::atomic<int>> calls(1000);

@@ -136,6 +136,47 @@ InputSet find_files(std::span<const fs::path> inputs) {
   return set;
 }
 
+InputRoots::InputRoots(std::span<const fs::path> inputs) {
+  const auto add = [this](std::string root) {
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (root == "/")
+      slash_root_ = true;
+    else if (!root.empty())
+      roots_.insert(std::move(root));
+  };
+  std::error_code ec;
+  for (const auto& input : inputs) {
+    add(input.string());
+    // Files are found by their absolute paths: a relative input is also known by its
+    // absolute form (without resolving links: one getcwd, no readlink per component), so
+    // that a report names its files relative to it rather than by their whole path.
+    if (input.is_relative())
+      if (const fs::path absolute = fs::absolute(input, ec); !ec)
+        add(absolute.lexically_normal().string());
+  }
+}
+
+std::size_t InputRoots::longest_root_of(std::string_view path) const {
+  // Ancestors from the longest down; a root must leave at least one character after its '/'.
+  for (auto slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
+       slash = path.rfind('/', slash - 1)) {
+    if (slash + 1 < path.size() && roots_.contains(path.substr(0, slash))) return slash;
+  }
+  return slash_root_ && path.size() > 1 && path.front() == '/' ? 1 : 0;
+}
+
+std::string InputRoots::relative(std::string_view file) const {
+  if (roots_.contains(file) || (slash_root_ && file == "/"))
+    return fs::path(file).filename().string();
+  const std::size_t root = longest_root_of(file);
+  if (root == 0) return std::string(file);
+  return std::string(file.substr(root + (file[root] == '/' ? 1 : 0)));
+}
+
+bool InputRoots::covers(std::string_view path) const {
+  return roots_.contains(path) || (slash_root_ && path == "/") || longest_root_of(path) > 0;
+}
+
 Status require_outside_inputs(const fs::path& output, std::span<const fs::path> inputs) {
   std::error_code ec;
   const fs::path out = fs::weakly_canonical(output, ec);

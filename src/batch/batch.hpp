@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.hpp"
@@ -60,6 +61,36 @@ struct FolderListing {
 // nothing or holds a NUL byte.
 [[nodiscard]] Result<std::vector<std::filesystem::path>> read_file_list(
     const std::filesystem::path& list);
+
+// The inputs of a run (as given and, where relative, also as absolute paths; a trailing '/'
+// ignored), indexed to answer "which input
+// was this file found under?" in the file's path depth, not in the number of inputs: a
+// --files-from list names every file as an input, and scanning them all per file made a
+// shard's run quadratic in its list (16,000 listed files: 30% more CPU than the folder run).
+// Immutable after construction: safe to share between threads.
+class InputRoots {
+ public:
+  explicit InputRoots(std::span<const std::filesystem::path> inputs);
+
+  // `file` relative to the longest input it lies under; the file's own name where `file` is
+  // itself an input; `file` unchanged where it lies under none.
+  [[nodiscard]] std::string relative(std::string_view file) const;
+  // Whether `path` is an input or lies under one.
+  [[nodiscard]] bool covers(std::string_view path) const;
+
+ private:
+  // The length of the longest input `path` lies under (0: none); `path` itself excluded.
+  [[nodiscard]] std::size_t longest_root_of(std::string_view path) const;
+
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_set<std::string, Hash, std::equal_to<>> roots_;
+  bool slash_root_ = false;
+};
 
 // Refuses an output folder that lies inside one of the input folders (a later run over the
 // same inputs would read its own outputs). Fails with ErrorCode::usage naming both.

@@ -104,21 +104,6 @@ Result<fs::path> deidentify_instance(const fs::path& id, dicom::DicomFile& file,
 
 namespace {
 
-// `file` relative to the input it was found under (the file's own name for a file input).
-std::string relative_to_inputs(const std::string& file, std::span<const fs::path> inputs) {
-  std::size_t best = 0;
-  for (const auto& input : inputs) {
-    std::string root = input.string();
-    while (root.size() > 1 && root.back() == '/') root.pop_back();
-    if (file == root) return fs::path(file).filename().string();
-    if (root.size() > best && file.size() > root.size() + 1 && file.starts_with(root) &&
-        (file[root.size()] == '/' || root == "/"))
-      best = root.size();
-  }
-  if (best == 0) return file;
-  return file.substr(best + (file[best] == '/' ? 1 : 0));
-}
-
 std::vector<std::string> components_of(const std::string& path) {
   std::vector<std::string> parts;
   std::size_t start = 0;
@@ -431,13 +416,14 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   };
   bar.started(total);
   if (options.listener != nullptr) options.listener->started(total);
+  const batch::InputRoots roots(options.inputs);
   batch::run_parallel(
       files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
         if (stopped.load()) return;
         const std::string input = files[i];
         Prepared prepared =
-            prepare(input, relative_to_inputs(input, options.inputs),
+            prepare(input, roots.relative(input),
                     options.output, stage, options.pixel_stages, options.finish,
                     options.volumes, stage_nanoseconds);
         if (prepared.pending) {
@@ -533,48 +519,77 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   return report;
 }
 
+namespace {
+
+// How a report shows inputs, and the paths its reasons quote (see ReportPaths): relative to
+// the input each lies under, identifying components masked. Built once per report, so that a
+// report of a run over a list of thousands of files does not scan the list per entry.
+class PathDisplay {
+ public:
+  PathDisplay(const DeidRunReport& report, const DeidRunOptions& options)
+      : identifying_(report.identifying_components) {
+    if (options.report_paths != ReportPaths::full) roots_.emplace(options.inputs);
+  }
+
+  std::string path(const fs::path& input) const {
+    if (!roots_) return input.string();
+    std::string shown;
+    bool first = true;
+    for (const auto& component : components_of(roots_->relative(input.string()))) {
+      if (!first) shown += '/';
+      first = false;
+      const bool identifying =
+          std::binary_search(identifying_.begin(), identifying_.end(), component);
+      shown += identifying && !component.empty() ? "<patient>" : component;
+    }
+    return shown;
+  }
+
+  // A reason may quote paths (a series refused because another file of it could not be
+  // read): each word that is an input or lies under one is shown as path() shows it, then
+  // identifying components left anywhere are masked.
+  std::string reason(const std::string& text) const {
+    if (!roots_) return text;
+    std::string out;
+    for (std::size_t pos = 0;;) {
+      const auto end = std::min(text.find_first_of(" \t\n\"',;()", pos), text.size());
+      out += shown_word(std::string_view(text).substr(pos, end - pos));
+      if (end == text.size()) break;
+      out += text[end];
+      pos = end + 1;
+    }
+    for (const auto& component : identifying_) {
+      if (component.size() < 3) continue;
+      for (auto pos = out.find(component); pos != std::string::npos;
+           pos = out.find(component, pos + 9))
+        out.replace(pos, component.size(), "<patient>");
+    }
+    return out;
+  }
+
+ private:
+  // A word may carry a label before its path ("file:/in/x"): the path is looked for from the
+  // word's start and from its first '/'.
+  std::string shown_word(std::string_view word) const {
+    if (roots_->covers(word)) return path(fs::path(std::string(word)));
+    const auto slash = word.find('/');
+    if (slash != std::string_view::npos && slash > 0 && roots_->covers(word.substr(slash)))
+      return std::string(word.substr(0, slash)) + path(fs::path(std::string(word.substr(slash))));
+    return std::string(word);
+  }
+
+  const std::vector<std::string>& identifying_;
+  std::optional<batch::InputRoots> roots_;
+};
+
+}  // namespace
+
 std::string display_path(const fs::path& input, const DeidRunReport& report,
                          const DeidRunOptions& options) {
-  if (options.report_paths == ReportPaths::full) return input.string();
-  std::string shown;
-  bool first = true;
-  for (const auto& component :
-       components_of(relative_to_inputs(input.string(), options.inputs))) {
-    if (!first) shown += '/';
-    first = false;
-    const bool identifying = std::binary_search(report.identifying_components.begin(),
-                                                report.identifying_components.end(), component);
-    shown += identifying && !component.empty() ? "<patient>" : component;
-  }
-  return shown;
+  return PathDisplay(report, options).path(input);
 }
 
 namespace {
-
-// A reason may quote paths (a series refused because another file of it could not be read):
-// they are shown as display_path shows inputs, and identifying components are masked.
-std::string display_reason(const std::string& reason, const DeidRunReport& report,
-                           const DeidRunOptions& options) {
-  if (options.report_paths == ReportPaths::full) return reason;
-  std::string out = reason;
-  for (const auto& input : options.inputs) {
-    std::string root = input.string();
-    while (root.size() > 1 && root.back() == '/') root.pop_back();
-    if (root.empty()) continue;
-    for (auto pos = out.find(root); pos != std::string::npos; pos = out.find(root, pos + 1)) {
-      const auto end = std::min(out.find_first_of(" \t\n\"',;)", pos), out.size());
-      const std::string shown = display_path(out.substr(pos, end - pos), report, options);
-      out.replace(pos, end - pos, shown);
-    }
-  }
-  for (const auto& component : report.identifying_components) {
-    if (component.size() < 3) continue;
-    for (auto pos = out.find(component); pos != std::string::npos;
-         pos = out.find(component, pos + 9))
-      out.replace(pos, component.size(), "<patient>");
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -717,6 +732,7 @@ Status write_report_json(const DeidRunReport& report, const HeaderStage& stage,
                          const DeidRunOptions& options,
                          const std::function<void(std::string_view)>& sink) {
   using nlohmann::json;
+  const PathDisplay shown(report, options);
   json kept = json::array();
   for (const auto& k : stage.policy().kept_against_profile())
     kept.push_back({{"tag", k.tag.to_string()},
@@ -770,11 +786,11 @@ Status write_report_json(const DeidRunReport& report, const HeaderStage& stage,
   doc = nullptr;
 
   const auto problem_entry = [&](const FileOutcome& o) {
-    json entry = {{"input", display_path(o.input, report, options)},
+    json entry = {{"input", shown.path(o.input)},
                   {"status", file_status_name(o.status)},
                   {"error", o.error ? std::string(statuses_for(*o.error).name) : ""},
-                  {"reason", display_reason(o.reason, report, options)}};
-    if (!o.other_input.empty()) entry["first_input"] = display_path(o.other_input, report, options);
+                  {"reason", shown.reason(o.reason)}};
+    if (!o.other_input.empty()) entry["first_input"] = shown.path(o.other_input);
     if (!o.pixels.refused_by.empty()) entry["refused_by"] = o.pixels.refused_by;
     return entry;
   };
@@ -788,10 +804,10 @@ Status write_report_json(const DeidRunReport& report, const HeaderStage& stage,
         !read)
       return read;
     for (const auto& m : report.missing_inputs)
-      array.add({{"input", display_path(m.path, report, options)},
+      array.add({{"input", shown.path(m.path)},
                  {"status", "missing_input"},
                  {"error", "io"},
-                 {"reason", display_reason(m.reason, report, options)}});
+                 {"reason", shown.reason(m.reason)}});
     return Status{};
   };
   const std::function<Status(ReportArray&)> write_skipped = [&](ReportArray& array) {
@@ -802,7 +818,7 @@ Status write_report_json(const DeidRunReport& report, const HeaderStage& stage,
   const std::function<Status(ReportArray&)> write_pixel_work = [&](ReportArray& array) {
     for (const auto& o : report.pixel_work) {
       json entry = pixel_work_json(o.pixels);
-      entry["input"] = display_path(o.input, report, options);
+      entry["input"] = shown.path(o.input);
       entry["output"] = o.output.generic_string();
       array.add(entry);
     }
@@ -838,6 +854,7 @@ Result<std::string> report_json(const DeidRunReport& report, const HeaderStage& 
 }
 
 Result<std::string> report_text(const DeidRunReport& report, const DeidRunOptions& options) {
+  const PathDisplay shown(report, options);
   std::ostringstream out;
   out << "de-identified " << report.count(FileStatus::written) << " of " << report.files_seen
       << " files in " << report.seconds << " s";
@@ -848,11 +865,11 @@ Result<std::string> report_text(const DeidRunReport& report, const DeidRunOption
       << report.count(FileStatus::skipped_not_dicom) << ", DICOMDIR dropped "
       << report.count(FileStatus::dicomdir_dropped) << "\n";
   const std::function<std::string(const FileOutcome&)> name = [&](const FileOutcome& o) {
-    return display_path(o.input, report, options) +
-           (o.other_input.empty() ? "" : " (" + display_path(o.other_input, report, options) + ")");
+    return shown.path(o.input) +
+           (o.other_input.empty() ? "" : " (" + shown.path(o.other_input) + ")");
   };
   const std::function<std::string(const std::string&)> reason = [&](const std::string& text) {
-    return display_reason(text, report, options);
+    return shown.reason(text);
   };
   FailureLines lines(out, name, reason);
   if (auto read = read_problems(report, [&](const FileOutcome& o) {
@@ -862,8 +879,8 @@ Result<std::string> report_text(const DeidRunReport& report, const DeidRunOption
     return std::unexpected(read.error());
   lines.finish();
   for (const auto& m : report.missing_inputs)
-    out << "error: " << display_path(m.path, report, options) << ": "
-        << display_reason(m.reason, report, options) << "\n";
+    out << "error: " << shown.path(m.path) << ": "
+        << shown.reason(m.reason) << "\n";
   if (report.dicom_inputs() == 0)
     out << "error: no DICOM input found (" << report.files_seen
         << " files looked at); nothing was de-identified\n";
@@ -871,7 +888,7 @@ Result<std::string> report_text(const DeidRunReport& report, const DeidRunOption
     out << "error: cancelled: " << report.files_not_started
         << " file(s) not started; every file written is whole\n";
   out << pixel_work_text(report.pixel_work, report.stage_timings, [&](const FileOutcome& o) {
-    return display_path(o.input, report, options);
+    return shown.path(o.input);
   });
   return out.str();
 }
