@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/unique_fd.hpp"
 #include "dicom/dcmtk_encoding.hpp"
 
 namespace radguard::dicom {
@@ -558,13 +559,6 @@ std::optional<Declared> declared_syntax(bool present, std::string_view value, So
   return declared;
 }
 
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 }  // namespace
 
 namespace {
@@ -734,14 +728,14 @@ Result<StructureFacts> check_source(Input& file, std::uint64_t file_size, FileLa
 
 Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
                                        const StructureLimits& limits) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
-  const FdCloser closer{fd};
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid())
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
   struct stat st{};
-  if (::fstat(fd, &st) != 0)
+  if (::fstat(fd.get(), &st) != 0)
     return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
   const auto file_size = static_cast<std::uint64_t>(st.st_size);
-  FileSource file(fd, file_size);
+  FileSource file(fd.get(), file_size);
   return check_source(file, file_size, layout, limits, nullptr);
 }
 
