@@ -12,6 +12,7 @@
 #   TESSERACT=0 ...                                    (skip the outside reading: faster)
 #   GENERATOR_ARGS="--style held-out" ...             (make_screens.py's other style)
 #   ONLY_KIND=clip ...                                 (score only the files of one kind)
+#   REPORT=1 ...          (keep each engine's JSON report in WORK: why each file was quarantined)
 set -euo pipefail
 build=${1:?usage: redact_screens.sh BUILD_DIR [COUNT] [SEED] [THREADS]}
 count=${2:-36}
@@ -51,8 +52,10 @@ for finder in ${FINDERS:-detector ocr}; do
     engine=detector
   fi
   start=$(date +%s.%N)
+  report=()
+  [ "${REPORT:-0}" = 1 ] && report=(--report "$work/report-$finder.json")
   "$binary" redact "$work/set/dicom" -o "$work/out-$finder" --text-finder "$engine" \
-    -j "$threads" --no-progress >/dev/null 2>&1 || true
+    -j "$threads" --no-progress "${report[@]}" >/dev/null 2>&1 || true
   end=$(date +%s.%N)
   seconds=$(echo "$end - $start" | bc -l)
   tesseract=--tesseract
