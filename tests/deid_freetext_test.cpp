@@ -399,6 +399,18 @@ TEST(FreeTextReports, InputPathsAreRelativeAndMaskedUnlessFullPathsAreAsked) {
             std::string::npos)
       << quoted;
   EXPECT_EQ(quoted.find("DOE"), std::string::npos) << quoted;
+  // A path quoted before a colon, or after a label in the same word.
+  deid::FileOutcome colon = quoting;
+  colon.input = folder / "IM0004";
+  colon.reason = (folder / "IM0002").string() + ": holds more than one volume; copy=" +
+                 (folder / "IM0001").string();
+  ASSERT_TRUE(report->problems.add(colon));
+  const std::string labelled = deid::report_text(*report, options).value();
+  EXPECT_NE(labelled.find("<patient>/IMAGES/IM0002: holds more than one volume; "
+                          "copy=<patient>/IMAGES/IM0001"),
+            std::string::npos)
+      << labelled;
+  EXPECT_EQ(labelled.find(dir.path().string()), std::string::npos) << labelled;
   options.report_paths = deid::ReportPaths::full;
   const std::string full = deid::report_json(*report, stage, options).value();
   EXPECT_NE(full.find((folder / "IM0002").string()), std::string::npos) << full;

@@ -137,22 +137,13 @@ InputSet find_files(std::span<const fs::path> inputs) {
 }
 
 InputRoots::InputRoots(std::span<const fs::path> inputs) {
-  const auto add = [this](std::string root) {
+  for (const auto& input : inputs) {
+    std::string root = input.string();
     while (root.size() > 1 && root.back() == '/') root.pop_back();
     if (root == "/")
       slash_root_ = true;
     else if (!root.empty())
       roots_.insert(std::move(root));
-  };
-  std::error_code ec;
-  for (const auto& input : inputs) {
-    add(input.string());
-    // Files are found by their absolute paths: a relative input is also known by its
-    // absolute form (without resolving links: one getcwd, no readlink per component), so
-    // that a report names its files relative to it rather than by their whole path.
-    if (input.is_relative())
-      if (const fs::path absolute = fs::absolute(input, ec); !ec)
-        add(absolute.lexically_normal().string());
   }
 }
 

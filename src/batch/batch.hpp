@@ -62,12 +62,13 @@ struct FolderListing {
 [[nodiscard]] Result<std::vector<std::filesystem::path>> read_file_list(
     const std::filesystem::path& list);
 
-// The inputs of a run (as given and, where relative, also as absolute paths; a trailing '/'
-// ignored), indexed to answer "which input
-// was this file found under?" in the file's path depth, not in the number of inputs: a
+// The inputs of a run, as given (a trailing '/' ignored), indexed to answer "which input was
+// this file found under?" in the file's path depth, not in the number of inputs: a
 // --files-from list names every file as an input, and scanning them all per file made a
 // shard's run quadratic in its list (16,000 listed files: 30% more CPU than the folder run).
-// Immutable after construction: safe to share between threads.
+// A relative input matches no file (files are found by their canonical, absolute paths), as
+// before the index: their reports then show, and check for the patient's name, every
+// component of the whole path. Immutable after construction: safe to share between threads.
 class InputRoots {
  public:
   explicit InputRoots(std::span<const std::filesystem::path> inputs);

@@ -552,7 +552,7 @@ class PathDisplay {
     if (!roots_) return text;
     std::string out;
     for (std::size_t pos = 0;;) {
-      const auto end = std::min(text.find_first_of(" \t\n\"',;()", pos), text.size());
+      const auto end = std::min(text.find_first_of(" \t\n\"',;:()", pos), text.size());
       out += shown_word(std::string_view(text).substr(pos, end - pos));
       if (end == text.size()) break;
       out += text[end];
@@ -568,28 +568,20 @@ class PathDisplay {
   }
 
  private:
-  // A word may carry a label before its path ("file:/in/x"): the path is looked for from the
-  // word's start and from its first '/'.
+  // A word may carry something before its path ("file=/in/x"): the path is looked for from
+  // the word's start, then from each '/' in it, leftmost first.
   std::string shown_word(std::string_view word) const {
-    if (roots_->covers(word)) return path(fs::path(std::string(word)));
-    const auto slash = word.find('/');
-    if (slash != std::string_view::npos && slash > 0 && roots_->covers(word.substr(slash)))
-      return std::string(word.substr(0, slash)) + path(fs::path(std::string(word.substr(slash))));
+    for (std::size_t from = 0; from != std::string_view::npos; from = word.find('/', from + 1)) {
+      if (roots_->covers(word.substr(from)))
+        return std::string(word.substr(0, from)) + path(fs::path(std::string(word.substr(from))));
+      if (from + 1 >= word.size()) break;
+    }
     return std::string(word);
   }
 
   const std::vector<std::string>& identifying_;
   std::optional<batch::InputRoots> roots_;
 };
-
-}  // namespace
-
-std::string display_path(const fs::path& input, const DeidRunReport& report,
-                         const DeidRunOptions& options) {
-  return PathDisplay(report, options).path(input);
-}
-
-namespace {
 
 }  // namespace
 

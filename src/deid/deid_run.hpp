@@ -307,8 +307,4 @@ std::string failure_text(std::span<const FileOutcome> failures,
                          const std::function<std::string(const FileOutcome&)>& name,
                          const std::function<std::string(const std::string&)>& reason);
 
-// How a report names `input`: see ReportPaths.
-std::string display_path(const std::filesystem::path& input, const DeidRunReport& report,
-                         const DeidRunOptions& options);
-
 }  // namespace radguard::deid
