@@ -741,6 +741,38 @@ TEST(DeidDurability, EachOutputIsFlushedOnceAndAFailedFlushPublishesNothing) {
   EXPECT_EQ(outputs_in(run.output), 0u) << "an unflushed output was published";
 }
 
+// Inputs sharing one SOP Instance UID are published in whatever order the flushers finish;
+// every duplicate still names the first input of them, on every run and thread count.
+TEST(DeidDurability, EveryDuplicateNamesTheFirstInputWhateverOrderFilesArePublishedIn) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  fs::create_directories(in);
+  for (int k = 0; k < 12; ++k) {  // d00..d03 share one UID, and so do d04..d07, d08..d11
+    auto ct = testing::make_ct("PID5900", "1.2.826.0.1.3680043.2.1125.12." + std::to_string(k / 4));
+    testing::save(*ct, in / ((k < 10 ? "d0" : "d") + std::to_string(k)));
+  }
+  const auto stage = stage_with({});
+  for (int round = 0; round < 6; ++round) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = dir.path() / ("out" + std::to_string(round));
+    run.threads = 1 + round % 2;
+    run.progress = batch::ProgressDisplay::never;
+    const auto report = deid::run_deid(run, stage);
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->count(deid::FileStatus::written), 3u);
+    EXPECT_EQ(report->count(deid::FileStatus::duplicate), 9u);
+    ASSERT_TRUE(report->problems.for_each([&](const deid::FileOutcome& o) {
+      const std::string name = o.input.filename().string();
+      const int k = std::stoi(name.substr(1));
+      const int first = k / 4 * 4;
+      EXPECT_EQ(o.other_input.filename().string(),
+                (first < 10 ? "d0" : "d") + std::to_string(first))
+          << name << ", round " << round;
+    }));
+  }
+}
+
 // A log whose spill failed gives typed I/O errors to every report made from it, never an
 // exception, and never a report that leaves its problems out.
 TEST(DeidProblemLog, ReportsOfABrokenLogFailWithATypedError) {

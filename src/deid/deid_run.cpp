@@ -455,7 +455,12 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // with a lower index) only while a lower index is still running, so by the time it is
   // passed on, what it is is final.
   std::map<std::size_t, FileOutcome> waiting;
-  std::unordered_map<std::size_t, std::size_t> replaced_by;  // superseded input -> winner
+  // A duplicate's output name (an input refused for a name a lower index holds, or superseded
+  // by one), until it is passed on: it then names the name's winner, the lowest index that
+  // claimed it (every lower index is done by then), not whichever input held the name when the
+  // duplicate was settled (files are published in any order).
+  std::unordered_map<std::size_t, NameDigest> replaced_by, duplicate_names;
+  auto first_claimant = [&](const NameDigest& key) { return files[claims.at(key).index]; };
   std::size_t next_in_order = 0;
   auto pass_on = [&](std::size_t i, FileOutcome outcome) {  // under `mutex`, in input order
     if (const auto it = replaced_by.find(i); it != replaced_by.end()) {
@@ -464,8 +469,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       outcome.status = FileStatus::duplicate;
       outcome.error = ErrorCode::conflict;
       outcome.reason = duplicate_reason(files[i]);
-      outcome.other_input = files[it->second];
+      outcome.other_input = first_claimant(it->second);
       replaced_by.erase(it);
+    } else if (const auto name = duplicate_names.find(i); name != duplicate_names.end()) {
+      outcome.other_input = first_claimant(name->second);
+      duplicate_names.erase(name);
     }
     counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
     if (outcome.status == FileStatus::written && outcome.pixels.any()) {
@@ -537,9 +545,10 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     }
     if (prepared.pending) {
       std::lock_guard lock(mutex);
-      const auto [it, inserted] =
-          claims.try_emplace(claim_key(prepared.outcome.output), Claim{i, false});
+      const NameDigest key = claim_key(prepared.outcome.output);
+      const auto [it, inserted] = claims.try_emplace(key, Claim{i, false});
       if (!inserted && it->second.index < i) {
+        duplicate_names.emplace(i, key);
         prepared.outcome.status = FileStatus::duplicate;
         prepared.outcome.error = ErrorCode::conflict;
         prepared.outcome.reason = duplicate_reason(prepared.outcome.output);
@@ -551,7 +560,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
         // comes first; a file of an earlier run only with --overwrite.
         const bool ours = !inserted && it->second.committed;
         if (!inserted) {
-          replaced_by[it->second.index] = i;
+          replaced_by[it->second.index] = key;
           it->second = Claim{i, false};
         }
         const auto existing = ours || options.existing == ExistingOutputs::replace
