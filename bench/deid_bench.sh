@@ -22,7 +22,8 @@
 #              GDCM/dicom3tools' samples) replicated with distinct UIDs: a small corpus
 #              (BENCH_REAL_SMALL replicas, 2: ~580 files, ~130 MB) and a large one
 #              (BENCH_REAL_LARGE, 20: ~5,800 files, ~1.3 GB), BENCH_REAL_REPEATS (3) interleaved
-#              rounds of cp -r and radguard deid (basic, BENCH_THREADS), gdcmanon once on each
+#              rounds of cp -r and radguard deid (basic, BENCH_THREADS; with BENCH_BASELINE, that
+#              binary too, as baseline_basic_*), gdcmanon once on each
 #   synthetic  the bench/make_corpus.py corpus below (gdcmanon on it takes minutes)
 #   memory     peak RSS of `radguard deid` (basic, BENCH_THREADS, --report) on 1, 5 and 20
 #              replicas of the real corpus (BENCH_MEMORY_REPLICAS) given as that many input
@@ -261,6 +262,10 @@ if has_phase real; then
       # shellcheck disable=SC2046
       measure "radguard_basic_${threads}t" "$set" "$work/rg" -- "$radguard" deid "$src" $(rg_args basic "$threads")
       cp "$work/rg.report.json" "$work/radguard_report_$set.json"
+      if [ -n "${BENCH_BASELINE:-}" ]; then  # the binary before a change, interleaved
+        # shellcheck disable=SC2046
+        measure "baseline_basic_${threads}t" "$set" "$work/rg" -- "$BENCH_BASELINE" deid "$src" $(rg_args basic "$threads")
+      fi
       if [ "${BENCH_SKIP_GDCM:-0}" != 1 ] && [ "$round" = 1 ]; then
         measure "gdcmanon" "$set" "$work/gd" -- gdcmanon -e -c "$work/gdcm.pem" -r --continue -i "$src" -o "$work/gd"
       fi

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -13,6 +14,8 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "core/error_table.hpp"
+#include "core/group_commit.hpp"
 #include "deid/deid_run.hpp"
 #include "dicom/pixels.hpp"
 #include "redact/redact.hpp"
@@ -683,6 +686,91 @@ TEST(DeidProblemLog, SpillFailureStopsTheRunWhenItHappens) {
     for (const auto& entry : fs::recursive_directory_iterator(run.output))
       written += entry.is_regular_file() ? 1 : 0;
   EXPECT_EQ(written, 0u) << "inputs after the failed spill were still de-identified";
+}
+
+// Each output of a run is flushed once before it is published (the writer does not flush it
+// and commit does not flush it again), on any thread count; a flush that fails fails its file,
+// which is then not published.
+TEST(DeidDurability, EachOutputIsFlushedOnceAndAFailedFlushPublishesNothing) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  fs::create_directories(in);
+  for (int k = 0; k < 6; ++k) {
+    auto ct = testing::make_ct("PID5800", "1.2.826.0.1.3680043.2.1125.11." + std::to_string(k));
+    testing::save(*ct, in / ("c" + std::to_string(k)));
+  }
+  const auto stage = stage_with({});
+  const auto outputs_in = [](const fs::path& root) {
+    std::size_t files = 0;
+    if (fs::exists(root))
+      for (const auto& entry : fs::recursive_directory_iterator(root))
+        files += entry.is_regular_file() ? 1 : 0;
+    return files;
+  };
+  for (const unsigned threads : {1U, 2U}) {
+    std::atomic<int> flushes{0};
+    set_file_flush_fault_for_testing([&](const fs::path&) -> Status {
+      flushes.fetch_add(1);
+      return {};
+    });
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = dir.path() / ("out" + std::to_string(threads));
+    run.threads = threads;
+    run.progress = batch::ProgressDisplay::never;
+    const auto report = deid::run_deid(run, stage);
+    set_file_flush_fault_for_testing({});
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->count(deid::FileStatus::written), 6u);
+    EXPECT_EQ(flushes.load(), 6) << "threads " << threads;
+    EXPECT_EQ(outputs_in(run.output), 6u);
+  }
+  set_file_flush_fault_for_testing(
+      [](const fs::path&) -> Status { return fail(ErrorCode::io, "injected flush failure"); });
+  deid::DeidRunOptions run;
+  run.inputs = {in};
+  run.output = dir.path() / "failed";
+  run.threads = 2;
+  run.progress = batch::ProgressDisplay::never;
+  const auto report = deid::run_deid(run, stage);
+  set_file_flush_fault_for_testing({});
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->count(deid::FileStatus::written), 0u);
+  EXPECT_EQ(report->count(deid::FileStatus::failed), 6u);
+  EXPECT_EQ(report->exit_code(), kExitSomeFailed);
+  EXPECT_EQ(outputs_in(run.output), 0u) << "an unflushed output was published";
+}
+
+// Inputs sharing one SOP Instance UID are published in whatever order the flushers finish;
+// every duplicate still names the first input of them, on every run and thread count.
+TEST(DeidDurability, EveryDuplicateNamesTheFirstInputWhateverOrderFilesArePublishedIn) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "in";
+  fs::create_directories(in);
+  for (int k = 0; k < 12; ++k) {  // d00..d03 share one UID, and so do d04..d07, d08..d11
+    auto ct = testing::make_ct("PID5900", "1.2.826.0.1.3680043.2.1125.12." + std::to_string(k / 4));
+    testing::save(*ct, in / ((k < 10 ? "d0" : "d") + std::to_string(k)));
+  }
+  const auto stage = stage_with({});
+  for (int round = 0; round < 6; ++round) {
+    deid::DeidRunOptions run;
+    run.inputs = {in};
+    run.output = dir.path() / ("out" + std::to_string(round));
+    run.threads = 1 + round % 2;
+    run.progress = batch::ProgressDisplay::never;
+    const auto report = deid::run_deid(run, stage);
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->count(deid::FileStatus::written), 3u);
+    EXPECT_EQ(report->count(deid::FileStatus::duplicate), 9u);
+    ASSERT_TRUE(report->problems.for_each([&](const deid::FileOutcome& o) {
+      const std::string name = o.input.filename().string();
+      const int k = std::stoi(name.substr(1));
+      const int first = k / 4 * 4;
+      EXPECT_EQ(o.other_input.filename().string(),
+                (first < 10 ? "d0" : "d") + std::to_string(first))
+          << name << ", round " << round;
+    }));
+  }
 }
 
 // A log whose spill failed gives typed I/O errors to every report made from it, never an

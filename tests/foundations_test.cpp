@@ -204,6 +204,70 @@ TEST(PendingFile, DeferredFolderSyncStillPublishesAndSyncFolderReportsFailures) 
   EXPECT_EQ(missing.error().code, ErrorCode::io);
 }
 
+// Counts PendingFile's flushes of file bytes (set_file_flush_fault_for_testing) while alive;
+// with `fail`, each one fails instead.
+class FileFlushCounter {
+ public:
+  enum class Outcome : std::uint8_t { succeed, fail };
+  explicit FileFlushCounter(Outcome outcome = Outcome::succeed) {
+    set_file_flush_fault_for_testing([this, outcome](const fs::path&) -> Status {
+      count_.fetch_add(1);
+      if (outcome == Outcome::fail) return fail(ErrorCode::io, "injected flush failure");
+      return {};
+    });
+  }
+  ~FileFlushCounter() { set_file_flush_fault_for_testing({}); }
+  FileFlushCounter(const FileFlushCounter&) = delete;
+  FileFlushCounter& operator=(const FileFlushCounter&) = delete;
+  int count() const { return count_.load(); }
+
+ private:
+  std::atomic<int> count_{0};
+};
+
+// Each published file is flushed once: by flush() (a writer flushing outside its lock) or
+// write_contents(), never again by commit(); a file nobody flushed is flushed by commit().
+TEST(PendingFile, AFileIsFlushedOnceWhoeverFlushesIt) {
+  ScratchDir dir;
+  {
+    const FileFlushCounter flushes;
+    auto pending = PendingFile::create(dir / "flushed.bin");
+    ASSERT_TRUE(pending);
+    spit(pending->temp_path(), "payload");
+    ASSERT_TRUE(pending->flush());
+    EXPECT_EQ(flushes.count(), 1);
+    PendingFile moved(std::move(*pending));  // the flush is the file's, wherever it goes
+    ASSERT_TRUE(moved.commit());
+    EXPECT_EQ(flushes.count(), 1);
+    EXPECT_EQ(slurp(dir / "flushed.bin"), "payload");
+
+    auto unflushed = PendingFile::create(dir / "unflushed.bin");
+    ASSERT_TRUE(unflushed);
+    spit(unflushed->temp_path(), "payload");
+    ASSERT_TRUE(unflushed->commit());
+    EXPECT_EQ(flushes.count(), 2);
+
+    ASSERT_TRUE(write_file_atomically(dir / "whole.bin", "payload", fs::perms::owner_read));
+    EXPECT_EQ(flushes.count(), 3);
+  }
+  {
+    // A failed flush publishes nothing and leaves the file to be flushed again.
+    const FileFlushCounter failing(FileFlushCounter::Outcome::fail);
+    auto pending = PendingFile::create(dir / "failed.bin");
+    ASSERT_TRUE(pending);
+    spit(pending->temp_path(), "payload");
+    const auto flushed = pending->flush();
+    ASSERT_FALSE(flushed);
+    EXPECT_EQ(flushed.error().code, ErrorCode::io);
+    EXPECT_FALSE(pending->commit());
+    EXPECT_EQ(failing.count(), 2);
+    EXPECT_FALSE(fs::exists(dir / "failed.bin"));
+  }
+  auto never_written = PendingFile::create(dir / "never.bin");
+  ASSERT_TRUE(never_written);
+  EXPECT_FALSE(never_written->flush());  // no file to flush: an I/O error, not a success
+}
+
 TEST(PendingFile, ARenameThatFailsIsAnIoErrorAndTheTemporaryIsCleanedUp) {
   ScratchDir dir;
   const fs::path destination = dir / "taken";

@@ -69,6 +69,38 @@ std::string unique_suffix() {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// A fault a test puts in place of a flush (set_*_flush_fault_for_testing).
+class FlushFault {
+ public:
+  void set(std::function<Status(const fs::path&)> fault) {
+    std::lock_guard lock(mutex_);
+    fault_ = std::move(fault);
+  }
+  // The fault's status for `path`; success when none is set.
+  Status ask(const fs::path& path) {
+    std::function<Status(const fs::path&)> fault;
+    {
+      std::lock_guard lock(mutex_);
+      fault = fault_;
+    }
+    return fault ? fault(path) : Status{};
+  }
+
+ private:
+  std::mutex mutex_;  // a test sets it while the gateway's workers flush
+  std::function<Status(const fs::path&)> fault_;
+};
+
+FlushFault& folder_flush_fault() {
+  static FlushFault hook;
+  return hook;
+}
+
+FlushFault& file_flush_fault() {
+  static FlushFault hook;
+  return hook;
+}
+
 Status fsync_path(const fs::path& path, int flags, const std::string& what) {
   const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) return fail(ErrorCode::io, "cannot open " + what + ": " + errno_text());
@@ -79,6 +111,12 @@ Status fsync_path(const fs::path& path, int flags, const std::string& what) {
   if (synced != 0 && !(saved == EINVAL && (flags & O_DIRECTORY) != 0))
     return fail(ErrorCode::io, "cannot flush " + what + ": " + std::strerror(saved));
   return {};
+}
+
+// A file's flush (fsync of its bytes, through a new descriptor), or the fault a test set.
+Status flush_file(const fs::path& path, const std::string& what) {
+  if (Status injected = file_flush_fault().ask(path); !injected) return injected;
+  return fsync_path(path, O_RDONLY, what);
 }
 
 // Whether two files hold the same bytes.
@@ -131,7 +169,7 @@ Status rename_into_place(const fs::path& temp, const fs::path& destination,
     return fail(ErrorCode::io,
                 "cannot publish " + destination.string() + ": the written file is empty");
   if (content_sync == ContentSync::fsync)
-    if (auto synced = fsync_path(temp, O_RDONLY, destination.string()); !synced) return synced;
+    if (auto synced = flush_file(temp, destination.string()); !synced) return synced;
   if (perms) {
     fs::permissions(temp, *perms, fs::perm_options::replace, ec);
     if (ec)
@@ -167,7 +205,9 @@ Result<PendingFile> PendingFile::create(const fs::path& destination) {
 }
 
 PendingFile::PendingFile(PendingFile&& other) noexcept
-    : temp_(std::move(other.temp_)), destination_(std::move(other.destination_)) {
+    : temp_(std::move(other.temp_)),
+      destination_(std::move(other.destination_)),
+      flushed_(other.flushed_) {
   other.temp_.clear();
 }
 
@@ -182,9 +222,16 @@ Status sync_folder(const fs::path& folder) {
   return fsync_path(folder, O_RDONLY | O_DIRECTORY, "folder " + folder.string());
 }
 
+Status PendingFile::flush() {
+  if (auto synced = flush_file(temp_, destination_.string()); !synced) return synced;
+  flushed_ = true;
+  return {};
+}
+
 Status PendingFile::commit(std::optional<fs::perms> perms, Existing existing,
                            FolderSync folder_sync) {
-  if (auto placed = rename_into_place(temp_, destination_, perms, existing, ContentSync::fsync);
+  if (auto placed = rename_into_place(temp_, destination_, perms, existing,
+                                     flushed_ ? ContentSync::flushed_by_caller : ContentSync::fsync);
       !placed)
     return placed;
   temp_.clear();
@@ -259,6 +306,10 @@ Status PendingFile::write_contents(std::string_view bytes, fs::perms perms) {
     }
     written += static_cast<std::size_t>(n);
   }
+  if (auto injected = file_flush_fault().ask(temp_); !injected) {
+    ::close(fd);
+    return injected;
+  }
   if (::fsync(fd) != 0) {
     const int saved = errno;
     ::close(fd);
@@ -267,6 +318,7 @@ Status PendingFile::write_contents(std::string_view bytes, fs::perms perms) {
   }
   if (::close(fd) != 0)
     return fail(ErrorCode::io, "cannot write " + destination_.string() + ": " + errno_text());
+  flushed_ = true;
   return {};
 }
 
@@ -300,34 +352,21 @@ std::vector<fs::path> missing_folders(const fs::path& folder, const fs::path& ro
   return missing;
 }
 
-struct FolderFlushFault {
-  std::mutex mutex;  // a test sets it while the gateway's workers flush
-  std::function<Status(const fs::path&)> fault;
-};
-
-FolderFlushFault& folder_flush_fault() {
-  static FolderFlushFault hook;
-  return hook;
-}
-
 // A folder's flush (fsync: it reports the error on every kernel, where syncfs before Linux
 // 5.17 could hide the file system's own), or the fault a test set in its place.
 Status flush_folder(const fs::path& folder) {
-  std::function<Status(const fs::path&)> fault;
-  {
-    std::lock_guard lock(folder_flush_fault().mutex);
-    fault = folder_flush_fault().fault;
-  }
-  if (fault)
-    if (Status injected = fault(folder); !injected) return injected;
+  if (Status injected = folder_flush_fault().ask(folder); !injected) return injected;
   return sync_folder(folder);
 }
 
 }  // namespace
 
 void set_folder_flush_fault_for_testing(std::function<Status(const fs::path&)> fault) {
-  std::lock_guard lock(folder_flush_fault().mutex);
-  folder_flush_fault().fault = std::move(fault);
+  folder_flush_fault().set(std::move(fault));
+}
+
+void set_file_flush_fault_for_testing(std::function<Status(const fs::path&)> fault) {
+  file_flush_fault().set(std::move(fault));
 }
 
 std::vector<Status> write_files_atomically(const fs::path& root, std::span<const FileToWrite> files,

@@ -32,9 +32,17 @@ class PendingFile {
   const std::filesystem::path& destination() const { return destination_; }
 
   // Creates the temporary file with `bytes` and the given permissions (never wider: the
-  // umask may narrow them), checking every write and the close. Fails with ErrorCode::io;
-  // the temporary file is then removed by the destructor. Call once, before commit().
+  // umask may narrow them), checking every write and the close, and flushes it (fsync), so
+  // commit() does not flush it again. Fails with ErrorCode::io; the temporary file is then
+  // removed by the destructor. Call once, before commit().
   [[nodiscard]] Status write_contents(std::string_view bytes, std::filesystem::perms perms);
+
+  // Flushes the temporary file a caller wrote itself (fsync), once it is final: commit() then
+  // does not flush it again. A caller that publishes under a lock flushes here, before taking
+  // it, so that the disk's wait is not serialised. Writing the file after this is a bug: its
+  // new bytes would be published unflushed. Fails with ErrorCode::io (a write error the
+  // kernel saw late).
+  [[nodiscard]] Status flush();
 
   // What commit() does when the destination already exists.
   enum class Existing : std::uint8_t {
@@ -42,8 +50,8 @@ class PendingFile {
     keep_if_different,  // identical content: nothing to do; different: refused (conflict)
   };
 
-  // Makes the temporary file durable and publishes it: fsync of the file (a write error
-  // the kernel saw late fails here), refusal of an empty file (no radguard output is empty:
+  // Makes the temporary file durable and publishes it: fsync of the file unless
+  // write_contents() or flush() did (a write error the kernel saw late fails here), refusal of an empty file (no radguard output is empty:
   // a writer that failed silently), the permission bits when given (otherwise the file keeps
   // those it was created with), the rename, then fsync of the folder so the new name
   // survives a crash. After success the object owns nothing. Fails with ErrorCode::io, or
@@ -60,6 +68,7 @@ class PendingFile {
       : temp_(std::move(temp)), destination_(std::move(destination)) {}
   std::filesystem::path temp_;
   std::filesystem::path destination_;
+  bool flushed_ = false;  // the temporary file's bytes reached the disk (fsync succeeded)
 };
 
 // Flushes a folder's entries (fsync), so names renamed into it survive a crash. Fails with

@@ -40,4 +40,9 @@ struct FileToWrite {
 // its error when it returns one (an empty function: none).
 void set_folder_flush_fault_for_testing(std::function<Status(const std::filesystem::path&)> fault);
 
+// Tests only: every flush of a file's bytes by PendingFile (write_contents, flush, commit)
+// first asks `fault` with the temporary file's path, and fails with its error when it returns
+// one (an empty function: none). A fault that counts its calls counts the flushes.
+void set_file_flush_fault_for_testing(std::function<Status(const std::filesystem::path&)> fault);
+
 }  // namespace radguard

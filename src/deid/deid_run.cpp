@@ -6,7 +6,10 @@
 #include <atomic>
 #include <map>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -14,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "core/atomic_file.hpp"
@@ -250,6 +254,93 @@ Prepared prepare(const fs::path& input, const std::string& relative, const fs::p
   return result;
 }
 
+// Written outputs waiting for their flush, and the threads that flush and publish them. A
+// flush is a wait on the disk (a journal commit, about a millisecond for an image), not work:
+// on threads of their own the flushes overlap each other (concurrent fsyncs share a journal
+// commit) and the workers' next files, where a worker flushing its own file leaves its core
+// idle for as long. Bounded: a worker that finds the queue full waits.
+class Flushers {
+ public:
+  using Publish = std::function<void(std::size_t, Prepared)>;
+  using OnError = std::function<void(std::size_t, const std::string&)>;
+  // About two fsyncs in flight keep up with two cores at a millisecond each; more absorb a
+  // slow commit. Threads that wait cost no CPU.
+  static constexpr unsigned kThreads = 4;
+  static constexpr std::size_t kQueued = 2 * kThreads;
+
+  // `publish` is called on the flushers' threads; what it throws goes to `on_error`. No more
+  // threads than `files` (a one-file run starts one).
+  Flushers(std::size_t files, Publish publish, OnError on_error)
+      : publish_(std::move(publish)), on_error_(std::move(on_error)) {
+    const auto count = static_cast<unsigned>(std::clamp<std::size_t>(files, 1, kThreads));
+    threads_.reserve(count);
+    for (unsigned t = 0; t < count; ++t) threads_.emplace_back([this] { drain(); });
+  }
+  ~Flushers() { finish(); }
+  Flushers(const Flushers&) = delete;
+  Flushers& operator=(const Flushers&) = delete;
+
+  void push(std::size_t index, Prepared prepared) {
+    std::unique_lock lock(mutex_);
+    room_.wait(lock, [&] { return queue_.size() < kQueued; });
+    queue_.emplace_back(index, std::move(prepared));
+    ready_.notify_one();
+  }
+  // Publishes everything queued, then stops the threads.
+  void finish() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+    threads_.clear();  // joins
+  }
+
+ private:
+  void drain() {
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      ready_.wait(lock, [&] { return !queue_.empty() || closed_; });
+      if (queue_.empty()) return;
+      auto [index, prepared] = std::move(queue_.front());
+      queue_.pop_front();
+      room_.notify_one();
+      lock.unlock();
+      try {
+        publish_(index, std::move(prepared));
+      } catch (const std::exception& e) {
+        on_error_(index, e.what());
+      } catch (...) {
+        on_error_(index, "unknown exception");
+      }
+    }
+  }
+  Publish publish_;
+  OnError on_error_;
+  std::mutex mutex_;
+  std::condition_variable ready_, room_;
+  std::deque<std::pair<std::size_t, Prepared>> queue_;
+  bool closed_ = false;
+  std::vector<std::jthread> threads_;
+};
+
+// Flushes every folder (fsync), several at a time: a run writes one folder per series, and
+// each flush is a wait on the disk (the device's cache flush), which concurrent flushes share.
+// The first failure in the folders' order, or success.
+Status sync_folders(const std::set<std::string>& folders) {
+  constexpr unsigned kFolderFlushThreads = 8;
+  const std::vector<std::string> list(folders.begin(), folders.end());
+  std::vector<Status> synced(list.size());
+  batch::run_parallel(
+      list.size(), kFolderFlushThreads, [&](std::size_t k) { synced[k] = sync_folder(list[k]); },
+      [&](std::size_t k, const std::string& what) {
+        synced[k] = fail(ErrorCode::internal, "internal error: " + what);
+      });
+  for (auto& status : synced)
+    if (!status) return status;
+  return {};
+}
+
 // Why an input's output is another's: a volume's name comes from its content.
 std::string duplicate_reason(const fs::path& path) {
   return volume::is_nifti_name(path) ? "same volume as an input that came first"
@@ -349,7 +440,12 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // with a lower index) only while a lower index is still running, so by the time it is
   // passed on, what it is is final.
   std::map<std::size_t, FileOutcome> waiting;
-  std::unordered_map<std::size_t, std::size_t> replaced_by;  // superseded input -> winner
+  // A duplicate's output name (an input refused for a name a lower index holds, or superseded
+  // by one), until it is passed on: it then names the name's winner, the lowest index that
+  // claimed it (every lower index is done by then), not whichever input held the name when the
+  // duplicate was settled (files are published in any order).
+  std::unordered_map<std::size_t, NameDigest> replaced_by, duplicate_names;
+  auto first_claimant = [&](const NameDigest& key) { return files[claims.at(key).index]; };
   std::size_t next_in_order = 0;
   auto pass_on = [&](std::size_t i, FileOutcome outcome) {  // under `mutex`, in input order
     if (const auto it = replaced_by.find(i); it != replaced_by.end()) {
@@ -358,8 +454,11 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
       outcome.status = FileStatus::duplicate;
       outcome.error = ErrorCode::conflict;
       outcome.reason = duplicate_reason(files[i]);
-      outcome.other_input = files[it->second];
+      outcome.other_input = first_claimant(it->second);
       replaced_by.erase(it);
+    } else if (const auto name = duplicate_names.find(i); name != duplicate_names.end()) {
+      outcome.other_input = first_claimant(name->second);
+      duplicate_names.erase(name);
     }
     counts[static_cast<std::size_t>(outcome.status)].fetch_add(1);
     if (outcome.status == FileStatus::written && outcome.pixels.any()) {
@@ -416,72 +515,96 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   };
   bar.started(total);
   if (options.listener != nullptr) options.listener->started(total);
-  const batch::InputRoots roots(options.inputs);
-  batch::run_parallel(
-      files.size(), batch::default_threads(options.threads),
-      [&](std::size_t i) {
-        if (stopped.load()) return;
-        const std::string input = files[i];
-        Prepared prepared =
-            prepare(input, roots.relative(input),
-                    options.output, stage, options.pixel_stages, options.finish,
-                    options.volumes, stage_nanoseconds);
-        if (prepared.pending) {
-          std::lock_guard lock(mutex);
-          const auto [it, inserted] =
-              claims.try_emplace(claim_key(prepared.outcome.output), Claim{i, false});
-          if (!inserted && it->second.index < i) {
-            prepared.outcome.status = FileStatus::duplicate;
-            prepared.outcome.error = ErrorCode::conflict;
-            prepared.outcome.reason = duplicate_reason(prepared.outcome.output);
-            prepared.outcome.other_input = files[it->second.index];
-            prepared.outcome.output.clear();
-            prepared.pending.reset();
-          } else {
-            // A file this run published under the name may be replaced by the input that
-            // comes first; a file of an earlier run only with --overwrite.
-            const bool ours = !inserted && it->second.committed;
-            if (!inserted) {
-              replaced_by[it->second.index] = i;
-              it->second = Claim{i, false};
-            }
-            const auto existing = ours || options.existing == ExistingOutputs::replace
-                                      ? PendingFile::Existing::replace
-                                      : PendingFile::Existing::keep_if_different;
-            if (auto committed = prepared.pending->commit(std::nullopt, existing,
-                                                          PendingFile::FolderSync::deferred);
-                !committed) {
-              prepared.outcome.status = FileStatus::failed;
-              prepared.outcome.error = committed.error().code;
-              prepared.outcome.reason = committed.error().message;
-              prepared.outcome.output.clear();
-            } else {
-              it->second.committed = true;
-              // The output root and every folder below it on the way to the file (study
-              // and series, or volumes/) may name something new.
-              fs::path folder = options.output;
-              written_folders.insert(folder.string());
-              for (const auto& part : prepared.outcome.output.parent_path()) {
-                folder /= part;
-                written_folders.insert(folder.string());
-              }
-              file_folders.insert(folder.string());
-            }
-          }
+  // Publishing a written file: its flush (on a flusher thread, outside the lock), then its
+  // claim on the output name and its rename (under the lock: the lowest index wins), then its
+  // outcome. Must not throw (the flushers catch and report as internal errors).
+  auto publish = [&](std::size_t i, Prepared prepared) {
+    if (prepared.pending) {
+      if (auto flushed = prepared.pending->flush(); !flushed) {
+        prepared.outcome.status = FileStatus::failed;
+        prepared.outcome.error = flushed.error().code;
+        prepared.outcome.reason = flushed.error().message;
+        prepared.outcome.output.clear();
+        prepared.pending.reset();
+      }
+    }
+    if (prepared.pending) {
+      std::lock_guard lock(mutex);
+      const NameDigest key = claim_key(prepared.outcome.output);
+      const auto [it, inserted] = claims.try_emplace(key, Claim{i, false});
+      if (!inserted && it->second.index < i) {
+        duplicate_names.emplace(i, key);
+        prepared.outcome.status = FileStatus::duplicate;
+        prepared.outcome.error = ErrorCode::conflict;
+        prepared.outcome.reason = duplicate_reason(prepared.outcome.output);
+        prepared.outcome.other_input = files[it->second.index];
+        prepared.outcome.output.clear();
+        prepared.pending.reset();
+      } else {
+        // A file this run published under the name may be replaced by the input that
+        // comes first; a file of an earlier run only with --overwrite.
+        const bool ours = !inserted && it->second.committed;
+        if (!inserted) {
+          replaced_by[it->second.index] = key;
+          it->second = Claim{i, false};
         }
-        notify(i, prepared.outcome);
-        record(i, std::move(prepared.outcome));
-      },
-      [&](std::size_t i, const std::string& what) {
-        FileOutcome outcome;
-        outcome.input = files[i];
-        outcome.status = FileStatus::failed;
-        outcome.error = ErrorCode::internal;
-        outcome.reason = "internal error: " + what;
-        notify(i, outcome);
-        record(i, std::move(outcome));
-      },
-      options.cancel);
+        const auto existing = ours || options.existing == ExistingOutputs::replace
+                                  ? PendingFile::Existing::replace
+                                  : PendingFile::Existing::keep_if_different;
+        if (auto committed = prepared.pending->commit(std::nullopt, existing,
+                                                      PendingFile::FolderSync::deferred);
+            !committed) {
+          prepared.outcome.status = FileStatus::failed;
+          prepared.outcome.error = committed.error().code;
+          prepared.outcome.reason = committed.error().message;
+          prepared.outcome.output.clear();
+        } else {
+          it->second.committed = true;
+          // The output root and every folder below it on the way to the file (study
+          // and series, or volumes/) may name something new.
+          fs::path folder = options.output;
+          written_folders.insert(folder.string());
+          for (const auto& part : prepared.outcome.output.parent_path()) {
+            folder /= part;
+            written_folders.insert(folder.string());
+          }
+          file_folders.insert(folder.string());
+        }
+      }
+    }
+    notify(i, prepared.outcome);
+    record(i, std::move(prepared.outcome));
+  };
+  auto internal_error = [&](std::size_t i, const std::string& what) {
+    FileOutcome outcome;
+    outcome.input = files[i];
+    outcome.status = FileStatus::failed;
+    outcome.error = ErrorCode::internal;
+    outcome.reason = "internal error: " + what;
+    notify(i, outcome);
+    record(i, std::move(outcome));
+  };
+  const batch::InputRoots roots(options.inputs);
+  {
+    Flushers flushers(files.size(), publish, internal_error);
+    batch::run_parallel(
+        files.size(), batch::default_threads(options.threads),
+        [&](std::size_t i) {
+          if (stopped.load()) return;
+          const std::string input = files[i];
+          Prepared prepared =
+              prepare(input, roots.relative(input), options.output, stage,
+                      options.pixel_stages, options.finish, options.volumes, stage_nanoseconds);
+          if (prepared.pending) {
+            flushers.push(i, std::move(prepared));
+          } else {
+            notify(i, prepared.outcome);
+            record(i, std::move(prepared.outcome));
+          }
+        },
+        internal_error, options.cancel);
+    flushers.finish();  // every file handed to them published (or failed) before the count
+  }
   // Cancelled between files: the files begun were finished (and published, each whole), no
   // other was started.
   report.end = done.load() < total ? batch::RunEnd::cancelled : batch::RunEnd::completed;
@@ -496,9 +619,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   report.stale_temporaries_removed = stale;
   // The new names reach the disk before the run reports them written (each file's data was
   // flushed before its rename). A folder that cannot be flushed fails the run.
-  for (const auto& folder : written_folders) {
-    if (auto synced = sync_folder(folder); !synced) return std::unexpected(synced.error());
-  }
+  if (auto synced = sync_folders(written_folders); !synced) return std::unexpected(synced.error());
   // Cancelled: the files after the first one not started wait still; they are final now.
   for (auto& [index, outcome] : waiting) pass_on(index, std::move(outcome));
   waiting.clear();

@@ -1,7 +1,8 @@
 // Writing a DicomFile's DCMTK object to disk with every write error seen: DCMTK's own file
 // stream writes through stdio and ignores a failed flush at close, so on a full disk it could
 // leave a short or empty file behind a "good" status. Here the bytes go through write(2)
-// from one buffer, and the file is flushed (fsync) and closed with every result checked.
+// from one buffer, and the file is closed with every result checked; flushing it (fsync) is
+// the publisher's (PendingFile), once.
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcostrma.h>
 #include <dcmtk/dcmdata/dcwcache.h>
@@ -46,11 +47,10 @@ class CheckedFileConsumer final : public DcmConsumer {
   }
   void flush() override { drain(); }
 
-  // Flushes, fsyncs and closes; the errno of the first failure, 0 on success.
+  // Writes what is buffered and closes; the errno of the first failure, 0 on success.
   int finish() {
     drain();
     if (fd_ >= 0) {
-      if (error_ == 0 && ::fsync(fd_) != 0) error_ = errno;
       if (::close(fd_) != 0 && error_ == 0) error_ = errno;
       fd_ = -1;
     }

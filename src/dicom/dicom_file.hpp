@@ -135,7 +135,9 @@ class DicomFile {
   [[nodiscard]] Status set_code_sequence(Tag tag, std::span<const CodeItem> codes);
 
   // Writes the dataset to `path` in its original transfer syntax (pixel data bytes as they
-  // were), with a new file meta header. Fails with ErrorCode::io.
+  // were), with a new file meta header. Every write and the close are checked, but the file
+  // is not flushed: write to a PendingFile's temporary file, whose flush() or commit() does
+  // that. Fails with ErrorCode::io.
   [[nodiscard]] Status save(const std::filesystem::path& path, const MetaIdentity& meta);
   // The bytes save() would write to a file, in memory. Fails with ErrorCode::io when DCMTK
   // cannot encode the data set.

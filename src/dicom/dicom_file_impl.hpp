@@ -28,8 +28,10 @@ std::string parse_failure(DcmFileFormat& file, const OFCondition& status);
 
 // Writes `file` to `path` (created, or truncated when it exists) in `xfer` with sequences of undefined
 // length and recalculated group lengths, as saveFile() would, but with every write error
-// seen: buffered write(2) calls, then fsync and close, each checked. Fails with
-// ErrorCode::io (a full disk: "No space left on device"); the caller removes the file.
+// seen: buffered write(2) calls and the close, each checked. Not flushed (no fsync): every
+// caller writes a PendingFile's temporary file, which PendingFile::flush or commit flushes
+// once (a second fsync here cost a journal wait per file). Fails with ErrorCode::io (a full
+// disk: "No space left on device"); the caller removes the file.
 [[nodiscard]] Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
                                   E_TransferSyntax xfer, E_FileWriteMode mode);
 
