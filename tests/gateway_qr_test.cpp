@@ -388,13 +388,10 @@ std::string find_rq_command(const std::string& sop_class = kStudyRootFind) {
                  element(0, 0x0800, le16(0x0000)));  // a data set follows
 }
 
-// Whether a request's command set announces a data set (Command Data Set Type, 0000,0800).
-enum class DataSet : std::uint8_t { follows, absent };
-
-std::string store_rq_command(const std::string& sop_class, DataSet data_set = DataSet::follows) {
+std::string store_rq_command(const std::string& sop_class) {
   return command(element(0, 0x0002, even(sop_class)) + element(0, 0x0100, le16(0x0001)) +
                  element(0, 0x0110, le16(1)) + element(0, 0x0700, le16(0)) +
-                 element(0, 0x0800, le16(data_set == DataSet::follows ? 0x0000 : 0x0101)) +
+                 element(0, 0x0800, le16(0x0000)) +
                  element(0, 0x1000, even("1.2.826.0.1.3680043.10.1.99")));
 }
 
@@ -448,8 +445,7 @@ struct RawExchange {
 };
 
 // Associates with `port` as QUERIER proposing `abstract_syntax`, sends `command_set` and then
-// a data set fragment by fragment (`next_fragment` gives each, and whether it is the last;
-// none for a command without a data set),
+// a data set fragment by fragment (`next_fragment` gives each, and whether it is the last),
 // `pause` apart, while another thread reads the answers: the status of the first answer, if
 // any came, and whether the node aborted.
 using NextFragment = std::function<std::pair<std::string, bool>()>;
@@ -490,8 +486,7 @@ RawExchange exchange(std::uint16_t port, const std::string& abstract_syntax,
     }
     over = true;
   });
-  // No next_fragment: the command announces no data set.
-  if (send_all(p_data(0x03, command_set)) && next_fragment) {
+  if (send_all(p_data(0x03, command_set))) {
     for (bool last = false; !last && !over;) {
       auto [fragment, is_last] = next_fragment();
       last = is_last;
@@ -847,36 +842,6 @@ TEST(GatewayStoreNet, AStoreOnAnotherSopClassesContextIsRefusedSopClassNotSuppor
   ASSERT_TRUE(own.status.has_value());
   EXPECT_EQ(*own.status, net::kStatusSuccess);
   EXPECT_EQ(receiving.files(), 1u);
-}
-
-// A C-STORE that announces no data set is refused before the handler is asked: on a context
-// of another SOP class with 0x0122, as one with a data set would be (what is wrong with it
-// first), on its own storage context with 0xC000. Each refusal is heard by store_refused (the
-// gateway counts it in its totals); the association goes on.
-TEST(GatewayStoreNet, AStoreWithoutADataSetIsRefusedByItsContextFirstAndCounted) {
-  TempDir dir;
-  Receiving receiving(dir.path());
-  CountedFinds finds;
-  std::atomic<int> refusals{0};
-  const ServedQueries served(receiving.config_with_queries(finds, refusals), receiving.handler());
-  ASSERT_TRUE(served.server()) << served.server().error().message;
-  ASSERT_TRUE(listening(served.peer()));
-
-  const RawExchange on_query = exchange(served.peer().port, kStudyRootFind,
-                                        store_rq_command(kCtImageStorage, DataSet::absent), {});
-  ASSERT_TRUE(on_query.associated);
-  ASSERT_TRUE(on_query.status.has_value());
-  EXPECT_EQ(*on_query.status, net::kStatusSopClassNotSupported);
-  EXPECT_FALSE(on_query.aborted);
-  const RawExchange on_own = exchange(served.peer().port, kCtImageStorage,
-                                      store_rq_command(kCtImageStorage, DataSet::absent), {});
-  ASSERT_TRUE(on_own.associated);
-  ASSERT_TRUE(on_own.status.has_value());
-  EXPECT_EQ(*on_own.status, net::kStatusCannotUnderstand);
-  EXPECT_FALSE(on_own.aborted);
-  EXPECT_EQ(receiving.asked.load(), 0);
-  EXPECT_EQ(refusals.load(), 2);
-  EXPECT_EQ(receiving.files(), 0u);
 }
 
 TEST_F(GatewayQueryFolder, RoutesThatWouldQueryTheSpoolOrMovePastTheLedgerAreRefused) {

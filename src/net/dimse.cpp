@@ -322,25 +322,22 @@ class GatewaySCP : public DcmThreadSCP {
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
     const T_ASC_PresentationContextID pres = info.presentationContextID;
     const detail::Channel channel = channel_for(info);
-    // PS3.7 9.1: a C-STORE goes on a context negotiated for its own storage SOP class. One on
-    // a Query/Retrieve or Verification context (or another class's) is read, dropped and
-    // answered 0x0122, with or without a data set; the handler never sees it. Checked first,
-    // so that the answer names what is wrong with the request whatever else is.
-    if (!storage_context(channel, request.AffectedSOPClassUID)) {
-      shared_.note("refused a C-STORE from " + channel.calling_ae +
-                   ": it came on a presentation context of another SOP class");
-      shared_.refused_store();
-      if (request.DataSetType != DIMSE_DATASET_NULL) {
-        const Arrival dropped = receive_data_set(request, channel, nullptr);
-        if (dropped.outcome == Outcome::broken) return dropped.condition;
-      }
-      return sendSTOREResponse(pres, request, kStatusSopClassNotSupported);
-    }
     // A request that announces no data set has none to read: it is answered, the association
     // goes on.
     if (request.DataSetType == DIMSE_DATASET_NULL) {
       shared_.refused_store();
       return sendSTOREResponse(pres, request, kStatusCannotUnderstand);
+    }
+    // PS3.7 9.1: a C-STORE goes on a context negotiated for its own storage SOP class. One on
+    // a Query/Retrieve or Verification context (or another class's) is read, dropped and
+    // answered 0x0122; the handler never sees it.
+    if (!storage_context(channel, request.AffectedSOPClassUID)) {
+      shared_.note("refused a C-STORE from " + channel.calling_ae +
+                   ": it came on a presentation context of another SOP class");
+      shared_.refused_store();
+      const Arrival dropped = receive_data_set(request, channel, nullptr);
+      if (dropped.outcome == Outcome::broken) return dropped.condition;
+      return sendSTOREResponse(pres, request, kStatusSopClassNotSupported);
     }
     StoreRequest seen{printable(trimmed(getPeerAETitle().c_str())),
                       trimmed(request.AffectedSOPClassUID)};
