@@ -659,6 +659,15 @@ struct Receiving {
     };
     return config;
   }
+  // Also answers queries (so that Q/R contexts are accepted), and counts in `refused` the
+  // C-STOREs refused before the handler is asked.
+  [[nodiscard]] net::ServerConfig config_with_queries(const CountedFinds& finds,
+                                                      std::atomic<int>& refused) {
+    net::ServerConfig config = this->config(120, 64 * 1024);
+    config.query = finds.service;
+    config.store_refused = [&refused] { ++refused; };
+    return config;
+  }
   [[nodiscard]] net::StoreHandler handler() {
     return [this](const net::StoreRequest&, const net::ReceiveInto& receive) {
       ++asked;
@@ -806,10 +815,9 @@ TEST(GatewayQueryNet, AQueryOnAStorageContextIsRefusedSopClassNotSupported) {
 TEST(GatewayStoreNet, AStoreOnAnotherSopClassesContextIsRefusedSopClassNotSupported) {
   TempDir dir;
   Receiving receiving(dir.path());
-  net::ServerConfig config = receiving.config(120, 64 * 1024);
   CountedFinds finds;
-  config.query = finds.service;
-  const ServedQueries served(std::move(config), receiving.handler());
+  std::atomic<int> refusals{0};
+  const ServedQueries served(receiving.config_with_queries(finds, refusals), receiving.handler());
   ASSERT_TRUE(served.server()) << served.server().error().message;
   ASSERT_TRUE(listening(served.peer()));
 
@@ -824,6 +832,7 @@ TEST(GatewayStoreNet, AStoreOnAnotherSopClassesContextIsRefusedSopClassNotSuppor
     EXPECT_FALSE(refused.aborted) << context;
   }
   EXPECT_EQ(receiving.asked.load(), 0);
+  EXPECT_EQ(refusals.load(), 2);  // in the caller's totals (the gateway's "refused")
   EXPECT_EQ(receiving.files(), 0u);
   // On a context of its own SOP class the same request is received and acknowledged.
   std::size_t left = 0;

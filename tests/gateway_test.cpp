@@ -24,6 +24,7 @@
 #include "deid/deid_run.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/pull.hpp"
+#include "gateway/signal.hpp"
 #include "gateway/spool.hpp"
 #include "ledger/ledger.hpp"
 #include "net/dimse.hpp"
@@ -414,6 +415,14 @@ class GatewayRun : public ::testing::Test {
     c.spool = dir_ / "spool";
     c.output = dir_ / "out";
     c.min_free_bytes = 0;
+    return c;
+  }
+  // A second gateway as the destination of a forward: AE title DEST, writing to a folder.
+  gateway::GatewayConfig destination_config() {
+    auto c = config();
+    c.spool = dir_ / "dest-spool";
+    c.output = dir_ / "dest-out";
+    c.ae_title = "DEST";
     return c;
   }
   // Waits until `done` holds, at most 20 s.
@@ -848,10 +857,7 @@ TEST_F(GatewayRun, DefacesAHeadSeriesOnceItIsQuietAsDeidDoes) {
 TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   const auto pipeline = make_pipeline();
   // The destination: a second gateway writing to a folder, not started yet.
-  auto dest = config();
-  dest.spool = dir_ / "dest-spool";
-  dest.output = dir_ / "dest-out";
-  dest.ae_title = "DEST";
+  const auto dest = destination_config();
   auto c = config();
   c.output.clear();
   c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}, {}};
@@ -875,6 +881,75 @@ TEST_F(GatewayRun, ForwardsFromThePersistentOutboxOnceTheDestinationIsUp) {
   ASSERT_TRUE(running.result) << running.result.error().message;
   EXPECT_EQ(running.result->forwarded, 1u);
   EXPECT_GE(running.result->forward_failures, 1u);
+}
+
+// A backlog forwarded over several associations at once: every instance arrives once (the
+// destination receives exactly as many as were sent) and leaves the outbox; none fails.
+TEST_F(GatewayRun, ABacklogIsForwardedOverSeveralAssociationsEachInstanceOnce) {
+  const auto pipeline = make_pipeline();
+  const auto dest = destination_config();
+  Running destination(dest, pipeline);
+  auto c = config();
+  c.output.clear();
+  c.forward = net::Peer{"DEST", "127.0.0.1", dest.port, {}, {}};
+  c.workers = 2;
+  c.forward_associations = 3;
+  c.forward_batch = 4;
+  constexpr std::size_t kInstances = 30;
+  {
+    auto spool = gateway::Spool::open(c.spool, 0);
+    ASSERT_TRUE(spool);
+    for (std::size_t i = 0; i < kInstances; ++i) {
+      auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.9." + std::to_string(i));
+      const fs::path file = dir_ / ("ct" + std::to_string(i) + ".dcm");
+      testing::save(*ct, file);
+      ASSERT_TRUE(spool->accept(read_bytes(file)));
+    }
+  }
+  const net::Peer there{"DEST", "127.0.0.1", dest.port, {}, {}};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(there, "SENDER", 5)); }));
+  Running running(c, pipeline);
+  ASSERT_TRUE(wait_until([&] {
+    const auto st = gateway::Spool::open(c.spool, 0)->status();
+    return st.incoming == 0 && st.outbox == 0;
+  })) << running.log.str();
+  ASSERT_TRUE(wait_until([&] { return count_files(dest.output) == kInstances; }))
+      << destination.log.str();
+  running.finish();
+  destination.finish();
+  ASSERT_TRUE(running.result) << running.result.error().message;
+  EXPECT_EQ(running.result->forwarded, kInstances);
+  EXPECT_EQ(running.result->forward_failures, 0u);
+  ASSERT_TRUE(destination.result) << destination.result.error().message;
+  EXPECT_EQ(destination.result->received, kInstances);
+}
+
+TEST_F(GatewayRun, RefusesZeroForwardAssociations) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.output.clear();
+  c.forward = net::Peer{"DEST", "127.0.0.1", 104, {}, {}};
+  c.forward_associations = 0;
+  const auto checked = gateway::check_route(c, pipeline);
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code, ErrorCode::usage);
+}
+
+// A notice given after a waiter read the generation, before it began to wait (while it looked
+// for work and found none), wakes it at once: it is not lost for the whole timeout.
+TEST(GatewaySignal, ANoticeGivenWhileTheWaiterLookedIsNotLost) {
+  gateway::Signal signal;
+  const auto seen = signal.generation();
+  signal.notify();  // between the look and the wait
+  const auto before = std::chrono::steady_clock::now();
+  signal.wait_for(seen, std::chrono::seconds(60));
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(30));
+  // A notice from another thread wakes a waiter that has seen none.
+  const auto now_seen = signal.generation();
+  std::thread notifier([&] { signal.notify(); });
+  signal.wait_for(now_seen, std::chrono::seconds(60));
+  notifier.join();
+  EXPECT_NE(signal.generation(), now_seen);
 }
 
 // A peer address not on the allow-list is refused at association, whatever its AE title;

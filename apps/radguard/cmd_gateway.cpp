@@ -35,6 +35,7 @@ struct GatewayArgs {
   unsigned retry_max = 300;
   unsigned forward_attempts = 0;
   unsigned forward_refusals = 3;
+  unsigned forward_associations = gateway::GatewayConfig{}.forward_associations;
   unsigned min_free_mb = 64;
   // query/retrieve over the output folder
   bool query_retrieve = false;
@@ -113,6 +114,7 @@ int run_gateway_command(const GatewayArgs& args) {
   config.retry.max = std::chrono::seconds(args.retry_max);
   config.retry.max_attempts = args.forward_attempts;
   config.retry.max_refusals = args.forward_refusals;
+  config.forward_associations = args.forward_associations;
   config.min_free_bytes = static_cast<std::uint64_t>(args.min_free_mb) << 20;
   if (args.query_retrieve) config.query_retrieve = gateway::QueryRetrieve::over_output;
   for (const auto& destination : args.move_destinations) {
@@ -248,6 +250,9 @@ void add_gateway(CLI::App& app, Action& action) {
   cmd->add_option("--forward-refusals", args->forward_refusals,
                   "give a forward up after the destination answered a failure status this many "
                   "times (default 3; 0: never)");
+  cmd->add_option("--forward-associations", args->forward_associations,
+                  "outgoing associations at once, each with instances of its own (default 1)")
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--min-free-mb", args->min_free_mb,
                   "refuse instances (out of resources) below this free space (default 64)");
   cmd->add_flag("--query-retrieve", args->query_retrieve,

@@ -26,6 +26,7 @@
 #include "pipeline/assembler.hpp"
 #include "pipeline/consent_gate.hpp"
 #include "gateway/query_scp.hpp"
+#include "gateway/signal.hpp"
 #include "standard/tags.hpp"
 
 namespace radguard::gateway {
@@ -79,6 +80,9 @@ class Log {
   std::mutex mutex_;
 };
 
+// Whether a forwarder's association was made (answers came, successes or refusals).
+enum class Association : std::uint8_t { made, failed };
+
 struct Counters {
   std::atomic<std::uint64_t> received{0}, refused{0}, processed{0}, quarantined{0}, forwarded{0},
       forward_failures{0}, ledger_entries{0}, forward_given_up{0};
@@ -113,25 +117,6 @@ struct StudyBatch {
   std::set<std::string> modalities;
   std::vector<HeldInstance> held;
   std::chrono::steady_clock::time_point last_added;
-};
-
-// Wakes the workers when an instance arrives, and everyone when the run stops.
-class Signal {
- public:
-  void notify() {
-    { std::lock_guard lock(mutex_); ++generation_; }
-    cv_.notify_all();
-  }
-  void wait_for(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    const auto seen = generation_;
-    cv_.wait_for(lock, timeout, [&] { return generation_ != seen; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::uint64_t generation_ = 0;
 };
 
 class Gateway {
@@ -310,11 +295,12 @@ class Gateway {
 
   void worker_loop(const batch::CancelToken& stop) {
     while (!stop.cancelled()) {
+      const auto seen = work_.generation();  // before looking: no notice is lost meanwhile
       record_due_batches(false);
       if (assembler_ != nullptr) close_quiet_series();
       const auto ids = claim(kWorkerBatch);
       if (ids.empty()) {
-        work_.wait_for(std::chrono::milliseconds(500));
+        work_.wait_for(seen, std::chrono::milliseconds(500));
         continue;
       }
       if (assembler_ != nullptr) {
@@ -322,72 +308,111 @@ class Gateway {
         continue;
       }
       process_batch(ids);
-      if (io_trouble_.exchange(false)) work_.wait_for(std::chrono::milliseconds(1000));
+      if (io_trouble_.exchange(false))
+        work_.wait_for(work_.generation(), std::chrono::milliseconds(1000));
     }
   }
 
+  // One of config_.forward_associations forwarders: each sends the outbox items it claimed
+  // over an association of its own, so that one waiting for the destination's answer does not
+  // hold up the others.
   void forward_loop(const batch::CancelToken& stop) {
     while (!stop.cancelled()) {
-      auto due = spool_.outbox_due(unix_now(), config_.forward_batch);
+      const auto seen = forward_.generation();  // before looking: no notice is lost meanwhile
+      const auto due = claim_outbox();
       if (due.empty()) {
-        forward_.wait_for(std::chrono::milliseconds(500));
+        forward_.wait_for(seen, std::chrono::milliseconds(500));
         continue;
       }
-      std::vector<fs::path> files;
-      for (const auto& item : due) files.push_back(item.path);
-      // Each instance the destination holds leaves the outbox as soon as its answer comes, so
-      // that a crash during a batch re-sends at most the one in flight, not the whole batch.
-      std::vector<bool> settled(due.size(), false);
-      auto statuses = net::store_files(
-          *config_.forward, config_.ae_title, files, 60,
-          [&](std::size_t i, std::uint16_t status) {
-            if (!net::store_succeeded(status)) return;
-            settled[i] = true;
-            ++counters_.forwarded;
-            if (auto done = spool_.forwarded(due[i], PendingFile::FolderSync::deferred); !done)
-              log_.line(done.error().message);
-          });
-      // The removals of this association, flushed once (a kill -9 loses none of them).
-      std::vector<OutboxItem> arrived;
-      for (std::size_t i = 0; i < due.size(); ++i)
-        if (settled[i]) arrived.push_back(due[i]);
-      if (!arrived.empty())
-        if (auto synced = spool_.sync_outbox(arrived); !synced) log_.line(synced.error().message);
-      const std::int64_t now = unix_now();
-      std::size_t failed = 0;
-      if (statuses && !last_trouble_.empty()) {
-        log_.line("forwarding again");
-        last_trouble_.clear();
-      }
-      for (std::size_t i = 0; i < due.size(); ++i) {
-        if (settled[i]) continue;  // the destination holds it: left the outbox as it answered
-        ++failed;
-        ++counters_.forward_failures;
-        const std::string error = statuses ? "destination answered " + status_hex((*statuses)[i])
-                                           : statuses.error().message;
-        auto noted = spool_.forward_failed(
-            due[i], error, now, config_.retry,
-            statuses ? ForwardFailure::refused : ForwardFailure::unreachable);
-        if (!noted) {
-          log_.line(noted.error().message);
-        } else if (*noted == ForwardFate::given_up) {
-          ++counters_.forward_given_up;
-          log_.line("an instance was given up after " + std::to_string(due[i].attempts + 1) +
-                    " failed forwards (" + error + "); it is kept in failed/");
-        }
-      }
-      if (failed > 0) {
-        // One line when the trouble starts or changes, not one per retry.
-        const std::string trouble = statuses ? std::string("refused by the destination")
-                                             : statuses.error().message;
-        if (trouble != last_trouble_)
-          log_.line(std::to_string(failed) + " of " + std::to_string(due.size()) +
-                    " instances not forwarded (" + trouble + "); retrying with backoff");
-        last_trouble_ = trouble;
-        // Nothing more is due before the earliest retry; a short pause avoids a busy loop.
-        forward_.wait_for(std::chrono::milliseconds(200));
+      const std::size_t failed = forward_batch(due);
+      release_outbox(due);
+      // Nothing more is due before the earliest retry; a short pause avoids a busy loop.
+      if (failed > 0) forward_.wait_for(forward_.generation(), std::chrono::milliseconds(200));
+    }
+  }
+
+  // Takes the due outbox items no other forwarder holds, oldest name first: at most
+  // forward_batch, and no more than this forwarder's share of what is due (so that the others
+  // are not left idle).
+  std::vector<OutboxItem> claim_outbox() {
+    std::lock_guard lock(outbox_mutex_);
+    // Those the others hold are among the first claimed_.size() + forward_batch * forwarders.
+    const std::size_t forwarders = config_.forward_associations;
+    auto due = spool_.outbox_due(unix_now(), outbox_claimed_.size() + config_.forward_batch * forwarders);
+    std::erase_if(due, [&](const OutboxItem& item) { return outbox_claimed_.contains(item.path); });
+    const std::size_t share =
+        std::clamp<std::size_t>((due.size() + forwarders - 1) / forwarders, 1, config_.forward_batch);
+    if (due.size() > share) due.resize(share);
+    for (const auto& item : due) outbox_claimed_.insert(item.path);
+    return due;
+  }
+  void release_outbox(const std::vector<OutboxItem>& items) {
+    std::lock_guard lock(outbox_mutex_);
+    for (const auto& item : items) outbox_claimed_.erase(item.path);
+  }
+
+  // Sends claimed items over one association; each the destination holds leaves the outbox,
+  // each other is noted for a retry (or given up). Returns how many were not forwarded.
+  std::size_t forward_batch(const std::vector<OutboxItem>& due) {
+    std::vector<fs::path> files;
+    for (const auto& item : due) files.push_back(item.path);
+    // Each instance the destination holds leaves the outbox as soon as its answer comes, so
+    // that a crash during a batch re-sends at most the one in flight, not the whole batch.
+    std::vector<bool> settled(due.size(), false);
+    auto statuses = net::store_files(
+        *config_.forward, config_.ae_title, files, 60,
+        [&](std::size_t i, std::uint16_t status) {
+          if (!net::store_succeeded(status)) return;
+          settled[i] = true;
+          ++counters_.forwarded;
+          if (auto done = spool_.forwarded(due[i], PendingFile::FolderSync::deferred); !done)
+            log_.line(done.error().message);
+        });
+    // The removals of this association, flushed once (a kill -9 loses none of them).
+    std::vector<OutboxItem> arrived;
+    for (std::size_t i = 0; i < due.size(); ++i)
+      if (settled[i]) arrived.push_back(due[i]);
+    if (!arrived.empty())
+      if (auto synced = spool_.sync_outbox(arrived); !synced) log_.line(synced.error().message);
+    const std::int64_t now = unix_now();
+    std::size_t failed = 0;
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      if (settled[i]) continue;  // the destination holds it: left the outbox as it answered
+      ++failed;
+      ++counters_.forward_failures;
+      const std::string error = statuses ? "destination answered " + status_hex((*statuses)[i])
+                                         : statuses.error().message;
+      auto noted = spool_.forward_failed(
+          due[i], error, now, config_.retry,
+          statuses ? ForwardFailure::refused : ForwardFailure::unreachable);
+      if (!noted) {
+        log_.line(noted.error().message);
+      } else if (*noted == ForwardFate::given_up) {
+        ++counters_.forward_given_up;
+        log_.line("an instance was given up after " + std::to_string(due[i].attempts + 1) +
+                  " failed forwards (" + error + "); it is kept in failed/");
       }
     }
+    note_trouble(statuses ? Association::made : Association::failed,
+                 statuses ? std::string("refused by the destination") : statuses.error().message,
+                 failed, due.size());
+    return failed;
+  }
+
+  // One line when the trouble starts or changes, and one when an association works again;
+  // not one per retry (nor one per forwarder).
+  void note_trouble(Association association, const std::string& trouble, std::size_t failed,
+                    std::size_t tried) {
+    std::lock_guard lock(outbox_mutex_);
+    if (association == Association::made && !last_trouble_.empty()) {
+      log_.line("forwarding again");
+      last_trouble_.clear();
+    }
+    if (failed == 0) return;
+    if (trouble != last_trouble_)
+      log_.line(std::to_string(failed) + " of " + std::to_string(tried) +
+                " instances not forwarded (" + trouble + "); retrying with backoff");
+    last_trouble_ = trouble;
   }
 
   void wake_all() {
@@ -403,6 +428,8 @@ class Gateway {
   }
 
   Log& log() { return log_; }
+  // A C-STORE the network layer refused before asking on_store (net::ServerConfig::store_refused).
+  void count_refused() { ++counters_.refused; }
   const Spool& spool() const { return spool_; }
 
  private:
@@ -639,7 +666,9 @@ class Gateway {
   std::set<std::string> claimed_;
   std::deque<std::string> backlog_;
   std::atomic<bool> io_trouble_{false};
-  std::string last_trouble_;  // the forwarder thread's only
+  std::mutex outbox_mutex_;              // outbox_claimed_ and last_trouble_
+  std::set<fs::path> outbox_claimed_;    // outbox items a forwarder is sending
+  std::string last_trouble_;             // the forwarders' last trouble; empty: none
   pipeline::SeriesAssembler* assembler_;  // with a whole-series stage (defacing); else null
   Release* release_;                      // with a release route; else null
   std::mutex batch_mutex_;                // meta_ and batches_
@@ -685,6 +714,8 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
   if (config.workers == 0 || config.workers > 256)
     return fail(ErrorCode::usage, "the gateway needs 1 to 256 workers");
   if (config.forward_batch == 0) return fail(ErrorCode::usage, "the forward batch must be > 0");
+  if (config.forward_associations == 0 || config.forward_associations > 64)
+    return fail(ErrorCode::usage, "the gateway forwards over 1 to 64 associations at once");
   if (config.retry.first.count() <= 0 || config.retry.max < config.retry.first)
     return fail(ErrorCode::usage, "the retry delays must be positive, the longest not shorter");
   if (config.tls)
@@ -786,6 +817,7 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   server_config.allowed_hosts = config.allowed_hosts;
   server_config.tls = config.tls;
   server_config.log = [&gateway](const std::string& line) { gateway.log().line(line); };
+  server_config.store_refused = [&gateway] { gateway.count_refused(); };
   if (config.query_retrieve == QueryRetrieve::over_output)
     server_config.query = make_query_service(
         {config.output, config.ae_title, config.move_destinations, config.tls,
@@ -807,7 +839,9 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < config.workers; ++i)
     threads.emplace_back([&] { gateway.worker_loop(stop_workers); });
-  if (config.forward) threads.emplace_back([&] { gateway.forward_loop(stop_workers); });
+  if (config.forward)
+    for (unsigned i = 0; i < config.forward_associations; ++i)
+      threads.emplace_back([&] { gateway.forward_loop(stop_workers); });
 
   Status served;
   std::thread listener([&] { served = (*server)->run(); });

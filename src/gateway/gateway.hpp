@@ -82,6 +82,10 @@ struct GatewayConfig {
   RetryPolicy retry;
   std::uint64_t min_free_bytes = 64ULL << 20;  // refuse instances below this free space
   std::size_t forward_batch = 64;              // instances per outgoing association
+  // Outgoing associations at once, each with instances of its own (1 to 64): while one waits
+  // for the destination's answer another sends. One by default: on 2 shared vCPUs two were
+  // not measurably faster (docs/benchmarks.md, gateway19), the file system's work dominates.
+  unsigned forward_associations = 1;
   std::optional<ReleaseRoute> release;         // consent gate and ledger; none: neither
   std::size_t release_batch_max = 1000;        // instances of a study per ledger entry, at most
   QueryRetrieve query_retrieve = QueryRetrieve::off;

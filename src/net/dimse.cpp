@@ -194,8 +194,12 @@ struct Shared {
   std::chrono::seconds store_floor{120};      // ServerConfig::store_floor_s
   std::uint64_t store_min_bytes_per_s = 0;     // ServerConfig::store_min_bytes_per_s
   std::uint64_t store_max_bytes = 8ULL << 30;  // ServerConfig::store_max_bytes
+  std::function<void()> store_refused;        // ServerConfig::store_refused
   void note(const std::string& line) const {
     if (log) log(line);
+  }
+  void refused_store() const {
+    if (store_refused) store_refused();
   }
 };
 
@@ -289,7 +293,7 @@ class GatewaySCP : public DcmThreadSCP {
   // Whether a C-STORE for `affected` may be served on the channel's context: one negotiated
   // for that same storage SOP class.
   static bool storage_context(const detail::Channel& channel, const char* affected) {
-    return trimmed(affected) == channel.abstract_syntax &&
+    return detail::context_is_for(channel, affected) &&
            dcmIsaStorageSOPClassUID(channel.abstract_syntax.c_str(), ESSC_All);
   }
 
@@ -320,14 +324,17 @@ class GatewaySCP : public DcmThreadSCP {
     const detail::Channel channel = channel_for(info);
     // A request that announces no data set has none to read: it is answered, the association
     // goes on.
-    if (request.DataSetType == DIMSE_DATASET_NULL)
+    if (request.DataSetType == DIMSE_DATASET_NULL) {
+      shared_.refused_store();
       return sendSTOREResponse(pres, request, kStatusCannotUnderstand);
+    }
     // PS3.7 9.1: a C-STORE goes on a context negotiated for its own storage SOP class. One on
     // a Query/Retrieve or Verification context (or another class's) is read, dropped and
     // answered 0x0122; the handler never sees it.
     if (!storage_context(channel, request.AffectedSOPClassUID)) {
       shared_.note("refused a C-STORE from " + channel.calling_ae +
                    ": it came on a presentation context of another SOP class");
+      shared_.refused_store();
       const Arrival dropped = receive_data_set(request, channel, nullptr);
       if (dropped.outcome == Outcome::broken) return dropped.condition;
       return sendSTOREResponse(pres, request, kStatusSopClassNotSupported);
@@ -618,7 +625,7 @@ Result<std::unique_ptr<StoreServer>> StoreServer::create(ServerConfig config,
   server->shared = Shared{std::move(handler), config.allowed_calling, config.allowed_hosts,
                         config.ae_title, config.log, config.query,
                         std::chrono::seconds(config.store_floor_s), config.store_min_bytes_per_s,
-                        config.store_max_bytes};
+                        config.store_max_bytes, config.store_refused};
   server->config = std::move(config);
   server->pool = std::make_unique<Pool>(server->shared);
   Pool& pool = *server->pool;

@@ -117,6 +117,10 @@ struct ServerConfig {
   // Hears one neutral line per refused association (AE titles, the peer's address, why).
   // Optional; called from pool threads at once.
   std::function<void(const std::string&)> log;
+  // Hears each C-STORE answered with a failure before the handler was asked (no data set, or a
+  // presentation context of another SOP class), so that the caller's totals count it.
+  // Optional; called from pool threads at once.
+  std::function<void()> store_refused;
 };
 
 // A C-ECHO and C-STORE SCP for every storage SOP class DCMTK knows, accepting the common

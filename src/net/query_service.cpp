@@ -428,10 +428,14 @@ OFCondition answer_move(const Channel& channel, const T_DIMSE_C_MoveRQ& request,
 
 }  // namespace
 
+bool context_is_for(const Channel& channel, const char* affected_sop_class) {
+  return trimmed(affected_sop_class) == channel.abstract_syntax;
+}
+
 bool context_serves(const Channel& channel, const char* affected_sop_class,
                     const std::vector<std::string>& allowed) {
-  const std::string affected = trimmed(affected_sop_class);
-  return affected == channel.abstract_syntax && std::ranges::find(allowed, affected) != allowed.end();
+  return context_is_for(channel, affected_sop_class) &&
+         std::ranges::find(allowed, channel.abstract_syntax) != allowed.end();
 }
 
 OFCondition serve_find(const Channel& channel, const T_DIMSE_C_FindRQ& request,

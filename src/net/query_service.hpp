@@ -57,6 +57,11 @@ class ArrivalDeadline {
   std::uint64_t rate_;
 };
 
+// Whether the request's Affected SOP Class UID is the abstract syntax its presentation context
+// was negotiated for (PS3.7 9.1: a command goes on a context of its own SOP class). The C-STORE
+// receiver adds its own check (a storage SOP class) to this one.
+[[nodiscard]] bool context_is_for(const Channel& channel, const char* affected_sop_class);
+
 // Whether a request for `affected_sop_class` may be served on the channel's context: the
 // context was negotiated for that very SOP class, one of `allowed` (PS3.7 9.1: a command goes
 // on a context of its own SOP class; otherwise it is answered 0x0122, SOP Class Not Supported).
