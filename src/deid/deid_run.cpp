@@ -526,6 +526,10 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // claim on the output name and its rename (under the lock: the lowest index wins), then its
   // outcome. Must not throw (the flushers catch and report as internal errors).
   auto publish = [&](std::size_t i, Prepared prepared) {
+    // A file prepared ahead of its flush is not published once the run is cancelled or
+    // stopped (its temporary is removed with it): it counts as not started, as the worker
+    // checks between files; a cancelled export must release nothing.
+    if (stopped.load() || (options.cancel != nullptr && options.cancel->cancelled())) return;
     if (prepared.pending) {
       if (auto flushed = prepared.pending->flush(); !flushed) {
         prepared.outcome.status = FileStatus::failed;
@@ -593,7 +597,10 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   };
   const batch::InputRoots roots(options.inputs);
   {
-    Flushers flushers(files.size(), publish, internal_error);
+    // One flusher for one worker: files are then published in the order they were begun,
+    // and a cancel between files leaves exactly the files before it.
+    const bool one_worker = batch::default_threads(options.threads) == 1;
+    Flushers flushers(one_worker ? 1 : files.size(), publish, internal_error);
     batch::run_parallel(
         files.size(), batch::default_threads(options.threads),
         [&](std::size_t i) {
