@@ -40,7 +40,26 @@ if [ ! -d "$corpus/corpus" ]; then
 fi
 in=$corpus/corpus
 "$radguard" keygen "$work/k.key" >/dev/null 2>&1 || true
-cat $(find "$in" -type f) >/dev/null  # warm the page cache
+# Every timed run starts alike: the inputs in the page cache, the last output written back.
+# Output trees used to be deleted just before the next run into the same name: ext4 without
+# a journal (this VM) then skips every inode freed in the last 30 s when it creates a file,
+# which the run pays for. A checked tree is now moved aside (retire) and the trees of a round
+# are deleted at the start of the next, followed by a 31 s pause before anything is timed.
+settle() {
+  sync
+  cat $(find "$in" -type f) >/dev/null
+}
+retire() {
+  [ -e "$1" ] || return 0
+  mkdir -p "$work/retired"
+  mv "$1" "$work/retired/$(date +%s%N)"
+}
+empty_retired() {
+  [ -d "$work/retired" ] || return 0
+  rm -rf "$work/retired"
+  sync
+  sleep 31
+}
 files=$(find "$in" -type f | wc -l)
 mb=$(du -sm "$in" | cut -f1)
 
@@ -57,7 +76,9 @@ timed() {
 # One binary's round: LABEL PREFIX BINARY. Every time is recorded as PREFIX + its label.
 bench_round() {
   local p=$1 bin=$2 round=$3
-  rm -rf "$work/single"
+  retire "$work/single"
+  empty_retired
+  settle
   timed "${p}single" "$bin" deid "$in" -o "$work/single" -k "$work/k.key" -j "$threads" \
     --no-progress --report-full-paths --report "$work/single.json"
   if [ "$round" = 1 ]; then
@@ -70,7 +91,9 @@ bench_round() {
   fi
   for n in $shard_counts; do
     plan=$work/plan-$n
-    rm -rf "$work/shards-$n"
+    retire "$work/shards-$n"
+    retire "$work/single"
+    settle
     timed "${p}plan$n" "$bin" plan "$in" --shards "$n" -o "$plan" -j "$threads" --no-progress
     mkdir -p "$plan/reports"
     : >"$work/shard-times"
@@ -93,6 +116,7 @@ bench_round() {
       python3 -c 'import json,sys; a,b=(json.load(open(p)) for p in sys.argv[1:]); sys.exit(a["counts"]!=b["counts"])' \
         "$work/single.json" "$plan/report.json" || { echo "plan_bench: merged counts differ for $n shards" >&2; exit 1; }
     fi
+    retire "$work/shards-$n"
   done
 }
 
@@ -100,6 +124,7 @@ for round in $(seq "$repeats"); do
   bench_round "" "$radguard" "$round"
   [ -z "$baseline" ] || bench_round "base-" "$baseline" "$round"
 done
+rm -rf "$work/retired"
 
 median() {  # LABEL FIELD
   awk -v l="$1" -v f="$2" '$1 == l {print $f}' "$work/times" | sort -g |

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# What cutting a release into shards costs, counted rather than timed (issue 19).
+#
+#   bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] [SHARDS]
+#
+# plan_bench.sh times whole runs, and on a shared VM two runs of the same work differ by
+# ±20% in CPU time, too much to resolve a 5% overhead. This script counts instead, with
+# measures the machine's load does not move:
+#   - user-space instructions executed (valgrind --tool=callgrind, all threads, the loader
+#     and the process's start and exit included);
+#   - system calls made (strace -f -c, futex left out), which stand for the kernel's work.
+# On FILES files of CORPUS_DIR (default 1600, hard-linked into a folder of their own, sorted
+# by path), it counts one `radguard deid FOLDER`, `radguard plan FOLDER --shards SHARDS`
+# (default 8), the SHARDS list runs (`deid --files-from`) and `radguard plan merge`, checks
+# that the shards' outputs are byte-identical to the one run's, and prints the counts and
+# the ratios. Prints Markdown; writes no file names or header values.
+set -euo pipefail
+
+if [ $# -lt 2 ] || [ $# -gt 4 ]; then
+  echo "usage: bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] [SHARDS]" >&2
+  exit 2
+fi
+radguard=$(realpath "$1")/apps/radguard/radguard
+corpus=$(realpath "$2")
+files=${3:-1600}
+shards=${4:-8}
+work=$(mktemp -d /tmp/radguard-plan-count.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# The subset: the first FILES files by path, hard-linked (same bytes, same file system).
+(cd "$corpus" && find . -type f | LC_ALL=C sort) >"$work/all.txt"
+head -n "$files" "$work/all.txt" >"$work/subset.txt"
+while read -r f; do
+  mkdir -p "$work/in/$(dirname "$f")"
+  ln "$corpus/$f" "$work/in/$f"
+done <"$work/subset.txt"
+"$radguard" keygen "$work/k.key" >/dev/null 2>&1
+
+# count LABEL COMMAND...: appends "LABEL instructions syscalls" to $work/counts. The command
+# runs twice (once per counter), each time into a fresh output folder named by $out; the
+# second run's output is left there.
+count() {
+  local label=$1
+  shift
+  rm -rf "$out"
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" >/dev/null 2>"$work/vg.log" || true
+  local ir
+  ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/vg.log" | tail -n 1)
+  [ -n "$ir" ] || { echo "plan_count: callgrind gave no count for $label" >&2; exit 1; }
+  rm -rf "$out"
+  strace -f -c -o "$work/strace.txt" "$@" >/dev/null 2>&1 || true
+  local calls
+  # futex calls are left out: how often threads wait on each other is the scheduler's doing.
+  calls=$(awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $NF != "futex" {c += $4} END {print c}' \
+    "$work/strace.txt")
+  echo "$label $ir $calls" >>"$work/counts"
+}
+
+: >"$work/counts"
+out=$work/single
+count single "$radguard" deid "$work/in" -o "$out" -k "$work/k.key" -j 2 --no-progress \
+  --report-full-paths --report "$work/single.json"
+(cd "$work/single" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/single.sums"
+
+out=$work/plan
+count plan "$radguard" plan "$work/in" --shards "$shards" -o "$out" -j 2 --no-progress
+mkdir -p "$work/plan/reports"
+for ((s = 0; s < shards; s++)); do
+  list=$(printf '%s/plan/shard-%04d.txt' "$work" "$s")
+  [ -s "$list" ] || continue
+  out=$work/shard-$s
+  count "shard$s" "$radguard" deid --files-from "$list" -o "$out" -k "$work/k.key" -j 2 \
+    --no-progress --report-full-paths --report "$(printf '%s/plan/reports/shard-%04d.json' "$work" "$s")"
+  mkdir -p "$work/shards"
+  cp -a "$out/." "$work/shards/"
+done
+(cd "$work/shards" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/shards.sums"
+cmp -s "$work/single.sums" "$work/shards.sums" || { echo "plan_count: shard outputs differ" >&2; exit 1; }
+out=$work/merge-scratch
+count merge "$radguard" plan merge "$work/plan"
+
+awk -v files="$files" -v n="$shards" '
+  $1 == "single" {si = $2; sc = $3}
+  $1 == "plan" {pi = $2; pc = $3}
+  $1 == "merge" {mi = $2; mc = $3}
+  $1 ~ /^shard/ {hi += $2; hc += $3}
+  END {
+    printf "%d files, %d shards; outputs byte-identical to the one run\x27s\n\n", files, n
+    print "| run | user instructions | ÷ one run | system calls | ÷ one run |"
+    print "|---|---:|---:|---:|---:|"
+    printf "| one run (deid FOLDER) | %.0f | 1.000 | %d | 1.000 |\n", si, sc
+    printf "| plan --shards %d | %.0f | %.3f | %d | %.3f |\n", n, pi, pi / si, pc, pc / sc
+    printf "| %d shards (deid --files-from), summed | %.0f | %.3f | %d | %.3f |\n", n, hi, hi / si, hc, hc / sc
+    printf "| plan merge | %.0f | %.3f | %d | %.3f |\n", mi, mi / si, mc, mc / sc
+    printf "| shards + merge | %.0f | %.3f | %d | %.3f |\n", hi + mi, (hi + mi) / si, hc + mc, (hc + mc) / sc
+    printf "| plan + shards + merge | %.0f | %.3f | %d | %.3f |\n", pi + hi + mi, (pi + hi + mi) / si, pc + hc + mc, (pc + hc + mc) / sc
+    printf "\nper shard, fixed (shards - one run) / %d: %.0f instructions, %.0f system calls\n", n, (hi - si) / n, (hc - sc) / n
+  }' "$work/counts"
