@@ -4,14 +4,23 @@
 // from one buffer, and the file is closed with every result checked; flushing it (fsync) is
 // the publisher's (PendingFile), once.
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcistrmf.h>
 #include <dcmtk/dcmdata/dcostrma.h>
+#include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcwcache.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
+
+#include "core/unique_fd.hpp"
 
 #include "dicom/dicom_file_impl.hpp"
 
@@ -57,6 +66,43 @@ class CheckedFileConsumer final : public DcmConsumer {
     return error_;
   }
   int error() const { return error_; }
+
+  // Appends `length` bytes of `source` from `offset` after what is buffered: the kernel
+  // copies them (copy_file_range; a plain read/write loop where the file systems refuse).
+  // A source that ends early is an error (EIO): the output would be short.
+  void append_from(int source, off_t offset, std::uint64_t length) {
+    drain();
+    bool kernel_copy = true;
+    std::vector<char> chunk;
+    while (error_ == 0 && length > 0) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1u << 30));
+      ssize_t n = -1;
+      if (kernel_copy) {
+        n = ::copy_file_range(source, &offset, fd_, nullptr, want, 0);
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                      errno == EOPNOTSUPP)) {
+          kernel_copy = false;
+          continue;
+        }
+      } else {
+        chunk.resize(std::min<std::size_t>(want, kBuffer));
+        n = ::pread(source, chunk.data(), chunk.size(), offset);
+        if (n > 0) {
+          buffer_.assign(chunk.data(), chunk.data() + n);
+          drain();
+          offset += n;
+        }
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        error_ = errno;
+      } else if (n == 0) {
+        error_ = EIO;
+      } else {
+        length -= static_cast<std::uint64_t>(n);
+      }
+    }
+  }
 
  private:
   static constexpr std::size_t kBuffer = 1 << 18;
@@ -110,7 +156,83 @@ class MemoryStream final : public DcmOutputStream {
   explicit MemoryStream(MemoryConsumer& consumer) : DcmOutputStream(&consumer) {}
 };
 
+std::atomic<PixelCopy> pixel_copy{PixelCopy::splice_when_safe};
+std::atomic<std::uint64_t> spliced{0};
+
+// The Pixel Data value save_checked can append from the input instead of through DCMTK.
+struct PixelSplice {
+  DcmElement* element = nullptr;     // the data set's last element, taken out while writing
+  std::string source;                // the input file
+  off_t offset = 0;                  // of the value in it
+  std::uint32_t length = 0;
+  std::vector<std::uint8_t> header;  // tag and length, as DCMTK writes them in this syntax
+};
+
+void put_le(std::vector<std::uint8_t>& out, std::uint32_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
+// The splice, where it gives the bytes DCMTK would write; nullopt (DCMTK writes it) at any
+// doubt. Only uncompressed little-endian syntaxes: there the header is tag, (VR, two zero
+// bytes,) 32-bit length, and DCMTK copies the value unswapped (its byte order is the
+// output's); encapsulated values, big-endian files, odd lengths and a group length that would
+// count the missing element are left to DCMTK.
+std::optional<PixelSplice> plan_splice(DcmFileFormat& file, E_TransferSyntax xfer) {
+  if (pixel_copy.load() != PixelCopy::splice_when_safe) return std::nullopt;
+  if (xfer != EXS_LittleEndianImplicit && xfer != EXS_LittleEndianExplicit) return std::nullopt;
+  DcmDataset* dataset = file.getDataset();
+  if (dataset == nullptr || dataset->getOriginalXfer() != xfer || dataset->card() == 0)
+    return std::nullopt;
+  DcmElement* last = dataset->getElement(dataset->card() - 1);
+  if (last == nullptr || last->getTag() != DCM_PixelData || last->ident() != EVR_PixelData ||
+      dataset->tagExists(DcmTagKey(0x7FE0, 0x0000)))
+    return std::nullopt;
+  const std::uint32_t length = last->getLengthField();
+  if (last->valueLoaded() || length == 0 || length == DCM_UndefinedLength || length % 2 != 0)
+    return std::nullopt;
+  const DcmInputStreamFactory* stream = last->getInputStream();
+  if (stream == nullptr || stream->ident() != DFT_DcmInputFileStreamFactory) return std::nullopt;
+  const auto* from_file = static_cast<const DcmInputFileStreamFactory*>(stream);
+  if (from_file->getFilename().getCharPointer() == nullptr) return std::nullopt;
+
+  PixelSplice splice{last, from_file->getFilename().getCharPointer(), from_file->getOffset(),
+                     length, {}};
+  put_le(splice.header, 0x7FE0, 2);
+  put_le(splice.header, 0x0010, 2);
+  if (xfer == EXS_LittleEndianExplicit) {
+    const DcmEVR vr = last->getTag().getEVR();
+    if (vr != EVR_OB && vr != EVR_OW) return std::nullopt;
+    const char* name = DcmVR(vr).getVRName();
+    splice.header.push_back(static_cast<std::uint8_t>(name[0]));
+    splice.header.push_back(static_cast<std::uint8_t>(name[1]));
+    put_le(splice.header, 0, 2);
+  }
+  put_le(splice.header, length, 4);
+  return splice;
+}
+
+// Takes the spliced element out of the data set while DCMTK writes the rest, and puts it
+// back whatever happens (the caller's DicomFile stays whole).
+class TakenOut {
+ public:
+  TakenOut(DcmDataset& dataset, DcmElement* element)
+      : dataset_(dataset), element_(dataset.remove(element)) {}
+  ~TakenOut() {
+    if (element_ != nullptr && dataset_.insert(element_).bad()) delete element_;
+  }
+  TakenOut(const TakenOut&) = delete;
+  TakenOut& operator=(const TakenOut&) = delete;
+  [[nodiscard]] bool taken() const { return element_ != nullptr; }
+
+ private:
+  DcmDataset& dataset_;
+  DcmElement* element_;
+};
+
 }  // namespace
+
+void set_pixel_copy_for_testing(PixelCopy mode) { pixel_copy.store(mode); }
+std::uint64_t spliced_pixel_values() { return spliced.load(); }
 
 Result<std::vector<std::uint8_t>> write_to_memory(DcmFileFormat& file, E_TransferSyntax xfer,
                                                   E_FileWriteMode mode) {
@@ -132,6 +254,13 @@ Result<std::vector<std::uint8_t>> write_to_memory(DcmFileFormat& file, E_Transfe
 
 Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
                     E_TransferSyntax xfer, E_FileWriteMode mode) {
+  std::optional<PixelSplice> splice = plan_splice(file, xfer);
+  // Opened before anything is written: an input that is gone fails the file at once.
+  UniqueFd source;
+  if (splice) {
+    source = UniqueFd(::open(splice->source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!source.valid()) splice.reset();
+  }
   CheckedFileConsumer consumer(path.c_str());
   OFCondition status = EC_Normal;
   {
@@ -139,12 +268,22 @@ Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
     if (!consumer.good())
       return fail(ErrorCode::io, std::string("cannot create the output: ") +
                                      std::strerror(consumer.error()));
+    std::optional<TakenOut> taken;
+    if (splice) {
+      taken.emplace(*file.getDataset(), splice->element);
+      if (!taken->taken()) return fail(ErrorCode::internal, "cannot take out the pixel data");
+    }
     DcmWriteCache cache;
     file.transferInit();
     status = file.write(stream, xfer, EET_UndefinedLength, &cache, EGL_recalcGL, EPD_noChange, 0,
                         0, 0, mode);
     file.transferEnd();
     stream.flush();
+  }
+  if (splice && status.good() && consumer.good()) {
+    consumer.write(splice->header.data(), static_cast<offile_off_t>(splice->header.size()));
+    consumer.append_from(source.get(), splice->offset, splice->length);
+    if (consumer.good()) spliced.fetch_add(1);
   }
   const int error = consumer.finish();
   if (error != 0)
