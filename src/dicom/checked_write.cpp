@@ -93,31 +93,26 @@ class CheckedFileConsumer final : public DcmConsumer {
           offset += n;
         }
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        error_ = errno;
-      } else if (n == 0) {
-        error_ = EIO;
-      } else {
-        length -= static_cast<std::uint64_t>(n);
-      }
+      if (moved(n)) length -= static_cast<std::uint64_t>(n);
     }
   }
 
  private:
   static constexpr std::size_t kBuffer = 1 << 18;
+  // The outcome of one write, read or copy: true when it moved bytes. An interrupted call
+  // moved none and is retried; an error, or none moved (a full disk, an input that ended),
+  // stops the consumer.
+  bool moved(ssize_t n) {
+    if (n > 0) return true;
+    if (n < 0 && errno == EINTR) return false;
+    error_ = n < 0 ? errno : EIO;
+    return false;
+  }
   void drain() {
     std::size_t done = 0;
     while (error_ == 0 && done < buffer_.size()) {
       const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        error_ = errno;
-      } else if (n == 0) {
-        error_ = EIO;
-      } else {
-        done += static_cast<std::size_t>(n);
-      }
+      if (moved(n)) done += static_cast<std::size_t>(n);
     }
     buffer_.clear();
   }
