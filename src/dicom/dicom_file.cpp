@@ -482,18 +482,24 @@ OFCondition load_part10(DcmFileFormat& file, int fd, std::uint64_t size, const f
 
 Result<DicomFile> DicomFile::open(const fs::path& path) {
   initialise();
-  // One descriptor for the type check, the sniff and the structure check (it was a stat and
-  // two opens). Non-blocking, so a FIFO given as an input is refused, never waited on.
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd.valid()) {
-    const int error = errno;
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
-    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(error));
-  }
-  struct stat st{};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+  // The type is checked by name before anything is opened: opening a device (a tape that
+  // rewinds, a tty) has side effects, and a FIFO blocks. The descriptor is then checked to
+  // be that same regular file (a rename in between is refused). One descriptor serves the
+  // sniff, the structure check and DCMTK's load.
+  struct stat named{};
+  if (::stat(path.c_str(), &named) != 0 || !S_ISREG(named.st_mode))
     return fail(ErrorCode::io, "not a readable file");
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid())
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != named.st_dev ||
+      st.st_ino != named.st_ino)
+    return fail(ErrorCode::io, "not a readable file");
+  // Non-blocking was only for the open; reads of a regular file block as usual.
+  if (const int flags = ::fcntl(fd.get(), F_GETFL);
+      flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
   const Sniff kind = sniff(fd.get());
   if (kind == Sniff::unreadable)
     return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
