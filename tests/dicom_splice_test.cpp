@@ -114,5 +114,23 @@ TEST(DicomSplice, AnInputThatShrankFailsTheSaveInsteadOfAShortOutput) {
   EXPECT_EQ(saved.error().code, ErrorCode::io);
 }
 
+TEST(DicomSplice, AnInputReplacedAfterTheLoadFailsTheSaveAndWritesNothing) {
+  TempDir dir;
+  const fs::path input = dir.path() / "ct.dcm";
+  save(*make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.1.1", 64, 64), input);
+  // The same bytes under another inode: only the identity differs.
+  fs::copy_file(input, dir.path() / "other.dcm");
+  auto file = dicom::DicomFile::open(input);
+  ASSERT_TRUE(file.has_value());
+  fs::rename(dir.path() / "other.dcm", input);
+  const fs::path output = dir.path() / "out.dcm";
+  const auto saved = file->save(output, kMeta);
+  ASSERT_FALSE(saved.has_value());
+  EXPECT_EQ(saved.error().code, ErrorCode::io);
+  EXPECT_NE(saved.error().message.find("the input changed after it was read"), std::string::npos)
+      << saved.error().message;
+  EXPECT_FALSE(fs::exists(output));
+}
+
 }  // namespace
 }  // namespace radguard

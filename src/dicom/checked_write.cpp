@@ -10,6 +10,7 @@
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcwcache.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -247,14 +248,30 @@ Result<std::vector<std::uint8_t>> write_to_memory(DcmFileFormat& file, E_Transfe
   return bytes;
 }
 
+// The input opened again for the splice, checked to be the file that was read (same file,
+// size and modification time): a file renamed over it or rewritten since is refused, and a
+// FIFO swapped in is never waited on.
+Result<UniqueFd> reopen_input(const std::string& source, const InputIdentity& input) {
+  UniqueFd fd(::open(source.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  struct stat st{};
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      !InputIdentity::of(st).same_as(input))
+    return fail(ErrorCode::io, "the input changed after it was read; nothing was written");
+  return fd;
+}
+
 Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
-                    E_TransferSyntax xfer, E_FileWriteMode mode) {
-  std::optional<PixelSplice> splice = plan_splice(file, xfer);
-  // Opened before anything is written: an input that is gone fails the file at once.
+                    E_TransferSyntax xfer, E_FileWriteMode mode,
+                    const std::optional<InputIdentity>& input) {
+  // Without the input's identity the splice cannot check its source: DCMTK writes it all.
+  std::optional<PixelSplice> splice = input ? plan_splice(file, xfer) : std::nullopt;
+  // Opened and checked before the output is created: an input that is gone or changed since
+  // it was read fails the save, and nothing is written.
   UniqueFd source;
   if (splice) {
-    source = UniqueFd(::open(splice->source.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!source.valid()) splice.reset();
+    auto reopened = reopen_input(splice->source, *input);
+    if (!reopened) return std::unexpected(reopened.error());
+    source = std::move(*reopened);
   }
   CheckedFileConsumer consumer(path.c_str());
   OFCondition status = EC_Normal;

@@ -512,6 +512,7 @@ Result<DicomFile> DicomFile::open(const fs::path& path) {
       !checked)
     return std::unexpected(checked.error());
   auto impl = std::make_unique<Impl>();
+  impl->input = InputIdentity::of(st);
   const OFCondition status =
       kind == Sniff::part10
           ? load_part10(impl->file, fd.get(), static_cast<std::uint64_t>(st.st_size), path)
@@ -811,7 +812,7 @@ E_TransferSyntax new_meta_header(DicomFile& file, const MetaIdentity& identity) 
 
 Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   const E_TransferSyntax xfer = new_meta_header(*this, identity);
-  return save_checked(impl_->file, path, xfer, EWM_dontUpdateMeta);
+  return save_checked(impl_->file, path, xfer, EWM_dontUpdateMeta, impl_->input);
 }
 
 Result<std::vector<std::uint8_t>> DicomFile::save_bytes(const MetaIdentity& identity) {
