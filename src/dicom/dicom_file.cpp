@@ -473,6 +473,9 @@ OFCondition load_part10(DcmFileFormat& file, int fd, std::uint64_t size, const f
   file.transferInit();
   status = file.readUntilTag(stream, EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
                              DCM_UndefinedTagKey);
+  // A failed pread ends the stream as if the file ended there; DCMTK may take that for the
+  // end of the data set, so the stream's own failure is the result.
+  if (status.good() && !stream.good()) status = stream.status();
   file.transferEnd();
   file.setReadMode(before);
   return status;

@@ -57,7 +57,13 @@ offile_off_t FdProducer::skip(offile_off_t skiplen) {
 }
 
 void FdProducer::putback(offile_off_t num) {
-  position_ -= std::clamp<offile_off_t>(num, 0, position_);
+  // DCMTK never puts back more than it read; if it did, the stream's position would be
+  // wrong: fail it rather than parse from a clamped offset.
+  if (num < 0 || num > position_) {
+    failed_ = true;
+    return;
+  }
+  position_ -= num;
 }
 
 DcmInputStreamFactory* FdInputStream::newFactory() const {
