@@ -70,7 +70,7 @@ class CheckedFileConsumer final : public DcmConsumer {
 
   // Appends `length` bytes of `source` from `offset` after what is buffered: the kernel
   // copies them (copy_file_range; a plain read/write loop where the file systems refuse).
-  // A source that ends early is an error (EIO): the output would be short.
+  // A source that ends early is an error (EIO, and input_ended()): the output would be short.
   void append_from(int source, off_t offset, std::uint64_t length) {
     drain();
     bool kernel_copy = true;
@@ -94,9 +94,11 @@ class CheckedFileConsumer final : public DcmConsumer {
           offset += n;
         }
       }
+      if (n == 0) input_ended_ = true;
       if (moved(n)) length -= static_cast<std::uint64_t>(n);
     }
   }
+  [[nodiscard]] bool input_ended() const { return input_ended_; }
 
  private:
   static constexpr std::size_t kBuffer = 1 << 18;
@@ -119,6 +121,7 @@ class CheckedFileConsumer final : public DcmConsumer {
   }
   int fd_;
   int error_ = 0;
+  bool input_ended_ = false;
   std::vector<char> buffer_;
 };
 
@@ -295,13 +298,23 @@ Status save_checked(DcmFileFormat& file, const std::filesystem::path& path,
   if (splice && status.good() && consumer.good()) {
     consumer.write(splice->header.data(), static_cast<offile_off_t>(splice->header.size()));
     consumer.append_from(source.get(), splice->offset, splice->length);
-    if (consumer.good()) spliced.fetch_add(1);
   }
   const int error = consumer.finish();
-  if (error != 0)
-    return fail(ErrorCode::io, std::string("cannot write the output: ") + std::strerror(error));
-  if (status.bad()) return fail(ErrorCode::io, std::string("cannot write: ") + status.text());
-  return {};
+  Status result;
+  if (consumer.input_ended())
+    result = fail(ErrorCode::io, "the input ended before its pixel data was copied");
+  else if (error != 0)
+    result = fail(ErrorCode::io, std::string("cannot write the output: ") + std::strerror(error));
+  else if (status.bad())
+    result = fail(ErrorCode::io, std::string("cannot write: ") + status.text());
+  // A failed save leaves no partial output behind, whoever calls it.
+  if (!result) {
+    ::unlink(path.c_str());
+    return result;
+  }
+  // Counted once the output is whole and closed.
+  if (splice) spliced.fetch_add(1);
+  return result;
 }
 
 }  // namespace radguard::dicom
