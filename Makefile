@@ -25,7 +25,7 @@ test: build
 
 # The parsers and the robustness tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # (docs/reliability.md). Leak checking is off: DCMTK keeps process-wide tables to the end.
-SANITIZE_TESTS ?= NestingBomb|DecodeBudget|DeflateBomb|StructureCheck|PixelHeaders|MutationSmoke|Signatures|DicomFile|DeidMalformed|DeidEncodings|Staging
+SANITIZE_TESTS ?= NestingBomb|DecodeBudget|DeflateBomb|StructureCheck|PixelHeaders|MutationSmoke|Signatures|DicomFile|DeidMalformed|DeidEncodings|Staging|DicomSplice
 sanitize: deps
 	cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADGUARD_SANITIZE=ON
 	cmake --build build-sanitize -j $(JOBS) --target radguard_tests signing_tests

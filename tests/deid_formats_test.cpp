@@ -2,6 +2,7 @@
 // files fail with a clear reason, no output and no allocation of what they claim to hold.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <regex>
@@ -275,6 +276,21 @@ TEST(DicomFile, OpenReportsTheReasonWithoutValues) {
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, ErrorCode::malformed_dicom);
   EXPECT_EQ(opened.error().message.find("DOE"), std::string::npos);
+}
+
+// A device or a FIFO given as an input is refused by its type before it is opened: opening
+// a device can have side effects (a tape rewinds), and opening a FIFO blocks until a writer
+// comes (this test would hang).
+TEST(DicomFile, ADeviceOrAFifoIsRefusedBeforeItIsOpened) {
+  TempDir dir;
+  const fs::path fifo = dir / "input.dcm";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const fs::path& input : {fs::path("/dev/null"), fifo}) {
+    auto opened = dicom::DicomFile::open(input);
+    ASSERT_FALSE(opened) << input;
+    EXPECT_EQ(opened.error().code, ErrorCode::io) << input;
+    EXPECT_EQ(opened.error().message, "not a readable file") << input;
+  }
 }
 
 }  // namespace

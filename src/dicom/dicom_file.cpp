@@ -22,7 +22,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <span>
 
@@ -30,6 +29,8 @@
 
 #include "dicom/dcmtk_dictionary.hpp"
 #include "dicom/dicom_file_impl.hpp"
+#include "dicom/fd_input_stream.hpp"
+#include "core/unique_fd.hpp"
 #include "dicom/structure_check.hpp"
 #include "standard/tables.hpp"
 
@@ -78,13 +79,18 @@ Sniff sniff_head(std::span<const unsigned char> head) {
   return Sniff::not_dicom;
 }
 
-Sniff sniff(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  // A file that cannot be opened (permissions) is a failure to report, never "not DICOM".
-  if (!in) return Sniff::unreadable;
+// What the first bytes of an open file say (one pread: the descriptor's offset stays at 0
+// for the structure check that reads it next).
+Sniff sniff(int fd) {
   std::array<unsigned char, 132> head{};
-  in.read(reinterpret_cast<char*>(head.data()), head.size());
-  const auto got = static_cast<std::size_t>(in.gcount());
+  std::size_t got = 0;
+  while (got < head.size()) {
+    const ssize_t n = ::pread(fd, head.data() + got, head.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Sniff::unreadable;
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
   return sniff_head(std::span<const unsigned char>(head.data(), got));
 }
 
@@ -453,24 +459,68 @@ DicomFile::DicomFile(DicomFile&&) noexcept = default;
 DicomFile& DicomFile::operator=(DicomFile&&) noexcept = default;
 DicomFile::~DicomFile() = default;
 
+namespace {
+
+// What DcmFileFormat::loadFile(path, EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
+// ERM_autoDetect) does, over the descriptor already open (FdInputStream). Raw data sets,
+// which are rare, still go through loadFile.
+OFCondition load_part10(DcmFileFormat& file, int fd, std::uint64_t size, const fs::path& path) {
+  FdInputStream stream(fd, size, path.string());
+  OFCondition status = file.clear();
+  if (status.bad()) return status;
+  const E_FileReadMode before = file.getReadMode();
+  file.setReadMode(ERM_autoDetect);
+  file.transferInit();
+  status = file.readUntilTag(stream, EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
+                             DCM_UndefinedTagKey);
+  // A failed pread ends the stream as if the file ended there; DCMTK may take that for the
+  // end of the data set, so the stream's own failure is the result.
+  if (status.good() && !stream.good()) status = stream.status();
+  file.transferEnd();
+  file.setReadMode(before);
+  return status;
+}
+
+}  // namespace
+
 Result<DicomFile> DicomFile::open(const fs::path& path) {
   initialise();
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return fail(ErrorCode::io, "not a readable file");
-  const Sniff kind = sniff(path);
+  // The type is checked by name before anything is opened: opening a device (a tape that
+  // rewinds, a tty) has side effects, and a FIFO blocks. The descriptor is then checked to
+  // be that same regular file (a rename in between is refused). One descriptor serves the
+  // sniff, the structure check and DCMTK's load.
+  struct stat named{};
+  if (::stat(path.c_str(), &named) != 0 || !S_ISREG(named.st_mode))
+    return fail(ErrorCode::io, "not a readable file");
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid())
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != named.st_dev ||
+      st.st_ino != named.st_ino)
+    return fail(ErrorCode::io, "not a readable file");
+  // Non-blocking was only for the open; reads of a regular file block as usual.
+  if (const int flags = ::fcntl(fd.get(), F_GETFL);
+      flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
+  const Sniff kind = sniff(fd.get());
   if (kind == Sniff::unreadable)
     return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
   if (kind == Sniff::not_dicom) return fail(ErrorCode::not_dicom, "not a DICOM file");
   // Hostile structure (nesting bombs, deflate bombs, floods of elements) is refused before
   // DCMTK's recursive reader sees it.
   if (auto checked = check_structure(
-          path, kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset);
+          fd.get(), static_cast<std::uint64_t>(st.st_size),
+          kind == Sniff::part10 ? FileLayout::part10 : FileLayout::raw_dataset);
       !checked)
     return std::unexpected(checked.error());
   auto impl = std::make_unique<Impl>();
+  impl->input = InputIdentity::of(st);
   const OFCondition status =
-      impl->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxInMemoryValue,
-                          kind == Sniff::part10 ? ERM_autoDetect : ERM_dataset);
+      kind == Sniff::part10
+          ? load_part10(impl->file, fd.get(), static_cast<std::uint64_t>(st.st_size), path)
+          : impl->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange,
+                                kMaxInMemoryValue, ERM_dataset);
   if (status.bad()) return fail(ErrorCode::malformed_dicom, parse_failure(impl->file, status));
   DcmDataset* dataset = impl->file.getDataset();
   if (dataset == nullptr || dataset->card() == 0)
@@ -765,7 +815,7 @@ E_TransferSyntax new_meta_header(DicomFile& file, const MetaIdentity& identity) 
 
 Status DicomFile::save(const fs::path& path, const MetaIdentity& identity) {
   const E_TransferSyntax xfer = new_meta_header(*this, identity);
-  return save_checked(impl_->file, path, xfer, EWM_dontUpdateMeta);
+  return save_checked(impl_->file, path, xfer, EWM_dontUpdateMeta, impl_->input);
 }
 
 Result<std::vector<std::uint8_t>> DicomFile::save_bytes(const MetaIdentity& identity) {

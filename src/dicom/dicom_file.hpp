@@ -151,6 +151,16 @@ class DicomFile {
   std::unique_ptr<Impl> impl_;
 };
 
+// How save() moves an untouched Pixel Data value. By default (splice_when_safe) a value DCMTK
+// never loaded, in a little-endian uncompressed transfer syntax that does not change, at the
+// end of the data set, is copied by the kernel from the input (copy_file_range) after DCMTK
+// writes everything before it: the same bytes, without the value passing through DCMTK's
+// write cache and our buffer. through_dcmtk always lets DCMTK write it (tests compare both).
+enum class PixelCopy : std::uint8_t { splice_when_safe, through_dcmtk };
+void set_pixel_copy_for_testing(PixelCopy mode);
+// How many Pixel Data values this process has spliced (tests: the path was taken).
+[[nodiscard]] std::uint64_t spliced_pixel_values();
+
 // Configures DCMTK once per process: silences its logging (it could print attribute
 // values) and makes sure its dictionary holds radguard's compiled-in rows (the PS3.6 edition
 // radguard ships and DCMTK's private dictionary; see dcmtk_dictionary.hpp). Called by

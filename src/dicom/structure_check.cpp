@@ -734,8 +734,12 @@ Result<StructureFacts> check_structure(const fs::path& path, FileLayout layout,
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0)
     return fail(ErrorCode::io, std::string("cannot be read: ") + std::strerror(errno));
-  const auto file_size = static_cast<std::uint64_t>(st.st_size);
-  FileSource file(fd.get(), file_size);
+  return check_structure(fd.get(), static_cast<std::uint64_t>(st.st_size), layout, limits);
+}
+
+Result<StructureFacts> check_structure(int fd, std::uint64_t file_size, FileLayout layout,
+                                       const StructureLimits& limits) {
+  FileSource file(fd, file_size);
   return check_source(file, file_size, layout, limits, nullptr);
 }
 

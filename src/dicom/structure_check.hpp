@@ -82,6 +82,11 @@ struct ValueCapture {
 [[nodiscard]] Result<StructureFacts> check_structure(const std::filesystem::path& path,
                                                      FileLayout layout,
                                                      const StructureLimits& limits = {});
+// The same pass over an open file of `file_size` bytes, read from the descriptor's offset
+// (which it moves; the caller's descriptor, not closed).
+[[nodiscard]] Result<StructureFacts> check_structure(int fd, std::uint64_t file_size,
+                                                     FileLayout layout,
+                                                     const StructureLimits& limits = {});
 // The same pass over an object held in memory (never fails with ErrorCode::io).
 // `capture`, when given, collects the values of its keys (see ValueCapture).
 [[nodiscard]] Result<StructureFacts> check_structure(std::span<const std::uint8_t> bytes,
