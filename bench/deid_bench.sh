@@ -154,7 +154,7 @@ measure() {
 }
 
 # Outputs are renamed aside, not deleted, until the end: ext4 will not reuse an inode for about
-# 30 s after it is freed, and creating thousands of files just after deleting thousands makes
+# 60 s after it is freed (RECENTCY_MIN in fs/ext4/ialloc.c, without a journal), and creating thousands of files just after deleting thousands makes
 # every tool (cp -r most of all) spend most of its time skipping recently freed inodes.
 set_aside() {
   if [ -e "$1" ]; then

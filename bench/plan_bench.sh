@@ -40,14 +40,15 @@ if [ ! -d "$corpus/corpus" ]; then
 fi
 in=$corpus/corpus
 "$radguard" keygen "$work/k.key" >/dev/null 2>&1 || true
-# Every timed run starts alike: the inputs in the page cache, the last output written back.
-# Output trees used to be deleted just before the next run into the same name: ext4 without
-# a journal (this VM) then skips every inode freed in the last 30 s when it creates a file,
-# which the run pays for. A checked tree is now moved aside (retire) and the trees of a round
-# are deleted at the start of the next, followed by a 31 s pause before anything is timed.
+# The one run and each plan start alike: the inputs in the page cache, the last output
+# written back. Output trees used to be deleted just before the next run into the same name:
+# ext4 without a journal (this VM) then skips, when it creates a file, every inode freed in
+# the last 60 s (RECENTCY_MIN in fs/ext4/ialloc.c; longer while the inode table's block is
+# dirty), which the run pays for. A checked tree is now moved aside (retire); the trees of a
+# round are deleted at the start of the next, and a 61 s pause follows the sync.
 settle() {
   sync
-  cat $(find "$in" -type f) >/dev/null
+  find "$in" -type f -exec cat {} + >/dev/null
 }
 retire() {
   [ -e "$1" ] || return 0
@@ -58,7 +59,7 @@ empty_retired() {
   [ -d "$work/retired" ] || return 0
   rm -rf "$work/retired"
   sync
-  sleep 31
+  sleep 61
 }
 files=$(find "$in" -type f | wc -l)
 mb=$(du -sm "$in" | cut -f1)

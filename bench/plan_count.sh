@@ -39,16 +39,20 @@ done <"$work/subset.txt"
 # count LABEL COMMAND...: appends "LABEL instructions syscalls" to $work/counts. The command
 # runs twice (once per counter), each time into a fresh output folder named by $out; the
 # second run's output is left there.
+# radguard's exit 1 (some files failed: this corpus has malformed files) is expected; any
+# other status (a crash, valgrind's own failure) stops the script.
 count() {
-  local label=$1
+  local label=$1 rc=0
   shift
   rm -rf "$out"
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" >/dev/null 2>"$work/vg.log" || true
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" >/dev/null 2>"$work/vg.log" || rc=$?
+  [ "$rc" -le 1 ] || { echo "plan_count: $label exited $rc under callgrind" >&2; exit 1; }
   local ir
   ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/vg.log" | tail -n 1)
   [ -n "$ir" ] || { echo "plan_count: callgrind gave no count for $label" >&2; exit 1; }
   rm -rf "$out"
-  strace -f -c -o "$work/strace.txt" "$@" >/dev/null 2>&1 || true
+  strace -f -c -o "$work/strace.txt" "$@" >/dev/null 2>&1 || rc=$?
+  [ "$rc" -le 1 ] || { echo "plan_count: $label exited $rc under strace" >&2; exit 1; }
   local calls
   # futex calls are left out: how often threads wait on each other is the scheduler's doing.
   calls=$(awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $NF != "futex" {c += $4} END {print c}' \
@@ -61,31 +65,43 @@ out=$work/single
 count single "$radguard" deid "$work/in" -o "$out" -k "$work/k.key" -j 2 --no-progress \
   --report-full-paths --report "$work/single.json"
 (cd "$work/single" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/single.sums"
+[ -s "$work/single.sums" ] || { echo "plan_count: the one run wrote nothing" >&2; exit 1; }
 
 out=$work/plan
 count plan "$radguard" plan "$work/in" --shards "$shards" -o "$out" -j 2 --no-progress
-mkdir -p "$work/plan/reports"
+mkdir -p "$work/plan/reports" "$work/counted-reports"
+ran=0
 for ((s = 0; s < shards; s++)); do
   list=$(printf '%s/plan/shard-%04d.txt' "$work" "$s")
   [ -s "$list" ] || continue
-  out=$work/shard-$s
+  ran=$((ran + 1))
+  # Counted into a folder of its own (count empties it before each of its two runs) ...
+  out=$work/counted
   count "shard$s" "$radguard" deid --files-from "$list" -o "$out" -k "$work/k.key" -j 2 \
-    --no-progress --report-full-paths --report "$(printf '%s/plan/reports/shard-%04d.json' "$work" "$s")"
-  mkdir -p "$work/shards"
-  cp -a "$out/." "$work/shards/"
+    --no-progress --report-full-paths --report "$work/counted-reports/shard-$s.json"
+  # ... then run once more, uncounted, as a cluster task would: every shard into the one
+  # release folder, its report where plan merge looks for it.
+  rc=0
+  "$radguard" deid --files-from "$list" -o "$work/shards" -k "$work/k.key" -j 2 --no-progress \
+    --report-full-paths --report "$(printf '%s/plan/reports/shard-%04d.json' "$work" "$s")" \
+    >/dev/null 2>&1 || rc=$?
+  [ "$rc" -le 1 ] || { echo "plan_count: shard $s exited $rc" >&2; exit 1; }
 done
+# A name two shards both wrote would leave one file where the one run has two: cmp sees it.
 (cd "$work/shards" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/shards.sums"
 cmp -s "$work/single.sums" "$work/shards.sums" || { echo "plan_count: shard outputs differ" >&2; exit 1; }
 out=$work/merge-scratch
 count merge "$radguard" plan merge "$work/plan"
+python3 -c 'import json,sys; a,b=(json.load(open(p)) for p in sys.argv[1:]); sys.exit(a["counts"]!=b["counts"])' \
+  "$work/single.json" "$work/plan/report.json" || { echo "plan_count: merged counts differ" >&2; exit 1; }
 
-awk -v files="$files" -v n="$shards" '
+awk -v files="$(wc -l <"$work/subset.txt")" -v n="$ran" '
   $1 == "single" {si = $2; sc = $3}
   $1 == "plan" {pi = $2; pc = $3}
   $1 == "merge" {mi = $2; mc = $3}
   $1 ~ /^shard/ {hi += $2; hc += $3}
   END {
-    printf "%d files, %d shards; outputs byte-identical to the one run\x27s\n\n", files, n
+    printf "%d files, %d shards; outputs byte-identical to the one run\x27s, merged counts equal\n\n", files, n
     print "| run | user instructions | ÷ one run | system calls | ÷ one run |"
     print "|---|---:|---:|---:|---:|"
     printf "| one run (deid FOLDER) | %.0f | 1.000 | %d | 1.000 |\n", si, sc
@@ -94,5 +110,5 @@ awk -v files="$files" -v n="$shards" '
     printf "| plan merge | %.0f | %.3f | %d | %.3f |\n", mi, mi / si, mc, mc / sc
     printf "| shards + merge | %.0f | %.3f | %d | %.3f |\n", hi + mi, (hi + mi) / si, hc + mc, (hc + mc) / sc
     printf "| plan + shards + merge | %.0f | %.3f | %d | %.3f |\n", pi + hi + mi, (pi + hi + mi) / si, pc + hc + mc, (pc + hc + mc) / sc
-    printf "\nper shard, fixed (shards - one run) / %d: %.0f instructions, %.0f system calls\n", n, (hi - si) / n, (hc - sc) / n
+    printf "\nper shard, (shards - one run) / %d: %.0f instructions, %.0f system calls\n", n, (hi - si) / n, (hc - sc) / n
   }' "$work/counts"
