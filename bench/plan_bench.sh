@@ -19,7 +19,9 @@
 # BENCH_WORK (scratch folder), BENCH_BASELINE (another radguard binary, e.g. main's, with its
 # plugins beside it: run in the same rounds, interleaved, its outputs checked byte-identical
 # to this build's, and its table printed first with the ratios between the two).
-# Prints Markdown tables; writes no file names or header values.
+# Prints Markdown tables; writes no file names or header values. The scratch folder (the
+# corpus it built, the plans and lists, the last round's checked outputs) is left in place.
+# CORPUS_DIR is make_corpus.py's output folder (the inputs are its `corpus` folder).
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -33,6 +35,7 @@ threads=${BENCH_THREADS:-2}
 repeats=${BENCH_REPEATS:-3}
 shard_counts=${BENCH_SHARDS:-1 2 4 8}
 work=${BENCH_WORK:-$(mktemp -d /tmp/radguard-plan-bench.XXXXXX)}
+mkdir -p "$work"
 corpus=${2:-$work/corpus-data}
 if [ ! -d "$corpus/corpus" ]; then
   /usr/bin/python3 "$here/make_corpus.py" "$corpus" --files "${BENCH_FILES:-3000}" \

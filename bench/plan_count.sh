@@ -4,16 +4,19 @@
 #   bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] [SHARDS]
 #
 # plan_bench.sh times whole runs, and on a shared VM two runs of the same work differ by
-# ±20% in CPU time, too much to resolve a 5% overhead. This script counts instead, with
+# 30-50% in CPU time, too much to resolve a 5% overhead. This script counts instead, with
 # measures the machine's load does not move:
 #   - user-space instructions executed (valgrind --tool=callgrind, all threads, the loader
 #     and the process's start and exit included);
 #   - system calls made (strace -f -c, futex left out), which stand for the kernel's work.
-# On FILES files of CORPUS_DIR (default 1600, hard-linked into a folder of their own, sorted
-# by path), it counts one `radguard deid FOLDER`, `radguard plan FOLDER --shards SHARDS`
-# (default 8), the SHARDS list runs (`deid --files-from`) and `radguard plan merge`, checks
-# that the shards' outputs are byte-identical to the one run's, and prints the counts and
-# the ratios. Prints Markdown; writes no file names or header values.
+# CORPUS_DIR is a folder of input files (for make_corpus.py's output, its `corpus` folder); it
+# must be on the file system of /tmp, where its first FILES files by path (default 1600) are
+# hard-linked into a folder of their own. On them it counts one `radguard deid FOLDER`,
+# `radguard plan FOLDER --shards SHARDS` (default 8), the list runs of the non-empty shards
+# (`deid --files-from`) and `radguard plan merge`, every run with `-j 2`. It checks that the
+# shards, run once more into one release folder, write byte-identical outputs to the one
+# run's and that the merged report's counts equal its report's, and prints the counts and
+# the ratios. Prints Markdown; writes no file names or header values; removes its folder.
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 4 ]; then
@@ -95,7 +98,7 @@ count merge "$radguard" plan merge "$work/plan"
 python3 -c 'import json,sys; a,b=(json.load(open(p)) for p in sys.argv[1:]); sys.exit(a["counts"]!=b["counts"])' \
   "$work/single.json" "$work/plan/report.json" || { echo "plan_count: merged counts differ" >&2; exit 1; }
 
-awk -v files="$(wc -l <"$work/subset.txt")" -v n="$ran" '
+awk -v files="$(wc -l <"$work/subset.txt")" -v n="$ran" -v planned="$shards" '
   $1 == "single" {si = $2; sc = $3}
   $1 == "plan" {pi = $2; pc = $3}
   $1 == "merge" {mi = $2; mc = $3}
@@ -105,7 +108,7 @@ awk -v files="$(wc -l <"$work/subset.txt")" -v n="$ran" '
     print "| run | user instructions | ÷ one run | system calls | ÷ one run |"
     print "|---|---:|---:|---:|---:|"
     printf "| one run (deid FOLDER) | %.0f | 1.000 | %d | 1.000 |\n", si, sc
-    printf "| plan --shards %d | %.0f | %.3f | %d | %.3f |\n", n, pi, pi / si, pc, pc / sc
+    printf "| plan --shards %d | %.0f | %.3f | %d | %.3f |\n", planned, pi, pi / si, pc, pc / sc
     printf "| %d shards (deid --files-from), summed | %.0f | %.3f | %d | %.3f |\n", n, hi, hi / si, hc, hc / sc
     printf "| plan merge | %.0f | %.3f | %d | %.3f |\n", mi, mi / si, mc, mc / sc
     printf "| shards + merge | %.0f | %.3f | %d | %.3f |\n", hi + mi, (hi + mi) / si, hc + mc, (hc + mc) / sc
