@@ -69,7 +69,7 @@ void add_audit(CLI::App& app, Action& action) {
       "text, UIDs, dates, file names, burned-in text, faces, k-anonymity, integrity); changes "
       "nothing");
   auto args = std::make_shared<AuditArgs>();
-  cmd->add_option("inputs", args->inputs, "DICOM files or folders")->required();
+  cmd->add_option("inputs", args->inputs, "DICOM files, NIfTI volumes or folders")->required();
   cmd->add_option("--against", args->against,
                   "the original files: every identifying value, date and UID of theirs is "
                   "looked for in the dataset");

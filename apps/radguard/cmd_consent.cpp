@@ -232,7 +232,8 @@ void add_consent(CLI::App& app, Action& action) {
   auto registry_option = [&](CLI::App* sub) {
     sub->add_option(
            "--registry", args->registry,
-           "consent registry (SQLite file, file: URI or postgresql:// URI; created if missing)")
+           "consent registry (SQLite file, file: URI or postgresql:// URI; import and set "
+           "create it if missing, the other commands need it to exist)")
         ->required();
     sub->add_flag("--json", args->json, "print JSON on stdout");
   };
