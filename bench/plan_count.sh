@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What cutting a release into shards costs, counted rather than timed (issue 19).
 #
-#   bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] [SHARDS]
+#   bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] ["SHARDS ..."]
 #
 # plan_bench.sh times whole runs, and on a shared VM two runs of the same work differ by
 # 30-50% in CPU time, too much to resolve a 5% overhead. This script counts instead, with
@@ -16,17 +16,19 @@
 # (`deid --files-from`) and `radguard plan merge`, every run with `-j 2`. It checks that the
 # shards, run once more into one release folder, write byte-identical outputs to the one
 # run's and that the merged report's counts equal its report's, and prints the counts and
-# the ratios. Prints Markdown; writes no file names or header values; removes its folder.
+# the ratios. SHARDS may be a list ("1 2 4 8"): the one run is counted once, then each N in
+# turn, and a summary table of the ratios ends the output. Prints Markdown; writes no file
+# names or header values; removes its folder.
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 4 ]; then
-  echo "usage: bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] [SHARDS]" >&2
+  echo "usage: bash bench/plan_count.sh BUILD_DIR CORPUS_DIR [FILES] [\"SHARDS ...\"]" >&2
   exit 2
 fi
 radguard=$(realpath "$1")/apps/radguard/radguard
 corpus=$(realpath "$2")
 files=${3:-1600}
-shards=${4:-8}
+shard_counts=${4:-8}
 work=$(mktemp -d /tmp/radguard-plan-count.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -69,11 +71,17 @@ count single "$radguard" deid "$work/in" -o "$out" -k "$work/k.key" -j 2 --no-pr
   --report-full-paths --report "$work/single.json"
 (cd "$work/single" && find . -type f -exec sha256sum {} + | sort -k 2) >"$work/single.sums"
 [ -s "$work/single.sums" ] || { echo "plan_count: the one run wrote nothing" >&2; exit 1; }
+cp "$work/counts" "$work/counts.single"
 
+# count_shards N: the plan, the N shards and the merge, checked against the one run, and
+# their table.
+count_shards() {
+local shards=$1 s ran=0 rc
+grep '^single ' "$work/counts.single" >"$work/counts"
+rm -rf "$work/plan" "$work/shards" "$work/counted-reports"
 out=$work/plan
 count plan "$radguard" plan "$work/in" --shards "$shards" -o "$out" -j 2 --no-progress
 mkdir -p "$work/plan/reports" "$work/counted-reports"
-ran=0
 for ((s = 0; s < shards; s++)); do
   list=$(printf '%s/plan/shard-%04d.txt' "$work" "$s")
   [ -s "$list" ] || continue
@@ -113,5 +121,15 @@ awk -v files="$(wc -l <"$work/subset.txt")" -v n="$ran" -v planned="$shards" '
     printf "| plan merge | %.0f | %.3f | %d | %.3f |\n", mi, mi / si, mc, mc / sc
     printf "| shards + merge | %.0f | %.3f | %d | %.3f |\n", hi + mi, (hi + mi) / si, hc + mc, (hc + mc) / sc
     printf "| plan + shards + merge | %.0f | %.3f | %d | %.3f |\n", pi + hi + mi, (pi + hi + mi) / si, pc + hc + mc, (pc + hc + mc) / sc
-    printf "\nper shard, (shards - one run) / %d: %.0f instructions, %.0f system calls\n", n, (hi - si) / n, (hc - sc) / n
-  }' "$work/counts"
+    printf "\nper shard, (shards - one run) / %d: %.0f instructions, %.0f system calls\n\n", n, (hi - si) / n, (hc - sc) / n
+    printf "summary %d %.4f %.4f %.4f %.4f %.4f %.4f\n", n, pi / si, pc / sc, (hi + mi) / si, (hc + mc) / sc, (pi + hi + mi) / si, (pc + hc + mc) / sc >"/dev/stderr"
+  }' "$work/counts" 2>>"$work/summary"
+}
+
+: >"$work/summary"
+for n in $shard_counts; do count_shards "$n"; done
+echo "Summary, ratios to the one run (user instructions; system calls):"
+echo
+echo "| shards | plan | | shards + merge | | plan + shards + merge | |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+awk '{printf "| %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", $2, $3, $4, $5, $6, $7, $8}' "$work/summary"

@@ -27,12 +27,14 @@ FolderListing list_files(const fs::path& folder, FileLinks links) {
     }
     for (; it != fs::directory_iterator(); it.increment(list_ec)) {
       if (list_ec) break;
+      // The entry's type as the listing gave it (d_type): no stat per file, where a folder of
+      // millions is walked by every run and every plan. Only a link (to see what it points
+      // at) or a file system that gives no type is stat'ed.
       std::error_code file_ec;
-      const auto type = it->symlink_status(file_ec).type();
-      if (type == fs::file_type::directory) {
-        pending.push_back(it->path());
-      } else if (type == fs::file_type::symlink && links == FileLinks::skip) {
-        continue;
+      const bool link = it->is_symlink(file_ec);
+      if (link && links == FileLinks::skip) continue;
+      if (!link && it->is_directory(file_ec)) {
+        pending.push_back(it->path());  // a link to a folder is never followed
       } else if (it->is_regular_file(file_ec)) {
         listing.files.push_back(it->path().string());
       }

@@ -99,7 +99,13 @@ class DicomFile {
   // is never read. For a planner that needs a few UIDs of millions of files. The same sniff,
   // structure checks (over the part read) and errors as open(); a file damaged only after
   // that part is not noticed here (the run that opens it whole reports it).
-  [[nodiscard]] static Result<std::vector<std::optional<std::string>>> read_leading_strings(
+  // Also returns the file's size as the open descriptor saw it, so a caller that needs both
+  // (the planner, per file of millions) makes no second stat.
+  struct LeadingStrings {
+    std::vector<std::optional<std::string>> values;  // one per tag asked, in that order
+    std::uint64_t file_bytes = 0;
+  };
+  [[nodiscard]] static Result<LeadingStrings> read_leading_strings(
       const std::filesystem::path& path, std::span<const Tag> tags);
 
   DicomFile(DicomFile&&) noexcept;

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,16 +40,16 @@ class Source {
   const std::uint8_t* peek(std::size_t n) {
     while (end_ - begin_ < n) {
       if (begin_ > 0) {
-        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+        std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
       }
-      if (buffer_.size() < std::max<std::size_t>(n, kChunk)) buffer_.resize(std::max(n, kChunk));
-      const std::size_t got = produce(buffer_.data() + end_, buffer_.size() - end_);
+      if (capacity_ < std::max(n, kChunk)) grow(std::max(n, kChunk));
+      const std::size_t got = produce(buffer_.get() + end_, capacity_ - end_);
       if (got == 0) return nullptr;
       end_ += got;
     }
-    return buffer_.data() + begin_;
+    return buffer_.get() + begin_;
   }
   bool read(std::uint8_t* out, std::size_t n) {
     const std::uint8_t* p = peek(n);
@@ -78,7 +79,7 @@ class Source {
       if (peek(1) == nullptr) return 0;
     }
     const std::size_t n = std::min(max, end_ - begin_);
-    std::memcpy(out, buffer_.data() + begin_, n);
+    std::memcpy(out, buffer_.get() + begin_, n);
     begin_ += n;
     position_ += n;
     return n;
@@ -91,9 +92,11 @@ class Source {
   virtual std::size_t produce(std::uint8_t* out, std::size_t cap) = 0;
   // Drops n bytes not yet buffered; false when fewer remain.
   virtual bool discard(std::uint64_t n) {
-    std::array<std::uint8_t, kChunk> scratch{};
+    // Not zeroed: only what produce() wrote is ever read (zeroing 64 KB per call was a third
+    // of a planner's instructions).
+    const auto scratch = std::make_unique_for_overwrite<std::uint8_t[]>(kChunk);
     while (n > 0) {
-      const std::size_t got = produce(scratch.data(), static_cast<std::size_t>(
+      const std::size_t got = produce(scratch.get(), static_cast<std::size_t>(
                                                           std::min<std::uint64_t>(n, kChunk)));
       if (got == 0) return false;
       n -= got;
@@ -102,7 +105,17 @@ class Source {
   }
 
  private:
-  std::vector<std::uint8_t> buffer_;
+  // Grows to `size`, keeping the bytes buffered; the rest is left unzeroed (it is written by
+  // produce() before it is read).
+  void grow(std::size_t size) {
+    auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(size);
+    if (end_ > 0) std::memcpy(bigger.get(), buffer_.get(), end_);
+    buffer_ = std::move(bigger);
+    capacity_ = size;
+  }
+
+  std::unique_ptr<std::uint8_t[]> buffer_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0, end_ = 0;
   std::uint64_t position_ = 0;
 };
@@ -186,6 +199,9 @@ class InflateSource final : public Source {
  protected:
   std::size_t produce(std::uint8_t* out, std::size_t cap) override {
     if (!ok_ || finished_ || over_cap_) return 0;
+    // A step at a time: a walk that stops at a tag (the planner's) inflates at most a step
+    // past it, where filling the whole buffer inflated 64 KB of pixel data per file.
+    cap = std::min(cap, kStep);
     stream_.next_out = out;
     stream_.avail_out = static_cast<uInt>(cap);
     while (stream_.avail_out == cap) {
@@ -219,7 +235,8 @@ class InflateSource final : public Source {
   Source& raw_;
   std::uint64_t cap_;
   z_stream stream_{};
-  std::array<std::uint8_t, 64 * 1024> input_{};
+  static constexpr std::size_t kStep = 4 * 1024;
+  std::array<std::uint8_t, 64 * 1024> input_;  // written by raw_.read_some before it is read
   bool ok_ = false, finished_ = false, over_cap_ = false, corrupt_ = false;
   std::uint64_t produced_ = 0;
 };

@@ -129,7 +129,7 @@ Result<std::vector<Instance>> read_released(const fs::path& released, const std:
     if (!values) continue;
     Instance instance{it->path(), {}};
     for (std::size_t i = 0; i < wanted.size(); ++i)
-      if ((*values)[i]) instance.values.emplace(wanted[i], trimmed(*(*values)[i]));
+      if (values->values[i]) instance.values.emplace(wanted[i], trimmed(*values->values[i]));
     instances.push_back(std::move(instance));
   }
   std::sort(instances.begin(), instances.end(),

@@ -35,20 +35,21 @@ struct Header {
 
 Header read_header(const std::string& path) {
   Header h;
-  std::error_code ec;
-  h.bytes = fs::file_size(path, ec);
   // Only the leading attributes up to the three UIDs are read, never the pixel data: a file
   // damaged further on is still dealt out, and its shard's run reports it as one run would.
   static constexpr std::array<Tag, 3> kWanted{tags::SOPInstanceUID, tags::StudyInstanceUID,
                                               tags::SeriesInstanceUID};
-  auto values = dicom::DicomFile::read_leading_strings(path, kWanted);
-  if (!values) {
-    h.left_out = LeftOut{path, values.error().message};
+  auto leading = dicom::DicomFile::read_leading_strings(path, kWanted);
+  if (!leading) {
+    std::error_code ec;
+    h.bytes = fs::file_size(path, ec);
+    h.left_out = LeftOut{path, leading.error().message};
     return h;
   }
-  h.sop_uid = trimmed((*values)[0].value_or(""));
-  h.study_uid = trimmed((*values)[1].value_or(""));
-  h.series_uid = trimmed((*values)[2].value_or(""));
+  h.bytes = leading->file_bytes;
+  h.sop_uid = trimmed(leading->values[0].value_or(""));
+  h.study_uid = trimmed(leading->values[1].value_or(""));
+  h.series_uid = trimmed(leading->values[2].value_or(""));
   return h;
 }
 
