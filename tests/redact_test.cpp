@@ -1223,6 +1223,36 @@ TEST(Redact, AnInitialTallerThanTheLineBeforeItIsRedactedWhole) {
   EXPECT_GE(inside_boxes(initial, verdict->redact), 0.99) << "part of the initial shows";
 }
 
+// The detector's box can cut a line's glyphs (seed 4242's 0001.dcm: a 6 px tall region held
+// only the lower half of the initial "O." after a 10 px name; the fill began 4 rows under the
+// O's top). The glyphs a region's ink belongs to are redacted whole, whatever rows the region
+// holds; a line above them, not touching them, is not taken in.
+TEST(Redact, AGlyphTheRegionCutsIsRedactedWhole) {
+  TempDir dir;
+  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  const auto matcher = redact::PhiMatcher::from_header(file);
+  cv::Mat frame(48, 200, CV_8UC1, cv::Scalar(80));
+  cv::Mat initial(frame.size(), CV_8UC1, cv::Scalar(0)), above = initial.clone();
+  cv::putText(initial, "O.", {60, 30}, cv::FONT_HERSHEY_PLAIN, 0.9, cv::Scalar(255), 1, cv::LINE_8);
+  cv::putText(above, "ZOOM", {50, 12}, cv::FONT_HERSHEY_PLAIN, 0.9, cv::Scalar(255), 1, cv::LINE_8);
+  frame.setTo(96, initial);
+  frame.setTo(96, above);
+  const cv::Rect glyphs = cv::boundingRect(initial);
+  ASSERT_GT(glyphs.y, cv::boundingRect(above).br().y + 2) << "the lines must not touch";
+  // The region as a detector that saw only the lower half of the initial would give it.
+  const int cut = glyphs.height / 2;
+  const redact::TextRegion region{{glyphs.x - 1, glyphs.y + cut, glyphs.width + 2, glyphs.height - cut + 1},
+                                  0.6F, false, {}};
+  for (const auto mode : {redact::Mode::all_text, redact::Mode::phi_text}) {
+    auto verdict = redact::judge_region(gray_of(frame), region, matcher, mode, {});
+    ASSERT_TRUE(verdict.has_value()) << verdict.error().message;
+    EXPECT_GE(inside_boxes(initial, verdict->redact), 0.99) << "the initial's top shows";
+    EXPECT_LE(inside_boxes(above, verdict->redact), 0.0) << "the line above was redacted";
+  }
+}
+
 // Text a few grey levels above a black margin (seed 2718's 0004.dcm: a 9 px date and name at
 // the foot of an ultrasound frame, drawn 10 levels up and left 5-8 after JPEG) made no mark
 // at all: the mark finder asked for 8 levels even where the ground is flat. It is covered,

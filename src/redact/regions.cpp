@@ -312,8 +312,10 @@ bool blocked(int x, const Box& span, const std::vector<Box>& barriers) {
 // span the name's own ink set (seed 2718's 0003.dcm: "J." after "Clementine", 7 px at the
 // top edge; its top two rows and its dot were left beside the fill). Ink joined to the
 // continued columns' ink within half a span height above and below counts; a neighbouring
-// line's ink not touching it does not.
-Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& region) {
+// line's ink not touching it does not. With an empty `region` every column of the span counts
+// (every_glyph_whole); ink inside a `keep_out` box (a word kept, a fill) is not taken.
+Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& region,
+                          const std::vector<Box>& keep_out = {}) {
   const int reach = std::max(2, continued.height / 2);
   const int y0 = std::max(0, continued.y - reach);
   const int y1 = std::min(static_cast<int>(image.height), continued.y + continued.height + reach);
@@ -328,12 +330,16 @@ Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& r
     const int column = window.x + x;
     return column < region.x || column >= region.x + region.width;
   };
+  const auto kept_out = [&](int x, int y) {
+    return std::any_of(keep_out.begin(), keep_out.end(),
+                       [&](const Box& b) { return inside(window.x + x, window.y + y, b); });
+  };
   // Flood from the continued columns' ink inside the span's rows.
   std::vector<std::uint8_t> reached(ink.size(), 0);
   std::vector<std::pair<int, int>> stack;
   for (int y = continued.y - y0; y < continued.y - y0 + continued.height; ++y)
     for (int x = 0; x < window.width; ++x)
-      if (past_region(x) && ink[at(x, y)] != 0) {
+      if (past_region(x) && ink[at(x, y)] != 0 && !kept_out(x, y)) {
         reached[at(x, y)] = 1;
         stack.emplace_back(x, y);
       }
@@ -348,7 +354,7 @@ Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& r
         const int nx = x + dx, ny = y + dy;
         if (nx < 0 || ny < 0 || nx >= window.width || ny >= window.height || !past_region(nx))
           continue;
-        if (ink[at(nx, ny)] == 0 || reached[at(nx, ny)] != 0) continue;
+        if (ink[at(nx, ny)] == 0 || reached[at(nx, ny)] != 0 || kept_out(nx, ny)) continue;
         reached[at(nx, ny)] = 1;
         stack.emplace_back(nx, ny);
       }
@@ -392,6 +398,17 @@ Box continued_along_line(const Gray8& image, const Box& span, const Box& region,
   return with_the_glyphs_whole(image, Box{start, span.y, end - start, span.height}, region);
 }
 
+// A span's glyphs whole, wherever the span came from. The detector's box can cut a line's
+// glyphs: on seed 4242's 0001.dcm a 6 px tall region held only the lower half of the initial
+// "O." after "THORNTON, Horatio"; its span (and the fill) began 4 rows under the O's top, and
+// with seed 2718's "J." (a region one row short of the hook) the initial was scored visible.
+// Ink joined to the span's own ink, within half a span height above and below, is redacted
+// with it; a kept word's ink and a fill are not taken in (a neighbouring line's ink touching
+// the span's is, fail closed).
+Box every_glyph_whole(const Gray8& image, const Box& span, const std::vector<Box>& keep_out) {
+  return with_the_glyphs_whole(image, span, Box{}, keep_out);
+}
+
 std::vector<Box> grown_a_little(std::vector<Box> boxes) {
   for (Box& b : boxes) b = Box{b.x - 2, b.y - 1, b.width + 4, b.height + 2};
   return boxes;
@@ -420,7 +437,8 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   }
   const auto along_lines = [&](std::vector<Box> spans) {
     if (region.vertical) return spans;
-    for (Box& span : spans) span = continued_along_line(image, span, region.box, barriers);
+    for (Box& span : spans)
+      span = every_glyph_whole(image, continued_along_line(image, span, region.box, barriers), barriers);
     return spans;
   };
   if (mode == Mode::all_text) {
