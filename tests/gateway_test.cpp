@@ -13,6 +13,7 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/scu.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -922,6 +923,116 @@ TEST_F(GatewayRun, ABacklogIsForwardedOverSeveralAssociationsEachInstanceOnce) {
   EXPECT_EQ(running.result->forward_failures, 0u);
   ASSERT_TRUE(destination.result) << destination.result.error().message;
   EXPECT_EQ(destination.result->received, kInstances);
+}
+
+// A C-STORE SCP in a thread of the test that keeps what it receives in `folder` and counts it.
+class CountingServer {
+ public:
+  CountingServer(fs::path folder, std::uint32_t dimse_timeout_s) : folder_(std::move(folder)) {
+    fs::create_directories(folder_);
+    net::ServerConfig config;
+    config.port = free_port();
+    config.ae_title = "DEST";
+    config.dimse_timeout_s = dimse_timeout_s;
+    port = config.port;
+    auto made = net::StoreServer::create(config, [this](const net::StoreRequest&,
+                                                        const net::ReceiveInto& receive) {
+      const auto n = received.fetch_add(1);
+      return receive(folder_ / ("got" + std::to_string(n) + ".dcm")) ? net::kStatusSuccess
+                                                                     : net::kStatusCannotUnderstand;
+    });
+    EXPECT_TRUE(made);
+    server_ = std::move(*made);
+    thread_ = std::thread([this] { (void)server_->run(); });
+  }
+  ~CountingServer() {
+    server_->stop();
+    thread_.join();
+  }
+  std::uint16_t port = 0;
+  std::atomic<unsigned> received{0};
+
+ private:
+  fs::path folder_;
+  std::unique_ptr<net::StoreServer> server_;
+  std::thread thread_;
+};
+
+// The forwarders' session: one association for batch after batch; a new one only for a
+// context it was not offered (and that one offers every kind seen so far), or after release().
+TEST_F(GatewayRun, AStoreSessionKeepsItsAssociationAcrossBatchesUntilReleased) {
+  CountingServer server(dir_ / "got", 60);
+  const net::Peer there{"DEST", "127.0.0.1", server.port, {}, {}};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(there, "SENDER", 5)); }));
+  std::vector<fs::path> explicit_le, implicit_le;
+  for (int i = 0; i < 3; ++i) {
+    auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.7." + std::to_string(i));
+    explicit_le.push_back(dir_ / ("e" + std::to_string(i) + ".dcm"));
+    testing::save(*ct, explicit_le.back());
+    implicit_le.push_back(dir_ / ("i" + std::to_string(i) + ".dcm"));
+    testing::save(*ct, implicit_le.back(), EXS_LittleEndianImplicit);
+  }
+  auto session = net::StoreSession::create(there, "SENDER", 10);
+  ASSERT_TRUE(session) << session.error().message;
+  net::StoreSession& s = **session;
+  const auto all_succeed = [](const Result<std::vector<std::uint16_t>>& statuses) {
+    return statuses &&
+           std::ranges::all_of(*statuses, [](auto st) { return st == net::kStatusSuccess; });
+  };
+  EXPECT_FALSE(s.is_open());
+  for (const auto& file : explicit_le) EXPECT_TRUE(all_succeed(s.store({file}, {})));
+  EXPECT_TRUE(s.is_open());
+  EXPECT_EQ(s.associations_opened(), 1u);
+  // Another transfer syntax: a new association, offering both.
+  EXPECT_TRUE(all_succeed(s.store({implicit_le[0]}, {})));
+  EXPECT_EQ(s.associations_opened(), 2u);
+  EXPECT_TRUE(all_succeed(s.store({explicit_le[0], implicit_le[1]}, {})));
+  EXPECT_EQ(s.associations_opened(), 2u);
+  s.release();
+  EXPECT_FALSE(s.is_open());
+  EXPECT_TRUE(all_succeed(s.store({implicit_le[2]}, {})));
+  EXPECT_EQ(s.associations_opened(), 3u);
+  EXPECT_EQ(server.received.load(), 3u + 1u + 2u + 1u);
+}
+
+// The peer ends an association that sat idle (its own timeout): the next batch goes over a new
+// one, each instance arriving once, none reported failed.
+TEST_F(GatewayRun, AStoreSessionWhoseIdleAssociationThePeerEndedSendsOverANewOne) {
+  CountingServer server(dir_ / "got", 1);  // drops an association silent for a second
+  const net::Peer there{"DEST", "127.0.0.1", server.port, {}, {}};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(there, "SENDER", 5)); }));
+  std::vector<fs::path> files;
+  for (int i = 0; i < 2; ++i) {
+    auto ct = testing::make_ct("PID12345", "1.2.826.0.1.3680043.2.1125.8." + std::to_string(i));
+    files.push_back(dir_ / ("ct" + std::to_string(i) + ".dcm"));
+    testing::save(*ct, files.back());
+  }
+  auto session = net::StoreSession::create(there, "SENDER", 10);
+  ASSERT_TRUE(session) << session.error().message;
+  auto first = (*session)->store({files[0]}, {});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->at(0), net::kStatusSuccess);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // the peer gives up on it
+  std::vector<std::size_t> answered;
+  auto second =
+      (*session)->store({files[1]}, [&](std::size_t i, std::uint16_t) { answered.push_back(i); });
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->at(0), net::kStatusSuccess);
+  EXPECT_EQ(answered, std::vector<std::size_t>{0});
+  EXPECT_EQ((*session)->associations_opened(), 2u);
+  EXPECT_EQ(server.received.load(), 2u);
+}
+
+// 0 releases the forwarder's association after every batch; a negative idle time is refused.
+TEST_F(GatewayRun, RefusesANegativeForwardIdleTime) {
+  const auto pipeline = make_pipeline();
+  auto c = config();
+  c.output.clear();
+  c.forward = net::Peer{"DEST", "127.0.0.1", 104, {}, {}};
+  c.forward_idle = std::chrono::milliseconds(-1);
+  const auto checked = gateway::check_route(c, pipeline);
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code, ErrorCode::usage);
 }
 
 TEST_F(GatewayRun, RefusesZeroForwardAssociations) {

@@ -53,6 +53,10 @@ TEST(ServicesPlugin, WithoutThePluginEveryFunctionFailsClosedWithoutThrowing) {
   const auto echoed = net::echo(net::Peer{"PACS", "127.0.0.1", 104, std::nullopt, {}}, "RG", 1);
   ASSERT_FALSE(echoed);
   EXPECT_EQ(echoed.error().code, ErrorCode::unsupported);
+  const auto session =
+      net::StoreSession::create(net::Peer{"PACS", "127.0.0.1", 104, std::nullopt, {}}, "RG", 1);
+  ASSERT_FALSE(session);
+  EXPECT_EQ(session.error().code, ErrorCode::unsupported);
 }
 
 }  // namespace

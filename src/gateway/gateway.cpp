@@ -42,6 +42,9 @@ constexpr fs::perms kOutputPerms = fs::perms::owner_read | fs::perms::owner_writ
 // folder; at most kWorkerBatchBytes of outputs wait in memory for it.
 constexpr std::size_t kWorkerBatch = 32;
 constexpr std::size_t kWorkerBatchBytes = 64ULL << 20;
+// How long an idle forwarder sleeps before it looks at the outbox again (it is woken as soon
+// as a worker adds to it).
+constexpr std::chrono::milliseconds kForwardWait{500};
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -315,20 +318,29 @@ class Gateway {
 
   // One of config_.forward_associations forwarders: each sends the outbox items it claimed
   // over an association of its own, so that one waiting for the destination's answer does not
-  // hold up the others.
-  void forward_loop(const batch::CancelToken& stop) {
+  // hold up the others. The association stays open between batches until it has been idle for
+  // forward_idle, then it is released (a graceful stop releases it too).
+  void forward_loop(const batch::CancelToken& stop, net::StoreSession& session) {
+    auto last_sent = std::chrono::steady_clock::now();
     while (!stop.cancelled()) {
       const auto seen = forward_.generation();  // before looking: no notice is lost meanwhile
       const auto due = claim_outbox();
       if (due.empty()) {
-        forward_.wait_for(seen, std::chrono::milliseconds(500));
+        if (session.is_open() &&
+            std::chrono::steady_clock::now() - last_sent >= config_.forward_idle)
+          session.release();
+        forward_.wait_for(
+            seen, session.is_open() ? std::min(kForwardWait, config_.forward_idle) : kForwardWait);
         continue;
       }
-      const std::size_t failed = forward_batch(due);
+      const std::size_t failed = forward_batch(due, session);
       release_outbox(due);
+      last_sent = std::chrono::steady_clock::now();
+      if (config_.forward_idle.count() == 0) session.release();
       // Nothing more is due before the earliest retry; a short pause avoids a busy loop.
       if (failed > 0) forward_.wait_for(forward_.generation(), std::chrono::milliseconds(200));
     }
+    session.release();
   }
 
   // Takes the due outbox items no other forwarder holds, oldest name first: at most
@@ -353,22 +365,20 @@ class Gateway {
 
   // Sends claimed items over one association; each the destination holds leaves the outbox,
   // each other is noted for a retry (or given up). Returns how many were not forwarded.
-  std::size_t forward_batch(const std::vector<OutboxItem>& due) {
+  std::size_t forward_batch(const std::vector<OutboxItem>& due, net::StoreSession& session) {
     std::vector<fs::path> files;
     for (const auto& item : due) files.push_back(item.path);
     // Each instance the destination holds leaves the outbox as soon as its answer comes, so
     // that a crash during a batch re-sends at most the one in flight, not the whole batch.
     std::vector<bool> settled(due.size(), false);
-    auto statuses = net::store_files(
-        *config_.forward, config_.ae_title, files, 60,
-        [&](std::size_t i, std::uint16_t status) {
-          if (!net::store_succeeded(status)) return;
-          settled[i] = true;
-          ++counters_.forwarded;
-          if (auto done = spool_.forwarded(due[i], PendingFile::FolderSync::deferred); !done)
-            log_.line(done.error().message);
-        });
-    // The removals of this association, flushed once (a kill -9 loses none of them).
+    auto statuses = session.store(files, [&](std::size_t i, std::uint16_t status) {
+      if (!net::store_succeeded(status)) return;
+      settled[i] = true;
+      ++counters_.forwarded;
+      if (auto done = spool_.forwarded(due[i], PendingFile::FolderSync::deferred); !done)
+        log_.line(done.error().message);
+    });
+    // The removals of this batch, flushed once (a kill -9 loses none of them).
     std::vector<OutboxItem> arrived;
     for (std::size_t i = 0; i < due.size(); ++i)
       if (settled[i]) arrived.push_back(due[i]);
@@ -716,6 +726,8 @@ Status check_route(const GatewayConfig& config, const pipeline::Pipeline& pipeli
   if (config.forward_batch == 0) return fail(ErrorCode::usage, "the forward batch must be > 0");
   if (config.forward_associations == 0 || config.forward_associations > 64)
     return fail(ErrorCode::usage, "the gateway forwards over 1 to 64 associations at once");
+  if (config.forward_idle.count() < 0)
+    return fail(ErrorCode::usage, "the forward association's idle time must not be negative");
   if (config.retry.first.count() <= 0 || config.retry.max < config.retry.first)
     return fail(ErrorCode::usage, "the retry delays must be positive, the longest not shorter");
   if (config.tls)
@@ -835,13 +847,22 @@ Result<GatewayTotals> run_gateway(const GatewayConfig& given, const pipeline::Pi
                      " instances to process and " + std::to_string(waiting.outbox) +
                      " to forward from an earlier run");
 
+  // One association per forwarder, kept open across its batches.
+  std::vector<std::unique_ptr<net::StoreSession>> sessions;
+  if (config.forward)
+    for (unsigned i = 0; i < config.forward_associations; ++i) {
+      auto session = net::StoreSession::create(*config.forward, config.ae_title, 60);
+      if (!session) return std::unexpected(session.error());
+      sessions.push_back(std::move(*session));
+    }
+
   batch::CancelToken stop_workers;
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < config.workers; ++i)
     threads.emplace_back([&] { gateway.worker_loop(stop_workers); });
-  if (config.forward)
-    for (unsigned i = 0; i < config.forward_associations; ++i)
-      threads.emplace_back([&] { gateway.forward_loop(stop_workers); });
+  for (auto& session : sessions)
+    threads.emplace_back(
+        [&gateway, &stop_workers, &session] { gateway.forward_loop(stop_workers, *session); });
 
   Status served;
   std::thread listener([&] { served = (*server)->run(); });

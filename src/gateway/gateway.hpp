@@ -86,6 +86,11 @@ struct GatewayConfig {
   // for the destination's answer another sends. One by default: on 2 shared vCPUs two were
   // not measurably faster (docs/benchmarks.md, gateway19), the file system's work dominates.
   unsigned forward_associations = 1;
+  // A forwarder keeps its association open from one batch to the next (net::StoreSession) and
+  // releases it once it has had nothing to send for this long; 0: released after every batch.
+  // While the workers keep up with the senders each batch is a handful of instances, and an
+  // association per batch cost a set-up each (at a `storescp --fork`, a process each).
+  std::chrono::milliseconds forward_idle{5000};
   std::optional<ReleaseRoute> release;         // consent gate and ledger; none: neither
   std::size_t release_batch_max = 1000;        // instances of a study per ledger entry, at most
   QueryRetrieve query_retrieve = QueryRetrieve::off;

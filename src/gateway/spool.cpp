@@ -235,7 +235,9 @@ std::vector<OutboxItem> Spool::outbox_due(std::int64_t now, std::size_t max) con
   const fs::path outbox = root_ / "outbox";
   for (const auto& path : files_under(outbox, ".dcm")) {
     if (due.size() >= max) break;
-    OutboxItem item{path, fs::relative(path, outbox), 0, 0, 0, {}};
+    // Lexical: the path was listed under `outbox`; fs::relative would resolve it on disk (a
+    // readlink per component) and throw if another forwarder removed it meanwhile.
+    OutboxItem item{path, path.lexically_relative(outbox), 0, 0, 0, {}};
     const fs::path retry = path.string() + std::string(kRetrySuffix);
     std::error_code ec;
     if (fs::exists(retry, ec)) {
@@ -332,7 +334,7 @@ SpoolStatus Spool::status() const {
     const fs::path retry = path.string() + std::string(kRetrySuffix);
     const RetryRecord record = read_retry(retry);
     given_up.emplace_back(fs::last_write_time(path, ec),
-                          fs::relative(path, root_ / "failed").generic_string() + "  after " +
+                          path.lexically_relative(root_ / "failed").generic_string() + "  after " +
                               std::to_string(record.attempts) + " attempts: " + record.last);
   }
   std::ranges::sort(given_up, std::greater<>{}, &decltype(given_up)::value_type::first);

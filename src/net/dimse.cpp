@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 #include <utility>
 
 #include "dicom/dicom_file.hpp"
@@ -686,19 +687,20 @@ class Scu : public DcmSCU {
   using DcmSCU::useSecureConnection;
 };
 
-// Configures an SCU for the peer; with TLS, `layer` receives the transport layer the SCU
-// will use (open_network; it must outlive the association). Fails with ErrorCode::usage
-// (TLS files).
-Status configure(Scu& scu, const Peer& peer, const std::string& calling_ae,
-                 std::uint32_t timeout_s, std::unique_ptr<DcmTLSTransportLayer>& layer) {
-  if (peer.tls) {
-    auto made = make_tls_layer(*peer.tls, NET_REQUESTOR);
-    if (!made) return std::unexpected(made.error());
-    if (auto named = expect_peer_name(**made, peer.tls_name.empty() ? peer.host : peer.tls_name);
-        !named)
-      return named;
-    layer = std::move(*made);
-  }
+// With TLS, the transport layer for associations with the peer (its certificate must carry
+// the peer's name); none without. Fails with ErrorCode::usage (TLS files).
+Result<std::unique_ptr<DcmTLSTransportLayer>> requestor_layer(const Peer& peer) {
+  if (!peer.tls) return std::unique_ptr<DcmTLSTransportLayer>();
+  auto made = make_tls_layer(*peer.tls, NET_REQUESTOR);
+  if (!made) return std::unexpected(made.error());
+  if (auto named = expect_peer_name(**made, peer.tls_name.empty() ? peer.host : peer.tls_name);
+      !named)
+    return std::unexpected(named.error());
+  return std::move(*made);
+}
+
+void configure_scu(Scu& scu, const Peer& peer, const std::string& calling_ae,
+                   std::uint32_t timeout_s) {
   scu.setAETitle(calling_ae.c_str());
   scu.setPeerAETitle(peer.ae_title.c_str());
   scu.setPeerHostName(peer.host.c_str());
@@ -708,6 +710,17 @@ Status configure(Scu& scu, const Peer& peer, const std::string& calling_ae,
   scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
   scu.setDIMSETimeout(timeout_s);
   scu.setVerbosePCMode(OFFalse);
+}
+
+// Configures an SCU for the peer; with TLS, `layer` receives the transport layer the SCU
+// will use (open_network; it must outlive the association). Fails with ErrorCode::usage
+// (TLS files).
+Status configure(Scu& scu, const Peer& peer, const std::string& calling_ae,
+                 std::uint32_t timeout_s, std::unique_ptr<DcmTLSTransportLayer>& layer) {
+  auto made = requestor_layer(peer);
+  if (!made) return std::unexpected(made.error());
+  layer = std::move(*made);
+  configure_scu(scu, peer, calling_ae, timeout_s);
   return {};
 }
 
@@ -741,67 +754,156 @@ Status echo(const Peer& peer, const std::string& calling_ae, std::uint32_t timeo
   return {};
 }
 
+namespace {
+
+// A file's SOP class and transfer syntax, from its meta header; empty when it cannot be read.
+using Kind = std::pair<std::string, std::string>;
+
+Kind kind_of(const fs::path& file) {
+  DcmFileFormat meta;
+  if (meta.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 0, ERM_metaOnly).bad()) return {};
+  OFString sop_class, syntax;
+  meta.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop_class);
+  meta.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, syntax);
+  if (sop_class.empty() || syntax.empty()) return {};
+  return {sop_class.c_str(), syntax.c_str()};
+}
+
+// An association may carry at most 128 presentation contexts (odd IDs 1 to 255).
+constexpr std::size_t kMaxContexts = 128;
+
+class DcmtkStoreSession final : public StoreSession {
+ public:
+  DcmtkStoreSession(Peer peer, std::string calling_ae, std::uint32_t timeout_s,
+                    std::unique_ptr<DcmTLSTransportLayer> layer)
+      : peer_(std::move(peer)),
+        calling_ae_(std::move(calling_ae)),
+        timeout_s_(timeout_s),
+        layer_(std::move(layer)) {}
+  ~DcmtkStoreSession() override { release(); }
+
+  Result<std::vector<std::uint16_t>> store(const std::vector<fs::path>& files,
+                                           const StoreAnswer& on_answer) override {
+    std::vector<std::uint16_t> statuses(files.size(), kStatusProcessingFailure);
+    std::vector<Kind> kinds(files.size());
+    std::set<Kind> wanted;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      kinds[i] = kind_of(files[i]);
+      if (!kinds[i].first.empty()) wanted.insert(kinds[i]);
+    }
+    if (wanted.empty()) return statuses;
+    // A context the open association was not offered: open one that offers it too.
+    const bool covered =
+        std::ranges::all_of(wanted, [&](const Kind& k) { return offered_.contains(k); });
+    if (!covered) release();
+    // A kept association may have been ended by the peer while idle: found at the first send,
+    // then sent again from that file over a new one, once.
+    bool reused = is_open();
+    bool any_answer = false;
+    OFCondition cond = EC_Normal;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      if (kinds[i].first.empty()) continue;
+      if (!is_open()) {
+        if (auto opened = open(wanted); !opened) {
+          if (any_answer) break;
+          return std::unexpected(opened.error());
+        }
+      }
+      const T_ASC_PresentationContextID pres =
+          scu_->findPresentationContextID(kinds[i].first.c_str(), kinds[i].second.c_str());
+      if (pres == 0) continue;  // not accepted by the peer
+      Uint16 status = kStatusProcessingFailure;
+      cond = scu_->sendSTORERequest(pres, files[i].c_str(), nullptr, status);
+      if (cond.bad()) {
+        // A file that could not be read fails alone; a failure of the network or the peer
+        // (dcmnet's conditions: aborted, released, closed, timed out) ends the association,
+        // which DcmSCU still counts as connected.
+        if (cond.module() != OFM_dcmnet && scu_->isConnected()) continue;
+        close();
+        if (reused && !any_answer) {
+          reused = false;
+          --i;  // the same file, over a new association
+          continue;
+        }
+        break;
+      }
+      statuses[i] = status;
+      any_answer = true;
+      reused = false;
+      if (on_answer) on_answer(i, status);
+    }
+    if (!any_answer && cond.bad())
+      return fail(ErrorCode::io,
+                  "the association with " + peer_name(peer_) + " broke: " + cond.text());
+    return statuses;
+  }
+
+  void release() override {
+    if (scu_ && scu_->isConnected() && scu_->releaseAssociation().bad()) scu_->abortAssociation();
+    scu_.reset();
+  }
+  bool is_open() const override { return scu_ && scu_->isConnected(); }
+  std::uint64_t associations_opened() const override { return opened_; }
+
+ private:
+  // Opens an association offering every kind seen so far (or, past the limit on contexts, the
+  // batch's own).
+  Status open(const std::set<Kind>& wanted) {
+    close();
+    offered_.insert(wanted.begin(), wanted.end());
+    if (offered_.size() > kMaxContexts) offered_ = wanted;
+    auto scu = std::make_unique<Scu>();
+    configure_scu(*scu, peer_, calling_ae_, timeout_s_);  // TLS: the layer made in create()
+    for (const auto& kind : offered_) {
+      OFList<OFString> syntaxes;
+      syntaxes.push_back(kind.second.c_str());
+      scu->addPresentationContext(kind.first.c_str(), syntaxes);
+    }
+    OFCondition cond = open_network(*scu, layer_.get());
+    if (cond.good()) cond = scu->negotiateAssociation();
+    if (cond.bad()) {
+      scu->abortAssociation();
+      return fail(ErrorCode::io, "no association with " + peer_name(peer_) + ": " + cond.text());
+    }
+    ++opened_;
+    scu_ = std::move(scu);
+    return {};
+  }
+  // Drops an association that broke (nothing to release).
+  void close() {
+    if (scu_ && scu_->isConnected()) scu_->abortAssociation();
+    scu_.reset();
+  }
+
+  Peer peer_;
+  std::string calling_ae_;
+  std::uint32_t timeout_s_;
+  std::unique_ptr<DcmTLSTransportLayer> layer_;  // declared before the SCU: outlives it
+  std::unique_ptr<Scu> scu_;
+  std::set<Kind> offered_;
+  std::uint64_t opened_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StoreSession>> StoreSession::create(Peer peer, std::string calling_ae,
+                                                           std::uint32_t timeout_s) {
+  disable_nagle();
+  auto layer = requestor_layer(peer);
+  if (!layer) return std::unexpected(layer.error());
+  return std::unique_ptr<StoreSession>(std::make_unique<DcmtkStoreSession>(
+      std::move(peer), std::move(calling_ae), timeout_s, std::move(*layer)));
+}
+
 Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::string& calling_ae,
                                                const std::vector<fs::path>& files,
                                                std::uint32_t timeout_s,
                                                const StoreAnswer& on_answer) {
-  disable_nagle();
-  std::vector<std::uint16_t> statuses(files.size(), kStatusProcessingFailure);
-  if (files.empty()) return statuses;
-  // Each file's SOP class and transfer syntax, from its meta header.
-  std::vector<std::pair<std::string, std::string>> kinds(files.size());
-  std::map<std::pair<std::string, std::string>, bool> contexts;
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    DcmFileFormat meta;
-    if (meta.loadFile(files[i].c_str(), EXS_Unknown, EGL_noChange, 0, ERM_metaOnly).bad())
-      continue;
-    OFString sop_class, syntax;
-    meta.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop_class);
-    meta.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, syntax);
-    if (sop_class.empty() || syntax.empty()) continue;
-    kinds[i] = {sop_class.c_str(), syntax.c_str()};
-    contexts[kinds[i]] = true;
-  }
-  std::unique_ptr<DcmTLSTransportLayer> layer;  // declared before the SCU: outlives it
-  Scu scu;
-  if (auto configured = configure(scu, peer, calling_ae, timeout_s, layer); !configured)
-    return std::unexpected(configured.error());
-  for (const auto& [kind, unused] : contexts) {
-    OFList<OFString> syntaxes;
-    syntaxes.push_back(kind.second.c_str());
-    scu.addPresentationContext(kind.first.c_str(), syntaxes);
-  }
-  if (contexts.empty()) return statuses;
-  OFCondition cond = open_network(scu, layer.get());
-  if (cond.good()) cond = scu.negotiateAssociation();
-  if (cond.bad()) {
-    scu.abortAssociation();
-    return fail(ErrorCode::io, "no association with " + peer_name(peer) + ": " + cond.text());
-  }
-  bool any_answer = false;
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    if (kinds[i].first.empty()) continue;
-    const T_ASC_PresentationContextID pres =
-        scu.findPresentationContextID(kinds[i].first.c_str(), kinds[i].second.c_str());
-    if (pres == 0) continue;  // not accepted by the peer
-    Uint16 status = kStatusProcessingFailure;
-    cond = scu.sendSTORERequest(pres, files[i].c_str(), nullptr, status);
-    if (cond.bad()) {
-      if (!scu.isConnected()) break;
-      continue;
-    }
-    statuses[i] = status;
-    any_answer = true;
-    if (on_answer) on_answer(i, status);
-  }
-  if (scu.isConnected()) {
-    if (scu.releaseAssociation().bad()) scu.abortAssociation();
-  }
-  if (!any_answer && cond.bad())
-    return fail(ErrorCode::io, "the association with " + peer_name(peer) + " broke: " + cond.text());
-  return statuses;
+  if (files.empty()) return std::vector<std::uint16_t>{};
+  auto session = StoreSession::create(peer, calling_ae, timeout_s);
+  if (!session) return std::unexpected(session.error());
+  return (*session)->store(files, on_answer);  // released as the session ends
 }
-
 
 Status check_study_key(StudyKey key, const std::string& value) {
   const char* what = key == StudyKey::study_uid          ? "a Study Instance UID"

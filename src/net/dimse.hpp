@@ -187,6 +187,41 @@ using StoreAnswer = std::function<void(std::size_t index, std::uint16_t status)>
     const std::vector<std::filesystem::path>& files, std::uint32_t timeout_s = 60,
     const StoreAnswer& on_answer = {});
 
+// C-STORE to one node over an association kept open from one store() to the next, so that a
+// sender of many small batches does not pay an association's set-up (a TCP connection, the
+// negotiation, and a forked process at a `storescp --fork`) per batch. store() opens the
+// association when none is open, and opens it again, proposing every (SOP class, transfer
+// syntax) seen so far, when a file needs a context the open one lacks. An association the peer
+// ended while it sat idle (its own timeout) is found at the next store(), which opens a new one
+// and sends again from the file it was at, once. release() ends the association (the caller
+// does so after an idle interval, and the destructor does); the next store() opens another.
+// Not thread-safe: one per sending thread.
+//
+// A pure interface like StoreServer (the DCMTK SCU lives in the services plugin).
+class StoreSession {
+ public:
+  // Checks the TLS files (a Peer with tls); opens nothing yet. Fails with ErrorCode::usage.
+  [[nodiscard]] static Result<std::unique_ptr<StoreSession>> create(Peer peer,
+                                                                    std::string calling_ae,
+                                                                    std::uint32_t timeout_s = 60);
+  virtual ~StoreSession() = default;
+  StoreSession(const StoreSession&) = delete;
+  StoreSession& operator=(const StoreSession&) = delete;
+
+  // As store_files, over the kept association: a status per file, in order; fails with
+  // ErrorCode::io when no association could be made or it broke before any answer (then
+  // nothing is known to have arrived, and the association is closed).
+  [[nodiscard]] virtual Result<std::vector<std::uint16_t>> store(
+      const std::vector<std::filesystem::path>& files, const StoreAnswer& on_answer) = 0;
+  // Ends the association (A-RELEASE, or an abort if the peer does not answer); nothing if none.
+  virtual void release() = 0;
+  [[nodiscard]] virtual bool is_open() const = 0;
+  // Associations opened since create(), for tests and logs.
+  [[nodiscard]] virtual std::uint64_t associations_opened() const = 0;
+
+ protected:
+  StoreSession() = default;
+};
 
 // --- retrieving from a PACS (Study Root Query/Retrieve Information Model)
 

@@ -59,6 +59,10 @@ struct Api {
   // net/query.hpp
   const char* (*level_name)(net::QueryLevel) = nullptr;
   const std::vector<std::string>& (*query_sop_classes)() = nullptr;
+
+  // net/dimse.hpp, added later
+  Result<std::unique_ptr<net::StoreSession>> (*create_store_session)(net::Peer, std::string,
+                                                                     std::uint32_t) = nullptr;
 };
 
 }  // namespace radguard::services

@@ -31,6 +31,7 @@ const services::Api& table() {
     a.move_study = &net::move_study;
     a.level_name = &net::level_name;
     a.query_sop_classes = &net::query_sop_classes;
+    a.create_store_session = &net::StoreSession::create;
     return a;
   }();
   return api;

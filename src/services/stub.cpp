@@ -122,6 +122,12 @@ Result<std::vector<std::uint16_t>> store_files(const Peer& peer, const std::stri
   return api_or_null()->store_files(peer, calling_ae, files, timeout_s, on_answer);
 }
 
+Result<std::unique_ptr<StoreSession>> StoreSession::create(Peer peer, std::string calling_ae,
+                                                           std::uint32_t timeout_s) {
+  if (api_or_null() == nullptr) return missing();
+  return api_or_null()->create_store_session(std::move(peer), std::move(calling_ae), timeout_s);
+}
+
 Status check_study_key(StudyKey key, const std::string& value) {
   if (api_or_null() == nullptr) return missing();
   return api_or_null()->check_study_key(key, value);
