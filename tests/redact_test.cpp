@@ -1253,6 +1253,37 @@ TEST(Redact, AGlyphTheRegionCutsIsRedactedWhole) {
   }
 }
 
+// Only the cut glyph's columns are taken above the span: the fill over "Oscar" cut at its
+// x-height rises over the O, not over "scar" (whose ground above is anatomy on a real frame).
+TEST(Redact, AGlyphTakenWholeTakesOnlyItsOwnColumns) {
+  TempDir dir;
+  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  const auto matcher = redact::PhiMatcher::from_header(file);
+  cv::Mat frame(48, 240, CV_8UC1, cv::Scalar(80));
+  cv::Mat ink(frame.size(), CV_8UC1, cv::Scalar(0));
+  cv::putText(ink, "Oscar", {40, 34}, cv::FONT_HERSHEY_PLAIN, 1.4, cv::Scalar(255), 1, cv::LINE_8);
+  frame.setTo(200, ink);
+  const cv::Rect word = cv::boundingRect(ink);
+  cv::Mat o_ink = ink.clone();
+  const int o_right = word.x + word.width / 5;
+  o_ink(cv::Rect(o_right, 0, ink.cols - o_right, ink.rows)).setTo(0);
+  const cv::Rect o = cv::boundingRect(o_ink);
+  // The region a detector would give for the x-height only: the O's top third left out.
+  const int cut = o.height / 3;
+  const redact::TextRegion region{{word.x - 1, o.y + cut, word.width + 2, o.height - cut + 1},
+                                  0.6F, false, {}};
+  auto verdict = redact::judge_region(gray_of(frame), region, matcher, redact::Mode::all_text, {});
+  ASSERT_TRUE(verdict.has_value()) << verdict.error().message;
+  EXPECT_GE(inside_boxes(o_ink, verdict->redact), 0.99) << "the O's top shows";
+  // Ground above the span, right of the O (with a rim), is not taken.
+  cv::Mat ground_above(frame.size(), CV_8UC1, cv::Scalar(0));
+  ground_above(cv::Rect(o.br().x + 3, o.y, word.br().x - o.br().x - 3, cut)).setTo(255);
+  ground_above.setTo(0, ink);
+  EXPECT_LE(inside_boxes(ground_above, verdict->redact), 0.0) << "the fill rose over every column";
+}
+
 // Text a few grey levels above a black margin (seed 2718's 0004.dcm: a 9 px date and name at
 // the foot of an ultrasound frame, drawn 10 levels up and left 5-8 after JPEG) made no mark
 // at all: the mark finder asked for 8 levels even where the ground is flat. It is covered,

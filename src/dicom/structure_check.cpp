@@ -92,12 +92,12 @@ class Source {
   virtual std::size_t produce(std::uint8_t* out, std::size_t cap) = 0;
   // Drops n bytes not yet buffered; false when fewer remain.
   virtual bool discard(std::uint64_t n) {
-    // Not zeroed: only what produce() wrote is ever read (zeroing 64 KB per call was a third
-    // of a planner's instructions).
-    const auto scratch = std::make_unique_for_overwrite<std::uint8_t[]>(kChunk);
+    // Only an inflated source skips this way (the others seek), a step at a time; not
+    // zeroed, since only what produce() wrote is read.
+    std::array<std::uint8_t, 4 * 1024> scratch;
     while (n > 0) {
-      const std::size_t got = produce(scratch.get(), static_cast<std::size_t>(
-                                                          std::min<std::uint64_t>(n, kChunk)));
+      const std::size_t got = produce(
+          scratch.data(), static_cast<std::size_t>(std::min<std::uint64_t>(n, scratch.size())));
       if (got == 0) return false;
       n -= got;
     }
@@ -205,18 +205,21 @@ class InflateSource final : public Source {
     stream_.next_out = out;
     stream_.avail_out = static_cast<uInt>(cap);
     while (stream_.avail_out == cap) {
-      if (stream_.avail_in == 0) {
+      if (stream_.avail_in == 0 && !input_ended_) {
         const std::size_t got = raw_.read_some(input_.data(), input_.size());
-        if (got == 0) {
-          finished_ = true;  // the deflate stream ends without its end marker: truncated
-          break;
-        }
+        input_ended_ = got == 0;
         stream_.next_in = input_.data();
         stream_.avail_in = static_cast<uInt>(got);
       }
+      // Called even once the input has ended: the last symbols' bits may already be in
+      // zlib's hands, their output still owed (zlib.h: "there might be more output pending").
       const int status = inflate(&stream_, Z_NO_FLUSH);
       if (status == Z_STREAM_END) {
         finished_ = true;
+        break;
+      }
+      if (status == Z_BUF_ERROR && input_ended_) {
+        finished_ = true;  // nothing more to give and no end marker: truncated
         break;
       }
       if (status != Z_OK && status != Z_BUF_ERROR) {
@@ -238,6 +241,7 @@ class InflateSource final : public Source {
   static constexpr std::size_t kStep = 4 * 1024;
   std::array<std::uint8_t, 64 * 1024> input_;  // written by raw_.read_some before it is read
   bool ok_ = false, finished_ = false, over_cap_ = false, corrupt_ = false;
+  bool input_ended_ = false;
   std::uint64_t produced_ = 0;
 };
 

@@ -371,7 +371,12 @@ class Gateway {
     // Each instance the destination holds leaves the outbox as soon as its answer comes, so
     // that a crash during a batch re-sends at most the one in flight, not the whole batch.
     std::vector<bool> settled(due.size(), false);
+    // Answered at all (success or a refusal): an instance the batch never reached (the
+    // association broke first) is unreachable, not refused, so it is never given up for
+    // refusals the destination never made.
+    std::vector<bool> answered(due.size(), false);
     auto statuses = session.store(files, [&](std::size_t i, std::uint16_t status) {
+      answered[i] = true;
       if (!net::store_succeeded(status)) return;
       settled[i] = true;
       ++counters_.forwarded;
@@ -390,11 +395,14 @@ class Gateway {
       if (settled[i]) continue;  // the destination holds it: left the outbox as it answered
       ++failed;
       ++counters_.forward_failures;
-      const std::string error = statuses ? "destination answered " + status_hex((*statuses)[i])
-                                         : statuses.error().message;
+      const bool refused = statuses && answered[i];
+      const std::string error =
+          refused    ? "destination answered " + status_hex((*statuses)[i])
+          : statuses ? std::string("not sent: the association ended before it")
+                     : statuses.error().message;
       auto noted = spool_.forward_failed(
           due[i], error, now, config_.retry,
-          statuses ? ForwardFailure::refused : ForwardFailure::unreachable);
+          refused ? ForwardFailure::refused : ForwardFailure::unreachable);
       if (!noted) {
         log_.line(noted.error().message);
       } else if (*noted == ForwardFate::given_up) {

@@ -791,7 +791,16 @@ class DcmtkStoreSession final : public StoreSession {
       kinds[i] = kind_of(files[i]);
       if (!kinds[i].first.empty()) wanted.insert(kinds[i]);
     }
-    if (wanted.empty()) return statuses;
+    // A file that cannot be sent for its own sake (unreadable, or its context not accepted)
+    // is heard at once with its 0x0110, as a refusal; only files the association never
+    // reached go unheard.
+    auto heard_locally = [&](std::size_t i) {
+      if (on_answer) on_answer(i, statuses[i]);
+    };
+    if (wanted.empty()) {
+      for (std::size_t i = 0; i < files.size(); ++i) heard_locally(i);
+      return statuses;
+    }
     // A context the open association was not offered: open one that offers it too.
     const bool covered =
         std::ranges::all_of(wanted, [&](const Kind& k) { return offered_.contains(k); });
@@ -802,7 +811,10 @@ class DcmtkStoreSession final : public StoreSession {
     bool any_answer = false;
     OFCondition cond = EC_Normal;
     for (std::size_t i = 0; i < files.size(); ++i) {
-      if (kinds[i].first.empty()) continue;
+      if (kinds[i].first.empty()) {
+        heard_locally(i);
+        continue;
+      }
       if (!is_open()) {
         if (auto opened = open(wanted); !opened) {
           if (any_answer) break;
@@ -811,14 +823,20 @@ class DcmtkStoreSession final : public StoreSession {
       }
       const T_ASC_PresentationContextID pres =
           scu_->findPresentationContextID(kinds[i].first.c_str(), kinds[i].second.c_str());
-      if (pres == 0) continue;  // not accepted by the peer
+      if (pres == 0) {  // not accepted by the peer
+        heard_locally(i);
+        continue;
+      }
       Uint16 status = kStatusProcessingFailure;
       cond = scu_->sendSTORERequest(pres, files[i].c_str(), nullptr, status);
       if (cond.bad()) {
         // A file that could not be read fails alone; a failure of the network or the peer
         // (dcmnet's conditions: aborted, released, closed, timed out) ends the association,
         // which DcmSCU still counts as connected.
-        if (cond.module() != OFM_dcmnet && scu_->isConnected()) continue;
+        if (cond.module() != OFM_dcmnet && scu_->isConnected()) {
+          heard_locally(i);
+          continue;
+        }
         close();
         if (reused && !any_answer) {
           reused = false;

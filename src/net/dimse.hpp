@@ -181,6 +181,8 @@ struct Peer {
 // then nothing is known to have arrived. `on_answer`, when set, hears each answer (the file's
 // index and status) as soon as it comes, before the next file is sent: a caller that records
 // each success at once re-sends at most the one instance in flight after a crash, not a batch.
+// A file that could not be read or had no accepted context is heard too, with its 0x0110; a
+// file the association broke before is never heard (it was not sent).
 using StoreAnswer = std::function<void(std::size_t index, std::uint16_t status)>;
 [[nodiscard]] Result<std::vector<std::uint16_t>> store_files(
     const Peer& peer, const std::string& calling_ae,

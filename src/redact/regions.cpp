@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <opencv2/imgproc.hpp>
 #include <string>
 #include <string_view>
@@ -307,20 +308,21 @@ bool blocked(int x, const Box& span, const std::vector<Box>& barriers) {
   });
 }
 
-// The glyphs a continued span took in past the region, whole: their ink above or below the
-// span's rows goes with them. A capital initial after a lower-case name reaches above the
-// span the name's own ink set (seed 2718's 0003.dcm: "J." after "Clementine", 7 px at the
-// top edge; its top two rows and its dot were left beside the fill). Ink joined to the
-// continued columns' ink within half a span height above and below counts; a neighbouring
-// line's ink not touching it does not. With an empty `region` every column of the span counts
-// (every_glyph_whole); ink inside a `keep_out` box (a word kept, a fill) is not taken.
-Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& region,
-                          const std::vector<Box>& keep_out = {}) {
+// The ink joined to `continued`'s own (past `region`, outside `keep_out`) within half its
+// height above and below (with an empty `region`, from every column of the span): the
+// bounding boxes of what lies above its rows and below them, each
+// over its own columns with the glyphs' faint rim (empty boxes where none).
+struct GlyphInk {
+  Box above, below;
+};
+
+GlyphInk glyph_ink_beyond(const Gray8& image, const Box& continued, const Box& region,
+                          const std::vector<Box>& keep_out) {
   const int reach = std::max(2, continued.height / 2);
   const int y0 = std::max(0, continued.y - reach);
   const int y1 = std::min(static_cast<int>(image.height), continued.y + continued.height + reach);
   const Box window{continued.x, y0, continued.width, y1 - y0};
-  if (window.width < 1 || window.height < 1) return continued;
+  if (window.width < 1 || window.height < 1) return {};
   const std::vector<std::uint8_t> ink = ink_mask(image, window);
   const auto at = [&](int x, int y) {
     return static_cast<std::size_t>(y) * static_cast<std::size_t>(window.width) +
@@ -330,8 +332,12 @@ Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& r
     const int column = window.x + x;
     return column < region.x || column >= region.x + region.width;
   };
+  // Only the boxes that meet the window are asked, once, not for every pixel.
+  std::vector<Box> near;
+  for (const Box& b : keep_out)
+    if (overlap_area(b, window) > 0) near.push_back(b);
   const auto kept_out = [&](int x, int y) {
-    return std::any_of(keep_out.begin(), keep_out.end(),
+    return std::any_of(near.begin(), near.end(),
                        [&](const Box& b) { return inside(window.x + x, window.y + y, b); });
   };
   // Flood from the continued columns' ink inside the span's rows.
@@ -343,12 +349,17 @@ Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& r
         reached[at(x, y)] = 1;
         stack.emplace_back(x, y);
       }
-  int top = continued.y, bottom = continued.y + continued.height;
+  struct Extent {
+    int x0 = INT_MAX, y0 = INT_MAX, x1 = INT_MIN, y1 = INT_MIN;
+    void add(int x, int y) {
+      x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x), y1 = std::max(y1, y);
+    }
+  } above, below;
   while (!stack.empty()) {
     const auto [x, y] = stack.back();
     stack.pop_back();
-    top = std::min(top, y0 + y);
-    bottom = std::max(bottom, y0 + y + 1);
+    if (y0 + y < continued.y) above.add(window.x + x, y0 + y);
+    if (y0 + y >= continued.y + continued.height) below.add(window.x + x, y0 + y);
     for (int dy = -1; dy <= 1; ++dy)
       for (int dx = -1; dx <= 1; ++dx) {
         const int nx = x + dx, ny = y + dy;
@@ -359,9 +370,30 @@ Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& r
         stack.emplace_back(nx, ny);
       }
   }
-  // The faint rim of the glyphs, as ink_spans pads a span.
-  top = std::max(0, top - (top < continued.y ? 1 : 0));
-  bottom = std::min(static_cast<int>(image.height), bottom + (bottom > continued.y + continued.height ? 1 : 0));
+  // Each part with the glyphs' faint rim (as ink_spans pads a span), reaching the span's rows.
+  const int width = static_cast<int>(image.width), height = static_cast<int>(image.height);
+  const auto box_of = [&](const Extent& e, int top, int bottom) {
+    if (e.x1 < e.x0) return Box{};
+    const int left = std::max(0, e.x0 - 1), right = std::min(width, e.x1 + 2);
+    top = std::max(0, top);
+    bottom = std::min(height, bottom);
+    return Box{left, top, right - left, bottom - top};
+  };
+  return GlyphInk{box_of(above, above.y0 - 1, continued.y),
+                  box_of(below, continued.y + continued.height, below.y1 + 2)};
+}
+
+// The glyphs a continued span took in past the region, whole: their ink above or below the
+// span's rows goes with them. A capital initial after a lower-case name reaches above the
+// span the name's own ink set (seed 2718's 0003.dcm: "J." after "Clementine", 7 px at the
+// top edge; its top two rows and its dot were left beside the fill). Ink joined to the
+// continued columns' ink within half a span height above and below counts; a neighbouring
+// line's ink not touching it does not.
+Box with_the_glyphs_whole(const Gray8& image, const Box& continued, const Box& region) {
+  const GlyphInk beyond = glyph_ink_beyond(image, continued, region, {});
+  const int top = beyond.above.width > 0 ? beyond.above.y : continued.y;
+  const int bottom = beyond.below.width > 0 ? beyond.below.y + beyond.below.height
+                                            : continued.y + continued.height;
   return Box{continued.x, top, continued.width, bottom - top};
 }
 
@@ -400,13 +432,18 @@ Box continued_along_line(const Gray8& image, const Box& span, const Box& region,
 
 // A span's glyphs whole, wherever the span came from. The detector's box can cut a line's
 // glyphs: on seed 4242's 0001.dcm a 6 px tall region held only the lower half of the initial
-// "O." after "THORNTON, Horatio"; its span (and the fill) began 4 rows under the O's top, and
-// with seed 2718's "J." (a region one row short of the hook) the initial was scored visible.
+// "O." after "THORNTON, Horatio"; its span (and the fill) began 4 rows under the O's top.
 // Ink joined to the span's own ink, within half a span height above and below, is redacted
-// with it; a kept word's ink and a fill are not taken in (a neighbouring line's ink touching
-// the span's is, fail closed).
-Box every_glyph_whole(const Gray8& image, const Box& span, const std::vector<Box>& keep_out) {
-  return with_the_glyphs_whole(image, span, Box{}, keep_out);
+// with it, each part over its own columns (not the whole span's width: a fill that rose over
+// every column took kept words and anatomy with it); a kept word's ink and a fill are not
+// taken in (a neighbouring line's ink touching the span's is, fail closed). Appends the span
+// and those parts to `out`.
+void every_glyph_whole(const Gray8& image, const Box& span, const std::vector<Box>& keep_out,
+                       std::vector<Box>& out) {
+  out.push_back(span);
+  const GlyphInk beyond = glyph_ink_beyond(image, span, Box{}, keep_out);
+  if (beyond.above.width > 0) out.push_back(beyond.above);
+  if (beyond.below.width > 0) out.push_back(beyond.below);
 }
 
 std::vector<Box> grown_a_little(std::vector<Box> boxes) {
@@ -437,9 +474,16 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   }
   const auto along_lines = [&](std::vector<Box> spans) {
     if (region.vertical) return spans;
-    for (Box& span : spans)
-      span = every_glyph_whole(image, continued_along_line(image, span, region.box, barriers), barriers);
-    return spans;
+    std::vector<Box> whole;
+    for (const Box& span : spans) {
+      // The continued span (its new columns' glyphs already whole), and the glyphs of the
+      // span's own rows over its whole length: grown once, from the span's own height.
+      const Box continued = continued_along_line(image, span, region.box, barriers);
+      if (continued.y != span.y || continued.height != span.height) whole.push_back(continued);
+      every_glyph_whole(image, Box{continued.x, span.y, continued.width, span.height}, barriers,
+                        whole);
+    }
+    return whole;
   };
   if (mode == Mode::all_text) {
     verdict.redact = along_lines(ink_spans(image, region.box, filled, core, other_cores));
