@@ -132,7 +132,7 @@ rm -rf "$work/retired"
 
 median() {  # LABEL FIELD
   awk -v l="$1" -v f="$2" '$1 == l {print $f}' "$work/times" | sort -g |
-    awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+    awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 echo "corpus: $files files, $mb MB; $threads threads per run; medians of $repeats rounds"
 # table PREFIX TITLE: one binary's table.

@@ -122,12 +122,13 @@ awk -v files="$(wc -l <"$work/subset.txt")" -v n="$ran" -v planned="$shards" '
     printf "| shards + merge | %.0f | %.3f | %d | %.3f |\n", hi + mi, (hi + mi) / si, hc + mc, (hc + mc) / sc
     printf "| plan + shards + merge | %.0f | %.3f | %d | %.3f |\n", pi + hi + mi, (pi + hi + mi) / si, pc + hc + mc, (pc + hc + mc) / sc
     printf "\nper shard, (shards - one run) / %d: %.0f instructions, %.0f system calls\n\n", n, (hi - si) / n, (hc - sc) / n
-    printf "summary %d %.4f %.4f %.4f %.4f %.4f %.4f\n", n, pi / si, pc / sc, (hi + mi) / si, (hc + mc) / sc, (pi + hi + mi) / si, (pc + hc + mc) / sc >"/dev/stderr"
-  }' "$work/counts" 2>>"$work/summary"
+    printf "summary %d %.4f %.4f %.4f %.4f %.4f %.4f\n", planned, pi / si, pc / sc, (hi + mi) / si, (hc + mc) / sc, (pi + hi + mi) / si, (pc + hc + mc) / sc >>summary
+  }' summary="$work/summary" "$work/counts"
 }
 
 : >"$work/summary"
 for n in $shard_counts; do count_shards "$n"; done
+[ -s "$work/summary" ] || { echo "plan_count: no shard count was given" >&2; exit 1; }
 echo "Summary, ratios to the one run (user instructions; system calls):"
 echo
 echo "| shards | plan | | shards + merge | | plan + shards + merge | |"

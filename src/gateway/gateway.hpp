@@ -81,7 +81,7 @@ struct GatewayConfig {
   std::chrono::seconds series_quiet{30};
   RetryPolicy retry;
   std::uint64_t min_free_bytes = 64ULL << 20;  // refuse instances below this free space
-  std::size_t forward_batch = 64;              // instances per outgoing association
+  std::size_t forward_batch = 64;              // instances claimed per forward batch
   // Outgoing associations at once, each with instances of its own (1 to 64): while one waits
   // for the destination's answer another sends. One by default: on 2 shared vCPUs two were
   // not measurably faster (docs/benchmarks.md, gateway19), the file system's work dominates.
