@@ -741,17 +741,23 @@ TEST(Redact, CoversADimSmallLineInTheLastRowsOfTheImage) {
   EXPECT_GE(covered(seen, result->redactions), 0.99) << "the bottom line shows";
 }
 
+// The matcher of the standard burned-in screen's header (the name, IDs and dates a region is
+// judged against), for tests that judge regions of frames they draw themselves.
+redact::PhiMatcher screen_matcher() {
+  TempDir dir;
+  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  return redact::PhiMatcher::from_header(file);
+}
+
 // A line the detector is sure is text, in which no word is read with confidence and no ink
 // stands out from the ground (print 3 grey levels above it here; on the benchmark a 7 px date
 // 9 levels above a black bar, right under a bright ID line that set the region's ink level),
 // is unread text: its core is covered (fail closed). Before, such a region was judged to hold
 // nothing and left as it was. A region the detector is unsure of stays as it is.
 TEST(Redact, AnUnreadLineTheDetectorIsSureOfIsCoveredEvenWithoutVisibleInk) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(60, 200, CV_8UC1, cv::Scalar(10));
   cv::putText(frame, "02 Jan 1930", {20, 36}, cv::FONT_HERSHEY_PLAIN, 0.6, cv::Scalar(13), 1,
               cv::LINE_8);
@@ -1071,11 +1077,7 @@ TEST(Redact, ANameAsBrightAsTheFlowUnderItIsCoveredOrTheFileRefused) {
 // fill did not reach still are (bench/fourth_screens.py seed 1313: three files refused for
 // such slivers under "Event", "mAs" and a dose value).
 TEST(Redact, AFillsSliverIsNoTextLeftButAGlyphBesideTheFillIs) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(80, 260, CV_8UC1, cv::Scalar(60));
   cv::putText(frame, "JOHN DOE 4.2 mAs", {20, 44}, cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(230),
               1, cv::LINE_8);
@@ -1145,11 +1147,7 @@ TEST(Redact, AShortReadingBesideUnreadInkIsRedactedWithIt) {
   for (int y = 0; y < crop.rows; ++y)
     for (int x = 0; x < crop.cols; ++x)
       crop.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>(89 + (kRows[y][x] - 'a'));
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   const redact::TextRegion region{{20, 10, 52, 13}, 0.95F, false, {}};
   auto verdict = redact::judge_region(gray_of(crop), region, matcher, redact::Mode::phi_text, {});
   ASSERT_TRUE(verdict.has_value()) << verdict.error().message;
@@ -1167,11 +1165,7 @@ TEST(Redact, AShortReadingBesideUnreadInkIsRedactedWithIt) {
 // continuing the line just past the region is redacted with it; a word farther along the
 // line is left to its own region.
 TEST(Redact, InkContinuingALinePastItsRegionIsRedactedWithIt) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(60, 320, CV_8UC1, cv::Scalar(40));
   cv::putText(frame, "DOE JOHN", {10, 30}, cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(220), 1,
               cv::LINE_8);
@@ -1199,11 +1193,7 @@ TEST(Redact, InkContinuingALinePastItsRegionIsRedactedWithIt) {
 // rows only, and the initial's top rows were left beside the fill. (Its dot, on the baseline
 // past the J, is not in this test: the walk along the line looks at the middle rows.)
 TEST(Redact, AnInitialTallerThanTheLineBeforeItIsRedactedWhole) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(40, 320, CV_8UC1, cv::Scalar(72));
   // A name in lower case without ascenders, then a capital "J" that reaches above it, at
   // the very top of the frame.
@@ -1228,11 +1218,7 @@ TEST(Redact, AnInitialTallerThanTheLineBeforeItIsRedactedWhole) {
 // O's top). The glyphs a region's ink belongs to are redacted whole, whatever rows the region
 // holds; a line above them, not touching them, is not taken in.
 TEST(Redact, AGlyphTheRegionCutsIsRedactedWhole) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(48, 200, CV_8UC1, cv::Scalar(80));
   cv::Mat initial(frame.size(), CV_8UC1, cv::Scalar(0)), above = initial.clone();
   cv::putText(initial, "O.", {60, 30}, cv::FONT_HERSHEY_PLAIN, 0.9, cv::Scalar(255), 1, cv::LINE_8);
@@ -1256,11 +1242,7 @@ TEST(Redact, AGlyphTheRegionCutsIsRedactedWhole) {
 // Only the cut glyph's columns are taken above the span: the fill over "Oscar" cut at its
 // x-height rises over the O, not over "scar" (whose ground above is anatomy on a real frame).
 TEST(Redact, AGlyphTakenWholeTakesOnlyItsOwnColumns) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(48, 240, CV_8UC1, cv::Scalar(80));
   cv::Mat ink(frame.size(), CV_8UC1, cv::Scalar(0));
   cv::putText(ink, "Oscar", {40, 34}, cv::FONT_HERSHEY_PLAIN, 1.4, cv::Scalar(255), 1, cv::LINE_8);
@@ -1349,11 +1331,7 @@ TEST(Redact, DISABLED_ANameNearTheFlowsHueIsCoveredOrTheFileRefused) {
 // tall, and the check asked every span to be a third as wide as its region is tall. What a
 // fill leaves beside a turned label (a column of ink 1 px wide) is still no text left.
 TEST(Redact, TheCheckAfterTheFillCountsATurnedNameBesideAFill) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat line(30, 150, CV_8UC1, cv::Scalar(60));
   cv::putText(line, "JOHN DOE", {6, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.7, cv::Scalar(230), 1,
               cv::LINE_8);
@@ -1386,11 +1364,7 @@ TEST(Redact, TheCheckAfterTheFillCountsATurnedNameBesideAFill) {
 // turned text: a line of it left after the fill is counted as a line (review of the eleventh
 // pass: the check measured it as upright only and passed one line left of five).
 TEST(Redact, TheCheckAfterTheFillCountsALineLeftInANarrowStack) {
-  TempDir dir;
-  auto source = make_burned_in({screen(0, 255)}, Colour::monochrome2);
-  save(*source, dir / "in.dcm");
-  auto file = open_or_die(dir / "in.dcm");
-  const auto matcher = redact::PhiMatcher::from_header(file);
+  const auto matcher = screen_matcher();
   cv::Mat frame(120, 120, CV_8UC1, cv::Scalar(40));
   std::vector<redact::Box> kept;
   for (int line = 0; line < 5; ++line) {
