@@ -828,6 +828,63 @@ TEST(FindFiles, FilesNamedOneByOneAreCanonicalAsTheirWholePath) {
                                                        fs::canonical(dir / "real" / "sub" / "b").string()}));
 }
 
+// A list naming many files of one folder (a shard's) is answered from the folder's listing
+// rather than an lstat per file: what each entry is (file, folder, link, missing, neither)
+// and its canonical path must be what the whole path gives, in a folder named through a link
+// or "..", in a folder too large to list for the few files named in it, and for a bare name.
+TEST(FindFiles, AListNamingManyFilesOfAFolderFindsWhatEachIsAsTheWholePathWould) {
+  ScratchDir dir;
+  fs::create_directories(dir / "real" / "series" / "inner");
+  fs::create_directories(dir / "real" / "big");
+  fs::create_directories(dir / "other");
+  for (int i = 0; i < 12; ++i) spit(dir / "real" / "series" / ("IMG" + std::to_string(i)), "x");
+  for (int i = 0; i < 300; ++i) spit(dir / "real" / "big" / ("f" + std::to_string(i)), "x");
+  spit(dir / "real" / "series" / "inner" / "deep", "x");
+  spit(dir / "other" / "target", "x");
+  fs::create_symlink(dir / "other" / "target", dir / "real" / "series" / "file-link");
+  fs::create_directory_symlink(dir / "other", dir / "real" / "series" / "folder-link");
+  fs::create_directory_symlink(dir / "real", dir / "via");
+  ASSERT_EQ(::mkfifo((dir / "real" / "series" / "fifo").c_str(), 0600), 0);
+  std::vector<fs::path> inputs;
+  for (const auto& series : std::initializer_list<fs::path> {dir / "real" / "series", dir / "via" / "series",
+                                dir / "real" / "big" / ".." / "series"}) {
+    for (int i = 0; i < 12; i += 2) inputs.push_back(series / ("IMG" + std::to_string(i)));
+    for (const char* name : {"file-link", "folder-link", "inner", "fifo", "gone"})
+      inputs.push_back(series / name);
+  }
+  for (int i = 0; i < 300; i += 50) inputs.push_back(dir / "real" / "big" / ("f" + std::to_string(i)));
+  const auto set = batch::find_files(inputs);
+  // The answer of the whole path, entry by entry.
+  std::vector<std::string> expected;
+  std::size_t missing = 0;
+  for (const auto& input : inputs) {
+    const auto status = fs::status(input);
+    if (fs::is_regular_file(status))
+      expected.push_back(fs::weakly_canonical(input).string());
+    else if (fs::is_directory(status) && !fs::is_symlink(fs::symlink_status(input)))
+      expected.push_back(fs::canonical(input / "deep").string());
+    else if (!fs::is_directory(status))
+      ++missing;  // "gone" does not exist; the FIFO is neither a file nor a folder
+  }
+  std::sort(expected.begin(), expected.end());
+  expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
+  EXPECT_EQ(set.files, expected);
+  EXPECT_EQ(set.files.size(), 6U + 1U + 1U + 6U);  // IMG0..10 by 2, the link's target, deep, big
+  EXPECT_EQ(missing, 6U);
+  ASSERT_EQ(set.missing.size(), 6U);
+  EXPECT_EQ(std::count_if(set.missing.begin(), set.missing.end(),
+                          [](const batch::MissingInput& m) { return m.reason == "does not exist"; }),
+            3);
+  // A bare name resolves from the current folder, as a path would.
+  const fs::path was = fs::current_path();
+  fs::current_path(dir / "via" / "series");
+  const auto bare = batch::find_files(std::vector<fs::path>{"IMG1", "IMG3", "IMG5", "IMG7", "gone"});
+  fs::current_path(was);
+  ASSERT_EQ(bare.files.size(), 4U);
+  EXPECT_EQ(bare.files[0], fs::canonical(dir / "real" / "series" / "IMG1").string());
+  EXPECT_EQ(bare.missing.size(), 1U);
+}
+
 TEST(FindFiles, TheOrderDoesNotDependOnTheOrderOfInputs) {
   ScratchDir dir;
   for (const char* name : {"z", "m", "a"}) {
@@ -853,6 +910,19 @@ TEST(FindFiles, AnOutputInsideAnInputFolderIsAUsageError) {
   spit(dir / "file.dcm", "x");
   const std::vector<fs::path> file_input = {dir / "file.dcm"};
   EXPECT_TRUE(batch::require_outside_inputs(dir / "out", file_input));
+  // The same answers from the folders find_files walked (a link to a folder is one of them).
+  fs::create_directory_symlink(dir / "in", dir / "via");
+  const std::vector<fs::path> mixed = {dir / "file.dcm", dir / "via"};
+  const auto found = batch::find_files(mixed);
+  ASSERT_EQ(found.folders.size(), 1U);
+  EXPECT_EQ(found.folders[0].named, dir / "via");
+  EXPECT_EQ(found.folders[0].canonical, fs::canonical(dir / "in").string());
+  const auto inside = batch::require_outside_folders(dir / "in" / "out", found.folders);
+  ASSERT_FALSE(inside);
+  EXPECT_EQ(inside.error().code, ErrorCode::usage);
+  EXPECT_NE(inside.error().message.find((dir / "via").string()), std::string::npos);
+  EXPECT_TRUE(batch::require_outside_folders(dir / "out", found.folders));
+  EXPECT_TRUE(batch::require_outside_folders(dir / "in-out", found.folders));
 }
 
 // The answers of a scan over every input (the rule the index replaced), on nested inputs, a

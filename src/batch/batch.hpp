@@ -23,11 +23,18 @@ struct MissingInput {
   std::string reason;
 };
 
+// An input that is a folder (or a link to one), as named and as walked.
+struct FolderInput {
+  std::filesystem::path named;
+  std::string canonical;
+};
+
 struct InputSet {
   // Sorted, each file once. Plain strings: std::filesystem::path keeps every component as a
   // separate path, several times the memory on runs of millions of files.
   std::vector<std::string> files;
   std::vector<MissingInput> missing;  // inputs that do not exist or cannot be listed
+  std::vector<FolderInput> folders;   // the inputs that were folders, in the order named
 };
 
 // What a link to a file is when a folder is listed.
@@ -97,6 +104,12 @@ class InputRoots {
 // same inputs would read its own outputs). Fails with ErrorCode::usage naming both.
 [[nodiscard]] Status require_outside_inputs(const std::filesystem::path& output,
                                             std::span<const std::filesystem::path> inputs);
+
+// The same check against the folders find_files walked (InputSet::folders), for a run that
+// has found its files already: no stat per input, which for a list of files named one by one
+// (a shard's) was one system call per file more than a folder run makes.
+[[nodiscard]] Status require_outside_folders(const std::filesystem::path& output,
+                                             std::span<const FolderInput> folders);
 
 enum class ProgressDisplay : std::uint8_t { automatic, never };
 

@@ -376,8 +376,12 @@ FileOutcome deidentify_file(const fs::path& input, const fs::path& output_root,
 
 Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage& stage) {
   const auto start = std::chrono::steady_clock::now();
-  if (auto outside = batch::require_outside_inputs(options.output, options.inputs); !outside)
+  // Found first: the check that the output lies outside every input folder then needs no stat
+  // per input, which a shard's list of files would pay once per file.
+  batch::InputSet found = batch::find_files(options.inputs);
+  if (auto outside = batch::require_outside_folders(options.output, found.folders); !outside)
     return std::unexpected(outside.error());
+  found.folders = {};
   std::error_code ec;
   fs::create_directories(options.output, ec);
   if (ec)
@@ -409,7 +413,6 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // The sorted list is held front-coded for the run (PathList): the plain strings are
   // released as they are copied in, and their pages handed back, so what stays per input is
   // its file name and 12 bytes.
-  batch::InputSet found = batch::find_files(options.inputs);
   report.missing_inputs = std::move(found.missing);
   const PathList files(std::move(found.files));
   ::malloc_trim(0);
