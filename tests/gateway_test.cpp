@@ -928,10 +928,12 @@ TEST_F(GatewayRun, ABacklogIsForwardedOverSeveralAssociationsEachInstanceOnce) {
 // A C-STORE SCP in a thread of the test that keeps what it receives in `folder` and counts it.
 class CountingServer {
  public:
-  CountingServer(fs::path folder, std::uint32_t dimse_timeout_s) : folder_(std::move(folder)) {
+  CountingServer(fs::path folder, std::uint32_t dimse_timeout_s, unsigned max_associations = 8)
+      : folder_(std::move(folder)) {
     fs::create_directories(folder_);
     net::ServerConfig config;
     config.port = free_port();
+    config.max_associations = max_associations;
     config.ae_title = "DEST";
     config.dimse_timeout_s = dimse_timeout_s;
     port = config.port;
@@ -1021,6 +1023,45 @@ TEST_F(GatewayRun, AStoreSessionWhoseIdleAssociationThePeerEndedSendsOverANewOne
   EXPECT_EQ(answered, std::vector<std::size_t>{0});
   EXPECT_EQ((*session)->associations_opened(), 2u);
   EXPECT_EQ(server.received.load(), 2u);
+}
+
+// The forwarder's own release of its kept association: after forward_idle with nothing to
+// send, and on a graceful stop. The destination serves one association at a time, so another
+// sender gets through only once the forwarder has let go.
+TEST_F(GatewayRun, TheForwarderReleasesItsAssociationWhenIdleAndOnAStop) {
+  const auto pipeline = make_pipeline();
+  CountingServer server(dir_ / "got", 60, 1);
+  const net::Peer there{"DEST", "127.0.0.1", server.port, {}, {}};
+  ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(there, "SENDER", 5)); }));
+  auto ct = testing::make_ct();
+  testing::save(*ct, dir_ / "ct.dcm");
+  const auto another_sender_gets_through = [&] {
+    return static_cast<bool>(net::store_files(there, "OTHER", {dir_ / "ct.dcm"}, 5));
+  };
+  for (const auto idle : {std::chrono::milliseconds(300), std::chrono::milliseconds(600000)}) {
+    auto c = config();
+    c.output.clear();
+    c.spool = dir_ / ("spool" + std::to_string(idle.count()));
+    c.forward = there;
+    c.forward_idle = idle;
+    const unsigned before = server.received.load();
+    Running running(c, pipeline);
+    const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
+    ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
+    ASSERT_TRUE(net::store_files(me, "SENDER", {dir_ / "ct.dcm"}, 10));
+    ASSERT_TRUE(wait_until([&] { return server.received.load() == before + 1; }))
+        << running.log.str();
+    if (idle.count() < 1000) {
+      // Held for 60 s by the destination's own timeout if the forwarder kept it.
+      EXPECT_TRUE(wait_until(another_sender_gets_through)) << running.log.str();
+    } else {
+      EXPECT_FALSE(another_sender_gets_through());  // kept: the pool of one is taken
+      running.finish();
+      EXPECT_TRUE(wait_until(another_sender_gets_through)) << running.log.str();
+    }
+    running.finish();
+    ASSERT_TRUE(running.result) << running.result.error().message;
+  }
 }
 
 // 0 releases the forwarder's association after every batch; a negative idle time is refused.
