@@ -147,6 +147,7 @@ TEST_F(DeidBatch, UsageErrorsExitWithTwo) {
                         (dir_ / "in" / "o").string() + " --key " + (dir_ / "k.key").string())
                 .exit_code,
             2);
+  EXPECT_FALSE(fs::exists(dir_ / "in" / "o"));  // refused before anything is created
   EXPECT_EQ(run_command("frobnicate").exit_code, 2);
 }
 

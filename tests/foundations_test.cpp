@@ -848,10 +848,16 @@ TEST(FindFiles, AListNamingManyFilesOfAFolderFindsWhatEachIsAsTheWholePathWould)
   std::vector<fs::path> inputs;
   for (const auto& series : std::initializer_list<fs::path> {dir / "real" / "series", dir / "via" / "series",
                                 dir / "real" / "big" / ".." / "series"}) {
-    for (int i = 0; i < 12; i += 2) inputs.push_back(series / ("IMG" + std::to_string(i)));
-    for (const char* name : {"file-link", "folder-link", "inner", "fifo", "gone"})
+    for (const char* name : {"gone", "file-link", "folder-link", "inner", "fifo"})
       inputs.push_back(series / name);
+    for (int i = 0; i < 12; i += 2) inputs.push_back(series / ("IMG" + std::to_string(i)));
   }
+  // One folder's files in two runs, another folder's between them.
+  for (const char* name : {"IMG1", "IMG3", "IMG5", "IMG7"})
+    inputs.push_back(dir / "real" / "series" / name);
+  inputs.push_back(dir / "other" / "target");
+  for (const char* name : {"IMG9", "IMG11", "IMG1", "fifo"})
+    inputs.push_back(dir / "real" / "series" / name);
   for (int i = 0; i < 300; i += 50) inputs.push_back(dir / "real" / "big" / ("f" + std::to_string(i)));
   const auto set = batch::find_files(inputs);
   // The answer of the whole path, entry by entry.
@@ -869,9 +875,10 @@ TEST(FindFiles, AListNamingManyFilesOfAFolderFindsWhatEachIsAsTheWholePathWould)
   std::sort(expected.begin(), expected.end());
   expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
   EXPECT_EQ(set.files, expected);
-  EXPECT_EQ(set.files.size(), 6U + 1U + 1U + 6U);  // IMG0..10 by 2, the link's target, deep, big
-  EXPECT_EQ(missing, 6U);
-  ASSERT_EQ(set.missing.size(), 6U);
+  // IMG0..11, the link's target, deep, big's six
+  EXPECT_EQ(set.files.size(), 12U + 1U + 1U + 6U);
+  EXPECT_EQ(missing, 7U);
+  ASSERT_EQ(set.missing.size(), 7U);
   EXPECT_EQ(std::count_if(set.missing.begin(), set.missing.end(),
                           [](const batch::MissingInput& m) { return m.reason == "does not exist"; }),
             3);

@@ -1,6 +1,7 @@
 #include "batch/batch.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,7 +92,7 @@ bool names_an_entry(const fs::path& path) {
 class FolderCanonicaliser {
  public:
   fs::path operator()(const fs::path& folder) {
-    // Bounded: a list's folders come in runs (it is sorted), so forgetting costs a few lstats.
+    // Bounded: forgetting costs at most the lstats of one path's components again.
     if (known_.size() >= kMostRemembered) known_.clear();
     const fs::path start = folder.empty() ? fs::path(".") : folder;
     // Up to the nearest folder already known (or one that must be resolved whole)...
@@ -144,49 +145,59 @@ class FileCanonicaliser {
   FolderCanonicaliser folders_;
 };
 
-// What each file a list names is (file, folder, link, missing), read from its folder's
-// listing where the list names several files of one folder: a listing (open, a few getdents,
-// close) instead of an lstat per file, which was a list run's largest cost over a folder
-// run's. A folder is listed only as far as a bound in the number of files named in it, so a
-// shard naming a few files of a folder of millions never lists it whole; past the bound, on a
-// listing error, and for an entry whose type the file system does not give (DT_UNKNOWN), the
-// caller's lstat decides, as before.
+// What each file a list names is (file, folder, link), read from its folder's listing where
+// the list names a run of several files of one folder (a shard's list is sorted): a listing
+// (open, a few getdents, close) instead of an lstat per file, which was a list run's largest
+// cost over a folder run's. Only the run's names are kept, and the listing stops once they are
+// all found or after a bound in the run's length, so a shard naming a few files of a folder of
+// millions never reads it whole. A name the listing did not show (not reached, created since,
+// or spelt otherwise on a case-insensitive file system), a type the file system does not give
+// (DT_UNKNOWN) and a folder that cannot be listed or searched are left to the caller's lstat.
 class ListedTypes {
  public:
-  explicit ListedTypes(std::span<const fs::path> inputs) {
-    for (const auto& input : inputs)
-      if (names_an_entry(input)) ++folders_[folder_of(input).native()].named;
-  }
+  explicit ListedTypes(std::span<const fs::path> inputs) : inputs_(inputs) {}
 
-  std::optional<fs::file_type> type_of(const fs::path& input) {
-    if (!names_an_entry(input)) return std::nullopt;
-    const auto found = folders_.find(folder_of(input).native());
-    if (found == folders_.end() || found->second.named < kFewestNamed) return std::nullopt;
-    Folder& folder = found->second;
-    if (!folder.listed) list(found->first, folder);
-    std::optional<fs::file_type> type;
-    if (folder.complete) {
-      const auto entry = folder.entries.find(input.filename().native());
-      if (entry == folder.entries.end())
-        type = fs::file_type::not_found;
-      else if (entry->second != fs::file_type::unknown)
-        type = entry->second;
-    }
-    if (++folder.asked == folder.named) folder.entries = {};  // every file of it answered
-    return type;
+  std::optional<fs::file_type> type_of(std::size_t index) {
+    if (index >= run_end_) start_run(index);
+    const auto found = types_.find(inputs_[index].filename().native());
+    if (found == types_.end() || found->second == fs::file_type::unknown) return std::nullopt;
+    return found->second;
   }
 
  private:
-  struct Folder {
-    std::size_t named = 0;
-    std::size_t asked = 0;
-    bool listed = false;
-    bool complete = false;
-    std::unordered_map<std::string, fs::file_type> entries;
-  };
-
-  static fs::path folder_of(const fs::path& input) {
+  static std::optional<fs::path> folder_of(const fs::path& input) {
+    if (!names_an_entry(input)) return std::nullopt;
     return input.has_parent_path() ? input.parent_path() : fs::path(".");
+  }
+
+  void start_run(std::size_t first) {
+    types_.clear();
+    const auto folder = folder_of(inputs_[first]);
+    run_end_ = first + 1;
+    while (folder && run_end_ < inputs_.size() && folder_of(inputs_[run_end_]) == folder)
+      ++run_end_;
+    if (run_end_ - first < kFewestNamed) return;
+    for (std::size_t i = first; i < run_end_; ++i)
+      types_.emplace(inputs_[i].filename().native(), fs::file_type::none);
+    list(*folder, kEntriesPerNamed * (run_end_ - first) + kEntriesAnyway);
+    std::erase_if(types_, [](const auto& named) { return named.second == fs::file_type::none; });
+  }
+
+  // Types the run's names as the listing shows them, reading at most `most` entries.
+  void list(const fs::path& folder, std::size_t most) {
+    const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(folder.c_str()), &::closedir);
+    // A folder that can be read but not searched lists names that an lstat cannot reach.
+    if (!dir || ::faccessat(::dirfd(dir.get()), ".", X_OK, AT_EACCESS) != 0) return;
+    std::size_t wanted = types_.size();
+    for (std::size_t read = 0; wanted > 0 && read < most; ++read) {
+      errno = 0;
+      const dirent* entry = ::readdir(dir.get());
+      if (entry == nullptr) break;  // the end, or an error: names not seen go to lstat
+      const auto named = types_.find(entry->d_name);
+      if (named == types_.end() || named->second != fs::file_type::none) continue;
+      named->second = type_of_entry(entry->d_type);
+      --wanted;
+    }
   }
 
   static fs::file_type type_of_entry(unsigned char d_type) {
@@ -210,32 +221,12 @@ class ListedTypes {
     }
   }
 
-  static void list(const std::string& path, Folder& folder) {
-    folder.listed = true;
-    const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), &::closedir);
-    if (!dir) return;
-    const std::size_t most = kEntriesPerNamed * folder.named + kEntriesAnyway;
-    errno = 0;
-    while (const dirent* entry = ::readdir(dir.get())) {
-      const std::string_view name = entry->d_name;
-      if (name == "." || name == "..") continue;
-      if (folder.entries.size() >= most) {
-        folder.entries = {};
-        return;
-      }
-      folder.entries.emplace(name, type_of_entry(entry->d_type));
-    }
-    if (errno != 0) {
-      folder.entries = {};
-      return;
-    }
-    folder.complete = true;
-  }
-
   static constexpr std::size_t kFewestNamed = 4;  // below this, lstats cost less than a listing
   static constexpr std::size_t kEntriesPerNamed = 8;
   static constexpr std::size_t kEntriesAnyway = 64;
-  std::unordered_map<std::string, Folder> folders_;
+  std::span<const fs::path> inputs_;
+  std::size_t run_end_ = 0;  // inputs before this belong to runs already answered
+  std::unordered_map<std::string, fs::file_type> types_;  // the run's names (none: not seen)
 };
 
 }  // namespace
@@ -244,10 +235,11 @@ InputSet find_files(std::span<const fs::path> inputs) {
   InputSet set;
   FileCanonicaliser canonical_file;
   ListedTypes listed(inputs);
-  for (const auto& input : inputs) {
+  for (std::size_t index = 0; index < inputs.size(); ++index) {
+    const fs::path& input = inputs[index];
     std::error_code ec;
     // The entry itself first: from its folder's listing or one lstat, a stat only for a link.
-    const auto listed_type = listed.type_of(input);
+    const auto listed_type = listed.type_of(index);
     const auto own_status =
         listed_type ? fs::file_status(*listed_type) : fs::symlink_status(input, ec);
     const auto status = !ec && fs::is_symlink(own_status) ? fs::status(input, ec) : own_status;

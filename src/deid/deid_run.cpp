@@ -381,7 +381,13 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   batch::InputSet found = batch::find_files(options.inputs);
   if (auto outside = batch::require_outside_folders(options.output, found.folders); !outside)
     return std::unexpected(outside.error());
-  found.folders = {};
+  // The sorted list is held front-coded for the run (PathList): the plain strings are
+  // released as they are copied in, and their pages handed back, so what stays per input is
+  // its file name and 12 bytes, also while the pixel stages prepare below.
+  std::vector<batch::MissingInput> missing_inputs = std::move(found.missing);
+  const PathList files(std::move(found.files));
+  found = {};
+  ::malloc_trim(0);
   std::error_code ec;
   fs::create_directories(options.output, ec);
   if (ec)
@@ -410,12 +416,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   }
   std::vector<std::atomic<std::int64_t>> stage_nanoseconds(options.pixel_stages.size());
 
-  // The sorted list is held front-coded for the run (PathList): the plain strings are
-  // released as they are copied in, and their pages handed back, so what stays per input is
-  // its file name and 12 bytes.
-  report.missing_inputs = std::move(found.missing);
-  const PathList files(std::move(found.files));
-  ::malloc_trim(0);
+  report.missing_inputs = std::move(missing_inputs);
   report.files_seen = files.size();
 
   // The lowest input index claiming an output name wins, whatever order threads finish in.
