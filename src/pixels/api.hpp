@@ -51,6 +51,7 @@ struct Api {
                                                          redact::DetectPasses) = nullptr;
   Result<std::vector<redact::TextRegion>> (*confirm_small_text)(
       const redact::Gray8&, const std::vector<redact::Box>&) = nullptr;
+  void (*forget_detector_maps)() = nullptr;
 
   // redact/regions.hpp
   Result<redact::RegionVerdict> (*judge_region)(const redact::Gray8&, const redact::TextRegion&,

@@ -814,6 +814,13 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     // Fail closed before decoding anything: without the detector nothing can be checked.
     if (auto model = text_detector_model(); !model) return std::unexpected(model.error());
   }
+  // What the detector remembers of this file's pixels goes with the file, however it ends.
+  struct ForgetDetectorMaps {
+    ForgetDetectorMaps() = default;
+    ForgetDetectorMaps(const ForgetDetectorMaps&) = delete;
+    ForgetDetectorMaps& operator=(const ForgetDetectorMaps&) = delete;
+    ~ForgetDetectorMaps() { forget_detector_maps(); }
+  } const forget_maps;
   auto decoded = dicom::decode_pixels(file);
   if (!decoded) return std::unexpected(decoded.error());
   dicom::PixelImage& image = *decoded;

@@ -452,6 +452,8 @@ Result<std::filesystem::path> text_detector_model() {
                   searched + "); run scripts/install-models.sh");
 }
 
+void forget_detector_maps() { remembered_maps().clear(); }
+
 Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses passes) {
   if (image.width < 8 || image.height < 8) return std::vector<TextRegion>{};
   try {
