@@ -51,7 +51,6 @@ struct Api {
                                                          redact::DetectPasses) = nullptr;
   Result<std::vector<redact::TextRegion>> (*confirm_small_text)(
       const redact::Gray8&, const std::vector<redact::Box>&) = nullptr;
-  void (*forget_detector_maps)() = nullptr;
 
   // redact/regions.hpp
   Result<redact::RegionVerdict> (*judge_region)(const redact::Gray8&, const redact::TextRegion&,
@@ -84,6 +83,9 @@ struct Api {
   Result<deface::FaceCheck> (*detect_faces)(const std::vector<deface::Rendering>&,
                                             const std::filesystem::path&) = nullptr;
   Status (*write_png)(const std::filesystem::path&, const deface::Image&) = nullptr;
+
+  // redact/text_detector.hpp, added later
+  void (*forget_detector_maps)() = nullptr;
 };
 
 }  // namespace radguard::pixels

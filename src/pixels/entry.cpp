@@ -24,7 +24,6 @@ const pixels::Api& table() {
     a.text_detector_model = &redact::text_detector_model;
     a.detect_text = &redact::detect_text;
     a.confirm_small_text = &redact::confirm_small_text;
-    a.forget_detector_maps = &redact::forget_detector_maps;
     a.judge_region = &redact::judge_region;
     a.find_text = &redact::find_text;
     a.text_left_behind = &redact::text_left_behind;
@@ -43,6 +42,7 @@ const pixels::Api& table() {
     a.report_text = &redact::report_text;
     a.detect_faces = &deface::detect_faces;
     a.write_png = &deface::write_png;
+    a.forget_detector_maps = &redact::forget_detector_maps;
     return a;
   }();
   return api;

@@ -110,26 +110,18 @@ std::optional<cv::Mat> remembered_map(const cv::Mat& grey, int max_side) {
 }
 
 void remember_map(const cv::Mat& grey, int max_side, const cv::Mat& map) {
-  RememberedMap entry{grey.clone(), max_side, map.clone()};
-  if (entry.bytes() > kRememberedBytes) return;
+  // Sized before anything is copied: an image too large to remember costs no copy, and the
+  // oldest maps go before the new one is made, so the bound holds at every moment.
+  const std::size_t bytes = grey.total() * grey.elemSize() + map.total() * map.elemSize();
+  if (bytes > kRememberedBytes) return;
   auto& maps = remembered_maps();
-  std::size_t total = entry.bytes();
+  std::size_t total = bytes;
   for (const RememberedMap& m : maps) total += m.bytes();
   while (total > kRememberedBytes && !maps.empty()) {
     total -= maps.front().bytes();
     maps.pop_front();
   }
-  maps.push_back(std::move(entry));
-}
-
-Result<cv::Mat> forward_pass(const cv::Mat& grey, int max_side);
-
-// The probability map at the image's own size: remembered, or from one forward pass.
-Result<cv::Mat> probability(const cv::Mat& grey, int max_side = kMaxSide) {
-  if (auto known = remembered_map(grey, max_side)) return std::move(*known);
-  auto map = forward_pass(grey, max_side);
-  if (map) remember_map(grey, max_side, *map);
-  return map;
+  maps.push_back(RememberedMap{grey.clone(), max_side, map.clone()});
 }
 
 // One forward pass of this thread's network.
@@ -158,6 +150,14 @@ Result<cv::Mat> forward_pass(const cv::Mat& grey, int max_side) {
   cv::Mat cropped = map(cv::Rect(0, 0, input.cols, input.rows)).clone();
   if (scale < 1.0) cv::resize(cropped, cropped, grey.size(), 0, 0, cv::INTER_LINEAR);
   return cropped;
+}
+
+// The probability map at the image's own size: remembered, or from one forward pass.
+Result<cv::Mat> probability(const cv::Mat& grey, int max_side = kMaxSide) {
+  if (auto known = remembered_map(grey, max_side)) return std::move(*known);
+  auto map = forward_pass(grey, max_side);
+  if (map) remember_map(grey, max_side, *map);
+  return map;
 }
 
 // Dim text on a dark ground (grey 10 on 0) and pale text on a light ground (a stamp, a
