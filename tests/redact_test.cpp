@@ -783,6 +783,34 @@ TEST(Redact, AnUnreadLineTheDetectorIsSureOfIsCoveredEvenWithoutVisibleInk) {
   EXPECT_TRUE(after->redact.empty());
 }
 
+// The detector remembers its latest maps by their exact input (the check after the fill and
+// a clip's black colour renders show it the same pixels again): an image that differs in the
+// text's pixels only, the same size and ground, is seen afresh, and the first image again
+// gives what it gave the first time.
+TEST(Redact, TheDetectorSeesAnImageThatDiffersFromTheLastOneAfresh) {
+  cv::Mat text(120, 320, CV_8UC1, cv::Scalar(20));
+  cv::putText(text, "Smith John 1930", {20, 60}, cv::FONT_HERSHEY_SIMPLEX, 0.8, cv::Scalar(230), 2);
+  const cv::Mat ground(text.size(), CV_8UC1, cv::Scalar(20));
+  for (const auto passes : {redact::DetectPasses::plain, redact::DetectPasses::with_stretched}) {
+    const auto first = redact::detect_text(gray_of(text), passes);
+    ASSERT_TRUE(first.has_value()) << first.error().message;
+    ASSERT_FALSE(first->empty()) << "the line is not found";
+    const auto blank = redact::detect_text(gray_of(ground), passes);
+    ASSERT_TRUE(blank.has_value()) << blank.error().message;
+    EXPECT_TRUE(blank->empty()) << "the plain ground shows the earlier image's text";
+    const auto again = redact::detect_text(gray_of(text), passes);
+    ASSERT_TRUE(again.has_value()) << again.error().message;
+    ASSERT_EQ(again->size(), first->size());
+    for (std::size_t i = 0; i < first->size(); ++i) {
+      EXPECT_EQ((*again)[i].box.x, (*first)[i].box.x);
+      EXPECT_EQ((*again)[i].box.y, (*first)[i].box.y);
+      EXPECT_EQ((*again)[i].box.width, (*first)[i].box.width);
+      EXPECT_EQ((*again)[i].box.height, (*first)[i].box.height);
+      EXPECT_EQ((*again)[i].score, (*first)[i].score);
+    }
+  }
+}
+
 // Words read and kept keep their whole ink, anti-aliased edges included. Tesseract's word
 // boxes end a pixel or two inside a smooth glyph's faint edge; that edge used to be redacted as
 // unread ink (with the margin and the padding of the ink's height on top), hiding a third to

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <string_view>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
@@ -30,6 +31,16 @@ extern "C" void on_interrupt(int signal_number) {
   interrupted.cancel();  // a lock-free atomic store: safe in a signal handler
   std::signal(signal_number, SIG_DFL);
 }
+
+// Tesseract (Debian's 5.3) runs each step of its LSTM in an OpenMP team of up to four
+// threads, inside radguard's own parallelism (-j: one file per thread, one reader each): on
+// two cores and -j 2 that is eight threads taking turns for small steps, and the profile
+// showed more time in libgomp than in Tesseract (docs/benchmarks.md, issue 11 fifteenth
+// pass). One thread per reading reads the same words (outputs byte-identical there); the
+// cores go to the files and the detector. libgomp reads OMP_THREAD_LIMIT once, when it is
+// loaded (with the pixel plugin, after this), so it is set here, before any thread starts;
+// a value the user gave is kept.
+void one_thread_per_reading() { ::setenv("OMP_THREAD_LIMIT", "1", 0); }
 
 }  // namespace
 
@@ -126,7 +137,10 @@ int run(int argc, char** argv) {
   }
   // Before any command starts a thread: the first initialise() sets DCMDICTPATH for a moment
   // (dicom_file.hpp), which must not race a thread reading the environment.
-  if (action) dicom::initialise();
+  if (action) {
+    one_thread_per_reading();
+    dicom::initialise();
+  }
   try {
     return action ? action() : kExitUsage;
   } catch (const std::exception& e) {

@@ -83,6 +83,9 @@ struct Api {
   Result<deface::FaceCheck> (*detect_faces)(const std::vector<deface::Rendering>&,
                                             const std::filesystem::path&) = nullptr;
   Status (*write_png)(const std::filesystem::path&, const deface::Image&) = nullptr;
+
+  // redact/text_detector.hpp, added later
+  void (*forget_detector_maps)() = nullptr;
 };
 
 }  // namespace radguard::pixels

@@ -42,6 +42,7 @@ const pixels::Api& table() {
     a.report_text = &redact::report_text;
     a.detect_faces = &deface::detect_faces;
     a.write_png = &deface::write_png;
+    a.forget_detector_maps = &redact::forget_detector_maps;
     return a;
   }();
   return api;

@@ -98,6 +98,10 @@ Result<std::vector<TextRegion>> confirm_small_text(const Gray8& image,
   if (loaded().api == nullptr) return missing();
   return loaded().api->confirm_small_text(image, candidates);
 }
+// Called at a file's end (a destructor): with no plugin there is nothing remembered to drop.
+void forget_detector_maps() {
+  if (loaded().api != nullptr) loaded().api->forget_detector_maps();
+}
 
 Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const PhiMatcher& matcher, Mode mode,

@@ -621,20 +621,30 @@ constexpr int kHueApart = 90;
 
 Gray8 render_hue8(const dicom::PixelImage& image, std::size_t frame) {
   const std::vector<Rgb8> colours = colours_of(image, frame);
+  // Each pixel's chroma and hue, once: the second loop needs both again (hue only where the
+  // chroma reaches kFullColour / 4, below kColourfulChroma, so every pixel the first loop
+  // bins has its hue here).
+  static_assert(kFullColour / 4 <= kColourfulChroma);
+  std::vector<std::uint8_t> chromas(colours.size());
+  std::vector<std::int16_t> hues(colours.size(), 0);
   std::array<std::size_t, kHueBins> bins{};
   std::size_t colourful = 0;
-  for (const Rgb8& c : colours) {
-    if (chroma_of(c[0], c[1], c[2]) < kColourfulChroma) continue;
-    ++bins[static_cast<std::size_t>(hue_of(c) * kHueBins / 360)];
+  for (std::size_t p = 0; p < colours.size(); ++p) {
+    const Rgb8& c = colours[p];
+    chromas[p] = chroma_of(c[0], c[1], c[2]);
+    if (chromas[p] < kFullColour / 4) continue;
+    hues[p] = static_cast<std::int16_t>(hue_of(c));
+    if (chromas[p] < kColourfulChroma) continue;
+    ++bins[static_cast<std::size_t>(hues[p] * kHueBins / 360)];
     ++colourful;
   }
   const int flow = static_cast<int>(std::max_element(bins.begin(), bins.end()) - bins.begin()) *
                        (360 / kHueBins) + 180 / kHueBins;
   std::vector<std::uint8_t> hue(colours.size(), 0);
   for (std::size_t p = 0; p < colours.size(); ++p) {
-    const int chroma = chroma_of(colours[p][0], colours[p][1], colours[p][2]);
+    const int chroma = chromas[p];
     if (chroma < kFullColour / 4) continue;
-    const int turn = std::abs(hue_of(colours[p]) - flow);
+    const int turn = std::abs(hues[p] - flow);
     const int distance = std::min({turn, 360 - turn, kHueApart});
     const int level = kFlowHue + (255 - kFlowHue) * distance / kHueApart;
     hue[p] = static_cast<std::uint8_t>(level * std::min(chroma, kFullColour) / kFullColour);
@@ -804,6 +814,13 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     // Fail closed before decoding anything: without the detector nothing can be checked.
     if (auto model = text_detector_model(); !model) return std::unexpected(model.error());
   }
+  // What the detector remembers of this file's pixels goes with the file, however it ends.
+  struct ForgetDetectorMaps {
+    ForgetDetectorMaps() = default;
+    ForgetDetectorMaps(const ForgetDetectorMaps&) = delete;
+    ForgetDetectorMaps& operator=(const ForgetDetectorMaps&) = delete;
+    ~ForgetDetectorMaps() { forget_detector_maps(); }
+  } const forget_maps;
   auto decoded = dicom::decode_pixels(file);
   if (!decoded) return std::unexpected(decoded.error());
   dicom::PixelImage& image = *decoded;

@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <exception>
 #include <opencv2/core.hpp>
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <string>
 
 #ifndef RADGUARD_MODEL_DIR
@@ -64,8 +67,65 @@ Result<cv::dnn::Net*> thread_network(cv::Size size) {
   return &networks.back().net;
 }
 
-// One forward pass: the probability map at the image's own size.
-Result<cv::Mat> probability(const cv::Mat& grey, int max_side = kMaxSide) {
+// The maps of this thread's latest forward passes, by their exact input. The same pixels
+// reach the detector more than once in a file: a clip's frames without colour are one black
+// frame in each colour render (every pass of it), and the check after the fill shows the
+// detector a colour render, or a mosaic of marks, that the fill left as it was. The network
+// is a function of its input alone, so such a map is taken again, not computed again: the
+// outputs do not change, the time does. Bounded by kRememberedBytes (inputs and maps).
+constexpr std::size_t kRememberedBytes = std::size_t{48} << 20;
+
+struct RememberedMap {
+  cv::Mat input;  // continuous CV_8U copy of what probability() was given
+  int max_side = 0;
+  cv::Mat map;
+  [[nodiscard]] std::size_t bytes() const {
+    return input.total() * input.elemSize() + map.total() * map.elemSize();
+  }
+};
+
+bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
+  if (a.size() != b.size() || a.type() != b.type()) return false;
+  const std::size_t row = static_cast<std::size_t>(a.cols) * a.elemSize();
+  for (int y = 0; y < a.rows; ++y)
+    if (std::memcmp(a.ptr(y), b.ptr(y), row) != 0) return false;
+  return true;
+}
+
+std::deque<RememberedMap>& remembered_maps() {
+  thread_local std::deque<RememberedMap> maps;
+  return maps;
+}
+
+std::optional<cv::Mat> remembered_map(const cv::Mat& grey, int max_side) {
+  auto& maps = remembered_maps();
+  for (auto it = maps.begin(); it != maps.end(); ++it) {
+    if (it->max_side != max_side || !same_pixels(it->input, grey)) continue;
+    RememberedMap found = std::move(*it);  // most recent use last
+    maps.erase(it);
+    maps.push_back(std::move(found));
+    return maps.back().map.clone();
+  }
+  return std::nullopt;
+}
+
+void remember_map(const cv::Mat& grey, int max_side, const cv::Mat& map) {
+  // Sized before anything is copied: an image too large to remember costs no copy, and the
+  // oldest maps go before the new one is made, so the bound holds at every moment.
+  const std::size_t bytes = grey.total() * grey.elemSize() + map.total() * map.elemSize();
+  if (bytes > kRememberedBytes) return;
+  auto& maps = remembered_maps();
+  std::size_t total = bytes;
+  for (const RememberedMap& m : maps) total += m.bytes();
+  while (total > kRememberedBytes && !maps.empty()) {
+    total -= maps.front().bytes();
+    maps.pop_front();
+  }
+  maps.push_back(RememberedMap{grey.clone(), max_side, map.clone()});
+}
+
+// One forward pass of this thread's network.
+Result<cv::Mat> forward_pass(const cv::Mat& grey, int max_side) {
   const double scale =
       std::min(1.0, static_cast<double>(max_side) / std::max(grey.cols, grey.rows));
   cv::Mat input = grey;
@@ -90,6 +150,14 @@ Result<cv::Mat> probability(const cv::Mat& grey, int max_side = kMaxSide) {
   cv::Mat cropped = map(cv::Rect(0, 0, input.cols, input.rows)).clone();
   if (scale < 1.0) cv::resize(cropped, cropped, grey.size(), 0, 0, cv::INTER_LINEAR);
   return cropped;
+}
+
+// The probability map at the image's own size: remembered, or from one forward pass.
+Result<cv::Mat> probability(const cv::Mat& grey, int max_side = kMaxSide) {
+  if (auto known = remembered_map(grey, max_side)) return std::move(*known);
+  auto map = forward_pass(grey, max_side);
+  if (map) remember_map(grey, max_side, *map);
+  return map;
 }
 
 // Dim text on a dark ground (grey 10 on 0) and pale text on a light ground (a stamp, a
@@ -383,6 +451,8 @@ Result<std::filesystem::path> text_detector_model() {
               std::string("the text detector model (") + kModelFile + ") is not installed (looked in " +
                   searched + "); run scripts/install-models.sh");
 }
+
+void forget_detector_maps() { remembered_maps().clear(); }
 
 Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses passes) {
   if (image.width < 8 || image.height < 8) return std::vector<TextRegion>{};

@@ -43,6 +43,11 @@ enum class DetectPasses : std::uint8_t { plain, with_stretched };
 // run it. Thread-safe (one network per thread).
 Result<std::vector<TextRegion>> detect_text(const Gray8& image, DetectPasses passes);
 
+// Drops the maps this thread remembers of the inputs it was shown (a file's frames, renders
+// and mosaics: pixels of a patient), so that they are neither kept past the file nor counted
+// against the next one's memory. Call when a file is done. Thread-safe (this thread's only).
+void forget_detector_maps();
+
 // Small text (under ~10 px) escapes the detector at the image's own scale. Line-shaped marks
 // found from the pixels alone (`candidates`, ocr.hpp) are scaled up 2-4x into mosaics and
 // shown to the detector; those it sees text in are returned as regions (the candidate's box,
