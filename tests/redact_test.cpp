@@ -286,6 +286,21 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"MultiFrameDeflated", Colour::rgb, EXS_DeflatedLittleEndianExplicit, 0, 255, 0, 3}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
+// Found by a new user's trial: on a third-party colour capture (pydicom's
+// GDCMJ2K_TextGBR.dcm, "red green blue" burned in; pydicom's test data, MIT-style licence)
+// the check after the fill counted a word left while nothing had been filled, and the file was
+// released as "no text found". Whatever that check counts holds a file back.
+TEST(Redact, AWordTheCheckAfterTheFillCountsHoldsTheFileBackEvenWhenNothingWasFilled) {
+  const std::filesystem::path sample = "/usr/lib/python3/dist-packages/pydicom/data/test_files/GDCMJ2K_TextGBR.dcm";
+  if (!std::filesystem::exists(sample)) GTEST_SKIP() << "pydicom's test files are not installed";
+  auto file = open_or_die(sample);
+  auto result = redact::redact_file(file, redact::RedactOptions{});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  ASSERT_GT(result->residual_phi_words, 0U) << "the fixture no longer reaches this path";
+  EXPECT_TRUE(result->redactions.empty());
+  EXPECT_EQ(result->verdict, redact::FileVerdict::residual_phi);
+}
+
 TEST(Redact, FindsTextAtTheVeryEdgesAndInOtherFonts) {
   TempDir dir;
   BurnedFrame f;

@@ -924,7 +924,9 @@ Result<FileRedaction> redact_file(dicom::DicomFile& file, const RedactOptions& o
     return result;
   }
   const bool any_changed = std::any_of(changed.begin(), changed.end(), [](bool c) { return c; });
-  if (!any_changed && result.unread_text_regions == 0) {
+  // The check after the fill also runs on frames where nothing was filled (kept words' ink
+  // hidden from the colour searches): what it counts holds the file back even then.
+  if (!any_changed && result.unread_text_regions == 0 && result.residual_phi_words == 0) {
     result.verdict = FileVerdict::no_text_found;
     return result;
   }
