@@ -7,7 +7,8 @@
 #   - one in a folder of the other shard's files, and one in a folder no shard writes,
 #     survive the shard's run and are gone after plan merge (counted in its report);
 #   - a temporary that may still be in use (another host's, made just now) survives both;
-#   - a run over a whole folder still walks the whole output tree before it starts.
+#   - a run over a whole folder still walks the whole output tree before it starts;
+#   - an input the plan could not find fails the merge and is in its report.
 # A temporary is stale here by its age (over a day: stale whatever host made it); the rule
 # itself (dead process, host) is tested in foundations_test.cpp.
 #   plan_stale_temporaries_test.sh RADGUARD
@@ -97,4 +98,25 @@ plant_stale "$nobody"
 "$radguard" deid "$in" -o "$out" -k "$work/k.key" -j 2 --no-progress >"$work/whole.log" 2>&1 ||
   fail "whole-folder run"
 stale_in "$nobody" && fail "a whole-folder run left a killed run's temporary"
+
+# An input the plan could not find is in no shard; the merged report counts and lists it as
+# one run's would, and the merge fails (found by a new user's trial: it exited 0).
+find "$in" -type f | sort >"$work/list.txt"
+echo "$in/s9/gone.dcm" >>"$work/list.txt"
+plan2=$work/plan2
+"$radguard" plan --files-from "$work/list.txt" --shards 2 -o "$plan2" --no-progress >"$work/plan2.log" 2>&1 &&
+  fail "plan exited 0 with a missing input"
+mkdir -p "$plan2/reports"
+for n in 0 1; do
+  "$radguard" deid --files-from "$plan2/shard-000$n.txt" -o "$work/out2" -k "$work/k.key" -j 2 \
+    --no-progress --report "$plan2/reports/shard-000$n.json" >>"$work/shard2.log" 2>&1 || fail "shard $n of plan2"
+done
+"$radguard" plan merge "$plan2" >"$work/merge2.log" 2>&1 && fail "plan merge exited 0 with an input the plan could not find"
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+missing = [f for f in r["failures"] if f["status"] == "missing_input"]
+sys.exit(not (r["counts"]["missing_inputs"] == 1 and r["exit_code"] == 1 and len(missing) == 1
+              and missing[0]["input"] == "gone.dcm" and missing[0]["reason"] == "does not exist"))' \
+  "$plan2/report.json" || fail "the merged report does not count and list the input the plan could not find"
 echo "PASS"

@@ -51,6 +51,23 @@ std::uint64_t count_of(const json& report, const char* name) {
   return counts.contains(name) && counts[name].is_number_unsigned() ? counts[name].get<std::uint64_t>() : 0;
 }
 
+// Inputs the plan could not find are in no shard, so no shard's report names them; one run
+// over the same inputs would have failed on them. They count, and are listed, as its report
+// would list them: by file name unless the shards' reports show full paths.
+void add_plans_missing_inputs(const json& plan, json& out, json& failures) {
+  const json missing = plan.value("missing_inputs", json::array());
+  if (!missing.is_array() || missing.empty()) return;
+  const bool full_paths = out.value("input_paths", std::string()) == "full";
+  for (const auto& m : missing) {
+    const fs::path input = m.value("input", std::string());
+    failures.push_back({{"input", full_paths ? input.string() : input.filename().string()},
+                        {"status", "missing_input"},
+                        {"error", "io"},
+                        {"reason", m.value("reason", std::string())}});
+  }
+  out["counts"]["missing_inputs"] = count_of(out, "missing_inputs") + missing.size();
+}
+
 void append_sorted(json& into, const json& from) {
   if (from.is_array())
     for (const auto& entry : from) into.push_back(entry);
@@ -162,6 +179,7 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
   if (out.is_null())
     return std::unexpected(Error{ErrorCode::usage, "the plan in " + plan_folder.string() +
                                                        " has no shard with files: nothing to merge"});
+  add_plans_missing_inputs(*plan, out, failures);
   sort_by_input(failures);
   sort_by_input(skipped);
   sort_by_input(pixel_work);
