@@ -23,8 +23,10 @@ struct MergedReport {
 
 // Reads plan.json and every shard's report under `plan_folder` and merges them: counts,
 // pixel counts, bytes and times are summed; failures, skipped inputs and pixel work are
-// gathered and sorted by input name (a single run lists them in input order); the exit code
-// is recomputed from the merged counts as deid computes it. Fails closed, naming the shard:
+// gathered and sorted by input name (a single run lists them in input order); the inputs
+// plan.json names as missing (in no shard, so in no shard's report) are counted and listed
+// among the failures as a single run's report lists them; the exit code is recomputed from
+// the merged counts as deid computes it. Fails closed, naming the shard:
 // ErrorCode::io when plan.json or the report of a shard with files cannot be read;
 // ErrorCode::integrity when a report is not JSON, is not a deid report, does not account for
 // exactly its shard's listed files, or differs from the first report in what must be shared
