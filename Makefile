@@ -38,15 +38,23 @@ fuzz:
 	FUZZ=1 bash scripts/install-deps.sh
 	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-# CI's robustness stage (.ci/run; docs/reliability.md): the fast parser and robustness tests
-# under ASan + UBSan, then each fuzz target of CI_FUZZ_TARGETS for CI_FUZZ_SECONDS from its
-# seeds.
+# CI's robustness stage (.ci/run; docs/reliability.md): one clang build with ASan + UBSan and
+# libFuzzer's coverage gives both the parser and robustness tests (SANITIZE_TESTS, which run
+# first) and the fuzz targets of CI_FUZZ_TARGETS, each then run for CI_FUZZ_SECONDS from its
+# seeds. (`make sanitize` is the same tests built with gcc, without the coverage.)
+ROBUST_DIR ?= build-fuzz
 CI_FUZZ_SECONDS ?= 20
 CI_FUZZ_TARGETS ?= dicom recipe consent_csv consent_fhir redaction_rules nifti inv3 signature \
   manifest pixels_jpeg_baseline pixels_jpeg_lossless pixels_jpeg_ls pixels_jpeg2000 pixels_rle
-ci-robust: sanitize
+ci-robust:
 	FUZZ=1 bash scripts/install-deps.sh
-	bash fuzz/run.sh build-fuzz $(CI_FUZZ_SECONDS) $(CI_FUZZ_TARGETS)
+	cmake -S . -B $(ROBUST_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADGUARD_FUZZ=ON \
+	  -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16
+	cmake --build $(ROBUST_DIR) -j $(JOBS) --target radguard_tests signing_tests \
+	  $(addprefix fuzz_,$(CI_FUZZ_TARGETS))
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ROBUST_DIR) --output-on-failure -j $(JOBS) -R '$(SANITIZE_TESTS)'
+	bash fuzz/run.sh $(ROBUST_DIR) $(CI_FUZZ_SECONDS) $(CI_FUZZ_TARGETS)
 
 bench: build
 	bash bench/deid_bench.sh $(BUILD_DIR)
