@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include <algorithm>
+#include <array>
 #include <csignal>
 #include <string_view>
 #include <cstdio>
@@ -92,35 +93,63 @@ int emit_report(const std::string& json, const std::string& text, const std::str
   return exit_code;
 }
 
+namespace {
+
+// Building every command's options is about four million instructions, a tenth of a process
+// start, paid again by each shard of a cluster job. A command whose name is not among the
+// words cannot be chosen, so only the named ones are built, unless help is asked for (it
+// lists them all). Without a named command the parser fails as it does with all of them (a
+// command is required), and --version needs none.
+struct Command {
+  std::string_view name;
+  void (*add)(CLI::App&, Action&);
+};
+constexpr std::array kCommands{
+    Command{"share", add_share},  // first in --help: the one-step path for patients
+    Command{"serve", add_serve},  // the same in a browser
+    Command{"keygen", add_keygen},
+    Command{"deid", add_deid},
+    Command{"consent", add_consent},
+    Command{"ledger", add_ledger},
+    Command{"disclosures", add_disclosures},
+    Command{"pseudonym", add_pseudonym},
+    Command{"export", add_export},
+    Command{"keys", add_keys},
+    Command{"sign", add_sign},
+    Command{"verify", add_verify},
+    Command{"verify-release", add_verify_release},
+    Command{"manifest", add_manifest},
+    Command{"redact", add_redact},
+    Command{"deface", add_deface},
+    Command{"config", add_config},
+    Command{"plan", add_plan},
+    Command{"audit", add_audit},
+    Command{"gateway", add_gateway},
+};
+
+void add_commands(CLI::App& app, Action& action, const std::vector<char*>& words) {
+  const auto after_program = words.empty() ? words.begin() : words.begin() + 1;
+  const auto has = [&](std::string_view word) {
+    return std::any_of(after_program, words.end(),
+                       [word](const char* w) { return std::string_view(w) == word; });
+  };
+  const bool help = has("-h") || has("--help") || has("--help-all");
+  for (const Command& command : kCommands)
+    if (help || has(command.name)) command.add(app, action);
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
   CLI::App app{
       "radguard: keep medical images private and trustworthy once they leave clinical care"};
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);
   Action action;
-  add_share(app, action);  // first in --help: the one-step path for patients
-  add_serve(app, action);  // the same in a browser
-  add_keygen(app, action);
-  add_deid(app, action);
-  add_consent(app, action);
-  add_ledger(app, action);
-  add_disclosures(app, action);
-  add_pseudonym(app, action);
-  add_export(app, action);
-  add_keys(app, action);
-  add_sign(app, action);
-  add_verify(app, action);
-  add_verify_release(app, action);
-  add_manifest(app, action);
-  add_redact(app, action);
-  add_deface(app, action);
-  add_config(app, action);
-  add_plan(app, action);
-  add_audit(app, action);
-  add_gateway(app, action);
+  std::vector<char*> words(argv, argv + argc);
+  add_commands(app, action, words);
   // radguard plan ... --sbatch -- deid ...: the words after "--" are the shards' command, not
   // inputs of plan, so they never reach the parser.
-  std::vector<char*> words(argv, argv + argc);
   if (argc > 1 && std::string_view(argv[1]) == "plan") {
     const auto dashes = std::find_if(words.begin(), words.end(),
                                      [](const char* w) { return std::string_view(w) == "--"; });
