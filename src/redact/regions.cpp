@@ -571,8 +571,7 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   if (filled.empty() && verdict.redact.empty() && verdict.kept.empty() &&
       region.score >= kSureText)
     verdict.redact.push_back(core);
-  verdict.categories =
-      box_categories(verdict.redact, *words, category_of, doubtful, verdict.kept);
+  verdict.categories = box_categories(verdict.redact, *words, category_of, doubtful, verdict.kept);
   return verdict;
 }
 
@@ -772,9 +771,10 @@ Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, M
       verdict = memo.find(image, region.box);
     }
     for (std::size_t k = 0; k < verdict->redact.size(); ++k) {
-      const Category category = mode == Mode::all_text ? Category::text
-                                : k < verdict->categories.size() ? verdict->categories[k]
-                                                                 : Category::unread;
+      // All-text mode covers any text; a verdict always has a category per box otherwise.
+      Category category = Category::text;
+      if (mode != Mode::all_text)
+        category = k < verdict->categories.size() ? verdict->categories[k] : Category::unread;
       findings.redact.emplace_back(verdict->redact[k], category);
     }
     findings.kept.insert(findings.kept.end(), verdict->kept.begin(), verdict->kept.end());
