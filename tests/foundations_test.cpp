@@ -957,6 +957,63 @@ TEST(InputRoots, AFileIsShownRelativeToTheLongestInputItLiesUnder) {
   EXPECT_FALSE(batch::InputRoots(std::vector<fs::path>{}).covers("/etc/IM1"));
 }
 
+// Files are found by their canonical paths: a relative input, or one through a link, matched
+// none of them, and reports named files by their whole absolute paths (a new user's trial).
+TEST(InputRoots, AFileIsShownRelativeToTheCanonicalFormOfARelativeOrLinkedInput) {
+  ScratchDir dir;
+  fs::create_directories(dir / "real" / "PAT" / "a");
+  spit(dir / "real" / "PAT" / "a" / "IM1", "x");
+  spit(dir / "real" / "one.dcm", "x");
+  fs::create_directory_symlink(dir / "real" / "PAT", dir / "link");
+  const fs::path was = fs::current_path();
+  fs::current_path(dir / "real");
+  const std::vector<fs::path> inputs = {"./PAT/", "one.dcm", dir / "link"};
+  const auto found = batch::find_files(inputs);
+  fs::current_path(was);
+  ASSERT_EQ(found.files.size(), 2U);
+  const std::string canonical = fs::canonical(dir / "real").string();
+  ASSERT_EQ(found.canonical_inputs.size(), 3U);
+  EXPECT_EQ(found.canonical_inputs[1], canonical + "/one.dcm");
+  EXPECT_EQ(found.canonical_inputs[2], canonical + "/PAT");
+  const batch::InputRoots roots(inputs, found.canonical_inputs);
+  EXPECT_EQ(roots.relative(canonical + "/PAT/a/IM1"), "a/IM1");
+  EXPECT_EQ(roots.relative(canonical + "/one.dcm"), "one.dcm");
+  EXPECT_TRUE(roots.covers(canonical + "/PAT/a/IM1"));
+  EXPECT_FALSE(batch::InputRoots(inputs).covers(canonical + "/PAT/a/IM1"));  // as given only
+}
+
+// A shard's run names every file as an input; its plan's folders tell apart two files of one
+// name: a folder a file lies under names it before the file itself.
+TEST(InputRoots, AListedFileIsShownRelativeToAFolderItLiesUnder) {
+  const std::vector<fs::path> listed = {"/data/in/a/IM1", "/data/in/b/IM1", "/elsewhere/IM2"};
+  const std::vector<std::string> plan_folders = {"/data/in"};
+  const batch::InputRoots roots(listed, plan_folders);
+  EXPECT_EQ(roots.relative("/data/in/a/IM1"), "a/IM1");
+  EXPECT_EQ(roots.relative("/data/in/b/IM1"), "b/IM1");
+  EXPECT_EQ(roots.relative("/elsewhere/IM2"), "IM2");
+}
+
+TEST(ReadFileList, LinesOfSpacesAreSkippedAndAListThatCannotBeReadIsAUsageErrorWithItsReason) {
+  ScratchDir dir;
+  spit(dir / "list.txt", "a.dcm\n   \n\t\r\n\nb c.dcm\r\n");
+  const auto listed = batch::read_file_list(dir / "list.txt");
+  ASSERT_TRUE(listed) << listed.error().message;
+  EXPECT_EQ(*listed, (std::vector<fs::path>{"a.dcm", "b c.dcm"}));
+  const auto expect_usage = [&](const fs::path& list, const std::string& why) {
+    const auto read = batch::read_file_list(list);
+    ASSERT_FALSE(read) << list;
+    EXPECT_EQ(read.error().code, ErrorCode::usage) << read.error().message;
+    EXPECT_NE(read.error().message.find(list.string()), std::string::npos) << read.error().message;
+    EXPECT_NE(read.error().message.find(why), std::string::npos) << read.error().message;
+  };
+  expect_usage(dir.path(), "it is a folder");
+  expect_usage(dir / "missing.txt", "No such file or directory");
+  spit(dir / "blank.txt", " \n\n\t\n");
+  expect_usage(dir / "blank.txt", "names no file");
+  spit(dir / "empty.txt", "");
+  expect_usage(dir / "empty.txt", "names no file");
+}
+
 TEST(RunParallel, EveryIndexOnceAndExceptionsGoToTheErrorHandler) {
   for (const unsigned threads : {0U, 1U, 4U, 64U}) {
     std::vector<std::atomic<int>> calls(1000);

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <nlohmann/json.hpp>
@@ -442,6 +443,47 @@ TEST(Redact, TheMarginAroundAnIdentifierLeavesTheKeptLabelsBesideItWhole) {
       EXPECT_TRUE((cv::Rect(r.box.x, r.box.y, r.box.width, r.box.height) & ink).empty())
           << "a box at " << r.box.x << "," << r.box.y << " reaches into '" << f.texts[kept].text
           << "'";
+  }
+}
+
+// Each box is labelled by what it covers: a region's first identifying category labelled
+// every box of it, so the date and the ID on a line with a name were reported as names.
+TEST(Redact, EachBoxCarriesTheCategoryOfWhatItCovers) {
+  TempDir dir;
+  BurnedFrame f;
+  f.width = 480;
+  // One line, a space's width between words, as a screen's header line is set.
+  int x = 8;
+  for (const char* word : {"DOE", "JOHN", "15/03/2019", "PID12345"}) {
+    f.texts.push_back({word, {x, 22}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 255, true});
+    int baseline = 0;
+    x += cv::getTextSize(word, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, &baseline).width + 12;
+  }
+  f.texts.push_back({"LIVER", {8, 200}, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, 255, false});
+  auto source = make_burned_in({f}, Colour::monochrome2);
+  save(*source, dir / "in.dcm");
+  auto file = open_or_die(dir / "in.dcm");
+  auto result = redact::redact_file(file, redact::RedactOptions{});
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  expect_phi_covered_and_rest_kept(f, result->redactions, 0, redact::Mode::phi_text);
+  const std::map<std::string, redact::Category> expected = {{"DOE", redact::Category::name},
+                                                            {"JOHN", redact::Category::name},
+                                                            {"PID12345", redact::Category::id},
+                                                            {"15/03/2019", redact::Category::date}};
+  for (const auto& text : f.texts) {
+    const auto want = expected.find(text.text);
+    if (want == expected.end()) continue;
+    const cv::Rect ink = cv::boundingRect(testing::ink_of(f, text));
+    int covering = 0;
+    for (const auto& r : result->redactions) {
+      const cv::Rect box(r.box.x, r.box.y, r.box.width, r.box.height);
+      // The box that holds most of the word's ink, not a margin that grazes it.
+      if ((box & ink).area() * 2 < ink.area()) continue;
+      ++covering;
+      EXPECT_EQ(redact::category_name(r.category), redact::category_name(want->second))
+          << "the box over '" << text.text << "'";
+    }
+    EXPECT_GT(covering, 0) << "'" << text.text << "' is not covered";
   }
 }
 

@@ -10,6 +10,7 @@
 #include "core/unique_fd.hpp"
 #include "deid/deid_run.hpp"
 #include "pipeline/pipeline.hpp"
+#include "plan/plan.hpp"
 #include "stage_options.hpp"
 
 namespace radguard::cli {
@@ -84,6 +85,7 @@ int run_deid_command(const DeidArgs& args) {
   // tree once. A run that also names folders on the command line walks it as any other.
   if (!args.files_from.empty() && args.inputs.empty())
     run.stale_temporaries = deid::StaleTemporaries::written_folders;
+  if (!args.files_from.empty()) run.report_roots = plan::list_roots(args.files_from);
   run.progress = args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto report = pipeline.run_deid(run);
   if (!report) return report_error(report.error());

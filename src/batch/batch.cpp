@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <iterator>
@@ -58,20 +59,30 @@ Status require_complete(const FolderListing& listing) {
 }
 
 Result<std::vector<fs::path>> read_file_list(const fs::path& list) {
+  // The list is an argument: one that cannot be read is the command's usage, named with why.
+  const auto unreadable = [&](const std::string& why) {
+    return fail(ErrorCode::usage, "cannot read the list of files " + list.string() + ": " + why);
+  };
+  std::error_code ec;
+  if (fs::is_directory(list, ec)) return unreadable("it is a folder");
   std::ifstream in(list, std::ios::binary);
-  if (!in) return fail(ErrorCode::io, "cannot read the list of files " + list.string());
+  if (!in) return unreadable(std::strerror(errno));
   std::vector<fs::path> files;
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+    // A line of spaces or tabs names nothing (no DICOM file is named so); it was taken for
+    // a path and reported missing.
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
     if (line.find('\0') != std::string::npos)
       return fail(ErrorCode::usage,
                   list.string() + ": a line holds a NUL byte: not a list of files");
     files.emplace_back(line);
   }
-  if (in.bad()) return fail(ErrorCode::io, "cannot read the list of files " + list.string());
-  if (files.empty()) return fail(ErrorCode::usage, list.string() + " names no file");
+  if (in.bad()) return unreadable(std::strerror(errno));
+  if (files.empty())
+    return fail(ErrorCode::usage,
+                list.string() + " names no file (a run needs an input, as on the command line)");
   return files;
 }
 
@@ -249,6 +260,8 @@ InputSet find_files(std::span<const fs::path> inputs) {
     }
     if (fs::is_regular_file(status)) {
       set.files.push_back(canonical_file(input, own_status));
+      // A plan's shard list names canonical paths already: nothing more to hold per file.
+      if (set.files.back() != input.native()) set.canonical_inputs.push_back(set.files.back());
       continue;
     }
     if (!fs::is_directory(status)) {
@@ -260,6 +273,7 @@ InputSet find_files(std::span<const fs::path> inputs) {
     // cannot be listed (permissions) is reported, never skipped in silence.
     fs::path folder = fs::weakly_canonical(input, ec);
     set.folders.push_back({input, folder.string()});
+    if (folder != input) set.canonical_inputs.push_back(folder.string());
     auto listing = list_files(folder);
     set.files.insert(set.files.end(), std::make_move_iterator(listing.files.begin()),
                      std::make_move_iterator(listing.files.end()));
@@ -273,15 +287,17 @@ InputSet find_files(std::span<const fs::path> inputs) {
   return set;
 }
 
-InputRoots::InputRoots(std::span<const fs::path> inputs) {
-  for (const auto& input : inputs) {
-    std::string root = input.string();
+InputRoots::InputRoots(std::span<const fs::path> inputs,
+                       std::span<const std::string> canonical_inputs) {
+  const auto add = [this](std::string root) {
     while (root.size() > 1 && root.back() == '/') root.pop_back();
     if (root == "/")
       slash_root_ = true;
     else if (!root.empty())
       roots_.insert(std::move(root));
-  }
+  };
+  for (const auto& input : inputs) add(input.string());
+  for (const auto& input : canonical_inputs) add(input);
 }
 
 std::size_t InputRoots::longest_root_of(std::string_view path) const {
@@ -294,11 +310,13 @@ std::size_t InputRoots::longest_root_of(std::string_view path) const {
 }
 
 std::string InputRoots::relative(std::string_view file) const {
+  // A folder it lies under first: a shard's run names each file as an input, and its plan's
+  // folders (DeidRunOptions::report_roots) tell apart files of one name in two folders.
+  const std::size_t root = longest_root_of(file);
+  if (root != 0) return std::string(file.substr(root + (file[root] == '/' ? 1 : 0)));
   if (roots_.contains(file) || (slash_root_ && file == "/"))
     return fs::path(file).filename().string();
-  const std::size_t root = longest_root_of(file);
-  if (root == 0) return std::string(file);
-  return std::string(file.substr(root + (file[root] == '/' ? 1 : 0)));
+  return std::string(file);
 }
 
 bool InputRoots::covers(std::string_view path) const {

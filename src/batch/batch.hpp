@@ -35,6 +35,11 @@ struct InputSet {
   std::vector<std::string> files;
   std::vector<MissingInput> missing;  // inputs that do not exist or cannot be listed
   std::vector<FolderInput> folders;   // the inputs that were folders, in the order named
+  // The canonical form of each input found (file or folder) where it is not the path as given,
+  // in the order named: files are found by their canonical paths, so with the inputs as given
+  // this is what a report names them relative to (InputRoots), whether an input was given
+  // relative, absolute or through a link.
+  std::vector<std::string> canonical_inputs;
 };
 
 // What a link to a file is when a folder is listed.
@@ -63,25 +68,27 @@ struct FolderListing {
 [[nodiscard]] InputSet find_files(std::span<const std::filesystem::path> inputs);
 
 // The inputs a list file names (--files-from; a shard list of radguard plan): one path per
-// line, relative paths from the current folder, a trailing CR removed, blank lines skipped.
-// Fails with ErrorCode::io when the list cannot be read, ErrorCode::usage when it names
-// nothing or holds a NUL byte.
+// line, relative paths from the current folder, a trailing CR removed, blank lines and lines
+// of spaces and tabs only skipped. Fails with ErrorCode::usage, naming the list and why, when
+// it cannot be read (a folder, no permission, an I/O error), names nothing (as a command
+// line naming no input does), or holds a NUL byte.
 [[nodiscard]] Result<std::vector<std::filesystem::path>> read_file_list(
     const std::filesystem::path& list);
 
-// The inputs of a run, as given (a trailing '/' ignored), indexed to answer "which input was
-// this file found under?" in the file's path depth, not in the number of inputs: a
-// --files-from list names every file as an input, and scanning them all per file made a
-// shard's run quadratic in its list (16,000 listed files: 30% more CPU than the folder run).
-// A relative input matches no file (files are found by their canonical, absolute paths), as
-// before the index: their reports then show, and check for the patient's name, every
-// component of the whole path. Immutable after construction: safe to share between threads.
+// The inputs of a run, as given (a trailing '/' ignored) and in their canonical forms
+// (InputSet::canonical_inputs: files are found by canonical paths, so an input given relative
+// or through a link matches its files only so), indexed to answer "which input was this file
+// found under?" in the file's path depth, not in the number of inputs: a --files-from list
+// names every file as an input, and scanning them all per file made a shard's run quadratic in
+// its list (16,000 listed files: 30% more CPU than the folder run). Immutable after
+// construction: safe to share between threads.
 class InputRoots {
  public:
-  explicit InputRoots(std::span<const std::filesystem::path> inputs);
+  explicit InputRoots(std::span<const std::filesystem::path> inputs,
+                      std::span<const std::string> canonical_inputs = {});
 
-  // `file` relative to the longest input it lies under; the file's own name where `file` is
-  // itself an input; `file` unchanged where it lies under none.
+  // `file` relative to the longest input it lies under; else the file's own name where `file`
+  // is itself an input; `file` unchanged where it is none and lies under none.
   [[nodiscard]] std::string relative(std::string_view file) const;
   // Whether `path` is an input or lies under one.
   [[nodiscard]] bool covers(std::string_view path) const;

@@ -385,6 +385,8 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   // released as they are copied in, and their pages handed back, so what stays per input is
   // its file name and 12 bytes, also while the pixel stages prepare below.
   std::vector<batch::MissingInput> missing_inputs = std::move(found.missing);
+  std::vector<std::string> input_roots = std::move(found.canonical_inputs);
+  input_roots.insert(input_roots.end(), options.report_roots.begin(), options.report_roots.end());
   const PathList files(std::move(found.files));
   found = {};
   ::malloc_trim(0);
@@ -417,6 +419,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
   std::vector<std::atomic<std::int64_t>> stage_nanoseconds(options.pixel_stages.size());
 
   report.missing_inputs = std::move(missing_inputs);
+  report.input_roots = std::move(input_roots);
   report.files_seen = files.size();
 
   // The lowest input index claiming an output name wins, whatever order threads finish in.
@@ -599,7 +602,7 @@ Result<DeidRunReport> run_deid(const DeidRunOptions& options, const HeaderStage&
     notify(i, outcome);
     record(i, std::move(outcome));
   };
-  const batch::InputRoots roots(options.inputs);
+  const batch::InputRoots roots(options.inputs, report.input_roots);
   {
     // One flusher for one worker: files are then published in the order they were begun,
     // and a cancel between files leaves exactly the files before it.
@@ -667,7 +670,8 @@ class PathDisplay {
  public:
   PathDisplay(const DeidRunReport& report, const DeidRunOptions& options)
       : identifying_(report.identifying_components) {
-    if (options.report_paths != ReportPaths::full) roots_.emplace(options.inputs);
+    if (options.report_paths != ReportPaths::full)
+      roots_.emplace(options.inputs, report.input_roots);
   }
 
   std::string path(const fs::path& input) const {

@@ -200,6 +200,10 @@ struct DeidRunOptions {
   // unnamed temporary file in $TMPDIR (ProblemLog), so memory stays flat in corpus size.
   std::size_t problems_held = ProblemLog::kHeldByDefault;
   StaleTemporaries stale_temporaries = StaleTemporaries::whole_output;
+  // Folders reports name inputs relative to besides `inputs` (canonical, absolute): a shard's
+  // run names each file as an input, and its plan's input folders (plan::list_roots) tell
+  // apart two files of one name in two folders. Never read for inputs, only for names.
+  std::vector<std::string> report_roots;
 };
 
 // What a run did. Written files are only counted and the outcomes of inputs not written go
@@ -215,6 +219,9 @@ struct DeidRunReport {
   std::vector<FileOutcome> pixel_work;
   std::vector<StageTiming> stage_timings;  // one per pixel stage, in order
   std::vector<batch::MissingInput> missing_inputs;
+  // Each input found, canonical (batch::InputSet::canonical_inputs) and then
+  // DeidRunOptions::report_roots: what reports name inputs relative to. Held in memory only.
+  std::vector<std::string> input_roots;
   std::array<std::size_t, 5> counts{};  // by FileStatus
   std::size_t files_seen = 0;
   std::uint64_t bytes_read = 0;

@@ -155,6 +155,7 @@ deid::DeidRunOptions Pipeline::deid_options(const DeidRun& run) const {
   options.listener = run.listener;
   options.cancel = run.cancel;
   options.stale_temporaries = run.stale_temporaries;
+  options.report_roots = run.report_roots;
   return options;
 }
 

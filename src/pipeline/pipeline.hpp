@@ -97,6 +97,7 @@ struct DeidRun {
   batch::RunListener* listener = nullptr;     // optional; must outlive the run
   const batch::CancelToken* cancel = nullptr;  // optional; must outlive the run
   deid::StaleTemporaries stale_temporaries = deid::StaleTemporaries::whole_output;
+  std::vector<std::string> report_roots;  // deid::DeidRunOptions::report_roots
 };
 
 // A release (radguard export): the consent gate, de-identification into staging, the

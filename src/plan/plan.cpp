@@ -97,6 +97,7 @@ Result<Plan> make_plan(const PlanOptions& options) {
   if (!random) return std::unexpected(random.error());
   plan.id = crypto::to_hex(reinterpret_cast<const std::uint8_t*>(random->data()), random->size());
   plan.missing = found.missing;
+  for (const auto& folder : found.folders) plan.input_folders.push_back(folder.canonical);
   Groups groups;
   std::unordered_map<std::string, std::size_t> group_of_study, group_of_series, group_of_sop;
   std::vector<std::size_t> group_of_file(found.files.size(), 0);
@@ -228,6 +229,7 @@ std::string plan_json(const Plan& plan) {
                               {"bytes", plan.bytes},
                               {"left_out", plan.left_out.size()},
                               {"missing_inputs", missing},
+                              {"input_folders", plan.input_folders},
                               {"shards", shards},
                               {"seconds", plan.seconds}};
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -270,6 +272,21 @@ Result<PlanSummary> read_plan_summary(const fs::path& folder) {
     summary.shard_files.push_back(shard["files"].get<std::size_t>());
   }
   return summary;
+}
+
+std::vector<std::string> list_roots(const fs::path& list) {
+  if (!shard_index_of(list.filename().string())) return {};
+  auto text = read_small_file(list.parent_path() / "plan.json");
+  if (!text) return {};
+  const auto doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("command", "") != "plan" ||
+      !doc.contains("input_folders") || !doc["input_folders"].is_array())
+    return {};
+  std::vector<std::string> roots;
+  for (const auto& folder : doc["input_folders"])
+    if (folder.is_string() && folder.get<std::string>().starts_with('/'))
+      roots.push_back(folder.get<std::string>());
+  return roots;
 }
 
 std::string plan_text(const Plan& plan) {

@@ -46,6 +46,9 @@ struct Plan {
   std::vector<Shard> shards;  // options.shards of them; some may be empty
   std::vector<LeftOut> left_out;
   std::vector<batch::MissingInput> missing;
+  // The input folders, canonical (plan.json "input_folders"): what a shard's run names its
+  // files relative to (list_roots), as one run over the inputs would.
+  std::vector<std::string> input_folders;
   std::size_t files = 0, studies = 0;  // DICOM files read (left_out not counted)
   std::uint64_t bytes = 0;
   double seconds = 0;
@@ -77,5 +80,10 @@ struct PlanSummary {
 std::string shard_list_name(std::size_t shard);
 std::optional<std::size_t> shard_index_of(const std::string& list_name);
 std::string plan_text(const Plan& plan);
+
+// The input folders of the plan `list` is a shard list of (shard-NNNN.txt beside its
+// plan.json), for DeidRunOptions::report_roots; empty for any other list, or a plan written
+// before plans recorded them. Never fails: the roots only name files in reports.
+[[nodiscard]] std::vector<std::string> list_roots(const std::filesystem::path& list);
 
 }  // namespace radguard::plan

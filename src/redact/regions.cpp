@@ -149,11 +149,12 @@ std::vector<bool> doubtful_words(const std::vector<Word>& words, const std::vect
 
 namespace {
 
-// Marks the words of one reading that identify the patient (alone, or joined with the next
-// word), and records the first category found.
-std::vector<bool> identified_words(const PhiMatcher& matcher, const std::vector<Word>& words,
-                                   RegionVerdict& verdict) {
-  std::vector<bool> identified(words.size(), false);
+// The category of each word of one reading that identifies the patient (alone, or joined with
+// the next words; nullopt: not identifying), and records the first category found.
+std::vector<std::optional<Category>> identified_words(const PhiMatcher& matcher,
+                                                      const std::vector<Word>& words,
+                                                      RegionVerdict& verdict) {
+  std::vector<std::optional<Category>> identified(words.size());
   std::vector<std::optional<Category>> alone(words.size());  // identifying on its own
   for (std::size_t i = 0; i < words.size(); ++i) alone[i] = identify(matcher, words[i]);
   // A label of the screen's vocabulary in front of (or after) a value that identifies on its
@@ -166,20 +167,21 @@ std::vector<bool> identified_words(const PhiMatcher& matcher, const std::vector<
   };
   for (std::size_t i = 0; i < words.size(); ++i) {
     if (alone[i]) {
-      identified[i] = true;
+      identified[i] = alone[i];
       if (!verdict.identified) verdict.identified = alone[i];
     }
     if (i + 1 < words.size()) {
       if (auto across = matcher.match_across(words[i].text, words[i + 1].text)) {
-        if (!label_beside_value(i, i + 1)) identified[i] = true;
-        if (!label_beside_value(i + 1, i)) identified[i + 1] = true;
+        if (!label_beside_value(i, i + 1) && !identified[i]) identified[i] = across;
+        if (!label_beside_value(i + 1, i) && !identified[i + 1]) identified[i + 1] = across;
         if (!verdict.identified) verdict.identified = across;
       }
     }
     // A value of three words ("16 Aug 2024", "Dec 13, 1986"): none of them alone says much.
     if (i + 2 < words.size()) {
       if (auto three = matcher.match_whole(words[i].text + words[i + 1].text + words[i + 2].text)) {
-        identified[i] = identified[i + 1] = identified[i + 2] = true;
+        for (std::size_t k = i; k < i + 3; ++k)
+          if (!identified[k]) identified[k] = three;
         if (!verdict.identified) verdict.identified = three;
       }
     }
@@ -455,6 +457,45 @@ std::vector<Box> grown_a_little(std::vector<Box> boxes) {
 
 constexpr float kSureText = 0.9F;
 
+// The category of each box to fill: that of the word not kept it covers most, when that word
+// was redacted for what it is (identifying, or a piece beside an identifying word: its
+// neighbour's category), else unread (a doubtful reading, ink nobody read). A region's first
+// identifying category labelled every box of it: a date beside a name was reported as a name.
+std::vector<Category> box_categories(const std::vector<Box>& boxes, const std::vector<Word>& words,
+                                     const std::vector<std::optional<Category>>& category_of,
+                                     const std::vector<bool>& doubtful,
+                                     const std::vector<Box>& kept) {
+  const auto is_kept = [&](const Box& b) {
+    return std::any_of(kept.begin(), kept.end(), [&](const Box& k) {
+      return k.x == b.x && k.y == b.y && k.width == b.width && k.height == b.height;
+    });
+  };
+  std::vector<std::optional<Category>> covered(words.size());
+  std::vector<bool> counted(words.size(), false);
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (is_kept(words[i].box)) continue;  // not filled: a box reaching it is a margin
+    counted[i] = true;
+    if (doubtful[i]) continue;
+    covered[i] = category_of[i];
+    if (!covered[i] && i > 0) covered[i] = category_of[i - 1];
+    if (!covered[i] && i + 1 < words.size()) covered[i] = category_of[i + 1];
+  }
+  std::vector<Category> categories;
+  categories.reserve(boxes.size());
+  for (const Box& box : boxes) {
+    Category category = Category::unread;
+    int most = 0;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      const int area = counted[i] ? overlap_area(box, words[i].box) : 0;
+      if (area <= most) continue;
+      most = area;
+      category = covered[i].value_or(Category::unread);
+    }
+    categories.push_back(category);
+  }
+  return categories;
+}
+
 Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
                                    const PhiMatcher& matcher, Mode mode,
                                    const std::vector<Box>& filled,
@@ -491,7 +532,9 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   }
   auto words = read_region(image, region.box, region.vertical);
   if (!words) return std::unexpected(words.error());
-  const auto identified = identified_words(matcher, *words, verdict);
+  const auto category_of = identified_words(matcher, *words, verdict);
+  std::vector<bool> identified(category_of.size());
+  for (std::size_t i = 0; i < category_of.size(); ++i) identified[i] = category_of[i].has_value();
   const std::vector<bool> doubtful = doubtful_words(*words, identified);
   for (std::size_t i = 0; i < words->size(); ++i) {
     const Word& word = (*words)[i];
@@ -528,6 +571,7 @@ Result<RegionVerdict> judge_region(const Gray8& image, const TextRegion& region,
   if (filled.empty() && verdict.redact.empty() && verdict.kept.empty() &&
       region.score >= kSureText)
     verdict.redact.push_back(core);
+  verdict.categories = box_categories(verdict.redact, *words, category_of, doubtful, verdict.kept);
   return verdict;
 }
 
@@ -726,9 +770,13 @@ Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, M
       memo.add(image, region.box, std::move(*judged));
       verdict = memo.find(image, region.box);
     }
-    const Category category = verdict->identified.value_or(
-        mode == Mode::all_text ? Category::text : Category::unread);
-    for (const Box& b : verdict->redact) findings.redact.emplace_back(b, category);
+    for (std::size_t k = 0; k < verdict->redact.size(); ++k) {
+      // All-text mode covers any text; a verdict always has a category per box otherwise.
+      Category category = Category::text;
+      if (mode != Mode::all_text)
+        category = k < verdict->categories.size() ? verdict->categories[k] : Category::unread;
+      findings.redact.emplace_back(verdict->redact[k], category);
+    }
     findings.kept.insert(findings.kept.end(), verdict->kept.begin(), verdict->kept.end());
   }
   return findings;

@@ -21,6 +21,8 @@ struct RegionVerdict {
   std::vector<Box> redact;            // parts of the region to fill (no margin yet)
   std::vector<Box> kept;              // words read with confidence and not identifying
   std::optional<Category> identified;  // the first identifying category read in it
+  // Per box of `redact` (all-text mode: none): what it covers, as box_categories decides.
+  std::vector<Category> categories;
 };
 
 // Judges one region of `image`. Pixels inside `filled` (already redacted) count as no ink,
