@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 commands="share serve keygen deid consent ledger disclosures pseudonym export keys sign verify
   verify-release manifest redact deface config plan audit gateway"
 
-for help in --help -h; do
+for help in --help -h -hh --help=1 -h=1; do
   "$radguard" $help >"$work/help.txt" 2>&1 || fail "$help exits non-zero"
   for c in $commands; do
     grep -qE "^  $c( |$)" "$work/help.txt" || fail "$help does not list $c"

@@ -5,6 +5,7 @@
 #   A. a relative folder input;  B. an absolute input through a link;  C. a relative file;
 #   D. a --files-from list;  E. a plan's shard (whose errors must also tell apart two files of
 #   one name in two folders) and the merged report;
+# a plan.json whose folder is "/" beside a shard-like list (G),
 # and the --files-from list's own handling (F): blank lines of spaces skipped, an unreadable
 # or empty list a usage error (exit 2) naming the list and why.
 #   cli_report_paths_test.sh RADGUARD
@@ -108,4 +109,13 @@ if [ "$(id -u)" -ne 0 ]; then  # root reads any file
   chmod 000 "$work/secret.txt"
   expect_usage "an unreadable list" "$work/secret.txt" "Permission denied"
 fi
+# G. A plan.json whose input folder is "/" (not this list's plan, or a hostile one) beside a
+# list named like a shard's: it must not make every absolute path look relative.
+mkdir -p "$work/G"
+printf '{"command": "plan", "input_folders": ["/", "//"]}\n' >"$work/G/plan.json"
+printf '%s/a/bad.dcm\n%s/a/ct.dcm\n' "$top" "$top" >"$work/G/shard-0000.txt"
+"$radguard" deid --files-from "$work/G/shard-0000.txt" -o "$work/out-G" -k "$work/k.key" \
+  --no-progress 2>"$work/G.txt"
+clean G "$work/G.txt"
+grep -q 'error: bad.dcm' "$work/G.txt" || fail "G: the failure is not named bad.dcm: $(cat "$work/G.txt")"
 echo "report paths: all checks passed"

@@ -133,7 +133,14 @@ void add_commands(CLI::App& app, Action& action, const std::vector<char*>& words
     return std::any_of(after_program, words.end(),
                        [word](const char* w) { return std::string_view(w) == word; });
   };
-  const bool help = has("-h") || has("--help") || has("--help-all");
+  // Every way CLI11 takes a request for help (-h, -hh, -h=1, --help, --help=1):
+  // a word that only looks like one costs the time saved, never a command.
+  const bool help = std::any_of(after_program, words.end(), [](const char* w) {
+    const std::string_view word(w);
+    return word.starts_with("--help") ||
+           (word.size() > 1 && word[0] == '-' && word[1] != '-' &&
+            word.find('h') != std::string_view::npos);
+  });
   for (const Command& command : kCommands)
     if (help || has(command.name)) command.add(app, action);
 }

@@ -79,7 +79,8 @@ Result<std::vector<fs::path>> read_file_list(const fs::path& list) {
                   list.string() + ": a line holds a NUL byte: not a list of files");
     files.emplace_back(line);
   }
-  if (in.bad()) return unreadable(std::strerror(errno));
+  // iostreams do not promise errno after a failed read: no reason is better than a stale one.
+  if (in.bad()) return unreadable("a read error");
   if (files.empty())
     return fail(ErrorCode::usage,
                 list.string() + " names no file (a run needs an input, as on the command line)");

@@ -284,7 +284,10 @@ std::vector<std::string> list_roots(const fs::path& list) {
     return {};
   std::vector<std::string> roots;
   for (const auto& folder : doc["input_folders"])
-    if (folder.is_string() && folder.get<std::string>().starts_with('/'))
+    // "/" would make every absolute path look relative (a plan.json that is not this list's,
+    // or a hostile one): only a folder below it names files.
+    if (folder.is_string() && folder.get<std::string>().starts_with('/') &&
+        folder.get<std::string>().find_first_not_of('/') != std::string::npos)
       roots.push_back(folder.get<std::string>());
   return roots;
 }
