@@ -5,7 +5,7 @@
 #   A. a relative folder input;  B. an absolute input through a link;  C. a relative file;
 #   D. a --files-from list;  E. a plan's shard (whose errors must also tell apart two files of
 #   one name in two folders) and the merged report;
-# a plan.json whose folder is "/" beside a shard-like list (G),
+# a plan.json whose folder is "/" beside a shard-like list (G), redact's reports (H),
 # and the --files-from list's own handling (F): blank lines of spaces skipped, an unreadable
 # or empty list a usage error (exit 2) naming the list and why.
 #   cli_report_paths_test.sh RADGUARD
@@ -118,4 +118,12 @@ printf '%s/a/bad.dcm\n%s/a/ct.dcm\n' "$top" "$top" >"$work/G/shard-0000.txt"
   --no-progress 2>"$work/G.txt"
 clean G "$work/G.txt"
 grep -q 'error: bad.dcm' "$work/G.txt" || fail "G: the failure is not named bad.dcm: $(cat "$work/G.txt")"
+# H. redact's reports name inputs the same way (they travel as deid's do); the output folder
+# is given relative, so that its own paths are not absolute either.
+(cd "$work/data" && "$radguard" redact ./patients/zz_above/smith_john -o ../out-H \
+  --no-progress --report "$work/H.report.json" 2>"$work/H.txt")
+(cd "$work/data" && "$radguard" redact ./patients/zz_above/smith_john -o ../out-H2 \
+  --no-progress --json >"$work/H.json" 2>/dev/null)
+clean H "$work/H.txt" "$work/H.json" "$work/H.report.json"
+grep -q '"input": "a/ct.dcm"' "$work/H.report.json" || fail "H: a/ct.dcm not in redact's report"
 echo "report paths: all checks passed"

@@ -232,6 +232,10 @@ Result<RedactRunReport> run_redact(const RedactRunOptions& given) {
         o.reason = what;
       });
   progress.finish();
+  // The report travels: each input is named relative to the input given (as deid's are),
+  // never by the folders above it, which can name the patient (a new user's trial).
+  const batch::InputRoots roots(options.inputs, inputs.canonical_inputs);
+  for (RedactOutcome& o : report.outcomes) o.input = roots.relative(o.input.string());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
