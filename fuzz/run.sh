@@ -8,6 +8,9 @@
 # BUILD_DIR/corpus/<target>/; a crash, leak, timeout (10 s per input) or out-of-memory
 # (2 GB under ASan) leaves BUILD_DIR/{crash,leak,timeout,oom}-* and fails the script. Each run
 # appends a line (time, target, seconds, inputs run, findings) to BUILD_DIR/fuzz-runs.tsv.
+# FUZZ_SEED fixes libFuzzer's random seed (CI sets it, so that a run finds the same as the last
+# one on the same code; without it every run explores anew). Inputs in fuzz/findings/ named
+# <target>-* are replayed first by every run.
 set -euo pipefail
 build=$(realpath -m "${1:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}")
 seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
@@ -34,10 +37,17 @@ for t in "${targets[@]}"; do
     find "$samples" -maxdepth 1 -name '*.dcm' -size -64k -exec cp -n {} "$build/seeds/dicom/" \;
     seeds+=("$build/seeds/dicom")
   fi
+  # What the fuzzers once found (fuzz/findings/<target>-*) runs first, every time: a regression.
+  findings=("$here/findings/$t"-*)
+  if [ -e "${findings[0]}" ]; then
+    mkdir -p "$build/seeds/$t-findings"
+    cp "${findings[@]}" "$build/seeds/$t-findings/"
+    seeds+=("$build/seeds/$t-findings")
+  fi
   echo "== fuzz_$t for ${seconds}s"
   started=$(date +%s)
   (cd "$build" && ASAN_OPTIONS=detect_leaks=0 "./fuzz/fuzz_$t" "$corpus" "${seeds[@]}" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
     -print_final_stats=1 >"$build/fuzz_$t.log" 2>&1 || true)
   grep -E "^(Done [0-9]+ runs|stat::peak_rss_mb|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|INFO: seed corpus)" \
     "$build/fuzz_$t.log" || true

@@ -27,8 +27,9 @@ grep -q -- '--files-from' "$work/deid-help.txt" || fail "deid --help does not sh
 rc=0; "$radguard" >"$work/none.txt" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "no command: exit $rc, not 2"
 grep -qi 'subcommand is required' "$work/none.txt" || fail "no command: message"
-rc=0; "$radguard" deidd x y >/dev/null 2>&1 || rc=$?
+rc=0; "$radguard" deidd x y >"$work/typo.txt" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "unknown command: exit $rc, not 2"
+grep -q 'unknown command "deidd"' "$work/typo.txt" || fail "unknown command: message"
 rc=0; "$radguard" deid >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "deid without its inputs: exit $rc, not 2"
 

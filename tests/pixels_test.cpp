@@ -427,6 +427,34 @@ struct J2kCase {
 
 class Jpeg2000Lossless : public ::testing::TestWithParam<J2kCase> {};
 
+// A signed 12-bit JPEG-LS image with negative values (a CT's air): DCMTK's default "cooked"
+// JPEG-LS encoder handed CharLS values beyond 12 bits, and CharLS's assertion ended the
+// process (fuzz_pixels_jpeg_ls). Written back now as the stored values, losslessly.
+TEST(CodecAssertions, SignedTwelveBitJpegLsIsWrittenBackLosslessly) {
+  TempDir dir;
+  Layout l;
+  l.bits_allocated = 16;
+  l.bits_stored = 12;
+  l.is_signed = true;
+  const Frames frames = pattern(l, 2);
+  auto native = make_image(l, frames);
+  save(*native, dir / "in.dcm", EXS_JPEGLSLossless);
+  auto file = open_or_die(dir / "in.dcm");
+  auto image = dicom::decode_pixels(file);
+  ASSERT_TRUE(image.has_value()) << image.error().message;
+  ASSERT_EQ(image->frames, frames);
+  image->frames[1][5] = 0x800;  // -2048, the most negative 12-bit value
+  auto outcome = dicom::encode_pixels(file, *image);
+  ASSERT_TRUE(outcome.has_value()) << outcome.error().message;
+  EXPECT_EQ(outcome->method, dicom::WriteMethod::codec_reencoded);
+  ASSERT_TRUE(file.save(dir / "out.dcm", {"1.2.3", "TEST"}).has_value());
+  auto reread = open_or_die(dir / "out.dcm");
+  EXPECT_EQ(reread.transfer_syntax_uid(), "1.2.840.10008.1.2.4.80");
+  auto back = dicom::decode_pixels(reread);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->frames, image->frames);
+}
+
 TEST_P(Jpeg2000Lossless, DecodesExactlyAndRewritesOnlyTheChangedFrame) {
   const J2kCase& c = GetParam();
   const Layout& l = c.layout;

@@ -1530,6 +1530,27 @@ TEST(RedactCli, AnExistingDifferentOutputIsKeptUnlessOverwriteIsGiven) {
   EXPECT_EQ(read(), original);
 }
 
+// Two inputs of one SOP Instance UID in one run: one is redacted, the other fails and says
+// why; with --overwrite, too, neither silently replaces the other (a new user's trial).
+TEST(RedactCli, TwoInputsOfOneSopInstanceUidAreNotBothWrittenToOneName) {
+  TempDir dir;
+  const char* uid = "1.2.826.0.1.3680043.2.1125.9.19";
+  save(*testing::make_ct("PID12345", uid, 32, 32, 1), dir / "in" / "a.dcm");
+  save(*testing::make_ct("PID67890", uid, 32, 32, 1), dir / "in" / "b.dcm");
+  for (const char* extra : {"", " --overwrite"}) {
+    int code = -1;
+    const std::string text = run_cli("redact " + (dir / "in").string() + " --output " +
+                                         (dir / "out").string() + " --json --no-progress" + extra,
+                                     code);
+    EXPECT_EQ(code, 1) << extra;
+    const auto report = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_FALSE(report.is_discarded()) << text;
+    EXPECT_EQ(report["summary"]["written"], 1) << extra;
+    EXPECT_EQ(report["summary"]["failed"], 1) << extra;
+    EXPECT_NE(text.find("same SOP Instance UID"), std::string::npos) << text;
+  }
+}
+
 TEST(RedactCli, WritesCleanedFilesPreviewsAndAReportWithoutPhi) {
   TempDir dir;
   auto us = make_burned_in({screen(0, 255)}, Colour::monochrome2, "1.2.826.0.1.3680043.2.1125.9.7");

@@ -29,7 +29,10 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/atomic_file.hpp"
+#include "core/json_number.hpp"
 #include "core/warning.hpp"
 #include "deid/deid_run.hpp"
 #include "dicom/dicom_file.hpp"
@@ -37,6 +40,8 @@
 #include "dicom/signature.hpp"
 #include "dicom/structure_check.hpp"
 #include "export/export.hpp"
+#include "plan/merge.hpp"
+#include "redact/redact.hpp"
 #include "signing/keys.hpp"
 #include "support/fixtures.hpp"
 #include "volume/inv3.hpp"
@@ -1894,6 +1899,55 @@ TEST(MutationSmoke, MutatedFilesNeverCrashTheReaderOrTheHeaderStage) {
   EXPECT_GT(written, 50U);
   RecordProperty("opened", static_cast<int>(opened));
   RecordProperty("written", static_cast<int>(written));
+}
+
+
+// Numbers in JSON that others write (rule files, plan folders, manifests): a float beyond an
+// integer's range made nlohmann's get<int>() undefined behaviour, which fuzz_redaction_rules
+// found once undefined behaviour stopped its runs. Each is now a clear refusal.
+TEST(WholeNumbers, OnlyIntegersThatFitAreRead) {
+  using nlohmann::json;
+  EXPECT_EQ(json_integer<int>(json(7)), 7);
+  EXPECT_EQ(json_integer<int>(json(-7)), -7);
+  EXPECT_EQ(json_integer<std::uint64_t>(json(std::uint64_t{1} << 63)), std::uint64_t{1} << 63);
+  for (const char* text : {"1e300", "-1e300", "2.5", "7.0", "\"7\"", "true", "null", "[]",
+                           "4294967296", "-2147483649"})
+    EXPECT_FALSE(json_integer<int>(json::parse(text)).has_value()) << text;
+  EXPECT_FALSE(json_integer<unsigned>(json(-1)).has_value());
+  EXPECT_EQ(json_integer_field(json::parse(R"({"a": 1})"), "b", 5u), 5u);
+  EXPECT_FALSE(json_integer_field(json::parse(R"({"b": 1e300})"), "b", 5u).has_value());
+}
+
+TEST(WholeNumbers, RuleFileNumbersThatAreNotWholeNumbersAreRefused) {
+  const auto rule = [](const std::string& match, const std::string& region) {
+    return redact::RuleSet::parse(R"({"radguard_redaction_rules": 1, "rules": [{"match": )" +
+                                  match + R"(, "regions": [)" + region + "]}]}");
+  };
+  const std::string good_region = R"({"x": 0, "y": 0, "width": 10, "height": 10})";
+  EXPECT_TRUE(rule("{}", good_region).has_value());
+  for (const char* region :
+       {R"({"x": 1e300, "y": 0, "width": 10, "height": 10})",
+        R"({"x": 0, "y": -1e300, "width": 10, "height": 10})",
+        R"({"x": 0, "y": 0, "width": 10.5, "height": 10})",
+        R"({"x": 0, "y": 0, "width": 10, "height": 4294967296})",
+        R"({"x": 2000000000, "y": 0, "width": 2000000000, "height": 10})", R"([1, 2, 3, 4])"}) {
+    const auto parsed = rule("{}", region);
+    EXPECT_FALSE(parsed.has_value()) << region;
+  }
+  for (const char* match : {R"({"rows": 1e300})", R"({"columns": -1})", R"({"rows": 2.5})"}) {
+    const auto parsed = rule(match, good_region);
+    ASSERT_FALSE(parsed.has_value()) << match;
+    EXPECT_NE(parsed.error().message.find("whole numbers"), std::string::npos);
+  }
+}
+
+TEST(WholeNumbers, APlanWhoseCountsAreNotWholeNumbersIsNotMerged) {
+  TempDir dir;
+  write_bytes(dir / "plan.json",
+             R"({"command": "plan", "id": "p", "shards": [{"files": 1e300}]})");
+  const auto merged = plan::merge_reports(dir.path());
+  ASSERT_FALSE(merged.has_value());
+  EXPECT_NE(merged.error().message.find("not a whole number"), std::string::npos);
 }
 
 }  // namespace

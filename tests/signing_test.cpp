@@ -473,6 +473,19 @@ TEST_F(Manifest, EditedManifestFailsItsSignature) {
   EXPECT_FALSE(signing::passed(result, signing::UnsignedManifest::reject));
 }
 
+TEST_F(Manifest, SizeThatIsNotAWholeNumberIsRefused) {
+  // A float beyond uint64's range made get<std::uint64_t>() undefined behaviour.
+  for (const char* size : {"1e300", "-1", "5.5", "\"5\""}) {
+    std::string edited = manifest_;
+    const auto at = edited.find("\"size\": 5");
+    ASSERT_NE(at, std::string::npos);
+    edited.replace(at, 9, std::string("\"size\": ") + size);
+    const auto result = signing::verify_manifest(folder_, edited, trust_, {}, 1);
+    ASSERT_FALSE(result.has_value()) << size;
+    EXPECT_EQ(result.error().code, ErrorCode::integrity) << size;
+  }
+}
+
 TEST_F(Manifest, UnknownSignerIsUntrustedAndUnsignedNeedsConsent) {
   trust_.clear();
   auto result = check();

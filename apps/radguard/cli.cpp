@@ -155,6 +155,13 @@ int run(int argc, char** argv) {
   Action action;
   std::vector<char*> words(argv, argv + argc);
   add_commands(app, action, words);
+  // Only named commands are built, so without this a misspelt one reads "A subcommand is
+  // required", as if none had been given.
+  if (app.get_subcommands({}).empty() && argc > 1 && argv[1][0] != '-') {
+    std::fprintf(stderr, "radguard: unknown command \"%s\"; radguard --help lists them\n",
+                 argv[1]);
+    return kExitUsage;
+  }
   // radguard plan ... --sbatch -- deid ...: the words after "--" are the shards' command, not
   // inputs of plan, so they never reach the parser.
   if (argc > 1 && std::string_view(argv[1]) == "plan") {

@@ -63,7 +63,10 @@ void register_codecs() {
     DJDecoderRegistration::registerCodecs();
     DJEncoderRegistration::registerCodecs();
     DJLSDecoderRegistration::registerCodecs();
-    DJLSEncoderRegistration::registerCodecs();
+    // Raw, not "cooked": the stored values are compressed as they are. Cooked encoding goes
+    // through DicomImage, which hands CharLS signed samples (a CT's negative values) that
+    // break its bit-depth assertion and end the process (found by fuzz_pixels_jpeg_ls).
+    DJLSEncoderRegistration::registerCodecs(0, 0, 0, 0, /*preferCookedEncoding=*/OFFalse);
   });
 }
 
@@ -920,10 +923,22 @@ Status put_pixel_bytes(DcmPixelData& pixel, const Geometry& g,
   return {};
 }
 
+// Whether every sample keeps to Bits Stored, as PixelImage's contract says. A codestream can
+// hold wider samples than the header declares; handed back to CharLS at the declared depth,
+// such a sample fails an assertion inside it, which ends the process (fuzz_pixels_jpeg_ls).
+bool samples_fit_bits_stored(const PixelImage& image) {
+  if (image.bits_stored >= 16) return true;
+  const std::uint16_t above = static_cast<std::uint16_t>(0xFFFFu << image.bits_stored);
+  return std::ranges::all_of(image.frames, [above](const std::vector<std::uint16_t>& frame) {
+    return std::ranges::none_of(frame, [above](std::uint16_t v) { return (v & above) != 0; });
+  });
+}
+
 // The syntax the new pixel data is written in: the original when native or when its lossless
 // encoder takes the image; explicit little endian otherwise.
 Result<PixelWriteOutcome> choose_output_syntax(DicomFile& file, E_TransferSyntax original,
-                                               std::size_t frames) {
+                                               const PixelImage& image) {
+  const std::size_t frames = image.frames.size();
   auto& impl = PixelAccess::impl(file);
   DcmDataset& dataset = *impl.file.getDataset();
   PixelWriteOutcome outcome;
@@ -934,7 +949,7 @@ Result<PixelWriteOutcome> choose_output_syntax(DicomFile& file, E_TransferSyntax
     outcome.transfer_syntax_uid = DcmXfer(original).getXferID();
     return outcome;
   }
-  if (is_lossless_encodable(original)) {
+  if (is_lossless_encodable(original) && samples_fit_bits_stored(image)) {
     DJ_RPLossless jpeg_lossless;
     DJLSRepresentationParameter jpeg_ls(0, OFTrue);
     const DcmRepresentationParameter* params = nullptr;
@@ -986,7 +1001,7 @@ Result<PixelWriteOutcome> encode_pixels(DicomFile& file, const PixelImage& image
   auto bytes = pack_frames(g, image);
   if (!bytes) return std::unexpected(bytes.error());
   if (auto put = put_pixel_bytes(*pixel, g, *bytes); !put) return std::unexpected(put.error());
-  return choose_output_syntax(file, original, g.frames);
+  return choose_output_syntax(file, original, image);
 }
 
 Status check_pixel_consistency(DicomFile& file) {

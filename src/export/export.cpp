@@ -22,6 +22,7 @@
 #include "core/atomic_file.hpp"
 #include "core/error_table.hpp"
 #include "core/iso_time.hpp"
+#include "core/json_number.hpp"
 #include "core/text.hpp"
 #include "core/version.hpp"
 #include "crypto/crypto.hpp"
@@ -971,6 +972,25 @@ std::optional<Exclusion> exclusion_named(std::string_view name) {
   return std::nullopt;
 }
 
+// Every count publish adds up is absent (0) or a whole number: value(key, 0) on a float such as
+// 1e300 would be undefined behaviour, and on a negative number would wrap.
+bool counts_are_whole_numbers(const json& part) {
+  const auto whole = [](const json& object, std::initializer_list<const char*> keys) {
+    return std::ranges::all_of(keys, [&object](const char* key) {
+      return json_integer_field(object, key, std::uint64_t{0}).has_value();
+    });
+  };
+  const json& counts = part.at("counts");
+  if (!whole(part, {"missing_inputs"}) ||
+      !whole(counts, {"files_seen", "skipped_not_dicom", "dicomdir_dropped", "studies_seen",
+                      "studies", "instances", "failed"}))
+    return false;
+  if (!counts.contains("excluded_by_reason")) return true;
+  for (const auto& [name, n] : counts.at("excluded_by_reason").items())
+    if (!whole(n, {"studies", "instances"})) return false;
+  return true;
+}
+
 Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
   auto planned = plan::read_plan_summary(plan_folder);
   if (!planned) return std::unexpected(planned.error());
@@ -992,7 +1012,8 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
     if (part.is_discarded() || !part.is_object() ||
         part.value("format", "") != "radguard-staged-shard-v1")
       return std::unexpected(refused(path.string() + " is not a shard's part record"));
-    if (part.value("plan_id", "") != planned->id || part.value("shard", SIZE_MAX) != s)
+    if (part.value("plan_id", "") != planned->id ||
+        json_integer_field(part, "shard", SIZE_MAX) != std::optional<std::size_t>(s))
       return std::unexpected(refused(shard + "'s part belongs to another plan or shard"));
     // Publish decides consent again with these; a part without them (an older radguard's)
     // cannot be re-checked, so it cannot be published.
@@ -1002,6 +1023,8 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
     if (part.value("part_status", "") != "staged")
       return std::unexpected(refused(shard + " failed: " + part.value("error", std::string("?"))));
     const auto& counts = part.at("counts");
+    if (!counts_are_whole_numbers(part))
+      return std::unexpected(refused(shard + "'s part holds a count that is not a whole number"));
     if (counts.value("files_seen", std::uint64_t{0}) + part.value("missing_inputs", std::uint64_t{0}) !=
         planned->shard_files[s])
       return std::unexpected(refused(shard + "'s part does not account for exactly the " +
@@ -1026,7 +1049,8 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
     for (const char* key : {"preset", "method", "key_fingerprint"})
       (void)part.at("profile_summary").at(key).get<std::string>();
     (void)part.at("profile_summary").at("options").get<std::vector<std::string>>();
-    (void)part.at("profile_summary").at("recipe_overrides").get<std::uint64_t>();
+    if (!json_integer<std::uint64_t>(part.at("profile_summary").at("recipe_overrides")))
+      return std::unexpected(refused(shard + "'s part is damaged"));
     for (const auto& [name, n] : counts.at("excluded_by_reason").items())
       if (!exclusion_named(name) || !n.is_object())
         return std::unexpected(refused(shard + "'s part names an unknown exclusion"));
@@ -1035,7 +1059,8 @@ Result<StagedRelease> read_staged_checked(const fs::path& plan_folder) {
     for (const auto& file : part.at("files")) {
       (void)file.at("sha256").get<std::string>();
       (void)file.at("patient_hash").get<std::string>();
-      (void)file.at("bytes").get<std::uint64_t>();
+      if (!json_integer<std::uint64_t>(file.at("bytes")))
+        return std::unexpected(refused(shard + "'s part is damaged"));
       if (const std::string basis = file.at("consent_basis").get<std::string>();
           basis != "recorded" && basis != "default")
         return std::unexpected(refused(shard + "'s part names an unknown consent basis"));

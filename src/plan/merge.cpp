@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/atomic_file.hpp"
+#include "core/json_number.hpp"
 
 namespace radguard::plan {
 
@@ -120,7 +121,11 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
   std::uint64_t not_started = 0;
   bool cancelled = false;
   for (std::size_t s = 0; s < shards.size(); ++s) {
-    const std::uint64_t listed = shards[s].value("files", std::uint64_t{0});
+    const auto planned = json_integer_field(shards[s], "files", std::uint64_t{0});
+    if (!planned)
+      return std::unexpected(bad((plan_folder / "plan.json").string() + ": shard " +
+                                 std::to_string(s) + "'s \"files\" is not a whole number"));
+    const std::uint64_t listed = *planned;
     const fs::path path = plan_folder / shard_report_path(s);
     std::error_code ec;
     if (listed == 0 && !fs::exists(path, ec)) {
@@ -154,8 +159,9 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
                                      "\": not one release"));
       add_numbers(out["counts"], (*report)["counts"]);
       add_numbers(out["pixels"], report->value("pixels", json::object()));
-      out["bytes_read"] = out.value("bytes_read", std::uint64_t{0}) +
-                          report->value("bytes_read", std::uint64_t{0});
+      const auto bytes = json_integer_field(*report, "bytes_read", std::uint64_t{0});
+      if (!bytes) return std::unexpected(bad(name + ": \"bytes_read\" is not a whole number"));
+      out["bytes_read"] = json_integer_field(out, "bytes_read", std::uint64_t{0}).value_or(0) + *bytes;
       out["seconds"] = out.value("seconds", 0.0) + report->value("seconds", 0.0);
       const json stages = report->contains("timings")
                               ? (*report)["timings"].value("pixel_stages", json::array())
@@ -172,7 +178,11 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
     shard_seconds.push_back(report->value("seconds", 0.0));
     if (report->contains("cancelled")) {
       cancelled = true;
-      not_started += (*report)["cancelled"].value("files_not_started", std::uint64_t{0});
+      const auto left =
+          json_integer_field((*report)["cancelled"], "files_not_started", std::uint64_t{0});
+      if (!left)
+        return std::unexpected(bad(name + ": \"files_not_started\" is not a whole number"));
+      not_started += *left;
     }
     ++merged.reports;
   }

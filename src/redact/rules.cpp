@@ -4,11 +4,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.hpp"
+#include "core/json_number.hpp"
 #include "redact/redact.hpp"
 
 namespace radguard::redact {
 
 namespace {
+
+constexpr int kMaxSide = 65535;
 
 bool contains_ignoring_case(std::string_view haystack, std::string_view needle) {
   if (needle.empty()) return true;
@@ -44,12 +47,16 @@ Result<RuleSet> RuleSet::parse(std::string_view json_text) {
       const json& match = entry["match"];
       if (!match.is_object())
         return fail(ErrorCode::usage, where + ": \"match\" must be an object");
+      const auto rows = json_integer_field(match, "rows", 0u);
+      const auto columns = json_integer_field(match, "columns", 0u);
+      if (!rows || !columns)
+        return fail(ErrorCode::usage, where + ": \"rows\" and \"columns\" must be whole numbers from 0");
+      rule.rows = *rows;
+      rule.columns = *columns;
       try {
         rule.manufacturer = match.value("manufacturer", "");
         rule.model = match.value("model", "");
         rule.image_type = match.value("image_type", "");
-        rule.rows = match.value("rows", 0u);
-        rule.columns = match.value("columns", 0u);
       } catch (const json::exception&) {
         return fail(ErrorCode::usage, where + ": a \"match\" value has the wrong type");
       }
@@ -57,15 +64,21 @@ Result<RuleSet> RuleSet::parse(std::string_view json_text) {
     if (!entry.contains("regions") || !entry["regions"].is_array() || entry["regions"].empty())
       return fail(ErrorCode::usage, where + ": \"regions\" must be a non-empty array");
     for (const json& region : entry["regions"]) {
-      Box box;
-      try {
-        box = Box{region.at("x").get<int>(), region.at("y").get<int>(),
-                  region.at("width").get<int>(), region.at("height").get<int>()};
-      } catch (const json::exception&) {
+      const auto number = [&region](const char* key) {
+        return region.is_object() && region.contains(key) ? json_integer<int>(region[key])
+                                                          : std::nullopt;
+      };
+      const auto x = number("x"), y = number("y"), width = number("width"),
+                 height = number("height");
+      if (!x || !y || !width || !height)
         return fail(ErrorCode::usage, where + ": a region needs integer x, y, width, height");
-      }
+      const Box box{*x, *y, *width, *height};
       if (box.empty() || box.x < 0 || box.y < 0)
         return fail(ErrorCode::usage, where + ": a region is empty or negative");
+      // Images have at most 65535 rows and columns (US values), and keeping every box
+      // within that keeps x + width and y + height far from overflowing an int later.
+      if (box.x > kMaxSide || box.y > kMaxSide || box.width > kMaxSide || box.height > kMaxSide)
+        return fail(ErrorCode::usage, where + ": a region lies beyond 65535 pixels");
       rule.regions.push_back(box);
     }
     set.rules.push_back(std::move(rule));

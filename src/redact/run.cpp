@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/atomic_file.hpp"
@@ -88,7 +90,23 @@ Status write_previews(const FileRedaction& redaction, const fs::path& folder,
   return {};
 }
 
-RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
+// The output names one run has given out. Two inputs with one SOP Instance UID would write
+// one output name: the second failed as "already exists", or, with --overwrite, silently
+// replaced the first (a new user's trial). Now the first input to reach the name keeps it.
+class ClaimedNames {
+ public:
+  [[nodiscard]] bool claim(const std::string& name) {
+    const std::lock_guard lock(mutex_);
+    return names_.insert(name).second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> names_;
+};
+
+RedactOutcome process(const fs::path& input, const RedactRunOptions& options,
+                      ClaimedNames& claimed) {
   RedactOutcome outcome;
   outcome.input = input;
   auto failed = [&](const Error& error, OutcomeStatus status = OutcomeStatus::failed) {
@@ -106,6 +124,10 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options) {
   auto stem = output_stem(*file);
   if (!stem) return failed(stem.error());
   const std::string name = *stem + ".dcm";
+  if (options.redact.mode != Mode::report && !claimed.claim(name))
+    return failed(Error{ErrorCode::conflict,
+                        "another input of this run has the same SOP Instance UID; only one of "
+                        "them is redacted"});
 
   auto redaction = redact_file(*file, options.redact,
                                options.preview ? PreviewImages::keep : PreviewImages::skip);
@@ -217,10 +239,11 @@ Result<RedactRunReport> run_redact(const RedactRunOptions& given) {
   report.missing_inputs = inputs.missing;
   report.outcomes.resize(inputs.files.size());
   batch::Progress progress("redact", inputs.files.size(), options.progress);
+  ClaimedNames claimed;
   batch::run_parallel(
       inputs.files.size(), batch::default_threads(options.threads),
       [&](std::size_t i) {
-        report.outcomes[i] = process(inputs.files[i], options);
+        report.outcomes[i] = process(inputs.files[i], options, claimed);
         std::error_code ec;
         progress.advance(fs::file_size(inputs.files[i], ec));
       },

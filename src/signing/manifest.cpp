@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "batch/batch.hpp"
+#include "core/json_number.hpp"
 
 namespace radguard::signing {
 
@@ -202,7 +203,9 @@ Result<ManifestVerification> verify_manifest(const fs::path& folder, std::string
       const auto digest = parse_digest(f.at("sha256").get<std::string>());
       if (!digest) return fail(ErrorCode::integrity, "a manifest entry has a malformed digest");
       e.sha256 = *digest;
-      e.size = f.at("size").get<std::uint64_t>();
+      const auto size = json_integer<std::uint64_t>(f.at("size"));
+      if (!size) return fail(ErrorCode::integrity, "a manifest entry has a malformed size");
+      e.size = *size;
       listed_sorted.push_back(e);
       listed.emplace(e.path, e);
     }
@@ -302,3 +305,4 @@ std::string verification_text(const ManifestVerification& v, UnsignedManifest un
 }
 
 }  // namespace radguard::signing
+

@@ -101,7 +101,9 @@ void save(DcmFileFormat& file, const fs::path& path, E_TransferSyntax xfer,
   static const bool registered = [] {
     DcmRLEEncoderRegistration::registerCodecs();
     DJEncoderRegistration::registerCodecs();
-    DJLSEncoderRegistration::registerCodecs();
+    // Raw, as radguard registers it (src/dicom/pixels.cpp): cooked encoding aborts in CharLS
+    // on signed samples with negative values.
+    DJLSEncoderRegistration::registerCodecs(0, 0, 0, 0, /*preferCookedEncoding=*/OFFalse);
     return true;
   }();
   (void)registered;
