@@ -748,7 +748,7 @@ TEST(LeadingStrings, TheWalkTakesPlainUidsItselfAndAgreesWithDcmtkOnEveryPydicom
   if (any.empty()) GTEST_SKIP() << "python3-pydicom samples not installed";
   dicom::StructureLimits limits;
   limits.stop_at = Tag{0x0020, 0x000F}.key();
-  std::size_t taken = 0, left = 0;
+  std::size_t taken = 0, left = 0, absent = 0;
   for (const auto& entry : fs::recursive_directory_iterator(any.parent_path())) {
     if (!entry.is_regular_file()) continue;
     auto whole = dicom::DicomFile::open(entry.path());
@@ -768,14 +768,19 @@ TEST(LeadingStrings, TheWalkTakesPlainUidsItselfAndAgreesWithDcmtkOnEveryPydicom
       ++left;
       continue;
     }
+    // A tag the walk never met, where the walk saw everything up to the stop, is absent for
+    // DCMTK too: read_leading_strings answers nullopt for it without asking DCMTK.
+    const bool saw_all = checked->stopped_at_limit || head.size() == entry.file_size();
     for (std::size_t i = 0; i < kPlanTags.size(); ++i) {
-      if (!capture.values[i]) continue;
+      if (!capture.values[i] && !saw_all) continue;
       EXPECT_EQ(capture.values[i], whole->string_of(kPlanTags[i])) << entry.path() << " #" << i;
+      absent += !capture.values[i];
     }
     taken += std::all_of(capture.values.begin(), capture.values.end(),
                          [](const auto& v) { return v.has_value(); });
   }
   EXPECT_GT(taken, 40U) << left << " left to DCMTK";
+  EXPECT_GT(absent, 0U) << "no sample lacks a UID: the absent case went untested";
 }
 
 // UIDs that are not plain digits and dots, a wanted tag twice, with another VR, or only inside
