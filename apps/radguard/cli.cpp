@@ -158,8 +158,7 @@ int run(int argc, char** argv) {
   // Only named commands are built, so without this a misspelt one reads "A subcommand is
   // required", as if none had been given.
   if (app.get_subcommands({}).empty() && argc > 1 && argv[1][0] != '-') {
-    std::fprintf(stderr, "radguard: unknown command \"%s\"; radguard --help lists them\n",
-                 argv[1]);
+    std::fprintf(stderr, "radguard: unknown command \"%s\"; radguard --help lists them\n", argv[1]);
     return kExitUsage;
   }
   // radguard plan ... --sbatch -- deid ...: the words after "--" are the shards' command, not

@@ -57,8 +57,9 @@ int run_redact_command(const RedactArgs& args) {
   if (!report) return report_error(report.error());
   // A user who ran redact alone may take its outputs for released files (a new user's trial).
   if (report->count(redact::OutcomeStatus::written) > 0)
-    warn("redact changed pixel data only: the headers of the files written still identify the "
-         "patient; radguard deid --option clean-pixel-data does both");
+    warn(
+        "redact changed pixel data only: the headers of the files written still identify the "
+        "patient; radguard deid --option clean-pixel-data does both");
   return emit_report(redact::report_json(*report, options), redact::report_text(*report),
                      args.report, args.json ? ReportFormat::json : ReportFormat::text,
                      report->exit_code());
@@ -68,7 +69,8 @@ int run_redact_command(const RedactArgs& args) {
 
 void add_redact(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(
-      "redact", "find and black out text burned into pixel data (PS3.15 Clean Pixel Data); headers "
+      "redact",
+      "find and black out text burned into pixel data (PS3.15 Clean Pixel Data); headers "
       "are left as they are: deid --option clean-pixel-data does both");
   auto args = std::make_shared<RedactArgs>();
   cmd->add_option("INPUT", args->inputs, "DICOM files or folders (searched recursively)");

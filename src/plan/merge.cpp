@@ -148,6 +148,9 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
       return std::unexpected(bad(name + " accounts for " + std::to_string(accounted) +
                                  " files, its list has " + std::to_string(listed) +
                                  " (a report of another plan or run?)"));
+    // Every report's, the first's too: it becomes the merged report's starting value.
+    const auto bytes_read = json_integer_field(*report, "bytes_read", std::uint64_t{0});
+    if (!bytes_read) return std::unexpected(bad(name + ": \"bytes_read\" is not a whole number"));
     if (out.is_null()) {
       out = *report;
       stage_times = report->contains("timings") ? (*report)["timings"].value("pixel_stages", json::array())
@@ -159,9 +162,7 @@ Result<MergedReport> merge_checked_shapes(const fs::path& plan_folder) {
                                      "\": not one release"));
       add_numbers(out["counts"], (*report)["counts"]);
       add_numbers(out["pixels"], report->value("pixels", json::object()));
-      const auto bytes = json_integer_field(*report, "bytes_read", std::uint64_t{0});
-      if (!bytes) return std::unexpected(bad(name + ": \"bytes_read\" is not a whole number"));
-      out["bytes_read"] = json_integer_field(out, "bytes_read", std::uint64_t{0}).value_or(0) + *bytes;
+      out["bytes_read"] = out.value("bytes_read", std::uint64_t{0}) + *bytes_read;
       out["seconds"] = out.value("seconds", 0.0) + report->value("seconds", 0.0);
       const json stages = report->contains("timings")
                               ? (*report)["timings"].value("pixel_stages", json::array())

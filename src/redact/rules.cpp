@@ -50,7 +50,8 @@ Result<RuleSet> RuleSet::parse(std::string_view json_text) {
       const auto rows = json_integer_field(match, "rows", 0u);
       const auto columns = json_integer_field(match, "columns", 0u);
       if (!rows || !columns)
-        return fail(ErrorCode::usage, where + ": \"rows\" and \"columns\" must be whole numbers from 0");
+        return fail(ErrorCode::usage,
+                    where + ": \"rows\" and \"columns\" must be whole numbers from 0");
       rule.rows = *rows;
       rule.columns = *columns;
       try {

@@ -92,7 +92,8 @@ Status write_previews(const FileRedaction& redaction, const fs::path& folder,
 
 // The output names one run has given out. Two inputs with one SOP Instance UID would write
 // one output name: the second failed as "already exists", or, with --overwrite, silently
-// replaced the first (a new user's trial). Now the first input to reach the name keeps it.
+// replaced the first (a new user's trial). Now the first input to reach the name keeps it,
+// whatever then becomes of it; which input that is depends on the threads' order.
 class ClaimedNames {
  public:
   [[nodiscard]] bool claim(const std::string& name) {
@@ -126,8 +127,8 @@ RedactOutcome process(const fs::path& input, const RedactRunOptions& options,
   const std::string name = *stem + ".dcm";
   if (options.redact.mode != Mode::report && !claimed.claim(name))
     return failed(Error{ErrorCode::conflict,
-                        "another input of this run has the same SOP Instance UID; only one of "
-                        "them is redacted"});
+                        "another input of this run, taken first, has the same SOP Instance "
+                        "UID; this one is not redacted"});
 
   auto redaction = redact_file(*file, options.redact,
                                options.preview ? PreviewImages::keep : PreviewImages::skip);

@@ -305,4 +305,3 @@ std::string verification_text(const ManifestVerification& v, UnsignedManifest un
 }
 
 }  // namespace radguard::signing
-
