@@ -23,6 +23,13 @@ grep -q -- '--files-from' "$work/deid-help.txt" || fail "deid --help does not sh
 "$radguard" plan merge --help >/dev/null 2>&1 || fail "plan merge --help exits non-zero"
 
 "$radguard" --version | grep -qE '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
+# The process leaves without the libraries' teardown (apps/radguard/main.cpp), after a flush
+# whose failure fails the run: a report that could not be written whole is no success.
+if [ -w /dev/full ]; then
+  rc=0; "$radguard" --version >/dev/full 2>"$work/full.txt" || rc=$?
+  [ "$rc" -eq 1 ] || fail "--version into a full device: exit $rc, not 1"
+  grep -q 'cannot write standard output' "$work/full.txt" || fail "full device: message"
+fi
 
 rc=0; "$radguard" >"$work/none.txt" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "no command: exit $rc, not 2"
