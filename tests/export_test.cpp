@@ -619,6 +619,52 @@ TEST(Export, AReleaseManifestCannotPointOutsideTheRelease) {
             ErrorCode::integrity);
 }
 
+// A staged part is a file others can edit: a count that is not a whole number (1e300 made
+// nlohmann's value() undefined behaviour) refuses the release instead of adding up wrongly.
+TEST(Export, AStagedPartWhoseCountIsNotAWholeNumberIsRefused) {
+  ScratchDir dir;
+  const fs::path in = dir / "in";
+  make_study(in / "a", "P-ONE", "One^Anna", 1, 1);
+  const fs::path key_file = dir / "site.key";
+  const std::string registry_path = (dir / "consent.db").string();
+  {
+    auto key = crypto::SecretKey::generate();
+    ASSERT_TRUE(key && key->save_new(key_file));
+    auto reg = consent::Registry::open(registry_path).value();
+    ASSERT_TRUE(reg.record(permit("P-ONE", consent::Purpose::research)));
+  }
+  const fs::path plan = dir / "plan";
+  const std::string radguard = RADGUARD_BINARY;
+  const std::string plan_command =
+      "'" + radguard + "' plan '" + in.string() + "' --shards 1 -o '" + plan.string() +
+      "' --no-progress --sbatch -- export -o '" + (dir / "out").string() +
+      "' --purpose research --recipient Lab -k '" + key_file.string() + "' --registry '" +
+      registry_path + "' --ledger '" + (dir / "ledger.db").string() + "' >'" +
+      (dir / "plan.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(plan_command.c_str()), 0) << slurp(dir / "plan.log");
+  const std::string shard = "SLURM_ARRAY_TASK_ID=0 SLURM_CPUS_PER_TASK=1 bash '" +
+                            (plan / "run.sbatch").string() + "' >'" +
+                            (dir / "shard.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(shard.c_str()), 0) << slurp(dir / "shard.log");
+  ASSERT_TRUE(read_staged(plan)) << "the untouched part must read";
+  const fs::path part_file = plan / shard_part_path(0);
+  const std::string original = slurp(part_file);
+  const auto edited = [&](const char* pointer) {
+    auto part = nlohmann::json::parse(original);
+    part[nlohmann::json::json_pointer(pointer)] = 1e300;
+    std::ofstream(part_file, std::ios::trunc) << part.dump();
+    return read_staged(plan);
+  };
+  for (const char* pointer : {"/counts/files_seen", "/counts/studies", "/missing_inputs"}) {
+    const auto refused = edited(pointer);
+    ASSERT_FALSE(refused) << pointer;
+    EXPECT_NE(refused.error().message.find("not a whole number"), std::string::npos)
+        << pointer << ": " << refused.error().message;
+  }
+  EXPECT_FALSE(edited("/shard")) << "a shard number that is not a whole number";
+  EXPECT_FALSE(edited("/files/0/bytes"));
+}
+
 // Issue 19: a consent withdrawal recorded while a sharded export's publish is running its
 // release gate (the shards ran with her permission; publish decided consent again and still
 // found it; the gate then looks at a release that holds her files). The publish must not
