@@ -40,6 +40,12 @@ grep -q 'unknown command "deidd"' "$work/typo.txt" || fail "unknown command: mes
 rc=0; "$radguard" deid >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "deid without its inputs: exit $rc, not 2"
 
+# redact on a folder without DICOM files is a mistake that says so (it printed "0 files", exit 0).
+mkdir -p "$work/empty"
+rc=0; "$radguard" redact "$work/empty" -o "$work/empty-out" --no-progress >"$work/empty.txt" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "redact of no DICOM input: exit $rc, not 1"
+grep -q 'no DICOM input found' "$work/empty.txt" || fail "redact of no DICOM input: message"
+
 # A key file named like another command: keygen writes it, and nothing else runs.
 (cd "$work" && "$radguard" keygen deid >/dev/null 2>&1) || fail "keygen deid"
 [ -s "$work/deid" ] || fail "keygen deid wrote no key"

@@ -247,7 +247,10 @@ struct RedactRunReport {
   std::vector<batch::MissingInput> missing_inputs;
   double seconds = 0;
   std::size_t count(OutcomeStatus status) const;
-  // 0 when every DICOM input was written or reported, 1 otherwise (quarantine included).
+  // True when the run found no DICOM file at all (none given, or only other files).
+  bool no_dicom_input() const;
+  // 0 when every DICOM input was written or reported, 1 otherwise (quarantine included, and a
+  // run that found no DICOM input).
   int exit_code() const;
 };
 

@@ -214,11 +214,16 @@ std::size_t RedactRunReport::count(OutcomeStatus status) const {
                     [&](const RedactOutcome& o) { return o.status == status; }));
 }
 
+// A wrong folder is a mistake, not a success with nothing to do (deid says the same).
+bool RedactRunReport::no_dicom_input() const {
+  return count(OutcomeStatus::skipped_not_dicom) == outcomes.size();
+}
+
 int RedactRunReport::exit_code() const {
   const bool bad = std::any_of(outcomes.begin(), outcomes.end(), [](const RedactOutcome& o) {
     return o.status == OutcomeStatus::failed || o.status == OutcomeStatus::quarantined;
   });
-  return bad || !missing_inputs.empty() ? kExitSomeFailed : kExitSuccess;
+  return bad || !missing_inputs.empty() || no_dicom_input() ? kExitSomeFailed : kExitSuccess;
 }
 
 Result<RedactRunReport> run_redact(const RedactRunOptions& given) {
@@ -341,6 +346,7 @@ std::string report_text(const RedactRunReport& report) {
   }
   for (const auto& m : report.missing_inputs)
     out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  if (report.no_dicom_input()) out << "error: no DICOM input found; nothing was redacted\n";
   return out.str();
 }
 
