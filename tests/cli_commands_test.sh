@@ -46,6 +46,15 @@ rc=0; "$radguard" redact "$work/empty" -o "$work/empty-out" --no-progress >"$wor
 [ "$rc" -eq 1 ] || fail "redact of no DICOM input: exit $rc, not 1"
 grep -q 'no DICOM input found' "$work/empty.txt" || fail "redact of no DICOM input: message"
 
+# plan of a folder that is not there (or holds nothing) writes no plan: its empty shards would
+# run and merge to a release of nothing.
+for input in "$work/not-there" "$work/empty"; do
+  rc=0; "$radguard" plan "$input" --shards 2 -o "$work/empty-plan" --no-progress >"$work/plan.txt" 2>&1 || rc=$?
+  [ "$rc" -eq 1 ] || fail "plan of no input: exit $rc, not 1"
+  grep -q 'no input found to plan' "$work/plan.txt" || fail "plan of no input: message"
+  [ ! -e "$work/empty-plan" ] || fail "plan of no input wrote a plan folder"
+done
+
 # A key file named like another command: keygen writes it, and nothing else runs.
 (cd "$work" && "$radguard" keygen deid >/dev/null 2>&1) || fail "keygen deid"
 [ -s "$work/deid" ] || fail "keygen deid wrote no key"
