@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   // The line-shaped marks outside `plain`'s regions and which of them the small-text mosaic
   // confirms (the engine also drops marks that are a region's own line).
   auto started = std::chrono::steady_clock::now();
-  const auto marks = redact::uncovered_text_candidates(grey, {}, {}, redact::MarkContrast::faint_on_flat_ground);
+  const auto marks = redact::uncovered_text_candidates(grey, {}, {}, redact::MarkContrast::faintest_on_flat_ground);
   const double marks_s = seconds_since(started);
   std::vector<redact::Box> boxes;
   for (const auto& c : marks) boxes.push_back(c.box);

@@ -634,6 +634,35 @@ double inside_boxes(const cv::Mat& ink, const std::vector<redact::Box>& boxes) {
   return covered(ink, as_redactions);
 }
 
+// Seed 2718's 0004.dcm (bench/fourth_screens.py, JPEG): a date and a name along a frame's
+// last rows, 2-6 levels above its black margin. The mark finder's bar on a flat ground (4
+// levels) left the line as specks, and no pass found it. Averaged over 3x3 pixels on a ground
+// flat to a level, its strokes make one line (MarkContrast::faintest_on_flat_ground, the
+// luminance's search and its check after the fill).
+TEST(Redact, AFaintLineAlongTheFramesLastRowsIsOneCandidate) {
+  cv::Mat frame(120, 320, CV_8UC1, cv::Scalar(8));
+  // Strokes 2 px wide, as JPEG leaves a 9 px face's.
+  cv::putText(frame, "Date 2023/11/16 Ref Dr Calloway", {6, 116}, cv::FONT_HERSHEY_PLAIN, 0.8,
+              cv::Scalar(12), 2, cv::LINE_AA);
+  const cv::Rect line = cv::boundingRect(frame > 8);
+  ASSERT_GE(line.y + line.height, frame.rows - 2) << "the line must reach the last rows";
+  std::mt19937 noise(11);
+  std::uniform_int_distribution<int> jitter(-1, 1);
+  for (auto it = frame.begin<std::uint8_t>(); it != frame.end<std::uint8_t>(); ++it)
+    *it = cv::saturate_cast<std::uint8_t>(*it + jitter(noise));
+  const auto widest = [&](redact::MarkContrast contrast) {
+    int most = 0;
+    for (const auto& c : redact::uncovered_text_candidates(gray_of(frame), {}, {}, contrast))
+      if (c.box.y + c.box.height >= line.y && c.box.y <= line.y + line.height)
+        most = std::max(most, c.box.width);
+    return most;
+  };
+  EXPECT_GE(widest(redact::MarkContrast::faintest_on_flat_ground) * 10, line.width * 9)
+      << "the faint line is not one candidate";
+  EXPECT_LT(widest(redact::MarkContrast::faint_on_flat_ground) * 2, line.width)
+      << "the test needs a line the bar alone leaves in pieces";
+}
+
 // A label written bottom to top along the left edge, "LIVER JOHN": each word read from the
 // turned region keeps its own box. (Every word of a vertical region used to stand for the
 // whole region, so the confidently read "LIVER" kept the name beside it whole: a referring

@@ -48,7 +48,10 @@ struct Candidate {
 // image. `faint_on_flat_ground`: the least contrast follows the texture around the mark (four
 // times the local median deviation from the ground, at least 4 levels), so faint text on
 // a flat margin, bar or page passes while speckle and anatomy still do not.
-enum class MarkContrast : std::uint8_t { standard, faint_on_flat_ground };
+// `faintest_on_flat_ground`: that, and where the ground is flat to a grey level (a JPEG frame's
+// black margin), strokes 2-6 levels above it, averaged over 3x3 pixels (luminance only: in a
+// colour render, whose ground is no colour at all, any colour fringe would pass).
+enum class MarkContrast : std::uint8_t { standard, faint_on_flat_ground, faintest_on_flat_ground };
 inline constexpr double kFaintContrast = 8;
 
 // Text-like lines of the image that neither a confident reading in `found` nor a box in

@@ -685,7 +685,10 @@ Result<std::vector<TextRegion>> all_regions(const Gray8& image, const std::vecto
   if (!regions) return std::unexpected(regions.error());
   std::vector<Box> marks;
   for (const Candidate& c :
-       uncovered_text_candidates(image, {}, skip, MarkContrast::faint_on_flat_ground))
+       uncovered_text_candidates(image, {}, skip,
+                                 render == Render::luminance
+                                     ? MarkContrast::faintest_on_flat_ground
+                                     : MarkContrast::faint_on_flat_ground))
     if (small_or_on_flat_ground(image, c.box) && !line_of_a_region(c.box, *regions) &&
         !(render != Render::luminance && packed_in_colour(image, c.box)))
       marks.push_back(c.box);
