@@ -17,6 +17,7 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -1194,24 +1195,29 @@ TEST_F(GatewayRun, AFullAssociationPoolRefusesAtOnceAndServesAgainOnceFree) {
   Running running(c, pipeline);
   const net::Peer me{c.ae_title, "127.0.0.1", c.port, {}, {}};
   ASSERT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
-  // One association held open fills the pool.
-  DcmSCU holder;
-  holder.setAETitle("HOLDER");
-  holder.setPeerAETitle(c.ae_title.c_str());
-  holder.setPeerHostName("127.0.0.1");
-  holder.setPeerPort(c.port);
-  OFList<OFString> syntaxes;
-  syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
-  holder.addPresentationContext(UID_VerificationSOPClass, syntaxes);
-  ASSERT_TRUE(holder.initNetwork().good());
-  ASSERT_TRUE(holder.negotiateAssociation().good());
+  // One association held open fills the pool. The echo's association above can hold its
+  // slot a moment after the echo returns (until the server's thread has seen the release),
+  // and the holder was then refused (a CI rehearsal on a loaded machine): it tries again
+  // until the pool takes it.
+  std::unique_ptr<DcmSCU> holder;
+  ASSERT_TRUE(wait_until([&] {
+    holder = std::make_unique<DcmSCU>();
+    holder->setAETitle("HOLDER");
+    holder->setPeerAETitle(c.ae_title.c_str());
+    holder->setPeerHostName("127.0.0.1");
+    holder->setPeerPort(c.port);
+    OFList<OFString> syntaxes;
+    syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+    holder->addPresentationContext(UID_VerificationSOPClass, syntaxes);
+    return holder->initNetwork().good() && holder->negotiateAssociation().good();
+  }));
   const auto started = std::chrono::steady_clock::now();
   // A hang would last the echo's whole 30 s timeout; a refusal comes at once. The margin is
   // wide because a loaded CI machine once took more than 3 s to answer.
   const auto refused = net::echo(me, "SENDER", 30);
   EXPECT_FALSE(refused);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
-  ASSERT_TRUE(holder.releaseAssociation().good());
+  ASSERT_TRUE(holder->releaseAssociation().good());
   EXPECT_TRUE(wait_until([&] { return static_cast<bool>(net::echo(me, "SENDER", 5)); }));
 }
 
