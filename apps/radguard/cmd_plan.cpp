@@ -84,12 +84,9 @@ int run_plan_command(const PlanArgs& args) {
       args.no_progress ? batch::ProgressDisplay::never : batch::ProgressDisplay::automatic;
   auto made = plan::make_plan(options);
   if (!made) return report_error(made.error());
-  // A wrong folder is a mistake, not a plan of nothing: its shards would run, merge and
-  // report success on an empty release (deid and redact say the same of no input).
-  if (made->files == 0 && made->left_out.empty()) {
-    for (const auto& m : made->missing)
-      std::cerr << "error: " << m.path.string() << ": " << m.reason << "\n";
-    std::cerr << "error: no input found to plan; no plan was written\n";
+  // deid and redact say the same of no input.
+  if (plan::nothing_planned(*made)) {
+    std::cerr << plan::missing_text(*made) << "error: no input found to plan; no plan was written\n";
     return kExitSomeFailed;
   }
   if (auto written = plan::write_plan(*made, args.output); !written)

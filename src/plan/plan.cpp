@@ -301,8 +301,16 @@ std::string plan_text(const Plan& plan) {
   for (std::size_t s = 0; s < plan.shards.size(); ++s)
     out << "  shard " << s << ": " << plan.shards[s].files.size() << " files, "
         << plan.shards[s].studies << " studies, " << plan.shards[s].bytes / 1'000'000 << " MB\n";
-  for (const auto& m : plan.missing) out << "error: " << m.path.string() << ": " << m.reason << "\n";
+  out << missing_text(plan);
   return out.str();
+}
+
+bool nothing_planned(const Plan& plan) { return plan.files == 0 && plan.left_out.empty(); }
+
+std::string missing_text(const Plan& plan) {
+  std::string out;
+  for (const auto& m : plan.missing) out += "error: " + m.path.string() + ": " + m.reason + "\n";
+  return out;
 }
 
 }  // namespace radguard::plan

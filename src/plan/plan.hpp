@@ -67,6 +67,14 @@ struct Plan {
 
 std::string plan_json(const Plan& plan);
 
+// Whether the plan holds no input at all (no DICOM file read, none left out): a wrong or
+// empty folder. Nothing is to be written or run for it: its shards would merge to a release
+// of nothing reported as a success.
+[[nodiscard]] bool nothing_planned(const Plan& plan);
+
+// The missing inputs, one "error: PATH: REASON" line each (the end of plan_text).
+std::string missing_text(const Plan& plan);
+
 // What a shard's run needs from a written plan: its id and each shard's file count.
 struct PlanSummary {
   std::string id;
