@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cmath>
 #include <opencv2/imgproc.hpp>
 #include <string>
 #include <string_view>
@@ -755,7 +756,196 @@ bool flow_speck(const Gray8& chroma, const TextRegion& region, const std::vector
   });
 }
 
+// A line of text set on a slant (a stamp on a scanned form, 15-75 degrees off the rows) is
+// seen by the detector only in pieces: held-out seed 737's 0010.dcm (bench/heldout_screens.py)
+// had "PINE RIDGE IMAGING LLC" stamped pale at about 30 degrees, letters 20 px tall, and the
+// passes proposed 7-25 px pieces of it along the slant, each read as garbage and filled; most
+// of each letter was released. Pieces that line up on a slant are taken for one line, and the
+// band along them is filled, as far as ink goes on past the last piece.
+struct SlantedPiece {
+  double x = 0, y = 0;  // centre
+  double size = 0;      // the box's larger side
+};
+
+constexpr int kMaxPieceSize = 48;         // px: larger regions are the detector's own lines
+constexpr std::size_t kMinPieces = 5;     // fewer do not make a line
+constexpr std::size_t kMaxPieces = 2000;  // pairs of pieces are compared: a bound on the time
+constexpr double kPieceLink = 3.0;        // pieces of one line lie within this many sizes
+constexpr double kLeastSlant = 15, kMostSlant = 75;  // degrees off the rows
+constexpr double kBandMargin = 4;                    // px beyond the ink's reach across the line
+constexpr double kInkContrast = 8;  // grey levels off the band's ground: ink past the end
+constexpr double kInkShare = 0.02;  // of a step's pixels: the line goes on
+constexpr int kMostSteps = 8;       // steps past the last piece, at most
+
+// Groups of pieces within kPieceLink sizes of each other (union-find).
+std::vector<std::vector<SlantedPiece>> piece_groups(const std::vector<SlantedPiece>& pieces) {
+  std::vector<std::size_t> parent(pieces.size());
+  for (std::size_t i = 0; i < parent.size(); ++i) parent[i] = i;
+  const auto root = [&](std::size_t i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+  };
+  for (std::size_t i = 0; i < pieces.size(); ++i)
+    for (std::size_t j = i + 1; j < pieces.size(); ++j) {
+      const double reach = kPieceLink * std::max(pieces[i].size, pieces[j].size);
+      if (std::hypot(pieces[i].x - pieces[j].x, pieces[i].y - pieces[j].y) <= reach)
+        parent[root(i)] = root(j);
+    }
+  std::vector<std::vector<SlantedPiece>> groups(pieces.size());
+  for (std::size_t i = 0; i < pieces.size(); ++i) groups[root(i)].push_back(pieces[i]);
+  std::erase_if(groups, [](const auto& g) { return g.size() < kMinPieces; });
+  return groups;
+}
+
+// Share of the pixels of `window` (clipped to the image) further than kInkContrast from its
+// median: ink on a ground.
+double ink_share(const Gray8& image, const Box& window) {
+  const int x0 = std::max(0, window.x), y0 = std::max(0, window.y);
+  const int x1 = std::min(static_cast<int>(image.width), window.x + window.width);
+  const int y1 = std::min(static_cast<int>(image.height), window.y + window.height);
+  if (x1 <= x0 || y1 <= y0) return 0;
+  std::vector<int> values;
+  values.reserve(static_cast<std::size_t>((x1 - x0) * (y1 - y0)));
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x)
+      values.push_back(
+          image.pixels[static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x)]);
+  std::vector<int> sorted = values;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                   sorted.end());
+  const int ground = sorted[sorted.size() / 2];
+  const auto off = std::count_if(values.begin(), values.end(),
+                                 [&](int v) { return std::abs(v - ground) > kInkContrast; });
+  return static_cast<double>(off) / static_cast<double>(values.size());
+}
+
+// A line's axis: through (x, y) along (ux, uy), from `lo` to `hi` (signed distances from
+// (x, y)).
+struct Axis {
+  double x, y, ux, uy, lo, hi;
+};
+
+// How far across `axis` its ink reaches, in whole pixels, up to `most`: rows parallel to the
+// axis, one pixel apart, outward on each side while at least kRowInk of a row's pixels are
+// ink (further than kInkContrast from the median of the rows searched).
+int ink_reach(const Gray8& image, const Axis& axis, int most) {
+  constexpr double kRowInk = 0.04;
+  const auto at = [&](double along, double across, int& value) {
+    const double px = axis.x + along * axis.ux - across * axis.uy;
+    const double py = axis.y + along * axis.uy + across * axis.ux;
+    const long x = std::lround(px), y = std::lround(py);
+    if (x < 0 || y < 0 || x >= static_cast<long>(image.width) ||
+        y >= static_cast<long>(image.height))
+      return false;
+    value = image.pixels[static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x)];
+    return true;
+  };
+  std::vector<int> all;
+  for (int across = -most; across <= most; ++across)
+    for (double along = axis.lo; along <= axis.hi; along += 1) {
+      int v = 0;
+      if (at(along, across, v)) all.push_back(v);
+    }
+  if (all.empty()) return 0;
+  std::nth_element(all.begin(), all.begin() + static_cast<long>(all.size() / 2), all.end());
+  const int ground = all[all.size() / 2];
+  const auto row_is_ink = [&](int across) {
+    int ink = 0, seen = 0;
+    for (double along = axis.lo; along <= axis.hi; along += 1) {
+      int v = 0;
+      if (!at(along, across, v)) continue;
+      ++seen;
+      ink += std::abs(v - ground) > kInkContrast ? 1 : 0;
+    }
+    return seen > 0 && ink >= kRowInk * seen;
+  };
+  int reach = 0;
+  for (const int side : {-1, 1}) {
+    int d = 0;
+    while (d < most && row_is_ink(side * (d + 1))) ++d;
+    reach = std::max(reach, d);
+  }
+  return reach;
+}
+
+// The squares that tile one group's band, or none when the group is no slanted line: its
+// pieces' centres along one axis 15-75 degrees off the rows, close to it, the line at least
+// four pieces long.
+std::vector<Box> band_of(const Gray8& image, const std::vector<SlantedPiece>& group) {
+  double mx = 0, my = 0;
+  for (const auto& p : group) {
+    mx += p.x;
+    my += p.y;
+  }
+  const auto n = static_cast<double>(group.size());
+  mx /= n;
+  my /= n;
+  double sxx = 0, syy = 0, sxy = 0;
+  for (const auto& p : group) {
+    sxx += (p.x - mx) * (p.x - mx);
+    syy += (p.y - my) * (p.y - my);
+    sxy += (p.x - mx) * (p.y - my);
+  }
+  const double angle = 0.5 * std::atan2(2 * sxy, sxx - syy);  // the major axis
+  const double degrees = std::abs(angle) * 180.0 / CV_PI;
+  if (degrees < kLeastSlant || degrees > kMostSlant) return {};
+  const double ux = std::cos(angle), uy = std::sin(angle);
+  double lo = 1e9, hi = -1e9, off_axis = 0;
+  std::vector<double> sizes;
+  for (const auto& p : group) {
+    const double along = (p.x - mx) * ux + (p.y - my) * uy;
+    lo = std::min(lo, along);
+    hi = std::max(hi, along);
+    off_axis = std::max(off_axis, std::abs(-(p.x - mx) * uy + (p.y - my) * ux));
+    sizes.push_back(p.size);
+  }
+  std::nth_element(sizes.begin(), sizes.begin() + static_cast<long>(sizes.size() / 2), sizes.end());
+  const double typical = sizes[sizes.size() / 2];
+  const double length = hi - lo;
+  // A block of text, or pieces strewn about, spread across the axis as much as along it.
+  if (length < 4 * typical || off_axis > std::max(typical, 0.15 * length)) return {};
+  // Across the line: as far as its ink reaches (pieces are parts of letters, as tall as a
+  // letter or a third of one), at least as far as the pieces' centres stray and a typical
+  // piece's half beyond, at most three pieces' sizes.
+  const double least = off_axis + typical / 2;
+  const int most = static_cast<int>(std::ceil(std::max(least, 3 * typical)));
+  const double reach =
+      std::max(least, static_cast<double>(ink_reach(image, {mx, my, ux, uy, lo, hi}, most)));
+  const double half = reach + kBandMargin;
+  const auto square = [&](double along) {
+    const double cx = mx + along * ux, cy = my + along * uy;
+    return Box{static_cast<int>(std::floor(cx - half)), static_cast<int>(std::floor(cy - half)),
+               static_cast<int>(std::ceil(2 * half)), static_cast<int>(std::ceil(2 * half))};
+  };
+  // Past each end, a step at a time while the line's ink goes on.
+  for (int step = 0; step < kMostSteps && ink_share(image, square(hi + half)) >= kInkShare; ++step)
+    hi += half;
+  for (int step = 0; step < kMostSteps && ink_share(image, square(lo - half)) >= kInkShare; ++step)
+    lo -= half;
+  std::vector<Box> band;
+  for (double along = lo; along < hi + half; along += half) band.push_back(square(along));
+  return band;
+}
+
 }  // namespace
+
+std::vector<Box> slanted_line_bands(const Gray8& image,
+                                    const std::vector<std::pair<Box, Category>>& found) {
+  std::vector<SlantedPiece> pieces;
+  for (const auto& [box, category] : found) {
+    if (category != Category::unread && category != Category::text) continue;
+    if (std::max(box.width, box.height) > kMaxPieceSize || box.empty()) continue;
+    pieces.push_back({box.x + box.width / 2.0, box.y + box.height / 2.0,
+                      static_cast<double>(std::max(box.width, box.height))});
+  }
+  if (pieces.size() < kMinPieces || pieces.size() > kMaxPieces) return {};
+  std::vector<Box> bands;
+  for (const auto& group : piece_groups(pieces)) {
+    auto band = band_of(image, group);
+    bands.insert(bands.end(), band.begin(), band.end());
+  }
+  return bands;
+}
 
 Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, Mode mode,
                                 const std::vector<Box>& skip, RegionMemo& memo, Render render) {
@@ -782,6 +972,9 @@ Result<FrameFindings> find_text(const Gray8& image, const PhiMatcher& matcher, M
     }
     findings.kept.insert(findings.kept.end(), verdict->kept.begin(), verdict->kept.end());
   }
+  const Category band_category = mode == Mode::all_text ? Category::text : Category::unread;
+  for (const Box& band : slanted_line_bands(image, findings.redact))
+    findings.redact.emplace_back(band, band_category);
   return findings;
 }
 

@@ -50,6 +50,15 @@ struct FrameFindings {
   std::vector<Box> kept;  // words read with confidence and not identifying
 };
 
+// A line of text set on a slant (a stamp on a scanned form), found by the detector only in
+// pieces: among `found`'s unread (or all-text) boxes up to 48 px, groups of five or more
+// whose centres line up 15-75 degrees off the rows, at least four pieces long and close to
+// their axis. Returns square boxes tiling each such line's band, across it as far as the
+// pieces stray and along it past the last piece while ink goes on (at most eight steps);
+// nothing when no group qualifies. Pure: reads `image`, keeps nothing.
+[[nodiscard]] std::vector<Box> slanted_line_bands(
+    const Gray8& image, const std::vector<std::pair<Box, Category>>& found);
+
 // Which render of a frame `image` is: its luminance, its chroma (colour frames searched
 // again for coloured text as bright as the anatomy under it, redactor.cpp), or its hue's
 // distance from the frame's commonest colour (coloured text as bright and as colourful as
