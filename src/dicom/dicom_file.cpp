@@ -5,6 +5,7 @@
 #include <dcmtk/dcmdata/dcdicent.h>
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcostrmz.h>
@@ -13,10 +14,10 @@
 #include <dcmtk/dcmdata/dcvrobow.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -25,12 +26,11 @@
 #include <mutex>
 #include <span>
 
-#include <dcmtk/dcmdata/dcistrmb.h>
-
+#include "core/unique_fd.hpp"
 #include "dicom/dcmtk_dictionary.hpp"
 #include "dicom/dicom_file_impl.hpp"
 #include "dicom/fd_input_stream.hpp"
-#include "core/unique_fd.hpp"
+#include "dicom/presence.hpp"
 #include "dicom/structure_check.hpp"
 #include "standard/tables.hpp"
 
@@ -713,6 +713,13 @@ bool DicomFile::is_dicomdir() const {
 std::string DicomFile::transfer_syntax_uid() const {
   const DcmXfer xfer(impl_->file.getDataset()->getOriginalXfer());
   return xfer.getXferID();
+}
+
+bool has_top_level(const DicomFile& file, Tag tag) {
+  // DCMTK's search is not declared const but only reads: it walks the element list and loads
+  // no value.
+  DcmDataset* dataset = const_cast<DcmFileFormat&>(PixelAccess::impl(file).file).getDataset();
+  return dataset != nullptr && dataset->tagExists(key_of(tag), OFFalse);
 }
 
 std::optional<std::string> DicomFile::string_of(Tag tag) const {

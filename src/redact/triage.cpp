@@ -7,6 +7,7 @@
 #include <array>
 #include <utility>
 
+#include "dicom/presence.hpp"
 #include "redact/redact.hpp"
 
 namespace radguard::redact {
@@ -69,16 +70,11 @@ HeaderFacts header_facts(const dicom::DicomFile& file) {
   facts.columns = number(file.string_of({0x0028, 0x0011}));
   const unsigned samples = number(file.string_of({0x0028, 0x0002}));
   facts.samples_per_pixel = samples == 0 ? 1 : samples;
-  bool pixels = false;
-  file.visit([&](const dicom::ElementView& element) {
-    // Pixel Data, Float Pixel Data, Double Float Pixel Data: decoding the float forms fails
-    // closed as unsupported rather than letting them pass unread.
-    if (element.path.empty() && element.tag.group == 0x7FE0 &&
-        (element.tag.element == 0x0010 || element.tag.element == 0x0008 ||
-         element.tag.element == 0x0009))
-      pixels = true;
-  });
-  facts.has_pixel_data = pixels;
+  // Pixel Data, Float Pixel Data, Double Float Pixel Data: decoding the float forms fails
+  // closed as unsupported rather than letting them pass unread.
+  facts.has_pixel_data = dicom::has_top_level(file, {0x7FE0, 0x0010}) ||
+                         dicom::has_top_level(file, {0x7FE0, 0x0008}) ||
+                         dicom::has_top_level(file, {0x7FE0, 0x0009});
   return facts;
 }
 
