@@ -12,6 +12,14 @@ namespace radguard::redact {
 
 namespace {
 
+// The median of `values` (the upper one of an even count), which it reorders; not empty.
+template <typename T>
+T median_in_place(std::vector<T>& values) {
+  const auto middle = values.begin() + static_cast<long>(values.size() / 2);
+  std::nth_element(values.begin(), middle, values.end());
+  return *middle;
+}
+
 // A word is kept (phi-text mode) only when Tesseract reads it with at least kKeep confidence
 // (kFamiliar for known vocabulary and measurements) and it matches nothing identifying; below
 // kCertain it must not even loosely match a header value.
@@ -661,8 +669,7 @@ bool packed_in_colour(const Gray8& chroma, const Box& mark) {
     for (int x = std::max(0, mark.x - g); x < std::min(width, mark.x + mark.width + g); ++x)
       window.push_back(at(x, y));
   if (window.empty()) return false;
-  std::nth_element(window.begin(), window.begin() + static_cast<long>(window.size() / 2), window.end());
-  const int ground = window[window.size() / 2];
+  const int ground = median_in_place(window);
   const auto packed = [&](const Box& strip) {
     const int x0 = std::max(0, strip.x), y0 = std::max(0, strip.y);
     const int x1 = std::min(width, strip.x + strip.width), y1 = std::min(height, strip.y + strip.height);
@@ -810,10 +817,7 @@ double ink_share(const Gray8& image, const Box& window) {
     for (int x = x0; x < x1; ++x)
       values.push_back(
           image.pixels[static_cast<std::size_t>(y) * image.width + static_cast<std::size_t>(x)]);
-  std::vector<int> sorted = values;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
-                   sorted.end());
-  const int ground = sorted[sorted.size() / 2];
+  const int ground = median_in_place(values);  // the count below does not need the order
   const auto off = std::count_if(values.begin(), values.end(),
                                  [&](int v) { return std::abs(v - ground) > kInkContrast; });
   return static_cast<double>(off) / static_cast<double>(values.size());
@@ -847,8 +851,7 @@ int ink_reach(const Gray8& image, const Axis& axis, int most) {
       if (at(along, across, v)) all.push_back(v);
     }
   if (all.empty()) return 0;
-  std::nth_element(all.begin(), all.begin() + static_cast<long>(all.size() / 2), all.end());
-  const int ground = all[all.size() / 2];
+  const int ground = median_in_place(all);
   const auto row_is_ink = [&](int across) {
     int ink = 0, seen = 0;
     for (double along = axis.lo; along <= axis.hi; along += 1) {
@@ -899,8 +902,7 @@ std::vector<Box> band_of(const Gray8& image, const std::vector<SlantedPiece>& gr
     off_axis = std::max(off_axis, std::abs(-(p.x - mx) * uy + (p.y - my) * ux));
     sizes.push_back(p.size);
   }
-  std::nth_element(sizes.begin(), sizes.begin() + static_cast<long>(sizes.size() / 2), sizes.end());
-  const double typical = sizes[sizes.size() / 2];
+  const double typical = median_in_place(sizes);
   const double length = hi - lo;
   // A block of text, or pieces strewn about, spread across the axis as much as along it.
   if (length < 4 * typical || off_axis > std::max(typical, 0.15 * length)) return {};
@@ -1029,8 +1031,7 @@ Gray8 consensus(const std::vector<Gray8>& frames) {
   std::vector<std::uint8_t> values(samples);
   for (std::size_t p = 0; p < pixels; ++p) {
     for (std::size_t k = 0; k < samples; ++k) values[k] = chosen[k]->pixels[p];
-    std::nth_element(values.begin(), values.begin() + static_cast<long>(samples / 2), values.end());
-    out.pixels[p] = values[samples / 2];
+    out.pixels[p] = median_in_place(values);
   }
   return out;
 }
